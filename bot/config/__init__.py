@@ -1,0 +1,1 @@
+"""Admin YAML: models, loading with line numbers, and validation."""

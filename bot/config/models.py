@@ -1,0 +1,395 @@
+"""The YAML format, as pydantic models. The JSON Schema (``remindbot schema``) comes from here too.
+
+Several files in ``schedules/`` are each validated as a :class:`ScheduleFile` (every section
+optional) and then merged into one :class:`Schedules`; ids are unique across files.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.config.spans import SpanField, TimeOfDay
+from bot.platforms.registry import ChannelConfig
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Weekday(enum.StrEnum):
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+    @property
+    def index(self) -> int:
+        return list(Weekday).index(self)
+
+
+WEEKDAY_ZH = {"mon": "星期一", "tue": "星期二", "wed": "星期三", "thu": "星期四", "fri": "星期五",
+              "sat": "星期六", "sun": "星期日"}
+
+
+# ---------------------------------------------------------------- people and units
+
+
+class PlatformIds(Strict):
+    """A person's ids on each platform (for @-mentions and, later, direct messages)."""
+
+    wecom: str | None = Field(default=None, description="企业微信/政务微信 userid")
+    dingtalk: str | None = Field(default=None, description="钉钉 userid")
+    feishu: str | None = Field(default=None, description="飞书 open_id（ou_ 开头）")
+    lark: str | None = Field(default=None, description="Lark open_id")
+    slack: str | None = Field(default=None, description="Slack member id")
+
+
+class Person(Strict):
+    id: str = Field(pattern=ID_PATTERN, description="人员标识，在提醒中引用")
+    name: str = Field(description="姓名")
+    roles: list[str] = Field(default_factory=list, description="角色，例如 leader、secretary、admin")
+    unit: str | None = Field(default=None, description="所在单位或支部的标识")
+    title: str | None = Field(default=None, description="职务，例如 “支部书记”")
+    mobile: str | None = Field(
+        default=None, pattern=r"^\+?\d{5,20}$", description="手机号，用于 @ 提及"
+    )
+    ids: PlatformIds = Field(default_factory=PlatformIds, description="各平台上的用户标识")
+    channels: list[str] | None = Field(
+        default=None, description="此人所在的群（频道标识）；不写则视为在提醒的所有群中"
+    )
+
+
+class Unit(Strict):
+    id: str = Field(pattern=ID_PATTERN, description="单位或支部标识")
+    name: str = Field(description="名称")
+    parent: str | None = Field(default=None, description="上级单位标识")
+    leaders: list[str] = Field(
+        default_factory=list, description="分管此单位党建工作的领导（人员标识）"
+    )
+
+
+# ---------------------------------------------------------------- calendar overrides
+
+
+class DateRange(Strict):
+    start: date = Field(alias="from", description="起始日期")
+    end: date = Field(alias="to", description="结束日期（含）")
+    name: str | None = Field(default=None, description="名称，例如 “春节”")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.end < self.start:
+            raise ValueError("结束日期（to）早于起始日期（from）")
+        return self
+
+
+class NamedDate(Strict):
+    date: date
+    name: str | None = None
+
+
+DateEntry = date | DateRange | NamedDate
+
+
+class CalendarOverrides(Strict):
+    """Holidays and working days added by the admin, e.g. for a year the data does not cover."""
+
+    holidays: list[DateEntry] = Field(default_factory=list, description="额外的放假日期")
+    workdays: list[DateEntry] = Field(
+        default_factory=list, description="额外的上班日期（调休上班的周末）"
+    )
+    covered_years: list[int] = Field(
+        default_factory=list,
+        description="已由上述覆盖完整录入全年安排的年份（录入后不再提示“超出日历数据范围”）",
+    )
+
+
+# ---------------------------------------------------------------- when
+
+
+class DayRule(Strict):
+    """Which day within a period: exactly one of ``day``, ``weekday`` (+``nth``) or ``workday``."""
+
+    month: int | None = Field(
+        default=None,
+        description="周期内的第几个月：季度 1–3，半年 1–6，每年 1–12；每月时不写",
+    )
+    day: int | None = Field(
+        default=None, ge=-31, le=31, description="几号；-1 表示最后一天"
+    )
+    weekday: Weekday | None = Field(default=None, description="星期几：mon…sun")
+    nth: int | None = Field(
+        default=None, ge=-5, le=5, description="第几个（与 weekday 合用）；-1 表示最后一个"
+    )
+    workday: int | None = Field(
+        default=None, ge=-23, le=23, description="第几个工作日；-1 表示最后一个工作日"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DayRule:
+        kinds = [k for k in ("day", "weekday", "workday") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("需要且只能写 day（几号）、weekday（星期几）、workday（第几个工作日）中的一项")
+        if self.day == 0 or self.workday == 0 or self.nth == 0:
+            raise ValueError("序号从 1 开始（倒数用 -1），不能为 0")
+        if self.nth is not None and self.weekday is None:
+            raise ValueError("nth（第几个）要与 weekday（星期几）一起写")
+        return self
+
+
+class WeeklyRule(Strict):
+    weekday: Weekday | list[Weekday] = Field(description="星期几，例如 fri 或 [mon, thu]")
+
+
+class When(Strict):
+    """When a reminder is due. Exactly one of the period keys, plus ``at`` (time of day)."""
+
+    cron: str | None = Field(
+        default=None, description="cron 表达式（分 时 日 月 周），例如 \"0 9 * * fri\""
+    )
+    weekly: WeeklyRule | None = Field(default=None, description="每周")
+    monthly: DayRule | None = Field(default=None, description="每月")
+    quarterly: DayRule | None = Field(
+        default=None, description="每季度；month 为季度内第几个月（1–3）"
+    )
+    half_yearly: DayRule | None = Field(default=None, description="每半年；month 为 1–6")
+    yearly: DayRule | None = Field(default=None, description="每年；month 为 1–12")
+    once: date | None = Field(default=None, description="只一次，写日期 YYYY-MM-DD")
+    at: TimeOfDay | None = Field(default=None, description="时刻 HH:MM，默认 09:00")
+
+    @model_validator(mode="after")
+    def _one_period(self) -> When:
+        keys = [k for k in PERIOD_KEYS if getattr(self, k) is not None]
+        if len(keys) != 1:
+            raise ValueError(
+                "when 需要且只能写一种周期：cron、weekly、monthly、quarterly、half_yearly、yearly、once"
+            )
+        if self.cron is not None and self.at is not None:
+            raise ValueError("cron 表达式已含时刻，不要再写 at")
+        if self.cron is not None:
+            _check_cron(self.cron)
+        limits = {"monthly": None, "quarterly": 3, "half_yearly": 6, "yearly": 12}
+        for key, top in limits.items():
+            rule: DayRule | None = getattr(self, key)
+            if rule is None:
+                continue
+            if top is None and rule.month is not None:
+                raise ValueError("monthly 不需要 month")
+            if top is not None and rule.month is None:
+                raise ValueError(f"{key} 需要 month（周期内第几个月，1–{top}）")
+            if top is not None and rule.month is not None and not 1 <= rule.month <= top:
+                raise ValueError(f"{key} 的 month 应在 1–{top} 之间")
+        return self
+
+    @property
+    def period(self) -> str:
+        return next(k for k in PERIOD_KEYS if getattr(self, k) is not None)
+
+
+PERIOD_KEYS = ("cron", "weekly", "monthly", "quarterly", "half_yearly", "yearly", "once")
+
+
+def _check_cron(expr: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron 表达式应有 5 段（分 时 日 月 周），现在有 {len(fields)} 段")
+    try:
+        CronTrigger.from_crontab(expr, timezone=DEFAULT_TZ)
+    except ValueError as exc:
+        raise ValueError(f"cron 表达式无效：{exc}") from None
+
+
+# ---------------------------------------------------------------- recipients & confirmation
+
+
+class Selector(Strict):
+    """A set of people: listed ``people``, plus everyone matching ``roles`` within ``units``.
+
+    ``roles`` alone: everyone with one of the roles. ``units`` alone: everyone in those units
+    (and their sub-units). Both: people with one of the roles inside those units.
+    """
+
+    people: list[str] = Field(default_factory=list, description="人员标识")
+    roles: list[str] = Field(default_factory=list, description="角色，例如 secretary")
+    units: list[str] = Field(default_factory=list, description="单位标识（含下级单位）")
+    all: bool = Field(default=False, description="@所有人")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.people or self.roles or self.units or self.all)
+
+
+class Recipients(Strict):
+    channels: list[str] = Field(min_length=1, description="发送到的群（频道标识）")
+    mention: Selector = Field(default_factory=Selector, description="在群里 @ 谁")
+    per_person: bool = Field(
+        default=False,
+        description="为每个被 @ 的人单独发一条（个人化内容，例如“一岗双责”提醒）",
+    )
+
+
+class Confirm(Strict):
+    who: Selector | None = Field(
+        default=None, description="谁需要确认；不写则为被 @ 的人"
+    )
+    deadline: SpanField = Field(description="提醒时刻之后多久截止，例如 3d 或 2wd")
+    remind_every: SpanField | None = Field(
+        default=None, description="未确认时每隔多久再提醒一次，例如 1d"
+    )
+    escalate_to: list[str] = Field(
+        default_factory=lambda: ["unit_leaders"],
+        description="逾期后告知谁：unit_leaders（所在单位的分管领导）或人员标识",
+    )
+    escalate_every: SpanField | None = Field(
+        default=None, description="逾期后每隔多久再告知一次；不写则只告知一次"
+    )
+    link: bool = Field(default=True, description="在允许的频道里附上个人确认链接")
+
+
+class ReportSpec(Strict):
+    period: Literal["previous_month", "current_month", "previous_quarter", "current_quarter",
+                    "previous_year"] = Field(default="previous_month", description="统计周期")
+    reminders: list[str] = Field(
+        default_factory=list, description="统计哪些提醒（不写则为所有需要确认的提醒）"
+    )
+    units: list[str] = Field(default_factory=list, description="统计哪些单位（不写则为全部）")
+
+
+class HolidayPolicy(enum.StrEnum):
+    next_workday = "next_workday"
+    previous_workday = "previous_workday"
+    skip = "skip"
+    keep = "keep"
+
+
+class Reminder(Strict):
+    id: str = Field(pattern=ID_PATTERN, description="提醒标识")
+    title: str = Field(description="标题，例如 “每月学习日”")
+    kind: Literal["reminder", "report"] = Field(
+        default="reminder", description="reminder（提醒）或 report（定期通报）"
+    )
+    enabled: bool = True
+    when: When
+    timezone: str = Field(default=DEFAULT_TZ, description="时区，默认 Asia/Shanghai")
+    holiday: HolidayPolicy = Field(
+        default=HolidayPolicy.next_workday,
+        description="遇节假日或周末：next_workday 顺延，previous_workday 提前，skip 跳过，keep 照常",
+    )
+    notices: list[SpanField] = Field(
+        default_factory=list, description="提前通知，例如 [3d, 1d] 表示提前3天和1天各通知一次"
+    )
+    template: str = Field(default="default", description="消息模板（message_templates/ 下的文件名，不含扩展名）")
+    recipients: Recipients
+    confirm: Confirm | None = Field(default=None, description="需要确认时填写")
+    report: ReportSpec | None = Field(default=None, description="kind: report 时的统计范围")
+    checklist: list[str] = Field(default_factory=list, description="清单式事项，逐条列在消息中")
+    note: str | None = Field(default=None, description="附加说明，会出现在消息里")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"未知时区 {value!r}，例如 Asia/Shanghai") from None
+        return value
+
+    @model_validator(mode="after")
+    def _report_needs_spec(self) -> Reminder:
+        if self.kind == "report" and self.report is None:
+            self.report = ReportSpec()
+        if self.kind != "report" and self.report is not None:
+            raise ValueError("只有 kind: report 的提醒才能写 report")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ServiceOptions(Strict):
+    admin_channel: str | None = Field(
+        default=None, description="投递失败等系统通知发往的频道"
+    )
+
+
+class ScheduleFile(Strict):
+    """One YAML file in schedules/. Every section is optional; files are merged."""
+
+    schema_ref: str | None = Field(default=None, alias="$schema", description="JSON Schema 地址")
+    service: ServiceOptions | None = None
+    calendar: CalendarOverrides | None = None
+    units: list[Unit] = Field(default_factory=list)
+    people: list[Person] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    reminders: list[Reminder] = Field(default_factory=list)
+
+
+class Schedules(BaseModel):
+    """Everything from schedules/, merged and cross-checked."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    service: ServiceOptions = Field(default_factory=ServiceOptions)
+    calendar: CalendarOverrides = Field(default_factory=CalendarOverrides)
+    units: dict[str, Unit] = Field(default_factory=dict)
+    people: dict[str, Person] = Field(default_factory=dict)
+    channels: dict[str, Any] = Field(default_factory=dict)  # id -> ChannelConfig
+    reminders: dict[str, Reminder] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)  # "reminder:<id>" -> "file:line"
+
+    def unit_chain(self, unit_id: str | None) -> list[Unit]:
+        """The unit and its ancestors, nearest first."""
+        chain: list[Unit] = []
+        seen: set[str] = set()
+        while unit_id and unit_id in self.units and unit_id not in seen:
+            seen.add(unit_id)
+            chain.append(self.units[unit_id])
+            unit_id = self.units[unit_id].parent
+        return chain
+
+    def in_units(self, person: Person, unit_ids: set[str]) -> bool:
+        return any(u.id in unit_ids for u in self.unit_chain(person.unit))
+
+    def select(self, selector: Selector) -> list[Person]:
+        """People matched by a selector, in YAML order."""
+        chosen: list[Person] = []
+        wanted_roles = set(selector.roles)
+        wanted_units = set(selector.units)
+        for person in self.people.values():
+            if person.id in selector.people:
+                chosen.append(person)
+                continue
+            if not (wanted_roles or wanted_units):
+                continue
+            if wanted_roles and not wanted_roles & set(person.roles):
+                continue
+            if wanted_units and not self.in_units(person, wanted_units):
+                continue
+            chosen.append(person)
+        return chosen
+
+    def leaders_of(self, person: Person) -> list[Person]:
+        """Leaders in charge of the person's unit (the nearest unit that names any)."""
+        for unit in self.unit_chain(person.unit):
+            if unit.leaders:
+                return [self.people[p] for p in unit.leaders if p in self.people]
+        return []
+
+    def units_overseen_by(self, person_id: str) -> list[Unit]:
+        """Units a leader is in charge of, with their sub-units."""
+        direct = {u.id for u in self.units.values() if person_id in u.leaders}
+        return [u for u in self.units.values() if any(c.id in direct for c in self.unit_chain(u.id))]

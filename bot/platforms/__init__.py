@@ -1,0 +1,1 @@
+"""Messaging platform adapters, one module per platform, registered in ``registry``."""

@@ -1,0 +1,144 @@
+"""The one small interface every messaging platform implements.
+
+A platform module holds three things: its channel config model (a pydantic model with the
+platform's options, unknown keys rejected), its limits, and an adapter with three steps:
+
+* ``build(channel, message)`` turns a platform-neutral :class:`Message` into one or more request
+  bodies (JSON-able dicts), converting markdown to the platform's dialect and splitting or
+  shortening what exceeds the platform's size or mention caps;
+* ``prepare(channel, body, now)`` turns one stored body into an HTTP request (URL, headers,
+  bytes), signing it where the platform wants a signature (signatures carry a timestamp, so
+  this runs at send time, not when the body is stored);
+* ``read_answer(status, headers, body)`` reads the platform's answer and raises
+  :class:`DeliveryError` (with its :class:`FailureKind`) when it is not a success.
+
+Adding a platform = one module here, one line in ``registry.py``, one test file.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class ChannelBase(BaseModel):
+    """Options every channel has. Platform modules subclass it with ``platform: Literal[...]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="频道标识，在提醒中引用")
+    name: str = Field(description="群名称，例如 “市直机关党务工作群”")
+    webhook: SecretStr | None = Field(
+        default=None,
+        description="机器人 Webhook 地址；可写成 ${ENV_VAR} 从环境变量读取；留空则为演练模式（只记录不发送）",
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="加签密钥；可写成 ${ENV_VAR} 从环境变量读取"
+    )
+    personal_links: bool = Field(
+        default=False,
+        description="是否允许在此频道发送个人确认链接（群聊中所有人可见，默认不允许）",
+    )
+    format: str = Field(default="markdown", description="消息格式：text、markdown 或 card")
+    rate_per_minute: int | None = Field(
+        default=None, ge=1, description="每分钟最多发送条数（默认取平台公布的限额）"
+    )
+
+    @field_validator("webhook", mode="before")
+    @classmethod
+    def _empty_webhook_is_dry_run(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @property
+    def dry_run(self) -> bool:
+        return self.webhook is None
+
+    def webhook_url(self) -> str:
+        return self.webhook.get_secret_value() if self.webhook else ""
+
+    def secret_value(self) -> str:
+        return self.secret.get_secret_value() if self.secret else ""
+
+
+class FailureKind(enum.StrEnum):
+    RETRY = "retry"  # rate limited, 5xx, timeout, connection error: try again later
+    CONFIG = "config"  # invalid key or token, signature mismatch, keyword or IP rule
+    REJECTED = "rejected"  # the platform refused this message
+
+
+class DeliveryError(Exception):
+    """A send that did not succeed. ``message`` is Chinese, for admins, and holds no secret."""
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind is not FailureKind.RETRY
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A person to @-mention, with every id the platforms may use."""
+
+    person_id: str
+    name: str
+    mobile: str | None = None
+    ids: Mapping[str, str] = field(default_factory=dict)  # platform name -> user id / open_id
+
+
+@dataclass(frozen=True)
+class Message:
+    """A platform-neutral message: title, markdown body, mentions and an optional button."""
+
+    title: str
+    markdown: str
+    mentions: tuple[Mention, ...] = ()
+    mention_all: bool = False
+    button_text: str | None = None
+    button_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int  # size cap of the message text, counted in UTF-8 bytes
+    per_minute: int  # published per-robot rate limit
+    per_second: int | None = None
+    max_body_bytes: int | None = None  # cap on the whole request body
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    url: str
+    body: bytes
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: {"Content-Type": "application/json; charset=utf-8"}
+    )
+
+
+class Platform(Protocol):
+    name: ClassVar[str]
+    title: ClassVar[str]  # Chinese name shown to admins
+    channel_model: ClassVar[type[ChannelBase]]
+    limits: ClassVar[Limits]
+
+    def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]: ...
+
+    def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest: ...
+
+    def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> None: ...

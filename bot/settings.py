@@ -1,0 +1,90 @@
+"""Service settings, read from the environment (the one place they are documented).
+
+Every setting has a default that suits the embedded setup: a SQLite file under ``var/``,
+the shipped ``schedules/`` and ``message_templates/`` folders, and dry-run delivery for
+channels without a webhook.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Environment settings. Each field is read from ``REMINDBOT_<NAME>`` (``PORT`` also works)."""
+
+    model_config = SettingsConfigDict(env_prefix="REMINDBOT_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{ROOT / 'var' / 'remindbot.db'}",
+        description="SQLAlchemy URL. SQLite (sqlite+aiosqlite:///path) or PostgreSQL "
+        "(postgresql+asyncpg://user@host/db).",
+    )
+    schedules_dir: Path = Field(default=ROOT / "schedules", description="Admin YAML folder.")
+    templates_dir: Path = Field(
+        default=ROOT / "message_templates", description="Jinja2 message templates folder."
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Public base URL of the web app, used in confirmation links.",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key that signs confirmation links. When empty, one is generated and kept "
+        "in var/secret_key so links survive a restart.",
+    )
+    port: int = Field(default=8080, validation_alias="PORT", description="HTTP port.")
+    host: str = Field(default="0.0.0.0", description="HTTP bind address.")
+    log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
+    log_level: str = Field(default="INFO")
+    dry_run: bool = Field(
+        default=False, description="Record and log messages instead of sending them."
+    )
+    admin_user: str = Field(default="", description="Admin area user (basic auth).")
+    admin_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="Admin area password. The admin area is closed while either is empty.",
+    )
+    link_ttl_days: int = Field(default=14, description="Confirmation link lifetime in days.")
+    work_hours: str = Field(
+        default="09:00-12:00,14:00-18:00",
+        description="Working windows (local time) for follow-ups and escalations.",
+    )
+    rate_window_seconds: float = Field(
+        default=60.0, description="Length of a rate-limit window (tests shorten it)."
+    )
+    max_attempts: int = Field(default=6, description="Delivery attempts before a message is dead.")
+    send_concurrency: int = Field(default=64, description="Messages in flight at once.")
+    send_timeout_seconds: float = Field(default=10.0)
+    var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The secret key, or one generated once and kept in var/secret_key."""
+        value = self.secret_key.get_secret_value()
+        if value:
+            return value
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    @property
+    def admin_enabled(self) -> bool:
+        return bool(self.admin_user and self.admin_password.get_secret_value())
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""Tables. The database is the record of truth: anything that must survive a restart is here.
+
+Times are stored as naive UTC datetimes (SQLite has no time zones); convert at the edges.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Occurrence(SQLModel, table=True):
+    """One due time of one reminder. Created once, whoever fires first (unique key)."""
+
+    __tablename__ = "occurrence"
+    __table_args__ = (UniqueConstraint("reminder_id", "due_at", name="uq_occurrence_due"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reminder_id: str = Field(index=True)
+    due_at: datetime = Field(index=True, description="UTC, after the holiday policy")
+    original_date: date | None = Field(default=None, description="local date before a holiday move")
+    title: str
+    kind: str = Field(default="reminder")
+    deadline_at: datetime | None = None  # UTC; None when no confirmation is required
+    provisional: bool = False  # the date came from the fallback calendar
+    created_at: datetime = Field(default_factory=utcnow)
+    fired_at: datetime | None = None  # when the due-day message was queued
+
+
+class Expectation(SQLModel, table=True):
+    """Someone who owes a confirmation for an occurrence, as resolved when it fired."""
+
+    __tablename__ = "expectation"
+    __table_args__ = (UniqueConstraint("occurrence_id", "person_id", name="uq_expectation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    person_id: str = Field(index=True)
+    person_name: str
+    unit_id: str | None = None
+    unit_name: str | None = None
+    leader_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    next_followup_at: datetime | None = None  # UTC; None when no more follow-ups are due
+    followups: int = 0
+    next_escalation_at: datetime | None = None
+    escalations: int = 0
+
+
+class Confirmation(SQLModel, table=True):
+    """A confirmation: who, when, through what, any note, and the admin who recorded it."""
+
+    __tablename__ = "confirmation"
+    __table_args__ = (UniqueConstraint("occurrence_id", "person_id", name="uq_confirmation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    person_id: str = Field(index=True)
+    confirmed_at: datetime = Field(default_factory=utcnow)
+    via: str = Field(description="link | chat | card | admin")
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    recorded_by: str | None = None  # the admin, when via == "admin"
+
+
+class Outbox(SQLModel, table=True):
+    """A message to send, written before it is sent. Claimed with a lease by one worker."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_outbox_dedupe"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(description="occurrence/stage/channel/part: firing twice sends once")
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrence.id", index=True)
+    stage: str = Field(description="notice:3d | due | followup:N | escalation:N | report | test")
+    channel_id: str = Field(index=True)
+    platform: str
+    robot: str = Field(index=True, description="rate-limit key: a hash of the webhook")
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    summary: str = Field(default="", description="short Chinese description for admins")
+    status: str = Field(default="pending", description="pending | sent | dead | dry_run")
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    error_kind: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Every attempt leaves a row an admin can see."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    attempt: int
+    at: datetime = Field(default_factory=utcnow)
+    ok: bool
+    error_kind: str | None = None
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    http_status: int | None = None
+
+
+class Nudge(SQLModel, table=True):
+    """A follow-up or escalation sent about one person's missing confirmation."""
+
+    __tablename__ = "nudge"
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    person_id: str = Field(index=True)
+    kind: str = Field(description="followup | escalation")
+    number: int
+    at: datetime = Field(default_factory=utcnow)

@@ -1,6 +1,7 @@
 """Tables. The database is the record of truth: anything that must survive a restart is here.
 
-Times are stored as naive UTC datetimes (SQLite has no time zones); convert at the edges.
+Times are aware UTC datetimes: SQLModel's UTCDateTime column refuses naive values and returns
+UTC (on SQLite, which has no time zones, it stores UTC without an offset).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 class Occurrence(SQLModel, table=True):

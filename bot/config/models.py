@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from bot.config.spans import SpanField, TimeOfDay
 from bot.platforms.registry import ChannelConfig
@@ -201,13 +201,13 @@ PERIOD_KEYS = ("cron", "weekly", "monthly", "quarterly", "half_yearly", "yearly"
 
 
 def _check_cron(expr: str) -> None:
-    from apscheduler.triggers.cron import CronTrigger
+    from bot.timing import cron_trigger
 
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"cron 表达式应有 5 段（分 时 日 月 周），现在有 {len(fields)} 段")
     try:
-        CronTrigger.from_crontab(expr, timezone=DEFAULT_TZ)
+        cron_trigger(expr, ZoneInfo(DEFAULT_TZ))
     except ValueError as exc:
         raise ValueError(f"cron 表达式无效：{exc}") from None
 
@@ -349,7 +349,9 @@ class Schedules(BaseModel):
     people: dict[str, Person] = Field(default_factory=dict)
     channels: dict[str, Any] = Field(default_factory=dict)  # id -> ChannelConfig
     reminders: dict[str, Reminder] = Field(default_factory=dict)
-    sources: dict[str, str] = Field(default_factory=dict)  # "reminder:<id>" -> "file:line"
+    sources: dict[str, str] = Field(default_factory=dict)  # "reminders:<id>" -> "file:line"
+    _index: Any = PrivateAttr(default=None)
+    _selected: dict[tuple[tuple[str, ...], ...], list[Person]] = PrivateAttr(default_factory=dict)
 
     def unit_chain(self, unit_id: str | None) -> list[Unit]:
         """The unit and its ancestors, nearest first."""
@@ -364,23 +366,53 @@ class Schedules(BaseModel):
     def in_units(self, person: Person, unit_ids: set[str]) -> bool:
         return any(u.id in unit_ids for u in self.unit_chain(person.unit))
 
+    def _indexes(self) -> tuple[dict[str, int], dict[str, list[Person]], dict[str, list[str]]]:
+        """Position of each person, people by role, sub-units by unit (built once, on demand)."""
+        if self._index is None:
+            order = {pid: i for i, pid in enumerate(self.people)}
+            by_role: dict[str, list[Person]] = {}
+            for person in self.people.values():
+                for role in person.roles:
+                    by_role.setdefault(role, []).append(person)
+            children: dict[str, list[str]] = {}
+            for unit in self.units.values():
+                if unit.parent:
+                    children.setdefault(unit.parent, []).append(unit.id)
+            self._index = (order, by_role, children)
+        return self._index
+
+    def subtree(self, unit_ids: set[str]) -> set[str]:
+        """The units and all their sub-units."""
+        _, _, children = self._indexes()
+        out: set[str] = set()
+        stack = list(unit_ids)
+        while stack:
+            uid = stack.pop()
+            if uid not in out:
+                out.add(uid)
+                stack.extend(children.get(uid, []))
+        return out
+
     def select(self, selector: Selector) -> list[Person]:
-        """People matched by a selector, in YAML order."""
-        chosen: list[Person] = []
-        wanted_roles = set(selector.roles)
-        wanted_units = set(selector.units)
-        for person in self.people.values():
-            if person.id in selector.people:
-                chosen.append(person)
-                continue
-            if not (wanted_roles or wanted_units):
-                continue
-            if wanted_roles and not wanted_roles & set(person.roles):
-                continue
-            if wanted_units and not self.in_units(person, wanted_units):
-                continue
-            chosen.append(person)
-        return chosen
+        """People matched by a selector, in YAML order (memoised: many reminders share one)."""
+        key = (tuple(selector.people), tuple(selector.roles), tuple(selector.units))
+        if key not in self._selected:
+            self._selected[key] = self._select(selector)
+        return list(self._selected[key])
+
+    def _select(self, selector: Selector) -> list[Person]:
+        order, by_role, _ = self._indexes()
+        chosen = {pid: self.people[pid] for pid in selector.people if pid in self.people}
+        if selector.roles or selector.units:
+            if selector.roles:
+                pool = [p for role in selector.roles for p in by_role.get(role, [])]
+            else:
+                pool = list(self.people.values())
+            units = self.subtree(set(selector.units)) if selector.units else None
+            for person in pool:
+                if units is None or person.unit in units:
+                    chosen[person.id] = person
+        return sorted(chosen.values(), key=lambda p: order[p.id])
 
     def leaders_of(self, person: Person) -> list[Person]:
         """Leaders in charge of the person's unit (the nearest unit that names any)."""

@@ -36,17 +36,13 @@ class ChannelBase(BaseModel):
         default=None,
         description="机器人 Webhook 地址；可写成 ${ENV_VAR} 从环境变量读取；留空则为演练模式（只记录不发送）",
     )
-    secret: SecretStr | None = Field(
-        default=None, description="加签密钥；可写成 ${ENV_VAR} 从环境变量读取"
-    )
+    secret: SecretStr | None = Field(default=None, description="加签密钥；可写成 ${ENV_VAR} 从环境变量读取")
     personal_links: bool = Field(
         default=False,
         description="是否允许在此频道发送个人确认链接（群聊中所有人可见，默认不允许）",
     )
     format: str = Field(default="markdown", description="消息格式：text、markdown 或 card")
-    rate_per_minute: int | None = Field(
-        default=None, ge=1, description="每分钟最多发送条数（默认取平台公布的限额）"
-    )
+    rate_per_minute: int | None = Field(default=None, ge=1, description="每分钟最多发送条数（默认取平台公布的限额）")
 
     @field_validator("webhook", mode="before")
     @classmethod
@@ -120,15 +116,14 @@ class Limits:
     per_minute: int  # published per-robot rate limit
     per_second: int | None = None
     max_body_bytes: int | None = None  # cap on the whole request body
+    max_mentions: int | None = None  # @-mentions per message; more are sent in further messages
 
 
 @dataclass(frozen=True)
 class HttpRequest:
     url: str
     body: bytes
-    headers: Mapping[str, str] = field(
-        default_factory=lambda: {"Content-Type": "application/json; charset=utf-8"}
-    )
+    headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": "application/json; charset=utf-8"})
 
 
 class Platform(Protocol):

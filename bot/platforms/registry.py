@@ -6,13 +6,30 @@ from typing import Annotated
 
 from pydantic import Field
 
-from bot.platforms.dingtalk import DingTalkChannel
-from bot.platforms.feishu import FeishuChannel
-from bot.platforms.generic import GenericChannel
-from bot.platforms.slack import SlackChannel
-from bot.platforms.wecom import WeComChannel
+from bot.platforms.base import ChannelBase, Platform
+from bot.platforms.dingtalk import DingTalk, DingTalkChannel
+from bot.platforms.feishu import Feishu, FeishuChannel
+from bot.platforms.generic import Generic, GenericChannel
+from bot.platforms.slack import Slack, SlackChannel
+from bot.platforms.wecom import WeCom, WeComChannel
 
 ChannelConfig = Annotated[
     WeComChannel | DingTalkChannel | FeishuChannel | SlackChannel | GenericChannel,
     Field(discriminator="platform"),
 ]
+
+_FEISHU = Feishu()  # Lark is the same protocol on another host, taken from the webhook URL
+
+PLATFORMS: dict[str, Platform] = {
+    "wecom": WeCom(),
+    "dingtalk": DingTalk(),
+    "feishu": _FEISHU,
+    "lark": _FEISHU,
+    "slack": Slack(),
+    "generic": Generic(),
+}
+
+
+def platform_for(channel: ChannelBase) -> Platform:
+    """The adapter for a channel, by its ``platform`` field."""
+    return PLATFORMS[channel.platform]  # type: ignore[attr-defined]

@@ -1,0 +1,200 @@
+"""preview, fire, send-test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import date, datetime, timedelta
+
+import aiohttp
+import click
+
+from bot.cli.schedule import ZONE, load_or_exit
+from bot.compose import Planned, build_bodies, date_text, when_text
+from bot.config.models import Reminder
+from bot.dispatch import Dispatcher
+from bot.occurrences import FireResult, deadline_for, fire, from_db, plan_fire
+from bot.platforms.base import DeliveryError, Message
+from bot.platforms.markup import redact_url
+from bot.platforms.registry import platform_for
+from bot.render import Renderer
+from bot.runtime import Runtime
+from bot.service import open_runtime
+from bot.settings import Settings
+from bot.timing import Due, Fire, due_times, next_fire
+from bot.workdays import WorkCalendar
+
+
+def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
+    reminder = runtime.schedules.reminders.get(reminder_id)
+    if reminder is None:
+        click.echo(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(runtime.schedules.reminders)}",
+                   err=True)
+        sys.exit(1)
+    return reminder
+
+
+def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: datetime) -> Due:
+    """The occurrence on a local date, or (no date) the next one from now."""
+    if on is None:
+        nxt = next_fire(reminder, calendar, now)
+        while nxt is not None and nxt.stage != "due":
+            nxt = next_fire(reminder, calendar, nxt.fire_at)
+        if nxt is None:
+            click.echo(f"“{reminder.title}”以后不会再提醒。", err=True)
+            sys.exit(1)
+        return nxt.due
+    start = datetime.combine(on, datetime.min.time(), tzinfo=reminder.zone)
+    dues = due_times(reminder, calendar, start, start + timedelta(days=1))
+    if not dues:
+        later = due_times(reminder, calendar, start, start + timedelta(days=400))
+        hint = f"此后最近的一次是 {when_text(later[0].due_at, reminder.zone)}。" if later else ""
+        click.echo(f"“{reminder.title}”在 {date_text(on)} 没有提醒（考虑节假日调整后）。{hint}", err=True)
+        sys.exit(1)
+    return dues[0]
+
+
+def _show(renderer: Renderer, plan: Planned) -> None:
+    _, bodies = build_bodies(renderer, plan)
+    ch = plan.channel
+    mode = "演练模式（未配置 webhook）" if ch.dry_run else redact_url(ch.webhook_url())
+    click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_for(ch).title}）→ {mode}")
+    for i, body in enumerate(bodies, 1):
+        if len(bodies) > 1:
+            click.echo(f"--- 第 {i}/{len(bodies)} 条")
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    click.echo("")
+
+
+@click.command()
+@click.argument("reminder_id", metavar="ID")
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
+@click.option("--person", help="只看发给某人（人员标识）的消息")
+@click.option("--stage", default="due", show_default=True, help="due（当天）或 notice:3d 等提前通知")
+def preview(reminder_id: str, on: datetime | None, person: str | None, stage: str) -> None:
+    """打印某个提醒将要发送的内容：每个频道一份，按平台的请求体格式。"""
+    asyncio.run(_preview(reminder_id, on.date() if on else None, person, stage))
+
+
+async def _preview(reminder_id: str, on: date | None, person: str | None, stage: str) -> None:
+    async with open_runtime(Settings()) as runtime:
+        reminder = _reminder(runtime, reminder_id)
+        if person and person not in runtime.schedules.people:
+            click.echo(f"没有标识为 “{person}” 的人员。", err=True)
+            sys.exit(1)
+        due = find_due(reminder, runtime.calendar, on, runtime.clock())
+        lead = next((n for n in reminder.notices if f"notice:{n}" == stage), None)
+        if stage != "due" and lead is None:
+            choices = "、".join(f"notice:{n}" for n in reminder.notices) or "（此提醒没有提前通知）"
+            click.echo(f"阶段应为 due 或 {choices}", err=True)
+            sys.exit(1)
+        f = Fire(reminder.id, stage, due.due_at, due, lead)
+        deadline = deadline_for(runtime, reminder, due.due_at)
+        plans = await plan_fire(runtime, reminder, f, 0, deadline, figures_for=_figures(runtime))
+        if person:
+            plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
+        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage}），共 {len(plans)} 条消息\n")
+        for plan in plans:
+            _show(runtime.renderer, plan)
+        click.echo("说明：加签（timestamp、sign）在发送时计算，不在此显示；确认链接为示例，真正发送时按该次提醒生成。")
+
+
+def _figures(runtime: Runtime):  # type: ignore[no-untyped-def]
+    from bot.reports import figures_for
+
+    async def figures(reminder: Reminder, person):  # type: ignore[no-untyped-def]
+        return await figures_for(runtime, reminder, person, runtime.clock())
+
+    return figures
+
+
+@click.command(name="fire")
+@click.argument("reminder_id", metavar="ID")
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
+@click.option("--dry-run", is_flag=True, help="演练：只记录和打印，不真正发送")
+def fire_command(reminder_id: str, on: datetime | None, dry_run: bool) -> None:
+    """立即发送某次提醒（同一次提醒重复执行只发送一次）。"""
+    overrides = {"dry_run": True} if dry_run else {}
+    asyncio.run(_fire(Settings(**overrides), reminder_id, on.date() if on else None))  # type: ignore[arg-type]
+
+
+async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
+    from bot.logs import channel_secrets, set_secrets, setup_logging
+
+    setup_logging(settings.log_format, "WARNING")
+    async with open_runtime(settings) as runtime:
+        set_secrets(channel_secrets(runtime.schedules.channels.values()))
+        reminder = _reminder(runtime, reminder_id)
+        due = find_due(reminder, runtime.calendar, on, runtime.clock())
+        result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None),
+                                        figures_for=_figures(runtime))
+        click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
+        if result.queued == 0:
+            click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
+            dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
+                                    admin_channel=lambda: runtime.schedules.service.admin_channel)
+            stats = await dispatcher.run_once(max_retry_wait=30)
+        click.echo(f"发送结果：成功 {stats.sent} 条，演练 {stats.dry_run} 条，失败 {stats.dead} 条，"
+                   f"重试 {stats.retried} 次。")
+        await _print_outcome(runtime, result.occurrence_id)
+
+
+async def _print_outcome(runtime: Runtime, occurrence_id: int) -> None:
+    from sqlmodel import select
+
+    from storage.models import Outbox
+
+    async with runtime.db.session() as session:
+        rows = (await session.exec(select(Outbox).where(Outbox.occurrence_id == occurrence_id)
+                                   .order_by(Outbox.id))).all()
+    labels = {"sent": "已发送", "dry_run": "演练（未发送）", "dead": "失败", "pending": "待发送"}
+    for row in rows:
+        channel = runtime.schedules.channels.get(row.channel_id)
+        name = channel.name if channel else row.channel_id
+        when = f"，{when_text(from_db(row.sent_at), ZONE)}" if row.sent_at else ""
+        reason = f"：{row.last_error}" if row.status != "sent" and row.last_error else ""
+        click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}")
+
+
+@click.command(name="send-test")
+@click.argument("channel_id", metavar="CHANNEL")
+def send_test(channel_id: str) -> None:
+    """向某个频道发送一条测试消息，并用通俗的话报告平台的答复。"""
+    settings = Settings()
+    schedules = load_or_exit(settings)
+    channel = schedules.channels.get(channel_id)
+    if channel is None:
+        click.echo(f"没有标识为 “{channel_id}” 的频道。可用的有：{'、'.join(schedules.channels)}", err=True)
+        sys.exit(1)
+    if channel.dry_run:
+        click.echo(f"频道 {channel.name} 没有配置 webhook（演练模式），无法发送测试消息。"
+                   "请设置对应的环境变量后再试。", err=True)
+        sys.exit(1)
+    ok = asyncio.run(_send_test(settings, channel))
+    sys.exit(0 if ok else 1)
+
+
+async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-untyped-def]
+    platform = platform_for(channel)
+    rendered = Renderer(settings.templates_dir).render("test", {"stage": "test"}, "remindbot 测试消息")
+    body = platform.build(channel, Message(title="remindbot 测试消息", markdown=rendered.markdown))[0]
+    request = platform.prepare(channel, body, time.time())
+    click.echo(f"正在向 {channel.name}（{platform.title}，{redact_url(channel.webhook_url())}）发送测试消息……")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
+            async with http.post(request.url, data=request.body, headers=dict(request.headers)) as resp:
+                payload = await resp.read()
+                platform.read_answer(resp.status, resp.headers, payload)
+    except DeliveryError as exc:
+        kinds = {"retry": "暂时失败，稍后重试可能成功", "config": "配置有误，需要修改",
+                 "rejected": "平台拒收了这条消息"}
+        click.echo(f"发送失败（{kinds[exc.kind.value]}）：{exc.message}", err=True)
+        return False
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        click.echo(f"无法连接到平台（{type(exc).__name__}）：请检查网络、代理或 webhook 地址的主机名。", err=True)
+        return False
+    click.echo("发送成功：平台已接受测试消息，请到群里查看。")
+    return True

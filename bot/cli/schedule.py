@@ -1,0 +1,159 @@
+"""validate, upcoming, schema, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from bot.compose import date_text, weekday_text, when_text
+from bot.config.loader import check_schedules, load_schedules
+from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
+from bot.config.yamlsource import ConfigError
+from bot.settings import ROOT, Settings
+from bot.textable import table
+from bot.timing import Due, due_times, fires
+from bot.workdays import WorkCalendar
+
+SCHEMA_PATH = ROOT / "schedules" / "remindbot.schema.json"
+ZONE = ZoneInfo(DEFAULT_TZ)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def load_or_exit(s: Settings) -> Schedules:
+    try:
+        return load_schedules(s.schedules_dir, templates_dir=s.templates_dir)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        click.echo(f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。", err=True)
+        sys.exit(1)
+
+
+def coverage_warnings(calendar: WorkCalendar, start: datetime, end: datetime) -> list[str]:
+    return [f"警告：{calendar.coverage_note(year)}"
+            for year in calendar.uncovered_years(start.date(), end.date())]
+
+
+@click.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--templates", type=click.Path(path_type=Path), help="消息模板文件夹（默认 message_templates/）")
+def validate(path: Path | None, templates: Path | None) -> None:
+    """检查日程配置（YAML）：列出全部错误；无误时退出码为 0。"""
+    s = settings()
+    path = path or s.schedules_dir
+    schedules, issues = check_schedules(path, templates_dir=templates or s.templates_dir)
+    for issue in issues:
+        click.echo(str(issue), err=issue.warning is False)
+    if schedules is None:
+        errors = sum(1 for i in issues if not i.warning)
+        click.echo(f"\n共 {errors} 处错误，配置未通过检查。", err=True)
+        sys.exit(1)
+    calendar = WorkCalendar(schedules.calendar)
+    now = datetime.now(tz=ZONE)
+    for line in coverage_warnings(calendar, now, now + timedelta(days=400)):
+        click.echo(line)
+    click.echo(
+        f"配置无误：{len(schedules.reminders)} 个提醒，{len(schedules.people)} 人，"
+        f"{len(schedules.units)} 个单位，{len(schedules.channels)} 个频道。"
+    )
+
+
+def _note(due: Due) -> str:
+    parts = []
+    if due.skipped:
+        parts.append(f"跳过（{date_text(due.due_at.date())}{'，' + due.holiday_name if due.holiday_name else ''}）")
+    elif due.original_date is not None:
+        reason = due.holiday_name or "非工作日"
+        parts.append(f"原定 {date_text(due.original_date)}（{weekday_text(due.original_date)}，{reason}），已调整")
+    if due.provisional:
+        parts.append("临时（节假日安排未公布）")
+    return "；".join(parts)
+
+
+@click.command()
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="查看未来多少天")
+@click.option("--reminder", "reminder_id", help="只看某个提醒（标识）")
+@click.option("--notices/--no-notices", default=True, show_default=True, help="是否列出提前通知")
+def upcoming(days: int, reminder_id: str | None, notices: bool) -> None:
+    """列出未来的提醒时间，标出因节假日调整的日期。"""
+    s = settings()
+    schedules = load_or_exit(s)
+    calendar = WorkCalendar(schedules.calendar)
+    reminders = list(schedules.reminders.values())
+    if reminder_id:
+        if reminder_id not in schedules.reminders:
+            click.echo(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(schedules.reminders)}", err=True)
+            sys.exit(1)
+        reminders = [schedules.reminders[reminder_id]]
+    rows: list[tuple[datetime, list[str]]] = []
+    start = datetime.now(tz=ZONE)
+    end = start + timedelta(days=days)
+    for r in reminders:
+        if not r.enabled:
+            continue
+        for due in due_times(r, calendar, start, end, include_skipped=True):
+            stage = "跳过" if due.skipped else "当天"
+            rows.append((due.due_at, [when_text(due.due_at, r.zone), r.title, stage, _note(due)]))
+        if notices:
+            for f in fires(r, calendar, start, end):
+                if f.stage != "due" and f.lead is not None:
+                    rows.append((f.fire_at, [when_text(f.fire_at, r.zone), r.title,
+                                             f"提前{f.lead.describe()}通知", _note(f.due)]))
+    rows.sort(key=lambda item: item[0])
+    for line in coverage_warnings(calendar, start, end):
+        click.echo(line)
+    if not rows:
+        click.echo(f"未来 {days} 天没有提醒。")
+        return
+    click.echo(table(["时间", "提醒", "类型", "说明"], [r for _, r in rows]))
+    moved = sum(1 for _, r in rows if r[3].startswith(("原定", "跳过")))
+    click.echo(f"\n共 {len(rows)} 项，其中 {moved} 项因节假日调整或跳过。")
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=SCHEMA_PATH, show_default=True,
+              help="写到哪个文件；写 - 输出到屏幕")
+def schema(output: Path) -> None:
+    """生成日程 YAML 的 JSON Schema，供编辑器自动补全和检查。"""
+    text = schema_text()
+    if str(output) == "-":
+        click.echo(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    click.echo(f"已写入 {output}")
+
+
+def schema_text() -> str:
+    data = ScheduleFile.model_json_schema(by_alias=True, mode="validation")
+    data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    data["title"] = "remindbot 日程配置"
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+@click.command()
+@click.option("--port", type=int, help="HTTP 端口（默认读 PORT 环境变量，再默认 8080）")
+@click.option("--dry-run", is_flag=True, help="演练模式：只记录和打印消息，不真正发送")
+def serve(port: int | None, dry_run: bool) -> None:
+    """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""
+    from bot.logs import channel_secrets, set_secrets, setup_logging
+    from bot.service import serve as run
+
+    overrides: dict[str, object] = {}
+    if port is not None:
+        overrides["port"] = port
+    if dry_run:
+        overrides["dry_run"] = True
+    s = Settings(**overrides)  # type: ignore[arg-type]
+    setup_logging(s.log_format, s.log_level)
+    schedules = load_or_exit(s)
+    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key])
+    asyncio.run(run(s))

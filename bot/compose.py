@@ -1,0 +1,130 @@
+"""From a rendered template to outbox rows: mentions, personal links, per-platform bodies.
+
+One group chat gets one message that mentions everyone concerned (split only where a platform
+caps size or mentions). Personal confirmation links go only where the channel allows them
+(``personal_links``), and then one message per person, since a link belongs to one person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config.models import WEEKDAY_ZH, Person, Reminder, Schedules, Weekday
+from bot.outbox import enqueue
+from bot.platforms.base import ChannelBase, Mention, Message
+from bot.platforms.registry import platform_for
+from bot.render import Renderer
+
+BUTTON_TEXT = "确认已完成"
+
+
+def date_text(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def weekday_text(day: date) -> str:
+    return WEEKDAY_ZH[list(Weekday)[day.weekday()].value]
+
+
+def when_text(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{date_text(local.date())}（{weekday_text(local.date())}）{local:%H:%M}"
+
+
+def due_context(due_at: datetime, zone: ZoneInfo, *, moved_from: date | None = None,
+                holiday: str | None = None, provisional: bool = False) -> dict[str, Any]:
+    local = due_at.astimezone(zone)
+    return {
+        "date": date_text(local.date()),
+        "weekday": weekday_text(local.date()),
+        "time": f"{local:%H:%M}",
+        "text": when_text(due_at, zone),
+        "moved_from": date_text(moved_from) if moved_from else None,
+        "holiday": holiday,
+        "provisional": provisional,
+    }
+
+
+def reminder_context(reminder: Reminder) -> dict[str, Any]:
+    return {"id": reminder.id, "title": reminder.title, "note": reminder.note,
+            "checklist": list(reminder.checklist), "kind": reminder.kind}
+
+
+def person_context(s: Schedules, person: Person) -> dict[str, Any]:
+    unit = s.units.get(person.unit or "")
+    return {"id": person.id, "name": person.name, "title": person.title,
+            "unit": unit.name if unit else None, "roles": list(person.roles)}
+
+
+def mention_for(person: Person) -> Mention:
+    ids = {k: v for k, v in person.ids.model_dump().items() if v}
+    return Mention(person_id=person.id, name=person.name, mobile=person.mobile, ids=ids)
+
+
+def members(s: Schedules, people: Iterable[Person], channel_id: str) -> list[Person]:
+    """Those of ``people`` who are in the channel's group (no ``channels`` listed: all groups)."""
+    return [p for p in people if p.channels is None or channel_id in p.channels]
+
+
+@dataclass
+class Planned:
+    """One message to one channel, before rendering: everything ``queue`` and ``preview`` need."""
+
+    channel: ChannelBase
+    template: str
+    title: str
+    context: Mapping[str, Any]
+    dedupe_key: str
+    stage: str
+    summary: str
+    occurrence_id: int | None = None
+    mentions: Sequence[Mention] = ()
+    mention_all: bool = False
+    link: str | None = None
+
+
+def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
+    """Render the template and turn it into the platform's request bodies."""
+    rendered = renderer.render(plan.template, plan.context, plan.title)
+    message = Message(
+        title=plan.title,
+        markdown=rendered.markdown,
+        mentions=tuple(plan.mentions),
+        mention_all=plan.mention_all,
+        button_text=BUTTON_TEXT if plan.link else None,
+        button_url=plan.link,
+    )
+    platform = platform_for(plan.channel)
+    return platform.name, platform.build(plan.channel, message)
+
+
+async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:
+    """Write the plan's outbox row(s); rows already queued are skipped. Returns rows created."""
+    platform, bodies = build_bodies(renderer, plan)
+    return await enqueue(
+        session,
+        dedupe_key=plan.dedupe_key,
+        channel=plan.channel,
+        platform=platform,
+        bodies=bodies,
+        occurrence_id=plan.occurrence_id,
+        stage=plan.stage,
+        summary=plan.summary,
+    )
+
+
+async def queue_message(session: AsyncSession, renderer: Renderer, *, channel: ChannelBase, template: str,
+                        title: str, context: Mapping[str, Any], dedupe_key: str, occurrence_id: int | None,
+                        stage: str, summary: str, mentions: Sequence[Mention] = (),
+                        mention_all: bool = False, link: str | None = None) -> int:
+    """``queue`` with the plan's fields as keywords."""
+    plan = Planned(channel=channel, template=template, title=title, context=context, dedupe_key=dedupe_key,
+                   stage=stage, summary=summary, occurrence_id=occurrence_id, mentions=mentions,
+                   mention_all=mention_all, link=link)
+    return await queue(session, renderer, plan)

@@ -1,0 +1,362 @@
+"""Load schedules/: validate each file, merge, cross-check references, report every issue at once."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+
+from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit
+from bot.config.yamlsource import (
+    ConfigError,
+    ConfigIssue,
+    YamlDoc,
+    dotted,
+    key_location,
+    load_docs,
+    locate_path_in,
+)
+from bot.platforms.registry import ChannelConfig
+
+YAML_SUFFIXES = (".yaml", ".yml")
+LIST_SECTIONS = ("units", "people", "channels", "reminders")
+_ITEM_ADAPTERS = {
+    "units": TypeAdapter(Unit),
+    "people": TypeAdapter(Person),
+    "channels": TypeAdapter(ChannelConfig),
+    "reminders": TypeAdapter(Reminder),
+}
+SECRET_FIELDS = {"webhook", "secret"}
+
+
+def schedule_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+
+
+def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,
+                   templates_dir: Path | None = None) -> Schedules:
+    """Load and validate a folder (or one file). Raises ConfigError listing every problem."""
+    schedules, issues = check_schedules(path, env=env, templates_dir=templates_dir)
+    errors = [i for i in issues if not i.warning]
+    if errors or schedules is None:
+        raise ConfigError(errors or issues)
+    return schedules
+
+
+def check_schedules(path: Path, *, env: Mapping[str, str] | None = None,
+                    templates_dir: Path | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
+    """Validate; return the schedules (None when invalid) and every issue, warnings included."""
+    issues: list[ConfigIssue] = []
+    if not path.exists():
+        return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
+    files = schedule_files(path)
+    if not files:
+        return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml 文件")]
+    docs = load_docs(files, path, env, issues)
+    parsed = [_validate_doc(doc, issues) for doc in docs]
+    merged = _merge(parsed, issues)
+    _check_references(merged, parsed, issues)
+    if templates_dir is not None:
+        from bot.render import check_templates
+
+        issues.extend(check_templates(merged, parsed, templates_dir))
+    issues.sort(key=lambda i: (i.warning, i.file, i.line, i.column))
+    if any(not i.warning for i in issues):
+        return None, issues
+    return merged, issues
+
+
+@dataclass
+class Parsed:
+    """A validated file: its good entries and, for each, its index in the YAML list."""
+
+    doc: YamlDoc
+    sf: ScheduleFile
+    index: dict[str, list[int]] = field(default_factory=dict)
+
+    def items(self, section: str) -> list[tuple[int, Any]]:
+        return list(zip(self.index.get(section, []), getattr(self.sf, section), strict=True))
+
+
+def _validate_doc(doc: YamlDoc, issues: list[ConfigIssue]) -> Parsed:
+    """Validate a file item by item, so one bad entry does not hide problems in the others."""
+    data = dict(doc.data)
+    items = {k: data.pop(k) for k in LIST_SECTIONS if isinstance(data.get(k), list)}
+    try:
+        sf = ScheduleFile.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_pydantic_issues(doc, exc, ()))
+        sf = ScheduleFile()
+    parsed = Parsed(doc, sf)
+    for section, values in items.items():
+        adapter = _ITEM_ADAPTERS[section]
+        good, where = [], []
+        for index, value in enumerate(values):
+            try:
+                good.append(adapter.validate_python(value))
+                where.append(index)
+            except ValidationError as exc:
+                issues.extend(_pydantic_issues(doc, exc, (section, index)))
+        setattr(sf, section, good)
+        parsed.index[section] = where
+    return parsed
+
+
+# ------------------------------------------------------------------ pydantic errors, in Chinese
+
+
+def _pydantic_issues(doc: YamlDoc, exc: ValidationError,
+                     prefix: tuple[Any, ...]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    seen: set[tuple[int, int, str]] = set()
+    for err in exc.errors(include_url=False):
+        loc = [*prefix, *err["loc"]]
+        kind = err["type"]
+        path = _real_path(doc.data, loc)
+        if kind.startswith("union_tag"):
+            path.append("platform")
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            where = key_location(doc.tree, path[:-1], key) or locate_path_in(path, doc.tree)
+            message = _unknown_field_message(doc, path[:-1], key, exc)
+        else:
+            where = locate_path_in(path, doc.tree)
+            message = _message(err, path)
+        mark = (where[0], where[1], message)
+        if mark in seen:  # unions repeat one problem once per member
+            continue
+        seen.add(mark)
+        issues.append(ConfigIssue(doc.label, where[0], where[1], dotted(path), message))
+    return issues
+
+
+def _real_path(data: Any, loc: Sequence[Any]) -> list[Any]:
+    """Drop pydantic's union-member labels from a location, keeping keys and indexes."""
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif last and isinstance(part, str) and isinstance(node, dict):
+            path.append(part)  # a missing or unknown key
+    return path
+
+
+def _message(err: Mapping[str, Any], path: Sequence[Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    secret = bool(path) and path[-1] in SECRET_FIELDS
+    got = "" if secret else _shown(err.get("input"))
+    table = {
+        "missing": "缺少必填字段",
+        "int_type": f"应为整数{got}",
+        "int_parsing": f"应为整数{got}",
+        "int_from_float": f"应为整数{got}",
+        "bool_type": f"应为 true 或 false{got}",
+        "bool_parsing": f"应为 true 或 false{got}",
+        "string_type": f"应为文本{got}",
+        "list_type": f"应为列表（每项以 - 开头）{got}",
+        "dict_type": f"应为映射（键: 值）{got}",
+        "model_type": f"应为映射（键: 值）{got}",
+        "model_attributes_type": f"应为映射（键: 值）{got}",
+        "date_type": f"应为日期 YYYY-MM-DD{got}",
+        "date_parsing": f"应为日期 YYYY-MM-DD{got}",
+        "date_from_datetime_parsing": f"应为日期 YYYY-MM-DD{got}",
+        "string_pattern_mismatch": f"格式不对{got}：只能使用字母、数字和 _ . -" if path and path[-1] == "id"
+        else f"格式不对{got}",
+        "greater_than_equal": f"应不小于 {ctx.get('ge')}{got}",
+        "less_than_equal": f"应不大于 {ctx.get('le')}{got}",
+        "too_short": "不能为空",
+        "union_tag_invalid": f"应为 {_expected(str(ctx.get('expected_tags', '')))} 之一，"
+        f"而不是 {ctx.get('tag')!r}",
+        "union_tag_not_found": "缺少 platform（wecom、dingtalk、feishu、lark、slack 或 generic）",
+    }
+    if kind in table:
+        return table[kind]
+    if kind in ("enum", "literal_error"):
+        return f"应为 {_expected(ctx.get('expected', ''))} 之一{got}"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
+    return f"{err['msg']}{got}"
+
+
+def _expected(text: str) -> str:
+    return text.replace("'", "").replace(" or ", "、").replace(", ", "、")
+
+
+def _shown(value: Any) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    text = str(value)
+    return f"，而不是 {text[:40]!r}"
+
+
+def _unknown_field_message(doc: YamlDoc, parent: Sequence[Any], key: str,
+                           exc: ValidationError) -> str:
+    allowed = _allowed_keys(parent, doc)
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    text = f"未知字段 “{key}”"
+    if hint:
+        return f"{text}，是不是 “{hint[0]}”？"
+    if allowed:
+        return f"{text}（可用字段：{'、'.join(sorted(allowed))}）"
+    return text
+
+
+def _allowed_keys(parent: Sequence[Any], doc: YamlDoc) -> list[str]:
+    """Field names the model at ``parent`` accepts (for 'did you mean' hints)."""
+    candidates: list[Any] = [ScheduleFile]
+    node: Any = doc.data
+    for part in parent:
+        node = node[part] if isinstance(node, (dict, list)) else None
+        if isinstance(part, int):
+            continue
+        candidates = _field_models(candidates, part)
+    chosen = _pick_model(candidates, node)
+    return [f.alias or name for name, f in chosen.model_fields.items()] if chosen else []
+
+
+def _field_models(models: list[Any], name: str) -> list[Any]:
+    """The model classes a field of any of ``models`` may hold (unwrapping lists and unions)."""
+    out: list[Any] = []
+    for model in models:
+        field = model.model_fields.get(name)
+        stack = [field.annotation] if field else []
+        while stack:
+            ann = stack.pop()
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out.append(ann)
+            stack.extend(a for a in get_args(ann) if not isinstance(a, FieldInfo))
+    return out
+
+
+def _pick_model(models: list[Any], node: Any) -> Any:
+    """Among union members, the one whose ``platform`` tag matches the YAML mapping."""
+    tag = node.get("platform") if isinstance(node, dict) else None
+    for model in models:
+        literal = model.model_fields.get("platform")
+        if literal is None or tag is None or tag in get_args(literal.annotation):
+            return model
+    return None
+
+
+# ------------------------------------------------------------------ merging and references
+
+
+def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
+    merged = Schedules()
+    first_seen: dict[tuple[str, str], str] = {}
+    for p in parsed:
+        doc, sf = p.doc, p.sf
+        if sf.service is not None:
+            merged.service = sf.service
+        if sf.calendar is not None:
+            merged.calendar.holidays.extend(sf.calendar.holidays)
+            merged.calendar.workdays.extend(sf.calendar.workdays)
+            merged.calendar.covered_years.extend(sf.calendar.covered_years)
+        for section in ("units", "people", "channels", "reminders"):
+            target: dict[str, Any] = getattr(merged, section)
+            for index, item in p.items(section):
+                line, col = locate_path_in((section, index, "id"), doc.tree)
+                here = f"{doc.label}:{line}"
+                if item.id in target:
+                    issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
+                                              f"标识 “{item.id}” 重复，已在 {first_seen[(section, item.id)]} 定义"))
+                    continue
+                target[item.id] = item
+                first_seen[(section, item.id)] = here
+                merged.sources[f"{section}:{item.id}"] = here
+    return merged
+
+
+class _Refs:
+    """Collects reference errors with the location of the offending value."""
+
+    def __init__(self, doc: YamlDoc, issues: list[ConfigIssue]) -> None:
+        self.doc = doc
+        self.issues = issues
+
+    def check(self, path: tuple[Any, ...], values: Iterable[str], known: Mapping[str, Any],
+              what: str) -> None:
+        for i, value in enumerate(values):
+            if value in known:
+                continue
+            hint = difflib.get_close_matches(value, list(known), n=1)
+            extra = f"，是不是 “{hint[0]}”？" if hint else ""
+            self.error((*path, i), f"未知的{what} “{value}”{extra}")
+
+    def error(self, path: tuple[Any, ...], message: str) -> None:
+        line, col = locate_path_in(path, self.doc.tree)
+        self.issues.append(ConfigIssue(self.doc.label, line, col, dotted(path), message))
+
+
+def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:
+    roles = {r for p in s.people.values() for r in p.roles}
+    for p in parsed:
+        refs = _Refs(p.doc, issues)
+        sf = p.sf
+        for i, unit in p.items("units"):
+            if unit.parent is not None:
+                refs.check(("units", i, "parent"), [unit.parent], s.units, "上级单位")
+            refs.check(("units", i, "leaders"), unit.leaders, s.people, "人员")
+        for i, person in p.items("people"):
+            if person.unit is not None:
+                refs.check(("people", i, "unit"), [person.unit], s.units, "单位")
+            refs.check(("people", i, "channels"), person.channels or [], s.channels, "频道")
+        if sf.service is not None and sf.service.admin_channel:
+            refs.check(("service", "admin_channel"), [sf.service.admin_channel], s.channels, "频道")
+        for i, reminder in p.items("reminders"):
+            _check_reminder(s, refs, ("reminders", i), reminder, roles)
+    _check_unit_cycles(s, parsed, issues)
+
+
+def _check_reminder(s: Schedules, refs: _Refs, at: tuple[Any, ...], r: Reminder,
+                    roles: set[str]) -> None:
+    refs.check((*at, "recipients", "channels"), r.recipients.channels, s.channels, "频道")
+    _check_selector(s, refs, (*at, "recipients", "mention"), r.recipients.mention, roles)
+    if r.confirm is not None:
+        if r.confirm.who is not None:
+            _check_selector(s, refs, (*at, "confirm", "who"), r.confirm.who, roles)
+        who = r.confirm.who or r.recipients.mention
+        if who.empty or (not who.all and not s.select(who)):
+            refs.error((*at, "confirm"), "需要确认，但没有选中任何人（检查 confirm.who 或 recipients.mention）")
+        targets = {**s.people, "unit_leaders": None}
+        refs.check((*at, "confirm", "escalate_to"), r.confirm.escalate_to, targets,
+                   "人员（或 unit_leaders）")
+    if r.recipients.per_person and r.recipients.mention.empty:
+        refs.error((*at, "recipients", "per_person"), "per_person 需要在 mention 中选出人员")
+    if r.report is not None:
+        refs.check((*at, "report", "reminders"), r.report.reminders, s.reminders, "提醒")
+        refs.check((*at, "report", "units"), r.report.units, s.units, "单位")
+
+
+def _check_selector(s: Schedules, refs: _Refs, at: tuple[Any, ...], sel: Selector,
+                    roles: set[str]) -> None:
+    refs.check((*at, "people"), sel.people, s.people, "人员")
+    refs.check((*at, "units"), sel.units, s.units, "单位")
+    refs.check((*at, "roles"), sel.roles, {r: r for r in roles}, "角色（没有人具有此角色）")
+
+
+def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:
+    for p in parsed:
+        for i, unit in p.items("units"):
+            seen = {unit.id}
+            parent = unit.parent
+            while parent and parent in s.units:
+                if parent in seen:
+                    _Refs(p.doc, issues).error(("units", i, "parent"),
+                                             f"上级单位形成了循环（{unit.id} → … → {parent}）")
+                    break
+                seen.add(parent)
+                parent = s.units[parent].parent

@@ -1,0 +1,203 @@
+"""Reading YAML with line numbers (PyYAML's node tree, C parser where built) and locating fields."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem an admin must fix: where (file:line:column), which field, and what is wrong."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    field: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        label = "警告" if self.warning else "错误"
+        field = f" 字段 {self.field}：" if self.field else " "
+        return f"{where}: {label}{field}{self.message}"
+
+
+class ConfigError(Exception):
+    """The schedules are not valid. ``issues`` holds every problem found, not only the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass
+class YamlDoc:
+    """A parsed file: plain data for validation plus the node tree for locating fields."""
+
+    path: Path
+    label: str  # the path as shown to the admin
+    tree: yaml.Node
+    data: Any
+
+
+@dataclass
+class _Conv:
+    label: str
+    env: Mapping[str, str]
+    issues: list[ConfigIssue]
+    root: yaml.Node
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[ConfigIssue]) -> YamlDoc | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        issues.append(ConfigIssue(label, 1, 1, "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
+        return None
+    loader = _LOADER(text)
+    try:
+        tree = loader.get_single_node()
+        data = loader.construct_document(tree) if tree is not None else {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        col = mark.column + 1 if mark else 1
+        problem = exc.problem or exc.context or "无法解析"
+        issues.append(ConfigIssue(label, line, col, "", f"YAML 语法错误：{problem}（检查缩进、冒号和引号）"))
+        return None
+    except yaml.YAMLError as exc:
+        issues.append(ConfigIssue(label, 1, 1, "", f"YAML 无法解析：{exc}"))
+        return None
+    finally:
+        loader.dispose()
+    if tree is None:
+        tree = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    if not isinstance(tree, yaml.MappingNode) or not isinstance(data, dict):
+        issues.append(ConfigIssue(label, 1, 1, "", "文件顶层应为映射（例如 reminders: …），而不是列表或文本"))
+        return None
+    _duplicate_keys(tree, (), label, issues)
+    data = _plain(data, (), _Conv(label, env, issues, tree))
+    return YamlDoc(path, label, tree, data)
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: list[ConfigIssue]) -> None:
+    """PyYAML keeps the last of two equal keys silently; an admin must hear about it."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            if name in seen:
+                issues.append(ConfigIssue(label, key.start_mark.line + 1, key.start_mark.column + 1,
+                                          dotted((*path, name)), f"键 “{name}” 重复出现，只能写一次"))
+            seen.add(name)
+            _duplicate_keys(value, (*path, name), label, issues)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicate_keys(item, (*path, i), label, issues)
+
+
+def _plain(node: Any, path: tuple[Any, ...], conv: _Conv) -> Any:
+    """Substitute ${VAR} and ${VAR:-default} in every string value; keys become strings."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v, (*path, str(k)), conv) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v, (*path, i), conv) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        return _substitute(node, path, conv)
+    return node
+
+
+def _substitute(text: str, path: tuple[Any, ...], conv: _Conv) -> str:
+    def repl(m: re.Match[str]) -> str:
+        name, default = m[1], m[2]
+        if name in conv.env:
+            return conv.env[name]
+        if default is not None:
+            return default
+        line, col = locate_path_in(path, conv.root)
+        conv.issues.append(ConfigIssue(
+            conv.label, line, col, dotted(path),
+            f"环境变量 {name} 未设置（可在启动前 export {name}=…，或写成 ${{{name}:-}} 表示可留空）",
+        ))
+        return ""
+
+    return _ENV_RE.sub(repl, text)
+
+
+def load_docs(files: list[Path], base: Path, env: Mapping[str, str] | None,
+              issues: list[ConfigIssue]) -> list[YamlDoc]:
+    env = os.environ if env is None else env
+    docs = [read_yaml(path, _label(path, base), env, issues) for path in files]
+    return [d for d in docs if d is not None]
+
+
+def _label(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def dotted(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _child(node: yaml.Node, part: Any) -> tuple[yaml.Node, yaml.Node] | None:
+    """(key node or item node, value node) for one path part, or None when absent."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if str(key.value) == str(part):
+                return key, value
+    elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        item = node.value[part]
+        return item, item
+    return None
+
+
+def locate_path_in(path: Sequence[Any], tree: yaml.Node) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest node of ``path`` found in the tree.
+
+    Path parts that are not in the tree (pydantic's union tags, a missing key) are passed over,
+    so the location falls back to the nearest enclosing node.
+    """
+    mark = tree.start_mark
+    node = tree
+    for part in path:
+        found = _child(node, part)
+        if found is None:
+            continue
+        key, value = found
+        nested = isinstance(value, (yaml.MappingNode, yaml.SequenceNode)) and len(value.value) > 0
+        mark = key.start_mark if nested else value.start_mark
+        node = value
+    return mark.line + 1, mark.column + 1
+
+
+def key_location(tree: yaml.Node, path: Sequence[Any], key: str) -> tuple[int, int] | None:
+    """Where an (unknown) key sits, when the mapping at ``path`` holds it."""
+    node = tree
+    for part in path:
+        found = _child(node, part)
+        if found is None:
+            return None
+        node = found[1]
+    found = _child(node, key)
+    if found is None:
+        return None
+    return found[0].start_mark.line + 1, found[0].start_mark.column + 1

@@ -1,0 +1,272 @@
+"""Recording confirmations, and the board of who has confirmed an occurrence.
+
+One function records a confirmation whatever brought it (a personal link, a chat reply, a card
+button, an admin taking someone's word on the phone), so the rules live in one place: only a
+person expected to confirm can, and confirming twice is harmless (the first one stands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from storage.db import Database
+from storage.models import Confirmation, Expectation, Occurrence
+
+Via = Literal["link", "chat", "card", "admin"]
+VIA_LABELS: dict[str, str] = {
+    "link": "链接",
+    "chat": "群内回复",
+    "card": "卡片按钮",
+    "admin": "管理员代录",
+}
+NOTE_MAX = 200  # characters; enough for "参加人数 23，缺席 2 人（出差）" and the like
+
+
+class ConfirmationError(Exception):
+    """A confirmation that cannot be recorded. The message is Chinese, for the person."""
+
+
+class NotExpectedError(ConfirmationError):
+    """The person owes no confirmation for this occurrence."""
+
+
+def _column_is_aware() -> bool:
+    return bool(getattr(Confirmation.__table__.c.confirmed_at.type, "timezone", False))  # type: ignore[attr-defined]
+
+
+def to_db_time(moment: datetime) -> datetime:
+    """A UTC time as the tables take it: aware when the columns keep time zones, else naive.
+
+    The storage contract is UTC; whether the DateTime columns are zone-aware depends on the
+    SQLModel version (newer ones refuse naive values), so follow the column type.
+    """
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return utc if _column_is_aware() else utc.replace(tzinfo=None)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def clean_note(note: str | None) -> str | None:
+    """Strip a note; empty means none. Raises :class:`ConfirmationError` when it is too long."""
+    if note is None:
+        return None
+    note = note.replace("\r\n", "\n").strip()
+    if len(note) > NOTE_MAX:
+        raise ConfirmationError(f"备注最多 {NOTE_MAX} 个字，现在有 {len(note)} 个字")
+    return note or None
+
+
+async def record_confirmation(
+    db: Database,
+    occurrence_id: int,
+    person_id: str,
+    *,
+    via: Via,
+    note: str | None = None,
+    recorded_by: str | None = None,
+    now: datetime,
+) -> tuple[bool, Confirmation]:
+    """Record that ``person_id`` confirmed ``occurrence_id``; return ``(created, confirmation)``.
+
+    A second confirmation returns the first one unchanged with ``created=False``; two racing
+    requests both end there, because the unique constraint lets only one insert succeed.
+    """
+    if via not in VIA_LABELS:
+        raise ValueError(f"unknown confirmation channel {via!r}")
+    if via == "admin" and not recorded_by:
+        raise ConfirmationError("管理员代录时需要写明代录人")
+    note = clean_note(note)
+    async with db.session() as session:
+        expected = await session.exec(
+            select(Expectation.id).where(
+                Expectation.occurrence_id == occurrence_id, Expectation.person_id == person_id
+            )
+        )
+        if expected.first() is None:
+            raise NotExpectedError("此人不在本次提醒的确认名单中，无法记录确认")
+        existing = await _find(session, occurrence_id, person_id)
+        if existing is not None:
+            return False, existing
+        row = Confirmation(
+            occurrence_id=occurrence_id,
+            person_id=person_id,
+            confirmed_at=to_db_time(now),
+            via=via,
+            note=note,
+            recorded_by=recorded_by,
+        )
+        session.add(row)
+        try:
+            await session.commit()
+        except IntegrityError:
+            # Another request confirmed between our read and our insert: the first one stands.
+            await session.rollback()
+            winner = await _find(session, occurrence_id, person_id)
+            if winner is None:  # the conflict was something else; let it surface
+                raise
+            return False, winner
+        await session.refresh(row)
+        return True, row
+
+
+async def _find(session, occurrence_id: int, person_id: str) -> Confirmation | None:  # type: ignore[no-untyped-def]
+    result = await session.exec(
+        select(Confirmation).where(
+            Confirmation.occurrence_id == occurrence_id, Confirmation.person_id == person_id
+        )
+    )
+    return result.first()
+
+
+async def find_confirmation(db: Database, occurrence_id: int, person_id: str) -> Confirmation | None:
+    async with db.session() as session:
+        return await _find(session, occurrence_id, person_id)
+
+
+# ---------------------------------------------------------------- the board
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One expected person's line on the board. Times are aware UTC."""
+
+    person_id: str
+    name: str
+    unit_id: str | None
+    unit_name: str | None
+    confirmed_at: datetime | None
+    via: str | None
+    note: str | None
+    recorded_by: str | None
+    overdue_since: datetime | None  # the deadline, when it passed without a confirmation
+    late: bool = False  # confirmed, but after the deadline
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+    @property
+    def via_label(self) -> str:
+        return VIA_LABELS.get(self.via or "", self.via or "")
+
+
+@dataclass(frozen=True)
+class UnitFigure:
+    """Per-unit completion: expected confirmations, confirmed ones, on time, overdue."""
+
+    unit_id: str | None
+    unit_name: str
+    expected: int = 0
+    confirmed: int = 0
+    on_time: int = 0
+    overdue: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.confirmed / self.expected if self.expected else 0.0
+
+    @property
+    def on_time_rate(self) -> float:
+        return self.on_time / self.expected if self.expected else 0.0
+
+
+@dataclass(frozen=True)
+class Board:
+    occurrence: Occurrence
+    rows: list[BoardRow] = field(default_factory=list)
+
+    @property
+    def expected(self) -> int:
+        return len(self.rows)
+
+    @property
+    def confirmed(self) -> int:
+        return sum(1 for r in self.rows if r.confirmed)
+
+    @property
+    def overdue(self) -> list[BoardRow]:
+        return [r for r in self.rows if r.overdue_since is not None]
+
+    def units(self) -> list[UnitFigure]:
+        return unit_figures(self.rows)
+
+
+def _row(exp: Expectation, conf: Confirmation | None, deadline: datetime | None,
+         now: datetime) -> BoardRow:
+    confirmed_at = _aware(conf.confirmed_at) if conf else None
+    overdue = conf is None and deadline is not None and now >= deadline
+    return BoardRow(
+        person_id=exp.person_id,
+        name=exp.person_name,
+        unit_id=exp.unit_id,
+        unit_name=exp.unit_name,
+        confirmed_at=confirmed_at,
+        via=conf.via if conf else None,
+        note=conf.note if conf else None,
+        recorded_by=conf.recorded_by if conf else None,
+        overdue_since=deadline if overdue else None,
+        late=bool(confirmed_at and deadline and confirmed_at > deadline),
+    )
+
+
+async def board(db: Database, occurrence_id: int, now: datetime) -> Board:
+    """Who owes a confirmation for the occurrence, who gave it (when, how, note), who is late."""
+    boards = await boards_for(db, [occurrence_id], now)
+    if not boards:
+        raise LookupError(f"occurrence {occurrence_id} does not exist")
+    return boards[0]
+
+
+async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime) -> list[Board]:
+    """Boards of several occurrences in three queries (the admin list and reports need many)."""
+    ids = list(occurrence_ids)
+    if not ids:
+        return []
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    async with db.session() as session:
+        occs = (await session.exec(select(Occurrence).where(col(Occurrence.id).in_(ids)))).all()
+        exps = (
+            await session.exec(
+                select(Expectation)
+                .where(col(Expectation.occurrence_id).in_(ids))
+                .order_by(col(Expectation.unit_id), col(Expectation.id))
+            )
+        ).all()
+        confs = (
+            await session.exec(select(Confirmation).where(col(Confirmation.occurrence_id).in_(ids)))
+        ).all()
+    by_key = {(c.occurrence_id, c.person_id): c for c in confs}
+    result: list[Board] = []
+    order = {oid: i for i, oid in enumerate(ids)}
+    for occ in sorted(occs, key=lambda o: order[o.id or 0]):
+        deadline = _aware(occ.deadline_at)
+        rows = [
+            _row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now)
+            for e in exps
+            if e.occurrence_id == occ.id
+        ]
+        result.append(Board(occurrence=occ, rows=rows))
+    return result
+
+
+def unit_figures(rows: Iterable[BoardRow]) -> list[UnitFigure]:
+    """Add board rows up per unit, lowest completion first (lagging units should see the gap)."""
+    totals: dict[str | None, dict[str, int]] = {}
+    names: dict[str | None, str] = {}
+    for r in rows:
+        t = totals.setdefault(r.unit_id, {"expected": 0, "confirmed": 0, "on_time": 0, "overdue": 0})
+        names[r.unit_id] = r.unit_name or r.unit_id or "未分配单位"
+        t["expected"] += 1
+        t["confirmed"] += r.confirmed
+        t["on_time"] += r.confirmed and not r.late
+        t["overdue"] += r.overdue_since is not None
+    figures = [UnitFigure(unit_id=u, unit_name=names[u], **t) for u, t in totals.items()]
+    return sorted(figures, key=lambda f: (f.rate, f.on_time_rate, f.unit_name))

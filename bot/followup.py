@@ -1,0 +1,374 @@
+"""Follow-ups and escalations, sent only within working hours, driven by the database.
+
+Everything lives in ``Expectation`` rows (``next_followup_at``/``followups``,
+``next_escalation_at``/``escalations``), so a restart neither loses nor repeats one. A round is
+claimed with a conditional UPDATE per person (the counter and due time it was read with, and
+still no confirmation) and its outbox and ``Nudge`` rows are written in the same transaction:
+of two instances only one can claim a round, and a crash before the commit claims nothing.
+
+Policy:
+
+* **Follow-up** (``followup`` template): when a person's ``next_followup_at`` has come and they
+  have not confirmed, one message per channel of the reminder mentions everyone of that round
+  who is in the channel; where the channel allows personal links, one message per person with
+  their own link. The next one is ``remind_every`` later (working days by the calendar). The
+  person owes the work after the deadline too, so follow-ups go on at the same interval (the
+  message marks the deadline as passed) while escalation tells their leaders; after
+  ``LATE_FOLLOWUPS`` past the deadline they stop, so a forgotten occurrence does not nag forever.
+* **Escalation** (``escalation`` template): from the deadline on, each leader in charge (the
+  ``leader_ids`` snapshot for ``unit_leaders``, or the person ids in ``escalate_to``) gets one
+  message listing their overdue people with how often each was followed up, mentioning them,
+  in the reminder's channels they are a member of (those shared with the overdue people when
+  there are such). Again every ``escalate_every``, or only once. Direct messages come later.
+* **Working hours**: nothing is sent outside ``Settings.work_hours`` on working days (in the
+  reminder's zone); what falls due outside waits for the next window and is never dropped.
+* A confirmation stops everything for that person; reminders removed from the schedules (or
+  disabled, or no longer asking for confirmation) stop their follow-ups and escalations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.compose import due_context, members, mention_for, person_context, queue_message, reminder_context, when_text
+from bot.config.models import Person, Reminder
+from bot.config.spans import Span
+from bot.confirmations import to_db_time as db_time
+from bot.platforms.base import Mention
+from bot.runtime import Runtime
+from bot.tokens import confirm_url, make_token
+from bot.workhours import WorkHours
+from storage.models import Confirmation, Expectation, Nudge, Occurrence
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 30.0
+LATE_FOLLOWUPS = 3  # follow-ups to a person after the deadline, at most
+
+def utc(moment: datetime) -> datetime:
+    """Aware UTC from a database value (naive UTC or aware, depending on the column type)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_CONFIRMED = exists().where(
+    Confirmation.occurrence_id == Expectation.occurrence_id,
+    Confirmation.person_id == Expectation.person_id,
+)
+
+
+class FollowUps:
+    """The follow-up engine: ``run_once(now)`` for tests and tools, ``start()``/``stop()`` to run."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="followups")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()  # before the run, so a wake during it is not lost
+            try:
+                await self.run_once(self.runtime.clock())
+                delay = await self.seconds_to_next(self.runtime.clock())
+            except Exception:  # one bad round must not stop the engine
+                log.exception("催办/逾期告知检查出错，%d 秒后重试", int(POLL_SECONDS))
+                delay = POLL_SECONDS
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def seconds_to_next(self, now: datetime) -> float:
+        """Seconds until the earliest pending follow-up or escalation may go, at most the poll."""
+        stmt = select(func.min(Expectation.next_followup_at), func.min(Expectation.next_escalation_at)).where(
+            ~_CONFIRMED)
+        async with self.runtime.db.session() as session:
+            row = (await session.exec(stmt)).one()  # type: ignore[call-overload]
+        pending = [utc(t) for t in row if t is not None]
+        if not pending:
+            return POLL_SECONDS
+        target = self._hours().next_window(max(min(pending), now), self.runtime.calendar)
+        return min(POLL_SECONDS, max(1.0, (target - now).total_seconds()))
+
+    # ------------------------------------------------------------ one pass
+
+    async def run_once(self, now: datetime) -> int:
+        """Send every follow-up and escalation due at ``now``; return outbox rows queued."""
+        now = utc(now)
+        due = await self._due(now)
+        rounds: dict[tuple[int, str, int], list[Expectation]] = defaultdict(list)
+        occurrences: dict[int, Occurrence] = {}
+        retire: list[int] = []
+        for exp, occ, confirmed in due:
+            occurrences[occ.id or 0] = occ
+            reminder = self.runtime.schedules.reminders.get(occ.reminder_id)
+            if confirmed or reminder is None or reminder.confirm is None or not reminder.enabled:
+                retire.append(exp.id or 0)
+                continue
+            if exp.next_followup_at is not None and utc(exp.next_followup_at) <= now:
+                rounds[(occ.id or 0, "followup", exp.followups + 1)].append(exp)
+            if exp.next_escalation_at is not None and utc(exp.next_escalation_at) <= now:
+                rounds[(occ.id or 0, "escalation", exp.escalations + 1)].append(exp)
+        if retire:
+            await self._retire(retire)
+        queued = 0
+        for (occ_id, kind, number), exps in sorted(rounds.items()):
+            occ = occurrences[occ_id]
+            reminder = self.runtime.schedules.reminders[occ.reminder_id]
+            if not self._hours().in_window(now, self.runtime.calendar, reminder.zone):
+                continue  # stays due; the first run inside the next window sends it
+            queued += await self._round(kind, number, reminder, occ, exps, now)
+        if queued:
+            self.runtime.wake_dispatcher()
+        return queued
+
+    def _hours(self) -> WorkHours:
+        return WorkHours.parse(self.runtime.settings.work_hours)
+
+    async def _due(self, now: datetime) -> list[tuple[Expectation, Occurrence, bool]]:
+        stmt = (
+            select(Expectation, Occurrence, _CONFIRMED)
+            .join(Occurrence, col(Occurrence.id) == Expectation.occurrence_id)
+            .where(or_(col(Expectation.next_followup_at) <= db_time(now),
+                       col(Expectation.next_escalation_at) <= db_time(now)))
+            .order_by(col(Expectation.id))
+        )
+        async with self.runtime.db.session() as session:
+            return [(e, o, bool(c)) for e, o, c in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
+
+    async def _retire(self, ids: Sequence[int]) -> None:
+        """Confirmed, or the reminder is gone: nothing more is owed to these rows."""
+        stmt = update(Expectation).where(col(Expectation.id).in_(ids)).values(
+            next_followup_at=None, next_escalation_at=None)
+        async with self.runtime.db.session() as session:
+            await session.exec(stmt)
+            await session.commit()
+
+    async def _round(self, kind: str, number: int, reminder: Reminder, occ: Occurrence,
+                     exps: list[Expectation], now: datetime) -> int:
+        late = await self._late_followups(occ, exps) if kind == "followup" else {}
+        async with self.runtime.db.session() as session:
+            # The claim is the transaction's first statement, so on SQLite it takes the write
+            # lock before anything is read and a second instance waits, then finds nothing.
+            claimed = await self._claim(session, kind, reminder, occ, exps, now, late)
+            if not claimed:
+                return 0
+            if kind == "followup":
+                queued, nudged = await self._send_followups(session, reminder, occ, claimed, number, now)
+            else:
+                queued, nudged = await self._send_escalations(session, reminder, occ, claimed, number, now)
+            session.add_all(Nudge(occurrence_id=occ.id or 0, person_id=p, kind=kind, number=number,
+                                  at=db_time(now)) for p in sorted(nudged))
+            await session.commit()
+        log.info("%s：第 %d 次%s，涉及 %d 人，排队 %d 条消息", reminder.title, number,
+                 "催办" if kind == "followup" else "逾期告知", len(nudged), queued)
+        return queued
+
+    async def _late_followups(self, occ: Occurrence, exps: list[Expectation]) -> dict[str, int]:
+        if occ.deadline_at is None:
+            return {}
+        stmt = (
+            select(Nudge.person_id, func.count())
+            .where(Nudge.occurrence_id == occ.id, Nudge.kind == "followup",
+                   col(Nudge.at) >= db_time(utc(occ.deadline_at)),
+                   col(Nudge.person_id).in_([e.person_id for e in exps]))
+            .group_by(col(Nudge.person_id))
+        )
+        async with self.runtime.db.session() as session:
+            return dict((await session.exec(stmt)).all())  # type: ignore[call-overload]
+
+    async def _claim(self, session: AsyncSession, kind: str, reminder: Reminder, occ: Occurrence,
+                     exps: list[Expectation], now: datetime, late: dict[str, int]) -> list[Expectation]:
+        assert reminder.confirm is not None
+        claimed: list[Expectation] = []
+        past_deadline = int(occ.deadline_at is not None and now >= utc(occ.deadline_at))
+        for exp in exps:
+            if kind == "followup":
+                was, count = exp.next_followup_at, exp.followups
+                nxt = self._next(was, reminder.confirm.remind_every, reminder.zone, now)
+                if late.get(exp.person_id, 0) + past_deadline >= LATE_FOLLOWUPS:
+                    nxt = None  # this one is the last after the deadline
+                values = {"followups": count + 1, "next_followup_at": nxt}
+                condition = and_(Expectation.followups == count, Expectation.next_followup_at == db_time(was))
+            else:
+                was, count = exp.next_escalation_at, exp.escalations
+                nxt = self._next(was, reminder.confirm.escalate_every, reminder.zone, now)
+                values = {"escalations": count + 1, "next_escalation_at": nxt}
+                condition = and_(Expectation.escalations == count, Expectation.next_escalation_at == db_time(was))
+            stmt = (update(Expectation).where(Expectation.id == exp.id, condition, ~_CONFIRMED)
+                    .values(**values).execution_options(synchronize_session=False))
+            if (await session.exec(stmt)).rowcount == 1:
+                claimed.append(exp)
+        return claimed
+
+    def _next(self, was: datetime | None, every: Span | None, zone: ZoneInfo, now: datetime) -> datetime | None:
+        """The next due time (naive UTC) after the one just sent, skipping any already past.
+
+        Counted from when the round could go (a round deferred from Saturday to Monday 09:00
+        comes back on Tuesday 09:00, not at once), and never in the past after a long outage.
+        """
+        if every is None or was is None:
+            return None
+        moment = self._hours().next_window(utc(was), self.runtime.calendar, zone)
+        for _ in range(10_000):
+            moment = self._step(moment, every, zone)
+            if moment > now:
+                return db_time(moment)
+        return None
+
+    def _step(self, moment: datetime, every: Span, zone: ZoneInfo) -> datetime:
+        if not every.workdays:
+            return moment + (every.delta or timedelta(days=1))
+        local = moment.astimezone(zone)
+        day = self.runtime.calendar.add_workdays(local.date(), every.workdays)
+        return datetime.combine(day, local.time(), tzinfo=zone)
+
+    # ------------------------------------------------------------ messages
+
+    def _context(self, reminder: Reminder, occ: Occurrence, stage: str, now: datetime) -> dict[str, Any]:
+        zone = reminder.zone
+        deadline = None
+        if occ.deadline_at is not None:
+            passed = utc(occ.deadline_at) <= now
+            deadline = when_text(utc(occ.deadline_at), zone) + ("（已逾期）" if passed else "")
+        return {
+            "reminder": reminder_context(reminder),
+            "stage": stage,
+            "lead": None,
+            "due": due_context(utc(occ.due_at), zone, moved_from=occ.original_date,
+                               provisional=occ.provisional),
+            "deadline": deadline,
+            "confirm": {"required": True, "link": None},
+            "overdue": [],
+            "figures": None,
+        }
+
+    def _person(self, exp: Expectation) -> tuple[Person | None, dict[str, Any], Mention]:
+        person = self.runtime.schedules.people.get(exp.person_id)
+        if person is None:  # removed from the YAML since: still owes it, named by the snapshot
+            ctx = {"id": exp.person_id, "name": exp.person_name, "title": None, "unit": exp.unit_name,
+                   "roles": []}
+            return None, ctx, Mention(person_id=exp.person_id, name=exp.person_name)
+        return person, person_context(self.runtime.schedules, person), mention_for(person)
+
+    def _link(self, occ: Occurrence, person_id: str, now: datetime) -> str:
+        token = make_token(self.runtime.settings.signing_key, occ.id or 0, person_id, now=now)
+        return confirm_url(self.runtime.settings.base_url, token)
+
+    async def _send_followups(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,
+                              exps: list[Expectation], number: int, now: datetime) -> tuple[int, set[str]]:
+        assert reminder.confirm is not None
+        s = self.runtime.schedules
+        base = self._context(reminder, occ, "followup", now)
+        stage = f"followup:{number}"
+        people = [self._person(e) for e in exps]
+        queued, nudged = 0, set()
+        for channel_id in reminder.recipients.channels:
+            channel = s.channels.get(channel_id)
+            if channel is None:
+                continue
+            here = [(p, ctx, m) for p, ctx, m in people if p is None or members(s, [p], channel_id)]
+            if not here:
+                continue
+            key = f"occ{occ.id}/{stage}/{channel_id}"
+            if channel.personal_links and reminder.confirm.link:
+                for _, ctx, mention in here:
+                    link = self._link(occ, mention.person_id, now)
+                    context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"],
+                                      "confirm": {"required": True, "link": link}}
+                    queued += await queue_message(
+                        session, self.runtime.renderer, channel=channel, template="followup",
+                        title=reminder.title, context=context, mentions=[mention], link=link,
+                        dedupe_key=f"{key}/{mention.person_id}", occurrence_id=occ.id, stage=stage,
+                        summary=f"{reminder.title}·第{number}次催办·{mention.name}")
+            else:
+                context = base | {"people": [ctx for _, ctx, _ in here], "person": None, "unit": None}
+                queued += await queue_message(
+                    session, self.runtime.renderer, channel=channel, template="followup",
+                    title=reminder.title, context=context, mentions=[m for _, _, m in here],
+                    dedupe_key=f"{key}/group", occurrence_id=occ.id, stage=stage,
+                    summary=f"{reminder.title}·第{number}次催办（{len(here)}人）")
+            nudged.update(m.person_id for _, _, m in here)
+        return queued, nudged
+
+    def _leaders(self, reminder: Reminder, exp: Expectation) -> list[str]:
+        assert reminder.confirm is not None
+        found: list[str] = []
+        for target in reminder.confirm.escalate_to:
+            for pid in exp.leader_ids if target == "unit_leaders" else [target]:
+                if pid not in found and pid != exp.person_id:
+                    found.append(pid)
+        return found
+
+    def _escalation_channels(self, reminder: Reminder, leader: Person, overdue: list[Expectation]) -> list[str]:
+        """The reminder's channels the leader is in; of those, the ones the overdue people share.
+
+        A leader listed in no particular group is in all of them, and an escalation about one
+        organ's branches does not belong in another organ's group chat.
+        """
+        s = self.runtime.schedules
+        theirs = [c for c in reminder.recipients.channels if c in s.channels and members(s, [leader], c)]
+        people = [s.people.get(e.person_id) for e in overdue]
+        shared = [c for c in theirs if any(p is None or members(s, [p], c) for p in people)]
+        return shared or theirs
+
+    async def _send_escalations(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,
+                                exps: list[Expectation], number: int, now: datetime) -> tuple[int, set[str]]:
+        s = self.runtime.schedules
+        base = self._context(reminder, occ, "escalation", now)
+        since = when_text(utc(occ.deadline_at), reminder.zone) if occ.deadline_at else ""
+        stage = f"escalation:{number}"
+        by_leader: dict[str, list[Expectation]] = defaultdict(list)
+        for exp in exps:
+            for leader_id in self._leaders(reminder, exp):
+                by_leader[leader_id].append(exp)
+            if not self._leaders(reminder, exp):
+                log.warning("%s：%s 已逾期，但没有可告知的分管领导", reminder.title, exp.person_name)
+        queued, nudged = 0, set()
+        for leader_id, overdue in by_leader.items():
+            leader = s.people.get(leader_id)
+            if leader is None:
+                log.warning("%s：逾期告知对象 %s 不在人员名单中", reminder.title, leader_id)
+                continue
+            ctx = person_context(s, leader)
+            rows = [{"name": e.person_name, "unit": e.unit_name, "since": since, "nudges": e.followups}
+                    for e in overdue]
+            context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"], "overdue": rows}
+            channels = self._escalation_channels(reminder, leader, overdue)
+            if not channels:
+                log.warning("%s：领导 %s 不在本提醒的任何群中，逾期告知未发出", reminder.title, leader.name)
+            for channel_id in channels:
+                queued += await queue_message(
+                    session, self.runtime.renderer, channel=s.channels[channel_id], template="escalation",
+                    title=reminder.title, context=context, mentions=[mention_for(leader)],
+                    dedupe_key=f"occ{occ.id}/{stage}/{channel_id}/{leader_id}", occurrence_id=occ.id,
+                    stage=stage, summary=f"{reminder.title}·逾期告知·{leader.name}（{len(rows)}人）")
+            if channels:
+                nudged.update(e.person_id for e in overdue)
+        return queued, nudged

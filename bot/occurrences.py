@@ -1,0 +1,212 @@
+"""Firing: a Fire becomes an occurrence row, its expectations, and outbox rows. Idempotent.
+
+The occurrence is unique per reminder and due time, and every outbox row has a dedupe key
+(occurrence / stage / channel / person), so firing the same thing twice sends it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.compose import (
+    Planned,
+    due_context,
+    members,
+    mention_for,
+    person_context,
+    queue,
+    reminder_context,
+    when_text,
+)
+from bot.config.models import Person, Reminder
+from bot.runtime import Runtime
+from bot.timing import Due, Fire
+from bot.tokens import confirm_url, make_token
+from storage.models import Expectation, Occurrence
+
+log = logging.getLogger(__name__)
+FiguresFor = Callable[[Reminder, Person | None], Awaitable[dict[str, Any] | None]]
+
+
+def to_db(moment: datetime) -> datetime:
+    """Aware datetime -> aware UTC, as stored."""
+    return moment.astimezone(UTC)
+
+
+def from_db(moment: datetime) -> datetime:
+    """Stored times come back aware UTC; older rows or drivers may hand back naive UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def work_end(runtime: Runtime) -> time:
+    """End of the last working window of the day (deadlines in working days end then)."""
+    last = runtime.settings.work_hours.split(",")[-1]
+    hours, minutes = last.split("-")[-1].strip().split(":")
+    return time(int(hours), int(minutes))
+
+
+def deadline_for(runtime: Runtime, reminder: Reminder, due_at: datetime) -> datetime | None:
+    if reminder.confirm is None:
+        return None
+    span = reminder.confirm.deadline
+    if span.workdays:
+        local = due_at.astimezone(reminder.zone)
+        day = runtime.calendar.add_workdays(local.date(), span.workdays)
+        return datetime.combine(day, work_end(runtime), tzinfo=reminder.zone)
+    return due_at + span.delta
+
+
+async def get_or_create_occurrence(session: AsyncSession, runtime: Runtime, reminder: Reminder,
+                                   due: Due) -> Occurrence:
+    due_db = to_db(due.due_at)
+    query = select(Occurrence).where(Occurrence.reminder_id == reminder.id, Occurrence.due_at == due_db)
+    found = (await session.exec(query)).first()
+    if found is not None:
+        return found
+    deadline = deadline_for(runtime, reminder, due.due_at)
+    occ = Occurrence(
+        reminder_id=reminder.id, due_at=due_db, original_date=due.original_date, title=reminder.title,
+        kind=reminder.kind, deadline_at=to_db(deadline) if deadline else None, provisional=due.provisional,
+    )
+    session.add(occ)
+    try:
+        await session.commit()
+    except IntegrityError:  # another instance created it first
+        await session.rollback()
+        return (await session.exec(query)).one()
+    await session.refresh(occ)
+    return occ
+
+
+def expected_people(runtime: Runtime, reminder: Reminder) -> list[Person]:
+    if reminder.confirm is None:
+        return []
+    return runtime.schedules.select(reminder.confirm.who or reminder.recipients.mention)
+
+
+async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminder: Reminder,
+                                occ: Occurrence) -> None:
+    """Record who owes a confirmation, as the YAML says now (later edits do not rewrite history)."""
+    assert occ.id is not None
+    existing = (await session.exec(select(Expectation.person_id).where(
+        Expectation.occurrence_id == occ.id))).all()
+    if existing or reminder.confirm is None:
+        return
+    s = runtime.schedules
+    first_followup = None
+    if reminder.confirm.remind_every is not None:
+        first_followup = occ.due_at + _span_delta(reminder.confirm.remind_every)
+    for person in expected_people(runtime, reminder):
+        unit = s.units.get(person.unit or "")
+        session.add(Expectation(
+            occurrence_id=occ.id, person_id=person.id, person_name=person.name,
+            unit_id=unit.id if unit else None, unit_name=unit.name if unit else None,
+            leader_ids=[p.id for p in s.leaders_of(person)],
+            next_followup_at=first_followup,
+            next_escalation_at=occ.deadline_at,
+        ))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+
+
+def _span_delta(span: Any) -> timedelta:
+    # Working-day spans are spread by the follow-up engine; here a day stands for one.
+    return timedelta(days=span.workdays) if span.workdays else span.delta
+
+
+@dataclass
+class FireResult:
+    occurrence_id: int
+    queued: int
+
+
+async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None) -> FireResult:
+    """Create the occurrence (once) and queue this fire's messages (once)."""
+    reminder = runtime.schedules.reminders[fire.reminder_id]
+    async with runtime.db.session() as session:
+        occ = await get_or_create_occurrence(session, runtime, reminder, fire.due)
+        if fire.stage == "due":
+            await snapshot_expectations(session, runtime, reminder, occ)
+        deadline = from_db(occ.deadline_at) if occ.deadline_at else None
+        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for)
+        queued = 0
+        for plan in plans:
+            queued += await queue(session, runtime.renderer, plan)
+        if fire.stage == "due" and occ.fired_at is None:
+            occ.fired_at = to_db(runtime.clock())
+            session.add(occ)
+        await session.commit()
+    if queued:
+        runtime.wake_dispatcher()
+    log.info("%s（%s）已排队 %d 条消息", reminder.title, fire.stage, queued)
+    assert occ.id is not None
+    return FireResult(occ.id, queued)
+
+
+async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
+                    deadline: datetime | None, figures_for: FiguresFor | None = None) -> list[Planned]:
+    """The messages of one fire, per channel: one per group, or one per person where personal."""
+    s = runtime.schedules
+    zone = reminder.zone
+    needs_confirm = reminder.confirm is not None and fire.stage == "due"
+    base = {
+        "reminder": reminder_context(reminder),
+        "stage": "notice" if fire.stage.startswith("notice") else fire.stage,
+        "lead": fire.lead.describe() if fire.lead else None,
+        "due": due_context(fire.due.due_at, zone, moved_from=fire.due.original_date,
+                           holiday=fire.due.holiday_name, provisional=fire.due.provisional),
+        "deadline": when_text(deadline, zone) if deadline else None,
+        "confirm": {"required": reminder.confirm is not None, "link": None},
+        "figures": None,
+    }
+    mentioned = s.select(reminder.recipients.mention)
+    expected = {p.id for p in expected_people(runtime, reminder)} if needs_confirm else set()
+    key = f"occ{occurrence_id}/{fire.stage}"
+    plans: list[Planned] = []
+    for channel_id in reminder.recipients.channels:
+        channel = s.channels[channel_id]
+        people = members(s, mentioned, channel_id)
+        links = bool(needs_confirm and channel.personal_links and reminder.confirm and reminder.confirm.link)
+        common = {"channel": channel, "template": reminder.template, "title": reminder.title,
+                  "stage": fire.stage, "occurrence_id": occurrence_id}
+        if reminder.recipients.per_person or links:
+            for person in people:
+                link = None
+                if links and person.id in expected and occurrence_id is not None:
+                    token = make_token(runtime.settings.signing_key, occurrence_id, person.id)
+                    link = confirm_url(runtime.settings.base_url, token)
+                pc = person_context(s, person)
+                figures = await figures_for(reminder, person) if figures_for else None
+                ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
+                              "confirm": base["confirm"] | {"link": link}, "figures": figures}
+                plans.append(Planned(**common, context=ctx, mentions=[mention_for(person)], link=link,
+                                     dedupe_key=f"{key}/{channel_id}/{person.id}",
+                                     summary=f"{reminder.title}·{person.name}"))
+            continue
+        ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None}
+        if figures_for and reminder.kind == "report":
+            ctx["figures"] = await figures_for(reminder, None)
+        plans.append(Planned(**common, context=ctx, mentions=[mention_for(p) for p in people],
+                             mention_all=reminder.recipients.mention.all,
+                             dedupe_key=f"{key}/{channel_id}/group", summary=reminder.title))
+    return plans
+
+
+def due_from_date(runtime: Runtime, reminder: Reminder, day: date) -> Due | None:
+    """The occurrence of a reminder on a given local date (for `preview`/`fire --date`)."""
+    from bot.timing import due_times
+
+    zone = reminder.zone
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    dues = due_times(reminder, runtime.calendar, start, start + timedelta(days=1))
+    return dues[0] if dues else None

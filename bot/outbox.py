@@ -1,0 +1,301 @@
+"""The outbox: messages written before they are sent, claimed with a lease, marked once.
+
+Same code on SQLite and PostgreSQL. Firing twice sends once: every row has a unique dedupe key
+and is inserted with ``ON CONFLICT DO NOTHING``. A worker claims due rows with one
+``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND lease is free RETURNING``: on
+PostgreSQL the row locks let several instances claim side by side, on SQLite (no FOR UPDATE)
+the writes are serialised and the lease condition in the UPDATE decides. Only the lease owner
+can mark a row, so a worker whose lease was taken over cannot overwrite the new owner's result.
+
+Results are written in batches (:func:`record`): one statement per kind for the common cases,
+one bulk insert of :class:`DeliveryAttempt` rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.platforms.base import ChannelBase
+from storage.db import Database
+from storage.models import DeliveryAttempt, Outbox
+
+PENDING, SENT, DEAD, DRY_RUN = "pending", "sent", "dead", "dry_run"
+T = Outbox.__table__  # type: ignore[attr-defined]
+A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+
+
+def robot_key(channel: ChannelBase) -> str:
+    """The rate-limit key of a channel's robot: a short hash of the webhook, never the URL."""
+    if channel.webhook is None:
+        return f"dry:{channel.id}"
+    digest = hashlib.sha256(channel.webhook_url().encode()).hexdigest()
+    return f"r:{digest[:16]}"
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    dedupe_key: str,
+    channel: ChannelBase,
+    platform: str,
+    bodies: list[dict[str, Any]],
+    occurrence_id: int | None = None,
+    stage: str,
+    summary: str,
+    now: datetime | None = None,
+) -> int:
+    """Write one row per body (key ``<dedupe_key>#<part>``); rows already there are skipped.
+
+    Returns how many rows were created. Does not commit: the caller's transaction decides, so
+    an occurrence and its messages are written together.
+    """
+    if not bodies:
+        return 0
+    robot = robot_key(channel)
+    values = [
+        {
+            "dedupe_key": f"{dedupe_key}#{part}",
+            "occurrence_id": occurrence_id,
+            "stage": stage,
+            "channel_id": channel.id,
+            "platform": platform,
+            "robot": robot,
+            "body": body,
+            "summary": summary,
+            "status": PENDING,
+            "attempts": 0,
+            **({"next_attempt_at": now, "created_at": now} if now else {}),
+        }
+        for part, body in enumerate(bodies, start=1)
+    ]
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(Outbox)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(T.c.id)
+    )
+    result = await session.exec(stmt)
+    return len(result.all())
+
+
+def _due(now: datetime) -> Any:
+    """Pending, due, lease free, and no earlier message of the same robot is waiting to retry.
+
+    The last condition keeps a robot's messages in order across restarts: while its first
+    message waits for a retry, the ones after it wait too.
+    """
+    earlier = aliased(Outbox)
+    blocked = exists().where(
+        earlier.robot == Outbox.robot,
+        earlier.status == PENDING,
+        earlier.id < Outbox.id,
+        earlier.next_attempt_at > now,
+    )
+    return and_(
+        Outbox.status == PENDING,
+        Outbox.next_attempt_at <= now,
+        _lease_free(now),
+        ~blocked,
+    )
+
+
+def _lease_free(now: datetime) -> Any:
+    return or_(Outbox.lease_until.is_(None), Outbox.lease_until < now)  # type: ignore[union-attr]
+
+
+async def claim(
+    db: Database, owner: str, limit: int, now: datetime, lease_seconds: float = 60.0
+) -> list[Outbox]:
+    """Lease up to ``limit`` due rows to ``owner`` until ``now + lease_seconds``, oldest first."""
+    candidates = (
+        select(Outbox.id)
+        .where(_due(now))
+        .order_by(Outbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+    )
+    stmt = (
+        update(Outbox)
+        .where(Outbox.id.in_(candidates), _lease_free(now))  # type: ignore[union-attr]
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(Outbox)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.session() as session:
+        rows = list((await session.exec(stmt)).scalars().all())
+        await session.commit()
+    return sorted(rows, key=lambda row: row.id or 0)
+
+
+async def renew(db: Database, owner: str, now: datetime, lease_seconds: float = 60.0) -> int:
+    """Extend every lease the owner holds on pending rows (a heartbeat while they wait)."""
+    stmt = (
+        update(Outbox)
+        .where(Outbox.lease_owner == owner, Outbox.status == PENDING)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    async with db.session() as session:
+        result = await session.exec(stmt)
+        await session.commit()
+    return result.rowcount or 0
+
+
+async def release(db: Database, owner: str, ids: Sequence[int] | None = None) -> int:
+    """Give back leases on pending rows (all of the owner's, or only ``ids``) for others."""
+    conditions = [Outbox.lease_owner == owner, Outbox.status == PENDING]
+    if ids is not None:
+        if not ids:
+            return 0
+        conditions.append(Outbox.id.in_(list(ids)))  # type: ignore[union-attr]
+    stmt = update(Outbox).where(*conditions).values(lease_owner=None, lease_until=None)
+    async with db.session() as session:
+        result = await session.exec(stmt)
+        await session.commit()
+    return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one claimed row: status sent, pending (a retry), dead or dry_run."""
+
+    outbox_id: int
+    status: str
+    at: datetime
+    error: str | None = None
+    error_kind: str | None = None
+    http_status: int | None = None
+    next_attempt_at: datetime | None = None  # for a retry
+
+
+async def record(db: Database, owner: str, results: Sequence[Result]) -> set[int]:
+    """Write a batch of results, each with its DeliveryAttempt row, in one transaction.
+
+    Returns the ids actually marked: a row whose lease this owner no longer holds is left alone.
+    Core statements on a plain connection: this is the hot path of the dispatcher.
+    """
+    if not results:
+        return set()
+    marked: dict[int, int] = {}  # outbox id -> attempt number
+    async with db.engine.begin() as conn:
+        simple = {r.outbox_id for r in results if r.status in (SENT, DRY_RUN) and not r.error}
+        for status in (SENT, DRY_RUN):
+            ids = [r.outbox_id for r in results if r.status == status and r.outbox_id in simple]
+            if ids:
+                marked.update(await _mark_many(conn, owner, status, ids, results[0].at))
+        for r in results:
+            if r.outbox_id not in simple:
+                marked.update(await _mark_one(conn, owner, r))
+        attempts = [
+            {
+                "outbox_id": r.outbox_id,
+                "attempt": marked[r.outbox_id],
+                "at": r.at,
+                "ok": r.status == SENT,
+                "error_kind": r.error_kind,
+                "detail": r.error,
+                "http_status": r.http_status,
+            }
+            for r in results
+            if r.outbox_id in marked
+        ]
+        if attempts:
+            await conn.execute(insert(A), attempts)
+    return set(marked)
+
+
+async def _mark_many(
+    conn: AsyncConnection, owner: str, status: str, ids: list[int], at: datetime
+) -> dict[int, int]:
+    stmt = (
+        update(T)
+        .where(T.c.id.in_(ids), T.c.lease_owner == owner)
+        .values(
+            status=status,
+            attempts=T.c.attempts + 1,
+            sent_at=at if status == SENT else None,
+            lease_until=None,
+            last_error=None,
+            error_kind=None,
+        )
+        .returning(T.c.id, T.c.attempts)
+    )
+    return {row.id: row.attempts for row in await conn.execute(stmt)}
+
+
+async def _mark_one(conn: AsyncConnection, owner: str, r: Result) -> dict[int, int]:
+    values: dict[str, Any] = {
+        "status": r.status,
+        "attempts": T.c.attempts + 1,
+        "last_error": r.error,
+        "error_kind": r.error_kind,
+    }
+    if r.status == PENDING:
+        # A retry keeps its lease: this worker retries it itself, in order.
+        values["next_attempt_at"] = r.next_attempt_at or r.at
+    else:
+        values["lease_until"] = None
+        if r.status == SENT:
+            values["sent_at"] = r.at
+    stmt = (
+        update(T)
+        .where(T.c.id == r.outbox_id, T.c.lease_owner == owner)
+        .values(**values)
+        .returning(T.c.id, T.c.attempts)
+    )
+    return {row.id: row.attempts for row in await conn.execute(stmt)}
+
+
+async def mark_sent(
+    db: Database, owner: str, outbox_id: int, at: datetime, http_status: int | None = None
+) -> bool:
+    result = Result(outbox_id, SENT, at, http_status=http_status)
+    return outbox_id in await record(db, owner, [result])
+
+
+async def mark_dry_run(db: Database, owner: str, outbox_id: int, at: datetime) -> bool:
+    return outbox_id in await record(db, owner, [Result(outbox_id, DRY_RUN, at)])
+
+
+async def mark_retry(
+    db: Database,
+    owner: str,
+    outbox_id: int,
+    at: datetime,
+    next_attempt_at: datetime,
+    error: str,
+    error_kind: str = "retry",
+    http_status: int | None = None,
+) -> bool:
+    result = Result(outbox_id, PENDING, at, error, error_kind, http_status, next_attempt_at)
+    return outbox_id in await record(db, owner, [result])
+
+
+async def mark_dead(
+    db: Database,
+    owner: str,
+    outbox_id: int,
+    at: datetime,
+    error: str,
+    error_kind: str = "rejected",
+    http_status: int | None = None,
+) -> bool:
+    result = Result(outbox_id, DEAD, at, error, error_kind, http_status)
+    return outbox_id in await record(db, owner, [result])
+
+
+async def counts(db: Database) -> dict[str, int]:
+    """Rows per status, for health pages and the CLI."""
+    stmt = select(Outbox.status, func.count()).group_by(Outbox.status)
+    async with db.session() as session:
+        return {status: n for status, n in (await session.exec(stmt)).all()}

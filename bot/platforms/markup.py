@@ -1,0 +1,368 @@
+"""Shared helpers for the adapters: markdown dialects, size splitting, JSON bodies, URL masking.
+
+Every template renders to one neutral, CommonMark-ish markdown (``Message.markdown``): headings
+``#``, ``**bold**``, lists ``- ``/``1. ``, links ``[t](u)``, inline code and ``> `` quotes. Each
+adapter converts it line by line with a :class:`Dialect` (one neutral line gives one line in the
+dialect, so a converted text can still be split at the same line and paragraph boundaries).
+
+Splitting (:func:`split_text`) packs whole paragraphs into parts, falls back to whole lines for a
+paragraph that does not fit, and shortens a single line that does not fit alone with
+"…（已截断）". Parts carry visible markers: the first ends with "（1/3，未完）", the others start
+with "（续 2/3）". A ``measure`` counts what the platform counts (UTF-8 bytes, characters, or bytes
+of the JSON-escaped string); measures must be additive over concatenation, which all three are.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Mention, Message
+
+Measure = Callable[[str], int]
+
+MAX_PARTS = 10  # a longer message is cut after this many parts: nobody reads an 11th screen
+TRUNCATED = "…（已截断）"
+DEFAULT_BUTTON_TEXT = "确认"
+
+
+# ---------------------------------------------------------------- measures and JSON
+
+
+def utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def char_len(text: str) -> int:
+    return len(text)
+
+
+def json_len(text: str) -> int:
+    """Bytes the string adds inside a compact UTF-8 JSON body (escapes counted, quotes not)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
+def json_bytes(body: Any) -> bytes:
+    """The one serialisation of a body: compact, UTF-8 (Chinese stays 3 bytes, not 6)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# ---------------------------------------------------------------- URL masking
+
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:key|access_token|token|sign|secret|sig|signature)=)[^&#\s]+")
+_PATH_SECRETS = [
+    re.compile(r"(/open-apis/bot/v2/hook/)[^/?#\s]+"),  # Feishu / Lark
+    re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^?#\s]+"),  # Slack
+]
+_USERINFO = re.compile(r"(?i)(^[a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_url(url: str) -> str:
+    """Mask keys, tokens, signatures and path secrets, keeping enough to recognise the robot."""
+    url = _USERINFO.sub(r"\1***@", url)
+    url = _SECRET_QUERY.sub(r"\1***", url)
+    for pattern in _PATH_SECRETS:
+        url = pattern.sub(r"\1***", url)
+    return url
+
+
+# ---------------------------------------------------------------- markdown dialects
+
+_INLINE = re.compile(r"\*\*(?P<bold>.+?)\*\*|\[(?P<text>[^\]]+)\]\((?P<url>[^)\s]+)\)|`(?P<code>[^`]+)`")
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+(.*)$")
+_QUOTE = re.compile(r"^>\s?(.*)$")
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str  # "text", "bold", "link" or "code"
+    text: str
+    url: str = ""
+
+
+def spans(line: str) -> Iterator[Span]:
+    """Inline pieces of one neutral markdown line."""
+    pos = 0
+    for match in _INLINE.finditer(line):
+        if match.start() > pos:
+            yield Span("text", line[pos : match.start()])
+        if match["bold"] is not None:
+            yield Span("bold", match["bold"])
+        elif match["url"] is not None:
+            yield Span("link", match["text"], match["url"])
+        else:
+            yield Span("code", match["code"])
+        pos = match.end()
+    if pos < len(line):
+        yield Span("text", line[pos:])
+
+
+class Dialect:
+    """Neutral markdown in, the same markdown out; subclasses override what their platform lacks."""
+
+    def text(self, text: str) -> str:
+        return text
+
+    def bold(self, text: str) -> str:
+        return f"**{self.text(text)}**"
+
+    def link(self, text: str, url: str) -> str:
+        return f"[{self.text(text)}]({url})"
+
+    def code(self, text: str) -> str:
+        return f"`{text}`"
+
+    def heading(self, level: int, inline: str) -> str:
+        return f"{'#' * level} {inline}"
+
+    def item(self, indent: str, marker: str, inline: str) -> str:
+        return f"{indent}{marker} {inline}"
+
+    def quote(self, inline: str) -> str:
+        return f"> {inline}"
+
+    def inline(self, line: str) -> str:
+        out = []
+        for span in spans(line):
+            if span.kind == "bold":
+                out.append(self.bold(span.text))
+            elif span.kind == "link":
+                out.append(self.link(span.text, span.url))
+            elif span.kind == "code":
+                out.append(self.code(span.text))
+            else:
+                out.append(self.text(span.text))
+        return "".join(out)
+
+    def line(self, line: str) -> str:
+        if match := _HEADING.match(line):
+            return self.heading(len(match[1]), self.inline(match[2]))
+        if match := _ITEM.match(line):
+            return self.item(match[1], match[2], self.inline(match[3]))
+        if match := _QUOTE.match(line):
+            return self.quote(self.inline(match[1]))
+        return self.inline(line)
+
+    def convert(self, markdown: str) -> str:
+        return "\n".join(self.line(line.rstrip()) for line in markdown.strip("\n").splitlines())
+
+
+class PlainText(Dialect):
+    """For text formats: no markup left; links become "文字（网址）"."""
+
+    def bold(self, text: str) -> str:
+        return text
+
+    def link(self, text: str, url: str) -> str:
+        return text if text == url else f"{text}（{url}）"
+
+    def code(self, text: str) -> str:
+        return text
+
+    def heading(self, level: int, inline: str) -> str:
+        return inline if inline.startswith("【") else f"【{inline}】"
+
+    def item(self, indent: str, marker: str, inline: str) -> str:
+        bullet = "•" if marker in "-*+" else marker
+        return f"{indent}{bullet} {inline}"
+
+    def quote(self, inline: str) -> str:
+        return f"｜{inline}"
+
+
+def plain(markdown: str) -> str:
+    return PlainText().convert(markdown)
+
+
+# Templates usually open with their own heading ("### 【提醒】…"); the title is added only when
+# they do not, so formats without a title field still show it, and never twice.
+
+
+def _first_line(markdown: str) -> str:
+    return next((line for line in markdown.splitlines() if line.strip()), "")
+
+
+def with_title(message: Message) -> str:
+    """The markdown with ``### title`` on top, unless it already opens with a heading."""
+    body = message.markdown.strip("\n")
+    if _HEADING.match(_first_line(body)):
+        return body
+    return f"### {message.title}\n\n{body}"
+
+
+def without_title(message: Message) -> str:
+    """For formats with a title field: drop an opening heading that repeats the title."""
+    body = message.markdown.strip("\n")
+    first = _first_line(body)
+    if (match := _HEADING.match(first)) and message.title in match[2]:
+        return body.split(first, 1)[1].strip("\n") or body
+    return body
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def first_marker(index: int, total: int) -> str:
+    return f"\n\n（{index}/{total}，未完）"
+
+
+def next_marker(index: int, total: int) -> str:
+    return f"（续 {index}/{total}）\n\n"
+
+
+def shorten(line: str, cap: int, measure: Measure = utf8_len) -> str:
+    """The longest prefix of ``line`` that fits ``cap`` together with "…（已截断）"."""
+    if measure(line) <= cap:
+        return line
+    room = cap - measure(TRUNCATED)
+    used, cut = 0, 0
+    while cut < len(line) and used + measure(line[cut]) <= room:
+        used += measure(line[cut])
+        cut += 1
+    return line[:cut] + TRUNCATED
+
+
+def _pieces(text: str) -> list[tuple[str, bool]]:
+    """(line, starts_paragraph) for every non-blank line."""
+    out: list[tuple[str, bool]] = []
+    new_paragraph = True
+    for line in text.strip("\n").splitlines():
+        if not line.strip():
+            new_paragraph = True
+            continue
+        out.append((line, new_paragraph))
+        new_paragraph = False
+    return out
+
+
+def _paragraphs(text: str) -> list[list[str]]:
+    paragraphs: list[list[str]] = []
+    for line, starts in _pieces(text):
+        if starts or not paragraphs:
+            paragraphs.append([])
+        paragraphs[-1].append(line)
+    return paragraphs
+
+
+class _Packer:
+    """Greedy packing of paragraphs (then lines) into parts that fit their caps."""
+
+    def __init__(self, caps: Callable[[int], int], measure: Measure) -> None:
+        self.caps, self.measure = caps, measure
+        self.parts: list[str] = []
+        self.current, self.used = "", 0
+
+    def _cap(self) -> int:
+        return self.caps(len(self.parts))
+
+    def _close(self) -> None:
+        if self.current:
+            self.parts.append(self.current)
+        self.current, self.used = "", 0
+
+    def add(self, piece: str, separator: str) -> bool:
+        cost = self.measure(piece) + (self.measure(separator) if self.current else 0)
+        if self.used + cost > self._cap():
+            return False
+        self.current = f"{self.current}{separator}{piece}" if self.current else piece
+        self.used += cost
+        return True
+
+    def add_paragraph(self, lines: list[str]) -> None:
+        paragraph = "\n".join(lines)
+        if self.add(paragraph, "\n\n"):
+            return
+        self._close()
+        if self.add(paragraph, "\n\n"):
+            return
+        separator = "\n\n"
+        for line in lines:
+            if not self.add(line, separator):
+                self._close()
+                self.add(shorten(line, self._cap(), self.measure), separator)
+            separator = "\n"
+
+    def finish(self) -> list[str]:
+        self._close()
+        return self.parts
+
+
+def split_text(
+    text: str,
+    budget: int,
+    measure: Measure = utf8_len,
+    *,
+    first_budget: int | None = None,
+    max_parts: int = MAX_PARTS,
+) -> list[str]:
+    """Split ``text`` so each part (markers included) measures at most its budget.
+
+    ``first_budget`` applies to the first part only (it often also carries the mentions).
+    """
+    first = budget if first_budget is None else first_budget
+    if measure(text) <= first:
+        return [text]
+    reserve = max(measure(first_marker(99, 99)), measure(next_marker(99, 99)) + measure("\n" + TRUNCATED))
+    packer = _Packer(lambda index: (first if index == 0 else budget) - reserve, measure)
+    for paragraph in _paragraphs(text):
+        packer.add_paragraph(paragraph)
+    parts = packer.finish() or [""]
+    if len(parts) > max_parts:
+        parts = parts[:max_parts]
+        parts[-1] += "\n" + TRUNCATED
+    total = len(parts)
+    if total == 1:
+        return parts
+    return [
+        part + first_marker(1, total) if index == 0 else next_marker(index + 1, total) + part
+        for index, part in enumerate(parts)
+    ]
+
+
+def fit_bodies(make: Callable[[int], list[dict[str, Any]]], budget: int, max_body_bytes: int) -> list[dict[str, Any]]:
+    """Build with ``make(budget)`` and shrink the budget until every JSON body fits.
+
+    The text budget is computed from an estimate of the body's fixed parts; this loop makes the
+    whole-body cap (DingTalk 20000 bytes, Feishu 20 KB) hold exactly, whatever the estimate missed.
+    """
+    for _ in range(8):
+        bodies = make(budget)
+        overflow = max(len(json_bytes(body)) for body in bodies) - max_body_bytes
+        if overflow <= 0:
+            return bodies
+        budget -= overflow + 64
+    return bodies
+
+
+# ---------------------------------------------------------------- mentions and buttons
+
+
+def mention_batches(message: Message, cap: int | None) -> list[tuple[Mention, ...]]:
+    """The message's mentions in groups of at most ``cap`` (one group when there is no cap)."""
+    people = message.mentions
+    if cap is None or len(people) <= cap:
+        return [people]
+    return [people[start : start + cap] for start in range(0, len(people), cap)]
+
+
+def button_text(message: Message) -> str:
+    return message.button_text or DEFAULT_BUTTON_TEXT
+
+
+def with_keyword(text: str, keyword: str | None) -> str:
+    """Make sure the robot's security keyword appears, so the platform accepts the message."""
+    if not keyword or keyword in text:
+        return text
+    return f"{text}\n\n{keyword}"
+
+
+def require_webhook(channel: ChannelBase) -> str:
+    """The webhook URL; a dry-run channel (no webhook) must not reach ``prepare``."""
+    url = channel.webhook_url()
+    if not url:
+        raise DeliveryError(FailureKind.CONFIG, f"频道 {channel.id} 未配置 Webhook 地址（演练模式），不发送")
+    return url

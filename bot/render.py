@@ -1,0 +1,188 @@
+"""Jinja2 message templates: one template serves every platform (adapters convert the markdown).
+
+Templates live in ``message_templates/<name>.md.j2`` and are rendered with StrictUndefined, so a
+misspelt variable fails ``remindbot validate``, not the 9 o'clock send. The context (every key is
+always present; absent values are ``none``):
+
+=============== ==============================================================================
+``reminder``    ``id``, ``title``, ``note``, ``checklist`` (list), ``kind``
+``stage``       ``notice`` (ahead of the day), ``due`` (the day), ``followup``, ``escalation``,
+                ``report``, ``test``
+``lead``        for notices, how far ahead in words, e.g. ``3天``; else none
+``due``         ``date`` (``2026年12月4日``), ``weekday`` (``星期五``), ``time`` (``09:00``),
+                ``text`` (all three), ``moved_from`` (original date text when the holiday policy
+                moved it), ``holiday`` (the holiday's name), ``provisional`` (true when the date
+                comes from the fallback calendar)
+``deadline``    confirmation deadline text, e.g. ``2026年12月7日 18:00``; none without confirmation
+``confirm``     ``required`` (bool), ``link`` (the person's confirmation link, when allowed here)
+``people``      people mentioned: each with ``name``, ``title``, ``unit`` (name)
+``person``      the one person this message is for (``per_person`` reminders, follow-ups); each
+                with ``id``, ``name``, ``title``, ``unit``, ``roles``; none for group messages
+``unit``        that person's unit name; none otherwise
+``overdue``     escalations: list of ``name``, ``unit``, ``since`` (deadline text), ``nudges``
+``figures``     reports and leaders' briefs: ``period``, ``rows`` (per unit: ``unit``,
+                ``expected``, ``on_time``, ``late``, ``missing``, ``nudges``, ``rate``)
+=============== ==============================================================================
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.config.yamlsource import ConfigIssue, locate_path_in
+
+if TYPE_CHECKING:
+    from bot.config.loader import Parsed
+    from bot.config.models import Schedules
+
+SUFFIX = ".md.j2"
+CONTEXT_KEYS = ("reminder", "stage", "lead", "due", "deadline", "confirm", "people", "person",
+                "unit", "overdue", "figures")
+BUILTIN_TEMPLATES = ("followup", "escalation", "report", "test")
+
+
+class TemplateProblem(Exception):
+    def __init__(self, template: str, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.template = template
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    markdown: str
+
+
+class Renderer:
+    """Compiles templates once (per reload) and renders them with a complete context."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(folder)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,  # output is markdown for chat apps, not HTML
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+
+    def exists(self, name: str) -> bool:
+        return (self.folder / f"{name}{SUFFIX}").is_file()
+
+    def render(self, name: str, context: Mapping[str, Any], title: str) -> Rendered:
+        full = {key: None for key in CONTEXT_KEYS} | dict(context)
+        try:
+            text = self.env.get_template(f"{name}{SUFFIX}").render(full)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateProblem(name, exc.lineno, f"模板语法错误：{exc.message}") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateProblem(name, _template_line(name), _undefined_message(exc)) from None
+        except jinja2.TemplateNotFound:
+            raise TemplateProblem(name, None, f"找不到模板文件 {name}{SUFFIX}") from None
+        return Rendered(title=title, markdown=_tidy(text))
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out)
+
+
+def _template_line(name: str) -> int | None:
+    """The template line where rendering failed, from the traceback Jinja2 rewrote."""
+    tb = sys.exc_info()[2]
+    line = None
+    for frame, lineno in traceback.walk_tb(tb):
+        if frame.f_code.co_filename.endswith(f"{name}{SUFFIX}"):
+            line = lineno
+    return line
+
+
+def _undefined_message(exc: jinja2.UndefinedError) -> str:
+    text = str(exc.message or exc)
+    if "is undefined" in text:
+        name = text.split("'")[1] if "'" in text else text
+        return f"使用了未定义的变量 {name}（可用变量：{'、'.join(CONTEXT_KEYS)}）"
+    if "has no attribute" in text:
+        attr = text.rsplit("'", 2)[-2] if text.count("'") >= 2 else text
+        return f"使用了不存在的属性 {attr}（{text}）"
+    return f"模板变量错误：{text}"
+
+
+# ------------------------------------------------------------------ validation
+
+
+def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
+    """Contexts covering each stage, with every optional value both present and absent."""
+    person = {"id": "p", "name": "张三", "title": "支部书记", "unit": "第一党支部", "roles": ["secretary"]}
+    due = {"date": "2026年12月4日", "weekday": "星期五", "time": "09:00",
+           "text": "2026年12月4日（星期五）09:00", "moved_from": "2026年12月3日", "holiday": "国庆节",
+           "provisional": True}
+    figures = {"period": "2026年11月", "rows": [
+        {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "nudges": 1, "rate": 0.67}]}
+    reminder = {"id": "r", "title": reminder_title, "note": "请提前准备", "checklist": ["事项一"], "kind": "reminder"}
+    full = {
+        "reminder": reminder, "lead": "3天", "due": due, "deadline": "2026年12月7日 18:00",
+        "confirm": {"required": True, "link": "https://example.invalid/c/t"},
+        "people": [person], "person": person, "unit": "第一党支部",
+        "overdue": [{"name": "张三", "unit": "第一党支部", "since": "2026年12月7日 18:00", "nudges": 2}],
+        "figures": figures,
+    }
+    bare_due = due | {"moved_from": None, "holiday": None, "provisional": False}
+    bare = {
+        "reminder": reminder | {"note": None, "checklist": []}, "lead": None, "due": bare_due,
+        "deadline": None, "confirm": {"required": False, "link": None}, "people": [],
+        "person": None, "unit": None, "overdue": [], "figures": None,
+    }
+    stages = ("notice", "due", "followup", "escalation", "report")
+    return [ctx | {"stage": stage} for stage in stages for ctx in (full, bare)]
+
+
+def check_template(renderer: Renderer, name: str, title: str) -> TemplateProblem | None:
+    if not renderer.exists(name):
+        return TemplateProblem(name, None, f"找不到模板文件 message_templates/{name}{SUFFIX}")
+    for ctx in sample_contexts(title):
+        try:
+            renderer.render(name, ctx, title)
+        except TemplateProblem as problem:
+            return problem
+    return None
+
+
+def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[ConfigIssue]:
+    renderer = Renderer(folder)
+    issues: list[ConfigIssue] = []
+    results: dict[str, TemplateProblem | None] = {}
+    for p in parsed:
+        for i, reminder in p.items("reminders"):
+            name = reminder.template
+            if name not in results:
+                results[name] = check_template(renderer, name, reminder.title)
+            problem = results[name]
+            if problem is None:
+                continue
+            line, col = locate_path_in(("reminders", i, "template"), p.doc.tree)
+            where = f"（模板第 {problem.line} 行）" if problem.line else ""
+            issues.append(ConfigIssue(p.doc.label, line, col, f"reminders[{i}].template",
+                                      f"模板 {name}{where}：{problem.message}"))
+    for name in BUILTIN_TEMPLATES:
+        problem = check_template(renderer, name, "提醒")
+        if problem is not None:
+            where = problem.line or 1
+            issues.append(ConfigIssue(f"message_templates/{name}{SUFFIX}", where, 1, "",
+                                      problem.message))
+    return issues

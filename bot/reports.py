@@ -1,0 +1,246 @@
+"""Per-unit figures over a period: who confirmed on time, late, not at all, and how often nudged.
+
+Units are ranked by on-time rate (highest first), then by fewest missing, so a lagging unit sees
+the gap ("使工作滞后单位看到差距"). A person counts for the unit recorded when the occurrence
+fired (the ``Expectation`` snapshot), so moving someone later does not rewrite past figures.
+
+``missing`` counts expectations without a confirmation when the figures are taken, whether or
+not their deadline has passed; ``nudges`` counts every ``Nudge`` row (follow-ups to the person
+and escalations about them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, func, select
+
+from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
+from bot.confirmations import to_db_time as db_time
+from bot.runtime import Runtime
+from bot.textable import table
+from storage.models import Confirmation, Expectation, Nudge, Occurrence
+
+DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
+NO_UNIT = "未分配单位"
+QUARTER_ZH = ("一", "二", "三", "四")
+FORMATS = ("table", "csv", "markdown")
+HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "催办次数", "按时完成率")
+# Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
+MONTHLY_PERIODS = ("weekly", "monthly", "cron")
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    unit_id: str | None
+    unit: str
+    expected: int = 0
+    on_time: int = 0
+    late: int = 0
+    missing: int = 0
+    nudges: int = 0
+
+    @property
+    def rate(self) -> float:
+        """On-time confirmations over expected ones (0.0 when nothing was expected)."""
+        return self.on_time / self.expected if self.expected else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as the templates' ``figures.rows`` items."""
+        return asdict(self) | {"rate": self.rate}
+
+
+class Period(NamedTuple):
+    start: datetime  # aware, local midnight; included
+    end: datetime  # excluded
+    label: str  # Chinese, e.g. "2026年11月"
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# ---------------------------------------------------------------- periods
+
+
+def _month(year: int, month: int) -> tuple[date, date]:
+    nxt = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    return date(year, month, 1), nxt
+
+
+def _quarter(year: int, q: int) -> tuple[date, date]:
+    start, _ = _month(year, 3 * q - 2)
+    _, end = _month(year, 3 * q)
+    return start, end
+
+
+def period_bounds(spec: str, now: datetime, zone: ZoneInfo = DEFAULT_ZONE) -> Period:
+    """``"2026-11"``, ``"2026-Q4"``, ``"2026"`` or a ``ReportSpec.period`` name, relative to ``now``."""
+    today = now.astimezone(zone).date() if now.tzinfo else now.date()
+    y, m = today.year, today.month
+    q = (m - 1) // 3 + 1
+    named: dict[str, tuple[int, str, int]] = {
+        "current_month": (y, "m", m),
+        "previous_month": (y - 1, "m", 12) if m == 1 else (y, "m", m - 1),
+        "current_quarter": (y, "q", q),
+        "previous_quarter": (y - 1, "q", 4) if q == 1 else (y, "q", q - 1),
+        "current_year": (y, "y", 0),
+        "previous_year": (y - 1, "y", 0),
+    }
+    text = spec.strip()
+    if text in named:
+        year, kind, n = named[text]
+    elif mm := re.fullmatch(r"(\d{4})-(\d{1,2})", text):
+        year, kind, n = int(mm[1]), "m", int(mm[2])
+    elif mq := re.fullmatch(r"(\d{4})-?[Qq]([1-4])", text):
+        year, kind, n = int(mq[1]), "q", int(mq[2])
+    elif re.fullmatch(r"\d{4}", text):
+        year, kind, n = int(text), "y", 0
+    else:
+        raise ValueError(f"无法识别统计周期 “{spec}”：应写成 2026-11（月）、2026-Q4（季度）、2026（年）"
+                         "或 previous_month、current_month、previous_quarter、current_quarter、previous_year")
+    if kind == "m" and not 1 <= n <= 12:
+        raise ValueError(f"统计周期 “{spec}” 的月份应在 1–12 之间")
+    if kind == "m":
+        (first, after), label = _month(year, n), f"{year}年{n}月"
+    elif kind == "q":
+        (first, after), label = _quarter(year, n), f"{year}年第{QUARTER_ZH[n - 1]}季度"
+    else:
+        (first, after), label = (date(year, 1, 1), date(year + 1, 1, 1)), f"{year}年"
+    start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
+    return Period(start, datetime.combine(after, datetime.min.time(), tzinfo=zone), label)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _top_unit(s: Schedules, unit_id: str | None) -> str | None:
+    """The unit's highest ancestor below the root: a branch rolls up to its organ."""
+    chain = s.unit_chain(unit_id)
+    return chain[-2].id if len(chain) >= 2 else unit_id
+
+
+async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
+                       reminder_ids: Iterable[str] | None = None, unit_ids: Iterable[str] | None = None,
+                       by_parent: bool = False) -> list[UnitRow]:
+    """Figures per unit for occurrences due in [start, end), best first.
+
+    ``unit_ids`` keeps those units and their sub-units; ``by_parent`` adds branches up under
+    the organ above them.
+    """
+    s = runtime.schedules
+    occ_q = select(Occurrence).where(col(Occurrence.due_at) >= db_time(start),
+                                     col(Occurrence.due_at) < db_time(end))
+    if reminder_ids is not None:
+        occ_q = occ_q.where(col(Occurrence.reminder_id).in_(list(reminder_ids)))
+    async with runtime.db.session() as session:
+        occs = {o.id: o for o in (await session.exec(occ_q)).all()}
+        ids = list(occs)
+        exps = (await session.exec(select(Expectation).where(col(Expectation.occurrence_id).in_(ids)))).all()
+        confs = (await session.exec(select(Confirmation).where(col(Confirmation.occurrence_id).in_(ids)))).all()
+        nudge_q = (select(Nudge.occurrence_id, Nudge.person_id, func.count())
+                   .where(col(Nudge.occurrence_id).in_(ids)).group_by(col(Nudge.occurrence_id), col(Nudge.person_id)))
+        nudges = {(o, p): n for o, p, n in (await session.exec(nudge_q)).all()}
+    confirmed = {(c.occurrence_id, c.person_id): utc(c.confirmed_at) for c in confs}
+    wanted = set(unit_ids) if unit_ids is not None else None
+    totals: dict[str | None, dict[str, int]] = {}
+    names: dict[str | None, str] = {}
+    for exp in exps:
+        if wanted is not None and not (exp.unit_id in wanted or any(u.id in wanted for u in s.unit_chain(exp.unit_id))):
+            continue
+        key = _top_unit(s, exp.unit_id) if by_parent else exp.unit_id
+        unit = s.units.get(key or "")
+        if by_parent and unit is not None:
+            names[key] = unit.name
+        else:  # the name as it was when the occurrence fired
+            names[key] = exp.unit_name or (unit.name if unit else None) or key or NO_UNIT
+        t = totals.setdefault(key, {"expected": 0, "on_time": 0, "late": 0, "missing": 0, "nudges": 0})
+        t["expected"] += 1
+        t["nudges"] += nudges.get((exp.occurrence_id, exp.person_id), 0)
+        at = confirmed.get((exp.occurrence_id, exp.person_id))
+        deadline = occs[exp.occurrence_id].deadline_at
+        if at is None:
+            t["missing"] += 1
+        elif deadline is None or at <= utc(deadline):
+            t["on_time"] += 1
+        else:
+            t["late"] += 1
+    return rank([UnitRow(unit_id=k, unit=names[k], **t) for k, t in totals.items()])
+
+
+def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
+    return sorted(rows, key=lambda r: (-r.rate, r.missing, r.unit))
+
+
+def brief_period(reminder: Reminder) -> str:
+    return "previous_month" if reminder.when.period in MONTHLY_PERIODS else "previous_quarter"
+
+
+async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | None,
+                      now: datetime) -> dict[str, Any] | None:
+    """The template's ``figures``: a report's period and scope, or a leader's units' status.
+
+    ``kind: report`` reminders use their ``report`` spec (narrowed to the units a person
+    oversees when sent per person); a per-person reminder to a leader ("one post, two duties")
+    gets the units that leader oversees over the previous month or quarter. Otherwise none.
+    """
+    s = runtime.schedules
+    overseen = {u.id for u in s.units_overseen_by(person.id)} if person is not None else set()
+    if reminder.kind == "report":
+        spec = reminder.report or ReportSpec()
+        period = period_bounds(spec.period, now, reminder.zone)
+        rows = await unit_figures(runtime, period.start, period.end, reminder_ids=spec.reminders or None,
+                                  unit_ids=spec.units or None)
+    elif overseen:
+        period = period_bounds(brief_period(reminder), now, reminder.zone)
+        rows = await unit_figures(runtime, period.start, period.end)
+    else:
+        return None
+    if overseen:
+        rows = [r for r in rows if r.unit_id in overseen]
+    return {"period": period.label, "rows": [r.as_dict() for r in rows]}
+
+
+# ---------------------------------------------------------------- output
+
+
+def percent(row: UnitRow) -> str:
+    return f"{row.rate * 100:.1f}%" if row.expected else "—"
+
+
+def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
+    return [[str(i), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.nudges),
+             percent(r)] for i, r in enumerate(rows, start=1)]
+
+
+def totals(rows: Iterable[UnitRow]) -> UnitRow:
+    items = list(rows)
+    return UnitRow(None, "合计", *(sum(getattr(r, f) for r in items)
+                                  for f in ("expected", "on_time", "late", "missing", "nudges")))
+
+
+def format_rows(rows: list[UnitRow], fmt: str, *, title: str | None = None) -> str:
+    """Render ranked rows as an aligned text table, CSV or a markdown table."""
+    body = cells(rows)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(HEADERS)
+        writer.writerows(body)
+        return out.getvalue()
+    if fmt == "markdown":
+        lines = [f"### {title}", ""] if title else []
+        lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        return "\n".join(lines)
+    if fmt == "table":
+        text = table(HEADERS, body)
+        return f"{title}\n\n{text}" if title else text
+    raise ValueError(f"未知的输出格式 {fmt!r}，可选：{'、'.join(FORMATS)}")

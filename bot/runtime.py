@@ -1,0 +1,37 @@
+"""What the running parts share: settings, database, the current schedules and a clock.
+
+The service owns one ``Runtime``; a schedules reload swaps ``schedules`` and ``calendar`` in
+place, so every part sees the last good configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.config.models import Schedules
+    from bot.render import Renderer
+    from bot.settings import Settings
+    from bot.workdays import WorkCalendar
+    from storage.db import Database
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    schedules: Schedules
+    calendar: WorkCalendar
+    renderer: Renderer
+    clock: Callable[[], datetime] = system_clock  # aware UTC "now"; tests pass their own
+    wake_dispatcher: Callable[[], None] = field(default=lambda: None)
+
+    def channel(self, channel_id: str):  # type: ignore[no-untyped-def]
+        return self.schedules.channels.get(channel_id)

@@ -1,0 +1,120 @@
+"""The running service: one owner for every resource, opened and closed in order.
+
+``serve()`` starts the database, the shared HTTP client session, the dispatcher, the scheduler,
+the follow-up loop, the schedules watcher and the web server; a SIGTERM or SIGINT stops them in
+reverse order within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from bot.config.loader import load_schedules
+from bot.config.models import Schedules
+from bot.dispatch import Dispatcher
+from bot.logs import channel_secrets, set_secrets
+from bot.followup import FollowUps
+from bot.occurrences import fire
+from bot.render import Renderer
+from bot.runtime import Runtime, system_clock
+from bot.scheduler import ReminderScheduler
+from bot.settings import Settings
+from bot.timing import Fire
+from bot.watch import watch_schedules
+from bot.web.app import make_app
+from bot.workdays import WorkCalendar
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT = 5.0
+
+
+def load_runtime_parts(settings: Settings) -> tuple[Schedules, WorkCalendar, Renderer]:
+    schedules = load_schedules(settings.schedules_dir, templates_dir=settings.templates_dir)
+    return schedules, WorkCalendar(schedules.calendar), Renderer(settings.templates_dir)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *,
+                       clock: Callable[[], datetime] | None = None) -> AsyncIterator[Runtime]:
+    """Schedules, calendar, renderer and a started database; for the CLI and the service."""
+    schedules, calendar, renderer = load_runtime_parts(settings)
+    db = Database(settings.database_url)
+    await db.start()
+    try:
+        yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
+                      renderer=renderer, clock=clock or system_clock)
+    finally:
+        await db.stop()
+
+
+def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
+    set_secrets([*channel_secrets(schedules.channels.values()), runtime.settings.signing_key])
+    runtime.schedules = schedules
+    runtime.calendar = WorkCalendar(schedules.calendar)
+    runtime.renderer = Renderer(runtime.settings.templates_dir)
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        runtime = await stack.enter_async_context(open_runtime(settings))
+        http = await stack.enter_async_context(aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
+        dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
+                                admin_channel=lambda: runtime.schedules.service.admin_channel)
+        runtime.wake_dispatcher = dispatcher.wake
+        await dispatcher.start()
+        stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
+
+        async def on_fire(f: Fire) -> None:
+            await fire(runtime, f)
+
+        scheduler = ReminderScheduler(runtime, on_fire)
+        scheduler.start()
+        stack.push_async_callback(scheduler.stop)
+        followups = FollowUps(runtime)
+        await followups.start()
+        stack.push_async_callback(followups.stop)
+
+        def reloaded(schedules: Schedules) -> None:
+            apply_schedules(runtime, schedules)
+            scheduler.apply(schedules, runtime.calendar)
+
+        watcher = asyncio.create_task(watch_schedules(settings, reloaded), name="watch-schedules")
+        stack.push_async_callback(_cancel, watcher)
+
+        app = make_app(runtime)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_TIMEOUT)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        caught = await scheduler.catch_up()
+        log.info("remindbot 已启动：http://%s:%d（%d 个提醒，补发 %d 项）", settings.host, settings.port,
+                 len(runtime.schedules.reminders), caught)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("正在停止……")
+    log.info("已停止")
+
+
+async def _cancel(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

@@ -1,0 +1,120 @@
+"""Personal confirmation tokens: signed, bound to one occurrence and one person, expiring.
+
+A token is an itsdangerous ``URLSafeTimedSerializer`` string (HMAC-SHA256 with a salt of its
+own, so a signature made for anything else with the same key never passes here). Its payload is
+``[occurrence_id, person_id]``, optionally with a third element, the token's own expiry (Unix
+seconds), for links that must die before the usual lifetime. The issue time is signed in too,
+so the lifetime (``Settings.link_ttl_days``) is checked against it when the link is opened.
+
+Whoever holds the token may confirm for that one person and that one occurrence, nothing else:
+the person id is inside the signed payload, never taken from the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
+from itsdangerous.timed import TimestampSigner
+
+SALT = "remindbot.confirm.v1"
+TokenProblem = Literal["forged", "expired", "malformed"]
+
+# Three dot-separated URL-safe base64 parts: payload (a leading dot marks a compressed one),
+# timestamp, signature.
+_SHAPE = re.compile(r"^\.?[A-Za-z0-9_-]{2,200}\.[A-Za-z0-9_-]{2,16}\.[A-Za-z0-9_-]{20,100}$")
+
+
+class TokenError(Exception):
+    """A token that cannot be used. ``reason`` is one of "forged", "expired", "malformed"."""
+
+    def __init__(self, reason: TokenProblem) -> None:
+        super().__init__(f"confirmation token refused: {reason}")
+        self.reason: TokenProblem = reason
+
+
+class _IssuedAtSigner(TimestampSigner):
+    """A timestamp signer whose clock can be set, so tests and callers pass ``now``."""
+
+    def __init__(self, *args: Any, issued_at: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._issued_at = issued_at
+
+    def get_timestamp(self) -> int:
+        return self._issued_at if self._issued_at is not None else super().get_timestamp()
+
+
+def _serializer(key: str, issued_at: int | None = None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        key,
+        salt=SALT,
+        signer=_IssuedAtSigner,
+        signer_kwargs={"digest_method": hashlib.sha256, "issued_at": issued_at},
+    )
+
+
+def _unix(moment: datetime) -> int:
+    if moment.tzinfo is None:  # naive datetimes are UTC throughout the project
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def make_token(
+    key: str,
+    occurrence_id: int,
+    person_id: str,
+    *,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Sign a token for one person and one occurrence (issued ``now``, default the system clock)."""
+    payload: list[Any] = [int(occurrence_id), str(person_id)]
+    if expires_at is not None:
+        payload.append(_unix(expires_at))
+    issued_at = _unix(now) if now is not None else None
+    return str(_serializer(key, issued_at).dumps(payload))
+
+
+def read_token(
+    key: str, token: str, max_age_seconds: float, now: datetime | None = None
+) -> tuple[int, str]:
+    """Check a token and return ``(occurrence_id, person_id)``, or raise :class:`TokenError`.
+
+    The signature is checked before the age, so an altered token is "forged", never "expired".
+    """
+    if not isinstance(token, str) or not _SHAPE.match(token):
+        raise TokenError("malformed")
+    try:
+        payload, issued = _serializer(key).loads(token, max_age=None, return_timestamp=True)
+    except BadSignature:
+        raise TokenError("forged") from None
+    except BadData:
+        raise TokenError("malformed") from None
+    occurrence_id, person_id, own_expiry = _unpack(payload)
+    now_ts = _unix(now) if now is not None else _unix(datetime.now(UTC))
+    if now_ts - _unix(issued) > max_age_seconds:
+        raise TokenError("expired")
+    if own_expiry is not None and now_ts >= own_expiry:
+        raise TokenError("expired")
+    return occurrence_id, person_id
+
+
+def _unpack(payload: Any) -> tuple[int, str, int | None]:
+    """Validate the signed payload's shape (only a bug or an old format could break it)."""
+    if not isinstance(payload, list) or len(payload) not in (2, 3):
+        raise TokenError("malformed")
+    occurrence_id, person_id = payload[0], payload[1]
+    own_expiry = payload[2] if len(payload) == 3 else None
+    if type(occurrence_id) is not int or not isinstance(person_id, str) or not person_id:
+        raise TokenError("malformed")
+    if own_expiry is not None and type(own_expiry) is not int:
+        raise TokenError("malformed")
+    return occurrence_id, person_id, own_expiry
+
+
+def confirm_url(base_url: str, token: str) -> str:
+    """The personal link: ``<base_url>/c/<token>``."""
+    return f"{base_url.rstrip('/')}/c/{token}"

@@ -1,0 +1,311 @@
+"""The admin area under ``/admin``: upcoming reminders, occurrences, boards, per-unit figures.
+
+Behind HTTP Basic auth from ``Settings.admin_user``/``admin_password``; closed (403, with a page
+saying how to open it) while either is empty. Every page only reads: a browser sends Basic
+credentials to cross-site requests too, so a page that changed something would need CSRF
+protection. No page shows a webhook, key or secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hmac
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from bot.confirmations import (
+    Board,
+    BoardRow,
+    UnitFigure,
+    board,
+    boards_for,
+    to_db_time,
+    unit_figures,
+)
+from bot.web.app import Handler, render, runtime_of, to_local, zh_datetime, zone_for
+from storage.models import Occurrence, Outbox
+
+UPCOMING_DAYS = 60
+UNITS_DEFAULT_DAYS = 90
+OCCURRENCES_LIMIT = 200
+REALM = 'Basic realm="remindbot admin", charset="UTF-8"'
+
+OUTBOX_STATUS = {"pending": "待发送", "sent": "已发送", "dead": "发送失败", "dry_run": "演练（未发送）"}
+
+
+def make_admin_app() -> web.Application:
+    admin = web.Application(middlewares=[basic_auth])
+    admin.router.add_get("/", upcoming_page)
+    admin.router.add_get("/upcoming", upcoming_page, name="upcoming")
+    admin.router.add_get("/occurrences", occurrences_page)
+    admin.router.add_get(r"/occurrences/{id:\d+}", board_page)
+    admin.router.add_get(r"/occurrences/{id:\d+}/board.csv", board_csv)
+    admin.router.add_get("/units", units_page)
+    admin.router.add_get("/units.csv", units_csv)
+    admin.router.add_get("/outbox", outbox_page)
+    return admin
+
+
+# ---------------------------------------------------------------- access
+
+
+def _credentials_match(header: str, user: str, password: str) -> bool:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    given_user, sep, given_password = decoded.partition(":")
+    # Compare both parts always, so timing tells nothing about which one was wrong.
+    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+    password_ok = hmac.compare_digest(given_password.encode(), password.encode())
+    return bool(sep) and user_ok and password_ok
+
+
+@web.middleware
+async def basic_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = runtime_of(request).settings
+    if not settings.admin_enabled:
+        return render(request, "admin_closed.html", status=403, title="管理后台未开启",
+                      message="管理后台默认关闭，尚未设置登录用户名和密码。", tone="info")
+    header = request.headers.get("Authorization", "")
+    if not _credentials_match(header, settings.admin_user,
+                              settings.admin_password.get_secret_value()):
+        response = render(request, "message.html", status=401, title="需要登录",
+                          message="请输入管理后台的用户名和密码。", tone="error")
+        response.headers["WWW-Authenticate"] = REALM
+        return response
+    return await handler(request)
+
+
+# ---------------------------------------------------------------- pages
+
+
+def _now(request: web.Request) -> datetime:
+    return runtime_of(request).clock().astimezone(UTC)
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(request.query.get(name, default))))
+    except ValueError:
+        return default
+
+
+async def upcoming_page(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    now = _now(request)
+    rows = upcoming(runtime, now, now + timedelta(days=UPCOMING_DAYS))
+    return render(request, "admin_upcoming.html", title="近期提醒", nav="upcoming",
+                  rows=rows, days=UPCOMING_DAYS, now=now)
+
+
+def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Every enabled reminder's due times in [start, end), after holiday moves, soonest first."""
+    from bot.timing import due_times  # imported here: the web app must start without it in tests
+
+    rows: list[dict[str, Any]] = []
+    for reminder in runtime.schedules.reminders.values():
+        if not reminder.enabled:
+            continue
+        for due in due_times(reminder, runtime.calendar, start, end, include_skipped=True):
+            local = to_local(due.due_at, reminder.zone)
+            rows.append({
+                "reminder": reminder,
+                "due": due,
+                "when": zh_datetime(due.due_at, reminder.zone),
+                "moved": due.original_date is not None,
+                # A skipped one stays on its own date; a moved one names where it came from.
+                "original": due.original_date or (local.date() if local else None),
+                "confirm": reminder.confirm is not None,
+            })
+    rows.sort(key=lambda r: (r["due"].due_at.astimezone(UTC), r["reminder"].id))
+    return rows
+
+
+async def occurrences_page(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    now = _now(request)
+    async with runtime.db.session() as session:
+        occs = (
+            await session.exec(
+                select(Occurrence).order_by(col(Occurrence.due_at).desc()).limit(OCCURRENCES_LIMIT)
+            )
+        ).all()
+    boards = await boards_for(runtime.db, [o.id for o in occs if o.id is not None], now)
+    items = [{"board": b, "zone": zone_for(runtime, b.occurrence.reminder_id)} for b in boards]
+    return render(request, "admin_occurrences.html", title="提醒记录", nav="occurrences",
+                  items=items, limit=OCCURRENCES_LIMIT, now=now)
+
+
+async def _board_or_404(request: web.Request) -> Board:
+    try:
+        return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
+    except LookupError:
+        raise web.HTTPNotFound() from None
+
+
+async def board_page(request: web.Request) -> web.Response:
+    b = await _board_or_404(request)
+    runtime = runtime_of(request)
+    return render(request, "admin_board.html", title=f"确认情况：{b.occurrence.title}",
+                  nav="occurrences", board=b, bars=bars(b.units()),
+                  zone=zone_for(runtime, b.occurrence.reminder_id), now=_now(request))
+
+
+async def _period_figures(request: web.Request) -> tuple[int, list[UnitFigure], int]:
+    """Per-unit figures over the occurrences that required confirmation in the last N days."""
+    runtime = runtime_of(request)
+    days = _int_param(request, "days", UNITS_DEFAULT_DAYS, 1, 3660)
+    now = _now(request)
+    since = to_db_time(now - timedelta(days=days))
+    async with runtime.db.session() as session:
+        ids = (
+            await session.exec(
+                select(Occurrence.id).where(
+                    col(Occurrence.deadline_at).is_not(None),
+                    col(Occurrence.due_at) >= since,
+                    col(Occurrence.due_at) <= to_db_time(now),
+                )
+            )
+        ).all()
+    boards = await boards_for(runtime.db, [i for i in ids if i is not None], now)
+    return days, unit_figures(r for b in boards for r in b.rows), len(boards)
+
+
+async def units_page(request: web.Request) -> web.Response:
+    days, figures, count = await _period_figures(request)
+    return render(request, "admin_units.html", title="各单位完成情况", nav="units",
+                  days=days, bars=bars(figures), occurrences=count)
+
+
+async def outbox_page(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    async with runtime.db.session() as session:
+        counts = dict(
+            (await session.exec(select(Outbox.status, func.count()).group_by(Outbox.status))).all()
+        )
+        rows = (
+            await session.exec(
+                select(Outbox)
+                .where(col(Outbox.status) != "sent")
+                .order_by(col(Outbox.created_at).desc())
+                .limit(100)
+            )
+        ).all()
+    items = [{
+        "row": r,
+        "channel": _channel_name(runtime, r.channel_id),
+        "status": OUTBOX_STATUS.get(r.status, r.status),
+        "stage": stage_label(r.stage),
+        "error": redact(r.last_error),
+    } for r in rows]
+    return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
+                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=items)
+
+
+def _channel_name(runtime: Any, channel_id: str) -> str:
+    channel = runtime.channel(channel_id)
+    return f"{channel.name}（{channel_id}）" if channel is not None else channel_id
+
+
+def stage_label(stage: str) -> str:
+    kind, _, arg = stage.partition(":")
+    labels = {"notice": f"提前通知（{arg}）", "due": "当天提醒", "followup": f"第{arg}次催办",
+              "escalation": f"第{arg}次告知领导", "report": "通报", "test": "测试消息"}
+    return labels.get(kind, stage)
+
+
+_URL = re.compile(r"https?://[^\s\"'<>]+")
+_SECRET_PARAM = re.compile(r"(?i)\b(key|token|secret|sign|signature|access_token)=[^&\s\"']+")
+
+
+def redact(text: str | None) -> str:
+    """Belt and braces: errors are stored redacted, but a page must never show a webhook."""
+    if not text:
+        return ""
+    text = _URL.sub(lambda m: m.group(0).split("?")[0].rsplit("/", 1)[0] + "/…", text)
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+# ---------------------------------------------------------------- chart
+
+
+def bars(figures: list[UnitFigure]) -> list[dict[str, Any]]:
+    """Bar widths (percent of the bar) for each unit: on time, late, overdue."""
+    out = []
+    for f in figures:
+        total = f.expected or 1
+        on_time = 100 * f.on_time / total
+        late = 100 * (f.confirmed - f.on_time) / total
+        overdue = 100 * f.overdue / total
+        out.append({"figure": f, "on_time": round(on_time, 2), "late": round(late, 2),
+                    "overdue": round(overdue, 2), "late_x": round(on_time, 2),
+                    "overdue_x": round(on_time + late, 2)})
+    return out
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _cell(value: object) -> str:
+    """A CSV cell; text that Excel would run as a formula is prefixed with a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_response(filename: str, header: list[str], rows: list[list[object]]) -> web.Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+    # The BOM makes Excel read the file as UTF-8 instead of the local code page.
+    body = ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    return web.Response(
+        body=body,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def board_status(row: BoardRow) -> str:
+    if row.confirmed:
+        return "逾期后确认" if row.late else "已确认"
+    return "逾期未确认" if row.overdue_since else "未确认"
+
+
+async def board_csv(request: web.Request) -> web.Response:
+    b = await _board_or_404(request)
+    zone = zone_for(runtime_of(request), b.occurrence.reminder_id)
+    header = ["提醒", "时间", "姓名", "人员标识", "单位", "状态", "确认时间", "确认方式", "备注",
+              "代录人", "逾期起始"]
+    occ = b.occurrence
+    rows: list[list[object]] = [
+        [occ.title, zh_datetime(occ.due_at, zone), r.name, r.person_id, r.unit_name or "",
+         board_status(r), zh_datetime(r.confirmed_at, zone), r.via_label, r.note,
+         r.recorded_by, zh_datetime(r.overdue_since, zone)]
+        for r in b.rows
+    ]
+    return csv_response(f"board-{occ.id}.csv", header, rows)
+
+
+async def units_csv(request: web.Request) -> web.Response:
+    days, figures, _count = await _period_figures(request)
+    header = ["单位", "单位标识", "应确认", "已确认", "按时确认", "逾期未确认", "完成率", "按时率"]
+    rows: list[list[object]] = [
+        [f.unit_name, f.unit_id or "", f.expected, f.confirmed, f.on_time, f.overdue,
+         f"{f.rate * 100:.1f}%", f"{f.on_time_rate * 100:.1f}%"]
+        for f in figures
+    ]
+    return csv_response(f"units-{days}d.csv", header, rows)

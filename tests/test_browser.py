@@ -1,0 +1,180 @@
+"""A person in headless Chromium: confirming on a phone, reading the admin pages.
+
+The app runs for real (``web.AppRunner`` on a free 127.0.0.1 port); Playwright drives Debian's
+Chromium. Screenshots go to docs/screenshots/. Skipped when Chromium is missing, unless
+``REMINDBOT_REQUIRE_BROWSER=1`` says a browser run is required.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_web_confirm import DEADLINE, World, add_occurrence, build_world, serve
+
+from bot.config.models import Confirm, Recipients, Reminder, Selector, When
+from bot.confirmations import record_confirmation
+from bot.web import make_app
+from storage.db import Database
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+USER, PASSWORD = "gongwei", "browser-test-password"
+
+
+def _need_browser() -> None:
+    required = os.environ.get("REMINDBOT_REQUIRE_BROWSER") == "1"
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} is missing"
+    else:
+        try:
+            import playwright.async_api  # noqa: F401
+        except ImportError:
+            problem = "playwright is not installed"
+    if problem and required:
+        pytest.fail(f"REMINDBOT_REQUIRE_BROWSER=1 but {problem}")
+    if problem:
+        pytest.skip(problem)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    _need_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def served(db: Database, tmp_path: Path) -> AsyncIterator[tuple[World, str]]:
+    world = await build_world(db, tmp_path, admin_user=USER, admin_password=PASSWORD)
+    async with serve(make_app(world.runtime)) as url:
+        world.runtime.settings.base_url = url
+        yield world, url
+
+
+async def test_a_secretary_confirms_on_a_phone_with_a_note(
+    browser: Any, served: tuple[World, str]
+) -> None:
+    world, url = served
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                        has_touch=True, device_scale_factor=2, locale="zh-CN")
+    page = await context.new_page()
+    link = f"{url}/c/{world.token('zhang')}"
+    response = await page.goto(link)
+    assert response is not None and response.status == 200
+    await page.get_by_text("确认已完成").wait_for()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / "confirm.png"), full_page=True)
+    assert await world.confirmations() == []
+
+    await page.get_by_label("备注（选填）").fill("参加人数 23 人，缺席 2 人（出差）")
+    await page.get_by_role("button", name="确认已完成").click()
+    await page.get_by_text("已确认，谢谢").wait_for()
+    assert "2025年3月7日（星期五）10:00" in await page.content()
+    await page.screenshot(path=str(SHOTS / "confirmed.png"), full_page=True)
+
+    [row] = await world.confirmations()
+    assert (row.person_id, row.via, row.note) == ("zhang", "link", "参加人数 23 人，缺席 2 人（出差）")
+
+    await page.goto(link)  # opening the link again shows the first confirmation, no form
+    await page.get_by_text("已于 2025年3月7日（星期五）10:00 确认").wait_for()
+    assert await page.get_by_role("button", name="确认已完成").count() == 0
+    await context.close()
+
+
+async def _fill_the_organisation(world: World) -> None:
+    """More branches, people and confirmations, so the admin pages look like real use."""
+    people = (
+        ("zhang", "张伟", "b1", "第一党支部"), ("li", "李娜", "b2", "第二党支部"),
+        ("wang", "王芳", "b2", "第二党支部"), ("zhao", "赵磊", "b3", "第三党支部"),
+        ("sun", "孙静", "b4", "机关后勤党支部"), ("zhou", "周强", "b5", "离退休干部党支部"),
+    )
+    committee = await add_occurrence(
+        world.db, title="支部委员会会议（三会一课）", reminder_id="branch-committee",
+        due_at=datetime(2025, 3, 10, 1), deadline_at=datetime(2025, 3, 14, 10), people=people)
+    await add_occurrence(world.db, title="主题党日", reminder_id="party-day",
+                         due_at=datetime(2025, 2, 21, 1), deadline_at=None, people=())
+    confirmations = (
+        (committee, "zhang", "link", "到会 7 人", None, datetime(2025, 3, 10, 3)),
+        (committee, "li", "chat", None, None, datetime(2025, 3, 11, 2, 30)),
+        (committee, "zhao", "card", "已完成", None, datetime(2025, 3, 12, 6)),
+        (committee, "zhou", "admin", "电话确认", "工委办公室 陈明", datetime(2025, 3, 17, 1)),
+        (world.occurrence_id, "zhang", "link", "参加 23 人", None, datetime(2025, 3, 7, 2)),
+        (world.occurrence_id, "wang", "chat", None, None, datetime(2025, 3, 8, 1)),
+    )
+    for occ, person, via, note, by, at in confirmations:
+        await record_confirmation(world.db, occ, person, via=via, note=note, recorded_by=by,
+                                  now=at.replace(tzinfo=UTC))
+    world.extra["committee"] = committee
+    world.runtime.schedules.reminders.update({
+        "branch-committee": Reminder(
+            id="branch-committee", title="支部委员会会议（三会一课）",
+            when=When(monthly={"day": 10}, at="09:00"),
+            recipients=Recipients(channels=["party"], mention=Selector(roles=["secretary"])),
+            confirm=Confirm(deadline="4wd")),
+        "party-lecture": Reminder(
+            id="party-lecture", title="党课", holiday="skip",
+            when=When(quarterly={"month": 1, "day": 1}, at="14:30"),
+            recipients=Recipients(channels=["party"])),
+    })
+
+
+async def test_an_admin_reads_the_board_the_unit_chart_and_what_is_coming(
+    browser: Any, served: tuple[World, str]
+) -> None:
+    world, url = served
+    await _fill_the_organisation(world)
+    world.clock.now = DEADLINE.replace(tzinfo=UTC) + timedelta(days=7)
+    context = await browser.new_context(
+        viewport={"width": 1100, "height": 760}, locale="zh-CN",
+        http_credentials={"username": USER, "password": PASSWORD})
+    page = await context.new_page()
+
+    await page.goto(f"{url}/admin/occurrences/{world.extra['committee']}")
+    await page.get_by_role("heading", name="确认名单").wait_for()
+    for text in ("赵磊", "卡片按钮", "管理员代录", "孙静", "逾期未确认"):
+        assert await page.get_by_text(text).first.is_visible(), text
+    await page.screenshot(path=str(SHOTS / "admin-board.png"), full_page=True)
+
+    await page.goto(f"{url}/admin/units?days=90")
+    assert await page.locator("svg.bar").count() == 5
+    await page.screenshot(path=str(SHOTS / "admin-units.png"), full_page=True)
+
+    world.clock.now = datetime(2025, 9, 20, tzinfo=UTC)
+    await page.goto(f"{url}/admin/upcoming")
+    await page.get_by_text("原定 2025年10月3日（星期五）").first.wait_for()
+    await page.screenshot(path=str(SHOTS / "admin-upcoming.png"), full_page=True)
+
+    await context.close()
+
+
+async def test_the_board_reads_well_on_a_phone(browser: Any, served: tuple[World, str]) -> None:
+    world, url = served
+    await _fill_the_organisation(world)
+    world.clock.now = datetime(2025, 3, 20, tzinfo=UTC)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2,
+        http_credentials={"username": USER, "password": PASSWORD})
+    page = await context.new_page()
+    await page.goto(f"{url}/admin/occurrences/{world.extra['committee']}")
+    # No sideways scrolling: the table turns into one card per person.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    await page.screenshot(path=str(SHOTS / "admin-board-phone.png"), full_page=True)
+    await context.close()
+

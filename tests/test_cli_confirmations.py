@@ -1,0 +1,200 @@
+"""``remindbot status``, ``confirm`` and ``report`` through click's CliRunner on a real SQLite file.
+
+The commands read the settings from the environment and use the system clock, so the data is
+placed relative to now: a study day five days ago (deadline passed) and a check an hour ago
+(deadline this evening).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlmodel import select
+from test_followup import BJ, Clock, fire_due, make_runtime, write_world
+
+from bot.cli.confirmations import confirm, report, status
+from bot.confirmations import record_confirmation
+from storage.models import Confirmation
+
+
+@dataclass
+class Cli:
+    env: dict[str, str]
+    study: int  # occurrence ids
+    check: int
+    study_due: datetime
+    tmp: Path
+
+    def run(self, command, *args: str) -> Result:  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(command, list(args), env=self.env, catch_exceptions=False)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    settings = write_world(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    study_due, check_due = now - timedelta(days=5), now - timedelta(hours=1)
+
+    async def populate() -> tuple[int, int]:
+        runtime = await make_runtime(settings, Clock(now))
+        try:
+            study = await fire_due(runtime, "study", study_due)
+            check = await fire_due(runtime, "eve", check_due)
+            await record_confirmation(runtime.db, study, "wang", via="link", note="参会 23 人",
+                                      now=study_due + timedelta(hours=2))
+            return study, check
+        finally:
+            await runtime.db.stop()
+
+    study, check = asyncio.run(populate())
+    env = {"REMINDBOT_DATABASE_URL": settings.database_url, "REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir),
+           "REMINDBOT_VAR_DIR": str(settings.var_dir), "REMINDBOT_SECRET_KEY": settings.signing_key}
+    return Cli(env, study, check, study_due, tmp_path)
+
+
+def confirmations(cli: Cli) -> list[Confirmation]:
+    async def read() -> list[Confirmation]:
+        from storage.db import Database
+
+        db = Database(cli.env["REMINDBOT_DATABASE_URL"])
+        try:
+            async with db.session() as session:
+                return list((await session.exec(select(Confirmation))).all())
+        finally:
+            await db.stop()
+
+    return asyncio.run(read())
+
+
+def line_of(output: str, name: str) -> str:
+    return next(line for line in output.splitlines() if name in line)
+
+
+# ---------------------------------------------------------------- status
+
+
+def test_status_shows_who_confirmed_when_and_how_and_who_is_overdue(cli: Cli) -> None:
+    result = cli.run(status, "study")
+
+    assert result.exit_code == 0, result.output
+    assert f"【每月学习日】（study，记录号 {cli.study}）" in result.output
+    assert "已确认 1/3 人，逾期未确认 2 人" in result.output
+    wang = line_of(result.output, "王芳")
+    assert "已确认" in wang and "链接" in wang and "参会 23 人" in wang
+    confirmed_at = (cli.study_due + timedelta(hours=2)).astimezone(BJ)
+    assert f"{confirmed_at:%Y-%m-%d %H:%M}" in wang
+    assert "逾期未确认" in line_of(result.output, "刘洋")
+    assert "（已过）" in result.output
+
+
+def test_status_without_an_id_shows_the_latest_of_every_reminder_asking_for_confirmation(cli: Cli) -> None:
+    result = cli.run(status)
+
+    assert result.exit_code == 0, result.output
+    assert "【每月学习日】" in result.output and "【节前安全检查】" in result.output
+    check = result.output.split("【节前安全检查】")[1]
+    assert "已确认 0/3 人" in check and "逾期" not in check  # the deadline is this evening
+
+
+def test_status_of_an_unknown_reminder_says_so_in_chinese(cli: Cli) -> None:
+    result = cli.run(status, "nope")
+
+    assert result.exit_code == 1
+    assert "没有标识为 “nope” 的提醒" in result.output
+
+
+# ---------------------------------------------------------------- confirm
+
+
+def test_an_admin_records_a_confirmation_received_by_phone(cli: Cli) -> None:
+    result = cli.run(confirm, str(cli.study), "liu", "--by", "chen", "--note", "电话确认，参会 18 人")
+
+    assert result.exit_code == 0, result.output
+    assert "已代录：刘洋" in result.output and "代录人 陈静" in result.output
+    liu = next(c for c in confirmations(cli) if c.person_id == "liu")
+    assert (liu.via, liu.recorded_by, liu.note) == ("admin", "chen", "电话确认，参会 18 人")
+    shown = line_of(cli.run(status, "study").output, "刘洋")
+    assert "管理员代录（陈静）" in shown and "逾期确认" in shown
+
+
+def test_confirm_accepts_a_person_s_name_and_does_not_record_twice(cli: Cli) -> None:
+    assert cli.run(confirm, str(cli.check), "吴敏", "--by", "chen").exit_code == 0
+    again = cli.run(confirm, str(cli.check), "wu", "--by", "chen")
+
+    assert again.exit_code == 0
+    assert "确认过，本次未重复记录" in again.output
+    assert len([c for c in confirmations(cli) if c.person_id == "wu"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{study}", "liu", "--by", "wang"], "“wang” 不是管理员"),
+        (["{study}", "liu", "--by", "nobody"], "“nobody” 不是管理员"),
+        (["9999", "liu", "--by", "chen"], "找不到记录号为 9999 的提醒记录"),
+        (["{study}", "ghost", "--by", "chen"], "找不到人员 “ghost”"),
+        (["{study}", "zhao", "--by", "chen"], "赵明 不在 “每月学习日”"),
+    ],
+)
+def test_confirm_refuses_with_a_clear_chinese_message(cli: Cli, args: list[str], message: str) -> None:
+    result = cli.run(confirm, *[a.format(study=cli.study) for a in args])
+
+    assert result.exit_code == 1
+    assert message in result.output
+    assert [c.person_id for c in confirmations(cli)] == ["wang"]
+
+
+# ---------------------------------------------------------------- report
+
+
+def test_report_ranks_units_by_on_time_rate(cli: Cli) -> None:
+    month = f"{cli.study_due.astimezone(BJ):%Y-%m}"
+    result = cli.run(report, "--period", month, "--reminder", "study")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("党建工作确认情况统计（")
+    ranked = [line.split()[1] for line in lines if line[:1].isdigit()]
+    assert ranked[0] == "发改委第一党支部" and set(ranked[1:]) == {"发改委第二党支部", "教育局第一党支部"}
+    assert "100.0%" in line_of(result.output, "发改委第一党支部")
+    assert "合计：应确认 3 项，按时 1 项（33.3%）" in result.output
+
+
+def test_report_as_csv_and_markdown(cli: Cli) -> None:
+    month = f"{cli.study_due.astimezone(BJ):%Y-%m}"
+    as_csv = cli.run(report, "--period", month, "--reminder", "study", "--format", "csv")
+    rows = list(csv.reader(io.StringIO(as_csv.output)))
+    assert rows[0][0] == "排名" and rows[1][1] == "发改委第一党支部" and len(rows) == 4
+
+    as_markdown = cli.run(report, "--period", month, "--reminder", "study", "--format", "markdown")
+    assert "| 1 | 发改委第一党支部 | 1 | 1 | 0 | 0 | 0 | 100.0% |" in as_markdown.output
+
+
+def test_report_written_to_a_csv_file_opens_in_excel(cli: Cli) -> None:
+    target = cli.tmp / "report.csv"
+    month = f"{cli.study_due.astimezone(BJ):%Y-%m}"
+    result = cli.run(report, "--period", month, "--format", "csv", "-o", str(target))
+
+    assert result.exit_code == 0 and "已写入" in result.output
+    assert target.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
+
+
+def test_report_refuses_a_period_it_cannot_read(cli: Cli) -> None:
+    result = cli.run(report, "--period", "last-month")
+
+    assert result.exit_code == 1
+    assert "无法识别统计周期" in result.output
+
+
+def test_report_of_an_empty_period_says_there_was_nothing_to_confirm(cli: Cli) -> None:
+    result = cli.run(report, "--period", "2020-01")
+
+    assert result.exit_code == 0
+    assert "本期没有需要确认的事项" in result.output

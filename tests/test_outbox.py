@@ -1,0 +1,152 @@
+"""The outbox on SQLite and PostgreSQL: idempotent enqueue, leases, marking by the owner only."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from bot import outbox
+from bot.platforms.wecom import WeComChannel
+from storage.db import Database
+from storage.models import DeliveryAttempt, Outbox
+
+NOW = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
+WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET-KEY-123"
+
+
+def wecom(channel_id: str = "party", webhook: str | None = WEBHOOK) -> WeComChannel:
+    return WeComChannel(id=channel_id, name="市直机关党务工作群", platform="wecom", webhook=webhook)
+
+
+async def put(db: Database, key: str, parts: int = 1, channel: WeComChannel | None = None) -> int:
+    async with db.session() as session:
+        created = await outbox.enqueue(
+            session,
+            dedupe_key=key,
+            channel=channel or wecom(),
+            platform="wecom",
+            bodies=[{"msgtype": "text", "text": {"content": f"{key} {i}"}} for i in range(parts)],
+            stage="due",
+            summary="三会一课提醒",
+            now=NOW,
+        )
+        await session.commit()
+    return created
+
+
+async def rows(db: Database) -> list[Outbox]:
+    async with db.session() as session:
+        return list((await session.exec(select(Outbox).order_by(Outbox.id))).all())
+
+
+async def attempts(db: Database) -> list[DeliveryAttempt]:
+    async with db.session() as session:
+        return list((await session.exec(select(DeliveryAttempt))).all())
+
+
+async def test_enqueue_writes_one_row_per_body_with_numbered_keys(any_db: Database) -> None:
+    assert await put(any_db, "occ1/due/party", parts=2) == 2
+    assert [r.dedupe_key for r in await rows(any_db)] == ["occ1/due/party#1", "occ1/due/party#2"]
+
+
+async def test_enqueuing_the_same_message_twice_stores_it_once(any_db: Database) -> None:
+    assert await put(any_db, "occ1/due/party") == 1
+    assert await put(any_db, "occ1/due/party") == 0
+    assert len(await rows(any_db)) == 1
+
+
+async def test_robot_key_is_a_hash_never_the_webhook(any_db: Database) -> None:
+    await put(any_db, "a")
+    (row,) = await rows(any_db)
+    assert "SECRET" not in row.robot and "qyapi" not in row.robot
+    assert row.robot == outbox.robot_key(wecom("other-id"))  # same webhook, same robot
+
+
+def test_channel_without_webhook_gets_a_dry_run_robot_key() -> None:
+    assert outbox.robot_key(wecom(webhook=None)) == "dry:party"
+
+
+async def test_claim_leases_due_rows_oldest_first(any_db: Database) -> None:
+    for key in ("a", "b", "c"):
+        await put(any_db, key)
+    claimed = await outbox.claim(any_db, "w1", 2, NOW)
+    assert [r.dedupe_key for r in claimed] == ["a#1", "b#1"]
+    assert all(r.lease_owner == "w1" and r.lease_until and r.lease_until > NOW for r in claimed)
+
+
+async def test_second_claimer_does_not_take_a_leased_row(any_db: Database) -> None:
+    await put(any_db, "a")
+    assert len(await outbox.claim(any_db, "w1", 10, NOW)) == 1
+    assert await outbox.claim(any_db, "w2", 10, NOW + timedelta(seconds=30)) == []
+
+
+async def test_expired_lease_is_taken_over(any_db: Database) -> None:
+    await put(any_db, "a")
+    await outbox.claim(any_db, "w1", 10, NOW, lease_seconds=60)
+    later = NOW + timedelta(seconds=61)
+    (row,) = await outbox.claim(any_db, "w2", 10, later)
+    assert row.lease_owner == "w2"
+
+
+async def test_stale_worker_cannot_mark_a_row_taken_over(any_db: Database) -> None:
+    await put(any_db, "a")
+    (row,) = await outbox.claim(any_db, "w1", 10, NOW, lease_seconds=60)
+    await outbox.claim(any_db, "w2", 10, NOW + timedelta(seconds=61))
+    assert not await outbox.mark_sent(any_db, "w1", row.id or 0, NOW)
+    assert (await rows(any_db))[0].status == "pending"
+    assert await outbox.mark_sent(any_db, "w2", row.id or 0, NOW)
+    assert (await rows(any_db))[0].status == "sent"
+
+
+async def test_every_mark_leaves_an_attempt_row(any_db: Database) -> None:
+    for key in ("a", "b", "c", "d"):
+        await put(any_db, key)
+    a, b, c, d = await outbox.claim(any_db, "w1", 10, NOW)
+    retry_at = NOW + timedelta(minutes=1)
+    assert await outbox.mark_sent(any_db, "w1", a.id or 0, NOW, http_status=200)
+    assert await outbox.mark_retry(any_db, "w1", b.id or 0, NOW, retry_at, "系统繁忙")
+    assert await outbox.mark_dead(any_db, "w1", c.id or 0, NOW, "Webhook 地址无效", "config")
+    assert await outbox.mark_dry_run(any_db, "w1", d.id or 0, NOW)
+    by_id = {r.id: r for r in await rows(any_db)}
+    assert [by_id[r.id].status for r in (a, b, c, d)] == ["sent", "pending", "dead", "dry_run"]
+    assert by_id[b.id].next_attempt_at == retry_at and by_id[b.id].last_error == "系统繁忙"
+    assert by_id[c.id].error_kind == "config"
+    assert sorted((t.outbox_id, t.ok) for t in await attempts(any_db)) == [
+        (a.id, True), (b.id, False), (c.id, False), (d.id, False)
+    ]
+
+
+async def test_later_messages_of_a_robot_wait_behind_one_waiting_to_retry(any_db: Database) -> None:
+    await put(any_db, "first")
+    await put(any_db, "second")
+    await put(any_db, "elsewhere", channel=wecom("other", WEBHOOK.replace("123", "456")))
+    first, _, _ = await outbox.claim(any_db, "w1", 1, NOW) + [None, None]  # type: ignore[list-item]
+    await outbox.mark_retry(any_db, "w1", first.id or 0, NOW, NOW + timedelta(minutes=5), "繁忙")
+    await outbox.release(any_db, "w1")  # as after a restart
+    (other,) = await outbox.claim(any_db, "w2", 10, NOW + timedelta(minutes=1))
+    assert other.dedupe_key == "elsewhere#1"
+    await outbox.mark_sent(any_db, "w2", other.id or 0, NOW + timedelta(minutes=1))
+    claimed = await outbox.claim(any_db, "w2", 10, NOW + timedelta(minutes=6))
+    assert [r.dedupe_key for r in claimed] == ["first#1", "second#1"]
+
+
+async def test_batch_results_are_all_written(any_db: Database) -> None:
+    for i in range(50):
+        await put(any_db, f"m{i}")
+    claimed = await outbox.claim(any_db, "w1", 100, NOW)
+    results = [outbox.Result(r.id or 0, "sent", NOW, http_status=200) for r in claimed]
+    assert await outbox.record(any_db, "w1", results) == {r.id for r in claimed}
+    assert await outbox.counts(any_db) == {"sent": 50}
+    assert len(await attempts(any_db)) == 50
+
+
+async def test_two_workers_claiming_at_once_never_share_a_row(any_db: Database) -> None:
+    for i in range(40):
+        await put(any_db, f"m{i}")
+    first, second = await asyncio.gather(
+        outbox.claim(any_db, "w1", 25, NOW), outbox.claim(any_db, "w2", 25, NOW)
+    )
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert all(r.lease_owner == "w1" for r in first) and all(r.lease_owner == "w2" for r in second)

@@ -1,0 +1,168 @@
+"""Per-unit figures and ranking, periods, the figures templates receive, and output formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_followup import BJ, Clock, bj, confirm, fire_due, make_runtime, outbox, write_world
+from wcwidth import wcswidth
+
+from bot.followup import FollowUps
+from bot.occurrences import fire
+from bot.reports import UnitRow, figures_for, format_rows, period_bounds, rank, unit_figures
+from bot.runtime import Runtime
+from bot.timing import Due, Fire
+
+
+@pytest.fixture
+async def november(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """Two study days in November 2026 and one in October, with a mixed record.
+
+    Wang (发改委第一党支部) confirms both on time; Liu (发改委第二党支部) confirms the first late
+    and the second on time; Wu (教育局第一党支部) confirms neither. One round of follow-ups
+    nudges Liu and Wu once each.
+    """
+    runtime = await make_runtime(write_world(tmp_path), Clock(bj(2026, 11, 3, 9, 0)))
+    try:
+        october = await fire_due(runtime, "study", bj(2026, 10, 13, 9, 0))
+        await confirm(runtime, october, "wang", bj(2026, 10, 13, 10, 0))
+        first = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))  # deadline 6 Nov 09:00
+        await confirm(runtime, first, "wang", bj(2026, 11, 3, 10, 0))
+        await FollowUps(runtime).run_once(bj(2026, 11, 4, 9, 0))
+        await confirm(runtime, first, "liu", bj(2026, 11, 9, 10, 0))
+        second = await fire_due(runtime, "study", bj(2026, 11, 17, 9, 0))
+        await confirm(runtime, second, "wang", bj(2026, 11, 17, 9, 30))
+        await confirm(runtime, second, "liu", bj(2026, 11, 18, 9, 30))
+        yield runtime
+    finally:
+        await runtime.db.stop()
+
+
+NOVEMBER = (bj(2026, 11, 1), bj(2026, 12, 1))
+
+
+async def test_figures_count_on_time_late_missing_and_nudges_per_unit(november: Runtime) -> None:
+    rows = await unit_figures(november, *NOVEMBER)
+
+    assert [(r.unit, r.expected, r.on_time, r.late, r.missing, r.nudges) for r in rows] == [
+        ("发改委第一党支部", 2, 2, 0, 0, 0),
+        ("发改委第二党支部", 2, 1, 1, 0, 1),
+        ("教育局第一党支部", 2, 0, 0, 2, 1),
+    ]
+    assert [r.rate for r in rows] == [1.0, 0.5, 0.0]
+
+
+async def test_figures_roll_branches_up_to_their_organ(november: Runtime) -> None:
+    rows = await unit_figures(november, *NOVEMBER, by_parent=True)
+
+    assert [(r.unit_id, r.unit, r.expected, r.on_time, r.missing) for r in rows] == [
+        ("fgw", "市发展改革委", 4, 3, 0), ("jyj", "市教育局", 2, 0, 2)]
+
+
+async def test_figures_can_be_narrowed_to_units_and_reminders(november: Runtime) -> None:
+    only_fgw = await unit_figures(november, *NOVEMBER, unit_ids=["fgw"])
+    assert [r.unit_id for r in only_fgw] == ["fgw_b1", "fgw_b2"]
+    assert await unit_figures(november, *NOVEMBER, reminder_ids=["eve"]) == []
+    october = await unit_figures(november, bj(2026, 10, 1), bj(2026, 11, 1))
+    assert sum(r.expected for r in october) == 3
+
+
+def test_ranking_puts_the_best_rate_first_and_then_fewest_missing() -> None:
+    rows = [UnitRow("a", "甲", expected=2, on_time=0, missing=2), UnitRow("b", "乙", expected=2, on_time=0, late=2),
+            UnitRow("c", "丙", expected=4, on_time=3, missing=1)]
+    assert [r.unit_id for r in rank(rows)] == ["c", "b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "now", "start", "end", "label"),
+    [
+        ("2026-11", bj(2027, 3, 1), bj(2026, 11, 1), bj(2026, 12, 1), "2026年11月"),
+        ("2026-Q4", bj(2027, 3, 1), bj(2026, 10, 1), bj(2027, 1, 1), "2026年第四季度"),
+        ("2026", bj(2027, 3, 1), bj(2026, 1, 1), bj(2027, 1, 1), "2026年"),
+        ("previous_month", bj(2026, 1, 15), bj(2025, 12, 1), bj(2026, 1, 1), "2025年12月"),
+        ("current_month", bj(2026, 2, 28), bj(2026, 2, 1), bj(2026, 3, 1), "2026年2月"),
+        ("previous_quarter", bj(2026, 2, 3), bj(2025, 10, 1), bj(2026, 1, 1), "2025年第四季度"),
+        ("current_quarter", bj(2026, 8, 3), bj(2026, 7, 1), bj(2026, 10, 1), "2026年第三季度"),
+        ("previous_year", bj(2026, 8, 3), bj(2025, 1, 1), bj(2026, 1, 1), "2025年"),
+        # 20:00 UTC on 30 November is already 1 December in Beijing.
+        ("current_month", datetime(2026, 11, 30, 20, 0, tzinfo=UTC), bj(2026, 12, 1), bj(2027, 1, 1), "2026年12月"),
+    ],
+)
+def test_period_bounds(spec: str, now: datetime, start: datetime, end: datetime, label: str) -> None:
+    period = period_bounds(spec, now, BJ)
+    assert (period.start, period.end, period.label) == (start, end, label)
+
+
+@pytest.mark.parametrize("spec", ["2026-13", "last month", "2026-Q5", "26-11"])
+def test_period_bounds_refuses_what_it_cannot_read_in_chinese(spec: str) -> None:
+    with pytest.raises(ValueError, match="统计周期"):
+        period_bounds(spec, bj(2026, 11, 1), BJ)
+
+
+async def test_a_report_reminder_gets_its_period_and_every_unit(november: Runtime) -> None:
+    bulletin = november.schedules.reminders["bulletin"]
+    figures = await figures_for(november, bulletin, None, bj(2026, 12, 2, 16, 0))
+
+    assert figures is not None and figures["period"] == "2026年11月"
+    assert [(r["unit"], r["rate"]) for r in figures["rows"]] == [
+        ("发改委第一党支部", 1.0), ("发改委第二党支部", 0.5), ("教育局第一党支部", 0.0)]
+
+
+async def test_a_leader_s_one_post_two_duties_brief_covers_only_the_units_they_oversee(november: Runtime) -> None:
+    duties = november.schedules.reminders["duties"]
+    zhao = november.schedules.people["zhao"]
+
+    figures = await figures_for(november, duties, zhao, bj(2027, 1, 8, 10, 0))
+
+    assert figures is not None and figures["period"] == "2026年第四季度"
+    assert [r["unit"] for r in figures["rows"]] == ["发改委第一党支部", "发改委第二党支部"]
+    assert figures["rows"][0]["expected"] == 3  # October and November
+    assert await figures_for(november, duties, november.schedules.people["wang"], bj(2027, 1, 8)) is None
+
+
+async def test_the_brief_reaches_each_leader_through_the_firing_pipeline(november: Runtime) -> None:
+    duties = november.schedules.reminders["duties"]
+    now = bj(2027, 1, 8, 10, 0)
+    due = Due("duties", now, None, False, False, None)
+
+    async def figures(reminder, person):  # type: ignore[no-untyped-def]
+        return await figures_for(november, reminder, person, now)
+
+    await fire(november, Fire("duties", "due", now, due, None), figures_for=figures)
+
+    rows = {r.body["mentions"][0]["person_id"]: r.body["markdown"] for r in await outbox(november, "due")
+            if r.occurrence_id and r.body["mentions"] and r.summary.startswith("“一岗双责”")}
+    assert "发改委第二党支部：应确认 3 项，按时 1 项，逾期 1 项" in rows["zhao"]
+    assert "教育局" not in rows["zhao"]
+    assert "教育局第一党支部：应确认 3 项，按时 0 项，逾期 0 项，未确认 3 项" in rows["sun"]
+
+
+def _rows() -> list[UnitRow]:
+    return [UnitRow("fgw_b1", "发改委第一党支部", 2, 2, 0, 0, 0), UnitRow("x", "Unit X", 3, 1, 1, 1, 4)]
+
+
+def test_the_table_lines_up_columns_with_chinese_names() -> None:
+    lines = format_rows(_rows(), "table").splitlines()
+    header, body = lines[0], lines[2:]
+
+    def column_start(line: str, cell: str) -> int:
+        return wcswidth(line[: line.index(cell)])
+
+    assert column_start(body[0], "  2  ") == column_start(body[1], "  3  ") == column_start(header, "  应确认")
+    assert body[0].rstrip().endswith("100.0%") and body[1].rstrip().endswith("33.3%")
+
+
+def test_csv_and_markdown_carry_the_same_ranked_rows() -> None:
+    parsed = list(csv.reader(io.StringIO(format_rows(_rows(), "csv"))))
+    assert parsed[0][:3] == ["排名", "单位", "应确认"]
+    assert parsed[1] == ["1", "发改委第一党支部", "2", "2", "0", "0", "0", "100.0%"]
+    markdown = format_rows(_rows(), "markdown", title="统计").splitlines()
+    assert markdown[0] == "### 统计"
+    assert markdown[-1] == "| 2 | Unit X | 3 | 1 | 1 | 1 | 4 | 33.3% |"
+    with pytest.raises(ValueError, match="未知的输出格式"):
+        format_rows(_rows(), "xlsx")

@@ -1,0 +1,407 @@
+"""The personal confirmation link over real HTTP on loopback, and recording confirmations.
+
+The helpers at the top (``World``, ``build_world``) build a small organisation with one study
+day occurrence; the admin and browser tests import them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import select
+
+from bot.config.models import Confirm, Person, Recipients, Reminder, Schedules, Selector, Unit, When
+from bot.confirmations import NotExpectedError, board, record_confirmation, to_db_time
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.tokens import make_token
+from bot.web import RedactingAccessLogger, make_app
+from bot.workdays import WorkCalendar
+from storage.db import Database
+from storage.models import Confirmation, Expectation, Occurrence
+
+# Friday 7 March 2025, 09:00 in Beijing; the deadline is three days later.
+DUE = datetime(2025, 3, 7, 1, 0)
+DEADLINE = datetime(2025, 3, 10, 1, 0)
+NOW = datetime(2025, 3, 7, 2, 0, tzinfo=UTC)
+SECRET_KEY = "test-signing-key-0123456789"
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def schedules() -> Schedules:
+    units = [
+        Unit(id="org", name="市直机关工委"),
+        Unit(id="b1", name="第一党支部", parent="org", leaders=["leader"]),
+        Unit(id="b2", name="第二党支部", parent="org", leaders=["leader"]),
+    ]
+    people = [
+        Person(id="leader", name="赵书记", roles=["leader"], unit="org"),
+        Person(id="zhang", name="张伟", roles=["secretary"], unit="b1"),
+        Person(id="li", name="李娜", roles=["secretary"], unit="b2"),
+        Person(id="wang", name="王芳", roles=["worker"], unit="b2"),
+        Person(id="outsider", name="刘强", roles=["worker"], unit="b1"),
+    ]
+    study = Reminder(
+        id="study-day",
+        title="每月学习日",
+        when=When(monthly={"weekday": "fri", "nth": 1}, at="09:00"),
+        recipients=Recipients(channels=["party"], mention=Selector(roles=["secretary"])),
+        confirm=Confirm(deadline="3d"),
+    )
+    return Schedules(
+        units={u.id: u for u in units},
+        people={p.id: p for p in people},
+        reminders={study.id: study},
+    )
+
+
+@dataclass
+class World:
+    runtime: Runtime
+    clock: Clock
+    occurrence_id: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    def token(self, person_id: str, occurrence_id: int | None = None, **kwargs: Any) -> str:
+        occ = self.occurrence_id if occurrence_id is None else occurrence_id
+        kwargs.setdefault("now", self.clock.now)
+        return make_token(SECRET_KEY, occ, person_id, **kwargs)
+
+    async def confirmations(self) -> list[Confirmation]:
+        async with self.db.session() as session:
+            return list((await session.exec(select(Confirmation))).all())
+
+
+async def add_occurrence(
+    db: Database,
+    *,
+    title: str = "每月学习日",
+    reminder_id: str = "study-day",
+    due_at: datetime = DUE,
+    deadline_at: datetime | None = DEADLINE,
+    people: tuple[tuple[str, str, str, str], ...] = (
+        ("zhang", "张伟", "b1", "第一党支部"),
+        ("li", "李娜", "b2", "第二党支部"),
+        ("wang", "王芳", "b2", "第二党支部"),
+    ),
+    original_date: date | None = None,
+    provisional: bool = False,
+) -> int:
+    """An occurrence and its expectations, written straight into the tables."""
+    async with db.session() as session:
+        occ = Occurrence(reminder_id=reminder_id, due_at=to_db_time(due_at), title=title,
+                         deadline_at=to_db_time(deadline_at) if deadline_at else None,
+                         original_date=original_date, provisional=provisional,
+                         fired_at=to_db_time(due_at), created_at=to_db_time(due_at))
+        session.add(occ)
+        await session.flush()
+        for person_id, name, unit_id, unit_name in people:
+            session.add(Expectation(occurrence_id=occ.id, person_id=person_id, person_name=name,
+                                    unit_id=unit_id, unit_name=unit_name, leader_ids=["leader"]))
+        await session.commit()
+        assert occ.id is not None
+        return occ.id
+
+
+async def build_world(db: Database, tmp_path: Path, **settings: Any) -> World:
+    settings.setdefault("base_url", "https://dangjian.example.gov.cn")
+    config = Settings(secret_key=SECRET_KEY, var_dir=tmp_path, database_url=db.url, **settings)
+    clock = Clock()
+    runtime = Runtime(settings=config, db=db, schedules=schedules(), calendar=WorkCalendar(),
+                      renderer=None, clock=clock)  # type: ignore[arg-type]
+    return World(runtime=runtime, clock=clock, occurrence_id=await add_occurrence(db))
+
+
+@pytest.fixture
+async def world(db: Database, tmp_path: Path) -> World:
+    return await build_world(db, tmp_path)
+
+
+@pytest.fixture
+async def client(world: World) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
+        yield client
+
+
+@asynccontextmanager
+async def serve(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
+    """Serve the app for real on a free loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    runner = web.AppRunner(app, **runner_options)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def post(client: TestClient, token: str, note: str = "", **headers: str) -> Any:
+    return await client.post(f"/c/{token}", data={"token": token, "note": note}, headers=headers)
+
+
+# ---------------------------------------------------------------- opening and confirming
+
+
+async def test_opening_the_link_shows_the_page_and_records_nothing(
+    world: World, client: TestClient
+) -> None:
+    token = world.token("zhang")
+    for _ in range(3):  # chat apps fetch links on their own to build previews
+        response = await client.get(f"/c/{token}")
+        assert response.status == 200
+    page = await response.text()
+    for text in ("每月学习日", "张伟", "第一党支部", "2025年3月7日（星期五）09:00",
+                 "2025年3月10日（星期一）09:00", "确认已完成", "备注"):
+        assert text in page
+    assert await world.confirmations() == []
+
+
+async def test_confirm_pages_are_not_cached_and_leak_no_referrer(
+    world: World, client: TestClient
+) -> None:
+    response = await client.get(f"/c/{world.token('zhang')}")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
+    assert "<script" not in await response.text()
+
+
+async def test_pressing_confirm_records_the_confirmation_with_its_note(
+    world: World, client: TestClient
+) -> None:
+    response = await post(client, world.token("zhang"), note="参加人数 23 人")
+    page = await response.text()
+    assert response.status == 200
+    assert "已确认，谢谢" in page and "2025年3月7日（星期五）10:00" in page
+    [row] = await world.confirmations()
+    assert (row.person_id, row.via, row.note) == ("zhang", "link", "参加人数 23 人")
+    assert row.confirmed_at == to_db_time(NOW)
+
+
+async def test_confirming_twice_is_harmless_and_the_first_confirmation_stands(
+    world: World, client: TestClient
+) -> None:
+    token = world.token("zhang")
+    await post(client, token, note="第一次")
+    world.clock.now = NOW + timedelta(hours=3)
+    again = await post(client, token, note="第二次")
+    assert again.status == 200
+    assert "已于 2025年3月7日（星期五）10:00 确认" in await again.text()
+    [row] = await world.confirmations()
+    assert row.note == "第一次" and row.confirmed_at == to_db_time(NOW)
+    reopened = await (await client.get(f"/c/{token}")).text()
+    assert "已于 2025年3月7日（星期五）10:00 确认" in reopened and "确认已完成" not in reopened
+
+
+async def test_a_late_confirmation_is_still_taken_and_the_page_says_it_is_late(
+    world: World, client: TestClient
+) -> None:
+    world.clock.now = DEADLINE.replace(tzinfo=UTC) + timedelta(hours=1)
+    token = world.token("li", now=NOW)
+    assert "已逾期" in await (await client.get(f"/c/{token}")).text()
+    assert (await post(client, token)).status == 200
+    assert [c.person_id for c in await world.confirmations()] == ["li"]
+
+
+# ---------------------------------------------------------------- refusals
+
+
+async def test_a_token_signed_with_another_key_is_refused(world: World, client: TestClient) -> None:
+    forged = make_token("not-the-server-key", world.occurrence_id, "zhang")
+    for response in (await client.get(f"/c/{forged}"), await post(client, forged)):
+        assert response.status == 403
+        assert "链接无效" in await response.text()
+    assert await world.confirmations() == []
+
+
+def one_changed(text: str) -> str:
+    """The text with its middle character replaced (not the last: base64's spare bits)."""
+    i = len(text) // 2
+    return text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1:]
+
+
+async def test_a_token_with_one_character_changed_is_refused(world: World, client: TestClient) -> None:
+    token = world.token("zhang")
+    payload, stamp, signature = token.split(".")
+    for altered in (f"{one_changed(payload)}.{stamp}.{signature}",
+                    f"{payload}.{stamp}.{one_changed(signature)}"):
+        assert altered != token
+        response = await post(client, altered)
+        assert response.status in (400, 403)
+        assert "链接无效" in await response.text()
+    assert await world.confirmations() == []
+
+
+async def test_one_persons_signature_cannot_carry_another_persons_name(
+    world: World, client: TestClient
+) -> None:
+    zhang = world.token("zhang")
+    li = world.token("li")
+    swapped = ".".join([li.split(".")[0], *zhang.split(".")[1:]])
+    assert (await post(client, swapped)).status == 403
+    assert await world.confirmations() == []
+
+
+async def test_a_persons_link_confirms_for_that_person_only(world: World, client: TestClient) -> None:
+    zhang = world.token("zhang")
+    response = await client.post(f"/c/{zhang}", data={"token": zhang, "person": "li", "note": ""})
+    assert response.status == 200
+    assert [c.person_id for c in await world.confirmations()] == ["zhang"]
+    # Li's token sent to Zhang's address is not Zhang's confirmation, nor Li's.
+    li = world.token("li")
+    mixed = await client.post(f"/c/{world.token('wang')}", data={"token": li, "note": ""})
+    assert mixed.status == 400
+    assert [c.person_id for c in await world.confirmations()] == ["zhang"]
+
+
+async def test_an_expired_link_is_refused_with_410(world: World, client: TestClient) -> None:
+    token = world.token("zhang")
+    world.clock.now = NOW + timedelta(days=world.runtime.settings.link_ttl_days, seconds=1)
+    for response in (await client.get(f"/c/{token}"), await post(client, token)):
+        assert response.status == 410
+        assert "已过期" in await response.text()
+    assert await world.confirmations() == []
+
+
+async def test_a_link_with_its_own_earlier_expiry_dies_then(world: World, client: TestClient) -> None:
+    token = world.token("zhang", expires_at=NOW + timedelta(hours=2))
+    assert (await client.get(f"/c/{token}")).status == 200
+    world.clock.now = NOW + timedelta(hours=2)
+    assert (await post(client, token)).status == 410
+    assert await world.confirmations() == []
+
+
+async def test_someone_not_expected_to_confirm_is_refused(world: World, client: TestClient) -> None:
+    token = world.token("outsider")
+    for response in (await client.get(f"/c/{token}"), await post(client, token)):
+        assert response.status == 403
+        assert "不在本次提醒的确认名单中" in await response.text()
+    assert await world.confirmations() == []
+
+
+async def test_a_link_to_an_occurrence_that_does_not_exist_is_refused(
+    world: World, client: TestClient
+) -> None:
+    response = await post(client, world.token("zhang", occurrence_id=9999))
+    assert response.status == 404
+    assert await world.confirmations() == []
+
+
+async def test_a_garbled_link_is_refused_as_malformed(world: World, client: TestClient) -> None:
+    response = await client.get("/c/not-a-token")
+    assert response.status == 400
+    assert "链接无效" in await response.text()
+
+
+async def test_a_form_posted_from_another_site_is_refused(world: World, client: TestClient) -> None:
+    token = world.token("zhang")
+    assert (await post(client, token, Origin="https://evil.example")).status == 403
+    assert (await post(client, token, Referer="https://evil.example/x")).status == 403
+    assert await world.confirmations() == []
+    ok = await post(client, token, Origin="https://dangjian.example.gov.cn")
+    assert ok.status == 200
+    assert len(await world.confirmations()) == 1
+
+
+async def test_a_note_that_is_too_long_is_refused_and_kept_for_editing(
+    world: World, client: TestClient
+) -> None:
+    response = await post(client, world.token("zhang"), note="很" * 201)
+    assert response.status == 400
+    page = await response.text()
+    assert "备注最多 200 个字" in page and "很" * 201 in page
+    assert await world.confirmations() == []
+
+
+async def test_a_note_cannot_inject_markup_into_the_page(world: World, client: TestClient) -> None:
+    token = world.token("zhang")
+    await post(client, token, note="<script>alert(1)</script>")
+    page = await (await client.get(f"/c/{token}")).text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+# ---------------------------------------------------------------- health and logs
+
+
+async def test_health_check_reports_the_database_reachable(client: TestClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    body = await response.json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+
+
+async def test_access_log_lines_never_contain_the_token(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = world.token("zhang")
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        async with serve(make_app(world.runtime), access_log_class=RedactingAccessLogger) as url:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{url}/c/{token}") as response:
+                    assert response.status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert any("GET /c/…" in line for line in lines)
+    assert not any(token in line for line in lines)
+
+
+# ---------------------------------------------------------------- recording (SQLite and PostgreSQL)
+
+
+async def test_racing_confirmations_record_exactly_one(any_db: Database) -> None:
+    occ = await add_occurrence(any_db)
+    results = await asyncio.gather(*(
+        record_confirmation(any_db, occ, "zhang", via="chat", note=f"第{i}次", now=NOW)
+        for i in range(5)
+    ))
+    assert sum(created for created, _ in results) == 1
+    assert len({row.id for _, row in results}) == 1
+
+
+async def test_recording_for_someone_not_expected_raises(any_db: Database) -> None:
+    occ = await add_occurrence(any_db)
+    with pytest.raises(NotExpectedError):
+        await record_confirmation(any_db, occ, "outsider", via="admin", recorded_by="admin", now=NOW)
+
+
+async def test_the_board_shows_who_confirmed_how_and_who_is_overdue(any_db: Database) -> None:
+    occ = await add_occurrence(any_db)
+    await record_confirmation(any_db, occ, "zhang", via="link", note="23 人", now=NOW)
+    late = DEADLINE.replace(tzinfo=UTC) + timedelta(hours=2)
+    await record_confirmation(any_db, occ, "li", via="admin", recorded_by="工委办公室", now=late)
+    result = await board(any_db, occ, now=late + timedelta(hours=1))
+    rows = {r.person_id: r for r in result.rows}
+    assert (rows["zhang"].via_label, rows["zhang"].note, rows["zhang"].late) == ("链接", "23 人", False)
+    assert (rows["li"].via_label, rows["li"].recorded_by, rows["li"].late) == (
+        "管理员代录", "工委办公室", True)
+    assert rows["wang"].overdue_since == DEADLINE.replace(tzinfo=UTC)
+    assert (result.confirmed, result.expected) == (2, 3)
+    figures = {f.unit_id: f for f in result.units()}
+    assert (figures["b1"].confirmed, figures["b1"].on_time) == (1, 1)
+    assert (figures["b2"].expected, figures["b2"].confirmed, figures["b2"].overdue) == (2, 1, 1)

@@ -31,13 +31,13 @@ from typing import Any
 import aiohttp
 
 from bot import outbox
-from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Result
+from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
 from bot.platforms.markup import redact_url
 from bot.ratelimit import RobotLimiter, rules_for
 from bot.settings import Settings
 from storage.db import Database
-from storage.models import Outbox, utcnow
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,26 @@ class _Lane:
     """One robot's ordered queue and the task that works through it."""
 
     robot: str
-    rows: deque[Outbox] = field(default_factory=deque)
+    rows: deque[Claimed] = field(default_factory=deque)
     limiter: RobotLimiter | None = None
     task: asyncio.Task[None] | None = None
+
+
+class _NoLock(asyncio.Lock):
+    """PostgreSQL takes concurrent writers: no turn-taking needed."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
 
 
 class _Writer:
     """Writes results in batches: whatever piles up while one write runs goes in the next."""
 
-    def __init__(self, db: Database, owner: str) -> None:
-        self._db, self._owner = db, owner
+    def __init__(self, db: Database, owner: str, lock: asyncio.Lock) -> None:
+        self._db, self._owner, self._lock = db, owner, lock
         self._pending: list[tuple[Result, asyncio.Future[bool]]] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -98,7 +108,8 @@ class _Writer:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                marked = await outbox.record(self._db, self._owner, [r for r, _ in batch])
+                async with self._lock:
+                    marked = await outbox.record(self._db, self._owner, [r for r, _ in batch])
             except Exception as exc:
                 # A send that happened must still be recorded: keep the batch and try again.
                 log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
@@ -141,7 +152,10 @@ class Dispatcher:
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.stats = Stats()
         self._sem = asyncio.Semaphore(settings.send_concurrency)
-        self._writer = _Writer(db, self.owner)
+        # SQLite has one writer at a time and its busy handler sleeps in coarse steps: taking
+        # turns here (claims vs. result batches) is much faster than colliding in SQLite.
+        self._write_lock = asyncio.Lock() if db.is_sqlite else _NoLock()
+        self._writer = _Writer(db, self.owner, self._write_lock)
         self._lanes: dict[str, _Lane] = {}
         self._held: set[int] = set()
         self._wake = asyncio.Event()
@@ -243,15 +257,17 @@ class Dispatcher:
             if room <= 0:
                 self._full = True
                 return False
-            rows = await outbox.claim(self.db, self.owner, room, self._clock(), self.lease_seconds)
+            async with self._write_lock:
+                rows = await outbox.claim(
+                    self.db, self.owner, room, self._clock(), self.lease_seconds
+                )
             for row in rows:
                 self._route(row)
             if len(rows) < room:
                 return True
         return True
 
-    def _route(self, row: Outbox) -> None:
-        assert row.id is not None
+    def _route(self, row: Claimed) -> None:
         if row.id in self._held:
             return
         self._held.add(row.id)
@@ -273,7 +289,7 @@ class Dispatcher:
                     delay = await self._failed(row, DeliveryError(FailureKind.RETRY, "内部错误"))
                 if delay is None:
                     lane.rows.popleft()
-                    self._held.discard(row.id or 0)
+                    self._held.discard(row.id)
                 elif delay > self._max_retry_wait:
                     await self._give_back(lane)
                 else:
@@ -296,7 +312,7 @@ class Dispatcher:
         self._held.difference_update(ids)
         await outbox.release(self.db, self.owner, ids)
 
-    async def _deliver(self, lane: _Lane, row: Outbox) -> float | None:
+    async def _deliver(self, lane: _Lane, row: Claimed) -> float | None:
         """Send one row. Returns the delay before a retry, or None when the row is settled."""
         channel = self._channel_for(row.channel_id)
         if channel is None:
@@ -307,7 +323,7 @@ class Dispatcher:
                 "演练模式，未发送：频道“%s”（%s）%s：%s",
                 channel.name, row.platform, row.summary, redact(_short_json(row.body)),
             )
-            await self._finish(row, Result(row.id or 0, DRY_RUN, self._clock()))
+            await self._finish(row, Result(row.id, DRY_RUN, self._clock()))
             return None
         adapter = self._platform_for(channel)
         if lane.limiter is None:
@@ -321,11 +337,11 @@ class Dispatcher:
             adapter.read_answer(status, headers, payload)
         except DeliveryError as err:
             return await self._failed(row, err, status, channel)
-        await self._finish(row, Result(row.id or 0, SENT, self._clock(), http_status=status))
+        await self._finish(row, Result(row.id, SENT, self._clock(), http_status=status))
         return None
 
     async def _post(
-        self, adapter: Platform, channel: ChannelBase, row: Outbox, limiter: RobotLimiter
+        self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
     ) -> tuple[int, Mapping[str, str], bytes]:
         request = adapter.prepare(channel, row.body, time.time())
         timeout = self.settings.send_timeout_seconds
@@ -345,7 +361,7 @@ class Dispatcher:
 
     # ---- results ---------------------------------------------------------------------------
 
-    async def _finish(self, row: Outbox, result: Result) -> None:
+    async def _finish(self, row: Claimed, result: Result) -> None:
         if not await self._writer.submit(result):
             self.stats.lost_lease += 1
             log.warning("消息 %s 的租约已被其他实例接管，结果未写入", row.id)
@@ -357,7 +373,7 @@ class Dispatcher:
 
     async def _failed(
         self,
-        row: Outbox,
+        row: Claimed,
         err: DeliveryError,
         status: int | None = None,
         channel: ChannelBase | None = None,
@@ -368,7 +384,7 @@ class Dispatcher:
         if err.permanent or attempt >= self.settings.max_attempts:
             if not err.permanent:
                 reason = f"已尝试 {attempt} 次仍未成功，最后一次：{reason}"
-            result = Result(row.id or 0, DEAD, now, reason, err.kind.value, status)
+            result = Result(row.id, DEAD, now, reason, err.kind.value, status)
             await self._finish(row, result)
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
@@ -377,7 +393,7 @@ class Dispatcher:
             return None
         delay = self._backoff(attempt, err.retry_after)
         retry_at = now + timedelta(seconds=delay)
-        await self._finish(row, Result(row.id or 0, PENDING, now, reason, err.kind.value,
+        await self._finish(row, Result(row.id, PENDING, now, reason, err.kind.value,
                                        status, retry_at))
         row.attempts = attempt
         self.stats.retried += 1
@@ -390,7 +406,7 @@ class Dispatcher:
         delay *= 0.5 + self._rng() / 2
         return max(delay, retry_after or 0.0)
 
-    async def _tell_admin(self, row: Outbox, channel_name: str, reason: str) -> None:
+    async def _tell_admin(self, row: Claimed, channel_name: str, reason: str) -> None:
         """Queue a notice to the admin channel (never about the admin channel's own failures)."""
         admin_id = self._admin_channel()
         if not admin_id or admin_id == row.channel_id or row.stage == "admin":

@@ -54,7 +54,9 @@ from storage.models import Confirmation, Expectation, Nudge, Occurrence
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 30.0
+MIN_WAIT_SECONDS = 5.0  # a round waiting on another zone's working hours must not spin the loop
 LATE_FOLLOWUPS = 3  # follow-ups to a person after the deadline, at most
+KIND_ZH = {"followup": "催办", "escalation": "逾期告知"}
 
 def utc(moment: datetime) -> datetime:
     """Aware UTC from a database value (naive UTC or aware, depending on the column type)."""
@@ -114,7 +116,7 @@ class FollowUps:
         if not pending:
             return POLL_SECONDS
         target = self._hours().next_window(max(min(pending), now), self.runtime.calendar)
-        return min(POLL_SECONDS, max(1.0, (target - now).total_seconds()))
+        return min(POLL_SECONDS, max(MIN_WAIT_SECONDS, (target - now).total_seconds()))
 
     # ------------------------------------------------------------ one pass
 
@@ -143,7 +145,10 @@ class FollowUps:
             reminder = self.runtime.schedules.reminders[occ.reminder_id]
             if not self._hours().in_window(now, self.runtime.calendar, reminder.zone):
                 continue  # stays due; the first run inside the next window sends it
-            queued += await self._round(kind, number, reminder, occ, exps, now)
+            try:
+                queued += await self._round(kind, number, reminder, occ, exps, now)
+            except Exception:  # e.g. a broken template: the claim rolls back, other rounds go on
+                log.exception("%s：第 %d 次%s未能排队，稍后重试", reminder.title, number, KIND_ZH[kind])
         if queued:
             self.runtime.wake_dispatcher()
         return queued
@@ -186,8 +191,8 @@ class FollowUps:
             session.add_all(Nudge(occurrence_id=occ.id or 0, person_id=p, kind=kind, number=number,
                                   at=db_time(now)) for p in sorted(nudged))
             await session.commit()
-        log.info("%s：第 %d 次%s，涉及 %d 人，排队 %d 条消息", reminder.title, number,
-                 "催办" if kind == "followup" else "逾期告知", len(nudged), queued)
+        log.info("%s：第 %d 次%s，涉及 %d 人，排队 %d 条消息", reminder.title, number, KIND_ZH[kind],
+                 len(nudged), queued)
         return queued
 
     async def _late_followups(self, occ: Occurrence, exps: list[Expectation]) -> dict[str, int]:
@@ -228,7 +233,7 @@ class FollowUps:
         return claimed
 
     def _next(self, was: datetime | None, every: Span | None, zone: ZoneInfo, now: datetime) -> datetime | None:
-        """The next due time (naive UTC) after the one just sent, skipping any already past.
+        """The next due time (as the column takes it) after the one just sent, none already past.
 
         Counted from when the round could go (a round deferred from Saturday to Monday 09:00
         comes back on Tuesday 09:00, not at once), and never in the past after a long outage.

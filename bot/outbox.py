@@ -114,28 +114,50 @@ def _lease_free(now: datetime) -> Any:
     return or_(Outbox.lease_until.is_(None), Outbox.lease_until < now)  # type: ignore[union-attr]
 
 
+@dataclass(slots=True)
+class Claimed:
+    """A leased outbox row as the dispatcher needs it (plain data: no ORM state to carry)."""
+
+    id: int
+    dedupe_key: str
+    occurrence_id: int | None
+    stage: str
+    channel_id: str
+    platform: str
+    robot: str
+    body: dict[str, Any]
+    summary: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    error_kind: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
 async def claim(
     db: Database, owner: str, limit: int, now: datetime, lease_seconds: float = 60.0
-) -> list[Outbox]:
+) -> list[Claimed]:
     """Lease up to ``limit`` due rows to ``owner`` until ``now + lease_seconds``, oldest first."""
     candidates = (
-        select(Outbox.id)
+        select(T.c.id)
         .where(_due(now))
-        .order_by(Outbox.id)
+        .order_by(T.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
     )
     stmt = (
-        update(Outbox)
-        .where(Outbox.id.in_(candidates), _lease_free(now))  # type: ignore[union-attr]
+        update(T)
+        .where(T.c.id.in_(candidates), _lease_free(now))
         .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
-        .returning(Outbox)
-        .execution_options(synchronize_session=False)
+        .returning(*T.c)
     )
-    async with db.session() as session:
-        rows = list((await session.exec(stmt)).scalars().all())
-        await session.commit()
-    return sorted(rows, key=lambda row: row.id or 0)
+    async with db.engine.begin() as conn:
+        rows = [Claimed(**row._mapping) for row in await conn.execute(stmt)]
+    return sorted(rows, key=lambda row: row.id)
 
 
 async def renew(db: Database, owner: str, now: datetime, lease_seconds: float = 60.0) -> int:

@@ -126,7 +126,6 @@ async def test_a_leader_s_one_post_two_duties_brief_covers_only_the_units_they_o
 
 
 async def test_the_brief_reaches_each_leader_through_the_firing_pipeline(november: Runtime) -> None:
-    duties = november.schedules.reminders["duties"]
     now = bj(2027, 1, 8, 10, 0)
     due = Due("duties", now, None, False, False, None)
 

@@ -1,4 +1,5 @@
-"""The working-day calendar against the State Council's announced 2026 arrangements."""
+"""The working-day calendar against the State Council's announced 2026 arrangements, and the
+rule-based fallback for years no installed chinesecalendar covers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import pytest
 from bot.config.models import CalendarOverrides
 from bot.workdays import WorkCalendar
 
+# A year no chinesecalendar release will cover for a long time, so the rule-based fallback
+# answers for it whatever version is installed. Its dates were checked against
+# holidays.China(years=2035): Spring Festival is Feb 8, National Day Oct 1-3.
+FAR = 2035
 
 def overrides(**data: Any) -> CalendarOverrides:
     return CalendarOverrides.model_validate(data)
@@ -103,13 +108,32 @@ def test_an_admin_working_day_wins_over_the_package_holiday() -> None:
     assert cal.info(date(2026, 6, 6)).adjusted_workday  # a Saturday
 
 
-def test_2027_uses_the_rule_based_fallback_and_is_provisional(cal: WorkCalendar) -> None:
-    spring = cal.info(date(2027, 2, 8))
+def test_a_year_far_beyond_the_data_uses_the_rule_based_fallback(cal: WorkCalendar) -> None:
+    spring = cal.info(date(FAR, 2, 8))
     assert (spring.workday, spring.holiday_name, spring.provisional) == (False, "春节", True)
-    ordinary = cal.info(date(2027, 3, 1))
+    new_year = cal.info(date(FAR, 1, 1))  # a Monday
+    assert (new_year.workday, new_year.holiday_name, new_year.provisional) == (False, "元旦", True)
+    ordinary = cal.info(date(FAR, 3, 1))
     assert ordinary.workday and ordinary.provisional
-    assert cal.uncovered_years(date(2026, 11, 1), date(2028, 1, 5)) == [2027, 2028]
-    assert cal.next_workday(date(2027, 9, 30)) > date(2027, 10, 1)
+    assert not cal.info(date(FAR, 3, 3)).workday  # an ordinary Saturday stays a day off
+
+
+def test_next_working_day_steps_over_a_rule_based_national_day(cal: WorkCalendar) -> None:
+    # The rule gives Oct 1-3 (Monday to Wednesday); no adjusted days are known.
+    assert [cal.info(date(FAR, 10, d)).holiday_name for d in (1, 2, 3, 4)] == [
+        "国庆节", "国庆节", "国庆节", None]
+    assert cal.next_workday(date(FAR, 9, 30)) == date(FAR, 10, 4)
+    assert cal.info(date(FAR, 10, 4)).provisional
+
+
+def test_uncovered_years_list_every_year_from_the_fallback(cal: WorkCalendar) -> None:
+    first_uncovered = cal.package_range[1] + 1
+    assert cal.uncovered_years(date(first_uncovered - 1, 11, 1),
+                               date(first_uncovered + 1, 1, 5)) == [first_uncovered,
+                                                                    first_uncovered + 1]
+    assert cal.uncovered_years(date(FAR - 1, 6, 1), date(FAR + 1, 6, 1)) == [FAR - 1, FAR,
+                                                                             FAR + 1]
+    assert cal.uncovered_years(date(2026, 1, 1), date(2026, 12, 31)) == []
 
 
 def test_a_year_beyond_the_package_raises_there_but_not_here(cal: WorkCalendar) -> None:
@@ -121,31 +145,36 @@ def test_a_year_beyond_the_package_raises_there_but_not_here(cal: WorkCalendar) 
 
 
 def test_the_coverage_note_names_the_year_in_chinese(cal: WorkCalendar) -> None:
-    note = cal.coverage_note(2027)
-    assert "2027 年" in note and "临时" in note and "chinesecalendar" in note
+    note = cal.coverage_note(FAR)
+    assert f"{FAR} 年" in note and "临时" in note and "chinesecalendar" in note
+    first_uncovered = cal.package_range[1] + 1
+    assert f"{first_uncovered} 年" in cal.coverage_note(first_uncovered)
 
 
 def test_a_year_before_the_data_is_provisional_without_crashing(cal: WorkCalendar) -> None:
-    assert cal.info(date(2003, 10, 1)).provisional
-    assert "2003" in cal.coverage_note(2003)
+    before = cal.package_range[0] - 1
+    assert cal.info(date(before, 10, 1)).provisional
+    assert str(before) in cal.coverage_note(before)
 
 
 def test_covered_years_take_the_admin_entries_as_complete() -> None:
     cal = WorkCalendar(overrides(
-        covered_years=[2027],
-        holidays=[{"from": "2027-10-01", "to": "2027-10-07", "name": "国庆节"}],
-        workdays=["2027-09-26"],
+        covered_years=[FAR],
+        holidays=[{"from": f"{FAR}-10-01", "to": f"{FAR}-10-07", "name": "国庆节"}],
+        workdays=[f"{FAR}-09-29"],
     ))
-    assert cal.uncovered_years(date(2027, 1, 1), date(2027, 12, 31)) == []
-    assert cal.info(date(2027, 10, 6)).holiday_name == "国庆节"
-    assert not cal.info(date(2027, 10, 6)).provisional
-    assert cal.is_workday(date(2027, 9, 26))  # a Sunday worked in lieu
+    assert cal.uncovered_years(date(FAR, 1, 1), date(FAR, 12, 31)) == []
+    assert cal.info(date(FAR, 10, 6)).holiday_name == "国庆节"
+    assert not cal.info(date(FAR, 10, 6)).provisional
+    assert cal.is_workday(date(FAR, 9, 29))  # a Saturday worked in lieu
+    assert cal.info(date(FAR, 9, 29)).adjusted_workday
     # The admin's entries are the whole story: no rule-based Spring Festival is added.
-    assert cal.is_workday(date(2027, 2, 8))
-    assert not cal.info(date(2027, 2, 8)).provisional
+    assert cal.is_workday(date(FAR, 2, 8))
+    assert not cal.info(date(FAR, 2, 8)).provisional
 
 
 def test_an_admin_date_in_an_uncovered_year_is_not_provisional() -> None:
-    cal = WorkCalendar(overrides(workdays=["2027-02-20"]))
-    assert not cal.info(date(2027, 2, 20)).provisional
-    assert cal.info(date(2027, 2, 21)).provisional
+    cal = WorkCalendar(overrides(workdays=[f"{FAR}-02-10"]))  # a rule-based Spring Festival day
+    assert cal.is_workday(date(FAR, 2, 10))
+    assert not cal.info(date(FAR, 2, 10)).provisional
+    assert cal.info(date(FAR, 2, 11)).provisional

@@ -83,7 +83,8 @@ def _note(due: Due) -> str:
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="查看未来多少天")
 @click.option("--reminder", "reminder_id", help="只看某个提醒（标识）")
 @click.option("--notices/--no-notices", default=True, show_default=True, help="是否列出提前通知")
-def upcoming(days: int, reminder_id: str | None, notices: bool) -> None:
+@click.option("--from", "start_day", type=click.DateTime(["%Y-%m-%d"]), help="从哪天开始（默认现在）")
+def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datetime | None) -> None:
     """列出未来的提醒时间，标出因节假日调整的日期。"""
     s = settings()
     schedules = load_or_exit(s)
@@ -95,7 +96,7 @@ def upcoming(days: int, reminder_id: str | None, notices: bool) -> None:
             sys.exit(1)
         reminders = [schedules.reminders[reminder_id]]
     rows: list[tuple[datetime, list[str]]] = []
-    start = datetime.now(tz=ZONE)
+    start = start_day.replace(tzinfo=ZONE) if start_day else datetime.now(tz=ZONE)
     end = start + timedelta(days=days)
     for r in reminders:
         if not r.enabled:

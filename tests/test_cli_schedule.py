@@ -1,0 +1,84 @@
+"""`remindbot upcoming` and `remindbot schema` as an admin runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.cli.schedule import SCHEMA_PATH, schema_text
+from bot.config.loader import load_schedules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REMINDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    return CliRunner()
+
+
+def test_upcoming_400_days_lists_every_shipped_reminder(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["upcoming", "--days", "400", "--from", "2026-11-26"])
+    assert result.exit_code == 0, result.output
+    schedules = load_schedules(ROOT / "schedules", templates_dir=ROOT / "message_templates", env={})
+    for reminder in schedules.reminders.values():
+        if reminder.when.once is None or reminder.when.once.isoformat() >= "2026-11-26":
+            assert reminder.title in result.output, reminder.id
+
+
+def test_upcoming_marks_holiday_moves_with_the_original_date(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["upcoming", "--days", "400", "--from", "2026-11-26", "--reminder", "theme-party-day",
+                                  "--no-notices"])
+    assert result.exit_code == 0, result.output
+    # The 20th of December 2026 is a Sunday: the previous_workday policy moves it to Friday the 18th.
+    line = next(line for line in result.output.splitlines() if line.startswith("2026年12月18日"))
+    assert "原定 2026年12月20日" in line
+
+
+def test_upcoming_warns_about_years_beyond_the_holiday_data(runner: CliRunner) -> None:
+    # 2035 lies beyond any chinesecalendar release for years to come.
+    result = runner.invoke(main, ["upcoming", "--days", "60", "--from", "2035-01-01", "--reminder", "study-day"])
+    assert result.exit_code == 0
+    assert re.search(r"警告：2035 年的法定节假日安排尚未收录", result.output)
+    assert "临时" in result.output
+
+
+def test_upcoming_for_an_unknown_reminder_lists_the_known_ones(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["upcoming", "--reminder", "study-dya"])
+    assert result.exit_code == 1
+    assert "study-day" in result.output
+
+
+def test_validate_passes_on_the_shipped_schedules(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert "配置无误" in result.output
+
+
+def test_validate_lists_every_error_and_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    text = (folder / "study.yaml").read_text(encoding="utf-8")
+    text = text.replace("template: study_day", "templte: study_day").replace("deadline: 5d", "deadline: 5x")
+    (folder / "study.yaml").write_text(text, encoding="utf-8")
+    result = runner.invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert "schedules/study.yaml:" in result.output
+    assert "templte" in result.output and "5x" in result.output
+    assert "共 2 处错误" in result.output
+
+
+def test_shipped_schema_is_current_and_referenced_by_every_file() -> None:
+    assert SCHEMA_PATH.read_text(encoding="utf-8").strip() == schema_text().strip(), "run `remindbot schema`"
+    schema = json.loads(schema_text())
+    assert {"reminders", "channels", "people", "units", "calendar"} <= set(schema["properties"])
+    for path in (ROOT / "schedules").glob("*.yaml"):
+        assert path.read_text(encoding="utf-8").startswith(
+            "# yaml-language-server: $schema=remindbot.schema.json"), path.name

@@ -1,0 +1,190 @@
+"""Editing schedules/ while the service runs: a valid change applies at once, without a restart;
+an invalid one is refused with the messages ``remindbot validate`` prints, and the last good
+schedules keep running until the file is fixed.
+
+The first tests drive a real ``remindbot serve`` and look where an admin would look (the log, the
+admin area's upcoming page, /healthz); the last ones call ``bot.watch`` in-process, which is fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servehelp import REFUSED, RELOADED, WAIT_SECONDS, Service, Workspace, error_lines, wait_until
+
+from bot.config.loader import check_schedules
+from bot.config.models import Schedules
+from bot.settings import Settings
+from bot.watch import reload_schedules, watch_schedules
+
+OLD_TITLE = "每月学习日"
+NEW_TITLE = "机关集中学习日"
+SHIPPED_REMINDERS = 14
+EXTRA_REMINDER = """\
+reminders:
+  - id: branch-election
+    title: 支部换届提醒
+    when:
+      monthly: {day: 10}
+      at: "09:00"
+    template: research
+    recipients:
+      channels: [gw_wecom]
+"""
+# (file, text to replace, replacement): one typo an admin could make, and one broken YAML.
+INVALID_EDITS = {
+    "unknown-field": ("study.yaml", f"    title: {OLD_TITLE}", f"    titel: {OLD_TITLE}"),
+    "yaml-syntax": ("study.yaml", f"    title: {OLD_TITLE}", f'    title: "{OLD_TITLE}'),
+}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace.create(tmp_path)
+
+
+@pytest.fixture
+def service(workspace: Workspace) -> Iterator[Service]:
+    running = Service.start(workspace)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.kill()
+
+
+def _shows(service: Service, text: str) -> bool:
+    return text in service.upcoming_page()
+
+
+# ---------------------------------------------------------------- while serving
+
+
+def test_a_changed_title_shows_on_the_upcoming_page_without_a_restart(
+        service: Service, workspace: Workspace) -> None:
+    assert _shows(service, OLD_TITLE)
+    pid = service.process.pid
+
+    workspace.edit("study.yaml", f"title: {OLD_TITLE}", f"title: {NEW_TITLE}")
+
+    service.wait_for_log(RELOADED)
+    wait_until(lambda: _shows(service, NEW_TITLE), "the new title on /admin/upcoming")
+    assert not _shows(service, OLD_TITLE)
+    assert service.process.poll() is None and service.process.pid == pid
+
+
+def test_an_added_reminder_is_counted_and_listed_without_a_restart(
+        service: Service, workspace: Workspace) -> None:
+    assert service.health()[1]["reminders"] == SHIPPED_REMINDERS
+
+    workspace.replace("extra.yaml", EXTRA_REMINDER)
+
+    service.wait_for_log(f"{RELOADED}：{SHIPPED_REMINDERS + 1} 个提醒")
+    wait_until(lambda: service.health()[1]["reminders"] == SHIPPED_REMINDERS + 1, "/healthz counting 15")
+    assert _shows(service, "支部换届提醒")
+
+
+@pytest.mark.parametrize("kind", list(INVALID_EDITS))
+def test_an_invalid_change_is_refused_with_the_validate_messages_and_the_last_good_schedules_keep_running(
+        kind: str, service: Service, workspace: Workspace) -> None:
+    name, old, new = INVALID_EDITS[kind]
+    workspace.edit(name, old, new)
+
+    service.wait_for_log(REFUSED)
+    expected = error_lines(workspace.validate().stderr)
+    assert expected, "validate found nothing wrong with the edit"
+    logged = [line for line in service.stdout.splitlines() if ": 错误" in line]
+    assert [line for line in logged if not any(line.endswith(e) for e in expected)] == []
+    assert all(any(line.endswith(e) for line in logged) for e in expected), service.output()
+    assert f"日程配置有 {len(expected)} 处错误，{REFUSED}" in service.stdout
+
+    status, body = service.health()
+    assert status == 200 and body["status"] == "ok"
+    assert body["reminders"] == SHIPPED_REMINDERS
+    assert _shows(service, OLD_TITLE)
+
+    # The admin fixes the line: the fix applies without a restart.
+    workspace.edit(name, new, f"    title: {NEW_TITLE}")
+    service.wait_for_log(RELOADED)
+    wait_until(lambda: _shows(service, NEW_TITLE), "the fixed title on /admin/upcoming")
+    assert workspace.validate().returncode == 0
+
+
+# ---------------------------------------------------------------- in-process
+
+
+def _settings(workspace: Workspace) -> Settings:
+    return Settings(
+        schedules_dir=workspace.schedules,
+        templates_dir=workspace.templates,
+        var_dir=workspace.var,
+        database_url=f"sqlite+aiosqlite:///{workspace.database}",
+    )
+
+
+def test_reload_schedules_applies_a_valid_folder(workspace: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.watch")
+    workspace.edit("study.yaml", f"title: {OLD_TITLE}", f"title: {NEW_TITLE}")
+    applied: list[Schedules] = []
+
+    assert reload_schedules(_settings(workspace), applied.append) is True
+
+    assert len(applied) == 1
+    assert applied[0].reminders["study-day"].title == NEW_TITLE
+    assert f"{RELOADED}：{SHIPPED_REMINDERS} 个提醒" in caplog.text
+
+
+@pytest.mark.parametrize("kind", list(INVALID_EDITS))
+def test_reload_schedules_refuses_an_invalid_folder_and_logs_every_issue(
+        kind: str, workspace: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.watch")
+    name, old, new = INVALID_EDITS[kind]
+    workspace.edit(name, old, new)
+    applied: list[Schedules] = []
+
+    assert reload_schedules(_settings(workspace), applied.append) is False
+
+    assert applied == []
+    _, issues = check_schedules(workspace.schedules, templates_dir=workspace.templates)
+    expected = [str(i) for i in issues if not i.warning]
+    assert expected
+    assert [m for m in caplog.messages if ": 错误" in m] == expected
+    assert f"日程配置有 {len(expected)} 处错误，{REFUSED}" in caplog.messages
+
+
+class _Seen(logging.Handler):
+    """Sets an event when a log message contains ``text`` (the watcher logs from the event loop)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text = text
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+async def test_watch_schedules_applies_a_saved_fix_after_refusing_a_typo(workspace: Workspace) -> None:
+    refused = _Seen(REFUSED)
+    watch_log = logging.getLogger("bot.watch")
+    watch_log.addHandler(refused)
+    applied: asyncio.Queue[Schedules] = asyncio.Queue()
+    watcher = asyncio.create_task(watch_schedules(_settings(workspace), applied.put_nowait, debounce_ms=100))
+    try:
+        await asyncio.sleep(0.5)  # let the watcher subscribe before the first edit
+        workspace.edit("study.yaml", f"    title: {OLD_TITLE}", f"    titel: {OLD_TITLE}")
+        await asyncio.wait_for(refused.event.wait(), timeout=WAIT_SECONDS)
+        assert applied.empty()
+        workspace.edit("study.yaml", f"    titel: {OLD_TITLE}", f"    title: {NEW_TITLE}")
+        schedules = await asyncio.wait_for(applied.get(), timeout=WAIT_SECONDS)
+        assert schedules.reminders["study-day"].title == NEW_TITLE
+    finally:
+        watch_log.removeHandler(refused)
+        watcher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watcher

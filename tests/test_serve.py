@@ -1,0 +1,122 @@
+"""``remindbot serve`` as an operator runs it: a real process, real HTTP on loopback, a SQLite file.
+
+And ``remindbot validate`` as an admin runs it before (or instead of) a restart.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from servehelp import ROOT, STARTED, STOPPED, STOPPING, Service, Workspace, error_lines
+
+from bot.cli.schedule import validate
+
+STOP_BOUND_SECONDS = 10.0
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace.create(tmp_path)
+
+
+@pytest.fixture
+def service(workspace: Workspace) -> Iterator[Service]:
+    running = Service.start(workspace)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.kill()
+
+
+# ---------------------------------------------------------------- serve
+
+
+def test_serve_answers_healthz_with_status_ok_and_the_reminder_count(service: Service) -> None:
+    status, body = service.health()
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
+    assert body["reminders"] == 14  # the shipped schedules
+
+
+def test_serve_logs_its_start_line_to_stdout_with_address_and_reminder_count(service: Service) -> None:
+    service.wait_for_log(STARTED)
+    line = next(x for x in service.stdout.splitlines() if STARTED in x)
+    assert f"http://127.0.0.1:{service.port}" in line
+    assert "14 个提醒" in line
+    assert "Traceback" not in service.stderr
+
+
+def test_serve_keeps_its_state_in_the_configured_database_and_var_dir(
+        service: Service, workspace: Workspace) -> None:
+    assert workspace.database.is_file()
+    assert (workspace.var / "secret_key").is_file()  # no REMINDBOT_SECRET_KEY: generated and kept
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_serve_stops_cleanly_with_exit_code_0_within_seconds_on(sig: signal.Signals, service: Service) -> None:
+    service.wait_for_log(STARTED)
+    code = service.stop(sig)
+    assert code == 0, service.output()
+    assert service.stopped_in is not None and service.stopped_in < STOP_BOUND_SECONDS
+    lines = service.stdout.splitlines()
+    stopping = [i for i, x in enumerate(lines) if STOPPING in x]
+    stopped = [i for i, x in enumerate(lines) if x.endswith(f": {STOPPED}")]
+    assert stopping and stopped and stopping[0] < stopped[-1], service.output()
+    assert "Traceback" not in service.stderr + service.stdout
+
+
+def test_serve_refuses_to_start_on_invalid_schedules_and_says_where(workspace: Workspace) -> None:
+    workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")
+    running = Service.start(workspace)
+    try:
+        code = running.process.wait(timeout=60)
+    finally:
+        running.kill()
+    assert code == 1
+    assert "schedules/study.yaml:6:5: 错误 字段 reminders[0].titel：未知字段 “titel”，是不是 “title”？" \
+        in running.stderr
+
+
+# ---------------------------------------------------------------- validate
+
+
+def _run_validate(folder: Path, workspace: Workspace) -> tuple[int, str, str]:
+    result = CliRunner().invoke(validate, [str(folder)], env=workspace.env(), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_exits_0_and_summarises_the_shipped_schedules(workspace: Workspace) -> None:
+    code, out, err = _run_validate(ROOT / "schedules", workspace)
+    assert code == 0, err
+    assert "配置无误：14 个提醒" in out
+    assert error_lines(err) == []
+
+
+def test_validate_exits_1_and_lists_every_error_in_every_file(workspace: Workspace) -> None:
+    workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")
+    workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
+    workspace.replace("broken.yaml", 'reminders:\n  - id: x\n    title: "unterminated\n')
+    code, _out, err = _run_validate(workspace.schedules, workspace)
+    assert code == 1
+    assert error_lines(err) == [
+        "schedules/broken.yaml:4:1: 错误 YAML 语法错误：found unexpected end of stream（检查缩进、冒号和引号）",
+        "schedules/duties.yaml:12:18: 错误 字段 reminders[0].recipients.channels[0]："
+        "未知的频道 “leader_wecom”，是不是 “leaders_wecom”？",
+        "schedules/study.yaml:5:5: 错误 字段 reminders[0].title：缺少必填字段",
+        "schedules/study.yaml:6:5: 错误 字段 reminders[0].titel：未知字段 “titel”，是不是 “title”？",
+    ]
+    assert "共 4 处错误，配置未通过检查。" in err
+
+
+def test_validate_as_a_command_exits_1_on_a_broken_copy(workspace: Workspace) -> None:
+    workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
+    result = workspace.validate()
+    assert result.returncode == 1
+    assert len(error_lines(result.stderr)) == 1
+    assert "未知的频道 “leader_wecom”" in result.stderr

@@ -20,8 +20,8 @@ from aiohttp import web
 from bot.config.loader import load_schedules
 from bot.config.models import Schedules
 from bot.dispatch import Dispatcher
-from bot.logs import channel_secrets, set_secrets
 from bot.followup import FollowUps
+from bot.logs import channel_secrets, set_secrets
 from bot.occurrences import fire
 from bot.render import Renderer
 from bot.runtime import Runtime, system_clock

@@ -24,11 +24,13 @@ from sqlmodel import select
 
 from bot import outbox
 from bot.dispatch import Dispatcher
-from bot.platforms.base import Message
+from bot.platforms.base import ChannelBase, Message
+from bot.platforms.registry import platform_for
 from bot.platforms.wecom import WeCom, WeComChannel
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import DeliveryAttempt, Outbox
+from tests.fakes.platforms import FakePlatforms
 
 Answer = tuple[int, dict[str, str], dict[str, Any]]  # HTTP status, headers, JSON
 OK: Answer = (200, {}, {"errcode": 0, "errmsg": "ok"})
@@ -372,3 +374,74 @@ async def test_wake_sends_newly_enqueued_messages_without_waiting_for_the_poll(
     await until(lambda: worker.stats.sent >= 1)
     await worker.stop()
     assert len(fake.texts("a")) == 1
+
+
+# ---- every platform, through the real adapters and the shared fake platform servers ----------
+
+PLATFORM_NAMES = ["wecom", "dingtalk", "feishu", "lark", "slack", "generic"]
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[FakePlatforms]:
+    async with FakePlatforms(window=0.5) as servers:
+        yield servers
+
+
+async def enqueue_texts(db: Database, channel: ChannelBase, count: int) -> None:
+    adapter = platform_for(channel)
+    async with db.session() as session:
+        for n in range(count):
+            bodies = adapter.build(channel, Message(title="提醒", markdown=body_text(n)))
+            await outbox.enqueue(
+                session, dedupe_key=f"{channel.id}/{n}", channel=channel, platform=adapter.name,
+                bodies=bodies, stage="due", summary=body_text(n),
+            )
+        await session.commit()
+
+
+def platform_dispatcher(
+    db: Database, settings: Settings, http: aiohttp.ClientSession, channel: ChannelBase
+) -> Dispatcher:
+    return Dispatcher(db, settings, {channel.id: channel}.get, http, backoff_base=0.01)
+
+
+@pytest.mark.parametrize("name", PLATFORM_NAMES)
+async def test_every_platform_gets_a_burst_paced_in_order_with_nothing_refused(
+    name: str, db: Database, fakes: FakePlatforms, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    settings.rate_window_seconds = 0.5
+    robot = fakes.add(name, limit=3, secret="SEC-test-S3CRET" if name != "slack" else None)
+    channel = robot.channel(rate_per_minute=3)
+    await enqueue_texts(db, channel, 8)
+    await platform_dispatcher(db, settings, http, channel).run_once()
+    assert all(r.accepted for r in robot.requests) and len(robot.requests) == 8
+    assert [body_text(n) in text for n, text in enumerate(robot.texts())] == [True] * 8
+
+
+@pytest.mark.parametrize("name", PLATFORM_NAMES)
+async def test_every_platform_throttle_is_waited_out_then_sent(
+    name: str, db: Database, fakes: FakePlatforms, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    robot = fakes.add(name)
+    robot.throttle_next(1, retry_after=0.2)
+    channel = robot.channel()
+    await enqueue_texts(db, channel, 1)
+    await platform_dispatcher(db, settings, http, channel).run_once()
+    (row,), (throttled, sent) = await rows(db), await attempts(db)
+    assert row.status == "sent" and (throttled.ok, throttled.error_kind, sent.ok) == (False, "retry", True)
+
+
+@pytest.mark.parametrize("name", PLATFORM_NAMES)
+async def test_every_platform_revoked_robot_is_dead_at_once_without_leaking_its_secret(
+    name: str, db: Database, fakes: FakePlatforms, http: aiohttp.ClientSession, settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    robot = fakes.add(name)
+    robot.revoke()
+    channel = robot.channel()
+    await enqueue_texts(db, channel, 1)
+    with caplog.at_level(logging.DEBUG):
+        await platform_dispatcher(db, settings, http, channel).run_once()
+    (row,) = await rows(db)
+    assert (row.status, row.attempts, row.error_kind) == ("dead", 1, "config")
+    assert robot.token not in ours(caplog) + (row.last_error or "")

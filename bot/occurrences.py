@@ -27,6 +27,7 @@ from bot.compose import (
     when_text,
 )
 from bot.config.models import Person, Reminder
+from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token
@@ -130,9 +131,19 @@ class FireResult:
     queued: int
 
 
+def report_figures(runtime: Runtime) -> FiguresFor:
+    """Figures for reports and leaders' briefs, as of now."""
+
+    async def figures(reminder: Reminder, person: Person | None) -> dict[str, Any] | None:
+        return await figures_for(runtime, reminder, person, runtime.clock())
+
+    return figures
+
+
 async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None) -> FireResult:
     """Create the occurrence (once) and queue this fire's messages (once)."""
     reminder = runtime.schedules.reminders[fire.reminder_id]
+    figures_for = figures_for or report_figures(runtime)
     async with runtime.db.session() as session:
         occ = await get_or_create_occurrence(session, runtime, reminder, fire.due)
         if fire.stage == "due":

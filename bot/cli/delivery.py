@@ -15,7 +15,7 @@ from bot.cli.schedule import ZONE, load_or_exit
 from bot.compose import Planned, build_bodies, date_text, when_text
 from bot.config.models import Reminder
 from bot.dispatch import Dispatcher
-from bot.occurrences import FireResult, deadline_for, fire, from_db, plan_fire
+from bot.occurrences import FireResult, deadline_for, fire, from_db, plan_fire, report_figures
 from bot.platforms.base import DeliveryError, Message
 from bot.platforms.markup import redact_url
 from bot.platforms.registry import platform_for
@@ -92,22 +92,13 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             sys.exit(1)
         f = Fire(reminder.id, stage, due.due_at, due, lead)
         deadline = deadline_for(runtime, reminder, due.due_at)
-        plans = await plan_fire(runtime, reminder, f, 0, deadline, figures_for=_figures(runtime))
+        plans = await plan_fire(runtime, reminder, f, 0, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
         click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage}），共 {len(plans)} 条消息\n")
         for plan in plans:
             _show(runtime.renderer, plan)
         click.echo("说明：加签（timestamp、sign）在发送时计算，不在此显示；确认链接为示例，真正发送时按该次提醒生成。")
-
-
-def _figures(runtime: Runtime):  # type: ignore[no-untyped-def]
-    from bot.reports import figures_for
-
-    async def figures(reminder: Reminder, person):  # type: ignore[no-untyped-def]
-        return await figures_for(runtime, reminder, person, runtime.clock())
-
-    return figures
 
 
 @click.command(name="fire")
@@ -128,8 +119,7 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
-        result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None),
-                                        figures_for=_figures(runtime))
+        result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
         click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import math
 import sys
 import time
 from collections import Counter
@@ -29,6 +31,7 @@ BROWSER_HEADERS = {
     "Accept-Language": "zh-CN,zh;q=0.9",
     "User-Agent": "Mozilla/5.0 (remindbot bench)",
 }
+TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
@@ -36,8 +39,8 @@ def percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     if not ordered:
         return float("nan")
-    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
+    rank = min(len(ordered), max(1, math.ceil(fraction * len(ordered))))
+    return ordered[rank - 1]
 
 
 async def run_job(http: aiohttp.ClientSession, job: dict[str, Any]) -> dict[str, Any]:
@@ -60,9 +63,10 @@ async def run_job(http: aiohttp.ClientSession, job: dict[str, Any]) -> dict[str,
                 continue
             latencies.append(time.perf_counter() - started)
             if status != expect_status or expect_text not in page:
-                failures[f"HTTP {status}"] += 1
-                if not first_failure:
-                    first_failure.append(page[:300])
+                failures[f"HTTP {status}" if status != expect_status else "unexpected page"] += 1
+                if not first_failure:  # the title only: a confirm page's form holds its token
+                    title = TITLE.search(page)
+                    first_failure.append(title.group(1) if title else page[:80])
 
     cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(job["concurrency"])))

@@ -330,7 +330,7 @@ def report(ours: dict[str, Any], bare: dict[str, Any]) -> bool:
     for r in (ours, bare):
         if r["failures"]:
             ok = False
-            print(f"   {r['name']}: failed requests {r['failures']}; first failing page: {r['first_failure']!r}")
+            print(f"   {r['name']}: failed requests {r['failures']}; first failing page's title: {r['first_failure']!r}")
     return ok
 
 
@@ -344,11 +344,13 @@ async def main(args: argparse.Namespace) -> int:
         try:
             async with asyncio.timeout(args.time_limit):
                 ours, bare, occ = await run(args, db, Path(tmp))
-            requests_ok = report(ours, bare)
-            counts_ok = await check_counts(db, occ, args)
+            ok = report(ours, bare)
+            ok = await check_counts(db, occ, args) and ok
+        except TimeoutError:
+            print(f"FAILED: the run did not finish within {args.time_limit:g} s")
+            return 1
         finally:
             await close_db(db, schema)
-    ok = requests_ok and counts_ok
     print("every request answered and recorded once" if ok else "FAILED: see above")
     return 0 if ok else 1
 

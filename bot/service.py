@@ -12,11 +12,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 from aiohttp import web
 
+from bot.compose import when_text
 from bot.config.loader import load_schedules
 from bot.config.models import Schedules
 from bot.dispatch import Dispatcher
@@ -27,9 +28,9 @@ from bot.render import Renderer
 from bot.runtime import Runtime, system_clock
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
-from bot.timing import Fire
+from bot.timing import Fire, fires
 from bot.watch import watch_schedules
-from bot.web.app import make_app
+from bot.web.app import RedactingAccessLogger, make_app
 from bot.workdays import WorkCalendar
 from storage.db import Database
 
@@ -97,19 +98,38 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         stack.push_async_callback(_cancel, watcher)
 
         app = make_app(runtime)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_TIMEOUT)
+        # The access log would hold confirmation tokens (credentials): the class masks them.
+        runner = web.AppRunner(app, access_log_class=RedactingAccessLogger, shutdown_timeout=STOP_TIMEOUT)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         caught = await scheduler.catch_up()
-        log.info("remindbot 已启动：http://%s:%d（%d 个提醒，补发 %d 项）", settings.host, settings.port,
-                 len(runtime.schedules.reminders), caught)
+        log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，补发 %d 项）", settings.host,
+                 settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
+        log_coming(runtime)
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("正在停止……")
     log.info("已停止")
+
+
+def log_coming(runtime: Runtime, count: int = 5) -> None:
+    """Tell the operator what will happen next, so a new user knows what to wait for."""
+    now = runtime.clock()
+    coming = sorted(
+        (f for r in runtime.schedules.reminders.values() if r.enabled
+         for f in fires(r, runtime.calendar, now, now + timedelta(days=31))),
+        key=lambda f: f.fire_at,
+    )[:count]
+    dry = [c.name for c in runtime.schedules.channels.values() if c.dry_run]
+    if dry or runtime.settings.dry_run:
+        log.info("演练模式的频道（只记录、打印，不发送）：%s", "、".join(dry) if dry else "全部")
+    for f in coming:
+        reminder = runtime.schedules.reminders[f.reminder_id]
+        stage = "当天" if f.stage == "due" else f"提前{f.lead.describe() if f.lead else ''}通知"
+        log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage)
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

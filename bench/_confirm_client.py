@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import math
+import re
 import sys
 import time
 from collections import Counter

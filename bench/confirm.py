@@ -12,7 +12,10 @@ it posts every personal token once, as the confirm page's form does, with a boun
 concurrency, checks each answer and measures its latency. The same client code sends the same
 number of requests, of the same shape, at the same concurrency to the bare handler.
 
-Prints requests/s, p50/p99 latency and server CPU per request for both, and the ratio
+Both servers first take a warm-up round (200 requests each, under occurrences of their own).
+Prints requests/s, p50/p99 latency (client side, request sent to page read), CPU per request of
+this server process (event loop and database threads) and of the client, how busy the whole
+machine was (every process counts, PostgreSQL and anything else running too), and the ratio
 remindbot / bare. No target is set; exits 1 only when a request failed or the database does
 not hold exactly one confirmation per request afterwards.
 """
@@ -83,7 +86,11 @@ async def open_db(url: str | None, folder: Path) -> tuple[Database, str | None]:
 
     async with db.engine.begin() as conn:
         await conn.execute(text(f"CREATE SCHEMA {schema}"))
-    await db.start()
+    try:
+        await db.start()
+    except BaseException:
+        await close_db(db, schema)
+        raise
     return db, schema
 
 
@@ -146,23 +153,32 @@ def schedules() -> Schedules:
 # ---------------------------------------------------------------- the two servers
 
 
-def make_bare_app(db: Database, occurrence_id: int) -> web.Application:
-    """The floor: read the same form, one INSERT through the same engine, a two-byte answer."""
+def make_bare_app(db: Database, occurrences: dict[str, int]) -> web.Application:
+    """The floor: read the same form, one INSERT through the same engine, a two-byte answer.
+
+    ``POST /<prefix>/<token>`` adds a confirmation row (a distinct person each time) under
+    ``occurrences[prefix]``; the token in the URL and the form is only there to give the
+    request the same shape as the real one.
+    """
     numbers = itertools.count()
     table = Confirmation.__table__  # type: ignore[attr-defined]
 
-    async def confirm(request: web.Request) -> web.Response:
-        form = await request.post()
-        note = form.get("note")
-        row = {"occurrence_id": occurrence_id, "person_id": f"bare{next(numbers):05d}",
-               "confirmed_at": to_db_time(datetime.now(UTC)), "via": "link",
-               "note": note if isinstance(note, str) else None}
-        async with db.engine.begin() as conn:
-            await conn.execute(insert(table).values(**row))
-        return web.Response(text=BARE_TEXT)
+    def handler(occurrence_id: int):  # type: ignore[no-untyped-def]
+        async def confirm(request: web.Request) -> web.Response:
+            form = await request.post()
+            note = form.get("note")
+            row = {"occurrence_id": occurrence_id, "person_id": f"bare{next(numbers):05d}",
+                   "confirmed_at": to_db_time(datetime.now(UTC)), "via": "link",
+                   "note": note if isinstance(note, str) else None}
+            async with db.engine.begin() as conn:
+                await conn.execute(insert(table).values(**row))
+            return web.Response(text=BARE_TEXT)
+
+        return confirm
 
     app = web.Application(client_max_size=64 * 1024)
-    app.router.add_post("/bare/{token}", confirm)
+    for prefix, occurrence_id in occurrences.items():
+        app.router.add_post(f"/{prefix}/{{token}}", handler(occurrence_id))
     return app
 
 
@@ -279,18 +295,15 @@ async def run(args: argparse.Namespace, db: Database,
     settings = Settings(secret_key=SECRET_KEY, base_url=base, database_url=db.url, var_dir=folder)
     runtime = Runtime(settings=settings, db=db, schedules=schedules(), calendar=WorkCalendar(),
                       renderer=Renderer(settings.templates_dir))
-    runners = [await serve(make_app(runtime), ours_sock),
-               await serve(make_bare_app(db, occ.bare), bare_sock)]
-    bare_warm = make_bare_app(db, occ.bare_warmup)  # its rows go under the warm-up occurrence
-    runners.append(await serve(bare_warm, warm_sock := free_socket()))
-    warm_base = f"http://127.0.0.1:{warm_sock.getsockname()[1]}"
+    bare_app = make_bare_app(db, {"bare": occ.bare, "warm": occ.bare_warmup})
+    runners = [await serve(make_app(runtime), ours_sock), await serve(bare_app, bare_sock)]
     client = await Client.start()
     try:
         if args.warmup:  # first requests pay for connections, template and statement compiling
-            await client.run(job("warm-up", base, "c", tokens_for(occ.warmup, args.warmup),
-                                 args.concurrency, SUCCESS_TEXT))
-            await client.run(job("warm-up bare", warm_base, "bare", tokens_for(occ.warmup, args.warmup),
-                                 args.concurrency, BARE_TEXT))
+            warm = tokens_for(occ.warmup, args.warmup)
+            await client.run(job("warm-up", base, "c", warm, args.concurrency, SUCCESS_TEXT))
+            await client.run(job("warm-up bare", bare_base, "warm", warm, args.concurrency, BARE_TEXT))
+        # The bare handler gets the very same URLs' tokens and bodies, so requests match in size.
         tokens = tokens_for(occ.measured, args.people)
         bare = await measured(client, job("bare", bare_base, "bare", tokens, args.concurrency, BARE_TEXT))
         ours = await measured(client, job("remindbot", base, "c", tokens, args.concurrency, SUCCESS_TEXT))
@@ -303,7 +316,7 @@ async def run(args: argparse.Namespace, db: Database,
 
 async def check_counts(db: Database, occ: Occurrences, args: argparse.Namespace) -> bool:
     expected = {"remindbot": (occ.measured, args.people), "bare": (occ.bare, args.people),
-                "remindbot warm-up": (occ.warmup, args.warmup)}
+                "remindbot warm-up": (occ.warmup, args.warmup), "bare warm-up": (occ.bare_warmup, args.warmup)}
     ok = True
     for name, (occurrence_id, want) in expected.items():
         rows, people = await count_confirmations(db, occurrence_id)
@@ -330,7 +343,8 @@ def report(ours: dict[str, Any], bare: dict[str, Any]) -> bool:
     for r in (ours, bare):
         if r["failures"]:
             ok = False
-            print(f"   {r['name']}: failed requests {r['failures']}; first failing page's title: {r['first_failure']!r}")
+            print(f"   {r['name']}: failed requests {r['failures']}; "
+                  f"first failing page's title: {r['first_failure']!r}")
     return ok
 
 

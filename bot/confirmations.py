@@ -14,6 +14,7 @@ from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
@@ -73,11 +74,14 @@ async def record_confirmation(
     note: str | None = None,
     recorded_by: str | None = None,
     now: datetime,
+    checked: bool = False,
 ) -> tuple[bool, Confirmation]:
     """Record that ``person_id`` confirmed ``occurrence_id``; return ``(created, confirmation)``.
 
     A second confirmation returns the first one unchanged with ``created=False``; two racing
     requests both end there, because the unique constraint lets only one insert succeed.
+    ``checked`` says the caller has just seen the expectation and no confirmation, so the
+    insert goes straight in (the unique constraint still settles a race).
     """
     if via not in VIA_LABELS:
         raise ValueError(f"unknown confirmation channel {via!r}")
@@ -85,16 +89,11 @@ async def record_confirmation(
         raise ConfirmationError("管理员代录时需要写明代录人")
     note = clean_note(note)
     async with db.session() as session:
-        expected = await session.exec(
-            select(Expectation.id).where(
-                Expectation.occurrence_id == occurrence_id, Expectation.person_id == person_id
-            )
-        )
-        if expected.first() is None:
-            raise NotExpectedError("此人不在本次提醒的确认名单中，无法记录确认")
-        existing = await _find(session, occurrence_id, person_id)
-        if existing is not None:
-            return False, existing
+        if not checked:
+            await _check_expected(session, occurrence_id, person_id)
+            existing = await find_in(session, occurrence_id, person_id)
+            if existing is not None:
+                return False, existing
         row = Confirmation(
             occurrence_id=occurrence_id,
             person_id=person_id,
@@ -109,15 +108,24 @@ async def record_confirmation(
         except IntegrityError:
             # Another request confirmed between our read and our insert: the first one stands.
             await session.rollback()
-            winner = await _find(session, occurrence_id, person_id)
+            winner = await find_in(session, occurrence_id, person_id)
             if winner is None:  # the conflict was something else; let it surface
                 raise
             return False, winner
-        await session.refresh(row)
-        return True, row
+        return True, row  # expire_on_commit is off: the row keeps its values and id
 
 
-async def _find(session, occurrence_id: int, person_id: str) -> Confirmation | None:  # type: ignore[no-untyped-def]
+async def _check_expected(session: AsyncSession, occurrence_id: int, person_id: str) -> None:
+    expected = await session.exec(
+            select(Expectation.id).where(
+                Expectation.occurrence_id == occurrence_id, Expectation.person_id == person_id
+            )
+        )
+    if expected.first() is None:
+        raise NotExpectedError("此人不在本次提醒的确认名单中，无法记录确认")
+
+
+async def find_in(session: AsyncSession, occurrence_id: int, person_id: str) -> Confirmation | None:
     result = await session.exec(
         select(Confirmation).where(
             Confirmation.occurrence_id == occurrence_id, Confirmation.person_id == person_id
@@ -128,7 +136,7 @@ async def _find(session, occurrence_id: int, person_id: str) -> Confirmation | N
 
 async def find_confirmation(db: Database, occurrence_id: int, person_id: str) -> Confirmation | None:
     async with db.session() as session:
-        return await _find(session, occurrence_id, person_id)
+        return await find_in(session, occurrence_id, person_id)
 
 
 # ---------------------------------------------------------------- the board

@@ -102,7 +102,7 @@ class _Writer:
         self._pending.append((result, future))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
-        return await asyncio.shield(future)
+        return await future
 
     async def _drain(self) -> None:
         while self._pending:

@@ -47,7 +47,7 @@ def test_serve_answers_healthz_with_status_ok_and_the_reminder_count(service: Se
 def test_serve_logs_its_start_line_to_stdout_with_address_and_reminder_count(service: Service) -> None:
     service.wait_for_log(STARTED)
     line = next(x for x in service.stdout.splitlines() if STARTED in x)
-    assert f"http://127.0.0.1:{service.port}" in line
+    assert f"127.0.0.1:{service.port}" in line
     assert "14 个提醒" in line
     assert "Traceback" not in service.stderr
 

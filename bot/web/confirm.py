@@ -21,7 +21,7 @@ from bot.confirmations import (
     VIA_LABELS,
     ConfirmationError,
     NotExpectedError,
-    find_confirmation,
+    find_in,
     record_confirmation,
 )
 from bot.tokens import TokenError, read_token
@@ -73,19 +73,16 @@ async def _resolve(request: web.Request) -> Target:
         )
     except TokenError as exc:
         raise Refusal(*TOKEN_REFUSALS[exc.reason]) from None
-    async with runtime.db.session() as session:
+    async with runtime.db.session() as session:  # one session: this runs on every open and press
         occurrence = await session.get(Occurrence, occurrence_id)
-        found = await session.exec(
-            select(Expectation).where(
-                Expectation.occurrence_id == occurrence_id, Expectation.person_id == person_id
-            )
-        )
+        found = await session.exec(select(Expectation).where(
+            Expectation.occurrence_id == occurrence_id, Expectation.person_id == person_id))
         expectation = found.first()
+        confirmation = await find_in(session, occurrence_id, person_id) if expectation else None
     if occurrence is None:
         raise Refusal(404, "提醒不存在", "这个链接对应的提醒已不存在。" + CONTACT)
     if expectation is None:
         raise Refusal(403, "无需确认", "您不在本次提醒的确认名单中，无需确认。" + CONTACT)
-    confirmation = await find_confirmation(runtime.db, occurrence_id, person_id)
     return Target(token, occurrence, expectation, confirmation)
 
 
@@ -153,6 +150,7 @@ async def post_confirm(request: web.Request) -> web.Response:
             via="link",
             note=note,
             now=runtime.clock(),
+            checked=True,  # _resolve just found the expectation and no confirmation
         )
     except NotExpectedError:
         return _refusal_page(request, Refusal(403, "无需确认", "您不在本次提醒的确认名单中。" + CONTACT))

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -75,50 +76,8 @@ class _Lane:
     robot: str
     rows: deque[Claimed] = field(default_factory=deque)
     limiter: RobotLimiter | None = None
+    last: asyncio.Future[bool] | None = None  # the previous result, until it is stored
     task: asyncio.Task[None] | None = None
-
-
-class _NoLock(asyncio.Lock):
-    """PostgreSQL takes concurrent writers: no turn-taking needed."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
-class _Writer:
-    """Writes results in batches: whatever piles up while one write runs goes in the next."""
-
-    def __init__(self, db: Database, owner: str, lock: asyncio.Lock) -> None:
-        self._db, self._owner, self._lock = db, owner, lock
-        self._pending: list[tuple[Result, asyncio.Future[bool]]] = []
-        self.task: asyncio.Task[None] | None = None
-
-    async def submit(self, result: Result) -> bool:
-        """Store one result; True when this owner still held the row's lease."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((result, future))
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self._lock:
-                    marked = await outbox.record(self._db, self._owner, [r for r, _ in batch])
-            except Exception as exc:
-                # A send that happened must still be recorded: keep the batch and try again.
-                log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
-                self._pending = batch + self._pending
-                await asyncio.sleep(1.0)
-                continue
-            for result, future in batch:
-                if not future.done():
-                    future.set_result(result.outbox_id in marked)
 
 
 class Dispatcher:
@@ -154,8 +113,8 @@ class Dispatcher:
         self._sem = asyncio.Semaphore(settings.send_concurrency)
         # SQLite has one writer at a time and its busy handler sleeps in coarse steps: taking
         # turns here (claims vs. result batches) is much faster than colliding in SQLite.
-        self._write_lock = asyncio.Lock() if db.is_sqlite else _NoLock()
-        self._writer = _Writer(db, self.owner, self._write_lock)
+        self._write_lock = asyncio.Lock() if db.is_sqlite else outbox.NoLock()
+        self._writer = outbox.ResultWriter(db, self.owner, self._write_lock)
         self._lanes: dict[str, _Lane] = {}
         self._held: set[int] = set()
         self._wake = asyncio.Event()
@@ -222,6 +181,7 @@ class Dispatcher:
                     continue
                 when = asyncio.ALL_COMPLETED if exhausted else asyncio.FIRST_COMPLETED
                 await asyncio.wait(running, return_when=when)
+            await self._writer.flush()
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -286,7 +246,8 @@ class Dispatcher:
                     delay = await self._deliver(lane, row)
                 except Exception:
                     log.exception("发送消息 %s 时出现内部错误", row.id)
-                    delay = await self._failed(row, DeliveryError(FailureKind.RETRY, "内部错误"))
+                    error = DeliveryError(FailureKind.RETRY, "内部错误")
+                    delay = await self._failed(lane, row, error)
                 if delay is None:
                     lane.rows.popleft()
                     self._held.discard(row.id)
@@ -307,6 +268,7 @@ class Dispatcher:
             await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
 
     async def _give_back(self, lane: _Lane) -> None:
+        await self._writer.flush()  # a retry's result must be stored while the lease is ours
         ids = [row.id for row in lane.rows if row.id is not None]
         lane.rows.clear()
         self._held.difference_update(ids)
@@ -317,13 +279,13 @@ class Dispatcher:
         channel = self._channel_for(row.channel_id)
         if channel is None:
             message = f"频道“{row.channel_id}”已不在配置中"
-            return await self._failed(row, DeliveryError(FailureKind.CONFIG, message))
+            return await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
         if self.settings.dry_run or channel.dry_run:
             log.info(
                 "演练模式，未发送：频道“%s”（%s）%s：%s",
                 channel.name, row.platform, row.summary, redact(_short_json(row.body)),
             )
-            await self._finish(row, Result(row.id, DRY_RUN, self._clock()))
+            self._finish(lane, Result(row.id, DRY_RUN, self._clock()))
             return None
         adapter = self._platform_for(channel)
         if lane.limiter is None:
@@ -332,12 +294,16 @@ class Dispatcher:
         await lane.limiter.wait()
         status: int | None = None
         try:
+            if lane.last is not None and not lane.last.done():
+                # The previous message's result is stored before the next one goes out,
+                # so a crash can leave at most one message per robot unrecorded.
+                await asyncio.wait([lane.last])
             async with self._sem:
                 status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
             adapter.read_answer(status, headers, payload)
         except DeliveryError as err:
-            return await self._failed(row, err, status, channel)
-        await self._finish(row, Result(row.id, SENT, self._clock(), http_status=status))
+            return await self._failed(lane, row, err, status, channel)
+        self._finish(lane, Result(row.id, SENT, self._clock(), http_status=status))
         return None
 
     async def _post(
@@ -346,11 +312,12 @@ class Dispatcher:
         request = adapter.prepare(channel, row.body, time.time())
         timeout = self.settings.send_timeout_seconds
         try:
-            async with asyncio.timeout(timeout):
-                async with self._http.post(
-                    request.url, data=request.body, headers=dict(request.headers)
-                ) as response:
-                    return response.status, response.headers, await response.read()
+            # aiohttp's own total timeout covers connect, send and reading the answer.
+            async with self._http.post(
+                request.url, data=request.body, headers=dict(request.headers),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                return response.status, response.headers, await response.read()
         except TimeoutError:
             raise DeliveryError(FailureKind.RETRY, f"发送超时（{timeout:g} 秒内无答复）") from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -361,18 +328,25 @@ class Dispatcher:
 
     # ---- results ---------------------------------------------------------------------------
 
-    async def _finish(self, row: Claimed, result: Result) -> None:
-        if not await self._writer.submit(result):
-            self.stats.lost_lease += 1
-            log.warning("消息 %s 的租约已被其他实例接管，结果未写入", row.id)
+    def _finish(self, lane: _Lane, result: Result) -> None:
+        """Hand a result to the batch writer; the lane's next send waits until it is stored."""
+        lane.last = self._writer.submit(result)
+        lane.last.add_done_callback(partial(self._recorded, result))
+
+    def _recorded(self, result: Result, stored: asyncio.Future[bool]) -> None:
+        if stored.cancelled() or stored.exception() is not None:
             return
-        if result.status == SENT:
+        if not stored.result():
+            self.stats.lost_lease += 1
+            log.warning("消息 %s 的租约已被其他实例接管，结果未写入", result.outbox_id)
+        elif result.status == SENT:
             self.stats.sent += 1
         elif result.status == DRY_RUN:
             self.stats.dry_run += 1
 
     async def _failed(
         self,
+        lane: _Lane,
         row: Claimed,
         err: DeliveryError,
         status: int | None = None,
@@ -385,7 +359,7 @@ class Dispatcher:
             if not err.permanent:
                 reason = f"已尝试 {attempt} 次仍未成功，最后一次：{reason}"
             result = Result(row.id, DEAD, now, reason, err.kind.value, status)
-            await self._finish(row, result)
+            self._finish(lane, result)
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
             log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason)
@@ -393,7 +367,7 @@ class Dispatcher:
             return None
         delay = self._backoff(attempt, err.retry_after)
         retry_at = now + timedelta(seconds=delay)
-        await self._finish(row, Result(row.id, PENDING, now, reason, err.kind.value,
+        self._finish(lane, Result(row.id, PENDING, now, reason, err.kind.value,
                                        status, retry_at))
         row.attempts = attempt
         self.stats.retried += 1

@@ -13,7 +13,9 @@ one bulk insert of :class:`DeliveryAttempt` rows.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +30,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.platforms.base import ChannelBase
 from storage.db import Database
 from storage.models import DeliveryAttempt, Outbox
+
+log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD, DRY_RUN = "pending", "sent", "dead", "dry_run"
 T = Outbox.__table__  # type: ignore[attr-defined]
@@ -318,3 +322,53 @@ async def counts(db: Database) -> dict[str, int]:
     stmt = select(Outbox.status, func.count()).group_by(Outbox.status)
     async with db.session() as session:
         return {status: n for status, n in (await session.exec(stmt)).all()}
+
+
+class NoLock(asyncio.Lock):
+    """PostgreSQL takes concurrent writers: no turn-taking needed."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+class ResultWriter:
+    """Writes results in batches (group commit): what piles up during one write goes in the next.
+
+    ``lock`` lets claims and result batches take turns (SQLite has one writer at a time).
+    """
+
+    def __init__(self, db: Database, owner: str, lock: asyncio.Lock) -> None:
+        self._db, self._owner, self._lock = db, owner, lock
+        self._pending: list[tuple[Result, asyncio.Future[bool]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def submit(self, result: Result) -> asyncio.Future[bool]:
+        """Queue one result; the future says (once stored) whether the lease was still ours."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((result, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        return future
+
+    async def flush(self) -> None:
+        while self.task is not None and not self.task.done():
+            await self.task
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._lock:
+                    marked = await record(self._db, self._owner, [r for r, _ in batch])
+            except Exception as exc:
+                # A send that happened must still be recorded: keep the batch and try again.
+                log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
+                self._pending = batch + self._pending
+                await asyncio.sleep(1.0)
+                continue
+            for result, future in batch:
+                if not future.done():
+                    future.set_result(result.outbox_id in marked)

@@ -2,7 +2,8 @@
 
 ``pg_db`` uses ``REMINDBOT_TEST_PG_URL`` (default: the local test server) and gives every test
 its own schema, dropped afterwards, so helpers running tests at the same time do not collide.
-Set ``REMINDBOT_TEST_PG_URL=skip`` to skip the PostgreSQL runs.
+Set ``REMINDBOT_TEST_PG_URL=skip`` to skip the PostgreSQL runs; they are also skipped when no
+server answers, unless ``REMINDBOT_REQUIRE_PG=1`` (CI) makes that a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from storage.db import Database
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+pytest_plugins = ("tests.servehelp",)
 
 
 @pytest.fixture
@@ -51,8 +53,14 @@ async def pg_db() -> AsyncIterator[Database]:
         cursor.close()
         dbapi_conn.autocommit = False
 
-    async with database.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        async with database.engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except (OSError, ConnectionError) as exc:
+        await database.stop()
+        if os.environ.get("REMINDBOT_REQUIRE_PG") == "1":
+            pytest.fail(f"REMINDBOT_REQUIRE_PG=1 but PostgreSQL at {url} does not answer: {exc}")
+        pytest.skip(f"no PostgreSQL server answers at {url}")
     await database.start()
     try:
         yield database

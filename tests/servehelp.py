@@ -1,5 +1,7 @@
 """Run ``remindbot serve`` as a real subprocess on loopback, against copies of the shipped folders.
 
+Loaded as a pytest plugin (see conftest.py): the ``workspace`` and ``service`` fixtures are here.
+
 Every wait polls with a deadline instead of sleeping a fixed time: a slow machine only makes a test
 slower, never wrong, and a broken service fails within the bound instead of hanging the suite.
 """
@@ -17,10 +19,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 20.0
@@ -212,3 +216,33 @@ class Service:
 def error_lines(validate_stderr: str) -> list[str]:
     """The per-issue lines ``remindbot validate`` printed (``file:line:col: 错误 …``)."""
     return [line for line in validate_stderr.splitlines() if ": 错误" in line]
+
+
+def where(path: Path, text: str) -> str:
+    """``line:column`` (1-based) of the first ``text`` in a file, as validation messages print it."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if text in line:
+            return f"{number}:{line.index(text) + 1}"
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def reminder_count(folder: Path) -> int:
+    """How many reminders a valid schedules folder defines (so edits to the shipped ones don't break tests)."""
+    from bot.config.loader import load_schedules
+
+    return len(load_schedules(folder, templates_dir=ROOT / "message_templates", env={}).reminders)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace.create(tmp_path)
+
+
+@pytest.fixture
+def service(workspace: Workspace) -> Iterator[Service]:
+    running = Service.start(workspace)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.kill()

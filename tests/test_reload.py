@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from pathlib import Path
+import re
 
 import pytest
-from servehelp import REFUSED, RELOADED, WAIT_SECONDS, Service, Workspace, error_lines, wait_until
+from servehelp import (
+    REFUSED,
+    RELOADED,
+    ROOT,
+    WAIT_SECONDS,
+    Service,
+    Workspace,
+    error_lines,
+    reminder_count,
+    wait_until,
+)
 
 from bot.config.loader import check_schedules
 from bot.config.models import Schedules
@@ -23,7 +32,7 @@ from bot.watch import reload_schedules, watch_schedules
 
 OLD_TITLE = "每月学习日"
 NEW_TITLE = "机关集中学习日"
-SHIPPED_REMINDERS = 14
+SHIPPED_REMINDERS = reminder_count(ROOT / "schedules")
 EXTRA_REMINDER = """\
 reminders:
   - id: branch-election
@@ -42,19 +51,20 @@ INVALID_EDITS = {
 }
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
-    return Workspace.create(tmp_path)
 
 
-@pytest.fixture
-def service(workspace: Workspace) -> Iterator[Service]:
-    running = Service.start(workspace)
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        running.kill()
+def _watch_errors(service: Service) -> list[str]:
+    """The error messages the watcher logged, without the log line's time/level/logger prefix."""
+    marker = " bot.watch: "
+    return [line.split(marker, 1)[1] for line in service.stdout.splitlines()
+            if marker in line and ": 错误" in line]
+
+
+def _scheduled_jobs(service: Service) -> int:
+    """The job count in the scheduler's last "已加载 N 个提醒" line."""
+    found = re.findall(r"bot\.scheduler: 已加载 (\d+) 个提醒", service.stdout)
+    assert found, service.output()
+    return int(found[-1])
 
 
 def _shows(service: Service, text: str) -> bool:
@@ -80,12 +90,16 @@ def test_a_changed_title_shows_on_the_upcoming_page_without_a_restart(
 def test_an_added_reminder_is_counted_and_listed_without_a_restart(
         service: Service, workspace: Workspace) -> None:
     assert service.health()[1]["reminders"] == SHIPPED_REMINDERS
+    jobs = _scheduled_jobs(service)
 
     workspace.replace("extra.yaml", EXTRA_REMINDER)
 
     service.wait_for_log(f"{RELOADED}：{SHIPPED_REMINDERS + 1} 个提醒")
-    wait_until(lambda: service.health()[1]["reminders"] == SHIPPED_REMINDERS + 1, "/healthz counting 15")
+    wait_until(lambda: service.health()[1]["reminders"] == SHIPPED_REMINDERS + 1,
+               "/healthz counting the added reminder")
     assert _shows(service, "支部换届提醒")
+    # The scheduler got a job for it too, not only the pages.
+    service.wait_for_log(f"bot.scheduler: 已加载 {jobs + 1} 个提醒")
 
 
 @pytest.mark.parametrize("kind", list(INVALID_EDITS))
@@ -97,9 +111,7 @@ def test_an_invalid_change_is_refused_with_the_validate_messages_and_the_last_go
     service.wait_for_log(REFUSED)
     expected = error_lines(workspace.validate().stderr)
     assert expected, "validate found nothing wrong with the edit"
-    logged = [line for line in service.stdout.splitlines() if ": 错误" in line]
-    assert [line for line in logged if not any(line.endswith(e) for e in expected)] == []
-    assert all(any(line.endswith(e) for line in logged) for e in expected), service.output()
+    assert _watch_errors(service) == expected, service.output()
     assert f"日程配置有 {len(expected)} 处错误，{REFUSED}" in service.stdout
 
     status, body = service.health()

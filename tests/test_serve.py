@@ -6,31 +6,18 @@ And ``remindbot validate`` as an admin runs it before (or instead of) a restart.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from servehelp import ROOT, STARTED, STOPPED, STOPPING, Service, Workspace, error_lines
+from servehelp import ROOT, STARTED, STOPPED, STOPPING, Service, Workspace, error_lines, reminder_count, where
 
 from bot.cli.schedule import validate
 
 STOP_BOUND_SECONDS = 10.0
+SHIPPED_REMINDERS = reminder_count(ROOT / "schedules")
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Workspace:
-    return Workspace.create(tmp_path)
-
-
-@pytest.fixture
-def service(workspace: Workspace) -> Iterator[Service]:
-    running = Service.start(workspace)
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        running.kill()
 
 
 # ---------------------------------------------------------------- serve
@@ -41,14 +28,14 @@ def test_serve_answers_healthz_with_status_ok_and_the_reminder_count(service: Se
     assert status == 200
     assert body["status"] == "ok"
     assert body["database"] == "ok"
-    assert body["reminders"] == 14  # the shipped schedules
+    assert body["reminders"] == SHIPPED_REMINDERS
 
 
 def test_serve_logs_its_start_line_to_stdout_with_address_and_reminder_count(service: Service) -> None:
     service.wait_for_log(STARTED)
     line = next(x for x in service.stdout.splitlines() if STARTED in x)
     assert f"127.0.0.1:{service.port}" in line
-    assert "14 个提醒" in line
+    assert f"{SHIPPED_REMINDERS} 个提醒" in line
     assert "Traceback" not in service.stderr
 
 
@@ -79,7 +66,8 @@ def test_serve_refuses_to_start_on_invalid_schedules_and_says_where(workspace: W
     finally:
         running.kill()
     assert code == 1
-    assert "schedules/study.yaml:6:5: 错误 字段 reminders[0].titel：未知字段 “titel”，是不是 “title”？" \
+    at = where(workspace.schedules / "study.yaml", "titel:")
+    assert f"schedules/study.yaml:{at}: 错误 字段 reminders[0].titel：未知字段 “titel”，是不是 “title”？" \
         in running.stderr
 
 
@@ -94,7 +82,7 @@ def _run_validate(folder: Path, workspace: Workspace) -> tuple[int, str, str]:
 def test_validate_exits_0_and_summarises_the_shipped_schedules(workspace: Workspace) -> None:
     code, out, err = _run_validate(ROOT / "schedules", workspace)
     assert code == 0, err
-    assert "配置无误：14 个提醒" in out
+    assert f"配置无误：{SHIPPED_REMINDERS} 个提醒" in out
     assert error_lines(err) == []
 
 
@@ -103,13 +91,15 @@ def test_validate_exits_1_and_lists_every_error_in_every_file(workspace: Workspa
     workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
     workspace.replace("broken.yaml", 'reminders:\n  - id: x\n    title: "unterminated\n')
     code, _out, err = _run_validate(workspace.schedules, workspace)
+    study, duties = workspace.schedules / "study.yaml", workspace.schedules / "duties.yaml"
     assert code == 1
     assert error_lines(err) == [
         "schedules/broken.yaml:4:1: 错误 YAML 语法错误：found unexpected end of stream（检查缩进、冒号和引号）",
-        "schedules/duties.yaml:12:18: 错误 字段 reminders[0].recipients.channels[0]："
+        f"schedules/duties.yaml:{where(duties, 'leader_wecom]')}: 错误 字段 reminders[0].recipients.channels[0]："
         "未知的频道 “leader_wecom”，是不是 “leaders_wecom”？",
-        "schedules/study.yaml:5:5: 错误 字段 reminders[0].title：缺少必填字段",
-        "schedules/study.yaml:6:5: 错误 字段 reminders[0].titel：未知字段 “titel”，是不是 “title”？",
+        f"schedules/study.yaml:{where(study, 'id: study-day')}: 错误 字段 reminders[0].title：缺少必填字段",
+        f"schedules/study.yaml:{where(study, 'titel:')}: 错误 字段 reminders[0].titel："
+        "未知字段 “titel”，是不是 “title”？",
     ]
     assert "共 4 处错误，配置未通过检查。" in err
 

@@ -167,26 +167,6 @@ class BoardRow:
 
 
 @dataclass(frozen=True)
-class UnitFigure:
-    """Per-unit completion: expected confirmations, confirmed ones, on time, overdue."""
-
-    unit_id: str | None
-    unit_name: str
-    expected: int = 0
-    confirmed: int = 0
-    on_time: int = 0
-    overdue: int = 0
-
-    @property
-    def rate(self) -> float:
-        return self.confirmed / self.expected if self.expected else 0.0
-
-    @property
-    def on_time_rate(self) -> float:
-        return self.on_time / self.expected if self.expected else 0.0
-
-
-@dataclass(frozen=True)
 class Board:
     occurrence: Occurrence
     rows: list[BoardRow] = field(default_factory=list)
@@ -202,9 +182,6 @@ class Board:
     @property
     def overdue(self) -> list[BoardRow]:
         return [r for r in self.rows if r.overdue_since is not None]
-
-    def units(self) -> list[UnitFigure]:
-        return unit_figures(self.rows)
 
 
 def _row(exp: Expectation, conf: Confirmation | None, deadline: datetime | None,
@@ -263,18 +240,3 @@ async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime)
         ]
         result.append(Board(occurrence=occ, rows=rows))
     return result
-
-
-def unit_figures(rows: Iterable[BoardRow]) -> list[UnitFigure]:
-    """Add board rows up per unit, lowest completion first (lagging units should see the gap)."""
-    totals: dict[str | None, dict[str, int]] = {}
-    names: dict[str | None, str] = {}
-    for r in rows:
-        t = totals.setdefault(r.unit_id, {"expected": 0, "confirmed": 0, "on_time": 0, "overdue": 0})
-        names[r.unit_id] = r.unit_name or r.unit_id or "未分配单位"
-        t["expected"] += 1
-        t["confirmed"] += r.confirmed
-        t["on_time"] += r.confirmed and not r.late
-        t["overdue"] += r.overdue_since is not None
-    figures = [UnitFigure(unit_id=u, unit_name=names[u], **t) for u, t in totals.items()]
-    return sorted(figures, key=lambda f: (f.rate, f.on_time_rate, f.unit_name))

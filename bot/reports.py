@@ -5,8 +5,11 @@ the gap ("使工作滞后单位看到差距"). A person counts for the unit reco
 fired (the ``Expectation`` snapshot), so moving someone later does not rewrite past figures.
 
 ``missing`` counts expectations without a confirmation when the figures are taken, whether or
-not their deadline has passed; ``nudges`` counts every ``Nudge`` row (follow-ups to the person
-and escalations about them).
+not their deadline has passed (``pending`` says how many of them still have time); ``nudges``
+counts every ``Nudge`` row (follow-ups to the person and escalations about them).
+
+Every figure, for a period (``remindbot report``, report reminders, ``/admin/units``) or for one
+occurrence's board, is counted by :func:`tally`, so the numbers and their words agree everywhere.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
+from bot.confirmations import Board
 from bot.confirmations import to_db_time as db_time
 from bot.runtime import Runtime
 from bot.textable import table
@@ -32,6 +37,7 @@ DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
 NO_UNIT = "未分配单位"
 QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
+COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending")
 HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "催办次数", "按时完成率")
 # Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
 MONTHLY_PERIODS = ("weekly", "monthly", "cron")
@@ -46,6 +52,7 @@ class UnitRow:
     late: int = 0
     missing: int = 0
     nudges: int = 0
+    pending: int = 0  # of ``missing``: deadline not passed yet (or none), so not overdue
 
     @property
     def rate(self) -> float:
@@ -127,13 +134,56 @@ def _top_unit(s: Schedules, unit_id: str | None) -> str | None:
     return chain[-2].id if len(chain) >= 2 else unit_id
 
 
+class Owed(NamedTuple):
+    """One confirmation a person owes, as :func:`tally` counts it."""
+
+    unit_id: str | None
+    unit: str
+    confirmed_at: datetime | None  # UTC; naive means UTC
+    deadline: datetime | None  # UTC; naive means UTC
+    nudges: int = 0
+
+
+def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
+    """Add owed confirmations up per unit, ranked: the one definition of every unit figure.
+
+    On time means confirmed at or before the deadline, or with no deadline at all. ``now`` only
+    splits ``missing`` into overdue and ``pending``.
+    """
+    now = utc(now)
+    sums: dict[str | None, dict[str, int]] = {}
+    names: dict[str | None, str] = {}
+    for item in owed:
+        names[item.unit_id] = item.unit
+        t = sums.setdefault(item.unit_id, dict.fromkeys(COUNTS, 0))
+        t["expected"] += 1
+        t["nudges"] += item.nudges
+        deadline = utc(item.deadline) if item.deadline is not None else None
+        if item.confirmed_at is None:
+            t["missing"] += 1
+            t["pending"] += deadline is None or now < deadline
+        elif deadline is None or utc(item.confirmed_at) <= deadline:
+            t["on_time"] += 1
+        else:
+            t["late"] += 1
+    return rank(UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items())
+
+
+async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict[tuple[int, str], int]:
+    """Nudges per (occurrence, person): follow-ups to the person and escalations about them."""
+    query = (select(Nudge.occurrence_id, Nudge.person_id, func.count())
+             .where(col(Nudge.occurrence_id).in_(occurrence_ids))
+             .group_by(col(Nudge.occurrence_id), col(Nudge.person_id)))
+    return {(o, p): n for o, p, n in (await session.exec(query)).all()}
+
+
 async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
                        reminder_ids: Iterable[str] | None = None, unit_ids: Iterable[str] | None = None,
-                       by_parent: bool = False) -> list[UnitRow]:
+                       by_parent: bool = False, now: datetime | None = None) -> list[UnitRow]:
     """Figures per unit for occurrences due in [start, end), best first.
 
     ``unit_ids`` keeps those units and their sub-units; ``by_parent`` adds branches up under
-    the organ above them.
+    the organ above them. ``now`` (default: the runtime's clock) only sets ``pending``.
     """
     s = runtime.schedules
     occ_q = select(Occurrence).where(col(Occurrence.due_at) >= db_time(start),
@@ -142,37 +192,34 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
         occ_q = occ_q.where(col(Occurrence.reminder_id).in_(list(reminder_ids)))
     async with runtime.db.session() as session:
         occs = {o.id: o for o in (await session.exec(occ_q)).all()}
-        ids = list(occs)
+        ids = [i for i in occs if i is not None]
         exps = (await session.exec(select(Expectation).where(col(Expectation.occurrence_id).in_(ids)))).all()
         confs = (await session.exec(select(Confirmation).where(col(Confirmation.occurrence_id).in_(ids)))).all()
-        nudge_q = (select(Nudge.occurrence_id, Nudge.person_id, func.count())
-                   .where(col(Nudge.occurrence_id).in_(ids)).group_by(col(Nudge.occurrence_id), col(Nudge.person_id)))
-        nudges = {(o, p): n for o, p, n in (await session.exec(nudge_q)).all()}
-    confirmed = {(c.occurrence_id, c.person_id): utc(c.confirmed_at) for c in confs}
+        nudges = await nudge_counts(session, ids)
+    confirmed = {(c.occurrence_id, c.person_id): c.confirmed_at for c in confs}
     wanted = set(unit_ids) if unit_ids is not None else None
-    totals: dict[str | None, dict[str, int]] = {}
-    names: dict[str | None, str] = {}
-    for exp in exps:
-        if wanted is not None and not (exp.unit_id in wanted or any(u.id in wanted for u in s.unit_chain(exp.unit_id))):
-            continue
+
+    def owed(exp: Expectation) -> Owed:
         key = _top_unit(s, exp.unit_id) if by_parent else exp.unit_id
         unit = s.units.get(key or "")
         if by_parent and unit is not None:
-            names[key] = unit.name
+            name = unit.name
         else:  # the name as it was when the occurrence fired
-            names[key] = exp.unit_name or (unit.name if unit else None) or key or NO_UNIT
-        t = totals.setdefault(key, {"expected": 0, "on_time": 0, "late": 0, "missing": 0, "nudges": 0})
-        t["expected"] += 1
-        t["nudges"] += nudges.get((exp.occurrence_id, exp.person_id), 0)
-        at = confirmed.get((exp.occurrence_id, exp.person_id))
-        deadline = occs[exp.occurrence_id].deadline_at
-        if at is None:
-            t["missing"] += 1
-        elif deadline is None or at <= utc(deadline):
-            t["on_time"] += 1
-        else:
-            t["late"] += 1
-    return rank([UnitRow(unit_id=k, unit=names[k], **t) for k, t in totals.items()])
+            name = exp.unit_name or (unit.name if unit else None) or key or NO_UNIT
+        where = (exp.occurrence_id, exp.person_id)
+        return Owed(key, name, confirmed.get(where), occs[exp.occurrence_id].deadline_at, nudges.get(where, 0))
+
+    kept = (e for e in exps if wanted is None or e.unit_id in wanted
+            or any(u.id in wanted for u in s.unit_chain(e.unit_id)))
+    return tally((owed(e) for e in kept), now or runtime.clock())
+
+
+def board_figures(board: Board, nudges: Mapping[tuple[int, str], int], now: datetime) -> list[UnitRow]:
+    """One occurrence's figures per unit, counted exactly like a period's (``nudges`` as loaded
+    by :func:`nudge_counts`)."""
+    occ = board.occurrence
+    return tally((Owed(r.unit_id, r.unit_name or r.unit_id or NO_UNIT, r.confirmed_at, occ.deadline_at,
+                       nudges.get((occ.id or 0, r.person_id), 0)) for r in board.rows), now)
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
@@ -222,8 +269,7 @@ def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
 
 def totals(rows: Iterable[UnitRow]) -> UnitRow:
     items = list(rows)
-    return UnitRow(None, "合计", *(sum(getattr(r, f) for r in items)
-                                  for f in ("expected", "on_time", "late", "missing", "nudges")))
+    return UnitRow(None, "合计", *(sum(getattr(r, f) for r in items) for f in COUNTS))
 
 
 def format_rows(rows: list[UnitRow], fmt: str, *, title: str | None = None) -> str:

@@ -151,7 +151,7 @@ async def test_an_admin_reads_the_board_the_unit_chart_and_what_is_coming(
         assert await page.get_by_text(text).first.is_visible(), text
     await page.screenshot(path=str(SHOTS / "admin-board.png"), full_page=True)
 
-    await page.goto(f"{url}/admin/units?days=90")
+    await page.goto(f"{url}/admin/units?period=2025-03")
     assert await page.locator("svg.bar").count() == 5
     await page.screenshot(path=str(SHOTS / "admin-units.png"), full_page=True)
 

@@ -9,14 +9,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from test_followup import BJ, Clock, bj, confirm, fire_due, make_runtime, outbox, write_world
 from wcwidth import wcswidth
 
+from bot.confirmations import board, to_db_time
 from bot.followup import FollowUps
 from bot.occurrences import fire
-from bot.reports import UnitRow, figures_for, format_rows, period_bounds, rank, unit_figures
+from bot.reports import (
+    Owed,
+    UnitRow,
+    board_figures,
+    figures_for,
+    format_rows,
+    nudge_counts,
+    period_bounds,
+    rank,
+    tally,
+    unit_figures,
+)
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
+from storage.models import Occurrence
 
 
 @pytest.fixture
@@ -76,6 +90,48 @@ def test_ranking_puts_the_best_rate_first_and_then_fewest_missing() -> None:
     rows = [UnitRow("a", "甲", expected=2, on_time=0, missing=2), UnitRow("b", "乙", expected=2, on_time=0, late=2),
             UnitRow("c", "丙", expected=4, on_time=3, missing=1)]
     assert [r.unit_id for r in rank(rows)] == ["c", "b", "a"]
+
+
+DEADLINE = bj(2026, 11, 6, 9, 0)
+
+
+@pytest.mark.parametrize(
+    ("confirmed_at", "now", "counted"),
+    [
+        (bj(2026, 11, 6, 9, 0), bj(2026, 12, 1), "on_time"),  # at the deadline is still on time
+        (bj(2026, 11, 6, 9, 1), bj(2026, 12, 1), "late"),
+        (None, bj(2026, 11, 6, 8, 59), "pending"),  # missing, but there is still time
+        (None, bj(2026, 11, 6, 9, 0), "overdue"),
+    ],
+)
+def test_tally_sorts_each_confirmation_by_its_deadline(confirmed_at: datetime | None, now: datetime,
+                                                       counted: str) -> None:
+    [row] = tally([Owed("b1", "第一党支部", confirmed_at, DEADLINE, nudges=2)], now)
+    got = {"on_time": row.on_time, "late": row.late, "pending": row.pending,
+           "overdue": row.missing - row.pending}
+    assert got == {k: int(k == counted) for k in got}
+    assert (row.expected, row.nudges, row.missing) == (1, 2, int(confirmed_at is None))
+
+
+def test_tally_counts_a_confirmation_without_a_deadline_as_on_time_and_a_missing_one_as_pending() -> None:
+    rows = tally([Owed("b1", "第一党支部", datetime(2026, 11, 3, 2), None), Owed("b1", "第一党支部", None, None)],
+                 bj(2027, 1, 1))
+    assert rows == [UnitRow("b1", "第一党支部", expected=2, on_time=1, missing=1, pending=1)]
+
+
+async def test_an_occurrence_s_board_counts_exactly_like_a_period_holding_only_it(november: Runtime) -> None:
+    now = bj(2026, 11, 10)
+    async with november.db.session() as session:
+        [occ_id] = (await session.exec(select(Occurrence.id).where(
+            Occurrence.due_at == to_db_time(bj(2026, 11, 3, 9, 0))))).all()
+        nudges = await nudge_counts(session, [occ_id])
+    the_board = await board(november.db, occ_id, now)
+
+    from_board = board_figures(the_board, nudges, now)
+
+    assert from_board == await unit_figures(november, bj(2026, 11, 1), bj(2026, 11, 10), now=now)
+    assert [(r.unit, r.on_time, r.late, r.missing, r.nudges) for r in from_board] == [
+        ("发改委第一党支部", 1, 0, 0, 0), ("发改委第二党支部", 0, 1, 0, 1), ("教育局第一党支部", 0, 0, 1, 1)]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -11,12 +12,17 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
+from pydantic import SecretStr
+from test_followup import Clock, bj, confirm, fire_due, make_runtime, write_world
 from test_web_confirm import DEADLINE, NOW, World, add_occurrence, build_world
 
+from bot.cli.confirmations import report
 from bot.confirmations import record_confirmation, to_db_time
+from bot.followup import FollowUps
 from bot.web import make_app
 from storage.db import Database
-from storage.models import Outbox
+from storage.models import Nudge, Outbox
 
 USER, PASSWORD = "gongwei", "correct horse battery 工委"
 WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET-WEBHOOK-KEY"
@@ -113,17 +119,76 @@ async def test_the_occurrence_list_shows_progress_and_overdue_counts(
     assert "2/3" in page and "1 人" in page
 
 
-async def test_the_unit_chart_ranks_lagging_units_first_with_bar_widths(
+async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_words(
     world: World, client: TestClient
 ) -> None:
     await confirm_some(world)
-    page = await (await client.get("/admin/units?days=90", headers=AUTH)).text()
-    assert page.index("第二党支部") < page.index("第一党支部")
-    assert "1/2 · 50%" in page and "1/1 · 100%" in page
-    # Second branch: Li late (50% of the bar, after 0% on time), Wang overdue (the other half).
+    page = await (await client.get("/admin/units", headers=AUTH)).text()
+    assert "2025年3月" in page and "remindbot report --period 2025-03" in page
+    assert page.index("第一党支部") < page.index("第二党支部")
+    for words in ("按时确认", "逾期确认", "未确认", "催办次数", "按时完成率"):
+        assert f"<th>{words}</th>" in page, words
+    second = "<tr><td>2</td><td>第二党支部</td><td>2</td><td>0</td><td>1</td><td>1</td><td>0</td><td>0.0%</td></tr>"
+    assert second in page
+    assert "按时 1/1 · 100.0%" in page and "按时 0/2 · 0.0%" in page
+    # Second branch: Li late (half the bar, after 0% on time), Wang past the deadline (the other half).
     assert '<rect class="late" x="0.0" y="0" width="50.0"' in page
     assert '<rect class="overdue" x="50.0" y="0" width="50.0"' in page
     assert "<script" not in page
+
+
+async def test_the_unit_page_leaves_confirmations_still_within_their_deadline_grey(
+    world: World, client: TestClient
+) -> None:
+    world.clock.now = NOW  # before the deadline: nobody has confirmed yet, nobody is overdue
+    page = await (await client.get("/admin/units", headers=AUTH)).text()
+    assert "<td>第二党支部</td><td>2</td><td>0</td><td>0</td><td>2</td>" in page
+    assert '<rect class="overdue" x="0.0" y="0" width="0.0"' in page
+    assert "未确认 2（其中未到截止 2）" in page
+
+
+async def test_the_unit_page_offers_the_previous_period_and_other_months_quarters_and_years(
+    world: World, client: TestClient
+) -> None:
+    await confirm_some(world)
+    page = await (await client.get("/admin/units?period=2025-Q1", headers=AUTH)).text()
+    assert "2025年第一季度" in page and "<td>第二党支部</td>" in page
+    assert 'href="/admin/units?period=2024-Q4" rel="prev">‹ 2024年第四季度</a>' in page
+    assert 'rel="next"' not in page  # the next quarter has not begun
+    assert '<option value="2025-Q1" selected>2025年第一季度</option>' in page
+    for option in ('value="2025-02"', 'value="2024-04"', 'value="2024"', 'value="2023"'):
+        assert option in page, option
+    assert 'href="/admin/units.csv?period=2025-Q1"' in page
+
+    older = await (await client.get("/admin/units?period=2024-11", headers=AUTH)).text()
+    assert "这段时间没有需要确认的提醒" in older
+    assert 'href="/admin/units?period=2024-12" rel="next">2024年12月 ›</a>' in older
+
+
+async def test_a_period_the_page_cannot_read_is_explained_and_this_month_shown(
+    world: World, client: TestClient
+) -> None:
+    await confirm_some(world)
+    response = await client.get("/admin/units?period=last-month", headers=AUTH)
+    assert response.status == 400
+    page = await response.text()
+    assert "无法识别统计周期" in page and "2026-Q4" in page
+    assert "2025年3月" in page and "<td>第一党支部</td>" in page
+    csv_response = await client.get("/admin/units.csv?period=2025-13", headers=AUTH)
+    assert csv_response.status == 400 and "月份应在 1–12 之间" in await csv_response.text()
+
+
+async def test_the_board_chart_counts_like_the_report(world: World, client: TestClient) -> None:
+    await confirm_some(world)
+    async with world.db.session() as session:
+        session.add(Nudge(occurrence_id=world.occurrence_id, person_id="wang", kind="followup", number=1))
+        await session.commit()
+    page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
+    chart = page[page.index('<ul class="bars">'):]
+    assert chart.index("第一党支部") < chart.index("第二党支部")
+    assert "按时 0/2 · 0.0%" in chart
+    assert "第二党支部：应确认 2，按时确认 0，逾期确认 1，未确认 1（其中未到截止 0），催办次数 1" in chart
+    assert "未确认（已过截止）" in chart and "逾期后确认" not in chart
 
 
 async def test_board_csv_opens_in_excel_with_chinese_intact(world: World, client: TestClient) -> None:
@@ -153,14 +218,58 @@ async def test_a_note_that_looks_like_a_formula_is_defused_in_csv(
     assert {r[2]: r for r in rows[1:]}["张伟"][8] == "'=HYPERLINK(\"http://x\")"
 
 
-async def test_unit_csv_gives_each_units_figures(world: World, client: TestClient) -> None:
+async def test_unit_csv_has_the_columns_of_the_report_and_opens_in_excel(
+    world: World, client: TestClient
+) -> None:
     await confirm_some(world)
-    raw = await (await client.get("/admin/units.csv?days=90", headers=AUTH)).read()
+    response = await client.get("/admin/units.csv?period=2025-03", headers=AUTH)
+    assert 'filename="units-2025-03.csv"' in response.headers["Content-Disposition"]
+    raw = await response.read()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows[0] == ["单位", "单位标识", "应确认", "已确认", "按时确认", "逾期未确认", "完成率", "按时率"]
-    assert rows[1] == ["第二党支部", "b2", "2", "1", "0", "1", "50.0%", "0.0%"]
-    assert rows[2] == ["第一党支部", "b1", "1", "1", "1", "0", "100.0%", "100.0%"]
+    assert rows == [["排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "催办次数", "按时完成率"],
+                    ["1", "第一党支部", "1", "1", "0", "0", "0", "100.0%"],
+                    ["2", "第二党支部", "2", "0", "1", "1", "0", "0.0%"]]
+
+
+async def test_a_unit_name_that_looks_like_a_formula_is_defused_in_the_unit_csv(
+    world: World, client: TestClient
+) -> None:
+    await add_occurrence(world.db, due_at=datetime(2025, 3, 14, 1),
+                         people=(("zhang", "张伟", "evil", "=HYPERLINK(\"http://x\")"),))
+    raw = await (await client.get("/admin/units.csv?period=2025-03", headers=AUTH)).read()
+    units = [r[1] for r in csv.reader(io.StringIO(raw.decode("utf-8-sig")))]
+    assert "'=HYPERLINK(\"http://x\")" in units
+
+
+async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(tmp_path: Path) -> None:
+    """Follow-ups, late and missing confirmations through the real pipeline; then both readings."""
+    settings = write_world(tmp_path).model_copy(update={"admin_user": USER, "admin_password": SecretStr(PASSWORD)})
+    runtime = await make_runtime(settings, Clock(bj(2026, 12, 2, 9, 0)))
+    try:
+        first = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))  # deadline 6 Nov 09:00
+        await confirm(runtime, first, "wang", bj(2026, 11, 3, 10, 0))
+        await FollowUps(runtime).run_once(bj(2026, 11, 4, 9, 0))
+        await confirm(runtime, first, "liu", bj(2026, 11, 9, 10, 0))
+        async with TestClient(TestServer(make_app(runtime), host="127.0.0.1")) as client:
+            page = await (await client.get("/admin/units?period=2026-11", headers=AUTH)).text()
+            raw = await (await client.get("/admin/units.csv?period=2026-11", headers=AUTH)).read()
+    finally:
+        await runtime.db.stop()
+    env = {"REMINDBOT_DATABASE_URL": settings.database_url, "REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir),
+           "REMINDBOT_VAR_DIR": str(settings.var_dir), "REMINDBOT_SECRET_KEY": settings.signing_key}
+    # The command runs its own event loop, so it gets a thread of its own.
+    cli = await asyncio.to_thread(CliRunner().invoke, report, ["--period", "2026-11", "--format", "csv"],
+                                  env=env, catch_exceptions=False)
+    assert cli.exit_code == 0, cli.output
+    from_cli = list(csv.reader(io.StringIO(cli.output)))
+    from_web = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert from_web == from_cli
+    assert from_web[1:] == [["1", "发改委第一党支部", "1", "1", "0", "0", "0", "100.0%"],
+                            ["2", "发改委第二党支部", "1", "0", "1", "0", "1", "0.0%"],
+                            ["3", "教育局第一党支部", "1", "0", "0", "1", "1", "0.0%"]]
+    for row in from_cli[1:]:
+        assert "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" in page
 
 
 async def test_an_unknown_occurrence_is_a_404_page(client: TestClient) -> None:

@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from bot.config.models import Confirm, Person, Recipients, Reminder, Schedules, Selector, Unit, When
 from bot.confirmations import NotExpectedError, board, record_confirmation, to_db_time
+from bot.reports import board_figures
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.tokens import make_token
@@ -402,6 +403,6 @@ async def test_the_board_shows_who_confirmed_how_and_who_is_overdue(any_db: Data
         "管理员代录", "工委办公室", True)
     assert rows["wang"].overdue_since == DEADLINE.replace(tzinfo=UTC)
     assert (result.confirmed, result.expected) == (2, 3)
-    figures = {f.unit_id: f for f in result.units()}
-    assert (figures["b1"].confirmed, figures["b1"].on_time) == (1, 1)
-    assert (figures["b2"].expected, figures["b2"].confirmed, figures["b2"].overdue) == (2, 1, 1)
+    figures = {f.unit_id: f for f in board_figures(result, {}, late + timedelta(hours=1))}
+    assert (figures["b1"].expected, figures["b1"].on_time) == (1, 1)
+    assert (figures["b2"].expected, figures["b2"].late, figures["b2"].missing, figures["b2"].pending) == (2, 1, 1, 0)

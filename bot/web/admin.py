@@ -1,5 +1,8 @@
 """The admin area under ``/admin``: upcoming reminders, occurrences, boards, per-unit figures.
 
+Per-unit figures come from :mod:`bot.reports`, like ``remindbot report``: the same periods
+(``?period=2026-11``, ``2026-Q4``, ``2026``), the same counting, columns, words and ranking.
+
 Behind HTTP Basic auth from ``Settings.admin_user``/``admin_password``; closed (403, with a page
 saying how to open it) while either is empty. Every page only reads: a browser sends Basic
 credentials to cross-site requests too, so a page that changed something would need CSRF
@@ -14,29 +17,36 @@ import csv
 import hmac
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.confirmations import (
-    Board,
-    BoardRow,
-    UnitFigure,
-    board,
-    boards_for,
-    to_db_time,
+from bot.confirmations import Board, BoardRow, board, boards_for
+from bot.reports import (
+    DEFAULT_ZONE,
+    HEADERS,
+    Period,
+    UnitRow,
+    board_figures,
+    cells,
+    nudge_counts,
+    percent,
+    period_bounds,
+    totals,
     unit_figures,
 )
 from bot.web.app import Handler, render, runtime_of, to_local, zh_datetime, zone_for
 from storage.models import Occurrence, Outbox
 
 UPCOMING_DAYS = 60
-UNITS_DEFAULT_DAYS = 90
 OCCURRENCES_LIMIT = 200
 REALM = 'Basic realm="remindbot admin", charset="UTF-8"'
+# What the period menu offers besides the period shown: this many recent months, quarters, years.
+RECENT = {"m": 12, "q": 4, "y": 3}
 
 OUTBOX_STATUS = {"pending": "待发送", "sent": "已发送", "dead": "发送失败", "dry_run": "演练（未发送）"}
 
@@ -95,13 +105,6 @@ def _now(request: web.Request) -> datetime:
     return runtime_of(request).clock().astimezone(UTC)
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    try:
-        return max(low, min(high, int(request.query.get(name, default))))
-    except ValueError:
-        return default
-
-
 async def upcoming_page(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     now = _now(request)
@@ -158,35 +161,87 @@ async def _board_or_404(request: web.Request) -> Board:
 async def board_page(request: web.Request) -> web.Response:
     b = await _board_or_404(request)
     runtime = runtime_of(request)
-    return render(request, "admin_board.html", title=f"确认情况：{b.occurrence.title}",
-                  nav="occurrences", board=b, bars=bars(b.units()),
-                  zone=zone_for(runtime, b.occurrence.reminder_id), now=_now(request))
-
-
-async def _period_figures(request: web.Request) -> tuple[int, list[UnitFigure], int]:
-    """Per-unit figures over the occurrences that required confirmation in the last N days."""
-    runtime = runtime_of(request)
-    days = _int_param(request, "days", UNITS_DEFAULT_DAYS, 1, 3660)
     now = _now(request)
-    since = to_db_time(now - timedelta(days=days))
     async with runtime.db.session() as session:
-        ids = (
-            await session.exec(
-                select(Occurrence.id).where(
-                    col(Occurrence.deadline_at).is_not(None),
-                    col(Occurrence.due_at) >= since,
-                    col(Occurrence.due_at) <= to_db_time(now),
-                )
-            )
-        ).all()
-    boards = await boards_for(runtime.db, [i for i in ids if i is not None], now)
-    return days, unit_figures(r for b in boards for r in b.rows), len(boards)
+        nudges = await nudge_counts(session, [b.occurrence.id or 0])
+    return render(request, "admin_board.html", title=f"确认情况：{b.occurrence.title}",
+                  nav="occurrences", board=b, bars=bars(board_figures(b, nudges, now)),
+                  zone=zone_for(runtime, b.occurrence.reminder_id), now=now)
+
+
+def _period(request: web.Request) -> tuple[Period, str | None]:
+    """The period in ``?period=`` (as ``remindbot report --period`` reads it), else this month.
+
+    A period that cannot be read falls back to this month, with the reason for the page.
+    """
+    now = _now(request)
+    try:
+        return period_bounds(request.query.get("period", "current_month"), now, DEFAULT_ZONE), None
+    except ValueError as exc:
+        return period_bounds("current_month", now, DEFAULT_ZONE), str(exc)
+
+
+def _kind(period: Period) -> str:
+    """``m``, ``q`` or ``y``: how many months the period spans."""
+    start, end = period.start.date(), period.end.date()
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return {1: "m", 3: "q"}.get(months, "y")
+
+
+def _spec_of(kind: str, day: date) -> str:
+    if kind == "m":
+        return f"{day.year}-{day.month:02d}"
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}" if kind == "q" else str(day.year)
+
+
+def period_spec(period: Period) -> str:
+    """The period as ``--period`` and ``?period=`` write it: ``2026-11``, ``2026-Q4``, ``2026``."""
+    return _spec_of(_kind(period), period.start.date())
+
+
+def _shifted(period: Period, steps: int) -> Period:
+    """The period of the same kind ``steps`` before (negative) or after (positive) this one."""
+    kind, day = _kind(period), period.start.date()
+    months = {"m": 1, "q": 3, "y": 12}[kind] * steps
+    index = day.year * 12 + day.month - 1 + months
+    return period_bounds(_spec_of(kind, date(index // 12, index % 12 + 1, 1)), period.start, DEFAULT_ZONE)
+
+
+def period_menu(shown: Period, now: datetime) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Recent months, quarters and years for the period menu, newest first, ``shown`` selected."""
+    groups = []
+    for kind, label, named in (("m", "月", "current_month"), ("q", "季度", "current_quarter"),
+                               ("y", "年", "current_year")):
+        current = period_bounds(named, now, DEFAULT_ZONE)
+        periods = [_shifted(current, -i) for i in range(RECENT[kind])]
+        if _kind(shown) == kind and shown not in periods:
+            periods = sorted([*periods, shown], key=lambda p: p.start, reverse=True)
+        groups.append((label, [{"spec": period_spec(p), "label": p.label, "selected": p == shown}
+                               for p in periods]))
+    return groups
+
+
+async def _unit_rows(request: web.Request) -> tuple[Period, list[UnitRow], str | None]:
+    period, error = _period(request)
+    rows = await unit_figures(runtime_of(request), period.start, period.end, now=_now(request))
+    return period, rows, error
+
+
+def _link(period: Period) -> dict[str, str]:
+    return {"spec": period_spec(period), "label": period.label}
 
 
 async def units_page(request: web.Request) -> web.Response:
-    days, figures, count = await _period_figures(request)
-    return render(request, "admin_units.html", title="各单位完成情况", nav="units",
-                  days=days, bars=bars(figures), occurrences=count)
+    period, rows, error = await _unit_rows(request)
+    now = _now(request)
+    later = _shifted(period, 1)
+    total = totals(rows)
+    return render(request, "admin_units.html", status=400 if error else 200,
+                  title=f"各单位完成情况（{period.label}）", nav="units", error=error,
+                  period=_link(period), menu=period_menu(period, now),
+                  previous=_link(_shifted(period, -1)), next=_link(later) if later.start <= now else None,
+                  headers=HEADERS, cells=cells(rows), bars=bars(rows),
+                  total=total, total_rate=percent(total))
 
 
 async def outbox_page(request: web.Request) -> web.Response:
@@ -241,17 +296,17 @@ def redact(text: str | None) -> str:
 # ---------------------------------------------------------------- chart
 
 
-def bars(figures: list[UnitFigure]) -> list[dict[str, Any]]:
-    """Bar widths (percent of the bar) for each unit: on time, late, overdue."""
+def bars(rows: list[UnitRow]) -> list[dict[str, Any]]:
+    """Segment widths (percent of the bar) per unit: on time, late, missing past the deadline.
+
+    Missing confirmations whose deadline is still ahead (``pending``) are left as bare track.
+    """
     out = []
-    for f in figures:
-        total = f.expected or 1
-        on_time = 100 * f.on_time / total
-        late = 100 * (f.confirmed - f.on_time) / total
-        overdue = 100 * f.overdue / total
-        out.append({"figure": f, "on_time": round(on_time, 2), "late": round(late, 2),
-                    "overdue": round(overdue, 2), "late_x": round(on_time, 2),
-                    "overdue_x": round(on_time + late, 2)})
+    for r in rows:
+        share = 100 / (r.expected or 1)
+        on_time, late, overdue = (round(share * n, 2) for n in (r.on_time, r.late, r.missing - r.pending))
+        out.append({"row": r, "rate": percent(r), "on_time": on_time, "late": late, "overdue": overdue,
+                    "late_x": on_time, "overdue_x": round(on_time + late, 2)})
     return out
 
 
@@ -264,7 +319,7 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def csv_response(filename: str, header: list[str], rows: list[list[object]]) -> web.Response:
+def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> web.Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
@@ -301,11 +356,9 @@ async def board_csv(request: web.Request) -> web.Response:
 
 
 async def units_csv(request: web.Request) -> web.Response:
-    days, figures, _count = await _period_figures(request)
-    header = ["单位", "单位标识", "应确认", "已确认", "按时确认", "逾期未确认", "完成率", "按时率"]
-    rows: list[list[object]] = [
-        [f.unit_name, f.unit_id or "", f.expected, f.confirmed, f.on_time, f.overdue,
-         f"{f.rate * 100:.1f}%", f"{f.on_time_rate * 100:.1f}%"]
-        for f in figures
-    ]
-    return csv_response(f"units-{days}d.csv", header, rows)
+    """The ranked table as ``remindbot report --format csv`` writes it, ready for Excel."""
+    period, rows, error = await _unit_rows(request)
+    if error:
+        return render(request, "message.html", status=400, title="无法识别统计周期",
+                      message=error, tone="error")
+    return csv_response(f"units-{period_spec(period)}.csv", HEADERS, cells(rows))

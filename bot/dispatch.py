@@ -1,10 +1,11 @@
 """The dispatcher: takes due outbox rows and sends them, robot by robot, in order.
 
-Each robot (a webhook) has its own ordered lane and task, so one send at a time per robot keeps
-its messages in order and within its rate limit, while a slow or broken robot holds up nobody
-else. A semaphore bounds how many sends are in flight across all robots. Results are written
-in batches by one writer (group commit); a lane waits for its result to be stored before it
-sends the next message, so a message answered "ok" is marked sent before anything else happens.
+Each robot (a webhook) has its own ordered lane. A fixed pool of ``send_concurrency`` workers
+takes ready lanes from a queue and sends one message per turn; a lane is back in the queue only
+once its last result is stored (or its rate-limit or retry timer has run), so each robot sends
+one message at a time, in order and within its rate limit, while a slow or broken robot ties up
+one worker and holds up nobody else. Results are written in batches by one writer (group
+commit), so a message answered "ok" is marked sent before its robot sends anything else.
 
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
@@ -35,6 +36,7 @@ from bot import outbox
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
 from bot.platforms.markup import redact_url
+from bot.platforms.registry import platform_for as registry_platform_for
 from bot.ratelimit import RobotLimiter, rules_for
 from bot.settings import Settings
 from storage.db import Database
@@ -54,12 +56,6 @@ ChannelFor = Callable[[str], ChannelBase | None]
 PlatformFor = Callable[[ChannelBase], Platform]
 
 
-def _registry_platform_for(channel: ChannelBase) -> Platform:
-    from bot.platforms.registry import platform_for  # type: ignore[attr-defined]
-
-    return platform_for(channel)  # type: ignore[no-any-return]
-
-
 @dataclass
 class Stats:
     sent: int = 0
@@ -71,17 +67,25 @@ class Stats:
 
 @dataclass
 class _Lane:
-    """One robot's ordered queue and the task that works through it."""
+    """One robot's ordered queue. ``busy`` while it is queued, sending or waiting on a timer."""
 
     robot: str
     rows: deque[Claimed] = field(default_factory=deque)
     limiter: RobotLimiter | None = None
-    last: asyncio.Future[bool] | None = None  # the previous result, until it is stored
-    task: asyncio.Task[None] | None = None
+    channel: ChannelBase | None = None  # the config the adapter below was picked for
+    adapter: Platform | None = None
+    busy: bool = False
+    timer: asyncio.TimerHandle | None = None
 
 
 class Dispatcher:
-    """Sends outbox rows. Owns its tasks; the database and HTTP session are the service's."""
+    """Sends outbox rows. Owns its tasks; the database and HTTP session are the service's.
+
+    A fixed pool of ``send_concurrency`` workers takes robots from a ready queue, one message per
+    turn. A robot is in the queue at most once and goes back only after its last result is
+    stored (or after its rate-limit or retry timer), so each robot sends one message at a time,
+    in order, and a slow robot ties up one worker, never the others.
+    """
 
     def __init__(
         self,
@@ -91,7 +95,7 @@ class Dispatcher:
         http: aiohttp.ClientSession,
         *,
         clock: Callable[[], datetime] = utcnow,
-        platform_for: PlatformFor = _registry_platform_for,
+        platform_for: PlatformFor = registry_platform_for,
         admin_channel: Callable[[], str | None] = lambda: None,
         owner: str | None = None,
         claim_batch: int = 2000,
@@ -110,25 +114,30 @@ class Dispatcher:
         self.lease_seconds, self.poll_seconds = lease_seconds, poll_seconds
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.stats = Stats()
-        self._sem = asyncio.Semaphore(settings.send_concurrency)
+        self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
         # SQLite has one writer at a time and its busy handler sleeps in coarse steps: taking
         # turns here (claims vs. result batches) is much faster than colliding in SQLite.
         self._write_lock = asyncio.Lock() if db.is_sqlite else outbox.NoLock()
         self._writer = outbox.ResultWriter(db, self.owner, self._write_lock)
         self._lanes: dict[str, _Lane] = {}
         self._held: set[int] = set()
+        self._ready: asyncio.Queue[_Lane | None] = asyncio.Queue()
+        self._busy = 0  # lanes queued, sending or waiting on a timer
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._full = False  # max_held was reached: a finishing robot should trigger a refill
         self._wake = asyncio.Event()
-        self._stopped = asyncio.Event()
         self._accepting = False
-        self._full = False  # max_held reached: a robot finishing should trigger a refill
         self._max_retry_wait = math.inf
         self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._accepting = True
-        self._stopped.clear()
+        self._start_workers()
         self._tasks = [asyncio.create_task(self._loop()), asyncio.create_task(self._heartbeat())]
 
     def wake(self) -> None:
@@ -138,16 +147,12 @@ class Dispatcher:
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (a grace period)
         """Stop taking work, wait up to ``timeout`` for sends in flight, cancel the rest."""
         self._accepting = False
-        self._stopped.set()
         self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        lanes = [lane.task for lane in self._lanes.values() if lane.task]
-        _, late = await asyncio.wait(lanes, timeout=timeout) if lanes else (set(), set())
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        late = await self._stop_workers(timeout)
+        await asyncio.gather(*self._side, return_exceptions=True)
         if self._writer.task:
             with suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._writer.task, timeout=max(timeout, 1.0))
@@ -156,7 +161,7 @@ class Dispatcher:
         log.info(
             "发送器已停止：已发送 %d 条，演练 %d 条，重试 %d 次，失败 %d 条；"
             "中断 %d 个发送，%d 条未发消息已交还，下次启动继续",
-            s.sent, s.dry_run, s.retried, s.dead, len(late), returned,
+            s.sent, s.dry_run, s.retried, s.dead, late, returned,
         )
 
     async def run_once(self, max_retry_wait: float = 60.0) -> Stats:
@@ -166,7 +171,7 @@ class Dispatcher:
         next retry is later is left pending (in order) for the service or the next run.
         """
         self._accepting, self._max_retry_wait = True, max_retry_wait
-        self._stopped.clear()
+        self._start_workers()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while True:
@@ -174,19 +179,51 @@ class Dispatcher:
                 # once nothing more is due, wait for every robot, then look again (admin notices).
                 low = len(self._held) <= self.max_held // 2
                 exhausted = await self._fill() if low else False
-                running = [lane.task for lane in self._lanes.values() if lane.task]
-                if not running:
+                if self._busy == 0 and not self._side:
                     if exhausted:
                         break
                     continue
-                when = asyncio.ALL_COMPLETED if exhausted else asyncio.FIRST_COMPLETED
-                await asyncio.wait(running, return_when=when)
+                self._wake.clear()
+                waits = [asyncio.ensure_future(self._idle.wait())]
+                if not exhausted:
+                    waits.append(asyncio.ensure_future(self._wake.wait()))
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                await asyncio.gather(*self._side, return_exceptions=True)
             await self._writer.flush()
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             self._accepting, self._max_retry_wait = False, math.inf
+            await self._stop_workers(5.0)
         return self.stats
+
+    def _start_workers(self) -> None:
+        if not self._workers:
+            count = max(1, self.settings.send_concurrency)
+            self._workers = [asyncio.create_task(self._worker()) for _ in range(count)]
+
+    async def _stop_workers(self, timeout: float) -> int:  # noqa: ASYNC109
+        """Let idle workers go, give busy ones ``timeout`` to finish; returns sends cut off."""
+        for lane in self._lanes.values():
+            if lane.timer is not None:
+                lane.timer.cancel()
+        for _ in self._workers:
+            self._ready.put_nowait(None)
+        late: set[asyncio.Task[None]] = set()
+        if self._workers:
+            _, late = await asyncio.wait(self._workers, timeout=timeout)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        self._ready = asyncio.Queue()
+        self._lanes.clear()
+        self._held.clear()
+        self._busy = 0
+        self._idle.set()
+        return len(late)
 
     # ---- claiming --------------------------------------------------------------------------
 
@@ -233,78 +270,90 @@ class Dispatcher:
         self._held.add(row.id)
         lane = self._lanes.setdefault(row.robot, _Lane(row.robot))
         lane.rows.append(row)
-        if lane.task is None:
-            lane.task = asyncio.create_task(self._run_lane(lane))
+        self._schedule(lane)
 
-    # ---- one robot -------------------------------------------------------------------------
+    # ---- one robot at a time ---------------------------------------------------------------
 
-    async def _run_lane(self, lane: _Lane) -> None:
-        try:
-            while lane.rows and self._accepting:
-                row = lane.rows[0]
-                try:
-                    delay = await self._deliver(lane, row)
-                except Exception:
-                    log.exception("发送消息 %s 时出现内部错误", row.id)
-                    error = DeliveryError(FailureKind.RETRY, "内部错误")
-                    delay = await self._failed(lane, row, error)
-                if delay is None:
-                    lane.rows.popleft()
-                    self._held.discard(row.id)
-                elif delay > self._max_retry_wait:
-                    await self._give_back(lane)
-                else:
-                    await self._pause(delay)
-        finally:
-            lane.task = None
-            if not lane.rows:
-                self._lanes.pop(lane.robot, None)
-            if self._full:
-                self._wake.set()
+    def _schedule(self, lane: _Lane, delay: float = 0.0) -> None:
+        """Put an idle lane with work in the ready queue, now or after ``delay`` seconds."""
+        if lane.busy or not lane.rows or not self._accepting:
+            return
+        lane.busy = True
+        self._busy += 1
+        self._idle.clear()
+        if delay > 0:
+            lane.timer = asyncio.get_running_loop().call_later(delay, self._ready.put_nowait, lane)
+        else:
+            self._ready.put_nowait(lane)
 
-    async def _pause(self, seconds: float) -> None:
-        # Sleep until the retry is due, but end early when the dispatcher stops.
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+    def _release(self, lane: _Lane, delay: float = 0.0) -> None:
+        """The lane's turn is over; it goes back in line if it has more to send."""
+        lane.busy, lane.timer = False, None
+        self._busy = max(0, self._busy - 1)
+        if lane.rows:
+            self._schedule(lane, delay)
+        else:
+            self._lanes.pop(lane.robot, None)
+        if self._busy == 0:
+            self._idle.set()
+        if self._full and len(self._held) <= self.max_held // 2:
+            self._full = False
+            self._wake.set()  # room for more: claim again
 
-    async def _give_back(self, lane: _Lane) -> None:
-        await self._writer.flush()  # a retry's result must be stored while the lease is ours
-        ids = [row.id for row in lane.rows if row.id is not None]
-        lane.rows.clear()
-        self._held.difference_update(ids)
-        await outbox.release(self.db, self.owner, ids)
+    async def _worker(self) -> None:
+        while True:
+            lane = await self._ready.get()
+            if lane is None:
+                return
+            lane.timer = None
+            if not self._accepting:
+                continue  # its rows are released at stop
+            try:
+                await self._turn(lane)
+            except Exception:
+                log.exception("发送器内部错误（机器人 %s）", lane.robot)
+                self._release(lane, 1.0)
 
-    async def _deliver(self, lane: _Lane, row: Claimed) -> float | None:
-        """Send one row. Returns the delay before a retry, or None when the row is settled."""
+    async def _turn(self, lane: _Lane) -> None:
+        """Send the lane's first message (or wait for its rate limit)."""
+        row = lane.rows[0]
         channel = self._channel_for(row.channel_id)
         if channel is None:
             message = f"频道“{row.channel_id}”已不在配置中"
-            return await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
+            self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
+            return
         if self.settings.dry_run or channel.dry_run:
             log.info(
                 "演练模式，未发送：频道“%s”（%s）%s：%s",
                 channel.name, row.platform, row.summary, redact(_short_json(row.body)),
             )
-            self._finish(lane, Result(row.id, DRY_RUN, self._clock()))
-            return None
-        adapter = self._platform_for(channel)
+            self._finish(lane, row, Result(row.id, DRY_RUN, self._clock()))
+            return
+        if lane.channel is not channel or lane.adapter is None:  # first turn, or a reload
+            lane.channel, lane.adapter = channel, self._platform_for(channel)
+        adapter = lane.adapter
         if lane.limiter is None:
             window = self.settings.rate_window_seconds
             lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window))
-        await lane.limiter.wait()
+        pause = lane.limiter.pause()
+        if pause > 0:
+            # A hair over the exact time so the platform's own clock agrees the slot is free.
+            lane.busy = False
+            self._busy = max(0, self._busy - 1)
+            self._schedule(lane, pause + 0.001)
+            return
         status: int | None = None
         try:
-            if lane.last is not None and not lane.last.done():
-                # The previous message's result is stored before the next one goes out,
-                # so a crash can leave at most one message per robot unrecorded.
-                await asyncio.wait([lane.last])
-            async with self._sem:
-                status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
+            status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
             adapter.read_answer(status, headers, payload)
         except DeliveryError as err:
-            return await self._failed(lane, row, err, status, channel)
-        self._finish(lane, Result(row.id, SENT, self._clock(), http_status=status))
-        return None
+            self._failed(lane, row, err, status, channel)
+            return
+        except Exception:
+            log.exception("发送消息 %s 时出现内部错误", row.id)
+            self._failed(lane, row, DeliveryError(FailureKind.RETRY, "内部错误"), status, channel)
+            return
+        self._finish(lane, row, Result(row.id, SENT, self._clock(), http_status=status))
 
     async def _post(
         self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
@@ -314,8 +363,7 @@ class Dispatcher:
         try:
             # aiohttp's own total timeout covers connect, send and reading the answer.
             async with self._http.post(
-                request.url, data=request.body, headers=dict(request.headers),
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                request.url, data=request.body, headers=request.headers, timeout=self._timeout,
             ) as response:
                 return response.status, response.headers, await response.read()
         except TimeoutError:
@@ -328,12 +376,13 @@ class Dispatcher:
 
     # ---- results ---------------------------------------------------------------------------
 
-    def _finish(self, lane: _Lane, result: Result) -> None:
-        """Hand a result to the batch writer; the lane's next send waits until it is stored."""
-        lane.last = self._writer.submit(result)
-        lane.last.add_done_callback(partial(self._recorded, result))
+    def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None) -> None:
+        """Hand a result to the batch writer; the lane's next turn comes once it is stored."""
+        stored = self._writer.submit(result)
+        stored.add_done_callback(partial(self._recorded, lane, row, result, retry_in))
 
-    def _recorded(self, result: Result, stored: asyncio.Future[bool]) -> None:
+    def _recorded(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None,
+                  stored: asyncio.Future[bool]) -> None:
         if stored.cancelled() or stored.exception() is not None:
             return
         if not stored.result():
@@ -343,36 +392,55 @@ class Dispatcher:
             self.stats.sent += 1
         elif result.status == DRY_RUN:
             self.stats.dry_run += 1
+        if retry_in is None or not stored.result():
+            if lane.rows and lane.rows[0] is row:
+                lane.rows.popleft()
+            self._held.discard(row.id)
+            self._release(lane)
+        elif retry_in > self._max_retry_wait:
+            self._give_back(lane)
+        else:
+            self._release(lane, retry_in)
 
-    async def _failed(
+    def _give_back(self, lane: _Lane) -> None:
+        """Burst mode: a retry due later than we wait; leave the robot's rows for later, in order."""
+        ids = [row.id for row in lane.rows]
+        lane.rows.clear()
+        self._held.difference_update(ids)
+        self._release(lane)
+        task = asyncio.create_task(outbox.release(self.db, self.owner, ids))
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
+    def _failed(
         self,
         lane: _Lane,
         row: Claimed,
         err: DeliveryError,
         status: int | None = None,
         channel: ChannelBase | None = None,
-    ) -> float | None:
+    ) -> None:
         attempt = row.attempts + 1
         now = self._clock()
         reason = redact(err.message)
         if err.permanent or attempt >= self.settings.max_attempts:
             if not err.permanent:
                 reason = f"已尝试 {attempt} 次仍未成功，最后一次：{reason}"
-            result = Result(row.id, DEAD, now, reason, err.kind.value, status)
-            self._finish(lane, result)
+            self._finish(lane, row, Result(row.id, DEAD, now, reason, err.kind.value, status))
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
             log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason)
-            await self._tell_admin(row, name, reason)
-            return None
+            task = asyncio.create_task(self._tell_admin(row, name, reason))
+            self._side.add(task)
+            task.add_done_callback(self._side.discard)
+            return
         delay = self._backoff(attempt, err.retry_after)
         retry_at = now + timedelta(seconds=delay)
-        self._finish(lane, Result(row.id, PENDING, now, reason, err.kind.value,
-                                       status, retry_at))
         row.attempts = attempt
+        self._finish(lane, row, Result(row.id, PENDING, now, reason, err.kind.value, status, retry_at),
+                     retry_in=delay)
         self.stats.retried += 1
         log.info("消息 %s 未发出，%.1f 秒后重试（第 %d 次）：%s", row.id, delay, attempt, reason)
-        return delay
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter (50-100 %), never sooner than the platform asked."""

@@ -67,6 +67,10 @@ class RobotLimiter:
     def delay(self, now: float) -> float:
         return max((w.delay(now) for w in self.windows), default=0.0)
 
+    def pause(self) -> float:
+        """Seconds to wait, from now, before the next send is allowed."""
+        return self.delay(self._clock())
+
     async def wait(self) -> None:
         """Wait until one more send is allowed. Callers send one at a time per robot."""
         pause = self.delay(self._clock())

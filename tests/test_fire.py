@@ -191,3 +191,28 @@ async def test_a_notice_mentions_the_coming_day_and_records_no_expectations(runt
         assert (await session.exec(select(Expectation))).all() == []
         body = str((await session.exec(select(Outbox).where(Outbox.channel_id == "gw_wecom"))).first().body)
     assert "【预告】" in body and "3天后" in body
+
+
+async def test_send_test_reports_success_and_the_platform_answer_in_plain_words(tmp_path: Path) -> None:
+    async with FakePlatforms(clock=time.time) as fakes:
+        good = fakes.dingtalk(secret=SECRETS["ding"])
+        env = base_env(tmp_path) | {
+            "REMINDBOT_CZJ_DINGTALK_WEBHOOK": good.url,
+            "REMINDBOT_CZJ_DINGTALK_SECRET": SECRETS["ding"],
+        }
+        code, out, err = await run_cli(env, "send-test", "czj_dingtalk")
+        assert code == 0, err
+        assert "发送成功" in out and len(good.received) == 1
+        assert "测试消息" in good.received[0].text
+
+        env["REMINDBOT_CZJ_DINGTALK_SECRET"] = "SEC-not-the-robots-secret"
+        code, out, err = await run_cli(env, "send-test", "czj_dingtalk")
+        assert code == 1
+        assert "加签密钥不匹配" in err and "310000" in err
+        assert "SEC-not-the-robots-secret" not in out + err
+        assert good.url.split("access_token=")[-1] not in out + err
+
+
+async def test_send_test_to_a_channel_without_webhook_says_it_is_a_dry_run(tmp_path: Path) -> None:
+    code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecom")
+    assert code == 1 and "演练模式" in err

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a plain checkout
@@ -72,32 +72,18 @@ async def open_db(url: str | None, folder: Path) -> tuple[Database, str | None]:
         db = Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
         await db.start()
         return db, None
-    schema = f"bench_confirm_{uuid.uuid4().hex[:10]}"
-    db = Database(url)
-
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _use_schema(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        # Outside a transaction, so a rolled-back first transaction cannot undo it.
-        dbapi_conn.autocommit = True
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"SET search_path TO {schema}")
-        cursor.close()
-        dbapi_conn.autocommit = False
-
-    async with db.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    db = Database(url, schema=f"bench_confirm_{uuid.uuid4().hex[:10]}")
+    await db.create_schema()
     try:
         await db.start()
     except BaseException:
-        await close_db(db, schema)
+        await close_db(db, db.schema)
         raise
-    return db, schema
+    return db, db.schema
 
 
 async def close_db(db: Database, schema: str | None) -> None:
-    if schema:
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    await db.drop_schema()
     await db.stop()
 
 

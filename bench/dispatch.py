@@ -184,29 +184,18 @@ async def open_db(url: str | None, folder: Path) -> tuple[Database, str | None]:
         db = Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
         await db.start()
         return db, None
-    from sqlalchemy import event, text
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    db = Database(url)
-
-    @event.listens_for(db.engine.sync_engine, "connect")
-    def _schema(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"SET search_path TO {schema}")
-        cursor.close()
-
-    async with db.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-    await db.start()
-    return db, schema
+    db = Database(url, schema=f"bench_{uuid.uuid4().hex[:10]}")
+    await db.create_schema()
+    try:
+        await db.start()
+    except BaseException:
+        await close_db(db, db.schema)
+        raise
+    return db, db.schema
 
 
 async def close_db(db: Database, schema: str | None) -> None:
-    if schema:
-        from sqlalchemy import text
-
-        async with db.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    await db.drop_schema()
     await db.stop()
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -16,11 +16,16 @@ import storage.models  # noqa: F401  (registers the tables)
 
 
 class Database:
-    """Owns the engine. ``await db.start()`` creates tables; ``await db.stop()`` disposes."""
+    """Owns the engine. ``await db.start()`` creates tables; ``await db.stop()`` disposes.
 
-    def __init__(self, url: str) -> None:
+    ``schema`` (PostgreSQL only) keeps every table in that schema: tests and benchmarks use a
+    fresh one each and drop it afterwards (``create_schema`` / ``drop_schema``).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.url = url
-        self.engine: AsyncEngine = _make_engine(url)
+        self.schema = schema
+        self.engine: AsyncEngine = _make_engine(url, schema)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -36,13 +41,23 @@ class Database:
     async def stop(self) -> None:
         await self.engine.dispose()
 
+    async def create_schema(self) -> None:
+        if self.schema:
+            async with self.engine.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+
+    async def drop_schema(self) -> None:
+        if self.schema:
+            async with self.engine.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
 
 
-def _make_engine(url: str) -> AsyncEngine:
+def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
@@ -59,4 +74,6 @@ def _make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               connect_args=connect_args)

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, text
 
 # The checkout is not installed into the venv; make `bot` and `storage` importable from it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,21 +40,9 @@ async def pg_db() -> AsyncIterator[Database]:
     url = os.environ.get("REMINDBOT_TEST_PG_URL", DEFAULT_PG_URL)
     if url == "skip":
         pytest.skip("REMINDBOT_TEST_PG_URL=skip")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    database = Database(url)
-
-    @event.listens_for(database.engine.sync_engine, "connect")
-    def _use_schema(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        # Outside a transaction, so a rolled-back first transaction cannot undo it.
-        dbapi_conn.autocommit = True
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"SET search_path TO {schema}")
-        cursor.close()
-        dbapi_conn.autocommit = False
-
+    database = Database(url, schema=f"test_{uuid.uuid4().hex[:12]}")
     try:
-        async with database.engine.begin() as conn:
-            await conn.execute(text(f"CREATE SCHEMA {schema}"))
+        await database.create_schema()
     except (OSError, ConnectionError) as exc:
         await database.stop()
         if os.environ.get("REMINDBOT_REQUIRE_PG") == "1":
@@ -65,8 +52,7 @@ async def pg_db() -> AsyncIterator[Database]:
     try:
         yield database
     finally:
-        async with database.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await database.drop_schema()
         await database.stop()
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, text
 from sqlmodel import col, select
 
 from bot.config.loader import load_schedules
@@ -393,17 +392,7 @@ async def test_escalation_goes_to_the_people_named_in_escalate_to(world: tuple[R
 
 async def same_schema(db: Database) -> Database:
     """A second engine (a second instance) on the PostgreSQL schema the fixture made."""
-    async with db.engine.connect() as conn:
-        schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
-    other = Database(db.url)
-
-    @event.listens_for(other.engine.sync_engine, "connect")
-    def _use_schema(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        # Straight on the asyncpg connection, outside the adapter's implicit transaction, so the
-        # pool's rollback on return does not undo it.
-        dbapi_conn.run_async(lambda conn: conn.execute(f"SET search_path TO {schema}"))
-
-    return other
+    return Database(db.url, schema=db.schema)
 
 
 @pytest.mark.postgres

@@ -87,6 +87,7 @@ class Planned:
     mentions: Sequence[Mention] = ()
     mention_all: bool = False
     link: str | None = None
+    now: datetime | None = None  # when the rows become due (the runtime's clock); None: now
 
 
 def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
@@ -116,15 +117,17 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
         occurrence_id=plan.occurrence_id,
         stage=plan.stage,
         summary=plan.summary,
+        now=plan.now,
     )
 
 
 async def queue_message(session: AsyncSession, renderer: Renderer, *, channel: ChannelBase, template: str,
                         title: str, context: Mapping[str, Any], dedupe_key: str, occurrence_id: int | None,
                         stage: str, summary: str, mentions: Sequence[Mention] = (),
-                        mention_all: bool = False, link: str | None = None) -> int:
+                        mention_all: bool = False, link: str | None = None,
+                        now: datetime | None = None) -> int:
     """``queue`` with the plan's fields as keywords."""
     plan = Planned(channel=channel, template=template, title=title, context=context, dedupe_key=dedupe_key,
                    stage=stage, summary=summary, occurrence_id=occurrence_id, mentions=mentions,
-                   mention_all=mention_all, link=link)
+                   mention_all=mention_all, link=link, now=now)
     return await queue(session, renderer, plan)

@@ -151,7 +151,9 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
         plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for)
         queued = 0
+        now = runtime.clock()
         for plan in plans:
+            plan.now = now
             queued += await queue(session, runtime.renderer, plan)
         if fire.stage == "due" and occ.fired_at is None:
             occ.fired_at = to_db(runtime.clock())

@@ -60,7 +60,16 @@ class ReminderScheduler:
                 max_instances=1,
                 replace_existing=True,
             )
-        log.info("已加载 %d 个提醒", len(self._scheduler.get_jobs()))
+        count = len(self._scheduler.get_jobs())
+        if self._scheduler.running:
+            # A fire due while the jobs were being replaced would otherwise be skipped: look back
+            # once now (firing is idempotent, so what was already sent is not sent again).
+            self._scheduler.add_job(self.run_recent, id="reload-catch-up", replace_existing=True)
+        log.info("已加载 %d 个提醒", count)
+
+    async def run_recent(self) -> None:
+        for reminder_id in list(self.runtime.schedules.reminders):
+            await self.run_reminder(reminder_id)
 
     def next_runs(self) -> dict[str, datetime | None]:
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}

@@ -22,6 +22,6 @@ test: setup
 	$(BIN)/pytest -q
 
 bench: setup
-	$(BIN)/python bench/load_schedules.py
-	$(BIN)/python bench/dispatch.py
+	-$(BIN)/python bench/load_schedules.py
+	-$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/confirm.py

@@ -34,7 +34,8 @@ from bot.tokens import confirm_url, make_token
 from storage.models import Expectation, Occurrence
 
 log = logging.getLogger(__name__)
-FiguresFor = Callable[[Reminder, Person | None], Awaitable[dict[str, Any] | None]]
+# (reminder, person or None for a group message, the occurrence's due time) -> template figures
+FiguresFor = Callable[[Reminder, Person | None, datetime], Awaitable[dict[str, Any] | None]]
 
 
 def to_db(moment: datetime) -> datetime:
@@ -132,10 +133,10 @@ class FireResult:
 
 
 def report_figures(runtime: Runtime) -> FiguresFor:
-    """Figures for reports and leaders' briefs, as of now."""
+    """Figures for reports and leaders' briefs, for the period before the occurrence's due time."""
 
-    async def figures(reminder: Reminder, person: Person | None) -> dict[str, Any] | None:
-        return await figures_for(runtime, reminder, person, runtime.clock())
+    async def figures(reminder: Reminder, person: Person | None, at: datetime) -> dict[str, Any] | None:
+        return await figures_for(runtime, reminder, person, at)
 
     return figures
 
@@ -199,7 +200,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                     token = make_token(runtime.settings.signing_key, occurrence_id, person.id)
                     link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
-                figures = await figures_for(reminder, person) if figures_for else None
+                figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
                               "confirm": base["confirm"] | {"link": link}, "figures": figures}
                 plans.append(Planned(**common, context=ctx, mentions=[mention_for(person)], link=link,
@@ -208,7 +209,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
             continue
         ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None}
         if figures_for and reminder.kind == "report":
-            ctx["figures"] = await figures_for(reminder, None)
+            ctx["figures"] = await figures_for(reminder, None, fire.due.due_at)
         plans.append(Planned(**common, context=ctx, mentions=[mention_for(p) for p in people],
                              mention_all=reminder.recipients.mention.all,
                              dedupe_key=f"{key}/{channel_id}/group", summary=reminder.title))

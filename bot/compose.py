@@ -7,6 +7,9 @@ caps size or mentions). Personal confirmation links go only where the channel al
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +25,13 @@ from bot.platforms.registry import platform_for
 from bot.render import Renderer
 
 BUTTON_TEXT = "确认已完成"
+log = logging.getLogger(__name__)
+_CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._-]+")
+
+
+def mask_links(text: str) -> str:
+    """Confirmation links are credentials: logs show their shape, never the token."""
+    return _CONFIRM_LINK.sub(r"\1***", text)
 
 
 def date_text(day: date) -> str:
@@ -88,6 +98,7 @@ class Planned:
     mention_all: bool = False
     link: str | None = None
     now: datetime | None = None  # when the rows become due (the runtime's clock); None: now
+    dry_run: bool = False  # record and log what would be sent; never sent, never blocks a real send
 
 
 def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
@@ -108,6 +119,11 @@ def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str,
 async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:
     """Write the plan's outbox row(s); rows already queued are skipped. Returns rows created."""
     platform, bodies = build_bodies(renderer, plan)
+    dry = plan.dry_run or plan.channel.dry_run
+    if dry:
+        for body in bodies:
+            log.info("演练模式，未发送：频道“%s”%s：%s", plan.channel.name, plan.summary,
+                     mask_links(json.dumps(body, ensure_ascii=False)))
     return await enqueue(
         session,
         dedupe_key=plan.dedupe_key,
@@ -118,6 +134,7 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
         stage=plan.stage,
         summary=plan.summary,
         now=plan.now,
+        dry_run=dry,
     )
 
 
@@ -125,9 +142,9 @@ async def queue_message(session: AsyncSession, renderer: Renderer, *, channel: C
                         title: str, context: Mapping[str, Any], dedupe_key: str, occurrence_id: int | None,
                         stage: str, summary: str, mentions: Sequence[Mention] = (),
                         mention_all: bool = False, link: str | None = None,
-                        now: datetime | None = None) -> int:
+                        now: datetime | None = None, dry_run: bool = False) -> int:
     """``queue`` with the plan's fields as keywords."""
     plan = Planned(channel=channel, template=template, title=title, context=context, dedupe_key=dedupe_key,
                    stage=stage, summary=summary, occurrence_id=occurrence_id, mentions=mentions,
-                   mention_all=mention_all, link=link, now=now)
+                   mention_all=mention_all, link=link, now=now, dry_run=dry_run)
     return await queue(session, renderer, plan)

@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 
 from bot import outbox
+from bot.compose import mask_links
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
 from bot.platforms.markup import redact_url
@@ -48,8 +49,8 @@ _URL = re.compile(r"https?://[^\s\"'<>)\]]+")
 
 
 def redact(text: str) -> str:
-    """Every URL in ``text`` with its keys, tokens and path secrets masked."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    """Every URL in ``text`` with its keys, tokens, path secrets and confirmation tokens masked."""
+    return mask_links(_URL.sub(lambda m: redact_url(m.group(0)), text))
 
 
 ChannelFor = Callable[[str], ChannelBase | None]

@@ -311,14 +311,16 @@ class FollowUps:
                         session, self.runtime.renderer, channel=channel, template="followup",
                         title=reminder.title, context=context, mentions=[mention], link=link,
                         dedupe_key=f"{key}/{mention.person_id}", occurrence_id=occ.id, stage=stage,
-                        summary=f"{reminder.title}·第{number}次催办·{mention.name}", now=now)
+                        summary=f"{reminder.title}·第{number}次催办·{mention.name}",
+                        now=now, dry_run=self.runtime.settings.dry_run)
             else:
                 context = base | {"people": [ctx for _, ctx, _ in here], "person": None, "unit": None}
                 queued += await queue_message(
                     session, self.runtime.renderer, channel=channel, template="followup",
                     title=reminder.title, context=context, mentions=[m for _, _, m in here],
                     dedupe_key=f"{key}/group", occurrence_id=occ.id, stage=stage,
-                    summary=f"{reminder.title}·第{number}次催办（{len(here)}人）", now=now)
+                    summary=f"{reminder.title}·第{number}次催办（{len(here)}人）",
+                        now=now, dry_run=self.runtime.settings.dry_run)
             nudged.update(m.person_id for _, _, m in here)
         return queued, nudged
 
@@ -373,7 +375,8 @@ class FollowUps:
                     session, self.runtime.renderer, channel=s.channels[channel_id], template="escalation",
                     title=reminder.title, context=context, mentions=[mention_for(leader)],
                     dedupe_key=f"occ{occ.id}/{stage}/{channel_id}/{leader_id}", occurrence_id=occ.id,
-                    stage=stage, summary=f"{reminder.title}·逾期告知·{leader.name}（{len(rows)}人）", now=now)
+                    stage=stage, summary=f"{reminder.title}·逾期告知·{leader.name}（{len(rows)}人）",
+                        now=now, dry_run=self.runtime.settings.dry_run)
             if channels:
                 nudged.update(e.person_id for e in overdue)
         return queued, nudged

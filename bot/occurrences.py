@@ -154,7 +154,7 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         queued = 0
         now = runtime.clock()
         for plan in plans:
-            plan.now = now
+            plan.now, plan.dry_run = now, runtime.settings.dry_run
             queued += await queue(session, runtime.renderer, plan)
         if fire.stage == "due" and occ.fired_at is None:
             occ.fired_at = to_db(runtime.clock())

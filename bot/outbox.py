@@ -56,18 +56,20 @@ async def enqueue(
     stage: str,
     summary: str,
     now: datetime | None = None,
+    dry_run: bool = False,
 ) -> int:
     """Write one row per body (key ``<dedupe_key>#<part>``); rows already there are skipped.
 
     Returns how many rows were created. Does not commit: the caller's transaction decides, so
-    an occurrence and its messages are written together.
+    an occurrence and its messages are written together. A dry run is recorded as such at once
+    (the dispatcher never sends it) under its own keys, so it never blocks the real message.
     """
     if not bodies:
         return 0
     robot = robot_key(channel)
     values = [
         {
-            "dedupe_key": f"{dedupe_key}#{part}",
+            "dedupe_key": f"{'dry/' if dry_run else ''}{dedupe_key}#{part}",
             "occurrence_id": occurrence_id,
             "stage": stage,
             "channel_id": channel.id,
@@ -75,7 +77,7 @@ async def enqueue(
             "robot": robot,
             "body": body,
             "summary": summary,
-            "status": PENDING,
+            "status": DRY_RUN if dry_run else PENDING,
             "attempts": 0,
             **({"next_attempt_at": now, "created_at": now} if now else {}),
         }

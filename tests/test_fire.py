@@ -216,3 +216,18 @@ async def test_send_test_reports_success_and_the_platform_answer_in_plain_words(
 async def test_send_test_to_a_channel_without_webhook_says_it_is_a_dry_run(tmp_path: Path) -> None:
     code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecom")
     assert code == 1 and "演练模式" in err
+
+
+async def test_a_dry_run_never_uses_up_the_real_send(tmp_path: Path) -> None:
+    async with FakePlatforms(clock=time.time) as fakes:
+        wecom = fakes.wecom()
+        env = base_env(tmp_path)
+        code, out, err = await run_cli(env, "fire", "study-day", "--date", "2026-12-04", "--dry-run")
+        assert code == 0, err
+        assert "演练" in out and wecom.received == []
+        assert "/c/***" in err + out and "/c/Wz" not in err + out  # tokens are credentials: masked
+
+        env["REMINDBOT_GW_WECOM_WEBHOOK"] = wecom.url
+        code, out, err = await run_cli(env, "fire", "study-day", "--date", "2026-12-04")
+        assert code == 0, err
+        assert len(wecom.received) == 1

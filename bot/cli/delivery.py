@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -114,13 +115,20 @@ def fire_command(reminder_id: str, on: datetime | None, dry_run: bool) -> None:
 async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
     from bot.logs import channel_secrets, set_secrets, setup_logging
 
-    setup_logging(settings.log_format, "WARNING")
+    # A dry run shows what would be sent (the log lines); a real one only the summary below.
+    setup_logging(settings.log_format, "INFO" if settings.dry_run else "WARNING")
+    for noisy in ("bot.scheduler", "bot.occurrences"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     async with open_runtime(settings) as runtime:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
         result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
-        click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
+        if settings.dry_run:
+            click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：演练 {result.queued} 条消息"
+                       "（内容见上，未发送；演练不影响之后的正式发送）。")
+        else:
+            click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:

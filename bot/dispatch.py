@@ -103,8 +103,8 @@ class Dispatcher:
         max_held: int = 10000,
         lease_seconds: float = 60.0,
         poll_seconds: float = 5.0,
-        backoff_base: float = 2.0,
-        backoff_max: float = 600.0,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.db, self.settings, self._http = db, settings, http
@@ -113,7 +113,9 @@ class Dispatcher:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.claim_batch, self.max_held = claim_batch, max_held
         self.lease_seconds, self.poll_seconds = lease_seconds, poll_seconds
-        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        # Defaults ride out a platform outage of about half an hour before a message is dead.
+        self.backoff_base = settings.retry_base_seconds if backoff_base is None else backoff_base
+        self.backoff_max = settings.retry_max_seconds if backoff_max is None else backoff_max
         self.stats = Stats()
         self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
         # SQLite has one writer at a time and its busy handler sleeps in coarse steps: taking

@@ -235,17 +235,14 @@ class FollowUps:
     def _next(self, was: datetime | None, every: Span | None, zone: ZoneInfo, now: datetime) -> datetime | None:
         """The next due time (as the column takes it) after the one just sent, none already past.
 
-        Counted from when the round could go (a round deferred from Saturday to Monday 09:00
-        comes back on Tuesday 09:00, not at once), and never in the past after a long outage.
+        Counted from when the round actually went (a round deferred from Saturday to Monday
+        09:00 comes back on Tuesday 09:00; one sent late after an outage waits a whole interval
+        before the next), so people are never nudged twice in quick succession.
         """
         if every is None or was is None:
             return None
-        moment = self._hours().next_window(utc(was), self.runtime.calendar, zone)
-        for _ in range(10_000):
-            moment = self._step(moment, every, zone)
-            if moment > now:
-                return db_time(moment)
-        return None
+        sent = max(utc(now), self._hours().next_window(utc(was), self.runtime.calendar, zone))
+        return db_time(self._step(sent, every, zone))
 
     def _step(self, moment: datetime, every: Span, zone: ZoneInfo) -> datetime:
         if not every.workdays:

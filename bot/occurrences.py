@@ -104,8 +104,13 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         return
     s = runtime.schedules
     first_followup = None
-    if reminder.confirm.remind_every is not None:
-        first_followup = occ.due_at + _span_delta(reminder.confirm.remind_every)
+    every = reminder.confirm.remind_every
+    if every is not None and every.workdays:
+        local = from_db(occ.due_at).astimezone(reminder.zone)
+        day = runtime.calendar.add_workdays(local.date(), every.workdays)
+        first_followup = to_db(datetime.combine(day, local.time(), tzinfo=reminder.zone))
+    elif every is not None:
+        first_followup = to_db(from_db(occ.due_at) + every.delta)
     for person in expected_people(runtime, reminder):
         unit = s.units.get(person.unit or "")
         session.add(Expectation(
@@ -119,11 +124,6 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         await session.commit()
     except IntegrityError:
         await session.rollback()
-
-
-def _span_delta(span: Any) -> timedelta:
-    # Working-day spans are spread by the follow-up engine; here a day stands for one.
-    return timedelta(days=span.workdays) if span.workdays else span.delta
 
 
 @dataclass
@@ -167,6 +167,17 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
     return FireResult(occ.id, queued)
 
 
+def lead_text(fire: Fire, zone: Any) -> str | None:
+    """How far ahead this notice really goes out: a 3-day notice moved off a holiday says 4天."""
+    lead = fire.lead
+    if lead is None:
+        return None
+    if lead.workdays or lead.hours or lead.minutes:
+        return lead.describe()
+    days = (fire.due.due_at.astimezone(zone).date() - fire.fire_at.astimezone(zone).date()).days
+    return f"{days}天"
+
+
 async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
                     deadline: datetime | None, figures_for: FiguresFor | None = None) -> list[Planned]:
     """The messages of one fire, per channel: one per group, or one per person where personal."""
@@ -176,7 +187,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
     base = {
         "reminder": reminder_context(reminder),
         "stage": "notice" if fire.stage.startswith("notice") else fire.stage,
-        "lead": fire.lead.describe() if fire.lead else None,
+        "lead": lead_text(fire, zone),
         "due": due_context(fire.due.due_at, zone, moved_from=fire.due.original_date,
                            holiday=fire.due.holiday_name, provisional=fire.due.provisional),
         "deadline": when_text(deadline, zone) if deadline else None,

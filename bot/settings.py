@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +33,9 @@ class Settings(BaseSettings):
         default=ROOT / "message_templates", description="Jinja2 message templates folder."
     )
     base_url: str = Field(
-        default="http://127.0.0.1:8080",
-        description="Public base URL of the web app, used in confirmation links.",
+        default="",
+        description="Public base URL of the web app, used in confirmation links "
+        "(default http://127.0.0.1:<port>).",
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
@@ -61,10 +62,21 @@ class Settings(BaseSettings):
     rate_window_seconds: float = Field(
         default=60.0, description="Length of a rate-limit window (tests shorten it)."
     )
-    max_attempts: int = Field(default=6, description="Delivery attempts before a message is dead.")
+    max_attempts: int = Field(default=8, description="Delivery attempts before a message is dead.")
+    retry_base_seconds: float = Field(
+        default=15.0, description="First retry delay; doubles each attempt (with jitter)."
+    )
+    retry_max_seconds: float = Field(default=1800.0, description="Longest delay between retries.")
     send_concurrency: int = Field(default=64, description="Messages in flight at once.")
     send_timeout_seconds: float = Field(default=10.0)
     var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> Settings:
+        if not self.base_url:
+            self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = self.base_url.rstrip("/")
+        return self
 
     @cached_property
     def signing_key(self) -> str:

@@ -203,3 +203,18 @@ def test_selectors_combine_roles_and_units_including_sub_units() -> None:
     assert {p.id for p in everyone_in_jyj} == {"wu_min", "zheng_tao"}
     assert [p.id for p in schedules.leaders_of(schedules.people["wang_fang"])] == ["zhao_ming"]
     assert {u.id for u in schedules.units_overseen_by("zhao_ming")} == {"fgw", "fgw_b1", "fgw_b2", "czj", "czj_b1"}
+
+
+def test_cron_restricting_both_day_of_month_and_weekday_is_refused(folder: Path) -> None:
+    text = GOOD_REMINDER.replace('      monthly: {day: 5}\n      at: "09:00"', '      cron: "0 9 1 * 1"')
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+    issue = one(issues_for(folder), "reminders[0].when")
+    assert "同时限定" in issue.message
+
+
+def test_a_date_that_does_not_exist_is_reported_with_its_line(folder: Path) -> None:
+    text = GOOD_REMINDER.replace('      monthly: {day: 5}\n', '      once: 2026-13-01\n')
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+    issue = one(issues_for(folder), "")
+    assert (issue.file, issue.line) == ("schedules/extra.yaml", 5)
+    assert "日期不存在" in issue.message and "2026-13-01" in issue.message

@@ -120,6 +120,18 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
     return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
 
 
+class RecordNumber(click.ParamType):
+    """A record number as `remindbot status` prints it, with a Chinese error otherwise."""
+
+    name = "记录号"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return int(str(value))
+        except ValueError:
+            self.fail(f"“{value}”不是记录号：记录号是数字，可用 remindbot status 查看", param, ctx)
+
+
 @click.command()
 @click.argument("reminder_id", required=False, metavar="[提醒标识]")
 def status(reminder_id: str | None) -> None:
@@ -173,7 +185,7 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
 
 
 @click.command()
-@click.argument("occurrence_id", type=int, metavar="记录号")
+@click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
 @click.argument("person", metavar="人员")
 @click.option("--by", "admin_id", required=True, help="代录的管理员（人员标识，角色须为 admin）")
 @click.option("--note", default=None, help="备注，例如 “电话确认，参会 23 人”")

@@ -24,7 +24,7 @@ from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.service import open_runtime
 from bot.settings import Settings
-from bot.timing import Due, Fire, due_times, next_fire
+from bot.timing import Due, Fire, due_times, fires, next_fire
 from bot.workdays import WorkCalendar
 
 
@@ -92,6 +92,13 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             click.echo(f"阶段应为 due 或 {choices}", err=True)
             sys.exit(1)
         f = Fire(reminder.id, stage, due.due_at, due, lead)
+        if lead is not None:  # the notice's own time (a notice moved off a holiday goes earlier)
+            window = fires(reminder, runtime.calendar, due.due_at - timedelta(days=400), due.due_at)
+            found = [x for x in window if x.stage == stage and x.due.due_at == due.due_at]
+            if not found:
+                click.echo(f"这次提醒没有 {stage} 通知（例如通知日落在了更早的通知之后而被合并）。", err=True)
+                sys.exit(1)
+            f = found[0]
         deadline = deadline_for(runtime, reminder, due.due_at)
         plans = await plan_fire(runtime, reminder, f, 0, deadline, figures_for=report_figures(runtime))
         if person:
@@ -194,5 +201,5 @@ async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-un
     except (aiohttp.ClientError, TimeoutError) as exc:
         click.echo(f"无法连接到平台（{type(exc).__name__}）：请检查网络、代理或 webhook 地址的主机名。", err=True)
         return False
-    click.echo("发送成功：平台已接受测试消息，请到群里查看。")
+    click.echo("发送成功：平台已接受测试消息，请到群里（或个人消息中）查看。")
     return True

@@ -206,6 +206,11 @@ def _check_cron(expr: str) -> None:
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"cron 表达式应有 5 段（分 时 日 月 周），现在有 {len(fields)} 段")
+    if fields[2] not in ("*", "?") and fields[4] not in ("*", "?"):
+        # Standard cron fires when either matches; APScheduler only when both do. Refuse the
+        # ambiguity rather than fire on days the admin did not mean.
+        raise ValueError("cron 表达式不要同时限定“日”和“周”（标准 cron 为“或”，本系统会按“且”处理）；"
+                         "请拆成两个提醒，或改用 monthly / weekly 写法")
     try:
         cron_trigger(expr, ZoneInfo(DEFAULT_TZ))
     except ValueError as exc:

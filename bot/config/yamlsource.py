@@ -81,6 +81,10 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
     except yaml.YAMLError as exc:
         issues.append(ConfigIssue(label, 1, 1, "", f"YAML 无法解析：{exc}"))
         return None
+    except (ValueError, TypeError, OverflowError):
+        # A value the YAML types reject (e.g. the date 2026-13-01): name it and its line.
+        issues.append(_bad_value(label, tree))
+        return None
     finally:
         loader.dispose()
     if tree is None:
@@ -91,6 +95,26 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
     _duplicate_keys(tree, (), label, issues)
     data = _plain(data, (), _Conv(label, env, issues, tree))
     return YamlDoc(path, label, tree, data)
+
+
+def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
+    constructor = yaml.constructor.SafeConstructor()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        else:
+            try:
+                constructor.construct_object(node, deep=True)
+            except (ValueError, TypeError, OverflowError, yaml.YAMLError):
+                what = "日期不存在或格式不对，应为真实的日期 YYYY-MM-DD" if node.tag.endswith("timestamp") \
+                    else "无法识别的值"
+                mark = node.start_mark
+                return ConfigIssue(label, mark.line + 1, mark.column + 1, "", f"{what}：{node.value!r}")
+    return ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")
 
 
 def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: list[ConfigIssue]) -> None:

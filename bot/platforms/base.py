@@ -47,7 +47,13 @@ class ChannelBase(BaseModel):
     @field_validator("webhook", mode="before")
     @classmethod
     def _empty_webhook_is_dry_run(cls, value: Any) -> Any:
-        return None if value in ("", None) else value
+        if value in ("", None):
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not text.startswith(("https://", "http://")):
+            # The value itself is a secret: say what is wrong without repeating it.
+            raise ValueError("webhook 应为以 https:// 开头的机器人地址（请从群机器人设置中完整复制）")
+        return value
 
     @property
     def dry_run(self) -> bool:

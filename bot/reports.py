@@ -38,7 +38,7 @@ NO_UNIT = "未分配单位"
 QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
 COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending")
-HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "催办次数", "按时完成率")
+HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率")
 # Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
 MONTHLY_PERIODS = ("weekly", "monthly", "cron")
 
@@ -55,9 +55,17 @@ class UnitRow:
     pending: int = 0  # of ``missing``: deadline not passed yet (or none), so not overdue
 
     @property
+    def due(self) -> int:
+        """Confirmations whose deadline has passed or that came in: what the rate is judged on."""
+        return self.expected - self.pending
+
+    @property
     def rate(self) -> float:
-        """On-time confirmations over expected ones (0.0 when nothing was expected)."""
-        return self.on_time / self.expected if self.expected else 0.0
+        """On-time confirmations over those already due (0.0 when none is due yet).
+
+        A confirmation whose deadline is still ahead does not count against the unit.
+        """
+        return self.on_time / self.due if self.due else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The row as the templates' ``figures.rows`` items."""
@@ -259,12 +267,12 @@ async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | Non
 
 
 def percent(row: UnitRow) -> str:
-    return f"{row.rate * 100:.1f}%" if row.expected else "—"
+    return f"{row.rate * 100:.1f}%" if row.due else "—"
 
 
 def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
-    return [[str(i), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.nudges),
-             percent(r)] for i, r in enumerate(rows, start=1)]
+    return [[str(i), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.pending),
+             str(r.nudges), percent(r)] for i, r in enumerate(rows, start=1)]
 
 
 def totals(rows: Iterable[UnitRow]) -> UnitRow:

@@ -213,9 +213,17 @@ def test_the_table_lines_up_columns_with_chinese_names() -> None:
 def test_csv_and_markdown_carry_the_same_ranked_rows() -> None:
     parsed = list(csv.reader(io.StringIO(format_rows(_rows(), "csv"))))
     assert parsed[0][:3] == ["排名", "单位", "应确认"]
-    assert parsed[1] == ["1", "发改委第一党支部", "2", "2", "0", "0", "0", "100.0%"]
+    assert parsed[1] == ["1", "发改委第一党支部", "2", "2", "0", "0", "0", "0", "100.0%"]
     markdown = format_rows(_rows(), "markdown", title="统计").splitlines()
     assert markdown[0] == "### 统计"
-    assert markdown[-1] == "| 2 | Unit X | 3 | 1 | 1 | 1 | 4 | 33.3% |"
+    assert markdown[-1] == "| 2 | Unit X | 3 | 1 | 1 | 1 | 0 | 4 | 33.3% |"
     with pytest.raises(ValueError, match="未知的输出格式"):
         format_rows(_rows(), "xlsx")
+
+
+def test_confirmations_not_yet_due_do_not_count_against_a_unit() -> None:
+    from bot.reports import UnitRow, percent
+
+    row = UnitRow("u", "第一党支部", expected=4, on_time=2, late=0, missing=2, pending=2)
+    assert row.rate == 1.0 and percent(row) == "100.0%"
+    assert percent(UnitRow("u", "第二党支部", expected=3, missing=3, pending=3)) == "—"

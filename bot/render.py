@@ -21,7 +21,8 @@ always present; absent values are ``none``):
 ``unit``        that person's unit name; none otherwise
 ``overdue``     escalations: list of ``name``, ``unit``, ``since`` (deadline text), ``nudges``
 ``figures``     reports and leaders' briefs: ``period``, ``rows`` (per unit: ``unit``,
-                ``expected``, ``on_time``, ``late``, ``missing``, ``nudges``, ``rate``)
+                ``expected``, ``on_time``, ``late``, ``missing``, ``pending`` (of
+                ``missing``, deadline not passed), ``nudges``, ``rate``)
 =============== ==============================================================================
 """
 
@@ -133,7 +134,8 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
            "text": "2026年12月4日（星期五）09:00", "moved_from": "2026年12月3日", "holiday": "国庆节",
            "provisional": True}
     figures = {"period": "2026年11月", "rows": [
-        {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "nudges": 1, "rate": 0.67}]}
+        {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "pending": 0, "nudges": 1,
+         "rate": 0.67}]}
     reminder = {"id": "r", "title": reminder_title, "note": "请提前准备", "checklist": ["事项一"], "kind": "reminder"}
     full = {
         "reminder": reminder, "lead": "3天", "due": due, "deadline": "2026年12月7日 18:00",

@@ -128,7 +128,8 @@ async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_w
     assert page.index("第一党支部") < page.index("第二党支部")
     for words in ("按时确认", "逾期确认", "未确认", "催办次数", "按时完成率"):
         assert f"<th>{words}</th>" in page, words
-    second = "<tr><td>2</td><td>第二党支部</td><td>2</td><td>0</td><td>1</td><td>1</td><td>0</td><td>0</td><td>0.0%</td></tr>"
+    second = ("<tr><td>2</td><td>第二党支部</td><td>2</td><td>0</td><td>1</td><td>1</td><td>0</td><td>0</td>"
+              "<td>0.0%</td></tr>")
     assert second in page
     assert "按时 1/1 · 100.0%" in page and "按时 0/2 · 0.0%" in page
     # Second branch: Li late (half the bar, after 0% on time), Wang past the deadline (the other half).
@@ -227,7 +228,8 @@ async def test_unit_csv_has_the_columns_of_the_report_and_opens_in_excel(
     raw = await response.read()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows == [["排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率"],
+    assert rows == [["排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数",
+                     "按时完成率"],
                     ["1", "第一党支部", "1", "1", "0", "0", "0", "0", "100.0%"],
                     ["2", "第二党支部", "2", "0", "1", "1", "0", "0", "0.0%"]]
 

@@ -218,3 +218,12 @@ def test_a_date_that_does_not_exist_is_reported_with_its_line(folder: Path) -> N
     issue = one(issues_for(folder), "")
     assert (issue.file, issue.line) == ("schedules/extra.yaml", 5)
     assert "日期不存在" in issue.message and "2026-13-01" in issue.message
+
+
+def test_a_typo_and_an_unknown_channel_in_one_reminder_are_reported_together(folder: Path) -> None:
+    text = GOOD_REMINDER.replace("    recipients:", "    templte: study_day\n    recipients:").replace(
+        "channels: [gw_wecom]", "channels: [gw_wecon]")
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+    issues = issues_for(folder)
+    assert "未知字段" in one(issues, "reminders[0].templte").message
+    assert "gw_wecom" in one(issues, "reminders[0].recipients.channels[0]").message

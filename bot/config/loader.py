@@ -294,7 +294,8 @@ class _Refs:
                 continue
             hint = difflib.get_close_matches(value, list(known), n=1)
             extra = f"，是不是 “{hint[0]}”？" if hint else ""
-            self.error((*path, i), f"未知的{what} “{value}”{extra}")
+            why = "（没有人具有此角色）" if what == "角色" else ""
+            self.error((*path, i), f"未知的{what} “{value}”{why}{extra}")
 
     def error(self, path: tuple[Any, ...], message: str) -> None:
         line, col = locate_path_in(path, self.doc.tree)
@@ -318,7 +319,44 @@ def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIss
             refs.check(("service", "admin_channel"), [sf.service.admin_channel], s.channels, "频道")
         for i, reminder in p.items("reminders"):
             _check_reminder(s, refs, ("reminders", i), reminder, roles)
+        _check_invalid_entries(s, p, refs, roles)
     _check_unit_cycles(s, parsed, issues)
+
+
+# References inside entries that failed validation are still checked, so one pass reports a typo
+# in a field name and an unknown channel in the same reminder together.
+RAW_REFERENCES: dict[str, tuple[tuple[tuple[str, ...], str, str], ...]] = {
+    "units": ((("parent",), "units", "上级单位"), (("leaders",), "people", "人员")),
+    "people": ((("unit",), "units", "单位"), (("channels",), "channels", "频道")),
+    "reminders": (
+        (("recipients", "channels"), "channels", "频道"),
+        (("recipients", "mention", "people"), "people", "人员"),
+        (("recipients", "mention", "units"), "units", "单位"),
+        (("recipients", "mention", "roles"), "roles", "角色"),
+        (("confirm", "who", "people"), "people", "人员"),
+        (("confirm", "who", "units"), "units", "单位"),
+        (("confirm", "who", "roles"), "roles", "角色"),
+    ),
+}
+
+
+def _check_invalid_entries(s: Schedules, p: Parsed, refs: _Refs, roles: set[str]) -> None:
+    known = {"units": s.units, "people": s.people, "channels": s.channels, "roles": {r: r for r in roles}}
+    for section, checks in RAW_REFERENCES.items():
+        raw = p.doc.data.get(section)
+        if not isinstance(raw, list):
+            continue
+        valid = set(p.index.get(section, []))
+        for index, entry in enumerate(raw):
+            if index in valid or not isinstance(entry, dict):
+                continue
+            for path, kind, what in checks:
+                value: Any = entry
+                for key in path:
+                    value = value.get(key) if isinstance(value, dict) else None
+                values = [value] if isinstance(value, str) else value
+                if isinstance(values, list) and all(isinstance(v, str) for v in values):
+                    refs.check((section, index, *path), values, known[kind], what)
 
 
 def _check_reminder(s: Schedules, refs: _Refs, at: tuple[Any, ...], r: Reminder,
@@ -345,7 +383,7 @@ def _check_selector(s: Schedules, refs: _Refs, at: tuple[Any, ...], sel: Selecto
                     roles: set[str]) -> None:
     refs.check((*at, "people"), sel.people, s.people, "人员")
     refs.check((*at, "units"), sel.units, s.units, "单位")
-    refs.check((*at, "roles"), sel.roles, {r: r for r in roles}, "角色（没有人具有此角色）")
+    refs.check((*at, "roles"), sel.roles, {r: r for r in roles}, "角色")
 
 
 def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:

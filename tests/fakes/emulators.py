@@ -8,6 +8,7 @@ would read and who would really be notified (DingTalk, for one, only notifies a 
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import hmac
@@ -74,7 +75,9 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
-class Emulator:
+class Emulator(abc.ABC):
+    """One platform's server-side checks and answers; each platform subclasses it."""
+
     family = ""
     prefix = ""
 
@@ -84,14 +87,17 @@ class Emulator:
     def token_of(self, incoming: Incoming) -> str:
         return incoming.path.removeprefix(self.prefix)
 
+    @abc.abstractmethod
     def throttled(self, wait: float | None) -> Answer:
-        raise NotImplementedError
+        """Implemented by each platform."""
 
+    @abc.abstractmethod
     def check(self, robot: FakeRobot | None, incoming: Incoming) -> Answer:
-        raise NotImplementedError
+        """Implemented by each platform."""
 
+    @abc.abstractmethod
     def visible(self, data: Any) -> tuple[str, frozenset[str]]:
-        raise NotImplementedError
+        """Implemented by each platform."""
 
 
 class WeComEmulator(Emulator):

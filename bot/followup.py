@@ -280,7 +280,7 @@ class FollowUps:
         return person, person_context(self.runtime.schedules, person), mention_for(person)
 
     def _link(self, occ: Occurrence, person_id: str, now: datetime) -> str:
-        token = make_token(self.runtime.settings.signing_key, occ.id or 0, person_id, now=now)
+        token = make_token(self.runtime.link_key, occ.id or 0, person_id, now=now)
         return confirm_url(self.runtime.settings.base_url, token)
 
     async def _send_followups(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,

@@ -208,7 +208,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
             for person in people:
                 link = None
                 if links and person.id in expected and occurrence_id is not None:
-                    token = make_token(runtime.settings.signing_key, occurrence_id, person.id)
+                    token = make_token(runtime.link_key, occurrence_id, person.id)
                     link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
                 figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None

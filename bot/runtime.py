@@ -32,6 +32,11 @@ class Runtime:
     renderer: Renderer
     clock: Callable[[], datetime] = system_clock  # aware UTC "now"; tests pass their own
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)
+    link_secret: str = ""  # signs confirmation links; set by open_runtime (key + database nonce)
+
+    @property
+    def link_key(self) -> str:
+        return self.link_secret or self.settings.signing_key
 
     def channel(self, channel_id: str):  # type: ignore[no-untyped-def]
         return self.schedules.channels.get(channel_id)

@@ -51,8 +51,9 @@ async def open_runtime(settings: Settings, *,
     db = Database(settings.database_url)
     await db.start()
     try:
+        link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
         yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
-                      renderer=renderer, clock=clock or system_clock)
+                      renderer=renderer, clock=clock or system_clock, link_secret=link_secret)
     finally:
         await db.stop()
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-import storage.models  # noqa: F401  (registers the tables)
+from storage.models import Instance  # also registers every table
 
 
 class Database:
@@ -40,6 +42,22 @@ class Database:
 
     async def stop(self) -> None:
         await self.engine.dispose()
+
+    async def instance_nonce(self) -> str:
+        """This database's random value (made on first use; see ``storage.models.Instance``)."""
+        async with self.session() as session:
+            row = await session.get(Instance, 1)
+            if row is not None:
+                return row.nonce
+            session.add(Instance(id=1, nonce=secrets.token_urlsafe(16)))
+            try:
+                await session.commit()
+            except IntegrityError:  # another instance made it first
+                await session.rollback()
+        async with self.session() as session:
+            found = await session.get(Instance, 1)
+            assert found is not None
+            return found.nonce
 
     async def create_schema(self) -> None:
         if self.schema:

@@ -124,3 +124,17 @@ class Nudge(SQLModel, table=True):
     kind: str = Field(description="followup | escalation")
     number: int
     at: datetime = Field(default_factory=utcnow)
+
+
+class Instance(SQLModel, table=True):
+    """One row: a random value made when the database is created.
+
+    Confirmation links are signed with the secret key and this value, so links issued for an
+    earlier database (deleted or reset while the secret key was kept) can never confirm an
+    occurrence that happens to get the same id in the new one.
+    """
+
+    __tablename__ = "instance"
+
+    id: int = Field(default=1, primary_key=True)
+    nonce: str

@@ -231,3 +231,20 @@ async def test_a_dry_run_never_uses_up_the_real_send(tmp_path: Path) -> None:
         code, out, err = await run_cli(env, "fire", "study-day", "--date", "2026-12-04")
         assert code == 0, err
         assert len(wecom.received) == 1
+
+
+async def test_links_from_a_reset_database_never_confirm_the_new_one(tmp_path: Path) -> None:
+    from bot.service import open_runtime
+    from bot.tokens import TokenError, make_token, read_token
+
+    def settings(name: str) -> Settings:
+        return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / name}", var_dir=tmp_path / "var",
+                        secret_key="the-same-secret-key")
+
+    async with open_runtime(settings("old.db")) as old:
+        token = make_token(old.link_key, 1, "wang_fang")
+        assert read_token(old.link_key, token, 86400) == (1, "wang_fang")
+    async with open_runtime(settings("new.db")) as new:  # deleted and recreated, same secret key
+        with pytest.raises(TokenError) as refused:
+            read_token(new.link_key, token, 86400)
+        assert refused.value.reason == "forged"

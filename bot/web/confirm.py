@@ -69,7 +69,7 @@ async def _resolve(request: web.Request) -> Target:
     max_age = runtime.settings.link_ttl_days * 86400
     try:
         occurrence_id, person_id = read_token(
-            runtime.settings.signing_key, token, max_age, now=runtime.clock()
+            runtime.link_key, token, max_age, now=runtime.clock()
         )
     except TokenError as exc:
         raise Refusal(*TOKEN_REFUSALS[exc.reason]) from None

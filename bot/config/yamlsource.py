@@ -76,7 +76,7 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         line = mark.line + 1 if mark else 1
         col = mark.column + 1 if mark else 1
         problem = exc.problem or exc.context or "无法解析"
-        issues.append(ConfigIssue(label, line, col, "", f"YAML 语法错误：{problem}（检查缩进、冒号和引号）"))
+        issues.append(ConfigIssue(label, line, col, "", f"YAML 语法错误：{_in_words(problem)}"))
         return None
     except yaml.YAMLError as exc:
         issues.append(ConfigIssue(label, 1, 1, "", f"YAML 无法解析：{exc}"))
@@ -95,6 +95,28 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
     _duplicate_keys(tree, (), label, issues)
     data = _plain(data, (), _Conv(label, env, issues, tree))
     return YamlDoc(path, label, tree, data)
+
+
+_PROBLEMS = (
+    ("mapping values are not allowed", "这里不能出现冒号（值里含冒号时请整体加引号）"),
+    ("could not find expected ':'", "缺少冒号（键: 值）"),
+    ("did not find expected ',' or ']'", "方括号列表没有写完（缺少 , 或 ]）"),
+    ("did not find expected ',' or '}'", "花括号映射没有写完（缺少 , 或 }）"),
+    ("that cannot start any token", "有不能识别的字符（不要用 Tab 缩进，请用空格）"),
+    ("tab character", "不能用 Tab 缩进，请用空格"),
+    ("expected <block end>", "缩进不一致（同一层的项要对齐）"),
+    ("did not find expected key", "缩进不一致或缺少 - （同一层的项要对齐）"),
+    ("found unexpected end of stream", "引号没有成对（缺少结束的引号）"),
+    ("found undefined alias", "引用了未定义的锚点（*名称）"),
+)
+
+
+def _in_words(problem: str) -> str:
+    """PyYAML's problem in Chinese, the original kept in brackets for searching."""
+    for fragment, words in _PROBLEMS:
+        if fragment in problem:
+            return f"{words}（{problem}）"
+    return f"{problem}（检查缩进、冒号和引号）"
 
 
 def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:

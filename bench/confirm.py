@@ -31,7 +31,6 @@ import socket
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +41,8 @@ from sqlalchemy import func, insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a plain checkout
+
+from benchdb import close_db, open_db  # noqa: E402
 
 from bot.config.models import Confirm, Recipients, Reminder, Schedules, Selector, Unit, When  # noqa: E402
 from bot.confirmations import to_db_time  # noqa: E402
@@ -64,27 +65,6 @@ JOB_TIMEOUT = 60.0  # seconds; a stuck run fails instead of hanging
 
 
 # ---------------------------------------------------------------- database and seed data
-
-
-async def open_db(url: str | None, folder: Path) -> tuple[Database, str | None]:
-    """The SQLite file (default) or a fresh schema in the given PostgreSQL database."""
-    if not url:
-        db = Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
-        await db.start()
-        return db, None
-    db = Database(url, schema=f"bench_confirm_{uuid.uuid4().hex[:10]}")
-    await db.create_schema()
-    try:
-        await db.start()
-    except BaseException:
-        await close_db(db, db.schema)
-        raise
-    return db, db.schema
-
-
-async def close_db(db: Database, schema: str | None) -> None:
-    await db.drop_schema()
-    await db.stop()
 
 
 def person_id(n: int) -> str:

@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a plain checkout
+
+from benchdb import close_db, open_db
 
 from bot import outbox
 from bot.dispatch import Dispatcher
@@ -176,27 +177,6 @@ async def dispatch(
     started = time.perf_counter()
     await dispatcher.run_once()
     return time.perf_counter() - started, dispatcher
-
-
-async def open_db(url: str | None, folder: Path) -> tuple[Database, str | None]:
-    """The SQLite file (default) or a fresh schema in the given PostgreSQL database."""
-    if not url:
-        db = Database(f"sqlite+aiosqlite:///{folder / 'bench.db'}")
-        await db.start()
-        return db, None
-    db = Database(url, schema=f"bench_{uuid.uuid4().hex[:10]}")
-    await db.create_schema()
-    try:
-        await db.start()
-    except BaseException:
-        await close_db(db, db.schema)
-        raise
-    return db, db.schema
-
-
-async def close_db(db: Database, schema: str | None) -> None:
-    await db.drop_schema()
-    await db.stop()
 
 
 async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.ClientSession) -> bool:

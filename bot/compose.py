@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,17 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config.models import WEEKDAY_ZH, Person, Reminder, Schedules, Weekday
 from bot.outbox import enqueue
 from bot.platforms.base import ChannelBase, Mention, Message
+from bot.platforms.markup import mask_links
 from bot.platforms.registry import platform_for
 from bot.render import Renderer
 
 BUTTON_TEXT = "确认已完成"
 log = logging.getLogger(__name__)
-_CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._-]+")
-
-
-def mask_links(text: str) -> str:
-    """Confirmation links are credentials: logs show their shape, never the token."""
-    return _CONFIRM_LINK.sub(r"\1***", text)
 
 
 def date_text(day: date) -> str:

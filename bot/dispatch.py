@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import random
-import re
 import socket
 import time
 import uuid
@@ -33,10 +32,9 @@ from typing import Any
 import aiohttp
 
 from bot import outbox
-from bot.compose import mask_links
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
-from bot.platforms.markup import redact_url
+from bot.platforms.markup import redact
 from bot.platforms.registry import platform_for as registry_platform_for
 from bot.ratelimit import RobotLimiter, rules_for
 from bot.settings import Settings
@@ -44,14 +42,6 @@ from storage.db import Database
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
-
-_URL = re.compile(r"https?://[^\s\"'<>)\]]+")
-
-
-def redact(text: str) -> str:
-    """Every URL in ``text`` with its keys, tokens, path secrets and confirmation tokens masked."""
-    return mask_links(_URL.sub(lambda m: redact_url(m.group(0)), text))
-
 
 ChannelFor = Callable[[str], ChannelBase | None]
 PlatformFor = Callable[[ChannelBase], Platform]

@@ -162,3 +162,12 @@ def test_a_message_without_a_heading_gets_the_title_on_top() -> None:
 def test_formats_with_a_title_field_drop_a_heading_that_repeats_it() -> None:
     assert without_title(TEMPLATE_LIKE) == "**时间：**周五 09:00"
     assert without_title(Message(title="x", markdown="## 议程\n正文")) == "## 议程\n正文"
+
+
+def test_free_text_redaction_masks_webhook_keys_and_confirmation_tokens() -> None:
+    from bot.platforms.markup import redact
+
+    text = redact("失败：https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abcdef123456，"
+                  "链接 https://dj.example.gov.cn/c/WzEsIndhbmdfZmFuZyJd.awe1Qw.eX-ow0zNFlx）")
+    assert "abcdef123456" not in text and "WzEsIndh" not in text
+    assert "key=***" in text and "/c/***" in text

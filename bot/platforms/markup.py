@@ -69,6 +69,22 @@ def redact_url(url: str) -> str:
     return url
 
 
+_ANY_URL = re.compile(r"https?://[^\s\"'<>)\]）]+")
+_CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._-]+")
+
+
+def mask_links(text: str) -> str:
+    """Confirmation links are credentials: logs and pages show their shape, never the token."""
+    return _CONFIRM_LINK.sub(r"\1***", text)
+
+
+def redact(text: str | None) -> str:
+    """Every URL in free text (logs, stored errors, pages) with keys, tokens and links masked."""
+    if not text:
+        return ""
+    return mask_links(_ANY_URL.sub(lambda m: redact_url(m.group(0)), text))
+
+
 # ---------------------------------------------------------------- markdown dialects
 
 _INLINE = re.compile(r"\*\*(?P<bold>.+?)\*\*|\[(?P<text>[^\]]+)\]\((?P<url>[^)\s]+)\)|`(?P<code>[^`]+)`")

@@ -16,7 +16,6 @@ import binascii
 import csv
 import hmac
 import io
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.confirmations import Board, BoardRow, board, boards_for
+from bot.platforms.markup import redact
 from bot.reports import (
     DEFAULT_ZONE,
     HEADERS,
@@ -281,16 +281,6 @@ def stage_label(stage: str) -> str:
     return labels.get(kind, stage)
 
 
-_URL = re.compile(r"https?://[^\s\"'<>]+")
-_SECRET_PARAM = re.compile(r"(?i)\b(key|token|secret|sign|signature|access_token)=[^&\s\"']+")
-
-
-def redact(text: str | None) -> str:
-    """Belt and braces: errors are stored redacted, but a page must never show a webhook."""
-    if not text:
-        return ""
-    text = _URL.sub(lambda m: m.group(0).split("?")[0].rsplit("/", 1)[0] + "/…", text)
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
 
 
 # ---------------------------------------------------------------- chart

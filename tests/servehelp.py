@@ -86,6 +86,8 @@ class Workspace:
             REMINDBOT_ADMIN_USER=ADMIN_USER,
             REMINDBOT_ADMIN_PASSWORD=ADMIN_PASSWORD,
             PYTHONUNBUFFERED="1",
+            # `python -m bot` must run this checkout's code (a worktree's), not the installed copy.
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         )
         env.update(extra)
         return env

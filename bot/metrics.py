@@ -1,0 +1,44 @@
+"""Prometheus metrics: every counter and gauge the service exposes on ``/metrics``, in one place.
+
+Names follow Prometheus conventions (``remindbot_`` prefix, ``_total`` for counters, base units:
+seconds). Labels are low-cardinality only: platform, outcome, stage kind, way — never a person,
+a reminder title or a webhook. Gauges that describe the database (queue depth, oldest ready
+message) are filled in at scrape time by the web handler, so every instance reports the shared
+truth rather than its own view.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES = Counter(
+    "remindbot_messages_total", "Outbox messages finished, by platform and outcome (sent, dry_run, dead).",
+    ["platform", "outcome"], registry=REGISTRY)
+RETRIES = Counter(
+    "remindbot_retries_total", "Delivery attempts that failed and were scheduled again.",
+    ["platform"], registry=REGISTRY)
+QUEUE_DEPTH = Gauge(
+    "remindbot_queue_depth", "Pending outbox messages, by platform (read from the database at scrape).",
+    ["platform"], registry=REGISTRY)
+OLDEST_READY_AGE = Gauge(
+    "remindbot_oldest_ready_age_seconds", "Age of the oldest message ready to send, by platform (seconds).",
+    ["platform"], registry=REGISTRY)
+LANES_HELD = Gauge(
+    "remindbot_lanes_held", "Robot lanes this instance holds a lease on.", registry=REGISTRY)
+FIRES = Counter(
+    "remindbot_fires_total", "Reminder stages fired, by outcome (on_time, late, missed, failed).",
+    ["outcome"], registry=REGISTRY)
+FIRE_LATENESS = Histogram(
+    "remindbot_fire_lateness_seconds", "Seconds between a stage's due time and the moment it was queued.",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 6 * 3600, 24 * 3600), registry=REGISTRY)
+CONFIRMATIONS = Counter(
+    "remindbot_confirmations_total", "Confirmations recorded, by way (link, chat, card, admin).",
+    ["via"], registry=REGISTRY)
+RELOAD_FAILURES = Counter(
+    "remindbot_reload_failures_total", "Schedules reloads refused because the new files had errors.",
+    registry=REGISTRY)
+MESSAGES_CUT = Counter(
+    "remindbot_messages_truncated_total", "Messages cut short to fit a platform's limit.",
+    ["platform"], registry=REGISTRY)

@@ -24,6 +24,16 @@ def system_clock() -> datetime:
 
 
 @dataclass
+class ReloadState:
+    """The last schedules reload: shown by /healthz and the admin pages (a failure is never only logged)."""
+
+    ok: bool = True
+    since: datetime | None = None  # aware UTC: when the current state (good or failing) began
+    errors: list[str] = field(default_factory=list)  # the validation errors, as an admin reads them
+    last_good_at: datetime | None = None  # aware UTC: when the running schedules were loaded
+
+
+@dataclass
 class Runtime:
     settings: Settings
     db: Database
@@ -33,6 +43,10 @@ class Runtime:
     clock: Callable[[], datetime] = system_clock  # aware UTC "now"; tests pass their own
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)
     link_secret: str = ""  # signs confirmation links; set by open_runtime (key + database nonce)
+    # Each background loop ("scheduler", "dispatcher", "followups", ...) stamps its last tick here
+    # (aware UTC), so /healthz can tell a live loop from a stuck one.
+    ticks: dict[str, datetime] = field(default_factory=dict)
+    reload: ReloadState = field(default_factory=ReloadState)
 
     @property
     def link_key(self) -> str:

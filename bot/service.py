@@ -48,7 +48,8 @@ async def open_runtime(settings: Settings, *,
                        clock: Callable[[], datetime] | None = None) -> AsyncIterator[Runtime]:
     """Schedules, calendar, renderer and a started database; for the CLI and the service."""
     schedules, calendar, renderer = load_runtime_parts(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, schema=settings.database_schema or None)
+    await db.create_schema()
     await db.start()
     try:
         link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. SQLite (sqlite+aiosqlite:///path) or PostgreSQL "
         "(postgresql+asyncpg://user@host/db).",
     )
+    database_schema: str = Field(
+        default="", description="PostgreSQL only: keep every table in this schema (created if missing). "
+        "Lets several services or test runs share one database.",
+    )
     schedules_dir: Path = Field(default=ROOT / "schedules", description="Admin YAML folder.")
     templates_dir: Path = Field(
         default=ROOT / "message_templates", description="Jinja2 message templates folder."

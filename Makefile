@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench setup browser
+.PHONY: run test lint bench setup browser screenshots
 
 $(BIN)/remindbot: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,3 +25,7 @@ bench: setup
 	-$(BIN)/python bench/load_schedules.py
 	-$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/confirm.py
+
+# Refresh the README's screenshots (the test suite itself writes them to a temporary folder).
+screenshots: setup
+	REMINDBOT_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -m browser tests/test_browser.py

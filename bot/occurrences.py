@@ -31,6 +31,7 @@ from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token
+from bot.workhours import WorkHours
 from storage.models import Expectation, Occurrence
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,7 @@ def from_db(moment: datetime) -> datetime:
 
 def work_end(runtime: Runtime) -> time:
     """End of the last working window of the day (deadlines in working days end then)."""
-    last = runtime.settings.work_hours.split(",")[-1]
-    hours, minutes = last.split("-")[-1].strip().split(":")
-    return time(int(hours), int(minutes))
+    return WorkHours.parse(runtime.settings.work_hours).windows[-1][1]  # "…-24:00" ends at midnight
 
 
 def deadline_for(runtime: Runtime, reminder: Reminder, due_at: datetime) -> datetime | None:

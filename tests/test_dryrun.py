@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -293,3 +293,54 @@ async def test_status_report_and_admin_mark_a_rehearsal_and_leave_it_out_of_the_
         assert status == 200 and "演练" in board and "<h2>各单位完成情况</h2>" not in board
         status, units = await asyncio.to_thread(service.get, "/admin/units?period=2026-11", admin=True)
         assert status == 200 and "这段时间没有需要确认的提醒" in units
+
+
+# ---------------------------------------------------------------- serve --dry-run
+
+
+async def test_serve_dry_run_neither_sends_nor_uses_up_a_real_occurrences_follow_ups(wired: Wired) -> None:
+    code, _, err = await wired.cli("fire", "theme-party-day", "--date", CONTROL)  # real; no webhooks yet
+    assert code == 0, err
+    async with FakePlatforms(clock=time.time) as fakes:
+        env, robots = webhooks(fakes)
+        wired.extra |= env
+        rehearsal = Service.start(wired, "--dry-run")
+        try:
+            await asyncio.to_thread(rehearsal.wait_ready)
+            await asyncio.to_thread(rehearsal.wait_for_log, "演练模式")
+            assert await asyncio.to_thread(rehearsal.stop) == 0, rehearsal.output()
+        finally:
+            rehearsal.kill()
+        assert arrived(robots) == []
+        assert await wired.rows(Nudge) == []  # nothing was claimed on the rehearsal's account
+
+        # The next real run sends the follow-ups the rehearsal left alone.
+        async with serving(wired):
+            await until(lambda: any(CONTROL_TEXT in t and "催办" in t for t in arrived(robots)),
+                        "the real run's follow-ups")
+    assert await wired.rows(Nudge) != []
+
+
+# ---------------------------------------------------------------- every way of confirming
+
+
+@pytest.mark.parametrize("via", ["link", "chat", "card", "admin"])
+async def test_no_way_of_confirming_records_anything_for_a_rehearsal(via: str, any_db: Database) -> None:
+    from bot.confirmations import RehearsalError, record_confirmation
+    from storage.models import Expectation
+
+    async with any_db.session() as session:
+        occ = Occurrence(reminder_id="study-day", due_at=datetime(2026, 11, 6, 1, tzinfo=UTC), title="每月学习日",
+                         dry_run=True)
+        session.add(occ)
+        await session.commit()
+        session.add(Expectation(occurrence_id=occ.id, person_id="wang_fang", person_name="王芳"))
+        # The real occurrence of the same due time is a row of its own (uniqueness includes dry_run).
+        session.add(Occurrence(reminder_id="study-day", due_at=occ.due_at, title="每月学习日"))
+        await session.commit()
+    with pytest.raises(RehearsalError, match="演练"):
+        await record_confirmation(any_db, occ.id or 0, "wang_fang", via=via,  # type: ignore[arg-type]
+                                  recorded_by="chen_jing" if via == "admin" else None,
+                                  now=datetime.now(UTC), checked=via == "link")
+    async with any_db.session() as session:
+        assert (await session.exec(select(Confirmation))).all() == []

@@ -37,6 +37,13 @@ class NotExpectedError(ConfirmationError):
     """The person owes no confirmation for this occurrence."""
 
 
+class RehearsalError(ConfirmationError):
+    """The occurrence is a dry run's: nobody owes it, so nothing can be confirmed."""
+
+    def __init__(self) -> None:
+        super().__init__("这是演练记录（未真正发送），不能登记确认")
+
+
 def _column_is_aware() -> bool:
     return bool(getattr(Confirmation.__table__.c.confirmed_at.type, "timezone", False))  # type: ignore[attr-defined]
 
@@ -78,6 +85,8 @@ async def record_confirmation(
 ) -> tuple[bool, Confirmation]:
     """Record that ``person_id`` confirmed ``occurrence_id``; return ``(created, confirmation)``.
 
+    A dry run's occurrence raises :class:`RehearsalError`, however the confirmation came.
+
     A second confirmation returns the first one unchanged with ``created=False``; two racing
     requests both end there, because the unique constraint lets only one insert succeed.
     ``checked`` says the caller has just seen the expectation and no confirmation, so the
@@ -89,6 +98,9 @@ async def record_confirmation(
         raise ConfirmationError("管理员代录时需要写明代录人")
     note = clean_note(note)
     async with db.session() as session:
+        occurrence = await session.get(Occurrence, occurrence_id)
+        if occurrence is not None and occurrence.dry_run:  # whatever the caller checked
+            raise RehearsalError()
         if not checked:
             await _check_expected(session, occurrence_id, person_id)
             existing = await find_in(session, occurrence_id, person_id)

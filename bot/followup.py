@@ -67,6 +67,8 @@ _CONFIRMED = exists().where(
     Confirmation.occurrence_id == Expectation.occurrence_id,
     Confirmation.person_id == Expectation.person_id,
 )
+# A rehearsal's expectations carry no due times; this keeps them out even if one ever did.
+_REAL = exists().where(Occurrence.id == Expectation.occurrence_id, col(Occurrence.dry_run).is_(False))
 
 
 class FollowUps:
@@ -80,6 +82,9 @@ class FollowUps:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        if self.runtime.settings.dry_run:
+            log.info("演练模式：不发催办和逾期告知（真实提醒的催办留待正式运行时发送）")
+            return
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="followups")
 
@@ -109,7 +114,7 @@ class FollowUps:
     async def seconds_to_next(self, now: datetime) -> float:
         """Seconds until the earliest pending follow-up or escalation may go, at most the poll."""
         stmt = select(func.min(Expectation.next_followup_at), func.min(Expectation.next_escalation_at)).where(
-            ~_CONFIRMED)
+            ~_CONFIRMED, _REAL)
         async with self.runtime.db.session() as session:
             row = (await session.exec(stmt)).one()  # type: ignore[call-overload]
         pending = [utc(t) for t in row if t is not None]
@@ -121,7 +126,13 @@ class FollowUps:
     # ------------------------------------------------------------ one pass
 
     async def run_once(self, now: datetime) -> int:
-        """Send every follow-up and escalation due at ``now``; return outbox rows queued."""
+        """Send every follow-up and escalation due at ``now``; return outbox rows queued.
+
+        Under ``Settings.dry_run`` nothing is claimed: a rehearsal must neither send a real
+        occurrence's follow-up nor use it up (the next real run sends it).
+        """
+        if self.runtime.settings.dry_run:
+            return 0
         now = utc(now)
         due = await self._due(now)
         rounds: dict[tuple[int, str, int], list[Expectation]] = defaultdict(list)
@@ -160,6 +171,7 @@ class FollowUps:
         stmt = (
             select(Expectation, Occurrence, _CONFIRMED)
             .join(Occurrence, col(Occurrence.id) == Expectation.occurrence_id)
+            .where(col(Occurrence.dry_run).is_(False))
             .where(or_(col(Expectation.next_followup_at) <= db_time(now),
                        col(Expectation.next_escalation_at) <= db_time(now)))
             .order_by(col(Expectation.id))

@@ -31,10 +31,12 @@ from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token
+from bot.workhours import WorkHours
 from storage.models import Expectation, Occurrence
 
 log = logging.getLogger(__name__)
 # (reminder, person or None for a group message, the occurrence's due time) -> template figures
+LINK_PLACEHOLDER = "（确认链接在真正发送时生成）"  # what `preview` shows where a personal link will be
 FiguresFor = Callable[[Reminder, Person | None, datetime], Awaitable[dict[str, Any] | None]]
 
 
@@ -50,9 +52,7 @@ def from_db(moment: datetime) -> datetime:
 
 def work_end(runtime: Runtime) -> time:
     """End of the last working window of the day (deadlines in working days end then)."""
-    last = runtime.settings.work_hours.split(",")[-1]
-    hours, minutes = last.split("-")[-1].strip().split(":")
-    return time(int(hours), int(minutes))
+    return WorkHours.parse(runtime.settings.work_hours).windows[-1][1]  # "…-24:00" ends at midnight
 
 
 def deadline_for(runtime: Runtime, reminder: Reminder, due_at: datetime) -> datetime | None:
@@ -67,9 +67,11 @@ def deadline_for(runtime: Runtime, reminder: Reminder, due_at: datetime) -> date
 
 
 async def get_or_create_occurrence(session: AsyncSession, runtime: Runtime, reminder: Reminder,
-                                   due: Due) -> Occurrence:
+                                   due: Due, *, dry_run: bool = False) -> Occurrence:
+    """The occurrence of this due time, real or (``dry_run``) the rehearsal's own, made once."""
     due_db = to_db(due.due_at)
-    query = select(Occurrence).where(Occurrence.reminder_id == reminder.id, Occurrence.due_at == due_db)
+    query = select(Occurrence).where(Occurrence.reminder_id == reminder.id, Occurrence.due_at == due_db,
+                                     Occurrence.dry_run == dry_run)
     found = (await session.exec(query)).first()
     if found is not None:
         return found
@@ -77,6 +79,7 @@ async def get_or_create_occurrence(session: AsyncSession, runtime: Runtime, remi
     occ = Occurrence(
         reminder_id=reminder.id, due_at=due_db, original_date=due.original_date, title=reminder.title,
         kind=reminder.kind, deadline_at=to_db(deadline) if deadline else None, provisional=due.provisional,
+        dry_run=dry_run,
     )
     session.add(occ)
     try:
@@ -96,7 +99,11 @@ def expected_people(runtime: Runtime, reminder: Reminder) -> list[Person]:
 
 async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminder: Reminder,
                                 occ: Occurrence) -> None:
-    """Record who owes a confirmation, as the YAML says now (later edits do not rewrite history)."""
+    """Record who owes a confirmation, as the YAML says now (later edits do not rewrite history).
+
+    A rehearsal's expectations only show the admin who would owe: they carry no follow-up or
+    escalation time, so no engine ever picks them up.
+    """
     assert occ.id is not None
     existing = (await session.exec(select(Expectation.person_id).where(
         Expectation.occurrence_id == occ.id))).all()
@@ -105,6 +112,8 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     s = runtime.schedules
     first_followup = None
     every = reminder.confirm.remind_every
+    if occ.dry_run:
+        every = None
     if every is not None and every.workdays:
         local = from_db(occ.due_at).astimezone(reminder.zone)
         day = runtime.calendar.add_workdays(local.date(), every.workdays)
@@ -118,7 +127,7 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
             unit_id=unit.id if unit else None, unit_name=unit.name if unit else None,
             leader_ids=[p.id for p in s.leaders_of(person)],
             next_followup_at=first_followup,
-            next_escalation_at=occ.deadline_at,
+            next_escalation_at=None if occ.dry_run else occ.deadline_at,
         ))
     try:
         await session.commit()
@@ -130,6 +139,7 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
 class FireResult:
     occurrence_id: int
     queued: int
+    dry_run: bool = False  # the occurrence is a rehearsal's own
 
 
 def report_figures(runtime: Runtime) -> FiguresFor:
@@ -142,11 +152,16 @@ def report_figures(runtime: Runtime) -> FiguresFor:
 
 
 async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None) -> FireResult:
-    """Create the occurrence (once) and queue this fire's messages (once)."""
+    """Create the occurrence (once) and queue this fire's messages (once).
+
+    With ``Settings.dry_run`` this is a rehearsal: it fires into its own occurrence row
+    (``dry_run``), whose messages are recorded as never sendable, so nothing of it can become real.
+    """
     reminder = runtime.schedules.reminders[fire.reminder_id]
     figures_for = figures_for or report_figures(runtime)
+    dry_run = runtime.settings.dry_run
     async with runtime.db.session() as session:
-        occ = await get_or_create_occurrence(session, runtime, reminder, fire.due)
+        occ = await get_or_create_occurrence(session, runtime, reminder, fire.due, dry_run=dry_run)
         if fire.stage == "due":
             await snapshot_expectations(session, runtime, reminder, occ)
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
@@ -154,7 +169,7 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         queued = 0
         now = runtime.clock()
         for plan in plans:
-            plan.now, plan.dry_run = now, runtime.settings.dry_run
+            plan.now, plan.dry_run = now, dry_run
             queued += await queue(session, runtime.renderer, plan)
         if fire.stage == "due" and occ.fired_at is None:
             occ.fired_at = to_db(runtime.clock())
@@ -162,9 +177,9 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         await session.commit()
     if queued:
         runtime.wake_dispatcher()
-    log.info("%s（%s）已排队 %d 条消息", reminder.title, fire.stage, queued)
+    log.info("%s（%s）已%s %d 条消息", reminder.title, fire.stage, "演练" if dry_run else "排队", queued)
     assert occ.id is not None
-    return FireResult(occ.id, queued)
+    return FireResult(occ.id, queued, dry_run)
 
 
 def lead_text(fire: Fire, zone: Any) -> str | None:
@@ -180,7 +195,11 @@ def lead_text(fire: Fire, zone: Any) -> str | None:
 
 async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
                     deadline: datetime | None, figures_for: FiguresFor | None = None) -> list[Planned]:
-    """The messages of one fire, per channel: one per group, or one per person where personal."""
+    """The messages of one fire, per channel: one per group, or one per person where personal.
+
+    Without an occurrence (``preview``) there is nothing a link could confirm: personal links
+    are shown as :data:`LINK_PLACEHOLDER`, never signed for a made-up id.
+    """
     s = runtime.schedules
     zone = reminder.zone
     needs_confirm = reminder.confirm is not None and fire.stage == "due"
@@ -207,9 +226,11 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         if reminder.recipients.per_person or links:
             for person in people:
                 link = None
-                if links and person.id in expected and occurrence_id is not None:
-                    token = make_token(runtime.link_key, occurrence_id, person.id)
-                    link = confirm_url(runtime.settings.base_url, token)
+                if links and person.id in expected:
+                    link = LINK_PLACEHOLDER
+                    if occurrence_id is not None:
+                        token = make_token(runtime.link_key, occurrence_id, person.id)
+                        link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
                 figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],

@@ -194,10 +194,7 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
     the organ above them. ``now`` (default: the runtime's clock) only sets ``pending``.
     """
     s = runtime.schedules
-    occ_q = select(Occurrence).where(col(Occurrence.due_at) >= db_time(start),
-                                     col(Occurrence.due_at) < db_time(end))
-    if reminder_ids is not None:
-        occ_q = occ_q.where(col(Occurrence.reminder_id).in_(list(reminder_ids)))
+    occ_q = _in_period(start, end, reminder_ids).where(col(Occurrence.dry_run).is_(False))  # rehearsals never count
     async with runtime.db.session() as session:
         occs = {o.id: o for o in (await session.exec(occ_q)).all()}
         ids = [i for i in occs if i is not None]
@@ -220,6 +217,21 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
     kept = (e for e in exps if wanted is None or e.unit_id in wanted
             or any(u.id in wanted for u in s.unit_chain(e.unit_id)))
     return tally((owed(e) for e in kept), now or runtime.clock())
+
+
+def _in_period(start: datetime, end: datetime, reminder_ids: Iterable[str] | None) -> Any:
+    query = select(Occurrence).where(col(Occurrence.due_at) >= db_time(start), col(Occurrence.due_at) < db_time(end))
+    if reminder_ids is not None:
+        query = query.where(col(Occurrence.reminder_id).in_(list(reminder_ids)))
+    return query
+
+
+async def rehearsals(runtime: Runtime, start: datetime, end: datetime, *,
+                     reminder_ids: Iterable[str] | None = None) -> int:
+    """Dry-run occurrences due in [start, end): left out of every figure, but said so."""
+    query = _in_period(start, end, reminder_ids).where(col(Occurrence.dry_run).is_(True))
+    async with runtime.db.session() as session:
+        return len((await session.exec(query)).all())
 
 
 def board_figures(board: Board, nudges: Mapping[tuple[int, str], int], now: datetime) -> list[UnitRow]:

@@ -78,9 +78,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                 admin_channel=lambda: runtime.schedules.service.admin_channel)
-        runtime.wake_dispatcher = dispatcher.wake
-        await dispatcher.start()
-        stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
+        if settings.dry_run:
+            # A rehearsal's messages are never sendable; real ones waiting from an earlier run
+            # must not be marked as rehearsed either: they wait for the next real run.
+            log.info("演练模式：不发送任何消息，此前待发送的正式消息留待正式运行时发送")
+        else:
+            runtime.wake_dispatcher = dispatcher.wake
+            await dispatcher.start()
+            stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
 
         async def on_fire(f: Fire) -> None:
             await fire(runtime, f)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -18,10 +18,15 @@ def utcnow() -> datetime:
 
 
 class Occurrence(SQLModel, table=True):
-    """One due time of one reminder. Created once, whoever fires first (unique key)."""
+    """One due time of one reminder. Created once, whoever fires first (unique key).
+
+    A rehearsal (``fire --dry-run``, ``serve --dry-run``) gets its own row with ``dry_run`` set, so
+    it never shares anything with the real occurrence of the same due time; every query that can
+    lead to a send, a figure or a confirmation keeps to ``dry_run = false`` (docs/architecture.md).
+    """
 
     __tablename__ = "occurrence"
-    __table_args__ = (UniqueConstraint("reminder_id", "due_at", name="uq_occurrence_due"),)
+    __table_args__ = (UniqueConstraint("reminder_id", "due_at", "dry_run", name="uq_occurrence_due"),)
 
     id: int | None = Field(default=None, primary_key=True)
     reminder_id: str = Field(index=True)
@@ -33,6 +38,8 @@ class Occurrence(SQLModel, table=True):
     provisional: bool = False  # the date came from the fallback calendar
     created_at: datetime = Field(default_factory=utcnow)
     fired_at: datetime | None = None  # when the due-day message was queued
+    dry_run: bool = Field(default=False, sa_column_kwargs={"server_default": false()},
+                          description="a rehearsal: never sent, nudged, counted or confirmed")
 
 
 class Expectation(SQLModel, table=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.confirmations import confirm, report, status
+from bot.cli.confirmations import confirm, link, report, status
 from bot.cli.delivery import fire_command, preview, send_test
 from bot.cli.schedule import schema, serve, upcoming, validate
 
@@ -15,5 +15,5 @@ def main() -> None:
     """remindbot：党建工作定期提醒机器人。"""
 
 
-for command in (validate, upcoming, serve, schema, preview, fire_command, send_test, status, confirm, report):
+for command in (validate, upcoming, serve, schema, preview, fire_command, send_test, status, confirm, link, report):
     main.add_command(command)

@@ -18,7 +18,7 @@ from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ
 from bot.config.yamlsource import ConfigError
 from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
-from bot.reports import FORMATS, format_rows, percent, period_bounds, totals, unit_figures
+from bot.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.textable import table
@@ -59,6 +59,10 @@ def run(work: Callable[[Runtime], Awaitable[T]]) -> T:
         raise SystemExit(1) from None
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def local_text(moment: datetime | None) -> str:
     if moment is None:
         return ""
@@ -70,7 +74,11 @@ def local_text(moment: datetime | None) -> str:
 
 
 async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[Occurrence]:
-    """The latest occurrence with people owing a confirmation, of one reminder or of each."""
+    """The latest occurrence with people owing a confirmation, of one reminder or of each.
+
+    A rehearsal never hides the real board: each reminder's latest real occurrence comes first,
+    then its latest dry run when that is due later (shown marked 演练, without figures).
+    """
     s = runtime.schedules
     if reminder_id is None:
         ids = [r.id for r in s.reminders.values() if r.confirm is not None]
@@ -80,11 +88,15 @@ async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[
     found: list[Occurrence] = []
     async with runtime.db.session() as session:
         for rid in ids:
-            stmt = (select(Occurrence).where(Occurrence.reminder_id == rid, has_people)
-                    .order_by(col(Occurrence.due_at).desc()).limit(1))
-            occ = (await session.exec(stmt)).first()
-            if occ is not None:
-                found.append(occ)
+            latest: Occurrence | None = None
+            for dry_run in (False, True):
+                stmt = (select(Occurrence).where(Occurrence.reminder_id == rid, has_people,
+                                                 Occurrence.dry_run == dry_run)
+                        .order_by(col(Occurrence.due_at).desc()).limit(1))
+                occ = (await session.exec(stmt)).first()
+                if occ is not None and (latest is None or _utc(occ.due_at) > _utc(latest.due_at)):
+                    found.append(occ)
+                    latest = latest or occ
     if reminder_id is not None and not found:
         if reminder_id not in s.reminders:
             raise CliError(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(s.reminders)}")
@@ -106,16 +118,24 @@ def via_text(row: BoardRow, names: Mapping[str, str]) -> str:
     return row.via_label
 
 
+REHEARSAL_NOTE = "演练记录：未真正发送，不催办、不告知领导、不计入统计，其确认链接不能登记确认。"
+
+
 def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
     occ = b.occurrence
-    head = [f"【{occ.title}】（{occ.reminder_id}，记录号 {occ.id}）",
+    mark = "【演练】" if occ.dry_run else ""
+    head = [f"{mark}【{occ.title}】（{occ.reminder_id}，记录号 {occ.id}）",
             f"提醒时间：{when_text(occ.due_at.replace(tzinfo=UTC), ZONE)}"]
     if occ.deadline_at is not None:
         deadline = occ.deadline_at.replace(tzinfo=UTC)
         head[-1] += f"　确认截止：{when_text(deadline, ZONE)}{'（已过）' if deadline <= now else ''}"
-    overdue = len(b.overdue)
-    head.append(f"已确认 {b.confirmed}/{b.expected} 人" + (f"，逾期未确认 {overdue} 人" if overdue else ""))
-    rows = [[row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at), via_text(r, names), r.note or ""]
+    if occ.dry_run:
+        head.append(f"{REHEARSAL_NOTE}正式发送时应确认 {b.expected} 人。")
+    else:
+        overdue = len(b.overdue)
+        head.append(f"已确认 {b.confirmed}/{b.expected} 人" + (f"，逾期未确认 {overdue} 人" if overdue else ""))
+    rows = [["演练" if occ.dry_run else row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at),
+             via_text(r, names), r.note or ""]
             for r in sorted(b.rows, key=lambda r: (r.confirmed, r.unit_id or "", r.person_id))]
     return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
 
@@ -152,12 +172,9 @@ def status(reminder_id: str | None) -> None:
 # ---------------------------------------------------------------- confirm
 
 
-async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
-                         note: str | None) -> str:
+async def expected_person(runtime: Runtime, occurrence_id: int, who: str) -> tuple[Occurrence, Expectation]:
+    """The occurrence and the expectation of ``who`` (a person id, or a name) on it; CliError otherwise."""
     s = runtime.schedules
-    admin = s.people.get(admin_id)
-    if admin is None or "admin" not in admin.roles:
-        raise CliError(f"“{admin_id}” 不是管理员：--by 须写日程配置中角色为 admin 的人员标识")
     async with runtime.db.session() as session:
         occ = await session.get(Occurrence, occurrence_id)
         if occ is None:
@@ -171,7 +188,18 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
         if who not in s.people and not any(p.name == who for p in s.people.values()):
             raise CliError(f"找不到人员 “{who}”：请写日程配置中的人员标识或姓名")
         raise CliError(f"{name} 不在 “{occ.title}”（记录号 {occurrence_id}）的确认名单中，无需确认")
-    exp = match[0]
+    return occ, match[0]
+
+
+async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
+                         note: str | None) -> str:
+    s = runtime.schedules
+    admin = s.people.get(admin_id)
+    if admin is None or "admin" not in admin.roles:
+        raise CliError(f"“{admin_id}” 不是管理员：--by 须写日程配置中角色为 admin 的人员标识")
+    occ, exp = await expected_person(runtime, occurrence_id, who)
+    if occ.dry_run:
+        raise CliError(f"记录号 {occurrence_id} 是演练记录（未真正发送），不能登记确认")
     try:
         created, conf = await record_confirmation(runtime.db, occurrence_id, exp.person_id, via="admin",
                                                   note=note, recorded_by=admin.id, now=runtime.clock())
@@ -194,6 +222,31 @@ def confirm(occurrence_id: int, person: str, admin_id: str, note: str | None) ->
     click.echo(run(lambda runtime: _admin_confirm(runtime, occurrence_id, person, admin_id, note)))
 
 
+# ---------------------------------------------------------------- link
+
+
+async def _link(runtime: Runtime, occurrence_id: int, who: str) -> str:
+    from bot.tokens import confirm_url, make_token
+
+    occ, exp = await expected_person(runtime, occurrence_id, who)
+    token = make_token(runtime.link_key, occurrence_id, exp.person_id, now=runtime.clock())
+    url = confirm_url(runtime.settings.base_url, token)
+    head = f"{exp.person_name} 的个人确认链接（“{occ.title}”，记录号 {occurrence_id}）："
+    days = runtime.settings.link_ttl_days
+    if occ.dry_run:
+        return (f"{head}\n{url}\n注意：这是演练记录的链接，打开后只能查看确认页面的样子，不能登记确认。"
+                f"有效期 {days} 天。")
+    return (f"{head}\n{url}\n此链接可代表本人登记确认，有效期 {days} 天；请只交给本人，不要发到群里或写进日志。")
+
+
+@click.command()
+@click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
+@click.argument("person", metavar="人员")
+def link(occurrence_id: int, person: str) -> None:
+    """打印某人某次提醒的个人确认链接（供管理员在终端查看或转交本人；人员写标识或姓名）。"""
+    click.echo(run(lambda runtime: _link(runtime, occurrence_id, person)))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -212,13 +265,15 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
     title = f"党建工作确认情况统计（{period.label}）"
     if fmt == "csv":
         return format_rows(rows, "csv"), title
+    dry = await rehearsals(runtime, period.start, period.end, reminder_ids=reminders or None)
+    aside = f"\n另有 {dry} 次演练记录（演练未真正发送），不计入统计。" if dry else ""
     if not rows:
-        return f"{title}\n\n本期没有需要确认的事项。", title
+        return f"{title}\n\n本期没有需要确认的事项。{aside}", title
     total = totals(rows)
     footer = (f"合计：应确认 {total.expected} 项，按时 {total.on_time} 项（{percent(total)}），"
               f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次。"
               "按按时完成率排名。")
-    return f"{format_rows(rows, fmt, title=title)}\n\n{footer}", title
+    return f"{format_rows(rows, fmt, title=title)}\n\n{footer}{aside}", title
 
 
 @click.command()
@@ -243,4 +298,4 @@ def report(period_spec: str, fmt: str, reminders: tuple[str, ...], units: tuple[
     click.echo(f"已写入 {output}")
 
 
-__all__ = ["confirm", "open_runtime", "report", "status"]
+__all__ = ["confirm", "link", "open_runtime", "report", "status"]

@@ -16,7 +16,7 @@ from bot.cli.schedule import ZONE, load_or_exit
 from bot.compose import Planned, build_bodies, date_text, when_text
 from bot.config.models import Reminder
 from bot.dispatch import Dispatcher
-from bot.occurrences import FireResult, deadline_for, fire, from_db, plan_fire, report_figures
+from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
 from bot.platforms.base import DeliveryError, Message
 from bot.platforms.markup import redact_url
 from bot.platforms.registry import platform_for
@@ -100,19 +100,22 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
                 sys.exit(1)
             f = found[0]
         deadline = deadline_for(runtime, reminder, due.due_at)
-        plans = await plan_fire(runtime, reminder, f, 0, deadline, figures_for=report_figures(runtime))
+        # No occurrence exists (a preview writes nothing): links show a placeholder, never a token.
+        plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
         click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage}），共 {len(plans)} 条消息\n")
         for plan in plans:
             _show(runtime.renderer, plan)
-        click.echo("说明：加签（timestamp、sign）在发送时计算，不在此显示；确认链接为示例，真正发送时按该次提醒生成。")
+        click.echo(f"说明：加签（timestamp、sign）在发送时计算，不在此显示；个人确认链接显示为“{LINK_PLACEHOLDER}”，"
+                   "真正发送时按该次提醒为每人生成（已发出的提醒可用 remindbot link 查看某人的链接）。")
 
 
 @click.command(name="fire")
 @click.argument("reminder_id", metavar="ID")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
-@click.option("--dry-run", is_flag=True, help="演练：只记录和打印，不真正发送")
+@click.option("--dry-run", is_flag=True,
+              help="演练：打印将要发送的内容并记为演练记录；不发送、不催办、不计入统计，不影响之后的正式发送")
 def fire_command(reminder_id: str, on: datetime | None, dry_run: bool) -> None:
     """立即发送某次提醒（同一次提醒重复执行只发送一次）。"""
     overrides = {"dry_run": True} if dry_run else {}
@@ -133,9 +136,15 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
         if settings.dry_run:
             click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：演练 {result.queued} 条消息"
-                       "（内容见上，未发送；演练不影响之后的正式发送）。")
-        else:
-            click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
+                       f"（内容见上，未发送）。演练记录号 {result.occurrence_id}：不催办、不告知领导、不计入统计，"
+                       "其确认链接不能确认；演练不影响之后的正式发送。")
+            if result.queued == 0:
+                click.echo("这次提醒此前已经演练过，本次没有新的演练消息。")
+            # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
+            # dispatcher here would mark real messages waiting for a retry as rehearsed.
+            await _print_outcome(runtime, result.occurrence_id)
+            return
+        click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:

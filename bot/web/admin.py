@@ -164,8 +164,10 @@ async def board_page(request: web.Request) -> web.Response:
     now = _now(request)
     async with runtime.db.session() as session:
         nudges = await nudge_counts(session, [b.occurrence.id or 0])
-    return render(request, "admin_board.html", title=f"确认情况：{b.occurrence.title}",
-                  nav="occurrences", board=b, bars=bars(board_figures(b, nudges, now)),
+    figures = [] if b.occurrence.dry_run else bars(board_figures(b, nudges, now))  # a rehearsal never counts
+    title = f"{'演练：' if b.occurrence.dry_run else ''}确认情况：{b.occurrence.title}"
+    return render(request, "admin_board.html", title=title,
+                  nav="occurrences", board=b, bars=figures,
                   zone=zone_for(runtime, b.occurrence.reminder_id), now=now)
 
 
@@ -336,9 +338,10 @@ async def board_csv(request: web.Request) -> web.Response:
     header = ["提醒", "时间", "姓名", "人员标识", "单位", "状态", "确认时间", "确认方式", "备注",
               "代录人", "逾期起始"]
     occ = b.occurrence
+    title = f"【演练】{occ.title}" if occ.dry_run else occ.title
     rows: list[list[object]] = [
-        [occ.title, zh_datetime(occ.due_at, zone), r.name, r.person_id, r.unit_name or "",
-         board_status(r), zh_datetime(r.confirmed_at, zone), r.via_label, r.note,
+        [title, zh_datetime(occ.due_at, zone), r.name, r.person_id, r.unit_name or "",
+         "演练" if occ.dry_run else board_status(r), zh_datetime(r.confirmed_at, zone), r.via_label, r.note,
          r.recorded_by, zh_datetime(r.overdue_since, zone)]
         for r in b.rows
     ]

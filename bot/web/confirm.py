@@ -4,6 +4,9 @@ GET records nothing: chat apps open links on their own to build previews. The to
 is the credential (no cookie, no session), so a cross-site form post gains an attacker nothing
 they did not already hold; still, a POST must repeat the token in its form and, when the browser
 says where it comes from (Origin or Referer), come from this site.
+
+A dry run's link shows the page marked 演练, without the form, and its POST is refused: a
+rehearsal confirms nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from bot.confirmations import (
     VIA_LABELS,
     ConfirmationError,
     NotExpectedError,
+    RehearsalError,
     find_in,
     record_confirmation,
 )
@@ -29,6 +33,8 @@ from bot.web.app import render, runtime_of, zone_for
 from storage.models import Confirmation, Expectation, Occurrence
 
 CONTACT = "如有疑问，请联系机关工委管理员。"
+REHEARSAL = (403, "演练链接，不能确认",
+             "这是一次演练（未真正发送）的确认链接，只用来查看确认页面的样子，不会登记任何确认。")
 
 
 @dataclass
@@ -109,6 +115,7 @@ def _page(request: web.Request, target: Target, *, status: int = 200, note: str 
         note=note,
         note_max=NOTE_MAX,
         error=error,
+        rehearsal=occ.dry_run,
     )
 
 
@@ -129,6 +136,8 @@ async def post_confirm(request: web.Request) -> web.Response:
     try:
         _check_same_site(request)
         target = await _resolve(request)
+        if target.occurrence.dry_run:
+            raise Refusal(*REHEARSAL)
         form = await request.post()
         sent_token = form.get("token")
         if not isinstance(sent_token, str) or not hmac.compare_digest(
@@ -152,6 +161,8 @@ async def post_confirm(request: web.Request) -> web.Response:
             now=runtime.clock(),
             checked=True,  # _resolve just found the expectation and no confirmation
         )
+    except RehearsalError:
+        return _refusal_page(request, Refusal(*REHEARSAL))
     except NotExpectedError:
         return _refusal_page(request, Refusal(403, "无需确认", "您不在本次提醒的确认名单中。" + CONTACT))
     except ConfirmationError as exc:

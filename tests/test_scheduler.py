@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, func, select
 
+from bot.cli.confirmations import _report, fire_outcomes_text
 from bot.config.loader import load_schedules
 from bot.firelog import settled
-from bot.metrics import FIRES, REGISTRY
+from bot.metrics import REGISTRY
 from bot.reconcile import RETRY_BASE_SECONDS, Reconciler
 from bot.render import Renderer
 from bot.runtime import Runtime
@@ -169,6 +170,11 @@ async def test_after_downtime_past_the_grace_it_is_missed_recorded_counted_and_t
     # The 1-day notice (Thursday 09:00) fell in the downtime too, and is recorded the same way.
     missed = await settled(runtime.db, STUDY_DAY - timedelta(days=1), statuses=("missed",))
     assert {r.stage for r in missed if r.reminder_id == "study-day"} == {"due", "notice:1d"}
+    # `remindbot status` and `remindbot report` say so.
+    status = await fire_outcomes_text(runtime, clock(runtime).now, "study-day")
+    assert "【错过】每月学习日（当天提醒）原定 2026年12月4日（星期五）09:00" in status
+    report, _ = await _report(runtime, "2026-12", "table", (), (), False)
+    assert "因服务中断超过补发时限而未发出（错过）" in report and "每月学习日（当天提醒）" in report
 
 
 async def test_two_instances_passing_at_once_fire_each_stage_once(runtime: Runtime) -> None:

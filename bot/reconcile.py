@@ -99,6 +99,7 @@ class Reconciler:
         self.runtime = runtime
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._fire: FireFn = fire_fn or (lambda f, late: fire(runtime, f, late=late))
+        self._rehearsed_until: datetime | None = None  # ``serve --dry-run``: kept in memory only
 
     # ------------------------------------------------------------ the pass
 
@@ -106,6 +107,9 @@ class Reconciler:
         """One pass; raises when the database cannot be reached (nothing is lost: retry later)."""
         now = utc(self.runtime.clock())
         result = PassResult()
+        if self.runtime.settings.dry_run:
+            await self._rehearse(now, result)
+            return result
         async with self.runtime.db.session() as session:
             mark = await self._mark(session)
             computed = await self._plan(session, now, mark, result)
@@ -117,6 +121,22 @@ class Reconciler:
             result.next_retry_at = await self._next_retry(session)
             await self._write_mark(session, now)
         return result
+
+    async def _rehearse(self, now: datetime, result: PassResult) -> None:
+        """``serve --dry-run``: fire what comes due (recorded as dry runs), but never touch the
+        record of stages: a rehearsal must not count as the real reminder having gone out."""
+        start = self._rehearsed_until or now - ON_TIME
+        for reminder in self.runtime.schedules.reminders.values():
+            if not reminder.enabled:
+                continue
+            for f in fires(reminder, self.runtime.calendar, start, now + timedelta(microseconds=1)):
+                try:
+                    await self._fire(f, False)
+                    result.on_time += 1
+                except Exception as exc:  # a rehearsal only reports
+                    result.failed += 1
+                    log.warning("演练：提醒“%s”（%s）失败：%s", reminder.title, f.stage, redact(str(exc))[:300])
+        self._rehearsed_until = now + timedelta(microseconds=1)
 
     async def _mark(self, session: AsyncSession) -> datetime | None:
         row = await session.get(SchedulerMark, 1)

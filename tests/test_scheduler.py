@@ -209,3 +209,14 @@ async def test_the_apscheduler_timer_has_a_job_per_reminder_and_the_loop_stamps_
         assert first is not None and runtime.ticks["scheduler"] == clock(runtime).now
     finally:
         await scheduler.stop()
+
+
+async def test_a_dry_run_service_rehearses_without_touching_the_record_of_stages(runtime: Runtime) -> None:
+    runtime.settings.dry_run = True
+    result = await Reconciler(runtime).run_pass()
+    assert result.on_time >= 1  # the 3-day notice was rehearsed …
+    rows = await outbox(runtime)
+    assert rows and all(r.status == "dry_run" for r in rows)
+    async with runtime.db.session() as session:  # … and the real service will still send it
+        assert (await session.exec(select(func.count()).select_from(DueStage))).one() == 0
+        assert await session.get(SchedulerMark, 1) is None

@@ -49,7 +49,16 @@ class ReminderScheduler:
         self._loop_task = asyncio.create_task(self._loop(), name="reconcile")
         return first
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (a grace period)
+        """Stop the timer; a pass in progress may finish (up to ``timeout`` seconds), then the loop ends."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+        held = False
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)
+            held = True
+        except TimeoutError:
+            log.warning("调度检查 %.0f 秒内未结束，已中断（未完成的提醒下次启动时继续）", timeout)
         if self._loop_task is not None:
             self._loop_task.cancel()
             try:
@@ -57,6 +66,8 @@ class ReminderScheduler:
             except asyncio.CancelledError:
                 pass
             self._loop_task = None
+        if held:
+            self._lock.release()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 

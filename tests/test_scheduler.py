@@ -138,12 +138,15 @@ async def test_a_failing_fire_is_retried_on_the_next_pass_and_goes_out_marked_la
 
 
 async def test_after_downtime_within_the_grace_the_stage_is_sent_as_补发_with_its_time(runtime: Runtime) -> None:
+    late_before = fires_counted("late")
+    observed = REGISTRY.get_sample_value("remindbot_fire_lateness_seconds_count") or 0.0
     await set_last_pass(runtime, STUDY_DAY - timedelta(hours=12))
     clock(runtime).now = STUDY_DAY + timedelta(hours=2)
     result = await Reconciler(runtime).run_pass()
     due = await stage(runtime, "study-day", "due", STUDY_DAY)
     assert due.status == "late" and due.lateness_seconds == 2 * 3600
-    assert result.late >= 1
+    assert result.late >= 1 and fires_counted("late") - late_before == result.late
+    assert (REGISTRY.get_sample_value("remindbot_fire_lateness_seconds_count") or 0.0) - observed == result.fired
     rows = [r for r in await outbox(runtime) if r.stage == "due" and r.occurrence_id == due.occurrence_id]
     assert rows and all("补发" in text_of(r) and "12月4日 09:00" in text_of(r) for r in rows)
 

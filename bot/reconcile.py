@@ -183,11 +183,17 @@ class Reconciler:
             first = min(first, start)
             for f in fires(reminder, self.runtime.calendar, start, now + LOOK_AHEAD):
                 computed[key_of(f)] = f
-        known = {
-            (rid, stage, utc(due)) for rid, stage, due in (await session.exec(
-                select(DueStage.reminder_id, DueStage.stage, DueStage.due_at)
+        known: dict[Key, tuple[int | None, str]] = {
+            (rid, stage, utc(due)): (row_id, status) for row_id, rid, stage, due, status in (await session.exec(
+                select(DueStage.id, DueStage.reminder_id, DueStage.stage, DueStage.due_at, DueStage.status)
                 .where(col(DueStage.fire_at) >= first))).all()
         }
+        # A stage cancelled by an edit that the schedules name again (the edit was undone) reopens.
+        again = [row_id for k, (row_id, status) in known.items() if status == "cancelled" and k in computed]
+        if again:
+            await session.exec(update(DueStage).where(  # type: ignore[call-overload]
+                col(DueStage.id).in_(again), col(DueStage.status) == "cancelled",
+            ).values(status="planned", settled_at=None, last_error=None, next_try_at=None))
         new = [f for k, f in computed.items() if k not in known]
         if new:
             values = [{"reminder_id": f.reminder_id, "stage": f.stage, "due_at": utc(f.due.due_at),

@@ -199,6 +199,13 @@ async def test_a_stage_the_schedules_no_longer_name_is_cancelled_not_sent(runtim
     runtime.schedules.reminders["study-day"].enabled = False
     await Reconciler(runtime).run_pass()
     assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "cancelled"
+    # Enabled again before its time: it is planned again and goes out on time.
+    runtime.schedules.reminders["study-day"].enabled = True
+    await Reconciler(runtime).run_pass()
+    assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "planned"
+    clock(runtime).now = STUDY_DAY
+    await Reconciler(runtime).run_pass()
+    assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "fired"
 
 
 async def test_the_apscheduler_timer_has_a_job_per_reminder_and_the_loop_stamps_its_tick(runtime: Runtime) -> None:

@@ -131,8 +131,9 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         ))
     try:
         await session.commit()
-    except IntegrityError:
+    except IntegrityError:  # another instance recorded them first
         await session.rollback()
+        await session.refresh(occ)  # the rollback expired it; reading it later must not lazy-load
 
 
 @dataclass
@@ -151,11 +152,15 @@ def report_figures(runtime: Runtime) -> FiguresFor:
     return figures
 
 
-async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None) -> FireResult:
+async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None,
+               late: bool = False) -> FireResult:
     """Create the occurrence (once) and queue this fire's messages (once).
 
     With ``Settings.dry_run`` this is a rehearsal: it fires into its own occurrence row
     (``dry_run``), whose messages are recorded as never sendable, so nothing of it can become real.
+    ``late``: the stage goes out after its time (catching up after downtime); the messages say
+    补发 with the original time (``fire.fire_at``). Raises whatever the database or the
+    templates raise; nothing is half-sent, since every write is idempotent and a retry completes it.
     """
     reminder = runtime.schedules.reminders[fire.reminder_id]
     figures_for = figures_for or report_figures(runtime)
@@ -165,7 +170,7 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         if fire.stage == "due":
             await snapshot_expectations(session, runtime, reminder, occ)
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
-        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for)
+        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late)
         queued = 0
         now = runtime.clock()
         for plan in plans:
@@ -193,8 +198,15 @@ def lead_text(fire: Fire, zone: Any) -> str | None:
     return f"{days}天"
 
 
+def late_context(fire: Fire, zone: Any) -> dict[str, str]:
+    """The template's ``late`` for a stage sent after its time: its original time, ``11月6日 09:00``."""
+    local = fire.fire_at.astimezone(zone)
+    return {"original": f"{local.month}月{local.day}日 {local:%H:%M}"}
+
+
 async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
-                    deadline: datetime | None, figures_for: FiguresFor | None = None) -> list[Planned]:
+                    deadline: datetime | None, figures_for: FiguresFor | None = None, *,
+                    late: bool = False) -> list[Planned]:
     """The messages of one fire, per channel: one per group, or one per person where personal.
 
     Without an occurrence (``preview``) there is nothing a link could confirm: personal links
@@ -212,6 +224,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         "deadline": when_text(deadline, zone) if deadline else None,
         "confirm": {"required": reminder.confirm is not None, "link": None},
         "figures": None,
+        "late": late_context(fire, zone) if late else None,
     }
     mentioned = s.select(reminder.recipients.mention)
     expected = {p.id for p in expected_people(runtime, reminder)} if needs_confirm else set()

@@ -20,6 +20,8 @@ always present; absent values are ``none``):
                 with ``id``, ``name``, ``title``, ``unit``, ``roles``; none for group messages
 ``unit``        that person's unit name; none otherwise
 ``overdue``     escalations: list of ``name``, ``unit``, ``since`` (deadline text), ``nudges``
+``late``        set when the message goes out after its time (补发, after downtime): ``original``,
+                the time it was meant for, e.g. ``11月6日 09:00``; none when on time
 ``figures``     reports and leaders' briefs: ``period``, ``rows`` (per unit: ``unit``,
                 ``expected``, ``on_time``, ``late``, ``missing``, ``pending`` (of
                 ``missing``, deadline not passed), ``nudges``, ``rate``)
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
 SUFFIX = ".md.j2"
 CONTEXT_KEYS = ("reminder", "stage", "lead", "due", "deadline", "confirm", "people", "person",
-                "unit", "overdue", "figures")
+                "unit", "overdue", "figures", "late")
 BUILTIN_TEMPLATES = ("followup", "escalation", "report", "test")
 
 
@@ -142,13 +144,13 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
         "confirm": {"required": True, "link": "https://example.invalid/c/t"},
         "people": [person], "person": person, "unit": "第一党支部",
         "overdue": [{"name": "张三", "unit": "第一党支部", "since": "2026年12月7日 18:00", "nudges": 2}],
-        "figures": figures,
+        "figures": figures, "late": {"original": "12月4日 09:00"},
     }
     bare_due = due | {"moved_from": None, "holiday": None, "provisional": False}
     bare = {
         "reminder": reminder | {"note": None, "checklist": []}, "lead": None, "due": bare_due,
         "deadline": None, "confirm": {"required": False, "link": None}, "people": [],
-        "person": None, "unit": None, "overdue": [], "figures": None,
+        "person": None, "unit": None, "overdue": [], "figures": None, "late": None,
     }
     stages = ("notice", "due", "followup", "escalation", "report")
     return [ctx | {"stage": stage} for stage in stages for ctx in (full, bare)]

@@ -1,100 +1,133 @@
-"""APScheduler jobs: one per enabled reminder, each firing at the reminder's computed times.
+"""The timer: APScheduler wakes the reconciliation pass at each reminder's times.
 
-A job does not trust the moment it was woken: it asks ``timing.fires`` which fires of its reminder
-fall between a short look-back and now, and hands each to the firing pipeline. Firing is
-idempotent (unique occurrence and outbox keys), so a fire seen twice is sent once, and a fire
-missed while the process was down is caught up within the grace period at start.
+APScheduler holds one job per enabled reminder (``ReminderTrigger``); a job does nothing but
+wake the pass loop. The record of what is due and what went out is the database
+(``bot.reconcile``): the loop runs a pass at start, after each wake-up, after a schedules reload
+and at least every :data:`PASS_EVERY`; after a failed pass (database unreachable) it tries again
+after 1, 2, 4 … seconds (at most :data:`FAILED_PASS_MAX`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config.models import Schedules
+from bot.platforms.markup import redact
+from bot.reconcile import PassResult, Reconciler
 from bot.runtime import Runtime
-from bot.timing import Fire, ReminderTrigger, fires
+from bot.timing import ReminderTrigger
 from bot.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
 
-FireHandler = Callable[[Fire], Awaitable[object]]
-LOOK_BACK = timedelta(minutes=10)
-CATCH_UP = timedelta(hours=6)
+PASS_EVERY = timedelta(seconds=60)  # a pass at least this often, whatever APScheduler does
+FAILED_PASS_MAX = 15.0  # seconds: after a failed pass, the next comes at most this much later
 
 
 class ReminderScheduler:
-    """Owns the AsyncIOScheduler. ``start()``, ``apply(schedules)`` on reload, ``stop()``."""
+    """Owns the AsyncIOScheduler and the pass loop. ``start()``, ``apply(schedules)`` on reload, ``stop()``."""
 
-    def __init__(self, runtime: Runtime, on_fire: FireHandler) -> None:
+    def __init__(self, runtime: Runtime, reconciler: Reconciler | None = None) -> None:
         self.runtime = runtime
-        self.on_fire = on_fire
+        self.reconciler = reconciler or Reconciler(runtime)
         self._scheduler = AsyncIOScheduler(timezone="UTC")
-        self._last_run: dict[str, datetime] = {}
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self._next_retry: datetime | None = None
 
-    def start(self) -> None:
+    async def start(self) -> PassResult | None:
+        """Start the timer, run the first pass (what fell due while down), then the loop."""
         self._scheduler.start()
-        self.apply(self.runtime.schedules, self.runtime.calendar)
+        self.apply(self.runtime.schedules, self.runtime.calendar, wake=False)
+        first = await self.run_pass()
+        self._loop_task = asyncio.create_task(self._loop(), name="reconcile")
+        return first
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 (a grace period)
+        """Stop the timer; a pass in progress may finish (up to ``timeout`` seconds), then the loop ends."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+        held = False
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)
+            held = True
+        except TimeoutError:
+            log.warning("调度检查 %.0f 秒内未结束，已中断（未完成的提醒下次启动时继续）", timeout)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except asyncio.CancelledError:
+                pass
+            self._loop_task = None
+        if held:
+            self._lock.release()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
-    def apply(self, schedules: Schedules, calendar: WorkCalendar) -> None:
-        """Replace every job with the given schedules' reminders."""
+    def wake(self) -> None:
+        """Run a pass now (a stage is due, or the schedules changed)."""
+        self._wake.set()
+
+    async def _woken(self, reminder_id: str) -> None:
+        self.wake()
+
+    def apply(self, schedules: Schedules, calendar: WorkCalendar, *, wake: bool = True) -> None:
+        """Replace every timer with the given schedules' reminders, then reconcile."""
         self._scheduler.remove_all_jobs()
         for reminder in schedules.reminders.values():
             if not reminder.enabled:
                 continue
             self._scheduler.add_job(
-                self.run_reminder,
-                trigger=ReminderTrigger(reminder, calendar),
-                args=[reminder.id],
-                id=reminder.id,
-                name=reminder.title,
-                misfire_grace_time=int(CATCH_UP.total_seconds()),
-                coalesce=True,
-                max_instances=1,
+                self._woken, trigger=ReminderTrigger(reminder, calendar), args=[reminder.id], id=reminder.id,
+                name=reminder.title, misfire_grace_time=None, coalesce=True, max_instances=1,
                 replace_existing=True,
             )
-        count = len(self._scheduler.get_jobs())
-        if self._scheduler.running:
-            # A fire due while the jobs were being replaced would otherwise be skipped: look back
-            # once now (firing is idempotent, so what was already sent is not sent again).
-            self._scheduler.add_job(self.run_recent, id="reload-catch-up", replace_existing=True)
-        log.info("已加载 %d 个提醒", count)
-
-    async def run_recent(self) -> None:
-        for reminder_id in list(self.runtime.schedules.reminders):
-            await self.run_reminder(reminder_id)
+        log.info("已加载 %d 个提醒", len(self._scheduler.get_jobs()))
+        if wake:
+            self.wake()
 
     def next_runs(self) -> dict[str, datetime | None]:
         return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
 
-    async def run_reminder(self, reminder_id: str, *, since: datetime | None = None) -> int:
-        """Fire whatever of this reminder is due between the look-back and now."""
-        reminder = self.runtime.schedules.reminders.get(reminder_id)
-        if reminder is None or not reminder.enabled:
-            return 0
-        now = self.runtime.clock()
-        start = since or self._last_run.get(reminder_id, now - LOOK_BACK)
-        start = min(start, now - LOOK_BACK)
-        due = fires(reminder, self.runtime.calendar, start, now + timedelta(seconds=1))
-        self._last_run[reminder_id] = now
-        for fire in due:
+    async def run_pass(self) -> PassResult | None:
+        """One reconciliation pass (never two at once); None when it failed (logged, retried soon)."""
+        async with self._lock:
+            self.runtime.ticks["scheduler"] = self.runtime.clock().astimezone(UTC)
             try:
-                await self.on_fire(fire)
-            except Exception:  # one bad fire must not stop the others
-                log.exception("提醒 %s（%s）发送失败", reminder.title, fire.stage)
-        return len(due)
+                result = await self.reconciler.run_pass()
+            except Exception as exc:  # the database is unreachable, most likely: try again soon
+                self._failures += 1
+                log.warning("调度检查失败（第 %d 次），%.0f 秒后重试：%s", self._failures, self._pause(),
+                            redact(f"{type(exc).__name__}: {exc}")[:300])
+                return None
+            if self._failures:
+                log.info("调度检查已恢复（此前连续失败 %d 次）", self._failures)
+            self._failures = 0
+            self._next_retry = result.next_retry_at
+            return result
 
-    async def catch_up(self) -> int:
-        """At start: fire what fell due while the service was down (within the grace period)."""
-        now = self.runtime.clock()
-        count = 0
-        for reminder_id in list(self.runtime.schedules.reminders):
-            count += await self.run_reminder(reminder_id, since=now - CATCH_UP)
-        return count
+    def _pause(self) -> float:
+        """Seconds until the next pass if nothing wakes the loop earlier."""
+        if self._failures:
+            return min(FAILED_PASS_MAX, 2.0 ** (self._failures - 1))
+        pause = PASS_EVERY.total_seconds()
+        if self._next_retry is not None:
+            until = (self._next_retry - self.runtime.clock()).total_seconds()
+            pause = min(pause, max(until, 0.5))
+        return pause
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._pause())
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.run_pass()

@@ -23,12 +23,11 @@ from bot.config.models import Schedules
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
-from bot.occurrences import fire
 from bot.render import Renderer
 from bot.runtime import Runtime, system_clock
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
-from bot.timing import Fire, fires
+from bot.timing import fires
 from bot.watch import watch_schedules
 from bot.web.app import RedactingAccessLogger, make_app
 from bot.workdays import WorkCalendar
@@ -87,11 +86,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             await dispatcher.start()
             stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
 
-        async def on_fire(f: Fire) -> None:
-            await fire(runtime, f)
-
-        scheduler = ReminderScheduler(runtime, on_fire)
-        scheduler.start()
+        scheduler = ReminderScheduler(runtime)
         stack.push_async_callback(scheduler.stop)
         followups = FollowUps(runtime)
         await followups.start()
@@ -111,8 +106,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        caught = await scheduler.catch_up()
-        log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，补发 %d 项）", settings.host,
+        first = await scheduler.start()
+        caught = f"补发 {first.late} 项，错过 {first.missed} 项" if first else "首次调度检查失败，稍后重试"
+        log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，%s）", settings.host,
                  settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
         log_coming(runtime)
         if ready is not None:

@@ -145,3 +145,51 @@ class Instance(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     nonce: str
+
+
+class DueStage(SQLModel, table=True):
+    """One stage of one reminder that is due: the record the scheduler fires from.
+
+    The reconciliation pass (``bot.reconcile``) plans each reminder's upcoming stages here (the
+    occurrence's ``due`` and each ``notice:<span>``), fires those whose ``fire_at`` has come and
+    records how it went. A stage that failed stays open and is tried again on a later pass; one
+    that could not be sent within its reminder's grace is recorded as ``missed``.
+    """
+
+    __tablename__ = "due_stage"
+    __table_args__ = (
+        UniqueConstraint("reminder_id", "stage", "due_at", name="uq_due_stage"),
+        Index("ix_due_stage_open", "status", "fire_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reminder_id: str = Field(index=True)
+    stage: str = Field(description="due | notice:<span>")
+    due_at: datetime = Field(description="UTC: the occurrence's due time")
+    fire_at: datetime = Field(description="UTC: when this stage should go out")
+    status: str = Field(default="planned", description="planned | failed | fired | late | missed | cancelled")
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_try_at: datetime | None = None  # UTC; after a failure, not before this
+    claimed_by: str | None = None  # the instance firing it now
+    claimed_until: datetime | None = None  # UTC; the claim lapses then (a crashed instance)
+    fired_at: datetime | None = None  # UTC; when its messages were queued (fired or late)
+    settled_at: datetime | None = None  # UTC; when it was fired, judged missed or cancelled
+    lateness_seconds: float | None = None  # settled_at - fire_at
+    grace_seconds: int | None = None  # the reminder's grace when it was settled
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrence.id", index=True)
+    admin_told_at: datetime | None = None  # UTC; missed stages: when the admin channel was told
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SchedulerMark(SQLModel, table=True):
+    """One row: when the last reconciliation pass completed (any instance).
+
+    After downtime the next pass looks back from here (at most ``bot.reconcile.MAX_LOOK_BACK``),
+    so what fell due while nothing ran is fired late or recorded as missed, never forgotten.
+    """
+
+    __tablename__ = "scheduler_mark"
+
+    id: int = Field(default=1, primary_key=True)
+    last_pass_at: datetime

@@ -227,3 +227,13 @@ def test_a_typo_and_an_unknown_channel_in_one_reminder_are_reported_together(fol
     issues = issues_for(folder)
     assert "未知字段" in one(issues, "reminders[0].templte").message
     assert "gw_wecom" in one(issues, "reminders[0].recipients.channels[0]").message
+
+
+def test_grace_defaults_to_6h_reads_a_span_and_refuses_working_days(folder: Path) -> None:
+    schedules = load_schedules(SHIPPED, templates_dir=TEMPLATES, env={})
+    assert str(schedules.reminders["study-day"].grace) == "6h"
+    (folder / "extra.yaml").write_text(GOOD_REMINDER + "    grace: 30m\n", encoding="utf-8")
+    assert load_schedules(folder, templates_dir=TEMPLATES, env={}).reminders["extra"].grace.delta.seconds == 1800
+    (folder / "extra.yaml").write_text(GOOD_REMINDER + "    grace: 2wd\n", encoding="utf-8")
+    issue = one(issues_for(folder), "reminders[0].grace")
+    assert issue.line == 10 and "补发时限" in issue.message and "工作日" in issue.message

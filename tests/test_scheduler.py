@@ -1,26 +1,38 @@
-"""The scheduler fires each reminder and notice at its time, catches up after downtime, never twice."""
+"""Firing from the database: each stage fires once at its time, a failure is retried, downtime is
+caught up (补发) within the grace and recorded as missed beyond it — never silently dropped.
+
+In-process, against a real SQLite file, with a clock the tests move by hand.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import json
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import col, func, select
 
+from bot.cli.confirmations import _report, fire_outcomes_text
 from bot.config.loader import load_schedules
-from bot.occurrences import fire
+from bot.firelog import settled
+from bot.metrics import REGISTRY
+from bot.reconcile import RETRY_BASE_SECONDS, Reconciler
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
-from bot.timing import Fire
 from bot.workdays import WorkCalendar
 from storage.db import Database
+from storage.models import DueStage, Occurrence, Outbox, SchedulerMark
 
 ROOT = Path(__file__).resolve().parent.parent
 BJ = ZoneInfo("Asia/Shanghai")
+STUDY_DAY = datetime(2026, 12, 4, 9, 0, tzinfo=BJ)  # the first Friday of December 2026
 
 
 class Clock:
@@ -30,78 +42,191 @@ class Clock:
     def __call__(self) -> datetime:
         return self.now
 
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> Runtime:
-    schedules = load_schedules(ROOT / "schedules", templates_dir=ROOT / "message_templates", env={})
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    templates = tmp_path / "message_templates"
+    shutil.copytree(ROOT / "message_templates", templates)
+    schedules = load_schedules(ROOT / "schedules", templates_dir=templates, env={})
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     await db.start()
-    rt = Runtime(settings=Settings(var_dir=tmp_path, secret_key="k"), db=db, schedules=schedules,
-                 calendar=WorkCalendar(schedules.calendar), renderer=Renderer(ROOT / "message_templates"),
-                 clock=Clock(datetime(2026, 12, 1, 9, 0, 30, tzinfo=BJ)))
+    rt = Runtime(settings=Settings(var_dir=tmp_path, secret_key="k", templates_dir=templates), db=db,
+                 schedules=schedules, calendar=WorkCalendar(schedules.calendar), renderer=Renderer(templates),
+                 clock=Clock(datetime(2026, 12, 1, 9, 0, 0, tzinfo=BJ)))
     yield rt
     await db.stop()
 
 
-async def test_a_job_woken_at_its_time_fires_that_notice_and_queues_it_once(runtime: Runtime) -> None:
-    seen: list[Fire] = []
-    queued: list[int] = []
+def clock(runtime: Runtime) -> Clock:
+    assert isinstance(runtime.clock, Clock)
+    return runtime.clock
 
-    async def on_fire(f: Fire) -> None:
-        seen.append(f)
-        queued.append((await fire(runtime, f)).queued)
 
-    scheduler = ReminderScheduler(runtime, on_fire)
+async def set_last_pass(runtime: Runtime, at: datetime) -> None:
+    """As if the service last ran at ``at`` and was down since."""
+    async with runtime.db.session() as session:
+        session.add(SchedulerMark(id=1, last_pass_at=at.astimezone(UTC)))
+        await session.commit()
+
+
+async def stage(runtime: Runtime, reminder_id: str, name: str, due: datetime) -> DueStage:
+    async with runtime.db.session() as session:
+        return (await session.exec(select(DueStage).where(
+            DueStage.reminder_id == reminder_id, DueStage.stage == name,
+            DueStage.due_at == due.astimezone(UTC)))).one()
+
+
+async def outbox(runtime: Runtime, *, stage_prefix: str = "") -> list[Outbox]:
+    async with runtime.db.session() as session:
+        rows = (await session.exec(select(Outbox).order_by(col(Outbox.id)))).all()
+    return [r for r in rows if r.stage.startswith(stage_prefix)]
+
+
+def text_of(row: Outbox) -> str:
+    return json.dumps(row.body, ensure_ascii=False)
+
+
+def fires_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("remindbot_fires_total", {"outcome": outcome}) or 0.0
+
+
+async def test_a_pass_at_a_stage_time_fires_it_once_on_time_and_plans_the_next_day(runtime: Runtime) -> None:
+    reconciler = Reconciler(runtime)
+    first = await reconciler.run_pass()
     # 2026-12-01 09:00 is the study day's 3-day notice (the study day is Friday 2026-12-04).
-    assert await scheduler.run_reminder("study-day") == 1
-    assert [(f.stage, f.due.due_at) for f in seen] == [("notice:3d", datetime(2026, 12, 4, 9, 0, tzinfo=BJ))]
-    # Woken again a minute later (its look-back overlaps), the notice is not queued a second time.
-    runtime.clock.now += timedelta(minutes=1)  # type: ignore[attr-defined]
-    await scheduler.run_reminder("study-day")
-    assert queued[0] > 0 and all(n == 0 for n in queued[1:])
+    notice = await stage(runtime, "study-day", "notice:3d", STUDY_DAY)
+    assert (notice.status, notice.attempts, notice.lateness_seconds) == ("fired", 1, 0.0)
+    sent = await outbox(runtime)
+    assert sent and all("补发" not in text_of(r) for r in sent)
+    assert first.on_time >= 1 and first.planned >= 1
+    # Tomorrow's 1-day notice... is three days ahead; the 24 h plan holds what fires before then.
+    async with runtime.db.session() as session:
+        planned = (await session.exec(select(DueStage).where(DueStage.status == "planned"))).all()
+    assert all(p.fire_at.replace(tzinfo=UTC) <= clock(runtime).now + timedelta(hours=24) for p in planned)
+    # Woken again a minute later, nothing is fired a second time.
+    clock(runtime).advance(minutes=1)
+    again = await reconciler.run_pass()
+    assert again.fired == 0 and len(await outbox(runtime)) == len(sent)
 
 
-async def test_catch_up_after_downtime_fires_what_fell_due_within_the_grace_period(runtime: Runtime) -> None:
-    seen: list[Fire] = []
+async def test_a_failing_fire_is_retried_on_the_next_pass_and_goes_out_marked_late(runtime: Runtime) -> None:
+    template = Path(runtime.settings.templates_dir) / "study_day.md.j2"
+    kept = template.read_text(encoding="utf-8")
+    template.unlink()  # firing the study day's notice now raises (its template is missing)
+    reconciler = Reconciler(runtime)
+    await reconciler.run_pass()
+    notice = await stage(runtime, "study-day", "notice:3d", STUDY_DAY)
+    assert notice.status == "failed" and notice.attempts == 1
+    assert "study_day" in (notice.last_error or "")
+    assert not [r for r in await outbox(runtime) if r.stage == "notice:3d"]
+    # Before the backoff has passed, the next pass leaves it alone.
+    clock(runtime).advance(seconds=RETRY_BASE_SECONDS / 2)
+    await reconciler.run_pass()
+    assert (await stage(runtime, "study-day", "notice:3d", STUDY_DAY)).attempts == 1
+    template.write_text(kept, encoding="utf-8")  # fixed
+    clock(runtime).advance(seconds=60)
+    result = await reconciler.run_pass()
+    notice = await stage(runtime, "study-day", "notice:3d", STUDY_DAY)
+    assert (notice.status, notice.attempts) == ("late", 2)
+    assert result.late == 1
+    assert notice.lateness_seconds is not None and notice.lateness_seconds > 60
+    rows = [r for r in await outbox(runtime) if r.stage == "notice:3d"]
+    assert rows and all("补发" in text_of(r) and "12月1日 09:00" in text_of(r) for r in rows)
 
-    async def on_fire(fire: Fire) -> None:
-        seen.append(fire)
 
-    runtime.clock.now = datetime(2026, 12, 4, 11, 0, tzinfo=BJ)  # type: ignore[attr-defined]
-    await ReminderScheduler(runtime, on_fire).catch_up()
-    assert ("study-day", "due") in {(f.reminder_id, f.stage) for f in seen}
+async def test_after_downtime_within_the_grace_the_stage_is_sent_as_补发_with_its_time(runtime: Runtime) -> None:
+    late_before = fires_counted("late")
+    observed = REGISTRY.get_sample_value("remindbot_fire_lateness_seconds_count") or 0.0
+    await set_last_pass(runtime, STUDY_DAY - timedelta(hours=12))
+    clock(runtime).now = STUDY_DAY + timedelta(hours=2)
+    result = await Reconciler(runtime).run_pass()
+    due = await stage(runtime, "study-day", "due", STUDY_DAY)
+    assert due.status == "late" and due.lateness_seconds == 2 * 3600
+    assert result.late >= 1 and fires_counted("late") - late_before == result.late
+    assert (REGISTRY.get_sample_value("remindbot_fire_lateness_seconds_count") or 0.0) - observed == result.fired
+    rows = [r for r in await outbox(runtime) if r.stage == "due" and r.occurrence_id == due.occurrence_id]
+    assert rows and all("补发" in text_of(r) and "12月4日 09:00" in text_of(r) for r in rows)
 
 
-async def test_the_apscheduler_job_runs_at_the_computed_time(runtime: Runtime) -> None:
-    fired = asyncio.Event()
-    seen: list[Fire] = []
+async def test_after_downtime_past_the_grace_it_is_missed_recorded_counted_and_told_once(runtime: Runtime) -> None:
+    before = fires_counted("missed")
+    await set_last_pass(runtime, STUDY_DAY - timedelta(days=1))
+    clock(runtime).now = STUDY_DAY + timedelta(hours=6, minutes=10)
+    result = await Reconciler(runtime).run_pass()
+    due = await stage(runtime, "study-day", "due", STUDY_DAY)
+    assert due.status == "missed" and due.grace_seconds == 6 * 3600 and due.fired_at is None
+    assert result.missed >= 1 and fires_counted("missed") - before == result.missed
+    async with runtime.db.session() as session:
+        occ = await session.get(Occurrence, due.occurrence_id)
+    assert occ is not None and occ.fired_at is None  # an occurrence-level record, never sent
+    assert not [r for r in await outbox(runtime) if r.stage == "due" and r.occurrence_id == occ.id]
+    told = await outbox(runtime, stage_prefix="admin")
+    assert len(told) == 1 and "每月学习日" in text_of(told[0]) and "错过" in text_of(told[0])
+    # Later passes, and another instance, never tell it again.
+    clock(runtime).advance(minutes=1)
+    await Reconciler(runtime).run_pass()
+    await Reconciler(runtime, owner="other").run_pass()
+    assert len(await outbox(runtime, stage_prefix="admin")) == 1
+    # The 1-day notice (Thursday 09:00) fell in the downtime too, and is recorded the same way.
+    missed = await settled(runtime.db, STUDY_DAY - timedelta(days=1), statuses=("missed",))
+    assert {r.stage for r in missed if r.reminder_id == "study-day"} == {"due", "notice:1d"}
+    # `remindbot status` and `remindbot report` say so.
+    status = await fire_outcomes_text(runtime, clock(runtime).now, "study-day")
+    assert "【错过】每月学习日（当天提醒）原定 2026年12月4日（星期五）09:00" in status
+    report, _ = await _report(runtime, "2026-12", "table", (), (), False)
+    assert "因服务中断超过补发时限而未发出（错过）" in report and "每月学习日（当天提醒）" in report
 
-    async def on_fire(fire: Fire) -> None:
-        seen.append(fire)
-        fired.set()
 
-    scheduler = ReminderScheduler(runtime, on_fire)
-    scheduler.start()
+async def test_two_instances_passing_at_once_fire_each_stage_once(runtime: Runtime) -> None:
+    a, b = Reconciler(runtime, owner="a"), Reconciler(runtime, owner="b")
+    ra, rb = await asyncio.gather(a.run_pass(), b.run_pass())
+    async with runtime.db.session() as session:
+        fired = (await session.exec(select(func.count()).select_from(DueStage).where(
+            col(DueStage.status) == "fired"))).one()
+    assert ra.fired + rb.fired == fired >= 1
+    keys = [r.dedupe_key for r in await outbox(runtime)]
+    assert len(keys) == len(set(keys))
+
+
+async def test_a_stage_the_schedules_no_longer_name_is_cancelled_not_sent(runtime: Runtime) -> None:
+    await set_last_pass(runtime, clock(runtime).now - timedelta(minutes=1))
+    clock(runtime).now = datetime(2026, 12, 3, 10, 0, tzinfo=BJ)  # the 1-day notice is planned
+    await Reconciler(runtime).run_pass()
+    assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "planned"
+    runtime.schedules.reminders["study-day"].enabled = False
+    await Reconciler(runtime).run_pass()
+    assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "cancelled"
+    # Enabled again before its time: it is planned again and goes out on time.
+    runtime.schedules.reminders["study-day"].enabled = True
+    await Reconciler(runtime).run_pass()
+    assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "planned"
+    clock(runtime).now = STUDY_DAY
+    await Reconciler(runtime).run_pass()
+    assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "fired"
+
+
+async def test_the_apscheduler_timer_has_a_job_per_reminder_and_the_loop_stamps_its_tick(runtime: Runtime) -> None:
+    scheduler = ReminderScheduler(runtime)
+    first = await scheduler.start()
     try:
         next_runs = scheduler.next_runs()
-        # Every enabled shipped reminder has a job, and the study day's next run is its next fire.
         assert set(runtime.schedules.reminders) <= set(next_runs)
         assert next_runs["study-day"] is not None
         assert next_runs["study-day"].astimezone(BJ) > datetime.now(BJ)
+        assert first is not None and runtime.ticks["scheduler"] == clock(runtime).now
     finally:
         await scheduler.stop()
 
 
-async def test_a_failing_fire_does_not_stop_the_others(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
-    calls: list[str] = []
-
-    async def on_fire(fire: Fire) -> None:
-        calls.append(fire.reminder_id)
-        if len(calls) == 1:
-            raise RuntimeError("boom")
-
-    # 2026-12-08: the monthly research visit, a notice of the annual assessment and a spot check.
-    runtime.clock.now = datetime(2026, 12, 8, 11, 0, tzinfo=BJ)  # type: ignore[attr-defined]
-    await ReminderScheduler(runtime, on_fire).catch_up()
-    assert {"monthly-research", "annual-assessment", "spot-check-2026q4"} <= set(calls)
-    assert "发送失败" in caplog.text
+async def test_a_dry_run_service_rehearses_without_touching_the_record_of_stages(runtime: Runtime) -> None:
+    runtime.settings.dry_run = True
+    result = await Reconciler(runtime).run_pass()
+    assert result.on_time >= 1  # the 3-day notice was rehearsed …
+    rows = await outbox(runtime)
+    assert rows and all(r.status == "dry_run" for r in rows)
+    async with runtime.db.session() as session:  # … and the real service will still send it
+        assert (await session.exec(select(func.count()).select_from(DueStage))).one() == 0
+        assert await session.get(SchedulerMark, 1) is None

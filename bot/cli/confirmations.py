@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ
 from bot.config.yamlsource import ConfigError
 from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
+from bot.firelog import SETTLED_LABELS, lines_for, settled
 from bot.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -152,6 +153,21 @@ class RecordNumber(click.ParamType):
             self.fail(f"“{value}”不是记录号：记录号是数字，可用 remindbot status 查看", param, ctx)
 
 
+OUTCOME_DAYS = 30  # `status` lists stages missed or sent late this many days back
+
+
+async def fire_outcomes_text(runtime: Runtime, now: datetime, reminder_id: str | None) -> str:
+    """Stages missed (错过) or sent late (补发) in the last days, newest first; empty when none."""
+    rows = await settled(runtime.db, now - timedelta(days=OUTCOME_DAYS), now + timedelta(seconds=1),
+                         reminder_ids=(reminder_id,) if reminder_id else ())
+    if not rows:
+        return ""
+    lines = [f"  【{SETTLED_LABELS[line.row.status]}】{line.text}" for line in lines_for(runtime, rows)]
+    missed = sum(1 for r in rows if r.status == "missed")
+    head = f"未能按时发出的提醒（最近 {OUTCOME_DAYS} 天）：错过 {missed} 项，补发 {len(rows) - missed} 项"
+    return "\n".join([head, *lines])
+
+
 @click.command()
 @click.argument("reminder_id", required=False, metavar="[提醒标识]")
 def status(reminder_id: str | None) -> None:
@@ -159,12 +175,18 @@ def status(reminder_id: str | None) -> None:
 
     async def work(runtime: Runtime) -> str:
         now = runtime.clock()
-        occs = await latest_occurrences(runtime, reminder_id)
+        outcomes = await fire_outcomes_text(runtime, now, reminder_id)
+        try:
+            occs = await latest_occurrences(runtime, reminder_id)
+        except CliError as exc:
+            if not outcomes:
+                raise
+            return f"{outcomes}\n\n{exc}"
         if not occs:
-            return "还没有需要确认的提醒记录。"
+            return "\n\n".join(filter(None, [outcomes, "还没有需要确认的提醒记录。"]))
         boards = await boards_for(runtime.db, [o.id for o in occs if o.id is not None], now)
         names = {p.id: p.name for p in runtime.schedules.people.values()}
-        return "\n\n".join(board_text(b, now, names) for b in boards)
+        return "\n\n".join(filter(None, [outcomes, *(board_text(b, now, names) for b in boards)]))
 
     click.echo(run(work))
 
@@ -267,13 +289,23 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
         return format_rows(rows, "csv"), title
     dry = await rehearsals(runtime, period.start, period.end, reminder_ids=reminders or None)
     aside = f"\n另有 {dry} 次演练记录（演练未真正发送），不计入统计。" if dry else ""
+    missed = await missed_text(runtime, period.start, period.end, reminders)
     if not rows:
-        return f"{title}\n\n本期没有需要确认的事项。{aside}", title
+        return f"{title}\n\n本期没有需要确认的事项。{aside}{missed}", title
     total = totals(rows)
     footer = (f"合计：应确认 {total.expected} 项，按时 {total.on_time} 项（{percent(total)}），"
               f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次。"
               "按按时完成率排名。")
-    return f"{format_rows(rows, fmt, title=title)}\n\n{footer}{aside}", title
+    return f"{format_rows(rows, fmt, title=title)}\n\n{footer}{aside}{missed}", title
+
+
+async def missed_text(runtime: Runtime, start: datetime, end: datetime, reminders: tuple[str, ...]) -> str:
+    """The period's missed stages (never sent: downtime past the grace), as lines after the figures."""
+    rows = await settled(runtime.db, start, end, statuses=("missed",), reminder_ids=reminders)
+    if not rows:
+        return ""
+    lines = "\n".join(f"- {line.text}" for line in lines_for(runtime, rows))
+    return f"\n\n本期有 {len(rows)} 项提醒因服务中断超过补发时限而未发出（错过）：\n{lines}"
 
 
 @click.command()

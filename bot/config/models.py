@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from bot.config.spans import SpanField, TimeOfDay
+from bot.config.spans import Span, SpanField, TimeOfDay
 from bot.platforms.registry import ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 DEFAULT_TZ = "Asia/Shanghai"
+DEFAULT_GRACE = Span(hours=6)  # how late a stage may still be sent (marked 补发) after downtime
 
 
 class Strict(BaseModel):
@@ -302,6 +303,21 @@ class Reminder(Strict):
     report: ReportSpec | None = Field(default=None, description="kind: report 时的统计范围")
     checklist: list[str] = Field(default_factory=list, description="清单式事项，逐条列在消息中")
     note: str | None = Field(default=None, description="附加说明，会出现在消息里")
+    grace: SpanField = Field(
+        default=DEFAULT_GRACE,
+        description="补发时限：服务中断等原因未能按时发出时，在此时长内仍会补发（标明“补发”）；"
+        "超过则记为“错过”并告知管理员。默认 6h",
+        json_schema_extra={"default": str(DEFAULT_GRACE)},
+    )
+
+    @field_validator("grace")
+    @classmethod
+    def _grace_in_time(cls, value: Span) -> Span:
+        if value.workdays:
+            raise ValueError("grace（补发时限）请写成 30m、6h、1d 等时长，不能用工作日（wd）")
+        if value.delta.total_seconds() <= 0:
+            raise ValueError("grace（补发时限）应大于 0，例如 30m 或 6h")
+        return value
 
     @field_validator("timezone")
     @classmethod

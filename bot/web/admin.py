@@ -25,6 +25,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.confirmations import Board, BoardRow, board, boards_for
+from bot.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.platforms.markup import redact
 from bot.reports import (
     DEFAULT_ZONE,
@@ -43,6 +44,7 @@ from bot.web.app import Handler, render, runtime_of, to_local, zh_datetime, zone
 from storage.models import Occurrence, Outbox
 
 UPCOMING_DAYS = 60
+OUTCOME_DAYS = 30  # the landing page lists stages missed or sent late this many days back
 OCCURRENCES_LIMIT = 200
 REALM = 'Basic realm="remindbot admin", charset="UTF-8"'
 # What the period menu offers besides the period shown: this many recent months, quarters, years.
@@ -109,8 +111,10 @@ async def upcoming_page(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     now = _now(request)
     rows = upcoming(runtime, now, now + timedelta(days=UPCOMING_DAYS))
+    outcomes = lines_for(runtime, await settled(runtime.db, now - timedelta(days=OUTCOME_DAYS), now))
     return render(request, "admin_upcoming.html", title="近期提醒", nav="upcoming",
-                  rows=rows, days=UPCOMING_DAYS, now=now)
+                  rows=rows, days=UPCOMING_DAYS, now=now, outcomes=outcomes, outcome_days=OUTCOME_DAYS,
+                  labels=SETTLED_LABELS, lateness=lateness_text, span=span_text, stage=stage_label)
 
 
 def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -166,9 +170,11 @@ async def board_page(request: web.Request) -> web.Response:
         nudges = await nudge_counts(session, [b.occurrence.id or 0])
     figures = [] if b.occurrence.dry_run else bars(board_figures(b, nudges, now))  # a rehearsal never counts
     title = f"{'演练：' if b.occurrence.dry_run else ''}确认情况：{b.occurrence.title}"
+    sent = await stage_of_occurrence(runtime.db, b.occurrence.id or 0)
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, bars=figures,
-                  zone=zone_for(runtime, b.occurrence.reminder_id), now=now)
+                  zone=zone_for(runtime, b.occurrence.reminder_id), now=now,
+                  sent=lines_for(runtime, [sent])[0] if sent is not None else None)
 
 
 def _period(request: web.Request) -> tuple[Period, str | None]:

@@ -1,0 +1,168 @@
+"""What the record of fired stages tells people: missed and late stages for admins.
+
+``remindbot status``, ``remindbot report``, the admin pages and the admin channel all read
+``due_stage`` through here, so they use the same words. A stage sent late is 补发; one that could
+not be sent within its reminder's grace is 错过 (missed) and the admin channel is told once.
+
+Rehearsals (dry runs) never reach this record: only the reconciliation pass writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from bot.compose import when_text
+from bot.config.models import DEFAULT_TZ
+from bot.config.spans import Span
+from bot.outbox import enqueue
+from bot.platforms.base import Message
+from bot.platforms.registry import platform_for
+from bot.runtime import Runtime
+from storage.db import Database
+from storage.models import DueStage
+
+log = logging.getLogger(__name__)
+
+OPEN = ("planned", "failed")  # not settled yet: the pass still fires them
+SETTLED_LABELS = {"fired": "按时发出", "late": "补发", "missed": "错过", "cancelled": "已取消"}
+TELL_LIMIT = 30  # missed stages listed in one admin notice (more are counted)
+
+
+def stage_label(stage: str) -> str:
+    """``due`` -> 当天提醒, ``notice:3d`` -> 提前通知（3天）."""
+    kind, _, arg = stage.partition(":")
+    if kind == "notice":
+        try:
+            from bot.config.spans import parse_span
+
+            return f"提前通知（{parse_span(arg).describe()}）"
+        except ValueError:
+            return f"提前通知（{arg}）"
+    return "当天提醒" if kind == "due" else stage
+
+
+def span_text(seconds: int | None) -> str:
+    """``21600`` -> ``6小时``."""
+    if not seconds:
+        return ""
+    days, rest = divmod(seconds, 86400)
+    return Span(days=days, hours=rest // 3600, minutes=rest % 3600 // 60).describe()
+
+
+def lateness_text(seconds: float | None) -> str:
+    """How late, in words: ``3分钟``, ``2天6小时``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f}秒"
+    return span_text(int(seconds))
+
+
+@dataclass(frozen=True)
+class StageLine:
+    """One settled stage as admins read it."""
+
+    row: DueStage
+    title: str
+    zone_name: str
+
+    @property
+    def when(self) -> str:
+        from zoneinfo import ZoneInfo
+
+        return when_text(_utc(self.row.fire_at), ZoneInfo(self.zone_name))
+
+    @property
+    def text(self) -> str:
+        r = self.row
+        head = f"{self.title}（{stage_label(r.stage)}）原定 {self.when}"
+        if r.status == "missed":
+            why = f"，最后一次错误：{r.last_error}" if r.last_error else ""
+            return f"{head}：超过补发时限 {span_text(r.grace_seconds)} 仍未发出，已记为错过{why}"
+        return f"{head}：晚 {lateness_text(r.lateness_seconds)} 补发"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def lines_for(runtime: Runtime, rows: list[DueStage]) -> list[StageLine]:
+    out = []
+    for row in rows:
+        reminder = runtime.schedules.reminders.get(row.reminder_id)
+        out.append(StageLine(row, reminder.title if reminder else row.reminder_id,
+                             reminder.timezone if reminder else DEFAULT_TZ))
+    return out
+
+
+async def settled(db: Database, start: datetime, end: datetime | None = None, *,
+                  statuses: tuple[str, ...] = ("missed", "late"), reminder_ids: tuple[str, ...] = (),
+                  limit: int = 200) -> list[DueStage]:
+    """Stages with those outcomes whose time fell in [start, end), newest first."""
+    stmt = select(DueStage).where(col(DueStage.status).in_(statuses), col(DueStage.fire_at) >= _utc(start))
+    if end is not None:
+        stmt = stmt.where(col(DueStage.fire_at) < _utc(end))
+    if reminder_ids:
+        stmt = stmt.where(col(DueStage.reminder_id).in_(reminder_ids))
+    async with db.session() as session:
+        return list((await session.exec(stmt.order_by(col(DueStage.fire_at).desc()).limit(limit))).all())
+
+
+async def stage_of_occurrence(db: Database, occurrence_id: int) -> DueStage | None:
+    """The ``due`` stage recorded for an occurrence (how its day's message went), if any."""
+    async with db.session() as session:
+        stmt = select(DueStage).where(col(DueStage.occurrence_id) == occurrence_id, col(DueStage.stage) == "due")
+        return (await session.exec(stmt)).first()
+
+
+def missed_notice(lines: list[StageLine], more: int) -> str:
+    body = "\n".join(f"> {line.text}" for line in lines)
+    extra = f"\n> 另有 {more} 项，见 remindbot status" if more else ""
+    return ("**提醒未能发出（已错过）**\n\n服务中断等原因，以下提醒超过补发时限仍未发出，未再发送：\n"
+            f"{body}{extra}\n\n请核实，如有需要请另行通知相关同志。")
+
+
+async def tell_admin_missed(runtime: Runtime, now: datetime) -> int:
+    """Tell the admin channel, once, about stages recorded as missed; returns how many were told.
+
+    The stages are marked told in the same transaction that queues the notice, and only if no
+    other instance marked them first, so the admin hears of each missed stage exactly once.
+    Without an admin channel the stages are marked told and a warning is logged (they remain in
+    ``status``, ``report`` and the admin pages).
+    """
+    async with runtime.db.session() as session:
+        stmt = (select(DueStage).where(col(DueStage.status) == "missed", col(DueStage.admin_told_at).is_(None))
+                .order_by(col(DueStage.fire_at)))
+        rows = list((await session.exec(stmt)).all())
+        if not rows:
+            return 0
+        ids = [r.id for r in rows]
+        marked = await session.exec(update(DueStage).where(  # type: ignore[call-overload]
+            col(DueStage.id).in_(ids), col(DueStage.admin_told_at).is_(None)).values(admin_told_at=now))
+        if marked.rowcount != len(ids):  # another instance is telling them
+            await session.rollback()
+            return 0
+        lines = lines_for(runtime, rows)
+        admin_id = runtime.schedules.service.admin_channel
+        channel = runtime.channel(admin_id) if admin_id else None
+        if channel is None:
+            log.warning("%d 项提醒已错过，但未设置管理员频道（service.admin_channel），无法通知：%s", len(rows),
+                        "；".join(line.text for line in lines[:TELL_LIMIT]))
+            await session.commit()
+            return len(rows)
+        platform = platform_for(channel)
+        text = missed_notice(lines[:TELL_LIMIT], max(len(lines) - TELL_LIMIT, 0))
+        bodies = platform.build(channel, Message(title="提醒未能发出", markdown=text))
+        await enqueue(session, dedupe_key=f"admin:missed:{ids[0]}:{ids[-1]}:{len(ids)}", channel=channel,
+                      platform=getattr(channel, "platform", platform.name), bodies=bodies, stage="admin",
+                      summary=f"错过提醒通知（{len(ids)} 项）", now=now,
+                      dry_run=runtime.settings.dry_run or channel.dry_run)
+        await session.commit()
+    runtime.wake_dispatcher()
+    log.info("已通知管理员频道：%d 项提醒已错过", len(rows))
+    return len(rows)

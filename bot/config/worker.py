@@ -38,9 +38,12 @@ async def check_in_worker(path: Path, *, templates_dir: Path | None, limits: Lim
     """
     request = json.dumps({"path": str(path), "templates": str(templates_dir) if templates_dir else None,
                           "limits": asdict(limits)})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.config.worker", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_child_env())
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.config.worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_child_env())
+    except OSError as exc:  # no process could be started (memory, process limit)
+        return None, [ConfigIssue(str(path), 1, 1, "", f"无法启动检查日程配置的子进程（{exc.strerror or exc}）")]
     try:
         out, err = await asyncio.wait_for(process.communicate(request.encode()), timeout)
     except TimeoutError:

@@ -18,17 +18,18 @@ import aiohttp
 from aiohttp import web
 
 from bot.compose import when_text
+from bot.config.limits import Limits
 from bot.config.loader import load_schedules
 from bot.config.models import Schedules
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
 from bot.render import Renderer
-from bot.runtime import Runtime, system_clock
+from bot.runtime import ReloadState, Runtime, system_clock
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
 from bot.timing import fires
-from bot.watch import watch_schedules
+from bot.watch import Reloader, admin_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, make_app
 from bot.workdays import WorkCalendar
 from storage.db import Database
@@ -38,7 +39,8 @@ STOP_TIMEOUT = 5.0
 
 
 def load_runtime_parts(settings: Settings) -> tuple[Schedules, WorkCalendar, Renderer]:
-    schedules = load_schedules(settings.schedules_dir, templates_dir=settings.templates_dir)
+    schedules = load_schedules(settings.schedules_dir, templates_dir=settings.templates_dir,
+                               limits=Limits.from_settings(settings))
     return schedules, WorkCalendar(schedules.calendar), Renderer(settings.templates_dir)
 
 
@@ -52,8 +54,11 @@ async def open_runtime(settings: Settings, *,
     await db.start()
     try:
         link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
+        clock = clock or system_clock
+        loaded = clock()
         yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
-                      renderer=renderer, clock=clock or system_clock, link_secret=link_secret)
+                      renderer=renderer, clock=clock, link_secret=link_secret,
+                      reload=ReloadState(ok=True, since=loaded, last_good_at=loaded))
     finally:
         await db.stop()
 
@@ -96,7 +101,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             apply_schedules(runtime, schedules)
             scheduler.apply(schedules, runtime.calendar)
 
-        watcher = asyncio.create_task(watch_schedules(settings, reloaded), name="watch-schedules")
+        reloader = Reloader(settings, reloaded, current=lambda: runtime.schedules, state=runtime.reload,
+                            tell_admin=admin_notifier(runtime), clock=runtime.clock)
+        watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")
         stack.push_async_callback(_cancel, watcher)
 
         app = make_app(runtime)

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.config.limits import DEFAULT_ALIAS_NODES, DEFAULT_ENTRIES, DEFAULT_FILE_BYTES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -74,6 +76,19 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(default=64, description="Messages in flight at once.")
     send_timeout_seconds: float = Field(default=10.0)
     var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
+    max_schedule_file_bytes: int = Field(
+        default=DEFAULT_FILE_BYTES, gt=0, description="Largest schedules YAML file (bytes); a larger one is an error."
+    )
+    max_yaml_alias_nodes: int = Field(
+        default=DEFAULT_ALIAS_NODES, ge=0,
+        description="YAML nodes one file may reach through aliases (*name), counted as if expanded.",
+    )
+    max_schedule_entries: int = Field(
+        default=DEFAULT_ENTRIES, gt=0, description="Units, people, channels and reminders together, all files."
+    )
+    reload_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="A schedules reload still checking after this long is abandoned (seconds)."
+    )
 
     @model_validator(mode="after")
     def _default_base_url(self) -> Settings:

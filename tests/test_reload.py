@@ -28,7 +28,7 @@ from servehelp import (
 from bot.config.loader import check_schedules
 from bot.config.models import Schedules
 from bot.settings import Settings
-from bot.watch import reload_schedules, watch_schedules
+from bot.watch import Reloader, reload_schedules, watch_schedules
 
 OLD_TITLE = "每月学习日"
 NEW_TITLE = "机关集中学习日"
@@ -138,12 +138,13 @@ def _settings(workspace: Workspace) -> Settings:
     )
 
 
-def test_reload_schedules_applies_a_valid_folder(workspace: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+async def test_reload_schedules_applies_a_valid_folder(workspace: Workspace,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bot.watch")
     workspace.edit("study.yaml", f"title: {OLD_TITLE}", f"title: {NEW_TITLE}")
     applied: list[Schedules] = []
 
-    assert reload_schedules(_settings(workspace), applied.append) is True
+    assert await reload_schedules(_settings(workspace), applied.append) is True
 
     assert len(applied) == 1
     assert applied[0].reminders["study-day"].title == NEW_TITLE
@@ -151,14 +152,14 @@ def test_reload_schedules_applies_a_valid_folder(workspace: Workspace, caplog: p
 
 
 @pytest.mark.parametrize("kind", list(INVALID_EDITS))
-def test_reload_schedules_refuses_an_invalid_folder_and_logs_every_issue(
+async def test_reload_schedules_refuses_an_invalid_folder_and_logs_every_issue(
         kind: str, workspace: Workspace, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="bot.watch")
     name, old, new = INVALID_EDITS[kind]
     workspace.edit(name, old, new)
     applied: list[Schedules] = []
 
-    assert reload_schedules(_settings(workspace), applied.append) is False
+    assert await reload_schedules(_settings(workspace), applied.append) is False
 
     assert applied == []
     _, issues = check_schedules(workspace.schedules, templates_dir=workspace.templates)
@@ -186,7 +187,8 @@ async def test_watch_schedules_applies_a_saved_fix_after_refusing_a_typo(workspa
     watch_log = logging.getLogger("bot.watch")
     watch_log.addHandler(refused)
     applied: asyncio.Queue[Schedules] = asyncio.Queue()
-    watcher = asyncio.create_task(watch_schedules(_settings(workspace), applied.put_nowait, debounce_ms=100))
+    settings = _settings(workspace)
+    watcher = asyncio.create_task(watch_schedules(Reloader(settings, applied.put_nowait), settings, debounce_ms=100))
     try:
         await asyncio.sleep(0.5)  # let the watcher subscribe before the first edit
         workspace.edit("study.yaml", f"    title: {OLD_TITLE}", f"    titel: {OLD_TITLE}")

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bot.compose import date_text, weekday_text, when_text
+from bot.config.limits import Limits
 from bot.config.loader import check_schedules, load_schedules
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.yamlsource import ConfigError
@@ -30,7 +31,7 @@ def settings() -> Settings:
 
 def load_or_exit(s: Settings) -> Schedules:
     try:
-        return load_schedules(s.schedules_dir, templates_dir=s.templates_dir)
+        return load_schedules(s.schedules_dir, templates_dir=s.templates_dir, limits=Limits.from_settings(s))
     except ConfigError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
@@ -50,7 +51,8 @@ def validate(path: Path | None, templates: Path | None) -> None:
     """检查日程配置（YAML）：列出全部错误；无误时退出码为 0。"""
     s = settings()
     path = path or s.schedules_dir
-    schedules, issues = check_schedules(path, templates_dir=templates or s.templates_dir)
+    schedules, issues = check_schedules(path, templates_dir=templates or s.templates_dir,
+                                        limits=Limits.from_settings(s))
     for issue in issues:
         click.echo(str(issue), err=issue.warning is False)
     if schedules is None:

@@ -11,6 +11,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit
 from bot.config.yamlsource import (
     ConfigError,
@@ -41,25 +42,26 @@ def schedule_files(path: Path) -> list[Path]:
 
 
 def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,
-                   templates_dir: Path | None = None) -> Schedules:
+                   templates_dir: Path | None = None, limits: Limits | None = None) -> Schedules:
     """Load and validate a folder (or one file). Raises ConfigError listing every problem."""
-    schedules, issues = check_schedules(path, env=env, templates_dir=templates_dir)
+    schedules, issues = check_schedules(path, env=env, templates_dir=templates_dir, limits=limits)
     errors = [i for i in issues if not i.warning]
     if errors or schedules is None:
         raise ConfigError(errors or issues)
     return schedules
 
 
-def check_schedules(path: Path, *, env: Mapping[str, str] | None = None,
-                    templates_dir: Path | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
-    """Validate; return the schedules (None when invalid) and every issue, warnings included."""
+def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templates_dir: Path | None = None,
+                    limits: Limits | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
+    """Validate within ``limits`` (default: the documented defaults); return the schedules (None when
+    invalid) and every issue, warnings included."""
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
     files = schedule_files(path)
     if not files:
         return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml 文件")]
-    docs = load_docs(files, path, env, issues)
+    docs = load_docs(files, path, env, issues, limits)
     parsed = [_validate_doc(doc, issues) for doc in docs]
     merged = _merge(parsed, issues)
     _check_references(merged, parsed, issues)

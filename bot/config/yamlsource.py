@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from bot.config.limits import Limits, entries_message, scan, size_message
+
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -61,11 +63,16 @@ class _Conv:
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[ConfigIssue]) -> YamlDoc | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        issues.append(ConfigIssue(label, 1, 1, "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
+def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[ConfigIssue],
+              limits: Limits | None = None) -> YamlDoc | None:
+    """Parse one file within ``limits``; None (with issues) when it cannot be used."""
+    limits = limits or Limits()
+    text = _read_text(path, label, limits, issues)
+    if text is None:
+        return None
+    refusal = scan(text, limits)
+    if refusal is not None:
+        issues.append(ConfigIssue(label, refusal.line, refusal.column, "", refusal.message))
         return None
     loader = _LOADER(text)
     try:
@@ -92,9 +99,27 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
     if not isinstance(tree, yaml.MappingNode) or not isinstance(data, dict):
         issues.append(ConfigIssue(label, 1, 1, "", "文件顶层应为映射（例如 reminders: …），而不是列表或文本"))
         return None
-    _duplicate_keys(tree, (), label, issues)
+    _duplicate_keys(tree, (), label, issues, set())
     data = _plain(data, (), _Conv(label, env, issues, tree))
     return YamlDoc(path, label, tree, data)
+
+
+def _read_text(path: Path, label: str, limits: Limits, issues: list[ConfigIssue]) -> str | None:
+    """The file's text, reading no more than the size limit allows (the file may grow meanwhile)."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limits.file_bytes + 1)
+    except OSError as exc:  # removed or unreadable between listing and reading
+        issues.append(ConfigIssue(label, 1, 1, "", f"无法读取文件（{exc.strerror or type(exc).__name__}）"))
+        return None
+    if len(raw) > limits.file_bytes:
+        issues.append(ConfigIssue(label, 1, 1, "", size_message(max(len(raw), path.stat().st_size), limits)))
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        issues.append(ConfigIssue(label, 1, 1, "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
+        return None
 
 
 _PROBLEMS = (
@@ -122,8 +147,12 @@ def _in_words(problem: str) -> str:
 def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
     constructor = yaml.constructor.SafeConstructor()
     stack = [tree]
+    seen: set[int] = set()
     while stack:
         node = stack.pop()
+        if id(node) in seen:  # an alias: its anchor's node is checked once
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             stack.extend(part for pair in node.value for part in pair)
         elif isinstance(node, yaml.SequenceNode):
@@ -139,8 +168,16 @@ def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
     return ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")
 
 
-def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: list[ConfigIssue]) -> None:
-    """PyYAML keeps the last of two equal keys silently; an admin must hear about it."""
+def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: list[ConfigIssue],
+                    seen_nodes: set[int]) -> None:
+    """PyYAML keeps the last of two equal keys silently; an admin must hear about it.
+
+    An alias is the very node of its anchor: each node is walked once (``seen_nodes`` holds ids),
+    so aliases never multiply the walk, and its duplicates are reported once, where they are written.
+    """
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
@@ -149,10 +186,10 @@ def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: 
                 issues.append(ConfigIssue(label, key.start_mark.line + 1, key.start_mark.column + 1,
                                           dotted((*path, name)), f"键 “{name}” 重复出现，只能写一次"))
             seen.add(name)
-            _duplicate_keys(value, (*path, name), label, issues)
+            _duplicate_keys(value, (*path, name), label, issues, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _duplicate_keys(item, (*path, i), label, issues)
+            _duplicate_keys(item, (*path, i), label, issues, seen_nodes)
 
 
 def _plain(node: Any, path: tuple[Any, ...], conv: _Conv) -> Any:
@@ -184,10 +221,32 @@ def _substitute(text: str, path: tuple[Any, ...], conv: _Conv) -> str:
 
 
 def load_docs(files: list[Path], base: Path, env: Mapping[str, str] | None,
-              issues: list[ConfigIssue]) -> list[YamlDoc]:
+              issues: list[ConfigIssue], limits: Limits | None = None) -> list[YamlDoc]:
+    """Every file that parses within ``limits``, and past those, no more entries than the limit."""
     env = os.environ if env is None else env
-    docs = [read_yaml(path, _label(path, base), env, issues) for path in files]
-    return [d for d in docs if d is not None]
+    limits = limits or Limits()
+    docs = [read_yaml(path, _label(path, base), env, issues, limits) for path in files]
+    return _within_entries([d for d in docs if d is not None], limits, issues)
+
+
+ENTRY_SECTIONS = ("units", "people", "channels", "reminders")
+
+
+def _within_entries(docs: list[YamlDoc], limits: Limits, issues: list[ConfigIssue]) -> list[YamlDoc]:
+    """The docs, or none (with an issue at the first entry past the bound) when they hold too many."""
+    total = 0
+    for doc in docs:
+        for section in ENTRY_SECTIONS:
+            items = doc.data.get(section)
+            if not isinstance(items, list):
+                continue
+            if total + len(items) > limits.entries:
+                index = limits.entries - total
+                line, col = locate_path_in((section, index), doc.tree)
+                issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}]", entries_message(limits)))
+                return []
+            total += len(items)
+    return docs
 
 
 def _label(path: Path, base: Path) -> str:

@@ -40,7 +40,8 @@ from bot.reports import (
     totals,
     unit_figures,
 )
-from bot.web.app import Handler, render, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.app import Handler, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.app import render as render_page
 from storage.models import Occurrence, Outbox
 
 UPCOMING_DAYS = 60
@@ -64,6 +65,11 @@ def make_admin_app() -> web.Application:
     admin.router.add_get("/units.csv", units_csv)
     admin.router.add_get("/outbox", outbox_page)
     return admin
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    """An admin page, with the banner of a refused schedules reload when there is one."""
+    return render_page(request, template, status, schedules_state=runtime_of(request).reload, **context)
 
 
 # ---------------------------------------------------------------- access

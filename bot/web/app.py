@@ -148,7 +148,18 @@ async def healthz(request: web.Request) -> web.Response:
         "database": "ok",
         "reminders": len(runtime.schedules.reminders),
         "time": runtime.clock().astimezone(UTC).isoformat(timespec="seconds"),
+        **schedules_health(runtime),
     })
+
+
+def schedules_health(runtime: Runtime) -> dict[str, Any]:
+    """``schedules``: "ok" or "error since <UTC ISO>" (the last reload was refused; the last good
+    schedules still run, so the status stays 200) and ``schedule_errors``: how many errors."""
+    state = runtime.reload
+    if state.ok:
+        return {"schedules": "ok", "schedule_errors": 0}
+    since = state.since.astimezone(UTC).isoformat(timespec="seconds") if state.since else "?"
+    return {"schedules": f"error since {since}", "schedule_errors": len(state.errors)}
 
 
 def make_app(runtime: Runtime) -> web.Application:

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message
-from bot.platforms.describe import DINGTALK, DINGTALK_310000, read_coded_answer
+from bot.platforms.describe import DINGTALK, DINGTALK_310000, failure_description, read_coded_answer
 
 
 class DingTalkChannel(ChannelBase):
@@ -202,10 +202,11 @@ class DingTalk:
 
 
 def _explain(code: int, errmsg: str) -> str | None:
-    """Which of DingTalk's security checks failed, read from the 310000 message."""
+    """Which of DingTalk's security checks failed, read from the 310000 message's description."""
     if code != 310000:
         return None
+    description = failure_description(errmsg)
     for pattern, explanation in DINGTALK_310000:
-        if pattern.search(errmsg):
+        if pattern.search(description):
             return explanation
     return "机器人安全设置校验失败：请检查加签密钥、自定义关键词和 IP 白名单"

@@ -191,6 +191,10 @@ class DingTalk:
         content = markup.with_keyword(content, keyword)
         return {"msgtype": "text", "text": {"content": content}, "at": _at(people, mention_all)}
 
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        size = len(markup.json_bytes(body))
+        return f"请求体为 {size} 字节，超过钉钉上限 {MAX_BODY_BYTES} 字节" if size > MAX_BODY_BYTES else None
+
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest:
         url = markup.require_webhook(channel)
         if secret := channel.secret_value():

@@ -10,15 +10,33 @@ examples per platform and format, no deadline.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
+from bot.config.loader import load_schedules
+from bot.metrics import REGISTRY
+from bot.occurrences import fire
 from bot.platforms.base import ChannelBase, Mention, Message
 from bot.platforms.registry import PLATFORMS
 from bot.platforms.wecom import WeCom, WeComChannel
+from bot.render import Renderer
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.timing import Fire, due_times
+from bot.workdays import WorkCalendar
+from storage.db import Database
+from storage.models import Outbox
+
+ROOT = Path(__file__).resolve().parent.parent
+BJ = ZoneInfo("Asia/Shanghai")
 
 FORMATS = [
     ("wecom", "text"), ("wecom", "markdown"),
@@ -123,3 +141,47 @@ def test_fifty_people_without_ids_in_a_wecom_text_channel_fit_in_2048_bytes() ->
     assert max(sizes) <= 2048, sizes
     named = " ".join(body["text"]["content"] for body in bodies)
     assert all(f"@{p.name}" in named for p in people)  # everyone is still named
+
+
+# ---------------------------------------------------------------- a cut message is told
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", var_dir=tmp_path / "var",
+                        secret_key="k")
+    env = {"REMINDBOT_GW_WECOM_WEBHOOK": WEBHOOKS["wecom"] + "gw",
+           "REMINDBOT_LEADERS_WECOM_WEBHOOK": WEBHOOKS["wecom"] + "leaders"}
+    schedules = load_schedules(ROOT / "schedules", templates_dir=ROOT / "message_templates", env=env)
+    schedules.channels["gw_wecom"] = schedules.channels["gw_wecom"].model_copy(update={"format": "text"})
+    schedules.service = schedules.service.model_copy(update={"admin_channel": "leaders_wecom"})
+    reminder = schedules.reminders["study-day"]
+    long_note = "\n\n".join(f"第{n}项：" + "请各支部认真组织学习，做好记录。" * 20 for n in range(60))
+    schedules.reminders["study-day"] = reminder.model_copy(
+        update={"note": long_note, "recipients": reminder.recipients.model_copy(update={"channels": ["gw_wecom"]})})
+    db = Database(settings.database_url)
+    await db.start()
+    yield Runtime(settings=settings, db=db, schedules=schedules, calendar=WorkCalendar(schedules.calendar),
+                  renderer=Renderer(ROOT / "message_templates"), clock=lambda: datetime(2026, 12, 4, 9, tzinfo=BJ))
+    await db.stop()
+
+
+async def test_a_cut_message_is_told_to_the_admin_channel_once_with_the_reminders_name(runtime: Runtime) -> None:
+    reminder = runtime.schedules.reminders["study-day"]
+    start = datetime(2026, 12, 4, tzinfo=BJ)
+    due = due_times(reminder, runtime.calendar, start, start.replace(hour=23))[0]
+    before = REGISTRY.get_sample_value("remindbot_messages_truncated_total", {"platform": "wecom"}) or 0.0
+
+    await fire(runtime, Fire("study-day", "due", due.due_at, due, None))
+    await fire(runtime, Fire("study-day", "due", due.due_at, due, None))  # firing again adds nothing
+
+    async with runtime.db.session() as session:
+        rows = list((await session.exec(select(Outbox).order_by(Outbox.id))).all())
+    group = [r for r in rows if r.channel_id == "gw_wecom"]
+    notices = [r for r in rows if r.channel_id == "leaders_wecom"]
+    assert len(group) == 10 and "（已截断）" in group[-1].body["text"]["content"]
+    assert len(notices) == 1 and notices[0].stage == "admin"
+    notice = json.dumps(notices[0].body, ensure_ascii=False)
+    assert "截断" in notice and reminder.title in notice
+    after = REGISTRY.get_sample_value("remindbot_messages_truncated_total", {"platform": "wecom"})
+    assert after == before + 1

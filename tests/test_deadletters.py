@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,3 +113,23 @@ def test_the_headline_is_the_short_cause_of_a_reason() -> None:
     assert headline("已尝试 8 次仍未成功，最后一次：企业微信服务器暂时出错，稍后重试（企业微信返回 HTTP 503）") == (
         "企业微信服务器暂时出错")
     assert headline("") == "发送失败"
+
+
+async def test_the_running_service_sends_the_digest_when_the_window_ends(
+    db: Database, fakes: FakePlatforms, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    settings.dead_digest_seconds = 2.0
+    robot, admin_robot = fakes.wecom(), fakes.wecom()
+    broken, admin = robot.channel("one", name="一支部群"), admin_robot.channel("admin")
+    robot.revoke()
+    await enqueue(db, broken, 3)
+    worker = dispatcher(db, settings, http, "admin", broken, admin)
+    await worker.start()
+    try:
+        async with asyncio.timeout(15):
+            while not admin_robot.texts():  # noqa: ASYNC110 (the fake has no event to wait on)
+                await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    (notice,) = admin_robot.texts()
+    assert "3 条消息未送达" in notice and worker.stats.dead == 3

@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import WEEKDAY_ZH, Person, Reminder, Schedules, Weekday
+from bot.metrics import MESSAGES_CUT
 from bot.outbox import enqueue
 from bot.platforms.base import ChannelBase, Mention, Message
-from bot.platforms.markup import mask_links
+from bot.platforms.markup import TRUNCATED, mask_links
 from bot.platforms.registry import platform_for
 from bot.render import Renderer
 
@@ -93,10 +94,16 @@ class Planned:
     link: str | None = None
     now: datetime | None = None  # when the rows become due (the runtime's clock); None: now
     dry_run: bool = False  # record and log what would be sent; never sent, never blocks a real send
+    admin: ChannelBase | None = None  # told (once per occurrence) when this message had to be cut
 
 
 def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
     """Render the template and turn it into the platform's request bodies."""
+    return _build(renderer, plan)[:2]
+
+
+def _build(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]], bool]:
+    """Platform name, bodies, and whether the adapter cut the message to fit the platform."""
     rendered = renderer.render(plan.template, plan.context, plan.title)
     message = Message(
         title=plan.title,
@@ -107,18 +114,24 @@ def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str,
         button_url=plan.link,
     )
     platform = platform_for(plan.channel)
-    return platform.name, platform.build(plan.channel, message)
+    bodies = platform.build(plan.channel, message)
+    marks = sum(json.dumps(body, ensure_ascii=False).count(TRUNCATED) for body in bodies)
+    return platform.name, bodies, marks > rendered.markdown.count(TRUNCATED)
 
 
 async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:
-    """Write the plan's outbox row(s); rows already queued are skipped. Returns rows created."""
-    platform, bodies = build_bodies(renderer, plan)
+    """Write the plan's outbox row(s); rows already queued are skipped. Returns rows created.
+
+    A message the adapter had to cut (over the platform's size even in ten parts) is counted in
+    ``MESSAGES_CUT`` and the admin channel is told once per occurrence, with the reminder's name.
+    """
+    platform, bodies, cut = _build(renderer, plan)
     dry = plan.dry_run or plan.channel.dry_run
     if dry:
         for body in bodies:
             log.info("演练模式，未发送：频道“%s”%s：%s", plan.channel.name, plan.summary,
                      mask_links(json.dumps(body, ensure_ascii=False)))
-    return await enqueue(
+    created = await enqueue(
         session,
         dedupe_key=plan.dedupe_key,
         channel=plan.channel,
@@ -130,6 +143,29 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
         now=plan.now,
         dry_run=dry,
     )
+    if cut and created and not dry:
+        MESSAGES_CUT.labels(platform=platform).inc()
+        log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
+        await _tell_admin_cut(session, plan)
+    return created
+
+
+async def _tell_admin_cut(session: AsyncSession, plan: Planned) -> None:
+    """Queue one notice per occurrence (or message) to the admin channel about a cut message."""
+    admin = plan.admin
+    if admin is None or admin.id == plan.channel.id:
+        return
+    text = (
+        f"**消息过长被截断**\n\n> 提醒：{plan.title}\n> 频道：{plan.channel.name}\n"
+        f"> 内容：{plan.summary}\n\n该提醒超出平台的长度上限，分段后仍未发完，末尾已截断。"
+        "请精简备注或清单，或把详细内容放在链接中。"
+    )
+    adapter = platform_for(admin)
+    bodies = adapter.build(admin, Message(title="消息过长被截断", markdown=text))
+    key = f"occ{plan.occurrence_id}" if plan.occurrence_id is not None else plan.dedupe_key
+    name = getattr(admin, "platform", adapter.name)
+    await enqueue(session, dedupe_key=f"admin:cut:{key}", channel=admin, platform=name, bodies=bodies,
+                  stage="admin", summary=f"截断通知：{plan.title}", now=plan.now, dry_run=plan.dry_run or admin.dry_run)
 
 
 async def queue_message(session: AsyncSession, renderer: Renderer, *, channel: ChannelBase, template: str,

@@ -32,8 +32,9 @@ from typing import Any
 import aiohttp
 
 from bot import outbox
+from bot.deadletters import DeadDigest
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
-from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
+from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
 from bot.platforms.registry import platform_for as registry_platform_for
 from bot.ratelimit import RobotLimiter, rules_for
@@ -125,6 +126,8 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
+        self._dead = DeadDigest(db, channel_for=channel_for, platform_for=platform_for, admin_channel=admin_channel,
+                                clock=clock, wake=self.wake, window_seconds=settings.dead_digest_seconds)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class Dispatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         late = await self._stop_workers(timeout)
         await asyncio.gather(*self._side, return_exceptions=True)
+        await self._dead.flush()
         if self._writer.task:
             with suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._writer.task, timeout=max(timeout, 1.0))
@@ -173,7 +177,7 @@ class Dispatcher:
                 low = len(self._held) <= self.max_held // 2
                 exhausted = await self._fill() if low else False
                 if self._busy == 0 and not self._side:
-                    if exhausted:
+                    if exhausted and not await self._dead.flush():  # idle: tell the admin now
                         break
                     continue
                 self._wake.clear()
@@ -423,9 +427,7 @@ class Dispatcher:
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
             log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason)
-            task = asyncio.create_task(self._tell_admin(row, name, reason))
-            self._side.add(task)
-            task.add_done_callback(self._side.discard)
+            self._dead.add(row, channel, reason)  # one digest per robot per window to the admin channel
             return
         delay = self._backoff(attempt, err.retry_after)
         retry_at = now + timedelta(seconds=delay)
@@ -440,35 +442,6 @@ class Dispatcher:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         delay *= 0.5 + self._rng() / 2
         return max(delay, retry_after or 0.0)
-
-    async def _tell_admin(self, row: Claimed, channel_name: str, reason: str) -> None:
-        """Queue a notice to the admin channel (never about the admin channel's own failures)."""
-        admin_id = self._admin_channel()
-        if not admin_id or admin_id == row.channel_id or row.stage == "admin":
-            return
-        admin = self._channel_for(admin_id)
-        if admin is None:
-            return
-        try:
-            adapter = self._platform_for(admin)
-            text = (
-                f"**消息投递失败**\n\n> 频道：{channel_name}\n> 内容：{row.summary}\n"
-                f"> 原因：{reason}\n\n请检查该群机器人的设置"
-                "（Webhook、加签密钥、关键词、IP 白名单）。"
-            )
-            bodies = adapter.build(admin, Message(title="消息投递失败", markdown=text))
-            async with self.db.session() as session:
-                await outbox.enqueue(
-                    session, dedupe_key=f"admin:dead:{row.id}", channel=admin,
-                    platform=getattr(admin, "platform", adapter.name), bodies=bodies,
-                    stage="admin", summary=f"投递失败通知：{channel_name}",
-                    now=self._clock(),
-                )
-                await session.commit()
-        except Exception as exc:
-            log.warning("无法通知管理员频道：%s", type(exc).__name__)
-            return
-        self.wake()
 
 
 def _short_json(body: Any, limit: int = 2000) -> str:

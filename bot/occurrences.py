@@ -173,8 +173,10 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late)
         queued = 0
         now = runtime.clock()
+        admin_id = runtime.schedules.service.admin_channel
         for plan in plans:
             plan.now, plan.dry_run = now, dry_run
+            plan.admin = runtime.schedules.channels.get(admin_id) if admin_id else None
             queued += await queue(session, runtime.renderer, plan)
         if fire.stage == "due" and occ.fired_at is None:
             occ.fired_at = to_db(runtime.clock())

@@ -30,6 +30,7 @@ always present; absent values are ``none``):
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.config.yamlsource import ConfigIssue, locate_path_in
@@ -66,6 +68,27 @@ class Rendered:
     markdown: str
 
 
+_BLOCK = re.compile(r"\{%[-+]?.*?[-+]?%\}")
+_ENDS_IN_BLOCK = re.compile(r"(?<![-+])%\}$")
+
+
+class InlineBlocksKeepLines(Extension):
+    """``trim_blocks`` for lines that hold only block tags; plain Jinja2 for lines with text.
+
+    ``trim_blocks`` drops the newline after every block tag, which suits a line holding only
+    ``{% if %}``, but glues two lines when a line of text ends in an inline tag
+    (``**对象：**{% if person %}…{% else %}各支部书记{% endif %}`` then a new line). Such a
+    tag gets Jinja2's own ``+%}`` opt-out, so the line ends where the template says it does.
+    """
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        lines = source.split("\n")
+        for index, line in enumerate(lines):
+            if _ENDS_IN_BLOCK.search(line) and _BLOCK.sub("", line).strip():
+                lines[index] = line[:-2] + "+%}"
+        return "\n".join(lines)
+
+
 class Renderer:
     """Compiles templates once (per reload) and renders them with a complete context."""
 
@@ -78,6 +101,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            extensions=[InlineBlocksKeepLines],
         )
 
     def exists(self, name: str) -> bool:

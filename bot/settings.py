@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         default=15.0, description="First retry delay; doubles each attempt (with jitter)."
     )
     retry_max_seconds: float = Field(default=1800.0, description="Longest delay between retries.")
+    dead_digest_seconds: float = Field(
+        default=300.0, description="Dead messages of one robot within this window make one admin notice."
+    )
     send_concurrency: int = Field(default=64, description="Messages in flight at once.")
     send_timeout_seconds: float = Field(default=10.0)
     var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")

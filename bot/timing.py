@@ -3,9 +3,13 @@
 Semantics (the README copies this list):
 
 * Times are computed in the reminder's ``timezone`` (default Asia/Shanghai); ``at`` defaults to
-  09:00. ``cron`` takes its candidates from APScheduler's ``CronTrigger.from_crontab``, with
-  weekday numbers read as in standard crontab (0 or 7 = Sunday, 1-5 = Monday to Friday);
-  names (``mon-fri``) are clearer and mean the same.
+  09:00. ``cron`` takes its candidates from cronsim (see :mod:`bot.config.cron`): standard
+  crontab (0 or 7 = Sunday, 1-5 = Monday to Friday; names such as ``mon-fri`` mean the same),
+  ``MON#1`` = the first Monday, ``5L`` = the last Friday, ``L`` = the last day of the month.
+  Across a DST change a fixed-time cron job runs once: a repeated time at its first occurrence,
+  a skipped time at the first minute that exists (a midnight job where clocks jump at midnight
+  runs at 01:00 that day). A readable form's time skipped by a DST change moves on by the
+  length of the gap (02:30 becomes 03:30). Either way ``due_at`` is the instant really sent.
 * ``monthly`` picks one day per month: ``day: N`` (-1 = the last day; a day beyond the month's
   length = the last day), ``weekday`` + ``nth`` (nth defaults to 1, -1 = the last; a month
   without, say, a 5th Friday has no occurrence), or ``workday: N`` (the Nth working day by the
@@ -33,7 +37,6 @@ are widened only by the runs of days off that a move could cross.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,8 +45,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 
+from bot.config import cron
 from bot.config.models import DayRule, HolidayPolicy, Reminder, When
 from bot.config.spans import Span
 from bot.workdays import WorkCalendar
@@ -155,33 +158,44 @@ def _cron_day_token(token: str) -> str:
 
 
 def standard_weekdays(field: str) -> str:
-    """Translate a crontab weekday field from standard numbering (0 or 7 = Sunday) to names.
+    """A crontab weekday field in standard numbering (0 or 7 = Sunday) spelled with names.
 
-    APScheduler 3 reads weekday numbers with 0 = Monday (its issue #286), so an admin's
-    ``1-5`` (Monday to Friday everywhere else) would fire Tuesday to Saturday.
+    Names cannot be misread: APScheduler 3, for one, reads weekday numbers with 0 = Monday
+    (its issue #286), so ``1-5`` would fire Tuesday to Saturday there.
     """
     return ",".join(_cron_day_token(part) for part in field.split(","))
 
 
+class CronTrigger(BaseTrigger):
+    """An APScheduler 3 trigger for a standard 5-field crontab expression, computed by cronsim."""
+
+    def __init__(self, expr: str, zone: ZoneInfo) -> None:
+        cron.check(expr)
+        self.expr, self.zone = cron.normalized(expr), zone
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        after = previous_fire_time if previous_fire_time is not None else now - timedelta(seconds=1)
+        return next(cron.iterate(self.expr, after.astimezone(self.zone)), None)
+
+    def __str__(self) -> str:
+        return f"cron[{self.expr}]"
+
+
 @lru_cache(maxsize=4096)
 def cron_trigger(expr: str, zone: ZoneInfo) -> CronTrigger:
-    """APScheduler's trigger for a standard 5-field crontab expression in ``zone``."""
-    fields = expr.split()
-    if len(fields) == 5:
-        fields[4] = standard_weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+    """An APScheduler trigger for a standard 5-field crontab expression in ``zone``."""
+    return CronTrigger(expr, zone)
 
 
 def _cron_times(expr: str, zone: ZoneInfo, first: date, last: date) -> Iterator[datetime]:
-    stop = _local(last + DAY, time(0), zone)
-    # A bounded copy: APScheduler otherwise searches up to year 9999 for an expression that
-    # never matches (e.g. February 30th).
-    trigger = copy.copy(cron_trigger(expr, zone))
-    trigger.end_date = stop
-    fire = trigger.get_next_fire_time(None, _local(first, time(0), zone))
-    while fire is not None and fire < stop:
-        yield fire
-        fire = trigger.get_next_fire_time(fire, fire)
+    """Cron times with a local date in [first, last]; cronsim stops after 50 years unmatched."""
+    start = datetime.combine(first - DAY, time(23, 59, 59), tzinfo=zone)
+    for fire in cron.iterate(expr, start):
+        local = fire.astimezone(zone)
+        if local.date() > last:
+            return
+        if local.date() >= first:
+            yield local
 
 
 def _candidates(reminder: Reminder, cal: WorkCalendar, first: date, last: date

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.platforms.base import FailureKind, Mention, Message
+from bot.platforms.base import DeliveryError, FailureKind, Mention, Message
 from bot.platforms.dingtalk import DingTalk, DingTalkChannel, sign, signed_url
 from bot.platforms.markup import json_bytes
 from tests.fakes import PlatformEnv, platform_env
+from tests.fakes.emulators import DINGTALK_KEYWORD_MISSING, DINGTALK_SIGN_EXPIRED, DINGTALK_SIGN_MISMATCH
 
 BY_MOBILE = Mention("zhang", "张三", "13800001111", {"dingtalk": "zs01"})
 BY_USERID = Mention("li", "李四", None, {"dingtalk": "ls02"})
@@ -105,8 +107,35 @@ async def test_a_wrong_secret_reads_as_plain_chinese_with_dingtalks_words(env: P
 
     (error,) = await env.deliver(robot.channel(secret="SEC-wrong"), message())
 
-    assert error is not None
-    assert error.message == ("加签密钥不匹配，或服务器时钟与钉钉相差超过1小时（钉钉返回 310000：sign not match）")
+    assert error is not None and error.kind is FailureKind.CONFIG
+    assert error.message.startswith("签名错误：加签密钥不匹配")
+    assert "机器人发送签名不匹配" in error.message  # DingTalk's own words follow in brackets
+    assert "时钟" not in error.message  # its solution text mentions 时间戳: not a clock problem
+
+
+DINGTALK_310000_WORDINGS = [
+    # (errmsg as DingTalk words it, what the admin must fix)
+    ("sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]", "签名错误"),
+    (DINGTALK_SIGN_MISMATCH, "签名错误"),
+    ("invalid timestamp, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]", "校准服务器时间"),
+    ("invalid timestamp", "校准服务器时间"),
+    (DINGTALK_SIGN_EXPIRED, "校准服务器时间"),
+    ("keywords not in content, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]", "自定义关键词"),
+    (DINGTALK_KEYWORD_MISSING, "自定义关键词"),
+    ("错误描述:关键词不匹配;解决方案:请联系群管理员查看此机器人的关键词，并在发送的信息中包含此关键词;",
+     "自定义关键词"),
+    ("ip xx.xx.xx.xx not in whitelist", "IP 白名单"),
+]
+
+
+@pytest.mark.parametrize(("errmsg", "fix"), DINGTALK_310000_WORDINGS)
+def test_each_310000_wording_names_the_setting_to_fix(errmsg: str, fix: str) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        DingTalk().read_answer(200, {}, json.dumps({"errcode": 310000, "errmsg": errmsg}).encode())
+    assert caught.value.kind is FailureKind.CONFIG
+    assert fix in caught.value.message.split("（")[0]
+    others = {"签名错误", "校准服务器时间", "自定义关键词", "IP 白名单"} - {fix}
+    assert not any(other in caught.value.message.split("（")[0] for other in others)
 
 
 async def test_a_clock_off_by_two_hours_is_named_as_the_cause(env: PlatformEnv) -> None:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from bot.config import cron
 from bot.config.spans import Span, SpanField, TimeOfDay
 from bot.platforms.registry import ChannelConfig
 
@@ -179,7 +180,7 @@ class When(Strict):
         if self.cron is not None and self.at is not None:
             raise ValueError("cron 表达式已含时刻，不要再写 at")
         if self.cron is not None:
-            _check_cron(self.cron)
+            cron.check(self.cron)
         limits = {"monthly": None, "quarterly": 3, "half_yearly": 6, "yearly": 12}
         for key, top in limits.items():
             rule: DayRule | None = getattr(self, key)
@@ -199,23 +200,6 @@ class When(Strict):
 
 
 PERIOD_KEYS = ("cron", "weekly", "monthly", "quarterly", "half_yearly", "yearly", "once")
-
-
-def _check_cron(expr: str) -> None:
-    from bot.timing import cron_trigger
-
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"cron 表达式应有 5 段（分 时 日 月 周），现在有 {len(fields)} 段")
-    if fields[2] not in ("*", "?") and fields[4] not in ("*", "?"):
-        # Standard cron fires when either matches; APScheduler only when both do. Refuse the
-        # ambiguity rather than fire on days the admin did not mean.
-        raise ValueError("cron 表达式不要同时限定“日”和“周”（标准 cron 为“或”，本系统会按“且”处理）；"
-                         "请拆成两个提醒，或改用 monthly / weekly 写法")
-    try:
-        cron_trigger(expr, ZoneInfo(DEFAULT_TZ))
-    except ValueError as exc:
-        raise ValueError(f"cron 表达式无效：{exc}") from None
 
 
 # ---------------------------------------------------------------- recipients & confirmation

@@ -9,6 +9,9 @@ platform's options, unknown keys rejected), its limits, and an adapter with thre
 * ``prepare(channel, body, now)`` turns one stored body into an HTTP request (URL, headers,
   bytes), signing it where the platform wants a signature (signatures carry a timestamp, so
   this runs at send time, not when the body is stored);
+* ``oversize(body)`` says which of the platform's documented limits a body breaks, if any: the
+  limits are stated once, in the platform module, and ``build`` keeps every body within them
+  (mentions, names, keyword, markers, links and buttons included);
 * ``read_answer(status, headers, body)`` reads the platform's answer and raises
   :class:`DeliveryError` (with its :class:`FailureKind`) when it is not a success.
 
@@ -139,6 +142,10 @@ class Platform(Protocol):
     limits: ClassVar[Limits]
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]: ...
+
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        """Which documented limit ``body`` breaks (Chinese, for admins), or None when it fits."""
+        ...
 
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest: ...
 

@@ -51,13 +51,27 @@ DINGTALK: CodeTable = {
     40035: (REJECTED, "钉钉认为消息缺少必填参数", None),
 }
 
-# DingTalk puts four different security failures under 310000; the errmsg tells them apart.
+# DingTalk puts four different security failures under 310000. Older servers answer in English
+# ("sign not match", "invalid timestamp", "keywords not in content"); newer ones in Chinese as
+# "description:机器人发送签名不匹配;solution:请确认签名和生成签名的时间戳…;link:…". Only the
+# description names the failure (the solution text of a wrong secret mentions the timestamp),
+# so it alone is read, most specific phrase first: a mismatched signature is a wrong secret, an
+# expired one (签名过期, invalid timestamp) a clock off by more than an hour.
 DINGTALK_310000 = [
     (re.compile(r"(?i)keyword|关键词"), "消息中没有机器人安全设置里的自定义关键词，请在频道配置中填写 keyword"),
-    (re.compile(r"(?i)timestamp|时间戳"), "服务器时钟与钉钉相差超过1小时，请校准服务器时间"),
-    (re.compile(r"(?i)sign|签名"), "加签密钥不匹配，或服务器时钟与钉钉相差超过1小时"),
     (re.compile(r"(?i)\bip\b|白名单"), "本服务器的出口 IP 不在机器人安全设置的 IP 白名单中"),
+    (re.compile(r"(?i)timestamp|时间戳|过期|expired"), "签名已过期：服务器时钟与钉钉相差超过1小时，请校准服务器时间"),
+    (re.compile(r"(?i)sign|签名"),
+     "签名错误：加签密钥不匹配，请从机器人安全设置重新复制以 SEC 开头的密钥，填入频道的 secret"),
 ]
+_DESCRIPTION = re.compile(r"(?i)(?:description|错误描述)\s*[:：]\s*([^;；]*)")
+
+
+def failure_description(errmsg: str) -> str:
+    """The part of a platform's message that names the failure (its "description:"), else all of it."""
+    found = _DESCRIPTION.search(errmsg)
+    return found[1] if found else errmsg
+
 
 FEISHU: CodeTable = {
     11232: (RETRY, "发送太频繁（每分钟100条、每秒5条），被飞书限流" + SAME_MINUTE_HINT, 10.0),

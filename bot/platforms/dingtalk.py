@@ -28,7 +28,7 @@ from pydantic import Field
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message
-from bot.platforms.describe import DINGTALK, DINGTALK_310000, read_coded_answer
+from bot.platforms.describe import DINGTALK, DINGTALK_310000, failure_description, read_coded_answer
 
 
 class DingTalkChannel(ChannelBase):
@@ -191,6 +191,10 @@ class DingTalk:
         content = markup.with_keyword(content, keyword)
         return {"msgtype": "text", "text": {"content": content}, "at": _at(people, mention_all)}
 
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        size = len(markup.json_bytes(body))
+        return f"请求体为 {size} 字节，超过钉钉上限 {MAX_BODY_BYTES} 字节" if size > MAX_BODY_BYTES else None
+
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest:
         url = markup.require_webhook(channel)
         if secret := channel.secret_value():
@@ -202,10 +206,11 @@ class DingTalk:
 
 
 def _explain(code: int, errmsg: str) -> str | None:
-    """Which of DingTalk's security checks failed, read from the 310000 message."""
+    """Which of DingTalk's security checks failed, read from the 310000 message's description."""
     if code != 310000:
         return None
+    description = failure_description(errmsg)
     for pattern, explanation in DINGTALK_310000:
-        if pattern.search(errmsg):
+        if pattern.search(description):
             return explanation
     return "机器人安全设置校验失败：请检查加签密钥、自定义关键词和 IP 白名单"

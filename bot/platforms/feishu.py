@@ -212,6 +212,10 @@ class Feishu:
             bodies.append({"msg_type": "interactive", "card": card})
         return bodies
 
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        size = len(markup.json_bytes(body)) + SIGN_RESERVE  # the signature fields join it at send time
+        return f"请求体（含签名）为 {size} 字节，超过飞书上限 {MAX_BODY_BYTES} 字节" if size > MAX_BODY_BYTES else None
+
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest:
         url = markup.require_webhook(channel)
         if secret := channel.secret_value():

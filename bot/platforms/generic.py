@@ -76,6 +76,10 @@ class Generic:
             "button": button,
         }
 
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        size = markup.utf8_len(body["markdown"])
+        return f"markdown 为 {size} 字节，超过上限 {MAX_BYTES} 字节" if size > MAX_BYTES else None
+
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest:
         raw = markup.json_bytes(body)
         headers = {"Content-Type": "application/json; charset=utf-8"}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -363,6 +363,31 @@ def mention_batches(message: Message, cap: int | None) -> list[tuple[Mention, ..
     if cap is None or len(people) <= cap:
         return [people]
     return [people[start : start + cap] for start in range(0, len(people), cap)]
+
+
+def fit_tokens(tokens: Sequence[str], budget: int, measure: Measure = utf8_len, sep: str = " ") -> int:
+    """How many leading ``tokens``, joined by ``sep``, fit within ``budget``."""
+    used = 0
+    for index, token in enumerate(tokens):
+        used += measure(token) + (measure(sep) if index else 0)
+        if used > budget:
+            return index
+    return len(tokens)
+
+
+def pack_tokens(tokens: Sequence[str], budget: int, measure: Measure = utf8_len, sep: str = " ") -> list[str]:
+    """``tokens`` joined by ``sep`` into lines each within ``budget``; a token too long alone is shortened."""
+    lines: list[str] = []
+    rest = list(tokens)
+    while rest:
+        count = fit_tokens(rest, budget, measure, sep)
+        if count == 0:
+            lines.append(shorten(rest[0], budget, measure))
+            count = 1
+        else:
+            lines.append(sep.join(rest[:count]))
+        rest = rest[count:]
+    return lines
 
 
 def button_text(message: Message) -> str:

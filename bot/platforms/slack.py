@@ -62,11 +62,11 @@ class Mrkdwn(markup.Dialect):
         return f"{indent}{'•' if marker in '-*+' else marker} {inline}"
 
 
-def _mentions(people: Sequence[Mention], mention_all: bool) -> str:
+def _mention_tokens(people: Sequence[Mention], mention_all: bool) -> list[str]:
     tags = [f"<@{uid}>" if (uid := p.ids.get("slack")) else f"@{escape(p.name)}" for p in people]
     if mention_all:
         tags.append("<!channel>")
-    return " ".join(tags)
+    return tags
 
 
 class Slack:
@@ -83,12 +83,21 @@ class Slack:
             lines = [Mrkdwn().convert(markup.with_title(message))]
         if message.button_url:
             lines.append(Mrkdwn().link(markup.button_text(message), message.button_url))
-        at_line = _mentions(message.mentions, message.mention_all)
+        # Mentions are counted before the split: at most half of the first message, the rest follow.
+        tokens = _mention_tokens(message.mentions, message.mention_all)
+        inline = markup.fit_tokens(tokens, MAX_CHARS // 2, markup.char_len)
+        at_line = " ".join(tokens[:inline])
         first = MAX_CHARS - (len(at_line) + 2 if at_line else 0)
         parts = markup.split_text("\n\n".join(lines), MAX_CHARS, markup.char_len, first_budget=first)
         if at_line:
             parts[0] = f"{parts[0]}\n\n{at_line}"
-        return [{"text": part} for part in parts]
+        head = "请查收以上提醒："
+        rest = markup.pack_tokens(tokens[inline:], MAX_CHARS - len(head) - 1, markup.char_len)
+        return [{"text": part} for part in parts] + [{"text": f"{head}\n{line}"} for line in rest]
+
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        size = len(body["text"])
+        return f"text 为 {size} 个字符，超过 Slack 上限 {MAX_CHARS} 个字符" if size > MAX_CHARS else None
 
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest:
         return HttpRequest(url=markup.require_webhook(channel), body=markup.json_bytes(body))

@@ -7,7 +7,9 @@ Mentions. ``text`` carries ``mentioned_list`` (userids), ``mentioned_mobile_list
 "@all". ``markdown`` can only @ by ``<@userid>`` in the content, so people known only by mobile
 and "@all" are @-mentioned in a short text message sent right after the markdown one ("请查收上一
 条提醒：…"): the markdown keeps its formatting and everyone is still notified. People with neither
-a userid nor a mobile are named as plain "@姓名".
+a userid nor a mobile are named as plain "@姓名". Those names and tags are content and are
+counted before the split: they take at most half of the first message, and whoever does not fit
+is @-mentioned in short follow-up texts, each within the limit too.
 
 Limits: text 2048 bytes, markdown 4096 bytes (UTF-8), 20 messages a minute per robot. The mention
 cap per message is not documented; we assume 50 and send further people in extra messages.
@@ -35,6 +37,7 @@ class WeComChannel(ChannelBase):
 TEXT_MAX_BYTES = 2048
 MARKDOWN_MAX_BYTES = 4096
 TITLE_MAX_BYTES = 300
+AT_SHARE = 2  # names and <@userid> tags take at most 1/AT_SHARE of the first message; the rest follow
 
 
 def _userid(person: Mention) -> str | None:
@@ -73,46 +76,62 @@ class WeCom:
         as_text = channel.format == "text"
         bodies = (self._text if as_text else self._markdown)(message, batches[0])
         for batch in batches[1:]:
-            bodies.append(self._follow_up(message, batch, mention_all=False))
+            bodies += self._follow_up(message, batch, mention_all=False)
         return bodies
 
     def _text(self, message: Message, people: Sequence[Mention]) -> list[dict[str, Any]]:
         lines = [markup.plain(markup.with_title(message))]
         if message.button_url:
             lines.append(f"{markup.button_text(message)}：{message.button_url}")
-        at_line = _at_names(_unreachable(people))
+        # People with ids ride in mentioned_list; names of the others are content and count.
+        unreachable = _unreachable(people)
+        inline = markup.fit_tokens([f"@{p.name}" for p in unreachable], TEXT_MAX_BYTES // AT_SHARE)
+        at_line = _at_names(unreachable[:inline])
         first_budget = TEXT_MAX_BYTES - (markup.utf8_len(at_line) + 2 if at_line else 0)
         parts = markup.split_text("\n\n".join(lines), TEXT_MAX_BYTES, markup.utf8_len, first_budget=first_budget)
         if at_line:
             parts[0] = f"{parts[0]}\n\n{at_line}"
-        return [
+        bodies = [
             _text_body(part, people if i == 0 else (), message.mention_all and i == 0) for i, part in enumerate(parts)
         ]
+        if unreachable[inline:]:
+            bodies += self._follow_up(message, unreachable[inline:], mention_all=False)
+        return bodies
 
     def _markdown(self, message: Message, people: Sequence[Mention]) -> list[dict[str, Any]]:
         lines = [markup.Dialect().convert(markup.with_title(message))]
         if message.button_url:
             lines.append(f"[{markup.button_text(message)}]({message.button_url})")
-        tags = [f"<@{uid}>" for p in people if (uid := _userid(p))]
-        at_line = " ".join([*tags, _at_names(_unreachable(people))]).strip()
+        in_content = [p for p in people if _userid(p) or not p.mobile]  # <@userid> tags and @names
+        tokens = [f"<@{uid}>" if (uid := _userid(p)) else f"@{p.name}" for p in in_content]
+        inline = markup.fit_tokens(tokens, MARKDOWN_MAX_BYTES // AT_SHARE)
+        at_line = " ".join(tokens[:inline])
         first_budget = MARKDOWN_MAX_BYTES - (markup.utf8_len(at_line) + 2 if at_line else 0)
         parts = markup.split_text("\n\n".join(lines), MARKDOWN_MAX_BYTES, markup.utf8_len, first_budget=first_budget)
         if at_line:
             parts[0] = f"{parts[0]}\n\n{at_line}"
         bodies: list[dict[str, Any]] = [{"msgtype": "markdown", "markdown": {"content": part}} for part in parts]
-        by_mobile = [p for p in people if not _userid(p) and p.mobile]
-        if by_mobile or message.mention_all:
-            bodies.append(self._follow_up(message, by_mobile, message.mention_all))
+        rest = [p for p in people if not _userid(p) and p.mobile] + in_content[inline:]
+        if rest or message.mention_all:
+            bodies += self._follow_up(message, rest, message.mention_all)
         return bodies
 
-    def _follow_up(self, message: Message, people: Sequence[Mention], mention_all: bool) -> dict[str, Any]:
-        """A short text that @-mentions what the markdown could not (mobiles, @all, over the cap)."""
-        title = markup.shorten(message.title, TITLE_MAX_BYTES)
+    def _follow_up(self, message: Message, people: Sequence[Mention], mention_all: bool) -> list[dict[str, Any]]:
+        """Short texts that @-mention what the first could not (mobiles, @all, names over the room or cap)."""
+        head = f"请查收提醒：{markup.shorten(message.title, TITLE_MAX_BYTES)}"
         reachable = [p for p in people if _userid(p) or p.mobile]
-        content = f"请查收提醒：{title}"
-        if others := _at_names(_unreachable(people)):
-            content += f"\n{others}"
-        return _text_body(content, reachable, mention_all)
+        room = TEXT_MAX_BYTES - markup.utf8_len(head) - 1
+        lines = markup.pack_tokens([f"@{p.name}" for p in _unreachable(people)], room) or [""]
+        return [
+            _text_body(f"{head}\n{line}" if line else head, reachable if i == 0 else (), mention_all and i == 0)
+            for i, line in enumerate(lines)
+        ]
+
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        kind = body.get("msgtype")
+        cap = TEXT_MAX_BYTES if kind == "text" else MARKDOWN_MAX_BYTES
+        size = markup.utf8_len(body[kind]["content"])
+        return f"{kind}.content 为 {size} 字节，超过企业微信上限 {cap} 字节" if size > cap else None
 
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest:
         return HttpRequest(url=markup.require_webhook(channel), body=markup.json_bytes(body))

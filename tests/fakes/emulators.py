@@ -162,6 +162,19 @@ class WeComEmulator(Emulator):
         return content, frozenset(re.findall(r"<@([^>]+)>", content))
 
 
+# DingTalk's current 310000 wordings (seen in public issue reports: qd-today/qd#510,
+# megaease/easeprobe#202, 0wQ/air780e-forwarder#51, RayWangQvQ/BiliBiliToolPro#271).
+DINGTALK_SIGN_MISMATCH = (
+    "description:机器人发送签名不匹配;solution:请确认签名和生成签名的时间戳必须都放在调用的网址中，"
+    "请确认机器人的密钥加密和填写正确;link:请参考本接口对应文档获得具体要求，"
+    "或者在https://open.dingtalk.com/document/  搜索相关文档;"
+)
+DINGTALK_SIGN_EXPIRED = "description:机器人发送签名过期;solution:签名生成时间和发送时间请保持在 timestampms 以内;"
+DINGTALK_KEYWORD_MISSING = (
+    "description:关键词不匹配;solution:请联系群管理员查看此机器人的关键词，并在发送的信息中包含此关键词;"
+)
+
+
 class DingTalkEmulator(Emulator):
     family, prefix = "dingtalk", "/robot/send"
 
@@ -193,19 +206,17 @@ class DingTalkEmulator(Emulator):
             return self.error(40035, "缺少参数 json")
         text, _ = self.visible(data)
         if robot.keyword and robot.keyword not in text:
-            return self.error(310000, "keywords not in content")
+            return self.error(310000, DINGTALK_KEYWORD_MISSING)
         return json_answer({"errcode": 0, "errmsg": "ok"}, accepted=True)
 
     @staticmethod
     def _signature(secret: str, incoming: Incoming) -> Answer | None:
         timestamp, sign = incoming.query.get("timestamp", ""), incoming.query.get("sign", "")
         if not timestamp.isdigit() or abs(incoming.now * 1000 - int(timestamp)) > 3_600_000:
-            return DingTalkEmulator.error(310000, "invalid timestamp")
+            return DingTalkEmulator.error(310000, DINGTALK_SIGN_EXPIRED)
         digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256)
         if not hmac.compare_digest(base64.b64encode(digest.digest()).decode(), sign):
-            return DingTalkEmulator.error(
-                310000, "sign not match, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"
-            )
+            return DingTalkEmulator.error(310000, DINGTALK_SIGN_MISMATCH)
         return None
 
     @staticmethod

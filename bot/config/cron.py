@@ -1,0 +1,85 @@
+"""Cron expressions: checked here for the YAML models, computed with cronsim for the timing code.
+
+cronsim (the library healthchecks uses) implements cron as Debian's cron runs it:
+
+* five fields, minute hour day-of-month month day-of-week; weekday numbers 0 or 7 = Sunday,
+  names (``mon-fri``, ``jan``) mean the same, in any case;
+* ``MON#1`` is the first Monday of the month, ``5L`` the last Friday, ``L`` in the day field the
+  last day of the month, ``LW`` its last weekday;
+* in a zone with daylight saving time, a job at a fixed hour and minute runs once a day: a time
+  repeated when the clocks go back runs at its first occurrence, a time skipped when they go
+  forward runs at the first minute that exists (so a midnight job in a zone whose clocks jump
+  at midnight runs at 01:00 that day, not never).
+
+Forms that are not cron's, or that surely do not say what the admin meant, are refused with a
+Chinese sentence that suggests the readable form; the library's own words follow in brackets.
+This module needs nothing from the timing code, so the YAML models can import it freely.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from cronsim import CronSim, CronSimError
+
+FIELDS_ZH = ("分", "时", "日", "月", "周")
+_LIB_FIELD = {"minute": "分", "hour": "时", "day-of-month": "日", "month": "月", "day-of-week": "周"}
+_SUGGEST = (
+    "可改用易读写法，例如每月第一个周一：monthly: {weekday: mon, nth: 1}；"
+    "每月最后一天：monthly: {day: -1}；每周五：weekly: {weekday: fri}"
+)
+_MACRO = re.compile(r"^@\w+$")
+
+
+def check(expr: str) -> None:
+    """Raise ``ValueError`` (Chinese, for the admin) unless ``expr`` is a cron expression we run."""
+    text = " ".join(expr.split())
+    if _MACRO.match(text):
+        raise ValueError(f"cron 表达式“{text}”请写成 5 段（分 时 日 月 周），例如 \"0 9 * * fri\"；{_SUGGEST}")
+    fields = text.split(" ") if text else []
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron 表达式“{text}”应有 5 段（分 时 日 月 周），现在有 {len(fields)} 段；"
+            "不支持秒和年，例如每周五 9 点写 \"0 9 * * fri\""
+        )
+    for name, field in zip(FIELDS_ZH, fields, strict=True):
+        if "?" in field:
+            raise ValueError(f"cron 表达式“{text}”的“{name}”段含 Quartz 写法“?”，标准 cron 用 “*”；{_SUGGEST}")
+        if re.search(r"\dW", field, re.IGNORECASE):
+            raise ValueError(f"cron 表达式“{text}”的“{name}”段含“W”（最近工作日），不受支持；{_SUGGEST}")
+    if fields[2] != "*" and fields[4] != "*" and not fields[2].startswith("*") and not fields[4].startswith("*"):
+        # Standard cron fires when EITHER field matches ("0 9 1-7 * mon" = days 1-7 and every
+        # Monday); admins who write both almost always mean "the first Monday". Refuse it.
+        raise ValueError(
+            f"cron 表达式“{text}”同时限定了“日”和“周”：标准 cron 在两者任一符合时都会发送"
+            "（例如 “1-7 * mon” 是每月 1–7 日加上每个周一），多半不是本意；"
+            f"请拆成两个提醒，或改用 monthly / weekly 写法。{_SUGGEST}"
+        )
+    try:
+        CronSim(text, datetime(2026, 1, 1))
+    except CronSimError as exc:
+        raise ValueError(f"cron 表达式“{text}”{_where(str(exc))}无效（{exc}）；{_SUGGEST}") from None
+    except (ValueError, IndexError) as exc:  # malformed pieces the library does not word itself
+        raise ValueError(f"cron 表达式“{text}”无效（{exc}）；{_SUGGEST}") from None
+
+
+def _where(message: str) -> str:
+    for lib, zh in _LIB_FIELD.items():
+        if message.endswith(lib):
+            return f"的“{zh}”段"
+    return ""
+
+
+def normalized(expr: str) -> str:
+    """The expression with runs of whitespace collapsed (what :class:`CronSim` is given)."""
+    return " ".join(expr.split())
+
+
+def iterate(expr: str, after: datetime) -> CronSim:
+    """Cron times strictly after ``after`` (aware, in the reminder's zone), ascending, aware.
+
+    A time skipped by a DST change comes out as the first minute that exists after it (the
+    time the message is really sent); the iterator stops after 50 years without a match.
+    """
+    return CronSim(normalized(expr), after)

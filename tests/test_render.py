@@ -1,0 +1,39 @@
+"""Templates render line for line as written: an inline block tag at a line's end keeps its line break."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.render import Renderer
+
+FOUND = (
+    "### 【提醒】{{ reminder.title }}\n"
+    "\n"
+    "**对象：**{% if person %}{{ person.name }}{% else %}各支部书记{% endif %}\n"
+    "**时间：**{{ due.text }}\n"
+    "{% if reminder.note %}\n"
+    "{{ reminder.note }}\n"
+    "{% endif %}\n"
+    "**参加：**{% for p in people %}{{ p.name }}{% if not loop.last %}、{% endif %}{% endfor %}\n"
+    "请准时参加。\n"
+)
+
+
+def render(tmp_path: Path, context: dict[str, object]) -> str:
+    (tmp_path / "found.md.j2").write_text(FOUND, encoding="utf-8")
+    base = {"reminder": {"title": "学习日", "note": None}, "due": {"text": "12月4日 09:00"}, "people": []}
+    return Renderer(tmp_path).render("found", base | context, "学习日").markdown
+
+
+def test_a_line_ending_in_an_inline_endif_is_not_glued_to_the_next(tmp_path: Path) -> None:
+    text = render(tmp_path, {"person": None})
+    assert "**对象：**各支部书记\n**时间：**12月4日 09:00\n" in text
+
+
+def test_with_the_person_and_a_note_every_line_stays_a_line(tmp_path: Path) -> None:
+    text = render(tmp_path, {"person": {"name": "张三"}, "reminder": {"title": "学习日", "note": "带好笔记本"},
+                             "people": [{"name": "张三"}, {"name": "李四"}]})
+    assert text.splitlines() == [
+        "### 【提醒】学习日", "", "**对象：**张三", "**时间：**12月4日 09:00", "带好笔记本",
+        "**参加：**张三、李四", "请准时参加。",
+    ]

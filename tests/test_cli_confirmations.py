@@ -198,3 +198,14 @@ def test_report_of_an_empty_period_says_there_was_nothing_to_confirm(cli: Cli) -
 
     assert result.exit_code == 0
     assert "本期没有需要确认的事项" in result.output
+
+
+def test_confirm_by_accepts_the_admin_s_name_as_the_person_argument_does(cli: Cli) -> None:
+    result = cli.run(confirm, str(cli.study), "刘洋", "--by", "陈静")
+
+    assert result.exit_code == 0, result.output
+    assert "代录人 陈静" in result.output
+    liu = next(c for c in confirmations(cli) if c.person_id == "liu")
+    assert liu.recorded_by == "chen"
+    refused = cli.run(confirm, str(cli.check), "吴敏", "--by", "王芳")
+    assert refused.exit_code == 1 and "“王芳” 不是管理员" in refused.output

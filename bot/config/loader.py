@@ -245,6 +245,8 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
     secret = bool(path) and path[-1] in SECRET_FIELDS
     got = "" if secret else _shown(err.get("input"), source)
     if kind == "string_type" and not secret and source is not None and not source.style:
+        if source.value in ("", "~", "null", "Null", "NULL"):
+            return "应为文本，不能留空"
         return f"应为文本{got}{_quote_hint(source.value, err.get('input'))}"
     table = {
         "missing": "缺少必填字段",

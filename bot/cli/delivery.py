@@ -70,7 +70,7 @@ def _show(renderer: Renderer, plan: Planned) -> None:
 
 
 @click.command()
-@click.argument("reminder_id", metavar="ID")
+@click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--person", help="只看发给某人（人员标识）的消息")
 @click.option("--stage", default="due", show_default=True, help="due（当天）或 notice:3d 等提前通知")
@@ -111,7 +111,7 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
 
 
 @click.command(name="fire")
-@click.argument("reminder_id", metavar="ID")
+@click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--dry-run", is_flag=True, help="演练：只记录和打印，不真正发送")
 def fire_command(reminder_id: str, on: datetime | None, dry_run: bool) -> None:
@@ -172,7 +172,7 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int) -> 
 
 
 @click.command(name="send-test")
-@click.argument("channel_id", metavar="CHANNEL")
+@click.argument("channel_id", metavar="频道标识")
 def send_test(channel_id: str) -> None:
     """向某个频道发送一条测试消息，并用通俗的话报告平台的答复。"""
     settings = Settings()

@@ -44,7 +44,7 @@ CATALOG: dict[str, str] = {
     "{value!r} does not match the format {format}.": "{value!r} 不符合格式 {format}（例如 2026-12-04）。",
     "{value!r} does not match the formats {formats}.": "{value!r} 不符合格式 {formats}。",
     "{value} is not in the range {range}.": "{value} 不在范围 {range} 之内。",
-    "{value!r} is not a valid {number_type}.": "{value!r} 不是有效的{number_type}。",
+    "{value!r} is not a valid {number_type}.": "{value!r} 不是有效的数字。",
     "{value!r} is not a valid boolean. Recognized values: {states}": "{value!r} 不是是/否值，可写：{states}",
     "{name} {filename!r} does not exist.": "{name} {filename!r} 不存在。",
     "{name} {filename!r} is a file.": "{name} {filename!r} 是文件，应为文件夹。",
@@ -92,9 +92,17 @@ def install() -> None:
             module.ngettext = ngettext  # type: ignore[attr-defined]
 
 
+_TYPE_WORDS = {"text": "文本", "integer": "整数", "integer range": "整数", "float": "数字", "datetime": "YYYY-MM-DD",
+               "path": "路径", "file": "文件", "directory": "文件夹"}
+
+
 def chinese_metavars(group: click.Group) -> None:
-    """"[OPTIONS]" and "COMMAND [ARGS]..." in the usage lines, in Chinese."""
+    """"[OPTIONS]", "COMMAND [ARGS]..." and the value types ("TEXT", "INTEGER") in usage and help, in Chinese."""
     group.options_metavar = "[选项]"
     group.subcommand_metavar = "命令 [参数]..."
     for command in group.commands.values():
         command.options_metavar = "[选项]"
+        for param in command.params:
+            words = _TYPE_WORDS.get(param.type.name)
+            if isinstance(param, click.Option) and param.metavar is None and not param.is_flag and words:
+                param.metavar = words

@@ -209,3 +209,12 @@ def test_confirm_by_accepts_the_admin_s_name_as_the_person_argument_does(cli: Cl
     assert liu.recorded_by == "chen"
     refused = cli.run(confirm, str(cli.check), "吴敏", "--by", "王芳")
     assert refused.exit_code == 1 and "“王芳” 不是管理员" in refused.output
+
+
+def test_report_total_tells_confirmations_not_yet_due_apart(cli: Cli) -> None:
+    month = f"{(cli.study_due + timedelta(days=5)).astimezone(BJ):%Y-%m}"  # the month of the check
+    result = cli.run(report, "--period", month, "--reminder", "eve")
+
+    assert result.exit_code == 0, result.output
+    # Three people owe the check, its deadline is this evening: none counts against the rate yet.
+    assert "合计：应确认 3 项（其中 3 项未到截止，不计入完成率），按时 0 项（—）" in result.output

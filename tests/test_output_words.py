@@ -3,8 +3,10 @@ once per run, log times that match the pages (Beijing time, offset written out).
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 from servehelp import RELOADED, STARTED, Service, Workspace
 from test_fire import base_env, run_cli
 
+from bot import logs
 from bot.cli import main
 
 BJ = ZoneInfo("Asia/Shanghai")
@@ -78,3 +81,21 @@ def test_serve_logs_beijing_time_with_its_offset_and_the_calendar_warning_once(
         assert service.log_count(COVERAGE) == warned  # a reload does not say it again
     finally:
         service.kill()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_times_are_beijing_time_with_the_offset_whatever_the_server_zone(fmt: str) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logs.setup_logging(fmt)
+    try:
+        formatter = logging.getLogger().handlers[0].formatter
+        assert formatter is not None
+        record = logging.LogRecord("bot.test", logging.INFO, __file__, 1, "已发送", None, None)
+        record.created = datetime(2026, 12, 4, 1, 0, 0, 250000, tzinfo=UTC).timestamp()  # 09:00 in Beijing
+        line = formatter.format(record)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    shown = json.loads(line)["time"] if fmt == "json" else line.split(" INFO ")[0]
+    assert shown.replace("T", " ") == "2026-12-04 09:00:00.250+08:00"

@@ -226,7 +226,8 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
     if not rows:
         return f"{title}\n\n本期没有需要确认的事项。", title
     total = totals(rows)
-    footer = (f"合计：应确认 {total.expected} 项，按时 {total.on_time} 项（{percent(total)}），"
+    waiting = f"（其中 {total.pending} 项未到截止，不计入完成率）" if total.pending else ""
+    footer = (f"合计：应确认 {total.expected} 项{waiting}，按时 {total.on_time} 项（{percent(total)}），"
               f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次。"
               "按按时完成率排名。")
     return f"{format_rows(rows, fmt, title=title)}\n\n{footer}", title

@@ -32,7 +32,7 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,9 +198,13 @@ def check_template(renderer: Renderer, name: str, title: str) -> TemplateProblem
 
 
 def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[ConfigIssue]:
+    """One issue per broken template, at the first reminder using it (the others counted there);
+    a template that does not exist is an issue at every reminder naming it (each line is a fix)."""
     renderer = Renderer(folder)
     issues: list[ConfigIssue] = []
     results: dict[str, TemplateProblem | None] = {}
+    first: dict[str, int] = {}  # template -> index of its issue
+    users: dict[str, int] = {}
     for p in parsed:
         for i, reminder in p.items("reminders"):
             name = reminder.template
@@ -209,10 +213,18 @@ def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[Co
             problem = results[name]
             if problem is None:
                 continue
+            users[name] = users.get(name, 0) + 1
+            if name in first and renderer.exists(name):
+                continue
             line, col = locate_path_in(("reminders", i, "template"), p.doc.tree)
             where = f"（模板第 {problem.line} 行）" if problem.line else ""
+            first.setdefault(name, len(issues))
             issues.append(ConfigIssue(p.doc.label, line, col, f"reminders[{i}].template",
                                       f"模板 {name}{where}：{problem.message}"))
+    for name, index in first.items():
+        if users[name] > 1 and renderer.exists(name):
+            issue = issues[index]
+            issues[index] = replace(issue, message=f"{issue.message}（另有 {users[name] - 1} 个提醒使用此模板）")
     for name in BUILTIN_TEMPLATES:
         problem = check_template(renderer, name, "提醒")
         if problem is not None:

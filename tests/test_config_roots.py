@@ -191,3 +191,21 @@ def test_a_government_wecom_host_is_accepted(folder: Path) -> None:
     (folder / "extra.yaml").write_text(CHANNEL.format(platform="wecom"), encoding="utf-8")
     errors, _ = check(folder, env={"URL": "https://wx.gov.example.cn/cgi-bin/webhook/send?key=abc123"})
     assert not errors
+
+
+def test_a_broken_template_is_one_error_however_many_reminders_use_it(folder: Path, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    (templates / "three_meetings.md.j2").write_text("{{ reminder.titel }}\n", encoding="utf-8")
+    users = (folder / "three-meetings.yaml").read_text(encoding="utf-8").count("template: three_meetings")
+    assert users > 1
+    _, issues = check_schedules(folder, templates_dir=templates, env={})
+    errors = [i for i in issues if not i.warning]
+    assert len(errors) == 1, [str(e) for e in errors]
+    assert "titel" in errors[0].message and f"另有 {users - 1} 个提醒使用此模板" in errors[0].message
+
+
+def test_a_template_name_that_does_not_exist_is_an_error_at_each_line_naming_it(folder: Path) -> None:
+    edit(folder / "three-meetings.yaml", "template: three_meetings", "template: three_meeting", count=2)
+    errors, _ = check(folder)
+    assert [e.field for e in errors] == ["reminders[0].template", "reminders[1].template"]

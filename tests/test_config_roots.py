@@ -77,7 +77,7 @@ def test_a_person_that_failed_takes_the_references_to_its_role_and_no_one_select
         "    confirm: {deadline: 3d}\n", encoding="utf-8")
     errors, _ = check(folder)
     assert [e.field for e in errors] == ["people[3].mobile"], [str(e) for e in errors]
-    assert "另有 1 处引用了这个角色" in errors[0].message
+    assert "另有 1 处引用了其角色" in errors[0].message
 
 
 def test_the_root_cause_is_listed_before_independent_errors(folder: Path) -> None:

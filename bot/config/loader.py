@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -115,7 +116,7 @@ class Roots:
 
     entries: dict[tuple[str, str], ConfigIssue] = field(default_factory=dict)
     files: list[tuple[set[str], ConfigIssue]] = field(default_factory=list)
-    folded: dict[int, tuple[ConfigIssue, str, int]] = field(default_factory=dict)  # id(root) -> count
+    folded: dict[int, tuple[ConfigIssue, Counter[str]]] = field(default_factory=dict)  # id(root) -> counts
 
     def add_dropped_files(self, files: list[Path], base: Path, docs: list[YamlDoc],
                           issues: list[ConfigIssue]) -> None:
@@ -147,8 +148,7 @@ class Roots:
             word = "文件"
         if root is None:
             return False
-        _, _, count = self.folded.get(id(root), (root, word, 0))
-        self.folded[id(root)] = (root, word, count + 1)
+        self.folded.setdefault(id(root), (root, Counter()))[1][word] += 1
         return True
 
     def fold(self, issues: list[ConfigIssue]) -> list[ConfigIssue]:
@@ -156,14 +156,16 @@ class Roots:
         roots = {id(issue) for _, issue in self.files} | set(self.folded)
         out = []
         for issue in issues:
-            root, word, count = self.folded.get(id(issue), (issue, "", 0))
-            if count and word == "文件":
-                issue = replace(issue, message=f"{issue.message}（另有 {count} 处引用可能指向此文件中的条目，"
-                                               "已略去；修好此文件后再检查）")
-            elif count:
-                issue = replace(issue, message=f"{issue.message}（另有 {count} 处引用了这个{word}，"
-                                               "改好后它们随之生效）")
-            out.append((id(root) not in roots, issue))
+            is_root = id(issue) in roots
+            counts = self.folded.get(id(issue), (issue, Counter()))[1]
+            if counts["文件"]:
+                issue = replace(issue, message=f"{issue.message}（另有 {counts['文件']} 处引用可能指向此文件中的"
+                                               "条目，已略去；修好此文件后再检查）")
+            elif counts:
+                refs = "，".join(f"{n} 处引用了{'其' if word == '角色' else '这个'}{word}"
+                                for word, n in counts.items())
+                issue = replace(issue, message=f"{issue.message}（另有 {refs}，改好后它们随之生效）")
+            out.append((not is_root, issue))
         out.sort(key=lambda pair: (pair[1].warning, pair[0], pair[1].file, pair[1].line, pair[1].column))
         return [issue for _, issue in out]
 

@@ -6,7 +6,15 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+from bot.config.models import DEFAULT_TZ
+
+# Log times are in the service's zone (the zone the pages show), with the offset written out, so
+# an operator can match a log line to a page whatever the server's own zone is.
+ZONE = ZoneInfo(DEFAULT_TZ)
 
 _SECRETS: set[str] = set()
 
@@ -24,15 +32,23 @@ def mask(text: str) -> str:
     return text
 
 
+def stamp(created: float, sep: str = " ") -> str:
+    """A record's time (seconds since the epoch) as ``2026-12-04 09:00:00.123+08:00``."""
+    return datetime.fromtimestamp(created, ZONE).isoformat(sep=sep, timespec="milliseconds")
+
+
 class _Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return stamp(record.created)
 
 
 class _Json(_Redacting):
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": stamp(record.created, sep="T"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

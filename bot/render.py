@@ -34,7 +34,7 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +112,7 @@ class Renderer:
         try:
             text = self.env.get_template(f"{name}{SUFFIX}").render(full)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateProblem(name, exc.lineno, f"模板语法错误：{exc.message}") from None
+            raise TemplateProblem(name, exc.lineno, syntax_message(str(exc.message))) from None
         except jinja2.UndefinedError as exc:
             raise TemplateProblem(name, _template_line(name), _undefined_message(exc)) from None
         except jinja2.TemplateNotFound:
@@ -127,6 +127,37 @@ def _tidy(text: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out)
+
+
+_SYNTAX: tuple[tuple[str, str], ...] = (
+    (r"^Unexpected end of template\. Jinja was looking for the following tags: .*?\. "
+     r"The innermost block that needs to be closed is '(\w+)'", "{{% {0} %}} 块没有结束：缺少 {{% end{0} %}}"),
+    (r"^Encountered unknown tag '(\w+)'\. Jinja was looking for the following tags: .*?\. "
+     r"The innermost block that needs to be closed is '(\w+)'", "这里应为 {{% end{1} %}}（结束 {{% {1} %}} 块），"
+     "而不是 {{% {0} %}}"),
+    (r"^Encountered unknown tag '(\w+)'", "不认识的标签 {{% {0} %}}（检查拼写，如 endif、endfor）"),
+    (r"^unexpected end of template, expected '(.*?)'",
+     "模板在 {{{{ }}}} 或 {{% %}} 写完之前就结束了（缺少结尾的 }}}} 或 %}}）"),
+    (r"^expected token 'end of print statement', got '(.*?)'",
+     "{{{{ }}}} 里只能写一个表达式，“{0}” 多余（缺少 | 或运算符？）"),
+    (r"^expected token '(.*?)', got '(.*?)'", "这里应为 “{0}”，而不是 “{1}”"),
+    (r"^Expected an expression, got '(.*?)'", "这里缺少表达式（例如 {{% if 变量 %}}）"),
+    (r"^unexpected char (.+) at \d+", "有不能识别的字符 {0}（引号是否成对？）"),
+    (r"^unexpected '(.*?)'", "多出了 “{0}”（{{{{ }}}} 与 {{% %}} 是否成对？）"),
+    (r"^No filter named '(.*?)'", "没有名为 {0} 的过滤器（| 后面的名字）"),
+    (r"^No test named '(.*?)'", "没有名为 {0} 的测试（is 后面的名字）"),
+    (r"^tag name expected", "{{% %}} 里缺少标签名（如 if、for）"),
+)
+
+
+def syntax_message(original: str) -> str:
+    """Jinja's syntax error as a Chinese sentence, the original kept in brackets for searching."""
+    for pattern, words in _SYNTAX:
+        m = re.match(pattern, original)
+        if m:
+            text = words.format(*m.groups())
+            return f"模板语法错误：{text}（{original}）"
+    return f"模板语法错误：请检查 {{{{ }}}} 与 {{% %}} 是否成对、拼写是否正确（{original}）"
 
 
 def _template_line(name: str) -> int | None:
@@ -192,9 +223,13 @@ def check_template(renderer: Renderer, name: str, title: str) -> TemplateProblem
 
 
 def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[ConfigIssue]:
+    """One issue per broken template, at the first reminder using it (the others counted there);
+    a template that does not exist is an issue at every reminder naming it (each line is a fix)."""
     renderer = Renderer(folder)
     issues: list[ConfigIssue] = []
     results: dict[str, TemplateProblem | None] = {}
+    first: dict[str, int] = {}  # template -> index of its issue
+    users: dict[str, int] = {}
     for p in parsed:
         for i, reminder in p.items("reminders"):
             name = reminder.template
@@ -203,10 +238,18 @@ def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[Co
             problem = results[name]
             if problem is None:
                 continue
+            users[name] = users.get(name, 0) + 1
+            if name in first and renderer.exists(name):
+                continue
             line, col = locate_path_in(("reminders", i, "template"), p.doc.tree)
             where = f"（模板第 {problem.line} 行）" if problem.line else ""
+            first.setdefault(name, len(issues))
             issues.append(ConfigIssue(p.doc.label, line, col, f"reminders[{i}].template",
                                       f"模板 {name}{where}：{problem.message}"))
+    for name, index in first.items():
+        if users[name] > 1 and renderer.exists(name):
+            issue = issues[index]
+            issues[index] = replace(issue, message=f"{issue.message}（另有 {users[name] - 1} 个提醒使用此模板）")
     for name in BUILTIN_TEMPLATES:
         problem = check_template(renderer, name, "提醒")
         if problem is not None:

@@ -117,12 +117,21 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         caught = f"补发 {first.late} 项，错过 {first.missed} 项" if first else "首次调度检查失败，稍后重试"
         log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，%s）", settings.host,
                  settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
+        log_coverage(runtime)
         log_coming(runtime)
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("正在停止……")
     log.info("已停止")
+
+
+def log_coverage(runtime: Runtime, days: int = 400) -> None:
+    """Once at start-up (not on reloads): the years ahead whose holidays are only provisional."""
+    now = runtime.clock()
+    years = runtime.calendar.uncovered_years(now.date(), (now + timedelta(days=days)).date())
+    if years:
+        log.warning("%s", runtime.calendar.coverage_note(*years))
 
 
 def log_coming(runtime: Runtime, count: int = 5) -> None:

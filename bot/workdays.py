@@ -128,19 +128,24 @@ class WorkCalendar:
         """Years in [start, end] whose days come from the rule-based fallback."""
         return [y for y in range(start.year, end.year + 1) if self.uses_fallback(y)]
 
-    def coverage_note(self, year: int) -> str:
-        """A Chinese sentence for admins saying that ``year`` is computed provisionally."""
-        if year < self._first:
-            return (
-                f"{year} 年早于日历数据范围（{self._first}–{self._last} 年），"
+    def coverage_note(self, *years: int) -> str:
+        """One Chinese sentence for admins saying that ``years`` are computed provisionally."""
+        early = "、".join(str(y) for y in years if y < self._first)
+        late = "、".join(str(y) for y in years if y >= self._first)
+        notes = []
+        if early:
+            notes.append(
+                f"{early} 年早于日历数据范围（{self._first}–{self._last} 年），"
                 "暂按规则推算的节假日和周末处理，结果为临时安排；"
                 "如需准确，请在 schedules 的 calendar 中补充。"
             )
-        return (
-            f"{year} 年的法定节假日安排尚未收录（国务院通常在上一年 11–12 月公布），暂按规则推算的"
-            "节假日和周末处理，结果为临时安排；公布后请升级 chinesecalendar 或在 schedules 的 "
-            "calendar 中补充。"
-        )
+        if late:
+            notes.append(
+                f"{late} 年的法定节假日安排尚未收录（国务院通常在上一年 11–12 月公布），暂按规则推算的"
+                "节假日和周末处理，结果为临时安排；公布后请升级 chinesecalendar 或在 schedules 的 "
+                "calendar 中补充。"
+            )
+        return "".join(notes)
 
     # ------------------------------------------------------------ single days
 

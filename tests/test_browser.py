@@ -181,3 +181,59 @@ async def test_the_board_reads_well_on_a_phone(browser: Any, served: tuple[World
     await page.screenshot(path=str(SHOTS / "admin-board-phone.png"), full_page=True)
     await context.close()
 
+
+
+PHONE_PAGES = ("/admin/upcoming", "/admin/occurrences", "/admin/outbox", "/admin/units?period=2025-03",
+               "/admin/occurrences/{committee}")
+# Every element's right edge within the viewport, and every table within its card (a card that
+# scrolls sideways hides the overflow from the page's own width, so both are measured).
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > width + 0.5)
+    .map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 30));
+  const tables = [...document.querySelectorAll('table')].filter(t => t.scrollWidth > t.parentElement.clientWidth + 0.5)
+    .map(t => t.className);
+  const cards = [...document.querySelectorAll('.table-card')].filter(c => c.scrollWidth > c.clientWidth + 0.5)
+    .map(c => c.className);
+  return {page: document.documentElement.scrollWidth, width, wide, tables, cards};
+}"""
+
+
+@pytest.mark.parametrize("path", PHONE_PAGES)
+async def test_every_admin_table_turns_into_cards_on_a_phone(
+    browser: Any, served: tuple[World, str], path: str
+) -> None:
+    from storage.models import Outbox
+
+    world, url = served
+    await _fill_the_organisation(world)
+    async with world.db.session() as session:
+        session.add(Outbox(
+            dedupe_key="c/due/party#1", occurrence_id=world.extra["committee"], stage="due", channel_id="party",
+            platform="wecom", robot="r1", body={}, summary="支部委员会会议（三会一课）当天提醒·市直机关第一党支部",
+            status="dead", attempts=6, error_kind="config",
+            last_error="企业微信拒绝：invalid webhook url, hint: [1700000000093000], from ip: 127.0.0.1, more info at "
+                       "https://open.work.weixin.qq.com/devtool/query?e=93000"))
+        await session.commit()
+    world.clock.now = datetime(2025, 3, 20, tzinfo=UTC)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2,
+        http_credentials={"username": USER, "password": PASSWORD})
+    page = await context.new_page()
+    response = await page.goto(url + path.format(committee=world.extra["committee"]))
+    assert response is not None and response.status == 200
+    assert await page.locator("table.list tbody tr").count() > 0
+    measured = await page.evaluate(OVERFLOW)
+    assert measured["page"] <= 390, measured
+    assert not measured["wide"] and not measured["tables"] and not measured["cards"], measured
+    # Cards, not columns: the header row is hidden and each cell is labelled by its header.
+    assert not await page.locator("table.list thead").first.is_visible()
+    first = page.locator("table.list tbody td[data-label]").first
+    label = await first.evaluate("e => getComputedStyle(e, '::before').content")
+    assert label.strip('"') == await first.get_attribute("data-label")
+    # A title keeps a readable width instead of one character per line.
+    narrowest = await page.evaluate(
+        "() => Math.min(...[...document.querySelectorAll('table.list tbody td:not(:empty)')]"
+        ".map(td => td.getBoundingClientRect().width))")
+    assert narrowest > 250
+    await context.close()

@@ -198,3 +198,23 @@ def test_report_of_an_empty_period_says_there_was_nothing_to_confirm(cli: Cli) -
 
     assert result.exit_code == 0
     assert "本期没有需要确认的事项" in result.output
+
+
+def test_confirm_by_accepts_the_admin_s_name_as_the_person_argument_does(cli: Cli) -> None:
+    result = cli.run(confirm, str(cli.study), "刘洋", "--by", "陈静")
+
+    assert result.exit_code == 0, result.output
+    assert "代录人 陈静" in result.output
+    liu = next(c for c in confirmations(cli) if c.person_id == "liu")
+    assert liu.recorded_by == "chen"
+    refused = cli.run(confirm, str(cli.check), "吴敏", "--by", "王芳")
+    assert refused.exit_code == 1 and "“王芳” 不是管理员" in refused.output
+
+
+def test_report_total_tells_confirmations_not_yet_due_apart(cli: Cli) -> None:
+    month = f"{(cli.study_due + timedelta(days=5)).astimezone(BJ):%Y-%m}"  # the month of the check
+    result = cli.run(report, "--period", month, "--reminder", "eve")
+
+    assert result.exit_code == 0, result.output
+    # Three people owe the check, its deadline is this evening: none counts against the rate yet.
+    assert "合计：应确认 3 项（其中 3 项未到截止，不计入完成率），按时 0 项（—）" in result.output

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,11 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 AUTH = basic(USER, PASSWORD)
+
+
+def plain(page: str) -> str:
+    """The page with the cells' phone labels (data-label) left out, to compare rows as text."""
+    return re.sub(r'<td data-label="[^"]*">', "<td>", page)
 
 
 @pytest.fixture
@@ -123,7 +129,7 @@ async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_w
     world: World, client: TestClient
 ) -> None:
     await confirm_some(world)
-    page = await (await client.get("/admin/units", headers=AUTH)).text()
+    page = plain(await (await client.get("/admin/units", headers=AUTH)).text())
     assert "2025年3月" in page and "remindbot report --period 2025-03" in page
     assert page.index("第一党支部") < page.index("第二党支部")
     for words in ("按时确认", "逾期确认", "未确认", "催办次数", "按时完成率"):
@@ -131,7 +137,7 @@ async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_w
     second = ("<tr><td>2</td><td>第二党支部</td><td>2</td><td>0</td><td>1</td><td>1</td><td>0</td><td>0</td>"
               "<td>0.0%</td></tr>")
     assert second in page
-    assert "按时 1/1 · 100.0%" in page and "按时 0/2 · 0.0%" in page
+    assert "已到截止 1 项，按时 1 项 · 100.0%" in page and "已到截止 2 项，按时 0 项 · 0.0%" in page
     # Second branch: Li late (half the bar, after 0% on time), Wang past the deadline (the other half).
     assert '<rect class="late" x="0.0" y="0" width="50.0"' in page
     assert '<rect class="overdue" x="50.0" y="0" width="50.0"' in page
@@ -142,7 +148,7 @@ async def test_the_unit_page_leaves_confirmations_still_within_their_deadline_gr
     world: World, client: TestClient
 ) -> None:
     world.clock.now = NOW  # before the deadline: nobody has confirmed yet, nobody is overdue
-    page = await (await client.get("/admin/units", headers=AUTH)).text()
+    page = plain(await (await client.get("/admin/units", headers=AUTH)).text())
     assert "<td>第二党支部</td><td>2</td><td>0</td><td>0</td><td>2</td>" in page
     assert '<rect class="overdue" x="0.0" y="0" width="0.0"' in page
     assert "未确认 2（其中未到截止 2）" in page
@@ -152,7 +158,7 @@ async def test_the_unit_page_offers_the_previous_period_and_other_months_quarter
     world: World, client: TestClient
 ) -> None:
     await confirm_some(world)
-    page = await (await client.get("/admin/units?period=2025-Q1", headers=AUTH)).text()
+    page = plain(await (await client.get("/admin/units?period=2025-Q1", headers=AUTH)).text())
     assert "2025年第一季度" in page and "<td>第二党支部</td>" in page
     assert 'href="/admin/units?period=2024-Q4" rel="prev">‹ 2024年第四季度</a>' in page
     assert 'rel="next"' not in page  # the next quarter has not begun
@@ -161,7 +167,7 @@ async def test_the_unit_page_offers_the_previous_period_and_other_months_quarter
         assert option in page, option
     assert 'href="/admin/units.csv?period=2025-Q1"' in page
 
-    older = await (await client.get("/admin/units?period=2024-11", headers=AUTH)).text()
+    older = plain(await (await client.get("/admin/units?period=2024-11", headers=AUTH)).text())
     assert "这段时间没有需要确认的提醒" in older
     assert 'href="/admin/units?period=2024-12" rel="next">2024年12月 ›</a>' in older
 
@@ -172,7 +178,7 @@ async def test_a_period_the_page_cannot_read_is_explained_and_this_month_shown(
     await confirm_some(world)
     response = await client.get("/admin/units?period=last-month", headers=AUTH)
     assert response.status == 400
-    page = await response.text()
+    page = plain(await response.text())
     assert "无法识别统计周期" in page and "2026-Q4" in page
     assert "2025年3月" in page and "<td>第一党支部</td>" in page
     csv_response = await client.get("/admin/units.csv?period=2025-13", headers=AUTH)
@@ -187,7 +193,7 @@ async def test_the_board_chart_counts_like_the_report(world: World, client: Test
     page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
     chart = page[page.index('<ul class="bars">'):]
     assert chart.index("第一党支部") < chart.index("第二党支部")
-    assert "按时 0/2 · 0.0%" in chart
+    assert "已到截止 2 项，按时 0 项 · 0.0%" in chart
     assert "第二党支部：应确认 2，按时确认 0，逾期确认 1，未确认 1（其中未到截止 0），催办次数 1" in chart
     assert "未确认（已过截止）" in chart and "逾期后确认" not in chart
 
@@ -254,7 +260,7 @@ async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(
         await FollowUps(runtime).run_once(bj(2026, 11, 4, 9, 0))
         await confirm(runtime, first, "liu", bj(2026, 11, 9, 10, 0))
         async with TestClient(TestServer(make_app(runtime), host="127.0.0.1")) as client:
-            page = await (await client.get("/admin/units?period=2026-11", headers=AUTH)).text()
+            page = plain(await (await client.get("/admin/units?period=2026-11", headers=AUTH)).text())
             raw = await (await client.get("/admin/units.csv?period=2026-11", headers=AUTH)).read()
     finally:
         await runtime.db.stop()
@@ -330,3 +336,29 @@ async def test_admin_pages_carry_security_headers(world: World, client: TestClie
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
     assert "script-src" not in response.headers["Content-Security-Policy"]
+
+
+async def test_the_unit_total_row_has_one_cell_under_each_header(world: World, client: TestClient) -> None:
+    await confirm_some(world)
+    page = await (await client.get("/admin/units", headers=AUTH)).text()
+    headers = re.findall(r"<th>(.*?)</th>", page[page.index("<table class=\"list units\">"):])
+    foot = page[page.index("<tfoot>"):page.index("</tfoot>")]
+    cells = re.findall(r"<td(?: data-label=\"(.*?)\")?>(.*?)</td>", foot)
+    assert len(cells) == len(headers) == 9
+    # Each total sits under its own header: 未确认 1 (Wang, overdue), of which 0 still within the deadline.
+    by_header = {label: value for label, value in cells if label}
+    assert by_header["单位"] == "<strong>合计</strong>"
+    assert by_header["未确认"] == "<strong>1</strong>" and by_header["其中未到截止"] == "<strong>0</strong>"
+    assert by_header["按时完成率"].endswith("%</strong>")
+
+
+async def test_confirmations_not_yet_due_are_told_apart_in_words_not_counted_as_a_contradiction(
+    world: World, client: TestClient
+) -> None:
+    world.clock.now = NOW  # before the deadline
+    await record_confirmation(world.db, world.occurrence_id, "zhang", via="link", now=NOW)
+    page = await (await client.get("/admin/units", headers=AUTH)).text()
+    chart = page[page.index('<ul class="bars">'):]
+    assert "已到截止 1 项，按时 1 项 · 100.0%" in chart  # Zhang, on time
+    assert "尚无到截止的事项" in chart and "另有 2 项未到截止，不计入" in chart  # Li and Wang
+    assert not re.search(r"按时 \d+/\d+", chart)

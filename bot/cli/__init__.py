@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import click
 
+from bot.cli import zh
 from bot.cli.confirmations import confirm, link, report, status
 from bot.cli.delivery import fire_command, preview, send_test
 from bot.cli.schedule import schema, serve, upcoming, validate
+
+zh.install()  # before the group below is built: its --version help is translated when made
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,3 +20,4 @@ def main() -> None:
 
 for command in (validate, upcoming, serve, schema, preview, fire_command, send_test, status, confirm, link, report):
     main.add_command(command)
+zh.chinese_metavars(main)

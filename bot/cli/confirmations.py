@@ -15,7 +15,7 @@ from sqlalchemy import exists
 from sqlmodel import col, select
 
 from bot.compose import when_text
-from bot.config.models import DEFAULT_TZ
+from bot.config.models import DEFAULT_TZ, Person
 from bot.config.yamlsource import ConfigError
 from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
 from bot.firelog import SETTLED_LABELS, lines_for, settled
@@ -216,9 +216,7 @@ async def expected_person(runtime: Runtime, occurrence_id: int, who: str) -> tup
 async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
                          note: str | None) -> str:
     s = runtime.schedules
-    admin = s.people.get(admin_id)
-    if admin is None or "admin" not in admin.roles:
-        raise CliError(f"“{admin_id}” 不是管理员：--by 须写日程配置中角色为 admin 的人员标识")
+    admin = _admin_named(s.people, admin_id)
     occ, exp = await expected_person(runtime, occurrence_id, who)
     if occ.dry_run:
         raise CliError(f"记录号 {occurrence_id} 是演练记录（未真正发送），不能登记确认")
@@ -234,10 +232,23 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
             f"登记时间 {local_text(conf.confirmed_at)}，代录人 {admin.name}。")
 
 
+def _admin_named(people: Mapping[str, Person], who: str) -> Person:
+    """The admin given to --by, by person id or, as the person argument allows, by name."""
+    admin = people.get(who)
+    if admin is None:
+        named = [p for p in people.values() if p.name == who]
+        if len(named) > 1:
+            raise CliError(f"有多人名为 “{who}”，--by 请改用人员标识（{'、'.join(p.id for p in named)}）")
+        admin = named[0] if named else None
+    if admin is None or "admin" not in admin.roles:
+        raise CliError(f"“{who}” 不是管理员：--by 须写日程配置中角色为 admin 的人员标识或姓名")
+    return admin
+
+
 @click.command()
 @click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
 @click.argument("person", metavar="人员")
-@click.option("--by", "admin_id", required=True, help="代录的管理员（人员标识，角色须为 admin）")
+@click.option("--by", "admin_id", required=True, help="代录的管理员（人员标识或姓名，角色须为 admin）")
 @click.option("--note", default=None, help="备注，例如 “电话确认，参会 23 人”")
 def confirm(occurrence_id: int, person: str, admin_id: str, note: str | None) -> None:
     """代为登记确认：某人通过电话等其他方式告知已完成时，由管理员记录（标明代录人）。"""
@@ -293,7 +304,8 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
     if not rows:
         return f"{title}\n\n本期没有需要确认的事项。{aside}{missed}", title
     total = totals(rows)
-    footer = (f"合计：应确认 {total.expected} 项，按时 {total.on_time} 项（{percent(total)}），"
+    waiting = f"（其中 {total.pending} 项未到截止，不计入完成率）" if total.pending else ""
+    footer = (f"合计：应确认 {total.expected} 项{waiting}，按时 {total.on_time} 项（{percent(total)}），"
               f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次。"
               "按按时完成率排名。")
     return f"{format_rows(rows, fmt, title=title)}\n\n{footer}{aside}{missed}", title

@@ -70,7 +70,7 @@ def _show(renderer: Renderer, plan: Planned) -> None:
 
 
 @click.command()
-@click.argument("reminder_id", metavar="ID")
+@click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--person", help="只看发给某人（人员标识）的消息")
 @click.option("--stage", default="due", show_default=True, help="due（当天）或 notice:3d 等提前通知")
@@ -104,7 +104,8 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
         plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
-        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage}），共 {len(plans)} 条消息\n")
+        words = "当天提醒" if lead is None else f"提前{lead.describe()}通知"
+        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{words}），共 {len(plans)} 条消息\n")
         for plan in plans:
             _show(runtime.renderer, plan)
         click.echo(f"说明：加签（timestamp、sign）在发送时计算，不在此显示；个人确认链接显示为“{LINK_PLACEHOLDER}”，"
@@ -112,7 +113,7 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
 
 
 @click.command(name="fire")
-@click.argument("reminder_id", metavar="ID")
+@click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--dry-run", is_flag=True,
               help="演练：打印将要发送的内容并记为演练记录；不发送、不催办、不计入统计，不影响之后的正式发送")
@@ -151,12 +152,14 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
             dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                     admin_channel=lambda: runtime.schedules.service.admin_channel)
             stats = await dispatcher.run_once(max_retry_wait=30)
-        click.echo(f"发送结果：成功 {stats.sent} 条，演练 {stats.dry_run} 条，失败 {stats.dead} 条，"
-                   f"重试 {stats.retried} 次。")
-        await _print_outcome(runtime, result.occurrence_id)
+        await _print_outcome(runtime, result.occurrence_id, stats.retried)
 
 
-async def _print_outcome(runtime: Runtime, occurrence_id: int) -> None:
+async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int) -> None:
+    """The occurrence's messages by their state in the outbox (dry runs are recorded as such
+    when queued, so the dispatcher's own counts would miss them), then one line per message."""
+    from collections import Counter
+
     from sqlmodel import select
 
     from storage.models import Outbox
@@ -164,6 +167,10 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int) -> None:
     async with runtime.db.session() as session:
         rows = (await session.exec(select(Outbox).where(Outbox.occurrence_id == occurrence_id)
                                    .order_by(Outbox.id))).all()
+    count = Counter(row.status for row in rows)
+    waiting = f"，待发送 {count['pending']} 条" if count["pending"] else ""
+    click.echo(f"发送结果：成功 {count['sent']} 条，演练 {count['dry_run']} 条，失败 {count['dead']} 条{waiting}，"
+               f"重试 {retried} 次。")
     labels = {"sent": "已发送", "dry_run": "演练（未发送）", "dead": "失败", "pending": "待发送"}
     for row in rows:
         channel = runtime.schedules.channels.get(row.channel_id)
@@ -174,7 +181,7 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int) -> None:
 
 
 @click.command(name="send-test")
-@click.argument("channel_id", metavar="CHANNEL")
+@click.argument("channel_id", metavar="频道标识")
 def send_test(channel_id: str) -> None:
     """向某个频道发送一条测试消息，并用通俗的话报告平台的答复。"""
     settings = Settings()

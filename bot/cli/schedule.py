@@ -40,8 +40,9 @@ def load_or_exit(s: Settings) -> Schedules:
 
 
 def coverage_warnings(calendar: WorkCalendar, start: datetime, end: datetime) -> list[str]:
-    return [f"警告：{calendar.coverage_note(year)}"
-            for year in calendar.uncovered_years(start.date(), end.date())]
+    """At most one line, naming every provisional year: printed once per command, not per year or date."""
+    years = calendar.uncovered_years(start.date(), end.date())
+    return [f"警告：{calendar.coverage_note(*years)}"] if years else []
 
 
 @click.command()
@@ -77,7 +78,7 @@ def _note(due: Due) -> str:
         reason = due.holiday_name or "非工作日"
         parts.append(f"原定 {date_text(due.original_date)}（{weekday_text(due.original_date)}，{reason}），已调整")
     if due.provisional:
-        parts.append("临时（节假日安排未公布）")
+        parts.append("临时")  # the one warning above the table says why
     return "；".join(parts)
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import difflib
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_args
 
+import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit
+from bot.config.sense import check_sense
 from bot.config.yamlsource import (
     ConfigError,
     ConfigIssue,
@@ -21,7 +25,10 @@ from bot.config.yamlsource import (
     key_location,
     load_docs,
     locate_path_in,
+    readable_text,
+    scalar_at,
 )
+from bot.config.yamlsource import _label as file_label
 from bot.platforms.registry import ChannelConfig
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -62,14 +69,17 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     if not files:
         return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml 文件")]
     docs = load_docs(files, path, env, issues, limits)
-    parsed = [_validate_doc(doc, issues) for doc in docs]
+    roots = Roots()
+    roots.add_dropped_files(files, path, docs, issues)
+    parsed = [_validate_doc(doc, issues, roots) for doc in docs]
     merged = _merge(parsed, issues)
-    _check_references(merged, parsed, issues)
+    _check_references(merged, parsed, issues, roots)
+    check_sense(parsed, issues)
     if templates_dir is not None:
         from bot.render import check_templates
 
         issues.extend(check_templates(merged, parsed, templates_dir))
-    issues.sort(key=lambda i: (i.warning, i.file, i.line, i.column))
+    issues[:] = roots.fold(issues)
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
@@ -87,7 +97,82 @@ class Parsed:
         return list(zip(self.index.get(section, []), getattr(self.sf, section), strict=True))
 
 
-def _validate_doc(doc: YamlDoc, issues: list[ConfigIssue]) -> Parsed:
+# ------------------------------------------------------------------ root causes and their cascades
+
+
+_KIND_OF = {"频道": "channels", "人员": "people", "人员（或 unit_leaders）": "people", "单位": "units",
+            "上级单位": "units", "角色": "roles", "提醒": "reminders"}
+_KIND_WORD = {"channels": "频道", "people": "人员", "units": "单位", "roles": "角色", "reminders": "提醒"}
+_ID_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass
+class Roots:
+    """Files and entries that already failed, so references into them are not reported again.
+
+    A reference to an entry whose own validation failed (a channel with a wrong field, a person
+    with a bad mobile) is folded under that entry's first error ("另有 11 处引用了这个频道"), and
+    a reference that may point into a file that could not be read at all under that file's error.
+    The root causes are then listed first.
+    """
+
+    entries: dict[tuple[str, str], ConfigIssue] = field(default_factory=dict)
+    files: list[tuple[set[str], ConfigIssue]] = field(default_factory=list)
+    folded: dict[int, tuple[ConfigIssue, Counter[str]]] = field(default_factory=dict)  # id(root) -> counts
+
+    def add_dropped_files(self, files: list[Path], base: Path, docs: list[YamlDoc],
+                          issues: list[ConfigIssue]) -> None:
+        loaded = {d.path for d in docs}
+        for path in files:
+            if path in loaded:
+                continue
+            label = file_label(path, base)
+            root = next((i for i in issues if i.file == label and not i.warning), None)
+            if root is not None:
+                self.files.append((set(_ID_TOKEN.findall(readable_text(path))), root))
+
+    def add_entry(self, section: str, entry: Any, first_issue: ConfigIssue) -> None:
+        if not isinstance(entry, dict):
+            return
+        if isinstance(entry.get("id"), str):
+            self.entries.setdefault((section, entry["id"]), first_issue)
+        roles = entry.get("roles") if section == "people" else None
+        for role in roles if isinstance(roles, list) else []:
+            if isinstance(role, str):
+                self.entries.setdefault(("roles", role), first_issue)
+
+    def absorb(self, kind: str, value: str) -> bool:
+        """True when an unknown reference is explained by an earlier failure (and is counted there)."""
+        root = self.entries.get((kind, value))
+        word = _KIND_WORD.get(kind, "条目")
+        if root is None:
+            root = next((issue for tokens, issue in self.files if value in tokens), None)
+            word = "文件"
+        if root is None:
+            return False
+        self.folded.setdefault(id(root), (root, Counter()))[1][word] += 1
+        return True
+
+    def fold(self, issues: list[ConfigIssue]) -> list[ConfigIssue]:
+        """Issues with the folded counts written into their roots; root causes first."""
+        roots = {id(issue) for _, issue in self.files} | set(self.folded)
+        out = []
+        for issue in issues:
+            is_root = id(issue) in roots
+            counts = self.folded.get(id(issue), (issue, Counter()))[1]
+            if counts["文件"]:
+                issue = replace(issue, message=f"{issue.message}（另有 {counts['文件']} 处引用可能指向此文件中的"
+                                               "条目，已略去；修好此文件后再检查）")
+            elif counts:
+                refs = "，".join(f"{n} 处引用了{'其' if word == '角色' else '这个'}{word}"
+                                for word, n in counts.items())
+                issue = replace(issue, message=f"{issue.message}（另有 {refs}，改好后它们随之生效）")
+            out.append((not is_root, issue))
+        out.sort(key=lambda pair: (pair[1].warning, pair[0], pair[1].file, pair[1].line, pair[1].column))
+        return [issue for _, issue in out]
+
+
+def _validate_doc(doc: YamlDoc, issues: list[ConfigIssue], roots: Roots) -> Parsed:
     """Validate a file item by item, so one bad entry does not hide problems in the others."""
     data = dict(doc.data)
     items = {k: data.pop(k) for k in LIST_SECTIONS if isinstance(data.get(k), list)}
@@ -105,7 +190,10 @@ def _validate_doc(doc: YamlDoc, issues: list[ConfigIssue]) -> Parsed:
                 good.append(adapter.validate_python(value))
                 where.append(index)
             except ValidationError as exc:
-                issues.extend(_pydantic_issues(doc, exc, (section, index)))
+                found = _pydantic_issues(doc, exc, (section, index))
+                issues.extend(found)
+                if found:
+                    roots.add_entry(section, value, found[0])
         setattr(sf, section, good)
         parsed.index[section] = where
     return parsed
@@ -130,7 +218,7 @@ def _pydantic_issues(doc: YamlDoc, exc: ValidationError,
             message = _unknown_field_message(doc, path[:-1], key, exc)
         else:
             where = locate_path_in(path, doc.tree)
-            message = _message(err, path)
+            message = _message(err, path, scalar_at(doc.tree, path))
         mark = (where[0], where[1], message)
         if mark in seen:  # unions repeat one problem once per member
             continue
@@ -156,10 +244,14 @@ def _real_path(data: Any, loc: Sequence[Any]) -> list[Any]:
     return path
 
 
-def _message(err: Mapping[str, Any], path: Sequence[Any]) -> str:
+def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNode | None = None) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     secret = bool(path) and path[-1] in SECRET_FIELDS
-    got = "" if secret else _shown(err.get("input"))
+    got = "" if secret else _shown(err.get("input"), source)
+    if kind == "string_type" and not secret and source is not None and not source.style:
+        if source.value in ("", "~", "null", "Null", "NULL"):
+            return "应为文本，不能留空"
+        return f"应为文本{got}{_quote_hint(source.value, err.get('input'))}"
     table = {
         "missing": "缺少必填字段",
         "int_type": f"应为整数{got}",
@@ -197,11 +289,29 @@ def _expected(text: str) -> str:
     return text.replace("'", "").replace(" or ", "、").replace(", ", "、")
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, source: yaml.ScalarNode | None = None) -> str:
+    """", 而不是 …" quoting what the admin wrote (the file's text), not what YAML made of it."""
+    if source is not None and source.value != "":
+        return f"，而不是 {source.value[:40]}"
     if value is None or isinstance(value, (dict, list)):
         return ""
     text = str(value)
     return f"，而不是 {text[:40]!r}"
+
+
+def _quote_hint(written: str, value: Any) -> str:
+    """Why an unquoted value is not text, and the fix."""
+    if isinstance(value, bool):
+        why = f"不加引号时 YAML 把 {written} 读成了“是/否”"
+    elif isinstance(value, int) and written.lstrip("+-").startswith("0") and len(written) > 1:
+        why = f"不加引号时 YAML 把以 0 开头的 {written} 读成了数字 {value}"
+    elif isinstance(value, (int, float)):
+        why = "不加引号时 YAML 把它读成了数字"
+    elif value is None:
+        why = "不加引号时 YAML 把它读成了空值"
+    else:
+        why = "不加引号时 YAML 把它读成了其他类型（如日期）"
+    return f"（{why}）；请加引号：\"{written}\""
 
 
 def _unknown_field_message(doc: YamlDoc, parent: Sequence[Any], key: str,
@@ -285,29 +395,36 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
 class _Refs:
     """Collects reference errors with the location of the offending value."""
 
-    def __init__(self, doc: YamlDoc, issues: list[ConfigIssue]) -> None:
+    def __init__(self, doc: YamlDoc, issues: list[ConfigIssue], roots: Roots | None = None) -> None:
         self.doc = doc
         self.issues = issues
+        self.roots = roots or Roots()
 
     def check(self, path: tuple[Any, ...], values: Iterable[str], known: Mapping[str, Any],
-              what: str) -> None:
+              what: str) -> int:
+        """Report unknown references; return how many were folded under an earlier failure."""
+        folded = 0
         for i, value in enumerate(values):
             if value in known:
+                continue
+            if self.roots.absorb(_KIND_OF.get(what, ""), value):
+                folded += 1
                 continue
             hint = difflib.get_close_matches(value, list(known), n=1)
             extra = f"，是不是 “{hint[0]}”？" if hint else ""
             why = "（没有人具有此角色）" if what == "角色" else ""
             self.error((*path, i), f"未知的{what} “{value}”{why}{extra}")
+        return folded
 
     def error(self, path: tuple[Any, ...], message: str) -> None:
         line, col = locate_path_in(path, self.doc.tree)
         self.issues.append(ConfigIssue(self.doc.label, line, col, dotted(path), message))
 
 
-def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:
+def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue], roots: Roots) -> None:
     roles = {r for p in s.people.values() for r in p.roles}
     for p in parsed:
-        refs = _Refs(p.doc, issues)
+        refs = _Refs(p.doc, issues, roots)
         sf = p.sf
         for i, unit in p.items("units"):
             if unit.parent is not None:
@@ -364,12 +481,13 @@ def _check_invalid_entries(s: Schedules, p: Parsed, refs: _Refs, roles: set[str]
 def _check_reminder(s: Schedules, refs: _Refs, at: tuple[Any, ...], r: Reminder,
                     roles: set[str]) -> None:
     refs.check((*at, "recipients", "channels"), r.recipients.channels, s.channels, "频道")
-    _check_selector(s, refs, (*at, "recipients", "mention"), r.recipients.mention, roles)
+    folded = _check_selector(s, refs, (*at, "recipients", "mention"), r.recipients.mention, roles)
     if r.confirm is not None:
         if r.confirm.who is not None:
-            _check_selector(s, refs, (*at, "confirm", "who"), r.confirm.who, roles)
+            folded = _check_selector(s, refs, (*at, "confirm", "who"), r.confirm.who, roles)
         who = r.confirm.who or r.recipients.mention
-        if who.empty or (not who.all and not s.select(who)):
+        # Nobody selected because the people it names failed: that failure is the one to fix.
+        if not folded and (who.empty or (not who.all and not s.select(who))):
             refs.error((*at, "confirm"), "需要确认，但没有选中任何人（检查 confirm.who 或 recipients.mention）")
         targets = {**s.people, "unit_leaders": None}
         refs.check((*at, "confirm", "escalate_to"), r.confirm.escalate_to, targets,
@@ -382,21 +500,29 @@ def _check_reminder(s: Schedules, refs: _Refs, at: tuple[Any, ...], r: Reminder,
 
 
 def _check_selector(s: Schedules, refs: _Refs, at: tuple[Any, ...], sel: Selector,
-                    roles: set[str]) -> None:
-    refs.check((*at, "people"), sel.people, s.people, "人员")
-    refs.check((*at, "units"), sel.units, s.units, "单位")
-    refs.check((*at, "roles"), sel.roles, {r: r for r in roles}, "角色")
+                    roles: set[str]) -> int:
+    """Check a selector's references; return how many were folded under an earlier failure."""
+    return (refs.check((*at, "people"), sel.people, s.people, "人员")
+            + refs.check((*at, "units"), sel.units, s.units, "单位")
+            + refs.check((*at, "roles"), sel.roles, {r: r for r in roles}, "角色"))
 
 
 def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:
+    """Each loop in the parents once, at its first unit in file order, with its whole path.
+
+    Units that merely sit under a loop are not blamed: their own parent is not the mistake.
+    """
+    reported: set[frozenset[str]] = set()
     for p in parsed:
         for i, unit in p.items("units"):
-            seen = {unit.id}
+            path = [unit.id]
             parent = unit.parent
-            while parent and parent in s.units:
-                if parent in seen:
-                    _Refs(p.doc, issues).error(("units", i, "parent"),
-                                             f"上级单位形成了循环（{unit.id} → … → {parent}）")
-                    break
-                seen.add(parent)
+            while parent and parent in s.units and parent not in path:
+                path.append(parent)
                 parent = s.units[parent].parent
+            if parent != unit.id or frozenset(path) in reported:
+                continue  # no loop, or a loop above this unit, or one already reported
+            reported.add(frozenset(path))
+            loop = " → ".join([*path, unit.id])
+            _Refs(p.doc, issues).error(("units", i, "parent"),
+                                       f"上级单位形成了循环：{loop}（请改正其中一个单位的 parent）")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -118,7 +119,7 @@ def _read_text(path: Path, label: str, limits: Limits, issues: list[ConfigIssue]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        issues.append(ConfigIssue(label, 1, 1, "", "文件不是 UTF-8 编码，请另存为 UTF-8"))
+        issues.append(ConfigIssue(label, 1, 1, "", not_utf8_message(raw)))
         return None
 
 
@@ -220,6 +221,69 @@ def _substitute(text: str, path: tuple[Any, ...], conv: _Conv) -> str:
     return _ENV_RE.sub(repl, text)
 
 
+# ------------------------------------------------------------------ files that cannot be read
+
+
+_GUESSES = (("GBK", "gbk"), ("Big5", "big5"), ("GB18030", "gb18030"))
+
+
+def guess_encoding(raw: bytes) -> tuple[str, str] | None:
+    """(name shown to the admin, Python codec) of bytes that are not UTF-8, or None.
+
+    Byte-order marks settle UTF-16/32. Otherwise the Chinese codecs are tried in turn: text from a
+    simplified-Chinese Windows editor decodes as GBK into common (GB2312) characters, while Big5
+    bytes read as GBK give rare ones, so GBK is only named when every character is a common one.
+    """
+    for bom, name, codec in ((codecs.BOM_UTF32_LE, "UTF-32", "utf-32"), (codecs.BOM_UTF32_BE, "UTF-32", "utf-32"),
+                             (codecs.BOM_UTF16_LE, "UTF-16", "utf-16"), (codecs.BOM_UTF16_BE, "UTF-16", "utf-16")):
+        if raw.startswith(bom):
+            return name, codec
+    if raw.count(0) > len(raw) // 4:
+        return "UTF-16", "utf-16-le" if raw[1:2] == b"\0" else "utf-16-be"
+    for name, codec in _GUESSES:
+        try:
+            text = raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if codec == "gbk" and not _all_common(text):
+            continue
+        return name, codec
+    return None
+
+
+def _all_common(text: str) -> bool:
+    try:
+        text.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def not_utf8_message(raw: bytes) -> str:
+    guess = guess_encoding(raw)
+    if guess is None:
+        return "文件不是 UTF-8 编码，请用编辑器另存为 UTF-8"
+    return f"文件不是 UTF-8 编码：看起来是 {guess[0]} 编码，请另存为 UTF-8"
+
+
+def readable_text(path: Path) -> str:
+    """A file's text as well as it can be read (UTF-8, else the guessed encoding), never raising."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return ""
+    guess = guess_encoding(raw) if not _is_utf8(raw) else None
+    return raw.decode(guess[1] if guess else "utf-8", errors="replace")
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def load_docs(files: list[Path], base: Path, env: Mapping[str, str] | None,
               issues: list[ConfigIssue], limits: Limits | None = None) -> list[YamlDoc]:
     """Every file that parses within ``limits``, and past those, no more entries than the limit."""
@@ -292,6 +356,17 @@ def locate_path_in(path: Sequence[Any], tree: yaml.Node) -> tuple[int, int]:
         mark = key.start_mark if nested else value.start_mark
         node = value
     return mark.line + 1, mark.column + 1
+
+
+def scalar_at(tree: yaml.Node, path: Sequence[Any]) -> yaml.ScalarNode | None:
+    """The scalar node exactly at ``path`` (every part present), for quoting what the admin wrote."""
+    node = tree
+    for part in path:
+        found = _child(node, part)
+        if found is None:
+            return None
+        node = found[1]
+    return node if isinstance(node, yaml.ScalarNode) else None
 
 
 def key_location(tree: yaml.Node, path: Sequence[Any], key: str) -> tuple[int, int] | None:

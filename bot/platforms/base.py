@@ -53,6 +53,12 @@ class ChannelBase(BaseModel):
         if value in ("", None):
             return None
         text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        blank = next((i for i, ch in enumerate(text) if ch.isspace()), None)
+        if blank is not None:
+            what = "换行" if text[blank] in "\r\n" else "空格"
+            where = "开头" if blank == 0 else ("末尾" if not text[blank:].strip() else f"第 {blank + 1} 个字符处")
+            raise ValueError(f"webhook 的{where}有{what}：地址中不能有空白，请从群机器人设置中重新完整复制"
+                             "（若来自环境变量，检查变量值末尾的换行）")
         if not text.startswith(("https://", "http://")):
             # The value itself is a secret: say what is wrong without repeating it.
             raise ValueError("webhook 应为以 https:// 开头的机器人地址（请从群机器人设置中完整复制）")

@@ -1,0 +1,116 @@
+"""Checks for settings that are valid YAML and valid types but surely not what the admin meant.
+
+Each finding is a :class:`ConfigIssue` at the line of the value: an error when the result would
+be wrong (a notice that announces the next occurrence before the current one, a webhook of
+another platform), a warning when the result is defined but maybe surprising (30 February means
+the last day of February).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from bot.config.models import DayRule, Reminder, When
+from bot.config.spans import Span
+from bot.config.yamlsource import ConfigIssue, dotted, locate_path_in
+
+if TYPE_CHECKING:
+    from bot.config.loader import Parsed
+
+# The hosts each platform's robots live on; a webhook on another platform's host is a copy-paste
+# mistake. Hosts not listed here (private deployments, government editions) are accepted.
+KNOWN_HOSTS: dict[str, tuple[str, ...]] = {
+    "wecom": ("qyapi.weixin.qq.com",),
+    "dingtalk": ("oapi.dingtalk.com", "api.dingtalk.com"),
+    "feishu": ("open.feishu.cn",),
+    "lark": ("open.larksuite.com",),
+    "slack": ("hooks.slack.com",),
+}
+PLATFORM_WORDS = {"wecom": "企业微信", "dingtalk": "钉钉", "feishu": "飞书", "lark": "Lark", "slack": "Slack"}
+
+# The shortest time between two occurrences of each period, in days.
+_SHORTEST_GAP = {"monthly": 28, "quarterly": 89, "half_yearly": 181, "yearly": 365}
+_PERIOD_WORDS = {"weekly": "每周", "monthly": "每月", "quarterly": "每季度", "half_yearly": "每半年", "yearly": "每年"}
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: non-leap years
+
+
+def check_sense(parsed: Sequence[Parsed], issues: list[ConfigIssue]) -> None:
+    """Append the errors and warnings for every valid reminder and channel of each file."""
+    for p in parsed:
+        for i, reminder in p.items("reminders"):
+            _notices(p, ("reminders", i), reminder, issues)
+            _day_beyond_month(p, ("reminders", i, "when"), reminder.when, issues)
+        for i, channel in p.items("channels"):
+            _webhook(p, ("channels", i), channel, issues)
+
+
+def _issue(p: Parsed, path: tuple[Any, ...], message: str, *, warning: bool = False) -> ConfigIssue:
+    line, col = locate_path_in(path, p.doc.tree)
+    return ConfigIssue(p.doc.label, line, col, dotted(path), message, warning=warning)
+
+
+def shortest_gap_days(when: When) -> int | None:
+    """The fewest days between two occurrences, or None (once, cron: not checked here)."""
+    if when.weekly is not None:
+        days = when.weekly.weekday if isinstance(when.weekly.weekday, list) else [when.weekly.weekday]
+        picked = sorted({d.index for d in days})
+        gaps = [b - a for a, b in pairwise(picked)] + [picked[0] + 7 - picked[-1]]
+        return min(gaps)
+    return _SHORTEST_GAP.get(when.period)
+
+
+def _lead_days(span: Span) -> float:
+    """A notice's lead in days, at least (a working day is at least a calendar day)."""
+    return span.workdays or span.delta.total_seconds() / 86400
+
+
+def _notices(p: Parsed, at: tuple[Any, ...], r: Reminder, issues: list[ConfigIssue]) -> None:
+    gap = shortest_gap_days(r.when)
+    if gap is None:
+        return
+    for k, lead in enumerate(r.notices):
+        if _lead_days(lead) >= gap:
+            issues.append(_issue(p, (*at, "notices", k),
+                                 f"提前通知 {lead}（{lead.describe()}）不短于提醒本身的周期"
+                                 f"（{_PERIOD_WORDS[r.when.period]}，两次之间最短 {gap} 天）：会在上一次提醒之前"
+                                 f"就通知下一次；请改短，例如 {min(3, gap - 1)}d"))
+
+
+def _day_beyond_month(p: Parsed, at: tuple[Any, ...], when: When, issues: list[ConfigIssue]) -> None:
+    steps = {"yearly": 12, "half_yearly": 6, "quarterly": 3}
+    for key, step in steps.items():
+        rule: DayRule | None = getattr(when, key)
+        if rule is None or rule.month is None or rule.day is None or rule.day < 29:
+            continue
+        months = range(rule.month, 13, step)
+        short = [m for m in months if _MONTH_DAYS[m - 1] < rule.day]
+        if not short:
+            continue
+        names = "、".join(f"{m} 月" for m in short)
+        note = "（闰年 2 月有 29 天）" if rule.day == 29 else ""
+        issues.append(_issue(p, (*at, key, "day"),
+                             f"{names}没有 {rule.day} 日{note}：将在该月的最后一天提醒；"
+                             "如果要的就是月末，请写 day: -1", warning=True))
+
+
+def _webhook(p: Parsed, at: tuple[Any, ...], channel: Any, issues: list[ConfigIssue]) -> None:
+    """The webhook's host and shape against its platform; the URL itself is a secret, never shown."""
+    if channel.dry_run:
+        return
+    parts = urlsplit(channel.webhook_url())
+    host = (parts.hostname or "").lower()
+    platform = channel.platform
+    owner = next((name for name, hosts in KNOWN_HOSTS.items() if host in hosts), None)
+    if owner is not None and owner != platform and {owner, platform} != {"feishu", "lark"}:
+        issues.append(_issue(p, (*at, "webhook"),
+                             f"webhook 是{PLATFORM_WORDS[owner]}的机器人地址（{host}），但此频道的 platform 是 "
+                             f"{platform}：请改 platform: {owner}，或换成{PLATFORM_WORDS.get(platform, platform)}"
+                             "群机器人的地址"))
+        return
+    if platform == "wecom" and not parse_qs(parts.query).get("key"):
+        issues.append(_issue(p, (*at, "webhook"),
+                             "企业微信机器人的 webhook 应含 key=…（形如 …/cgi-bin/webhook/send?key=…），"
+                             "现在没有：请从群机器人设置中完整复制"))

@@ -1,0 +1,89 @@
+"""Everything the admin reads from the command line is Chinese: click's usage errors for every
+command, and Jinja's syntax errors in templates."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.config.loader import check_schedules
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGLISH = re.compile(r"Usage|Error|Try |Missing|Invalid|No such|Got unexpected|requires|does not|is not")
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REMINDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    return CliRunner()
+
+
+def said(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(main, list(args))
+    assert result.exit_code == 2, result.output
+    assert not ENGLISH.search(result.output), result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_answers_an_unknown_option_in_chinese(runner: CliRunner, command: str) -> None:
+    output = said(runner, command, "--no-such-option")
+    assert "用法：" in output and "错误：没有选项 '--no-such-option'" in output
+
+
+def test_a_missing_option_is_named_in_chinese(runner: CliRunner) -> None:
+    assert "错误：缺少选项 '--by'" in said(runner, "confirm", "1", "wang_fang")
+
+
+def test_a_missing_argument_is_named_in_chinese(runner: CliRunner) -> None:
+    assert "错误：缺少参数" in said(runner, "preview")
+
+
+def test_an_invalid_date_says_which_format_in_chinese(runner: CliRunner) -> None:
+    output = said(runner, "preview", "study-day", "--date", "2026-13-01")
+    assert "'--date' 的值无效" in output and "不符合格式" in output
+
+
+def test_a_value_out_of_range_or_not_among_the_choices_is_chinese(runner: CliRunner) -> None:
+    assert "不在范围" in said(runner, "upcoming", "--days", "0")
+    assert "不在可选值" in said(runner, "report", "--format", "xlsx")
+
+
+def test_an_unknown_command_is_chinese(runner: CliRunner) -> None:
+    assert "没有命令 'vaildate'" in said(runner, "vaildate")
+
+
+def test_an_option_without_its_value_is_chinese(runner: CliRunner) -> None:
+    assert "选项 '--by' 后面要写一个值" in said(runner, "confirm", "1", "wang_fang", "--by")
+
+
+def test_help_reads_in_chinese(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["confirm", "--help"])
+    assert result.exit_code == 0
+    assert "用法：" in result.output and "[选项]" in result.output and "显示本帮助并退出" in result.output
+    assert "Usage" not in result.output and "Show this message" not in result.output
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ("{% if person %}{{ person.name }}", "{% if %} 块没有结束：缺少 {% endif %}"),
+    ("{% for p in people %}{{ p.name }}{% endif %}", "这里应为 {% endfor %}"),
+    ("{{ reminder.title }", "多出了 “}”"),
+    ("{{ reminder.title | upcase }}", "没有名为 upcase 的过滤器"),
+])
+def test_a_template_syntax_error_is_a_chinese_sentence_with_the_original_in_brackets(
+        tmp_path: Path, source: str, words: str) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "message_templates", templates)
+    (templates / "study_day.md.j2").write_text(source + "\n", encoding="utf-8")
+    _, issues = check_schedules(ROOT / "schedules", templates_dir=templates, env={})
+    message = next(i.message for i in issues if "study_day" in i.message)
+    assert words in message
+    head, original = message.split("（", 1)[0], message.rsplit("（", 1)[1]
+    assert not re.search(r"[A-Za-z]{4,}", head.replace("study_day", ""))  # English only in the brackets
+    assert re.search(r"[A-Za-z]", original)

@@ -1,0 +1,101 @@
+"""The output reads right: stage names in Chinese, totals that agree, the provisional-year warning
+once per run, log times that match the pages (Beijing time, offset written out)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+from servehelp import RELOADED, STARTED, Service, Workspace
+from test_fire import base_env, run_cli
+
+from bot import logs
+from bot.cli import main
+
+BJ = ZoneInfo("Asia/Shanghai")
+COVERAGE = "法定节假日安排尚未收录"
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REMINDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    return CliRunner()
+
+
+def test_preview_names_the_stage_in_the_chinese_words_used_elsewhere(runner: CliRunner) -> None:
+    due = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04"])
+    assert due.exit_code == 0, due.output
+    assert "2026年12月4日（星期五）09:00（当天提醒）" in due.output and "（due）" not in due.output
+    notice = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04", "--stage", "notice:3d"])
+    assert notice.exit_code == 0, notice.output
+    assert "（提前3天通知）" in notice.output and "notice:3d）" not in notice.output
+
+
+async def test_fire_dry_run_totals_agree_with_what_it_rehearsed(tmp_path: Path) -> None:
+    code, out, err = await run_cli(base_env(tmp_path), "fire", "study-day", "--date", "2026-12-04", "--dry-run")
+    assert code == 0, err
+    rehearsed = int(re.search(r"演练 (\d+) 条消息", out)[1])  # type: ignore[index]
+    result = re.search(r"发送结果：成功 (\d+) 条，演练 (\d+) 条，失败 (\d+) 条", out)
+    assert result is not None, out
+    assert (int(result[1]), int(result[2]), int(result[3])) == (0, rehearsed, 0)
+    assert rehearsed == out.count("｜演练（未发送）") > 0
+
+
+def test_upcoming_warns_about_provisional_years_once_naming_them_all(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["upcoming", "--days", "1000", "--from", "2035-01-01", "--reminder", "study-day"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(COVERAGE) == 1
+    assert "2035、2036、2037 年的法定节假日安排尚未收录" in result.output
+    assert result.output.count("临时") > 20  # every provisional date is still marked
+
+
+def test_commands_that_do_not_plan_ahead_say_nothing_about_the_calendar(runner: CliRunner) -> None:
+    for args in (["schema", "-o", "-"], ["preview", "study-day", "--date", "2026-12-04"], ["report"]):
+        result = runner.invoke(main, args)
+        assert COVERAGE not in result.output, args
+
+
+def test_serve_logs_beijing_time_with_its_offset_and_the_calendar_warning_once(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")  # a server whose own zone is not the pages' zone
+    service = Service.start(workspace)
+    try:
+        service.wait_ready()
+        service.wait_for_log(STARTED)
+        line = next(x for x in service.stdout.splitlines() if STARTED in x)
+        stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+08:00) INFO ", line)
+        assert stamp is not None, line
+        logged = datetime.fromisoformat(stamp[1])
+        assert abs(logged - datetime.now(BJ)) < timedelta(minutes=5)
+        warned = workspace.validate().stdout.count(COVERAGE)  # 0 or 1: the years ahead not yet announced
+        assert service.log_count(COVERAGE) == warned
+        workspace.edit("study.yaml", "title: 每月学习日", "title: 每月学习日（新）")
+        service.wait_for_log(RELOADED)
+        assert service.log_count(COVERAGE) == warned  # a reload does not say it again
+    finally:
+        service.kill()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_times_are_beijing_time_with_the_offset_whatever_the_server_zone(fmt: str) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logs.setup_logging(fmt)
+    try:
+        formatter = logging.getLogger().handlers[0].formatter
+        assert formatter is not None
+        record = logging.LogRecord("bot.test", logging.INFO, __file__, 1, "已发送", None, None)
+        record.created = datetime(2026, 12, 4, 1, 0, 0, 250000, tzinfo=UTC).timestamp()  # 09:00 in Beijing
+        line = formatter.format(record)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    shown = json.loads(line)["time"] if fmt == "json" else line.split(" INFO ")[0]
+    assert shown.replace("T", " ") == "2026-12-04 09:00:00.250+08:00"

@@ -155,7 +155,7 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         await _print_outcome(runtime, result.occurrence_id, stats.retried)
 
 
-async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int) -> None:
+async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0) -> None:
     """The occurrence's messages by their state in the outbox (dry runs are recorded as such
     when queued, so the dispatcher's own counts would miss them), then one line per message."""
     from collections import Counter

@@ -169,6 +169,8 @@ class PublicParts:
         origin, public, hidden, query, fragment = self._split(url)
         if not origin:
             return HIDDEN
+        if not public and not self.query_names:  # nothing public: one mask for all after the host
+            return origin + ("/" + HIDDEN if hidden.strip("/") or query or fragment else hidden)
         shown = origin + public
         if hidden.strip("/"):
             shown += HIDDEN if shown.endswith("/") else "/" + HIDDEN

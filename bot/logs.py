@@ -43,11 +43,12 @@ class _Json(_Redacting):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask(record.getMessage()),
         }
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return mask(json.dumps(payload, ensure_ascii=False))
+            payload["exception"] = mask(self.formatException(record.exc_info))
+        # Masked before encoding, so a mask never cuts through a JSON escape and each line stays JSON.
+        return json.dumps(payload, ensure_ascii=False)
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:

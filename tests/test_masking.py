@@ -120,6 +120,13 @@ def test_a_token_without_its_link_is_masked_too() -> None:
     assert json.loads(formatted("x")[1])["message"] == "x"
 
 
+def test_a_masked_json_log_line_is_still_json() -> None:
+    text, as_json = formatted('fetch "%s" failed: "%s"', "https://x.example.cn/in?appsecret=A1B2", "/c/abc.def")
+    assert "A1B2" not in text
+    message = json.loads(as_json)["message"]
+    assert message == 'fetch "https://x.example.cn/in?appsecret=***" failed: "/c/***"'
+
+
 # ---------------------------------------------------------------- the CLI
 
 

@@ -8,6 +8,7 @@ the ways a link can arrive broken: a request line and a header over aiohttp's 81
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -65,6 +66,8 @@ def test_no_token_reaches_any_log_line_even_from_an_over_long_request(workspace:
             assert part not in logged, f"{part[:12]}… in the log:\n{logged[-3000:]}"
         assert "Traceback" not in logged
         assert "拒绝了来自 127.0.0.1 的无法解析的请求" in logged
+        if log_format == "json":
+            assert all(json.loads(line)["message"] for line in service.stdout.splitlines() if line)
     finally:
         service.kill()
 

@@ -76,7 +76,7 @@ def redact_url(url: str) -> str:
     return head + sep + _KEYLIKE_SEGMENT.sub("***", tail) if sep else url
 
 
-_ANY_URL = re.compile(r"https?://[^\s\"'<>)\]）]+")
+_ANY_URL = re.compile(r"https?://[^\s\"'<>)\]）\\]+")
 # A confirmation link's token, however it was cut (aiohttp logs the first 100 bytes of a bad line),
 # and a token on its own: three dot-separated URL-safe base64 parts, the last a signature.
 _CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._%~-]+")

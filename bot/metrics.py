@@ -44,3 +44,6 @@ MESSAGES_CUT = Counter(
     ["platform"], registry=REGISTRY)
 ADMIN_LOGIN_FAILURES = Counter(
     "remindbot_admin_login_failures_total", "Admin logins refused for wrong credentials.", registry=REGISTRY)
+WEB_ERRORS = Counter(
+    "remindbot_web_errors_total", "Web requests answered with an error page, by HTTP status (500: a bug).",
+    ["status"], registry=REGISTRY)

@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 from test_web_confirm import World, build_world
 
+from bot.metrics import REGISTRY
 from bot.web import make_app
 from bot.web.app import RedactingAccessLogger, SafeAppRunner
 from storage.db import Database
@@ -200,6 +201,10 @@ MALFORMED: dict[str, Maker] = {
 }
 
 
+def errors(status: str) -> float:
+    return REGISTRY.get_sample_value("remindbot_web_errors_total", {"status": status}) or 0.0
+
+
 def assert_refused_in_chinese(answer: Answer, what: str, token: str) -> None:
     assert answer.status < 500, f"{what}: {answer.status}\n{answer.body[:500]}"
     if answer.status < 400:
@@ -221,6 +226,7 @@ async def test_the_table_of_malformed_requests_never_gets_a_500_on_any_route(
     assert any("/admin/occurrences/{id" in p for _, p in table), table
     token = site.world.token("zhang")
     caplog.set_level(logging.INFO)
+    crashes_before, refusals_before = errors("500"), errors("400")
     for method, template in table:
         for kind, make in MALFORMED.items():
             raw = make(method, template, site)
@@ -228,6 +234,7 @@ async def test_the_table_of_malformed_requests_never_gets_a_500_on_any_route(
             assert_refused_in_chinese(answer, f"{kind} → {method} {template}", token)
     crashes = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert crashes == [], [r.getMessage() for r in crashes]
+    assert errors("500") == crashes_before and errors("400") > refusals_before
 
 
 # ---------------------------------------------------------------- the cases found

@@ -29,6 +29,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from sqlalchemy import text
 
+from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
 
@@ -179,6 +180,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _secure(request: web.BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
+    """Security headers on every response; error statuses counted (``remindbot_web_errors_total``)."""
+    if response.status >= 400:
+        WEB_ERRORS.labels(str(response.status)).inc()
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if not request.path.startswith("/static/"):
@@ -299,6 +303,7 @@ class _ChineseErrors(RequestHandler):
         else:
             log.warning("拒绝了来自 %s 的无法解析的请求（%s，HTTP %d）", request.remote,
                         type(exc).__name__ if exc else "—", status)
+        WEB_ERRORS.labels(str(status)).inc()
         if request.writer.output_size > 0:  # part of a response is out: only closing is left
             raise ConnectionError("response already started")
         text = None

@@ -49,6 +49,7 @@ def channel(platform: str, webhook: str) -> object:
         ("wecom", "https://zwwx.example.gov.cn/secret-0001/send?key=K", "https://zwwx.example.gov.cn/***?key=***"),
         ("dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=TOKEN-0001",
          "https://oapi.dingtalk.com/robot/send?access_token=***"),
+        ("dingtalk", "https://oapi.dingtalk.com/robot/send?TOKEN0001SECRET", "https://oapi.dingtalk.com/robot/send?***"),
         ("feishu", "https://open.feishu.cn/open-apis/bot/v2/hook/HOOK-0001", "https://open.feishu.cn/open-apis/bot/v2/hook/***"),
         ("lark", "https://open.larksuite.com/open-apis/bot/v2/hook/HOOK-0001/extra?appsecret=A1#z",
          "https://open.larksuite.com/open-apis/bot/v2/hook/***?***#***"),

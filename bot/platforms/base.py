@@ -21,6 +21,7 @@ Adding a platform = one module here, one line in ``registry.py``, one test file.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -177,7 +178,7 @@ class PublicParts:
         else:
             shown += hidden
         if query:
-            names = [name for name, _ in parse_qsl(query, keep_blank_values=True)] if self.query_names else []
+            names = _query_names(query) if self.query_names else []
             shown += "?" + ("&".join(f"{name}={HIDDEN}" for name in names) if names else HIDDEN)
         if fragment:
             shown += "#" + HIDDEN
@@ -199,6 +200,17 @@ class PublicParts:
                   or len(seg) >= 16]
         found += [unquote(item) for item in found]
         return [item for item in dict.fromkeys(found) if item.strip("/")]
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+
+
+def _query_names(query: str) -> list[str]:
+    """The parameter names of ``a=1&b=2``; none when any part is not ``name=value`` with a plain name."""
+    pairs = [part.partition("=") for part in query.split("&") if part]
+    if not pairs or any(not sep or not _NAME.fullmatch(name) for name, sep, _ in pairs):
+        return []
+    return [name for name, _, _ in pairs]
 
 
 class Platform(Protocol):

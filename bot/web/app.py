@@ -313,7 +313,6 @@ class _ChineseErrors(RequestHandler):
         response.force_close()
         return response
 
-
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """A broken body the client sent (read after the answer, to keep the connection) is its fault."""
         exc = kw.get("exc_info")

@@ -1,4 +1,10 @@
-"""Logging to stdout, as text or JSON lines, with secrets masked in every record."""
+"""Logging to stdout, as text or JSON lines, with secrets masked in every record.
+
+Two kinds of masking run on every formatted line, whichever logger wrote it (ours, aiohttp's
+access and error loggers, asyncio's): the configured secrets (:func:`set_secrets`: webhooks, their
+hidden parts, signing secrets), and secrets recognised by shape (:func:`bot.platforms.markup.redact`:
+confirmation links and tokens, URL query values and fragments, credential headers).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,15 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import datetime
-from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from bot.config.models import DEFAULT_TZ
+from bot.platforms.markup import redact
 
 # Log times are in the service's zone (the zone the pages show), with the offset written out, so
 # an operator can match a log line to a page whatever the server's own zone is.
 ZONE = ZoneInfo(DEFAULT_TZ)
+
 
 _SECRETS: set[str] = set()
 
@@ -26,10 +33,11 @@ def set_secrets(values: Iterable[str]) -> None:
 
 
 def mask(text: str) -> str:
+    """``text`` with every configured secret, and everything secret-shaped, replaced by ``***``."""
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-    return text
+    return redact(text)
 
 
 def stamp(created: float, sep: str = " ") -> str:
@@ -51,11 +59,12 @@ class _Json(_Redacting):
             "time": stamp(record.created, sep="T"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask(record.getMessage()),
         }
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return mask(json.dumps(payload, ensure_ascii=False))
+            payload["exception"] = mask(self.formatException(record.exc_info))
+        # Masked before encoding, so a mask never cuts through a JSON escape and each line stays JSON.
+        return json.dumps(payload, ensure_ascii=False)
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
@@ -72,17 +81,14 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
 
 
 def channel_secrets(channels: Iterable[object]) -> list[str]:
-    """Each channel's webhook and secret, and the parts of the webhook that are credentials."""
+    """Each channel's webhook and secret, and every part of the webhook its platform does not publish."""
+    from bot.platforms.registry import webhook_secrets
+
     out: list[str] = []
     for ch in channels:
-        for name in ("webhook", "secret"):
-            value = getattr(ch, name, None)
-            if value is None:
-                continue
-            text = value.get_secret_value()
-            out.append(text)
-            if name == "webhook":
-                parts = urlsplit(text)
-                out.extend(v for _, v in parse_qsl(parts.query))
-                out.extend(seg for seg in parts.path.split("/") if len(seg) >= 16)
+        secret = getattr(ch, "secret", None)
+        if secret is not None:
+            out.append(secret.get_secret_value())
+        if getattr(ch, "webhook", None) is not None:
+            out.extend(webhook_secrets(ch))  # type: ignore[arg-type]
     return out

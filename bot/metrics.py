@@ -42,3 +42,8 @@ RELOAD_FAILURES = Counter(
 MESSAGES_CUT = Counter(
     "remindbot_messages_truncated_total", "Messages cut short to fit a platform's limit.",
     ["platform"], registry=REGISTRY)
+ADMIN_LOGIN_FAILURES = Counter(
+    "remindbot_admin_login_failures_total", "Admin logins refused for wrong credentials.", registry=REGISTRY)
+WEB_ERRORS = Counter(
+    "remindbot_web_errors_total", "Web requests answered with an error page, by HTTP status (500: a bug).",
+    ["status"], registry=REGISTRY)

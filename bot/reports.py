@@ -14,8 +14,6 @@ occurrence's board, is counted by :func:`tally`, so the numbers and their words 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -29,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
 from bot.confirmations import Board
 from bot.confirmations import to_db_time as db_time
+from bot.csvfile import csv_text
 from bot.runtime import Runtime
 from bot.textable import table
 from storage.models import Confirmation, Expectation, Nudge, Occurrence
@@ -37,6 +36,7 @@ DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
 NO_UNIT = "未分配单位"
 QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
+MIN_YEAR, MAX_YEAR = 1970, 2999  # a period outside these years is a typo, not a report
 COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending")
 HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率")
 # Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
@@ -121,6 +121,8 @@ def period_bounds(spec: str, now: datetime, zone: ZoneInfo = DEFAULT_ZONE) -> Pe
     else:
         raise ValueError(f"无法识别统计周期 “{spec}”：应写成 2026-11（月）、2026-Q4（季度）、2026（年）"
                          "或 previous_month、current_month、previous_quarter、current_quarter、previous_year")
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"统计周期 “{spec}” 的年份应在 {MIN_YEAR}–{MAX_YEAR} 之间")
     if kind == "m" and not 1 <= n <= 12:
         raise ValueError(f"统计周期 “{spec}” 的月份应在 1–12 之间")
     if kind == "m":
@@ -295,12 +297,8 @@ def totals(rows: Iterable[UnitRow]) -> UnitRow:
 def format_rows(rows: list[UnitRow], fmt: str, *, title: str | None = None) -> str:
     """Render ranked rows as an aligned text table, CSV or a markdown table."""
     body = cells(rows)
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(HEADERS)
-        writer.writerows(body)
-        return out.getvalue()
+    if fmt == "csv":  # the same writer as the admin CSV downloads: formulas defused
+        return csv_text(HEADERS, body)
     if fmt == "markdown":
         lines = [f"### {title}", ""] if title else []
         lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]

@@ -30,7 +30,7 @@ from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
 from bot.timing import fires
 from bot.watch import Reloader, admin_notifier, watch_schedules
-from bot.web.app import RedactingAccessLogger, make_app
+from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
 from bot.workdays import WorkCalendar
 from storage.db import Database
 
@@ -108,7 +108,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
 
         app = make_app(runtime)
         # The access log would hold confirmation tokens (credentials): the class masks them.
-        runner = web.AppRunner(app, access_log_class=RedactingAccessLogger, shutdown_timeout=STOP_TIMEOUT)
+        runner = SafeAppRunner(app, access_log_class=RedactingAccessLogger, shutdown_timeout=STOP_TIMEOUT)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.host, settings.port)

@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.config.limits import DEFAULT_ALIAS_NODES, DEFAULT_ENTRIES, DEFAULT_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
+MIN_ADMIN_PASSWORD = 12  # characters
+ALL_ADDRESSES = frozenset({"0.0.0.0", "::", "", "*"})
 
 
 class Settings(BaseSettings):
@@ -49,7 +51,11 @@ class Settings(BaseSettings):
         "in var/secret_key so links survive a restart.",
     )
     port: int = Field(default=8080, validation_alias="PORT", description="HTTP port.")
-    host: str = Field(default="0.0.0.0", description="HTTP bind address.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="HTTP bind address. Keep 127.0.0.1 behind a TLS reverse proxy; 0.0.0.0 listens on every "
+        "address (Procfile platforms, containers).",
+    )
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
     log_level: str = Field(default="INFO")
     dry_run: bool = Field(
@@ -58,7 +64,8 @@ class Settings(BaseSettings):
     admin_user: str = Field(default="", description="Admin area user (basic auth).")
     admin_password: SecretStr = Field(
         default=SecretStr(""),
-        description="Admin area password. The admin area is closed while either is empty.",
+        description="Admin area password, at least 12 characters. The admin area is closed while either "
+        "is empty.",
     )
     link_ttl_days: int = Field(default=14, description="Confirmation link lifetime in days.")
     work_hours: str = Field(
@@ -118,6 +125,22 @@ class Settings(BaseSettings):
     @property
     def admin_enabled(self) -> bool:
         return bool(self.admin_user and self.admin_password.get_secret_value())
+
+    def admin_password_problem(self) -> str | None:
+        """Why the admin password may not be used (Chinese, for ``serve`` to refuse to start), or None."""
+        length = len(self.admin_password.get_secret_value())
+        if 0 < length < MIN_ADMIN_PASSWORD:
+            return (f"REMINDBOT_ADMIN_PASSWORD 太短（{length} 个字符）："
+                    f"管理后台密码至少需要 {MIN_ADMIN_PASSWORD} 个字符。请设置更长的密码，或清空它以关闭管理后台。")
+        return None
+
+    def exposure_warning(self) -> str | None:
+        """A Chinese warning when every address is listened on and links are not https, else None."""
+        if self.host.strip("[] ") not in ALL_ADDRESSES or self.base_url.startswith("https://"):
+            return None
+        return (f"正在监听所有网络地址（{self.host or '0.0.0.0'}），但 REMINDBOT_BASE_URL 不是 https 地址："
+                "确认链接和管理后台密码会以明文经过网络。建议 REMINDBOT_HOST=127.0.0.1，在前面放置 TLS 反向代理，"
+                "并把 REMINDBOT_BASE_URL 设为 https:// 开头的公开地址。")
 
 
 def get_settings(**overrides: object) -> Settings:

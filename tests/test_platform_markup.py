@@ -32,7 +32,7 @@ from bot.platforms.registry import PLATFORMS
         ),
         (
             "https://oapi.dingtalk.com/robot/send?access_token=abc123&timestamp=1&sign=xyz%3D",
-            "https://oapi.dingtalk.com/robot/send?access_token=***&timestamp=1&sign=***",
+            "https://oapi.dingtalk.com/robot/send?access_token=***&timestamp=***&sign=***",
         ),
         (
             "https://open.feishu.cn/open-apis/bot/v2/hook/0f9c8d7e-1234",
@@ -48,6 +48,11 @@ from bot.platforms.registry import PLATFORMS
         ),
         ("https://user:pw@hooks.example.cn/in", "https://***@hooks.example.cn/in"),
         ("https://hooks.example.cn/remindbot", "https://hooks.example.cn/remindbot"),
+        # Free text knows no list of names: every query value and fragment, robot paths on any host.
+        ("https://hooks.example.cn/in?appsecret=s3cr3t&x=1", "https://hooks.example.cn/in?appsecret=***&x=***"),
+        ("https://hooks.example.cn/in#frag-secret", "https://hooks.example.cn/in#***"),
+        ("https://proxy.example.cn/services/T000/B000/XXXXSECRET", "https://proxy.example.cn/services/***"),
+        ("https://hooks.example.cn/in/9f8e7d6c5b4a39281706", "https://hooks.example.cn/in/***"),
     ],
 )
 def test_redact_url_masks_keys_tokens_and_path_secrets(url: str, shown: str) -> None:

@@ -368,7 +368,7 @@ async def test_access_log_lines_never_contain_the_token(
                 async with session.get(f"{url}/c/{token}") as response:
                     assert response.status == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    assert any("GET /c/…" in line for line in lines)
+    assert any("GET /c/***" in line for line in lines)
     assert not any(token in line for line in lines)
 
 

@@ -18,8 +18,7 @@ from bot.config.models import Reminder
 from bot.dispatch import Dispatcher
 from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
 from bot.platforms.base import DeliveryError, Message
-from bot.platforms.markup import redact_url
-from bot.platforms.registry import platform_for
+from bot.platforms.registry import platform_for, shown_webhook
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.service import open_runtime
@@ -60,7 +59,7 @@ def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: d
 def _show(renderer: Renderer, plan: Planned) -> None:
     _, bodies = build_bodies(renderer, plan)
     ch = plan.channel
-    mode = "演练模式（未配置 webhook）" if ch.dry_run else redact_url(ch.webhook_url())
+    mode = "演练模式（未配置 webhook）" if ch.dry_run else shown_webhook(ch)
     click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_for(ch).title}）→ {mode}")
     for i, body in enumerate(bodies, 1):
         if len(bodies) > 1:
@@ -203,7 +202,7 @@ async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-un
     rendered = Renderer(settings.templates_dir).render("test", {"stage": "test"}, "remindbot 测试消息")
     body = platform.build(channel, Message(title="remindbot 测试消息", markdown=rendered.markdown))[0]
     request = platform.prepare(channel, body, time.time())
-    click.echo(f"正在向 {channel.name}（{platform.title}，{redact_url(channel.webhook_url())}）发送测试消息……")
+    click.echo(f"正在向 {channel.name}（{platform.title}，{shown_webhook(channel)}）发送测试消息……")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
             async with http.post(request.url, data=request.body, headers=dict(request.headers)) as resp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -157,7 +158,12 @@ def serve(port: int | None, dry_run: bool) -> None:
     if dry_run:
         overrides["dry_run"] = True
     s = Settings(**overrides)  # type: ignore[arg-type]
+    if problem := s.admin_password_problem():
+        click.echo(problem, err=True)
+        sys.exit(1)
     setup_logging(s.log_format, s.log_level)
+    if warning := s.exposure_warning():
+        logging.getLogger("bot.service").warning(warning)
     schedules = load_or_exit(s)
     set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key])
     asyncio.run(run(s))

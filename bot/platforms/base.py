@@ -15,15 +15,20 @@ platform's options, unknown keys rejected), its limits, and an adapter with thre
 * ``read_answer(status, headers, body)`` reads the platform's answer and raises
   :class:`DeliveryError` (with its :class:`FailureKind`) when it is not a success.
 
+Each platform also says, in ``public`` (:class:`PublicParts`), which part of its webhook URLs after
+the host is public; everything else is masked wherever a webhook is shown or could be logged.
+
 Adding a platform = one module here, one line in ``registry.py``, one test file.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -141,11 +146,88 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": "application/json; charset=utf-8"})
 
 
+HIDDEN = "***"
+
+
+@dataclass(frozen=True)
+class PublicParts:
+    """What a platform publishes of its webhook URLs after the host; everything else is a credential.
+
+    ``paths``: path prefixes that are the same for every robot of the platform
+    (``/cgi-bin/webhook/send``), shown when the webhook's path starts with one; ``query_names``:
+    whether query parameter names are shown (their values never are). The default shows nothing
+    after the host, so a platform that says nothing, and any webhook it does not recognise, is
+    masked whole: no list of secret-sounding names decides what is shown.
+    """
+
+    paths: tuple[str, ...] = ()
+    query_names: bool = False
+
+    def _split(self, url: str) -> tuple[str, str, str, str, str]:
+        """(scheme://host[:port], public path, hidden path, query, fragment); user info dropped."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return "", "", url, "", ""
+        host = parts.netloc.rpartition("@")[2]
+        origin = f"{parts.scheme}://{HIDDEN + '@' if '@' in parts.netloc else ''}{host}"
+        public = next((p for p in self.paths if parts.path.startswith(p)), "")
+        return origin, public, parts.path[len(public):], parts.query, parts.fragment
+
+    def mask(self, url: str) -> str:
+        """The webhook as admins may see it: host and public parts, ``***`` for the rest."""
+        origin, public, hidden, query, fragment = self._split(url)
+        if not origin:
+            return HIDDEN
+        if not public and not self.query_names:  # nothing public: one mask for all after the host
+            return origin + ("/" + HIDDEN if hidden.strip("/") or query or fragment else hidden)
+        shown = origin + public
+        if hidden.strip("/"):
+            shown += HIDDEN if shown.endswith("/") else "/" + HIDDEN
+        else:
+            shown += hidden
+        if query:
+            names = _query_names(query) if self.query_names else []
+            shown += "?" + ("&".join(f"{name}={HIDDEN}" for name in names) if names else HIDDEN)
+        if fragment:
+            shown += "#" + HIDDEN
+        return shown
+
+    def secrets(self, url: str) -> list[str]:
+        """Every hidden part of the webhook, as written and percent-decoded, for log masking.
+
+        Path segments are listed on their own only when they look like keys (8+ characters with a
+        digit, or 16+), so a word such as ``webhook`` in a path does not vanish from every log line.
+        """
+        origin, public, hidden, query, fragment = self._split(url)
+        netloc = url.split("://", 1)[-1].split("/", 1)[0]
+        userinfo = netloc.rpartition("@")[0]
+        rest = url[len(origin) + len(public):] if origin and url.startswith(origin + public) else url
+        found = [url, rest, hidden, query, fragment, userinfo, *userinfo.split(":")]
+        found += [value for _, value in parse_qsl(query, keep_blank_values=True)]
+        found += [seg for seg in hidden.split("/") if (len(seg) >= 8 and any(c.isdigit() for c in seg))
+                  or len(seg) >= 16]
+        found += [unquote(item) for item in found]
+        return [item for item in dict.fromkeys(found) if item.strip("/")]
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+
+
+def _query_names(query: str) -> list[str]:
+    """The parameter names of ``a=1&b=2``; none when any part is not ``name=value`` with a plain name."""
+    pairs = [part.partition("=") for part in query.split("&") if part]
+    if not pairs or any(not sep or not _NAME.fullmatch(name) for name, sep, _ in pairs):
+        return []
+    return [name for name, _, _ in pairs]
+
+
 class Platform(Protocol):
     name: ClassVar[str]
     title: ClassVar[str]  # Chinese name shown to admins
     channel_model: ClassVar[type[ChannelBase]]
     limits: ClassVar[Limits]
+    public: ClassVar[PublicParts]  # what of a webhook URL after the host may be shown
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]: ...
 

@@ -27,7 +27,7 @@ from urllib.parse import quote_plus, urlsplit, urlunsplit
 from pydantic import Field
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message
+from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import DINGTALK, DINGTALK_310000, failure_description, read_coded_answer
 
 
@@ -85,6 +85,7 @@ class DingTalk:
     name: ClassVar[str] = "dingtalk"
     title: ClassVar[str] = "钉钉"
     channel_model: ClassVar[type[ChannelBase]] = DingTalkChannel
+    public: ClassVar[PublicParts] = PublicParts(paths=("/robot/send",), query_names=True)
     limits: ClassVar[Limits] = Limits(
         max_bytes=MAX_BODY_BYTES, per_minute=20, max_body_bytes=MAX_BODY_BYTES, max_mentions=50
     )

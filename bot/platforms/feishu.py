@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message
+from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import FEISHU, read_coded_answer
 
 
@@ -94,6 +94,7 @@ class Feishu:
     name: ClassVar[str] = "feishu"
     title: ClassVar[str] = "飞书"
     channel_model: ClassVar[type[ChannelBase]] = FeishuChannel
+    public: ClassVar[PublicParts] = PublicParts(paths=("/open-apis/bot/v2/hook/",))
     limits: ClassVar[Limits] = Limits(
         max_bytes=MAX_BODY_BYTES,
         per_minute=100,

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Message
+from bot.platforms.base import ChannelBase, HttpRequest, Limits, Message, PublicParts
 from bot.platforms.describe import http_failure
 
 TIMESTAMP_HEADER = "X-Remindbot-Timestamp"
@@ -54,6 +54,8 @@ class Generic:
     title: ClassVar[str] = "通用 Webhook"
     channel_model: ClassVar[type[ChannelBase]] = GenericChannel
     limits: ClassVar[Limits] = Limits(max_bytes=MAX_BYTES, per_minute=60)
+    # Anyone's receiver: nothing after the host is known to be public.
+    public: ClassVar[PublicParts] = PublicParts()
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
         parts = markup.split_text(message.markdown.strip("\n"), MAX_BYTES, markup.utf8_len)

@@ -50,32 +50,45 @@ def json_bytes(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-# ---------------------------------------------------------------- URL masking
+# ---------------------------------------------------------------- URL masking in free text
 
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:key|access_token|token|sign|secret|sig|signature)=)[^&#\s]+")
+# Free text (a stored error, a log line) may hold any URL, not only a configured webhook (those are
+# masked exactly, see ``PublicParts``): every query value and fragment is hidden, whatever its name,
+# and so are the path secrets of the known robot URL shapes, on any host, and key-like segments.
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]+")
+_FRAGMENT = re.compile(r"#[^\s]+")
 _PATH_SECRETS = [
     re.compile(r"(/open-apis/bot/v2/hook/)[^/?#\s]+"),  # Feishu / Lark
-    re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^?#\s]+"),  # Slack
+    re.compile(r"(://[^/?#\s]+/(?:services|workflows|triggers)/)[^?#\s]+"),  # Slack, or a proxy of it
 ]
+_KEYLIKE_SEGMENT = re.compile(r"(?<=/)(?=[A-Za-z0-9_%.~-]*\d)[A-Za-z0-9_%.~-]{16,}(?=[/?#\s]|$)")
 _USERINFO = re.compile(r"(?i)(^[a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
 def redact_url(url: str) -> str:
-    """Mask keys, tokens, signatures and path secrets, keeping enough to recognise the robot."""
+    """Mask user info, every query value, the fragment, robot path secrets and key-like path segments."""
     url = _USERINFO.sub(r"\1***@", url)
-    url = _SECRET_QUERY.sub(r"\1***", url)
+    url = _QUERY_VALUE.sub(r"\1***", url)
+    url = _FRAGMENT.sub("#***", url)
     for pattern in _PATH_SECRETS:
         url = pattern.sub(r"\1***", url)
-    return url
+    head, sep, tail = url.partition("://")
+    return head + sep + _KEYLIKE_SEGMENT.sub("***", tail) if sep else url
 
 
-_ANY_URL = re.compile(r"https?://[^\s\"'<>)\]）]+")
-_CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._-]+")
+_ANY_URL = re.compile(r"https?://[^\s\"'<>)\]）\\]+")
+# A confirmation link's token, however it was cut (aiohttp logs the first 100 bytes of a bad line),
+# and a token on its own: three dot-separated URL-safe base64 parts, the last a signature.
+_CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._%~-]+")
+_TOKEN_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]{2,200}\.[A-Za-z0-9_-]{4,12}\.[A-Za-z0-9_-]{32,100}")
+_CREDENTIAL_HEADER = re.compile(r"(?i)\b(authorization|cookie|proxy-authorization)(\s*[:=]\s*)[^\r\n'\"]+")
 
 
 def mask_links(text: str) -> str:
     """Confirmation links are credentials: logs and pages show their shape, never the token."""
-    return _CONFIRM_LINK.sub(r"\1***", text)
+    text = _CONFIRM_LINK.sub(r"\1***", text)
+    text = _TOKEN_SHAPE.sub("***", text)
+    return _CREDENTIAL_HEADER.sub(r"\1\2***", text)
 
 
 def redact(text: str | None) -> str:

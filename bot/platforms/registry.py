@@ -33,3 +33,14 @@ PLATFORMS: dict[str, Platform] = {
 def platform_for(channel: ChannelBase) -> Platform:
     """The adapter for a channel, by its ``platform`` field."""
     return PLATFORMS[channel.platform]  # type: ignore[attr-defined]
+
+
+def shown_webhook(channel: ChannelBase) -> str:
+    """The channel's webhook as an admin may see it: only what its platform says is public."""
+    return platform_for(channel).public.mask(channel.webhook_url())
+
+
+def webhook_secrets(channel: ChannelBase) -> list[str]:
+    """The hidden parts of the channel's webhook (whole and piece by piece), for log masking."""
+    url = channel.webhook_url()
+    return platform_for(channel).public.secrets(url) if url else []

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, DeliveryError, HttpRequest, Limits, Mention, Message
+from bot.platforms.base import ChannelBase, DeliveryError, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import SLACK, http_failure, scrub
 
 
@@ -75,6 +75,7 @@ class Slack:
     channel_model: ClassVar[type[ChannelBase]] = SlackChannel
     # Slack counts characters, not bytes: max_bytes holds its 40,000-character text limit
     limits: ClassVar[Limits] = Limits(max_bytes=MAX_CHARS, per_minute=60, per_second=1)
+    public: ClassVar[PublicParts] = PublicParts(paths=("/services/", "/workflows/", "/triggers/"))
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
         if channel.format == "text":

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message
+from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import WECOM, read_coded_answer
 
 
@@ -70,6 +70,7 @@ class WeCom:
     title: ClassVar[str] = "企业微信"
     channel_model: ClassVar[type[ChannelBase]] = WeComChannel
     limits: ClassVar[Limits] = Limits(max_bytes=MARKDOWN_MAX_BYTES, per_minute=20, max_mentions=50)
+    public: ClassVar[PublicParts] = PublicParts(paths=("/cgi-bin/webhook/send",), query_names=True)
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
         batches = markup.mention_batches(message, self.limits.max_mentions)

@@ -12,12 +12,10 @@ protection. No page shows a webhook, key or secret.
 from __future__ import annotations
 
 import base64
-import binascii
-import csv
 import hmac
-import io
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from math import ceil
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +23,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.confirmations import Board, BoardRow, board, boards_for
+from bot.csvfile import csv_text
 from bot.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.platforms.markup import redact
 from bot.reports import (
@@ -42,6 +41,7 @@ from bot.reports import (
 )
 from bot.web.app import Handler, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.app import render as render_page
+from bot.web.login import LoginThrottle
 from storage.models import Occurrence, Outbox
 
 UPCOMING_DAYS = 60
@@ -51,16 +51,20 @@ REALM = 'Basic realm="remindbot admin", charset="UTF-8"'
 # What the period menu offers besides the period shown: this many recent months, quarters, years.
 RECENT = {"m": 12, "q": 4, "y": 3}
 
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
 OUTBOX_STATUS = {"pending": "待发送", "sent": "已发送", "dead": "发送失败", "dry_run": "演练（未发送）"}
 
 
 def make_admin_app() -> web.Application:
     admin = web.Application(middlewares=[basic_auth])
+    admin[LOGIN_THROTTLE] = LoginThrottle()
     admin.router.add_get("/", upcoming_page)
     admin.router.add_get("/upcoming", upcoming_page, name="upcoming")
     admin.router.add_get("/occurrences", occurrences_page)
-    admin.router.add_get(r"/occurrences/{id:\d+}", board_page)
-    admin.router.add_get(r"/occurrences/{id:\d+}/board.csv", board_csv)
+    # At most 18 digits: a longer id cannot be a database row (it would overflow a 64-bit integer).
+    admin.router.add_get(r"/occurrences/{id:[0-9]{1,18}}", board_page)
+    admin.router.add_get(r"/occurrences/{id:[0-9]{1,18}}/board.csv", board_csv)
     admin.router.add_get("/units", units_page)
     admin.router.add_get("/units.csv", units_csv)
     admin.router.add_get("/outbox", outbox_page)
@@ -75,19 +79,25 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 # ---------------------------------------------------------------- access
 
 
-def _credentials_match(header: str, user: str, password: str) -> bool:
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) from a ``Basic`` Authorization header, or None when it is not one."""
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded:
-        return False
+        return None
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    given_user, sep, given_password = decoded.partition(":")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, or non-ASCII text in the header
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _credentials_match(given: tuple[str, str] | None, user: str, password: str) -> bool:
+    given_user, given_password = given or ("", "")
     # Compare both parts always, so timing tells nothing about which one was wrong.
     user_ok = hmac.compare_digest(given_user.encode(), user.encode())
     password_ok = hmac.compare_digest(given_password.encode(), password.encode())
-    return bool(sep) and user_ok and password_ok
+    return given is not None and user_ok and password_ok
 
 
 @web.middleware
@@ -96,13 +106,23 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     if not settings.admin_enabled:
         return render(request, "admin_closed.html", status=403, title="管理后台未开启",
                       message="管理后台默认关闭，尚未设置登录用户名和密码。", tone="info")
+    throttle = request.config_dict[LOGIN_THROTTLE]
+    address = request.remote or "未知地址"
+    if (wait := throttle.wait(address)) > 0:
+        response = render(request, "message.html", status=429, title="登录失败次数过多",
+                          message=f"该地址连续登录失败次数过多，请 {ceil(wait)} 秒后再试。", tone="error")
+        response.headers["Retry-After"] = str(ceil(wait))
+        return response
     header = request.headers.get("Authorization", "")
-    if not _credentials_match(header, settings.admin_user,
-                              settings.admin_password.get_secret_value()):
+    given = _basic_credentials(header)
+    if not _credentials_match(given, settings.admin_user, settings.admin_password.get_secret_value()):
+        if header:  # a browser's first request carries no credentials: not a failed attempt
+            throttle.failed(address, given[0] if given else "（无法解析）")
         response = render(request, "message.html", status=401, title="需要登录",
                           message="请输入管理后台的用户名和密码。", tone="error")
         response.headers["WWW-Authenticate"] = REALM
         return response
+    throttle.succeeded(address)
     return await handler(request)
 
 
@@ -213,12 +233,18 @@ def period_spec(period: Period) -> str:
     return _spec_of(_kind(period), period.start.date())
 
 
-def _shifted(period: Period, steps: int) -> Period:
-    """The period of the same kind ``steps`` before (negative) or after (positive) this one."""
+def _shifted(period: Period, steps: int) -> Period | None:
+    """The period of the same kind ``steps`` before (negative) or after (positive) this one.
+
+    None past the years a report may cover (see ``reports.MIN_YEAR``/``MAX_YEAR``).
+    """
     kind, day = _kind(period), period.start.date()
     months = {"m": 1, "q": 3, "y": 12}[kind] * steps
     index = day.year * 12 + day.month - 1 + months
-    return period_bounds(_spec_of(kind, date(index // 12, index % 12 + 1, 1)), period.start, DEFAULT_ZONE)
+    try:
+        return period_bounds(_spec_of(kind, date(index // 12, index % 12 + 1, 1)), period.start, DEFAULT_ZONE)
+    except ValueError:
+        return None
 
 
 def period_menu(shown: Period, now: datetime) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -227,7 +253,7 @@ def period_menu(shown: Period, now: datetime) -> list[tuple[str, list[dict[str, 
     for kind, label, named in (("m", "月", "current_month"), ("q", "季度", "current_quarter"),
                                ("y", "年", "current_year")):
         current = period_bounds(named, now, DEFAULT_ZONE)
-        periods = [_shifted(current, -i) for i in range(RECENT[kind])]
+        periods = [p for i in range(RECENT[kind]) if (p := _shifted(current, -i)) is not None]
         if _kind(shown) == kind and shown not in periods:
             periods = sorted([*periods, shown], key=lambda p: p.start, reverse=True)
         groups.append((label, [{"spec": period_spec(p), "label": p.label, "selected": p == shown}
@@ -241,8 +267,8 @@ async def _unit_rows(request: web.Request) -> tuple[Period, list[UnitRow], str |
     return period, rows, error
 
 
-def _link(period: Period) -> dict[str, str]:
-    return {"spec": period_spec(period), "label": period.label}
+def _link(period: Period | None) -> dict[str, str] | None:
+    return {"spec": period_spec(period), "label": period.label} if period is not None else None
 
 
 async def units_page(request: web.Request) -> web.Response:
@@ -253,7 +279,8 @@ async def units_page(request: web.Request) -> web.Response:
     return render(request, "admin_units.html", status=400 if error else 200,
                   title=f"各单位完成情况（{period.label}）", nav="units", error=error,
                   period=_link(period), menu=period_menu(period, now),
-                  previous=_link(_shifted(period, -1)), next=_link(later) if later.start <= now else None,
+                  previous=_link(_shifted(period, -1)),
+                  next=_link(later) if later is not None and later.start <= now else None,
                   headers=HEADERS, cells=cells(rows), bars=bars(rows),
                   total=total, total_rate=percent(total))
 
@@ -317,19 +344,9 @@ def bars(rows: list[UnitRow]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- CSV
 
 
-def _cell(value: object) -> str:
-    """A CSV cell; text that Excel would run as a formula is prefixed with a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> web.Response:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([_cell(v) for v in row] for row in rows)
     # The BOM makes Excel read the file as UTF-8 instead of the local code page.
-    body = ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    body = ("\ufeff" + csv_text(header, rows)).encode("utf-8")
     return web.Response(
         body=body,
         content_type="text/csv",

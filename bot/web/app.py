@@ -2,23 +2,35 @@
 
 Pages are server-rendered Jinja2 templates (autoescaped), in Chinese, with no script at all and
 no external asset, so the Content-Security-Policy can forbid both.
+
+Every refusal is the service's own Chinese page (JSON on JSON routes) with its 4xx status: the
+``security_headers`` middleware turns aiohttp's English errors (404, 405, 413 …) into pages, and
+any exception a handler lets escape into a logged 500 page with no traceback. Requests aiohttp
+rejects before any middleware (a request line or header over 8190 bytes, a bad method, broken
+chunking) are answered by :class:`SafeAppRunner`'s request handler, also in Chinese, and logged as
+one line without the request's bytes (aiohttp would log the first 100 of them, i.e. a token).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from sqlalchemy import text
 
+from bot.metrics import WEB_ERRORS
+from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -110,17 +122,67 @@ def zone_for(runtime: Runtime, reminder_id: str | None) -> ZoneInfo:
 # ---------------------------------------------------------------- middleware and routes
 
 
+JSON_PATHS = frozenset({"/healthz"})
+
+# status -> (title, what to do); anything else 4xx says the request could not be handled.
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("请求无法处理", "请求的格式不正确。请检查链接是否完整，或从提醒消息中重新打开。"),
+    403: ("无权访问", "您没有访问这个页面的权限。"),
+    404: ("页面不存在", "请检查链接是否完整，或联系管理员。"),
+    405: ("不支持的请求方式", "这个地址不接受这种请求方式。请直接在浏览器中打开链接。"),
+    413: ("提交的内容过长", "提交的内容超过了允许的长度，请缩短后再试。"),
+    414: ("链接过长", "链接超过了允许的长度。请从提醒消息中重新打开原始链接。"),
+    429: ("请求过于频繁", "请稍后再试。"),
+    431: ("请求头过长", "浏览器发送的请求头过长，请清除本站的 Cookie 后重试。"),
+    500: ("服务器内部错误", "服务暂时出现问题，已记录在日志中。请稍后再试，或联系管理员。"),
+}
+OTHER_ERROR = ("请求无法处理", "请检查链接是否完整，或联系管理员。")
+_ERROR_TEMPLATES: jinja2.Environment | None = None
+
+
+def wants_json(request: web.BaseRequest) -> bool:
+    """JSON routes (``/healthz``) and clients that ask for JSON rather than a page get JSON errors."""
+    accept = request.headers.get("Accept", "")
+    return request.path in JSON_PATHS or ("application/json" in accept and "text/html" not in accept)
+
+
+def error_response(status: int, *, as_json: bool = False, message: str | None = None) -> web.Response:
+    """The service's own Chinese error page (or JSON body) for ``status``; usable without a request."""
+    global _ERROR_TEMPLATES
+    title, default = ERRORS.get(status, OTHER_ERROR if status < 500 else ERRORS[500])
+    message = message or default
+    if as_json:
+        return web.json_response({"status": "error", "error": title, "message": message}, status=status,
+                                 dumps=lambda data: json.dumps(data, ensure_ascii=False))
+    if _ERROR_TEMPLATES is None:
+        _ERROR_TEMPLATES = make_templates()
+    body = _ERROR_TEMPLATES.get_template("message.html").render(title=title, message=message, tone="error")
+    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = exc
-        if exc.status >= 400 and exc.content_type != "text/html":
-            response = _error_page(request, exc.status)
-            for name in ("Allow", "WWW-Authenticate"):  # keep what the status needs
-                if name in exc.headers:
-                    response.headers[name] = exc.headers[name]
+        if exc.status < 400 or (exc.content_type == "text/html" and not wants_json(request)):
+            _secure(request, exc)
+            raise  # a redirect, or a page of our own
+        response = replace_error(request, exc)
+    except Exception:  # a bug, never the client's fault: logged with its traceback, shown as a page
+        log.exception("处理请求 %s %s 时出错", request.method, mask_links(request.path))
+        response = error_response(500, as_json=wants_json(request))
+    return _secure(request, response)
+
+
+def _secure(request: web.BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
+    """Security headers on every response; error statuses counted (``remindbot_web_errors_total``)."""
+    if response.status >= 400:
+        WEB_ERRORS.labels(str(response.status)).inc()
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if not request.path.startswith("/static/"):
@@ -128,11 +190,29 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def _error_page(request: web.Request, status: int) -> web.Response:
-    titles = {404: "页面不存在", 405: "不支持的请求方式", 413: "提交的内容过长"}
-    title = titles.get(status, "请求无法处理")
-    return render(request, "message.html", status=status, title=title,
-                  message="请检查链接是否完整，或联系管理员。", tone="error")
+def replace_error(request: web.BaseRequest, error: web.StreamResponse) -> web.Response:
+    """Our Chinese page (or JSON) in place of aiohttp's English error, keeping the headers it needs."""
+    response = error_response(error.status, as_json=wants_json(request))
+    for name in ("Allow", "WWW-Authenticate", "Retry-After"):
+        if name in error.headers:
+            response.headers[name] = error.headers[name]
+    return response
+
+
+async def read_form(request: web.Request) -> Mapping[str, Any]:
+    """The posted form; a body the client got wrong is a Chinese 400 (413 when over the size cap).
+
+    Covers multipart without a boundary, unknown charsets, bytes that are not in the charset,
+    broken compression and a connection that ends mid-body: the client's doing, never a 500.
+    """
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise
+    except (ValueError, LookupError, AssertionError, HttpProcessingError, RequestPayloadError,
+            aiohttp.ClientPayloadError) as exc:
+        log.info("无法读取提交的表单（%s）", type(exc).__name__)
+        raise web.HTTPBadRequest() from None
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -171,10 +251,24 @@ def make_app(runtime: Runtime) -> web.Application:
     app[TEMPLATES] = make_templates()
     app.router.add_get("/healthz", healthz)
     add_confirm_routes(app)
-    app.router.add_static("/static/", HERE / "static", append_version=False)
+    app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/admin", _to_admin)
     app.add_subapp("/admin", make_admin_app())
     return app
+
+
+STATIC_TYPES = {".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+async def static_file(request: web.Request) -> web.Response:
+    """A file of ``static/`` by its plain name (no subfolders, no ranges: the files are a few KB)."""
+    name = request.match_info["name"]
+    path = HERE / "static" / name
+    kind = STATIC_TYPES.get(path.suffix)
+    if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.Response(body=path.read_bytes(), content_type=kind,
+                        headers={"Cache-Control": "public, max-age=3600"})
 
 
 async def _to_admin(request: web.Request) -> web.StreamResponse:
@@ -182,8 +276,6 @@ async def _to_admin(request: web.Request) -> web.StreamResponse:
 
 
 # ---------------------------------------------------------------- access log without tokens
-
-_TOKEN_PATH = re.compile(r"^/c/[^/?#]+")
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
@@ -193,11 +285,77 @@ class RedactingAccessLogger(AbstractAccessLogger):
     """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = _TOKEN_PATH.sub("/c/…", request.path)
         self.logger.info(
-            '%s "%s %s" %s %.3fs', request.remote, request.method, path, response.status, time
+            '%s "%s %s" %s %.3fs', request.remote, request.method, mask_links(request.path), response.status, time
         )
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+# ---------------------------------------------------------------- requests aiohttp refuses itself
+
+
+class _ChineseErrors(RequestHandler):
+    """aiohttp's per-connection protocol, answering unparsable requests in Chinese.
+
+    aiohttp's own ``handle_error`` echoes the parser's message (the first bytes of the offending
+    line) in an English body, and logs it with a traceback; for a confirmation link that is the
+    token. Here the body is our page and the log line names only the kind of error.
+    """
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            log.error("处理请求时出错（%s）", type(exc).__name__ if exc else status, exc_info=exc)
+        else:
+            log.warning("拒绝了来自 %s 的无法解析的请求（%s，HTTP %d）", request.remote,
+                        type(exc).__name__ if exc else "—", status)
+        WEB_ERRORS.labels(str(status)).inc()
+        if request.writer.output_size > 0:  # part of a response is out: only closing is left
+            raise ConnectionError("response already started")
+        text = None
+        if isinstance(exc, LineTooLong):
+            text = "请求的链接或请求头超过了允许的长度（8190 字节）。请从提醒消息中重新打开原始链接。"
+        response = error_response(status, message=text)
+        response.force_close()
+        return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """A broken body the client sent (read after the answer, to keep the connection) is its fault."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, RequestPayloadError | HttpProcessingError):
+            log.warning("丢弃了一个无法解析的请求正文（%s）", type(exc).__name__)
+            return
+        super().log_exception(*args, **kw)
+
+    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        """Errors raised outside any middleware (an unknown ``Expect`` header) get our page too."""
+        if resp.status >= 400 and resp.content_type == "text/plain" and not resp.prepared:
+            resp = replace_error(request, resp)
+        return await super().finish_response(request, resp, start_time)
+
+
+class _SafeServer(web.Server):
+    __slots__ = ()
+
+    def __call__(self) -> RequestHandler:
+        return _ChineseErrors(self, loop=self._loop, **self._kwargs)
+
+
+class SafeAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer unparsable requests with the Chinese page.
+
+    aiohttp offers no public hook for this (its parser errors never reach a middleware), so the
+    server's protocol class is swapped for :class:`_ChineseErrors`; ``tests/test_web_hostile.py``
+    fails if an aiohttp upgrade breaks it.
+    """
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _SafeServer
+        return server

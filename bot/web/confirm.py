@@ -29,7 +29,7 @@ from bot.confirmations import (
     record_confirmation,
 )
 from bot.tokens import TokenError, read_token
-from bot.web.app import render, runtime_of, zone_for
+from bot.web.app import read_form, render, runtime_of, zone_for
 from storage.models import Confirmation, Expectation, Occurrence
 
 CONTACT = "如有疑问，请联系机关工委管理员。"
@@ -138,7 +138,7 @@ async def post_confirm(request: web.Request) -> web.Response:
         target = await _resolve(request)
         if target.occurrence.dry_run:
             raise Refusal(*REHEARSAL)
-        form = await request.post()
+        form = await read_form(request)
         sent_token = form.get("token")
         if not isinstance(sent_token, str) or not hmac.compare_digest(
             sent_token.encode(), target.token.encode()

@@ -51,7 +51,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("apscheduler", "aiohttp.access", "watchfiles"):
+    for noisy in ("apscheduler", "aiohttp.access", "watchfiles", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -46,11 +46,18 @@ def load_runtime_parts(settings: Settings) -> tuple[Schedules, WorkCalendar, Ren
 @asynccontextmanager
 async def open_runtime(settings: Settings, *,
                        clock: Callable[[], datetime] | None = None) -> AsyncIterator[Runtime]:
-    """Schedules, calendar, renderer and a started database; for the CLI and the service."""
+    """Schedules, calendar, renderer and a started database; for the CLI and the service.
+
+    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
+    used within ``settings.db_start_timeout_seconds``.
+    """
     schedules, calendar, renderer = load_runtime_parts(settings)
     db = Database(settings.database_url, schema=settings.database_schema or None)
-    await db.create_schema()
-    await db.start()
+    try:
+        await db.start(wait_seconds=settings.db_start_timeout_seconds)
+    except BaseException:
+        await db.stop()
+        raise
     try:
         link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
         yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,

@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from bot import outbox
+from bot.metrics import MESSAGES, RETRIES
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
 from bot.platforms.markup import redact
@@ -125,6 +126,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
+        self.ticks: dict[str, datetime] = {}  # the service passes Runtime.ticks: /healthz reads "dispatcher"
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -223,6 +225,7 @@ class Dispatcher:
     async def _loop(self) -> None:
         while self._accepting:
             self._wake.clear()
+            self.ticks["dispatcher"] = self._clock()
             try:
                 await self._fill()
             except Exception as exc:
@@ -385,6 +388,8 @@ class Dispatcher:
             self.stats.sent += 1
         elif result.status == DRY_RUN:
             self.stats.dry_run += 1
+        if stored.result():
+            _count(row.platform, result.status)
         if retry_in is None or not stored.result():
             if lane.rows and lane.rows[0] is row:
                 lane.rows.popleft()
@@ -422,7 +427,10 @@ class Dispatcher:
             self._finish(lane, row, Result(row.id, DEAD, now, reason, err.kind.value, status))
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
-            log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason)
+            log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason, extra={
+                "event": "message_dead", "outbox_id": row.id, "platform": row.platform,
+                "channel_id": row.channel_id, "stage": row.stage, "error_kind": err.kind.value,
+                "attempts": attempt})
             task = asyncio.create_task(self._tell_admin(row, name, reason))
             self._side.add(task)
             task.add_done_callback(self._side.discard)
@@ -469,6 +477,14 @@ class Dispatcher:
             log.warning("无法通知管理员频道：%s", type(exc).__name__)
             return
         self.wake()
+
+
+def _count(platform: str, status: str) -> None:
+    """Metrics for a stored result: a finished message by outcome, or a retry."""
+    if status == PENDING:
+        RETRIES.labels(platform).inc()
+    else:
+        MESSAGES.labels(platform, status).inc()
 
 
 def _short_json(body: Any, limit: int = 2000) -> str:

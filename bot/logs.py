@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 _SECRETS: set[str] = set()
@@ -29,17 +30,27 @@ class _Redacting(logging.Formatter):
         return mask(super().format(record))
 
 
+# Attributes every LogRecord has; anything else on a record came from ``extra={...}``.
+_STANDARD = {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "taskName"}
+
+
 class _Json(_Redacting):
+    """One JSON object per line: time, level, logger, message, then any structured fields passed
+    with ``extra={"event": ..., ...}`` under their own names (see README, "Logs")."""
+
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload.setdefault(key, value)
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return mask(json.dumps(payload, ensure_ascii=False))
+        return mask(json.dumps(payload, ensure_ascii=False, default=str))
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 FireHandler = Callable[[Fire], Awaitable[object]]
 LOOK_BACK = timedelta(minutes=10)
 CATCH_UP = timedelta(hours=6)
+TICK = timedelta(seconds=30)
 
 
 class ReminderScheduler:
@@ -39,6 +40,10 @@ class ReminderScheduler:
         self._scheduler.start()
         self.apply(self.runtime.schedules, self.runtime.calendar)
 
+    async def _tick(self) -> None:
+        """Every TICK: the scheduler's loop is alive (read by /healthz)."""
+        self.runtime.ticks["scheduler"] = self.runtime.clock()
+
     async def stop(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
@@ -46,6 +51,8 @@ class ReminderScheduler:
     def apply(self, schedules: Schedules, calendar: WorkCalendar) -> None:
         """Replace every job with the given schedules' reminders."""
         self._scheduler.remove_all_jobs()
+        self._scheduler.add_job(self._tick, "interval", seconds=TICK.total_seconds(), id="tick",
+                                next_run_time=datetime.now(UTC))
         for reminder in schedules.reminders.values():
             if not reminder.enabled:
                 continue
@@ -60,7 +67,7 @@ class ReminderScheduler:
                 max_instances=1,
                 replace_existing=True,
             )
-        count = len(self._scheduler.get_jobs())
+        count = len(self._scheduler.get_jobs()) - 1  # not the tick
         if self._scheduler.running:
             # A fire due while the jobs were being replaced would otherwise be skipped: look back
             # once now (firing is idempotent, so what was already sent is not sent again).
@@ -72,7 +79,7 @@ class ReminderScheduler:
             await self.run_reminder(reminder_id)
 
     def next_runs(self) -> dict[str, datetime | None]:
-        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
+        return {job.id: job.next_run_time for job in self._scheduler.get_jobs() if job.id != "tick"}
 
     async def run_reminder(self, reminder_id: str, *, since: datetime | None = None) -> int:
         """Fire whatever of this reminder is due between the look-back and now."""

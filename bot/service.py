@@ -86,6 +86,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                 admin_channel=lambda: runtime.schedules.service.admin_channel)
         runtime.wake_dispatcher = dispatcher.wake
+        dispatcher.ticks = runtime.ticks
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
 

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from sqlalchemy import text
 
 from bot.runtime import Runtime
 
@@ -135,30 +134,16 @@ def _error_page(request: web.Request, status: int) -> web.Response:
                   message="请检查链接是否完整，或联系管理员。", tone="error")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    try:
-        async with runtime.db.session() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    except Exception as exc:  # any failure means "not healthy"; the reason is logged, not shown
-        log.warning("health check: database unreachable (%s)", type(exc).__name__)
-        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
-    return web.json_response({
-        "status": "ok",
-        "database": "ok",
-        "reminders": len(runtime.schedules.reminders),
-        "time": runtime.clock().astimezone(UTC).isoformat(timespec="seconds"),
-    })
-
-
 def make_app(runtime: Runtime) -> web.Application:
     from bot.web.admin import make_admin_app
     from bot.web.confirm import add_confirm_routes
+    from bot.web.health import healthz, metrics
 
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[RUNTIME] = runtime
     app[TEMPLATES] = make_templates()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     add_confirm_routes(app)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     app.router.add_get("/admin", _to_admin)

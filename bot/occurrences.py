@@ -122,8 +122,9 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         ))
     try:
         await session.commit()
-    except IntegrityError:
+    except IntegrityError:  # another instance recorded them first
         await session.rollback()
+        await session.refresh(occ)  # the rollback expired it; reading it lazily would fail (MissingGreenlet)
 
 
 @dataclass

@@ -95,12 +95,32 @@ class SchemaState:
 # ---------------------------------------------------------------- upgrade
 
 
+@dataclass
+class Upgrade:
+    """What ``upgrade()`` did."""
+
+    before: str | None  # the revision recorded before (None: an empty database)
+    after: str
+    legacy: bool = False  # tables made before migrations were found and stamped as the baseline
+
+    @property
+    def changed(self) -> bool:
+        return self.legacy or self.before != self.after
+
+    def describe(self) -> str:
+        """One Chinese sentence for an admin."""
+        if not self.changed:
+            return f"数据库结构已是最新（版本 {self.after}），无需升级。"
+        start = "旧版本创建的数据库（数据已保留）" if self.legacy else (self.before or "空库")
+        return f"数据库结构已升级：{start} → {self.after}。"
+
+
 def _lock_name(schema: str | None) -> str:
     return f"remindbot-migrate:{schema or ''}"
 
 
-async def upgrade(engine: AsyncEngine, schema: str | None = None) -> tuple[str | None, str]:
-    """Bring the database to the newest revision; returns (revision before, after).
+async def upgrade(engine: AsyncEngine, schema: str | None = None) -> Upgrade:
+    """Bring the database to the newest revision.
 
     Errors: connection errors as raised by the driver; ``RuntimeError`` when the database is at a
     revision newer than this code knows.
@@ -123,9 +143,8 @@ async def upgrade(engine: AsyncEngine, schema: str | None = None) -> tuple[str |
         if postgres:
             await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": _lock_name(schema)})
             await conn.commit()
-    before, after = result
-    if before != after:
-        log.info("数据库结构已升级：%s → %s", before or "空库", after)
+    if result.changed:
+        log.info(result.describe())
     return result
 
 
@@ -137,21 +156,20 @@ async def _abandon(conn: AsyncConnection) -> None:
         await conn.invalidate()
 
 
-def _upgrade_sync(conn: Connection, schema: str | None) -> tuple[str | None, str]:
+def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
     cfg = alembic_config(conn, schema)
     before = _current(conn, schema)
-    if before is None and _has_tables(conn, schema):
+    legacy = before is None and _has_tables(conn, schema)
+    if legacy:
         command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
-        before = BASELINE
-    if before is not None and not known(before):
+    elif before is not None and not known(before):
         raise RuntimeError(f"数据库结构版本 {before} 比本程序（最新 {head()}）还新，请升级 remindbot。")
     command.upgrade(cfg, "head")
-    return before, head()
+    return Upgrade(before, head(), legacy)
 
 
 def _current(conn: Connection, schema: str | None) -> str | None:
-    ctx = MigrationContext.configure(conn, opts={"version_table_schema": schema})
-    return ctx.get_current_revision()
+    return MigrationContext.configure(conn).get_current_revision()  # in the search_path's schema
 
 
 def _has_tables(conn: Connection, schema: str | None) -> bool:
@@ -221,7 +239,7 @@ def compare(conn: Connection, schema: str | None = None) -> list[Any]:
     """Differences between storage/models.py and the database (empty when they agree)."""
     from alembic.autogenerate import compare_metadata
 
-    ctx = MigrationContext.configure(conn, opts={"compare_type": True, "version_table_schema": schema})
+    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
     return list(compare_metadata(ctx, SQLModel.metadata))
 
 

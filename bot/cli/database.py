@@ -22,14 +22,10 @@ def db() -> None:
 @db.command("upgrade")
 def upgrade() -> None:
     """把数据库结构升级到最新版本（保留全部数据；服务启动时也会自动升级）。"""
-    before, after = asyncio.run(_upgrade(Settings()))
-    if before == after:
-        click.echo(f"数据库结构已是最新（版本 {after}），无需升级。")
-    else:
-        click.echo(f"数据库结构已升级：{before or '空库'} → {after}。")
+    click.echo(asyncio.run(_upgrade(Settings())).describe())
 
 
-async def _upgrade(settings: Settings) -> tuple[str | None, str]:
+async def _upgrade(settings: Settings) -> migrate.Upgrade:
     database = Database(settings.database_url, schema=settings.database_schema or None)
     try:
         await database.wait_reachable(settings.db_start_timeout_seconds)

@@ -1,8 +1,8 @@
 """Alembic environment: runs on the connection ``storage.migrate`` hands over (async engines included).
 
 ``storage.migrate`` opens the connection (under a PostgreSQL advisory lock, or SQLite's write lock)
-and passes it in ``config.attributes["connection"]``, with the PostgreSQL schema, if any, in
-``config.attributes["schema"]``. SQLite runs in batch mode, so a later migration can alter columns.
+and passes it in ``config.attributes["connection"]``; a PostgreSQL schema is that connection's
+search_path. SQLite runs in batch mode, so a later migration can alter columns.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
         raise RuntimeError("run migrations with `remindbot db upgrade` (storage.migrate), not the alembic command")
-    schema = config.attributes.get("schema")
+    # A PostgreSQL schema (REMINDBOT_DATABASE_SCHEMA) is the connection's search_path: the tables and
+    # alembic_version go there without naming it, so the same migrations serve every schema.
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,
         render_as_batch=True,
-        version_table_schema=schema,
         compare_type=True,
         render_item=render_item,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,7 +44,7 @@ class Database:
         self.schema = schema
         try:
             self.engine: AsyncEngine = _make_engine(url, schema)
-        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        except (ArgumentError, InvalidRequestError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise DatabaseUnavailable(
                 f"数据库地址 REMINDBOT_DATABASE_URL 无效（{type(exc).__name__}）；应为 "
                 "sqlite+aiosqlite:///文件路径 或 postgresql+asyncpg://用户@主机:端口/库名") from None

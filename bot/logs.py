@@ -34,7 +34,7 @@ class _Redacting(logging.Formatter):
 _STANDARD = {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "taskName"}
 
 
-class _Json(_Redacting):
+class JsonFormatter(_Redacting):
     """One JSON object per line: time, level, logger, message, then any structured fields passed
     with ``extra={"event": ..., ...}`` under their own names (see README, "Logs")."""
 
@@ -56,7 +56,7 @@ class _Json(_Redacting):
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
-        handler.setFormatter(_Json())
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(_Redacting("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -37,6 +37,7 @@ class ReminderScheduler:
         self._last_run: dict[str, datetime] = {}
 
     def start(self) -> None:
+        self.runtime.ticks["scheduler"] = self.runtime.clock()
         self._scheduler.start()
         self.apply(self.runtime.schedules, self.runtime.calendar)
 
@@ -52,7 +53,7 @@ class ReminderScheduler:
         """Replace every job with the given schedules' reminders."""
         self._scheduler.remove_all_jobs()
         self._scheduler.add_job(self._tick, "interval", seconds=TICK.total_seconds(), id="tick",
-                                next_run_time=datetime.now(UTC))
+                                misfire_grace_time=None, coalesce=True)
         for reminder in schedules.reminders.values():
             if not reminder.enabled:
                 continue

@@ -61,7 +61,7 @@ class Database:
         """The database as an admin names it, password masked: ``postgresql+asyncpg://u:***@host:5432/db``."""
         return describe_url(self.url)
 
-    async def start(self, *, wait_seconds: float = 0.0) -> None:
+    async def start(self, *, wait_seconds: float = 0.0) -> migrate.Upgrade:
         """Wait for the server (up to ``wait_seconds``), then migrate the schema to the newest revision.
 
         Errors: ``DatabaseUnavailable`` (Chinese, naming host and port, no password, no traceback
@@ -69,9 +69,9 @@ class Database:
         """
         await self.wait_reachable(wait_seconds)
         try:
-            await migrate.upgrade(self.engine, self.schema)
+            return await migrate.upgrade(self.engine, self.schema)
         except (OSError, TimeoutError, DBAPIError, RuntimeError) as exc:
-            raise DatabaseUnavailable(f"数据库 {self.where} 结构升级失败：{self._reason(exc)}") from None
+            raise DatabaseUnavailable(f"数据库 {self.where} 无法使用：{self._reason(exc)}") from None
 
     async def wait_reachable(self, wait_seconds: float) -> None:
         """Connect once, retrying with backoff (PostgreSQL) until ``wait_seconds`` have passed."""

@@ -48,6 +48,7 @@ def head() -> str:
     return found
 
 
+@cache
 def known(revision: str) -> bool:
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
@@ -65,16 +66,25 @@ class SchemaState:
     missing: list[str] = field(default_factory=list)  # "table" or "table.column" the code needs
 
     @property
+    def newer(self) -> bool:
+        """Migrated by a newer release (a rolling upgrade): this code does not know the revision."""
+        return self.current is not None and self.current != self.head and not known(self.current)
+
+    @property
     def ok(self) -> bool:
-        return self.current == self.head and not self.missing
+        """Sending can work: every table and column this code uses is there, at its revision or newer."""
+        return not self.missing and (self.current == self.head or self.newer)
 
     def describe(self) -> str:
         """One Chinese sentence for an admin."""
+        if self.ok and self.newer:
+            return (f"数据库结构版本 {self.current} 比本程序（最新 {self.head}）新，本程序用到的表和列都在，"
+                    "可以继续运行；请尽快升级 remindbot。")
         if self.ok:
             return f"数据库结构是最新的（版本 {self.current}）。"
-        if self.current is not None and self.current != self.head and not known(self.current):
-            return (f"数据库结构版本 {self.current} 比本程序（最新 {self.head}）还新，"
-                    "请升级 remindbot 后再启动。")
+        if self.newer:
+            return (f"数据库结构版本 {self.current} 比本程序（最新 {self.head}）新，且缺少本程序用到的 "
+                    f"{'、'.join(self.missing[:5])}；请升级 remindbot。")
         if self.current is None and not self.legacy:
             return (f"数据库中还没有 remindbot 的表（最新版本 {self.head}）；请运行 remindbot db upgrade，"
                     "或直接启动服务（启动时自动建表）。")
@@ -109,6 +119,8 @@ class Upgrade:
 
     def describe(self) -> str:
         """One Chinese sentence for an admin."""
+        if not self.changed and self.after != head():
+            return f"数据库结构版本 {self.after} 比本程序（最新 {head()}）新，未作改动。"
         if not self.changed:
             return f"数据库结构已是最新（版本 {self.after}），无需升级。"
         start = "旧版本创建的数据库（数据已保留）" if self.legacy else (self.before or "空库")
@@ -122,8 +134,11 @@ def _lock_name(schema: str | None) -> str:
 async def upgrade(engine: AsyncEngine, schema: str | None = None) -> Upgrade:
     """Bring the database to the newest revision.
 
-    Errors: connection errors as raised by the driver; ``RuntimeError`` when the database is at a
-    revision newer than this code knows.
+    A database at a revision newer than this code knows (a newer release migrated it) is left
+    alone when every table and column this code uses is there.
+
+    Errors: connection errors as raised by the driver; ``RuntimeError`` (Chinese) when the database
+    is at a newer revision that lacks something this code uses.
     """
     async with engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
@@ -163,7 +178,12 @@ def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
     if legacy:
         command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
     elif before is not None and not known(before):
-        raise RuntimeError(f"数据库结构版本 {before} 比本程序（最新 {head()}）还新，请升级 remindbot。")
+        # A newer release migrated it (rolling upgrade): run on it if all we use is still there.
+        found = SchemaState(current=before, head=head(), missing=_missing(conn, schema))
+        if not found.ok:
+            raise RuntimeError(found.describe())
+        log.warning(found.describe())
+        return Upgrade(before, before)
     command.upgrade(cfg, "head")
     return Upgrade(before, head(), legacy)
 
@@ -217,7 +237,7 @@ def _probe_sql(conn: Connection) -> str:
 def _missing(conn: Connection, schema: str | None) -> list[str]:
     inspector = inspect(conn)
     tables = set(inspector.get_table_names(schema=schema))
-    out = [] if VERSION_TABLE in tables else [VERSION_TABLE]
+    out = [] if VERSION_TABLE in tables else [VERSION_TABLE]  # callers drop it from what they show
     for table in SQLModel.metadata.sorted_tables:
         if table.name not in tables:
             out.append(table.name)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from storage import migrate
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import Confirmation, DeliveryAttempt, Expectation, Instance, Nudge, Occurrence, Outbox
 from tests.conftest import DEFAULT_PG_URL
 from tests.servehelp import Service, Workspace, wait_until
@@ -148,6 +148,25 @@ async def test_a_database_made_before_migrations_is_upgraded_with_every_row_kept
 async def test_starting_twice_on_a_current_database_changes_nothing(any_db: Database) -> None:
     done = await migrate.upgrade(any_db.engine, any_db.schema)
     assert not done.changed and done.describe() == f"数据库结构已是最新（版本 {migrate.head()}），无需升级。"
+
+
+async def test_a_database_migrated_by_a_newer_release_is_used_while_it_has_what_this_code_needs(
+    any_db: Database,
+) -> None:
+    # A rolling upgrade: a newer instance migrated to a revision this code does not know, adding things.
+    async with any_db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        await conn.execute(text("ALTER TABLE outbox ADD COLUMN lane TEXT"))
+    done = await any_db.start()
+    assert (done.before, done.after) == ("9999", "9999") and "未作改动" in done.describe()
+    found = await migrate.state(any_db.engine, any_db.schema)
+    assert found.ok and found.newer and "可以继续运行" in found.describe()
+
+    async with any_db.engine.begin() as conn:  # ... but a newer release that dropped a column we use
+        await conn.execute(text("ALTER TABLE nudge DROP COLUMN kind"))
+    with pytest.raises(DatabaseUnavailable, match=r"缺少本程序用到的 nudge\.kind"):
+        await any_db.start()
+    assert not (await migrate.state(any_db.engine, any_db.schema)).ok
 
 
 def run_db(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:

@@ -28,8 +28,7 @@ def upgrade() -> None:
 async def _upgrade(settings: Settings) -> migrate.Upgrade:
     database = Database(settings.database_url, schema=settings.database_schema or None)
     try:
-        await database.wait_reachable(settings.db_start_timeout_seconds)
-        return await migrate.upgrade(database.engine, database.schema)
+        return await database.start(wait_seconds=settings.db_start_timeout_seconds)
     finally:
         await database.stop()
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.metrics import CONFIRMATIONS
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -124,6 +125,7 @@ async def record_confirmation(
             if winner is None:  # the conflict was something else; let it surface
                 raise
             return False, winner
+        CONFIRMATIONS.labels(via).inc()
         return True, row  # expire_on_commit is off: the row keeps its values and id
 
 

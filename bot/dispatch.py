@@ -33,6 +33,7 @@ import aiohttp
 
 from bot import outbox
 from bot.deadletters import DeadDigest
+from bot.metrics import MESSAGES, RETRIES
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
@@ -128,6 +129,7 @@ class Dispatcher:
         self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
         self._dead = DeadDigest(db, channel_for=channel_for, platform_for=platform_for, admin_channel=admin_channel,
                                 clock=clock, wake=self.wake, window_seconds=settings.dead_digest_seconds)
+        self.ticks: dict[str, datetime] = {}  # the service passes Runtime.ticks: /healthz reads "dispatcher"
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -227,6 +229,7 @@ class Dispatcher:
     async def _loop(self) -> None:
         while self._accepting:
             self._wake.clear()
+            self.ticks["dispatcher"] = self._clock()
             try:
                 await self._fill()
             except Exception as exc:
@@ -389,6 +392,8 @@ class Dispatcher:
             self.stats.sent += 1
         elif result.status == DRY_RUN:
             self.stats.dry_run += 1
+        if stored.result():
+            _count(row.platform, result.status)
         if retry_in is None or not stored.result():
             if lane.rows and lane.rows[0] is row:
                 lane.rows.popleft()
@@ -426,7 +431,10 @@ class Dispatcher:
             self._finish(lane, row, Result(row.id, DEAD, now, reason, err.kind.value, status))
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
-            log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason)
+            log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason, extra={
+                "event": "message_dead", "outbox_id": row.id, "platform": row.platform,
+                "channel_id": row.channel_id, "stage": row.stage, "error_kind": err.kind.value,
+                "attempts": attempt})
             self._dead.add(row, channel, reason)  # one digest per robot per window to the admin channel
             return
         delay = self._backoff(attempt, err.retry_after)
@@ -442,6 +450,14 @@ class Dispatcher:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         delay *= 0.5 + self._rng() / 2
         return max(delay, retry_after or 0.0)
+
+
+def _count(platform: str, status: str) -> None:
+    """Metrics for a stored result: a finished message by outcome, or a retry."""
+    if status == PENDING:
+        RETRIES.labels(platform).inc()
+    else:
+        MESSAGES.labels(platform, status).inc()
 
 
 def _short_json(body: Any, limit: int = 2000) -> str:

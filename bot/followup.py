@@ -102,6 +102,7 @@ class FollowUps:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()  # before the run, so a wake during it is not lost
+            self.runtime.ticks["followups"] = self.runtime.clock()
             try:
                 await self.run_once(self.runtime.clock())
                 delay = await self.seconds_to_next(self.runtime.clock())

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config.models import DEFAULT_TZ
@@ -53,30 +54,40 @@ class _Redacting(logging.Formatter):
         return stamp(record.created)
 
 
-class _Json(_Redacting):
+# Attributes every LogRecord has; anything else on a record came from ``extra={...}``.
+_STANDARD = {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "taskName"}
+
+
+class JsonFormatter(_Redacting):
+    """One JSON object per line: time, level, logger, message, then any structured fields passed
+    with ``extra={"event": ..., ...}`` under their own names (see README, "Logs")."""
+
     def format(self, record: logging.LogRecord) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "time": stamp(record.created, sep="T"),
             "level": record.levelname,
             "logger": record.name,
             "message": mask(record.getMessage()),
         }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload.setdefault(key, value)
         if record.exc_info:
             payload["exception"] = mask(self.formatException(record.exc_info))
         # Masked before encoding, so a mask never cuts through a JSON escape and each line stays JSON.
-        return json.dumps(payload, ensure_ascii=False)
+        return json.dumps(payload, ensure_ascii=False, default=str)
 
 
 def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
-        handler.setFormatter(_Json())
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(_Redacting("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("apscheduler", "aiohttp.access", "watchfiles"):
+    for noisy in ("apscheduler", "aiohttp.access", "watchfiles", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -9,7 +9,14 @@ truth rather than its own view.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import case, func
+from sqlmodel import select
+
+from storage.db import Database
+from storage.models import Outbox
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -23,7 +30,8 @@ QUEUE_DEPTH = Gauge(
     "remindbot_queue_depth", "Pending outbox messages, by platform (read from the database at scrape).",
     ["platform"], registry=REGISTRY)
 OLDEST_READY_AGE = Gauge(
-    "remindbot_oldest_ready_age_seconds", "Age of the oldest message ready to send, by platform (seconds).",
+    "remindbot_oldest_ready_age_seconds",
+    "How long the longest-waiting message ready to send has been ready, by platform (seconds; read at scrape).",
     ["platform"], registry=REGISTRY)
 LANES_HELD = Gauge(
     "remindbot_lanes_held", "Robot lanes this instance holds a lease on.", registry=REGISTRY)
@@ -47,3 +55,22 @@ ADMIN_LOGIN_FAILURES = Counter(
 WEB_ERRORS = Counter(
     "remindbot_web_errors_total", "Web requests answered with an error page, by HTTP status (500: a bug).",
     ["status"], registry=REGISTRY)
+
+
+async def refresh_from_database(db: Database, now: datetime) -> None:
+    """Fill the gauges that describe the shared queue (every instance reports the same truth).
+
+    ``now`` is aware UTC. Platforms with nothing pending drop out of the gauges.
+    Errors: database errors propagate (the caller serves the other metrics anyway).
+    """
+    ready_since = func.min(case((Outbox.next_attempt_at <= now, Outbox.next_attempt_at)))
+    query = (select(Outbox.platform, func.count(), ready_since)  # type: ignore[call-overload]
+             .where(Outbox.status == "pending").group_by(Outbox.platform))
+    async with db.session() as session:
+        rows = (await session.exec(query)).all()
+    QUEUE_DEPTH.clear()  # no await from here on: a concurrent scrape never sees half the labels
+    OLDEST_READY_AGE.clear()
+    for platform, depth, oldest in rows:
+        QUEUE_DEPTH.labels(platform).set(depth)
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        OLDEST_READY_AGE.labels(platform).set(max(0.0, age))

@@ -133,7 +133,7 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         await session.commit()
     except IntegrityError:  # another instance recorded them first
         await session.rollback()
-        await session.refresh(occ)  # the rollback expired it; reading it later must not lazy-load
+        await session.refresh(occ)  # the rollback expired it; reading it lazily would fail (MissingGreenlet)
 
 
 @dataclass

@@ -47,11 +47,18 @@ def load_runtime_parts(settings: Settings) -> tuple[Schedules, WorkCalendar, Ren
 @asynccontextmanager
 async def open_runtime(settings: Settings, *,
                        clock: Callable[[], datetime] | None = None) -> AsyncIterator[Runtime]:
-    """Schedules, calendar, renderer and a started database; for the CLI and the service."""
+    """Schedules, calendar, renderer and a started database; for the CLI and the service.
+
+    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
+    used within ``settings.db_start_timeout_seconds``.
+    """
     schedules, calendar, renderer = load_runtime_parts(settings)
     db = Database(settings.database_url, schema=settings.database_schema or None)
-    await db.create_schema()
-    await db.start()
+    try:
+        await db.start(wait_seconds=settings.db_start_timeout_seconds)
+    except BaseException:
+        await db.stop()
+        raise
     try:
         link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
         clock = clock or system_clock
@@ -88,6 +95,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             log.info("演练模式：不发送任何消息，此前待发送的正式消息留待正式运行时发送")
         else:
             runtime.wake_dispatcher = dispatcher.wake
+            dispatcher.ticks = runtime.ticks
             await dispatcher.start()
             stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
 

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
         default="", description="PostgreSQL only: keep every table in this schema (created if missing). "
         "Lets several services or test runs share one database.",
     )
+    db_start_timeout_seconds: float = Field(
+        default=60.0, description="At start, how long to keep retrying (with backoff) a PostgreSQL server that "
+        "does not answer or refuses us, before exiting with code 1 (seconds).",
+    )
     schedules_dir: Path = Field(default=ROOT / "schedules", description="Admin YAML folder.")
     templates_dir: Path = Field(
         default=ROOT / "message_templates", description="Jinja2 message templates folder."
@@ -85,6 +89,13 @@ class Settings(BaseSettings):
     )
     send_concurrency: int = Field(default=64, description="Messages in flight at once.")
     send_timeout_seconds: float = Field(default=10.0)
+    health_stale_seconds: float = Field(
+        default=180.0, description="/healthz answers 503 when the scheduler's or dispatcher's loop has not "
+        "ticked for this long (seconds; they tick at least every 30 s).",
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve /metrics (Prometheus text) without login: only counts, no names.",
+    )
     var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
     max_schedule_file_bytes: int = Field(
         default=DEFAULT_FILE_BYTES, gt=0, description="Largest schedules YAML file (bytes); a larger one is an error."

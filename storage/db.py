@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import migrate
 from storage.models import Instance  # also registers every table
+
+log = logging.getLogger(__name__)
+RETRY_FIRST_SECONDS = 0.5  # first pause between connection attempts at start; doubles
+RETRY_MAX_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 10.0  # one connection attempt at start
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be used at start. ``str()`` is one Chinese sentence, without any password."""
 
 
 class Database:
-    """Owns the engine. ``await db.start()`` creates tables; ``await db.stop()`` disposes.
+    """Owns the engine. ``await db.start()`` migrates to the newest schema; ``await db.stop()`` disposes.
 
     ``schema`` (PostgreSQL only) keeps every table in that schema: tests and benchmarks use a
     fresh one each and drop it afterwards (``create_schema`` / ``drop_schema``).
+
+    Errors: ``DatabaseUnavailable`` for a URL that names no usable driver or cannot be parsed.
     """
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.url = url
         self.schema = schema
-        self.engine: AsyncEngine = _make_engine(url, schema)
+        try:
+            self.engine: AsyncEngine = _make_engine(url, schema)
+        except (ArgumentError, InvalidRequestError, NoSuchModuleError, ImportError, ValueError) as exc:
+            raise DatabaseUnavailable(
+                f"数据库地址 REMINDBOT_DATABASE_URL 无效（{type(exc).__name__}）；应为 "
+                "sqlite+aiosqlite:///文件路径 或 postgresql+asyncpg://用户@主机:端口/库名") from None
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -36,9 +56,62 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    async def start(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+    @property
+    def where(self) -> str:
+        """The database as an admin names it, password masked: ``postgresql+asyncpg://u:***@host:5432/db``."""
+        return describe_url(self.url)
+
+    async def start(self, *, wait_seconds: float = 0.0) -> migrate.Upgrade:
+        """Wait for the server (up to ``wait_seconds``), then migrate the schema to the newest revision.
+
+        Errors: ``DatabaseUnavailable`` (Chinese, naming host and port, no password, no traceback
+        needed) when the server stays unreachable, refuses us, or the schema cannot be upgraded.
+        """
+        await self.wait_reachable(wait_seconds)
+        try:
+            return await migrate.upgrade(self.engine, self.schema)
+        except (OSError, TimeoutError, DBAPIError, RuntimeError) as exc:
+            raise DatabaseUnavailable(f"数据库 {self.where} 无法使用：{self._reason(exc)}") from None
+
+    async def wait_reachable(self, wait_seconds: float) -> None:
+        """Connect once, retrying with backoff (PostgreSQL) until ``wait_seconds`` have passed."""
+        deadline = time.monotonic() + wait_seconds
+        pause, told = RETRY_FIRST_SECONDS, False
+        while True:
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS), self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            except (OSError, TimeoutError, DBAPIError) as exc:
+                reason = self._reason(exc)
+                if self.is_sqlite or time.monotonic() + pause > deadline:
+                    waited = f"；已重试 {wait_seconds:g} 秒" if told else ""
+                    raise DatabaseUnavailable(f"无法连接数据库 {self.where}：{reason}{waited}，放弃启动") from None
+                if not told:
+                    log.warning("无法连接数据库 %s：%s；%g 秒内继续重试……", self.where, reason, wait_seconds)
+                    told = True
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX_SECONDS)
+                continue
+            if told:
+                log.info("已连接数据库 %s", self.where)
+            return
+
+    def _reason(self, exc: BaseException) -> str:
+        """Why, in Chinese; the driver's own message for the server's answers, never the password."""
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "连接被拒绝（该地址和端口上没有数据库在监听）"
+        elif isinstance(exc, socket.gaierror):
+            reason = "主机名无法解析"
+        elif isinstance(exc, TimeoutError):
+            reason = f"连接超时（{CONNECT_TIMEOUT_SECONDS:g} 秒内无答复）"
+        elif isinstance(exc, DBAPIError):
+            reason = f"数据库答复：{str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__}"
+        elif isinstance(exc, OSError):
+            reason = f"网络错误（{exc.strerror or type(exc).__name__}）"
+        else:
+            reason = str(exc)
+        password = make_url(self.url).password
+        return reason.replace(str(password), "***") if password else reason
 
     async def stop(self) -> None:
         await self.engine.dispose()
@@ -73,6 +146,15 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL with its password masked, plus ``（host:port）`` for a server (PostgreSQL's default port)."""
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.drivername.startswith("sqlite"):
+        return shown
+    return f"{shown}（{parsed.host or 'localhost'}:{parsed.port or 5432}）"
 
 
 def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:

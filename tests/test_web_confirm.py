@@ -351,11 +351,20 @@ async def test_a_note_cannot_inject_markup_into_the_page(world: World, client: T
 # ---------------------------------------------------------------- health and logs
 
 
-async def test_health_check_reports_the_database_reachable(client: TestClient) -> None:
+async def test_health_check_reports_the_database_reachable(world: World, client: TestClient) -> None:
+    for loop in ("scheduler", "dispatcher"):  # no loops run here: stamp them as the service's would
+        world.runtime.ticks[loop] = world.clock()
     response = await client.get("/healthz")
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "ok" and body["database"] == "ok"
+
+
+async def test_health_check_fails_while_the_loops_have_not_run(client: TestClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 503
+    body = await response.json()
+    assert body["checks"]["dispatcher"]["message"] == "未运行" and body["checks"]["schema"]["ok"]
 
 
 async def test_access_log_lines_never_contain_the_token(

@@ -27,7 +27,6 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
-from sqlalchemy import text
 
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
@@ -215,41 +214,16 @@ async def read_form(request: web.Request) -> Mapping[str, Any]:
         raise web.HTTPBadRequest() from None
 
 
-async def healthz(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    try:
-        async with runtime.db.session() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-    except Exception as exc:  # any failure means "not healthy"; the reason is logged, not shown
-        log.warning("health check: database unreachable (%s)", type(exc).__name__)
-        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
-    return web.json_response({
-        "status": "ok",
-        "database": "ok",
-        "reminders": len(runtime.schedules.reminders),
-        "time": runtime.clock().astimezone(UTC).isoformat(timespec="seconds"),
-        **schedules_health(runtime),
-    })
-
-
-def schedules_health(runtime: Runtime) -> dict[str, Any]:
-    """``schedules``: "ok" or "error since <UTC ISO>" (the last reload was refused; the last good
-    schedules still run, so the status stays 200) and ``schedule_errors``: how many errors."""
-    state = runtime.reload
-    if state.ok:
-        return {"schedules": "ok", "schedule_errors": 0}
-    since = state.since.astimezone(UTC).isoformat(timespec="seconds") if state.since else "?"
-    return {"schedules": f"error since {since}", "schedule_errors": len(state.errors)}
-
-
 def make_app(runtime: Runtime) -> web.Application:
     from bot.web.admin import make_admin_app
     from bot.web.confirm import add_confirm_routes
+    from bot.web.health import healthz, metrics
 
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[RUNTIME] = runtime
     app[TEMPLATES] = make_templates()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     add_confirm_routes(app)
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/admin", _to_admin)

@@ -1,0 +1,282 @@
+"""Schema migrations (Alembic, shipped in ``storage/migrations``): upgrade, check, new revisions.
+
+``upgrade()`` brings a database to the newest revision. Instances started together are safe: on
+PostgreSQL the work runs under an advisory lock (one instance migrates, the others wait, then find
+nothing to do); on SQLite under the database's write lock (``BEGIN IMMEDIATE``). A database made
+before migrations existed (tables but no ``alembic_version``) is recognised and stamped as the
+baseline ``0001`` first, so its rows are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401  (registers every table)
+
+log = logging.getLogger(__name__)
+
+SCRIPTS = Path(__file__).resolve().parent / "migrations"
+BASELINE = "0001"  # the schema of every database made before migrations (create_all)
+VERSION_TABLE = "alembic_version"
+
+
+def alembic_config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPTS))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+@cache
+def head() -> str:
+    """The newest revision this code knows."""
+    found = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert found is not None, "storage/migrations/versions has no revision"
+    return found
+
+
+@cache
+def known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds for an unknown id
+        return False
+
+
+@dataclass
+class SchemaState:
+    """Where a database's schema stands against this code."""
+
+    current: str | None  # the revision recorded in the database (None: none recorded)
+    head: str
+    legacy: bool = False  # tables made before migrations, no version recorded yet
+    missing: list[str] = field(default_factory=list)  # "table" or "table.column" the code needs
+
+    @property
+    def newer(self) -> bool:
+        """Migrated by a newer release (a rolling upgrade): this code does not know the revision."""
+        return self.current is not None and self.current != self.head and not known(self.current)
+
+    @property
+    def ok(self) -> bool:
+        """Sending can work: every table and column this code uses is there, at its revision or newer."""
+        return not self.missing and (self.current == self.head or self.newer)
+
+    def describe(self) -> str:
+        """One Chinese sentence for an admin."""
+        if self.ok and self.newer:
+            return (f"数据库结构版本 {self.current} 比本程序（最新 {self.head}）新，本程序用到的表和列都在，"
+                    "可以继续运行；请尽快升级 remindbot。")
+        if self.ok:
+            return f"数据库结构是最新的（版本 {self.current}）。"
+        if self.newer:
+            return (f"数据库结构版本 {self.current} 比本程序（最新 {self.head}）新，且缺少本程序用到的 "
+                    f"{'、'.join(self.missing[:5])}；请升级 remindbot。")
+        if self.current is None and not self.legacy:
+            return (f"数据库中还没有 remindbot 的表（最新版本 {self.head}）；请运行 remindbot db upgrade，"
+                    "或直接启动服务（启动时自动建表）。")
+        if self.legacy:
+            return (f"数据库由旧版本创建，尚未记录结构版本（最新 {self.head}）；"
+                    "请运行 remindbot db upgrade（数据会保留）。")
+        if self.current != self.head:
+            return (f"数据库结构落后：当前版本 {self.current or '无'}，最新 {self.head}；"
+                    "请运行 remindbot db upgrade。")
+        shown = "、".join(self.missing[:5]) + ("等" if len(self.missing) > 5 else "")
+        return f"数据库结构版本为 {self.current}，但缺少 {shown}；数据库被改动过，请检查。"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "version": self.current, "head": self.head, "missing": self.missing,
+                "message": self.describe()}
+
+
+# ---------------------------------------------------------------- upgrade
+
+
+@dataclass
+class Upgrade:
+    """What ``upgrade()`` did."""
+
+    before: str | None  # the revision recorded before (None: an empty database)
+    after: str
+    legacy: bool = False  # tables made before migrations were found and stamped as the baseline
+
+    @property
+    def changed(self) -> bool:
+        return self.legacy or self.before != self.after
+
+    def describe(self) -> str:
+        """One Chinese sentence for an admin."""
+        if not self.changed and self.after != head():
+            return f"数据库结构版本 {self.after} 比本程序（最新 {head()}）新，未作改动。"
+        if not self.changed:
+            return f"数据库结构已是最新（版本 {self.after}），无需升级。"
+        start = "旧版本创建的数据库（数据已保留）" if self.legacy else (self.before or "空库")
+        return f"数据库结构已升级：{start} → {self.after}。"
+
+
+def _lock_name(schema: str | None) -> str:
+    return f"remindbot-migrate:{schema or ''}"
+
+
+async def upgrade(engine: AsyncEngine, schema: str | None = None) -> Upgrade:
+    """Bring the database to the newest revision.
+
+    A database at a revision newer than this code knows (a newer release migrated it) is left
+    alone when every table and column this code uses is there.
+
+    Errors: connection errors as raised by the driver; ``RuntimeError`` (Chinese) when the database
+    is at a newer revision that lacks something this code uses.
+    """
+    async with engine.connect() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": _lock_name(schema)})
+            await conn.commit()
+        try:
+            if postgres and schema:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            elif not postgres:
+                # SQLite alters a table by copying it (batch mode): the copy's DROP must not trip
+                # the foreign keys of the rows that point at it. The pragma only takes effect
+                # outside a transaction; the keys are checked again before the commit.
+                await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: one migrator at a time
+            result = await conn.run_sync(_upgrade_sync, schema)
+            if not postgres:
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+                if broken:
+                    raise RuntimeError(f"迁移后有 {len(broken)} 行外键不一致，已撤销迁移")
+            await conn.commit()
+        except BaseException:
+            await _abandon(conn)
+            raise
+        if not postgres:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        if postgres:
+            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": _lock_name(schema)})
+            await conn.commit()
+    if result.changed:
+        log.info(result.describe())
+    return result
+
+
+async def _abandon(conn: AsyncConnection) -> None:
+    """After a failure: never hand a connection that may hold the advisory lock back to the pool."""
+    try:
+        await conn.rollback()
+    finally:
+        await conn.invalidate()
+
+
+def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
+    cfg = alembic_config(conn, schema)
+    before = _current(conn, schema)
+    legacy = before is None and _has_tables(conn, schema)
+    if legacy:
+        command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
+    elif before is not None and not known(before):
+        # A newer release migrated it (rolling upgrade): run on it if all we use is still there.
+        found = SchemaState(current=before, head=head(), missing=_missing(conn, schema))
+        if not found.ok:
+            raise RuntimeError(found.describe())
+        log.warning(found.describe())
+        return Upgrade(before, before)
+    command.upgrade(cfg, "head")
+    return Upgrade(before, head(), legacy)
+
+
+def _current(conn: Connection, schema: str | None) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()  # in the search_path's schema
+
+
+def _has_tables(conn: Connection, schema: str | None) -> bool:
+    names = set(inspect(conn).get_table_names(schema=schema))
+    return bool(names & set(SQLModel.metadata.tables))
+
+
+# ---------------------------------------------------------------- check
+
+
+async def state(engine: AsyncEngine, schema: str | None = None) -> SchemaState:
+    """The schema's state: recorded revision against head, and any table or column the code needs
+    but the database lacks (dropped or altered by hand). Two cheap queries when all is well.
+
+    Errors: connection errors as raised by the driver.
+    """
+    async with engine.connect() as conn:
+        return await conn.run_sync(_state_sync, schema)
+
+
+def _state_sync(conn: Connection, schema: str | None) -> SchemaState:
+    try:
+        conn.execute(text(_probe_sql(conn)))
+        missing: list[str] = []
+    except Exception:  # some table or column is missing: find out which
+        conn.rollback()
+        missing = _missing(conn, schema)
+    current = None if VERSION_TABLE in missing else _current(conn, schema)
+    missing = [m for m in missing if m != VERSION_TABLE]
+    legacy = current is None and len(missing) < len(SQLModel.metadata.tables)
+    conn.rollback()
+    return SchemaState(current=current, head=head(), legacy=legacy, missing=missing)
+
+
+def _probe_sql(conn: Connection) -> str:
+    """One statement naming every table and column the code uses; it fails if any is missing."""
+    quote = conn.dialect.identifier_preparer.quote
+    parts = [f"SELECT 1 FROM {quote(VERSION_TABLE)} WHERE 1=0 AND version_num IS NULL"]
+    for table in SQLModel.metadata.sorted_tables:
+        columns = " AND ".join(f"{quote(c.name)} IS NULL" for c in table.columns)
+        parts.append(f"SELECT 1 FROM {quote(table.name)} WHERE 1=0 AND {columns}")
+    return " UNION ALL ".join(parts)
+
+
+def _missing(conn: Connection, schema: str | None) -> list[str]:
+    inspector = inspect(conn)
+    tables = set(inspector.get_table_names(schema=schema))
+    out = [] if VERSION_TABLE in tables else [VERSION_TABLE]  # callers drop it from what they show
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in tables:
+            out.append(table.name)
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+        out.extend(f"{table.name}.{c.name}" for c in table.columns if c.name not in have)
+    return out
+
+
+# ---------------------------------------------------------------- new revisions (developers)
+
+
+def next_revision_id() -> str:
+    """``0002`` after ``0001``: revisions are numbered in order."""
+    return f"{int(head()) + 1:04d}"
+
+
+def compare(conn: Connection, schema: str | None = None) -> list[Any]:
+    """Differences between storage/models.py and the database (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+
+    ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(ctx, SQLModel.metadata))
+
+
+def write_revision(conn: Connection, message: str) -> Path:
+    """Autogenerate the next revision from storage/models.py against a database at head."""
+    cfg = alembic_config(conn)
+    script = command.revision(cfg, message=message, autogenerate=True, rev_id=next_revision_id())
+    head.cache_clear()
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)

@@ -1,0 +1,1 @@
+"""One module per schema revision: ``NNNN_what.py``, ``revision = "NNNN"``."""

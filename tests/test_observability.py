@@ -1,0 +1,167 @@
+"""What an operator watches: /metrics (Prometheus text), JSON log lines, and /healthz's loop checks."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot import outbox
+from bot.config.loader import load_schedules
+from bot.confirmations import record_confirmation
+from bot.logs import JsonFormatter
+from bot.metrics import REGISTRY
+from bot.platforms.base import Message
+from bot.platforms.wecom import WeCom
+from bot.render import Renderer
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.web import make_app
+from bot.workdays import WorkCalendar
+from storage.db import Database
+from storage.models import Expectation, Occurrence
+from tests.test_dispatch import FakeWeCom, dispatcher, enqueue, fake, http, settings  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def runtime_for(db: Database, tmp_path: Path, **overrides: object) -> Runtime:
+    config = Settings(database_url=db.url, var_dir=tmp_path, secret_key="k", **overrides)  # type: ignore[arg-type]
+    schedules = load_schedules(ROOT / "schedules", templates_dir=ROOT / "message_templates", env={})
+    return Runtime(settings=config, db=db, schedules=schedules, calendar=WorkCalendar(schedules.calendar),
+                   renderer=Renderer(ROOT / "message_templates"))
+
+
+async def get(runtime: Runtime, path: str) -> tuple[int, str, str]:
+    async with TestClient(TestServer(make_app(runtime))) as client:
+        response = await client.get(path)
+        return response.status, response.headers.get("Content-Type", ""), await response.text()
+
+
+# ---------------------------------------------------------------- metrics
+
+
+async def test_messages_are_counted_by_platform_and_outcome_and_retries_counted(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings,  # noqa: F811
+) -> None:
+    good, gone = fake.channel("good"), fake.channel("gone")
+    fake.keys.discard("KEY-gone-S3CRET")  # the robot was removed: dead at once
+    fake.script["KEY-good-S3CRET"].append((502, {}, {}))  # one retry, then fine
+    before = {o: sample("remindbot_messages_total", platform="wecom", outcome=o) for o in ("sent", "dead")}
+    retries = sample("remindbot_retries_total", platform="wecom")
+    await enqueue(db, good, "一", "二")
+    await enqueue(db, gone, "三")
+    await dispatcher(db, settings, http, good, gone).run_once()
+    assert sample("remindbot_messages_total", platform="wecom", outcome="sent") - before["sent"] == 2
+    assert sample("remindbot_messages_total", platform="wecom", outcome="dead") - before["dead"] == 1
+    assert sample("remindbot_retries_total", platform="wecom") - retries == 1
+
+
+async def test_metrics_show_queue_depth_and_oldest_ready_age_per_platform(any_db: Database, tmp_path: Path) -> None:
+    db = any_db
+    channel = FakeWeCom(url="http://127.0.0.1:9/cgi-bin/webhook/send").channel("a")
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    async with db.session() as session:
+        for n in range(3):
+            bodies = WeCom().build(channel, Message(title="提醒", markdown=f"第{n}条"))
+            await outbox.enqueue(session, dedupe_key=f"q/{n}", channel=channel, platform="wecom", bodies=bodies,
+                                 stage="due", summary="提醒", now=long_ago)
+        await session.commit()
+    status, content_type, text = await get(runtime_for(db, tmp_path), "/metrics")
+    assert status == 200 and content_type.startswith("text/plain; version=")
+    assert 'remindbot_queue_depth{platform="wecom"} 3.0' in text
+    age = next(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith('remindbot_oldest_ready_age_seconds{platform="wecom"}'))
+    assert 300 <= age < 600
+    assert "remindbot_messages_total" in text and "remindbot_confirmations_total" in text
+
+
+async def test_metrics_can_be_turned_off(db: Database, tmp_path: Path) -> None:
+    status, _, _ = await get(runtime_for(db, tmp_path, metrics_enabled=False), "/metrics")
+    assert status == 404
+
+
+async def test_confirmations_are_counted_by_way(db: Database) -> None:
+    due = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+    async with db.session() as session:
+        occ = Occurrence(reminder_id="study-day", due_at=due, title="每月学习日")
+        session.add(occ)
+        await session.commit()
+        assert occ.id is not None
+        session.add(Expectation(occurrence_id=occ.id, person_id="wang_fang", person_name="王芳"))
+        await session.commit()
+    before = sample("remindbot_confirmations_total", via="admin")
+    await record_confirmation(db, occ.id, "wang_fang", via="admin", recorded_by="管理员", now=due)
+    await record_confirmation(db, occ.id, "wang_fang", via="admin", recorded_by="管理员", now=due)  # a repeat
+    assert sample("remindbot_confirmations_total", via="admin") - before == 1
+
+
+# ---------------------------------------------------------------- JSON log lines
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """What the service would print with REMINDBOT_LOG_FORMAT=json."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+
+
+async def test_a_dead_message_is_one_json_log_line_with_stable_fields(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings,  # noqa: F811
+    json_logs: io.StringIO,
+) -> None:
+    gone = fake.channel("gone")
+    fake.keys.discard("KEY-gone-S3CRET")
+    await enqueue(db, gone, "一")
+    await dispatcher(db, settings, http, gone).run_once()
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    (dead,) = [line for line in lines if line.get("event") == "message_dead"]
+    assert dead["level"] == "WARNING" and "消息投递失败" in dead["message"]
+    assert isinstance(dead["outbox_id"], int)
+    assert (dead["platform"], dead["channel_id"], dead["stage"], dead["error_kind"], dead["attempts"]) == (
+        "wecom", "gone", "due", "config", 1)
+    assert "S3CRET" not in json.dumps(lines, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- /healthz: the loops
+
+
+async def test_healthz_answers_503_when_the_dispatcher_loop_is_stale(db: Database, tmp_path: Path) -> None:
+    runtime = runtime_for(db, tmp_path, health_stale_seconds=60)
+    now = runtime.clock()
+    runtime.ticks.update(scheduler=now, dispatcher=now - timedelta(seconds=59))
+    status, _, body = await get(runtime, "/healthz")
+    assert status == 200, body
+    runtime.ticks["dispatcher"] = now - timedelta(seconds=90)
+    status, _, body = await get(runtime, "/healthz")
+    checks = json.loads(body)["checks"]
+    assert status == 503 and checks["scheduler"]["ok"] and not checks["dispatcher"]["ok"]
+    assert "没有运行" in checks["dispatcher"]["message"]
+
+
+async def test_a_refused_reload_is_reported_but_sending_still_works(db: Database, tmp_path: Path) -> None:
+    runtime = runtime_for(db, tmp_path)
+    runtime.ticks.update(scheduler=runtime.clock(), dispatcher=runtime.clock())
+    runtime.reload.ok, runtime.reload.errors = False, ["schedules/study.yaml:3:5: 错误 …"]
+    status, _, body = await get(runtime, "/healthz")
+    assert status == 200
+    assert json.loads(body)["checks"]["reload"] == {
+        "ok": False, "since": None, "errors": ["schedules/study.yaml:3:5: 错误 …"], "last_good_at": None}

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.http_exceptions import LineTooLong
 from test_fire import base_env, run_cli
 
-from bot.logs import _Json, _Redacting, channel_secrets, mask, set_secrets
+from bot.logs import JsonFormatter, _Redacting, channel_secrets, mask, set_secrets
 from bot.platforms.registry import PLATFORMS, platform_for, shown_webhook
 from bot.tokens import make_token
 from tests.fakes.platforms import FakePlatforms
@@ -78,7 +78,7 @@ def formatted(message: str, *args: object, exc: BaseException | None = None) -> 
     """The record as both formatters (text and JSON) write it."""
     record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, message, args,
                                (type(exc), exc, None) if exc else None)
-    return [_Redacting("%(name)s: %(message)s").format(record), _Json().format(record)]
+    return [_Redacting("%(name)s: %(message)s").format(record), JsonFormatter().format(record)]
 
 
 def test_log_lines_lose_every_hidden_part_of_a_configured_webhook() -> None:

@@ -83,13 +83,14 @@ class Database:
                     await conn.execute(text("SELECT 1"))
             except (OSError, TimeoutError, DBAPIError) as exc:
                 reason = self._reason(exc)
-                if self.is_sqlite or time.monotonic() + pause > deadline:
+                remaining = deadline - time.monotonic()
+                if self.is_sqlite or remaining <= 0:
                     waited = f"；已重试 {wait_seconds:g} 秒" if told else ""
                     raise DatabaseUnavailable(f"无法连接数据库 {self.where}：{reason}{waited}，放弃启动") from None
                 if not told:
                     log.warning("无法连接数据库 %s：%s；%g 秒内继续重试……", self.where, reason, wait_seconds)
                     told = True
-                await asyncio.sleep(pause)
+                await asyncio.sleep(min(pause, remaining))  # the last try comes at the deadline
                 pause = min(pause * 2, RETRY_MAX_SECONDS)
                 continue
             if told:

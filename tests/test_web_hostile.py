@@ -104,7 +104,10 @@ def request(method: str, path: str, headers: dict[str, str] | None = None, body:
 
 @pytest.fixture
 async def world(db: Database, tmp_path: Path) -> World:
-    return await build_world(db, tmp_path, admin_user=USER, admin_password=PASSWORD)
+    built = await build_world(db, tmp_path, admin_user=USER, admin_password=PASSWORD)
+    for loop in ("scheduler", "dispatcher"):  # no loops run here: stamp them as the service's would
+        built.runtime.ticks[loop] = built.clock()
+    return built
 
 
 @pytest.fixture

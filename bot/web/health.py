@@ -63,6 +63,8 @@ async def healthz(request: web.Request) -> web.Response:
     bound = runtime.settings.health_stale_seconds
     for name in sorted({*REQUIRED_LOOPS, *runtime.ticks}):
         checks[name] = loop_check(runtime.ticks.get(name), now, bound)
+    if runtime.settings.dry_run:  # a rehearsal sends nothing: no dispatcher runs, by design
+        checks["dispatcher"] = {"ok": True, "last_tick": None, "message": "演练模式：不发送消息"}
     reload = runtime.reload
     checks["reload"] = {"ok": reload.ok, "since": _iso(reload.since), "errors": reload.errors,
                         "last_good_at": _iso(reload.last_good_at)}

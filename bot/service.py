@@ -77,7 +77,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
-                                admin_channel=lambda: runtime.schedules.service.admin_channel)
+                                admin_channel=lambda: runtime.schedules.service.admin_channel,
+                                ticks=runtime.ticks)
         runtime.wake_dispatcher = dispatcher.wake
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)

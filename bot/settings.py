@@ -73,6 +73,20 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=1800.0, description="Longest delay between retries.")
     send_concurrency: int = Field(default=64, description="Messages in flight at once.")
     send_timeout_seconds: float = Field(default=10.0)
+    lane_lease_seconds: float = Field(
+        default=10.0, description="Lease on a robot lane; renewed every heartbeat while the instance lives.",
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0, description="How often an instance records that it is alive and renews its lanes.",
+    )
+    heartbeat_stale_seconds: float = Field(
+        default=6.0, description="An instance silent this long is gone: its lanes are taken over at once.",
+    )
+    claim_poll_seconds: float = Field(
+        default=1.0, description="How often an instance looks for robot lanes to take (besides wake-ups).",
+    )
+    claim_lanes_max: int = Field(default=1000, description="Robot lanes one instance holds at most.")
+    claim_rows_max: int = Field(default=10000, description="Messages one instance holds in memory at most.")
     var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
 
     @model_validator(mode="after")

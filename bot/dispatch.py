@@ -462,8 +462,8 @@ class Dispatcher:
                       *, sent: bool = False) -> None:
         """Store a result (group commit) and wait for it: only then does this worker go on."""
         if sent:
-            result.possible_duplicate = row.maybe_sent
-            row.maybe_sent = False
+            result.possible_duplicate = bool(row.maybe_sent)
+            row.maybe_sent = None
             if lane.limiter is not None:
                 result.robot, result.window = lane.robot, lane.limiter.recent()
         stored = self._writer.submit(result)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, func, insert, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -128,12 +128,14 @@ class Claimed:
     summary: str
     attempts: int
     lease_owner: str | None
-    maybe_sent: bool = False  # it was in flight when its last sender died: a re-send may repeat it
+    maybe_sent: object = None  # truthy: it was in flight when its last sender died: a re-send may repeat it
 
 
 _CLAIMED = [
     *(T.c[name] for name in Claimed.__slots__ if name != "maybe_sent"),  # type: ignore[attr-defined]
-    T.c.sending_since.is_not(None).label("maybe_sent"),
+    # The raw value, read as truthy: SQLite's UPDATE … RETURNING answers 1 for ``x IS NOT NULL`` on
+    # this table whatever x holds (3.40), and parsing it as a datetime would cost every claim.
+    type_coerce(T.c.sending_since, String).label("maybe_sent"),
 ]
 
 
@@ -276,8 +278,10 @@ def _attempts_from_outbox(ids: list[int], at: datetime, ok: bool, http_status: i
         literal(at, A.c.at.type),
         literal(ok, A.c.ok.type),
         literal(http_status, A.c.http_status.type),
+        literal(False, A.c.possible_duplicate.type),
     ).where(T.c.id.in_(ids))
-    return insert(A).from_select(["outbox_id", "attempt", "at", "ok", "http_status"], columns)
+    names = ["outbox_id", "attempt", "at", "ok", "http_status", "possible_duplicate"]
+    return insert(A).from_select(names, columns)
 
 
 async def _mark_many(

@@ -387,55 +387,69 @@ class Dispatcher:
                 self._release(lane, 1.0)
 
     async def _turn(self, lane: _Lane) -> None:
-        """Send the lane's first message (or wait for its rate limit)."""
-        if not lane.rows:  # the lane was taken over meanwhile
-            self._release(lane)
-            return
-        row = lane.rows[0]
-        channel = self._channel_for(row.channel_id)
-        if channel is None:
-            message = f"频道“{row.channel_id}”已不在配置中"
-            await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
-            return
-        if self.settings.dry_run or channel.dry_run:
-            log.info(
-                "演练模式，未发送：频道“%s”（%s）%s：%s",
-                channel.name, row.platform, row.summary, redact(_short_json(row.body)),
-            )
-            await self._finish(lane, row, Result(row.id, DRY_RUN, self._clock()))
-            return
-        if lane.channel is not channel or lane.adapter is None:  # first turn, or a reload
-            lane.channel, lane.adapter = channel, self._platform_for(channel)
-        adapter = lane.adapter
-        if lane.limiter is None:
-            window = self.settings.rate_window_seconds
-            # Wall-clock seconds: the window is stored and read by other instances.
-            lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window), clock=time.time)
-            lane.limiter.seed(lane.seed)
-        pause = lane.limiter.pause() if self._alive() else 1.0
-        if pause > 0:
-            # A hair over the exact time so the platform's own clock agrees the slot is free.
-            lane.busy = False
-            self._busy = max(0, self._busy - 1)
-            self._schedule(lane, pause + 0.001)
-            return
-        if not await self._writer.begin(row.id, self._clock()):  # in flight, durably, first
-            self._lost(lane.robot)
-            self._release(lane)
-            return
-        status: int | None = None
-        try:
-            status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
-            adapter.read_answer(status, headers, payload)
-        except DeliveryError as err:
-            await self._failed(lane, row, err, status, channel, sent=True)
-            return
-        except Exception:
-            log.exception("发送消息 %s 时出现内部错误", row.id)
-            error = DeliveryError(FailureKind.RETRY, "内部错误")
-            await self._failed(lane, row, error, status, channel, sent=True)
-            return
-        await self._finish(lane, row, Result(row.id, SENT, self._clock(), http_status=status), sent=True)
+        """Send the lane's messages while they can go at once (or wait for its rate limit).
+
+        Each answer is stored together with the in-flight mark of the lane's next message (one
+        commit), then that message is sent by the same worker: one commit per message.
+        """
+        marked = False  # the first row's in-flight mark is already stored
+        while lane.rows:
+            row = lane.rows[0]
+            channel = self._channel_for(row.channel_id)
+            if channel is None:
+                message = f"频道“{row.channel_id}”已不在配置中"
+                await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
+                return
+            if self.settings.dry_run or channel.dry_run:
+                log.info(
+                    "演练模式，未发送：频道“%s”（%s）%s：%s",
+                    channel.name, row.platform, row.summary, redact(_short_json(row.body)),
+                )
+                await self._finish(lane, row, Result(row.id, DRY_RUN, self._clock()))
+                return
+            if lane.channel is not channel or lane.adapter is None:  # first turn, or a reload
+                lane.channel, lane.adapter = channel, self._platform_for(channel)
+            adapter = lane.adapter
+            if lane.limiter is None:
+                window = self.settings.rate_window_seconds
+                # Wall-clock seconds: the window is stored and read by other instances.
+                lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window), clock=time.time)
+                lane.limiter.seed(lane.seed)
+            if not marked:
+                pause = lane.limiter.pause() if self._alive() else 1.0
+                if pause > 0:
+                    # A hair over the exact time so the platform's own clock agrees the slot is free.
+                    lane.busy = False
+                    self._busy = max(0, self._busy - 1)
+                    self._schedule(lane, pause + 0.001)
+                    return
+                if not await self._writer.begin(row.id, self._clock()):  # in flight, durably, first
+                    self._lost(lane.robot)
+                    self._release(lane)
+                    return
+            status: int | None = None
+            try:
+                status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
+                adapter.read_answer(status, headers, payload)
+            except DeliveryError as err:
+                await self._failed(lane, row, err, status, channel, sent=True)
+                return
+            except Exception:
+                log.exception("发送消息 %s 时出现内部错误", row.id)
+                error = DeliveryError(FailureKind.RETRY, "内部错误")
+                await self._failed(lane, row, error, status, channel, sent=True)
+                return
+            result = Result(row.id, SENT, self._clock(), http_status=status)
+            marked = await self._finish(lane, row, result, sent=True, chain=self._next_now(lane))
+            if not marked:
+                return
+        self._release(lane)  # taken over meanwhile: nothing left here
+
+    def _next_now(self, lane: _Lane) -> Claimed | None:
+        """The lane's next row if it may be sent right after this one (same worker, no wait)."""
+        if len(lane.rows) < 2 or not self._accepting or not self._alive() or lane.limiter is None:
+            return None
+        return lane.rows[1] if lane.limiter.pause() <= 0 else None
 
     async def _post(
         self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
@@ -459,19 +473,33 @@ class Dispatcher:
     # ---- results ---------------------------------------------------------------------------
 
     async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
-                      *, sent: bool = False) -> None:
-        """Store a result (group commit) and wait for it: only then does this worker go on."""
+                      *, sent: bool = False, chain: Claimed | None = None) -> bool:
+        """Store a result (group commit) and wait for it: only then does this worker go on.
+
+        With ``chain`` (the lane's next row), its in-flight mark goes in the same commit and the
+        lane stays with this worker: returns True when that mark is stored and it may be sent.
+        """
         if sent:
             result.possible_duplicate = bool(row.maybe_sent)
             row.maybe_sent = None
             if lane.limiter is not None:
                 result.robot, result.window = lane.robot, lane.limiter.recent()
         stored = self._writer.submit(result)
+        begun = self._writer.begin(chain.id, result.at) if chain is not None else None
         try:
             ours = await asyncio.shield(stored)
+            chained = await asyncio.shield(begun) if begun is not None else False
         except asyncio.CancelledError:
-            return  # stopping: the writer still stores it
+            return False  # stopping: the writer still stores it
+        if ours and chained and retry_in is None:
+            self.stats.sent += result.status == SENT
+            self.stats.dry_run += result.status == DRY_RUN
+            if lane.rows and lane.rows[0] is row:
+                lane.rows.popleft()
+            self._held.discard(row.id)
+            return True
         self._recorded(lane, row, result, retry_in, ours)
+        return False
 
     def _recorded(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None,
                   ours: bool) -> None:

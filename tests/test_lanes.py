@@ -23,7 +23,7 @@ from sqlmodel import select
 from bot import outbox
 from bot.platforms.wecom import WeComChannel
 from storage.db import Database
-from storage.models import DeliveryAttempt, Outbox
+from storage.models import DeliveryAttempt, Outbox, RobotLane
 from tests.fakes import FakePlatforms, FakeRobot
 
 WINDOW = 2.0  # seconds: the rate window of the fake and of the services
@@ -171,3 +171,75 @@ async def test_sigkill_at_three_moments_of_a_burst_loses_nothing_and_repeats_at_
         for service in services:
             service.kill()
         await db.stop()
+
+
+async def sent_by_pid(db: Database, tag: str) -> dict[int, int]:
+    """Messages each instance sent (by its process id), from the outbox rows' last owner."""
+    async with db.session() as session:
+        query = (select(Outbox.lease_owner, func.count()).where(Outbox.status == "sent", Outbox.stage == "test",
+                                                                Outbox.summary.startswith(tag))  # type: ignore[attr-defined]
+                 .group_by(Outbox.lease_owner))
+        return {int(owner.split(":")[1]): n for owner, n in (await session.exec(query)).all() if owner}
+
+
+async def lanes_by_owner(db: Database) -> dict[str, set[str]]:
+    async with db.session() as session:
+        query = select(RobotLane.owner, RobotLane.robot).where(RobotLane.owner.is_not(None))  # type: ignore[union-attr]
+        rows = (await session.exec(query)).all()
+    held: dict[str, set[str]] = {}
+    for owner, robot in rows:
+        held.setdefault(owner, set()).add(robot)
+    return held
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instances", [2, 3])
+async def test_instances_share_a_burst_within_each_robots_limit_and_take_over_from_a_killed_one(
+    instances: int, pg_db: Database, workspace: Workspace, fake: Fake
+) -> None:
+    fake.start(robots=50)
+    channels = fake.channels()
+    token = {outbox.robot_key(c): r.token for c, r in zip(channels, fake.robots, strict=True)}
+    write_channels(workspace, channels)
+    await pg_db.instance_nonce()
+    extra = {"REMINDBOT_DATABASE_URL": pg_db.url, "REMINDBOT_DATABASE_SCHEMA": pg_db.schema or ""}
+    services = [Service.start(workspace, name=f"serve-{i}", env=env(**extra)) for i in range(instances)]
+    try:
+        t0 = time.time()
+        for service in services:
+            service.wait_ready()
+        print("ready", time.time() - t0)
+        # 1. A burst of 40 messages per robot (two windows' worth) is shared, within every limit.
+        shared = await burst(pg_db, channels, 2000, "share")
+        wait_arrived(fake, shared, 60)
+        await eventually(lambda: all_sent(pg_db, 2000), "2000 rows marked sent")
+        print("phase1", time.time() - t0)
+        shares = await sent_by_pid(pg_db, "share")
+        print(f"{instances} instances, share of 2000 messages: {sorted(shares.values(), reverse=True)}")
+        assert set(shares) == {s.process.pid for s in services} and all(n > 0 for n in shares.values())
+        assert fake.refused() == 0
+        assert Counter(c for _, _, c in fake.arrivals()) == Counter(shared)  # each exactly once
+        # 2. The next burst starts inside the robots' windows; the busiest instance is killed.
+        before = len(fake.arrivals())
+        taken = await burst(pg_db, channels, 2000, "takeover")
+        wait_until(lambda: len(fake.arrivals()) >= before + 200, "the second burst under way", 30)
+        owner, robots = max((await lanes_by_owner(pg_db)).items(), key=lambda item: len(item[1]))
+        victim = next(s for s in services if s.process.pid == int(owner.split(":")[1]))
+        killed = time.time()
+        victim.process.kill()
+        victim.process.wait(10)
+        print("killed", time.time() - t0)
+        wait_arrived(fake, taken, 90)
+        print("phase2", time.time() - t0)
+        arrived = [(t, c) for t, robot, c in fake.arrivals() if c.startswith("takeover")]
+        orphaned = {token[r] for r in robots}
+        resumed = min(t for t, robot, _ in fake.arrivals() if t > killed and robot in orphaned) - killed
+        counts = Counter(c for _, c in arrived)
+        print(f"{instances} instances: the busiest held {len(robots)} lanes; taken over {resumed:.1f} s after "
+              f"SIGKILL; {sum(counts.values()) - len(counts)} repeated")
+        assert resumed <= TAKEOVER_SECONDS
+        assert set(counts) == set(taken) and sum(counts.values()) - len(counts) <= CONCURRENCY
+        assert fake.refused() == 0
+    finally:
+        for service in services:
+            service.kill()

@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from bot import lanes, outbox
-from bot.metrics import LANES_HELD
+from bot.metrics import LANES_HELD, POSSIBLE_DUPLICATES
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
 from bot.platforms.markup import redact
@@ -481,6 +481,9 @@ class Dispatcher:
         """
         if sent:
             result.possible_duplicate = bool(row.maybe_sent)
+            if row.maybe_sent:
+                POSSIBLE_DUPLICATES.labels(row.platform).inc()
+                log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
             row.maybe_sent = None
             if lane.limiter is not None:
                 result.robot, result.window = lane.robot, lane.limiter.recent()

@@ -110,7 +110,7 @@ async def claim(
     async with db.engine.begin() as conn:
         robots = [row.robot for row in await conn.execute(candidates)]
         more = len(robots) > want
-        robots = robots[:want]
+        robots = sorted(robots[:want])  # one lock order for every instance (no deadlock)
         if not robots:
             return {}, False
         await conn.execute(

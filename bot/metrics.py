@@ -42,3 +42,7 @@ RELOAD_FAILURES = Counter(
 MESSAGES_CUT = Counter(
     "remindbot_messages_truncated_total", "Messages cut short to fit a platform's limit.",
     ["platform"], registry=REGISTRY)
+POSSIBLE_DUPLICATES = Counter(
+    "remindbot_possible_duplicates_total",
+    "Messages re-sent after their sender died mid-send (recorded as 可能重复: the group may see them twice).",
+    ["platform"], registry=REGISTRY)

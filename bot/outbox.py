@@ -1,14 +1,14 @@
-"""The outbox: messages written before they are sent, claimed with a lease, marked once.
+"""The outbox: messages written before they are sent, leased to one sender, marked once.
 
 Same code on SQLite and PostgreSQL. Firing twice sends once: every row has a unique dedupe key
-and is inserted with ``ON CONFLICT DO NOTHING``. A worker claims due rows with one
-``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND lease is free RETURNING``: on
-PostgreSQL the row locks let several instances claim side by side, on SQLite (no FOR UPDATE)
-the writes are serialised and the lease condition in the UPDATE decides. Only the lease owner
-can mark a row, so a worker whose lease was taken over cannot overwrite the new owner's result.
+and is inserted with ``ON CONFLICT DO NOTHING``. The dispatcher takes rows robot by robot through
+lanes (:mod:`bot.lanes`), which set ``lease_owner``; :func:`claim` leases single rows (``UPDATE …
+WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND lease is free RETURNING``). Only the lease
+owner can mark a row, so a sender whose lane was taken over cannot overwrite the new owner's result.
 
-Results are written in batches (:func:`record`): one statement per kind for the common cases,
-one bulk insert of :class:`DeliveryAttempt` rows.
+Writes are batched (:func:`record`, :class:`ResultWriter`): in-flight marks (``sending_since``),
+results with their :class:`DeliveryAttempt` rows, robots' send times and lanes let go, in one
+transaction; one statement per kind for the common cases.
 """
 
 from __future__ import annotations

@@ -60,12 +60,16 @@ def _free(now: datetime, stale_seconds: float) -> Any:
 
 
 async def beat(db: Database, owner: str, now: datetime, started_at: datetime) -> None:
-    """Record that ``owner`` is alive at ``now`` (UTC); creates its row on the first beat."""
+    """Record that ``owner`` is alive at ``now`` (UTC); creates its row on the first beat.
+
+    Rows of instances silent for a day (killed, never stopped cleanly) are removed on the way.
+    """
     async with db.engine.begin() as conn:
         values = {"id": owner, "host": socket.gethostname(), "pid": os.getpid(),
                   "started_at": started_at, "beat_at": now}
         stmt = _insert(conn)(H).values(values)
         await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"beat_at": now}))
+        await conn.execute(delete(H).where(H.c.beat_at < now - timedelta(days=1)))
 
 
 async def renew(db: Database, owner: str, now: datetime, lease_seconds: float) -> set[str]:

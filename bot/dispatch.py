@@ -115,9 +115,10 @@ class Dispatcher:
         self.stats = Stats()
         self.ticks = ticks if ticks is not None else {}
         self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
-        # SQLite has one writer at a time and its busy handler sleeps in coarse steps: taking
-        # turns here (claims vs. result batches) is much faster than colliding in SQLite.
-        self._write_lock = asyncio.Lock() if db.is_sqlite else outbox.NoLock()
+        # Claims, lease renewals and result batches take turns: SQLite has one writer at a time
+        # (and its busy handler sleeps in coarse steps), and on PostgreSQL a renewal and a batch
+        # touching the same lanes in different orders could deadlock.
+        self._write_lock = asyncio.Lock()
         self._writer = outbox.ResultWriter(db, self.owner, self._write_lock)
         self._started_at = clock()
         self._beat_ok = time.monotonic()  # last heartbeat stored (monotonic seconds)
@@ -265,7 +266,8 @@ class Dispatcher:
     async def _beat(self) -> None:
         now = self._clock()
         await lanes.beat(self.db, self.owner, now, self._started_at)
-        still = await lanes.renew(self.db, self.owner, now, self.lease_seconds)
+        async with self._write_lock:
+            still = await lanes.renew(self.db, self.owner, now, self.lease_seconds)
         self._beat_ok = time.monotonic()
         for robot in self._mine - still - self._releasing:
             self._lost(robot)

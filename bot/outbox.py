@@ -373,16 +373,6 @@ async def counts(db: Database) -> dict[str, int]:
         return {status: n for status, n in (await session.exec(stmt)).all()}
 
 
-class NoLock(asyncio.Lock):
-    """PostgreSQL takes concurrent writers: no turn-taking needed."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
 class ResultWriter:
     """Writes batches (group commit): what piles up during one write goes in the next.
 

@@ -1,11 +1,17 @@
-"""The dispatcher: takes due outbox rows and sends them, robot by robot, in order.
+"""The dispatcher: claims robot lanes and sends their messages, robot by robot, in order.
 
-Each robot (a webhook) has its own ordered lane. A fixed pool of ``send_concurrency`` workers
-takes ready lanes from a queue and sends one message per turn; a lane is back in the queue only
-once its last result is stored (or its rate-limit or retry timer has run), so each robot sends
-one message at a time, in order and within its rate limit, while a slow or broken robot ties up
-one worker and holds up nobody else. Results are written in batches by one writer (group
-commit), so a message answered "ok" is marked sent before its robot sends anything else.
+Each robot (a webhook) has its own ordered lane, held in the database by one instance at a time
+(:mod:`bot.lanes`): the instance claims free lanes up to its fair share, adopts their pending
+rows, renews the leases with its heartbeat and lets a lane go once it is empty. The robot's
+recent send times are stored with each result, so its rate window holds across owners.
+
+A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue and sends one
+message per turn: mark it in flight (``sending_since``), call the platform, store the result,
+each write awaited through the group-commit writer (so one transaction carries every worker's
+items). A worker takes its next message only once the last answer is durable, so a SIGKILL can
+repeat at most the ``send_concurrency`` messages in flight, and their re-sends are recorded as
+possible duplicates. A lane is back in the queue only after its result (or its rate-limit or
+retry timer), so each robot sends one message at a time, in order and within its rate limit.
 
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
@@ -16,24 +22,20 @@ import asyncio
 import json
 import logging
 import math
-import os
 import random
-import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import aiohttp
 
-from bot import outbox
+from bot import lanes, outbox
 from bot.deadletters import DeadDigest
-from bot.metrics import MESSAGES, RETRIES
+from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
 from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
@@ -69,6 +71,7 @@ class _Lane:
     adapter: Platform | None = None
     busy: bool = False
     timer: asyncio.TimerHandle | None = None
+    seed: list[float] = field(default_factory=list)  # stored send times (epoch s) for the limiter
 
 
 class Dispatcher:
@@ -91,30 +94,39 @@ class Dispatcher:
         platform_for: PlatformFor = registry_platform_for,
         admin_channel: Callable[[], str | None] = lambda: None,
         owner: str | None = None,
-        claim_batch: int = 2000,
-        max_held: int = 10000,
-        lease_seconds: float = 60.0,
-        poll_seconds: float = 5.0,
+        max_held: int | None = None,
+        lease_seconds: float | None = None,
+        poll_seconds: float | None = None,
         backoff_base: float | None = None,
         backoff_max: float | None = None,
         rng: Callable[[], float] = random.random,
+        ticks: dict[str, datetime] | None = None,
     ) -> None:
         self.db, self.settings, self._http = db, settings, http
         self._channel_for, self._platform_for = channel_for, platform_for
         self._admin_channel, self._clock, self._rng = admin_channel, clock, rng
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.claim_batch, self.max_held = claim_batch, max_held
-        self.lease_seconds, self.poll_seconds = lease_seconds, poll_seconds
+        self.owner = owner or lanes.instance_id()
+        self.max_held = settings.claim_rows_max if max_held is None else max_held
+        self.lease_seconds = settings.lane_lease_seconds if lease_seconds is None else lease_seconds
+        self.poll_seconds = settings.claim_poll_seconds if poll_seconds is None else poll_seconds
+        self.beat_seconds, self.stale_seconds = settings.heartbeat_seconds, settings.heartbeat_stale_seconds
         # Defaults ride out a platform outage of about half an hour before a message is dead.
         self.backoff_base = settings.retry_base_seconds if backoff_base is None else backoff_base
         self.backoff_max = settings.retry_max_seconds if backoff_max is None else backoff_max
         self.stats = Stats()
+        self.ticks = ticks if ticks is not None else {}
         self._timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
-        # SQLite has one writer at a time and its busy handler sleeps in coarse steps: taking
-        # turns here (claims vs. result batches) is much faster than colliding in SQLite.
-        self._write_lock = asyncio.Lock() if db.is_sqlite else outbox.NoLock()
+        # Claims, lease renewals and result batches take turns: SQLite has one writer at a time
+        # (and its busy handler sleeps in coarse steps), and on PostgreSQL a renewal and a batch
+        # touching the same lanes in different orders could deadlock.
+        self._write_lock = asyncio.Lock()
         self._writer = outbox.ResultWriter(db, self.owner, self._write_lock)
+        self._started_at = clock()
+        self._beat_ok = time.monotonic()  # last heartbeat stored (monotonic seconds)
+        self._fair = True  # take only a fair share of the lanes (off in burst mode)
         self._lanes: dict[str, _Lane] = {}
+        self._mine: set[str] = set()  # lanes held in the database
+        self._releasing: set[str] = set()  # lanes being let go (their new rows are not taken)
         self._held: set[int] = set()
         self._ready: asyncio.Queue[_Lane | None] = asyncio.Queue()
         self._busy = 0  # lanes queued, sending or waiting on a timer
@@ -129,12 +141,15 @@ class Dispatcher:
         self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
         self._dead = DeadDigest(db, channel_for=channel_for, platform_for=platform_for, admin_channel=admin_channel,
                                 clock=clock, wake=self.wake, window_seconds=settings.dead_digest_seconds)
-        self.ticks: dict[str, datetime] = {}  # the service passes Runtime.ticks: /healthz reads "dispatcher"
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._accepting = True
+        try:
+            await self._beat()
+        except Exception as exc:
+            log.warning("记录实例心跳失败，稍后重试：%s", type(exc).__name__)
         self._start_workers()
         self._tasks = [asyncio.create_task(self._loop()), asyncio.create_task(self._heartbeat())]
 
@@ -155,7 +170,7 @@ class Dispatcher:
         if self._writer.task:
             with suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._writer.task, timeout=max(timeout, 1.0))
-        returned = await outbox.release(self.db, self.owner)
+        returned = await self._leave()
         s = self.stats
         log.info(
             "发送器已停止：已发送 %d 条，演练 %d 条，重试 %d 次，失败 %d 条；"
@@ -167,9 +182,11 @@ class Dispatcher:
         """Burst mode: send everything due now and return.
 
         Retries that are due within ``max_retry_wait`` seconds are waited for; a robot whose
-        next retry is later is left pending (in order) for the service or the next run.
+        next retry is later is left pending (in order) for the service or the next run. Burst
+        mode takes every free lane (no fair share) and lets go of all of them at the end.
         """
-        self._accepting, self._max_retry_wait = True, max_retry_wait
+        self._accepting, self._max_retry_wait, self._fair = True, max_retry_wait, False
+        await self._beat()
         self._start_workers()
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -194,9 +211,22 @@ class Dispatcher:
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
-            self._accepting, self._max_retry_wait = False, math.inf
+            self._accepting, self._max_retry_wait, self._fair = False, math.inf, True
             await self._stop_workers(5.0)
+            await self._writer.flush()
+            await self._leave()
         return self.stats
+
+    async def _leave(self) -> int:
+        """Let go of every lane and unsent row; drop the heartbeat. Returns rows given back."""
+        self._mine.clear()
+        self._releasing.clear()
+        LANES_HELD.set(0)
+        try:
+            return await lanes.leave(self.db, self.owner)
+        except Exception as exc:
+            log.warning("交还机器人通道失败（其他实例将在租约到期后接手）：%s", type(exc).__name__)
+            return 0
 
     def _start_workers(self) -> None:
         if not self._workers:
@@ -233,44 +263,92 @@ class Dispatcher:
             try:
                 await self._fill()
             except Exception as exc:
-                log.warning("领取待发消息失败，稍后重试：%s", type(exc).__name__)
+                log.warning("领取机器人通道失败，稍后重试：%s", type(exc).__name__)
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
+    async def _beat(self) -> None:
+        now = self._clock()
+        await lanes.beat(self.db, self.owner, now, self._started_at)
+        async with self._write_lock:
+            still = await lanes.renew(self.db, self.owner, now, self.lease_seconds)
+        self._beat_ok = time.monotonic()
+        for robot in self._mine - still - self._releasing:
+            self._lost(robot)
+
     async def _heartbeat(self) -> None:
+        """Beat and renew the lanes' leases every ``heartbeat_seconds``."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            with suppress(Exception):
-                await outbox.renew(self.db, self.owner, self._clock(), self.lease_seconds)
+            await asyncio.sleep(self.beat_seconds)
+            try:
+                await self._beat()
+            except Exception as exc:
+                log.warning("记录实例心跳失败：%s", type(exc).__name__)
+
+    def _alive(self) -> bool:
+        """Whether our heartbeat is fresh enough that nobody can have taken our lanes."""
+        return time.monotonic() - self._beat_ok < self.stale_seconds - self.beat_seconds / 2
+
+    def _lost(self, robot: str) -> None:
+        """Another instance took this lane (we were silent too long): drop its rows here."""
+        self._mine.discard(robot)
+        lane = self._lanes.get(robot)
+        if lane is not None:
+            self._held.difference_update(row.id for row in lane.rows)
+            lane.rows.clear()
+        log.warning("机器人通道 %s 已由其他实例接手", robot)
+        LANES_HELD.set(len(self._mine))
 
     async def _fill(self) -> bool:
-        """Claim due rows (up to ``max_held`` in hand) for the robots' lanes.
+        """Claim free lanes (up to a fair share) and adopt their rows (up to ``max_held``).
 
-        Returns True when everything due was claimed, False when ``max_held`` stopped it.
+        Returns True when nothing more is there to take now.
         """
         self._full = False
-        while self._accepting:
-            room = min(self.claim_batch, self.max_held - len(self._held))
-            if room <= 0:
-                self._full = True
-                return False
-            async with self._write_lock:
-                rows = await outbox.claim(
-                    self.db, self.owner, room, self._clock(), self.lease_seconds
-                )
-            for row in rows:
-                self._route(row)
-            if len(rows) < room:
-                return True
-        return True
+        if not self._accepting:
+            return True
+        now = self._clock()
+        room = self.max_held - len(self._held)
+        limit = self.settings.claim_lanes_max
+        share = await lanes.fair_share(self.db, now, self.stale_seconds) if self._fair else limit
+        want = min(limit, share) - len(self._mine) if room > 0 else 0
+        async with self._write_lock:
+            won, more = await lanes.claim(self.db, self.owner, now, want, self.lease_seconds,
+                                          self.stale_seconds)
+            self._mine.update(won)
+            rows = await lanes.adopt(self.db, self.owner, list(won), max(room, 0))
+        for robot, recent in won.items():
+            self._lanes.setdefault(robot, _Lane(robot)).seed = recent
+        for row in rows:
+            self._route(row)
+        for robot in won:
+            lane = self._lanes.get(robot)
+            if lane is not None and not lane.rows and not lane.busy:
+                self._let_go(lane)  # its rows were sent by the last owner meanwhile
+        LANES_HELD.set(len(self._mine))
+        self._full = room <= 0 or len(rows) >= room
+        return not more and not self._full
 
     def _route(self, row: Claimed) -> None:
-        if row.id in self._held:
-            return
+        if row.id in self._held or row.robot not in self._mine or row.robot in self._releasing:
+            return  # a lane being let go: its next owner takes the row
         self._held.add(row.id)
         lane = self._lanes.setdefault(row.robot, _Lane(row.robot))
+        if row.maybe_sent:
+            lane.seed.append(time.time())  # the platform may have counted it just now
         lane.rows.append(row)
         self._schedule(lane)
+
+    def _let_go(self, lane: _Lane) -> None:
+        """The lane is empty: give it up (after its last result, in the writer's next batch)."""
+        self._lanes.pop(lane.robot, None)
+        if lane.robot not in self._mine:
+            return
+        self._mine.discard(lane.robot)
+        self._releasing.add(lane.robot)
+        self._writer.let_go(lane.robot).add_done_callback(
+            lambda _: self._releasing.discard(lane.robot))
+        LANES_HELD.set(len(self._mine))
 
     # ---- one robot at a time ---------------------------------------------------------------
 
@@ -292,8 +370,8 @@ class Dispatcher:
         self._busy = max(0, self._busy - 1)
         if lane.rows:
             self._schedule(lane, delay)
-        else:
-            self._lanes.pop(lane.robot, None)
+        elif self._lanes.get(lane.robot) is lane:
+            self._let_go(lane)
         if self._busy == 0:
             self._idle.set()
         if self._full and len(self._held) <= self.max_held // 2:
@@ -315,45 +393,69 @@ class Dispatcher:
                 self._release(lane, 1.0)
 
     async def _turn(self, lane: _Lane) -> None:
-        """Send the lane's first message (or wait for its rate limit)."""
-        row = lane.rows[0]
-        channel = self._channel_for(row.channel_id)
-        if channel is None:
-            message = f"频道“{row.channel_id}”已不在配置中"
-            self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
-            return
-        if self.settings.dry_run or channel.dry_run:
-            log.info(
-                "演练模式，未发送：频道“%s”（%s）%s：%s",
-                channel.name, row.platform, row.summary, redact(_short_json(row.body)),
-            )
-            self._finish(lane, row, Result(row.id, DRY_RUN, self._clock()))
-            return
-        if lane.channel is not channel or lane.adapter is None:  # first turn, or a reload
-            lane.channel, lane.adapter = channel, self._platform_for(channel)
-        adapter = lane.adapter
-        if lane.limiter is None:
-            window = self.settings.rate_window_seconds
-            lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window))
-        pause = lane.limiter.pause()
-        if pause > 0:
-            # A hair over the exact time so the platform's own clock agrees the slot is free.
-            lane.busy = False
-            self._busy = max(0, self._busy - 1)
-            self._schedule(lane, pause + 0.001)
-            return
-        status: int | None = None
-        try:
-            status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
-            adapter.read_answer(status, headers, payload)
-        except DeliveryError as err:
-            self._failed(lane, row, err, status, channel)
-            return
-        except Exception:
-            log.exception("发送消息 %s 时出现内部错误", row.id)
-            self._failed(lane, row, DeliveryError(FailureKind.RETRY, "内部错误"), status, channel)
-            return
-        self._finish(lane, row, Result(row.id, SENT, self._clock(), http_status=status))
+        """Send the lane's messages while they can go at once (or wait for its rate limit).
+
+        Each answer is stored together with the in-flight mark of the lane's next message (one
+        commit), then that message is sent by the same worker: one commit per message.
+        """
+        marked = False  # the first row's in-flight mark is already stored
+        while lane.rows:
+            row = lane.rows[0]
+            channel = self._channel_for(row.channel_id)
+            if channel is None:
+                message = f"频道“{row.channel_id}”已不在配置中"
+                await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
+                return
+            if self.settings.dry_run or channel.dry_run:
+                log.info(
+                    "演练模式，未发送：频道“%s”（%s）%s：%s",
+                    channel.name, row.platform, row.summary, redact(_short_json(row.body)),
+                )
+                await self._finish(lane, row, Result(row.id, DRY_RUN, self._clock()))
+                return
+            if lane.channel is not channel or lane.adapter is None:  # first turn, or a reload
+                lane.channel, lane.adapter = channel, self._platform_for(channel)
+            adapter = lane.adapter
+            if lane.limiter is None:
+                window = self.settings.rate_window_seconds
+                # Wall-clock seconds: the window is stored and read by other instances.
+                lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window), clock=time.time)
+                lane.limiter.seed(lane.seed)
+            if not marked:
+                pause = lane.limiter.pause() if self._alive() else 1.0
+                if pause > 0:
+                    # A hair over the exact time so the platform's own clock agrees the slot is free.
+                    lane.busy = False
+                    self._busy = max(0, self._busy - 1)
+                    self._schedule(lane, pause + 0.001)
+                    return
+                if not await self._writer.begin(row.id, self._clock()):  # in flight, durably, first
+                    self._lost(lane.robot)
+                    self._release(lane)
+                    return
+            status: int | None = None
+            try:
+                status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
+                adapter.read_answer(status, headers, payload)
+            except DeliveryError as err:
+                await self._failed(lane, row, err, status, channel, sent=True)
+                return
+            except Exception:
+                log.exception("发送消息 %s 时出现内部错误", row.id)
+                error = DeliveryError(FailureKind.RETRY, "内部错误")
+                await self._failed(lane, row, error, status, channel, sent=True)
+                return
+            result = Result(row.id, SENT, self._clock(), http_status=status)
+            marked = await self._finish(lane, row, result, sent=True, chain=self._next_now(lane))
+            if not marked:
+                return
+        self._release(lane)  # taken over meanwhile: nothing left here
+
+    def _next_now(self, lane: _Lane) -> Claimed | None:
+        """The lane's next row if it may be sent right after this one (same worker, no wait)."""
+        if len(lane.rows) < 2 or not self._accepting or not self._alive() or lane.limiter is None:
+            return None
+        return lane.rows[1] if lane.limiter.pause() <= 0 else None
 
     async def _post(
         self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
@@ -376,25 +478,50 @@ class Dispatcher:
 
     # ---- results ---------------------------------------------------------------------------
 
-    def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None) -> None:
-        """Hand a result to the batch writer; the lane's next turn comes once it is stored."""
+    async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
+                      *, sent: bool = False, chain: Claimed | None = None) -> bool:
+        """Store a result (group commit) and wait for it: only then does this worker go on.
+
+        With ``chain`` (the lane's next row), its in-flight mark goes in the same commit and the
+        lane stays with this worker: returns True when that mark is stored and it may be sent.
+        """
+        if sent:
+            result.possible_duplicate = bool(row.maybe_sent)
+            if row.maybe_sent:
+                POSSIBLE_DUPLICATES.labels(row.platform).inc()
+                log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
+            row.maybe_sent = None
+            if lane.limiter is not None:
+                result.robot, result.window = lane.robot, lane.limiter.recent()
         stored = self._writer.submit(result)
-        stored.add_done_callback(partial(self._recorded, lane, row, result, retry_in))
+        begun = self._writer.begin(chain.id, result.at) if chain is not None else None
+        try:
+            ours = await asyncio.shield(stored)
+            chained = await asyncio.shield(begun) if begun is not None else False
+        except asyncio.CancelledError:
+            return False  # stopping: the writer still stores it
+        if ours:
+            _count(row.platform, result.status)
+        if ours and chained and retry_in is None:
+            self.stats.sent += result.status == SENT
+            self.stats.dry_run += result.status == DRY_RUN
+            if lane.rows and lane.rows[0] is row:
+                lane.rows.popleft()
+            self._held.discard(row.id)
+            return True
+        self._recorded(lane, row, result, retry_in, ours)
+        return False
 
     def _recorded(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None,
-                  stored: asyncio.Future[bool]) -> None:
-        if stored.cancelled() or stored.exception() is not None:
-            return
-        if not stored.result():
+                  ours: bool) -> None:
+        if not ours:
             self.stats.lost_lease += 1
             log.warning("消息 %s 的租约已被其他实例接管，结果未写入", result.outbox_id)
         elif result.status == SENT:
             self.stats.sent += 1
         elif result.status == DRY_RUN:
             self.stats.dry_run += 1
-        if stored.result():
-            _count(row.platform, result.status)
-        if retry_in is None or not stored.result():
+        if retry_in is None or not ours:
             if lane.rows and lane.rows[0] is row:
                 lane.rows.popleft()
             self._held.discard(row.id)
@@ -409,18 +536,24 @@ class Dispatcher:
         ids = [row.id for row in lane.rows]
         lane.rows.clear()
         self._held.difference_update(ids)
-        self._release(lane)
-        task = asyncio.create_task(outbox.release(self.db, self.owner, ids))
+        self._release(lane)  # empty: the lane is let go
+        task = asyncio.create_task(self._give_back_rows(ids))
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 
-    def _failed(
+    async def _give_back_rows(self, ids: list[int]) -> None:
+        async with self._write_lock:
+            await outbox.release(self.db, self.owner, ids)
+
+    async def _failed(
         self,
         lane: _Lane,
         row: Claimed,
         err: DeliveryError,
         status: int | None = None,
         channel: ChannelBase | None = None,
+        *,
+        sent: bool = False,
     ) -> None:
         attempt = row.attempts + 1
         now = self._clock()
@@ -428,7 +561,6 @@ class Dispatcher:
         if err.permanent or attempt >= self.settings.max_attempts:
             if not err.permanent:
                 reason = f"已尝试 {attempt} 次仍未成功，最后一次：{reason}"
-            self._finish(lane, row, Result(row.id, DEAD, now, reason, err.kind.value, status))
             self.stats.dead += 1
             name = channel.name if channel else row.channel_id
             log.warning("消息投递失败（频道“%s”，%s）：%s", name, row.summary, reason, extra={
@@ -436,14 +568,15 @@ class Dispatcher:
                 "channel_id": row.channel_id, "stage": row.stage, "error_kind": err.kind.value,
                 "attempts": attempt})
             self._dead.add(row, channel, reason)  # one digest per robot per window to the admin channel
+            await self._finish(lane, row, Result(row.id, DEAD, now, reason, err.kind.value, status), sent=sent)
             return
         delay = self._backoff(attempt, err.retry_after)
         retry_at = now + timedelta(seconds=delay)
         row.attempts = attempt
-        self._finish(lane, row, Result(row.id, PENDING, now, reason, err.kind.value, status, retry_at),
-                     retry_in=delay)
         self.stats.retried += 1
         log.info("消息 %s 未发出，%.1f 秒后重试（第 %d 次）：%s", row.id, delay, attempt, reason)
+        await self._finish(lane, row, Result(row.id, PENDING, now, reason, err.kind.value, status, retry_at),
+                           retry_in=delay, sent=sent)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with jitter (50-100 %), never sooner than the platform asked."""

@@ -74,3 +74,7 @@ async def refresh_from_database(db: Database, now: datetime) -> None:
         QUEUE_DEPTH.labels(platform).set(depth)
         age = (now - oldest).total_seconds() if oldest is not None else 0.0
         OLDEST_READY_AGE.labels(platform).set(max(0.0, age))
+POSSIBLE_DUPLICATES = Counter(
+    "remindbot_possible_duplicates_total",
+    "Messages re-sent after their sender died mid-send (recorded as 可能重复: the group may see them twice).",
+    ["platform"], registry=REGISTRY)

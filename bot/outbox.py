@@ -1,14 +1,14 @@
-"""The outbox: messages written before they are sent, claimed with a lease, marked once.
+"""The outbox: messages written before they are sent, leased to one sender, marked once.
 
 Same code on SQLite and PostgreSQL. Firing twice sends once: every row has a unique dedupe key
-and is inserted with ``ON CONFLICT DO NOTHING``. A worker claims due rows with one
-``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND lease is free RETURNING``: on
-PostgreSQL the row locks let several instances claim side by side, on SQLite (no FOR UPDATE)
-the writes are serialised and the lease condition in the UPDATE decides. Only the lease owner
-can mark a row, so a worker whose lease was taken over cannot overwrite the new owner's result.
+and is inserted with ``ON CONFLICT DO NOTHING``. The dispatcher takes rows robot by robot through
+lanes (:mod:`bot.lanes`), which set ``lease_owner``; :func:`claim` leases single rows (``UPDATE …
+WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND lease is free RETURNING``). Only the lease
+owner can mark a row, so a sender whose lane was taken over cannot overwrite the new owner's result.
 
-Results are written in batches (:func:`record`): one statement per kind for the common cases,
-one bulk insert of :class:`DeliveryAttempt` rows.
+Writes are batched (:func:`record`, :class:`ResultWriter`): in-flight marks (``sending_since``),
+results with their :class:`DeliveryAttempt` rows, robots' send times and lanes let go, in one
+transaction; one statement per kind for the common cases.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, func, insert, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -128,9 +128,15 @@ class Claimed:
     summary: str
     attempts: int
     lease_owner: str | None
+    maybe_sent: object = None  # truthy: it was in flight when its last sender died: a re-send may repeat it
 
 
-_CLAIMED = [T.c[name] for name in Claimed.__slots__]  # type: ignore[attr-defined]
+_CLAIMED = [
+    *(T.c[name] for name in Claimed.__slots__ if name != "maybe_sent"),  # type: ignore[attr-defined]
+    # The raw value, read as truthy: SQLite's UPDATE … RETURNING answers 1 for ``x IS NOT NULL`` on
+    # this table whatever x holds (3.40), and parsing it as a datetime would cost every claim.
+    type_coerce(T.c.sending_since, String).label("maybe_sent"),
+]
 
 
 async def claim(
@@ -194,22 +200,47 @@ class Result:
     error_kind: str | None = None
     http_status: int | None = None
     next_attempt_at: datetime | None = None  # for a retry
+    possible_duplicate: bool = False  # a re-send of a message in flight at a crash
+    robot: str | None = None  # with ``window``: the robot's recent send times to store
+    window: list[float] | None = None
 
 
-async def record(db: Database, owner: str, results: Sequence[Result]) -> set[int]:
-    """Write a batch of results, each with its DeliveryAttempt row, in one transaction.
+async def record(
+    db: Database,
+    owner: str,
+    results: Sequence[Result],
+    *,
+    sending: Sequence[int] = (),
+    releasing: Sequence[str] = (),
+    now: datetime | None = None,
+) -> set[int]:
+    """Write a batch in one transaction: results with their DeliveryAttempt rows, in-flight marks
+    (``sending``: rows about to be sent, stamped ``sending_since`` = ``now``), robots' send times
+    and lanes let go (``releasing``, after their last results).
 
-    Returns the ids actually marked: a row whose lease this owner no longer holds is left alone.
-    Core statements on a plain connection: this is the hot path of the dispatcher.
+    Returns the ids actually marked (results and in-flight marks): a row whose lease this owner no
+    longer holds is left alone. Core statements on a plain connection: the dispatcher's hot path.
     """
-    if not results:
+    from bot import lanes
+
+    if not results and not sending and not releasing:
         return set()
     marked: dict[int, int] = {}  # outbox id -> attempt number
-    at = results[0].at  # one time for a batch of plain successes (they arrived within a batch)
+    at = results[0].at if results else now  # one time for a batch of plain successes
     async with db.engine.begin() as conn:
+        if sending:
+            stmt = (
+                update(T)
+                .where(T.c.id.in_(list(sending)), T.c.lease_owner == owner, T.c.status == PENDING)
+                .values(sending_since=now)
+                .returning(T.c.id)
+            )
+            marked.update({row.id: 0 for row in await conn.execute(stmt)})
+        windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+        await lanes.save_windows(conn, owner, windows)  # type: ignore[arg-type]
         simple: dict[tuple[str, int | None], list[int]] = {}
         for r in results:
-            if r.status in (SENT, DRY_RUN) and not r.error:
+            if r.status in (SENT, DRY_RUN) and not r.error and not r.possible_duplicate:
                 simple.setdefault((r.status, r.http_status), []).append(r.outbox_id)
         for (status, http_status), ids in simple.items():
             done = await _mark_many(conn, owner, status, ids, at)
@@ -229,12 +260,14 @@ async def record(db: Database, owner: str, results: Sequence[Result]) -> set[int
                 "error_kind": r.error_kind,
                 "detail": r.error,
                 "http_status": r.http_status,
+                "possible_duplicate": r.possible_duplicate,
             }
             for r in others
             if r.outbox_id in marked
         ]
         if attempts:
             await conn.execute(insert(A), attempts)
+        await lanes.let_go(conn, owner, releasing)
     return set(marked)
 
 
@@ -245,8 +278,10 @@ def _attempts_from_outbox(ids: list[int], at: datetime, ok: bool, http_status: i
         literal(at, A.c.at.type),
         literal(ok, A.c.ok.type),
         literal(http_status, A.c.http_status.type),
+        literal(False, A.c.possible_duplicate.type),
     ).where(T.c.id.in_(ids))
-    return insert(A).from_select(["outbox_id", "attempt", "at", "ok", "http_status"], columns)
+    names = ["outbox_id", "attempt", "at", "ok", "http_status", "possible_duplicate"]
+    return insert(A).from_select(names, columns)
 
 
 async def _mark_many(
@@ -260,6 +295,7 @@ async def _mark_many(
             attempts=T.c.attempts + 1,
             sent_at=at if status == SENT else None,
             lease_until=None,
+            sending_since=None,
             last_error=None,
             error_kind=None,
         )
@@ -274,6 +310,7 @@ async def _mark_one(conn: AsyncConnection, owner: str, r: Result) -> dict[int, i
         "attempts": T.c.attempts + 1,
         "last_error": r.error,
         "error_kind": r.error_kind,
+        "sending_since": None,
     }
     if r.status == PENDING:
         # A retry keeps its lease: this worker retries it itself, in order.
@@ -336,51 +373,77 @@ async def counts(db: Database) -> dict[str, int]:
         return {status: n for status, n in (await session.exec(stmt)).all()}
 
 
-class NoLock(asyncio.Lock):
-    """PostgreSQL takes concurrent writers: no turn-taking needed."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
 class ResultWriter:
-    """Writes results in batches (group commit): what piles up during one write goes in the next.
+    """Writes batches (group commit): what piles up during one write goes in the next.
 
+    Workers wait for their item's commit (``submit`` for a result, ``begin`` for an in-flight mark
+    before the platform is called), so a platform's answer is durable before the worker takes
+    the next message, while one transaction still carries the items of every worker.
     ``lock`` lets claims and result batches take turns (SQLite has one writer at a time).
     """
 
     def __init__(self, db: Database, owner: str, lock: asyncio.Lock) -> None:
         self._db, self._owner, self._lock = db, owner, lock
-        self._pending: list[tuple[Result, asyncio.Future[bool]]] = []
+        self._results: list[tuple[Result, asyncio.Future[bool]]] = []
+        self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
+        self._releases: list[tuple[str, asyncio.Future[bool]]] = []
         self.task: asyncio.Task[None] | None = None
 
     def submit(self, result: Result) -> asyncio.Future[bool]:
         """Queue one result; the future says (once stored) whether the lease was still ours."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((result, future))
+        self._results.append((result, future))
+        self._kick()
+        return future
+
+    def begin(self, outbox_id: int, at: datetime) -> asyncio.Future[bool]:
+        """Mark a row in flight (UTC ``at``); the future says (once stored) whether it is still ours."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._begins.append((outbox_id, at, future))
+        self._kick()
+        return future
+
+    def let_go(self, robot: str) -> asyncio.Future[bool]:
+        """Give up a robot's lane in the next batch (after the results queued before it)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._releases.append((robot, future))
+        self._kick()
+        return future
+
+    def _kick(self) -> None:
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
-        return future
 
     async def flush(self) -> None:
         while self.task is not None and not self.task.done():
             await self.task
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+        while self._results or self._begins or self._releases:
+            results, self._results = self._results, []
+            begins, self._begins = self._begins, []
+            releases, self._releases = self._releases, []
+            at = max((b[1] for b in begins), default=None)
             try:
                 async with self._lock:
-                    marked = await record(self._db, self._owner, [r for r, _ in batch])
+                    marked = await record(
+                        self._db, self._owner, [r for r, _ in results],
+                        sending=[b[0] for b in begins], releasing=[r for r, _ in releases], now=at,
+                    )
             except Exception as exc:
                 # A send that happened must still be recorded: keep the batch and try again.
                 log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
-                self._pending = batch + self._pending
+                self._results = results + self._results
+                self._begins = begins + self._begins
+                self._releases = releases + self._releases
                 await asyncio.sleep(1.0)
                 continue
-            for result, future in batch:
+            for result, future in results:
                 if not future.done():
                     future.set_result(result.outbox_id in marked)
+            for outbox_id, _, future in begins:
+                if not future.done():
+                    future.set_result(outbox_id in marked)
+            for _, future in releases:
+                if not future.done():
+                    future.set_result(True)

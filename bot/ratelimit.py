@@ -48,6 +48,10 @@ class SlidingWindow:
         self._times.append(now)
         self._forget(now)
 
+    def times(self) -> list[float]:
+        """The send times that can still decide a delay (oldest first)."""
+        return list(self._times)
+
     def _forget(self, now: float) -> None:
         # Keep at most `limit` times: older ones can no longer decide a delay.
         horizon = now - self.rule.window
@@ -83,6 +87,17 @@ class RobotLimiter:
         now = self._clock()
         for window in self.windows:
             window.record(now)
+
+    def seed(self, times: Iterable[float]) -> None:
+        """Count earlier sends (times on this limiter's clock), e.g. the robot's stored window."""
+        for at in sorted(times):
+            for window in self.windows:
+                window.record(at)
+
+    def recent(self) -> list[float]:
+        """The longest rule's send times (oldest first): what to store so another owner can resume."""
+        longest = max(self.windows, key=lambda w: w.rule.window, default=None)
+        return longest.times() if longest is not None else []
 
 
 def rules_for(channel: ChannelBase, limits: Limits, window_seconds: float) -> list[Rule]:

@@ -88,14 +88,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
-                                admin_channel=lambda: runtime.schedules.service.admin_channel)
+                                admin_channel=lambda: runtime.schedules.service.admin_channel,
+                                ticks=runtime.ticks)
         if settings.dry_run:
             # A rehearsal's messages are never sendable; real ones waiting from an earlier run
             # must not be marked as rehearsed either: they wait for the next real run.
             log.info("演练模式：不发送任何消息，此前待发送的正式消息留待正式运行时发送")
         else:
             runtime.wake_dispatcher = dispatcher.wake
-            dispatcher.ticks = runtime.ticks
             await dispatcher.start()
             stack.push_async_callback(dispatcher.stop, STOP_TIMEOUT)
 

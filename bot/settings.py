@@ -96,6 +96,20 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         default=True, description="Serve /metrics (Prometheus text) without login: only counts, no names.",
     )
+    lane_lease_seconds: float = Field(
+        default=10.0, description="Lease on a robot lane; renewed every heartbeat while the instance lives.",
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0, description="How often an instance records that it is alive and renews its lanes.",
+    )
+    heartbeat_stale_seconds: float = Field(
+        default=6.0, description="An instance silent this long is gone: its lanes are taken over at once.",
+    )
+    claim_poll_seconds: float = Field(
+        default=1.0, description="How often an instance looks for robot lanes to take (besides wake-ups).",
+    )
+    claim_lanes_max: int = Field(default=1000, description="Robot lanes one instance holds at most.")
+    claim_rows_max: int = Field(default=10000, description="Messages one instance holds in memory at most.")
     var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
     max_schedule_file_bytes: int = Field(
         default=DEFAULT_FILE_BYTES, gt=0, description="Largest schedules YAML file (bytes); a larger one is an error."

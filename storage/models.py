@@ -99,6 +99,9 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    # Set (UTC) just before the platform is called, cleared when the result is stored: a row that is
+    # still pending with this set was in flight at a crash, so its re-send is marked "可能重复".
+    sending_since: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     error_kind: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -118,6 +121,36 @@ class DeliveryAttempt(SQLModel, table=True):
     error_kind: str | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text))
     http_status: int | None = None
+    # This send repeats one that was in flight when its sender died: the group may see it twice.
+    possible_duplicate: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class RobotLane(SQLModel, table=True):
+    """One robot's lane: held by one instance at a time, with the robot's recent send times.
+
+    An instance claims the lane (owner, lease_until) with an UPDATE that succeeds once, sends the
+    robot's messages in order and lets go when they are done. ``recent`` (epoch seconds, UTC) are
+    the robot's last sends within its rate window, so the window holds across owners and restarts.
+    """
+
+    __tablename__ = "robot_lane"
+
+    robot: str = Field(primary_key=True, description="Outbox.robot: a hash of the webhook")
+    owner: str | None = Field(default=None, index=True, description="InstanceHeartbeat.id")
+    lease_until: datetime | None = None
+    recent: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class InstanceHeartbeat(SQLModel, table=True):
+    """A running dispatcher. A lane whose owner's ``beat_at`` is stale is free to take over."""
+
+    __tablename__ = "instance_heartbeat"
+
+    id: str = Field(primary_key=True, description="host:pid:random, new at every start")
+    host: str
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow)
+    beat_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Nudge(SQLModel, table=True):

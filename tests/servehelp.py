@@ -125,11 +125,12 @@ class Service:
     stopped_in: float | None = field(default=None)
 
     @classmethod
-    def start(cls, workspace: Workspace, *extra_args: str, env: dict[str, str] | None = None) -> Service:
-        """Start ``serve``; ``env`` adds to (or overrides) the workspace's environment."""
+    def start(cls, workspace: Workspace, *extra_args: str, name: str = "serve",
+              env: dict[str, str] | None = None) -> Service:
+        """Start ``serve``; ``name`` names its output files (several instances), ``env`` adds settings."""
         port = free_port()
-        out = workspace.root / "serve.stdout"
-        err = workspace.root / "serve.stderr"
+        out = workspace.root / f"{name}.stdout"
+        err = workspace.root / f"{name}.stderr"
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "serve", "--port", str(port), *extra_args],

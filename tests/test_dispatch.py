@@ -446,3 +446,42 @@ async def test_every_platform_revoked_robot_is_dead_at_once_without_leaking_its_
     (row,) = await rows(db)
     assert (row.status, row.attempts, row.error_kind) == ("dead", 1, "config")
     assert robot.token not in ours(caplog) + (row.last_error or "")
+
+
+# ---- robot lanes: the rate window lives in the database; in-flight sends are marked ----------
+
+
+async def test_a_robot_whose_queue_empties_keeps_its_window_for_the_next_batch(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    fake.window = settings.rate_window_seconds = 1.0
+    fake.limit = 3
+    robot = fake.channel("a").model_copy(update={"rate_per_minute": 3})
+    first = dispatcher(db, settings, http, robot)
+    await enqueue(db, robot, "一", "二", "三")
+    await first.run_once()
+    await enqueue(db, robot, "四", "五")  # the lane was emptied and let go: a second batch
+    await first.run_once()
+    await enqueue(db, robot, "六", "七")  # another instance (or a restart) inside the window
+    await dispatcher(db, settings, http, robot).run_once()
+    arrived = [t for _, _, t in fake.hits]
+    assert fake.refused == 0 and len(arrived) == 7
+    assert arrived[3] - arrived[0] >= 0.99 and arrived[6] - arrived[3] >= 0.99  # paced, not refused
+    assert {r.status for r in await rows(db)} == {"sent"}
+
+
+async def test_a_message_in_flight_when_its_sender_died_is_resent_marked_possible_duplicate(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    robot = fake.channel("a")
+    await enqueue(db, robot, "一", "二")
+    async with db.session() as session:  # as a killed instance leaves it: leased, marked in flight
+        first = (await session.exec(select(Outbox).order_by(Outbox.id))).first()
+        assert first is not None
+        first.lease_owner, first.sending_since = "dead-host:1:x", first.created_at
+        session.add(first)
+        await session.commit()
+    await dispatcher(db, settings, http, robot).run_once()
+    one, two = await attempts(db)
+    assert (one.possible_duplicate, two.possible_duplicate) == (True, False)
+    assert all(r.status == "sent" and r.sending_since is None for r in await rows(db))

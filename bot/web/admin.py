@@ -42,7 +42,7 @@ from bot.reports import (
 from bot.web.app import Handler, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.app import render as render_page
 from bot.web.login import LoginThrottle
-from storage.models import Occurrence, Outbox
+from storage.models import DeliveryAttempt, Occurrence, Outbox
 
 UPCOMING_DAYS = 60
 OUTCOME_DAYS = 30  # the landing page lists stages missed or sent late this many days back
@@ -299,6 +299,22 @@ async def outbox_page(request: web.Request) -> web.Response:
                 .limit(100)
             )
         ).all()
+        repeated = (
+            await session.exec(
+                select(DeliveryAttempt, Outbox)
+                .join(Outbox, col(Outbox.id) == col(DeliveryAttempt.outbox_id))
+                .where(col(DeliveryAttempt.possible_duplicate))
+                .order_by(col(DeliveryAttempt.at).desc())
+                .limit(100)
+            )
+        ).all()
+    doubles = [{
+        "at": a.at,
+        "channel": _channel_name(runtime, r.channel_id),
+        "summary": r.summary,
+        "stage": stage_label(r.stage),
+        "ok": a.ok,
+    } for a, r in repeated]
     items = [{
         "row": r,
         "channel": _channel_name(runtime, r.channel_id),
@@ -307,7 +323,8 @@ async def outbox_page(request: web.Request) -> web.Response:
         "error": redact(r.last_error),
     } for r in rows]
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
-                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=items)
+                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=items,
+                  doubles=doubles)
 
 
 def _channel_name(runtime: Any, channel_id: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
+from sqlalchemy.sql.elements import False_, True_
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
@@ -24,6 +25,11 @@ def render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
         return "sa.String()"
     if kind == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    # false()/true() as such: compiled for SQLite they would become '0', which PostgreSQL refuses.
+    if kind == "server_default":
+        arg = getattr(obj, "arg", None)
+        if isinstance(arg, False_ | True_):
+            return "sa.true()" if isinstance(arg, True_) else "sa.false()"
     return False
 
 

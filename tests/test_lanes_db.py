@@ -1,0 +1,63 @@
+"""Robot lanes in the database, on SQLite and PostgreSQL: claimed once, shared fairly, taken over."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from bot import lanes, outbox
+from bot.platforms.wecom import WeComChannel
+from storage.db import Database
+
+NOW = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
+LEASE, STALE = 10.0, 6.0
+
+
+def robot(n: int) -> WeComChannel:
+    return WeComChannel(id=f"c{n}", name=f"第{n}支部群", platform="wecom",
+                        webhook=f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY-{n}")
+
+
+async def fill(db: Database, robots: int, per_robot: int = 2) -> None:
+    async with db.session() as session:
+        for n in range(robots * per_robot):
+            await outbox.enqueue(session, dedupe_key=f"m{n}", channel=robot(n % robots), platform="wecom",
+                                 bodies=[{"msgtype": "text", "text": {"content": str(n)}}], stage="due",
+                                 summary="三会一课提醒", now=NOW)
+        await session.commit()
+
+
+async def test_two_instances_claiming_at_once_never_share_a_lane(any_db: Database) -> None:
+    await fill(any_db, robots=10)
+    for owner in ("A", "B"):
+        await lanes.beat(any_db, owner, NOW, NOW)
+    (a, _), (b, _) = await asyncio.gather(
+        lanes.claim(any_db, "A", NOW, 10, LEASE, STALE), lanes.claim(any_db, "B", NOW, 10, LEASE, STALE))
+    assert not set(a) & set(b) and len(set(a) | set(b)) == 10
+    rows_a = await lanes.adopt(any_db, "A", list(a), 100)
+    assert {r.robot for r in rows_a} == set(a) and len(rows_a) == 2 * len(a)
+
+
+async def test_each_live_instance_takes_a_fair_share_of_the_robots(any_db: Database) -> None:
+    await fill(any_db, robots=9)
+    for owner in ("A", "B", "C"):
+        await lanes.beat(any_db, owner, NOW, NOW)
+    assert await lanes.fair_share(any_db, NOW, STALE) == 3
+    await lanes.beat(any_db, "C", NOW - timedelta(seconds=STALE + 1), NOW)  # C went silent
+    assert await lanes.fair_share(any_db, NOW, STALE) == 5  # 9 robots over the 2 live ones
+
+
+async def test_lanes_of_a_silent_instance_are_taken_over_before_their_lease_ends(any_db: Database) -> None:
+    await fill(any_db, robots=3)
+    await lanes.beat(any_db, "A", NOW, NOW)
+    won, _ = await lanes.claim(any_db, "A", NOW, 3, LEASE, STALE)
+    (first, *_) = await lanes.adopt(any_db, "A", list(won), 100)
+    await lanes.beat(any_db, "B", NOW + timedelta(seconds=3), NOW)
+    assert (await lanes.claim(any_db, "B", NOW + timedelta(seconds=3), 3, LEASE, STALE))[0] == {}
+    later = NOW + timedelta(seconds=STALE + 1)  # A's heartbeat is stale; its lease still runs
+    await lanes.beat(any_db, "B", later, NOW)
+    taken, _ = await lanes.claim(any_db, "B", later, 3, LEASE, STALE)
+    assert set(taken) == set(won)
+    assert len(await lanes.adopt(any_db, "B", list(taken), 100)) == 6
+    assert not await outbox.mark_sent(any_db, "A", first.id, later)  # A can no longer mark it
+    assert await lanes.renew(any_db, "A", later, LEASE) == set()  # and learns it lost its lanes

@@ -42,3 +42,7 @@ RELOAD_FAILURES = Counter(
 MESSAGES_CUT = Counter(
     "remindbot_messages_truncated_total", "Messages cut short to fit a platform's limit.",
     ["platform"], registry=REGISTRY)
+INBOUND = Counter(
+    "remindbot_inbound_total", "Inbound chat events (replies, button presses) by platform and outcome "
+    "(recorded, already, replay, unknown_sender, owes_nothing, bad_code, refused, ignored, rejected).",
+    ["platform", "outcome"], registry=REGISTRY)

@@ -24,6 +24,8 @@ from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
 from bot.occurrences import fire
+from bot.platforms.apps import DingTalkApp
+from bot.platforms.dingtalk_stream import StreamClient
 from bot.render import Renderer
 from bot.runtime import Runtime, system_clock
 from bot.scheduler import ReminderScheduler
@@ -60,7 +62,8 @@ async def open_runtime(settings: Settings, *,
 
 
 def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
-    set_secrets([*channel_secrets(schedules.channels.values()), runtime.settings.signing_key])
+    set_secrets([*channel_secrets(schedules.channels.values()), runtime.settings.signing_key,
+                 *(s for app in schedules.apps.values() for s in app.secrets())])
     runtime.schedules = schedules
     runtime.calendar = WorkCalendar(schedules.calendar)
     runtime.renderer = Renderer(runtime.settings.templates_dir)
@@ -101,6 +104,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             apply_schedules(runtime, schedules)
             scheduler.apply(schedules, runtime.calendar)
 
+        for client in stream_clients(runtime, http):
+            client.start()
+            stack.push_async_callback(client.stop)
+
         watcher = asyncio.create_task(watch_schedules(settings, reloaded), name="watch-schedules")
         stack.push_async_callback(_cancel, watcher)
 
@@ -120,6 +127,17 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
         log.info("正在停止……")
     log.info("已停止")
+
+
+def stream_clients(runtime: Runtime, http: aiohttp.ClientSession) -> list[StreamClient]:
+    """A DingTalk Stream client for each app in stream mode (as configured at start-up)."""
+    from bot.web.callbacks import dingtalk_message
+
+    async def on_message(app: DingTalkApp, data: dict[str, object]) -> None:
+        await dingtalk_message(runtime, http, app, data)
+
+    return [StreamClient(app, http, on_message) for app in runtime.schedules.apps.values()
+            if isinstance(app, DingTalkApp) and app.mode == "stream"]
 
 
 def log_coming(runtime: Runtime, count: int = 5) -> None:

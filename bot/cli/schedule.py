@@ -156,5 +156,6 @@ def serve(port: int | None, dry_run: bool) -> None:
     s = Settings(**overrides)  # type: ignore[arg-type]
     setup_logging(s.log_format, s.log_level)
     schedules = load_or_exit(s)
-    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key])
+    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
+                 *(v for app in schedules.apps.values() for v in app.secrets())])
     asyncio.run(run(s))

@@ -21,17 +21,20 @@ from bot.config.yamlsource import (
     load_docs,
     locate_path_in,
 )
+from bot.platforms.apps import AppConfig
 from bot.platforms.registry import ChannelConfig
 
 YAML_SUFFIXES = (".yaml", ".yml")
-LIST_SECTIONS = ("units", "people", "channels", "reminders")
+LIST_SECTIONS = ("units", "people", "channels", "apps", "reminders")
 _ITEM_ADAPTERS = {
     "units": TypeAdapter(Unit),
     "people": TypeAdapter(Person),
     "channels": TypeAdapter(ChannelConfig),
+    "apps": TypeAdapter(AppConfig),
     "reminders": TypeAdapter(Reminder),
 }
-SECRET_FIELDS = {"webhook", "secret"}
+SECRET_FIELDS = {"webhook", "secret", "token", "encoding_aes_key", "app_secret", "verification_token",
+                 "encrypt_key", "signing_secret"}
 
 
 def schedule_files(path: Path) -> list[Path]:
@@ -265,7 +268,7 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
             merged.calendar.holidays.extend(sf.calendar.holidays)
             merged.calendar.workdays.extend(sf.calendar.workdays)
             merged.calendar.covered_years.extend(sf.calendar.covered_years)
-        for section in ("units", "people", "channels", "reminders"):
+        for section in LIST_SECTIONS:
             target: dict[str, Any] = getattr(merged, section)
             for index, item in p.items(section):
                 line, col = locate_path_in((section, index, "id"), doc.tree)
@@ -315,6 +318,9 @@ def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIss
             if person.unit is not None:
                 refs.check(("people", i, "unit"), [person.unit], s.units, "单位")
             refs.check(("people", i, "channels"), person.channels or [], s.channels, "频道")
+        for i, app in p.items("apps"):
+            if app.answer_channel:
+                refs.check(("apps", i, "answer_channel"), [app.answer_channel], s.channels, "频道")
         if sf.service is not None and sf.service.admin_channel:
             refs.check(("service", "admin_channel"), [sf.service.admin_channel], s.channels, "频道")
         for i, reminder in p.items("reminders"):

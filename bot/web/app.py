@@ -153,6 +153,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 def make_app(runtime: Runtime) -> web.Application:
     from bot.web.admin import make_admin_app
+    from bot.web.callbacks import add_callback_routes
     from bot.web.confirm import add_confirm_routes
 
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
@@ -160,6 +161,7 @@ def make_app(runtime: Runtime) -> web.Application:
     app[TEMPLATES] = make_templates()
     app.router.add_get("/healthz", healthz)
     add_confirm_routes(app)
+    add_callback_routes(app)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     app.router.add_get("/admin", _to_admin)
     app.add_subapp("/admin", make_admin_app())

@@ -196,6 +196,8 @@ async def _handle(runtime: Runtime, event: Said | Pressed) -> Answer:
         if reply.code and target.outcome == "bad_code":
             target.text = f"{name}同志，没有找到代码 {reply.code} 对应的、需要您确认的事项，本次回复未记录。" \
                           "请核对提醒消息中的代码。"
+        elif target.outcome == "bad_code":
+            target.text = f"{name}同志，此事项不在需要您确认的名单中，本次操作未记录。"
         elif target.outcome == "owes_nothing":
             target.text = f"{name}同志，您目前没有需要确认的事项，无需回复。谢谢！"
         return target

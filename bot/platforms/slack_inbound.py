@@ -39,6 +39,10 @@ def check_signature(app: SlackApp, headers: dict[str, str], body: bytes, now: da
     given = headers.get("X-Slack-Signature", "")
     if not ts or not given:
         raise CallbackError(400, "缺少签名请求头")
+    try:
+        body.decode("utf-8")  # the SDK decodes the body itself and would raise
+    except UnicodeDecodeError:
+        raise CallbackError(400, "消息不是有效的 UTF-8 文本") from None
     verifier = SignatureVerifier(app.signing_secret.get_secret_value(), clock=_FixedClock(now))
     if not ts.isdigit() or abs(now.timestamp() - int(ts)) > 300:
         raise CallbackError(403, "时间戳已过期")

@@ -267,6 +267,18 @@ async def test_an_undecryptable_payload_is_refused_and_records_nothing(env: Env,
     assert await env.confirmations() == []
 
 
+async def test_no_secret_appears_in_answers_or_logs(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    seen: list[str] = []
+    for platform in PLATFORMS:
+        for tamper in ("signature", None):
+            status, answer = await env.send(platform, "impostor", "确认", tamper=tamper)
+            seen.append(f"{status} {answer}")
+    text = "\n".join(seen) + caplog.text
+    for secret in (WECOM["token"], WECOM["key"], ROBOT_KEY, DING_SECRET, FEISHU["token"], FEISHU["key"], SLACK_SECRET):
+        assert secret not in text
+
+
 async def test_a_refusal_says_why_in_chinese(env: Env) -> None:
     ts = str(int(env.now.timestamp() * 1000))
     async with env.http.post(f"{env.base}/callback/dingtalk/dingtalk", data=b"{}",

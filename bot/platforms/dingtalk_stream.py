@@ -35,7 +35,6 @@ from bot.platforms.apps import DingTalkApp
 log = logging.getLogger(__name__)
 
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
-CARD_TOPIC = "/v1.0/card/instances/callback"
 SEEN_MAX = 2000  # message ids remembered per connection client (DingTalk redelivers within minutes)
 
 OnMessage = Callable[[DingTalkApp, dict[str, Any]], Awaitable[None]]
@@ -91,8 +90,8 @@ class StreamClient:
         body = {
             "clientId": self.app.app_key,
             "clientSecret": self.app.app_secret.get_secret_value(),
-            "subscriptions": [{"type": "EVENT", "topic": "*"}, {"type": "CALLBACK", "topic": ROBOT_TOPIC},
-                              {"type": "CALLBACK", "topic": CARD_TOPIC}],
+            # Card callbacks (/v1.0/card/instances/callback) need the app half's interactive cards.
+            "subscriptions": [{"type": "EVENT", "topic": "*"}, {"type": "CALLBACK", "topic": ROBOT_TOPIC}],
             "ua": "remindbot",
         }
         url = f"{self.app.api_base.rstrip('/')}/v1.0/gateway/connections/open"

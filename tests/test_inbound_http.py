@@ -422,3 +422,14 @@ async def test_seen_message_ids_are_forgotten_after_the_retention(env: Env) -> N
     async with runtime.db.session() as session:
         ids = [r.message_id for r in (await session.exec(select(InboundSeen))).all()]
     assert ids == ["new-msg"]
+
+
+async def test_a_replay_is_refused_on_sqlite_and_postgresql(any_db: Database) -> None:
+    from types import SimpleNamespace
+
+    runtime = SimpleNamespace(db=any_db)
+    now = datetime(2025, 3, 7, 2, 0, tzinfo=UTC)
+    said = Said("feishu", "feishu", "ou_zhang", "收到", "om_1")
+    assert await claim(runtime, said, now)  # type: ignore[arg-type]
+    assert not await claim(runtime, said, now + timedelta(minutes=5))  # type: ignore[arg-type]
+    assert await claim(runtime, Said("slack", "feishu", "U", "收到", "om_1"), now)  # type: ignore[arg-type]

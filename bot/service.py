@@ -13,6 +13,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -131,10 +132,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
 
 def stream_clients(runtime: Runtime, http: aiohttp.ClientSession) -> list[StreamClient]:
     """A DingTalk Stream client for each app in stream mode (as configured at start-up)."""
-    from bot.web.callbacks import dingtalk_message
+    from bot.web.callbacks import dingtalk_stream_callback
 
-    async def on_message(app: DingTalkApp, data: dict[str, object]) -> None:
-        await dingtalk_message(runtime, http, app, data)
+    async def on_message(app: DingTalkApp, topic: str, data: dict[str, Any],
+                         message_id: str) -> dict[str, Any] | None:
+        return await dingtalk_stream_callback(runtime, http, app, topic, data, message_id)
 
     return [StreamClient(app, http, on_message) for app in runtime.schedules.apps.values()
             if isinstance(app, DingTalkApp) and app.mode == "stream"]

@@ -2,7 +2,8 @@
 
 The fake gateway answers the open-connection call, then scripts three connections: the first
 delivers a robot message and drops without a close frame; the second delivers the same message
-id again, a new message and an event, then asks the client to reconnect (SYSTEM disconnect).
+id again, a new message, two card button presses and an event, then asks the client to reconnect
+(SYSTEM disconnect).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import aiohttp
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from bot.config.models import PlatformIds
 from bot.platforms.apps import AppConfig, DingTalkApp
-from bot.platforms.dingtalk_stream import ROBOT_TOPIC, StreamClient
-from bot.web.callbacks import dingtalk_message
+from bot.platforms.dingtalk_stream import CARD_TOPIC, ROBOT_TOPIC, StreamClient
+from bot.web.callbacks import dingtalk_stream_callback
 from storage.db import Database
 from tests.fakes import chat
 from tests.test_inbound_http import IDS
@@ -40,6 +42,7 @@ class Gateway:
     sent: list[str] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
     connections: int = 0
+    occurrence: int = 0
 
     async def open(self, request: web.Request) -> web.Response:
         self.opened.append(await request.json())
@@ -54,6 +57,13 @@ class Gateway:
         return {"specVersion": "1.0", "type": "CALLBACK", "data": json.dumps(data, ensure_ascii=False),
                 "headers": {"appId": "app", "connectionId": "c", "contentType": "application/json",
                             "messageId": frame_id, "time": "1700000000000", "topic": ROBOT_TOPIC}}
+
+    def card_frame(self, frame_id: str, user: str) -> dict[str, Any]:
+        value = {"cardPrivateData": {"actionIds": ["confirm"], "params": {"occurrence": str(self.occurrence)}}}
+        data = {"extension": "{}", "corpId": "dingcorp", "userIdType": 1, "type": "actionCallback", "userId": user,
+                "outTrackId": f"track-{frame_id}", "value": json.dumps(value)}
+        return {"specVersion": "1.0", "type": "CALLBACK", "data": json.dumps(data),
+                "headers": {"messageId": frame_id, "topic": CARD_TOPIC, "contentType": "application/json"}}
 
     async def ws(self, request: web.Request) -> web.WebSocketResponse:
         self.tickets.append(request.query.get("ticket", ""))
@@ -78,6 +88,8 @@ class Gateway:
         if number == 2:
             await send(self.robot_frame("f1", "staff-zhang", "已完成 参加23人", "m1"))  # repeated
             await send(self.robot_frame("f2", "staff-li", "收到 参加5人", "m2"))
+            await send(self.card_frame("c1", "staff-liu"))  # owes nothing: a polite answer
+            await send(self.card_frame("c2", "staff-wang"))
             await send({"specVersion": "1.0", "type": "EVENT", "data": "{}",
                         "headers": {"messageId": "e1", "topic": "chat_update_title", "eventId": "ev"}})
             await ws.send_json({"specVersion": "1.0", "type": "SYSTEM", "data": "{}",
@@ -105,7 +117,8 @@ async def test_stream_acks_every_frame_survives_a_drop_and_records_a_repeated_me
     s = world.runtime.schedules
     for pid, ids in IDS.items():
         s.people[pid] = s.people[pid].model_copy(update={"ids": ids})
-    gateway = Gateway()
+    s.people["wang"] = s.people["wang"].model_copy(update={"ids": PlatformIds(dingtalk="staff-wang")})
+    gateway = Gateway(occurrence=world.occurrence_id)
     fake = web.Application()
     fake.router.add_post("/v1.0/gateway/connections/open", gateway.open)
     fake.router.add_get("/ws", gateway.ws)
@@ -118,8 +131,8 @@ async def test_stream_acks_every_frame_survives_a_drop_and_records_a_repeated_me
         assert isinstance(app, DingTalkApp)
         s.apps = {app.id: app}
 
-        async def on_message(a: DingTalkApp, data: dict[str, Any]) -> None:
-            await dingtalk_message(world.runtime, http, a, data)
+        async def on_message(a: DingTalkApp, topic: str, data: dict[str, Any], message_id: str) -> Any:
+            return await dingtalk_stream_callback(world.runtime, http, a, topic, data, message_id)
 
         client = StreamClient(app, http, on_message, backoff_base=0.05, backoff_max=0.2)
         client.start()
@@ -136,7 +149,11 @@ async def test_stream_acks_every_frame_survives_a_drop_and_records_a_repeated_me
     assert json.loads(gateway.acks["ping-1"][0]["data"]) == {"opaque": "p1"}
     assert len(gateway.acks["f1"]) == 2
     confirmations = sorted((c.person_id, c.via, c.note) for c in await world.confirmations())
-    assert confirmations == [("li", "chat", "参加5人"), ("zhang", "chat", "参加23人")]
+    assert confirmations == [("li", "chat", "参加5人"), ("wang", "card", None), ("zhang", "chat", "参加23人")]
+    card = json.loads(gateway.acks["c2"][0]["data"])["response"]["cardData"]["cardParamMap"]["confirm_status"]
+    assert "王芳" in card and "已登记" in card
+    refused = json.loads(gateway.acks["c1"][0]["data"])["response"]["cardData"]["cardParamMap"]["confirm_status"]
+    assert "刘强" in refused and "未记录" in refused
     texts = [a["text"]["content"] for a in gateway.answers]
     assert len(texts) == 2 and sum("张伟" in t for t in texts) == 1 and sum("李娜" in t for t in texts) == 1
     assert gateway.answers[0]["at"]["atUserIds"] in (["staff-zhang"], ["staff-li"])
@@ -157,7 +174,7 @@ async def test_stream_retries_with_backoff_while_the_gateway_refuses(db: Databas
             {"id": "ding", "platform": "dingtalk", "mode": "stream", "app_key": "k", "app_secret": "s",
              "api_base": url})
 
-        async def never(a: DingTalkApp, data: dict[str, Any]) -> None:
+        async def never(a: DingTalkApp, topic: str, data: dict[str, Any], message_id: str) -> None:
             raise AssertionError("no message expected")
 
         client = StreamClient(app, http, never, backoff_base=0.05, backoff_max=0.4)  # type: ignore[arg-type]

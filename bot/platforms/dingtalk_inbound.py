@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.inbound import CallbackError, Said
+from bot.inbound import CallbackError, Pressed, Said
 from bot.platforms.apps import DingTalkApp
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,31 @@ def read_message(app: DingTalkApp, data: Any) -> Inbound:
         said = Said("dingtalk", app.id, staff, str(text).strip(), msg_id,
                     display_name=str(data.get("senderNick") or "") or None)
     return Inbound(said, webhook, expires if isinstance(expires, int) else None, staff)
+
+
+CONFIRM_ACTION = "confirm"  # the card button's actionId; its params carry {"occurrence": "<id>"}
+
+
+def read_card_press(app: DingTalkApp, data: dict[str, Any], message_id: str) -> Pressed | None:
+    """A Stream card callback (``userId``, ``value``) as a press of the confirm button, or None."""
+    try:
+        value = json.loads(data.get("value") or "{}")
+        private = value.get("cardPrivateData") or {}
+        if CONFIRM_ACTION not in (private.get("actionIds") or []):
+            return None
+        occurrence_id = int((private.get("params") or {}).get("occurrence"))
+    except (ValueError, TypeError, AttributeError):
+        raise CallbackError(400, "卡片回调数据不正确") from None
+    user = str(data.get("userId") or "")
+    if not user:
+        return None
+    return Pressed("dingtalk", app.id, user, occurrence_id, message_id or str(data.get("outTrackId") or ""))
+
+
+def card_answer(text: str) -> dict[str, Any]:
+    """The acknowledgement's response to a card press: the answer as the card's ``confirm_status``
+    variable (the card template the app sends must show that variable)."""
+    return {"cardData": {"cardParamMap": {"confirm_status": text}}}
 
 
 def parse_body(body: bytes) -> Any:

@@ -6,7 +6,9 @@ subscriptions returns ``{"endpoint", "ticket"}``; the socket is ``{endpoint}?tic
 Frames are JSON ``{"type": SYSTEM|EVENT|CALLBACK, "headers": {"messageId", "topic", ...},
 "data": "<JSON string>"}``; every frame is acknowledged with ``{"code", "headers": {"messageId",
 "contentType"}, "message", "data"}``. SYSTEM ``disconnect`` means reconnect. Robot messages arrive
-as CALLBACK ``/v1.0/im/bot/messages/get`` with the same body as the HTTP callback.
+as CALLBACK ``/v1.0/im/bot/messages/get`` with the same body as the HTTP callback; interactive
+card presses as CALLBACK ``/v1.0/card/instances/callback`` (``userId``, ``outTrackId``, ``value``
+= JSON with ``cardPrivateData.actionIds`` and ``params``), answered in the acknowledgement.
 
 Why not the ``dingtalk-stream`` SDK: it opens the connection with a blocking ``requests.post``
 without a timeout inside the event loop, brings ``websockets`` and ``requests`` besides the
@@ -30,14 +32,17 @@ from urllib.parse import quote_plus
 import aiohttp
 
 from bot import metrics
+from bot.inbound import CallbackError
 from bot.platforms.apps import DingTalkApp
 
 log = logging.getLogger(__name__)
 
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
+CARD_TOPIC = "/v1.0/card/instances/callback"
 SEEN_MAX = 2000  # message ids remembered per connection client (DingTalk redelivers within minutes)
 
-OnMessage = Callable[[DingTalkApp, dict[str, Any]], Awaitable[None]]
+# (app, topic, decoded data, frame message id) -> the response for the acknowledgement (None: none)
+OnMessage = Callable[[DingTalkApp, str, dict[str, Any], str], Awaitable[dict[str, Any] | None]]
 
 
 class StreamClient:
@@ -90,8 +95,8 @@ class StreamClient:
         body = {
             "clientId": self.app.app_key,
             "clientSecret": self.app.app_secret.get_secret_value(),
-            # Card callbacks (/v1.0/card/instances/callback) need the app half's interactive cards.
-            "subscriptions": [{"type": "EVENT", "topic": "*"}, {"type": "CALLBACK", "topic": ROBOT_TOPIC}],
+            "subscriptions": [{"type": "EVENT", "topic": "*"}, {"type": "CALLBACK", "topic": ROBOT_TOPIC},
+                              {"type": "CALLBACK", "topic": CARD_TOPIC}],
             "ua": "remindbot",
         }
         url = f"{self.app.api_base.rstrip('/')}/v1.0/gateway/connections/open"
@@ -137,11 +142,14 @@ class StreamClient:
             data = json.dumps({"status": "SUCCESS", "message": "success"})
         elif message_id in self.seen:
             pass  # a repeated frame: acknowledge, do nothing
-        elif kind == "CALLBACK" and topic == ROBOT_TOPIC:
+        elif kind == "CALLBACK" and topic in (ROBOT_TOPIC, CARD_TOPIC):
             try:
                 body = json.loads(frame.get("data") or "{}")
-                await self.on_message(self.app, body)
-            except (ValueError, TypeError) as exc:
+                if not isinstance(body, dict):
+                    raise ValueError("data")
+                response = await self.on_message(self.app, topic, body, message_id)
+                data = json.dumps({"response": response}, ensure_ascii=False)
+            except (ValueError, TypeError, CallbackError) as exc:
                 log.warning("钉钉 Stream：消息无法处理（%s）", type(exc).__name__)
                 code = 400
             except Exception:  # a database failure must not end the connection; DingTalk redelivers

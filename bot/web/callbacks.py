@@ -123,6 +123,22 @@ async def dingtalk_message(runtime: Runtime, http: aiohttp.ClientSession, app: D
     return answer
 
 
+async def dingtalk_stream_callback(runtime: Runtime, http: aiohttp.ClientSession, app: DingTalkApp, topic: str,
+                                   data: dict[str, Any], message_id: str = "") -> dict[str, Any] | None:
+    """A Stream callback: a robot message (answered by session webhook) or a card press (answered
+    in the acknowledgement)."""
+    from bot.platforms.dingtalk_stream import CARD_TOPIC
+
+    if topic != CARD_TOPIC:
+        await dingtalk_message(runtime, http, app, data)
+        return None
+    pressed = dingtalk_inbound.read_card_press(app, data, message_id)
+    if pressed is None:
+        return None
+    answer = await handle(runtime, pressed)
+    return dingtalk_inbound.card_answer(answer.text or "已处理")
+
+
 async def _dingtalk(request: web.Request, runtime: Runtime, app: DingTalkApp, body: bytes) -> web.Response:
     dingtalk_inbound.check_headers(app, request.headers.get("timestamp", ""), request.headers.get("sign", ""),
                                    runtime.clock())

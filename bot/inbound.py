@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +29,7 @@ from sqlmodel import col, select
 
 from bot import metrics
 from bot.compose import when_text
+from bot.config.models import DEFAULT_TZ
 from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, InboundSeen, Occurrence
@@ -224,11 +226,10 @@ async def _handle(runtime: Runtime, event: Said | Pressed) -> Answer:
 
 
 def _when(runtime: Runtime, occ: Occurrence) -> str:
+    """The occurrence's due time as the reminder's zone reads it (``2025年3月7日（星期五）09:00``)."""
     reminder = runtime.schedules.reminders.get(occ.reminder_id)
     due = occ.due_at if occ.due_at.tzinfo else occ.due_at.replace(tzinfo=UTC)
-    from zoneinfo import ZoneInfo
-
-    return when_text(due, reminder.zone if reminder else ZoneInfo("Asia/Shanghai"))
+    return when_text(due, reminder.zone if reminder else ZoneInfo(DEFAULT_TZ))
 
 
 async def _target(runtime: Runtime, person_id: str,

@@ -158,3 +158,14 @@ def test_app_errors_name_file_and_line_in_chinese_without_showing_secrets(tmp_pa
     assert "apps.yaml:13" in text and "未知的频道 “nope”" in text
     assert "apps.yaml:15" in text
     assert "short-secret-key" not in text
+
+
+def test_two_people_with_the_same_platform_id_are_refused(tmp_path: Path) -> None:
+    write_world(tmp_path)
+    (tmp_path / "schedules" / "more.yaml").write_text("""people:
+  - {id: a1, name: 甲, ids: {wecom: SameId}}
+  - {id: a2, name: 乙, ids: {wecom: SameId}}
+""", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_schedules(tmp_path / "schedules")
+    assert "more.yaml:3" in str(exc.value) and "与人员 “a1” 重复" in str(exc.value)

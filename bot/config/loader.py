@@ -307,9 +307,18 @@ class _Refs:
 
 def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:
     roles = {r for p in s.people.values() for r in p.roles}
+    owners: dict[tuple[str, str], str] = {}  # (platform, user id) -> person id: a reply names one person
     for p in parsed:
         refs = _Refs(p.doc, issues)
         sf = p.sf
+        for i, person in p.items("people"):
+            for platform, user_id in person.ids.model_dump().items():
+                if not user_id:
+                    continue
+                first = owners.setdefault((platform, user_id), person.id)
+                if first != person.id:
+                    refs.error(("people", i, "ids", platform),
+                               f"{platform} 标识 “{user_id}” 与人员 “{first}” 重复（回复确认靠它识别本人）")
         for i, unit in p.items("units"):
             if unit.parent is not None:
                 refs.check(("units", i, "parent"), [unit.parent], s.units, "上级单位")

@@ -45,6 +45,7 @@ from bot.compose import due_context, members, mention_for, person_context, queue
 from bot.config.models import Person, Reminder
 from bot.config.spans import Span
 from bot.confirmations import to_db_time as db_time
+from bot.inbound import reply_code
 from bot.platforms.base import Mention
 from bot.runtime import Runtime
 from bot.tokens import confirm_url, make_token
@@ -279,7 +280,7 @@ class FollowUps:
             "due": due_context(utc(occ.due_at), zone, moved_from=occ.original_date,
                                provisional=occ.provisional),
             "deadline": deadline,
-            "confirm": {"required": True, "link": None},
+            "confirm": {"required": True, "link": None, "code": None},
             "overdue": [],
             "figures": None,
         }
@@ -312,11 +313,12 @@ class FollowUps:
             if not here:
                 continue
             key = f"occ{occ.id}/{stage}/{channel_id}"
+            code = reply_code(s, channel, occ.id)
             if channel.personal_links and reminder.confirm.link:
                 for _, ctx, mention in here:
                     link = self._link(occ, mention.person_id, now)
                     context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"],
-                                      "confirm": {"required": True, "link": link}}
+                                      "confirm": {"required": True, "link": link, "code": code}}
                     queued += await queue_message(
                         session, self.runtime.renderer, channel=channel, template="followup",
                         title=reminder.title, context=context, mentions=[mention], link=link,
@@ -324,7 +326,8 @@ class FollowUps:
                         summary=f"{reminder.title}·第{number}次催办·{mention.name}",
                         now=now, dry_run=self.runtime.settings.dry_run)
             else:
-                context = base | {"people": [ctx for _, ctx, _ in here], "person": None, "unit": None}
+                context = base | {"people": [ctx for _, ctx, _ in here], "person": None, "unit": None,
+                                  "confirm": {"required": True, "link": None, "code": code}}
                 queued += await queue_message(
                     session, self.runtime.renderer, channel=channel, template="followup",
                     title=reminder.title, context=context, mentions=[m for _, _, m in here],

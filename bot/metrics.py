@@ -78,3 +78,7 @@ POSSIBLE_DUPLICATES = Counter(
     "remindbot_possible_duplicates_total",
     "Messages re-sent after their sender died mid-send (recorded as 可能重复: the group may see them twice).",
     ["platform"], registry=REGISTRY)
+INBOUND = Counter(
+    "remindbot_inbound_total", "Inbound chat events (replies, button presses) by platform and outcome "
+    "(recorded, already, replay, unknown_sender, owes_nothing, bad_code, refused, ignored, rejected).",
+    ["platform", "outcome"], registry=REGISTRY)

@@ -27,6 +27,7 @@ from bot.compose import (
     when_text,
 )
 from bot.config.models import Person, Reminder
+from bot.inbound import reply_code
 from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
@@ -224,7 +225,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         "due": due_context(fire.due.due_at, zone, moved_from=fire.due.original_date,
                            holiday=fire.due.holiday_name, provisional=fire.due.provisional),
         "deadline": when_text(deadline, zone) if deadline else None,
-        "confirm": {"required": reminder.confirm is not None, "link": None},
+        "confirm": {"required": reminder.confirm is not None, "link": None, "code": None},
         "figures": None,
         "late": late_context(fire, zone) if late else None,
     }
@@ -238,6 +239,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         links = bool(needs_confirm and channel.personal_links and reminder.confirm and reminder.confirm.link)
         common = {"channel": channel, "template": reminder.template, "title": reminder.title,
                   "stage": fire.stage, "occurrence_id": occurrence_id}
+        code = reply_code(s, channel, occurrence_id) if needs_confirm else None
         if reminder.recipients.per_person or links:
             for person in people:
                 link = None
@@ -249,12 +251,13 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                 pc = person_context(s, person)
                 figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
-                              "confirm": base["confirm"] | {"link": link}, "figures": figures}
+                              "confirm": base["confirm"] | {"link": link, "code": code}, "figures": figures}
                 plans.append(Planned(**common, context=ctx, mentions=[mention_for(person)], link=link,
                                      dedupe_key=f"{key}/{channel_id}/{person.id}",
                                      summary=f"{reminder.title}·{person.name}"))
             continue
-        ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None}
+        ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None,
+                      "confirm": base["confirm"] | {"code": code}}
         if figures_for and reminder.kind == "report":
             ctx["figures"] = await figures_for(reminder, None, fire.due.due_at)
         plans.append(Planned(**common, context=ctx, mentions=[mention_for(p) for p in people],

@@ -14,7 +14,9 @@ always present; absent values are ``none``):
                 moved it), ``holiday`` (the holiday's name), ``provisional`` (true when the date
                 comes from the fallback calendar)
 ``deadline``    confirmation deadline text, e.g. ``2026年12月7日 18:00``; none without confirmation
-``confirm``     ``required`` (bool), ``link`` (the person's confirmation link, when allowed here)
+``confirm``     ``required`` (bool), ``link`` (the person's confirmation link, when allowed here),
+                ``code`` (the occurrence's short reply code, e.g. ``A7K3``, where an app of the
+                channel's platform receives replies; else none)
 ``people``      people mentioned: each with ``name``, ``title``, ``unit`` (name)
 ``person``      the one person this message is for (``per_person`` reminders, follow-ups); each
                 with ``id``, ``name``, ``title``, ``unit``, ``roles``; none for group messages
@@ -196,7 +198,7 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
     reminder = {"id": "r", "title": reminder_title, "note": "请提前准备", "checklist": ["事项一"], "kind": "reminder"}
     full = {
         "reminder": reminder, "lead": "3天", "due": due, "deadline": "2026年12月7日 18:00",
-        "confirm": {"required": True, "link": "https://example.invalid/c/t"},
+        "confirm": {"required": True, "link": "https://example.invalid/c/t", "code": "A7K3"},
         "people": [person], "person": person, "unit": "第一党支部",
         "overdue": [{"name": "张三", "unit": "第一党支部", "since": "2026年12月7日 18:00", "nudges": 2}],
         "figures": figures, "late": {"original": "12月4日 09:00"},
@@ -204,7 +206,7 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
     bare_due = due | {"moved_from": None, "holiday": None, "provisional": False}
     bare = {
         "reminder": reminder | {"note": None, "checklist": []}, "lead": None, "due": bare_due,
-        "deadline": None, "confirm": {"required": False, "link": None}, "people": [],
+        "deadline": None, "confirm": {"required": False, "link": None, "code": None}, "people": [],
         "person": None, "unit": None, "overdue": [], "figures": None, "late": None,
     }
     stages = ("notice", "due", "followup", "escalation", "report")

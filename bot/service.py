@@ -13,6 +13,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -24,6 +25,8 @@ from bot.config.models import Schedules
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
+from bot.platforms.apps import DingTalkApp
+from bot.platforms.dingtalk_stream import StreamClient
 from bot.render import Renderer
 from bot.runtime import ReloadState, Runtime, system_clock
 from bot.scheduler import ReminderScheduler
@@ -71,7 +74,8 @@ async def open_runtime(settings: Settings, *,
 
 
 def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
-    set_secrets([*channel_secrets(schedules.channels.values()), runtime.settings.signing_key])
+    set_secrets([*channel_secrets(schedules.channels.values()), runtime.settings.signing_key,
+                 *(s for app in schedules.apps.values() for s in app.secrets())])
     runtime.schedules = schedules
     runtime.calendar = WorkCalendar(schedules.calendar)
     runtime.renderer = Renderer(runtime.settings.templates_dir)
@@ -109,6 +113,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             apply_schedules(runtime, schedules)
             scheduler.apply(schedules, runtime.calendar)
 
+        for client in stream_clients(runtime, http):
+            client.start()
+            stack.push_async_callback(client.stop)
+
         reloader = Reloader(settings, reloaded, current=lambda: runtime.schedules, state=runtime.reload,
                             tell_admin=admin_notifier(runtime), clock=runtime.clock)
         watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")
@@ -140,6 +148,18 @@ def log_coverage(runtime: Runtime, days: int = 400) -> None:
     years = runtime.calendar.uncovered_years(now.date(), (now + timedelta(days=days)).date())
     if years:
         log.warning("%s", runtime.calendar.coverage_note(*years))
+
+
+def stream_clients(runtime: Runtime, http: aiohttp.ClientSession) -> list[StreamClient]:
+    """A DingTalk Stream client for each app in stream mode (as configured at start-up)."""
+    from bot.web.callbacks import dingtalk_stream_callback
+
+    async def on_message(app: DingTalkApp, topic: str, data: dict[str, Any],
+                         message_id: str) -> dict[str, Any] | None:
+        return await dingtalk_stream_callback(runtime, http, app, topic, data, message_id)
+
+    return [StreamClient(app, http, on_message) for app in runtime.schedules.apps.values()
+            if isinstance(app, DingTalkApp) and app.mode == "stream"]
 
 
 def log_coming(runtime: Runtime, count: int = 5) -> None:

@@ -226,3 +226,20 @@ class SchedulerMark(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     last_pass_at: datetime
+
+
+class InboundSeen(SQLModel, table=True):
+    """An inbound chat message or button press already handled: a replay records nothing twice.
+
+    Rows older than ``bot.inbound.SEEN_RETENTION`` are deleted as new ones arrive (platforms
+    retry within minutes; a week is far beyond any retry).
+    """
+
+    __tablename__ = "inbound_seen"
+    __table_args__ = (UniqueConstraint("platform", "app_id", "message_id", name="uq_inbound_seen"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    app_id: str
+    message_id: str = Field(max_length=200)
+    seen_at: datetime = Field(default_factory=utcnow, index=True)

@@ -165,5 +165,6 @@ def serve(port: int | None, dry_run: bool) -> None:
     if warning := s.exposure_warning():
         logging.getLogger("bot.service").warning(warning)
     schedules = load_or_exit(s)
-    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key])
+    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
+                 *(v for app in schedules.apps.values() for v in app.secrets())])
     asyncio.run(run(s))

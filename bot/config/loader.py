@@ -29,17 +29,20 @@ from bot.config.yamlsource import (
     scalar_at,
 )
 from bot.config.yamlsource import _label as file_label
+from bot.platforms.apps import AppConfig
 from bot.platforms.registry import ChannelConfig
 
 YAML_SUFFIXES = (".yaml", ".yml")
-LIST_SECTIONS = ("units", "people", "channels", "reminders")
+LIST_SECTIONS = ("units", "people", "channels", "apps", "reminders")
 _ITEM_ADAPTERS = {
     "units": TypeAdapter(Unit),
     "people": TypeAdapter(Person),
     "channels": TypeAdapter(ChannelConfig),
+    "apps": TypeAdapter(AppConfig),
     "reminders": TypeAdapter(Reminder),
 }
-SECRET_FIELDS = {"webhook", "secret"}
+SECRET_FIELDS = {"webhook", "secret", "token", "encoding_aes_key", "app_secret", "verification_token",
+                 "encrypt_key", "signing_secret"}
 
 
 def schedule_files(path: Path) -> list[Path]:
@@ -377,7 +380,7 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
             merged.calendar.holidays.extend(sf.calendar.holidays)
             merged.calendar.workdays.extend(sf.calendar.workdays)
             merged.calendar.covered_years.extend(sf.calendar.covered_years)
-        for section in ("units", "people", "channels", "reminders"):
+        for section in LIST_SECTIONS:
             target: dict[str, Any] = getattr(merged, section)
             for index, item in p.items(section):
                 line, col = locate_path_in((section, index, "id"), doc.tree)
@@ -423,9 +426,18 @@ class _Refs:
 
 def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue], roots: Roots) -> None:
     roles = {r for p in s.people.values() for r in p.roles}
+    owners: dict[tuple[str, str], str] = {}  # (platform, user id) -> person id: a reply names one person
     for p in parsed:
         refs = _Refs(p.doc, issues, roots)
         sf = p.sf
+        for i, person in p.items("people"):
+            for platform, user_id in person.ids.model_dump().items():
+                if not user_id:
+                    continue
+                first = owners.setdefault((platform, user_id), person.id)
+                if first != person.id:
+                    refs.error(("people", i, "ids", platform),
+                               f"{platform} 标识 “{user_id}” 与人员 “{first}” 重复（回复确认靠它识别本人）")
         for i, unit in p.items("units"):
             if unit.parent is not None:
                 refs.check(("units", i, "parent"), [unit.parent], s.units, "上级单位")
@@ -434,6 +446,9 @@ def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIss
             if person.unit is not None:
                 refs.check(("people", i, "unit"), [person.unit], s.units, "单位")
             refs.check(("people", i, "channels"), person.channels or [], s.channels, "频道")
+        for i, app in p.items("apps"):
+            if app.answer_channel:
+                refs.check(("apps", i, "answer_channel"), [app.answer_channel], s.channels, "频道")
         if sf.service is not None and sf.service.admin_channel:
             refs.check(("service", "admin_channel"), [sf.service.admin_channel], s.channels, "频道")
         for i, reminder in p.items("reminders"):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from bot.config import cron
 from bot.config.spans import Span, SpanField, TimeOfDay
+from bot.platforms.apps import AppConfig
 from bot.platforms.registry import ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -340,6 +341,7 @@ class ScheduleFile(Strict):
     units: list[Unit] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)
     channels: list[ChannelConfig] = Field(default_factory=list)
+    apps: list[AppConfig] = Field(default_factory=list, description="平台应用（接收群内回复、卡片按钮）")
     reminders: list[Reminder] = Field(default_factory=list)
 
 
@@ -353,6 +355,7 @@ class Schedules(BaseModel):
     units: dict[str, Unit] = Field(default_factory=dict)
     people: dict[str, Person] = Field(default_factory=dict)
     channels: dict[str, Any] = Field(default_factory=dict)  # id -> ChannelConfig
+    apps: dict[str, Any] = Field(default_factory=dict)  # id -> AppConfig (bot/platforms/apps.py)
     reminders: dict[str, Reminder] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)  # "reminders:<id>" -> "file:line"
     _index: Any = PrivateAttr(default=None)

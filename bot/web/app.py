@@ -216,6 +216,7 @@ async def read_form(request: web.Request) -> Mapping[str, Any]:
 
 def make_app(runtime: Runtime) -> web.Application:
     from bot.web.admin import make_admin_app
+    from bot.web.callbacks import add_callback_routes
     from bot.web.confirm import add_confirm_routes
     from bot.web.health import healthz, metrics
 
@@ -225,6 +226,7 @@ def make_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_confirm_routes(app)
+    add_callback_routes(app)
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/admin", _to_admin)
     app.add_subapp("/admin", make_admin_app())

@@ -1,0 +1,273 @@
+"""Where every inbound chat event lands: "person P said T" or "person P pressed confirm on O".
+
+The platform modules (``bot/platforms/*_inbound.py``) verify and decrypt a request and turn it
+into a :class:`Said` or :class:`Pressed`; :func:`handle` applies the rules once for all of them:
+
+- the sender is the platform user id mapped to a person in the YAML (``people[].ids``), never a
+  display name; an unknown id gets a polite answer and nothing is recorded;
+- a reply counts when it starts with 收到 / 确认 / 已完成 / 完成; the rest is the note, except a
+  leading short code (``确认 A7K3``, shown in the reminder) that names the occurrence; without a
+  code the person's oldest open confirmation is meant;
+- a message id seen before (a platform retry, a replayed request) records nothing twice
+  (table ``inbound_seen``, kept for :data:`SEEN_RETENTION`);
+- the confirmation goes through :func:`bot.confirmations.record_confirmation` (which refuses
+  rehearsals), and the answer, in Chinese, names what was recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from bot import metrics
+from bot.compose import when_text
+from bot.config.models import DEFAULT_TZ
+from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
+from bot.runtime import Runtime
+from storage.models import Confirmation, Expectation, InboundSeen, Occurrence
+
+log = logging.getLogger(__name__)
+
+SEEN_RETENTION = timedelta(days=7)
+WORDS = ("已完成", "收到", "确认", "完成")
+# Short codes: 4 characters from 31 unambiguous ones (no 0/O, 1/I/L). A code is an affine
+# permutation of the occurrence id modulo 31**4, so it is stable, unique for the first
+# 923,521 occurrences, and decodes back to the id without a lookup table.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LEN = 4
+_N = len(CODE_ALPHABET) ** CODE_LEN
+_A, _B = 387_403, 271_828  # _A is coprime with 31**4
+_A_INV = pow(_A, -1, _N)
+_REPLY = re.compile(r"^\s*(已完成|收到|确认|完成)(?:[\s,，:：。.!！]+|$)(.*)$", re.S)
+_CODE = re.compile(rf"^([A-Za-z0-9]{{{CODE_LEN}}})(?:[\s,，:：。.!！]+|$)(.*)$", re.S)
+PLATFORM_ID_KEYS = ("wecom", "dingtalk", "feishu", "lark", "slack")
+
+Outcome = Literal["recorded", "already", "replay", "unknown_sender", "owes_nothing", "bad_code",
+                  "refused", "ignored"]
+
+
+def short_code(occurrence_id: int) -> str:
+    """The code shown in a reminder (``回复 确认 A7K3``) for an occurrence id."""
+    n = (_A * occurrence_id + _B) % _N
+    out = []
+    for _ in range(CODE_LEN):
+        n, r = divmod(n, len(CODE_ALPHABET))
+        out.append(CODE_ALPHABET[r])
+    return "".join(reversed(out))
+
+
+def reply_code(schedules: Any, channel: Any, occurrence_id: int | None) -> str | None:
+    """The code to show in a message to ``channel``: only where replies reach the bot (an app of
+    the channel's platform is configured) and for a real occurrence; else None."""
+    if occurrence_id is None:
+        return None
+    platform = getattr(channel, "platform", None)
+    if not any(app.platform == platform for app in schedules.apps.values()):
+        return None
+    return short_code(occurrence_id)
+
+
+def occurrence_of_code(code: str) -> int | None:
+    """The occurrence id a code names, or None when it is not a well-formed code."""
+    code = code.upper()
+    if len(code) != CODE_LEN or any(c not in CODE_ALPHABET for c in code):
+        return None
+    n = 0
+    for c in code:
+        n = n * len(CODE_ALPHABET) + CODE_ALPHABET.index(c)
+    return ((n - _B) * _A_INV) % _N
+
+
+class CallbackError(Exception):
+    """An inbound request that is refused. ``status`` is the HTTP status; the message is Chinese."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Said:
+    """A chat message, after the platform checked its signature. ``user_id`` is the platform's."""
+
+    platform: str  # a key of Person.ids: wecom, dingtalk, feishu, lark, slack
+    app_id: str
+    user_id: str
+    text: str  # mentions of the bot already removed
+    message_id: str
+    display_name: str | None = None  # for logs only: it never identifies anyone
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """A confirm button press on a card for ``occurrence_id``."""
+
+    platform: str
+    app_id: str
+    user_id: str
+    occurrence_id: int
+    message_id: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A parsed confirmation reply: the short code (if any) and the note (if any)."""
+
+    code: str | None
+    note: str | None
+
+
+@dataclass
+class Answer:
+    """What happened and what to say back (``text`` None: say nothing, e.g. a replay)."""
+
+    outcome: Outcome
+    text: str | None
+    occurrence_id: int | None = None
+    person_id: str | None = None
+    person_name: str | None = None
+    title: str | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.outcome == "recorded"
+
+
+def parse_reply(text: str) -> Reply | None:
+    """``"已完成 A7K3 参加23人"`` → code and note; None when the text is no confirmation."""
+    match = _REPLY.match(text or "")
+    if match is None:
+        return None
+    rest = match.group(2).strip()
+    code = None
+    code_match = _CODE.match(rest)
+    if code_match and occurrence_of_code(code_match.group(1)) is not None:
+        code, rest = code_match.group(1).upper(), code_match.group(2).strip()
+    return Reply(code=code, note=rest or None)
+
+
+def person_for(runtime: Runtime, platform: str, user_id: str) -> tuple[str, str] | None:
+    """(person id, name) of the person whose ``ids.<platform>`` is ``user_id``; None if nobody."""
+    if not user_id or platform not in PLATFORM_ID_KEYS:
+        return None
+    for person in runtime.schedules.people.values():
+        if getattr(person.ids, platform, None) == user_id:
+            return person.id, person.name
+    return None
+
+
+async def handle(runtime: Runtime, event: Said | Pressed) -> Answer:
+    """Apply the confirmation rules to one inbound event; return what to answer. Never raises
+    for a person's mistake (those are answers); database errors propagate."""
+    answer = await _handle(runtime, event)
+    metrics.INBOUND.labels(event.platform, answer.outcome).inc()
+    log.info("收到%s（%s）：%s", "按钮确认" if isinstance(event, Pressed) else "群内回复", event.platform,
+             answer.outcome)
+    return answer
+
+
+async def _handle(runtime: Runtime, event: Said | Pressed) -> Answer:
+    if isinstance(event, Said):
+        reply = parse_reply(event.text)
+        if reply is None:
+            return Answer("ignored", None)
+        wanted = occurrence_of_code(reply.code) if reply.code else None
+        via: Literal["chat", "card"] = "chat"
+    else:
+        reply, wanted, via = Reply(code=None, note=None), event.occurrence_id, "card"
+    now = runtime.clock()
+    if not await claim(runtime, event, now):
+        return Answer("replay", None)
+    who = person_for(runtime, event.platform, event.user_id)
+    if who is None:
+        return Answer("unknown_sender", "抱歉，未能识别您的身份（您的账号尚未登记），本次回复未记录。"
+                                        "如需确认，请联系机关工委管理员。")
+    person_id, name = who
+    target = await _target(runtime, person_id, wanted)
+    if isinstance(target, Answer):
+        target.person_id, target.person_name = person_id, name
+        if reply.code and target.outcome == "bad_code":
+            target.text = f"{name}同志，没有找到代码 {reply.code} 对应的、需要您确认的事项，本次回复未记录。" \
+                          "请核对提醒消息中的代码。"
+        elif target.outcome == "bad_code":
+            target.text = f"{name}同志，此事项不在需要您确认的名单中，本次操作未记录。"
+        elif target.outcome == "owes_nothing":
+            target.text = f"{name}同志，您目前没有需要确认的事项，无需回复。谢谢！"
+        return target
+    occ, confirmed = target
+    what = f"“{occ.title}”（{_when(runtime, occ)}）"
+    base = Answer("already", None, occ.id, person_id, name, occ.title)
+    if confirmed is not None:
+        base.text = f"{name}同志，您已确认过{what}，无需重复确认。"
+        return base
+    try:
+        created, row = await record_confirmation(runtime.db, occ.id or 0, person_id, via=via,
+                                                 note=reply.note, now=now)
+    except ConfirmationError as exc:
+        base.outcome, base.text = "refused", f"{name}同志，未能登记：{exc}"
+        return base
+    if not created:
+        base.text = f"{name}同志，您已确认过{what}，无需重复确认。"
+        return base
+    metrics.CONFIRMATIONS.labels(via).inc()
+    base.outcome = "recorded"
+    note = f"，备注：{row.note}" if row.note else ""
+    base.text = f"已登记 {name} 对{what}的确认{note}。谢谢！"
+    return base
+
+
+def _when(runtime: Runtime, occ: Occurrence) -> str:
+    """The occurrence's due time as the reminder's zone reads it (``2025年3月7日（星期五）09:00``)."""
+    reminder = runtime.schedules.reminders.get(occ.reminder_id)
+    due = occ.due_at if occ.due_at.tzinfo else occ.due_at.replace(tzinfo=UTC)
+    return when_text(due, reminder.zone if reminder else ZoneInfo(DEFAULT_TZ))
+
+
+async def _target(runtime: Runtime, person_id: str,
+                  wanted: int | None) -> tuple[Occurrence, Confirmation | None] | Answer:
+    """The occurrence meant (named, or the person's oldest open one) and its confirmation."""
+    async with runtime.db.session() as session:
+        query = (
+            select(Occurrence, Confirmation)
+            .join(Expectation, col(Expectation.occurrence_id) == col(Occurrence.id))
+            .join(Confirmation, (col(Confirmation.occurrence_id) == col(Occurrence.id))
+                  & (col(Confirmation.person_id) == person_id), isouter=True)
+            .where(Expectation.person_id == person_id)
+        )
+        if wanted is not None:
+            row = (await session.exec(query.where(Occurrence.id == wanted))).first()
+            return (row[0], row[1]) if row is not None else Answer("bad_code", None)
+        rows = (await session.exec(
+            query.where(col(Occurrence.dry_run).is_(False), col(Confirmation.id).is_(None))
+            .order_by(col(Occurrence.due_at), col(Occurrence.id)).limit(1)
+        )).first()
+    if rows is None:
+        return Answer("owes_nothing", None)
+    return rows[0], None
+
+
+async def claim(runtime: Runtime, event: Said | Pressed, now: datetime) -> bool:
+    """Remember the event's message id; False when it was seen before (a replay or a retry).
+
+    Also forgets ids older than :data:`SEEN_RETENTION`.
+    """
+    async with runtime.db.session() as session:
+        await session.exec(delete(InboundSeen).where(  # type: ignore[call-overload]
+            col(InboundSeen.seen_at) < to_db_time(now - SEEN_RETENTION)))
+        session.add(InboundSeen(platform=event.platform, app_id=event.app_id,
+                                message_id=event.message_id[:200], seen_at=to_db_time(now)))
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return False
+    return True

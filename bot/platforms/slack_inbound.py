@@ -1,0 +1,113 @@
+"""Slack: Events API (messages) and interactivity (button presses), with v0 request signatures.
+
+The signature check is ``slack_sdk``'s ``SignatureVerifier`` (``v0=`` HMAC-SHA256 over
+``v0:{timestamp}:{body}``, refused beyond 5 minutes), given our clock. Events: ``url_verification``
+echoes the challenge; ``event_callback`` with a user's ``message``/``app_mention`` becomes a
+:class:`Said`. Interactivity posts ``payload=<JSON>``; a ``block_actions`` press of the button whose
+``action_id`` is ``confirm`` and whose ``value`` is the occurrence id becomes a :class:`Pressed`,
+answered through the payload's ``response_url``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_sdk.signature import Clock, SignatureVerifier
+
+from bot.inbound import CallbackError, Pressed, Said
+from bot.platforms.apps import SlackApp
+
+CONFIRM_ACTION = "confirm"
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+
+
+class _FixedClock(Clock):
+    def __init__(self, now: datetime) -> None:
+        self._now = now.timestamp()
+
+    def now(self) -> float:
+        return self._now
+
+
+def check_signature(app: SlackApp, headers: dict[str, str], body: bytes, now: datetime) -> None:
+    ts = headers.get("X-Slack-Request-Timestamp", "")
+    given = headers.get("X-Slack-Signature", "")
+    if not ts or not given:
+        raise CallbackError(400, "缺少签名请求头")
+    try:
+        body.decode("utf-8")  # the SDK decodes the body itself and would raise
+    except UnicodeDecodeError:
+        raise CallbackError(400, "消息不是有效的 UTF-8 文本") from None
+    verifier = SignatureVerifier(app.signing_secret.get_secret_value(), clock=_FixedClock(now))
+    if not ts.isdigit() or abs(now.timestamp() - int(ts)) > 300:
+        raise CallbackError(403, "时间戳已过期")
+    if not verifier.is_valid(body, ts, given):
+        raise CallbackError(403, "签名不正确")
+
+
+@dataclass
+class Inbound:
+    challenge: str | None = None
+    said: Said | None = None
+    pressed: Pressed | None = None
+    channel: str | None = None
+    response_url: str | None = None
+
+
+def read(app: SlackApp, headers: dict[str, str], body: bytes, now: datetime) -> Inbound:
+    """Verify and parse an Events API or interactivity request."""
+    check_signature(app, headers, body, now)
+    if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        return _interaction(app, body)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackError(400, "消息不是有效的 JSON") from None
+    if not isinstance(data, dict):
+        raise CallbackError(400, "消息格式不正确")
+    if data.get("type") == "url_verification":
+        return Inbound(challenge=str(data.get("challenge", "")))
+    event = data.get("event") or {}
+    if data.get("type") != "event_callback" or not isinstance(event, dict):
+        return Inbound()
+    if event.get("type") not in ("message", "app_mention") or event.get("bot_id") or event.get("subtype"):
+        return Inbound()
+    user = str(event.get("user") or "")
+    msg_id = str(event.get("client_msg_id") or data.get("event_id") or "")
+    if not user or not msg_id:
+        return Inbound()
+    text = _MENTION.sub(" ", str(event.get("text") or "")).strip()
+    return Inbound(said=Said("slack", app.id, user, text, msg_id), channel=str(event.get("channel") or "") or None)
+
+
+def _interaction(app: SlackApp, body: bytes) -> Inbound:
+    try:
+        payload = json.loads(parse_qs(body.decode())["payload"][0])
+    except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+        raise CallbackError(400, "消息格式不正确") from None
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        return Inbound()
+    user = str((payload.get("user") or {}).get("id") or "")
+    actions: list[Any] = payload.get("actions") or []
+    action = next((a for a in actions if isinstance(a, dict) and a.get("action_id") == CONFIRM_ACTION), None)
+    if action is None or not user:
+        return Inbound()
+    try:
+        occurrence_id = int(action.get("value"))
+    except (TypeError, ValueError):
+        raise CallbackError(400, "按钮数据不正确") from None
+    press_id = str(payload.get("trigger_id") or action.get("action_ts") or "")
+    return Inbound(pressed=Pressed("slack", app.id, user, occurrence_id, press_id),
+                   response_url=payload.get("response_url"))
+
+
+def confirm_button(occurrence_id: int) -> dict[str, Any]:
+    """The Block Kit button the app half puts in a reminder sent as an app message."""
+    return {"type": "actions", "elements": [{
+        "type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": str(occurrence_id),
+        "text": {"type": "plain_text", "text": "确认已完成"}}]}

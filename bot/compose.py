@@ -95,6 +95,7 @@ class Planned:
     now: datetime | None = None  # when the rows become due (the runtime's clock); None: now
     dry_run: bool = False  # record and log what would be sent; never sent, never blocks a real send
     admin: ChannelBase | None = None  # told (once per occurrence) when this message had to be cut
+    confirm_button: bool = False  # an app message: add the platform's confirm button for the occurrence
 
 
 def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
@@ -112,6 +113,7 @@ def _build(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]
         mention_all=plan.mention_all,
         button_text=BUTTON_TEXT if plan.link else None,
         button_url=plan.link,
+        confirm_occurrence=plan.occurrence_id if plan.confirm_button else None,
     )
     platform = platform_for(plan.channel)
     bodies = platform.build(plan.channel, message)
@@ -172,9 +174,9 @@ async def queue_message(session: AsyncSession, renderer: Renderer, *, channel: C
                         title: str, context: Mapping[str, Any], dedupe_key: str, occurrence_id: int | None,
                         stage: str, summary: str, mentions: Sequence[Mention] = (),
                         mention_all: bool = False, link: str | None = None,
-                        now: datetime | None = None, dry_run: bool = False) -> int:
+                        now: datetime | None = None, dry_run: bool = False, confirm_button: bool = False) -> int:
     """``queue`` with the plan's fields as keywords."""
     plan = Planned(channel=channel, template=template, title=title, context=context, dedupe_key=dedupe_key,
                    stage=stage, summary=summary, occurrence_id=occurrence_id, mentions=mentions,
-                   mention_all=mention_all, link=link, now=now, dry_run=dry_run)
+                   mention_all=mention_all, link=link, now=now, dry_run=dry_run, confirm_button=confirm_button)
     return await queue(session, renderer, plan)

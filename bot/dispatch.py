@@ -460,9 +460,12 @@ class Dispatcher:
     async def _post(
         self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
     ) -> tuple[int, Mapping[str, str], bytes]:
-        request = adapter.prepare(channel, row.body, time.time())
         timeout = self.settings.send_timeout_seconds
+        send = getattr(adapter, "send", None)  # an app sender: access token, one refresh when invalid
         try:
+            if send is not None:
+                return await send(self._http, channel, row.body, time.time(), self._timeout)  # type: ignore[no-any-return]
+            request = adapter.prepare(channel, row.body, time.time())
             # aiohttp's own total timeout covers connect, send and reading the answer.
             async with self._http.post(
                 request.url, data=request.body, headers=request.headers, timeout=self._timeout,

@@ -19,7 +19,10 @@ Policy:
   ``leader_ids`` snapshot for ``unit_leaders``, or the person ids in ``escalate_to``) gets one
   message listing their overdue people with how often each was followed up, mentioning them,
   in the reminder's channels they are a member of (those shared with the overdue people when
-  there are such). Again every ``escalate_every``, or only once. Direct messages come later.
+  there are such). Again every ``escalate_every``, or only once. Where an app can reach the leader
+  directly (:func:`bot.directs.direct_channel`), the escalation goes as one direct message instead.
+* Personal follow-ups (one per person, with their own link) go as direct messages where an app
+  reaches the person, with the platform's confirm button.
 * **Working hours**: nothing is sent outside ``Settings.work_hours`` on working days (in the
   reminder's zone); what falls due outside waits for the next window and is never dropped.
 * A confirmation stops everything for that person; reminders removed from the schedules (or
@@ -45,6 +48,7 @@ from bot.compose import due_context, members, mention_for, person_context, queue
 from bot.config.models import Person, Reminder
 from bot.config.spans import Span
 from bot.confirmations import to_db_time as db_time
+from bot.directs import direct_channel
 from bot.inbound import reply_code
 from bot.platforms.base import Mention
 from bot.runtime import Runtime
@@ -315,8 +319,15 @@ class FollowUps:
             key = f"occ{occ.id}/{stage}/{channel_id}"
             code = reply_code(s, channel, occ.id)
             if channel.personal_links and reminder.confirm.link:
-                for _, ctx, mention in here:
+                for person, ctx, mention in here:
                     link = self._link(occ, mention.person_id, now)
+                    direct = direct_channel(self.runtime, person)
+                    if direct is not None:
+                        queued += await self._direct(session, reminder, occ, base, direct, ctx, mention, link,
+                                                     "followup", f"occ{occ.id}/{stage}/dm/{mention.person_id}",
+                                                     stage, f"{reminder.title}·第{number}次催办·{mention.name}（私信）",
+                                                     now)
+                        continue
                     context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"],
                                       "confirm": {"required": True, "link": link, "code": code}}
                     queued += await queue_message(
@@ -336,6 +347,18 @@ class FollowUps:
                         now=now, dry_run=self.runtime.settings.dry_run)
             nudged.update(m.person_id for _, _, m in here)
         return queued, nudged
+
+    async def _direct(self, session: AsyncSession, reminder: Reminder, occ: Occurrence, base: dict[str, Any],
+                      direct: Any, ctx: dict[str, Any], mention: Mention, link: str, template: str, key: str,
+                      stage: str, summary: str, now: datetime) -> int:
+        """One person's own follow-up as a direct message, with their link, code and confirm button."""
+        code = reply_code(self.runtime.schedules, direct, occ.id)
+        context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"],
+                          "confirm": {"required": True, "link": link, "code": code}}
+        return await queue_message(
+            session, self.runtime.renderer, channel=direct, template=template, title=reminder.title,
+            context=context, mentions=[mention], link=link, dedupe_key=key, occurrence_id=occ.id, stage=stage,
+            summary=summary, now=now, dry_run=self.runtime.settings.dry_run, confirm_button=True)
 
     def _leaders(self, reminder: Reminder, exp: Expectation) -> list[str]:
         assert reminder.confirm is not None
@@ -380,6 +403,16 @@ class FollowUps:
             rows = [{"name": e.person_name, "unit": e.unit_name, "since": since, "nudges": e.followups}
                     for e in overdue]
             context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"], "overdue": rows}
+            direct = direct_channel(self.runtime, leader)
+            if direct is not None:
+                queued += await queue_message(
+                    session, self.runtime.renderer, channel=direct, template="escalation",
+                    title=reminder.title, context=context, mentions=[mention_for(leader)],
+                    dedupe_key=f"occ{occ.id}/{stage}/dm/{leader_id}", occurrence_id=occ.id, stage=stage,
+                    summary=f"{reminder.title}·逾期告知·{leader.name}（{len(rows)}人，私信）",
+                    now=now, dry_run=self.runtime.settings.dry_run)
+                nudged.update(e.person_id for e in overdue)
+                continue
             channels = self._escalation_channels(reminder, leader, overdue)
             if not channels:
                 log.warning("%s：领导 %s 不在本提醒的任何群中，逾期告知未发出", reminder.title, leader.name)

@@ -82,3 +82,6 @@ INBOUND = Counter(
     "remindbot_inbound_total", "Inbound chat events (replies, button presses) by platform and outcome "
     "(recorded, already, replay, unknown_sender, owes_nothing, bad_code, refused, ignored, rejected).",
     ["platform", "outcome"], registry=REGISTRY)
+TOKEN_FETCHES = Counter(
+    "remindbot_app_token_fetches_total", "App access-token fetches by platform and outcome (ok, refused, failed).",
+    ["platform", "outcome"], registry=REGISTRY)

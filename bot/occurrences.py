@@ -27,6 +27,7 @@ from bot.compose import (
     when_text,
 )
 from bot.config.models import Person, Reminder
+from bot.directs import direct_channel
 from bot.inbound import reply_code
 from bot.reports import figures_for
 from bot.runtime import Runtime
@@ -242,6 +243,11 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         code = reply_code(s, channel, occurrence_id) if needs_confirm else None
         if reminder.recipients.per_person or links:
             for person in people:
+                direct = direct_channel(runtime, person)
+                if direct is not None:  # a personal message: straight to the person through their app
+                    plans.append(await _direct_plan(runtime, reminder, fire, base, direct, person, occurrence_id,
+                                                    person.id in expected, figures_for, key))
+                    continue
                 link = None
                 if links and person.id in expected:
                     link = LINK_PLACEHOLDER
@@ -264,6 +270,28 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                              mention_all=reminder.recipients.mention.all,
                              dedupe_key=f"{key}/{channel_id}/group", summary=reminder.title))
     return plans
+
+
+async def _direct_plan(runtime: Runtime, reminder: Reminder, fire: Fire, base: dict[str, Any], direct: Any,
+                       person: Person, occurrence_id: int | None, owes: bool, figures_for: FiguresFor | None,
+                       key: str) -> Planned:
+    """One person's message as a direct message: their own link and the confirm button when they owe one
+    (a direct message is private, so the channel's ``personal_links`` does not matter)."""
+    s = runtime.schedules
+    link = None
+    if owes and reminder.confirm is not None and reminder.confirm.link:
+        link = LINK_PLACEHOLDER
+        if occurrence_id is not None:
+            link = confirm_url(runtime.settings.base_url, make_token(runtime.link_key, occurrence_id, person.id))
+    pc = person_context(s, person)
+    figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
+    code = reply_code(s, direct, occurrence_id) if owes else None
+    ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
+                  "confirm": base["confirm"] | {"link": link, "code": code}, "figures": figures}
+    return Planned(channel=direct, template=reminder.template, title=reminder.title, stage=fire.stage,
+                   occurrence_id=occurrence_id, context=ctx, mentions=[mention_for(person)], link=link,
+                   dedupe_key=f"{key}/dm/{person.id}", summary=f"{reminder.title}·{person.name}（私信）",
+                   confirm_button=owes and occurrence_id is not None)
 
 
 def due_from_date(runtime: Runtime, reminder: Reminder, day: date) -> Due | None:

@@ -38,7 +38,11 @@ A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
 def robot_key(channel: ChannelBase) -> str:
-    """The rate-limit key of a channel's robot: a short hash of the webhook, never the URL."""
+    """The rate-limit key of a channel's robot: a short hash of the webhook, never the URL; an app's
+    direct messages share the app's lane (``app:<platform>:<id>``)."""
+    lane = getattr(channel, "lane", None)
+    if isinstance(lane, str):
+        return lane
     if channel.webhook is None:
         return f"dry:{channel.id}"
     digest = hashlib.sha256(channel.webhook_url().encode()).hexdigest()

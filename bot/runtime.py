@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from bot.platforms.appsend import CHANNEL_PREFIX, AppChannel
+from bot.platforms.tokens import TokenCache
 
 if TYPE_CHECKING:
     from bot.config.models import Schedules
@@ -47,10 +50,24 @@ class Runtime:
     # (aware UTC), so /healthz can tell a live loop from a stuck one.
     ticks: dict[str, datetime] = field(default_factory=dict)
     reload: ReloadState = field(default_factory=ReloadState)
+    # App access tokens, shared by every sender of this process (bot/platforms/tokens.py).
+    tokens: TokenCache = field(default_factory=TokenCache)
+    _app_channels: dict[str, Any] = field(default_factory=dict)
 
     @property
     def link_key(self) -> str:
         return self.link_secret or self.settings.signing_key
 
     def channel(self, channel_id: str):  # type: ignore[no-untyped-def]
+        """A group channel by id, or an app's direct-message channel (``app:<app id>``)."""
+        if channel_id.startswith(CHANNEL_PREFIX):
+            app = self.schedules.apps.get(channel_id[len(CHANNEL_PREFIX):])
+            return self.app_channel(app) if app is not None and app.can_send else None
         return self.schedules.channels.get(channel_id)
+
+    def app_channel(self, app: Any) -> AppChannel:
+        """The outbox channel of an app (the same object while the app's config is unchanged)."""
+        known = self._app_channels.get(app.id)
+        if known is None or known.app is not app:
+            known = self._app_channels[app.id] = AppChannel.of(app, self.tokens)
+        return known

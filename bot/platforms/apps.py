@@ -1,7 +1,9 @@
 """The ``apps:`` YAML section: each platform app the bot talks to besides its group robots.
 
-This half holds what receiving needs (callback credentials); the app half (access tokens, direct
-messages) extends these models with its own fields. Every secret is a ``SecretStr`` and usually
+Receiving needs the callback credentials; sending direct messages (bot/platforms/appsend.py) needs
+the app's API credentials (``secret``, ``app_secret``, ``bot_token``…) and an API host (``api_base``,
+changeable for 政务微信, 专有钉钉 or Lark). ``can_send`` says whether an app has what sending needs.
+Every secret is a ``SecretStr`` and usually
 written as ``${VAR}`` (substituted at load like every other value).
 
 The callback URL of an app is ``<REMINDBOT_BASE_URL>/callback/<platform>/<id>``.
@@ -26,9 +28,21 @@ class AppBase(BaseModel):
         description="平台不支持直接回复时，用哪个频道（群机器人）回复确认结果（频道标识）",
     )
 
+    @field_validator("api_base", mode="after", check_fields=False)
+    @classmethod
+    def _api_base(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(("https://", "http://")) or any(c.isspace() for c in value)):
+            raise ValueError("api_base 应为以 https:// 开头、不含空白的接口地址")
+        return value.rstrip("/") if value else value
+
     @property
     def label(self) -> str:
         return self.name or self.id
+
+    @property
+    def can_send(self) -> bool:
+        """Whether this app has the credentials direct messages need."""
+        return False
 
     def secrets(self) -> list[str]:
         """Every secret value, for log masking."""
@@ -49,6 +63,13 @@ class WeComApp(AppBase):
     agent_id: str | None = Field(default=None, description="应用 AgentId")
     token: SecretStr = Field(description="接收消息的 Token")
     encoding_aes_key: SecretStr = Field(description="EncodingAESKey（43 个字符）")
+    secret: SecretStr | None = Field(default=None, description="应用 Secret；填写后可发应用消息（私信）")
+    api_base: str = Field(default="https://qyapi.weixin.qq.com",
+                          description="接口地址（政务微信等私有部署填其地址）")
+
+    @property
+    def can_send(self) -> bool:
+        return self.kind == "app" and bool(self.secret and self.agent_id and self.corp_id)
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -62,6 +83,8 @@ class WeComApp(AppBase):
     def _corp(self) -> WeComApp:
         if self.kind == "app" and not self.corp_id:
             raise ValueError("自建应用（kind: app）需要填写 corp_id（企业 ID）")
+        if self.secret and not self.agent_id:
+            raise ValueError("填写了 secret（发应用消息）时还需要填写 agent_id（应用 AgentId）")
         return self
 
 
@@ -73,13 +96,19 @@ class DingTalkApp(AppBase):
         default="http", description="http（回调地址）或 stream（长连接，无需公网地址）")
     app_key: str | None = Field(default=None, description="AppKey（Client ID）；stream 模式必填")
     app_secret: SecretStr = Field(description="AppSecret（Client Secret）")
-    robot_code: str | None = Field(default=None, description="机器人 robotCode")
+    robot_code: str | None = Field(default=None, description="机器人 robotCode；填写后可发单聊消息（私信）")
     api_base: str = Field(default="https://api.dingtalk.com", description="钉钉开放平台地址（专有钉钉可改）")
+
+    @property
+    def can_send(self) -> bool:
+        return bool(self.app_key and self.robot_code)
 
     @model_validator(mode="after")
     def _stream_key(self) -> DingTalkApp:
         if self.mode == "stream" and not self.app_key:
             raise ValueError("stream 模式需要填写 app_key（Client ID）")
+        if self.robot_code and not self.app_key:
+            raise ValueError("填写了 robot_code（发单聊消息）时还需要填写 app_key（Client ID）")
         return self
 
 
@@ -90,6 +119,24 @@ class FeishuApp(AppBase):
     app_id: str | None = Field(default=None, description="App ID（cli_ 开头）")
     verification_token: SecretStr = Field(description="Verification Token")
     encrypt_key: SecretStr | None = Field(default=None, description="Encrypt Key（设置后事件加密并校验签名）")
+    app_secret: SecretStr | None = Field(default=None, description="App Secret；填写后可发应用消息（私信）")
+    api_base: str | None = Field(default=None, description="接口地址；默认飞书 https://open.feishu.cn，"
+                                 "Lark https://open.larksuite.com")
+
+    @property
+    def can_send(self) -> bool:
+        return bool(self.app_id and self.app_secret)
+
+    @property
+    def api(self) -> str:
+        default = "https://open.larksuite.com" if self.platform == "lark" else "https://open.feishu.cn"
+        return (self.api_base or default).rstrip("/")
+
+    @model_validator(mode="after")
+    def _app_id(self) -> FeishuApp:
+        if self.app_secret and not self.app_id:
+            raise ValueError("填写了 app_secret（发应用消息）时还需要填写 app_id（cli_ 开头）")
+        return self
 
 
 class SlackApp(AppBase):
@@ -97,6 +144,12 @@ class SlackApp(AppBase):
 
     platform: Literal["slack"]
     signing_secret: SecretStr = Field(description="Signing Secret")
+    bot_token: SecretStr | None = Field(default=None, description="Bot User OAuth Token（xoxb- 开头）；填写后可发私信")
+    api_base: str = Field(default="https://slack.com", description="接口地址")
+
+    @property
+    def can_send(self) -> bool:
+        return self.bot_token is not None
 
 
 AppConfig = Annotated[WeComApp | DingTalkApp | FeishuApp | SlackApp, Field(discriminator="platform")]

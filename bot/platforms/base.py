@@ -128,6 +128,7 @@ class Message:
     mention_all: bool = False
     button_text: str | None = None
     button_url: str | None = None
+    confirm_occurrence: int | None = None  # app messages: a confirm button for this occurrence
 
 
 @dataclass(frozen=True)

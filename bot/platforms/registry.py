@@ -6,12 +6,17 @@ from typing import Annotated
 
 from pydantic import Field
 
+from bot.platforms.appsend import AppChannel, AppSender
 from bot.platforms.base import ChannelBase, Platform
 from bot.platforms.dingtalk import DingTalk, DingTalkChannel
+from bot.platforms.dingtalk_app import DingTalkAppSender
 from bot.platforms.feishu import Feishu, FeishuChannel
+from bot.platforms.feishu_app import FeishuAppSender
 from bot.platforms.generic import Generic, GenericChannel
 from bot.platforms.slack import Slack, SlackChannel
+from bot.platforms.slack_app import SlackAppSender
 from bot.platforms.wecom import WeCom, WeComChannel
+from bot.platforms.wecom_app import WeComAppSender
 
 ChannelConfig = Annotated[
     WeComChannel | DingTalkChannel | FeishuChannel | SlackChannel | GenericChannel,
@@ -30,8 +35,22 @@ PLATFORMS: dict[str, Platform] = {
 }
 
 
+_FEISHU_APP = FeishuAppSender()
+
+# Direct messages through an app (``apps:``), by the app's platform.
+APP_SENDERS: dict[str, AppSender] = {
+    "wecom": WeComAppSender(),
+    "dingtalk": DingTalkAppSender(),
+    "feishu": _FEISHU_APP,
+    "lark": _FEISHU_APP,
+    "slack": SlackAppSender(),
+}
+
+
 def platform_for(channel: ChannelBase) -> Platform:
-    """The adapter for a channel, by its ``platform`` field."""
+    """The adapter for a channel, by its ``platform`` field (an app's sender for an app channel)."""
+    if isinstance(channel, AppChannel):
+        return APP_SENDERS[channel.platform]  # type: ignore[return-value]
     return PLATFORMS[channel.platform]  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,153 @@
+"""Direct messages through a platform app: the outbox "channel" of an app, and the sender base.
+
+An app's direct messages use the outbox like every other message: the row's ``channel_id`` is
+``app:<app id>``, its lane (``robot``) is ``app:<platform>:<app id>`` (one lane per app, paced by
+the platform's per-app limits), and the recipient's platform user id is in the stored body. The
+recipient is the first mention of the platform-neutral :class:`Message`.
+
+A sender implements the platform interface of ``base.py`` (build, oversize, prepare, read_answer)
+and adds what app APIs need beyond a webhook: ``fetch_token`` (the platform's token endpoint) and
+``token_invalid`` (the platform's answer that a token is invalid or expired). :meth:`AppSender.send`
+gets the token from the shared :class:`~bot.platforms.tokens.TokenCache`, sends, and when the
+platform says the token is invalid, drops it, fetches a new one once and sends again once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import aiohttp
+from pydantic import ConfigDict, Field
+
+from bot.metrics import TOKEN_FETCHES
+from bot.platforms.apps import AppBase
+from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message, PublicParts
+from bot.platforms.tokens import TokenCache
+
+CHANNEL_PREFIX = "app:"
+
+
+class AppChannel(ChannelBase):
+    """An app as an outbox channel (built by the runtime from the ``apps:`` section, never from YAML)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    platform: str
+    app: Any = Field(exclude=True)  # the AppConfig
+    tokens: Any = Field(default=None, exclude=True)  # the runtime's TokenCache
+
+    @classmethod
+    def of(cls, app: AppBase, tokens: TokenCache | None) -> AppChannel:
+        return cls(id=f"{CHANNEL_PREFIX}{app.id}", name=f"{app.label}（应用私信）",
+                   platform=app.platform, app=app, tokens=tokens)  # type: ignore[attr-defined]
+
+    @property
+    def dry_run(self) -> bool:
+        return False
+
+    @property
+    def lane(self) -> str:
+        return f"app:{self.platform}:{self.app.id}"
+
+    def webhook_url(self) -> str:
+        return ""
+
+
+def recipient(message: Message, platform: str) -> str:
+    """The platform user id of the message's recipient (its first mention)."""
+    for mention in message.mentions[:1]:
+        user_id = mention.ids.get(platform)
+        if user_id:
+            return user_id
+    raise ValueError(f"私信缺少接收人的 {platform} 用户标识")
+
+
+def answer_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class AppSender:
+    """Base of the app senders: the shared token handling and the send-with-one-refresh."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    platform: ClassVar[str]
+    channel_model: ClassVar[type[ChannelBase]] = AppChannel
+    limits: ClassVar[Limits]
+    public: ClassVar[PublicParts] = PublicParts()
+
+    # ---- what each platform provides
+
+    def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def oversize(self, body: dict[str, Any]) -> str | None:
+        return None
+
+    def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float, token: str = "") -> HttpRequest:
+        raise NotImplementedError
+
+    def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        raise NotImplementedError
+
+    def token_invalid(self, status: int, body: bytes) -> bool:
+        return False
+
+    async def fetch_token(self, http: aiohttp.ClientSession, app: Any,
+                          deadline: aiohttp.ClientTimeout | None = None) -> tuple[str, float]:
+        """(token, lifetime in seconds) from the platform; raises DeliveryError (Chinese, no secret)."""
+        raise NotImplementedError
+
+    def credentials(self, app: Any) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    # ---- shared
+
+    def token_key(self, app: Any) -> str:
+        return TokenCache.key(app.platform, app.id, *self.credentials(app))
+
+    async def token(self, http: aiohttp.ClientSession, channel: AppChannel,
+                    deadline: aiohttp.ClientTimeout | None = None) -> str:
+        app, cache = channel.app, channel.tokens
+        if cache is None:
+            raise DeliveryError(FailureKind.CONFIG, "内部错误：应用通道没有令牌缓存")
+
+        async def fetch() -> tuple[str, float]:
+            try:
+                got = await self.fetch_token(http, app, deadline)
+            except DeliveryError as err:
+                TOKEN_FETCHES.labels(self.platform, "refused" if err.permanent else "failed").inc()
+                raise
+            except TimeoutError:
+                TOKEN_FETCHES.labels(self.platform, "failed").inc()
+                raise DeliveryError(FailureKind.RETRY, "获取应用访问令牌超时") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                TOKEN_FETCHES.labels(self.platform, "failed").inc()
+                raise DeliveryError(FailureKind.RETRY, f"获取应用访问令牌时连接失败（{type(exc).__name__}）") from None
+            TOKEN_FETCHES.labels(self.platform, "ok").inc()
+            return got
+
+        return str(await cache.get(self.token_key(app), fetch))
+
+    async def send(self, http: aiohttp.ClientSession, channel: ChannelBase, body: dict[str, Any], now: float,
+                   deadline: aiohttp.ClientTimeout | None = None) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one stored body with the app's token; on "token invalid", refresh once and send again once."""
+        assert isinstance(channel, AppChannel)
+        answer: tuple[int, Mapping[str, str], bytes] = (0, {}, b"")
+        for attempt in range(2):
+            token = await self.token(http, channel, deadline)
+            request = self.prepare(channel, body, now, token)
+            async with http.post(request.url, data=request.body, headers=dict(request.headers),
+                                 timeout=deadline) as response:
+                answer = response.status, response.headers, await response.read()
+            if attempt == 0 and self.token_invalid(answer[0], answer[2]):
+                channel.tokens.invalidate(self.token_key(channel.app), token)
+                continue
+            break
+        return answer

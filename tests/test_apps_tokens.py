@@ -1,0 +1,162 @@
+"""App access tokens and direct-message senders against the fake platform app API on loopback.
+
+Contract tests run over every platform's sender: the token is fetched once and reused until
+shortly before it expires, a burst of 100 senders costs one fetch, a token the platform calls
+invalid is refreshed once and the message sent again, wrong credentials are a configuration error
+in plain Chinese that names no secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import TypeAdapter
+
+from bot.platforms.apps import AppConfig
+from bot.platforms.appsend import AppChannel
+from bot.platforms.base import DeliveryError, FailureKind, Mention, Message
+from bot.platforms.registry import APP_SENDERS, platform_for
+from bot.platforms.tokens import MARGIN_SECONDS, TokenCache
+from tests.fakes import ManualClock
+from tests.fakes.apps import DINGTALK, FEISHU, SLACK, WECOM, FakeAppApi
+
+USERS = {"wecom": "ZhaoMing", "dingtalk": "staff-zhao", "feishu": "ou_zhao", "slack": "U0ZHAO"}
+EXPIRING = ("wecom", "dingtalk", "feishu")  # Slack's bot token does not expire
+
+
+def app_config(platform: str, url: str, **override: Any) -> Any:
+    base: dict[str, Any] = {"id": f"{platform}-app", "platform": platform, "api_base": url}
+    if platform == "wecom":
+        base |= {"token": "cb-token", "encoding_aes_key": "k" * 43, **WECOM}
+    elif platform == "dingtalk":
+        base |= DINGTALK
+    elif platform == "feishu":
+        base |= {"verification_token": "vt", **FEISHU}
+    else:
+        base |= {"signing_secret": "ss", **SLACK}
+    return TypeAdapter(AppConfig).validate_python(base | override)
+
+
+def dm(platform: str, text: str = "请于周五前完成学习", occurrence: int | None = 7) -> Message:
+    return Message(title="每月学习日", markdown=text, confirm_occurrence=occurrence,
+                   mentions=(Mention(person_id="zhao", name="赵明", ids={platform: USERS[platform]}),))
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[FakeAppApi, ManualClock, aiohttp.ClientSession]]:
+    clock = ManualClock(1_700_000_000)
+    async with FakeAppApi(clock=clock) as fake, aiohttp.ClientSession() as http:
+        yield fake, clock, http
+
+
+async def send(http: aiohttp.ClientSession, channel: AppChannel, message: Message) -> None:
+    sender = platform_for(channel)
+    [body] = sender.build(channel, message)
+    assert sender.oversize(body) is None
+    status, headers, payload = await sender.send(http, channel, body, 0.0)  # type: ignore[attr-defined]
+    sender.read_answer(status, headers, payload)
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk", "feishu", "slack"])
+async def test_a_direct_message_reaches_the_person_by_their_platform_id(api: Any, platform: str) -> None:
+    fake, clock, http = api
+    channel = AppChannel.of(app_config(platform, fake.url), TokenCache(clock=clock))
+    await send(http, channel, dm(platform))
+    [sent] = fake.sent
+    assert (sent.platform, sent.user) == (platform, USERS[platform])
+    assert "请于周五前完成学习" in sent.text and "每月学习日" in sent.text
+    if platform == "feishu":  # an interactive card with the confirm button the inbound half reads
+        card = json.loads(sent.body["content"])
+        [button] = [a for a in card["elements"][-1]["actions"] if a.get("value")]
+        assert button["value"] == {"action": "confirm", "occurrence": 7}
+    if platform == "slack":
+        assert sent.body["blocks"][-1]["elements"][0] == {
+            "type": "button", "action_id": "confirm", "style": "primary", "value": "7",
+            "text": {"type": "plain_text", "text": "确认已完成"}}
+
+
+@pytest.mark.parametrize("platform", EXPIRING)
+async def test_the_token_is_reused_until_shortly_before_it_expires(api: Any, platform: str) -> None:
+    fake, clock, http = api
+    channel = AppChannel.of(app_config(platform, fake.url), TokenCache(clock=clock))
+    for _ in range(3):
+        await send(http, channel, dm(platform))
+    assert fake.token_fetches[platform] == 1
+    clock.advance(fake.lifetime - MARGIN_SECONDS - 1)  # still well before the refresh point
+    await send(http, channel, dm(platform))
+    assert fake.token_fetches[platform] == 1
+    clock.advance(2)  # within the margin before expiry: refreshed before the platform would refuse it
+    await send(http, channel, dm(platform))
+    assert fake.token_fetches[platform] == 2
+    assert len(fake.sent) == 5
+    assert not [r for r in fake.requests if r[1] != 200 or r[2].get("errcode", 0) or r[2].get("code", 0)]
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk", "feishu", "slack"])
+async def test_a_hundred_concurrent_senders_share_one_token_fetch(api: Any, platform: str) -> None:
+    fake, clock, http = api
+    fake.token_delay = 0.05  # the fetch is still in flight while the others ask
+    channel = AppChannel.of(app_config(platform, fake.url), TokenCache(clock=clock))
+    await asyncio.gather(*(send(http, channel, dm(platform, f"第{i}条")) for i in range(100)))
+    assert fake.token_fetches[platform] == 1
+    assert len(fake.sent) == 100
+
+
+@pytest.mark.parametrize("platform", EXPIRING)
+async def test_an_invalid_token_is_refreshed_once_and_the_message_sent_again(api: Any, platform: str) -> None:
+    fake, clock, http = api
+    channel = AppChannel.of(app_config(platform, fake.url), TokenCache(clock=clock))
+    await send(http, channel, dm(platform))
+    fake.revoke_tokens()  # e.g. the secret was reset in the console, or the platform dropped the token early
+    await asyncio.gather(*(send(http, channel, dm(platform, f"第{i}条")) for i in range(5)))
+    assert fake.token_fetches[platform] == 2  # five senders told "invalid" at once: one refresh
+    assert len(fake.sent) == 6
+
+
+@pytest.mark.parametrize("platform", EXPIRING)
+async def test_an_expired_token_the_cache_still_trusted_is_refreshed_once(api: Any, platform: str) -> None:
+    fake, clock, http = api
+    fake.lifetime = 60.0
+    channel = AppChannel.of(app_config(platform, fake.url), TokenCache(clock=clock, margin=0.0))
+    await send(http, channel, dm(platform))
+    cache = channel.tokens
+    key = platform_for(channel).token_key(channel.app)  # type: ignore[attr-defined]
+    cache._entries[key] = type(cache._entries[key])(cache._entries[key].value, float("inf"))  # clocks disagree
+    clock.advance(61)
+    await send(http, channel, dm(platform))
+    assert fake.token_fetches[platform] == 2 and len(fake.sent) == 2
+    codes = [r[2] for r in fake.requests if r[1] != 200 or r[2].get("errcode") or r[2].get("code")]
+    expected = {"wecom": {"errcode": 42001}, "dingtalk": {"code": "InvalidAuthentication"},
+                "feishu": {"code": 99991677}}[platform]
+    assert len(codes) == 1 and expected.items() <= codes[0].items()
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk", "feishu", "slack"])
+async def test_wrong_credentials_are_a_configuration_error_in_plain_words(api: Any, platform: str) -> None:
+    fake, clock, http = api
+    secret_field = {"wecom": "secret", "dingtalk": "app_secret", "feishu": "app_secret", "slack": "bot_token"}[platform]
+    wrong = "wrong-secret-value-9876"
+    channel = AppChannel.of(app_config(platform, fake.url, **{secret_field: wrong}), TokenCache(clock=clock))
+    with pytest.raises(DeliveryError) as exc:
+        await send(http, channel, dm(platform))
+    assert exc.value.kind is FailureKind.CONFIG
+    assert wrong not in exc.value.message and any("\u4e00" <= ch <= "\u9fff" for ch in exc.value.message)
+    assert not fake.sent
+
+
+async def test_a_changed_secret_is_not_served_the_old_secrets_token(api: Any) -> None:
+    fake, clock, http = api
+    cache = TokenCache(clock=clock)
+    await send(http, AppChannel.of(app_config("feishu", fake.url), cache), dm("feishu"))
+    with pytest.raises(DeliveryError):
+        await send(http, AppChannel.of(app_config("feishu", fake.url, app_secret="rotated-wrong"), cache), dm("feishu"))
+    assert fake.token_fetches["feishu"] == 1 and len(fake.sent) == 1
+
+
+def test_every_app_platform_has_a_sender() -> None:
+    assert set(APP_SENDERS) == {"wecom", "dingtalk", "feishu", "lark", "slack"}

@@ -1,0 +1,237 @@
+"""Direct messages to leaders through the outbox, the app's lane and the fake app API on loopback.
+
+The routing decision (:func:`bot.directs.direct_channel`) both ways; a leader's "一岗双责" brief and
+an escalation as direct messages with audit rows; and end to end: a reminder fires, the secretary
+replies in DingTalk, ``remindbot status`` shows it, follow-ups stop for her, and the leader's
+escalation for the others arrives as a direct message at the fake DingTalk app API.
+Also ``remindbot apps check`` as an admin sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+from sqlmodel import col, select
+from test_followup import WORLD_YAML, Clock, bj, fire_due, make_runtime, outbox, write_world
+
+from bot.cli import main
+from bot.cli.confirmations import status
+from bot.directs import direct_channel
+from bot.dispatch import Dispatcher
+from bot.followup import FollowUps
+from bot.inbound import short_code
+from bot.platforms.apps import callback_url
+from bot.settings import Settings
+from bot.web import make_app
+from storage.models import DeliveryAttempt, Outbox
+from tests.fakes import chat
+from tests.fakes.apps import DINGTALK, SLACK, WECOM, FakeAppApi
+from tests.test_web_confirm import serve
+
+ZHAO_IDS = "{id: zhao, name: 赵明, roles: [leader], unit: gw, mobile: \"13800000002\", channels: [group]}"
+
+
+def world_with_apps(folder: Path, apps_yaml: str, zhao_ids: str, wang_ids: str = "") -> Settings:
+    settings = write_world(folder)
+    text = WORLD_YAML.replace(ZHAO_IDS, ZHAO_IDS[:-1] + f", ids: {{{zhao_ids}}}}}")
+    if wang_ids:
+        wang = 'unit: fgw_b1, mobile: "13800000101"'
+        text = text.replace(wang + "}", wang + f", ids: {{{wang_ids}}}}}")
+    assert zhao_ids in text and (not wang_ids or wang_ids in text)
+    (folder / "schedules" / "world.yaml").write_text(text, encoding="utf-8")
+    (folder / "schedules" / "apps.yaml").write_text(apps_yaml, encoding="utf-8")
+    return settings
+
+
+def wecom_apps(url: str, secret: str = WECOM["secret"]) -> str:
+    return f"""apps:
+  - {{id: wx, platform: wecom, corp_id: {WECOM['corp_id']}, agent_id: "{WECOM['agent_id']}", secret: {secret},
+     token: cb-token, encoding_aes_key: {'k' * 43}, api_base: "{url}"}}
+"""
+
+
+async def attempts(runtime: object, outbox_id: int) -> list[DeliveryAttempt]:
+    async with runtime.db.session() as session:  # type: ignore[attr-defined]
+        stmt = select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == outbox_id).order_by(col(DeliveryAttempt.id))
+        return list((await session.exec(stmt)).all())
+
+
+async def send_all(runtime: object, http: aiohttp.ClientSession) -> None:
+    dispatcher = Dispatcher(runtime.db, runtime.settings, runtime.channel, http,  # type: ignore[attr-defined]
+                            clock=runtime.clock)  # type: ignore[attr-defined]
+    await dispatcher.run_once()
+
+
+# ---------------------------------------------------------------- the routing decision
+
+
+@pytest.mark.parametrize(("apps_yaml", "ids", "routed"), [
+    ("wecom", "wecom: ZhaoMing", True),  # an app that can send, and the person's id for its platform
+    ("wecom", "dingtalk: staff-zhao", False),  # no id for the app's platform
+    ("wecom-no-secret", "wecom: ZhaoMing", False),  # the app only receives (no secret): group robots
+    ("none", "wecom: ZhaoMing", False),  # no app at all: today's behaviour
+])
+async def test_a_personal_message_goes_direct_only_where_an_app_reaches_the_person(
+        tmp_path: Path, apps_yaml: str, ids: str, routed: bool) -> None:
+    text = {"wecom": wecom_apps("https://qyapi.weixin.qq.com"),
+            "wecom-no-secret": wecom_apps("https://qyapi.weixin.qq.com").replace(f" secret: {WECOM['secret']},", ""),
+            "none": ""}[apps_yaml]
+    settings = world_with_apps(tmp_path, text, ids)
+    runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+    try:
+        channel = direct_channel(runtime, runtime.schedules.people["zhao"])
+        assert (channel is not None) == routed
+        assert direct_channel(runtime, runtime.schedules.people["sun"]) is None  # sun has no ids at all
+        if channel is not None:
+            assert channel.id == "app:wx" and runtime.channel("app:wx") is channel
+    finally:
+        await runtime.db.stop()
+
+
+# ---------------------------------------------------------------- through the outbox and the app's lane
+
+
+async def test_the_leaders_duty_brief_goes_as_a_direct_message_through_the_outbox(tmp_path: Path) -> None:
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        settings = world_with_apps(tmp_path, wecom_apps(api.url), "wecom: ZhaoMing")
+        runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+        try:
+            await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
+            rows = await outbox(runtime, "due")
+            direct = [r for r in rows if r.channel_id == "app:wx"]
+            group = [r for r in rows if r.channel_id == "group"]
+            assert [r.summary for r in direct] == ["“一岗双责”党建工作提醒·赵明（私信）"]
+            assert direct[0].robot == "app:wecom:wx" and direct[0].platform == "wecom_app"
+            assert [r.summary for r in group] == ["“一岗双责”党建工作提醒·孙丽"]  # no id: the group, as before
+
+            await send_all(runtime, http)
+            [sent] = api.sent
+            assert sent.user == "ZhaoMing" and "赵明" in sent.text
+            [attempt] = await attempts(runtime, direct[0].id or 0)
+            assert attempt.ok and attempt.http_status == 200
+            assert api.token_fetches["wecom"] == 1
+        finally:
+            await runtime.db.stop()
+
+
+async def test_a_refused_direct_message_is_retried_then_recorded_dead_with_its_reason(tmp_path: Path) -> None:
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        settings = world_with_apps(tmp_path, wecom_apps(api.url, secret="wrong-secret-4321"), "wecom: ZhaoMing")
+        runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+        try:
+            await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
+            await send_all(runtime, http)
+            [row] = [r for r in await outbox(runtime, "due") if r.channel_id == "app:wx"]
+            async with runtime.db.session() as session:
+                row = (await session.exec(select(Outbox).where(Outbox.id == row.id))).one()
+            assert row.status == "dead" and row.error_kind == "config"
+            assert "Secret 不正确" in (row.last_error or "") and "wrong-secret-4321" not in (row.last_error or "")
+            [attempt] = await attempts(runtime, row.id or 0)
+            assert not attempt.ok and "Secret" in (attempt.detail or "")
+            assert not api.sent
+        finally:
+            await runtime.db.stop()
+
+
+# ---------------------------------------------------------------- end to end
+
+
+async def test_a_chat_reply_confirms_one_and_the_leaders_escalation_for_the_others_arrives_as_a_direct_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_DING_SECRET", DINGTALK["app_secret"])
+    answers: list[dict[str, object]] = []
+
+    async def session_webhook(request: web.Request) -> web.Response:
+        answers.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    fake = web.Application()
+    fake.router.add_post("/session", session_webhook)
+    async with serve(fake) as fake_url, FakeAppApi() as api, aiohttp.ClientSession() as http:
+        apps_yaml = f"""apps:
+  - id: ding-app
+    platform: dingtalk
+    app_key: {DINGTALK['app_key']}
+    app_secret: ${{TEST_DING_SECRET}}
+    robot_code: {DINGTALK['robot_code']}
+    api_base: "{api.url}"
+"""
+        settings = world_with_apps(tmp_path, apps_yaml, "dingtalk: staff-zhao", "dingtalk: staff-wang")
+        clock = Clock(bj(2026, 11, 3, 9, 0))
+        runtime = await make_runtime(settings, clock)
+        try:
+            occ = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
+            code = short_code(occ)
+            clock.now = bj(2026, 11, 3, 11, 0)
+            async with serve(make_app(runtime)) as base:
+                ts = str(int(clock.now.timestamp() * 1000))
+                body = chat.dingtalk_message("staff-wang", f"已完成 {code} 参加23人", uuid.uuid4().hex,
+                                             f"{fake_url}/session", nick="王芳")
+                async with http.post(callback_url(base, runtime.schedules.apps["ding-app"]), json=body,
+                                     headers={"timestamp": ts, "sign": chat.dingtalk_sign(DINGTALK["app_secret"], ts)}
+                                     ) as resp:
+                    assert resp.status == 200
+            assert "已登记 王芳" in answers[0]["text"]["content"]  # type: ignore[index]
+
+            env = {"REMINDBOT_DATABASE_URL": settings.database_url,
+                   "REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir),
+                   "REMINDBOT_VAR_DIR": str(settings.var_dir), "REMINDBOT_SECRET_KEY": settings.signing_key,
+                   "TEST_DING_SECRET": DINGTALK["app_secret"]}
+            result = await asyncio.to_thread(CliRunner().invoke, status, ["study"], env=env, catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            wang = next(line for line in result.output.splitlines() if "王芳" in line)
+            assert "群内回复" in wang and "参加23人" in wang
+
+            engine = FollowUps(runtime)
+            assert await engine.run_once(bj(2026, 11, 4, 9, 0)) > 0
+            followups = json.dumps([r.body for r in await outbox(runtime, "followup:1")], ensure_ascii=False)
+            assert "刘洋" in followups and "王芳" not in followups
+
+            assert await engine.run_once(bj(2026, 11, 6, 9, 0)) > 0  # the deadline: leaders are told
+            escalations = await outbox(runtime, "escalation:1")
+            assert {r.channel_id for r in escalations} == {"app:ding-app", "group"}  # sun has no DingTalk id
+            clock.now = bj(2026, 11, 6, 9, 0)
+            await send_all(runtime, http)
+            [to_zhao] = [s for s in api.sent if "逾期" in s.text or "刘洋" in s.text]
+            assert to_zhao.platform == "dingtalk" and to_zhao.user == "staff-zhao"
+            assert "刘洋" in to_zhao.text and "王芳" not in to_zhao.text
+            assert api.token_fetches["dingtalk"] == 1
+            # Her own confirmation link went to her directly, not to the group (where all could use it).
+            [to_wang] = [s for s in api.sent if s.user == "staff-wang"]
+            assert f"{settings.base_url}/c/" in to_wang.text
+            [row] = [r for r in escalations if r.channel_id == "app:ding-app"]
+            [attempt] = await attempts(runtime, row.id or 0)
+            assert attempt.ok
+        finally:
+            await runtime.db.stop()
+
+
+# ---------------------------------------------------------------- remindbot apps check
+
+
+async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(tmp_path: Path) -> None:
+    async with FakeAppApi() as api:
+        apps_yaml = wecom_apps(api.url) + f"""  - {{id: sl, platform: slack, signing_secret: sig-secret-1,
+     bot_token: xoxb-wrong-token-5555, api_base: "{api.url}"}}
+  - {{id: ding, platform: dingtalk, mode: stream, app_key: k, app_secret: ding-secret-7777}}
+"""
+        settings = world_with_apps(tmp_path, apps_yaml, "wecom: ZhaoMing")
+        env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
+               "REMINDBOT_VAR_DIR": str(settings.var_dir)}
+        result = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+    out = result.output
+    assert result.exit_code == 1, out  # one app failed
+    assert "回调地址：https://dj.example.gov.cn/callback/wecom/wx" in out
+    assert "回调地址：https://dj.example.gov.cn/callback/slack/sl" in out
+    assert "无需填写（Stream 模式" in out
+    assert "访问令牌：成功" in out and "Slack 不认这个 Bot Token（invalid_auth）" in out
+    assert "私信：未启用" in out  # the stream app has no robot_code
+    for secret in (WECOM["secret"], "xoxb-wrong-token-5555", "sig-secret-1", "ding-secret-7777", SLACK["bot_token"]):
+        assert secret not in out

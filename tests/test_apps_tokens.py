@@ -80,6 +80,18 @@ async def test_a_direct_message_reaches_the_person_by_their_platform_id(api: Any
             "text": {"type": "plain_text", "text": "确认已完成"}}
 
 
+async def test_a_dingtalk_app_with_a_card_template_sends_the_confirm_card(api: Any) -> None:
+    fake, clock, http = api
+    channel = AppChannel.of(app_config("dingtalk", fake.url, card_template_id="tpl-confirm.schema"),
+                            TokenCache(clock=clock))
+    await send(http, channel, dm("dingtalk"))
+    await send(http, channel, dm("dingtalk", "没有要确认的", occurrence=None))  # no button: a plain message
+    card, plain = fake.sent
+    assert card.user == "staff-zhao" and card.body["cardTemplateId"] == "tpl-confirm.schema"
+    assert json.loads(card.body["cardData"])["cardParamMap"]["occurrence"] == "7"  # read back by read_card_press
+    assert plain.body["msgKey"] == "sampleMarkdown" and plain.user == "staff-zhao"
+
+
 @pytest.mark.parametrize("platform", EXPIRING)
 async def test_the_token_is_reused_until_shortly_before_it_expires(api: Any, platform: str) -> None:
     fake, clock, http = api

@@ -98,6 +98,8 @@ class DingTalkApp(AppBase):
     app_secret: SecretStr = Field(description="AppSecret（Client Secret）")
     robot_code: str | None = Field(default=None, description="机器人 robotCode；填写后可发单聊消息（私信）")
     api_base: str = Field(default="https://api.dingtalk.com", description="钉钉开放平台地址（专有钉钉可改）")
+    card_template_id: str | None = Field(
+        default=None, description="互动卡片模板 ID（含 actionId 为 confirm 的按钮）；填写后私信带确认按钮")
 
     @property
     def can_send(self) -> bool:

@@ -7,6 +7,12 @@ with header ``x-acs-dingtalk-access-token`` and ``{"robotCode","userIds":[…],"
 success is HTTP 200 with a ``processQueryKey``; ids DingTalk refused come back in
 ``invalidStaffIdList``, throttled ones in ``flowControlledStaffIdList``. Errors are non-200 with
 ``{"code","message"}``; an invalid or expired token is ``InvalidAuthentication`` (HTTP 401/400).
+With ``card_template_id`` set (a card built in DingTalk's card builder whose button has actionId
+``confirm`` and the parameter ``occurrence`` bound to the card variable of that name), a message
+with a confirm button goes as an interactive card instead: ``POST <api_base>/v1.0/im/v1.0/robot/
+interactiveCards/send`` with ``{"cardTemplateId","singleChatReceiver":"{\"userId\":…}","cardBizId",
+"robotCode","cardData":"{\"cardParamMap\":{title, markdown, occurrence, confirm_status}}"}``; the
+press comes back over Stream (bot/platforms/dingtalk_inbound.py ``read_card_press``).
 Written by hand: the official asyncio-capable SDK is Tea-based and heavy for two JSON calls.
 """
 
@@ -41,12 +47,23 @@ class DingTalkAppSender(AppSender):
         if message.button_url:
             text += f"\n\n[{message.button_text or '打开'}]({message.button_url})"
         param = {"title": message.title[:60], "text": markup.shorten(text, MAX_TEXT_BYTES)}
-        return [{"robotCode": channel.app.robot_code, "userIds": [recipient(message, "dingtalk")],  # type: ignore[attr-defined]
+        app = channel.app  # type: ignore[attr-defined]
+        user = recipient(message, "dingtalk")
+        if app.card_template_id and message.confirm_occurrence is not None:
+            data = {"cardParamMap": {"title": param["title"], "markdown": param["text"],
+                                     "occurrence": str(message.confirm_occurrence), "confirm_status": ""}}
+            return [{"cardTemplateId": app.card_template_id, "robotCode": app.robot_code,
+                     "singleChatReceiver": json.dumps({"userId": user}),
+                     "cardBizId": f"remindbot-{message.confirm_occurrence}-{user}",
+                     "cardData": json.dumps(data, ensure_ascii=False), "sendOptions": {}}]
+        return [{"robotCode": app.robot_code, "userIds": [user],
                  "msgKey": "sampleMarkdown", "msgParam": json.dumps(param, ensure_ascii=False)}]
 
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float, token: str = "") -> HttpRequest:
         base = channel.app.api_base  # type: ignore[attr-defined]
-        return HttpRequest(url=f"{base}/v1.0/robot/oToMessages/batchSend",
+        path = "/v1.0/im/v1.0/robot/interactiveCards/send" if "cardTemplateId" in body else \
+            "/v1.0/robot/oToMessages/batchSend"
+        return HttpRequest(url=f"{base}{path}",
                            body=json.dumps(body, ensure_ascii=False).encode(),
                            headers={"Content-Type": "application/json; charset=utf-8",
                                     "x-acs-dingtalk-access-token": token})

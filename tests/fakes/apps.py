@@ -65,6 +65,7 @@ class FakeAppApi:
         app.router.add_post("/cgi-bin/message/send", self._wecom_send)
         app.router.add_post("/v1.0/oauth2/accessToken", self._ding_token)
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._ding_send)
+        app.router.add_post("/v1.0/im/v1.0/robot/interactiveCards/send", self._ding_card)
         app.router.add_post("/open-apis/auth/v3/tenant_access_token/internal", self._feishu_token)
         app.router.add_post("/open-apis/im/v1/messages", self._feishu_send)
         app.router.add_post("/api/auth.test", self._slack_auth)
@@ -152,6 +153,17 @@ class FakeAppApi:
             self.sent.append(Sent("dingtalk", user, param["text"], body))
         return self._answer(request.path, {"processQueryKey": f"q{next(self._seq)}", "invalidStaffIdList": [],
                                            "flowControlledStaffIdList": []})
+
+    async def _ding_card(self, request: web.Request) -> web.Response:
+        if self._check("dingtalk", request.headers.get("x-acs-dingtalk-access-token", "")):
+            return self._answer(request.path, {"code": "InvalidAuthentication", "message": "不合法的access_token"}, 401)
+        body = await request.json()
+        if not body.get("cardTemplateId") or not body.get("cardBizId"):
+            return self._answer(request.path, {"code": "param.invalid", "message": "参数错误"}, 400)
+        user = json.loads(body["singleChatReceiver"])["userId"]
+        params = json.loads(body["cardData"])["cardParamMap"]
+        self.sent.append(Sent("dingtalk", user, params["markdown"], body))
+        return self._answer(request.path, {"processQueryKey": f"q{next(self._seq)}"})
 
     # ---- Feishu / Lark
 

@@ -32,7 +32,7 @@ from bot.settings import Settings
 from bot.web import make_app
 from storage.models import DeliveryAttempt, Outbox
 from tests.fakes import chat
-from tests.fakes.apps import DINGTALK, SLACK, WECOM, FakeAppApi
+from tests.fakes.apps import DINGTALK, FEISHU, SLACK, WECOM, FakeAppApi
 from tests.test_web_confirm import serve
 
 ZHAO_IDS = "{id: zhao, name: 赵明, roles: [leader], unit: gw, mobile: \"13800000002\", channels: [group]}"
@@ -235,3 +235,26 @@ async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(
     assert "私信：未启用" in out  # the stream app has no robot_code
     for secret in (WECOM["secret"], "xoxb-wrong-token-5555", "sig-secret-1", "ding-secret-7777", SLACK["bot_token"]):
         assert secret not in out
+
+
+async def test_a_feishu_reply_is_answered_by_a_direct_message_from_the_app(tmp_path: Path) -> None:
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        apps_yaml = f"""apps:
+  - {{id: fs, platform: feishu, app_id: {FEISHU['app_id']}, app_secret: {FEISHU['app_secret']},
+     verification_token: vt-feishu, api_base: "{api.url}"}}
+"""
+        settings = world_with_apps(tmp_path, apps_yaml, "feishu: ou_zhao", "feishu: ou_wang")
+        clock = Clock(bj(2026, 11, 3, 9, 0))
+        runtime = await make_runtime(settings, clock)
+        try:
+            occ = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
+            clock.now = bj(2026, 11, 3, 10, 0)
+            event = chat.feishu_message_event("vt-feishu", "ou_wang", f"收到 {short_code(occ)}", uuid.uuid4().hex)
+            async with serve(make_app(runtime)) as base:
+                async with http.post(f"{base}/callback/feishu/fs", json=event) as resp:
+                    assert resp.status == 200
+            await send_all(runtime, http)
+            answers = [s for s in api.sent if s.user == "ou_wang" and "已登记" in s.text]
+            assert len(answers) == 1 and "王芳" in answers[0].text  # no answer_channel needed
+        finally:
+            await runtime.db.stop()

@@ -172,7 +172,7 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0)
                f"重试 {retried} 次。")
     labels = {"sent": "已发送", "dry_run": "演练（未发送）", "dead": "失败", "pending": "待发送"}
     for row in rows:
-        channel = runtime.schedules.channels.get(row.channel_id)
+        channel = runtime.channel(row.channel_id)
         name = channel.name if channel else row.channel_id
         when = f"，{when_text(from_db(row.sent_at), ZONE)}" if row.sent_at else ""
         reason = f"：{row.last_error}" if row.status != "sent" and row.last_error else ""

@@ -8,8 +8,8 @@ body), and the answer back the way the platform allows without an access token:
 - WeCom app / group robot: the encrypted passive reply in the HTTP response;
 - DingTalk (HTTP callback and Stream): a POST to the message's ``sessionWebhook``;
 - Feishu/Lark card press: the toast and updated card in the HTTP response; a Feishu message or a
-  Slack message: through the app's ``answer_channel`` group robot (the outbox), since replying as
-  the app needs its access token (the app half adds that);
+  Slack message: a direct message from the app (the outbox) when the app can send, else the app's
+  ``answer_channel`` group robot;
 - Slack button press: a POST to the payload's ``response_url``.
 """
 
@@ -199,14 +199,16 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
 
 
 async def answer_in_channel(runtime: Runtime, app: AppBase, said: Said | Pressed, answer: Answer) -> bool:
-    """Queue the answer to the app's ``answer_channel`` group robot, mentioning the sender."""
+    """Queue the answer: a direct message from the app to the sender when the app can send and the
+    sender is a known person; else to the app's ``answer_channel`` group robot, mentioning them."""
     if not answer.text:
         return False
-    channel = runtime.schedules.channels.get(app.answer_channel or "")
+    who = person_for(runtime, said.platform, said.user_id)
+    channel = runtime.app_channel(app) if app.can_send and who is not None else None
+    channel = channel or runtime.schedules.channels.get(app.answer_channel or "")
     if channel is None:
         log.warning("应用 %s 没有配置 answer_channel，确认结果未能回复到群里", app.label)
         return False
-    who = person_for(runtime, said.platform, said.user_id)
     mentions: tuple[Mention, ...] = ()
     if who is not None:
         person = runtime.schedules.people[who[0]]

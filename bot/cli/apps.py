@@ -42,15 +42,17 @@ def check() -> None:
 
 
 async def _check_all(settings: Settings, schedules: Schedules) -> bool:
-    cache, ok = TokenCache(), True
+    cache, failed = TokenCache(), 0
     timeout = aiohttp.ClientTimeout(total=settings.send_timeout_seconds)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         for app in schedules.apps.values():
             named = f"，{app.name}" if app.name else ""
             click.echo(f"应用 {app.id}（{PLATFORM_ZH.get(app.platform, app.platform)}{named}）")
             click.echo(f"  回调地址：{_callback(settings, app)}")
-            ok = await _token_line(http, cache, app, timeout) and ok
-    return ok
+            failed += not await _token_line(http, cache, app, timeout)
+    sending = sum(1 for app in schedules.apps.values() if app.can_send)
+    click.echo(f"共 {len(schedules.apps)} 个应用：{sending - failed} 个可以发私信，{failed} 个失败。")
+    return failed == 0
 
 
 def _callback(settings: Settings, app: Any) -> str:

@@ -10,6 +10,7 @@ Also ``remindbot apps check`` as an admin sees it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -256,5 +257,91 @@ async def test_a_feishu_reply_is_answered_by_a_direct_message_from_the_app(tmp_p
             await send_all(runtime, http)
             answers = [s for s in api.sent if s.user == "ou_wang" and "已登记" in s.text]
             assert len(answers) == 1 and "王芳" in answers[0].text  # no answer_channel needed
+        finally:
+            await runtime.db.stop()
+
+
+def test_app_sending_credentials_are_validated_with_file_and_line_in_chinese(tmp_path: Path) -> None:
+    from bot.config.loader import load_schedules
+    from bot.config.yamlsource import ConfigError
+
+    write_world(tmp_path)
+    (tmp_path / "schedules" / "apps.yaml").write_text("""apps:
+  - id: wx
+    platform: wecom
+    corp_id: ww1
+    secret: app-secret-value-1
+    token: t
+    encoding_aes_key: kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR
+  - id: fs
+    platform: feishu
+    verification_token: v
+    app_secret: feishu-secret-value-2
+  - id: sl
+    platform: slack
+    signing_secret: s
+    api_base: slack.com
+""", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_schedules(tmp_path / "schedules")
+    text = str(exc.value)
+    assert "apps.yaml:2" in text and "还需要填写 agent_id" in text
+    assert "apps.yaml:8" in text and "还需要填写 app_id" in text
+    assert "apps.yaml:15" in text and "api_base 应为以 https:// 开头" in text
+    assert "app-secret-value-1" not in text and "feishu-secret-value-2" not in text
+
+
+async def test_no_secret_or_access_token_appears_in_logs_or_delivery_records(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        settings = world_with_apps(tmp_path, wecom_apps(api.url), "wecom: ZhaoMing")
+        runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+        try:
+            await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
+            await send_all(runtime, http)
+            api.revoke_tokens()  # the next send meets "invalid token", refreshes and goes again
+            runtime.schedules.reminders["duties"].title = "“一岗双责”第二次"
+            await fire_due(runtime, "duties", bj(2026, 4, 8, 10, 0))
+            await send_all(runtime, http)
+            assert len(api.sent) == 2 and api.token_fetches["wecom"] == 2
+            async with runtime.db.session() as session:
+                rows = (await session.exec(select(Outbox))).all()
+                tries = (await session.exec(select(DeliveryAttempt))).all()
+            stored = json.dumps([(r.body, r.last_error) for r in rows] + [t.detail for t in tries], ensure_ascii=False)
+            issued = [p[2]["access_token"] for p in api.requests if p[0] == "/cgi-bin/gettoken"]
+            assert len(issued) == 2
+            for secret in (WECOM["secret"], *issued):
+                assert secret not in caplog.text and secret not in stored
+        finally:
+            await runtime.db.stop()
+
+
+async def test_an_apps_direct_messages_share_one_lane_paced_by_the_platforms_per_app_limit(tmp_path: Path) -> None:
+    from bot.compose import mention_for, queue_message
+
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        apps_yaml = f"""apps:
+  - {{id: sl, platform: slack, signing_secret: s, bot_token: {SLACK['bot_token']}, api_base: "{api.url}"}}
+"""
+        settings = world_with_apps(tmp_path, apps_yaml, "slack: UZHAO")
+        runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+        try:
+            channel = direct_channel(runtime, runtime.schedules.people["zhao"])
+            assert channel is not None
+            async with runtime.db.session() as session:
+                for i in range(3):
+                    await queue_message(session, runtime.renderer, channel=channel, template="test",
+                                        title=f"第{i}条", context={"stage": "test"},
+                                        mentions=[mention_for(runtime.schedules.people["zhao"])],
+                                        dedupe_key=f"k{i}", occurrence_id=None, stage="test", summary=f"第{i}条",
+                                        now=runtime.clock())
+                await session.commit()
+            assert {r.robot for r in await outbox(runtime, "test")} == {"app:slack:sl"}
+            await send_all(runtime, http)
+            times = [s.at for s in api.sent]
+            assert len(times) == 3 and [s.body["channel"] for s in api.sent] == ["UZHAO"] * 3
+            # Slack's chat.postMessage: about one a second per app lane; the three went one after another.
+            assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
         finally:
             await runtime.db.stop()

@@ -42,6 +42,7 @@ class Sent:
     user: str
     text: str  # what the person reads (markdown / card JSON / mrkdwn)
     body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic seconds)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from pydantic import TypeAdapter
 
+from bot.metrics import REGISTRY
 from bot.platforms.apps import AppConfig
 from bot.platforms.appsend import AppChannel
 from bot.platforms.base import DeliveryError, FailureKind, Mention, Message
@@ -154,8 +155,11 @@ async def test_wrong_credentials_are_a_configuration_error_in_plain_words(api: A
     secret_field = {"wecom": "secret", "dingtalk": "app_secret", "feishu": "app_secret", "slack": "bot_token"}[platform]
     wrong = "wrong-secret-value-9876"
     channel = AppChannel.of(app_config(platform, fake.url, **{secret_field: wrong}), TokenCache(clock=clock))
+    labels = {"platform": platform, "outcome": "refused"}
+    before = REGISTRY.get_sample_value("remindbot_app_token_fetches_total", labels) or 0.0
     with pytest.raises(DeliveryError) as exc:
         await send(http, channel, dm(platform))
+    assert REGISTRY.get_sample_value("remindbot_app_token_fetches_total", labels) == before + 1  # counted
     assert exc.value.kind is FailureKind.CONFIG
     assert wrong not in exc.value.message and any("\u4e00" <= ch <= "\u9fff" for ch in exc.value.message)
     assert not fake.sent

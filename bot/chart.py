@@ -90,7 +90,8 @@ def render_png(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str
     """
     font = find_cjk_font(fonts)
     if font is None:
-        log.warning("未找到中文字体（已查找：%s），通报只发文字表格；请安装 fonts-noto-cjk", "、".join(_families(fonts)))
+        log.warning("未找到中文字体（已查找：%s），通报只发文字表格；请安装 fonts-noto-cjk",
+                    "、".join(_families(fonts)))
         CHARTS.labels("no_font").inc()
         return None
     if not rows:
@@ -127,7 +128,8 @@ def _draw(rows: list[UnitRow], title: str, font: str) -> bytes:
     ax.set_xticks([0, 25, 50, 75, 100], ["0", "25%", "50%", "75%", "100%"])
     ax.set_title(title, fontproperties=prop, fontsize=13)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(prop=FontProperties(fname=font, size=8), loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / (len(rows) + 3)),
+    below = -0.08 - 0.6 / (len(rows) + 3)
+    ax.legend(prop=FontProperties(fname=font, size=8), loc="upper center", bbox_to_anchor=(0.5, below),
               ncol=4, frameon=False)
     fig.tight_layout()
     out = io.BytesIO()

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.chart import report_chart
 from bot.compose import (
     Planned,
     due_context,
@@ -28,7 +29,6 @@ from bot.compose import (
 )
 from bot.config.models import Person, Reminder
 from bot.inbound import reply_code
-from bot.chart import report_chart
 from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire

@@ -100,7 +100,8 @@ async def test_a_unit_feed_holds_what_concerns_its_people_and_no_confirm_link(
     assert "教育局" in str(icalendar.Calendar.from_ical(body)["x-wr-calname"])
 
     _, _, leader_feed = await fetch(runtime, feed_url(runtime, "person", "zhao"))
-    titles = {str(e["summary"]).removesuffix("（临时）") for e in icalendar.Calendar.from_ical(leader_feed).walk("VEVENT")}
+    leader_events = icalendar.Calendar.from_ical(leader_feed).walk("VEVENT")
+    titles = {str(e["summary"]).removesuffix("（临时）") for e in leader_events}
     assert titles == {"“一岗双责”党建工作提醒"}
 
 

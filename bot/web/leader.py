@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
+from bot.confirmations import to_db_time
 from bot.reports import Period, UnitRow, percent, period_bounds, totals, unit_figures
 from bot.web.app import DEFAULT_ZONE, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
@@ -51,8 +52,8 @@ async def overdue(runtime: Any, unit_ids: set[str], now: datetime) -> list[dict[
     since = now - timedelta(days=OVERDUE_LOOKBACK_DAYS)
     query = (select(Expectation, Occurrence).join(Occurrence, col(Occurrence.id) == col(Expectation.occurrence_id))
              .where(col(Expectation.unit_id).in_(sorted(unit_ids)), col(Occurrence.dry_run).is_(False),
-                    col(Occurrence.deadline_at).is_not(None), col(Occurrence.deadline_at) < now.replace(tzinfo=None),
-                    col(Occurrence.deadline_at) >= since.replace(tzinfo=None)))
+                    col(Occurrence.deadline_at).is_not(None), col(Occurrence.deadline_at) < to_db_time(now),
+                    col(Occurrence.deadline_at) >= to_db_time(since)))
     async with runtime.db.session() as session:
         pairs = (await session.exec(query)).all()
         ids = [occ.id for _, occ in pairs]

@@ -112,7 +112,11 @@ async def build_feed(runtime: Runtime, scope: Scope, target: str, name: str, now
     cal.add("x-wr-calname", f"党建工作提醒 · {name}")
     cal.add("x-wr-timezone", "Asia/Shanghai")
     for reminder in reminders:
-        for due in due_times(reminder, runtime.calendar, start, end):
+        dues = due_times(reminder, runtime.calendar, start, end)
+        scheduled = {d.due_at.astimezone(UTC) for d in dues}
+        # Fired but no longer on the schedule (fired by hand, or the YAML changed since): still open.
+        dues += [_due_of(o, reminder) for (rid, at), o in fired.items() if rid == reminder.id and at not in scheduled]
+        for due in sorted(dues, key=lambda d: d.due_at):
             occ = fired.get((reminder.id, due.due_at.astimezone(UTC)))
             deadline = _utc(occ.deadline_at) if occ and occ.deadline_at else deadline_for(runtime, reminder, due.due_at)
             if due.due_at < now and (occ is None or deadline is None or deadline < now):
@@ -123,6 +127,12 @@ async def build_feed(runtime: Runtime, scope: Scope, target: str, name: str, now
             cal.add_component(_event(reminder, due, deadline, link, now))
     cal.add_missing_timezones()
     return cal.to_ical()
+
+
+def _due_of(occ: Occurrence, reminder: Reminder) -> Due:
+    """A fired occurrence as a :class:`Due` (its stored due time, in the reminder's zone)."""
+    return Due(reminder.id, _utc(occ.due_at).astimezone(reminder.zone), occ.original_date, False,
+               occ.provisional, None)
 
 
 def _event(reminder: Reminder, due: Due, deadline: datetime | None, link: str | None, now: datetime) -> Event:

@@ -258,8 +258,8 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                         link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
                 figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
-                if figures is not None and s.units_overseen_by(person.id):
-                    figures = figures | {"page": leader_url(runtime, person.id)}
+                if figures is not None and channel.personal_links and s.units_overseen_by(person.id):
+                    figures = figures | {"page": leader_url(runtime, person.id)}  # personal: not in shared groups
                 picture, picture_url = await report_chart(runtime, reminder, person, fire.due.due_at, figures)
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
                               "confirm": base["confirm"] | {"link": link, "code": code}, "figures": figures}

@@ -47,7 +47,15 @@ def page_path(url: str) -> str:
     return url.removeprefix("https://dj.example.gov.cn")
 
 
+async def test_a_brief_in_a_channel_without_personal_links_carries_no_page_link(leaders: Runtime) -> None:
+    await fire_due(leaders, "duties", bj(2026, 11, 20, 10, 0))
+    bodies = [str(r.body) for r in await outbox(leaders, "due") if "一岗双责" in r.summary]
+    assert len(bodies) == 2 and not any("/l/" in b for b in bodies)  # others in the group would see it
+
+
 async def test_each_leaders_brief_carries_their_own_page_link(leaders: Runtime) -> None:
+    group = leaders.schedules.channels["group"]
+    leaders.schedules.channels["group"] = group.model_copy(update={"personal_links": True})
     await fire_due(leaders, "duties", bj(2026, 11, 20, 10, 0))
     rows = {r.dedupe_key.rsplit("/", 1)[1].split("#")[0]: str(r.body) for r in await outbox(leaders, "due")
             if "一岗双责" in r.summary}

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,14 @@ from test_fire import base_env, run_cli
 from test_followup import Clock, bj, fire_due, make_runtime, outbox, write_world
 
 from bot.chart import MAX_PNG_BYTES, find_cjk_font, render_png
+from bot.compose import build_bodies
+from bot.occurrences import plan_fire, report_figures
 from bot.reports import UnitRow
 from bot.runtime import Runtime
+from bot.timing import Due, Fire
 from bot.tokens import make_view_token
 from bot.web import make_app
-from tests.fakes.platforms import FakePlatforms
+from tests.fakes.platforms import FakePlatforms, platform_env
 
 PNG = b"\x89PNG\r\n\x1a\n"
 needs_font = pytest.mark.skipif(find_cjk_font() is None, reason="no CJK font installed (fonts-noto-cjk)")
@@ -147,3 +151,28 @@ async def test_admin_units_page_offers_the_same_chart_as_png(bulletin: Runtime) 
         response = await client.get("/admin/units.png?period=2026-11", headers=auth)
         assert response.status == 200 and (await response.read()).startswith(PNG)
         assert (await client.get("/admin/units.png?period=2026-11")).status == 401
+
+
+@needs_font
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk", "feishu", "slack", "generic"])
+async def test_every_platform_gets_the_table_and_the_chart_its_own_way(bulletin: Runtime, platform: str) -> None:
+    due_at = bj(2026, 12, 2, 16, 0)
+    reminder = bulletin.schedules.reminders["bulletin"]
+    fire = Fire("bulletin", "due", due_at, Due("bulletin", due_at, None, False, False, None), None)
+    [plan] = await plan_fire(bulletin, reminder, fire, 1, None, report_figures(bulletin))
+    async with platform_env(now=time.time()) as env:
+        robot = env.fakes.add(platform)
+        plan = replace(plan, channel=robot.channel("bulletin-test", **({"format": "markdown"}
+                                                                      if platform in ("wecom", "dingtalk") else {})))
+        _, bodies = build_bodies(bulletin.renderer, plan)
+        for body in bodies:
+            assert await env.send(plan.channel, body) is None
+    shown = " ".join(r.text or str(r.json) for r in robot.received)
+    assert "按时完成率" in shown
+    if platform == "wecom":
+        assert [r.json["msgtype"] for r in robot.received] == ["markdown", "image"]
+        assert "/chart/" not in shown
+    else:
+        assert plan.picture_url is not None and plan.picture_url in str([r.json for r in robot.received])
+        if platform == "dingtalk":
+            assert f"![通报图表]({plan.picture_url})" in shown

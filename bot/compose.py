@@ -96,6 +96,8 @@ class Planned:
     dry_run: bool = False  # record and log what would be sent; never sent, never blocks a real send
     admin: ChannelBase | None = None  # told (once per occurrence) when this message had to be cut
     confirm_button: bool = False  # an app message: add the platform's confirm button for the occurrence
+    picture: Any = None  # bot.chart.Picture: a report's chart, sent as an image where the platform takes one
+    picture_url: str | None = None  # the same chart under a signed web path, for platforms that show URLs
 
 
 def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
@@ -106,19 +108,38 @@ def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str,
 def _build(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]], bool]:
     """Platform name, bodies, and whether the adapter cut the message to fit the platform."""
     rendered = renderer.render(plan.template, plan.context, plan.title)
+    platform = platform_for(plan.channel)
     message = Message(
         title=plan.title,
-        markdown=rendered.markdown,
+        markdown=rendered.markdown + picture_line(platform.name, plan),
         mentions=tuple(plan.mentions),
         mention_all=plan.mention_all,
         button_text=BUTTON_TEXT if plan.link else None,
         button_url=plan.link,
         confirm_occurrence=plan.occurrence_id if plan.confirm_button else None,
     )
-    platform = platform_for(plan.channel)
     bodies = platform.build(plan.channel, message)
+    if plan.picture is not None and platform.name == "wecom":  # the image follows the text table
+        bodies.append(image_body(plan.picture))
     marks = sum(json.dumps(body, ensure_ascii=False).count(TRUNCATED) for body in bodies)
     return platform.name, bodies, marks > rendered.markdown.count(TRUNCATED)
+
+
+def picture_line(platform: str, plan: Planned) -> str:
+    """The chart's URL under the text table: an image in DingTalk markdown, a link elsewhere.
+
+    WeCom gets the picture itself (:func:`image_body`), so no line there.
+    """
+    if plan.picture is None or not plan.picture_url or platform == "wecom":
+        return ""
+    if platform == "dingtalk":
+        return f"\n\n![通报图表]({plan.picture_url})"
+    return f"\n\n[查看通报图表]({plan.picture_url})"
+
+
+def image_body(picture: Any) -> dict[str, Any]:
+    """A WeCom robot ``image`` message: the PNG as base64 with its MD5 (at most 2 MB before encoding)."""
+    return {"msgtype": "image", "image": {"base64": picture.base64, "md5": picture.md5}}
 
 
 async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:

@@ -78,6 +78,9 @@ POSSIBLE_DUPLICATES = Counter(
     "remindbot_possible_duplicates_total",
     "Messages re-sent after their sender died mid-send (recorded as 可能重复: the group may see them twice).",
     ["platform"], registry=REGISTRY)
+CHARTS = Counter(
+    "remindbot_charts_total", "Report charts drawn (ok) or left out for the text table (no_font, too_large).",
+    ["result"], registry=REGISTRY)
 INBOUND = Counter(
     "remindbot_inbound_total", "Inbound chat events (replies, button presses) by platform and outcome "
     "(recorded, already, replay, unknown_sender, owes_nothing, bad_code, refused, ignored, rejected).",

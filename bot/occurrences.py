@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.chart import report_chart
 from bot.compose import (
     Planned,
     due_context,
@@ -32,7 +33,7 @@ from bot.inbound import reply_code
 from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
-from bot.tokens import confirm_url, make_token
+from bot.tokens import confirm_url, make_token, make_view_token, view_url
 from bot.workhours import WorkHours
 from storage.models import Expectation, Occurrence
 
@@ -138,6 +139,12 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         await session.refresh(occ)  # the rollback expired it; reading it lazily would fail (MissingGreenlet)
 
 
+def leader_url(runtime: Runtime, person_id: str) -> str:
+    """A leader's own read-only page (``/l/<token>``), valid ``Settings.view_ttl_days``."""
+    token = make_view_token(runtime.link_key, "leader", [person_id], now=runtime.clock())
+    return view_url(runtime.settings.base_url, "leader", token)
+
+
 @dataclass
 class FireResult:
     occurrence_id: int
@@ -234,6 +241,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
     expected = {p.id for p in expected_people(runtime, reminder)} if needs_confirm else set()
     key = f"occ{occurrence_id}/{fire.stage}"
     plans: list[Planned] = []
+    group_chart: tuple[Any, Any, str | None] | None = None
     for channel_id in reminder.recipients.channels:
         channel = s.channels[channel_id]
         people = members(s, mentioned, channel_id)
@@ -256,19 +264,29 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                         link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
                 figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
+                if figures is not None and channel.personal_links and s.units_overseen_by(person.id):
+                    figures = figures | {"page": leader_url(runtime, person.id)}  # personal: not in shared groups
+                picture, picture_url = await report_chart(runtime, reminder, person, fire.due.due_at, figures)
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
                               "confirm": base["confirm"] | {"link": link, "code": code}, "figures": figures}
                 plans.append(Planned(**common, context=ctx, mentions=[mention_for(person)], link=link,
                                      dedupe_key=f"{key}/{channel_id}/{person.id}",
-                                     summary=f"{reminder.title}·{person.name}"))
+                                     summary=f"{reminder.title}·{person.name}",
+                                     picture=picture, picture_url=picture_url))
             continue
         ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None,
                       "confirm": base["confirm"] | {"code": code}}
         if figures_for and reminder.kind == "report":
-            ctx["figures"] = await figures_for(reminder, None, fire.due.due_at)
+            if group_chart is None:  # the same figures for every group channel: drawn once
+                group_figures = await figures_for(reminder, None, fire.due.due_at)
+                group_chart = (group_figures, *await report_chart(runtime, reminder, None, fire.due.due_at,
+                                                                   group_figures))
+            ctx["figures"] = group_chart[0]
+        picture, picture_url = group_chart[1:] if group_chart is not None else (None, None)
         plans.append(Planned(**common, context=ctx, mentions=[mention_for(p) for p in people],
                              mention_all=reminder.recipients.mention.all,
-                             dedupe_key=f"{key}/{channel_id}/group", summary=reminder.title))
+                             dedupe_key=f"{key}/{channel_id}/group", summary=reminder.title,
+                             picture=picture, picture_url=picture_url))
     return plans
 
 

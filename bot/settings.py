@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         "is empty.",
     )
     link_ttl_days: int = Field(default=14, description="Confirmation link lifetime in days.")
+    view_ttl_days: int = Field(
+        default=100, ge=1, description="Lifetime in days of a leader's page link and a report's chart link."
+    )
+    chart_fonts: str = Field(
+        default="Noto Sans CJK SC,Noto Sans CJK JP,Source Han Sans SC,Source Han Sans CN,WenQuanYi Zen Hei,"
+        "WenQuanYi Micro Hei,Noto Serif CJK SC",
+        description="Font families (comma-separated, first found wins) for the report chart's Chinese labels.",
+    )
+    feed_ttl_days: int = Field(default=400, ge=1, description="Lifetime in days of a calendar feed link (.ics).")
     work_hours: str = Field(
         default="09:00-12:00,14:00-18:00",
         description="Working windows (local time) for follow-ups and escalations.",

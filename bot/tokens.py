@@ -118,3 +118,67 @@ def _unpack(payload: Any) -> tuple[int, str, int | None]:
 def confirm_url(base_url: str, token: str) -> str:
     """The personal link: ``<base_url>/c/<token>``."""
     return f"{base_url.rstrip('/')}/c/{token}"
+
+
+# ---------------------------------------------------------------- read-only view tokens
+
+# Read-only links (a leader's page, calendar feeds, chart images) reuse the signing key and its
+# per-database nonce under salts of their own: a view token never confirms, a confirmation token
+# never opens a view, and a token for one view (say a unit's feed) never opens another.
+VIEW_SALTS = {
+    "leader": "remindbot.view.leader.v1",
+    "ical-person": "remindbot.view.ical-person.v1",
+    "ical-unit": "remindbot.view.ical-unit.v1",
+    "chart": "remindbot.view.chart.v1",
+}
+ViewPurpose = Literal["leader", "ical-person", "ical-unit", "chart"]
+
+
+def _view_serializer(key: str, purpose: ViewPurpose, issued_at: int | None = None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        key,
+        salt=VIEW_SALTS[purpose],
+        signer=_IssuedAtSigner,
+        signer_kwargs={"digest_method": hashlib.sha256, "issued_at": issued_at},
+    )
+
+
+def make_view_token(key: str, purpose: ViewPurpose, payload: list[str | int], *, now: datetime | None = None) -> str:
+    """Sign a read-only token for ``purpose`` (issued ``now``, default the system clock).
+
+    ``payload`` is a short list of ids (a person, a unit, a reminder and a Unix due time).
+    """
+    issued_at = _unix(now) if now is not None else None
+    return str(_view_serializer(key, purpose, issued_at).dumps(list(payload)))
+
+
+def read_view_token(key: str, purpose: ViewPurpose, token: str, max_age_seconds: float,
+                    now: datetime | None = None) -> list[str | int]:
+    """Check a view token and return its payload, or raise :class:`TokenError`.
+
+    A token signed for another purpose (or a confirmation token) fails its signature: "forged".
+    """
+    if not isinstance(token, str) or not _SHAPE.match(token):
+        raise TokenError("malformed")
+    try:
+        payload, issued = _view_serializer(key, purpose).loads(token, max_age=None, return_timestamp=True)
+    except BadSignature:
+        raise TokenError("forged") from None
+    except BadData:
+        raise TokenError("malformed") from None
+    if not isinstance(payload, list) or not payload or not all(type(p) in (str, int) for p in payload):
+        raise TokenError("malformed")
+    now_ts = _unix(now) if now is not None else _unix(datetime.now(UTC))
+    if now_ts - _unix(issued) > max_age_seconds:
+        raise TokenError("expired")
+    return payload
+
+
+def view_url(base_url: str, purpose: ViewPurpose, token: str) -> str:
+    """``/l/<token>`` (leader page), ``/ical/<token>.ics`` (feeds), ``/chart/<token>.png``."""
+    base = base_url.rstrip("/")
+    if purpose == "leader":
+        return f"{base}/l/{token}"
+    if purpose == "chart":
+        return f"{base}/chart/{token}.png"
+    return f"{base}/ical/{token}.ics"

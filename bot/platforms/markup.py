@@ -79,7 +79,7 @@ def redact_url(url: str) -> str:
 _ANY_URL = re.compile(r"https?://[^\s\"'<>)\]）\\]+")
 # A confirmation link's token, however it was cut (aiohttp logs the first 100 bytes of a bad line),
 # and a token on its own: three dot-separated URL-safe base64 parts, the last a signature.
-_CONFIRM_LINK = re.compile(r"(/c/)[A-Za-z0-9._%~-]+")
+_CONFIRM_LINK = re.compile(r"(/(?:c|l|ical|chart)/)[A-Za-z0-9._%~-]+")
 _TOKEN_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]{2,200}\.[A-Za-z0-9_-]{4,12}\.[A-Za-z0-9_-]{32,100}")
 _CREDENTIAL_HEADER = re.compile(r"(?i)\b(authorization|cookie|proxy-authorization)(\s*[:=]\s*)[^\r\n'\"]+")
 

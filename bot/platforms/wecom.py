@@ -11,6 +11,9 @@ a userid nor a mobile are named as plain "@姓名". Those names and tags are con
 counted before the split: they take at most half of the first message, and whoever does not fit
 is @-mentioned in short follow-up texts, each within the limit too.
 
+Image messages (a report's chart, added by ``bot.compose.image_body``): base64 and MD5 of a PNG of
+at most 2 MB.
+
 Limits: text 2048 bytes, markdown 4096 bytes (UTF-8), 20 messages a minute per robot. The mention
 cap per message is not documented; we assume 50 and send further people in extra messages.
 """
@@ -37,6 +40,7 @@ class WeComChannel(ChannelBase):
 TEXT_MAX_BYTES = 2048
 MARKDOWN_MAX_BYTES = 4096
 TITLE_MAX_BYTES = 300
+IMAGE_MAX_BYTES = 2 * 1024 * 1024  # image messages: the PNG/JPG before base64
 AT_SHARE = 2  # names and <@userid> tags take at most 1/AT_SHARE of the first message; the rest follow
 
 
@@ -130,6 +134,9 @@ class WeCom:
 
     def oversize(self, body: dict[str, Any]) -> str | None:
         kind = body.get("msgtype")
+        if kind == "image":  # the PNG may be 2 MB before base64
+            size = len(body["image"]["base64"]) * 3 // 4
+            return f"图片为 {size} 字节，超过企业微信上限 {IMAGE_MAX_BYTES} 字节" if size > IMAGE_MAX_BYTES else None
         cap = TEXT_MAX_BYTES if kind == "text" else MARKDOWN_MAX_BYTES
         size = markup.utf8_len(body[kind]["content"])
         return f"{kind}.content 为 {size} 字节，超过企业微信上限 {cap} 字节" if size > cap else None

@@ -129,11 +129,13 @@ ERRORS: dict[int, tuple[str, str]] = {
     403: ("无权访问", "您没有访问这个页面的权限。"),
     404: ("页面不存在", "请检查链接是否完整，或联系管理员。"),
     405: ("不支持的请求方式", "这个地址不接受这种请求方式。请直接在浏览器中打开链接。"),
+    410: ("链接已过期", "这个链接已超过有效期。请打开最近一次提醒消息中的新链接。"),
     413: ("提交的内容过长", "提交的内容超过了允许的长度，请缩短后再试。"),
     414: ("链接过长", "链接超过了允许的长度。请从提醒消息中重新打开原始链接。"),
     429: ("请求过于频繁", "请稍后再试。"),
     431: ("请求头过长", "浏览器发送的请求头过长，请清除本站的 Cookie 后重试。"),
     500: ("服务器内部错误", "服务暂时出现问题，已记录在日志中。请稍后再试，或联系管理员。"),
+    503: ("暂时无法提供", "服务暂时无法提供这项内容，请稍后再试，或联系管理员。"),
 }
 OTHER_ERROR = ("请求无法处理", "请检查链接是否完整，或联系管理员。")
 _ERROR_TEMPLATES: jinja2.Environment | None = None
@@ -217,8 +219,11 @@ async def read_form(request: web.Request) -> Mapping[str, Any]:
 def make_app(runtime: Runtime) -> web.Application:
     from bot.web.admin import make_admin_app
     from bot.web.callbacks import add_callback_routes
+    from bot.web.charts import add_admin_chart_routes, add_chart_routes
     from bot.web.confirm import add_confirm_routes
     from bot.web.health import healthz, metrics
+    from bot.web.ical import add_ical_routes
+    from bot.web.leader import add_leader_routes
 
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[RUNTIME] = runtime
@@ -227,9 +232,14 @@ def make_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/metrics", metrics)
     add_confirm_routes(app)
     add_callback_routes(app)
+    add_leader_routes(app)
+    add_ical_routes(app)
+    add_chart_routes(app)
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/admin", _to_admin)
-    app.add_subapp("/admin", make_admin_app())
+    admin = make_admin_app()
+    add_admin_chart_routes(admin)
+    app.add_subapp("/admin", admin)
     return app
 
 

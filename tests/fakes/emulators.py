@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -136,9 +137,27 @@ class WeComEmulator(Emulator):
             if len(content.encode()) > 4096:
                 return self.error(40058, f"{kind}.content exceed max length 4096")
             return json_answer(self.ok, accepted=True)
-        if kind in ("news", "image", "file", "template_card") and isinstance(data.get(kind), dict):
+        if kind == "image":
+            return self._image(data.get("image"))
+        if kind in ("news", "file", "template_card") and isinstance(data.get(kind), dict):
             return json_answer(self.ok, accepted=True)
         return self.error(40008, "invalid message type")
+
+    def _image(self, image: Any) -> Answer:
+        """Image messages: base64 of a JPG/PNG of at most 2 MB, with the MD5 of the raw bytes."""
+        if not isinstance(image, dict) or not _is_text(image.get("base64")) or not _is_text(image.get("md5")):
+            return self.error(40058, "invalid image")
+        try:
+            raw = base64.b64decode(image["base64"], validate=True)
+        except (ValueError, binascii.Error):
+            return self.error(40058, "invalid base64 image")
+        if len(raw) > 2 * 1024 * 1024:
+            return self.error(40009, "invalid image size")
+        if not raw.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+            return self.error(40058, "invalid image format")
+        if hashlib.md5(raw).hexdigest() != image["md5"]:
+            return self.error(301019, "media md5 not match")
+        return json_answer(self.ok, accepted=True)
 
     def _text(self, text: Any) -> Answer:
         content = _dig(text, "content")

@@ -1,0 +1,178 @@
+"""The 通报 as a picture: per-unit figures drawn as a PNG with matplotlib (Agg, no display).
+
+Chinese labels need a CJK font. :func:`find_cjk_font` looks through the fonts matplotlib knows for
+the first of ``Settings.chart_fonts`` (Noto Sans CJK, WenQuanYi, Source Han …; Debian/Ubuntu:
+``apt install fonts-noto-cjk``). Without one, :func:`render_png` logs a line, counts it, and
+returns None: the caller sends the text table alone, never a picture of empty boxes.
+
+Drawing uses matplotlib's object API (``Figure`` + ``FigureCanvasAgg``), never ``pyplot``'s global
+state, so a chart can be drawn in a worker thread (:func:`render_png_async`) without blocking the
+event loop or another chart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+import os
+from base64 import b64encode
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from bot.config.models import Person, Reminder
+from bot.metrics import CHARTS
+from bot.reports import UnitRow, percent
+from bot.runtime import Runtime
+from bot.tokens import make_view_token, view_url
+
+log = logging.getLogger(__name__)
+
+MAX_PNG_BYTES = 2 * 1024 * 1024  # WeCom robot image messages: at most 2 MB before base64
+DEFAULT_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "Source Han Sans CN",
+                 "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Noto Serif CJK SC", "AR PL UMing CN")
+COLOURS = {"on_time": "#2e7d32", "late": "#f9a825", "overdue": "#c62828", "pending": "#cfd8dc"}
+LEGEND = {"on_time": "按时确认", "late": "逾期确认", "overdue": "未确认（已过截止）", "pending": "未确认（未到截止）"}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A rendered PNG with what the WeCom robot wants beside it: base64 text and MD5 (hex)."""
+
+    png: bytes
+
+    @property
+    def base64(self) -> str:
+        return b64encode(self.png).decode("ascii")
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.png, usedforsecurity=False).hexdigest()
+
+
+def _families(names: str | Sequence[str] | None) -> tuple[str, ...]:
+    if names is None:
+        return DEFAULT_FONTS
+    if isinstance(names, str):
+        return tuple(n.strip() for n in names.split(",") if n.strip())
+    return tuple(names)
+
+
+@lru_cache(maxsize=8)
+def _find(families: tuple[str, ...]) -> str | None:
+    from matplotlib import font_manager
+
+    known = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    for family in families:
+        if family in known and os.path.exists(known[family]):
+            return known[family]
+    return None
+
+
+def find_cjk_font(families: str | Sequence[str] | None = None) -> str | None:
+    """Path of the first installed font among ``families`` (comma-separated or a list), else None."""
+    return _find(_families(families))
+
+
+def _segments(row: UnitRow) -> dict[str, int]:
+    return {"on_time": row.on_time, "late": row.late, "overdue": row.missing - row.pending, "pending": row.pending}
+
+
+def render_png(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str] | None = None) -> Picture | None:
+    """Draw ranked rows as stacked horizontal bars (share of each unit's expected confirmations).
+
+    Returns None, with a log line and ``remindbot_charts_total{result="no_font"}``, when no CJK
+    font is installed; None too when there is nothing to draw or the PNG would exceed 2 MB.
+    """
+    font = find_cjk_font(fonts)
+    if font is None:
+        log.warning("未找到中文字体（已查找：%s），通报只发文字表格；请安装 fonts-noto-cjk",
+                    "、".join(_families(fonts)))
+        CHARTS.labels("no_font").inc()
+        return None
+    if not rows:
+        return None
+    png = _draw(list(rows), title, font)
+    if len(png) > MAX_PNG_BYTES:
+        log.warning("通报图表为 %d 字节，超过 2 MB，只发文字表格", len(png))
+        CHARTS.labels("too_large").inc()
+        return None
+    CHARTS.labels("ok").inc()
+    return Picture(png)
+
+
+def _draw(rows: list[UnitRow], title: str, font: str) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(fname=font)
+    rows = rows[::-1]  # best first, from the top
+    fig = Figure(figsize=(8, 1.6 + 0.45 * len(rows)), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ys = range(len(rows))
+    left = [0.0] * len(rows)
+    for key, colour in COLOURS.items():
+        widths = [100 * _segments(r)[key] / (r.expected or 1) for r in rows]
+        ax.barh(ys, widths, left=left, color=colour, height=0.6, label=LEGEND[key])
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_yticks(list(ys), [r.unit for r in rows], fontproperties=prop)
+    for y, r in zip(ys, rows, strict=True):
+        ax.text(101, y, f"{percent(r)}", va="center", fontproperties=prop, fontsize=9)
+    ax.set_xlim(0, 112)
+    ax.set_xticks([0, 25, 50, 75, 100], ["0", "25%", "50%", "75%", "100%"])
+    ax.set_title(title, fontproperties=prop, fontsize=13)
+    ax.spines[["top", "right"]].set_visible(False)
+    below = -0.08 - 0.6 / (len(rows) + 3)
+    ax.legend(prop=FontProperties(fname=font, size=8), loc="upper center", bbox_to_anchor=(0.5, below),
+              ncol=4, frameon=False)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+async def render_png_async(rows: Sequence[UnitRow], title: str, *,
+                           fonts: str | Sequence[str] | None = None) -> Picture | None:
+    """:func:`render_png` in a worker thread (drawing takes a few hundred milliseconds)."""
+    return await asyncio.to_thread(render_png, rows, title, fonts=fonts)
+
+
+# ---------------------------------------------------------------- a report's chart
+
+
+def rows_of(figures: dict[str, Any]) -> list[UnitRow]:
+    """The template's ``figures.rows`` (dicts) back as :class:`UnitRow` objects."""
+    names = {f.name for f in fields(UnitRow)}
+    return [UnitRow(**{k: v for k, v in row.items() if k in names}) for row in figures.get("rows", [])]
+
+
+def chart_title(reminder: Reminder, figures: dict[str, Any]) -> str:
+    return f"{reminder.title}（{figures['period']}）"
+
+
+def chart_token(runtime: Runtime, reminder: Reminder, person: Person | None, due_at: datetime) -> str:
+    """Signed ``[reminder, due time (Unix seconds), person or ""]``: the web app redraws from it."""
+    payload: list[str | int] = [reminder.id, int(due_at.timestamp()), person.id if person else ""]
+    return make_view_token(runtime.link_key, "chart", payload, now=runtime.clock())
+
+
+async def report_chart(runtime: Runtime, reminder: Reminder, person: Person | None, due_at: datetime,
+                       figures: dict[str, Any] | None) -> tuple[Picture | None, str | None]:
+    """A report's chart and its signed URL (``/chart/<token>.png``), or ``(None, None)``.
+
+    Only ``kind: report`` reminders with figures get one; without a CJK font it is None (logged).
+    """
+    if reminder.kind != "report" or not figures or not figures.get("rows"):
+        return None, None
+    picture = await render_png_async(rows_of(figures), chart_title(reminder, figures),
+                                     fonts=runtime.settings.chart_fonts)
+    if picture is None:
+        return None, None
+    url = view_url(runtime.settings.base_url, "chart", chart_token(runtime, reminder, person, due_at))
+    return picture, url

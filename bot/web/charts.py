@@ -1,0 +1,67 @@
+"""Chart images: ``/chart/<token>.png`` (a report's chart, linked from DingTalk/Feishu/Slack
+messages) and ``/admin/units.png`` (the admin units page's figures, behind the admin login).
+
+The PNG is drawn again on each request from the signed reminder, due time and person, so what a
+link shows is what the report said (figures of real occurrences, for the report's own period).
+Without a CJK font the answer is a Chinese 503 page saying which font package is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bot.chart import chart_title, render_png_async, rows_of
+from bot.reports import figures_for, period_bounds, unit_figures
+from bot.web.app import DEFAULT_ZONE, error_response, runtime_of
+from bot.web.views import Refused, not_found, read_view
+
+NO_FONT = "服务器未安装中文字体，无法生成图表（需安装 fonts-noto-cjk）。请查看文字版通报。"
+
+
+def add_chart_routes(app: web.Application) -> None:
+    app.router.add_get(r"/chart/{token:[A-Za-z0-9._-]{1,400}}.png", report_png)
+
+
+def add_admin_chart_routes(admin: web.Application) -> None:
+    admin.router.add_get("/units.png", units_png)
+
+
+def _png(picture: object | None) -> web.Response:
+    if picture is None:
+        return error_response(503, message=NO_FONT)
+    return web.Response(body=picture.png, content_type="image/png",  # type: ignore[attr-defined]
+                        headers={"Cache-Control": "private, max-age=300"})
+
+
+async def report_png(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    try:
+        _, payload = read_view(request, ("chart",), runtime.settings.view_ttl_days)
+        reminder_id, due_unix, person_id = [*payload, "", 0, ""][:3]
+        reminder = runtime.schedules.reminders.get(str(reminder_id))
+        if reminder is None or type(due_unix) is not int:
+            raise not_found("这份通报对应的提醒已不存在。")
+    except Refused as refused:
+        return refused.response
+    person = runtime.schedules.people.get(str(person_id)) if person_id else None
+    due_at = datetime.fromtimestamp(due_unix, UTC)
+    figures = await figures_for(runtime, reminder, person, due_at)
+    if not figures or not figures["rows"]:
+        return error_response(404, message="这份通报没有需要画图的数据。")
+    return _png(await render_png_async(rows_of(figures), chart_title(reminder, figures),
+                                       fonts=runtime.settings.chart_fonts))
+
+
+async def units_png(request: web.Request) -> web.Response:
+    """The figures of ``/admin/units?period=…`` as a PNG (this month when no period is given)."""
+    runtime = runtime_of(request)
+    try:
+        period = period_bounds(request.query.get("period", "current_month"), runtime.clock(), DEFAULT_ZONE)
+    except ValueError as exc:
+        return error_response(400, message=str(exc))
+    rows = await unit_figures(runtime, period.start, period.end, now=runtime.clock())
+    if not rows:
+        return error_response(404, message="这段时间没有需要确认的提醒，没有可画的图。")
+    return _png(await render_png_async(rows, f"各单位完成情况（{period.label}）", fonts=runtime.settings.chart_fonts))

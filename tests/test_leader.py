@@ -1,0 +1,116 @@
+"""A leader's own page: linked from their brief, their units only, read-only, refusals in Chinese."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from test_followup import Clock, bj, confirm, fire_due, make_runtime, outbox, write_world
+
+from bot.occurrences import leader_url
+from bot.runtime import Runtime
+from bot.tokens import make_token, make_view_token
+from bot.web import make_app
+
+
+async def _record(runtime: Runtime) -> None:
+    """October and November study days: Wang on time; Liu not in October, late in November; Wu only in October."""
+    october = await fire_due(runtime, "study", bj(2026, 10, 13, 9, 0))
+    await confirm(runtime, october, "wang", bj(2026, 10, 13, 10, 0))
+    await confirm(runtime, october, "wu", bj(2026, 10, 14, 10, 0))
+    first = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))  # deadline 6 Nov 09:00
+    await confirm(runtime, first, "wang", bj(2026, 11, 3, 10, 0))
+    await confirm(runtime, first, "liu", bj(2026, 11, 9, 10, 0))
+
+
+@pytest.fixture
+async def leaders(tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = await make_runtime(write_world(tmp_path), Clock(bj(2026, 11, 20, 10, 0)))
+    try:
+        await _record(runtime)
+        yield runtime
+    finally:
+        await runtime.db.stop()
+
+
+async def get(runtime: Runtime, path: str) -> tuple[int, str]:
+    async with TestClient(TestServer(make_app(runtime), host="127.0.0.1")) as client:
+        response = await client.get(path)
+        return response.status, await response.text()
+
+
+def page_path(url: str) -> str:
+    return url.removeprefix("https://dj.example.gov.cn")
+
+
+async def test_a_brief_in_a_channel_without_personal_links_carries_no_page_link(leaders: Runtime) -> None:
+    await fire_due(leaders, "duties", bj(2026, 11, 20, 10, 0))
+    bodies = [str(r.body) for r in await outbox(leaders, "due") if "一岗双责" in r.summary]
+    assert len(bodies) == 2 and not any("/l/" in b for b in bodies)  # others in the group would see it
+
+
+async def test_each_leaders_brief_carries_their_own_page_link(leaders: Runtime) -> None:
+    group = leaders.schedules.channels["group"]
+    leaders.schedules.channels["group"] = group.model_copy(update={"personal_links": True})
+    await fire_due(leaders, "duties", bj(2026, 11, 20, 10, 0))
+    rows = {r.dedupe_key.rsplit("/", 1)[1].split("#")[0]: str(r.body) for r in await outbox(leaders, "due")
+            if "一岗双责" in r.summary}
+    assert set(rows) == {"zhao", "sun"}
+    links = {who: re.search(r"https://dj\.example\.gov\.cn/l/[A-Za-z0-9._-]+", body)[0]  # type: ignore[index]
+             for who, body in rows.items()}
+    assert links["zhao"] != links["sun"]
+    status, page = await get(leaders, page_path(links["zhao"]))
+    assert status == 200 and "赵明同志" in page
+
+
+async def test_a_leader_sees_only_the_units_they_oversee_with_whos_overdue_since_when(leaders: Runtime) -> None:
+    status, zhao = await get(leaders, page_path(leader_url(leaders, "zhao")))
+    assert status == 200
+    assert "发改委第一党支部" in zhao and "发改委第二党支部" in zhao
+    assert "教育局" not in zhao and "吴敏" not in zhao
+    # Liu never confirmed October's (overdue since its deadline); November's came late: not overdue.
+    assert zhao.count("刘洋") == 1 and "自 2026年10月16日（星期五）09:00 起逾期，已 35 天" in zhao
+
+    status, sun = await get(leaders, page_path(leader_url(leaders, "sun")))
+    assert status == 200
+    assert "教育局第一党支部" in sun and "发改委" not in sun and "王芳" not in sun
+    assert "吴敏" in sun and "自 2026年11月6日（星期五）09:00 起逾期，已 14 天" in sun
+
+    # Six months of on-time rate as an inline chart: October 100%, November 0% for Sun's units.
+    bars = re.findall(r'<text [^>]*class="label">([^<]+)</text>', sun)
+    assert bars == ["6月", "7月", "8月", "9月", "10月", "11月"]
+    assert 'aria-label="近6个月按时完成率：6月 —，7月 —，8月 —，9月 —，10月 100.0%，11月 0.0%"' in sun
+
+
+async def test_changing_the_link_reaches_no_other_leaders_units(leaders: Runtime) -> None:
+    zhao = page_path(leader_url(leaders, "zhao")).removeprefix("/l/")
+    sun = page_path(leader_url(leaders, "sun")).removeprefix("/l/")
+    spliced = sun.split(".")[0] + "." + ".".join(zhao.split(".")[1:])  # Sun's id under Zhao's signature
+    for token, status in ((spliced, 403), (zhao[:-4] + "AAAA", 403), ("abc", 400),
+                          (make_view_token(leaders.link_key, "ical-person", ["sun"]), 403),
+                          (make_view_token(leaders.link_key, "chart", ["bulletin", 0, ""]), 403),
+                          (make_token(leaders.link_key, 1, "sun"), 403)):
+        got, page = await get(leaders, f"/l/{token}")
+        assert got == status, token
+        assert "链接" in page and "教育局" not in page and "发改委" not in page
+
+    got, page = await get(leaders, page_path(leader_url(leaders, "wang")))  # a secretary oversees nothing
+    assert got == 404 and "没有分管单位" in page
+
+    url = page_path(leader_url(leaders, "zhao"))
+    leaders.clock.now += timedelta(days=leaders.settings.view_ttl_days + 1)  # type: ignore[attr-defined]
+    got, page = await get(leaders, url)
+    assert got == 410 and "过期" in page
+
+
+async def test_the_leader_page_offers_no_form_and_refuses_posts(leaders: Runtime) -> None:
+    path = page_path(leader_url(leaders, "zhao"))
+    _, page = await get(leaders, path)
+    assert "<form" not in page
+    async with TestClient(TestServer(make_app(leaders), host="127.0.0.1")) as client:
+        response = await client.post(path, data={"x": "1"})
+        assert response.status == 405

@@ -82,3 +82,6 @@ INBOUND = Counter(
     "remindbot_inbound_total", "Inbound chat events (replies, button presses) by platform and outcome "
     "(recorded, already, replay, unknown_sender, owes_nothing, bad_code, refused, ignored, rejected).",
     ["platform", "outcome"], registry=REGISTRY)
+ADMIN_ACTIONS = Counter(
+    "remindbot_admin_actions_total", "Admin actions (confirm, excuse, followup_now, resend, send_test) by outcome "
+    "(done, refused).", ["action", "outcome"], registry=REGISTRY)

@@ -92,7 +92,7 @@ async def _form(request: web.Request) -> dict[str, str]:
             text=_refusal_page(request, 403, "操作被拒绝",
                                "请求来自其他网站，或缺少有效的安全令牌（可能页面打开太久）。"
                                "操作没有执行。请回到管理后台刷新页面后重试。"),
-            content_type="text/html", charset="utf-8")
+            content_type="text/html")
     return {k: str(v) for k, v in form.items()}
 
 

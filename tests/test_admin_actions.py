@@ -128,7 +128,8 @@ async def test_each_admin_logs_in_with_their_own_password_only(site: Site) -> No
 
 async def test_an_admin_records_a_confirmation_on_someones_behalf_and_the_board_shows_who_and_why(
         site: Site) -> None:
-    response = await site.post(f"/admin/occurrences/{site.occ}/confirm", {"person": "liu", "note": "电话告知，参会 12 人"})
+    response = await site.post(f"/admin/occurrences/{site.occ}/confirm",
+                               {"person": "liu", "note": "电话告知，参会 12 人"})
     assert response.status == 303
     board = await site.page(response.headers["Location"])
     assert "已代为登记：刘洋 已完成" in board  # the notice of what was done

@@ -121,6 +121,13 @@ def via_text(row: BoardRow, names: Mapping[str, str]) -> str:
     return row.via_label
 
 
+def excused_text(row: BoardRow, names: Mapping[str, str]) -> str:
+    """``出差：…（陈静 登记）`` for someone excused, else empty."""
+    if not row.excused:
+        return ""
+    return f"{row.excuse_reason}（{names.get(row.excused_by or '', row.excused_by)} 登记）"
+
+
 REHEARSAL_NOTE = "演练记录：未真正发送，不催办、不告知领导、不计入统计，其确认链接不能登记确认。"
 
 
@@ -141,7 +148,7 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
                     + (f"，逾期未确认 {overdue} 人" if overdue else "")
                     + (f"，请假等免于确认 {excused} 人" if excused else ""))
     rows = [["演练" if occ.dry_run else row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at),
-             via_text(r, names), r.note or (f"{r.excuse_reason}（{r.excused_by} 登记）" if r.excused else "")]
+             via_text(r, names), r.note or excused_text(r, names)]
             for r in sorted(b.rows, key=lambda r: (r.confirmed, r.unit_id or "", r.person_id))]
     return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
 

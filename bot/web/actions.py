@@ -7,7 +7,8 @@ recording nothing, unless
   most :data:`TOKEN_TTL` seconds old (another site cannot read a page to copy one, and a token
   is good for its own admin only), and
 * the browser says it came from this site: ``Sec-Fetch-Site`` is ``same-origin`` (or ``none``)
-  when sent, and ``Origin``, when sent, names this host or ``REMINDBOT_BASE_URL``'s.
+  when sent, and ``Origin``, when sent, names this host or ``REMINDBOT_BASE_URL``'s (``null``,
+  which no-referrer pages send, only with ``Sec-Fetch-Site: same-origin``).
 
 The work itself is :mod:`bot.actions` (the same functions as the command line). A done action
 redirects (303) back to its page, which shows the audit row; a refusal is a Chinese page.
@@ -70,14 +71,21 @@ def token_ok(key: str, admin: str, token: str, now: float) -> bool:
 
 
 def same_site(request: web.Request) -> bool:
-    """False when the browser says the request came from another site."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    """False when the browser says the request came from another site.
+
+    Our pages send ``Referrer-Policy: no-referrer``, so a browser's own form POST carries
+    ``Origin: null``; that is accepted only with ``Sec-Fetch-Site: same-origin`` beside it.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("Origin")
     if origin is None:
         return True
+    if origin == "null":
+        return site == "same-origin"
     allowed = {request.host, urlsplit(runtime_of(request).settings.base_url).netloc}
-    return origin != "null" and urlsplit(origin).netloc in allowed
+    return urlsplit(origin).netloc in allowed
 
 
 async def _form(request: web.Request) -> dict[str, str]:

@@ -30,6 +30,7 @@ from bot.platforms.registry import platform_for
 from bot.reports import unit_figures
 from bot.runtime import Runtime
 from bot.web import make_app
+from storage.db import Database
 from storage.models import AdminAction, Confirmation, Expectation, Outbox
 from tests.fakes.platforms import FakePlatforms, FakeRobot
 
@@ -78,18 +79,18 @@ class Site:
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
+async def site(any_db: Database, tmp_path: Path) -> AsyncIterator[Site]:
+    """The same world on a SQLite file and on PostgreSQL (its own schema)."""
     settings = write_world(tmp_path)
     settings.admins = SecretStr(ADMINS)
     clock = Clock(bj(2026, 11, 3, 10, 0))
-    runtime = await make_runtime(settings, clock)
+    runtime = await make_runtime(settings, clock, any_db)
     async with FakePlatforms() as fakes:
         robot = fakes.generic("party-robot")
         runtime.schedules.channels["fake"] = robot.channel("fake", name="党建联络群")
         occ = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
         async with TestClient(TestServer(make_app(runtime), host="127.0.0.1")) as client:
             yield Site(runtime, clock, client, occ, robot)
-    await runtime.db.stop()
 
 
 async def dead_message(site: Site, *, status: str = "dead") -> int:
@@ -115,6 +116,22 @@ def test_admins_are_read_from_name_hash_pairs_and_a_clear_password_is_refused() 
     with pytest.raises(AdminConfigError, match="不是 argon2 哈希") as refused:
         parse_admins("陈明:my-clear-password")
     assert "my-clear-password" not in str(refused.value)
+
+
+def test_serve_refuses_an_admins_entry_that_is_not_a_hash() -> None:
+    from bot.settings import Settings
+
+    assert "不是 argon2 哈希" in (Settings(admins=SecretStr("陈明:clear-text-password")).admin_password_problem() or "")
+    assert Settings(admins=SecretStr(ADMINS)).admin_password_problem() is None
+
+
+async def test_no_password_reaches_the_logs(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    await site.client.get("/admin/", headers=auth("陈明", "a-wrong-password-typed"))
+    await site.post(f"/admin/occurrences/{site.occ}/excuse", {"person": "liu", "reason": "出差"})
+    assert "管理员 陈明" in caplog.text
+    for secret in (*PASSWORDS.values(), "a-wrong-password-typed", "$argon2"):
+        assert secret not in caplog.text
 
 
 async def test_each_admin_logs_in_with_their_own_password_only(site: Site) -> None:

@@ -80,8 +80,12 @@ class Accounts:
 
     def check(self, name: str, password: str) -> bool:
         """Whether ``password`` is ``name``'s. Unknown names cost as much as known ones."""
-        if self.plain is not None and name == self.plain[0] and name not in self.hashes:
-            return hmac.compare_digest(password.encode(), self.plain[1].encode())
+        if self.plain is not None and name not in self.hashes:
+            # Both parts compared always, so timing tells nothing about which one was wrong.
+            name_ok = hmac.compare_digest(name.encode(), self.plain[0].encode())
+            password_ok = hmac.compare_digest(password.encode(), self.plain[1].encode())
+            if name_ok:
+                return password_ok
         hashed = self.hashes.get(name)
         digest = hmac.new(self._key, f"{name}\0{hashed}\0{password}".encode(), hashlib.sha256).digest()
         if hashed is not None and hmac.compare_digest(self._known.get(name, b""), digest):

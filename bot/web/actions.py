@@ -28,8 +28,8 @@ from sqlmodel import col, select
 from bot import actions
 from bot.actions import ACTION_LABELS, EXCUSE_KINDS, ActionRefused, Done
 from bot.confirmations import Board
+from bot.web.app import read_form, runtime_of
 from bot.web.app import render as render_page
-from bot.web.app import runtime_of
 from storage.models import AdminAction, Outbox
 
 TOKEN_TTL = 12 * 3600  # seconds a page's CSRF token stays good
@@ -92,7 +92,7 @@ async def _form(request: web.Request) -> dict[str, str]:
     """The checked form; raises HTTPForbidden (a Chinese page) when CSRF or same-site fails."""
     from bot.web.admin import admin_name
 
-    form = await request.post()
+    form = await read_form(request)  # a malformed body is a Chinese 400
     token = str(form.get(FIELD, ""))
     key = runtime_of(request).settings.signing_key
     if not same_site(request) or not token_ok(key, admin_name(request), token, time.time()):
@@ -194,12 +194,19 @@ async def send_test_post(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- what the pages show
 
 
+def admin_names(request: web.Request) -> dict[str, str]:
+    """Person id -> name for the schedules' admins: the command line records ``--by`` as an id."""
+    people = runtime_of(request).schedules.people.values()
+    return {p.id: p.name for p in people if "admin" in p.roles}
+
+
 def _rows(request: web.Request, rows: list[AdminAction], names: dict[str, str]) -> list[dict[str, Any]]:
     runtime = runtime_of(request)
+    admins = admin_names(request)
     out = []
     for r in rows:
         channel = runtime.channel(r.channel_id) if r.channel_id else None
-        out.append({"row": r, "label": ACTION_LABELS.get(r.action, r.action),
+        out.append({"row": r, "label": ACTION_LABELS.get(r.action, r.action), "admin": admins.get(r.admin, r.admin),
                     "person": names.get(r.person_id or "", r.person_id or ""),
                     "channel": channel.name if channel is not None else (r.channel_id or "")})
     return out
@@ -223,6 +230,7 @@ async def board_extras(request: web.Request, b: Board) -> dict[str, Any]:
         "excuse_kinds": EXCUSE_KINDS,
         "can_follow_up": bool(owing) and reminder is not None and reminder.confirm is not None and reminder.enabled,
         "audit": _rows(request, rows, {r.person_id: r.name for r in b.rows}),
+        "admin_names": admin_names(request),
         "done": _done_row(request, rows),
     }
 

@@ -28,4 +28,4 @@ bench: setup
 
 # Refresh the README's screenshots (the test suite itself writes them to a temporary folder).
 screenshots: setup
-	REMINDBOT_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -m browser tests/test_browser.py tests/test_browser_leader.py
+	REMINDBOT_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -m browser tests/test_browser.py tests/test_browser_leader.py tests/test_browser_actions.py

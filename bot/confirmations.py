@@ -168,8 +168,16 @@ class BoardRow:
     via: str | None
     note: str | None
     recorded_by: str | None
-    overdue_since: datetime | None  # the deadline, when it passed without a confirmation
+    overdue_since: datetime | None  # the deadline, when it passed without a confirmation (nor excusal)
     late: bool = False  # confirmed, but after the deadline
+    excused_at: datetime | None = None  # an admin excused them (请假、出差…): owes nothing, never late
+    excused_by: str | None = None
+    excuse_reason: str | None = None
+
+    @property
+    def excused(self) -> bool:
+        """Excused and not confirmed (a confirmation that came anyway counts as one)."""
+        return self.excused_at is not None and self.confirmed_at is None
 
     @property
     def confirmed(self) -> bool:
@@ -197,11 +205,15 @@ class Board:
     def overdue(self) -> list[BoardRow]:
         return [r for r in self.rows if r.overdue_since is not None]
 
+    @property
+    def excused(self) -> list[BoardRow]:
+        return [r for r in self.rows if r.excused]
+
 
 def _row(exp: Expectation, conf: Confirmation | None, deadline: datetime | None,
          now: datetime) -> BoardRow:
     confirmed_at = _aware(conf.confirmed_at) if conf else None
-    overdue = conf is None and deadline is not None and now >= deadline
+    overdue = conf is None and exp.excused_at is None and deadline is not None and now >= deadline
     return BoardRow(
         person_id=exp.person_id,
         name=exp.person_name,
@@ -213,6 +225,9 @@ def _row(exp: Expectation, conf: Confirmation | None, deadline: datetime | None,
         recorded_by=conf.recorded_by if conf else None,
         overdue_since=deadline if overdue else None,
         late=bool(confirmed_at and deadline and confirmed_at > deadline),
+        excused_at=_aware(exp.excused_at),
+        excused_by=exp.excused_by,
+        excuse_reason=exp.excuse_reason,
     )
 
 

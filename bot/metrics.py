@@ -88,3 +88,6 @@ INBOUND = Counter(
 TOKEN_FETCHES = Counter(
     "remindbot_app_token_fetches_total", "App access-token fetches by platform and outcome (ok, refused, failed).",
     ["platform", "outcome"], registry=REGISTRY)
+ADMIN_ACTIONS = Counter(
+    "remindbot_admin_actions_total", "Admin actions (confirm, excuse, followup_now, resend, send_test) by outcome "
+    "(done, refused).", ["action", "outcome"], registry=REGISTRY)

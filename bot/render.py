@@ -194,7 +194,7 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
            "provisional": True}
     figures = {"period": "2026年11月", "rows": [
         {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "pending": 0, "nudges": 1,
-         "rate": 0.67}]}
+         "excused": 0, "rate": 0.67}]}
     reminder = {"id": "r", "title": reminder_title, "note": "请提前准备", "checklist": ["事项一"], "kind": "reminder"}
     full = {
         "reminder": reminder, "lead": "3天", "due": due, "deadline": "2026年12月7日 18:00",

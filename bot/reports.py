@@ -4,6 +4,9 @@ Units are ranked by on-time rate (highest first), then by fewest missing, so a l
 the gap ("使工作滞后单位看到差距"). A person counts for the unit recorded when the occurrence
 fired (the ``Expectation`` snapshot), so moving someone later does not rewrite past figures.
 
+Someone an admin excused (请假、出差…, ``bot.actions.excuse``) and who did not confirm anyway is
+counted in ``excused`` only: not expected, not missing, never late.
+
 ``missing`` counts expectations without a confirmation when the figures are taken, whether or
 not their deadline has passed (``pending`` says how many of them still have time); ``nudges``
 counts every ``Nudge`` row (follow-ups to the person and escalations about them).
@@ -37,8 +40,9 @@ NO_UNIT = "未分配单位"
 QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
 MIN_YEAR, MAX_YEAR = 1970, 2999  # a period outside these years is a typo, not a report
-COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending")
-HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率")
+COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending", "excused")
+HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率",
+           "请假等免于确认")
 # Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
 MONTHLY_PERIODS = ("weekly", "monthly", "cron")
 
@@ -53,6 +57,7 @@ class UnitRow:
     missing: int = 0
     nudges: int = 0
     pending: int = 0  # of ``missing``: deadline not passed yet (or none), so not overdue
+    excused: int = 0  # excused by an admin (请假、出差…) and not confirmed: apart from ``expected``
 
     @property
     def due(self) -> int:
@@ -152,6 +157,7 @@ class Owed(NamedTuple):
     confirmed_at: datetime | None  # UTC; naive means UTC
     deadline: datetime | None  # UTC; naive means UTC
     nudges: int = 0
+    excused: bool = False  # excused by an admin; a confirmation that came anyway still counts
 
 
 def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
@@ -166,8 +172,11 @@ def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
     for item in owed:
         names[item.unit_id] = item.unit
         t = sums.setdefault(item.unit_id, dict.fromkeys(COUNTS, 0))
-        t["expected"] += 1
         t["nudges"] += item.nudges
+        if item.excused and item.confirmed_at is None:  # owes nothing: neither expected nor late
+            t["excused"] += 1
+            continue
+        t["expected"] += 1
         deadline = utc(item.deadline) if item.deadline is not None else None
         if item.confirmed_at is None:
             t["missing"] += 1
@@ -214,7 +223,8 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
         else:  # the name as it was when the occurrence fired
             name = exp.unit_name or (unit.name if unit else None) or key or NO_UNIT
         where = (exp.occurrence_id, exp.person_id)
-        return Owed(key, name, confirmed.get(where), occs[exp.occurrence_id].deadline_at, nudges.get(where, 0))
+        return Owed(key, name, confirmed.get(where), occs[exp.occurrence_id].deadline_at, nudges.get(where, 0),
+                    exp.excused_at is not None)
 
     kept = (e for e in exps if wanted is None or e.unit_id in wanted
             or any(u.id in wanted for u in s.unit_chain(e.unit_id)))
@@ -241,7 +251,7 @@ def board_figures(board: Board, nudges: Mapping[tuple[int, str], int], now: date
     by :func:`nudge_counts`)."""
     occ = board.occurrence
     return tally((Owed(r.unit_id, r.unit_name or r.unit_id or NO_UNIT, r.confirmed_at, occ.deadline_at,
-                       nudges.get((occ.id or 0, r.person_id), 0)) for r in board.rows), now)
+                       nudges.get((occ.id or 0, r.person_id), 0), r.excused_at is not None) for r in board.rows), now)
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
@@ -286,7 +296,7 @@ def percent(row: UnitRow) -> str:
 
 def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
     return [[str(i), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.pending),
-             str(r.nudges), percent(r)] for i, r in enumerate(rows, start=1)]
+             str(r.nudges), percent(r), str(r.excused)] for i, r in enumerate(rows, start=1)]
 
 
 def totals(rows: Iterable[UnitRow]) -> UnitRow:

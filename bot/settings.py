@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Admin area password, at least 12 characters. The admin area is closed while either "
         "is empty.",
     )
+    admins: SecretStr = Field(
+        default=SecretStr(""),
+        description="Several admins: name:argon2-hash pairs, separated by commas, semicolons or new lines "
+        "(hashes from `remindbot admin hash-password`). The name is recorded with every admin action.",
+    )
     link_ttl_days: int = Field(default=14, description="Confirmation link lifetime in days.")
     view_ttl_days: int = Field(
         default=100, ge=1, description="Lifetime in days of a leader's page link and a report's chart link."
@@ -158,7 +163,8 @@ class Settings(BaseSettings):
 
     @property
     def admin_enabled(self) -> bool:
-        return bool(self.admin_user and self.admin_password.get_secret_value())
+        return bool(self.admin_user and self.admin_password.get_secret_value()) or bool(
+            self.admins.get_secret_value().strip())
 
     def admin_password_problem(self) -> str | None:
         """Why the admin password may not be used (Chinese, for ``serve`` to refuse to start), or None."""
@@ -166,6 +172,12 @@ class Settings(BaseSettings):
         if 0 < length < MIN_ADMIN_PASSWORD:
             return (f"REMINDBOT_ADMIN_PASSWORD 太短（{length} 个字符）："
                     f"管理后台密码至少需要 {MIN_ADMIN_PASSWORD} 个字符。请设置更长的密码，或清空它以关闭管理后台。")
+        from bot.admins import AdminConfigError, parse_admins
+
+        try:
+            parse_admins(self.admins.get_secret_value())
+        except AdminConfigError as exc:
+            return str(exc)
         return None
 
     def exposure_warning(self) -> str | None:

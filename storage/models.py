@@ -59,6 +59,11 @@ class Expectation(SQLModel, table=True):
     followups: int = 0
     next_escalation_at: datetime | None = None
     escalations: int = 0
+    # An admin excused the person from this occurrence (请假、出差…): no follow-ups or escalations,
+    # and figures count them apart (neither owed nor late). UTC; None when not excused.
+    excused_at: datetime | None = None
+    excused_by: str | None = None  # the admin's name (web login) or person id (CLI --by)
+    excuse_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Confirmation(SQLModel, table=True):
@@ -243,3 +248,24 @@ class InboundSeen(SQLModel, table=True):
     app_id: str
     message_id: str = Field(max_length=200)
     seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class AdminAction(SQLModel, table=True):
+    """What an admin did, by hand: who, when, what, why. Shown on the occurrence's board.
+
+    ``action``: confirm (代为登记) | excuse | followup_now | resend | send_test. ``detail`` is the
+    outcome in Chinese (e.g. when a deferred follow-up will go); ``reason`` is the admin's why.
+    """
+
+    __tablename__ = "admin_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrence.id", index=True)
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id", index=True)
+    person_id: str | None = None
+    channel_id: str | None = None
+    admin: str
+    action: str
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    at: datetime = Field(default_factory=utcnow, index=True)

@@ -174,7 +174,7 @@ def test_report_as_csv_and_markdown(cli: Cli) -> None:
     assert rows[0][0] == "排名" and rows[1][1] == "发改委第一党支部" and len(rows) == 4
 
     as_markdown = cli.run(report, "--period", month, "--reminder", "study", "--format", "markdown")
-    assert "| 1 | 发改委第一党支部 | 1 | 1 | 0 | 0 | 0 | 0 | 100.0% |" in as_markdown.output
+    assert "| 1 | 发改委第一党支部 | 1 | 1 | 0 | 0 | 0 | 0 | 100.0% | 0 |" in as_markdown.output
 
 
 def test_report_written_to_a_csv_file_opens_in_excel(cli: Cli) -> None:

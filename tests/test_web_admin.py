@@ -135,7 +135,7 @@ async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_w
     for words in ("按时确认", "逾期确认", "未确认", "催办次数", "按时完成率"):
         assert f"<th>{words}</th>" in page, words
     second = ("<tr><td>2</td><td>第二党支部</td><td>2</td><td>0</td><td>1</td><td>1</td><td>0</td><td>0</td>"
-              "<td>0.0%</td></tr>")
+              "<td>0.0%</td><td>0</td></tr>")
     assert second in page
     assert "已到截止 1 项，按时 1 项 · 100.0%" in page and "已到截止 2 项，按时 0 项 · 0.0%" in page
     # Second branch: Li late (half the bar, after 0% on time), Wang past the deadline (the other half).
@@ -235,9 +235,9 @@ async def test_unit_csv_has_the_columns_of_the_report_and_opens_in_excel(
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert rows == [["排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数",
-                     "按时完成率"],
-                    ["1", "第一党支部", "1", "1", "0", "0", "0", "0", "100.0%"],
-                    ["2", "第二党支部", "2", "0", "1", "1", "0", "0", "0.0%"]]
+                     "按时完成率", "请假等免于确认"],
+                    ["1", "第一党支部", "1", "1", "0", "0", "0", "0", "100.0%", "0"],
+                    ["2", "第二党支部", "2", "0", "1", "1", "0", "0", "0.0%", "0"]]
 
 
 async def test_a_unit_name_that_looks_like_a_formula_is_defused_in_the_unit_csv(
@@ -273,9 +273,9 @@ async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(
     from_cli = list(csv.reader(io.StringIO(cli.output)))
     from_web = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert from_web == from_cli
-    assert from_web[1:] == [["1", "发改委第一党支部", "1", "1", "0", "0", "0", "0", "100.0%"],
-                            ["2", "发改委第二党支部", "1", "0", "1", "0", "0", "1", "0.0%"],
-                            ["3", "教育局第一党支部", "1", "0", "0", "1", "0", "1", "0.0%"]]
+    assert from_web[1:] == [["1", "发改委第一党支部", "1", "1", "0", "0", "0", "0", "100.0%", "0"],
+                            ["2", "发改委第二党支部", "1", "0", "1", "0", "0", "1", "0.0%", "0"],
+                            ["3", "教育局第一党支部", "1", "0", "0", "1", "0", "1", "0.0%", "0"]]
     for row in from_cli[1:]:
         assert "<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" in page
 
@@ -344,7 +344,7 @@ async def test_the_unit_total_row_has_one_cell_under_each_header(world: World, c
     headers = re.findall(r"<th>(.*?)</th>", page[page.index("<table class=\"list units\">"):])
     foot = page[page.index("<tfoot>"):page.index("</tfoot>")]
     cells = re.findall(r"<td(?: data-label=\"(.*?)\")?>(.*?)</td>", foot)
-    assert len(cells) == len(headers) == 9
+    assert len(cells) == len(headers) == 10
     # Each total sits under its own header: 未确认 1 (Wang, overdue), of which 0 still within the deadline.
     by_header = {label: value for label, value in cells if label}
     assert by_header["单位"] == "<strong>合计</strong>"

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from bot.cli import zh
+from bot.cli.actions import admin, excuse, resend
 from bot.cli.apps import apps
 from bot.cli.confirmations import confirm, link, report, status
 from bot.cli.database import db
@@ -35,6 +36,6 @@ def main() -> None:
 
 
 for command in (validate, upcoming, serve, schema, preview, fire_command, send_test, status, confirm, link, report,
-                db, apps):
+                db, apps, excuse, resend, admin):
     main.add_command(command)
 zh.chinese_metavars(main)

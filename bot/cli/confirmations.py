@@ -106,6 +106,8 @@ async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[
 
 
 def row_state(row: BoardRow) -> str:
+    if row.excused:
+        return "请假"
     if row.confirmed:
         return "逾期确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since is not None else "未确认"
@@ -117,6 +119,13 @@ def via_text(row: BoardRow, names: Mapping[str, str]) -> str:
     if row.recorded_by:
         return f"{row.via_label}（{names.get(row.recorded_by, row.recorded_by)}）"
     return row.via_label
+
+
+def excused_text(row: BoardRow, names: Mapping[str, str]) -> str:
+    """``出差：…（陈静 登记）`` for someone excused, else empty."""
+    if not row.excused:
+        return ""
+    return f"{row.excuse_reason}（{names.get(row.excused_by or '', row.excused_by)} 登记）"
 
 
 REHEARSAL_NOTE = "演练记录：未真正发送，不催办、不告知领导、不计入统计，其确认链接不能登记确认。"
@@ -134,9 +143,12 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
         head.append(f"{REHEARSAL_NOTE}正式发送时应确认 {b.expected} 人。")
     else:
         overdue = len(b.overdue)
-        head.append(f"已确认 {b.confirmed}/{b.expected} 人" + (f"，逾期未确认 {overdue} 人" if overdue else ""))
+        excused = len(b.excused)
+        head.append(f"已确认 {b.confirmed}/{b.expected - excused} 人"
+                    + (f"，逾期未确认 {overdue} 人" if overdue else "")
+                    + (f"，请假等免于确认 {excused} 人" if excused else ""))
     rows = [["演练" if occ.dry_run else row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at),
-             via_text(r, names), r.note or ""]
+             via_text(r, names), r.note or excused_text(r, names)]
             for r in sorted(b.rows, key=lambda r: (r.confirmed, r.unit_id or "", r.person_id))]
     return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
 
@@ -306,8 +318,9 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
     total = totals(rows)
     waiting = f"（其中 {total.pending} 项未到截止，不计入完成率）" if total.pending else ""
     footer = (f"合计：应确认 {total.expected} 项{waiting}，按时 {total.on_time} 项（{percent(total)}），"
-              f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次。"
-              "按按时完成率排名。")
+              f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次"
+              + (f"，请假等免于确认 {total.excused} 项（不计入应确认）。" if total.excused else "。")
+              + "按按时完成率排名。")
     return f"{format_rows(rows, fmt, title=title)}\n\n{footer}{aside}{missed}", title
 
 

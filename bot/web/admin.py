@@ -3,16 +3,16 @@
 Per-unit figures come from :mod:`bot.reports`, like ``remindbot report``: the same periods
 (``?period=2026-11``, ``2026-Q4``, ``2026``), the same counting, columns, words and ranking.
 
-Behind HTTP Basic auth from ``Settings.admin_user``/``admin_password``; closed (403, with a page
-saying how to open it) while either is empty. Every page only reads: a browser sends Basic
-credentials to cross-site requests too, so a page that changed something would need CSRF
-protection. No page shows a webhook, key or secret.
+Behind HTTP Basic auth for the admins of :mod:`bot.admins` (``REMINDBOT_ADMINS``, or
+``REMINDBOT_ADMIN_USER``/``_PASSWORD``); closed (403, with a page saying how to open it) while none
+is configured. The pages here only read; the actions that change something are POSTs in
+:mod:`bot.web.actions`, each with a CSRF token and a same-site check, because a browser sends
+Basic credentials with cross-site requests too. No page shows a webhook, key or secret.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
@@ -22,6 +22,7 @@ from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bot.admins import Accounts, AdminConfigError, accounts_from
 from bot.confirmations import Board, BoardRow, board, boards_for
 from bot.csvfile import csv_text
 from bot.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
@@ -39,6 +40,7 @@ from bot.reports import (
     totals,
     unit_figures,
 )
+from bot.web.actions import add_action_routes, board_extras, outbox_extras
 from bot.web.app import Handler, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.app import render as render_page
 from bot.web.login import LoginThrottle
@@ -59,6 +61,7 @@ OUTBOX_STATUS = {"pending": "待发送", "sent": "已发送", "dead": "发送失
 def make_admin_app() -> web.Application:
     admin = web.Application(middlewares=[basic_auth])
     admin[LOGIN_THROTTLE] = LoginThrottle()
+    admin[ACCOUNTS] = {}
     admin.router.add_get("/", upcoming_page)
     admin.router.add_get("/upcoming", upcoming_page, name="upcoming")
     admin.router.add_get("/occurrences", occurrences_page)
@@ -68,6 +71,7 @@ def make_admin_app() -> web.Application:
     admin.router.add_get("/units", units_page)
     admin.router.add_get("/units.csv", units_csv)
     admin.router.add_get("/outbox", outbox_page)
+    add_action_routes(admin)  # the POSTs: bot/web/actions.py
     return admin
 
 
@@ -92,12 +96,24 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _credentials_match(given: tuple[str, str] | None, user: str, password: str) -> bool:
-    given_user, given_password = given or ("", "")
-    # Compare both parts always, so timing tells nothing about which one was wrong.
-    user_ok = hmac.compare_digest(given_user.encode(), user.encode())
-    password_ok = hmac.compare_digest(given_password.encode(), password.encode())
-    return given is not None and user_ok and password_ok
+ACCOUNTS = web.AppKey("admin_accounts", dict)
+ADMIN_NAME = web.RequestKey("admin_name", str)  # the logged-in admin's name, for audit rows
+
+
+def accounts_of(request: web.Request) -> Accounts:
+    """The configured admins, built once per settings value (raises AdminConfigError)."""
+    settings = runtime_of(request).settings
+    key = (settings.admins.get_secret_value(), settings.admin_user, settings.admin_password.get_secret_value())
+    cache = request.config_dict[ACCOUNTS]
+    if key not in cache:
+        cache.clear()
+        cache[key] = accounts_from(*key)
+    return cache[key]
+
+
+def admin_name(request: web.Request) -> str:
+    """The name of the admin who made this request (set by :func:`basic_auth`)."""
+    return str(request[ADMIN_NAME])
 
 
 @web.middleware
@@ -113,9 +129,14 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
                           message=f"该地址连续登录失败次数过多，请 {ceil(wait)} 秒后再试。", tone="error")
         response.headers["Retry-After"] = str(ceil(wait))
         return response
+    try:
+        accounts = accounts_of(request)
+    except AdminConfigError as exc:
+        return render(request, "admin_closed.html", status=403, title="管理后台未开启", message=str(exc),
+                      tone="error")
     header = request.headers.get("Authorization", "")
     given = _basic_credentials(header)
-    if not _credentials_match(given, settings.admin_user, settings.admin_password.get_secret_value()):
+    if given is None or not accounts.check(*given):
         if header:  # a browser's first request carries no credentials: not a failed attempt
             throttle.failed(address, given[0] if given else "（无法解析）")
         response = render(request, "message.html", status=401, title="需要登录",
@@ -123,6 +144,7 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
         response.headers["WWW-Authenticate"] = REALM
         return response
     throttle.succeeded(address)
+    request[ADMIN_NAME] = given[0]
     return await handler(request)
 
 
@@ -202,7 +224,8 @@ async def board_page(request: web.Request) -> web.Response:
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, bars=figures,
                   zone=zone_for(runtime, b.occurrence.reminder_id), now=now,
-                  sent=lines_for(runtime, [sent])[0] if sent is not None else None)
+                  sent=lines_for(runtime, [sent])[0] if sent is not None else None,
+                  **await board_extras(request, b))
 
 
 def _period(request: web.Request) -> tuple[Period, str | None]:
@@ -326,7 +349,7 @@ async def outbox_page(request: web.Request) -> web.Response:
     } for r in rows]
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
                   counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=items,
-                  doubles=doubles)
+                  doubles=doubles, **await outbox_extras(request))
 
 
 def _channel_name(runtime: Any, channel_id: str) -> str:
@@ -375,6 +398,8 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[o
 
 
 def board_status(row: BoardRow) -> str:
+    if row.excused:
+        return "请假免于确认"
     if row.confirmed:
         return "逾期后确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since else "未确认"

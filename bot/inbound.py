@@ -31,6 +31,7 @@ from bot import metrics
 from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ
 from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
+from bot.platforms.events import Pressed, Said
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, InboundSeen, Occurrence
 
@@ -84,38 +85,6 @@ def occurrence_of_code(code: str) -> int | None:
     for c in code:
         n = n * len(CODE_ALPHABET) + CODE_ALPHABET.index(c)
     return ((n - _B) * _A_INV) % _N
-
-
-class CallbackError(Exception):
-    """An inbound request that is refused. ``status`` is the HTTP status; the message is Chinese."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Said:
-    """A chat message, after the platform checked its signature. ``user_id`` is the platform's."""
-
-    platform: str  # a key of Person.ids: wecom, dingtalk, feishu, lark, slack
-    app_id: str
-    user_id: str
-    text: str  # mentions of the bot already removed
-    message_id: str
-    display_name: str | None = None  # for logs only: it never identifies anyone
-
-
-@dataclass(frozen=True)
-class Pressed:
-    """A confirm button press on a card for ``occurrence_id``."""
-
-    platform: str
-    app_id: str
-    user_id: str
-    occurrence_id: int
-    message_id: str
-    display_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.inbound import CallbackError, Pressed, Said
 from bot.platforms.apps import DingTalkApp
+from bot.platforms.events import CallbackError, Pressed, Said
 
 log = logging.getLogger(__name__)
 MAX_SKEW_MS = 3600 * 1000

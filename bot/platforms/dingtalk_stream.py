@@ -32,8 +32,8 @@ from urllib.parse import quote_plus
 import aiohttp
 
 from bot import metrics
-from bot.inbound import CallbackError
 from bot.platforms.apps import DingTalkApp
+from bot.platforms.events import CallbackError
 
 log = logging.getLogger(__name__)
 

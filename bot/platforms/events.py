@@ -1,0 +1,41 @@
+"""What a platform's inbound side hands to :mod:`bot.inbound`: refusals and events.
+
+These types live below both the platform modules (which build them from verified requests) and
+``bot.inbound`` (which applies the confirmation rules), so neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CallbackError(Exception):
+    """An inbound request that is refused. ``status`` is the HTTP status; the message is Chinese."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Said:
+    """A chat message, after the platform checked its signature. ``user_id`` is the platform's."""
+
+    platform: str  # a key of Person.ids: wecom, dingtalk, feishu, lark, slack
+    app_id: str
+    user_id: str
+    text: str  # mentions of the bot already removed
+    message_id: str
+    display_name: str | None = None  # for logs only: it never identifies anyone
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """A confirm button press on a card for ``occurrence_id``."""
+
+    platform: str
+    app_id: str
+    user_id: str
+    occurrence_id: int
+    message_id: str
+    display_name: str | None = None

@@ -22,12 +22,13 @@ from bot.compose import (
     members,
     mention_for,
     person_context,
-    queue,
+    queue_all,
     reminder_context,
     when_text,
 )
 from bot.config.models import Person, Reminder
 from bot.inbound import reply_code
+from bot.outbox import insert_ignoring
 from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
@@ -121,20 +122,21 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         first_followup = to_db(datetime.combine(day, local.time(), tzinfo=reminder.zone))
     elif every is not None:
         first_followup = to_db(from_db(occ.due_at) + every.delta)
+    escalation = None if occ.dry_run else occ.deadline_at
+    rows = []
     for person in expected_people(runtime, reminder):
         unit = s.units.get(person.unit or "")
-        session.add(Expectation(
-            occurrence_id=occ.id, person_id=person.id, person_name=person.name,
-            unit_id=unit.id if unit else None, unit_name=unit.name if unit else None,
-            leader_ids=[p.id for p in s.leaders_of(person)],
-            next_followup_at=first_followup,
-            next_escalation_at=None if occ.dry_run else occ.deadline_at,
-        ))
-    try:
-        await session.commit()
-    except IntegrityError:  # another instance recorded them first
-        await session.rollback()
-        await session.refresh(occ)  # the rollback expired it; reading it lazily would fail (MissingGreenlet)
+        rows.append({
+            "occurrence_id": occ.id, "person_id": person.id, "person_name": person.name,
+            "unit_id": unit.id if unit else None, "unit_name": unit.name if unit else None,
+            "leader_ids": [p.id for p in s.leaders_of(person)],
+            "next_followup_at": first_followup, "next_escalation_at": escalation,
+            "followups": 0, "escalations": 0,
+        })
+    # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails
+    await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
+                          ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]
+    await session.commit()
 
 
 @dataclass
@@ -175,10 +177,10 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         queued = 0
         now = runtime.clock()
         admin_id = runtime.schedules.service.admin_channel
+        admin = runtime.schedules.channels.get(admin_id) if admin_id else None
         for plan in plans:
-            plan.now, plan.dry_run = now, dry_run
-            plan.admin = runtime.schedules.channels.get(admin_id) if admin_id else None
-            queued += await queue(session, runtime.renderer, plan)
+            plan.now, plan.dry_run, plan.admin = now, dry_run, admin
+        queued += await queue_all(session, runtime.renderer, plans)
         if fire.stage == "due" and occ.fired_at is None:
             occ.fired_at = to_db(runtime.clock())
             session.add(occ)

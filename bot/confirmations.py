@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
+from sqlalchemy import and_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -127,6 +130,82 @@ async def record_confirmation(
             return False, winner
         CONFIRMATIONS.labels(via).inc()
         return True, row  # expire_on_commit is off: the row keeps its values and id
+
+
+# ---------------------------------------------------------------- the confirm page's hot path
+
+OCC = Occurrence.__table__  # type: ignore[attr-defined]
+EXP = Expectation.__table__  # type: ignore[attr-defined]
+CONF = Confirmation.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationView:
+    """What a page shows of a confirmation (times as stored: UTC)."""
+
+    confirmed_at: datetime
+    via: str
+    note: str | None
+    recorded_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """Everything a personal link's page needs, read in one statement (plain values, no ORM objects)."""
+
+    id: int
+    reminder_id: str
+    title: str
+    due_at: datetime
+    original_date: Any
+    provisional: bool
+    deadline_at: datetime | None
+    dry_run: bool
+    expected: bool  # the person owes a confirmation for this occurrence
+    person_name: str
+    unit_name: str | None
+    confirmation: ConfirmationView | None
+
+
+_LINK_QUERY_COLUMNS = (OCC.c.id, OCC.c.reminder_id, OCC.c.title, OCC.c.due_at, OCC.c.original_date, OCC.c.provisional,
+                       OCC.c.deadline_at, OCC.c.dry_run, EXP.c.id.label("expectation_id"), EXP.c.person_name,
+                       EXP.c.unit_name, CONF.c.confirmed_at, CONF.c.via, CONF.c.note, CONF.c.recorded_by)
+
+
+async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -> LinkView | None:
+    """The occurrence, the person's expectation and confirmation, in one Core query; None: no occurrence."""
+    stmt = (
+        select(*_LINK_QUERY_COLUMNS)
+        .select_from(OCC.outerjoin(EXP, and_(EXP.c.occurrence_id == OCC.c.id, EXP.c.person_id == person_id))
+                     .outerjoin(CONF, and_(CONF.c.occurrence_id == OCC.c.id, CONF.c.person_id == person_id)))
+        .where(OCC.c.id == occurrence_id)
+    )
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    conf = (ConfirmationView(row.confirmed_at, row.via, row.note, row.recorded_by)
+            if row.confirmed_at is not None else None)
+    return LinkView(row.id, row.reminder_id, row.title, row.due_at, row.original_date, bool(row.provisional),
+                    row.deadline_at, bool(row.dry_run), row.expectation_id is not None, row.person_name or "",
+                    row.unit_name, conf)
+
+
+async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_id: str, *, via: Via,
+                              note: str | None, now: datetime) -> ConfirmationView | None:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new confirmation, or None when one was there.
+
+    The caller has checked (in the same transaction) that the person is expected and the
+    occurrence is real; the unique constraint settles a race. Counts ``CONFIRMATIONS``.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    at = to_db_time(now)
+    stmt = (dialect.insert(CONF).values(occurrence_id=occurrence_id, person_id=person_id, confirmed_at=at,
+                                     via=via, note=note)
+            .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id))
+    if (await conn.execute(stmt)).first() is None:
+        return None
+    CONFIRMATIONS.labels(via).inc()
+    return ConfirmationView(at, via, note, None)
 
 
 async def _check_expected(session: AsyncSession, occurrence_id: int, person_id: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -172,15 +172,25 @@ _LINK_QUERY_COLUMNS = (OCC.c.id, OCC.c.reminder_id, OCC.c.title, OCC.c.due_at, O
                        EXP.c.unit_name, CONF.c.confirmed_at, CONF.c.via, CONF.c.note, CONF.c.recorded_by)
 
 
+_OCC_ID, _PERSON_ID = bindparam("occurrence_id"), bindparam("person_id")
+# Built once: each request only binds its two values (no statement construction on the hot path).
+_LINK_QUERY = (
+    select(*_LINK_QUERY_COLUMNS)
+    .select_from(OCC.outerjoin(EXP, and_(EXP.c.occurrence_id == OCC.c.id, EXP.c.person_id == _PERSON_ID))
+                 .outerjoin(CONF, and_(CONF.c.occurrence_id == OCC.c.id, CONF.c.person_id == _PERSON_ID)))
+    .where(OCC.c.id == _OCC_ID)
+)
+_INSERT_VALUES = {name: bindparam(name) for name in ("occurrence_id", "person_id", "confirmed_at", "via", "note")}
+_INSERTS = {
+    name: module.insert(CONF).values(**_INSERT_VALUES)
+    .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id)
+    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -> LinkView | None:
     """The occurrence, the person's expectation and confirmation, in one Core query; None: no occurrence."""
-    stmt = (
-        select(*_LINK_QUERY_COLUMNS)
-        .select_from(OCC.outerjoin(EXP, and_(EXP.c.occurrence_id == OCC.c.id, EXP.c.person_id == person_id))
-                     .outerjoin(CONF, and_(CONF.c.occurrence_id == OCC.c.id, CONF.c.person_id == person_id)))
-        .where(OCC.c.id == occurrence_id)
-    )
-    row = (await conn.execute(stmt)).first()
+    row = (await conn.execute(_LINK_QUERY, {"occurrence_id": occurrence_id, "person_id": person_id})).first()
     if row is None:
         return None
     conf = (ConfirmationView(row.confirmed_at, row.via, row.note, row.recorded_by)
@@ -197,12 +207,9 @@ async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_
     The caller has checked (in the same transaction) that the person is expected and the
     occurrence is real; the unique constraint settles a race. Counts ``CONFIRMATIONS``.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     at = to_db_time(now)
-    stmt = (dialect.insert(CONF).values(occurrence_id=occurrence_id, person_id=person_id, confirmed_at=at,
-                                     via=via, note=note)
-            .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id))
-    if (await conn.execute(stmt)).first() is None:
+    values = {"occurrence_id": occurrence_id, "person_id": person_id, "confirmed_at": at, "via": via, "note": note}
+    if (await conn.execute(_INSERTS[conn.dialect.name], values)).first() is None:
         return None
     CONFIRMATIONS.labels(via).inc()
     return ConfirmationView(at, via, note, None)

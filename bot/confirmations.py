@@ -284,8 +284,8 @@ class Board:
         return [r for r in self.rows if r.overdue_since is not None]
 
 
-def _row(exp: Expectation, conf: Confirmation | None, deadline: datetime | None,
-         now: datetime) -> BoardRow:
+def _row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> BoardRow:
+    """One line from an expectation and its confirmation (ORM objects or Core rows with those columns)."""
     confirmed_at = _aware(conf.confirmed_at) if conf else None
     overdue = conf is None and deadline is not None and now >= deadline
     return BoardRow(
@@ -318,25 +318,26 @@ async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime)
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     async with db.session() as session:
         occs = (await session.exec(select(Occurrence).where(col(Occurrence.id).in_(ids)))).all()
+        # Core rows with only the columns a board shows: a province's board has 20,000 of them.
         exps = (
             await session.exec(
-                select(Expectation)
-                .where(col(Expectation.occurrence_id).in_(ids))
-                .order_by(col(Expectation.unit_id), col(Expectation.id))
+                select(EXP.c.occurrence_id, EXP.c.person_id, EXP.c.person_name, EXP.c.unit_id, EXP.c.unit_name)
+                .where(EXP.c.occurrence_id.in_(ids))
+                .order_by(EXP.c.unit_id, EXP.c.id)
             )
         ).all()
         confs = (
-            await session.exec(select(Confirmation).where(col(Confirmation.occurrence_id).in_(ids)))
+            await session.exec(select(CONF.c.occurrence_id, CONF.c.person_id, CONF.c.confirmed_at, CONF.c.via,
+                                      CONF.c.note, CONF.c.recorded_by).where(CONF.c.occurrence_id.in_(ids)))
         ).all()
     by_key = {(c.occurrence_id, c.person_id): c for c in confs}
     result: list[Board] = []
     order = {oid: i for i, oid in enumerate(ids)}
+    owed: dict[int, list[Any]] = {}
+    for e in exps:
+        owed.setdefault(e.occurrence_id, []).append(e)
     for occ in sorted(occs, key=lambda o: order[o.id or 0]):
         deadline = _aware(occ.deadline_at)
-        rows = [
-            _row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now)
-            for e in exps
-            if e.occurrence_id == occ.id
-        ]
+        rows = [_row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now) for e in owed.get(occ.id or 0, [])]
         result.append(Board(occurrence=occ, rows=rows))
     return result

@@ -235,6 +235,15 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
     expected = {p.id for p in expected_people(runtime, reminder)} if needs_confirm else set()
     key = f"occ{occurrence_id}/{fire.stage}"
     plans: list[Planned] = []
+    # Only a report, or a leader in charge of some unit, has figures: asking for everyone else
+    # would scan the units once per person (a province's fire: 20,000 × 20,000).
+    in_charge = {pid for unit in s.units.values() for pid in unit.leaders}
+
+    async def person_figures(person: Person) -> dict[str, Any] | None:
+        if figures_for is None or (reminder.kind != "report" and person.id not in in_charge):
+            return None
+        return await figures_for(reminder, person, fire.due.due_at)
+
     for channel_id in reminder.recipients.channels:
         channel = s.channels[channel_id]
         people = members(s, mentioned, channel_id)
@@ -251,7 +260,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                         token = make_token(runtime.link_key, occurrence_id, person.id)
                         link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
-                figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
+                figures = await person_figures(person)
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
                               "confirm": base["confirm"] | {"link": link, "code": code}, "figures": figures}
                 plans.append(Planned(**common, context=ctx, mentions=[mention_for(person)], link=link,

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))  # run from a plain checkout
 
 from benchdb import close_db, open_db  # noqa: E402
 
+from bot.config.limits import Limits  # noqa: E402
 from bot.config.loader import load_schedules  # noqa: E402
 from bot.followup import FollowUps  # noqa: E402
 from bot.occurrences import fire  # noqa: E402
@@ -100,7 +101,8 @@ async def one_round(args: argparse.Namespace, folder: Path) -> tuple[bool, dict[
     (folder / "schedules" / "world.yaml").write_text(world_yaml(args.people), encoding="utf-8")
     settings = Settings(schedules_dir=folder / "schedules", var_dir=folder / "var", base_url="https://dj.example.gov.cn",
                         secret_key="bench-fire-signing-key-0123456789")
-    schedules = load_schedules(settings.schedules_dir, templates_dir=settings.templates_dir)
+    limits = Limits(file_bytes=1 << 30, entries=10 * args.people + 100)  # a province is bigger than the defaults
+    schedules = load_schedules(settings.schedules_dir, templates_dir=settings.templates_dir, limits=limits)
     db, schema = await open_db(args.database_url, folder)
     clock = lambda: DUE  # noqa: E731
     runtime = Runtime(settings=settings, db=db, schedules=schedules, calendar=WorkCalendar(schedules.calendar),

@@ -223,6 +223,15 @@ async def release(db: Database, owner: str, ids: Sequence[int] | None = None) ->
     return result.rowcount or 0
 
 
+async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
+    """Clear the in-flight marks of pending rows never sent (marked ahead of a pause, then stopped)."""
+    stmt = (update(T).where(T.c.id.in_(list(ids)), T.c.lease_owner == owner, T.c.status == PENDING)
+            .values(sending_since=None))
+    async with db.engine.begin() as conn:
+        result = await conn.execute(stmt)
+    return result.rowcount or 0
+
+
 @dataclass(slots=True)
 class Result:
     """What happened to one claimed row: status sent, pending (a retry), dead or dry_run."""

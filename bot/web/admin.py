@@ -267,12 +267,12 @@ async def board_page(request: web.Request) -> web.Response:
     if not b.occurrence.dry_run:  # a rehearsal never counts
         async with runtime.db.session() as session:
             nudges = await nudge_counts(session, [b.occurrence.id or 0])
-        figures = bars(board_figures(b, nudges, now))
+        figures = board_figures(b, nudges, now)
     title = f"{'演练：' if b.occurrence.dry_run else ''}确认情况：{b.occurrence.title}"
     sent = await stage_of_occurrence(runtime.db, b.occurrence.id or 0)
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
-                  statuses=BOARD_STATUS, bars=figures[-BARS_SHOWN:], bars_total=len(figures),
+                  statuses=BOARD_STATUS, bars=bars(figures[-BARS_SHOWN:]), bars_total=len(figures),
                   zone=zone_for(runtime, b.occurrence.reminder_id), now=now,
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None)
 

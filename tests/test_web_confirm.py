@@ -431,3 +431,14 @@ async def test_the_board_shows_who_confirmed_how_and_who_is_overdue(any_db: Data
     figures = {f.unit_id: f for f in board_figures(result, {}, late + timedelta(hours=1))}
     assert (figures["b1"].expected, figures["b1"].on_time) == (1, 1)
     assert (figures["b2"].expected, figures["b2"].late, figures["b2"].missing, figures["b2"].pending) == (2, 1, 1, 0)
+
+
+async def test_a_confirmation_costs_one_query_and_one_insert(world: World, client: TestClient) -> None:
+    from tests.test_bulk_fire import statements
+
+    token = world.token("zhang")
+    with statements(world.db) as sent:
+        response = await post(client, token, note="参加 23 人")
+    assert response.status == 200 and "已确认，谢谢" in await response.text()
+    work = [s.split()[0].upper() for s in sent if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE")]
+    assert work == ["SELECT", "INSERT"]

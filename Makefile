@@ -24,6 +24,7 @@ test: setup
 bench: setup
 	-$(BIN)/python bench/load_schedules.py
 	-$(BIN)/python bench/dispatch.py
+	-$(BIN)/python bench/fire.py
 	$(BIN)/python bench/confirm.py
 
 # Refresh the README's screenshots (the test suite itself writes them to a temporary folder).

@@ -28,6 +28,7 @@ import itertools
 import json
 import logging
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -314,11 +315,22 @@ def report(ours: dict[str, Any], bare: dict[str, Any]) -> bool:
     return ok
 
 
-async def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING)
-    kind = "PostgreSQL" if args.database_url else "SQLite file"
-    print(f"confirmations: {args.people} people, concurrency {args.concurrency}, "
-          f"warm-up {args.warmup} requests each; database: {kind}; client: a separate process")
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min), as ``uptime`` shows them."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """min / median / max of the rounds."""
+    ordered = sorted(values)
+    return " / ".join(fmt.format(v) for v in (ordered[0], statistics.median(ordered), ordered[-1]))
+
+
+async def one_round(args: argparse.Namespace, number: int) -> tuple[bool, dict[str, float]]:
+    print(f"-- round {number} (load {load()})")
     with tempfile.TemporaryDirectory() as tmp:
         db, schema = await open_db(args.database_url, Path(tmp))
         try:
@@ -328,9 +340,35 @@ async def main(args: argparse.Namespace) -> int:
             ok = await check_counts(db, occ, args) and ok
         except TimeoutError:
             print(f"FAILED: the run did not finish within {args.time_limit:g} s")
-            return 1
+            return False, {}
         finally:
             await close_db(db, schema)
+    return ok, {
+        "throughput ratio": ours["rps"] / bare["rps"],
+        "p99 ratio": ours["p99_ms"] / bare["p99_ms"],
+        "CPU/req ratio": ours["server_cpu_ms"] / bare["server_cpu_ms"],
+        "remindbot req/s": ours["rps"], "bare req/s": bare["rps"],
+        "remindbot p99 ms": ours["p99_ms"], "bare p99 ms": bare["p99_ms"],
+        "remindbot CPU ms/req": ours["server_cpu_ms"], "bare CPU ms/req": bare["server_cpu_ms"],
+    }
+
+
+async def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    kind = "PostgreSQL" if args.database_url else "SQLite file"
+    print(f"confirmations: {args.people} people, concurrency {args.concurrency}, "
+          f"warm-up {args.warmup} requests each; database: {kind}; client: a separate process; "
+          f"{args.rounds} rounds")
+    ok, figures = True, []
+    for number in range(1, args.rounds + 1):
+        good, found = await one_round(args, number)
+        ok = ok and good
+        if found:
+            figures.append(found)
+    if figures:
+        print(f"summary over {len(figures)} rounds, min / median / max (load {load()}):")
+        for key in figures[0]:
+            print(f"   {key:22s} {spread([f[key] for f in figures])}")
     print("every request answered and recorded once" if ok else "FAILED: see above")
     return 0 if ok else 1
 
@@ -341,6 +379,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--people", type=int, default=2_000, help="confirmations to post")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up requests per server")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each on a fresh database")
     parser.add_argument("--time-limit", type=float, default=100.0, help="seconds before giving up")
     return parser.parse_args()
 

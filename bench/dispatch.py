@@ -150,8 +150,9 @@ async def fill_outbox(db: Database, chans: list[WeComChannel], messages: int, ru
         await session.commit()
 
 
-async def ceiling(http: aiohttp.ClientSession, chans: list[WeComChannel], messages: int) -> float:
-    """Deliveries per second of a bare aiohttp loop, same bodies, same concurrency."""
+async def ceiling(http: aiohttp.ClientSession, chans: list[WeComChannel], messages: int) -> tuple[float, float]:
+    """Deliveries per second of a bare aiohttp loop, same bodies, same concurrency; and its CPU
+    per delivery (µs of this process: the loop, sockets, JSON)."""
     work: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     for n in range(messages):
         work.put_nowait((chans[n % len(chans)].webhook_url(), body(n)))
@@ -164,9 +165,9 @@ async def ceiling(http: aiohttp.ClientSession, chans: list[WeComChannel], messag
             async with http.post(url, data=data, headers=headers) as response:
                 assert (await response.json())["errcode"] == 0
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return messages / (time.perf_counter() - started)
+    return messages / (time.perf_counter() - started), (time.process_time() - cpu) * 1e6 / messages
 
 
 async def dispatch(
@@ -174,8 +175,9 @@ async def dispatch(
 ) -> tuple[float, Dispatcher]:
     by_id = {c.id: c for c in chans}
     dispatcher = Dispatcher(db, settings, by_id.get, http)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await dispatcher.run_once()
+    dispatcher.cpu_seconds = time.process_time() - cpu  # type: ignore[attr-defined]  # loop and database threads
     return time.perf_counter() - started, dispatcher
 
 
@@ -184,6 +186,8 @@ async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.Clien
     server = await Server.start(limit=0, window=60.0)
     bare: list[float] = []
     ours: list[float] = []
+    bare_cpu: list[float] = []
+    ours_cpu: list[float] = []
     ok = True
     try:
         settings = Settings(send_concurrency=CONCURRENCY, var_dir=Path(tempfile.gettempdir()))
@@ -191,12 +195,15 @@ async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.Clien
         chans = channels(server, args.robots, "tp", rate=10**9)
         await ceiling(http, chans, min(1000, args.messages))  # warm up both sides
         for round_ in range(args.rounds):
-            bare.append(await ceiling(http, chans, args.messages))
+            rate, cpu = await ceiling(http, chans, args.messages)
+            bare.append(rate)
+            bare_cpu.append(cpu)
             await fill_outbox(db, chans, args.messages, f"tp{round_}")
             await server.reset(http)
             elapsed, dispatcher = await dispatch(db, settings, http, chans)
             seen = await server.stats(http)
             ours.append(args.messages / elapsed)
+            ours_cpu.append(dispatcher.cpu_seconds * 1e6 / args.messages)  # type: ignore[attr-defined]
             ok = ok and dispatcher.stats.sent == args.messages == seen["received"]
     finally:
         await server.stop()
@@ -204,14 +211,30 @@ async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.Clien
     ratio = rate / ceiling_rate
     ok = ok and ratio >= 0.6
     print(f"1) throughput: {args.messages} messages, {args.robots} robots, concurrency {CONCURRENCY}, "
-          f"{args.rounds} alternating rounds (medians)")
-    print(f"   bare aiohttp loop (ceiling):             {ceiling_rate:6.0f} deliveries/s  "
-          f"runs: {', '.join(f'{x:.0f}' for x in bare)}")
-    print(f"   outbox -> dispatcher -> answer recorded: {rate:6.0f} deliveries/s  "
-          f"runs: {', '.join(f'{x:.0f}' for x in ours)}")
-    print(f"   ratio {ratio:.2f} (target >= 0.60), every message sent once: {'OK' if ok else 'MISSED'}")
+          f"{args.rounds} alternating rounds, min / median / max (load {load()})")
+    print(f"   bare aiohttp loop (ceiling):             {spread(bare, '{:.0f}')} deliveries/s, "
+          f"CPU {spread(bare_cpu, '{:.0f}')} µs/message")
+    print(f"   outbox -> dispatcher -> answer recorded: {spread(ours, '{:.0f}')} deliveries/s, "
+          f"CPU {spread(ours_cpu, '{:.0f}')} µs/message")
+    print(f"   per round: wall ratio {spread([o / b for o, b in zip(ours, bare, strict=True)])}, "
+          f"CPU ratio {spread([o / b for o, b in zip(ours_cpu, bare_cpu, strict=True)])} (goal <= 1.25)")
+    print(f"   median wall ratio {ratio:.2f} (target >= 0.60), every message sent once: {'OK' if ok else 'MISSED'}")
     args.ceiling = ceiling_rate
     return ok
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min), as ``uptime`` shows them."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """min / median / max."""
+    ordered = sorted(values)
+    return " / ".join(fmt.format(v) for v in (ordered[0], statistics.median(ordered), ordered[-1]))
 
 
 async def pacing(
@@ -219,33 +242,40 @@ async def pacing(
 ) -> bool:
     window, robots, messages = args.window, args.rate_robots, args.rate_messages
     server = await Server.start(limit=limit, window=window)
+    overs: list[float] = []
+    refused, ok = 0, True
     try:
         settings = Settings(
             send_concurrency=CONCURRENCY, rate_window_seconds=window,
             var_dir=Path(tempfile.gettempdir()),
         )
-        run = f"rl{limit}"
-        chans = channels(server, robots, run, rate=limit)
-        await fill_outbox(db, chans, messages, run)
-        elapsed, dispatcher = await dispatch(db, settings, http, chans)
-        seen = await server.stats(http)
+        for round_ in range(args.rounds):
+            run = f"rl{limit}r{round_}"  # fresh robots each round: no window carried over
+            chans = channels(server, robots, run, rate=limit)
+            await fill_outbox(db, chans, messages, run)
+            await server.reset(http)
+            elapsed, dispatcher = await dispatch(db, settings, http, chans)
+            seen = await server.stats(http)
+            refused += seen["refused"]
+            ok = ok and dispatcher.stats.sent == messages
+            overs.append(elapsed)
     finally:
         await server.stop()
     per_robot = math.ceil(messages / robots)
     windows = math.ceil(per_robot / limit) - 1
     last_batch = robots * (per_robot - windows * limit)
     minimum = windows * window + last_batch / args.ceiling
-    within = elapsed / minimum - 1
-    ok = seen["refused"] == 0 and dispatcher.stats.sent == messages
+    within = [e / minimum - 1 for e in overs]
+    ok = ok and refused == 0
     if gate:
-        ok = ok and within <= 0.05
+        ok = ok and statistics.median(within) <= 0.05
     print(f"2) pacing: {messages} messages, {robots} robots ({per_robot} each), "
-          f"{limit} per {window:g} s window")
+          f"{limit} per {window:g} s window, {args.rounds} rounds (load {load()})")
     print(f"   theoretical minimum = ({per_robot}/{limit} rounded up - 1) = {windows} windows "
           f"x {window:g} s + last {last_batch} messages at the ceiling = {minimum:.3f} s")
-    print(f"   measured {elapsed:.3f} s ({within:+.1%} over the minimum"
-          f"{', target <= +5.0%' if gate else ', not gated: one window holds all, transfer-bound'}), "
-          f"rate-limit answers from the server: {seen['refused']}: {'OK' if ok else 'MISSED'}")
+    print(f"   measured {spread(overs, '{:.3f}')} s, over the minimum {spread(within, '{:+.1%}')} "
+          f"(min / median / max{', target median <= +5.0%' if gate else ', not gated: transfer-bound'}), "
+          f"rate-limit answers from the server: {refused}: {'OK' if ok else 'MISSED'}")
     return ok
 
 

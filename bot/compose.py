@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import WEEKDAY_ZH, Person, Reminder, Schedules, Weekday
 from bot.metrics import MESSAGES_CUT
-from bot.outbox import enqueue
+from bot.outbox import enqueue, insert_rows, outbox_rows, robot_key
 from bot.platforms.base import ChannelBase, Mention, Message
 from bot.platforms.markup import TRUNCATED, mask_links
 from bot.platforms.registry import platform_for
@@ -171,6 +171,38 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
         log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
         await _tell_admin_cut(session, plan)
     return created
+
+
+async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[Planned]) -> int:
+    """``queue`` for many plans in set-based inserts (:func:`bot.outbox.insert_rows`). Returns rows created.
+
+    Rendering stays per message; the rows are written together, ``ON CONFLICT DO NOTHING``, so
+    queueing the same plans twice writes them once. Cut messages are counted and told as by ``queue``.
+    """
+    rows: list[dict[str, Any]] = []
+    cut_plans: list[tuple[Planned, str, str]] = []  # (plan, platform, first row's dedupe key)
+    robots: dict[str, str] = {}
+    for plan in plans:
+        platform, bodies, cut = _build(renderer, plan)
+        dry = plan.dry_run or plan.channel.dry_run
+        if dry:
+            for body in bodies:
+                log.info("演练模式，未发送：频道“%s”%s：%s", plan.channel.name, plan.summary,
+                         mask_links(json.dumps(body, ensure_ascii=False)))
+        robot = robots.get(plan.channel.id) or robots.setdefault(plan.channel.id, robot_key(plan.channel))
+        made = outbox_rows(dedupe_key=plan.dedupe_key, channel=plan.channel, platform=platform, bodies=bodies,
+                           occurrence_id=plan.occurrence_id, stage=plan.stage, summary=plan.summary,
+                           now=plan.now, dry_run=dry, robot=robot)
+        if cut and made and not dry:
+            cut_plans.append((plan, platform, made[0]["dedupe_key"]))
+        rows.extend(made)
+    created = await insert_rows(session, rows)
+    for plan, platform, first in cut_plans:
+        if first in created:
+            MESSAGES_CUT.labels(platform=platform).inc()
+            log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
+            await _tell_admin_cut(session, plan)
+    return len(created)
 
 
 async def _tell_admin_cut(session: AsyncSession, plan: Planned) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
+from sqlalchemy import and_, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -129,6 +132,89 @@ async def record_confirmation(
         return True, row  # expire_on_commit is off: the row keeps its values and id
 
 
+# ---------------------------------------------------------------- the confirm page's hot path
+
+OCC = Occurrence.__table__  # type: ignore[attr-defined]
+EXP = Expectation.__table__  # type: ignore[attr-defined]
+CONF = Confirmation.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationView:
+    """What a page shows of a confirmation (times as stored: UTC)."""
+
+    confirmed_at: datetime
+    via: str
+    note: str | None
+    recorded_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    """Everything a personal link's page needs, read in one statement (plain values, no ORM objects)."""
+
+    id: int
+    reminder_id: str
+    title: str
+    due_at: datetime
+    original_date: Any
+    provisional: bool
+    deadline_at: datetime | None
+    dry_run: bool
+    expected: bool  # the person owes a confirmation for this occurrence
+    person_name: str
+    unit_name: str | None
+    confirmation: ConfirmationView | None
+
+
+_LINK_QUERY_COLUMNS = (OCC.c.id, OCC.c.reminder_id, OCC.c.title, OCC.c.due_at, OCC.c.original_date, OCC.c.provisional,
+                       OCC.c.deadline_at, OCC.c.dry_run, EXP.c.id.label("expectation_id"), EXP.c.person_name,
+                       EXP.c.unit_name, CONF.c.confirmed_at, CONF.c.via, CONF.c.note, CONF.c.recorded_by)
+
+
+_OCC_ID, _PERSON_ID = bindparam("occurrence_id"), bindparam("person_id")
+# Built once: each request only binds its two values (no statement construction on the hot path).
+_LINK_QUERY = (
+    select(*_LINK_QUERY_COLUMNS)
+    .select_from(OCC.outerjoin(EXP, and_(EXP.c.occurrence_id == OCC.c.id, EXP.c.person_id == _PERSON_ID))
+                 .outerjoin(CONF, and_(CONF.c.occurrence_id == OCC.c.id, CONF.c.person_id == _PERSON_ID)))
+    .where(OCC.c.id == _OCC_ID)
+)
+_INSERT_VALUES = {name: bindparam(name) for name in ("occurrence_id", "person_id", "confirmed_at", "via", "note")}
+_INSERTS = {
+    name: module.insert(CONF).values(**_INSERT_VALUES)
+    .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id)
+    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -> LinkView | None:
+    """The occurrence, the person's expectation and confirmation, in one Core query; None: no occurrence."""
+    row = (await conn.execute(_LINK_QUERY, {"occurrence_id": occurrence_id, "person_id": person_id})).first()
+    if row is None:
+        return None
+    conf = (ConfirmationView(row.confirmed_at, row.via, row.note, row.recorded_by)
+            if row.confirmed_at is not None else None)
+    return LinkView(row.id, row.reminder_id, row.title, row.due_at, row.original_date, bool(row.provisional),
+                    row.deadline_at, bool(row.dry_run), row.expectation_id is not None, row.person_name or "",
+                    row.unit_name, conf)
+
+
+async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_id: str, *, via: Via,
+                              note: str | None, now: datetime) -> ConfirmationView | None:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING``: the new confirmation, or None when one was there.
+
+    The caller has checked (in the same transaction) that the person is expected and the
+    occurrence is real; the unique constraint settles a race. Counts ``CONFIRMATIONS``.
+    """
+    at = to_db_time(now)
+    values = {"occurrence_id": occurrence_id, "person_id": person_id, "confirmed_at": at, "via": via, "note": note}
+    if (await conn.execute(_INSERTS[conn.dialect.name], values)).first() is None:
+        return None
+    CONFIRMATIONS.labels(via).inc()
+    return ConfirmationView(at, via, note, None)
+
+
 async def _check_expected(session: AsyncSession, occurrence_id: int, person_id: str) -> None:
     expected = await session.exec(
             select(Expectation.id).where(
@@ -156,7 +242,7 @@ async def find_confirmation(db: Database, occurrence_id: int, person_id: str) ->
 # ---------------------------------------------------------------- the board
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a province's board builds 20,000 of them per page view
 class BoardRow:
     """One expected person's line on the board. Times are aware UTC."""
 
@@ -210,8 +296,8 @@ class Board:
         return [r for r in self.rows if r.excused]
 
 
-def _row(exp: Expectation, conf: Confirmation | None, deadline: datetime | None,
-         now: datetime) -> BoardRow:
+def _row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> BoardRow:
+    """One line from an expectation and its confirmation (ORM objects or Core rows with those columns)."""
     confirmed_at = _aware(conf.confirmed_at) if conf else None
     overdue = conf is None and exp.excused_at is None and deadline is not None and now >= deadline
     return BoardRow(
@@ -247,25 +333,26 @@ async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime)
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     async with db.session() as session:
         occs = (await session.exec(select(Occurrence).where(col(Occurrence.id).in_(ids)))).all()
+        # Core rows with only the columns a board shows: a province's board has 20,000 of them.
         exps = (
             await session.exec(
-                select(Expectation)
-                .where(col(Expectation.occurrence_id).in_(ids))
-                .order_by(col(Expectation.unit_id), col(Expectation.id))
+                select(EXP.c.occurrence_id, EXP.c.person_id, EXP.c.person_name, EXP.c.unit_id, EXP.c.unit_name)
+                .where(EXP.c.occurrence_id.in_(ids))
+                .order_by(EXP.c.unit_id, EXP.c.id)
             )
         ).all()
         confs = (
-            await session.exec(select(Confirmation).where(col(Confirmation.occurrence_id).in_(ids)))
+            await session.exec(select(CONF.c.occurrence_id, CONF.c.person_id, CONF.c.confirmed_at, CONF.c.via,
+                                      CONF.c.note, CONF.c.recorded_by).where(CONF.c.occurrence_id.in_(ids)))
         ).all()
     by_key = {(c.occurrence_id, c.person_id): c for c in confs}
     result: list[Board] = []
     order = {oid: i for i, oid in enumerate(ids)}
+    owed: dict[int, list[Any]] = {}
+    for e in exps:
+        owed.setdefault(e.occurrence_id, []).append(e)
     for occ in sorted(occs, key=lambda o: order[o.id or 0]):
         deadline = _aware(occ.deadline_at)
-        rows = [
-            _row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now)
-            for e in exps
-            if e.occurrence_id == occ.id
-        ]
+        rows = [_row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now) for e in owed.get(occ.id or 0, [])]
         result.append(Board(occurrence=occ, rows=rows))
     return result

@@ -47,6 +47,11 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
+# Seconds before a rate-limit pause ends at which the next row's in-flight mark is written, so the
+# send at the end of the pause does not wait for that commit. A crash within this lead re-sends the
+# row marked as a possible duplicate although it never left; the mark must precede the send anyway.
+PREMARK_LEAD = 0.25
+
 ChannelFor = Callable[[str], ChannelBase | None]
 PlatformFor = Callable[[ChannelBase], Platform]
 
@@ -72,6 +77,10 @@ class _Lane:
     busy: bool = False
     timer: asyncio.TimerHandle | None = None
     seed: list[float] = field(default_factory=list)  # stored send times (epoch s) for the limiter
+    # The head row's in-flight mark, written shortly before a rate-limit pause ends (see
+    # ``PREMARK_LEAD``): (row id, the writer's future), and the timer that will write it.
+    premark: tuple[int, asyncio.Future[bool]] | None = None
+    premark_timer: asyncio.TimerHandle | None = None
 
 
 class Dispatcher:
@@ -139,6 +148,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
+        self._premarked: list[int] = []  # rows marked in flight during a pause, unsent at stop
         self._dead = DeadDigest(db, channel_for=channel_for, platform_for=platform_for, admin_channel=admin_channel,
                                 clock=clock, wake=self.wake, window_seconds=settings.dead_digest_seconds)
 
@@ -222,7 +232,10 @@ class Dispatcher:
         self._mine.clear()
         self._releasing.clear()
         LANES_HELD.set(0)
+        unsent, self._premarked = self._premarked, []
         try:
+            if unsent:
+                await outbox.unmark(self.db, self.owner, unsent)
             return await lanes.leave(self.db, self.owner)
         except Exception as exc:
             log.warning("交还机器人通道失败（其他实例将在租约到期后接手）：%s", type(exc).__name__)
@@ -238,6 +251,10 @@ class Dispatcher:
         for lane in self._lanes.values():
             if lane.timer is not None:
                 lane.timer.cancel()
+            if lane.premark_timer is not None:
+                lane.premark_timer.cancel()
+            if lane.premark is not None:  # marked during a pause, never sent: not a possible duplicate
+                self._premarked.append(lane.premark[0])
         for _ in self._workers:
             self._ready.put_nowait(None)
         late: set[asyncio.Task[None]] = set()
@@ -427,9 +444,10 @@ class Dispatcher:
                     # A hair over the exact time so the platform's own clock agrees the slot is free.
                     lane.busy = False
                     self._busy = max(0, self._busy - 1)
+                    self._premark_later(lane, row, pause)
                     self._schedule(lane, pause + 0.001)
                     return
-                if not await self._writer.begin(row.id, self._clock()):  # in flight, durably, first
+                if not await self._begin(lane, row):  # in flight, durably, first
                     self._lost(lane.robot)
                     self._release(lane)
                     return
@@ -450,6 +468,28 @@ class Dispatcher:
             if not marked:
                 return
         self._release(lane)  # taken over meanwhile: nothing left here
+
+    def _premark_later(self, lane: _Lane, row: Claimed, pause: float) -> None:
+        """Write ``row``'s in-flight mark ``PREMARK_LEAD`` before the pause ends (long pauses only)."""
+        if pause <= 2 * PREMARK_LEAD or lane.premark is not None or lane.premark_timer is not None:
+            return
+
+        def mark() -> None:
+            lane.premark_timer = None
+            if self._accepting and lane.rows and lane.rows[0] is row and self._lanes.get(lane.robot) is lane:
+                lane.premark = (row.id, self._writer.begin(row.id, self._clock()))
+
+        lane.premark_timer = asyncio.get_running_loop().call_later(pause - PREMARK_LEAD, mark)
+
+    async def _begin(self, lane: _Lane, row: Claimed) -> bool:
+        """The row's in-flight mark, stored: the one written during the pause, or a new one now."""
+        early, lane.premark = lane.premark, None
+        if lane.premark_timer is not None:  # the pause was cut short: write it now instead
+            lane.premark_timer.cancel()
+            lane.premark_timer = None
+        if early is not None and early[0] == row.id:
+            return await early[1]
+        return await self._writer.begin(row.id, self._clock())
 
     def _next_now(self, lane: _Lane) -> Claimed | None:
         """The lane's next row if it may be sent right after this one (same worker, no wait)."""

@@ -2,7 +2,7 @@
 
 Everything lives in ``Expectation`` rows (``next_followup_at``/``followups``,
 ``next_escalation_at``/``escalations``), so a restart neither loses nor repeats one. A round is
-claimed with a conditional UPDATE per person (the counter and due time it was read with, and
+claimed with set-based conditional UPDATEs (ids in a batch, the counter and due time they were read with, and
 still no confirmation) and its outbox and ``Nudge`` rows are written in the same transaction:
 of two instances only one can claim a round, and a crash before the commit claims nothing.
 
@@ -40,11 +40,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, update
+from sqlalchemy import and_, exists, func, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.compose import due_context, members, mention_for, person_context, queue_message, reminder_context, when_text
+from bot.compose import (
+    Planned,
+    due_context,
+    members,
+    mention_for,
+    person_context,
+    queue_all,
+    queue_message,
+    reminder_context,
+    when_text,
+)
 from bot.config.models import Person, Reminder
 from bot.config.spans import Span
 from bot.confirmations import to_db_time as db_time
@@ -61,6 +71,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 30.0
 MIN_WAIT_SECONDS = 5.0  # a round waiting on another zone's working hours must not spin the loop
 LATE_FOLLOWUPS = 3  # follow-ups to a person after the deadline, at most
+CLAIM_BATCH = 900  # ids per claiming UPDATE: under SQLite's bound-parameter limit with room to spare
 KIND_ZH = {"followup": "催办", "escalation": "逾期告知"}
 
 def utc(moment: datetime) -> datetime:
@@ -206,8 +217,10 @@ class FollowUps:
                 queued, nudged = await self._send_followups(session, reminder, occ, claimed, number, now)
             else:
                 queued, nudged = await self._send_escalations(session, reminder, occ, claimed, number, now)
-            session.add_all(Nudge(occurrence_id=occ.id or 0, person_id=p, kind=kind, number=number,
-                                  at=db_time(now)) for p in sorted(nudged))
+            if nudged:
+                rows = [{"occurrence_id": occ.id or 0, "person_id": p, "kind": kind, "number": number,
+                         "at": db_time(now)} for p in sorted(nudged)]
+                await (await session.connection()).execute(insert(Nudge.__table__), rows)  # type: ignore[attr-defined]
             await session.commit()
         log.info("%s：第 %d 次%s，涉及 %d 人，排队 %d 条消息", reminder.title, number, KIND_ZH[kind],
                  len(nudged), queued)
@@ -228,27 +241,42 @@ class FollowUps:
 
     async def _claim(self, session: AsyncSession, kind: str, reminder: Reminder, occ: Occurrence,
                      exps: list[Expectation], now: datetime, late: dict[str, int]) -> list[Expectation]:
+        """Claim this round for ``exps`` in set-based UPDATEs; the ones this call claimed.
+
+        Rows read alike (same counter, same due time, same next time) are claimed by one
+        ``UPDATE … WHERE id IN (…) AND counter = … AND due = … AND NOT confirmed RETURNING id``
+        per :data:`CLAIM_BATCH`; a row another instance claimed first (or confirmed since) no
+        longer matches, so each round is claimed once.
+        """
         assert reminder.confirm is not None
-        claimed: list[Expectation] = []
         past_deadline = int(occ.deadline_at is not None and now >= utc(occ.deadline_at))
+        groups: dict[tuple[Any, ...], list[Expectation]] = defaultdict(list)
         for exp in exps:
             if kind == "followup":
                 was, count = exp.next_followup_at, exp.followups
                 nxt = self._next(was, reminder.confirm.remind_every, reminder.zone, now)
                 if late.get(exp.person_id, 0) + past_deadline >= LATE_FOLLOWUPS:
                     nxt = None  # this one is the last after the deadline
-                values = {"followups": count + 1, "next_followup_at": nxt}
-                condition = and_(Expectation.followups == count, Expectation.next_followup_at == db_time(was))
             else:
                 was, count = exp.next_escalation_at, exp.escalations
                 nxt = self._next(was, reminder.confirm.escalate_every, reminder.zone, now)
+            groups[(was, count, nxt)].append(exp)
+        claimed_ids: set[int] = set()
+        for (was, count, nxt), members_ in groups.items():
+            if kind == "followup":
+                values = {"followups": count + 1, "next_followup_at": nxt}
+                condition = and_(Expectation.followups == count, Expectation.next_followup_at == db_time(was))
+            else:
                 values = {"escalations": count + 1, "next_escalation_at": nxt}
                 condition = and_(Expectation.escalations == count, Expectation.next_escalation_at == db_time(was))
-            stmt = (update(Expectation).where(Expectation.id == exp.id, condition, ~_CONFIRMED)
-                    .values(**values).execution_options(synchronize_session=False))
-            if (await session.exec(stmt)).rowcount == 1:
-                claimed.append(exp)
-        return claimed
+            ids = [e.id for e in members_]
+            for start in range(0, len(ids), CLAIM_BATCH):
+                stmt = (update(Expectation)
+                        .where(col(Expectation.id).in_(ids[start:start + CLAIM_BATCH]), condition, ~_CONFIRMED)
+                        .values(**values).returning(col(Expectation.id))
+                        .execution_options(synchronize_session=False))
+                claimed_ids.update((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+        return [e for e in exps if e.id in claimed_ids]
 
     def _next(self, was: datetime | None, every: Span | None, zone: ZoneInfo, now: datetime) -> datetime | None:
         """The next due time (as the column takes it) after the one just sent, none already past.
@@ -308,7 +336,11 @@ class FollowUps:
         base = self._context(reminder, occ, "followup", now)
         stage = f"followup:{number}"
         people = [self._person(e) for e in exps]
-        queued, nudged = 0, set()
+        nudged: set[str] = set()
+        plans: list[Planned] = []
+        queued = 0  # direct messages, queued one by one; the group plans go in one set below
+        common = {"template": "followup", "title": reminder.title, "occurrence_id": occ.id, "stage": stage,
+                  "now": now, "dry_run": self.runtime.settings.dry_run}
         for channel_id in reminder.recipients.channels:
             channel = s.channels.get(channel_id)
             if channel is None:
@@ -330,23 +362,17 @@ class FollowUps:
                         continue
                     context = base | {"people": [ctx], "person": ctx, "unit": ctx["unit"],
                                       "confirm": {"required": True, "link": link, "code": code}}
-                    queued += await queue_message(
-                        session, self.runtime.renderer, channel=channel, template="followup",
-                        title=reminder.title, context=context, mentions=[mention], link=link,
-                        dedupe_key=f"{key}/{mention.person_id}", occurrence_id=occ.id, stage=stage,
-                        summary=f"{reminder.title}·第{number}次催办·{mention.name}",
-                        now=now, dry_run=self.runtime.settings.dry_run)
+                    plans.append(Planned(channel=channel, context=context, mentions=[mention], link=link,
+                                         dedupe_key=f"{key}/{mention.person_id}",
+                                         summary=f"{reminder.title}·第{number}次催办·{mention.name}", **common))
             else:
                 context = base | {"people": [ctx for _, ctx, _ in here], "person": None, "unit": None,
                                   "confirm": {"required": True, "link": None, "code": code}}
-                queued += await queue_message(
-                    session, self.runtime.renderer, channel=channel, template="followup",
-                    title=reminder.title, context=context, mentions=[m for _, _, m in here],
-                    dedupe_key=f"{key}/group", occurrence_id=occ.id, stage=stage,
-                    summary=f"{reminder.title}·第{number}次催办（{len(here)}人）",
-                        now=now, dry_run=self.runtime.settings.dry_run)
+                plans.append(Planned(channel=channel, context=context, mentions=[m for _, _, m in here],
+                                     dedupe_key=f"{key}/group",
+                                     summary=f"{reminder.title}·第{number}次催办（{len(here)}人）", **common))
             nudged.update(m.person_id for _, _, m in here)
-        return queued, nudged
+        return queued + await queue_all(session, self.runtime.renderer, plans), nudged
 
     async def _direct(self, session: AsyncSession, reminder: Reminder, occ: Occurrence, base: dict[str, Any],
                       direct: Any, ctx: dict[str, Any], mention: Mention, link: str, template: str, key: str,

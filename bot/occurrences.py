@@ -23,13 +23,14 @@ from bot.compose import (
     members,
     mention_for,
     person_context,
-    queue,
+    queue_all,
     reminder_context,
     when_text,
 )
 from bot.config.models import Person, Reminder
 from bot.directs import direct_channel
 from bot.inbound import reply_code
+from bot.outbox import insert_ignoring
 from bot.reports import figures_for
 from bot.runtime import Runtime
 from bot.timing import Due, Fire
@@ -123,20 +124,21 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         first_followup = to_db(datetime.combine(day, local.time(), tzinfo=reminder.zone))
     elif every is not None:
         first_followup = to_db(from_db(occ.due_at) + every.delta)
+    escalation = None if occ.dry_run else occ.deadline_at
+    rows = []
     for person in expected_people(runtime, reminder):
         unit = s.units.get(person.unit or "")
-        session.add(Expectation(
-            occurrence_id=occ.id, person_id=person.id, person_name=person.name,
-            unit_id=unit.id if unit else None, unit_name=unit.name if unit else None,
-            leader_ids=[p.id for p in s.leaders_of(person)],
-            next_followup_at=first_followup,
-            next_escalation_at=None if occ.dry_run else occ.deadline_at,
-        ))
-    try:
-        await session.commit()
-    except IntegrityError:  # another instance recorded them first
-        await session.rollback()
-        await session.refresh(occ)  # the rollback expired it; reading it lazily would fail (MissingGreenlet)
+        rows.append({
+            "occurrence_id": occ.id, "person_id": person.id, "person_name": person.name,
+            "unit_id": unit.id if unit else None, "unit_name": unit.name if unit else None,
+            "leader_ids": [p.id for p in s.leaders_of(person)],
+            "next_followup_at": first_followup, "next_escalation_at": escalation,
+            "followups": 0, "escalations": 0,
+        })
+    # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails
+    await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
+                          ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]
+    await session.commit()
 
 
 def leader_url(runtime: Runtime, person_id: str) -> str:
@@ -183,10 +185,10 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         queued = 0
         now = runtime.clock()
         admin_id = runtime.schedules.service.admin_channel
+        admin = runtime.schedules.channels.get(admin_id) if admin_id else None
         for plan in plans:
-            plan.now, plan.dry_run = now, dry_run
-            plan.admin = runtime.schedules.channels.get(admin_id) if admin_id else None
-            queued += await queue(session, runtime.renderer, plan)
+            plan.now, plan.dry_run, plan.admin = now, dry_run, admin
+        queued += await queue_all(session, runtime.renderer, plans)
         if fire.stage == "due" and occ.fired_at is None:
             occ.fired_at = to_db(runtime.clock())
             session.add(occ)
@@ -242,6 +244,15 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
     key = f"occ{occurrence_id}/{fire.stage}"
     plans: list[Planned] = []
     group_chart: tuple[Any, Any, str | None] | None = None
+    # Only a report, or a leader in charge of some unit, has figures: asking for everyone else
+    # would scan the units once per person (a province's fire: 20,000 × 20,000).
+    in_charge = {pid for unit in s.units.values() for pid in unit.leaders}
+
+    async def person_figures(person: Person) -> dict[str, Any] | None:
+        if figures_for is None or (reminder.kind != "report" and person.id not in in_charge):
+            return None
+        return await figures_for(reminder, person, fire.due.due_at)
+
     for channel_id in reminder.recipients.channels:
         channel = s.channels[channel_id]
         people = members(s, mentioned, channel_id)
@@ -263,7 +274,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                         token = make_token(runtime.link_key, occurrence_id, person.id)
                         link = confirm_url(runtime.settings.base_url, token)
                 pc = person_context(s, person)
-                figures = await figures_for(reminder, person, fire.due.due_at) if figures_for else None
+                figures = await person_figures(person)
                 if figures is not None and channel.personal_links and s.units_overseen_by(person.id):
                     figures = figures | {"page": leader_url(runtime, person.id)}  # personal: not in shared groups
                 picture, picture_url = await report_chart(runtime, reminder, person, fire.due.due_at, figures)

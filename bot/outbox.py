@@ -28,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.platforms.base import ChannelBase
 from storage.db import Database
-from storage.models import DeliveryAttempt, Outbox
+from storage.models import DeliveryAttempt, Outbox, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,22 @@ async def enqueue(
     an occurrence and its messages are written together. A dry run is recorded as such at once
     (the dispatcher never sends it) under its own keys, so it never blocks the real message.
     """
-    if not bodies:
-        return 0
-    robot = robot_key(channel)
-    values = [
+    rows = outbox_rows(dedupe_key=dedupe_key, channel=channel, platform=platform, bodies=bodies,
+                       occurrence_id=occurrence_id, stage=stage, summary=summary, now=now, dry_run=dry_run)
+    return len(await insert_rows(session, rows))
+
+
+def outbox_rows(*, dedupe_key: str, channel: ChannelBase, platform: str, bodies: list[dict[str, Any]],
+                occurrence_id: int | None, stage: str, summary: str, now: datetime | None,
+                dry_run: bool, robot: str | None = None) -> list[dict[str, Any]]:
+    """The rows :func:`enqueue` writes, as plain dicts (for :func:`insert_rows` in bulk)."""
+    robot = robot or robot_key(channel)
+    moment = now or utcnow()
+    prefix = "dry/" if dry_run else ""
+    status = DRY_RUN if dry_run else PENDING
+    return [
         {
-            "dedupe_key": f"{'dry/' if dry_run else ''}{dedupe_key}#{part}",
+            "dedupe_key": f"{prefix}{dedupe_key}#{part}",
             "occurrence_id": occurrence_id,
             "stage": stage,
             "channel_id": channel.id,
@@ -81,21 +91,45 @@ async def enqueue(
             "robot": robot,
             "body": body,
             "summary": summary,
-            "status": DRY_RUN if dry_run else PENDING,
+            "status": status,
             "attempts": 0,
-            **({"next_attempt_at": now, "created_at": now} if now else {}),
+            "next_attempt_at": moment,
+            "created_at": moment,
         }
         for part, body in enumerate(bodies, start=1)
     ]
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(Outbox)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(T.c.id)
-    )
-    result = await session.exec(stmt)
-    return len(result.all())
+
+
+INSERT_BATCH = 1000  # rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert outbox rows in set-based statements, ``ON CONFLICT (dedupe_key) DO NOTHING``.
+
+    Every row must carry the same keys (see :func:`outbox_rows`). Returns the dedupe keys of the
+    rows created (those already there are skipped: firing twice sends once). Does not commit.
+    """
+    return await insert_ignoring(session, T, rows, ["dedupe_key"], T.c.dedupe_key)
+
+
+async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]],
+                          conflict: list[str], returning: Any) -> set[Any]:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning`` in batches; the values returned.
+
+    One multi-row statement per :data:`INSERT_BATCH` rows, the same on SQLite and PostgreSQL
+    (their dialects' ``insert``). Does not commit.
+    """
+    if not rows:
+        return set()
+    connection = await session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict).returning(returning)
+    created: set[Any] = set()
+    for start in range(0, len(rows), INSERT_BATCH):
+        # executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends one multi-row statement
+        result = await connection.execute(stmt, list(rows[start:start + INSERT_BATCH]))
+        created.update(result.scalars().all())
+    return created
 
 
 def _due(now: datetime) -> Any:
@@ -190,6 +224,15 @@ async def release(db: Database, owner: str, ids: Sequence[int] | None = None) ->
     async with db.session() as session:
         result = await session.exec(stmt)
         await session.commit()
+    return result.rowcount or 0
+
+
+async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
+    """Clear the in-flight marks of pending rows never sent (marked ahead of a pause, then stopped)."""
+    stmt = (update(T).where(T.c.id.in_(list(ids)), T.c.lease_owner == owner, T.c.status == PENDING)
+            .values(sending_since=None))
+    async with db.engine.begin() as conn:
+        result = await conn.execute(stmt)
     return result.rowcount or 0
 
 

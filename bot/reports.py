@@ -209,13 +209,17 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
     async with runtime.db.session() as session:
         occs = {o.id: o for o in (await session.exec(occ_q)).all()}
         ids = [i for i in occs if i is not None]
-        exps = (await session.exec(select(Expectation).where(col(Expectation.occurrence_id).in_(ids)))).all()
-        confs = (await session.exec(select(Confirmation).where(col(Confirmation.occurrence_id).in_(ids)))).all()
+        # Core rows, only the columns counted: a province's period has 100,000 of them.
+        et, ct = Expectation.__table__, Confirmation.__table__  # type: ignore[attr-defined]
+        exps = (await session.exec(select(et.c.occurrence_id, et.c.person_id, et.c.unit_id, et.c.unit_name)
+                                   .where(et.c.occurrence_id.in_(ids)))).all()  # type: ignore[call-overload]
+        confs = (await session.exec(select(ct.c.occurrence_id, ct.c.person_id, ct.c.confirmed_at)
+                                    .where(ct.c.occurrence_id.in_(ids)))).all()  # type: ignore[call-overload]
         nudges = await nudge_counts(session, ids)
     confirmed = {(c.occurrence_id, c.person_id): c.confirmed_at for c in confs}
     wanted = set(unit_ids) if unit_ids is not None else None
 
-    def owed(exp: Expectation) -> Owed:
+    def owed(exp: Any) -> Owed:
         key = _top_unit(s, exp.unit_id) if by_parent else exp.unit_id
         unit = s.units.get(key or "")
         if by_parent and unit is not None:

@@ -12,6 +12,7 @@ the person id is inside the signed payload, never taken from the request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ class _IssuedAtSigner(TimestampSigner):
         return self._issued_at if self._issued_at is not None else super().get_timestamp()
 
 
+@functools.lru_cache(maxsize=64)  # a fire signs one link per person: build the serializer once
 def _serializer(key: str, issued_at: int | None = None) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(
         key,

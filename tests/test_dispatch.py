@@ -485,3 +485,24 @@ async def test_a_message_in_flight_when_its_sender_died_is_resent_marked_possibl
     one, two = await attempts(db)
     assert (one.possible_duplicate, two.possible_duplicate) == (True, False)
     assert all(r.status == "sent" and r.sending_since is None for r in await rows(db))
+
+
+async def test_a_paused_robots_next_message_is_marked_before_its_window_opens_and_a_stop_unmarks_it(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    fake.window = settings.rate_window_seconds = 2.0
+    robot = fake.channel("a")
+    await enqueue(db, robot, *[body_text(n) for n in range(21)])  # WeCom: 20 per window
+    worker = dispatcher(db, settings, http, robot)
+    await worker.start()
+    async with asyncio.timeout(10):  # the 21st waits for the window; its mark is stored before that
+        while not ((last := (await rows(db))[-1]).sending_since is not None):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    assert len(fake.hits) == 20 and last.status == "pending"  # marked, not yet sent
+    await worker.stop(timeout=0.1)
+    last = (await rows(db))[-1]
+    assert (last.status, last.sending_since, last.lease_owner) == ("pending", None, None)
+
+    await dispatcher(db, settings, http, robot).run_once()  # the next run sends it: not a possible duplicate
+    assert fake.refused == 0 and len(fake.hits) == 21
+    assert not any(a.possible_duplicate for a in await attempts(db))

@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from bot.config.models import Confirm, Person, Recipients, Reminder, Schedules, Selector, Unit, When
 from bot.confirmations import NotExpectedError, board, record_confirmation, to_db_time
+from bot.metrics import CONFIRMATIONS
 from bot.reports import board_figures
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -137,8 +138,9 @@ async def build_world(db: Database, tmp_path: Path, **settings: Any) -> World:
 
 
 @pytest.fixture
-async def world(db: Database, tmp_path: Path) -> World:
-    return await build_world(db, tmp_path)
+async def world(any_db: Database, tmp_path: Path) -> World:
+    """Every page test runs on SQLite and on PostgreSQL (the hot path is Core SQL per dialect)."""
+    return await build_world(any_db, tmp_path)
 
 
 @pytest.fixture
@@ -229,6 +231,20 @@ async def test_a_late_confirmation_is_still_taken_and_the_page_says_it_is_late(
     assert "已逾期" in await (await client.get(f"/c/{token}")).text()
     assert (await post(client, token)).status == 200
     assert [c.person_id for c in await world.confirmations()] == ["li"]
+
+
+async def test_racing_presses_of_one_link_record_one_confirmation_and_count_it_once(
+    world: World, client: TestClient
+) -> None:
+    token = world.token("wang")
+    before = CONFIRMATIONS.labels("link")._value.get()
+    pages = await asyncio.gather(*(post(client, token, note=f"第{i}次") for i in range(8)))
+    texts = [await p.text() for p in pages]
+    assert all(p.status == 200 for p in pages)
+    assert sum("已确认，谢谢" in t for t in texts) == 1  # one was recorded; the others see it stand
+    assert all("已于 2025年3月7日（星期五）10:00 确认" in t for t in texts if "已确认，谢谢" not in t)
+    assert [c.person_id for c in await world.confirmations()] == ["wang"]
+    assert CONFIRMATIONS.labels("link")._value.get() == before + 1
 
 
 # ---------------------------------------------------------------- refusals
@@ -415,3 +431,14 @@ async def test_the_board_shows_who_confirmed_how_and_who_is_overdue(any_db: Data
     figures = {f.unit_id: f for f in board_figures(result, {}, late + timedelta(hours=1))}
     assert (figures["b1"].expected, figures["b1"].on_time) == (1, 1)
     assert (figures["b2"].expected, figures["b2"].late, figures["b2"].missing, figures["b2"].pending) == (2, 1, 1, 0)
+
+
+async def test_a_confirmation_costs_one_query_and_one_insert(world: World, client: TestClient) -> None:
+    from tests.test_bulk_fire import statements
+
+    token = world.token("zhang")
+    with statements(world.db) as sent:
+        response = await post(client, token, note="参加 23 人")
+    assert response.status == 200 and "已确认，谢谢" in await response.text()
+    work = [s.split()[0].upper() for s in sent if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE")]
+    assert work == ["SELECT", "INSERT"]

@@ -212,17 +212,91 @@ async def _board_or_404(request: web.Request) -> Board:
         raise web.HTTPNotFound() from None
 
 
+# ---------------------------------------------------------------- paging and filters
+
+PAGE_ROWS = 100  # rows per page of the board and the units table: a page stays small on a phone
+BARS_SHOWN = 30  # units in a board's chart at most (the ones furthest behind); the CSV has all
+BOARD_STATUS = {"": "全部", "pending": "未确认", "overdue": "逾期未确认", "confirmed": "已确认",
+                "late": "逾期后确认"}
+UNIT_STATUS = {"": "全部", "behind": "有逾期未确认", "pending": "有待确认", "done": "已全部确认"}
+
+
+def page_number(request: web.Request) -> int:
+    """``?page=`` (from 1); anything unreadable is the first page."""
+    raw = request.query.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+
+
+def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, Any]]:
+    """The page of ``items`` asked for, and the pager: page, pages, total, previous/next links.
+
+    Links keep the other query parameters (filters, period). A page past the end shows the last.
+    """
+    pages = max(1, ceil(len(items) / PAGE_ROWS))
+    page = min(page_number(request), pages)
+    start = (page - 1) * PAGE_ROWS
+
+    def link(number: int) -> str:
+        query = {k: v for k, v in request.query.items() if k != "page" and v} | {"page": str(number)}
+        return str(request.rel_url.with_query(query))
+
+    pager = {"page": page, "pages": pages, "total": len(items), "first": start + 1,
+             "last": min(start + PAGE_ROWS, len(items)),
+             "previous": link(page - 1) if page > 1 else None, "next": link(page + 1) if page < pages else None}
+    return items[start:start + PAGE_ROWS], pager
+
+
+def _unit_matches(wanted: str, unit_id: str | None, unit_name: str | None) -> bool:
+    """``?unit=``: the unit's id exactly, or a part of its name."""
+    return not wanted or wanted == unit_id or wanted in (unit_name or "")
+
+
+def board_matches(row: BoardRow, status: str) -> bool:
+    if status == "confirmed":
+        return row.confirmed and not row.late
+    if status == "late":
+        return row.late
+    if status == "overdue":
+        return row.overdue_since is not None
+    if status == "pending":
+        return not row.confirmed
+    return True
+
+
+def unit_matches(row: UnitRow, status: str) -> bool:
+    if status == "behind":
+        return row.missing - row.pending > 0
+    if status == "pending":
+        return row.missing > 0
+    if status == "done":
+        return row.missing == 0
+    return True
+
+
+def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:
+    unit = request.query.get("unit", "").strip()[:100]
+    status = request.query.get("status", "")
+    return unit, status if status in statuses else ""
+
+
 async def board_page(request: web.Request) -> web.Response:
+    """One occurrence's board: its figures, and its rows a page at a time, filtered by unit and status."""
     b = await _board_or_404(request)
     runtime = runtime_of(request)
     now = _now(request)
-    async with runtime.db.session() as session:
-        nudges = await nudge_counts(session, [b.occurrence.id or 0])
-    figures = [] if b.occurrence.dry_run else bars(board_figures(b, nudges, now))  # a rehearsal never counts
+    unit, status = _filters(request, BOARD_STATUS)
+    chosen = [r for r in b.rows if _unit_matches(unit, r.unit_id, r.unit_name) and board_matches(r, status)]
+    rows, pager = paged(request, chosen)
+    figures: list[dict[str, Any]] = []
+    if not b.occurrence.dry_run:  # a rehearsal never counts
+        async with runtime.db.session() as session:
+            nudges = await nudge_counts(session, [b.occurrence.id or 0])
+        figures = board_figures(b, nudges, now)
     title = f"{'演练：' if b.occurrence.dry_run else ''}确认情况：{b.occurrence.title}"
     sent = await stage_of_occurrence(runtime.db, b.occurrence.id or 0)
     return render(request, "admin_board.html", title=title,
-                  nav="occurrences", board=b, bars=figures,
+                  nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
+                  statuses=BOARD_STATUS, bars=bars(figures[-BARS_SHOWN:]), bars_total=len(figures),
                   zone=zone_for(runtime, b.occurrence.reminder_id), now=now,
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None,
                   **await board_extras(request, b))
@@ -297,17 +371,23 @@ def _link(period: Period | None) -> dict[str, str] | None:
 
 
 async def units_page(request: web.Request) -> web.Response:
+    """The ranked units of a period, a page at a time, filtered by unit and status (ranks stay the full ones)."""
     period, rows, error = await _unit_rows(request)
     now = _now(request)
     later = _shifted(period, 1)
-    total = totals(rows)
+    unit, status = _filters(request, UNIT_STATUS)
+    ranked = list(zip(rows, cells(rows), strict=True))
+    chosen = [(r, c) for r, c in ranked if _unit_matches(unit, r.unit_id, r.unit) and unit_matches(r, status)]
+    shown, pager = paged(request, chosen)
+    total = totals(r for r, _ in chosen)
     return render(request, "admin_units.html", status=400 if error else 200,
                   title=f"各单位完成情况（{period.label}）", nav="units", error=error,
                   period=_link(period), menu=period_menu(period, now),
                   previous=_link(_shifted(period, -1)),
                   next=_link(later) if later is not None and later.start <= now else None,
-                  headers=HEADERS, cells=cells(rows), bars=bars(rows),
-                  total=total, total_rate=percent(total))
+                  headers=HEADERS, cells=[c for _, c in shown], bars=bars([r for r, _ in shown]),
+                  total=total, total_rate=percent(total), pager=pager, unit=unit, wanted=status,
+                  statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(rows))
 
 
 async def outbox_page(request: web.Request) -> web.Response:

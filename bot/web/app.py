@@ -94,6 +94,7 @@ def make_templates() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # the pages ship with the code: no stat() of the files on every request
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -17,34 +17,34 @@ from datetime import UTC
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlmodel import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.confirmations import (
     NOTE_MAX,
     VIA_LABELS,
     ConfirmationError,
-    NotExpectedError,
-    RehearsalError,
-    find_in,
-    record_confirmation,
+    ConfirmationView,
+    LinkView,
+    clean_note,
+    insert_confirmation,
+    link_view,
 )
 from bot.tokens import TokenError, read_token
 from bot.web.app import read_form, render, runtime_of, zone_for
-from storage.models import Confirmation, Expectation, Occurrence
 
 CONTACT = "如有疑问，请联系机关工委管理员。"
 REHEARSAL = (403, "演练链接，不能确认",
              "这是一次演练（未真正发送）的确认链接，只用来查看确认页面的样子，不会登记任何确认。")
 
 
-@dataclass
+@dataclass(slots=True)
 class Target:
-    """What a valid token points at."""
+    """What a valid token points at: the token, whose it is, and the page's one-query view."""
 
     token: str
-    occurrence: Occurrence
-    expectation: Expectation
-    confirmation: Confirmation | None
+    person_id: str
+    view: LinkView
+    confirmation: ConfirmationView | None
 
 
 class Refusal(Exception):
@@ -69,33 +69,32 @@ def add_confirm_routes(app: web.Application) -> None:
     app.router.add_post("/c/{token}", post_confirm)
 
 
-async def _resolve(request: web.Request) -> Target:
+def _read_token(request: web.Request) -> tuple[str, int, str]:
+    """The token, its occurrence id and person id; a bad or expired token is a :class:`Refusal`."""
     runtime = runtime_of(request)
     token = request.match_info["token"]
     max_age = runtime.settings.link_ttl_days * 86400
     try:
-        occurrence_id, person_id = read_token(
-            runtime.link_key, token, max_age, now=runtime.clock()
-        )
+        occurrence_id, person_id = read_token(runtime.link_key, token, max_age, now=runtime.clock())
     except TokenError as exc:
         raise Refusal(*TOKEN_REFUSALS[exc.reason]) from None
-    async with runtime.db.session() as session:  # one session: this runs on every open and press
-        occurrence = await session.get(Occurrence, occurrence_id)
-        found = await session.exec(select(Expectation).where(
-            Expectation.occurrence_id == occurrence_id, Expectation.person_id == person_id))
-        expectation = found.first()
-        confirmation = await find_in(session, occurrence_id, person_id) if expectation else None
-    if occurrence is None:
+    return token, occurrence_id, person_id
+
+
+async def _target(conn: AsyncConnection, token: str, occurrence_id: int, person_id: str) -> Target:
+    """One query for what the page needs; no occurrence or no expectation is a :class:`Refusal`."""
+    view = await link_view(conn, occurrence_id, person_id)
+    if view is None:
         raise Refusal(404, "提醒不存在", "这个链接对应的提醒已不存在。" + CONTACT)
-    if expectation is None:
+    if not view.expected:
         raise Refusal(403, "无需确认", "您不在本次提醒的确认名单中，无需确认。" + CONTACT)
-    return Target(token, occurrence, expectation, confirmation)
+    return Target(token, person_id, view, view.confirmation)
 
 
 def _page(request: web.Request, target: Target, *, status: int = 200, note: str = "",
           error: str | None = None, just_confirmed: bool = False) -> web.Response:
     runtime = runtime_of(request)
-    occ = target.occurrence
+    occ = target.view
     now = runtime.clock()
     deadline = occ.deadline_at.replace(tzinfo=UTC) if occ.deadline_at else None
     conf = target.confirmation
@@ -105,8 +104,8 @@ def _page(request: web.Request, target: Target, *, status: int = 200, note: str 
         status=status,
         token=target.token,
         occurrence=occ,
-        person_name=target.expectation.person_name,
-        unit_name=target.expectation.unit_name or "",
+        person_name=occ.person_name,
+        unit_name=occ.unit_name or "",
         zone=zone_for(runtime, occ.reminder_id),
         overdue=deadline is not None and now >= deadline and conf is None,
         confirmation=conf,
@@ -126,49 +125,49 @@ def _refusal_page(request: web.Request, refusal: Refusal) -> web.Response:
 
 async def show_confirm(request: web.Request) -> web.Response:
     try:
-        target = await _resolve(request)
+        token, occurrence_id, person_id = _read_token(request)
+        async with runtime_of(request).db.engine.connect() as conn:
+            target = await _target(conn, token, occurrence_id, person_id)
     except Refusal as refusal:
         return _refusal_page(request, refusal)
     return _page(request, target)
 
 
 async def post_confirm(request: web.Request) -> web.Response:
-    try:
-        _check_same_site(request)
-        target = await _resolve(request)
-        if target.occurrence.dry_run:
-            raise Refusal(*REHEARSAL)
-        form = await read_form(request)
-        sent_token = form.get("token")
-        if not isinstance(sent_token, str) or not hmac.compare_digest(
-            sent_token.encode(), target.token.encode()
-        ):
-            raise Refusal(400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
-    except Refusal as refusal:
-        return _refusal_page(request, refusal)
-    note = form.get("note")
-    note = note if isinstance(note, str) else None
-    if target.confirmation is not None:  # replay: harmless, say when it was first confirmed
-        return _page(request, target)
+    """Record the confirmation: one query and one ``INSERT … ON CONFLICT DO NOTHING`` in one transaction.
+
+    The refusals, in order: another site's form, a bad token, no occurrence, not expected, a
+    rehearsal, a form whose token differs; a note too long shows the page again with the error.
+    """
     runtime = runtime_of(request)
     try:
-        created, confirmation = await record_confirmation(
-            runtime.db,
-            target.occurrence.id or 0,
-            target.expectation.person_id,
-            via="link",
-            note=note,
-            now=runtime.clock(),
-            checked=True,  # _resolve just found the expectation and no confirmation
-        )
-    except RehearsalError:
-        return _refusal_page(request, Refusal(*REHEARSAL))
-    except NotExpectedError:
-        return _refusal_page(request, Refusal(403, "无需确认", "您不在本次提醒的确认名单中。" + CONTACT))
-    except ConfirmationError as exc:
-        return _page(request, target, status=400, note=note or "", error=str(exc))
-    target.confirmation = confirmation
-    return _page(request, target, just_confirmed=created)
+        _check_same_site(request)
+        token, occurrence_id, person_id = _read_token(request)
+        form = await read_form(request)  # before the transaction: never hold it across the network
+        async with runtime.db.engine.begin() as conn:
+            target = await _target(conn, token, occurrence_id, person_id)
+            if target.view.dry_run:
+                raise Refusal(*REHEARSAL)
+            sent_token = form.get("token")
+            if not isinstance(sent_token, str) or not hmac.compare_digest(sent_token.encode(), token.encode()):
+                raise Refusal(400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
+            raw_note = form.get("note")
+            note = raw_note if isinstance(raw_note, str) else None
+            if target.confirmation is not None:  # replay: harmless, say when it was first confirmed
+                return _page(request, target)
+            try:
+                cleaned = clean_note(note)
+            except ConfirmationError as exc:
+                return _page(request, target, status=400, note=note or "", error=str(exc))
+            made = await insert_confirmation(conn, occurrence_id, person_id, via="link", note=cleaned,
+                                             now=runtime.clock())
+            if made is None:  # another request confirmed between our read and our insert: it stands
+                target = await _target(conn, token, occurrence_id, person_id)
+                return _page(request, target)
+    except Refusal as refusal:
+        return _refusal_page(request, refusal)
+    target.confirmation = made
+    return _page(request, target, just_confirmed=True)
 
 
 def _host_port(url: str) -> tuple[str, int] | None:

@@ -336,7 +336,8 @@ async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime)
         # Core rows with only the columns a board shows: a province's board has 20,000 of them.
         exps = (
             await session.exec(
-                select(EXP.c.occurrence_id, EXP.c.person_id, EXP.c.person_name, EXP.c.unit_id, EXP.c.unit_name)
+                select(EXP.c.occurrence_id, EXP.c.person_id, EXP.c.person_name, EXP.c.unit_id, EXP.c.unit_name,
+                       EXP.c.excused_at, EXP.c.excused_by, EXP.c.excuse_reason)
                 .where(EXP.c.occurrence_id.in_(ids))
                 .order_by(EXP.c.unit_id, EXP.c.id)
             )

@@ -211,7 +211,8 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
         ids = [i for i in occs if i is not None]
         # Core rows, only the columns counted: a province's period has 100,000 of them.
         et, ct = Expectation.__table__, Confirmation.__table__  # type: ignore[attr-defined]
-        exps = (await session.exec(select(et.c.occurrence_id, et.c.person_id, et.c.unit_id, et.c.unit_name)
+        exps = (await session.exec(select(et.c.occurrence_id, et.c.person_id, et.c.unit_id, et.c.unit_name,
+                                          et.c.excused_at)
                                    .where(et.c.occurrence_id.in_(ids)))).all()  # type: ignore[call-overload]
         confs = (await session.exec(select(ct.c.occurrence_id, ct.c.person_id, ct.c.confirmed_at)
                                     .where(ct.c.occurrence_id.in_(ids)))).all()  # type: ignore[call-overload]

@@ -24,8 +24,9 @@ from pydantic import TypeAdapter
 from sqlmodel import select
 
 from bot.config.models import PlatformIds, Schedules
-from bot.inbound import SEEN_RETENTION, Said, claim, short_code
+from bot.inbound import SEEN_RETENTION, claim, short_code
 from bot.platforms.apps import AppConfig
+from bot.platforms.events import Said
 from bot.platforms.registry import ChannelConfig
 from bot.web import make_app
 from storage.db import Database

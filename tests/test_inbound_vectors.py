@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.inbound import CallbackError, occurrence_of_code, parse_reply, short_code
+from bot.inbound import occurrence_of_code, parse_reply, short_code
 from bot.platforms import dingtalk_inbound, feishu_inbound, wecom_inbound
+from bot.platforms.events import CallbackError
 from tests.fakes import chat
 
 WECOM_TOKEN = "123456"

@@ -26,11 +26,12 @@ from aiohttp import web
 from bot import metrics
 from bot.compose import when_text
 from bot.confirmations import board
-from bot.inbound import Answer, CallbackError, Pressed, Said, handle, person_for
+from bot.inbound import Answer, handle, person_for
 from bot.outbox import enqueue
 from bot.platforms import dingtalk_inbound, feishu_inbound, slack_inbound, wecom_inbound
 from bot.platforms.apps import AppBase, DingTalkApp, FeishuApp, SlackApp, WeComApp
 from bot.platforms.base import Mention, Message
+from bot.platforms.events import CallbackError, Pressed, Said
 from bot.platforms.registry import platform_for
 from bot.runtime import Runtime
 from bot.web.app import runtime_of

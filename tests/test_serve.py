@@ -111,3 +111,24 @@ def test_validate_as_a_command_exits_1_on_a_broken_copy(workspace: Workspace) ->
     assert result.returncode == 1
     assert len(error_lines(result.stderr)) == 1
     assert "未知的频道 “leader_wecom”" in result.stderr
+
+
+def test_a_port_in_use_is_one_chinese_line_naming_it_and_exit_1_with_nothing_started(workspace: Workspace) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = Service.start(workspace, "--port", str(port))
+        try:
+            code = service.process.wait(timeout=60)
+        finally:
+            service.kill()
+    assert code == 1, service.output()
+    assert "Traceback" not in service.output()
+    lines = [line for line in service.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, service.output()
+    assert f"127.0.0.1:{port}" in lines[0] and "端口已被占用" in lines[0]
+    assert "发送器已停止" not in service.stdout  # the sending loop never started
+    assert STARTED not in service.stdout

@@ -150,6 +150,7 @@ def schema_text() -> str:
 def serve(port: int | None, dry_run: bool) -> None:
     """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""
     from bot.logs import channel_secrets, set_secrets, setup_logging
+    from bot.service import CannotStart
     from bot.service import serve as run
 
     overrides: dict[str, object] = {}
@@ -167,4 +168,8 @@ def serve(port: int | None, dry_run: bool) -> None:
     schedules = load_or_exit(s)
     set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
                  *(v for app in schedules.apps.values() for v in app.secrets())])
-    asyncio.run(run(s))
+    try:
+        asyncio.run(run(s))
+    except CannotStart as exc:
+        click.echo(f"错误：{exc}", err=True)
+        sys.exit(1)

@@ -19,7 +19,8 @@ This module needs nothing from the timing code, so the YAML models can import it
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from cronsim import CronSim, CronSimError
 
@@ -69,6 +70,24 @@ def _where(message: str) -> str:
         if message.endswith(lib):
             return f"的“{zh}”段"
     return ""
+
+
+def shortest_gap_days(expr: str, *, start: datetime | None = None, samples: int = 400,
+                      span_days: int = 4 * 366) -> float | None:
+    """The smallest gap between consecutive fire times (days, fractional), over a sample.
+
+    The sample is at most ``samples`` fire times within ``span_days`` of ``start`` (default
+    2026-01-01 UTC); None when fewer than two fire in it (a valid expression always fires again).
+    """
+    begin = start or datetime(2026, 1, 1, tzinfo=UTC)
+    end = begin + timedelta(days=span_days)
+    times: list[datetime] = []
+    for t in CronSim(normalized(expr), begin):
+        if t > end or len(times) >= samples:
+            break
+        times.append(t)
+    gaps = [(b - a).total_seconds() / 86400 for a, b in pairwise(times)]
+    return min(gaps) if gaps else None
 
 
 def normalized(expr: str) -> str:

@@ -172,6 +172,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
             _secure(request, exc)
             raise  # a redirect, or a page of our own
         response = replace_error(request, exc)
+    except (ClientGone, ConnectionResetError):  # nobody left to answer; nothing went wrong here
+        log.info("客户端在请求中途断开了连接：%s %s", request.method, mask_links(request.path))
+        response = error_response(400, as_json=wants_json(request))
     except Exception:  # a bug, never the client's fault: logged with its traceback, shown as a page
         log.exception("处理请求 %s %s 时出错", request.method, mask_links(request.path))
         response = error_response(500, as_json=wants_json(request))
@@ -212,6 +215,12 @@ async def read_form(request: web.Request) -> Mapping[str, Any]:
             aiohttp.ClientPayloadError) as exc:
         log.info("无法读取提交的表单（%s）", type(exc).__name__)
         raise web.HTTPBadRequest() from None
+    except ConnectionError:
+        raise ClientGone() from None
+
+
+class ClientGone(Exception):
+    """The client hung up before its request was read (not an error of ours: one INFO line)."""
 
 
 def make_app(runtime: Runtime) -> web.Application:

@@ -362,3 +362,14 @@ async def test_confirmations_not_yet_due_are_told_apart_in_words_not_counted_as_
     assert "已到截止 1 项，按时 1 项 · 100.0%" in chart  # Zhang, on time
     assert "尚无到截止的事项" in chart and "另有 2 项未到截止，不计入" in chart  # Li and Wang
     assert not re.search(r"按时 \d+/\d+", chart)
+
+
+async def test_the_admin_who_recorded_a_confirmation_is_shown_by_name_on_the_board_and_in_its_csv(
+    world: World, client: TestClient
+) -> None:
+    await record_confirmation(world.db, world.occurrence_id, "li", via="admin", recorded_by="zhang", now=NOW)
+    page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
+    assert "张伟 代录" in page and "zhang 代录" not in page
+    raw = await (await client.get(f"/admin/occurrences/{world.occurrence_id}/board.csv", headers=AUTH)).read()
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert {r[2]: r for r in rows[1:]}["李娜"][9] == "张伟"

@@ -39,7 +39,7 @@ from bot.reports import (
     totals,
     unit_figures,
 )
-from bot.web.app import Handler, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.app import Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.app import render as render_page
 from bot.web.login import LoginThrottle
 from storage.models import DeliveryAttempt, Occurrence, Outbox
@@ -388,7 +388,7 @@ async def board_csv(request: web.Request) -> web.Response:
     rows: list[list[object]] = [
         [title, zh_datetime(occ.due_at, zone), r.name, r.person_id, r.unit_name or "",
          "演练" if occ.dry_run else board_status(r), zh_datetime(r.confirmed_at, zone), r.via_label, r.note,
-         r.recorded_by, zh_datetime(r.overdue_since, zone)]
+         person_name(runtime_of(request), r.recorded_by), zh_datetime(r.overdue_since, zone)]
         for r in b.rows
     ]
     return csv_response(f"board-{occ.id}.csv", header, rows)

@@ -105,8 +105,18 @@ def render(
     request: web.Request, template: str, status: int = 200, **context: Any
 ) -> web.Response:
     env = request.config_dict[TEMPLATES]
+    runtime = request.config_dict.get(RUNTIME)
+    context.setdefault("person_name", lambda person_id: person_name(runtime, person_id))
     body = env.get_template(template).render(**context)
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+def person_name(runtime: Runtime | None, person_id: str | None) -> str:
+    """A person's name as configured now; their id only when they are no longer configured."""
+    if not person_id:
+        return ""
+    person = runtime.schedules.people.get(person_id) if runtime is not None else None
+    return person.name if person is not None else person_id
 
 
 def runtime_of(request: web.Request) -> Runtime:

@@ -373,3 +373,27 @@ async def test_the_admin_who_recorded_a_confirmation_is_shown_by_name_on_the_boa
     raw = await (await client.get(f"/admin/occurrences/{world.occurrence_id}/board.csv", headers=AUTH)).read()
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert {r[2]: r for r in rows[1:]}["李娜"][9] == "张伟"
+
+
+async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_a_webhook(
+    world: World, client: TestClient
+) -> None:
+    from bot.platforms.wecom import WeComChannel
+
+    quiet = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text")
+    assert quiet.dry_run
+    world.runtime.schedules.channels["quiet"] = quiet
+    async with world.db.session() as session:
+        for channel_id, summary in (("party", "演练的当天提醒"), ("quiet", "只记录的当天提醒")):
+            session.add(Outbox(
+                dedupe_key=f"x/due/{channel_id}", occurrence_id=None, stage="due", channel_id=channel_id,
+                platform="wecom", robot="r", body={}, summary=summary, status="dry_run",
+                next_attempt_at=to_db_time(NOW), created_at=to_db_time(NOW),
+            ))
+        await session.commit()
+    page = await (await client.get("/admin/outbox", headers=AUTH)).text()
+    unsent, _, rest = page.partition("演练记录的消息")
+    rehearsed, _, unconfigured = rest.partition("未配置 webhook 的频道（只记录）")
+    assert "演练的当天提醒" not in unsent and "只记录的当天提醒" not in unsent
+    assert "演练的当天提醒" in rehearsed and "只记录的当天提醒" not in rehearsed
+    assert "只记录的当天提醒" in unconfigured and "只记录（未配置 webhook）" in unconfigured

@@ -293,7 +293,8 @@ async def outbox_page(request: web.Request) -> web.Response:
         )
         rows = (
             await session.exec(
-                select(Outbox)
+                select(Outbox, Occurrence.dry_run)
+                .outerjoin(Occurrence, col(Occurrence.id) == col(Outbox.occurrence_id))
                 .where(col(Outbox.status) != "sent")
                 .order_by(col(Outbox.created_at).desc())
                 .limit(100)
@@ -315,16 +316,29 @@ async def outbox_page(request: web.Request) -> web.Response:
         "stage": stage_label(r.stage),
         "ok": a.ok,
     } for a, r in repeated]
-    items = [{
-        "row": r,
-        "channel": _channel_name(runtime, r.channel_id),
-        "status": OUTBOX_STATUS.get(r.status, r.status),
-        "stage": stage_label(r.stage),
-        "error": redact(r.last_error),
-    } for r in rows]
+    groups: dict[str, list[dict[str, Any]]] = {"unsent": [], "rehearsal": [], "no_webhook": []}
+    for r, rehearsal in rows:
+        group = _outbox_group(runtime, r, bool(rehearsal))
+        groups[group].append({
+            "row": r,
+            "channel": _channel_name(runtime, r.channel_id),
+            "status": "只记录（未配置 webhook）" if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
+            "stage": stage_label(r.stage),
+            "error": redact(r.last_error),
+        })
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
-                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=items,
-                  doubles=doubles)
+                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=groups["unsent"],
+                  rehearsed=groups["rehearsal"], unconfigured=groups["no_webhook"], doubles=doubles)
+
+
+def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool) -> str:
+    """``unsent`` (waiting or failed), ``rehearsal`` (a 演练's message) or ``no_webhook`` (only recorded)."""
+    if row.status != "dry_run":
+        return "unsent"
+    channel = runtime.channel(row.channel_id)
+    if not rehearsal and channel is not None and channel.dry_run:
+        return "no_webhook"
+    return "rehearsal"
 
 
 def _channel_name(runtime: Any, channel_id: str) -> str:

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 from pydantic import SecretStr
 from test_followup import Clock, bj, confirm, fire_due, make_runtime, write_world
+from test_reports import with_webhook
 from test_web_confirm import DEADLINE, NOW, World, add_occurrence, build_world
 
 from bot.cli.confirmations import report
@@ -189,6 +190,9 @@ async def test_the_board_chart_counts_like_the_report(world: World, client: Test
     await confirm_some(world)
     async with world.db.session() as session:
         session.add(Nudge(occurrence_id=world.occurrence_id, person_id="wang", kind="followup", number=1))
+        session.add(Outbox(dedupe_key="r/followup:1/party", occurrence_id=world.occurrence_id, stage="followup:1",
+                           channel_id="party", platform="wecom", robot="r", status="sent",
+                           body={"mentions": [{"person_id": "wang", "name": "王芳"}]}))
         await session.commit()
     page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
     chart = page[page.index('<ul class="bars">'):]
@@ -252,7 +256,8 @@ async def test_a_unit_name_that_looks_like_a_formula_is_defused_in_the_unit_csv(
 
 async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(tmp_path: Path) -> None:
     """Follow-ups, late and missing confirmations through the real pipeline; then both readings."""
-    settings = write_world(tmp_path).model_copy(update={"admin_user": USER, "admin_password": SecretStr(PASSWORD)})
+    settings = with_webhook(write_world(tmp_path)).model_copy(
+        update={"admin_user": USER, "admin_password": SecretStr(PASSWORD)})
     runtime = await make_runtime(settings, Clock(bj(2026, 12, 2, 9, 0)))
     try:
         first = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))  # deadline 6 Nov 09:00

@@ -23,7 +23,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.confirmations import Board, BoardRow, board, boards_for
-from bot.csvfile import csv_text
+from bot.csvfile import csv_bytes
 from bot.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.platforms.markup import redact
 from bot.reports import (
@@ -376,8 +376,7 @@ def bars(rows: list[UnitRow]) -> list[dict[str, Any]]:
 
 
 def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> web.Response:
-    # The BOM makes Excel read the file as UTF-8 instead of the local code page.
-    body = ("\ufeff" + csv_text(header, rows)).encode("utf-8")
+    body = csv_bytes(header, rows)  # the same bytes as `remindbot report --format csv`
     return web.Response(
         body=body,
         content_type="text/csv",

@@ -30,6 +30,7 @@ from bot.config.models import Person, Reminder
 from bot.inbound import reply_code
 from bot.reports import figures_for
 from bot.runtime import Runtime
+from bot.stages import stage_words
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token
 from bot.workhours import WorkHours
@@ -185,7 +186,7 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         await session.commit()
     if queued:
         runtime.wake_dispatcher()
-    log.info("%s（%s）已%s %d 条消息", reminder.title, fire.stage, "演练" if dry_run else "排队", queued)
+    log.info("%s（%s）已%s %d 条消息", reminder.title, stage_words(fire.stage), "演练" if dry_run else "排队", queued)
     assert occ.id is not None
     return FireResult(occ.id, queued, dry_run)
 

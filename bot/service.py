@@ -32,6 +32,7 @@ from bot.render import Renderer
 from bot.runtime import ReloadState, Runtime, system_clock
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
+from bot.stages import stage_words
 from bot.timing import fires
 from bot.watch import Reloader, admin_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
@@ -194,8 +195,7 @@ def log_coming(runtime: Runtime, count: int = 5) -> None:
         log.info("演练模式的频道（只记录、打印，不发送）：%s", "、".join(dry) if dry else "全部")
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
-        stage = "当天" if f.stage == "due" else f"提前{f.lead.describe() if f.lead else ''}通知"
-        log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage)
+        log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage_words(f.stage))
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

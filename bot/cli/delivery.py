@@ -23,6 +23,7 @@ from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.service import open_runtime
 from bot.settings import Settings
+from bot.stages import parse_stage, stage_words
 from bot.timing import Due, Fire, due_times, fires, next_fire
 from bot.workdays import WorkCalendar
 
@@ -72,7 +73,8 @@ def _show(renderer: Renderer, plan: Planned) -> None:
 @click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--person", help="只看发给某人（人员标识）的消息")
-@click.option("--stage", default="due", show_default=True, help="due（当天）或 notice:3d 等提前通知")
+@click.option("--stage", default="due", show_default=True,
+              help="哪一次：当天（due），或某个提前通知，写成 notices 里的写法，如 3d、notice:3d、提前3天")
 def preview(reminder_id: str, on: datetime | None, person: str | None, stage: str) -> None:
     """打印某个提醒将要发送的内容：每个频道一份，按平台的请求体格式。"""
     asyncio.run(_preview(reminder_id, on.date() if on else None, person, stage))
@@ -85,17 +87,20 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             click.echo(f"没有标识为 “{person}” 的人员。", err=True)
             sys.exit(1)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
-        lead = next((n for n in reminder.notices if f"notice:{n}" == stage), None)
-        if stage != "due" and lead is None:
-            choices = "、".join(f"notice:{n}" for n in reminder.notices) or "（此提醒没有提前通知）"
-            click.echo(f"阶段应为 due 或 {choices}", err=True)
+        key = parse_stage(stage, [str(n) for n in reminder.notices])
+        if key is None:
+            choices = "、".join(f"{n}（{stage_words(f'notice:{n}')}）" for n in reminder.notices)
+            click.echo(f"没有“{stage}”这一次：可写 当天（due）" + (f"，或提前通知 {choices}" if choices else
+                       "；此提醒没有提前通知"), err=True)
             sys.exit(1)
+        stage = key
+        lead = next((n for n in reminder.notices if f"notice:{n}" == stage), None)
         f = Fire(reminder.id, stage, due.due_at, due, lead)
         if lead is not None:  # the notice's own time (a notice moved off a holiday goes earlier)
             window = fires(reminder, runtime.calendar, due.due_at - timedelta(days=400), due.due_at)
             found = [x for x in window if x.stage == stage and x.due.due_at == due.due_at]
             if not found:
-                click.echo(f"这次提醒没有 {stage} 通知（例如通知日落在了更早的通知之后而被合并）。", err=True)
+                click.echo(f"这次提醒没有{stage_words(stage)}（例如通知日落在了更早的通知之后而被合并）。", err=True)
                 sys.exit(1)
             f = found[0]
         deadline = deadline_for(runtime, reminder, due.due_at)
@@ -103,8 +108,8 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
         plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
-        words = "当天提醒" if lead is None else f"提前{lead.describe()}通知"
-        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{words}），共 {len(plans)} 条消息\n")
+        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage_words(stage)}），"
+                   f"共 {len(plans)} 条消息\n")
         for plan in plans:
             _show(runtime.renderer, plan)
         click.echo(f"说明：加签（timestamp、sign）在发送时计算，不在此显示；个人确认链接显示为“{LINK_PLACEHOLDER}”，"

@@ -39,6 +39,7 @@ from bot.reports import (
     totals,
     unit_figures,
 )
+from bot.stages import stage_words
 from bot.web.app import Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.app import render as render_page
 from bot.web.login import LoginThrottle
@@ -347,12 +348,7 @@ def _channel_name(runtime: Any, channel_id: str) -> str:
 
 
 def stage_label(stage: str) -> str:
-    kind, _, arg = stage.partition(":")
-    labels = {"notice": f"提前通知（{arg}）", "due": "当天提醒", "followup": f"第{arg}次催办",
-              "escalation": f"第{arg}次告知领导", "report": "通报", "test": "测试消息"}
-    return labels.get(kind, stage)
-
-
+    return stage_words(stage)
 
 
 # ---------------------------------------------------------------- chart

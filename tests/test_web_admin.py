@@ -124,6 +124,10 @@ async def test_the_occurrence_list_shows_progress_and_overdue_counts(
     page = await (await client.get("/admin/occurrences", headers=AUTH)).text()
     assert f'href="/admin/occurrences/{world.occurrence_id}"' in page
     assert "2/3" in page and "1 人" in page
+    assert "<th" in page and "记录号</th>" in page  # the number `remindbot link` and `confirm` take
+    assert f'<td class="num" data-label="记录号">{world.occurrence_id}</td>' in page
+    board = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
+    assert f"<dt>记录号</dt><dd>{world.occurrence_id} " in board
 
 
 async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_words(

@@ -38,7 +38,7 @@ from storage.models import Expectation, Occurrence
 
 log = logging.getLogger(__name__)
 # (reminder, person or None for a group message, the occurrence's due time) -> template figures
-LINK_PLACEHOLDER = "（确认链接在真正发送时生成）"  # what `preview` shows where a personal link will be
+LINK_PLACEHOLDER = "确认链接在真正发送时生成"  # what `preview` shows where a personal link will be
 FiguresFor = Callable[[Reminder, Person | None, datetime], Awaitable[dict[str, Any] | None]]
 
 

@@ -176,6 +176,8 @@ CHANNEL = "channels:\n  - id: extra_ch\n    name: 群\n    platform: {platform}\
     ("wecom", WECOM_URL.replace("send?", "send ?"), "有空格"),
     ("wecom", "https://oapi.dingtalk.com/robot/send?access_token=abcdef0123456789", "钉钉的机器人地址"),
     ("dingtalk", WECOM_URL, "企业微信的机器人地址"),
+    ("slack", WECOM_URL, "或换成 Slack 群机器人的地址"),
+    ("wecom", "https://hooks.slack.com/services/T0/B0/abcdef0123456789", "webhook 是 Slack 的机器人地址"),
     ("wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?token=abc", "key="),
 ])
 def test_a_webhook_that_cannot_be_right_is_an_error_without_showing_it(

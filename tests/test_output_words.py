@@ -33,6 +33,7 @@ def test_preview_names_the_stage_in_the_chinese_words_used_elsewhere(runner: Cli
     due = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04"])
     assert due.exit_code == 0, due.output
     assert "2026年12月4日（星期五）09:00（当天提醒）" in due.output and "（due）" not in due.output
+    assert "（gw_wecom，政务微信）" in due.output  # the edition as configured, not 企业微信
     notice = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04", "--stage", "notice:3d"])
     assert notice.exit_code == 0, notice.output
     assert "（提前3天通知）" in notice.output and "notice:3d）" not in notice.output

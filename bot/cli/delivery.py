@@ -18,7 +18,7 @@ from bot.config.models import Reminder
 from bot.dispatch import Dispatcher
 from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
 from bot.platforms.base import DeliveryError, Message
-from bot.platforms.registry import platform_for, shown_webhook
+from bot.platforms.registry import platform_for, platform_title, shown_webhook
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.service import open_runtime
@@ -61,7 +61,7 @@ def _show(renderer: Renderer, plan: Planned) -> None:
     _, bodies = build_bodies(renderer, plan)
     ch = plan.channel
     mode = "演练模式（未配置 webhook）" if ch.dry_run else shown_webhook(ch)
-    click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_for(ch).title}）→ {mode}")
+    click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_title(ch)}）→ {mode}")
     for i, body in enumerate(bodies, 1):
         if len(bodies) > 1:
             click.echo(f"--- 第 {i}/{len(bodies)} 条")
@@ -207,7 +207,7 @@ async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-un
     rendered = Renderer(settings.templates_dir).render("test", {"stage": "test"}, "remindbot 测试消息")
     body = platform.build(channel, Message(title="remindbot 测试消息", markdown=rendered.markdown))[0]
     request = platform.prepare(channel, body, time.time())
-    click.echo(f"正在向 {channel.name}（{platform.title}，{shown_webhook(channel)}）发送测试消息……")
+    click.echo(f"正在向 {channel.name}（{platform_title(channel)}，{shown_webhook(channel)}）发送测试消息……")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
             async with http.post(request.url, data=request.body, headers=dict(request.headers)) as resp:

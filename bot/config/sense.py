@@ -115,6 +115,11 @@ def _day_beyond_month(p: Parsed, at: tuple[Any, ...], when: When, issues: list[C
                              "如果要的就是月末，请写 day: -1", warning=True))
 
 
+def _spaced(word: str) -> str:
+    """A Latin word set off by spaces inside Chinese text (``换成 Slack 群``); Chinese words as they are."""
+    return f" {word} " if word.isascii() else word
+
+
 def _webhook(p: Parsed, at: tuple[Any, ...], channel: Any, issues: list[ConfigIssue]) -> None:
     """The webhook's host and shape against its platform; the URL itself is a secret, never shown."""
     if channel.dry_run:
@@ -125,9 +130,9 @@ def _webhook(p: Parsed, at: tuple[Any, ...], channel: Any, issues: list[ConfigIs
     owner = next((name for name, hosts in KNOWN_HOSTS.items() if host in hosts), None)
     if owner is not None and owner != platform and {owner, platform} != {"feishu", "lark"}:
         issues.append(_issue(p, (*at, "webhook"),
-                             f"webhook 是{PLATFORM_WORDS[owner]}的机器人地址（{host}），但此频道的 platform 是 "
-                             f"{platform}：请改 platform: {owner}，或换成{PLATFORM_WORDS.get(platform, platform)}"
-                             "群机器人的地址"))
+                             f"webhook 是{_spaced(PLATFORM_WORDS[owner])}的机器人地址（{host}），"
+                             f"但此频道的 platform 是 {platform}：请改 platform: {owner}，"
+                             f"或换成{_spaced(PLATFORM_WORDS.get(platform, platform))}群机器人的地址"))
         return
     if platform == "wecom" and not parse_qs(parts.query).get("key"):
         issues.append(_issue(p, (*at, "webhook"),

@@ -337,9 +337,7 @@ def report(period_spec: str, fmt: str, reminders: tuple[str, ...], units: tuple[
     text, _ = run(lambda runtime: _report(runtime, period_spec, fmt, reminders, units, by_parent))
     if fmt == "csv":  # the same bytes as the admin download: Excel needs the byte-order mark
         if output is None:
-            stdout = click.get_binary_stream("stdout")
-            stdout.write(excel_bytes(text))
-            stdout.flush()
+            click.echo(excel_bytes(text), nl=False)  # bytes go to the binary stream as they are
         else:
             output.write_bytes(excel_bytes(text))
     elif output is None:

@@ -1,5 +1,8 @@
 """CSV for Excel: the one writer behind ``remindbot report --format csv`` and the admin CSV downloads.
 
+Both write the same bytes (:func:`excel_bytes`): UTF-8 with a byte-order mark, without which Excel on
+a Chinese Windows reads the file in the local code page (GBK) and shows garbage.
+
 A cell that Excel (or LibreOffice, WPS) would run as a formula — text starting with ``= + - @``,
 after any leading spaces, or with a tab or line break — is written with a leading ``'``, so a unit
 or a note named ``=cmd|' /C calc'!A0`` is shown as text, never executed.
@@ -28,3 +31,16 @@ def csv_text(header: Sequence[object], rows: Iterable[Sequence[object]]) -> str:
     writer.writerow([cell(v) for v in header])
     writer.writerows([cell(v) for v in row] for row in rows)
     return buffer.getvalue()
+
+
+BOM = "\ufeff"
+
+
+def excel_bytes(text: str) -> bytes:
+    """CSV text as the bytes Excel opens as UTF-8: a byte-order mark, then UTF-8."""
+    return (BOM + text).encode("utf-8")
+
+
+def csv_bytes(header: Sequence[object], rows: Iterable[Sequence[object]]) -> bytes:
+    """Header and rows as a CSV file for Excel (see :func:`csv_text`, :func:`excel_bytes`)."""
+    return excel_bytes(csv_text(header, rows))

@@ -23,6 +23,7 @@ from datetime import datetime
 from bot import outbox
 from bot.outbox import Claimed, robot_key
 from bot.platforms.base import ChannelBase, Message, Platform
+from bot.platforms.registry import edition_title
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def headline(reason: str) -> str:
     return text if 0 < len(text) <= 24 else "发送失败"
 
 
+def group_words(platform_title: str, channel_name: str) -> str:
+    """``钉钉群“X”``, or ``群“市财政局党建群（钉钉）”`` when the name already says the platform."""
+    if platform_title and platform_title in channel_name:
+        return f"群“{channel_name}”"
+    return f"{platform_title}群“{channel_name}”"
+
+
 def digest_text(batch: _Batch) -> str:
     """The notice's markdown: who failed, how many, why, which messages."""
     reason, _ = batch.reasons.most_common(1)[0]
@@ -62,7 +70,7 @@ def digest_text(batch: _Batch) -> str:
     lines = [
         "**消息投递失败**",
         "",
-        f"{batch.platform_title}群“{batch.channel_name}”的机器人{cause}，{batch.count} 条消息未送达。",
+        f"{group_words(batch.platform_title, batch.channel_name)}的机器人{cause}，{batch.count} 条消息未送达。",
         "",
         f"> 原因：{reason}",
     ]
@@ -129,7 +137,7 @@ class DeadDigest:
         if channel is None:
             return platform
         try:
-            return self._platform_for(channel).title
+            return edition_title(channel, self._platform_for(channel).title)
         except KeyError:
             return platform
 

@@ -41,6 +41,7 @@ from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
 from bot.platforms.registry import platform_for as registry_platform_for
 from bot.ratelimit import RobotLimiter, rules_for
+from bot.repeats import RepeatedFailure
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import utcnow
@@ -274,13 +275,15 @@ class Dispatcher:
     # ---- claiming --------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        failing = RepeatedFailure(log, "领取机器人通道失败，稍后重试")
         while self._accepting:
             self._wake.clear()
             self.ticks["dispatcher"] = self._clock()
             try:
                 await self._fill()
+                failing.ok()
             except Exception as exc:
-                log.warning("领取机器人通道失败，稍后重试：%s", type(exc).__name__)
+                failing.failed(exc)
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
@@ -295,12 +298,14 @@ class Dispatcher:
 
     async def _heartbeat(self) -> None:
         """Beat and renew the lanes' leases every ``heartbeat_seconds``."""
+        failing = RepeatedFailure(log, "记录实例心跳失败")
         while True:
             await asyncio.sleep(self.beat_seconds)
             try:
                 await self._beat()
+                failing.ok()
             except Exception as exc:
-                log.warning("记录实例心跳失败：%s", type(exc).__name__)
+                failing.failed(exc)
 
     def _alive(self) -> bool:
         """Whether our heartbeat is fresh enough that nobody can have taken our lanes."""

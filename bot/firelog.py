@@ -23,6 +23,7 @@ from bot.outbox import enqueue
 from bot.platforms.base import Message
 from bot.platforms.registry import platform_for
 from bot.runtime import Runtime
+from bot.stages import stage_words
 from storage.db import Database
 from storage.models import DueStage
 
@@ -34,16 +35,8 @@ TELL_LIMIT = 30  # missed stages listed in one admin notice (more are counted)
 
 
 def stage_label(stage: str) -> str:
-    """``due`` -> 当天提醒, ``notice:3d`` -> 提前通知（3天）."""
-    kind, _, arg = stage.partition(":")
-    if kind == "notice":
-        try:
-            from bot.config.spans import parse_span
-
-            return f"提前通知（{parse_span(arg).describe()}）"
-        except ValueError:
-            return f"提前通知（{arg}）"
-    return "当天提醒" if kind == "due" else stage
+    """``due`` -> 当天提醒, ``notice:3d`` -> 提前3天通知 (see :func:`bot.stages.stage_words`)."""
+    return stage_words(stage)
 
 
 def span_text(seconds: int | None) -> str:

@@ -33,6 +33,7 @@ from bot.inbound import reply_code
 from bot.outbox import insert_ignoring
 from bot.reports import figures_for
 from bot.runtime import Runtime
+from bot.stages import stage_words
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token, make_view_token, view_url
 from bot.workhours import WorkHours
@@ -40,7 +41,7 @@ from storage.models import Expectation, Occurrence
 
 log = logging.getLogger(__name__)
 # (reminder, person or None for a group message, the occurrence's due time) -> template figures
-LINK_PLACEHOLDER = "（确认链接在真正发送时生成）"  # what `preview` shows where a personal link will be
+LINK_PLACEHOLDER = "确认链接在真正发送时生成"  # what `preview` shows where a personal link will be
 FiguresFor = Callable[[Reminder, Person | None, datetime], Awaitable[dict[str, Any] | None]]
 
 
@@ -195,7 +196,7 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         await session.commit()
     if queued:
         runtime.wake_dispatcher()
-    log.info("%s（%s）已%s %d 条消息", reminder.title, fire.stage, "演练" if dry_run else "排队", queued)
+    log.info("%s（%s）已%s %d 条消息", reminder.title, stage_words(fire.stage), "演练" if dry_run else "排队", queued)
     assert occ.id is not None
     return FireResult(occ.id, queued, dry_run)
 

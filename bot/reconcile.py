@@ -38,6 +38,7 @@ from bot.metrics import FIRE_LATENESS, FIRES
 from bot.occurrences import FireResult, fire, from_db, get_or_create_occurrence
 from bot.platforms.markup import redact
 from bot.runtime import Runtime
+from bot.stages import stage_words
 from bot.timing import Fire, fires
 from storage.models import DueStage, SchedulerMark
 
@@ -135,7 +136,8 @@ class Reconciler:
                     result.on_time += 1
                 except Exception as exc:  # a rehearsal only reports
                     result.failed += 1
-                    log.warning("演练：提醒“%s”（%s）失败：%s", reminder.title, f.stage, redact(str(exc))[:300])
+                    log.warning("演练：提醒“%s”（%s）失败：%s", reminder.title, stage_words(f.stage),
+                                redact(str(exc))[:300])
         self._rehearsed_until = now + timedelta(microseconds=1)
 
     async def _mark(self, session: AsyncSession) -> datetime | None:
@@ -286,9 +288,10 @@ class Reconciler:
                            next_try_at=now + timedelta(seconds=delay))
         result.failed += 1
         FIRES.labels("failed").inc()
-        log.warning("提醒“%s”（%s）发送失败（第 %d 次），%.0f 秒后重试：%s", reminder.title, row.stage, attempts,
-                    delay, reason, extra={"event": "fire_failed", "reminder_id": row.reminder_id,
-                                          "stage": row.stage, "attempts": attempts, "error": reason})
+        log.warning("提醒“%s”（%s）发送失败（第 %d 次），%.0f 秒后重试：%s", reminder.title,
+                    stage_words(row.stage), attempts, delay, reason,
+                    extra={"event": "fire_failed", "reminder_id": row.reminder_id,
+                           "stage": row.stage, "attempts": attempts, "error": reason})
 
     async def _missed(self, row: DueStage, f: Fire, reminder: Reminder, now: datetime, lateness: float,
                       result: PassResult) -> None:
@@ -317,11 +320,11 @@ class Reconciler:
                  "fired_at": fired_at.isoformat() if fired_at else None, "outcome": outcome,
                  "lateness_seconds": round(lateness, 3), "queued": queued}
         if outcome == "missed":
-            log.warning("提醒“%s”（%s）%s，已晚 %s", title, row.stage, words[outcome], lateness_text(lateness),
-                        extra=extra)
+            log.warning("提醒“%s”（%s）%s，已晚 %s", title, stage_words(row.stage), words[outcome],
+                        lateness_text(lateness), extra=extra)
         else:
-            log.info("提醒“%s”（%s）%s，排队 %d 条消息，延迟 %.1f 秒", title, row.stage, words[outcome], queued,
-                     lateness, extra=extra)
+            log.info("提醒“%s”（%s）%s，排队 %d 条消息，延迟 %.1f 秒", title, stage_words(row.stage),
+                     words[outcome], queued, lateness, extra=extra)
 
     def _title(self, reminder_id: str) -> str:
         reminder = self.runtime.schedules.reminders.get(reminder_id)

@@ -44,7 +44,7 @@ import jinja2
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.config.yamlsource import ConfigIssue, locate_path_in
+from bot.config.yamlsource import ConfigIssue, locate_path_in, openable
 
 if TYPE_CHECKING:
     from bot.config.loader import Parsed
@@ -244,7 +244,8 @@ def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[Co
             if name in first and renderer.exists(name):
                 continue
             line, col = locate_path_in(("reminders", i, "template"), p.doc.tree)
-            where = f"（模板第 {problem.line} 行）" if problem.line else ""
+            where = f"（模板第 {problem.line} 行，{openable(folder / f'{name}{SUFFIX}')}:{problem.line}）" \
+                if problem.line and renderer.exists(name) else ""
             first.setdefault(name, len(issues))
             issues.append(ConfigIssue(p.doc.label, line, col, f"reminders[{i}].template",
                                       f"模板 {name}{where}：{problem.message}"))
@@ -256,6 +257,7 @@ def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[Co
         problem = check_template(renderer, name, "提醒")
         if problem is not None:
             where = problem.line or 1
-            issues.append(ConfigIssue(f"message_templates/{name}{SUFFIX}", where, 1, "",
+            # An absolute path: shown_issue() makes it relative to the admin's folder when under it.
+            issues.append(ConfigIssue(str((folder / f"{name}{SUFFIX}").resolve()), where, 1, "",
                                       problem.message))
     return issues

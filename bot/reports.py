@@ -9,7 +9,7 @@ counted in ``excused`` only: not expected, not missing, never late.
 
 ``missing`` counts expectations without a confirmation when the figures are taken, whether or
 not their deadline has passed (``pending`` says how many of them still have time); ``nudges``
-counts every ``Nudge`` row (follow-ups to the person and escalations about them).
+(催办次数) counts the follow-up rounds that reached the person (see :func:`nudge_counts`).
 
 Every figure, for a period (``remindbot report``, report reminders, ``/admin/units``) or for one
 occurrence's board, is counted by :func:`tally`, so the numbers and their words agree everywhere.
@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
@@ -33,7 +33,7 @@ from bot.confirmations import to_db_time as db_time
 from bot.csvfile import csv_text
 from bot.runtime import Runtime
 from bot.textable import table
-from storage.models import Confirmation, Expectation, Nudge, Occurrence
+from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
 DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
 NO_UNIT = "未分配单位"
@@ -189,11 +189,29 @@ def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
 
 
 async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict[tuple[int, str], int]:
-    """Nudges per (occurrence, person): follow-ups to the person and escalations about them."""
-    query = (select(Nudge.occurrence_id, Nudge.person_id, func.count())
-             .where(col(Nudge.occurrence_id).in_(occurrence_ids))
-             .group_by(col(Nudge.occurrence_id), col(Nudge.person_id)))
-    return {(o, p): n for o, p, n in (await session.exec(query)).all()}
+    """催办次数 per (occurrence, person): the follow-up rounds that reached the person.
+
+    A round counts once per person however many messages or channels carried it (a group message
+    and a personal-link message are one round), and only when a message of that round mentioning
+    the person went, or is still waiting to go, to a real channel: a message only recorded (a
+    channel without a webhook, a rehearsal) or one that failed for good reached nobody.
+    Escalations (告知领导) are not 催办 and are not counted.
+    """
+    rounds = select(Nudge.occurrence_id, Nudge.person_id, Nudge.number).where(
+        col(Nudge.occurrence_id).in_(occurrence_ids), Nudge.kind == "followup")
+    messages = select(Outbox.occurrence_id, Outbox.stage, Outbox.body, Outbox.dedupe_key).where(
+        col(Outbox.occurrence_id).in_(occurrence_ids), col(Outbox.stage).startswith("followup:"),
+        col(Outbox.status).in_(("sent", "pending")))
+    reached: set[tuple[int | None, str, str]] = set()
+    for occ_id, stage, body, key in (await session.exec(messages)).all():
+        people = {m.get("person_id") for m in (body or {}).get("mentions", []) if isinstance(m, dict)}
+        people.add(key.rsplit("/", 1)[-1])  # a personal-link message names its person in its key
+        reached.update((occ_id, stage, p) for p in people if p)
+    counts: dict[tuple[int, str], int] = {}
+    for occ_id, person_id, number in (await session.exec(rounds)).all():
+        if (occ_id, f"followup:{number}", person_id) in reached:
+            counts[(occ_id, person_id)] = counts.get((occ_id, person_id), 0) + 1
+    return counts
 
 
 async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,

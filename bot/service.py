@@ -8,6 +8,7 @@ reverse order within seconds.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,7 @@ from bot.render import Renderer
 from bot.runtime import ReloadState, Runtime, system_clock
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
+from bot.stages import stage_words
 from bot.timing import fires
 from bot.watch import Reloader, admin_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
@@ -91,6 +93,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         runtime = await stack.enter_async_context(open_runtime(settings))
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
+        # The web site first: a port in use must stop the start before any loop runs.
+        await _start_web(runtime, stack)
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                 admin_channel=lambda: runtime.schedules.service.admin_channel,
                                 ticks=runtime.ticks)
@@ -122,13 +126,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")
         stack.push_async_callback(_cancel, watcher)
 
-        app = make_app(runtime)
-        # The access log would hold confirmation tokens (credentials): the class masks them.
-        runner = SafeAppRunner(app, access_log_class=RedactingAccessLogger, shutdown_timeout=STOP_TIMEOUT)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
         first = await scheduler.start()
         caught = f"补发 {first.late} 项，错过 {first.missed} 项" if first else "首次调度检查失败，稍后重试"
         log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，%s）", settings.host,
@@ -140,6 +137,29 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         await stop.wait()
         log.info("正在停止……")
     log.info("已停止")
+
+
+class CannotStart(Exception):
+    """The service cannot start; ``str()`` is one Chinese sentence for the admin (no traceback needed)."""
+
+
+async def _start_web(runtime: Runtime, stack: AsyncExitStack) -> None:
+    """Bind and start the web site (its cleanup pushed on ``stack``).
+
+    Errors: ``CannotStart`` naming host:port when the address cannot be listened on (in use, not ours).
+    """
+    settings = runtime.settings
+    # The access log would hold confirmation tokens (credentials): the class masks them.
+    runner = SafeAppRunner(make_app(runtime), access_log_class=RedactingAccessLogger, shutdown_timeout=STOP_TIMEOUT)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError as exc:
+        reason = "端口已被占用（另一个 remindbot 或其他程序正在使用）" if exc.errno == errno.EADDRINUSE else (
+            f"无法在这个地址监听（{exc.strerror or type(exc).__name__}）")
+        raise CannotStart(f"无法启动：{settings.host}:{settings.port} {reason}。请换一个端口（--port 或 PORT）"
+                          "或先停止占用它的程序。") from None
 
 
 def log_coverage(runtime: Runtime, days: int = 400) -> None:
@@ -175,8 +195,7 @@ def log_coming(runtime: Runtime, count: int = 5) -> None:
         log.info("演练模式的频道（只记录、打印，不发送）：%s", "、".join(dry) if dry else "全部")
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
-        stage = "当天" if f.stage == "due" else f"提前{f.lead.describe() if f.lead else ''}通知"
-        log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage)
+        log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage_words(f.stage))
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

@@ -1,8 +1,9 @@
 """Service settings, read from the environment (the one place they are documented).
 
 Every setting has a default that suits the embedded setup: a SQLite file under ``var/``,
-the shipped ``schedules/`` and ``message_templates/`` folders, and dry-run delivery for
-channels without a webhook.
+the ``schedules/`` and ``message_templates/`` folders, and dry-run delivery for channels without a
+webhook. Those folders are the source checkout's when running from one, else the current working
+directory's (a plain ``pip install .`` run from the app folder, as the Procfile does).
 """
 
 from __future__ import annotations
@@ -22,15 +23,27 @@ MIN_ADMIN_PASSWORD = 12  # characters
 ALL_ADDRESSES = frozenset({"0.0.0.0", "::", "", "*"})
 
 
+def app_root() -> Path:
+    """Where ``schedules/``, ``message_templates/`` and ``var/`` are by default.
+
+    The source checkout when the code runs from one (``pyproject.toml`` beside the ``bot`` package),
+    else the current working directory: an installed package lives in site-packages, which is never
+    the app's folder.
+    """
+    if (ROOT / "pyproject.toml").is_file() and (ROOT / "bot").is_dir():
+        return ROOT
+    return Path.cwd()
+
+
 class Settings(BaseSettings):
     """Environment settings. Each field is read from ``REMINDBOT_<NAME>`` (``PORT`` also works)."""
 
     model_config = SettingsConfigDict(env_prefix="REMINDBOT_", extra="ignore")
 
     database_url: str = Field(
-        default=f"sqlite+aiosqlite:///{ROOT / 'var' / 'remindbot.db'}",
+        default="",
         description="SQLAlchemy URL. SQLite (sqlite+aiosqlite:///path) or PostgreSQL "
-        "(postgresql+asyncpg://user@host/db).",
+        "(postgresql+asyncpg://user@host/db). Default: var_dir/remindbot.db.",
     )
     database_schema: str = Field(
         default="", description="PostgreSQL only: keep every table in this schema (created if missing). "
@@ -40,9 +53,9 @@ class Settings(BaseSettings):
         default=60.0, description="At start, how long to keep retrying (with backoff) a PostgreSQL server that "
         "does not answer or refuses us, before exiting with code 1 (seconds).",
     )
-    schedules_dir: Path = Field(default=ROOT / "schedules", description="Admin YAML folder.")
+    schedules_dir: Path = Field(default_factory=lambda: app_root() / "schedules", description="Admin YAML folder.")
     templates_dir: Path = Field(
-        default=ROOT / "message_templates", description="Jinja2 message templates folder."
+        default_factory=lambda: app_root() / "message_templates", description="Jinja2 message templates folder."
     )
     base_url: str = Field(
         default="",
@@ -124,7 +137,7 @@ class Settings(BaseSettings):
     )
     claim_lanes_max: int = Field(default=1000, description="Robot lanes one instance holds at most.")
     claim_rows_max: int = Field(default=10000, description="Messages one instance holds in memory at most.")
-    var_dir: Path = Field(default=ROOT / "var", description="Folder for local state files.")
+    var_dir: Path = Field(default_factory=lambda: app_root() / "var", description="Folder for local state files.")
     max_schedule_file_bytes: int = Field(
         default=DEFAULT_FILE_BYTES, gt=0, description="Largest schedules YAML file (bytes); a larger one is an error."
     )
@@ -144,6 +157,8 @@ class Settings(BaseSettings):
         if not self.base_url:
             self.base_url = f"http://127.0.0.1:{self.port}"
         self.base_url = self.base_url.rstrip("/")
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.var_dir.resolve() / 'remindbot.db'}"
         return self
 
     @cached_property

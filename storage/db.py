@@ -40,6 +40,7 @@ class Database:
     """
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
+        url = async_url(url)
         self.url = url
         self.schema = schema
         try:
@@ -147,6 +148,18 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+
+_ASYNC_SCHEMES = {"postgres": "postgresql+asyncpg", "postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+def async_url(url: str) -> str:
+    """The URL with the async driver named: ``postgres://`` (Heroku style) and ``postgresql://`` become
+    ``postgresql+asyncpg://``, ``sqlite:///`` becomes ``sqlite+aiosqlite:///``; others are unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in _ASYNC_SCHEMES:
+        return f"{_ASYNC_SCHEMES[scheme.lower()]}://{rest}"
+    return url
 
 
 def describe_url(url: str | URL) -> str:

@@ -106,10 +106,11 @@ class Workspace:
         self.replace(name, text.replace(old, new, 1))
 
     def validate(self) -> subprocess.CompletedProcess[str]:
-        """``remindbot validate`` on this workspace's schedules, as an admin would run it."""
+        """``remindbot validate`` on this workspace's schedules, as an admin would run it (from the app folder,
+        so paths are printed relative to it, as the service logs them)."""
         return subprocess.run(
             [sys.executable, "-m", "bot", "validate", str(self.schedules)],
-            env=self.env(), capture_output=True, text=True, timeout=60, check=False,
+            env=self.env(), cwd=self.root, capture_output=True, text=True, timeout=60, check=False,
         )
 
 

@@ -170,7 +170,8 @@ def test_report_ranks_units_by_on_time_rate(cli: Cli) -> None:
 def test_report_as_csv_and_markdown(cli: Cli) -> None:
     month = f"{cli.study_due.astimezone(BJ):%Y-%m}"
     as_csv = cli.run(report, "--period", month, "--reminder", "study", "--format", "csv")
-    rows = list(csv.reader(io.StringIO(as_csv.output)))
+    assert as_csv.stdout_bytes.startswith(b"\xef\xbb\xbf")  # Excel on Chinese Windows reads it as UTF-8
+    rows = list(csv.reader(io.StringIO(as_csv.stdout_bytes.decode("utf-8-sig"))))
     assert rows[0][0] == "排名" and rows[1][1] == "发改委第一党支部" and len(rows) == 4
 
     as_markdown = cli.run(report, "--period", month, "--reminder", "study", "--format", "markdown")

@@ -47,7 +47,13 @@ def test_a_missing_argument_is_named_in_chinese(runner: CliRunner) -> None:
 
 def test_an_invalid_date_says_which_format_in_chinese(runner: CliRunner) -> None:
     output = said(runner, "preview", "study-day", "--date", "2026-13-01")
-    assert "'--date' 的值无效" in output and "不符合格式" in output
+    assert "'--date' 的值无效" in output and "日期应为 年-月-日，例如 2026-11-06" in output
+    assert "%Y" not in output
+
+
+def test_a_day_that_does_not_exist_is_explained_as_a_date(runner: CliRunner) -> None:
+    output = said(runner, "preview", "study-day", "--date", "2026-02-30")
+    assert "日期应为 年-月-日，例如 2026-11-06" in output and "%Y" not in output
 
 
 def test_a_value_out_of_range_or_not_among_the_choices_is_chinese(runner: CliRunner) -> None:

@@ -176,6 +176,8 @@ CHANNEL = "channels:\n  - id: extra_ch\n    name: 群\n    platform: {platform}\
     ("wecom", WECOM_URL.replace("send?", "send ?"), "有空格"),
     ("wecom", "https://oapi.dingtalk.com/robot/send?access_token=abcdef0123456789", "钉钉的机器人地址"),
     ("dingtalk", WECOM_URL, "企业微信的机器人地址"),
+    ("slack", WECOM_URL, "或换成 Slack 群机器人的地址"),
+    ("wecom", "https://hooks.slack.com/services/T0/B0/abcdef0123456789", "webhook 是 Slack 的机器人地址"),
     ("wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?token=abc", "key="),
 ])
 def test_a_webhook_that_cannot_be_right_is_an_error_without_showing_it(
@@ -209,3 +211,19 @@ def test_a_template_name_that_does_not_exist_is_an_error_at_each_line_naming_it(
     edit(folder / "three-meetings.yaml", "template: three_meetings", "template: three_meeting", count=2)
     errors, _ = check(folder)
     assert [e.field for e in errors] == ["reminders[0].template", "reminders[1].template"]
+
+
+def test_a_daily_cron_with_day_notices_is_an_error_for_each_notice(folder: Path) -> None:
+    text = REMINDER.replace("monthly: {day: 5}", 'cron: "0 9 * * *"').replace("[3d, 40d]", "[3d, 1d]")
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+    errors, _ = check(folder)
+    assert [e.field for e in errors] == ["reminders[0].notices[0]", "reminders[0].notices[1]"]
+    assert "cron" in errors[0].message and "1 天" in errors[0].message
+
+
+def test_a_weekly_cron_is_measured_by_its_fire_times(folder: Path) -> None:
+    text = REMINDER.replace("monthly: {day: 5}", 'cron: "0 9 * * mon,thu"').replace("[3d, 40d]", "[2d, 3d]")
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+    errors, _ = check(folder)
+    assert [e.field for e in errors] == ["reminders[0].notices[1]"]
+    assert "3 天" in errors[0].message

@@ -113,14 +113,17 @@ def validation_message(cron: str) -> str:
 @pytest.mark.parametrize(
     ("cron", "words"),
     [
-        ("0 25 * * *", ["“时”段无效", "（Bad hour）", "monthly: {weekday: mon, nth: 1}"]),
-        ("0 9 * * MON#6", ["“周”段无效", "Bad day-of-week"]),
+        ("0 25 * * *", ["“时”段“25”无效", "0–23"]),
+        ("61 9 * * *", ["“分”段“61”无效", "0–59"]),
+        ("0 9 * 13 *", ["“月”段“13”无效", "1–12"]),
+        ("0 9 * * MON#6", ["“周”段“MON#6”无效", "mon#1", "monthly: {weekday: mon, nth: 1}"]),
         ("0 9 ? * MON", ["Quartz", "?", "monthly: {weekday: mon, nth: 1}"]),
         ("0 9 15W * *", ["最近工作日", "monthly"]),
         ("0 0 9 * * MON", ["应有 5 段", "6 段"]),
         ("@daily", ["5 段", "monthly"]),
         ("0 9 1-7 * mon", ["同时限定", "monthly: {weekday: mon, nth: 1}"]),
-        ("0 9 30 2 *", ["“日”段无效"]),
+        ("0 9 30 2 *", ["“日”段“30”在所选的月份里不存在", "L"]),
+        ("0 9 32 * *", ["“日”段“32”无效", "1–31"]),
     ],
 )
 def test_cron_forms_that_are_not_run_are_refused_in_chinese_with_the_readable_form(
@@ -130,3 +133,9 @@ def test_cron_forms_that_are_not_run_are_refused_in_chinese_with_the_readable_fo
     for word in words:
         assert word in message
     assert "Error validating" not in message
+    assert "Bad " not in message  # the library's English is not shown
+
+
+@pytest.mark.parametrize("cron", ["61 9 * * *", "0 25 * * *", "0 9 * 13 *"])
+def test_a_wrong_minute_hour_or_month_is_not_answered_with_unrelated_readable_forms(cron: str) -> None:
+    assert "易读写法" not in validation_message(cron)

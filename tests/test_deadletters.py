@@ -74,6 +74,25 @@ async def test_fifteen_dead_messages_of_a_robot_with_a_wrong_secret_make_one_dig
     assert "另有 10 条" in notice and "SEC-" not in notice
 
 
+def test_a_digest_does_not_name_the_platform_twice_when_the_channel_name_says_it() -> None:
+    from bot.deadletters import group_words
+
+    assert group_words("钉钉", "市财政局党建群（钉钉）") == "群“市财政局党建群（钉钉）”"
+    assert group_words("钉钉", "财政局党支部群") == "钉钉群“财政局党支部群”"
+
+
+def test_a_wecom_channel_on_a_government_deployment_is_shown_as_政务微信() -> None:
+    from bot.platforms.registry import platform_title
+    from bot.platforms.wecom import WeComChannel
+
+    gov = WeComChannel(id="g", name="党务群", platform="wecom",
+                       webhook="https://wx.gov.example.cn/cgi-bin/webhook/send?key=abc")
+    public = WeComChannel(id="p", name="党务群", platform="wecom",
+                          webhook="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc")
+    named = WeComChannel(id="n", name="市直机关党务工作群（政务微信）", platform="wecom")
+    assert [platform_title(c) for c in (gov, public, named)] == ["政务微信", "企业微信", "政务微信"]
+
+
 async def test_the_digest_never_goes_to_the_robot_that_is_failing(
     db: Database, fakes: FakePlatforms, http: aiohttp.ClientSession, settings: Settings
 ) -> None:

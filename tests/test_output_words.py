@@ -33,9 +33,23 @@ def test_preview_names_the_stage_in_the_chinese_words_used_elsewhere(runner: Cli
     due = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04"])
     assert due.exit_code == 0, due.output
     assert "2026年12月4日（星期五）09:00（当天提醒）" in due.output and "（due）" not in due.output
+    assert "（gw_wecom，政务微信）" in due.output  # the edition as configured, not 企业微信
     notice = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04", "--stage", "notice:3d"])
     assert notice.exit_code == 0, notice.output
     assert "（提前3天通知）" in notice.output and "notice:3d）" not in notice.output
+    for said in ("提前3天", "3d", "提前3天通知"):
+        chinese = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04", "--stage", said])
+        assert chinese.exit_code == 0 and "（提前3天通知）" in chinese.output, said
+    wrong = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04", "--stage", "提前9天"])
+    assert wrong.exit_code == 1 and "可写 当天（due）" in wrong.output and "3d（提前3天通知）" in wrong.output
+
+
+def test_stage_words_are_chinese_for_every_stage_kind() -> None:
+    from bot.stages import stage_words
+
+    assert [stage_words(s) for s in ("due", "notice:3d", "notice:2wd", "followup:2", "escalation:1", "report",
+                                     "test")] == ["当天提醒", "提前3天通知", "提前2个工作日通知", "第2次催办",
+                                                  "第1次告知领导", "通报", "测试消息"]
 
 
 async def test_fire_dry_run_totals_agree_with_what_it_rehearsed(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from bot.reports import (
     unit_figures,
 )
 from bot.runtime import Runtime
+from bot.settings import Settings
 from bot.timing import Due, Fire
 from storage.models import Occurrence
 
@@ -41,7 +42,7 @@ async def november(tmp_path: Path) -> AsyncIterator[Runtime]:
     and the second on time; Wu (教育局第一党支部) confirms neither. One round of follow-ups
     nudges Liu and Wu once each.
     """
-    runtime = await make_runtime(write_world(tmp_path), Clock(bj(2026, 11, 3, 9, 0)))
+    runtime = await make_runtime(with_webhook(write_world(tmp_path)), Clock(bj(2026, 11, 3, 9, 0)))
     try:
         october = await fire_due(runtime, "study", bj(2026, 10, 13, 9, 0))
         await confirm(runtime, october, "wang", bj(2026, 10, 13, 10, 0))
@@ -58,6 +59,16 @@ async def november(tmp_path: Path) -> AsyncIterator[Runtime]:
 
 
 NOVEMBER = (bj(2026, 11, 1), bj(2026, 12, 1))
+
+
+def with_webhook(settings: Settings) -> Settings:
+    """The world with a webhook for its group chat (nothing is dispatched here: its messages stay waiting)."""
+    path = settings.schedules_dir / "world.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("{id: group, name: 党务工作群, platform: generic}",
+                                 "{id: group, name: 党务工作群, platform: generic, webhook: 'https://hooks.example.cn/x'}"),
+                    encoding="utf-8")
+    return settings
 
 
 async def test_figures_count_on_time_late_missing_and_nudges_per_unit(november: Runtime) -> None:
@@ -227,3 +238,28 @@ def test_confirmations_not_yet_due_do_not_count_against_a_unit() -> None:
     row = UnitRow("u", "第一党支部", expected=4, on_time=2, late=0, missing=2, pending=2)
     assert row.rate == 1.0 and percent(row) == "100.0%"
     assert percent(UnitRow("u", "第二党支部", expected=3, missing=3, pending=3)) == "—"
+
+
+async def test_nudges_count_follow_up_rounds_that_reached_the_person_not_messages(tmp_path: Path) -> None:
+    """Wang and Liu get a group message and a personal-link message per round: one round each."""
+    runtime = await make_runtime(with_webhook(write_world(tmp_path)), Clock(bj(2026, 11, 3, 9, 0)))
+    try:
+        await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
+        await FollowUps(runtime).run_once(bj(2026, 11, 4, 9, 0))
+        assert len(await outbox(runtime, "followup")) == 3  # group + two personal links
+        rows = await unit_figures(runtime, *NOVEMBER, now=bj(2026, 11, 4, 10, 0))
+        assert {r.unit: r.nudges for r in rows} == {"发改委第一党支部": 1, "发改委第二党支部": 1, "教育局第一党支部": 1}
+    finally:
+        await runtime.db.stop()
+
+
+async def test_follow_ups_only_recorded_for_channels_without_a_webhook_count_no_nudge(tmp_path: Path) -> None:
+    runtime = await make_runtime(write_world(tmp_path), Clock(bj(2026, 11, 3, 9, 0)))
+    try:
+        await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
+        await FollowUps(runtime).run_once(bj(2026, 11, 4, 9, 0))
+        assert {r.status for r in await outbox(runtime, "followup")} == {"dry_run"}
+        rows = await unit_figures(runtime, *NOVEMBER, now=bj(2026, 11, 4, 10, 0))
+        assert [r.nudges for r in rows] == [0, 0, 0]
+    finally:
+        await runtime.db.stop()

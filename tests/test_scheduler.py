@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -137,7 +138,9 @@ async def test_a_failing_fire_is_retried_on_the_next_pass_and_goes_out_marked_la
     assert rows and all("补发" in text_of(r) and "12月1日 09:00" in text_of(r) for r in rows)
 
 
-async def test_after_downtime_within_the_grace_the_stage_is_sent_as_补发_with_its_time(runtime: Runtime) -> None:
+async def test_after_downtime_within_the_grace_the_stage_is_sent_as_补发_with_its_time(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
     late_before = fires_counted("late")
     observed = REGISTRY.get_sample_value("remindbot_fire_lateness_seconds_count") or 0.0
     await set_last_pass(runtime, STUDY_DAY - timedelta(hours=12))
@@ -149,6 +152,8 @@ async def test_after_downtime_within_the_grace_the_stage_is_sent_as_补发_with_
     assert (REGISTRY.get_sample_value("remindbot_fire_lateness_seconds_count") or 0.0) - observed == result.fired
     rows = [r for r in await outbox(runtime) if r.stage == "due" and r.occurrence_id == due.occurrence_id]
     assert rows and all("补发" in text_of(r) and "12月4日 09:00" in text_of(r) for r in rows)
+    said = [m for r in caplog.records if (m := r.getMessage()).startswith("提醒“") and "补发" in m]
+    assert said and all("（当天提醒）" in line and "（due）" not in line for line in said), said
 
 
 async def test_after_downtime_past_the_grace_it_is_missed_recorded_counted_and_told_once(runtime: Runtime) -> None:

@@ -86,7 +86,9 @@ def test_validate_exits_0_and_summarises_the_shipped_schedules(workspace: Worksp
     assert error_lines(err) == []
 
 
-def test_validate_exits_1_and_lists_every_error_in_every_file(workspace: Workspace) -> None:
+def test_validate_exits_1_and_lists_every_error_in_every_file(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workspace.root)  # paths are printed relative to the folder the admin is in
     workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")
     workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
     workspace.replace("broken.yaml", 'reminders:\n  - id: x\n    title: "unterminated\n')
@@ -105,9 +107,52 @@ def test_validate_exits_1_and_lists_every_error_in_every_file(workspace: Workspa
     assert "共 4 处错误，配置未通过检查。" in err
 
 
+def test_validate_run_from_elsewhere_prints_paths_that_open_from_there(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _, _, err = _run_validate(workspace.schedules, workspace)
+    [line] = error_lines(err)
+    shown = line.split(":", 1)[0]
+    assert Path(shown).is_absolute() and Path(shown).is_file(), line
+
+
+def test_a_template_error_names_the_template_file_and_line(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workspace.root)
+    template = workspace.templates / "study_day.md.j2"
+    template.write_text("第一行\n{{ reminder.title }\n", encoding="utf-8")
+    _, _, err = _run_validate(workspace.schedules, workspace)
+    assert "message_templates/study_day.md.j2:2" in err, err
+    assert Path(workspace.root / "message_templates/study_day.md.j2").is_file()
+
+
 def test_validate_as_a_command_exits_1_on_a_broken_copy(workspace: Workspace) -> None:
     workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
     result = workspace.validate()
     assert result.returncode == 1
     assert len(error_lines(result.stderr)) == 1
     assert "未知的频道 “leader_wecom”" in result.stderr
+
+
+def test_a_port_in_use_is_one_chinese_line_naming_it_and_exit_1_with_nothing_started(workspace: Workspace) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = Service.start(workspace, "--port", str(port))
+        try:
+            code = service.process.wait(timeout=60)
+        finally:
+            service.kill()
+    assert code == 1, service.output()
+    assert "Traceback" not in service.output()
+    lines = [line for line in service.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, service.output()
+    assert f"127.0.0.1:{port}" in lines[0] and "端口已被占用" in lines[0]
+    assert "发送器已停止" not in service.stdout  # the sending loop never started
+    assert STARTED not in service.stdout

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 from pydantic import SecretStr
 from test_followup import Clock, bj, confirm, fire_due, make_runtime, write_world
+from test_reports import with_webhook
 from test_web_confirm import DEADLINE, NOW, World, add_occurrence, build_world
 
 from bot.cli.confirmations import report
@@ -123,6 +124,10 @@ async def test_the_occurrence_list_shows_progress_and_overdue_counts(
     page = await (await client.get("/admin/occurrences", headers=AUTH)).text()
     assert f'href="/admin/occurrences/{world.occurrence_id}"' in page
     assert "2/3" in page and "1 人" in page
+    assert "<th" in page and "记录号</th>" in page  # the number `remindbot link` and `confirm` take
+    assert f'<td class="num" data-label="记录号">{world.occurrence_id}</td>' in page
+    board = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
+    assert f"<dt>记录号</dt><dd>{world.occurrence_id} " in board
 
 
 async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_words(
@@ -189,6 +194,9 @@ async def test_the_board_chart_counts_like_the_report(world: World, client: Test
     await confirm_some(world)
     async with world.db.session() as session:
         session.add(Nudge(occurrence_id=world.occurrence_id, person_id="wang", kind="followup", number=1))
+        session.add(Outbox(dedupe_key="r/followup:1/party", occurrence_id=world.occurrence_id, stage="followup:1",
+                           channel_id="party", platform="wecom", robot="r", status="sent",
+                           body={"mentions": [{"person_id": "wang", "name": "王芳"}]}))
         await session.commit()
     page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
     chart = page[page.index('<ul class="bars">'):]
@@ -252,7 +260,8 @@ async def test_a_unit_name_that_looks_like_a_formula_is_defused_in_the_unit_csv(
 
 async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(tmp_path: Path) -> None:
     """Follow-ups, late and missing confirmations through the real pipeline; then both readings."""
-    settings = write_world(tmp_path).model_copy(update={"admin_user": USER, "admin_password": SecretStr(PASSWORD)})
+    settings = with_webhook(write_world(tmp_path)).model_copy(
+        update={"admin_user": USER, "admin_password": SecretStr(PASSWORD)})
     runtime = await make_runtime(settings, Clock(bj(2026, 12, 2, 9, 0)))
     try:
         first = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))  # deadline 6 Nov 09:00
@@ -270,7 +279,8 @@ async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(
     cli = await asyncio.to_thread(CliRunner().invoke, report, ["--period", "2026-11", "--format", "csv"],
                                   env=env, catch_exceptions=False)
     assert cli.exit_code == 0, cli.output
-    from_cli = list(csv.reader(io.StringIO(cli.output)))
+    assert cli.stdout_bytes == raw  # the same bytes, byte-order mark included (Excel on Chinese Windows)
+    from_cli = list(csv.reader(io.StringIO(cli.stdout_bytes.decode("utf-8-sig"))))
     from_web = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert from_web == from_cli
     assert from_web[1:] == [["1", "发改委第一党支部", "1", "1", "0", "0", "0", "0", "100.0%", "0"],
@@ -362,3 +372,38 @@ async def test_confirmations_not_yet_due_are_told_apart_in_words_not_counted_as_
     assert "已到截止 1 项，按时 1 项 · 100.0%" in chart  # Zhang, on time
     assert "尚无到截止的事项" in chart and "另有 2 项未到截止，不计入" in chart  # Li and Wang
     assert not re.search(r"按时 \d+/\d+", chart)
+
+
+async def test_the_admin_who_recorded_a_confirmation_is_shown_by_name_on_the_board_and_in_its_csv(
+    world: World, client: TestClient
+) -> None:
+    await record_confirmation(world.db, world.occurrence_id, "li", via="admin", recorded_by="zhang", now=NOW)
+    page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
+    assert "张伟 代录" in page and "zhang 代录" not in page
+    raw = await (await client.get(f"/admin/occurrences/{world.occurrence_id}/board.csv", headers=AUTH)).read()
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert {r[2]: r for r in rows[1:]}["李娜"][9] == "张伟"
+
+
+async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_a_webhook(
+    world: World, client: TestClient
+) -> None:
+    from bot.platforms.wecom import WeComChannel
+
+    quiet = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text")
+    assert quiet.dry_run
+    world.runtime.schedules.channels["quiet"] = quiet
+    async with world.db.session() as session:
+        for channel_id, summary in (("party", "演练的当天提醒"), ("quiet", "只记录的当天提醒")):
+            session.add(Outbox(
+                dedupe_key=f"x/due/{channel_id}", occurrence_id=None, stage="due", channel_id=channel_id,
+                platform="wecom", robot="r", body={}, summary=summary, status="dry_run",
+                next_attempt_at=to_db_time(NOW), created_at=to_db_time(NOW),
+            ))
+        await session.commit()
+    page = await (await client.get("/admin/outbox", headers=AUTH)).text()
+    unsent, _, rest = page.partition("演练记录的消息")
+    rehearsed, _, unconfigured = rest.partition("未配置 webhook 的频道（只记录）")
+    assert "演练的当天提醒" not in unsent and "只记录的当天提醒" not in unsent
+    assert "演练的当天提醒" in rehearsed and "只记录的当天提醒" not in rehearsed
+    assert "只记录的当天提醒" in unconfigured and "只记录（未配置 webhook）" in unconfigured

@@ -302,3 +302,24 @@ async def test_periods_at_the_edge_of_time_are_explained_in_chinese(site: Site, 
     assert answer.status in (200, 400)
     if answer.status == 400:
         assert "年份应在" in answer.body and "out of range" not in answer.body
+
+
+async def test_a_client_hanging_up_mid_body_is_one_line_without_a_traceback(
+        site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    token = site.world.token("zhang")
+    head = request("POST", f"/c/{token}", {"Content-Type": FORM, "Content-Length": "99999999"})
+    caplog.set_level(logging.DEBUG)
+    _, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(head + b"not")
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    for _ in range(100):  # until the server has noticed the hang-up
+        if any("断开" in r.getMessage() for r in caplog.records):
+            break
+        await asyncio.sleep(0.05)
+    noted = [r for r in caplog.records if "断开" in r.getMessage()]
+    assert len(noted) == 1 and noted[0].levelno in (logging.INFO, logging.WARNING), caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "Traceback" not in caplog.text
+    assert token not in caplog.text

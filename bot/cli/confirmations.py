@@ -18,6 +18,7 @@ from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ, Person
 from bot.config.yamlsource import ConfigError
 from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
+from bot.csvfile import excel_bytes
 from bot.firelog import SETTLED_LABELS, lines_for, settled
 from bot.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.runtime import Runtime
@@ -347,12 +348,18 @@ def report(period_spec: str, fmt: str, reminders: tuple[str, ...], units: tuple[
            output: Path | None) -> None:
     """按单位统计确认情况（应确认、按时、逾期、未确认、催办次数），按按时完成率排名。"""
     text, _ = run(lambda runtime: _report(runtime, period_spec, fmt, reminders, units, by_parent))
-    if output is None:
+    if fmt == "csv":  # the same bytes as the admin download: Excel needs the byte-order mark
+        if output is None:
+            click.echo(excel_bytes(text), nl=False)  # bytes go to the binary stream as they are
+        else:
+            output.write_bytes(excel_bytes(text))
+    elif output is None:
         click.echo(text.rstrip("\n"))
         return
-    # Excel opens a CSV as UTF-8 only with a byte-order mark.
-    output.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
-    click.echo(f"已写入 {output}")
+    else:
+        output.write_text(text, encoding="utf-8")
+    if output is not None:
+        click.echo(f"已写入 {output}")
 
 
 __all__ = ["confirm", "link", "open_runtime", "report", "status"]

@@ -18,11 +18,12 @@ from bot.config.models import Reminder
 from bot.dispatch import Dispatcher
 from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
 from bot.platforms.base import DeliveryError, Message
-from bot.platforms.registry import platform_for, shown_webhook
+from bot.platforms.registry import platform_for, platform_title, shown_webhook
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.service import open_runtime
 from bot.settings import Settings
+from bot.stages import parse_stage, stage_words
 from bot.timing import Due, Fire, due_times, fires, next_fire
 from bot.workdays import WorkCalendar
 
@@ -60,7 +61,7 @@ def _show(renderer: Renderer, plan: Planned) -> None:
     _, bodies = build_bodies(renderer, plan)
     ch = plan.channel
     mode = "演练模式（未配置 webhook）" if ch.dry_run else shown_webhook(ch)
-    click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_for(ch).title}）→ {mode}")
+    click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_title(ch)}）→ {mode}")
     for i, body in enumerate(bodies, 1):
         if len(bodies) > 1:
             click.echo(f"--- 第 {i}/{len(bodies)} 条")
@@ -76,7 +77,8 @@ def _show(renderer: Renderer, plan: Planned) -> None:
 @click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--person", help="只看发给某人（人员标识）的消息")
-@click.option("--stage", default="due", show_default=True, help="due（当天）或 notice:3d 等提前通知")
+@click.option("--stage", default="due", show_default=True,
+              help="哪一次：当天（due），或某个提前通知，写成 notices 里的写法，如 3d、notice:3d、提前3天")
 def preview(reminder_id: str, on: datetime | None, person: str | None, stage: str) -> None:
     """打印某个提醒将要发送的内容：每个频道一份，按平台的请求体格式。"""
     asyncio.run(_preview(reminder_id, on.date() if on else None, person, stage))
@@ -89,17 +91,20 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             click.echo(f"没有标识为 “{person}” 的人员。", err=True)
             sys.exit(1)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
-        lead = next((n for n in reminder.notices if f"notice:{n}" == stage), None)
-        if stage != "due" and lead is None:
-            choices = "、".join(f"notice:{n}" for n in reminder.notices) or "（此提醒没有提前通知）"
-            click.echo(f"阶段应为 due 或 {choices}", err=True)
+        key = parse_stage(stage, [str(n) for n in reminder.notices])
+        if key is None:
+            choices = "、".join(f"{n}（{stage_words(f'notice:{n}')}）" for n in reminder.notices)
+            click.echo(f"没有“{stage}”这一次：可写 当天（due）" + (f"，或提前通知 {choices}" if choices else
+                       "；此提醒没有提前通知"), err=True)
             sys.exit(1)
+        stage = key
+        lead = next((n for n in reminder.notices if f"notice:{n}" == stage), None)
         f = Fire(reminder.id, stage, due.due_at, due, lead)
         if lead is not None:  # the notice's own time (a notice moved off a holiday goes earlier)
             window = fires(reminder, runtime.calendar, due.due_at - timedelta(days=400), due.due_at)
             found = [x for x in window if x.stage == stage and x.due.due_at == due.due_at]
             if not found:
-                click.echo(f"这次提醒没有 {stage} 通知（例如通知日落在了更早的通知之后而被合并）。", err=True)
+                click.echo(f"这次提醒没有{stage_words(stage)}（例如通知日落在了更早的通知之后而被合并）。", err=True)
                 sys.exit(1)
             f = found[0]
         deadline = deadline_for(runtime, reminder, due.due_at)
@@ -107,8 +112,8 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
         plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
-        words = "当天提醒" if lead is None else f"提前{lead.describe()}通知"
-        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{words}），共 {len(plans)} 条消息\n")
+        click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage_words(stage)}），"
+                   f"共 {len(plans)} 条消息\n")
         for plan in plans:
             _show(runtime.renderer, plan)
         click.echo(f"说明：加签（timestamp、sign）在发送时计算，不在此显示；个人确认链接显示为“{LINK_PLACEHOLDER}”，"
@@ -206,7 +211,7 @@ async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-un
     rendered = Renderer(settings.templates_dir).render("test", {"stage": "test"}, "remindbot 测试消息")
     body = platform.build(channel, Message(title="remindbot 测试消息", markdown=rendered.markdown))[0]
     request = platform.prepare(channel, body, time.time())
-    click.echo(f"正在向 {channel.name}（{platform.title}，{shown_webhook(channel)}）发送测试消息……")
+    click.echo(f"正在向 {channel.name}（{platform_title(channel)}，{shown_webhook(channel)}）发送测试消息……")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
             async with http.post(request.url, data=request.body, headers=dict(request.headers)) as resp:

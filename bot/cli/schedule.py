@@ -16,7 +16,7 @@ from bot.compose import date_text, weekday_text, when_text
 from bot.config.limits import Limits
 from bot.config.loader import check_schedules, load_schedules
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
-from bot.config.yamlsource import ConfigError
+from bot.config.yamlsource import ConfigError, shown_issue
 from bot.settings import ROOT, Settings
 from bot.textable import table
 from bot.timing import Due, due_times, fires
@@ -35,7 +35,7 @@ def load_or_exit(s: Settings) -> Schedules:
         return load_schedules(s.schedules_dir, templates_dir=s.templates_dir, limits=Limits.from_settings(s))
     except ConfigError as exc:
         for issue in exc.issues:
-            click.echo(str(issue), err=True)
+            click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
         click.echo(f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。", err=True)
         sys.exit(1)
 
@@ -56,7 +56,7 @@ def validate(path: Path | None, templates: Path | None) -> None:
     schedules, issues = check_schedules(path, templates_dir=templates or s.templates_dir,
                                         limits=Limits.from_settings(s))
     for issue in issues:
-        click.echo(str(issue), err=issue.warning is False)
+        click.echo(str(shown_issue(issue, path)), err=issue.warning is False)
     if schedules is None:
         errors = sum(1 for i in issues if not i.warning)
         click.echo(f"\n共 {errors} 处错误，配置未通过检查。", err=True)
@@ -150,6 +150,7 @@ def schema_text() -> str:
 def serve(port: int | None, dry_run: bool) -> None:
     """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""
     from bot.logs import channel_secrets, set_secrets, setup_logging
+    from bot.service import CannotStart
     from bot.service import serve as run
 
     overrides: dict[str, object] = {}
@@ -167,4 +168,8 @@ def serve(port: int | None, dry_run: bool) -> None:
     schedules = load_or_exit(s)
     set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
                  *(v for app in schedules.apps.values() for v in app.secrets())])
-    asyncio.run(run(s))
+    try:
+        asyncio.run(run(s))
+    except CannotStart as exc:
+        click.echo(f"错误：{exc}", err=True)
+        sys.exit(1)

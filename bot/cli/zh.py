@@ -41,8 +41,9 @@ CATALOG: dict[str, str] = {
     # values
     "{value!r} is not {choice}.": "{value!r} 不是 {choice}。",
     "{value!r} is not one of {choices}.": "{value!r} 不在可选值 {choices} 之中。",
-    "{value!r} does not match the format {format}.": "{value!r} 不符合格式 {format}（例如 2026-12-04）。",
-    "{value!r} does not match the formats {formats}.": "{value!r} 不符合格式 {formats}。",
+    # Every DateTime option here takes a day (%Y-%m-%d); "2026-02-30" is refused with the same words.
+    "{value!r} does not match the format {format}.": "{value!r} 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。",
+    "{value!r} does not match the formats {formats}.": "{value!r} 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。",
     "{value} is not in the range {range}.": "{value} 不在范围 {range} 之内。",
     "{value!r} is not a valid {number_type}.": "{value!r} 不是有效的数字。",
     "{value!r} is not a valid boolean. Recognized values: {states}": "{value!r} 不是是/否值，可写：{states}",

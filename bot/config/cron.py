@@ -19,14 +19,14 @@ This module needs nothing from the timing code, so the YAML models can import it
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from cronsim import CronSim, CronSimError
 
 FIELDS_ZH = ("分", "时", "日", "月", "周")
-_LIB_FIELD = {"minute": "分", "hour": "时", "day-of-month": "日", "month": "月", "day-of-week": "周"}
 _SUGGEST = (
-    "可改用易读写法，例如每月第一个周一：monthly: {weekday: mon, nth: 1}；"
+    "也可改用易读写法，例如每月第一个周一：monthly: {weekday: mon, nth: 1}；"
     "每月最后一天：monthly: {day: -1}；每周五：weekly: {weekday: fri}"
 )
 _MACRO = re.compile(r"^@\w+$")
@@ -59,16 +59,61 @@ def check(expr: str) -> None:
     try:
         CronSim(text, datetime(2026, 1, 1))
     except CronSimError as exc:
-        raise ValueError(f"cron 表达式“{text}”{_where(str(exc))}无效（{exc}）；{_SUGGEST}") from None
-    except (ValueError, IndexError) as exc:  # malformed pieces the library does not word itself
-        raise ValueError(f"cron 表达式“{text}”无效（{exc}）；{_SUGGEST}") from None
+        raise ValueError(_explain(text, fields, str(exc))) from None
+    except (ValueError, IndexError):  # malformed pieces the library does not word itself
+        raise ValueError(f"cron 表达式“{text}”无法识别：应为 5 段（分 时 日 月 周），每段写数字、*、"
+                         "用 , 列举、用 - 表示范围、用 / 表示间隔，例如 \"30 8 * * mon-fri\"") from None
 
 
-def _where(message: str) -> str:
-    for lib, zh in _LIB_FIELD.items():
-        if message.endswith(lib):
-            return f"的“{zh}”段"
-    return ""
+# What each field takes, in the words of the error; the readable forms are suggested only for the
+# day fields, where they are what the admin most likely wanted.
+_ALLOWED = {
+    "minute": ("分", "0–59 的整数"),
+    "hour": ("时", "0–23 的整数（24 小时制）"),
+    "day-of-month": ("日", "1–31 的整数，或 L（月末）、LW（月末最后一个工作日）"),
+    "month": ("月", "1–12 的整数，或 jan–dec"),
+    "day-of-week": ("周", "0–7 的整数（0 和 7 都是周日），或 sun–sat；mon#1 表示第一个周一，5L 表示最后一个周五"),
+}
+
+
+def _explain(text: str, fields: list[str], message: str) -> str:
+    """One Chinese sentence for a cronsim error (``Bad minute``…): the field, what it holds, what it takes."""
+    lib = next((name for name in _ALLOWED if message.endswith(name)), None)
+    if lib is None:
+        return f"cron 表达式“{text}”无效：应为 5 段（分 时 日 月 周），例如 \"0 9 * * fri\""
+    zh, allowed = _ALLOWED[lib]
+    written = fields[FIELDS_ZH.index(zh)]
+    if lib == "day-of-month" and _within_days(written):
+        return (f"cron 表达式“{text}”的“日”段“{written}”在所选的月份里不存在（例如 2 月没有 30、31 日），"
+                f"永远不会发送；每月最后一天请写 L。{_SUGGEST}")
+    sentence = f"cron 表达式“{text}”的“{zh}”段“{written}”无效：{zh}应为 {allowed}；可用 , 列举、- 表示范围、/ 表示间隔"
+    if lib in ("day-of-month", "day-of-week"):
+        sentence += f"。{_SUGGEST}"
+    return sentence
+
+
+def _within_days(field: str) -> bool:
+    """The day field is made of plain day numbers 1–31 (so the fault is the months chosen)."""
+    terms = re.split(r"[,\-]", field)
+    return all(t.isdigit() and 1 <= int(t) <= 31 for t in terms)
+
+
+def shortest_gap_days(expr: str, *, start: datetime | None = None, samples: int = 400,
+                      span_days: int = 4 * 366) -> float | None:
+    """The smallest gap between consecutive fire times (days, fractional), over a sample.
+
+    The sample is at most ``samples`` fire times within ``span_days`` of ``start`` (default
+    2026-01-01 UTC); None when fewer than two fire in it (a valid expression always fires again).
+    """
+    begin = start or datetime(2026, 1, 1, tzinfo=UTC)
+    end = begin + timedelta(days=span_days)
+    times: list[datetime] = []
+    for t in CronSim(normalized(expr), begin):
+        if t > end or len(times) >= samples:
+            break
+        times.append(t)
+    gaps = [(b - a).total_seconds() / 86400 for a, b in pairwise(times)]
+    return min(gaps) if gaps else None
 
 
 def normalized(expr: str) -> str:

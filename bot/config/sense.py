@@ -13,6 +13,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.config import cron
 from bot.config.models import DayRule, Reminder, When
 from bot.config.spans import Span
 from bot.config.yamlsource import ConfigIssue, dotted, locate_path_in
@@ -33,7 +34,8 @@ PLATFORM_WORDS = {"wecom": "企业微信", "dingtalk": "钉钉", "feishu": "飞�
 
 # The shortest time between two occurrences of each period, in days.
 _SHORTEST_GAP = {"monthly": 28, "quarterly": 89, "half_yearly": 181, "yearly": 365}
-_PERIOD_WORDS = {"weekly": "每周", "monthly": "每月", "quarterly": "每季度", "half_yearly": "每半年", "yearly": "每年"}
+_PERIOD_WORDS = {"cron": "cron 表达式", "weekly": "每周", "monthly": "每月", "quarterly": "每季度",
+                 "half_yearly": "每半年", "yearly": "每年"}
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: non-leap years
 
 
@@ -52,8 +54,10 @@ def _issue(p: Parsed, path: tuple[Any, ...], message: str, *, warning: bool = Fa
     return ConfigIssue(p.doc.label, line, col, dotted(path), message, warning=warning)
 
 
-def shortest_gap_days(when: When) -> int | None:
-    """The fewest days between two occurrences, or None (once, cron: not checked here)."""
+def shortest_gap_days(when: When) -> float | None:
+    """The fewest days between two occurrences (cron: over a sample of its fire times), or None (once)."""
+    if when.cron is not None:
+        return cron.shortest_gap_days(when.cron)
     if when.weekly is not None:
         days = when.weekly.weekday if isinstance(when.weekly.weekday, list) else [when.weekly.weekday]
         picked = sorted({d.index for d in days})
@@ -75,8 +79,23 @@ def _notices(p: Parsed, at: tuple[Any, ...], r: Reminder, issues: list[ConfigIss
         if _lead_days(lead) >= gap:
             issues.append(_issue(p, (*at, "notices", k),
                                  f"提前通知 {lead}（{lead.describe()}）不短于提醒本身的周期"
-                                 f"（{_PERIOD_WORDS[r.when.period]}，两次之间最短 {gap} 天）：会在上一次提醒之前"
-                                 f"就通知下一次；请改短，例如 {min(3, gap - 1)}d"))
+                                 f"（{_PERIOD_WORDS[r.when.period]}，两次之间最短 {_gap_words(gap)}）：会在上一次提醒"
+                                 f"之前就通知下一次；{_shorter(gap)}"))
+
+
+def _gap_words(days: float) -> str:
+    """``28 天``, ``1 天``, or for gaps under a day ``2 小时`` / ``15 分钟``."""
+    if days >= 1:
+        return f"{days:g} 天" if days == int(days) else f"{days:.1f} 天"
+    minutes = round(days * 1440)
+    return f"{minutes // 60:g} 小时" if minutes % 60 == 0 else f"{minutes} 分钟"
+
+
+def _shorter(gap: float) -> str:
+    """The fix: a shorter lead, or, for a reminder at least daily, no notices at all."""
+    if gap <= 1:
+        return f"请改得短于 {_gap_words(gap)}，或删掉 notices（提醒至少每天一次，多半不需要提前通知）"
+    return f"请改短，例如 {max(1, min(3, int(gap) - 1))}d"
 
 
 def _day_beyond_month(p: Parsed, at: tuple[Any, ...], when: When, issues: list[ConfigIssue]) -> None:
@@ -96,6 +115,11 @@ def _day_beyond_month(p: Parsed, at: tuple[Any, ...], when: When, issues: list[C
                              "如果要的就是月末，请写 day: -1", warning=True))
 
 
+def _spaced(word: str) -> str:
+    """A Latin word set off by spaces inside Chinese text (``换成 Slack 群``); Chinese words as they are."""
+    return f" {word} " if word.isascii() else word
+
+
 def _webhook(p: Parsed, at: tuple[Any, ...], channel: Any, issues: list[ConfigIssue]) -> None:
     """The webhook's host and shape against its platform; the URL itself is a secret, never shown."""
     if channel.dry_run:
@@ -106,9 +130,9 @@ def _webhook(p: Parsed, at: tuple[Any, ...], channel: Any, issues: list[ConfigIs
     owner = next((name for name, hosts in KNOWN_HOSTS.items() if host in hosts), None)
     if owner is not None and owner != platform and {owner, platform} != {"feishu", "lark"}:
         issues.append(_issue(p, (*at, "webhook"),
-                             f"webhook 是{PLATFORM_WORDS[owner]}的机器人地址（{host}），但此频道的 platform 是 "
-                             f"{platform}：请改 platform: {owner}，或换成{PLATFORM_WORDS.get(platform, platform)}"
-                             "群机器人的地址"))
+                             f"webhook 是{_spaced(PLATFORM_WORDS[owner])}的机器人地址（{host}），"
+                             f"但此频道的 platform 是 {platform}：请改 platform: {owner}，"
+                             f"或换成{_spaced(PLATFORM_WORDS.get(platform, platform))}群机器人的地址"))
         return
     if platform == "wecom" and not parse_qs(parts.query).get("key"):
         issues.append(_issue(p, (*at, "webhook"),

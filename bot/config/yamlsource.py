@@ -6,7 +6,7 @@ import codecs
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +311,21 @@ def _within_entries(docs: list[YamlDoc], limits: Limits, issues: list[ConfigIssu
                 return []
             total += len(items)
     return docs
+
+
+def openable(path: Path, cwd: Path | None = None) -> str:
+    """A path the admin can open from where they are: relative to the current folder when under it,
+    else absolute."""
+    full = path.resolve()
+    try:
+        return str(full.relative_to((cwd or Path.cwd()).resolve()))
+    except ValueError:
+        return str(full)
+
+
+def shown_issue(issue: ConfigIssue, base: Path) -> ConfigIssue:
+    """``issue`` with its file as an openable path (its label is relative to ``base``'s parent folder)."""
+    return replace(issue, file=openable(base.resolve().parent / issue.file))
 
 
 def _label(path: Path, base: Path) -> str:

@@ -54,6 +54,18 @@ def platform_for(channel: ChannelBase) -> Platform:
     return PLATFORMS[channel.platform]  # type: ignore[attr-defined]
 
 
+def edition_title(channel: ChannelBase, title: str) -> str:
+    """The platform's name as the channel is configured (政务微信 for a WeCom channel on a government
+    deployment), else ``title`` (the adapter's own)."""
+    edition = getattr(channel, "edition", None)
+    return edition() if callable(edition) else title
+
+
+def platform_title(channel: ChannelBase) -> str:
+    """The Chinese platform name an admin sees for this channel (see :func:`edition_title`)."""
+    return edition_title(channel, platform_for(channel).title)
+
+
 def shown_webhook(channel: ChannelBase) -> str:
     """The channel's webhook as an admin may see it: only what its platform says is public."""
     return platform_for(channel).public.mask(channel.webhook_url())

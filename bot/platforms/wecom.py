@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -35,6 +36,13 @@ class WeComChannel(ChannelBase):
     format: Literal["text", "markdown"] = Field(
         default="markdown", description="text（支持@成员）或 markdown（@写在正文中）"
     )
+
+    def edition(self) -> str:
+        """政务微信 when the webhook is on a government host (``.gov.`` in it, ``.gov.cn``) or the
+        channel's name says 政务微信; else 企业微信."""
+        host = (urlsplit(self.webhook_url()).hostname or "").lower()
+        government = ".gov." in f"{host}." or "政务微信" in self.name
+        return "政务微信" if government else "企业微信"
 
 
 TEXT_MAX_BYTES = 2048

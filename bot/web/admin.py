@@ -24,7 +24,7 @@ from sqlmodel import col, select
 
 from bot.admins import Accounts, AdminConfigError, accounts_from
 from bot.confirmations import Board, BoardRow, board, boards_for
-from bot.csvfile import csv_text
+from bot.csvfile import csv_bytes
 from bot.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.platforms.markup import redact
 from bot.reports import (
@@ -40,8 +40,9 @@ from bot.reports import (
     totals,
     unit_figures,
 )
+from bot.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
-from bot.web.app import Handler, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.app import Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.app import render as render_page
 from bot.web.login import LoginThrottle
 from storage.models import DeliveryAttempt, Occurrence, Outbox
@@ -398,7 +399,8 @@ async def outbox_page(request: web.Request) -> web.Response:
         )
         rows = (
             await session.exec(
-                select(Outbox)
+                select(Outbox, Occurrence.dry_run)
+                .outerjoin(Occurrence, col(Occurrence.id) == col(Outbox.occurrence_id))
                 .where(col(Outbox.status) != "sent")
                 .order_by(col(Outbox.created_at).desc())
                 .limit(100)
@@ -420,16 +422,30 @@ async def outbox_page(request: web.Request) -> web.Response:
         "stage": stage_label(r.stage),
         "ok": a.ok,
     } for a, r in repeated]
-    items = [{
-        "row": r,
-        "channel": _channel_name(runtime, r.channel_id),
-        "status": OUTBOX_STATUS.get(r.status, r.status),
-        "stage": stage_label(r.stage),
-        "error": redact(r.last_error),
-    } for r in rows]
+    groups: dict[str, list[dict[str, Any]]] = {"unsent": [], "rehearsal": [], "no_webhook": []}
+    for r, rehearsal in rows:
+        group = _outbox_group(runtime, r, bool(rehearsal))
+        groups[group].append({
+            "row": r,
+            "channel": _channel_name(runtime, r.channel_id),
+            "status": "只记录（未配置 webhook）" if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
+            "stage": stage_label(r.stage),
+            "error": redact(r.last_error),
+        })
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
-                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=items,
-                  doubles=doubles, **await outbox_extras(request))
+                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=groups["unsent"],
+                  rehearsed=groups["rehearsal"], unconfigured=groups["no_webhook"], doubles=doubles,
+                  **await outbox_extras(request))
+
+
+def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool) -> str:
+    """``unsent`` (waiting or failed), ``rehearsal`` (a 演练's message) or ``no_webhook`` (only recorded)."""
+    if row.status != "dry_run":
+        return "unsent"
+    channel = runtime.channel(row.channel_id)
+    if not rehearsal and channel is not None and channel.dry_run:
+        return "no_webhook"
+    return "rehearsal"
 
 
 def _channel_name(runtime: Any, channel_id: str) -> str:
@@ -438,12 +454,7 @@ def _channel_name(runtime: Any, channel_id: str) -> str:
 
 
 def stage_label(stage: str) -> str:
-    kind, _, arg = stage.partition(":")
-    labels = {"notice": f"提前通知（{arg}）", "due": "当天提醒", "followup": f"第{arg}次催办",
-              "escalation": f"第{arg}次告知领导", "report": "通报", "test": "测试消息"}
-    return labels.get(kind, stage)
-
-
+    return stage_words(stage)
 
 
 # ---------------------------------------------------------------- chart
@@ -467,8 +478,7 @@ def bars(rows: list[UnitRow]) -> list[dict[str, Any]]:
 
 
 def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> web.Response:
-    # The BOM makes Excel read the file as UTF-8 instead of the local code page.
-    body = ("\ufeff" + csv_text(header, rows)).encode("utf-8")
+    body = csv_bytes(header, rows)  # the same bytes as `remindbot report --format csv`
     return web.Response(
         body=body,
         content_type="text/csv",
@@ -495,7 +505,7 @@ async def board_csv(request: web.Request) -> web.Response:
     rows: list[list[object]] = [
         [title, zh_datetime(occ.due_at, zone), r.name, r.person_id, r.unit_name or "",
          "演练" if occ.dry_run else board_status(r), zh_datetime(r.confirmed_at, zone), r.via_label, r.note,
-         r.recorded_by, zh_datetime(r.overdue_since, zone)]
+         person_name(runtime_of(request), r.recorded_by), zh_datetime(r.overdue_since, zone)]
         for r in b.rows
     ]
     return csv_response(f"board-{occ.id}.csv", header, rows)

@@ -106,8 +106,18 @@ def render(
     request: web.Request, template: str, status: int = 200, **context: Any
 ) -> web.Response:
     env = request.config_dict[TEMPLATES]
+    runtime = request.config_dict.get(RUNTIME)
+    context.setdefault("person_name", lambda person_id: person_name(runtime, person_id))
     body = env.get_template(template).render(**context)
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+def person_name(runtime: Runtime | None, person_id: str | None) -> str:
+    """A person's name as configured now; their id only when they are no longer configured."""
+    if not person_id:
+        return ""
+    person = runtime.schedules.people.get(person_id) if runtime is not None else None
+    return person.name if person is not None else person_id
 
 
 def runtime_of(request: web.Request) -> Runtime:
@@ -175,6 +185,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
             _secure(request, exc)
             raise  # a redirect, or a page of our own
         response = replace_error(request, exc)
+    except (ClientGone, ConnectionResetError):  # nobody left to answer; nothing went wrong here
+        log.info("客户端在请求中途断开了连接：%s %s", request.method, mask_links(request.path))
+        response = error_response(400, as_json=wants_json(request))
     except Exception:  # a bug, never the client's fault: logged with its traceback, shown as a page
         log.exception("处理请求 %s %s 时出错", request.method, mask_links(request.path))
         response = error_response(500, as_json=wants_json(request))
@@ -215,6 +228,12 @@ async def read_form(request: web.Request) -> Mapping[str, Any]:
             aiohttp.ClientPayloadError) as exc:
         log.info("无法读取提交的表单（%s）", type(exc).__name__)
         raise web.HTTPBadRequest() from None
+    except ConnectionError:
+        raise ClientGone() from None
+
+
+class ClientGone(Exception):
+    """The client hung up before its request was read (not an error of ours: one INFO line)."""
 
 
 def make_app(runtime: Runtime) -> web.Application:

@@ -48,11 +48,11 @@ async def database_checks(runtime: Runtime) -> dict[str, dict[str, Any]]:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             state = await migrate.state(runtime.db.engine, runtime.db.schema)
     except Exception as exc:  # any failure means "not healthy"; the reason is logged, not shown
-        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        log.warning("健康检查：数据库无法连接（%s）", type(exc).__name__)
         return {"database": {"ok": False, "message": "数据库无法连接"},
                 "schema": {"ok": False, "message": "数据库无法连接，无法检查结构"}}
     if not state.ok:
-        log.warning("health check: %s", state.describe())
+        log.warning("健康检查：%s", state.describe())
     return {"database": {"ok": True}, "schema": state.as_json()}
 
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, not_, or_, select, update
+from sqlalchemy import and_, delete, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -155,25 +155,6 @@ async def adopt(db: Database, owner: str, new: Sequence[str], room: int) -> list
             stmt = update(T).where(T.c.id.in_(ids)).values(lease_owner=owner).returning(*_CLAIMED)
             taken += [Claimed(*row) for row in await conn.execute(stmt)]
     return sorted(taken, key=lambda row: row.id)
-
-
-async def let_go(conn: AsyncConnection, owner: str, robots: Iterable[str]) -> None:
-    """Give up lanes (in the caller's transaction, after their last results)."""
-    names = list(robots)
-    if names:
-        await conn.execute(
-            update(L).where(L.c.robot.in_(names), L.c.owner == owner).values(owner=None, lease_until=None)
-        )
-
-
-async def save_windows(conn: AsyncConnection, owner: str, windows: dict[str, list[float]]) -> None:
-    """Store robots' recent send times (in the caller's transaction); only on lanes still held."""
-    if windows:
-        stmt = (
-            update(L).where(L.c.robot == bindparam("r"), L.c.owner == owner)
-            .values(recent=bindparam("times", type_=L.c.recent.type))
-        )
-        await conn.execute(stmt, [{"r": robot, "times": times} for robot, times in windows.items()])
 
 
 async def leave(db: Database, owner: str) -> int:

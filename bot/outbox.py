@@ -16,24 +16,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, func, insert, literal, or_, select, type_coerce, update
+from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.platforms.base import ChannelBase
 from storage.db import Database
-from storage.models import DeliveryAttempt, Outbox, utcnow
+from storage.models import DeliveryAttempt, Outbox, RobotLane, utcnow
 
 log = logging.getLogger(__name__)
 
 PENDING, SENT, DEAD, DRY_RUN = "pending", "sent", "dead", "dry_run"
 T = Outbox.__table__  # type: ignore[attr-defined]
+LANE = RobotLane.__table__  # type: ignore[attr-defined]
 A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 
 
@@ -227,6 +228,29 @@ async def release(db: Database, owner: str, ids: Sequence[int] | None = None) ->
     return result.rowcount or 0
 
 
+# The robot lanes' part of storing results: in the writer's transaction, so a lane's send times and
+# its release are committed with the results they follow (bot.lanes holds the rest of the lanes).
+
+
+async def let_go_lanes(conn: AsyncConnection, owner: str, robots: Iterable[str]) -> None:
+    """Give up lanes (in the caller's transaction, after their last results)."""
+    names = list(robots)
+    if names:
+        await conn.execute(
+            update(LANE).where(LANE.c.robot.in_(names), LANE.c.owner == owner).values(owner=None, lease_until=None)
+        )
+
+
+async def save_windows(conn: AsyncConnection, owner: str, windows: dict[str, list[float]]) -> None:
+    """Store robots' recent send times (in the caller's transaction); only on lanes still held."""
+    if windows:
+        stmt = (
+            update(LANE).where(LANE.c.robot == bindparam("r"), LANE.c.owner == owner)
+            .values(recent=bindparam("times", type_=LANE.c.recent.type))
+        )
+        await conn.execute(stmt, [{"r": robot, "times": times} for robot, times in windows.items()])
+
+
 async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
     """Clear the in-flight marks of pending rows never sent (marked ahead of a pause, then stopped)."""
     stmt = (update(T).where(T.c.id.in_(list(ids)), T.c.lease_owner == owner, T.c.status == PENDING)
@@ -268,7 +292,6 @@ async def record(
     Returns the ids actually marked (results and in-flight marks): a row whose lease this owner no
     longer holds is left alone. Core statements on a plain connection: the dispatcher's hot path.
     """
-    from bot import lanes
 
     if not results and not sending and not releasing:
         return set()
@@ -284,7 +307,7 @@ async def record(
             )
             marked.update({row.id: 0 for row in await conn.execute(stmt)})
         windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
-        await lanes.save_windows(conn, owner, windows)  # type: ignore[arg-type]
+        await save_windows(conn, owner, windows)  # type: ignore[arg-type]
         simple: dict[tuple[str, int | None], list[int]] = {}
         for r in results:
             if r.status in (SENT, DRY_RUN) and not r.error and not r.possible_duplicate:
@@ -314,7 +337,7 @@ async def record(
         ]
         if attempts:
             await conn.execute(insert(A), attempts)
-        await lanes.let_go(conn, owner, releasing)
+        await let_go_lanes(conn, owner, releasing)
     return set(marked)
 
 

@@ -28,8 +28,8 @@ from sqlmodel import col, select
 from bot import actions
 from bot.actions import ACTION_LABELS, EXCUSE_KINDS, ActionRefused, Done
 from bot.confirmations import Board
-from bot.web.app import read_form, runtime_of
-from bot.web.app import render as render_page
+from bot.web.common import admin_name, read_form, runtime_of
+from bot.web.common import render as render_page
 from storage.models import AdminAction, Outbox
 
 TOKEN_TTL = 12 * 3600  # seconds a page's CSRF token stays good
@@ -54,7 +54,6 @@ def _signature(key: str, admin: str, issued: int) -> str:
 
 def csrf_token(request: web.Request) -> str:
     """A token for the forms of the page being rendered, for the logged-in admin."""
-    from bot.web.admin import admin_name
 
     issued = int(time.time())
     return f"{issued}.{_signature(runtime_of(request).settings.signing_key, admin_name(request), issued)}"
@@ -90,7 +89,6 @@ def same_site(request: web.Request) -> bool:
 
 async def _form(request: web.Request) -> dict[str, str]:
     """The checked form; raises HTTPForbidden (a Chinese page) when CSRF or same-site fails."""
-    from bot.web.admin import admin_name
 
     form = await read_form(request)  # a malformed body is a Chinese 400
     token = str(form.get(FIELD, ""))
@@ -130,7 +128,6 @@ def _now(request: web.Request) -> Any:
 
 
 async def _occurrence_action(request: web.Request, work: Any) -> web.Response:
-    from bot.web.admin import admin_name
 
     occurrence_id = int(request.match_info["id"])
     form = await _form(request)
@@ -168,7 +165,6 @@ async def followup_post(request: web.Request) -> web.Response:
 
 
 async def resend_post(request: web.Request) -> web.Response:
-    from bot.web.admin import admin_name
 
     form = await _form(request)
     try:
@@ -180,7 +176,6 @@ async def resend_post(request: web.Request) -> web.Response:
 
 
 async def send_test_post(request: web.Request) -> web.Response:
-    from bot.web.admin import admin_name
 
     form = await _form(request)
     try:

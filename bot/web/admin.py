@@ -42,8 +42,8 @@ from bot.reports import (
 )
 from bot.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
-from bot.web.app import Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
-from bot.web.app import render as render_page
+from bot.web.common import ADMIN_NAME, Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.common import render as render_page
 from bot.web.login import LoginThrottle
 from storage.models import DeliveryAttempt, Occurrence, Outbox
 
@@ -98,7 +98,6 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 ACCOUNTS = web.AppKey("admin_accounts", dict)
-ADMIN_NAME = web.RequestKey("admin_name", str)  # the logged-in admin's name, for audit rows
 
 
 def accounts_of(request: web.Request) -> Accounts:
@@ -110,11 +109,6 @@ def accounts_of(request: web.Request) -> Accounts:
         cache.clear()
         cache[key] = accounts_from(*key)
     return cache[key]
-
-
-def admin_name(request: web.Request) -> str:
-    """The name of the admin who made this request (set by :func:`basic_auth`)."""
-    return str(request[ADMIN_NAME])
 
 
 @web.middleware

@@ -13,16 +13,9 @@ one line without the request's bytes (aiohttp would log the first 100 of them, i
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import aiohttp
-import jinja2
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -31,220 +24,26 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
+from bot.web.admin import make_admin_app
+from bot.web.callbacks import add_callback_routes
+from bot.web.charts import add_admin_chart_routes, add_chart_routes
+from bot.web.common import (
+    HERE,
+    RUNTIME,
+    TEMPLATES,
+    error_response,
+    make_templates,
+    replace_error,
+    security_headers,
+)
+from bot.web.confirm import add_confirm_routes
+from bot.web.health import healthz, metrics
+from bot.web.ical import add_ical_routes
+from bot.web.leader import add_leader_routes
 
 log = logging.getLogger(__name__)
 
-RUNTIME = web.AppKey("runtime", Runtime)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
-WEEKDAYS = "一二三四五六日"
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    # Confirm URLs hold the token: never send them anywhere as a referrer.
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-# ---------------------------------------------------------------- formatting for templates
-
-
-def to_local(moment: datetime | None, zone: ZoneInfo = DEFAULT_ZONE) -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # the database stores naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone)
-
-
-def zh_datetime(moment: datetime | None, zone: ZoneInfo = DEFAULT_ZONE) -> str:
-    """``2025年3月7日（星期五）09:00`` in the given zone; empty for None."""
-    local = to_local(moment, zone)
-    if local is None:
-        return ""
-    return f"{zh_date(local.date())}{local:%H:%M}"
-
-
-def zh_date(day: date | None) -> str:
-    if day is None:
-        return ""
-    return f"{day.year}年{day.month}月{day.day}日（星期{WEEKDAYS[day.weekday()]}）"
-
-
-def zh_short(moment: datetime | None, zone: ZoneInfo = DEFAULT_ZONE) -> str:
-    """``3月7日 09:00``: for tables, where the year is in the page title."""
-    local = to_local(moment, zone)
-    return f"{local.month}月{local.day}日 {local:%H:%M}" if local else ""
-
-
-def percent(value: float) -> str:
-    return f"{value * 100:.0f}%"
-
-
-def make_templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        auto_reload=False,  # the pages ship with the code: no stat() of the files on every request
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(zh_datetime=zh_datetime, zh_date=zh_date, zh_short=zh_short, percent=percent)
-    return env
-
-
-def render(
-    request: web.Request, template: str, status: int = 200, **context: Any
-) -> web.Response:
-    env = request.config_dict[TEMPLATES]
-    runtime = request.config_dict.get(RUNTIME)
-    context.setdefault("person_name", lambda person_id: person_name(runtime, person_id))
-    body = env.get_template(template).render(**context)
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-
-def person_name(runtime: Runtime | None, person_id: str | None) -> str:
-    """A person's name as configured now; their id only when they are no longer configured."""
-    if not person_id:
-        return ""
-    person = runtime.schedules.people.get(person_id) if runtime is not None else None
-    return person.name if person is not None else person_id
-
-
-def runtime_of(request: web.Request) -> Runtime:
-    return request.config_dict[RUNTIME]
-
-
-def zone_for(runtime: Runtime, reminder_id: str | None) -> ZoneInfo:
-    reminder = runtime.schedules.reminders.get(reminder_id or "")
-    return reminder.zone if reminder is not None else DEFAULT_ZONE
-
-
-# ---------------------------------------------------------------- middleware and routes
-
-
-JSON_PATHS = frozenset({"/healthz"})
-
-# status -> (title, what to do); anything else 4xx says the request could not be handled.
-ERRORS: dict[int, tuple[str, str]] = {
-    400: ("请求无法处理", "请求的格式不正确。请检查链接是否完整，或从提醒消息中重新打开。"),
-    403: ("无权访问", "您没有访问这个页面的权限。"),
-    404: ("页面不存在", "请检查链接是否完整，或联系管理员。"),
-    405: ("不支持的请求方式", "这个地址不接受这种请求方式。请直接在浏览器中打开链接。"),
-    410: ("链接已过期", "这个链接已超过有效期。请打开最近一次提醒消息中的新链接。"),
-    413: ("提交的内容过长", "提交的内容超过了允许的长度，请缩短后再试。"),
-    414: ("链接过长", "链接超过了允许的长度。请从提醒消息中重新打开原始链接。"),
-    429: ("请求过于频繁", "请稍后再试。"),
-    431: ("请求头过长", "浏览器发送的请求头过长，请清除本站的 Cookie 后重试。"),
-    500: ("服务器内部错误", "服务暂时出现问题，已记录在日志中。请稍后再试，或联系管理员。"),
-    503: ("暂时无法提供", "服务暂时无法提供这项内容，请稍后再试，或联系管理员。"),
-}
-OTHER_ERROR = ("请求无法处理", "请检查链接是否完整，或联系管理员。")
-_ERROR_TEMPLATES: jinja2.Environment | None = None
-
-
-def wants_json(request: web.BaseRequest) -> bool:
-    """JSON routes (``/healthz``) and clients that ask for JSON rather than a page get JSON errors."""
-    accept = request.headers.get("Accept", "")
-    return request.path in JSON_PATHS or ("application/json" in accept and "text/html" not in accept)
-
-
-def error_response(status: int, *, as_json: bool = False, message: str | None = None) -> web.Response:
-    """The service's own Chinese error page (or JSON body) for ``status``; usable without a request."""
-    global _ERROR_TEMPLATES
-    title, default = ERRORS.get(status, OTHER_ERROR if status < 500 else ERRORS[500])
-    message = message or default
-    if as_json:
-        return web.json_response({"status": "error", "error": title, "message": message}, status=status,
-                                 dumps=lambda data: json.dumps(data, ensure_ascii=False))
-    if _ERROR_TEMPLATES is None:
-        _ERROR_TEMPLATES = make_templates()
-    body = _ERROR_TEMPLATES.get_template("message.html").render(title=title, message=message, tone="error")
-    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or (exc.content_type == "text/html" and not wants_json(request)):
-            _secure(request, exc)
-            raise  # a redirect, or a page of our own
-        response = replace_error(request, exc)
-    except (ClientGone, ConnectionResetError):  # nobody left to answer; nothing went wrong here
-        log.info("客户端在请求中途断开了连接：%s %s", request.method, mask_links(request.path))
-        response = error_response(400, as_json=wants_json(request))
-    except Exception:  # a bug, never the client's fault: logged with its traceback, shown as a page
-        log.exception("处理请求 %s %s 时出错", request.method, mask_links(request.path))
-        response = error_response(500, as_json=wants_json(request))
-    return _secure(request, response)
-
-
-def _secure(request: web.BaseRequest, response: web.StreamResponse) -> web.StreamResponse:
-    """Security headers on every response; error statuses counted (``remindbot_web_errors_total``)."""
-    if response.status >= 400:
-        WEB_ERRORS.labels(str(response.status)).inc()
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if not request.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-def replace_error(request: web.BaseRequest, error: web.StreamResponse) -> web.Response:
-    """Our Chinese page (or JSON) in place of aiohttp's English error, keeping the headers it needs."""
-    response = error_response(error.status, as_json=wants_json(request))
-    for name in ("Allow", "WWW-Authenticate", "Retry-After"):
-        if name in error.headers:
-            response.headers[name] = error.headers[name]
-    return response
-
-
-async def read_form(request: web.Request) -> Mapping[str, Any]:
-    """The posted form; a body the client got wrong is a Chinese 400 (413 when over the size cap).
-
-    Covers multipart without a boundary, unknown charsets, bytes that are not in the charset,
-    broken compression and a connection that ends mid-body: the client's doing, never a 500.
-    """
-    try:
-        return await request.post()
-    except web.HTTPException:
-        raise
-    except (ValueError, LookupError, AssertionError, HttpProcessingError, RequestPayloadError,
-            aiohttp.ClientPayloadError) as exc:
-        log.info("无法读取提交的表单（%s）", type(exc).__name__)
-        raise web.HTTPBadRequest() from None
-    except ConnectionError:
-        raise ClientGone() from None
-
-
-class ClientGone(Exception):
-    """The client hung up before its request was read (not an error of ours: one INFO line)."""
-
-
 def make_app(runtime: Runtime) -> web.Application:
-    from bot.web.admin import make_admin_app
-    from bot.web.callbacks import add_callback_routes
-    from bot.web.charts import add_admin_chart_routes, add_chart_routes
-    from bot.web.confirm import add_confirm_routes
-    from bot.web.health import healthz, metrics
-    from bot.web.ical import add_ical_routes
-    from bot.web.leader import add_leader_routes
-
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[RUNTIME] = runtime
     app[TEMPLATES] = make_templates()

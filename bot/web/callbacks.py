@@ -34,7 +34,7 @@ from bot.platforms.base import Mention, Message
 from bot.platforms.events import CallbackError, Pressed, Said
 from bot.platforms.registry import platform_for
 from bot.runtime import Runtime
-from bot.web.app import runtime_of
+from bot.web.common import runtime_of
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.chart import chart_title, render_png_async, rows_of
 from bot.reports import figures_for, period_bounds, unit_figures
-from bot.web.app import DEFAULT_ZONE, error_response, runtime_of
+from bot.web.common import DEFAULT_ZONE, error_response, runtime_of
 from bot.web.views import Refused, not_found, read_view
 
 NO_FONT = "服务器未安装中文字体，无法生成图表（需安装 fonts-noto-cjk）。请查看文字版通报。"

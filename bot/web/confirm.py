@@ -30,7 +30,7 @@ from bot.confirmations import (
     link_view,
 )
 from bot.tokens import TokenError, read_token
-from bot.web.app import read_form, render, runtime_of, zone_for
+from bot.web.common import read_form, render, runtime_of, zone_for
 
 CONTACT = "如有疑问，请联系机关工委管理员。"
 REHEARSAL = (403, "演练链接，不能确认",

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.metrics import REGISTRY, refresh_from_database
 from bot.runtime import Runtime
-from bot.web.app import runtime_of
+from bot.web.common import runtime_of
 from storage import migrate
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from bot.confirmations import to_db_time
 from bot.reports import Period, UnitRow, percent, period_bounds, totals, unit_figures
-from bot.web.app import DEFAULT_ZONE, render, runtime_of, to_local, zh_datetime
+from bot.web.common import DEFAULT_ZONE, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.tokens import TokenError, ViewPurpose, read_view_token
-from bot.web.app import error_response, runtime_of
+from bot.web.common import error_response, runtime_of
 
 VIEW_REFUSALS: dict[str, tuple[int, str]] = {
     "forged": (403, "这个链接不完整或已被改动，无法使用。请从提醒消息中重新打开原始链接。"),

@@ -73,8 +73,12 @@ def mention_for(person: Person) -> Mention:
 
 
 def members(s: Schedules, people: Iterable[Person], channel_id: str) -> list[Person]:
-    """Those of ``people`` who are in the channel's group (no ``channels`` listed: all groups)."""
-    return [p for p in people if p.channels is None or channel_id in p.channels]
+    """Those of ``people`` who are in the channel's group (no ``channels`` listed: all groups).
+
+    A selection from ``Schedules.select`` goes through the snapshot's channel index (its rows split by
+    channel once), so calling this for each of a reminder's channels costs the rows, not their product.
+    """
+    return s.channel_members(people if isinstance(people, list) else list(people), channel_id)
 
 
 @dataclass

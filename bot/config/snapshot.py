@@ -6,9 +6,15 @@ Two levels, both keyed by content hashes, never by timestamps:
   limits, the folder, every file's path and SHA-256 (plus the values of the ``${VAR}``s it names),
   and the message templates' hashes. Every command and the service start from it: with nothing
   changed, a command unpickles one file instead of parsing and validating the folder.
-- **Per file**: each file's parsed document, its validated entries and the issues they raised, keyed
-  by the same things for that one file. When a file changes, only it is parsed and validated again;
-  the cross-file steps (merge, references, sense checks, templates) run over the cached pieces.
+- **Per YAML file**: each file's parsed document (node tree with line numbers), its validated entries
+  and the issues they raised, keyed by the same things for that one file. When a file changes, only
+  it is parsed and validated again; the cross-file steps (merge, references, sense checks, templates)
+  run over the cached pieces. Spreadsheets are not kept per file: the csv module reads 100,000 rows
+  (and pydantic validates them) faster than pickle could bring them back (measured: 2.8 s against 7.6 s).
+
+The cyclic garbage collector is paused while a check runs or a snapshot is unpickled (:func:`no_gc`):
+those build a million objects and no cycles, and the collector's repeated walks of the growing heap
+tripled the time (unpickling the 100,000-people snapshot: 9.6 s with it, 2.5 s without).
 
 Both are pickles written atomically (temporary file, then rename, mode 0600: they hold the
 webhooks as substituted from the environment, like the database beside them). A cache entry that
@@ -18,13 +24,15 @@ the cache can make a command faster, never wrong. ``REMINDBOT_SCHEDULES_CACHE=fa
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
 import pickle
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -73,9 +81,28 @@ def cache_dir_for(var_dir: Path, enabled: bool = True) -> Path | None:
     return var_dir / "cache" if enabled else None
 
 
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: building (or unpickling) 10⁵ models creates no cycles,
+    and the collector would otherwise walk the growing heap again and again (3-4× the time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None = None,
                  templates_dir: Path | None = None, limits: Limits | None = None) -> Checked:
     """``check_schedules`` through the cache in ``cache_dir`` (None: no cache). Same result, same issues."""
+    with no_gc():
+        return _check_cached(path, cache_dir=cache_dir, env=env, templates_dir=templates_dir, limits=limits)
+
+
+def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None,
+                  templates_dir: Path | None, limits: Limits | None) -> Checked:
     from bot.config.loader import check_schedules, schedule_files
 
     limits = limits or Limits()

@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.limits import Limits
-from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit
+from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
 from bot.config.sheets import is_sheet, read_sheet, sheet_location
 from bot.config.yamlsource import (
@@ -439,6 +439,10 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
                                               f"标识 “{item.id}” 重复，已在 {first_seen[(section, item.id)]} 定义"))
                     continue
                 target[item.id] = item
+                if section in ("people", "units"):
+                    compact(item)
+                    if section == "people":
+                        compact(item.ids)
                 first_seen[(section, item.id)] = here
                 merged.sources[f"{section}:{item.id}"] = here
     return merged

@@ -30,16 +30,11 @@ _SHARED_SETS: dict[frozenset[str], set[str]] = {}
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        """Unpickled (the schedules snapshot) with the set of fields given shared between models that
-        have the same one: 100,000 people would otherwise hold 100,000 equal sets (about 90 MB)."""
-        super().__setstate__(state)
-        compact(self)
-
 
 def compact(model: BaseModel) -> None:
-    """Share the model's set of given fields with equal ones (nothing reads it but pydantic's
-    ``exclude_unset``, which this project does not use); called on unpickling and after validation."""
+    """Share the model's set of given fields with equal ones: 100,000 people would otherwise hold
+    100,000 equal sets (about 90 MB). Nothing reads it but pydantic's ``exclude_unset``, which this
+    project does not use. The snapshot's pickle keeps the sharing (pickle stores a shared object once)."""
     given = model.__pydantic_fields_set__
     shared = _SHARED_SETS.setdefault(frozenset(given), set(given))
     object.__setattr__(model, "__pydantic_fields_set__", shared)

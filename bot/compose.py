@@ -81,6 +81,19 @@ def members(s: Schedules, people: Iterable[Person], channel_id: str) -> list[Per
     return s.channel_members(people if isinstance(people, list) else list(people), channel_id)
 
 
+def split_by_channel(people: Sequence[Person | None], channel_ids: Iterable[str]) -> dict[str, list[int]]:
+    """Positions (in order) of ``people`` in each of ``channel_ids``' groups, in one pass over the people:
+    the cost grows with people + channels, not their product. None (a person no longer in the schedules)
+    and a person without ``channels`` are in every group."""
+    groups: dict[str, list[int]] = {c: [] for c in channel_ids}
+    for i, person in enumerate(people):
+        listed = groups if person is None or person.channels is None else dict.fromkeys(person.channels)
+        for channel_id in listed:
+            if channel_id in groups:
+                groups[channel_id].append(i)
+    return groups
+
+
 @dataclass
 class Planned:
     """One message to one channel, before rendering: everything ``queue`` and ``preview`` need."""

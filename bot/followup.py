@@ -41,7 +41,16 @@ from sqlalchemy import and_, exists, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.compose import due_context, members, mention_for, person_context, queue_message, reminder_context, when_text
+from bot.compose import (
+    due_context,
+    members,
+    mention_for,
+    person_context,
+    queue_message,
+    reminder_context,
+    split_by_channel,
+    when_text,
+)
 from bot.config.models import Person, Reminder
 from bot.config.spans import Span
 from bot.confirmations import to_db_time as db_time
@@ -305,11 +314,12 @@ class FollowUps:
         stage = f"followup:{number}"
         people = [self._person(e) for e in exps]
         queued, nudged = 0, set()
+        groups = split_by_channel([p for p, _, _ in people], reminder.recipients.channels)
         for channel_id in reminder.recipients.channels:
             channel = s.channels.get(channel_id)
             if channel is None:
                 continue
-            here = [(p, ctx, m) for p, ctx, m in people if p is None or members(s, [p], channel_id)]
+            here = [people[i] for i in groups[channel_id]]
             if not here:
                 continue
             key = f"occ{occ.id}/{stage}/{channel_id}"
@@ -355,7 +365,8 @@ class FollowUps:
         s = self.runtime.schedules
         theirs = [c for c in reminder.recipients.channels if c in s.channels and members(s, [leader], c)]
         people = [s.people.get(e.person_id) for e in overdue]
-        shared = [c for c in theirs if any(p is None or members(s, [p], c) for p in people)]
+        groups = split_by_channel(people, theirs)
+        shared = [c for c in theirs if groups[c]]
         return shared or theirs
 
     async def _send_escalations(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,

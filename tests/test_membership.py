@@ -98,3 +98,14 @@ def test_a_channel_listed_twice_by_one_person_mentions_them_once() -> None:
     s.people["p1"].channels = ["c0", "c0"]
     chosen = s.select(Selector(roles=["secretary"]))
     assert [p.id for p in members(s, chosen, "c0")].count("p1") == 1
+
+
+def test_follow_ups_split_people_by_channel_as_the_scan_did(schedules: Schedules) -> None:
+    from bot.compose import split_by_channel
+
+    people: list[Person | None] = [*schedules.people.values(), None]  # None: someone since removed
+    channels = sorted(set(schedules.channels) | {"c0", "c1", "c2"})
+    groups = split_by_channel(people, channels)
+    for channel in channels:
+        expected = [i for i, p in enumerate(people) if p is None or members(schedules, [p], channel)]
+        assert groups[channel] == expected

@@ -98,8 +98,9 @@ def generate(folder: Path, people: int, units: int, channels: int, secretaries: 
 
 @dataclass
 class Run:
-    seconds: float
-    rss_mb: float
+    seconds: float  # wall
+    rss_mb: float  # peak resident set of that process
+    cpu: float = 0.0  # user + system seconds of that process (steadier than wall on a shared machine)
 
 
 def measure(argv: list[str], env: dict[str, str], *, expect_ok: bool = True) -> Run:
@@ -113,7 +114,7 @@ def measure(argv: list[str], env: dict[str, str], *, expect_ok: bool = True) -> 
         raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}): {err[-2000:]}")
     if process.stderr:
         process.stderr.close()
-    return Run(elapsed, usage.ru_maxrss / 1024)
+    return Run(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def free_port() -> int:
@@ -140,12 +141,19 @@ def measure_serve(argv: list[str], env: dict[str, str], port: int) -> Run:
     if elapsed is None:
         process.kill()
         raise SystemExit("serve never answered /healthz")
+    cpu = _cpu_seconds(process.pid)
     time.sleep(1.0)  # what the service holds once running (the first reconcile pass included)
     process.send_signal(signal.SIGTERM)
     _, _, usage = os.wait4(process.pid, 0)
     if process.stderr:
         process.stderr.close()
-    return Run(elapsed, usage.ru_maxrss / 1024)
+    return Run(elapsed, usage.ru_maxrss / 1024, cpu)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process until now (/proc/<pid>/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------ the bare steps
@@ -270,8 +278,9 @@ def run_province(name: str, people: int, units: int, channels: int, secretaries:
                                 "--port", str(port)], env)
             figures.tool.setdefault(step, []).append(tool)
             figures.bare.setdefault(step, []).append(base)
-            print(f"  round {round_no + 1} {step:14} {tool.seconds:7.2f} s {tool.rss_mb:6.0f} MB | bare "
-                  f"{base.seconds:6.2f} s {base.rss_mb:5.0f} MB | ×{tool.seconds / base.seconds:.2f}", flush=True)
+            print(f"  round {round_no + 1} {step:14} {tool.seconds:7.2f} s (cpu {tool.cpu:6.2f}) {tool.rss_mb:4.0f} MB"
+                  f" | bare {base.seconds:6.2f} s (cpu {base.cpu:5.2f}) {base.rss_mb:4.0f} MB"
+                  f" | ×{tool.seconds / base.seconds:.2f} wall, ×{tool.cpu / base.cpu:.2f} cpu", flush=True)
     return figures
 
 
@@ -280,13 +289,16 @@ def spread(values: list[float]) -> str:
 
 
 def table(name: str, f: Figures) -> list[str]:
-    head = "| step | remindbot s (min/med/max) | bare s | ratio (min/med/max) | peak RSS MB | bare RSS MB |"
-    lines = [f"### {name}", "", head, "|---|---|---|---|---|---|"]
+    head = ("| step | remindbot wall s | bare wall s | wall ratio | remindbot CPU s | bare CPU s | CPU ratio "
+            "| peak RSS MB | bare RSS MB |")
+    lines = [f"### {name} (min / median / max of the rounds)", "", head, "|---|---|---|---|---|---|---|---|---|"]
     for step in STEPS:
         tool, base = f.tool[step], f.bare[step]
-        ratios = [t.seconds / b.seconds for t, b in zip(tool, base, strict=True)]
+        walls = [t.seconds / b.seconds for t, b in zip(tool, base, strict=True)]
+        cpus = [t.cpu / max(b.cpu, 0.01) for t, b in zip(tool, base, strict=True)]
         lines.append(f"| {step} | {spread([t.seconds for t in tool])} | {spread([b.seconds for b in base])} | "
-                     f"{spread(ratios)} | {max(t.rss_mb for t in tool):.0f} | {max(b.rss_mb for b in base):.0f} |")
+                     f"{spread(walls)} | {spread([t.cpu for t in tool])} | {spread([b.cpu for b in base])} | "
+                     f"{spread(cpus)} | {max(t.rss_mb for t in tool):.0f} | {max(b.rss_mb for b in base):.0f} |")
     return lines
 
 
@@ -317,12 +329,13 @@ def main() -> int:
         out += ["", *table(f"{people:,} people", figures)]
     if "small" in results:
         out += ["", "### growth from the small province to the large one (median wall time)", "",
-                "| step | ×time | ×bare |", "|---|---|---|"]
+                "| step | ×wall | ×CPU | bare ×wall |", "|---|---|---|---|"]
         big, small = results["large"][1], results["small"][1]
         for step in STEPS:
-            def med(runs: list[Run]) -> float:
-                return statistics.median(r.seconds for r in runs)
+            def med(runs: list[Run], cpu: bool = False) -> float:
+                return statistics.median(r.cpu if cpu else r.seconds for r in runs)
             out.append(f"| {step} | {med(big.tool[step]) / med(small.tool[step]):.1f} | "
+                       f"{med(big.tool[step], True) / med(small.tool[step], True):.1f} | "
                        f"{med(big.bare[step]) / med(small.bare[step]):.1f} |")
     load = os.getloadavg()
     out += ["", f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"]

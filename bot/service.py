@@ -8,7 +8,6 @@ reverse order within seconds.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -81,7 +80,6 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
     runtime.schedules = schedules
     runtime.calendar = WorkCalendar(schedules.calendar)
     runtime.renderer = Renderer(runtime.settings.templates_dir)
-    gc.freeze()  # the new snapshot, like the first, stays out of the collector's walks
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
@@ -93,9 +91,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings, schedules=schedules))
-        schedules = None
-        gc.collect()
-        gc.freeze()  # the snapshot's million objects: out of every later collection's walk
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,

@@ -73,8 +73,25 @@ def mention_for(person: Person) -> Mention:
 
 
 def members(s: Schedules, people: Iterable[Person], channel_id: str) -> list[Person]:
-    """Those of ``people`` who are in the channel's group (no ``channels`` listed: all groups)."""
-    return [p for p in people if p.channels is None or channel_id in p.channels]
+    """Those of ``people`` who are in the channel's group (no ``channels`` listed: all groups).
+
+    A selection from ``Schedules.select`` goes through the snapshot's channel index (its rows split by
+    channel once), so calling this for each of a reminder's channels costs the rows, not their product.
+    """
+    return s.channel_members(people if isinstance(people, list) else list(people), channel_id)
+
+
+def split_by_channel(people: Sequence[Person | None], channel_ids: Iterable[str]) -> dict[str, list[int]]:
+    """Positions (in order) of ``people`` in each of ``channel_ids``' groups, in one pass over the people:
+    the cost grows with people + channels, not their product. None (a person no longer in the schedules)
+    and a person without ``channels`` are in every group."""
+    groups: dict[str, list[int]] = {c: [] for c in channel_ids}
+    for i, person in enumerate(people):
+        listed = groups if person is None or person.channels is None else dict.fromkeys(person.channels)
+        for channel_id in listed:
+            if channel_id in groups:
+                groups[channel_id].append(i)
+    return groups
 
 
 @dataclass

@@ -53,6 +53,7 @@ from bot.compose import (
     queue_all,
     queue_message,
     reminder_context,
+    split_by_channel,
     when_text,
 )
 from bot.config.models import Person, Reminder
@@ -341,11 +342,12 @@ class FollowUps:
         queued = 0  # direct messages, queued one by one; the group plans go in one set below
         common = {"template": "followup", "title": reminder.title, "occurrence_id": occ.id, "stage": stage,
                   "now": now, "dry_run": self.runtime.settings.dry_run}
+        groups = split_by_channel([p for p, _, _ in people], reminder.recipients.channels)
         for channel_id in reminder.recipients.channels:
             channel = s.channels.get(channel_id)
             if channel is None:
                 continue
-            here = [(p, ctx, m) for p, ctx, m in people if p is None or members(s, [p], channel_id)]
+            here = [people[i] for i in groups[channel_id]]
             if not here:
                 continue
             key = f"occ{occ.id}/{stage}/{channel_id}"
@@ -404,7 +406,8 @@ class FollowUps:
         s = self.runtime.schedules
         theirs = [c for c in reminder.recipients.channels if c in s.channels and members(s, [leader], c)]
         people = [s.people.get(e.person_id) for e in overdue]
-        shared = [c for c in theirs if any(p is None or members(s, [p], c) for p in people)]
+        groups = split_by_channel(people, theirs)
+        shared = [c for c in theirs if groups[c]]
         return shared or theirs
 
     async def _send_escalations(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,

@@ -20,9 +20,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.compose import when_text
-from bot.config.limits import Limits
-from bot.config.loader import load_schedules
 from bot.config.models import Schedules
+from bot.config.snapshot import load_for
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
@@ -43,21 +42,23 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0
 
 
-def load_runtime_parts(settings: Settings) -> tuple[Schedules, WorkCalendar, Renderer]:
-    schedules = load_schedules(settings.schedules_dir, templates_dir=settings.templates_dir,
-                               limits=Limits.from_settings(settings))
+def load_runtime_parts(settings: Settings, schedules: Schedules | None = None
+                       ) -> tuple[Schedules, WorkCalendar, Renderer]:
+    """The schedules (``schedules`` when given, else from the snapshot cache), calendar and renderer."""
+    schedules = schedules if schedules is not None else load_for(settings)
     return schedules, WorkCalendar(schedules.calendar), Renderer(settings.templates_dir)
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *,
-                       clock: Callable[[], datetime] | None = None) -> AsyncIterator[Runtime]:
-    """Schedules, calendar, renderer and a started database; for the CLI and the service.
+async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
+                       schedules: Schedules | None = None) -> AsyncIterator[Runtime]:
+    """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
+    for the CLI and the service.
 
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
     used within ``settings.db_start_timeout_seconds``.
     """
-    schedules, calendar, renderer = load_runtime_parts(settings)
+    schedules, calendar, renderer = load_runtime_parts(settings, schedules)
     db = Database(settings.database_url, schema=settings.database_schema or None)
     try:
         await db.start(wait_seconds=settings.db_start_timeout_seconds)
@@ -83,14 +84,15 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
     runtime.renderer = Renderer(runtime.settings.templates_dir)
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT."""
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
+                schedules: Schedules | None = None) -> None:
+    """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        runtime = await stack.enter_async_context(open_runtime(settings))
+        runtime = await stack.enter_async_context(open_runtime(settings, schedules=schedules))
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         # The web site first: a port in use must stop the start before any loop runs.

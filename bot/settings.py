@@ -16,7 +16,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.config.limits import DEFAULT_ALIAS_NODES, DEFAULT_ENTRIES, DEFAULT_FILE_BYTES
+from bot.config.limits import (
+    DEFAULT_ALIAS_NODES,
+    DEFAULT_ENTRIES,
+    DEFAULT_FILE_BYTES,
+    DEFAULT_SHEET_BYTES,
+    DEFAULT_SHEET_ROWS,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_ADMIN_PASSWORD = 12  # characters
@@ -147,6 +153,15 @@ class Settings(BaseSettings):
     )
     max_schedule_entries: int = Field(
         default=DEFAULT_ENTRIES, gt=0, description="Units, people, channels and reminders together, all files."
+    )
+    max_sheet_bytes: int = Field(
+        default=DEFAULT_SHEET_BYTES, gt=0, description="Largest people/units spreadsheet (.csv, .xlsx) in bytes."
+    )
+    max_sheet_rows: int = Field(
+        default=DEFAULT_SHEET_ROWS, gt=0, description="Data rows across all people/units spreadsheets."
+    )
+    schedules_cache: bool = Field(
+        default=True, description="Keep the validated schedules under var/ (keyed by the files' hashes) for reuse.",
     )
     reload_timeout_seconds: float = Field(
         default=60.0, gt=0, description="A schedules reload still checking after this long is abandoned (seconds)."

@@ -24,6 +24,7 @@ from watchfiles import awatch
 
 from bot.config.limits import Limits
 from bot.config.models import Schedules
+from bot.config.snapshot import cache_dir_for
 from bot.config.worker import check_in_worker
 from bot.metrics import RELOAD_FAILURES
 from bot.platforms.markup import redact
@@ -59,7 +60,8 @@ class Reloader:
         """Returns whether the folder was applied."""
         s = self.settings
         schedules, issues = await check_in_worker(s.schedules_dir, templates_dir=s.templates_dir,
-                                                  limits=Limits.from_settings(s), timeout=s.reload_timeout_seconds)
+                                                  limits=Limits.from_settings(s), timeout=s.reload_timeout_seconds,
+                                                  cache_dir=cache_dir_for(s.var_dir, s.schedules_cache))
         for issue in issues:
             (log.warning if issue.warning or schedules is None else log.info)("%s", issue)
         if schedules is None:

@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 import click
 
 from bot.compose import date_text, weekday_text, when_text
-from bot.config.limits import Limits
-from bot.config.loader import check_schedules, load_schedules
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
+from bot.config.snapshot import check_for, load_for
 from bot.config.yamlsource import ConfigError, shown_issue
 from bot.settings import ROOT, Settings
 from bot.textable import table
@@ -32,7 +31,7 @@ def settings() -> Settings:
 
 def load_or_exit(s: Settings) -> Schedules:
     try:
-        return load_schedules(s.schedules_dir, templates_dir=s.templates_dir, limits=Limits.from_settings(s))
+        return load_for(s)
     except ConfigError as exc:
         for issue in exc.issues:
             click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
@@ -53,8 +52,7 @@ def validate(path: Path | None, templates: Path | None) -> None:
     """检查日程配置（YAML）：列出全部错误；无误时退出码为 0。"""
     s = settings()
     path = path or s.schedules_dir
-    schedules, issues = check_schedules(path, templates_dir=templates or s.templates_dir,
-                                        limits=Limits.from_settings(s))
+    schedules, issues = check_for(s, path, templates)
     for issue in issues:
         click.echo(str(shown_issue(issue, path)), err=issue.warning is False)
     if schedules is None:
@@ -169,7 +167,7 @@ def serve(port: int | None, dry_run: bool) -> None:
     set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
                  *(v for app in schedules.apps.values() for v in app.secrets())])
     try:
-        asyncio.run(run(s))
+        asyncio.run(run(s, schedules=schedules))  # loaded once: the service starts from these
     except CannotStart as exc:
         click.echo(f"错误：{exc}", err=True)
         sys.exit(1)

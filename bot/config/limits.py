@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 DEFAULT_FILE_BYTES = 4 * 1024 * 1024
 DEFAULT_ALIAS_NODES = 10_000
 DEFAULT_ENTRIES = 20_000
+DEFAULT_SHEET_BYTES = 64 * 1024 * 1024  # a people/units spreadsheet (CSV or .xlsx)
+DEFAULT_SHEET_ROWS = 300_000
 MAX_DEPTH = 64  # the schedules' format needs about 8 levels; a deeper file is a mistake or an attack
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -33,16 +35,20 @@ class Limits:
 
     ``file_bytes``: largest schedules file (bytes); ``alias_nodes``: YAML nodes one file may reach
     through aliases (``*name``), counted as if expanded; ``entries``: units, people, channels and
-    reminders together, across all files.
+    reminders together, across all YAML files; ``sheet_bytes`` and ``sheet_rows``: largest people/units
+    spreadsheet (CSV or .xlsx) in bytes, and data rows across all spreadsheets.
     """
 
     file_bytes: int = DEFAULT_FILE_BYTES
     alias_nodes: int = DEFAULT_ALIAS_NODES
     entries: int = DEFAULT_ENTRIES
+    sheet_bytes: int = DEFAULT_SHEET_BYTES
+    sheet_rows: int = DEFAULT_SHEET_ROWS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.max_schedule_file_bytes, settings.max_yaml_alias_nodes, settings.max_schedule_entries)
+        return cls(settings.max_schedule_file_bytes, settings.max_yaml_alias_nodes, settings.max_schedule_entries,
+                   settings.max_sheet_bytes, settings.max_sheet_rows)
 
 
 def size_message(size: int, limits: Limits) -> str:
@@ -53,6 +59,16 @@ def size_message(size: int, limits: Limits) -> str:
 def entries_message(limits: Limits) -> str:
     return (f"条目过多：单位、人员、频道和提醒合计超过上限 {limits.entries} 条，从这里起未检查；"
             "请精简（上限可用 REMINDBOT_MAX_SCHEDULE_ENTRIES 调整）")
+
+
+def sheet_size_message(size: int, limits: Limits) -> str:
+    return (f"表格文件过大（{_megabytes(size)}），超过上限 {_megabytes(limits.sheet_bytes)}；"
+            "请拆分文件（上限可用 REMINDBOT_MAX_SHEET_BYTES 调整）")
+
+
+def sheet_rows_message(limits: Limits) -> str:
+    return (f"表格行数过多：所有人员、单位表格合计超过上限 {limits.sheet_rows} 行，从这里起未检查；"
+            "请精简（上限可用 REMINDBOT_MAX_SHEET_ROWS 调整）")
 
 
 def _megabytes(size: int) -> str:

@@ -3,36 +3,43 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.limits import Limits
-from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit
+from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
+from bot.config.sheets import is_sheet, read_sheet, sheet_location
 from bot.config.yamlsource import (
     ConfigError,
     ConfigIssue,
     YamlDoc,
     dotted,
     key_location,
-    load_docs,
     locate_path_in,
+    read_yaml,
     readable_text,
     scalar_at,
+    within_entries,
 )
 from bot.config.yamlsource import _label as file_label
 from bot.platforms.apps import AppConfig
 from bot.platforms.registry import ChannelConfig
 
+if TYPE_CHECKING:
+    from bot.config.snapshot import FileCache
+
 YAML_SUFFIXES = (".yaml", ".yml")
+SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx")  # spreadsheets: people and units (bot/config/sheets.py)
 LIST_SECTIONS = ("units", "people", "channels", "apps", "reminders")
 _ITEM_ADAPTERS = {
     "units": TypeAdapter(Unit),
@@ -48,7 +55,8 @@ SECRET_FIELDS = {"webhook", "secret", "token", "encoding_aes_key", "app_secret",
 def schedule_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES and p.is_file()
+                  and not p.name.startswith(("~$", ".~")))  # Excel's and LibreOffice's lock files
 
 
 def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,
@@ -62,19 +70,19 @@ def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,
 
 
 def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templates_dir: Path | None = None,
-                    limits: Limits | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
+                    limits: Limits | None = None,
+                    cache: FileCache | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
     """Validate within ``limits`` (default: the documented defaults); return the schedules (None when
-    invalid) and every issue, warnings included."""
+    invalid) and every issue, warnings included. ``cache`` (bot/config/snapshot.py) supplies files
+    unchanged since an earlier check, parsed and validated; only the others are read again."""
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
     files = schedule_files(path)
     if not files:
-        return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml 文件")]
-    docs = load_docs(files, path, env, issues, limits)
+        return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml（或人员、单位表格）文件")]
     roots = Roots()
-    roots.add_dropped_files(files, path, docs, issues)
-    parsed = [_validate_doc(doc, issues, roots) for doc in docs]
+    parsed = _parse_files(files, path, os.environ if env is None else env, limits or Limits(), issues, roots, cache)
     merged = _merge(parsed, issues)
     _check_references(merged, parsed, issues, roots)
     check_sense(parsed, issues)
@@ -86,6 +94,46 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
+
+
+def _parse_files(files: list[Path], base: Path, env: Mapping[str, str], limits: Limits, issues: list[ConfigIssue],
+                 roots: Roots, cache: FileCache | None) -> list[Parsed]:
+    """Each file read and validated on its own (or taken from ``cache``), within the limits across files."""
+    entries: list[tuple[Path | None, dict[str, Any]]] = []
+    rows_left = limits.sheet_rows
+    for file in files:
+        label = file_label(file, base)
+        # Spreadsheets are read afresh: csv reads 10⁵ rows faster than unpickling them would take.
+        where = cache.key(file, label) if cache and not is_sheet(file) else None
+        entry = cache.get(where, label) if cache else None
+        if entry is None:
+            read: list[ConfigIssue] = []
+            doc = read_sheet(file, label, read, limits, rows_left) if is_sheet(file) \
+                else read_yaml(file, label, env, read, limits)
+            entry = {"doc": doc, "read": read, "valid": None}
+        issues.extend(entry["read"])
+        if entry["doc"] is not None and entry["doc"].sheet:
+            rows_left -= sum(len(rows) for rows in entry["doc"].data.values())
+        entries.append((where, entry))
+    docs = within_entries([e["doc"] for _, e in entries if e["doc"] is not None], limits, issues)
+    roots.add_dropped_files(files, base, docs, issues)
+    kept = {id(doc) for doc in docs}
+    parsed = []
+    for where, entry in entries:
+        if id(entry["doc"]) not in kept:
+            continue
+        if entry["valid"] is None:
+            own: list[ConfigIssue] = []
+            own_roots = Roots()
+            entry["valid"] = (_validate_doc(entry["doc"], own, own_roots), own, own_roots.entries)
+            if cache:
+                cache.put(where, entry)
+        p, own, root_entries = entry["valid"]
+        issues.extend(own)
+        for k, v in root_entries.items():
+            roots.entries.setdefault(k, v)
+        parsed.append(p)
+    return parsed
 
 
 @dataclass
@@ -383,13 +431,18 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
         for section in LIST_SECTIONS:
             target: dict[str, Any] = getattr(merged, section)
             for index, item in p.items(section):
-                line, col = locate_path_in((section, index, "id"), doc.tree)
+                line, col = sheet_location(doc, index, "id") if doc.sheet \
+                    else locate_path_in((section, index, "id"), doc.tree)
                 here = f"{doc.label}:{line}"
                 if item.id in target:
                     issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
                                               f"标识 “{item.id}” 重复，已在 {first_seen[(section, item.id)]} 定义"))
                     continue
                 target[item.id] = item
+                if section in ("people", "units"):
+                    compact(item)
+                    if section == "people":
+                        compact(item.ids)
                 first_seen[(section, item.id)] = here
                 merged.sources[f"{section}:{item.id}"] = here
     return merged

@@ -7,6 +7,7 @@ optional) and then merged into one :class:`Schedules`; ids are unique across fil
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,8 +24,20 @@ DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_GRACE = Span(hours=6)  # how late a stage may still be sent (marked 补发) after downtime
 
 
+_SHARED_SETS: dict[frozenset[str], set[str]] = {}
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def compact(model: BaseModel) -> None:
+    """Share the model's set of given fields with equal ones: 100,000 people would otherwise hold
+    100,000 equal sets (about 90 MB). Nothing reads it but pydantic's ``exclude_unset``, which this
+    project does not use. The snapshot's pickle keeps the sharing (pickle stores a shared object once)."""
+    given = model.__pydantic_fields_set__
+    shared = _SHARED_SETS.setdefault(frozenset(given), set(given))
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
 class Weekday(enum.StrEnum):
@@ -360,6 +373,23 @@ class Schedules(BaseModel):
     sources: dict[str, str] = Field(default_factory=dict)  # "reminders:<id>" -> "file:line"
     _index: Any = PrivateAttr(default=None)
     _selected: dict[tuple[tuple[str, ...], ...], list[Person]] = PrivateAttr(default_factory=dict)
+    _by_channel: dict[tuple[tuple[str, ...], ...], ChannelMembers] = PrivateAttr(default_factory=dict)
+    _leaders: dict[str | None, list[Person]] = PrivateAttr(default_factory=dict)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickled without the indexes: they are rebuilt on demand from the rows (bot/config/snapshot.py)."""
+        state = super().__getstate__()
+        state["__pydantic_private__"] = None
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self.__pydantic_private__ = None
+        self._fresh_indexes()
+
+    def _fresh_indexes(self) -> None:
+        object.__setattr__(self, "__pydantic_private__", {
+            "_index": None, "_selected": {}, "_by_channel": {}, "_leaders": {}})
 
     def unit_chain(self, unit_id: str | None) -> list[Unit]:
         """The unit and its ancestors, nearest first."""
@@ -374,24 +404,16 @@ class Schedules(BaseModel):
     def in_units(self, person: Person, unit_ids: set[str]) -> bool:
         return any(u.id in unit_ids for u in self.unit_chain(person.unit))
 
-    def _indexes(self) -> tuple[dict[str, int], dict[str, list[Person]], dict[str, list[str]]]:
-        """Position of each person, people by role, sub-units by unit (built once, on demand)."""
+    def _indexes(self) -> Membership:
+        """Who is where, built once per snapshot (on first use) in one pass over people and units."""
         if self._index is None:
-            order = {pid: i for i, pid in enumerate(self.people)}
-            by_role: dict[str, list[Person]] = {}
-            for person in self.people.values():
-                for role in person.roles:
-                    by_role.setdefault(role, []).append(person)
-            children: dict[str, list[str]] = {}
-            for unit in self.units.values():
-                if unit.parent:
-                    children.setdefault(unit.parent, []).append(unit.id)
-            self._index = (order, by_role, children)
-        return self._index
+            self._index = Membership.build(self)
+        index: Membership = self._index
+        return index
 
     def subtree(self, unit_ids: set[str]) -> set[str]:
         """The units and all their sub-units."""
-        _, _, children = self._indexes()
+        children = self._indexes().children
         out: set[str] = set()
         stack = list(unit_ids)
         while stack:
@@ -402,34 +424,136 @@ class Schedules(BaseModel):
         return out
 
     def select(self, selector: Selector) -> list[Person]:
-        """People matched by a selector, in YAML order (memoised: many reminders share one)."""
+        """People matched by a selector, in YAML order (memoised: many reminders share one).
+
+        The list carries its selector (``Selection.key``), so :meth:`channel_members` can split it
+        by channel once for all the reminder's channels.
+        """
         key = (tuple(selector.people), tuple(selector.roles), tuple(selector.units))
         if key not in self._selected:
             self._selected[key] = self._select(selector)
-        return list(self._selected[key])
+        return Selection(self._selected[key], key)
 
     def _select(self, selector: Selector) -> list[Person]:
-        order, by_role, _ = self._indexes()
+        index = self._indexes()
         chosen = {pid: self.people[pid] for pid in selector.people if pid in self.people}
         if selector.roles or selector.units:
-            if selector.roles:
-                pool = [p for role in selector.roles for p in by_role.get(role, [])]
-            else:
-                pool = list(self.people.values())
             units = self.subtree(set(selector.units)) if selector.units else None
+            by_role = [p for role in selector.roles for p in index.by_role.get(role, [])]
+            if units is not None and (not selector.roles or sum(index.unit_size(u) for u in units) < len(by_role)):
+                roles = set(selector.roles)
+                pool = [p for u in units for p in index.by_unit.get(u, [])
+                        if not roles or not roles.isdisjoint(p.roles)]
+            else:
+                pool = [p for p in by_role if units is None or p.unit in units]
             for person in pool:
-                if units is None or person.unit in units:
-                    chosen[person.id] = person
+                chosen[person.id] = person
+        order = index.order
         return sorted(chosen.values(), key=lambda p: order[p.id])
 
+    def in_channel(self, person: Person, channel_id: str) -> bool:
+        """Whether the person is in the channel's group (no ``channels`` listed: in every group)."""
+        return person.channels is None or channel_id in person.channels
+
+    def channel_members(self, people: list[Person], channel_id: str) -> list[Person]:
+        """Those of ``people`` in the channel's group, in YAML order.
+
+        For a selection (from :meth:`select`) the people are split by channel in one pass, once per
+        snapshot, so a reminder to 500 groups costs its rows, not 500 × its rows.
+        """
+        key = getattr(people, "key", None)
+        if key is None or len(people) < 64:
+            return [p for p in people if self.in_channel(p, channel_id)]
+        split = self._by_channel.get(key)
+        if split is None:
+            split = self._by_channel[key] = ChannelMembers.split(people, self._indexes().order)
+        return split.members(channel_id)
+
     def leaders_of(self, person: Person) -> list[Person]:
-        """Leaders in charge of the person's unit (the nearest unit that names any)."""
-        for unit in self.unit_chain(person.unit):
-            if unit.leaders:
-                return [self.people[p] for p in unit.leaders if p in self.people]
-        return []
+        """Leaders in charge of the person's unit (the nearest unit that names any); memoised per unit."""
+        unit_id = person.unit
+        if unit_id not in self._leaders:
+            found: list[Person] = []
+            for unit in self.unit_chain(unit_id):
+                if unit.leaders:
+                    found = [self.people[p] for p in unit.leaders if p in self.people]
+                    break
+            self._leaders[unit_id] = found
+        return list(self._leaders[unit_id])
 
     def units_overseen_by(self, person_id: str) -> list[Unit]:
-        """Units a leader is in charge of, with their sub-units."""
-        direct = {u.id for u in self.units.values() if person_id in u.leaders}
-        return [u for u in self.units.values() if any(c.id in direct for c in self.unit_chain(u.id))]
+        """Units a leader is in charge of, with their sub-units, in YAML order."""
+        index = self._indexes()
+        below = self.subtree(set(index.led_by.get(person_id, [])))
+        return [u for u in self.units.values() if u.id in below]
+
+
+class Selection(list[Person]):
+    """People chosen by a selector; ``key`` names the selector (the memo key of ``Schedules.select``)."""
+
+    def __init__(self, people: list[Person], key: tuple[tuple[str, ...], ...]) -> None:
+        super().__init__(people)
+        self.key = key
+
+
+@dataclass
+class Membership:
+    """Indexes over one snapshot: each person's position, people by role and by unit, sub-units,
+    units by leader. Built in one pass, so lookups cost the rows they return."""
+
+    order: dict[str, int]
+    by_role: dict[str, list[Person]]
+    by_unit: dict[str | None, list[Person]]
+    children: dict[str, list[str]]
+    led_by: dict[str, list[str]]
+
+    @classmethod
+    def build(cls, s: Schedules) -> Membership:
+        order: dict[str, int] = {}
+        by_role: dict[str, list[Person]] = {}
+        by_unit: dict[str | None, list[Person]] = {}
+        for i, person in enumerate(s.people.values()):
+            order[person.id] = i
+            for role in person.roles:
+                by_role.setdefault(role, []).append(person)
+            by_unit.setdefault(person.unit, []).append(person)
+        children: dict[str, list[str]] = {}
+        led_by: dict[str, list[str]] = {}
+        for unit in s.units.values():
+            if unit.parent:
+                children.setdefault(unit.parent, []).append(unit.id)
+            for leader in unit.leaders:
+                led_by.setdefault(leader, []).append(unit.id)
+        return cls(order, by_role, by_unit, children, led_by)
+
+    def unit_size(self, unit_id: str) -> int:
+        return len(self.by_unit.get(unit_id, ()))
+
+
+@dataclass
+class ChannelMembers:
+    """A selection split by channel: who lists each channel, and who is in every channel."""
+
+    listed: dict[str, list[Person]]
+    everywhere: list[Person]
+    order: dict[str, int]
+
+    @classmethod
+    def split(cls, people: list[Person], order: dict[str, int]) -> ChannelMembers:
+        listed: dict[str, list[Person]] = {}
+        everywhere: list[Person] = []
+        for person in people:
+            if person.channels is None:
+                everywhere.append(person)
+                continue
+            for channel_id in dict.fromkeys(person.channels):
+                listed.setdefault(channel_id, []).append(person)
+        return cls(listed, everywhere, order)
+
+    def members(self, channel_id: str) -> list[Person]:
+        here = self.listed.get(channel_id, [])
+        if not self.everywhere:
+            return list(here)
+        if not here:
+            return list(self.everywhere)
+        return sorted([*here, *self.everywhere], key=lambda p: self.order[p.id])

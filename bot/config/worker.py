@@ -30,14 +30,15 @@ _CODE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 async def check_in_worker(path: Path, *, templates_dir: Path | None, limits: Limits,
-                          timeout: float) -> Checked:  # noqa: ASYNC109 (the child is killed, not just left)
+                          timeout: float, cache_dir: Path | None = None) -> Checked:  # noqa: ASYNC109 (the child is killed, not just left)
     """``check_schedules`` run in a child process; ``timeout`` in seconds, after which it is killed.
 
     Never raises for a bad folder, a crash or a timeout: each is returned as an error issue naming
-    the folder. Cancelling the awaiting task kills the child.
+    the folder. Cancelling the awaiting task kills the child. ``cache_dir``: the snapshot cache
+    (bot/config/snapshot.py) the child reads and writes; None: none.
     """
     request = json.dumps({"path": str(path), "templates": str(templates_dir) if templates_dir else None,
-                          "limits": asdict(limits)})
+                          "limits": asdict(limits), "cache": str(cache_dir) if cache_dir else None})
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.config.worker", stdin=asyncio.subprocess.PIPE,
@@ -72,12 +73,12 @@ def _child_env() -> dict[str, str]:
 
 def main() -> None:
     """The child: read the request on stdin, write the pickled result on stdout."""
-    from bot.config.loader import check_schedules
+    from bot.config.snapshot import check_cached
 
     request: dict[str, Any] = json.loads(sys.stdin.buffer.read())
-    templates = request["templates"]
-    result: Checked = check_schedules(Path(request["path"]), templates_dir=Path(templates) if templates else None,
-                                      limits=Limits(**request["limits"]))
+    templates, cache = request["templates"], request.get("cache")
+    result: Checked = check_cached(Path(request["path"]), templates_dir=Path(templates) if templates else None,
+                                   limits=Limits(**request["limits"]), cache_dir=Path(cache) if cache else None)
     sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
 

@@ -51,6 +51,7 @@ class YamlDoc:
     label: str  # the path as shown to the admin
     tree: yaml.Node
     data: Any
+    sheet: bool = False  # a people/units spreadsheet (bot/config/sheets.py): rows and columns, not YAML
 
 
 @dataclass
@@ -287,19 +288,32 @@ def _is_utf8(raw: bytes) -> bool:
 def load_docs(files: list[Path], base: Path, env: Mapping[str, str] | None,
               issues: list[ConfigIssue], limits: Limits | None = None) -> list[YamlDoc]:
     """Every file that parses within ``limits``, and past those, no more entries than the limit."""
+    from bot.config.sheets import is_sheet, read_sheet
+
     env = os.environ if env is None else env
     limits = limits or Limits()
-    docs = [read_yaml(path, _label(path, base), env, issues, limits) for path in files]
-    return _within_entries([d for d in docs if d is not None], limits, issues)
+    docs: list[YamlDoc] = []
+    rows_left = limits.sheet_rows
+    for path in files:
+        if is_sheet(path):
+            doc = read_sheet(path, _label(path, base), issues, limits, rows_left)
+            rows_left -= sum(len(v) for v in doc.data.values()) if doc else 0
+        else:
+            doc = read_yaml(path, _label(path, base), env, issues, limits)
+        if doc is not None:
+            docs.append(doc)
+    return within_entries(docs, limits, issues)
 
 
 ENTRY_SECTIONS = ("units", "people", "channels", "reminders")
 
 
-def _within_entries(docs: list[YamlDoc], limits: Limits, issues: list[ConfigIssue]) -> list[YamlDoc]:
+def within_entries(docs: list[YamlDoc], limits: Limits, issues: list[ConfigIssue]) -> list[YamlDoc]:
     """The docs, or none (with an issue at the first entry past the bound) when they hold too many."""
     total = 0
     for doc in docs:
+        if doc.sheet:
+            continue  # bounded by the sheets' own row limit
         for section in ENTRY_SECTIONS:
             items = doc.data.get(section)
             if not isinstance(items, list):

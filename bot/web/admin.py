@@ -12,6 +12,7 @@ Basic credentials with cross-site requests too. No page shows a webhook, key or 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -73,6 +74,8 @@ def make_admin_app() -> web.Application:
     admin.router.add_get("/units.csv", units_csv)
     admin.router.add_get("/outbox", outbox_page)
     add_action_routes(admin)  # the POSTs: bot/web/actions.py
+    admin.router.add_get("/templates/people.csv", people_template_csv)
+    admin.router.add_get("/templates/people.xlsx", people_template_xlsx)
     return admin
 
 
@@ -479,6 +482,23 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[o
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+async def people_template_csv(request: web.Request) -> web.Response:
+    """A people.csv to fill in and drop into the schedules folder (columns as bot/config/sheets.py reads them)."""
+    from bot.config.sheets import template_csv
+
+    return web.Response(body=template_csv(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="people.csv"'})
+
+
+async def people_template_xlsx(request: web.Request) -> web.Response:
+    """The same template as an Excel workbook, every cell formatted as text (leading zeros kept)."""
+    from bot.config.sheets import template_xlsx
+
+    body = await asyncio.to_thread(template_xlsx)
+    return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": 'attachment; filename="people.xlsx"'})
 
 
 def board_status(row: BoardRow) -> str:

@@ -1,0 +1,109 @@
+"""The schedules snapshot: parsed once, a changed file alone parsed again, a bad cache never trusted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import snapshot
+from bot.config.loader import check_schedules
+from bot.config.snapshot import STATS, check_cached
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "message_templates"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", target)
+    return target
+
+
+def check(folder: Path, cache: Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    STATS.parsed.clear()
+    STATS.reused.clear()
+    return check_cached(folder, cache_dir=cache, env=env or {}, templates_dir=TEMPLATES)
+
+
+def test_unchanged_schedules_come_from_the_snapshot_and_a_changed_file_alone_is_parsed_again(
+        folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first, _ = check(folder, cache)
+    assert first is not None and len(STATS.parsed) == 7  # every YAML file, once
+    hits = STATS.snapshot_hits
+    again, _ = check(folder, cache)
+    assert STATS.snapshot_hits == hits + 1 and STATS.parsed == []
+    assert again is not None and again.model_dump() == first.model_dump()
+
+    study = folder / "study.yaml"
+    study.write_text(study.read_text(encoding="utf-8").replace("title: 每月学习日", "title: 每月集中学习日"),
+                     encoding="utf-8")
+    changed, issues = check(folder, cache)
+    assert STATS.parsed == ["schedules/study.yaml"] and len(STATS.reused) == 6
+    assert changed is not None and changed.reminders["study-day"].title == "每月集中学习日"
+    fresh, fresh_issues = check_schedules(folder, env={}, templates_dir=TEMPLATES)
+    assert fresh is not None and changed.model_dump() == fresh.model_dump() and issues == fresh_issues
+
+
+def test_an_error_in_a_changed_file_is_reported_as_without_the_cache(folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    check(folder, cache)
+    org = folder / "organization.yaml"
+    org.write_text(org.read_text(encoding="utf-8").replace("parent: fgw", "parent: fgw_typo", 1), encoding="utf-8")
+    cached, issues = check(folder, cache)
+    assert STATS.parsed == ["schedules/organization.yaml"]
+    fresh, fresh_issues = check_schedules(folder, env={}, templates_dir=TEMPLATES)
+    assert cached is None and fresh is None
+    assert [str(i) for i in issues] == [str(i) for i in fresh_issues]
+    assert any("fgw_typo" in i.message for i in issues)
+
+
+def test_a_corrupt_or_foreign_cache_is_ignored_and_replaced(folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    good, _ = check(folder, cache)
+    entries = sorted(cache.glob("*.pickle"))
+    assert entries
+    for i, entry in enumerate(entries):  # truncated, garbage, or written by other code
+        raw = entry.read_bytes()
+        entry.write_bytes(raw[: len(raw) // 2] if i % 3 == 0 else b"not a pickle" if i % 3 == 1
+                          else b"other-version\n" + raw.partition(b"\n")[2])
+    ignored = STATS.ignored
+    again, _ = check(folder, cache)
+    assert again is not None and good is not None and again.model_dump() == good.model_dump()
+    assert STATS.ignored == ignored + len(entries)  # each one deleted, and the folder checked afresh
+    assert len(STATS.parsed) == 7
+    check(folder, cache)
+    assert STATS.parsed == []  # and the rewritten snapshot is used again
+
+
+def test_a_changed_environment_value_is_not_served_from_the_snapshot(folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key="
+    first, _ = check(folder, cache, {"REMINDBOT_GW_WECOM_WEBHOOK": url + "one"})
+    second, _ = check(folder, cache, {"REMINDBOT_GW_WECOM_WEBHOOK": url + "two"})
+    assert first is not None and second is not None
+    assert first.channels["gw_wecom"].webhook.get_secret_value().endswith("one")
+    assert second.channels["gw_wecom"].webhook.get_secret_value().endswith("two")
+    assert STATS.parsed == ["schedules/channels.yaml"]
+
+
+def test_a_command_reuses_the_snapshot_written_by_the_one_before(folder: Path, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "REMINDBOT_SCHEDULES_DIR": str(folder),
+           "REMINDBOT_VAR_DIR": str(tmp_path / "var"), "REMINDBOT_TEMPLATES_DIR": str(TEMPLATES)}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "bot", "validate"], env=env, capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "配置无误：14 个提醒" in done.stdout
+    snapshots = list((tmp_path / "var" / "cache").glob("snapshot-*.pickle"))
+    assert len(snapshots) == 1
+    assert snapshots[0].stat().st_mode & 0o777 == 0o600  # it holds the webhooks as substituted
+
+
+def test_the_snapshot_key_follows_the_code() -> None:
+    assert snapshot.code_version() == snapshot.code_version() and len(snapshot.code_version()) == 24

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -283,26 +282,6 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def load_docs(files: list[Path], base: Path, env: Mapping[str, str] | None,
-              issues: list[ConfigIssue], limits: Limits | None = None) -> list[YamlDoc]:
-    """Every file that parses within ``limits``, and past those, no more entries than the limit."""
-    from bot.config.sheets import is_sheet, read_sheet
-
-    env = os.environ if env is None else env
-    limits = limits or Limits()
-    docs: list[YamlDoc] = []
-    rows_left = limits.sheet_rows
-    for path in files:
-        if is_sheet(path):
-            doc = read_sheet(path, _label(path, base), issues, limits, rows_left)
-            rows_left -= sum(len(v) for v in doc.data.values()) if doc else 0
-        else:
-            doc = read_yaml(path, _label(path, base), env, issues, limits)
-        if doc is not None:
-            docs.append(doc)
-    return within_entries(docs, limits, issues)
 
 
 ENTRY_SECTIONS = ("units", "people", "channels", "reminders")

@@ -293,12 +293,19 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
 
 async def deliver_test(runtime: Runtime, channel) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
     """Send the test message to ``channel`` now; (ok, the platform's answer in plain Chinese)."""
+    return await send_test_message(runtime.settings, runtime.renderer, channel)
+
+
+async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
+    """The one test send (web action and ``remindbot send-test``): (ok, the platform's answer in plain Chinese).
+
+    ``settings``: :class:`bot.settings.Settings`; ``renderer``: :class:`bot.render.Renderer`.
+    """
     from bot.platforms.base import DeliveryError, Message
     from bot.platforms.registry import platform_for
 
-    settings = runtime.settings
     platform = platform_for(channel)
-    rendered = runtime.renderer.render("test", {"stage": "test"}, "remindbot 测试消息")
+    rendered = renderer.render("test", {"stage": "test"}, "remindbot 测试消息")
     body = platform.build(channel, Message(title="remindbot 测试消息", markdown=rendered.markdown))[0]
     request = platform.prepare(channel, body, time.time())
     try:
@@ -311,8 +318,8 @@ async def deliver_test(runtime: Runtime, channel) -> tuple[bool, str]:  # type: 
                  "rejected": "平台拒收了这条消息"}
         return False, f"发送失败（{kinds[exc.kind.value]}）：{exc.message}"
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return False, f"无法连接到平台（{type(exc).__name__}）：请检查网络、代理或 webhook 地址的主机名"
-    return True, "发送成功：平台已接受测试消息，请到群里（或个人消息中）查看"
+        return False, f"无法连接到平台（{type(exc).__name__}）：请检查网络、代理或 webhook 地址的主机名。"
+    return True, "发送成功：平台已接受测试消息，请到群里（或个人消息中）查看。"
 
 
 async def send_test(runtime: Runtime, channel_id: str, *, admin: str, reason: str | None, now: datetime) -> Done:

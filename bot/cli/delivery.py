@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from datetime import date, datetime, timedelta
 
 import aiohttp
@@ -17,8 +16,7 @@ from bot.compose import Planned, build_bodies, date_text, when_text
 from bot.config.models import Reminder
 from bot.dispatch import Dispatcher
 from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
-from bot.platforms.base import DeliveryError, Message
-from bot.platforms.registry import platform_for, platform_title, shown_webhook
+from bot.platforms.registry import platform_title, shown_webhook
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.service import open_runtime
@@ -207,23 +205,9 @@ def send_test(channel_id: str) -> None:
 
 
 async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-untyped-def]
-    platform = platform_for(channel)
-    rendered = Renderer(settings.templates_dir).render("test", {"stage": "test"}, "remindbot 测试消息")
-    body = platform.build(channel, Message(title="remindbot 测试消息", markdown=rendered.markdown))[0]
-    request = platform.prepare(channel, body, time.time())
+    from bot.actions import send_test_message
+
     click.echo(f"正在向 {channel.name}（{platform_title(channel)}，{shown_webhook(channel)}）发送测试消息……")
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
-            async with http.post(request.url, data=request.body, headers=dict(request.headers)) as resp:
-                payload = await resp.read()
-                platform.read_answer(resp.status, resp.headers, payload)
-    except DeliveryError as exc:
-        kinds = {"retry": "暂时失败，稍后重试可能成功", "config": "配置有误，需要修改",
-                 "rejected": "平台拒收了这条消息"}
-        click.echo(f"发送失败（{kinds[exc.kind.value]}）：{exc.message}", err=True)
-        return False
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        click.echo(f"无法连接到平台（{type(exc).__name__}）：请检查网络、代理或 webhook 地址的主机名。", err=True)
-        return False
-    click.echo("发送成功：平台已接受测试消息，请到群里（或个人消息中）查看。")
-    return True
+    ok, answer = await send_test_message(settings, Renderer(settings.templates_dir), channel)
+    click.echo(answer, err=not ok)
+    return ok

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from icalendar import Calendar, Event
+from sqlalchemy import exists
 from sqlmodel import col, select
 
 from bot.compose import date_text, when_text
@@ -26,7 +27,7 @@ from bot.occurrences import deadline_for, expected_people
 from bot.runtime import Runtime
 from bot.timing import Due, due_times
 from bot.tokens import confirm_url, make_token
-from storage.models import Expectation, Occurrence
+from storage.models import Confirmation, Expectation, Occurrence
 
 FEED_DAYS = 400  # how far ahead a feed reaches
 OPEN_LOOKBACK_DAYS = 60  # fired occurrences still open (deadline ahead) stay this long at most
@@ -66,8 +67,12 @@ async def _open_occurrences(runtime: Runtime, reminder_ids: Iterable[str],
 
 
 async def _owed(runtime: Runtime, person_id: str, occurrence_ids: list[int]) -> set[int]:
+    """The occurrences the person still owes: on the list, not confirmed (by any way), not excused."""
+    confirmed = exists().where(Confirmation.occurrence_id == Expectation.occurrence_id,
+                               Confirmation.person_id == Expectation.person_id)
     query = select(Expectation.occurrence_id).where(col(Expectation.person_id) == person_id,
-                                                    col(Expectation.occurrence_id).in_(occurrence_ids))
+                                                    col(Expectation.occurrence_id).in_(occurrence_ids),
+                                                    col(Expectation.excused_at).is_(None), ~confirmed)
     async with runtime.db.session() as session:
         return set((await session.exec(query)).all())
 

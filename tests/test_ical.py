@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from test_fire import base_env, run_cli
 from test_followup import BJ, Clock, bj, fire_due, make_runtime, write_world
 
+from bot import actions
 from bot.compose import when_text
 from bot.runtime import Runtime
 from bot.tokens import make_token, make_view_token, read_token
@@ -133,3 +134,21 @@ async def test_the_admin_upcoming_page_lists_every_persons_feed_link(world: tupl
     links = feed_links(runtime)
     assert {link["id"] for link in links if link["kind"] == "个人"} == set(runtime.schedules.people)
     assert all(link["url"].startswith("https://dj.example.gov.cn/ical/") for link in links)
+
+
+async def test_a_feed_offers_the_confirm_link_only_while_it_is_still_owed(world: tuple[Runtime, Path, int]) -> None:
+    """Confirmed on their behalf, or excused: the event stays, its confirm link goes."""
+    runtime, _, occ = world
+
+    async def link_of(person: str) -> str | None:
+        _, _, body = await fetch(runtime, feed_url(runtime, "person", person))
+        [event] = [e for e in icalendar.Calendar.from_ical(body).walk("VEVENT")
+                   if e.decoded("dtstart") == bj(2026, 11, 3, 9, 0)]
+        assert "确认链接" in str(event["description"]) or "url" not in event
+        return str(event["url"]) if "url" in event else None
+
+    assert await link_of("wang") is not None and await link_of("liu") is not None
+    await actions.confirm_for(runtime, occ, "wang", admin="chen", note="电话告知", now=runtime.clock())
+    await actions.excuse(runtime, occ, "liu", admin="chen", reason="请假：赴党校学习", now=runtime.clock())
+    assert await link_of("wang") is None
+    assert await link_of("liu") is None

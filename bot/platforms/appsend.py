@@ -15,6 +15,7 @@ platform says the token is invalid, drops it, fetches a new one once and sends a
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -73,7 +74,7 @@ def answer_json(body: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-class AppSender:
+class AppSender(ABC):
     """Base of the app senders: the shared token handling and the send-with-one-refresh."""
 
     name: ClassVar[str]
@@ -85,28 +86,33 @@ class AppSender:
 
     # ---- what each platform provides
 
+    @abstractmethod
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        ...
 
     def oversize(self, body: dict[str, Any]) -> str | None:
         return None
 
+    @abstractmethod
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float, token: str = "") -> HttpRequest:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        raise NotImplementedError
+        ...
 
     def token_invalid(self, status: int, body: bytes) -> bool:
         return False
 
+    @abstractmethod
     async def fetch_token(self, http: aiohttp.ClientSession, app: Any,
                           deadline: aiohttp.ClientTimeout | None = None) -> tuple[str, float]:
         """(token, lifetime in seconds) from the platform; raises DeliveryError (Chinese, no secret)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def credentials(self, app: Any) -> tuple[str, ...]:
-        raise NotImplementedError
+        ...
 
     # ---- shared
 

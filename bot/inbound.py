@@ -1,6 +1,6 @@
 """Where every inbound chat event lands: "person P said T" or "person P pressed confirm on O".
 
-The platform modules (``bot/platforms/*_inbound.py``) verify and decrypt a request and turn it
+The platform modules (``bot/platforms/<platform>/inbound.py``) verify and decrypt a request and turn it
 into a :class:`Said` or :class:`Pressed`; :func:`handle` applies the rules once for all of them:
 
 - the sender is the platform user id mapped to a person in the YAML (``people[].ids``), never a

@@ -25,8 +25,8 @@ from bot.config.snapshot import load_for
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
-from bot.platforms.apps import DingTalkApp
-from bot.platforms.dingtalk_stream import StreamClient
+from bot.platforms.dingtalk.config import DingTalkApp
+from bot.platforms.dingtalk.stream import StreamClient
 from bot.render import Renderer
 from bot.runtime import ReloadState, Runtime, system_clock
 from bot.scheduler import ReminderScheduler

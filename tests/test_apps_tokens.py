@@ -18,10 +18,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from bot.metrics import REGISTRY
-from bot.platforms.apps import AppConfig
 from bot.platforms.appsend import AppChannel
 from bot.platforms.base import DeliveryError, FailureKind, Mention, Message
-from bot.platforms.registry import APP_SENDERS, platform_for
+from bot.platforms.registry import APP_SENDERS, AppConfig, platform_for
 from bot.platforms.tokens import MARGIN_SECONDS, TokenCache
 from tests.fakes import ManualClock
 from tests.fakes.apps import DINGTALK, FEISHU, SLACK, WECOM, FakeAppApi

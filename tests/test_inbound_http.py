@@ -25,9 +25,8 @@ from sqlmodel import select
 
 from bot.config.models import PlatformIds, Schedules
 from bot.inbound import SEEN_RETENTION, claim, short_code
-from bot.platforms.apps import AppConfig
 from bot.platforms.events import Said
-from bot.platforms.registry import ChannelConfig
+from bot.platforms.registry import AppConfig, ChannelConfig
 from bot.web import make_app
 from storage.db import Database
 from storage.models import InboundSeen, Occurrence, Outbox

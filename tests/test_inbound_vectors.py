@@ -1,13 +1,15 @@
 """Known-answer vectors (shared/platforms.md §2.5, §6, §7, §10) for both sides of every callback:
-the bot's verification (``bot/platforms/*_inbound.py``) and the test's platform (``tests/fakes/chat.py``)."""
+the bot's verification (``bot/platforms/<platform>/inbound.py``) and the test's platform (``tests/fakes/chat.py``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bot.inbound import occurrence_of_code, parse_reply, short_code
-from bot.platforms import dingtalk_inbound, feishu_inbound, wecom_inbound
+from bot.platforms.dingtalk import inbound as dingtalk_inbound
 from bot.platforms.events import CallbackError
+from bot.platforms.feishu import inbound as feishu_inbound
+from bot.platforms.wecom import inbound as wecom_inbound
 from tests.fakes import chat
 
 WECOM_TOKEN = "123456"

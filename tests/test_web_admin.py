@@ -388,7 +388,7 @@ async def test_the_admin_who_recorded_a_confirmation_is_shown_by_name_on_the_boa
 async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_a_webhook(
     world: World, client: TestClient
 ) -> None:
-    from bot.platforms.wecom import WeComChannel
+    from bot.platforms.wecom.config import WeComChannel
 
     quiet = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text")
     assert quiet.dry_run

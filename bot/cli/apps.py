@@ -11,11 +11,13 @@ import click
 
 from bot.cli.schedule import load_or_exit
 from bot.config.models import Schedules
-from bot.platforms.apps import DingTalkApp, WeComApp, callback_url
+from bot.platforms.apps import callback_url
 from bot.platforms.appsend import AppChannel
 from bot.platforms.base import DeliveryError
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.registry import APP_SENDERS
 from bot.platforms.tokens import TokenCache
+from bot.platforms.wecom.config import WeComApp
 from bot.settings import Settings
 
 PLATFORM_ZH = {"wecom": "企业微信/政务微信", "dingtalk": "钉钉", "feishu": "飞书", "lark": "Lark", "slack": "Slack"}

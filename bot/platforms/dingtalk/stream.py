@@ -32,7 +32,7 @@ from urllib.parse import quote_plus
 import aiohttp
 
 from bot import metrics
-from bot.platforms.apps import DingTalkApp
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import CallbackError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ With ``card_template_id`` set (a card built in DingTalk's card builder whose but
 with a confirm button goes as an interactive card instead: ``POST <api_base>/v1.0/im/v1.0/robot/
 interactiveCards/send`` with ``{"cardTemplateId","singleChatReceiver":"{\"userId\":…}","cardBizId",
 "robotCode","cardData":"{\"cardParamMap\":{title, markdown, occurrence, confirm_status}}"}``; the
-press comes back over Stream (bot/platforms/dingtalk_inbound.py ``read_card_press``).
+press comes back over Stream (bot/platforms/dingtalk/inbound.py ``read_card_press``).
 Written by hand: the official asyncio-capable SDK is Tea-based and heavy for two JSON calls.
 """
 

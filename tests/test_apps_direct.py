@@ -33,7 +33,7 @@ from bot.settings import Settings
 from bot.web import make_app
 from storage.models import DeliveryAttempt, Outbox
 from tests.fakes import chat
-from tests.fakes.apps import DINGTALK, FEISHU, SLACK, WECOM, FakeAppApi
+from tests.fakes.apps import DINGTALK, DINGTALK_AGENT_ID, FEISHU, SLACK, WECOM, FakeAppApi
 from tests.test_web_confirm import serve
 
 ZHAO_IDS = "{id: zhao, name: 赵明, roles: [leader], unit: gw, mobile: \"13800000002\", channels: [group]}"
@@ -137,6 +137,40 @@ async def test_a_refused_direct_message_is_retried_then_recorded_dead_with_its_r
             [attempt] = await attempts(runtime, row.id or 0)
             assert not attempt.ok and "Secret" in (attempt.detail or "")
             assert not api.sent
+        finally:
+            await runtime.db.stop()
+
+
+def dingtalk_notice_apps(url: str, agent_id: str) -> str:
+    return f"""apps:
+  - {{id: ding, platform: dingtalk, app_key: {DINGTALK['app_key']}, app_secret: {DINGTALK['app_secret']},
+     agent_id: {agent_id}, api_base: "{url}", oapi_base: "{url}"}}
+"""
+
+
+@pytest.mark.parametrize("agent_id", [DINGTALK_AGENT_ID, "1000"])
+async def test_a_dingtalk_work_notification_goes_through_the_outbox_or_is_recorded_dead_with_its_reason(
+        tmp_path: Path, agent_id: str) -> None:
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        settings = world_with_apps(tmp_path, dingtalk_notice_apps(api.url, agent_id), "dingtalk: staff-zhao")
+        runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+        try:
+            await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
+            [row] = [r for r in await outbox(runtime, "due") if r.channel_id == "app:ding"]
+            assert row.robot == "app:dingtalk:ding" and row.body["agent_id"] == int(agent_id)
+            await send_all(runtime, http)
+            async with runtime.db.session() as session:
+                row = (await session.exec(select(Outbox).where(Outbox.id == row.id))).one()
+            [attempt] = await attempts(runtime, row.id or 0)
+            assert api.token_fetches["dingtalk-notice"] == 1
+            if agent_id == DINGTALK_AGENT_ID:
+                [sent] = api.sent
+                assert (sent.platform, sent.user) == ("dingtalk-notice", "staff-zhao") and "赵明" in sent.text
+                assert row.status == "sent" and attempt.ok and attempt.http_status == 200
+            else:  # the platform's 88: a configuration error, told once, never retried
+                assert not api.sent
+                assert row.status == "dead" and row.error_kind == "config" and "88" in (row.last_error or "")
+                assert not attempt.ok and DINGTALK["app_secret"] not in (row.last_error or "")
         finally:
             await runtime.db.stop()
 
@@ -291,11 +325,18 @@ def test_app_sending_credentials_are_validated_with_file_and_line_in_chinese(tmp
     assert "app-secret-value-1" not in text and "feishu-secret-value-2" not in text
 
 
+@pytest.mark.parametrize("kind", ["wecom", "dingtalk-notice"])  # both carry the token in the URL
 async def test_no_secret_or_access_token_appears_in_logs_or_delivery_records(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str) -> None:
     caplog.set_level("DEBUG")
     async with FakeAppApi() as api, aiohttp.ClientSession() as http:
-        settings = world_with_apps(tmp_path, wecom_apps(api.url), "wecom: ZhaoMing")
+        if kind == "wecom":
+            settings = world_with_apps(tmp_path, wecom_apps(api.url), "wecom: ZhaoMing")
+            secret, token_path = WECOM["secret"], "/cgi-bin/gettoken"
+        else:
+            settings = world_with_apps(tmp_path, dingtalk_notice_apps(api.url, DINGTALK_AGENT_ID),
+                                       "dingtalk: staff-zhao")
+            secret, token_path = DINGTALK["app_secret"], "/gettoken"
         runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
         try:
             await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
@@ -304,15 +345,15 @@ async def test_no_secret_or_access_token_appears_in_logs_or_delivery_records(
             runtime.schedules.reminders["duties"].title = "“一岗双责”第二次"
             await fire_due(runtime, "duties", bj(2026, 4, 8, 10, 0))
             await send_all(runtime, http)
-            assert len(api.sent) == 2 and api.token_fetches["wecom"] == 2
+            assert len(api.sent) == 2 and sum(api.token_fetches.values()) == 2
             async with runtime.db.session() as session:
                 rows = (await session.exec(select(Outbox))).all()
                 tries = (await session.exec(select(DeliveryAttempt))).all()
             stored = json.dumps([(r.body, r.last_error) for r in rows] + [t.detail for t in tries], ensure_ascii=False)
-            issued = [p[2]["access_token"] for p in api.requests if p[0] == "/cgi-bin/gettoken"]
+            issued = [p[2]["access_token"] for p in api.requests if p[0] == token_path]
             assert len(issued) == 2
-            for secret in (WECOM["secret"], *issued):
-                assert secret not in caplog.text and secret not in stored
+            for hidden in (secret, *issued):
+                assert hidden not in caplog.text and hidden not in stored
         finally:
             await runtime.db.stop()
 

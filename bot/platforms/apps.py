@@ -12,7 +12,7 @@ The callback URL of an app is ``<REMINDBOT_BASE_URL>/callback/<platform>/<id>``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
@@ -27,11 +27,11 @@ class AppBase(BaseModel):
         description="平台不支持直接回复时，用哪个频道（群机器人）回复确认结果（频道标识）",
     )
 
-    @field_validator("api_base", mode="after", check_fields=False)
+    @field_validator("api_base", "oapi_base", mode="after", check_fields=False)
     @classmethod
-    def _api_base(cls, value: str | None) -> str | None:
+    def _api_base(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and (not value.startswith(("https://", "http://")) or any(c.isspace() for c in value)):
-            raise ValueError("api_base 应为以 https:// 开头、不含空白的接口地址")
+            raise ValueError(f"{info.field_name} 应为以 https:// 开头、不含空白的接口地址")
         return value.rstrip("/") if value else value
 
     @property

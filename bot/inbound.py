@@ -33,7 +33,7 @@ from sqlmodel import col, select
 
 from bot import metrics
 from bot.compose import when_text
-from bot.config.models import DEFAULT_TZ
+from bot.config.models import DEFAULT_TZ, PlatformIds
 from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
 from bot.platforms.events import Pressed, Said
 from bot.runtime import Runtime
@@ -61,7 +61,7 @@ _PARTICLES = ("了", "啦", "喽", "咯")  # 收到了, 已完成啦: the word s
 _NOT_A_REPLY = ("的", "得", "没", "不", "未", "吗", "么", "呢", "否", "一下", "下", "是", "情况", "率", "度",
                 "数", "人数", "名单", "时间", "后", "前", "与否")
 _ASKS = re.compile(r"[?？]|(?:吗|么|呢|没|没有|否|与否)\W*$")
-PLATFORM_ID_KEYS = ("wecom", "dingtalk", "feishu", "lark", "slack")
+PLATFORM_ID_KEYS = tuple(PlatformIds.model_fields)  # the ids a person may have (people[].ids)
 
 Outcome = Literal["recorded", "already", "replay", "unknown_sender", "owes_nothing", "bad_code",
                   "refused", "ignored"]

@@ -174,6 +174,8 @@ class DingTalkAppSender(AppSender):
                  "msgKey": "sampleMarkdown", "msgParam": json.dumps(param, ensure_ascii=False)}]
 
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float, token: str = "") -> HttpRequest:
+        if _is_notice(body):
+            return NOTICE.prepare(channel, body, now, token)
         base = channel.app.api_base  # type: ignore[attr-defined]
         path = "/v1.0/im/v1.0/robot/interactiveCards/send" if "cardTemplateId" in body else \
             "/v1.0/robot/oToMessages/batchSend"

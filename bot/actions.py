@@ -307,6 +307,8 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
     channel = runtime.channel(msg.channel_id)
     if channel is None:
         raise _refused("resend", f"频道 {msg.channel_id} 已不在日程配置中，无法重新发送")
+    if channel.dry_run and msg.status == "dead":
+        raise _refused("resend", f"频道 {channel.name} 没有配置 webhook，请先修正频道配置再重新发送")
     text = f"已重新排队：{msg.summary}（{channel.name}）"
     if channel.dry_run:
         text += f"。频道 {channel.name} 仍未配置 webhook：这条消息仍只记录、不会真正发送，填写 webhook 后请再重新发送"

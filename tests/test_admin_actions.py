@@ -296,7 +296,7 @@ async def test_refusals_are_in_chinese_and_record_nothing(site: Site, path: str,
 async def test_a_message_that_is_not_dead_cannot_be_sent_again(site: Site) -> None:
     pending = await dead_message(site, status="sent")
     response = await site.post(f"/admin/outbox/{pending}/resend", {}, page="/admin/outbox")
-    assert response.status == 409 and "只有发送失败的消息可以重新发送" in await response.text()
+    assert response.status == 409 and "只有发送失败或只记录（未配置 webhook）的消息可以重新发送" in await response.text()
     assert await site.audit() == []
 
 

@@ -109,7 +109,7 @@ async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[
 
 def row_state(row: BoardRow) -> str:
     if row.excused:
-        return "请假"
+        return "免于确认"
     if row.confirmed:
         return "逾期确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since is not None else "未确认"

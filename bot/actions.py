@@ -127,7 +127,7 @@ async def _real_occurrence(runtime: Runtime, action: str, occurrence_id: int) ->
     async with runtime.db.session() as session:
         occ = await session.get(Occurrence, occurrence_id)
     if occ is None:
-        raise _refused(action, f"找不到记录号为 {occurrence_id} 的提醒记录", 404)
+        raise _refused(action, f"没有这条记录：找不到记录号为 {occurrence_id} 的提醒记录", 404)
     if occ.dry_run:
         raise _refused(action, f"记录号 {occurrence_id} 是演练记录（未真正发送），不能{ACTION_LABELS[action]}")
     return occ
@@ -294,7 +294,7 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
         msg = await session.get(Outbox, outbox_id)
         occ = await session.get(Occurrence, msg.occurrence_id) if msg and msg.occurrence_id else None
     if msg is None:
-        raise _refused("resend", f"找不到编号为 {outbox_id} 的消息", 404)
+        raise _refused("resend", f"没有这条记录：找不到编号为 {outbox_id} 的消息", 404)
     # Only a dry-run occurrence is a rehearsal; a real one's message recorded without sending
     # (its channel had no webhook) may be queued again like a failed one.
     if (occ is not None and occ.dry_run) or (msg.status == "dry_run" and occ is None):

@@ -230,7 +230,9 @@ async def _board_or_404(request: web.Request) -> Board:
     try:
         return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
     except LookupError:
-        raise web.HTTPNotFound() from None
+        response = render(request, "message.html", status=404, title="没有这条记录", tone="error",
+                          message=f"没有这条记录：找不到记录号为 {request.match_info['id']} 的提醒记录。")
+        raise web.HTTPNotFound(text=response.text, content_type="text/html") from None
 
 
 # ---------------------------------------------------------------- paging and filters

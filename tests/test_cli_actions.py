@@ -14,8 +14,7 @@ from test_web_confirm import serve
 from bot.admins import Accounts, hash_password, parse_admins
 from bot.cli import main
 from bot.cli.actions import admin, excuse, resend
-from bot.cli.confirmations import confirm, leader_link, status
-from bot.cli.confirmations import open_runtime
+from bot.cli.confirmations import confirm, leader_link, open_runtime, status
 from bot.web import make_app
 
 

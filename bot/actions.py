@@ -279,6 +279,20 @@ async def followup_now(runtime: Runtime, occurrence_id: int, *, admin: str, reas
 # ---------------------------------------------------------------- resend a dead message
 
 
+def recorded_only(runtime: Runtime, msg: Outbox, occurrence_dry_run: bool | None) -> bool:
+    """Whether a ``dry_run`` row is a real message only recorded for want of a webhook (未配置 webhook).
+
+    A real occurrence's row is; a dry-run occurrence's is a rehearsal's. A row of no occurrence
+    (an admin notice) is when its channel has no webhook, else the service ran with ``--dry-run``.
+    """
+    if msg.status != "dry_run":
+        return False
+    if occurrence_dry_run is not None:
+        return not occurrence_dry_run
+    channel = runtime.channel(msg.channel_id)
+    return channel is not None and bool(channel.dry_run)
+
+
 async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | None, now: datetime) -> Done:
     """Put a dead message back in the queue (after its channel was fixed): sent on the next pass.
 
@@ -295,9 +309,10 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
         occ = await session.get(Occurrence, msg.occurrence_id) if msg and msg.occurrence_id else None
     if msg is None:
         raise _refused("resend", f"没有这条记录：找不到编号为 {outbox_id} 的消息", 404)
-    # Only a dry-run occurrence is a rehearsal; a real one's message recorded without sending
-    # (its channel had no webhook) may be queued again like a failed one.
-    if (occ is not None and occ.dry_run) or (msg.status == "dry_run" and occ is None):
+    # Only a rehearsal's message is refused; a real one recorded without sending (its channel had
+    # no webhook) may be queued again like a failed one.
+    if (occ is not None and occ.dry_run) or (msg.status == "dry_run" and not recorded_only(
+            runtime, msg, occ.dry_run if occ is not None else None)):
         raise _refused("resend", "这是演练消息（未真正发送），不能重新发送")
     if msg.status not in ("dead", "dry_run"):
         state = {"pending": "正在等待发送", "sent": "已发送成功"}.get(msg.status, msg.status)

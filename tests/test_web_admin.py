@@ -293,7 +293,7 @@ async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(
 async def test_an_unknown_occurrence_is_a_404_page(client: TestClient) -> None:
     response = await client.get("/admin/occurrences/4242", headers=AUTH)
     assert response.status == 404
-    assert "页面不存在" in await response.text()
+    assert "没有这条记录" in await response.text()
 
 
 async def test_upcoming_lists_the_next_sixty_days_after_holiday_moves(
@@ -406,4 +406,6 @@ async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_
     rehearsed, _, unconfigured = rest.partition("未配置 webhook 的频道（只记录）")
     assert "演练的当天提醒" not in unsent and "只记录的当天提醒" not in unsent
     assert "演练的当天提醒" in rehearsed and "只记录的当天提醒" not in rehearsed
-    assert "只记录的当天提醒" in unconfigured and "只记录（未配置 webhook）" in unconfigured
+    assert "只记录的当天提醒" in unconfigured and "未配置 webhook（只记录）" in unconfigured
+    stats = page[page.index('class="card stats"'):page.index("</section>")]  # one of each, each called so
+    assert "演练（未发送）</span>" in stats and "未配置 webhook（只记录）</span>" in stats

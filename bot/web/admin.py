@@ -23,6 +23,7 @@ from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bot.actions import recorded_only
 from bot.admins import Accounts, AdminConfigError, accounts_from
 from bot.confirmations import Board, BoardRow, board, boards_for
 from bot.csvfile import csv_bytes
@@ -440,9 +441,9 @@ async def outbox_page(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     async with runtime.db.session() as session:
         by_status = (await session.exec(
-            select(Outbox.status, Occurrence.dry_run, func.count())
+            select(Outbox.status, Outbox.channel_id, Occurrence.dry_run, func.count())
             .outerjoin(Occurrence, col(Occurrence.id) == col(Outbox.occurrence_id))
-            .group_by(Outbox.status, Occurrence.dry_run))).all()
+            .group_by(Outbox.status, Outbox.channel_id, Occurrence.dry_run))).all()
         rows = (
             await session.exec(
                 select(Outbox, Occurrence.dry_run)
@@ -469,12 +470,13 @@ async def outbox_page(request: web.Request) -> web.Response:
         "ok": a.ok,
     } for a, r in repeated]
     counts: dict[str, int] = {}
-    for status, rehearsal, n in by_status:
-        label = _outbox_label(status, rehearsal is None or bool(rehearsal))
+    for status, channel_id, rehearsal, n in by_status:
+        label = NO_WEBHOOK if recorded_only(runtime, Outbox(status=status, channel_id=channel_id), rehearsal) \
+            else OUTBOX_STATUS.get(status, status)
         counts[label] = counts.get(label, 0) + n
     groups: dict[str, list[dict[str, Any]]] = {"unsent": [], "rehearsal": [], "no_webhook": []}
     for r, rehearsal in rows:
-        group = _outbox_group(r, rehearsal is None or bool(rehearsal))
+        group = _outbox_group(runtime, r, rehearsal)
         groups[group].append({
             "row": r,
             "channel": _channel_name(runtime, r.channel_id),
@@ -489,20 +491,15 @@ async def outbox_page(request: web.Request) -> web.Response:
                   **await outbox_extras(request))
 
 
-def _outbox_label(status: str, rehearsal: bool) -> str:
-    """The stat box's word for a status: recorded-only rows of a real occurrence are 未配置 webhook."""
-    return NO_WEBHOOK if status == "dry_run" and not rehearsal else OUTBOX_STATUS.get(status, status)
-
-
-def _outbox_group(row: Outbox, rehearsal: bool) -> str:
+def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool | None) -> str:
     """``unsent`` (waiting or failed), ``rehearsal`` (a 演练's message) or ``no_webhook`` (only recorded).
 
-    Only a dry-run occurrence's rows are a rehearsal's; a real occurrence's rows recorded without
-    sending went to a channel that had no webhook (``bot.actions.resend`` may queue them again).
+    ``rehearsal``: the occurrence's dry-run flag (None: no occurrence). Which recorded rows are
+    rehearsals is :func:`bot.actions.recorded_only`'s rule (``resend`` may queue the others again).
     """
     if row.status != "dry_run":
         return "unsent"
-    return "rehearsal" if rehearsal else "no_webhook"
+    return "no_webhook" if recorded_only(runtime, row, rehearsal) else "rehearsal"
 
 
 def _channel_name(runtime: Any, channel_id: str) -> str:

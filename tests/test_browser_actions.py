@@ -74,7 +74,7 @@ async def test_recording_a_confirmation_on_someones_behalf_on_a_phone(served: Se
     await phone.get_by_role("button", name="代为登记").click()
     await phone.locator("#done", has_text="已代为登记：刘洋 已完成").wait_for()
     row = phone.locator("table.board tbody tr", has_text="刘洋")
-    assert "管理员代录（陈明）" in await row.inner_text() and await row.inner_text().count("代录") == 1
+    assert "管理员代录（陈明）" in await row.inner_text() and (await row.inner_text()).count("代录") == 1
     audit = await audit_row(phone, "代为登记")
     assert "陈明" in audit and "刘洋" in audit and "电话告知，参会 12 人" in audit
     await fits(phone)
@@ -122,8 +122,9 @@ async def test_sending_a_dead_message_again_on_a_phone(served: Served, phone: An
                            next_attempt_at=to_db_time(bj(2026, 11, 3, 9, 0))))
         await session.commit()
     await phone.goto(f"{served.url}/admin/outbox")
-    await phone.get_by_label("重新发送的原因").fill("已更换 webhook")
-    await phone.get_by_role("button", name="重新发送").click()
+    dead = phone.locator("table.list tbody tr", has_text="发送失败")  # not the rows only recorded (no webhook)
+    await dead.get_by_label("重新发送的原因").fill("已更换 webhook")
+    await dead.get_by_role("button", name="重新发送").click()
     await phone.locator("#done", has_text="已重新排队：每月学习日·当天提醒·党建联络群").wait_for()
     audit = await audit_row(phone, "重新发送")
     assert "陈明" in audit and "已更换 webhook" in audit

@@ -149,7 +149,7 @@ async def test_the_board_reads_well_on_a_phone(browser: Any, served: tuple[World
 
 
 PHONE_PAGES = ("/admin/upcoming", "/admin/occurrences", "/admin/outbox", "/admin/units?period=2025-03",
-               "/admin/occurrences/{committee}")
+               "/admin/occurrences/{committee}", "/admin/leaders")
 # Every element's right edge within the viewport, and every table within its card (a card that
 # scrolls sideways hides the overflow from the page's own width, so both are measured).
 @pytest.mark.parametrize("path", PHONE_PAGES)

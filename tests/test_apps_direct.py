@@ -386,3 +386,20 @@ async def test_an_apps_direct_messages_share_one_lane_paced_by_the_platforms_per
             assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
         finally:
             await runtime.db.stop()
+
+
+async def test_apps_check_says_in_chinese_which_host_could_not_be_reached(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = world_with_apps(tmp_path, wecom_apps(f"http://127.0.0.1:{port}/cgi-bin?corpsecret=x"), "wecom: ZhaoMing")
+    env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
+           "REMINDBOT_VAR_DIR": str(settings.var_dir)}
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+    out = result.output
+    assert result.exit_code == 1, out
+    assert "访问令牌：失败" in out and "无法连接到 127.0.0.1" in out and "请检查网络" in out
+    assert "Error" not in out and "corpsecret" not in out and f":{port}" not in out
+    assert WECOM["secret"] not in out

@@ -256,6 +256,9 @@ async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(
         apps_yaml = wecom_apps(api.url) + f"""  - {{id: sl, platform: slack, signing_secret: sig-secret-1,
      bot_token: xoxb-wrong-token-5555, api_base: "{api.url}"}}
   - {{id: ding, platform: dingtalk, mode: stream, app_key: k, app_secret: ding-secret-7777}}
+  - {{id: notice, platform: dingtalk, mode: stream, app_key: {DINGTALK['app_key']},
+     app_secret: {DINGTALK['app_secret']}, agent_id: {DINGTALK_AGENT_ID}, api_base: "{api.url}",
+     oapi_base: "{api.url}"}}
 """
         settings = world_with_apps(tmp_path, apps_yaml, "wecom: ZhaoMing")
         env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
@@ -267,7 +270,8 @@ async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(
     assert "回调地址：https://dj.example.gov.cn/callback/slack/sl" in out
     assert "无需填写（Stream 模式" in out
     assert "访问令牌：成功" in out and "Slack 不认这个 Bot Token（invalid_auth）" in out
-    assert "私信：未启用" in out  # the stream app has no robot_code
+    assert "私信：未启用" in out  # the stream app has neither robot_code nor agent_id
+    assert "可以发私信（钉钉工作通知）" in out  # an app with only agent_id sends work notifications
     for secret in (WECOM["secret"], "xoxb-wrong-token-5555", "sig-secret-1", "ding-secret-7777", SLACK["bot_token"]):
         assert secret not in out
 

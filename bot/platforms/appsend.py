@@ -110,6 +110,10 @@ class AppSender(ABC):
     limits: ClassVar[Limits]
     public: ClassVar[PublicParts] = PublicParts()
 
+    def title_for(self, app: Any) -> str:
+        """What direct messages through ``app`` are called on the platform, for admins (Chinese)."""
+        return self.title
+
     # ---- what each platform provides
 
     @abstractmethod

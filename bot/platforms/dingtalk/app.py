@@ -148,6 +148,13 @@ class DingTalkAppSender(AppSender):
     # DingTalk limits server API calls per app (QPS, flow control); 10 a second keeps clear of it.
     limits: ClassVar[Limits] = Limits(max_bytes=MAX_TEXT_BYTES, per_minute=600, per_second=10)
 
+    def title_for(self, app: Any) -> str:
+        if not app.work_notices:
+            return self.title
+        if app.robot_code and app.card_template_id:
+            return f"{NOTICE.title}；待确认的提醒用应用机器人互动卡片"
+        return NOTICE.title
+
     def credentials(self, app: Any) -> tuple[str, ...]:
         return (app.api_base, app.app_key or "", app.app_secret.get_secret_value())
 

@@ -35,7 +35,7 @@ from bot import metrics
 from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ, PlatformIds
 from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
-from bot.platforms.events import Pressed, Said
+from bot.platforms.events import Answer, Pressed, Said
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, InboundSeen, Occurrence
 
@@ -62,9 +62,6 @@ _NOT_A_REPLY = ("的", "得", "没", "不", "未", "吗", "么", "呢", "否", "
                 "数", "人数", "名单", "时间", "后", "前", "与否")
 _ASKS = re.compile(r"[?？]|(?:吗|么|呢|没|没有|否|与否)\W*$")
 PLATFORM_ID_KEYS = tuple(PlatformIds.model_fields)  # the ids a person may have (people[].ids)
-
-Outcome = Literal["recorded", "already", "replay", "unknown_sender", "owes_nothing", "bad_code",
-                  "refused", "ignored"]
 
 
 def short_code(occurrence_id: int) -> str:
@@ -105,22 +102,6 @@ class Reply:
 
     code: str | None
     note: str | None
-
-
-@dataclass
-class Answer:
-    """What happened and what to say back (``text`` None: say nothing, e.g. a replay)."""
-
-    outcome: Outcome
-    text: str | None
-    occurrence_id: int | None = None
-    person_id: str | None = None
-    person_name: str | None = None
-    title: str | None = None
-
-    @property
-    def recorded(self) -> bool:
-        return self.outcome == "recorded"
 
 
 def parse_reply(text: str) -> Reply | None:

@@ -12,11 +12,11 @@ from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
 from bot.config import cron
 from bot.config.spans import Span, SpanField, TimeOfDay
-from bot.platforms.registry import AppConfig, ChannelConfig
+from bot.platforms.registry import PERSON_ID_FIELDS, AppConfig, ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 DEFAULT_TZ = "Asia/Shanghai"
@@ -60,14 +60,15 @@ WEEKDAY_ZH = {"mon": "星期一", "tue": "星期二", "wed": "星期三", "thu":
 # ---------------------------------------------------------------- people and units
 
 
-class PlatformIds(Strict):
-    """A person's ids on each platform (for @-mentions and, later, direct messages)."""
-
-    wecom: str | None = Field(default=None, description="企业微信/政务微信 userid")
-    dingtalk: str | None = Field(default=None, description="钉钉 userid")
-    feishu: str | None = Field(default=None, description="飞书 open_id（ou_ 开头）")
-    lark: str | None = Field(default=None, description="Lark open_id")
-    slack: str | None = Field(default=None, description="Slack member id")
+# A person's ids on each platform (for @-mentions, direct messages and who replied): one optional
+# field per platform that has people's ids, taken from the registry (bot/platforms/registry.py).
+PlatformIds: type[Strict] = create_model(  # type: ignore[call-overload]
+    "PlatformIds",
+    __base__=Strict,
+    __doc__="A person's ids on each platform (for @-mentions and, later, direct messages).",
+    __module__=__name__,
+    **{name: (str | None, Field(default=None, description=text)) for name, text in PERSON_ID_FIELDS.items()},
+)
 
 
 class Person(Strict):

@@ -11,26 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from bot.config import cron
 from bot.config.models import DayRule, Reminder, When
 from bot.config.spans import Span
 from bot.config.yamlsource import ConfigIssue, dotted, locate_path_in
+from bot.platforms.registry import EDITIONS, platform_word, same_folder
 
 if TYPE_CHECKING:
     from bot.config.loader import Parsed
 
 # The hosts each platform's robots live on; a webhook on another platform's host is a copy-paste
 # mistake. Hosts not listed here (private deployments, government editions) are accepted.
-KNOWN_HOSTS: dict[str, tuple[str, ...]] = {
-    "wecom": ("qyapi.weixin.qq.com",),
-    "dingtalk": ("oapi.dingtalk.com", "api.dingtalk.com"),
-    "feishu": ("open.feishu.cn",),
-    "lark": ("open.larksuite.com",),
-    "slack": ("hooks.slack.com",),
-}
-PLATFORM_WORDS = {"wecom": "企业微信", "dingtalk": "钉钉", "feishu": "飞书", "lark": "Lark", "slack": "Slack"}
+# Each platform declares its hosts in its spec.py (bot/platforms/registry.py collects them).
+KNOWN_HOSTS: dict[str, tuple[str, ...]] = {e.name: e.robot_hosts for e in EDITIONS.values() if e.robot_hosts}
 
 # The shortest time between two occurrences of each period, in days.
 _SHORTEST_GAP = {"monthly": 28, "quarterly": 89, "half_yearly": 181, "yearly": 365}
@@ -124,17 +119,15 @@ def _webhook(p: Parsed, at: tuple[Any, ...], channel: Any, issues: list[ConfigIs
     """The webhook's host and shape against its platform; the URL itself is a secret, never shown."""
     if channel.dry_run:
         return
-    parts = urlsplit(channel.webhook_url())
-    host = (parts.hostname or "").lower()
+    host = (urlsplit(channel.webhook_url()).hostname or "").lower()
     platform = channel.platform
     owner = next((name for name, hosts in KNOWN_HOSTS.items() if host in hosts), None)
-    if owner is not None and owner != platform and {owner, platform} != {"feishu", "lark"}:
+    if owner is not None and owner != platform and not same_folder(owner, platform):
         issues.append(_issue(p, (*at, "webhook"),
-                             f"webhook 是{_spaced(PLATFORM_WORDS[owner])}的机器人地址（{host}），"
+                             f"webhook 是{_spaced(platform_word(owner))}的机器人地址（{host}），"
                              f"但此频道的 platform 是 {platform}：请改 platform: {owner}，"
-                             f"或换成{_spaced(PLATFORM_WORDS.get(platform, platform))}群机器人的地址"))
+                             f"或换成{_spaced(platform_word(platform))}群机器人的地址"))
         return
-    if platform == "wecom" and not parse_qs(parts.query).get("key"):
-        issues.append(_issue(p, (*at, "webhook"),
-                             "企业微信机器人的 webhook 应含 key=…（形如 …/cgi-bin/webhook/send?key=…），"
-                             "现在没有：请从群机器人设置中完整复制"))
+    problem = channel.webhook_problem()  # each platform's own (its config.py)
+    if problem:
+        issues.append(_issue(p, (*at, "webhook"), problem))

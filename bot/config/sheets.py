@@ -26,10 +26,11 @@ import yaml
 
 from bot.config.limits import Limits, sheet_rows_message, sheet_size_message
 from bot.config.yamlsource import ConfigIssue, YamlDoc, guess_encoding
+from bot.platforms.registry import EDITIONS, PERSON_ID_FIELDS
 
 SHEET_SUFFIXES = (".csv", ".xlsx")
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
-PLATFORM_FIELDS = ("wecom", "dingtalk", "feishu", "lark", "slack")
+PLATFORM_FIELDS = tuple(PERSON_ID_FIELDS)  # a person's ids, one column each (people[].ids)
 LIST_FIELDS = ("roles", "channels", "leaders")
 _SPLIT = re.compile(r"[,，;；、\s]+")
 
@@ -41,11 +42,7 @@ PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "roles": ("角色", "roles", "role"),
     "title": ("职务", "title"),
     "mobile": ("手机", "mobile", "手机号", "手机号码"),
-    "wecom": ("企业微信", "wecom", "政务微信", "企业微信userid"),
-    "dingtalk": ("钉钉", "dingtalk", "钉钉userid"),
-    "feishu": ("飞书", "feishu", "飞书open_id"),
-    "lark": ("lark",),
-    "slack": ("slack",),
+    **{name: EDITIONS[name].sheet_headers for name in PERSON_ID_FIELDS},  # each platform's own (spec.py)
     "channels": ("所在群", "channels", "频道", "群"),
 }
 UNIT_COLUMNS: dict[str, tuple[str, ...]] = {

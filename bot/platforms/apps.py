@@ -12,6 +12,8 @@ The callback URL of an app is ``<REMINDBOT_BASE_URL>/callback/<platform>/<id>``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -19,6 +21,9 @@ ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 class AppBase(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # What sending direct messages needs, as ``remindbot apps check`` names it (Chinese).
+    send_needs: ClassVar[str] = "凭证"
 
     id: str = Field(pattern=ID_PATTERN, description="应用标识，回调地址中使用")
     name: str | None = Field(default=None, description="名称，仅供显示")
@@ -42,6 +47,10 @@ class AppBase(BaseModel):
     def can_send(self) -> bool:
         """Whether this app has the credentials direct messages need."""
         return False
+
+    def callback_text(self, base_url: str) -> str:
+        """What ``remindbot apps check`` says to paste as this app's callback (Chinese): the URL."""
+        return callback_url(base_url, self)
 
     def secrets(self) -> list[str]:
         """Every secret value, for log masking."""

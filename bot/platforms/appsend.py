@@ -109,6 +109,8 @@ class AppSender(ABC):
     channel_model: ClassVar[type[ChannelBase]] = AppChannel
     limits: ClassVar[Limits]
     public: ClassVar[PublicParts] = PublicParts()
+    # What a fetched token means, as ``remindbot apps check`` says it (Chinese).
+    token_granted: ClassVar[str] = "平台已发放访问令牌"
 
     def title_for(self, app: Any) -> str:
         """What direct messages through ``app`` are called on the platform, for admins (Chinese)."""

@@ -79,6 +79,11 @@ class ChannelBase(BaseModel):
     def secret_value(self) -> str:
         return self.secret.get_secret_value() if self.secret else ""
 
+    def webhook_problem(self) -> str | None:
+        """What is surely wrong with the webhook's shape for this platform (Chinese, never showing the
+        URL), None when nothing is; checked by bot/config/sense.py for a channel that is not a dry run."""
+        return None
+
 
 class FailureKind(enum.StrEnum):
     RETRY = "retry"  # rate limited, 5xx, timeout, connection error: try again later

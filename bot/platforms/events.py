@@ -1,4 +1,4 @@
-"""What a platform's inbound side hands to :mod:`bot.inbound`: refusals and events.
+"""What a platform's inbound side hands to :mod:`bot.inbound`, and gets back: refusals, events, answers.
 
 These types live below both the platform modules (which build them from verified requests) and
 ``bot.inbound`` (which applies the confirmation rules), so neither has to import the other.
@@ -7,6 +7,7 @@ These types live below both the platform modules (which build them from verified
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class CallbackError(Exception):
@@ -39,3 +40,23 @@ class Pressed:
     occurrence_id: int
     message_id: str
     display_name: str | None = None
+
+
+Outcome = Literal["recorded", "already", "replay", "unknown_sender", "owes_nothing", "bad_code",
+                  "refused", "ignored"]
+
+
+@dataclass
+class Answer:
+    """What happened and what to say back (``text`` None: say nothing, e.g. a replay)."""
+
+    outcome: Outcome
+    text: str | None
+    occurrence_id: int | None = None
+    person_id: str | None = None
+    person_name: str | None = None
+    title: str | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.outcome == "recorded"

@@ -1,59 +1,78 @@
-"""The table of platforms, the only place that lists them: adding one is a folder under ``bot/platforms/``
-(robot, config, and app/inbound if it has an app) and its lines here."""
+"""The table of platforms, the only place that lists them.
+
+Adding a platform is its folder under ``bot/platforms/<name>/`` (robot, config, app and inbound if it
+has an app, and ``spec.py`` declaring them: :class:`~bot.platforms.spec.PlatformSpec`), one line in
+:data:`SPECS` here, and its tests. Everything else that depends on the set of platforms reads the
+tables derived below: the YAML unions (:data:`ChannelConfig`, :data:`AppConfig`), a person's ids
+(:data:`EDITIONS` with an ``id_description``: ``PlatformIds`` in bot/config/models.py), the robot
+adapters and app senders, the callback handlers (bot/web/callbacks.py), the spreadsheet headers
+(bot/config/sheets.py), the robot hosts (bot/config/sense.py) and the words of ``remindbot apps``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Union
 
 from pydantic import Field
 
 from bot.platforms.appsend import AppChannel, AppSender
 from bot.platforms.base import ChannelBase, Platform
-from bot.platforms.dingtalk.app import DingTalkAppSender
-from bot.platforms.dingtalk.config import DingTalkApp, DingTalkChannel
-from bot.platforms.dingtalk.robot import DingTalk
-from bot.platforms.feishu.app import FeishuAppSender
-from bot.platforms.feishu.config import FeishuApp, FeishuChannel
-from bot.platforms.feishu.robot import Feishu
-from bot.platforms.generic.config import GenericChannel
-from bot.platforms.generic.robot import Generic
-from bot.platforms.slack.app import SlackAppSender
-from bot.platforms.slack.config import SlackApp, SlackChannel
-from bot.platforms.slack.robot import Slack
-from bot.platforms.wecom.app import WeComAppSender
-from bot.platforms.wecom.config import WeComApp, WeComChannel
-from bot.platforms.wecom.robot import WeCom
+from bot.platforms.dingtalk import spec as dingtalk
+from bot.platforms.feishu import spec as feishu
+from bot.platforms.generic import spec as generic
+from bot.platforms.slack import spec as slack
+from bot.platforms.spec import Callback, Edition, PlatformSpec
+from bot.platforms.wecom import spec as wecom
+
+# One line per platform folder; the order is the order of the JSON schema's unions.
+SPECS: tuple[PlatformSpec, ...] = (
+    wecom.SPEC,
+    dingtalk.SPEC,
+    feishu.SPEC,
+    slack.SPEC,
+    generic.SPEC,
+)
+
+# Every value of ``platform:``, in order, with what an admin sees of it.
+EDITIONS: dict[str, Edition] = {e.name: e for s in SPECS for e in s.editions}
+# The keys of ``people[].ids`` (a person's user id on each platform), with their descriptions.
+PERSON_ID_FIELDS: dict[str, str] = {e.name: e.id_description for e in EDITIONS.values() if e.id_description}
 
 ChannelConfig = Annotated[
-    WeComChannel | DingTalkChannel | FeishuChannel | SlackChannel | GenericChannel,
+    Union[tuple(s.channel_model for s in SPECS)],  # type: ignore[valid-type]  # noqa: UP007
     Field(discriminator="platform"),
 ]
 
 # The ``apps:`` entries, by the app's platform (each platform's config.py holds its model).
-AppConfig = Annotated[WeComApp | DingTalkApp | FeishuApp | SlackApp, Field(discriminator="platform")]
+AppConfig = Annotated[
+    Union[tuple(s.app_model for s in SPECS if s.app_model)],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="platform"),
+]
 
-_FEISHU = Feishu()  # Lark is the same protocol on another host, taken from the webhook URL
-
-PLATFORMS: dict[str, Platform] = {
-    "wecom": WeCom(),
-    "dingtalk": DingTalk(),
-    "feishu": _FEISHU,
-    "lark": _FEISHU,
-    "slack": Slack(),
-    "generic": Generic(),
-}
-
-
-_FEISHU_APP = FeishuAppSender()
+PLATFORMS: dict[str, Platform] = {name: s.robot for s in SPECS for name in s.names}
 
 # Direct messages through an app (``apps:``), by the app's platform.
-APP_SENDERS: dict[str, AppSender] = {
-    "wecom": WeComAppSender(),
-    "dingtalk": DingTalkAppSender(),
-    "feishu": _FEISHU_APP,
-    "lark": _FEISHU_APP,
-    "slack": SlackAppSender(),
-}
+APP_SENDERS: dict[str, AppSender] = {name: s.app_sender for s in SPECS if s.app_sender for name in s.names}
+
+# The inbound handler of ``/callback/<platform>/<app_id>``, by the app's platform.
+CALLBACKS: dict[str, Callback] = {name: s.callback for s in SPECS if s.callback for name in s.names}
+
+
+def same_folder(a: str, b: str) -> bool:
+    """Whether two ``platform:`` values are served by one folder (``feishu`` and ``lark``)."""
+    return any(a in s.names and b in s.names for s in SPECS)
+
+
+def platform_word(name: str) -> str:
+    """The Chinese word for a ``platform:`` value (企业微信), or the value itself when unknown."""
+    edition = EDITIONS.get(name)
+    return edition.title if edition else name
+
+
+def app_platform_title(name: str) -> str:
+    """What ``remindbot apps check`` calls an app of this platform (企业微信/政务微信)."""
+    edition = EDITIONS.get(name)
+    return edition.shown_in_apps if edition else name
 
 
 def platform_for(channel: ChannelBase) -> Platform:
@@ -84,3 +103,5 @@ def webhook_secrets(channel: ChannelBase) -> list[str]:
     """The hidden parts of the channel's webhook (whole and piece by piece), for log masking."""
     url = channel.webhook_url()
     return platform_for(channel).public.secrets(url) if url else []
+
+

@@ -3,7 +3,7 @@ app robot (``apps:``: HTTP callback or Stream mode, one-to-one messages, interac
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -22,6 +22,8 @@ class DingTalkChannel(ChannelBase):
 class DingTalkApp(AppBase):
     """A DingTalk enterprise-internal app robot: HTTP callback or Stream mode."""
 
+    send_needs: ClassVar[str] = "app_key、app_secret，以及 robot_code（机器人单聊）或 agent_id（工作通知）"
+
     platform: Literal["dingtalk"]
     mode: Literal["http", "stream"] = Field(
         default="http", description="http（回调地址）或 stream（长连接，无需公网地址）")
@@ -35,6 +37,11 @@ class DingTalkApp(AppBase):
         default=None, pattern=r"^\d{1,20}$", description="应用 AgentId（数字）；填写后私信以工作通知发送")
     oapi_base: str = Field(default="https://oapi.dingtalk.com",
                            description="钉钉旧版服务端接口地址（工作通知；专有钉钉可改）")
+
+    def callback_text(self, base_url: str) -> str:
+        if self.mode == "stream":
+            return "无需填写（Stream 模式，由本服务主动连接钉钉）"
+        return super().callback_text(base_url)
 
     @property
     def can_send(self) -> bool:

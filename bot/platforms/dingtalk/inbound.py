@@ -22,7 +22,9 @@ from typing import Any
 import aiohttp
 
 from bot.platforms.dingtalk.config import DingTalkApp
-from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.dingtalk.stream import CARD_TOPIC
+from bot.platforms.events import Answer, CallbackError, Pressed, Said
+from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
 log = logging.getLogger(__name__)
 MAX_SKEW_MS = 3600 * 1000
@@ -120,3 +122,37 @@ async def answer(http: aiohttp.ClientSession, inbound: Inbound, text: str, now: 
     if not ok:
         log.warning("钉钉回复失败：HTTP %s %s", resp.status, str(data)[:200])
     return ok
+
+
+async def message(inbox: Inbox, app: DingTalkApp, data: Any) -> Answer | None:
+    """A robot message body (HTTP callback or Stream): handle it and answer by session webhook."""
+    inbound = read_message(app, data)
+    if inbound.said is None:
+        return None
+    result = await inbox.handle(inbound.said)
+    if result.text:
+        await answer(inbox.http, inbound, result.text, inbox.now())
+    return result
+
+
+async def stream_callback(inbox: Inbox, app: DingTalkApp, topic: str, data: dict[str, Any],
+                          message_id: str = "") -> dict[str, Any] | None:
+    """A Stream callback: a robot message (answered by session webhook) or a card press (answered
+    in the acknowledgement, ``topic`` :data:`bot.platforms.dingtalk.stream.CARD_TOPIC`)."""
+    if topic != CARD_TOPIC:
+        await message(inbox, app, data)
+        return None
+    pressed = read_card_press(app, data, message_id)
+    if pressed is None:
+        return None
+    result = await inbox.handle(pressed)
+    return card_answer(result.text or "已处理")
+
+
+async def callback(inbox: Inbox, app: DingTalkApp, request: CallbackRequest) -> CallbackReply:
+    """The HTTP callback handler (:data:`bot.platforms.spec.Callback`): POST only, signed headers."""
+    if request.method != "POST":
+        raise CallbackError(405, "只接受 POST 请求")
+    check_headers(app, request.headers.get("timestamp", ""), request.headers.get("sign", ""), inbox.now())
+    await message(inbox, app, parse_body(request.body))
+    return CallbackReply(json={})

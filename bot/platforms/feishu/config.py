@@ -3,7 +3,7 @@ event subscription, card callbacks, app messages). Lark is the same protocol on 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -21,6 +21,8 @@ class FeishuChannel(ChannelBase):
 
 class FeishuApp(AppBase):
     """A Feishu / Lark app's event subscription and card callbacks."""
+
+    send_needs: ClassVar[str] = "app_id、app_secret"
 
     platform: Literal["feishu", "lark"]
     app_id: str | None = Field(default=None, description="App ID（cli_ 开头）")

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.platforms.events import CallbackError, Pressed, Said
 from bot.platforms.feishu.config import FeishuApp
+from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
 MAX_SKEW_SECONDS = 300
 CONFIRM_ACTION = "confirm"  # a card button's value: {"action": "confirm", "occurrence": <id>}
@@ -173,3 +174,24 @@ def card_response(text: str, ok: bool, card: dict[str, Any] | None) -> dict[str,
     if card is not None:
         out["card"] = {"type": "raw", "data": card}
     return out
+
+
+async def callback(inbox: Inbox, app: FeishuApp, request: CallbackRequest) -> CallbackReply:
+    """The callback handler (:data:`bot.platforms.spec.Callback`): POST only. A card press is
+    answered in the response (toast and the updated card); a message through the app or the
+    ``answer_channel`` (:meth:`Inbox.answer_in_channel`)."""
+    if request.method != "POST":
+        raise CallbackError(405, "只接受 POST 请求")
+    inbound = read(app, dict(request.headers), request.body, inbox.now())
+    if inbound.challenge is not None:
+        return CallbackReply(json={"challenge": inbound.challenge})
+    if inbound.pressed is not None:
+        answer = await inbox.handle(inbound.pressed)
+        state = await inbox.card_state(answer.occurrence_id) if answer.occurrence_id else None
+        card = (confirm_card(state.title, state.when, state.occurrence_id, state.confirmed, state.outstanding)
+                if state else None)
+        return CallbackReply(json=card_response(answer.text or "已处理", answer.recorded, card))
+    if inbound.said is not None:
+        answer = await inbox.handle(inbound.said)
+        await inbox.answer_in_channel(app, inbound.said, answer)
+    return CallbackReply(json={})

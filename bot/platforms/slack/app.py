@@ -29,6 +29,7 @@ CONFIG_ERRORS = TOKEN_INVALID | {"token_revoked", "account_inactive", "missing_s
 class SlackAppSender(AppSender):
     name: ClassVar[str] = "slack_app"
     title: ClassVar[str] = "Slack 应用私信"
+    token_granted: ClassVar[str] = "Bot Token 有效"
     platform: ClassVar[str] = "slack"
     # chat.postMessage: about one message a second per conversation, short bursts allowed.
     limits: ClassVar[Limits] = Limits(max_bytes=MAX_SECTION_CHARS, per_minute=60, per_second=1)

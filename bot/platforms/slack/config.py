@@ -3,7 +3,7 @@ interactivity, ``chat.postMessage`` to a user)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -24,6 +24,8 @@ class SlackChannel(ChannelBase):
 
 class SlackApp(AppBase):
     """A Slack app's Events API and interactivity endpoints."""
+
+    send_needs: ClassVar[str] = "bot_token"
 
     platform: Literal["slack"]
     signing_secret: SecretStr = Field(description="Signing Secret")

@@ -11,19 +11,24 @@ answered through the payload's ``response_url``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import aiohttp
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.platforms.events import CallbackError, Pressed, Said
 from bot.platforms.slack.config import SlackApp
+from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
 CONFIRM_ACTION = "confirm"
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
+
+log = logging.getLogger(__name__)
 
 
 class _FixedClock(Clock):
@@ -111,3 +116,32 @@ def confirm_button(occurrence_id: int) -> dict[str, Any]:
     return {"type": "actions", "elements": [{
         "type": "button", "action_id": CONFIRM_ACTION, "style": "primary", "value": str(occurrence_id),
         "text": {"type": "plain_text", "text": "确认已完成"}}]}
+
+
+async def callback(inbox: Inbox, app: SlackApp, request: CallbackRequest) -> CallbackReply:
+    """The callback handler (:data:`bot.platforms.spec.Callback`): POST only. A button press is
+    answered through the payload's ``response_url``; a message through the app or the
+    ``answer_channel`` (:meth:`Inbox.answer_in_channel`)."""
+    if request.method != "POST":
+        raise CallbackError(405, "只接受 POST 请求")
+    inbound = read(app, dict(request.headers), request.body, inbox.now())
+    if inbound.challenge is not None:
+        return CallbackReply(json={"challenge": inbound.challenge})
+    if inbound.pressed is not None:
+        answer = await inbox.handle(inbound.pressed)
+        if answer.text and inbound.response_url:
+            await _post(inbox.http, inbound.response_url,
+                        {"response_type": "ephemeral", "replace_original": False, "text": answer.text})
+    elif inbound.said is not None:
+        answer = await inbox.handle(inbound.said)
+        await inbox.answer_in_channel(app, inbound.said, answer)
+    return CallbackReply()
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
+    try:
+        async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            if resp.status >= 300:
+                log.warning("回复失败：HTTP %s", resp.status)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("回复失败：%s", type(exc).__name__)

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -18,6 +18,12 @@ class WeComChannel(ChannelBase):
         default="markdown", description="text（支持@成员）或 markdown（@写在正文中）"
     )
 
+    def webhook_problem(self) -> str | None:
+        if parse_qs(urlsplit(self.webhook_url()).query).get("key"):
+            return None
+        return ("企业微信机器人的 webhook 应含 key=…（形如 …/cgi-bin/webhook/send?key=…），"
+                "现在没有：请从群机器人设置中完整复制")
+
     def edition(self) -> str:
         """政务微信 when the webhook is on a government host (``.gov.`` in it, ``.gov.cn``) or the
         channel's name says 政务微信; else 企业微信."""
@@ -29,6 +35,8 @@ class WeComChannel(ChannelBase):
 class WeComApp(AppBase):
     """A WeCom / 政务微信 self-built app callback, or a group robot's callback (``kind: robot``)."""
 
+    send_needs: ClassVar[str] = "corp_id、agent_id、secret"
+
     platform: Literal["wecom"]
     kind: Literal["app", "robot"] = Field(default="app", description="app（自建应用）或 robot（群机器人回调）")
     corp_id: str | None = Field(default=None, description="企业 ID（CorpID）；自建应用必填，群机器人回调不填")
@@ -38,6 +46,10 @@ class WeComApp(AppBase):
     secret: SecretStr | None = Field(default=None, description="应用 Secret；填写后可发应用消息（私信）")
     api_base: str = Field(default="https://qyapi.weixin.qq.com",
                           description="接口地址（政务微信等私有部署填其地址）")
+
+    def callback_text(self, base_url: str) -> str:
+        url = super().callback_text(base_url)
+        return f"{url}（填到群机器人的“接收消息”配置）" if self.kind == "robot" else url
 
     @property
     def can_send(self) -> bool:

@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.platforms.events import CallbackError, Said
+from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 from bot.platforms.wecom.config import WeComApp
 
 MAX_SKEW_SECONDS = 300  # a callback's timestamp may differ from our clock by this much
@@ -176,3 +177,19 @@ def passive_reply(app: WeComApp, inbound: Inbound, answer: str, now: datetime | 
 
 def _cdata(text: str) -> str:
     return text.replace("]]>", "]]]]><![CDATA[>")
+
+
+async def callback(inbox: Inbox, app: WeComApp, request: CallbackRequest) -> CallbackReply:
+    """The callback handler (:data:`bot.platforms.spec.Callback`): a GET verifies the URL; a POST
+    message is answered with an encrypted passive reply (an empty body tells WeCom not to retry)."""
+    query = dict(request.query)
+    now = inbox.now()
+    if request.method == "GET":
+        return CallbackReply(text=verify_url(app, query, now))
+    inbound = read_message(app, query, request.body, now)
+    if inbound.said is None:
+        return CallbackReply()
+    answer = await inbox.handle(inbound.said)
+    if not answer.text:
+        return CallbackReply()
+    return CallbackReply(text=passive_reply(app, inbound, answer.text, now), content_type="application/xml")

@@ -440,6 +440,16 @@ async def test_an_unknown_app_or_platform_mismatch_is_not_found(env: Env) -> Non
             assert "未配置" in await resp.text()
 
 
+@pytest.mark.parametrize("path", ["dingtalk/dingtalk", "feishu/feishu", "slack/slack"])
+async def test_only_wecom_answers_a_get_the_others_want_a_post(env: Env, path: str) -> None:
+    async with env.http.get(f"{env.base}/callback/{path}") as resp:
+        assert resp.status == 405 and await resp.text() == "只接受 POST 请求"
+    async with env.http.get(f"{env.base}/callback/wecom/wecom-app?msg_signature=a&timestamp=1&nonce=n&echostr=x") \
+            as resp:  # WeCom's URL verification is a GET: refused here for its signature, not its method
+        assert resp.status != 405
+    assert await env.confirmations() == []
+
+
 async def test_seen_message_ids_are_forgotten_after_the_retention(env: Env) -> None:
     runtime = env.world.runtime
     said = Said("dingtalk", "dingtalk", "staff-zhang", "收到", "old-msg")

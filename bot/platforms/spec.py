@@ -15,6 +15,7 @@ live) and says what the HTTP response is. The web side (:mod:`bot.web.callbacks`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,3 +123,15 @@ class PlatformSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.editions)
+
+
+def lazy_callback(module: str) -> Callback:
+    """The ``callback`` of ``module`` (a platform's ``inbound``), imported when the first request
+    arrives: loading the config (the registry) must not load the platforms' crypto and SDKs."""
+
+    async def callback(inbox: Inbox, app: Any, request: CallbackRequest) -> CallbackReply:
+        handler: Callback = importlib.import_module(module).callback
+        return await handler(inbox, app, request)
+
+    callback.__qualname__ = f"{module}.callback"
+    return callback

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from bot.platforms.dingtalk import inbound
 from bot.platforms.dingtalk.app import DingTalkAppSender
 from bot.platforms.dingtalk.config import DingTalkApp, DingTalkChannel
 from bot.platforms.dingtalk.robot import DingTalk
-from bot.platforms.spec import Edition, PlatformSpec
+from bot.platforms.spec import Edition, PlatformSpec, lazy_callback
 
 SPEC = PlatformSpec(
     editions=(Edition(name="dingtalk", title="钉钉", id_description="钉钉 userid",
@@ -16,5 +15,5 @@ SPEC = PlatformSpec(
     channel_model=DingTalkChannel,
     app_model=DingTalkApp,
     app_sender=DingTalkAppSender(),
-    callback=inbound.callback,
+    callback=lazy_callback("bot.platforms.dingtalk.inbound"),
 )

@@ -3,11 +3,10 @@ taken from the webhook URL or the app's ``api_base``): see :mod:`bot.platforms.s
 
 from __future__ import annotations
 
-from bot.platforms.feishu import inbound
 from bot.platforms.feishu.app import FeishuAppSender
 from bot.platforms.feishu.config import FeishuApp, FeishuChannel
 from bot.platforms.feishu.robot import Feishu
-from bot.platforms.spec import Edition, PlatformSpec
+from bot.platforms.spec import Edition, PlatformSpec, lazy_callback
 
 SPEC = PlatformSpec(
     editions=(
@@ -20,5 +19,5 @@ SPEC = PlatformSpec(
     channel_model=FeishuChannel,
     app_model=FeishuApp,
     app_sender=FeishuAppSender(),
-    callback=inbound.callback,
+    callback=lazy_callback("bot.platforms.feishu.inbound"),
 )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from bot.platforms.slack import inbound
 from bot.platforms.slack.app import SlackAppSender
 from bot.platforms.slack.config import SlackApp, SlackChannel
 from bot.platforms.slack.robot import Slack
-from bot.platforms.spec import Edition, PlatformSpec
+from bot.platforms.spec import Edition, PlatformSpec, lazy_callback
 
 SPEC = PlatformSpec(
     editions=(Edition(name="slack", title="Slack", id_description="Slack member id",
@@ -15,5 +14,5 @@ SPEC = PlatformSpec(
     channel_model=SlackChannel,
     app_model=SlackApp,
     app_sender=SlackAppSender(),
-    callback=inbound.callback,
+    callback=lazy_callback("bot.platforms.slack.inbound"),
 )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bot.platforms.spec import Edition, PlatformSpec
-from bot.platforms.wecom import inbound
+from bot.platforms.spec import Edition, PlatformSpec, lazy_callback
 from bot.platforms.wecom.app import WeComAppSender
 from bot.platforms.wecom.config import WeComApp, WeComChannel
 from bot.platforms.wecom.robot import WeCom
@@ -17,5 +16,5 @@ SPEC = PlatformSpec(
     channel_model=WeComChannel,
     app_model=WeComApp,
     app_sender=WeComAppSender(),
-    callback=inbound.callback,
+    callback=lazy_callback("bot.platforms.wecom.inbound"),
 )

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from bot.compose import date_text, weekday_text, when_text
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.config.yamlsource import ConfigError, shown_issue
+from bot.datewords import date_text, weekday_text, when_text
 from bot.settings import ROOT, Settings
 from bot.textable import table
 from bot.timing import Due, due_times, fires

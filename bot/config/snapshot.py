@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import bot
 from bot.config.limits import Limits
 from bot.config.models import Schedules
-from bot.config.yamlsource import _ENV_RE, ConfigError, ConfigIssue
+from bot.config.yamlsource import _ENV_RE, ConfigError, ConfigIssue, schedule_files
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -103,7 +103,7 @@ def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] |
 
 def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None,
                   templates_dir: Path | None, limits: Limits | None) -> Checked:
-    from bot.config.loader import check_schedules, schedule_files
+    from bot.config.loader import check_schedules  # not needed when the snapshot is found
 
     limits = limits or Limits()
     env = os.environ if env is None else env

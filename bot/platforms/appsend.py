@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
 from pydantic import ConfigDict, Field
 
 from bot.metrics import TOKEN_FETCHES
 from bot.platforms.apps import AppBase
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message, PublicParts
 from bot.platforms.tokens import TokenCache
+
+if TYPE_CHECKING:  # imported where a request is made: the schedules' models import this module
+    import aiohttp
 
 CHANNEL_PREFIX = "app:"
 
@@ -126,6 +128,8 @@ class AppSender(ABC):
             raise DeliveryError(FailureKind.CONFIG, "内部错误：应用通道没有令牌缓存")
 
         async def fetch() -> tuple[str, float]:
+            import aiohttp
+
             try:
                 got = await self.fetch_token(http, app, deadline)
             except DeliveryError as err:

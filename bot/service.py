@@ -11,9 +11,8 @@ import asyncio
 import errno
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timedelta
+from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -21,14 +20,13 @@ from aiohttp import web
 
 from bot.compose import when_text
 from bot.config.models import Schedules
-from bot.config.snapshot import load_for
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
 from bot.platforms.apps import DingTalkApp
 from bot.platforms.dingtalk_stream import StreamClient
 from bot.render import Renderer
-from bot.runtime import ReloadState, Runtime, system_clock
+from bot.runtime import Runtime, open_runtime
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
 from bot.stages import stage_words
@@ -36,44 +34,9 @@ from bot.timing import fires
 from bot.watch import Reloader, admin_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
 from bot.workdays import WorkCalendar
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0
-
-
-def load_runtime_parts(settings: Settings, schedules: Schedules | None = None
-                       ) -> tuple[Schedules, WorkCalendar, Renderer]:
-    """The schedules (``schedules`` when given, else from the snapshot cache), calendar and renderer."""
-    schedules = schedules if schedules is not None else load_for(settings)
-    return schedules, WorkCalendar(schedules.calendar), Renderer(settings.templates_dir)
-
-
-@asynccontextmanager
-async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
-                       schedules: Schedules | None = None) -> AsyncIterator[Runtime]:
-    """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
-    for the CLI and the service.
-
-    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
-    used within ``settings.db_start_timeout_seconds``.
-    """
-    schedules, calendar, renderer = load_runtime_parts(settings, schedules)
-    db = Database(settings.database_url, schema=settings.database_schema or None)
-    try:
-        await db.start(wait_seconds=settings.db_start_timeout_seconds)
-    except BaseException:
-        await db.stop()
-        raise
-    try:
-        link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
-        clock = clock or system_clock
-        loaded = clock()
-        yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
-                      renderer=renderer, clock=clock, link_secret=link_secret,
-                      reload=ReloadState(ok=True, since=loaded, last_good_at=loaded))
-    finally:
-        await db.stop()
 
 
 def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bot.cli import zh
+from bot.config import gcpause
 
 zh.install()  # before the group below is built: its --version help is translated when made
 
@@ -21,7 +22,7 @@ zh.install()  # before the group below is built: its --version help is translate
 LAZY: dict[str, str] = {
     "validate": "bot.cli.schedule:validate",
     "upcoming": "bot.cli.schedule:upcoming",
-    "serve": "bot.cli.schedule:serve",
+    "serve": "bot.cli.serve:serve",
     "schema": "bot.cli.schedule:schema",
     "preview": "bot.cli.delivery:preview",
     "fire": "bot.cli.delivery:fire_command",
@@ -72,6 +73,12 @@ class _Main(click.Group):
             zh.chinese_command(command)
             self._loaded[name] = command
         return self._loaded[name]
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        gcpause.FREEZE = name != "serve"  # load once, exit soon: what was loaded is never scanned again
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -7,7 +7,6 @@ optional) and then merged into one :class:`Schedules`; ids are unique across fil
 from __future__ import annotations
 
 import enum
-import gc
 import pickle
 from dataclasses import dataclass
 from datetime import date
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from bot.config import cron
+from bot.config import cron, gcpause
 from bot.config.spans import Span, SpanField, TimeOfDay
 from bot.platforms.apps import AppConfig
 from bot.platforms.registry import ChannelConfig
@@ -411,13 +410,8 @@ class Schedules(BaseModel):
             private = object.__getattribute__(self, "__pydantic_private__")
             deferred = private.get("_deferred") if private else None
             if deferred and name in deferred:
-                was = gc.isenabled()
-                gc.disable()  # a million objects and no cycles: see bot/config/snapshot.py
-                try:
+                with gcpause.no_gc():  # a million objects and no cycles
                     value = pickle.loads(deferred[name])
-                finally:
-                    if was:
-                        gc.enable()
                 self.__dict__[name] = value
                 del deferred[name]
                 return value

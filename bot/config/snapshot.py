@@ -12,7 +12,7 @@ Two levels, both keyed by content hashes, never by timestamps:
   run over the cached pieces. Spreadsheets are not kept per file: the csv module reads 100,000 rows
   (and pydantic validates them) faster than pickle could bring them back (measured: 2.8 s against 7.6 s).
 
-The cyclic garbage collector is paused while a check runs or a snapshot is unpickled (:func:`no_gc`):
+The cyclic garbage collector is paused while a check runs or a snapshot is unpickled (``bot/config/gcpause.py``):
 those build a million objects and no cycles, and the collector's repeated walks of the growing heap
 tripled the time (unpickling the 100,000-people snapshot: 9.6 s with it, 2.5 s without).
 
@@ -24,21 +24,20 @@ the cache can make a command faster, never wrong. ``REMINDBOT_SCHEDULES_CACHE=fa
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bot
+from bot.config.gcpause import no_gc
 from bot.config.limits import Limits
 from bot.config.models import Schedules
 from bot.config.yamlsource import _ENV_RE, ConfigError, ConfigIssue, schedule_files
@@ -79,19 +78,6 @@ def code_version() -> str:
 
 def cache_dir_for(var_dir: Path, enabled: bool = True) -> Path | None:
     return var_dir / "cache" if enabled else None
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused: building (or unpickling) 10⁵ models creates no cycles,
-    and the collector would otherwise walk the growing heap again and again (3-4× the time)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None = None,

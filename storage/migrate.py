@@ -282,11 +282,20 @@ def _state_sync(conn: Connection, schema: str | None) -> SchemaState:
     except Exception:  # some table or column is missing: find out which
         conn.rollback()
         missing = _missing(conn, schema)
-    current = None if VERSION_TABLE in missing else _current(conn, schema)
+    current = None if VERSION_TABLE in missing else _recorded(conn, schema)
     missing = [m for m in missing if m != VERSION_TABLE]
     legacy = current is None and len(missing) < len(SQLModel.metadata.tables)
     conn.rollback()
-    return SchemaState(current=current, head=head(), legacy=legacy, missing=missing)
+    return SchemaState(current=current, head=cheap_head() or head(), legacy=legacy, missing=missing)
+
+
+def _recorded(conn: Connection, schema: str | None) -> str | None:
+    """The recorded revision, read with one query when the version table exists (``/healthz``
+    asks on every call; Alembic is not imported for it); several rows: Alembic decides."""
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(rows) <= 1:
+        return str(rows[0][0]) if rows else None
+    return _current(conn, schema)
 
 
 def _probe_sql(conn: Connection) -> str:

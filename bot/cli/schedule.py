@@ -62,8 +62,8 @@ def validate(path: Path | None, templates: Path | None) -> None:
     for line in coverage_warnings(calendar, now, now + timedelta(days=400)):
         click.echo(line)
     click.echo(
-        f"配置无误：{len(schedules.reminders)} 个提醒，{len(schedules.people)} 人，"
-        f"{len(schedules.units)} 个单位，{len(schedules.channels)} 个频道。"
+        f"配置无误：{len(schedules.reminders)} 个提醒，{schedules.size('people')} 人，"
+        f"{schedules.size('units')} 个单位，{len(schedules.channels)} 个频道。"
     )
 
 

@@ -378,6 +378,7 @@ class Schedules(BaseModel):
     _by_channel: dict[tuple[tuple[str, ...], ...], ChannelMembers] = PrivateAttr(default_factory=dict)
     _leaders: dict[str | None, list[Person]] = PrivateAttr(default_factory=dict)
     _deferred: dict[str, bytes] | None = PrivateAttr(default=None)
+    _sizes: dict[str, int] | None = PrivateAttr(default=None)
 
     def __getstate__(self) -> dict[Any, Any]:
         """Pickled without the indexes: they are rebuilt on demand from the rows (bot/config/snapshot.py).
@@ -391,18 +392,29 @@ class Schedules(BaseModel):
         fields = dict(state["__dict__"])
         state["__deferred__"] = {name: pickle.dumps(fields.pop(name), protocol=pickle.HIGHEST_PROTOCOL)
                                  for name in DEFERRED}
+        state["__sizes__"] = {name: len(getattr(self, name)) for name in DEFERRED}
         state["__dict__"] = fields
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         deferred = state.pop("__deferred__", None)
+        sizes = state.pop("__sizes__", None)
         super().__setstate__(state)
         self._fresh_indexes()
         self.__pydantic_private__["_deferred"] = deferred  # type: ignore[index]
+        self.__pydantic_private__["_sizes"] = sizes  # type: ignore[index]
+
+    def size(self, name: str) -> int:
+        """How many entries a section has (``people``, ``units``…), without opening a deferred one."""
+        sizes = self._sizes
+        if name not in self.__dict__ and sizes and name in sizes:
+            return int(sizes[name])
+        return len(getattr(self, name))
 
     def _fresh_indexes(self) -> None:
         object.__setattr__(self, "__pydantic_private__", {
-            "_index": None, "_selected": {}, "_by_channel": {}, "_leaders": {}, "_deferred": None})
+            "_index": None, "_selected": {}, "_by_channel": {}, "_leaders": {}, "_deferred": None,
+            "_sizes": None})
 
     def __getattr__(self, name: str) -> Any:
         """A deferred section (see ``__getstate__``) is unpickled here, on its first read."""

@@ -111,3 +111,32 @@ def test_commands_that_only_read_the_schedules_snapshot_load_neither_the_databas
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_holidays_computed_by_rule_are_kept_and_read_back_the_same(tmp_path: Path) -> None:
+    from datetime import date
+
+    from bot import workdays
+
+    workdays.keep_rule_holidays_in(tmp_path / "cache")
+    try:
+        workdays._rule_holidays.cache_clear()
+        computed = workdays._rule_holidays(2035)
+        assert computed and date(2035, 10, 1) in computed and "国庆" in computed[date(2035, 10, 1)]
+        assert list((tmp_path / "cache").glob("rule-holidays-*.json"))
+        workdays._rule_holidays.cache_clear()
+        assert workdays._rule_holidays(2035) == computed  # from the file this time
+        kept = next((tmp_path / "cache").glob("rule-holidays-*.json"))
+        data = json.loads(kept.read_text(encoding="utf-8"))
+        data["2035"]["2035-10-01"] = "国庆节（从缓存读出）"
+        kept.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        workdays._rule_holidays.cache_clear()
+        assert workdays._rule_holidays(2035)[date(2035, 10, 1)] == "国庆节（从缓存读出）"
+        kept.write_text("not json", encoding="utf-8")  # a broken cache is computed again
+        workdays._rule_holidays.cache_clear()
+        assert workdays._rule_holidays(2035) == computed
+        calendar = workdays.WorkCalendar()
+        assert not calendar.is_workday(date(2035, 10, 1)) and calendar.info(date(2035, 10, 1)).provisional
+    finally:
+        workdays._RULE_STORE["file"] = None
+        workdays._rule_holidays.cache_clear()

@@ -125,7 +125,10 @@ def load_for(settings: Settings) -> Schedules:
 
 
 def check_for(settings: Settings, path: Path | None = None, templates_dir: Path | None = None) -> Checked:
+    from bot.workdays import keep_rule_holidays_in
+
     cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
+    keep_rule_holidays_in(cache_dir)  # the calendar's computed years beside the snapshot
     return check_cached(path or settings.schedules_dir, cache_dir=cache_dir,
                         templates_dir=templates_dir or settings.templates_dir, limits=Limits.from_settings(settings))
 

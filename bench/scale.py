@@ -10,7 +10,10 @@ step (min / median / max over the rounds) and the growth from the small province
 
 Steps: ``validate`` on a cold cache (the files parsed), then with the snapshot (as every later
 command starts), ``upcoming``, ``fire`` (channels without webhooks: recorded, never sent),
-``status``, ``report``, ``preview``, and ``serve`` to its first ``/healthz``.
+``status``, ``report``, ``preview``, and ``serve``: to the first answer of ``/healthz`` (any
+status; remindbot's says 503 "starting" while it loads) and, as ``serve-ready``, to its first 200.
+CPU time (user + system) of each process is reported beside the wall time: on a shared machine it
+is the steadier figure. The project's bytecode is compiled first, as installing it does.
 
 Usage: ``python bench/scale.py [--people 100000] [--rounds 3] [--small/--no-small]``.
 """

@@ -7,6 +7,7 @@ imports were most of a command's time. ``--help`` and ``main.commands`` import t
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -89,6 +90,10 @@ class _Main(click.Group):
                 raise
             click.echo(f"错误：{exc}", err=True)
             ctx.exit(1)
+        finally:
+            if gcpause.FREEZE:  # run in-process (tests, scripts): the collector as it was
+                gcpause.FREEZE = False
+                gc.unfreeze()
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.platforms.appsend import CHANNEL_PREFIX, AppChannel
 from bot.platforms.tokens import TokenCache
@@ -78,11 +79,26 @@ def load_runtime_parts(settings: Settings, schedules: Schedules | None = None
                        ) -> tuple[Schedules, WorkCalendar, Renderer]:
     """The schedules (``schedules`` when given, else from the snapshot cache), calendar and renderer."""
     from bot.config.snapshot import load_for
-    from bot.render import Renderer
     from bot.workdays import WorkCalendar
 
     schedules = schedules if schedules is not None else load_for(settings)
-    return schedules, WorkCalendar(schedules.calendar), Renderer(settings.templates_dir)
+    return schedules, WorkCalendar(schedules.calendar), cast("Renderer", LazyRenderer(settings.templates_dir))
+
+
+class LazyRenderer:
+    """A ``bot.render.Renderer`` made on first use: ``status`` and ``report`` render no template,
+    and need not import Jinja2. Every attribute is the real renderer's."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._real: Renderer | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            from bot.render import Renderer
+
+            self._real = Renderer(self.folder)
+        return getattr(self._real, name)
 
 
 @asynccontextmanager

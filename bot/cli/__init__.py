@@ -32,6 +32,7 @@ LAZY: dict[str, str] = {
     "confirm": "bot.cli.confirmations:confirm",
     "link": "bot.cli.confirmations:link",
     "report": "bot.cli.confirmations:report",
+    "leader-link": "bot.cli.confirmations:leader_link",
     "db": "bot.cli.database:db",
     "apps": "bot.cli.apps:apps",
     "excuse": "bot.cli.actions:excuse",

@@ -96,31 +96,36 @@ def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] |
 
 def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None,
                   templates_dir: Path | None, limits: Limits | None) -> Checked:
-    from bot.config.loader import check_schedules  # not needed when the snapshot is found
-
     limits = limits or Limits()
     env = os.environ if env is None else env
     if cache_dir is None or not path.exists():
-        return check_schedules(path, env=env, templates_dir=templates_dir, limits=limits)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits)
     files = schedule_files(path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         key = _snapshot_key(path, files, env, templates_dir, limits)
     except OSError as exc:
         log.warning("日程配置缓存不可用（%s），直接检查", exc.strerror or exc)
-        return check_schedules(path, env=env, templates_dir=templates_dir, limits=limits)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits)
     where = cache_dir / f"snapshot-{key}.pickle"
     found = _read(where)
     if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Schedules):
         STATS.snapshot_hits += 1
         return found
     files_cache = FileCache(cache_dir, env, limits)
-    result = check_schedules(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
+    result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
     if result[0] is not None:
         _write(where, result)
         _prune(cache_dir, "snapshot-*.pickle", keep=KEEP_SNAPSHOTS)
     files_cache.prune()
     return result
+
+
+def _check(path: Path, **kwargs: Any) -> Checked:
+    """``check_schedules``, imported only when the snapshot cannot answer (the loader, sheets, Jinja2)."""
+    from bot.config.loader import check_schedules
+
+    return check_schedules(path, **kwargs)
 
 
 def load_for(settings: Settings) -> Schedules:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config.models import WEEKDAY_ZH, Person, Reminder, Schedules, Weekday
+from bot.config.models import Person, Reminder, Schedules
+from bot.datewords import date_text, weekday_text, when_text
 from bot.metrics import MESSAGES_CUT
 from bot.outbox import enqueue, insert_rows, outbox_rows, robot_key
 from bot.platforms.base import ChannelBase, Mention, Message
@@ -27,19 +28,6 @@ from bot.render import Renderer
 
 BUTTON_TEXT = "确认已完成"
 log = logging.getLogger(__name__)
-
-
-def date_text(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
-
-
-def weekday_text(day: date) -> str:
-    return WEEKDAY_ZH[list(Weekday)[day.weekday()].value]
-
-
-def when_text(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    return f"{date_text(local.date())}（{weekday_text(local.date())}）{local:%H:%M}"
 
 
 def due_context(due_at: datetime, zone: ZoneInfo, *, moved_from: date | None = None,

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ
 from bot.config.spans import Span
+from bot.datewords import when_text
 from bot.outbox import enqueue
 from bot.platforms.base import Message
 from bot.platforms.registry import platform_for

@@ -10,13 +10,12 @@ truth rather than its own view.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import case, func
-from sqlmodel import select
 
-from storage.db import Database
-from storage.models import Outbox
+if TYPE_CHECKING:
+    from storage.db import Database
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -63,6 +62,12 @@ async def refresh_from_database(db: Database, now: datetime) -> None:
     ``now`` is aware UTC. Platforms with nothing pending drop out of the gauges.
     Errors: database errors propagate (the caller serves the other metrics anyway).
     """
+    # Imported here: every module counts with this one, and most commands never touch the queue.
+    from sqlalchemy import case, func
+    from sqlmodel import select
+
+    from storage.models import Outbox
+
     ready_since = func.min(case((Outbox.next_attempt_at <= now, Outbox.next_attempt_at)))
     query = (select(Outbox.platform, func.count(), ready_since)  # type: ignore[call-overload]
              .where(Outbox.status == "pending").group_by(Outbox.platform))

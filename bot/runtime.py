@@ -6,10 +6,12 @@ place, so every part sees the last good configuration.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.platforms.appsend import CHANNEL_PREFIX, AppChannel
 from bot.platforms.tokens import TokenCache
@@ -71,3 +73,61 @@ class Runtime:
         if known is None or known.app is not app:
             known = self._app_channels[app.id] = AppChannel.of(app, self.tokens)
         return known
+
+
+def load_runtime_parts(settings: Settings, schedules: Schedules | None = None
+                       ) -> tuple[Schedules, WorkCalendar, Renderer]:
+    """The schedules (``schedules`` when given, else from the snapshot cache), calendar and renderer."""
+    from bot.config.snapshot import load_for
+    from bot.workdays import WorkCalendar
+
+    schedules = schedules if schedules is not None else load_for(settings)
+    return schedules, WorkCalendar(schedules.calendar), cast("Renderer", LazyRenderer(settings.templates_dir))
+
+
+class LazyRenderer:
+    """A ``bot.render.Renderer`` made on first use: ``status`` and ``report`` render no template,
+    and need not import Jinja2. Every attribute is the real renderer's."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._real: Renderer | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            from bot.render import Renderer
+
+            self._real = Renderer(self.folder)
+        return getattr(self._real, name)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
+                       schedules: Schedules | None = None) -> AsyncIterator[Runtime]:
+    """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
+    for the CLI and the service (``bot.service`` re-exports it).
+
+    Imports only what a command needs (the database and the schedules), not the web stack, the
+    scheduler or the dispatcher: ``remindbot status`` at a province's scale was mostly imports.
+
+    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
+    used within ``settings.db_start_timeout_seconds``.
+    """
+    from storage.db import Database
+
+    schedules, calendar, renderer = load_runtime_parts(settings, schedules)
+    db = Database(settings.database_url, schema=settings.database_schema or None)
+    try:
+        await db.start(wait_seconds=settings.db_start_timeout_seconds)
+    except BaseException:
+        await db.stop()
+        raise
+    try:
+        link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
+        clock = clock or system_clock
+        loaded = clock()
+        yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
+                      renderer=renderer, clock=clock, link_secret=link_secret,
+                      reload=ReloadState(ok=True, since=loaded, last_good_at=loaded))
+    finally:
+        await db.stop()

@@ -8,12 +8,12 @@ reverse order within seconds.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timedelta
+import socket
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -21,59 +21,24 @@ from aiohttp import web
 
 from bot.compose import when_text
 from bot.config.models import Schedules
-from bot.config.snapshot import load_for
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
 from bot.render import Renderer
-from bot.runtime import ReloadState, Runtime, system_clock
+from bot.runtime import Runtime, open_runtime
 from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
 from bot.stages import stage_words
+from bot.startup import bind_problem
 from bot.timing import fires
 from bot.watch import Reloader, admin_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
 from bot.workdays import WorkCalendar
-from storage.db import Database
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0
-
-
-def load_runtime_parts(settings: Settings, schedules: Schedules | None = None
-                       ) -> tuple[Schedules, WorkCalendar, Renderer]:
-    """The schedules (``schedules`` when given, else from the snapshot cache), calendar and renderer."""
-    schedules = schedules if schedules is not None else load_for(settings)
-    return schedules, WorkCalendar(schedules.calendar), Renderer(settings.templates_dir)
-
-
-@asynccontextmanager
-async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
-                       schedules: Schedules | None = None) -> AsyncIterator[Runtime]:
-    """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
-    for the CLI and the service.
-
-    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
-    used within ``settings.db_start_timeout_seconds``.
-    """
-    schedules, calendar, renderer = load_runtime_parts(settings, schedules)
-    db = Database(settings.database_url, schema=settings.database_schema or None)
-    try:
-        await db.start(wait_seconds=settings.db_start_timeout_seconds)
-    except BaseException:
-        await db.stop()
-        raise
-    try:
-        link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
-        clock = clock or system_clock
-        loaded = clock()
-        yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
-                      renderer=renderer, clock=clock, link_secret=link_secret,
-                      reload=ReloadState(ok=True, since=loaded, last_good_at=loaded))
-    finally:
-        await db.stop()
 
 
 def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
@@ -85,8 +50,13 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
-                schedules: Schedules | None = None) -> None:
-    """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first)."""
+                schedules: Schedules | None = None, listen: socket.socket | None = None,
+                on_listening: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first).
+
+    ``listen``: the listening socket, already bound (``bot/startup.py``: the command binds it first
+    and answers "starting" on it until here the web site takes it over, then calls ``on_listening``).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -96,7 +66,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         # The web site first: a port in use must stop the start before any loop runs.
-        await _start_web(runtime, stack)
+        await _start_web(runtime, stack, listen)
+        if on_listening is not None:
+            on_listening()
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                 admin_channel=lambda: runtime.schedules.service.admin_channel,
                                 ticks=runtime.ticks)
@@ -146,8 +118,8 @@ class CannotStart(Exception):
     """The service cannot start; ``str()`` is one Chinese sentence for the admin (no traceback needed)."""
 
 
-async def _start_web(runtime: Runtime, stack: AsyncExitStack) -> None:
-    """Bind and start the web site (its cleanup pushed on ``stack``).
+async def _start_web(runtime: Runtime, stack: AsyncExitStack, listen: socket.socket | None = None) -> None:
+    """Bind (or take ``listen``, already bound) and start the web site (its cleanup pushed on ``stack``).
 
     Errors: ``CannotStart`` naming host:port when the address cannot be listened on (in use, not ours).
     """
@@ -156,13 +128,13 @@ async def _start_web(runtime: Runtime, stack: AsyncExitStack) -> None:
     runner = SafeAppRunner(make_app(runtime), access_log_class=RedactingAccessLogger, shutdown_timeout=STOP_TIMEOUT)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
+    if listen is not None:
+        await web.SockSite(runner, listen).start()
+        return
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
     except OSError as exc:
-        reason = "端口已被占用（另一个 remindbot 或其他程序正在使用）" if exc.errno == errno.EADDRINUSE else (
-            f"无法在这个地址监听（{exc.strerror or type(exc).__name__}）")
-        raise CannotStart(f"无法启动：{settings.host}:{settings.port} {reason}。请换一个端口（--port 或 PORT）"
-                          "或先停止占用它的程序。") from None
+        raise CannotStart(bind_problem(settings.host, settings.port, exc)) from None
 
 
 def log_coverage(runtime: Runtime, days: int = 400) -> None:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from wcwidth import wcswidth
 
 
 def width(text: str) -> int:
+    """Columns the text takes in a terminal (wide characters count twice)."""
+    if text.isascii():  # what wcswidth says for ASCII (control characters: its -1 falls back to len)
+        return len(text)
+    return _wide_width(text)
+
+
+@lru_cache(maxsize=65536)  # a 20,000-row board repeats its statuses and units; each cell is measured twice
+def _wide_width(text: str) -> int:
     w = wcswidth(text)
     return w if w >= 0 else len(text)
 

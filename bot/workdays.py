@@ -12,18 +12,24 @@ Three sources, strongest first:
    be computed by rule, so none are known. Every day from this fallback is ``provisional``.
 
 A year in ``covered_years`` beyond the package's data is taken as the admin's overrides plus
-ordinary weekends, and is not provisional. Results are cached per year.
+ordinary weekends, and is not provisional. Results are cached per year, and the rule-computed
+holidays also on disk (:func:`keep_rule_holidays_in`, beside the schedules snapshot, keyed by the
+``holidays`` package's version): loading that package's calendars costs a command 0.2-0.5 s.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import chinese_calendar
-import holidays as holidays_lib
 
 from bot.config.models import CalendarOverrides, DateEntry, DateRange, NamedDate
 
@@ -78,14 +84,64 @@ def package_years() -> tuple[int, int]:
     return min(years), max(years)
 
 
+_RULE_STORE: dict[str, Path | None] = {"file": None}  # where computed years are kept (None: memory only)
+
+
+def keep_rule_holidays_in(folder: Path | None) -> None:
+    """Keep the rule-computed holidays of each year in ``folder`` (a cache: unreadable means absent)."""
+    if folder is None:
+        return
+    try:
+        package = version("holidays")
+    except PackageNotFoundError:
+        return
+    _RULE_STORE["file"] = folder / f"rule-holidays-{package}.json"
+
+
+def _stored_years() -> dict[str, dict[str, str]]:
+    where = _RULE_STORE["file"]
+    if where is None:
+        return {}
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _store_year(year: int, days: dict[date, str]) -> None:
+    where = _RULE_STORE["file"]
+    if where is None:
+        return
+    data = _stored_years() | {str(year): {d.isoformat(): name for d, name in days.items()}}
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=where.parent, prefix=".tmp-", delete=False,
+                                         encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False)
+        os.replace(handle.name, where)
+    except OSError:
+        pass  # only a cache
+
+
 @cache
 def _rule_holidays(year: int) -> dict[date, str]:
     """Statutory holidays of a year computed by rule (lunar dates included), Chinese names."""
+    stored = _stored_years().get(str(year))
+    if isinstance(stored, dict):
+        try:
+            return {date.fromisoformat(d): str(name) for d, name in stored.items()}
+        except (TypeError, ValueError):
+            pass
     try:
+        import holidays as holidays_lib  # its calendars load in 0.2-0.5 s: only for a year not kept
+
         computed = holidays_lib.China(years=year, language="zh_CN")
     except Exception:  # an unsupported year must not take the service down; weekends remain
         return {}
-    return {day: zh_holiday_name(str(name)) for day, name in computed.items()}
+    days = {day: zh_holiday_name(str(name)) for day, name in computed.items()}
+    _store_year(year, days)
+    return days
 
 
 def _expand(entries: Iterable[DateEntry]) -> Iterator[tuple[date, str | None]]:

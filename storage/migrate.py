@@ -5,25 +5,29 @@ PostgreSQL the work runs under an advisory lock (one instance migrates, the othe
 nothing to do); on SQLite under the database's write lock (``BEGIN IMMEDIATE``). A database made
 before migrations existed (tables but no ``alembic_version``) is recognised and stamped as the
 baseline ``0001`` first, so its rows are kept.
+
+Alembic is imported only when there is something to do: a database already at the newest
+revision is recognised by one query (:func:`at_head`) against the revision read from the
+migration files themselves (:func:`cheap_head`), which every command's start makes.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers every table)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(connection: Connection | None = None, schema: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPTS))
     cfg.attributes["connection"] = connection
@@ -43,13 +49,56 @@ def alembic_config(connection: Connection | None = None, schema: str | None = No
 @cache
 def head() -> str:
     """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
     found = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert found is not None, "storage/migrations/versions has no revision"
     return found
 
 
+_REVISION_RE = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*['"]?([\w.-]+|None)['"]?\s*$""", re.M)
+
+
+@cache
+def cheap_head() -> str | None:
+    """The newest revision, read from the migration files without Alembic (a few small files).
+
+    The one revision no other names as its ``down_revision``; None when that is not exactly one
+    (branches, a file it cannot read): the caller then asks Alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        for path in (SCRIPTS / "versions").glob("*.py"):
+            found = dict((k, v) for k, v in _REVISION_RE.findall(path.read_text(encoding="utf-8")))
+            if "revision" in found:
+                revisions.add(found["revision"])
+                if found.get("down_revision", "None") != "None":
+                    parents.add(found["down_revision"])
+    except OSError:
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def at_head(engine: AsyncEngine) -> str | None:
+    """The revision, when the database is already at the newest one (one query); else None."""
+    newest = cheap_head()
+    if newest is None:
+        return None
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).all()
+            await conn.rollback()
+    except Exception:  # no version table yet, or anything else: the full path finds out
+        return None
+    return newest if [r[0] for r in rows] == [newest] else None
+
+
 @cache
 def known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except Exception:  # alembic raises several kinds for an unknown id
@@ -140,6 +189,8 @@ async def upgrade(engine: AsyncEngine, schema: str | None = None) -> Upgrade:
     Errors: connection errors as raised by the driver; ``RuntimeError`` (Chinese) when the database
     is at a newer revision that lacks something this code uses.
     """
+    if (current := await at_head(engine)) is not None:
+        return Upgrade(current, current)  # nothing to do: Alembic is not even imported
     async with engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
         if postgres:
@@ -182,6 +233,8 @@ async def _abandon(conn: AsyncConnection) -> None:
 
 
 def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
+    from alembic import command
+
     cfg = alembic_config(conn, schema)
     before = _current(conn, schema)
     legacy = before is None and _has_tables(conn, schema)
@@ -199,6 +252,8 @@ def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
 
 
 def _current(conn: Connection, schema: str | None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()  # in the search_path's schema
 
 
@@ -227,11 +282,20 @@ def _state_sync(conn: Connection, schema: str | None) -> SchemaState:
     except Exception:  # some table or column is missing: find out which
         conn.rollback()
         missing = _missing(conn, schema)
-    current = None if VERSION_TABLE in missing else _current(conn, schema)
+    current = None if VERSION_TABLE in missing else _recorded(conn, schema)
     missing = [m for m in missing if m != VERSION_TABLE]
     legacy = current is None and len(missing) < len(SQLModel.metadata.tables)
     conn.rollback()
-    return SchemaState(current=current, head=head(), legacy=legacy, missing=missing)
+    return SchemaState(current=current, head=cheap_head() or head(), legacy=legacy, missing=missing)
+
+
+def _recorded(conn: Connection, schema: str | None) -> str | None:
+    """The recorded revision, read with one query when the version table exists (``/healthz``
+    asks on every call; Alembic is not imported for it); several rows: Alembic decides."""
+    rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(rows) <= 1:
+        return str(rows[0][0]) if rows else None
+    return _current(conn, schema)
 
 
 def _probe_sql(conn: Connection) -> str:
@@ -268,6 +332,7 @@ def next_revision_id() -> str:
 def compare(conn: Connection, schema: str | None = None) -> list[Any]:
     """Differences between storage/models.py and the database (empty when they agree)."""
     from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
 
     ctx = MigrationContext.configure(conn, opts={"compare_type": True})
     return list(compare_metadata(ctx, SQLModel.metadata))
@@ -275,6 +340,8 @@ def compare(conn: Connection, schema: str | None = None) -> list[Any]:
 
 def write_revision(conn: Connection, message: str) -> Path:
     """Autogenerate the next revision from storage/models.py against a database at head."""
+    from alembic import command
+
     cfg = alembic_config(conn)
     script = command.revision(cfg, message=message, autogenerate=True, rev_id=next_revision_id())
     head.cache_clear()

@@ -118,3 +118,24 @@ def test_a_change_in_a_platform_folder_invalidates_the_snapshot(tmp_path: Path) 
     model = package / "platforms" / "wecom" / "config.py"
     model.write_text(model.read_text().replace("企业微信或政务微信群机器人", "企业微信群机器人"))
     assert snapshot.code_digest(package) != before
+
+
+def test_a_snapshot_opens_people_units_and_sources_only_when_read_and_they_equal_a_fresh_check(
+        folder: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    check(folder, cache)
+    warm, _ = check(folder, cache)
+    assert warm is not None
+    # remindbot upcoming reads reminders and calendar: the 100,000 people of a province stay pickled
+    assert {"people", "units", "sources"}.isdisjoint(warm.__dict__) and warm.reminders
+    fresh, _ = check_schedules(folder, env={}, templates_dir=TEMPLATES)
+    assert fresh is not None
+    assert warm.people == fresh.people and "people" in warm.__dict__ and "units" not in warm.__dict__
+    assert warm.select(fresh.reminders["study-day"].recipients.mention) == \
+        fresh.select(fresh.reminders["study-day"].recipients.mention)
+    assert warm == fresh and warm.model_dump() == fresh.model_dump()  # reads every section
+    # the same again through a second pickling (the reload worker sends its result this way)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(warm))
+    assert "people" not in again.__dict__ and again == fresh

@@ -1,32 +1,100 @@
-"""The ``remindbot`` command. Output meant for admins is in Chinese."""
+"""The ``remindbot`` command. Output meant for admins is in Chinese.
+
+Each command's module is imported only when that command runs (``remindbot status`` does not
+import the web stack, ``remindbot upcoming`` not even the database): at a province's scale the
+imports were most of a command's time. ``--help`` and ``main.commands`` import them all.
+"""
 
 from __future__ import annotations
 
+import gc
+import importlib
+import sys
 from typing import Any
 
 import click
 
 from bot.cli import zh
-from bot.cli.actions import admin, excuse, resend
-from bot.cli.apps import apps
-from bot.cli.confirmations import confirm, leader_link, link, report, status
-from bot.cli.database import db
-from bot.cli.delivery import fire_command, preview, send_test
-from bot.cli.schedule import schema, serve, upcoming, validate
-from storage.db import DatabaseUnavailable
+from bot.config import gcpause
 
 zh.install()  # before the group below is built: its --version help is translated when made
 
+# command name -> "module:attribute", in the order --help lists them
+LAZY: dict[str, str] = {
+    "validate": "bot.cli.schedule:validate",
+    "upcoming": "bot.cli.schedule:upcoming",
+    "serve": "bot.cli.serve:serve",
+    "schema": "bot.cli.schedule:schema",
+    "preview": "bot.cli.delivery:preview",
+    "fire": "bot.cli.delivery:fire_command",
+    "send-test": "bot.cli.delivery:send_test",
+    "status": "bot.cli.confirmations:status",
+    "confirm": "bot.cli.confirmations:confirm",
+    "link": "bot.cli.confirmations:link",
+    "report": "bot.cli.confirmations:report",
+    "leader-link": "bot.cli.confirmations:leader_link",
+    "db": "bot.cli.database:db",
+    "apps": "bot.cli.apps:apps",
+    "excuse": "bot.cli.actions:excuse",
+    "resend": "bot.cli.actions:resend",
+    "admin": "bot.cli.actions:admin",
+}
+
 
 class _Main(click.Group):
-    """Every command: a database that cannot be used ends in one Chinese line and exit code 1."""
+    """Commands loaded on first use; a database that cannot be used ends in one Chinese line and exit code 1."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: dict[str, click.Command] = {}
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        """Every command (imports them all: for help and tests, not for running one)."""
+        return {name: self._load(name) for name in LAZY} | self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._loaded = dict(value)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        self._loaded[name or cmd.name or ""] = cmd
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*LAZY, *(n for n in self._loaded if n not in LAZY)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._loaded or cmd_name not in LAZY:
+            return self._loaded.get(cmd_name)
+        return self._load(cmd_name)
+
+    def _load(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, attribute = LAZY[name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            zh.chinese_command(command)
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        gcpause.FREEZE = name != "serve"  # load once, exit soon: what was loaded is never scanned again
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DatabaseUnavailable as exc:
+        except Exception as exc:
+            db = sys.modules.get("storage.db")  # not imported: no command opened a database
+            if db is None or not isinstance(exc, db.DatabaseUnavailable):
+                raise
             click.echo(f"错误：{exc}", err=True)
             ctx.exit(1)
+        finally:
+            if gcpause.FREEZE:  # run in-process (tests, scripts): the collector as it was
+                gcpause.FREEZE = False
+                gc.unfreeze()
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +103,4 @@ def main() -> None:
     """remindbot：党建工作定期提醒机器人。"""
 
 
-for command in (validate, upcoming, serve, schema, preview, fire_command, send_test, status, confirm, link, report,
-                leader_link, db, apps, excuse, resend, admin):
-    main.add_command(command)
 zh.chinese_metavars(main)

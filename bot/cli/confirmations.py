@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,11 +15,11 @@ import click
 from sqlalchemy import exists
 from sqlmodel import col, select
 
-from bot.compose import when_text
-from bot.config.models import DEFAULT_TZ
+from bot.config.models import DEFAULT_TZ, Schedules
 from bot.config.yamlsource import ConfigError
 from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
 from bot.csvfile import excel_bytes
+from bot.datewords import when_text
 from bot.firelog import SETTLED_LABELS, lines_for, settled
 from bot.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.runtime import Runtime
@@ -38,7 +38,7 @@ class CliError(Exception):
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """The service's runtime (schedules, calendar, renderer, database) for one command."""
-    from bot.service import open_runtime as service_runtime
+    from bot.runtime import open_runtime as service_runtime
 
     try:
         async with service_runtime(settings) as runtime:
@@ -46,6 +46,23 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     except ConfigError as exc:
         lines = [str(issue) for issue in exc.issues]
         raise CliError("\n".join([*lines, f"日程配置有 {len(lines)} 处错误，请修改后再试。"])) from None
+
+
+class PeopleNames(Mapping[str, str]):
+    """Person id -> name, read from the schedules only when a row names someone (who recorded a
+    confirmation or an excusal): a board of 20,000 rows usually needs none of 100,000 people."""
+
+    def __init__(self, schedules: Schedules) -> None:
+        self.schedules = schedules
+
+    def __getitem__(self, person_id: str) -> str:
+        return self.schedules.people[person_id].name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.schedules.people)
+
+    def __len__(self) -> int:
+        return len(self.schedules.people)
 
 
 def run(work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -199,7 +216,7 @@ def status(reminder_id: str | None) -> None:
         if not occs:
             return "\n\n".join(filter(None, [outcomes, "还没有需要确认的提醒记录。"]))
         boards = await boards_for(runtime.db, [o.id for o in occs if o.id is not None], now)
-        names = {p.id: p.name for p in runtime.schedules.people.values()}
+        names = PeopleNames(runtime.schedules)
         return "\n\n".join(filter(None, [outcomes, *(board_text(b, now, names) for b in boards)]))
 
     click.echo(run(work))

@@ -8,18 +8,15 @@ import logging
 import sys
 from datetime import date, datetime, timedelta
 
-import aiohttp
 import click
 
 from bot.cli.schedule import ZONE, load_or_exit
 from bot.compose import Planned, build_bodies, date_text, when_text
 from bot.config.models import Reminder
-from bot.dispatch import Dispatcher
 from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
 from bot.platforms.registry import platform_title, shown_webhook
 from bot.render import Renderer
-from bot.runtime import Runtime
-from bot.service import open_runtime
+from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from bot.stages import parse_stage, stage_words
 from bot.timing import Due, Fire, due_times, fires, next_fire
@@ -154,6 +151,10 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
+        import aiohttp  # only a real fire sends (preview and dry runs do not load the HTTP client)
+
+        from bot.dispatch import Dispatcher
+
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
             dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                     admin_channel=lambda: runtime.schedules.service.admin_channel)

@@ -1,10 +1,8 @@
-"""validate, upcoming, schema, serve."""
+"""validate, upcoming, schema."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from bot.compose import date_text, weekday_text, when_text
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.config.yamlsource import ConfigError, shown_issue
+from bot.datewords import date_text, weekday_text, when_text
 from bot.settings import ROOT, Settings
 from bot.textable import table
 from bot.timing import Due, due_times, fires
@@ -64,8 +62,8 @@ def validate(path: Path | None, templates: Path | None) -> None:
     for line in coverage_warnings(calendar, now, now + timedelta(days=400)):
         click.echo(line)
     click.echo(
-        f"配置无误：{len(schedules.reminders)} 个提醒，{len(schedules.people)} 人，"
-        f"{len(schedules.units)} 个单位，{len(schedules.channels)} 个频道。"
+        f"配置无误：{len(schedules.reminders)} 个提醒，{schedules.size('people')} 人，"
+        f"{schedules.size('units')} 个单位，{len(schedules.channels)} 个频道。"
     )
 
 
@@ -140,34 +138,3 @@ def schema_text() -> str:
     data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     data["title"] = "remindbot 日程配置"
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
-
-
-@click.command()
-@click.option("--port", type=int, help="HTTP 端口（默认读 PORT 环境变量，再默认 8080）")
-@click.option("--dry-run", is_flag=True, help="演练模式：只记录和打印消息，不真正发送")
-def serve(port: int | None, dry_run: bool) -> None:
-    """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""
-    from bot.logs import channel_secrets, set_secrets, setup_logging
-    from bot.service import CannotStart
-    from bot.service import serve as run
-
-    overrides: dict[str, object] = {}
-    if port is not None:
-        overrides["port"] = port
-    if dry_run:
-        overrides["dry_run"] = True
-    s = Settings(**overrides)  # type: ignore[arg-type]
-    if problem := s.admin_password_problem():
-        click.echo(problem, err=True)
-        sys.exit(1)
-    setup_logging(s.log_format, s.log_level)
-    if warning := s.exposure_warning():
-        logging.getLogger("bot.service").warning(warning)
-    schedules = load_or_exit(s)
-    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
-                 *(v for app in schedules.apps.values() for v in app.secrets())])
-    try:
-        asyncio.run(run(s, schedules=schedules))  # loaded once: the service starts from these
-    except CannotStart as exc:
-        click.echo(f"错误：{exc}", err=True)
-        sys.exit(1)

@@ -98,12 +98,16 @@ _TYPE_WORDS = {"text": "文本", "integer": "整数", "integer range": "整数",
 
 
 def chinese_metavars(group: click.Group) -> None:
-    """"[OPTIONS]", "COMMAND [ARGS]..." and the value types ("TEXT", "INTEGER") in usage and help, in Chinese."""
+    """"[OPTIONS]" and "COMMAND [ARGS]..." of the group in Chinese; each command's own words
+    (and the value types, "TEXT", "INTEGER") are set by :func:`chinese_command` when it is loaded."""
     group.options_metavar = "[选项]"
     group.subcommand_metavar = "命令 [参数]..."
-    for command in group.commands.values():
-        command.options_metavar = "[选项]"
-        for param in command.params:
-            words = _TYPE_WORDS.get(param.type.name)
-            if isinstance(param, click.Option) and param.metavar is None and not param.is_flag and words:
-                param.metavar = words
+
+
+def chinese_command(command: click.Command) -> None:
+    """One command's usage and value types in Chinese (idempotent)."""
+    command.options_metavar = "[选项]"
+    for param in command.params:
+        words = _TYPE_WORDS.get(param.type.name)
+        if isinstance(param, click.Option) and param.metavar is None and not param.is_flag and words:
+            param.metavar = words

@@ -29,6 +29,7 @@ from bot.config.yamlsource import (
     read_yaml,
     readable_text,
     scalar_at,
+    schedule_files,
     within_entries,
 )
 from bot.config.yamlsource import _label as file_label
@@ -37,8 +38,6 @@ from bot.platforms.registry import AppConfig, ChannelConfig
 if TYPE_CHECKING:
     from bot.config.snapshot import FileCache
 
-YAML_SUFFIXES = (".yaml", ".yml")
-SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx")  # spreadsheets: people and units (bot/config/sheets.py)
 LIST_SECTIONS = ("units", "people", "channels", "apps", "reminders")
 _ITEM_ADAPTERS = {
     "units": TypeAdapter(Unit),
@@ -49,13 +48,6 @@ _ITEM_ADAPTERS = {
 }
 SECRET_FIELDS = {"webhook", "secret", "token", "encoding_aes_key", "app_secret", "verification_token",
                  "encrypt_key", "signing_secret"}
-
-
-def schedule_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES and p.is_file()
-                  and not p.name.startswith(("~$", ".~")))  # Excel's and LibreOffice's lock files
 
 
 def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,

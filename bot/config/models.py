@@ -7,6 +7,7 @@ optional) and then merged into one :class:`Schedules`; ids are unique across fil
 from __future__ import annotations
 
 import enum
+import pickle
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -14,12 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
-from bot.config import cron
+from bot.config import cron, gcpause
 from bot.config.spans import Span, SpanField, TimeOfDay
 from bot.platforms.registry import PERSON_ID_FIELDS, AppConfig, ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 DEFAULT_TZ = "Asia/Shanghai"
+DEFERRED = ("people", "units", "sources")  # Schedules' sections an unpickled copy opens on first read
 DEFAULT_GRACE = Span(hours=6)  # how late a stage may still be sent (marked 补发) after downtime
 
 
@@ -375,21 +377,91 @@ class Schedules(BaseModel):
     _selected: dict[tuple[tuple[str, ...], ...], list[Person]] = PrivateAttr(default_factory=dict)
     _by_channel: dict[tuple[tuple[str, ...], ...], ChannelMembers] = PrivateAttr(default_factory=dict)
     _leaders: dict[str | None, list[Person]] = PrivateAttr(default_factory=dict)
+    _deferred: dict[str, bytes] | None = PrivateAttr(default=None)
+    _sizes: dict[str, int] | None = PrivateAttr(default=None)
 
     def __getstate__(self) -> dict[Any, Any]:
-        """Pickled without the indexes: they are rebuilt on demand from the rows (bot/config/snapshot.py)."""
+        """Pickled without the indexes: they are rebuilt on demand from the rows (bot/config/snapshot.py).
+
+        The big sections (``DEFERRED``: people, units, sources) go in as pickles of their own, which
+        an unpickled copy opens only when first read: ``remindbot upcoming`` never builds the
+        100,000 people of a province, ``status`` and ``report`` not unless they need them."""
+        self.materialize()
         state = super().__getstate__()
         state["__pydantic_private__"] = None
+        fields = dict(state["__dict__"])
+        state["__deferred__"] = {name: pickle.dumps(fields.pop(name), protocol=pickle.HIGHEST_PROTOCOL)
+                                 for name in DEFERRED}
+        state["__sizes__"] = {name: len(getattr(self, name)) for name in DEFERRED}
+        state["__dict__"] = fields
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
+        deferred = state.pop("__deferred__", None)
+        sizes = state.pop("__sizes__", None)
         super().__setstate__(state)
-        self.__pydantic_private__ = None
         self._fresh_indexes()
+        self.__pydantic_private__["_deferred"] = deferred  # type: ignore[index]
+        self.__pydantic_private__["_sizes"] = sizes  # type: ignore[index]
+
+    def size(self, name: str) -> int:
+        """How many entries a section has (``people``, ``units``…), without opening a deferred one."""
+        sizes = self._sizes
+        if name not in self.__dict__ and sizes and name in sizes:
+            return int(sizes[name])
+        return len(getattr(self, name))
 
     def _fresh_indexes(self) -> None:
         object.__setattr__(self, "__pydantic_private__", {
-            "_index": None, "_selected": {}, "_by_channel": {}, "_leaders": {}})
+            "_index": None, "_selected": {}, "_by_channel": {}, "_leaders": {}, "_deferred": None,
+            "_sizes": None})
+
+    def __getattr__(self, name: str) -> Any:
+        """A deferred section (see ``__getstate__``) is unpickled here, on its first read."""
+        if name in DEFERRED:
+            private = object.__getattribute__(self, "__pydantic_private__")
+            deferred = private.get("_deferred") if private else None
+            if deferred and name in deferred:
+                with gcpause.no_gc():  # a million objects and no cycles
+                    value = pickle.loads(deferred[name])
+                self.__dict__[name] = value
+                del deferred[name]
+                return value
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def materialize(self) -> Schedules:
+        """Every deferred section read (before anything that walks the fields directly)."""
+        for name in DEFERRED:
+            getattr(self, name)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Schedules):
+            self.materialize()
+            other.materialize()
+            return all(getattr(self, name) == getattr(other, name) for name in type(self).model_fields)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr_args__(self) -> Any:
+        self.materialize()
+        return super().__repr_args__()
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super(Schedules, self.materialize()).model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        return super(Schedules, self.materialize()).model_dump_json(**kwargs)
+
+    def model_copy(self, **kwargs: Any) -> Schedules:
+        return super(Schedules, self.materialize()).model_copy(**kwargs)
+
+    def __copy__(self) -> Schedules:
+        return super(Schedules, self.materialize()).__copy__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Schedules:
+        return super(Schedules, self.materialize()).__deepcopy__(memo)
 
     def unit_chain(self, unit_id: str | None) -> list[Unit]:
         """The unit and its ancestors, nearest first."""

@@ -12,7 +12,7 @@ Two levels, both keyed by content hashes, never by timestamps:
   run over the cached pieces. Spreadsheets are not kept per file: the csv module reads 100,000 rows
   (and pydantic validates them) faster than pickle could bring them back (measured: 2.8 s against 7.6 s).
 
-The cyclic garbage collector is paused while a check runs or a snapshot is unpickled (:func:`no_gc`):
+The cyclic garbage collector is paused while a check runs or a snapshot is unpickled (``bot/config/gcpause.py``):
 those build a million objects and no cycles, and the collector's repeated walks of the growing heap
 tripled the time (unpickling the 100,000-people snapshot: 9.6 s with it, 2.5 s without).
 
@@ -24,24 +24,23 @@ the cache can make a command faster, never wrong. ``REMINDBOT_SCHEDULES_CACHE=fa
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bot
+from bot.config.gcpause import no_gc
 from bot.config.limits import Limits
 from bot.config.models import Schedules
-from bot.config.yamlsource import _ENV_RE, ConfigError, ConfigIssue
+from bot.config.yamlsource import _ENV_RE, ConfigError, ConfigIssue, schedule_files
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -88,19 +87,6 @@ def cache_dir_for(var_dir: Path, enabled: bool = True) -> Path | None:
     return var_dir / "cache" if enabled else None
 
 
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """The cyclic garbage collector paused: building (or unpickling) 10⁵ models creates no cycles,
-    and the collector would otherwise walk the growing heap again and again (3-4× the time)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None = None,
                  templates_dir: Path | None = None, limits: Limits | None = None) -> Checked:
     """``check_schedules`` through the cache in ``cache_dir`` (None: no cache). Same result, same issues."""
@@ -110,31 +96,36 @@ def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] |
 
 def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None,
                   templates_dir: Path | None, limits: Limits | None) -> Checked:
-    from bot.config.loader import check_schedules, schedule_files
-
     limits = limits or Limits()
     env = os.environ if env is None else env
     if cache_dir is None or not path.exists():
-        return check_schedules(path, env=env, templates_dir=templates_dir, limits=limits)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits)
     files = schedule_files(path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         key = _snapshot_key(path, files, env, templates_dir, limits)
     except OSError as exc:
         log.warning("日程配置缓存不可用（%s），直接检查", exc.strerror or exc)
-        return check_schedules(path, env=env, templates_dir=templates_dir, limits=limits)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits)
     where = cache_dir / f"snapshot-{key}.pickle"
     found = _read(where)
     if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Schedules):
         STATS.snapshot_hits += 1
         return found
     files_cache = FileCache(cache_dir, env, limits)
-    result = check_schedules(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
+    result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
     if result[0] is not None:
         _write(where, result)
         _prune(cache_dir, "snapshot-*.pickle", keep=KEEP_SNAPSHOTS)
     files_cache.prune()
     return result
+
+
+def _check(path: Path, **kwargs: Any) -> Checked:
+    """``check_schedules``, imported only when the snapshot cannot answer (the loader, sheets, Jinja2)."""
+    from bot.config.loader import check_schedules
+
+    return check_schedules(path, **kwargs)
 
 
 def load_for(settings: Settings) -> Schedules:
@@ -146,7 +137,10 @@ def load_for(settings: Settings) -> Schedules:
 
 
 def check_for(settings: Settings, path: Path | None = None, templates_dir: Path | None = None) -> Checked:
+    from bot.workdays import keep_rule_holidays_in
+
     cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
+    keep_rule_holidays_in(cache_dir)  # the calendar's computed years beside the snapshot
     return check_cached(path or settings.schedules_dir, cache_dir=cache_dir,
                         templates_dir=templates_dir or settings.templates_dir, limits=Limits.from_settings(settings))
 

@@ -16,6 +16,18 @@ from bot.config.limits import Limits, entries_message, scan, size_message
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx")  # spreadsheets: people and units (bot/config/sheets.py)
+
+
+def schedule_files(path: Path) -> list[Path]:
+    """The schedules' source files under ``path`` (or ``path`` itself), sorted; no lock files."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES and p.is_file()
+                  and not p.name.startswith(("~$", ".~")))  # Excel's and LibreOffice's lock files
+
+
 @dataclass(frozen=True)
 class ConfigIssue:
     """One problem an admin must fix: where (file:line:column), which field, and what is wrong."""

@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import ConfigDict, Field
 
 from bot.metrics import TOKEN_FETCHES
 from bot.platforms.apps import AppBase
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message, PublicParts
 from bot.platforms.tokens import TokenCache
+
+if TYPE_CHECKING:  # imported where a request is made: the schedules' models import this module
+    import aiohttp
 
 CHANNEL_PREFIX = "app:"
 
@@ -40,6 +42,8 @@ def api_host(app: Any) -> str:
 
 def network_failure(exc: BaseException, host: str) -> str:
     """What failed on the network, in plain Chinese, naming the host (never a URL, query or secret)."""
+    import aiohttp  # loaded already when a request failed; not at import (the schedules' models import this)
+
     host = getattr(exc, "host", None) or host
     if isinstance(exc, TimeoutError):
         return f"连接 {host} 超时（请检查网络、代理或防火墙）"
@@ -158,6 +162,8 @@ class AppSender(ABC):
             raise DeliveryError(FailureKind.CONFIG, "内部错误：应用通道没有令牌缓存")
 
         async def fetch() -> tuple[str, float]:
+            import aiohttp
+
             try:
                 got = await self.fetch_token(http, app, deadline)
             except DeliveryError as err:

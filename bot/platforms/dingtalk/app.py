@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
-
-import aiohttp
 
 from bot.platforms import markup
 from bot.platforms.appsend import AppChannel, AppSender, answer_json, recipient
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_TEXT_BYTES = 5000
 TOKEN_INVALID = {"InvalidAuthentication", "invalidAuthentication", "Unauthorized"}

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.platforms import markup
 from bot.platforms.appsend import AppSender, answer_json, recipient
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
 from bot.platforms.feishu.robot import LarkMarkdown
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_CARD_BYTES = 30000  # a card's content is limited to 30 KB
 TOKEN_INVALID = {99991661, 99991663, 99991668, 99991677}

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.platforms import markup
 from bot.platforms.appsend import AppSender, answer_json, recipient
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
 from bot.platforms.slack.robot import Mrkdwn
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_SECTION_CHARS = 3000  # a section block's text
 TOKEN_INVALID = {"invalid_auth", "not_authed", "token_expired"}

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
-
-import aiohttp
 
 from bot.platforms import markup
 from bot.platforms.appsend import AppSender, answer_json, recipient
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MARKDOWN_MAX_BYTES = 2048  # application message markdown content
 TOKEN_INVALID = {40014, 42001}

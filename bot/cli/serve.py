@@ -1,0 +1,68 @@
+"""serve: the port bound and answering first, then the service's stack and schedules (bot/startup.py).
+
+This module imports only what binding the port needs, so ``/healthz`` answers "starting" within a
+fraction of a second of the command's start, whatever the size of the schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+
+import click
+
+from bot.settings import Settings
+from bot.startup import CannotBind, EarlyHealth, bind
+
+
+@click.command()
+@click.option("--port", type=int, help="HTTP 端口（默认读 PORT 环境变量，再默认 8080）")
+@click.option("--dry-run", is_flag=True, help="演练模式：只记录和打印消息，不真正发送")
+def serve(port: int | None, dry_run: bool) -> None:
+    """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""
+    overrides: dict[str, object] = {}
+    if port is not None:
+        overrides["port"] = port
+    if dry_run:
+        overrides["dry_run"] = True
+    s = Settings(**overrides)  # type: ignore[arg-type]
+    if problem := s.admin_password_problem():
+        click.echo(problem, err=True)
+        sys.exit(1)
+    # The port first: in use, the start ends here; free, /healthz answers "starting" (503) from now
+    # on, while the service's stack is imported and the schedules are opened (bot/startup.py).
+    try:
+        sock = bind(s.host, s.port)
+    except CannotBind as exc:
+        click.echo(f"错误：{exc}", err=True)
+        sys.exit(1)
+    early = EarlyHealth(sock).start() if sock is not None else None
+    try:
+        from bot.logs import setup_logging
+
+        setup_logging(s.log_format, s.log_level)
+        if warning := s.exposure_warning():
+            logging.getLogger("bot.service").warning(warning)
+        _serve(s, sock, early)
+    finally:
+        if early is not None:
+            early.stop()
+
+
+def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -> None:
+    """Import the service's stack, open the schedules and run (``early`` answers meanwhile)."""
+    from bot.cli.schedule import load_or_exit
+    from bot.logs import channel_secrets, set_secrets
+    from bot.service import CannotStart
+    from bot.service import serve as run
+
+    schedules = load_or_exit(s)
+    set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
+                 *(v for app in schedules.apps.values() for v in app.secrets())])
+    try:
+        asyncio.run(run(s, schedules=schedules, listen=sock, on_listening=early.stop if early else None))
+    except CannotStart as exc:
+        click.echo(f"错误：{exc}", err=True)
+        sys.exit(1)

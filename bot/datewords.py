@@ -1,0 +1,28 @@
+"""Dates and times in the words admins and users read (Chinese), with nothing heavy to import.
+
+``bot.compose`` re-exports these; commands that only show dates (``remindbot upcoming``) import
+this module instead, so they do not load the message-building and database code.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from bot.config.models import WEEKDAY_ZH, Weekday
+
+
+def date_text(day: date) -> str:
+    """``2026年12月4日``."""
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def weekday_text(day: date) -> str:
+    """``星期五``."""
+    return WEEKDAY_ZH[list(Weekday)[day.weekday()].value]
+
+
+def when_text(moment: datetime, zone: ZoneInfo) -> str:
+    """``2026年12月4日（星期五）09:00`` in ``zone``."""
+    local = moment.astimezone(zone)
+    return f"{date_text(local.date())}（{weekday_text(local.date())}）{local:%H:%M}"

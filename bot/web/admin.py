@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
 from typing import Any
@@ -31,11 +32,16 @@ from bot.platforms.markup import redact
 from bot.reports import (
     DEFAULT_ZONE,
     HEADERS,
+    BoardCounts,
     Period,
     UnitRow,
-    board_figures,
+    board_conditions,
+    board_counts,
+    board_page_rows,
+    board_total,
+    board_unit_figures,
+    cell_row,
     cells,
-    nudge_counts,
     percent,
     period_bounds,
     totals,
@@ -225,12 +231,11 @@ def page_number(request: web.Request) -> int:
     return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
 
 
-def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, Any]]:
-    """The page of ``items`` asked for, and the pager: page, pages, total, previous/next links.
-
-    Links keep the other query parameters (filters, period). A page past the end shows the last.
-    """
-    pages = max(1, ceil(len(items) / PAGE_ROWS))
+def page_of(request: web.Request, total: int) -> tuple[int, dict[str, Any]]:
+    """Where the page asked for starts among ``total`` items, and the pager: page, pages, total,
+    previous/next links. Links keep the other query parameters (filters, period). A page past the
+    end shows the last."""
+    pages = max(1, ceil(total / PAGE_ROWS))
     page = min(page_number(request), pages)
     start = (page - 1) * PAGE_ROWS
 
@@ -238,27 +243,21 @@ def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], di
         query = {k: v for k, v in request.query.items() if k != "page" and v} | {"page": str(number)}
         return str(request.rel_url.with_query(query))
 
-    pager = {"page": page, "pages": pages, "total": len(items), "first": start + 1,
-             "last": min(start + PAGE_ROWS, len(items)),
+    pager = {"page": page, "pages": pages, "total": total, "first": start + 1,
+             "last": min(start + PAGE_ROWS, total),
              "previous": link(page - 1) if page > 1 else None, "next": link(page + 1) if page < pages else None}
+    return start, pager
+
+
+def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, Any]]:
+    """The page of ``items`` asked for, and the pager (see :func:`page_of`)."""
+    start, pager = page_of(request, len(items))
     return items[start:start + PAGE_ROWS], pager
 
 
 def _unit_matches(wanted: str, unit_id: str | None, unit_name: str | None) -> bool:
     """``?unit=``: the unit's id exactly, or a part of its name."""
     return not wanted or wanted == unit_id or wanted in (unit_name or "")
-
-
-def board_matches(row: BoardRow, status: str) -> bool:
-    if status == "confirmed":
-        return row.confirmed and not row.late
-    if status == "late":
-        return row.late
-    if status == "overdue":
-        return row.overdue_since is not None
-    if status == "pending":
-        return not row.confirmed
-    return True
 
 
 def unit_matches(row: UnitRow, status: str) -> bool:
@@ -277,25 +276,51 @@ def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:
     return unit, status if status in statuses else ""
 
 
+@dataclass(frozen=True)
+class BoardView:
+    """What the board page shows: the occurrence, its figures counted in SQL, one page of rows."""
+
+    occurrence: Occurrence
+    counts: BoardCounts
+    rows: list[BoardRow]  # this page's, filtered
+
+    @property
+    def expected(self) -> int:
+        return self.counts.expected
+
+    @property
+    def confirmed(self) -> int:
+        return self.counts.confirmed
+
+
 async def board_page(request: web.Request) -> web.Response:
-    """One occurrence's board: its figures, and its rows a page at a time, filtered by unit and status."""
-    b = await _board_or_404(request)
+    """One occurrence's board: its figures, and its rows a page at a time, filtered by unit and status.
+
+    Counted and paged in the database: a page reads its 100 rows and a few aggregates, never the
+    whole occurrence (a province's board has 20,000 people).
+    """
     runtime = runtime_of(request)
     now = _now(request)
     unit, status = _filters(request, BOARD_STATUS)
-    chosen = [r for r in b.rows if _unit_matches(unit, r.unit_id, r.unit_name) and board_matches(r, status)]
-    rows, pager = paged(request, chosen)
-    figures: list[dict[str, Any]] = []
-    if not b.occurrence.dry_run:  # a rehearsal never counts
-        async with runtime.db.session() as session:
-            nudges = await nudge_counts(session, [b.occurrence.id or 0])
-        figures = board_figures(b, nudges, now)
-    title = f"{'演练：' if b.occurrence.dry_run else ''}确认情况：{b.occurrence.title}"
-    sent = await stage_of_occurrence(runtime.db, b.occurrence.id or 0)
+    async with runtime.db.session() as session:
+        occ = await session.get(Occurrence, int(request.match_info["id"]))
+        if occ is None:
+            raise web.HTTPNotFound()
+        counts = await board_counts(session, occ, now)
+        dialect = (await session.connection()).dialect.name
+        conditions = board_conditions(dialect, occ, now, unit, status)
+        total = await board_total(session, occ, conditions)
+        start, pager = page_of(request, total)
+        rows = await board_page_rows(session, occ, now, conditions, start, PAGE_ROWS)
+        # a rehearsal never counts; the chart shows the units furthest behind, with their 催办次数
+        figures = [] if occ.dry_run else await board_unit_figures(session, occ, now, nudges_for=BARS_SHOWN)
+    b = BoardView(occ, counts, rows)
+    title = f"{'演练：' if occ.dry_run else ''}确认情况：{occ.title}"
+    sent = await stage_of_occurrence(runtime.db, occ.id or 0)
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
                   statuses=BOARD_STATUS, bars=bars(figures[-BARS_SHOWN:]), bars_total=len(figures),
-                  zone=zone_for(runtime, b.occurrence.reminder_id), now=now,
+                  zone=zone_for(runtime, occ.reminder_id), now=now,
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None,
                   **await board_extras(request, b))
 
@@ -374,10 +399,12 @@ async def units_page(request: web.Request) -> web.Response:
     now = _now(request)
     later = _shifted(period, 1)
     unit, status = _filters(request, UNIT_STATUS)
-    ranked = list(zip(rows, cells(rows), strict=True))
-    chosen = [(r, c) for r, c in ranked if _unit_matches(unit, r.unit_id, r.unit) and unit_matches(r, status)]
-    shown, pager = paged(request, chosen)
-    total = totals(r for r, _ in chosen)
+    # ranks stay the full ones; only the page's rows become cells
+    chosen = [(place, r) for place, r in enumerate(rows, start=1)
+              if _unit_matches(unit, r.unit_id, r.unit) and unit_matches(r, status)]
+    page, pager = paged(request, chosen)
+    shown = [(r, cell_row(place, r)) for place, r in page]
+    total = totals(r for _, r in chosen)
     return render(request, "admin_units.html", status=400 if error else 200,
                   title=f"各单位完成情况（{period.label}）", nav="units", error=error,
                   period=_link(period), menu=period_menu(period, now),

@@ -265,39 +265,39 @@ class FollowUps:
         assert reminder.confirm is not None
         past_deadline = int(occ.deadline_at is not None and now >= utc(occ.deadline_at))
         groups: dict[tuple[Any, ...], list[Owing]] = defaultdict(list)
+        every = reminder.confirm.remind_every if kind == "followup" else reminder.confirm.escalate_every
+        following: dict[Any, datetime | None] = {}  # a round's rows share a few due times: each computed once
         for exp in exps:
             if kind == "followup":
                 was, count = exp.next_followup_at, exp.followups
-                nxt = self._next(was, reminder.confirm.remind_every, reminder.zone, now)
-                if late.get(exp.person_id, 0) + past_deadline >= LATE_FOLLOWUPS:
-                    nxt = None  # this one is the last after the deadline
             else:
                 was, count = exp.next_escalation_at, exp.escalations
-                nxt = self._next(was, reminder.confirm.escalate_every, reminder.zone, now)
+            if was not in following:
+                following[was] = self._next(was, every, reminder.zone, now)
+            nxt = following[was]
+            if kind == "followup" and late.get(exp.person_id, 0) + past_deadline >= LATE_FOLLOWUPS:
+                nxt = None  # this one is the last after the deadline
             groups[(was, count, nxt)].append(exp)
         claimed_ids: set[int] = set()
         shared = Counter((was, count) for was, count, _ in groups)
         for (was, count, nxt), members_ in groups.items():
             if kind == "followup":
                 values = {"followups": count + 1, "next_followup_at": nxt}
-                condition = and_(Expectation.followups == count, Expectation.next_followup_at == db_time(was))
+                condition = and_(EXP.c.followups == count, EXP.c.next_followup_at == db_time(was))
             else:
                 values = {"escalations": count + 1, "next_escalation_at": nxt}
-                condition = and_(Expectation.escalations == count, Expectation.next_escalation_at == db_time(was))
+                condition = and_(EXP.c.escalations == count, EXP.c.next_escalation_at == db_time(was))
             if shared[(was, count)] == 1:
                 # The usual round: everyone read with this counter and due time goes to the same next
                 # time, so one UPDATE by those conditions claims them all (no id list to send).
-                batches: list[Any] = [Expectation.occurrence_id == occ.id]
+                batches: list[Any] = [EXP.c.occurrence_id == occ.id]
             else:
                 ids = [e.id for e in members_]
-                batches = [col(Expectation.id).in_(ids[start:start + CLAIM_BATCH])
-                           for start in range(0, len(ids), CLAIM_BATCH)]
+                batches = [EXP.c.id.in_(ids[start:start + CLAIM_BATCH]) for start in range(0, len(ids), CLAIM_BATCH)]
+            connection = await session.connection()  # Core: no ORM bookkeeping for 20,000 rows
             for which in batches:
-                stmt = (update(Expectation)
-                        .where(which, condition, ~_CONFIRMED)
-                        .values(**values).returning(col(Expectation.id))
-                        .execution_options(synchronize_session=False))
-                claimed_ids.update((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+                stmt = update(EXP).where(which, condition, ~_CONFIRMED).values(**values).returning(EXP.c.id)
+                claimed_ids.update((await connection.execute(stmt)).scalars().all())
         if claimed_ids - {e.id for e in exps}:  # a row that came in after the read: roll back, read again
             raise RuntimeError(f"occurrence {occ.id}: rows changed while claiming a round; retried on the next pass")
         return [e for e in exps if e.id in claimed_ids]

@@ -37,7 +37,7 @@ from bot.stages import stage_words
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token, make_view_token, view_url
 from bot.workhours import WorkHours
-from storage.models import Expectation, Occurrence
+from storage.models import Expectation, Occurrence, Outbox
 
 log = logging.getLogger(__name__)
 # (reminder, person or None for a group message, the occurrence's due time) -> template figures
@@ -182,7 +182,8 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         if fire.stage == "due":
             await snapshot_expectations(session, runtime, reminder, occ)
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
-        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late)
+        done = await queued_keys(session, occ.id or 0, fire.stage)
+        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late, done=done)
         queued = 0
         now = runtime.clock()
         admin_id = runtime.schedules.service.admin_channel
@@ -218,13 +219,29 @@ def late_context(fire: Fire, zone: Any) -> dict[str, str]:
     return {"original": f"{local.month}月{local.day}日 {local:%H:%M}"}
 
 
+async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> frozenset[str]:
+    """The outbox keys (``…#<part>``) already written for this occurrence and stage: firing again
+    (another instance, a catch-up after a restart) renders only what is missing."""
+    t = Outbox.__table__  # type: ignore[attr-defined]
+    stmt = select(t.c.dedupe_key).where(t.c.occurrence_id == occurrence_id, t.c.stage == stage)
+    return frozenset((await session.exec(stmt)).all())  # type: ignore[call-overload]
+
+
+def _first_key(runtime: Runtime, channel: Any, dedupe_key: str) -> str:
+    """The first outbox row's key of a plan, as :func:`bot.outbox.outbox_rows` writes it."""
+    dry = runtime.settings.dry_run or channel.dry_run
+    return f"{'dry/' if dry else ''}{dedupe_key}#1"
+
+
 async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
                     deadline: datetime | None, figures_for: FiguresFor | None = None, *,
-                    late: bool = False) -> list[Planned]:
+                    late: bool = False, done: frozenset[str] = frozenset()) -> list[Planned]:
     """The messages of one fire, per channel: one per group, or one per person where personal.
 
     Without an occurrence (``preview``) there is nothing a link could confirm: personal links
-    are shown as :data:`LINK_PLACEHOLDER`, never signed for a made-up id.
+    are shown as :data:`LINK_PLACEHOLDER`, never signed for a made-up id. ``done``: outbox keys
+    already written (:func:`queued_keys`); a message whose first row is among them is left out
+    (it was queued whole, in one transaction), so firing twice costs a query, not a rendering.
     """
     s = runtime.schedules
     zone = reminder.zone
@@ -264,6 +281,9 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         if reminder.recipients.per_person or links:
             for person in people:
                 direct = direct_channel(runtime, person)
+                mine = f"{key}/dm/{person.id}" if direct is not None else f"{key}/{channel_id}/{person.id}"
+                if done and _first_key(runtime, direct or channel, mine) in done:
+                    continue
                 if direct is not None:  # a personal message: straight to the person through their app
                     plans.append(await _direct_plan(runtime, reminder, fire, base, direct, person, occurrence_id,
                                                     person.id in expected, figures_for, key))
@@ -285,6 +305,8 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                                      dedupe_key=f"{key}/{channel_id}/{person.id}",
                                      summary=f"{reminder.title}·{person.name}",
                                      picture=picture, picture_url=picture_url))
+            continue
+        if done and _first_key(runtime, channel, f"{key}/{channel_id}/group") in done:
             continue
         ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None,
                       "confirm": base["confirm"] | {"code": code}}

@@ -203,9 +203,10 @@ async def _reached(session: AsyncSession, occurrence_ids: list[int]) -> set[tupl
     keys = select(Outbox.occurrence_id, Outbox.stage, Outbox.dedupe_key).where(*where, ~group)
     for occ_id, stage, key in (await session.exec(keys)).all():
         reached.add((occ_id, stage, key.rsplit("/", 1)[-1].partition("#")[0]))
-    bodies = select(Outbox.occurrence_id, Outbox.stage, Outbox.body).where(*where, group)
-    for occ_id, stage, body in (await session.exec(bodies)).all():
-        people = {m.get("person_id") for m in (body or {}).get("mentions", []) if isinstance(m, dict)}
+    # only the bodies' mention lists travel (JSON ``->`` / ``json_extract``), not their texts
+    bodies = select(Outbox.occurrence_id, Outbox.stage, col(Outbox.body)["mentions"]).where(*where, group)
+    for occ_id, stage, mentions in (await session.exec(bodies)).all():  # type: ignore[call-overload]
+        people = {m.get("person_id") for m in mentions or [] if isinstance(m, dict)}
         reached.update((occ_id, stage, p) for p in people if p)
     return reached
 

@@ -26,12 +26,13 @@ from bot.reports import (
     board_page_rows,
     board_total,
     board_unit_figures,
+    nudge_counts,
     period_bounds,
     unit_figures,
 )
 from bot.web import make_app
 from storage.db import Database
-from storage.models import Confirmation, Expectation, Occurrence
+from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
 PEOPLE, PER_UNIT = 20_000, 4
 MAX_PAGE_BYTES = 300_000
@@ -144,9 +145,23 @@ async def mixed_occurrence(db: Database) -> int:
             confs.append({"occurrence_id": occ, "person_id": f"m{n:03d}",
                           "confirmed_at": to_db_time(DEADLINE.replace(tzinfo=UTC) + timedelta(hours=5)),
                           "via": "admin"})
+    # follow-up round 1 reached m004 (in a group message's mentions) and m009 (their own link's key);
+    # m014's group message failed for good, and a WeCom-style body names nobody
+    nudges = [{"occurrence_id": occ, "person_id": p, "kind": "followup", "number": 1, "at": to_db_time(NOW)}
+              for p in ("m004", "m009", "m014")]
+    messages = [("occ/followup:1/g/group#1", "sent", {"mentions": [{"person_id": "m004"}]}),
+                ("occ/followup:1/oa/m009#1", "pending", {"mentions": []}),
+                ("occ/followup:1/h/group#1", "dead", {"mentions": [{"person_id": "m014"}]}),
+                ("occ/followup:1/w/group#1", "sent", {"msgtype": "markdown", "markdown": {"content": "m014"}})]
+    outbox = [{"dedupe_key": f"{occ}{key}", "occurrence_id": occ, "stage": "followup:1", "channel_id": "g",
+               "platform": "generic", "robot": "r", "body": body, "summary": "催办", "status": status,
+               "attempts": 0, "next_attempt_at": to_db_time(NOW), "created_at": to_db_time(NOW)}
+              for key, status, body in messages]
     async with db.engine.begin() as conn:
         await conn.execute(insert(Expectation.__table__), exps)  # type: ignore[attr-defined]
         await conn.execute(insert(Confirmation.__table__), confs)  # type: ignore[attr-defined]
+        await conn.execute(insert(Nudge.__table__), nudges)  # type: ignore[attr-defined]
+        await conn.execute(insert(Outbox.__table__), outbox)  # type: ignore[attr-defined]
     return occ
 
 
@@ -170,13 +185,16 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
                 assert sorted(r.person_id for r in got) == sorted(wanted), (status, unit)
                 assert await board_total(session, occ, conditions) == len(wanted)
         by_sql = await board_unit_figures(session, occ, later)
+        nudges = await nudge_counts(session, [occ_id])
+    assert nudges == {(occ_id, "m004"): 1, (occ_id, "m009"): 1}
     assert (counts.expected, counts.confirmed, counts.excused, counts.overdue) == (
         full.expected, full.confirmed, len(full.excused), len(full.overdue)) == (40, 24, 8, 8)
-    assert by_sql == board_figures(full, {}, later)
+    assert by_sql == board_figures(full, nudges, later)
+    assert sum(r.nudges for r in by_sql) == 2
     period = period_bounds("2025-03", later)
     units = await unit_figures(world.runtime, period.start, period.end, now=later)
     mine = {r.unit_id: r for r in units}
-    for row in board_figures(full, {}, later):  # the other occurrence's people add to x-less units only
+    for row in board_figures(full, nudges, later):  # the other occurrence's people add to x-less units only
         assert mine[row.unit_id] == row
 
 

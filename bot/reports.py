@@ -18,13 +18,13 @@ occurrence's board, is counted by :func:`tally`, so the numbers and their words 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, false, func, or_
+from sqlalchemy import Float, and_, case, cast, false, func, literal, or_, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -312,13 +312,96 @@ def _unit_counts(occurrence_ids: list[int], now: datetime) -> Any:
     on_time = and_(confirmed, or_(no_deadline, ct.c.confirmed_at <= ot.c.deadline_at))
     late = and_(confirmed, ~no_deadline, ct.c.confirmed_at > ot.c.deadline_at)
     pending = and_(missing, or_(no_deadline, ot.c.deadline_at > db_time(now)))
-    return (select(et.c.unit_id, func.max(et.c.unit_name),
-                   *(func.sum(case((c, 1), else_=0)) for c in (on_time, late, missing, pending, excused)))
+    sums = (func.sum(case((c, 1), else_=0)).label(name) for c, name in (
+        (on_time, "on_time"), (late, "late"), (missing, "missing"), (pending, "pending"), (excused, "excused")))
+    return (select(et.c.unit_id, func.max(et.c.unit_name).label("unit_name"), *sums)
             .select_from(et.join(ot, ot.c.id == et.c.occurrence_id)
                          .outerjoin(ct, and_(ct.c.occurrence_id == et.c.occurrence_id,
                                              ct.c.person_id == et.c.person_id)))
             .where(et.c.occurrence_id.in_(occurrence_ids))
             .group_by(et.c.unit_id))
+
+
+@dataclass(frozen=True)
+class UnitTable:
+    """One page of a period's ranked units (:func:`unit_table`)."""
+
+    units: int  # every unit with figures in the period
+    matched: int  # of those, the ones the filters keep
+    total: UnitRow  # the kept units added up ("合计")
+    rows: list[tuple[int, UnitRow]]  # (rank among all units, row) for the page asked for
+
+
+async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str = "",
+                     status: str = "", page_of: Callable[[int], tuple[int, int]]) -> UnitTable:
+    """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
+
+    Only the page's rows (and a few sums) come back, however many units the province has; ranks
+    are the full ranking's. ``unit`` keeps a unit by its id or a part of its name; ``status``:
+    ``behind`` (missing past the deadline), ``pending`` (anything missing), ``done`` (nothing).
+    ``page_of(matched)`` gives (offset, limit) once the number of matching units is known.
+    Rehearsals never count. Names compare by code point on both databases, like Python's sort.
+    """
+    now = utc(now)
+    occ_q = _in_period(start, end, None).where(col(Occurrence.dry_run).is_(False))
+    async with runtime.db.session() as session:
+        ids = [i for i in (await session.exec(occ_q.with_only_columns(col(Occurrence.id)))).all() if i is not None]
+        if not ids:
+            return UnitTable(0, 0, UnitRow(None, "合计"), [])
+        dialect = (await session.connection()).dialect.name
+        ranked = _ranked_units(ids, now, dialect)
+        r = ranked.c
+        kept = and_(_unit_filter(r, unit, dialect), _status_filter(r, status))
+        flag = case((kept, 1), else_=0)
+        summary = select(func.count(), func.sum(flag),
+                         *(func.sum(case((kept, r[name]), else_=0)) for name in ("on_time", "late", "missing",
+                                                                                  "pending", "excused")))
+        units, matched, *sums = (await session.exec(summary.select_from(ranked))).one()  # type: ignore[call-overload]
+        offset, limit = page_of(int(matched or 0))
+        connection = await session.connection()
+        page = (await connection.execute(select(*r).where(kept).order_by(r.place).offset(offset).limit(limit))).all()
+        nudges = await nudges_by_unit(session, ids)
+        if nudges and (unit or status):  # the kept units' 催办次数 for the total
+            kept_ids = set((await session.exec(select(r.unit_id).where(kept))).all())  # type: ignore[call-overload]
+            nudged = sum(n for u, n in nudges.items() if u in kept_ids)
+        else:
+            nudged = sum(nudges.values())
+    on_time, late, missing, pending, excused = (int(x or 0) for x in sums)
+    total = UnitRow(None, "合计", on_time + late + missing, on_time, late, missing, nudged, pending, excused)
+    rows = [(int(row.place), UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time,
+                                     row.late, row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused))
+            for row in page]
+    return UnitTable(int(units or 0), int(matched or 0), total, rows)
+
+
+def _ranked_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
+    """Per-unit figures with their ``place`` in :func:`rank`'s order (rate, then fewest missing, then name)."""
+    counts = _unit_counts(occurrence_ids, now).subquery("per_unit")
+    c = counts.c
+    name = func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT))
+    due = c.on_time + c.late + c.missing - c.pending
+    rate = case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float))
+    by_name = name.collate("C") if dialect == "postgresql" else name  # code point order, as Python sorts
+    place = func.row_number().over(order_by=(rate.desc(), c.missing, by_name, c.unit_id))
+    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
+                  place.label("place")).subquery("ranked")
+
+
+def _unit_filter(r: Any, unit: str, dialect: str) -> Any:
+    if not unit:
+        return true()
+    found = func.strpos(r.name, unit) if dialect == "postgresql" else func.instr(r.name, unit)
+    return or_(r.unit_id == unit, found > 0)
+
+
+def _status_filter(r: Any, status: str) -> Any:
+    if status == "behind":
+        return r.missing - r.pending > 0
+    if status == "pending":
+        return r.missing > 0
+    if status == "done":
+        return r.missing == 0
+    return true()
 
 
 def _in_period(start: datetime, end: datetime, reminder_ids: Iterable[str] | None) -> Any:

@@ -20,6 +20,7 @@ from test_web_confirm import DEADLINE, DUE, NOW, World, add_occurrence, build_wo
 
 from bot.confirmations import BoardRow, board, to_db_time
 from bot.reports import (
+    UnitRow,
     board_conditions,
     board_counts,
     board_figures,
@@ -28,7 +29,9 @@ from bot.reports import (
     board_unit_figures,
     nudge_counts,
     period_bounds,
+    totals,
     unit_figures,
+    unit_table,
 )
 from bot.web import make_app
 from storage.db import Database
@@ -196,6 +199,16 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
     mine = {r.unit_id: r for r in units}
     for row in board_figures(full, nudges, later):  # the other occurrence's people add to x-less units only
         assert mine[row.unit_id] == row
+    for status in ("", "behind", "pending", "done"):  # the units page, ranked and paged in SQL
+        for unit in ("", "x3", "支部", "未分配"):
+            kept = [(place, r) for place, r in enumerate(units, start=1) if _unit_kept(r, unit, status)]
+            table = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
+                                     page_of=lambda n: (0, 1000))
+            assert (table.units, table.matched) == (len(units), len(kept)), (status, unit)
+            assert table.rows == kept and table.total == totals(r for _, r in kept), (status, unit)
+            second = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
+                                      page_of=lambda n: (2, 3))
+            assert second.rows == kept[2:5]
 
 
 def _matches(row: BoardRow, unit: str, status: str) -> bool:
@@ -203,3 +216,10 @@ def _matches(row: BoardRow, unit: str, status: str) -> bool:
         return False
     return {"": True, "pending": not row.confirmed, "overdue": row.overdue_since is not None,
             "confirmed": row.confirmed and not row.late, "late": row.late}[status]
+
+
+def _unit_kept(row: UnitRow, unit: str, status: str) -> bool:
+    if unit and unit != row.unit_id and unit not in row.unit:
+        return False
+    return {"": True, "behind": row.missing - row.pending > 0, "pending": row.missing > 0,
+            "done": row.missing == 0}[status]

@@ -44,8 +44,8 @@ from bot.reports import (
     cells,
     percent,
     period_bounds,
-    totals,
     unit_figures,
+    unit_table,
 )
 from bot.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
@@ -249,27 +249,6 @@ def page_of(request: web.Request, total: int) -> tuple[int, dict[str, Any]]:
     return start, pager
 
 
-def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, Any]]:
-    """The page of ``items`` asked for, and the pager (see :func:`page_of`)."""
-    start, pager = page_of(request, len(items))
-    return items[start:start + PAGE_ROWS], pager
-
-
-def _unit_matches(wanted: str, unit_id: str | None, unit_name: str | None) -> bool:
-    """``?unit=``: the unit's id exactly, or a part of its name."""
-    return not wanted or wanted == unit_id or wanted in (unit_name or "")
-
-
-def unit_matches(row: UnitRow, status: str) -> bool:
-    if status == "behind":
-        return row.missing - row.pending > 0
-    if status == "pending":
-        return row.missing > 0
-    if status == "done":
-        return row.missing == 0
-    return True
-
-
 def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:
     unit = request.query.get("unit", "").strip()[:100]
     status = request.query.get("status", "")
@@ -395,16 +374,22 @@ def _link(period: Period | None) -> dict[str, str] | None:
 
 async def units_page(request: web.Request) -> web.Response:
     """The ranked units of a period, a page at a time, filtered by unit and status (ranks stay the full ones)."""
-    period, rows, error = await _unit_rows(request)
+    period, error = _period(request)
     now = _now(request)
     later = _shifted(period, 1)
     unit, status = _filters(request, UNIT_STATUS)
-    # ranks stay the full ones; only the page's rows become cells
-    chosen = [(place, r) for place, r in enumerate(rows, start=1)
-              if _unit_matches(unit, r.unit_id, r.unit) and unit_matches(r, status)]
-    page, pager = paged(request, chosen)
-    shown = [(r, cell_row(place, r)) for place, r in page]
-    total = totals(r for _, r in chosen)
+    pager: dict[str, Any] = {}
+
+    def page(matched: int) -> tuple[int, int]:
+        start, found = page_of(request, matched)
+        pager.update(found)
+        return start, PAGE_ROWS
+
+    # ranked, filtered and paged in SQL (ranks stay the full ones): only the page's rows are read
+    table = await unit_table(runtime_of(request), period.start, period.end, now=now, unit=unit, status=status,
+                             page_of=page)
+    shown = [(r, cell_row(place, r)) for place, r in table.rows]
+    total = table.total
     return render(request, "admin_units.html", status=400 if error else 200,
                   title=f"各单位完成情况（{period.label}）", nav="units", error=error,
                   period=_link(period), menu=period_menu(period, now),
@@ -412,7 +397,7 @@ async def units_page(request: web.Request) -> web.Response:
                   next=_link(later) if later is not None and later.start <= now else None,
                   headers=HEADERS, cells=[c for _, c in shown], bars=bars([r for r, _ in shown]),
                   total=total, total_rate=percent(total), pager=pager, unit=unit, wanted=status,
-                  statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(rows))
+                  statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(table.units))
 
 
 async def outbox_page(request: web.Request) -> web.Response:

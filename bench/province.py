@@ -9,7 +9,8 @@ owed by a fifth of the people) and the one ten times smaller. Each round, on a f
 * ``fire``: the owed reminder fired in this process (occurrence, expectations, one group message
   per channel): wall and CPU of this process per row written;
 * every third expectation confirmed, then ``follow-up``: one pass over the others (claims,
-  outbox rows, nudges), per row written; then its messages marked sent, so 催办次数 count;
+  outbox rows, nudges), per row written; then its messages marked sent, so 催办次数 count, and
+  (PostgreSQL) the tables analysed, as autovacuum does within a minute of a bulk load;
 * ``pages``: ``remindbot serve --dry-run`` in its own process on that database; the occurrence's
   board (first page, and page 50 of the unconfirmed), the units page (first page, and page 3)
   and ``/healthz`` as the baseline, fetched over loopback HTTP three times each: wall time per
@@ -109,6 +110,17 @@ async def mark_followups_sent(runtime: Runtime) -> None:
         await session.commit()
 
 
+async def analyze(runtime: Runtime) -> None:
+    """PostgreSQL: statistics for the rows just written, as autovacuum has them a minute later
+    (pages fetched seconds after a bulk load would otherwise be planned as for empty tables)."""
+    from sqlalchemy import text
+
+    async with runtime.db.session() as session:
+        if (await session.connection()).dialect.name == "postgresql":
+            await session.execute(text("ANALYZE expectation, confirmation, nudge, outbox"))
+            await session.commit()
+
+
 def get(port: int, path: str) -> tuple[float, int]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": AUTH})
     start = time.perf_counter()
@@ -175,6 +187,7 @@ async def one_round(args: argparse.Namespace, folder: Path, var: Path, people: i
         figures |= {"follow-up s wall": wall, "follow-up s CPU": cpu, "follow-up µs/row wall": wall * 1e6 / rows,
                     "follow-up µs/row CPU": cpu * 1e6 / rows, "follow-up rows": rows}
         await mark_followups_sent(runtime)
+        await analyze(runtime)
         port = free_port()
         env = {**os.environ, "REMINDBOT_SCHEDULES_DIR": str(folder), "REMINDBOT_VAR_DIR": str(var),
                "REMINDBOT_DATABASE_URL": url, "REMINDBOT_SECRET_KEY": "bench-province-signing-key-0123456789",

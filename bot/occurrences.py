@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -40,6 +41,7 @@ from bot.workhours import WorkHours
 from storage.models import Expectation, Occurrence, Outbox
 
 log = logging.getLogger(__name__)
+ANALYZE_AFTER = 5_000  # expectations written at once, after which PostgreSQL's statistics are refreshed
 # (reminder, person or None for a group message, the occurrence's due time) -> template figures
 LINK_PLACEHOLDER = "确认链接在真正发送时生成"  # what `preview` shows where a personal link will be
 FiguresFor = Callable[[Reminder, Person | None, datetime], Awaitable[dict[str, Any] | None]]
@@ -137,9 +139,14 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
             "followups": 0, "escalations": 0,
         })
     # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails
-    await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
-                          ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]
+    created = await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
+                                    ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]
     await session.commit()
+    if len(created) >= ANALYZE_AFTER and (await session.connection()).dialect.name == "postgresql":
+        # Fresh statistics at once: until autovacuum comes by (a minute or more), PostgreSQL would plan
+        # the board's and the follow-ups' joins over these rows as if there were a handful of them.
+        await session.execute(text("ANALYZE expectation"))
+        await session.commit()
 
 
 def leader_url(runtime: Runtime, person_id: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -518,20 +518,23 @@ async def board_page_rows(session: AsyncSession, occ: Occurrence, now: datetime,
 
 
 async def board_unit_figures(session: AsyncSession, occ: Occurrence, now: datetime, *,
-                             nudges_for: int | None = None) -> list[UnitRow]:
-    """One occurrence's figures per unit, ranked, counted in SQL exactly like a period's.
+                             last: int | None = None) -> tuple[int, list[UnitRow]]:
+    """One occurrence's figures per unit, counted and ranked in SQL exactly like a period's.
 
-    催办次数 are added for the last ``nudges_for`` units (the ones furthest behind, as a chart shows
-    them), or for all when None.
+    Returns how many units there are and their rows in rank order: all of them, or (``last``) only
+    the last ones, the furthest behind, as the board's chart shows them; with their 催办次数.
     """
-    per_unit = (await session.exec(_unit_counts([occ.id or 0], now))).all()  # type: ignore[call-overload]
-    rows = rank(UnitRow(unit_id=u, unit=name or u or NO_UNIT, expected=int(a or 0) + int(b or 0) + int(c or 0),
-                        on_time=int(a or 0), late=int(b or 0), missing=int(c or 0), pending=int(d or 0),
-                        excused=int(e or 0))
-                for u, name, a, b, c, d, e in per_unit)
-    shown = rows if nudges_for is None else rows[len(rows) - nudges_for:] if nudges_for else []
-    nudges = await nudges_by_unit(session, [occ.id or 0], [r.unit_id for r in shown])
-    return [replace(r, nudges=nudges.get(r.unit_id, 0)) if r.unit_id in nudges else r for r in rows]
+    dialect = (await session.connection()).dialect.name
+    ranked = _ranked_units([occ.id or 0], now, dialect)
+    r = ranked.c
+    units = int((await session.exec(select(func.count()).select_from(ranked))).one())  # type: ignore[call-overload]
+    stmt = select(*r).order_by(r.place.desc())
+    if last is not None:
+        stmt = stmt.limit(last)
+    page = list(reversed((await (await session.connection()).execute(stmt)).all()))
+    nudges = await nudges_by_unit(session, [occ.id or 0], [row.unit_id for row in page])
+    return units, [UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time, row.late,
+                           row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused) for row in page]
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:

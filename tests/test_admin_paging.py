@@ -187,7 +187,8 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
                 got = await board_page_rows(session, occ, later, conditions, 0, 1000)
                 assert sorted(r.person_id for r in got) == sorted(wanted), (status, unit)
                 assert await board_total(session, occ, conditions) == len(wanted)
-        by_sql = await board_unit_figures(session, occ, later)
+        units, by_sql = await board_unit_figures(session, occ, later)
+        assert (units, by_sql[-3:]) == (len(by_sql), (await board_unit_figures(session, occ, later, last=3))[1])
         nudges = await nudge_counts(session, [occ_id])
     assert nudges == {(occ_id, "m004"): 1, (occ_id, "m009"): 1}
     assert (counts.expected, counts.confirmed, counts.excused, counts.overdue) == (

@@ -292,13 +292,13 @@ async def board_page(request: web.Request) -> web.Response:
         start, pager = page_of(request, total)
         rows = await board_page_rows(session, occ, now, conditions, start, PAGE_ROWS)
         # a rehearsal never counts; the chart shows the units furthest behind, with their 催办次数
-        figures = [] if occ.dry_run else await board_unit_figures(session, occ, now, nudges_for=BARS_SHOWN)
+        units, figures = (0, []) if occ.dry_run else await board_unit_figures(session, occ, now, last=BARS_SHOWN)
     b = BoardView(occ, counts, rows)
     title = f"{'演练：' if occ.dry_run else ''}确认情况：{occ.title}"
     sent = await stage_of_occurrence(runtime.db, occ.id or 0)
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
-                  statuses=BOARD_STATUS, bars=bars(figures[-BARS_SHOWN:]), bars_total=len(figures),
+                  statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
                   zone=zone_for(runtime, occ.reminder_id), now=now,
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None,
                   **await board_extras(request, b))

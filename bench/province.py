@@ -117,7 +117,7 @@ async def analyze(runtime: Runtime) -> None:
 
     async with runtime.db.session() as session:
         if (await session.connection()).dialect.name == "postgresql":
-            await session.execute(text("ANALYZE expectation, confirmation, nudge, outbox"))
+            await (await session.connection()).execute(text("ANALYZE expectation, confirmation, nudge, outbox"))
             await session.commit()
 
 

@@ -145,7 +145,7 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     if len(created) >= ANALYZE_AFTER and (await session.connection()).dialect.name == "postgresql":
         # Fresh statistics at once: until autovacuum comes by (a minute or more), PostgreSQL would plan
         # the board's and the follow-ups' joins over these rows as if there were a handful of them.
-        await session.execute(text("ANALYZE expectation"))
+        await (await session.connection()).execute(text("ANALYZE expectation"))
         await session.commit()
 
 

@@ -218,7 +218,7 @@ class FollowUps:
 
     async def _round(self, kind: str, number: int, reminder: Reminder, occ: Occurrence,
                      exps: list[Owing], now: datetime) -> int:
-        late = await self._late_followups(occ, exps) if kind == "followup" else {}
+        late = await self._late_followups(occ, now) if kind == "followup" else {}
         async with self.runtime.db.session() as session:
             # The claim is the transaction's first statement, so on SQLite it takes the write
             # lock before anything is read and a second instance waits, then finds nothing.
@@ -238,14 +238,17 @@ class FollowUps:
                  len(nudged), queued)
         return queued
 
-    async def _late_followups(self, occ: Occurrence, exps: list[Owing]) -> dict[str, int]:
-        if occ.deadline_at is None:
+    async def _late_followups(self, occ: Occurrence, now: datetime) -> dict[str, int]:
+        """Follow-ups each person of the occurrence got at or after its deadline (none before it passes).
+
+        By occurrence, not by a list of the round's people: a province's round has 20,000 of them.
+        """
+        if occ.deadline_at is None or now < utc(occ.deadline_at):
             return {}
         stmt = (
             select(Nudge.person_id, func.count())
             .where(Nudge.occurrence_id == occ.id, Nudge.kind == "followup",
-                   col(Nudge.at) >= db_time(utc(occ.deadline_at)),
-                   col(Nudge.person_id).in_([e.person_id for e in exps]))
+                   col(Nudge.at) >= db_time(utc(occ.deadline_at)))
             .group_by(col(Nudge.person_id))
         )
         async with self.runtime.db.session() as session:

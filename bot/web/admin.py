@@ -233,13 +233,17 @@ async def occurrences_page(request: web.Request) -> web.Response:
                   items=items, limit=OCCURRENCES_LIMIT, now=now)
 
 
+def _no_such_record(request: web.Request) -> web.HTTPNotFound:
+    response = render(request, "message.html", status=404, title="没有这条记录", tone="error",
+                      message=f"没有这条记录：找不到记录号为 {request.match_info['id']} 的提醒记录。")
+    return web.HTTPNotFound(text=response.text, content_type="text/html")
+
+
 async def _board_or_404(request: web.Request) -> Board:
     try:
         return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
     except LookupError:
-        response = render(request, "message.html", status=404, title="没有这条记录", tone="error",
-                          message=f"没有这条记录：找不到记录号为 {request.match_info['id']} 的提醒记录。")
-        raise web.HTTPNotFound(text=response.text, content_type="text/html") from None
+        raise _no_such_record(request) from None
 
 
 # ---------------------------------------------------------------- paging and filters
@@ -310,7 +314,7 @@ async def board_page(request: web.Request) -> web.Response:
     async with runtime.db.session() as session:
         occ = await session.get(Occurrence, int(request.match_info["id"]))
         if occ is None:
-            raise web.HTTPNotFound()
+            raise _no_such_record(request)
         counts = await board_counts(session, occ, now)
         dialect = (await session.connection()).dialect.name
         conditions = board_conditions(dialect, occ, now, unit, status)

@@ -11,8 +11,11 @@ counted in ``excused`` only: not expected, not missing, never late.
 not their deadline has passed (``pending`` says how many of them still have time); ``nudges``
 (催办次数) counts the follow-up rounds that reached the person (see :func:`nudge_counts`).
 
-Every figure, for a period (``remindbot report``, report reminders, ``/admin/units``) or for one
-occurrence's board, is counted by :func:`tally`, so the numbers and their words agree everywhere.
+Every figure follows :func:`tally`'s rules, so the numbers and their words agree everywhere. At a
+province's size they are counted by the database with the same rules (:func:`_unit_counts`, one
+``GROUP BY`` over the snapshot units; :func:`unit_table` and the ``board_*`` functions rank, filter
+and page there too), so ``/admin/units`` and a board read one page of rows, not the province;
+tests check the SQL against :func:`tally` on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations

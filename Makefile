@@ -25,6 +25,7 @@ bench: setup
 	-$(BIN)/python bench/load_schedules.py
 	-$(BIN)/python bench/dispatch.py
 	-$(BIN)/python bench/fire.py
+	-$(BIN)/python bench/province.py
 	$(BIN)/python bench/confirm.py
 
 # Refresh the README's screenshots (the test suite itself writes them to a temporary folder).

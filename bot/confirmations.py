@@ -296,7 +296,7 @@ class Board:
         return [r for r in self.rows if r.excused]
 
 
-def _row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> BoardRow:
+def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> BoardRow:
     """One line from an expectation and its confirmation (ORM objects or Core rows with those columns)."""
     confirmed_at = _aware(conf.confirmed_at) if conf else None
     overdue = conf is None and exp.excused_at is None and deadline is not None and now >= deadline
@@ -354,6 +354,7 @@ async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime)
         owed.setdefault(e.occurrence_id, []).append(e)
     for occ in sorted(occs, key=lambda o: order[o.id or 0]):
         deadline = _aware(occ.deadline_at)
-        rows = [_row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now) for e in owed.get(occ.id or 0, [])]
+        rows = [board_row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now)
+                for e in owed.get(occ.id or 0, [])]
         result.append(Board(occurrence=occ, rows=rows))
     return result

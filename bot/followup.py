@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -84,6 +84,11 @@ _CONFIRMED = exists().where(
     Confirmation.occurrence_id == Expectation.occurrence_id,
     Confirmation.person_id == Expectation.person_id,
 )
+EXP = Expectation.__table__  # type: ignore[attr-defined]
+# The columns a round reads of each expectation (Core rows with these attributes stand for it).
+OWING_COLUMNS = ("id", "occurrence_id", "person_id", "person_name", "unit_name", "leader_ids",
+                 "next_followup_at", "next_escalation_at", "followups", "escalations")
+Owing = Any  # a Core row of OWING_COLUMNS (or an Expectation: the same attributes)
 # A rehearsal's expectations carry no due times; this keeps them out even if one ever did.
 _REAL = exists().where(Occurrence.id == Expectation.occurrence_id, col(Occurrence.dry_run).is_(False))
 
@@ -153,7 +158,7 @@ class FollowUps:
             return 0
         now = utc(now)
         due = await self._due(now)
-        rounds: dict[tuple[int, str, int], list[Expectation]] = defaultdict(list)
+        rounds: dict[tuple[int, str, int], list[Owing]] = defaultdict(list)
         occurrences: dict[int, Occurrence] = {}
         retire: list[int] = []
         for exp, occ, confirmed in due:
@@ -185,17 +190,23 @@ class FollowUps:
     def _hours(self) -> WorkHours:
         return WorkHours.parse(self.runtime.settings.work_hours)
 
-    async def _due(self, now: datetime) -> list[tuple[Expectation, Occurrence, bool]]:
+    async def _due(self, now: datetime) -> list[tuple[Owing, Occurrence, bool]]:
+        """Every real expectation with a follow-up or escalation due at ``now``, with its occurrence and
+        whether it is confirmed. Expectations come back as Core rows of :data:`OWING_COLUMNS` (a
+        province's round has 20,000 of them: no ORM objects); occurrences, a few, as ORM objects."""
+        t = EXP
         stmt = (
-            select(Expectation, Occurrence, _CONFIRMED)
-            .join(Occurrence, col(Occurrence.id) == Expectation.occurrence_id)
+            select(*(t.c[name] for name in OWING_COLUMNS), _CONFIRMED)  # type: ignore[call-overload]
+            .join(Occurrence, col(Occurrence.id) == t.c.occurrence_id)
             .where(col(Occurrence.dry_run).is_(False))
-            .where(or_(col(Expectation.next_followup_at) <= db_time(now),
-                       col(Expectation.next_escalation_at) <= db_time(now)))
-            .order_by(col(Expectation.id))
+            .where(or_(t.c.next_followup_at <= db_time(now), t.c.next_escalation_at <= db_time(now)))
+            .order_by(t.c.id)
         )
         async with self.runtime.db.session() as session:
-            return [(e, o, bool(c)) for e, o, c in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
+            rows = (await session.exec(stmt)).all()
+            ids = {r.occurrence_id for r in rows}
+            occs = {o.id: o for o in (await session.exec(select(Occurrence).where(col(Occurrence.id).in_(ids))))}
+        return [(r, occs[r.occurrence_id], bool(r[-1])) for r in rows]
 
     async def _retire(self, ids: Sequence[int]) -> None:
         """Confirmed, or the reminder is gone: nothing more is owed to these rows."""
@@ -206,8 +217,8 @@ class FollowUps:
             await session.commit()
 
     async def _round(self, kind: str, number: int, reminder: Reminder, occ: Occurrence,
-                     exps: list[Expectation], now: datetime) -> int:
-        late = await self._late_followups(occ, exps) if kind == "followup" else {}
+                     exps: list[Owing], now: datetime) -> int:
+        late = await self._late_followups(occ, now) if kind == "followup" else {}
         async with self.runtime.db.session() as session:
             # The claim is the transaction's first statement, so on SQLite it takes the write
             # lock before anything is read and a second instance waits, then finds nothing.
@@ -227,56 +238,71 @@ class FollowUps:
                  len(nudged), queued)
         return queued
 
-    async def _late_followups(self, occ: Occurrence, exps: list[Expectation]) -> dict[str, int]:
-        if occ.deadline_at is None:
+    async def _late_followups(self, occ: Occurrence, now: datetime) -> dict[str, int]:
+        """Follow-ups each person of the occurrence got at or after its deadline (none before it passes).
+
+        By occurrence, not by a list of the round's people: a province's round has 20,000 of them.
+        """
+        if occ.deadline_at is None or now < utc(occ.deadline_at):
             return {}
         stmt = (
             select(Nudge.person_id, func.count())
             .where(Nudge.occurrence_id == occ.id, Nudge.kind == "followup",
-                   col(Nudge.at) >= db_time(utc(occ.deadline_at)),
-                   col(Nudge.person_id).in_([e.person_id for e in exps]))
+                   col(Nudge.at) >= db_time(utc(occ.deadline_at)))
             .group_by(col(Nudge.person_id))
         )
         async with self.runtime.db.session() as session:
             return dict((await session.exec(stmt)).all())  # type: ignore[call-overload]
 
     async def _claim(self, session: AsyncSession, kind: str, reminder: Reminder, occ: Occurrence,
-                     exps: list[Expectation], now: datetime, late: dict[str, int]) -> list[Expectation]:
+                     exps: list[Owing], now: datetime, late: dict[str, int]) -> list[Owing]:
         """Claim this round for ``exps`` in set-based UPDATEs; the ones this call claimed.
 
-        Rows read alike (same counter, same due time, same next time) are claimed by one
-        ``UPDATE … WHERE id IN (…) AND counter = … AND due = … AND NOT confirmed RETURNING id``
-        per :data:`CLAIM_BATCH`; a row another instance claimed first (or confirmed since) no
-        longer matches, so each round is claimed once.
+        Rows read alike (same counter, same due time, same next time) are claimed together:
+        ``UPDATE … WHERE occurrence = … AND counter = … AND due = … AND NOT confirmed RETURNING id``
+        when they are all the rows read with that counter and due time (the usual case: one
+        statement for the whole round), else ``… WHERE id IN (…) …`` per :data:`CLAIM_BATCH`. A row
+        another instance claimed first (or confirmed since) no longer matches, so each round is
+        claimed once; a row that matches but was not read (it came in since) rolls the round back.
         """
         assert reminder.confirm is not None
         past_deadline = int(occ.deadline_at is not None and now >= utc(occ.deadline_at))
-        groups: dict[tuple[Any, ...], list[Expectation]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], list[Owing]] = defaultdict(list)
+        every = reminder.confirm.remind_every if kind == "followup" else reminder.confirm.escalate_every
+        following: dict[Any, datetime | None] = {}  # a round's rows share a few due times: each computed once
         for exp in exps:
             if kind == "followup":
                 was, count = exp.next_followup_at, exp.followups
-                nxt = self._next(was, reminder.confirm.remind_every, reminder.zone, now)
-                if late.get(exp.person_id, 0) + past_deadline >= LATE_FOLLOWUPS:
-                    nxt = None  # this one is the last after the deadline
             else:
                 was, count = exp.next_escalation_at, exp.escalations
-                nxt = self._next(was, reminder.confirm.escalate_every, reminder.zone, now)
+            if was not in following:
+                following[was] = self._next(was, every, reminder.zone, now)
+            nxt = following[was]
+            if kind == "followup" and late.get(exp.person_id, 0) + past_deadline >= LATE_FOLLOWUPS:
+                nxt = None  # this one is the last after the deadline
             groups[(was, count, nxt)].append(exp)
         claimed_ids: set[int] = set()
+        shared = Counter((was, count) for was, count, _ in groups)
         for (was, count, nxt), members_ in groups.items():
             if kind == "followup":
                 values = {"followups": count + 1, "next_followup_at": nxt}
-                condition = and_(Expectation.followups == count, Expectation.next_followup_at == db_time(was))
+                condition = and_(EXP.c.followups == count, EXP.c.next_followup_at == db_time(was))
             else:
                 values = {"escalations": count + 1, "next_escalation_at": nxt}
-                condition = and_(Expectation.escalations == count, Expectation.next_escalation_at == db_time(was))
-            ids = [e.id for e in members_]
-            for start in range(0, len(ids), CLAIM_BATCH):
-                stmt = (update(Expectation)
-                        .where(col(Expectation.id).in_(ids[start:start + CLAIM_BATCH]), condition, ~_CONFIRMED)
-                        .values(**values).returning(col(Expectation.id))
-                        .execution_options(synchronize_session=False))
-                claimed_ids.update((await session.exec(stmt)).scalars().all())  # type: ignore[call-overload]
+                condition = and_(EXP.c.escalations == count, EXP.c.next_escalation_at == db_time(was))
+            if shared[(was, count)] == 1:
+                # The usual round: everyone read with this counter and due time goes to the same next
+                # time, so one UPDATE by those conditions claims them all (no id list to send).
+                batches: list[Any] = [EXP.c.occurrence_id == occ.id]
+            else:
+                ids = [e.id for e in members_]
+                batches = [EXP.c.id.in_(ids[start:start + CLAIM_BATCH]) for start in range(0, len(ids), CLAIM_BATCH)]
+            connection = await session.connection()  # Core: no ORM bookkeeping for 20,000 rows
+            for which in batches:
+                stmt = update(EXP).where(which, condition, ~_CONFIRMED).values(**values).returning(EXP.c.id)
+                claimed_ids.update((await connection.execute(stmt)).scalars().all())
+        if claimed_ids - {e.id for e in exps}:  # a row that came in after the read: roll back, read again
+            raise RuntimeError(f"occurrence {occ.id}: rows changed while claiming a round; retried on the next pass")
         return [e for e in exps if e.id in claimed_ids]
 
     def _next(self, was: datetime | None, every: Span | None, zone: ZoneInfo, now: datetime) -> datetime | None:
@@ -318,7 +344,7 @@ class FollowUps:
             "figures": None,
         }
 
-    def _person(self, exp: Expectation) -> tuple[Person | None, dict[str, Any], Mention]:
+    def _person(self, exp: Owing) -> tuple[Person | None, dict[str, Any], Mention]:
         person = self.runtime.schedules.people.get(exp.person_id)
         if person is None:  # removed from the YAML since: still owes it, named by the snapshot
             ctx = {"id": exp.person_id, "name": exp.person_name, "title": None, "unit": exp.unit_name,
@@ -331,7 +357,7 @@ class FollowUps:
         return confirm_url(self.runtime.settings.base_url, token)
 
     async def _send_followups(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,
-                              exps: list[Expectation], number: int, now: datetime) -> tuple[int, set[str]]:
+                              exps: list[Owing], number: int, now: datetime) -> tuple[int, set[str]]:
         assert reminder.confirm is not None
         s = self.runtime.schedules
         base = self._context(reminder, occ, "followup", now)
@@ -388,7 +414,7 @@ class FollowUps:
             context=context, mentions=[mention], link=link, dedupe_key=key, occurrence_id=occ.id, stage=stage,
             summary=summary, now=now, dry_run=self.runtime.settings.dry_run, confirm_button=True)
 
-    def _leaders(self, reminder: Reminder, exp: Expectation) -> list[str]:
+    def _leaders(self, reminder: Reminder, exp: Owing) -> list[str]:
         assert reminder.confirm is not None
         found: list[str] = []
         for target in reminder.confirm.escalate_to:
@@ -397,7 +423,7 @@ class FollowUps:
                     found.append(pid)
         return found
 
-    def _escalation_channels(self, reminder: Reminder, leader: Person, overdue: list[Expectation]) -> list[str]:
+    def _escalation_channels(self, reminder: Reminder, leader: Person, overdue: list[Owing]) -> list[str]:
         """The reminder's channels the leader is in; of those, the ones the overdue people share.
 
         A leader listed in no particular group is in all of them, and an escalation about one
@@ -411,12 +437,12 @@ class FollowUps:
         return shared or theirs
 
     async def _send_escalations(self, session: AsyncSession, reminder: Reminder, occ: Occurrence,
-                                exps: list[Expectation], number: int, now: datetime) -> tuple[int, set[str]]:
+                                exps: list[Owing], number: int, now: datetime) -> tuple[int, set[str]]:
         s = self.runtime.schedules
         base = self._context(reminder, occ, "escalation", now)
         since = when_text(utc(occ.deadline_at), reminder.zone) if occ.deadline_at else ""
         stage = f"escalation:{number}"
-        by_leader: dict[str, list[Expectation]] = defaultdict(list)
+        by_leader: dict[str, list[Owing]] = defaultdict(list)
         for exp in exps:
             for leader_id in self._leaders(reminder, exp):
                 by_leader[leader_id].append(exp)

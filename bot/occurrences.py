@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,9 +38,10 @@ from bot.stages import stage_words
 from bot.timing import Due, Fire
 from bot.tokens import confirm_url, make_token, make_view_token, view_url
 from bot.workhours import WorkHours
-from storage.models import Expectation, Occurrence
+from storage.models import Expectation, Occurrence, Outbox
 
 log = logging.getLogger(__name__)
+ANALYZE_AFTER = 5_000  # expectations written at once, after which PostgreSQL's statistics are refreshed
 # (reminder, person or None for a group message, the occurrence's due time) -> template figures
 LINK_PLACEHOLDER = "确认链接在真正发送时生成"  # what `preview` shows where a personal link will be
 FiguresFor = Callable[[Reminder, Person | None, datetime], Awaitable[dict[str, Any] | None]]
@@ -137,9 +139,14 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
             "followups": 0, "escalations": 0,
         })
     # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails
-    await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
-                          ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]
+    created = await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
+                                    ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]
     await session.commit()
+    if len(created) >= ANALYZE_AFTER and (await session.connection()).dialect.name == "postgresql":
+        # Fresh statistics at once: until autovacuum comes by (a minute or more), PostgreSQL would plan
+        # the board's and the follow-ups' joins over these rows as if there were a handful of them.
+        await (await session.connection()).execute(text("ANALYZE expectation"))
+        await session.commit()
 
 
 def leader_url(runtime: Runtime, person_id: str, period: str | None = None) -> str:
@@ -187,7 +194,8 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
         if fire.stage == "due":
             await snapshot_expectations(session, runtime, reminder, occ)
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
-        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late)
+        done = await queued_keys(session, occ.id or 0, fire.stage)
+        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late, done=done)
         queued = 0
         now = runtime.clock()
         admin_id = runtime.schedules.service.admin_channel
@@ -223,13 +231,29 @@ def late_context(fire: Fire, zone: Any) -> dict[str, str]:
     return {"original": f"{local.month}月{local.day}日 {local:%H:%M}"}
 
 
+async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> frozenset[str]:
+    """The outbox keys (``…#<part>``) already written for this occurrence and stage: firing again
+    (another instance, a catch-up after a restart) renders only what is missing."""
+    t = Outbox.__table__  # type: ignore[attr-defined]
+    stmt = select(t.c.dedupe_key).where(t.c.occurrence_id == occurrence_id, t.c.stage == stage)
+    return frozenset((await session.exec(stmt)).all())  # type: ignore[call-overload]
+
+
+def _first_key(runtime: Runtime, channel: Any, dedupe_key: str) -> str:
+    """The first outbox row's key of a plan, as :func:`bot.outbox.outbox_rows` writes it."""
+    dry = runtime.settings.dry_run or channel.dry_run
+    return f"{'dry/' if dry else ''}{dedupe_key}#1"
+
+
 async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
                     deadline: datetime | None, figures_for: FiguresFor | None = None, *,
-                    late: bool = False) -> list[Planned]:
+                    late: bool = False, done: frozenset[str] = frozenset()) -> list[Planned]:
     """The messages of one fire, per channel: one per group, or one per person where personal.
 
     Without an occurrence (``preview``) there is nothing a link could confirm: personal links
-    are shown as :data:`LINK_PLACEHOLDER`, never signed for a made-up id.
+    are shown as :data:`LINK_PLACEHOLDER`, never signed for a made-up id. ``done``: outbox keys
+    already written (:func:`queued_keys`); a message whose first row is among them is left out
+    (it was queued whole, in one transaction), so firing twice costs a query, not a rendering.
     """
     s = runtime.schedules
     zone = reminder.zone
@@ -269,6 +293,9 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         if reminder.recipients.per_person or links:
             for person in people:
                 direct = direct_channel(runtime, person)
+                mine = f"{key}/dm/{person.id}" if direct is not None else f"{key}/{channel_id}/{person.id}"
+                if done and _first_key(runtime, direct or channel, mine) in done:
+                    continue
                 if direct is not None:  # a personal message: straight to the person through their app
                     plans.append(await _direct_plan(runtime, reminder, fire, base, direct, person, occurrence_id,
                                                     person.id in expected, figures_for, key))
@@ -291,6 +318,8 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                                      dedupe_key=f"{key}/{channel_id}/{person.id}",
                                      summary=f"{reminder.title}·{person.name}",
                                      picture=picture, picture_url=picture_url))
+            continue
+        if done and _first_key(runtime, channel, f"{key}/{channel_id}/group") in done:
             continue
         ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None,
                       "confirm": base["confirm"] | {"code": code}}

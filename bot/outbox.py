@@ -123,6 +123,8 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict
     if not rows:
         return set()
     connection = await session.connection()
+    if connection.dialect.name == "postgresql" and _unnest_fits(table, rows[0]):
+        return await _insert_unnest(connection, table, rows, conflict, returning)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict).returning(returning)
     created: set[Any] = set()
@@ -131,6 +133,49 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict
         result = await connection.execute(stmt, list(rows[start:start + INSERT_BATCH]))
         created.update(result.scalars().all())
     return created
+
+
+def _unnest_fits(table: Any, row: dict[str, Any]) -> bool:
+    """Whether :func:`_insert_unnest` can write rows shaped like ``row``: every column with a
+    Python-side default is given (the driver-level statement does not apply SQLAlchemy defaults)."""
+    return all(c.name in row for c in table.c if c.default is not None) and all(k in table.c for k in row)
+
+
+async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence[dict[str, Any]],
+                         conflict: list[str], returning: Any) -> set[Any]:
+    """PostgreSQL: every row in one statement, one round trip, whatever their number::
+
+        INSERT INTO t (a, b, …) SELECT * FROM unnest($1::a_type[], $2::b_type[], …)
+        ON CONFLICT (…) DO NOTHING RETURNING …
+
+    Each column travels as one array parameter (asyncpg encodes it), so there is no per-row SQL
+    text or parameter bookkeeping. Values go through the columns' own bind processing (JSON
+    serialised, times checked aware) as SQLAlchemy would, on the session's connection and
+    transaction (the same ``search_path``).
+    """
+    dialect = connection.dialect
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    arrays: list[list[Any]] = []
+    for column in columns:
+        process = column.type.bind_processor(dialect)
+        values = [row[column.name] for row in rows]
+        arrays.append([process(v) for v in values] if process is not None else values)
+    casts = ", ".join(f"${i}::{column.type.compile(dialect=dialect)}[]" for i, column in enumerate(columns, start=1))
+    quote = dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+           f"SELECT * FROM unnest({casts}) "
+           f"ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING RETURNING {quote(returning.name)}")
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection  # asyncpg's
+    assert driver is not None
+    if not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement: make it, so these rows
+        # are written in the caller's transaction (committed or rolled back with the rest).
+        await connection.execute(select(literal(1)))
+    records = await driver.fetch(sql, *arrays)
+    process_result = returning.type.result_processor(dialect, None)
+    return {process_result(r[0]) if process_result else r[0] for r in records}
 
 
 def _due(now: datetime) -> Any:

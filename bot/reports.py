@@ -11,24 +11,28 @@ counted in ``excused`` only: not expected, not missing, never late.
 not their deadline has passed (``pending`` says how many of them still have time); ``nudges``
 (催办次数) counts the follow-up rounds that reached the person (see :func:`nudge_counts`).
 
-Every figure, for a period (``remindbot report``, report reminders, ``/admin/units``) or for one
-occurrence's board, is counted by :func:`tally`, so the numbers and their words agree everywhere.
+Every figure follows :func:`tally`'s rules, so the numbers and their words agree everywhere. At a
+province's size they are counted by the database with the same rules (:func:`_unit_counts`, one
+``GROUP BY`` over the snapshot units; :func:`unit_table` and the ``board_*`` functions rank, filter
+and page there too), so ``/admin/units`` and a board read one page of rows, not the province;
+tests check the SQL against :func:`tally` on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Float, and_, case, cast, false, func, literal, or_, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
-from bot.confirmations import Board
+from bot.confirmations import Board, BoardRow, board_row
 from bot.confirmations import to_db_time as db_time
 from bot.csvfile import csv_text
 from bot.runtime import Runtime
@@ -208,6 +212,28 @@ def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
     return rank(UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items())
 
 
+async def _reached(session: AsyncSession, occurrence_ids: list[int]) -> set[tuple[int | None, str, str]]:
+    """(occurrence, ``followup:N`` stage, person) of every follow-up message that went or is waiting to go.
+
+    A personal message (one person's link, or a direct message) names its person in its dedupe key
+    (``…/<person>#<part>``), so only the bodies of the others (group messages, ``…/group#<part>``,
+    and any key without a part) are read, for their mentions.
+    """
+    where = (col(Outbox.occurrence_id).in_(occurrence_ids), col(Outbox.stage).startswith("followup:"),
+             col(Outbox.status).in_(("sent", "pending")))
+    group = or_(col(Outbox.dedupe_key).contains("/group#"), ~col(Outbox.dedupe_key).contains("#"))
+    reached: set[tuple[int | None, str, str]] = set()
+    keys = select(Outbox.occurrence_id, Outbox.stage, Outbox.dedupe_key).where(*where, ~group)
+    for occ_id, stage, key in (await session.exec(keys)).all():
+        reached.add((occ_id, stage, key.rsplit("/", 1)[-1].partition("#")[0]))
+    # only the bodies' mention lists travel (JSON ``->`` / ``json_extract``), not their texts
+    bodies = select(Outbox.occurrence_id, Outbox.stage, col(Outbox.body)["mentions"]).where(*where, group)
+    for occ_id, stage, mentions in (await session.exec(bodies)).all():  # type: ignore[call-overload]
+        people = {m.get("person_id") for m in mentions or [] if isinstance(m, dict)}
+        reached.update((occ_id, stage, p) for p in people if p)
+    return reached
+
+
 async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict[tuple[int, str], int]:
     """催办次数 per (occurrence, person): the follow-up rounds that reached the person.
 
@@ -219,19 +245,42 @@ async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict
     """
     rounds = select(Nudge.occurrence_id, Nudge.person_id, Nudge.number).where(
         col(Nudge.occurrence_id).in_(occurrence_ids), Nudge.kind == "followup")
-    messages = select(Outbox.occurrence_id, Outbox.stage, Outbox.body, Outbox.dedupe_key).where(
-        col(Outbox.occurrence_id).in_(occurrence_ids), col(Outbox.stage).startswith("followup:"),
-        col(Outbox.status).in_(("sent", "pending")))
-    reached: set[tuple[int | None, str, str]] = set()
-    for occ_id, stage, body, key in (await session.exec(messages)).all():
-        people = {m.get("person_id") for m in (body or {}).get("mentions", []) if isinstance(m, dict)}
-        people.add(key.rsplit("/", 1)[-1])  # a personal-link message names its person in its key
-        reached.update((occ_id, stage, p) for p in people if p)
+    reached = await _reached(session, occurrence_ids)
     counts: dict[tuple[int, str], int] = {}
     for occ_id, person_id, number in (await session.exec(rounds)).all():
         if (occ_id, f"followup:{number}", person_id) in reached:
             counts[(occ_id, person_id)] = counts.get((occ_id, person_id), 0) + 1
     return counts
+
+
+async def nudges_by_unit(session: AsyncSession, occurrence_ids: list[int],
+                         unit_ids: Iterable[str | None] | None = None) -> dict[str | None, int]:
+    """催办次数 summed per unit (the expectation's snapshot unit), counted as :func:`nudge_counts` does.
+
+    ``unit_ids``: only these units (a page's or a chart's), else all. One query over the follow-up
+    rounds joined with their expectations' units; nothing per person is kept.
+    """
+    if not occurrence_ids:
+        return {}
+    et = Expectation.__table__  # type: ignore[attr-defined]
+    nt = Nudge.__table__  # type: ignore[attr-defined]
+    stmt = (select(nt.c.occurrence_id, nt.c.person_id, nt.c.number, et.c.unit_id)
+            .select_from(nt.join(et, and_(et.c.occurrence_id == nt.c.occurrence_id,
+                                          et.c.person_id == nt.c.person_id)))
+            .where(nt.c.occurrence_id.in_(occurrence_ids), nt.c.kind == "followup"))
+    if unit_ids is not None:
+        wanted = list(unit_ids)
+        named = [u for u in wanted if u is not None]
+        stmt = stmt.where(or_(et.c.unit_id.in_(named), et.c.unit_id.is_(None) if None in wanted else false()))
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
+    if not rows:
+        return {}
+    reached = await _reached(session, occurrence_ids)
+    sums: dict[str | None, int] = {}
+    for occ_id, person_id, number, unit_id in rows:
+        if (occ_id, f"followup:{number}", person_id) in reached:
+            sums[unit_id] = sums.get(unit_id, 0) + 1
+    return sums
 
 
 async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
@@ -241,37 +290,141 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
 
     ``unit_ids`` keeps those units and their sub-units; ``by_parent`` adds branches up under
     the organ above them. ``now`` (default: the runtime's clock) only sets ``pending``.
+
+    Counted in the database (one ``GROUP BY`` over the snapshot units, with the same rules as
+    :func:`tally`), so a province's period of 100,000 expectations comes back as one row per unit.
     """
     s = runtime.schedules
+    now = utc(now or runtime.clock())
     occ_q = _in_period(start, end, reminder_ids).where(col(Occurrence.dry_run).is_(False))  # rehearsals never count
     async with runtime.db.session() as session:
-        occs = {o.id: o for o in (await session.exec(occ_q)).all()}
-        ids = [i for i in occs if i is not None]
-        # Core rows, only the columns counted: a province's period has 100,000 of them.
-        et, ct = Expectation.__table__, Confirmation.__table__  # type: ignore[attr-defined]
-        exps = (await session.exec(select(et.c.occurrence_id, et.c.person_id, et.c.unit_id, et.c.unit_name,
-                                          et.c.excused_at)
-                                   .where(et.c.occurrence_id.in_(ids)))).all()  # type: ignore[call-overload]
-        confs = (await session.exec(select(ct.c.occurrence_id, ct.c.person_id, ct.c.confirmed_at)
-                                    .where(ct.c.occurrence_id.in_(ids)))).all()  # type: ignore[call-overload]
-        nudges = await nudge_counts(session, ids)
-    confirmed = {(c.occurrence_id, c.person_id): c.confirmed_at for c in confs}
+        ids = [i for i in (await session.exec(occ_q.with_only_columns(col(Occurrence.id)))).all() if i is not None]
+        if not ids:
+            return []
+        per_unit = (await session.exec(_unit_counts(ids, now))).all()  # type: ignore[call-overload]
+        nudges = await nudges_by_unit(session, ids)
     wanted = set(unit_ids) if unit_ids is not None else None
-
-    def owed(exp: Any) -> Owed:
-        key = _top_unit(s, exp.unit_id) if by_parent else exp.unit_id
+    sums: dict[str | None, dict[str, int]] = {}
+    names: dict[str | None, str] = {}
+    for unit_id, unit_name, on_time, late, missing, pending, excused in per_unit:
+        if wanted is not None and unit_id not in wanted and not any(u.id in wanted for u in s.unit_chain(unit_id)):
+            continue
+        key = _top_unit(s, unit_id) if by_parent else unit_id
         unit = s.units.get(key or "")
         if by_parent and unit is not None:
-            name = unit.name
+            names[key] = unit.name
         else:  # the name as it was when the occurrence fired
-            name = exp.unit_name or (unit.name if unit else None) or key or NO_UNIT
-        where = (exp.occurrence_id, exp.person_id)
-        return Owed(key, name, confirmed.get(where), occs[exp.occurrence_id].deadline_at, nudges.get(where, 0),
-                    exp.excused_at is not None)
+            names[key] = unit_name or (unit.name if unit else None) or key or NO_UNIT
+        t = sums.setdefault(key, dict.fromkeys(COUNTS, 0))
+        for name, value in (("on_time", on_time), ("late", late), ("missing", missing), ("pending", pending),
+                            ("excused", excused), ("nudges", nudges.get(unit_id, 0))):
+            t[name] += int(value or 0)
+        t["expected"] += int(on_time or 0) + int(late or 0) + int(missing or 0)
+    return rank(UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items())
 
-    kept = (e for e in exps if wanted is None or e.unit_id in wanted
-            or any(u.id in wanted for u in s.unit_chain(e.unit_id)))
-    return tally((owed(e) for e in kept), now or runtime.clock())
+
+def _unit_counts(occurrence_ids: list[int], now: datetime) -> Any:
+    """``unit_id, unit_name, on_time, late, missing, pending, excused`` per snapshot unit: :func:`tally`'s
+    rules in SQL (an excused person who did not confirm is only ``excused``; on time means at or before
+    the occurrence's deadline, or no deadline; ``pending``: missing and the deadline still ahead)."""
+    et, ct, ot = (m.__table__ for m in (Expectation, Confirmation, Occurrence))  # type: ignore[attr-defined]
+    confirmed = ct.c.person_id.is_not(None)
+    missing = and_(ct.c.person_id.is_(None), et.c.excused_at.is_(None))
+    excused = and_(ct.c.person_id.is_(None), et.c.excused_at.is_not(None))
+    no_deadline = ot.c.deadline_at.is_(None)
+    on_time = and_(confirmed, or_(no_deadline, ct.c.confirmed_at <= ot.c.deadline_at))
+    late = and_(confirmed, ~no_deadline, ct.c.confirmed_at > ot.c.deadline_at)
+    pending = and_(missing, or_(no_deadline, ot.c.deadline_at > db_time(now)))
+    sums = (func.sum(case((c, 1), else_=0)).label(name) for c, name in (
+        (on_time, "on_time"), (late, "late"), (missing, "missing"), (pending, "pending"), (excused, "excused")))
+    return (select(et.c.unit_id, func.max(et.c.unit_name).label("unit_name"), *sums)
+            .select_from(et.join(ot, ot.c.id == et.c.occurrence_id)
+                         .outerjoin(ct, and_(ct.c.occurrence_id == et.c.occurrence_id,
+                                             ct.c.person_id == et.c.person_id)))
+            .where(et.c.occurrence_id.in_(occurrence_ids))
+            .group_by(et.c.unit_id))
+
+
+@dataclass(frozen=True)
+class UnitTable:
+    """One page of a period's ranked units (:func:`unit_table`)."""
+
+    units: int  # every unit with figures in the period
+    matched: int  # of those, the ones the filters keep
+    total: UnitRow  # the kept units added up ("合计")
+    rows: list[tuple[int, UnitRow]]  # (rank among all units, row) for the page asked for
+
+
+async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str = "",
+                     status: str = "", page_of: Callable[[int], tuple[int, int]]) -> UnitTable:
+    """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
+
+    Only the page's rows (and a few sums) come back, however many units the province has; ranks
+    are the full ranking's. ``unit`` keeps a unit by its id or a part of its name; ``status``:
+    ``behind`` (missing past the deadline), ``pending`` (anything missing), ``done`` (nothing).
+    ``page_of(matched)`` gives (offset, limit) once the number of matching units is known.
+    Rehearsals never count. Names compare by code point on both databases, like Python's sort.
+    """
+    now = utc(now)
+    occ_q = _in_period(start, end, None).where(col(Occurrence.dry_run).is_(False))
+    async with runtime.db.session() as session:
+        ids = [i for i in (await session.exec(occ_q.with_only_columns(col(Occurrence.id)))).all() if i is not None]
+        if not ids:
+            return UnitTable(0, 0, UnitRow(None, "合计"), [])
+        dialect = (await session.connection()).dialect.name
+        ranked = _ranked_units(ids, now, dialect)
+        r = ranked.c
+        kept = and_(_unit_filter(r, unit, dialect), _status_filter(r, status))
+        flag = case((kept, 1), else_=0)
+        summary = select(func.count(), func.sum(flag),
+                         *(func.sum(case((kept, r[name]), else_=0)) for name in ("on_time", "late", "missing",
+                                                                                  "pending", "excused")))
+        units, matched, *sums = (await session.exec(summary.select_from(ranked))).one()  # type: ignore[call-overload]
+        offset, limit = page_of(int(matched or 0))
+        connection = await session.connection()
+        page = (await connection.execute(select(*r).where(kept).order_by(r.place).offset(offset).limit(limit))).all()
+        nudges = await nudges_by_unit(session, ids)
+        if nudges and (unit or status):  # the kept units' 催办次数 for the total
+            kept_ids = set((await session.exec(select(r.unit_id).where(kept))).all())  # type: ignore[call-overload]
+            nudged = sum(n for u, n in nudges.items() if u in kept_ids)
+        else:
+            nudged = sum(nudges.values())
+    on_time, late, missing, pending, excused = (int(x or 0) for x in sums)
+    total = UnitRow(None, "合计", on_time + late + missing, on_time, late, missing, nudged, pending, excused)
+    rows = [(int(row.place), UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time,
+                                     row.late, row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused))
+            for row in page]
+    return UnitTable(int(units or 0), int(matched or 0), total, rows)
+
+
+def _ranked_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
+    """Per-unit figures with their ``place`` in :func:`rank`'s order (rate, then fewest missing, then name)."""
+    counts = _unit_counts(occurrence_ids, now).subquery("per_unit")
+    c = counts.c
+    name = func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT))
+    due = c.on_time + c.late + c.missing - c.pending
+    rate = case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float))
+    by_name = name.collate("C") if dialect == "postgresql" else name  # code point order, as Python sorts
+    place = func.row_number().over(order_by=(rate.desc(), c.missing, by_name, c.unit_id))
+    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
+                  place.label("place")).subquery("ranked")
+
+
+def _unit_filter(r: Any, unit: str, dialect: str) -> Any:
+    if not unit:
+        return true()
+    found = func.strpos(r.name, unit) if dialect == "postgresql" else func.instr(r.name, unit)
+    return or_(r.unit_id == unit, found > 0)
+
+
+def _status_filter(r: Any, status: str) -> Any:
+    if status == "behind":
+        return r.missing - r.pending > 0
+    if status == "pending":
+        return r.missing > 0
+    if status == "done":
+        return r.missing == 0
+    return true()
 
 
 def _in_period(start: datetime, end: datetime, reminder_ids: Iterable[str] | None) -> Any:
@@ -295,6 +448,116 @@ def board_figures(board: Board, nudges: Mapping[tuple[int, str], int], now: date
     occ = board.occurrence
     return tally((Owed(r.unit_id, r.unit_name or r.unit_id or NO_UNIT, r.confirmed_at, occ.deadline_at,
                        nudges.get((occ.id or 0, r.person_id), 0), r.excused_at is not None) for r in board.rows), now)
+
+
+# ---------------------------------------------------------------- one occurrence's board, counted in SQL
+
+BOARD_STATUSES = ("pending", "overdue", "confirmed", "late")
+
+
+@dataclass(frozen=True)
+class BoardCounts:
+    """An occurrence's board figures, counted in the database (the same rules as :class:`Board`)."""
+
+    expected: int  # everyone owing, excused included
+    confirmed: int
+    excused: int  # excused and not confirmed
+    overdue: int  # neither confirmed nor excused, and the deadline has passed
+
+    @property
+    def owing(self) -> int:
+        """Neither confirmed nor excused."""
+        return self.expected - self.confirmed - self.excused
+
+
+def _board_tables() -> tuple[Any, Any]:
+    return Expectation.__table__, Confirmation.__table__  # type: ignore[attr-defined]
+
+
+def _board_from(occurrence_id: int) -> Any:
+    et, ct = _board_tables()
+    return et.outerjoin(ct, and_(ct.c.occurrence_id == et.c.occurrence_id, ct.c.person_id == et.c.person_id))
+
+
+def _passed(occ: Occurrence, now: datetime) -> datetime | None:
+    """The occurrence's deadline (aware UTC) when it has passed at ``now``, else None."""
+    deadline = utc(occ.deadline_at) if occ.deadline_at is not None else None
+    return deadline if deadline is not None and utc(now) >= deadline else None
+
+
+async def board_counts(session: AsyncSession, occ: Occurrence, now: datetime) -> BoardCounts:
+    """Expected, confirmed, excused and overdue people of one occurrence, in one aggregate query."""
+    et, ct = _board_tables()
+    excused = and_(ct.c.person_id.is_(None), et.c.excused_at.is_not(None))
+    stmt = (select(func.count(), func.count(ct.c.person_id), func.sum(case((excused, 1), else_=0)))
+            .select_from(_board_from(occ.id or 0)).where(et.c.occurrence_id == occ.id))
+    expected, confirmed, excused_n = (await session.exec(stmt)).one()  # type: ignore[call-overload]
+    excused_n = int(excused_n or 0)
+    overdue = expected - confirmed - excused_n if _passed(occ, now) is not None else 0
+    return BoardCounts(expected, confirmed, excused_n, overdue)
+
+
+def board_conditions(dialect: str, occ: Occurrence, now: datetime, unit: str, status: str) -> list[Any]:
+    """SQL conditions for a board's filters: ``unit`` (its id exactly, or a part of its name) and ``status``
+    (``pending``: not confirmed; ``overdue``; ``confirmed``: on time; ``late``: after the deadline)."""
+    et, ct = _board_tables()
+    conditions: list[Any] = [et.c.occurrence_id == occ.id]
+    if unit:
+        found = func.strpos(et.c.unit_name, unit) if dialect == "postgresql" else func.instr(et.c.unit_name, unit)
+        conditions.append(or_(et.c.unit_id == unit, found > 0))
+    confirmed = ct.c.person_id.is_not(None)
+    deadline = db_time(utc(occ.deadline_at)) if occ.deadline_at is not None else None
+    if status == "pending":
+        conditions.append(ct.c.person_id.is_(None))
+    elif status == "overdue":
+        overdue = and_(ct.c.person_id.is_(None), et.c.excused_at.is_(None))
+        conditions.append(overdue if _passed(occ, now) is not None else false())
+    elif status == "confirmed":
+        conditions.append(confirmed if deadline is None else and_(confirmed, ct.c.confirmed_at <= deadline))
+    elif status == "late":
+        conditions.append(false() if deadline is None else and_(confirmed, ct.c.confirmed_at > deadline))
+    return conditions
+
+
+async def board_total(session: AsyncSession, occ: Occurrence, conditions: list[Any]) -> int:
+    """How many of the occurrence's board rows match ``conditions`` (:func:`board_conditions`)."""
+    stmt = select(func.count()).select_from(_board_from(occ.id or 0)).where(*conditions)
+    return int((await session.exec(stmt)).one())  # type: ignore[call-overload]
+
+
+async def board_page_rows(session: AsyncSession, occ: Occurrence, now: datetime, conditions: list[Any],
+                          offset: int, limit: int) -> list[BoardRow]:
+    """``limit`` board rows matching ``conditions`` from ``offset``, in the board's order (unit, then as
+    fired). Only the page's rows are read."""
+    et, ct = _board_tables()
+    stmt = (select(et.c.person_id, et.c.person_name, et.c.unit_id, et.c.unit_name, et.c.excused_at,
+                   et.c.excused_by, et.c.excuse_reason, ct.c.person_id.label("confirmed_by"), ct.c.confirmed_at,
+                   ct.c.via, ct.c.note, ct.c.recorded_by)
+            .select_from(_board_from(occ.id or 0)).where(*conditions)
+            .order_by(et.c.unit_id, et.c.id).offset(offset).limit(limit))
+    deadline = utc(occ.deadline_at) if occ.deadline_at is not None else None
+    return [board_row(r, r if r.confirmed_by is not None else None, deadline, utc(now))
+            for r in (await session.exec(stmt)).all()]  # type: ignore[call-overload]
+
+
+async def board_unit_figures(session: AsyncSession, occ: Occurrence, now: datetime, *,
+                             last: int | None = None) -> tuple[int, list[UnitRow]]:
+    """One occurrence's figures per unit, counted and ranked in SQL exactly like a period's.
+
+    Returns how many units there are and their rows in rank order: all of them, or (``last``) only
+    the last ones, the furthest behind, as the board's chart shows them; with their 催办次数.
+    """
+    dialect = (await session.connection()).dialect.name
+    ranked = _ranked_units([occ.id or 0], now, dialect)
+    r = ranked.c
+    units = int((await session.exec(select(func.count()).select_from(ranked))).one())  # type: ignore[call-overload]
+    stmt = select(*r).order_by(r.place.desc())
+    if last is not None:
+        stmt = stmt.limit(last)
+    page = list(reversed((await (await session.connection()).execute(stmt)).all()))
+    nudges = await nudges_by_unit(session, [occ.id or 0], [row.unit_id for row in page])
+    return units, [UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time, row.late,
+                           row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused) for row in page]
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
@@ -338,8 +601,13 @@ def percent(row: UnitRow) -> str:
 
 
 def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
-    return [[str(i), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.pending),
-             str(r.nudges), percent(r), str(r.excused)] for i, r in enumerate(rows, start=1)]
+    return [cell_row(i, r) for i, r in enumerate(rows, start=1)]
+
+
+def cell_row(place: int, r: UnitRow) -> list[str]:
+    """One ranked row's cells under :data:`HEADERS` (``place``: its rank, from 1)."""
+    return [str(place), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.pending),
+            str(r.nudges), percent(r), str(r.excused)]
 
 
 def totals(rows: Iterable[UnitRow]) -> UnitRow:

@@ -9,19 +9,33 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert
 from test_web_admin import AUTH, PASSWORD, USER
-from test_web_confirm import DUE, NOW, World, add_occurrence, build_world
+from test_web_confirm import DEADLINE, DUE, NOW, World, add_occurrence, build_world
 
-from bot.confirmations import to_db_time
+from bot.confirmations import BoardRow, board, to_db_time
+from bot.reports import (
+    UnitRow,
+    board_conditions,
+    board_counts,
+    board_figures,
+    board_page_rows,
+    board_total,
+    board_unit_figures,
+    nudge_counts,
+    period_bounds,
+    totals,
+    unit_figures,
+    unit_table,
+)
 from bot.web import make_app
 from storage.db import Database
-from storage.models import Confirmation, Expectation
+from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
 PEOPLE, PER_UNIT = 20_000, 4
 MAX_PAGE_BYTES = 300_000
@@ -108,3 +122,105 @@ async def test_the_units_page_of_5002_branches_is_paged_and_filtered(big: World,
 
     one = await fetch(client, "/admin/units?period=2025-03&unit=u00042")
     assert "共 1 条" in one and "第00042党支部" in one
+
+
+# ---------------------------------------------------------------- SQL counts agree with the board's rules
+
+MIXED = 40  # people in 8 units, in every state a board shows
+
+
+async def mixed_occurrence(db: Database) -> int:
+    """One occurrence past its deadline: on time, late, excused, excused but confirmed anyway, missing."""
+    occ = await add_occurrence(db, people=(), title="混合情况", due_at=DUE + timedelta(days=2),
+                               deadline_at=DEADLINE)
+    exps, confs = [], []
+    for n in range(MIXED):
+        state, unitless, excused = n % 5, n % 8 == 7, n % 5 in (2, 3)
+        exps.append({"occurrence_id": occ, "person_id": f"m{n:03d}", "person_name": f"党员{n:03d}",
+                     "unit_id": None if unitless else f"x{n % 8}", "unit_name": None if unitless else f"第{n % 8}支部",
+                     "leader_ids": [], "followups": 0, "escalations": 0,
+                     "excused_at": to_db_time(NOW) if excused else None,
+                     "excused_by": "admin" if excused else None, "excuse_reason": "出差" if excused else None})
+        if state in (0, 3):  # on time
+            confs.append({"occurrence_id": occ, "person_id": f"m{n:03d}", "confirmed_at": to_db_time(NOW),
+                          "via": "link"})
+        if state == 1:  # after the deadline
+            confs.append({"occurrence_id": occ, "person_id": f"m{n:03d}",
+                          "confirmed_at": to_db_time(DEADLINE.replace(tzinfo=UTC) + timedelta(hours=5)),
+                          "via": "admin"})
+    # follow-up round 1 reached m004 (in a group message's mentions) and m009 (their own link's key);
+    # m014's group message failed for good, and a WeCom-style body names nobody
+    nudges = [{"occurrence_id": occ, "person_id": p, "kind": "followup", "number": 1, "at": to_db_time(NOW)}
+              for p in ("m004", "m009", "m014")]
+    messages = [("occ/followup:1/g/group#1", "sent", {"mentions": [{"person_id": "m004"}]}),
+                ("occ/followup:1/oa/m009#1", "pending", {"mentions": []}),
+                ("occ/followup:1/h/group#1", "dead", {"mentions": [{"person_id": "m014"}]}),
+                ("occ/followup:1/w/group#1", "sent", {"msgtype": "markdown", "markdown": {"content": "m014"}})]
+    outbox = [{"dedupe_key": f"{occ}{key}", "occurrence_id": occ, "stage": "followup:1", "channel_id": "g",
+               "platform": "generic", "robot": "r", "body": body, "summary": "催办", "status": status,
+               "attempts": 0, "next_attempt_at": to_db_time(NOW), "created_at": to_db_time(NOW)}
+              for key, status, body in messages]
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(Expectation.__table__), exps)  # type: ignore[attr-defined]
+        await conn.execute(insert(Confirmation.__table__), confs)  # type: ignore[attr-defined]
+        await conn.execute(insert(Nudge.__table__), nudges)  # type: ignore[attr-defined]
+        await conn.execute(insert(Outbox.__table__), outbox)  # type: ignore[attr-defined]
+    return occ
+
+
+async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(any_db: Database,
+                                                                                tmp_path: Path) -> None:
+    """The paged board's counts, filters and chart, and the units page's figures, are the full board's."""
+    world = await build_world(any_db, tmp_path, admin_user=USER, admin_password=PASSWORD)
+    occ_id = await mixed_occurrence(any_db)
+    later = DEADLINE.replace(tzinfo=UTC) + timedelta(days=1)  # the deadline has passed
+    full = await board(any_db, occ_id, later)
+    async with any_db.session() as session:
+        occ = await session.get(Occurrence, occ_id)
+        assert occ is not None
+        counts = await board_counts(session, occ, later)
+        dialect = (await session.connection()).dialect.name
+        for status in ("", "pending", "overdue", "confirmed", "late"):
+            for unit in ("", "x3", "第5支部", "支部"):
+                conditions = board_conditions(dialect, occ, later, unit, status)
+                wanted = [r.person_id for r in full.rows if _matches(r, unit, status)]
+                got = await board_page_rows(session, occ, later, conditions, 0, 1000)
+                assert sorted(r.person_id for r in got) == sorted(wanted), (status, unit)
+                assert await board_total(session, occ, conditions) == len(wanted)
+        units, by_sql = await board_unit_figures(session, occ, later)
+        assert (units, by_sql[-3:]) == (len(by_sql), (await board_unit_figures(session, occ, later, last=3))[1])
+        nudges = await nudge_counts(session, [occ_id])
+    assert nudges == {(occ_id, "m004"): 1, (occ_id, "m009"): 1}
+    assert (counts.expected, counts.confirmed, counts.excused, counts.overdue) == (
+        full.expected, full.confirmed, len(full.excused), len(full.overdue)) == (40, 24, 8, 8)
+    assert by_sql == board_figures(full, nudges, later)
+    assert sum(r.nudges for r in by_sql) == 2
+    period = period_bounds("2025-03", later)
+    units = await unit_figures(world.runtime, period.start, period.end, now=later)
+    mine = {r.unit_id: r for r in units}
+    for row in board_figures(full, nudges, later):  # the other occurrence's people add to x-less units only
+        assert mine[row.unit_id] == row
+    for status in ("", "behind", "pending", "done"):  # the units page, ranked and paged in SQL
+        for unit in ("", "x3", "支部", "未分配"):
+            kept = [(place, r) for place, r in enumerate(units, start=1) if _unit_kept(r, unit, status)]
+            table = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
+                                     page_of=lambda n: (0, 1000))
+            assert (table.units, table.matched) == (len(units), len(kept)), (status, unit)
+            assert table.rows == kept and table.total == totals(r for _, r in kept), (status, unit)
+            second = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
+                                      page_of=lambda n: (2, 3))
+            assert second.rows == kept[2:5]
+
+
+def _matches(row: BoardRow, unit: str, status: str) -> bool:
+    if unit and unit != row.unit_id and unit not in (row.unit_name or ""):
+        return False
+    return {"": True, "pending": not row.confirmed, "overdue": row.overdue_since is not None,
+            "confirmed": row.confirmed and not row.late, "late": row.late}[status]
+
+
+def _unit_kept(row: UnitRow, unit: str, status: str) -> bool:
+    if unit and unit != row.unit_id and unit not in row.unit:
+        return False
+    return {"": True, "behind": row.missing - row.pending > 0, "pending": row.missing > 0,
+            "done": row.missing == 0}[status]

@@ -137,3 +137,21 @@ async def test_two_instances_claim_a_big_follow_up_round_once_in_set_based_updat
         assert await FollowUps(b).run_once(bj(2026, 11, 4, 10, 0)) == 0  # nothing more is due today
     finally:
         await other.stop()
+
+
+async def test_firing_again_after_someone_joined_queues_only_their_message(any_db: Database, tmp_path: Path) -> None:
+    """A second fire skips what is queued (without rendering it) but still writes what is missing."""
+    runtime = await make_runtime(settings_for(tmp_path, any_db.url), Clock(bj(2026, 11, 3, 9, 0)), any_db)
+    first = await fire_study(runtime)
+    world = tmp_path / "schedules" / "world.yaml"
+    joined = '  - {id: newcomer, name: 新书记, roles: [secretary], unit: gw, mobile: "13700000000"}\n'
+    world.write_text(world.read_text(encoding="utf-8").replace("channels:", joined + "channels:", 1), encoding="utf-8")
+    later = await make_runtime(settings_for_existing(tmp_path, any_db.url), Clock(bj(2026, 11, 3, 9, 5)), any_db)
+    assert await fire_study(later) == 1  # the newcomer's own message in oa; the group message was queued
+    assert await count(any_db, Outbox, col(Outbox.dedupe_key).contains("/oa/newcomer#")) == 1
+    assert await count(any_db, Outbox) == first + 1
+
+
+def settings_for_existing(folder: Path, url: str) -> Settings:
+    return Settings(database_url=url, schedules_dir=folder / "schedules", var_dir=folder / "var",
+                    secret_key=SECRET, base_url="https://dj.example.gov.cn")

@@ -27,8 +27,7 @@ from sqlmodel import col, select
 
 from bot import actions
 from bot.actions import ACTION_LABELS, EXCUSE_KINDS, ActionRefused, Done
-from bot.confirmations import Board
-from bot.web.common import admin_name, read_form, runtime_of
+from bot.web.common import admin_name, person_name, read_form, runtime_of
 from bot.web.common import render as render_page
 from storage.models import AdminAction, Outbox
 
@@ -203,19 +202,26 @@ def _done_row(request: web.Request, rows: list[AdminAction]) -> AdminAction | No
     return next((r for r in rows if str(r.id) == wanted), None)
 
 
-async def board_extras(request: web.Request, b: Board) -> dict[str, Any]:
-    """The board's action forms (who still owes), its audit rows and the notice of a done action."""
+async def board_extras(request: web.Request, b: Any) -> dict[str, Any]:
+    """The board's action forms (who still owes), its audit rows and the notice of a done action.
+
+    ``b``: the page's board (``bot.web.admin.BoardView``): its ``rows`` are one page, its ``counts``
+    the whole occurrence's.
+    """
     runtime = runtime_of(request)
     occ = b.occurrence
     rows = await actions.actions_of(runtime, occ.id or 0)
     reminder = runtime.schedules.reminders.get(occ.reminder_id)
-    owing = [r for r in b.rows if not r.confirmed and not r.excused]
+    owing = [r for r in b.rows if not r.confirmed and not r.excused]  # the forms list this page's
+    names = {r.person_id: r.name for r in b.rows}
+    names |= {r.person_id: person_name(runtime, r.person_id) for r in rows if r.person_id and r.person_id not in names}
     return {
         "csrf": csrf_token(request),
         "owing": owing,
         "excuse_kinds": EXCUSE_KINDS,
-        "can_follow_up": bool(owing) and reminder is not None and reminder.confirm is not None and reminder.enabled,
-        "audit": _rows(request, rows, {r.person_id: r.name for r in b.rows}),
+        "can_follow_up": (b.counts.owing > 0 and reminder is not None and reminder.confirm is not None
+                          and reminder.enabled),
+        "audit": _rows(request, rows, names),
         "admin_names": admin_names(request),
         "done": _done_row(request, rows),
     }

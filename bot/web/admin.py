@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
 from typing import Any
@@ -32,15 +33,20 @@ from bot.platforms.markup import redact
 from bot.reports import (
     DEFAULT_ZONE,
     HEADERS,
+    BoardCounts,
     Period,
     UnitRow,
-    board_figures,
+    board_conditions,
+    board_counts,
+    board_page_rows,
+    board_total,
+    board_unit_figures,
+    cell_row,
     cells,
-    nudge_counts,
     percent,
     period_bounds,
-    totals,
     unit_figures,
+    unit_table,
 )
 from bot.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
@@ -227,13 +233,17 @@ async def occurrences_page(request: web.Request) -> web.Response:
                   items=items, limit=OCCURRENCES_LIMIT, now=now)
 
 
+def _no_such_record(request: web.Request) -> web.HTTPNotFound:
+    response = render(request, "message.html", status=404, title="没有这条记录", tone="error",
+                      message=f"没有这条记录：找不到记录号为 {request.match_info['id']} 的提醒记录。")
+    return web.HTTPNotFound(text=response.text, content_type="text/html")
+
+
 async def _board_or_404(request: web.Request) -> Board:
     try:
         return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
     except LookupError:
-        response = render(request, "message.html", status=404, title="没有这条记录", tone="error",
-                          message=f"没有这条记录：找不到记录号为 {request.match_info['id']} 的提醒记录。")
-        raise web.HTTPNotFound(text=response.text, content_type="text/html") from None
+        raise _no_such_record(request) from None
 
 
 # ---------------------------------------------------------------- paging and filters
@@ -251,12 +261,11 @@ def page_number(request: web.Request) -> int:
     return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
 
 
-def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], dict[str, Any]]:
-    """The page of ``items`` asked for, and the pager: page, pages, total, previous/next links.
-
-    Links keep the other query parameters (filters, period). A page past the end shows the last.
-    """
-    pages = max(1, ceil(len(items) / PAGE_ROWS))
+def page_of(request: web.Request, total: int) -> tuple[int, dict[str, Any]]:
+    """Where the page asked for starts among ``total`` items, and the pager: page, pages, total,
+    previous/next links. Links keep the other query parameters (filters, period). A page past the
+    end shows the last."""
+    pages = max(1, ceil(total / PAGE_ROWS))
     page = min(page_number(request), pages)
     start = (page - 1) * PAGE_ROWS
 
@@ -264,37 +273,10 @@ def paged(request: web.Request, items: Sequence[Any]) -> tuple[Sequence[Any], di
         query = {k: v for k, v in request.query.items() if k != "page" and v} | {"page": str(number)}
         return str(request.rel_url.with_query(query))
 
-    pager = {"page": page, "pages": pages, "total": len(items), "first": start + 1,
-             "last": min(start + PAGE_ROWS, len(items)),
+    pager = {"page": page, "pages": pages, "total": total, "first": start + 1,
+             "last": min(start + PAGE_ROWS, total),
              "previous": link(page - 1) if page > 1 else None, "next": link(page + 1) if page < pages else None}
-    return items[start:start + PAGE_ROWS], pager
-
-
-def _unit_matches(wanted: str, unit_id: str | None, unit_name: str | None) -> bool:
-    """``?unit=``: the unit's id exactly, or a part of its name."""
-    return not wanted or wanted == unit_id or wanted in (unit_name or "")
-
-
-def board_matches(row: BoardRow, status: str) -> bool:
-    if status == "confirmed":
-        return row.confirmed and not row.late
-    if status == "late":
-        return row.late
-    if status == "overdue":
-        return row.overdue_since is not None
-    if status == "pending":
-        return not row.confirmed
-    return True
-
-
-def unit_matches(row: UnitRow, status: str) -> bool:
-    if status == "behind":
-        return row.missing - row.pending > 0
-    if status == "pending":
-        return row.missing > 0
-    if status == "done":
-        return row.missing == 0
-    return True
+    return start, pager
 
 
 def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:
@@ -303,25 +285,51 @@ def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:
     return unit, status if status in statuses else ""
 
 
+@dataclass(frozen=True)
+class BoardView:
+    """What the board page shows: the occurrence, its figures counted in SQL, one page of rows."""
+
+    occurrence: Occurrence
+    counts: BoardCounts
+    rows: list[BoardRow]  # this page's, filtered
+
+    @property
+    def expected(self) -> int:
+        return self.counts.expected
+
+    @property
+    def confirmed(self) -> int:
+        return self.counts.confirmed
+
+
 async def board_page(request: web.Request) -> web.Response:
-    """One occurrence's board: its figures, and its rows a page at a time, filtered by unit and status."""
-    b = await _board_or_404(request)
+    """One occurrence's board: its figures, and its rows a page at a time, filtered by unit and status.
+
+    Counted and paged in the database: a page reads its 100 rows and a few aggregates, never the
+    whole occurrence (a province's board has 20,000 people).
+    """
     runtime = runtime_of(request)
     now = _now(request)
     unit, status = _filters(request, BOARD_STATUS)
-    chosen = [r for r in b.rows if _unit_matches(unit, r.unit_id, r.unit_name) and board_matches(r, status)]
-    rows, pager = paged(request, chosen)
-    figures: list[dict[str, Any]] = []
-    if not b.occurrence.dry_run:  # a rehearsal never counts
-        async with runtime.db.session() as session:
-            nudges = await nudge_counts(session, [b.occurrence.id or 0])
-        figures = board_figures(b, nudges, now)
-    title = f"{'演练：' if b.occurrence.dry_run else ''}确认情况：{b.occurrence.title}"
-    sent = await stage_of_occurrence(runtime.db, b.occurrence.id or 0)
+    async with runtime.db.session() as session:
+        occ = await session.get(Occurrence, int(request.match_info["id"]))
+        if occ is None:
+            raise _no_such_record(request)
+        counts = await board_counts(session, occ, now)
+        dialect = (await session.connection()).dialect.name
+        conditions = board_conditions(dialect, occ, now, unit, status)
+        total = await board_total(session, occ, conditions)
+        start, pager = page_of(request, total)
+        rows = await board_page_rows(session, occ, now, conditions, start, PAGE_ROWS)
+        # a rehearsal never counts; the chart shows the units furthest behind, with their 催办次数
+        units, figures = (0, []) if occ.dry_run else await board_unit_figures(session, occ, now, last=BARS_SHOWN)
+    b = BoardView(occ, counts, rows)
+    title = f"{'演练：' if occ.dry_run else ''}确认情况：{occ.title}"
+    sent = await stage_of_occurrence(runtime.db, occ.id or 0)
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
-                  statuses=BOARD_STATUS, bars=bars(figures[-BARS_SHOWN:]), bars_total=len(figures),
-                  zone=zone_for(runtime, b.occurrence.reminder_id), now=now,
+                  statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
+                  zone=zone_for(runtime, occ.reminder_id), now=now,
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None,
                   **await board_extras(request, b))
 
@@ -417,16 +425,24 @@ def _link(period: Period | None) -> dict[str, str] | None:
 
 async def units_page(request: web.Request) -> web.Response:
     """The ranked units of a period, a page at a time, filtered by unit and status (ranks stay the full ones)."""
-    period, rows, error = await _unit_rows(request)
+    period, error = _period(request)
     now = _now(request)
     later = _shifted(period, 1)
     latest = await latest_due(runtime_of(request))
     upto = max(now, latest) if latest is not None else now
     unit, status = _filters(request, UNIT_STATUS)
-    ranked = list(zip(rows, cells(rows), strict=True))
-    chosen = [(r, c) for r, c in ranked if _unit_matches(unit, r.unit_id, r.unit) and unit_matches(r, status)]
-    shown, pager = paged(request, chosen)
-    total = totals(r for r, _ in chosen)
+    pager: dict[str, Any] = {}
+
+    def page(matched: int) -> tuple[int, int]:
+        start, found = page_of(request, matched)
+        pager.update(found)
+        return start, PAGE_ROWS
+
+    # ranked, filtered and paged in SQL (ranks stay the full ones): only the page's rows are read
+    table = await unit_table(runtime_of(request), period.start, period.end, now=now, unit=unit, status=status,
+                             page_of=page)
+    shown = [(r, cell_row(place, r)) for place, r in table.rows]
+    total = table.total
     return render(request, "admin_units.html", status=400 if error else 200,
                   title=f"各单位完成情况（{period.label}）", nav="units", error=error,
                   period=_link(period), menu=period_menu(period, now, latest),
@@ -434,7 +450,7 @@ async def units_page(request: web.Request) -> web.Response:
                   next=_link(later) if later is not None and later.start <= upto else None,
                   headers=HEADERS, cells=[c for _, c in shown], bars=bars([r for r, _ in shown]),
                   total=total, total_rate=percent(total), pager=pager, unit=unit, wanted=status,
-                  statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(rows))
+                  statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(table.units))
 
 
 async def outbox_page(request: web.Request) -> web.Response:

@@ -60,14 +60,14 @@ class Generic:
         button = None
         if message.button_url:
             button = {"text": markup.button_text(message), "url": message.button_url}
-        mentions = [
+        mentions = [  # only the first part mentions: a group message's later parts need not build the list
             {"person_id": p.person_id, "name": p.name, "mobile": p.mobile, "ids": dict(p.ids)} for p in message.mentions
-        ]
+        ] if first else []
         return {
             "title": message.title,
             "markdown": markdown,
             "text": markup.plain(markdown),
-            "mentions": mentions if first else [],
+            "mentions": mentions,
             "mention_all": message.mention_all and first,
             "button": button,
         }

@@ -391,7 +391,7 @@ async def send_test(runtime: Runtime, channel_id: str, *, admin: str, reason: st
     if channel is None:
         raise _refused("send_test", f"没有标识为 “{channel_id}” 的频道", 404)
     if channel.dry_run:
-        raise _refused("send_test", f"频道 {channel.name} 没有配置 webhook（演练模式），无法发送测试消息")
+        raise _refused("send_test", f"频道 {channel.name} 没有配置 webhook（只记录、不发送），无法发送测试消息")
     _, answer = await deliver_test(runtime, channel)
     text = f"{channel.name}：{answer}"
     row = await _audit(runtime, AdminAction(channel_id=channel_id, admin=admin, action="send_test", reason=why,

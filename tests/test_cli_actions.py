@@ -74,7 +74,8 @@ def test_the_web_admins_may_act_from_the_command_line_and_an_unknown_one_is_told
     assert "登记人 陈明" in done.output
     confirmed = cli.run(confirm, str(cli.study), "wu", "--by", "gongwei", "--note", "电话告知")
     assert confirmed.exit_code == 0 and "代录人 gongwei" in confirmed.output
-    assert audit(cli) == [("陈明", "excuse", "liu", "出差：赴省委党校学习")]  # the name, as from the web
+    assert audit(cli) == [("陈明", "excuse", "liu", "出差：赴省委党校学习"),  # the name, as from the web
+                          ("gongwei", "confirm", "wu", "电话告知")]
     unknown = cli.run(excuse, str(cli.study), "wu", "--by", "王五", "--kind", "出差", "--reason", "学习")
     assert unknown.exit_code == 1 and "“王五” 不是管理员" in unknown.output
     assert "陈明（管理后台）" in unknown.output and "gongwei（管理后台）" in unknown.output
@@ -126,15 +127,28 @@ def test_resend_requeues_a_real_message_only_recorded_for_want_of_a_webhook_and_
     assert audit(cli) == [("chen", "resend", None, "稍后补 webhook")]
 
 
-async def _open_on_loopback(cli: Cli, path: str) -> str:  # noqa: F811
+async def _open_on_loopback(cli: Cli, path: str, headers: dict[str, str] | None = None) -> str:  # noqa: F811
     """The page at ``path`` as the service (same database and key) serves it over loopback."""
     from bot.settings import Settings
 
     env = {k.removeprefix("REMINDBOT_").lower(): v for k, v in cli.env.items()}
     async with open_runtime(Settings(**env)) as runtime, serve(make_app(runtime)) as base:
-        async with aiohttp.ClientSession() as http, http.get(base + path) as response:
+        async with aiohttp.ClientSession() as http, http.get(base + path, headers=headers) as response:
             assert response.status == 200, await response.text()
             return await response.text()
+
+
+def test_a_confirmation_recorded_from_the_command_line_is_in_the_boards_audit(cli: Cli) -> None:  # noqa: F811
+    cli.env["REMINDBOT_ADMIN_USER"], cli.env["REMINDBOT_ADMIN_PASSWORD"] = "gongwei", "gongwei-admin-password"
+    done = cli.run(confirm, str(cli.study), "吴敏", "--by", "陈静", "--note", "电话确认，参会 23 人")
+    assert done.exit_code == 0, done.output
+    assert audit(cli) == [("chen", "confirm", "wu", "电话确认，参会 23 人")]
+    board = asyncio.run(_open_on_loopback(cli, f"/admin/occurrences/{cli.study}",
+                                          {"Authorization": aiohttp.encode_basic_auth("gongwei", "gongwei-admin-password")}))
+    actions = board.split('<h2 id="actions">操作记录</h2>', 1)[1]
+    assert "还没有管理员操作" not in actions
+    row = actions.split("<tr>")[2]  # the first row after the header
+    assert "陈静" in row and "代为登记" in row and "吴敏" in row and "电话确认，参会 23 人" in row
 
 
 def test_leader_link_prints_a_leaders_own_page_and_refuses_someone_who_leads_nothing(cli: Cli) -> None:  # noqa: F811

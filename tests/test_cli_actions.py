@@ -143,8 +143,8 @@ def test_a_confirmation_recorded_from_the_command_line_is_in_the_boards_audit(cl
     done = cli.run(confirm, str(cli.study), "吴敏", "--by", "陈静", "--note", "电话确认，参会 23 人")
     assert done.exit_code == 0, done.output
     assert audit(cli) == [("chen", "confirm", "wu", "电话确认，参会 23 人")]
-    board = asyncio.run(_open_on_loopback(cli, f"/admin/occurrences/{cli.study}",
-                                          {"Authorization": aiohttp.encode_basic_auth("gongwei", "gongwei-admin-password")}))
+    login = {"Authorization": aiohttp.encode_basic_auth("gongwei", "gongwei-admin-password")}
+    board = asyncio.run(_open_on_loopback(cli, f"/admin/occurrences/{cli.study}", login))
     actions = board.split('<h2 id="actions">操作记录</h2>', 1)[1]
     assert "还没有管理员操作" not in actions
     row = actions.split("<tr>")[2]  # the first row after the header

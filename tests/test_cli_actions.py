@@ -101,7 +101,7 @@ def test_resend_requeues_a_dead_message_once_its_channel_has_a_webhook(cli: Cli)
         encoding="utf-8")
     done = cli.run(resend, str(outbox_id), "--by", "陈静", "--reason", "已补上 webhook")
     assert done.exit_code == 0, done.output
-    assert "已重新排队" in done.output
+    assert "已重新排队" in done.output and "正在运行的服务会尽快发送" in done.output
     with sqlite3.connect(db_path(cli)) as db:
         assert db.execute("select status, attempts from outbox where id = ?", (outbox_id,)).fetchone() == ("pending", 0)
     assert audit(cli) == [("chen", "resend", None, "已补上 webhook")]
@@ -122,6 +122,7 @@ def test_resend_requeues_a_real_message_only_recorded_for_want_of_a_webhook_and_
     done = cli.run(resend, str(outbox_id), "--by", "chen", "--reason", "稍后补 webhook")
     assert done.exit_code == 0, done.output
     assert "已重新排队" in done.output and "仍未配置 webhook" in done.output and "演练" not in done.output
+    assert "会尽快发送" not in done.output  # it will not be sent while the channel has no webhook
     with sqlite3.connect(db_path(cli)) as db:
         assert db.execute("select status from outbox where id = ?", (outbox_id,)).fetchone() == ("pending",)
     assert audit(cli) == [("chen", "resend", None, "稍后补 webhook")]

@@ -58,6 +58,9 @@ async def _resend(runtime: Runtime, outbox_id: int, admin_id: str, reason: str |
         done = await actions.resend(runtime, outbox_id, admin=admin.record, reason=reason, now=runtime.clock())
     except ActionRefused as exc:
         raise CliError(str(exc)) from None
+    channel = runtime.channel(done.row.channel_id or "")
+    if channel is not None and channel.dry_run:  # still no webhook: recorded again, never sent
+        return f"{done.text}（登记人 {admin.name}）。"
     return f"{done.text}。正在运行的服务会尽快发送（登记人 {admin.name}）。"
 
 

@@ -45,11 +45,13 @@ def test_excuse_by_name_takes_the_person_out_and_status_shows_it(cli: Cli) -> No
 
 def test_excuse_is_refused_for_someone_confirmed_a_non_admin_and_a_missing_reason(cli: Cli) -> None:  # noqa: F811
     confirmed = cli.run(excuse, str(cli.study), "wang", "--by", "chen", "--kind", "出差", "--reason", "学习")
-    assert confirmed.exit_code == 1 and "已经确认，无需登记请假" in confirmed.output
+    assert confirmed.exit_code == 1 and "已经确认，无需登记免于确认" in confirmed.output
     not_admin = cli.run(excuse, str(cli.study), "liu", "--by", "wang", "--kind", "出差", "--reason", "学习")
     assert not_admin.exit_code == 1 and "不是管理员" in not_admin.output
     blank = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "出差", "--reason", "  ")
     assert blank.exit_code == 1 and "请写明原因" in blank.output
+    missing = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "出差")
+    assert missing.exit_code == 1 and "请用 --reason 写明原因" in missing.output and "缺少选项" not in missing.output
     assert audit(cli) == []
 
 
@@ -58,6 +60,9 @@ def test_excuse_refuses_an_unknown_kind_and_a_reason_with_nothing_after_the_kind
     assert unknown.exit_code == 1 and "类别“旅游”不在可选范围内" in unknown.output and "因公外出" in unknown.output
     no_kind = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "去三亚")
     assert no_kind.exit_code == 1 and "请写明类别" in no_kind.output
+    vacation = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "休假：去三亚")
+    assert vacation.exit_code == 1 and "类别“休假”不在可选范围内" in vacation.output
+    assert "请假、出差、因公外出、病假、其他" in vacation.output
     empty = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "出差：   ")
     assert empty.exit_code == 1 and "请写明原因" in empty.output
     assert audit(cli) == []

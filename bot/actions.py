@@ -98,6 +98,9 @@ def excuse_reason(kind: str | None, reason: str | None) -> str:
     text = (reason or "").replace("：", ":", 1) if kind is None else (reason or "")
     if kind is None:
         head, sep, rest = text.partition(":")
+        if sep and head.strip() and head.strip() not in EXCUSE_KINDS:
+            raise ActionRefused(f"原因开头的类别“{head.strip()}”不在可选范围内，只能是：{'、'.join(EXCUSE_KINDS)}；"
+                                "例如 --kind 请假，或把原因写成 “请假：赴省委党校学习”", 400)
         if not sep or head.strip() not in EXCUSE_KINDS:
             raise ActionRefused(f"请写明类别（{'、'.join(EXCUSE_KINDS)}），例如 --kind 出差，"
                                 "或把原因写成 “出差：赴省委党校学习”", 400)
@@ -213,7 +216,7 @@ async def excuse(runtime: Runtime, occurrence_id: int, person_id: str, *, admin:
         raise _refused("excuse", f"{exp.person_name} 已于 {when} 由 {admin_display(runtime, exp.excused_by)} "
                                  f"登记免于确认（{exp.excuse_reason}），无需重复登记")
     if await find_confirmation(runtime.db, occurrence_id, person_id) is not None:
-        raise _refused("excuse", f"{exp.person_name} 已经确认，无需登记请假")
+        raise _refused("excuse", f"{exp.person_name} 已经确认，无需登记免于确认")
     text = f"已登记：{exp.person_name} 免于确认 “{occ.title}”，不再催办、不再告知领导，统计中单列"
     row = AdminAction(occurrence_id=occurrence_id, person_id=person_id, admin=admin, action="excuse",
                       reason=why, detail=text, at=to_db_time(now))
@@ -227,7 +230,7 @@ async def excuse(runtime: Runtime, occurrence_id: int, person_id: str, *, admin:
                 .execution_options(synchronize_session=False))
         if (await session.exec(stmt)).rowcount != 1:  # type: ignore[call-overload]
             await session.rollback()
-            raise _refused("excuse", f"{exp.person_name} 刚刚已确认或已登记请假，本次未记录")
+            raise _refused("excuse", f"{exp.person_name} 刚刚已确认或已登记免于确认，本次未记录")
         session.add(row)
         await session.commit()
     return _done("excuse", row, text)
@@ -257,7 +260,7 @@ async def followup_now(runtime: Runtime, occurrence_id: int, *, admin: str, reas
     async with runtime.db.session() as session:
         people = (await session.exec(select(Expectation.person_name).where(owed))).all()
         if not people:
-            raise _refused("followup_now", "所有人都已确认或已登记请假，无需催办")
+            raise _refused("followup_now", "所有人都已确认或已登记免于确认，无需催办")
         await session.exec(update(Expectation).where(owed).values(next_followup_at=to_db_time(now))  # type: ignore[call-overload]
                            .execution_options(synchronize_session=False))
         await session.commit()
@@ -391,7 +394,7 @@ async def send_test(runtime: Runtime, channel_id: str, *, admin: str, reason: st
     if channel is None:
         raise _refused("send_test", f"没有标识为 “{channel_id}” 的频道", 404)
     if channel.dry_run:
-        raise _refused("send_test", f"频道 {channel.name} 没有配置 webhook（演练模式），无法发送测试消息")
+        raise _refused("send_test", f"频道 {channel.name} 没有配置 webhook（只记录、不发送），无法发送测试消息")
     _, answer = await deliver_test(runtime, channel)
     text = f"{channel.name}：{answer}"
     row = await _audit(runtime, AdminAction(channel_id=channel_id, admin=admin, action="send_test", reason=why,

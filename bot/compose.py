@@ -105,6 +105,11 @@ class Planned:
     picture_url: str | None = None  # the same chart under a signed web path, for platforms that show URLs
 
 
+def _why_recorded(plan: Planned) -> str:
+    """Why a message is only recorded: ``演练`` for a dry run, else ``未配置 webhook``."""
+    return "演练" if plan.dry_run else "未配置 webhook"
+
+
 def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]]:
     """Render the template and turn it into the platform's request bodies."""
     return _build(renderer, plan)[:2]
@@ -157,7 +162,7 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
     dry = plan.dry_run or plan.channel.dry_run
     if dry:
         for body in bodies:
-            log.info("演练模式，未发送：频道“%s”%s：%s", plan.channel.name, plan.summary,
+            log.info("只记录、不发送（%s）：频道“%s”%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
                      mask_links(json.dumps(body, ensure_ascii=False)))
     created = await enqueue(
         session,
@@ -192,7 +197,7 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
         dry = plan.dry_run or plan.channel.dry_run
         if dry:
             for body in bodies:
-                log.info("演练模式，未发送：频道“%s”%s：%s", plan.channel.name, plan.summary,
+                log.info("只记录、不发送（%s）：频道“%s”%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
                          mask_links(json.dumps(body, ensure_ascii=False)))
         robot = robots.get(plan.channel.id) or robots.setdefault(plan.channel.id, robot_key(plan.channel))
         made = outbox_rows(dedupe_key=plan.dedupe_key, channel=plan.channel, platform=platform, bodies=bodies,

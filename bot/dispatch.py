@@ -184,9 +184,10 @@ class Dispatcher:
         returned = await self._leave()
         s = self.stats
         log.info(
-            "发送器已停止：已发送 %d 条，演练 %d 条，重试 %d 次，失败 %d 条；"
+            "发送器已停止：已发送 %d 条，%s %d 条，重试 %d 次，失败 %d 条；"
             "中断 %d 个发送，%d 条未发消息已交还，下次启动继续",
-            s.sent, s.dry_run, s.retried, s.dead, late, returned,
+            s.sent, "演练未发送" if self.settings.dry_run else "未配置 webhook 只记录", s.dry_run,
+            s.retried, s.dead, late, returned,
         )
 
     async def run_once(self, max_retry_wait: float = 60.0) -> Stats:
@@ -430,7 +431,8 @@ class Dispatcher:
                 return
             if self.settings.dry_run or channel.dry_run:
                 log.info(
-                    "演练模式，未发送：频道“%s”（%s）%s：%s",
+                    "只记录、不发送（%s）：频道“%s”（%s）%s：%s",
+                    "演练" if self.settings.dry_run else "未配置 webhook",
                     channel.name, row.platform, row.summary, redact(_short_json(row.body)),
                 )
                 await self._finish(lane, row, Result(row.id, DRY_RUN, self._clock()))

@@ -63,6 +63,18 @@ _NOT_A_REPLY = ("的", "得", "没", "不", "未", "吗", "么", "呢", "否", "
 _ASKS = re.compile(r"[?？]|(?:吗|么|呢|没|没有|否|与否)\W*$")
 PLATFORM_ID_KEYS = tuple(PlatformIds.model_fields)  # the ids a person may have (people[].ids)
 
+# What the log says of each outcome, for the operator (the metric keeps the English label).
+OUTCOME_WORDS: dict[str, str] = {
+    "recorded": "已登记确认",
+    "already": "未登记：已确认过",
+    "replay": "未登记：重复投递的同一事件",
+    "unknown_sender": "未登记：发送人未登记平台账号",
+    "owes_nothing": "未登记：此人没有需要确认的事项",
+    "bad_code": "未登记：代码不对应需要此人确认的事项",
+    "refused": "未登记：确认被拒绝",
+    "ignored": "未登记：不是确认回复",
+}
+
 
 def short_code(occurrence_id: int) -> str:
     """The code shown in a reminder (``回复 确认 A7K3``) for an occurrence id."""
@@ -182,7 +194,7 @@ async def handle(runtime: Runtime, event: Said | Pressed) -> Answer:
     answer = await _handle(runtime, event)
     metrics.INBOUND.labels(event.platform, answer.outcome).inc()
     log.info("收到%s（%s）：%s", "按钮确认" if isinstance(event, Pressed) else "群内回复", event.platform,
-             answer.outcome)
+             OUTCOME_WORDS.get(answer.outcome, answer.outcome))
     return answer
 
 

@@ -165,8 +165,10 @@ def log_coming(runtime: Runtime, count: int = 5) -> None:
         key=lambda f: f.fire_at,
     )[:count]
     dry = [c.name for c in runtime.schedules.channels.values() if c.dry_run]
-    if dry or runtime.settings.dry_run:
-        log.info("演练模式的频道（只记录、打印，不发送）：%s", "、".join(dry) if dry else "全部")
+    if runtime.settings.dry_run:
+        log.info("演练模式：全部频道只记录、打印，不发送")
+    elif dry:
+        log.info("未配置 webhook 的频道（只记录、打印，不发送）：%s", "、".join(dry))
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
         log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage_words(f.stage))

@@ -157,6 +157,8 @@ async def test_an_admin_records_a_confirmation_on_someones_behalf_and_the_board_
     assert (conf.via, conf.recorded_by, conf.note) == ("admin", "陈明", "电话告知，参会 12 人")
     audit = board[board.index('id="actions"'):]
     assert "陈明" in audit and "代为登记" in audit and "刘洋" in audit and "电话告知，参会 12 人" in audit
+    # The excuse form's button says what it does for every kind (出差, 因公外出…), not only 请假.
+    assert "<button type=\"submit\">登记免于确认</button>" in board and "登记请假" not in board
 
 
 async def test_an_excused_person_gets_no_follow_ups_or_escalations_and_is_counted_apart(site: Site) -> None:
@@ -303,12 +305,23 @@ async def test_a_message_that_is_not_dead_cannot_be_sent_again(site: Site) -> No
     assert await site.audit() == []
 
 
+async def test_the_outbox_page_says_why_there_is_no_test_send_when_no_channel_has_a_webhook(site: Site) -> None:
+    page: Any = await site.page("/admin/outbox")
+    assert 'id="form-send-test"' in page and "无法发送测试消息" not in page
+    channels = site.runtime.schedules.channels
+    for channel_id in [c.id for c in channels.values() if not c.dry_run]:
+        del channels[channel_id]
+    page = await site.page("/admin/outbox")
+    assert 'id="form-send-test"' not in page
+    assert "没有配置 webhook 的频道，无法发送测试消息；填写 webhook 后这里会出现发送测试" in page
+
+
 async def test_the_board_of_a_rehearsal_offers_no_action_forms(site: Site) -> None:
     site.runtime.settings.dry_run = True
     rehearsal = await fire_due(site.runtime, "study", bj(2026, 12, 1, 9, 0))
     site.runtime.settings.dry_run = False
     page: Any = await site.page(f"/admin/occurrences/{rehearsal}")
-    assert "代为登记</button>" not in page and "登记请假" not in page
+    assert "代为登记</button>" not in page and "登记免于确认" not in page
 
 
 async def test_a_valid_post_to_a_record_that_does_not_exist_is_a_404_saying_so(site: Site) -> None:

@@ -407,3 +407,31 @@ async def test_apps_check_says_in_chinese_which_host_could_not_be_reached(tmp_pa
     assert "访问令牌：失败" in out and "无法连接到 127.0.0.1" in out and "请检查网络" in out
     assert "Error" not in out and "corpsecret" not in out and f":{port}" not in out
     assert WECOM["secret"] not in out
+
+
+async def test_apps_check_says_a_wrong_api_host_is_not_the_platforms_api(tmp_path: Path) -> None:
+    """A 404 HTML page (a wrong private-deployment host) is the address's fault, not the credentials'."""
+
+    async def not_found(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><body>404 Not Found</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    async with serve(app) as base:
+        apps_yaml = wecom_apps(base) + f"""  - {{id: fs, platform: feishu, app_id: {FEISHU['app_id']},
+     app_secret: {FEISHU['app_secret']}, verification_token: vt-feishu, api_base: "{base}"}}
+  - {{id: notice, platform: dingtalk, mode: stream, app_key: {DINGTALK['app_key']},
+     app_secret: {DINGTALK['app_secret']}, agent_id: {DINGTALK_AGENT_ID}, api_base: "{base}",
+     oapi_base: "{base}"}}
+"""
+        settings = world_with_apps(tmp_path, apps_yaml, "wecom: ZhaoMing")
+        env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
+               "REMINDBOT_VAR_DIR": str(settings.var_dir)}
+        result = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+    out = result.output
+    assert result.exit_code == 1, out
+    for platform, field in (("企业微信", "api_base"), ("飞书", "api_base"), ("钉钉", "oapi_base")):
+        assert f"127.0.0.1 找不到该地址（HTTP 404）：这不是{platform}开放平台的接口地址，请检查 {field}" in out, out
+    assert "拒绝了" not in out and "-2（）" not in out  # the credentials are not blamed
+    for secret in (WECOM["secret"], FEISHU["app_secret"], DINGTALK["app_secret"], "corpsecret", "appsecret"):
+        assert secret not in out

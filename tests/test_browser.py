@@ -10,7 +10,7 @@ never rewrites tracked files). Skipped when Chromium is missing, unless
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from bot.config.models import Confirm, Recipients, Reminder, Selector, When
 from bot.confirmations import record_confirmation
 from bot.web import make_app
 from storage.db import Database
-from tests.browserhelp import OVERFLOW, SHOTS
+from tests.browserhelp import OVERFLOW, PHONE, SHOTS
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +62,34 @@ async def test_a_secretary_confirms_on_a_phone_with_a_note(
     await page.goto(link)  # opening the link again shows the first confirmation, no form
     await page.get_by_text("已于 2025年3月7日（星期五）10:00 确认").wait_for()
     assert await page.get_by_role("button", name="确认已完成").count() == 0
+    await context.close()
+
+
+CARD_OVERFLOW = """() => [...document.querySelectorAll('main .card')].flatMap(card => {
+  const edge = card.getBoundingClientRect().right;
+  return [...card.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > edge + 0.5)
+    .map(e => e.tagName + '.' + e.className + ': ' + e.textContent.trim().slice(0, 30));
+})"""
+
+
+async def test_a_moved_date_occurrence_stays_inside_its_card_on_a_phone(
+    browser: Any, served: tuple[World, str]
+) -> None:
+    world, url = served
+    occ = await add_occurrence(
+        world.db, title="关于开展学习贯彻党的二十届四中全会精神专题学习暨主题党日活动的通知",
+        due_at=datetime(2027, 1, 11, 1, 0), deadline_at=datetime(2027, 1, 26, 9, 0),
+        original_date=date(2027, 1, 10), provisional=True,
+        people=(("zhang", "张伟", "b1", "中共某某市发展和改革委员会机关第一党支部（综合业务科室联合支部）"),))
+    context = await browser.new_context(**PHONE)
+    page = await context.new_page()
+    response = await page.goto(f"{url}/c/{world.token('zhang', occ)}")
+    assert response is not None and response.status == 200
+    await page.get_by_text("原定 2027年1月10日（星期日），遇节假日调整").wait_for()
+    await page.screenshot(path=str(SHOTS / "confirm-moved.png"), full_page=True)
+    assert await page.evaluate(CARD_OVERFLOW) == []
+    measured = await page.evaluate(OVERFLOW)
+    assert measured["page"] <= measured["width"] and measured["wide"] == [], measured
     await context.close()
 
 

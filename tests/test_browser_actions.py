@@ -86,7 +86,7 @@ async def test_excusing_someone_on_a_phone(served: Served, phone: Any) -> None:
     await phone.get_by_label("谁", exact=True).select_option(label="吴敏（教育局第一党支部）")
     await phone.get_by_label("类别").select_option("出差")
     await phone.get_by_label("原因", exact=True).fill("赴省委党校学习")
-    await phone.get_by_role("button", name="登记请假").click()
+    await phone.get_by_role("button", name="登记免于确认").click()
     await phone.locator("#done", has_text="已登记：吴敏 免于确认").wait_for()
     row = phone.locator("table.board tbody tr", has_text="吴敏")
     assert "免于确认" in await row.inner_text() and "出差：赴省委党校学习（陈明 登记）" in await row.inner_text()

@@ -45,11 +45,13 @@ def test_excuse_by_name_takes_the_person_out_and_status_shows_it(cli: Cli) -> No
 
 def test_excuse_is_refused_for_someone_confirmed_a_non_admin_and_a_missing_reason(cli: Cli) -> None:  # noqa: F811
     confirmed = cli.run(excuse, str(cli.study), "wang", "--by", "chen", "--kind", "出差", "--reason", "学习")
-    assert confirmed.exit_code == 1 and "已经确认，无需登记请假" in confirmed.output
+    assert confirmed.exit_code == 1 and "已经确认，无需登记免于确认" in confirmed.output
     not_admin = cli.run(excuse, str(cli.study), "liu", "--by", "wang", "--kind", "出差", "--reason", "学习")
     assert not_admin.exit_code == 1 and "不是管理员" in not_admin.output
     blank = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "出差", "--reason", "  ")
     assert blank.exit_code == 1 and "请写明原因" in blank.output
+    missing = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "出差")
+    assert missing.exit_code == 1 and "请用 --reason 写明原因" in missing.output and "缺少选项" not in missing.output
     assert audit(cli) == []
 
 
@@ -58,6 +60,9 @@ def test_excuse_refuses_an_unknown_kind_and_a_reason_with_nothing_after_the_kind
     assert unknown.exit_code == 1 and "类别“旅游”不在可选范围内" in unknown.output and "因公外出" in unknown.output
     no_kind = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "去三亚")
     assert no_kind.exit_code == 1 and "请写明类别" in no_kind.output
+    vacation = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "休假：去三亚")
+    assert vacation.exit_code == 1 and "类别“休假”不在可选范围内" in vacation.output
+    assert "请假、出差、因公外出、病假、其他" in vacation.output
     empty = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "出差：   ")
     assert empty.exit_code == 1 and "请写明原因" in empty.output
     assert audit(cli) == []
@@ -74,7 +79,8 @@ def test_the_web_admins_may_act_from_the_command_line_and_an_unknown_one_is_told
     assert "登记人 陈明" in done.output
     confirmed = cli.run(confirm, str(cli.study), "wu", "--by", "gongwei", "--note", "电话告知")
     assert confirmed.exit_code == 0 and "代录人 gongwei" in confirmed.output
-    assert audit(cli) == [("陈明", "excuse", "liu", "出差：赴省委党校学习")]  # the name, as from the web
+    assert audit(cli) == [("陈明", "excuse", "liu", "出差：赴省委党校学习"),  # the name, as from the web
+                          ("gongwei", "confirm", "wu", "电话告知")]
     unknown = cli.run(excuse, str(cli.study), "wu", "--by", "王五", "--kind", "出差", "--reason", "学习")
     assert unknown.exit_code == 1 and "“王五” 不是管理员" in unknown.output
     assert "陈明（管理后台）" in unknown.output and "gongwei（管理后台）" in unknown.output
@@ -100,7 +106,7 @@ def test_resend_requeues_a_dead_message_once_its_channel_has_a_webhook(cli: Cli)
         encoding="utf-8")
     done = cli.run(resend, str(outbox_id), "--by", "陈静", "--reason", "已补上 webhook")
     assert done.exit_code == 0, done.output
-    assert "已重新排队" in done.output
+    assert "已重新排队" in done.output and "正在运行的服务会尽快发送" in done.output
     with sqlite3.connect(db_path(cli)) as db:
         assert db.execute("select status, attempts from outbox where id = ?", (outbox_id,)).fetchone() == ("pending", 0)
     assert audit(cli) == [("chen", "resend", None, "已补上 webhook")]
@@ -121,20 +127,34 @@ def test_resend_requeues_a_real_message_only_recorded_for_want_of_a_webhook_and_
     done = cli.run(resend, str(outbox_id), "--by", "chen", "--reason", "稍后补 webhook")
     assert done.exit_code == 0, done.output
     assert "已重新排队" in done.output and "仍未配置 webhook" in done.output and "演练" not in done.output
+    assert "会尽快发送" not in done.output  # it will not be sent while the channel has no webhook
     with sqlite3.connect(db_path(cli)) as db:
         assert db.execute("select status from outbox where id = ?", (outbox_id,)).fetchone() == ("pending",)
     assert audit(cli) == [("chen", "resend", None, "稍后补 webhook")]
 
 
-async def _open_on_loopback(cli: Cli, path: str) -> str:  # noqa: F811
+async def _open_on_loopback(cli: Cli, path: str, headers: dict[str, str] | None = None) -> str:  # noqa: F811
     """The page at ``path`` as the service (same database and key) serves it over loopback."""
     from bot.settings import Settings
 
     env = {k.removeprefix("REMINDBOT_").lower(): v for k, v in cli.env.items()}
     async with open_runtime(Settings(**env)) as runtime, serve(make_app(runtime)) as base:
-        async with aiohttp.ClientSession() as http, http.get(base + path) as response:
+        async with aiohttp.ClientSession() as http, http.get(base + path, headers=headers) as response:
             assert response.status == 200, await response.text()
             return await response.text()
+
+
+def test_a_confirmation_recorded_from_the_command_line_is_in_the_boards_audit(cli: Cli) -> None:  # noqa: F811
+    cli.env["REMINDBOT_ADMIN_USER"], cli.env["REMINDBOT_ADMIN_PASSWORD"] = "gongwei", "gongwei-admin-password"
+    done = cli.run(confirm, str(cli.study), "吴敏", "--by", "陈静", "--note", "电话确认，参会 23 人")
+    assert done.exit_code == 0, done.output
+    assert audit(cli) == [("chen", "confirm", "wu", "电话确认，参会 23 人")]
+    login = {"Authorization": aiohttp.encode_basic_auth("gongwei", "gongwei-admin-password")}
+    board = asyncio.run(_open_on_loopback(cli, f"/admin/occurrences/{cli.study}", login))
+    actions = board.split('<h2 id="actions">操作记录</h2>', 1)[1]
+    assert "还没有管理员操作" not in actions
+    row = actions.split("<tr>")[2]  # the first row after the header
+    assert "陈静" in row and "代为登记" in row and "吴敏" in row and "电话确认，参会 23 人" in row
 
 
 def test_leader_link_prints_a_leaders_own_page_and_refuses_someone_who_leads_nothing(cli: Cli) -> None:  # noqa: F811

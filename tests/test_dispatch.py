@@ -273,12 +273,17 @@ async def test_a_channel_without_webhook_is_recorded_as_dry_run_and_nothing_is_s
     db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    rehearsal = WeComChannel(id="r", name="演练群", platform="wecom", format="text")
-    await enqueue(db, rehearsal, "一")
+    unhooked = WeComChannel(id="r", name="空群", platform="wecom", format="text")
+    await enqueue(db, unhooked, "一")
     with caplog.at_level(logging.INFO):
-        await dispatcher(db, settings, http, rehearsal).run_once()
+        sender = dispatcher(db, settings, http, unhooked)
+        await sender.run_once()
+        await sender.stop()
     assert [r.status for r in await rows(db)] == ["dry_run"]
-    assert fake.hits == [] and "演练群" in caplog.text and "一" in caplog.text
+    assert fake.hits == [] and "空群" in caplog.text and "一" in caplog.text
+    # Record-only for want of a webhook is not a rehearsal: 演练 means --dry-run only.
+    assert "只记录、不发送（未配置 webhook）：频道“空群”" in caplog.text
+    assert "未配置 webhook 只记录 1 条" in caplog.text and "演练" not in caplog.text
 
 
 async def test_dry_run_setting_sends_nothing_even_with_a_webhook(
@@ -289,9 +294,12 @@ async def test_dry_run_setting_sends_nothing_even_with_a_webhook(
     robot = fake.channel("a")
     await enqueue(db, robot, "一")
     with caplog.at_level(logging.INFO):
-        await dispatcher(db, settings, http, robot).run_once()
+        sender = dispatcher(db, settings, http, robot)
+        await sender.run_once()
+        await sender.stop()
     assert [r.status for r in await rows(db)] == ["dry_run"] and fake.hits == []
     assert "S3CRET" not in ours(caplog)
+    assert "只记录、不发送（演练）" in caplog.text and "演练未发送 1 条" in caplog.text
 
 
 async def test_a_timeout_is_retried(

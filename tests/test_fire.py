@@ -101,6 +101,10 @@ async def test_preview_prints_platform_bodies_with_webhooks_masked(tmp_path: Pat
     assert '"msgtype": "markdown"' in out
     assert "<@WangFang>" in out
     assert key not in out and "key=***" in out
+    # A channel without a webhook is record-only, not a rehearsal (演练 means --dry-run only).
+    code, out, err = await run_cli(base_env(tmp_path), "preview", "study-day", "--date", "2026-12-04")
+    assert code == 0, err
+    assert "→ 未配置 webhook（只记录、不发送）" in out and "演练" not in out + err
     # The preview writes nothing: no occurrence exists afterwards.
     db = Database(env["REMINDBOT_DATABASE_URL"])
     await db.start()
@@ -213,9 +217,9 @@ async def test_send_test_reports_success_and_the_platform_answer_in_plain_words(
         assert good.url.split("access_token=")[-1] not in out + err
 
 
-async def test_send_test_to_a_channel_without_webhook_says_it_is_a_dry_run(tmp_path: Path) -> None:
+async def test_send_test_to_a_channel_without_webhook_says_it_is_record_only(tmp_path: Path) -> None:
     code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecom")
-    assert code == 1 and "演练模式" in err
+    assert code == 1 and "没有配置 webhook（只记录、不发送）" in err and "演练" not in err
 
 
 async def test_a_dry_run_never_uses_up_the_real_send(tmp_path: Path) -> None:

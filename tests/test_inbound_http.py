@@ -470,3 +470,12 @@ async def test_a_replay_is_refused_on_sqlite_and_postgresql(any_db: Database) ->
     assert await claim(runtime, said, now)  # type: ignore[arg-type]
     assert not await claim(runtime, said, now + timedelta(minutes=5))  # type: ignore[arg-type]
     assert await claim(runtime, Said("slack", "feishu", "U", "收到", "om_1"), now)  # type: ignore[arg-type]
+
+
+async def test_the_log_says_in_chinese_what_became_of_a_reply(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="bot.inbound")
+    await env.send("dingtalk", "staff-zhang", "今天天气不错")
+    _, answer = await env.send("dingtalk", "staff-zhang", "确认")
+    assert answer is not None and "已登记" in answer
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("收到")]
+    assert lines == ["收到群内回复（dingtalk）：未登记：不是确认回复", "收到群内回复（dingtalk）：已登记确认"]

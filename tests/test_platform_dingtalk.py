@@ -196,5 +196,5 @@ async def test_a_long_message_stays_under_20000_bytes_per_body(env: PlatformEnv)
 def test_a_dry_run_channel_is_never_prepared() -> None:
     channel = DingTalkChannel(id="d", name="群", platform="dingtalk", webhook="")
 
-    with pytest.raises(Exception, match="演练模式"):
+    with pytest.raises(Exception, match="未配置 Webhook 地址（只记录、不发送）"):
         DingTalk().prepare(channel, {"msgtype": "text"}, 0.0)

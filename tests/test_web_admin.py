@@ -142,7 +142,7 @@ async def test_the_unit_page_ranks_this_month_by_on_time_rate_with_the_reports_w
     second = ("<tr><td>2</td><td>第二党支部</td><td>2</td><td>0</td><td>1</td><td>1</td><td>0</td><td>0</td>"
               "<td>0.0%</td><td>0</td></tr>")
     assert second in page
-    assert "已到截止 1 项，按时 1 项 · 100.0%" in page and "已到截止 2 项，按时 0 项 · 0.0%" in page
+    assert "已确认 1 项，按时 1 项 · 100.0%" in page and "已确认 1 项、已过截止未确认 1 项，按时 0 项 · 0.0%" in page
     # Second branch: Li late (half the bar, after 0% on time), Wang past the deadline (the other half).
     assert '<rect class="late" x="0.0" y="0" width="50.0"' in page
     assert '<rect class="overdue" x="50.0" y="0" width="50.0"' in page
@@ -201,7 +201,7 @@ async def test_the_board_chart_counts_like_the_report(world: World, client: Test
     page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
     chart = page[page.index('<ul class="bars">'):]
     assert chart.index("第一党支部") < chart.index("第二党支部")
-    assert "已到截止 2 项，按时 0 项 · 0.0%" in chart
+    assert "已确认 1 项、已过截止未确认 1 项，按时 0 项 · 0.0%" in chart
     assert "第二党支部：应确认 2，按时确认 0，逾期确认 1，未确认 1（其中未到截止 0），催办次数 1" in chart
     assert "未确认（已过截止）" in chart and "逾期后确认" not in chart
 
@@ -369,8 +369,9 @@ async def test_confirmations_not_yet_due_are_told_apart_in_words_not_counted_as_
     await record_confirmation(world.db, world.occurrence_id, "zhang", via="link", now=NOW)
     page = await (await client.get("/admin/units", headers=AUTH)).text()
     chart = page[page.index('<ul class="bars">'):]
-    assert "已到截止 1 项，按时 1 项 · 100.0%" in chart  # Zhang, on time
-    assert "尚无到截止的事项" in chart and "另有 2 项未到截止，不计入" in chart  # Li and Wang
+    # Zhang confirmed on time before the deadline: counted as 已确认, never said to be past a deadline.
+    assert "已确认 1 项，按时 1 项 · 100.0%" in chart and "已到截止" not in chart and "已过截止未确认" not in chart
+    assert "尚无已确认或已过截止的事项" in chart and "另有 2 项未确认、未到截止，不计入" in chart  # Li and Wang
     assert not re.search(r"按时 \d+/\d+", chart)
 
 

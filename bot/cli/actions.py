@@ -18,7 +18,10 @@ from bot.runtime import Runtime
 
 
 async def _excuse(runtime: Runtime, occurrence_id: int, who: str, admin_id: str, kind: str | None,
-                  reason: str) -> str:
+                  reason: str | None) -> str:
+    if reason is None:
+        raise CliError("请用 --reason 写明原因，例如 --reason “赴省委党校学习”"
+                       "（或 --reason “出差：赴省委党校学习”，类别写在开头）")
     admin = _admin_named(runtime, admin_id)
     _, exp = await expected_person(runtime, occurrence_id, who)
     try:
@@ -34,8 +37,8 @@ async def _excuse(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
 @click.argument("person", metavar="人员")
 @click.option("--by", "admin_id", required=True, help=BY_HELP)
 @click.option("--kind", default=None, help=f"类别：{'、'.join(EXCUSE_KINDS)}（不写时从原因开头读，如 “出差：…”）")
-@click.option("--reason", required=True, help="原因，例如 “赴省委党校学习”（或 “出差：赴省委党校学习”）")
-def excuse(occurrence_id: int, person: str, admin_id: str, kind: str | None, reason: str) -> None:
+@click.option("--reason", default=None, help="必填：原因，例如 “赴省委党校学习”（或 “出差：赴省委党校学习”）")
+def excuse(occurrence_id: int, person: str, admin_id: str, kind: str | None, reason: str | None) -> None:
     """登记某人本次请假（出差、因公外出等）：不再催办、不再告知领导，统计中单列，不算逾期。"""
     click.echo(run(lambda runtime: _excuse(runtime, occurrence_id, person, admin_id, kind, reason)))
 
@@ -58,6 +61,9 @@ async def _resend(runtime: Runtime, outbox_id: int, admin_id: str, reason: str |
         done = await actions.resend(runtime, outbox_id, admin=admin.record, reason=reason, now=runtime.clock())
     except ActionRefused as exc:
         raise CliError(str(exc)) from None
+    channel = runtime.channel(done.row.channel_id or "")
+    if channel is not None and channel.dry_run:  # still no webhook: recorded again, never sent
+        return f"{done.text}（登记人 {admin.name}）。"
     return f"{done.text}。正在运行的服务会尽快发送（登记人 {admin.name}）。"
 
 

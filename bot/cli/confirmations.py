@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from bot.config.models import DEFAULT_TZ, Schedules
 from bot.config.yamlsource import ConfigError
-from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
+from bot.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.csvfile import excel_bytes
 from bot.datewords import when_text
 from bot.firelog import SETTLED_LABELS, lines_for, settled
@@ -25,7 +25,7 @@ from bot.reports import FORMATS, format_rows, percent, period_bounds, rehearsals
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.textable import table
-from storage.models import Expectation, Occurrence
+from storage.models import Confirmation, Expectation, Occurrence
 
 ZONE = ZoneInfo(DEFAULT_TZ)
 T = TypeVar("T")
@@ -250,16 +250,21 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
     occ, exp = await expected_person(runtime, occurrence_id, who)
     if occ.dry_run:
         raise CliError(f"记录号 {occurrence_id} 是演练记录（未真正发送），不能登记确认")
-    try:
-        created, conf = await record_confirmation(runtime.db, occurrence_id, exp.person_id, via="admin",
-                                                  note=note, recorded_by=admin.record, now=runtime.clock())
-    except ConfirmationError as exc:
-        raise CliError(str(exc)) from None
-    if not created:
+    async with runtime.db.session() as session:
+        conf = (await session.exec(select(Confirmation).where(
+            Confirmation.occurrence_id == occurrence_id, Confirmation.person_id == exp.person_id))).first()
+    if conf is not None:
         how = VIA_LABELS.get(conf.via, conf.via)
         return f"{exp.person_name} 已于 {local_text(conf.confirmed_at)} 通过{how}确认过，本次未重复记录。"
+    from bot.actions import ActionRefused, confirm_for
+
+    try:  # the web's 代为登记: the confirmation and its audit row (操作记录 on the board)
+        done = await confirm_for(runtime, occurrence_id, exp.person_id, admin=admin.record, note=note,
+                                 now=runtime.clock())
+    except ActionRefused as exc:
+        raise CliError(str(exc)) from None
     return (f"已代录：{exp.person_name} 已完成 “{occ.title}”（记录号 {occurrence_id}），"
-            f"登记时间 {local_text(conf.confirmed_at)}，代录人 {admin.name}。")
+            f"登记时间 {local_text(done.row.at)}，代录人 {admin.name}。")
 
 
 BY_HELP = "管理员：管理后台的管理员名字（REMINDBOT_ADMINS），或日程配置中角色为 admin 的人员标识或姓名"

@@ -55,7 +55,7 @@ def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: d
 def _show(renderer: Renderer, plan: Planned) -> None:
     _, bodies = build_bodies(renderer, plan)
     ch = plan.channel
-    mode = "演练模式（未配置 webhook）" if ch.dry_run else shown_webhook(ch)
+    mode = "未配置 webhook（只记录、不发送）" if ch.dry_run else shown_webhook(ch)
     click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_title(ch)}）→ {mode}")
     for i, body in enumerate(bodies, 1):
         if len(bodies) > 1:
@@ -205,7 +205,7 @@ def send_test(channel_id: str) -> None:
         click.echo(f"没有标识为 “{channel_id}” 的频道。可用的有：{'、'.join(schedules.channels)}", err=True)
         sys.exit(1)
     if channel.dry_run:
-        click.echo(f"频道 {channel.name} 没有配置 webhook（演练模式），无法发送测试消息。"
+        click.echo(f"频道 {channel.name} 没有配置 webhook（只记录、不发送），无法发送测试消息。"
                    "请设置对应的环境变量后再试。", err=True)
         sys.exit(1)
     ok = asyncio.run(_send_test(settings, channel))

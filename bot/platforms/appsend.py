@@ -104,6 +104,28 @@ def answer_json(body: bytes) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+async def token_answer(resp: aiohttp.ClientResponse, platform: str,
+                       field: str = "api_base") -> tuple[int, dict[str, Any]]:
+    """Read a token endpoint's answer: ``(HTTP status, JSON object)``.
+
+    Raises :class:`DeliveryError` (``CONFIG``) when the address is not the platform's API: an
+    HTTP 404, or (below 500, not 429) an answer that is not a JSON object, such as an HTML page of
+    a wrong private-deployment host. The message names the host and the setting to check
+    (``field``), never the path, query or a credential; the credentials are not blamed.
+    """
+    status, body = resp.status, await resp.read()
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        data = None
+    if status == 404 or (status < 500 and status != 429 and not isinstance(data, dict)):
+        host = resp.url.host or "平台接口"
+        what = "找不到该地址" if status == 404 else "返回的不是接口数据"
+        raise DeliveryError(FailureKind.CONFIG, f"{host} {what}（HTTP {status}）：这不是{platform}开放平台的接口地址，"
+                            f"请检查 {field}（私有部署请填写其接口主机）", code=str(status))
+    return status, data if isinstance(data, dict) else {}
+
+
 class AppSender(ABC):
     """Base of the app senders: the shared token handling and the send-with-one-refresh."""
 

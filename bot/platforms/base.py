@@ -42,7 +42,7 @@ class ChannelBase(BaseModel):
     name: str = Field(description="群名称，例如 “市直机关党务工作群”")
     webhook: SecretStr | None = Field(
         default=None,
-        description="机器人 Webhook 地址；可写成 ${ENV_VAR} 从环境变量读取；留空则为演练模式（只记录不发送）",
+        description="机器人 Webhook 地址；可写成 ${ENV_VAR} 从环境变量读取；留空则只记录、不发送（未配置 webhook）",
     )
     secret: SecretStr | None = Field(default=None, description="加签密钥；可写成 ${ENV_VAR} 从环境变量读取")
     personal_links: bool = Field(

@@ -418,5 +418,5 @@ def require_webhook(channel: ChannelBase) -> str:
     """The webhook URL; a dry-run channel (no webhook) must not reach ``prepare``."""
     url = channel.webhook_url()
     if not url:
-        raise DeliveryError(FailureKind.CONFIG, f"频道 {channel.id} 未配置 Webhook 地址（演练模式），不发送")
+        raise DeliveryError(FailureKind.CONFIG, f"频道 {channel.id} 未配置 Webhook 地址（只记录、不发送）")
     return url

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from bot.platforms import markup
-from bot.platforms.appsend import AppChannel, AppSender, answer_json, recipient
+from bot.platforms.appsend import AppChannel, AppSender, answer_json, recipient, token_answer
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class DingTalkWorkNotice(AppSender):
                           deadline: aiohttp.ClientTimeout | None = None) -> tuple[str, float]:
         query = {"appkey": app.app_key or "", "appsecret": app.app_secret.get_secret_value()}
         async with http.get(f"{app.oapi_base}/gettoken", params=query, timeout=deadline) as resp:
-            status, data = resp.status, answer_json(await resp.read())
+            status, data = await token_answer(resp, "钉钉", "oapi_base")
         if status >= 500 or status == 429 or data.get("errcode") in NOTICE_RETRY:
             raise DeliveryError(FailureKind.RETRY, f"钉钉暂时无法发放访问令牌（HTTP {status}）")
         if status != 200 or data.get("errcode") != 0 or not data.get("access_token"):
@@ -239,7 +239,7 @@ class DingTalkAppSender(AppSender):
                           deadline: aiohttp.ClientTimeout | None = None) -> tuple[str, float]:
         payload = {"appKey": app.app_key or "", "appSecret": app.app_secret.get_secret_value()}
         async with http.post(f"{app.api_base}/v1.0/oauth2/accessToken", json=payload, timeout=deadline) as resp:
-            status, data = resp.status, answer_json(await resp.read())
+            status, data = await token_answer(resp, "钉钉")
         if status >= 500 or status == 429:
             raise DeliveryError(FailureKind.RETRY, f"钉钉暂时无法发放访问令牌（HTTP {status}）")
         if status != 200 or not data.get("accessToken"):

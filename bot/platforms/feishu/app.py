@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.platforms import markup
-from bot.platforms.appsend import AppSender, answer_json, recipient
+from bot.platforms.appsend import AppSender, answer_json, recipient, token_answer
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
 from bot.platforms.feishu.robot import LarkMarkdown
 
@@ -101,7 +101,7 @@ class FeishuAppSender(AppSender):
         payload = {"app_id": app.app_id or "", "app_secret": secret}
         async with http.post(f"{app.api}/open-apis/auth/v3/tenant_access_token/internal", json=payload,
                              timeout=deadline) as resp:
-            status, data = resp.status, answer_json(await resp.read())
+            status, data = await token_answer(resp, "飞书")
         if status >= 500 or status == 429:
             raise DeliveryError(FailureKind.RETRY, f"飞书暂时无法发放访问令牌（HTTP {status}）")
         if data.get("code") != 0 or not data.get("tenant_access_token"):

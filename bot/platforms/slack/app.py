@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.platforms import markup
-from bot.platforms.appsend import AppSender, answer_json, recipient
+from bot.platforms.appsend import AppSender, answer_json, recipient, token_answer
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
 from bot.platforms.slack.robot import Mrkdwn
 
@@ -78,7 +78,7 @@ class SlackAppSender(AppSender):
         token = app.bot_token.get_secret_value() if app.bot_token else ""
         async with http.post(f"{app.api_base}/api/auth.test", headers={"Authorization": f"Bearer {token}"},
                              timeout=deadline) as resp:
-            status, data = resp.status, answer_json(await resp.read())
+            status, data = await token_answer(resp, "Slack")
         if status >= 500 or status == 429:
             raise DeliveryError(FailureKind.RETRY, f"Slack 暂时无法验证 Bot Token（HTTP {status}）")
         if data.get("ok") is not True:

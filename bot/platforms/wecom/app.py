@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from bot.platforms import markup
-from bot.platforms.appsend import AppSender, answer_json, recipient
+from bot.platforms.appsend import AppSender, answer_json, recipient, token_answer
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class WeComAppSender(AppSender):
                           deadline: aiohttp.ClientTimeout | None = None) -> tuple[str, float]:
         params = {"corpid": app.corp_id or "", "corpsecret": app.secret.get_secret_value() if app.secret else ""}
         async with http.get(f"{app.api_base}/cgi-bin/gettoken", params=params, timeout=deadline) as resp:
-            status, data = resp.status, answer_json(await resp.read())
+            status, data = await token_answer(resp, "企业微信")
         code = data.get("errcode", -2)
         if status >= 500 or code in RETRY_CODES:
             raise DeliveryError(FailureKind.RETRY, f"企业微信暂时无法发放访问令牌（HTTP {status}）", code=code)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -244,11 +245,13 @@ async def let_go_lanes(conn: AsyncConnection, owner: str, robots: Iterable[str])
 async def save_windows(conn: AsyncConnection, owner: str, windows: dict[str, list[float]]) -> None:
     """Store robots' recent send times (in the caller's transaction); only on lanes still held."""
     if windows:
-        stmt = (
-            update(LANE).where(LANE.c.robot == bindparam("r"), LANE.c.owner == owner)
-            .values(recent=bindparam("times", type_=LANE.c.recent.type))
-        )
-        await conn.execute(stmt, [{"r": robot, "times": times} for robot, times in windows.items()])
+        await conn.execute(_SAVE_WINDOW, [{"r": robot, "o": owner, "times": times} for robot, times in windows.items()])
+
+
+_SAVE_WINDOW = (
+    update(LANE).where(LANE.c.robot == bindparam("r"), LANE.c.owner == bindparam("o"))
+    .values(recent=bindparam("times", type_=LANE.c.recent.type))
+)
 
 
 async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
@@ -274,6 +277,8 @@ class Result:
     possible_duplicate: bool = False  # a re-send of a message in flight at a crash
     robot: str | None = None  # with ``window``: the robot's recent send times to store
     window: list[float] | None = None
+    sent: bool = False  # the platform was called for it (the dispatcher's budget of unrecorded sends)
+    platform: str = ""  # for the metrics counted once it is stored
 
 
 async def record(
@@ -292,78 +297,30 @@ async def record(
     Returns the ids actually marked (results and in-flight marks): a row whose lease this owner no
     longer holds is left alone. Core statements on a plain connection: the dispatcher's hot path.
     """
-
     if not results and not sending and not releasing:
         return set()
-    marked: dict[int, int] = {}  # outbox id -> attempt number
-    at = results[0].at if results else now  # one time for a batch of plain successes
     async with db.engine.begin() as conn:
-        if sending:
-            stmt = (
-                update(T)
-                .where(T.c.id.in_(list(sending)), T.c.lease_owner == owner, T.c.status == PENDING)
-                .values(sending_since=now)
-                .returning(T.c.id)
-            )
-            marked.update({row.id: 0 for row in await conn.execute(stmt)})
-        windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
-        await save_windows(conn, owner, windows)  # type: ignore[arg-type]
-        simple: dict[tuple[str, int | None], list[int]] = {}
-        for r in results:
-            if r.status in (SENT, DRY_RUN) and not r.error and not r.possible_duplicate:
-                simple.setdefault((r.status, r.http_status), []).append(r.outbox_id)
-        for (status, http_status), ids in simple.items():
-            done = await _mark_many(conn, owner, status, ids, at)
-            marked.update(done)
-            if done:  # their attempt rows, computed in the database: no per-row parameters
-                await conn.execute(_attempts_from_outbox(list(done), at, status == SENT, http_status))
-        plain = {i for ids in simple.values() for i in ids}
-        others = [r for r in results if r.outbox_id not in plain]
-        for r in others:
-            marked.update(await _mark_one(conn, owner, r))
-        attempts = [
-            {
-                "outbox_id": r.outbox_id,
-                "attempt": marked[r.outbox_id],
-                "at": r.at,
-                "ok": r.status == SENT,
-                "error_kind": r.error_kind,
-                "detail": r.error,
-                "http_status": r.http_status,
-                "possible_duplicate": r.possible_duplicate,
-            }
-            for r in others
-            if r.outbox_id in marked
-        ]
-        if attempts:
-            await conn.execute(insert(A), attempts)
-        await let_go_lanes(conn, owner, releasing)
-    return set(marked)
+        return await record_on(conn, owner, results, sending=sending, releasing=releasing, now=now)
 
 
-def _attempts_from_outbox(ids: list[int], at: datetime, ok: bool, http_status: int | None) -> Any:
-    columns = select(
-        T.c.id,
-        T.c.attempts,
-        literal(at, A.c.at.type),
-        literal(ok, A.c.ok.type),
-        literal(http_status, A.c.http_status.type),
-        literal(False, A.c.possible_duplicate.type),
-    ).where(T.c.id.in_(ids))
-    names = ["outbox_id", "attempt", "at", "ok", "http_status", "possible_duplicate"]
-    return insert(A).from_select(names, columns)
+# Statements of the hot path, built once (SQLAlchemy memoises their cache keys on the object).
+_MARK_SENDING = (
+    update(T)
+    .where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.lease_owner == bindparam("owner"),
+           T.c.status == PENDING)
+    .values(sending_since=bindparam("now", type_=T.c.sending_since.type))
+    .returning(T.c.id)
+)
 
 
-async def _mark_many(
-    conn: AsyncConnection, owner: str, status: str, ids: list[int], at: datetime
-) -> dict[int, int]:
-    stmt = (
+def _mark_many_stmt(sent: bool) -> Any:
+    return (
         update(T)
-        .where(T.c.id.in_(ids), T.c.lease_owner == owner)
+        .where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.lease_owner == bindparam("owner"))
         .values(
-            status=status,
+            status=bindparam("status", type_=T.c.status.type),
             attempts=T.c.attempts + 1,
-            sent_at=at if status == SENT else None,
+            sent_at=bindparam("at", type_=T.c.sent_at.type) if sent else None,
             lease_until=None,
             sending_since=None,
             last_error=None,
@@ -371,7 +328,75 @@ async def _mark_many(
         )
         .returning(T.c.id, T.c.attempts)
     )
-    return {row.id: row.attempts for row in await conn.execute(stmt)}
+
+
+_MARK_MANY = {True: _mark_many_stmt(True), False: _mark_many_stmt(False)}
+_ATTEMPTS_FROM_OUTBOX = insert(A).from_select(
+    ["outbox_id", "attempt", "at", "ok", "http_status", "possible_duplicate"],
+    select(
+        T.c.id,
+        T.c.attempts,
+        bindparam("at", type_=A.c.at.type),
+        bindparam("ok", type_=A.c.ok.type),
+        bindparam("http_status", type_=A.c.http_status.type),
+        literal(False, A.c.possible_duplicate.type),
+    ).where(T.c.id.in_(bindparam("ids", expanding=True))),
+)
+
+
+async def record_on(
+    conn: AsyncConnection,
+    owner: str,
+    results: Sequence[Result],
+    *,
+    sending: Sequence[int] = (),
+    releasing: Sequence[str] = (),
+    now: datetime | None = None,
+) -> set[int]:
+    """:func:`record` in the caller's transaction (the writer keeps one connection for its batches)."""
+    marked: dict[int, int] = {}  # outbox id -> attempt number
+    at = results[0].at if results else now  # one time for a batch of plain successes
+    if sending:
+        rows = await conn.execute(_MARK_SENDING, {"ids": list(sending), "owner": owner, "now": now})
+        marked.update({row.id: 0 for row in rows})
+    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+    await save_windows(conn, owner, windows)  # type: ignore[arg-type]
+    simple: dict[tuple[str, int | None], list[int]] = {}
+    for r in results:
+        if r.status in (SENT, DRY_RUN) and not r.error and not r.possible_duplicate:
+            simple.setdefault((r.status, r.http_status), []).append(r.outbox_id)
+    for (status, http_status), ids in simple.items():
+        params = {"ids": ids, "owner": owner, "status": status, "at": at}
+        done = {row.id: row.attempts for row in await conn.execute(_MARK_MANY[status == SENT], params)}
+        marked.update(done)
+        if done:  # their attempt rows, computed in the database: no per-row parameters
+            await conn.execute(_ATTEMPTS_FROM_OUTBOX, {"ids": list(done), "at": at, "ok": status == SENT,
+                                                      "http_status": http_status})
+    if len(simple) == 1 and len(next(iter(simple.values()))) == len(results):
+        others: list[Result] = []
+    else:
+        plain = {i for ids in simple.values() for i in ids}
+        others = [r for r in results if r.outbox_id not in plain]
+    for r in others:
+        marked.update(await _mark_one(conn, owner, r))
+    attempts = [
+        {
+            "outbox_id": r.outbox_id,
+            "attempt": marked[r.outbox_id],
+            "at": r.at,
+            "ok": r.status == SENT,
+            "error_kind": r.error_kind,
+            "detail": r.error,
+            "http_status": r.http_status,
+            "possible_duplicate": r.possible_duplicate,
+        }
+        for r in others
+        if r.outbox_id in marked
+    ]
+    if attempts:
+        await conn.execute(insert(A), attempts)
+    await let_go_lanes(conn, owner, releasing)
+    return set(marked)
 
 
 async def _mark_one(conn: AsyncConnection, owner: str, r: Result) -> dict[int, int]:
@@ -446,18 +471,25 @@ async def counts(db: Database) -> dict[str, int]:
 class ResultWriter:
     """Writes batches (group commit): what piles up during one write goes in the next.
 
-    Workers wait for their item's commit (``submit`` for a result, ``begin`` for an in-flight mark
-    before the platform is called), so a platform's answer is durable before the worker takes
-    the next message, while one transaction still carries the items of every worker.
-    ``lock`` lets claims and result batches take turns (SQLite has one writer at a time).
+    ``begin`` (an in-flight mark, awaited before the platform is called) and ``submit`` (a
+    result) return futures that say, once committed, whether the lease was still ours; the
+    dispatcher awaits a mark before its send but not a plain success, so its next send does not
+    wait for that commit (its budget of unrecorded sends bounds what a crash can repeat).
+    ``on_stored(result, ours)`` is called for every result once its batch is committed.
+    One connection is kept for the batches (no pool checkout, ping or reset per batch); it is
+    dropped and taken anew after an error. ``lock`` lets claims and result batches take turns
+    (SQLite has one writer at a time).
     """
 
-    def __init__(self, db: Database, owner: str, lock: asyncio.Lock) -> None:
-        self._db, self._owner, self._lock = db, owner, lock
+    def __init__(self, db: Database, owner: str, lock: asyncio.Lock,
+                 on_stored: Callable[[Result, bool], None] | None = None) -> None:
+        self._db, self._owner, self._lock, self._on_stored = db, owner, lock, on_stored
         self._results: list[tuple[Result, asyncio.Future[bool]]] = []
         self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
         self._releases: list[tuple[str, asyncio.Future[bool]]] = []
+        self._conn: AsyncConnection | None = None
         self.task: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions written (for the benchmark)
 
     def submit(self, result: Result) -> asyncio.Future[bool]:
         """Queue one result; the future says (once stored) whether the lease was still ours."""
@@ -488,6 +520,30 @@ class ResultWriter:
         while self.task is not None and not self.task.done():
             await self.task
 
+    async def close(self) -> None:
+        """Write what is queued, then give back the connection."""
+        await self.flush()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                await conn.close()
+
+    async def _write(self, results: list[Result], sending: list[int], releasing: list[str],
+                     now: datetime | None) -> set[int]:
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        try:
+            async with self._conn.begin():
+                return await record_on(self._conn, self._owner, results, sending=sending,
+                                       releasing=releasing, now=now)
+        except BaseException:
+            conn, self._conn = self._conn, None
+            with suppress(Exception):
+                await conn.invalidate()
+            with suppress(Exception):
+                await conn.close()
+            raise
+
     async def _drain(self) -> None:
         while self._results or self._begins or self._releases:
             results, self._results = self._results, []
@@ -496,10 +552,9 @@ class ResultWriter:
             at = max((b[1] for b in begins), default=None)
             try:
                 async with self._lock:
-                    marked = await record(
-                        self._db, self._owner, [r for r, _ in results],
-                        sending=[b[0] for b in begins], releasing=[r for r, _ in releases], now=at,
-                    )
+                    marked = await self._write([r for r, _ in results], [b[0] for b in begins],
+                                               [r for r, _ in releases], at)
+                self.batches += 1
             except Exception as exc:
                 # A send that happened must still be recorded: keep the batch and try again.
                 log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
@@ -508,9 +563,13 @@ class ResultWriter:
                 self._releases = releases + self._releases
                 await asyncio.sleep(1.0)
                 continue
+            stored = self._on_stored
             for result, future in results:
+                ours = result.outbox_id in marked
+                if stored is not None:
+                    stored(result, ours)
                 if not future.done():
-                    future.set_result(result.outbox_id in marked)
+                    future.set_result(ours)
             for outbox_id, _, future in begins:
                 if not future.done():
                     future.set_result(outbox_id in marked)

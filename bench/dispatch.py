@@ -281,6 +281,7 @@ async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.Clien
         await server.stop()
     ceiling_rate, rate = statistics.median(bare), statistics.median(ours)
     ratio = rate / ceiling_rate
+    once = ok
     ok = ok and ratio >= 0.6
     print(f"1) throughput: {args.messages} messages, {args.robots} robots, concurrency {CONCURRENCY}, "
           f"{args.rounds} alternating rounds, min / median / max (load {load()})")
@@ -290,7 +291,8 @@ async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.Clien
           f"CPU {spread(ours_cpu, '{:.0f}')} µs/message")
     print(f"   per round: wall ratio {spread([o / b for o, b in zip(ours, bare, strict=True)])}, "
           f"CPU ratio {spread([o / b for o, b in zip(ours_cpu, bare_cpu, strict=True)])} (goal <= 1.25)")
-    print(f"   median wall ratio {ratio:.2f} (target >= 0.60), every message sent once: {'OK' if ok else 'MISSED'}")
+    print(f"   median wall ratio {ratio:.2f} (target >= 0.60): {'OK' if ratio >= 0.6 else 'MISSED'}; "
+          f"every message sent once: {'OK' if once else 'MISSED'}")
     args.ceiling, args.rates, args.cpus = ceiling_rate, ours, ours_cpu
     return ok
 

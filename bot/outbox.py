@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, type_coerce, update
+from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -532,6 +532,49 @@ def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], 
     return marked
 
 
+# PostgreSQL: a plain batch as one statement (data-modifying CTEs), so one round trip and its own
+# transaction. The same writes as record_on: marks, robots' windows, successes and their attempt rows.
+_PG_BATCH = text(f"""
+WITH marks AS (
+    UPDATE {T.name} SET sending_since = :now
+    WHERE id = ANY(CAST(:sending AS BIGINT[])) AND lease_owner = :owner AND status = '{PENDING}'
+    RETURNING id),
+windows AS (
+    UPDATE {LANE.name} AS lane SET recent = CAST(w.recent AS JSON)
+    FROM unnest(CAST(:robots AS TEXT[]), CAST(:windows AS TEXT[])) AS w(robot, recent)
+    WHERE lane.robot = w.robot AND lane.owner = :owner
+    RETURNING 1),
+done AS (
+    UPDATE {T.name} SET status = :status, attempts = attempts + 1, sent_at = :sent_at, lease_until = NULL,
+        sending_since = NULL, last_error = NULL, error_kind = NULL
+    WHERE id = ANY(CAST(:ids AS BIGINT[])) AND lease_owner = :owner
+    RETURNING id, attempts),
+audit AS (
+    INSERT INTO {A.name} (outbox_id, attempt, at, ok, http_status, possible_duplicate)
+    SELECT id, attempts, :at, :ok, :http_status, false FROM done
+    RETURNING 1)
+SELECT id FROM marks UNION ALL SELECT id FROM done
+""").bindparams(
+    bindparam("now", type_=T.c.sending_since.type), bindparam("sent_at", type_=T.c.sent_at.type),
+    bindparam("at", type_=A.c.at.type), bindparam("ok", type_=A.c.ok.type),
+    bindparam("http_status", type_=A.c.http_status.type),
+)
+
+
+async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result], sending: Sequence[int],
+                    now: datetime | None, ids: list[int], status: str, at: datetime | None,
+                    http_status: int | None) -> set[int]:
+    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+    params = {
+        "now": now, "sending": list(sending), "owner": owner,
+        "robots": list(windows), "windows": [json.dumps(times) for times in windows.values()],
+        "status": status, "sent_at": at if status == SENT else None, "ids": ids,
+        "at": at, "ok": status == SENT, "http_status": http_status,
+    }
+    async with conn.begin():
+        return {row[0] for row in await conn.execute(_PG_BATCH, params)}
+
+
 class ResultWriter:
     """Writes batches (group commit): what piles up during one write goes in the next.
 
@@ -605,6 +648,8 @@ class ResultWriter:
                     windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
                     return await run(_sqlite_batch, driver._conn, self._owner, sending, now,  # type: ignore[no-any-return]
                                      windows, *plain)
+            if plain is not None and self._conn.dialect.name == "postgresql":
+                return await _pg_batch(self._conn, self._owner, results, sending, now, *plain)
             async with self._conn.begin():
                 return await record_on(self._conn, self._owner, results, sending=sending,
                                        releasing=releasing, now=now)

@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, text, type_coerce, update
@@ -489,8 +489,14 @@ def _plain_batch(results: Sequence[Result], releasing: Sequence[str]) -> _Plain 
 
 
 def _sqlite_time(at: datetime | None) -> str | None:
-    """A naive UTC datetime as SQLAlchemy stores it in SQLite."""
-    return None if at is None else at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    """An aware datetime as SQLModel's UTCDateTime stores it in SQLite: UTC, no offset.
+
+    Raises ValueError for a naive one, as that column type does."""
+    if at is None:
+        return None
+    if at.utcoffset() is None:
+        raise ValueError("Datetime values must have timezone information.")
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], now: datetime | None,

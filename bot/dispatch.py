@@ -5,13 +5,24 @@ Each robot (a webhook) has its own ordered lane, held in the database by one ins
 rows, renews the leases with its heartbeat and lets a lane go once it is empty. The robot's
 recent send times are stored with each result, so its rate window holds across owners.
 
-A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue and sends one
-message per turn: mark it in flight (``sending_since``), call the platform, store the result,
-each write awaited through the group-commit writer (so one transaction carries every worker's
-items). A worker takes its next message only once the last answer is durable, so a SIGKILL can
-repeat at most the ``send_concurrency`` messages in flight, and their re-sends are recorded as
-possible duplicates. A lane is back in the queue only after its result (or its rate-limit or
-retry timer), so each robot sends one message at a time, in order and within its rate limit.
+A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue; a worker sends the
+lane's messages one after the other while the robot's rate window (kept in memory by the lane's
+owner, seeded from the stored one) allows, then the lane waits on a timer. Every write goes
+through the group-commit writer (:class:`bot.outbox.ResultWriter`: one transaction, on SQLite one
+hand-over to its thread and on PostgreSQL one statement, for every worker's items).
+
+The duplicate bound: a row's in-flight mark (``sending_since``) is committed before the platform
+is called, and at most ``send_concurrency`` sends are *unrecorded* at any time (in flight, or
+answered with the result not yet committed): a send takes a place in that budget and its committed
+result gives it back. A SIGKILL therefore repeats at most ``send_concurrency`` messages, and each
+re-send is recorded as a possible duplicate (its mark is there). Within that budget a worker does
+not wait for its last result's commit before the next send, and the next row's mark is written
+ahead (in the same batch as the current one's, when the window allows both at once; for a paused
+robot ``PREMARK_LEAD`` before the pause ends), so the next send waits for no commit the rate
+window does not need. A mark written ahead for a row never sent is cleared at a clean stop; after
+a crash such a row is re-sent marked as a possible duplicate although it never left (at most one
+per lane being sent, plus the paused lanes' premarks). A lane goes back in the queue only after
+its turn, so each robot sends one message at a time, in order and within its rate limit.
 
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
@@ -88,10 +99,11 @@ class _Lane:
 class Dispatcher:
     """Sends outbox rows. Owns its tasks; the database and HTTP session are the service's.
 
-    A fixed pool of ``send_concurrency`` workers takes robots from a ready queue, one message per
-    turn. A robot is in the queue at most once and goes back only after its last result is
-    stored (or after its rate-limit or retry timer), so each robot sends one message at a time,
-    in order, and a slow robot ties up one worker, never the others.
+    A fixed pool of ``send_concurrency`` workers takes robots from a ready queue; a turn sends the
+    robot's messages while its window allows. A robot is in the queue at most once and goes back
+    only after its turn (or after its rate-limit or retry timer), so each robot sends one message
+    at a time, in order, and a slow robot ties up one worker, never the others. At most
+    ``send_concurrency`` sends are unrecorded at once (see the module's duplicate bound).
     """
 
     def __init__(

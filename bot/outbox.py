@@ -8,7 +8,9 @@ owner can mark a row, so a sender whose lane was taken over cannot overwrite the
 
 Writes are batched (:func:`record`, :class:`ResultWriter`): in-flight marks (``sending_since``),
 results with their :class:`DeliveryAttempt` rows, robots' send times and lanes let go, in one
-transaction; one statement per kind for the common cases.
+transaction; one statement per kind for the common cases. The dispatcher's common batch (marks and
+plain successes) is one statement on PostgreSQL (data-modifying CTEs) and one hand-over to
+aiosqlite's thread on SQLite, on a connection the writer keeps.
 """
 
 from __future__ import annotations
@@ -567,6 +569,14 @@ SELECT id FROM marks UNION ALL SELECT id FROM done
 )
 
 
+_PG_NAMES = ["now", "sending", "owner", "robots", "windows", "status", "sent_at", "ids", "at", "ok", "http_status"]
+# The same statement for asyncpg itself ($n parameters, typed by the server): sent alone, outside a
+# transaction block it is its own transaction, so a batch is one round trip (prepared once).
+_PG_RAW = str(_PG_BATCH)
+for _n, _name in enumerate(_PG_NAMES, start=1):
+    _PG_RAW = _PG_RAW.replace(f":{_name}", f"${_n}")
+
+
 async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result], sending: Sequence[int],
                     now: datetime | None, ids: list[int], status: str, at: datetime | None,
                     http_status: int | None) -> set[int]:
@@ -577,6 +587,13 @@ async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result]
         "status": status, "sent_at": at if status == SENT else None, "ids": ids,
         "at": at, "ok": status == SENT, "http_status": http_status,
     }
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not conn.in_transaction() and hasattr(driver, "fetch"):  # asyncpg
+        for name in ("now", "sent_at", "at"):
+            if params[name] is not None and params[name].utcoffset() is None:
+                raise ValueError("Datetime values must have timezone information.")
+        rows = await driver.fetch(_PG_RAW, *(params[name] for name in _PG_NAMES))
+        return {row[0] for row in rows}
     async with conn.begin():
         return {row[0] for row in await conn.execute(_PG_BATCH, params)}
 

@@ -18,11 +18,12 @@ result gives it back. A SIGKILL therefore repeats at most ``send_concurrency`` m
 re-send is recorded as a possible duplicate (its mark is there). Within that budget a worker does
 not wait for its last result's commit before the next send, and the next row's mark is written
 ahead (in the same batch as the current one's, when the window allows both at once; for a paused
-robot ``PREMARK_LEAD`` before the pause ends), so the next send waits for no commit the rate
-window does not need. A mark written ahead for a row never sent is cleared at a clean stop; after
-a crash such a row is re-sent marked as a possible duplicate although it never left (at most one
-per lane being sent, plus the paused lanes' premarks). A lane goes back in the queue only after
-its turn, so each robot sends one message at a time, in order and within its rate limit.
+robot's first ``PREMARK_ROWS`` rows ``PREMARK_LEAD`` before the pause ends), so the next send waits
+for no commit the rate window does not need. A mark written ahead for a row never sent is cleared
+at a clean stop; after a crash such a row is re-sent marked as a possible duplicate although it
+never left (at most one per lane being sent, plus ``PREMARK_ROWS`` per paused lane). A lane goes
+back in the queue only after its turn, so each robot sends one message at a time, in order and
+within its rate limit.
 
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
@@ -40,6 +41,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import aiohttp
@@ -63,6 +65,10 @@ log = logging.getLogger(__name__)
 # send at the end of the pause does not wait for that commit. A crash within this lead re-sends the
 # row marked as a possible duplicate although it never left; the mark must precede the send anyway.
 PREMARK_LEAD = 0.25
+# Rows of a paused lane marked then (at most, and at most its smallest rate limit): the sends the
+# window lets go one after the other at its opening, so none of them waits for a commit. A crash
+# in that lead flags at most this many unsent rows of the lane.
+PREMARK_ROWS = 4
 
 ChannelFor = Callable[[str], ChannelBase | None]
 PlatformFor = Callable[[ChannelBase], Platform]
@@ -544,14 +550,20 @@ class Dispatcher:
         self._unrecorded -= 1
 
     def _premark_later(self, lane: _Lane, row: Claimed, pause: float) -> None:
-        """Write ``row``'s in-flight mark ``PREMARK_LEAD`` before the pause ends (long pauses only)."""
+        """Write the in-flight marks of ``row`` and the rows after it that the window lets go at its
+        opening (``PREMARK_ROWS`` at most), ``PREMARK_LEAD`` before the pause ends (long pauses only)."""
         if pause <= 2 * PREMARK_LEAD or row.id in lane.marks or lane.premark_timer is not None:
             return
+        limits = [w.rule.limit for w in lane.limiter.windows] if lane.limiter is not None else []
+        count = min([PREMARK_ROWS, *limits])
 
         def mark() -> None:
             lane.premark_timer = None
             if self._accepting and lane.rows and lane.rows[0] is row and self._lanes.get(lane.robot) is lane:
-                lane.marks[row.id] = self._writer.begin(row.id, self._clock())
+                at = self._clock()
+                for ahead in islice(lane.rows, count):
+                    if ahead.id not in lane.marks:
+                        lane.marks[ahead.id] = self._writer.begin(ahead.id, at)
 
         lane.premark_timer = asyncio.get_running_loop().call_later(pause - PREMARK_LEAD, mark)
 

@@ -45,7 +45,7 @@ from benchdb import close_db, open_db
 
 from bot import outbox
 from bot.dispatch import Dispatcher
-from bot.platforms.wecom import WeComChannel
+from bot.platforms.wecom.config import WeComChannel
 from bot.settings import Settings
 from storage.db import Database
 

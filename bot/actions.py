@@ -7,7 +7,8 @@
 * ``followup_now``: make the follow-up due now for everyone who still owes a confirmation;
   inside working hours it is queued at once, outside them the engine sends it when the next
   window opens (the answer says when);
-* ``resend``: put a dead message back in the queue after its channel was fixed;
+* ``resend``: put a dead message, or a real one recorded only because its channel had no
+  webhook (未配置 webhook（只记录）), back in the queue after its channel was fixed;
 * ``send_test``: send a test message to a channel.
 
 Every refusal is an :class:`ActionRefused` with a Chinese message and records nothing; a dry
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 ACTION_LABELS = {
     "confirm": "代为登记",
-    "excuse": "请假免于确认",
+    "excuse": "请假等免于确认",
     "followup_now": "立即催办",
     "resend": "重新发送",
     "send_test": "发送测试消息",
@@ -88,6 +89,27 @@ def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
     return text or None
 
 
+def excuse_reason(kind: str | None, reason: str | None) -> str:
+    """``出差：赴省委党校学习`` from a kind of :data:`EXCUSE_KINDS` and a reason, both required.
+
+    ``kind`` None reads the kind from the reason's head (``出差：…``, the command line's form).
+    Raises ActionRefused (400, Chinese) for an unknown or missing kind and a blank reason.
+    """
+    text = (reason or "").replace("：", ":", 1) if kind is None else (reason or "")
+    if kind is None:
+        head, sep, rest = text.partition(":")
+        if not sep or head.strip() not in EXCUSE_KINDS:
+            raise ActionRefused(f"请写明类别（{'、'.join(EXCUSE_KINDS)}），例如 --kind 出差，"
+                                "或把原因写成 “出差：赴省委党校学习”", 400)
+        kind, text = head.strip(), rest
+    kind = kind.strip()
+    if kind not in EXCUSE_KINDS:
+        shown = f"“{kind}”" if kind else "（空）"
+        raise ActionRefused(f"类别{shown}不在可选范围内，只能是：{'、'.join(EXCUSE_KINDS)}", 400)
+    why = clean_reason(text, required=True)
+    return f"{kind}：{why}"
+
+
 def _refused(action: str, message: str, status: int = 409) -> ActionRefused:
     ADMIN_ACTIONS.labels(action, "refused").inc()
     log.info("管理操作未执行（%s）：%s", ACTION_LABELS[action], message)
@@ -105,7 +127,7 @@ async def _real_occurrence(runtime: Runtime, action: str, occurrence_id: int) ->
     async with runtime.db.session() as session:
         occ = await session.get(Occurrence, occurrence_id)
     if occ is None:
-        raise _refused(action, f"找不到记录号为 {occurrence_id} 的提醒记录", 404)
+        raise _refused(action, f"没有这条记录：找不到记录号为 {occurrence_id} 的提醒记录", 404)
     if occ.dry_run:
         raise _refused(action, f"记录号 {occurrence_id} 是演练记录（未真正发送），不能{ACTION_LABELS[action]}")
     return occ
@@ -150,6 +172,13 @@ def runtime_zone(runtime: Runtime, occ: Occurrence) -> ZoneInfo:
     return reminder.zone if reminder is not None else ZoneInfo(DEFAULT_TZ)
 
 
+def admin_display(runtime: Runtime, who: str | None) -> str:
+    """The name to show for an audit's admin: a schedules admin's name for their id (what the
+    command line records), else the web admin's own name as recorded."""
+    person = runtime.schedules.people.get(who or "")
+    return person.name if person is not None and "admin" in person.roles else (who or "")
+
+
 async def _audit(runtime: Runtime, row: AdminAction) -> AdminAction:
     async with runtime.db.session() as session:
         session.add(row)
@@ -165,22 +194,24 @@ _CONFIRMED = exists().where(Confirmation.occurrence_id == Expectation.occurrence
 
 
 async def excuse(runtime: Runtime, occurrence_id: int, person_id: str, *, admin: str, reason: str | None,
-                 now: datetime) -> Done:
+                 now: datetime, kind: str | None = None) -> Done:
     """Excuse ``person_id`` from the occurrence: no more follow-ups or escalations, counted apart.
 
-    Refused (nothing written) for a rehearsal, someone not on the list, someone who confirmed
-    already or was excused already, and without a reason.
+    ``kind`` is one of :data:`EXCUSE_KINDS` (None: read from ``reason``'s head, ``出差：…``);
+    the reason recorded is ``kind：reason``. Refused (nothing written) for a rehearsal, someone
+    not on the list, someone who confirmed already or was excused already, an unknown kind and
+    a blank reason.
     """
     occ = await _real_occurrence(runtime, "excuse", occurrence_id)
     exp = await _expectation(runtime, "excuse", occ, person_id)
     try:
-        why = clean_reason(reason, required=True)
+        why = excuse_reason(kind, reason)
     except ActionRefused as exc:
         raise _refused("excuse", str(exc), exc.status) from None
     if exp.excused_at is not None:
         when = when_text(_utc(exp.excused_at), runtime_zone(runtime, occ))
-        raise _refused("excuse", f"{exp.person_name} 已于 {when} 由 {exp.excused_by} 登记请假"
-                                 f"（{exp.excuse_reason}），无需重复登记")
+        raise _refused("excuse", f"{exp.person_name} 已于 {when} 由 {admin_display(runtime, exp.excused_by)} "
+                                 f"登记免于确认（{exp.excuse_reason}），无需重复登记")
     if await find_confirmation(runtime.db, occurrence_id, person_id) is not None:
         raise _refused("excuse", f"{exp.person_name} 已经确认，无需登记请假")
     text = f"已登记：{exp.person_name} 免于确认 “{occ.title}”，不再催办、不再告知领导，统计中单列"
@@ -248,8 +279,27 @@ async def followup_now(runtime: Runtime, occurrence_id: int, *, admin: str, reas
 # ---------------------------------------------------------------- resend a dead message
 
 
+def recorded_only(runtime: Runtime, msg: Outbox, occurrence_dry_run: bool | None) -> bool:
+    """Whether a ``dry_run`` row is a real message only recorded for want of a webhook (未配置 webhook).
+
+    A real occurrence's row is; a dry-run occurrence's is a rehearsal's. A row of no occurrence
+    (an admin notice) is when its channel has no webhook, else the service ran with ``--dry-run``.
+    """
+    if msg.status != "dry_run":
+        return False
+    if occurrence_dry_run is not None:
+        return not occurrence_dry_run
+    channel = runtime.channel(msg.channel_id)
+    return channel is not None and bool(channel.dry_run)
+
+
 async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | None, now: datetime) -> Done:
-    """Put a dead message back in the queue (after its channel was fixed): sent on the next pass."""
+    """Put a dead message back in the queue (after its channel was fixed): sent on the next pass.
+
+    A real occurrence's message recorded without sending (status ``dry_run``: its channel had no
+    webhook) is queued again too; while the channel still has none it is recorded again, and the
+    answer says so. A rehearsal's (a dry-run occurrence's) message is refused.
+    """
     try:
         why = clean_reason(reason)
     except ActionRefused as exc:
@@ -258,24 +308,29 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
         msg = await session.get(Outbox, outbox_id)
         occ = await session.get(Occurrence, msg.occurrence_id) if msg and msg.occurrence_id else None
     if msg is None:
-        raise _refused("resend", f"找不到编号为 {outbox_id} 的消息", 404)
-    if msg.status == "dry_run" or (occ is not None and occ.dry_run):
+        raise _refused("resend", f"没有这条记录：找不到编号为 {outbox_id} 的消息", 404)
+    # Only a rehearsal's message is refused; a real one recorded without sending (its channel had
+    # no webhook) may be queued again like a failed one.
+    if (occ is not None and occ.dry_run) or (msg.status == "dry_run" and not recorded_only(
+            runtime, msg, occ.dry_run if occ is not None else None)):
         raise _refused("resend", "这是演练消息（未真正发送），不能重新发送")
-    if msg.status != "dead":
+    if msg.status not in ("dead", "dry_run"):
         state = {"pending": "正在等待发送", "sent": "已发送成功"}.get(msg.status, msg.status)
-        raise _refused("resend", f"这条消息{state}，只有发送失败的消息可以重新发送")
+        raise _refused("resend", f"这条消息{state}，只有发送失败或只记录（未配置 webhook）的消息可以重新发送")
     if runtime.settings.dry_run:
         raise _refused("resend", "服务以演练模式运行，不重新发送消息")
     channel = runtime.channel(msg.channel_id)
     if channel is None:
         raise _refused("resend", f"频道 {msg.channel_id} 已不在日程配置中，无法重新发送")
-    if channel.dry_run:
+    if channel.dry_run and msg.status == "dead":
         raise _refused("resend", f"频道 {channel.name} 没有配置 webhook，请先修正频道配置再重新发送")
     text = f"已重新排队：{msg.summary}（{channel.name}）"
+    if channel.dry_run:
+        text += f"。频道 {channel.name} 仍未配置 webhook：这条消息仍只记录、不会真正发送，填写 webhook 后请再重新发送"
     row = AdminAction(occurrence_id=msg.occurrence_id, outbox_id=outbox_id, channel_id=msg.channel_id,
                       admin=admin, action="resend", reason=why, detail=text, at=to_db_time(now))
     async with runtime.db.session() as session:
-        stmt = (update(Outbox).where(col(Outbox.id) == outbox_id, col(Outbox.status) == "dead")
+        stmt = (update(Outbox).where(col(Outbox.id) == outbox_id, col(Outbox.status) == msg.status)
                 .values(status="pending", attempts=0, next_attempt_at=to_db_time(now), error_kind=None,
                         robot=robot_key(channel), lease_owner=None, lease_until=None, sending_since=None)
                 .execution_options(synchronize_session=False))
@@ -317,8 +372,12 @@ async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  #
         kinds = {"retry": "暂时失败，稍后重试可能成功", "config": "配置有误，需要修改",
                  "rejected": "平台拒收了这条消息"}
         return False, f"发送失败（{kinds[exc.kind.value]}）：{exc.message}"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return False, f"无法连接到平台（{type(exc).__name__}）：请检查网络、代理或 webhook 地址的主机名。"
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        from urllib.parse import urlsplit
+
+        from bot.platforms.appsend import network_failure
+
+        return False, f"发送失败：{network_failure(exc, urlsplit(request.url).hostname or '平台')}。"
     return True, "发送成功：平台已接受测试消息，请到群里（或个人消息中）查看。"
 
 

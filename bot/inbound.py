@@ -1,13 +1,17 @@
 """Where every inbound chat event lands: "person P said T" or "person P pressed confirm on O".
 
-The platform modules (``bot/platforms/*_inbound.py``) verify and decrypt a request and turn it
+The platform modules (``bot/platforms/<platform>/inbound.py``) verify and decrypt a request and turn it
 into a :class:`Said` or :class:`Pressed`; :func:`handle` applies the rules once for all of them:
 
 - the sender is the platform user id mapped to a person in the YAML (``people[].ids``), never a
   display name; an unknown id gets a polite answer and nothing is recorded;
-- a reply counts when it starts with 收到 / 确认 / 已完成 / 完成; the rest is the note, except a
-  leading short code (``确认 A7K3``, shown in the reminder) that names the occurrence; without a
-  code the person's oldest open confirmation is meant;
+- a reply counts when it starts with 收到 / 确认 / 已完成 / 完成 (:func:`parse_reply`); the rest is
+  the note, except a leading short code (``确认 A7K3``, shown in the reminder) that names the
+  occurrence; without a code the person's oldest open confirmation is meant. Spaces (full-width
+  too) and punctuation (``确认，A7K3``, ``收到！``) may follow the word, or nothing at all when what
+  follows is unambiguous: a code (``收到A7K3``), a particle (``收到了``), or a note after 已完成
+  (``已完成参加23人``). The word must open the message (``我没收到通知`` is no reply) and a glued
+  form that asks or denies (``收到了吗``, ``确认一下``, ``已完成的同志…``) is none either;
 - a message id seen before (a platform retry, a replayed request) records nothing twice
   (table ``inbound_seen``, kept for :data:`SEEN_RETENTION`);
 - the confirmation goes through :func:`bot.confirmations.record_confirmation` (which refuses
@@ -29,7 +33,7 @@ from sqlmodel import col, select
 
 from bot import metrics
 from bot.compose import when_text
-from bot.config.models import DEFAULT_TZ
+from bot.config.models import DEFAULT_TZ, PlatformIds
 from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
 from bot.platforms.events import Pressed, Said
 from bot.runtime import Runtime
@@ -47,9 +51,17 @@ CODE_LEN = 4
 _N = len(CODE_ALPHABET) ** CODE_LEN
 _A, _B = 387_403, 271_828  # _A is coprime with 31**4
 _A_INV = pow(_A, -1, _N)
-_REPLY = re.compile(r"^\s*(已完成|收到|确认|完成)(?:[\s,，:：。.!！]+|$)(.*)$", re.S)
-_CODE = re.compile(rf"^([A-Za-z0-9]{{{CODE_LEN}}})(?:[\s,，:：。.!！]+|$)(.*)$", re.S)
-PLATFORM_ID_KEYS = ("wecom", "dingtalk", "feishu", "lark", "slack")
+_SEP = r"[\s,，:：;；、。.!！~～…]"  # \s is Unicode: the full-width space U+3000 too
+_REPLY = re.compile(r"^\s*(已完成|收到|确认|完成)(.*)$", re.S)
+_CODE = re.compile(rf"^([A-Za-z0-9]{{{CODE_LEN}}})(?:{_SEP}+|$)(.*)$", re.S)
+_GLUED_CODE = re.compile(r"^([A-Za-z0-9]+)(.*)$", re.S)  # an ASCII run right after the word
+_PARTICLES = ("了", "啦", "喽", "咯")  # 收到了, 已完成啦: the word still stands alone
+# What, glued to the word, makes it part of a question, a denial or another phrase
+# (收到的通知, 确认一下, 完成情况, 已完成的同志请回复): such a message is no reply.
+_NOT_A_REPLY = ("的", "得", "没", "不", "未", "吗", "么", "呢", "否", "一下", "下", "是", "情况", "率", "度",
+                "数", "人数", "名单", "时间", "后", "前", "与否")
+_ASKS = re.compile(r"[?？]|(?:吗|么|呢|没|没有|否|与否)\W*$")
+PLATFORM_ID_KEYS = tuple(PlatformIds.model_fields)  # the ids a person may have (people[].ids)
 
 Outcome = Literal["recorded", "already", "replay", "unknown_sender", "owes_nothing", "bad_code",
                   "refused", "ignored"]
@@ -112,16 +124,65 @@ class Answer:
 
 
 def parse_reply(text: str) -> Reply | None:
-    """``"已完成 A7K3 参加23人"`` → code and note; None when the text is no confirmation."""
+    """``"已完成 A7K3 参加23人"`` → code and note; None when the text is no confirmation.
+
+    Accepted: the word alone; the word, separators (spaces, full-width ones too, or punctuation
+    ``，。！：；、~…``), then an optional code and the note; or, with nothing between (glued):
+
+    - a short code (``收到A7K3``): an ASCII run of exactly :data:`CODE_LEN` characters that is a
+      well-formed code with at least one letter (an all-digit run is taken for a figure);
+    - a particle (``收到了``, ``已完成啦``), then what the word would take;
+    - another of the words (``确认收到``, ``收到收到``), read as a reply of its own;
+    - after 已完成 only, a note (``已完成参加23人``, ``已完成23人参加``); after 收到 / 确认 / 完成 any
+      other glued Chinese text makes no reply (``确认参加`` is not taken: ``确认一下``, ``收到的``
+      look alike); other glued text (``收到👍``) is the note.
+
+    Refused when glued: a continuation in :data:`_NOT_A_REPLY` (``收到的通知``, ``确认一下``,
+    ``已完成的同志请回复``) and anything that asks or denies (``？``, ``吗``, ``没有`` at the end).
+    """
     match = _REPLY.match(text or "")
     if match is None:
         return None
-    rest = match.group(2).strip()
+    word, rest = match.group(1), match.group(2).rstrip()
+    glued = bool(rest) and re.match(_SEP, rest) is None
+    if glued:
+        return _glued(word, rest)
+    return _spaced(rest)
+
+
+def _spaced(rest: str) -> Reply:
+    """The word was followed by a separator (or nothing): an optional code, then the note."""
+    rest = re.sub(rf"^{_SEP}+", "", rest)
     code = None
     code_match = _CODE.match(rest)
     if code_match and occurrence_of_code(code_match.group(1)) is not None:
         code, rest = code_match.group(1).upper(), code_match.group(2).strip()
-    return Reply(code=code, note=rest or None)
+    return Reply(code=code, note=rest.strip() or None)
+
+
+def _glued(word: str, rest: str) -> Reply | None:
+    """Text right after the word, no separator between (see :func:`parse_reply`)."""
+    if rest.startswith(_NOT_A_REPLY) or _ASKS.search(rest):
+        return None
+    if rest.startswith(WORDS):  # 确认收到, 收到收到: the second word decides
+        return parse_reply(rest)
+    if rest.startswith(_PARTICLES):
+        after = rest[1:]
+        if not after or re.match(_SEP, after):
+            return _spaced(after)
+        return _glued("已完成", after)  # 收到了参加23人: after the particle a note may follow
+    ascii_run = _GLUED_CODE.match(rest)
+    if ascii_run:
+        run, after = ascii_run.group(1), ascii_run.group(2)
+        is_code = (len(run) == CODE_LEN and occurrence_of_code(run) is not None
+                   and any(c.isalpha() for c in run))
+        if is_code:
+            note = re.sub(rf"^{_SEP}+", "", after).strip()
+            return Reply(code=run.upper(), note=note or None)
+        return Reply(code=None, note=rest.strip()) if word == "已完成" else None
+    if word == "已完成" or not re.match(r"[\u3400-\u9fff]", rest):
+        return Reply(code=None, note=rest.strip() or None)  # 已完成参加23人; 收到👍
+    return None
 
 
 def person_for(runtime: Runtime, platform: str, user_id: str) -> tuple[str, str] | None:

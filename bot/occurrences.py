@@ -142,9 +142,14 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     await session.commit()
 
 
-def leader_url(runtime: Runtime, person_id: str) -> str:
-    """A leader's own read-only page (``/l/<token>``), valid ``Settings.view_ttl_days``."""
-    token = make_view_token(runtime.link_key, "leader", [person_id], now=runtime.clock())
+def leader_url(runtime: Runtime, person_id: str, period: str | None = None) -> str:
+    """A leader's own read-only page (``/l/<token>``), valid ``Settings.view_ttl_days``.
+
+    ``period`` (``2026-Q3``, ``2026``, ``2026-11``): the brief's own period, which the page then
+    shows (with the trend over periods of that kind); without it the page shows this month.
+    """
+    payload: list[str | int] = [person_id, period] if period else [person_id]
+    token = make_view_token(runtime.link_key, "leader", payload, now=runtime.clock())
     return view_url(runtime.settings.base_url, "leader", token)
 
 
@@ -277,7 +282,8 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                 pc = person_context(s, person)
                 figures = await person_figures(person)
                 if figures is not None and channel.personal_links and s.units_overseen_by(person.id):
-                    figures = figures | {"page": leader_url(runtime, person.id)}  # personal: not in shared groups
+                    # personal: not in shared groups; the page shows the brief's own period
+                    figures = figures | {"page": leader_url(runtime, person.id, figures.get("spec"))}
                 picture, picture_url = await report_chart(runtime, reminder, person, fire.due.due_at, figures)
                 ctx = base | {"people": [pc], "person": pc, "unit": pc["unit"],
                               "confirm": base["confirm"] | {"link": link, "code": code}, "figures": figures}

@@ -83,6 +83,26 @@ class Period(NamedTuple):
     label: str  # Chinese, e.g. "2026年11月"
 
 
+def spec_of(period: Period) -> str:
+    """The period as ``--period`` writes it: ``2026-11`` (a month), ``2026-Q4`` (a quarter), ``2026`` (a year)."""
+    start, end = period.start.date(), period.end.date()
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months == 1:
+        return f"{start.year}-{start.month:02d}"
+    return f"{start.year}-Q{(start.month - 1) // 3 + 1}" if months == 3 else str(start.year)
+
+
+def shifted_spec(spec: str, steps: int) -> str:
+    """The ``spec`` of the period of the same kind ``steps`` later (negative: earlier)."""
+    if "-Q" in spec:
+        index = int(spec[:4]) * 4 + int(spec[-1]) - 1 + steps
+        return f"{index // 4}-Q{index % 4 + 1}"
+    if "-" in spec:
+        index = int(spec[:4]) * 12 + int(spec[5:7]) - 1 + steps
+        return f"{index // 12}-{index % 12 + 1:02d}"
+    return str(int(spec) + steps)
+
+
 def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -307,7 +327,7 @@ async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | Non
         return None
     if overseen:
         rows = [r for r in rows if r.unit_id in overseen]
-    return {"period": period.label, "rows": [r.as_dict() for r in rows]}
+    return {"period": period.label, "spec": spec_of(period), "rows": [r.as_dict() for r in rows]}
 
 
 # ---------------------------------------------------------------- output

@@ -25,8 +25,8 @@ from bot.config.snapshot import load_for
 from bot.dispatch import Dispatcher
 from bot.followup import FollowUps
 from bot.logs import channel_secrets, set_secrets
-from bot.platforms.apps import DingTalkApp
-from bot.platforms.dingtalk_stream import StreamClient
+from bot.platforms.dingtalk.config import DingTalkApp
+from bot.platforms.dingtalk.stream import StreamPool
 from bot.render import Renderer
 from bot.runtime import ReloadState, Runtime, system_clock
 from bot.scheduler import ReminderScheduler
@@ -115,13 +115,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         await followups.start()
         stack.push_async_callback(followups.stop)
 
+        streams = stream_pool(runtime, http)
+        streams.apply(runtime.schedules.apps.values())
+        stack.push_async_callback(streams.stop)
+
         def reloaded(schedules: Schedules) -> None:
             apply_schedules(runtime, schedules)
             scheduler.apply(schedules, runtime.calendar)
-
-        for client in stream_clients(runtime, http):
-            client.start()
-            stack.push_async_callback(client.stop)
+            streams.apply(schedules.apps.values())
 
         reloader = Reloader(settings, reloaded, current=lambda: runtime.schedules, state=runtime.reload,
                             tell_admin=admin_notifier(runtime), clock=runtime.clock)
@@ -172,16 +173,15 @@ def log_coverage(runtime: Runtime, days: int = 400) -> None:
         log.warning("%s", runtime.calendar.coverage_note(*years))
 
 
-def stream_clients(runtime: Runtime, http: aiohttp.ClientSession) -> list[StreamClient]:
-    """A DingTalk Stream client for each app in stream mode (as configured at start-up)."""
+def stream_pool(runtime: Runtime, http: aiohttp.ClientSession) -> StreamPool:
+    """The DingTalk Stream clients (one per ``mode: stream`` app), to follow reloads with ``apply``."""
     from bot.web.callbacks import dingtalk_stream_callback
 
     async def on_message(app: DingTalkApp, topic: str, data: dict[str, Any],
                          message_id: str) -> dict[str, Any] | None:
         return await dingtalk_stream_callback(runtime, http, app, topic, data, message_id)
 
-    return [StreamClient(app, http, on_message) for app in runtime.schedules.apps.values()
-            if isinstance(app, DingTalkApp) and app.mode == "stream"]
+    return StreamPool(http, on_message)
 
 
 def log_coming(runtime: Runtime, count: int = 5) -> None:

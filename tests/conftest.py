@@ -1,4 +1,4 @@
-"""Shared fixtures: a real SQLite file database, and PostgreSQL when the server is there.
+"""Shared fixtures: a real SQLite file database, PostgreSQL when the server is there, Chromium.
 
 ``pg_db`` uses ``REMINDBOT_TEST_PG_URL`` (default: the local test server) and gives every test
 its own schema, dropped afterwards, so helpers running tests at the same time do not collide.
@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from storage.db import Database
+from tests.browserhelp import ARGS, CHROMIUM, need_browser
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 pytest_plugins = ("tests.servehelp",)
@@ -54,6 +56,20 @@ async def pg_db() -> AsyncIterator[Database]:
     finally:
         await database.drop_schema()
         await database.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, through Playwright (skipped when missing: see tests/browserhelp.py)."""
+    need_browser()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 @pytest.fixture(params=["db", pytest.param("pg_db", marks=pytest.mark.postgres)])

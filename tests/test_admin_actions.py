@@ -93,11 +93,11 @@ async def site(any_db: Database, tmp_path: Path) -> AsyncIterator[Site]:
             yield Site(runtime, clock, client, occ, robot)
 
 
-async def dead_message(site: Site, *, status: str = "dead") -> int:
+async def dead_message(site: Site, *, status: str = "dead", occ: int | None = None) -> int:
     channel = site.runtime.schedules.channels["fake"]
     body = platform_for(channel).build(channel, Message(title="每月学习日", markdown="请于本周五前完成学习。"))[0]
     async with site.runtime.db.session() as session:
-        row = Outbox(dedupe_key=f"occ{site.occ}/due/fake/{status}", occurrence_id=site.occ, stage="due",
+        row = Outbox(dedupe_key=f"occ{occ or site.occ}/due/fake/{status}", occurrence_id=occ or site.occ, stage="due",
                      channel_id="fake", platform="generic", robot="r:old-webhook", body=body,
                      summary="每月学习日·当天提醒", status=status, attempts=8, error_kind="config",
                      last_error="webhook 已失效", next_attempt_at=to_db_time(site.clock.now))
@@ -128,7 +128,7 @@ def test_serve_refuses_an_admins_entry_that_is_not_a_hash() -> None:
 async def test_no_password_reaches_the_logs(site: Site, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     await site.client.get("/admin/", headers=auth("陈明", "a-wrong-password-typed"))
-    await site.post(f"/admin/occurrences/{site.occ}/excuse", {"person": "liu", "reason": "出差"})
+    await site.post(f"/admin/occurrences/{site.occ}/excuse", {"person": "liu", "kind": "出差", "reason": "学习"})
     assert "管理员 陈明" in caplog.text
     for secret in (*PASSWORDS.values(), "a-wrong-password-typed", "$argon2"):
         assert secret not in caplog.text
@@ -179,7 +179,7 @@ async def test_an_excused_person_gets_no_follow_ups_or_escalations_and_is_counte
     assert figures["fgw_b1"].missing == 1 and figures["fgw_b1"].excused == 0
     site.clock.now = bj(2026, 11, 9, 10)
     board = await site.page(f"/admin/occurrences/{site.occ}")
-    assert "1 人请假免于确认" in board and "出差：赴省委党校学习（李华 登记）" in board
+    assert "1 人请假等免于确认" in board and "出差：赴省委党校学习（李华 登记）" in board
     assert "2 人逾期未确认" in board  # Wang and Liu; Wu is not late
 
 
@@ -272,7 +272,7 @@ async def test_a_rehearsal_refuses_every_action_that_would_make_it_real(site: Si
                        (f"{occ}/followup", {})):
         response = await site.post(path, data)
         assert response.status == 409 and "演练记录" in await response.text()
-    dry = await dead_message(site, status="dry_run")
+    dry = await dead_message(site, status="dry_run", occ=rehearsal)
     response = await site.post(f"/admin/outbox/{dry}/resend", {}, page="/admin/outbox")
     assert response.status == 409 and "演练消息" in await response.text()
     assert await site.audit() == []
@@ -280,8 +280,11 @@ async def test_a_rehearsal_refuses_every_action_that_would_make_it_real(site: Si
 
 @pytest.mark.parametrize("path,data,words", [
     ("confirm", {"person": "zhao"}, "不在"),
-    ("excuse", {"person": "liu", "reason": ""}, "请写明原因"),
-    ("excuse", {"person": "wang", "reason": "出差"}, "已经确认"),
+    ("excuse", {"person": "liu", "kind": "出差", "reason": ""}, "请写明原因"),
+    ("excuse", {"person": "liu", "kind": "出差", "reason": " \n\t "}, "请写明原因"),
+    ("excuse", {"person": "liu", "kind": "旅游", "reason": "去三亚"}, "类别“旅游”不在可选范围内"),
+    ("excuse", {"person": "liu", "reason": "去三亚"}, "不在可选范围内"),
+    ("excuse", {"person": "wang", "kind": "出差", "reason": "学习"}, "已经确认"),
     ("confirm", {"person": "wang"}, "确认过"),
 ])
 async def test_refusals_are_in_chinese_and_record_nothing(site: Site, path: str, data: dict[str, str],
@@ -296,7 +299,7 @@ async def test_refusals_are_in_chinese_and_record_nothing(site: Site, path: str,
 async def test_a_message_that_is_not_dead_cannot_be_sent_again(site: Site) -> None:
     pending = await dead_message(site, status="sent")
     response = await site.post(f"/admin/outbox/{pending}/resend", {}, page="/admin/outbox")
-    assert response.status == 409 and "只有发送失败的消息可以重新发送" in await response.text()
+    assert response.status == 409 and "只记录（未配置 webhook）的消息可以重新发送" in await response.text()
     assert await site.audit() == []
 
 
@@ -306,3 +309,58 @@ async def test_the_board_of_a_rehearsal_offers_no_action_forms(site: Site) -> No
     site.runtime.settings.dry_run = False
     page: Any = await site.page(f"/admin/occurrences/{rehearsal}")
     assert "代为登记</button>" not in page and "登记请假" not in page
+
+
+async def test_a_valid_post_to_a_record_that_does_not_exist_is_a_404_saying_so(site: Site) -> None:
+    excuse = {"person": "liu", "kind": "出差", "reason": "学习"}
+    for action, data in (("confirm", {"person": "liu"}), ("excuse", excuse), ("followup", {})):
+        response = await site.post(f"/admin/occurrences/987654/{action}", data)
+        text = await response.text()
+        assert response.status == 404 and "没有这条记录" in text and "操作被拒绝" not in text, action
+    board = await site.client.get("/admin/occurrences/987654", headers=auth())
+    assert board.status == 404 and "没有这条记录" in await board.text()
+    response = await site.post("/admin/outbox/987654/resend", {}, page="/admin/outbox")
+    assert response.status == 404 and "没有这条" in await response.text()
+    assert await site.audit() == []
+
+
+async def test_a_confirmation_recorded_by_an_admin_says_代录_once_on_the_board(site: Site) -> None:
+    await site.post(f"/admin/occurrences/{site.occ}/confirm", {"person": "liu", "note": "电话告知"})
+    board = await site.page(f"/admin/occurrences/{site.occ}")
+    row = board[board.index("刘洋"):]
+    row = row[:row.index("</tr>")]
+    assert row.count("代录") == 1 and "管理员代录（陈明）" in row
+
+
+async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehearsals_and_can_be_sent_again(
+        site: Site) -> None:
+    async with aiohttp.ClientSession() as http:  # the study day's messages to channels without a webhook
+        dispatcher = Dispatcher(site.runtime.db, site.runtime.settings, site.runtime.channel, http,
+                                clock=site.runtime.clock, admin_channel=lambda: None)
+        await dispatcher.run_once(max_retry_wait=0)
+    recorded = [r for r in await outbox(site.runtime, "due") if r.status == "dry_run"]
+    assert recorded
+    page = await site.page("/admin/outbox")
+    stats = page[page.index('class="card stats"'):]
+    stats = stats[:stats.index("</section>")]
+    assert "未配置 webhook（只记录）" in stats and "演练" not in stats
+    assert f'action="/admin/outbox/{recorded[0].id}/resend"' in page
+    response = await site.post(f"/admin/outbox/{recorded[0].id}/resend", {"reason": "先排队"}, page="/admin/outbox")
+    assert response.status == 303
+    done = await site.page(response.headers["Location"])
+    assert "仍未配置 webhook" in done
+    async with site.runtime.db.session() as session:
+        assert (await session.get(Outbox, recorded[0].id)).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_the_leaders_page_lists_each_leaders_own_link_behind_the_login(site: Site) -> None:
+    assert (await site.client.get("/admin/leaders")).status == 401
+    page = await site.page("/admin/leaders")
+    assert "赵明" in page and "孙丽" in page and "王芳" not in page
+    assert 'href="/admin/leaders"' in page  # reachable from the admin navigation
+    links = re.findall(r'class="leader-link" href="([^"]+)"', page)
+    assert len(links) == 2
+    path = links[0].removeprefix(site.runtime.settings.base_url)
+    leader = await site.client.get(path)
+    text = await leader.text()
+    assert leader.status == 200 and "赵明同志分管单位" in text and "教育局第一党支部" not in text

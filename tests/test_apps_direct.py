@@ -33,7 +33,7 @@ from bot.settings import Settings
 from bot.web import make_app
 from storage.models import DeliveryAttempt, Outbox
 from tests.fakes import chat
-from tests.fakes.apps import DINGTALK, FEISHU, SLACK, WECOM, FakeAppApi
+from tests.fakes.apps import DINGTALK, DINGTALK_AGENT_ID, FEISHU, SLACK, WECOM, FakeAppApi
 from tests.test_web_confirm import serve
 
 ZHAO_IDS = "{id: zhao, name: 赵明, roles: [leader], unit: gw, mobile: \"13800000002\", channels: [group]}"
@@ -141,6 +141,40 @@ async def test_a_refused_direct_message_is_retried_then_recorded_dead_with_its_r
             await runtime.db.stop()
 
 
+def dingtalk_notice_apps(url: str, agent_id: str) -> str:
+    return f"""apps:
+  - {{id: ding, platform: dingtalk, app_key: {DINGTALK['app_key']}, app_secret: {DINGTALK['app_secret']},
+     agent_id: {agent_id}, api_base: "{url}", oapi_base: "{url}"}}
+"""
+
+
+@pytest.mark.parametrize("agent_id", [DINGTALK_AGENT_ID, "1000"])
+async def test_a_dingtalk_work_notification_goes_through_the_outbox_or_is_recorded_dead_with_its_reason(
+        tmp_path: Path, agent_id: str) -> None:
+    async with FakeAppApi() as api, aiohttp.ClientSession() as http:
+        settings = world_with_apps(tmp_path, dingtalk_notice_apps(api.url, agent_id), "dingtalk: staff-zhao")
+        runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+        try:
+            await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
+            [row] = [r for r in await outbox(runtime, "due") if r.channel_id == "app:ding"]
+            assert row.robot == "app:dingtalk:ding" and row.body["agent_id"] == int(agent_id)
+            await send_all(runtime, http)
+            async with runtime.db.session() as session:
+                row = (await session.exec(select(Outbox).where(Outbox.id == row.id))).one()
+            [attempt] = await attempts(runtime, row.id or 0)
+            assert api.token_fetches["dingtalk-notice"] == 1
+            if agent_id == DINGTALK_AGENT_ID:
+                [sent] = api.sent
+                assert (sent.platform, sent.user) == ("dingtalk-notice", "staff-zhao") and "赵明" in sent.text
+                assert row.status == "sent" and attempt.ok and attempt.http_status == 200
+            else:  # the platform's 88: a configuration error, told once, never retried
+                assert not api.sent
+                assert row.status == "dead" and row.error_kind == "config" and "88" in (row.last_error or "")
+                assert not attempt.ok and DINGTALK["app_secret"] not in (row.last_error or "")
+        finally:
+            await runtime.db.stop()
+
+
 # ---------------------------------------------------------------- end to end
 
 
@@ -222,6 +256,9 @@ async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(
         apps_yaml = wecom_apps(api.url) + f"""  - {{id: sl, platform: slack, signing_secret: sig-secret-1,
      bot_token: xoxb-wrong-token-5555, api_base: "{api.url}"}}
   - {{id: ding, platform: dingtalk, mode: stream, app_key: k, app_secret: ding-secret-7777}}
+  - {{id: notice, platform: dingtalk, mode: stream, app_key: {DINGTALK['app_key']},
+     app_secret: {DINGTALK['app_secret']}, agent_id: {DINGTALK_AGENT_ID}, api_base: "{api.url}",
+     oapi_base: "{api.url}"}}
 """
         settings = world_with_apps(tmp_path, apps_yaml, "wecom: ZhaoMing")
         env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
@@ -233,7 +270,8 @@ async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(
     assert "回调地址：https://dj.example.gov.cn/callback/slack/sl" in out
     assert "无需填写（Stream 模式" in out
     assert "访问令牌：成功" in out and "Slack 不认这个 Bot Token（invalid_auth）" in out
-    assert "私信：未启用" in out  # the stream app has no robot_code
+    assert "私信：未启用" in out  # the stream app has neither robot_code nor agent_id
+    assert "可以发私信（钉钉工作通知）" in out  # an app with only agent_id sends work notifications
     for secret in (WECOM["secret"], "xoxb-wrong-token-5555", "sig-secret-1", "ding-secret-7777", SLACK["bot_token"]):
         assert secret not in out
 
@@ -291,11 +329,18 @@ def test_app_sending_credentials_are_validated_with_file_and_line_in_chinese(tmp
     assert "app-secret-value-1" not in text and "feishu-secret-value-2" not in text
 
 
+@pytest.mark.parametrize("kind", ["wecom", "dingtalk-notice"])  # both carry the token in the URL
 async def test_no_secret_or_access_token_appears_in_logs_or_delivery_records(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str) -> None:
     caplog.set_level("DEBUG")
     async with FakeAppApi() as api, aiohttp.ClientSession() as http:
-        settings = world_with_apps(tmp_path, wecom_apps(api.url), "wecom: ZhaoMing")
+        if kind == "wecom":
+            settings = world_with_apps(tmp_path, wecom_apps(api.url), "wecom: ZhaoMing")
+            secret, token_path = WECOM["secret"], "/cgi-bin/gettoken"
+        else:
+            settings = world_with_apps(tmp_path, dingtalk_notice_apps(api.url, DINGTALK_AGENT_ID),
+                                       "dingtalk: staff-zhao")
+            secret, token_path = DINGTALK["app_secret"], "/gettoken"
         runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
         try:
             await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
@@ -304,15 +349,15 @@ async def test_no_secret_or_access_token_appears_in_logs_or_delivery_records(
             runtime.schedules.reminders["duties"].title = "“一岗双责”第二次"
             await fire_due(runtime, "duties", bj(2026, 4, 8, 10, 0))
             await send_all(runtime, http)
-            assert len(api.sent) == 2 and api.token_fetches["wecom"] == 2
+            assert len(api.sent) == 2 and sum(api.token_fetches.values()) == 2
             async with runtime.db.session() as session:
                 rows = (await session.exec(select(Outbox))).all()
                 tries = (await session.exec(select(DeliveryAttempt))).all()
             stored = json.dumps([(r.body, r.last_error) for r in rows] + [t.detail for t in tries], ensure_ascii=False)
-            issued = [p[2]["access_token"] for p in api.requests if p[0] == "/cgi-bin/gettoken"]
+            issued = [p[2]["access_token"] for p in api.requests if p[0] == token_path]
             assert len(issued) == 2
-            for secret in (WECOM["secret"], *issued):
-                assert secret not in caplog.text and secret not in stored
+            for hidden in (secret, *issued):
+                assert hidden not in caplog.text and hidden not in stored
         finally:
             await runtime.db.stop()
 
@@ -345,3 +390,20 @@ async def test_an_apps_direct_messages_share_one_lane_paced_by_the_platforms_per
             assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
         finally:
             await runtime.db.stop()
+
+
+async def test_apps_check_says_in_chinese_which_host_could_not_be_reached(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on: the connection is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = world_with_apps(tmp_path, wecom_apps(f"http://127.0.0.1:{port}/cgi-bin?corpsecret=x"), "wecom: ZhaoMing")
+    env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
+           "REMINDBOT_VAR_DIR": str(settings.var_dir)}
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+    out = result.output
+    assert result.exit_code == 1, out
+    assert "访问令牌：失败" in out and "无法连接到 127.0.0.1" in out and "请检查网络" in out
+    assert "Error" not in out and "corpsecret" not in out and f":{port}" not in out
+    assert WECOM["secret"] not in out

@@ -9,8 +9,6 @@ never rewrites tracked files). Skipped when Chromium is missing, unless
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,44 +21,11 @@ from bot.config.models import Confirm, Recipients, Reminder, Selector, When
 from bot.confirmations import record_confirmation
 from bot.web import make_app
 from storage.db import Database
+from tests.browserhelp import OVERFLOW, SHOTS
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(os.environ.get("REMINDBOT_SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="remindbot-shots-"))
-SHOTS.mkdir(parents=True, exist_ok=True)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 USER, PASSWORD = "gongwei", "browser-test-password"
-
-
-def _need_browser() -> None:
-    required = os.environ.get("REMINDBOT_REQUIRE_BROWSER") == "1"
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            problem = "playwright is not installed"
-    if problem and required:
-        pytest.fail(f"REMINDBOT_REQUIRE_BROWSER=1 but {problem}")
-    if problem:
-        pytest.skip(problem)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _need_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture
@@ -184,21 +149,9 @@ async def test_the_board_reads_well_on_a_phone(browser: Any, served: tuple[World
 
 
 PHONE_PAGES = ("/admin/upcoming", "/admin/occurrences", "/admin/outbox", "/admin/units?period=2025-03",
-               "/admin/occurrences/{committee}")
+               "/admin/occurrences/{committee}", "/admin/leaders")
 # Every element's right edge within the viewport, and every table within its card (a card that
 # scrolls sideways hides the overflow from the page's own width, so both are measured).
-OVERFLOW = """() => {
-  const width = document.documentElement.clientWidth;
-  const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > width + 0.5)
-    .map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 30));
-  const tables = [...document.querySelectorAll('table')].filter(t => t.scrollWidth > t.parentElement.clientWidth + 0.5)
-    .map(t => t.className);
-  const cards = [...document.querySelectorAll('.table-card')].filter(c => c.scrollWidth > c.clientWidth + 0.5)
-    .map(c => c.className);
-  return {page: document.documentElement.scrollWidth, width, wide, tables, cards};
-}"""
-
-
 @pytest.mark.parametrize("path", PHONE_PAGES)
 async def test_every_admin_table_turns_into_cards_on_a_phone(
     browser: Any, served: tuple[World, str], path: str

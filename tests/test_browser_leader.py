@@ -1,7 +1,8 @@
 """A leader and a secretary on their phones: the leader's own page, calendar links, the report chart.
 
-Same machinery as ``test_browser.py`` (real app on loopback, Debian's Chromium, screenshots to
-``REMINDBOT_SCREENSHOTS_DIR`` or a temporary folder, never to tracked files during the suite).
+Same machinery as ``test_browser.py`` (real app on loopback; the ``browser`` fixture of
+``conftest.py``, Debian's Chromium; screenshots to ``REMINDBOT_SCREENSHOTS_DIR`` or a temporary
+folder, never to tracked files during the suite: ``tests/browserhelp.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 import icalendar
 import pytest
 from pydantic import SecretStr
-from test_browser import ARGS, CHROMIUM, OVERFLOW, SHOTS, _need_browser
 from test_followup import Clock, bj, confirm, fire_due, make_runtime, write_world
 from test_web_confirm import serve
 
@@ -21,24 +21,10 @@ from bot.chart import find_cjk_font
 from bot.occurrences import leader_url
 from bot.runtime import Runtime
 from bot.web import make_app
+from tests.browserhelp import OVERFLOW, PHONE, SHOTS
 
 pytestmark = pytest.mark.browser
 USER, PASSWORD = "gongwei", "browser-test-password"
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
-         "device_scale_factor": 2, "locale": "zh-CN"}
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _need_browser()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

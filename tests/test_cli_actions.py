@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
+import aiohttp
 from click.testing import CliRunner
 from test_cli_confirmations import Cli, cli  # noqa: F401  (the fixture)
+from test_web_confirm import serve
 
-from bot.admins import Accounts, parse_admins
+from bot.admins import Accounts, hash_password, parse_admins
 from bot.cli import main
 from bot.cli.actions import admin, excuse, resend
-from bot.cli.confirmations import status
+from bot.cli.confirmations import confirm, leader_link, open_runtime, status
+from bot.web import make_app
 
 
 def db_path(cli: Cli) -> Path:  # noqa: F811
@@ -30,22 +34,52 @@ def test_excuse_by_name_takes_the_person_out_and_status_shows_it(cli: Cli) -> No
     assert audit(cli) == [("chen", "excuse", "liu", "出差：赴省委党校学习")]
     shown = cli.run(status, "study").output
     line = next(line for line in shown.splitlines() if "刘洋" in line)
-    assert "请假" in line and "出差：赴省委党校学习（陈静 登记）" in line
+    assert "免于确认" in line and "出差：赴省委党校学习（陈静 登记）" in line
     assert "请假等免于确认 1 人" in shown
 
-    again = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "出差")
+    again = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "出差", "--reason", "再登记一次")
     assert again.exit_code == 1 and "无需重复登记" in again.output
+    assert "由 陈静 登记" in again.output and "chen" not in again.output  # the name, as the web shows it
     assert len(audit(cli)) == 1
 
 
 def test_excuse_is_refused_for_someone_confirmed_a_non_admin_and_a_missing_reason(cli: Cli) -> None:  # noqa: F811
-    confirmed = cli.run(excuse, str(cli.study), "wang", "--by", "chen", "--reason", "出差")
+    confirmed = cli.run(excuse, str(cli.study), "wang", "--by", "chen", "--kind", "出差", "--reason", "学习")
     assert confirmed.exit_code == 1 and "已经确认，无需登记请假" in confirmed.output
-    not_admin = cli.run(excuse, str(cli.study), "liu", "--by", "wang", "--reason", "出差")
+    not_admin = cli.run(excuse, str(cli.study), "liu", "--by", "wang", "--kind", "出差", "--reason", "学习")
     assert not_admin.exit_code == 1 and "不是管理员" in not_admin.output
-    blank = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "  ")
+    blank = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "出差", "--reason", "  ")
     assert blank.exit_code == 1 and "请写明原因" in blank.output
     assert audit(cli) == []
+
+
+def test_excuse_refuses_an_unknown_kind_and_a_reason_with_nothing_after_the_kind(cli: Cli) -> None:  # noqa: F811
+    unknown = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "旅游", "--reason", "去三亚")
+    assert unknown.exit_code == 1 and "类别“旅游”不在可选范围内" in unknown.output and "因公外出" in unknown.output
+    no_kind = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "去三亚")
+    assert no_kind.exit_code == 1 and "请写明类别" in no_kind.output
+    empty = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--reason", "出差：   ")
+    assert empty.exit_code == 1 and "请写明原因" in empty.output
+    assert audit(cli) == []
+    done = cli.run(excuse, str(cli.study), "liu", "--by", "chen", "--kind", "因公外出", "--reason", "赴省里开会")
+    assert done.exit_code == 0, done.output
+    assert audit(cli) == [("chen", "excuse", "liu", "因公外出：赴省里开会")]
+
+
+def test_the_web_admins_may_act_from_the_command_line_and_an_unknown_one_is_told_who_may(cli: Cli) -> None:  # noqa: F811
+    cli.env["REMINDBOT_ADMINS"] = f"陈明:{hash_password('chen-ming-admin-pass')}"
+    cli.env["REMINDBOT_ADMIN_USER"], cli.env["REMINDBOT_ADMIN_PASSWORD"] = "gongwei", "gongwei-admin-password"
+    done = cli.run(excuse, str(cli.study), "liu", "--by", "陈明", "--kind", "出差", "--reason", "赴省委党校学习")
+    assert done.exit_code == 0, done.output
+    assert "登记人 陈明" in done.output
+    confirmed = cli.run(confirm, str(cli.study), "wu", "--by", "gongwei", "--note", "电话告知")
+    assert confirmed.exit_code == 0 and "代录人 gongwei" in confirmed.output
+    assert audit(cli) == [("陈明", "excuse", "liu", "出差：赴省委党校学习")]  # the name, as from the web
+    unknown = cli.run(excuse, str(cli.study), "wu", "--by", "王五", "--kind", "出差", "--reason", "学习")
+    assert unknown.exit_code == 1 and "“王五” 不是管理员" in unknown.output
+    assert "陈明（管理后台）" in unknown.output and "gongwei（管理后台）" in unknown.output
+    assert "陈静（chen）" in unknown.output
+    assert "chen-ming-admin-pass" not in unknown.output and "$argon2" not in unknown.output
 
 
 def _dead(cli: Cli, channel: str) -> int:  # noqa: F811
@@ -71,7 +105,60 @@ def test_resend_requeues_a_dead_message_once_its_channel_has_a_webhook(cli: Cli)
         assert db.execute("select status, attempts from outbox where id = ?", (outbox_id,)).fetchone() == ("pending", 0)
     assert audit(cli) == [("chen", "resend", None, "已补上 webhook")]
     twice = cli.run(resend, str(outbox_id), "--by", "chen")
-    assert twice.exit_code == 1 and "只有发送失败的消息可以重新发送" in twice.output
+    assert twice.exit_code == 1 and "只有发送失败或只记录（未配置 webhook）的消息可以重新发送" in twice.output
+
+
+def _recorded_only(cli: Cli, channel: str) -> int:  # noqa: F811
+    """A real occurrence's message the dispatcher recorded without sending: its channel has no webhook."""
+    with sqlite3.connect(db_path(cli)) as db:
+        [(outbox_id,)] = db.execute("select id from outbox where channel_id = ? limit 1", (channel,)).fetchall()
+        db.execute("update outbox set status = 'dry_run' where id = ?", (outbox_id,))
+    return outbox_id
+
+
+def test_resend_requeues_a_real_message_only_recorded_for_want_of_a_webhook_and_says_so(cli: Cli) -> None:  # noqa: F811
+    outbox_id = _recorded_only(cli, "group")
+    done = cli.run(resend, str(outbox_id), "--by", "chen", "--reason", "稍后补 webhook")
+    assert done.exit_code == 0, done.output
+    assert "已重新排队" in done.output and "仍未配置 webhook" in done.output and "演练" not in done.output
+    with sqlite3.connect(db_path(cli)) as db:
+        assert db.execute("select status from outbox where id = ?", (outbox_id,)).fetchone() == ("pending",)
+    assert audit(cli) == [("chen", "resend", None, "稍后补 webhook")]
+
+
+async def _open_on_loopback(cli: Cli, path: str) -> str:  # noqa: F811
+    """The page at ``path`` as the service (same database and key) serves it over loopback."""
+    from bot.settings import Settings
+
+    env = {k.removeprefix("REMINDBOT_").lower(): v for k, v in cli.env.items()}
+    async with open_runtime(Settings(**env)) as runtime, serve(make_app(runtime)) as base:
+        async with aiohttp.ClientSession() as http, http.get(base + path) as response:
+            assert response.status == 200, await response.text()
+            return await response.text()
+
+
+def test_leader_link_prints_a_leaders_own_page_and_refuses_someone_who_leads_nothing(cli: Cli) -> None:  # noqa: F811
+    cli.env["REMINDBOT_BASE_URL"] = "https://dj.example.gov.cn"
+    shown = cli.run(leader_link, "赵明")
+    assert shown.exit_code == 0, shown.output
+    url = next(word for word in shown.output.split() if "/l/" in word)
+    assert url.startswith("https://dj.example.gov.cn/l/")
+    page = asyncio.run(_open_on_loopback(cli, url.removeprefix("https://dj.example.gov.cn")))
+    assert "赵明同志分管单位" in page and "发改委第一党支部" in page and "教育局" not in page
+    assert cli.run(leader_link, "sun").exit_code == 0  # by id too
+    secretary = cli.run(leader_link, "王芳")
+    assert secretary.exit_code == 1 and "王芳 没有分管的单位" in secretary.output
+    assert "赵明、孙丽" in secretary.output and "/l/" not in secretary.output
+    nobody = cli.run(leader_link, "王五")
+    assert nobody.exit_code == 1 and "找不到人员 “王五”" in nobody.output
+
+
+def test_hash_password_checks_the_length_before_asking_again() -> None:
+    short = CliRunner().invoke(admin, ["hash-password"], input="short\n")
+    assert short.exit_code != 0 and "至少需要 12 个字符" in short.output
+    assert "再输入一次" not in short.output
+    differ = CliRunner().invoke(admin, ["hash-password"], input="a-long-enough-password\nanother-password-x\n")
+    assert differ.exit_code != 0 and "两次输入的密码不一致" in differ.output
 
 
 def test_hash_password_gives_a_line_for_REMINDBOT_ADMINS_that_logs_in() -> None:
@@ -89,4 +176,4 @@ def test_hash_password_gives_a_line_for_REMINDBOT_ADMINS_that_logs_in() -> None:
 
 def test_the_commands_are_part_of_remindbot() -> None:
     names = set(main.commands)
-    assert {"excuse", "resend", "admin"} <= names
+    assert {"excuse", "resend", "admin", "leader-link"} <= names

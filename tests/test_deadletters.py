@@ -83,7 +83,7 @@ def test_a_digest_does_not_name_the_platform_twice_when_the_channel_name_says_it
 
 def test_a_wecom_channel_on_a_government_deployment_is_shown_as_政务微信() -> None:
     from bot.platforms.registry import platform_title
-    from bot.platforms.wecom import WeComChannel
+    from bot.platforms.wecom.config import WeComChannel
 
     gov = WeComChannel(id="g", name="党务群", platform="wecom",
                        webhook="https://wx.gov.example.cn/cgi-bin/webhook/send?key=abc")

@@ -22,8 +22,9 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from bot.config.models import PlatformIds
-from bot.platforms.apps import AppConfig, DingTalkApp
-from bot.platforms.dingtalk_stream import CARD_TOPIC, ROBOT_TOPIC, StreamClient
+from bot.platforms.dingtalk.config import DingTalkApp
+from bot.platforms.dingtalk.stream import CARD_TOPIC, ROBOT_TOPIC, StreamClient
+from bot.platforms.registry import AppConfig
 from bot.web.callbacks import dingtalk_stream_callback
 from storage.db import Database
 from tests.fakes import chat

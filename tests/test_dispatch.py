@@ -26,7 +26,8 @@ from bot import outbox
 from bot.dispatch import Dispatcher
 from bot.platforms.base import ChannelBase, Message
 from bot.platforms.registry import platform_for
-from bot.platforms.wecom import WeCom, WeComChannel
+from bot.platforms.wecom.config import WeComChannel
+from bot.platforms.wecom.robot import WeCom
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import DeliveryAttempt, Outbox

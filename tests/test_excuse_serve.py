@@ -151,7 +151,7 @@ def test_an_excused_person_stays_out_of_follow_ups_escalations_and_late_figures_
 
     shown = cli(workspace, env, "status", "study")
     line = next(line for line in shown.splitlines() if "吴敏" in line)
-    assert "请假" in line and "逾期" not in line
+    assert "免于确认" in line and "逾期" not in line
     assert "逾期未确认 3 人" not in shown and "请假等免于确认 1 人" in shown
     table = cli(workspace, env, "report", "--period", f"{due:%Y-%m}", "--format", "csv")
     rows = {r[1]: r for r in csv.reader(io.StringIO(table.lstrip("\ufeff")))}

@@ -22,7 +22,8 @@ from bot.config.loader import load_schedules
 from bot.config.yamlsource import ConfigError
 from bot.followup import FollowUps
 from bot.inbound import short_code
-from bot.platforms.apps import DingTalkApp, callback_url
+from bot.platforms.apps import callback_url
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.settings import Settings
 from bot.web import make_app
 from tests.fakes import chat

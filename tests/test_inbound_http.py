@@ -25,9 +25,8 @@ from sqlmodel import select
 
 from bot.config.models import PlatformIds, Schedules
 from bot.inbound import SEEN_RETENTION, claim, short_code
-from bot.platforms.apps import AppConfig
 from bot.platforms.events import Said
-from bot.platforms.registry import ChannelConfig
+from bot.platforms.registry import AppConfig, ChannelConfig
 from bot.web import make_app
 from storage.db import Database
 from storage.models import InboundSeen, Occurrence, Outbox
@@ -306,6 +305,33 @@ async def test_a_code_names_the_occurrence_and_without_one_the_oldest_open_is_me
     assert answer is not None and "每月学习日" in answer
     assert sorted(await env.confirmations()) == sorted([(later, "zhang", "chat", "已开会"),
                                                         (first, "zhang", "chat", None)])
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_a_reply_glued_to_its_word_records_the_named_occurrence_with_its_note(
+        env: Env, platform: str) -> None:
+    first = env.world.occurrence_id
+    later = await add_occurrence(env.world.db, title="支部委员会", reminder_id="committee",
+                                 due_at=datetime(2025, 3, 8, 1, 0), deadline_at=datetime(2025, 3, 12, 1, 0))
+    zhang, li = getattr(IDS["zhang"], USER[platform]), getattr(IDS["li"], USER[platform])
+    _, answer = await env.send(platform, zhang, f"收到{short_code(later)}已开会")
+    assert answer is not None and "支部委员会" in answer and "已开会" in answer
+    _, answer = await env.send(platform, li, "已完成参加23人")
+    assert answer is not None and "每月学习日" in answer and "参加23人" in answer
+    _, answer = await env.send(platform, zhang, "确认\u3000" + short_code(first) + "，参加20人！")
+    assert answer is not None and "每月学习日" in answer
+    assert sorted(await env.confirmations()) == sorted([
+        (later, "zhang", "chat", "已开会"), (first, "li", "chat", "参加23人"), (first, "zhang", "chat", "参加20人！"),
+    ])
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("text", ["我没收到通知", "收到了吗？", "确认一下时间", "已完成的同志请回复收到", "收到ABCDE"])
+async def test_a_message_that_merely_contains_a_word_records_nothing_and_gets_no_answer(
+        env: Env, platform: str, text: str) -> None:
+    status, answer = await env.send(platform, getattr(IDS["zhang"], USER[platform]), text)
+    assert status == 200 and answer is None
+    assert await env.confirmations() == []
 
 
 async def test_a_code_of_something_the_sender_does_not_owe_records_nothing(env: Env) -> None:

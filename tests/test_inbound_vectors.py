@@ -1,13 +1,15 @@
 """Known-answer vectors (shared/platforms.md §2.5, §6, §7, §10) for both sides of every callback:
-the bot's verification (``bot/platforms/*_inbound.py``) and the test's platform (``tests/fakes/chat.py``)."""
+the bot's verification (``bot/platforms/<platform>/inbound.py``) and the test's platform (``tests/fakes/chat.py``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bot.inbound import occurrence_of_code, parse_reply, short_code
-from bot.platforms import dingtalk_inbound, feishu_inbound, wecom_inbound
+from bot.platforms.dingtalk import inbound as dingtalk_inbound
 from bot.platforms.events import CallbackError
+from bot.platforms.feishu import inbound as feishu_inbound
+from bot.platforms.wecom import inbound as wecom_inbound
 from tests.fakes import chat
 
 WECOM_TOKEN = "123456"
@@ -109,12 +111,37 @@ def test_short_codes_are_stable_distinct_and_decode_back() -> None:
     ("完成，参加23人", None, "参加23人"),
     (f"确认 {short_code(7)}", short_code(7), None),
     (f"已完成 {short_code(7).lower()} 参加23人", short_code(7), "参加23人"),
+    # no space between the word and what follows, where that is unambiguous
+    ("已完成参加23人", None, "参加23人"),
+    ("已完成23人参加", None, "23人参加"),
+    (f"收到{short_code(7)}", short_code(7), None),
+    (f"收到{short_code(7).lower()}参加23人", short_code(7), "参加23人"),
+    ("收到了", None, None),
+    ("已完成啦，参加23人", None, "参加23人"),
+    ("收到了参加23人", None, "参加23人"),
+    ("确认收到", None, None),
+    ("收到收到", None, None),
+    ("收到👍", None, "👍"),
+    # full-width spaces and punctuation
+    (f"确认，{short_code(7)}", short_code(7), None),
+    ("收到！", None, None),
+    (f"确认\u3000{short_code(7)}\u3000参加23人", short_code(7), "参加23人"),
+    (f"已完成；{short_code(7)}：参加23人", short_code(7), "参加23人"),
+    ("收到～", None, None),
 ])
 def test_replies_that_confirm(text: str, code: str | None, note: str | None) -> None:
     reply = parse_reply(text)
     assert reply is not None and reply.code == code and reply.note == note
 
 
-@pytest.mark.parametrize("text", ["", "你好", "确认一下时间", "不确认", "请问收到了吗"])
+@pytest.mark.parametrize("text", [
+    "", "你好", "确认一下时间", "不确认", "请问收到了吗",
+    # the word inside a sentence, or glued into a question, a denial or another phrase
+    "我没收到通知", "没收到", "未完成", "收到的通知在哪里", "收到了吗", "收到？", "收到吗", "收到了没有",
+    "确认一下", "确认是明天吗", "确认参加", "已完成的同志请回复收到", "已完成吗", "已完成情况统计如下",
+    "完成率", "完成任务", "收到没", "确认不了",
+    # a glued ASCII run that is no code: a typo'd code must not confirm the oldest open one
+    "收到ABCDE", "收到2345", "确认OK",
+])
 def test_texts_that_are_no_confirmation(text: str) -> None:
     assert parse_reply(text) is None

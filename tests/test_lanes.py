@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from bot import outbox
-from bot.platforms.wecom import WeComChannel
+from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 from storage.models import DeliveryAttempt, Outbox, RobotLane
 from tests.fakes import FakePlatforms, FakeRobot

@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot import lanes, outbox
-from bot.platforms.wecom import WeComChannel
+from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 
 NOW = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)

@@ -114,3 +114,17 @@ async def test_the_leader_page_offers_no_form_and_refuses_posts(leaders: Runtime
     async with TestClient(TestServer(make_app(leaders), host="127.0.0.1")) as client:
         response = await client.post(path, data={"x": "1"})
         assert response.status == 405
+
+
+async def test_the_link_of_a_quarterly_brief_shows_that_quarter_and_a_trend_of_quarters(leaders: Runtime) -> None:
+    group = leaders.schedules.channels["group"]
+    leaders.schedules.channels["group"] = group.model_copy(update={"personal_links": True})
+    await fire_due(leaders, "duties", bj(2027, 1, 8, 10, 0))  # the brief over the fourth quarter of 2026
+    [body] = [str(r.body) for r in await outbox(leaders, "due") if "一岗双责" in r.summary and "zhao" in r.dedupe_key]
+    link = re.search(r"https://dj\.example\.gov\.cn/l/[A-Za-z0-9._-]+", body)[0]  # type: ignore[index]
+    status, page = await get(leaders, page_path(link))
+    assert status == 200 and "<h2>2026年第四季度</h2>" in page and "2026年11月</h2>" not in page
+    bars = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)
+    assert bars == ["25Q3", "25Q4", "26Q1", "26Q2", "26Q3", "26Q4"]
+    assert "近6个季度按时完成率" in page
+    assert "发改委第一党支部" in page and "教育局" not in page

@@ -26,7 +26,8 @@ from bot.metrics import REGISTRY
 from bot.occurrences import fire
 from bot.platforms.base import ChannelBase, Mention, Message
 from bot.platforms.registry import PLATFORMS
-from bot.platforms.wecom import WeCom, WeComChannel
+from bot.platforms.wecom.config import WeComChannel
+from bot.platforms.wecom.robot import WeCom
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.settings import Settings

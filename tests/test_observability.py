@@ -19,7 +19,7 @@ from bot.confirmations import record_confirmation
 from bot.logs import JsonFormatter
 from bot.metrics import REGISTRY
 from bot.platforms.base import Message
-from bot.platforms.wecom import WeCom
+from bot.platforms.wecom.robot import WeCom
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.settings import Settings

@@ -113,3 +113,15 @@ def test_log_times_are_beijing_time_with_the_offset_whatever_the_server_zone(fmt
         root.setLevel(level)
     shown = json.loads(line)["time"] if fmt == "json" else line.split(" INFO ")[0]
     assert shown.replace("T", " ") == "2026-12-04 09:00:00.250+08:00"
+
+
+async def test_a_real_fire_into_channels_without_a_webhook_says_so_and_never_says_rehearsal(tmp_path: Path) -> None:
+    # The shipped channels take their webhooks from the environment: none is set here.
+    code, out, err = await run_cli(base_env(tmp_path), "fire", "study-day", "--date", "2026-12-04")
+    assert code == 0, err
+    result = re.search(r"发送结果：成功 (\d+) 条，未配置 webhook（只记录） (\d+) 条，失败 (\d+) 条", out)
+    assert result is not None, out
+    recorded = int(result[2])
+    assert recorded == out.count("｜未配置 webhook（只记录）") > 0
+    assert "演练" not in out
+    assert "remindbot resend" in out  # how to send them once a webhook is set

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.platforms.base import DeliveryError, FailureKind, Mention, Message
-from bot.platforms.dingtalk import DingTalk, DingTalkChannel, sign, signed_url
+from bot.platforms.dingtalk.config import DingTalkChannel
+from bot.platforms.dingtalk.robot import DingTalk, sign, signed_url
 from bot.platforms.markup import json_bytes
 from tests.fakes import PlatformEnv, platform_env
 from tests.fakes.emulators import DINGTALK_KEYWORD_MISSING, DINGTALK_SIGN_EXPIRED, DINGTALK_SIGN_MISMATCH

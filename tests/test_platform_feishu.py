@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.platforms.base import FailureKind, Mention, Message
-from bot.platforms.dingtalk import sign as dingtalk_sign
-from bot.platforms.feishu import Feishu, FeishuChannel, sign
+from bot.platforms.dingtalk.robot import sign as dingtalk_sign
+from bot.platforms.feishu.config import FeishuChannel
+from bot.platforms.feishu.robot import Feishu, sign
 from bot.platforms.markup import json_bytes
 from tests.fakes import PlatformEnv, platform_env
 

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Mapping
 import pytest
 
 from bot.platforms.base import FailureKind, Mention, Message
-from bot.platforms.generic import Generic, GenericChannel
+from bot.platforms.generic.config import GenericChannel
+from bot.platforms.generic.robot import Generic
 from tests.fakes import PlatformEnv, platform_env
 
 PERSON = Mention("zhang", "张三", "13800001111", {"wecom": "zhangsan"})

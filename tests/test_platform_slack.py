@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.platforms.base import FailureKind, Mention, Message
-from bot.platforms.slack import Mrkdwn
+from bot.platforms.slack.robot import Mrkdwn
 from tests.fakes import PlatformEnv, platform_env
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from bot.platforms.base import FailureKind, Mention, Message
 from bot.platforms.markup import utf8_len
-from bot.platforms.wecom import WeCom, WeComChannel
+from bot.platforms.wecom.config import WeComChannel
+from bot.platforms.wecom.robot import WeCom
 from tests.fakes import PlatformEnv, platform_env
 
 WITH_ID = Mention("zhang", "张三", "13800001111", {"wecom": "zhangsan"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.platforms.base import Limits
-from bot.platforms.wecom import WeComChannel
+from bot.platforms.wecom.config import WeComChannel
 from bot.ratelimit import RobotLimiter, Rule, SlidingWindow, rules_for
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -176,3 +177,27 @@ async def test_every_platform_gets_the_table_and_the_chart_its_own_way(bulletin:
         assert plan.picture_url is not None and plan.picture_url in str([r.json for r in robot.received])
         if platform == "dingtalk":
             assert f"![通报图表]({plan.picture_url})" in shown
+
+
+@needs_font
+async def test_the_units_period_menu_reaches_an_occurrence_due_next_month_and_no_offered_png_is_a_404(
+        bulletin: Runtime) -> None:
+    await fire_due(bulletin, "study", bj(2027, 1, 5, 9, 0))  # fired ahead: due next month
+    bulletin.settings.admin_user, bulletin.settings.admin_password = "gw", SecretStr("pw-for-the-test")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"gw:pw-for-the-test").decode()}
+    async with TestClient(TestServer(make_app(bulletin), host="127.0.0.1")) as client:
+        page = await (await client.get("/admin/units", headers=auth)).text()
+        offered = re.findall(r'<option value="([^"]+)"', page)
+        assert "2027-01" in offered and "2027-Q1" in offered and "2027" in offered
+        assert 'href="/admin/units?period=2027-01" rel="next"' in page
+        ahead = await (await client.get("/admin/units?period=2027-01", headers=auth)).text()
+        assert 'href="/admin/units.png?period=2027-01"' in ahead
+        for spec in offered:
+            response = await client.get(f"/admin/units.png?period={spec}", headers=auth)
+            assert response.status == 200, spec
+            body = await response.read()
+            assert body.startswith(PNG) or "暂无数据" in body.decode(), spec
+        png = await client.get("/admin/units.png?period=2027-01", headers=auth)
+        assert (await png.read()).startswith(PNG)
+        empty = await (await client.get("/admin/units?period=2026-06", headers=auth)).text()
+        assert "units.png?period=2026-06" not in empty  # nothing to draw: no picture offered

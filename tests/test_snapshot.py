@@ -107,3 +107,14 @@ def test_a_command_reuses_the_snapshot_written_by_the_one_before(folder: Path, t
 
 def test_the_snapshot_key_follows_the_code() -> None:
     assert snapshot.code_version() == snapshot.code_version() and len(snapshot.code_version()) == 24
+
+
+def test_a_change_in_a_platform_folder_invalidates_the_snapshot(tmp_path: Path) -> None:
+    """Channel and app models live in bot/platforms/<name>/config.py: editing one must change the key."""
+    package = tmp_path / "bot"
+    shutil.copytree(ROOT / "bot", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = snapshot.code_digest(package)
+    assert before == snapshot.code_version()
+    model = package / "platforms" / "wecom" / "config.py"
+    model.write_text(model.read_text().replace("企业微信或政务微信群机器人", "企业微信群机器人"))
+    assert snapshot.code_digest(package) != before

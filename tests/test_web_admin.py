@@ -112,7 +112,7 @@ async def test_the_board_shows_who_confirmed_when_how_and_who_is_overdue(
     assert response.status == 200
     page = await response.text()
     for text in ("每月学习日", "张伟", "链接", "参加 23 人", "3月7日 10:00",
-                 "李娜", "管理员代录", "工委办公室 代录", "逾期后确认",
+                 "李娜", "管理员代录（工委办公室）", "逾期后确认",
                  "王芳", "逾期未确认", "自 3月10日 09:00 起", "<strong>2</strong> / 3 人已确认"):
         assert text in page, text
 
@@ -293,7 +293,7 @@ async def test_the_unit_csv_is_what_remindbot_report_writes_for_the_same_period(
 async def test_an_unknown_occurrence_is_a_404_page(client: TestClient) -> None:
     response = await client.get("/admin/occurrences/4242", headers=AUTH)
     assert response.status == 404
-    assert "页面不存在" in await response.text()
+    assert "没有这条记录" in await response.text()
 
 
 async def test_upcoming_lists_the_next_sixty_days_after_holiday_moves(
@@ -379,7 +379,7 @@ async def test_the_admin_who_recorded_a_confirmation_is_shown_by_name_on_the_boa
 ) -> None:
     await record_confirmation(world.db, world.occurrence_id, "li", via="admin", recorded_by="zhang", now=NOW)
     page = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
-    assert "张伟 代录" in page and "zhang 代录" not in page
+    assert "管理员代录（张伟）" in page and "zhang" not in page.split("<main")[1].split("<form")[0]
     raw = await (await client.get(f"/admin/occurrences/{world.occurrence_id}/board.csv", headers=AUTH)).read()
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert {r[2]: r for r in rows[1:]}["李娜"][9] == "张伟"
@@ -388,7 +388,7 @@ async def test_the_admin_who_recorded_a_confirmation_is_shown_by_name_on_the_boa
 async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_a_webhook(
     world: World, client: TestClient
 ) -> None:
-    from bot.platforms.wecom import WeComChannel
+    from bot.platforms.wecom.config import WeComChannel
 
     quiet = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text")
     assert quiet.dry_run
@@ -406,4 +406,6 @@ async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_
     rehearsed, _, unconfigured = rest.partition("未配置 webhook 的频道（只记录）")
     assert "演练的当天提醒" not in unsent and "只记录的当天提醒" not in unsent
     assert "演练的当天提醒" in rehearsed and "只记录的当天提醒" not in rehearsed
-    assert "只记录的当天提醒" in unconfigured and "只记录（未配置 webhook）" in unconfigured
+    assert "只记录的当天提醒" in unconfigured and "未配置 webhook（只记录）" in unconfigured
+    stats = page[page.index('class="card stats"'):page.index("</section>")]  # one of each, each called so
+    assert "演练（未发送）</span>" in stats and "未配置 webhook（只记录）</span>" in stats

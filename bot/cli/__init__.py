@@ -9,7 +9,7 @@ import click
 from bot.cli import zh
 from bot.cli.actions import admin, excuse, resend
 from bot.cli.apps import apps
-from bot.cli.confirmations import confirm, link, report, status
+from bot.cli.confirmations import confirm, leader_link, link, report, status
 from bot.cli.database import db
 from bot.cli.delivery import fire_command, preview, send_test
 from bot.cli.schedule import schema, serve, upcoming, validate
@@ -36,6 +36,6 @@ def main() -> None:
 
 
 for command in (validate, upcoming, serve, schema, preview, fire_command, send_test, status, confirm, link, report,
-                db, apps, excuse, resend, admin):
+                leader_link, db, apps, excuse, resend, admin):
     main.add_command(command)
 zh.chinese_metavars(main)

@@ -11,16 +11,19 @@ import click
 
 from bot.cli.schedule import load_or_exit
 from bot.config.models import Schedules
-from bot.platforms.apps import DingTalkApp, WeComApp, callback_url
+from bot.platforms.apps import callback_url
 from bot.platforms.appsend import AppChannel
 from bot.platforms.base import DeliveryError
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.registry import APP_SENDERS
 from bot.platforms.tokens import TokenCache
+from bot.platforms.wecom.config import WeComApp
 from bot.settings import Settings
 
 PLATFORM_ZH = {"wecom": "企业微信/政务微信", "dingtalk": "钉钉", "feishu": "飞书", "lark": "Lark", "slack": "Slack"}
 KINDS = {"retry": "暂时失败，稍后重试可能成功", "config": "配置有误，需要修改", "rejected": "平台拒绝"}
-NEEDS = {"wecom": "corp_id、agent_id、secret", "dingtalk": "app_key、robot_code（及 app_secret）",
+NEEDS = {"wecom": "corp_id、agent_id、secret",
+         "dingtalk": "app_key、app_secret，以及 robot_code（机器人单聊）或 agent_id（工作通知）",
          "feishu": "app_id、app_secret", "lark": "app_id、app_secret", "slack": "bot_token"}
 
 
@@ -76,5 +79,5 @@ async def _token_line(http: aiohttp.ClientSession, cache: TokenCache, app: Any,
         click.echo(f"  访问令牌：失败（{KINDS[exc.kind.value]}）：{exc.message}", err=True)
         return False
     what = "Bot Token 有效" if app.platform == "slack" else "平台已发放访问令牌"
-    click.echo(f"  访问令牌：成功（{what}），可以发私信（{sender.title}）")
+    click.echo(f"  访问令牌：成功（{what}），可以发私信（{sender.title_for(app)}）")
     return True

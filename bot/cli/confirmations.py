@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -15,7 +16,7 @@ from sqlalchemy import exists
 from sqlmodel import col, select
 
 from bot.compose import when_text
-from bot.config.models import DEFAULT_TZ, Person
+from bot.config.models import DEFAULT_TZ
 from bot.config.yamlsource import ConfigError
 from bot.confirmations import VIA_LABELS, Board, BoardRow, ConfirmationError, boards_for, record_confirmation
 from bot.csvfile import excel_bytes
@@ -108,7 +109,7 @@ async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[
 
 def row_state(row: BoardRow) -> str:
     if row.excused:
-        return "请假"
+        return "免于确认"
     if row.confirmed:
         return "逾期确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since is not None else "未确认"
@@ -228,14 +229,13 @@ async def expected_person(runtime: Runtime, occurrence_id: int, who: str) -> tup
 
 async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
                          note: str | None) -> str:
-    s = runtime.schedules
-    admin = _admin_named(s.people, admin_id)
+    admin = _admin_named(runtime, admin_id)
     occ, exp = await expected_person(runtime, occurrence_id, who)
     if occ.dry_run:
         raise CliError(f"记录号 {occurrence_id} 是演练记录（未真正发送），不能登记确认")
     try:
         created, conf = await record_confirmation(runtime.db, occurrence_id, exp.person_id, via="admin",
-                                                  note=note, recorded_by=admin.id, now=runtime.clock())
+                                                  note=note, recorded_by=admin.record, now=runtime.clock())
     except ConfirmationError as exc:
         raise CliError(str(exc)) from None
     if not created:
@@ -245,8 +245,35 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
             f"登记时间 {local_text(conf.confirmed_at)}，代录人 {admin.name}。")
 
 
-def _admin_named(people: Mapping[str, Person], who: str) -> Person:
-    """The admin given to --by, by person id or, as the person argument allows, by name."""
+BY_HELP = "管理员：管理后台的管理员名字（REMINDBOT_ADMINS），或日程配置中角色为 admin 的人员标识或姓名"
+
+
+@dataclass(frozen=True)
+class Acting:
+    """The admin given to ``--by``: what the audit row carries (``record``) and the name shown."""
+
+    record: str
+    name: str
+
+
+def web_admin_names(settings: Settings) -> list[str]:
+    """The admin area's admins (REMINDBOT_ADMINS, REMINDBOT_ADMIN_USER); empty when unreadable."""
+    from bot.admins import AdminConfigError, parse_admins
+
+    try:
+        names = list(parse_admins(settings.admins.get_secret_value()))
+    except AdminConfigError:
+        names = []
+    return [*names, *([settings.admin_user] if settings.admin_user and settings.admin_user not in names else [])]
+
+
+def _admin_named(runtime: Runtime, who: str) -> Acting:
+    """The admin given to --by: a web admin by name (recorded by name, as the web does), or a
+    schedules person with role admin by id or name (recorded by id). CliError lists who may act."""
+    web_admins = web_admin_names(runtime.settings)
+    if who in web_admins:
+        return Acting(who, who)
+    people = runtime.schedules.people
     admin = people.get(who)
     if admin is None:
         named = [p for p in people.values() if p.name == who]
@@ -254,14 +281,19 @@ def _admin_named(people: Mapping[str, Person], who: str) -> Person:
             raise CliError(f"有多人名为 “{who}”，--by 请改用人员标识（{'、'.join(p.id for p in named)}）")
         admin = named[0] if named else None
     if admin is None or "admin" not in admin.roles:
-        raise CliError(f"“{who}” 不是管理员：--by 须写日程配置中角色为 admin 的人员标识或姓名")
-    return admin
+        yaml_admins = [f"{p.name}（{p.id}）" for p in people.values() if "admin" in p.roles]
+        allowed = [*(f"{n}（管理后台）" for n in web_admins), *yaml_admins]
+        listed = ("、".join(allowed) if allowed
+                  else "（没有：请设置 REMINDBOT_ADMINS，或在日程配置中给人员加上 admin 角色）")
+        raise CliError(f"“{who}” 不是管理员：--by 须写管理后台的管理员名字（REMINDBOT_ADMINS、REMINDBOT_ADMIN_USER）"
+                       f"或日程配置中角色为 admin 的人员标识或姓名。可以操作的有：{listed}")
+    return Acting(admin.id, admin.name)
 
 
 @click.command()
 @click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
 @click.argument("person", metavar="人员")
-@click.option("--by", "admin_id", required=True, help="代录的管理员（人员标识或姓名，角色须为 admin）")
+@click.option("--by", "admin_id", required=True, help=BY_HELP)
 @click.option("--note", default=None, help="备注，例如 “电话确认，参会 23 人”")
 def confirm(occurrence_id: int, person: str, admin_id: str, note: str | None) -> None:
     """代为登记确认：某人通过电话等其他方式告知已完成时，由管理员记录（标明代录人）。"""
@@ -291,6 +323,36 @@ async def _link(runtime: Runtime, occurrence_id: int, who: str) -> str:
 def link(occurrence_id: int, person: str) -> None:
     """打印某人某次提醒的个人确认链接（供管理员在终端查看或转交本人；人员写标识或姓名）。"""
     click.echo(run(lambda runtime: _link(runtime, occurrence_id, person)))
+
+
+async def _leader_link(runtime: Runtime, who: str) -> str:
+    from bot.occurrences import leader_url
+
+    s = runtime.schedules
+    person = s.people.get(who)
+    if person is None:
+        named = [p for p in s.people.values() if p.name == who]
+        if len(named) > 1:
+            raise CliError(f"有多人名为 “{who}”，请改用人员标识（{'、'.join(p.id for p in named)}）")
+        if not named:
+            raise CliError(f"找不到人员 “{who}”：请写日程配置中的人员标识或姓名")
+        person = named[0]
+    units = s.units_overseen_by(person.id)
+    if not units:
+        leaders = [p.name for p in s.people.values() if s.units_overseen_by(p.id)]
+        some = (f"。分管单位的领导有：{'、'.join(leaders)}" if leaders
+                else "。日程配置中还没有单位写明分管领导（leaders）")
+        raise CliError(f"{person.name} 没有分管的单位（日程配置中没有单位把此人列为 leaders），没有领导页面{some}")
+    url = leader_url(runtime, person.id)
+    return (f"{person.name} 的领导页面（分管 {len(units)} 个单位，只读，无需登录）：\n{url}\n"
+            f"有效期 {runtime.settings.view_ttl_days} 天；请只交给本人，不要发到群里。")
+
+
+@click.command(name="leader-link")
+@click.argument("person", metavar="人员")
+def leader_link(person: str) -> None:
+    """打印某位分管领导的个人页面链接（只读：分管单位的完成情况、逾期名单、近期趋势；人员写标识或姓名）。"""
+    click.echo(run(lambda runtime: _leader_link(runtime, person)))
 
 
 # ---------------------------------------------------------------- report
@@ -362,4 +424,4 @@ def report(period_spec: str, fmt: str, reminders: tuple[str, ...], units: tuple[
         click.echo(f"已写入 {output}")
 
 
-__all__ = ["confirm", "link", "open_runtime", "report", "status"]
+__all__ = ["confirm", "leader_link", "link", "open_runtime", "report", "status"]

@@ -149,7 +149,7 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
                 click.echo("这次提醒此前已经演练过，本次没有新的演练消息。")
             # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
             # dispatcher here would mark real messages waiting for a retry as rehearsed.
-            await _print_outcome(runtime, result.occurrence_id)
+            await _print_outcome(runtime, result.occurrence_id, rehearsal=True)
             return
         click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
@@ -161,9 +161,12 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         await _print_outcome(runtime, result.occurrence_id, stats.retried)
 
 
-async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0) -> None:
+async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0, *, rehearsal: bool = False) -> None:
     """The occurrence's messages by their state in the outbox (dry runs are recorded as such
-    when queued, so the dispatcher's own counts would miss them), then one line per message."""
+    when queued, so the dispatcher's own counts would miss them), then one line per message.
+
+    Rows recorded without sending are a rehearsal's (演练) only when the occurrence is a dry run;
+    in a real one they went to a channel without a webhook (未配置 webhook（只记录）)."""
     from collections import Counter
 
     from sqlmodel import select
@@ -175,9 +178,13 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0)
                                    .order_by(Outbox.id))).all()
     count = Counter(row.status for row in rows)
     waiting = f"，待发送 {count['pending']} 条" if count["pending"] else ""
-    click.echo(f"发送结果：成功 {count['sent']} 条，演练 {count['dry_run']} 条，失败 {count['dead']} 条{waiting}，"
-               f"重试 {retried} 次。")
-    labels = {"sent": "已发送", "dry_run": "演练（未发送）", "dead": "失败", "pending": "待发送"}
+    recorded = "演练" if rehearsal else "未配置 webhook（只记录）"
+    click.echo(f"发送结果：成功 {count['sent']} 条，{recorded} {count['dry_run']} 条，"
+               f"失败 {count['dead']} 条{waiting}，重试 {retried} 次。")
+    if count["dry_run"] and not rehearsal:
+        click.echo("未配置 webhook 的频道只记录消息、不真正发送；填写 webhook 后可用 remindbot resend 重新发送。")
+    labels = {"sent": "已发送", "dry_run": "演练（未发送）" if rehearsal else "未配置 webhook（只记录）",
+              "dead": "失败", "pending": "待发送"}
     for row in rows:
         channel = runtime.channel(row.channel_id)
         name = channel.name if channel else row.channel_id

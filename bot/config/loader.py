@@ -32,8 +32,7 @@ from bot.config.yamlsource import (
     within_entries,
 )
 from bot.config.yamlsource import _label as file_label
-from bot.platforms.apps import AppConfig
-from bot.platforms.registry import ChannelConfig
+from bot.platforms.registry import AppConfig, ChannelConfig
 
 if TYPE_CHECKING:
     from bot.config.snapshot import FileCache

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from bot.config import cron
 from bot.config.spans import Span, SpanField, TimeOfDay
-from bot.platforms.apps import AppConfig
-from bot.platforms.registry import ChannelConfig
+from bot.platforms.registry import AppConfig, ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 DEFAULT_TZ = "Asia/Shanghai"
@@ -368,7 +367,7 @@ class Schedules(BaseModel):
     units: dict[str, Unit] = Field(default_factory=dict)
     people: dict[str, Person] = Field(default_factory=dict)
     channels: dict[str, Any] = Field(default_factory=dict)  # id -> ChannelConfig
-    apps: dict[str, Any] = Field(default_factory=dict)  # id -> AppConfig (bot/platforms/apps.py)
+    apps: dict[str, Any] = Field(default_factory=dict)  # id -> AppConfig (bot/platforms/registry.py)
     reminders: dict[str, Reminder] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)  # "reminders:<id>" -> "file:line"
     _index: Any = PrivateAttr(default=None)

@@ -69,11 +69,18 @@ STATS = Stats()
 @cache
 def code_version() -> str:
     """A hash of the code that decides what a valid snapshot is (config, platforms, templates' checks)."""
+    return code_digest(_CODE)
+
+
+def code_digest(package: Path) -> str:
+    """24 hex digits over the version and every ``.py`` under ``package``'s ``config/`` and
+    ``platforms/`` (each platform's folder included: its ``config.py`` holds YAML models) and
+    ``render.py``, each by its path relative to ``package``."""
     digest = hashlib.sha256(bot.__version__.encode())
     for folder in ("config", "platforms"):
-        for source in sorted((_CODE / folder).glob("*.py")):
-            digest.update(source.name.encode() + source.read_bytes())
-    digest.update((_CODE / "render.py").read_bytes())
+        for source in sorted((package / folder).rglob("*.py")):
+            digest.update(source.relative_to(package).as_posix().encode() + source.read_bytes())
+    digest.update((package / "render.py").read_bytes())
     return digest.hexdigest()[:24]
 
 

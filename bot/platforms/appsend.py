@@ -18,6 +18,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import ConfigDict, Field
@@ -28,6 +29,31 @@ from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequ
 from bot.platforms.tokens import TokenCache
 
 CHANNEL_PREFIX = "app:"
+
+
+
+def api_host(app: Any) -> str:
+    """The host name of the app's API (``api``/``api_base``); never a path, query or credential."""
+    base = getattr(app, "api", None) or getattr(app, "api_base", None) or ""
+    return urlsplit(str(base)).hostname or "平台接口"
+
+
+def network_failure(exc: BaseException, host: str) -> str:
+    """What failed on the network, in plain Chinese, naming the host (never a URL, query or secret)."""
+    host = getattr(exc, "host", None) or host
+    if isinstance(exc, TimeoutError):
+        return f"连接 {host} 超时（请检查网络、代理或防火墙）"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"无法解析主机名 {host}（DNS 解析失败：请检查主机名、DNS 或代理设置）"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"与 {host} 建立 HTTPS 连接失败（证书或 TLS 校验未通过）"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"无法连接到 {host}（连接被拒绝或网络不通：请检查网络、代理或防火墙）"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return f"{host} 中途断开了连接（稍后重试可能成功）"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return f"接口地址无效（主机 {host}）：请检查 api_base"
+    return f"与 {host} 通信时网络出错（请检查网络、代理或防火墙）"
 
 
 class AppChannel(ChannelBase):
@@ -84,6 +110,10 @@ class AppSender(ABC):
     limits: ClassVar[Limits]
     public: ClassVar[PublicParts] = PublicParts()
 
+    def title_for(self, app: Any) -> str:
+        """What direct messages through ``app`` are called on the platform, for admins (Chinese)."""
+        return self.title
+
     # ---- what each platform provides
 
     @abstractmethod
@@ -131,12 +161,10 @@ class AppSender(ABC):
             except DeliveryError as err:
                 TOKEN_FETCHES.labels(self.platform, "refused" if err.permanent else "failed").inc()
                 raise
-            except TimeoutError:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 TOKEN_FETCHES.labels(self.platform, "failed").inc()
-                raise DeliveryError(FailureKind.RETRY, "获取应用访问令牌超时") from None
-            except (aiohttp.ClientError, OSError) as exc:
-                TOKEN_FETCHES.labels(self.platform, "failed").inc()
-                raise DeliveryError(FailureKind.RETRY, f"获取应用访问令牌时连接失败（{type(exc).__name__}）") from None
+                why = network_failure(exc, api_host(app))
+                raise DeliveryError(FailureKind.RETRY, f"获取应用访问令牌失败：{why}") from None
             TOKEN_FETCHES.labels(self.platform, "ok").inc()
             return got
 

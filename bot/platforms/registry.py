@@ -1,4 +1,5 @@
-"""The table of platforms: adding one is a module and a line here."""
+"""The table of platforms, the only place that lists them: adding one is a folder under ``bot/platforms/``
+(robot, config, and app/inbound if it has an app) and its lines here."""
 
 from __future__ import annotations
 
@@ -8,20 +9,28 @@ from pydantic import Field
 
 from bot.platforms.appsend import AppChannel, AppSender
 from bot.platforms.base import ChannelBase, Platform
-from bot.platforms.dingtalk import DingTalk, DingTalkChannel
-from bot.platforms.dingtalk_app import DingTalkAppSender
-from bot.platforms.feishu import Feishu, FeishuChannel
-from bot.platforms.feishu_app import FeishuAppSender
-from bot.platforms.generic import Generic, GenericChannel
-from bot.platforms.slack import Slack, SlackChannel
-from bot.platforms.slack_app import SlackAppSender
-from bot.platforms.wecom import WeCom, WeComChannel
-from bot.platforms.wecom_app import WeComAppSender
+from bot.platforms.dingtalk.app import DingTalkAppSender
+from bot.platforms.dingtalk.config import DingTalkApp, DingTalkChannel
+from bot.platforms.dingtalk.robot import DingTalk
+from bot.platforms.feishu.app import FeishuAppSender
+from bot.platforms.feishu.config import FeishuApp, FeishuChannel
+from bot.platforms.feishu.robot import Feishu
+from bot.platforms.generic.config import GenericChannel
+from bot.platforms.generic.robot import Generic
+from bot.platforms.slack.app import SlackAppSender
+from bot.platforms.slack.config import SlackApp, SlackChannel
+from bot.platforms.slack.robot import Slack
+from bot.platforms.wecom.app import WeComAppSender
+from bot.platforms.wecom.config import WeComApp, WeComChannel
+from bot.platforms.wecom.robot import WeCom
 
 ChannelConfig = Annotated[
     WeComChannel | DingTalkChannel | FeishuChannel | SlackChannel | GenericChannel,
     Field(discriminator="platform"),
 ]
+
+# The ``apps:`` entries, by the app's platform (each platform's config.py holds its model).
+AppConfig = Annotated[WeComApp | DingTalkApp | FeishuApp | SlackApp, Field(discriminator="platform")]
 
 _FEISHU = Feishu()  # Lark is the same protocol on another host, taken from the webhook URL
 

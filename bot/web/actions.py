@@ -144,19 +144,10 @@ async def confirm_post(request: web.Request) -> web.Response:
         rt, occ, form.get("person", ""), admin=admin, note=form.get("note"), now=now))
 
 
-def excuse_reason(kind: str, reason: str) -> str:
-    """``出差：赴省委党校学习`` from the form's kind and free text (either may be empty)."""
-    kind = kind if kind in EXCUSE_KINDS else ""
-    reason = reason.strip()
-    if kind and reason:
-        return f"{kind}：{reason}"
-    return kind if kind and kind != "其他" else reason
-
-
 async def excuse_post(request: web.Request) -> web.Response:
     return await _occurrence_action(request, lambda rt, occ, form, admin, now: actions.excuse(
-        rt, occ, form.get("person", ""), admin=admin,
-        reason=excuse_reason(form.get("kind", ""), form.get("reason", "")), now=now))
+        rt, occ, form.get("person", ""), admin=admin, kind=form.get("kind", ""), reason=form.get("reason", ""),
+        now=now))
 
 
 async def followup_post(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bot.actions import recorded_only
 from bot.admins import Accounts, AdminConfigError, accounts_from
 from bot.confirmations import Board, BoardRow, board, boards_for
 from bot.csvfile import csv_bytes
@@ -57,6 +58,7 @@ RECENT = {"m": 12, "q": 4, "y": 3}
 
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 
+NO_WEBHOOK = "未配置 webhook（只记录）"
 OUTBOX_STATUS = {"pending": "待发送", "sent": "已发送", "dead": "发送失败", "dry_run": "演练（未发送）"}
 
 
@@ -73,6 +75,7 @@ def make_admin_app() -> web.Application:
     admin.router.add_get("/units", units_page)
     admin.router.add_get("/units.csv", units_csv)
     admin.router.add_get("/outbox", outbox_page)
+    admin.router.add_get("/leaders", leaders_page)
     add_action_routes(admin)  # the POSTs: bot/web/actions.py
     admin.router.add_get("/templates/people.csv", people_template_csv)
     admin.router.add_get("/templates/people.xlsx", people_template_xlsx)
@@ -165,6 +168,27 @@ async def upcoming_page(request: web.Request) -> web.Response:
                   labels=SETTLED_LABELS, lateness=lateness_text, span=span_text, stage=stage_label)
 
 
+def leader_links(runtime: Any) -> list[dict[str, Any]]:
+    """Each leader who oversees units (YAML order): name, id, the units named for them, their page link."""
+    from bot.occurrences import leader_url
+
+    s = runtime.schedules
+    out = []
+    for person in s.people.values():
+        named = [u.name for u in s.units.values() if person.id in u.leaders]
+        if named and s.units_overseen_by(person.id):
+            out.append({"name": person.name, "id": person.id, "units": "、".join(named),
+                        "url": leader_url(runtime, person.id)})
+    return out
+
+
+async def leaders_page(request: web.Request) -> web.Response:
+    """Every leader's own page link (``/l/<token>``), to hand to them when their brief carries none."""
+    runtime = runtime_of(request)
+    return render(request, "admin_leaders.html", title="领导页面", nav="leaders", leaders=leader_links(runtime),
+                  days=runtime.settings.view_ttl_days)
+
+
 def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Every enabled reminder's due times in [start, end), after holiday moves, soonest first."""
     from bot.timing import due_times  # imported here: the web app must start without it in tests
@@ -207,7 +231,9 @@ async def _board_or_404(request: web.Request) -> Board:
     try:
         return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
     except LookupError:
-        raise web.HTTPNotFound() from None
+        response = render(request, "message.html", status=404, title="没有这条记录", tone="error",
+                          message=f"没有这条记录：找不到记录号为 {request.match_info['id']} 的提醒记录。")
+        raise web.HTTPNotFound(text=response.text, content_type="text/html") from None
 
 
 # ---------------------------------------------------------------- paging and filters
@@ -344,18 +370,39 @@ def _shifted(period: Period, steps: int) -> Period | None:
         return None
 
 
-def period_menu(shown: Period, now: datetime) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Recent months, quarters and years for the period menu, newest first, ``shown`` selected."""
+def period_menu(shown: Period, now: datetime, latest: datetime | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Recent months, quarters and years for the period menu, newest first, ``shown`` selected.
+
+    ``latest``: the due time of the latest real occurrence; when it lies in a later period than
+    ``now`` (a reminder fired ahead of its due time), the menu reaches that period too.
+    """
+    upto = max(now, latest) if latest is not None else now
     groups = []
     for kind, label, named in (("m", "月", "current_month"), ("q", "季度", "current_quarter"),
                                ("y", "年", "current_year")):
-        current = period_bounds(named, now, DEFAULT_ZONE)
-        periods = [p for i in range(RECENT[kind]) if (p := _shifted(current, -i)) is not None]
+        current, top = period_bounds(named, now, DEFAULT_ZONE), period_bounds(named, upto, DEFAULT_ZONE)
+        ahead = [p for i in range(1, _steps(current, top) + 1) if (p := _shifted(current, i)) is not None]
+        periods = [*reversed(ahead), *(p for i in range(RECENT[kind]) if (p := _shifted(current, -i)) is not None)]
         if _kind(shown) == kind and shown not in periods:
             periods = sorted([*periods, shown], key=lambda p: p.start, reverse=True)
         groups.append((label, [{"spec": period_spec(p), "label": p.label, "selected": p == shown}
                                for p in periods]))
     return groups
+
+
+def _steps(first: Period, last: Period) -> int:
+    """How many periods of ``first``'s kind ``last`` lies after ``first`` (0 when not after)."""
+    kind = _kind(first)
+    months = (last.start.year - first.start.year) * 12 + last.start.month - first.start.month
+    return max(0, months // {"m": 1, "q": 3, "y": 12}[kind])
+
+
+async def latest_due(runtime: Any) -> datetime | None:
+    """The due time (UTC) of the latest real occurrence, or None when there is none."""
+    async with runtime.db.session() as session:
+        latest = (await session.exec(select(func.max(Occurrence.due_at))
+                                     .where(col(Occurrence.dry_run).is_(False)))).one()
+    return latest.replace(tzinfo=UTC) if latest is not None and latest.tzinfo is None else latest
 
 
 async def _unit_rows(request: web.Request) -> tuple[Period, list[UnitRow], str | None]:
@@ -373,6 +420,8 @@ async def units_page(request: web.Request) -> web.Response:
     period, rows, error = await _unit_rows(request)
     now = _now(request)
     later = _shifted(period, 1)
+    latest = await latest_due(runtime_of(request))
+    upto = max(now, latest) if latest is not None else now
     unit, status = _filters(request, UNIT_STATUS)
     ranked = list(zip(rows, cells(rows), strict=True))
     chosen = [(r, c) for r, c in ranked if _unit_matches(unit, r.unit_id, r.unit) and unit_matches(r, status)]
@@ -380,9 +429,9 @@ async def units_page(request: web.Request) -> web.Response:
     total = totals(r for r, _ in chosen)
     return render(request, "admin_units.html", status=400 if error else 200,
                   title=f"各单位完成情况（{period.label}）", nav="units", error=error,
-                  period=_link(period), menu=period_menu(period, now),
+                  period=_link(period), menu=period_menu(period, now, latest),
                   previous=_link(_shifted(period, -1)),
-                  next=_link(later) if later is not None and later.start <= now else None,
+                  next=_link(later) if later is not None and later.start <= upto else None,
                   headers=HEADERS, cells=[c for _, c in shown], bars=bars([r for r, _ in shown]),
                   total=total, total_rate=percent(total), pager=pager, unit=unit, wanted=status,
                   statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(rows))
@@ -391,9 +440,10 @@ async def units_page(request: web.Request) -> web.Response:
 async def outbox_page(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     async with runtime.db.session() as session:
-        counts = dict(
-            (await session.exec(select(Outbox.status, func.count()).group_by(Outbox.status))).all()
-        )
+        by_status = (await session.exec(
+            select(Outbox.status, Outbox.channel_id, Occurrence.dry_run, func.count())
+            .outerjoin(Occurrence, col(Occurrence.id) == col(Outbox.occurrence_id))
+            .group_by(Outbox.status, Outbox.channel_id, Occurrence.dry_run))).all()
         rows = (
             await session.exec(
                 select(Outbox, Occurrence.dry_run)
@@ -419,30 +469,37 @@ async def outbox_page(request: web.Request) -> web.Response:
         "stage": stage_label(r.stage),
         "ok": a.ok,
     } for a, r in repeated]
+    counts: dict[str, int] = {}
+    for status, channel_id, rehearsal, n in by_status:
+        label = NO_WEBHOOK if recorded_only(runtime, Outbox(status=status, channel_id=channel_id), rehearsal) \
+            else OUTBOX_STATUS.get(status, status)
+        counts[label] = counts.get(label, 0) + n
     groups: dict[str, list[dict[str, Any]]] = {"unsent": [], "rehearsal": [], "no_webhook": []}
     for r, rehearsal in rows:
-        group = _outbox_group(runtime, r, bool(rehearsal))
+        group = _outbox_group(runtime, r, rehearsal)
         groups[group].append({
             "row": r,
             "channel": _channel_name(runtime, r.channel_id),
-            "status": "只记录（未配置 webhook）" if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
+            "status": NO_WEBHOOK if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
             "stage": stage_label(r.stage),
             "error": redact(r.last_error),
+            "resendable": group == "no_webhook",
         })
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
-                  counts={OUTBOX_STATUS.get(k, k): v for k, v in counts.items()}, items=groups["unsent"],
+                  counts=counts, items=groups["unsent"],
                   rehearsed=groups["rehearsal"], unconfigured=groups["no_webhook"], doubles=doubles,
                   **await outbox_extras(request))
 
 
-def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool) -> str:
-    """``unsent`` (waiting or failed), ``rehearsal`` (a 演练's message) or ``no_webhook`` (only recorded)."""
+def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool | None) -> str:
+    """``unsent`` (waiting or failed), ``rehearsal`` (a 演练's message) or ``no_webhook`` (only recorded).
+
+    ``rehearsal``: the occurrence's dry-run flag (None: no occurrence). Which recorded rows are
+    rehearsals is :func:`bot.actions.recorded_only`'s rule (``resend`` may queue the others again).
+    """
     if row.status != "dry_run":
         return "unsent"
-    channel = runtime.channel(row.channel_id)
-    if not rehearsal and channel is not None and channel.dry_run:
-        return "no_webhook"
-    return "rehearsal"
+    return "no_webhook" if recorded_only(runtime, row, rehearsal) else "rehearsal"
 
 
 def _channel_name(runtime: Any, channel_id: str) -> str:
@@ -503,7 +560,7 @@ async def people_template_xlsx(request: web.Request) -> web.Response:
 
 def board_status(row: BoardRow) -> str:
     if row.excused:
-        return "请假免于确认"
+        return "请假等免于确认"
     if row.confirmed:
         return "逾期后确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since else "未确认"

@@ -28,11 +28,18 @@ from bot.compose import when_text
 from bot.confirmations import board
 from bot.inbound import Answer, handle, person_for
 from bot.outbox import enqueue
-from bot.platforms import dingtalk_inbound, feishu_inbound, slack_inbound, wecom_inbound
-from bot.platforms.apps import AppBase, DingTalkApp, FeishuApp, SlackApp, WeComApp
+from bot.platforms.apps import AppBase
 from bot.platforms.base import Mention, Message
+from bot.platforms.dingtalk import inbound as dingtalk_inbound
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.feishu import inbound as feishu_inbound
+from bot.platforms.feishu.config import FeishuApp
 from bot.platforms.registry import platform_for
+from bot.platforms.slack import inbound as slack_inbound
+from bot.platforms.slack.config import SlackApp
+from bot.platforms.wecom import inbound as wecom_inbound
+from bot.platforms.wecom.config import WeComApp
 from bot.runtime import Runtime
 from bot.web.common import runtime_of
 
@@ -128,7 +135,7 @@ async def dingtalk_stream_callback(runtime: Runtime, http: aiohttp.ClientSession
                                    data: dict[str, Any], message_id: str = "") -> dict[str, Any] | None:
     """A Stream callback: a robot message (answered by session webhook) or a card press (answered
     in the acknowledgement)."""
-    from bot.platforms.dingtalk_stream import CARD_TOPIC
+    from bot.platforms.dingtalk.stream import CARD_TOPIC
 
     if topic != CARD_TOPIC:
         await dingtalk_message(runtime, http, app, data)

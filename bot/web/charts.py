@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.chart import chart_title, render_png_async, rows_of
 from bot.reports import figures_for, period_bounds, unit_figures
-from bot.web.common import DEFAULT_ZONE, error_response, runtime_of
+from bot.web.common import DEFAULT_ZONE, error_response, render, runtime_of
 from bot.web.views import Refused, not_found, read_view
 
 NO_FONT = "服务器未安装中文字体，无法生成图表（需安装 fonts-noto-cjk）。请查看文字版通报。"
@@ -62,6 +62,7 @@ async def units_png(request: web.Request) -> web.Response:
     except ValueError as exc:
         return error_response(400, message=str(exc))
     rows = await unit_figures(runtime, period.start, period.end, now=runtime.clock())
-    if not rows:
-        return error_response(404, message="这段时间没有需要确认的提醒，没有可画的图。")
+    if not rows:  # a period the menu offers never answers 404: it says there is nothing to draw
+        return render(request, "message.html", title=f"暂无数据（{period.label}）", tone="info",
+                      message=f"{period.label}没有需要确认的提醒，暂无数据，没有可画的图。")
     return _png(await render_png_async(rows, f"各单位完成情况（{period.label}）", fonts=runtime.settings.chart_fonts))

@@ -1,9 +1,11 @@
 """A leader's own page, ``/l/<token>``: the units they oversee, read-only, no login.
 
-The token (purpose "leader", ``Settings.view_ttl_days``) carries only the leader's person id;
-everything shown is computed from it: this month's figures for the units the leader oversees
+The token (purpose "leader", ``Settings.view_ttl_days``) carries only the leader's person id
+and, from a brief, the brief's period; everything shown is computed from it: this month's figures
+(or, when the link came with a quarterly or yearly brief, that brief's period, with a trend over
+periods of that kind) for the units the leader oversees
 (with sub-units), who is overdue there and since when, and the on-time rate over the last six
-months as an inline SVG. Nothing of another unit is ever loaded: changing the link breaks the
+periods as an inline SVG. Nothing of another unit is ever loaded: changing the link breaks the
 signature (403), and a person who oversees nothing gets a 404.
 """
 
@@ -16,7 +18,7 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from bot.confirmations import to_db_time
-from bot.reports import Period, UnitRow, percent, period_bounds, totals, unit_figures
+from bot.reports import Period, UnitRow, percent, period_bounds, shifted_spec, spec_of, totals, unit_figures
 from bot.web.common import DEFAULT_ZONE, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
@@ -31,10 +33,38 @@ def add_leader_routes(app: web.Application) -> None:
 
 def months_back(now: datetime, count: int) -> list[Period]:
     """This month and the ``count - 1`` before it, oldest first."""
-    local = now.astimezone(DEFAULT_ZONE)
-    index = local.year * 12 + local.month - 1
-    return [period_bounds(f"{i // 12}-{i % 12 + 1:02d}", now, DEFAULT_ZONE)
-            for i in range(index - count + 1, index + 1)]
+    return periods_back(spec_of(period_bounds("current_month", now, DEFAULT_ZONE)), now, count)
+
+
+def periods_back(spec: str, now: datetime, count: int) -> list[Period]:
+    """The period ``spec`` and the ``count - 1`` of its kind before it, oldest first (the years a
+    report may cover only)."""
+    out = []
+    for steps in range(-count + 1, 1):
+        try:
+            out.append(period_bounds(shifted_spec(spec, steps), now, DEFAULT_ZONE))
+        except ValueError:
+            continue
+    return out
+
+
+def shown_periods(payload: list[Any], now: datetime) -> list[Period]:
+    """The brief's own period when the link carries one (its trend of that kind), else this month's."""
+    spec = payload[1] if len(payload) > 1 and isinstance(payload[1], str) else None
+    if spec is not None:
+        try:
+            return periods_back(spec_of(period_bounds(spec, now, DEFAULT_ZONE)), now, TREND_PERIODS)
+        except ValueError:
+            pass
+    return months_back(now, TREND_PERIODS)
+
+
+def short_label(period: Period) -> str:
+    """``11月``, ``Q4``, ``2026``: a bar's label under the trend chart."""
+    spec = spec_of(period)
+    if "-Q" in spec:
+        return f"{spec[2:4]}Q{spec[-1]}"
+    return period.label[5:] if "-" in spec else spec
 
 
 def trend_bars(points: list[tuple[Period, UnitRow]]) -> list[dict[str, Any]]:
@@ -42,7 +72,7 @@ def trend_bars(points: list[tuple[Period, UnitRow]]) -> list[dict[str, Any]]:
     out = []
     for i, (period, row) in enumerate(points):
         height = round(100 * row.rate, 1) if row.due else 0.0
-        out.append({"x": 8 + i * 32, "height": height, "y": 110 - height, "label": period.label[5:],
+        out.append({"x": 8 + i * 32, "height": height, "y": 110 - height, "label": short_label(period),
                     "rate": percent(row), "due": row.due})
     return out
 
@@ -82,7 +112,7 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
         return refused.response
     now = runtime.clock().astimezone(UTC)
     unit_ids = {u.id for u in units}
-    periods = months_back(now, TREND_PERIODS)
+    periods = shown_periods(payload, now)
     points = []
     for period in periods:
         rows = [r for r in await unit_figures(runtime, period.start, period.end, unit_ids=unit_ids, now=now)
@@ -93,4 +123,10 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
     return render(request, "leader.html", title=f"{leader.name}同志分管单位党建工作情况", leader=leader,
                   units=units, period=current_period, rows=current, total=total, total_rate=percent(total),
                   percent=percent, late=await overdue(runtime, unit_ids, now),
-                  trend=trend_bars([(p, totals(rows)) for p, rows in points]), now=now)
+                  trend=trend_bars([(p, totals(rows)) for p, rows in points]), now=now,
+                  trend_unit={"m": "个月", "q": "个季度", "y": "年"}[_kind(current_period)])
+
+
+def _kind(period: Period) -> str:
+    spec = spec_of(period)
+    return "q" if "-Q" in spec else ("m" if "-" in spec else "y")

@@ -30,6 +30,7 @@ from aiohttp import web
 
 WECOM = {"corp_id": "ww-fake-corp", "secret": "wecom-app-secret-0001", "agent_id": "1000002"}
 DINGTALK = {"app_key": "ding-fake-key", "app_secret": "dingtalk-app-secret-0001", "robot_code": "ding-fake-key"}
+DINGTALK_AGENT_ID = "2851234567"  # the app's AgentId, for work notifications
 FEISHU = {"app_id": "cli_fake0001", "app_secret": "feishu-app-secret-0001"}
 SLACK = {"bot_token": "xoxb-fake-slack-bot-token-0001"}
 
@@ -67,6 +68,8 @@ class FakeAppApi:
         app.router.add_post("/v1.0/oauth2/accessToken", self._ding_token)
         app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._ding_send)
         app.router.add_post("/v1.0/im/v1.0/robot/interactiveCards/send", self._ding_card)
+        app.router.add_get("/gettoken", self._ding_notice_token)
+        app.router.add_post("/topapi/message/corpconversation/asyncsend_v2", self._ding_notice)
         app.router.add_post("/open-apis/auth/v3/tenant_access_token/internal", self._feishu_token)
         app.router.add_post("/open-apis/im/v1/messages", self._feishu_send)
         app.router.add_post("/api/auth.test", self._slack_auth)
@@ -165,6 +168,40 @@ class FakeAppApi:
         params = json.loads(body["cardData"])["cardParamMap"]
         self.sent.append(Sent("dingtalk", user, params["markdown"], body))
         return self._answer(request.path, {"processQueryKey": f"q{next(self._seq)}"})
+
+    # DingTalk work notifications (工作通知): the older server API. Tokens count as "dingtalk-notice".
+
+    async def _ding_notice_token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("appkey") != DINGTALK["app_key"] or q.get("appsecret") != DINGTALK["app_secret"]:
+            return self._answer(request.path, {"errcode": 40089, "errmsg": "不合法的corpid或corpsecret"})
+        token, life = await self._issue("dingtalk-notice")
+        return self._answer(request.path, {"errcode": 0, "errmsg": "ok", "access_token": token,
+                                           "expires_in": int(life)})
+
+    async def _ding_notice(self, request: web.Request) -> web.Response:
+        state = self._check("dingtalk-notice", request.query.get("access_token", ""))
+        if state:
+            code = 42001 if state == "expired" else 40014
+            return self._answer(request.path, {"errcode": code, "errmsg": "不合法的access_token"})
+        body = await request.json()
+        if not isinstance(body.get("agent_id"), int):
+            return self._answer(request.path, {"errcode": 40035, "errmsg": "不合法的参数"})
+        if str(body["agent_id"]) != DINGTALK_AGENT_ID:
+            return self._answer(request.path, {"errcode": 88, "sub_code": "60011", "sub_msg": "没有调用该接口的权限",
+                                               "errmsg": "ding talk error[subcode=60011]"})
+        msg = body.get("msg") or {}
+        if len(json.dumps(msg, ensure_ascii=False).encode()) > 2048 or not body.get("userid_list"):
+            return self._answer(request.path, {"errcode": 40035, "errmsg": "不合法的参数"})
+        if msg.get("msgtype") == "markdown":
+            text = msg["markdown"]["title"] + "\n" + msg["markdown"]["text"]
+        else:
+            card = msg["action_card"]
+            text = f"{card['title']}\n{card['markdown']}\n{card['single_title']}：{card['single_url']}"
+        for user in str(body["userid_list"]).split(","):
+            self.sent.append(Sent("dingtalk-notice", user, text, body))
+        return self._answer(request.path, {"errcode": 0, "errmsg": "ok", "task_id": next(self._seq),
+                                           "request_id": "fake"})
 
     # ---- Feishu / Lark
 

@@ -1,6 +1,6 @@
 """The platforms' side of inbound callbacks: requests signed and encrypted as each platform does.
 
-Written independently of ``bot/platforms/*_inbound.py`` from the protocol notes
+Written independently of ``bot/platforms/<platform>/inbound.py`` from the protocol notes
 (``shared/platforms.md`` §2, §4, §6, §7), and checked against the known-answer vectors in
 ``tests/test_inbound_vectors.py``, so a bug in the bot's verification cannot hide behind the same
 bug here.

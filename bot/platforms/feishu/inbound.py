@@ -23,8 +23,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.platforms.apps import FeishuApp
 from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.feishu.config import FeishuApp
 
 MAX_SKEW_SECONDS = 300
 CONFIRM_ACTION = "confirm"  # a card button's value: {"action": "confirm", "occurrence": <id>}

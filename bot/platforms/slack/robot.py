@@ -14,25 +14,12 @@ characters (Slack counts characters, so we do too); about one message a second p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, model_validator
+from typing import Any, ClassVar
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, DeliveryError, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import SLACK, http_failure, scrub
-
-
-class SlackChannel(ChannelBase):
-    platform: Literal["slack"] = Field(description="Slack Incoming Webhook")
-    format: Literal["markdown", "text"] = Field(default="markdown")
-
-    @model_validator(mode="after")
-    def _no_secret(self) -> SlackChannel:
-        if self.secret is not None:
-            raise ValueError("Slack Incoming Webhook 没有加签设置，请去掉 secret")
-        return self
-
+from bot.platforms.slack.config import SlackChannel
 
 MAX_CHARS = 40000
 

@@ -27,8 +27,8 @@ from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.platforms.apps import WeComApp
 from bot.platforms.events import CallbackError, Said
+from bot.platforms.wecom.config import WeComApp
 
 MAX_SKEW_SECONDS = 300  # a callback's timestamp may differ from our clock by this much
 

@@ -19,7 +19,7 @@ import aiohttp
 from bot.platforms import markup
 from bot.platforms.appsend import AppSender, answer_json, recipient
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
-from bot.platforms.slack import Mrkdwn
+from bot.platforms.slack.robot import Mrkdwn
 
 MAX_SECTION_CHARS = 3000  # a section block's text
 TOKEN_INVALID = {"invalid_auth", "not_authed", "token_expired"}
@@ -43,7 +43,7 @@ class SlackAppSender(AppSender):
         text = markup.shorten(text, MAX_SECTION_CHARS, markup.char_len)
         blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
         if message.confirm_occurrence is not None:
-            from bot.platforms.slack_inbound import confirm_button  # (imports bot.inbound, which needs the registry)
+            from bot.platforms.slack.inbound import confirm_button  # (imports bot.inbound, which needs the registry)
 
             blocks.append(confirm_button(message.confirm_occurrence))
         return [{"channel": recipient(message, "slack"), "text": text, "blocks": blocks}]

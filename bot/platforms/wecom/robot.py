@@ -21,29 +21,12 @@ cap per message is not documented; we assume 50 and send further people in extra
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
-
-from pydantic import Field
+from typing import Any, ClassVar
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import WECOM, read_coded_answer
-
-
-class WeComChannel(ChannelBase):
-    platform: Literal["wecom"] = Field(description="企业微信或政务微信群机器人")
-    format: Literal["text", "markdown"] = Field(
-        default="markdown", description="text（支持@成员）或 markdown（@写在正文中）"
-    )
-
-    def edition(self) -> str:
-        """政务微信 when the webhook is on a government host (``.gov.`` in it, ``.gov.cn``) or the
-        channel's name says 政务微信; else 企业微信."""
-        host = (urlsplit(self.webhook_url()).hostname or "").lower()
-        government = ".gov." in f"{host}." or "政务微信" in self.name
-        return "政务微信" if government else "企业微信"
-
+from bot.platforms.wecom.config import WeComChannel
 
 TEXT_MAX_BYTES = 2048
 MARKDOWN_MAX_BYTES = 4096

@@ -16,6 +16,11 @@ aiohttp session this service already owns, and its gateway address is a class at
 every client. This client uses the service's aiohttp session, takes ``api_base`` from the app
 (tests point it at a local fake), acknowledges every frame, reconnects with capped exponential
 backoff and jitter, and drops a frame whose message id it has already handled.
+
+:class:`StreamPool` keeps one client per stream-mode app and follows schedule reloads: a new app
+connects, a removed one (or one switched to ``mode: http``) disconnects, and one whose connection
+credentials (``app_key``, ``app_secret``, ``api_base``) changed reconnects; any other change
+(name, answer channel, card template…) is taken by the running client for the next message.
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ import json
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote_plus
 
 import aiohttp
 
 from bot import metrics
-from bot.platforms.apps import DingTalkApp
+from bot.platforms.apps import AppBase
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import CallbackError
 
 log = logging.getLogger(__name__)
@@ -64,13 +70,20 @@ class StreamClient:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is None:
+        task = self.cancel()
+        if task is None:
             return
-        self._task.cancel()
         try:
-            await self._task
+            await task
         except asyncio.CancelledError:
             pass
+
+    def cancel(self) -> asyncio.Task[None] | None:
+        """Ask the running task to end (the connection closes); the task, to await, or None."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        return task
 
     async def run(self) -> None:
         """Connect, serve, reconnect; until cancelled. Failures are logged and counted."""
@@ -172,3 +185,60 @@ class StreamClient:
     async def _ack(ws: aiohttp.ClientWebSocketResponse, message_id: str, code: int, data: str) -> None:
         await ws.send_json({"code": code, "headers": {"messageId": message_id, "contentType": "application/json"},
                             "message": "OK" if code == 200 else "error", "data": data})
+
+
+def _credentials(app: DingTalkApp) -> tuple[str | None, str, str]:
+    """What the connection is opened with: a change of any of these needs a new connection."""
+    return app.app_key, app.app_secret.get_secret_value(), app.api_base
+
+
+class StreamPool:
+    """The Stream clients of a service, one per ``mode: stream`` app, following reloads (:meth:`apply`)."""
+
+    def __init__(self, http: aiohttp.ClientSession, on_message: OnMessage, **client_options: float) -> None:
+        self.http = http
+        self.on_message = on_message
+        self.client_options = client_options
+        self.clients: dict[str, StreamClient] = {}
+        self._ending: set[asyncio.Task[None]] = set()
+
+    def apply(self, apps: Iterable[AppBase]) -> None:
+        """Start, stop or restart clients so there is one per stream app in ``apps`` (in the event loop)."""
+        wanted = {a.id: a for a in apps if isinstance(a, DingTalkApp) and a.mode == "stream"}
+        for app_id, client in list(self.clients.items()):
+            app = wanted.get(app_id)
+            if app is not None and _credentials(app) == _credentials(client.app):
+                client.app = app  # same connection; the next message sees the new settings
+                continue
+            self._end(self.clients.pop(app_id))
+            if app is None:
+                log.info("钉钉 Stream：应用 %s 已从配置中移除（或不再使用 stream 模式），断开连接", client.app.label)
+            else:
+                log.info("钉钉 Stream：应用 %s 的连接凭据已变更，重新连接", app.label)
+                self._start(app, seen=client.seen)
+        for app_id, app in wanted.items():
+            if app_id not in self.clients:
+                log.info("钉钉 Stream：连接应用 %s", app.label)
+                self._start(app)
+
+    def _start(self, app: DingTalkApp, seen: OrderedDict[str, None] | None = None) -> None:
+        client = StreamClient(app, self.http, self.on_message, **self.client_options)
+        if seen is not None:
+            client.seen = seen  # message ids handled before the reconnect stay handled
+        client.start()
+        self.clients[app.id] = client
+
+    def _end(self, client: StreamClient) -> None:
+        task = client.cancel()
+        if task is not None:
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    async def stop(self) -> None:
+        """End every client and wait for their tasks."""
+        for client in list(self.clients.values()):
+            self._end(client)
+        self.clients.clear()
+        ending = list(self._ending)
+        if ending:
+            await asyncio.gather(*ending, return_exceptions=True)

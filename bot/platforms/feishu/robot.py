@@ -21,22 +21,12 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import Any, ClassVar
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import FEISHU, read_coded_answer
-
-
-class FeishuChannel(ChannelBase):
-    platform: Literal["feishu", "lark"] = Field(description="飞书（feishu）或 Lark 自定义机器人")
-    format: Literal["text", "post", "card", "markdown"] = Field(
-        default="card", description="text、post（富文本）或 card（消息卡片，带确认按钮）"
-    )
-    keyword: str | None = Field(default=None, description="机器人安全设置中的自定义关键词")
-
+from bot.platforms.feishu.config import FeishuChannel
 
 MAX_BODY_BYTES = 20000  # documented as 20 KB; the signature fields fit in the reserve below
 SIGN_RESERVE = 120

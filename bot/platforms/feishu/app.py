@@ -6,7 +6,7 @@ while the old one still works). Send: ``POST <api>/open-apis/im/v1/messages?rece
 with ``Authorization: Bearer <token>`` and ``{"receive_id","msg_type":"interactive","content":"<card
 JSON>"}``. ``99991661``/``99991663``/``99991668``/``99991677`` (token malformed, invalid, invalid,
 expired) mean: fetch a new token. The card carries the confirm button whose press comes back as
-``card.action.trigger`` (bot/platforms/feishu_inbound.py). Written by hand: ``lark-oapi``'s client
+``card.action.trigger`` (bot/platforms/feishu/inbound.py). Written by hand: ``lark-oapi``'s client
 is synchronous (requests).
 """
 
@@ -21,7 +21,7 @@ import aiohttp
 from bot.platforms import markup
 from bot.platforms.appsend import AppSender, answer_json, recipient
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message
-from bot.platforms.feishu import LarkMarkdown
+from bot.platforms.feishu.robot import LarkMarkdown
 
 MAX_CARD_BYTES = 30000  # a card's content is limited to 30 KB
 TOKEN_INVALID = {99991661, 99991663, 99991668, 99991677}
@@ -30,7 +30,7 @@ RETRY_CODES = {99991400, 11232, 230020}  # request too frequent / rate limits
 
 def card(message: Message) -> dict[str, Any]:
     """The message as a card: title, markdown, the link button and the confirm button."""
-    from bot.platforms.feishu_inbound import CONFIRM_ACTION  # (it imports bot.inbound, which needs the registry)
+    from bot.platforms.feishu.inbound import CONFIRM_ACTION  # (it imports bot.inbound, which needs the registry)
 
     text = markup.shorten(LarkMarkdown().convert(markup.without_title(message)), MAX_CARD_BYTES - 2000)
     actions: list[dict[str, Any]] = []

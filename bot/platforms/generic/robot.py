@@ -26,22 +26,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import Any, ClassVar
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, HttpRequest, Limits, Message, PublicParts
 from bot.platforms.describe import http_failure
+from bot.platforms.generic.config import GenericChannel
 
 TIMESTAMP_HEADER = "X-Remindbot-Timestamp"
 SIGNATURE_HEADER = "X-Remindbot-Signature"
 MAX_BYTES = 65536
-
-
-class GenericChannel(ChannelBase):
-    platform: Literal["generic"] = Field(description="通用 JSON Webhook（带 HMAC 签名头）")
-    format: Literal["markdown", "text"] = Field(default="markdown")
 
 
 def signature(secret: str, timestamp: int, raw_body: bytes) -> str:

@@ -3,7 +3,7 @@
 ``sign == base64(HMAC-SHA256(key=AppSecret, msg=f"{timestamp}\\n{AppSecret}"))`` with the
 timestamp in milliseconds, refused when more than an hour from our clock (DingTalk's rule).
 The body is the robot message JSON (``senderStaffId``, ``text.content``, ``msgId``,
-``sessionWebhook``); Stream mode (``bot.platforms.dingtalk_stream``) delivers the same body.
+``sessionWebhook``); Stream mode (``bot.platforms.dingtalk.stream``) delivers the same body.
 Answers go back through the message's ``sessionWebhook`` (valid about 90 minutes), which needs no
 access token. Written without an SDK: this is one HMAC and one JSON shape.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.platforms.apps import DingTalkApp
+from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import CallbackError, Pressed, Said
 
 log = logging.getLogger(__name__)

@@ -21,23 +21,13 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlsplit, urlunsplit
-
-from pydantic import Field
 
 from bot.platforms import markup
 from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import DINGTALK, DINGTALK_310000, failure_description, read_coded_answer
-
-
-class DingTalkChannel(ChannelBase):
-    platform: Literal["dingtalk"] = Field(description="钉钉自定义机器人")
-    format: Literal["text", "markdown", "card"] = Field(
-        default="markdown", description="text、markdown 或 card（actionCard，带确认按钮）"
-    )
-    keyword: str | None = Field(default=None, description="机器人安全设置中的自定义关键词；设置后每条消息都会带上它")
-
+from bot.platforms.dingtalk.config import DingTalkChannel
 
 MAX_BODY_BYTES = 20000
 # render(message, people, keyword, at_line, text budget) -> bodies

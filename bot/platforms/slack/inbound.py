@@ -19,8 +19,8 @@ from urllib.parse import parse_qs
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from bot.platforms.apps import SlackApp
 from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.slack.config import SlackApp
 
 CONFIRM_ACTION = "confirm"
 _MENTION = re.compile(r"<@[A-Z0-9]+>")

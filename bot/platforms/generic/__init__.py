@@ -1,0 +1,1 @@
+"""Generic JSON webhook (HMAC-signed): ``robot`` and ``config``; no app."""

@@ -5,13 +5,25 @@ Each robot (a webhook) has its own ordered lane, held in the database by one ins
 rows, renews the leases with its heartbeat and lets a lane go once it is empty. The robot's
 recent send times are stored with each result, so its rate window holds across owners.
 
-A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue and sends one
-message per turn: mark it in flight (``sending_since``), call the platform, store the result,
-each write awaited through the group-commit writer (so one transaction carries every worker's
-items). A worker takes its next message only once the last answer is durable, so a SIGKILL can
-repeat at most the ``send_concurrency`` messages in flight, and their re-sends are recorded as
-possible duplicates. A lane is back in the queue only after its result (or its rate-limit or
-retry timer), so each robot sends one message at a time, in order and within its rate limit.
+A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue; a worker sends the
+lane's messages one after the other while the robot's rate window (kept in memory by the lane's
+owner, seeded from the stored one) allows, then the lane waits on a timer. Every write goes
+through the group-commit writer (:class:`bot.outbox.ResultWriter`: one transaction, on SQLite one
+hand-over to its thread and on PostgreSQL one statement, for every worker's items).
+
+The duplicate bound: a row's in-flight mark (``sending_since``) is committed before the platform
+is called, and at most ``send_concurrency`` sends are *unrecorded* at any time (in flight, or
+answered with the result not yet committed): a send takes a place in that budget and its committed
+result gives it back. A SIGKILL therefore repeats at most ``send_concurrency`` messages, and each
+re-send is recorded as a possible duplicate (its mark is there). Within that budget a worker does
+not wait for its last result's commit before the next send, and the next row's mark is written
+ahead (in the same batch as the current one's, when the window allows both at once; for a paused
+robot's first ``PREMARK_ROWS`` rows ``PREMARK_LEAD`` before the pause ends), so the next send waits
+for no commit the rate window does not need. A mark written ahead for a row never sent is cleared
+at a clean stop; after a crash such a row is re-sent marked as a possible duplicate although it
+never left (at most one per lane being sent, plus ``PREMARK_ROWS`` per paused lane). A lane goes
+back in the queue only after its turn, so each robot sends one message at a time, in order and
+within its rate limit.
 
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
@@ -29,6 +41,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import aiohttp
@@ -52,6 +65,10 @@ log = logging.getLogger(__name__)
 # send at the end of the pause does not wait for that commit. A crash within this lead re-sends the
 # row marked as a possible duplicate although it never left; the mark must precede the send anyway.
 PREMARK_LEAD = 0.25
+# Rows of a paused lane marked then (at most, and at most its smallest rate limit): the sends the
+# window lets go one after the other at its opening, so none of them waits for a commit. A crash
+# in that lead flags at most this many unsent rows of the lane.
+PREMARK_ROWS = 4
 
 ChannelFor = Callable[[str], ChannelBase | None]
 PlatformFor = Callable[[ChannelBase], Platform]
@@ -78,19 +95,21 @@ class _Lane:
     busy: bool = False
     timer: asyncio.TimerHandle | None = None
     seed: list[float] = field(default_factory=list)  # stored send times (epoch s) for the limiter
-    # The head row's in-flight mark, written shortly before a rate-limit pause ends (see
-    # ``PREMARK_LEAD``): (row id, the writer's future), and the timer that will write it.
-    premark: tuple[int, asyncio.Future[bool]] | None = None
+    # In-flight marks written ahead of their sends (row id -> the writer's future): the next row's,
+    # while the window allows it right after the current one, and a paused head row's, shortly
+    # before its pause ends (see ``PREMARK_LEAD``, and the timer that will write it).
+    marks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     premark_timer: asyncio.TimerHandle | None = None
 
 
 class Dispatcher:
     """Sends outbox rows. Owns its tasks; the database and HTTP session are the service's.
 
-    A fixed pool of ``send_concurrency`` workers takes robots from a ready queue, one message per
-    turn. A robot is in the queue at most once and goes back only after its last result is
-    stored (or after its rate-limit or retry timer), so each robot sends one message at a time,
-    in order, and a slow robot ties up one worker, never the others.
+    A fixed pool of ``send_concurrency`` workers takes robots from a ready queue; a turn sends the
+    robot's messages while its window allows. A robot is in the queue at most once and goes back
+    only after its turn (or after its rate-limit or retry timer), so each robot sends one message
+    at a time, in order, and a slow robot ties up one worker, never the others. At most
+    ``send_concurrency`` sends are unrecorded at once (see the module's duplicate bound).
     """
 
     def __init__(
@@ -130,7 +149,13 @@ class Dispatcher:
         # (and its busy handler sleeps in coarse steps), and on PostgreSQL a renewal and a batch
         # touching the same lanes in different orders could deadlock.
         self._write_lock = asyncio.Lock()
-        self._writer = outbox.ResultWriter(db, self.owner, self._write_lock)
+        self._writer = outbox.ResultWriter(db, self.owner, self._write_lock, on_stored=self._stored)
+        # Sends whose result is not committed yet (in flight, or answered and queued): at most
+        # ``send_concurrency``, which bounds what a crash can repeat.
+        self._budget = max(1, settings.send_concurrency)
+        self._unrecorded = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()  # workers waiting for the budget, in turn
+        self._counters: dict[tuple[str, str], Any] = {}  # metric children by (platform, status)
         self._started_at = clock()
         self._beat_ok = time.monotonic()  # last heartbeat stored (monotonic seconds)
         self._fair = True  # take only a fair share of the lanes (off in burst mode)
@@ -181,6 +206,8 @@ class Dispatcher:
         if self._writer.task:
             with suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._writer.task, timeout=max(timeout, 1.0))
+        with suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self._writer.close(), timeout=max(timeout, 1.0))
         returned = await self._leave()
         s = self.stats
         log.info(
@@ -225,7 +252,7 @@ class Dispatcher:
             await asyncio.gather(heartbeat, return_exceptions=True)
             self._accepting, self._max_retry_wait, self._fair = False, math.inf, True
             await self._stop_workers(5.0)
-            await self._writer.flush()
+            await self._writer.close()
             await self._leave()
         return self.stats
 
@@ -245,6 +272,8 @@ class Dispatcher:
 
     def _start_workers(self) -> None:
         if not self._workers:
+            self._unrecorded = 0
+            self._waiting.clear()
             count = max(1, self.settings.send_concurrency)
             self._workers = [asyncio.create_task(self._worker()) for _ in range(count)]
 
@@ -255,8 +284,6 @@ class Dispatcher:
                 lane.timer.cancel()
             if lane.premark_timer is not None:
                 lane.premark_timer.cancel()
-            if lane.premark is not None:  # marked during a pause, never sent: not a possible duplicate
-                self._premarked.append(lane.premark[0])
         for _ in self._workers:
             self._ready.put_nowait(None)
         late: set[asyncio.Task[None]] = set()
@@ -265,6 +292,9 @@ class Dispatcher:
         for task in late:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        for lane in self._lanes.values():  # marked ahead, never sent: not possible duplicates
+            self._premarked.extend(lane.marks)
+            lane.marks.clear()
         self._workers = []
         self._ready = asyncio.Queue()
         self._lanes.clear()
@@ -319,6 +349,7 @@ class Dispatcher:
         if lane is not None:
             self._held.difference_update(row.id for row in lane.rows)
             lane.rows.clear()
+            lane.marks.clear()
         log.warning("机器人通道 %s 已由其他实例接手", robot)
         LANES_HELD.set(len(self._mine))
 
@@ -416,12 +447,14 @@ class Dispatcher:
                 self._release(lane, 1.0)
 
     async def _turn(self, lane: _Lane) -> None:
-        """Send the lane's messages while they can go at once (or wait for its rate limit).
+        """Send the lane's messages one after the other while its rate window allows (or pause).
 
-        Each answer is stored together with the in-flight mark of the lane's next message (one
-        commit), then that message is sent by the same worker: one commit per message.
+        A row's in-flight mark is committed before it is sent. The next row's mark is written
+        ahead (in the same batch as this one's, when the window allows both at once), and a plain
+        success is handed to the writer without waiting for its commit, so the next send waits
+        for no commit the rate window does not need. What is unrecorded at a crash is bounded by
+        the budget (``send_concurrency`` sends in flight or answered but not yet committed).
         """
-        marked = False  # the first row's in-flight mark is already stored
         while lane.rows:
             row = lane.rows[0]
             channel = self._channel_for(row.channel_id)
@@ -440,27 +473,34 @@ class Dispatcher:
             if lane.channel is not channel or lane.adapter is None:  # first turn, or a reload
                 lane.channel, lane.adapter = channel, self._platform_for(channel)
             adapter = lane.adapter
-            if lane.limiter is None:
+            limiter = lane.limiter
+            if limiter is None:
                 window = self.settings.rate_window_seconds
                 # Wall-clock seconds: the window is stored and read by other instances.
-                lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window), clock=time.time)
-                lane.limiter.seed(lane.seed)
-            if not marked:
-                pause = lane.limiter.pause() if self._alive() else 1.0
-                if pause > 0:
-                    # A hair over the exact time so the platform's own clock agrees the slot is free.
-                    lane.busy = False
-                    self._busy = max(0, self._busy - 1)
-                    self._premark_later(lane, row, pause)
-                    self._schedule(lane, pause + 0.001)
-                    return
-                if not await self._begin(lane, row):  # in flight, durably, first
-                    self._lost(lane.robot)
-                    self._release(lane)
-                    return
+                limiter = lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window), clock=time.time)
+                limiter.seed(lane.seed)
+            pause = limiter.pause() if self._alive() else 1.0
+            if pause > 0:
+                # A hair over the exact time so the platform's own clock agrees the slot is free.
+                lane.busy = False
+                self._busy = max(0, self._busy - 1)
+                self._premark_later(lane, row, pause)
+                self._schedule(lane, pause + 0.001)
+                return
+            mark = lane.marks.pop(row.id, None)
+            if mark is None:
+                mark = self._writer.begin(row.id, self._clock())
+            if len(lane.rows) > 1 and lane.rows[1].id not in lane.marks and limiter.room() >= 2:
+                ahead = lane.rows[1]  # may go right after this one: its mark in the same batch
+                lane.marks[ahead.id] = self._writer.begin(ahead.id, self._clock())
+            if not await self._cleared(lane, row, mark):
+                return
+            if lane.premark_timer is not None:  # the pause was cut short: the mark is written
+                lane.premark_timer.cancel()
+                lane.premark_timer = None
             status: int | None = None
             try:
-                status, headers, payload = await self._post(adapter, channel, row, lane.limiter)
+                status, headers, payload = await self._post(adapter, channel, row, limiter)
                 adapter.read_answer(status, headers, payload)
             except DeliveryError as err:
                 await self._failed(lane, row, err, status, channel, sent=True)
@@ -471,38 +511,63 @@ class Dispatcher:
                 await self._failed(lane, row, error, status, channel, sent=True)
                 return
             result = Result(row.id, SENT, self._clock(), http_status=status)
-            marked = await self._finish(lane, row, result, sent=True, chain=self._next_now(lane))
-            if not marked:
+            self._stamp(lane, row, result)
+            if lane.rows and lane.rows[0] is row:
+                lane.rows.popleft()
+            self._held.discard(row.id)
+            self._writer.submit(result)  # not awaited: see the budget
+            if not self._accepting:
+                break
+        self._release(lane)
+
+    async def _cleared(self, lane: _Lane, row: Claimed, mark: asyncio.Future[bool]) -> bool:
+        """Wait for ``row``'s in-flight mark and a place in the budget; False: not to be sent now
+        (the lane was taken over, or we are stopping), and the lane's turn is over."""
+        ours = mark.result() if mark.done() else await mark
+        if not ours:
+            self._lost(lane.robot)
+            self._release(lane)
+            return False
+        if self._unrecorded < self._budget and not self._waiting:
+            self._unrecorded += 1
+        else:  # a committed result hands its place over (one waiter woken per result, in order)
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(turn)
+            await turn
+        if not self._accepting or not lane.rows or lane.rows[0] is not row:
+            self._free_place()
+            if lane.rows and lane.rows[0] is row:
+                lane.marks[row.id] = mark  # marked, unsent: unmarked at stop
+            self._release(lane)
+            return False
+        return True
+
+    def _free_place(self) -> None:
+        """A send's result is committed (or it was not sent): its place goes to the next waiter."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
                 return
-        self._release(lane)  # taken over meanwhile: nothing left here
+        self._unrecorded -= 1
 
     def _premark_later(self, lane: _Lane, row: Claimed, pause: float) -> None:
-        """Write ``row``'s in-flight mark ``PREMARK_LEAD`` before the pause ends (long pauses only)."""
-        if pause <= 2 * PREMARK_LEAD or lane.premark is not None or lane.premark_timer is not None:
+        """Write the in-flight marks of ``row`` and the rows after it that the window lets go at its
+        opening (``PREMARK_ROWS`` at most), ``PREMARK_LEAD`` before the pause ends (long pauses only)."""
+        if pause <= 2 * PREMARK_LEAD or row.id in lane.marks or lane.premark_timer is not None:
             return
+        limits = [w.rule.limit for w in lane.limiter.windows] if lane.limiter is not None else []
+        count = min([PREMARK_ROWS, *limits])
 
         def mark() -> None:
             lane.premark_timer = None
             if self._accepting and lane.rows and lane.rows[0] is row and self._lanes.get(lane.robot) is lane:
-                lane.premark = (row.id, self._writer.begin(row.id, self._clock()))
+                at = self._clock()
+                for ahead in islice(lane.rows, count):
+                    if ahead.id not in lane.marks:
+                        lane.marks[ahead.id] = self._writer.begin(ahead.id, at)
 
         lane.premark_timer = asyncio.get_running_loop().call_later(pause - PREMARK_LEAD, mark)
-
-    async def _begin(self, lane: _Lane, row: Claimed) -> bool:
-        """The row's in-flight mark, stored: the one written during the pause, or a new one now."""
-        early, lane.premark = lane.premark, None
-        if lane.premark_timer is not None:  # the pause was cut short: write it now instead
-            lane.premark_timer.cancel()
-            lane.premark_timer = None
-        if early is not None and early[0] == row.id:
-            return await early[1]
-        return await self._writer.begin(row.id, self._clock())
-
-    def _next_now(self, lane: _Lane) -> Claimed | None:
-        """The lane's next row if it may be sent right after this one (same worker, no wait)."""
-        if len(lane.rows) < 2 or not self._accepting or not self._alive() or lane.limiter is None:
-            return None
-        return lane.rows[1] if lane.limiter.pause() <= 0 else None
 
     async def _post(
         self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
@@ -528,49 +593,52 @@ class Dispatcher:
 
     # ---- results ---------------------------------------------------------------------------
 
-    async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
-                      *, sent: bool = False, chain: Claimed | None = None) -> bool:
-        """Store a result (group commit) and wait for it: only then does this worker go on.
-
-        With ``chain`` (the lane's next row), its in-flight mark goes in the same commit and the
-        lane stays with this worker: returns True when that mark is stored and it may be sent.
-        """
-        if sent:
-            result.possible_duplicate = bool(row.maybe_sent)
-            if row.maybe_sent:
-                POSSIBLE_DUPLICATES.labels(row.platform).inc()
-                log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
+    def _stamp(self, lane: _Lane, row: Claimed, result: Result) -> None:
+        """A sent row's result: possible duplicate, the robot's window to store, the budget."""
+        result.sent, result.platform = True, row.platform
+        if row.maybe_sent:
+            result.possible_duplicate = True
+            POSSIBLE_DUPLICATES.labels(row.platform).inc()
+            log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
             row.maybe_sent = None
-            if lane.limiter is not None:
-                result.robot, result.window = lane.robot, lane.limiter.recent()
+        if lane.limiter is not None:
+            result.robot, result.window = lane.robot, lane.limiter.recent()
+
+    async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
+                      *, sent: bool = False) -> None:
+        """Store a failure or dry run (group commit) and wait for it: only then does the lane go on."""
+        result.platform = row.platform
+        if sent:
+            self._stamp(lane, row, result)
         stored = self._writer.submit(result)
-        begun = self._writer.begin(chain.id, result.at) if chain is not None else None
         try:
             ours = await asyncio.shield(stored)
-            chained = await asyncio.shield(begun) if begun is not None else False
         except asyncio.CancelledError:
-            return False  # stopping: the writer still stores it
-        if ours:
-            _count(row.platform, result.status)
-        if ours and chained and retry_in is None:
-            self.stats.sent += result.status == SENT
-            self.stats.dry_run += result.status == DRY_RUN
-            if lane.rows and lane.rows[0] is row:
-                lane.rows.popleft()
-            self._held.discard(row.id)
-            return True
-        self._recorded(lane, row, result, retry_in, ours)
-        return False
+            return  # stopping: the writer still stores it
+        self._recorded(lane, row, retry_in, ours)
 
-    def _recorded(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None,
-                  ours: bool) -> None:
+    def _stored(self, result: Result, ours: bool) -> None:
+        """The writer committed ``result`` (``ours``: the lease was still ours): budget, stats, metrics."""
+        if result.sent:
+            self._free_place()
         if not ours:
             self.stats.lost_lease += 1
             log.warning("消息 %s 的租约已被其他实例接管，结果未写入", result.outbox_id)
-        elif result.status == SENT:
+            if result.robot in self._mine:
+                self._lost(result.robot)
+            return
+        status = result.status
+        if status == SENT:
             self.stats.sent += 1
-        elif result.status == DRY_RUN:
+        elif status == DRY_RUN:
             self.stats.dry_run += 1
+        key = (result.platform, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = RETRIES.labels(key[0]) if status == PENDING else MESSAGES.labels(*key)
+        counter.inc()
+
+    def _recorded(self, lane: _Lane, row: Claimed, retry_in: float | None, ours: bool) -> None:
         if retry_in is None or not ours:
             if lane.rows and lane.rows[0] is row:
                 lane.rows.popleft()
@@ -584,15 +652,20 @@ class Dispatcher:
     def _give_back(self, lane: _Lane) -> None:
         """Burst mode: a retry due later than we wait; leave the robot's rows for later, in order."""
         ids = [row.id for row in lane.rows]
+        marked = list(lane.marks)  # written ahead, never sent: not possible duplicates
         lane.rows.clear()
+        lane.marks.clear()
         self._held.difference_update(ids)
         self._release(lane)  # empty: the lane is let go
-        task = asyncio.create_task(self._give_back_rows(ids))
+        task = asyncio.create_task(self._give_back_rows(ids, marked))
         self._side.add(task)
         task.add_done_callback(self._side.discard)
 
-    async def _give_back_rows(self, ids: list[int]) -> None:
+    async def _give_back_rows(self, ids: list[int], marked: list[int]) -> None:
+        await self._writer.flush()  # the marks written ahead are committed before they are cleared
         async with self._write_lock:
+            if marked:
+                await outbox.unmark(self.db, self.owner, marked)
             await outbox.release(self.db, self.owner, ids)
 
     async def _failed(
@@ -633,14 +706,6 @@ class Dispatcher:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         delay *= 0.5 + self._rng() / 2
         return max(delay, retry_after or 0.0)
-
-
-def _count(platform: str, status: str) -> None:
-    """Metrics for a stored result: a finished message by outcome, or a retry."""
-    if status == PENDING:
-        RETRIES.labels(platform).inc()
-    else:
-        MESSAGES.labels(platform, status).inc()
 
 
 def _short_json(body: Any, limit: int = 2000) -> str:

@@ -8,20 +8,25 @@ owner can mark a row, so a sender whose lane was taken over cannot overwrite the
 
 Writes are batched (:func:`record`, :class:`ResultWriter`): in-flight marks (``sending_since``),
 results with their :class:`DeliveryAttempt` rows, robots' send times and lanes let go, in one
-transaction; one statement per kind for the common cases.
+transaction; one statement per kind for the common cases. The dispatcher's common batch (marks and
+plain successes) is one statement on PostgreSQL (data-modifying CTEs) and one hand-over to
+aiosqlite's thread on SQLite, on a connection the writer keeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, type_coerce, update
+from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -289,11 +294,13 @@ async def let_go_lanes(conn: AsyncConnection, owner: str, robots: Iterable[str])
 async def save_windows(conn: AsyncConnection, owner: str, windows: dict[str, list[float]]) -> None:
     """Store robots' recent send times (in the caller's transaction); only on lanes still held."""
     if windows:
-        stmt = (
-            update(LANE).where(LANE.c.robot == bindparam("r"), LANE.c.owner == owner)
-            .values(recent=bindparam("times", type_=LANE.c.recent.type))
-        )
-        await conn.execute(stmt, [{"r": robot, "times": times} for robot, times in windows.items()])
+        await conn.execute(_SAVE_WINDOW, [{"r": robot, "o": owner, "times": times} for robot, times in windows.items()])
+
+
+_SAVE_WINDOW = (
+    update(LANE).where(LANE.c.robot == bindparam("r"), LANE.c.owner == bindparam("o"))
+    .values(recent=bindparam("times", type_=LANE.c.recent.type))
+)
 
 
 async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
@@ -319,6 +326,8 @@ class Result:
     possible_duplicate: bool = False  # a re-send of a message in flight at a crash
     robot: str | None = None  # with ``window``: the robot's recent send times to store
     window: list[float] | None = None
+    sent: bool = False  # the platform was called for it (the dispatcher's budget of unrecorded sends)
+    platform: str = ""  # for the metrics counted once it is stored
 
 
 async def record(
@@ -337,78 +346,30 @@ async def record(
     Returns the ids actually marked (results and in-flight marks): a row whose lease this owner no
     longer holds is left alone. Core statements on a plain connection: the dispatcher's hot path.
     """
-
     if not results and not sending and not releasing:
         return set()
-    marked: dict[int, int] = {}  # outbox id -> attempt number
-    at = results[0].at if results else now  # one time for a batch of plain successes
     async with db.engine.begin() as conn:
-        if sending:
-            stmt = (
-                update(T)
-                .where(T.c.id.in_(list(sending)), T.c.lease_owner == owner, T.c.status == PENDING)
-                .values(sending_since=now)
-                .returning(T.c.id)
-            )
-            marked.update({row.id: 0 for row in await conn.execute(stmt)})
-        windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
-        await save_windows(conn, owner, windows)  # type: ignore[arg-type]
-        simple: dict[tuple[str, int | None], list[int]] = {}
-        for r in results:
-            if r.status in (SENT, DRY_RUN) and not r.error and not r.possible_duplicate:
-                simple.setdefault((r.status, r.http_status), []).append(r.outbox_id)
-        for (status, http_status), ids in simple.items():
-            done = await _mark_many(conn, owner, status, ids, at)
-            marked.update(done)
-            if done:  # their attempt rows, computed in the database: no per-row parameters
-                await conn.execute(_attempts_from_outbox(list(done), at, status == SENT, http_status))
-        plain = {i for ids in simple.values() for i in ids}
-        others = [r for r in results if r.outbox_id not in plain]
-        for r in others:
-            marked.update(await _mark_one(conn, owner, r))
-        attempts = [
-            {
-                "outbox_id": r.outbox_id,
-                "attempt": marked[r.outbox_id],
-                "at": r.at,
-                "ok": r.status == SENT,
-                "error_kind": r.error_kind,
-                "detail": r.error,
-                "http_status": r.http_status,
-                "possible_duplicate": r.possible_duplicate,
-            }
-            for r in others
-            if r.outbox_id in marked
-        ]
-        if attempts:
-            await conn.execute(insert(A), attempts)
-        await let_go_lanes(conn, owner, releasing)
-    return set(marked)
+        return await record_on(conn, owner, results, sending=sending, releasing=releasing, now=now)
 
 
-def _attempts_from_outbox(ids: list[int], at: datetime, ok: bool, http_status: int | None) -> Any:
-    columns = select(
-        T.c.id,
-        T.c.attempts,
-        literal(at, A.c.at.type),
-        literal(ok, A.c.ok.type),
-        literal(http_status, A.c.http_status.type),
-        literal(False, A.c.possible_duplicate.type),
-    ).where(T.c.id.in_(ids))
-    names = ["outbox_id", "attempt", "at", "ok", "http_status", "possible_duplicate"]
-    return insert(A).from_select(names, columns)
+# Statements of the hot path, built once (SQLAlchemy memoises their cache keys on the object).
+_MARK_SENDING = (
+    update(T)
+    .where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.lease_owner == bindparam("owner"),
+           T.c.status == PENDING)
+    .values(sending_since=bindparam("now", type_=T.c.sending_since.type))
+    .returning(T.c.id)
+)
 
 
-async def _mark_many(
-    conn: AsyncConnection, owner: str, status: str, ids: list[int], at: datetime
-) -> dict[int, int]:
-    stmt = (
+def _mark_many_stmt(sent: bool) -> Any:
+    return (
         update(T)
-        .where(T.c.id.in_(ids), T.c.lease_owner == owner)
+        .where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.lease_owner == bindparam("owner"))
         .values(
-            status=status,
+            status=bindparam("status", type_=T.c.status.type),
             attempts=T.c.attempts + 1,
-            sent_at=at if status == SENT else None,
+            sent_at=bindparam("at", type_=T.c.sent_at.type) if sent else None,
             lease_until=None,
             sending_since=None,
             last_error=None,
@@ -416,7 +377,75 @@ async def _mark_many(
         )
         .returning(T.c.id, T.c.attempts)
     )
-    return {row.id: row.attempts for row in await conn.execute(stmt)}
+
+
+_MARK_MANY = {True: _mark_many_stmt(True), False: _mark_many_stmt(False)}
+_ATTEMPTS_FROM_OUTBOX = insert(A).from_select(
+    ["outbox_id", "attempt", "at", "ok", "http_status", "possible_duplicate"],
+    select(
+        T.c.id,
+        T.c.attempts,
+        bindparam("at", type_=A.c.at.type),
+        bindparam("ok", type_=A.c.ok.type),
+        bindparam("http_status", type_=A.c.http_status.type),
+        literal(False, A.c.possible_duplicate.type),
+    ).where(T.c.id.in_(bindparam("ids", expanding=True))),
+)
+
+
+async def record_on(
+    conn: AsyncConnection,
+    owner: str,
+    results: Sequence[Result],
+    *,
+    sending: Sequence[int] = (),
+    releasing: Sequence[str] = (),
+    now: datetime | None = None,
+) -> set[int]:
+    """:func:`record` in the caller's transaction (the writer keeps one connection for its batches)."""
+    marked: dict[int, int] = {}  # outbox id -> attempt number
+    at = results[0].at if results else now  # one time for a batch of plain successes
+    if sending:
+        rows = await conn.execute(_MARK_SENDING, {"ids": list(sending), "owner": owner, "now": now})
+        marked.update({row.id: 0 for row in rows})
+    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+    await save_windows(conn, owner, windows)  # type: ignore[arg-type]
+    simple: dict[tuple[str, int | None], list[int]] = {}
+    for r in results:
+        if r.status in (SENT, DRY_RUN) and not r.error and not r.possible_duplicate:
+            simple.setdefault((r.status, r.http_status), []).append(r.outbox_id)
+    for (status, http_status), ids in simple.items():
+        params = {"ids": ids, "owner": owner, "status": status, "at": at}
+        done = {row.id: row.attempts for row in await conn.execute(_MARK_MANY[status == SENT], params)}
+        marked.update(done)
+        if done:  # their attempt rows, computed in the database: no per-row parameters
+            await conn.execute(_ATTEMPTS_FROM_OUTBOX, {"ids": list(done), "at": at, "ok": status == SENT,
+                                                      "http_status": http_status})
+    if len(simple) == 1 and len(next(iter(simple.values()))) == len(results):
+        others: list[Result] = []
+    else:
+        plain = {i for ids in simple.values() for i in ids}
+        others = [r for r in results if r.outbox_id not in plain]
+    for r in others:
+        marked.update(await _mark_one(conn, owner, r))
+    attempts = [
+        {
+            "outbox_id": r.outbox_id,
+            "attempt": marked[r.outbox_id],
+            "at": r.at,
+            "ok": r.status == SENT,
+            "error_kind": r.error_kind,
+            "detail": r.error,
+            "http_status": r.http_status,
+            "possible_duplicate": r.possible_duplicate,
+        }
+        for r in others
+        if r.outbox_id in marked
+    ]
+    if attempts:
+        await conn.execute(insert(A), attempts)
+    await let_go_lanes(conn, owner, releasing)
+    return set(marked)
 
 
 async def _mark_one(conn: AsyncConnection, owner: str, r: Result) -> dict[int, int]:
@@ -488,21 +517,154 @@ async def counts(db: Database) -> dict[str, int]:
         return {status: n for status, n in (await session.exec(stmt)).all()}
 
 
+_Plain = tuple[list[int], str, datetime | None, int | None]
+
+
+def _plain_batch(results: Sequence[Result], releasing: Sequence[str]) -> _Plain | None:
+    """(ids, status, at, http status) when every result is a plain success of one kind and no lane
+    is let go (the common batch), else None."""
+    if releasing:
+        return None
+    if not results:
+        return [], SENT, None, None
+    first = results[0]
+    for r in results:
+        if (r.status != first.status or r.status not in (SENT, DRY_RUN) or r.error or r.possible_duplicate
+                or r.http_status != first.http_status):
+            return None
+    return [r.outbox_id for r in results], first.status, first.at, first.http_status
+
+
+def _sqlite_time(at: datetime | None) -> str | None:
+    """An aware datetime as SQLModel's UTCDateTime stores it in SQLite: UTC, no offset.
+
+    Raises ValueError for a naive one, as that column type does."""
+    if at is None:
+        return None
+    if at.utcoffset() is None:
+        raise ValueError("Datetime values must have timezone information.")
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], now: datetime | None,
+                  windows: dict[str, list[float]], ids: list[int], status: str, at: datetime | None,
+                  http_status: int | None) -> set[int]:
+    """:func:`record_on` for a plain batch, run on aiosqlite's thread in one go: the same statements
+    (in-flight marks, robots' windows, the successes and their attempt rows) and one commit, with
+    one hand-over between threads instead of several per statement. Returns the ids marked."""
+    marked: set[int] = set()
+    try:
+        if sending:
+            holes = ",".join("?" * len(sending))
+            rows = conn.execute(
+                f"UPDATE {T.name} SET sending_since = ? WHERE id IN ({holes}) AND lease_owner = ? "
+                f"AND status = '{PENDING}' RETURNING id", [_sqlite_time(now), *sending, owner]).fetchall()
+            marked.update(row[0] for row in rows)
+        if windows:
+            conn.executemany(f"UPDATE {LANE.name} SET recent = ? WHERE robot = ? AND owner = ?",
+                             [(json.dumps(times), robot, owner) for robot, times in windows.items()])
+        if ids:
+            holes = ",".join("?" * len(ids))
+            sent_at = _sqlite_time(at) if status == SENT else None
+            rows = conn.execute(
+                f"UPDATE {T.name} SET status = ?, attempts = attempts + 1, sent_at = ?, lease_until = NULL, "
+                f"sending_since = NULL, last_error = NULL, error_kind = NULL "
+                f"WHERE id IN ({holes}) AND lease_owner = ? RETURNING id", [status, sent_at, *ids, owner]).fetchall()
+            done = [row[0] for row in rows]
+            if done:
+                holes = ",".join("?" * len(done))
+                conn.execute(
+                    f"INSERT INTO {A.name} (outbox_id, attempt, at, ok, http_status, possible_duplicate) "
+                    f"SELECT id, attempts, ?, ?, ?, 0 FROM {T.name} WHERE id IN ({holes})",
+                    [_sqlite_time(at), int(status == SENT), http_status, *done])
+            marked.update(done)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return marked
+
+
+# PostgreSQL: a plain batch as one statement (data-modifying CTEs), so one round trip and its own
+# transaction. The same writes as record_on: marks, robots' windows, successes and their attempt rows.
+_PG_BATCH = text(f"""
+WITH marks AS (
+    UPDATE {T.name} SET sending_since = :now
+    WHERE id = ANY(CAST(:sending AS BIGINT[])) AND lease_owner = :owner AND status = '{PENDING}'
+    RETURNING id),
+windows AS (
+    UPDATE {LANE.name} AS lane SET recent = CAST(w.recent AS JSON)
+    FROM unnest(CAST(:robots AS TEXT[]), CAST(:windows AS TEXT[])) AS w(robot, recent)
+    WHERE lane.robot = w.robot AND lane.owner = :owner
+    RETURNING 1),
+done AS (
+    UPDATE {T.name} SET status = :status, attempts = attempts + 1, sent_at = :sent_at, lease_until = NULL,
+        sending_since = NULL, last_error = NULL, error_kind = NULL
+    WHERE id = ANY(CAST(:ids AS BIGINT[])) AND lease_owner = :owner
+    RETURNING id, attempts),
+audit AS (
+    INSERT INTO {A.name} (outbox_id, attempt, at, ok, http_status, possible_duplicate)
+    SELECT id, attempts, :at, :ok, :http_status, false FROM done
+    RETURNING 1)
+SELECT id FROM marks UNION ALL SELECT id FROM done
+""").bindparams(
+    bindparam("now", type_=T.c.sending_since.type), bindparam("sent_at", type_=T.c.sent_at.type),
+    bindparam("at", type_=A.c.at.type), bindparam("ok", type_=A.c.ok.type),
+    bindparam("http_status", type_=A.c.http_status.type),
+)
+
+
+_PG_NAMES = ["now", "sending", "owner", "robots", "windows", "status", "sent_at", "ids", "at", "ok", "http_status"]
+# The same statement for asyncpg itself ($n parameters, typed by the server): sent alone, outside a
+# transaction block it is its own transaction, so a batch is one round trip (prepared once).
+_PG_RAW = str(_PG_BATCH)
+for _n, _name in enumerate(_PG_NAMES, start=1):
+    _PG_RAW = _PG_RAW.replace(f":{_name}", f"${_n}")
+
+
+async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result], sending: Sequence[int],
+                    now: datetime | None, ids: list[int], status: str, at: datetime | None,
+                    http_status: int | None) -> set[int]:
+    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+    params = {
+        "now": now, "sending": list(sending), "owner": owner,
+        "robots": list(windows), "windows": [json.dumps(times) for times in windows.values()],
+        "status": status, "sent_at": at if status == SENT else None, "ids": ids,
+        "at": at, "ok": status == SENT, "http_status": http_status,
+    }
+    driver = (await conn.get_raw_connection()).driver_connection
+    if not conn.in_transaction() and hasattr(driver, "fetch"):  # asyncpg
+        for name in ("now", "sent_at", "at"):
+            if params[name] is not None and params[name].utcoffset() is None:
+                raise ValueError("Datetime values must have timezone information.")
+        rows = await driver.fetch(_PG_RAW, *(params[name] for name in _PG_NAMES))
+        return {row[0] for row in rows}
+    async with conn.begin():
+        return {row[0] for row in await conn.execute(_PG_BATCH, params)}
+
+
 class ResultWriter:
     """Writes batches (group commit): what piles up during one write goes in the next.
 
-    Workers wait for their item's commit (``submit`` for a result, ``begin`` for an in-flight mark
-    before the platform is called), so a platform's answer is durable before the worker takes
-    the next message, while one transaction still carries the items of every worker.
-    ``lock`` lets claims and result batches take turns (SQLite has one writer at a time).
+    ``begin`` (an in-flight mark, awaited before the platform is called) and ``submit`` (a
+    result) return futures that say, once committed, whether the lease was still ours; the
+    dispatcher awaits a mark before its send but not a plain success, so its next send does not
+    wait for that commit (its budget of unrecorded sends bounds what a crash can repeat).
+    ``on_stored(result, ours)`` is called for every result once its batch is committed.
+    One connection is kept for the batches (no pool checkout, ping or reset per batch); it is
+    dropped and taken anew after an error. ``lock`` lets claims and result batches take turns
+    (SQLite has one writer at a time).
     """
 
-    def __init__(self, db: Database, owner: str, lock: asyncio.Lock) -> None:
-        self._db, self._owner, self._lock = db, owner, lock
+    def __init__(self, db: Database, owner: str, lock: asyncio.Lock,
+                 on_stored: Callable[[Result, bool], None] | None = None) -> None:
+        self._db, self._owner, self._lock, self._on_stored = db, owner, lock, on_stored
         self._results: list[tuple[Result, asyncio.Future[bool]]] = []
         self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
         self._releases: list[tuple[str, asyncio.Future[bool]]] = []
+        self._conn: AsyncConnection | None = None
         self.task: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions written (for the benchmark)
 
     def submit(self, result: Result) -> asyncio.Future[bool]:
         """Queue one result; the future says (once stored) whether the lease was still ours."""
@@ -533,6 +695,40 @@ class ResultWriter:
         while self.task is not None and not self.task.done():
             await self.task
 
+    async def close(self) -> None:
+        """Write what is queued, then give back the connection."""
+        await self.flush()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                await conn.close()
+
+    async def _write(self, results: list[Result], sending: list[int], releasing: list[str],
+                     now: datetime | None) -> set[int]:
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        try:
+            plain = _plain_batch(results, releasing)
+            if plain is not None and self._db.is_sqlite:
+                driver = (await self._conn.get_raw_connection()).driver_connection
+                run = getattr(driver, "_execute", None)  # aiosqlite: a function on its thread
+                if run is not None:
+                    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+                    return await run(_sqlite_batch, driver._conn, self._owner, sending, now,  # type: ignore[no-any-return]
+                                     windows, *plain)
+            if plain is not None and self._conn.dialect.name == "postgresql":
+                return await _pg_batch(self._conn, self._owner, results, sending, now, *plain)
+            async with self._conn.begin():
+                return await record_on(self._conn, self._owner, results, sending=sending,
+                                       releasing=releasing, now=now)
+        except BaseException:
+            conn, self._conn = self._conn, None
+            with suppress(Exception):
+                await conn.invalidate()
+            with suppress(Exception):
+                await conn.close()
+            raise
+
     async def _drain(self) -> None:
         while self._results or self._begins or self._releases:
             results, self._results = self._results, []
@@ -541,10 +737,9 @@ class ResultWriter:
             at = max((b[1] for b in begins), default=None)
             try:
                 async with self._lock:
-                    marked = await record(
-                        self._db, self._owner, [r for r, _ in results],
-                        sending=[b[0] for b in begins], releasing=[r for r, _ in releases], now=at,
-                    )
+                    marked = await self._write([r for r, _ in results], [b[0] for b in begins],
+                                               [r for r, _ in releases], at)
+                self.batches += 1
             except Exception as exc:
                 # A send that happened must still be recorded: keep the batch and try again.
                 log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
@@ -553,9 +748,13 @@ class ResultWriter:
                 self._releases = releases + self._releases
                 await asyncio.sleep(1.0)
                 continue
+            stored = self._on_stored
             for result, future in results:
+                ours = result.outbox_id in marked
+                if stored is not None:
+                    stored(result, ours)
                 if not future.done():
-                    future.set_result(result.outbox_id in marked)
+                    future.set_result(ours)
             for outbox_id, _, future in begins:
                 if not future.done():
                     future.set_result(outbox_id in marked)

@@ -44,6 +44,11 @@ class SlidingWindow:
         # The send that is `limit` places back must leave the window first.
         return self._times[-self.rule.limit] + self.rule.window - now
 
+    def room(self, now: float) -> int:
+        """Sends allowed at once from ``now`` (without waiting)."""
+        self._forget(now)
+        return self.rule.limit - len(self._times)
+
     def record(self, now: float) -> None:
         self._times.append(now)
         self._forget(now)
@@ -70,6 +75,11 @@ class RobotLimiter:
 
     def delay(self, now: float) -> float:
         return max((w.delay(now) for w in self.windows), default=0.0)
+
+    def room(self) -> int:
+        """Sends allowed right now, one after the other, without waiting (0 when a pause is due)."""
+        now = self._clock()
+        return min((w.room(now) for w in self.windows), default=1 << 30)
 
     def pause(self) -> float:
         """Seconds to wait, from now, before the next send is allowed."""

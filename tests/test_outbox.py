@@ -152,3 +152,33 @@ async def test_two_workers_claiming_at_once_never_share_a_row(any_db: Database) 
     )
     assert not {r.id for r in first} & {r.id for r in second}
     assert all(r.lease_owner == "w1" for r in first) and all(r.lease_owner == "w2" for r in second)
+
+
+async def test_the_writers_one_trip_batches_write_what_record_writes_and_only_for_the_lease_owner(
+    any_db: Database,
+) -> None:
+    """The dispatcher's writer (one statement on PostgreSQL, one hand-over to SQLite's thread)
+    leaves the rows an admin reads exactly as ``record`` does: sent, its time, one attempt each."""
+    for i in range(6):
+        await put(any_db, f"m{i}")
+    mine = await outbox.claim(any_db, "w1", 4, NOW)
+    theirs = await outbox.claim(any_db, "w2", 10, NOW)
+    writer = outbox.ResultWriter(any_db, "w1", asyncio.Lock())
+    try:
+        at = NOW + timedelta(seconds=1.5)
+        marks = [writer.begin(r.id, at) for r in mine[2:] + theirs[:1]]
+        sent = [writer.submit(outbox.Result(r.id, "sent", at, http_status=200)) for r in mine[:2] + theirs[1:2]]
+        assert [await f for f in marks] == [True, True, False]  # not ours: left alone
+        assert [await f for f in sent] == [True, True, False]
+    finally:
+        await writer.close()
+    by_key = {r.dedupe_key: r for r in await rows(any_db)}
+    for r in mine[:2]:
+        row = by_key[r.dedupe_key]
+        assert (row.status, row.sent_at, row.attempts, row.sending_since) == ("sent", at, 1, None)
+    for r in mine[2:]:
+        assert (by_key[r.dedupe_key].status, by_key[r.dedupe_key].sending_since) == ("pending", at)
+    assert all(by_key[r.dedupe_key].status == "pending" and by_key[r.dedupe_key].sending_since is None for r in theirs)
+    written = await attempts(any_db)
+    assert sorted(a.outbox_id for a in written) == sorted(r.id for r in mine[:2])
+    assert {(a.ok, a.attempt, a.http_status, a.at, a.possible_duplicate) for a in written} == {(True, 1, 200, at, 0)}

@@ -46,13 +46,13 @@ sys.path.insert(0, str(ROOT))  # run from a plain checkout
 from benchdb import close_db, open_db  # noqa: E402
 
 from bot.config.models import Confirm, Recipients, Reminder, Schedules, Selector, Unit, When  # noqa: E402
-from bot.confirmations import to_db_time  # noqa: E402
-from bot.render import Renderer  # noqa: E402
+from bot.confirming.confirmations import to_db_time  # noqa: E402
+from bot.confirming.tokens import make_token  # noqa: E402
+from bot.delivery.render import Renderer  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from bot.scheduling.workdays import WorkCalendar  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.tokens import make_token  # noqa: E402
 from bot.web.app import make_app  # noqa: E402
-from bot.workdays import WorkCalendar  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import Confirmation, Expectation, Occurrence  # noqa: E402
 

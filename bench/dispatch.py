@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a pl
 
 from benchdb import close_db, open_db
 
-from bot import outbox
-from bot.dispatch import Dispatcher
+from bot.delivery import outbox
+from bot.delivery.dispatch import Dispatcher
 from bot.platforms.wecom.config import WeComChannel
 from bot.settings import Settings
 from storage.db import Database

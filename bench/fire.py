@@ -38,13 +38,13 @@ from benchdb import close_db, open_db  # noqa: E402
 
 from bot.config.limits import Limits  # noqa: E402
 from bot.config.loader import load_schedules  # noqa: E402
-from bot.followup import FollowUps  # noqa: E402
-from bot.occurrences import fire  # noqa: E402
-from bot.render import Renderer  # noqa: E402
+from bot.confirming.followup import FollowUps  # noqa: E402
+from bot.delivery.render import Renderer  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from bot.scheduling.occurrences import fire  # noqa: E402
+from bot.scheduling.timing import Due, Fire  # noqa: E402
+from bot.scheduling.workdays import WorkCalendar  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.timing import Due, Fire  # noqa: E402
-from bot.workdays import WorkCalendar  # noqa: E402
 from storage.models import Expectation, Nudge, Outbox  # noqa: E402
 
 BJ = ZoneInfo("Asia/Shanghai")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a pl
 
 from dispatch import Server, body  # the fake WeCom server (a subprocess)
 
-from bot import outbox
+from bot.delivery import outbox
 from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 from storage.models import Outbox

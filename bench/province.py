@@ -47,14 +47,14 @@ from benchdb import close_db, open_db  # noqa: E402
 from scale import REMINDER, _cpu_seconds, free_port, generate  # noqa: E402
 
 from bot.config.snapshot import load_for  # noqa: E402
-from bot.confirmations import to_db_time  # noqa: E402
-from bot.followup import FollowUps  # noqa: E402
-from bot.occurrences import fire  # noqa: E402
-from bot.render import Renderer  # noqa: E402
+from bot.confirming.confirmations import to_db_time  # noqa: E402
+from bot.confirming.followup import FollowUps  # noqa: E402
+from bot.delivery.render import Renderer  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
+from bot.scheduling.occurrences import fire  # noqa: E402
+from bot.scheduling.timing import Due, Fire  # noqa: E402
+from bot.scheduling.workdays import WorkCalendar  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.timing import Due, Fire  # noqa: E402
-from bot.workdays import WorkCalendar  # noqa: E402
 from storage.models import Confirmation, Expectation, Nudge, Outbox  # noqa: E402
 
 BJ = ZoneInfo("Asia/Shanghai")

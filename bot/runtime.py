@@ -18,9 +18,9 @@ from bot.platforms.tokens import TokenCache
 
 if TYPE_CHECKING:
     from bot.config.models import Schedules
-    from bot.render import Renderer
+    from bot.delivery.render import Renderer
+    from bot.scheduling.workdays import WorkCalendar
     from bot.settings import Settings
-    from bot.workdays import WorkCalendar
     from storage.db import Database
 
 
@@ -79,14 +79,14 @@ def load_runtime_parts(settings: Settings, schedules: Schedules | None = None
                        ) -> tuple[Schedules, WorkCalendar, Renderer]:
     """The schedules (``schedules`` when given, else from the snapshot cache), calendar and renderer."""
     from bot.config.snapshot import load_for
-    from bot.workdays import WorkCalendar
+    from bot.scheduling.workdays import WorkCalendar
 
     schedules = schedules if schedules is not None else load_for(settings)
     return schedules, WorkCalendar(schedules.calendar), cast("Renderer", LazyRenderer(settings.templates_dir))
 
 
 class LazyRenderer:
-    """A ``bot.render.Renderer`` made on first use: ``status`` and ``report`` render no template,
+    """A ``bot.delivery.render.Renderer`` made on first use: ``status`` and ``report`` render no template,
     and need not import Jinja2. Every attribute is the real renderer's."""
 
     def __init__(self, folder: Path) -> None:
@@ -95,7 +95,7 @@ class LazyRenderer:
 
     def __getattr__(self, name: str) -> Any:
         if self._real is None:
-            from bot.render import Renderer
+            from bot.delivery.render import Renderer
 
             self._real = Renderer(self.folder)
         return getattr(self._real, name)

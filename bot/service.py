@@ -19,23 +19,23 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.compose import when_text
 from bot.config.models import Schedules
-from bot.dispatch import Dispatcher
-from bot.followup import FollowUps
+from bot.confirming.followup import FollowUps
+from bot.delivery.compose import when_text
+from bot.delivery.dispatch import Dispatcher
+from bot.delivery.render import Renderer
 from bot.logs import channel_secrets, set_secrets
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
-from bot.render import Renderer
 from bot.runtime import Runtime, open_runtime
-from bot.scheduler import ReminderScheduler
+from bot.scheduling.scheduler import ReminderScheduler
+from bot.scheduling.stages import stage_words
+from bot.scheduling.timing import fires
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.stages import stage_words
 from bot.startup import bind_problem
-from bot.timing import fires
 from bot.watch import Reloader, admin_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
-from bot.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 5.0

@@ -145,7 +145,7 @@ def _entries_by_file(schedules: Schedules) -> dict[str, Counter[str]]:
 
 def admin_notifier(runtime: Runtime) -> TellAdmin:
     """Queue a notice of refused schedules to the running schedules' ``service.admin_channel``."""
-    from bot import outbox
+    from bot.delivery import outbox
     from bot.platforms.base import Message
     from bot.platforms.registry import platform_for
 

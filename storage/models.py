@@ -188,7 +188,7 @@ class Instance(SQLModel, table=True):
 class DueStage(SQLModel, table=True):
     """One stage of one reminder that is due: the record the scheduler fires from.
 
-    The reconciliation pass (``bot.reconcile``) plans each reminder's upcoming stages here (the
+    The reconciliation pass (``bot.scheduling.reconcile``) plans each reminder's upcoming stages here (the
     occurrence's ``due`` and each ``notice:<span>``), fires those whose ``fire_at`` has come and
     records how it went. A stage that failed stays open and is tried again on a later pass; one
     that could not be sent within its reminder's grace is recorded as ``missed``.
@@ -223,7 +223,7 @@ class DueStage(SQLModel, table=True):
 class SchedulerMark(SQLModel, table=True):
     """One row: when the last reconciliation pass completed (any instance).
 
-    After downtime the next pass looks back from here (at most ``bot.reconcile.MAX_LOOK_BACK``),
+    After downtime the next pass looks back from here (at most ``bot.scheduling.reconcile.MAX_LOOK_BACK``),
     so what fell due while nothing ran is fired late or recorded as missed, never forgotten.
     """
 
@@ -236,7 +236,7 @@ class SchedulerMark(SQLModel, table=True):
 class InboundSeen(SQLModel, table=True):
     """An inbound chat message or button press already handled: a replay records nothing twice.
 
-    Rows older than ``bot.inbound.SEEN_RETENTION`` are deleted as new ones arrive (platforms
+    Rows older than ``bot.confirming.inbound.SEEN_RETENTION`` are deleted as new ones arrive (platforms
     retry within minutes; a week is far beyond any retry).
     """
 

@@ -22,12 +22,12 @@ from sqlmodel import col, select
 from test_followup import Clock, bj, fire_due, make_runtime, mentioned, nudges, outbox, write_world
 
 from bot.admins import AdminConfigError, hash_password, parse_admins
-from bot.confirmations import record_confirmation, to_db_time
-from bot.dispatch import Dispatcher
-from bot.followup import FollowUps
+from bot.confirming.confirmations import record_confirmation, to_db_time
+from bot.confirming.followup import FollowUps
+from bot.delivery.dispatch import Dispatcher
 from bot.platforms.base import Message
 from bot.platforms.registry import platform_for
-from bot.reports import unit_figures
+from bot.reporting.reports import unit_figures
 from bot.runtime import Runtime
 from bot.web import make_app
 from storage.db import Database

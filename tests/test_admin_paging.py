@@ -18,8 +18,8 @@ from sqlalchemy import insert
 from test_web_admin import AUTH, PASSWORD, USER
 from test_web_confirm import DEADLINE, DUE, NOW, World, add_occurrence, build_world
 
-from bot.confirmations import BoardRow, board, to_db_time
-from bot.reports import (
+from bot.confirming.confirmations import BoardRow, board, to_db_time
+from bot.reporting.reports import (
     UnitRow,
     board_conditions,
     board_counts,

@@ -1,6 +1,6 @@
 """Direct messages to leaders through the outbox, the app's lane and the fake app API on loopback.
 
-The routing decision (:func:`bot.directs.direct_channel`) both ways; a leader's "一岗双责" brief and
+The routing decision (:func:`bot.delivery.directs.direct_channel`) both ways; a leader's "一岗双责" brief and
 an escalation as direct messages with audit rows; and end to end: a reminder fires, the secretary
 replies in DingTalk, ``remindbot status`` shows it, follow-ups stop for her, and the leader's
 escalation for the others arrives as a direct message at the fake DingTalk app API.
@@ -24,10 +24,10 @@ from test_followup import WORLD_YAML, Clock, bj, fire_due, make_runtime, outbox,
 
 from bot.cli import main
 from bot.cli.confirmations import status
-from bot.directs import direct_channel
-from bot.dispatch import Dispatcher
-from bot.followup import FollowUps
-from bot.inbound import short_code
+from bot.confirming.followup import FollowUps
+from bot.confirming.inbound import short_code
+from bot.delivery.directs import direct_channel
+from bot.delivery.dispatch import Dispatcher
 from bot.platforms.apps import callback_url
 from bot.settings import Settings
 from bot.web import make_app
@@ -363,7 +363,7 @@ async def test_no_secret_or_access_token_appears_in_logs_or_delivery_records(
 
 
 async def test_an_apps_direct_messages_share_one_lane_paced_by_the_platforms_per_app_limit(tmp_path: Path) -> None:
-    from bot.compose import mention_for, queue_message
+    from bot.delivery.compose import mention_for, queue_message
 
     async with FakeAppApi() as api, aiohttp.ClientSession() as http:
         apps_yaml = f"""apps:

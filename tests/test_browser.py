@@ -18,7 +18,7 @@ import pytest
 from test_web_confirm import DEADLINE, World, add_occurrence, build_world, serve
 
 from bot.config.models import Confirm, Recipients, Reminder, Selector, When
-from bot.confirmations import record_confirmation
+from bot.confirming.confirmations import record_confirmation
 from bot.web import make_app
 from storage.db import Database
 from tests.browserhelp import OVERFLOW, PHONE, SHOTS

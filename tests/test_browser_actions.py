@@ -108,7 +108,7 @@ async def test_sending_the_follow_up_now_on_a_phone(served: Served, phone: Any) 
 
 
 async def test_sending_a_dead_message_again_on_a_phone(served: Served, phone: Any) -> None:
-    from bot.confirmations import to_db_time
+    from bot.confirming.confirmations import to_db_time
     from bot.platforms.base import Message
     from bot.platforms.registry import platform_for
     from storage.models import Outbox

@@ -17,9 +17,9 @@ from pydantic import SecretStr
 from test_followup import Clock, bj, confirm, fire_due, make_runtime, write_world
 from test_web_confirm import serve
 
-from bot.chart import find_cjk_font
-from bot.occurrences import leader_url
+from bot.reporting.chart import find_cjk_font
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import leader_url
 from bot.web import make_app
 from tests.browserhelp import OVERFLOW, PHONE, SHOTS
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from sqlalchemy import event, func
 from sqlmodel import col, select
 
-from bot.followup import CLAIM_BATCH, FollowUps
-from bot.occurrences import fire
-from bot.outbox import INSERT_BATCH
+from bot.confirming.followup import CLAIM_BATCH, FollowUps
+from bot.delivery.outbox import INSERT_BATCH
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import fire
+from bot.scheduling.timing import Due, Fire
 from bot.settings import Settings
-from bot.timing import Due, Fire
 from storage.db import Database
 from storage.models import Expectation, Nudge, Occurrence, Outbox
 from tests.test_followup import SECRET, Clock, bj, make_runtime

@@ -20,7 +20,7 @@ from sqlmodel import select
 from test_followup import BJ, Clock, fire_due, make_runtime, write_world
 
 from bot.cli.confirmations import confirm, report, status
-from bot.confirmations import record_confirmation
+from bot.confirming.confirmations import record_confirmation
 from storage.models import Confirmation
 
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from bot.compose import when_text
 from bot.config.models import Reminder
-from bot.timing import ReminderTrigger, due_times
-from bot.workdays import WorkCalendar
+from bot.delivery.compose import when_text
+from bot.scheduling.timing import ReminderTrigger, due_times
+from bot.scheduling.workdays import WorkCalendar
 
 CAL = WorkCalendar()
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from test_followup import BJ, WORLD_YAML, Clock, fire_due, make_runtime, write_world
 
 from bot.cli.confirmations import report
-from bot.csvfile import cell, csv_text
+from bot.reporting.csvfile import cell, csv_text
 
 EVIL = "=cmd|' /C calc'!A0"
 

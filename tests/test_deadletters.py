@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot import outbox
-from bot.deadletters import headline
-from bot.dispatch import Dispatcher
+from bot.delivery import outbox
+from bot.delivery.deadletters import headline
+from bot.delivery.dispatch import Dispatcher
 from bot.platforms.base import ChannelBase, Message
 from bot.platforms.registry import platform_for
 from bot.settings import Settings
@@ -75,7 +75,7 @@ async def test_fifteen_dead_messages_of_a_robot_with_a_wrong_secret_make_one_dig
 
 
 def test_a_digest_does_not_name_the_platform_twice_when_the_channel_name_says_it() -> None:
-    from bot.deadletters import group_words
+    from bot.delivery.deadletters import group_words
 
     assert group_words("钉钉", "市财政局党建群（钉钉）") == "群“市财政局党建群（钉钉）”"
     assert group_words("钉钉", "财政局党支部群") == "钉钉群“财政局党支部群”"

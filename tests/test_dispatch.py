@@ -22,8 +22,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlmodel import select
 
-from bot import outbox
-from bot.dispatch import Dispatcher
+from bot.delivery import outbox
+from bot.delivery.dispatch import Dispatcher
 from bot.platforms.base import ChannelBase, Message
 from bot.platforms.registry import platform_for
 from bot.platforms.wecom.config import WeComChannel

@@ -327,7 +327,7 @@ async def test_serve_dry_run_neither_sends_nor_uses_up_a_real_occurrences_follow
 
 @pytest.mark.parametrize("via", ["link", "chat", "card", "admin"])
 async def test_no_way_of_confirming_records_anything_for_a_rehearsal(via: str, any_db: Database) -> None:
-    from bot.confirmations import RehearsalError, record_confirmation
+    from bot.confirming.confirmations import RehearsalError, record_confirmation
     from storage.models import Expectation
 
     async with any_db.session() as session:

@@ -14,12 +14,12 @@ import pytest
 from sqlmodel import select
 
 from bot.config.loader import load_schedules
-from bot.occurrences import fire
-from bot.render import Renderer
+from bot.delivery.render import Renderer
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import fire
+from bot.scheduling.timing import Fire, due_times
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.timing import Fire, due_times
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import Expectation, Occurrence, Outbox
 from tests.fakes.platforms import FakePlatforms
@@ -186,7 +186,7 @@ async def test_group_chats_never_carry_personal_links(runtime: Runtime) -> None:
 async def test_a_notice_mentions_the_coming_day_and_records_no_expectations(runtime: Runtime) -> None:
     reminder = runtime.schedules.reminders["study-day"]
     start = datetime(2026, 11, 30, tzinfo=BJ)
-    from bot.timing import fires
+    from bot.scheduling.timing import fires
 
     notice = next(f for f in fires(reminder, runtime.calendar, start, datetime(2026, 12, 4, tzinfo=BJ))
                   if f.stage == "notice:3d")
@@ -238,8 +238,8 @@ async def test_a_dry_run_never_uses_up_the_real_send(tmp_path: Path) -> None:
 
 
 async def test_links_from_a_reset_database_never_confirm_the_new_one(tmp_path: Path) -> None:
+    from bot.confirming.tokens import TokenError, make_token, read_token
     from bot.service import open_runtime
-    from bot.tokens import TokenError, make_token, read_token
 
     def settings(name: str) -> Settings:
         return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / name}", var_dir=tmp_path / "var",

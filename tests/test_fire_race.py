@@ -12,12 +12,12 @@ import pytest
 from sqlmodel import select
 
 from bot.config.loader import load_schedules
-from bot.occurrences import fire
-from bot.render import Renderer
+from bot.delivery.render import Renderer
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import fire
+from bot.scheduling.timing import Fire, due_times
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.timing import Fire, due_times
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import Expectation, Occurrence
 

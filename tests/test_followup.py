@@ -18,15 +18,15 @@ import pytest
 from sqlmodel import col, select
 
 from bot.config.loader import load_schedules
-from bot.confirmations import record_confirmation
-from bot.followup import LATE_FOLLOWUPS, FollowUps
-from bot.occurrences import fire
-from bot.render import Renderer
+from bot.confirming.confirmations import record_confirmation
+from bot.confirming.followup import LATE_FOLLOWUPS, FollowUps
+from bot.confirming.tokens import read_token
+from bot.delivery.render import Renderer
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import fire
+from bot.scheduling.timing import Due, Fire
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import ROOT, Settings
-from bot.timing import Due, Fire
-from bot.tokens import read_token
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import Expectation, Nudge, Outbox
 

@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from test_fire import base_env, run_cli
 from test_followup import BJ, Clock, bj, fire_due, make_runtime, write_world
 
-from bot import actions
-from bot.compose import when_text
+from bot.confirming import actions
+from bot.confirming.tokens import make_token, make_view_token, read_token
+from bot.delivery.compose import when_text
 from bot.runtime import Runtime
-from bot.tokens import make_token, make_view_token, read_token
 from bot.web import make_app
 from bot.web.ical import feed_links, feed_url
 

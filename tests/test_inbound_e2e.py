@@ -20,8 +20,8 @@ from test_followup import WORLD_YAML, Clock, bj, fire_due, make_runtime, outbox,
 from bot.cli.confirmations import status
 from bot.config.loader import load_schedules
 from bot.config.yamlsource import ConfigError
-from bot.followup import FollowUps
-from bot.inbound import short_code
+from bot.confirming.followup import FollowUps
+from bot.confirming.inbound import short_code
 from bot.platforms.apps import callback_url
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.settings import Settings

@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from sqlmodel import select
 
 from bot.config.models import PlatformIds, Schedules
-from bot.inbound import SEEN_RETENTION, claim, short_code
+from bot.confirming.inbound import SEEN_RETENTION, claim, short_code
 from bot.platforms.events import Said
 from bot.platforms.registry import AppConfig, ChannelConfig
 from bot.web import make_app
@@ -473,7 +473,7 @@ async def test_a_replay_is_refused_on_sqlite_and_postgresql(any_db: Database) ->
 
 
 async def test_the_log_says_in_chinese_what_became_of_a_reply(env: Env, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="bot.inbound")
+    caplog.set_level("INFO", logger="bot.confirming.inbound")
     await env.send("dingtalk", "staff-zhang", "今天天气不错")
     _, answer = await env.send("dingtalk", "staff-zhang", "确认")
     assert answer is not None and "已登记" in answer

@@ -15,7 +15,7 @@ import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 
-from bot.inbound import short_code
+from bot.confirming.inbound import short_code
 from tests.fakes import chat
 from tests.servehelp import Service, Workspace
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.inbound import occurrence_of_code, parse_reply, short_code
+from bot.confirming.inbound import occurrence_of_code, parse_reply, short_code
 from bot.platforms.dingtalk import inbound as dingtalk_inbound
 from bot.platforms.events import CallbackError
 from bot.platforms.feishu import inbound as feishu_inbound

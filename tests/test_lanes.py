@@ -21,7 +21,7 @@ from servehelp import Service, Workspace, wait_until
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot import outbox
+from bot.delivery import outbox
 from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 from storage.models import DeliveryAttempt, Outbox, RobotLane

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from bot import lanes, outbox
+from bot.delivery import lanes, outbox
 from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 

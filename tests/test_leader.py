@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from test_followup import Clock, bj, confirm, fire_due, make_runtime, outbox, write_world
 
-from bot.occurrences import leader_url
+from bot.confirming.tokens import make_token, make_view_token
 from bot.runtime import Runtime
-from bot.tokens import make_token, make_view_token
+from bot.scheduling.occurrences import leader_url
 from bot.web import make_app
 
 

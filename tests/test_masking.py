@@ -17,9 +17,9 @@ import pytest
 from aiohttp.http_exceptions import LineTooLong
 from test_fire import base_env, run_cli
 
+from bot.confirming.tokens import make_token
 from bot.logs import JsonFormatter, _Redacting, channel_secrets, mask, set_secrets
 from bot.platforms.registry import PLATFORMS, platform_for, shown_webhook
-from bot.tokens import make_token
 from tests.fakes.platforms import FakePlatforms
 
 GENERIC_SECRETS = ("S3cretPathSeg", "APPSECRET-0042", "frag-secret-0043")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.compose import members
 from bot.config.loader import load_schedules
 from bot.config.models import Person, Schedules, Selector
+from bot.delivery.compose import members
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ def test_a_channel_listed_twice_by_one_person_mentions_them_once() -> None:
 
 
 def test_follow_ups_split_people_by_channel_as_the_scan_did(schedules: Schedules) -> None:
-    from bot.compose import split_by_channel
+    from bot.delivery.compose import split_by_channel
 
     people: list[Person | None] = [*schedules.people.values(), None]  # None: someone since removed
     channels = sorted(set(schedules.channels) | {"c0", "c1", "c2"})

@@ -22,17 +22,17 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from bot.config.loader import load_schedules
+from bot.delivery.render import Renderer
 from bot.metrics import REGISTRY
-from bot.occurrences import fire
 from bot.platforms.base import ChannelBase, Mention, Message
 from bot.platforms.registry import PLATFORMS
 from bot.platforms.wecom.config import WeComChannel
 from bot.platforms.wecom.robot import WeCom
-from bot.render import Renderer
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import fire
+from bot.scheduling.timing import Fire, due_times
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.timing import Fire, due_times
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import Outbox
 

@@ -13,18 +13,18 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import outbox
 from bot.config.loader import load_schedules
-from bot.confirmations import record_confirmation
+from bot.confirming.confirmations import record_confirmation
+from bot.delivery import outbox
+from bot.delivery.render import Renderer
 from bot.logs import JsonFormatter
 from bot.metrics import REGISTRY
 from bot.platforms.base import Message
 from bot.platforms.wecom.robot import WeCom
-from bot.render import Renderer
 from bot.runtime import Runtime
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
 from bot.web import make_app
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import Expectation, Occurrence
 from tests.test_dispatch import FakeWeCom, dispatcher, enqueue, fake, http, settings  # noqa: F401

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from bot import outbox
+from bot.delivery import outbox
 from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 from storage.models import DeliveryAttempt, Outbox

@@ -45,7 +45,7 @@ def test_preview_names_the_stage_in_the_chinese_words_used_elsewhere(runner: Cli
 
 
 def test_stage_words_are_chinese_for_every_stage_kind() -> None:
-    from bot.stages import stage_words
+    from bot.scheduling.stages import stage_words
 
     assert [stage_words(s) for s in ("due", "notice:3d", "notice:2wd", "followup:2", "escalation:1", "report",
                                      "test")] == ["当天提醒", "提前3天通知", "提前2个工作日通知", "第2次催办",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.delivery.ratelimit import RobotLimiter, Rule, SlidingWindow, rules_for
 from bot.platforms.base import Limits
 from bot.platforms.wecom.config import WeComChannel
-from bot.ratelimit import RobotLimiter, Rule, SlidingWindow, rules_for
 
 
 def most_in_any_window(times: list[float], window: float) -> int:

@@ -62,7 +62,7 @@ def _watch_errors(service: Service) -> list[str]:
 
 def _scheduled_jobs(service: Service) -> int:
     """The job count in the scheduler's last "已加载 N 个提醒" line."""
-    found = re.findall(r"bot\.scheduler: 已加载 (\d+) 个提醒", service.stdout)
+    found = re.findall(r"bot\.scheduling\.scheduler: 已加载 (\d+) 个提醒", service.stdout)
     assert found, service.output()
     return int(found[-1])
 
@@ -99,7 +99,7 @@ def test_an_added_reminder_is_counted_and_listed_without_a_restart(
                "/healthz counting the added reminder")
     assert _shows(service, "支部换届提醒")
     # The scheduler got a job for it too, not only the pages.
-    service.wait_for_log(f"bot.scheduler: 已加载 {jobs + 1} 个提醒")
+    service.wait_for_log(f"bot.scheduling.scheduler: 已加载 {jobs + 1} 个提醒")
 
 
 @pytest.mark.parametrize("kind", list(INVALID_EDITS))

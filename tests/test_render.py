@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.render import Renderer
+from bot.delivery.render import Renderer
 
 FOUND = (
     "### 【提醒】{{ reminder.title }}\n"

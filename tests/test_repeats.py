@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from bot.dispatch import Dispatcher
+from bot.delivery.dispatch import Dispatcher
 from bot.repeats import RepeatedFailure
 from bot.settings import Settings
 from storage.db import Database
@@ -44,7 +44,7 @@ async def test_a_dispatcher_with_its_table_dropped_does_not_flood_the_log(
     async with db.engine.begin() as conn:
         await conn.execute(text("DROP TABLE robot_lane"))
     settings = Settings(var_dir=tmp_path, claim_poll_seconds=0.02)
-    caplog.set_level(logging.WARNING, logger="bot.dispatch")
+    caplog.set_level(logging.WARNING, logger="bot.delivery.dispatch")
     async with aiohttp.ClientSession() as http:
         worker = Dispatcher(db, settings, {}.get, http)
         await worker.start()

@@ -16,13 +16,13 @@ from pydantic import SecretStr
 from test_fire import base_env, run_cli
 from test_followup import Clock, bj, fire_due, make_runtime, outbox, write_world
 
-from bot.chart import MAX_PNG_BYTES, find_cjk_font, render_png
-from bot.compose import build_bodies
-from bot.occurrences import plan_fire, report_figures
-from bot.reports import UnitRow
+from bot.confirming.tokens import make_view_token
+from bot.delivery.compose import build_bodies
+from bot.reporting.chart import MAX_PNG_BYTES, find_cjk_font, render_png
+from bot.reporting.reports import UnitRow
 from bot.runtime import Runtime
-from bot.timing import Due, Fire
-from bot.tokens import make_view_token
+from bot.scheduling.occurrences import plan_fire, report_figures
+from bot.scheduling.timing import Due, Fire
 from bot.web import make_app
 from tests.fakes.platforms import FakePlatforms, platform_env
 

@@ -13,10 +13,9 @@ from sqlmodel import select
 from test_followup import BJ, Clock, bj, confirm, fire_due, make_runtime, outbox, write_world
 from wcwidth import wcswidth
 
-from bot.confirmations import board, to_db_time
-from bot.followup import FollowUps
-from bot.occurrences import fire
-from bot.reports import (
+from bot.confirming.confirmations import board, to_db_time
+from bot.confirming.followup import FollowUps
+from bot.reporting.reports import (
     Owed,
     UnitRow,
     board_figures,
@@ -29,8 +28,9 @@ from bot.reports import (
     unit_figures,
 )
 from bot.runtime import Runtime
+from bot.scheduling.occurrences import fire
+from bot.scheduling.timing import Due, Fire
 from bot.settings import Settings
-from bot.timing import Due, Fire
 from storage.models import Occurrence
 
 
@@ -233,7 +233,7 @@ def test_csv_and_markdown_carry_the_same_ranked_rows() -> None:
 
 
 def test_confirmations_not_yet_due_do_not_count_against_a_unit() -> None:
-    from bot.reports import UnitRow, percent
+    from bot.reporting.reports import UnitRow, percent
 
     row = UnitRow("u", "第一党支部", expected=4, on_time=2, late=0, missing=2, pending=2)
     assert row.rate == 1.0 and percent(row) == "100.0%"

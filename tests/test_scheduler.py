@@ -20,14 +20,14 @@ from sqlmodel import col, func, select
 
 from bot.cli.confirmations import _report, fire_outcomes_text
 from bot.config.loader import load_schedules
-from bot.firelog import settled
+from bot.delivery.render import Renderer
 from bot.metrics import REGISTRY
-from bot.reconcile import RETRY_BASE_SECONDS, Reconciler
-from bot.render import Renderer
 from bot.runtime import Runtime
-from bot.scheduler import ReminderScheduler
+from bot.scheduling.firelog import settled
+from bot.scheduling.reconcile import RETRY_BASE_SECONDS, Reconciler
+from bot.scheduling.scheduler import ReminderScheduler
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import DueStage, Occurrence, Outbox, SchedulerMark
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 from servehelp import ROOT, STARTED, Service, Workspace, free_port
 
-from bot.tokens import make_token
+from bot.confirming.tokens import make_token
 from storage.db import Database
 
 SECRET_KEY = "serve-safety-secret-key-0001"

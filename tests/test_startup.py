@@ -116,7 +116,7 @@ def test_commands_that_only_read_the_schedules_snapshot_load_neither_the_databas
 def test_the_holidays_computed_by_rule_are_kept_and_read_back_the_same(tmp_path: Path) -> None:
     from datetime import date
 
-    from bot import workdays
+    from bot.scheduling import workdays
 
     workdays.keep_rule_holidays_in(tmp_path / "cache")
     try:

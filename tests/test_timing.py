@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config.models import CalendarOverrides, Reminder
-from bot.timing import (
+from bot.scheduling.timing import (
     ReminderTrigger,
     cron_trigger,
     due_times,
@@ -17,7 +17,7 @@ from bot.timing import (
     next_fire,
     standard_weekdays,
 )
-from bot.workdays import WorkCalendar
+from bot.scheduling.workdays import WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.tokens import TokenError, confirm_url, make_token, read_token
+from bot.confirming.tokens import TokenError, confirm_url, make_token, read_token
 
 KEY = "server-signing-key"
 ISSUED = datetime(2025, 3, 7, 1, 0, tzinfo=UTC)

@@ -20,8 +20,8 @@ from test_reports import with_webhook
 from test_web_confirm import DEADLINE, NOW, World, add_occurrence, build_world
 
 from bot.cli.confirmations import report
-from bot.confirmations import record_confirmation, to_db_time
-from bot.followup import FollowUps
+from bot.confirming.confirmations import record_confirmation, to_db_time
+from bot.confirming.followup import FollowUps
 from bot.web import make_app
 from storage.db import Database
 from storage.models import Nudge, Outbox

@@ -23,14 +23,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from bot.config.models import Confirm, Person, Recipients, Reminder, Schedules, Selector, Unit, When
-from bot.confirmations import NotExpectedError, board, record_confirmation, to_db_time
+from bot.confirming.confirmations import NotExpectedError, board, record_confirmation, to_db_time
+from bot.confirming.tokens import make_token
 from bot.metrics import CONFIRMATIONS
-from bot.reports import board_figures
+from bot.reporting.reports import board_figures
 from bot.runtime import Runtime
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.tokens import make_token
 from bot.web import RedactingAccessLogger, make_app
-from bot.workdays import WorkCalendar
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
 

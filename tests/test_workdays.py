@@ -10,7 +10,7 @@ import chinese_calendar
 import pytest
 
 from bot.config.models import CalendarOverrides
-from bot.workdays import WorkCalendar
+from bot.scheduling.workdays import WorkCalendar
 
 # A year no chinesecalendar release will cover for a long time, so the rule-based fallback
 # answers for it whatever version is installed. Its dates were checked against

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.workdays import WorkCalendar
-from bot.workhours import WorkHours
+from bot.scheduling.workdays import WorkCalendar
+from bot.scheduling.workhours import WorkHours
 
 BJ = ZoneInfo("Asia/Shanghai")
 HOURS = WorkHours.parse("09:00-12:00,14:00-18:00")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import click
 
-from bot import actions
-from bot.actions import EXCUSE_KINDS, ActionRefused
 from bot.admins import MIN_PASSWORD, hash_password
 from bot.cli.confirmations import BY_HELP, CliError, RecordNumber, _admin_named, expected_person, run
+from bot.confirming import actions
+from bot.confirming.actions import EXCUSE_KINDS, ActionRefused
 from bot.runtime import Runtime
 
 

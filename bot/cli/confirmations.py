@@ -17,14 +17,14 @@ from sqlmodel import col, select
 
 from bot.config.models import DEFAULT_TZ, Schedules
 from bot.config.yamlsource import ConfigError
-from bot.confirmations import VIA_LABELS, Board, BoardRow, boards_for
-from bot.csvfile import excel_bytes
-from bot.datewords import when_text
-from bot.firelog import SETTLED_LABELS, lines_for, settled
-from bot.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
+from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
+from bot.reporting.csvfile import excel_bytes
+from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
+from bot.reporting.textable import table
 from bot.runtime import Runtime
+from bot.scheduling.datewords import when_text
+from bot.scheduling.firelog import SETTLED_LABELS, lines_for, settled
 from bot.settings import Settings
-from bot.textable import table
 from storage.models import Confirmation, Expectation, Occurrence
 
 ZONE = ZoneInfo(DEFAULT_TZ)
@@ -256,7 +256,7 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
     if conf is not None:
         how = VIA_LABELS.get(conf.via, conf.via)
         return f"{exp.person_name} 已于 {local_text(conf.confirmed_at)} 通过{how}确认过，本次未重复记录。"
-    from bot.actions import ActionRefused, confirm_for
+    from bot.confirming.actions import ActionRefused, confirm_for
 
     try:  # the web's 代为登记: the confirmation and its audit row (操作记录 on the board)
         done = await confirm_for(runtime, occurrence_id, exp.person_id, admin=admin.record, note=note,
@@ -326,7 +326,7 @@ def confirm(occurrence_id: int, person: str, admin_id: str, note: str | None) ->
 
 
 async def _link(runtime: Runtime, occurrence_id: int, who: str) -> str:
-    from bot.tokens import confirm_url, make_token
+    from bot.confirming.tokens import confirm_url, make_token
 
     occ, exp = await expected_person(runtime, occurrence_id, who)
     token = make_token(runtime.link_key, occurrence_id, exp.person_id, now=runtime.clock())
@@ -348,7 +348,7 @@ def link(occurrence_id: int, person: str) -> None:
 
 
 async def _leader_link(runtime: Runtime, who: str) -> str:
-    from bot.occurrences import leader_url
+    from bot.scheduling.occurrences import leader_url
 
     s = runtime.schedules
     person = s.people.get(who)

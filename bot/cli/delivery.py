@@ -11,16 +11,24 @@ from datetime import date, datetime, timedelta
 import click
 
 from bot.cli.schedule import ZONE, load_or_exit
-from bot.compose import Planned, build_bodies, date_text, when_text
 from bot.config.models import Reminder
-from bot.occurrences import LINK_PLACEHOLDER, FireResult, deadline_for, fire, from_db, plan_fire, report_figures
+from bot.delivery.compose import Planned, build_bodies, date_text, when_text
+from bot.delivery.render import Renderer
 from bot.platforms.registry import platform_title, shown_webhook
-from bot.render import Renderer
 from bot.runtime import Runtime, open_runtime
+from bot.scheduling.occurrences import (
+    LINK_PLACEHOLDER,
+    FireResult,
+    deadline_for,
+    fire,
+    from_db,
+    plan_fire,
+    report_figures,
+)
+from bot.scheduling.stages import parse_stage, stage_words
+from bot.scheduling.timing import Due, Fire, due_times, fires, next_fire
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.stages import parse_stage, stage_words
-from bot.timing import Due, Fire, due_times, fires, next_fire
-from bot.workdays import WorkCalendar
 
 
 def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
@@ -131,7 +139,7 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
 
     # A dry run shows what would be sent (the log lines); a real one only the summary below.
     setup_logging(settings.log_format, "INFO" if settings.dry_run else "WARNING")
-    for noisy in ("bot.scheduler", "bot.occurrences"):
+    for noisy in ("bot.scheduling.scheduler", "bot.scheduling.occurrences"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     async with open_runtime(settings) as runtime:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
@@ -153,7 +161,7 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         import aiohttp  # only a real fire sends (preview and dry runs do not load the HTTP client)
 
-        from bot.dispatch import Dispatcher
+        from bot.delivery.dispatch import Dispatcher
 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
             dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
@@ -213,7 +221,7 @@ def send_test(channel_id: str) -> None:
 
 
 async def _send_test(settings: Settings, channel) -> bool:  # type: ignore[no-untyped-def]
-    from bot.actions import send_test_message
+    from bot.confirming.actions import send_test_message
 
     click.echo(f"正在向 {channel.name}（{platform_title(channel)}，{shown_webhook(channel)}）发送测试消息……")
     ok, answer = await send_test_message(settings, Renderer(settings.templates_dir), channel)

@@ -13,11 +13,11 @@ import click
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.config.yamlsource import ConfigError, shown_issue
-from bot.datewords import date_text, weekday_text, when_text
+from bot.reporting.textable import table
+from bot.scheduling.datewords import date_text, weekday_text, when_text
+from bot.scheduling.timing import Due, due_times, fires
+from bot.scheduling.workdays import WorkCalendar
 from bot.settings import ROOT, Settings
-from bot.textable import table
-from bot.timing import Due, due_times, fires
-from bot.workdays import WorkCalendar
 
 SCHEMA_PATH = ROOT / "schedules" / "remindbot.schema.json"
 ZONE = ZoneInfo(DEFAULT_TZ)

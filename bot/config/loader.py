@@ -78,7 +78,7 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     _check_references(merged, parsed, issues, roots)
     check_sense(parsed, issues)
     if templates_dir is not None:
-        from bot.render import check_templates
+        from bot.delivery.render import check_templates
 
         issues.extend(check_templates(merged, parsed, templates_dir))
     issues[:] = roots.fold(issues)

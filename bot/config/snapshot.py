@@ -74,12 +74,12 @@ def code_version() -> str:
 def code_digest(package: Path) -> str:
     """24 hex digits over the version and every ``.py`` under ``package``'s ``config/`` and
     ``platforms/`` (each platform's folder included: its ``config.py`` holds YAML models) and
-    ``render.py``, each by its path relative to ``package``."""
+    ``delivery/render.py``, each by its path relative to ``package``."""
     digest = hashlib.sha256(bot.__version__.encode())
     for folder in ("config", "platforms"):
         for source in sorted((package / folder).rglob("*.py")):
             digest.update(source.relative_to(package).as_posix().encode() + source.read_bytes())
-    digest.update((package / "render.py").read_bytes())
+    digest.update((package / "delivery" / "render.py").read_bytes())
     return digest.hexdigest()[:24]
 
 
@@ -137,7 +137,7 @@ def load_for(settings: Settings) -> Schedules:
 
 
 def check_for(settings: Settings, path: Path | None = None, templates_dir: Path | None = None) -> Checked:
-    from bot.workdays import keep_rule_holidays_in
+    from bot.scheduling.workdays import keep_rule_holidays_in
 
     cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
     keep_rule_holidays_in(cache_dir)  # the calendar's computed years beside the snapshot

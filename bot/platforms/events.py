@@ -1,7 +1,7 @@
-"""What a platform's inbound side hands to :mod:`bot.inbound`, and gets back: refusals, events, answers.
+"""What a platform's inbound side hands to :mod:`bot.confirming.inbound`, and gets back: refusals, events, answers.
 
 These types live below both the platform modules (which build them from verified requests) and
-``bot.inbound`` (which applies the confirmation rules), so neither has to import the other.
+``bot.confirming.inbound`` (which applies the confirmation rules), so neither has to import the other.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class Inbox(Protocol):
     def now(self) -> datetime: ...
 
     async def handle(self, event: Said | Pressed) -> Answer:
-        """Apply the confirmation rules to a verified event (:func:`bot.inbound.handle`)."""
+        """Apply the confirmation rules to a verified event (:func:`bot.confirming.inbound.handle`)."""
         ...
 
     async def answer_in_channel(self, app: AppBase, event: Said | Pressed, answer: Answer) -> bool:

@@ -11,7 +11,7 @@ Why in memory per process, not in the database: a token is a bearer credential, 
 (with its backups and read replicas) is a place where credentials should not lie; fetching one costs
 one HTTP call per app per about two hours per instance, and the platforms allow several valid tokens
 at once (WeCom and DingTalk answer the same token while it is valid, Feishu issues a new one in the
-last 30 minutes while the old still works), so instances need not share. The lanes (bot/lanes.py)
+last 30 minutes while the old still works), so instances need not share. The lanes (bot/delivery/lanes.py)
 already give one app's messages to one instance at a time.
 
 Times are ``clock()`` seconds (monotonic by default).

@@ -10,7 +10,7 @@ recording nothing, unless
   when sent, and ``Origin``, when sent, names this host or ``REMINDBOT_BASE_URL``'s (``null``,
   which no-referrer pages send, only with ``Sec-Fetch-Site: same-origin``).
 
-The work itself is :mod:`bot.actions` (the same functions as the command line). A done action
+The work itself is :mod:`bot.confirming.actions` (the same functions as the command line). A done action
 redirects (303) back to its page, which shows the audit row; a refusal is a Chinese page.
 """
 
@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlmodel import col, select
 
-from bot import actions
-from bot.actions import ACTION_LABELS, EXCUSE_KINDS, ActionRefused, Done
+from bot.confirming import actions
+from bot.confirming.actions import ACTION_LABELS, EXCUSE_KINDS, ActionRefused, Done
 from bot.web.common import admin_name, person_name, read_form, runtime_of
 from bot.web.common import render as render_page
 from storage.models import AdminAction, Outbox

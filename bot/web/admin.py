@@ -1,6 +1,6 @@
 """The admin area under ``/admin``: upcoming reminders, occurrences, boards, per-unit figures.
 
-Per-unit figures come from :mod:`bot.reports`, like ``remindbot report``: the same periods
+Per-unit figures come from :mod:`bot.reporting.reports`, like ``remindbot report``: the same periods
 (``?period=2026-11``, ``2026-Q4``, ``2026``), the same counting, columns, words and ranking.
 
 Behind HTTP Basic auth for the admins of :mod:`bot.admins` (``REMINDBOT_ADMINS``, or
@@ -24,13 +24,12 @@ from aiohttp import web
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.actions import recorded_only
 from bot.admins import Accounts, AdminConfigError, accounts_from
-from bot.confirmations import Board, BoardRow, board, boards_for
-from bot.csvfile import csv_bytes
-from bot.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
+from bot.confirming.actions import recorded_only
+from bot.confirming.confirmations import Board, BoardRow, board, boards_for
 from bot.platforms.markup import redact
-from bot.reports import (
+from bot.reporting.csvfile import csv_bytes
+from bot.reporting.reports import (
     DEFAULT_ZONE,
     HEADERS,
     BoardCounts,
@@ -48,7 +47,8 @@ from bot.reports import (
     unit_figures,
     unit_table,
 )
-from bot.stages import stage_words
+from bot.scheduling.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
+from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
 from bot.web.common import ADMIN_NAME, Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
 from bot.web.common import render as render_page
@@ -176,7 +176,7 @@ async def upcoming_page(request: web.Request) -> web.Response:
 
 def leader_links(runtime: Any) -> list[dict[str, Any]]:
     """Each leader who oversees units (YAML order): name, id, the units named for them, their page link."""
-    from bot.occurrences import leader_url
+    from bot.scheduling.occurrences import leader_url
 
     s = runtime.schedules
     out = []
@@ -197,7 +197,7 @@ async def leaders_page(request: web.Request) -> web.Response:
 
 def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Every enabled reminder's due times in [start, end), after holiday moves, soonest first."""
-    from bot.timing import due_times  # imported here: the web app must start without it in tests
+    from bot.scheduling.timing import due_times  # imported here: the web app must start without it in tests
 
     rows: list[dict[str, Any]] = []
     for reminder in runtime.schedules.reminders.values():
@@ -511,7 +511,7 @@ def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool | None) -> str:
     """``unsent`` (waiting or failed), ``rehearsal`` (a 演练's message) or ``no_webhook`` (only recorded).
 
     ``rehearsal``: the occurrence's dry-run flag (None: no occurrence). Which recorded rows are
-    rehearsals is :func:`bot.actions.recorded_only`'s rule (``resend`` may queue the others again).
+    rehearsals is :func:`bot.confirming.actions.recorded_only`'s rule (``resend`` may queue the others again).
     """
     if row.status != "dry_run":
         return "unsent"

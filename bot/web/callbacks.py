@@ -3,7 +3,7 @@
 Each request goes to its platform's handler, found in the registry (``CALLBACKS``; the handler is
 the platform's ``inbound.callback``, one signature for all: :data:`bot.platforms.spec.Callback`).
 The handler verifies it (signature, timestamp, decryption) and turns it into "said" or "pressed"
-events for :func:`bot.inbound.handle` (through :class:`WebInbox`), where the confirmation rules
+events for :func:`bot.confirming.inbound.handle` (through :class:`WebInbox`), where the confirmation rules
 live. This module only moves bytes: bounded body, Chinese 4xx for anything refused (never a 500 for
 a bad body), and the answer back the way the platform allows without an access token:
 
@@ -26,10 +26,10 @@ import aiohttp
 from aiohttp import web
 
 from bot import metrics
-from bot.compose import when_text
-from bot.confirmations import board
-from bot.inbound import handle, person_for
-from bot.outbox import enqueue
+from bot.confirming.confirmations import board
+from bot.confirming.inbound import handle, person_for
+from bot.delivery.compose import when_text
+from bot.delivery.outbox import enqueue
 from bot.platforms.apps import AppBase
 from bot.platforms.base import Mention, Message
 from bot.platforms.dingtalk import inbound as dingtalk_inbound
@@ -94,7 +94,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 class WebInbox:
     """What the platforms' callback handlers use (:class:`bot.platforms.spec.Inbox`): the rules
-    (:func:`bot.inbound.handle`), the outbox for answers, and the confirmations for cards."""
+    (:func:`bot.confirming.inbound.handle`), the outbox for answers, and the confirmations for cards."""
 
     def __init__(self, runtime: Runtime, http: aiohttp.ClientSession) -> None:
         self.runtime, self.http = runtime, http

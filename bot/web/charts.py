@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from bot.chart import chart_title, render_png_async, rows_of
-from bot.reports import figures_for, period_bounds, unit_figures
+from bot.reporting.chart import chart_title, render_png_async, rows_of
+from bot.reporting.reports import figures_for, period_bounds, unit_figures
 from bot.web.common import DEFAULT_ZONE, error_response, render, runtime_of
 from bot.web.views import Refused, not_found, read_view
 

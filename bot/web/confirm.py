@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.confirmations import (
+from bot.confirming.confirmations import (
     NOTE_MAX,
     VIA_LABELS,
     ConfirmationError,
@@ -29,7 +29,7 @@ from bot.confirmations import (
     insert_confirmation,
     link_view,
 )
-from bot.tokens import TokenError, read_token
+from bot.confirming.tokens import TokenError, read_token
 from bot.web.common import read_form, render, runtime_of, zone_for
 
 CONTACT = "如有疑问，请联系机关工委管理员。"

@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.ical import build_feed
+from bot.confirming.tokens import make_view_token, view_url
+from bot.reporting.ical import build_feed
 from bot.runtime import Runtime
-from bot.tokens import make_view_token, view_url
 from bot.web.common import runtime_of
 from bot.web.views import Refused, not_found, read_view
 

@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from bot.confirmations import to_db_time
-from bot.reports import Period, UnitRow, percent, period_bounds, shifted_spec, spec_of, totals, unit_figures
+from bot.confirming.confirmations import to_db_time
+from bot.reporting.reports import Period, UnitRow, percent, period_bounds, shifted_spec, spec_of, totals, unit_figures
 from bot.web.common import DEFAULT_ZONE, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence

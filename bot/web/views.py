@@ -1,6 +1,6 @@
 """Read-only signed views shared by the leader page, calendar feeds and chart images.
 
-A view token (``bot.tokens.make_view_token``) is read here with its purpose; whatever is wrong
+A view token (``bot.confirming.tokens.make_view_token``) is read here with its purpose; whatever is wrong
 with it becomes a Chinese 4xx page: 400 malformed, 403 forged or signed for something else
 (a confirmation link, another view), 410 expired.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.tokens import TokenError, ViewPurpose, read_view_token
+from bot.confirming.tokens import TokenError, ViewPurpose, read_view_token
 from bot.web.common import error_response, runtime_of
 
 VIEW_REFUSALS: dict[str, tuple[int, str]] = {

@@ -31,7 +31,9 @@ RETRY_CODES = {99991400, 11232, 230020}  # request too frequent / rate limits
 
 def card(message: Message) -> dict[str, Any]:
     """The message as a card: title, markdown, the link button and the confirm button."""
-    from bot.platforms.feishu.inbound import CONFIRM_ACTION  # (it imports bot.inbound, which needs the registry)
+    from bot.platforms.feishu.inbound import (
+        CONFIRM_ACTION,  # (it imports bot.confirming.inbound, which needs the registry)
+    )
 
     text = markup.shorten(LarkMarkdown().convert(markup.without_title(message)), MAX_CARD_BYTES - 2000)
     actions: list[dict[str, Any]] = []

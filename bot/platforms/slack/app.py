@@ -45,7 +45,9 @@ class SlackAppSender(AppSender):
         text = markup.shorten(text, MAX_SECTION_CHARS, markup.char_len)
         blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
         if message.confirm_occurrence is not None:
-            from bot.platforms.slack.inbound import confirm_button  # (imports bot.inbound, which needs the registry)
+            from bot.platforms.slack.inbound import (
+                confirm_button,  # (imports bot.confirming.inbound, which needs the registry)
+            )
 
             blocks.append(confirm_button(message.confirm_occurrence))
         return [{"channel": recipient(message, "slack"), "text": text, "blocks": blocks}]

@@ -11,7 +11,7 @@ a userid nor a mobile are named as plain "@姓名". Those names and tags are con
 counted before the split: they take at most half of the first message, and whoever does not fit
 is @-mentioned in short follow-up texts, each within the limit too.
 
-Image messages (a report's chart, added by ``bot.compose.image_body``): base64 and MD5 of a PNG of
+Image messages (a report's chart, added by ``bot.delivery.compose.image_body``): base64 and MD5 of a PNG of
 at most 2 MB.
 
 Limits: text 2048 bytes, markdown 4096 bytes (UTF-8), 20 messages a minute per robot. The mention

@@ -21,12 +21,12 @@ from icalendar import Calendar, Event
 from sqlalchemy import exists
 from sqlmodel import col, select
 
-from bot.compose import date_text, when_text
 from bot.config.models import Person, Reminder
-from bot.occurrences import deadline_for, expected_people
+from bot.confirming.tokens import confirm_url, make_token
+from bot.delivery.compose import date_text, when_text
 from bot.runtime import Runtime
-from bot.timing import Due, due_times
-from bot.tokens import confirm_url, make_token
+from bot.scheduling.occurrences import deadline_for, expected_people
+from bot.scheduling.timing import Due, due_times
 from storage.models import Confirmation, Expectation, Occurrence
 
 FEED_DAYS = 400  # how far ahead a feed reaches

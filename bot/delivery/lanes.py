@@ -26,7 +26,7 @@ from sqlalchemy import and_, delete, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.outbox import _CLAIMED, PENDING, Claimed
+from bot.delivery.outbox import _CLAIMED, PENDING, Claimed
 from storage.db import Database
 from storage.models import InstanceHeartbeat, Outbox, RobotLane
 

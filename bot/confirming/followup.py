@@ -20,7 +20,7 @@ Policy:
   message listing their overdue people with how often each was followed up, mentioning them,
   in the reminder's channels they are a member of (those shared with the overdue people when
   there are such). Again every ``escalate_every``, or only once. Where an app can reach the leader
-  directly (:func:`bot.directs.direct_channel`), the escalation goes as one direct message instead.
+  directly (:func:`bot.delivery.directs.direct_channel`), the escalation goes as one direct message instead.
 * Personal follow-ups (one per person, with their own link) go as direct messages where an app
   reaches the person, with the platform's confirm button.
 * **Working hours**: nothing is sent outside ``Settings.work_hours`` on working days (in the
@@ -44,7 +44,12 @@ from sqlalchemy import and_, exists, func, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.compose import (
+from bot.config.models import Person, Reminder
+from bot.config.spans import Span
+from bot.confirming.confirmations import to_db_time as db_time
+from bot.confirming.inbound import reply_code
+from bot.confirming.tokens import confirm_url, make_token
+from bot.delivery.compose import (
     Planned,
     due_context,
     members,
@@ -56,15 +61,10 @@ from bot.compose import (
     split_by_channel,
     when_text,
 )
-from bot.config.models import Person, Reminder
-from bot.config.spans import Span
-from bot.confirmations import to_db_time as db_time
-from bot.directs import direct_channel
-from bot.inbound import reply_code
+from bot.delivery.directs import direct_channel
 from bot.platforms.base import Mention
 from bot.runtime import Runtime
-from bot.tokens import confirm_url, make_token
-from bot.workhours import WorkHours
+from bot.scheduling.workhours import WorkHours
 from storage.models import Confirmation, Expectation, Nudge, Occurrence
 
 log = logging.getLogger(__name__)

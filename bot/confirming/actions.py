@@ -3,7 +3,7 @@
 * ``confirm``: record a confirmation on someone's behalf (代为登记), with a note;
 * ``excuse``: excuse a person from one occurrence (请假、出差、因公外出…) with a reason: their
   follow-up and escalation times are cleared in the same transaction, so the follow-up engine
-  never picks them up again, and figures count them apart (``bot.reports``), never as late;
+  never picks them up again, and figures count them apart (``bot.reporting.reports``), never as late;
 * ``followup_now``: make the follow-up due now for everyone who still owes a confirmation;
   inside working hours it is queued at once, outside them the engine sends it when the next
   window opens (the answer says when);
@@ -28,9 +28,8 @@ import aiohttp
 from sqlalchemy import and_, exists, update
 from sqlmodel import col, select
 
-from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ
-from bot.confirmations import (
+from bot.confirming.confirmations import (
     VIA_LABELS,
     ConfirmationError,
     clean_note,
@@ -38,10 +37,11 @@ from bot.confirmations import (
     record_confirmation,
     to_db_time,
 )
+from bot.delivery.compose import when_text
+from bot.delivery.outbox import robot_key
 from bot.metrics import ADMIN_ACTIONS
-from bot.outbox import robot_key
 from bot.runtime import Runtime
-from bot.workhours import WorkHours
+from bot.scheduling.workhours import WorkHours
 from storage.models import AdminAction, Confirmation, Expectation, Occurrence, Outbox
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ async def followup_now(runtime: Runtime, occurrence_id: int, *, admin: str, reas
     hours = WorkHours.parse(runtime.settings.work_hours)
     names = "、".join(people)
     if hours.in_window(now, runtime.calendar, reminder.zone):
-        from bot.followup import FollowUps
+        from bot.confirming.followup import FollowUps
 
         queued = await FollowUps(runtime).run_once(now)
         text = f"已催办 {len(people)} 人（{names}），排队 {queued} 条消息"
@@ -357,7 +357,7 @@ async def deliver_test(runtime: Runtime, channel) -> tuple[bool, str]:  # type: 
 async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
     """The one test send (web action and ``remindbot send-test``): (ok, the platform's answer in plain Chinese).
 
-    ``settings``: :class:`bot.settings.Settings`; ``renderer``: :class:`bot.render.Renderer`.
+    ``settings``: :class:`bot.settings.Settings`; ``renderer``: :class:`bot.delivery.render.Renderer`.
     """
     from bot.platforms.base import DeliveryError, Message
     from bot.platforms.registry import platform_for

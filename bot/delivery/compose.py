@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import Person, Reminder, Schedules
-from bot.datewords import date_text, weekday_text, when_text
+from bot.delivery.outbox import enqueue, insert_rows, outbox_rows, robot_key
+from bot.delivery.render import Renderer
 from bot.metrics import MESSAGES_CUT
-from bot.outbox import enqueue, insert_rows, outbox_rows, robot_key
 from bot.platforms.base import ChannelBase, Mention, Message
 from bot.platforms.markup import TRUNCATED, mask_links
 from bot.platforms.registry import platform_for
-from bot.render import Renderer
+from bot.scheduling.datewords import date_text, weekday_text, when_text
 
 BUTTON_TEXT = "确认已完成"
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Planned:
     dry_run: bool = False  # record and log what would be sent; never sent, never blocks a real send
     admin: ChannelBase | None = None  # told (once per occurrence) when this message had to be cut
     confirm_button: bool = False  # an app message: add the platform's confirm button for the occurrence
-    picture: Any = None  # bot.chart.Picture: a report's chart, sent as an image where the platform takes one
+    picture: Any = None  # bot.reporting.chart.Picture: a report's chart, sent as an image where the platform takes one
     picture_url: str | None = None  # the same chart under a signed web path, for platforms that show URLs
 
 
@@ -184,7 +184,7 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
 
 
 async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[Planned]) -> int:
-    """``queue`` for many plans in set-based inserts (:func:`bot.outbox.insert_rows`). Returns rows created.
+    """``queue`` for many plans in set-based inserts (:func:`bot.delivery.outbox.insert_rows`). Returns rows created.
 
     Rendering stays per message; the rows are written together, ``ON CONFLICT DO NOTHING``, so
     queueing the same plans twice writes them once. Cut messages are counted and told as by ``queue``.

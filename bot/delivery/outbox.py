@@ -2,7 +2,7 @@
 
 Same code on SQLite and PostgreSQL. Firing twice sends once: every row has a unique dedupe key
 and is inserted with ``ON CONFLICT DO NOTHING``. The dispatcher takes rows robot by robot through
-lanes (:mod:`bot.lanes`), which set ``lease_owner``; :func:`claim` leases single rows (``UPDATE …
+lanes (:mod:`bot.delivery.lanes`), which set ``lease_owner``; :func:`claim` leases single rows (``UPDATE …
 WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) AND lease is free RETURNING``). Only the lease
 owner can mark a row, so a sender whose lane was taken over cannot overwrite the new owner's result.
 
@@ -279,7 +279,7 @@ async def release(db: Database, owner: str, ids: Sequence[int] | None = None) ->
 
 
 # The robot lanes' part of storing results: in the writer's transaction, so a lane's send times and
-# its release are committed with the results they follow (bot.lanes holds the rest of the lanes).
+# its release are committed with the results they follow (bot.delivery.lanes holds the rest of the lanes).
 
 
 async def let_go_lanes(conn: AsyncConnection, owner: str, robots: Iterable[str]) -> None:

@@ -1,6 +1,6 @@
 """Dates and times in the words admins and users read (Chinese), with nothing heavy to import.
 
-``bot.compose`` re-exports these; commands that only show dates (``remindbot upcoming``) import
+``bot.delivery.compose`` re-exports these; commands that only show dates (``remindbot upcoming``) import
 this module instead, so they do not load the message-building and database code.
 """
 

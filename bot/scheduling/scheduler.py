@@ -2,7 +2,7 @@
 
 APScheduler holds one job per enabled reminder (``ReminderTrigger``); a job does nothing but
 wake the pass loop. The record of what is due and what went out is the database
-(``bot.reconcile``): the loop runs a pass at start, after each wake-up, after a schedules reload
+(``bot.scheduling.reconcile``): the loop runs a pass at start, after each wake-up, after a schedules reload
 and at least every :data:`PASS_EVERY`; after a failed pass (database unreachable) it tries again
 after 1, 2, 4 … seconds (at most :data:`FAILED_PASS_MAX`).
 """
@@ -17,10 +17,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config.models import Schedules
 from bot.platforms.markup import redact
-from bot.reconcile import PassResult, Reconciler
 from bot.runtime import Runtime
-from bot.timing import ReminderTrigger
-from bot.workdays import WorkCalendar
+from bot.scheduling.reconcile import PassResult, Reconciler
+from bot.scheduling.timing import ReminderTrigger
+from bot.scheduling.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
 

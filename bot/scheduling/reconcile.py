@@ -33,13 +33,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import Reminder
-from bot.firelog import OPEN, lateness_text, tell_admin_missed
 from bot.metrics import FIRE_LATENESS, FIRES
-from bot.occurrences import FireResult, fire, from_db, get_or_create_occurrence
 from bot.platforms.markup import redact
 from bot.runtime import Runtime
-from bot.stages import stage_words
-from bot.timing import Fire, fires
+from bot.scheduling.firelog import OPEN, lateness_text, tell_admin_missed
+from bot.scheduling.occurrences import FireResult, fire, from_db, get_or_create_occurrence
+from bot.scheduling.stages import stage_words
+from bot.scheduling.timing import Fire, fires
 from storage.models import DueStage, SchedulerMark
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,12 @@ from sqlmodel import col, select
 
 from bot.config.models import DEFAULT_TZ
 from bot.config.spans import Span
-from bot.datewords import when_text
-from bot.outbox import enqueue
+from bot.delivery.outbox import enqueue
 from bot.platforms.base import Message
 from bot.platforms.registry import platform_for
 from bot.runtime import Runtime
-from bot.stages import stage_words
+from bot.scheduling.datewords import when_text
+from bot.scheduling.stages import stage_words
 from storage.db import Database
 from storage.models import DueStage
 
@@ -35,7 +35,7 @@ TELL_LIMIT = 30  # missed stages listed in one admin notice (more are counted)
 
 
 def stage_label(stage: str) -> str:
-    """``due`` -> 当天提醒, ``notice:3d`` -> 提前3天通知 (see :func:`bot.stages.stage_words`)."""
+    """``due`` -> 当天提醒, ``notice:3d`` -> 提前3天通知 (see :func:`bot.scheduling.stages.stage_words`)."""
     return stage_words(stage)
 
 

@@ -17,8 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.chart import report_chart
-from bot.compose import (
+from bot.config.models import Person, Reminder
+from bot.confirming.inbound import reply_code
+from bot.confirming.tokens import confirm_url, make_token, make_view_token, view_url
+from bot.delivery.compose import (
     Planned,
     due_context,
     members,
@@ -28,16 +30,14 @@ from bot.compose import (
     reminder_context,
     when_text,
 )
-from bot.config.models import Person, Reminder
-from bot.directs import direct_channel
-from bot.inbound import reply_code
-from bot.outbox import insert_ignoring
-from bot.reports import figures_for
+from bot.delivery.directs import direct_channel
+from bot.delivery.outbox import insert_ignoring
+from bot.reporting.chart import report_chart
+from bot.reporting.reports import figures_for
 from bot.runtime import Runtime
-from bot.stages import stage_words
-from bot.timing import Due, Fire
-from bot.tokens import confirm_url, make_token, make_view_token, view_url
-from bot.workhours import WorkHours
+from bot.scheduling.stages import stage_words
+from bot.scheduling.timing import Due, Fire
+from bot.scheduling.workhours import WorkHours
 from storage.models import Expectation, Occurrence, Outbox
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> 
 
 
 def _first_key(runtime: Runtime, channel: Any, dedupe_key: str) -> str:
-    """The first outbox row's key of a plan, as :func:`bot.outbox.outbox_rows` writes it."""
+    """The first outbox row's key of a plan, as :func:`bot.delivery.outbox.outbox_rows` writes it."""
     dry = runtime.settings.dry_run or channel.dry_run
     return f"{'dry/' if dry else ''}{dedupe_key}#1"
 
@@ -361,7 +361,7 @@ async def _direct_plan(runtime: Runtime, reminder: Reminder, fire: Fire, base: d
 
 def due_from_date(runtime: Runtime, reminder: Reminder, day: date) -> Due | None:
     """The occurrence of a reminder on a given local date (for `preview`/`fire --date`)."""
-    from bot.timing import due_times
+    from bot.scheduling.timing import due_times
 
     zone = reminder.zone
     start = datetime.combine(day, time(0), tzinfo=zone)

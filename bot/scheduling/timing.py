@@ -49,7 +49,7 @@ from apscheduler.triggers.base import BaseTrigger
 from bot.config import cron
 from bot.config.models import DayRule, HolidayPolicy, Reminder, When
 from bot.config.spans import Span
-from bot.workdays import WorkCalendar
+from bot.scheduling.workdays import WorkCalendar
 
 DEFAULT_AT = time(9, 0)
 DAY = timedelta(days=1)

@@ -14,7 +14,7 @@ into a :class:`Said` or :class:`Pressed`; :func:`handle` applies the rules once 
   form that asks or denies (``收到了吗``, ``确认一下``, ``已完成的同志…``) is none either;
 - a message id seen before (a platform retry, a replayed request) records nothing twice
   (table ``inbound_seen``, kept for :data:`SEEN_RETENTION`);
-- the confirmation goes through :func:`bot.confirmations.record_confirmation` (which refuses
+- the confirmation goes through :func:`bot.confirming.confirmations.record_confirmation` (which refuses
   rehearsals), and the answer, in Chinese, names what was recorded.
 """
 
@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot import metrics
-from bot.compose import when_text
 from bot.config.models import DEFAULT_TZ, PlatformIds
-from bot.confirmations import ConfirmationError, record_confirmation, to_db_time
+from bot.confirming.confirmations import ConfirmationError, record_confirmation, to_db_time
+from bot.delivery.compose import when_text
 from bot.platforms.events import Answer, Pressed, Said
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, InboundSeen, Occurrence

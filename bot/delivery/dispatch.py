@@ -1,14 +1,14 @@
 """The dispatcher: claims robot lanes and sends their messages, robot by robot, in order.
 
 Each robot (a webhook) has its own ordered lane, held in the database by one instance at a time
-(:mod:`bot.lanes`): the instance claims free lanes up to its fair share, adopts their pending
+(:mod:`bot.delivery.lanes`): the instance claims free lanes up to its fair share, adopts their pending
 rows, renews the leases with its heartbeat and lets a lane go once it is empty. The robot's
 recent send times are stored with each result, so its rate window holds across owners.
 
 A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue; a worker sends the
 lane's messages one after the other while the robot's rate window (kept in memory by the lane's
 owner, seeded from the stored one) allows, then the lane waits on a timer. Every write goes
-through the group-commit writer (:class:`bot.outbox.ResultWriter`: one transaction, on SQLite one
+through the group-commit writer (:class:`bot.delivery.outbox.ResultWriter`: one transaction, on SQLite one
 hand-over to its thread and on PostgreSQL one statement, for every worker's items).
 
 The duplicate bound: a row's in-flight mark (``sending_since``) is committed before the platform
@@ -46,14 +46,14 @@ from typing import Any
 
 import aiohttp
 
-from bot import lanes, outbox
-from bot.deadletters import DeadDigest
+from bot.delivery import lanes, outbox
+from bot.delivery.deadletters import DeadDigest
+from bot.delivery.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
+from bot.delivery.ratelimit import RobotLimiter, rules_for
 from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
-from bot.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
 from bot.platforms.registry import platform_for as registry_platform_for
-from bot.ratelimit import RobotLimiter, rules_for
 from bot.repeats import RepeatedFailure
 from bot.settings import Settings
 from storage.db import Database

@@ -4,7 +4,7 @@ Units are ranked by on-time rate (highest first), then by fewest missing, so a l
 the gap ("使工作滞后单位看到差距"). A person counts for the unit recorded when the occurrence
 fired (the ``Expectation`` snapshot), so moving someone later does not rewrite past figures.
 
-Someone an admin excused (请假、出差…, ``bot.actions.excuse``) and who did not confirm anyway is
+Someone an admin excused (请假、出差…, ``bot.confirming.actions.excuse``) and who did not confirm anyway is
 counted in ``excused`` only: not expected, not missing, never late.
 
 ``missing`` counts expectations without a confirmation when the figures are taken, whether or
@@ -32,11 +32,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
-from bot.confirmations import Board, BoardRow, board_row
-from bot.confirmations import to_db_time as db_time
-from bot.csvfile import csv_text
+from bot.confirming.confirmations import Board, BoardRow, board_row
+from bot.confirming.confirmations import to_db_time as db_time
+from bot.reporting.csvfile import csv_text
+from bot.reporting.textable import table
 from bot.runtime import Runtime
-from bot.textable import table
 from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
 DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot import outbox
-from bot.outbox import Claimed, robot_key
+from bot.delivery import outbox
+from bot.delivery.outbox import Claimed, robot_key
 from bot.platforms.base import ChannelBase, Message, Platform
 from bot.platforms.registry import edition_title
 from storage.db import Database

@@ -25,10 +25,10 @@ from functools import lru_cache
 from typing import Any
 
 from bot.config.models import Person, Reminder
+from bot.confirming.tokens import make_view_token, view_url
 from bot.metrics import CHARTS
-from bot.reports import UnitRow, percent
+from bot.reporting.reports import UnitRow, percent
 from bot.runtime import Runtime
-from bot.tokens import make_view_token, view_url
 
 log = logging.getLogger(__name__)
 

@@ -139,3 +139,33 @@ def test_a_snapshot_opens_people_units_and_sources_only_when_read_and_they_equal
 
     again = pickle.loads(pickle.dumps(warm))
     assert "people" not in again.__dict__ and again == fresh
+
+
+def test_a_snapshot_builds_only_the_people_a_command_reads_and_keeps_changes_through_pickling(
+        folder: Path, tmp_path: Path) -> None:
+    import pickle
+
+    from bot.config.models import PlatformIds
+    from bot.config.rows import Rows
+
+    cache = tmp_path / "cache"
+    check(folder, cache)
+    warm, _ = check(folder, cache)
+    fresh, _ = check_schedules(folder, env={}, templates_dir=TEMPLATES)
+    assert warm is not None and fresh is not None
+    people = warm.people
+    assert isinstance(people, Rows) and list(people) == list(fresh.people)
+    # a reminder to the secretaries builds the secretaries (and no one else) as models
+    chosen = warm.select(fresh.reminders["study-day"].recipients.mention)
+    assert chosen and len(people.built) == len(chosen) < len(fresh.people)
+    first = chosen[0]
+    assert first == fresh.people[first.id] and first.model_dump() == fresh.people[first.id].model_dump()
+    assert first.model_fields_set == fresh.people[first.id].model_fields_set
+    # a changed person and a new one survive the next pickling (the reload worker's way)
+    people[first.id] = first.model_copy(update={"ids": PlatformIds(dingtalk="staff-x")})
+    people["zz-new"] = fresh.people[first.id].model_copy(update={"id": "zz-new"})
+    again = pickle.loads(pickle.dumps(warm))
+    assert again.people[first.id].ids.dingtalk == "staff-x" and list(again.people)[-1] == "zz-new"
+    del again.people["zz-new"]
+    assert "zz-new" not in again.people and len(again.people) == len(fresh.people)
+    assert dict(again.people.items()) == {k: v for k, v in people.items() if k != "zz-new"}

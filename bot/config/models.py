@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
 from bot.config import cron, gcpause
+from bot.config.rows import Rows
 from bot.config.spans import Span, SpanField, TimeOfDay
 from bot.platforms.registry import PERSON_ID_FIELDS, AppConfig, ChannelConfig
 
@@ -385,12 +386,14 @@ class Schedules(BaseModel):
 
         The big sections (``DEFERRED``: people, units, sources) go in as pickles of their own, which
         an unpickled copy opens only when first read: ``remindbot upcoming`` never builds the
-        100,000 people of a province, ``status`` and ``report`` not unless they need them."""
-        self.materialize()
+        100,000 people of a province, ``status`` and ``report`` not unless they need them. People
+        and units go in as plain rows (:class:`bot.config.rows.Rows`): opened, they are a mapping
+        that builds each model when it is read, so firing for 20,000 people builds 20,000."""
+        self._open()
         state = super().__getstate__()
         state["__pydantic_private__"] = None
         fields = dict(state["__dict__"])
-        state["__deferred__"] = {name: pickle.dumps(fields.pop(name), protocol=pickle.HIGHEST_PROTOCOL)
+        state["__deferred__"] = {name: pickle.dumps(_as_rows(name, fields.pop(name)), protocol=pickle.HIGHEST_PROTOCOL)
                                  for name in DEFERRED}
         state["__sizes__"] = {name: len(getattr(self, name)) for name in DEFERRED}
         state["__dict__"] = fields
@@ -429,10 +432,18 @@ class Schedules(BaseModel):
                 return value
         return super().__getattr__(name)  # type: ignore[misc]
 
-    def materialize(self) -> Schedules:
-        """Every deferred section read (before anything that walks the fields directly)."""
+    def _open(self) -> None:
         for name in DEFERRED:
             getattr(self, name)
+
+    def materialize(self) -> Schedules:
+        """Every deferred section read and every model built, each section a plain ``dict`` again
+        (before anything that walks the fields directly: pydantic's dump, copy, equality)."""
+        self._open()
+        for name in DEFERRED:
+            value = self.__dict__[name]
+            if isinstance(value, Rows):
+                self.__dict__[name] = dict(value.items())
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -479,7 +490,8 @@ class Schedules(BaseModel):
     def _indexes(self) -> Membership:
         """Who is where, built once per snapshot (on first use) in one pass over people and units."""
         if self._index is None:
-            self._index = Membership.build(self)
+            with gcpause.no_gc():  # 10⁵ lists and dict entries, no cycles
+                self._index = Membership.build(self)
         index: Membership = self._index
         return index
 
@@ -503,25 +515,26 @@ class Schedules(BaseModel):
         """
         key = (tuple(selector.people), tuple(selector.roles), tuple(selector.units))
         if key not in self._selected:
-            self._selected[key] = self._select(selector)
+            with gcpause.no_gc():  # the chosen people's models are built here (bot/config/rows.py)
+                self._selected[key] = self._select(selector)
         return Selection(self._selected[key], key)
 
     def _select(self, selector: Selector) -> list[Person]:
+        """Positions from the index, then only the chosen people's models (see ``Membership``)."""
         index = self._indexes()
-        chosen = {pid: self.people[pid] for pid in selector.people if pid in self.people}
+        chosen = {index.order[pid] for pid in selector.people if pid in index.order}
         if selector.roles or selector.units:
             units = self.subtree(set(selector.units)) if selector.units else None
-            by_role = [p for role in selector.roles for p in index.by_role.get(role, [])]
+            by_role = [i for role in selector.roles for i in index.by_role.get(role, [])]
             if units is not None and (not selector.roles or sum(index.unit_size(u) for u in units) < len(by_role)):
                 roles = set(selector.roles)
-                pool = [p for u in units for p in index.by_unit.get(u, [])
-                        if not roles or not roles.isdisjoint(p.roles)]
+                chosen.update(i for u in units for i in index.by_unit.get(u, [])
+                              if not roles or not roles.isdisjoint(index.roles[i]))
             else:
-                pool = [p for p in by_role if units is None or p.unit in units]
-            for person in pool:
-                chosen[person.id] = person
-        order = index.order
-        return sorted(chosen.values(), key=lambda p: order[p.id])
+                unit_of = index.unit
+                chosen.update(i for i in by_role if units is None or unit_of[i] in units)
+        people, ids = self.people, index.ids
+        return [people[ids[i]] for i in sorted(chosen)]
 
     def in_channel(self, person: Person, channel_id: str) -> bool:
         """Whether the person is in the channel's group (no ``channels`` listed: in every group)."""
@@ -560,6 +573,14 @@ class Schedules(BaseModel):
         return [u for u in self.units.values() if u.id in below]
 
 
+def _as_rows(name: str, value: Any) -> Any:
+    """People and units as plain rows for the pickle (see ``Schedules.__getstate__``)."""
+    model = {"people": Person, "units": Unit}.get(name)
+    if model is None or isinstance(value, Rows):
+        return value
+    return Rows(model, *Rows.encode(model, value.items())[1:])
+
+
 class Selection(list[Person]):
     """People chosen by a selector; ``key`` names the selector (the memo key of ``Schedules.select``)."""
 
@@ -570,36 +591,48 @@ class Selection(list[Person]):
 
 @dataclass
 class Membership:
-    """Indexes over one snapshot: each person's position, people by role and by unit, sub-units,
-    units by leader. Built in one pass, so lookups cost the rows they return."""
+    """Indexes over one snapshot: each person's position (file order), people's positions by role
+    and by unit, sub-units, units by leader. Built in one pass over the columns (from a snapshot's
+    rows no person model is built), so lookups cost the rows they return."""
 
-    order: dict[str, int]
-    by_role: dict[str, list[Person]]
-    by_unit: dict[str | None, list[Person]]
+    ids: list[str]  # person id by position
+    order: dict[str, int]  # position by person id
+    roles: list[list[str]]  # by position
+    unit: list[str | None]  # by position
+    by_role: dict[str, list[int]]
+    by_unit: dict[str | None, list[int]]
     children: dict[str, list[str]]
     led_by: dict[str, list[str]]
 
     @classmethod
     def build(cls, s: Schedules) -> Membership:
-        order: dict[str, int] = {}
-        by_role: dict[str, list[Person]] = {}
-        by_unit: dict[str | None, list[Person]] = {}
-        for i, person in enumerate(s.people.values()):
-            order[person.id] = i
-            for role in person.roles:
-                by_role.setdefault(role, []).append(person)
-            by_unit.setdefault(person.unit, []).append(person)
+        ids, roles, units = _columns(s.people, ("id", "roles", "unit"))
+        order = {pid: i for i, pid in enumerate(ids)}
+        by_role: dict[str, list[int]] = {}
+        by_unit: dict[str | None, list[int]] = {}
+        for i, (held, unit) in enumerate(zip(roles, units, strict=True)):
+            for role in held:
+                by_role.setdefault(role, []).append(i)
+            by_unit.setdefault(unit, []).append(i)
         children: dict[str, list[str]] = {}
         led_by: dict[str, list[str]] = {}
-        for unit in s.units.values():
-            if unit.parent:
-                children.setdefault(unit.parent, []).append(unit.id)
-            for leader in unit.leaders:
-                led_by.setdefault(leader, []).append(unit.id)
-        return cls(order, by_role, by_unit, children, led_by)
+        for uid, parent, leaders in zip(*_columns(s.units, ("id", "parent", "leaders")), strict=True):
+            if parent:
+                children.setdefault(parent, []).append(uid)
+            for leader in leaders:
+                led_by.setdefault(leader, []).append(uid)
+        return cls(ids, order, roles, units, by_role, by_unit, children, led_by)
 
     def unit_size(self, unit_id: str) -> int:
         return len(self.by_unit.get(unit_id, ()))
+
+
+def _columns(section: Any, names: tuple[str, ...]) -> list[list[Any]]:
+    """Fields of every entry of a people or units section, column by column, in order."""
+    if isinstance(section, Rows):
+        return [section.column(name) for name in names]
+    values = list(section.values())
+    return [[getattr(v, name) for v in values] for name in names]
 
 
 @dataclass

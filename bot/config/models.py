@@ -489,10 +489,11 @@ class Schedules(BaseModel):
 
     def _indexes(self) -> Membership:
         """Who is where, built once per snapshot (on first use) in one pass over people and units."""
-        if self._index is None:
+        private = self.__pydantic_private__
+        index: Membership | None = private["_index"]  # type: ignore[index]
+        if index is None:
             with gcpause.no_gc():  # 10⁵ lists and dict entries, no cycles
-                self._index = Membership.build(self)
-        index: Membership = self._index
+                index = private["_index"] = Membership.build(self)  # type: ignore[index]
         return index
 
     def subtree(self, unit_ids: set[str]) -> set[str]:
@@ -555,16 +556,39 @@ class Schedules(BaseModel):
         return split.members(channel_id)
 
     def leaders_of(self, person: Person) -> list[Person]:
-        """Leaders in charge of the person's unit (the nearest unit that names any); memoised per unit."""
+        """Leaders in charge of the person's unit (the nearest unit that names any); memoised per unit.
+
+        The walk up stops at the first unit already known, so sibling units share their parents'
+        answer: 20,000 branches cost 20,000 steps, not 20,000 × their depth."""
+        memo: dict[str | None, list[Person]] = self.__pydantic_private__["_leaders"]  # type: ignore[index]
         unit_id = person.unit
-        if unit_id not in self._leaders:
-            found: list[Person] = []
-            for unit in self.unit_chain(unit_id):
-                if unit.leaders:
-                    found = [self.people[p] for p in unit.leaders if p in self.people]
-                    break
-            self._leaders[unit_id] = found
-        return list(self._leaders[unit_id])
+        found = memo.get(unit_id)
+        if found is None:
+            found = self._walk_leaders(unit_id, memo)
+        return list(found)
+
+    def _walk_leaders(self, unit_id: str | None, memo: dict[str | None, list[Person]]) -> list[Person]:
+        units, people = self.units, self.people
+        walked: list[str | None] = [unit_id]
+        found: list[Person] | None = None
+        seen: set[str] = set()
+        while unit_id and unit_id not in seen:
+            seen.add(unit_id)
+            unit = units.get(unit_id)
+            if unit is None:
+                break
+            if unit.leaders:
+                found = [people[p] for p in unit.leaders if p in people]
+                break
+            unit_id = unit.parent
+            if unit_id in memo:
+                found = memo[unit_id]
+                break
+            walked.append(unit_id)
+        found = [] if found is None else found
+        for walked_id in walked:
+            memo[walked_id] = found
+        return found
 
     def units_overseen_by(self, person_id: str) -> list[Unit]:
         """Units a leader is in charge of, with their sub-units, in YAML order."""

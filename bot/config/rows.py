@@ -84,8 +84,8 @@ class Rows(MutableMapping[str, Any]):
             return found
         i = self.pos[key]
         row = self.rows[i]
-        if row is None:
-            raise KeyError(key)
+        if row is None:  # built meanwhile (another thread read it between the two lookups)
+            return self.built[key]
         value = self.built[key] = self._make(self.model, row)
         self.rows[i] = None  # the model holds the values now
         return value

@@ -37,3 +37,16 @@ def test_with_the_person_and_a_note_every_line_stays_a_line(tmp_path: Path) -> N
         "### 【提醒】学习日", "", "**对象：**张三", "**时间：**12月4日 09:00", "带好笔记本",
         "**参加：**张三、李四", "请准时参加。",
     ]
+
+
+def test_a_template_changed_on_disk_takes_effect_with_the_next_renderer_only(tmp_path: Path) -> None:
+    """Templates are compiled once per renderer (no disk check per message); a reload makes a new renderer.
+    A broken edit the reload refuses therefore cannot break the messages of the running renderer."""
+    base = {"reminder": {"title": "学习日", "note": None}, "due": {"text": "12月4日 09:00"}, "people": []}
+    (tmp_path / "found.md.j2").write_text("旧：{{ reminder.title }}", encoding="utf-8")
+    running = Renderer(tmp_path)
+    assert running.render("found", base, "学习日").markdown == "旧：学习日"
+    (tmp_path / "found.md.j2").write_text("新：{{ reminder.title }", encoding="utf-8")  # broken
+    assert running.render("found", base, "学习日").markdown == "旧：学习日"
+    (tmp_path / "found.md.j2").write_text("新：{{ reminder.title }}", encoding="utf-8")
+    assert Renderer(tmp_path).render("found", base, "学习日").markdown == "新：学习日"

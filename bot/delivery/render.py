@@ -92,6 +92,27 @@ class InlineBlocksKeepLines(Extension):
         return "\n".join(lines)
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, with ``dict.key`` looked up without the failed attribute lookup first.
+
+    Jinja2 tries ``getattr(obj, key)`` and, on ``AttributeError``, ``obj[key]``: for a plain dict and
+    a name that is no attribute of ``dict``, that is ``obj[key]`` or undefined, which this does
+    directly (the context is dicts throughout: twelve lookups a message, each an exception before).
+    Anything else (``items``, objects) goes through the sandbox's checks as before.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and isinstance(attribute, str) and attribute not in _DICT_NAMES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+_DICT_NAMES = frozenset(dir(dict))
+
+
 class Renderer:
     """Compiles templates once (per reload) and renders them with a complete context.
 
@@ -103,7 +124,7 @@ class Renderer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._templates: dict[str, jinja2.Template] = {}
-        self.env = SandboxedEnvironment(
+        self.env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # output is markdown for chat apps, not HTML

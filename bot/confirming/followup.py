@@ -230,8 +230,9 @@ class FollowUps:
             else:
                 queued, nudged = await self._send_escalations(session, reminder, occ, claimed, number, now)
             if nudged:
+                at = db_time(now)
                 rows = [{"occurrence_id": occ.id or 0, "person_id": p, "kind": kind, "number": number,
-                         "at": db_time(now)} for p in sorted(nudged)]
+                         "at": at} for p in sorted(nudged)]
                 await (await session.connection()).execute(insert(Nudge.__table__), rows)  # type: ignore[attr-defined]
             await session.commit()
         log.info("%s：第 %d 次%s，涉及 %d 人，排队 %d 条消息", reminder.title, number, KIND_ZH[kind],

@@ -54,6 +54,7 @@ SUFFIX = ".md.j2"
 CONTEXT_KEYS = ("reminder", "stage", "lead", "due", "deadline", "confirm", "people", "person",
                 "unit", "overdue", "figures", "late")
 BUILTIN_TEMPLATES = ("followup", "escalation", "report", "test")
+_EMPTY: dict[str, Any] = dict.fromkeys(CONTEXT_KEYS)
 
 
 class TemplateProblem(Exception):
@@ -91,12 +92,39 @@ class InlineBlocksKeepLines(Extension):
         return "\n".join(lines)
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, with ``dict.key`` looked up without the failed attribute lookup first.
+
+    Jinja2 tries ``getattr(obj, key)`` and, on ``AttributeError``, ``obj[key]``: for a plain dict and
+    a name that is no attribute of ``dict``, that is ``obj[key]`` or undefined, which this does
+    directly (the context is dicts throughout: twelve lookups a message, each an exception before).
+    Anything else (``items``, objects) goes through the sandbox's checks as before.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and isinstance(attribute, str) and attribute not in _DICT_NAMES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+_DICT_NAMES = frozenset(dir(dict))
+
+
 class Renderer:
-    """Compiles templates once (per reload) and renders them with a complete context."""
+    """Compiles templates once (per reload) and renders them with a complete context.
+
+    A template is read and compiled on its first use and kept for this renderer's life: no disk
+    check per message (a province's fire renders 20,000). Templates change by a reload, which
+    makes a new renderer (``bot.service.apply_schedules``; each command makes its own).
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.env = SandboxedEnvironment(
+        self._templates: dict[str, jinja2.Template] = {}
+        self.env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # output is markdown for chat apps, not HTML
@@ -104,15 +132,19 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             extensions=[InlineBlocksKeepLines],
+            auto_reload=False,  # compiled once per renderer: see the class's docstring
         )
 
     def exists(self, name: str) -> bool:
         return (self.folder / f"{name}{SUFFIX}").is_file()
 
     def render(self, name: str, context: Mapping[str, Any], title: str) -> Rendered:
-        full = {key: None for key in CONTEXT_KEYS} | dict(context)
+        full = _EMPTY | dict(context)
         try:
-            text = self.env.get_template(f"{name}{SUFFIX}").render(full)
+            template = self._templates.get(name)
+            if template is None:
+                template = self._templates[name] = self.env.get_template(f"{name}{SUFFIX}")
+            text = template.render(full)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(name, exc.lineno, syntax_message(str(exc.message))) from None
         except jinja2.UndefinedError as exc:

@@ -438,7 +438,7 @@ async def test_apps_check_says_a_wrong_api_host_is_not_the_platforms_api(tmp_pat
 
 
 async def test_apps_check_names_the_host_when_a_wrong_api_host_answers_a_5xx_page(tmp_path: Path) -> None:
-    """``python3 -m http.server`` answers a POST with 501 HTML: still a retry, but the host and the setting are named."""
+    """``python3 -m http.server`` answers a POST with 501 HTML: still a retry, but the host and setting are named."""
 
     async def unsupported(request: web.Request) -> web.Response:
         return web.Response(status=501, text="<html><body>Error code: 501</body></html>", content_type="text/html")

@@ -24,7 +24,16 @@ from pydantic import ConfigDict, Field
 
 from bot.metrics import TOKEN_FETCHES
 from bot.platforms.apps import AppBase
-from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message, PublicParts
+from bot.platforms.base import (
+    ChannelBase,
+    ChartWay,
+    DeliveryError,
+    FailureKind,
+    HttpRequest,
+    Limits,
+    Message,
+    PublicParts,
+)
 from bot.platforms.tokens import TokenCache
 
 if TYPE_CHECKING:  # imported where a request is made: the schedules' models import this module
@@ -140,6 +149,7 @@ class AppSender(ABC):
     channel_model: ClassVar[type[ChannelBase]] = AppChannel
     limits: ClassVar[Limits]
     public: ClassVar[PublicParts] = PublicParts()
+    chart: ClassVar[ChartWay] = "link"
     # What a fetched token means, as ``remindbot apps check`` says it (Chinese).
     token_granted: ClassVar[str] = "平台已发放访问令牌"
 

@@ -462,7 +462,7 @@ async def outbox_page(request: web.Request) -> web.Response:
             .group_by(Outbox.status, Outbox.channel_id, Occurrence.dry_run))).all()
         rows = (
             await session.exec(
-                select(Outbox, Occurrence.dry_run)
+                select(Outbox, Occurrence.dry_run, Occurrence.due_at, Occurrence.reminder_id)
                 .outerjoin(Occurrence, col(Occurrence.id) == col(Outbox.occurrence_id))
                 .where(col(Outbox.status) != "sent")
                 .order_by(col(Outbox.created_at).desc())
@@ -491,10 +491,12 @@ async def outbox_page(request: web.Request) -> web.Response:
             else OUTBOX_STATUS.get(status, status)
         counts[label] = counts.get(label, 0) + n
     groups: dict[str, list[dict[str, Any]]] = {"unsent": [], "rehearsal": [], "no_webhook": []}
-    for r, rehearsal in rows:
+    for r, rehearsal, due_at, reminder_id in rows:
         group = _outbox_group(runtime, r, rehearsal)
         groups[group].append({
             "row": r,
+            # which occurrence: rows of one reminder's occurrences read alike but for this
+            "due": zh_datetime(due_at, zone_for(runtime, reminder_id)) if due_at is not None else "",
             "channel": _channel_name(runtime, r.channel_id),
             "status": NO_WEBHOOK if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
             "stage": stage_label(r.stage),

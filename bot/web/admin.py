@@ -50,7 +50,16 @@ from bot.reporting.reports import (
 from bot.scheduling.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
-from bot.web.common import ADMIN_NAME, Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.common import (
+    ADMIN_NAME,
+    Handler,
+    moved_because,
+    person_name,
+    runtime_of,
+    to_local,
+    zh_datetime,
+    zone_for,
+)
 from bot.web.common import render as render_page
 from bot.web.login import LoginThrottle
 from storage.models import DeliveryAttempt, Occurrence, Outbox
@@ -330,6 +339,7 @@ async def board_page(request: web.Request) -> web.Response:
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
                   statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
                   zone=zone_for(runtime, occ.reminder_id), now=now,
+                  moved_because=moved_because(runtime, occ.original_date),
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None,
                   **await board_extras(request, b))
 

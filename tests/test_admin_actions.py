@@ -366,6 +366,17 @@ async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehears
         assert (await session.get(Outbox, recorded[0].id)).status == "pending"  # type: ignore[union-attr]
 
 
+async def test_outbox_rows_of_two_occurrences_of_one_reminder_say_which_occurrence_they_belong_to(
+        site: Site) -> None:
+    later = await fire_due(site.runtime, "study", bj(2026, 12, 1, 9, 0))
+    page = await site.page("/admin/outbox")
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", page, flags=re.S)
+    for occ, day in ((site.occ, "2026年11月3日（星期二）09:00"), (later, "2026年12月1日（星期二）09:00")):
+        mine = [row for row in rows if f"（记录号 {occ}）" in row]
+        assert mine and all(day in row for row in mine), (occ, rows)
+        assert f'href="/admin/occurrences/{occ}"' in mine[0]
+
+
 async def test_the_leaders_page_lists_each_leaders_own_link_behind_the_login(site: Site) -> None:
     assert (await site.client.get("/admin/leaders")).status == 401
     page = await site.page("/admin/leaders")

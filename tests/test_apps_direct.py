@@ -435,3 +435,31 @@ async def test_apps_check_says_a_wrong_api_host_is_not_the_platforms_api(tmp_pat
     assert "拒绝了" not in out and "-2（）" not in out  # the credentials are not blamed
     for secret in (WECOM["secret"], FEISHU["app_secret"], DINGTALK["app_secret"], "corpsecret", "appsecret"):
         assert secret not in out
+
+
+async def test_apps_check_names_the_host_when_a_wrong_api_host_answers_a_5xx_page(tmp_path: Path) -> None:
+    """``python3 -m http.server`` answers a POST with 501 HTML: still a retry, but the host and setting are named."""
+
+    async def unsupported(request: web.Request) -> web.Response:
+        return web.Response(status=501, text="<html><body>Error code: 501</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", unsupported)
+    async with serve(app) as base:
+        apps_yaml = f"""apps:
+  - {{id: fs, platform: feishu, app_id: {FEISHU['app_id']},
+     app_secret: {FEISHU['app_secret']}, verification_token: vt-feishu, api_base: "{base}"}}
+  - {{id: sl, platform: slack, signing_secret: sig-secret-1, bot_token: {SLACK['bot_token']}, api_base: "{base}"}}
+"""
+        settings = world_with_apps(tmp_path, apps_yaml, "feishu: ou_zhao")
+        env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_BASE_URL": "https://dj.example.gov.cn",
+               "REMINDBOT_VAR_DIR": str(settings.var_dir)}
+        result = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+    out = result.output
+    assert result.exit_code == 1, out
+    for platform in ("飞书", "Slack"):
+        assert ("127.0.0.1 返回了服务器错误（HTTP 501），答复不是接口数据；"
+                f"如果一直如此，请检查 api_base 是否为{platform}开放平台的接口地址") in out, out
+    assert "暂时无法" not in out and "拒绝了" not in out and "不认这个" not in out
+    for secret in (FEISHU["app_secret"], SLACK["bot_token"], "sig-secret-1"):
+        assert secret not in out

@@ -85,7 +85,7 @@ async def test_a_moved_date_occurrence_stays_inside_its_card_on_a_phone(
     page = await context.new_page()
     response = await page.goto(f"{url}/c/{world.token('zhang', occ)}")
     assert response is not None and response.status == 200
-    await page.get_by_text("原定 2027年1月10日（星期日），遇节假日调整").wait_for()
+    await page.get_by_text("原定 2027年1月10日（星期日），遇非工作日调整").wait_for()
     await page.screenshot(path=str(SHOTS / "confirm-moved.png"), full_page=True)
     assert await page.evaluate(CARD_OVERFLOW) == []
     measured = await page.evaluate(OVERFLOW)

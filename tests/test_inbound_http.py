@@ -478,4 +478,8 @@ async def test_the_log_says_in_chinese_what_became_of_a_reply(env: Env, caplog: 
     _, answer = await env.send("dingtalk", "staff-zhang", "确认")
     assert answer is not None and "已登记" in answer
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("收到")]
-    assert lines == ["收到群内回复（dingtalk）：未登记：不是确认回复", "收到群内回复（dingtalk）：已登记确认"]
+    assert lines == ["收到群内回复（钉钉）：未登记：不是确认回复", "收到群内回复（钉钉）：已登记确认"]
+    caplog.clear()
+    await env.send("slack", "UZHANG", "确认")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("收到")]
+    assert lines and all(line.startswith("收到群内回复（Slack）：") for line in lines), lines

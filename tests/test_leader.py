@@ -128,3 +128,32 @@ async def test_the_link_of_a_quarterly_brief_shows_that_quarter_and_a_trend_of_q
     assert bars == ["25Q3", "25Q4", "26Q1", "26Q2", "26Q3", "26Q4"]
     assert "近6个季度按时完成率" in page
     assert "发改委第一党支部" in page and "教育局" not in page
+
+
+async def test_a_leader_steps_to_next_months_open_occurrence_and_no_further(leaders: Runtime) -> None:
+    december = await fire_due(leaders, "study", bj(2026, 12, 1, 9, 0))  # sent ahead of its due time, still open
+    await confirm(leaders, december, "wang", bj(2026, 11, 20, 11, 0))
+    path = page_path(leader_url(leaders, "zhao"))
+    status, page = await get(leaders, path)
+    assert status == 200 and "<h2>2026年11月</h2>" in page
+    links = dict((rel, href) for href, rel in re.findall(r'href="([^"]+)" rel="(prev|next)"', page))
+    assert links == {"prev": f"{path}?period=2026-10", "next": f"{path}?period=2026-12"}
+
+    status, page = await get(leaders, links["next"])
+    assert status == 200 and "<h2>2026年12月</h2>" in page
+    assert "（1 项未到截止）" in page  # Liu's December study day: open, not yet late
+    assert "发改委第一党支部" in page and "教育局" not in page and "吴敏" not in page
+    assert 'rel="next"' not in page  # nothing is due later than December
+    bars = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)
+    assert bars[-1] == "12月"
+
+    reach = "只能查看2025年11月至2026年12月的情况"  # 12 months back; forward to the latest occurrence
+    for asked, said in (("2027-01", reach), ("2024-11", reach), ("2026-Q4", "本页按月查看，不能显示“2026年第四季度”"),
+                        ("<b>x", "无法识别统计周期“&lt;b&gt;x”")):
+        status, page = await get(leaders, f"{path}?period={asked}")
+        assert status == 400 and said in page and "下面是2026年11月的情况" in page, asked
+        assert "<h2>2026年11月</h2>" in page and "教育局" not in page
+
+    sun = page_path(leader_url(leaders, "sun"))  # another leader's link: their own units only, whatever the period
+    status, page = await get(leaders, f"{sun}?period=2026-12")
+    assert status == 200 and "教育局第一党支部" in page and "发改委" not in page

@@ -125,3 +125,13 @@ async def test_a_real_fire_into_channels_without_a_webhook_says_so_and_never_say
     assert recorded == out.count("｜未配置 webhook（只记录）") > 0
     assert "演练" not in out + err  # the log too: 演练 means --dry-run only
     assert "remindbot resend" in out  # how to send them once a webhook is set
+
+
+def test_the_docs_never_call_a_channel_without_a_webhook_a_dry_run() -> None:
+    """A channel without a webhook is record-only (未配置 webhook（只记录）); 演练 is only ``--dry-run``."""
+    root = Path(__file__).resolve().parent.parent
+    for doc in (root / "README.md", *sorted((root / "docs").glob("*.md")), root / "schedules" / "channels.yaml"):
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            if "webhook" in line.lower():
+                said = line.lower().replace("--dry-run", "")
+                assert not re.search(r"dry run(?! is)|留空.*演练", said), f"{doc.name}:{number}: {line}"

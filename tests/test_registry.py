@@ -1,10 +1,10 @@
 """The registry (bot/platforms/registry.py) is the only place that lists the platforms.
 
-Adding a platform is its folder (with ``spec.py``), one line in the registry's ``SPECS`` and its
-tests; everything an admin meets per platform (a person's ids in YAML and the JSON schema, the
+Adding a platform is its folder (with ``spec.py``), two lines in the registry (an import and its
+``SPECS`` entry) and its tests; everything an admin meets per platform (a person's ids in YAML and the JSON schema, the
 spreadsheet columns, the webhook host check, the callback URL and ``remindbot apps check``) follows
-from the folder's declaration. These tests fail when a list of platforms appears elsewhere, or when
-a declared platform is missing from what an admin uses.
+from the folder's declaration. These tests fail when a list of platforms appears elsewhere, when code
+elsewhere branches on a platform's name, or when a declared platform is missing from what an admin uses.
 """
 
 from __future__ import annotations
@@ -43,6 +43,34 @@ def platform_lists(root: Path) -> list[str]:
 
 def test_no_module_outside_the_platform_folders_lists_platforms() -> None:
     assert platform_lists(ROOT) == []
+
+
+def platform_branches(root: Path) -> list[str]:
+    """Comparisons with a platform's name (``platform.name == "wecom"``) outside bot/platforms/."""
+    found = []
+    for path in sorted((root / "bot").rglob("*.py")):
+        if "platforms" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(c, ast.Constant) and c.value in NAMES for c in (node.left, *node.comparators)):
+                found.append(f"{path.relative_to(root)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_outside_the_platform_folders_branches_on_a_platforms_name(tmp_path: Path) -> None:
+    """What differs by platform (such as how a report's chart is sent: ``chart``) is said in its folder."""
+    assert platform_branches(ROOT) == []
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "bot" / "x.py").write_text('if platform == "dingtalk":\n    pass\n')
+    assert platform_branches(tmp_path) == ["bot/x.py:1 platform == 'dingtalk'"]
+
+
+def test_each_platform_says_how_a_report_chart_goes_with_its_messages() -> None:
+    """WeCom robots send the chart as an image message, DingTalk shows it in markdown, others link it."""
+    ways = {spec.robot.name: spec.robot.chart for spec in SPECS}
+    assert ways == {"wecom": "image", "dingtalk": "inline", "feishu": "link", "slack": "link", "generic": "link"}
+    assert {sender.chart for sender in APP_SENDERS.values()} == {"link"}
 
 
 def test_the_check_would_see_a_list_written_elsewhere(tmp_path: Path) -> None:

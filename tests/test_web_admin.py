@@ -337,6 +337,13 @@ async def test_outbox_page_shows_dead_messages_without_any_webhook(
     assert "SECRET-WEBHOOK-KEY" not in page and "key=***" in page  # masked the same way everywhere
 
 
+async def test_the_board_of_a_moved_occurrence_names_the_holiday(world: World, client: TestClient) -> None:
+    occ = await add_occurrence(world.db, due_at=datetime(2027, 1, 4, 1, 0), deadline_at=None,
+                               original_date=date(2027, 1, 1))
+    page = await (await client.get(f"/admin/occurrences/{occ}", headers=AUTH)).text()
+    assert "原定 2027年1月1日（星期五），遇元旦调整" in page
+
+
 async def test_admin_pages_carry_security_headers(world: World, client: TestClient) -> None:
     await add_occurrence(world.db, title="三会一课", reminder_id="meetings",
                          due_at=datetime(2025, 3, 3, 1), deadline_at=None,

@@ -184,6 +184,19 @@ async def test_opening_the_link_shows_the_page_and_records_nothing(
     assert await world.confirmations() == []
 
 
+async def test_a_moved_occurrence_names_the_holiday_it_was_moved_off_as_upcoming_does(
+    world: World, client: TestClient
+) -> None:
+    holiday = await add_occurrence(world.db, due_at=datetime(2027, 1, 4, 1, 0), deadline_at=None,
+                                   original_date=date(2027, 1, 1))
+    weekend = await add_occurrence(world.db, due_at=datetime(2027, 1, 11, 1, 0), deadline_at=None,
+                                   original_date=date(2027, 1, 10))
+    page = await (await client.get(f"/c/{world.token('zhang', holiday)}")).text()
+    assert "原定 2027年1月1日（星期五），遇元旦调整" in page and "节假日" not in page
+    page = await (await client.get(f"/c/{world.token('zhang', weekend)}")).text()
+    assert "原定 2027年1月10日（星期日），遇非工作日调整" in page
+
+
 async def test_confirm_pages_are_not_cached_and_leak_no_referrer(
     world: World, client: TestClient
 ) -> None:

@@ -36,6 +36,7 @@ from bot.config.models import DEFAULT_TZ, PlatformIds
 from bot.confirming.confirmations import ConfirmationError, record_confirmation, to_db_time
 from bot.delivery.compose import when_text
 from bot.platforms.events import Answer, Pressed, Said
+from bot.platforms.registry import app_platform_title
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, InboundSeen, Occurrence
 
@@ -193,7 +194,8 @@ async def handle(runtime: Runtime, event: Said | Pressed) -> Answer:
     for a person's mistake (those are answers); database errors propagate."""
     answer = await _handle(runtime, event)
     metrics.INBOUND.labels(event.platform, answer.outcome).inc()
-    log.info("收到%s（%s）：%s", "按钮确认" if isinstance(event, Pressed) else "群内回复", event.platform,
+    log.info("收到%s（%s）：%s", "按钮确认" if isinstance(event, Pressed) else "群内回复",
+             app_platform_title(event.platform),
              OUTCOME_WORDS.get(answer.outcome, answer.outcome))
     return answer
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +21,7 @@ from bot.config.models import Person, Reminder, Schedules
 from bot.delivery.outbox import enqueue, insert_rows, outbox_rows, robot_key
 from bot.delivery.render import Renderer
 from bot.metrics import MESSAGES_CUT
-from bot.platforms.base import ChannelBase, Mention, Message
+from bot.platforms.base import ChannelBase, ChartWay, ImageChart, Mention, Message
 from bot.platforms.markup import TRUNCATED, mask_links
 from bot.platforms.registry import platform_for
 from bot.scheduling.datewords import date_text, weekday_text, when_text
@@ -121,7 +121,7 @@ def _build(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]
     platform = platform_for(plan.channel)
     message = Message(
         title=plan.title,
-        markdown=rendered.markdown + picture_line(platform.name, plan),
+        markdown=rendered.markdown + picture_line(platform.chart, plan),
         mentions=tuple(plan.mentions),
         mention_all=plan.mention_all,
         button_text=BUTTON_TEXT if plan.link else None,
@@ -129,8 +129,8 @@ def _build(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]]
         confirm_occurrence=plan.occurrence_id if plan.confirm_button else None,
     )
     bodies = platform.build(plan.channel, message)
-    if plan.picture is not None and platform.name == "wecom":  # the image follows the text table
-        bodies.append(image_body(plan.picture))
+    if plan.picture is not None and platform.chart == "image":  # the image follows the text table
+        bodies.append(cast(ImageChart, platform).chart_body(plan.picture))
     return platform.name, bodies, marks_in(bodies) > rendered.markdown.count(TRUNCATED)
 
 
@@ -161,21 +161,14 @@ def marks_in(value: Any) -> int:
     return found
 
 
-def picture_line(platform: str, plan: Planned) -> str:
-    """The chart's URL under the text table: an image in DingTalk markdown, a link elsewhere.
-
-    WeCom gets the picture itself (:func:`image_body`), so no line there.
-    """
-    if plan.picture is None or not plan.picture_url or platform == "wecom":
+def picture_line(chart: ChartWay, plan: Planned) -> str:
+    """The chart's URL under the text table, as the platform's ``chart`` says: an image in the
+    markdown (``inline``), else a link; none for ``image`` (the picture is a message of its own)."""
+    if plan.picture is None or not plan.picture_url or chart == "image":
         return ""
-    if platform == "dingtalk":
+    if chart == "inline":
         return f"\n\n![通报图表]({plan.picture_url})"
     return f"\n\n[查看通报图表]({plan.picture_url})"
-
-
-def image_body(picture: Any) -> dict[str, Any]:
-    """A WeCom robot ``image`` message: the PNG as base64 with its MD5 (at most 2 MB before encoding)."""
-    return {"msgtype": "image", "image": {"base64": picture.base64, "md5": picture.md5}}
 
 
 async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:

@@ -24,7 +24,16 @@ from pydantic import ConfigDict, Field
 
 from bot.metrics import TOKEN_FETCHES
 from bot.platforms.apps import AppBase
-from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, HttpRequest, Limits, Message, PublicParts
+from bot.platforms.base import (
+    ChannelBase,
+    ChartWay,
+    DeliveryError,
+    FailureKind,
+    HttpRequest,
+    Limits,
+    Message,
+    PublicParts,
+)
 from bot.platforms.tokens import TokenCache
 
 if TYPE_CHECKING:  # imported where a request is made: the schedules' models import this module
@@ -110,19 +119,24 @@ async def token_answer(resp: aiohttp.ClientResponse, platform: str,
 
     Raises :class:`DeliveryError` (``CONFIG``) when the address is not the platform's API: an
     HTTP 404, or (below 500, not 429) an answer that is not a JSON object, such as an HTML page of
-    a wrong private-deployment host. The message names the host and the setting to check
-    (``field``), never the path, query or a credential; the credentials are not blamed.
+    a wrong private-deployment host. A 5xx answer that is not a JSON object stays ``RETRY`` (a
+    real gateway's 502/503 page is temporary) but names the host and, should it persist, the
+    setting to check. The messages name the host and the setting (``field``), never the path,
+    query or a credential; the credentials are not blamed.
     """
     status, body = resp.status, await resp.read()
     try:
         data = json.loads(body or b"null")
     except ValueError:
         data = None
+    host = resp.url.host or "平台接口"
     if status == 404 or (status < 500 and status != 429 and not isinstance(data, dict)):
-        host = resp.url.host or "平台接口"
         what = "找不到该地址" if status == 404 else "返回的不是接口数据"
         raise DeliveryError(FailureKind.CONFIG, f"{host} {what}（HTTP {status}）：这不是{platform}开放平台的接口地址，"
                             f"请检查 {field}（私有部署请填写其接口主机）", code=str(status))
+    if status >= 500 and not isinstance(data, dict):
+        raise DeliveryError(FailureKind.RETRY, f"{host} 返回了服务器错误（HTTP {status}），答复不是接口数据；"
+                            f"如果一直如此，请检查 {field} 是否为{platform}开放平台的接口地址", code=str(status))
     return status, data if isinstance(data, dict) else {}
 
 
@@ -135,6 +149,7 @@ class AppSender(ABC):
     channel_model: ClassVar[type[ChannelBase]] = AppChannel
     limits: ClassVar[Limits]
     public: ClassVar[PublicParts] = PublicParts()
+    chart: ClassVar[ChartWay] = "link"
     # What a fetched token means, as ``remindbot apps check`` says it (Chinese).
     token_granted: ClassVar[str] = "平台已发放访问令牌"
 

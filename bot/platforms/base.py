@@ -16,9 +16,11 @@ platform's options, unknown keys rejected), its limits, and an adapter with thre
   :class:`DeliveryError` (with its :class:`FailureKind`) when it is not a success.
 
 Each platform also says, in ``public`` (:class:`PublicParts`), which part of its webhook URLs after
-the host is public; everything else is masked wherever a webhook is shown or could be logged.
+the host is public; everything else is masked wherever a webhook is shown or could be logged; and,
+in ``chart`` (:data:`ChartWay`), how a report's chart goes with a message.
 
-Adding a platform = one module here, one line in ``registry.py``, one test file.
+Adding a platform = its folder, two lines in ``registry.py`` (an import and its ``SPECS`` entry), its tests
+(docs/platforms.md).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -228,12 +230,19 @@ def _query_names(query: str) -> list[str]:
     return [name for name, _, _ in pairs]
 
 
+# How a report's chart (a PNG, also served under a signed URL) goes with the message's text table:
+# "image": as an image message of its own after the text (the platform's ``chart_body``, see
+# :class:`ImageChart`); "inline": the URL as an image in the markdown; "link": a link to the URL.
+ChartWay = Literal["image", "inline", "link"]
+
+
 class Platform(Protocol):
     name: ClassVar[str]
     title: ClassVar[str]  # Chinese name shown to admins
     channel_model: ClassVar[type[ChannelBase]]
     limits: ClassVar[Limits]
     public: ClassVar[PublicParts]  # what of a webhook URL after the host may be shown
+    chart: ClassVar[ChartWay]  # how a report's chart goes with the message ("link" where nothing better)
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]: ...
 
@@ -244,3 +253,12 @@ class Platform(Protocol):
     def prepare(self, channel: ChannelBase, body: dict[str, Any], now: float) -> HttpRequest: ...
 
     def read_answer(self, status: int, headers: Mapping[str, str], body: bytes) -> None: ...
+
+
+class ImageChart(Protocol):
+    """A platform whose ``chart`` is ``"image"``: it sends the chart as a message of its own."""
+
+    def chart_body(self, picture: Any) -> dict[str, Any]:
+        """The request body of an image message of ``picture`` (bot.reporting.chart.Picture: PNG,
+        its base64 and MD5), sent after the text table."""
+        ...

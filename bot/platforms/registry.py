@@ -1,8 +1,9 @@
 """The table of platforms, the only place that lists them.
 
 Adding a platform is its folder under ``bot/platforms/<name>/`` (robot, config, app and inbound if it
-has an app, and ``spec.py`` declaring them: :class:`~bot.platforms.spec.PlatformSpec`), one line in
-:data:`SPECS` here, and its tests. Everything else that depends on the set of platforms reads the
+has an app, and ``spec.py`` declaring them: :class:`~bot.platforms.spec.PlatformSpec`), two lines
+here (the import of its ``spec`` and its entry in :data:`SPECS`), and its tests (DingTalk's Stream
+mode, wired in bot/service.py, is the one exception). Everything else that depends on the set of platforms reads the
 tables derived below: the YAML unions (:data:`ChannelConfig`, :data:`AppConfig`), a person's ids
 (:data:`EDITIONS` with an ``id_description``: ``PlatformIds`` in bot/config/models.py), the robot
 adapters and app senders, the callback handlers (bot/web/callbacks.py), the spreadsheet headers
@@ -24,7 +25,7 @@ from bot.platforms.slack import spec as slack
 from bot.platforms.spec import Callback, Edition, PlatformSpec
 from bot.platforms.wecom import spec as wecom
 
-# One line per platform folder; the order is the order of the JSON schema's unions.
+# One entry per platform folder (imported above); the order is the order of the JSON schema's unions.
 SPECS: tuple[PlatformSpec, ...] = (
     wecom.SPEC,
     dingtalk.SPEC,

@@ -4,7 +4,8 @@ Each folder under ``bot/platforms/`` has a ``spec.py`` whose ``SPEC`` is a :clas
 its robot, its config models, its app sender and its callback handler, and, for each value of
 ``platform:`` it serves (:class:`Edition`: Feishu's folder serves ``feishu`` and ``lark``), the words
 an admin sees, the ``people[].ids`` key's description, the spreadsheet headers and the robot hosts.
-:mod:`bot.platforms.registry` lists the folders (one line each) and derives every table from them.
+:mod:`bot.platforms.registry` lists the folders (an import and a ``SPECS`` entry each) and derives every
+table from them.
 
 A callback handler has one signature, :data:`Callback`: ``(inbox, app, request) -> reply``. It
 verifies the request (raising :class:`~bot.platforms.events.CallbackError` for a refusal, with the

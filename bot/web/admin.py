@@ -50,7 +50,16 @@ from bot.reporting.reports import (
 from bot.scheduling.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
-from bot.web.common import ADMIN_NAME, Handler, person_name, runtime_of, to_local, zh_datetime, zone_for
+from bot.web.common import (
+    ADMIN_NAME,
+    Handler,
+    moved_because,
+    person_name,
+    runtime_of,
+    to_local,
+    zh_datetime,
+    zone_for,
+)
 from bot.web.common import render as render_page
 from bot.web.login import LoginThrottle
 from storage.models import DeliveryAttempt, Occurrence, Outbox
@@ -330,6 +339,7 @@ async def board_page(request: web.Request) -> web.Response:
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
                   statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
                   zone=zone_for(runtime, occ.reminder_id), now=now,
+                  moved_because=moved_because(runtime, occ.original_date),
                   sent=lines_for(runtime, [sent])[0] if sent is not None else None,
                   **await board_extras(request, b))
 
@@ -462,7 +472,7 @@ async def outbox_page(request: web.Request) -> web.Response:
             .group_by(Outbox.status, Outbox.channel_id, Occurrence.dry_run))).all()
         rows = (
             await session.exec(
-                select(Outbox, Occurrence.dry_run)
+                select(Outbox, Occurrence.dry_run, Occurrence.due_at, Occurrence.reminder_id)
                 .outerjoin(Occurrence, col(Occurrence.id) == col(Outbox.occurrence_id))
                 .where(col(Outbox.status) != "sent")
                 .order_by(col(Outbox.created_at).desc())
@@ -491,10 +501,12 @@ async def outbox_page(request: web.Request) -> web.Response:
             else OUTBOX_STATUS.get(status, status)
         counts[label] = counts.get(label, 0) + n
     groups: dict[str, list[dict[str, Any]]] = {"unsent": [], "rehearsal": [], "no_webhook": []}
-    for r, rehearsal in rows:
+    for r, rehearsal, due_at, reminder_id in rows:
         group = _outbox_group(runtime, r, rehearsal)
         groups[group].append({
             "row": r,
+            # which occurrence: rows of one reminder's occurrences read alike but for this
+            "due": zh_datetime(due_at, zone_for(runtime, reminder_id)) if due_at is not None else "",
             "channel": _channel_name(runtime, r.channel_id),
             "status": NO_WEBHOOK if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
             "stage": stage_label(r.stage),

@@ -117,6 +117,15 @@ def runtime_of(request: web.Request) -> Runtime:
     return request.config_dict[RUNTIME]
 
 
+def moved_because(runtime: Runtime, original: date | None) -> str:
+    """Why an occurrence was moved off ``original`` (its local date before the holiday policy): the
+    holiday's Chinese name (元旦), as ``remindbot upcoming`` says it, else ``非工作日`` (a weekend);
+    empty when it was not moved. Read from the runtime's calendar (bot/scheduling/workdays.py)."""
+    if original is None:
+        return ""
+    return runtime.calendar.info(original).holiday_name or "非工作日"
+
+
 def zone_for(runtime: Runtime, reminder_id: str | None) -> ZoneInfo:
     reminder = runtime.schedules.reminders.get(reminder_id or "")
     return reminder.zone if reminder is not None else DEFAULT_ZONE

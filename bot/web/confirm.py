@@ -30,7 +30,7 @@ from bot.confirming.confirmations import (
     link_view,
 )
 from bot.confirming.tokens import TokenError, read_token
-from bot.web.common import read_form, render, runtime_of, zone_for
+from bot.web.common import moved_because, read_form, render, runtime_of, zone_for
 
 CONTACT = "如有疑问，请联系机关工委管理员。"
 REHEARSAL = (403, "演练链接，不能确认",
@@ -107,6 +107,7 @@ def _page(request: web.Request, target: Target, *, status: int = 200, note: str 
         person_name=occ.person_name,
         unit_name=occ.unit_name or "",
         zone=zone_for(runtime, occ.reminder_id),
+        moved_because=moved_because(runtime, occ.original_date),
         overdue=deadline is not None and now >= deadline and conf is None,
         confirmation=conf,
         via_label=VIA_LABELS.get(conf.via, conf.via) if conf else "",

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
+from bot.platforms.base import ChannelBase, ChartWay, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import DINGTALK, DINGTALK_310000, failure_description, read_coded_answer
 from bot.platforms.dingtalk.config import DingTalkChannel
 
@@ -76,6 +76,7 @@ class DingTalk:
     title: ClassVar[str] = "钉钉"
     channel_model: ClassVar[type[ChannelBase]] = DingTalkChannel
     public: ClassVar[PublicParts] = PublicParts(paths=("/robot/send",), query_names=True)
+    chart: ClassVar[ChartWay] = "inline"  # markdown shows an image by URL: the chart under the table
     limits: ClassVar[Limits] = Limits(
         max_bytes=MAX_BODY_BYTES, per_minute=20, max_body_bytes=MAX_BODY_BYTES, max_mentions=50
     )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
+from bot.platforms.base import ChannelBase, ChartWay, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import FEISHU, read_coded_answer
 from bot.platforms.feishu.config import FeishuChannel
 
@@ -85,6 +85,7 @@ class Feishu:
     title: ClassVar[str] = "飞书"
     channel_model: ClassVar[type[ChannelBase]] = FeishuChannel
     public: ClassVar[PublicParts] = PublicParts(paths=("/open-apis/bot/v2/hook/",))
+    chart: ClassVar[ChartWay] = "link"  # an image needs an uploaded image_key, which a robot cannot get
     limits: ClassVar[Limits] = Limits(
         max_bytes=MAX_BODY_BYTES,
         per_minute=100,

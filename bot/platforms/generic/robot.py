@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Message, PublicParts
+from bot.platforms.base import ChannelBase, ChartWay, HttpRequest, Limits, Message, PublicParts
 from bot.platforms.describe import http_failure
 from bot.platforms.generic.config import GenericChannel
 
@@ -50,6 +50,7 @@ class Generic:
     limits: ClassVar[Limits] = Limits(max_bytes=MAX_BYTES, per_minute=60)
     # Anyone's receiver: nothing after the host is known to be public.
     public: ClassVar[PublicParts] = PublicParts()
+    chart: ClassVar[ChartWay] = "link"
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
         parts = markup.split_text(message.markdown.strip("\n"), MAX_BYTES, markup.utf8_len)

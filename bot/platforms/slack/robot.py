@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, DeliveryError, HttpRequest, Limits, Mention, Message, PublicParts
+from bot.platforms.base import ChannelBase, ChartWay, DeliveryError, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import SLACK, http_failure, scrub
 from bot.platforms.slack.config import SlackChannel
 
@@ -63,6 +63,7 @@ class Slack:
     # Slack counts characters, not bytes: max_bytes holds its 40,000-character text limit
     limits: ClassVar[Limits] = Limits(max_bytes=MAX_CHARS, per_minute=60, per_second=1)
     public: ClassVar[PublicParts] = PublicParts(paths=("/services/", "/workflows/", "/triggers/"))
+    chart: ClassVar[ChartWay] = "link"
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
         if channel.format == "text":

@@ -11,8 +11,8 @@ a userid nor a mobile are named as plain "@姓名". Those names and tags are con
 counted before the split: they take at most half of the first message, and whoever does not fit
 is @-mentioned in short follow-up texts, each within the limit too.
 
-Image messages (a report's chart, added by ``bot.delivery.compose.image_body``): base64 and MD5 of a PNG of
-at most 2 MB.
+Image messages (a report's chart: ``chart = "image"``, the body from :meth:`WeCom.chart_body`): base64 and
+MD5 of a PNG of at most 2 MB.
 
 Limits: text 2048 bytes, markdown 4096 bytes (UTF-8), 20 messages a minute per robot. The mention
 cap per message is not documented; we assume 50 and send further people in extra messages.
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from bot.platforms import markup
-from bot.platforms.base import ChannelBase, HttpRequest, Limits, Mention, Message, PublicParts
+from bot.platforms.base import ChannelBase, ChartWay, HttpRequest, Limits, Mention, Message, PublicParts
 from bot.platforms.describe import WECOM, read_coded_answer
 from bot.platforms.wecom.config import WeComChannel
 
@@ -66,6 +66,7 @@ class WeCom:
     channel_model: ClassVar[type[ChannelBase]] = WeComChannel
     limits: ClassVar[Limits] = Limits(max_bytes=MARKDOWN_MAX_BYTES, per_minute=20, max_mentions=50)
     public: ClassVar[PublicParts] = PublicParts(paths=("/cgi-bin/webhook/send",), query_names=True)
+    chart: ClassVar[ChartWay] = "image"  # an image message of its own after the text (chart_body)
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
         batches = markup.mention_batches(message, self.limits.max_mentions)
@@ -122,6 +123,10 @@ class WeCom:
             _text_body(f"{head}\n{line}" if line else head, reachable if i == 0 else (), mention_all and i == 0)
             for i, line in enumerate(lines)
         ]
+
+    def chart_body(self, picture: Any) -> dict[str, Any]:
+        """An ``image`` message: the PNG as base64 with its MD5 (at most 2 MB before encoding)."""
+        return {"msgtype": "image", "image": {"base64": picture.base64, "md5": picture.md5}}
 
     def oversize(self, body: dict[str, Any]) -> str | None:
         kind = body.get("msgtype")

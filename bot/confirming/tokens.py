@@ -12,18 +12,14 @@ the person id is inside the signed payload, never taken from the request.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import hmac
-import json
 import re
-import time
-import zlib
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 from itsdangerous.timed import TimestampSigner
 
 SALT = "remindbot.confirm.v1"
@@ -53,9 +49,25 @@ class _IssuedAtSigner(TimestampSigner):
         return self._issued_at if self._issued_at is not None else super().get_timestamp()
 
 
+PACK_FROM = 64  # bytes of JSON; unpacked, 64 bytes are 86 base64 characters (``_SHAPE`` allows 200)
+
+
+class _LinkSerializer(URLSafeTimedSerializer):
+    """itsdangerous's serializer, except that a payload of at most :data:`PACK_FROM` bytes is never
+    zlib-packed: the attempt costs ~50 µs a call (most of signing one link; a fire signs one per person),
+    and an id with no repeats never packs shorter anyway. itsdangerous reads either form, so only a
+    repetitive id's link comes out a few characters longer."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        raw = self.serializer.dumps(obj, **self.serializer_kwargs).encode("utf-8")
+        if len(raw) > PACK_FROM:
+            return super().dump_payload(obj)
+        return base64_encode(raw)
+
+
 @functools.lru_cache(maxsize=64)  # a fire signs one link per person: build the serializer once
 def _serializer(key: str, issued_at: int | None = None) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
+    return _LinkSerializer(
         key,
         salt=SALT,
         signer=_IssuedAtSigner,
@@ -81,50 +93,8 @@ def make_token(
     payload: list[Any] = [int(occurrence_id), str(person_id)]
     if expires_at is not None:
         payload.append(_unix(expires_at))
-    issued_at = _unix(now) if now is not None else int(time.time())
-    return _sign(_mac(key), payload, issued_at)
-
-
-# Signing without itsdangerous's per-call objects (a fire or a follow-up signs one link per person):
-# the same bytes as ``_serializer(key, issued_at).dumps(payload)`` (tests/test_tokens.py compares
-# them), with the derived key's HMAC made once per key and copied per token. Reading stays itsdangerous's.
-
-
-@functools.lru_cache(maxsize=16)
-def _mac(key: str) -> Any:
-    """HMAC-SHA256 keyed as itsdangerous derives it ("django-concat": sha256(salt + b"signer" + key))."""
-    derived = hashlib.sha256(SALT.encode() + b"signer" + key.encode()).digest()
-    return hmac.new(derived, digestmod=hashlib.sha256)
-
-
-PACK_FROM = 64  # bytes of JSON; unpacked, 64 bytes are 86 base64 characters (``_SHAPE`` allows 200)
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-@functools.lru_cache(maxsize=64)
-def _stamp(issued_at: int) -> bytes:
-    """itsdangerous's timestamp part: the big-endian integer without leading zero bytes, base64."""
-    return _b64(issued_at.to_bytes(8, "big").lstrip(b"\x00"))
-
-
-def _sign(mac: Any, payload: list[Any], issued_at: int) -> str:
-    """``URLSafeTimedSerializer.dumps``: compact JSON, zlib when that is shorter (then a leading dot),
-    ``.timestamp``, ``.signature``. A payload of at most :data:`PACK_FROM` bytes is never packed:
-    zlib costs ~50 µs a call (most of signing), and an id with no repeats never packs shorter anyway;
-    itsdangerous reads either form, so a repetitive id's link only comes out a few characters longer."""
-    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    value = _b64(raw)
-    if len(raw) > PACK_FROM:
-        packed = zlib.compress(raw)
-        if len(packed) < len(raw) - 1:
-            value = b"." + _b64(packed)
-    value += b"." + _stamp(issued_at)
-    signer = mac.copy()
-    signer.update(value)
-    return (value + b"." + _b64(signer.digest())).decode()
+    issued_at = _unix(now) if now is not None else None
+    return str(_serializer(key, issued_at).dumps(payload))
 
 
 def read_token(

@@ -28,7 +28,6 @@ import itertools
 import json
 import logging
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a plain checkout
 
 from benchdb import close_db, open_db  # noqa: E402
+from rounds import load, spread  # noqa: E402
 
 from bot.config.models import Confirm, Recipients, Reminder, Schedules, Selector, Unit, When  # noqa: E402
 from bot.confirming.confirmations import to_db_time  # noqa: E402
@@ -313,20 +313,6 @@ def report(ours: dict[str, Any], bare: dict[str, Any]) -> bool:
             print(f"   {r['name']}: failed requests {r['failures']}; "
                   f"first failing page's title: {r['first_failure']!r}")
     return ok
-
-
-def load() -> str:
-    """The machine's load averages (1, 5, 15 min), as ``uptime`` shows them."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
-    """min / median / max of the rounds."""
-    ordered = sorted(values)
-    return " / ".join(fmt.format(v) for v in (ordered[0], statistics.median(ordered), ordered[-1]))
 
 
 async def one_round(args: argparse.Namespace, number: int) -> tuple[bool, dict[str, float]]:

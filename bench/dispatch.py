@@ -42,6 +42,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a plain checkout
 
 from benchdb import close_db, open_db
+from rounds import load, spread
 
 from bot.delivery import outbox
 from bot.delivery.dispatch import Dispatcher
@@ -295,20 +296,6 @@ async def throughput(args: argparse.Namespace, db: Database, http: aiohttp.Clien
           f"every message sent once: {'OK' if once else 'MISSED'}")
     args.ceiling, args.rates, args.cpus = ceiling_rate, ours, ours_cpu
     return ok
-
-
-def load() -> str:
-    """The machine's load averages (1, 5, 15 min), as ``uptime`` shows them."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
-    """min / median / max."""
-    ordered = sorted(values)
-    return " / ".join(fmt.format(v) for v in (ordered[0], statistics.median(ordered), ordered[-1]))
 
 
 async def pacing(

@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a plain checkout
 
 from benchdb import close_db, open_db  # noqa: E402
+from rounds import load, spread, timed  # noqa: E402
 
 from bot.config.limits import Limits  # noqa: E402
 from bot.config.loader import load_schedules  # noqa: E402
@@ -71,24 +70,6 @@ def world_yaml(people: int) -> str:
         "    confirm: {deadline: 3d, remind_every: 1d}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def spread(values: list[float], fmt: str) -> str:
-    ordered = sorted(values)
-    return " / ".join(fmt.format(v) for v in (ordered[0], statistics.median(ordered), ordered[-1]))
-
-
-async def timed(step: object) -> tuple[float, float, object]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = await step  # type: ignore[misc]
-    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 async def count(runtime: Runtime, model: type) -> int:

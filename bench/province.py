@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))  # run from a plain checkout
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchdb import close_db, open_db  # noqa: E402
+from rounds import load, spread, timed  # noqa: E402
 from scale import REMINDER, _cpu_seconds, free_port, generate  # noqa: E402
 
 from bot.config.snapshot import load_for  # noqa: E402
@@ -69,21 +70,6 @@ PAGES = {
     "units": "/admin/units?period=2026-11",
     "units p3": "/admin/units?period=2026-11&page=3",
 }
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
-    ordered = sorted(values)
-    return " / ".join(fmt.format(v) for v in (ordered[0], statistics.median(ordered), ordered[-1]))
-
-
-async def timed(step: object) -> tuple[float, float, object]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = await step  # type: ignore[misc]
-    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 async def count(runtime: Runtime, model: type) -> int:

@@ -36,6 +36,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rounds import spread
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 REMINDER = "owed"
@@ -315,10 +317,6 @@ def precompile() -> None:
 
     for package in ("bot", "storage"):
         compileall.compile_dir(ROOT / package, quiet=1)
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
 def table(name: str, f: Figures) -> list[str]:

@@ -171,6 +171,15 @@ def picture_line(chart: ChartWay, plan: Planned) -> str:
     return f"\n\n[查看通报图表]({plan.picture_url})"
 
 
+def _log_recorded(plan: Planned, bodies: Sequence[dict[str, Any]]) -> None:
+    """Log each body of a message that is recorded and not sent (a rehearsal, or no webhook), links masked."""
+    if not log.isEnabledFor(logging.INFO):  # a province's fire records 20,000: no JSON unless it is shown
+        return
+    for body in bodies:
+        log.info("只记录、不发送（%s）：频道“%s”%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
+                 mask_links(json.dumps(body, ensure_ascii=False)))
+
+
 async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:
     """Write the plan's outbox row(s); rows already queued are skipped. Returns rows created.
 
@@ -180,9 +189,7 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
     platform, bodies, cut = _build(renderer, plan)
     dry = plan.dry_run or plan.channel.dry_run
     if dry:
-        for body in bodies:
-            log.info("只记录、不发送（%s）：频道“%s”%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
-                     mask_links(json.dumps(body, ensure_ascii=False)))
+        _log_recorded(plan, bodies)
     created = await enqueue(
         session,
         dedupe_key=plan.dedupe_key,
@@ -215,9 +222,7 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
         platform, bodies, cut = _build(renderer, plan)
         dry = plan.dry_run or plan.channel.dry_run
         if dry:
-            for body in bodies:
-                log.info("只记录、不发送（%s）：频道“%s”%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
-                         mask_links(json.dumps(body, ensure_ascii=False)))
+            _log_recorded(plan, bodies)
         robot = robots.get(plan.channel.id) or robots.setdefault(plan.channel.id, robot_key(plan.channel))
         made = outbox_rows(dedupe_key=plan.dedupe_key, channel=plan.channel, platform=platform, bodies=bodies,
                            occurrence_id=plan.occurrence_id, stage=plan.stage, summary=plan.summary,

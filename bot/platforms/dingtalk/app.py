@@ -56,11 +56,6 @@ NOTICE_WORDS = {
 }
 
 
-def _json_len(text: str) -> int:
-    """Bytes ``text`` takes inside a JSON string (UTF-8, escapes counted)."""
-    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
-
-
 class DingTalkWorkNotice(AppSender):
     """Work notifications (工作通知) of an app with ``agent_id``; see the module docstring."""
 
@@ -85,7 +80,7 @@ class DingTalkWorkNotice(AppSender):
             msg = {"msgtype": "markdown", "markdown": {"title": title, "text": ""}}
             field = msg["markdown"], "text"
         room = NOTICE_MAX_BYTES - len(json.dumps(msg, ensure_ascii=False).encode())
-        field[0][field[1]] = markup.shorten(text, room, _json_len)
+        field[0][field[1]] = markup.shorten(text, room, markup.json_len)
         return [{"agent_id": int(app.agent_id), "userid_list": recipient(message, "dingtalk"), "msg": msg}]
 
     def oversize(self, body: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from bot.admins import MIN_PASSWORD, hash_password
-from bot.cli.confirmations import BY_HELP, CliError, RecordNumber, _admin_named, expected_person, run
+from bot.cli.confirmations import BY_HELP, RECORD_NUMBER, CliError, Number, _admin_named, expected_person, run
 from bot.confirming import actions
 from bot.confirming.actions import EXCUSE_KINDS, ActionRefused
 from bot.runtime import Runtime
@@ -33,7 +33,7 @@ async def _excuse(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
 
 
 @click.command()
-@click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
+@click.argument("occurrence_id", type=RECORD_NUMBER, metavar="记录号")
 @click.argument("person", metavar="人员")
 @click.option("--by", "admin_id", required=True, help=BY_HELP)
 @click.option("--kind", default=None, help=f"类别：{'、'.join(EXCUSE_KINDS)}（不写时从原因开头读，如 “出差：…”）")
@@ -41,18 +41,6 @@ async def _excuse(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
 def excuse(occurrence_id: int, person: str, admin_id: str, kind: str | None, reason: str | None) -> None:
     """登记某人本次请假（出差、因公外出等）：不再催办、不再告知领导，统计中单列，不算逾期。"""
     click.echo(run(lambda runtime: _excuse(runtime, occurrence_id, person, admin_id, kind, reason)))
-
-
-class MessageNumber(click.ParamType):
-    """A message number as the admin outbox page shows it."""
-
-    name = "消息编号"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        try:
-            return int(str(value))
-        except ValueError:
-            self.fail(f"“{value}”不是消息编号：消息编号是数字，见管理后台“消息投递”页", param, ctx)
 
 
 async def _resend(runtime: Runtime, outbox_id: int, admin_id: str, reason: str | None) -> str:
@@ -68,7 +56,7 @@ async def _resend(runtime: Runtime, outbox_id: int, admin_id: str, reason: str |
 
 
 @click.command()
-@click.argument("outbox_id", type=MessageNumber(), metavar="消息编号")
+@click.argument("outbox_id", type=Number("消息编号", "见管理后台“消息投递”页"), metavar="消息编号")
 @click.option("--by", "admin_id", required=True, help=BY_HELP)
 @click.option("--reason", default=None, help="原因，例如 “已更换 webhook”")
 def resend(outbox_id: int, admin_id: str, reason: str | None) -> None:

@@ -172,16 +172,20 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
     return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
 
 
-class RecordNumber(click.ParamType):
-    """A record number as `remindbot status` prints it, with a Chinese error otherwise."""
+class Number(click.ParamType):
+    """A number the admin reads somewhere (``where``), with a Chinese error naming it otherwise."""
 
-    name = "记录号"
+    def __init__(self, name: str, where: str) -> None:
+        self.name, self.where = name, where
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
             return int(str(value))
         except ValueError:
-            self.fail(f"“{value}”不是记录号：记录号是数字，可用 remindbot status 查看", param, ctx)
+            self.fail(f"“{value}”不是{self.name}：{self.name}是数字，{self.where}", param, ctx)
+
+
+RECORD_NUMBER = Number("记录号", "可用 remindbot status 查看")  # as `remindbot status` prints it
 
 
 OUTCOME_DAYS = 30  # `status` lists stages missed or sent late this many days back
@@ -313,7 +317,7 @@ def _admin_named(runtime: Runtime, who: str) -> Acting:
 
 
 @click.command()
-@click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
+@click.argument("occurrence_id", type=RECORD_NUMBER, metavar="记录号")
 @click.argument("person", metavar="人员")
 @click.option("--by", "admin_id", required=True, help=BY_HELP)
 @click.option("--note", default=None, help="备注，例如 “电话确认，参会 23 人”")
@@ -340,7 +344,7 @@ async def _link(runtime: Runtime, occurrence_id: int, who: str) -> str:
 
 
 @click.command()
-@click.argument("occurrence_id", type=RecordNumber(), metavar="记录号")
+@click.argument("occurrence_id", type=RECORD_NUMBER, metavar="记录号")
 @click.argument("person", metavar="人员")
 def link(occurrence_id: int, person: str) -> None:
     """打印某人某次提醒的个人确认链接（供管理员在终端查看或转交本人；人员写标识或姓名）。"""

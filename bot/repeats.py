@@ -1,15 +1,46 @@
-"""Failures that repeat every turn of a loop, logged without flooding the log.
+"""The service's loops: failures that repeat every turn, and turns that a stop does not cut in half.
 
 A loop that polls every second and fails every time (a table dropped, the database gone) logs the
 first failure, then at most one reminder a minute saying how many more there were, and one line
 when it works again. Use one :class:`RepeatedFailure` per loop.
+
+A turn's database work is awaited through :func:`whole`, so the service's stop (a cancellation)
+waits for it to commit or roll back instead of cancelling it inside its transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+STOP_GRACE_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+
+async def whole(work: Awaitable[T], what: str, grace: float = STOP_GRACE_SECONDS) -> T:
+    """Await ``work``; if the caller is cancelled meanwhile, let ``work`` end first (up to ``grace``
+    seconds), then re-raise the cancellation.
+
+    Why: an SQLite statement cancelled inside its transaction can leave its connection holding the
+    write lock, so every later write (the dispatcher giving back its lanes at stop, the next
+    process) waits out the 30 s busy timeout; a SIGTERM then took over 30 s. Past ``grace`` the
+    work is cancelled after all and a warning names ``what`` (Chinese, e.g. "催办检查").
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            task.cancel()
+            log.warning("停止时%s %g 秒内未结束，已中断（未完成的部分下次继续）", what, grace)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("停止时%s出错：%s", what, type(task.exception()).__name__)
+        raise
 
 
 class RepeatedFailure:

@@ -207,9 +207,21 @@ class Service:
         self.process.send_signal(sig)
         try:
             code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"serve did not stop within {timeout:.0f} s of {sig.name}:\n"
+                                 f"{self._stacks()}{self.output()}") from None
         finally:
             self.stopped_in = time.monotonic() - began
         return code
+
+    def _stacks(self) -> str:
+        """The hung process's thread stacks, where py-spy is installed (a diagnosis for CI logs)."""
+        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if spy is None:
+            return ""
+        dump = subprocess.run([spy, "dump", "--pid", str(self.process.pid)], capture_output=True,
+                              text=True, timeout=30, check=False)
+        return f"--- py-spy dump ---\n{dump.stdout}{dump.stderr}\n"
 
     def kill(self) -> None:
         """Teardown: never leave a server behind, whatever the test did."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import aiohttp
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.delivery.dispatch import Dispatcher
-from bot.repeats import RepeatedFailure
+from bot.repeats import RepeatedFailure, whole
 from bot.settings import Settings
 from storage.db import Database
 
@@ -53,3 +54,32 @@ async def test_a_dispatcher_with_its_table_dropped_does_not_flood_the_log(
     claims = [r for r in caplog.records if "领取机器人通道失败" in r.getMessage()]
     assert len(claims) == 1, [r.getMessage() for r in claims]
     assert "OperationalError" in claims[0].getMessage()
+
+
+async def test_whole_lets_a_turn_finish_when_its_loop_is_cancelled() -> None:
+    finished: list[str] = []
+
+    async def turn() -> None:
+        await asyncio.sleep(0.2)
+        finished.append("committed")
+
+    loop_task = asyncio.create_task(whole(turn(), "测试"))
+    await asyncio.sleep(0.05)
+    loop_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop_task
+    assert finished == ["committed"]  # the stop waited for the turn, then the loop ended
+
+
+async def test_whole_cuts_off_a_turn_that_outlasts_the_grace_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    async def stuck() -> None:
+        await asyncio.sleep(3600)
+
+    loop_task = asyncio.create_task(whole(stuck(), "催办检查", grace=0.1))
+    await asyncio.sleep(0.05)
+    began = time.monotonic()
+    loop_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop_task
+    assert time.monotonic() - began < 2
+    assert "停止时催办检查 0.1 秒内未结束，已中断" in caplog.text

@@ -63,6 +63,7 @@ from bot.delivery.compose import (
 )
 from bot.delivery.directs import direct_channel
 from bot.platforms.base import Mention
+from bot.repeats import whole
 from bot.runtime import Runtime
 from bot.scheduling.workhours import WorkHours
 from storage.models import Confirmation, Expectation, Nudge, Occurrence
@@ -126,13 +127,17 @@ class FollowUps:
             self._wake.clear()  # before the run, so a wake during it is not lost
             self.runtime.ticks["followups"] = self.runtime.clock()
             try:
-                await self.run_once(self.runtime.clock())
-                delay = await self.seconds_to_next(self.runtime.clock())
+                delay = await whole(self._turn(), "催办/逾期告知检查")
             except Exception:  # one bad round must not stop the engine
                 log.exception("催办/逾期告知检查出错，%d 秒后重试", int(POLL_SECONDS))
                 delay = POLL_SECONDS
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _turn(self) -> float:
+        """One round, then the seconds until the next is due (a stop lets it finish: ``whole``)."""
+        await self.run_once(self.runtime.clock())
+        return await self.seconds_to_next(self.runtime.clock())
 
     async def seconds_to_next(self, now: datetime) -> float:
         """Seconds until the earliest pending follow-up or escalation may go, at most the poll."""

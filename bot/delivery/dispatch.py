@@ -54,7 +54,7 @@ from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
 from bot.platforms.registry import platform_for as registry_platform_for
-from bot.repeats import RepeatedFailure
+from bot.repeats import RepeatedFailure, whole
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import utcnow
@@ -69,6 +69,7 @@ PREMARK_LEAD = 0.25
 # window lets go one after the other at its opening, so none of them waits for a commit. A crash
 # in that lead flags at most this many unsent rows of the lane.
 PREMARK_ROWS = 4
+STOP_WRITE_SECONDS = 5.0  # the last write at stop (giving back lanes and rows), at most
 
 ChannelFor = Callable[[str], ChannelBase | None]
 PlatformFor = Callable[[ChannelBase], Platform]
@@ -263,9 +264,11 @@ class Dispatcher:
         LANES_HELD.set(0)
         unsent, self._premarked = self._premarked, []
         try:
-            if unsent:
-                await outbox.unmark(self.db, self.owner, unsent)
-            return await lanes.leave(self.db, self.owner)
+            # Bounded: the stop must end even if the database does not answer (leases expire).
+            async with asyncio.timeout(STOP_WRITE_SECONDS):
+                if unsent:
+                    await outbox.unmark(self.db, self.owner, unsent)
+                return await lanes.leave(self.db, self.owner)
         except Exception as exc:
             log.warning("交还机器人通道失败（其他实例将在租约到期后接手）：%s", type(exc).__name__)
             return 0
@@ -311,7 +314,7 @@ class Dispatcher:
             self._wake.clear()
             self.ticks["dispatcher"] = self._clock()
             try:
-                await self._fill()
+                await whole(self._fill(), "领取机器人通道")
                 failing.ok()
             except Exception as exc:
                 failing.failed(exc)
@@ -333,7 +336,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(self.beat_seconds)
             try:
-                await self._beat()
+                await whole(self._beat(), "实例心跳")
                 failing.ok()
             except Exception as exc:
                 failing.failed(exc)

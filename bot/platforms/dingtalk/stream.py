@@ -40,6 +40,7 @@ from bot import metrics
 from bot.platforms.apps import AppBase
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import CallbackError
+from bot.repeats import whole
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class StreamClient:
                 body = json.loads(frame.get("data") or "{}")
                 if not isinstance(body, dict):
                     raise ValueError("data")
-                response = await self.on_message(self.app, topic, body, message_id)
+                response = await whole(self.on_message(self.app, topic, body, message_id), "钉钉 Stream 消息处理")
                 data = json.dumps({"response": response}, ensure_ascii=False)
             except (ValueError, TypeError, CallbackError) as exc:
                 log.warning("钉钉 Stream：消息无法处理（%s）", type(exc).__name__)

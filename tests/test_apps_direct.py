@@ -122,6 +122,25 @@ async def test_the_leaders_duty_brief_goes_as_a_direct_message_through_the_outbo
             await runtime.db.stop()
 
 
+async def test_firing_again_after_an_app_was_added_messages_nobody_twice(tmp_path: Path) -> None:
+    """Found by a trial: an app added after a fire changed the personal messages' route, and firing
+    the same occurrence again queued a direct message to everyone already reached in their channel."""
+    settings = write_world(tmp_path)
+    runtime = await make_runtime(settings, Clock(bj(2026, 11, 3, 9, 0)))
+    try:
+        await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
+        first = await outbox(runtime, "due")
+        assert any(r.channel_id == "oa" and "王芳" in r.summary for r in first)
+
+        world_with_apps(tmp_path, wecom_apps("https://qyapi.weixin.qq.com"), "wecom: ZhaoMing", "wecom: WangFang")
+        later = await make_runtime(settings, Clock(bj(2026, 11, 3, 9, 5)), runtime.db)
+        assert direct_channel(later, later.schedules.people["wang"]) is not None  # the route did change
+        await fire_due(later, "study", bj(2026, 11, 3, 9, 0))
+        assert await outbox(later, "due") == first  # nothing new: 王芳 was reached in oa
+    finally:
+        await runtime.db.stop()
+
+
 async def test_a_refused_direct_message_is_retried_then_recorded_dead_with_its_reason(tmp_path: Path) -> None:
     async with FakeAppApi() as api, aiohttp.ClientSession() as http:
         settings = world_with_apps(tmp_path, wecom_apps(api.url, secret="wrong-secret-4321"), "wecom: ZhaoMing")

@@ -455,3 +455,29 @@ async def test_a_confirmation_costs_one_query_and_one_insert(world: World, clien
     assert response.status == 200 and "已确认，谢谢" in await response.text()
     work = [s.split()[0].upper() for s in sent if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE")]
     assert work == ["SELECT", "INSERT"]
+
+
+async def test_a_confirmation_recorded_on_someones_behalf_shows_on_their_own_page(
+        world: World, client: TestClient) -> None:
+    """Found by a trial: the page answered 500 once an admin had recorded the person's confirmation."""
+    from bot.confirming.actions import confirm_for
+
+    await confirm_for(world.runtime, world.occurrence_id, "zhang", admin="张管理", note="电话告知已完成",
+                      now=world.clock())
+    response = await client.get(f"/c/{world.token('zhang')}")
+    page = await response.text()
+    assert response.status == 200, page
+    assert "管理员代录" in page and "（张管理）" in page and "电话告知已完成" in page
+    assert "确认已完成" not in page  # nothing left to press
+
+
+async def test_an_excused_persons_page_says_so_instead_of_asking_to_confirm(
+        world: World, client: TestClient) -> None:
+    from bot.confirming.actions import excuse
+
+    await excuse(world.runtime, world.occurrence_id, "li", admin="张管理", reason="出差：赴省里开会",
+                 now=world.clock())
+    page = await (await client.get(f"/c/{world.token('li')}")).text()
+    assert "已登记免于确认" in page and "出差：赴省里开会" in page and "请确认以下事项" not in page
+    other = await (await client.get(f"/c/{world.token('zhang')}")).text()
+    assert "免于确认" not in other and "请确认以下事项" in other

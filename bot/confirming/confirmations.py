@@ -165,11 +165,13 @@ class LinkView:
     person_name: str
     unit_name: str | None
     confirmation: ConfirmationView | None
+    excuse_reason: str | None = None  # set when an admin excused the person (请假、出差…: "出差：赴省里开会")
 
 
 _LINK_QUERY_COLUMNS = (OCC.c.id, OCC.c.reminder_id, OCC.c.title, OCC.c.due_at, OCC.c.original_date, OCC.c.provisional,
                        OCC.c.deadline_at, OCC.c.dry_run, EXP.c.id.label("expectation_id"), EXP.c.person_name,
-                       EXP.c.unit_name, CONF.c.confirmed_at, CONF.c.via, CONF.c.note, CONF.c.recorded_by)
+                       EXP.c.unit_name, EXP.c.excused_at, EXP.c.excuse_reason,
+                       CONF.c.confirmed_at, CONF.c.via, CONF.c.note, CONF.c.recorded_by)
 
 
 _OCC_ID, _PERSON_ID = bindparam("occurrence_id"), bindparam("person_id")
@@ -197,7 +199,8 @@ async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -
             if row.confirmed_at is not None else None)
     return LinkView(row.id, row.reminder_id, row.title, row.due_at, row.original_date, bool(row.provisional),
                     row.deadline_at, bool(row.dry_run), row.expectation_id is not None, row.person_name or "",
-                    row.unit_name, conf)
+                    row.unit_name, conf,
+                    (row.excuse_reason or "已登记") if row.excused_at is not None else None)
 
 
 async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_id: str, *, via: Via,

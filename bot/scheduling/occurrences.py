@@ -239,6 +239,13 @@ async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> 
     return frozenset((await session.exec(stmt)).all())  # type: ignore[call-overload]
 
 
+def _reached(done: frozenset[str], *dedupe_keys: str) -> bool:
+    """Whether this stage's personal message already went to the person by any route: as a direct
+    message or in their channel (recorded-only ones too). An app added or removed between two fires
+    of one occurrence changes the route, and so the key, but must not message the person again."""
+    return any(f"{prefix}{k}#1" in done for k in dedupe_keys for prefix in ("", "dry/"))
+
+
 def _first_key(runtime: Runtime, channel: Any, dedupe_key: str) -> str:
     """The first outbox row's key of a plan, as :func:`bot.delivery.outbox.outbox_rows` writes it."""
     dry = runtime.settings.dry_run or channel.dry_run
@@ -293,8 +300,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         if reminder.recipients.per_person or links:
             for person in people:
                 direct = direct_channel(runtime, person)
-                mine = f"{key}/dm/{person.id}" if direct is not None else f"{key}/{channel_id}/{person.id}"
-                if done and _first_key(runtime, direct or channel, mine) in done:
+                if done and _reached(done, f"{key}/dm/{person.id}", f"{key}/{channel_id}/{person.id}"):
                     continue
                 if direct is not None:  # a personal message: straight to the person through their app
                     plans.append(await _direct_plan(runtime, reminder, fire, base, direct, person, occurrence_id,

@@ -30,7 +30,7 @@ from bot.confirming.confirmations import (
     link_view,
 )
 from bot.confirming.tokens import TokenError, read_token
-from bot.web.common import moved_because, read_form, render, runtime_of, zone_for
+from bot.web.common import moved_because, person_name, read_form, render, runtime_of, zone_for
 
 CONTACT = "如有疑问，请联系机关工委管理员。"
 REHEARSAL = (403, "演练链接，不能确认",
@@ -111,6 +111,10 @@ def _page(request: web.Request, target: Target, *, status: int = 200, note: str 
         overdue=deadline is not None and now >= deadline and conf is None,
         confirmation=conf,
         via_label=VIA_LABELS.get(conf.via, conf.via) if conf else "",
+        # not ``person_name``: that is the page's person, a string here (the base context's function
+        # of the same name would be shadowed)
+        recorded_by_name=person_name(runtime, conf.recorded_by) if conf and conf.recorded_by else "",
+        excuse_reason=occ.excuse_reason,
         just_confirmed=just_confirmed,
         note=note,
         note_max=NOTE_MAX,

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 MESSAGES = Counter(
-    "remindbot_messages_total", "Outbox messages finished, by platform and outcome (sent, dry_run, dead).",
+    "remindbot_messages_total", "Outbox messages finished, by platform and outcome (sent, dead; dry_run: a rehearsal; "
+    "record_only: a real message to a channel without a webhook, recorded and not sent).",
     ["platform", "outcome"], registry=REGISTRY)
 RETRIES = Counter(
     "remindbot_retries_total", "Delivery attempts that failed and were scheduled again.",

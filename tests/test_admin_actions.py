@@ -183,6 +183,8 @@ async def test_an_excused_person_gets_no_follow_ups_or_escalations_and_is_counte
     board = await site.page(f"/admin/occurrences/{site.occ}")
     assert "1 人请假等免于确认" in board and "出差：赴省委党校学习（李华 登记）" in board
     assert "2 人逾期未确认" in board  # Wang and Liu; Wu is not late
+    listing = await site.page("/admin/occurrences")  # the list counts as the board does
+    assert "0/2" in listing and "另 1 人免于确认" in listing and "0/3" not in listing
 
 
 async def test_follow_up_now_goes_at_once_within_working_hours(site: Site) -> None:

@@ -152,3 +152,13 @@ async def test_a_feed_offers_the_confirm_link_only_while_it_is_still_owed(world:
     await actions.excuse(runtime, occ, "liu", admin="chen", reason="请假：赴党校学习", now=runtime.clock())
     assert await link_of("wang") is None
     assert await link_of("liu") is None
+
+    async def description_of(person: str) -> str:
+        _, _, body = await fetch(runtime, feed_url(runtime, "person", person))
+        [event] = [e for e in icalendar.Calendar.from_ical(body).walk("VEVENT")
+                   if e.decoded("dtstart") == bj(2026, 11, 3, 9, 0)]
+        return str(event["description"])
+
+    # and its text says where they stand, not "confirm once the reminder is sent" (found by a trial)
+    assert "已确认" in await description_of("wang") and "提醒发出后" not in await description_of("wang")
+    assert "免于确认" in await description_of("liu") and "提醒发出后" not in await description_of("liu")

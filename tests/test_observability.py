@@ -68,6 +68,18 @@ async def test_messages_are_counted_by_platform_and_outcome_and_retries_counted(
     assert sample("remindbot_retries_total", platform="wecom") - retries == 1
 
 
+async def test_a_real_message_to_a_channel_without_a_webhook_is_counted_record_only_not_dry_run(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings,  # noqa: F811
+) -> None:
+    """Found by a trial: /metrics called record-only real messages dry runs (rehearsals)."""
+    quiet = fake.channel("quiet").model_copy(update={"webhook": None})
+    before = {o: sample("remindbot_messages_total", platform="wecom", outcome=o) for o in ("record_only", "dry_run")}
+    await enqueue(db, quiet, "一", "二")
+    await dispatcher(db, settings, http, quiet).run_once()
+    assert sample("remindbot_messages_total", platform="wecom", outcome="record_only") - before["record_only"] == 2
+    assert sample("remindbot_messages_total", platform="wecom", outcome="dry_run") == before["dry_run"]
+
+
 async def test_metrics_show_queue_depth_and_oldest_ready_age_per_platform(any_db: Database, tmp_path: Path) -> None:
     db = any_db
     channel = FakeWeCom(url="http://127.0.0.1:9/cgi-bin/webhook/send").channel("a")

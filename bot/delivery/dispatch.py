@@ -635,7 +635,9 @@ class Dispatcher:
             self.stats.sent += 1
         elif status == DRY_RUN:
             self.stats.dry_run += 1
-        key = (result.platform, status)
+        # A rehearsal and a channel without a webhook both end as DRY_RUN rows; the metric tells
+        # them apart, so an operator never reads record-only real messages as rehearsals.
+        key = (result.platform, "record_only" if status == DRY_RUN and not self.settings.dry_run else status)
         counter = self._counters.get(key)
         if counter is None:
             counter = self._counters[key] = RETRIES.labels(key[0]) if status == PENDING else MESSAGES.labels(*key)

@@ -66,15 +66,17 @@ async def _open_occurrences(runtime: Runtime, reminder_ids: Iterable[str],
     return {(o.reminder_id, _utc(o.due_at)): o for o in rows}
 
 
-async def _owed(runtime: Runtime, person_id: str, occurrence_ids: list[int]) -> set[int]:
-    """The occurrences the person still owes: on the list, not confirmed (by any way), not excused."""
+async def _states(runtime: Runtime, person_id: str, occurrence_ids: list[int]) -> dict[int, str]:
+    """Occurrence id -> the person's state in it: ``owed`` (on the list, not confirmed by any way,
+    not excused), ``confirmed`` or ``excused``; occurrences they are not on the list of are absent."""
     confirmed = exists().where(Confirmation.occurrence_id == Expectation.occurrence_id,
                                Confirmation.person_id == Expectation.person_id)
-    query = select(Expectation.occurrence_id).where(col(Expectation.person_id) == person_id,
-                                                    col(Expectation.occurrence_id).in_(occurrence_ids),
-                                                    col(Expectation.excused_at).is_(None), ~confirmed)
+    query = select(Expectation.occurrence_id, Expectation.excused_at, confirmed.label("confirmed")).where(
+        col(Expectation.person_id) == person_id, col(Expectation.occurrence_id).in_(occurrence_ids))
     async with runtime.db.session() as session:
-        return set((await session.exec(query)).all())
+        rows = (await session.exec(query)).all()  # type: ignore[call-overload]
+    return {occ_id: "confirmed" if done else "excused" if excused_at is not None else "owed"
+            for occ_id, excused_at, done in rows}
 
 
 def _utc(moment: datetime) -> datetime:
@@ -85,7 +87,11 @@ def _uid(reminder: Reminder, due: Due) -> str:
     return f"{reminder.id}-{due.due_at.astimezone(UTC):%Y%m%dT%H%M%SZ}@remindbot"
 
 
-def _description(reminder: Reminder, due: Due, deadline: datetime | None, link: str | None) -> str:
+STATE_LINES = {"confirmed": "已确认，无需再确认。", "excused": "已登记免于确认（请假、出差等），无需确认。"}
+
+
+def _description(reminder: Reminder, due: Due, deadline: datetime | None, link: str | None,
+                 state: str | None = None) -> str:
     lines = [f"时间：{when_text(due.due_at, reminder.zone)}"]
     if due.original_date is not None:
         lines.append(f"原定 {date_text(due.original_date)}{'，适逢' + due.holiday_name if due.holiday_name else ''}，"
@@ -96,7 +102,9 @@ def _description(reminder: Reminder, due: Due, deadline: datetime | None, link: 
         lines.append("临时：该年份的节假日安排尚未公布，日期按常规推算，公布后可能调整。")
     if link:
         lines.append(f"确认链接：{link}")
-    elif reminder.confirm is not None:
+    elif state in STATE_LINES:
+        lines.append(STATE_LINES[state])
+    elif reminder.confirm is not None and state is None:
         lines.append("确认方式：提醒发出后，按消息中的链接或群内回复确认。")
     if reminder.note:
         lines.append(reminder.note.strip())
@@ -109,7 +117,7 @@ async def build_feed(runtime: Runtime, scope: Scope, target: str, name: str, now
     start = now - timedelta(days=OPEN_LOOKBACK_DAYS)
     end = now + timedelta(days=FEED_DAYS)
     fired = await _open_occurrences(runtime, [r.id for r in reminders], start)
-    owed = await _owed(runtime, target, [o.id for o in fired.values() if o.id]) if scope == "person" else set()
+    states = await _states(runtime, target, [o.id for o in fired.values() if o.id]) if scope == "person" else {}
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -126,10 +134,10 @@ async def build_feed(runtime: Runtime, scope: Scope, target: str, name: str, now
             deadline = _utc(occ.deadline_at) if occ and occ.deadline_at else deadline_for(runtime, reminder, due.due_at)
             if due.due_at < now and (occ is None or deadline is None or deadline < now):
                 continue  # past and closed: not "coming"
-            link = None
-            if occ is not None and occ.id in owed:
-                link = confirm_url(runtime.settings.base_url, make_token(runtime.link_key, occ.id, target))
-            cal.add_component(_event(reminder, due, deadline, link, now))
+            link, state = None, states.get(occ.id or 0) if occ is not None else None
+            if state == "owed" and occ is not None:
+                link = confirm_url(runtime.settings.base_url, make_token(runtime.link_key, occ.id or 0, target))
+            cal.add_component(_event(reminder, due, deadline, link, now, state))
     cal.add_missing_timezones()
     return cal.to_ical()
 
@@ -140,14 +148,15 @@ def _due_of(occ: Occurrence, reminder: Reminder) -> Due:
                occ.provisional, None)
 
 
-def _event(reminder: Reminder, due: Due, deadline: datetime | None, link: str | None, now: datetime) -> Event:
+def _event(reminder: Reminder, due: Due, deadline: datetime | None, link: str | None, now: datetime,
+           state: str | None = None) -> Event:
     event = Event()
     event.add("uid", _uid(reminder, due))
     event.add("dtstamp", now.astimezone(UTC))
     event.add("dtstart", due.due_at)
     event.add("dtend", due.due_at + EVENT_LENGTH)
     event.add("summary", f"{reminder.title}{'（临时）' if due.provisional else ''}")
-    event.add("description", _description(reminder, due, deadline, link))
+    event.add("description", _description(reminder, due, deadline, link, state))
     if due.provisional:
         event.add("categories", ["临时"])
     if link:

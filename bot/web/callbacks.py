@@ -119,7 +119,7 @@ class WebInbox:
         due = occ.due_at if occ.due_at.tzinfo else occ.due_at.replace(tzinfo=UTC)
         when = when_text(due, reminder.zone) if reminder else due.isoformat()
         confirmed = [r.name for r in b.rows if r.confirmed]
-        return CardState(occ.id or 0, occ.title, when, confirmed, b.expected - b.confirmed)
+        return CardState(occ.id or 0, occ.title, when, confirmed, b.expected - b.confirmed - len(b.excused))
 
 
 async def dingtalk_stream_callback(runtime: Runtime, http: aiohttp.ClientSession, app: DingTalkApp, topic: str,

@@ -21,6 +21,7 @@ from test_web_confirm import DEADLINE, DUE, NOW, World, add_occurrence, build_wo
 from bot.confirming.confirmations import BoardRow, board, to_db_time
 from bot.reporting.reports import (
     UnitRow,
+    board_chart,
     board_conditions,
     board_counts,
     board_figures,
@@ -187,7 +188,21 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
                 got = await board_page_rows(session, occ, later, conditions, 0, 1000)
                 assert sorted(r.person_id for r in got) == sorted(wanted), (status, unit)
                 assert await board_total(session, occ, conditions) == len(wanted)
+                if not unit:  # a status alone is counted by the board's one pass, not by board_total
+                    assert counts.matching(status) == len(wanted), status
         units, by_sql = await board_unit_figures(session, occ, later)
+        # the board page's one pass gives the same figures as board_counts' own query, and the chart
+        for last in (None, 3, 1000):
+            chart = await board_chart(session, occ, later, last=last)
+            assert (chart.counts, chart.units) == (counts, units), last
+            assert chart.rows == (by_sql if last is None else by_sql[-last:]), last
+        before = DEADLINE.replace(tzinfo=UTC) - timedelta(hours=1)  # nobody overdue yet
+        chart = await board_chart(session, occ, before, last=3)
+        assert chart.counts == await board_counts(session, occ, before)
+        assert (chart.counts.overdue, chart.counts.matching("overdue"), chart.counts.matching("late")) == (0, 0, 8)
+        for status in ("", "pending", "overdue", "confirmed", "late"):
+            conditions = board_conditions(dialect, occ, before, "", status)
+            assert chart.counts.matching(status) == await board_total(session, occ, conditions), status
         assert (units, by_sql[-3:]) == (len(by_sql), (await board_unit_figures(session, occ, later, last=3))[1])
         nudges = await nudge_counts(session, [occ_id])
     assert nudges == {(occ_id, "m004"): 1, (occ_id, "m009"): 1}

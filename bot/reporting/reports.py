@@ -372,20 +372,22 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         if not ids:
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
-        ranked = _ranked_units(ids, now, dialect)
-        r = ranked.c
-        kept = and_(_unit_filter(r, unit, dialect), _status_filter(r, status))
+        # the sums need no ranks: counted over the units unnumbered, so only the page's statement sorts
+        u = _named_units(ids, now, dialect).c
+        kept = and_(_unit_filter(u, unit, dialect), _status_filter(u, status))
         flag = case((kept, 1), else_=0)
         summary = select(func.count(), func.sum(flag),
-                         *(func.sum(case((kept, r[name]), else_=0)) for name in ("on_time", "late", "missing",
+                         *(func.sum(case((kept, u[name]), else_=0)) for name in ("on_time", "late", "missing",
                                                                                   "pending", "excused")))
-        units, matched, *sums = (await session.exec(summary.select_from(ranked))).one()  # type: ignore[call-overload]
+        units, matched, *sums = (await session.exec(summary)).one()  # type: ignore[call-overload]
         offset, limit = page_of(int(matched or 0))
         connection = await session.connection()
-        page = (await connection.execute(select(*r).where(kept).order_by(r.place).offset(offset).limit(limit))).all()
+        r = _ranked_units(ids, now, dialect).c
+        kept_r = and_(_unit_filter(r, unit, dialect), _status_filter(r, status))
+        page = (await connection.execute(select(*r).where(kept_r).order_by(r.place).offset(offset).limit(limit))).all()
         nudges = await nudges_by_unit(session, ids)
         if nudges and (unit or status):  # the kept units' 催办次数 for the total
-            kept_ids = set((await session.exec(select(r.unit_id).where(kept))).all())  # type: ignore[call-overload]
+            kept_ids = set((await session.exec(select(u.unit_id).where(kept))).all())  # type: ignore[call-overload]
             nudged = sum(n for u, n in nudges.items() if u in kept_ids)
         else:
             nudged = sum(nudges.values())
@@ -412,6 +414,13 @@ def _rank_order(c: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, tu
     if reverse:
         return name, (rate.asc(), c.missing.desc(), by_name.desc(), c.unit_id.desc())
     return name, (rate.desc(), c.missing.asc(), by_name.asc(), c.unit_id.asc())
+
+
+def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
+    """Per-unit figures with their display ``name``, unranked (for sums and filters that need no place)."""
+    c = _unit_counts(occurrence_ids, now).subquery("per_unit").c
+    name, _ = _rank_order(c, dialect)
+    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused).subquery("named")
 
 
 def _ranked_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:

@@ -225,6 +225,16 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
             second = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
                                       page_of=lambda n: (2, 3))
             assert second.rows == kept[2:5]
+            # the page asked for read in one statement when page_of agrees with the guess, else read
+            # again where page_of says (a page past the end shows the last); the same rows and sums
+            last = max(0, (len(kept) - 1) // 3 * 3)
+            for guess in ((3, 3), (99, 3)):
+                third = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit,
+                                         status=status, guess=guess,
+                                         page_of=lambda n: (3, 3) if n > 3 else (max(0, (n - 1) // 3 * 3), 3))
+                want = kept[3:6] if len(kept) > 3 else kept[last:last + 3]
+                assert (third.units, third.matched, third.total) == (table.units, table.matched, table.total), guess
+                assert third.rows == want, (status, unit, guess)
 
 
 def _matches(row: BoardRow, unit: str, status: str) -> bool:

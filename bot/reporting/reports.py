@@ -45,6 +45,7 @@ QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
 MIN_YEAR, MAX_YEAR = 1970, 2999  # a period outside these years is a typo, not a report
 COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending", "excused")
+UNIT_SUMS = ("on_time", "late", "missing", "pending", "excused")  # a unit's counts as SQL sums them
 HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率",
            "请假等免于确认")
 # Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
@@ -356,13 +357,17 @@ class UnitTable:
 
 
 async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str = "",
-                     status: str = "", page_of: Callable[[int], tuple[int, int]]) -> UnitTable:
+                     status: str = "", page_of: Callable[[int], tuple[int, int]],
+                     guess: tuple[int, int] | None = None) -> UnitTable:
     """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
 
     Only the page's rows (and a few sums) come back, however many units the province has; ranks
     are the full ranking's. ``unit`` keeps a unit by its id or a part of its name; ``status``:
     ``behind`` (missing past the deadline), ``pending`` (anything missing), ``done`` (nothing).
     ``page_of(matched)`` gives (offset, limit) once the number of matching units is known.
+    ``guess``: the (offset, limit) expected before that number is known (the page asked for): when
+    ``page_of`` agrees, one statement (one pass over the period's rows) reads the page with the sums
+    as windows; otherwise (a page past the end, nothing kept) the sums are counted first.
     Rehearsals never count. Names compare by code point on both databases, like Python's sort.
     """
     now = utc(now)
@@ -372,23 +377,35 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         if not ids:
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
-        # the sums need no ranks: counted over the units unnumbered, so only the page's statement sorts
         u = _named_units(ids, now, dialect).c
         kept = and_(_unit_filter(u, unit, dialect), _status_filter(u, status))
         flag = case((kept, 1), else_=0)
-        summary = select(func.count(), func.sum(flag),
-                         *(func.sum(case((kept, u[name]), else_=0)) for name in ("on_time", "late", "missing",
-                                                                                  "pending", "excused")))
-        units, matched, *sums = (await session.exec(summary)).one()  # type: ignore[call-overload]
-        offset, limit = page_of(int(matched or 0))
+        kept_sums = [func.sum(case((kept, u[name]), else_=0)) for name in UNIT_SUMS]
+        # every unit numbered, with the kept units' count and sums as windows over all of them
+        ranked = select(*u, func.row_number().over(order_by=_order(u, u.name, dialect)).label("place"),
+                        flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
+                        *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))
+                        ).subquery("ranked")
+        r = ranked.c
         connection = await session.connection()
-        r = _ranked_units(ids, now, dialect).c
-        kept_r = and_(_unit_filter(r, unit, dialect), _status_filter(r, status))
-        page = (await connection.execute(select(*r).where(kept_r).order_by(r.place).offset(offset).limit(limit))).all()
+
+        async def read(offset: int, limit: int) -> list[Any]:
+            stmt = select(ranked).where(r.kept == 1).order_by(r.place).offset(offset).limit(limit)
+            return list((await connection.execute(stmt)).all())
+
+        page = await read(*guess) if guess is not None else []
+        if page:
+            units, matched, sums = page[0].units, page[0].matched, [getattr(page[0], f"all_{n}") for n in UNIT_SUMS]
+        else:  # no guess, or nothing at the guessed place: count first
+            summary = select(func.count(), func.sum(flag), *kept_sums)
+            units, matched, *sums = (await session.exec(summary)).one()  # type: ignore[call-overload]
+        wanted = page_of(int(matched or 0))
+        if wanted != guess:
+            page = await read(*wanted)
         nudges = await nudges_by_unit(session, ids)
         if nudges and (unit or status):  # the kept units' 催办次数 for the total
             kept_ids = set((await session.exec(select(u.unit_id).where(kept))).all())  # type: ignore[call-overload]
-            nudged = sum(n for u, n in nudges.items() if u in kept_ids)
+            nudged = sum(n for uid, n in nudges.items() if uid in kept_ids)
         else:
             nudged = sum(nudges.values())
     on_time, late, missing, pending, excused = (int(x or 0) for x in sums)
@@ -408,12 +425,18 @@ def _rank_order(c: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, tu
     order are the first N in reverse order: a bounded sort instead of numbering every unit.
     """
     name = func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT))
+    return name, _order(c, name, dialect, reverse=reverse)
+
+
+def _order(c: Any, name: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
+    """:func:`_rank_order`'s order over columns ``c`` (``on_time``, ``late``, ``missing``, ``pending``,
+    ``unit_id``) and the display ``name``."""
     due = c.on_time + c.late + c.missing - c.pending
     rate = case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float))
     by_name = name.collate("C") if dialect == "postgresql" else name  # code point order, as Python sorts
     if reverse:
-        return name, (rate.asc(), c.missing.desc(), by_name.desc(), c.unit_id.desc())
-    return name, (rate.desc(), c.missing.asc(), by_name.asc(), c.unit_id.asc())
+        return (rate.asc(), c.missing.desc(), by_name.desc(), c.unit_id.desc())
+    return (rate.desc(), c.missing.asc(), by_name.asc(), c.unit_id.asc())
 
 
 def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
@@ -421,16 +444,6 @@ def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
     c = _unit_counts(occurrence_ids, now).subquery("per_unit").c
     name, _ = _rank_order(c, dialect)
     return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused).subquery("named")
-
-
-def _ranked_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
-    """Per-unit figures with their ``place`` in :func:`rank`'s order (rate, then fewest missing, then name)."""
-    counts = _unit_counts(occurrence_ids, now).subquery("per_unit")
-    c = counts.c
-    name, order = _rank_order(c, dialect)
-    place = func.row_number().over(order_by=order)
-    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
-                  place.label("place")).subquery("ranked")
 
 
 def _unit_filter(r: Any, unit: str, dialect: str) -> Any:

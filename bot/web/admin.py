@@ -456,7 +456,7 @@ async def units_page(request: web.Request) -> web.Response:
 
     # ranked, filtered and paged in SQL (ranks stay the full ones): only the page's rows are read
     table = await unit_table(runtime_of(request), period.start, period.end, now=now, unit=unit, status=status,
-                             page_of=page)
+                             page_of=page, guess=((page_number(request) - 1) * PAGE_ROWS, PAGE_ROWS))
     shown = [(r, cell_row(place, r)) for place, r in table.rows]
     total = table.total
     return render(request, "admin_units.html", status=400 if error else 200,

@@ -21,6 +21,7 @@ from test_web_confirm import DEADLINE, DUE, NOW, World, add_occurrence, build_wo
 from bot.confirming.confirmations import BoardRow, board, to_db_time
 from bot.reporting.reports import (
     UnitRow,
+    board_chart,
     board_conditions,
     board_counts,
     board_figures,
@@ -187,7 +188,21 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
                 got = await board_page_rows(session, occ, later, conditions, 0, 1000)
                 assert sorted(r.person_id for r in got) == sorted(wanted), (status, unit)
                 assert await board_total(session, occ, conditions) == len(wanted)
+                if not unit:  # a status alone is counted by the board's one pass, not by board_total
+                    assert counts.matching(status) == len(wanted), status
         units, by_sql = await board_unit_figures(session, occ, later)
+        # the board page's one pass gives the same figures as board_counts' own query, and the chart
+        for last in (None, 3, 1000):
+            chart = await board_chart(session, occ, later, last=last)
+            assert (chart.counts, chart.units) == (counts, units), last
+            assert chart.rows == (by_sql if last is None else by_sql[-last:]), last
+        before = DEADLINE.replace(tzinfo=UTC) - timedelta(hours=1)  # nobody overdue yet
+        chart = await board_chart(session, occ, before, last=3)
+        assert chart.counts == await board_counts(session, occ, before)
+        assert (chart.counts.overdue, chart.counts.matching("overdue"), chart.counts.matching("late")) == (0, 0, 8)
+        for status in ("", "pending", "overdue", "confirmed", "late"):
+            conditions = board_conditions(dialect, occ, before, "", status)
+            assert chart.counts.matching(status) == await board_total(session, occ, conditions), status
         assert (units, by_sql[-3:]) == (len(by_sql), (await board_unit_figures(session, occ, later, last=3))[1])
         nudges = await nudge_counts(session, [occ_id])
     assert nudges == {(occ_id, "m004"): 1, (occ_id, "m009"): 1}
@@ -210,6 +225,16 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
             second = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
                                       page_of=lambda n: (2, 3))
             assert second.rows == kept[2:5]
+            # the page asked for read in one statement when page_of agrees with the guess, else read
+            # again where page_of says (a page past the end shows the last); the same rows and sums
+            last = max(0, (len(kept) - 1) // 3 * 3)
+            for guess in ((3, 3), (99, 3)):
+                third = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit,
+                                         status=status, guess=guess,
+                                         page_of=lambda n: (3, 3) if n > 3 else (max(0, (n - 1) // 3 * 3), 3))
+                want = kept[3:6] if len(kept) > 3 else kept[last:last + 3]
+                assert (third.units, third.matched, third.total) == (table.units, table.matched, table.total), guess
+                assert third.rows == want, (status, unit, guess)
 
 
 def _matches(row: BoardRow, unit: str, status: str) -> bool:

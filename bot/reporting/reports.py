@@ -45,6 +45,7 @@ QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
 MIN_YEAR, MAX_YEAR = 1970, 2999  # a period outside these years is a typo, not a report
 COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending", "excused")
+UNIT_SUMS = ("on_time", "late", "missing", "pending", "excused")  # a unit's counts as SQL sums them
 HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率",
            "请假等免于确认")
 # Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
@@ -262,6 +263,9 @@ async def nudges_by_unit(session: AsyncSession, occurrence_ids: list[int],
     """
     if not occurrence_ids:
         return {}
+    reached = await _reached(session, occurrence_ids)
+    if not reached:  # no follow-up went to a real channel: no round counts, whatever was recorded
+        return {}
     et = Expectation.__table__  # type: ignore[attr-defined]
     nt = Nudge.__table__  # type: ignore[attr-defined]
     stmt = (select(nt.c.occurrence_id, nt.c.person_id, nt.c.number, et.c.unit_id)
@@ -273,9 +277,6 @@ async def nudges_by_unit(session: AsyncSession, occurrence_ids: list[int],
         named = [u for u in wanted if u is not None]
         stmt = stmt.where(or_(et.c.unit_id.in_(named), et.c.unit_id.is_(None) if None in wanted else false()))
     rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
-    if not rows:
-        return {}
-    reached = await _reached(session, occurrence_ids)
     sums: dict[str | None, int] = {}
     for occ_id, person_id, number, unit_id in rows:
         if (occ_id, f"followup:{number}", person_id) in reached:
@@ -356,13 +357,17 @@ class UnitTable:
 
 
 async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str = "",
-                     status: str = "", page_of: Callable[[int], tuple[int, int]]) -> UnitTable:
+                     status: str = "", page_of: Callable[[int], tuple[int, int]],
+                     guess: tuple[int, int] | None = None) -> UnitTable:
     """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
 
     Only the page's rows (and a few sums) come back, however many units the province has; ranks
     are the full ranking's. ``unit`` keeps a unit by its id or a part of its name; ``status``:
     ``behind`` (missing past the deadline), ``pending`` (anything missing), ``done`` (nothing).
     ``page_of(matched)`` gives (offset, limit) once the number of matching units is known.
+    ``guess``: the (offset, limit) expected before that number is known (the page asked for): when
+    ``page_of`` agrees, one statement (one pass over the period's rows) reads the page with the sums
+    as windows; otherwise (a page past the end, nothing kept) the sums are counted first.
     Rehearsals never count. Names compare by code point on both databases, like Python's sort.
     """
     now = utc(now)
@@ -372,21 +377,35 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         if not ids:
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
-        ranked = _ranked_units(ids, now, dialect)
-        r = ranked.c
-        kept = and_(_unit_filter(r, unit, dialect), _status_filter(r, status))
+        u = _named_units(ids, now, dialect).c
+        kept = and_(_unit_filter(u, unit, dialect), _status_filter(u, status))
         flag = case((kept, 1), else_=0)
-        summary = select(func.count(), func.sum(flag),
-                         *(func.sum(case((kept, r[name]), else_=0)) for name in ("on_time", "late", "missing",
-                                                                                  "pending", "excused")))
-        units, matched, *sums = (await session.exec(summary.select_from(ranked))).one()  # type: ignore[call-overload]
-        offset, limit = page_of(int(matched or 0))
+        kept_sums = [func.sum(case((kept, u[name]), else_=0)) for name in UNIT_SUMS]
+        # every unit numbered, with the kept units' count and sums as windows over all of them
+        ranked = select(*u, func.row_number().over(order_by=_order(u, u.name, dialect)).label("place"),
+                        flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
+                        *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))
+                        ).subquery("ranked")
+        r = ranked.c
         connection = await session.connection()
-        page = (await connection.execute(select(*r).where(kept).order_by(r.place).offset(offset).limit(limit))).all()
+
+        async def read(offset: int, limit: int) -> list[Any]:
+            stmt = select(ranked).where(r.kept == 1).order_by(r.place).offset(offset).limit(limit)
+            return list((await connection.execute(stmt)).all())
+
+        page = await read(*guess) if guess is not None else []
+        if page:
+            units, matched, sums = page[0].units, page[0].matched, [getattr(page[0], f"all_{n}") for n in UNIT_SUMS]
+        else:  # no guess, or nothing at the guessed place: count first
+            summary = select(func.count(), func.sum(flag), *kept_sums)
+            units, matched, *sums = (await session.exec(summary)).one()  # type: ignore[call-overload]
+        wanted = page_of(int(matched or 0))
+        if wanted != guess:
+            page = await read(*wanted)
         nudges = await nudges_by_unit(session, ids)
         if nudges and (unit or status):  # the kept units' 催办次数 for the total
-            kept_ids = set((await session.exec(select(r.unit_id).where(kept))).all())  # type: ignore[call-overload]
-            nudged = sum(n for u, n in nudges.items() if u in kept_ids)
+            kept_ids = set((await session.exec(select(u.unit_id).where(kept))).all())  # type: ignore[call-overload]
+            nudged = sum(n for uid, n in nudges.items() if uid in kept_ids)
         else:
             nudged = sum(nudges.values())
     on_time, late, missing, pending, excused = (int(x or 0) for x in sums)
@@ -397,17 +416,34 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
     return UnitTable(int(units or 0), int(matched or 0), total, rows)
 
 
-def _ranked_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
-    """Per-unit figures with their ``place`` in :func:`rank`'s order (rate, then fewest missing, then name)."""
-    counts = _unit_counts(occurrence_ids, now).subquery("per_unit")
-    c = counts.c
+def _rank_order(c: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, tuple[Any, ...]]:
+    """The unit's display name over per-unit counts ``c`` (:func:`_unit_counts`), and :func:`rank`'s
+    order over them (rate, then fewest missing, then name, then id), or its exact reverse.
+
+    The reverse reverses every key, NULL ids included (PostgreSQL and SQLite each put NULLs at
+    opposite ends for ASC and DESC), and ``unit_id`` is unique per row, so the last N rows in rank
+    order are the first N in reverse order: a bounded sort instead of numbering every unit.
+    """
     name = func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT))
+    return name, _order(c, name, dialect, reverse=reverse)
+
+
+def _order(c: Any, name: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
+    """:func:`_rank_order`'s order over columns ``c`` (``on_time``, ``late``, ``missing``, ``pending``,
+    ``unit_id``) and the display ``name``."""
     due = c.on_time + c.late + c.missing - c.pending
     rate = case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float))
     by_name = name.collate("C") if dialect == "postgresql" else name  # code point order, as Python sorts
-    place = func.row_number().over(order_by=(rate.desc(), c.missing, by_name, c.unit_id))
-    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
-                  place.label("place")).subquery("ranked")
+    if reverse:
+        return (rate.asc(), c.missing.desc(), by_name.desc(), c.unit_id.desc())
+    return (rate.desc(), c.missing.asc(), by_name.asc(), c.unit_id.asc())
+
+
+def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
+    """Per-unit figures with their display ``name``, unranked (for sums and filters that need no place)."""
+    c = _unit_counts(occurrence_ids, now).subquery("per_unit").c
+    name, _ = _rank_order(c, dialect)
+    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused).subquery("named")
 
 
 def _unit_filter(r: Any, unit: str, dialect: str) -> Any:
@@ -463,11 +499,25 @@ class BoardCounts:
     confirmed: int
     excused: int  # excused and not confirmed
     overdue: int  # neither confirmed nor excused, and the deadline has passed
+    on_time: int  # of ``confirmed``: at or before the deadline, or no deadline
+    late: int  # of ``confirmed``: after the deadline
 
     @property
     def owing(self) -> int:
         """Neither confirmed nor excused."""
         return self.expected - self.confirmed - self.excused
+
+    def matching(self, status: str) -> int:
+        """How many board rows a ``status`` filter alone keeps (:func:`board_conditions`' rules):
+        what :func:`board_total` would count, without another pass over the rows."""
+        return {"": self.expected, "pending": self.expected - self.confirmed, "overdue": self.overdue,
+                "confirmed": self.on_time, "late": self.late}[status]
+
+    @classmethod
+    def of(cls, occ: Occurrence, now: datetime, on_time: int, late: int, missing: int, excused: int) -> BoardCounts:
+        """The figures from the four disjoint counts (:func:`_unit_counts`' rules)."""
+        overdue = missing if _passed(occ, now) is not None else 0
+        return cls(on_time + late + missing + excused, on_time + late, excused, overdue, on_time, late)
 
 
 def _board_tables() -> tuple[Any, Any]:
@@ -486,15 +536,19 @@ def _passed(occ: Occurrence, now: datetime) -> datetime | None:
 
 
 async def board_counts(session: AsyncSession, occ: Occurrence, now: datetime) -> BoardCounts:
-    """Expected, confirmed, excused and overdue people of one occurrence, in one aggregate query."""
+    """Expected, confirmed (on time, late), excused and overdue people of one occurrence, in one
+    aggregate query (a real occurrence's board gets them from :func:`board_chart` instead)."""
     et, ct = _board_tables()
+    confirmed = ct.c.person_id.is_not(None)
+    deadline = db_time(utc(occ.deadline_at)) if occ.deadline_at is not None else None
+    late = false() if deadline is None else and_(confirmed, ct.c.confirmed_at > deadline)
     excused = and_(ct.c.person_id.is_(None), et.c.excused_at.is_not(None))
-    stmt = (select(func.count(), func.count(ct.c.person_id), func.sum(case((excused, 1), else_=0)))
+    sums = (func.sum(case((c, 1), else_=0)) for c in (excused, late))
+    stmt = (select(func.count(), func.count(ct.c.person_id), *sums)
             .select_from(_board_from(occ.id or 0)).where(et.c.occurrence_id == occ.id))
-    expected, confirmed, excused_n = (await session.exec(stmt)).one()  # type: ignore[call-overload]
-    excused_n = int(excused_n or 0)
-    overdue = expected - confirmed - excused_n if _passed(occ, now) is not None else 0
-    return BoardCounts(expected, confirmed, excused_n, overdue)
+    expected, confirmed_n, excused_n, late_n = (await session.exec(stmt)).one()  # type: ignore[call-overload]
+    confirmed_n, excused_n, late_n = int(confirmed_n), int(excused_n or 0), int(late_n or 0)
+    return BoardCounts.of(occ, now, confirmed_n - late_n, late_n, expected - confirmed_n - excused_n, excused_n)
 
 
 def board_conditions(dialect: str, occ: Occurrence, now: datetime, unit: str, status: str) -> list[Any]:
@@ -547,17 +601,48 @@ async def board_unit_figures(session: AsyncSession, occ: Occurrence, now: dateti
     Returns how many units there are and their rows in rank order: all of them, or (``last``) only
     the last ones, the furthest behind, as the board's chart shows them; with their 催办次数.
     """
+    chart = await board_chart(session, occ, now, last=last)
+    return chart.units, chart.rows
+
+
+@dataclass(frozen=True)
+class BoardChart:
+    """A real occurrence's board figures and its chart, from one pass over its rows (:func:`board_chart`)."""
+
+    counts: BoardCounts
+    units: int  # units with people on the board
+    rows: list[UnitRow]  # in rank order: all units, or the last ones asked for
+
+
+async def board_chart(session: AsyncSession, occ: Occurrence, now: datetime, *,
+                      last: int | None = None) -> BoardChart:
+    """The board's figures (:class:`BoardCounts`) and its units' figures (see :func:`board_unit_figures`).
+
+    One statement and one pass over the occurrence's rows: the per-unit counts, with the number of
+    units and the board's totals as windows over them, and the last units read as the first of the
+    reverse order (a bounded sort; no unit is numbered). At a province's size (20,000 people in
+    20,000 units) this replaced three passes: the board's counts, the units counted, the units ranked.
+    """
     dialect = (await session.connection()).dialect.name
-    ranked = _ranked_units([occ.id or 0], now, dialect)
-    r = ranked.c
-    units = int((await session.exec(select(func.count()).select_from(ranked))).one())  # type: ignore[call-overload]
-    stmt = select(*r).order_by(r.place.desc())
+    c = _unit_counts([occ.id or 0], now).subquery("per_unit").c
+    name, order = _rank_order(c, dialect, reverse=last is not None)
+    whole = [func.sum(c[k]).over().label(f"all_{k}") for k in ("on_time", "late", "missing", "excused")]
+    stmt = select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
+                  func.count().over().label("units"), *whole).order_by(*order)
     if last is not None:
         stmt = stmt.limit(last)
-    page = list(reversed((await (await session.connection()).execute(stmt)).all()))
+    page = (await (await session.connection()).execute(stmt)).all()
+    if last is not None:
+        page.reverse()  # back to rank order
+    if not page:
+        return BoardChart(BoardCounts.of(occ, now, 0, 0, 0, 0), 0, [])
+    top = page[0]
+    counts = BoardCounts.of(occ, now, *(int(getattr(top, f"all_{k}")) for k in ("on_time", "late", "missing",
+                                                                                   "excused")))
     nudges = await nudges_by_unit(session, [occ.id or 0], [row.unit_id for row in page])
-    return units, [UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time, row.late,
-                           row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused) for row in page]
+    rows = [UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time, row.late,
+                    row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused) for row in page]
+    return BoardChart(counts, int(top.units), rows)
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:

@@ -32,14 +32,15 @@ from bot.reporting.csvfile import csv_bytes
 from bot.reporting.reports import (
     DEFAULT_ZONE,
     HEADERS,
+    BoardChart,
     BoardCounts,
     Period,
     UnitRow,
+    board_chart,
     board_conditions,
     board_counts,
     board_page_rows,
     board_total,
-    board_unit_figures,
     cell_row,
     cells,
     percent,
@@ -324,14 +325,19 @@ async def board_page(request: web.Request) -> web.Response:
         occ = await session.get(Occurrence, int(request.match_info["id"]))
         if occ is None:
             raise _no_such_record(request)
-        counts = await board_counts(session, occ, now)
+        # a rehearsal never counts, so has no chart; a real board's figures come with its chart (the
+        # units furthest behind, with their 催办次数) in one pass over the occurrence's rows
+        if occ.dry_run:
+            chart = BoardChart(await board_counts(session, occ, now), 0, [])
+        else:
+            chart = await board_chart(session, occ, now, last=BARS_SHOWN)
         dialect = (await session.connection()).dialect.name
         conditions = board_conditions(dialect, occ, now, unit, status)
-        total = await board_total(session, occ, conditions)
+        # a status alone is counted already; a unit filter needs its own count
+        total = await board_total(session, occ, conditions) if unit else chart.counts.matching(status)
         start, pager = page_of(request, total)
         rows = await board_page_rows(session, occ, now, conditions, start, PAGE_ROWS)
-        # a rehearsal never counts; the chart shows the units furthest behind, with their 催办次数
-        units, figures = (0, []) if occ.dry_run else await board_unit_figures(session, occ, now, last=BARS_SHOWN)
+    counts, units, figures = chart.counts, chart.units, chart.rows
     b = BoardView(occ, counts, rows)
     title = f"{'演练：' if occ.dry_run else ''}确认情况：{occ.title}"
     sent = await stage_of_occurrence(runtime.db, occ.id or 0)
@@ -450,7 +456,7 @@ async def units_page(request: web.Request) -> web.Response:
 
     # ranked, filtered and paged in SQL (ranks stay the full ones): only the page's rows are read
     table = await unit_table(runtime_of(request), period.start, period.end, now=now, unit=unit, status=status,
-                             page_of=page)
+                             page_of=page, guess=((page_number(request) - 1) * PAGE_ROWS, PAGE_ROWS))
     shown = [(r, cell_row(place, r)) for place, r in table.rows]
     total = table.total
     return render(request, "admin_units.html", status=400 if error else 200,

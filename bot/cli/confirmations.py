@@ -16,7 +16,6 @@ from sqlalchemy import exists
 from sqlmodel import col, select
 
 from bot.config.models import DEFAULT_TZ, Schedules
-from bot.config.yamlsource import ConfigError
 from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.reporting.csvfile import excel_bytes
 from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
@@ -43,7 +42,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         async with service_runtime(settings) as runtime:
             yield runtime
-    except ConfigError as exc:
+    except Exception as exc:
+        # Imported here: reading the schedules' snapshot needs no YAML (PyYAML: 10 ms at every start).
+        from bot.config.yamlsource import ConfigError
+
+        if not isinstance(exc, ConfigError):
+            raise
         lines = [str(issue) for issue in exc.issues]
         raise CliError("\n".join([*lines, f"日程配置有 {len(lines)} 处错误，请修改后再试。"])) from None
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.metrics import CONFIRMATIONS
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -128,6 +127,8 @@ async def record_confirmation(
             if winner is None:  # the conflict was something else; let it surface
                 raise
             return False, winner
+        from bot.metrics import CONFIRMATIONS  # not at import: `status` and `report` count nothing
+
         CONFIRMATIONS.labels(via).inc()
         return True, row  # expire_on_commit is off: the row keeps its values and id
 
@@ -181,11 +182,18 @@ _LINK_QUERY = (
     .where(OCC.c.id == _OCC_ID)
 )
 _INSERT_VALUES = {name: bindparam(name) for name in ("occurrence_id", "person_id", "confirmed_at", "via", "note")}
-_INSERTS = {
-    name: module.insert(CONF).values(**_INSERT_VALUES)
-    .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id)
-    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    """The dialect's ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, built once; on first use, so
+    importing this module (every command that reads a board) does not import both dialects."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return (insert(CONF).values(**_INSERT_VALUES)
+            .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id))
 
 
 async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -> LinkView | None:
@@ -209,8 +217,10 @@ async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_
     """
     at = to_db_time(now)
     values = {"occurrence_id": occurrence_id, "person_id": person_id, "confirmed_at": at, "via": via, "note": note}
-    if (await conn.execute(_INSERTS[conn.dialect.name], values)).first() is None:
+    if (await conn.execute(_insert(conn.dialect.name), values)).first() is None:
         return None
+    from bot.metrics import CONFIRMATIONS
+
     CONFIRMATIONS.labels(via).inc()
     return ConfirmationView(at, via, note, None)
 

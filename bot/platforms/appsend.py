@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field
 
-from bot.metrics import TOKEN_FETCHES
 from bot.platforms.apps import AppBase
 from bot.platforms.base import (
     ChannelBase,
@@ -200,6 +199,8 @@ class AppSender(ABC):
 
         async def fetch() -> tuple[str, float]:
             import aiohttp
+
+            from bot.metrics import TOKEN_FETCHES  # not at import: the schedules' models import this module
 
             try:
                 got = await self.fetch_token(http, app, deadline)

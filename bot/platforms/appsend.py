@@ -71,7 +71,8 @@ def network_failure(exc: BaseException, host: str) -> str:
 class AppChannel(ChannelBase):
     """An app as an outbox channel (built by the runtime from the ``apps:`` section, never from YAML)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(defer_build=True,  # built on first validation (bot/config/models.py: Strict)
+                              extra="forbid", arbitrary_types_allowed=True)
 
     platform: str
     app: Any = Field(exclude=True)  # the AppConfig

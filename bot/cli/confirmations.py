@@ -43,8 +43,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         async with service_runtime(settings) as runtime:
             yield runtime
     except Exception as exc:
-        # Imported here: reading the schedules' snapshot needs no YAML (PyYAML: 10 ms at every start).
-        from bot.config.yamlsource import ConfigError
+        from bot.config.issues import ConfigError
 
         if not isinstance(exc, ConfigError):
             raise

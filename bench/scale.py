@@ -15,7 +15,7 @@ status; remindbot's says 503 "starting" while it loads) and, as ``serve-ready``,
 CPU time (user + system) of each process is reported beside the wall time: on a shared machine it
 is the steadier figure. The project's bytecode is compiled first, as installing it does.
 
-Usage: ``python bench/scale.py [--people 100000] [--rounds 3] [--small/--no-small]``.
+Usage: ``python bench/scale.py [--people 100000] [--rounds 3] [--small/--no-small] [--only report,status]``.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def command(step: str) -> list[str]:
 
 
 def run_province(name: str, people: int, units: int, channels: int, secretaries: int, rounds: int,
-                 work: Path) -> Figures:
+                 work: Path, only: tuple[str, ...] = STEPS) -> Figures:
     folder = work / name / "schedules"
     generate(folder, people, units, channels, secretaries)
     print(f"[{name}] {people:,} people, {units:,} units, {channels} channels, {secretaries:,} owing", flush=True)
@@ -282,6 +282,10 @@ def run_province(name: str, people: int, units: int, channels: int, secretaries:
         for step in STEPS:
             if step == "serve-ready":
                 continue  # measured with "serve"
+            if step not in only and not (step == "serve" and "serve-ready" in only):
+                if step == "fire":  # status and report need its records: run, not measured
+                    measure([PY, "-m", "bot", *command(step)], env)
+                continue
             if step == "serve":
                 tool, tool_ready = measure_serve([PY, "-m", "bot", "serve", "--dry-run"], env, port)
                 base, base_ready = measure_serve([PY, __file__, "--bare", step, "--folder", str(folder),
@@ -319,11 +323,11 @@ def precompile() -> None:
         compileall.compile_dir(ROOT / package, quiet=1)
 
 
-def table(name: str, f: Figures) -> list[str]:
+def table(name: str, f: Figures, only: tuple[str, ...] = STEPS) -> list[str]:
     head = ("| step | remindbot wall s | bare wall s | wall ratio | remindbot CPU s | bare CPU s | CPU ratio "
             "| peak RSS MB | bare RSS MB |")
     lines = [f"### {name} (min / median / max of the rounds)", "", head, "|---|---|---|---|---|---|---|---|---|"]
-    for step in STEPS:
+    for step in (s for s in STEPS if s in only):
         tool, base = f.tool[step], f.bare[step]
         walls = [t.seconds / b.seconds for t, b in zip(tool, base, strict=True)]
         cpus = [t.cpu / max(b.cpu, 0.01) for t, b in zip(tool, base, strict=True)]
@@ -343,7 +347,12 @@ def main() -> int:
     parser.add_argument("--folder", type=Path)
     parser.add_argument("--db", type=Path)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--only", help="measure only these steps, comma-separated (e.g. report,status;"
+                        " fire still runs, unmeasured, when a later step needs its records)")
     args = parser.parse_args()
+    only = tuple(args.only.split(",")) if args.only else STEPS
+    if unknown := [s for s in only if s not in STEPS]:
+        parser.error(f"unknown steps: {', '.join(unknown)}; known: {', '.join(STEPS)}")
     if args.bare:
         bare(args.bare, args.folder, args.db, args.port)
         return 0
@@ -355,15 +364,16 @@ def main() -> int:
         sizes = [("large", args.people)] + ([("small", args.people // 10)] if args.small else [])
         results = {}
         for name, people in sizes:
-            results[name] = (people, run_province(name, people, people // 5, 500, people // 5, args.rounds, work))
+            results[name] = (people, run_province(name, people, people // 5, 500, people // 5, args.rounds, work,
+                                                          only))
     out: list[str] = []
     for people, figures in results.values():
-        out += ["", *table(f"{people:,} people", figures)]
+        out += ["", *table(f"{people:,} people", figures, only)]
     if "small" in results:
         out += ["", "### growth from the small province to the large one (median wall time)", "",
                 "| step | ×wall | ×CPU | bare ×wall |", "|---|---|---|---|"]
         big, small = results["large"][1], results["small"][1]
-        for step in STEPS:
+        for step in (s for s in STEPS if s in only):
             def med(runs: list[Run], cpu: bool = False) -> float:
                 return statistics.median(r.cpu if cpu else r.seconds for r in runs)
             out.append(f"| {step} | {med(big.tool[step]) / med(small.tool[step]):.1f} | "

@@ -106,3 +106,59 @@ def test_every_module_imports() -> None:
     result = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, cwd=ROOT,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "REMINDBOT_VAR_DIR": str(tmp_path / "var"),
+            "REMINDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"}
+
+
+def test_status_and_report_import_only_what_they_use(tmp_path: Path) -> None:
+    """On SQLite with the snapshot warm: no YAML parser, no metrics, no PostgreSQL dialect, no outbox,
+    no wcwidth (plain Chinese is measured without it), no templates, no web stack, no Alembic."""
+    env = _env(tmp_path)
+    for argv in (["validate"], ["status"]):  # the snapshot built, the database created (Alembic: only then)
+        warm = subprocess.run([sys.executable, "-m", "bot", *argv], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert warm.returncode == 0, warm.stderr
+    unused = ("yaml", "prometheus_client", "bot.metrics", "sqlalchemy.dialects.postgresql", "bot.delivery.outbox",
+              "wcwidth", "jinja2", "aiohttp", "alembic")
+    for argv in (["status"], ["report", "--period", "current_month"]):
+        code = ("import sys\n"
+                "from bot.cli import main\n"
+                f"main({argv!r}, standalone_mode=False)\n"
+                f"print(sorted(m for m in {unused!r} if m in sys.modules))\n")
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout)
+
+
+def test_a_command_process_ends_at_once_with_its_output_and_exit_code_kept(tmp_path: Path) -> None:
+    """``python -m bot report`` skips the interpreter's teardown (atexit handlers never run) yet
+    writes all its output through a pipe; an error keeps its message and exit code; a non-daemon
+    thread still running means the ordinary exit, which waits for it."""
+    env = _env(tmp_path)
+    script = ("import atexit, sys, threading, time\n"
+              "atexit.register(print, 'torn down', file=sys.stderr)\n"
+              "if sys.argv[1] == 'thread':\n"
+              "    threading.Thread(target=time.sleep, args=(3,)).start()\n"  # outlives the command
+              "sys.argv = ['remindbot', *sys.argv[2:]]\n"
+              "from bot.cli import entry\n"
+              "entry()\n")
+
+    def run(*argv: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, env=env, capture_output=True,
+                              timeout=120)
+
+    csv = run("-", "report", "--period", "current_month", "--format", "csv")
+    assert csv.returncode == 0 and b"torn down" not in csv.stderr, csv.stderr
+    inline = subprocess.run([sys.executable, "-m", "bot", "report", "--period", "current_month", "--format", "csv"],
+                            cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert csv.stdout == inline.stdout and csv.stdout.startswith("\ufeff".encode())  # all of it, BOM first
+    missing = run("-", "status", "no-such-reminder")
+    assert missing.returncode == 1 and b"torn down" not in missing.stderr
+    assert "没有标识为 “no-such-reminder” 的提醒".encode() in missing.stderr
+    waited = run("thread", "report", "--period", "current_month")
+    assert waited.returncode == 0 and b"torn down" in waited.stderr
+    assert waited.stdout == run("-", "report", "--period", "current_month").stdout != b""

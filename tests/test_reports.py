@@ -27,6 +27,7 @@ from bot.reporting.reports import (
     tally,
     unit_figures,
 )
+from bot.reporting.textable import table, width
 from bot.runtime import Runtime
 from bot.scheduling.occurrences import fire
 from bot.scheduling.timing import Due, Fire
@@ -219,6 +220,22 @@ def test_the_table_lines_up_columns_with_chinese_names() -> None:
 
     assert column_start(body[0], "  2  ") == column_start(body[1], "  3  ") == column_start(header, "  应确认")
     assert body[0].rstrip().endswith("0") and "100.0%" in body[0] and "33.3%" in body[1]
+
+
+def test_text_tables_measure_plain_chinese_as_wcwidth_does() -> None:
+    """Cells of ASCII and CJK ideographs are measured without wcwidth (by their UTF-8 length); every
+    ideograph of that range, alone and among ASCII, must count as wcwidth counts it, and a column
+    with any other character (fullwidth punctuation, an emoji, an accent) lines up the same way."""
+    for code in range(0x4E00, 0x9FF0):
+        cell = f"a{chr(code)}1 "
+        assert width(cell) == wcswidth(cell), hex(code)
+    cells = ["人员201", "（出差）", "✅ 已确认", "Zoë", "", "支部19997"]
+    lines = table(["姓名", "备注"], [[c, "x"] for c in cells]).splitlines()
+    assert len({wcswidth(line[: line.index("x")]) for line in lines[2:]}) == 1
+    assert [width(c) for c in cells] == [max(wcswidth(c), 0) for c in cells]
+    plain = table(["姓名", "备注"], [[c, "x"] for c in ("人员201", "", "Li Lei", "支部19997")]).splitlines()
+    assert len({wcswidth(line[: line.index("x")]) for line in plain[2:]}) == 1
+    assert plain[1] == "-" * max(wcswidth(c) for c in ("姓名", "人员201", "支部19997")) + "  ----"
 
 
 def test_csv_and_markdown_carry_the_same_ranked_rows() -> None:

@@ -16,7 +16,6 @@ from sqlalchemy import exists
 from sqlmodel import col, select
 
 from bot.config.models import DEFAULT_TZ, Schedules
-from bot.config.yamlsource import ConfigError
 from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.reporting.csvfile import excel_bytes
 from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
@@ -43,7 +42,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         async with service_runtime(settings) as runtime:
             yield runtime
-    except ConfigError as exc:
+    except Exception as exc:
+        from bot.config.issues import ConfigError
+
+        if not isinstance(exc, ConfigError):
+            raise
         lines = [str(issue) for issue in exc.issues]
         raise CliError("\n".join([*lines, f"日程配置有 {len(lines)} 处错误，请修改后再试。"])) from None
 
@@ -166,10 +169,18 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
         head.append(f"已确认 {b.confirmed}/{b.expected - excused} 人"
                     + (f"，逾期未确认 {overdue} 人" if overdue else "")
                     + (f"，请假等免于确认 {excused} 人" if excused else ""))
-    rows = [["演练" if occ.dry_run else row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at),
-             via_text(r, names), r.note or excused_text(r, names)]
-            for r in sorted(b.rows, key=lambda r: (r.confirmed, r.unit_id or "", r.person_id))]
+    rows = [board_cells(r, occ.dry_run, names)
+            for r in sorted(b.rows, key=lambda r: (r.confirmed_at is not None, r.unit_id or "", r.person_id))]
     return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
+
+
+def board_cells(r: BoardRow, dry_run: bool, names: Mapping[str, str]) -> list[str]:
+    """One line of the board's table."""
+    if r.confirmed_at is None and r.excused_at is None:  # who still owes: most of a large board
+        state = "演练" if dry_run else "逾期未确认" if r.overdue_since is not None else "未确认"
+        return [state, r.name, r.unit_name or "", "", "", r.note or ""]
+    return ["演练" if dry_run else row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at),
+            via_text(r, names), r.note or excused_text(r, names)]
 
 
 class Number(click.ParamType):

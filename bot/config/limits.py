@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 if TYPE_CHECKING:
     from bot.settings import Settings
 
@@ -24,9 +22,6 @@ DEFAULT_SHEET_BYTES = 64 * 1024 * 1024  # a people/units spreadsheet (CSV or .xl
 DEFAULT_SHEET_ROWS = 300_000
 MAX_DEPTH = 64  # the schedules' format needs about 8 levels; a deeper file is a mistake or an attack
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
-_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
 @dataclass(frozen=True)
@@ -96,23 +91,30 @@ def scan(text: str, limits: Limits) -> Refusal | None:
     Syntax errors are left to the full parse, which words them for the admin.
     """
 
+    # PyYAML imported here: the settings import this module's bounds, and a command that reads the
+    # schedules' snapshot parses no YAML.
+    import yaml
+
+    opening = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+    closing = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
     def refuse(mark: Any, message: str) -> Refusal:
         return Refusal(mark.line + 1, mark.column + 1, message)
 
-    loader = _LOADER(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     anchors: dict[str, int] = {}  # anchor -> nodes it stands for (once closed)
     stack: list[_Open] = []
     through_aliases = 0
     try:
         while loader.check_event():
             event = loader.get_event()
-            if isinstance(event, _OPEN):
+            if isinstance(event, opening):
                 stack.append(_Open(event.anchor))
                 if len(stack) > MAX_DEPTH:
                     return refuse(event.start_mark, f"嵌套超过 {MAX_DEPTH} 层，请检查缩进或括号")
                 continue
             nodes = 1
-            if isinstance(event, _CLOSE):
+            if isinstance(event, closing):
                 closed = stack.pop()
                 nodes = closed.nodes
                 if closed.anchor:

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import bot
 from bot.config.gcpause import no_gc
+from bot.config.issues import _ENV_RE, ConfigError, ConfigIssue, schedule_files
 from bot.config.limits import Limits
 from bot.config.models import Schedules
-from bot.config.yamlsource import _ENV_RE, ConfigError, ConfigIssue, schedule_files
 
 if TYPE_CHECKING:
     from bot.settings import Settings

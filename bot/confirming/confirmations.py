@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.metrics import CONFIRMATIONS
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -128,6 +127,8 @@ async def record_confirmation(
             if winner is None:  # the conflict was something else; let it surface
                 raise
             return False, winner
+        from bot.metrics import CONFIRMATIONS  # not at import: `status` and `report` count nothing
+
         CONFIRMATIONS.labels(via).inc()
         return True, row  # expire_on_commit is off: the row keeps its values and id
 
@@ -183,11 +184,18 @@ _LINK_QUERY = (
     .where(OCC.c.id == _OCC_ID)
 )
 _INSERT_VALUES = {name: bindparam(name) for name in ("occurrence_id", "person_id", "confirmed_at", "via", "note")}
-_INSERTS = {
-    name: module.insert(CONF).values(**_INSERT_VALUES)
-    .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id)
-    for name, module in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    """The dialect's ``INSERT … ON CONFLICT DO NOTHING RETURNING id``, built once; on first use, so
+    importing this module (every command that reads a board) does not import both dialects."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return (insert(CONF).values(**_INSERT_VALUES)
+            .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id))
 
 
 async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -> LinkView | None:
@@ -212,8 +220,10 @@ async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_
     """
     at = to_db_time(now)
     values = {"occurrence_id": occurrence_id, "person_id": person_id, "confirmed_at": at, "via": via, "note": note}
-    if (await conn.execute(_INSERTS[conn.dialect.name], values)).first() is None:
+    if (await conn.execute(_insert(conn.dialect.name), values)).first() is None:
         return None
+    from bot.metrics import CONFIRMATIONS
+
     CONFIRMATIONS.labels(via).inc()
     return ConfirmationView(at, via, note, None)
 
@@ -247,7 +257,8 @@ async def find_confirmation(db: Database, occurrence_id: int, person_id: str) ->
 
 @dataclass(slots=True)  # not frozen: a province's board builds 20,000 of them per page view
 class BoardRow:
-    """One expected person's line on the board. Times are aware UTC."""
+    """One expected person's line on the board. Times are aware UTC. (``board_row`` builds most of
+    them positionally: keep the fields' order.)"""
 
     person_id: str
     name: str
@@ -301,23 +312,36 @@ class Board:
 
 def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> BoardRow:
     """One line from an expectation and its confirmation (ORM objects or Core rows with those columns)."""
-    confirmed_at = _aware(conf.confirmed_at) if conf else None
-    overdue = conf is None and exp.excused_at is None and deadline is not None and now >= deadline
+    if conf is None:
+        return owing_row(exp.person_id, exp.person_name, exp.unit_id, exp.unit_name, exp.excused_at, exp.excused_by,
+                         exp.excuse_reason, deadline, now)
+    excused_at = _aware(exp.excused_at)
+    confirmed_at = _aware(conf.confirmed_at)
     return BoardRow(
         person_id=exp.person_id,
         name=exp.person_name,
         unit_id=exp.unit_id,
         unit_name=exp.unit_name,
         confirmed_at=confirmed_at,
-        via=conf.via if conf else None,
-        note=conf.note if conf else None,
-        recorded_by=conf.recorded_by if conf else None,
-        overdue_since=deadline if overdue else None,
+        via=conf.via,
+        note=conf.note,
+        recorded_by=conf.recorded_by,
+        overdue_since=None,
         late=bool(confirmed_at and deadline and confirmed_at > deadline),
-        excused_at=_aware(exp.excused_at),
+        excused_at=excused_at,
         excused_by=exp.excused_by,
         excuse_reason=exp.excuse_reason,
     )
+
+
+def owing_row(person_id: str, name: str, unit_id: str | None, unit_name: str | None, excused_at: datetime | None,
+              excused_by: str | None, excuse_reason: str | None, deadline: datetime | None, now: datetime) -> BoardRow:
+    """The line of someone who has not confirmed (most lines of a large board): built positionally."""
+    if excused_at is not None and excused_at.tzinfo is None:
+        excused_at = excused_at.replace(tzinfo=UTC)
+    overdue = excused_at is None and deadline is not None and now >= deadline
+    return BoardRow(person_id, name, unit_id, unit_name, None, None, None, None, deadline if overdue else None, False,
+                    excused_at, excused_by, excuse_reason)
 
 
 async def board(db: Database, occurrence_id: int, now: datetime) -> Board:
@@ -354,10 +378,15 @@ async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime)
     order = {oid: i for i, oid in enumerate(ids)}
     owed: dict[int, list[Any]] = {}
     for e in exps:
-        owed.setdefault(e.occurrence_id, []).append(e)
+        owed.setdefault(e[0], []).append(e)  # occurrence_id
     for occ in sorted(occs, key=lambda o: order[o.id or 0]):
         deadline = _aware(occ.deadline_at)
-        rows = [board_row(e, by_key.get((e.occurrence_id, e.person_id)), deadline, now)
-                for e in owed.get(occ.id or 0, [])]
+        rows = []
+        for e in owed.get(occ.id or 0, []):
+            # Unpacked: a Core row's fields by name cost a lookup each, 20,000 times over.
+            occurrence_id, person_id, name, unit_id, unit_name, excused_at, excused_by, reason = e
+            conf = by_key.get((occurrence_id, person_id))
+            rows.append(owing_row(person_id, name, unit_id, unit_name, excused_at, excused_by, reason, deadline, now)
+                        if conf is None else board_row(e, conf, deadline, now))
         result.append(Board(occurrence=occ, rows=rows))
     return result

@@ -20,7 +20,8 @@ ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
 class AppBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True,  # built on first validation (bot/config/models.py: Strict)
+                              extra="forbid", populate_by_name=True)
 
     # What sending direct messages needs, as ``remindbot apps check`` names it (Chinese).
     send_needs: ClassVar[str] = "凭证"

@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field
 
-from bot.metrics import TOKEN_FETCHES
 from bot.platforms.apps import AppBase
 from bot.platforms.base import (
     ChannelBase,
@@ -72,7 +71,8 @@ def network_failure(exc: BaseException, host: str) -> str:
 class AppChannel(ChannelBase):
     """An app as an outbox channel (built by the runtime from the ``apps:`` section, never from YAML)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(defer_build=True,  # built on first validation (bot/config/models.py: Strict)
+                              extra="forbid", arbitrary_types_allowed=True)
 
     platform: str
     app: Any = Field(exclude=True)  # the AppConfig
@@ -200,6 +200,8 @@ class AppSender(ABC):
 
         async def fetch() -> tuple[str, float]:
             import aiohttp
+
+            from bot.metrics import TOKEN_FETCHES  # not at import: the schedules' models import this module
 
             try:
                 got = await self.fetch_token(http, app, deadline)

@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 class ChannelBase(BaseModel):
     """Options every channel has. Platform modules subclass it with ``platform: Literal[...]``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True,  # built on first validation (bot/config/models.py: Strict)
+                              extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="频道标识，在提醒中引用")
     name: str = Field(description="群名称，例如 “市直机关党务工作群”")

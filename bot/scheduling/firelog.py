@@ -18,7 +18,6 @@ from sqlmodel import col, select
 
 from bot.config.models import DEFAULT_TZ
 from bot.config.spans import Span
-from bot.delivery.outbox import enqueue
 from bot.platforms.base import Message
 from bot.platforms.registry import platform_for
 from bot.runtime import Runtime
@@ -148,6 +147,8 @@ async def tell_admin_missed(runtime: Runtime, now: datetime) -> int:
                         "；".join(line.text for line in lines[:TELL_LIMIT]))
             await session.commit()
             return len(rows)
+        from bot.delivery.outbox import enqueue  # not at import: `status` and `report` only read the log
+
         platform = platform_for(channel)
         text = missed_notice(lines[:TELL_LIMIT], max(len(lines) - TELL_LIMIT, 0))
         bodies = platform.build(channel, Message(title="提醒未能发出", markdown=text))

@@ -82,8 +82,9 @@ def test_errors_in_a_sheet_name_the_file_row_column_and_field_in_chinese(tmp_pat
     allowed = "标识、姓名、单位、角色、职务、手机、企业微信、钉钉、飞书、lark、slack、所在群"
     assert ("schedules/people.csv", 1, 6, "", f"未知的列 “备注”（可用的列：{allowed}）") in found
     assert any(where[:4] == ("schedules/people.csv", 3, 5, "people[1].mobile")
-               and where[4].startswith("格式不对，而不是 12x") for where in found)
-    assert any(i.line == 3 and i.column == 3 and "未知的单位 “b9”" in i.message for i in issues)
+               and where[4].startswith("应为 11 位手机号（如 13800000000），现在是 “12x”") for where in found)
+    assert any((i.line, i.column, i.field) == (3, 3, "people[1].unit") and "未知的单位 “b9”" in i.message
+               for i in issues)
 
 
 def test_a_sheet_without_an_id_column_or_with_an_unknown_name_is_refused(tmp_path: Path) -> None:
@@ -130,3 +131,17 @@ async def test_the_admin_downloads_a_people_template_that_loads_as_it_is(
     assert issues == [] and schedules is not None
     assert [p.name for p in schedules.people.values()] == ["张三", "李四"]
     assert schedules.people["p0001"].mobile == "13800000001"
+
+
+def test_a_bad_mobile_in_excel_says_what_a_mobile_looks_like(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["ID", "Name", "Unit", "Mobile"])
+    sheet.append(["p1", "王芳", "b1", "abc"])
+    sheet.append(["p2", "李四", "b1", 1380000])  # seven digits: never @-mentionable
+    folder = folder_with(tmp_path, units_csv=UNITS_CSV.replace(",p001", ","))
+    book.save(folder / "people.xlsx")
+    _, issues = check_schedules(folder)
+    found = {(i.line, i.field, i.message) for i in issues}
+    assert (2, "people[0].mobile", "应为 11 位手机号（如 13800000000），现在是 “abc”") in found
+    assert (3, "people[1].mobile", "应为 11 位手机号（如 13800000000），现在是 “1380000”") in found

@@ -158,18 +158,21 @@ def _in_words(problem: str) -> str:
 
 
 def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
+    """The first scalar YAML cannot construct (e.g. 2026-02-30), named by its field like other errors."""
     constructor = yaml.constructor.SafeConstructor()
-    stack = [tree]
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(tree, ())]
     seen: set[int] = set()
     while stack:
-        node = stack.pop()
+        node, path = stack.pop()
         if id(node) in seen:  # an alias: its anchor's node is checked once
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            stack.extend(part for pair in node.value for part in pair)
+            for key, value in reversed(node.value):  # popped in file order
+                stack.append((value, (*path, str(key.value))))
+                stack.append((key, path))  # a bad key belongs to the mapping that holds it
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(node.value))))
         else:
             try:
                 constructor.construct_object(node, deep=True)
@@ -177,7 +180,7 @@ def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
                 what = "日期不存在或格式不对，应为真实的日期 YYYY-MM-DD" if node.tag.endswith("timestamp") \
                     else "无法识别的值"
                 mark = node.start_mark
-                return ConfigIssue(label, mark.line + 1, mark.column + 1, "", f"{what}：{node.value!r}")
+                return ConfigIssue(label, mark.line + 1, mark.column + 1, dotted(path), f"{what}：{node.value!r}")
     return ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")
 
 

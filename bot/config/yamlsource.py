@@ -404,3 +404,24 @@ def key_location(tree: yaml.Node, path: Sequence[Any], key: str) -> tuple[int, i
     if found is None:
         return None
     return found[0].start_mark.line + 1, found[0].start_mark.column + 1
+
+
+def written_field(path: Path, section: str, entry_id: str, key: str) -> yaml.ScalarNode | None:
+    """An entry's field as written in its file, before ${VAR} substitution (None when absent)."""
+    try:
+        tree = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    items = _child(tree, section) if tree is not None else None
+    if items is None or not isinstance(items[1], yaml.SequenceNode):
+        return None
+    for item in items[1].value:
+        written_id = scalar_at(item, ["id"])
+        if written_id is not None and written_id.value == entry_id:
+            return scalar_at(item, [key])
+    return None
+
+
+def env_names(text: str) -> list[str]:
+    """The environment variables a ${VAR} or ${VAR:-default} text refers to."""
+    return [m[1] for m in _ENV_RE.finditer(text)]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +21,8 @@ from bot.cli import main
 from bot.cli.actions import admin, excuse, resend
 from bot.cli.confirmations import confirm, leader_link, open_runtime, status
 from bot.web import make_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def db_path(cli: Cli) -> Path:  # noqa: F811
@@ -173,17 +180,64 @@ def test_leader_link_prints_a_leaders_own_page_and_refuses_someone_who_leads_not
     assert nobody.exit_code == 1 and "找不到人员 “王五”" in nobody.output
 
 
-def test_hash_password_checks_the_length_before_asking_again() -> None:
-    short = CliRunner().invoke(admin, ["hash-password"], input="short\n")
-    assert short.exit_code != 0 and "至少需要 12 个字符" in short.output
-    assert "再输入一次" not in short.output
-    differ = CliRunner().invoke(admin, ["hash-password"], input="a-long-enough-password\nanother-password-x\n")
-    assert differ.exit_code != 0 and "两次输入的密码不一致" in differ.output
+def hash_password_on_a_terminal(answers: list[str], *args: str) -> tuple[int, str]:
+    """`remindbot admin hash-password` with a pseudo-terminal for its input, answering each prompt.
+
+    A new session has no /dev/tty, so getpass hides the echo on this terminal (its stdin).
+    """
+    master, slave = os.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "admin", "hash-password", *args], cwd=ROOT,
+                               env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen, pending, answered = b"", list(answers), 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the command ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            prompts = seen.count("密码: ".encode()) + seen.count("再输入一次: ".encode())
+            if pending and prompts > answered:  # typed only once asked: getpass flushes earlier input
+                os.write(master, pending.pop(0).encode() + b"\n")
+                answered += 1
+        return process.wait(timeout=30), seen.decode()
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+
+
+def test_hash_password_on_a_terminal_checks_the_length_before_asking_again() -> None:
+    code, out = hash_password_on_a_terminal(["short"])
+    assert code != 0 and "至少需要 12 个字符" in out
+    assert "再输入一次" not in out and "short" not in out  # not echoed
+    code, out = hash_password_on_a_terminal(["a-long-enough-password", "another-password-x"])
+    assert code != 0 and "两次输入的密码不一致" in out
+    code, out = hash_password_on_a_terminal(["a-long-enough-password", "a-long-enough-password"])
+    assert code == 0 and "$argon2" in out and "a-long-enough-password" not in out
+    assert "Warning" not in out
+
+
+def test_hash_password_from_a_pipe_reads_one_line_without_getpass_warnings() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "bot", "admin", "hash-password", "--name", "陈明"], cwd=ROOT,
+                          env=env, input="a-long-enough-password\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no GetPassWarning, no "Password input may be echoed", no prompts
+    assert Accounts(hashes=parse_admins(done.stdout.strip())).check("陈明", "a-long-enough-password")
+    empty = subprocess.run([sys.executable, "-m", "bot", "admin", "hash-password"], cwd=ROOT, env=env,
+                           input="", capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 1 and "标准输入中没有读到密码" in empty.stderr
 
 
 def test_hash_password_gives_a_line_for_REMINDBOT_ADMINS_that_logs_in() -> None:
-    result = CliRunner().invoke(admin, ["hash-password", "--name", "陈明"],
-                                input="a-long-enough-password\na-long-enough-password\n")
+    result = CliRunner().invoke(admin, ["hash-password", "--name", "陈明"], input="a-long-enough-password\n")
     assert result.exit_code == 0, result.output
     line = result.output.strip().splitlines()[-1]
     assert "a-long-enough-password" not in line

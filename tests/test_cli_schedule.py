@@ -82,3 +82,37 @@ def test_shipped_schema_is_current_and_referenced_by_every_file() -> None:
     for path in (ROOT / "schedules").glob("*.yaml"):
         assert path.read_text(encoding="utf-8").startswith(
             "# yaml-language-server: $schema=remindbot.schema.json"), path.name
+
+
+def test_validate_explains_bad_mobiles_and_names_single_fields_from_sheets_and_yaml(
+        runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    (folder / "people-extra.csv").write_text(
+        "标识,姓名,单位,角色,手机,企业微信\n"
+        "p1,张三,fgw_b1,secretary,+8613800000011,Z3\n"  # +86 is accepted
+        "p2,李四,fgw_b9,secretary,1380000,L4\n"  # 7 digits can never be @-mentioned
+        "p3,王五,fgw_b1,secretary,007,W5\n", encoding="utf-8")
+    calendar = (folder / "calendar.yaml").read_text(encoding="utf-8")
+    (folder / "calendar.yaml").write_text(calendar.replace(
+        "  holidays: []", "  holidays:\n    - {from: 2026-02-30, to: 2026-03-02, name: 春节}"), encoding="utf-8")
+    result = runner.invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "/people-extra.csv:3:3: 错误 字段 people[1].unit：未知的单位 “fgw_b9”，是不是 “fgw_b2”？" in result.output
+    assert ("/people-extra.csv:3:5: 错误 字段 people[1].mobile："
+            "应为 11 位手机号（如 13800000000），现在是 “1380000”") in result.output
+    assert ("/people-extra.csv:4:5: 错误 字段 people[2].mobile："
+            "应为 11 位手机号（如 13800000000），现在是 “007”") in result.output
+    assert any("/calendar.yaml:14:14: " in line and "字段 calendar.holidays[0].from：日期不存在" in line
+               and "2026-02-30" in line for line in lines), result.output
+    assert "共 4 处错误" in result.output
+
+
+def test_a_mobile_written_with_86_reaches_the_platforms_as_the_bare_11_digits(tmp_path: Path) -> None:
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    (folder / "people-extra.csv").write_text(
+        "标识,姓名,单位,手机\np1,张三,fgw_b1,+8613800000011\n", encoding="utf-8")
+    schedules = load_schedules(folder, templates_dir=ROOT / "message_templates", env={})
+    assert schedules.people["p1"].mobile == "13800000011"

@@ -215,7 +215,7 @@ def test_cron_restricting_both_day_of_month_and_weekday_is_refused(folder: Path)
 def test_a_date_that_does_not_exist_is_reported_with_its_line(folder: Path) -> None:
     text = GOOD_REMINDER.replace('      monthly: {day: 5}\n', '      once: 2026-13-01\n')
     (folder / "extra.yaml").write_text(text, encoding="utf-8")
-    issue = one(issues_for(folder), "")
+    issue = one(issues_for(folder), "reminders[0].when.once")  # named like every other error
     assert (issue.file, issue.line) == ("schedules/extra.yaml", 5)
     assert "日期不存在" in issue.message and "2026-13-01" in issue.message
 

@@ -515,3 +515,26 @@ async def test_a_paused_robots_next_message_is_marked_before_its_window_opens_an
     await dispatcher(db, settings, http, robot).run_once()  # the next run sends it: not a possible duplicate
     assert fake.refused == 0 and len(fake.hits) == 21
     assert not any(a.possible_duplicate for a in await attempts(db))
+
+
+async def test_the_stop_summary_counts_rows_recorded_only_when_they_were_queued(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unhooked = WeComChannel(id="r", name="空群", platform="wecom", format="text")
+    sender = dispatcher(db, settings, http, unhooked)
+    bodies = WeCom().build(unhooked, Message(title="提醒", markdown="一"))
+    async with db.session() as session:  # how firing records a message for a channel without a webhook
+        for key in ("a", "b"):
+            await outbox.enqueue(session, dedupe_key=key, channel=unhooked, platform="wecom", bodies=bodies,
+                                 stage="due", summary="提醒：一", dry_run=True)
+        await session.commit()
+    async with db.session() as session:  # a fire that failed: nothing recorded, nothing counted
+        await outbox.enqueue(session, dedupe_key="c", channel=unhooked, platform="wecom", bodies=bodies,
+                             stage="due", summary="提醒：一", dry_run=True)
+        await session.rollback()
+    with caplog.at_level(logging.INFO):
+        await sender.run_once()
+        await sender.stop()
+    assert [r.status for r in await rows(db)] == ["dry_run", "dry_run"] and fake.hits == []
+    assert "未配置 webhook 只记录 2 条" in caplog.text

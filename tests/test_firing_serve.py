@@ -27,7 +27,7 @@ import pytest
 from sqlmodel import select
 
 from storage.db import Database
-from storage.models import DueStage, SchedulerMark
+from storage.models import DueStage, Outbox, SchedulerMark
 from tests.fakes.platforms import FakePlatforms, FakeRobot
 from tests.fakes.proxy import LoopThread, TcpProxy
 from tests.servehelp import STARTED, Service, Workspace, wait_until
@@ -214,3 +214,42 @@ def test_downtime_past_the_grace_records_missed_in_status_report_and_admin_and_t
         assert "错过 2 项" in cli(workspace, "status")
     finally:
         service.kill()
+
+
+def test_the_stop_summary_counts_the_messages_recorded_for_channels_without_a_webhook(
+        workspace: Workspace) -> None:
+    now = datetime.now(UTC)
+    due = minute_at(now - timedelta(minutes=2))  # late, within the grace: fired at start
+    for old in workspace.schedules.glob("*.yaml"):
+        old.unlink()
+    workspace.replace("firing.yaml", f"""channels:
+  - {{id: group, name: 测试党支部群, platform: wecom, webhook: ""}}
+reminders:
+  - id: record-only
+    title: 没有 webhook 的学习日
+    when: {{once: {due:%Y-%m-%d}, at: "{due:%H:%M}"}}
+    timezone: UTC
+    holiday: keep
+    recipients: {{channels: [group]}}
+""")
+    url = f"sqlite+aiosqlite:///{workspace.database}"
+    asyncio.run(_last_ran(url, now - timedelta(minutes=5)))
+    service = Service.start(workspace)
+    try:
+        service.wait_ready()
+        service.wait_for_log("只记录、不发送（未配置 webhook）")
+        assert service.stop() == 0
+    finally:
+        service.kill()
+    recorded = asyncio.run(_recorded_rows(url))
+    assert recorded >= 1
+    assert f"未配置 webhook 只记录 {recorded} 条" in service.output(), service.output()
+
+
+async def _recorded_rows(url: str) -> int:
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            return len((await session.exec(select(Outbox).where(Outbox.status == "dry_run"))).all())
+    finally:
+        await db.stop()

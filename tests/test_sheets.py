@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from pathlib import Path
 
 import openpyxl
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
 from test_web_admin import AUTH, PASSWORD, USER
 from test_web_confirm import build_world
 
+from bot.cli import main
 from bot.config.limits import Limits
 from bot.config.loader import check_schedules
 from bot.web import make_app
 from storage.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
 
 YAML = """
 channels:
@@ -82,8 +87,9 @@ def test_errors_in_a_sheet_name_the_file_row_column_and_field_in_chinese(tmp_pat
     allowed = "标识、姓名、单位、角色、职务、手机、企业微信、钉钉、飞书、lark、slack、所在群"
     assert ("schedules/people.csv", 1, 6, "", f"未知的列 “备注”（可用的列：{allowed}）") in found
     assert any(where[:4] == ("schedules/people.csv", 3, 5, "people[1].mobile")
-               and where[4].startswith("格式不对，而不是 12x") for where in found)
-    assert any(i.line == 3 and i.column == 3 and "未知的单位 “b9”" in i.message for i in issues)
+               and where[4].startswith("应为 11 位手机号（如 13800000000），现在是 “12x”") for where in found)
+    assert any((i.line, i.column, i.field) == (3, 3, "people[1].unit") and "未知的单位 “b9”" in i.message
+               for i in issues)
 
 
 def test_a_sheet_without_an_id_column_or_with_an_unknown_name_is_refused(tmp_path: Path) -> None:
@@ -108,9 +114,9 @@ def test_a_csv_saved_by_excel_in_gbk_is_read(tmp_path: Path) -> None:
     assert issues == [] and schedules is not None and schedules.people["p1"].name == "张伟"
 
 
-@pytest.mark.parametrize("name", ["people.csv", "people.xlsx"])
-async def test_the_admin_downloads_a_people_template_that_loads_as_it_is(
-        db: Database, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["people.csv", "people.xlsx", "units.csv", "units.xlsx"])
+async def test_the_admin_downloads_a_template_that_validates_in_the_shipped_schedules(
+        db: Database, tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     world = await build_world(db, tmp_path / "world", admin_user=USER, admin_password=PASSWORD)
     async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
         refused = await client.get(f"/admin/templates/{name}")
@@ -119,14 +125,35 @@ async def test_the_admin_downloads_a_people_template_that_loads_as_it_is(
         assert (await client.get(f"/admin/templates/{name}", headers={"Authorization": f"Basic {wrong}"})).status == 401
         response = await client.get(f"/admin/templates/{name}", headers=AUTH)
         assert response.status == 200
-        assert "attachment" in response.headers["Content-Disposition"]
+        assert f'filename="{name}"' in response.headers["Content-Disposition"]
         body = await response.read()
-    units = "标识,名称\nu01,第一党支部\n"
-    channels = "channels:\n  - {id: branch-a, name: 支部群, platform: wecom, webhook: ''}\n"
-    folder = folder_with(tmp_path, units_csv=units)
-    (folder / "chan.yaml").write_text(channels, encoding="utf-8")
+        units_page = await (await client.get("/admin/units", headers=AUTH)).text()
+    assert f'href="/admin/templates/{name}"' in units_page
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)  # what a new admin has: the shipped schedules
     (folder / name).write_bytes(body)
-    schedules, issues = check_schedules(folder)
-    assert issues == [] and schedules is not None
-    assert [p.name for p in schedules.people.values()] == ["张三", "李四"]
-    assert schedules.people["p0001"].mobile == "13800000001"
+    monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "配置无误" in result.output
+    schedules, issues = check_schedules(folder, templates_dir=ROOT / "message_templates", env={})
+    assert schedules is not None and not [i for i in issues if not i.warning]
+    if name.startswith("people"):
+        assert (schedules.people["p0001"].name, schedules.people["p0002"].name) == ("张三", "李四")
+        assert schedules.people["p0001"].mobile == "13900000001"
+    else:
+        assert schedules.units["fgw_b3"].parent == "fgw" and schedules.units["czj_b2"].leaders == ["zhao_ming"]
+
+
+def test_a_bad_mobile_in_excel_says_what_a_mobile_looks_like(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["ID", "Name", "Unit", "Mobile"])
+    sheet.append(["p1", "王芳", "b1", "abc"])
+    sheet.append(["p2", "李四", "b1", 1380000])  # seven digits: never @-mentionable
+    folder = folder_with(tmp_path, units_csv=UNITS_CSV.replace(",p001", ","))
+    book.save(folder / "people.xlsx")
+    _, issues = check_schedules(folder)
+    found = {(i.line, i.field, i.message) for i in issues}
+    assert (2, "people[0].mobile", "应为 11 位手机号（如 13800000000），现在是 “abc”") in found
+    assert (3, "people[1].mobile", "应为 11 位手机号（如 13800000000），现在是 “1380000”") in found

@@ -8,6 +8,8 @@ Refusals are the same Chinese sentences as the web's.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from bot.admins import MIN_PASSWORD, hash_password
@@ -74,7 +76,13 @@ def admin() -> None:
 @click.option("--password", default=None, help="不写时提示输入两次（不回显）；也可从标准输入读入")
 def hash_password_command(name: str | None, password: str | None) -> None:
     """生成管理员密码的 argon2 哈希，用于 REMINDBOT_ADMINS（服务只保存哈希，不保存明文）。"""
-    if password is None:  # the length is checked before asking again, not after both prompts
+    stdin = sys.stdin  # CliRunner swaps it too
+    if password is None and not stdin.isatty():
+        # Piped in: getpass would warn in English that it cannot hide the echo; there is none to hide.
+        password = stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("标准输入中没有读到密码（应为一行密码）")
+    elif password is None:  # the length is checked before asking again, not after both prompts
         password = click.prompt("密码", hide_input=True)
         if len(password) < MIN_PASSWORD:
             raise click.ClickException(f"密码至少需要 {MIN_PASSWORD} 个字符（现在 {len(password)} 个）")

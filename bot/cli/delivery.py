@@ -11,7 +11,8 @@ from datetime import date, datetime, timedelta
 import click
 
 from bot.cli.schedule import ZONE, load_or_exit
-from bot.config.models import Reminder
+from bot.config.models import Reminder, Schedules
+from bot.config.yamlsource import env_names, openable, written_field
 from bot.delivery.compose import Planned, build_bodies, date_text, when_text
 from bot.delivery.render import Renderer
 from bot.platforms.registry import platform_title, shown_webhook
@@ -202,6 +203,22 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
         click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}")
 
 
+def how_to_add_webhook(settings: Settings, schedules: Schedules, channel_id: str) -> str:
+    """The environment variable to set, or the line to edit, for a channel without a webhook."""
+    label, _, line = schedules.sources.get(f"channels:{channel_id}", "").rpartition(":")
+    if not label:
+        return "请为该频道配置 webhook 后再试。"
+    path = settings.schedules_dir.resolve().parent / label  # labels are relative to the folder's parent
+    written = written_field(path, "channels", channel_id, "webhook")
+    if written is None:
+        return f"请在 {openable(path)}:{line} 为该频道加上 webhook 后再试。"
+    where = f"{openable(path)}:{written.start_mark.line + 1}"
+    names = env_names(written.value)
+    if names:
+        return f"请设置环境变量 {'、'.join(names)}（{where} 的 webhook 引用了它）后再试。"
+    return f"请在 {where} 填写该频道的 webhook 后再试。"
+
+
 @click.command(name="send-test")
 @click.argument("channel_id", metavar="频道标识")
 def send_test(channel_id: str) -> None:
@@ -214,7 +231,7 @@ def send_test(channel_id: str) -> None:
         sys.exit(1)
     if channel.dry_run:
         click.echo(f"频道 {channel.name} 没有配置 webhook（只记录、不发送），无法发送测试消息。"
-                   "请设置对应的环境变量后再试。", err=True)
+                   f"{how_to_add_webhook(settings, schedules, channel_id)}", err=True)
         sys.exit(1)
     ok = asyncio.run(_send_test(settings, channel))
     sys.exit(0 if ok else 1)

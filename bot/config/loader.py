@@ -309,8 +309,7 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
         "date_type": f"应为日期 YYYY-MM-DD{got}",
         "date_parsing": f"应为日期 YYYY-MM-DD{got}",
         "date_from_datetime_parsing": f"应为日期 YYYY-MM-DD{got}",
-        "string_pattern_mismatch": f"格式不对{got}：只能使用字母、数字和 _ . -" if path and path[-1] == "id"
-        else f"格式不对{got}",
+        "string_pattern_mismatch": _pattern_message(path, err.get("input"), source, got),
         "greater_than_equal": f"应不小于 {ctx.get('ge')}{got}",
         "less_than_equal": f"应不大于 {ctx.get('le')}{got}",
         "too_short": "不能为空",
@@ -325,6 +324,17 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
     return f"{err['msg']}{got}"
+
+
+def _pattern_message(path: Sequence[Any], value: Any, source: yaml.ScalarNode | None, got: str) -> str:
+    """What a patterned field expects, in words (a regular expression means nothing to an admin)."""
+    field = path[-1] if path else None
+    if field == "mobile":
+        written = source.value if source is not None and source.value != "" else str(value)
+        return f"应为 11 位手机号（如 13800000000），现在是 “{written[:40]}”"
+    if field == "id":
+        return f"格式不对{got}：只能使用字母、数字和 _ . -"
+    return f"格式不对{got}"
 
 
 def _expected(text: str) -> str:
@@ -447,11 +457,16 @@ class _Refs:
         self.issues = issues
         self.roots = roots or Roots()
 
-    def check(self, path: tuple[Any, ...], values: Iterable[str], known: Mapping[str, Any],
+    def check(self, path: tuple[Any, ...], values: str | Iterable[str], known: Mapping[str, Any],
               what: str) -> int:
-        """Report unknown references; return how many were folded under an earlier failure."""
+        """Report unknown references; return how many were folded under an earlier failure.
+
+        ``values`` is a list field's items, or one string for a single-valued field (whose error
+        is then reported at the field itself, with no item index).
+        """
         folded = 0
-        for i, value in enumerate(values):
+        single = isinstance(values, str)
+        for i, value in enumerate([values] if isinstance(values, str) else values):
             if value in known:
                 continue
             if self.roots.absorb(_KIND_OF.get(what, ""), value):
@@ -460,7 +475,7 @@ class _Refs:
             hint = difflib.get_close_matches(value, list(known), n=1)
             extra = f"，是不是 “{hint[0]}”？" if hint else ""
             why = "（没有人具有此角色）" if what == "角色" else ""
-            self.error((*path, i), f"未知的{what} “{value}”{why}{extra}")
+            self.error(path if single else (*path, i), f"未知的{what} “{value}”{why}{extra}")
         return folded
 
     def error(self, path: tuple[Any, ...], message: str) -> None:
@@ -484,17 +499,17 @@ def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIss
                                f"{platform} 标识 “{user_id}” 与人员 “{first}” 重复（回复确认靠它识别本人）")
         for i, unit in p.items("units"):
             if unit.parent is not None:
-                refs.check(("units", i, "parent"), [unit.parent], s.units, "上级单位")
+                refs.check(("units", i, "parent"), unit.parent, s.units, "上级单位")
             refs.check(("units", i, "leaders"), unit.leaders, s.people, "人员")
         for i, person in p.items("people"):
             if person.unit is not None:
-                refs.check(("people", i, "unit"), [person.unit], s.units, "单位")
+                refs.check(("people", i, "unit"), person.unit, s.units, "单位")
             refs.check(("people", i, "channels"), person.channels or [], s.channels, "频道")
         for i, app in p.items("apps"):
             if app.answer_channel:
-                refs.check(("apps", i, "answer_channel"), [app.answer_channel], s.channels, "频道")
+                refs.check(("apps", i, "answer_channel"), app.answer_channel, s.channels, "频道")
         if sf.service is not None and sf.service.admin_channel:
-            refs.check(("service", "admin_channel"), [sf.service.admin_channel], s.channels, "频道")
+            refs.check(("service", "admin_channel"), sf.service.admin_channel, s.channels, "频道")
         for i, reminder in p.items("reminders"):
             _check_reminder(s, refs, ("reminders", i), reminder, roles)
         _check_invalid_entries(s, p, refs, roles)
@@ -532,9 +547,8 @@ def _check_invalid_entries(s: Schedules, p: Parsed, refs: _Refs, roles: set[str]
                 value: Any = entry
                 for key in path:
                     value = value.get(key) if isinstance(value, dict) else None
-                values = [value] if isinstance(value, str) else value
-                if isinstance(values, list) and all(isinstance(v, str) for v in values):
-                    refs.check((section, index, *path), values, known[kind], what)
+                if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                    refs.check((section, index, *path), value, known[kind], what)
 
 
 def _check_reminder(s: Schedules, refs: _Refs, at: tuple[Any, ...], r: Reminder,

@@ -21,6 +21,9 @@ from bot.config.spans import Span, SpanField, TimeOfDay
 from bot.platforms.registry import PERSON_ID_FIELDS, AppConfig, ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+# A mainland mobile: 11 digits starting with 1 (what WeCom and DingTalk @-mention by), optionally
+# written with +86; anything shorter or longer could never be @-mentioned.
+MOBILE_PATTERN = r"^(\+86)?1\d{10}$"
 DEFAULT_TZ = "Asia/Shanghai"
 DEFERRED = ("people", "units", "sources")  # Schedules' sections an unpickled copy opens on first read
 DEFAULT_GRACE = Span(hours=6)  # how late a stage may still be sent (marked 补发) after downtime
@@ -84,12 +87,18 @@ class Person(Strict):
     unit: str | None = Field(default=None, description="所在单位或支部的标识")
     title: str | None = Field(default=None, description="职务，例如 “支部书记”")
     mobile: str | None = Field(
-        default=None, pattern=r"^\+?\d{5,20}$", description="手机号，用于 @ 提及"
+        default=None, pattern=MOBILE_PATTERN, description="手机号（11 位，可带 +86），用于 @ 提及"
     )
     ids: PlatformIds = Field(default_factory=PlatformIds, description="各平台上的用户标识")
     channels: list[str] | None = Field(
         default=None, description="此人所在的群（频道标识）；不写则视为在提醒的所有群中"
     )
+
+    @field_validator("mobile")
+    @classmethod
+    def _bare_mobile(cls, value: str | None) -> str | None:
+        """Platforms @-mention by the 11 digits alone, so a +86 prefix is dropped here."""
+        return value.removeprefix("+86") if value else value
 
 
 class Unit(Strict):

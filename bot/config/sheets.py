@@ -300,34 +300,43 @@ def _cell_text(value: Any) -> str:
 # ------------------------------------------------------------------ templates for the admin
 
 
-TEMPLATE_ROWS = (
-    ("p0001", "张三", "u01", "secretary", "支部书记", "13800000001", "zhangsan", "", "", "", "", ""),
-    ("p0002", "李四", "u01", "leader", "副局长", "13800000002", "", "lisi01", "", "", "", "branch-a"),
-)
+# Example rows that load as they are into the shipped schedules (their units, roles and channels
+# exist there), so a new admin who drops a template into schedules/ sees 配置无误 first.
+TEMPLATE_ROWS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "people": (
+        ("p0001", "张三", "fgw_b1", "secretary", "支部书记", "13900000001", "ZhangSan", "", "", "", "", "gw_wecom"),
+        ("p0002", "李四", "czj_b1", "worker", "党务干部", "13900000002", "", "0304050607", "", "", "", ""),
+    ),
+    "units": (
+        ("fgw_b3", "市发展改革委机关第三党支部", "fgw", ""),
+        ("czj_b2", "市财政局机关第二党支部", "czj", "zhao_ming"),
+    ),
+}
+_SHEET_TITLES = {"people": "人员", "units": "单位"}
 
 
 def template_header(section: str = "people") -> list[str]:
     return [names[0] for names in SECTIONS[section].values()]
 
 
-def template_csv() -> bytes:
-    """A people.csv the admin fills in (UTF-8 with BOM, so Excel opens it with the right characters)."""
+def template_csv(section: str = "people") -> bytes:
+    """A people.csv or units.csv the admin fills in (UTF-8 with BOM, so Excel opens it with the right characters)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(template_header())
-    writer.writerows(TEMPLATE_ROWS)
+    writer.writerow(template_header(section))
+    writer.writerows(TEMPLATE_ROWS[section])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def template_xlsx() -> bytes:
+def template_xlsx(section: str = "people") -> bytes:
     """The same template as .xlsx, every column formatted as text (ids and mobiles keep leading zeros)."""
     import openpyxl
 
     book = openpyxl.Workbook()
     sheet = book.active
-    sheet.title = "人员"
-    sheet.append(template_header())
-    for row in TEMPLATE_ROWS:
+    sheet.title = _SHEET_TITLES[section]
+    sheet.append(template_header(section))
+    for row in TEMPLATE_ROWS[section]:
         sheet.append(list(row))
     for column in sheet.iter_cols(min_row=1, max_row=200):
         for cell in column:

@@ -126,18 +126,21 @@ def _in_words(problem: str) -> str:
 
 
 def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
+    """The first scalar YAML cannot construct (e.g. 2026-02-30), named by its field like other errors."""
     constructor = yaml.constructor.SafeConstructor()
-    stack = [tree]
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(tree, ())]
     seen: set[int] = set()
     while stack:
-        node = stack.pop()
+        node, path = stack.pop()
         if id(node) in seen:  # an alias: its anchor's node is checked once
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            stack.extend(part for pair in node.value for part in pair)
+            for key, value in reversed(node.value):  # popped in file order
+                stack.append((value, (*path, str(key.value))))
+                stack.append((key, path))  # a bad key belongs to the mapping that holds it
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(node.value))))
         else:
             try:
                 constructor.construct_object(node, deep=True)
@@ -145,7 +148,7 @@ def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
                 what = "日期不存在或格式不对，应为真实的日期 YYYY-MM-DD" if node.tag.endswith("timestamp") \
                     else "无法识别的值"
                 mark = node.start_mark
-                return ConfigIssue(label, mark.line + 1, mark.column + 1, "", f"{what}：{node.value!r}")
+                return ConfigIssue(label, mark.line + 1, mark.column + 1, dotted(path), f"{what}：{node.value!r}")
     return ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")
 
 
@@ -369,3 +372,24 @@ def key_location(tree: yaml.Node, path: Sequence[Any], key: str) -> tuple[int, i
     if found is None:
         return None
     return found[0].start_mark.line + 1, found[0].start_mark.column + 1
+
+
+def written_field(path: Path, section: str, entry_id: str, key: str) -> yaml.ScalarNode | None:
+    """An entry's field as written in its file, before ${VAR} substitution (None when absent)."""
+    try:
+        tree = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    items = _child(tree, section) if tree is not None else None
+    if items is None or not isinstance(items[1], yaml.SequenceNode):
+        return None
+    for item in items[1].value:
+        written_id = scalar_at(item, ["id"])
+        if written_id is not None and written_id.value == entry_id:
+            return scalar_at(item, [key])
+    return None
+
+
+def env_names(text: str) -> list[str]:
+    """The environment variables a ${VAR} or ${VAR:-default} text refers to."""
+    return [m[1] for m in _ENV_RE.finditer(text)]

@@ -48,7 +48,7 @@ import aiohttp
 
 from bot.delivery import lanes, outbox
 from bot.delivery.deadletters import DeadDigest
-from bot.delivery.outbox import DEAD, DRY_RUN, PENDING, SENT, Claimed, Result
+from bot.delivery.outbox import DEAD, DRY_RUN, PENDING, RECORDED_ONLY, SENT, Claimed, Result
 from bot.delivery.ratelimit import RobotLimiter, rules_for
 from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
@@ -158,6 +158,7 @@ class Dispatcher:
         self._waiting: deque[asyncio.Future[None]] = deque()  # workers waiting for the budget, in turn
         self._counters: dict[tuple[str, str], Any] = {}  # metric children by (platform, status)
         self._started_at = clock()
+        self._recorded_before = RECORDED_ONLY.rows  # queue-time record-only rows before this one ran
         self._beat_ok = time.monotonic()  # last heartbeat stored (monotonic seconds)
         self._fair = True  # take only a fair share of the lanes (off in burst mode)
         self._lanes: dict[str, _Lane] = {}
@@ -211,10 +212,12 @@ class Dispatcher:
             await asyncio.wait_for(self._writer.close(), timeout=max(timeout, 1.0))
         returned = await self._leave()
         s = self.stats
+        # Most record-only rows are recorded when queued (compose), never reaching this dispatcher.
+        recorded = s.dry_run + RECORDED_ONLY.rows - self._recorded_before
         log.info(
             "发送器已停止：已发送 %d 条，%s %d 条，重试 %d 次，失败 %d 条；"
             "中断 %d 个发送，%d 条未发消息已交还，下次启动继续",
-            s.sent, "演练未发送" if self.settings.dry_run else "未配置 webhook 只记录", s.dry_run,
+            s.sent, "演练未发送" if self.settings.dry_run else "未配置 webhook 只记录", recorded,
             s.retried, s.dead, late, returned,
         )
 

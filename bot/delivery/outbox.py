@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, insert, literal, or_, select, text, type_coerce, update
+from sqlalchemy import String, and_, bindparam, event, func, insert, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.platforms.base import ChannelBase
@@ -115,7 +116,36 @@ async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     Every row must carry the same keys (see :func:`outbox_rows`). Returns the dedupe keys of the
     rows created (those already there are skipped: firing twice sends once). Does not commit.
     """
-    return await insert_ignoring(session, T, rows, ["dedupe_key"], T.c.dedupe_key)
+    created = await insert_ignoring(session, T, rows, ["dedupe_key"], T.c.dedupe_key)
+    recorded = sum(1 for key in created if key.startswith("dry/"))  # see outbox_rows' prefix
+    if recorded:
+        session.info[_RECORDED_KEY] = session.info.get(_RECORDED_KEY, 0) + recorded
+    return created
+
+
+@dataclass
+class RecordedOnly:
+    """Rows recorded without sending (status dry_run) that this process committed at queue time.
+
+    The dispatcher never handles them, so its stop summary adds the ones committed while it ran
+    to its own count. Counted at commit: a rolled-back fire recorded nothing.
+    """
+
+    rows: int = 0
+
+
+RECORDED_ONLY = RecordedOnly()
+_RECORDED_KEY = "remindbot.recorded_only"
+
+
+@event.listens_for(Session, "after_commit")
+def _count_recorded(session: Session) -> None:
+    RECORDED_ONLY.rows += session.info.pop(_RECORDED_KEY, 0)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_recorded(session: Session) -> None:
+    session.info.pop(_RECORDED_KEY, None)
 
 
 async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]],

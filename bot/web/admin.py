@@ -93,8 +93,8 @@ def make_admin_app() -> web.Application:
     admin.router.add_get("/outbox", outbox_page)
     admin.router.add_get("/leaders", leaders_page)
     add_action_routes(admin)  # the POSTs: bot/web/actions.py
-    admin.router.add_get("/templates/people.csv", people_template_csv)
-    admin.router.add_get("/templates/people.xlsx", people_template_xlsx)
+    admin.router.add_get(r"/templates/{section:people|units}.csv", sheet_template_csv)
+    admin.router.add_get(r"/templates/{section:people|units}.xlsx", sheet_template_xlsx)
     return admin
 
 
@@ -575,21 +575,23 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[o
     )
 
 
-async def people_template_csv(request: web.Request) -> web.Response:
-    """A people.csv to fill in and drop into the schedules folder (columns as bot/config/sheets.py reads them)."""
+async def sheet_template_csv(request: web.Request) -> web.Response:
+    """A people.csv or units.csv to fill in and drop into the schedules folder (bot/config/sheets.py reads it)."""
     from bot.config.sheets import template_csv
 
-    return web.Response(body=template_csv(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="people.csv"'})
+    section = request.match_info["section"]
+    return web.Response(body=template_csv(section), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{section}.csv"'})
 
 
-async def people_template_xlsx(request: web.Request) -> web.Response:
+async def sheet_template_xlsx(request: web.Request) -> web.Response:
     """The same template as an Excel workbook, every cell formatted as text (leading zeros kept)."""
     from bot.config.sheets import template_xlsx
 
-    body = await asyncio.to_thread(template_xlsx)
+    section = request.match_info["section"]
+    body = await asyncio.to_thread(template_xlsx, section)
     return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": 'attachment; filename="people.xlsx"'})
+                        headers={"Content-Disposition": f'attachment; filename="{section}.xlsx"'})
 
 
 def board_status(row: BoardRow) -> str:

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, insert, or_, update
+from sqlalchemy import and_, exists, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -63,6 +63,7 @@ from bot.delivery.compose import (
     when_text,
 )
 from bot.delivery.directs import direct_channel
+from bot.delivery.outbox import insert_all
 from bot.platforms.base import Mention
 from bot.repeats import whole
 from bot.runtime import Runtime
@@ -247,7 +248,7 @@ class FollowUps:
                 at = db_time(now)
                 rows = [{"occurrence_id": occ.id or 0, "person_id": p, "kind": kind, "number": number,
                          "at": at} for p in sorted(nudged)]
-                await (await session.connection()).execute(insert(Nudge.__table__), rows)  # type: ignore[attr-defined]
+                await insert_all(session, Nudge.__table__, rows)  # type: ignore[attr-defined]
             await session.commit()
         log.info("%s：第 %d 次%s，涉及 %d 人，排队 %d 条消息", reminder.title, number, KIND_ZH[kind],
                  len(nudged), queued)

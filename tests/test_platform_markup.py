@@ -11,6 +11,7 @@ from bot.platforms.describe import scrub
 from bot.platforms.markup import (
     MAX_PARTS,
     TRUNCATED,
+    Dialect,
     PlainText,
     json_len,
     redact_url,
@@ -129,6 +130,25 @@ def test_plain_text_writes_links_as_text_and_address() -> None:
     markdown = "# 通知\n**请**阅读[学习材料](https://example.cn/a)\n- 一\n> 引文"
 
     assert PlainText().convert(markdown) == ("【通知】\n请阅读学习材料（https://example.cn/a）\n• 一\n｜引文")
+
+
+def test_items_marked_by_any_digit_or_space_and_pieces_of_a_line_convert_as_before() -> None:
+    """Lines are converted through shortcuts (no span scan without markup, one pass for dialects that keep
+    text as it is, no pattern for a line that cannot be a heading, item or quote); these are the cases
+    the shortcuts must still catch: full-width digits and ideographic spaces, and escaping dialects."""
+    from bot.platforms.slack.robot import Mrkdwn
+
+    markdown = "１. 一\n\u3000- 二\n确认：**x**，[点此](https://u)，`c`。\n普通一行\n#不是标题"
+    assert PlainText().convert(markdown) == "１. 一\n\u3000• 二\n确认：x，点此（https://u），c。\n普通一行\n#不是标题"
+    assert Mrkdwn().line("a<b **c&d** [t](https://u) `e>`") == "a&lt;b *c&amp;d* <https://u|t> `e&gt;`"
+    assert Mrkdwn().line("x < y") == "x &lt; y"
+
+    class Tagged(Dialect):  # a dialect that shows which lines it took for list items
+        def item(self, indent: str, marker: str, inline: str) -> str:
+            return f"{indent}<{marker}>{inline}"
+
+    assert [Tagged().line(line) for line in ("１. 一", "\u3000- 二", "3) 三", "一、四")] == [
+        "<１.>一", "\u3000<->二", "<3)>三", "一、四"]
 
 
 def test_platform_text_is_scrubbed_of_links_hints_and_keys() -> None:

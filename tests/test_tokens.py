@@ -96,7 +96,8 @@ def test_links_are_the_links_itsdangerous_signs() -> None:
     reference = URLSafeTimedSerializer(KEY, salt="remindbot.confirm.v1", signer=At,
                                        signer_kwargs={"digest_method": __import__("hashlib").sha256})
     until = ISSUED + timedelta(days=2)
-    for occurrence, person in [(1, "li"), (42, "zhang.san"), (987654321, "secretary-of-branch-12"), (7, "张三")]:
+    people = [(1, "li"), (42, "zhang.san"), (987654321, "secretary-of-branch-12"), (7, "张三"), (3, 'q"uo\\te')]
+    for occurrence, person in people:
         assert make_token(KEY, occurrence, person, now=ISSUED) == reference.dumps([occurrence, person])
         expiring = make_token(KEY, occurrence, person, now=ISSUED, expires_at=until)
         assert expiring == reference.dumps([occurrence, person, int(until.timestamp())])

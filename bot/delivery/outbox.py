@@ -170,6 +170,20 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict
     return created
 
 
+async def insert_all(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """``INSERT`` every row (all with the same keys) in the caller's transaction; no conflict expected.
+
+    On PostgreSQL one ``unnest`` statement (as :func:`insert_ignoring`), else an executemany. Does not commit.
+    """
+    if not rows:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql" and _unnest_fits(table, rows[0]):
+        await _insert_unnest(connection, table, rows, None, None)
+        return
+    await connection.execute(insert(table), list(rows))
+
+
 def _unnest_fits(table: Any, row: dict[str, Any]) -> bool:
     """Whether :func:`_insert_unnest` can write rows shaped like ``row``: every column with a
     Python-side default is given (the driver-level statement does not apply SQLAlchemy defaults)."""
@@ -177,11 +191,11 @@ def _unnest_fits(table: Any, row: dict[str, Any]) -> bool:
 
 
 async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence[dict[str, Any]],
-                         conflict: list[str], returning: Any) -> set[Any]:
+                         conflict: list[str] | None, returning: Any) -> set[Any]:
     """PostgreSQL: every row in one statement, one round trip, whatever their number::
 
         INSERT INTO t (a, b, …) SELECT * FROM unnest($1::a_type[], $2::b_type[], …)
-        ON CONFLICT (…) DO NOTHING RETURNING …
+        [ON CONFLICT (…) DO NOTHING] [RETURNING …]
 
     Each column travels as one array parameter (asyncpg encodes it), so there is no per-row SQL
     text or parameter bookkeeping. Values go through the columns' own bind processing (JSON
@@ -195,12 +209,17 @@ async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence
     for column in columns:
         process = column.type.bind_processor(dialect)
         values = [row[column.name] for row in rows]
-        arrays.append([process(v) for v in values] if process is not None else values)
+        if process is None:
+            arrays.append(values)
+        elif all(v is values[0] for v in values):  # one value for all (a batch's times): processed once
+            arrays.append([process(values[0])] * len(values))
+        else:
+            arrays.append([process(v) for v in values])
     casts = ", ".join(f"${i}::{column.type.compile(dialect=dialect)}[]" for i, column in enumerate(columns, start=1))
     quote = dialect.identifier_preparer.quote
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-           f"SELECT * FROM unnest({casts}) "
-           f"ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING RETURNING {quote(returning.name)}")
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({casts})"
+    if conflict is not None:
+        sql += f" ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING"
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection  # asyncpg's
     assert driver is not None
@@ -208,7 +227,10 @@ async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence
         # SQLAlchemy's asyncpg adapter sends BEGIN with its first statement: make it, so these rows
         # are written in the caller's transaction (committed or rolled back with the rest).
         await connection.execute(select(literal(1)))
-    records = await driver.fetch(sql, *arrays)
+    if returning is None:
+        await driver.execute(sql, *arrays)
+        return set()
+    records = await driver.fetch(f"{sql} RETURNING {quote(returning.name)}", *arrays)
     process_result = returning.type.result_processor(dialect, None)
     return {process_result(r[0]) if process_result else r[0] for r in records}
 

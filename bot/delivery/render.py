@@ -124,6 +124,7 @@ class Renderer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._templates: dict[str, jinja2.Template] = {}
+        self._globals: dict[str, dict[str, Any]] = {}  # each template's globals as one dict (a ChainMap in Jinja2)
         self.env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
@@ -139,12 +140,12 @@ class Renderer:
         return (self.folder / f"{name}{SUFFIX}").is_file()
 
     def render(self, name: str, context: Mapping[str, Any], title: str) -> Rendered:
-        full = _EMPTY | dict(context)
         try:
             template = self._templates.get(name)
             if template is None:
                 template = self._templates[name] = self.env.get_template(f"{name}{SUFFIX}")
-            text = template.render(full)
+                self._globals[name] = dict(template.globals)
+            text = self._render(template, {**self._globals[name], **_EMPTY, **context})
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(name, exc.lineno, syntax_message(str(exc.message))) from None
         except jinja2.UndefinedError as exc:
@@ -152,6 +153,17 @@ class Renderer:
         except jinja2.TemplateNotFound:
             raise TemplateProblem(name, None, f"找不到模板文件 {name}{SUFFIX}") from None
         return Rendered(title=title, markdown=_tidy(text))
+
+
+    def _render(self, template: jinja2.Template, full: dict[str, Any]) -> str:
+        """``template.render(full)`` for a context that already holds the template's globals: Jinja2
+        would copy it twice more and merge its globals (a ChainMap) again, for every message."""
+        context = template.new_context(full, shared=True)
+        try:
+            return self.env.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return]
+        except Exception:
+            self.env.handle_exception()  # raises, with the template's own lines in the traceback, as render does
+        raise AssertionError("unreachable")
 
 
 def _tidy(text: str) -> str:

@@ -80,6 +80,33 @@ async def test_a_real_message_to_a_channel_without_a_webhook_is_counted_record_o
     assert sample("remindbot_messages_total", platform="wecom", outcome="dry_run") == before["dry_run"]
 
 
+async def test_a_fire_into_channels_without_a_webhook_counts_its_messages_record_only(
+        db: Database, tmp_path: Path) -> None:
+    """Found by a second trial: messages recorded when queued (the usual record-only path) were not counted."""
+    from dataclasses import replace
+
+    from bot.scheduling.occurrences import fire
+    from bot.scheduling.timing import Due, Fire
+
+    runtime = runtime_for(db, tmp_path)
+    due_at = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+
+    def totals() -> dict[str, float]:
+        return {o: sum(sample("remindbot_messages_total", platform=p, outcome=o)
+                       for p in ("wecom", "dingtalk", "feishu", "generic")) for o in ("record_only", "dry_run")}
+
+    before = totals()
+    stage = Fire("study-day", "due", due_at, Due("study-day", due_at, None, False, False, None), None)
+    real = await fire(runtime, stage)
+    middle = totals()
+    assert real.queued > 0 and middle["record_only"] - before["record_only"] == real.queued
+    assert middle["dry_run"] == before["dry_run"]
+    rehearsal = replace(runtime, settings=runtime.settings.model_copy(update={"dry_run": True}))
+    rehearsed = await fire(rehearsal, stage)
+    after = totals()
+    assert after["dry_run"] - middle["dry_run"] == rehearsed.queued and after["record_only"] == middle["record_only"]
+
+
 async def test_metrics_show_queue_depth_and_oldest_ready_age_per_platform(any_db: Database, tmp_path: Path) -> None:
     db = any_db
     channel = FakeWeCom(url="http://127.0.0.1:9/cgi-bin/webhook/send").channel("a")

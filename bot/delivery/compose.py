@@ -230,7 +230,7 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
         if cut and made and not dry:
             cut_plans.append((plan, platform, made[0]["dedupe_key"]))
         rows.extend(made)
-    created = await insert_rows(session, rows)
+    created = await insert_rows(session, rows, rehearsal=any(plan.dry_run for plan in plans))
     for plan, platform, first in cut_plans:
         if first in created:
             MESSAGES_CUT.labels(platform=platform).inc()

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -110,16 +111,22 @@ def outbox_rows(*, dedupe_key: str, channel: ChannelBase, platform: str, bodies:
 INSERT_BATCH = 1000  # rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]], *,
+                      rehearsal: bool = False) -> set[str]:
     """Insert outbox rows in set-based statements, ``ON CONFLICT (dedupe_key) DO NOTHING``.
 
     Every row must carry the same keys (see :func:`outbox_rows`). Returns the dedupe keys of the
     rows created (those already there are skipped: firing twice sends once). Does not commit.
+    Rows recorded without sending are counted once committed (``remindbot_messages_total``,
+    outcome ``dry_run`` for a ``rehearsal``, else ``record_only``; and :data:`RECORDED_ONLY`).
     """
     created = await insert_ignoring(session, T, rows, ["dedupe_key"], T.c.dedupe_key)
-    recorded = sum(1 for key in created if key.startswith("dry/"))  # see outbox_rows' prefix
-    if recorded:
-        session.info[_RECORDED_KEY] = session.info.get(_RECORDED_KEY, 0) + recorded
+    if any(key.startswith("dry/") for key in created):  # see outbox_rows' prefix
+        counts: Counter[tuple[str, str]] = session.info.setdefault(_RECORDED_KEY, Counter())
+        outcome = DRY_RUN if rehearsal else "record_only"
+        for row in rows:
+            if row["dedupe_key"] in created and row["dedupe_key"].startswith("dry/"):
+                counts[(row["platform"], outcome)] += 1
     return created
 
 
@@ -140,7 +147,14 @@ _RECORDED_KEY = "remindbot.recorded_only"
 
 @event.listens_for(Session, "after_commit")
 def _count_recorded(session: Session) -> None:
-    RECORDED_ONLY.rows += session.info.pop(_RECORDED_KEY, 0)
+    counts: Counter[tuple[str, str]] | None = session.info.pop(_RECORDED_KEY, None)
+    if not counts:
+        return
+    from bot.metrics import MESSAGES  # only where something was recorded (commands import no metrics)
+
+    RECORDED_ONLY.rows += sum(counts.values())
+    for (platform, outcome), n in counts.items():
+        MESSAGES.labels(platform, outcome).inc(n)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -229,12 +229,21 @@ class Dispatcher:
         await self._beat()
         self._start_workers()
         heartbeat = asyncio.create_task(self._heartbeat())
+        exhausted = False
         try:
             while True:
                 # Refill at half empty (few claim queries, no lull while the last robots finish);
                 # once nothing more is due, wait for every robot, then look again (admin notices).
-                low = len(self._held) <= self.max_held // 2
-                exhausted = await self._fill() if low else False
+                if len(self._held) > self.max_held // 2:
+                    exhausted = False
+                elif exhausted and self._busy == 0 and not self._mine:
+                    # The last look: read-only, so it does not queue behind the last results' write
+                    # (the write lock); a claim only if it finds something.
+                    exhausted = not await lanes.claimable(self.db, self._clock(), self.stale_seconds)
+                    if not exhausted:
+                        exhausted = await self._fill()
+                else:
+                    exhausted = await self._fill()
                 if self._busy == 0 and not self._side:
                     if exhausted and not await self._dead.flush():  # idle: tell the admin now
                         break
@@ -324,6 +333,11 @@ class Dispatcher:
     async def _beat(self) -> None:
         now = self._clock()
         await lanes.beat(self.db, self.owner, now, self._started_at)
+        if not self._mine and not self._releasing:
+            # Nothing held (a run's first beat): no lease to renew, none to lose. A claim in
+            # progress sets its own lease; the next beat renews it.
+            self._beat_ok = time.monotonic()
+            return
         async with self._write_lock:
             still = await lanes.renew(self.db, self.owner, now, self.lease_seconds)
         self._beat_ok = time.monotonic()
@@ -493,9 +507,7 @@ class Dispatcher:
             mark = lane.marks.pop(row.id, None)
             if mark is None:
                 mark = self._writer.begin(row.id, self._clock())
-            if len(lane.rows) > 1 and lane.rows[1].id not in lane.marks and limiter.room() >= 2:
-                ahead = lane.rows[1]  # may go right after this one: its mark in the same batch
-                lane.marks[ahead.id] = self._writer.begin(ahead.id, self._clock())
+            self._mark_ahead(lane, limiter.room())
             if not await self._cleared(lane, row, mark):
                 return
             if lane.premark_timer is not None:  # the pause was cut short: the mark is written
@@ -522,6 +534,17 @@ class Dispatcher:
             if not self._accepting:
                 break
         self._release(lane)
+
+    def _mark_ahead(self, lane: _Lane, room: int) -> None:
+        """Mark the rows after the head that the window lets go right after it (``room`` sends
+        now, ``PREMARK_ROWS`` at most, the head included), in the head's batch: none of those
+        sends then waits for a commit of its own (a run's first window sends them one after the
+        other while the writer is still committing the first marks)."""
+        at: datetime | None = None
+        for ahead in islice(lane.rows, 1, min(room, PREMARK_ROWS)):
+            if ahead.id not in lane.marks:
+                at = at or self._clock()
+                lane.marks[ahead.id] = self._writer.begin(ahead.id, at)
 
     async def _cleared(self, lane: _Lane, row: Claimed, mark: asyncio.Future[bool]) -> bool:
         """Wait for ``row``'s in-flight mark and a place in the budget; False: not to be sent now

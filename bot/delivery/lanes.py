@@ -96,6 +96,19 @@ def _ready(now: datetime) -> Any:
     return and_(T.c.status == PENDING, T.c.next_attempt_at <= now, not_(T.c.robot.in_(waiting)))
 
 
+def _claimable(now: datetime, stale_seconds: float) -> Any:
+    """Due, ready rows of lanes nobody else holds (what :func:`claim` would take)."""
+    held = select(L.c.robot).where(not_(_free(now, stale_seconds)))
+    return and_(_ready(now), not_(T.c.robot.in_(held)))
+
+
+async def claimable(db: Database, now: datetime, stale_seconds: float) -> bool:
+    """Whether :func:`claim` would find a lane now. Read-only: no write lock, no transaction to
+    commit, so a burst can ask it while its last results are being written."""
+    async with db.engine.connect() as conn:
+        return await conn.scalar(select(T.c.id).where(_claimable(now, stale_seconds)).limit(1)) is not None
+
+
 async def claim(
     db: Database, owner: str, now: datetime, want: int, lease_seconds: float, stale_seconds: float
 ) -> tuple[dict[str, list[float]], bool]:
@@ -105,10 +118,9 @@ async def claim(
     """
     if want <= 0:
         return {}, True
-    held = select(L.c.robot).where(not_(_free(now, stale_seconds)))
     first = func.min(T.c.id)
     candidates = (
-        select(T.c.robot).where(_ready(now), not_(T.c.robot.in_(held)))
+        select(T.c.robot).where(_claimable(now, stale_seconds))
         .group_by(T.c.robot).order_by(first).limit(want + 1)
     )
     async with db.engine.begin() as conn:

@@ -37,7 +37,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -383,15 +383,23 @@ class Dispatcher:
         limit = self.settings.claim_lanes_max
         share = await lanes.fair_share(self.db, now, self.stale_seconds) if self._fair else limit
         want = min(limit, share) - len(self._mine) if room > 0 else 0
+        marked: list[int] = []
         async with self._write_lock:
             won, more = await lanes.claim(self.db, self.owner, now, want, self.lease_seconds,
                                           self.stale_seconds)
             self._mine.update(won)
-            rows = await lanes.adopt(self.db, self.owner, list(won), max(room, 0))
+
+            def first_sends(rows: list[Claimed]) -> list[int]:
+                marked.extend(self._first_sends(rows, won))
+                return marked
+
+            rows = await lanes.adopt(self.db, self.owner, list(won), max(room, 0), first_sends, now)
         for robot, recent in won.items():
             self._lanes.setdefault(robot, _Lane(robot)).seed = recent
         for row in rows:
             self._route(row)
+        if marked:
+            self._marked_at_claim(marked, won)
         for robot in won:
             lane = self._lanes.get(robot)
             if lane is not None and not lane.rows and not lane.busy:
@@ -399,6 +407,49 @@ class Dispatcher:
         LANES_HELD.set(len(self._mine))
         self._full = room <= 0 or len(rows) >= room
         return not more and not self._full
+
+    def _first_sends(self, rows: list[Claimed], won: Mapping[str, list[float]]) -> list[int]:
+        """Rows of lanes just claimed that their window lets go at once (``PREMARK_ROWS`` at most a
+        lane, the head first): they are marked in flight in the claim's transaction, so a run's first
+        sends wait for no commit after it. Not a dry run's rows, nor past a row that is not sent."""
+        if self.settings.dry_run or not self._accepting:
+            return []
+        by_robot: dict[str, list[Claimed]] = {}
+        for row in rows:
+            by_robot.setdefault(row.robot, []).append(row)
+        ids: list[int] = []
+        for robot, mine in by_robot.items():
+            head = self._channel_for(mine[0].channel_id)
+            if head is None or head.dry_run or robot not in won:
+                continue
+            try:
+                limits = self._platform_for(head).limits
+            except Exception:  # the turn reports it
+                continue
+            limiter = RobotLimiter(rules_for(head, limits, self.settings.rate_window_seconds), clock=time.time)
+            limiter.seed(won[robot])
+            # A re-sent row counts as a send just now (see ``_route``).
+            room = limiter.room() - sum(1 for row in mine if row.maybe_sent)
+            for row in mine[:min(room, PREMARK_ROWS)]:
+                if row.channel_id != mine[0].channel_id:
+                    break
+                ids.append(row.id)
+        return ids
+
+    def _marked_at_claim(self, ids: list[int], robots: Iterable[str]) -> None:
+        """The in-flight marks committed with the claim: the turn finds them done."""
+        done = set(ids)
+        for robot in robots:
+            lane = self._lanes.get(robot)
+            if lane is None:
+                continue
+            for row in islice(lane.rows, PREMARK_ROWS):
+                if row.id in done:
+                    mark: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                    mark.set_result(True)
+                    lane.marks[row.id] = mark
+                    done.discard(row.id)
+        self._premarked.extend(done)  # marked but not routed here: cleared at stop
 
     def _route(self, row: Claimed) -> None:
         if row.id in self._held or row.robot not in self._mine or row.robot in self._releasing:

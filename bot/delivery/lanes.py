@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -142,11 +142,17 @@ async def claim(
     return won, more
 
 
-async def adopt(db: Database, owner: str, new: Sequence[str], room: int) -> list[Claimed]:
+async def adopt(
+    db: Database, owner: str, new: Sequence[str], room: int,
+    mark: Callable[[list[Claimed]], Sequence[int]] | None = None, at: datetime | None = None,
+) -> list[Claimed]:
     """The pending rows of the owner's lanes, oldest first, leased to it.
 
     Rows of lanes just claimed (``new``) are all taken, whoever held them before; for lanes held
-    longer only rows enqueued since (not yet the owner's), at most ``room`` of them.
+    longer only rows enqueued since (not yet the owner's), at most ``room`` of them. ``mark``
+    picks, among the new lanes' rows (oldest first), those to mark in flight (``sending_since`` =
+    ``at``) in the same transaction: the sends their windows let go at once wait for no other
+    commit. Their ``maybe_sent`` is read before, so it still says whether an earlier send died.
     """
     mine = select(L.c.robot).where(L.c.owner == owner)
     older = and_(T.c.robot.in_(mine), or_(T.c.lease_owner.is_(None), T.c.lease_owner != owner))
@@ -158,6 +164,10 @@ async def adopt(db: Database, owner: str, new: Sequence[str], room: int) -> list
                 .values(lease_owner=owner).returning(*_CLAIMED)
             )
             taken += [Claimed(*row) for row in await conn.execute(stmt)]
+            ids = list(mark(sorted(taken, key=lambda row: row.id))) if mark is not None and taken else []
+            if ids:
+                await conn.execute(
+                    update(T).where(T.c.id.in_(ids), T.c.lease_owner == owner).values(sending_since=at))
         if room > len(taken):
             ids = (
                 select(T.c.id).where(T.c.status == PENDING, older)

@@ -16,12 +16,13 @@ is called, and at most ``send_concurrency`` sends are *unrecorded* at any time (
 answered with the result not yet committed): a send takes a place in that budget and its committed
 result gives it back. A SIGKILL therefore repeats at most ``send_concurrency`` messages, and each
 re-send is recorded as a possible duplicate (its mark is there). Within that budget a worker does
-not wait for its last result's commit before the next send, and the next row's mark is written
-ahead (in the same batch as the current one's, when the window allows both at once; for a paused
-robot's first ``PREMARK_ROWS`` rows ``PREMARK_LEAD`` before the pause ends), so the next send waits
-for no commit the rate window does not need. A mark written ahead for a row never sent is cleared
-at a clean stop; after a crash such a row is re-sent marked as a possible duplicate although it
-never left (at most one per lane being sent, plus ``PREMARK_ROWS`` per paused lane). A lane goes
+not wait for its last result's commit before the next send, and the marks of the rows the window
+lets go right after the current one are written ahead (``PREMARK_ROWS`` at most, the current one
+included: in the claim's own transaction for a lane just claimed, else in the current row's batch;
+for a paused robot's first rows ``PREMARK_LEAD`` before the pause ends), so no send waits for a
+commit the rate window does not need. A mark written ahead for a row never sent is cleared at a
+clean stop; after a crash such a row is re-sent marked as a possible duplicate although it never
+left (at most ``PREMARK_ROWS`` per lane). A lane goes
 back in the queue only after its turn, so each robot sends one message at a time, in order and
 within its rate limit.
 
@@ -96,9 +97,9 @@ class _Lane:
     busy: bool = False
     timer: asyncio.TimerHandle | None = None
     seed: list[float] = field(default_factory=list)  # stored send times (epoch s) for the limiter
-    # In-flight marks written ahead of their sends (row id -> the writer's future): the next row's,
-    # while the window allows it right after the current one, and a paused head row's, shortly
-    # before its pause ends (see ``PREMARK_LEAD``, and the timer that will write it).
+    # In-flight marks written ahead of their sends (row id -> the writer's future, or a done one for
+    # marks committed with the claim): the rows the window lets go right after the current one, and
+    # a paused lane's first rows shortly before its pause ends (``PREMARK_LEAD``, and its timer).
     marks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     premark_timer: asyncio.TimerHandle | None = None
 

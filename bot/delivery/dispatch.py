@@ -385,16 +385,15 @@ class Dispatcher:
         share = await lanes.fair_share(self.db, now, self.stale_seconds) if self._fair else limit
         want = min(limit, share) - len(self._mine) if room > 0 else 0
         marked: list[int] = []
-        async with self._write_lock:
-            won, more = await lanes.claim(self.db, self.owner, now, want, self.lease_seconds,
-                                          self.stale_seconds)
+
+        def first_sends(rows: list[Claimed], won: dict[str, list[float]]) -> list[int]:
+            marked.extend(self._first_sends(rows, won))
+            return marked
+
+        async with self._write_lock:  # claim and adopt: one transaction
+            won, more, rows = await lanes.take(self.db, self.owner, now, want, self.lease_seconds,
+                                               self.stale_seconds, max(room, 0), first_sends)
             self._mine.update(won)
-
-            def first_sends(rows: list[Claimed]) -> list[int]:
-                marked.extend(self._first_sends(rows, won))
-                return marked
-
-            rows = await lanes.adopt(self.db, self.owner, list(won), max(room, 0), first_sends, now)
         for robot, recent in won.items():
             self._lanes.setdefault(robot, _Lane(robot)).seed = recent
         for row in rows:

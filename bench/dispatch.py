@@ -60,11 +60,13 @@ def serve(limit: int, window: float) -> None:
     """WeCom's robot endpoint: errcode 0, or 45009 when a key exceeds ``limit`` in ``window`` s."""
     arrivals: dict[str, deque[float]] = defaultdict(deque)
     counts = {"received": 0, "refused": 0}
+    spans: dict[str, list[float]] = {}  # key -> [first arrival, last arrival] (monotonic s, as the client's)
 
     async def send(request: web.Request) -> web.Response:
         key, now = request.query.get("key", ""), time.monotonic()
         body = await request.read()
         counts["received"] += 1
+        spans.setdefault(key, [now, now])[1] = now
         if not key or b'"msgtype"' not in body:
             return web.json_response({"errcode": 40008, "errmsg": "invalid message type"})
         if limit:
@@ -80,8 +82,12 @@ def serve(limit: int, window: float) -> None:
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(counts)
 
+    async def first_last(_: web.Request) -> web.Response:
+        return web.json_response(spans)
+
     async def reset(_: web.Request) -> web.Response:
         arrivals.clear()
+        spans.clear()
         counts.update(received=0, refused=0)
         return web.json_response(counts)
 
@@ -89,6 +95,7 @@ def serve(limit: int, window: float) -> None:
         app = web.Application()
         app.router.add_post("/cgi-bin/webhook/send", send)
         app.router.add_get("/stats", stats)
+        app.router.add_get("/arrivals", first_last)
         app.router.add_post("/reset", reset)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -118,6 +125,11 @@ class Server:
 
     async def stats(self, http: aiohttp.ClientSession) -> dict[str, int]:
         async with http.get(f"{self.base}/stats") as response:
+            return await response.json()  # type: ignore[no-any-return]
+
+    async def arrivals(self, http: aiohttp.ClientSession) -> dict[str, list[float]]:
+        """Each robot's first and last arrival (monotonic seconds, the same clock as this process's)."""
+        async with http.get(f"{self.base}/arrivals") as response:
             return await response.json()  # type: ignore[no-any-return]
 
     async def reset(self, http: aiohttp.ClientSession) -> None:
@@ -304,6 +316,7 @@ async def pacing(
     window, robots, messages = args.window, args.rate_robots, args.rate_messages
     server = await Server.start(limit=limit, window=window)
     overs: list[float] = []
+    phases: list[tuple[float, float, float]] = []  # (start, stretch, tail) per round, see below
     refused, ok = 0, True
     try:
         settings = Settings(
@@ -315,8 +328,16 @@ async def pacing(
             chans = channels(server, robots, run, rate=limit)
             await fill_outbox(db, chans, messages, run)
             await server.reset(http)
+            began = time.monotonic()
             elapsed, dispatcher = await dispatch(db, settings, http, chans)
+            ended = time.monotonic()
             seen = await server.stats(http)
+            spans = list((await server.arrivals(http)).values())
+            # Where the time over the windows goes: until the last robot's first arrival; each
+            # robot's first-to-last arrival beyond its whole windows; from the last arrival to "recorded".
+            whole = (math.ceil(messages / robots / limit) - 1) * window
+            phases.append((max(f for f, _ in spans) - began, max(last - f for f, last in spans) - whole,
+                           ended - max(last for _, last in spans)))
             refused += seen["refused"]
             ok = ok and dispatcher.stats.sent == messages
             overs.append(elapsed)
@@ -337,6 +358,10 @@ async def pacing(
     print(f"   measured {spread(overs, '{:.3f}')} s, over the minimum {spread(within, '{:+.1%}')} "
           f"(min / median / max{', target median <= +5.0%' if gate else ', not gated: transfer-bound'}), "
           f"rate-limit answers from the server: {refused}: {'OK' if ok else 'MISSED'}")
+    print(f"   until the last robot's first arrival {spread([p[0] * 1e3 for p in phases], '{:.0f}')} ms; "
+          f"a robot's first to last arrival beyond {windows} x {window:g} s (longest) "
+          f"{spread([p[1] * 1e3 for p in phases], '{:.0f}')} ms; "
+          f"last arrival to recorded {spread([p[2] * 1e3 for p in phases], '{:.0f}')} ms")
     return ok
 
 

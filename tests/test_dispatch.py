@@ -538,3 +538,22 @@ async def test_the_stop_summary_counts_rows_recorded_only_when_they_were_queued(
         await sender.stop()
     assert [r.status for r in await rows(db)] == ["dry_run", "dry_run"] and fake.hits == []
     assert "未配置 webhook 只记录 2 条" in caplog.text
+
+
+async def test_a_runs_first_sends_are_marked_as_far_as_the_window_lets_them_go_and_a_stop_unmarks_the_unsent(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    robot = fake.channel("a").model_copy(update={"rate_per_minute": 2})  # two per window
+    fake.gates["KEY-a-S3CRET"] = asyncio.Event()  # the first send hangs
+    await enqueue(db, robot, *[body_text(n) for n in range(5)])
+    worker = dispatcher(db, settings, http, robot)
+    await worker.start()
+    async with asyncio.timeout(10):
+        while not fake.hits:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    # Marked before the first send: the rows the window lets go at once, no more.
+    assert [r.sending_since is not None for r in await rows(db)] == [True, True, False, False, False]
+    await worker.stop(timeout=0.1)  # the hanging send is cut off; the second never left
+    after = await rows(db)
+    assert [r.sending_since is not None for r in after] == [True, False, False, False, False]
+    assert {(r.status, r.lease_owner) for r in after} == {("pending", None)}

@@ -16,12 +16,13 @@ is called, and at most ``send_concurrency`` sends are *unrecorded* at any time (
 answered with the result not yet committed): a send takes a place in that budget and its committed
 result gives it back. A SIGKILL therefore repeats at most ``send_concurrency`` messages, and each
 re-send is recorded as a possible duplicate (its mark is there). Within that budget a worker does
-not wait for its last result's commit before the next send, and the next row's mark is written
-ahead (in the same batch as the current one's, when the window allows both at once; for a paused
-robot's first ``PREMARK_ROWS`` rows ``PREMARK_LEAD`` before the pause ends), so the next send waits
-for no commit the rate window does not need. A mark written ahead for a row never sent is cleared
-at a clean stop; after a crash such a row is re-sent marked as a possible duplicate although it
-never left (at most one per lane being sent, plus ``PREMARK_ROWS`` per paused lane). A lane goes
+not wait for its last result's commit before the next send, and the marks of the rows the window
+lets go right after the current one are written ahead (``PREMARK_ROWS`` at most, the current one
+included: in the claim's own transaction for a lane just claimed, else in the current row's batch;
+for a paused robot's first rows ``PREMARK_LEAD`` before the pause ends), so no send waits for a
+commit the rate window does not need. A mark written ahead for a row never sent is cleared at a
+clean stop; after a crash such a row is re-sent marked as a possible duplicate although it never
+left (at most ``PREMARK_ROWS`` per lane). A lane goes
 back in the queue only after its turn, so each robot sends one message at a time, in order and
 within its rate limit.
 
@@ -37,7 +38,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -96,9 +97,9 @@ class _Lane:
     busy: bool = False
     timer: asyncio.TimerHandle | None = None
     seed: list[float] = field(default_factory=list)  # stored send times (epoch s) for the limiter
-    # In-flight marks written ahead of their sends (row id -> the writer's future): the next row's,
-    # while the window allows it right after the current one, and a paused head row's, shortly
-    # before its pause ends (see ``PREMARK_LEAD``, and the timer that will write it).
+    # In-flight marks written ahead of their sends (row id -> the writer's future, or a done one for
+    # marks committed with the claim): the rows the window lets go right after the current one, and
+    # a paused lane's first rows shortly before its pause ends (``PREMARK_LEAD``, and its timer).
     marks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     premark_timer: asyncio.TimerHandle | None = None
 
@@ -232,12 +233,21 @@ class Dispatcher:
         await self._beat()
         self._start_workers()
         heartbeat = asyncio.create_task(self._heartbeat())
+        exhausted = False
         try:
             while True:
                 # Refill at half empty (few claim queries, no lull while the last robots finish);
                 # once nothing more is due, wait for every robot, then look again (admin notices).
-                low = len(self._held) <= self.max_held // 2
-                exhausted = await self._fill() if low else False
+                if len(self._held) > self.max_held // 2:
+                    exhausted = False
+                elif exhausted and self._busy == 0 and not self._mine:
+                    # The last look: read-only, so it does not queue behind the last results' write
+                    # (the write lock); a claim only if it finds something.
+                    exhausted = not await lanes.claimable(self.db, self._clock(), self.stale_seconds)
+                    if not exhausted:
+                        exhausted = await self._fill()
+                else:
+                    exhausted = await self._fill()
                 if self._busy == 0 and not self._side:
                     if exhausted and not await self._dead.flush():  # idle: tell the admin now
                         break
@@ -327,6 +337,11 @@ class Dispatcher:
     async def _beat(self) -> None:
         now = self._clock()
         await lanes.beat(self.db, self.owner, now, self._started_at)
+        if not self._mine and not self._releasing:
+            # Nothing held (a run's first beat): no lease to renew, none to lose. A claim in
+            # progress sets its own lease; the next beat renews it.
+            self._beat_ok = time.monotonic()
+            return
         async with self._write_lock:
             still = await lanes.renew(self.db, self.owner, now, self.lease_seconds)
         self._beat_ok = time.monotonic()
@@ -372,15 +387,22 @@ class Dispatcher:
         limit = self.settings.claim_lanes_max
         share = await lanes.fair_share(self.db, now, self.stale_seconds) if self._fair else limit
         want = min(limit, share) - len(self._mine) if room > 0 else 0
-        async with self._write_lock:
-            won, more = await lanes.claim(self.db, self.owner, now, want, self.lease_seconds,
-                                          self.stale_seconds)
+        marked: list[int] = []
+
+        def first_sends(rows: list[Claimed], won: dict[str, list[float]]) -> list[int]:
+            marked.extend(self._first_sends(rows, won))
+            return marked
+
+        async with self._write_lock:  # claim and adopt: one transaction
+            won, more, rows = await lanes.take(self.db, self.owner, now, want, self.lease_seconds,
+                                               self.stale_seconds, max(room, 0), first_sends)
             self._mine.update(won)
-            rows = await lanes.adopt(self.db, self.owner, list(won), max(room, 0))
         for robot, recent in won.items():
             self._lanes.setdefault(robot, _Lane(robot)).seed = recent
         for row in rows:
             self._route(row)
+        if marked:
+            self._marked_at_claim(marked, won)
         for robot in won:
             lane = self._lanes.get(robot)
             if lane is not None and not lane.rows and not lane.busy:
@@ -388,6 +410,49 @@ class Dispatcher:
         LANES_HELD.set(len(self._mine))
         self._full = room <= 0 or len(rows) >= room
         return not more and not self._full
+
+    def _first_sends(self, rows: list[Claimed], won: Mapping[str, list[float]]) -> list[int]:
+        """Rows of lanes just claimed that their window lets go at once (``PREMARK_ROWS`` at most a
+        lane, the head first): they are marked in flight in the claim's transaction, so a run's first
+        sends wait for no commit after it. Not a dry run's rows, nor past a row that is not sent."""
+        if self.settings.dry_run or not self._accepting:
+            return []
+        by_robot: dict[str, list[Claimed]] = {}
+        for row in rows:
+            by_robot.setdefault(row.robot, []).append(row)
+        ids: list[int] = []
+        for robot, mine in by_robot.items():
+            head = self._channel_for(mine[0].channel_id)
+            if head is None or head.dry_run or robot not in won:
+                continue
+            try:
+                limits = self._platform_for(head).limits
+            except Exception:  # the turn reports it
+                continue
+            limiter = RobotLimiter(rules_for(head, limits, self.settings.rate_window_seconds), clock=time.time)
+            limiter.seed(won[robot])
+            # A re-sent row counts as a send just now (see ``_route``).
+            room = limiter.room() - sum(1 for row in mine if row.maybe_sent)
+            for row in mine[:min(room, PREMARK_ROWS)]:
+                if row.channel_id != mine[0].channel_id:
+                    break
+                ids.append(row.id)
+        return ids
+
+    def _marked_at_claim(self, ids: list[int], robots: Iterable[str]) -> None:
+        """The in-flight marks committed with the claim: the turn finds them done."""
+        done = set(ids)
+        for robot in robots:
+            lane = self._lanes.get(robot)
+            if lane is None:
+                continue
+            for row in islice(lane.rows, PREMARK_ROWS):
+                if row.id in done:
+                    mark: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                    mark.set_result(True)
+                    lane.marks[row.id] = mark
+                    done.discard(row.id)
+        self._premarked.extend(done)  # marked but not routed here: cleared at stop
 
     def _route(self, row: Claimed) -> None:
         if row.id in self._held or row.robot not in self._mine or row.robot in self._releasing:
@@ -496,9 +561,7 @@ class Dispatcher:
             mark = lane.marks.pop(row.id, None)
             if mark is None:
                 mark = self._writer.begin(row.id, self._clock())
-            if len(lane.rows) > 1 and lane.rows[1].id not in lane.marks and limiter.room() >= 2:
-                ahead = lane.rows[1]  # may go right after this one: its mark in the same batch
-                lane.marks[ahead.id] = self._writer.begin(ahead.id, self._clock())
+            self._mark_ahead(lane, limiter.room())
             if not await self._cleared(lane, row, mark):
                 return
             if lane.premark_timer is not None:  # the pause was cut short: the mark is written
@@ -525,6 +588,17 @@ class Dispatcher:
             if not self._accepting:
                 break
         self._release(lane)
+
+    def _mark_ahead(self, lane: _Lane, room: int) -> None:
+        """Mark the rows after the head that the window lets go right after it (``room`` sends
+        now, ``PREMARK_ROWS`` at most, the head included), in the head's batch: none of those
+        sends then waits for a commit of its own (a run's first window sends them one after the
+        other while the writer is still committing the first marks)."""
+        at: datetime | None = None
+        for ahead in islice(lane.rows, 1, min(room, PREMARK_ROWS)):
+            if ahead.id not in lane.marks:
+                at = at or self._clock()
+                lane.marks[ahead.id] = self._writer.begin(ahead.id, at)
 
     async def _cleared(self, lane: _Lane, row: Claimed, mark: asyncio.Future[bool]) -> bool:
         """Wait for ``row``'s in-flight mark and a place in the budget; False: not to be sent now

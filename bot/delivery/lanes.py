@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,6 +96,19 @@ def _ready(now: datetime) -> Any:
     return and_(T.c.status == PENDING, T.c.next_attempt_at <= now, not_(T.c.robot.in_(waiting)))
 
 
+def _claimable(now: datetime, stale_seconds: float) -> Any:
+    """Due, ready rows of lanes nobody else holds (what :func:`claim` would take)."""
+    held = select(L.c.robot).where(not_(_free(now, stale_seconds)))
+    return and_(_ready(now), not_(T.c.robot.in_(held)))
+
+
+async def claimable(db: Database, now: datetime, stale_seconds: float) -> bool:
+    """Whether :func:`claim` would find a lane now. Read-only: no write lock, no transaction to
+    commit, so a burst can ask it while its last results are being written."""
+    async with db.engine.connect() as conn:
+        return await conn.scalar(select(T.c.id).where(_claimable(now, stale_seconds)).limit(1)) is not None
+
+
 async def claim(
     db: Database, owner: str, now: datetime, want: int, lease_seconds: float, stale_seconds: float
 ) -> tuple[dict[str, list[float]], bool]:
@@ -105,55 +118,90 @@ async def claim(
     """
     if want <= 0:
         return {}, True
-    held = select(L.c.robot).where(not_(_free(now, stale_seconds)))
+    async with db.engine.begin() as conn:
+        return await _claim_on(conn, owner, now, want, lease_seconds, stale_seconds)
+
+
+async def _claim_on(
+    conn: AsyncConnection, owner: str, now: datetime, want: int, lease_seconds: float, stale_seconds: float
+) -> tuple[dict[str, list[float]], bool]:
     first = func.min(T.c.id)
     candidates = (
-        select(T.c.robot).where(_ready(now), not_(T.c.robot.in_(held)))
+        select(T.c.robot).where(_claimable(now, stale_seconds))
         .group_by(T.c.robot).order_by(first).limit(want + 1)
     )
-    async with db.engine.begin() as conn:
-        robots = [row.robot for row in await conn.execute(candidates)]
-        more = len(robots) > want
-        robots = sorted(robots[:want])  # one lock order for every instance (no deadlock)
-        if not robots:
-            return {}, False
-        await conn.execute(
-            _insert(conn)(L).values([{"robot": r, "recent": []} for r in robots])
-            .on_conflict_do_nothing(index_elements=["robot"])
-        )
-        stmt = (
-            update(L).where(L.c.robot.in_(robots), _free(now, stale_seconds))
-            .values(owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
-            .returning(L.c.robot, L.c.recent)
-        )
-        won = {row.robot: list(row.recent or []) for row in await conn.execute(stmt)}
+    robots = [row.robot for row in await conn.execute(candidates)]
+    more = len(robots) > want
+    robots = sorted(robots[:want])  # one lock order for every instance (no deadlock)
+    if not robots:
+        return {}, False
+    await conn.execute(
+        _insert(conn)(L).values([{"robot": r, "recent": []} for r in robots])
+        .on_conflict_do_nothing(index_elements=["robot"])
+    )
+    stmt = (
+        update(L).where(L.c.robot.in_(robots), _free(now, stale_seconds))
+        .values(owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(L.c.robot, L.c.recent)
+    )
+    won = {row.robot: list(row.recent or []) for row in await conn.execute(stmt)}
     return won, more
 
 
-async def adopt(db: Database, owner: str, new: Sequence[str], room: int) -> list[Claimed]:
+async def take(
+    db: Database, owner: str, now: datetime, want: int, lease_seconds: float, stale_seconds: float,
+    room: int, mark: Callable[[list[Claimed], dict[str, list[float]]], Sequence[int]] | None = None,
+) -> tuple[dict[str, list[float]], bool, list[Claimed]]:
+    """:func:`claim` then :func:`adopt` in one transaction (one commit before the first sends);
+    ``mark`` also gets the lanes won with their stored send times. Returns (won, more, rows)."""
+    async with db.engine.begin() as conn:
+        won, more = await _claim_on(conn, owner, now, want, lease_seconds, stale_seconds) if want > 0 else ({}, True)
+        chosen = (lambda rows: mark(rows, won)) if mark is not None else None
+        rows = await _adopt_on(conn, owner, list(won), room, chosen, now)
+    return won, more, rows
+
+
+async def adopt(
+    db: Database, owner: str, new: Sequence[str], room: int,
+    mark: Callable[[list[Claimed]], Sequence[int]] | None = None, at: datetime | None = None,
+) -> list[Claimed]:
     """The pending rows of the owner's lanes, oldest first, leased to it.
 
     Rows of lanes just claimed (``new``) are all taken, whoever held them before; for lanes held
-    longer only rows enqueued since (not yet the owner's), at most ``room`` of them.
+    longer only rows enqueued since (not yet the owner's), at most ``room`` of them. ``mark``
+    picks, among the new lanes' rows (oldest first), those to mark in flight (``sending_since`` =
+    ``at``) in the same transaction: the sends their windows let go at once wait for no other
+    commit. Their ``maybe_sent`` is read before, so it still says whether an earlier send died.
     """
+    async with db.engine.begin() as conn:
+        return await _adopt_on(conn, owner, new, room, mark, at)
+
+
+async def _adopt_on(
+    conn: AsyncConnection, owner: str, new: Sequence[str], room: int,
+    mark: Callable[[list[Claimed]], Sequence[int]] | None, at: datetime | None,
+) -> list[Claimed]:
     mine = select(L.c.robot).where(L.c.owner == owner)
     older = and_(T.c.robot.in_(mine), or_(T.c.lease_owner.is_(None), T.c.lease_owner != owner))
     taken: list[Claimed] = []
-    async with db.engine.begin() as conn:
-        if new:
-            stmt = (
-                update(T).where(T.c.robot.in_(list(new)), T.c.status == PENDING)
-                .values(lease_owner=owner).returning(*_CLAIMED)
-            )
-            taken += [Claimed(*row) for row in await conn.execute(stmt)]
-        if room > len(taken):
-            ids = (
-                select(T.c.id).where(T.c.status == PENDING, older)
-                .order_by(T.c.id).limit(room - len(taken))
-                .with_for_update(skip_locked=True)
-            )
-            stmt = update(T).where(T.c.id.in_(ids)).values(lease_owner=owner).returning(*_CLAIMED)
-            taken += [Claimed(*row) for row in await conn.execute(stmt)]
+    if new:
+        stmt = (
+            update(T).where(T.c.robot.in_(list(new)), T.c.status == PENDING)
+            .values(lease_owner=owner).returning(*_CLAIMED)
+        )
+        taken += [Claimed(*row) for row in await conn.execute(stmt)]
+        ids = list(mark(sorted(taken, key=lambda row: row.id))) if mark is not None and taken else []
+        if ids:
+            await conn.execute(
+                update(T).where(T.c.id.in_(ids), T.c.lease_owner == owner).values(sending_since=at))
+    if room > len(taken):
+        ids = (
+            select(T.c.id).where(T.c.status == PENDING, older)
+            .order_by(T.c.id).limit(room - len(taken))
+            .with_for_update(skip_locked=True)
+        )
+        stmt = update(T).where(T.c.id.in_(ids)).values(lease_owner=owner).returning(*_CLAIMED)
+        taken += [Claimed(*row) for row in await conn.execute(stmt)]
     return sorted(taken, key=lambda row: row.id)
 
 

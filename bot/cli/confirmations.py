@@ -435,8 +435,8 @@ async def missed_text(runtime: Runtime, start: datetime, end: datetime, reminder
 
 @click.command()
 @click.option("--period", "period_spec", default="previous_month", show_default=True,
-              help="统计周期：2026-11（月）、2026-Q4（季度）、2026（年），或 previous_month、current_month、"
-                   "previous_quarter、current_quarter、previous_year")
+              help="统计周期：2026-11（月）、2026-Q4（季度）、2026（年），或 previous_month、 current_month、 "
+                   "previous_quarter、 current_quarter、 previous_year")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="输出格式：table（对齐的表格）、csv、markdown")
 @click.option("--reminder", "reminders", multiple=True, help="只统计某个提醒（可多次使用）")

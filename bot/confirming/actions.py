@@ -54,6 +54,7 @@ ACTION_LABELS = {
     "send_test": "发送测试消息",
 }
 EXCUSE_KINDS = ("请假", "出差", "因公外出", "病假", "其他")
+NAMES_SHOWN = 20  # people named in a 立即催办 note; beyond them "等 N 人"
 REASON_MAX = 200  # characters
 
 
@@ -265,7 +266,8 @@ async def followup_now(runtime: Runtime, occurrence_id: int, *, admin: str, reas
                            .execution_options(synchronize_session=False))
         await session.commit()
     hours = WorkHours.parse(runtime.settings.work_hours)
-    names = "、".join(people)
+    # The audit row, the page and the log name at most NAMES_SHOWN people (a province: thousands).
+    names = "、".join(people[:NAMES_SHOWN]) + (f" 等 {len(people)} 人" if len(people) > NAMES_SHOWN else "")
     if hours.in_window(now, runtime.calendar, reminder.zone):
         from bot.confirming.followup import FollowUps
 

@@ -237,3 +237,11 @@ def test_grace_defaults_to_6h_reads_a_span_and_refuses_working_days(folder: Path
     (folder / "extra.yaml").write_text(GOOD_REMINDER + "    grace: 2wd\n", encoding="utf-8")
     issue = one(issues_for(folder), "reminders[0].grace")
     assert issue.line == 10 and "补发时限" in issue.message and "工作日" in issue.message
+
+
+def test_every_impossible_date_in_a_file_is_reported_not_only_the_first(folder: Path) -> None:
+    """Found by a trial: two bad dates in the calendar section gave one error (共 1 处)."""
+    (folder / "extra.yaml").write_text(
+        "calendar:\n  holidays: [2026-02-30]\n  workdays: [2026-13-01]\n", encoding="utf-8")
+    found = {(i.line, i.field) for i in issues_for(folder) if "日期不存在" in i.message}
+    assert found == {(2, "calendar.holidays[0]"), (3, "calendar.workdays[0]")}

@@ -127,6 +127,18 @@ async def test_a_real_fire_into_channels_without_a_webhook_says_so_and_never_say
     assert "remindbot resend" in out  # how to send them once a webhook is set
 
 
+async def test_firing_again_says_the_results_shown_are_the_earlier_ones(tmp_path: Path) -> None:
+    """Found by a trial: a repeated fire printed 发送结果 as if the earlier messages went again."""
+    env = base_env(tmp_path)
+    code, first, err = await run_cli(env, "fire", "study-day", "--date", "2026-12-04")
+    assert code == 0, err
+    assert "发送结果：" in first
+    code, again, err = await run_cli(env, "fire", "study-day", "--date", "2026-12-04")
+    assert code == 0, err
+    assert "新排队 0 条消息" in again and "此前各条消息的状态（本次未新增）：成功 0 条" in again
+    assert "发送结果" not in again
+
+
 def test_the_docs_never_call_a_channel_without_a_webhook_a_dry_run() -> None:
     """A channel without a webhook is record-only (未配置 webhook（只记录）); 演练 is only ``--dry-run``."""
     root = Path(__file__).resolve().parent.parent

@@ -168,10 +168,11 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
             dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
                                     admin_channel=lambda: runtime.schedules.service.admin_channel)
             stats = await dispatcher.run_once(max_retry_wait=30)
-        await _print_outcome(runtime, result.occurrence_id, stats.retried)
+        await _print_outcome(runtime, result.occurrence_id, stats.retried, earlier=result.queued == 0)
 
 
-async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0, *, rehearsal: bool = False) -> None:
+async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0, *, rehearsal: bool = False,
+                         earlier: bool = False) -> None:
     """The occurrence's messages by their state in the outbox (dry runs are recorded as such
     when queued, so the dispatcher's own counts would miss them), then one line per message.
 
@@ -189,7 +190,9 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     count = Counter(row.status for row in rows)
     waiting = f"，待发送 {count['pending']} 条" if count["pending"] else ""
     recorded = "演练" if rehearsal else "未配置 webhook（只记录）"
-    click.echo(f"发送结果：成功 {count['sent']} 条，{recorded} {count['dry_run']} 条，"
+    # A repeated fire queued nothing: what follows is the earlier fire's messages, said as such.
+    head = "此前各条消息的状态（本次未新增）" if earlier else "发送结果"
+    click.echo(f"{head}：成功 {count['sent']} 条，{recorded} {count['dry_run']} 条，"
                f"失败 {count['dead']} 条{waiting}，重试 {retried} 次。")
     if count["dry_run"] and not rehearsal:
         click.echo("未配置 webhook 的频道只记录消息、不真正发送；填写 webhook 后可用 remindbot resend 重新发送。")

@@ -71,7 +71,7 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         return None
     except (ValueError, TypeError, OverflowError):
         # A value the YAML types reject (e.g. the date 2026-13-01): name it and its line.
-        issues.append(_bad_value(label, tree))
+        issues.extend(_bad_values(label, tree))
         return None
     finally:
         loader.dispose()
@@ -125,11 +125,12 @@ def _in_words(problem: str) -> str:
     return f"{problem}（检查缩进、冒号和引号）"
 
 
-def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
-    """The first scalar YAML cannot construct (e.g. 2026-02-30), named by its field like other errors."""
+def _bad_values(label: str, tree: yaml.Node) -> list[ConfigIssue]:
+    """Every scalar YAML cannot construct (e.g. 2026-02-30), each named by its field like other errors."""
     constructor = yaml.constructor.SafeConstructor()
     stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(tree, ())]
     seen: set[int] = set()
+    found: list[ConfigIssue] = []
     while stack:
         node, path = stack.pop()
         if id(node) in seen:  # an alias: its anchor's node is checked once
@@ -148,8 +149,9 @@ def _bad_value(label: str, tree: yaml.Node) -> ConfigIssue:
                 what = "日期不存在或格式不对，应为真实的日期 YYYY-MM-DD" if node.tag.endswith("timestamp") \
                     else "无法识别的值"
                 mark = node.start_mark
-                return ConfigIssue(label, mark.line + 1, mark.column + 1, dotted(path), f"{what}：{node.value!r}")
-    return ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")
+                found.append(ConfigIssue(label, mark.line + 1, mark.column + 1, dotted(path),
+                                         f"{what}：“{node.value}”"))
+    return found or [ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")]
 
 
 def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: list[ConfigIssue],

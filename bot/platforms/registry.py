@@ -57,6 +57,8 @@ APP_SENDERS: dict[str, AppSender] = {name: s.app_sender for s in SPECS if s.app_
 
 # The inbound handler of ``/callback/<platform>/<app_id>``, by the app's platform.
 CALLBACKS: dict[str, Callback] = {name: s.callback for s in SPECS if s.callback for name in s.names}
+CALLBACK_METHODS: dict[str, tuple[str, ...]] = {name: s.callback_methods for s in SPECS if s.callback
+                                                for name in s.names}
 
 
 def same_folder(a: str, b: str) -> bool:

@@ -120,6 +120,7 @@ class PlatformSpec:
     app_model: type[AppBase] | None = None
     app_sender: AppSender | None = None
     callback: Callback | None = None
+    callback_methods: tuple[str, ...] = ("POST",)  # what the platform sends; others get a 405 before the handler
 
     @property
     def names(self) -> tuple[str, ...]:

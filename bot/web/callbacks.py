@@ -35,7 +35,7 @@ from bot.platforms.base import Mention, Message
 from bot.platforms.dingtalk import inbound as dingtalk_inbound
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import Answer, CallbackError, Pressed, Said
-from bot.platforms.registry import CALLBACKS, platform_for
+from bot.platforms.registry import CALLBACK_METHODS, CALLBACKS, platform_for
 from bot.platforms.spec import CallbackRequest, CardState
 from bot.runtime import Runtime
 from bot.web.common import runtime_of
@@ -80,6 +80,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
     handler = CALLBACKS.get(platform)
     if app is None or app.platform != platform or handler is None:
         return _refuse(platform, 404, "未配置此应用的回调")
+    if request.method not in (methods := CALLBACK_METHODS[platform]):  # the registry says, once for all
+        return _refuse(platform, 405, f"只接受 {'、'.join(methods)} 请求")
     try:
         body = await _body(request) if request.method == "POST" else b""
         asked = CallbackRequest(request.method, request.query, request.headers, body)

@@ -150,9 +150,7 @@ async def stream_callback(inbox: Inbox, app: DingTalkApp, topic: str, data: dict
 
 
 async def callback(inbox: Inbox, app: DingTalkApp, request: CallbackRequest) -> CallbackReply:
-    """The HTTP callback handler (:data:`bot.platforms.spec.Callback`): POST only, signed headers."""
-    if request.method != "POST":
-        raise CallbackError(405, "只接受 POST 请求")
+    """The HTTP callback handler (:data:`bot.platforms.spec.Callback`): signed headers (only POSTs reach it)."""
     check_headers(app, request.headers.get("timestamp", ""), request.headers.get("sign", ""), inbox.now())
     await message(inbox, app, parse_body(request.body))
     return CallbackReply(json={})

@@ -119,11 +119,9 @@ def confirm_button(occurrence_id: int) -> dict[str, Any]:
 
 
 async def callback(inbox: Inbox, app: SlackApp, request: CallbackRequest) -> CallbackReply:
-    """The callback handler (:data:`bot.platforms.spec.Callback`): POST only. A button press is
+    """The callback handler (:data:`bot.platforms.spec.Callback`): only POSTs reach it. A button press is
     answered through the payload's ``response_url``; a message through the app or the
     ``answer_channel`` (:meth:`Inbox.answer_in_channel`)."""
-    if request.method != "POST":
-        raise CallbackError(405, "只接受 POST 请求")
     inbound = read(app, dict(request.headers), request.body, inbox.now())
     if inbound.challenge is not None:
         return CallbackReply(json={"challenge": inbound.challenge})

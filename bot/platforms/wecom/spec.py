@@ -17,4 +17,5 @@ SPEC = PlatformSpec(
     app_model=WeComApp,
     app_sender=WeComAppSender(),
     callback=lazy_callback("bot.platforms.wecom.inbound"),
+    callback_methods=("GET", "POST"),  # a GET is WeCom's URL verification
 )

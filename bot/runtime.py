@@ -6,8 +6,8 @@ place, so every part sees the last good configuration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,9 +55,19 @@ class Runtime:
     # App access tokens, shared by every sender of this process (bot/platforms/tokens.py).
     tokens: TokenCache = field(default_factory=TokenCache)
     _app_channels: dict[str, Any] = field(default_factory=dict)
+    # Opens ``db`` when the runtime was opened without it (``open_runtime(database=False)``); then None.
+    opener: Callable[[], Awaitable[None]] | None = None
+
+    async def ensure_database(self) -> None:
+        """Open the database now if this runtime was opened without it (a no-op otherwise)."""
+        opener, self.opener = self.opener, None
+        if opener is not None:
+            await opener()
 
     @property
     def link_key(self) -> str:
+        if self.opener is not None:  # the nonce that signs links is the database's: never sign without it
+            raise RuntimeError("数据库尚未打开：确认链接的签名需要数据库，先调用 Runtime.ensure_database()")
         return self.link_secret or self.settings.signing_key
 
     def channel(self, channel_id: str):  # type: ignore[no-untyped-def]
@@ -101,21 +111,22 @@ class LazyRenderer:
         return getattr(self._real, name)
 
 
+class _NotOpened:
+    """``Runtime.db`` of a runtime opened without its database (``open_runtime(database=False)``) until
+    :meth:`Runtime.ensure_database`: any use before that fails loudly instead of reading nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("数据库尚未打开（open_runtime(database=False)）：先调用 Runtime.ensure_database()")
+
+
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
-                       schedules: Schedules | None = None) -> AsyncIterator[Runtime]:
-    """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
-    for the CLI and the service (``bot.service`` re-exports it).
+async def started_database(settings: Settings) -> AsyncIterator[tuple[Database, str]]:
+    """The database, started (waiting up to ``settings.db_start_timeout_seconds``), and the key that
+    signs links (secret key + the database's nonce); stopped on leaving.
 
-    Imports only what a command needs (the database and the schedules), not the web stack, the
-    scheduler or the dispatcher: ``remindbot status`` at a province's scale was mostly imports.
-
-    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
-    used within ``settings.db_start_timeout_seconds``.
-    """
+    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when it cannot be used."""
     from storage.db import Database
 
-    schedules, calendar, renderer = load_runtime_parts(settings, schedules)
     db = Database(settings.database_url, schema=settings.database_schema or None)
     try:
         await db.start(wait_seconds=settings.db_start_timeout_seconds)
@@ -123,11 +134,37 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
         await db.stop()
         raise
     try:
-        link_secret = f"{settings.signing_key}:{await db.instance_nonce()}"
-        clock = clock or system_clock
-        loaded = clock()
-        yield Runtime(settings=settings, db=db, schedules=schedules, calendar=calendar,
-                      renderer=renderer, clock=clock, link_secret=link_secret,
-                      reload=ReloadState(ok=True, since=loaded, last_good_at=loaded))
+        yield db, f"{settings.signing_key}:{await db.instance_nonce()}"
     finally:
         await db.stop()
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
+                       schedules: Schedules | None = None, database: bool = True) -> AsyncIterator[Runtime]:
+    """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
+    for the CLI and the service (``bot.service`` re-exports it).
+
+    Imports only what a command needs (the database and the schedules), not the web stack, the
+    scheduler or the dispatcher: ``remindbot status`` at a province's scale was mostly imports.
+    ``database=False`` (``remindbot preview``, which writes nothing): the database is neither imported
+    nor opened until :meth:`Runtime.ensure_database` asks for it (figures for a report or a leader).
+
+    Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
+    used within ``settings.db_start_timeout_seconds``.
+    """
+    schedules, calendar, renderer = load_runtime_parts(settings, schedules)
+    clock = clock or system_clock
+    async with AsyncExitStack() as stack:
+        runtime = Runtime(settings=settings, db=cast("Database", _NotOpened()), schedules=schedules,
+                          calendar=calendar, renderer=renderer, clock=clock)
+
+        async def attach() -> None:
+            runtime.db, runtime.link_secret = await stack.enter_async_context(started_database(settings))
+
+        runtime.opener = attach
+        if database:
+            await runtime.ensure_database()
+        loaded = clock()
+        runtime.reload = ReloadState(ok=True, since=loaded, last_good_at=loaded)
+        yield runtime

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from bot.config.issues import ConfigError
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
-from bot.config.yamlsource import ConfigError, shown_issue
 from bot.reporting.textable import table
 from bot.scheduling.datewords import date_text, weekday_text, when_text
 from bot.scheduling.timing import Due, due_times, fires
@@ -31,6 +31,8 @@ def load_or_exit(s: Settings) -> Schedules:
     try:
         return load_for(s)
     except ConfigError as exc:
+        from bot.config.yamlsource import shown_issue  # PyYAML: only to show a broken file's lines
+
         for issue in exc.issues:
             click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
         click.echo(f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。", err=True)
@@ -51,6 +53,8 @@ def validate(path: Path | None, templates: Path | None) -> None:
     s = settings()
     path = path or s.schedules_dir
     schedules, issues = check_for(s, path, templates)
+    from bot.config.yamlsource import shown_issue
+
     for issue in issues:
         click.echo(str(shown_issue(issue, path)), err=issue.warning is False)
     if schedules is None:

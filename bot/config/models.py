@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import pickle
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -496,16 +497,26 @@ class Schedules(BaseModel):
             unit_id = self.units[unit_id].parent
         return chain
 
+    def unit_name(self, unit_id: str | None) -> str | None:
+        """The name of a unit, None when there is no such unit (from a snapshot's rows: no model built)."""
+        units = self.units
+        if not unit_id or unit_id not in units:
+            return None
+        return units.field(unit_id, "name") if isinstance(units, Rows) else units[unit_id].name
+
+    def leaders_in_charge(self) -> set[str]:
+        """Ids of the people in charge of some unit (any unit's ``leaders``), from the index."""
+        return set(self._indexes().led_by)
+
     def in_units(self, person: Person, unit_ids: set[str]) -> bool:
         return any(u.id in unit_ids for u in self.unit_chain(person.unit))
 
     def _indexes(self) -> Membership:
-        """Who is where, built once per snapshot (on first use) in one pass over people and units."""
+        """Who is where, made once per snapshot; each of its indexes is built on first use."""
         private = self.__pydantic_private__
         index: Membership | None = private["_index"]  # type: ignore[index]
         if index is None:
-            with gcpause.no_gc():  # 10⁵ lists and dict entries, no cycles
-                index = private["_index"] = Membership.build(self)  # type: ignore[index]
+            index = private["_index"] = Membership(self)  # type: ignore[index]
         return index
 
     def subtree(self, unit_ids: set[str]) -> set[str]:
@@ -535,10 +546,13 @@ class Schedules(BaseModel):
     def _select(self, selector: Selector) -> list[Person]:
         """Positions from the index, then only the chosen people's models (see ``Membership``)."""
         index = self._indexes()
+        if not selector.people and not selector.units and len(selector.roles) == 1:  # ascending, no repeats
+            positions = index.with_role(selector.roles[0])
+            return self._people_at(positions, index.ids)
         chosen = {index.order[pid] for pid in selector.people if pid in index.order}
         if selector.roles or selector.units:
             units = self.subtree(set(selector.units)) if selector.units else None
-            by_role = [i for role in selector.roles for i in index.by_role.get(role, [])]
+            by_role = [i for role in selector.roles for i in index.with_role(role)]
             if units is not None and (not selector.roles or sum(index.unit_size(u) for u in units) < len(by_role)):
                 roles = set(selector.roles)
                 chosen.update(i for u in units for i in index.by_unit.get(u, [])
@@ -546,8 +560,14 @@ class Schedules(BaseModel):
             else:
                 unit_of = index.unit
                 chosen.update(i for i in by_role if units is None or unit_of[i] in units)
-        people, ids = self.people, index.ids
-        return [people[ids[i]] for i in sorted(chosen)]
+        return self._people_at(sorted(chosen), index.ids)
+
+    def _people_at(self, positions: list[int], ids: list[str]) -> list[Person]:
+        """The people at these positions (file order), each model built on its first read."""
+        people = self.people
+        if isinstance(people, Rows):
+            return people.at(positions, ids)
+        return [people[ids[i]] for i in positions]
 
     def in_channel(self, person: Person, channel_id: str) -> bool:
         """Whether the person is in the channel's group (no ``channels`` listed: in every group)."""
@@ -625,39 +645,77 @@ class Selection(list[Person]):
         self.key = key
 
 
-@dataclass
 class Membership:
     """Indexes over one snapshot: each person's position (file order), people's positions by role
-    and by unit, sub-units, units by leader. Built in one pass over the columns (from a snapshot's
-    rows no person model is built), so lookups cost the rows they return."""
+    and by unit, sub-units, units by leader. Each is built on its first use, in one pass over the
+    columns it needs (from a snapshot's rows no person model is built), so lookups cost the rows they
+    return, and a command pays only for the indexes it reads: selecting 20,000 secretaries out of
+    100,000 people reads the roles column, not the units', and builds no position by unit."""
 
-    ids: list[str]  # person id by position
-    order: dict[str, int]  # position by person id
-    roles: list[list[str]]  # by position
-    unit: list[str | None]  # by position
-    by_role: dict[str, list[int]]
-    by_unit: dict[str | None, list[int]]
-    children: dict[str, list[str]]
-    led_by: dict[str, list[str]]
+    def __init__(self, s: Schedules) -> None:
+        self._people = s.people
+        self._units = s.units
+        self._with_role: dict[str, list[int]] = {}
 
-    @classmethod
-    def build(cls, s: Schedules) -> Membership:
-        ids, roles, units = _columns(s.people, ("id", "roles", "unit"))
-        order = {pid: i for i, pid in enumerate(ids)}
-        by_role: dict[str, list[int]] = {}
+    @cached_property
+    def ids(self) -> list[str]:
+        """Person id by position."""
+        return _columns(self._people, ("id",))[0]
+
+    @cached_property
+    def order(self) -> dict[str, int]:
+        """Position by person id (a snapshot's rows keep exactly this mapping: copied, not rebuilt)."""
+        if isinstance(self._people, Rows):
+            return dict(self._people.pos)
+        return {pid: i for i, pid in enumerate(self.ids)}
+
+    @cached_property
+    def roles(self) -> list[list[str]]:
+        """Roles by position."""
+        return _columns(self._people, ("roles",))[0]
+
+    @cached_property
+    def unit(self) -> list[str | None]:
+        """Unit id by position."""
+        return _columns(self._people, ("unit",))[0]
+
+    def with_role(self, role: str) -> list[int]:
+        """Positions (ascending) of the people holding ``role``; one pass over the roles column per role."""
+        found = self._with_role.get(role)
+        if found is None:
+            found = self._with_role[role] = [i for i, held in enumerate(self.roles) if role in held]
+        return found
+
+    @cached_property
+    def by_unit(self) -> dict[str | None, list[int]]:
+        """Positions by unit id."""
         by_unit: dict[str | None, list[int]] = {}
-        for i, (held, unit) in enumerate(zip(roles, units, strict=True)):
-            for role in held:
-                by_role.setdefault(role, []).append(i)
-            by_unit.setdefault(unit, []).append(i)
+        with gcpause.no_gc():  # 10⁴ lists, no cycles
+            for i, unit in enumerate(self.unit):
+                by_unit.setdefault(unit, []).append(i)
+        return by_unit
+
+    @cached_property
+    def _unit_links(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         children: dict[str, list[str]] = {}
         led_by: dict[str, list[str]] = {}
-        for uid, parent, leaders in zip(*_columns(s.units, ("id", "parent", "leaders")), strict=True):
-            if parent:
-                children.setdefault(parent, []).append(uid)
-            for leader in leaders:
-                led_by.setdefault(leader, []).append(uid)
-        return cls(ids, order, roles, units, by_role, by_unit, children, led_by)
+        with gcpause.no_gc():  # 10⁴ lists, no cycles
+            for uid, parent, leaders in zip(*_columns(self._units, ("id", "parent", "leaders")), strict=True):
+                if parent:
+                    children.setdefault(parent, []).append(uid)
+                for leader in leaders:
+                    led_by.setdefault(leader, []).append(uid)
+        return children, led_by
+
+    @property
+    def children(self) -> dict[str, list[str]]:
+        """Sub-unit ids by unit id."""
+        return self._unit_links[0]
+
+    @property
+    def led_by(self) -> dict[str, list[str]]:
+        """Unit ids by the leader in charge of them (person id), in file order."""
+        return self._unit_links[1]
 
     def unit_size(self, unit_id: str) -> int:
         return len(self.by_unit.get(unit_id, ()))

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 _set = object.__setattr__
+_new = object.__new__  # pydantic's BaseModel has no __new__ of its own
 
 
 _SPECS: dict[type[BaseModel], tuple[tuple[str, ...], dict[int, type[BaseModel]]]] = {}
@@ -92,20 +93,46 @@ class Rows(MutableMapping[str, Any]):
 
     def _make(self, model: type[BaseModel], row: tuple[Any, ...]) -> Any:
         fields, nested = _spec(model)
-        if nested:
-            values = list(row)
-            for i, kind in nested.items():
-                if values[i] is not None:
-                    values[i] = self._make(kind, values[i])
-            data = dict(zip(fields, values))  # noqa: B905 (the row's last item is its set's index)
-        else:
-            data = dict(zip(fields, row))  # noqa: B905
-        obj = model.__new__(model)
+        data = dict(zip(fields, row))  # noqa: B905 (the row's last item is its set's index)
+        for i, kind in nested.items():
+            inner = row[i]
+            if inner is not None:
+                data[fields[i]] = self._make(kind, inner)
+        obj = _new(model)
         _set(obj, "__dict__", data)
         _set(obj, "__pydantic_fields_set__", self.sets[row[-1]])
         _set(obj, "__pydantic_extra__", None)
         _set(obj, "__pydantic_private__", None)
         return obj
+
+    def at(self, positions: list[int], keys: list[str]) -> list[Any]:
+        """The models at these positions (``keys``: the key at each position), each built on its first
+        read and kept, as ``self[keys[i]]`` would, for a selection of thousands: one call, not one each."""
+        built, rows, pos, make, model = self.built, self.rows, self.pos, self._make, self.model
+        out: list[Any] = []
+        for i in positions:
+            key = keys[i]
+            value = built.get(key)
+            if value is None:
+                n = pos[key]
+                row = rows[n]
+                if row is None:
+                    value = built[key]
+                else:
+                    value = built[key] = make(model, row)
+                    rows[n] = None
+            out.append(value)
+        return out
+
+    def field(self, key: str, name: str) -> Any:
+        """One field of one entry, without building its model (KeyError when there is no such entry)."""
+        found = self.built.get(key)
+        if found is None:
+            row = self.rows[self.pos[key]]
+            if row is not None:
+                return row[self.fields.index(name)]
+            found = self.built[key]
+        return getattr(found, name)
 
     def column(self, name: str) -> list[Any]:
         """One field's values for every entry, in order, without building a model."""

@@ -47,8 +47,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config.gcpause import no_gc
 from bot.config.models import Person, Reminder
 from bot.config.spans import Span
+from bot.confirming.codes import reply_code
 from bot.confirming.confirmations import to_db_time as db_time
-from bot.confirming.inbound import reply_code
 from bot.confirming.tokens import confirm_url, make_token
 from bot.delivery.compose import (
     Planned,

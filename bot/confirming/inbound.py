@@ -24,7 +24,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete
@@ -33,6 +33,10 @@ from sqlmodel import col, select
 
 from bot import metrics
 from bot.config.models import DEFAULT_TZ, PlatformIds
+from bot.confirming.codes import CODE_ALPHABET as CODE_ALPHABET  # re-exported: the codes lived here
+from bot.confirming.codes import CODE_LEN, occurrence_of_code
+from bot.confirming.codes import reply_code as reply_code
+from bot.confirming.codes import short_code as short_code
 from bot.confirming.confirmations import ConfirmationError, record_confirmation, to_db_time
 from bot.delivery.compose import when_text
 from bot.platforms.events import Answer, Pressed, Said
@@ -44,14 +48,6 @@ log = logging.getLogger(__name__)
 
 SEEN_RETENTION = timedelta(days=7)
 WORDS = ("已完成", "收到", "确认", "完成")
-# Short codes: 4 characters from 31 unambiguous ones (no 0/O, 1/I/L). A code is an affine
-# permutation of the occurrence id modulo 31**4, so it is stable, unique for the first
-# 923,521 occurrences, and decodes back to the id without a lookup table.
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-CODE_LEN = 4
-_N = len(CODE_ALPHABET) ** CODE_LEN
-_A, _B = 387_403, 271_828  # _A is coprime with 31**4
-_A_INV = pow(_A, -1, _N)
 _SEP = r"[\s,，:：;；、。.!！~～…]"  # \s is Unicode: the full-width space U+3000 too
 _REPLY = re.compile(r"^\s*(已完成|收到|确认|完成)(.*)$", re.S)
 _CODE = re.compile(rf"^([A-Za-z0-9]{{{CODE_LEN}}})(?:{_SEP}+|$)(.*)$", re.S)
@@ -75,38 +71,6 @@ OUTCOME_WORDS: dict[str, str] = {
     "refused": "未登记：确认被拒绝",
     "ignored": "未登记：不是确认回复",
 }
-
-
-def short_code(occurrence_id: int) -> str:
-    """The code shown in a reminder (``回复 确认 A7K3``) for an occurrence id."""
-    n = (_A * occurrence_id + _B) % _N
-    out = []
-    for _ in range(CODE_LEN):
-        n, r = divmod(n, len(CODE_ALPHABET))
-        out.append(CODE_ALPHABET[r])
-    return "".join(reversed(out))
-
-
-def reply_code(schedules: Any, channel: Any, occurrence_id: int | None) -> str | None:
-    """The code to show in a message to ``channel``: only where replies reach the bot (an app of
-    the channel's platform is configured) and for a real occurrence; else None."""
-    if occurrence_id is None:
-        return None
-    platform = getattr(channel, "platform", None)
-    if not any(app.platform == platform for app in schedules.apps.values()):
-        return None
-    return short_code(occurrence_id)
-
-
-def occurrence_of_code(code: str) -> int | None:
-    """The occurrence id a code names, or None when it is not a well-formed code."""
-    code = code.upper()
-    if len(code) != CODE_LEN or any(c not in CODE_ALPHABET for c in code):
-        return None
-    n = 0
-    for c in code:
-        n = n * len(CODE_ALPHABET) + CODE_ALPHABET.index(c)
-    return ((n - _B) * _A_INV) % _N
 
 
 @dataclass(frozen=True)

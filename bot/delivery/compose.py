@@ -12,19 +12,19 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from bot.config.models import Person, Reminder, Schedules
-from bot.delivery.outbox import enqueue, insert_rows, outbox_rows, robot_key
-from bot.delivery.render import Renderer
-from bot.metrics import MESSAGES_CUT
 from bot.platforms.base import ChannelBase, ChartWay, ImageChart, Mention, Message
 from bot.platforms.markup import TRUNCATED, mask_links
 from bot.platforms.registry import platform_for
 from bot.scheduling.datewords import date_text, weekday_text, when_text
+
+if TYPE_CHECKING:  # the outbox and the database are imported where rows are written, not to plan or preview
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from bot.delivery.render import Renderer
 
 BUTTON_TEXT = "确认已完成"
 log = logging.getLogger(__name__)
@@ -50,9 +50,8 @@ def reminder_context(reminder: Reminder) -> dict[str, Any]:
 
 
 def person_context(s: Schedules, person: Person) -> dict[str, Any]:
-    unit = s.units.get(person.unit or "")
     return {"id": person.id, "name": person.name, "title": person.title,
-            "unit": unit.name if unit else None, "roles": list(person.roles)}
+            "unit": s.unit_name(person.unit), "roles": list(person.roles)}
 
 
 def mention_for(person: Person) -> Mention:
@@ -186,6 +185,9 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
     A message the adapter had to cut (over the platform's size even in ten parts) is counted in
     ``MESSAGES_CUT`` and the admin channel is told once per occurrence, with the reminder's name.
     """
+    from bot.delivery.outbox import enqueue
+    from bot.metrics import MESSAGES_CUT
+
     platform, bodies, cut = _build(renderer, plan)
     dry = plan.dry_run or plan.channel.dry_run
     if dry:
@@ -215,6 +217,9 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
     Rendering stays per message; the rows are written together, ``ON CONFLICT DO NOTHING``, so
     queueing the same plans twice writes them once. Cut messages are counted and told as by ``queue``.
     """
+    from bot.delivery.outbox import insert_rows, outbox_rows, robot_key
+    from bot.metrics import MESSAGES_CUT
+
     rows: list[dict[str, Any]] = []
     cut_plans: list[tuple[Planned, str, str]] = []  # (plan, platform, first row's dedupe key)
     robots: dict[str, str] = {}
@@ -241,6 +246,8 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
 
 async def _tell_admin_cut(session: AsyncSession, plan: Planned) -> None:
     """Queue one notice per occurrence (or message) to the admin channel about a cut message."""
+    from bot.delivery.outbox import enqueue
+
     admin = plan.admin
     if admin is None or admin.id == plan.channel.id:
         return

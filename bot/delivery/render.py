@@ -44,7 +44,7 @@ import jinja2
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.config.yamlsource import ConfigIssue, locate_path_in, openable
+from bot.config.issues import ConfigIssue
 
 if TYPE_CHECKING:
     from bot.config.loader import Parsed
@@ -271,6 +271,8 @@ def check_template(renderer: Renderer, name: str, title: str) -> TemplateProblem
 def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[ConfigIssue]:
     """One issue per broken template, at the first reminder using it (the others counted there);
     a template that does not exist is an issue at every reminder naming it (each line is a fix)."""
+    from bot.config.yamlsource import locate_path_in, openable  # PyYAML: only when checking, not rendering
+
     renderer = Renderer(folder)
     issues: list[ConfigIssue] = []
     results: dict[str, TemplateProblem | None] = {}

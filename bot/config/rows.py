@@ -61,11 +61,12 @@ class Rows(MutableMapping[str, Any]):
         """The pickled form of ``items`` (pairs id → model, or ``_Raw`` rows whose set indexes are
         into ``sets``): model, keys, rows, field sets."""
         known: dict[frozenset[str], int] = {frozenset(s): i for i, s in enumerate(sets or [])}
+        strings: dict[str, str] = {}  # equal strings as one object: pickled once, unpickled once
         keys: list[str] = []
         rows: list[tuple[Any, ...]] = []
         for key, value in items:
-            keys.append(key)
-            rows.append(_row(value, model, known))
+            keys.append(strings.setdefault(key, key))
+            rows.append(_row(value, model, known, strings))
         return model, keys, rows, list(known)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -186,19 +187,32 @@ class _Raw:
         self.row = row
 
 
-def _row(value: Any, model: type[BaseModel], sets: dict[frozenset[str], int]) -> tuple[Any, ...]:
+def _row(value: Any, model: type[BaseModel], sets: dict[frozenset[str], int],
+         strings: dict[str, str]) -> tuple[Any, ...]:
+    """A model's row. Its strings, and those in its lists, are replaced by equal ones seen before
+    (``strings``): 100,000 people name a few roles, 20,000 units and 500 channels, and pickle writes
+    (and reads back) a shared string once. Lists stay one per row: a model may change its own."""
     if isinstance(value, _Raw):
         assert value.row is not None
         return value.row
     fields, nested = _spec(model)
     data = value.__dict__
-    values = [data[name] for name in fields]
+    values = [_shared(data[name], strings) for name in fields]
     for i, kind in nested.items():
         if values[i] is not None:
-            values[i] = _row(values[i], kind, sets)
+            values[i] = _row(values[i], kind, sets, strings)
     given = frozenset(value.__pydantic_fields_set__)
     index = sets.setdefault(given, len(sets))
     return (*values, index)
+
+
+def _shared(value: Any, strings: dict[str, str]) -> Any:
+    kind = type(value)
+    if kind is str:
+        return strings.setdefault(value, value)
+    if kind is list:
+        return [strings.setdefault(item, item) if type(item) is str else item for item in value]
+    return value
 
 
 def _rebuild(model: type[BaseModel], keys: list[str], rows: list[tuple[Any, ...] | None],

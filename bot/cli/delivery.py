@@ -157,15 +157,27 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
-        import aiohttp  # only a real fire sends (preview and dry runs do not load the HTTP client)
+        retried = await _send_pending(runtime, settings)
+        await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0)
 
-        from bot.delivery.dispatch import Dispatcher
 
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
-            dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
-                                    admin_channel=lambda: runtime.schedules.service.admin_channel)
-            stats = await dispatcher.run_once(max_retry_wait=30)
-        await _print_outcome(runtime, result.occurrence_id, stats.retried, earlier=result.queued == 0)
+async def _send_pending(runtime: Runtime, settings: Settings) -> int:
+    """Send what is pending in the outbox (this fire's messages and any others due), in one burst of
+    the dispatcher; returns its retries. With no pending row at all (every channel without a webhook,
+    or all sent before) the burst would do nothing: neither it nor the HTTP client is loaded."""
+    from bot.delivery.outbox import any_pending
+
+    if not await any_pending(runtime.db):
+        return 0
+    import aiohttp  # only a real send (preview and dry runs do not load the HTTP client)
+
+    from bot.delivery.dispatch import Dispatcher
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)) as http:
+        dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
+                                admin_channel=lambda: runtime.schedules.service.admin_channel)
+        stats = await dispatcher.run_once(max_retry_wait=30)
+    return stats.retried
 
 
 async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0, *, rehearsal: bool = False,

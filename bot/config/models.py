@@ -9,8 +9,8 @@ from __future__ import annotations
 import enum
 import pickle
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -601,18 +601,19 @@ class Schedules(BaseModel):
 
     def _walk_leaders(self, unit_id: str | None, memo: dict[str | None, list[Person]]) -> list[Person]:
         units, people = self.units, self.people
+        field = units.field if isinstance(units, Rows) else lambda uid, name: getattr(units[uid], name)
         walked: list[str | None] = [unit_id]
         found: list[Person] | None = None
         seen: set[str] = set()
         while unit_id and unit_id not in seen:
             seen.add(unit_id)
-            unit = units.get(unit_id)
-            if unit is None:
+            if unit_id not in units:
                 break
-            if unit.leaders:
-                found = [people[p] for p in unit.leaders if p in people]
+            leaders = field(unit_id, "leaders")  # from a snapshot's rows: no unit model built
+            if leaders:
+                found = [people[p] for p in leaders if p in people]
                 break
-            unit_id = unit.parent
+            unit_id = field(unit_id, "parent")
             if unit_id in memo:
                 found = memo[unit_id]
                 break

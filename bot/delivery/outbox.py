@@ -576,6 +576,13 @@ async def mark_dead(
     return outbox_id in await record(db, owner, [result])
 
 
+async def any_pending(db: Database) -> bool:
+    """Whether any row waits to be sent (due now or after a retry): without one, a dispatcher's burst
+    would claim nothing, send nothing and tell nothing. Read-only, one indexed lookup."""
+    async with db.engine.connect() as conn:
+        return await conn.scalar(select(T.c.id).where(T.c.status == PENDING).limit(1)) is not None
+
+
 async def counts(db: Database) -> dict[str, int]:
     """Rows per status, for health pages and the CLI."""
     stmt = select(Outbox.status, func.count()).group_by(Outbox.status)

@@ -86,10 +86,10 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     escalation = None if occ.dry_run else occ.deadline_at
     rows = []
     for person in expected_people(runtime, reminder):
-        unit = s.units.get(person.unit or "")
+        unit_name = s.unit_name(person.unit)  # None: no such unit (read from the rows, no model built)
         rows.append({
             "occurrence_id": occ.id, "person_id": person.id, "person_name": person.name,
-            "unit_id": unit.id if unit else None, "unit_name": unit.name if unit else None,
+            "unit_id": person.unit if unit_name is not None else None, "unit_name": unit_name,
             "leader_ids": [p.id for p in s.leaders_of(person)],
             "next_followup_at": first_followup, "next_escalation_at": escalation,
             "followups": 0, "escalations": 0,

@@ -109,6 +109,7 @@ def outbox_rows(*, dedupe_key: str, channel: ChannelBase, platform: str, bodies:
 
 
 INSERT_BATCH = 1000  # rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits
+SQLITE_MAX_PARAMETERS = 32_766  # SQLite's limit since 3.32 (SQLAlchemy's insertmanyvalues uses the same)
 
 
 async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]], *,
@@ -174,6 +175,8 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict
     connection = await session.connection()
     if connection.dialect.name == "postgresql" and _unnest_fits(table, rows[0]):
         return await _insert_unnest(connection, table, rows, conflict, returning)
+    if connection.dialect.name == "sqlite" and _unnest_fits(table, rows[0]):
+        return await _insert_values(connection, table, rows, conflict, returning)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict).returning(returning)
     created: set[Any] = set()
@@ -217,18 +220,8 @@ async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence
     transaction (the same ``search_path``).
     """
     dialect = connection.dialect
-    names = list(rows[0])
+    names, arrays = _processed_columns(dialect, table, rows)
     columns = [table.c[name] for name in names]
-    arrays: list[list[Any]] = []
-    for column in columns:
-        process = column.type.bind_processor(dialect)
-        values = [row[column.name] for row in rows]
-        if process is None:
-            arrays.append(values)
-        elif all(v is values[0] for v in values):  # one value for all (a batch's times): processed once
-            arrays.append([process(values[0])] * len(values))
-        else:
-            arrays.append([process(v) for v in values])
     casts = ", ".join(f"${i}::{column.type.compile(dialect=dialect)}[]" for i, column in enumerate(columns, start=1))
     quote = dialect.identifier_preparer.quote
     sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({casts})"
@@ -247,6 +240,54 @@ async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence
     records = await driver.fetch(f"{sql} RETURNING {quote(returning.name)}", *arrays)
     process_result = returning.type.result_processor(dialect, None)
     return {process_result(r[0]) if process_result else r[0] for r in records}
+
+
+def _processed_columns(dialect: Any, table: Any, rows: Sequence[dict[str, Any]], *,
+                       dialect_types: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """The rows' column names and, per column, its values through the column's own bind processing
+    (JSON serialised, times checked aware), as SQLAlchemy would process each parameter; a value shared
+    by every row (a batch's times) is processed once. ``dialect_types``: through the dialect's own
+    implementation of each type, as a statement executed by SQLAlchemy is (SQLite writes times as text
+    in its own format: the generic type has no processor for them)."""
+    names = list(rows[0])
+    arrays: list[list[Any]] = []
+    for name in names:
+        kind = table.c[name].type
+        process = (kind.dialect_impl(dialect) if dialect_types else kind).bind_processor(dialect)
+        values = [row[name] for row in rows]
+        if process is None:
+            arrays.append(values)
+        elif all(v is values[0] for v in values):
+            arrays.append([process(values[0])] * len(values))
+        else:
+            arrays.append([process(v) for v in values])
+    return names, arrays
+
+
+async def _insert_values(connection: AsyncConnection, table: Any, rows: Sequence[dict[str, Any]],
+                         conflict: list[str], returning: Any) -> set[Any]:
+    """SQLite: what SQLAlchemy's "insertmanyvalues" sends (one ``INSERT … VALUES (…), (…) … ON CONFLICT
+    (…) DO NOTHING RETURNING …`` per batch), with the values processed a column at a time
+    (:func:`_processed_columns`) instead of parameter by parameter: a province's 20,000 expectations
+    spent more in that bookkeeping than in SQLite. Runs on the caller's connection and transaction
+    (``exec_driver_sql``)."""
+    dialect = connection.dialect
+    names, arrays = _processed_columns(dialect, table, rows, dialect_types=True)
+    quote = dialect.identifier_preparer.quote
+    head = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES ")
+    tail = (f" ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING"
+            f" RETURNING {quote(returning.name)}")
+    one = f"({', '.join('?' * len(names))})"
+    batch = max(1, min(INSERT_BATCH, SQLITE_MAX_PARAMETERS // len(names)))
+    process_result = returning.type.dialect_impl(dialect).result_processor(dialect, None)
+    values = list(zip(*arrays, strict=True))
+    created: set[Any] = set()
+    for start in range(0, len(values), batch):
+        chunk = values[start:start + batch]
+        params = tuple(v for row in chunk for v in row)
+        result = await connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, params)
+        created.update(process_result(r[0]) if process_result else r[0] for r in result.fetchall())
+    return created
 
 
 def _due(now: datetime) -> Any:

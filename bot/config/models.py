@@ -500,9 +500,10 @@ class Schedules(BaseModel):
     def unit_name(self, unit_id: str | None) -> str | None:
         """The name of a unit, None when there is no such unit (from a snapshot's rows: no model built)."""
         units = self.units
-        if not unit_id or unit_id not in units:
-            return None
-        return units.field(unit_id, "name") if isinstance(units, Rows) else units[unit_id].name
+        if type(units) is Rows:
+            return units.field(unit_id, "name") if unit_id else None
+        unit = units.get(unit_id) if unit_id else None
+        return unit.name if unit is not None else None
 
     def leaders_in_charge(self) -> set[str]:
         """Ids of the people in charge of some unit (any unit's ``leaders``), from the index."""
@@ -584,7 +585,7 @@ class Schedules(BaseModel):
             return [p for p in people if self.in_channel(p, channel_id)]
         split = self._by_channel.get(key)
         if split is None:
-            split = self._by_channel[key] = ChannelMembers.split(people, self._indexes().order)
+            split = self._by_channel[key] = ChannelMembers.split(people, self._indexes())
         return split.members(channel_id)
 
     def leaders_of(self, person: Person) -> list[Person]:
@@ -601,7 +602,7 @@ class Schedules(BaseModel):
 
     def _walk_leaders(self, unit_id: str | None, memo: dict[str | None, list[Person]]) -> list[Person]:
         units, people = self.units, self.people
-        field = units.field if isinstance(units, Rows) else lambda uid, name: getattr(units[uid], name)
+        field = units.field if type(units) is Rows else lambda uid, name: getattr(units[uid], name)
         walked: list[str | None] = [unit_id]
         found: list[Person] | None = None
         seen: set[str] = set()
@@ -736,10 +737,10 @@ class ChannelMembers:
 
     listed: dict[str, list[Person]]
     everywhere: list[Person]
-    order: dict[str, int]
+    index: Membership  # its ``order`` (a copy of 10⁵ positions) is read only to merge the two
 
     @classmethod
-    def split(cls, people: list[Person], order: dict[str, int]) -> ChannelMembers:
+    def split(cls, people: list[Person], index: Membership) -> ChannelMembers:
         listed: dict[str, list[Person]] = {}
         everywhere: list[Person] = []
         for person in people:
@@ -748,7 +749,7 @@ class ChannelMembers:
                 continue
             for channel_id in dict.fromkeys(person.channels):
                 listed.setdefault(channel_id, []).append(person)
-        return cls(listed, everywhere, order)
+        return cls(listed, everywhere, index)
 
     def members(self, channel_id: str) -> list[Person]:
         here = self.listed.get(channel_id, [])
@@ -756,4 +757,5 @@ class ChannelMembers:
             return list(here)
         if not here:
             return list(self.everywhere)
-        return sorted([*here, *self.everywhere], key=lambda p: self.order[p.id])
+        order = self.index.order
+        return sorted([*here, *self.everywhere], key=lambda p: order[p.id])

@@ -43,12 +43,13 @@ def _spec(model: type[BaseModel]) -> tuple[tuple[str, ...], dict[int, type[BaseM
 class Rows(MutableMapping[str, Any]):
     """id → model over plain rows (see the module's docstring). ``model`` is the pydantic class."""
 
-    __slots__ = ("built", "fields", "model", "pos", "rows", "sets")
+    __slots__ = ("at_field", "built", "fields", "model", "pos", "rows", "sets")
 
     def __init__(self, model: type[BaseModel], keys: list[str], rows: list[tuple[Any, ...] | None],
                  sets: list[frozenset[str]]) -> None:
         self.model = model
         self.fields = _spec(model)[0]
+        self.at_field = {name: i for i, name in enumerate(self.fields)}  # a field's place in a row
         self.pos: dict[str, int] = {key: i for i, key in enumerate(keys)}
         self.rows = rows
         self.sets = [set(s) for s in sets]
@@ -93,7 +94,7 @@ class Rows(MutableMapping[str, Any]):
         return value
 
     def _make(self, model: type[BaseModel], row: tuple[Any, ...]) -> Any:
-        fields, nested = _spec(model)
+        fields, nested = _SPECS.get(model) or _spec(model)
         data = dict(zip(fields, row))  # noqa: B905 (the row's last item is its set's index)
         for i, kind in nested.items():
             inner = row[i]
@@ -125,15 +126,15 @@ class Rows(MutableMapping[str, Any]):
             out.append(value)
         return out
 
-    def field(self, key: str, name: str) -> Any:
-        """One field of one entry, without building its model (KeyError when there is no such entry)."""
-        found = self.built.get(key)
-        if found is None:
-            row = self.rows[self.pos[key]]
-            if row is not None:
-                return row[self.fields.index(name)]
-            found = self.built[key]
-        return getattr(found, name)
+    def field(self, key: str, name: str, default: Any = None) -> Any:
+        """One field of one entry, without building its model; ``default`` when there is no such entry."""
+        i = self.pos.get(key)
+        if i is None:
+            return default
+        row = self.rows[i]
+        if row is not None:
+            return row[self.at_field[name]]
+        return getattr(self.built[key], name)
 
     def column(self, name: str) -> list[Any]:
         """One field's values for every entry, in order, without building a model."""

@@ -404,9 +404,9 @@ def mention_batches(message: Message, cap: int | None) -> list[tuple[Mention, ..
 
 def fit_tokens(tokens: Sequence[str], budget: int, measure: Measure = utf8_len, sep: str = " ") -> int:
     """How many leading ``tokens``, joined by ``sep``, fit within ``budget``."""
-    used = 0
+    used, gap = 0, measure(sep)
     for index, token in enumerate(tokens):
-        used += measure(token) + (measure(sep) if index else 0)
+        used += measure(token) + (gap if index else 0)
         if used > budget:
             return index
     return len(tokens)

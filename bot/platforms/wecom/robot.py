@@ -99,8 +99,10 @@ class WeCom:
         lines = [markup.Dialect().convert(markup.with_title(message))]
         if message.button_url:
             lines.append(f"[{markup.button_text(message)}]({message.button_url})")
-        in_content = [p for p in people if _userid(p) or not p.mobile]  # <@userid> tags and @names
-        tokens = [f"<@{uid}>" if (uid := _userid(p)) else f"@{p.name}" for p in in_content]
+        uids = [_userid(p) for p in people]
+        in_content = [p for p, uid in zip(people, uids, strict=True) if uid or not p.mobile]  # <@userid>, @names
+        tokens = [f"<@{uid}>" if uid else f"@{p.name}" for p, uid in zip(people, uids, strict=True)
+                  if uid or not p.mobile]
         inline = markup.fit_tokens(tokens, MARKDOWN_MAX_BYTES // AT_SHARE)
         at_line = " ".join(tokens[:inline])
         first_budget = MARKDOWN_MAX_BYTES - (markup.utf8_len(at_line) + 2 if at_line else 0)
@@ -108,7 +110,7 @@ class WeCom:
         if at_line:
             parts[0] = f"{parts[0]}\n\n{at_line}"
         bodies: list[dict[str, Any]] = [{"msgtype": "markdown", "markdown": {"content": part}} for part in parts]
-        rest = [p for p in people if not _userid(p) and p.mobile] + in_content[inline:]
+        rest = [p for p, uid in zip(people, uids, strict=True) if not uid and p.mobile] + in_content[inline:]
         if rest or message.mention_all:
             bodies += self._follow_up(message, rest, message.mention_all)
         return bodies

@@ -143,7 +143,8 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
-        result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
+        with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
+            result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
         if settings.dry_run:
             click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：演练 {result.queued} 条消息"
                        f"（内容见上，未发送）。演练记录号 {result.occurrence_id}：不催办、不告知领导、不计入统计，"
@@ -189,13 +190,15 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     in a real one they went to a channel without a webhook (未配置 webhook（只记录）)."""
     from collections import Counter
 
-    from sqlmodel import select
+    from sqlalchemy import select
 
     from storage.models import Outbox
 
-    async with runtime.db.session() as session:
-        rows = (await session.exec(select(Outbox).where(Outbox.occurrence_id == occurrence_id)
-                                   .order_by(Outbox.id))).all()
+    t = Outbox.__table__  # type: ignore[attr-defined]
+    columns = (t.c.status, t.c.channel_id, t.c.summary, t.c.sent_at, t.c.last_error)  # not the bodies
+    async with runtime.db.engine.connect() as conn:
+        rows = (await conn.execute(select(*columns).where(t.c.occurrence_id == occurrence_id)
+                                   .order_by(t.c.id))).all()
     count = Counter(row.status for row in rows)
     waiting = f"，待发送 {count['pending']} 条" if count["pending"] else ""
     recorded = "演练" if rehearsal else "未配置 webhook（只记录）"

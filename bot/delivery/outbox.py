@@ -245,10 +245,11 @@ async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence
 def _processed_columns(dialect: Any, table: Any, rows: Sequence[dict[str, Any]], *,
                        dialect_types: bool = False) -> tuple[list[str], list[list[Any]]]:
     """The rows' column names and, per column, its values through the column's own bind processing
-    (JSON serialised, times checked aware), as SQLAlchemy would process each parameter; a value shared
-    by every row (a batch's times) is processed once. ``dialect_types``: through the dialect's own
-    implementation of each type, as a statement executed by SQLAlchemy is (SQLite writes times as text
-    in its own format: the generic type has no processor for them)."""
+    (JSON serialised, times checked aware), as SQLAlchemy would process each parameter; one value
+    object shared by rows (a batch's times, the same list of leaders) is processed once.
+    ``dialect_types``: through the dialect's own implementation of each type, as a statement executed
+    by SQLAlchemy is (SQLite writes times as text in its own format: the generic type has no processor
+    for them)."""
     names = list(rows[0])
     arrays: list[list[Any]] = []
     for name in names:
@@ -259,8 +260,10 @@ def _processed_columns(dialect: Any, table: Any, rows: Sequence[dict[str, Any]],
             arrays.append(values)
         elif all(v is values[0] for v in values):
             arrays.append([process(values[0])] * len(values))
-        else:
-            arrays.append([process(v) for v in values])
+        else:  # one value object shared by many rows (the leaders of a unit) is processed once
+            done: dict[int, Any] = {}
+            arrays.append([done[key] if (key := id(v)) in done else done.setdefault(key, process(v))
+                           for v in values])
     return names, arrays
 
 

@@ -85,12 +85,16 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         first_followup = to_db(from_db(occ.due_at) + every.delta)
     escalation = None if occ.dry_run else occ.deadline_at
     rows = []
+    leader_ids: dict[str | None, list[str]] = {}  # one list per unit, shared by its rows (serialised once)
     for person in expected_people(runtime, reminder):
         unit_name = s.unit_name(person.unit)  # None: no such unit (read from the rows, no model built)
+        leaders = leader_ids.get(person.unit)
+        if leaders is None:
+            leaders = leader_ids[person.unit] = [p.id for p in s.leaders_of(person)]
         rows.append({
             "occurrence_id": occ.id, "person_id": person.id, "person_name": person.name,
             "unit_id": person.unit if unit_name is not None else None, "unit_name": unit_name,
-            "leader_ids": [p.id for p in s.leaders_of(person)],
+            "leader_ids": leaders,
             "next_followup_at": first_followup, "next_escalation_at": escalation,
             "followups": 0, "escalations": 0,
         })

@@ -688,9 +688,9 @@ for _n, _name in enumerate(_PG_NAMES, start=1):
     _PG_RAW = _PG_RAW.replace(f":{_name}", f"${_n}")
 
 
-async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result], sending: Sequence[int],
-                    now: datetime | None, ids: list[int], status: str, at: datetime | None,
-                    http_status: int | None) -> set[int]:
+async def _pg_batch(conn: AsyncConnection, driver: Any, owner: str, results: Sequence[Result],
+                    sending: Sequence[int], now: datetime | None, ids: list[int], status: str,
+                    at: datetime | None, http_status: int | None) -> set[int]:
     windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
     params = {
         "now": now, "sending": list(sending), "owner": owner,
@@ -698,7 +698,6 @@ async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result]
         "status": status, "sent_at": at if status == SENT else None, "ids": ids,
         "at": at, "ok": status == SENT, "http_status": http_status,
     }
-    driver = (await conn.get_raw_connection()).driver_connection
     if not conn.in_transaction() and hasattr(driver, "fetch"):  # asyncpg
         for name in ("now", "sent_at", "at"):
             if params[name] is not None and params[name].utcoffset() is None:
@@ -725,10 +724,11 @@ class ResultWriter:
     def __init__(self, db: Database, owner: str, lock: asyncio.Lock,
                  on_stored: Callable[[Result, bool], None] | None = None) -> None:
         self._db, self._owner, self._lock, self._on_stored = db, owner, lock, on_stored
-        self._results: list[tuple[Result, asyncio.Future[bool]]] = []
+        self._results: list[tuple[Result, asyncio.Future[bool] | None]] = []
         self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
         self._releases: list[tuple[str, asyncio.Future[bool]]] = []
         self._conn: AsyncConnection | None = None
+        self._driver: Any = None  # the driver's own connection under ``_conn`` (aiosqlite's, asyncpg's)
         self.task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for the benchmark)
 
@@ -738,6 +738,12 @@ class ResultWriter:
         self._results.append((result, future))
         self._kick()
         return future
+
+    def queue(self, result: Result) -> None:
+        """Queue one result nobody waits for (a plain success): :meth:`submit` without a future;
+        ``on_stored`` still says whether it was ours."""
+        self._results.append((result, None))
+        self._kick()
 
     def begin(self, outbox_id: int, at: datetime) -> asyncio.Future[bool]:
         """Mark a row in flight (UTC ``at``); the future says (once stored) whether it is still ours."""
@@ -764,7 +770,7 @@ class ResultWriter:
     async def close(self) -> None:
         """Write what is queued, then give back the connection."""
         await self.flush()
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with suppress(Exception):
                 await conn.close()
@@ -773,22 +779,25 @@ class ResultWriter:
                      now: datetime | None) -> set[int]:
         if self._conn is None:
             self._conn = await self._db.engine.connect()
+            self._driver = None
         try:
+            driver = self._driver
+            if driver is None:  # asked once per connection kept, not per batch
+                driver = self._driver = (await self._conn.get_raw_connection()).driver_connection
             plain = _plain_batch(results, releasing)
             if plain is not None and self._db.is_sqlite:
-                driver = (await self._conn.get_raw_connection()).driver_connection
                 run = getattr(driver, "_execute", None)  # aiosqlite: a function on its thread
                 if run is not None:
                     windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
                     return await run(_sqlite_batch, driver._conn, self._owner, sending, now,  # type: ignore[no-any-return]
                                      windows, *plain)
             if plain is not None and self._conn.dialect.name == "postgresql":
-                return await _pg_batch(self._conn, self._owner, results, sending, now, *plain)
+                return await _pg_batch(self._conn, driver, self._owner, results, sending, now, *plain)
             async with self._conn.begin():
                 return await record_on(self._conn, self._owner, results, sending=sending,
                                        releasing=releasing, now=now)
         except BaseException:
-            conn, self._conn = self._conn, None
+            conn, self._conn, self._driver = self._conn, None, None
             with suppress(Exception):
                 await conn.invalidate()
             with suppress(Exception):
@@ -819,7 +828,7 @@ class ResultWriter:
                 ours = result.outbox_id in marked
                 if stored is not None:
                     stored(result, ours)
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_result(ours)
             for outbox_id, _, future in begins:
                 if not future.done():

@@ -26,6 +26,10 @@ left (at most ``PREMARK_ROWS`` per lane). A lane goes
 back in the queue only after its turn, so each robot sends one message at a time, in order and
 within its rate limit.
 
+While it runs, the collector's young generation is sized for the sends in flight
+(:mod:`bot.delivery.gcyoung`): the budget makes sends start in waves, which otherwise trigger a
+collection every few messages and full collections of the heap.
+
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
 

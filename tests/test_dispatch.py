@@ -557,3 +557,29 @@ async def test_a_runs_first_sends_are_marked_as_far_as_the_window_lets_them_go_a
     after = await rows(db)
     assert [r.sending_since is not None for r in after] == [True, False, False, False, False]
     assert {(r.status, r.lease_owner) for r in after} == {("pending", None)}
+
+
+async def test_the_young_generation_is_widened_while_sending_and_given_back_after(
+    db: Database, fake: FakeWeCom, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    """bot/delivery/gcyoung.py: sized for the sends in flight during the burst, restored after it."""
+    import gc
+
+    from bot.delivery import gcyoung
+
+    before = gc.get_threshold()
+    seen: list[int] = []
+    robot = fake.channel("a")
+    await enqueue(db, robot, body_text(1))
+    sender = dispatcher(db, settings, http, robot)
+    post = sender._post
+
+    async def watched(*args: Any) -> Any:
+        seen.append(gc.get_threshold()[0])
+        return await post(*args)
+
+    sender._post = watched  # type: ignore[method-assign]
+    await sender.run_once()
+    widened = max(before[0], gcyoung.YOUNG_PER_SEND * settings.send_concurrency) if before[0] else 0
+    assert seen == [widened]
+    assert gc.get_threshold() == before

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from bot.delivery import lanes, outbox
 from bot.platforms.wecom.config import WeComChannel
 from storage.db import Database
 
 NOW = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
 LEASE, STALE = 10.0, 6.0
+L = lanes.L
 
 
 def robot(n: int) -> WeComChannel:
@@ -61,3 +64,30 @@ async def test_lanes_of_a_silent_instance_are_taken_over_before_their_lease_ends
     assert len(await lanes.adopt(any_db, "B", list(taken), 100)) == 6
     assert not await outbox.mark_sent(any_db, "A", first.id, later)  # A can no longer mark it
     assert await lanes.renew(any_db, "A", later, LEASE) == set()  # and learns it lost its lanes
+
+
+async def test_a_lane_let_go_in_a_batch_of_plain_successes_keeps_the_window_it_was_given(any_db: Database) -> None:
+    """The writer's one-trip batch also lets lanes go (after their last results): one lane with its
+    last success and window in the batch, one with nothing else there (its stored window stays)."""
+    await fill(any_db, robots=2)
+    won, _, taken = await lanes.take(any_db, "A", NOW, 10, LEASE, STALE, 10)
+    assert len(won) == 2 and len(taken) == 4
+    first, second = taken[0].robot, taken[1].robot
+    writer = outbox.ResultWriter(any_db, "A", asyncio.Lock())
+
+    def sent(row: outbox.Claimed, window: list[float] | None = None) -> asyncio.Future[bool]:
+        return writer.submit(outbox.Result(row.id, "sent", NOW, http_status=200, robot=row.robot, window=window))
+
+    try:
+        assert all([await f for f in (sent(taken[0], [1.5]), sent(taken[1], [2.5]), sent(taken[3]))])
+        last = sent(taken[2], [1.5, 3.5])
+        gone = [writer.let_go(first), writer.let_go(second)]  # one batch with the success above
+        assert await last and all([await g for g in gone])
+    finally:
+        await writer.close()
+    async with any_db.engine.connect() as conn:
+        held = {r.robot: (r.owner, r.lease_until, list(r.recent)) for r in await conn.execute(
+            select(L.c.robot, L.c.owner, L.c.lease_until, L.c.recent))}
+    assert held == {first: (None, None, [1.5, 3.5]), second: (None, None, [2.5])}
+    async with any_db.engine.connect() as conn:
+        assert {r.status for r in await conn.execute(select(outbox.T.c.status))} == {"sent"}

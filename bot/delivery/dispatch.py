@@ -26,6 +26,10 @@ left (at most ``PREMARK_ROWS`` per lane). A lane goes
 back in the queue only after its turn, so each robot sends one message at a time, in order and
 within its rate limit.
 
+While it runs, the collector's young generation is sized for the sends in flight
+(:mod:`bot.delivery.gcyoung`): the budget makes sends start in waves, which otherwise trigger a
+collection every few messages and full collections of the heap.
+
 ``run_once()`` is burst mode (tests, CLI): send everything due now, then return.
 """
 
@@ -47,7 +51,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.delivery import lanes, outbox
+from bot.delivery import gcyoung, lanes, outbox
 from bot.delivery.deadletters import DeadDigest
 from bot.delivery.outbox import DEAD, DRY_RUN, PENDING, RECORDED_ONLY, SENT, Claimed, Result
 from bot.delivery.ratelimit import RobotLimiter, rules_for
@@ -178,6 +182,7 @@ class Dispatcher:
         self._workers: list[asyncio.Task[None]] = []
         self._side: set[asyncio.Task[None]] = set()  # give-backs and admin notices in progress
         self._premarked: list[int] = []  # rows marked in flight during a pause, unsent at stop
+        self._widened = False  # the collector's young generation is widened for our sends (gcyoung)
         self._dead = DeadDigest(db, channel_for=channel_for, platform_for=platform_for, admin_channel=admin_channel,
                                 clock=clock, wake=self.wake, window_seconds=settings.dead_digest_seconds)
 
@@ -185,6 +190,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._accepting = True
+        self._widen()
         try:
             await self._beat()
         except Exception as exc:
@@ -212,6 +218,7 @@ class Dispatcher:
         with suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(self._writer.close(), timeout=max(timeout, 1.0))
         returned = await self._leave()
+        self._narrow()
         s = self.stats
         # Most record-only rows are recorded when queued (compose), never reaching this dispatcher.
         recorded = s.dry_run + RECORDED_ONLY.rows - self._recorded_before
@@ -230,6 +237,24 @@ class Dispatcher:
         mode takes every free lane (no fair share) and lets go of all of them at the end.
         """
         self._accepting, self._max_retry_wait, self._fair = True, max_retry_wait, False
+        self._widen()
+        try:
+            return await self._burst()
+        finally:
+            self._narrow()
+
+    def _widen(self) -> None:
+        if not self._widened:
+            self._widened = True
+            gcyoung.widen(self.settings.send_concurrency)
+
+    def _narrow(self) -> None:
+        if self._widened:
+            self._widened = False
+            gcyoung.restore()
+
+    async def _burst(self) -> Stats:
+        """:meth:`run_once` itself."""
         await self._beat()
         self._start_workers()
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -584,7 +609,7 @@ class Dispatcher:
             if lane.rows and lane.rows[0] is row:
                 lane.rows.popleft()
             self._held.discard(row.id)
-            self._writer.submit(result)  # not awaited: see the budget
+            self._writer.queue(result)  # not awaited: see the budget
             if not self._accepting:
                 break
         self._release(lane)

@@ -8,8 +8,8 @@ owner can mark a row, so a sender whose lane was taken over cannot overwrite the
 
 Writes are batched (:func:`record`, :class:`ResultWriter`): in-flight marks (``sending_since``),
 results with their :class:`DeliveryAttempt` rows, robots' send times and lanes let go, in one
-transaction; one statement per kind for the common cases. The dispatcher's common batch (marks and
-plain successes) is one statement on PostgreSQL (data-modifying CTEs) and one hand-over to
+transaction; one statement per kind for the common cases. The dispatcher's common batch (marks, plain
+successes and the lanes they leave empty) is one statement on PostgreSQL (data-modifying CTEs) and one hand-over to
 aiosqlite's thread on SQLite, on a connection the writer keeps.
 """
 
@@ -637,11 +637,9 @@ async def counts(db: Database) -> dict[str, int]:
 _Plain = tuple[list[int], str, datetime | None, int | None]
 
 
-def _plain_batch(results: Sequence[Result], releasing: Sequence[str]) -> _Plain | None:
-    """(ids, status, at, http status) when every result is a plain success of one kind and no lane
-    is let go (the common batch), else None."""
-    if releasing:
-        return None
+def _plain_batch(results: Sequence[Result]) -> _Plain | None:
+    """(ids, status, at, http status) when every result is a plain success of one kind (the common
+    batch, with any lanes let go), else None."""
     if not results:
         return [], SENT, None, None
     first = results[0]
@@ -664,11 +662,12 @@ def _sqlite_time(at: datetime | None) -> str | None:
 
 
 def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], now: datetime | None,
-                  windows: dict[str, list[float]], ids: list[int], status: str, at: datetime | None,
-                  http_status: int | None) -> set[int]:
+                  windows: dict[str, list[float]], releasing: Sequence[str], ids: list[int], status: str,
+                  at: datetime | None, http_status: int | None) -> set[int]:
     """:func:`record_on` for a plain batch, run on aiosqlite's thread in one go: the same statements
-    (in-flight marks, robots' windows, the successes and their attempt rows) and one commit, with
-    one hand-over between threads instead of several per statement. Returns the ids marked."""
+    (in-flight marks, robots' windows, the successes and their attempt rows, then the lanes let go)
+    and one commit, with one hand-over between threads instead of several per statement. Returns
+    the ids marked."""
     marked: set[int] = set()
     try:
         if sending:
@@ -695,6 +694,10 @@ def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], 
                     f"SELECT id, attempts, ?, ?, ?, 0 FROM {T.name} WHERE id IN ({holes})",
                     [_sqlite_time(at), int(status == SENT), http_status, *done])
             marked.update(done)
+        if releasing:  # after their last results, as let_go_lanes
+            holes = ",".join("?" * len(releasing))
+            conn.execute(f"UPDATE {LANE.name} SET owner = NULL, lease_until = NULL "
+                         f"WHERE robot IN ({holes}) AND owner = ?", [*releasing, owner])
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -703,15 +706,19 @@ def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], 
 
 
 # PostgreSQL: a plain batch as one statement (data-modifying CTEs), so one round trip and its own
-# transaction. The same writes as record_on: marks, robots' windows, successes and their attempt rows.
+# transaction. The same writes as record_on: marks, robots' windows, successes and their attempt rows,
+# and the lanes let go (``gone``: in the windows' UPDATE, as one statement cannot update a row twice;
+# a lane let go without a window of its own keeps its stored one).
 _PG_BATCH = text(f"""
 WITH marks AS (
     UPDATE {T.name} SET sending_since = :now
     WHERE id = ANY(CAST(:sending AS BIGINT[])) AND lease_owner = :owner AND status = '{PENDING}'
     RETURNING id),
 windows AS (
-    UPDATE {LANE.name} AS lane SET recent = CAST(w.recent AS JSON)
-    FROM unnest(CAST(:robots AS TEXT[]), CAST(:windows AS TEXT[])) AS w(robot, recent)
+    UPDATE {LANE.name} AS lane SET recent = COALESCE(CAST(w.recent AS JSON), lane.recent),
+        owner = CASE WHEN w.gone THEN NULL ELSE lane.owner END,
+        lease_until = CASE WHEN w.gone THEN NULL ELSE lane.lease_until END
+    FROM unnest(CAST(:robots AS TEXT[]), CAST(:windows AS TEXT[]), CAST(:gone AS BOOLEAN[])) AS w(robot, recent, gone)
     WHERE lane.robot = w.robot AND lane.owner = :owner
     RETURNING 1),
 done AS (
@@ -731,7 +738,8 @@ SELECT id FROM marks UNION ALL SELECT id FROM done
 )
 
 
-_PG_NAMES = ["now", "sending", "owner", "robots", "windows", "status", "sent_at", "ids", "at", "ok", "http_status"]
+_PG_NAMES = ["now", "sending", "owner", "robots", "windows", "gone", "status", "sent_at", "ids", "at", "ok",
+             "http_status"]
 # The same statement for asyncpg itself ($n parameters, typed by the server): sent alone, outside a
 # transaction block it is its own transaction, so a batch is one round trip (prepared once).
 _PG_RAW = str(_PG_BATCH)
@@ -739,17 +747,19 @@ for _n, _name in enumerate(_PG_NAMES, start=1):
     _PG_RAW = _PG_RAW.replace(f":{_name}", f"${_n}")
 
 
-async def _pg_batch(conn: AsyncConnection, owner: str, results: Sequence[Result], sending: Sequence[int],
-                    now: datetime | None, ids: list[int], status: str, at: datetime | None,
-                    http_status: int | None) -> set[int]:
-    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+async def _pg_batch(conn: AsyncConnection, driver: Any, owner: str, results: Sequence[Result],
+                    sending: Sequence[int], now: datetime | None, releasing: Sequence[str], ids: list[int],
+                    status: str, at: datetime | None, http_status: int | None) -> set[int]:
+    windows: dict[str, str | None] = {
+        r.robot: json.dumps(r.window) for r in results if r.robot and r.window is not None}
+    gone = set(releasing)
+    windows.update((robot, None) for robot in releasing if robot not in windows)
     params = {
         "now": now, "sending": list(sending), "owner": owner,
-        "robots": list(windows), "windows": [json.dumps(times) for times in windows.values()],
+        "robots": list(windows), "windows": list(windows.values()), "gone": [r in gone for r in windows],
         "status": status, "sent_at": at if status == SENT else None, "ids": ids,
         "at": at, "ok": status == SENT, "http_status": http_status,
     }
-    driver = (await conn.get_raw_connection()).driver_connection
     if not conn.in_transaction() and hasattr(driver, "fetch"):  # asyncpg
         for name in ("now", "sent_at", "at"):
             if params[name] is not None and params[name].utcoffset() is None:
@@ -776,10 +786,11 @@ class ResultWriter:
     def __init__(self, db: Database, owner: str, lock: asyncio.Lock,
                  on_stored: Callable[[Result, bool], None] | None = None) -> None:
         self._db, self._owner, self._lock, self._on_stored = db, owner, lock, on_stored
-        self._results: list[tuple[Result, asyncio.Future[bool]]] = []
+        self._results: list[tuple[Result, asyncio.Future[bool] | None]] = []
         self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
         self._releases: list[tuple[str, asyncio.Future[bool]]] = []
         self._conn: AsyncConnection | None = None
+        self._driver: Any = None  # the driver's own connection under ``_conn`` (aiosqlite's, asyncpg's)
         self.task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for the benchmark)
 
@@ -789,6 +800,12 @@ class ResultWriter:
         self._results.append((result, future))
         self._kick()
         return future
+
+    def queue(self, result: Result) -> None:
+        """Queue one result nobody waits for (a plain success): :meth:`submit` without a future;
+        ``on_stored`` still says whether it was ours."""
+        self._results.append((result, None))
+        self._kick()
 
     def begin(self, outbox_id: int, at: datetime) -> asyncio.Future[bool]:
         """Mark a row in flight (UTC ``at``); the future says (once stored) whether it is still ours."""
@@ -815,7 +832,7 @@ class ResultWriter:
     async def close(self) -> None:
         """Write what is queued, then give back the connection."""
         await self.flush()
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with suppress(Exception):
                 await conn.close()
@@ -824,22 +841,25 @@ class ResultWriter:
                      now: datetime | None) -> set[int]:
         if self._conn is None:
             self._conn = await self._db.engine.connect()
+            self._driver = None
         try:
-            plain = _plain_batch(results, releasing)
+            driver = self._driver
+            if driver is None:  # asked once per connection kept, not per batch
+                driver = self._driver = (await self._conn.get_raw_connection()).driver_connection
+            plain = _plain_batch(results)
             if plain is not None and self._db.is_sqlite:
-                driver = (await self._conn.get_raw_connection()).driver_connection
                 run = getattr(driver, "_execute", None)  # aiosqlite: a function on its thread
                 if run is not None:
                     windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
                     return await run(_sqlite_batch, driver._conn, self._owner, sending, now,  # type: ignore[no-any-return]
-                                     windows, *plain)
+                                     windows, releasing, *plain)
             if plain is not None and self._conn.dialect.name == "postgresql":
-                return await _pg_batch(self._conn, self._owner, results, sending, now, *plain)
+                return await _pg_batch(self._conn, driver, self._owner, results, sending, now, releasing, *plain)
             async with self._conn.begin():
                 return await record_on(self._conn, self._owner, results, sending=sending,
                                        releasing=releasing, now=now)
         except BaseException:
-            conn, self._conn = self._conn, None
+            conn, self._conn, self._driver = self._conn, None, None
             with suppress(Exception):
                 await conn.invalidate()
             with suppress(Exception):
@@ -870,7 +890,7 @@ class ResultWriter:
                 ours = result.outbox_id in marked
                 if stored is not None:
                     stored(result, ours)
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_result(ours)
             for outbox_id, _, future in begins:
                 if not future.done():

@@ -596,37 +596,56 @@ def _scan_xlsx(path: Path, reading: _Reading) -> dict[str, list[tuple[int, int, 
 
 
 def _scan_part(archive: Any, name: str, longest: int, reading: _Reading) -> list[tuple[int, int, int, int]] | None:
-    from openpyxl.utils import column_index_from_string
+    """One XML part, read in pieces: None (with an error) when a cell's text is too long or a formula
+    has no saved value, else the part's merged ranges.
 
+    The stream is cut into aligned windows of ``longest`` bytes: one holding no ``<`` lies inside a
+    text of at least that length, and a text twice as long always covers a whole window. Each window
+    costs one ``bytes.find``; a longer cell that slips through is at most 2 × ``longest`` bytes and
+    is refused, counted exactly, when its row is read.
+    """
     merged: list[tuple[int, int, int, int]] = []
     formulas: list[str] = []
-    long_run = re.compile(rb"[^<]{%d,}" % (longest + 1))
-    run, tail = 0, b""
+    context = longest + _OVERLAP  # kept before new data: a run found starts within ``longest`` of its window
+    pending, tail = b"", b""
     with archive.open(name) as part:
-        while chunk := part.read(_CHUNK):
-            head = chunk.find(b"<")
-            window = tail + chunk
-            over = run + (len(chunk) if head < 0 else head) > longest
-            found = long_run.search(window, len(tail)) if not over else None
-            if over or found:
-                start = len(tail) - run if over else found.start()  # type: ignore[union-attr]
-                _too_long(name, window, max(start, 0), reading)
-                return None
-            run = run + len(chunk) if head < 0 else len(chunk) - chunk.rfind(b"<") - 1
+        while True:
+            chunk = part.read(_CHUNK)
+            data = pending + chunk
+            whole = len(data) if not chunk else len(data) - len(data) % longest
+            for at in range(0, whole - longest + 1, longest):
+                if data.find(b"<", at, at + longest) < 0:
+                    window = tail + data[:at + longest]
+                    start = window.rfind(b"<", 0, len(tail) + at) + 1
+                    _too_long(name, window, start, reading)
+                    return None
+            window = tail + data[:whole]
             if name != "xl/sharedStrings.xml":
-                formulas.extend(m.group(1).decode() for m in _FORMULA_NO_VALUE.finditer(window))
-                for m in _MERGE.finditer(window):
-                    box = (int(m.group(2)), column_index_from_string(m.group(1).decode()),
-                           int(m.group(4)), column_index_from_string(m.group(3).decode()))
-                    if box not in merged:
-                        merged.append(box)
-            tail = window[-_OVERLAP:]
+                _formulas_and_merges(window, formulas, merged)
+            if not chunk:
+                break
+            tail, pending = window[-context:], data[whole:]
     if formulas:
-        cells = "、".join(dict.fromkeys(formulas[:10])) + ("…" if len(set(formulas)) > 10 else "")
+        cells = "、".join(list(dict.fromkeys(formulas))[:10]) + ("…" if len(set(formulas)) > 10 else "")
         reading.error(1, 1, "", f"单元格 {cells} 是公式，但文件中没有保存计算结果（文件由程序生成、"
                                 "未在 Excel 中保存过）：请用 Excel 或 WPS 打开后保存一次，或把这些格“选择性粘贴为数值”")
         return None
     return merged
+
+
+def _formulas_and_merges(window: bytes, formulas: list[str], merged: list[tuple[int, int, int, int]]) -> None:
+    """Cells with a formula and no value, and merged ranges, found in ``window`` (windows overlap:
+    callers see repeats). Each pattern is looked for only when its tag occurs at all."""
+    from openpyxl.utils import column_index_from_string
+
+    if b"<f" in window or b":f" in window:
+        formulas.extend(m.group(1).decode() for m in _FORMULA_NO_VALUE.finditer(window))
+    if b"mergeCell" in window:
+        for m in _MERGE.finditer(window):
+            box = (int(m.group(2)), column_index_from_string(m.group(1).decode()),
+                   int(m.group(4)), column_index_from_string(m.group(3).decode()))
+            if box not in merged:
+                merged.append(box)
 
 
 _CELL_REF = re.compile(rb'<(?:\w+:)?c\s[^>]*?r="([A-Z]+)(\d+)"')

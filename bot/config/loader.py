@@ -424,6 +424,7 @@ def _pick_model(models: list[Any], node: Any) -> Any:
 def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
     merged = Schedules()
     first_seen: dict[tuple[str, str], str] = {}
+    failed: dict[tuple[str, str], str] = {}  # ids of entries that failed validation, where they are
     for p in parsed:
         doc, sf = p.doc, p.sf
         if sf.service is not None:
@@ -435,15 +436,17 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
         for section in LIST_SECTIONS:
             target: dict[str, Any] = getattr(merged, section)
             for index, item in _in_file_order(p, section):
-                line, col = _id_location(doc, section, index)
+                line, col = sheet_location(doc, index, "id") if doc.sheet \
+                    else locate_path_in((section, index, "id"), doc.tree)
                 here = f"{doc.label}:{line}"
                 item_id = item.id if item is not None else p.doc.data[section][index]["id"]
-                if (section, item_id) in first_seen:
+                if item_id in target or (failed and (section, item_id) in failed):
+                    where = first_seen.get((section, item_id)) or failed[(section, item_id)]
                     issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
-                                              f"标识 “{item_id}” 重复，已在 {first_seen[(section, item_id)]} 定义"))
+                                              f"标识 “{item_id}” 重复，已在 {where} 定义"))
                     continue
                 if item is None:  # failed validation (reported there); its id still counts as taken
-                    first_seen[(section, item_id)] = here
+                    failed[(section, item_id)] = here
                     continue
                 target[item.id] = item
                 if section in ("people", "units"):
@@ -453,10 +456,6 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
                 first_seen[(section, item.id)] = here
                 merged.sources[f"{section}:{item.id}"] = here
     return merged
-
-
-def _id_location(doc: YamlDoc, section: str, index: int) -> tuple[int, int]:
-    return sheet_location(doc, index, "id") if doc.sheet else locate_path_in((section, index, "id"), doc.tree)
 
 
 def _in_file_order(p: Parsed, section: str) -> list[tuple[int, Any]]:

@@ -152,7 +152,8 @@ class Settings(BaseSettings):
         description="YAML nodes one file may reach through aliases (*name), counted as if expanded.",
     )
     max_schedule_entries: int = Field(
-        default=DEFAULT_ENTRIES, gt=0, description="Units, people, channels and reminders together, all files."
+        default=DEFAULT_ENTRIES, gt=0, description="Units, people, channels and reminders together, in all YAML files "
+                    "(spreadsheet rows: max_sheet_rows)."
     )
     max_sheet_bytes: int = Field(
         default=DEFAULT_SHEET_BYTES, gt=0, description="Largest people/units spreadsheet (.csv, .xlsx) in bytes."

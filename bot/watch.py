@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from watchfiles import awatch
 
+from bot.config.issues import bounded
 from bot.config.limits import Limits
 from bot.config.models import Schedules
 from bot.config.snapshot import cache_dir_for
@@ -62,8 +63,11 @@ class Reloader:
         schedules, issues = await check_in_worker(s.schedules_dir, templates_dir=s.templates_dir,
                                                   limits=Limits.from_settings(s), timeout=s.reload_timeout_seconds,
                                                   cache_dir=cache_dir_for(s.var_dir, s.schedules_cache))
-        for issue in issues:
+        shown, more = bounded(issues)
+        for issue in shown:
             (log.warning if issue.warning or schedules is None else log.info)("%s", issue)
+        if more:
+            log.warning("%s", more)
         if schedules is None:
             await self._refused([redact(str(i)) for i in issues if not i.warning])
             return False

@@ -43,12 +43,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         async with service_runtime(settings) as runtime:
             yield runtime
     except Exception as exc:
-        from bot.config.issues import ConfigError
+        from bot.config.issues import ConfigError, bounded
 
         if not isinstance(exc, ConfigError):
             raise
-        lines = [str(issue) for issue in exc.issues]
-        raise CliError("\n".join([*lines, f"日程配置有 {len(lines)} 处错误，请修改后再试。"])) from None
+        shown, more = bounded(exc.issues)
+        lines = [str(issue) for issue in shown] + ([more] if more else [])
+        raise CliError("\n".join([*lines, f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。"])) from None
 
 
 class PeopleNames(Mapping[str, str]):

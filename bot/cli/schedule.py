@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from bot.config.issues import ConfigError
+from bot.config.issues import ConfigError, bounded
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.reporting.textable import table
@@ -33,8 +33,11 @@ def load_or_exit(s: Settings) -> Schedules:
     except ConfigError as exc:
         from bot.config.yamlsource import shown_issue  # PyYAML: only to show a broken file's lines
 
-        for issue in exc.issues:
+        shown, more = bounded(exc.issues)
+        for issue in shown:
             click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
+        if more:
+            click.echo(more, err=True)
         click.echo(f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。", err=True)
         sys.exit(1)
 
@@ -49,14 +52,19 @@ def coverage_warnings(calendar: WorkCalendar, start: datetime, end: datetime) ->
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--templates", type=click.Path(path_type=Path), help="消息模板文件夹（默认 message_templates/）")
 def validate(path: Path | None, templates: Path | None) -> None:
-    """检查日程配置（YAML）：列出全部错误；无误时退出码为 0。"""
+    """检查日程配置：YAML 文件和人员、单位表格（.csv、.xlsx），列出全部错误；无误时退出码为 0。
+
+    同一错误出现在表格的多行时合并为一条（列出行号）；最多列出 200 条。"""
     s = settings()
     path = path or s.schedules_dir
     schedules, issues = check_for(s, path, templates)
     from bot.config.yamlsource import shown_issue
 
-    for issue in issues:
+    shown, more = bounded(issues)
+    for issue in shown:
         click.echo(str(shown_issue(issue, path)), err=issue.warning is False)
+    if more:
+        click.echo(more, err=True)
     if schedules is None:
         errors = sum(1 for i in issues if not i.warning)
         click.echo(f"\n共 {errors} 处错误，配置未通过检查。", err=True)

@@ -4,14 +4,17 @@ too, without PyYAML (``bot/config/yamlsource.py`` reads the YAML and re-exports 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 YAML_SUFFIXES = (".yaml", ".yml")
-SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx")  # spreadsheets: people and units (bot/config/sheets.py)
+# Spreadsheets: people and units (bot/config/sheets.py). Formats it cannot read (.xls, .ods, …) are
+# listed too, so a people.xls is refused with a word rather than ignored.
+UNREADABLE_SHEET_SUFFIXES = (".xls", ".ods", ".numbers", ".et")
+SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx", *UNREADABLE_SHEET_SUFFIXES)
 
 
 def schedule_files(path: Path) -> list[Path]:
@@ -46,3 +49,45 @@ class ConfigError(Exception):
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(i) for i in issues))
+
+
+GROUP_FROM = 3  # the same problem on this many rows of a file is one issue listing the rows
+LINES_LISTED = 10  # rows named in a grouped issue; the rest are counted
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def group_repeats(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    """The same message for the same field on many rows of one file, as one issue at its first row:
+    “未知的单位 “X”：第 3、4、7…… 行，共 N 行”. Thousands of rows with one wrong unit then read as one
+    line, in ``validate``, the service log and the admin's notice alike."""
+    groups: dict[tuple[str, bool, str, str], list[ConfigIssue]] = {}
+    for issue in issues:
+        groups.setdefault(_group_key(issue), []).append(issue)
+    out = []
+    for issue in issues:
+        same = groups[_group_key(issue)]
+        if len(same) < GROUP_FROM:
+            out.append(issue)
+        elif same[0] is issue:
+            lines = sorted({i.line for i in same})
+            listed = "、".join(str(n) for n in lines[:LINES_LISTED]) + ("……" if len(lines) > LINES_LISTED else "")
+            unit = "行" if len(lines) == len(same) else "处"
+            out.append(replace(issue, message=f"{issue.message}：第 {listed} 行，共 {len(same)} {unit}"))
+    return out
+
+
+def _group_key(issue: ConfigIssue) -> tuple[str, bool, str, str]:
+    return issue.file, issue.warning, issue.message, _INDEX.sub("[]", issue.field)
+
+
+ISSUES_SHOWN = 200  # issues printed by a command or logged by a reload; the rest are counted
+
+
+def bounded(issues: list[ConfigIssue], shown: int = ISSUES_SHOWN) -> tuple[list[ConfigIssue], str | None]:
+    """The first ``shown`` issues (errors come first), and a line counting the rest, or None."""
+    if len(issues) <= shown:
+        return issues, None
+    rest = issues[shown:]
+    errors = sum(1 for i in rest if not i.warning)
+    return issues[:shown], (f"……另有 {len(rest)} 处问题未列出（其中 {errors} 处错误）；"
+                            "请先改正以上各处，再运行 remindbot validate 查看其余")

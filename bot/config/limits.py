@@ -30,8 +30,9 @@ class Limits:
 
     ``file_bytes``: largest schedules file (bytes); ``alias_nodes``: YAML nodes one file may reach
     through aliases (``*name``), counted as if expanded; ``entries``: units, people, channels and
-    reminders together, across all YAML files; ``sheet_bytes`` and ``sheet_rows``: largest people/units
-    spreadsheet (CSV or .xlsx) in bytes, and data rows across all spreadsheets.
+    reminders together, across all YAML files (spreadsheet rows are not counted there); ``sheet_bytes``
+    and ``sheet_rows``: largest people/units spreadsheet (CSV or .xlsx) in bytes, and data rows across
+    all spreadsheets.
     """
 
     file_bytes: int = DEFAULT_FILE_BYTES
@@ -52,8 +53,8 @@ def size_message(size: int, limits: Limits) -> str:
 
 
 def entries_message(limits: Limits) -> str:
-    return (f"条目过多：单位、人员、频道和提醒合计超过上限 {limits.entries} 条，从这里起未检查；"
-            "请精简（上限可用 REMINDBOT_MAX_SCHEDULE_ENTRIES 调整）")
+    return (f"条目过多：YAML 文件中的单位、人员、频道和提醒合计超过上限 {limits.entries} 条，从这里起未检查；"
+            "请精简，或把人员、单位改放在表格中（上限可用 REMINDBOT_MAX_SCHEDULE_ENTRIES 调整）")
 
 
 def sheet_size_message(size: int, limits: Limits) -> str:

@@ -15,10 +15,11 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from bot.config.issues import group_repeats
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
-from bot.config.sheets import is_sheet, read_sheet, sheet_location
+from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_location
 from bot.config.yamlsource import (
     ConfigError,
     ConfigIssue,
@@ -81,7 +82,7 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
         from bot.delivery.render import check_templates
 
         issues.extend(check_templates(merged, parsed, templates_dir))
-    issues[:] = roots.fold(issues)
+    issues[:] = group_repeats(roots.fold(issues))
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
@@ -260,6 +261,8 @@ def _pydantic_issues(doc: YamlDoc, exc: ValidationError,
             message = _unknown_field_message(doc, path[:-1], key, exc)
         else:
             where = locate_path_in(path, doc.tree)
+            if doc.sheet and kind == "missing" and len(path) == 3 and isinstance(path[1], int):
+                where = sheet_location(doc, path[1], str(path[2]))  # the empty cell, not the row's first
             message = _message(err, path, scalar_at(doc.tree, path))
         mark = (where[0], where[1], message)
         if mark in seen:  # unions repeat one problem once per member
@@ -329,11 +332,11 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
 def _pattern_message(path: Sequence[Any], value: Any, source: yaml.ScalarNode | None, got: str) -> str:
     """What a patterned field expects, in words (a regular expression means nothing to an admin)."""
     field = path[-1] if path else None
+    written = source.value if source is not None and source.value != "" else str(value)
     if field == "mobile":
-        written = source.value if source is not None and source.value != "" else str(value)
-        return f"应为 11 位手机号（如 13800000000），现在是 “{written[:40]}”"
+        return f"应为 11 位手机号（如 13800000000），现在是 “{written[:40]}”{excel_number_hint(written)}"
     if field == "id":
-        return f"格式不对{got}：只能使用字母、数字和 _ . -"
+        return f"格式不对{got}：只能使用字母、数字和 _ . -{excel_number_hint(written)}"
     return f"格式不对{got}"
 
 
@@ -421,6 +424,7 @@ def _pick_model(models: list[Any], node: Any) -> Any:
 def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
     merged = Schedules()
     first_seen: dict[tuple[str, str], str] = {}
+    failed: dict[tuple[str, str], str] = {}  # ids of entries that failed validation, where they are
     for p in parsed:
         doc, sf = p.doc, p.sf
         if sf.service is not None:
@@ -431,13 +435,18 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
             merged.calendar.covered_years.extend(sf.calendar.covered_years)
         for section in LIST_SECTIONS:
             target: dict[str, Any] = getattr(merged, section)
-            for index, item in p.items(section):
+            for index, item in _in_file_order(p, section):
                 line, col = sheet_location(doc, index, "id") if doc.sheet \
                     else locate_path_in((section, index, "id"), doc.tree)
                 here = f"{doc.label}:{line}"
-                if item.id in target:
+                item_id = item.id if item is not None else p.doc.data[section][index]["id"]
+                if item_id in target or (failed and (section, item_id) in failed):
+                    where = first_seen.get((section, item_id)) or failed[(section, item_id)]
                     issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
-                                              f"标识 “{item.id}” 重复，已在 {first_seen[(section, item.id)]} 定义"))
+                                              f"标识 “{item_id}” 重复，已在 {where} 定义"))
+                    continue
+                if item is None:  # failed validation (reported there); its id still counts as taken
+                    failed[(section, item_id)] = here
                     continue
                 target[item.id] = item
                 if section in ("people", "units"):
@@ -449,6 +458,19 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
     return merged
 
 
+def _in_file_order(p: Parsed, section: str) -> list[tuple[int, Any]]:
+    """(index, model) of a section's entries in file order, with (index, None) for an entry that
+    failed validation but has a text id: a later entry with that id is still a duplicate, reported
+    now rather than once the first entry's error is fixed."""
+    valid = p.items(section)
+    raw = p.doc.data.get(section)
+    if not isinstance(raw, list) or len(valid) == len(raw):
+        return valid
+    good = dict(valid)
+    return [(index, good.get(index)) for index, entry in enumerate(raw)
+            if index in good or (isinstance(entry, dict) and isinstance(entry.get("id"), str))]
+
+
 class _Refs:
     """Collects reference errors with the location of the offending value."""
 
@@ -456,6 +478,7 @@ class _Refs:
         self.doc = doc
         self.issues = issues
         self.roots = roots or Roots()
+        self.names: dict[int, dict[str, str]] = {}
 
     def check(self, path: tuple[Any, ...], values: str | Iterable[str], known: Mapping[str, Any],
               what: str) -> int:
@@ -472,11 +495,27 @@ class _Refs:
             if self.roots.absorb(_KIND_OF.get(what, ""), value):
                 folded += 1
                 continue
-            hint = difflib.get_close_matches(value, list(known), n=1)
+            named = self._named(known, what).get(value)
+            hint = [] if named else difflib.get_close_matches(value, list(known), n=1)
             extra = f"，是不是 “{hint[0]}”？" if hint else ""
+            if named:
+                word = _KIND_WORD.get(_KIND_OF.get(what, ""), what)
+                extra = f"：这是{word} {named} 的名称，请填写{word}标识 “{named}”"
             why = "（没有人具有此角色）" if what == "角色" else ""
             self.error(path if single else (*path, i), f"未知的{what} “{value}”{why}{extra}")
         return folded
+
+    def _named(self, known: Mapping[str, Any], what: str) -> dict[str, str]:
+        """Name -> id of the units or people in ``known`` whose name is unambiguous (built once per kind:
+        an admin often writes a unit's name where its id belongs)."""
+        if _KIND_OF.get(what) not in ("units", "people"):
+            return {}
+        key = id(known)
+        if key not in self.names:
+            counts = Counter(getattr(item, "name", None) for item in known.values())
+            self.names[key] = {item.name: ident for ident, item in known.items()
+                               if isinstance(getattr(item, "name", None), str) and counts[item.name] == 1}
+        return self.names[key]
 
     def error(self, path: tuple[Any, ...], message: str) -> None:
         line, col = locate_path_in(path, self.doc.tree)

@@ -1,0 +1,337 @@
+"""Spreadsheet defects a fresh-user trial found: nothing dropped silently, every cell bounded, and
+messages that say what Excel did (real CSV and .xlsx files written in tmp)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+from test_sheets import UNITS_CSV
+
+from bot.cli import main
+from bot.config.limits import Limits
+from bot.config.loader import check_schedules
+from bot.config.sheets import CELL_CHARS, template_csv
+from bot.config.worker import check_in_worker
+from bot.config.yamlsource import ConfigIssue
+
+HEADER = "标识,姓名,单位,角色,手机\n"
+UNITS = UNITS_CSV.replace(",p001", ",")  # no leader: the people here are others
+
+
+def folder_with(tmp_path: Path, **files: str | bytes) -> Path:
+    """schedules/ with a channel and the given files (``people_csv`` is people.csv)."""
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    (folder / "main.yaml").write_text("channels:\n  - {id: gw, name: 工委群, platform: wecom, webhook: ''}\n",
+                                      encoding="utf-8")
+    for name, content in files.items():
+        path = folder / name.replace("_", ".", 1)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return folder
+
+
+def errors(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return [i for i in issues if not i.warning]
+
+
+def xlsx(rows: list[list[object]], title: str | None = None) -> openpyxl.Workbook:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    if title:
+        sheet.title = title
+    for row in rows:
+        sheet.append(row)
+    return book
+
+
+# ---------------------------------------------------------------- #2 CSV quotes and huge fields
+
+
+def test_an_unclosed_quote_is_an_error_at_its_row_and_the_rows_after_it_are_still_read(tmp_path: Path) -> None:
+    people = (HEADER + 'g1,"高明,b1,secretary,13800000021\n'
+              "g2,李二,b1,secretary,13800000022\n"
+              "g3,李三,b9,secretary,13800000023\n")
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=people)
+    schedules, issues = check_schedules(folder)
+    assert schedules is None
+    quote = [i for i in issues if "引号没有闭合" in i.message]
+    assert [(i.file, i.line) for i in quote] == [("schedules/people.csv", 2)]
+    # g3 was not swallowed into g1's name: its own mistake is found.
+    assert any(i.line == 4 and "未知的单位 “b9”" in i.message for i in issues)
+
+
+def test_an_unclosed_quote_in_a_large_file_is_a_chinese_error_not_a_traceback(tmp_path: Path) -> None:
+    rows = "".join(f"x{i},李{i},b1,secretary,138{i:08d}\n" for i in range(10_000))
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=HEADER + 'g1,"高明,b1,secretary,13800000021\n' + rows)
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "people.csv:2:1: 错误 引号没有闭合" in result.output
+    assert "_csv.Error" not in result.output and "Traceback" not in result.output
+
+
+def test_a_line_break_inside_quotes_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    people = HEADER + 'g1,"高\n明",b1,secretary,13800000021\ng2,李二,b1,secretary,13800000022\n'
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=people)
+    _, issues = check_schedules(folder)
+    assert [i.line for i in errors(issues)] == [2]
+    assert errors(issues)[0].message.startswith("第 2–3 行被读成了同一行：引号内有换行")
+
+
+def test_a_cell_past_the_csv_field_limit_is_an_error_at_its_row(tmp_path: Path) -> None:
+    people = HEADER + "g1," + "高" * 200_000 + ",b1,secretary,13800000021\ng2,李二,b1,secretary,13800000022\n"
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=people)
+    schedules, issues = check_schedules(folder)
+    assert schedules is None
+    assert [(i.line, i.message) for i in errors(issues)] == [(2, f"有一格超过 {CELL_CHARS} 个字符，未读取这一行")]
+
+
+async def test_a_reload_names_the_file_and_row_of_a_broken_csv(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=HEADER + 'g1,"高明,b1,secretary,13800000021\n')
+    schedules, issues = await check_in_worker(folder, templates_dir=None, limits=Limits(), timeout=60)
+    assert schedules is None
+    assert [(i.file, i.line) for i in errors(issues)] == [("schedules/people.csv", 2)]
+
+
+async def test_a_crash_in_the_checker_is_a_chinese_error_naming_the_folder_not_its_absolute_path(
+        tmp_path: Path) -> None:
+    folder = folder_with(tmp_path)
+    broken = Limits(file_bytes="x")  # type: ignore[arg-type]  # makes the child's check raise
+    schedules, issues = await check_in_worker(folder, templates_dir=None, limits=broken, timeout=60)
+    assert schedules is None
+    assert [(i.file, i.line) for i in issues] == [("schedules", 1)]
+    assert "检查日程配置时出错（TypeError）" in issues[0].message and str(tmp_path) not in str(issues[0])
+    _, issues = await check_in_worker(folder, templates_dir=None, limits=Limits(), timeout=0.001)
+    assert [i.file for i in issues] == ["schedules"]
+
+
+# ---------------------------------------------------------------- #3 .xlsx: nothing ignored silently
+
+
+def test_people_on_two_sheets_are_refused_naming_the_sheets(tmp_path: Path) -> None:
+    book = xlsx([["标识", "姓名"], ["g1", "甲"]], title="一支部")
+    second = book.create_sheet("二支部")
+    second.append(["标识", "姓名"])
+    second.append(["g2", "乙"])
+    folder = folder_with(tmp_path)
+    book.save(folder / "people.xlsx")
+    _, issues = check_schedules(folder)
+    assert any("“一支部”、“二支部”" in i.message and "只能读取一个" in i.message for i in errors(issues))
+
+
+def test_an_instruction_sheet_first_is_skipped_with_a_warning_and_the_people_sheet_read(tmp_path: Path) -> None:
+    book = xlsx([["请在“人员”工作表中填写"]], title="说明")
+    people = book.create_sheet("人员")
+    people.append(["标识", "姓名", "角色"])
+    people.append(["g2", "乙", "secretary"])
+    folder = folder_with(tmp_path)
+    book.save(folder / "people.xlsx")
+    schedules, issues = check_schedules(folder)
+    assert schedules is not None and schedules.people["g2"].name == "乙"
+    assert any(i.warning and "只读取了工作表 “人员”" in i.message and "“说明”" in i.message for i in issues)
+
+
+def test_no_sheet_with_a_header_is_an_error_naming_every_sheet(tmp_path: Path) -> None:
+    book = xlsx([["说明"]], title="说明")
+    book.create_sheet("数据").append(["编号x", "名字"])
+    folder = folder_with(tmp_path)
+    book.save(folder / "people.xlsx")
+    _, issues = check_schedules(folder)
+    assert any("“说明”、“数据”" in i.message for i in errors(issues))
+
+
+def test_a_vertically_merged_unit_applies_to_every_row_of_the_range(tmp_path: Path) -> None:
+    book = xlsx([["标识", "姓名", "单位"], ["g1", "甲", "b1"], ["g2", "乙", None], ["g3", "丙", None],
+                 ["g4", "丁", "gw"]])
+    book.active.merge_cells("C2:C4")
+    folder = folder_with(tmp_path, units_csv=UNITS)
+    book.save(folder / "people.xlsx")
+    schedules, issues = check_schedules(folder)
+    assert errors(issues) == [] and schedules is not None
+    assert [schedules.people[p].unit for p in ("g1", "g2", "g3", "g4")] == ["b1", "b1", "b1", "gw"]
+
+
+def test_data_beyond_the_header_is_an_error_naming_the_cell(tmp_path: Path) -> None:
+    book = xlsx([["标识", "姓名", None, "角色"], ["g1", "甲", "备注", "secretary", None, None, "x"]])
+    folder = folder_with(tmp_path)
+    book.save(folder / "people.xlsx")
+    _, issues = check_schedules(folder)
+    found = {(i.line, i.column, i.message[:8]) for i in errors(issues)}
+    assert found == {(2, 3, "C 列没有列名，"), (2, 7, "G 列没有列名，")}
+
+
+@pytest.mark.parametrize("name", ["people.xls", "people.ods", "units.numbers"])
+def test_a_spreadsheet_format_that_cannot_be_read_is_an_error_saying_how_to_save_it(tmp_path: Path, name: str) -> None:
+    folder = folder_with(tmp_path)
+    (folder / name).write_bytes(b"\xd0\xcf\x11\xe0 not read")
+    schedules, issues = check_schedules(folder)
+    assert schedules is None
+    assert [(i.file, "另存为 .xlsx" in i.message and "CSV" in i.message) for i in errors(issues)] == [
+        (f"schedules/{name}", True)]
+
+
+def test_a_formula_without_its_saved_value_is_an_error_asking_to_save_in_excel(tmp_path: Path) -> None:
+    book = xlsx([["标识", "姓名"], ["g1", '="甲"&"乙"']])
+    folder = folder_with(tmp_path)
+    book.save(folder / "people.xlsx")  # openpyxl saves formulas without values, as a generator would
+    _, issues = check_schedules(folder)
+    assert [i.message.startswith("单元格 B2 是公式，但文件中没有保存计算结果") for i in errors(issues)] == [True]
+
+
+# ---------------------------------------------------------------- #6 bounded cells, no control characters
+
+
+def test_long_names_and_control_characters_are_refused_with_the_field(tmp_path: Path) -> None:
+    book = xlsx([["标识", "姓名", "职务"], ["g1", "高" * 65, "书记"], ["g2", "高\n明", "书记"],
+                 ["g4", "李四", "书" * 900]])  # (XML, hence openpyxl, cannot hold a NUL)
+    folder = folder_with(tmp_path, people_csv="标识,姓名\ng3,高\x00明\ng5,高\x1b明\n")
+    book.save(folder / "people2.xlsx")
+    _, issues = check_schedules(folder)
+    found = {(i.file[10:], i.line, i.column, i.field, i.message.split("（")[0]) for i in errors(issues)}
+    assert found == {("people2.xlsx", 2, 2, "people[0].name", "过长：65 个字符，上限 64"),
+                     ("people2.xlsx", 3, 2, "people[1].name", "含有换行符"),
+                     ("people2.xlsx", 4, 3, "people[2].title", "过长：900 个字符，上限 64"),
+                     ("people.csv", 2, 2, "people[0].name", "含有空字符"),
+                     ("people.csv", 3, 2, "people[1].name", "含有控制字符 U+001B")}
+
+
+def _bomb(path: Path, megabytes: int) -> None:
+    """A small .xlsx whose one name cell expands to ``megabytes`` MB when unzipped."""
+    plain = io.BytesIO()
+    xlsx([["标识", "姓名"], ["g1", "PLACEHOLDER"]]).save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if b"PLACEHOLDER" not in data:
+                out.writestr(info, data)
+                continue
+            before, after = data.split(b"PLACEHOLDER")
+            with out.open(info.filename, "w") as part:
+                part.write(before)
+                for _ in range(megabytes):
+                    part.write(b"a" * (1 << 20))
+                part.write(after)
+
+
+def test_a_small_xlsx_hiding_a_huge_cell_is_refused_without_reading_the_cell(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path)
+    _bomb(folder / "people.xlsx", 40)
+    assert (folder / "people.xlsx").stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        schedules, issues = check_schedules(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert schedules is None
+    assert [(i.line, i.column) for i in errors(issues)] == [(2, 2)]
+    assert errors(issues)[0].message.startswith(f"单元格 B2 超过 {CELL_CHARS} 个字符（开头是 “aaaa")
+    assert peak < 20 * 1024 * 1024, peak
+
+
+# ---------------------------------------------------------------- #10 messages that point at the cause
+
+
+def test_a_missing_name_points_at_the_name_column(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, people_csv="标识,姓名,角色\np1,张伟,secretary\np2,,secretary\n")
+    _, issues = check_schedules(folder)
+    assert [(i.line, i.column, i.field, i.message) for i in errors(issues)] == [
+        (3, 2, "people[1].name", "缺少必填字段")]
+
+
+def test_a_duplicate_id_is_reported_even_when_the_first_row_has_another_error(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, people_csv="标识,姓名,手机\np1,张伟,12x\np1,李四,13800000001\n")
+    _, issues = check_schedules(folder)
+    found = {(i.line, i.message) for i in errors(issues)}
+    assert (3, "标识 “p1” 重复，已在 schedules/people.csv:2 定义") in found
+    assert any(line == 2 and "手机号" in message for line, message in found)
+
+
+def test_a_unit_name_where_its_id_belongs_gets_a_hint(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, units_csv=UNITS,
+                         people_csv="标识,姓名,单位\np1,张伟,第一党支部\n")
+    _, issues = check_schedules(folder)
+    assert [i.message for i in errors(issues)] == ["未知的单位 “第一党支部”：这是单位 b1 的名称，请填写单位标识 “b1”"]
+
+
+@pytest.mark.parametrize("written", ["姓 名", "姓\u3000名", "*姓名", " 姓名（必填）"])
+def test_header_words_with_spaces_or_required_marks_are_understood(tmp_path: Path, written: str) -> None:
+    folder = folder_with(tmp_path, people_csv=f"标识,{written},角色\np1,张伟,secretary\n")
+    schedules, issues = check_schedules(folder)
+    assert errors(issues) == [] and schedules is not None and schedules.people["p1"].name == "张伟"
+
+
+def test_a_misspelt_header_gets_a_suggestion(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, people_csv="标识,姓名,手机号吗\np1,张伟,13800000001\n")
+    _, issues = check_schedules(folder)
+    assert [i.message for i in errors(issues)] == ["未知的列 “手机号吗”，是不是 “手机”？"]
+
+
+def test_scientific_notation_says_excel_changed_the_number(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, people_csv="标识,姓名,手机,钉钉\np1,张伟,1.38E+10,\np2,李四,,3.04E+08\n")
+    _, issues = check_schedules(folder)
+    found = {(i.line, i.field): i.message for i in errors(issues)}
+    assert "Excel 把长数字改成的科学计数法" in found[(2, "people[0].mobile")]
+    assert "Excel 把长数字改成的科学计数法" in found[(3, "people[1].ids.dingtalk")]
+
+
+def test_a_numeric_platform_id_in_excel_warns_that_leading_zeros_may_be_lost(tmp_path: Path) -> None:
+    book = xlsx([["标识", "姓名", "钉钉"], ["p1", "张伟", 304050607], ["p2", "李四", "0304050608"]])
+    folder = folder_with(tmp_path)
+    book.save(folder / "people.xlsx")
+    schedules, issues = check_schedules(folder)
+    assert schedules is not None and schedules.people["p2"].ids.dingtalk == "0304050608"
+    assert [(i.line, i.field, "开头的 0 已经丢失" in i.message) for i in issues if i.warning] == [
+        (2, "people[0].ids.dingtalk", True)]
+
+
+def test_the_csv_template_has_no_cell_excel_would_turn_into_a_number() -> None:
+    rows = list(csv.reader(io.StringIO(template_csv("people").decode("utf-8-sig"))))
+    for row in rows[1:]:
+        for cell in row:
+            assert not (cell.isdigit() and (len(cell) > 10 or cell.startswith("0"))), cell
+    assert '="0304050607"' in rows[2] and '="13900000001"' in rows[1]
+
+
+# ---------------------------------------------------------------- #9 grouped, bounded output; #11 words
+
+
+def test_the_same_error_on_many_rows_is_one_issue_listing_the_rows(tmp_path: Path) -> None:
+    rows = "".join(f"p{i},人员{i},局X\n" for i in range(25))
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv="标识,姓名,单位\n" + rows)
+    _, issues = check_schedules(folder)
+    assert [(i.line, i.message) for i in errors(issues)] == [
+        (2, "未知的单位 “局X”：第 2、3、4、5、6、7、8、9、10、11…… 行，共 25 行")]
+
+
+def test_validate_prints_a_bounded_number_of_lines(tmp_path: Path) -> None:
+    rows = "".join(f"p{i},人员{i},局{i}\n" for i in range(500))
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv="标识,姓名,单位\n" + rows)
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) < 210
+    assert "另有 300 处问题未列出（其中 300 处错误）" in result.output and "共 500 处错误" in result.output
+
+
+def test_validate_help_names_the_spreadsheets() -> None:
+    result = CliRunner().invoke(main, ["validate", "--help"])
+    assert ".csv" in result.output and ".xlsx" in result.output and "（YAML）" not in result.output
+
+
+def test_the_entries_limit_counts_yaml_entries_and_the_sheet_limit_spreadsheet_rows(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `REMINDBOT_MAX_SCHEDULE_ENTRIES`"))
+    assert "YAML" in row and "REMINDBOT_MAX_SHEET_ROWS" in row
+    rows = "".join(f"p{i},人员{i}\n" for i in range(10))
+    folder = folder_with(tmp_path, people_csv="标识,姓名\n" + rows)
+    schedules, _ = check_schedules(folder, limits=Limits(entries=5))
+    assert schedules is not None and schedules.size("people") == 10  # as documented
+    _, issues = check_schedules(folder, limits=Limits(sheet_rows=5))
+    assert any("REMINDBOT_MAX_SHEET_ROWS" in i.message for i in issues)

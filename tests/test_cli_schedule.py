@@ -116,3 +116,21 @@ def test_a_mobile_written_with_86_reaches_the_platforms_as_the_bare_11_digits(tm
         "标识,姓名,单位,手机\np1,张三,fgw_b1,+8613800000011\n", encoding="utf-8")
     schedules = load_schedules(folder, templates_dir=ROOT / "message_templates", env={})
     assert schedules.people["p1"].mobile == "13800000011"
+
+
+def test_validate_refuses_yaml_names_with_line_breaks_or_over_64_characters(runner: CliRunner, tmp_path: Path) -> None:
+    """A line break in a name splits its @-mention (“@高\\n明”); the spreadsheet reader refuses it, so must YAML."""
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    (folder / "people-yaml.yaml").write_text(
+        "people:\n"
+        '  - {id: y1, name: "高\\n明", unit: fgw_b1}\n'
+        f"  - {{id: y2, name: {'长' * 65}, unit: fgw_b1}}\n"
+        "units:\n"
+        '  - {id: yu1, name: "第一\\t支部", parent: fgw}\n', encoding="utf-8")
+    result = runner.invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert "/people-yaml.yaml:2:" in result.output and "字段 people" in result.output
+    assert result.output.count("名称中不能有换行符、制表符等控制字符") == 2, result.output
+    assert "/people-yaml.yaml:3:" in result.output and "名称不能超过 64 个字符（现在 65 个）" in result.output
+    assert "共 3 处错误" in result.output

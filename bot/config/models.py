@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import pickle
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -81,6 +82,22 @@ PlatformIds: type[Strict] = create_model(  # type: ignore[call-overload]
 )
 
 
+NAME_CHARS = 64  # WeCom's bound on a member's name; the spreadsheet reader applies the same (sheets.FIELD_CHARS)
+_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def plain_name(value: str) -> str:
+    """A person's or unit's name as one short line: a line break would split an @-mention and a
+    table row (names come from YAML here; spreadsheet cells are checked as they are read).
+
+    Raises ValueError (shown to the admin in Chinese) for a control character or an over-long name."""
+    if _NAME_CONTROL.search(value):
+        raise ValueError("名称中不能有换行符、制表符等控制字符")
+    if len(value) > NAME_CHARS:
+        raise ValueError(f"名称不能超过 {NAME_CHARS} 个字符（现在 {len(value)} 个）")
+    return value
+
+
 class Person(Strict):
     id: str = Field(pattern=ID_PATTERN, description="人员标识，在提醒中引用")
     name: str = Field(description="姓名")
@@ -94,6 +111,8 @@ class Person(Strict):
     channels: list[str] | None = Field(
         default=None, description="此人所在的群（频道标识）；不写则视为在提醒的所有群中"
     )
+
+    _plain_name = field_validator("name")(plain_name)
 
     @field_validator("mobile")
     @classmethod
@@ -109,6 +128,8 @@ class Unit(Strict):
     leaders: list[str] = Field(
         default_factory=list, description="分管此单位党建工作的领导（人员标识）"
     )
+
+    _plain_name = field_validator("name")(plain_name)
 
 
 # ---------------------------------------------------------------- calendar overrides

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
@@ -24,6 +25,16 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.5  # first pause between connection attempts at start; doubles
 RETRY_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0  # one connection attempt at start
+
+
+def dialect_insert(name: str) -> Any:
+    """The ``insert`` (with ``on_conflict_do_nothing``) of the dialect named ``name`` ("postgresql",
+    else SQLite's). Imported on first use: a service on SQLite never imports PostgreSQL's dialect."""
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 class DatabaseUnavailable(Exception):

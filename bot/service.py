@@ -23,7 +23,6 @@ from bot.config.models import Schedules
 from bot.confirming.followup import FollowUps
 from bot.delivery.compose import when_text
 from bot.delivery.dispatch import Dispatcher
-from bot.delivery.render import Renderer
 from bot.logs import channel_secrets, set_secrets
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
@@ -46,6 +45,8 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
                  *(s for app in schedules.apps.values() for s in app.secrets())])
     runtime.schedules = schedules
     runtime.calendar = WorkCalendar(schedules.calendar)
+    from bot.delivery.render import Renderer  # on a reload only: Jinja2 is not needed to be ready
+
     runtime.renderer = Renderer(runtime.settings.templates_dir)
 
 

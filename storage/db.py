@@ -9,12 +9,15 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import migrate
@@ -24,6 +27,16 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.5  # first pause between connection attempts at start; doubles
 RETRY_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0  # one connection attempt at start
+
+
+def dialect_insert(name: str) -> Any:
+    """The ``insert`` (with ``on_conflict_do_nothing``) of the dialect named ``name`` ("postgresql",
+    else SQLite's). Imported on first use: a service on SQLite never imports PostgreSQL's dialect."""
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 class DatabaseUnavailable(Exception):
@@ -52,6 +65,12 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+
+    @cached_property
+    def autocommit(self) -> AsyncEngine:
+        """The same pool, each statement committed on its own (no BEGIN or COMMIT round trip): for
+        work that is one statement (the confirm page's PostgreSQL path)."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def is_sqlite(self) -> bool:
@@ -189,5 +208,29 @@ def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
 
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               connect_args=connect_args)
+    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                                 connect_args=connect_args)
+    engine.sync_engine.dialect.do_ping = _ping_in_one_trip  # type: ignore[method-assign]
+    return engine
+
+
+def _ping_in_one_trip(dbapi_connection: Any) -> bool:
+    """The pool's check of a connection before each use, in one round trip (``;``).
+
+    SQLAlchemy's asyncpg ping wraps it in ``BEGIN`` … ``ROLLBACK`` when no transaction is open, for
+    PgBouncer's transaction mode; that mode cannot serve this service anyway (asyncpg's prepared
+    statements are cached per connection), and it made the check three round trips, paid by every
+    request of the confirm page and every transaction of the loops. A connection found dead is
+    reported the same way (the adapter's error, so the pool replaces it). Falls back to the
+    adapter's own ping where its internals differ.
+    """
+    connection = getattr(dbapi_connection, "_connection", None)
+    handle = getattr(dbapi_connection, "_handle_exception", None)
+    if connection is None or handle is None or getattr(dbapi_connection, "_transaction", None) is not None:
+        dbapi_connection.ping()
+        return True
+    try:
+        await_(connection.fetchrow(";"))
+    except Exception as error:  # the adapter turns asyncpg's errors into the DBAPI's (disconnects included)
+        handle(error)
+    return True

@@ -344,6 +344,28 @@ async def test_a_link_to_an_occurrence_that_does_not_exist_is_refused(
     assert await world.confirmations() == []
 
 
+async def test_a_rehearsals_link_confirms_nothing(world: World, client: TestClient) -> None:
+    async with world.db.session() as session:
+        occ = await session.get(Occurrence, world.occurrence_id)
+        assert occ is not None
+        occ.dry_run = True
+        await session.commit()
+    response = await post(client, world.token("zhang"), note="演练")
+    assert response.status == 403 and "演练链接，不能确认" in await response.text()
+    assert await world.confirmations() == []
+
+
+async def test_a_form_whose_token_differs_from_the_links_confirms_nothing(
+    world: World, client: TestClient
+) -> None:
+    token = world.token("zhang")
+    response = await client.post(f"/c/{token}", data={"token": world.token("li"), "note": ""})
+    assert response.status == 400 and "提交的内容与链接不符" in await response.text()
+    response = await client.post(f"/c/{token}", data={"note": ""})
+    assert response.status == 400
+    assert await world.confirmations() == []
+
+
 async def test_a_garbled_link_is_refused_as_malformed(world: World, client: TestClient) -> None:
     response = await client.get("/c/not-a-token")
     assert response.status == 400
@@ -453,8 +475,12 @@ async def test_a_confirmation_costs_one_query_and_one_insert(world: World, clien
     with statements(world.db) as sent:
         response = await post(client, token, note="参加 23 人")
     assert response.status == 200 and "已确认，谢谢" in await response.text()
-    work = [s.split()[0].upper() for s in sent if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE")]
-    assert work == ["SELECT", "INSERT"]
+    work = [s.split()[0].upper() for s in sent if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE", "WITH")]
+    if world.db.is_sqlite:
+        assert work == ["SELECT", "INSERT"]
+    else:  # PostgreSQL: the same query and insert, as one statement (confirm_once)
+        assert work == ["WITH"]
+        assert "INSERT INTO confirmation" in sent[-1] and "ON CONFLICT" in sent[-1]
 
 
 async def test_a_confirmation_recorded_on_someones_behalf_shows_on_their_own_page(

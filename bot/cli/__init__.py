@@ -85,6 +85,8 @@ class _Main(click.Group):
         # imported with the collector paused (its passes over a growing heap of classes cost
         # `report` about 0.05 s) and frozen after it, like the schedules.
         gcpause.FREEZE = not args or args[0] != "serve"
+        if not gcpause.FREEZE:  # serve: paused until the service is ready (bot/cli/serve.py)
+            gcpause.pause()
         with gcpause.no_gc():
             name, command, rest = super().resolve_command(ctx, args)
         gcpause.FREEZE = name != "serve"
@@ -101,6 +103,7 @@ class _Main(click.Group):
             click.echo(f"错误：{exc}", err=True)
             ctx.exit(1)
         finally:
+            gcpause.release()  # serve's pause, when it ended before the service was ready
             if gcpause.FREEZE:  # run in-process (tests, scripts): the collector as it was
                 gcpause.FREEZE = False
                 gc.unfreeze()

@@ -201,14 +201,65 @@ def _insert(dialect: str) -> Any:
 async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -> LinkView | None:
     """The occurrence, the person's expectation and confirmation, in one Core query; None: no occurrence."""
     row = (await conn.execute(_LINK_QUERY, {"occurrence_id": occurrence_id, "person_id": person_id})).first()
-    if row is None:
-        return None
+    return None if row is None else _link_view_of(row)
+
+
+def _link_view_of(row: Any) -> LinkView:
+    """A :class:`LinkView` from a row with :data:`_LINK_QUERY_COLUMNS`."""
     conf = (ConfirmationView(row.confirmed_at, row.via, row.note, row.recorded_by)
             if row.confirmed_at is not None else None)
     return LinkView(row.id, row.reminder_id, row.title, row.due_at, row.original_date, bool(row.provisional),
                     row.deadline_at, bool(row.dry_run), row.expectation_id is not None, row.person_name or "",
                     row.unit_name, conf,
                     (row.excuse_reason or "已登记") if row.excused_at is not None else None)
+
+
+@cache
+def _confirm_once() -> Any:
+    """PostgreSQL: :data:`_LINK_QUERY` and the ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` in one
+    statement, the insert made only when the view read by the same statement allows it::
+
+        WITH link_view AS (<the link query>),
+             made AS (INSERT INTO confirmation (…) SELECT id, :person_id, … FROM link_view
+                      WHERE expectation_id IS NOT NULL AND dry_run IS false AND confirmed_at IS NULL
+                      ON CONFLICT (occurrence_id, person_id) DO NOTHING RETURNING id)
+        SELECT link_view.*, (SELECT id FROM made) AS made_id FROM link_view
+
+    Built once, on first use (SQLite has no INSERT in a WITH: it keeps the two statements)."""
+    from sqlalchemy import false
+    from sqlalchemy import select as core_select
+    from sqlalchemy.dialects.postgresql import insert
+
+    view = _LINK_QUERY.cte("link_view")
+    chosen = core_select(view.c.id, bindparam("person_id", type_=CONF.c.person_id.type),
+                         bindparam("confirmed_at", type_=CONF.c.confirmed_at.type),
+                         bindparam("via", type_=CONF.c.via.type), bindparam("note", type_=CONF.c.note.type)
+                         ).where(view.c.expectation_id.is_not(None), view.c.dry_run.is_(false()),
+                                 view.c.confirmed_at.is_(None))
+    made = (insert(CONF).from_select(["occurrence_id", "person_id", "confirmed_at", "via", "note"], chosen)
+            .on_conflict_do_nothing(index_elements=["occurrence_id", "person_id"]).returning(CONF.c.id).cte("made"))
+    return core_select(*view.c, core_select(made.c.id).scalar_subquery().label("made_id"))
+
+
+async def confirm_once(conn: AsyncConnection, occurrence_id: int, person_id: str, *, via: Via,
+                       note: str | None, now: datetime) -> tuple[LinkView | None, ConfirmationView | None]:
+    """PostgreSQL only: :func:`link_view` and :func:`insert_confirmation` in one statement (one round
+    trip; on an autocommit connection no BEGIN or COMMIT either). Returns the view as it was before
+    the statement (None: no occurrence) and the new confirmation, made only when the person is
+    expected, the occurrence is no rehearsal and the view shows no confirmation; None otherwise,
+    also when another request confirmed in between (the unique constraint settles it: read again).
+    Counts ``CONFIRMATIONS``. The caller has checked the note (:func:`clean_note`)."""
+    at = to_db_time(now)
+    values = {"occurrence_id": occurrence_id, "person_id": person_id, "confirmed_at": at, "via": via, "note": note}
+    row = (await conn.execute(_confirm_once(), values)).first()
+    if row is None:
+        return None, None
+    if row.made_id is None:
+        return _link_view_of(row), None
+    from bot.metrics import CONFIRMATIONS
+
+    CONFIRMATIONS.labels(via).inc()
+    return _link_view_of(row), ConfirmationView(at, via, note, None)
 
 
 async def insert_confirmation(conn: AsyncConnection, occurrence_id: int, person_id: str, *, via: Via,

@@ -23,11 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.delivery.outbox import _CLAIMED, PENDING, Claimed
-from storage.db import Database
+from storage.db import Database, dialect_insert
 from storage.models import InstanceHeartbeat, Outbox, RobotLane
 
 T = Outbox.__table__  # type: ignore[attr-defined]
@@ -41,7 +40,7 @@ def instance_id() -> str:
 
 
 def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+    return dialect_insert(conn.dialect.name)
 
 
 def _live(now: datetime, stale_seconds: float) -> Any:

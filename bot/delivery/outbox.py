@@ -28,13 +28,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, event, func, insert, literal, or_, select, text, type_coerce, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.platforms.base import ChannelBase
-from storage.db import Database
+from storage.db import Database, dialect_insert
 from storage.models import DeliveryAttempt, Outbox, RobotLane, utcnow
 
 log = logging.getLogger(__name__)
@@ -177,8 +176,8 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict
         return await _insert_unnest(connection, table, rows, conflict, returning)
     if connection.dialect.name == "sqlite" and _unnest_fits(table, rows[0]):
         return await _insert_values(connection, table, rows, conflict, returning)
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict).returning(returning)
+    stmt = (dialect_insert(connection.dialect.name)(table)
+            .on_conflict_do_nothing(index_elements=conflict).returning(returning))
     created: set[Any] = set()
     for start in range(0, len(rows), INSERT_BATCH):
         # executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends one multi-row statement

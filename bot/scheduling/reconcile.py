@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,6 +39,7 @@ from bot.scheduling.firelog import OPEN, lateness_text, tell_admin_missed
 from bot.scheduling.occurrences import FireResult, fire, from_db, get_or_create_occurrence
 from bot.scheduling.stages import stage_words
 from bot.scheduling.timing import Fire, fires
+from storage.db import dialect_insert
 from storage.models import DueStage, SchedulerMark
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,7 @@ class Reconciler:
 
     @staticmethod
     def _insert(session: AsyncSession, table: type = SchedulerMark):  # type: ignore[no-untyped-def]
-        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        return dialect_insert(session.bind.dialect.name)(table)
 
     # ------------------------------------------------------------ planning
 

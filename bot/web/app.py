@@ -31,8 +31,8 @@ from bot.web.common import (
     HERE,
     RUNTIME,
     TEMPLATES,
+    Templates,
     error_response,
-    make_templates,
     replace_error,
     security_headers,
 )
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 def make_app(runtime: Runtime) -> web.Application:
     app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
     app[RUNTIME] = runtime
-    app[TEMPLATES] = make_templates()
+    app[TEMPLATES] = Templates()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     add_confirm_routes(app)

@@ -12,11 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import jinja2
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
@@ -25,10 +24,30 @@ from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
 
+if TYPE_CHECKING:
+    import jinja2
+
 log = logging.getLogger(__name__)
 
+
+
+class Templates:
+    """The pages' Jinja2 environment (:func:`make_templates`), made on the first page rendered: Jinja2
+    is not imported before the service is ready (``/healthz`` renders no page)."""
+
+    __slots__ = ("_env",)
+
+    def __init__(self) -> None:
+        self._env: jinja2.Environment | None = None
+
+    def get_template(self, name: str) -> jinja2.Template:
+        if self._env is None:
+            self._env = make_templates()
+        return self._env.get_template(name)
+
+
 RUNTIME = web.AppKey("runtime", Runtime)
-TEMPLATES = web.AppKey("templates", jinja2.Environment)
+TEMPLATES = web.AppKey("templates", Templates)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
@@ -83,6 +102,8 @@ def percent(value: float) -> str:
 
 
 def make_templates() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,

@@ -26,6 +26,7 @@ from bot.confirming.confirmations import (
     ConfirmationView,
     LinkView,
     clean_note,
+    confirm_once,
     insert_confirmation,
     link_view,
 )
@@ -83,7 +84,11 @@ def _read_token(request: web.Request) -> tuple[str, int, str]:
 
 async def _target(conn: AsyncConnection, token: str, occurrence_id: int, person_id: str) -> Target:
     """One query for what the page needs; no occurrence or no expectation is a :class:`Refusal`."""
-    view = await link_view(conn, occurrence_id, person_id)
+    return _checked(token, person_id, await link_view(conn, occurrence_id, person_id))
+
+
+def _checked(token: str, person_id: str, view: LinkView | None) -> Target:
+    """The page's target; no occurrence or no expectation is a :class:`Refusal`."""
     if view is None:
         raise Refusal(404, "提醒不存在", "这个链接对应的提醒已不存在。" + CONTACT)
     if not view.expected:
@@ -139,7 +144,8 @@ async def show_confirm(request: web.Request) -> web.Response:
 
 
 async def post_confirm(request: web.Request) -> web.Response:
-    """Record the confirmation: one query and one ``INSERT … ON CONFLICT DO NOTHING`` in one transaction.
+    """Record the confirmation: one query and one ``INSERT … ON CONFLICT DO NOTHING`` in one transaction
+    (on PostgreSQL one statement doing both, :func:`_post_in_one`, when the form is in order).
 
     The refusals, in order: another site's form, a bad token, no occurrence, not expected, a
     rehearsal, a form whose token differs; a note too long shows the page again with the error.
@@ -149,15 +155,23 @@ async def post_confirm(request: web.Request) -> web.Response:
         _check_same_site(request)
         token, occurrence_id, person_id = _read_token(request)
         form = await read_form(request)  # before the transaction: never hold it across the network
+        sent_token = form.get("token")
+        same_token = isinstance(sent_token, str) and hmac.compare_digest(sent_token.encode(), token.encode())
+        raw_note = form.get("note")
+        note = raw_note if isinstance(raw_note, str) else None
+        if same_token and not runtime.db.is_sqlite:
+            try:
+                cleaned = clean_note(note)
+            except ConfirmationError:
+                pass  # the page with the error, below, after the refusals that come first
+            else:
+                return await _post_in_one(request, token, occurrence_id, person_id, cleaned)
         async with runtime.db.engine.begin() as conn:
             target = await _target(conn, token, occurrence_id, person_id)
             if target.view.dry_run:
                 raise Refusal(*REHEARSAL)
-            sent_token = form.get("token")
-            if not isinstance(sent_token, str) or not hmac.compare_digest(sent_token.encode(), token.encode()):
+            if not same_token:
                 raise Refusal(400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
-            raw_note = form.get("note")
-            note = raw_note if isinstance(raw_note, str) else None
             if target.confirmation is not None:  # replay: harmless, say when it was first confirmed
                 return _page(request, target)
             try:
@@ -171,6 +185,25 @@ async def post_confirm(request: web.Request) -> web.Response:
                 return _page(request, target)
     except Refusal as refusal:
         return _refusal_page(request, refusal)
+    target.confirmation = made
+    return _page(request, target, just_confirmed=True)
+
+
+async def _post_in_one(request: web.Request, token: str, occurrence_id: int, person_id: str,
+                       note: str | None) -> web.Response:
+    """PostgreSQL, the form's token and note in order: the view and the insert in one autocommit
+    statement (:func:`bot.confirming.confirmations.confirm_once`), the same pages and refusals as
+    the two-statement path. Raises :class:`Refusal`."""
+    runtime = runtime_of(request)
+    async with runtime.db.autocommit.connect() as conn:
+        view, made = await confirm_once(conn, occurrence_id, person_id, via="link", note=note, now=runtime.clock())
+        target = _checked(token, person_id, view)
+        if target.view.dry_run:
+            raise Refusal(*REHEARSAL)
+        if target.confirmation is None and made is None:  # another request confirmed in between: it stands
+            target = await _target(conn, token, occurrence_id, person_id)
+    if made is None:  # a replay (or the race above): harmless, say when it was first confirmed
+        return _page(request, target)
     target.confirmation = made
     return _page(request, target, just_confirmed=True)
 

@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 
 from bot.confirming.tokens import make_view_token, view_url
-from bot.reporting.ical import build_feed
 from bot.runtime import Runtime
 from bot.web.common import runtime_of
 from bot.web.views import Refused, not_found, read_view
@@ -49,6 +48,9 @@ async def ical_feed(request: web.Request) -> web.StreamResponse:
             raise not_found("这个日历订阅对应的人员或单位已不在名单中。请联系机关工委管理员。")
     except Refused as refused:
         return refused.response
+    # Imported on the first feed asked for, not at the start: icalendar is not needed to be ready.
+    from bot.reporting.ical import build_feed
+
     body = await build_feed(runtime, "person" if purpose == "ical-person" else "unit", target, entry.name,
                             runtime.clock())
     return web.Response(body=body, content_type="text/calendar", charset="utf-8",

@@ -30,6 +30,7 @@ from test_web_admin import AUTH, PASSWORD, USER
 
 from bot.config.models import Person, Schedules, Unit
 from bot.confirming.confirmations import to_db_time
+from bot.reporting.chart import find_cjk_font
 from bot.runtime import Runtime
 from bot.scheduling.occurrences import leader_url
 from bot.scheduling.workdays import WorkCalendar
@@ -177,7 +178,7 @@ async def test_the_committee_leaders_page_summarises_4000_units_and_pages_its_li
     assert "分管单位：工委（含下级单位共 4,000 个）" in head and "支部200" not in head
     text = re.sub(r"<[^>]+>", "", page)
     # this month's figures first: a page of units, the total of all 3,839 branches
-    assert page.count('<td data-label="单位">') == 20 + 1 and "共 3,839 个单位" in text
+    assert page.count('<td data-label="单位">') == 10 + 1 and "共 3,839 个单位" in text
     expected, confirmed = UNITS - BUREAUS - 1, len([n for n in range(BUREAUS + 1, UNITS) if n % 3 == 0])
     assert re.search(rf'data-label="应确认">{expected}</td><td data-label="按时">{confirmed}</td>', page)
     # the overdue: 20 of them, longest overdue first, with the way to the rest
@@ -208,6 +209,20 @@ async def test_a_leader_finds_one_of_their_units_and_a_bureau_leader_reads_only_
     head = page[:page.index("<h2")]
     assert f"分管单位：局40（含下级单位共 {len(branches_of(40)) + 1} 个）" in head
     shown = {int(n) for n in re.findall(r'<td data-label="单位">支部(\d+)</td>', page)}
-    assert len(shown) == 20 and shown <= set(branches_of(40))  # 24 branches: a page of 20, then the rest
+    assert len(shown) == 10 and shown <= set(branches_of(40))  # 24 branches: a page of 10, then the rest
     none = await fetch(big.client, f"{own}?unit=支部201")  # another bureau's branch: not theirs
     assert "分管单位中没有“支部201”" in none
+
+
+# ---------------------------------------------------------------- the units page's picture
+
+
+@pytest.mark.skipif(find_cjk_font() is None, reason="no CJK font installed (fonts-noto-cjk)")
+async def test_the_units_picture_of_3839_units_is_one_page_of_them(big: Province) -> None:
+    # before: all 3,839 bars in one figure (minutes and gigabytes of drawing, then too large to send)
+    response = await big.client.get("/admin/units.png?period=2026-11", headers=AUTH)
+    assert response.status == 200 and response.content_type == "image/png"
+    first = await response.read()
+    assert first.startswith(b"\x89PNG") and len(first) < 2 * 1024 * 1024
+    later = await big.client.get("/admin/units.png?period=2026-11&page=39", headers=AUTH)  # the last, 39 units
+    assert later.status == 200 and len(await later.read()) < len(first)

@@ -36,7 +36,7 @@ TREND_PERIODS = 6
 PERIOD_REACH = 12  # ?period= goes at most this many periods back from now (and forward)
 KIND_WORDS = {"m": "月", "q": "季度", "y": "年"}
 OVERDUE_LOOKBACK_DAYS = 366  # overdue confirmations older than a year are history, not news
-UNIT_ROWS = 20  # units a page of the leader's table (one card each on a phone)
+UNIT_ROWS = 10  # units a page of the leader's table (one card of six lines each on a phone)
 LATE_ROWS = 20  # overdue confirmations a page
 UNITS_NAMED = 10  # units named at the top of the page; past that the page names the leader's own and counts
 IN_LIST = 2_000  # unit ids bound in one statement at most (SQLite and asyncpg cap a statement near 32,766)

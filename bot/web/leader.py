@@ -170,12 +170,13 @@ def trend_bars(points: list[tuple[Period, UnitRow]]) -> list[dict[str, Any]]:
 
 def _overdue_conditions(now: datetime) -> list[Any]:
     """An expectation overdue at ``now``: a real occurrence's, deadline passed within
-    :data:`OVERDUE_LOOKBACK_DAYS`, no confirmation."""
+    :data:`OVERDUE_LOOKBACK_DAYS`, no confirmation, not excused (an excused person owes nothing:
+    the board and the figures count them apart)."""
     et, ot, ct = (m.__table__ for m in (Expectation, Occurrence, Confirmation))  # type: ignore[attr-defined]
     since = now - timedelta(days=OVERDUE_LOOKBACK_DAYS)
     confirmed = exists().where(ct.c.occurrence_id == et.c.occurrence_id, ct.c.person_id == et.c.person_id)
     return [ot.c.dry_run.is_(False), ot.c.deadline_at.is_not(None), ot.c.deadline_at < to_db_time(now),
-            ot.c.deadline_at >= to_db_time(since), ~confirmed]
+            ot.c.deadline_at >= to_db_time(since), et.c.excused_at.is_(None), ~confirmed]
 
 
 def _unit_clauses(wanted: set[str], counted: dict[str | None, int]) -> list[Any]:

@@ -35,7 +35,7 @@ from bot.runtime import Runtime
 from bot.scheduling.occurrences import leader_url
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
-from bot.web import make_app
+from bot.web import leader, make_app
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -239,3 +239,24 @@ async def test_the_units_picture_of_3839_units_is_one_page_of_them(big: Province
     assert first.startswith(b"\x89PNG") and len(first) < 2 * 1024 * 1024
     later = await big.client.get("/admin/units.png?period=2026-11&page=39", headers=AUTH)  # the last, 39 units
     assert later.status == 200 and len(await later.read()) < len(first)
+
+
+@pytest.mark.parametrize("keep", ["every other branch", "all but 100 branches"])
+async def test_overdue_rows_are_the_same_whichever_way_the_units_are_bound(big: Province, keep: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many units on both sides (ids bound in several statements) or few left out (``NOT IN``)."""
+    monkeypatch.setattr(leader, "IN_LIST", 500)
+    branches = list(range(BUREAUS + 1, UNITS))
+    wanted = branches[::2] if keep == "every other branch" else branches[100:]
+    owed = [n for n in wanted if n % 3]  # every third confirmed
+    for start in (0, 700):
+        counted: list[int] = []
+
+        def page(total: int, start: int = start, counted: list[int] = counted) -> tuple[int, int]:
+            counted.append(total)
+            return start, 20
+
+        with statements(big.runtime.db) as bound:
+            rows = await leader.overdue(big.runtime, {f"u{n:04d}" for n in wanted}, NOW, page)
+        assert counted == [len(owed)] and max(bound) <= 510
+        assert [r["person"] for r in rows] == [f"书记{n}" for n in owed[start:start + 20]]

@@ -27,7 +27,17 @@ from sqlalchemy import and_, exists, false, true
 from sqlmodel import col, func, select
 
 from bot.confirming.confirmations import to_db_time
-from bot.reporting.reports import Period, UnitRow, percent, period_bounds, shifted_spec, spec_of, totals, unit_figures
+from bot.reporting.reports import (
+    UNITS_BOUND,
+    Period,
+    UnitRow,
+    percent,
+    period_bounds,
+    shifted_spec,
+    spec_of,
+    totals,
+    unit_figures,
+)
 from bot.web.common import DEFAULT_ZONE, paged, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
@@ -39,7 +49,7 @@ OVERDUE_LOOKBACK_DAYS = 366  # overdue confirmations older than a year are histo
 UNIT_ROWS = 10  # units a page of the leader's table (one card of six lines each on a phone)
 LATE_ROWS = 20  # overdue confirmations a page
 UNITS_NAMED = 10  # units named at the top of the page; past that the page names the leader's own and counts
-IN_LIST = 2_000  # unit ids bound in one statement at most (SQLite and asyncpg cap a statement near 32,766)
+IN_LIST = UNITS_BOUND  # unit ids bound in one statement at most
 
 
 def add_leader_routes(app: web.Application) -> None:
@@ -203,6 +213,8 @@ async def overdue(runtime: Any, unit_ids: set[str], now: datetime,
     et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
     joined = et.join(ot, ot.c.id == et.c.occurrence_id)
     conditions = _overdue_conditions(now)
+    if len(unit_ids) <= IN_LIST:  # a bureau's units: counted by the database alone
+        conditions.append(et.c.unit_id.in_(sorted(unit_ids)))
     async with runtime.db.session() as session:
         counted = {u: int(n) for u, n in (await session.exec(  # type: ignore[call-overload]
             select(et.c.unit_id, func.count()).select_from(joined).where(*conditions).group_by(et.c.unit_id))).all()}
@@ -276,7 +288,10 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
     current_period, current = points[-1]
     text = request.query.get("unit", "").strip()[:100]
     kept = unit_rows(s, current, unit_ids, text)
-    total = totals(kept)  # 合计: the units shown, over every page (the whole table without ?unit=)
+    # 合计: the units shown, over every page (the whole table without ?unit=, as the trend's last bar)
+    trend = [(p, totals(rows)) for p, rows in points[:-1]]
+    total = totals(kept)
+    trend.append((current_period, total if kept is current else totals(current)))
     first, pager = paged(request, len(kept), UNIT_ROWS, anchor="units")
     late_pager: dict[str, Any] = {}
 
@@ -292,7 +307,7 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
                   rows=kept[first:first + UNIT_ROWS], pager=pager, unit=text, any_rows=bool(current),
                   shown_spec=spec_of(current_period) if "period" in request.query and not error else "",
                   total=total, total_rate=percent(total), percent=percent, late=late, late_pager=late_pager["pager"],
-                  trend=trend_bars([(p, totals(rows)) for p, rows in points]), now=now,
+                  trend=trend_bars(trend), now=now,
                   trend_unit={"m": "个月", "q": "个季度", "y": "年"}[_kind(current_period)])
 
 

@@ -299,21 +299,25 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
     """
     s = runtime.schedules
     now = utc(now or runtime.clock())
-    # the units asked for with their sub-units, walked down once (not each row's chain walked up);
-    # a few of them (a bureau's, not a province's) are kept by the database already
-    wanted = s.subtree(set(unit_ids)) if unit_ids is not None else None
-    only = sorted(wanted) if wanted is not None and len(wanted) <= UNITS_BOUND else None
     occ_q = _in_period(start, end, reminder_ids).where(col(Occurrence.dry_run).is_(False))  # rehearsals never count
     async with runtime.db.session() as session:
         ids = [i for i in (await session.exec(occ_q.with_only_columns(col(Occurrence.id)))).all() if i is not None]
         if not ids:
             return []
+        # a few units asked for (a bureau's, not a province's 20,000): with their sub-units, walked
+        # down once, and kept by the database already; many: each row not among them walks its chain up
+        wanted = set(unit_ids) if unit_ids is not None else None
+        closed = wanted is not None and len(wanted) <= UNITS_BOUND
+        if closed:
+            wanted = s.subtree(wanted)  # type: ignore[arg-type]
+        only = sorted(wanted) if closed and len(wanted) <= UNITS_BOUND else None  # type: ignore[arg-type]
         per_unit = (await session.exec(_unit_counts(ids, now, only))).all()  # type: ignore[call-overload]
         nudges = await nudges_by_unit(session, ids)
     sums: dict[str | None, dict[str, int]] = {}
     names: dict[str | None, str] = {}
     for unit_id, unit_name, on_time, late, missing, pending, excused in per_unit:
-        if wanted is not None and unit_id not in wanted:
+        if wanted is not None and unit_id not in wanted and (
+                closed or not any(u.id in wanted for u in s.unit_chain(unit_id))):
             continue
         key = _top_unit(s, unit_id) if by_parent else unit_id
         unit = s.units.get(key or "")

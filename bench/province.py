@@ -12,9 +12,12 @@ owed by a fifth of the people) and the one ten times smaller. Each round, on a f
   outbox rows, nudges), per row written; then its messages marked sent, so 催办次数 count, and
   (PostgreSQL) the tables analysed, as autovacuum does within a minute of a bulk load;
 * ``pages``: ``remindbot serve --dry-run`` in its own process on that database; the occurrence's
-  board (first page, and page 50 of the unconfirmed), the units page (first page, and page 3)
-  and ``/healthz`` as the baseline, fetched over loopback HTTP three times each: wall time per
-  request, the server's CPU per request (``/proc``), and the page's size.
+  board (first page, and page 50 of the unconfirmed), the units page (first page, and page 3),
+  the admin's list of leader pages (first page and the second), the leader page of the committee
+  (every unit; and page 2 of its overdue list) and of one bureau, and ``/healthz`` as the baseline,
+  fetched over loopback HTTP three times each: wall time per request, the server's CPU per
+  request (``/proc``), and the page's size. ``healthz during leaders``: ``/healthz`` asked while
+  ``/admin/leaders`` is being answered (a page that holds the event loop delays every request).
 
 Prints min / median / max per size, and the growth of the median from the small province to the
 large one (goal, issue 11: the follow-up pass ≤ ×11 for ×10 people; pages < 300 KB and ≤ 0.3 s).
@@ -26,11 +29,13 @@ import argparse
 import asyncio
 import base64
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -69,6 +74,12 @@ PAGES = {
     "board p50 unconfirmed": "/admin/occurrences/{occ}?status=pending&page=50",
     "units": "/admin/units?period=2026-11",
     "units p3": "/admin/units?period=2026-11&page=3",
+    "leaders": "/admin/leaders",
+    "leaders p2": "/admin/leaders?page=2",
+    "leader committee": "{committee}",  # the leader over every unit (p000000: 20,000 at 100k)
+    "leader committee late p2": "{committee}?late=2",
+    "leader bureau": "{bureau}",  # a bureau's leader (p000001: 100 units)
+    "healthz during leaders": "",  # /healthz asked while /admin/leaders is being answered
 }
 
 
@@ -107,13 +118,35 @@ async def analyze(runtime: Runtime) -> None:
             await session.commit()
 
 
-def get(port: int, path: str) -> tuple[float, int]:
+def get(port: int, path: str, keep: list[bytes] | None = None) -> tuple[float, int]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": AUTH})
     start = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as response:
+    with urllib.request.urlopen(request, timeout=600) as response:
         body = response.read()
         assert response.status == 200, (path, response.status)
+    if keep is not None:
+        keep.append(body)
     return time.perf_counter() - start, len(body)
+
+
+def leader_paths(port: int) -> dict[str, str]:
+    """The committee's and the first bureau's leader page paths, from the admin's list of leader pages."""
+    body: list[bytes] = []
+    get(port, "/admin/leaders", body)
+    links = re.findall(r'class="leader-link" href="https?://[^/"]+(/l/[^"]+)"', body[0].decode())
+    return {"committee": links[0], "bureau": links[1]}
+
+
+def during(port: int, slow: str, quick: str) -> tuple[float, int]:
+    """``quick`` fetched while ``slow`` is being answered: what a page holding the event loop costs
+    every other request (wall and size of ``quick``)."""
+    worker = threading.Thread(target=get, args=(port, slow))
+    worker.start()
+    time.sleep(0.05)  # the slow request reaches the server first
+    try:
+        return get(port, quick)
+    finally:
+        worker.join()
 
 
 def pages(env: dict[str, str], port: int, occ: int, repeats: int) -> dict[str, list[tuple[float, float, int]]]:
@@ -134,10 +167,14 @@ def pages(env: dict[str, str], port: int, occ: int, repeats: int) -> dict[str, l
                 time.sleep(0.1)
         time.sleep(2.0)  # let the first reconcile pass settle
         out: dict[str, list[tuple[float, float, int]]] = {name: [] for name in PAGES}
+        paths = leader_paths(port)
         for _ in range(repeats):
             for name, path in PAGES.items():
                 before = _cpu_seconds(process.pid)
-                wall, size = get(port, path.format(occ=occ))
+                if path:
+                    wall, size = get(port, path.format(occ=occ, **paths))
+                else:
+                    wall, size = during(port, PAGES["leaders"], PAGES["healthz"])
                 out[name].append((wall, _cpu_seconds(process.pid) - before, size))
         return out
     finally:
@@ -215,7 +252,7 @@ async def main(args: argparse.Namespace) -> int:
     if "small" in results:
         print("\ngrowth small → large (×10 people), ratio of medians:")
         for key in ("fire s wall", "fire s CPU", "follow-up s wall", "follow-up s CPU", "board s wall",
-                    "units s wall"):
+                    "units s wall", "leaders s wall", "leader committee s wall", "leader bureau s wall"):
             big = statistics.median(r[key] for r in results["large"])
             small = statistics.median(r[key] for r in results["small"])
             print(f"   {key:32s} ×{big / small:.1f}")

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import col, select
 from test_followup import Clock, bj, confirm, fire_due, make_runtime, outbox, write_world
 
+from bot.confirming.actions import excuse
+from bot.confirming.confirmations import to_db_time
 from bot.confirming.tokens import make_token, make_view_token
 from bot.runtime import Runtime
 from bot.scheduling.occurrences import leader_url
 from bot.web import make_app
+from storage.models import Occurrence
 
 
 async def _record(runtime: Runtime) -> None:
@@ -157,3 +161,13 @@ async def test_a_leader_steps_to_next_months_open_occurrence_and_no_further(lead
     sun = page_path(leader_url(leaders, "sun"))  # another leader's link: their own units only, whatever the period
     status, page = await get(leaders, f"{sun}?period=2026-12")
     assert status == 200 and "教育局第一党支部" in page and "发改委" not in page
+
+
+async def test_someone_excused_is_not_listed_as_overdue_on_the_leaders_page(leaders: Runtime) -> None:
+    async with leaders.db.session() as session:
+        october = (await session.exec(select(Occurrence.id).where(
+            col(Occurrence.due_at) < to_db_time(bj(2026, 11, 1, 0, 0))))).one()
+    await excuse(leaders, october, "liu", admin="陈静", reason="出差：赴京学习", now=bj(2026, 11, 20, 9, 0))
+    status, zhao = await get(leaders, page_path(leader_url(leaders, "zhao")))
+    late = zhao[zhao.index('id="late"'):]
+    assert status == 200 and "刘洋" not in late[:late.index("</section>")]  # excused: owes nothing, as on the board

@@ -377,7 +377,7 @@ async def _leader_link(runtime: Runtime, who: str) -> str:
         person = named[0]
     units = s.units_overseen_by(person.id)
     if not units:
-        leaders = [p.name for p in s.people.values() if s.units_overseen_by(p.id)]
+        leaders = [s.people[pid].name for pid in s.leader_ids()]  # the index: not people × units
         some = (f"。分管单位的领导有：{'、'.join(leaders)}" if leaders
                 else "。日程配置中还没有单位写明分管领导（leaders）")
         raise CliError(f"{person.name} 没有分管的单位（日程配置中没有单位把此人列为 leaders），没有领导页面{some}")

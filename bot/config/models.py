@@ -646,10 +646,64 @@ class Schedules(BaseModel):
         return found
 
     def units_overseen_by(self, person_id: str) -> list[Unit]:
-        """Units a leader is in charge of, with their sub-units, in YAML order."""
+        """Units a leader is in charge of, with their sub-units, in YAML order.
+
+        Costs the units returned (their positions sorted), not every unit of the snapshot."""
+        units, position = self.units, self._indexes().unit_position
+        return [units[uid] for uid in sorted(self.unit_ids_overseen_by(person_id), key=position.__getitem__)]
+
+    def unit_ids_overseen_by(self, person_id: str) -> set[str]:
+        """Ids of the units a leader is in charge of, with their sub-units (no model is built)."""
+        return self.subtree(set(self._indexes().led_by.get(person_id, [])))
+
+    def units_led_by(self, person_id: str) -> list[str]:
+        """Ids of the units that name the person among their ``leaders`` (not their sub-units), YAML order."""
+        return list(self._indexes().led_by.get(person_id, []))
+
+    def leader_ids(self) -> list[str]:
+        """People who lead at least one unit (named in a unit's ``leaders``), in YAML order.
+
+        Costs the leaders (from the index), not people × units."""
         index = self._indexes()
-        below = self.subtree(set(index.led_by.get(person_id, [])))
-        return [u for u in self.units.values() if u.id in below]
+        return sorted((pid for pid in index.led_by if pid in index.order), key=index.order.__getitem__)
+
+    def leaders_over(self, unit_ids: set[str]) -> set[str]:
+        """People in charge of any of these units: named in the ``leaders`` of the unit or of a unit
+        above it. Costs the units' chains, from the index (no model is built)."""
+        index = self._indexes()
+        found: set[str] = set()
+        walked: set[str] = set()
+        for uid in unit_ids:
+            while uid and uid not in walked:  # a chain walked already leads to leaders found already
+                walked.add(uid)
+                found.update(index.unit_leaders.get(uid, ()))
+                uid = index.parent.get(uid)  # type: ignore[assignment]
+        return found
+
+    def find_units(self, text: str) -> list[str]:
+        """Ids of the units ``text`` names, YAML order: the unit with that id or that exact name, or,
+        when none has, every unit whose name contains it (``局1`` names 局1 alone, not 局10)."""
+        ids, names = _columns(self.units, ("id", "name"))
+        exact = [uid for uid, name in zip(ids, names, strict=True) if text in (uid, name)]
+        return exact or [uid for uid, name in zip(ids, names, strict=True) if text in name]
+
+    def overseen_count(self, person_id: str) -> int:
+        """How many units a leader is in charge of, with their sub-units: ``len(unit_ids_overseen_by)``
+        from sizes counted once per snapshot, so a page of leaders costs their units, not their subtrees."""
+        index = self._indexes()
+        led = set(index.led_by.get(person_id, []))
+        sizes, parent = index.subtree_sizes(), index.parent
+        total = 0
+        for uid in led:
+            if uid not in sizes:  # in a loop of parents (refused when loading): count it the long way
+                return len(self.unit_ids_overseen_by(person_id))
+            up, seen = parent.get(uid), {uid}
+            while up and up not in led and up not in seen:  # counted already under a led unit above?
+                seen.add(up)
+                up = parent.get(up)
+            if not up or up in seen:
+                total += sizes[uid]
+        return total
 
 
 def _as_rows(name: str, value: Any) -> Any:
@@ -679,6 +733,7 @@ class Membership:
         self._people = s.people
         self._units = s.units
         self._with_role: dict[str, list[int]] = {}
+        self._sizes: dict[str, int] | None = None
 
     @cached_property
     def ids(self) -> list[str]:
@@ -723,12 +778,17 @@ class Membership:
         children: dict[str, list[str]] = {}
         led_by: dict[str, list[str]] = {}
         with gcpause.no_gc():  # 10⁴ lists, no cycles
-            for uid, parent, leaders in zip(*_columns(self._units, ("id", "parent", "leaders")), strict=True):
+            for uid, parent, leaders in zip(*self._unit_columns, strict=True):
                 if parent:
                     children.setdefault(parent, []).append(uid)
                 for leader in leaders:
                     led_by.setdefault(leader, []).append(uid)
         return children, led_by
+
+    @cached_property
+    def _unit_columns(self) -> list[list[Any]]:
+        """The units' id, parent and leaders columns, in file order."""
+        return _columns(self._units, ("id", "parent", "leaders"))
 
     @property
     def children(self) -> dict[str, list[str]]:
@@ -740,8 +800,44 @@ class Membership:
         """Unit ids by the leader in charge of them (person id), in file order."""
         return self._unit_links[1]
 
+    @cached_property
+    def unit_position(self) -> dict[str, int]:
+        """Each unit's position (file order)."""
+        return {uid: i for i, uid in enumerate(self._unit_columns[0])}
+
+    @cached_property
+    def parent(self) -> dict[str, str | None]:
+        """Each unit's parent id as written (may name no unit)."""
+        ids, parents, _ = self._unit_columns
+        return dict(zip(ids, parents, strict=True))
+
+    @cached_property
+    def unit_leaders(self) -> dict[str, list[str]]:
+        """A unit's ``leaders``, for the units that name any."""
+        ids, _, leader_lists = self._unit_columns
+        return {uid: list(leaders) for uid, leaders in zip(ids, leader_lists, strict=True) if leaders}
+
     def unit_size(self, unit_id: str) -> int:
         return len(self.by_unit.get(unit_id, ()))
+
+    def subtree_sizes(self) -> dict[str, int]:
+        """Units in each unit's subtree (itself included), counted once from the leaves up.
+
+        A unit in a loop of parents (the loader refuses those) gets no entry."""
+        if self._sizes is None:
+            sizes: dict[str, int] = {}
+            waiting = {uid: len(self.children.get(uid, ())) for uid in self.unit_position}
+            ready = [uid for uid, n in waiting.items() if n == 0]
+            while ready:
+                uid = ready.pop()
+                sizes[uid] = 1 + sum(sizes[c] for c in self.children.get(uid, ()))
+                up = self.parent.get(uid)
+                if up in waiting:
+                    waiting[up] -= 1
+                    if waiting[up] == 0:
+                        ready.append(up)
+            self._sizes = sizes
+        return self._sizes
 
 
 def _columns(section: Any, names: tuple[str, ...]) -> list[list[Any]]:

@@ -55,6 +55,8 @@ from bot.web.common import (
     ADMIN_NAME,
     Handler,
     moved_because,
+    page_number,
+    paged,
     person_name,
     runtime_of,
     to_local,
@@ -184,25 +186,53 @@ async def upcoming_page(request: web.Request) -> web.Response:
                   labels=SETTLED_LABELS, lateness=lateness_text, span=span_text, stage=stage_label)
 
 
-def leader_links(runtime: Any) -> list[dict[str, Any]]:
-    """Each leader who oversees units (YAML order): name, id, the units named for them, their page link."""
+LEADER_UNITS_NAMED = 5  # a leader's directly led units named in their row; the rest as 等 N 个单位
+
+
+def matching_leaders(schedules: Any, name: str = "", unit: str = "") -> list[str]:
+    """Ids of the leaders (people who lead a unit), YAML order, kept by the filters: ``name`` a part of
+    the leader's name or id; ``unit`` a unit's id or name (a part of a name when none is named
+    exactly), kept when the leader is in charge of it, directly or through a unit above it.
+
+    Costs the leaders and the units named, from the snapshot's indexes (never people × units)."""
+    ids = schedules.leader_ids()
+    if name:
+        people = schedules.people
+        ids = [pid for pid in ids if name in pid or name in people[pid].name]
+    if unit:
+        over = schedules.leaders_over(set(schedules.find_units(unit)))
+        ids = [pid for pid in ids if pid in over]
+    return ids
+
+
+def leader_row(runtime: Any, person_id: str) -> dict[str, Any]:
+    """One leader's row: name, id, the units named for them (at most :data:`LEADER_UNITS_NAMED`, then
+    等 N 个单位), how many units they oversee with sub-units, and their page link."""
     from bot.scheduling.occurrences import leader_url
 
     s = runtime.schedules
-    out = []
-    for person in s.people.values():
-        named = [u.name for u in s.units.values() if person.id in u.leaders]
-        if named and s.units_overseen_by(person.id):
-            out.append({"name": person.name, "id": person.id, "units": "、".join(named),
-                        "url": leader_url(runtime, person.id)})
-    return out
+    led = s.units_led_by(person_id)
+    named = "、".join(s.units[uid].name for uid in led[:LEADER_UNITS_NAMED])
+    if len(led) > LEADER_UNITS_NAMED:
+        named += f" 等 {len(led):,} 个单位"
+    overseen = s.overseen_count(person_id)
+    return {"name": s.people[person_id].name, "id": person_id, "units": named,
+            "below": overseen if overseen > len(led) else 0, "url": leader_url(runtime, person_id)}
 
 
 async def leaders_page(request: web.Request) -> web.Response:
-    """Every leader's own page link (``/l/<token>``), to hand to them when their brief carries none."""
+    """Every leader's own page link (``/l/<token>``), to hand to them when their brief carries none;
+    a page of :data:`PAGE_ROWS` at a time, filtered by name and by unit. Each page signs its own
+    rows' links only."""
     runtime = runtime_of(request)
-    return render(request, "admin_leaders.html", title="领导页面", nav="leaders", leaders=leader_links(runtime),
-                  days=runtime.settings.view_ttl_days)
+    name = request.query.get("name", "").strip()[:100]
+    unit = request.query.get("unit", "").strip()[:100]
+    ids = matching_leaders(runtime.schedules, name, unit)
+    start, pager = page_of(request, len(ids))
+    rows = [leader_row(runtime, pid) for pid in ids[start:start + PAGE_ROWS]]
+    return render(request, "admin_leaders.html", title="领导页面", nav="leaders", leaders=rows, pager=pager,
+                  name=name, unit=unit, filtered=bool(name or unit),
+                  any_leaders=bool(ids) or bool(runtime.schedules.leader_ids()), days=runtime.settings.view_ttl_days)
 
 
 def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -265,28 +295,10 @@ BOARD_STATUS = {"": "全部", "pending": "未确认", "overdue": "逾期未确�
 UNIT_STATUS = {"": "全部", "behind": "有逾期未确认", "pending": "有待确认", "done": "已全部确认"}
 
 
-def page_number(request: web.Request) -> int:
-    """``?page=`` (from 1); anything unreadable is the first page."""
-    raw = request.query.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
-
-
 def page_of(request: web.Request, total: int) -> tuple[int, dict[str, Any]]:
-    """Where the page asked for starts among ``total`` items, and the pager: page, pages, total,
-    previous/next links. Links keep the other query parameters (filters, period). A page past the
-    end shows the last."""
-    pages = max(1, ceil(total / PAGE_ROWS))
-    page = min(page_number(request), pages)
-    start = (page - 1) * PAGE_ROWS
-
-    def link(number: int) -> str:
-        query = {k: v for k, v in request.query.items() if k != "page" and v} | {"page": str(number)}
-        return str(request.rel_url.with_query(query))
-
-    pager = {"page": page, "pages": pages, "total": total, "first": start + 1,
-             "last": min(start + PAGE_ROWS, total),
-             "previous": link(page - 1) if page > 1 else None, "next": link(page + 1) if page < pages else None}
-    return start, pager
+    """Where the page asked for starts among ``total`` items, and the pager (:func:`bot.web.common.paged`,
+    :data:`PAGE_ROWS` a page)."""
+    return paged(request, total, PAGE_ROWS)
 
 
 def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:

@@ -9,14 +9,16 @@ Without a CJK font the answer is a Chinese 503 page saying which font package is
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from bot.reporting.chart import chart_title, render_png_async, rows_of
-from bot.reporting.reports import figures_for, period_bounds, unit_figures
-from bot.web.common import DEFAULT_ZONE, error_response, render, runtime_of
+from bot.reporting.reports import figures_for, period_bounds, unit_table
+from bot.web.common import DEFAULT_ZONE, error_response, paged, render, runtime_of
 from bot.web.views import Refused, not_found, read_view
 
+CHART_UNITS = 100  # units in one picture of the admin units page: its table's page (bot.web.admin.PAGE_ROWS)
 NO_FONT = "服务器未安装中文字体，无法生成图表（需安装 fonts-noto-cjk）。请查看文字版通报。"
 
 
@@ -55,14 +57,28 @@ async def report_png(request: web.Request) -> web.Response:
 
 
 async def units_png(request: web.Request) -> web.Response:
-    """The figures of ``/admin/units?period=…`` as a PNG (this month when no period is given)."""
+    """The figures of ``/admin/units?period=…`` as a PNG (this month when no period is given): the
+    ranking's page ``?page=`` (the first by default) of :data:`CHART_UNITS` units, as the units page
+    pages its table. A province's 20,000 units in one picture would take minutes and gigabytes to
+    draw, and no phone could show it."""
     runtime = runtime_of(request)
     try:
         period = period_bounds(request.query.get("period", "current_month"), runtime.clock(), DEFAULT_ZONE)
     except ValueError as exc:
         return error_response(400, message=str(exc))
-    rows = await unit_figures(runtime, period.start, period.end, now=runtime.clock())
+    where: dict[str, Any] = {}
+
+    def page(matched: int) -> tuple[int, int]:
+        where["start"], where["pager"] = paged(request, matched, CHART_UNITS)
+        return where["start"], CHART_UNITS
+
+    table = await unit_table(runtime, period.start, period.end, now=runtime.clock(), page_of=page)
+    rows = [row for _, row in table.rows]
     if not rows:  # a period the menu offers never answers 404: it says there is nothing to draw
         return render(request, "message.html", title=f"暂无数据（{period.label}）", tone="info",
                       message=f"{period.label}没有需要确认的提醒，暂无数据，没有可画的图。")
-    return _png(await render_png_async(rows, f"各单位完成情况（{period.label}）", fonts=runtime.settings.chart_fonts))
+    title = f"各单位完成情况（{period.label}）"
+    if table.units > len(rows):
+        pager = where["pager"]
+        title += f"：第 {pager['first']:,}–{pager['last']:,} 名，共 {table.units:,} 个单位"
+    return _png(await render_png_async(rows, title, fonts=runtime.settings.chart_fonts))

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
+from math import ceil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -136,6 +137,34 @@ def person_name(runtime: Runtime | None, person_id: str | None) -> str:
 
 def runtime_of(request: web.Request) -> Runtime:
     return request.config_dict[RUNTIME]
+
+
+# ---------------------------------------------------------------- paging
+
+
+def page_number(request: web.Request, param: str = "page") -> int:
+    """``?page=`` (or ``?<param>=``, from 1); anything unreadable is the first page."""
+    raw = request.query.get(param, "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+
+
+def paged(request: web.Request, total: int, size: int, param: str = "page",
+          anchor: str = "") -> tuple[int, dict[str, Any]]:
+    """Where the page asked for (``?<param>=``) starts among ``total`` items, ``size`` a page, and the
+    pager: page, pages, total, first/last item shown, previous/next links. Links keep the other query
+    parameters (filters, period, another list's page) and end in ``#<anchor>`` when one is given.
+    A page past the end shows the last."""
+    pages = max(1, ceil(total / size))
+    page = min(page_number(request, param), pages)
+    start = (page - 1) * size
+
+    def link(number: int) -> str:
+        query = {k: v for k, v in request.query.items() if k != param and v} | {param: str(number)}
+        return str(request.rel_url.with_query(query)) + (f"#{anchor}" if anchor else "")
+
+    pager = {"page": page, "pages": pages, "total": total, "first": start + 1, "last": min(start + size, total),
+             "previous": link(page - 1) if page > 1 else None, "next": link(page + 1) if page < pages else None}
+    return start, pager
 
 
 def moved_because(runtime: Runtime, original: date | None) -> str:

@@ -178,9 +178,10 @@ async def upcoming_page(request: web.Request) -> web.Response:
     now = _now(request)
     rows = upcoming(runtime, now, now + timedelta(days=UPCOMING_DAYS))
     outcomes = lines_for(runtime, await settled(runtime.db, now - timedelta(days=OUTCOME_DAYS), now))
-    from bot.web.ical import feed_links
+    from bot.web.ical import feed_search
 
-    return render(request, "admin_upcoming.html", title="近期提醒", nav="upcoming", feeds=feed_links(runtime),
+    feeds = feed_search(runtime, request.query.get("feed", "")[:100])
+    return render(request, "admin_upcoming.html", title="近期提醒", nav="upcoming", feeds=feeds,
                   rows=rows, days=UPCOMING_DAYS, now=now, outcomes=outcomes, outcome_days=OUTCOME_DAYS,
                   labels=SETTLED_LABELS, lateness=lateness_text, span=span_text, stage=stage_label)
 

@@ -28,6 +28,7 @@ from sqlalchemy import String, any_, func, literal, or_, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from bot.config.models import Schedules
+from bot.config.models import _columns as columns
 
 CHOICES = 20  # units offered to choose from after a partial match, at most
 INLINE_IDS = 200  # up to this many ids are bound one by one (IN (...)); more go as one array
@@ -62,20 +63,21 @@ def resolve(schedules: Schedules | None, query: str) -> UnitMatch:
     query = query.strip()
     if not query:
         return UnitMatch("")
-    units = schedules.units if schedules is not None else {}
-    if query in units:
-        found = [units[query]]
+    if schedules is None:
+        return UnitMatch(query, snapshot_partial=True)
+    # id and name columns only: no unit's model is built (a province has 20,000 units)
+    ids, names = columns(schedules.units, ("id", "name"))
+    if query in schedules.units:
+        found = [(query, names[ids.index(query)])]
         partial = False
     else:
-        found = [u for u in units.values() if u.name == query]
+        found = [(i, n) for i, n in zip(ids, names, strict=True) if n == query]
         partial = not found
         if partial:
-            found = [u for u in units.values() if query in u.name]
+            found = [(i, n) for i, n in zip(ids, names, strict=True) if query in n]
     if not found:
         return UnitMatch(query, snapshot_partial=True)
-    assert schedules is not None
-    ids = frozenset(schedules.subtree({u.id for u in found}))
-    return UnitMatch(query, ids, tuple((u.id, u.name) for u in found), partial)
+    return UnitMatch(query, frozenset(schedules.subtree({i for i, _ in found})), tuple(found), partial)
 
 
 def unit_condition(match: UnitMatch, unit_id: Any, unit_name: Any, dialect: str) -> Any:

@@ -24,6 +24,7 @@ from bot.web import make_app
 from storage.db import Database
 
 BUREAUS = [*range(1, 13), 99]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def branches(bureau: int) -> int:
@@ -123,3 +124,24 @@ def test_resolve_prefers_an_id_then_an_exact_name() -> None:
     partial = resolve(s, "第1支部")
     assert partial.partial and len(partial.matched) == len(BUREAUS)
     assert resolve(s, "不存在").snapshot_partial and not resolve(s, "不存在").ids
+
+
+async def test_the_shipped_fgw_brings_its_two_branches_on_the_board_and_the_units_page(
+        any_db: Database, tmp_path: Path) -> None:
+    """Found by a trial: ?unit=fgw showed no rows, its people being in fgw_b1 and fgw_b2."""
+    from bot.config.loader import load_schedules
+
+    root = ROOT
+    world = await build_world(any_db, tmp_path, admin_user=USER, admin_password=PASSWORD)
+    world.runtime.schedules = load_schedules(root / "schedules", templates_dir=root / "message_templates")
+    names = {u.id: u.name for u in world.runtime.schedules.units.values()}
+    people = (("wang", "王芳", "fgw_b1", names["fgw_b1"]), ("liu", "刘洋", "fgw_b2", names["fgw_b2"]),
+              ("wu", "吴敏", "jyj_b1", names["jyj_b1"]))
+    occ = await add_occurrence(any_db, people=people, due_at=DUE + timedelta(days=1))
+    async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
+        for query in ("fgw", names["fgw"]):
+            board = await fetch(client, f"/admin/occurrences/{occ}?unit={query}")
+            assert "王芳" in board and "刘洋" in board and "吴敏" not in board and "共 2 条" in board, query
+            units = await fetch(client, f"/admin/units?period=2025-03&unit={query}")
+            shown = re.findall(r'<td data-label="单位">([^<]*)</td>', units)
+            assert sorted(shown) == sorted([names["fgw_b1"], names["fgw_b2"]]), (query, shown)

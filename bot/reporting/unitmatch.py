@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, any_, func, literal, or_, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from bot.config.models import Schedules
 from bot.config.models import _columns as columns
@@ -96,6 +95,8 @@ def _in_ids(column: Any, ids: list[str], dialect: str) -> Any:
     if len(ids) <= INLINE_IDS:
         return column.in_(ids)
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY  # only on PostgreSQL: `status` on SQLite stays lean
+
         return column == any_(literal(ids, ARRAY(String)))
     listed = func.json_each(literal(json.dumps(ids, ensure_ascii=False))).table_valued("value")
     return column.in_(select(listed.c.value))

@@ -106,8 +106,9 @@ async def watch_schedules(reload: Callable[[], Awaitable[object]], settings: Set
                           *, debounce_ms: int = 300) -> None:
     """Run ``reload`` after each batch of changes (changes made meanwhile make the next batch).
 
-    A batch after which every file is as it was when last applied (size and modification time of
-    each file in both folders) is skipped: a copy taking longer than the check makes several batches.
+    A batch after which every file a check reads is as it was when last applied (size and
+    modification time) is skipped: a copy taking longer than the check makes several batches, and an
+    editor's lock or swap files (opening people.xlsx in Excel) change nothing the check reads.
     """
     folders = [settings.schedules_dir, settings.templates_dir]
     applied: dict[str, tuple[int, int]] | None = None
@@ -125,22 +126,26 @@ async def watch_schedules(reload: Callable[[], Awaitable[object]], settings: Set
 
 
 def folder_state(settings: Settings, *, templates: bool = False) -> dict[str, tuple[int, int]]:
-    """Size and modification time (ns) of each file under the schedules folder (and, ``templates``,
-    the templates folder), by path relative to the schedules folder; a few dozen ``stat`` calls."""
+    """Size and modification time (ns) of each file a check reads: the schedules' source files (as
+    :func:`bot.config.issues.schedule_files` lists them: no editor's lock files), and (``templates``)
+    the templates folder's files but hidden and backup ones; by path relative to the schedules folder.
+    A few dozen ``stat`` calls."""
+    from bot.config.issues import schedule_files
+
+    folder = settings.schedules_dir
+    paths = [(str(p.relative_to(folder)), p) for p in schedule_files(folder)] if folder.is_dir() else []
+    if templates and settings.templates_dir.is_dir():
+        paths += [(f"templates:{p.relative_to(settings.templates_dir)}", p)
+                  for p in sorted(settings.templates_dir.rglob("*"))
+                  if not p.name.startswith((".", "~")) and not p.name.endswith(("~", ".swp"))]
     out: dict[str, tuple[int, int]] = {}
-    folders = [settings.schedules_dir, *([settings.templates_dir] if templates else [])]
-    for folder in folders:
-        if not folder.is_dir():
+    for key, path in paths:
+        try:
+            stat = path.stat()
+        except OSError:  # gone meanwhile
             continue
-        for path in sorted(folder.rglob("*")):
-            try:
-                stat = path.stat()
-            except OSError:  # gone meanwhile
-                continue
-            if path.is_file():
-                key = str(path.relative_to(settings.schedules_dir)) if folder == settings.schedules_dir \
-                    else f"templates:{path.relative_to(folder)}"
-                out[key] = (stat.st_size, stat.st_mtime_ns)
+        if path.is_file():
+            out[key] = (stat.st_size, stat.st_mtime_ns)
     return out
 
 

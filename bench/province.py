@@ -12,7 +12,8 @@ owed by a fifth of the people) and the one ten times smaller. Each round, on a f
   outbox rows, nudges), per row written; then its messages marked sent, so 催办次数 count, and
   (PostgreSQL) the tables analysed, as autovacuum does within a minute of a bulk load;
 * ``pages``: ``remindbot serve --dry-run`` in its own process on that database; the occurrence's
-  board (first page, and page 50 of the unconfirmed), the units page (first page, and page 3),
+  board (first page, page 50 of the unconfirmed, one bureau with its branches), the units page
+  (first page, page 3, one bureau), the admin home (calendar feeds: a bounded list, and a search),
   the admin's list of leader pages (first page and the second), the leader page of the committee
   (every unit; and page 2 of its overdue list) and of one bureau, and ``/healthz`` as the baseline,
   fetched over loopback HTTP three times each: wall time per request, the server's CPU per
@@ -40,6 +41,7 @@ import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
@@ -74,6 +76,12 @@ PAGES = {
     "board p50 unconfirmed": "/admin/occurrences/{occ}?status=pending&page=50",
     "units": "/admin/units?period=2026-11",
     "units p3": "/admin/units?period=2026-11&page=3",
+    # a bureau's board and units with their branches (局1: u00001 and its ~100 branches), and the
+    # admin home with its bounded feed list and a feed search
+    "board 局1": "/admin/occurrences/{occ}?unit=" + quote("局1"),
+    "units 局1": "/admin/units?period=2026-11&unit=" + quote("局1"),
+    "home": "/admin/",
+    "feed search": "/admin/upcoming?feed=" + quote("人员12345"),
     "leaders": "/admin/leaders",
     "leaders p2": "/admin/leaders?page=2",
     "leader committee": "{committee}",  # the leader over every unit (p000000: 20,000 at 100k)

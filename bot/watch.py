@@ -6,7 +6,10 @@ The folder is checked in a child process (:mod:`bot.config.worker`) within the l
 :class:`bot.config.limits.Limits`, so no file can stall the service. A refusal is never only logged:
 it is counted (``remindbot_reload_failures_total``), kept in :class:`bot.runtime.ReloadState` for
 ``/healthz`` and the admin pages' banner, and told once to the admin channel per distinct failure.
-A change that empties a file or removes reminders is logged as such, so a truncation is noticed.
+A change that empties a file or removes reminders is logged as such, so a truncation is noticed;
+each reload says how many reminders, people, units and channels run now, and how that changed.
+A batch of file events that leaves every file as it was when last applied (a long copy's last
+events arriving while the check of its first ran) reloads nothing, so it is not logged twice.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Reloader:
     async def __call__(self) -> bool:
         """Returns whether the folder was applied."""
         s = self.settings
+        before = set(folder_state(s))  # the files the check is about to read
         schedules, issues = await check_in_worker(s.schedules_dir, templates_dir=s.templates_dir,
                                                   limits=Limits.from_settings(s), timeout=s.reload_timeout_seconds,
                                                   cache_dir=cache_dir_for(s.var_dir, s.schedules_cache))
@@ -71,7 +75,9 @@ class Reloader:
         if schedules is None:
             await self._refused([redact(str(i)) for i in issues if not i.warning])
             return False
-        for line in removals(self.current(), schedules, s.schedules_dir):
+        absent = before ^ set(folder_state(s)) | {f for f in before if not (s.schedules_dir / f).exists()}
+        old = self.current()
+        for line in removals(old, schedules, s.schedules_dir, gone=absent):
             log.warning("%s", line)
         self.apply(schedules)
         now = self.clock()
@@ -79,7 +85,7 @@ class Reloader:
             self.state.since = now
         self.state.ok, self.state.errors, self.state.last_good_at = True, [], now
         self._told = None
-        log.info("日程配置已重新加载：%d 个提醒", len(schedules.reminders))
+        log.info("日程配置已重新加载：%s", counts_text(old, schedules))
         return True
 
     async def _refused(self, errors: list[str]) -> None:
@@ -102,14 +108,60 @@ async def reload_schedules(settings: Settings, apply: Callable[[Schedules], None
 
 async def watch_schedules(reload: Callable[[], Awaitable[object]], settings: Settings,
                           *, debounce_ms: int = 300) -> None:
-    """Run ``reload`` after each batch of changes (changes made meanwhile make the next batch)."""
+    """Run ``reload`` after each batch of changes (changes made meanwhile make the next batch).
+
+    A batch after which every file a check reads is as it was when last applied (size and
+    modification time) is skipped: a copy taking longer than the check makes several batches, and an
+    editor's lock or swap files (opening people.xlsx in Excel) change nothing the check reads.
+    """
     folders = [settings.schedules_dir, settings.templates_dir]
+    applied: dict[str, tuple[int, int]] | None = None
     async for _changes in awatch(*[str(f) for f in folders if f.exists()], debounce=debounce_ms,
                                  recursive=True):
+        state = folder_state(settings, templates=True)
+        if state == applied:
+            log.debug("日程配置文件与上次加载时相同，不再重新加载")
+            continue
         try:
-            await reload()
+            applied = state if await reload() is True else None
         except Exception:  # a reload bug must not stop the service
+            applied = None
             log.exception("重新加载日程配置时出错，继续使用上一次有效的配置")
+
+
+def folder_state(settings: Settings, *, templates: bool = False) -> dict[str, tuple[int, int]]:
+    """Size and modification time (ns) of each file a check reads: the schedules' source files (as
+    :func:`bot.config.issues.schedule_files` lists them: no editor's lock files), and (``templates``)
+    the templates folder's files but hidden and backup ones; by path relative to the schedules folder.
+    A few dozen ``stat`` calls."""
+    from bot.config.issues import schedule_files
+
+    folder = settings.schedules_dir
+    paths = [(str(p.relative_to(folder)), p) for p in schedule_files(folder)] if folder.is_dir() else []
+    if templates and settings.templates_dir.is_dir():
+        paths += [(f"templates:{p.relative_to(settings.templates_dir)}", p)
+                  for p in sorted(settings.templates_dir.rglob("*"))
+                  if not p.name.startswith((".", "~")) and not p.name.endswith(("~", ".swp"))]
+    out: dict[str, tuple[int, int]] = {}
+    for key, path in paths:
+        try:
+            stat = path.stat()
+        except OSError:  # gone meanwhile
+            continue
+        if path.is_file():
+            out[key] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+def counts_text(old: Schedules | None, new: Schedules) -> str:
+    """``14 个提醒，10010 人（增加 10000 人），2000 个单位，3 个频道``: what runs now, and the change."""
+    parts = []
+    for section, word in _COUNTED:
+        n = new.size(section)
+        change = n - old.size(section) if old is not None else 0
+        said = f"（增加 {change} {word}）" if change > 0 else f"（减少 {-change} {word}）" if change < 0 else ""
+        parts.append(f"{n} {word}{said}")
+    return "，".join(parts)
 
 
 # ---------------------------------------------------------------- what a change removes
@@ -117,8 +169,12 @@ async def watch_schedules(reload: Callable[[], Awaitable[object]], settings: Set
 _COUNTED = (("reminders", "个提醒"), ("people", "人"), ("units", "个单位"), ("channels", "个频道"))
 
 
-def removals(old: Schedules | None, new: Schedules, folder: Path) -> list[str]:
-    """Lines (in Chinese) naming what a change takes away: files left empty, reminders removed."""
+def removals(old: Schedules | None, new: Schedules, folder: Path, *, gone: set[str] | None = None) -> list[str]:
+    """Lines (in Chinese) naming what a change takes away: files left empty or deleted, reminders removed.
+
+    ``gone``: files (relative to ``folder``) missing before or after the check, or deleted meanwhile:
+    said 已删除 like a file missing now, so a deletion reads the same whichever file it was.
+    """
     if old is None:
         return []
     lines = []
@@ -127,12 +183,21 @@ def removals(old: Schedules | None, new: Schedules, folder: Path) -> list[str]:
         if label in after:
             continue
         gone = "、".join(f"{counts[section]} {word}" for section, word in _COUNTED if counts[section])
-        state = "变为空" if (folder.resolve().parent / label).exists() else "已删除"
+        path = folder.resolve().parent / label
+        deleted = not path.exists() or (gone is not None and _relative(path, folder) in gone)
+        state = "已删除" if deleted else "变为空"
         lines.append(f"{label} {state}，移除了 {gone}")
     removed = [r for r in old.reminders.values() if r.id not in new.reminders]
     if removed:
         lines.append(f"移除了 {len(removed)} 个提醒：" + "、".join(f"{r.title}（{r.id}）" for r in removed))
     return lines
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _entries_by_file(schedules: Schedules) -> dict[str, Counter[str]]:

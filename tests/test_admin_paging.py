@@ -30,10 +30,12 @@ from bot.reporting.reports import (
     board_unit_figures,
     nudge_counts,
     period_bounds,
+    places,
     totals,
     unit_figures,
     unit_table,
 )
+from bot.reporting.unitmatch import UnitMatch, resolve
 from bot.web import make_app
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
@@ -82,6 +84,11 @@ def link(page: str, rel: str) -> str:
     return html.unescape(found.group(1))
 
 
+def places_of(page: str) -> list[int]:
+    """The units table's places on a page (ranked units only)."""
+    return [int(p) for p in re.findall(r'<td data-label="排名">(\d+)</td>', page)]
+
+
 def names(page: str) -> list[str]:
     return re.findall(r"<strong>(书记\d{5})</strong>", page)
 
@@ -119,7 +126,12 @@ async def test_the_units_page_of_5002_branches_is_paged_and_filtered(big: World,
     assert "第 1 / 51 页，共 5002 条" in first  # and the two branches of the small occurrence beside it
     second = await fetch(client, link(first, "next"))
     assert "第 2 / 51 页" in second and "period=2025-03" in link(second, "prev")
-    assert re.search(r"<td[^>]*>101</td>", second)  # ranks continue from the first page
+    # places continue from the first page; equal figures share a place (1, 2, 2, 4), so ties repeat
+    first_places, second_places = places_of(first), places_of(second)
+    assert len(first_places) == len(second_places) == 100
+    assert first_places == sorted(first_places) and second_places == sorted(second_places)
+    assert first_places[-1] <= second_places[0]
+    assert len(set(second_places)) < len(second_places)
 
     one = await fetch(client, "/admin/units?period=2025-03&unit=u00042")
     assert "共 1 条" in one and "第00042党支部" in one
@@ -216,8 +228,10 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
     for row in board_figures(full, nudges, later):  # the other occurrence's people add to x-less units only
         assert mine[row.unit_id] == row
     for status in ("", "behind", "pending", "done"):  # the units page, ranked and paged in SQL
-        for unit in ("", "x3", "支部", "未分配"):
-            kept = [(place, r) for place, r in enumerate(units, start=1) if _unit_kept(r, unit, status)]
+        for unit in ("", "x3", "支部", "未分配", "市直机关工委", "第一党支部"):
+            match = resolve(world.runtime.schedules, unit)
+            kept = [(place, r) for place, r in zip(places(units), units, strict=True)
+                    if _unit_kept(r, match, status)]
             table = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit, status=status,
                                      page_of=lambda n: (0, 1000))
             assert (table.units, table.matched) == (len(units), len(kept)), (status, unit)
@@ -244,8 +258,8 @@ def _matches(row: BoardRow, unit: str, status: str) -> bool:
             "confirmed": row.confirmed and not row.late, "late": row.late}[status]
 
 
-def _unit_kept(row: UnitRow, unit: str, status: str) -> bool:
-    if unit and unit != row.unit_id and unit not in row.unit:
+def _unit_kept(row: UnitRow, match: UnitMatch, status: str) -> bool:
+    if not match.keeps(row.unit_id, row.unit):
         return False
     return {"": True, "behind": row.missing - row.pending > 0, "pending": row.missing > 0,
             "done": row.missing == 0}[status]

@@ -176,6 +176,23 @@ async def test_the_board_reads_well_on_a_phone(browser: Any, served: tuple[World
 
 
 
+async def test_the_units_filter_comes_before_the_chart_on_a_phone(browser: Any, served: tuple[World, str]) -> None:
+    """Found by a trial: a page of 100 units' bars came first, the filter 11,300 px down."""
+    world, url = served
+    await _fill_the_organisation(world)
+    world.clock.now = DEADLINE.replace(tzinfo=UTC) + timedelta(days=7)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2,
+        http_credentials={"username": USER, "password": PASSWORD})
+    page = await context.new_page()
+    await page.goto(f"{url}/admin/units?period=2025-03")
+    unit = await page.locator("input#unit").bounding_box()
+    chart = await page.locator("svg.bar").first.bounding_box()
+    assert unit is not None and chart is not None
+    assert unit["y"] + unit["height"] < min(chart["y"], 844), (unit, chart)  # on the first screen
+    await context.close()
+
+
 PHONE_PAGES = ("/admin/upcoming", "/admin/occurrences", "/admin/outbox", "/admin/units?period=2025-03",
                "/admin/occurrences/{committee}", "/admin/leaders")
 # Every element's right edge within the viewport, and every table within its card (a card that

@@ -219,3 +219,26 @@ def test_report_total_tells_confirmations_not_yet_due_apart(cli: Cli) -> None:
     assert result.exit_code == 0, result.output
     # Three people owe the check, its deadline is this evening: none counts against the rate yet.
     assert "合计：应确认 3 项（其中 3 项未到截止，不计入完成率），按时 0 项（—）" in result.output
+
+
+def test_status_filters_by_a_unit_with_its_branches_and_by_status(cli: Cli) -> None:
+    fgw = cli.run(status, "study", "--unit", "fgw")  # 王芳 and 刘洋 are in its branches, 吴敏 is not
+    assert fgw.exit_code == 0, fgw.output
+    assert "王芳" in fgw.output and "刘洋" in fgw.output and "吴敏" not in fgw.output
+    assert "筛选：单位“fgw”（含下级单位），共 2 人" in fgw.output
+    owing = cli.run(status, "study", "--status", "未确认")  # 逾期未确认 included
+    assert "王芳" not in owing.output and "刘洋" in owing.output and "吴敏" in owing.output
+    done = cli.run(status, "study", "--status", "已确认", "--unit", "fgw_b2")
+    assert "没有符合筛选条件的人员。" in done.output
+    assert cli.run(status, "study", "--status", "不知道").exit_code == 2
+
+
+def test_status_of_a_large_board_lists_a_bounded_number_of_rows_and_says_how_to_see_all(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.cli.confirmations as module
+
+    monkeypatch.setattr(module, "STATUS_ROWS", 2)  # the three people of the study day stand for 20,000
+    short = cli.run(status, "study")
+    assert "刘洋" in short.output and "吴敏" in short.output and "王芳" not in short.output  # who owes first
+    assert "只列出前 2 人，另有 1 人未列出（共 3 人：逾期未确认 2 人，已确认 1 人）。加 --all 列出全部" in short.output
+    assert "王芳" in cli.run(status, "study", "--all").output

@@ -20,6 +20,7 @@ from bot.cli import main
 
 BJ = ZoneInfo("Asia/Shanghai")
 COVERAGE = "法定节假日安排尚未收录"
+BENCH = str(Path(__file__).resolve().parent.parent / "bench")
 
 
 @pytest.fixture
@@ -147,3 +148,22 @@ def test_the_docs_never_call_a_channel_without_a_webhook_a_dry_run() -> None:
             if "webhook" in line.lower():
                 said = line.lower().replace("--dry-run", "")
                 assert not re.search(r"dry run(?! is)|留空.*演练", said), f"{doc.name}:{number}: {line}"
+
+
+async def test_a_fire_into_many_channels_lists_the_first_messages_and_counts_the_rest(tmp_path: Path) -> None:
+    """Found by a trial: a province's fire printed 500 lines, one per channel."""
+    import sys
+
+    sys.path.insert(0, BENCH)
+    from scale import generate
+
+    generate(tmp_path / "schedules", 200, 40, 45, 40)  # 45 channels without webhooks
+    env = base_env(tmp_path) | {"REMINDBOT_SCHEDULES_DIR": str(tmp_path / "schedules")}
+    code, out, err = await run_cli(env, "fire", "owed", "--date", "2026-12-04")
+    assert code == 0, err
+    assert "发送结果：成功 0 条，未配置 webhook（只记录） 45 条，失败 0 条" in out
+    assert out.count("  · ") == 20
+    assert "另有 25 条未逐条列出（未配置 webhook（只记录） 25 条）。加 --all 逐条列出全部。" in out
+    code, again, err = await run_cli(env, "fire", "owed", "--date", "2026-12-04", "--all")
+    assert code == 0, err
+    assert again.count("  · ") == 45 and "另有" not in again

@@ -323,6 +323,46 @@ async def test_emptying_a_file_or_removing_reminders_is_logged_as_such(
     assert "schedules/reports.yaml 已删除，移除了 1 个提醒" in caplog.messages
 
 
+async def test_a_reload_says_what_runs_now_and_how_it_changed(
+        workspace: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.watch")
+    running = load_schedules(workspace.schedules, templates_dir=workspace.templates)
+    reload = Reloader(_settings(workspace), lambda s: None, current=lambda: running)
+    people = running.size("people")
+    (workspace.schedules / "people.csv").write_text("标识,姓名,单位,角色\ng1,高明,fgw_b1,secretary\n"
+                                                    "g2,李雷,fgw_b2,secretary\n", encoding="utf-8")
+    assert await reload() is True
+    [line] = [m for m in caplog.messages if m.startswith("日程配置已重新加载")]
+    assert f"{people + 2} 人（增加 2 人）" in line and "个提醒" in line and "个单位" in line
+    assert "（增加" not in line.replace("人（增加 2 人）", "")  # nothing else changed
+
+
+async def test_the_watcher_skips_a_batch_that_leaves_the_files_as_last_applied(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a trial: a long copy's last events, arriving during the check, reloaded (and logged) twice."""
+    import bot.watch as watch
+
+    async def batches(*_folders: str, **_options: Any) -> Any:
+        for edit in (True, False, False, True, False):
+            if edit:
+                with (workspace.schedules / "people.csv").open("a", encoding="utf-8") as handle:
+                    handle.write("" if handle.tell() else "标识,姓名,单位,角色\n")
+                    handle.write(f"n{time.monotonic_ns()},新人,fgw_b1,secretary\n")
+            else:  # Excel's lock file comes and goes: nothing the check reads
+                (workspace.schedules / "~$people.xlsx").write_bytes(str(time.monotonic_ns()).encode())
+            yield {("modified", "x")}
+
+    calls: list[int] = []
+
+    async def reload() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(watch, "awatch", batches)
+    await watch.watch_schedules(reload, _settings(workspace))
+    assert len(calls) == 2  # once per edit, not once per batch
+
+
 # ---------------------------------------------------------------- a running service
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.reporting.csvfile import excel_bytes
 from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.reporting.textable import table
+from bot.reporting.unitmatch import UnitMatch, resolve
 from bot.runtime import Runtime
 from bot.scheduling.datewords import when_text
 from bot.scheduling.firelog import SETTLED_LABELS, lines_for, settled
@@ -154,7 +156,23 @@ def excused_text(row: BoardRow, names: Mapping[str, str]) -> str:
 REHEARSAL_NOTE = "演练记录：未真正发送，不催办、不告知领导、不计入统计，其确认链接不能登记确认。"
 
 
-def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
+STATUS_ROWS = 50  # rows of a board `status` prints without --all (a province's board has 20,000)
+STATUS_CHOICES = ("未确认", "逾期未确认", "已确认", "逾期确认", "免于确认")
+
+
+def row_kept(row: BoardRow, wanted: str | None) -> bool:
+    """Whether ``--status wanted`` keeps the row: 未确认 is everyone who still owes (逾期 included)."""
+    if wanted is None:
+        return True
+    if wanted == "未确认":
+        return not row.confirmed and not row.excused
+    return row_state(row) == wanted
+
+
+def board_text(b: Board, now: datetime, names: Mapping[str, str], *, match: UnitMatch | None = None,
+               wanted: str | None = None, limit: int | None = STATUS_ROWS) -> str:
+    """The board as ``status`` prints it: its figures, then its rows (who owes first), filtered by
+    unit (with sub-units) and status, at most ``limit`` of them (None: all), the rest counted."""
     occ = b.occurrence
     mark = "【演练】" if occ.dry_run else ""
     head = [f"{mark}【{occ.title}】（{occ.reminder_id}，记录号 {occ.id}）",
@@ -170,9 +188,23 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str]) -> str:
         head.append(f"已确认 {b.confirmed}/{b.expected - excused} 人"
                     + (f"，逾期未确认 {overdue} 人" if overdue else "")
                     + (f"，请假等免于确认 {excused} 人" if excused else ""))
-    rows = [board_cells(r, occ.dry_run, names)
-            for r in sorted(b.rows, key=lambda r: (r.confirmed_at is not None, r.unit_id or "", r.person_id))]
-    return "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
+    kept = [r for r in b.rows if (match is None or match.keeps(r.unit_id, r.unit_name)) and row_kept(r, wanted)]
+    filters = "、".join(filter(None, [f"单位“{match.query}”（含下级单位）" if match and match.query else "",
+                                     f"状态“{wanted}”" if wanted else ""]))
+    if filters:
+        head.append(f"筛选：{filters}，共 {len(kept)} 人")
+    if not kept:
+        return "\n".join([*head, "", "没有符合筛选条件的人员。"])
+    kept.sort(key=lambda r: (r.confirmed_at is not None, r.unit_id or "", r.person_id))
+    shown = kept if limit is None else kept[:limit]
+    rows = [board_cells(r, occ.dry_run, names) for r in shown]
+    text = "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)
+    if len(shown) < len(kept):
+        states = Counter("演练" if occ.dry_run else row_state(r) for r in kept)
+        summary = "，".join(f"{label} {n} 人" for label, n in states.most_common())
+        text += (f"\n\n只列出前 {len(shown)} 人，另有 {len(kept) - len(shown)} 人未列出"
+                 f"（共 {len(kept)} 人：{summary}）。加 --all 列出全部，或用 --unit 单位、--status 状态筛选。")
+    return text
 
 
 def board_cells(r: BoardRow, dry_run: bool, names: Mapping[str, str]) -> list[str]:
@@ -217,7 +249,13 @@ async def fire_outcomes_text(runtime: Runtime, now: datetime, reminder_id: str |
 
 @click.command()
 @click.argument("reminder_id", required=False, metavar="[提醒标识]")
-def status(reminder_id: str | None) -> None:
+@click.option("--unit", "unit", default="", metavar="单位",
+              help="只看这个单位及其下级单位（单位标识或名称；名称不完整时按包含它的单位）。")
+@click.option("--status", "wanted", type=click.Choice(STATUS_CHOICES), default=None, metavar="状态",
+              help=f"只看这种状态的人：{'、'.join(STATUS_CHOICES)}（未确认含逾期未确认）。")
+@click.option("--all", "everyone", is_flag=True,
+              help=f"列出全部人员（默认每次提醒最多列出 {STATUS_ROWS} 人，其余只计数）。")
+def status(reminder_id: str | None, unit: str, wanted: str | None, everyone: bool) -> None:
     """查看最近一次提醒的确认情况：谁已确认（时间、方式、备注），谁未确认，谁已逾期。"""
 
     async def work(runtime: Runtime) -> str:
@@ -233,7 +271,15 @@ def status(reminder_id: str | None) -> None:
             return "\n\n".join(filter(None, [outcomes, "还没有需要确认的提醒记录。"]))
         boards = await boards_for(runtime.db, [o.id for o in occs if o.id is not None], now)
         names = PeopleNames(runtime.schedules)
-        return "\n\n".join(filter(None, [outcomes, *(board_text(b, now, names) for b in boards)]))
+        match = resolve(runtime.schedules, unit)
+        if match.partial:
+            more = "等" if len(match.matched) > len(match.choices) else ""
+            found = "、".join(name for _, name in match.choices) + more
+            outcomes = "\n\n".join(filter(None, [outcomes, f"没有名称正好是“{unit}”的单位，按名称含它的 "
+                                                           f"{len(match.matched)} 个单位筛选：{found}"]))
+        texts = (board_text(b, now, names, match=match, wanted=wanted, limit=None if everyone else STATUS_ROWS)
+                 for b in boards)
+        return "\n\n".join(filter(None, [outcomes, *texts]))
 
     click.echo(run(work))
 

@@ -125,13 +125,20 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
 @click.option("--dry-run", is_flag=True,
               help="演练：打印将要发送的内容并记为演练记录；不发送、不催办、不计入统计，不影响之后的正式发送")
-def fire_command(reminder_id: str, on: datetime | None, dry_run: bool) -> None:
+@click.option("--all", "every_line", is_flag=True,
+              help="逐条列出每条消息的结果（默认消息多时只列出前 20 条，失败的排在前面，其余计数）")
+def fire_command(reminder_id: str, on: datetime | None, dry_run: bool, every_line: bool) -> None:
     """立即发送某次提醒（同一次提醒重复执行只发送一次）。"""
     overrides = {"dry_run": True} if dry_run else {}
-    asyncio.run(_fire(Settings(**overrides), reminder_id, on.date() if on else None))  # type: ignore[arg-type]
+    asyncio.run(_fire(Settings(**overrides), reminder_id, on.date() if on else None,  # type: ignore[arg-type]
+                      limit=None if every_line else OUTCOME_LINES))
 
 
-async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
+OUTCOME_LINES = 20  # messages `fire` lists one by one without --all (a province's fire has 500 channels)
+STATUS_ORDER = {"dead": 0, "pending": 1, "dry_run": 2, "sent": 3}  # which lines a shortened list keeps first
+
+
+async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES) -> None:
     from bot.logs import channel_secrets, set_secrets, setup_logging
     from bot.scheduling.occurrences import FireResult, fire
 
@@ -153,13 +160,13 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None) -> None:
                 click.echo("这次提醒此前已经演练过，本次没有新的演练消息。")
             # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
             # dispatcher here would mark real messages waiting for a retry as rehearsed.
-            await _print_outcome(runtime, result.occurrence_id, rehearsal=True)
+            await _print_outcome(runtime, result.occurrence_id, rehearsal=True, limit=limit)
             return
         click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         retried = await _send_pending(runtime, settings)
-        await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0)
+        await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
 
 
 async def _send_pending(runtime: Runtime, settings: Settings) -> int:
@@ -182,9 +189,10 @@ async def _send_pending(runtime: Runtime, settings: Settings) -> int:
 
 
 async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0, *, rehearsal: bool = False,
-                         earlier: bool = False) -> None:
+                         earlier: bool = False, limit: int | None = OUTCOME_LINES) -> None:
     """The occurrence's messages by their state in the outbox (dry runs are recorded as such
-    when queued, so the dispatcher's own counts would miss them), then one line per message.
+    when queued, so the dispatcher's own counts would miss them), then one line per message: all of
+    them up to ``limit`` (None: no limit), else the first ``limit`` (failed ones first), the rest counted.
 
     Rows recorded without sending are a rehearsal's (演练) only when the occurrence is a dry run;
     in a real one they went to a channel without a webhook (未配置 webhook（只记录）)."""
@@ -210,12 +218,20 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
         click.echo("未配置 webhook 的频道只记录消息、不真正发送；填写 webhook 后可用 remindbot resend 重新发送。")
     labels = {"sent": "已发送", "dry_run": "演练（未发送）" if rehearsal else "未配置 webhook（只记录）",
               "dead": "失败", "pending": "待发送"}
-    for row in rows:
+    shown = list(rows)
+    if limit is not None and len(shown) > limit:
+        shown = sorted(shown, key=lambda r: STATUS_ORDER.get(r.status, 0))[:limit]
+    for row in shown:
         channel = runtime.channel(row.channel_id)
         name = channel.name if channel else row.channel_id
         when = f"，{when_text(from_db(row.sent_at), ZONE)}" if row.sent_at else ""
         reason = f"：{row.last_error}" if row.status != "sent" and row.last_error else ""
         click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}")
+    if len(shown) < len(rows):
+        rest = Counter(row.status for row in rows) - Counter(row.status for row in shown)
+        order = sorted(rest.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 0))
+        counted = "，".join(f"{labels.get(k, k)} {n} 条" for k, n in order)
+        click.echo(f"  …… 另有 {len(rows) - len(shown)} 条未逐条列出（{counted}）。加 --all 逐条列出全部。")
 
 
 def how_to_add_webhook(settings: Settings, schedules: Schedules, channel_id: str) -> str:

@@ -37,6 +37,7 @@ from bot.confirming.confirmations import Board, BoardRow, board_row
 from bot.confirming.confirmations import to_db_time as db_time
 from bot.reporting.csvfile import csv_text
 from bot.reporting.textable import table
+from bot.reporting.unitmatch import UnitMatch, natural_key, natural_order, resolve, unit_condition
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
@@ -362,16 +363,18 @@ class UnitTable:
     units: int  # every unit with figures in the period
     matched: int  # of those, the ones the filters keep
     total: UnitRow  # the kept units added up ("合计")
-    rows: list[tuple[int, UnitRow]]  # (rank among all units, row) for the page asked for
+    rows: list[tuple[int, UnitRow]]  # (place among all units, 0 for none; row) for the page asked for
 
 
-async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str = "",
+async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str | UnitMatch = "",
                      status: str = "", page_of: Callable[[int], tuple[int, int]],
                      guess: tuple[int, int] | None = None) -> UnitTable:
     """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
 
     Only the page's rows (and a few sums) come back, however many units the province has; ranks
-    are the full ranking's. ``unit`` keeps a unit by its id or a part of its name; ``status``:
+    are the full ranking's (units with equal figures share a place; a unit with nothing due yet has
+    none, 0). ``unit`` keeps a unit and its sub-units (:mod:`bot.reporting.unitmatch`; words are
+    resolved against the schedules); ``status``:
     ``behind`` (missing past the deadline), ``pending`` (anything missing), ``done`` (nothing).
     ``page_of(matched)`` gives (offset, limit) once the number of matching units is known.
     ``guess``: the (offset, limit) expected before that number is known (the page asked for): when
@@ -380,6 +383,7 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
     Rehearsals never count. Names compare by code point on both databases, like Python's sort.
     """
     now = utc(now)
+    match = unit if isinstance(unit, UnitMatch) else resolve(runtime.schedules, unit)
     occ_q = _in_period(start, end, None).where(col(Occurrence.dry_run).is_(False))
     async with runtime.db.session() as session:
         ids = [i for i in (await session.exec(occ_q.with_only_columns(col(Occurrence.id)))).all() if i is not None]
@@ -387,11 +391,16 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
         u = _named_units(ids, now, dialect).c
-        kept = and_(_unit_filter(u, unit, dialect), _status_filter(u, status))
+        kept = and_(unit_condition(match, u.unit_id, u.name, dialect), _status_filter(u, status))
         flag = case((kept, 1), else_=0)
         kept_sums = [func.sum(case((kept, u[name]), else_=0)) for name in UNIT_SUMS]
-        # every unit numbered, with the kept units' count and sums as windows over all of them
-        ranked = select(*u, func.row_number().over(order_by=_order(u, u.name, dialect)).label("place"),
+        order = _order(u, u.name, dialect)
+        # every unit in rank order, with its place (shared by equal figures; 0: nothing due yet), and
+        # the kept units' count and sums as windows over all of them
+        ranks = _due(u) > 0
+        place = case((ranks, func.rank().over(partition_by=case((ranks, 1), else_=0), order_by=order[:2])),
+                     else_=0)
+        ranked = select(*u, func.row_number().over(order_by=order).label("seq"), place.label("place"),
                         flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
                         *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))
                         ).subquery("ranked")
@@ -399,7 +408,7 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         connection = await session.connection()
 
         async def read(offset: int, limit: int) -> list[Any]:
-            stmt = select(ranked).where(r.kept == 1).order_by(r.place).offset(offset).limit(limit)
+            stmt = select(ranked).where(r.kept == 1).order_by(r.seq).offset(offset).limit(limit)
             return list((await connection.execute(stmt)).all())
 
         page = await read(*guess) if guess is not None else []
@@ -412,7 +421,7 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         if wanted != guess:
             page = await read(*wanted)
         nudges = await nudges_by_unit(session, ids)
-        if nudges and (unit or status):  # the kept units' 催办次数 for the total
+        if nudges and (match.query or status):  # the kept units' 催办次数 for the total
             kept_ids = set((await session.exec(select(u.unit_id).where(kept))).all())  # type: ignore[call-overload]
             nudged = sum(n for uid, n in nudges.items() if uid in kept_ids)
         else:
@@ -427,7 +436,7 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
 
 def _rank_order(c: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, tuple[Any, ...]]:
     """The unit's display name over per-unit counts ``c`` (:func:`_unit_counts`), and :func:`rank`'s
-    order over them (rate, then fewest missing, then name, then id), or its exact reverse.
+    order over them (rate, then fewest missing, then name in natural order, then id), or its exact reverse.
 
     The reverse reverses every key, NULL ids included (PostgreSQL and SQLite each put NULLs at
     opposite ends for ASC and DESC), and ``unit_id`` is unique per row, so the last N rows in rank
@@ -440,12 +449,17 @@ def _rank_order(c: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, tu
 def _order(c: Any, name: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
     """:func:`_rank_order`'s order over columns ``c`` (``on_time``, ``late``, ``missing``, ``pending``,
     ``unit_id``) and the display ``name``."""
-    due = c.on_time + c.late + c.missing - c.pending
+    due = _due(c)
     rate = case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float))
-    by_name = name.collate("C") if dialect == "postgresql" else name  # code point order, as Python sorts
+    by_name = natural_order(name, dialect)  # 局2 before 局10, code point order otherwise, as Python sorts
     if reverse:
-        return (rate.asc(), c.missing.desc(), by_name.desc(), c.unit_id.desc())
-    return (rate.desc(), c.missing.asc(), by_name.asc(), c.unit_id.asc())
+        return (rate.asc(), c.missing.desc(), *(k.desc() for k in by_name), c.unit_id.desc())
+    return (rate.desc(), c.missing.asc(), *(k.asc() for k in by_name), c.unit_id.asc())
+
+
+def _due(c: Any) -> Any:
+    """SQL for :attr:`UnitRow.due` over per-unit counts ``c``."""
+    return c.on_time + c.late + c.missing - c.pending
 
 
 def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
@@ -453,13 +467,6 @@ def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
     c = _unit_counts(occurrence_ids, now).subquery("per_unit").c
     name, _ = _rank_order(c, dialect)
     return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused).subquery("named")
-
-
-def _unit_filter(r: Any, unit: str, dialect: str) -> Any:
-    if not unit:
-        return true()
-    found = func.strpos(r.name, unit) if dialect == "postgresql" else func.instr(r.name, unit)
-    return or_(r.unit_id == unit, found > 0)
 
 
 def _status_filter(r: Any, status: str) -> Any:
@@ -560,14 +567,15 @@ async def board_counts(session: AsyncSession, occ: Occurrence, now: datetime) ->
     return BoardCounts.of(occ, now, confirmed_n - late_n, late_n, expected - confirmed_n - excused_n, excused_n)
 
 
-def board_conditions(dialect: str, occ: Occurrence, now: datetime, unit: str, status: str) -> list[Any]:
-    """SQL conditions for a board's filters: ``unit`` (its id exactly, or a part of its name) and ``status``
+def board_conditions(dialect: str, occ: Occurrence, now: datetime, unit: str | UnitMatch, status: str) -> list[Any]:
+    """SQL conditions for a board's filters: ``unit`` (a unit and its sub-units, see
+    :mod:`bot.reporting.unitmatch`; bare words match the recorded units only) and ``status``
     (``pending``: not confirmed; ``overdue``; ``confirmed``: on time; ``late``: after the deadline)."""
     et, ct = _board_tables()
     conditions: list[Any] = [et.c.occurrence_id == occ.id]
-    if unit:
-        found = func.strpos(et.c.unit_name, unit) if dialect == "postgresql" else func.instr(et.c.unit_name, unit)
-        conditions.append(or_(et.c.unit_id == unit, found > 0))
+    match = unit if isinstance(unit, UnitMatch) else resolve(None, unit)
+    if match.query:
+        conditions.append(unit_condition(match, et.c.unit_id, et.c.unit_name, dialect))
     confirmed = ct.c.person_id.is_not(None)
     deadline = db_time(utc(occ.deadline_at)) if occ.deadline_at is not None else None
     if status == "pending":
@@ -655,7 +663,26 @@ async def board_chart(session: AsyncSession, occ: Occurrence, now: datetime, *,
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
-    return sorted(rows, key=lambda r: (-r.rate, r.missing, r.unit))
+    """Best first: on-time rate, then fewest missing, then the name in natural order (局2 before 局10)."""
+    return sorted(rows, key=lambda r: (-r.rate, r.missing, natural_key(r.unit)))
+
+
+def places(rows: Iterable[UnitRow]) -> list[int]:
+    """Each ranked row's place: equal figures (rate and missing) share one, the next skips (1, 2, 2, 4);
+    a unit with nothing due yet (rate "—") has none: 0."""
+    out: list[int] = []
+    previous: tuple[float, int] | None = None
+    ranked = last = 0  # rows with a place so far, and the last place given
+    for r in rows:
+        if not r.due:
+            out.append(0)
+            continue
+        ranked += 1
+        figures = (r.rate, r.missing)
+        last = last if figures == previous else ranked
+        out.append(last)
+        previous = figures
+    return out
 
 
 def brief_period(reminder: Reminder) -> str:
@@ -695,13 +722,14 @@ def percent(row: UnitRow) -> str:
 
 
 def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
-    return [cell_row(i, r) for i, r in enumerate(rows, start=1)]
+    items = list(rows)
+    return [cell_row(place, r) for place, r in zip(places(items), items, strict=True)]
 
 
 def cell_row(place: int, r: UnitRow) -> list[str]:
-    """One ranked row's cells under :data:`HEADERS` (``place``: its rank, from 1)."""
-    return [str(place), r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing), str(r.pending),
-            str(r.nudges), percent(r), str(r.excused)]
+    """One ranked row's cells under :data:`HEADERS` (``place``: its rank, from 1; 0: none, shown "—")."""
+    return [str(place) if place else "—", r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing),
+            str(r.pending), str(r.nudges), percent(r), str(r.excused)]
 
 
 def totals(rows: Iterable[UnitRow]) -> UnitRow:

@@ -48,6 +48,7 @@ from bot.reporting.reports import (
     unit_figures,
     unit_table,
 )
+from bot.reporting.unitmatch import UnitMatch, resolve
 from bot.scheduling.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
@@ -179,9 +180,10 @@ async def upcoming_page(request: web.Request) -> web.Response:
     now = _now(request)
     rows = upcoming(runtime, now, now + timedelta(days=UPCOMING_DAYS))
     outcomes = lines_for(runtime, await settled(runtime.db, now - timedelta(days=OUTCOME_DAYS), now))
-    from bot.web.ical import feed_links
+    from bot.web.ical import feed_search
 
-    return render(request, "admin_upcoming.html", title="近期提醒", nav="upcoming", feeds=feed_links(runtime),
+    feeds = feed_search(runtime, request.query.get("feed", "")[:100])
+    return render(request, "admin_upcoming.html", title="近期提醒", nav="upcoming", feeds=feeds,
                   rows=rows, days=UPCOMING_DAYS, now=now, outcomes=outcomes, outcome_days=OUTCOME_DAYS,
                   labels=SETTLED_LABELS, lateness=lateness_text, span=span_text, stage=stage_label)
 
@@ -301,6 +303,18 @@ def page_of(request: web.Request, total: int) -> tuple[int, dict[str, Any]]:
     return paged(request, total, PAGE_ROWS)
 
 
+def match_words(match: UnitMatch) -> dict[str, Any] | None:
+    """What the filtered page says about its unit filter: which units it keeps, and after a partial
+    match the units to choose from (each a ``unit=<id>`` choice); None without a unit filter."""
+    if not match.query:
+        return None
+    named = "、".join(name for _, name in match.matched[:3]) + (f" 等 {len(match.matched)} 个单位"
+                                                                if len(match.matched) > 3 else "")
+    below = len(match.ids) - len(match.matched)
+    return {"partial": match.partial, "named": named, "below": below, "choices": match.choices,
+            "more": max(0, len(match.matched) - len(match.choices)), "recorded_only": not match.matched}
+
+
 def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:
     unit = request.query.get("unit", "").strip()[:100]
     status = request.query.get("status", "")
@@ -333,6 +347,7 @@ async def board_page(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     now = _now(request)
     unit, status = _filters(request, BOARD_STATUS)
+    match = resolve(runtime.schedules, unit)
     async with runtime.db.session() as session:
         occ = await session.get(Occurrence, int(request.match_info["id"]))
         if occ is None:
@@ -344,7 +359,7 @@ async def board_page(request: web.Request) -> web.Response:
         else:
             chart = await board_chart(session, occ, now, last=BARS_SHOWN)
         dialect = (await session.connection()).dialect.name
-        conditions = board_conditions(dialect, occ, now, unit, status)
+        conditions = board_conditions(dialect, occ, now, match, status)
         # a status alone is counted already; a unit filter needs its own count
         total = await board_total(session, occ, conditions) if unit else chart.counts.matching(status)
         start, pager = page_of(request, total)
@@ -355,6 +370,7 @@ async def board_page(request: web.Request) -> web.Response:
     sent = await stage_of_occurrence(runtime.db, occ.id or 0)
     return render(request, "admin_board.html", title=title,
                   nav="occurrences", board=b, rows=rows, pager=pager, unit=unit, wanted=status,
+                  match=match_words(match),
                   statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
                   zone=zone_for(runtime, occ.reminder_id), now=now,
                   moved_because=moved_because(runtime, occ.original_date),
@@ -459,6 +475,7 @@ async def units_page(request: web.Request) -> web.Response:
     latest = await latest_due(runtime_of(request))
     upto = max(now, latest) if latest is not None else now
     unit, status = _filters(request, UNIT_STATUS)
+    match = resolve(runtime_of(request).schedules, unit)
     pager: dict[str, Any] = {}
 
     def page(matched: int) -> tuple[int, int]:
@@ -467,7 +484,7 @@ async def units_page(request: web.Request) -> web.Response:
         return start, PAGE_ROWS
 
     # ranked, filtered and paged in SQL (ranks stay the full ones): only the page's rows are read
-    table = await unit_table(runtime_of(request), period.start, period.end, now=now, unit=unit, status=status,
+    table = await unit_table(runtime_of(request), period.start, period.end, now=now, unit=match, status=status,
                              page_of=page, guess=((page_number(request) - 1) * PAGE_ROWS, PAGE_ROWS))
     shown = [(r, cell_row(place, r)) for place, r in table.rows]
     total = table.total
@@ -478,7 +495,8 @@ async def units_page(request: web.Request) -> web.Response:
                   next=_link(later) if later is not None and later.start <= upto else None,
                   headers=HEADERS, cells=[c for _, c in shown], bars=bars([r for r, _ in shown]),
                   total=total, total_rate=percent(total), pager=pager, unit=unit, wanted=status,
-                  statuses=UNIT_STATUS, filtered=bool(unit or status), any_rows=bool(table.units))
+                  match=match_words(match), statuses=UNIT_STATUS, filtered=bool(unit or status),
+                  any_rows=bool(table.units))
 
 
 async def outbox_page(request: web.Request) -> web.Response:

@@ -1,0 +1,127 @@
+"""What an admin's unit filter (``?unit=`` on a board and on the units page, ``status --unit``) keeps.
+
+A unit includes its sub-units, as a reminder's selectors do (:meth:`Schedules.subtree`). The words
+typed are read against the schedules' units, in this order:
+
+1. a unit's id, exactly;
+2. else the units whose name is exactly the words (``局1`` keeps 局1 and its branches, not 局10);
+3. else the units whose name contains the words (``发展改革`` keeps 市发展改革委): a partial match,
+   which the page says, offering the units found to choose from.
+
+Figures are counted by the unit recorded when the occurrence fired (the expectation's snapshot),
+so rows are also kept when their recorded id or name is exactly the words (a unit since removed
+from the schedules); when the schedules have no unit matching at all, a recorded name containing
+the words is kept too.
+
+The filter is one SQL condition over the rows (:func:`unit_condition`); a unit with thousands of
+sub-units is passed as one array (PostgreSQL) or one JSON list (SQLite), not a parameter per unit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import String, any_, func, literal, or_, select, true
+
+from bot.config.models import Schedules
+from bot.config.models import _columns as columns
+
+CHOICES = 20  # units offered to choose from after a partial match, at most
+INLINE_IDS = 200  # up to this many ids are bound one by one (IN (...)); more go as one array
+
+
+@dataclass(frozen=True)
+class UnitMatch:
+    """The words of a unit filter, resolved against the schedules."""
+
+    query: str
+    ids: frozenset[str] = frozenset()  # the units matched and all their sub-units
+    matched: tuple[tuple[str, str], ...] = ()  # (id, name) of the units matched themselves, schedules order
+    partial: bool = False  # matched by part of their names only
+    snapshot_partial: bool = field(default=False)  # no unit in the schedules: recorded names containing the words
+
+    @property
+    def choices(self) -> tuple[tuple[str, str], ...]:
+        """The units to offer after a partial match (at most :data:`CHOICES`)."""
+        return self.matched[:CHOICES] if self.partial else ()
+
+    def keeps(self, unit_id: str | None, unit_name: str | None) -> bool:
+        """Whether a row of this recorded unit is kept (the Python twin of :func:`unit_condition`)."""
+        if not self.query:
+            return True
+        if unit_id in self.ids or unit_id == self.query or unit_name == self.query:
+            return True
+        return self.snapshot_partial and self.query in (unit_name or "")
+
+
+def resolve(schedules: Schedules | None, query: str) -> UnitMatch:
+    """The units ``query`` names (see the module docstring); an empty query keeps everything."""
+    query = query.strip()
+    if not query:
+        return UnitMatch("")
+    if schedules is None:
+        return UnitMatch(query, snapshot_partial=True)
+    # id and name columns only: no unit's model is built (a province has 20,000 units)
+    ids, names = columns(schedules.units, ("id", "name"))
+    if query in schedules.units:
+        found = [(query, names[ids.index(query)])]
+        partial = False
+    else:
+        found = [(i, n) for i, n in zip(ids, names, strict=True) if n == query]
+        partial = not found
+        if partial:
+            found = [(i, n) for i, n in zip(ids, names, strict=True) if query in n]
+    if not found:
+        return UnitMatch(query, snapshot_partial=True)
+    return UnitMatch(query, frozenset(schedules.subtree({i for i, _ in found})), tuple(found), partial)
+
+
+def unit_condition(match: UnitMatch, unit_id: Any, unit_name: Any, dialect: str) -> Any:
+    """SQL keeping the rows whose recorded unit (columns ``unit_id``, ``unit_name``) ``match`` keeps."""
+    parts = [unit_id == match.query, unit_name == match.query]
+    if match.ids:
+        parts.append(_in_ids(unit_id, sorted(match.ids), dialect))
+    if match.snapshot_partial:
+        found = func.strpos(unit_name, match.query) if dialect == "postgresql" else func.instr(unit_name, match.query)
+        parts.append(found > 0)
+    return or_(*parts) if match.query else true()
+
+
+def _in_ids(column: Any, ids: list[str], dialect: str) -> Any:
+    """``column IN ids``: bound one by one when few, else as one array or JSON list (bounded parameters)."""
+    if len(ids) <= INLINE_IDS:
+        return column.in_(ids)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY  # only on PostgreSQL: `status` on SQLite stays lean
+
+        return column == any_(literal(ids, ARRAY(String)))
+    listed = func.json_each(literal(json.dumps(ids, ensure_ascii=False))).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+_DIGITS = re.compile(r"\d+$")
+
+
+def natural_key(name: str) -> tuple[str, int, str, str]:
+    """A name's place in natural order: a trailing number compares by value (局2 before 局10).
+
+    (text before the trailing ASCII digits, length of the number without leading zeros, that
+    number, the name): the SQL twin is :func:`natural_order`, so pages and the CLI agree.
+    """
+    prefix = name.rstrip("0123456789")
+    number = name[len(prefix):].lstrip("0")
+    return prefix, len(number), number, name
+
+
+def natural_order(name: Any, dialect: str) -> tuple[Any, ...]:
+    """:func:`natural_key` in SQL over the column ``name`` (code point order, as Python compares)."""
+    prefix = func.rtrim(name, "0123456789")
+    number = func.ltrim(func.substr(name, func.length(prefix) + 1), "0")
+
+    def text(expr: Any) -> Any:
+        return expr.collate("C") if dialect == "postgresql" else expr
+
+    return text(prefix), func.length(number), text(number), text(name)

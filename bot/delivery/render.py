@@ -24,9 +24,14 @@ always present; absent values are ``none``):
 ``overdue``     escalations: list of ``name``, ``unit``, ``since`` (deadline text), ``nudges``
 ``late``        set when the message goes out after its time (补发, after downtime): ``original``,
                 the time it was meant for, e.g. ``11月6日 09:00``; none when on time
-``figures``     reports and leaders' briefs: ``period``, ``rows`` (per unit: ``unit``,
+``figures``     reports and leaders' briefs: ``period``, ``spec``, ``rows`` (per unit: ``unit``,
                 ``expected``, ``on_time``, ``late``, ``missing``, ``pending`` (of
-                ``missing``, deadline not passed), ``nudges``, ``rate``)
+                ``missing``, deadline not passed), ``nudges``, ``excused``, ``rate``,
+                ``place`` (rank among all units, from 1)); at most 30 rows (a report's
+                ``report.rows``): past that, the best third and the last ones, and
+                ``more`` (units not listed; 0: all listed), ``head`` (rows from the top),
+                ``total_units``, ``totals`` (the 合计 row over all units); optional:
+                ``ranking`` (admin units page), ``page`` (a leader's own page)
 =============== ==============================================================================
 """
 

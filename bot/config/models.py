@@ -300,6 +300,9 @@ class Confirm(Strict):
     link: bool = Field(default=True, description="在允许的频道里附上个人确认链接")
 
 
+REPORT_ROWS = 30  # units a 通报 or a leader's brief names at most (bot.reporting.reports.shown_rows)
+
+
 class ReportSpec(Strict):
     period: Literal["previous_month", "current_month", "previous_quarter", "current_quarter",
                     "previous_year"] = Field(default="previous_month", description="统计周期")
@@ -307,6 +310,8 @@ class ReportSpec(Strict):
         default_factory=list, description="统计哪些提醒（不写则为所有需要确认的提醒）"
     )
     units: list[str] = Field(default_factory=list, description="统计哪些单位（不写则为全部）")
+    rows: int = Field(default=REPORT_ROWS, ge=3, le=100,
+                      description="通报最多列出多少个单位（排名靠前的约三分之一与靠后的其余，中间的汇总为一行）")
 
 
 class HolidayPolicy(enum.StrEnum):

@@ -24,9 +24,14 @@ always present; absent values are ``none``):
 ``overdue``     escalations: list of ``name``, ``unit``, ``since`` (deadline text), ``nudges``
 ``late``        set when the message goes out after its time (补发, after downtime): ``original``,
                 the time it was meant for, e.g. ``11月6日 09:00``; none when on time
-``figures``     reports and leaders' briefs: ``period``, ``rows`` (per unit: ``unit``,
+``figures``     reports and leaders' briefs: ``period``, ``spec``, ``rows`` (per unit: ``unit``,
                 ``expected``, ``on_time``, ``late``, ``missing``, ``pending`` (of
-                ``missing``, deadline not passed), ``nudges``, ``rate``)
+                ``missing``, deadline not passed), ``nudges``, ``excused``, ``rate``,
+                ``place`` (rank among all units, from 1)); at most 30 rows (a report's
+                ``report.rows``): past that, the best third and the last ones, and
+                ``more`` (units not listed; 0: all listed), ``head`` (rows from the top),
+                ``total_units``, ``totals`` (the 合计 row over all units); optional:
+                ``ranking`` (admin units page), ``page`` (a leader's own page)
 =============== ==============================================================================
 """
 
@@ -236,9 +241,14 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
     due = {"date": "2026年12月4日", "weekday": "星期五", "time": "09:00",
            "text": "2026年12月4日（星期五）09:00", "moved_from": "2026年12月3日", "holiday": "国庆节",
            "provisional": True}
-    figures = {"period": "2026年11月", "rows": [
-        {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "pending": 0, "nudges": 1,
-         "excused": 0, "rate": 0.67}]}
+    row = {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "pending": 0, "nudges": 1,
+           "excused": 0, "rate": 0.67, "place": 1}
+    # as bot.reporting.reports.figures_for gives them: a long ranking, its middle left out
+    figures = {"period": "2026年11月", "spec": "2026-11", "more": 38, "head": 1, "total_units": 40,
+               "rows": [row, row | {"unit": "第二党支部", "place": 40}],
+               "totals": row | {"unit": "合计", "expected": 120, "on_time": 80, "late": 40, "place": None},
+               "ranking": "https://example.invalid/admin/units?period=2026-11",
+               "page": "https://example.invalid/l/t"}
     reminder = {"id": "r", "title": reminder_title, "note": "请提前准备", "checklist": ["事项一"], "kind": "reminder"}
     full = {
         "reminder": reminder, "lead": "3天", "due": due, "deadline": "2026年12月7日 18:00",
@@ -254,7 +264,9 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
         "person": None, "unit": None, "overdue": [], "figures": None, "late": None,
     }
     stages = ("notice", "due", "followup", "escalation", "report")
-    return [ctx | {"stage": stage} for stage in stages for ctx in (full, bare)]
+    short = full | {"figures": {"period": "2026年11月", "spec": "2026-11", "more": 0, "head": 1, "total_units": 1,
+                                "rows": [row], "totals": figures["totals"]}}  # every unit listed
+    return [ctx | {"stage": stage} for stage in stages for ctx in (full, short, bare)]
 
 
 def check_template(renderer: Renderer, name: str, title: str) -> TemplateProblem | None:

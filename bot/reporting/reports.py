@@ -21,7 +21,7 @@ tests check the SQL against :func:`tally` on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -32,7 +32,7 @@ from sqlalchemy import Float, and_, case, cast, false, func, literal, or_, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config.models import DEFAULT_TZ, Person, Reminder, ReportSpec, Schedules
+from bot.config.models import DEFAULT_TZ, REPORT_ROWS, Person, Reminder, ReportSpec, Schedules
 from bot.confirming.confirmations import Board, BoardRow, board_row
 from bot.confirming.confirmations import to_db_time as db_time
 from bot.reporting.csvfile import csv_text
@@ -696,11 +696,19 @@ async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | Non
     ``kind: report`` reminders use their ``report`` spec (narrowed to the units a person
     oversees when sent per person); a per-person reminder to a leader ("one post, two duties")
     gets the units that leader oversees over the previous month or quarter. Otherwise none.
+
+    ``rows`` is bounded (:func:`shown_figures`: the report's ``report.rows``, else
+    :data:`REPORT_ROWS`), so a province's 20,000 units make a message a phone can read: the best
+    ranked and the units behind, each with its ``place``; ``more``, ``total_units`` and ``totals``
+    sum up the rest. A group's report over more units than it lists also gets ``ranking``, the
+    admin units page of its period, where the whole ranking is (not for a report narrowed to some
+    reminders or units: that page ranks them all).
     """
     s = runtime.schedules
     overseen = {u.id for u in s.units_overseen_by(person.id)} if person is not None else set()
+    spec = reminder.report or ReportSpec()
+    bound = spec.rows if reminder.kind == "report" else REPORT_ROWS
     if reminder.kind == "report":
-        spec = reminder.report or ReportSpec()
         period = period_bounds(spec.period, now, reminder.zone)
         rows = await unit_figures(runtime, period.start, period.end, reminder_ids=spec.reminders or None,
                                   unit_ids=spec.units or None)
@@ -711,7 +719,40 @@ async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | Non
         return None
     if overseen:
         rows = [r for r in rows if r.unit_id in overseen]
-    return {"period": period.label, "spec": spec_of(period), "rows": [r.as_dict() for r in rows]}
+    figures = {"period": period.label, "spec": spec_of(period)} | shown_figures(rows, bound)
+    if figures["more"] and person is None and reminder.kind == "report" and not (spec.reminders or spec.units):
+        # the same ranking, whole, on the admin units page (admins only; a narrowed report has none)
+        figures["ranking"] = f"{runtime.settings.base_url.rstrip('/')}/admin/units?period={figures['spec']}"
+    return figures
+
+
+def shown_rows(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> list[tuple[int, UnitRow]]:
+    """The ranked rows a message names, each with its place in the whole ranking (from 1).
+
+    All of them when there are at most ``bound``; else the first third of ``bound`` (the best
+    ranked) and the rest from the end of the ranking: the units behind, which the 通报 asks to
+    close the gap, are always named (30 → the first 10 and the last 20).
+    """
+    if len(rows) <= bound:
+        return list(enumerate(rows, start=1))
+    head = bound // 3
+    tail = bound - head
+    first = list(enumerate(rows[:head], start=1))
+    return first + list(enumerate(rows[len(rows) - tail:], start=len(rows) - tail + 1))
+
+
+def shown_figures(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> dict[str, Any]:
+    """A template's bounded ``figures`` fields for ranked ``rows``.
+
+    ``rows``: at most ``bound`` row dicts (:meth:`UnitRow.as_dict` plus ``place``, the row's rank
+    among all units), see :func:`shown_rows`; ``more``: units not listed (0: all are); ``head``: how
+    many listed rows are the best ranked (the others are the last ranked); ``total_units``: all
+    units; ``totals``: the 合计 row over all of them (``unit`` is “合计”, ``rate`` over the whole).
+    """
+    shown = shown_rows(rows, bound)
+    more = len(rows) - len(shown)
+    return {"rows": [r.as_dict() | {"place": place} for place, r in shown], "more": more,
+            "head": bound // 3 if more else len(shown), "total_units": len(rows), "totals": totals(rows).as_dict()}
 
 
 # ---------------------------------------------------------------- output

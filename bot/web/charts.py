@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.reporting.chart import chart_title, render_png_async, rows_of
+from bot.reporting.chart import figures_png, render_png_async
 from bot.reporting.reports import figures_for, period_bounds, unit_table
 from bot.web.common import DEFAULT_ZONE, error_response, paged, render, runtime_of
 from bot.web.views import Refused, not_found, read_view
@@ -52,8 +52,7 @@ async def report_png(request: web.Request) -> web.Response:
     figures = await figures_for(runtime, reminder, person, due_at)
     if not figures or not figures["rows"]:
         return error_response(404, message="这份通报没有需要画图的数据。")
-    return _png(await render_png_async(rows_of(figures), chart_title(reminder, figures),
-                                       fonts=runtime.settings.chart_fonts))
+    return _png(await figures_png(reminder, figures, fonts=runtime.settings.chart_fonts))
 
 
 async def units_png(request: web.Request) -> web.Response:

@@ -1,0 +1,201 @@
+"""A 通报 and a leader's brief over hundreds of units name a bounded few: the best and those behind.
+
+The test world (``tests/test_followup.py``) gets 200 more branches under 市发展改革委, each with a
+secretary, and one study day in November owed by all 203 secretaries, written straight into the
+tables: a third confirmed on time, a third late, a third not at all, so the ranking is known.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import insert
+from test_followup import Clock, bj, make_runtime, write_world
+from test_reports import with_webhook
+
+from bot.config.models import REPORT_ROWS, ReportSpec
+from bot.confirming.confirmations import to_db_time
+from bot.reporting import chart
+from bot.reporting.chart import find_cjk_font, render_png
+from bot.reporting.reports import UnitRow, figures_for, shown_figures, shown_rows
+from bot.runtime import Runtime
+from bot.scheduling.occurrences import plan_fire, report_figures
+from bot.scheduling.timing import Due, Fire
+from bot.settings import Settings
+from storage.models import Confirmation, Expectation, Occurrence
+
+EXTRA = 200  # branches added to the test world's three
+UNITS = EXTRA + 3
+needs_font = pytest.mark.skipif(find_cjk_font() is None, reason="no CJK font installed (fonts-noto-cjk)")
+NUMBERED = re.compile(r"^(\d+)\. ", re.MULTILINE)
+
+
+def wide_world(settings: Settings) -> Settings:
+    path = settings.schedules_dir / "world.yaml"
+    text = path.read_text(encoding="utf-8")
+    units = "".join(f"  - {{id: fgw_x{i:03d}, name: 发改委第{i:03d}支部, parent: fgw}}\n" for i in range(EXTRA))
+    people = "".join(f"  - {{id: s{i:03d}, name: 书记{i:03d}, roles: [secretary], unit: fgw_x{i:03d}}}\n"
+                     for i in range(EXTRA))
+    text = text.replace("people:\n", units + "people:\n", 1).replace("channels:\n", people + "channels:\n", 1)
+    path.write_text(text, encoding="utf-8")
+    return settings
+
+
+async def owed_in_november(runtime: Runtime) -> None:
+    """One study day (3 November, deadline 6 November 09:00) owed by every secretary: by their
+    order, on time, late, not at all, in turn."""
+    due, deadline = bj(2026, 11, 3, 9, 0), bj(2026, 11, 6, 9, 0)
+    secretaries = [p for p in runtime.schedules.people.values() if "secretary" in p.roles]
+    async with runtime.db.engine.begin() as conn:
+        [occ] = (await conn.execute(insert(Occurrence.__table__).returning(Occurrence.__table__.c.id), [  # type: ignore[attr-defined]
+            {"reminder_id": "study", "due_at": to_db_time(due), "title": "每月学习日", "kind": "reminder",
+             "deadline_at": to_db_time(deadline), "provisional": False, "created_at": to_db_time(due),
+             "fired_at": to_db_time(due), "dry_run": False}])).scalars().all()
+        await conn.execute(insert(Expectation.__table__), [  # type: ignore[attr-defined]
+            {"occurrence_id": occ, "person_id": p.id, "person_name": p.name, "unit_id": p.unit,
+             "unit_name": runtime.schedules.unit_name(p.unit), "leader_ids": [], "followups": 0, "escalations": 0}
+            for p in secretaries])
+        times = (deadline.replace(day=5), deadline.replace(day=9))  # on time, late
+        await conn.execute(insert(Confirmation.__table__), [  # type: ignore[attr-defined]
+            {"occurrence_id": occ, "person_id": p.id, "confirmed_at": to_db_time(times[i % 3]), "via": "link"}
+            for i, p in enumerate(secretaries) if i % 3 < 2])
+
+
+@pytest.fixture
+async def wide(tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = await make_runtime(wide_world(with_webhook(write_world(tmp_path))), Clock(bj(2026, 12, 2, 16, 0)))
+    try:
+        await owed_in_november(runtime)
+        yield runtime
+    finally:
+        await runtime.db.stop()
+
+
+def _places(text: str) -> list[int]:
+    return [int(n) for n in NUMBERED.findall(text)]
+
+
+EXPECTED_PLACES = [*range(1, 11), *range(UNITS - 19, UNITS + 1)]
+
+
+async def test_a_report_over_203_units_names_the_best_10_and_the_last_20_with_their_places(wide: Runtime) -> None:
+    bulletin = wide.schedules.reminders["bulletin"]
+    figures = await figures_for(wide, bulletin, None, bj(2026, 12, 2, 16, 0))
+
+    assert figures is not None
+    assert [r["place"] for r in figures["rows"]] == EXPECTED_PLACES
+    assert (figures["more"], figures["head"], figures["total_units"]) == (UNITS - REPORT_ROWS, 10, UNITS)
+    assert figures["totals"]["expected"] == UNITS and figures["totals"]["unit"] == "合计"
+    assert figures["totals"]["missing"] == UNITS // 3  # 67 of 203 never confirmed
+    assert all(r["missing"] == 1 for r in figures["rows"][10:])  # those behind are named
+    assert figures["ranking"] == "https://dj.example.gov.cn/admin/units?period=2026-11"
+
+    due_at = bj(2026, 12, 2, 16, 0)
+    fire = Fire("bulletin", "due", due_at, Due("bulletin", due_at, None, False, False, None), None)
+    [plan] = await plan_fire(wide, bulletin, fire, 1, None, report_figures(wide))
+    text = wide.renderer.render(plan.template, plan.context, plan.title).markdown
+
+    assert _places(text) == EXPECTED_PLACES
+    assert f"……（中间 {UNITS - REPORT_ROWS} 个单位略）" in text
+    assert text.index("10. ") < text.index("……（中间") < text.index(f"{UNITS - 19}. ")
+    assert f"合计（共 {UNITS} 个单位）：按时完成率 " in text and f"应确认 {UNITS}，" in text
+    assert "列出排名前 10 名与后 20 名，其余 173 个单位未列出" in text
+    assert "(https://dj.example.gov.cn/admin/units?period=2026-11)" in text
+    assert "请工作滞后的单位对照差距" in text
+    assert len(text.encode()) < 12_000, len(text.encode())
+
+
+async def test_a_report_s_rows_option_bounds_it_and_is_validated(wide: Runtime) -> None:
+    bulletin = wide.schedules.reminders["bulletin"]
+    assert bulletin.report is not None
+    short = bulletin.model_copy(update={"report": bulletin.report.model_copy(update={"rows": 12})})
+    figures = await figures_for(wide, short, None, bj(2026, 12, 2, 16, 0))
+    assert figures is not None
+    assert [r["place"] for r in figures["rows"]] == [1, 2, 3, 4, *range(UNITS - 7, UNITS + 1)]
+    for bad in (0, 2, 101):
+        with pytest.raises(ValidationError):
+            ReportSpec(rows=bad)
+
+
+async def test_a_leader_s_brief_over_202_units_names_30_and_sums_up_the_rest(wide: Runtime) -> None:
+    duties = wide.schedules.reminders["duties"]
+    now = bj(2027, 1, 8, 10, 0)
+    fire = Fire("duties", "due", now, Due("duties", now, None, False, False, None), None)
+    plans = await plan_fire(wide, duties, fire, 1, None, report_figures(wide))
+    [zhao] = [p for p in plans if p.mentions[0].person_id == "zhao"]
+    text = wide.renderer.render(zhao.template, zhao.context, zhao.title).markdown
+
+    oversees = EXTRA + 2  # 发改委's two branches and the 200 added
+    assert _places(text) == [*range(1, 11), *range(oversees - 19, oversees + 1)]
+    assert f"……（中间 {oversees - REPORT_ROWS} 个单位略）" in text
+    assert f"合计（共 {oversees} 个单位）：应确认 {oversees} 项" in text
+    assert "- " not in text.split("分管单位党建工作情况")[1]
+    [sun] = [p for p in plans if p.mentions[0].person_id == "sun"]  # one unit: a bullet, as before
+    assert "- 教育局第一党支部：" in wide.renderer.render(sun.template, sun.context, sun.title).markdown
+
+
+def test_a_ranking_at_the_bound_is_listed_whole_and_one_more_cuts_its_middle() -> None:
+    rows = [UnitRow(f"u{i}", f"支部{i}", expected=1, on_time=1) for i in range(REPORT_ROWS + 1)]
+    assert [p for p, _ in shown_rows(rows[:REPORT_ROWS])] == list(range(1, REPORT_ROWS + 1))
+    whole = shown_figures(rows[:REPORT_ROWS])
+    assert (whole["more"], whole["total_units"]) == (0, REPORT_ROWS)
+    cut = shown_figures(rows)
+    assert cut["more"] == 1 and [r["place"] for r in cut["rows"]] == [*range(1, 11), *range(12, 32)]
+    assert cut["totals"]["expected"] == REPORT_ROWS + 1
+
+
+def _png_height(png: bytes) -> int:
+    return int(struct.unpack(">I", png[20:24])[0])
+
+
+@needs_font
+def test_a_chart_of_2000_units_draws_30_bars_with_their_places(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[Any, ...]] = []
+    real = chart._draw
+
+    def spy(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None) -> bytes:
+        drawn.append((rows, title, places))
+        return real(rows, title, font, places)
+
+    monkeypatch.setattr(chart, "_draw", spy)
+    rows = [UnitRow(f"u{i}", f"支部{i}", expected=4, on_time=4 - i * 4 // 2000, missing=i * 4 // 2000)
+            for i in range(2000)]
+    started = time.process_time()
+    picture = render_png(rows, "通报")
+    spent = time.process_time() - started
+
+    assert picture is not None and spent < 20, spent
+    [(shown, title, places)] = drawn
+    assert len(shown) == REPORT_ROWS and places == [*range(1, 11), *range(1981, 2001)]
+    assert shown[-1] is rows[-1] and shown[9] is rows[9]
+    assert title == "通报\n（共 2,000 个单位，显示前 10 名与后 20 名）"
+    assert _png_height(picture.png) < 2_000
+
+
+@needs_font
+async def test_a_report_s_chart_draws_the_rows_its_message_lists(wide: Runtime,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[Any, ...]] = []
+    real = chart._draw
+
+    def spy(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None) -> bytes:
+        drawn.append((rows, title, places))
+        return real(rows, title, font, places)
+
+    monkeypatch.setattr(chart, "_draw", spy)
+    bulletin = wide.schedules.reminders["bulletin"]
+    due_at = bj(2026, 12, 2, 16, 0)
+    fire = Fire("bulletin", "due", due_at, Due("bulletin", due_at, None, False, False, None), None)
+    [plan] = await plan_fire(wide, bulletin, fire, 1, None, report_figures(wide))
+
+    assert plan.picture is not None
+    [(rows, title, places)] = drawn
+    assert places == EXPECTED_PLACES and len(rows) == REPORT_ROWS
+    assert title == f"组织生活情况通报（2026年11月）\n（共 {UNITS} 个单位，显示前 10 名与后 20 名）"

@@ -82,19 +82,21 @@ def _places(text: str) -> list[int]:
     return [int(n) for n in NUMBERED.findall(text)]
 
 
-EXPECTED_PLACES = [*range(1, 11), *range(UNITS - 19, UNITS + 1)]
+HEAD = REPORT_ROWS // 3  # the best ranked named (20 → 6); the rest of the bound are the units behind
+TAIL = REPORT_ROWS - HEAD
+EXPECTED_PLACES = [*range(1, HEAD + 1), *range(UNITS - TAIL + 1, UNITS + 1)]
 
 
-async def test_a_report_over_203_units_names_the_best_10_and_the_last_20_with_their_places(wide: Runtime) -> None:
+async def test_a_report_over_203_units_names_the_best_and_the_last_with_their_places(wide: Runtime) -> None:
     bulletin = wide.schedules.reminders["bulletin"]
     figures = await figures_for(wide, bulletin, None, bj(2026, 12, 2, 16, 0))
 
     assert figures is not None
     assert [r["place"] for r in figures["rows"]] == EXPECTED_PLACES
-    assert (figures["more"], figures["head"], figures["total_units"]) == (UNITS - REPORT_ROWS, 10, UNITS)
+    assert (figures["more"], figures["head"], figures["total_units"]) == (UNITS - REPORT_ROWS, HEAD, UNITS)
     assert figures["totals"]["expected"] == UNITS and figures["totals"]["unit"] == "合计"
     assert figures["totals"]["missing"] == UNITS // 3  # 67 of 203 never confirmed
-    assert all(r["missing"] == 1 for r in figures["rows"][10:])  # those behind are named
+    assert all(r["missing"] == 1 for r in figures["rows"][HEAD:])  # those behind are named
     assert figures["ranking"] == "https://dj.example.gov.cn/admin/units?period=2026-11"
 
     due_at = bj(2026, 12, 2, 16, 0)
@@ -104,12 +106,12 @@ async def test_a_report_over_203_units_names_the_best_10_and_the_last_20_with_th
 
     assert _places(text) == EXPECTED_PLACES
     assert f"……（中间 {UNITS - REPORT_ROWS} 个单位略）" in text
-    assert text.index("10. ") < text.index("……（中间") < text.index(f"{UNITS - 19}. ")
+    assert text.index(f"{HEAD}. ") < text.index("……（中间") < text.index(f"{UNITS - TAIL + 1}. ")
     assert f"合计（共 {UNITS} 个单位）：按时完成率 " in text and f"应确认 {UNITS}，" in text
-    assert "列出排名前 10 名与后 20 名，其余 173 个单位未列出" in text
+    assert f"列出排名前 {HEAD} 名与后 {TAIL} 名，其余 {UNITS - REPORT_ROWS} 个单位未列出" in text
     assert "(https://dj.example.gov.cn/admin/units?period=2026-11)" in text
     assert "请工作滞后的单位对照差距" in text
-    assert len(text.encode()) < 12_000, len(text.encode())
+    assert len(text.encode()) <= 4096, len(text.encode())  # one WeCom markdown message
 
 
 async def test_a_report_s_rows_option_bounds_it_and_is_validated(wide: Runtime) -> None:
@@ -124,7 +126,7 @@ async def test_a_report_s_rows_option_bounds_it_and_is_validated(wide: Runtime) 
             ReportSpec(rows=bad)
 
 
-async def test_a_leader_s_brief_over_202_units_names_30_and_sums_up_the_rest(wide: Runtime) -> None:
+async def test_a_leader_s_brief_over_202_units_names_the_bound_and_sums_up_the_rest(wide: Runtime) -> None:
     duties = wide.schedules.reminders["duties"]
     now = bj(2027, 1, 8, 10, 0)
     fire = Fire("duties", "due", now, Due("duties", now, None, False, False, None), None)
@@ -133,7 +135,7 @@ async def test_a_leader_s_brief_over_202_units_names_30_and_sums_up_the_rest(wid
     text = wide.renderer.render(zhao.template, zhao.context, zhao.title).markdown
 
     oversees = EXTRA + 2  # 发改委's two branches and the 200 added
-    assert _places(text) == [*range(1, 11), *range(oversees - 19, oversees + 1)]
+    assert _places(text) == [*range(1, HEAD + 1), *range(oversees - TAIL + 1, oversees + 1)]
     assert f"……（中间 {oversees - REPORT_ROWS} 个单位略）" in text
     assert f"合计（共 {oversees} 个单位）：应确认 {oversees} 项" in text
     assert "- " not in text.split("分管单位党建工作情况")[1]
@@ -147,7 +149,8 @@ def test_a_ranking_at_the_bound_is_listed_whole_and_one_more_cuts_its_middle() -
     whole = shown_figures(rows[:REPORT_ROWS])
     assert (whole["more"], whole["total_units"]) == (0, REPORT_ROWS)
     cut = shown_figures(rows)
-    assert cut["more"] == 1 and [r["place"] for r in cut["rows"]] == [*range(1, 11), *range(12, 32)]
+    assert cut["more"] == 1
+    assert [r["place"] for r in cut["rows"]] == [*range(1, HEAD + 1), *range(HEAD + 2, REPORT_ROWS + 2)]
     assert cut["totals"]["expected"] == REPORT_ROWS + 1
 
 
@@ -156,7 +159,7 @@ def _png_height(png: bytes) -> int:
 
 
 @needs_font
-def test_a_chart_of_2000_units_draws_30_bars_with_their_places(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_chart_of_2000_units_draws_the_bound_s_bars_with_their_places(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[tuple[Any, ...]] = []
     real = chart._draw
 
@@ -173,9 +176,9 @@ def test_a_chart_of_2000_units_draws_30_bars_with_their_places(monkeypatch: pyte
 
     assert picture is not None and spent < 20, spent
     [(shown, title, places)] = drawn
-    assert len(shown) == REPORT_ROWS and places == [*range(1, 11), *range(1981, 2001)]
-    assert shown[-1] is rows[-1] and shown[9] is rows[9]
-    assert title == "通报\n（共 2,000 个单位，显示前 10 名与后 20 名）"
+    assert len(shown) == REPORT_ROWS and places == [*range(1, HEAD + 1), *range(2001 - TAIL, 2001)]
+    assert shown[-1] is rows[-1] and shown[HEAD - 1] is rows[HEAD - 1]
+    assert title == f"通报\n（共 2,000 个单位，显示前 {HEAD} 名与后 {TAIL} 名）"
     assert _png_height(picture.png) < 2_000
 
 
@@ -198,4 +201,4 @@ async def test_a_report_s_chart_draws_the_rows_its_message_lists(wide: Runtime,
     assert plan.picture is not None
     [(rows, title, places)] = drawn
     assert places == EXPECTED_PLACES and len(rows) == REPORT_ROWS
-    assert title == f"组织生活情况通报（2026年11月）\n（共 {UNITS} 个单位，显示前 10 名与后 20 名）"
+    assert title == f"组织生活情况通报（2026年11月）\n（共 {UNITS} 个单位，显示前 {HEAD} 名与后 {TAIL} 名）"

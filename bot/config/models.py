@@ -300,7 +300,9 @@ class Confirm(Strict):
     link: bool = Field(default=True, description="在允许的频道里附上个人确认链接")
 
 
-REPORT_ROWS = 30  # units a 通报 or a leader's brief names at most (bot.reporting.reports.shown_rows)
+# Units a 通报 or a leader's brief names at most (bot.reporting.reports.shown_rows): 20 rows keep a
+# WeCom markdown message under its 4,096 bytes (30 went out in two parts).
+REPORT_ROWS = 20
 
 
 class ReportSpec(Strict):

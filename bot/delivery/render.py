@@ -27,7 +27,7 @@ always present; absent values are ``none``):
 ``figures``     reports and leaders' briefs: ``period``, ``spec``, ``rows`` (per unit: ``unit``,
                 ``expected``, ``on_time``, ``late``, ``missing``, ``pending`` (of
                 ``missing``, deadline not passed), ``nudges``, ``excused``, ``rate``,
-                ``place`` (rank among all units, from 1)); at most 30 rows (a report's
+                ``place`` (rank among all units, from 1)); at most 20 rows (a report's
                 ``report.rows``): past that, the best third and the last ones, and
                 ``more`` (units not listed; 0: all listed), ``head`` (rows from the top),
                 ``total_units``, ``totals`` (the 合计 row over all units); optional:

@@ -24,7 +24,7 @@ from bot.config.models import REPORT_ROWS, ReportSpec
 from bot.confirming.confirmations import to_db_time
 from bot.reporting import chart
 from bot.reporting.chart import find_cjk_font, render_png
-from bot.reporting.reports import UnitRow, figures_for, shown_figures, shown_rows
+from bot.reporting.reports import UnitRow, figures_for, rank, shown_figures, shown_rows
 from bot.runtime import Runtime
 from bot.scheduling.occurrences import plan_fire, report_figures
 from bot.scheduling.timing import Due, Fire
@@ -84,7 +84,8 @@ def _places(text: str) -> list[int]:
 
 HEAD = REPORT_ROWS // 3  # the best ranked named (20 → 6); the rest of the bound are the units behind
 TAIL = REPORT_ROWS - HEAD
-EXPECTED_PLACES = [*range(1, HEAD + 1), *range(UNITS - TAIL + 1, UNITS + 1)]
+MISSING = UNITS // 3  # units that never confirmed: the last, sharing one place
+EXPECTED_PLACES = [1] * HEAD + [UNITS - MISSING + 1] * TAIL  # equal figures share a place
 
 
 async def test_a_report_over_203_units_names_the_best_and_the_last_with_their_places(wide: Runtime) -> None:
@@ -106,9 +107,11 @@ async def test_a_report_over_203_units_names_the_best_and_the_last_with_their_pl
 
     assert _places(text) == EXPECTED_PLACES
     assert f"……（中间 {UNITS - REPORT_ROWS} 个单位略）" in text
-    assert text.index(f"{HEAD}. ") < text.index("……（中间") < text.index(f"{UNITS - TAIL + 1}. ")
+    assert text.index("1. ") < text.index("……（中间") < text.index(f"{UNITS - MISSING + 1}. ")
+    # the summary first: what a reader sees first carries the totals even if the list is split
+    assert text.index("**统计周期：**") < text.index("合计（共") < text.index("完整排名见") < text.index("1. ")
     assert f"合计（共 {UNITS} 个单位）：按时完成率 " in text and f"应确认 {UNITS}，" in text
-    assert f"列出排名前 {HEAD} 名与后 {TAIL} 名，其余 {UNITS - REPORT_ROWS} 个单位未列出" in text
+    assert f"以下列出排名前 {HEAD} 名与后 {TAIL} 名，其余 {UNITS - REPORT_ROWS} 个单位未列出" in text
     assert "(https://dj.example.gov.cn/admin/units?period=2026-11)" in text
     assert "请工作滞后的单位对照差距" in text
     assert len(text.encode()) <= 4096, len(text.encode())  # one WeCom markdown message
@@ -120,7 +123,7 @@ async def test_a_report_s_rows_option_bounds_it_and_is_validated(wide: Runtime) 
     short = bulletin.model_copy(update={"report": bulletin.report.model_copy(update={"rows": 12})})
     figures = await figures_for(wide, short, None, bj(2026, 12, 2, 16, 0))
     assert figures is not None
-    assert [r["place"] for r in figures["rows"]] == [1, 2, 3, 4, *range(UNITS - 7, UNITS + 1)]
+    assert [r["place"] for r in figures["rows"]] == [1] * 4 + [UNITS - MISSING + 1] * 8
     for bad in (0, 2, 101):
         with pytest.raises(ValidationError):
             ReportSpec(rows=bad)
@@ -135,7 +138,8 @@ async def test_a_leader_s_brief_over_202_units_names_the_bound_and_sums_up_the_r
     text = wide.renderer.render(zhao.template, zhao.context, zhao.title).markdown
 
     oversees = EXTRA + 2  # 发改委's two branches and the 200 added
-    assert _places(text) == [*range(1, HEAD + 1), *range(oversees - TAIL + 1, oversees + 1)]
+    missing = MISSING - 1  # 教育局第一党支部, one of those that never confirmed, is not his
+    assert _places(text) == [1] * HEAD + [oversees - missing + 1] * TAIL
     assert f"……（中间 {oversees - REPORT_ROWS} 个单位略）" in text
     assert f"合计（共 {oversees} 个单位）：应确认 {oversees} 项" in text
     assert "- " not in text.split("分管单位党建工作情况")[1]
@@ -145,12 +149,12 @@ async def test_a_leader_s_brief_over_202_units_names_the_bound_and_sums_up_the_r
 
 def test_a_ranking_at_the_bound_is_listed_whole_and_one_more_cuts_its_middle() -> None:
     rows = [UnitRow(f"u{i}", f"支部{i}", expected=1, on_time=1) for i in range(REPORT_ROWS + 1)]
-    assert [p for p, _ in shown_rows(rows[:REPORT_ROWS])] == list(range(1, REPORT_ROWS + 1))
+    assert [p for p, _ in shown_rows(rows[:REPORT_ROWS])] == [1] * REPORT_ROWS  # equal figures: one place
     whole = shown_figures(rows[:REPORT_ROWS])
     assert (whole["more"], whole["total_units"]) == (0, REPORT_ROWS)
     cut = shown_figures(rows)
     assert cut["more"] == 1
-    assert [r["place"] for r in cut["rows"]] == [*range(1, HEAD + 1), *range(HEAD + 2, REPORT_ROWS + 2)]
+    assert [r["place"] for r in cut["rows"]] == [1] * REPORT_ROWS
     assert cut["totals"]["expected"] == REPORT_ROWS + 1
 
 
@@ -163,9 +167,10 @@ def test_a_chart_of_2000_units_draws_the_bound_s_bars_with_their_places(monkeypa
     drawn: list[tuple[Any, ...]] = []
     real = chart._draw
 
-    def spy(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None) -> bytes:
-        drawn.append((rows, title, places))
-        return real(rows, title, font, places)
+    def spy(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None, *,
+            gap: tuple[int, int] | None = None) -> bytes:
+        drawn.append((rows, title, places, gap))
+        return real(rows, title, font, places, gap=gap)
 
     monkeypatch.setattr(chart, "_draw", spy)
     rows = [UnitRow(f"u{i}", f"支部{i}", expected=4, on_time=4 - i * 4 // 2000, missing=i * 4 // 2000)
@@ -175,8 +180,9 @@ def test_a_chart_of_2000_units_draws_the_bound_s_bars_with_their_places(monkeypa
     spent = time.process_time() - started
 
     assert picture is not None and spent < 20, spent
-    [(shown, title, places)] = drawn
-    assert len(shown) == REPORT_ROWS and places == [*range(1, HEAD + 1), *range(2001 - TAIL, 2001)]
+    [(shown, title, places, gap)] = drawn
+    assert len(shown) == REPORT_ROWS and places == [1] * HEAD + [1501] * TAIL  # 500 units share each place
+    assert gap == (HEAD, 2000 - REPORT_ROWS)
     assert shown[-1] is rows[-1] and shown[HEAD - 1] is rows[HEAD - 1]
     assert title == f"通报\n（共 2,000 个单位，显示前 {HEAD} 名与后 {TAIL} 名）"
     assert _png_height(picture.png) < 2_000
@@ -188,9 +194,10 @@ async def test_a_report_s_chart_draws_the_rows_its_message_lists(wide: Runtime,
     drawn: list[tuple[Any, ...]] = []
     real = chart._draw
 
-    def spy(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None) -> bytes:
-        drawn.append((rows, title, places))
-        return real(rows, title, font, places)
+    def spy(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None, *,
+            gap: tuple[int, int] | None = None) -> bytes:
+        drawn.append((rows, title, places, gap))
+        return real(rows, title, font, places, gap=gap)
 
     monkeypatch.setattr(chart, "_draw", spy)
     bulletin = wide.schedules.reminders["bulletin"]
@@ -199,6 +206,67 @@ async def test_a_report_s_chart_draws_the_rows_its_message_lists(wide: Runtime,
     [plan] = await plan_fire(wide, bulletin, fire, 1, None, report_figures(wide))
 
     assert plan.picture is not None
-    [(rows, title, places)] = drawn
+    [(rows, title, places, gap)] = drawn
     assert places == EXPECTED_PLACES and len(rows) == REPORT_ROWS
+    assert gap == (HEAD, UNITS - REPORT_ROWS)
     assert title == f"组织生活情况通报（2026年11月）\n（共 {UNITS} 个单位，显示前 {HEAD} 名与后 {TAIL} 名）"
+
+
+# ---------------------------------------------------------------- places, nothing due, summary first
+
+
+def _report_text(rows: list[UnitRow], ranking: str | None = None) -> str:
+    """The 通报 of ranked ``rows`` as the report template renders it (the shipped templates)."""
+    from bot.delivery.render import Renderer, sample_contexts
+
+    figures: dict[str, Any] = {"period": "2026年11月", "spec": "2026-11"} | shown_figures(rank(rows))
+    if ranking:
+        figures["ranking"] = ranking
+    ctx = sample_contexts("组织生活情况通报")[0] | {"figures": figures, "late": None, "stage": "report"}
+    renderer = Renderer(Path(__file__).resolve().parent.parent / "message_templates")
+    return renderer.render("report", ctx, "组织生活情况通报").markdown
+
+
+def test_equal_figures_share_a_place_and_a_unit_with_nothing_due_gets_a_dash() -> None:
+    rows = [UnitRow("a", "甲支部", 2, 2), UnitRow("b", "乙支部", 2, 1, 1), UnitRow("c", "丙支部", 2, 1, 1),
+            UnitRow("d", "丁支部", 2, 0, 0, 2), UnitRow("e", "戊支部", 2, 0, 0, 2, pending=2),
+            UnitRow("f", "己支部", 0, excused=1)]  # nothing past its deadline; its only person excused
+    assert [p for p, _ in shown_rows(rank(rows))] == [1, 2, 2, 0, 4, 0]  # ranked as the admin units page ranks
+    text = _report_text(rows)
+    assert _places(text) == [1, 2, 2, 4]
+    assert "— 戊支部：按时完成率 —（应确认 2，" in text and "— 己支部：按时完成率 —（应确认 0，" in text
+    assert text.count("按时完成率 0%") == 1  # 丁支部 alone: it has something due
+    assert "请工作滞后的单位对照差距" in text
+
+
+def test_a_ranking_with_nothing_due_yet_is_not_told_to_close_the_gap() -> None:
+    text = _report_text([UnitRow("a", "甲支部", 2, 0, 0, 2, pending=2), UnitRow("b", "乙支部", 0, excused=1)])
+    assert "按时完成率 0%" not in text and "请工作滞后的单位对照差距" not in text
+    assert _places(text) == [] and "— 甲支部：按时完成率 —" in text
+
+
+def test_a_cut_ranking_names_as_behind_only_units_with_something_due() -> None:
+    due = [UnitRow(f"u{i}", f"支部{i}", 4, 4 - i % 5, i % 5) for i in range(25)]
+    waiting = [UnitRow(f"w{i}", f"待办支部{i}", 3, 0, 0, 3, pending=3) for i in range(10)]
+    figures = shown_figures(rank(due + waiting))
+    named = [r["unit"] for r in figures["rows"]]
+    assert not any(n.startswith("待办") for n in named)  # not the last: they owe nothing yet
+    assert (figures["more"], figures["head"], len(named)) == (15, HEAD, REPORT_ROWS)
+    assert all(r["rate"] < 1 for r in figures["rows"][HEAD:])  # the tail: the worst of those with something due
+    assert [r["place"] for r in figures["rows"]] == [1] * 5 + [6] + [11] * 4 + [16] * 5 + [21] * 5
+    assert figures["ranked"]
+
+
+def test_a_long_report_puts_its_summary_and_link_in_the_first_part() -> None:
+    from bot.platforms.markup import split_text
+
+    name = "某某市某某区某某街道某某社区党委第{:03d}党支部委员会某某小组联络站"  # 33 characters
+    rows = [UnitRow(f"u{i}", name.format(i), 40, 40 - i, i, 0, 12) for i in range(UNITS)]
+    assert len(name.format(0)) == 33
+    link = "https://dj.example.gov.cn/admin/units?period=2026-11"
+    parts = split_text(_report_text(rows, link), 4096)
+    assert len(parts) == 2
+    assert f"合计（共 {UNITS} 个单位）" in parts[0] and link in parts[0]
+    assert parts[1].startswith("（续 2/2）")
+    body = "\n".join(parts)
+    assert len(_places(body)) == REPORT_ROWS  # every row whole, in one part or the other

@@ -300,8 +300,9 @@ class Confirm(Strict):
     link: bool = Field(default=True, description="在允许的频道里附上个人确认链接")
 
 
-# Units a 通报 or a leader's brief names at most (bot.reporting.reports.shown_rows): 20 rows keep a
-# WeCom markdown message under its 4,096 bytes (30 went out in two parts).
+# Units a 通报 or a leader's brief names at most (bot.reporting.reports.shown_rows): with typical unit
+# names 20 rows fit one WeCom markdown message of 4,096 bytes (30 went out in two parts); longer names
+# split it, and the 通报 puts its summary (合计, where the whole ranking is) before the list.
 REPORT_ROWS = 20
 
 

@@ -27,10 +27,13 @@ always present; absent values are ``none``):
 ``figures``     reports and leaders' briefs: ``period``, ``spec``, ``rows`` (per unit: ``unit``,
                 ``expected``, ``on_time``, ``late``, ``missing``, ``pending`` (of
                 ``missing``, deadline not passed), ``nudges``, ``excused``, ``rate``,
-                ``place`` (rank among all units, from 1)); at most 20 rows (a report's
+                ``place`` (rank among all units, from 1; equal figures share one; 0: nothing
+                due yet, shown "—"), ``due`` (of ``expected``, already due; 0: no rate));
+                at most 20 rows (a report's
                 ``report.rows``): past that, the best third and the last ones, and
                 ``more`` (units not listed; 0: all listed), ``head`` (rows from the top),
-                ``total_units``, ``totals`` (the 合计 row over all units); optional:
+                ``total_units``, ``totals`` (the 合计 row over all units), ``ranked`` (a
+                listed unit has something due, so some are behind); optional:
                 ``ranking`` (admin units page), ``page`` (a leader's own page)
 =============== ==============================================================================
 """
@@ -242,11 +245,13 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
            "text": "2026年12月4日（星期五）09:00", "moved_from": "2026年12月3日", "holiday": "国庆节",
            "provisional": True}
     row = {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "pending": 0, "nudges": 1,
-           "excused": 0, "rate": 0.67, "place": 1}
+           "excused": 0, "rate": 0.67, "place": 1, "due": 3}
     # as bot.reporting.reports.figures_for gives them: a long ranking, its middle left out
     figures = {"period": "2026年11月", "spec": "2026-11", "more": 38, "head": 1, "total_units": 40,
-               "rows": [row, row | {"unit": "第二党支部", "place": 40}],
-               "totals": row | {"unit": "合计", "expected": 120, "on_time": 80, "late": 40, "place": None},
+               "rows": [row, row | {"unit": "第二党支部", "place": 40},
+                        row | {"unit": "第三党支部", "place": 0, "due": 0}],  # nothing due yet: "—"
+               "totals": row | {"unit": "合计", "expected": 120, "on_time": 80, "late": 40, "place": None, "due": 120},
+               "ranked": True,
                "ranking": "https://example.invalid/admin/units?period=2026-11",
                "page": "https://example.invalid/l/t"}
     reminder = {"id": "r", "title": reminder_title, "note": "请提前准备", "checklist": ["事项一"], "kind": "reminder"}
@@ -265,7 +270,7 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
     }
     stages = ("notice", "due", "followup", "escalation", "report")
     short = full | {"figures": {"period": "2026年11月", "spec": "2026-11", "more": 0, "head": 1, "total_units": 1,
-                                "rows": [row], "totals": figures["totals"]}}  # every unit listed
+                                "rows": [row], "totals": figures["totals"], "ranked": True}}  # every unit listed
     return [ctx | {"stage": stage} for stage in stages for ctx in (full, short, bare)]
 
 

@@ -32,7 +32,8 @@ from typing import Any
 from bot.config.models import REPORT_ROWS, Person, Reminder
 from bot.confirming.tokens import make_view_token, view_url
 from bot.metrics import CHARTS
-from bot.reporting.reports import UnitRow, percent, shown_rows
+from bot.reporting.reports import UnitRow, percent, shown_indices
+from bot.reporting.reports import places as reports_places
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,12 @@ def _segments(row: UnitRow) -> dict[str, int]:
 
 
 def render_png(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str] | None = None,
-               places: Sequence[int] | None = None) -> Picture | None:
+               places: Sequence[int] | None = None, gap: tuple[int, int] | None = None) -> Picture | None:
     """Draw ranked rows as stacked horizontal bars (share of each unit's expected confirmations).
 
-    ``places``: each row's rank in the whole ranking (from 1), put before its name, with a gap
-    where places jump; None: the names alone. More than :data:`MAX_BARS` rows (a whole ranking)
+    ``places``: each row's place in the whole ranking (from 1; equal figures share one; 0: nothing
+    due yet, shown "—"), put before its name; None: the names alone. ``gap``: (rows before it,
+    units left out) where a cut ranking skips its middle, or None. More than :data:`MAX_BARS` rows (a whole ranking)
     are cut to the first and last of :data:`~bot.config.models.REPORT_ROWS`, labelled with their
     places, and the title says so.
 
@@ -109,11 +111,13 @@ def render_png(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str
     if not rows:
         return None
     if len(rows) > MAX_BARS:  # a whole ranking: the best and the last, as a report lists them
-        kept = [place - 1 for place, _ in shown_rows(rows, REPORT_ROWS)]
-        ranks = list(places) if places is not None else range(1, len(rows) + 1)
-        title += "\n" + shown_note(len(rows), REPORT_ROWS // 3, len(kept) - REPORT_ROWS // 3)
+        kept = shown_indices(rows, REPORT_ROWS)
+        ranks = list(places) if places is not None else reports_places(rows)
+        head = min(REPORT_ROWS // 3, len(kept))
+        title += "\n" + shown_note(len(rows), head, len(kept) - head)
+        gap = (head, len(rows) - len(kept))
         places, rows = [ranks[i] for i in kept], [rows[i] for i in kept]
-    png = _draw(list(rows), title, font, list(places) if places is not None else None)
+    png = _draw(list(rows), title, font, list(places) if places is not None else None, gap=gap)
     if len(png) > MAX_PNG_BYTES:
         log.warning("通报图表为 %d 字节，超过 2 MB，只发文字表格", len(png))
         CHARTS.labels("too_large").inc()
@@ -122,24 +126,27 @@ def render_png(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str
     return Picture(png)
 
 
-def _slots(places: Sequence[int] | None, count: int) -> tuple[list[int], list[tuple[int, int]], int]:
-    """Each row's slot from the top, the gaps as (slot, units left out), and the number of slots."""
+def _slots(gap: tuple[int, int] | None, count: int) -> tuple[list[int], list[tuple[int, int]], int]:
+    """Each row's slot from the top, the gaps as (slot, units left out), and the number of slots.
+
+    ``gap``: (rows before it, units left out), or None."""
     slots: list[int] = []
     gaps: list[tuple[int, int]] = []
     for i in range(count):
-        if places is not None and i and places[i] > places[i - 1] + 1:
-            gaps.append((len(slots) + len(gaps), places[i] - places[i - 1] - 1))
+        if gap is not None and gap[1] and i == gap[0] and not gaps:
+            gaps.append((len(slots), gap[1]))
         slots.append(len(slots) + len(gaps))
     return slots, gaps, count + len(gaps)
 
 
-def _draw(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None) -> bytes:
+def _draw(rows: list[UnitRow], title: str, font: str, places: list[int] | None = None, *,
+          gap: tuple[int, int] | None = None) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.font_manager import FontProperties
 
     prop = FontProperties(fname=font)
-    slots, gaps, n = _slots(places, len(rows))
+    slots, gaps, n = _slots(gap, len(rows))
     ys = [n - 1 - slot for slot in slots]  # best first, from the top
     fig = Figure(figsize=(8, 1.6 + 0.45 * n), dpi=110)
     FigureCanvasAgg(fig)
@@ -150,7 +157,7 @@ def _draw(rows: list[UnitRow], title: str, font: str, places: list[int] | None =
         ax.barh(ys, widths, left=left, color=colour, height=0.6, label=LEGEND[key])
         left = [a + b for a, b in zip(left, widths, strict=True)]
     labels = [r.unit for r in rows] if places is None else [
-        f"{place}. {r.unit}" for place, r in zip(places, rows, strict=True)]
+        f"{place}. {r.unit}" if place else f"— {r.unit}" for place, r in zip(places, rows, strict=True)]
     ax.set_yticks(ys, labels, fontproperties=prop)
     for y, r in zip(ys, rows, strict=True):
         ax.text(101, y, f"{percent(r)}", va="center", fontproperties=prop, fontsize=9)
@@ -171,9 +178,10 @@ def _draw(rows: list[UnitRow], title: str, font: str, places: list[int] | None =
 
 
 async def render_png_async(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str] | None = None,
-                           places: Sequence[int] | None = None) -> Picture | None:
+                           places: Sequence[int] | None = None,
+                           gap: tuple[int, int] | None = None) -> Picture | None:
     """:func:`render_png` in a worker thread (drawing takes a few hundred milliseconds)."""
-    return await asyncio.to_thread(render_png, rows, title, fonts=fonts, places=places)
+    return await asyncio.to_thread(render_png, rows, title, fonts=fonts, places=places, gap=gap)
 
 
 # ---------------------------------------------------------------- a report's chart
@@ -207,8 +215,9 @@ def chart_title(reminder: Reminder, figures: dict[str, Any]) -> str:
 async def figures_png(reminder: Reminder, figures: dict[str, Any], *,
                       fonts: str | Sequence[str] | None = None) -> Picture | None:
     """A report's chart of the rows its message lists (``figures.rows``, each with its place)."""
+    gap = (figures["head"], figures["more"]) if figures.get("more") else None
     return await render_png_async(rows_of(figures), chart_title(reminder, figures), fonts=fonts,
-                                  places=places_of(figures))
+                                  places=places_of(figures), gap=gap)
 
 
 def chart_token(runtime: Runtime, reminder: Reminder, person: Person | None, due_at: datetime) -> str:

@@ -727,32 +727,46 @@ async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | Non
 
 
 def shown_rows(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> list[tuple[int, UnitRow]]:
-    """The ranked rows a message names, each with its place in the whole ranking (from 1).
+    """The ranked rows a message names, each with its place in the whole ranking (:func:`places`:
+    equal figures share one, 1, 2, 2, 4; 0 for a unit with nothing due yet, shown "—").
 
     All of them when there are at most ``bound``; else the first third of ``bound`` (the best
-    ranked) and the rest from the end of the ranking: the units behind, which the 通报 asks to
-    close the gap, are always named (30 → the first 10 and the last 20).
+    ranked) and the rest from the end of the ranking among units with something due: the units
+    behind, which the 通报 asks to close the gap, are always named (30 → the first 10 and the last
+    20). A unit with nothing due yet is neither best nor behind: when the ranking is cut it is not
+    named (it counts in ``more``).
     """
+    marks = places(rows)
+    return [(marks[i], rows[i]) for i in shown_indices(rows, bound, marks)]
+
+
+def shown_indices(rows: Sequence[UnitRow], bound: int = REPORT_ROWS, marks: Sequence[int] | None = None) -> list[int]:
+    """The indices into ranked ``rows`` of those :func:`shown_rows` names (``marks``: their
+    :func:`places`, computed when None)."""
     if len(rows) <= bound:
-        return list(enumerate(rows, start=1))
-    head = bound // 3
-    tail = bound - head
-    first = list(enumerate(rows[:head], start=1))
-    return first + list(enumerate(rows[len(rows) - tail:], start=len(rows) - tail + 1))
+        return list(range(len(rows)))
+    marks = places(rows) if marks is None else marks
+    due = [i for i, place in enumerate(marks) if place]
+    head = due[:bound // 3]
+    return head + due[max(len(head), len(due) - (bound - len(head))):]
 
 
 def shown_figures(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> dict[str, Any]:
     """A template's bounded ``figures`` fields for ranked ``rows``.
 
-    ``rows``: at most ``bound`` row dicts (:meth:`UnitRow.as_dict` plus ``place``, the row's rank
-    among all units), see :func:`shown_rows`; ``more``: units not listed (0: all are); ``head``: how
-    many listed rows are the best ranked (the others are the last ranked); ``total_units``: all
-    units; ``totals``: the 合计 row over all of them (``unit`` is “合计”, ``rate`` over the whole).
+    ``rows``: at most ``bound`` row dicts (:meth:`UnitRow.as_dict` plus ``place``, the row's place
+    among all units, 0 when it has nothing due yet, and ``due``), see :func:`shown_rows`; ``more``:
+    units not listed (0: all are); ``head``: how many listed rows are the best ranked (the others
+    are the last ranked); ``total_units``: all units; ``totals``: the 合计 row over all of them
+    (``unit`` is “合计”, ``rate`` and ``due`` over the whole); ``ranked``: whether a listed unit has something due
+    (a place), so the list names units behind and the 通报 asks them to close the gap.
     """
     shown = shown_rows(rows, bound)
     more = len(rows) - len(shown)
-    return {"rows": [r.as_dict() | {"place": place} for place, r in shown], "more": more,
-            "head": bound // 3 if more else len(shown), "total_units": len(rows), "totals": totals(rows).as_dict()}
+    head = min(bound // 3, len(shown)) if more else len(shown)
+    return {"rows": [r.as_dict() | {"place": place, "due": r.due} for place, r in shown], "more": more,
+            "head": head, "total_units": len(rows), "totals": totals(rows).as_dict() | {"due": totals(rows).due},
+            "ranked": any(place for place, _ in shown)}
 
 
 # ---------------------------------------------------------------- output

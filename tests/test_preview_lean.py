@@ -145,3 +145,17 @@ async def test_sqlite_bulk_rows_are_stored_as_sqlalchemy_stores_them(db: Databas
             " ORDER BY occurrence_id, person_id")).all()
     ours, theirs = stored[:3], stored[3:]
     assert [row[1:] for row in ours] == [row[1:] for row in theirs]
+
+
+def _preview_text(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "bot", "preview", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_preview_with_figures_says_they_are_as_of_now_not_as_of_the_send(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    note = "以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计"
+    assert note in _preview_text(env, "monthly-bulletin", "--date", "2027-01-05").splitlines()[-1]
+    assert note not in _preview_text(env, "study-day")  # no figures, no note

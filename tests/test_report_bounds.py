@@ -270,3 +270,14 @@ def test_a_long_report_puts_its_summary_and_link_in_the_first_part() -> None:
     assert parts[1].startswith("（续 2/2）")
     body = "\n".join(parts)
     assert len(_places(body)) == REPORT_ROWS  # every row whole, in one part or the other
+
+
+def test_a_report_reminder_without_a_template_uses_the_report_template() -> None:
+    from bot.config.models import Reminder
+
+    base = {"id": "monthly-report", "title": "月度通报", "kind": "report",
+            "when": {"monthly": {"day": 5}, "at": "10:00"}, "recipients": {"channels": ["c000"]}}
+    assert Reminder.model_validate(base).template == "report"
+    assert Reminder.model_validate(base | {"template": "default"}).template == "default"  # as written
+    assert Reminder.model_validate(base | {"template": "my_report"}).template == "my_report"
+    assert Reminder.model_validate(base | {"kind": "reminder"}).template == "default"

@@ -118,6 +118,8 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             _show(runtime.renderer, plan)
         click.echo(f"说明：加签（timestamp、sign）在发送时计算，不在此显示；个人确认链接显示为“{LINK_PLACEHOLDER}”，"
                    "真正发送时按该次提醒为每人生成（已发出的提醒可用 remindbot link 查看某人的链接）。")
+        if any(plan.context.get("figures") for plan in plans):  # a 通报 or a leader's brief: figures as of now
+            click.echo("注意：以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计，可能与此不同。")
 
 
 @click.command(name="fire")

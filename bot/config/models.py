@@ -340,7 +340,8 @@ class Reminder(Strict):
     notices: list[SpanField] = Field(
         default_factory=list, description="提前通知，例如 [3d, 1d] 表示提前3天和1天各通知一次"
     )
-    template: str = Field(default="default", description="消息模板（message_templates/ 下的文件名，不含扩展名）")
+    template: str = Field(default="default", description="消息模板（message_templates/ 下的文件名，不含扩展名）；"
+                          "默认 default，kind: report 的通报默认 report（带各单位数字）")
     recipients: Recipients
     confirm: Confirm | None = Field(default=None, description="需要确认时填写")
     report: ReportSpec | None = Field(default=None, description="kind: report 时的统计范围")
@@ -375,6 +376,8 @@ class Reminder(Strict):
     def _report_needs_spec(self) -> Reminder:
         if self.kind == "report" and self.report is None:
             self.report = ReportSpec()
+        if self.kind == "report" and "template" not in self.model_fields_set:
+            self.template = "report"  # the default template shows no figures: a 通报 without them says nothing
         if self.kind != "report" and self.report is not None:
             raise ValueError("只有 kind: report 的提醒才能写 report")
         return self

@@ -281,3 +281,14 @@ def test_a_report_reminder_without_a_template_uses_the_report_template() -> None
     assert Reminder.model_validate(base | {"template": "default"}).template == "default"  # as written
     assert Reminder.model_validate(base | {"template": "my_report"}).template == "my_report"
     assert Reminder.model_validate(base | {"kind": "reminder"}).template == "default"
+
+
+def test_a_long_ranking_mostly_with_nothing_due_lists_every_unit_with_something_due_in_one_block() -> None:
+    due = [UnitRow(f"u{i}", f"支部{i}", 2, 2 - i % 3, i % 3) for i in range(REPORT_ROWS)]
+    waiting = [UnitRow(f"w{i}", f"待办支部{i}", 1, 0, 0, 1, pending=1) for i in range(30)]
+    figures = shown_figures(rank(due + waiting))
+    assert (figures["head"], figures["more"], figures["waiting"]) == (REPORT_ROWS, 30, 30)
+    text = _report_text(due + waiting)
+    assert "……（中间" not in text and "与后 0 名" not in text
+    assert f"以下列出有到期事项的全部 {REPORT_ROWS} 个单位，其余 30 个单位尚无到期事项，未列出" in text
+    assert len(_places(text)) == REPORT_ROWS and "待办支部" not in text

@@ -32,6 +32,7 @@ always present; absent values are ``none``):
                 at most 20 rows (a report's
                 ``report.rows``): past that, the best third and the last ones, and
                 ``more`` (units not listed; 0: all listed), ``head`` (rows from the top),
+                ``waiting`` (units with nothing due yet),
                 ``total_units``, ``totals`` (the 合计 row over all units), ``ranked`` (a
                 listed unit has something due, so some are behind); optional:
                 ``ranking`` (admin units page), ``page`` (a leader's own page)
@@ -247,7 +248,7 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
     row = {"unit": "第一党支部", "expected": 3, "on_time": 2, "late": 1, "missing": 0, "pending": 0, "nudges": 1,
            "excused": 0, "rate": 0.67, "place": 1, "due": 3}
     # as bot.reporting.reports.figures_for gives them: a long ranking, its middle left out
-    figures = {"period": "2026年11月", "spec": "2026-11", "more": 38, "head": 1, "total_units": 40,
+    figures = {"period": "2026年11月", "spec": "2026-11", "more": 38, "head": 1, "waiting": 1, "total_units": 40,
                "rows": [row, row | {"unit": "第二党支部", "place": 40},
                         row | {"unit": "第三党支部", "place": 0, "due": 0}],  # nothing due yet: "—"
                "totals": row | {"unit": "合计", "expected": 120, "on_time": 80, "late": 40, "place": None, "due": 120},
@@ -269,7 +270,8 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
         "person": None, "unit": None, "overdue": [], "figures": None, "late": None,
     }
     stages = ("notice", "due", "followup", "escalation", "report")
-    short = full | {"figures": {"period": "2026年11月", "spec": "2026-11", "more": 0, "head": 1, "total_units": 1,
+    short = full | {"figures": {"period": "2026年11月", "spec": "2026-11", "more": 0, "head": 1, "waiting": 0,
+                                "total_units": 1,
                                 "rows": [row], "totals": figures["totals"], "ranked": True}}  # every unit listed
     return [ctx | {"stage": stage} for stage in stages for ctx in (full, short, bare)]
 

@@ -113,7 +113,8 @@ def render_png(rows: Sequence[UnitRow], title: str, *, fonts: str | Sequence[str
     if len(rows) > MAX_BARS:  # a whole ranking: the best and the last, as a report lists them
         kept = shown_indices(rows, REPORT_ROWS)
         ranks = list(places) if places is not None else reports_places(rows)
-        head = min(REPORT_ROWS // 3, len(kept))
+        cut = sum(1 for r in rows if r.due) > REPORT_ROWS  # else every unit with something due is kept
+        head = min(REPORT_ROWS // 3, len(kept)) if cut else len(kept)
         title += "\n" + shown_note(len(rows), head, len(kept) - head)
         gap = (head, len(rows) - len(kept))
         places, rows = [ranks[i] for i in kept], [rows[i] for i in kept]
@@ -200,6 +201,8 @@ def places_of(figures: dict[str, Any]) -> list[int] | None:
 
 def shown_note(units: int, head: int, tail: int) -> str:
     """The title's note on a cut ranking: ``（共 20,000 个单位，显示前 10 名与后 20 名）``."""
+    if not tail:  # every unit with something due is shown; the rest have nothing due yet
+        return f"（共 {units:,} 个单位，显示有到期事项的 {head} 个）"
     return f"（共 {units:,} 个单位，显示前 {head} 名与后 {tail} 名）"
 
 

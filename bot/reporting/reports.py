@@ -757,15 +757,19 @@ def shown_figures(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> dict[str
     ``rows``: at most ``bound`` row dicts (:meth:`UnitRow.as_dict` plus ``place``, the row's place
     among all units, 0 when it has nothing due yet, and ``due``), see :func:`shown_rows`; ``more``:
     units not listed (0: all are); ``head``: how many listed rows are the best ranked (the others
-    are the last ranked); ``total_units``: all units; ``totals``: the 合计 row over all of them
+    are the last ranked; all of them when every unit with something due is listed); ``waiting``: units
+    with nothing due yet; ``total_units``: all units; ``totals``: the 合计 row over all of them
     (``unit`` is “合计”, ``rate`` and ``due`` over the whole); ``ranked``: whether a listed unit has something due
     (a place), so the list names units behind and the 通报 asks them to close the gap.
     """
     shown = shown_rows(rows, bound)
     more = len(rows) - len(shown)
-    head = min(bound // 3, len(shown)) if more else len(shown)
+    waiting = sum(1 for r in rows if not r.due)
+    # all units with something due listed (the rest have nothing due yet): one block, no tail
+    head = min(bound // 3, len(shown)) if more and len(rows) - waiting > bound else len(shown)
+    whole = totals(rows)
     return {"rows": [r.as_dict() | {"place": place, "due": r.due} for place, r in shown], "more": more,
-            "head": head, "total_units": len(rows), "totals": totals(rows).as_dict() | {"due": totals(rows).due},
+            "head": head, "waiting": waiting, "total_units": len(rows), "totals": whole.as_dict() | {"due": whole.due},
             "ranked": any(place for place, _ in shown)}
 
 

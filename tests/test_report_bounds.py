@@ -292,3 +292,14 @@ def test_a_long_ranking_mostly_with_nothing_due_lists_every_unit_with_something_
     assert "……（中间" not in text and "与后 0 名" not in text
     assert f"以下列出有到期事项的全部 {REPORT_ROWS} 个单位，其余 30 个单位尚无到期事项，未列出" in text
     assert len(_places(text)) == REPORT_ROWS and "待办支部" not in text
+
+
+def test_a_small_ranking_without_ties_renders_as_before() -> None:
+    rows = [UnitRow("a", "甲支部", 3, 3, 0, 0, 1), UnitRow("b", "乙支部", 3, 2, 1, 0, 2),
+            UnitRow("c", "丙支部", 4, 1, 1, 2, 0, 1, 1)]
+    assert _report_text(rows) == (  # as rendered before places were shared (commit d5b6481)
+        "### 组织生活情况通报\n**统计周期：**2026年11月\n\n"
+        "1. 甲支部：按时完成率 100%（应确认 3，按时确认 3，逾期确认 0，未确认 0，催办 1 次）\n"
+        "2. 乙支部：按时完成率 67%（应确认 3，按时确认 2，逾期确认 1，未确认 0，催办 2 次）\n"
+        "3. 丙支部：按时完成率 33%（应确认 4，按时确认 1，逾期确认 1，未确认 2（其中 1 项未到截止），催办 0 次；"
+        "请假等免于确认 1 人）\n\n按按时完成率排名，请工作滞后的单位对照差距，抓紧整改。")

@@ -39,7 +39,7 @@ from bot.reporting.reports import (
     totals,
     unit_figures,
 )
-from bot.reporting.unitmatch import UnitMatch, match_note
+from bot.reporting.unitmatch import UnitMatch
 from bot.web.common import DEFAULT_ZONE, paged, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
@@ -317,7 +317,7 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
                   token=request.match_info["token"], **step_links(current_period, home, now, latest),
                   summary=unit_summary(s, leader.id, unit_ids), period=current_period,
                   rows=kept[first:first + UNIT_ROWS], pager=pager, unit=text, any_rows=bool(current),
-                  unit_match=match, unit_note=match_note(match) if match and match.partial else "",
+                  unit_match=match,
                   shown_spec=spec_of(current_period) if "period" in request.query and not error else "",
                   total=total, total_rate=percent(total), percent=percent, late=late, late_pager=late_pager["pager"],
                   trend=trend_bars(trend), now=now,

@@ -44,5 +44,7 @@ async def test_the_admin_home_lists_a_bounded_number_of_feeds_and_finds_the_othe
 
         assert (await found("人员12345"))[0] == "人员12345"  # exact first, then 人员123450…
         assert await found("p012345") == ["人员12345"]
+        assert await found("P012345") == ["人员12345"]  # ids whatever their case
+        assert (await found("U00007"))[0] == "局7"
         assert (await found("局7"))[:2] == ["局7", "局70"] and len(await found("局7")) == FEEDS_SHOWN
         assert await found("无此人") == []

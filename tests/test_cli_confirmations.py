@@ -242,3 +242,43 @@ def test_status_of_a_large_board_lists_a_bounded_number_of_rows_and_says_how_to_
     assert "刘洋" in short.output and "吴敏" in short.output and "王芳" not in short.output  # who owes first
     assert "只列出前 2 人，另有 1 人未列出（共 3 人：逾期未确认 2 人，已确认 1 人）。加 --all 列出全部" in short.output
     assert "王芳" in cli.run(status, "study", "--all").output
+
+
+def test_status_says_a_unit_it_does_not_know_and_a_partial_match(cli: Cli) -> None:
+    unknown = cli.run(status, "study", "--unit", "不存在")
+    assert unknown.exit_code == 0, unknown.output
+    assert "名单中没有名称或编号为“不存在”的单位" in unknown.output
+    partial = cli.run(status, "study", "--unit", "发展")  # no unit is named exactly 发展
+    assert "没有名称正好是“发展”的单位，按名称含“发展”的" in partial.output
+    exact = cli.run(status, "study", "--unit", "fgw")
+    assert "没有名称" not in exact.output and "名单中没有" not in exact.output
+
+
+def test_status_date_shows_the_occurrence_due_that_day(cli: Cli) -> None:
+    settings_env = cli.env
+    earlier_due = cli.study_due - timedelta(days=35)
+
+    async def fire_earlier() -> int:
+        from bot.settings import Settings
+
+        settings = Settings(database_url=settings_env["REMINDBOT_DATABASE_URL"],
+                            schedules_dir=Path(settings_env["REMINDBOT_SCHEDULES_DIR"]),
+                            var_dir=Path(settings_env["REMINDBOT_VAR_DIR"]),
+                            secret_key=settings_env["REMINDBOT_SECRET_KEY"])
+        runtime = await make_runtime(settings, Clock(earlier_due))
+        try:
+            return await fire_due(runtime, "study", earlier_due)
+        finally:
+            await runtime.db.stop()
+
+    earlier = asyncio.run(fire_earlier())
+    latest = cli.run(status, "study")
+    assert f"记录号 {cli.study}）" in latest.output and f"记录号 {earlier}）" not in latest.output
+    day = f"{earlier_due.astimezone(BJ):%Y-%m-%d}"
+    then = cli.run(status, "study", "--date", day)
+    assert then.exit_code == 0, then.output
+    assert f"记录号 {earlier}）" in then.output and f"记录号 {cli.study}）" not in then.output
+    everyone = cli.run(status, "--date", day)
+    assert f"记录号 {earlier}）" in everyone.output
+    none = cli.run(status, "study", "--date", f"{(earlier_due - timedelta(days=1)).astimezone(BJ):%Y-%m-%d}")
+    assert none.exit_code == 1 and "没有需要确认的提醒记录" in none.output

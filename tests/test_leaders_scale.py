@@ -224,7 +224,17 @@ async def test_a_leader_finds_one_of_their_units_and_a_bureau_leader_reads_only_
     shown = {int(n) for n in re.findall(r'<td data-label="单位">支部(\d+)</td>', page)}
     assert len(shown) == 10 and shown <= set(branches_of(40))  # 24 branches: a page of 10, then the rest
     none = await fetch(big.client, f"{own}?unit=支部201")  # another bureau's branch: not theirs
-    assert "分管单位中没有“支部201”" in none
+    # said as a unit the leader does not oversee, not as one of theirs with nothing due
+    assert "“支部201”不在您分管的单位中" in none and "没有“支部201”" not in none
+    partial = await fetch(big.client, f"{own}?unit=支部")  # part of the names of all 24 branches
+    assert f"没有名称正好是“支部”的单位，按名称含“支部”的 {len(branches_of(40))} 个单位筛选" in partial
+    assert "不在您分管的单位中" not in partial
+    picks = re.findall(r'<a href="([^"]*unit=[^"]*)">(支部\d+)</a>', partial)  # one of them, by a link
+    assert len(picks) == min(len(branches_of(40)), 20)
+    one = await fetch(big.client, picks[0][0].replace("&amp;", "&"))
+    assert re.findall(r'<td data-label="单位">([^<]+)</td>', one) == [picks[0][1]]
+    exact = await fetch(big.client, f"{path}?unit=支部200")
+    assert "没有名称正好是" not in exact
 
 
 # ---------------------------------------------------------------- the units page's picture

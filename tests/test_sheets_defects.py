@@ -183,6 +183,7 @@ def test_a_formula_without_its_saved_value_is_an_error_asking_to_save_in_excel(t
     book.save(folder / "people.xlsx")  # openpyxl saves formulas without values, as a generator would
     _, issues = check_schedules(folder)
     assert [i.message.startswith("单元格 B2 是公式，但文件中没有保存计算结果") for i in errors(issues)] == [True]
+    assert [(i.line, i.column) for i in errors(issues)] == [(2, 2)]  # at B2, the cell it names
 
 
 # ---------------------------------------------------------------- #6 bounded cells, no control characters
@@ -272,6 +273,13 @@ def test_a_misspelt_header_gets_a_suggestion(tmp_path: Path) -> None:
     folder = folder_with(tmp_path, people_csv="标识,姓名,手机号吗\np1,张伟,13800000001\n")
     _, issues = check_schedules(folder)
     assert [i.message for i in errors(issues)] == ["未知的列 “手机号吗”，是不是 “手机”？"]
+
+
+@pytest.mark.parametrize("header", ["电话", "联系电话", "手机号码", "电话号码"])
+def test_common_words_for_the_mobile_column_are_understood(tmp_path: Path, header: str) -> None:
+    folder = folder_with(tmp_path, people_csv=f"标识,姓名,{header}\np1,张伟,13800000001\n")
+    schedules, issues = check_schedules(folder)
+    assert errors(issues) == [] and schedules is not None and schedules.people["p1"].mobile == "13800000001"
 
 
 def test_scientific_notation_says_excel_changed_the_number(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -21,9 +21,9 @@ from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.reporting.csvfile import excel_bytes
 from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.reporting.textable import table
-from bot.reporting.unitmatch import UnitMatch, resolve
+from bot.reporting.unitmatch import UnitMatch, match_note, resolve
 from bot.runtime import Runtime
-from bot.scheduling.datewords import when_text
+from bot.scheduling.datewords import date_text, when_text
 from bot.scheduling.firelog import SETTLED_LABELS, lines_for, settled
 from bot.settings import Settings
 from storage.models import Confirmation, Expectation, Occurrence
@@ -97,6 +97,26 @@ def local_text(moment: datetime | None) -> str:
 
 
 # ---------------------------------------------------------------- status
+
+
+async def occurrences_on(runtime: Runtime, reminder_id: str | None, on: date) -> list[Occurrence]:
+    """The occurrences with people owing a confirmation due on the local day ``on`` (the service's
+    zone), of one reminder or of each: real ones first, then rehearsals, by due time."""
+    s = runtime.schedules
+    if reminder_id is not None and reminder_id not in s.reminders:
+        raise CliError(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(s.reminders)}")
+    start = datetime.combine(on, datetime.min.time(), tzinfo=ZONE)
+    has_people = exists().where(Expectation.occurrence_id == Occurrence.id)
+    stmt = select(Occurrence).where(has_people, col(Occurrence.due_at) >= start.astimezone(UTC),
+                                    col(Occurrence.due_at) < (start + timedelta(days=1)).astimezone(UTC))
+    if reminder_id is not None:
+        stmt = stmt.where(Occurrence.reminder_id == reminder_id)
+    async with runtime.db.session() as session:
+        found = list((await session.exec(stmt.order_by(col(Occurrence.dry_run), col(Occurrence.due_at),
+                                                        col(Occurrence.reminder_id)))).all())
+    if reminder_id is not None and not found:
+        raise CliError(f"“{s.reminders[reminder_id].title}”在 {date_text(on)} 没有需要确认的提醒记录。")
+    return found
 
 
 async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[Occurrence]:
@@ -253,30 +273,30 @@ async def fire_outcomes_text(runtime: Runtime, now: datetime, reminder_id: str |
               help="只看这个单位及其下级单位（单位标识或名称；名称不完整时按包含它的单位）。")
 @click.option("--status", "wanted", type=click.Choice(STATUS_CHOICES), default=None, metavar="状态",
               help=f"只看这种状态的人：{'、'.join(STATUS_CHOICES)}（未确认含逾期未确认）。")
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="YYYY-MM-DD",
+              help="看这一天（北京时间）的那次提醒（默认最近一次）。")
 @click.option("--all", "everyone", is_flag=True,
               help=f"列出全部人员（默认每次提醒最多列出 {STATUS_ROWS} 人，其余只计数）。")
-def status(reminder_id: str | None, unit: str, wanted: str | None, everyone: bool) -> None:
-    """查看最近一次提醒的确认情况：谁已确认（时间、方式、备注），谁未确认，谁已逾期。"""
+def status(reminder_id: str | None, unit: str, wanted: str | None, on: datetime | None, everyone: bool) -> None:
+    """查看最近一次（或 --date 那天的）提醒的确认情况：谁已确认（时间、方式、备注），谁未确认，谁已逾期。"""
 
     async def work(runtime: Runtime) -> str:
         now = runtime.clock()
         outcomes = await fire_outcomes_text(runtime, now, reminder_id)
         try:
-            occs = await latest_occurrences(runtime, reminder_id)
+            occs = await (latest_occurrences(runtime, reminder_id) if on is None
+                          else occurrences_on(runtime, reminder_id, on.date()))
         except CliError as exc:
             if not outcomes:
                 raise
             return f"{outcomes}\n\n{exc}"
         if not occs:
-            return "\n\n".join(filter(None, [outcomes, "还没有需要确认的提醒记录。"]))
+            none = "还没有需要确认的提醒记录。" if on is None else f"{date_text(on.date())}没有需要确认的提醒记录。"
+            return "\n\n".join(filter(None, [outcomes, none]))
         boards = await boards_for(runtime.db, [o.id for o in occs if o.id is not None], now)
         names = PeopleNames(runtime.schedules)
         match = resolve(runtime.schedules, unit)
-        if match.partial:
-            more = "等" if len(match.matched) > len(match.choices) else ""
-            found = "、".join(name for _, name in match.choices) + more
-            outcomes = "\n\n".join(filter(None, [outcomes, f"没有名称正好是“{unit}”的单位，按名称含它的 "
-                                                           f"{len(match.matched)} 个单位筛选：{found}"]))
+        outcomes = "\n\n".join(filter(None, [outcomes, match_note(match)]))
         texts = (board_text(b, now, names, match=match, wanted=wanted, limit=None if everyone else STATUS_ROWS)
                  for b in boards)
         return "\n\n".join(filter(None, [outcomes, *texts]))

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,9 @@ from bot.scheduling.stages import parse_stage, stage_words
 from bot.scheduling.timing import Due, Fire, due_times, fires, next_fire
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # firing is imported where it runs: preview loads no database code
+    from bot.scheduling.occurrences import FireResult
 
 
 def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
@@ -141,8 +145,9 @@ STATUS_ORDER = {"dead": 0, "pending": 1, "dry_run": 2, "sent": 3}  # which lines
 
 
 async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES) -> None:
+    from bot.delivery.compose import shown_bodies
     from bot.logs import channel_secrets, set_secrets, setup_logging
-    from bot.scheduling.occurrences import FireResult, fire
+    from bot.scheduling.occurrences import fire
 
     # A dry run shows what would be sent (the log lines); a real one only the summary below.
     setup_logging(settings.log_format, "INFO" if settings.dry_run else "WARNING")
@@ -152,23 +157,31 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
+        shown_bodies.set(limit)  # the log shows the bodies of as many messages as the list below
         with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
-            result: FireResult = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
+            result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
         if settings.dry_run:
-            click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：演练 {result.queued} 条消息"
-                       f"（内容见上，未发送）。演练记录号 {result.occurrence_id}：不催办、不告知领导、不计入统计，"
-                       "其确认链接不能确认；演练不影响之后的正式发送。")
-            if result.queued == 0:
-                click.echo("这次提醒此前已经演练过，本次没有新的演练消息。")
+            _say_rehearsed(reminder.title, when_text(due.due_at, reminder.zone), result)
             # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
             # dispatcher here would mark real messages waiting for a retry as rehearsed.
-            await _print_outcome(runtime, result.occurrence_id, rehearsal=True, limit=limit)
+            await _print_outcome(runtime, result.occurrence_id, rehearsal=True, earlier=result.queued == 0,
+                                 limit=limit)
             return
         click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         retried = await _send_pending(runtime, settings)
         await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
+
+
+def _say_rehearsed(title: str, when: str, result: FireResult) -> None:
+    """What a dry run did: new rehearsal messages (their contents logged above), or, run again, none."""
+    tail = (f"演练记录号 {result.occurrence_id}：不催办、不告知领导、不计入统计，其确认链接不能确认；"
+            "演练不影响之后的正式发送。")
+    if result.queued:
+        click.echo(f"{title}（{when}）：演练 {result.queued} 条消息（内容见上，未发送）。{tail}")
+    else:
+        click.echo(f"{title}（{when}）：这次提醒此前已经演练过，本次没有新的演练消息；下面是此前那次演练的记录。{tail}")
 
 
 async def _send_pending(runtime: Runtime, settings: Settings) -> int:
@@ -205,7 +218,7 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     from storage.models import Outbox
 
     t = Outbox.__table__  # type: ignore[attr-defined]
-    columns = (t.c.status, t.c.channel_id, t.c.summary, t.c.sent_at, t.c.last_error)  # not the bodies
+    columns = (t.c.status, t.c.channel_id, t.c.summary, t.c.sent_at, t.c.last_error, t.c.dedupe_key)  # not the bodies
     async with runtime.db.engine.connect() as conn:
         rows = (await conn.execute(select(*columns).where(t.c.occurrence_id == occurrence_id)
                                    .order_by(t.c.id))).all()
@@ -213,7 +226,10 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     waiting = f"，待发送 {count['pending']} 条" if count["pending"] else ""
     recorded = "演练" if rehearsal else "未配置 webhook（只记录）"
     # A repeated fire queued nothing: what follows is the earlier fire's messages, said as such.
-    head = "此前各条消息的状态（本次未新增）" if earlier else "发送结果"
+    if earlier:
+        head = "此前那次演练各条消息的记录（本次未新增）" if rehearsal else "此前各条消息的状态（本次未新增）"
+    else:
+        head = "发送结果"
     click.echo(f"{head}：成功 {count['sent']} 条，{recorded} {count['dry_run']} 条，"
                f"失败 {count['dead']} 条{waiting}，重试 {retried} 次。")
     if count["dry_run"] and not rehearsal:
@@ -223,9 +239,13 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     shown = list(rows)
     if limit is not None and len(shown) > limit:
         shown = sorted(shown, key=lambda r: STATUS_ORDER.get(r.status, 0))[:limit]
+    parts = Counter(row.dedupe_key.rpartition("#")[0] for row in rows)  # a message's rows: key#1, key#2 …
     for row in shown:
         channel = runtime.channel(row.channel_id)
         name = channel.name if channel else row.channel_id
+        key, _, part = row.dedupe_key.rpartition("#")
+        if parts[key] > 1:
+            name = f"{name}（第 {part}/{parts[key]} 条）"
         when = f"，{when_text(from_db(row.sent_at), ZONE)}" if row.sent_at else ""
         reason = f"：{row.last_error}" if row.status != "sent" and row.last_error else ""
         click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}")

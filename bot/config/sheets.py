@@ -48,7 +48,7 @@ PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "unit": ("单位", "unit", "所在单位", "支部", "单位标识"),
     "roles": ("角色", "roles", "role"),
     "title": ("职务", "title"),
-    "mobile": ("手机", "mobile", "手机号", "手机号码"),
+    "mobile": ("手机", "mobile", "手机号", "手机号码", "电话", "联系电话", "电话号码", "移动电话"),
     **{name: EDITIONS[name].sheet_headers for name in PERSON_ID_FIELDS},  # each platform's own (spec.py)
     "channels": ("所在群", "channels", "频道", "群"),
 }
@@ -639,8 +639,12 @@ def _scan_part(archive: Any, name: str, longest: int, reading: _Reading) -> list
                 break
             tail, pending = window[-context:], data[whole:]
     if formulas:
+        from openpyxl.utils import column_index_from_string
+
         cells = "、".join(list(dict.fromkeys(formulas))[:10]) + ("…" if len(set(formulas)) > 10 else "")
-        reading.error(1, 1, "", f"单元格 {cells} 是公式，但文件中没有保存计算结果（文件由程序生成、"
+        letters = formulas[0].rstrip("0123456789")  # the error stands at the first cell named (B2: row 2, column 2)
+        row, col = int(formulas[0][len(letters):]), column_index_from_string(letters)
+        reading.error(row, col, "", f"单元格 {cells} 是公式，但文件中没有保存计算结果（文件由程序生成、"
                                 "未在 Excel 中保存过）：请用 Excel 或 WPS 打开后保存一次，或把这些格“选择性粘贴为数值”")
         return None
     return merged

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -170,13 +171,35 @@ def picture_line(chart: ChartWay, plan: Planned) -> str:
     return f"\n\n[查看通报图表]({plan.picture_url})"
 
 
-def _log_recorded(plan: Planned, bodies: Sequence[dict[str, Any]]) -> None:
-    """Log each body of a message that is recorded and not sent (a rehearsal, or no webhook), links masked."""
+SHOWN_BODIES = 20  # recorded messages whose bodies one fire logs (a province's dry run records 20,000)
+# How many bodies a fire logs in this context: ``remindbot fire --dry-run --all`` sets None (every one).
+shown_bodies: ContextVar[int | None] = ContextVar("shown_bodies", default=SHOWN_BODIES)
+
+
+def _log_recorded(plan: Planned, bodies: Sequence[dict[str, Any]], room: int | None = None) -> int:
+    """Log the bodies of a message that is recorded and not sent (a rehearsal, or no webhook), links
+    masked: at most ``room`` of them (None: all). Each part of a split message is named (第 i/n 条).
+    Returns how many were logged."""
     if not log.isEnabledFor(logging.INFO):  # a province's fire records 20,000: no JSON unless it is shown
-        return
-    for body in bodies:
-        log.info("只记录、不发送（%s）：频道“%s”%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
-                 mask_links(json.dumps(body, ensure_ascii=False)))
+        return 0
+    logged = 0
+    for part, body in enumerate(bodies, 1):
+        if room is not None and logged >= room:
+            break
+        which = f"（第 {part}/{len(bodies)} 条）" if len(bodies) > 1 else ""
+        log.info("只记录、不发送（%s）：频道“%s”%s%s：%s", _why_recorded(plan), plan.channel.name, plan.summary,
+                 which, mask_links(json.dumps(body, ensure_ascii=False)))
+        logged += 1
+    return logged
+
+
+def _log_unshown(plans: Sequence[Planned], unshown: int) -> None:
+    """One line for the recorded bodies a fire did not log, and where to see them."""
+    if unshown and log.isEnabledFor(logging.INFO):
+        why = "演练" if any(p.dry_run for p in plans) else "未配置 webhook"
+        log.info("只记录、不发送（%s）：另有 %d 条消息未列出内容（只列出前 %s 条）；"
+                 "remindbot fire 加 --all 列出每一条，remindbot preview 可查看将要发送的内容",
+                 why, unshown, shown_bodies.get())
 
 
 async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int:
@@ -223,11 +246,15 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
     rows: list[dict[str, Any]] = []
     cut_plans: list[tuple[Planned, str, str]] = []  # (plan, platform, first row's dedupe key)
     robots: dict[str, str] = {}
+    room, unshown = shown_bodies.get(), 0  # bodies still to log in this fire (None: no bound)
     for plan in plans:
         platform, bodies, cut = _build(renderer, plan)
         dry = plan.dry_run or plan.channel.dry_run
         if dry:
-            _log_recorded(plan, bodies)
+            logged = _log_recorded(plan, bodies, room)
+            if room is not None:
+                room -= logged
+                unshown += len(bodies) - logged
         robot = robots.get(plan.channel.id) or robots.setdefault(plan.channel.id, robot_key(plan.channel))
         made = outbox_rows(dedupe_key=plan.dedupe_key, channel=plan.channel, platform=platform, bodies=bodies,
                            occurrence_id=plan.occurrence_id, stage=plan.stage, summary=plan.summary,
@@ -235,6 +262,7 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
         if cut and made and not dry:
             cut_plans.append((plan, platform, made[0]["dedupe_key"]))
         rows.extend(made)
+    _log_unshown(plans, unshown)
     created = await insert_rows(session, rows, rehearsal=any(plan.dry_run for plan in plans))
     for plan, platform, first in cut_plans:
         if first in created:

@@ -79,6 +79,24 @@ def resolve(schedules: Schedules | None, query: str) -> UnitMatch:
     return UnitMatch(query, frozenset(schedules.subtree({i for i, _ in found})), tuple(found), partial)
 
 
+def match_note(match: UnitMatch) -> str:
+    """In plain text, what the filter keeps when it is not simply the unit named (the pages' words,
+    ``_filters.html``): a partial match with the units found, or no unit of that name or id at all.
+    Empty for no filter and for an exact match."""
+    if not match.query:
+        return ""
+    if match.snapshot_partial:
+        return (f"名单中没有名称或编号为“{match.query}”的单位，"
+                f"按提醒发出时记录的单位名称（含“{match.query}”）筛选。")
+    if match.partial:
+        more = f" 等（另有 {len(match.matched) - len(match.choices)} 个，请输入更完整的名称）" \
+            if len(match.matched) > len(match.choices) else ""
+        found = "、".join(name for _, name in match.choices)
+        return (f"没有名称正好是“{match.query}”的单位，按名称含“{match.query}”的 {len(match.matched)} 个单位"
+                f"筛选：{found}{more}")
+    return ""
+
+
 def unit_condition(match: UnitMatch, unit_id: Any, unit_name: Any, dialect: str) -> Any:
     """SQL keeping the rows whose recorded unit (columns ``unit_id``, ``unit_name``) ``match`` keeps."""
     parts = [unit_id == match.query, unit_name == match.query]

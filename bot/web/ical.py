@@ -51,7 +51,7 @@ class FeedSearch:
 
 
 def feed_search(runtime: Runtime, query: str = "", limit: int = FEEDS_SHOWN) -> FeedSearch:
-    """People and units whose id or name is ``query`` (exact matches first, then those containing it,
+    """People and units whose id (any case) or name is ``query`` (exact matches first, then those containing it,
     people first, YAML order), their feed links signed for the first ``limit`` only.
 
     Reads the id and name columns only (no person's model is built), once per snapshot.
@@ -59,8 +59,10 @@ def feed_search(runtime: Runtime, query: str = "", limit: int = FEEDS_SHOWN) -> 
     query = query.strip()
     found = _entries(runtime)
     if query:
-        exact = [e for e in found if query in (e[1], e[2])]
-        found = exact + [e for e in found if (query in e[2] or query in e[1]) and query not in (e[1], e[2])]
+        low = query.lower()  # ids are matched whatever their case (P000001 finds p000001), names as written
+        exact = [e for e in found if e[1].lower() == low or e[2] == query]
+        found = exact + [e for e in found if (query in e[2] or low in e[1].lower())
+                         and not (e[1].lower() == low or e[2] == query)]
     s = runtime.schedules
     return FeedSearch(query, [_link(runtime, *entry) for entry in found[:limit]], len(found),
                       s.size("people"), s.size("units"))

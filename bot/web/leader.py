@@ -26,6 +26,7 @@ from aiohttp import web
 from sqlalchemy import and_, exists, false, true
 from sqlmodel import col, func, select
 
+from bot.config.models import _columns as columns
 from bot.confirming.confirmations import to_db_time
 from bot.reporting.reports import (
     UNITS_BOUND,
@@ -38,6 +39,7 @@ from bot.reporting.reports import (
     totals,
     unit_figures,
 )
+from bot.reporting.unitmatch import UnitMatch
 from bot.web.common import DEFAULT_ZONE, paged, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
@@ -255,13 +257,23 @@ def unit_summary(schedules: Any, leader_id: str, overseen: set[str]) -> dict[str
             "led": len(led) if len(led) > UNITS_NAMED else 0, "overseen": len(overseen)}
 
 
-def unit_rows(schedules: Any, rows: list[UnitRow], overseen: set[str], text: str) -> list[UnitRow]:
-    """The table's rows kept by ``?unit=``: the unit it names (id or name, a part of a name when
-    none is named exactly) among the leader's own, with its sub-units."""
+def unit_rows(schedules: Any, rows: list[UnitRow], overseen: set[str],
+              text: str) -> tuple[list[UnitRow], UnitMatch | None]:
+    """The table's rows kept by ``?unit=``, and what the words matched (None without ``?unit=``):
+    the leader's own unit with that id or exact name, else their units whose name contains it (a
+    partial match, said as the admin pages say it), each with its sub-units. Units the leader does
+    not oversee are never matched: the page says the words name none of the leader's units."""
     if not text:
-        return rows
-    kept = schedules.subtree({uid for uid in schedules.find_units(text) if uid in overseen})
-    return [r for r in rows if r.unit_id in kept]
+        return rows, None
+    ids, names = columns(schedules.units, ("id", "name"))
+    own = [(uid, name) for uid, name in zip(ids, names, strict=True) if uid in overseen]
+    found = [(uid, name) for uid, name in own if text in (uid, name)]
+    partial = not found
+    if partial:
+        found = [(uid, name) for uid, name in own if text in name]
+    kept = schedules.subtree({uid for uid, _ in found}) if found else set()
+    match = UnitMatch(text, frozenset(kept), tuple(found), partial and bool(found))
+    return [r for r in rows if r.unit_id in kept], match
 
 
 async def leader_page(request: web.Request) -> web.StreamResponse:
@@ -287,7 +299,7 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
         points.append((period, rows))
     current_period, current = points[-1]
     text = request.query.get("unit", "").strip()[:100]
-    kept = unit_rows(s, current, unit_ids, text)
+    kept, match = unit_rows(s, current, unit_ids, text)
     # 合计: the units shown, over every page (the whole table without ?unit=, as the trend's last bar)
     trend = [(p, totals(rows)) for p, rows in points[:-1]]
     total = totals(kept)
@@ -305,6 +317,7 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
                   token=request.match_info["token"], **step_links(current_period, home, now, latest),
                   summary=unit_summary(s, leader.id, unit_ids), period=current_period,
                   rows=kept[first:first + UNIT_ROWS], pager=pager, unit=text, any_rows=bool(current),
+                  unit_match=match,
                   shown_spec=spec_of(current_period) if "period" in request.query and not error else "",
                   total=total, total_rate=percent(total), percent=percent, late=late, late_pager=late_pager["pager"],
                   trend=trend_bars(trend), now=now,

@@ -287,6 +287,10 @@ async def test_status_report_and_admin_mark_a_rehearsal_and_leave_it_out_of_the_
     assert code == 0, err
     assert out.strip().count("\n") == 0  # the header alone
 
+    # serve runs on the real clock: a shipped reminder due in November around now (the 党小组会 of
+    # 2026-11-30 15:00) would be fired for real and fill the month's figures. Only study.yaml's stay.
+    for name in ("duties.yaml", "reports.yaml", "three-meetings.yaml"):
+        (wired.schedules / name).unlink()
     async with serving(wired) as service:
         status, listing = await asyncio.to_thread(service.get, "/admin/occurrences", admin=True)
         assert status == 200 and "演练" in listing and "0/5" not in listing

@@ -691,13 +691,6 @@ class Schedules(BaseModel):
                 uid = index.parent.get(uid)  # type: ignore[assignment]
         return found
 
-    def find_units(self, text: str) -> list[str]:
-        """Ids of the units ``text`` names, YAML order: the unit with that id or that exact name, or,
-        when none has, every unit whose name contains it (``局1`` names 局1 alone, not 局10)."""
-        ids, names = _columns(self.units, ("id", "name"))
-        exact = [uid for uid, name in zip(ids, names, strict=True) if text in (uid, name)]
-        return exact or [uid for uid, name in zip(ids, names, strict=True) if text in name]
-
     def overseen_count(self, person_id: str) -> int:
         """How many units a leader is in charge of, with their sub-units: ``len(unit_ids_overseen_by)``
         from sizes counted once per snapshot, so a page of leaders costs their units, not their subtrees."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,19 @@ class UnitMatch:
         return self.snapshot_partial and self.query in (unit_name or "")
 
 
+def named_units(schedules: Schedules, query: str,
+                among: Collection[str] | None = None) -> tuple[list[tuple[str, str]], bool]:
+    """The units ``query`` names, as (id, name) in schedules order, and whether by part of a name
+    (the rules of the module's docstring); ``among``: only these units can be named (a leader's own).
+    Reads the id and name columns only: no unit's model is built (a province has 20,000 units)."""
+    ids, names = columns(schedules.units, ("id", "name"))
+    units = [(i, n) for i, n in zip(ids, names, strict=True) if among is None or i in among]
+    found = [(i, n) for i, n in units if i == query] or [(i, n) for i, n in units if n == query]
+    if found:
+        return found, False
+    return [(i, n) for i, n in units if query in n], True
+
+
 def resolve(schedules: Schedules | None, query: str) -> UnitMatch:
     """The units ``query`` names (see the module docstring); an empty query keeps everything."""
     query = query.strip()
@@ -64,16 +78,7 @@ def resolve(schedules: Schedules | None, query: str) -> UnitMatch:
         return UnitMatch("")
     if schedules is None:
         return UnitMatch(query, snapshot_partial=True)
-    # id and name columns only: no unit's model is built (a province has 20,000 units)
-    ids, names = columns(schedules.units, ("id", "name"))
-    if query in schedules.units:
-        found = [(query, names[ids.index(query)])]
-        partial = False
-    else:
-        found = [(i, n) for i, n in zip(ids, names, strict=True) if n == query]
-        partial = not found
-        if partial:
-            found = [(i, n) for i, n in zip(ids, names, strict=True) if query in n]
+    found, partial = named_units(schedules, query)
     if not found:
         return UnitMatch(query, snapshot_partial=True)
     return UnitMatch(query, frozenset(schedules.subtree({i for i, _ in found})), tuple(found), partial)

@@ -48,7 +48,7 @@ from bot.reporting.reports import (
     unit_figures,
     unit_table,
 )
-from bot.reporting.unitmatch import UnitMatch, resolve
+from bot.reporting.unitmatch import UnitMatch, named_units, resolve
 from bot.scheduling.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
 from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
@@ -202,7 +202,7 @@ def matching_leaders(schedules: Any, name: str = "", unit: str = "") -> list[str
         people = schedules.people
         ids = [pid for pid in ids if name in pid or name in people[pid].name]
     if unit:
-        over = schedules.leaders_over(set(schedules.find_units(unit)))
+        over = schedules.leaders_over({uid for uid, _ in named_units(schedules, unit)[0]})
         ids = [pid for pid in ids if pid in over]
     return ids
 

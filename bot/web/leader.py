@@ -26,7 +26,6 @@ from aiohttp import web
 from sqlalchemy import and_, exists, false, true
 from sqlmodel import col, func, select
 
-from bot.config.models import _columns as columns
 from bot.confirming.confirmations import to_db_time
 from bot.reporting.reports import (
     UNITS_BOUND,
@@ -39,7 +38,7 @@ from bot.reporting.reports import (
     totals,
     unit_figures,
 )
-from bot.reporting.unitmatch import UnitMatch
+from bot.reporting.unitmatch import UnitMatch, named_units
 from bot.web.common import DEFAULT_ZONE, paged, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
@@ -265,12 +264,7 @@ def unit_rows(schedules: Any, rows: list[UnitRow], overseen: set[str],
     not oversee are never matched: the page says the words name none of the leader's units."""
     if not text:
         return rows, None
-    ids, names = columns(schedules.units, ("id", "name"))
-    own = [(uid, name) for uid, name in zip(ids, names, strict=True) if uid in overseen]
-    found = [(uid, name) for uid, name in own if text in (uid, name)]
-    partial = not found
-    if partial:
-        found = [(uid, name) for uid, name in own if text in name]
+    found, partial = named_units(schedules, text, among=overseen)
     kept = schedules.subtree({uid for uid, _ in found}) if found else set()
     match = UnitMatch(text, frozenset(kept), tuple(found), partial and bool(found))
     return [r for r in rows if r.unit_id in kept], match

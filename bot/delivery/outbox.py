@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
@@ -145,16 +146,30 @@ RECORDED_ONLY = RecordedOnly()
 _RECORDED_KEY = "remindbot.recorded_only"
 
 
+_UNCOUNTED: Counter[tuple[str, str]] = Counter()  # recorded while bot.metrics was not loaded
+
+
 @event.listens_for(Session, "after_commit")
 def _count_recorded(session: Session) -> None:
     counts: Counter[tuple[str, str]] | None = session.info.pop(_RECORDED_KEY, None)
     if not counts:
         return
-    from bot.metrics import MESSAGES  # only where something was recorded (commands import no metrics)
-
     RECORDED_ONLY.rows += sum(counts.values())
+    # A command (``fire``) serves no /metrics: it does not load prometheus_client for them. The counts
+    # wait here; bot.metrics takes them when it is imported (take_uncounted), so none is lost.
+    messages = getattr(sys.modules.get("bot.metrics"), "MESSAGES", None)
+    if messages is None:
+        _UNCOUNTED.update(counts)
+        return
     for (platform, outcome), n in counts.items():
-        MESSAGES.labels(platform, outcome).inc(n)
+        messages.labels(platform, outcome).inc(n)
+
+
+def take_uncounted() -> Counter[tuple[str, str]]:
+    """The record-only counts committed before bot.metrics was loaded, (platform, outcome) → rows; cleared."""
+    taken = Counter(_UNCOUNTED)
+    _UNCOUNTED.clear()
+    return taken
 
 
 @event.listens_for(Session, "after_rollback")

@@ -106,15 +106,16 @@ def unit_condition(match: UnitMatch, unit_id: Any, unit_name: Any, dialect: str)
     """SQL keeping the rows whose recorded unit (columns ``unit_id``, ``unit_name``) ``match`` keeps."""
     parts = [unit_id == match.query, unit_name == match.query]
     if match.ids:
-        parts.append(_in_ids(unit_id, sorted(match.ids), dialect))
+        parts.append(in_ids(unit_id, sorted(match.ids), dialect))
     if match.snapshot_partial:
         found = func.strpos(unit_name, match.query) if dialect == "postgresql" else func.instr(unit_name, match.query)
         parts.append(found > 0)
     return or_(*parts) if match.query else true()
 
 
-def _in_ids(column: Any, ids: list[str], dialect: str) -> Any:
-    """``column IN ids``: bound one by one when few, else as one array or JSON list (bounded parameters)."""
+def in_ids(column: Any, ids: list[str], dialect: str) -> Any:
+    """``column IN ids``: bound one by one when few, else as one array or JSON list (bounded parameters:
+    a leader's 20,000 units are one parameter, not 20,000)."""
     if len(ids) <= INLINE_IDS:
         return column.in_(ids)
     if dialect == "postgresql":

@@ -371,22 +371,30 @@ def _owed_sums(now: datetime) -> tuple[Any, list[Any]]:
 async def units_totals(runtime: Runtime, spans: Sequence[tuple[datetime, datetime]], *, now: datetime,
                        unit_ids: Collection[str]) -> list[UnitRow]:
     """``合计`` of these units for occurrences due in each [start, end) of ``spans`` (rehearsals never
-    count): one aggregate over their expectations a span, the ids bound as one array or JSON list however
-    many (:func:`~bot.reporting.unitmatch.in_ids`). Without 催办次数 (``nudges`` 0): for a leader's page
-    and its trend, which do not show them."""
+    count). The spans' occurrences first (a span without any costs nothing more), then one aggregate
+    per occurrence over their expectations, the unit ids bound as one array or JSON list however many
+    (:func:`~bot.reporting.unitmatch.in_ids`). Without 催办次数 (``nudges`` 0): for a leader's page and
+    its trend, which do not show them."""
     et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
-    joined, sums = _owed_sums(utc(now))
-    ids = sorted(unit_ids)
-    out = []
-    async with runtime.db.session() as session:
-        kept = in_ids(et.c.unit_id, ids, (await session.connection()).dialect.name)
-        for start, end in spans:
-            stmt = select(*sums).select_from(joined).where(
-                ot.c.due_at >= db_time(start), ot.c.due_at < db_time(end), ot.c.dry_run.is_(False), kept)
-            row = (await session.exec(stmt)).one()  # type: ignore[call-overload]
-            on_time, late, missing, pending, excused = (int(x or 0) for x in row)
-            out.append(UnitRow(None, "合计", on_time + late + missing, on_time, late, missing, 0, pending, excused))
-    return out
+    sums = [dict.fromkeys(UNIT_SUMS, 0) for _ in spans]
+    if spans:
+        async with runtime.db.session() as session:
+            found = (await session.exec(select(ot.c.id, ot.c.due_at).where(  # type: ignore[call-overload]
+                ot.c.due_at >= db_time(min(s for s, _ in spans)), ot.c.due_at < db_time(max(e for _, e in spans)),
+                ot.c.dry_run.is_(False)))).all()
+            within = {occ: [i for i, (start, end) in enumerate(spans) if start <= utc(due) < end] for occ, due in found}
+            counted = [occ for occ, kept in within.items() if kept]
+            if counted:
+                joined, columns = _owed_sums(utc(now))
+                kept = in_ids(et.c.unit_id, sorted(unit_ids), (await session.connection()).dialect.name)
+                stmt = (select(et.c.occurrence_id, *columns).select_from(joined)
+                        .where(et.c.occurrence_id.in_(counted), kept).group_by(et.c.occurrence_id))
+                for occ, *values in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+                    for i in within[occ]:
+                        for name, value in zip(UNIT_SUMS, values, strict=True):
+                            sums[i][name] += int(value or 0)
+    return [UnitRow(None, "合计", t["on_time"] + t["late"] + t["missing"], t["on_time"], t["late"], t["missing"], 0,
+                    t["pending"], t["excused"]) for t in sums]
 
 
 @dataclass(frozen=True)
@@ -402,7 +410,7 @@ class UnitTable:
 async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str | UnitMatch = "",
                      status: str = "", page_of: Callable[[int], tuple[int, int]],
                      guess: tuple[int, int] | None = None, within: Collection[str] | None = None,
-                     nudges: bool = True) -> UnitTable:
+                     nudges: bool = True, places: bool = True) -> UnitTable:
     """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
 
     Only the page's rows (and a few sums) come back, however many units the province has; ranks
@@ -416,7 +424,8 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
     as windows; otherwise (a page past the end, nothing kept) the sums are counted first.
     ``within``: only these units are ranked at all (a leader's own; ``units`` counts them), bound as one
     array or JSON list however many. ``nudges=False`` leaves 催办次数 at 0 (a page not showing them
-    skips reading the follow-up messages).
+    skips reading the follow-up messages); ``places=False`` leaves every place at 0 (a page not showing
+    them skips the second window sort).
     Rehearsals never count. Names compare by code point on both databases, like Python's sort.
     """
     now = utc(now)
@@ -438,7 +447,7 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         # the kept units' count and sums as windows over all of them
         ranks = _due(u) > 0
         place = case((ranks, func.rank().over(partition_by=case((ranks, 1), else_=0), order_by=order[:2])),
-                     else_=0)
+                     else_=0) if places else literal(0)
         ranked = select(*u, func.row_number().over(order_by=order).label("seq"), place.label("place"),
                         flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
                         *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))

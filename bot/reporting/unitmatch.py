@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, any_, func, literal, or_, select, true
+from sqlalchemy import String, func, literal, or_, select, true
 
 from bot.config.models import Schedules
 from bot.config.models import _columns as columns
@@ -121,7 +121,7 @@ def in_ids(column: Any, ids: list[str], dialect: str) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY  # only on PostgreSQL: `status` on SQLite stays lean
 
-        return column == any_(literal(ids, ARRAY(String)))
+        return column.in_(select(func.unnest(literal(ids, ARRAY(String)))))
     listed = func.json_each(literal(json.dumps(ids, ensure_ascii=False))).table_valued("value")
     return column.in_(select(listed.c.value))
 

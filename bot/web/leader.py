@@ -139,16 +139,21 @@ async def latest_due_in(runtime: Any, unit_ids: set[str], after: datetime | None
     """The due time (UTC) of the latest real occurrence that expects anyone of these units; with
     ``after``, only an occurrence due later than that counts (None when there is none).
 
-    One statement however many units: their ids go as one array or JSON list (:func:`in_ids`), and
-    each occurrence is asked by its own index whether it expects any of them."""
+    The occurrences first (usually none is due after now, and then no expectation is read), then one
+    statement however many units: their ids go as one array or JSON list (:func:`in_ids`), and each
+    occurrence is asked by its own index whether it expects any of them."""
     et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
     real = [ot.c.dry_run.is_(False)]
     if after is not None:
         real.append(ot.c.due_at > to_db_time(after))
     async with runtime.db.session() as session:
+        candidates = list((await session.exec(select(ot.c.id).where(*real))).all())  # type: ignore[call-overload]
+        if not candidates:
+            return None
         dialect = (await session.connection()).dialect.name
         expects = exists().where(et.c.occurrence_id == ot.c.id, in_ids(et.c.unit_id, sorted(unit_ids), dialect))
-        latest = (await session.exec(select(func.max(ot.c.due_at)).where(*real, expects))).one()  # type: ignore[call-overload]
+        latest = (await session.exec(select(func.max(ot.c.due_at)).where(  # type: ignore[call-overload]
+            ot.c.id.in_(candidates), expects))).one()
     return _utc(latest) if latest is not None else None
 
 
@@ -182,25 +187,36 @@ def _overdue_conditions(now: datetime) -> list[Any]:
 
 
 async def overdue(runtime: Any, unit_ids: set[str], now: datetime,
-                  page_of: Callable[[int], tuple[int, int]] | None = None) -> list[dict[str, Any]]:
+                  page_of: Callable[[int], tuple[int, int]] | None = None,
+                  guess: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """Unconfirmed expectations in these units whose deadline has passed, longest overdue first:
     every one, or the page ``page_of(total)`` gives as (offset, limit) once their number is known.
 
-    Counted, then paged, in SQL (``LIMIT``/``OFFSET``): a leader over a province's 20,000 units reads
-    a page of rows, not their 13,000, and their ids are one parameter (:func:`in_ids`), not 20,000."""
+    Paged in SQL (``LIMIT``/``OFFSET``): a leader over a province's 20,000 units reads a page of rows,
+    not their 13,000, and their ids are one parameter (:func:`in_ids`), not 20,000. ``guess``: the
+    (offset, limit) expected (the page asked for): read with the count as a window, one pass over the
+    rows when ``page_of`` agrees; otherwise (a page past the end, none overdue) counted first."""
     et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
     joined = et.join(ot, ot.c.id == et.c.occurrence_id)
     async with runtime.db.session() as session:
         dialect = (await session.connection()).dialect.name
         conditions = [*_overdue_conditions(now), in_ids(et.c.unit_id, sorted(unit_ids), dialect)]
-        total = int((await session.exec(select(func.count()).select_from(joined).where(*conditions))).one())
-        start, limit = page_of(total) if page_of is not None else (0, total)
-        if not total or limit <= 0:
-            return []
-        query = (select(et.c.person_name, et.c.unit_name, et.c.unit_id, ot.c.title, ot.c.deadline_at)
-                 .select_from(joined).where(*conditions)
-                 .order_by(ot.c.deadline_at, et.c.occurrence_id, et.c.id).offset(start).limit(limit))
-        found = (await session.exec(query)).all()  # type: ignore[call-overload]
+
+        async def read(offset: int, limit: int) -> list[Any]:
+            query = (select(et.c.person_name, et.c.unit_name, et.c.unit_id, ot.c.title, ot.c.deadline_at,
+                            func.count().over().label("found"))
+                     .select_from(joined).where(*conditions)
+                     .order_by(ot.c.deadline_at, et.c.occurrence_id, et.c.id).offset(offset).limit(limit))
+            return list((await session.exec(query)).all())  # type: ignore[call-overload]
+
+        found = await read(*guess) if guess is not None and guess[1] > 0 else []
+        if found:
+            total = int(found[0].found)
+        else:
+            total = int((await session.exec(select(func.count()).select_from(joined).where(*conditions))).one())
+        wanted = page_of(total) if page_of is not None else (0, total)
+        if wanted != guess:
+            found = await read(*wanted) if total and wanted[1] > 0 else []
     rows = []
     for r in found:
         deadline = to_local(r.deadline_at)
@@ -253,7 +269,7 @@ async def unit_page(request: web.Request, period: Period, now: datetime,
     if kept:
         table = await unit_table(runtime_of(request), period.start, period.end, now=now, page_of=page,
                                  guess=((page_number(request) - 1) * UNIT_ROWS, UNIT_ROWS), within=kept,
-                                 nudges=False)  # the page shows no 催办次数
+                                 nudges=False, places=False)  # the page shows neither 催办次数 nor places
     if "pager" not in pager:  # no unit kept, or nothing due in the period: an empty table
         page(0)
     return table, pager["pager"]
@@ -292,7 +308,8 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
         start, late_pager["pager"] = paged(request, found, LATE_ROWS, "late", anchor="late")
         return start, LATE_ROWS
 
-    late = await overdue(runtime, unit_ids, now, late_page)
+    late = await overdue(runtime, unit_ids, now, late_page,
+                         guess=((page_number(request, "late") - 1) * LATE_ROWS, LATE_ROWS))
     total = table.total
     return render(request, "leader.html", status=400 if error else 200,
                   title=f"{leader.name}同志分管单位党建工作情况", leader=leader, error=error, home=home,

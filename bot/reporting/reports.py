@@ -445,10 +445,13 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         order = _order(u, u.name, dialect)
         # every unit in rank order, with its place (shared by equal figures; 0: nothing due yet), and
         # the kept units' count and sums as windows over all of them
+        # (without places: no window sorts at all, and the page is the first rows of a bounded
+        # top-N sort instead of a numbering of every unit)
         ranks = _due(u) > 0
         place = case((ranks, func.rank().over(partition_by=case((ranks, 1), else_=0), order_by=order[:2])),
                      else_=0) if places else literal(0)
-        ranked = select(*u, func.row_number().over(order_by=order).label("seq"), place.label("place"),
+        numbered = [func.row_number().over(order_by=order).label("seq")] if places else []
+        ranked = select(*u, *numbered, place.label("place"),
                         flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
                         *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))
                         ).subquery("ranked")
@@ -456,7 +459,8 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         connection = await session.connection()
 
         async def read(offset: int, limit: int) -> list[Any]:
-            stmt = select(ranked).where(r.kept == 1).order_by(r.seq).offset(offset).limit(limit)
+            stmt = (select(ranked).where(r.kept == 1).order_by(*((r.seq,) if places else _order(r, r.name, dialect)))
+                    .offset(offset).limit(limit))
             return list((await connection.execute(stmt)).all())
 
         page = await read(*guess) if guess is not None else []

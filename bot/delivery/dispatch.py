@@ -707,7 +707,8 @@ class Dispatcher:
             log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
             row.maybe_sent = None
         if lane.limiter is not None:
-            result.robot, result.window = lane.robot, lane.limiter.recent()
+            limiter = lane.limiter
+            result.robot, result.window, result.window_json = lane.robot, limiter.recent(), limiter.recent_json()
 
     async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
                       *, sent: bool = False) -> None:

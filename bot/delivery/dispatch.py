@@ -50,6 +50,7 @@ from itertools import islice
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from bot.delivery import gcyoung, lanes, outbox
 from bot.delivery.deadletters import DeadDigest
@@ -106,6 +107,10 @@ class _Lane:
     # a paused lane's first rows shortly before its pause ends (``PREMARK_LEAD``, and its timer).
     marks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     premark_timer: asyncio.TimerHandle | None = None
+    # The robot's URL parsed once (``url`` is the text it was parsed from): a webhook's URL is the same
+    # at every send; a signed one (a timestamp in its query) differs each time and is parsed as it comes.
+    url_text: str = ""
+    url: URL | None = None
 
 
 class Dispatcher:
@@ -594,7 +599,7 @@ class Dispatcher:
                 lane.premark_timer = None
             status: int | None = None
             try:
-                status, headers, payload = await self._post(adapter, channel, row, limiter)
+                status, headers, payload = await self._post(adapter, channel, row, limiter, lane)
                 adapter.read_answer(status, headers, payload)
             except DeliveryError as err:
                 await self._failed(lane, row, err, status, channel, sent=True)
@@ -675,7 +680,7 @@ class Dispatcher:
         lane.premark_timer = asyncio.get_running_loop().call_later(pause - PREMARK_LEAD, mark)
 
     async def _post(
-        self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
+        self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter, lane: _Lane
     ) -> tuple[int, Mapping[str, str], bytes]:
         timeout = self.settings.send_timeout_seconds
         send = getattr(adapter, "send", None)  # an app sender: access token, one refresh when invalid
@@ -683,9 +688,14 @@ class Dispatcher:
             if send is not None:
                 return await send(self._http, channel, row.body, time.time(), self._timeout)  # type: ignore[no-any-return]
             request = adapter.prepare(channel, row.body, time.time())
+            text = request.url
+            url = lane.url
+            if url is None or (text is not lane.url_text and text != lane.url_text):
+                url = URL(text)  # what aiohttp would make of the text
+                lane.url_text, lane.url = text, url
             # aiohttp's own total timeout covers connect, send and reading the answer.
             async with self._http.post(
-                request.url, data=request.body, headers=request.headers, timeout=self._timeout,
+                url, data=request.body, headers=request.headers, timeout=self._timeout,
             ) as response:
                 return response.status, response.headers, await response.read()
         except TimeoutError:

@@ -428,7 +428,7 @@ class Dispatcher:
                                                self.stale_seconds, max(room, 0), first_sends)
             self._mine.update(won)
         for robot, recent in won.items():
-            self._lanes.setdefault(robot, _Lane(robot)).seed = recent
+            self._lane(robot).seed = recent
         for row in rows:
             self._route(row)
         if marked:
@@ -488,11 +488,18 @@ class Dispatcher:
         if row.id in self._held or row.robot not in self._mine or row.robot in self._releasing:
             return  # a lane being let go: its next owner takes the row
         self._held.add(row.id)
-        lane = self._lanes.setdefault(row.robot, _Lane(row.robot))
+        lane = self._lane(row.robot)
         if row.maybe_sent:
             lane.seed.append(time.time())  # the platform may have counted it just now
         lane.rows.append(row)
         self._schedule(lane)
+
+    def _lane(self, robot: str) -> _Lane:
+        """The robot's lane here, made on first use (not a new one per row, as ``setdefault`` would build)."""
+        lane = self._lanes.get(robot)
+        if lane is None:
+            lane = self._lanes[robot] = _Lane(robot)
+        return lane
 
     def _let_go(self, lane: _Lane) -> None:
         """The lane is empty: give it up (after its last result, in the writer's next batch)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import select
 
 from bot.delivery import outbox
@@ -182,3 +184,29 @@ async def test_the_writers_one_trip_batches_write_what_record_writes_and_only_fo
     written = await attempts(any_db)
     assert sorted(a.outbox_id for a in written) == sorted(r.id for r in mine[:2])
     assert {(a.ok, a.attempt, a.http_status, a.at, a.possible_duplicate) for a in written} == {(True, 1, 200, at, 0)}
+
+
+async def test_in_flight_marks_find_their_rows_by_primary_key_not_through_the_status_index(db: Database) -> None:
+    """A mark names its rows by id and checks they are still pending; written ``status = 'pending'``,
+    SQLite read them through ix_outbox_due (every pending row of the table) as soon as a batch marked
+    five rows or more: most of the dispatcher's database time in bench/dispatch.py."""
+    for i in range(40):
+        await put(db, f"m{i}")
+    ids = [r.id for r in await outbox.claim(db, "w1", 16, NOW)]
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "sending_since" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        assert await outbox.record(db, "w1", [], sending=ids, now=NOW) == set(ids)  # the writer's other path
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    statements = [(outbox._sqlite_mark(len(ids)), (None,) * (len(ids) + 2)), *seen]
+    assert len(statements) == 2
+    async with db.engine.connect() as conn:
+        for sql, params in statements:
+            plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple(params))).all()
+            assert [step[-1] for step in plan] == ["SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)"], sql

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from bot.platforms import markup
 from bot.platforms.base import Message
 from bot.platforms.describe import scrub
 from bot.platforms.markup import (
@@ -196,3 +198,17 @@ def test_free_text_redaction_masks_webhook_keys_and_confirmation_tokens() -> Non
                   "链接 https://dj.example.gov.cn/c/WzEsIndhbmdfZmFuZyJd.awe1Qw.eX-ow0zNFlx）")
     assert "abcdef123456" not in text and "WzEsIndh" not in text
     assert "key=***" in text and "/c/***" in text
+
+
+def test_json_bytes_is_compact_utf8_json_as_json_dumps_writes_it() -> None:
+    """The send path's serialisation (one C encoder kept, not one built per call) writes the same bytes."""
+    bodies: list[Any] = [
+        {"msgtype": "text",
+         "text": {"content": "【提醒】请于本周五前完成\n\"学习\"\\确认 😀\u2028", "mentioned_list": ["@all"]}},
+        {"n": [1, 2.5, None, True, False, {"e": []}], "k": {}, 3: "int key", None: "none key"},
+        ["不是字典", 1], "text", 7,
+    ]
+    for body in bodies:
+        assert markup.json_bytes(body) == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    with pytest.raises(TypeError):
+        markup.json_bytes({"x": object()})

@@ -50,6 +50,7 @@ from itertools import islice
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from bot.delivery import gcyoung, lanes, outbox
 from bot.delivery.deadletters import DeadDigest
@@ -106,6 +107,10 @@ class _Lane:
     # a paused lane's first rows shortly before its pause ends (``PREMARK_LEAD``, and its timer).
     marks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     premark_timer: asyncio.TimerHandle | None = None
+    # The robot's URL parsed once (``url`` is the text it was parsed from): a webhook's URL is the same
+    # at every send; a signed one (a timestamp in its query) differs each time and is parsed as it comes.
+    url_text: str = ""
+    url: URL | None = None
 
 
 class Dispatcher:
@@ -423,7 +428,7 @@ class Dispatcher:
                                                self.stale_seconds, max(room, 0), first_sends)
             self._mine.update(won)
         for robot, recent in won.items():
-            self._lanes.setdefault(robot, _Lane(robot)).seed = recent
+            self._lane(robot).seed = recent
         for row in rows:
             self._route(row)
         if marked:
@@ -483,11 +488,18 @@ class Dispatcher:
         if row.id in self._held or row.robot not in self._mine or row.robot in self._releasing:
             return  # a lane being let go: its next owner takes the row
         self._held.add(row.id)
-        lane = self._lanes.setdefault(row.robot, _Lane(row.robot))
+        lane = self._lane(row.robot)
         if row.maybe_sent:
             lane.seed.append(time.time())  # the platform may have counted it just now
         lane.rows.append(row)
         self._schedule(lane)
+
+    def _lane(self, robot: str) -> _Lane:
+        """The robot's lane here, made on first use (not a new one per row, as ``setdefault`` would build)."""
+        lane = self._lanes.get(robot)
+        if lane is None:
+            lane = self._lanes[robot] = _Lane(robot)
+        return lane
 
     def _let_go(self, lane: _Lane) -> None:
         """The lane is empty: give it up (after its last result, in the writer's next batch)."""
@@ -594,7 +606,7 @@ class Dispatcher:
                 lane.premark_timer = None
             status: int | None = None
             try:
-                status, headers, payload = await self._post(adapter, channel, row, limiter)
+                status, headers, payload = await self._post(adapter, channel, row, limiter, lane)
                 adapter.read_answer(status, headers, payload)
             except DeliveryError as err:
                 await self._failed(lane, row, err, status, channel, sent=True)
@@ -675,7 +687,7 @@ class Dispatcher:
         lane.premark_timer = asyncio.get_running_loop().call_later(pause - PREMARK_LEAD, mark)
 
     async def _post(
-        self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter
+        self, adapter: Platform, channel: ChannelBase, row: Claimed, limiter: RobotLimiter, lane: _Lane
     ) -> tuple[int, Mapping[str, str], bytes]:
         timeout = self.settings.send_timeout_seconds
         send = getattr(adapter, "send", None)  # an app sender: access token, one refresh when invalid
@@ -683,9 +695,14 @@ class Dispatcher:
             if send is not None:
                 return await send(self._http, channel, row.body, time.time(), self._timeout)  # type: ignore[no-any-return]
             request = adapter.prepare(channel, row.body, time.time())
+            text = request.url
+            url = lane.url
+            if url is None or (text is not lane.url_text and text != lane.url_text):
+                url = URL(text)  # what aiohttp would make of the text
+                lane.url_text, lane.url = text, url
             # aiohttp's own total timeout covers connect, send and reading the answer.
             async with self._http.post(
-                request.url, data=request.body, headers=request.headers, timeout=self._timeout,
+                url, data=request.body, headers=request.headers, timeout=self._timeout,
             ) as response:
                 return response.status, response.headers, await response.read()
         except TimeoutError:
@@ -707,7 +724,8 @@ class Dispatcher:
             log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
             row.maybe_sent = None
         if lane.limiter is not None:
-            result.robot, result.window = lane.robot, lane.limiter.recent()
+            limiter = lane.limiter
+            result.robot, result.window, result.window_json = lane.robot, limiter.recent(), limiter.recent_json()
 
     async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
                       *, sent: bool = False) -> None:

@@ -134,9 +134,11 @@ async def _claim_on(
     robots = sorted(robots[:want])  # one lock order for every instance (no deadlock)
     if not robots:
         return {}, False
+    # One statement for every lane (an executemany): compiled once and cached, where a VALUES list of
+    # as many rows as lanes was compiled anew at every claim (~1.5 µs a message at 500 lanes).
     await conn.execute(
-        _insert(conn)(L).values([{"robot": r, "recent": []} for r in robots])
-        .on_conflict_do_nothing(index_elements=["robot"])
+        _insert(conn)(L).on_conflict_do_nothing(index_elements=["robot"]),
+        [{"robot": r, "recent": []} for r in robots],
     )
     stmt = (
         update(L).where(L.c.robot.in_(robots), _free(now, stale_seconds))

@@ -368,6 +368,18 @@ def _lease_free(now: datetime) -> Any:
     return or_(Outbox.lease_until.is_(None), Outbox.lease_until < now)  # type: ignore[union-attr]
 
 
+# Rows picked by id that must still be pending: the status is checked as an expression (``status || ''``),
+# not as a column, so the database finds the rows by their primary key. A plain ``status = 'pending'``
+# next to ``id IN (…)`` made SQLite read the rows through ix_outbox_due instead, every pending row
+# of the table for each in-flight mark (about 10x the cost of the mark itself in bench/dispatch.py).
+_PENDING_BY_ID = f"status || '' = '{PENDING}'"
+
+
+def _still_pending() -> Any:
+    """:data:`_PENDING_BY_ID` as a SQLAlchemy condition."""
+    return T.c.status.concat("") == PENDING
+
+
 @dataclass(slots=True)
 class Claimed:
     """A leased outbox row as the dispatcher needs it (plain data: no ORM state to carry)."""
@@ -471,7 +483,7 @@ _SAVE_WINDOW = (
 
 async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
     """Clear the in-flight marks of pending rows never sent (marked ahead of a pause, then stopped)."""
-    stmt = (update(T).where(T.c.id.in_(list(ids)), T.c.lease_owner == owner, T.c.status == PENDING)
+    stmt = (update(T).where(T.c.id.in_(list(ids)), T.c.lease_owner == owner, _still_pending())
             .values(sending_since=None))
     async with db.engine.begin() as conn:
         result = await conn.execute(stmt)
@@ -492,6 +504,7 @@ class Result:
     possible_duplicate: bool = False  # a re-send of a message in flight at a crash
     robot: str | None = None  # with ``window``: the robot's recent send times to store
     window: list[float] | None = None
+    window_json: str | None = None  # ``window`` as JSON text when the sender has it (RobotLimiter.recent_json)
     sent: bool = False  # the platform was called for it (the dispatcher's budget of unrecorded sends)
     platform: str = ""  # for the metrics counted once it is stored
 
@@ -522,7 +535,7 @@ async def record(
 _MARK_SENDING = (
     update(T)
     .where(T.c.id.in_(bindparam("ids", expanding=True)), T.c.lease_owner == bindparam("owner"),
-           T.c.status == PENDING)
+           _still_pending())
     .values(sending_since=bindparam("now", type_=T.c.sending_since.type))
     .returning(T.c.id)
 )
@@ -717,8 +730,21 @@ def _sqlite_time(at: datetime | None) -> str | None:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _sqlite_mark(count: int) -> str:
+    """The in-flight marks of ``count`` rows (parameters: the time, the ids, the owner)."""
+    holes = ",".join("?" * count)
+    return (f"UPDATE {T.name} SET sending_since = ? WHERE id IN ({holes}) AND lease_owner = ? "
+            f"AND {_PENDING_BY_ID} RETURNING id")
+
+
+def _window_texts(results: Sequence[Result]) -> dict[str, str | None]:
+    """Each robot's last window in the batch, as the JSON text to store."""
+    return {r.robot: r.window_json if r.window_json is not None else json.dumps(r.window)
+            for r in results if r.robot and r.window is not None}
+
+
 def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], now: datetime | None,
-                  windows: dict[str, list[float]], releasing: Sequence[str], ids: list[int], status: str,
+                  windows: dict[str, str | None], releasing: Sequence[str], ids: list[int], status: str,
                   at: datetime | None, http_status: int | None) -> set[int]:
     """:func:`record_on` for a plain batch, run on aiosqlite's thread in one go: the same statements
     (in-flight marks, robots' windows, the successes and their attempt rows, then the lanes let go)
@@ -727,14 +753,11 @@ def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], 
     marked: set[int] = set()
     try:
         if sending:
-            holes = ",".join("?" * len(sending))
-            rows = conn.execute(
-                f"UPDATE {T.name} SET sending_since = ? WHERE id IN ({holes}) AND lease_owner = ? "
-                f"AND status = '{PENDING}' RETURNING id", [_sqlite_time(now), *sending, owner]).fetchall()
+            rows = conn.execute(_sqlite_mark(len(sending)), [_sqlite_time(now), *sending, owner]).fetchall()
             marked.update(row[0] for row in rows)
         if windows:
             conn.executemany(f"UPDATE {LANE.name} SET recent = ? WHERE robot = ? AND owner = ?",
-                             [(json.dumps(times), robot, owner) for robot, times in windows.items()])
+                             [(times, robot, owner) for robot, times in windows.items()])
         if ids:
             holes = ",".join("?" * len(ids))
             sent_at = _sqlite_time(at) if status == SENT else None
@@ -768,7 +791,7 @@ def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], 
 _PG_BATCH = text(f"""
 WITH marks AS (
     UPDATE {T.name} SET sending_since = :now
-    WHERE id = ANY(CAST(:sending AS BIGINT[])) AND lease_owner = :owner AND status = '{PENDING}'
+    WHERE id = ANY(CAST(:sending AS BIGINT[])) AND lease_owner = :owner AND {_PENDING_BY_ID}
     RETURNING id),
 windows AS (
     UPDATE {LANE.name} AS lane SET recent = COALESCE(CAST(w.recent AS JSON), lane.recent),
@@ -806,8 +829,7 @@ for _n, _name in enumerate(_PG_NAMES, start=1):
 async def _pg_batch(conn: AsyncConnection, driver: Any, owner: str, results: Sequence[Result],
                     sending: Sequence[int], now: datetime | None, releasing: Sequence[str], ids: list[int],
                     status: str, at: datetime | None, http_status: int | None) -> set[int]:
-    windows: dict[str, str | None] = {
-        r.robot: json.dumps(r.window) for r in results if r.robot and r.window is not None}
+    windows: dict[str, str | None] = _window_texts(results)
     gone = set(releasing)
     windows.update((robot, None) for robot in releasing if robot not in windows)
     params = {
@@ -906,7 +928,7 @@ class ResultWriter:
             if plain is not None and self._db.is_sqlite:
                 run = getattr(driver, "_execute", None)  # aiosqlite: a function on its thread
                 if run is not None:
-                    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+                    windows = _window_texts(results)
                     return await run(_sqlite_batch, driver._conn, self._owner, sending, now,  # type: ignore[no-any-return]
                                      windows, releasing, *plain)
             if plain is not None and self._conn.dialect.name == "postgresql":

@@ -13,6 +13,7 @@ no later than that, so spacing recorded times by W spaces the platform's arrival
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -28,13 +29,18 @@ class Rule:
 
 
 class SlidingWindow:
-    """One exact sliding-window counter. Pure: every method takes ``now`` (monotonic seconds)."""
+    """One exact sliding-window counter. Pure: every method takes ``now`` (monotonic seconds).
 
-    def __init__(self, rule: Rule) -> None:
+    ``as_text``: also keep each time's JSON text, made once when it is recorded, for :meth:`json`
+    (the window is stored with every result; encoding all its floats each time cost more than the
+    database write of it)."""
+
+    def __init__(self, rule: Rule, *, as_text: bool = False) -> None:
         if rule.limit < 1 or rule.window <= 0:
             raise ValueError("a rate rule needs limit >= 1 and window > 0")
         self.rule = rule
         self._times: deque[float] = deque()
+        self._texts: deque[str] | None = deque() if as_text else None
 
     def delay(self, now: float) -> float:
         """Seconds to wait before one more send keeps every window within the limit."""
@@ -51,17 +57,28 @@ class SlidingWindow:
 
     def record(self, now: float) -> None:
         self._times.append(now)
+        if self._texts is not None:
+            self._texts.append(repr(now))  # what json.dumps writes for a float (or an int)
         self._forget(now)
 
     def times(self) -> list[float]:
         """The send times that can still decide a delay (oldest first)."""
         return list(self._times)
 
+    def json(self) -> str:
+        """:meth:`times` as JSON, exactly as ``json.dumps(self.times())`` (needs ``as_text``)."""
+        if self._texts is None:
+            return json.dumps(list(self._times))
+        return "[" + ", ".join(self._texts) + "]"
+
     def _forget(self, now: float) -> None:
         # Keep at most `limit` times: older ones can no longer decide a delay.
         horizon = now - self.rule.window
-        while self._times and (self._times[0] <= horizon or len(self._times) > self.rule.limit):
-            self._times.popleft()
+        times, texts = self._times, self._texts
+        while times and (times[0] <= horizon or len(times) > self.rule.limit):
+            times.popleft()
+            if texts is not None:
+                texts.popleft()
 
 
 class RobotLimiter:
@@ -70,7 +87,11 @@ class RobotLimiter:
     def __init__(
         self, rules: Iterable[Rule], clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.windows = [SlidingWindow(rule) for rule in rules]
+        rules = list(rules)
+        # The longest rule's times are what is stored (``recent``): that window keeps them as text too.
+        longest = max(range(len(rules)), key=lambda i: rules[i].window, default=-1)
+        self.windows = [SlidingWindow(rule, as_text=i == longest) for i, rule in enumerate(rules)]
+        self._longest = self.windows[longest] if rules else None
         self._clock = clock
 
     def delay(self, now: float) -> float:
@@ -106,8 +127,11 @@ class RobotLimiter:
 
     def recent(self) -> list[float]:
         """The longest rule's send times (oldest first): what to store so another owner can resume."""
-        longest = max(self.windows, key=lambda w: w.rule.window, default=None)
-        return longest.times() if longest is not None else []
+        return self._longest.times() if self._longest is not None else []
+
+    def recent_json(self) -> str:
+        """:meth:`recent` as JSON text (``json.dumps(self.recent())``), without encoding every time anew."""
+        return self._longest.json() if self._longest is not None else "[]"
 
 
 def rules_for(channel: ChannelBase, limits: Limits, window_seconds: float) -> list[Rule]:

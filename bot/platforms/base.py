@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
@@ -148,11 +149,16 @@ class Limits:
     max_mentions: int | None = None  # @-mentions per message; more are sent in further messages
 
 
+# The usual request headers, one read-only object for every send: aiohttp takes a multidict as it
+# is, where a plain dict made per request was converted into one at every send.
+JSON_HEADERS: Mapping[str, str] = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json; charset=utf-8"}))
+
+
 @dataclass(frozen=True)
 class HttpRequest:
     url: str
     body: bytes
-    headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": "application/json; charset=utf-8"})
+    headers: Mapping[str, str] = field(default_factory=lambda: JSON_HEADERS)  # shared, read-only
 
 
 HIDDEN = "***"

@@ -134,6 +134,21 @@ def test_rows_keep_every_kind_of_value_through_their_columns() -> None:
     assert len(empty) == 0 and empty.column("name") == []
 
 
+def test_a_mention_is_the_one_its_dataclass_makes() -> None:
+    from dataclasses import fields
+
+    from bot.delivery.compose import mention_for
+    from bot.platforms.base import Mention
+
+    person = _people()["p3"]
+    made = mention_for(person)
+    expected = Mention(person_id="p3", name="人员3", mobile=None, ids={"wecom": "user3"})
+    assert made == expected
+    assert {f.name: getattr(made, f.name) for f in fields(Mention)} == vars(expected)
+    with pytest.raises(AttributeError):
+        made.name = "x"  # type: ignore[misc]  # frozen all the same
+
+
 def test_a_snapshot_selects_names_units_and_leaders_as_a_fresh_check() -> None:
     s = Schedules(people=_people(), units={"u0": Unit(id="u0", name="工委", leaders=["p0"]),
                                            "u1": Unit(id="u1", name="支部1", parent="u0"),

@@ -32,6 +32,8 @@ _set = object.__setattr__
 _new = object.__new__  # pydantic's BaseModel has no __new__ of its own
 _SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c", "\x00")  # the first one no value contains joins a text column
 _SCALARS = (str, int, bool, type(None))  # immutable values a column may hold as one shared object
+_ABSENT: dict[str, Any] = {}  # the fields of a nested model that is not there (None): never read
+_NO_FIELDS: set[str] = set()
 
 
 _SPECS: dict[type[BaseModel], tuple[tuple[str, ...], dict[int, type[BaseModel]]]] = {}
@@ -53,7 +55,7 @@ def _spec(model: type[BaseModel]) -> tuple[tuple[str, ...], dict[int, type[BaseM
 class Rows(MutableMapping[str, Any]):
     """id → model over plain columns (see the module's docstring). ``model`` is the pydantic class."""
 
-    __slots__ = ("_pos", "at_field", "built", "fields", "keys", "model", "sets", "table")
+    __slots__ = ("_pos", "at_field", "built", "fields", "keys", "model", "sets", "table", "written")
 
     def __init__(self, model: type[BaseModel], keys: Any, columns: list[Any], sets: list[frozenset[str]]) -> None:
         self.model = model
@@ -64,30 +66,31 @@ class Rows(MutableMapping[str, Any]):
         self.table = _Table(model, columns, self.keys)
         self.sets = [set(s) for s in sets]
         self.built: dict[str, Any] = {}
+        # the pickled form as read, written again as it is while no entry is built or added or removed
+        self.written: tuple[Any, ...] | None = (model, keys, columns, list(sets))
 
     # ---------------------------------------------------------------- from models, to pickle
 
     @classmethod
-    def encode(cls, model: type[BaseModel], items: Any, sets: list[set[str]] | None = None) -> tuple[Any, ...]:
-        """The pickled form of ``items`` (pairs id → model, or ``_Raw`` rows whose set indexes are
-        into ``sets``): model, keys, columns, field sets."""
-        known: dict[frozenset[str], int] = {frozenset(s): i for i, s in enumerate(sets or [])}
+    def encode(cls, model: type[BaseModel], items: Any) -> tuple[Any, ...]:
+        """The pickled form of ``items`` (pairs id → model): model, keys, columns, field sets."""
         keys: list[str] = []
-        rows: list[tuple[Any, ...]] = []
+        models: list[Any] = []
         for key, value in items:
             keys.append(key)
-            rows.append(_row(value, model, known))
-        return model, _encode(keys), _encode_rows(model, rows, keys), list(known)
+            models.append(value)
+        known: dict[frozenset[str], int] = {}
+        return model, _encode(keys), _encode_models(model, models, keys, known, {}), list(known)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, self.encode(self.model, self._pairs(), self.sets)
-
-    def _pairs(self) -> Iterator[tuple[str, Any]]:
-        """(id, model or row) in order: rows stay rows, built models are encoded afresh (they may
-        have been changed)."""
-        built, row = self.built, self.table.row
-        for i, key in enumerate(self.keys):
-            yield key, built[key] if key in built else _Raw(row(i))
+        if self.written is not None and not self.built:
+            return _rebuild, self.written  # as read: nothing to encode again (a snapshot's people, 0.5 s)
+        # Built models may have been changed: every entry is encoded afresh from a model (the
+        # others built for this only, not kept).
+        unbuilt = [i for i, key in enumerate(self.keys) if key not in self.built]
+        made = dict(zip(unbuilt, self.table.build(unbuilt, self.sets), strict=True))
+        models = [self.built[key] if key in self.built else made[i] for i, key in enumerate(self.keys)]
+        return _rebuild, self.encode(self.model, zip(self.keys, models, strict=True))
 
     # ---------------------------------------------------------------- reading
 
@@ -164,6 +167,7 @@ class Rows(MutableMapping[str, Any]):
             self.pos[key] = len(self.keys)
             self.keys.append(key)
         self.built[key] = value
+        self.written = None
 
     def __delitem__(self, key: str) -> None:
         i = self.pos[key]
@@ -171,6 +175,7 @@ class Rows(MutableMapping[str, Any]):
         self.table.delete(i)  # first: the table copies any column that is the keys themselves
         del self.keys[i]
         self._pos = None
+        self.written = None
 
 
 class _Table:
@@ -258,17 +263,6 @@ class _Table:
             return self._nested(j, list(range(len(self._column(self.width)))), sets)
         return list(self._column(j))
 
-    def row(self, i: int) -> tuple[Any, ...]:
-        """Entry ``i`` as a row (field values, a nested model as its row, then the set index), for
-        writing the section again."""
-        values: list[Any] = []
-        for j in range(self.width):
-            if j in self.nested:
-                values.append(None if self.nones[j] and self.nones[j][i] else self.nested[j].row(i))
-            else:
-                values.append(self._column(j)[i])
-        return (*values, self._column(self.width)[i])
-
     def _decode_all(self) -> None:
         """Every column decoded, changed in place from now on (the keys' one as a copy)."""
         for j in range(self.width + 1):
@@ -301,44 +295,29 @@ class _Shared(list[Any]):
     """A decoded column whose lists are the table's, shared by every entry (copied into each model)."""
 
 
-class _Raw:
-    """A row not built into a model yet, passed through ``encode`` as it is."""
-
-    __slots__ = ("row",)
-
-    def __init__(self, row: tuple[Any, ...]) -> None:
-        self.row = row
-
-
-def _row(value: Any, model: type[BaseModel], sets: dict[frozenset[str], int]) -> tuple[Any, ...]:
-    """A model's row: its field values (a nested model as its row), then its set of given fields'
-    index in ``sets``."""
-    if isinstance(value, _Raw):
-        return value.row
+def _encode_models(model: type[BaseModel], models: list[Any], keys: list[str], known: dict[frozenset[str], int],
+                   by_set: dict[int, int]) -> list[Any]:
+    """Models (None where a nested model is absent) as encoded columns: the fields, then the index of
+    each one's set of given fields in ``known`` (``by_set``: by the set's id, the sets being shared)."""
     fields, nested = _spec(model)
-    data = value.__dict__
-    values = [data[name] for name in fields]
-    for i, kind in nested.items():
-        if values[i] is not None:
-            values[i] = _row(values[i], kind, sets)
-    given = frozenset(value.__pydantic_fields_set__)
-    return (*values, sets.setdefault(given, len(sets)))
-
-
-def _encode_rows(model: type[BaseModel], rows: list[tuple[Any, ...]], keys: list[str]) -> list[Any]:
-    """Rows of one model as encoded columns (the fields, then the set index)."""
-    fields, nested = _spec(model)
+    data = [m.__dict__ if m is not None else _ABSENT for m in models]
     columns: list[Any] = []
-    for j in range(len(fields) + 1):
-        values = [row[j] for row in rows]
-        kind = nested.get(j) if j < len(fields) else None
+    for j, name in enumerate(fields):
+        values = [d.get(name) for d in data]
+        kind = nested.get(j)
         if kind is None:
             columns.append(("keys",) if values == keys and keys else _encode(values))
             continue
         nones = bytes(v is None for v in values) if None in values else b""
-        blank = (*([None] * len(_spec(kind)[0])), 0)  # where the entry holds None: never read
-        inner = [blank if v is None else v for v in values]
-        columns.append(("model", _encode_rows(kind, inner, keys), nones))
+        columns.append(("model", _encode_models(kind, values, keys, known, by_set), nones))
+    given: list[int] = []
+    for m in models:
+        held = m.__pydantic_fields_set__ if m is not None else _NO_FIELDS
+        index = by_set.get(id(held))
+        if index is None:
+            index = by_set[id(held)] = known.setdefault(frozenset(held), len(known))
+        given.append(index)
+    columns.append(_encode(given))
     return columns
 
 

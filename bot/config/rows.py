@@ -34,6 +34,7 @@ _SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c", "\x00")  # the first one no value
 _SCALARS = (str, int, bool, type(None))  # immutable values a column may hold as one shared object
 _ABSENT: dict[str, Any] = {}  # the fields of a nested model that is not there (None): never read
 _NO_FIELDS: set[str] = set()
+_VARIES = object()  # a column whose entries do not all hold one value
 
 
 _SPECS: dict[type[BaseModel], tuple[tuple[str, ...], dict[int, type[BaseModel]]]] = {}
@@ -123,7 +124,7 @@ class Rows(MutableMapping[str, Any]):
 
     def field(self, key: str, name: str, default: Any = None) -> Any:
         """One field of one entry, without building its model; ``default`` when there is no such entry."""
-        i = self.pos.get(key)
+        i = (self._pos if self._pos is not None else self.pos).get(key)  # a unit's name for each of 20,000 people
         if i is None:
             return default
         if key in self.built:
@@ -182,7 +183,7 @@ class _Table:
     """One model's columns (its fields, then the set index; a nested model's field is a ``_Table``
     of its own beside a mask of the entries that hold None there), each decoded on first use."""
 
-    __slots__ = ("columns", "copied", "decoded", "fields", "keys", "model", "nested", "nones", "width")
+    __slots__ = ("changed", "columns", "copied", "decoded", "fields", "keys", "model", "nested", "nones", "width")
 
     def __init__(self, model: type[BaseModel], columns: list[Any], keys: list[str]) -> None:
         self.model = model
@@ -194,6 +195,7 @@ class _Table:
         self.copied = [False] * (self.width + 1)  # columns whose values are lists shared by the table
         self.nested: dict[int, _Table] = {}
         self.nones: dict[int, bytes] = {}
+        self.changed = False  # an entry added or removed: the columns as written no longer say it all
         for j, kind in nested.items():
             _, inner, nones = columns[j]
             self.nested[j] = _Table(kind, inner, keys)
@@ -207,10 +209,18 @@ class _Table:
         return found
 
     def build(self, positions: list[int], sets: list[set[str]]) -> list[Any]:
-        """Models for these positions: column by column (each gathered in one comprehension), then
-        one object each."""
+        """Models for these positions, column by column: a field every entry shares (a platform id no
+        one has, no title) is in a template dict copied for each, the others gathered in one
+        comprehension each and written over the copies."""
+        template: dict[str, Any] = {}  # in the fields' order, as validation makes a model's __dict__
+        names: list[str] = []
         gathered: list[list[Any]] = []
-        for j in range(self.width):
+        for j, name in enumerate(self.fields):
+            template[name] = shared = self._shared(j)
+            if shared is not _VARIES:
+                continue
+            template[name] = None
+            names.append(name)
             if j in self.nested:
                 gathered.append(self._nested(j, positions, sets))
                 continue
@@ -219,27 +229,32 @@ class _Table:
             if self.copied[j]:  # a list per model, never the table's shared one
                 values = [list(v) if type(v) is list else v for v in values]
             gathered.append(values)
-        given = self._column(self.width)
         n = len(positions)
-        if not gathered:  # a model without fields
-            return [self._empty(sets[given[i]]) for i in positions]
+        given = self._shared(self.width)
+        if given is _VARIES:
+            column = self._column(self.width)
+            held: Any = [sets[column[i]] for i in positions]
+        else:
+            held = repeat(sets[given], n)
         # Every step a map in C, not a Python loop over the entries: the values' dicts, the objects,
         # then each of the four attributes pydantic keeps (half the time of one loop building each).
-        dicts = list(map(dict, map(zip, repeat(self.fields, n), zip(*gathered, strict=True))))
+        dicts = list(map(dict.copy, repeat(template, n)))
+        if names:
+            deque(map(dict.update, dicts, map(zip, repeat(tuple(names), n), zip(*gathered, strict=True))), maxlen=0)
         out = list(map(_new, repeat(self.model, n)))
         deque(map(_set, out, repeat("__dict__", n), dicts), maxlen=0)
-        deque(map(_set, out, repeat("__pydantic_fields_set__", n), [sets[given[i]] for i in positions]), maxlen=0)
+        deque(map(_set, out, repeat("__pydantic_fields_set__", n), held), maxlen=0)
         deque(map(_set, out, repeat("__pydantic_extra__", n), repeat(None, n)), maxlen=0)
         deque(map(_set, out, repeat("__pydantic_private__", n), repeat(None, n)), maxlen=0)
         return out
 
-    def _empty(self, given: set[str]) -> Any:
-        obj = _new(self.model)
-        _set(obj, "__dict__", {})
-        _set(obj, "__pydantic_fields_set__", given)
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
-        return obj
+    def _shared(self, j: int) -> Any:
+        """The value every entry holds in column ``j`` (written as ``("same", value, n)`` and not
+        changed since), else ``_VARIES``."""
+        encoded = self.columns[j]
+        if self.changed or j in self.nested or type(encoded) is not tuple or encoded[0] != "same":
+            return _VARIES
+        return encoded[1]
 
     def _nested(self, j: int, positions: list[int], sets: list[set[str]]) -> list[Any]:
         nones = self.nones[j]
@@ -251,9 +266,12 @@ class _Table:
 
     def value(self, j: int, i: int, sets: list[set[str]]) -> Any:
         """One field of one entry (a nested model: built afresh)."""
-        if j in self.nested:
-            return self._nested(j, [i], sets)[0]
-        value = self._column(j)[i]
+        column = self.decoded[j]
+        if column is None:
+            if j in self.nested:
+                return self._nested(j, [i], sets)[0]
+            column = self._column(j)
+        value = column[i]
         return list(value) if self.copied[j] and type(value) is list else value
 
     def column(self, j: int, sets: list[set[str]]) -> list[Any]:
@@ -265,6 +283,7 @@ class _Table:
 
     def _decode_all(self) -> None:
         """Every column decoded, changed in place from now on (the keys' one as a copy)."""
+        self.changed = True
         for j in range(self.width + 1):
             if j not in self.nested and self._column(j) is self.keys:
                 self.decoded[j] = list(self.keys)

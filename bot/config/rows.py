@@ -238,8 +238,7 @@ class _Table:
             if j in self.nested:
                 gathered.append(self._nested(j, positions, sets))
                 continue
-            column = self._column(j)
-            values = [column[i] for i in positions]
+            values = self._gather(j, positions)
             if self.copied[j]:  # a list per model, never the table's shared one
                 values = [list(v) if type(v) is list else v for v in values]
             gathered.append(values)
@@ -292,6 +291,17 @@ class _Table:
                 plan.append((name, column, self.copied[j], None, b""))
         self.plan = plan
         return plan
+
+    def _gather(self, j: int, positions: list[int]) -> list[Any]:
+        """Column ``j``'s values at these positions; a table's straight from its indexes while the
+        column is not decoded (the units and channels of 20,000 people, not of all 100,000)."""
+        encoded = self.columns[j]
+        if self.decoded[j] is None and type(encoded) is tuple and encoded[0] == "table":
+            _, table, indexes = encoded
+            self.copied[j] = any(type(v) is list for v in table)
+            return [table[indexes[i]] for i in positions]
+        column = self._column(j)
+        return [column[i] for i in positions]
 
     def _shared(self, j: int) -> Any:
         """The value every entry holds in column ``j`` (written as ``("same", value, n)`` and not

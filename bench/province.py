@@ -17,8 +17,9 @@ owed by a fifth of the people) and the one ten times smaller. Each round, on a f
   the admin's list of leader pages (first page and the second), the leader page of the committee
   (every unit; and page 2 of its overdue list) and of one bureau, and ``/healthz`` as the baseline,
   fetched over loopback HTTP three times each: wall time per request, the server's CPU per
-  request (``/proc``), and the page's size. ``healthz during leaders``: ``/healthz`` asked while
-  ``/admin/leaders`` is being answered (a page that holds the event loop delays every request).
+  request (``/proc``), and the page's size. ``healthz during leaders`` (``… leader committee``):
+  ``/healthz`` asked while ``/admin/leaders`` (the committee leader's page) is being answered (a page
+  that holds the event loop delays every request).
 
 Prints min / median / max per size, and the growth of the median from the small province to the
 large one (goal, issue 11: the follow-up pass ≤ ×11 for ×10 people; pages < 300 KB and ≤ 0.3 s).
@@ -88,7 +89,9 @@ PAGES = {
     "leader committee late p2": "{committee}?late=2",
     "leader bureau": "{bureau}",  # a bureau's leader (p000001: 100 units)
     "healthz during leaders": "",  # /healthz asked while /admin/leaders is being answered
+    "healthz during leader committee": "",  # … while the committee leader's page is being answered
 }
+DURING = {"healthz during leaders": "leaders", "healthz during leader committee": "leader committee"}
 
 
 async def count(runtime: Runtime, model: type) -> int:
@@ -182,7 +185,7 @@ def pages(env: dict[str, str], port: int, occ: int, repeats: int) -> dict[str, l
                 if path:
                     wall, size = get(port, path.format(occ=occ, **paths))
                 else:
-                    wall, size = during(port, PAGES["leaders"], PAGES["healthz"])
+                    wall, size = during(port, PAGES[DURING[name]].format(**paths), PAGES["healthz"])
                 out[name].append((wall, _cpu_seconds(process.pid) - before, size))
         return out
     finally:

@@ -9,6 +9,7 @@ truth rather than its own view.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -97,3 +98,15 @@ TOKEN_FETCHES = Counter(
 ADMIN_ACTIONS = Counter(
     "remindbot_admin_actions_total", "Admin actions (confirm, excuse, followup_now, resend, send_test) by outcome "
     "(done, refused).", ["action", "outcome"], registry=REGISTRY)
+
+
+def _count_earlier() -> None:
+    """Messages recorded without sending before this module was loaded (bot.delivery.outbox keeps
+    their counts until then, so a command that records them need not load prometheus_client)."""
+    outbox = sys.modules.get("bot.delivery.outbox")
+    if outbox is not None:
+        for (platform, outcome), n in outbox.take_uncounted().items():
+            MESSAGES.labels(platform, outcome).inc(n)
+
+
+_count_earlier()

@@ -6,9 +6,15 @@ nothing to do); on SQLite under the database's write lock (``BEGIN IMMEDIATE``).
 before migrations existed (tables but no ``alembic_version``) is recognised and stamped as the
 baseline ``0001`` first, so its rows are kept.
 
-Alembic is imported only when there is something to do: a database already at the newest
+Alembic is imported only when there is something to migrate: a database already at the newest
 revision is recognised by one query (:func:`at_head`) against the revision read from the
-migration files themselves (:func:`cheap_head`), which every command's start makes.
+migration files themselves (:func:`cheap_head`), which every command's start makes; an empty
+database (a new install, a new PostgreSQL schema, the first command after ``make run``) gets the
+newest schema in one step, ``create_all`` of storage/models.py and the newest revision recorded,
+in one transaction under the same lock (:func:`_create_head`). Running revision after revision on
+it would end at the same schema (tests/test_migrations.py compares the two on SQLite and
+PostgreSQL: tables, columns, types, defaults, keys, indexes), at several times the cost: Alembic's
+import alone is a tenth of a second, and SQLite's batch mode copies tables at each step.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Column, Connection, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
@@ -34,6 +40,11 @@ log = logging.getLogger(__name__)
 SCRIPTS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"  # the schema of every database made before migrations (create_all)
 VERSION_TABLE = "alembic_version"
+
+# Alembic's own version table, as it creates it (alembic.runtime.migration), for an empty database's
+# one-step creation; on a metadata of its own, so it is never taken for one of the application's tables.
+_VERSION = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False),
+                 PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
 
 
 def alembic_config(connection: Connection | None = None, schema: str | None = None) -> Config:
@@ -93,6 +104,11 @@ async def at_head(engine: AsyncEngine) -> str | None:
     except Exception:  # no version table yet, or anything else: the full path finds out
         return None
     return newest if [r[0] for r in rows] == [newest] else None
+
+
+def newest() -> str:
+    """The newest revision: read from the files when they are plain (no Alembic import), else Alembic's."""
+    return cheap_head() or head()
 
 
 @cache
@@ -168,8 +184,8 @@ class Upgrade:
 
     def describe(self) -> str:
         """One Chinese sentence for an admin."""
-        if not self.changed and self.after != head():
-            return f"数据库结构版本 {self.after} 比本程序（最新 {head()}）新，未作改动。"
+        if not self.changed and self.after != newest():
+            return f"数据库结构版本 {self.after} 比本程序（最新 {newest()}）新，未作改动。"
         if not self.changed:
             return f"数据库结构已是最新（版本 {self.after}），无需升级。"
         start = "旧版本创建的数据库（数据已保留）" if self.legacy else (self.before or "空库")
@@ -180,9 +196,12 @@ def _lock_name(schema: str | None) -> str:
     return f"remindbot-migrate:{schema or ''}"
 
 
-async def upgrade(engine: AsyncEngine, schema: str | None = None) -> Upgrade:
+async def upgrade(engine: AsyncEngine, schema: str | None = None, *, step_by_step: bool = False) -> Upgrade:
     """Bring the database to the newest revision.
 
+    An empty database gets the newest schema in one step (:func:`_create_head`), unless
+    ``step_by_step``: then every migration runs, as on a database made by an older release (the
+    tests compare the two; ``db revision`` compares the models with what the migrations build).
     A database at a revision newer than this code knows (a newer release migrated it) is left
     alone when every table and column this code uses is there.
 
@@ -205,7 +224,7 @@ async def upgrade(engine: AsyncEngine, schema: str | None = None) -> Upgrade:
                 # outside a transaction; the keys are checked again before the commit.
                 await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: one migrator at a time
-            result = await conn.run_sync(_upgrade_sync, schema)
+            result = await conn.run_sync(_upgrade_sync, schema, step_by_step)
             if not postgres:
                 broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
                 if broken:
@@ -232,12 +251,21 @@ async def _abandon(conn: AsyncConnection) -> None:
         await conn.invalidate()
 
 
-def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
+def _upgrade_sync(conn: Connection, schema: str | None, step_by_step: bool = False) -> Upgrade:
+    # Under the lock: an instance that waited for it finds the tables another one made, and goes on.
+    names = set(inspect(conn).get_table_names(schema=schema))
+    fresh = VERSION_TABLE not in names and not names & set(SQLModel.metadata.tables)
+    revision = cheap_head()
+    if fresh and not step_by_step and revision is not None:
+        _create_head(conn, revision)
+        return Upgrade(None, revision)
+    if VERSION_TABLE in names and revision is not None and _recorded(conn, schema) == revision:
+        return Upgrade(revision, revision)  # made by an instance started at the same time
     from alembic import command
 
     cfg = alembic_config(conn, schema)
-    before = _current(conn, schema)
-    legacy = before is None and _has_tables(conn, schema)
+    before = None if VERSION_TABLE not in names else _current(conn, schema)
+    legacy = before is None and bool(names & set(SQLModel.metadata.tables))
     if legacy:
         command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
     elif before is not None and not known(before):
@@ -251,15 +279,19 @@ def _upgrade_sync(conn: Connection, schema: str | None) -> Upgrade:
     return Upgrade(before, head(), legacy)
 
 
+def _create_head(conn: Connection, revision: str) -> None:
+    """An empty database: every table as storage/models.py declares it, and ``revision`` recorded as
+    Alembic records it, in the caller's transaction (all or nothing). The tables go where the
+    migrations would put them: the connection's search_path on PostgreSQL (see migrations/env.py)."""
+    SQLModel.metadata.create_all(conn, checkfirst=False)  # the caller saw none of them
+    _VERSION.create(conn, checkfirst=False)
+    conn.execute(_VERSION.insert().values(version_num=revision))
+
+
 def _current(conn: Connection, schema: str | None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     return MigrationContext.configure(conn).get_current_revision()  # in the search_path's schema
-
-
-def _has_tables(conn: Connection, schema: str | None) -> bool:
-    names = set(inspect(conn).get_table_names(schema=schema))
-    return bool(names & set(SQLModel.metadata.tables))
 
 
 # ---------------------------------------------------------------- check

@@ -104,13 +104,15 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_owner: str | None = None
     lease_until: datetime | None = None
-    # Set (UTC) just before the platform is called, cleared when the result is stored: a row that is
-    # still pending with this set was in flight at a crash, so its re-send is marked "可能重复".
-    sending_since: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     error_kind: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # Set (UTC) just before the platform is called, cleared when the result is stored: a row that is
+    # still pending with this set was in flight at a crash, so its re-send is marked "可能重复".
+    # Last, where migration 0003 added it: an empty database is made from these models in one step,
+    # and must come out as the migrations make it (tests/test_migrations.py compares the two).
+    sending_since: datetime | None = None
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -181,7 +183,9 @@ class Instance(SQLModel, table=True):
 
     __tablename__ = "instance"
 
-    id: int = Field(default=1, primary_key=True)
+    # Always written as 1. No default in the model: the column is a serial on PostgreSQL, as
+    # migration 0001 made it (an empty database is made from these models, and must come out the same).
+    id: int = Field(primary_key=True)
     nonce: str
 
 
@@ -229,7 +233,7 @@ class SchedulerMark(SQLModel, table=True):
 
     __tablename__ = "scheduler_mark"
 
-    id: int = Field(default=1, primary_key=True)
+    id: int = Field(primary_key=True)  # always written as 1; no default, as Instance.id
     last_pass_at: datetime
 
 
@@ -246,7 +250,7 @@ class InboundSeen(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     platform: str
     app_id: str
-    message_id: str = Field(max_length=200)
+    message_id: str  # cut to 200 characters where written (bot.confirming.inbound); no length in the column (0004)
     seen_at: datetime = Field(default_factory=utcnow, index=True)
 
 

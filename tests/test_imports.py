@@ -162,3 +162,24 @@ def test_a_command_process_ends_at_once_with_its_output_and_exit_code_kept(tmp_p
     waited = run("thread", "report", "--period", "current_month")
     assert waited.returncode == 0 and b"torn down" in waited.stderr
     assert waited.stdout == run("-", "report", "--period", "current_month").stdout != b""
+
+
+def test_a_first_fire_loads_neither_alembic_nor_the_metrics_and_its_record_only_counts_wait_for_them(
+        tmp_path: Path) -> None:
+    """A new install's first ``fire`` (channels without webhooks: recorded, not sent) makes the database
+    without Alembic and counts its messages without prometheus_client; a process that loads the
+    metrics afterwards (the service) still counts them."""
+    code = ("import sys\n"
+            "from bot.cli import main\n"
+            "main(['fire', 'study-day', '--date', '2026-12-04'], standalone_mode=False)\n"
+            "print(sorted(m for m in ('alembic', 'mako', 'prometheus_client', 'bot.metrics') if m in sys.modules))\n"
+            "from bot.metrics import MESSAGES\n"
+            "print(sum(s.value for m in MESSAGES.collect() for s in m.samples\n"
+            "          if s.name.endswith('_total') and s.labels['outcome'] == 'record_only'))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    *said, loaded, counted = done.stdout.strip().splitlines()
+    assert loaded == "[]", done.stdout
+    queued = next(line for line in said if "新排队" in line)
+    assert f"新排队 {int(float(counted))} 条消息" in queued and float(counted) > 0, done.stdout

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,10 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import select
+from sqlalchemy import Connection, inspect, text
+from sqlmodel import SQLModel, select
 
 from storage import migrate
 from storage.db import Database, DatabaseUnavailable
@@ -103,13 +105,92 @@ async def make_legacy_database(database: Database) -> None:
 # ---------------------------------------------------------------- the guarantees
 
 
-async def test_models_and_migrations_agree_so_a_model_change_needs_a_migration(any_db: Database) -> None:
-    # any_db was created by running the migrations; storage/models.py must describe exactly that.
-    async with any_db.engine.connect() as conn:
-        differences = await conn.run_sync(migrate.compare, any_db.schema)
+async def test_models_and_migrations_agree_so_a_model_change_needs_a_migration(empty_db: Database) -> None:
+    # Built by running every migration; storage/models.py must describe exactly that.
+    await migrate.upgrade(empty_db.engine, empty_db.schema, step_by_step=True)
+    async with empty_db.engine.connect() as conn:
+        differences = await conn.run_sync(migrate.compare, empty_db.schema)
     assert differences == [], (
         "storage/models.py and storage/migrations disagree: run `remindbot db revision \"what changed\"` "
         f"and review the new file. Differences: {differences}")
+
+
+def schema_of(conn: Connection, schema: str | None) -> dict[str, Any]:
+    """Everything the database says about its tables: columns in order (type, null, default), keys,
+    foreign keys, indexes, unique and check constraints; the schema's own name written as ``S``."""
+    found = inspect(conn)
+    same = (lambda value: str(value).replace(schema, "S")) if schema else str
+
+    def listed(items: list[Any]) -> list[str]:
+        return sorted(same(item) for item in items)
+
+    return {
+        table: {
+            "columns": [same((c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("autoincrement")))
+                        for c in found.get_columns(table, schema=schema)],
+            "primary key": same(found.get_pk_constraint(table, schema=schema)),
+            "foreign keys": listed(found.get_foreign_keys(table, schema=schema)),
+            "indexes": listed(found.get_indexes(table, schema=schema)),
+            "unique": listed(found.get_unique_constraints(table, schema=schema)),
+            "checks": listed(found.get_check_constraints(table, schema=schema)),
+        }
+        for table in sorted(found.get_table_names(schema=schema))
+    }
+
+
+async def test_an_empty_database_made_in_one_step_is_exactly_what_the_migrations_make(
+        empty_db: Database, tmp_path: Path) -> None:
+    # An empty database gets the newest schema from storage/models.py in one step; the same
+    # database built revision by revision must not differ in anything (column order included).
+    if empty_db.is_sqlite:
+        stepwise = Database(f"sqlite+aiosqlite:///{tmp_path / 'stepwise.db'}")
+    else:
+        stepwise = Database(PG_URL, schema=f"test_{uuid.uuid4().hex[:12]}")
+        await stepwise.create_schema()
+    try:
+        one_step = await migrate.upgrade(empty_db.engine, empty_db.schema)
+        by_steps = await migrate.upgrade(stepwise.engine, stepwise.schema, step_by_step=True)
+        assert (one_step.before, one_step.after) == (by_steps.before, by_steps.after) == (None, migrate.head())
+        async with empty_db.engine.connect() as conn:
+            made = await conn.run_sync(schema_of, empty_db.schema)
+        async with stepwise.engine.connect() as conn:
+            migrated = await conn.run_sync(schema_of, stepwise.schema)
+    finally:
+        await stepwise.drop_schema()
+        await stepwise.stop()
+    assert set(made) == set(migrated) == set(SQLModel.metadata.tables) | {migrate.VERSION_TABLE}
+    for table in migrated:
+        assert made[table] == migrated[table], f"{table}: made in one step differs from the migrations' result"
+    assert (await migrate.state(empty_db.engine, empty_db.schema)).ok
+
+
+def test_an_empty_database_is_created_without_loading_alembic(tmp_path: Path) -> None:
+    # A new install's first command (`fire`, `serve`) pays neither Alembic's import nor the migrations.
+    code = ("import asyncio, sys\n"
+            "from storage.db import Database\n"
+            "async def main():\n"
+            f"    db = Database('sqlite+aiosqlite:///{tmp_path / 'new.db'}')\n"
+            "    done = await db.start()\n"
+            "    await db.stop()\n"
+            "    print(done.before, done.after, done.describe())\n"
+            "asyncio.run(main())\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"None {migrate.head()} 数据库结构已升级：空库 → {migrate.head()}。", "[]"]
+
+
+async def test_instances_starting_together_on_an_empty_sqlite_file_make_its_tables_once(tmp_path: Path) -> None:
+    databases = [Database(f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}") for _ in range(4)]
+    try:
+        done = await asyncio.gather(*(database.start() for database in databases))
+        assert sorted(d.changed for d in done) == [False, False, False, True]
+        assert {d.after for d in done} == {migrate.head()}
+        assert (await migrate.state(databases[0].engine)).ok
+    finally:
+        for database in databases:
+            await database.stop()
 
 
 async def test_a_database_made_before_migrations_is_upgraded_with_every_row_kept(empty_db: Database) -> None:

@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from servehelp import ROOT, STARTED, STOPPED, STOPPING, Service, Workspace, error_lines, reminder_count, where
+from servehelp import (
+    ROOT,
+    STARTED,
+    STOPPED,
+    STOPPING,
+    Service,
+    Workspace,
+    error_lines,
+    reminder_count,
+    wait_until,
+    where,
+)
 
 from bot.cli.schedule import validate
 
@@ -156,3 +167,51 @@ def test_a_port_in_use_is_one_chinese_line_naming_it_and_exit_1_with_nothing_sta
     assert f"127.0.0.1:{port}" in lines[0] and "端口已被占用" in lines[0]
     assert "发送器已停止" not in service.stdout  # the sending loop never started
     assert STARTED not in service.stdout
+
+
+def _province(folder: Path, people: int) -> None:
+    """A schedules folder whose people come from a CSV big enough that the start takes a while."""
+    for old in folder.glob("*.yaml"):
+        old.unlink()
+    (folder / "channels.yaml").write_text(
+        "service: {admin_channel: c0}\nchannels:\n  - {id: c0, name: 群0, platform: wecom, webhook: ''}\n",
+        encoding="utf-8")
+    (folder / "reminders.yaml").write_text(
+        "reminders:\n  - id: owed\n    title: 每月学习日\n"
+        "    when: {monthly: {weekday: fri, nth: 1}, at: \"09:00\"}\n"
+        "    recipients: {channels: [c0], mention: {roles: [secretary]}}\n", encoding="utf-8")
+    units = ["标识,名称,上级单位", "u0,工委,"] + [f"u{i},支部{i},u0" for i in range(1, 200)]
+    (folder / "units.csv").write_text("\n".join(units) + "\n", encoding="utf-8")
+    rows = ["标识,姓名,单位,角色,所在群"] + [f"p{i},人员{i},u{i % 200},secretary,c0" for i in range(people)]
+    (folder / "people.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_stop_asked_while_serve_is_still_starting_is_logged_and_exits_0(
+        sig: signal.Signals, workspace: Workspace) -> None:
+    # Before its event loop handled signals, a SIGTERM in the first part of the start killed serve
+    # with no line at all (exit -15), and a SIGINT printed a traceback.
+    _province(workspace.schedules, 40_000)
+    running = Service.start(workspace)
+    try:
+        def starting() -> bool:
+            assert running.process.poll() is None, running.output()
+            try:
+                return running.get("/healthz")[0] == 503  # "starting": the port is bound, the start goes on
+            except OSError:
+                return False
+
+        wait_until(starting, "/healthz saying 503 starting", timeout=60)
+        code = running.stop(sig)
+    finally:
+        running.kill()
+    said = running.stdout + running.stderr
+    assert code == 0, running.output()
+    assert "启动尚未完成时收到停止信号" in said or STOPPED in said, running.output()
+    assert "Traceback" not in said
+    # Nothing half-done is left behind: the next start comes up.
+    again = Service.start(workspace)
+    try:
+        again.wait_ready()
+    finally:
+        again.kill()

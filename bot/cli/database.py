@@ -62,7 +62,7 @@ async def _revision(message: str) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         database = Database(f"sqlite+aiosqlite:///{Path(folder) / 'head.db'}")
         try:
-            await migrate.upgrade(database.engine)
+            await migrate.upgrade(database.engine, step_by_step=True)  # what the migrations build, not the models
             async with database.engine.connect() as conn:
                 return await conn.run_sync(migrate.write_revision, message)
         finally:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import sys
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -27,6 +29,36 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="演练模式：只记录和打印消息，不真正发送")
 def serve(port: int | None, dry_run: bool) -> None:
     """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""
+    # Until the event loop takes SIGTERM/SIGINT over (bot/service.py), a stop asked during the
+    # start (imports, opening the schedules) must end the start with a line in the log and exit
+    # code 0, not kill the process silently (SIGTERM's default) or print a traceback (SIGINT's).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_during_start)
+    try:
+        _command(port, dry_run)
+    except StoppedDuringStart as stopped:
+        said = f"启动尚未完成时收到停止信号（{stopped.name}），已停止"
+        if logging.getLogger().handlers:  # the service's log is set up: the line goes where it goes
+            logging.getLogger("bot.service").info(said)
+        else:
+            click.echo(said, err=True)
+        sys.exit(0)
+
+
+class StoppedDuringStart(BaseException):
+    """SIGTERM/SIGINT before the service's loop handles them (a BaseException: no ``except
+    Exception`` on the way, e.g. a schedules check reporting a crash, may take it for an error)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.name = signal.Signals(signum).name
+
+
+def _stop_during_start(signum: int, _frame: FrameType | None) -> None:
+    raise StoppedDuringStart(signum)
+
+
+def _command(port: int | None, dry_run: bool) -> None:
     overrides: dict[str, object] = {}
     if port is not None:
         overrides["port"] = port

@@ -214,7 +214,6 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
     ``MESSAGES_CUT`` and the admin channel is told once per occurrence, with the reminder's name.
     """
     from bot.delivery.outbox import enqueue
-    from bot.metrics import MESSAGES_CUT
 
     platform, bodies, cut = _build(renderer, plan)
     dry = plan.dry_run or plan.channel.dry_run
@@ -233,6 +232,8 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
         dry_run=dry,
     )
     if cut and created and not dry:
+        from bot.metrics import MESSAGES_CUT  # only for a cut message: a command loads no metrics otherwise
+
         MESSAGES_CUT.labels(platform=platform).inc()
         log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
         await _tell_admin_cut(session, plan)
@@ -246,7 +247,6 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
     queueing the same plans twice writes them once. Cut messages are counted and told as by ``queue``.
     """
     from bot.delivery.outbox import insert_rows, outbox_rows, robot_key
-    from bot.metrics import MESSAGES_CUT
 
     rows: list[dict[str, Any]] = []
     cut_plans: list[tuple[Planned, str, str]] = []  # (plan, platform, first row's dedupe key)
@@ -271,6 +271,8 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
     created = await insert_rows(session, rows, rehearsal=any(plan.dry_run for plan in plans))
     for plan, platform, first in cut_plans:
         if first in created:
+            from bot.metrics import MESSAGES_CUT  # only for a cut message: a command loads no metrics otherwise
+
             MESSAGES_CUT.labels(platform=platform).inc()
             log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
             await _tell_admin_cut(session, plan)

@@ -20,10 +20,11 @@ import hashlib
 import json
 import logging
 import sqlite3
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -145,16 +146,30 @@ RECORDED_ONLY = RecordedOnly()
 _RECORDED_KEY = "remindbot.recorded_only"
 
 
+_UNCOUNTED: Counter[tuple[str, str]] = Counter()  # recorded while bot.metrics was not loaded
+
+
 @event.listens_for(Session, "after_commit")
 def _count_recorded(session: Session) -> None:
     counts: Counter[tuple[str, str]] | None = session.info.pop(_RECORDED_KEY, None)
     if not counts:
         return
-    from bot.metrics import MESSAGES  # only where something was recorded (commands import no metrics)
-
     RECORDED_ONLY.rows += sum(counts.values())
+    # A command (``fire``) serves no /metrics: it does not load prometheus_client for them. The counts
+    # wait here; bot.metrics takes them when it is imported (take_uncounted), so none is lost.
+    messages = getattr(sys.modules.get("bot.metrics"), "MESSAGES", None)
+    if messages is None:
+        _UNCOUNTED.update(counts)
+        return
     for (platform, outcome), n in counts.items():
-        MESSAGES.labels(platform, outcome).inc(n)
+        messages.labels(platform, outcome).inc(n)
+
+
+def take_uncounted() -> Counter[tuple[str, str]]:
+    """The record-only counts committed before bot.metrics was loaded, (platform, outcome) → rows; cleared."""
+    taken = Counter(_UNCOUNTED)
+    _UNCOUNTED.clear()
+    return taken
 
 
 @event.listens_for(Session, "after_rollback")
@@ -162,20 +177,52 @@ def _forget_recorded(session: Session) -> None:
     session.info.pop(_RECORDED_KEY, None)
 
 
-async def insert_ignoring(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]],
+@dataclass(slots=True)
+class Columns:
+    """Rows given a column at a time, as the statements below send them: for a caller that has its
+    rows so (20,000 expectations), no dict per row to build and take apart again.
+
+    ``each``: per column, one value per row, in order; ``same``: per column, the one value of every row.
+    """
+
+    each: dict[str, list[Any]]
+    same: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.each.values()), ()))
+
+    def names(self) -> list[str]:
+        return [*self.each, *self.same]
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = list(self.each)
+        return [dict(zip(names, values, strict=True)) | self.same
+                for values in zip(*self.each.values(), strict=True)]
+
+
+Rows = Sequence[dict[str, Any]] | Columns
+
+
+def _names(rows: Rows) -> list[str]:
+    return rows.names() if isinstance(rows, Columns) else list(rows[0])
+
+
+async def insert_ignoring(session: AsyncSession, table: Any, rows: Rows,
                           conflict: list[str], returning: Any) -> set[Any]:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning`` in batches; the values returned.
 
     One multi-row statement per :data:`INSERT_BATCH` rows, the same on SQLite and PostgreSQL
-    (their dialects' ``insert``). Does not commit.
+    (their dialects' ``insert``). ``rows``: dicts with the same keys, or :class:`Columns`. Does not commit.
     """
     if not rows:
         return set()
     connection = await session.connection()
-    if connection.dialect.name == "postgresql" and _unnest_fits(table, rows[0]):
+    if connection.dialect.name == "postgresql" and _unnest_fits(table, _names(rows)):
         return await _insert_unnest(connection, table, rows, conflict, returning)
-    if connection.dialect.name == "sqlite" and _unnest_fits(table, rows[0]):
+    if connection.dialect.name == "sqlite" and _unnest_fits(table, _names(rows)):
         return await _insert_values(connection, table, rows, conflict, returning)
+    if isinstance(rows, Columns):
+        rows = rows.rows()
     stmt = (dialect_insert(connection.dialect.name)(table)
             .on_conflict_do_nothing(index_elements=conflict).returning(returning))
     created: set[Any] = set()
@@ -194,19 +241,19 @@ async def insert_all(session: AsyncSession, table: Any, rows: Sequence[dict[str,
     if not rows:
         return
     connection = await session.connection()
-    if connection.dialect.name == "postgresql" and _unnest_fits(table, rows[0]):
+    if connection.dialect.name == "postgresql" and _unnest_fits(table, list(rows[0])):
         await _insert_unnest(connection, table, rows, None, None)
         return
     await connection.execute(insert(table), list(rows))
 
 
-def _unnest_fits(table: Any, row: dict[str, Any]) -> bool:
-    """Whether :func:`_insert_unnest` can write rows shaped like ``row``: every column with a
+def _unnest_fits(table: Any, names: list[str]) -> bool:
+    """Whether :func:`_insert_unnest` can write rows with these columns: every column with a
     Python-side default is given (the driver-level statement does not apply SQLAlchemy defaults)."""
-    return all(c.name in row for c in table.c if c.default is not None) and all(k in table.c for k in row)
+    return all(c.name in names for c in table.c if c.default is not None) and all(k in table.c for k in names)
 
 
-async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence[dict[str, Any]],
+async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Rows,
                          conflict: list[str] | None, returning: Any) -> set[Any]:
     """PostgreSQL: every row in one statement, one round trip, whatever their number::
 
@@ -241,20 +288,30 @@ async def _insert_unnest(connection: AsyncConnection, table: Any, rows: Sequence
     return {process_result(r[0]) if process_result else r[0] for r in records}
 
 
-def _processed_columns(dialect: Any, table: Any, rows: Sequence[dict[str, Any]], *,
+def _processed_columns(dialect: Any, table: Any, rows: Rows, *,
                        dialect_types: bool = False) -> tuple[list[str], list[list[Any]]]:
     """The rows' column names and, per column, its values through the column's own bind processing
     (JSON serialised, times checked aware), as SQLAlchemy would process each parameter; one value
-    object shared by rows (a batch's times, the same list of leaders) is processed once.
+    object shared by rows (a batch's times, the same list of leaders, a :class:`Columns`' ``same``)
+    is processed once.
     ``dialect_types``: through the dialect's own implementation of each type, as a statement executed
     by SQLAlchemy is (SQLite writes times as text in its own format: the generic type has no processor
     for them)."""
-    names = list(rows[0])
+    if isinstance(rows, Columns):
+        each, same = rows.each, rows.same
+    else:
+        each, same = {name: [row[name] for row in rows] for name in rows[0]}, {}
+    count = len(rows)
+    names = [*each, *same]
     arrays: list[list[Any]] = []
     for name in names:
         kind = table.c[name].type
         process = (kind.dialect_impl(dialect) if dialect_types else kind).bind_processor(dialect)
-        values = [row[name] for row in rows]
+        if name in same:
+            value = same[name]
+            arrays.append([process(value) if process is not None else value] * count)
+            continue
+        values = each[name]
         if process is None:
             arrays.append(values)
         elif all(v is values[0] for v in values):
@@ -266,7 +323,7 @@ def _processed_columns(dialect: Any, table: Any, rows: Sequence[dict[str, Any]],
     return names, arrays
 
 
-async def _insert_values(connection: AsyncConnection, table: Any, rows: Sequence[dict[str, Any]],
+async def _insert_values(connection: AsyncConnection, table: Any, rows: Rows,
                          conflict: list[str], returning: Any) -> set[Any]:
     """SQLite: what SQLAlchemy's "insertmanyvalues" sends (one ``INSERT … VALUES (…), (…) … ON CONFLICT
     (…) DO NOTHING RETURNING …`` per batch), with the values processed a column at a time

@@ -21,7 +21,7 @@ tests check the SQL against :func:`tally` on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -37,7 +37,7 @@ from bot.confirming.confirmations import Board, BoardRow, board_row
 from bot.confirming.confirmations import to_db_time as db_time
 from bot.reporting.csvfile import csv_text
 from bot.reporting.textable import table
-from bot.reporting.unitmatch import UnitMatch, natural_key, natural_order, resolve, unit_condition
+from bot.reporting.unitmatch import UnitMatch, in_ids, natural_key, natural_order, resolve, unit_condition
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
@@ -334,10 +334,25 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
     return rank(UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items())
 
 
-def _unit_counts(occurrence_ids: list[int], now: datetime, units: list[str] | None = None) -> Any:
+def _unit_counts(occurrence_ids: list[int], now: datetime, units: list[str] | None = None,
+                 within: Any = None) -> Any:
     """``unit_id, unit_name, on_time, late, missing, pending, excused`` per snapshot unit: :func:`tally`'s
     rules in SQL (an excused person who did not confirm is only ``excused``; on time means at or before
-    the occurrence's deadline, or no deadline; ``pending``: missing and the deadline still ahead)."""
+    the occurrence's deadline, or no deadline; ``pending``: missing and the deadline still ahead).
+    ``within``: a condition on the expectation's ``unit_id`` column keeping only some units."""
+    et = Expectation.__table__  # type: ignore[attr-defined]
+    joined, sums = _owed_sums(now)
+    kept = [et.c.unit_id.in_(units)] if units is not None else []
+    if within is not None:
+        kept.append(within(et.c.unit_id))
+    return (select(et.c.unit_id, func.max(et.c.unit_name).label("unit_name"), *sums)
+            .select_from(joined).where(et.c.occurrence_id.in_(occurrence_ids), *kept)
+            .group_by(et.c.unit_id))
+
+
+def _owed_sums(now: datetime) -> tuple[Any, list[Any]]:
+    """The expectations joined with their occurrence and confirmation, and :data:`UNIT_SUMS` over them
+    as :func:`tally` counts (labelled by name): summed per unit or over a whole set of units."""
     et, ct, ot = (m.__table__ for m in (Expectation, Confirmation, Occurrence))  # type: ignore[attr-defined]
     confirmed = ct.c.person_id.is_not(None)
     missing = and_(ct.c.person_id.is_(None), et.c.excused_at.is_(None))
@@ -346,14 +361,40 @@ def _unit_counts(occurrence_ids: list[int], now: datetime, units: list[str] | No
     on_time = and_(confirmed, or_(no_deadline, ct.c.confirmed_at <= ot.c.deadline_at))
     late = and_(confirmed, ~no_deadline, ct.c.confirmed_at > ot.c.deadline_at)
     pending = and_(missing, or_(no_deadline, ot.c.deadline_at > db_time(now)))
-    sums = (func.sum(case((c, 1), else_=0)).label(name) for c, name in (
-        (on_time, "on_time"), (late, "late"), (missing, "missing"), (pending, "pending"), (excused, "excused")))
-    return (select(et.c.unit_id, func.max(et.c.unit_name).label("unit_name"), *sums)
-            .select_from(et.join(ot, ot.c.id == et.c.occurrence_id)
-                         .outerjoin(ct, and_(ct.c.occurrence_id == et.c.occurrence_id,
-                                             ct.c.person_id == et.c.person_id)))
-            .where(et.c.occurrence_id.in_(occurrence_ids), *([et.c.unit_id.in_(units)] if units is not None else []))
-            .group_by(et.c.unit_id))
+    sums = [func.sum(case((c, 1), else_=0)).label(name) for c, name in (
+        (on_time, "on_time"), (late, "late"), (missing, "missing"), (pending, "pending"), (excused, "excused"))]
+    joined = et.join(ot, ot.c.id == et.c.occurrence_id).outerjoin(
+        ct, and_(ct.c.occurrence_id == et.c.occurrence_id, ct.c.person_id == et.c.person_id))
+    return joined, sums
+
+
+async def units_totals(runtime: Runtime, spans: Sequence[tuple[datetime, datetime]], *, now: datetime,
+                       unit_ids: Collection[str]) -> list[UnitRow]:
+    """``合计`` of these units for occurrences due in each [start, end) of ``spans`` (rehearsals never
+    count). The spans' occurrences first (a span without any costs nothing more), then one aggregate
+    per occurrence over their expectations, the unit ids bound as one array or JSON list however many
+    (:func:`~bot.reporting.unitmatch.in_ids`). Without 催办次数 (``nudges`` 0): for a leader's page and
+    its trend, which do not show them."""
+    et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
+    sums = [dict.fromkeys(UNIT_SUMS, 0) for _ in spans]
+    if spans:
+        async with runtime.db.session() as session:
+            found = (await session.exec(select(ot.c.id, ot.c.due_at).where(  # type: ignore[call-overload]
+                ot.c.due_at >= db_time(min(s for s, _ in spans)), ot.c.due_at < db_time(max(e for _, e in spans)),
+                ot.c.dry_run.is_(False)))).all()
+            within = {occ: [i for i, (start, end) in enumerate(spans) if start <= utc(due) < end] for occ, due in found}
+            counted = [occ for occ, kept in within.items() if kept]
+            if counted:
+                joined, columns = _owed_sums(utc(now))
+                kept = in_ids(et.c.unit_id, sorted(unit_ids), (await session.connection()).dialect.name)
+                stmt = (select(et.c.occurrence_id, *columns).select_from(joined)
+                        .where(et.c.occurrence_id.in_(counted), kept).group_by(et.c.occurrence_id))
+                for occ, *values in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+                    for i in within[occ]:
+                        for name, value in zip(UNIT_SUMS, values, strict=True):
+                            sums[i][name] += int(value or 0)
+    return [UnitRow(None, "合计", t["on_time"] + t["late"] + t["missing"], t["on_time"], t["late"], t["missing"], 0,
+                    t["pending"], t["excused"]) for t in sums]
 
 
 @dataclass(frozen=True)
@@ -368,7 +409,8 @@ class UnitTable:
 
 async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: datetime, unit: str | UnitMatch = "",
                      status: str = "", page_of: Callable[[int], tuple[int, int]],
-                     guess: tuple[int, int] | None = None) -> UnitTable:
+                     guess: tuple[int, int] | None = None, within: Collection[str] | None = None,
+                     nudges: bool = True, places: bool = True) -> UnitTable:
     """The units page: the period's units ranked as :func:`rank` ranks them, filtered and paged in SQL.
 
     Only the page's rows (and a few sums) come back, however many units the province has; ranks
@@ -380,6 +422,10 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
     ``guess``: the (offset, limit) expected before that number is known (the page asked for): when
     ``page_of`` agrees, one statement (one pass over the period's rows) reads the page with the sums
     as windows; otherwise (a page past the end, nothing kept) the sums are counted first.
+    ``within``: only these units are ranked at all (a leader's own; ``units`` counts them), bound as one
+    array or JSON list however many. ``nudges=False`` leaves 催办次数 at 0 (a page not showing them
+    skips reading the follow-up messages); ``places=False`` leaves every place at 0 (a page not showing
+    them skips the second window sort).
     Rehearsals never count. Names compare by code point on both databases, like Python's sort.
     """
     now = utc(now)
@@ -390,17 +436,22 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         if not ids:
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
-        u = _named_units(ids, now, dialect).c
+        kept_units = sorted(within) if within is not None else None
+        u = _named_units(ids, now, dialect,
+                         (lambda c: in_ids(c, kept_units, dialect)) if kept_units is not None else None).c
         kept = and_(unit_condition(match, u.unit_id, u.name, dialect), _status_filter(u, status))
         flag = case((kept, 1), else_=0)
         kept_sums = [func.sum(case((kept, u[name]), else_=0)) for name in UNIT_SUMS]
         order = _order(u, u.name, dialect)
         # every unit in rank order, with its place (shared by equal figures; 0: nothing due yet), and
         # the kept units' count and sums as windows over all of them
+        # (without places: no window sorts at all, and the page is the first rows of a bounded
+        # top-N sort instead of a numbering of every unit)
         ranks = _due(u) > 0
         place = case((ranks, func.rank().over(partition_by=case((ranks, 1), else_=0), order_by=order[:2])),
-                     else_=0)
-        ranked = select(*u, func.row_number().over(order_by=order).label("seq"), place.label("place"),
+                     else_=0) if places else literal(0)
+        numbered = [func.row_number().over(order_by=order).label("seq")] if places else []
+        ranked = select(*u, *numbered, place.label("place"),
                         flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
                         *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))
                         ).subquery("ranked")
@@ -408,7 +459,8 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         connection = await session.connection()
 
         async def read(offset: int, limit: int) -> list[Any]:
-            stmt = select(ranked).where(r.kept == 1).order_by(r.seq).offset(offset).limit(limit)
+            stmt = (select(ranked).where(r.kept == 1).order_by(*((r.seq,) if places else _order(r, r.name, dialect)))
+                    .offset(offset).limit(limit))
             return list((await connection.execute(stmt)).all())
 
         page = await read(*guess) if guess is not None else []
@@ -420,16 +472,16 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         wanted = page_of(int(matched or 0))
         if wanted != guess:
             page = await read(*wanted)
-        nudges = await nudges_by_unit(session, ids)
-        if nudges and (match.query or status):  # the kept units' 催办次数 for the total
+        nudged_by = await nudges_by_unit(session, ids) if nudges else {}
+        if nudged_by and (match.query or status or within is not None):  # the kept units' 催办次数 for the total
             kept_ids = set((await session.exec(select(u.unit_id).where(kept))).all())  # type: ignore[call-overload]
-            nudged = sum(n for uid, n in nudges.items() if uid in kept_ids)
+            nudged = sum(n for uid, n in nudged_by.items() if uid in kept_ids)
         else:
-            nudged = sum(nudges.values())
+            nudged = sum(nudged_by.values())
     on_time, late, missing, pending, excused = (int(x or 0) for x in sums)
     total = UnitRow(None, "合计", on_time + late + missing, on_time, late, missing, nudged, pending, excused)
     rows = [(int(row.place), UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time,
-                                     row.late, row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused))
+                                     row.late, row.missing, nudged_by.get(row.unit_id, 0), row.pending, row.excused))
             for row in page]
     return UnitTable(int(units or 0), int(matched or 0), total, rows)
 
@@ -462,9 +514,10 @@ def _due(c: Any) -> Any:
     return c.on_time + c.late + c.missing - c.pending
 
 
-def _named_units(occurrence_ids: list[int], now: datetime, dialect: str) -> Any:
-    """Per-unit figures with their display ``name``, unranked (for sums and filters that need no place)."""
-    c = _unit_counts(occurrence_ids, now).subquery("per_unit").c
+def _named_units(occurrence_ids: list[int], now: datetime, dialect: str, within: Any = None) -> Any:
+    """Per-unit figures with their display ``name``, unranked (for sums and filters that need no place);
+    ``within``: :func:`_unit_counts`' condition keeping only some units."""
+    c = _unit_counts(occurrence_ids, now, within=within).subquery("per_unit").c
     name, _ = _rank_order(c, dialect)
     return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused).subquery("named")
 

@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, any_, func, literal, or_, select, true
+from sqlalchemy import String, func, literal, or_, select, true
 
 from bot.config.models import Schedules
 from bot.config.models import _columns as columns
@@ -106,21 +106,22 @@ def unit_condition(match: UnitMatch, unit_id: Any, unit_name: Any, dialect: str)
     """SQL keeping the rows whose recorded unit (columns ``unit_id``, ``unit_name``) ``match`` keeps."""
     parts = [unit_id == match.query, unit_name == match.query]
     if match.ids:
-        parts.append(_in_ids(unit_id, sorted(match.ids), dialect))
+        parts.append(in_ids(unit_id, sorted(match.ids), dialect))
     if match.snapshot_partial:
         found = func.strpos(unit_name, match.query) if dialect == "postgresql" else func.instr(unit_name, match.query)
         parts.append(found > 0)
     return or_(*parts) if match.query else true()
 
 
-def _in_ids(column: Any, ids: list[str], dialect: str) -> Any:
-    """``column IN ids``: bound one by one when few, else as one array or JSON list (bounded parameters)."""
+def in_ids(column: Any, ids: list[str], dialect: str) -> Any:
+    """``column IN ids``: bound one by one when few, else as one array or JSON list (bounded parameters:
+    a leader's 20,000 units are one parameter, not 20,000)."""
     if len(ids) <= INLINE_IDS:
         return column.in_(ids)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY  # only on PostgreSQL: `status` on SQLite stays lean
 
-        return column == any_(literal(ids, ARRAY(String)))
+        return column.in_(select(func.unnest(literal(ids, ARRAY(String)))))
     listed = func.json_each(literal(json.dumps(ids, ensure_ascii=False))).table_valued("value")
     return column.in_(select(listed.c.value))
 

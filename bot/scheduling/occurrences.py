@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config.models import Reminder
 from bot.delivery.compose import queue_all
-from bot.delivery.outbox import insert_ignoring
+from bot.delivery.outbox import Columns, insert_ignoring
 from bot.runtime import Runtime
 from bot.scheduling.planning import LINK_PLACEHOLDER as LINK_PLACEHOLDER
 from bot.scheduling.planning import FiguresFor, deadline_for, expected_people, from_db, plan_fire, report_figures, to_db
@@ -68,9 +68,11 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     escalation time, so no engine ever picks them up.
     """
     assert occ.id is not None
-    existing = (await session.exec(select(Expectation.person_id).where(
-        Expectation.occurrence_id == occ.id))).all()
-    if existing or reminder.confirm is None:
+    if reminder.confirm is None:
+        return
+    existing = (await session.exec(select(Expectation.id).where(  # one row tells: recorded already
+        Expectation.occurrence_id == occ.id).limit(1))).first()
+    if existing is not None:
         return
     s = runtime.schedules
     first_followup = None
@@ -84,20 +86,24 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     elif every is not None:
         first_followup = to_db(from_db(occ.due_at) + every.delta)
     escalation = None if occ.dry_run else occ.deadline_at
-    rows = []
-    leader_ids: dict[str | None, list[str]] = {}  # one list per unit, shared by its rows (serialised once)
-    for person in expected_people(runtime, reminder):
-        unit_name = s.unit_name(person.unit)  # None: no such unit (read from the rows, no model built)
-        leaders = leader_ids.get(person.unit)
-        if leaders is None:
-            leaders = leader_ids[person.unit] = [p.id for p in s.leaders_of(person)]
-        rows.append({
-            "occurrence_id": occ.id, "person_id": person.id, "person_name": person.name,
-            "unit_id": person.unit if unit_name is not None else None, "unit_name": unit_name,
-            "leader_ids": leaders,
-            "next_followup_at": first_followup, "next_escalation_at": escalation,
-            "followups": 0, "escalations": 0,
-        })
+    people = expected_people(runtime, reminder)
+    # What each unit's rows say, found once per unit: its id (None: no such unit), name and leaders;
+    # units with the same leaders (a bureau's branches) share one list, which the insert serialises once.
+    facts: dict[str | None, tuple[str | None, str | None, list[str]]] = {}
+    same_leaders: dict[tuple[str, ...], list[str]] = {}
+    for person in people:
+        if person.unit not in facts:
+            unit_name = s.unit_name(person.unit)  # None: no such unit (read from the rows, no model built)
+            ids = tuple(p.id for p in s.leaders_of(person))
+            facts[person.unit] = (person.unit if unit_name is not None else None, unit_name,
+                                  same_leaders.setdefault(ids, list(ids)))
+    of_row = [facts[person.unit] for person in people]
+    rows = Columns(  # a column at a time: no dict per row
+        each={"person_id": [p.id for p in people], "person_name": [p.name for p in people],
+              "unit_id": [f[0] for f in of_row], "unit_name": [f[1] for f in of_row],
+              "leader_ids": [f[2] for f in of_row]},
+        same={"occurrence_id": occ.id, "next_followup_at": first_followup, "next_escalation_at": escalation,
+              "followups": 0, "escalations": 0})
     # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails
     created = await insert_ignoring(session, Expectation.__table__, rows,  # type: ignore[attr-defined]
                                     ["occurrence_id", "person_id"], Expectation.__table__.c.id)  # type: ignore[attr-defined]

@@ -18,28 +18,29 @@ ahead), like the admin units page reaches a reminder fired ahead of its due time
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, exists, false, true
-from sqlmodel import col, func, select
+from sqlalchemy import exists
+from sqlmodel import func, select
 
 from bot.confirming.confirmations import to_db_time
 from bot.reporting.reports import (
-    UNITS_BOUND,
     Period,
     UnitRow,
+    UnitTable,
     percent,
     period_bounds,
     shifted_spec,
     spec_of,
-    totals,
-    unit_figures,
+    unit_table,
+    units_totals,
 )
-from bot.reporting.unitmatch import UnitMatch, named_units
-from bot.web.common import DEFAULT_ZONE, paged, render, runtime_of, to_local, zh_datetime
+from bot.reporting.unitmatch import UnitMatch, in_ids, named_units
+from bot.web.common import DEFAULT_ZONE, page_number, paged, render, runtime_of, to_local, zh_datetime
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -50,7 +51,6 @@ OVERDUE_LOOKBACK_DAYS = 366  # overdue confirmations older than a year are histo
 UNIT_ROWS = 10  # units a page of the leader's table (one card of six lines each on a phone)
 LATE_ROWS = 20  # overdue confirmations a page
 UNITS_NAMED = 10  # units named at the top of the page; past that the page names the leader's own and counts
-IN_LIST = UNITS_BOUND  # unit ids bound in one statement at most
 
 
 def add_leader_routes(app: web.Application) -> None:
@@ -140,25 +140,22 @@ async def latest_due_in(runtime: Any, unit_ids: set[str], after: datetime | None
     """The due time (UTC) of the latest real occurrence that expects anyone of these units; with
     ``after``, only an occurrence due later than that counts (None when there is none).
 
-    More units than :data:`IN_LIST`: the real occurrences newest first, each asked which units it
-    expects (by its own index) until one expects any of them, instead of binding every unit id."""
-    real = [col(Occurrence.dry_run).is_(False)]
+    The occurrences first (usually none is due after now, and then no expectation is read), then one
+    statement however many units: their ids go as one array or JSON list (:func:`in_ids`), and each
+    occurrence is asked by its own index whether it expects any of them."""
+    et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
+    real = [ot.c.dry_run.is_(False)]
     if after is not None:
-        real.append(col(Occurrence.due_at) > to_db_time(after))
+        real.append(ot.c.due_at > to_db_time(after))
     async with runtime.db.session() as session:
-        if len(unit_ids) <= IN_LIST:
-            joined = select(func.max(Occurrence.due_at)).join(
-                Expectation, col(Expectation.occurrence_id) == col(Occurrence.id))
-            latest = (await session.exec(joined.where(col(Expectation.unit_id).in_(sorted(unit_ids)), *real))).one()
-            return _utc(latest) if latest is not None else None
-        occurrences = (await session.exec(select(Occurrence.id, Occurrence.due_at).where(*real)
-                                          .order_by(col(Occurrence.due_at).desc()))).all()
-        for occurrence_id, due_at in occurrences:
-            units = (await session.exec(select(Expectation.unit_id).distinct()
-                                        .where(col(Expectation.occurrence_id) == occurrence_id))).all()
-            if not unit_ids.isdisjoint(units):
-                return _utc(due_at)
-    return None
+        candidates = list((await session.exec(select(ot.c.id).where(*real))).all())  # type: ignore[call-overload]
+        if not candidates:
+            return None
+        dialect = (await session.connection()).dialect.name
+        expects = exists().where(et.c.occurrence_id == ot.c.id, in_ids(et.c.unit_id, sorted(unit_ids), dialect))
+        latest = (await session.exec(select(func.max(ot.c.due_at)).where(  # type: ignore[call-overload]
+            ot.c.id.in_(candidates), expects))).one()
+    return _utc(latest) if latest is not None else None
 
 
 def short_label(period: Period) -> str:
@@ -190,49 +187,39 @@ def _overdue_conditions(now: datetime) -> list[Any]:
             ot.c.deadline_at >= to_db_time(since), et.c.excused_at.is_(None), ~confirmed]
 
 
-def _unit_clauses(wanted: set[str], counted: dict[str | None, int]) -> list[Any]:
-    """How to keep the rows of the ``wanted`` units among those ``counted`` (unit id -> overdue rows):
-    one clause per statement to run, each with at most :data:`IN_LIST` unit ids bound (databases
-    cap the parameters of a statement). ``[True]``: every counted unit is wanted."""
-    unit = Expectation.__table__.c.unit_id  # type: ignore[attr-defined]
-    present = sorted(u for u in counted if u in wanted)
-    others = sorted(u for u in counted if u is not None and u not in wanted)
-    if len(present) == len(counted):
-        return [true()]
-    if len(present) <= IN_LIST or len(others) > IN_LIST:
-        return [unit.in_(present[i:i + IN_LIST]) for i in range(0, len(present), IN_LIST)] or [false()]
-    return [and_(unit.is_not(None), unit.not_in(others)) if others else unit.is_not(None)]
-
-
 async def overdue(runtime: Any, unit_ids: set[str], now: datetime,
-                  page_of: Callable[[int], tuple[int, int]] | None = None) -> list[dict[str, Any]]:
+                  page_of: Callable[[int], tuple[int, int]] | None = None,
+                  guess: tuple[int, int] | None = None) -> list[dict[str, Any]]:
     """Unconfirmed expectations in these units whose deadline has passed, longest overdue first:
     every one, or the page ``page_of(total)`` gives as (offset, limit) once their number is known.
 
-    Counted per unit in SQL, then only the rows shown are read: a leader over a province's 20,000
-    units reads a page of rows, not their 13,000 (and never binds 20,000 unit ids into one statement)."""
+    Paged in SQL (``LIMIT``/``OFFSET``): a leader over a province's 20,000 units reads a page of rows,
+    not their 13,000, and their ids are one parameter (:func:`in_ids`), not 20,000. ``guess``: the
+    (offset, limit) expected (the page asked for): read with the count as a window, one pass over the
+    rows when ``page_of`` agrees; otherwise (a page past the end, none overdue) counted first."""
     et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
     joined = et.join(ot, ot.c.id == et.c.occurrence_id)
-    conditions = _overdue_conditions(now)
-    if len(unit_ids) <= IN_LIST:  # a bureau's units: counted by the database alone
-        conditions.append(et.c.unit_id.in_(sorted(unit_ids)))
     async with runtime.db.session() as session:
-        counted = {u: int(n) for u, n in (await session.exec(  # type: ignore[call-overload]
-            select(et.c.unit_id, func.count()).select_from(joined).where(*conditions).group_by(et.c.unit_id))).all()}
-        total = sum(n for u, n in counted.items() if u in unit_ids)
-        start, limit = page_of(total) if page_of is not None else (0, total)
-        if not total or limit <= 0:
-            return []
-        found = []
-        for clause in _unit_clauses(unit_ids, counted):
+        dialect = (await session.connection()).dialect.name
+        conditions = [*_overdue_conditions(now), in_ids(et.c.unit_id, sorted(unit_ids), dialect)]
+
+        async def read(offset: int, limit: int) -> list[Any]:
             query = (select(et.c.person_name, et.c.unit_name, et.c.unit_id, ot.c.title, ot.c.deadline_at,
-                            et.c.occurrence_id, et.c.id)
-                     .select_from(joined).where(*conditions, clause)
-                     .order_by(ot.c.deadline_at, et.c.occurrence_id, et.c.id).limit(start + limit))
-            found.extend((await session.exec(query)).all())  # type: ignore[call-overload]
-    found.sort(key=lambda r: (_utc(r.deadline_at), r.occurrence_id, r.id))
+                            func.count().over().label("found"))
+                     .select_from(joined).where(*conditions)
+                     .order_by(ot.c.deadline_at, et.c.occurrence_id, et.c.id).offset(offset).limit(limit))
+            return list((await session.exec(query)).all())  # type: ignore[call-overload]
+
+        found = await read(*guess) if guess is not None and guess[1] > 0 else []
+        if found:
+            total = int(found[0].found)
+        else:
+            total = int((await session.exec(select(func.count()).select_from(joined).where(*conditions))).one())
+        wanted = page_of(total) if page_of is not None else (0, total)
+        if wanted != guess:
+            found = await read(*wanted) if total and wanted[1] > 0 else []
     rows = []
-    for r in found[start:start + limit]:
+    for r in found:
         deadline = to_local(r.deadline_at)
         assert deadline is not None
         rows.append({"person": r.person_name, "unit": r.unit_name or r.unit_id or "", "title": r.title,
@@ -256,18 +243,37 @@ def unit_summary(schedules: Any, leader_id: str, overseen: set[str]) -> dict[str
             "led": len(led) if len(led) > UNITS_NAMED else 0, "overseen": len(overseen)}
 
 
-def unit_rows(schedules: Any, rows: list[UnitRow], overseen: set[str],
-              text: str) -> tuple[list[UnitRow], UnitMatch | None]:
-    """The table's rows kept by ``?unit=``, and what the words matched (None without ``?unit=``):
-    the leader's own unit with that id or exact name, else their units whose name contains it (a
-    partial match, said as the admin pages say it), each with its sub-units. Units the leader does
-    not oversee are never matched: the page says the words name none of the leader's units."""
+def unit_match(schedules: Any, overseen: set[str], text: str) -> UnitMatch | None:
+    """What ``?unit=`` matched among the leader's units (None without ``?unit=``): the leader's own
+    unit with that id or exact name, else their units whose name contains it (a partial match, said
+    as the admin pages say it), each with its sub-units (``ids``: the table keeps these). Units the
+    leader does not oversee are never matched: the page says the words name none of the leader's units."""
     if not text:
-        return rows, None
+        return None
     found, partial = named_units(schedules, text, among=overseen)
     kept = schedules.subtree({uid for uid, _ in found}) if found else set()
-    match = UnitMatch(text, frozenset(kept), tuple(found), partial and bool(found))
-    return [r for r in rows if r.unit_id in kept], match
+    return UnitMatch(text, frozenset(kept), tuple(found), partial and bool(found))
+
+
+async def unit_page(request: web.Request, period: Period, now: datetime,
+                    kept: set[str] | frozenset[str]) -> tuple[UnitTable, dict[str, Any]]:
+    """The table's page of the ``kept`` units (ranked as every table ranks units, best first) and its
+    pager: ranked, summed and paged in SQL (:func:`unit_table`), so a committee leader's 20,000 units
+    come back as the page's :data:`UNIT_ROWS` rows and one ``合计``."""
+    pager: dict[str, Any] = {}
+
+    def page(matched: int) -> tuple[int, int]:
+        start, pager["pager"] = paged(request, matched, UNIT_ROWS, anchor="units")
+        return start, UNIT_ROWS
+
+    table = UnitTable(0, 0, UnitRow(None, "合计"), [])
+    if kept:
+        table = await unit_table(runtime_of(request), period.start, period.end, now=now, page_of=page,
+                                 guess=((page_number(request) - 1) * UNIT_ROWS, UNIT_ROWS), within=kept,
+                                 nudges=False, places=False)  # the page shows neither 催办次数 nor places
+    if "pager" not in pager:  # no unit kept, or nothing due in the period: an empty table
+        page(0)
+    return table, pager["pager"]
 
 
 async def leader_page(request: web.Request) -> web.StreamResponse:
@@ -286,35 +292,38 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
     home, latest = home_period(payload, now), await latest_due_in(runtime, unit_ids, after=now)
     shown, error = chosen_period(request.query.get("period"), home, now, latest)
     periods = periods_back(spec_of(shown), now, TREND_PERIODS)
-    points = []
-    for period in periods:
-        rows = [r for r in await unit_figures(runtime, period.start, period.end, unit_ids=unit_ids, now=now)
-                if r.unit_id in unit_ids]
-        points.append((period, rows))
-    current_period, current = points[-1]
+    current_period = periods[-1]
     text = request.query.get("unit", "").strip()[:100]
-    kept, match = unit_rows(s, current, unit_ids, text)
-    # 合计: the units shown, over every page (the whole table without ?unit=, as the trend's last bar)
-    trend = [(p, totals(rows)) for p, rows in points[:-1]]
-    total = totals(kept)
-    trend.append((current_period, total if kept is current else totals(current)))
-    first, pager = paged(request, len(kept), UNIT_ROWS, anchor="units")
+    match = unit_match(s, unit_ids, text)
     late_pager: dict[str, Any] = {}
 
     def late_page(found: int) -> tuple[int, int]:
         start, late_pager["pager"] = paged(request, found, LATE_ROWS, "late", anchor="late")
         return start, LATE_ROWS
 
-    late = await overdue(runtime, unit_ids, now, late_page)
+    # 合计: the units shown, over every page; the trend's bars: every unit of the leader's (without
+    # ?unit= the table's 合计 is that already), one aggregate per occurrence of their periods. The three
+    # reads are independent, each on its own connection: at once, PostgreSQL's backends work side by
+    # side (at 100k, ~50 ms less wall for the committee; on SQLite no worse, as measured)
+    spans = [(p.start, p.end) for p in (periods if match is not None else periods[:-1])]
+    (table, pager), whole, late = await asyncio.gather(
+        unit_page(request, current_period, now, match.ids if match is not None else unit_ids),
+        units_totals(runtime, spans, now=now, unit_ids=unit_ids),
+        overdue(runtime, unit_ids, now, late_page, guess=((page_number(request, "late") - 1) * LATE_ROWS, LATE_ROWS)))
+    if match is None:
+        whole.append(table.total)
+    current = whole[-1]
+    total = table.total
     return render(request, "leader.html", status=400 if error else 200,
                   title=f"{leader.name}同志分管单位党建工作情况", leader=leader, error=error, home=home,
                   token=request.match_info["token"], **step_links(current_period, home, now, latest),
                   summary=unit_summary(s, leader.id, unit_ids), period=current_period,
-                  rows=kept[first:first + UNIT_ROWS], pager=pager, unit=text, any_rows=bool(current),
-                  unit_match=match,
+                  rows=[r for _, r in table.rows], pager=pager, unit=text,
+                  # every expectation is on time, late, missing or excused: any at all means a unit row
+                  any_rows=bool(current.expected or current.excused), unit_match=match,
                   shown_spec=spec_of(current_period) if "period" in request.query and not error else "",
                   total=total, total_rate=percent(total), percent=percent, late=late, late_pager=late_pager["pager"],
-                  trend=trend_bars(trend), now=now,
+                  trend=trend_bars(list(zip(periods, whole, strict=True))), now=now,
                   trend_unit={"m": "个月", "q": "个季度", "y": "年"}[_kind(current_period)])
 
 

@@ -100,6 +100,61 @@ def test_rows_give_fields_and_selections_as_the_models_do() -> None:
     assert fresh["p3"].roles == ["secretary"] and fresh["p1"].roles == ["secretary", "leader"]
 
 
+def test_rows_keep_every_kind_of_value_through_their_columns() -> None:
+    """Each column form (one shared value, joined text, a table of distinct values, a plain list)
+    gives back exactly the models written: None beside values, separators inside names, a nested
+    model absent for some, and changes, additions and removals through a second pickling."""
+    people = {f"p{i}": Person(id=f"p{i}", name=f"人员{i}",
+                              roles=[] if i % 3 == 0 else ["secretary", "member"][: 1 + i % 2],
+                              unit=None if i % 5 == 0 else f"u{i % 2}",
+                              title=None if i % 7 == 0 else f"书\x1f记\x1e{i}\x1d\x1c\x00",
+                              mobile=None if i % 2 else f"138{i:08d}",
+                              ids=PlatformIds(wecom=f"w{i}") if i % 4 else PlatformIds(),
+                              channels=None if i % 3 == 1 else [f"c{i % 2}", "c9"])
+              for i in range(40)}
+    units = {"u0": Unit(id="u0", name="工委"), "u1": Unit(id="u1", name="支部", parent="u0", leaders=["p1"])}
+    for section, model in ((people, Person), (units, Unit)):
+        written = pickle.dumps(Rows(model, *Rows.encode(model, section.items())[1:]))
+        one_by_one = pickle.loads(written)  # each model built alone, as a lookup by id does
+        assert all(one_by_one[k] == v and repr(one_by_one[k]) == repr(v) for k, v in section.items())
+        rows = pickle.loads(written)
+        assert rows == section and list(rows) == list(section)  # all built in one pass
+        for name in model.model_fields:
+            if name != "ids":
+                assert rows.column(name) == [getattr(v, name) for v in section.values()]
+        assert all(rows[k].model_fields_set == v.model_fields_set and repr(rows[k]) == repr(v)  # fields in order
+                   for k, v in section.items())
+    rows = pickle.loads(pickle.dumps(Rows(Person, *Rows.encode(Person, people.items())[1:])))
+    assert rows.__reduce__()[1] is rows.written  # nothing built: written again as read, not encoded afresh
+    assert pickle.loads(pickle.dumps(rows)) == people
+    rows["p2"].channels.append("c7")  # its own list: no one else's changes
+    assert rows["p8"].channels == ["c0", "c9"] and rows.field("p2", "channels") == ["c0", "c9", "c7"]
+    del rows["p0"]
+    rows["new"] = people["p3"].model_copy(update={"id": "new"})
+    again = pickle.loads(pickle.dumps(rows))
+    expected = {k: v for k, v in people.items() if k != "p0"} | {"new": rows["new"]}
+    expected["p2"] = rows["p2"]
+    assert again == expected and list(again) == list(expected)
+    assert again.column("mobile") == [v.mobile for v in expected.values()]
+    empty = pickle.loads(pickle.dumps(Rows(Unit, *Rows.encode(Unit, [])[1:])))
+    assert len(empty) == 0 and empty.column("name") == []
+
+
+def test_a_mention_is_the_one_its_dataclass_makes() -> None:
+    from dataclasses import fields
+
+    from bot.delivery.compose import mention_for
+    from bot.platforms.base import Mention
+
+    person = _people()["p3"]
+    made = mention_for(person)
+    expected = Mention(person_id="p3", name="人员3", mobile=None, ids={"wecom": "user3"})
+    assert made == expected
+    assert {f.name: getattr(made, f.name) for f in fields(Mention)} == vars(expected)
+    with pytest.raises(AttributeError):
+        made.name = "x"  # type: ignore[misc]  # frozen all the same
+
+
 def test_a_snapshot_selects_names_units_and_leaders_as_a_fresh_check() -> None:
     s = Schedules(people=_people(), units={"u0": Unit(id="u0", name="工委", leaders=["p0"]),
                                            "u1": Unit(id="u1", name="支部1", parent="u0"),

@@ -59,3 +59,39 @@ async def test_a_plain_sqlite_url_is_accepted_and_works(tmp_path: Path) -> None:
     await db.start()
     await db.stop()
     assert (tmp_path / "plain.db").exists()
+
+
+READ = ("import json, sys\n"
+        "from pydantic import ValidationError\n"
+        "from bot.settings import Settings\n"
+        "try:\n"
+        "    s = Settings(**json.loads(sys.argv[1]))\n"
+        "    shown = {'port': s.port, 'dry_run': s.dry_run, 'ttl': s.link_ttl_days, 'hours': s.work_hours,\n"
+        "             'key': s.secret_key.get_secret_value(), 'base': s.base_url}\n"
+        "except ValidationError as exc:\n"
+        "    shown = {'error': [(list(e['loc']), e['input']) for e in exc.errors()]}\n"
+        "shown['imported'] = 'pydantic_settings' in sys.modules\n"
+        "print(json.dumps(shown))\n")
+
+
+def _read(env: dict[str, str], **given: object) -> dict[str, object]:
+    clean = {k: v for k, v in os.environ.items() if not k.lower().startswith("remindbot_") and k.lower() != "port"}
+    out = subprocess.run([sys.executable, "-c", READ, json.dumps(given)], env=clean | env | {"PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_settings_are_read_from_the_environment_as_pydantic_settings_read_them() -> None:
+    """Names in any case, PORT for the port (never REMINDBOT_PORT), values converted, keyword
+    arguments before the environment, a bad value named by its variable; without importing
+    pydantic-settings (a tenth of a command's start)."""
+    shown = _read({"PORT": "8123", "REMINDBOT_PORT": "9", "remindbot_dry_run": "yes", "REMINDBOT_LINK_TTL_DAYS": "3",
+                   "REMINDBOT_SECRET_KEY": "k", "REMINDBOT_BASE_URL": "https://x.example/",
+                   "REMINDBOT_NOT_A_SETTING": "1"})
+    assert shown == {"port": 8123, "dry_run": True, "ttl": 3, "hours": "09:00-12:00,14:00-18:00", "key": "k",
+                     "base": "https://x.example", "imported": False}
+    given = _read({"PORT": "8123", "REMINDBOT_LINK_TTL_DAYS": "3"}, port=7, link_ttl_days=5)
+    assert (given["port"], given["ttl"]) == (7, 5)
+    assert _read({"PORT": "8123"}, PORT=7)["port"] == 7
+    assert _read({"PORT": "abc", "REMINDBOT_VIEW_TTL_DAYS": "0"})["error"] == [[["PORT"], "abc"],
+                                                                              [["view_ttl_days"], "0"]]

@@ -138,5 +138,5 @@ def test_the_holidays_computed_by_rule_are_kept_and_read_back_the_same(tmp_path:
         calendar = workdays.WorkCalendar()
         assert not calendar.is_workday(date(2035, 10, 1)) and calendar.info(date(2035, 10, 1)).provisional
     finally:
-        workdays._RULE_STORE["file"] = None
+        workdays.keep_rule_holidays_in(None)
         workdays._rule_holidays.cache_clear()

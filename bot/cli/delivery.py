@@ -61,16 +61,16 @@ def _show(renderer: Renderer, plan: Planned) -> None:
     _, bodies = build_bodies(renderer, plan)
     ch = plan.channel
     mode = "未配置 webhook（只记录、不发送）" if ch.dry_run else shown_webhook(ch)
-    click.echo(f"=== 频道 {ch.name}（{ch.id}，{platform_title(ch)}）→ {mode}")
+    lines = [f"=== 频道 {ch.name}（{ch.id}，{platform_title(ch)}）→ {mode}"]
     for i, body in enumerate(bodies, 1):
         if len(bodies) > 1:
-            click.echo(f"--- 第 {i}/{len(bodies)} 条")
+            lines.append(f"--- 第 {i}/{len(bodies)} 条")
         if body.get("msgtype") == "image":  # the report chart: its size, not 40 KB of base64
             size = len(body["image"]["base64"]) * 3 // 4
             body = {"msgtype": "image", "image": {"base64": f"（通报图表 PNG，约 {size} 字节）",
                                                   "md5": body["image"]["md5"]}}
-        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
-    click.echo("")
+        lines.append(json.dumps(body, ensure_ascii=False, indent=2))
+    click.echo("\n".join(lines) + "\n")  # one write per channel (each echo flushes), not one per line
 
 
 @click.command()

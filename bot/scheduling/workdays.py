@@ -84,22 +84,29 @@ def package_years() -> tuple[int, int]:
     return min(years), max(years)
 
 
-_RULE_STORE: dict[str, Path | None] = {"file": None}  # where computed years are kept (None: memory only)
+# where computed years are kept ("file"; None: memory only), named on first use from "folder"
+_RULE_STORE: dict[str, Path | None] = {"file": None, "folder": None}
 
 
 def keep_rule_holidays_in(folder: Path | None) -> None:
     """Keep the rule-computed holidays of each year in ``folder`` (a cache: unreadable means absent)."""
-    if folder is None:
-        return
-    try:
-        package = version("holidays")
-    except PackageNotFoundError:
-        return
-    _RULE_STORE["file"] = folder / f"rule-holidays-{package}.json"
+    _RULE_STORE.update(file=None, folder=folder)
+
+
+def _rule_file() -> Path | None:
+    """The file of computed years. Named by the ``holidays`` package's version, read only when a year
+    needs the rules: reading that version (its metadata) cost every command 4 ms, most need no rule."""
+    folder = _RULE_STORE["folder"]
+    if _RULE_STORE["file"] is None and folder is not None:
+        try:
+            _RULE_STORE["file"] = folder / f"rule-holidays-{version('holidays')}.json"
+        except PackageNotFoundError:
+            _RULE_STORE["folder"] = None
+    return _RULE_STORE["file"]
 
 
 def _stored_years() -> dict[str, dict[str, str]]:
-    where = _RULE_STORE["file"]
+    where = _rule_file()
     if where is None:
         return {}
     try:
@@ -110,7 +117,7 @@ def _stored_years() -> dict[str, dict[str, str]]:
 
 
 def _store_year(year: int, days: dict[date, str]) -> None:
-    where = _RULE_STORE["file"]
+    where = _rule_file()
     if where is None:
         return
     data = _stored_years() | {str(year): {d.isoformat(): name for d, name in days.items()}}

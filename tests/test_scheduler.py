@@ -156,6 +156,27 @@ async def test_after_downtime_within_the_grace_the_stage_is_sent_as_补发_with_
     assert said and all("（当天提醒）" in line and "（due）" not in line for line in said), said
 
 
+async def test_a_first_start_sends_nothing_that_fell_due_before_it_and_says_so(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # A fresh install two hours after the study day's 09:00 used to send it as 补发 "因服务中断",
+    # and status counted it as sent late: there was no outage, the service was not yet installed.
+    caplog.set_level(logging.INFO, logger="bot")
+    clock(runtime).now = STUDY_DAY + timedelta(hours=2)
+    result = await Reconciler(runtime).run_pass()
+    assert (result.late, result.missed) == (0, 0)
+    assert not [r for r in await outbox(runtime) if "补发" in text_of(r)]
+    async with runtime.db.session() as session:
+        before = (await session.exec(select(DueStage).where(
+            DueStage.reminder_id == "study-day", DueStage.due_at == STUDY_DAY.astimezone(UTC)))).all()
+    assert before == []
+    said = [m for r in caplog.records if (m := r.getMessage()).startswith("首次启动")]
+    assert len(said) == 1 and "每月学习日" in said[0] and "不补发" in said[0], said
+    # From then on the mark exists: a later downtime is caught up as before (the tests above).
+    clock(runtime).advance(minutes=1)
+    await Reconciler(runtime).run_pass()
+    assert len([r for r in caplog.records if r.getMessage().startswith("首次启动")]) == 1
+
+
 async def test_after_downtime_past_the_grace_it_is_missed_recorded_counted_and_told_once(runtime: Runtime) -> None:
     before = fires_counted("missed")
     await set_last_pass(runtime, STUDY_DAY - timedelta(days=1))

@@ -4,7 +4,8 @@ The ``due_stage`` table is the record of what must go out (``storage.models.DueS
 reconciliation pass (:meth:`Reconciler.run_pass`):
 
 1. reads when the last pass completed (``scheduler_mark``; after downtime it looks back from
-   there, at most :data:`MAX_LOOK_BACK`; on a new database, one grace period);
+   there, at most :data:`MAX_LOOK_BACK`; on a new database, from now: a first start sends
+   nothing due before it, and says so in one log line);
 2. plans every enabled reminder's stages from there until :data:`LOOK_AHEAD` from now, and
    cancels open stages the schedules no longer name (a reminder edited, disabled or removed);
 3. settles each open stage whose time has come: claimed by one ``UPDATE`` that succeeds once
@@ -161,11 +162,23 @@ class Reconciler:
 
     def _start(self, reminder: Reminder, now: datetime, mark: datetime | None,
                earliest_open: datetime | None) -> datetime:
-        """Where this reminder's fires are looked for: the last pass, or one grace on a new database."""
-        start = mark - OVERLAP if mark is not None else now - reminder.grace.delta
+        """Where this reminder's fires are looked for: the last pass, or now on a new database.
+
+        A first start (no pass ever recorded) is not a return from downtime: sending what fell due
+        before it would be 补发 "因服务中断" of an outage that never was (a fresh install at 17:29
+        sent the 15:00 reminder to every group)."""
+        start = mark - OVERLAP if mark is not None else now
         if earliest_open is not None:
             start = min(start, earliest_open)
         return max(start, now - MAX_LOOK_BACK)
+
+    def _say_not_caught_up(self, now: datetime) -> None:
+        """One line on a first start naming what fell due within its grace before it (not sent)."""
+        before = [(reminder, f) for reminder in self.runtime.schedules.reminders.values() if reminder.enabled
+                  for f in fires(reminder, self.runtime.calendar, now - reminder.grace.delta, now)]
+        if before:
+            names = "、".join(dict.fromkeys(f"“{reminder.title}”" for reminder, _ in before))
+            log.info("首次启动：启动前已到期的 %d 项提醒（%s）不补发，从现在起按时发送", len(before), names)
 
     async def _plan(self, session: AsyncSession, now: datetime, mark: datetime | None,
                     result: PassResult) -> dict[Key, Fire]:
@@ -175,6 +188,8 @@ class Reconciler:
         for row in open_rows:
             at = utc(row.fire_at)
             earliest[row.reminder_id] = min(at, earliest.get(row.reminder_id, at))
+        if mark is None:
+            self._say_not_caught_up(now)
         computed: dict[Key, Fire] = {}
         first = now
         for reminder in self.runtime.schedules.reminders.values():

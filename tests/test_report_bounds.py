@@ -294,6 +294,16 @@ def test_a_long_ranking_mostly_with_nothing_due_lists_every_unit_with_something_
     assert len(_places(text)) == REPORT_ROWS and "待办支部" not in text
 
 
+def test_a_long_ranking_with_nothing_past_its_deadline_says_so_without_contradicting_itself() -> None:
+    # Trial 7: 20,000 units, every item still before its deadline: "全部 0 个单位" was listed, then
+    # "本期没有需要确认的事项" under a 合计 of 20,000 items owed.
+    waiting = [UnitRow(f"w{i}", f"待办支部{i}", 1, 0, 0, 1, pending=1) for i in range(REPORT_ROWS + 5)]
+    text = _report_text(waiting)
+    assert f"应确认 {REPORT_ROWS + 5}" in text and "未到截止" in text
+    assert "全部 0 个单位" not in text and "本期没有需要确认的事项" not in text
+    assert "各单位的事项均未到截止，暂不排名" in text and "待办支部" not in text
+
+
 def test_a_small_ranking_without_ties_renders_as_before() -> None:
     rows = [UnitRow("a", "甲支部", 3, 3, 0, 0, 1), UnitRow("b", "乙支部", 3, 2, 1, 0, 2),
             UnitRow("c", "丙支部", 4, 1, 1, 2, 0, 1, 1)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import socket
 import time
@@ -190,11 +191,22 @@ def describe_url(url: str | URL) -> str:
     return f"{shown}（{parsed.host or 'localhost'}:{parsed.port or 5432}）"
 
 
+def _create_private(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (0600, as ``var/secret_key``): it holds
+    people's names, mobiles and notes. SQLite gives its -wal and -shm files the same mode. An
+    existing file keeps the mode its owner gave it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(parsed.database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

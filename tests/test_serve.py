@@ -5,6 +5,7 @@ And ``remindbot validate`` as an admin runs it before (or instead of) a restart.
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -208,6 +209,9 @@ def test_a_stop_asked_while_serve_is_still_starting_is_logged_and_exits_0(
     said = running.stdout + running.stderr
     assert code == 0, running.output()
     assert "启动尚未完成时收到停止信号" in said or STOPPED in said, running.output()
+    early = [line for line in said.splitlines() if "启动尚未完成时收到停止信号" in line]
+    # In the service's log (stdout), with its time, like every other line (trial 7: not when the cache was warm).
+    assert all(line in running.stdout and re.match(r"\d{4}-\d\d-\d\d ", line) for line in early), early
     assert "Traceback" not in said
     # Nothing half-done is left behind: the next start comes up.
     again = Service.start(workspace)

@@ -65,6 +65,10 @@ def _command(port: int | None, dry_run: bool) -> None:
     if dry_run:
         overrides["dry_run"] = True
     s = Settings(**overrides)  # type: ignore[arg-type]
+    from bot.logs import setup_logging
+
+    # The log first: a stop asked at any moment of the start is said in it, with its time.
+    setup_logging(s.log_format, s.log_level)
     if problem := s.admin_password_problem():
         click.echo(problem, err=True)
         sys.exit(1)
@@ -77,9 +81,6 @@ def _command(port: int | None, dry_run: bool) -> None:
         sys.exit(1)
     early = EarlyHealth(sock).start() if sock is not None else None
     try:
-        from bot.logs import setup_logging
-
-        setup_logging(s.log_format, s.log_level)
         if warning := s.exposure_warning():
             logging.getLogger("bot.service").warning(warning)
         _serve(s, sock, early)

@@ -167,6 +167,21 @@ def test_data_beyond_the_header_is_an_error_naming_the_cell(tmp_path: Path) -> N
     assert found == {(2, 3, "C 列没有列名，"), (2, 7, "G 列没有列名，")}
 
 
+def test_a_comma_inside_an_unquoted_csv_cell_is_one_error_at_its_row_saying_so(tmp_path: Path) -> None:
+    # Trial 7: `g2,=HYPERLINK("http://x","点我"),b1,…` shifted every later cell right: four errors
+    # (an unknown unit "点我)", a mobile "secretary", …), none at the cause, which came last.
+    people = (HEADER + "g1,李一,b1,secretary,13800000021\n"
+              'g2,=HYPERLINK("http://evil.example","点我"),b1,secretary,13800000022\n'
+              "g3,王三,b1,secretary,13800000023\n")
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=people)
+    schedules, issues = check_schedules(folder)
+    assert schedules is None
+    found = errors(issues)
+    assert [(i.line, i.column) for i in found] == [(3, 1)], found
+    assert "有 6 格，但第一行只有 5 个列名" in found[0].message and "逗号" in found[0].message
+    assert "未读取" in found[0].message
+
+
 @pytest.mark.parametrize("name", ["people.xls", "people.ods", "units.numbers"])
 def test_a_spreadsheet_format_that_cannot_be_read_is_an_error_saying_how_to_save_it(tmp_path: Path, name: str) -> None:
     folder = folder_with(tmp_path)

@@ -259,6 +259,9 @@ def _build(path: Path, reading: _Reading, rows: Iterator[_Row], limits: Limits, 
         if len(data) >= rows_left:
             reading.error(number, 1, f"{section}[{len(data)}]", sheet_rows_message(limits))
             return None
+        if not reading.letters and _overflowing(cells, header[1]):
+            _say_overflowing(cells, header[1], number, reading)
+            continue  # one error at its root: the row's cells mean nothing as placed
         if unnamed or len(cells) > len(header[1]):
             _beyond(cells, header[1], unnamed, number, reading)
         data.append(_entry(cells, columns, numeric, number, len(data), reading))
@@ -303,6 +306,19 @@ def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Rea
         reading.error(1, 1, "", f"缺少必需的列：{'、'.join(missing)}（第一行应为列名）")
         return None
     return columns
+
+
+def _overflowing(cells: list[str], header: list[str]) -> bool:
+    """A CSV row with data past its last column name: almost always a comma inside a cell that is
+    not quoted (a name, an address), which shifts every later cell one column to the right; each
+    shifted cell would then be an error of its own, none at the cause."""
+    return len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):])
+
+
+def _say_overflowing(cells: list[str], header: list[str], row: int, reading: _Reading) -> None:
+    reading.error(row, 1, "", f"这一行有 {len(cells)} 格，但第一行只有 {len(header)} 个列名：可能某一格的内容里有"
+                              "英文逗号（,），把后面的格都挤到了右边。请用英文双引号把这一格括起来（如 \"张三,李四\"），"
+                              "或删去多余的逗号；这一行未读取")
 
 
 def _beyond(cells: list[str], header: list[str], unnamed: list[int], row: int, reading: _Reading) -> None:

@@ -317,8 +317,8 @@ def _overflowing(cells: list[str], header: list[str]) -> bool:
 
 def _say_overflowing(cells: list[str], header: list[str], row: int, reading: _Reading) -> None:
     reading.error(row, 1, "", f"这一行有 {len(cells)} 格，但第一行只有 {len(header)} 个列名：可能某一格的内容里有"
-                              "英文逗号（,），把后面的格都挤到了右边。请用英文双引号把这一格括起来（如 \"张三,李四\"），"
-                              "或删去多余的逗号；这一行未读取")
+                              "英文逗号（,），把后面的格都挤到了右边。"
+                              "请用英文双引号把这一格括起来（如 \"张三,李四\"），或删去多余的逗号；这一行未读取")
 
 
 def _beyond(cells: list[str], header: list[str], unnamed: list[int], row: int, reading: _Reading) -> None:

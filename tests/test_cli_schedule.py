@@ -99,10 +99,11 @@ def test_validate_explains_bad_mobiles_and_names_single_fields_from_sheets_and_y
     result = runner.invoke(main, ["validate", str(folder)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert "/people-extra.csv:3:3: 错误 字段 people[1].unit：未知的单位 “fgw_b9”，是不是 “fgw_b2”？" in result.output
-    assert ("/people-extra.csv:3:5: 错误 字段 people[1].mobile："
+    # A spreadsheet's issue names the column as its header does, not the YAML path (trial 7).
+    assert "/people-extra.csv:3:3: 错误 列 “单位”：未知的单位 “fgw_b9”，是不是 “fgw_b2”？" in result.output
+    assert ("/people-extra.csv:3:5: 错误 列 “手机”："
             "应为 11 位手机号（如 13800000000），现在是 “1380000”") in result.output
-    assert ("/people-extra.csv:4:5: 错误 字段 people[2].mobile："
+    assert ("/people-extra.csv:4:5: 错误 列 “手机”："
             "应为 11 位手机号（如 13800000000），现在是 “007”") in result.output
     assert any("/calendar.yaml:14:14: " in line and "字段 calendar.holidays[0].from：日期不存在" in line
                and "2026-02-30" in line for line in lines), result.output

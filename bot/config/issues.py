@@ -39,8 +39,24 @@ class ConfigIssue:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
         label = "警告" if self.warning else "错误"
-        field = f" 字段 {self.field}：" if self.field else " "
-        return f"{where}: {label}{field}{self.message}"
+        return f"{where}: {label}{self._field_shown()}{self.message}"
+
+    def _field_shown(self) -> str:
+        """`` 字段 people[9].mobile：`` in YAML; in a spreadsheet the column as its header names it
+        (`` 列 “手机”：``): the sheet has no ``people[9]`` (entry 9 sits on row 11) nor ``mobile``."""
+        if not self.field:
+            return " "
+        if self.file.lower().endswith((".csv", ".xlsx")) and (m := _SHEET_FIELD.match(self.field)):
+            from bot.config.sheets import SECTIONS  # only when a spreadsheet's issue is shown
+
+            columns = SECTIONS[m[1]]
+            for key in (m[3], m[2]):
+                if key in columns:
+                    return f" 列 “{columns[key][0]}”："
+        return f" 字段 {self.field}："
+
+
+_SHEET_FIELD = re.compile(r"(people|units)\[\d+\]\.(\w+)(?:\.(\w+))?")
 
 
 class ConfigError(Exception):

@@ -201,6 +201,18 @@ def test_a_formula_without_its_saved_value_is_an_error_asking_to_save_in_excel(t
     assert [(i.line, i.column) for i in errors(issues)] == [(2, 2)]  # at B2, the cell it names
 
 
+def test_a_formula_without_its_value_leaves_its_row_out_and_the_file_s_other_errors_are_still_said(
+        tmp_path: Path) -> None:
+    # Trial 7: the formula error was the only one shown; the row-3 unknown unit appeared only once
+    # the formula's row was deleted, a second round trip for the admin.
+    book = xlsx([["标识", "姓名", "单位"], ["g1", "李一", "b1"], ["g2", "李二", "b9"], ["g3", "=A1", "b1"]])
+    folder = folder_with(tmp_path, units_csv=UNITS)
+    book.save(folder / "people.xlsx")
+    _, issues = check_schedules(folder)
+    found = sorted((i.line, i.column, i.message[:10]) for i in errors(issues))
+    assert found == [(3, 3, "未知的单位 “b9”"), (4, 2, "单元格 B4 是公式")], found
+
+
 # ---------------------------------------------------------------- #6 bounded cells, no control characters
 
 

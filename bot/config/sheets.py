@@ -24,6 +24,7 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,8 @@ class _Reading:
     row: int = 1
     letters: bool = False  # name cells as Excel does (C7) in messages
     plain: bool = False  # the whole text holds nothing a row must be looked at for (see _CAREFUL)
+    # .xlsx: sheet rows holding a formula saved without its value, by worksheet part (already said)
+    formula_rows: dict[str, set[int]] = dataclass_field(default_factory=dict)
 
     def error(self, row: int, column: int, field: str, message: str, warning: bool = False) -> None:
         self.issues.append(ConfigIssue(self.label, row, column, field, message, warning))
@@ -528,11 +531,13 @@ def _xlsx_rows(path: Path, reading: _Reading) -> Iterator[_Row] | None:
         book.close()
         return None
     part = str(getattr(sheet, "_worksheet_path", "")).lstrip("/")
-    return _sheet_rows(book, sheet, scanned.get(part, []))
+    return _sheet_rows(book, sheet, scanned.get(part, []), reading.formula_rows.get(part, set()))
 
 
-def _sheet_rows(book: Any, sheet: Any, merged: list[tuple[int, int, int, int]]) -> Iterator[_Row]:
-    """Rows with numbers; a merged range's value fills every cell of it (what the admin sees)."""
+def _sheet_rows(book: Any, sheet: Any, merged: list[tuple[int, int, int, int]],
+                unknown: frozenset[int] | set[int] = frozenset()) -> Iterator[_Row]:
+    """Rows with numbers; a merged range's value fills every cell of it (what the admin sees).
+    A row in ``unknown`` (a formula without its value, said already) comes out blank, so is skipped."""
     pending = sorted(merged)  # (min_row, min_col, max_row, max_col), 1-based
     active: list[tuple[tuple[int, int, int, int], str]] = []
     try:
@@ -552,7 +557,7 @@ def _sheet_rows(book: Any, sheet: Any, merged: list[tuple[int, int, int, int]]) 
                 for col in range(left - 1, min(right, len(cells))):
                     if not cells[col]:
                         cells[col] = value
-            yield number, cells, numeric
+            yield (number, [""] * len(cells), frozenset()) if number in unknown else (number, cells, numeric)
     finally:
         book.close()
 
@@ -662,7 +667,9 @@ def _scan_part(archive: Any, name: str, longest: int, reading: _Reading) -> list
         row, col = int(formulas[0][len(letters):]), column_index_from_string(letters)
         reading.error(row, col, "", f"单元格 {cells} 是公式，但文件中没有保存计算结果（文件由程序生成、"
                                 "未在 Excel 中保存过）：请用 Excel 或 WPS 打开后保存一次，或把这些格“选择性粘贴为数值”")
-        return None
+        # The rest of the sheet is still read, so its other errors are said in the same run; the
+        # rows holding such a cell are left out (their values are unknown: no error of their own).
+        reading.formula_rows[name] = {int(cell.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) for cell in formulas}
     return merged
 
 

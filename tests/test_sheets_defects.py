@@ -278,7 +278,8 @@ def test_a_duplicate_id_is_reported_even_when_the_first_row_has_another_error(tm
     folder = folder_with(tmp_path, people_csv="标识,姓名,手机\np1,张伟,12x\np1,李四,13800000001\n")
     _, issues = check_schedules(folder)
     found = {(i.line, i.message) for i in errors(issues)}
-    assert (3, "标识 “p1” 重复，已在 schedules/people.csv:2 定义") in found
+    # In the same file, its line alone: no second path written otherwise than the issue's own (trial 7).
+    assert (3, "标识 “p1” 重复，已在本文件第 2 行定义") in found
     assert any(line == 2 and "手机号" in message for line, message in found)
 
 

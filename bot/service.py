@@ -157,6 +157,16 @@ def stream_pool(runtime: Runtime, http: aiohttp.ClientSession) -> StreamPool:
     return StreamPool(http, on_message)
 
 
+NAMES_LOGGED = 10  # a start-up line names at most this many channels (500 made one line of 4.5 KB)
+
+
+def names_shown(names: list[str], most: int = NAMES_LOGGED) -> str:
+    """``甲、乙、丙``, or the first ``most`` and how many in all: ``甲、乙……等 500 个``."""
+    if len(names) <= most:
+        return "、".join(names)
+    return f"{'、'.join(names[:most])}……等 {len(names)} 个"
+
+
 def log_coming(runtime: Runtime, count: int = 5) -> None:
     """Tell the operator what will happen next, so a new user knows what to wait for."""
     now = runtime.clock()
@@ -169,7 +179,7 @@ def log_coming(runtime: Runtime, count: int = 5) -> None:
     if runtime.settings.dry_run:
         log.info("演练模式：全部频道只记录、打印，不发送")
     elif dry:
-        log.info("未配置 webhook 的频道（只记录、打印，不发送）：%s", "、".join(dry))
+        log.info("未配置 webhook 的频道（只记录、打印，不发送）：%s", names_shown(dry))
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
         log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage_words(f.stage))

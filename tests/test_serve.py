@@ -219,3 +219,18 @@ def test_a_stop_asked_while_serve_is_still_starting_is_logged_and_exits_0(
         again.wait_ready()
     finally:
         again.kill()
+
+
+def test_the_start_up_line_of_channels_without_webhooks_names_ten_and_counts_the_rest(workspace: Workspace) -> None:
+    # Trial 7: at a province's 500 groups this was one log line of 4.5 KB naming every one.
+    _province(workspace.schedules, 10)
+    chans = "".join(f"  - {{id: c{i}, name: 群{i}, platform: wecom, webhook: ''}}\n" for i in range(30))
+    (workspace.schedules / "channels.yaml").write_text(
+        f"service: {{admin_channel: c0}}\nchannels:\n{chans}", encoding="utf-8")
+    running = Service.start(workspace)
+    try:
+        running.wait_for_log(STARTED)
+    finally:
+        running.kill()
+    line = next(x for x in running.stdout.splitlines() if "未配置 webhook 的频道" in x)
+    assert line.endswith("群0、群1、群2、群3、群4、群5、群6、群7、群8、群9……等 30 个"), line

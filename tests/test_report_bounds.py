@@ -304,6 +304,18 @@ def test_a_long_ranking_with_nothing_past_its_deadline_says_so_without_contradic
     assert "各单位的事项均未到截止，暂不排名" in text and "待办支部" not in text
 
 
+def test_a_leader_s_brief_with_nothing_past_its_deadline_says_so_rather_than_no_record() -> None:
+    from bot.delivery.render import Renderer, sample_contexts
+
+    waiting = [UnitRow(f"w{i}", f"待办支部{i}", 1, 0, 0, 1, pending=1) for i in range(REPORT_ROWS + 5)]
+    figures: dict[str, Any] = {"period": "2026年11月", "spec": "2026-11"} | shown_figures(rank(waiting))
+    ctx = sample_contexts("“一岗双责”提醒")[0] | {"figures": figures, "late": None, "stage": "due"}
+    renderer = Renderer(Path(__file__).resolve().parent.parent / "message_templates")
+    text = renderer.render("duty_brief", ctx, "“一岗双责”提醒").markdown
+    assert "暂无需要确认的党建工作记录" not in text
+    assert f"本期分管单位（共 {REPORT_ROWS + 5} 个）的事项均未到截止" in text
+
+
 def test_a_small_ranking_without_ties_renders_as_before() -> None:
     rows = [UnitRow("a", "甲支部", 3, 3, 0, 0, 1), UnitRow("b", "乙支部", 3, 2, 1, 0, 2),
             UnitRow("c", "丙支部", 4, 1, 1, 2, 0, 1, 1)]

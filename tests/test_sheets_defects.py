@@ -371,3 +371,12 @@ def test_the_entries_limit_counts_yaml_entries_and_the_sheet_limit_spreadsheet_r
     assert schedules is not None and schedules.size("people") == 10  # as documented
     _, issues = check_schedules(folder, limits=Limits(sheet_rows=5))
     assert any("REMINDBOT_MAX_SHEET_ROWS" in i.message for i in issues)
+
+
+def test_a_loop_of_parents_in_a_spreadsheet_is_said_in_the_sheet_s_words(tmp_path: Path) -> None:
+    # Trial 7: "字段 units[1].parent：…（请改正其中一个单位的 parent）" in a file whose column is 上级单位.
+    folder = folder_with(tmp_path, units_csv="标识,名称,上级单位\nb1,甲,b2\nb2,乙,b1\n")
+    _, issues = check_schedules(folder)
+    [loop] = [str(i) for i in errors(issues)]
+    assert "列 “上级单位”：上级单位形成了循环" in loop and "请改正其中一个单位的 上级单位）" in loop, loop
+    assert "parent" not in loop

@@ -378,5 +378,5 @@ def test_a_loop_of_parents_in_a_spreadsheet_is_said_in_the_sheet_s_words(tmp_pat
     folder = folder_with(tmp_path, units_csv="标识,名称,上级单位\nb1,甲,b2\nb2,乙,b1\n")
     _, issues = check_schedules(folder)
     [loop] = [str(i) for i in errors(issues)]
-    assert "列 “上级单位”：上级单位形成了循环" in loop and "请改正其中一个单位的 上级单位）" in loop, loop
+    assert "列 “上级单位”：上级单位形成了循环" in loop and "请改正其中一个单位的上级单位）" in loop, loop
     assert "parent" not in loop

@@ -640,6 +640,6 @@ def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIs
                 continue  # no loop, or a loop above this unit, or one already reported
             reported.add(frozenset(path))
             loop = " → ".join([*path, unit.id])
-            field = "上级单位" if p.doc.sheet else "parent"  # the word the admin's file uses
+            field = "上级单位" if p.doc.sheet else " parent"  # the word the admin's file uses
             _Refs(p.doc, issues).error(("units", i, "parent"),
-                                       f"上级单位形成了循环：{loop}（请改正其中一个单位的 {field}）")
+                                       f"上级单位形成了循环：{loop}（请改正其中一个单位的{field}）")

@@ -47,7 +47,7 @@ class ConfigIssue:
         if not self.field:
             return " "
         if self.file.lower().endswith((".csv", ".xlsx")) and (m := _SHEET_FIELD.match(self.field)):
-            from bot.config.sheets import SECTIONS  # only when a spreadsheet's issue is shown
+            from bot.config.columns import SECTIONS  # only when a spreadsheet's issue is shown
 
             columns = SECTIONS[m[1]]
             for key in (m[3], m[2]):

@@ -2,7 +2,7 @@
 
 At a city's or province's scale people come from the member-management system's export, not from
 YAML. A file whose name starts with ``people`` (or 人员) holds people, ``units`` (or 单位) units; the
-first row names the columns, in Chinese or English (:data:`PEOPLE_COLUMNS`, :data:`UNIT_COLUMNS`).
+first row names the columns, in Chinese or English (``bot/config/columns.py``).
 
 A sheet becomes a :class:`~bot.config.yamlsource.YamlDoc` like a YAML file: ``data`` is
 ``{"people": [row dicts]}`` and ``tree`` a node tree whose marks are the sheet's row (line) and
@@ -31,10 +31,11 @@ from typing import Any
 
 import yaml
 
+from bot.config.columns import SECTIONS
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES
 from bot.config.limits import Limits, sheet_rows_message, sheet_size_message
 from bot.config.yamlsource import ConfigIssue, YamlDoc, guess_encoding
-from bot.platforms.registry import EDITIONS, PERSON_ID_FIELDS
+from bot.platforms.registry import PERSON_ID_FIELDS
 
 SHEET_SUFFIXES = (".csv", ".xlsx", *UNREADABLE_SHEET_SUFFIXES)  # the latter refused by read_sheet
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
@@ -42,24 +43,6 @@ PLATFORM_FIELDS = tuple(PERSON_ID_FIELDS)  # a person's ids, one column each (pe
 LIST_FIELDS = ("roles", "channels", "leaders")
 _SPLIT = re.compile(r"[,，;；、\s]+")
 
-# field -> header words accepted (case-insensitive); the first Chinese one is used in the template.
-PEOPLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "id": ("标识", "id", "编号", "人员标识"),
-    "name": ("姓名", "name"),
-    "unit": ("单位", "unit", "所在单位", "支部", "单位标识"),
-    "roles": ("角色", "roles", "role"),
-    "title": ("职务", "title"),
-    "mobile": ("手机", "mobile", "手机号", "手机号码", "电话", "联系电话", "电话号码", "移动电话"),
-    **{name: EDITIONS[name].sheet_headers for name in PERSON_ID_FIELDS},  # each platform's own (spec.py)
-    "channels": ("所在群", "channels", "频道", "群"),
-}
-UNIT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "id": ("标识", "id", "编号", "单位标识"),
-    "name": ("名称", "name", "单位名称"),
-    "parent": ("上级单位", "parent", "上级"),
-    "leaders": ("分管领导", "leaders", "领导"),
-}
-SECTIONS = {"people": PEOPLE_COLUMNS, "units": UNIT_COLUMNS}
 _PREFIXES = {"people": ("people", "人员"), "units": ("units", "单位")}
 REQUIRED = ("id", "name")
 

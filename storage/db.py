@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import socket
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
 from pathlib import Path
@@ -191,32 +193,60 @@ def describe_url(url: str | URL) -> str:
     return f"{shown}（{parsed.host or 'localhost'}:{parsed.port or 5432}）"
 
 
-def _create_private(path: Path) -> None:
-    """Create a new SQLite file readable by its owner only (0600, as ``var/secret_key``): it holds
-    people's names, mobiles and notes. SQLite gives its -wal and -shm files the same mode. An
-    existing file keeps the mode its owner gave it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
+WAL_TRIES = 200  # × 10 ms: how long a new connection waits for another to finish switching to WAL
+
+
+def _to_wal(cur: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting while another connection holds the lock: switching a
+    new file's journal answers "database is locked" at once, without the busy timeout, so
+    instances starting together on one new file failed to start (1 run in 8 of four at once)."""
+    for attempt in range(WAL_TRIES):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_TRIES - 1:
+                raise
+            time.sleep(0.01)  # the driver's own thread, not the event loop
+
+
+def _made_private(path: Path) -> Callable[[], None]:
+    """What makes a SQLite file this process creates readable by its owner only (0600, as
+    ``var/secret_key``): it holds people's names, mobiles and notes. Called after each connection's
+    pragmas (WAL has made -wal and -shm by then); a file that existed keeps its owner's mode. The
+    file is not made ahead (empty): instances starting together on one new file then raced for WAL."""
+    new = not path.exists()
+    done = False
+
+    def restrict() -> None:
+        nonlocal done
+        if new and not done:
+            done = True
+            for made in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(made, 0o600)
+
+    return restrict
 
 
 def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
+        private: Callable[[], None] = lambda: None  # noqa: E731
         if parsed.database and parsed.database != ":memory:":
-            _create_private(Path(parsed.database))
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private = _made_private(Path(parsed.database))
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             # WAL lets the web app read while the dispatcher writes.
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _to_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            private()
 
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}

@@ -213,8 +213,7 @@ def _to_wal(cur: Any) -> None:
 def _made_private(path: Path) -> Callable[[], None]:
     """What makes a SQLite file this process creates readable by its owner only (0600, as
     ``var/secret_key``): it holds people's names, mobiles and notes. Called after each connection's
-    pragmas (WAL has made -wal and -shm by then); a file that existed keeps its owner's mode. The
-    file is not made ahead (empty): instances starting together on one new file then raced for WAL."""
+    pragmas (WAL has made -wal and -shm by then); a file that existed keeps its owner's mode."""
     new = not path.exists()
     done = False
 
@@ -232,7 +231,7 @@ def _made_private(path: Path) -> Callable[[], None]:
 def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
-        private: Callable[[], None] = lambda: None  # noqa: E731
+        private: Callable[[], None] | None = None  # None: in memory, no file
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             private = _made_private(Path(parsed.database))
@@ -246,7 +245,8 @@ def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
-            private()
+            if private is not None:
+                private()
 
         return engine
     connect_args = {"server_settings": {"search_path": schema}} if schema else {}

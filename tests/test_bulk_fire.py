@@ -28,13 +28,18 @@ from tests.test_followup import SECRET, Clock, bj, make_runtime
 PEOPLE = max(INSERT_BATCH, CLAIM_BATCH) + 150
 
 
-def world_yaml(people: int) -> str:
+GENERIC_GROUP = 'platform: generic, webhook: "https://oa.example.gov.cn/hook/g"'
+
+
+def world_yaml(people: int, group: str = GENERIC_GROUP) -> str:
+    """``people`` secretaries of one unit, a group channel (``group``: its platform and webhook) and
+    an OA channel with personal links, and the monthly study day owed by every secretary."""
     lines = ["units:", "  - {id: gw, name: 市直机关工委}", "people:"]
     lines += [f"  - {{id: s{i}, name: 书记{i}, roles: [secretary], unit: gw, mobile: \"139{i:08d}\"}}"
               for i in range(people)]
     lines += [
         "channels:",
-        "  - {id: group, name: 党务工作群, platform: generic, webhook: \"https://oa.example.gov.cn/hook/g\"}",
+        f"  - {{id: group, name: 党务工作群, {group}}}",
         "  - {id: oa, name: 协同办公待办, platform: generic, personal_links: true,\n"
         "     webhook: \"https://oa.example.gov.cn/hook/oa\"}",
         "reminders:",

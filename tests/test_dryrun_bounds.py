@@ -5,34 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.test_bulk_fire import world_yaml
 from tests.test_fire import base_env, run_cli
 
 PEOPLE = 60  # over WeCom's 50 @-mentions: the group message goes out in parts
-
-
-def world_yaml(people: int) -> str:
-    lines = ["units:", "  - {id: gw, name: 市直机关工委}", "people:"]
-    lines += [f"  - {{id: s{i}, name: 书记{i}, roles: [secretary], unit: gw, mobile: \"139{i:08d}\"}}"
-              for i in range(people)]
-    lines += [
-        "channels:",
-        "  - {id: group, name: 党务工作群, platform: wecom,",
-        "     webhook: \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abcdef123456\"}",
-        "  - {id: oa, name: 协同办公待办, platform: generic, personal_links: true,",
-        "     webhook: \"https://oa.example.gov.cn/hook/oa\"}",
-        "reminders:",
-        "  - id: study",
-        "    title: 每月学习日",
-        "    when: {monthly: {weekday: tue, nth: 1}, at: \"09:00\"}",
-        "    recipients: {channels: [group, oa], mention: {roles: [secretary]}}",
-        "    confirm: {deadline: 3d, remind_every: 1d}",
-    ]
-    return "\n".join(lines) + "\n"
+WECOM_GROUP = 'platform: wecom, webhook: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abcdef123456"'
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "schedules").mkdir()
-    (tmp_path / "schedules" / "world.yaml").write_text(world_yaml(PEOPLE), encoding="utf-8")
+    (tmp_path / "schedules" / "world.yaml").write_text(world_yaml(PEOPLE, WECOM_GROUP), encoding="utf-8")
     return base_env(tmp_path) | {"REMINDBOT_SCHEDULES_DIR": str(tmp_path / "schedules")}
 
 

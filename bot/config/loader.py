@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from bot.config.hints import Hints
 from bot.config.issues import group_repeats
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -483,6 +484,7 @@ class _Refs:
         self.issues = issues
         self.roots = roots or Roots()
         self.names: dict[int, dict[str, str]] = {}
+        self.hints: dict[int, Hints] = {}
 
     def check(self, path: tuple[Any, ...], values: str | Iterable[str], known: Mapping[str, Any],
               what: str) -> int:
@@ -500,14 +502,21 @@ class _Refs:
                 folded += 1
                 continue
             named = self._named(known, what).get(value)
-            hint = [] if named else difflib.get_close_matches(value, list(known), n=1)
-            extra = f"，是不是 “{hint[0]}”？" if hint else ""
+            hint = None if named else self._hints(known).closest(value)
+            extra = f"，是不是 “{hint}”？" if hint else ""
             if named:
                 word = _KIND_WORD.get(_KIND_OF.get(what, ""), what)
                 extra = f"：这是{word} {named} 的名称，请填写{word}标识 “{named}”"
             why = "（没有人具有此角色）" if what == "角色" else ""
             self.error(path if single else (*path, i), f"未知的{what} “{value}”{why}{extra}")
         return folded
+
+    def _hints(self, known: Mapping[str, Any]) -> Hints:
+        """The did-you-mean lookup for ``known`` (built once per kind: its alphabet is counted once)."""
+        hints = self.hints.get(id(known))
+        if hints is None:
+            hints = self.hints[id(known)] = Hints(known.keys())
+        return hints
 
     def _named(self, known: Mapping[str, Any], what: str) -> dict[str, str]:
         """Name -> id of the units or people in ``known`` whose name is unambiguous (built once per kind:

@@ -646,3 +646,31 @@ async def test_an_excused_persons_page_says_so_instead_of_asking_to_confirm(
     assert "已登记免于确认" in page and "出差：赴省里开会" in page and "请确认以下事项" not in page
     other = await (await client.get(f"/c/{world.token('zhang')}")).text()
     assert "免于确认" not in other and "请确认以下事项" in other
+
+
+async def test_a_burst_of_confirmations_on_sqlite_keeps_to_the_pools_kept_connections(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of presses opened an overflow connection (a thread, the pragmas) per request beyond
+    the pool's five, and closed it on its return; now at most four pages use a connection at once."""
+    import aiosqlite.core
+
+    from bot.web.confirm import SQLITE_SLOTS
+
+    world = await build_world(db, tmp_path)
+    people = [(f"p{n}", f"人员{n}", "b1", "第一党支部") for n in range(32)]
+    occurrence_id = await add_occurrence(db, title="学习", due_at=datetime(2025, 3, 6, 1, 0), people=tuple(people))
+    opened: list[object] = []
+    start = aiosqlite.core.Connection.__init__
+
+    def noting(self: Any, *args: Any, **kwargs: Any) -> None:
+        opened.append(self)
+        start(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.core.Connection, "__init__", noting)
+    async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
+        tokens = [world.token(person_id, occurrence_id) for person_id, *_ in people]
+        pages = await asyncio.gather(*(post(client, token, note="到") for token in tokens))
+        texts = [await page.text() for page in pages]
+    assert all(page.status == 200 for page in pages) and all("已确认，谢谢" in text for text in texts)
+    assert SQLITE_SLOTS < db.engine.pool.size() and len(opened) <= SQLITE_SLOTS  # type: ignore[attr-defined]
+    assert len([c for c in await world.confirmations() if c.occurrence_id == occurrence_id]) == 32

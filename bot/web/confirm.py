@@ -11,6 +11,7 @@ rehearsal confirms nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 from datetime import UTC
@@ -38,6 +39,13 @@ CONTACT = "如有疑问，请联系机关工委管理员。"
 REHEARSAL = (403, "演练链接，不能确认",
              "这是一次演练（未真正发送）的确认链接，只用来查看确认页面的样子，不会登记任何确认。")
 OTHER_TOKEN = (400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
+# SQLite: how many confirm pages use a connection at once. SQLite writes one at a time anyway; a
+# burst of confirmations beyond the pool's five kept connections opened an overflow connection per
+# request (a thread, the connection and its pragmas) and closed it again on its return: 200-odd for
+# 2,000 confirmations. Four leave one kept connection for the other pages; the rest wait their turn
+# in the event loop (a few hundred microseconds each).
+SQLITE_SLOTS = 4
+SLOTS = web.AppKey("confirm_sqlite_slots", asyncio.Semaphore)
 
 
 @dataclass(slots=True)
@@ -68,6 +76,7 @@ TOKEN_REFUSALS: dict[str, tuple[int, str, str]] = {
 
 
 def add_confirm_routes(app: web.Application) -> None:
+    app[SLOTS] = asyncio.Semaphore(SQLITE_SLOTS)
     app.router.add_get("/c/{token}", show_confirm)
     app.router.add_post("/c/{token}", post_confirm)
 
@@ -139,13 +148,16 @@ async def show_confirm(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     try:
         token, occurrence_id, person_id = _read_token(request)
-        async with runtime.db.engine.connect() as conn:
-            found = None
-            if runtime.db.is_sqlite:  # the query in one hand-over to the driver's thread, not four
+        found = None
+        if runtime.db.is_sqlite:  # the query in one hand-over to the driver's thread, not four
+            async with request.config_dict[SLOTS], runtime.db.engine.connect() as conn:
                 found = await confirm_on_sqlite(conn, occurrence_id, person_id, via="link", note=None,
                                                 now=runtime.clock(), record=False)
-            target = (_checked(token, person_id, found[0]) if found is not None
-                      else await _target(conn, token, occurrence_id, person_id))
+        if found is not None:
+            target = _checked(token, person_id, found[0])
+        else:
+            async with runtime.db.engine.connect() as conn:
+                target = await _target(conn, token, occurrence_id, person_id)
     except Refusal as refusal:
         return _refusal_page(request, refusal)
     return _page(request, target)
@@ -232,7 +244,7 @@ async def _post_on_sqlite(request: web.Request, token: str, occurrence_id: int, 
         cleaned, error = clean_note(note), None
     except ConfirmationError as exc:
         cleaned, error = None, str(exc)
-    async with runtime.db.engine.connect() as conn:
+    async with request.config_dict[SLOTS], runtime.db.engine.connect() as conn:
         found = await confirm_on_sqlite(conn, occurrence_id, person_id, via="link", note=cleaned,
                                         now=runtime.clock(), record=same_token and error is None)
     if found is None:

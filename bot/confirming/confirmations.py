@@ -348,7 +348,7 @@ async def confirm_on_sqlite(conn: AsyncConnection, occurrence_id: int, person_id
     (:func:`clean_note`) and holds ``conn`` for this alone (its own checkout, no transaction)."""
     driver = (await conn.get_raw_connection()).driver_connection
     run = getattr(driver, "_execute", None)  # aiosqlite: a function on its thread (as the outbox does)
-    if run is None:
+    if run is None or not hasattr(type(driver), "_conn"):  # another driver, or aiosqlite's inside changed
         return None
     plan = _sqlite_plan(conn.dialect)
     at = to_db_time(now)

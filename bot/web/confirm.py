@@ -41,9 +41,9 @@ REHEARSAL = (403, "演练链接，不能确认",
 OTHER_TOKEN = (400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
 # SQLite: how many confirm pages use a connection at once. SQLite writes one at a time anyway; a
 # burst of confirmations beyond the pool's five kept connections opened an overflow connection per
-# request (a thread, the connection and its pragmas) and closed it again on its return: 200-odd for
-# 2,000 confirmations. Four leave one kept connection for the other pages; the rest wait their turn
-# in the event loop (a few hundred microseconds each).
+# request (a thread, the connection and its pragmas) and closed it again on its return: about 200
+# in a round of bench/confirm.py. Four leave one kept connection for the other pages; the rest wait
+# their turn in the event loop (each page holds its place for one hand-over).
 SQLITE_SLOTS = 4
 SLOTS = web.AppKey("confirm_sqlite_slots", asyncio.Semaphore)
 

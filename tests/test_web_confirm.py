@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -468,19 +469,157 @@ async def test_the_board_shows_who_confirmed_how_and_who_is_overdue(any_db: Data
     assert (figures["b2"].expected, figures["b2"].late, figures["b2"].missing, figures["b2"].pending) == (2, 1, 1, 0)
 
 
-async def test_a_confirmation_costs_one_query_and_one_insert(world: World, client: TestClient) -> None:
+class _Recording:
+    """A ``sqlite3`` connection that notes each statement run on it, and its commits and rollbacks."""
+
+    def __init__(self, conn: sqlite3.Connection, seen: list[str], before_insert: Any = None) -> None:
+        self.conn, self.seen, self.before_insert = conn, seen, before_insert
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        self.seen.append(sql)
+        if sql.startswith("INSERT") and self.before_insert is not None:
+            self.before_insert(self.conn)
+        return self.conn.execute(sql, args)
+
+    def commit(self) -> None:
+        self.seen.append("COMMIT")
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.seen.append("ROLLBACK")
+        self.conn.rollback()
+
+
+@contextmanager
+def hand_overs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[str], list[str]]]:
+    """What is handed to aiosqlite's threads while the block runs (functions' names), and the SQL
+    that :func:`bot.confirming.confirmations._sqlite_confirm` runs there."""
+    import aiosqlite.core
+
+    calls: list[str] = []
+    sql: list[str] = []
+    run = aiosqlite.core.Connection._execute
+
+    async def noting(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(fn, "__name__", repr(fn))
+        calls.append(name)
+        if name == "_sqlite_confirm":
+            args = (_Recording(args[0], sql), *args[1:])
+        return await run(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.core.Connection, "_execute", noting)
+    yield calls, sql
+
+
+async def test_a_confirmation_costs_one_query_and_one_insert(world: World, client: TestClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.test_bulk_fire import statements
 
     token = world.token("zhang")
-    with statements(world.db) as sent:
+    with statements(world.db) as sent, hand_overs(monkeypatch) as (calls, sql):
         response = await post(client, token, note="参加 23 人")
     assert response.status == 200 and "已确认，谢谢" in await response.text()
     work = [s.split()[0].upper() for s in sent if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE", "WITH")]
-    if world.db.is_sqlite:
-        assert work == ["SELECT", "INSERT"]
+    if world.db.is_sqlite:  # the query, the insert and the commit in one hand-over to the driver's thread
+        assert work == []
+        assert [s.split()[0] for s in sql] == ["SELECT", "INSERT", "COMMIT"]
+        assert "ON CONFLICT" in sql[1]
+        # and the pool's reset of the connection given back (a no-op: nothing is left open)
+        assert calls == ["_sqlite_confirm", "rollback"]
     else:  # PostgreSQL: the same query and insert, as one statement (confirm_once)
         assert work == ["WITH"]
         assert "INSERT INTO confirmation" in sent[-1] and "ON CONFLICT" in sent[-1]
+
+
+async def test_opening_the_page_on_sqlite_is_one_query_in_one_hand_over(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = await build_world(db, tmp_path)
+    async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
+        with hand_overs(monkeypatch) as (calls, sql):
+            response = await client.get(f"/c/{world.token('zhang')}")
+        page = await response.text()
+    assert response.status == 200 and "确认已完成" in page
+    assert calls == ["_sqlite_confirm", "rollback"] and [s.split()[0] for s in sql] == ["SELECT"]
+
+
+async def test_the_sqlite_hand_over_reads_what_the_engine_reads(db: Database, tmp_path: Path) -> None:
+    """The view built from the driver's raw row (SQLAlchemy's processors applied) equals the engine's."""
+    from bot.confirming.actions import confirm_for, excuse
+    from bot.confirming.confirmations import confirm_on_sqlite, link_view
+
+    world = await build_world(db, tmp_path)
+    moved = await add_occurrence(db, title="移后", due_at=datetime(2027, 1, 4, 1, 0), deadline_at=None,
+                                 original_date=date(2027, 1, 1), provisional=True)
+    await record_confirmation(db, world.occurrence_id, "zhang", via="link", note="23 人", now=NOW)
+    await confirm_for(world.runtime, moved, "li", admin="张管理", note="电话告知", now=NOW)
+    await excuse(world.runtime, world.occurrence_id, "wang", admin="张管理", reason="出差：赴省里开会", now=NOW)
+    cases = [(occ, person) for occ in (world.occurrence_id, moved, 999)
+             for person in ("zhang", "li", "wang", "outsider")]
+    for occurrence_id, person_id in cases:
+        async with db.engine.connect() as conn:
+            expected = await link_view(conn, occurrence_id, person_id)
+        async with db.engine.connect() as conn:
+            found = await confirm_on_sqlite(conn, occurrence_id, person_id, via="link", note=None, now=NOW,
+                                            record=False)
+        assert found == (expected, None), (occurrence_id, person_id)
+    assert expected is None and found is not None  # the last case: no such occurrence
+
+
+async def test_on_sqlite_a_confirmation_made_between_the_read_and_the_insert_stands(
+        db: Database, tmp_path: Path) -> None:
+    """Another process confirms after this one read no confirmation: the insert makes nothing, and the
+    view is read again in the same hand-over, so the page shows the confirmation that stands."""
+    from bot.confirming.confirmations import _sqlite_confirm, _sqlite_plan
+
+    world = await build_world(db, tmp_path)
+    plan = _sqlite_plan(db.engine.dialect)
+    values = {"occurrence_id": world.occurrence_id, "person_id": "zhang", "confirmed_at": to_db_time(NOW),
+              "via": "link", "note": "链接"}
+
+    def other_process_confirms(conn: sqlite3.Connection) -> None:
+        other = sqlite3.connect(db.engine.url.database)
+        other.execute("INSERT INTO confirmation (occurrence_id, person_id, confirmed_at, via, note) "
+                      "VALUES (?, 'zhang', '2025-03-07 01:30:00.000000', 'chat', '群里')", (world.occurrence_id,))
+        other.commit()
+        other.close()
+
+    seen: list[str] = []
+    conn = sqlite3.connect(db.engine.url.database)
+    try:
+        raw, made = _sqlite_confirm(_Recording(conn, seen, other_process_confirms), plan,  # type: ignore[arg-type]
+                                    plan.view.args(values), plan.insert.args(values))
+    finally:
+        conn.close()
+    assert made is None and [s.split()[0] for s in seen] == ["SELECT", "INSERT", "SELECT", "COMMIT"]
+    row = plan.row._make(plan.view.row(raw))
+    assert (row.via, row.note, row.confirmed_at) == ("chat", "群里", datetime(2025, 3, 7, 1, 30, tzinfo=UTC))
+    assert [(c.via, c.note) for c in await world.confirmations()] == [("chat", "群里")]
+
+
+async def test_on_sqlite_a_failed_insert_records_nothing_and_says_so(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The database refusing the write (locked past the busy timeout, disk full) is rolled back and
+    logged, and the person sees the error page, not a confirmation."""
+    from bot.confirming import confirmations
+
+    world = await build_world(db, tmp_path)
+    run = confirmations._sqlite_confirm
+
+    def locked(conn: sqlite3.Connection, *args: Any) -> Any:
+        def fail(_: sqlite3.Connection) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        return run(_Recording(conn, [], fail), *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(confirmations, "_sqlite_confirm", locked)
+    async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
+        with caplog.at_level(logging.ERROR):
+            response = await post(client, world.token("zhang"), note="23 人")
+        page = await response.text()
+    assert response.status == 500 and "已确认" not in page
+    assert any("database is locked" in (r.exc_text or "") or (r.exc_info and "locked" in str(r.exc_info[1]))
+               for r in caplog.records)
+    assert await world.confirmations() == []
 
 
 async def test_a_confirmation_recorded_on_someones_behalf_shows_on_their_own_page(
@@ -507,3 +646,31 @@ async def test_an_excused_persons_page_says_so_instead_of_asking_to_confirm(
     assert "已登记免于确认" in page and "出差：赴省里开会" in page and "请确认以下事项" not in page
     other = await (await client.get(f"/c/{world.token('zhang')}")).text()
     assert "免于确认" not in other and "请确认以下事项" in other
+
+
+async def test_a_burst_of_confirmations_on_sqlite_keeps_to_the_pools_kept_connections(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of presses opened an overflow connection (a thread, the pragmas) per request beyond
+    the pool's five, and closed it on its return; now at most four pages use a connection at once."""
+    import aiosqlite.core
+
+    from bot.web.confirm import SQLITE_SLOTS
+
+    world = await build_world(db, tmp_path)
+    people = [(f"p{n}", f"人员{n}", "b1", "第一党支部") for n in range(32)]
+    occurrence_id = await add_occurrence(db, title="学习", due_at=datetime(2025, 3, 6, 1, 0), people=tuple(people))
+    opened: list[object] = []
+    start = aiosqlite.core.Connection.__init__
+
+    def noting(self: Any, *args: Any, **kwargs: Any) -> None:
+        opened.append(self)
+        start(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.core.Connection, "__init__", noting)
+    async with TestClient(TestServer(make_app(world.runtime), host="127.0.0.1")) as client:
+        tokens = [world.token(person_id, occurrence_id) for person_id, *_ in people]
+        pages = await asyncio.gather(*(post(client, token, note="到") for token in tokens))
+        texts = [await page.text() for page in pages]
+    assert all(page.status == 200 for page in pages) and all("已确认，谢谢" in text for text in texts)
+    assert SQLITE_SLOTS < db.engine.pool.size() and len(opened) <= SQLITE_SLOTS  # type: ignore[attr-defined]
+    assert len([c for c in await world.confirmations() if c.occurrence_id == occurrence_id]) == 32

@@ -11,6 +11,7 @@ rehearsal confirms nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 from datetime import UTC
@@ -26,6 +27,7 @@ from bot.confirming.confirmations import (
     ConfirmationView,
     LinkView,
     clean_note,
+    confirm_on_sqlite,
     confirm_once,
     insert_confirmation,
     link_view,
@@ -36,6 +38,14 @@ from bot.web.common import moved_because, person_name, read_form, render, runtim
 CONTACT = "如有疑问，请联系机关工委管理员。"
 REHEARSAL = (403, "演练链接，不能确认",
              "这是一次演练（未真正发送）的确认链接，只用来查看确认页面的样子，不会登记任何确认。")
+OTHER_TOKEN = (400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
+# SQLite: how many confirm pages use a connection at once. SQLite writes one at a time anyway; a
+# burst of confirmations beyond the pool's five kept connections opened an overflow connection per
+# request (a thread, the connection and its pragmas) and closed it again on its return: about 200
+# in a round of bench/confirm.py. Four leave one kept connection for the other pages; the rest wait
+# their turn in the event loop (each page holds its place for one hand-over).
+SQLITE_SLOTS = 4
+SLOTS = web.AppKey("confirm_sqlite_slots", asyncio.Semaphore)
 
 
 @dataclass(slots=True)
@@ -66,6 +76,7 @@ TOKEN_REFUSALS: dict[str, tuple[int, str, str]] = {
 
 
 def add_confirm_routes(app: web.Application) -> None:
+    app[SLOTS] = asyncio.Semaphore(SQLITE_SLOTS)
     app.router.add_get("/c/{token}", show_confirm)
     app.router.add_post("/c/{token}", post_confirm)
 
@@ -134,10 +145,19 @@ def _refusal_page(request: web.Request, refusal: Refusal) -> web.Response:
 
 
 async def show_confirm(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
     try:
         token, occurrence_id, person_id = _read_token(request)
-        async with runtime_of(request).db.engine.connect() as conn:
-            target = await _target(conn, token, occurrence_id, person_id)
+        found = None
+        if runtime.db.is_sqlite:  # the query in one hand-over to the driver's thread, not four
+            async with request.config_dict[SLOTS], runtime.db.engine.connect() as conn:
+                found = await confirm_on_sqlite(conn, occurrence_id, person_id, via="link", note=None,
+                                                now=runtime.clock(), record=False)
+        if found is not None:
+            target = _checked(token, person_id, found[0])
+        else:
+            async with runtime.db.engine.connect() as conn:
+                target = await _target(conn, token, occurrence_id, person_id)
     except Refusal as refusal:
         return _refusal_page(request, refusal)
     return _page(request, target)
@@ -145,7 +165,8 @@ async def show_confirm(request: web.Request) -> web.Response:
 
 async def post_confirm(request: web.Request) -> web.Response:
     """Record the confirmation: one query and one ``INSERT … ON CONFLICT DO NOTHING`` in one transaction
-    (on PostgreSQL one statement doing both, :func:`_post_in_one`, when the form is in order).
+    (on PostgreSQL one statement doing both, :func:`_post_in_one`, when the form is in order; on
+    SQLite both in one hand-over to the driver's thread, :func:`_post_on_sqlite`).
 
     The refusals, in order: another site's form, a bad token, no occurrence, not expected, a
     rehearsal, a form whose token differs; a note too long shows the page again with the error.
@@ -166,12 +187,16 @@ async def post_confirm(request: web.Request) -> web.Response:
                 pass  # the page with the error, below, after the refusals that come first
             else:
                 return await _post_in_one(request, token, occurrence_id, person_id, cleaned)
+        if runtime.db.is_sqlite:
+            page = await _post_on_sqlite(request, token, occurrence_id, person_id, same_token, note)
+            if page is not None:
+                return page
         async with runtime.db.engine.begin() as conn:
             target = await _target(conn, token, occurrence_id, person_id)
             if target.view.dry_run:
                 raise Refusal(*REHEARSAL)
             if not same_token:
-                raise Refusal(400, "提交无效", "提交的内容与链接不符，未登记确认。请重新打开确认链接再试。")
+                raise Refusal(*OTHER_TOKEN)
             if target.confirmation is not None:  # replay: harmless, say when it was first confirmed
                 return _page(request, target)
             try:
@@ -204,6 +229,36 @@ async def _post_in_one(request: web.Request, token: str, occurrence_id: int, per
             target = await _target(conn, token, occurrence_id, person_id)
     if made is None:  # a replay (or the race above): harmless, say when it was first confirmed
         return _page(request, target)
+    target.confirmation = made
+    return _page(request, target, just_confirmed=True)
+
+
+async def _post_on_sqlite(request: web.Request, token: str, occurrence_id: int, person_id: str,
+                          same_token: bool, note: str | None) -> web.Response | None:
+    """SQLite: the query, the insert (only for a form in order) and the commit in one hand-over to
+    aiosqlite's thread (:func:`bot.confirming.confirmations.confirm_on_sqlite`); the same pages and
+    refusals, in the same order, as the general path. None when the driver cannot take it (the
+    general path then does the work). Raises :class:`Refusal`."""
+    runtime = runtime_of(request)
+    try:
+        cleaned, error = clean_note(note), None
+    except ConfirmationError as exc:
+        cleaned, error = None, str(exc)
+    async with request.config_dict[SLOTS], runtime.db.engine.connect() as conn:
+        found = await confirm_on_sqlite(conn, occurrence_id, person_id, via="link", note=cleaned,
+                                        now=runtime.clock(), record=same_token and error is None)
+    if found is None:
+        return None
+    view, made = found
+    target = _checked(token, person_id, view)
+    if target.view.dry_run:
+        raise Refusal(*REHEARSAL)
+    if not same_token:
+        raise Refusal(*OTHER_TOKEN)
+    if made is None:
+        if target.confirmation is None and error is not None:
+            return _page(request, target, status=400, note=note or "", error=error)
+        return _page(request, target)  # a replay (or another request's, made in between): the first stands
     target.confirmation = made
     return _page(request, target, just_confirmed=True)
 

@@ -109,3 +109,25 @@ def test_follow_ups_split_people_by_channel_as_the_scan_did(schedules: Schedules
     for channel in channels:
         expected = [i for i, p in enumerate(people) if p is None or members(schedules, [p], channel)]
         assert groups[channel] == expected
+
+
+def test_unit_facts_give_what_unit_name_and_leaders_of_give(schedules: Schedules) -> None:
+    import pickle
+
+    from bot.config.models import Unit
+
+    s = schedules
+    s.units["lost"] = Unit(id="lost", name="无上级", parent="nowhere")  # a parent that is no unit
+    s.units["loop1"] = Unit(id="loop1", name="环1", parent="loop2")  # a loop of parents (the loader refuses it)
+    s.units["loop2"] = Unit(id="loop2", name="环2", parent="loop1")
+    s.units["ghost"] = Unit(id="ghost", name="空领导", leaders=["nobody"])  # a leader who is no person
+    s.units["under"] = Unit(id="under", name="下级", parent="ghost")
+    s._fresh_indexes()  # the indexes and memos are made once per snapshot: changed here, made again
+    asked = [p.unit for p in s.people.values()] + [None, "", "no-such-unit", *s.units]
+    for each in (s, pickle.loads(pickle.dumps(s))):  # as built, and from a snapshot's rows
+        facts = each.unit_facts(asked)
+        assert list(facts) == list(dict.fromkeys(asked))
+        for unit_id in asked:
+            someone = Person(id="x", name="某人", unit=unit_id or None)
+            expected = (each.unit_name(unit_id), [p.id for p in each.leaders_of(someone)])
+            assert facts[unit_id] == expected, unit_id

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
+from collections.abc import ItemsView, Iterable, Iterator, MutableMapping, ValuesView
 from itertools import repeat
 from typing import Any
 
@@ -142,6 +142,14 @@ class Rows(MutableMapping[str, Any]):
         if key in self.built:
             return getattr(self.built[key], name)
         return self.table.value(self.at_field[name], i, self.sets)
+
+    def having(self, keys: Iterable[str]) -> set[str]:
+        """Those of ``keys`` that are entries here. Without the positions made, one pass over the keys
+        (each hashed once): no 100,000-entry dict for the few hundred leaders of a province (15 ms)."""
+        wanted = set(keys)
+        if self._pos is not None:
+            return {key for key in wanted if key in self._pos}
+        return wanted.intersection(self.keys)
 
     def column(self, name: str) -> list[Any]:
         """One field's values for every entry, in order, without building a model."""

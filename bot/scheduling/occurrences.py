@@ -87,21 +87,17 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
         first_followup = to_db(from_db(occ.due_at) + every.delta)
     escalation = None if occ.dry_run else occ.deadline_at
     people = expected_people(runtime, reminder)
-    # What each unit's rows say, found once per unit: its id (None: no such unit), name and leaders;
-    # units with the same leaders (a bureau's branches) share one list, which the insert serialises once.
-    facts: dict[str | None, tuple[str | None, str | None, list[str]]] = {}
-    same_leaders: dict[tuple[str, ...], list[str]] = {}
-    for person in people:
-        if person.unit not in facts:
-            unit_name = s.unit_name(person.unit)  # None: no such unit (read from the rows, no model built)
-            ids = tuple(p.id for p in s.leaders_of(person))
-            facts[person.unit] = (person.unit if unit_name is not None else None, unit_name,
-                                  same_leaders.setdefault(ids, list(ids)))
-    of_row = [facts[person.unit] for person in people]
+    # What each unit's rows say, found once per unit (from the index: no unit or leader model built):
+    # its name (None: no such unit) and leaders; the units of one walk up (a bureau's branches) share
+    # one list of leaders, which the insert serialises once.
+    units = [p.unit for p in people]
+    facts = s.unit_facts(units)
+    of_row = list(map(facts.__getitem__, units))
+    names = [f[0] for f in of_row]
     rows = Columns(  # a column at a time: no dict per row
         each={"person_id": [p.id for p in people], "person_name": [p.name for p in people],
-              "unit_id": [f[0] for f in of_row], "unit_name": [f[1] for f in of_row],
-              "leader_ids": [f[2] for f in of_row]},
+              "unit_id": [u if name is not None else None for u, name in zip(units, names, strict=True)],
+              "unit_name": names, "leader_ids": [f[1] for f in of_row]},
         same={"occurrence_id": occ.id, "next_followup_at": first_followup, "next_escalation_at": escalation,
               "followups": 0, "escalations": 0})
     # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails

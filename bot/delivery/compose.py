@@ -51,9 +51,10 @@ def reminder_context(reminder: Reminder) -> dict[str, Any]:
             "checklist": list(reminder.checklist), "kind": reminder.kind}
 
 
-def person_context(s: Schedules, person: Person) -> dict[str, Any]:
-    return {"id": person.id, "name": person.name, "title": person.title,
-            "unit": s.unit_name(person.unit), "roles": list(person.roles)}
+def person_context(s: Schedules, person: Person, unit_names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What a template knows of a person; ``unit_names``: :meth:`Schedules.unit_names`, for thousands at once."""
+    unit = s.unit_name(person.unit) if unit_names is None else unit_names.get(person.unit) if person.unit else None
+    return {"id": person.id, "name": person.name, "title": person.title, "unit": unit, "roles": list(person.roles)}
 
 
 def mention_for(person: Person) -> Mention:

@@ -143,6 +143,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         "late": late_context(fire, zone) if late else None,
     }
     mentioned = s.select(reminder.recipients.mention)
+    unit_names = s.unit_names()
     expected = {p.id for p in expected_people(runtime, reminder)} if needs_confirm else set()
     key = f"occ{occurrence_id}/{fire.stage}"
     plans: list[Planned] = []
@@ -178,7 +179,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
                     if occurrence_id is not None:
                         token = make_token(runtime.link_key, occurrence_id, person.id)
                         link = confirm_url(runtime.settings.base_url, token)
-                pc = person_context(s, person)
+                pc = person_context(s, person, unit_names)
                 figures = await person_figures(person)
                 if figures is not None and channel.personal_links and s.units_overseen_by(person.id):
                     # personal: not in shared groups; the page shows the brief's own period
@@ -193,7 +194,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
             continue
         if done and _first_key(runtime, channel, f"{key}/{channel_id}/group") in done:
             continue
-        ctx = base | {"people": [person_context(s, p) for p in people], "person": None, "unit": None,
+        ctx = base | {"people": [person_context(s, p, unit_names) for p in people], "person": None, "unit": None,
                       "confirm": base["confirm"] | {"code": code}}
         if figures_for and reminder.kind == "report":
             if group_chart is None:  # the same figures for every group channel: drawn once

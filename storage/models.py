@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
@@ -17,7 +18,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Occurrence(SQLModel, table=True):
+class TableBase(SQLModel):
+    """The tables' base: each model's pydantic validator is built on its first validation, not at import
+    (``defer_build``). A table model is made without validation (SQLModel's ``table=True``) and read
+    back by the ORM, so most commands never build one: 13 of them cost every command that opens the
+    database a few milliseconds."""
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
+
+
+class Occurrence(TableBase, table=True):
     """One due time of one reminder. Created once, whoever fires first (unique key).
 
     A rehearsal (``fire --dry-run``, ``serve --dry-run``) gets its own row with ``dry_run`` set, so
@@ -42,7 +52,7 @@ class Occurrence(SQLModel, table=True):
                           description="a rehearsal: never sent, nudged, counted or confirmed")
 
 
-class Expectation(SQLModel, table=True):
+class Expectation(TableBase, table=True):
     """Someone who owes a confirmation for an occurrence, as resolved when it fired."""
 
     __tablename__ = "expectation"
@@ -66,7 +76,7 @@ class Expectation(SQLModel, table=True):
     excuse_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
-class Confirmation(SQLModel, table=True):
+class Confirmation(TableBase, table=True):
     """A confirmation: who, when, through what, any note, and the admin who recorded it."""
 
     __tablename__ = "confirmation"
@@ -81,7 +91,7 @@ class Confirmation(SQLModel, table=True):
     recorded_by: str | None = None  # the admin, when via == "admin"
 
 
-class Outbox(SQLModel, table=True):
+class Outbox(TableBase, table=True):
     """A message to send, written before it is sent. Claimed with a lease by one worker."""
 
     __tablename__ = "outbox"
@@ -115,7 +125,7 @@ class Outbox(SQLModel, table=True):
     sending_since: datetime | None = None
 
 
-class DeliveryAttempt(SQLModel, table=True):
+class DeliveryAttempt(TableBase, table=True):
     """Every attempt leaves a row an admin can see."""
 
     __tablename__ = "delivery_attempt"
@@ -132,7 +142,7 @@ class DeliveryAttempt(SQLModel, table=True):
     possible_duplicate: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
-class RobotLane(SQLModel, table=True):
+class RobotLane(TableBase, table=True):
     """One robot's lane: held by one instance at a time, with the robot's recent send times.
 
     An instance claims the lane (owner, lease_until) with an UPDATE that succeeds once, sends the
@@ -148,7 +158,7 @@ class RobotLane(SQLModel, table=True):
     recent: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
-class InstanceHeartbeat(SQLModel, table=True):
+class InstanceHeartbeat(TableBase, table=True):
     """A running dispatcher. A lane whose owner's ``beat_at`` is stale is free to take over."""
 
     __tablename__ = "instance_heartbeat"
@@ -160,7 +170,7 @@ class InstanceHeartbeat(SQLModel, table=True):
     beat_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class Nudge(SQLModel, table=True):
+class Nudge(TableBase, table=True):
     """A follow-up or escalation sent about one person's missing confirmation."""
 
     __tablename__ = "nudge"
@@ -173,7 +183,7 @@ class Nudge(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
-class Instance(SQLModel, table=True):
+class Instance(TableBase, table=True):
     """One row: a random value made when the database is created.
 
     Confirmation links are signed with the secret key and this value, so links issued for an
@@ -189,7 +199,7 @@ class Instance(SQLModel, table=True):
     nonce: str
 
 
-class DueStage(SQLModel, table=True):
+class DueStage(TableBase, table=True):
     """One stage of one reminder that is due: the record the scheduler fires from.
 
     The reconciliation pass (``bot.scheduling.reconcile``) plans each reminder's upcoming stages here (the
@@ -224,7 +234,7 @@ class DueStage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class SchedulerMark(SQLModel, table=True):
+class SchedulerMark(TableBase, table=True):
     """One row: when the last reconciliation pass completed (any instance).
 
     After downtime the next pass looks back from here (at most ``bot.scheduling.reconcile.MAX_LOOK_BACK``),
@@ -237,7 +247,7 @@ class SchedulerMark(SQLModel, table=True):
     last_pass_at: datetime
 
 
-class InboundSeen(SQLModel, table=True):
+class InboundSeen(TableBase, table=True):
     """An inbound chat message or button press already handled: a replay records nothing twice.
 
     Rows older than ``bot.confirming.inbound.SEEN_RETENTION`` are deleted as new ones arrive (platforms
@@ -254,7 +264,7 @@ class InboundSeen(SQLModel, table=True):
     seen_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class AdminAction(SQLModel, table=True):
+class AdminAction(TableBase, table=True):
     """What an admin did, by hand: who, when, what, why. Shown on the occurrence's board.
 
     ``action``: confirm (代为登记) | excuse | followup_now | resend | send_test. ``detail`` is the

@@ -93,3 +93,23 @@ async def test_rows_given_a_column_at_a_time_are_written_as_the_same_rows_given_
     assert written[first.id][1] == ("p1", "人1", ["lead_a"], NOW, 0, None)
     (late,) = [e for e in got if e.person_id == "late"]
     assert (late.leader_ids, late.followups) == ([], 0)
+
+
+async def test_rows_written_without_returning_anything_are_written_all_the_same(any_db: Database) -> None:
+    # A fire on SQLite reads back nothing of its 20,000 expectations (returning=None), on every path.
+    table = Expectation.__table__  # type: ignore[attr-defined]
+    conflict = ["occurrence_id", "person_id"]
+    async with any_db.session() as session:
+        occ = Occurrence(reminder_id="study", due_at=NOW, title="学习日")
+        session.add(occ)
+        await session.commit()
+        columns = outbox.Columns({"person_id": ["a", "b"], "person_name": ["甲", "乙"]},
+                                 {"occurrence_id": occ.id, "leader_ids": [], "followups": 0, "escalations": 0})
+        assert await outbox.insert_ignoring(session, table, columns, conflict, None) == set()
+        partial = outbox.Columns({"person_id": ["a", "c"], "person_name": ["甲", "丙"]},
+                                 {"occurrence_id": occ.id, "leader_ids": []})  # SQLAlchemy's own path
+        assert await outbox.insert_ignoring(session, table, partial, conflict, None) == set()
+        await session.commit()
+    async with any_db.session() as session:
+        got = (await session.exec(select(Expectation.person_id).order_by(Expectation.id))).all()
+    assert got == ["a", "b", "c"]

@@ -212,7 +212,8 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Rows,
     """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning`` in batches; the values returned.
 
     One multi-row statement per :data:`INSERT_BATCH` rows, the same on SQLite and PostgreSQL
-    (their dialects' ``insert``). ``rows``: dicts with the same keys, or :class:`Columns`. Does not commit.
+    (their dialects' ``insert``). ``rows``: dicts with the same keys, or :class:`Columns`. ``returning``
+    None: no ``RETURNING`` (nothing to read back), and the empty set. Does not commit.
     """
     if not rows:
         return set()
@@ -223,13 +224,15 @@ async def insert_ignoring(session: AsyncSession, table: Any, rows: Rows,
         return await _insert_values(connection, table, rows, conflict, returning)
     if isinstance(rows, Columns):
         rows = rows.rows()
-    stmt = (dialect_insert(connection.dialect.name)(table)
-            .on_conflict_do_nothing(index_elements=conflict).returning(returning))
+    stmt = dialect_insert(connection.dialect.name)(table).on_conflict_do_nothing(index_elements=conflict)
+    if returning is not None:
+        stmt = stmt.returning(returning)
     created: set[Any] = set()
     for start in range(0, len(rows), INSERT_BATCH):
         # executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends one multi-row statement
         result = await connection.execute(stmt, list(rows[start:start + INSERT_BATCH]))
-        created.update(result.scalars().all())
+        if returning is not None:
+            created.update(result.scalars().all())
     return created
 
 
@@ -334,18 +337,21 @@ async def _insert_values(connection: AsyncConnection, table: Any, rows: Rows,
     names, arrays = _processed_columns(dialect, table, rows, dialect_types=True)
     quote = dialect.identifier_preparer.quote
     head = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES ")
-    tail = (f" ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING"
-            f" RETURNING {quote(returning.name)}")
+    tail = f" ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING"
+    process_result = None
+    if returning is not None:
+        tail += f" RETURNING {quote(returning.name)}"
+        process_result = returning.type.dialect_impl(dialect).result_processor(dialect, None)
     one = f"({', '.join('?' * len(names))})"
     batch = max(1, min(INSERT_BATCH, SQLITE_MAX_PARAMETERS // len(names)))
-    process_result = returning.type.dialect_impl(dialect).result_processor(dialect, None)
     values = list(zip(*arrays, strict=True))
     created: set[Any] = set()
     for start in range(0, len(values), batch):
         chunk = values[start:start + batch]
         params = tuple(v for row in chunk for v in row)
         result = await connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, params)
-        created.update(process_result(r[0]) if process_result else r[0] for r in result.fetchall())
+        if returning is not None:
+            created.update(process_result(r[0]) if process_result else r[0] for r in result.fetchall())
     return created
 
 

@@ -180,3 +180,20 @@ def test_a_file_hashed_a_block_at_a_time_keys_as_read_whole(tmp_path: Path) -> N
         file.write_bytes(body)
         assert snapshot._file_key(file, env, bytearray(snapshot.BLOCK)) == snapshot._content_key(body, env), i
     assert snapshot._content_key(bodies[3], env) != snapshot._content_key(bodies[3], {**env, "HOOK": "other"})
+
+
+def test_some_people_built_from_their_rows_equal_the_people_written() -> None:
+    # A text column (names, mobiles, platform ids) gives a few entries by slicing, the rest never made.
+    import pickle
+
+    from bot.config.models import Person, PlatformIds
+    from bot.config.rows import Rows
+
+    people = {f"p{i}": Person(id=f"p{i}", name=f"人员{i}" * (i % 3 + 1), mobile=None if i % 4 else f"138{i:08d}",
+                              ids=PlatformIds(wecom=f"u{i}" if i % 5 else None), roles=["secretary"])
+              for i in range(300)}
+    rows = pickle.loads(pickle.dumps(Rows(Person, *Rows.encode(Person, people.items())[1:])))
+    chosen = [0, 1, 4, 5, 150, 299]
+    keys = list(people)
+    assert rows.at(chosen, keys) == [people[keys[i]] for i in chosen]
+    assert rows["p7"] == people["p7"] and dict(rows.items()) == people  # the rest as read whole

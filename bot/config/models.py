@@ -33,7 +33,6 @@ DEFAULT_GRACE = Span(hours=6)  # how late a stage may still be sent (marked 补�
 
 
 _SHARED_SETS: dict[frozenset[str], set[str]] = {}
-_NO_UNIT = object()  # the parent of what is no unit: never a key of a memo
 
 
 class Strict(BaseModel):
@@ -636,32 +635,9 @@ class Schedules(BaseModel):
         unit_id = person.unit
         found = memo.get(unit_id)
         if found is None:
-            found = self._walk_leaders(unit_id, memo)
+            people = self.people
+            found = memo[unit_id] = [people[p] for p in self._indexes().leader_ids(unit_id)]
         return list(found)
-
-    def _walk_leaders(self, unit_id: str | None, memo: dict[str | None, list[Person]]) -> list[Person]:
-        units, people = self.units, self.people
-        field = units.field if type(units) is Rows else lambda uid, name: getattr(units[uid], name)
-        walked: list[str | None] = [unit_id]
-        found: list[Person] | None = None
-        seen: set[str] = set()
-        while unit_id and unit_id not in seen:
-            seen.add(unit_id)
-            if unit_id not in units:
-                break
-            leaders = field(unit_id, "leaders")  # from a snapshot's rows: no unit model built
-            if leaders:
-                found = [people[p] for p in leaders if p in people]
-                break
-            unit_id = field(unit_id, "parent")
-            if unit_id in memo:
-                found = memo[unit_id]
-                break
-            walked.append(unit_id)
-        found = [] if found is None else found
-        for walked_id in walked:
-            memo[walked_id] = found
-        return found
 
     def unit_facts(self, unit_ids: Iterable[str | None]) -> dict[str | None, tuple[str | None, list[str]]]:
         """For each of ``unit_ids`` (once each): its name (None: no such unit), as :meth:`unit_name`
@@ -672,19 +648,9 @@ class Schedules(BaseModel):
         leader model is built, and each chain is walked up once (a province's 20,000 units took 0.09 s
         through ``unit_name`` and ``leaders_of``, a field at a time)."""
         index = self._indexes()
-        names, parent, named, known = index.unit_names, index.parent, index.unit_leaders, index.known_leaders
-        memo: dict[str | None, list[str]] = {}
-        facts: dict[str | None, tuple[str | None, list[str]]] = {}
-        for unit_id in dict.fromkeys(unit_ids):
-            found = memo.get(unit_id)
-            if found is None:
-                up = parent.get(unit_id, _NO_UNIT) if unit_id else _NO_UNIT
-                if up in memo and not named.get(unit_id):  # type: ignore[arg-type]  # a sibling's walk answered
-                    found = memo[unit_id] = memo[up]  # type: ignore[index]
-                else:
-                    found = _leader_ids(unit_id, parent, named, known, memo)
-            facts[unit_id] = (names.get(unit_id) if unit_id else None, found)
-        return facts
+        names = index.unit_names
+        return {unit_id: (names.get(unit_id) if unit_id else None, index.leader_ids(unit_id))
+                for unit_id in dict.fromkeys(unit_ids)}
 
     def units_overseen_by(self, person_id: str) -> list[Unit]:
         """Units a leader is in charge of, with their sub-units, in YAML order.
@@ -740,33 +706,6 @@ class Schedules(BaseModel):
         return total
 
 
-def _leader_ids(unit_id: str | None, parent: dict[str, str | None], named: dict[str, list[str]], known: set[str],
-                memo: dict[str | None, list[str]]) -> list[str]:
-    """The walk of ``Schedules._walk_leaders`` over the index (``parent``: every unit's parent; ``named``:
-    the units that name leaders; ``known``: the leaders who are people), giving ids; every unit walked
-    through is memoised with the answer."""
-    walked: list[str | None] = [unit_id]
-    found: list[str] | None = None
-    seen: set[str] = set()
-    while unit_id and unit_id not in seen:
-        seen.add(unit_id)
-        if unit_id not in parent:  # no such unit
-            break
-        leaders = named.get(unit_id)
-        if leaders:
-            found = [p for p in leaders if p in known]
-            break
-        unit_id = parent[unit_id]
-        if unit_id in memo:
-            found = memo[unit_id]
-            break
-        walked.append(unit_id)
-    found = [] if found is None else found
-    for walked_id in walked:
-        memo[walked_id] = found
-    return found
-
-
 def _as_rows(name: str, value: Any) -> Any:
     """People and units as plain rows for the pickle (see ``Schedules.__getstate__``)."""
     model = {"people": Person, "units": Unit}.get(name)
@@ -795,6 +734,37 @@ class Membership:
         self._units = s.units
         self._with_role: dict[str, list[int]] = {}
         self._sizes: dict[str, int] | None = None
+        self._leader_memo: dict[str | None, list[str]] = {}
+
+    def leader_ids(self, unit_id: str | None) -> list[str]:
+        """The ids of the leaders in charge of a unit: those of the nearest unit up its chain that names
+        any who are people ([] for no unit, a loop of parents, or none named). Every unit walked through
+        is memoised with the answer, so sibling units share their parents' walk: 20,000 branches cost
+        20,000 steps, not 20,000 × their depth. Shared lists: read them, do not change them."""
+        memo = self._leader_memo
+        found = memo.get(unit_id)
+        if found is not None:
+            return found
+        parent, named, known = self.parent, self.unit_leaders, self.known_leaders
+        walked: list[str | None] = [unit_id]
+        seen: set[str] = set()
+        while unit_id and unit_id not in seen:
+            seen.add(unit_id)
+            if unit_id not in parent:  # no such unit
+                break
+            leaders = named.get(unit_id)
+            if leaders:
+                found = [p for p in leaders if p in known]
+                break
+            unit_id = parent[unit_id]
+            if unit_id in memo:
+                found = memo[unit_id]
+                break
+            walked.append(unit_id)
+        found = [] if found is None else found
+        for walked_id in walked:
+            memo[walked_id] = found
+        return found
 
     @cached_property
     def ids(self) -> list[str]:

@@ -221,7 +221,7 @@ async def test_send_test_reports_success_and_the_platform_answer_in_plain_words(
 async def test_send_test_to_a_channel_without_webhook_says_it_is_record_only(tmp_path: Path) -> None:
     code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecom")
     assert code == 1 and "没有配置 webhook（只记录、不发送）" in err and "演练" not in err
-    assert "请设置环境变量 REMINDBOT_GW_WECOM_WEBHOOK（schedules/channels.yaml:13 的 webhook 引用了它）" in err
+    assert "请设置环境变量 REMINDBOT_GW_WECOM_WEBHOOK（schedules/channels.yaml:20 的 webhook 引用了它）" in err
 
 
 async def test_send_test_without_a_variable_names_the_line_to_edit(tmp_path: Path) -> None:
@@ -232,11 +232,11 @@ async def test_send_test_without_a_variable_names_the_line_to_edit(tmp_path: Pat
         channels.replace("webhook: ${REMINDBOT_GW_WECOM_WEBHOOK:-}", 'webhook: ""'), encoding="utf-8")
     env = base_env(tmp_path) | {"REMINDBOT_SCHEDULES_DIR": str(folder)}
     code, _, err = await run_cli(env, "send-test", "gw_wecom")
-    assert code == 1 and f"请在 {folder / 'channels.yaml'}:13 填写该频道的 webhook 后再试。" in err
+    assert code == 1 and f"请在 {folder / 'channels.yaml'}:20 填写该频道的 webhook 后再试。" in err
     (folder / "channels.yaml").write_text(channels.replace("    webhook: ${REMINDBOT_GW_WECOM_WEBHOOK:-}\n", ""),
                                           encoding="utf-8")
     code, _, err = await run_cli(env, "send-test", "gw_wecom")
-    assert code == 1 and f"请在 {folder / 'channels.yaml'}:10 为该频道加上 webhook 后再试。" in err
+    assert code == 1 and f"请在 {folder / 'channels.yaml'}:17 为该频道加上 webhook 后再试。" in err
 
 
 async def test_a_dry_run_never_uses_up_the_real_send(tmp_path: Path) -> None:

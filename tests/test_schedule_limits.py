@@ -456,9 +456,9 @@ def fake_platforms() -> Iterator[FakePlatforms]:
 def test_a_refused_reload_shows_on_the_admin_pages_and_the_admin_channel_is_told_once_per_failure(
         tmp_path: Path) -> None:
     with fake_platforms() as fakes:
-        admin_group = fakes.wecom()  # service.admin_channel is gw_wecom
+        admin_group = fakes.wecom()  # service.admin_channel is admin_wecom
         workspace = _Workspace(**vars(Workspace.create(tmp_path)),
-                               extra={"REMINDBOT_GW_WECOM_WEBHOOK": admin_group.url})
+                               extra={"REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url})
         service = Service.start(workspace)
         try:
             service.wait_ready()

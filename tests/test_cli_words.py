@@ -93,3 +93,18 @@ def test_a_template_syntax_error_is_a_chinese_sentence_with_the_original_in_brac
     head, original = message.split("（", 1)[0], message.rsplit("（", 1)[1]
     assert not re.search(r"[A-Za-z]{4,}", head.replace("study_day", ""))  # English only in the brackets
     assert re.search(r"[A-Za-z]", original)
+
+
+def test_a_required_option_is_marked_in_chinese(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["resend", "--help"])
+    assert result.exit_code == 0
+    assert "[必填]" in result.output and "required" not in result.output
+
+
+def test_a_group_reminder_asks_the_people_mentioned_below_it(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["preview", "study-day", "--date", "2026-12-04"])
+    assert result.exit_code == 0, result.output
+    output = result.output
+    asked = output.index("请以下同志在 **2026年12月9日（星期三）18:00** 前确认完成情况")
+    assert output.index("<@WangFang>", asked) > asked  # the @-mentions follow the sentence (trial 9)
+    assert "以上同志" not in output

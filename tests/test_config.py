@@ -82,6 +82,15 @@ def test_wrong_type_says_what_was_expected(folder: Path) -> None:
     assert "应为整数" in issue.message and "five" in issue.message
 
 
+def test_a_duration_in_weeks_is_explained_in_days_and_workdays(folder: Path) -> None:
+    text = GOOD_REMINDER.replace('      at: "09:00"\n', '      at: "09:00"\n    notices: [2w]\n')
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+    issue = one(issues_for(folder), "reminders[0].notices[0]")
+    assert issue.line == 7
+    assert issue.message.startswith("无法识别的时长 “2w”：应写成 3d")
+    assert issue.message.endswith("2 周请写 14d（或 10wd，按工作日）")
+
+
 def test_bad_weekday_and_time_list_the_choices(folder: Path) -> None:
     text = GOOD_REMINDER.replace("monthly: {day: 5}", "monthly: {weekday: fry}").replace('"09:00"', '"25:00"')
     (folder / "extra.yaml").write_text(text, encoding="utf-8")

@@ -66,6 +66,7 @@ CATALOG: dict[str, str] = {
     "Show the version and exit.": "显示版本并退出。",
     "%(prog)s, version %(version)s": "%(prog)s，版本 %(version)s",
     "default: {default}": "默认：{default}",
+    "required": "必填",
     "env var: {var}": "环境变量：{var}",
     "(dynamic)": "（动态）",
     "deprecated": "已弃用",

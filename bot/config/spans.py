@@ -48,9 +48,9 @@ def parse_span(value: Any) -> Span:
         raise ValueError("应为时长，例如 3d（3天）、2h（2小时）、30m（30分钟）或 3wd（3个工作日）")
     m = _SPAN_RE.match(value.strip())
     if not m or not any(m.groupdict().values()):
-        raise ValueError(
-            f"无法识别的时长 {value!r}：应写成 3d、1d12h、2h、30m 或 3wd（3个工作日）"
-        )
+        weeks = re.fullmatch(r"\s*(\d+)\s*(w|周|星期)\s*", value)
+        hint = f"；{weeks[1]} 周请写 {int(weeks[1]) * 7}d（或 {int(weeks[1]) * 5}wd，按工作日）" if weeks else ""
+        raise ValueError(f"无法识别的时长 “{value}”：应写成 3d、1d12h、2h、30m 或 3wd（3个工作日）{hint}")
     g = {k: int(v) for k, v in m.groupdict().items() if v}
     return Span(days=g.get("d", 0), hours=g.get("h", 0), minutes=g.get("m", 0), workdays=g.get("wd", 0))
 

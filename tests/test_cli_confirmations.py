@@ -199,6 +199,14 @@ def test_report_of_an_empty_period_says_there_was_nothing_to_confirm(cli: Cli) -
 
     assert result.exit_code == 0
     assert "本期没有需要确认的事项" in result.output
+    assert "默认统计上月" not in result.output  # a period asked for: no word about the default
+
+
+def test_report_of_an_empty_last_month_says_how_to_see_this_month(cli: Cli) -> None:
+    result = cli.run(report)  # the default: last month (the admin pages open on this month: trial 9)
+
+    assert result.exit_code == 0
+    assert "本期没有需要确认的事项。\n（默认统计上月；统计本月请加 --period current_month）" in result.output
 
 
 def test_confirm_by_accepts_the_admin_s_name_as_the_person_argument_does(cli: Cli) -> None:

@@ -481,7 +481,8 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
     aside = f"\n另有 {dry} 次演练记录（演练未真正发送），不计入统计。" if dry else ""
     missed = await missed_text(runtime, period.start, period.end, reminders)
     if not rows:
-        return f"{title}\n\n本期没有需要确认的事项。{aside}{missed}", title
+        other = "\n（默认统计上月；统计本月请加 --period current_month）" if period_spec == "previous_month" else ""
+        return f"{title}\n\n本期没有需要确认的事项。{other}{aside}{missed}", title
     total = totals(rows)
     waiting = f"（其中 {total.pending} 项未到截止，不计入完成率）" if total.pending else ""
     footer = (f"合计：应确认 {total.expected} 项{waiting}，按时 {total.on_time} 项（{percent(total)}），"

@@ -308,6 +308,9 @@ async def test_upcoming_lists_the_next_sixty_days_after_holiday_moves(
     assert "2025年10月9日（星期四）09:00" in page
     assert "原定 2025年10月3日（星期五）" in page
     assert "2025年11月7日（星期五）09:00" in page
+    # A row with nothing to say leaves its cell empty, so the phone layout hides its 说明 label (trial 9).
+    assert '<td data-label="说明"><span class="tag">已调整</span> 原定 2025年10月3日' in page
+    assert not re.search(r'<td data-label="说明">\s+</td>', page)
 
 
 async def test_upcoming_marks_dates_beyond_the_official_calendar_as_provisional(

@@ -23,6 +23,7 @@ from bot.config.models import Schedules
 from bot.confirming.followup import FollowUps
 from bot.delivery.compose import when_text
 from bot.delivery.dispatch import Dispatcher
+from bot.links import base_url_warning, names_shown
 from bot.logs import channel_secrets, set_secrets
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
@@ -106,6 +107,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         caught = f"补发 {first.late} 项，错过 {first.missed} 项" if first else "首次调度检查失败，稍后重试"
         log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，%s）", settings.host,
                  settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
+        log_admin_area(settings)
+        if warning := base_url_warning(settings, runtime.schedules):
+            log.warning("%s", warning)
         log_coverage(runtime)
         log_coming(runtime)
         if ready is not None:
@@ -138,6 +142,17 @@ async def _start_web(runtime: Runtime, stack: AsyncExitStack, listen: socket.soc
         raise CannotStart(bind_problem(settings.host, settings.port, exc)) from None
 
 
+ADMIN_SETTINGS = "REMINDBOT_ADMINS（多个管理员），或 REMINDBOT_ADMIN_USER 和 REMINDBOT_ADMIN_PASSWORD"
+
+
+def log_admin_area(settings: Settings) -> None:
+    """Where the admin area is (a new admin opens the address and looks for it), and whether it is open."""
+    if settings.admin_enabled:
+        log.info("管理页面：%s/admin/", settings.base_url)
+    else:
+        log.info("管理页面：%s/admin/（未开启：设置 %s，重启服务后开启）", settings.base_url, ADMIN_SETTINGS)
+
+
 def log_coverage(runtime: Runtime, days: int = 400) -> None:
     """Once at start-up (not on reloads): the years ahead whose holidays are only provisional."""
     now = runtime.clock()
@@ -155,16 +170,6 @@ def stream_pool(runtime: Runtime, http: aiohttp.ClientSession) -> StreamPool:
         return await dingtalk_stream_callback(runtime, http, app, topic, data, message_id)
 
     return StreamPool(http, on_message)
-
-
-NAMES_LOGGED = 10  # a start-up line names at most this many channels (500 made one line of 4.5 KB)
-
-
-def names_shown(names: list[str], most: int = NAMES_LOGGED) -> str:
-    """``甲、乙、丙``, or the first ``most`` and how many in all: ``甲、乙……等 500 个``."""
-    if len(names) <= most:
-        return "、".join(names)
-    return f"{'、'.join(names[:most])}……等 {len(names)} 个"
 
 
 def log_coming(runtime: Runtime, count: int = 5) -> None:

@@ -70,6 +70,13 @@ async def test_fire_sends_the_study_day_to_every_platform_once(tmp_path: Path) -
         code, out, err = await run_cli(env, "fire", "study-day", "--date", "2026-12-04")
         assert code == 0, err
         assert "成功" in out and "失败 0 条" in out
+        # Trial 9: the number link, confirm and excuse take is said, as `fire --dry-run` says its own.
+        db = Database(env["REMINDBOT_DATABASE_URL"])
+        await db.start()
+        async with db.session() as session:
+            [occurrence] = (await session.exec(select(Occurrence))).all()
+        await db.stop()
+        assert f"条消息。记录号 {occurrence.id}（用于 remindbot link、confirm、excuse）。" in out
 
         # One group message per group chat, mentioning that group's secretaries.
         assert len(wecom.received) == 1
@@ -105,13 +112,25 @@ async def test_preview_prints_platform_bodies_with_webhooks_masked(tmp_path: Pat
     # A channel without a webhook is record-only, not a rehearsal (演练 means --dry-run only).
     code, out, err = await run_cli(base_env(tmp_path), "preview", "study-day", "--date", "2026-12-04")
     assert code == 0, err
-    assert "→ 未配置 webhook（只记录、不发送）" in out and "演练" not in out + err
+    # Said as this command's view: the service's environment may hold the webhook (trial 9).
+    assert "→ 未配置 webhook（按本命令的环境，只记录、不发送）" in out and "演练" not in out + err
     # The preview writes nothing: no occurrence exists afterwards.
     db = Database(env["REMINDBOT_DATABASE_URL"])
     await db.start()
     async with db.session() as session:
         assert (await session.exec(select(Occurrence))).all() == []
     await db.stop()
+
+
+async def test_preview_takes_a_persons_name_as_link_confirm_and_excuse_do(tmp_path: Path) -> None:
+    # Trial 9: `--person 王芳` was refused (没有标识为 “王芳” 的人员) while `link 3 王芳` took it.
+    by_id = await run_cli(base_env(tmp_path), "preview", "study-day", "--date", "2026-12-04", "--person", "wang_fang")
+    by_name = await run_cli(base_env(tmp_path), "preview", "study-day", "--date", "2026-12-04", "--person", "王芳")
+    assert by_id[0] == by_name[0] == 0, by_name[2]
+    assert by_name[1] == by_id[1] and "王芳" in by_name[1]
+    code, _, err = await run_cli(base_env(tmp_path), "preview", "study-day", "--date", "2026-12-04",
+                                   "--person", "王五")
+    assert code == 1 and "找不到人员 “王五”：请写日程配置中的人员标识或姓名" in err
 
 
 async def test_preview_on_a_day_without_the_reminder_says_when_it_is(tmp_path: Path) -> None:

@@ -234,3 +234,20 @@ def test_the_start_up_line_of_channels_without_webhooks_names_ten_and_counts_the
         running.kill()
     line = next(x for x in running.stdout.splitlines() if "未配置 webhook 的频道" in x)
     assert line.endswith("群0、群1、群2、群3、群4、群5、群6、群7、群8、群9……等 30 个"), line
+
+
+def test_the_start_says_where_the_admin_area_is_and_warns_of_links_to_this_machine(workspace: Workspace) -> None:
+    # Trial 9: personal links went out as http://127.0.0.1:8080/c/… to a real OA webhook, silently; and `/`
+    # answered 404 with nothing in the log saying where the admin area is.
+    webhook = "https://oa.example.invalid/push/secret-path-0042"
+    running = Service.start(workspace, env={"REMINDBOT_OA_WEBHOOK": webhook})
+    try:
+        running.wait_for_log(STARTED)
+    finally:
+        running.kill()
+    said = running.stdout
+    assert f"管理页面：http://127.0.0.1:{running.port}/admin/" in said, running.output()
+    warning = next(line for line in said.splitlines() if "REMINDBOT_BASE_URL 是本机地址" in line)
+    assert "WARNING" in warning and "机关协同办公平台待办推送" in warning, warning
+    assert "收到的人打不开" in warning and "市直机关党务工作群" not in warning  # that group got no webhook
+    assert webhook not in said + running.stderr and "secret-path-0042" not in said

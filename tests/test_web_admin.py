@@ -81,6 +81,14 @@ async def test_admin_area_is_closed_until_user_and_password_are_both_set(
             assert "张伟" not in page
 
 
+async def test_the_sites_root_leads_to_the_admin_area(client: TestClient) -> None:
+    # Trial 9: `/`, the first page a new admin opens, answered 404.
+    response = await client.get("/", allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"] == "/admin/"
+    followed = await client.get("/", headers=AUTH)
+    assert followed.status == 200 and "近期提醒" in await followed.text()
+
+
 async def test_admin_pages_ask_for_a_login_without_credentials(client: TestClient) -> None:
     response = await client.get("/admin/occurrences")
     assert response.status == 401

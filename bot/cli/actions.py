@@ -48,11 +48,12 @@ def excuse(occurrence_id: int, person: str, admin_id: str, kind: str | None, rea
 async def _resend(runtime: Runtime, outbox_id: int, admin_id: str, reason: str | None) -> str:
     admin = _admin_named(runtime, admin_id)
     try:
-        done = await actions.resend(runtime, outbox_id, admin=admin.record, reason=reason, now=runtime.clock())
+        done = await actions.resend(runtime, outbox_id, admin=admin.record, reason=reason, now=runtime.clock(),
+                                    command=True)
     except ActionRefused as exc:
         raise CliError(str(exc)) from None
     channel = runtime.channel(done.row.channel_id or "")
-    if channel is not None and channel.dry_run:  # still no webhook: recorded again, never sent
+    if channel is not None and channel.dry_run:  # no webhook here: the text says who may send it
         return f"{done.text}（登记人 {admin.name}）。"
     return f"{done.text}。正在运行的服务会尽快发送（登记人 {admin.name}）。"
 

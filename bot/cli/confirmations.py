@@ -16,6 +16,7 @@ import click
 from sqlalchemy import exists
 from sqlmodel import col, select
 
+from bot.cli.people import NoSuchPerson, person_named
 from bot.config.models import DEFAULT_TZ, Schedules
 from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.reporting.csvfile import excel_bytes
@@ -433,14 +434,10 @@ async def _leader_link(runtime: Runtime, who: str) -> str:
     from bot.scheduling.occurrences import leader_url
 
     s = runtime.schedules
-    person = s.people.get(who)
-    if person is None:
-        named = [p for p in s.people.values() if p.name == who]
-        if len(named) > 1:
-            raise CliError(f"有多人名为 “{who}”，请改用人员标识（{'、'.join(p.id for p in named)}）")
-        if not named:
-            raise CliError(f"找不到人员 “{who}”：请写日程配置中的人员标识或姓名")
-        person = named[0]
+    try:
+        person = person_named(s, who)
+    except NoSuchPerson as exc:
+        raise CliError(str(exc)) from None
     units = s.units_overseen_by(person.id)
     if not units:
         leaders = [s.people[pid].name for pid in s.leader_ids()]  # the index: not people × units

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli.people import NoSuchPerson, person_named
 from bot.cli.schedule import ZONE, load_or_exit
 from bot.config import gcpause
 from bot.config.models import Reminder, Schedules
@@ -60,7 +61,8 @@ def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: d
 def _show(renderer: Renderer, plan: Planned) -> None:
     _, bodies = build_bodies(renderer, plan)
     ch = plan.channel
-    mode = "未配置 webhook（只记录、不发送）" if ch.dry_run else shown_webhook(ch)
+    # This command's environment: the service's may hold the webhook (a ${VAR} set only there).
+    mode = "未配置 webhook（按本命令的环境，只记录、不发送）" if ch.dry_run else shown_webhook(ch)
     lines = [f"=== 频道 {ch.name}（{ch.id}，{platform_title(ch)}）→ {mode}"]
     for i, body in enumerate(bodies, 1):
         if len(bodies) > 1:
@@ -76,7 +78,7 @@ def _show(renderer: Renderer, plan: Planned) -> None:
 @click.command()
 @click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
-@click.option("--person", help="只看发给某人（人员标识）的消息")
+@click.option("--person", help="只看发给某人的消息（人员标识或姓名）")
 @click.option("--stage", default="due", show_default=True,
               help="哪一次：当天（due），或某个提前通知，写成 notices 里的写法，如 3d、notice:3d、提前3天")
 def preview(reminder_id: str, on: datetime | None, person: str | None, stage: str) -> None:
@@ -91,9 +93,12 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
     # A preview writes nothing: the database is opened only if a message needs its figures.
     async with open_runtime(Settings(), database=False) as runtime:
         reminder = _reminder(runtime, reminder_id)
-        if person and person not in runtime.schedules.people:
-            click.echo(f"没有标识为 “{person}” 的人员。", err=True)
-            sys.exit(1)
+        if person:  # an id or a name, as link, confirm and excuse take
+            try:
+                person = person_named(runtime.schedules, person).id
+            except NoSuchPerson as exc:
+                click.echo(str(exc), err=True)
+                sys.exit(1)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
         key = parse_stage(stage, [str(n) for n in reminder.notices])
         if key is None:
@@ -168,7 +173,8 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
             await _print_outcome(runtime, result.occurrence_id, rehearsal=True, earlier=result.queued == 0,
                                  limit=limit)
             return
-        click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。")
+        click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。"
+                   f"记录号 {result.occurrence_id}（用于 remindbot link、confirm、excuse）。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         retried = await _send_pending(runtime, settings)

@@ -13,6 +13,7 @@ import click
 from bot.config.issues import ConfigError, bounded
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
+from bot.links import base_url_warning
 from bot.reporting.textable import table
 from bot.scheduling.datewords import date_text, weekday_text, when_text
 from bot.scheduling.timing import Due, due_times, fires
@@ -73,6 +74,8 @@ def validate(path: Path | None, templates: Path | None) -> None:
     now = datetime.now(tz=ZONE)
     for line in coverage_warnings(calendar, now, now + timedelta(days=400)):
         click.echo(line)
+    if warning := base_url_warning(s, schedules, here=True):
+        click.echo(f"警告：{warning}")
     click.echo(
         f"配置无误：{len(schedules.reminders)} 个提醒，{schedules.size('people')} 人，"
         f"{schedules.size('units')} 个单位，{len(schedules.channels)} 个频道。"

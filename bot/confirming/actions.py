@@ -298,12 +298,17 @@ def recorded_only(runtime: Runtime, msg: Outbox, occurrence_dry_run: bool | None
     return channel is not None and bool(channel.dry_run)
 
 
-async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | None, now: datetime) -> Done:
+async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | None, now: datetime,
+                 command: bool = False) -> Done:
     """Put a dead message back in the queue (after its channel was fixed): sent on the next pass.
 
     A real occurrence's message recorded without sending (status ``dry_run``: its channel had no
     webhook) is queued again too; while the channel still has none it is recorded again, and the
     answer says so. A rehearsal's (a dry-run occurrence's) message is refused.
+
+    ``command``: asked from the command line, whose environment (a webhook written ``${VAR}``) need
+    not be the running service's, which sends the row: what its channels lack is said as this
+    command's view, not as what the service will do (trial 9: it claimed "never sent", then the service sent it).
     """
     try:
         why = clean_reason(reason)
@@ -328,9 +333,14 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
     if channel is None:
         raise _refused("resend", f"频道 {msg.channel_id} 已不在日程配置中，无法重新发送")
     if channel.dry_run and msg.status == "dead":
-        raise _refused("resend", f"频道 {channel.name} 没有配置 webhook，请先修正频道配置再重新发送")
+        raise _refused("resend", f"按本命令的环境，频道 {channel.name} 没有配置 webhook：请先修正频道配置再重新发送"
+                       "（webhook 写成 ${变量} 时，运行本命令也须设置该变量）" if command else
+                       f"频道 {channel.name} 没有配置 webhook，请先修正频道配置再重新发送")
     text = f"已重新排队：{msg.summary}（{channel.name}）"
-    if channel.dry_run:
+    if channel.dry_run and command:
+        text += (f"。按本命令的环境，频道 {channel.name} 未配置 webhook；若运行中的服务配置了 webhook，将由服务发送，"
+                 "否则仍只记录")
+    elif channel.dry_run:
         text += f"。频道 {channel.name} 仍未配置 webhook：这条消息仍只记录、不会真正发送，填写 webhook 后请再重新发送"
     row = AdminAction(occurrence_id=msg.occurrence_id, outbox_id=outbox_id, channel_id=msg.channel_id,
                       admin=admin, action="resend", reason=why, detail=text, at=to_db_time(now))

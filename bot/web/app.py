@@ -55,6 +55,7 @@ def make_app(runtime: Runtime) -> web.Application:
     add_ical_routes(app)
     add_chart_routes(app)
     app.router.add_get("/static/{name}", static_file)
+    app.router.add_get("/", _to_admin)  # the first page a new admin opens (trial 9: it was a 404)
     app.router.add_get("/admin", _to_admin)
     admin = make_admin_app()
     add_admin_chart_routes(admin)

@@ -52,6 +52,9 @@ class Runtime:
     # (aware UTC), so /healthz can tell a live loop from a stuck one.
     ticks: dict[str, datetime] = field(default_factory=dict)
     reload: ReloadState = field(default_factory=ReloadState)
+    # What the service warns of at start and after each reload (a local-only base URL in links sent
+    # for real): logged, and shown on every admin page until the cause is gone.
+    warnings: list[str] = field(default_factory=list)
     # App access tokens, shared by every sender of this process (bot/platforms/tokens.py).
     tokens: TokenCache = field(default_factory=TokenCache)
     _app_channels: dict[str, Any] = field(default_factory=dict)

@@ -95,6 +95,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
 
         def reloaded(schedules: Schedules) -> None:
             apply_schedules(runtime, schedules)
+            refresh_warnings(runtime)
             scheduler.apply(schedules, runtime.calendar)
             streams.apply(schedules.apps.values())
 
@@ -108,8 +109,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         log.info("remindbot 已启动：监听 %s:%d，访问地址 %s（%d 个提醒，%s）", settings.host,
                  settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
         log_admin_area(settings)
-        if warning := base_url_warning(settings, runtime.schedules):
-            log.warning("%s", warning)
+        refresh_warnings(runtime)
         log_coverage(runtime)
         log_coming(runtime)
         if ready is not None:
@@ -117,6 +117,16 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         await stop.wait()
         log.info("正在停止……")
     log.info("已停止")
+
+
+def refresh_warnings(runtime: Runtime) -> None:
+    """Work out what the service warns of (:func:`bot.links.base_url_warning`) for the schedules in use:
+    a new warning is logged, and every current one is shown on the admin pages (``runtime.warnings``)."""
+    warnings = [w for w in (base_url_warning(runtime.settings, runtime.schedules),) if w]
+    for warning in warnings:
+        if warning not in runtime.warnings:
+            log.warning("%s", warning)
+    runtime.warnings = warnings
 
 
 class CannotStart(Exception):

@@ -430,3 +430,26 @@ async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_
     assert "演练的当天提醒" not in unconfigured
     stats = page[page.index('class="card stats"'):page.index("</section>")]  # one of each, each called so
     assert "演练（未发送）</span>" in stats and "未配置 webhook（只记录）</span>" in stats
+
+
+async def test_links_that_only_open_on_this_machine_are_shown_on_every_admin_page_until_fixed(
+    world: World, client: TestClient
+) -> None:
+    from bot.platforms.generic.config import GenericChannel
+    from bot.service import refresh_warnings
+
+    runtime = world.runtime
+    runtime.schedules.channels["oa"] = GenericChannel(
+        id="oa", name="待办推送", platform="generic", webhook="https://oa.example.invalid/push/key-77",
+        personal_links=True)
+    runtime.settings = runtime.settings.model_copy(update={"base_url": "http://127.0.0.1:8080"})
+    refresh_warnings(runtime)  # as at start and after each reload
+    for path in ("/admin/upcoming", "/admin/outbox"):
+        page = await (await client.get(path, headers=AUTH)).text()
+        assert "注意：</strong>REMINDBOT_BASE_URL 是本机地址 http://127.0.0.1:8080" in page and "待办推送" in page
+        assert "key-77" not in page
+
+    runtime.settings = runtime.settings.model_copy(update={"base_url": "https://dj.example.gov.cn"})
+    refresh_warnings(runtime)
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert "REMINDBOT_BASE_URL 是本机地址" not in page

@@ -102,8 +102,11 @@ def make_admin_app() -> web.Application:
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    """An admin page, with the banner of a refused schedules reload when there is one."""
-    return render_page(request, template, status, schedules_state=runtime_of(request).reload, **context)
+    """An admin page, with the banner of a refused schedules reload when there is one, and the service's
+    warnings (``Runtime.warnings``)."""
+    runtime = runtime_of(request)
+    return render_page(request, template, status, schedules_state=runtime.reload, service_warnings=runtime.warnings,
+                       **context)
 
 
 # ---------------------------------------------------------------- access

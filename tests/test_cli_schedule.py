@@ -135,3 +135,57 @@ def test_validate_refuses_yaml_names_with_line_breaks_or_over_64_characters(runn
     assert result.output.count("名称中不能有换行符、制表符等控制字符") == 2, result.output
     assert "/people-yaml.yaml:3:" in result.output and "名称不能超过 64 个字符（现在 65 个）" in result.output
     assert "共 3 处错误" in result.output
+
+
+def test_validate_of_one_file_checks_its_whole_folder_and_says_so(
+        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trial 9: `validate schedules/study.yaml` reported the channels and roles defined in the folder's
+    other files as unknown. The folder is checked, said in one line, and errors still name their files."""
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["validate", "schedules/study.yaml"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == ("检查的是 study.yaml 所在文件夹 schedules/ 中的全部日程文件"
+                                             "（频道、人员等可以定义在其他文件中，服务也是整个文件夹一起读取）")
+    assert "未知的频道" not in result.output and "配置无误：" in result.output
+    text = (folder / "channels.yaml").read_text(encoding="utf-8")
+    (folder / "channels.yaml").write_text(text.replace("platform: wecom", "platfrom: wecom", 1), encoding="utf-8")
+    result = runner.invoke(main, ["validate", "schedules/study.yaml"])
+    assert result.exit_code == 1
+    assert "schedules/channels.yaml:" in result.output and "缺少 platform" in result.output
+
+
+def test_validate_of_a_file_under_the_configured_folder_checks_that_folder(
+        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    (folder / "people").mkdir()
+    (folder / "people" / "people-extra.csv").write_text("标识,姓名,单位\np1,张三,fgw_b1\n", encoding="utf-8")
+    monkeypatch.setenv("REMINDBOT_SCHEDULES_DIR", str(folder))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["validate", "schedules/people/people-extra.csv"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("检查的是 people-extra.csv 所在文件夹 schedules/ 中的全部日程文件")
+    assert "11 人" in result.output
+
+
+def test_validate_of_a_lone_file_or_of_the_configured_file_checks_the_file_alone(
+        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(ROOT / "schedules" / "calendar.yaml", lone / "calendar.yaml")
+    result = runner.invoke(main, ["validate", str(lone / "calendar.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "检查的是" not in result.output and "配置无误：0 个提醒" in result.output
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    monkeypatch.setenv("REMINDBOT_SCHEDULES_DIR", str(folder / "calendar.yaml"))  # the service reads this file alone
+    result = runner.invoke(main, ["validate", str(folder / "calendar.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "检查的是" not in result.output
+
+
+def test_validate_help_says_path_is_the_folder_or_a_file_in_it(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["validate", "--help"])
+    assert "PATH 是日程文件夹" in result.output and "也可以是其中的一个文件" in result.output

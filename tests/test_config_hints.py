@@ -38,3 +38,11 @@ def test_among_many_candidates_the_one_a_single_typo_away_is_named() -> None:
     assert hints.closest("u0102") == "u0102x"  # one left out
     assert hints.closest("u01") is None  # two away: no guess
     assert hints.closest("完全不同的名字") is None
+
+
+def test_a_single_typo_is_found_among_few_candidates_whatever_the_length() -> None:
+    hints = Hints({"lead", "admin", "secretary"})
+    assert hints.typo("leed") == "lead"  # difflib's ratio is 0.75 for four letters
+    assert hints.typo("amdin") == "admin"
+    assert hints.typo("deputy_secretary") is None
+    assert hints.typo("") is None

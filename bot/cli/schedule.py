@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from bot.config.issues import ConfigError, bounded
+from bot.config.issues import SOURCE_SUFFIXES, ConfigError, bounded
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.links import base_url_warning
@@ -49,15 +50,51 @@ def coverage_warnings(calendar: WorkCalendar, start: datetime, end: datetime) ->
     return [f"警告：{calendar.coverage_note(*years)}"] if years else []
 
 
+def folder_to_check(path: Path, schedules_dir: Path) -> Path:
+    """The folder ``validate`` checks for ``path``: a schedule file is read with the other files of its
+    folder (the service reads them together; its channels, people and units may be defined in those),
+    so alone it shows false unknown references. A file under the configured schedules folder means that
+    folder; another file, its own folder when that holds other schedule files. The file alone when it
+    is the whole of the schedules (REMINDBOT_SCHEDULES_DIR may name one file) or its folder's only one."""
+    if not path.is_file() or path.suffix.lower() not in SOURCE_SUFFIXES:
+        return path
+    full, configured = path.resolve(), schedules_dir.resolve()
+    if full == configured:
+        return path
+    if configured.is_dir() and full.is_relative_to(configured):
+        return schedules_dir
+    # Its folder's own files decide (not its subfolders': a file in a home folder must not walk it).
+    others = [f for f in path.parent.iterdir() if f.suffix.lower() in SOURCE_SUFFIXES and f.is_file()
+              and f.resolve() != full and not f.name.startswith(("~$", ".~"))]
+    return path.parent if others else path
+
+
+def checked_folder_line(path: Path, folder: Path) -> str:
+    """The one line saying that the folder of ``path`` is checked, and why."""
+    from bot.config.yamlsource import openable  # PyYAML: as for the issues shown after it
+
+    shown = openable(folder)
+    where = "所在的当前文件夹" if shown == "." else f"所在文件夹 {shown}{os.sep} "
+    return (f"检查的是 {path.name} {where}中的全部日程文件"
+            "（频道、人员等可以定义在其他文件中，服务也是整个文件夹一起读取）")
+
+
 @click.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--templates", type=click.Path(path_type=Path), help="消息模板文件夹（默认 message_templates/）")
 def validate(path: Path | None, templates: Path | None) -> None:
     """检查日程配置：YAML 文件和人员、单位表格（.csv、.xlsx），列出全部错误；无误时退出码为 0。
 
+    PATH 是日程文件夹（默认 REMINDBOT_SCHEDULES_DIR，即 schedules/），也可以是其中的一个文件：
+    服务把文件夹中的文件合在一起读取（频道、人员等可以定义在其他文件中），所以写一个文件时检查的是它所在的整个文件夹。
+
     同一错误出现在表格的多行时合并为一条（列出行号）；最多列出 200 条。"""
     s = settings()
     path = path or s.schedules_dir
+    folder = folder_to_check(path, s.schedules_dir)
+    if folder != path:
+        click.echo(checked_folder_line(path, folder))
+        path = folder
     schedules, issues = check_for(s, path, templates)
     from bot.config.yamlsource import shown_issue
 

@@ -30,6 +30,13 @@ class Hints:
         if len(self.known) <= SCAN_MAX:
             found = difflib.get_close_matches(value, list(self.known), n=1, cutoff=cutoff)
             return found[0] if found else None
+        return self.typo(value)
+
+    def typo(self, value: str) -> str | None:
+        """The candidate a single typo away from ``value`` (a character left out, added, replaced, two
+        swapped, or another case), or None: closeness that does not depend on the words' length."""
+        if not isinstance(value, str) or not value:
+            return None
         return next((c for c in self._one_edit(value) if c in self.known), None)
 
     def _one_edit(self, value: str) -> Iterator[str]:

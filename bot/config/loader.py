@@ -566,6 +566,7 @@ def _check_references(s: Schedules, parsed: list[Parsed], issues: list[ConfigIss
             _check_reminder(s, refs, ("reminders", i), reminder, roles)
         _check_invalid_entries(s, p, refs, roles)
     _check_unit_cycles(s, parsed, issues)
+    _check_unselected_roles(parsed, issues, roles)
 
 
 # References inside entries that failed validation are still checked, so one pass reports a typo
@@ -630,6 +631,65 @@ def _check_selector(s: Schedules, refs: _Refs, at: tuple[Any, ...], sel: Selecto
     return (refs.check((*at, "people"), sel.people, s.people, "人员")
             + refs.check((*at, "units"), sel.units, s.units, "单位")
             + refs.check((*at, "roles"), sel.roles, {r: r for r in roles}, "角色"))
+
+
+# Roles the service selects itself, besides the reminders' selectors: a person with role admin may
+# record on the command line (--by, bot/cli/confirmations.py) and is named in the admin pages' audit
+# (bot/web/actions.py, bot/confirming/actions.py).
+SERVICE_ROLES = frozenset({"admin"})
+# How alike an unselected role must be to a selected one to be taken for its typo (difflib's ratio; a
+# single typo counts whatever the length). 0.8 keeps a label such as deputy_secretary (0.72 against
+# secretary) silent while secretry (0.94) is caught.
+ROLE_TYPO_CUTOFF = 0.8
+# Where a reminder selects people by role, as written (failed entries included: their roles are meant).
+_ROLE_SELECTORS = (("recipients", "mention", "roles"), ("confirm", "who", "roles"))
+
+
+def _check_unselected_roles(parsed: list[Parsed], issues: list[ConfigIssue], carried: set[str]) -> None:
+    """A warning for each role people carry that nothing selects but that is close to a role something
+    does select (``roles: [secretry]``): those people drop out of every reminder, silently otherwise.
+
+    At the first person carrying it, counting the others. A role close to none stays silent:
+    organisations label roles for later use. Costs nothing more when no role is unselected."""
+    selected = _selected_roles(parsed)
+    unselected = carried - selected
+    if not unselected:
+        return
+    hints = Hints(selected)
+    meant = {role: hint for role in unselected
+             if (hint := hints.closest(role, cutoff=ROLE_TYPO_CUTOFF) or hints.typo(role))}
+    if not meant:
+        return
+    first: dict[str, tuple[Parsed, int, int]] = {}
+    carriers: Counter[str] = Counter()
+    for p in parsed:
+        for i, person in p.items("people"):
+            for j, role in enumerate(person.roles):
+                if role in meant and role not in first:
+                    first[role] = (p, i, j)
+            carriers.update({role for role in person.roles if role in meant})
+    for role, (p, i, j) in first.items():  # in file order
+        many = f"（{carriers[role]} 人具有此角色）" if carriers[role] > 1 else ""
+        path = ("people", i, "roles", j)
+        line, col = locate_path_in(path, p.doc.tree)
+        issues.append(ConfigIssue(p.doc.label, line, col, dotted(path),
+                                  f"角色 “{role}” 没有任何提醒使用{many}，是不是 “{meant[role]}”？", warning=True))
+
+
+def _selected_roles(parsed: list[Parsed]) -> set[str]:
+    """Every role a reminder's selector names (as written, valid or not) or the service selects itself."""
+    selected = set(SERVICE_ROLES)
+    for p in parsed:
+        raw = p.doc.data.get("reminders")
+        for entry in raw if isinstance(raw, list) else []:
+            for path in _ROLE_SELECTORS:
+                value: Any = entry
+                for key in path:
+                    value = value.get(key) if isinstance(value, dict) else None
+                for role in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+                    if isinstance(role, str):
+                        selected.add(role)
+    return selected
 
 
 def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIssue]) -> None:

@@ -290,3 +290,21 @@ def test_status_date_shows_the_occurrence_due_that_day(cli: Cli) -> None:
     assert f"记录号 {earlier}）" in everyone.output
     none = cli.run(status, "study", "--date", f"{(earlier_due - timedelta(days=1)).astimezone(BJ):%Y-%m-%d}")
     assert none.exit_code == 1 and "没有需要确认的提醒记录" in none.output
+
+
+def test_status_of_a_mistyped_reminder_names_the_one_meant(cli: Cli) -> None:
+    result = cli.run(status, "stduy")
+
+    assert result.exit_code == 1
+    assert "没有标识为 “stduy” 的提醒，是不是 “study”？" in result.output
+    titled = cli.run(status, "每月学习日")  # the title the messages show, written for the id
+    assert "没有标识为 “每月学习日” 的提醒：这是提醒 “study” 的标题，请写提醒标识 “study”" in titled.output
+
+
+def test_link_to_a_mistyped_person_names_the_one_meant(cli: Cli) -> None:
+    from bot.cli.confirmations import link
+
+    by_id = cli.run(link, str(cli.study), "lui")
+    assert by_id.exit_code == 1 and "找不到人员 “lui”，是不是 “liu”？" in by_id.output
+    stranger = cli.run(link, str(cli.study), "王五")  # two characters: another person as likely as a typo
+    assert stranger.exit_code == 1 and "找不到人员 “王五”：请写日程配置中的人员标识或姓名" in stranger.output

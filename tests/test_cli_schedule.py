@@ -189,3 +189,21 @@ def test_validate_of_a_lone_file_or_of_the_configured_file_checks_the_file_alone
 def test_validate_help_says_path_is_the_folder_or_a_file_in_it(runner: CliRunner) -> None:
     result = runner.invoke(main, ["validate", "--help"])
     assert "PATH 是日程文件夹" in result.output and "也可以是其中的一个文件" in result.output
+
+
+def test_preview_and_upcoming_of_a_mistyped_reminder_name_the_one_meant(runner: CliRunner) -> None:
+    for command in ("preview", "upcoming --reminder"):
+        result = runner.invoke(main, [*command.split(), "stduy-day"])
+        assert result.exit_code == 1
+        assert "没有标识为 “stduy-day” 的提醒，是不是 “study-day”？可用的有：" in result.output, command
+
+
+def test_an_unknown_person_is_hinted_by_a_close_id_or_a_close_name_of_three_characters() -> None:
+    from types import SimpleNamespace
+
+    from bot.cli.unknown import unknown_person
+
+    people = {"wang_fang": SimpleNamespace(name="王芳"), "li_guoqiang": SimpleNamespace(name="李国强")}
+    assert unknown_person(people, "wang_fnag") == "找不到人员 “wang_fnag”，是不是 “wang_fang”？"
+    assert unknown_person(people, "李国张") == "找不到人员 “李国张”，是不是 “李国强”？"
+    assert unknown_person(people, "王方") == "找不到人员 “王方”：请写日程配置中的人员标识或姓名"

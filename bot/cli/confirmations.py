@@ -105,7 +105,9 @@ async def occurrences_on(runtime: Runtime, reminder_id: str | None, on: date) ->
     zone), of one reminder or of each: real ones first, then rehearsals, by due time."""
     s = runtime.schedules
     if reminder_id is not None and reminder_id not in s.reminders:
-        raise CliError(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(s.reminders)}")
+        from bot.cli.unknown import unknown_reminder  # difflib: only when an id is unknown
+
+        raise CliError(unknown_reminder(s.reminders, reminder_id))
     start = datetime.combine(on, datetime.min.time(), tzinfo=ZONE)
     has_people = exists().where(Expectation.occurrence_id == Occurrence.id)
     stmt = select(Occurrence).where(has_people, col(Occurrence.due_at) >= start.astimezone(UTC),
@@ -146,7 +148,9 @@ async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[
                     latest = latest or occ
     if reminder_id is not None and not found:
         if reminder_id not in s.reminders:
-            raise CliError(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(s.reminders)}")
+            from bot.cli.unknown import unknown_reminder  # difflib: only when an id is unknown
+
+            raise CliError(unknown_reminder(s.reminders, reminder_id))
         raise CliError(f"“{s.reminders[reminder_id].title}”还没有需要确认的提醒记录。")
     return found
 
@@ -322,7 +326,9 @@ async def expected_person(runtime: Runtime, occurrence_id: int, who: str) -> tup
         if len(match) > 1:
             raise CliError(f"确认名单中有多人名为 “{who}”，请改用人员标识")
         if who not in s.people and not any(p.name == who for p in s.people.values()):
-            raise CliError(f"找不到人员 “{who}”：请写日程配置中的人员标识或姓名")
+            from bot.cli.unknown import unknown_person  # difflib: only when an id is unknown
+
+            raise CliError(unknown_person(s.people, who))
         raise CliError(f"{name} 不在 “{occ.title}”（记录号 {occurrence_id}）的确认名单中，无需确认")
     return occ, match[0]
 

@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # firing is imported where it runs: preview loads no database
 def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
     reminder = runtime.schedules.reminders.get(reminder_id)
     if reminder is None:
-        click.echo(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(runtime.schedules.reminders)}",
-                   err=True)
+        from bot.cli.unknown import unknown_reminder  # difflib: only when an id is unknown
+
+        click.echo(unknown_reminder(runtime.schedules.reminders, reminder_id), err=True)
         sys.exit(1)
     return reminder
 

@@ -24,5 +24,7 @@ def person_named(schedules: Schedules, who: str) -> Person:
     if len(named) > 1:
         raise NoSuchPerson(f"有多人名为 “{who}”，请改用人员标识（{'、'.join(p.id for p in named)}）")
     if not named:
-        raise NoSuchPerson(f"找不到人员 “{who}”：请写日程配置中的人员标识或姓名")
+        from bot.cli.unknown import unknown_person  # difflib: only when no one is so named
+
+        raise NoSuchPerson(unknown_person(schedules.people, who))
     return named[0]

@@ -144,7 +144,9 @@ def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datet
     reminders = list(schedules.reminders.values())
     if reminder_id:
         if reminder_id not in schedules.reminders:
-            click.echo(f"没有标识为 “{reminder_id}” 的提醒。可用的有：{'、'.join(schedules.reminders)}", err=True)
+            from bot.cli.unknown import unknown_reminder  # difflib: only when an id is unknown
+
+            click.echo(unknown_reminder(schedules.reminders, reminder_id), err=True)
             sys.exit(1)
         reminders = [schedules.reminders[reminder_id]]
     rows: list[tuple[datetime, list[str]]] = []

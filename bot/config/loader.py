@@ -662,12 +662,16 @@ def _check_unselected_roles(parsed: list[Parsed], issues: list[ConfigIssue], car
         return
     first: dict[str, tuple[Parsed, int, int]] = {}
     carriers: Counter[str] = Counter()
+    wanted = set(meant)
     for p in parsed:
-        for i, person in p.items("people"):
+        # zip, not p.items(): 100,000 pairs in a list set the collector off over the whole heap (0.25 s)
+        for i, person in zip(p.index.get("people", []), p.sf.people, strict=True):
+            if wanted.isdisjoint(person.roles):
+                continue
             for j, role in enumerate(person.roles):
-                if role in meant and role not in first:
+                if role in wanted and role not in first:
                     first[role] = (p, i, j)
-            carriers.update({role for role in person.roles if role in meant})
+            carriers.update(set(person.roles) & wanted)
     for role, (p, i, j) in first.items():  # in file order
         many = f"（{carriers[role]} 人具有此角色）" if carriers[role] > 1 else ""
         path = ("people", i, "roles", j)

@@ -62,7 +62,7 @@ def test_one_wrong_field_in_a_channel_is_one_error_with_its_references_folded(fo
     edit(folder / "channels.yaml", "format: markdown", "format: markdwon")
     errors, _ = check(folder)
     assert len(errors) == 1, [str(e) for e in errors]
-    assert errors[0].field == "channels[0].format"
+    assert errors[0].field == "channels[1].format"
     assert "未知的频道" not in "\n".join(str(e) for e in errors)
     assert "另有" in errors[0].message and "处引用了这个频道" in errors[0].message
 

@@ -202,6 +202,14 @@ def test_report_of_an_empty_period_says_there_was_nothing_to_confirm(cli: Cli) -
     assert "默认统计上月" not in result.output  # a period asked for: no word about the default
 
 
+def test_report_of_an_unknown_unit_or_reminder_says_which_was_meant(cli: Cli) -> None:
+    result = cli.run(report, "--unit", "fgw_b22", "--reminder", "studdy")
+
+    assert result.exit_code == 1
+    assert "没有标识为 “studdy” 的提醒，是不是 “study”？" in result.output
+    assert "；未知的单位标识 “fgw_b22”，是不是 “fgw_b2”？" in result.output
+
+
 def test_report_of_an_empty_last_month_says_how_to_see_this_month(cli: Cli) -> None:
     result = cli.run(report)  # the default: last month (the admin pages open on this month: trial 9)
 

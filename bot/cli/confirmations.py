@@ -468,9 +468,13 @@ def leader_link(person: str) -> None:
 async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple[str, ...],
                   units: tuple[str, ...], by_parent: bool) -> tuple[str, str]:
     s = runtime.schedules
-    unknown = [r for r in reminders if r not in s.reminders] + [u for u in units if u not in s.units]
-    if unknown:
-        raise CliError(f"未知的提醒或单位标识：{'、'.join(unknown)}")
+    unknown = [r for r in reminders if r not in s.reminders]
+    strange = [u for u in units if u not in s.units]
+    if unknown or strange:
+        from bot.cli.unknown import unknown_reminder, unknown_unit  # difflib: only when an id is unknown
+
+        raise CliError("；".join([unknown_reminder(s.reminders, r) for r in unknown]
+                                + [unknown_unit(s.units, u) for u in strange]))
     try:
         period = period_bounds(period_spec, runtime.clock(), ZONE)
     except ValueError as exc:

@@ -43,3 +43,9 @@ def closest_person(people: Mapping[str, Any], value: str) -> str | None:
     column = getattr(people, "column", None)
     names = set(column("name") if column is not None else (p.name for p in people.values()))
     return Hints(names).closest(value)
+
+
+def unknown_unit(units: Mapping[str, Any], value: str) -> str:
+    """No unit has the id ``value``: the id probably meant (a typo of it)."""
+    hint = Hints(units).closest(value)
+    return f"未知的单位标识 “{value}”" + (f"，是不是 “{hint}”？" if hint else "")

@@ -46,3 +46,14 @@ def test_a_single_typo_is_found_among_few_candidates_whatever_the_length() -> No
     assert hints.typo("amdin") == "admin"
     assert hints.typo("deputy_secretary") is None
     assert hints.typo("") is None
+
+
+def test_equally_close_candidates_are_named_together_and_too_many_none() -> None:
+    from bot.config.hints import did_you_mean
+
+    assert Hints({"fgw_b1", "fgw_b2", "czj"}).meant("fgw_b9") == ["fgw_b1", "fgw_b2"]
+    assert did_you_mean(["fgw_b1", "fgw_b2"]) == "，是不是 “fgw_b1” 或 “fgw_b2”？"
+    assert did_you_mean(["a", "b", "c"]) == "，是不是 “a”、“b” 或 “c”？"
+    assert Hints({"gw_wecom", "gw_dingtalk"}).meant("gw_wecon") == ["gw_wecom"]  # the closest alone
+    assert Hints({f"b{i}" for i in range(1, 10)}).meant("bx") == []  # nine as close: no coin toss
+    assert did_you_mean([]) == ""

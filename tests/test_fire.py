@@ -237,6 +237,11 @@ async def test_send_test_reports_success_and_the_platform_answer_in_plain_words(
         assert good.url.split("access_token=")[-1] not in out + err
 
 
+async def test_send_test_to_an_unknown_channel_names_the_one_meant(tmp_path: Path) -> None:
+    code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecon")
+    assert code == 1 and "没有标识为 “gw_wecon” 的频道，是不是 “gw_wecom”？可用的有：admin_wecom、gw_wecom" in err
+
+
 async def test_send_test_to_a_channel_without_webhook_says_it_is_record_only(tmp_path: Path) -> None:
     code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecom")
     assert code == 1 and "没有配置 webhook（只记录、不发送）" in err and "演练" not in err

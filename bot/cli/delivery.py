@@ -290,7 +290,10 @@ def send_test(channel_id: str) -> None:
     schedules = load_or_exit(settings)
     channel = schedules.channels.get(channel_id)
     if channel is None:
-        click.echo(f"没有标识为 “{channel_id}” 的频道。可用的有：{'、'.join(schedules.channels)}", err=True)
+        from bot.config.hints import Hints, did_you_mean  # difflib: only when an id is unknown
+
+        meant = did_you_mean(Hints(schedules.channels).meant(channel_id)) or "。"
+        click.echo(f"没有标识为 “{channel_id}” 的频道{meant}可用的有：{'、'.join(schedules.channels)}", err=True)
         sys.exit(1)
     if channel.dry_run:
         click.echo(f"频道 {channel.name} 没有配置 webhook（只记录、不发送），无法发送测试消息。"

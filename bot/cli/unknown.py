@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.config.hints import Hints
+from bot.config.hints import Hints, did_you_mean
 
 
 def unknown_reminder(reminders: Mapping[str, Any], value: str) -> str:
@@ -15,8 +15,7 @@ def unknown_reminder(reminders: Mapping[str, Any], value: str) -> str:
     titled = next((r.id for r in reminders.values() if getattr(r, "title", None) == value), None)
     if titled is not None:
         return f"没有标识为 “{value}” 的提醒：这是提醒 “{titled}” 的标题，请写提醒标识 “{titled}”"
-    hint = Hints(reminders).closest(value)
-    meant = f"，是不是 “{hint}”？" if hint else "。"
+    meant = did_you_mean(Hints(reminders).meant(value)) or "。"
     return f"没有标识为 “{value}” 的提醒{meant}可用的有：{'、'.join(reminders)}"
 
 
@@ -47,5 +46,4 @@ def closest_person(people: Mapping[str, Any], value: str) -> str | None:
 
 def unknown_unit(units: Mapping[str, Any], value: str) -> str:
     """No unit has the id ``value``: the id probably meant (a typo of it)."""
-    hint = Hints(units).closest(value)
-    return f"未知的单位标识 “{value}”" + (f"，是不是 “{hint}”？" if hint else "")
+    return f"未知的单位标识 “{value}”" + did_you_mean(Hints(units).meant(value))

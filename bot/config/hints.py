@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 
 SCAN_MAX = 2_000  # candidates compared one by one; beyond, only one-edit typos are looked up
+TIES_SHOWN = 3  # equally close candidates named together (fgw_b1 或 fgw_b2); more than this: none is guessed
 ALPHABET_MAX = 64  # characters tried for a replaced or added one: the commonest in the candidates
 
 
@@ -31,6 +32,28 @@ class Hints:
             found = difflib.get_close_matches(value, list(self.known), n=1, cutoff=cutoff)
             return found[0] if found else None
         return self.typo(value)
+
+    def meant(self, value: str, *, cutoff: float = 0.6) -> list[str]:
+        """The candidates the admin probably meant: the closest, with those exactly as close (an admin
+        who wrote ``fgw_bl`` may mean ``fgw_b1`` as well as ``fgw_b2``: naming one would be a coin toss),
+        sorted; [] when none is close or more than :data:`TIES_SHOWN` are equally close. Among
+        thousands of candidates: the one a single typo away (:meth:`typo`), if any."""
+        if not isinstance(value, str) or not value:
+            return []
+        if len(self.known) > SCAN_MAX:
+            found = self.typo(value)
+            return [found] if found else []
+        matcher = difflib.SequenceMatcher()
+        matcher.set_seq2(value)
+        scored: list[tuple[float, str]] = []
+        for word in self.known:  # what difflib.get_close_matches does, keeping every score
+            matcher.set_seq1(word)
+            if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff \
+                    and (ratio := matcher.ratio()) >= cutoff:
+                scored.append((ratio, word))
+        best = max((ratio for ratio, _ in scored), default=None)
+        tied = sorted(word for ratio, word in scored if ratio == best)
+        return tied if len(tied) <= TIES_SHOWN else []
 
     def typo(self, value: str) -> str | None:
         """The candidate a single typo away from ``value`` (a character left out, added, replaced, two
@@ -61,3 +84,11 @@ class Hints:
             counts = Counter(c for word in self.known if isinstance(word, str) for c in word)
             self._alphabet = "".join(c for c, _ in counts.most_common(ALPHABET_MAX))
         return self._alphabet
+
+
+def did_you_mean(words: list[str]) -> str:
+    """``，是不是 “a”？`` or ``，是不是 “a” 或 “b”？`` for :meth:`Hints.meant`'s answer; "" for none."""
+    if not words:
+        return ""
+    quoted = [f"“{w}”" for w in words]
+    return f"，是不是 {'、'.join(quoted[:-1])} 或 {quoted[-1]}？" if len(quoted) > 1 else f"，是不是 {quoted[0]}？"

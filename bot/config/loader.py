@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from bot.config.hints import Hints
+from bot.config.hints import Hints, did_you_mean
 from bot.config.issues import group_repeats
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -502,8 +502,7 @@ class _Refs:
                 folded += 1
                 continue
             named = self._named(known, what).get(value)
-            hint = None if named else self._hints(known).closest(value)
-            extra = f"，是不是 “{hint}”？" if hint else ""
+            extra = "" if named else did_you_mean(self._hints(known).meant(value))
             if named:
                 word = _KIND_WORD.get(_KIND_OF.get(what, ""), what)
                 extra = f"：这是{word} {named} 的名称，请填写{word}标识 “{named}”"

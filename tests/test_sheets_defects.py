@@ -380,3 +380,25 @@ def test_a_loop_of_parents_in_a_spreadsheet_is_said_in_the_sheet_s_words(tmp_pat
     [loop] = [str(i) for i in errors(issues)]
     assert "列 “上级单位”：上级单位形成了循环" in loop and "请改正其中一个单位的上级单位）" in loop, loop
     assert "parent" not in loop
+
+
+def test_errors_name_the_column_as_the_admin_s_header_wrote_it(tmp_path: Path) -> None:
+    # Trial 10: a header 手机号码 (an accepted word for the mobile) got errors about a column “手机”,
+    # which the admin's sheet does not have; a DingTalk column headed 钉钉账号 likewise.
+    people = ("标识,姓名,单位,*手机号码,钉钉\n"
+              "p1,张三,b1,12x,\n"
+              "p2,李四,b9,13800000002,=\"1.38E+10\"\n")
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv=people)
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert "/people.csv:2:4: 错误 列 “*手机号码”：应为 11 位手机号（如 13800000000），现在是 “12x”" in result.output
+    assert "/people.csv:3:3: 错误 列 “单位”：未知的单位 “b9”" in result.output
+    assert "/people.csv:3:5: 错误 列 “钉钉”：" in result.output
+    assert "“手机”" not in result.output
+
+
+def test_a_loop_of_parents_names_the_parent_column_as_headed(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, units_csv="标识,名称,上级\nb1,甲,b2\nb2,乙,b1\n")
+    _, issues = check_schedules(folder)
+    [loop] = [str(i) for i in errors(issues)]
+    assert "列 “上级”：上级单位形成了循环" in loop and "请改正其中一个单位的上级）" in loop, loop

@@ -16,11 +16,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
-from bot.config.issues import group_repeats
+from bot.config.issues import group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
-from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_location
+from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_headings, sheet_location
 from bot.config.yamlsource import (
     ConfigError,
     ConfigIssue,
@@ -83,7 +83,8 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
         from bot.delivery.render import check_templates
 
         issues.extend(check_templates(merged, parsed, templates_dir))
-    issues[:] = group_repeats(roots.fold(issues))
+    headings = {p.doc.label: sheet_headings(p.doc) for p in parsed if p.doc.sheet}
+    issues[:] = group_repeats(with_headings(roots.fold(issues), headings))
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
@@ -712,6 +713,7 @@ def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIs
                 continue  # no loop, or a loop above this unit, or one already reported
             reported.add(frozenset(path))
             loop = " → ".join([*path, unit.id])
-            field = "上级单位" if p.doc.sheet else " parent"  # the word the admin's file uses
+            # the word the admin's file uses: the column's heading as written, or the YAML field
+            field = sheet_headings(p.doc).get("parent", "上级单位") if p.doc.sheet else " parent"
             _Refs(p.doc, issues).error(("units", i, "parent"),
                                        f"上级单位形成了循环：{loop}（请改正其中一个单位的{field}）")

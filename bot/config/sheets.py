@@ -70,11 +70,13 @@ def _mark(label: str, row: int, column: int) -> yaml.Mark:
 
 @dataclass
 class _Layout:
-    """Where each field sits: its 1-based column, and the 1-based sheet row of each data row."""
+    """Where each field sits: its 1-based column, and the 1-based sheet row of each data row; and
+    each field's heading as the sheet's first row writes it (手机号码, *姓名)."""
 
     label: str
     columns: dict[str, int]
     rows: list[int]
+    headings: dict[str, str] = dataclass_field(default_factory=dict)
 
 
 class _RowNodes(Sequence[yaml.Node]):
@@ -131,6 +133,13 @@ def sheet_location(doc: YamlDoc, index: int, field: str) -> tuple[int, int]:
     rows = doc.tree.value[0][1].value
     assert isinstance(rows, _RowNodes)
     return rows.layout.rows[index], rows.layout.columns.get(field, 1)
+
+
+def sheet_headings(doc: YamlDoc) -> dict[str, str]:
+    """Each column's field -> its heading as the sheet's first row writes it (``mobile``: 手机号码)."""
+    rows = doc.tree.value[0][1].value
+    assert isinstance(rows, _RowNodes)
+    return rows.layout.headings
 
 
 def _tree(section: str, data: list[dict[str, Any]], layout: _Layout) -> yaml.MappingNode:
@@ -252,7 +261,8 @@ def _build(path: Path, reading: _Reading, rows: Iterator[_Row], limits: Limits, 
             _beyond(cells, header[1], unnamed, number, reading)
         data.append(_entry(cells, columns, numeric, number, len(data), reading))
         numbers.append(number)
-    layout = _Layout(label, {field: col + 1 for field, col in columns.items()}, numbers)
+    headings = {field: _heading_shown(header[1][col]) for field, col in columns.items()}
+    layout = _Layout(label, {field: col + 1 for field, col in columns.items()}, numbers, headings)
     return YamlDoc(path, label, _tree(section, data, layout), {section: data}, sheet=True)
 
 
@@ -265,6 +275,11 @@ def _header_word(raw: str) -> str:
     return word.lower()
 
 
+def _heading_shown(raw: str) -> str:
+    """A header cell as the admin wrote it, for messages (no BOM, no surrounding spaces)."""
+    return raw.strip().lstrip("\ufeff")
+
+
 def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Reading) -> dict[str, int] | None:
     """Field -> 0-based column; unknown and repeated columns are errors, a missing id or name too."""
     words = {w.lower(): field for field, names in known.items() for w in names}
@@ -274,7 +289,7 @@ def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Rea
         if not name:
             continue
         field = words.get(name)
-        shown = raw.strip().lstrip("\ufeff")
+        shown = _heading_shown(raw)
         if field is None:
             hint = difflib.get_close_matches(name, list(words), n=1, cutoff=0.5)
             if hint:

@@ -36,6 +36,7 @@ class ConfigIssue:
     message: str
     warning: bool = False
     heading: str = ""  # a spreadsheet's issue: its column's heading as the file's first row writes it
+    elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"

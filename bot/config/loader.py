@@ -444,12 +444,14 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
                 item_id = item.id if item is not None else p.doc.data[section][index]["id"]
                 if item_id in target or (failed and (section, item_id) in failed):
                     where = first_seen.get((section, item_id)) or failed[(section, item_id)]
-                    # The same file: its line alone (the issue's own path is shown made openable,
-                    # the label in the text would be a second, differently written path).
+                    # The same file: its line alone. Another file: its label, which validate shows
+                    # made openable as it shows the issue's own file (``elsewhere``).
                     label, _, at = where.rpartition(":")
-                    where = f"本文件第 {at} 行" if label == doc.label else f" {where} "
+                    same = label == doc.label
                     issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
-                                              f"标识 “{item_id}” 重复，已在{where}定义"))
+                                              f"标识 “{item_id}” 重复，已在"
+                                              + (f"本文件第 {at} 行" if same else f" {where} ") + "定义",
+                                              elsewhere="" if same else label))
                     continue
                 if item is None:  # failed validation (reported there); its id still counts as taken
                     failed[(section, item_id)] = here

@@ -17,7 +17,7 @@ from test_sheets import UNITS_CSV
 from bot.cli import main
 from bot.config.limits import Limits
 from bot.config.loader import check_schedules
-from bot.config.sheets import CELL_CHARS, template_csv
+from bot.config.sheets import CELL_CHARS, template_csv, template_header, template_xlsx
 from bot.config.worker import check_in_worker
 from bot.config.yamlsource import ConfigIssue
 
@@ -402,3 +402,36 @@ def test_a_loop_of_parents_names_the_parent_column_as_headed(tmp_path: Path) -> 
     _, issues = check_schedules(folder)
     [loop] = [str(i) for i in errors(issues)]
     assert "列 “上级”：上级单位形成了循环" in loop and "请改正其中一个单位的上级）" in loop, loop
+
+
+@pytest.mark.parametrize(("name", "kind", "suffix"), [("people", "units", ".csv"), ("units", "people", ".xlsx")])
+def test_a_template_of_the_other_kind_is_one_error_that_says_so(tmp_path: Path, name: str, kind: str,
+                                                                suffix: str) -> None:
+    # Trial 10: the units template saved as people.csv gave four errors about unknown columns, out of order.
+    template = template_csv(kind) if suffix == ".csv" else template_xlsx(kind)
+    folder = folder_with(tmp_path, **{f"{name}_{suffix[1:]}": template})
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    words = {"people": "人员", "units": "单位"}
+    [line] = [line for line in result.output.splitlines() if ": 错误 " in line]
+    assert line.endswith(f"/{name}{suffix}:1:1: 错误 “{name}{suffix}” 的第一行（{'、'.join(template_header(kind))}）"
+                         f"是{words[kind]}表的列名，但文件名表示这是{words[name]}表："
+                         f"若这是{words[kind]}表，请把文件改名为 {kind}{suffix}（或以“{words[kind]}”开头）；"
+                         f"若要填{words[name]}，请用{words[name]}模板（管理页面的 /admin/templates/{name}.xlsx）"), line
+    assert "共 1 处错误" in result.output
+
+
+def test_a_sheet_whose_header_fits_both_kinds_is_read_as_its_name_says(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv="id,name,unit\np1,张三,b1\n")
+    schedules, issues = check_schedules(folder)
+    assert errors(issues) == [] and schedules is not None and schedules.people["p1"].unit == "b1"
+
+
+def test_errors_are_listed_in_file_and_row_order_with_a_file_that_failed_first(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv="姓名,备注x,角色\n张三,,secretary\n")
+    (folder / "aa.yaml").write_text("units:\n  - {id: lone, name: 孤, leaders: 7}\n"
+                                    "  - {id: lone2, name: 孤二, leaders: 8}\n", encoding="utf-8")
+    _, issues = check_schedules(folder)
+    assert [(i.file.rpartition("/")[2], i.line, i.column) for i in errors(issues)] == [
+        ("people.csv", 1, 1), ("people.csv", 1, 2), ("aa.yaml", 2, 34), ("aa.yaml", 3, 36)], \
+        [str(i) for i in issues]

@@ -213,7 +213,10 @@ class Roots:
                                 for word, n in counts.items())
                 issue = replace(issue, message=f"{issue.message}（另有 {refs}，改好后它们随之生效）")
             out.append((not is_root, issue))
-        out.sort(key=lambda pair: (pair[1].warning, pair[0], pair[1].file, pair[1].line, pair[1].column))
+        # Errors before warnings; files holding a root cause first; each file's issues in row order.
+        rooted = {issue.file for later, issue in out if not later}
+        out.sort(key=lambda pair: (pair[1].warning, pair[1].file not in rooted, pair[1].file, pair[1].line,
+                                   pair[1].column))
         return [issue for _, issue in out]
 
 

@@ -241,6 +241,9 @@ def _build(path: Path, reading: _Reading, rows: Iterator[_Row], limits: Limits, 
     if header is None:
         reading.error(1, 1, "", "表格是空的：第一行应为列名（例如 标识、姓名）")
         return None
+    if (other := _other_kind(header[1], section)) is not None:
+        reading.error(1, 1, "", _other_kind_message(path, header[1], section, other))
+        return None
     columns = _columns(header[1], SECTIONS[section], reading)
     if columns is None:
         return None
@@ -278,6 +281,34 @@ def _header_word(raw: str) -> str:
 def _heading_shown(raw: str) -> str:
     """A header cell as the admin wrote it, for messages (no BOM, no surrounding spaces)."""
     return raw.strip().lstrip("\ufeff")
+
+
+_KIND_WORDS = {"people": "人员", "units": "单位"}
+
+
+def _other_kind(header: list[str], section: str) -> str | None:
+    """The other section (``units`` for a people file) when the header is that section's and not
+    this one's: every heading one of its columns, its required ones there, and some heading this
+    section does not know (the units template saved as people.csv). None otherwise."""
+    words = [w for w in map(_header_word, header) if w]
+    for other, known in SECTIONS.items():
+        if other == section:
+            continue
+        theirs = {w.lower(): field for field, names in known.items() for w in names}
+        ours = {w.lower() for names in SECTIONS[section].values() for w in names}
+        if words and all(w in theirs for w in words) and any(w not in ours for w in words) \
+                and all(f in {theirs[w] for w in words} for f in REQUIRED):
+            return other
+    return None
+
+
+def _other_kind_message(path: Path, header: list[str], section: str, other: str) -> str:
+    """One error for a sheet of the other kind: what its header is, and the two ways out."""
+    shown = "、".join(_heading_shown(raw) for raw in header if _header_word(raw))
+    mine, theirs = _KIND_WORDS[section], _KIND_WORDS[other]
+    return (f"“{path.name}” 的第一行（{shown}）是{theirs}表的列名，但文件名表示这是{mine}表："
+            f"若这是{theirs}表，请把文件改名为 {other}{path.suffix.lower()}（或以“{theirs}”开头）；"
+            f"若要填{mine}，请用{mine}模板（管理页面的 /admin/templates/{section}.xlsx）")
 
 
 def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Reading) -> dict[str, int] | None:
@@ -732,7 +763,7 @@ TEMPLATE_ROWS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("czj_b2", "市财政局机关第二党支部", "czj", "zhao_ming"),
     ),
 }
-_SHEET_TITLES = {"people": "人员", "units": "单位"}
+_SHEET_TITLES = _KIND_WORDS
 
 
 def template_header(section: str = "people") -> list[str]:

@@ -202,3 +202,35 @@ async def test_watch_schedules_applies_a_saved_fix_after_refusing_a_typo(workspa
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watcher
+
+
+# ---------------------------------------------------------------- warnings shown and counted
+
+
+def _config_warnings(service: Service) -> dict[str, float]:
+    status, text = service.get("/metrics")
+    assert status == 200, text
+    return {m[1]: float(m[2]) for m in re.finditer(r'^remindbot_config_warnings\{kind="(\w+)"\} (\S+)$', text, re.M)}
+
+
+def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_until_fixed(workspace: Workspace) -> None:
+    # Trial 10: warnings (a role one typo from a used one) were logged on a reload only, shown nowhere
+    # and counted nowhere; at start they were not even logged.
+    workspace.edit("organization.yaml", "roles: [secretary]", "roles: [secretry]")
+    warning = "角色 “secretry” 没有任何提醒使用，是不是 “secretary”？"
+    service = Service.start(workspace)
+    try:
+        service.wait_ready()
+        wait_until(lambda: _config_warnings(service), "the warnings counted once the service has started")
+        assert f"警告 字段 people[4].roles[0]：{warning}" in service.stdout, service.output()
+        assert _config_warnings(service) == {"base_url": 0.0, "schedules": 1.0}
+        assert "注意：</strong>schedules/organization.yaml:" in service.upcoming_page()
+        assert warning in service.upcoming_page()
+
+        workspace.edit("organization.yaml", "roles: [secretry]", "roles: [secretary]")
+        service.wait_for_log(RELOADED)
+        wait_until(lambda: _config_warnings(service)["schedules"] == 0.0, "the warning no longer counted")
+        assert warning not in service.upcoming_page()
+    finally:
+        service.kill()
+

@@ -234,3 +234,20 @@ def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_unti
     finally:
         service.kill()
 
+
+def test_a_spreadsheet_backup_left_in_the_folder_is_skipped_with_a_warning_not_refusing_the_reload(
+        service: Service, workspace: Workspace) -> None:
+    # Trial 10: a people.xls backup (a format the loader cannot read) refused every later change.
+    (workspace.schedules / "people_old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 an old backup")
+    (workspace.schedules / "~$people.xlsx").write_bytes(b"\x06owner")  # Excel's lock file: not even a warning
+    (workspace.schedules / "people.xlsx.bak").write_bytes(b"PK\x03\x04 a copy")
+    workspace.edit("study.yaml", f"title: {OLD_TITLE}", f"title: {NEW_TITLE}")
+
+    service.wait_for_log(RELOADED)
+    wait_until(lambda: _shows(service, NEW_TITLE), "the new title applied beside the backup")
+    skipped = "未读取 people_old.xls：无法读取 .xls 格式的表格，已跳过这个文件（其余文件照常生效）"
+    assert f"schedules/people_old.xls:1:1: 警告 {skipped}" in service.stdout, service.output()
+    page = service.upcoming_page()
+    assert f"注意：</strong>schedules/people_old.xls:1:1: 警告 {skipped}" in page
+    assert "~$people.xlsx" not in service.stdout + page and "people.xlsx.bak" not in service.stdout + page
+    assert _config_warnings(service)["schedules"] == 1.0

@@ -12,7 +12,7 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Spreadsheets: people and units (bot/config/sheets.py). Formats it cannot read (.xls, .ods, …) are
-# listed too, so a people.xls is refused with a word rather than ignored.
+# listed too, so a people.xls is skipped with a warning naming it rather than silently.
 UNREADABLE_SHEET_SUFFIXES = (".xls", ".ods", ".numbers", ".et")
 SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx", *UNREADABLE_SHEET_SUFFIXES)
 

@@ -12,7 +12,8 @@ number with a leading zero stays as written.
 
 Nothing is dropped silently: a CSV quote left open is an error at its row and the rows after it are
 read on; an .xlsx's sheets, merged cells, cells without a header and formulas without a saved value
-are each read as the admin sees them or refused with a word; .xls/.ods files are refused. Every
+are each read as the admin sees them or refused with a word; .xls/.ods files (often a backup left
+beside the real file) are skipped with a warning naming them, the rest of the folder applied. Every
 cell is bounded (:data:`CELL_CHARS`, :data:`FIELD_CHARS`) and control characters are refused.
 """
 
@@ -181,9 +182,8 @@ def read_sheet(path: Path, label: str, issues: list[ConfigIssue], limits: Limits
 
     ``rows_left``: data rows still allowed across all sheets (``limits.sheet_rows`` minus earlier files).
     """
-    if path.suffix.lower() in UNREADABLE_SHEET_SUFFIXES:
-        issues.append(ConfigIssue(label, 1, 1, "", f"无法读取 {path.suffix} 格式的表格：请用 Excel 或 WPS 打开，"
-                                                   "另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）"))
+    if path.suffix.lower() in UNREADABLE_SHEET_SUFFIXES:  # often a backup left there: skipped, not refused
+        issues.append(ConfigIssue(label, 1, 1, "", unreadable_sheet_message(path), warning=True))
         return None
     section = section_of(path)
     if section is None:
@@ -208,6 +208,13 @@ def read_sheet(path: Path, label: str, issues: list[ConfigIssue], limits: Limits
         issues.append(ConfigIssue(label, reading.row, 1, "", f"读取第 {reading.row} 行时出错（{type(exc).__name__}），"
                                   "从这里起未检查；请用 Excel 另存为 .xlsx 或 CSV UTF-8 后再试"))
         return None
+
+
+def unreadable_sheet_message(path: Path) -> str:
+    """Why a spreadsheet of a format the loader does not read (.xls, .ods…) was left out, and what to do."""
+    return (f"未读取 {path.name}：无法读取 {path.suffix} 格式的表格，已跳过这个文件（其余文件照常生效）。"
+            "若要使用其中的人员或单位，请用 Excel 或 WPS 打开，另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）；"
+            "若是旧的备份，请把它移出日程文件夹")
 
 
 @dataclass

@@ -36,6 +36,9 @@ class ReloadState:
     since: datetime | None = None  # aware UTC: when the current state (good or failing) began
     errors: list[str] = field(default_factory=list)  # the validation errors, as an admin reads them
     last_good_at: datetime | None = None  # aware UTC: when the running schedules were loaded
+    # the running schedules' warnings (a role one typo from a used one, a file left unread…), as an
+    # admin reads them (secrets masked); logged by the check that found them
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,7 +56,8 @@ class Runtime:
     ticks: dict[str, datetime] = field(default_factory=dict)
     reload: ReloadState = field(default_factory=ReloadState)
     # What the service warns of at start and after each reload (a local-only base URL in links sent
-    # for real): logged, and shown on every admin page until the cause is gone.
+    # for real, the schedules' own warnings): logged, shown on every admin page until the cause is
+    # gone, and counted by kind (remindbot_config_warnings); bot.service.refresh_warnings.
     warnings: list[str] = field(default_factory=list)
     # App access tokens, shared by every sender of this process (bot/platforms/tokens.py).
     tokens: TokenCache = field(default_factory=TokenCache)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from bot.delivery.compose import when_text
 from bot.delivery.dispatch import Dispatcher
 from bot.links import base_url_warning, names_shown
 from bot.logs import channel_secrets, set_secrets
+from bot.metrics import CONFIG_WARNINGS
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
 from bot.runtime import Runtime, open_runtime
@@ -53,8 +54,9 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 schedules: Schedules | None = None, listen: socket.socket | None = None,
-                on_listening: Callable[[], None] | None = None) -> None:
-    """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first).
+                on_listening: Callable[[], None] | None = None, warnings: Sequence[str] = ()) -> None:
+    """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first),
+    with ``warnings``, their check's warnings as an admin reads them (logged already).
 
     ``listen``: the listening socket, already bound (``bot/startup.py``: the command binds it first
     and answers "starting" on it until here the web site takes it over, then calls ``on_listening``).
@@ -65,6 +67,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings, schedules=schedules))
+        runtime.reload.warnings = list(warnings)
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         # The web site first: a port in use must stop the start before any loop runs.
@@ -120,13 +123,17 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
 
 
 def refresh_warnings(runtime: Runtime) -> None:
-    """Work out what the service warns of (:func:`bot.links.base_url_warning`) for the schedules in use:
-    a new warning is logged, and every current one is shown on the admin pages (``runtime.warnings``)."""
-    warnings = [w for w in (base_url_warning(runtime.settings, runtime.schedules),) if w]
-    for warning in warnings:
+    """Work out what the service warns of for the schedules in use: its own warnings
+    (:func:`bot.links.base_url_warning`; a new one is logged here) and the schedules' (kept by the
+    check that loaded them, which logged them: ``runtime.reload.warnings``). Every current one is
+    shown on the admin pages (``runtime.warnings``) and counted by kind (``remindbot_config_warnings``)."""
+    own = [w for w in (base_url_warning(runtime.settings, runtime.schedules),) if w]
+    for warning in own:
         if warning not in runtime.warnings:
             log.warning("%s", warning)
-    runtime.warnings = warnings
+    runtime.warnings = [*own, *runtime.reload.warnings]
+    CONFIG_WARNINGS.labels("base_url").set(len(own))
+    CONFIG_WARNINGS.labels("schedules").set(len(runtime.reload.warnings))
 
 
 class CannotStart(Exception):

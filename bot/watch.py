@@ -79,6 +79,7 @@ class Reloader:
         old = self.current()
         for line in removals(old, schedules, s.schedules_dir, gone=absent):
             log.warning("%s", line)
+        self.state.warnings = [redact(str(i)) for i in issues if i.warning]  # before apply: it shows them
         self.apply(schedules)
         now = self.clock()
         if not self.state.ok:

@@ -208,3 +208,24 @@ def test_an_unknown_person_is_hinted_by_a_close_id_or_a_close_name_of_three_char
     assert unknown_person(people, "wang_fnag") == "找不到人员 “wang_fnag”，是不是 “wang_fang”？"
     assert unknown_person(people, "李国张") == "找不到人员 “李国张”，是不是 “李国强”？"
     assert unknown_person(people, "王方") == "找不到人员 “王方”：请写日程配置中的人员标识或姓名"
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_a_duplicate_id_shows_both_places_the_same_way(runner: CliRunner, tmp_path: Path, where: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trial 10: the duplicate was shown at an absolute path, its first place relative to another folder.
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    (folder / "people-extra.csv").write_text("标识,姓名,单位,角色\nwang_fang,王芳二,fgw_b1,secretary\n",
+                                              encoding="utf-8")
+    if where == "inside":
+        monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    found = re.search(r"^(\S+):2:1: 错误 列 “标识”：标识 “wang_fang” 重复，已在 (\S+):(\d+) 定义$", result.output, re.M)
+    assert found, result.output
+    mine, first = Path(found[1]), Path(found[2])
+    assert mine.name == "people-extra.csv" and first.name == "organization.yaml"
+    assert mine.parent == first.parent == (Path("schedules") if where == "inside" else folder)
+    assert f"{first}:{found[3]}" in {f"{first}:{n}" for n, line in enumerate(
+        (folder / "organization.yaml").read_text(encoding="utf-8").splitlines(), 1) if "id: wang_fang" in line}

@@ -14,7 +14,8 @@ from bot.cli import main
 from bot.config.loader import check_schedules
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGLISH = re.compile(r"Usage|Error|Try |Missing|Invalid|No such|Got unexpected|requires|does not|is not")
+ENGLISH = re.compile(r"Usage|Error|Try |Missing|Invalid|No such|Got unexpected|requires|does not|is not|Did you")
+CLICK_QUOTES = re.compile(r"'[^'\s]*'|。 |\.$", re.M)  # click's 'name', a space after 。, an English full stop
 
 
 @pytest.fixture
@@ -28,26 +29,27 @@ def said(runner: CliRunner, *args: str) -> str:
     result = runner.invoke(main, list(args))
     assert result.exit_code == 2, result.output
     assert not ENGLISH.search(result.output), result.output
+    assert not CLICK_QUOTES.search(result.output.split("错误：", 1)[-1]), result.output
     return result.output
 
 
 @pytest.mark.parametrize("command", sorted(main.commands))
 def test_every_command_answers_an_unknown_option_in_chinese(runner: CliRunner, command: str) -> None:
     output = said(runner, command, "--no-such-option")
-    assert "用法：" in output and "错误：没有选项 '--no-such-option'" in output
+    assert "用法：" in output and "错误：没有选项 “--no-such-option”。" in output
 
 
 def test_a_missing_option_is_named_in_chinese(runner: CliRunner) -> None:
-    assert "错误：缺少选项 '--by'" in said(runner, "confirm", "1", "wang_fang")
+    assert "错误：缺少选项 “--by”。\n" in said(runner, "confirm", "1", "wang_fang")
 
 
 def test_a_missing_argument_is_named_in_chinese(runner: CliRunner) -> None:
-    assert "错误：缺少参数" in said(runner, "preview")
+    assert "错误：缺少参数 “提醒标识”。\n" in said(runner, "preview")
 
 
 def test_an_invalid_date_says_which_format_in_chinese(runner: CliRunner) -> None:
     output = said(runner, "preview", "study-day", "--date", "2026-13-01")
-    assert "'--date' 的值无效" in output and "日期应为 年-月-日，例如 2026-11-06" in output
+    assert "“--date” 的值无效：“2026-13-01” 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。" in output
     assert "%Y" not in output
 
 
@@ -57,16 +59,26 @@ def test_a_day_that_does_not_exist_is_explained_as_a_date(runner: CliRunner) -> 
 
 
 def test_a_value_out_of_range_or_not_among_the_choices_is_chinese(runner: CliRunner) -> None:
-    assert "不在范围" in said(runner, "upcoming", "--days", "0")
-    assert "不在可选值" in said(runner, "report", "--format", "xlsx")
+    assert "错误：“--days” 的值无效：0 不在范围" in said(runner, "upcoming", "--days", "0")
+    assert ("错误：“--format” 的值无效：“xlsx” 不在可选值 “table”、“csv”、“markdown” 之中。"
+            in said(runner, "report", "--format", "xlsx"))
 
 
 def test_an_unknown_command_is_chinese(runner: CliRunner) -> None:
-    assert "没有命令 'vaildate'" in said(runner, "vaildate")
+    assert "错误：没有命令 “vaildate”，是不是 “validate”？可用命令见 remindbot --help。" in said(runner, "vaildate")
+
+
+def test_a_mistyped_command_or_option_gets_a_did_you_mean_in_chinese_quotes(runner: CliRunner) -> None:
+    # Trial 10: “没有命令 'firee'（…）。 是不是 'fire'？”: ASCII quotes and a stray space.
+    assert said(runner, "firee").endswith("错误：没有命令 “firee”，是不是 “fire”？可用命令见 remindbot --help。\n")
+    assert "错误：没有选项 “--dry”，是不是 “--dry-run”？\n" in said(runner, "fire", "study-day", "--dry")
+    assert ("错误：没有命令 “upgarde”，是不是 “upgrade”？可用命令见 remindbot db --help。"
+            in said(runner, "db", "upgarde"))
+    assert "错误：没有命令 “xyzzy”。可用命令见 remindbot --help。" in said(runner, "xyzzy")
 
 
 def test_an_option_without_its_value_is_chinese(runner: CliRunner) -> None:
-    assert "选项 '--by' 后面要写一个值" in said(runner, "confirm", "1", "wang_fang", "--by")
+    assert "错误：选项 “--by” 后面要写一个值。" in said(runner, "confirm", "1", "wang_fang", "--by")
 
 
 def test_help_reads_in_chinese(runner: CliRunner) -> None:

@@ -202,3 +202,52 @@ async def test_watch_schedules_applies_a_saved_fix_after_refusing_a_typo(workspa
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watcher
+
+
+# ---------------------------------------------------------------- warnings shown and counted
+
+
+def _config_warnings(service: Service) -> dict[str, float]:
+    status, text = service.get("/metrics")
+    assert status == 200, text
+    return {m[1]: float(m[2]) for m in re.finditer(r'^remindbot_config_warnings\{kind="(\w+)"\} (\S+)$', text, re.M)}
+
+
+def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_until_fixed(workspace: Workspace) -> None:
+    # Trial 10: warnings (a role one typo from a used one) were logged on a reload only, shown nowhere
+    # and counted nowhere; at start they were not even logged.
+    workspace.edit("organization.yaml", "roles: [secretary]", "roles: [secretry]")
+    warning = "角色 “secretry” 没有任何提醒使用，是不是 “secretary”？"
+    service = Service.start(workspace)
+    try:
+        service.wait_ready()
+        wait_until(lambda: _config_warnings(service), "the warnings counted once the service has started")
+        assert f"警告 字段 people[4].roles[0]：{warning}" in service.stdout, service.output()
+        assert _config_warnings(service) == {"base_url": 0.0, "schedules": 1.0}
+        assert "注意：</strong>schedules/organization.yaml:" in service.upcoming_page()
+        assert warning in service.upcoming_page()
+
+        workspace.edit("organization.yaml", "roles: [secretry]", "roles: [secretary]")
+        service.wait_for_log(RELOADED)
+        wait_until(lambda: _config_warnings(service)["schedules"] == 0.0, "the warning no longer counted")
+        assert warning not in service.upcoming_page()
+    finally:
+        service.kill()
+
+
+def test_a_spreadsheet_backup_left_in_the_folder_is_skipped_with_a_warning_not_refusing_the_reload(
+        service: Service, workspace: Workspace) -> None:
+    # Trial 10: a people.xls backup (a format the loader cannot read) refused every later change.
+    (workspace.schedules / "people_old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 an old backup")
+    (workspace.schedules / "~$people.xlsx").write_bytes(b"\x06owner")  # Excel's lock file: not even a warning
+    (workspace.schedules / "people.xlsx.bak").write_bytes(b"PK\x03\x04 a copy")
+    workspace.edit("study.yaml", f"title: {OLD_TITLE}", f"title: {NEW_TITLE}")
+
+    service.wait_for_log(RELOADED)
+    wait_until(lambda: _shows(service, NEW_TITLE), "the new title applied beside the backup")
+    skipped = "未读取 people_old.xls：无法读取 .xls 格式的表格，已跳过这个文件（其余文件照常生效）"
+    assert f"schedules/people_old.xls:1:1: 警告 {skipped}" in service.stdout, service.output()
+    page = service.upcoming_page()
+    assert f"注意：</strong>schedules/people_old.xls:1:1: 警告 {skipped}" in page
+    assert "~$people.xlsx" not in service.stdout + page and "people.xlsx.bak" not in service.stdout + page
+    assert _config_warnings(service)["schedules"] == 1.0

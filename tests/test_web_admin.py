@@ -448,8 +448,12 @@ async def test_links_that_only_open_on_this_machine_are_shown_on_every_admin_pag
         page = await (await client.get(path, headers=AUTH)).text()
         assert "注意：</strong>REMINDBOT_BASE_URL 是本机地址 http://127.0.0.1:8080" in page and "待办推送" in page
         assert "key-77" not in page
+    metrics = await (await client.get("/metrics")).text()
+    assert 'remindbot_config_warnings{kind="base_url"} 1.0' in metrics  # trial 10: counted too
 
     runtime.settings = runtime.settings.model_copy(update={"base_url": "https://dj.example.gov.cn"})
     refresh_warnings(runtime)
     page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
     assert "REMINDBOT_BASE_URL 是本机地址" not in page
+    metrics = await (await client.get("/metrics")).text()
+    assert 'remindbot_config_warnings{kind="base_url"} 0.0' in metrics

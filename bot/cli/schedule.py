@@ -7,11 +7,12 @@ import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 import click
 
-from bot.config.issues import SOURCE_SUFFIXES, ConfigError, bounded
+from bot.config.issues import SOURCE_SUFFIXES, ConfigError, ConfigIssue, bounded
 from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.links import base_url_warning
@@ -33,15 +34,27 @@ def load_or_exit(s: Settings) -> Schedules:
     try:
         return load_for(s)
     except ConfigError as exc:
-        from bot.config.yamlsource import shown_issue  # PyYAML: only to show a broken file's lines
+        _refuse(s, exc.issues)
 
-        shown, more = bounded(exc.issues)
-        for issue in shown:
-            click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
-        if more:
-            click.echo(more, err=True)
-        click.echo(f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。", err=True)
-        sys.exit(1)
+
+def check_or_exit(s: Settings) -> tuple[Schedules, list[ConfigIssue]]:
+    """As :func:`load_or_exit`, with the schedules' warnings (``serve`` shows them while it runs)."""
+    schedules, issues = check_for(s)
+    if schedules is None:
+        _refuse(s, [i for i in issues if not i.warning])
+    return schedules, [i for i in issues if i.warning]
+
+
+def _refuse(s: Settings, errors: list[ConfigIssue]) -> NoReturn:
+    from bot.config.yamlsource import shown_issue  # PyYAML: only to show a broken file's lines
+
+    shown, more = bounded(errors)
+    for issue in shown:
+        click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
+    if more:
+        click.echo(more, err=True)
+    click.echo(f"日程配置有 {len(errors)} 处错误，请修改后再试。", err=True)
+    sys.exit(1)
 
 
 def coverage_warnings(calendar: WorkCalendar, start: datetime, end: datetime) -> list[str]:

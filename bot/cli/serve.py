@@ -101,15 +101,20 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
     """
     gcpause.pause()  # already paused by the CLI; not when called otherwise
     try:
-        from bot.cli.schedule import load_or_exit
+        from bot.cli.schedule import check_or_exit
+        from bot.config.issues import bounded
         from bot.logs import channel_secrets, set_secrets
+        from bot.platforms.markup import redact
         from bot.service import CannotStart
 
-        schedules = load_or_exit(s)
+        schedules, warnings = check_or_exit(s)
         set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
                      *(v for app in schedules.apps.values() for v in app.secrets())])
+        shown, more = bounded(warnings)  # logged as a reload logs them; shown on the admin pages
+        for line in [*map(str, shown), *([more] if more else [])]:
+            logging.getLogger("bot.service").warning("%s", line)
         try:
-            asyncio.run(_run(s, schedules, sock, early))
+            asyncio.run(_run(s, schedules, [redact(str(w)) for w in warnings], sock, early))
         except CannotStart as exc:
             click.echo(f"错误：{exc}", err=True)
             sys.exit(1)
@@ -117,7 +122,8 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         gcpause.release()
 
 
-async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, early: EarlyHealth | None) -> None:
+async def _run(s: Settings, schedules: Schedules, warnings: list[str], sock: socket.socket | None,
+               early: EarlyHealth | None) -> None:
     """The service; the collector released (what the start made frozen) once it is ready."""
     from bot.service import serve as run
 
@@ -129,6 +135,7 @@ async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, ea
 
     waiter = asyncio.create_task(collect_when_ready(), name="gc-after-start")
     try:
-        await run(s, ready=ready, schedules=schedules, listen=sock, on_listening=early.stop if early else None)
+        await run(s, ready=ready, schedules=schedules, listen=sock, on_listening=early.stop if early else None,
+                  warnings=warnings)
     finally:
         waiter.cancel()

@@ -4,13 +4,24 @@ click marks every message it prints with gettext (``_("Missing option")``), look
 through each click module's ``_`` and ``ngettext``. :func:`install` points those names at the
 catalog below, so a missing option, a bad value, an unknown command or option reads in Chinese
 for every command, with click's own wording as the fallback for anything not in the catalog.
+
+A few messages click puts together outside its catalog, quoting names with ``repr`` ('fire') and
+joining pieces with English punctuation (``Missing argument 'X'.``, ``No such command. Did you
+mean…``): :func:`install` replaces those few functions too (:data:`_REWORDED`), so names are in
+Chinese quotes (“fire”) as in every other message, and a did-you-mean follows as elsewhere
+(``没有命令 “firee”，是不是 “fire”？``).
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+from collections.abc import Sequence
+from typing import Any
 
 import click
+import click.exceptions
+import click.types
 
 CATALOG: dict[str, str] = {
     # errors
@@ -22,37 +33,33 @@ CATALOG: dict[str, str] = {
     "Missing {param_type}": "缺少{param_type}",
     "Missing parameter: {param_name}": "缺少参数：{param_name}",
     "Missing command.": "缺少命令（可用命令见 remindbot --help）。",
-    "No such option {name!r}.": "没有选项 {name!r}。",
-    "No such command {name!r}.": "没有命令 {name!r}（可用命令见 remindbot --help）。",
-    "Did you mean {possibility}?": "是不是 {possibility}？",
-    "(Did you mean one of: {possibilities}?)": "（是不是其中之一：{possibilities}？）",
+    "No such option {name!r}.": "没有选项 “{name}”",  # 。 or a did-you-mean: _no_such
+    "No such command {name!r}.": "没有命令 “{name}”",
     "Invalid value: {message}": "值无效：{message}",
     "Invalid value for {param_hint}: {message}": "{param_hint} 的值无效：{message}",
     "Got unexpected extra argument ({args})": "多出了参数（{args}）",
     "Got unexpected extra arguments ({args})": "多出了参数（{args}）",
-    "Option {name!r} requires an argument.": "选项 {name!r} 后面要写一个值。",
-    "Option {name!r} requires {nargs} arguments.": "选项 {name!r} 后面要写 {nargs} 个值。",
-    "Option {name!r} does not take a value.": "选项 {name!r} 不带值。",
-    "Argument {name!r} takes {nargs} values.": "参数 {name!r} 需要 {nargs} 个值。",
+    "Option {name!r} requires an argument.": "选项 “{name}” 后面要写一个值。",
+    "Option {name!r} requires {nargs} arguments.": "选项 “{name}” 后面要写 {nargs} 个值。",
+    "Option {name!r} does not take a value.": "选项 “{name}” 不带值。",
+    "Argument {name!r} takes {nargs} values.": "参数 “{name}” 需要 {nargs} 个值。",
     "Aborted!": "已取消。",
-    "Could not open file {filename!r}: {message}": "无法打开文件 {filename!r}：{message}",
+    "Could not open file {filename!r}: {message}": "无法打开文件 “{filename}”：{message}",
     "unknown error": "未知错误",
     "Value must be an iterable.": "值应为列表。",
-    # values
-    "{value!r} is not {choice}.": "{value!r} 不是 {choice}。",
-    "{value!r} is not one of {choices}.": "{value!r} 不在可选值 {choices} 之中。",
+    # values (a wrong choice: _invalid_choice)
     # Every DateTime option here takes a day (%Y-%m-%d); "2026-02-30" is refused with the same words.
-    "{value!r} does not match the format {format}.": "{value!r} 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。",
-    "{value!r} does not match the formats {formats}.": "{value!r} 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。",
+    "{value!r} does not match the format {format}.": "“{value}” 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。",
+    "{value!r} does not match the formats {formats}.": "“{value}” 不是有效的日期：日期应为 年-月-日，例如 2026-11-06。",
     "{value} is not in the range {range}.": "{value} 不在范围 {range} 之内。",
-    "{value!r} is not a valid {number_type}.": "{value!r} 不是有效的数字。",
-    "{value!r} is not a valid boolean. Recognized values: {states}": "{value!r} 不是是/否值，可写：{states}",
-    "{name} {filename!r} does not exist.": "{name} {filename!r} 不存在。",
-    "{name} {filename!r} is a file.": "{name} {filename!r} 是文件，应为文件夹。",
-    "{name} {filename!r} is a directory.": "{name} {filename!r} 是文件夹，应为文件。",
-    "{name} {filename!r} is not readable.": "{name} {filename!r} 不可读。",
-    "{name} {filename!r} is not writable.": "{name} {filename!r} 不可写。",
-    "{name} {filename!r} is not executable.": "{name} {filename!r} 不可执行。",
+    "{value!r} is not a valid {number_type}.": "“{value}” 不是有效的数字。",
+    "{value!r} is not a valid boolean. Recognized values: {states}": "“{value}” 不是是/否值，可写：{states}",
+    "{name} {filename!r} does not exist.": "{name} “{filename}” 不存在。",
+    "{name} {filename!r} is a file.": "{name} “{filename}” 是文件，应为文件夹。",
+    "{name} {filename!r} is a directory.": "{name} “{filename}” 是文件夹，应为文件。",
+    "{name} {filename!r} is not readable.": "{name} “{filename}” 不可读。",
+    "{name} {filename!r} is not writable.": "{name} “{filename}” 不可写。",
+    "{name} {filename!r} is not executable.": "{name} “{filename}” 不可执行。",
     "file": "文件",
     "directory": "文件夹",
     "path": "路径",
@@ -92,6 +99,71 @@ def install() -> None:
             module._ = gettext  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
             module.ngettext = ngettext  # type: ignore[attr-defined]
+    for owner, attribute, ours in _REWORDED:
+        if hasattr(owner, attribute):  # another click version: its own wording, still translated above
+            setattr(owner, attribute, ours)
+
+
+_CLICK_QUOTED = re.compile(r"'(.*)'")
+
+
+def quoted(name: Any) -> str:
+    """A name in Chinese quotes: “--by”."""
+    return f"“{name}”"
+
+
+def _param_hints(hint: Sequence[str] | str | None) -> str | None:
+    """Which parameter, as click names it for an error (``'--by' / '-b'``, or a list), in Chinese
+    quotes: “--by” / “-b”."""
+    if hint is None:
+        return None
+    pieces = hint.split(" / ") if isinstance(hint, str) else list(hint)
+    return " / ".join(quoted(m[1] if (m := _CLICK_QUOTED.fullmatch(p)) else p) for p in pieces)
+
+
+def _no_such(self: click.exceptions.NoSuchOption | click.exceptions.NoSuchCommand) -> str:
+    """``没有选项 “--dry”，是不是 “--dry-run”？`` (click: ``… '--dry'. Did you mean '--dry-run'?``)."""
+    from bot.config.hints import did_you_mean
+
+    return f"{self.message}{did_you_mean(sorted(self.possibilities or [])) or '。'}"
+
+
+def _no_such_command(self: click.exceptions.NoSuchCommand) -> str:
+    """As :func:`_no_such`, then where the commands are listed (``remindbot db --help`` for db's)."""
+    names, ctx = [], self.ctx
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return f"{_no_such(self)}可用命令见 {' '.join(['remindbot', *reversed(names)])} --help。"
+
+
+def _missing(self: click.exceptions.MissingParameter) -> str:
+    """``缺少参数 “提醒标识”。`` (click: ``Missing argument '提醒标识'.``), then what the type adds (the choices)."""
+    param = self.param
+    hint = self.param_hint if self.param_hint is not None else param.get_error_hint(self.ctx) if param else None
+    kind = self.param_type or (param.param_type_name if param else "")
+    text = f"缺少{_KIND_WORDS.get(kind, '参数')}"
+    text += f" {_param_hints(hint)}。" if hint else "。"
+    extra = param.type.get_missing_message(param=param, ctx=self.ctx) if param else None
+    return text + (self.message or "") + (extra or "")
+
+
+_KIND_WORDS = {"argument": "参数", "option": "选项", "parameter": "参数"}
+
+
+def _invalid_choice(self: click.Choice, value: Any, ctx: click.Context | None) -> str:
+    """``“xlsx” 不在可选值 “table”、“csv”、“markdown” 之中。`` (click quotes each with repr)."""
+    return f"{quoted(value)} 不在可选值 {'、'.join(quoted(c) for c in self.choices)} 之中。"
+
+
+# (owner, attribute, replacement): the messages click composes outside its catalog
+_REWORDED: tuple[tuple[Any, str, Any], ...] = (
+    (click.exceptions, "_join_param_hints", _param_hints),
+    (click.exceptions.NoSuchOption, "format_message", _no_such),
+    (click.exceptions.NoSuchCommand, "format_message", _no_such_command),
+    (click.exceptions.MissingParameter, "format_message", _missing),
+    (click.types.Choice, "get_invalid_choice_message", _invalid_choice),
+)
 
 
 _TYPE_WORDS = {"text": "文本", "integer": "整数", "integer range": "整数", "float": "数字", "datetime": "YYYY-MM-DD",

@@ -12,7 +12,7 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Spreadsheets: people and units (bot/config/sheets.py). Formats it cannot read (.xls, .ods, …) are
-# listed too, so a people.xls is refused with a word rather than ignored.
+# listed too, so a people.xls is skipped with a warning naming it rather than silently.
 UNREADABLE_SHEET_SUFFIXES = (".xls", ".ods", ".numbers", ".et")
 SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx", *UNREADABLE_SHEET_SUFFIXES)
 
@@ -35,6 +35,8 @@ class ConfigIssue:
     field: str
     message: str
     warning: bool = False
+    heading: str = ""  # a spreadsheet's issue: its column's heading as the file's first row writes it
+    elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
@@ -43,20 +45,41 @@ class ConfigIssue:
 
     def _field_shown(self) -> str:
         """`` 字段 people[9].mobile：`` in YAML; in a spreadsheet the column as its header names it
-        (`` 列 “手机”：``): the sheet has no ``people[9]`` (entry 9 sits on row 11) nor ``mobile``."""
+        (`` 列 “手机号码”：``, :attr:`heading`; else the column's usual name, `` 列 “手机”：``): the sheet
+        has no ``people[9]`` (entry 9 sits on row 11) nor ``mobile``."""
         if not self.field:
             return " "
-        if self.file.lower().endswith((".csv", ".xlsx")) and (m := _SHEET_FIELD.match(self.field)):
-            from bot.config.columns import SECTIONS  # only when a spreadsheet's issue is shown
+        if self.heading:
+            return f" 列 “{self.heading}”："
+        if (column := sheet_column(self.file, self.field)) is not None:
+            from bot.config.columns import SECTIONS
 
-            columns = SECTIONS[m[1]]
-            for key in (m[3], m[2]):
-                if key in columns:
-                    return f" 列 “{columns[key][0]}”："
+            return f" 列 “{SECTIONS[column[0]][column[1]][0]}”："
         return f" 字段 {self.field}："
 
 
 _SHEET_FIELD = re.compile(r"(people|units)\[\d+\]\.(\w+)(?:\.(\w+))?")
+
+
+def sheet_column(file: str, field: str) -> tuple[str, str] | None:
+    """(section, column's field) of a spreadsheet issue's field (``people[9].ids.dingtalk``:
+    ``("people", "dingtalk")``), None for a YAML file's or a field no column holds."""
+    if not file.lower().endswith((".csv", ".xlsx")) or (m := _SHEET_FIELD.match(field)) is None:
+        return None
+    from bot.config.columns import SECTIONS  # only when a spreadsheet's issue is shown
+
+    return next(((m[1], key) for key in (m[3], m[2]) if key in SECTIONS[m[1]]), None)
+
+
+def with_headings(issues: list[ConfigIssue], headings: dict[str, dict[str, str]]) -> list[ConfigIssue]:
+    """Spreadsheet issues with their column named as the file's header writes it: ``headings`` is
+    file label -> column's field -> heading (手机号码 for ``mobile``, as the admin wrote it)."""
+    out = []
+    for issue in issues:
+        found = sheet_column(issue.file, issue.field) if issue.file in headings else None
+        written = headings[issue.file].get(found[1], "") if found else ""
+        out.append(replace(issue, heading=written) if written else issue)
+    return out
 
 
 class ConfigError(Exception):

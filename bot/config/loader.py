@@ -16,11 +16,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
-from bot.config.issues import group_repeats
+from bot.config.issues import group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
-from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_location
+from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_headings, sheet_location
 from bot.config.yamlsource import (
     ConfigError,
     ConfigIssue,
@@ -83,7 +83,8 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
         from bot.delivery.render import check_templates
 
         issues.extend(check_templates(merged, parsed, templates_dir))
-    issues[:] = group_repeats(roots.fold(issues))
+    headings = {p.doc.label: sheet_headings(p.doc) for p in parsed if p.doc.sheet}
+    issues[:] = group_repeats(with_headings(roots.fold(issues), headings))
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
@@ -212,7 +213,10 @@ class Roots:
                                 for word, n in counts.items())
                 issue = replace(issue, message=f"{issue.message}（另有 {refs}，改好后它们随之生效）")
             out.append((not is_root, issue))
-        out.sort(key=lambda pair: (pair[1].warning, pair[0], pair[1].file, pair[1].line, pair[1].column))
+        # Errors before warnings; files holding a root cause first; each file's issues in row order.
+        rooted = {issue.file for later, issue in out if not later}
+        out.sort(key=lambda pair: (pair[1].warning, pair[1].file not in rooted, pair[1].file, pair[1].line,
+                                   pair[1].column))
         return [issue for _, issue in out]
 
 
@@ -443,12 +447,14 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
                 item_id = item.id if item is not None else p.doc.data[section][index]["id"]
                 if item_id in target or (failed and (section, item_id) in failed):
                     where = first_seen.get((section, item_id)) or failed[(section, item_id)]
-                    # The same file: its line alone (the issue's own path is shown made openable,
-                    # the label in the text would be a second, differently written path).
+                    # The same file: its line alone. Another file: its label, which validate shows
+                    # made openable as it shows the issue's own file (``elsewhere``).
                     label, _, at = where.rpartition(":")
-                    where = f"本文件第 {at} 行" if label == doc.label else f" {where} "
+                    same = label == doc.label
                     issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
-                                              f"标识 “{item_id}” 重复，已在{where}定义"))
+                                              f"标识 “{item_id}” 重复，已在"
+                                              + (f"本文件第 {at} 行" if same else f" {where} ") + "定义",
+                                              elsewhere="" if same else label))
                     continue
                 if item is None:  # failed validation (reported there); its id still counts as taken
                     failed[(section, item_id)] = here
@@ -712,6 +718,7 @@ def _check_unit_cycles(s: Schedules, parsed: list[Parsed], issues: list[ConfigIs
                 continue  # no loop, or a loop above this unit, or one already reported
             reported.add(frozenset(path))
             loop = " → ".join([*path, unit.id])
-            field = "上级单位" if p.doc.sheet else " parent"  # the word the admin's file uses
+            # the word the admin's file uses: the column's heading as written, or the YAML field
+            field = sheet_headings(p.doc).get("parent", "上级单位") if p.doc.sheet else " parent"
             _Refs(p.doc, issues).error(("units", i, "parent"),
                                        f"上级单位形成了循环：{loop}（请改正其中一个单位的{field}）")

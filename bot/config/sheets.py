@@ -12,7 +12,8 @@ number with a leading zero stays as written.
 
 Nothing is dropped silently: a CSV quote left open is an error at its row and the rows after it are
 read on; an .xlsx's sheets, merged cells, cells without a header and formulas without a saved value
-are each read as the admin sees them or refused with a word; .xls/.ods files are refused. Every
+are each read as the admin sees them or refused with a word; .xls/.ods files (often a backup left
+beside the real file) are skipped with a warning naming them, the rest of the folder applied. Every
 cell is bounded (:data:`CELL_CHARS`, :data:`FIELD_CHARS`) and control characters are refused.
 """
 
@@ -70,11 +71,13 @@ def _mark(label: str, row: int, column: int) -> yaml.Mark:
 
 @dataclass
 class _Layout:
-    """Where each field sits: its 1-based column, and the 1-based sheet row of each data row."""
+    """Where each field sits: its 1-based column, and the 1-based sheet row of each data row; and
+    each field's heading as the sheet's first row writes it (手机号码, *姓名)."""
 
     label: str
     columns: dict[str, int]
     rows: list[int]
+    headings: dict[str, str] = dataclass_field(default_factory=dict)
 
 
 class _RowNodes(Sequence[yaml.Node]):
@@ -133,6 +136,13 @@ def sheet_location(doc: YamlDoc, index: int, field: str) -> tuple[int, int]:
     return rows.layout.rows[index], rows.layout.columns.get(field, 1)
 
 
+def sheet_headings(doc: YamlDoc) -> dict[str, str]:
+    """Each column's field -> its heading as the sheet's first row writes it (``mobile``: 手机号码)."""
+    rows = doc.tree.value[0][1].value
+    assert isinstance(rows, _RowNodes)
+    return rows.layout.headings
+
+
 def _tree(section: str, data: list[dict[str, Any]], layout: _Layout) -> yaml.MappingNode:
     start = _mark(layout.label, 1, 1)
     items = _LazySequence(_SEQ, _RowNodes(data, layout), _mark(layout.label, 2, 1), start)
@@ -172,9 +182,8 @@ def read_sheet(path: Path, label: str, issues: list[ConfigIssue], limits: Limits
 
     ``rows_left``: data rows still allowed across all sheets (``limits.sheet_rows`` minus earlier files).
     """
-    if path.suffix.lower() in UNREADABLE_SHEET_SUFFIXES:
-        issues.append(ConfigIssue(label, 1, 1, "", f"无法读取 {path.suffix} 格式的表格：请用 Excel 或 WPS 打开，"
-                                                   "另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）"))
+    if path.suffix.lower() in UNREADABLE_SHEET_SUFFIXES:  # often a backup left there: skipped, not refused
+        issues.append(ConfigIssue(label, 1, 1, "", unreadable_sheet_message(path), warning=True))
         return None
     section = section_of(path)
     if section is None:
@@ -199,6 +208,13 @@ def read_sheet(path: Path, label: str, issues: list[ConfigIssue], limits: Limits
         issues.append(ConfigIssue(label, reading.row, 1, "", f"读取第 {reading.row} 行时出错（{type(exc).__name__}），"
                                   "从这里起未检查；请用 Excel 另存为 .xlsx 或 CSV UTF-8 后再试"))
         return None
+
+
+def unreadable_sheet_message(path: Path) -> str:
+    """Why a spreadsheet of a format the loader does not read (.xls, .ods…) was left out, and what to do."""
+    return (f"未读取 {path.name}：无法读取 {path.suffix} 格式的表格，已跳过这个文件（其余文件照常生效）。"
+            "若要使用其中的人员或单位，请用 Excel 或 WPS 打开，另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）；"
+            "若是旧的备份，请把它移出日程文件夹")
 
 
 @dataclass
@@ -232,6 +248,9 @@ def _build(path: Path, reading: _Reading, rows: Iterator[_Row], limits: Limits, 
     if header is None:
         reading.error(1, 1, "", "表格是空的：第一行应为列名（例如 标识、姓名）")
         return None
+    if (other := _other_kind(header[1], section)) is not None:
+        reading.error(1, 1, "", _other_kind_message(path, header[1], section, other))
+        return None
     columns = _columns(header[1], SECTIONS[section], reading)
     if columns is None:
         return None
@@ -252,7 +271,8 @@ def _build(path: Path, reading: _Reading, rows: Iterator[_Row], limits: Limits, 
             _beyond(cells, header[1], unnamed, number, reading)
         data.append(_entry(cells, columns, numeric, number, len(data), reading))
         numbers.append(number)
-    layout = _Layout(label, {field: col + 1 for field, col in columns.items()}, numbers)
+    headings = {field: _heading_shown(header[1][col]) for field, col in columns.items()}
+    layout = _Layout(label, {field: col + 1 for field, col in columns.items()}, numbers, headings)
     return YamlDoc(path, label, _tree(section, data, layout), {section: data}, sheet=True)
 
 
@@ -265,6 +285,39 @@ def _header_word(raw: str) -> str:
     return word.lower()
 
 
+def _heading_shown(raw: str) -> str:
+    """A header cell as the admin wrote it, for messages (no BOM, no surrounding spaces)."""
+    return raw.strip().lstrip("\ufeff")
+
+
+_KIND_WORDS = {"people": "人员", "units": "单位"}
+
+
+def _other_kind(header: list[str], section: str) -> str | None:
+    """The other section (``units`` for a people file) when the header is that section's and not
+    this one's: every heading one of its columns, its required ones there, and some heading this
+    section does not know (the units template saved as people.csv). None otherwise."""
+    words = [w for w in map(_header_word, header) if w]
+    for other, known in SECTIONS.items():
+        if other == section:
+            continue
+        theirs = {w.lower(): field for field, names in known.items() for w in names}
+        ours = {w.lower() for names in SECTIONS[section].values() for w in names}
+        if words and all(w in theirs for w in words) and any(w not in ours for w in words) \
+                and all(f in {theirs[w] for w in words} for f in REQUIRED):
+            return other
+    return None
+
+
+def _other_kind_message(path: Path, header: list[str], section: str, other: str) -> str:
+    """One error for a sheet of the other kind: what its header is, and the two ways out."""
+    shown = "、".join(_heading_shown(raw) for raw in header if _header_word(raw))
+    mine, theirs = _KIND_WORDS[section], _KIND_WORDS[other]
+    return (f"“{path.name}” 的第一行（{shown}）是{theirs}表的列名，但文件名表示这是{mine}表："
+            f"若这是{theirs}表，请把文件改名为 {other}{path.suffix.lower()}（或以“{theirs}”开头）；"
+            f"若要填{mine}，请用{mine}模板（管理页面的 /admin/templates/{section}.xlsx）")
+
+
 def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Reading) -> dict[str, int] | None:
     """Field -> 0-based column; unknown and repeated columns are errors, a missing id or name too."""
     words = {w.lower(): field for field, names in known.items() for w in names}
@@ -274,7 +327,7 @@ def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Rea
         if not name:
             continue
         field = words.get(name)
-        shown = raw.strip().lstrip("\ufeff")
+        shown = _heading_shown(raw)
         if field is None:
             hint = difflib.get_close_matches(name, list(words), n=1, cutoff=0.5)
             if hint:
@@ -717,7 +770,7 @@ TEMPLATE_ROWS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("czj_b2", "市财政局机关第二党支部", "czj", "zhao_ming"),
     ),
 }
-_SHEET_TITLES = {"people": "人员", "units": "单位"}
+_SHEET_TITLES = _KIND_WORDS
 
 
 def template_header(section: str = "people") -> list[str]:

@@ -302,8 +302,13 @@ def openable(path: Path, cwd: Path | None = None) -> str:
 
 
 def shown_issue(issue: ConfigIssue, base: Path) -> ConfigIssue:
-    """``issue`` with its file as an openable path (its label is relative to ``base``'s parent folder)."""
-    return replace(issue, file=openable(base.resolve().parent / issue.file))
+    """``issue`` with its file as an openable path (its label is relative to ``base``'s parent folder),
+    and so the other file its message names (:attr:`ConfigIssue.elsewhere`): both written one way."""
+    parent = base.resolve().parent
+    message = issue.message
+    if issue.elsewhere:
+        message = message.replace(issue.elsewhere, openable(parent / issue.elsewhere), 1)
+    return replace(issue, file=openable(parent / issue.file), message=message)
 
 
 def _label(path: Path, base: Path) -> str:

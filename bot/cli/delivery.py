@@ -139,18 +139,22 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
               help="演练：打印将要发送的内容并记为演练记录；不发送、不催办、不计入统计，不影响之后的正式发送")
 @click.option("--all", "every_line", is_flag=True,
               help="逐条列出每条消息的结果（默认消息多时只列出前 20 条，失败的排在前面，其余计数）")
-def fire_command(reminder_id: str, on: datetime | None, dry_run: bool, every_line: bool) -> None:
-    """立即发送某次提醒（同一次提醒重复执行只发送一次）。"""
+@click.option("--yes", is_flag=True, help="确认截止时间已过也发送，不再询问（发送后应确认的人立即全部记为逾期未确认）")
+def fire_command(reminder_id: str, on: datetime | None, dry_run: bool, every_line: bool, yes: bool) -> None:
+    """立即发送某次提醒（同一次提醒重复执行只发送一次）。
+
+    发送的不是当天的提醒时，消息中注明原定时间（补发或提前发送）；确认截止时间已过的，先询问（或加 --yes）。"""
     overrides = {"dry_run": True} if dry_run else {}
     asyncio.run(_fire(Settings(**overrides), reminder_id, on.date() if on else None,  # type: ignore[arg-type]
-                      limit=None if every_line else OUTCOME_LINES))
+                      limit=None if every_line else OUTCOME_LINES, yes=yes))
 
 
 OUTCOME_LINES = 20  # messages `fire` lists one by one without --all (a province's fire has 500 channels)
 STATUS_ORDER = {"dead": 0, "pending": 1, "dry_run": 2, "sent": 3}  # which lines a shortened list keeps first
 
 
-async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES) -> None:
+async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES,
+                yes: bool = False) -> None:
     with gcpause.no_gc():  # the database's modules: thousands of classes and functions, no cycles
         from bot.delivery.compose import shown_bodies
         from bot.logs import channel_secrets, set_secrets, setup_logging
@@ -164,9 +168,10 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
+        by_hand = await another_day(runtime, reminder, due, ask=not (yes or settings.dry_run))
         shown_bodies.set(limit)  # the log shows the bodies of as many messages as the list below
         with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
-            result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
+            result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=by_hand)
         if settings.dry_run:
             _say_rehearsed(reminder.title, when_text(due.due_at, reminder.zone), result)
             # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
@@ -180,6 +185,42 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         retried = await _send_pending(runtime, settings)
         await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
+
+
+async def another_day(runtime: Runtime, reminder: Reminder, due: Due, *, ask: bool) -> bool:
+    """Whether ``due`` is fired on another day than its own (its messages then say so: 补发, or
+    提前发送). ``ask``: when its confirmation deadline has passed and it was never fired, everyone
+    owing would be overdue at once: the admin confirms first (exit 1 unless they do)."""
+    now = runtime.clock()
+    zone = reminder.zone
+    by_hand = due.due_at.astimezone(zone).date() != now.astimezone(zone).date()
+    deadline = deadline_for(runtime, reminder, due.due_at)
+    if not ask or deadline is None or deadline > now or await _fired_before(runtime, reminder, due):
+        return by_hand
+    from bot.scheduling.planning import expected_people
+
+    owing = len(expected_people(runtime, reminder))
+    click.echo(f"“{reminder.title}”{when_text(due.due_at, zone)} 的确认截止时间 {when_text(deadline, zone)} 已过："
+               f"现在发送，应确认的 {owing} 人会立即全部记为逾期未确认（消息注明补发和原定时间）。", err=True)
+    if not click.confirm("仍要发送吗？（不再询问：加 --yes）", default=False, err=True):
+        click.echo("未发送。", err=True)
+        sys.exit(1)
+    return by_hand
+
+
+async def _fired_before(runtime: Runtime, reminder: Reminder, due: Due) -> bool:
+    """Whether the real occurrence of ``due`` exists (fired before: firing again changes no one's state)."""
+    from datetime import UTC
+
+    from sqlmodel import select
+
+    from storage.models import Occurrence
+
+    query = select(Occurrence.id).where(Occurrence.reminder_id == reminder.id,
+                                        Occurrence.due_at == due.due_at.astimezone(UTC),
+                                        Occurrence.dry_run == False)  # noqa: E712
+    async with runtime.db.session() as session:
+        return (await session.exec(query)).first() is not None
 
 
 def _say_rehearsed(title: str, when: str, result: FireResult) -> None:

@@ -241,3 +241,25 @@ def test_leader_link_of_a_part_of_an_id_names_the_leader(runner: CliRunner) -> N
     result = runner.invoke(main, ["leader-link", "zhao"])
     assert result.exit_code == 1
     assert "找不到人员 “zhao”，是不是 “zhao_ming”？" in result.output and "zheng_tao" not in result.output
+
+
+def test_preview_and_status_of_a_day_the_holiday_rule_moved_show_the_occurrence_it_became(
+        runner: CliRunner) -> None:
+    """Trial 10 #9: December's 主题党日 (the 20th, a Sunday) is on the 18th; --date 2026-12-20 said
+    there was none and named January's."""
+    preview = runner.invoke(main, ["preview", "theme-party-day", "--date", "2026-12-20"])
+    assert preview.exit_code == 0, preview.output
+    assert "“主题党日”2026年12月20日是星期日，已调整到 2026年12月18日（星期五）09:00。" in preview.output
+    assert "主题党日：2026年12月18日（星期五）09:00（当天提醒），共" in preview.output
+    assert "2027年1月20日" not in preview.output
+
+    fired = runner.invoke(main, ["fire", "theme-party-day", "--date", "2026-12-20", "--yes"])
+    assert fired.exit_code == 0, fired.output
+    number = re.findall(r"记录号 (\d+)", fired.output)[0]
+    status = runner.invoke(main, ["status", "theme-party-day", "--date", "2026-12-20"])
+    assert status.exit_code == 0, status.output
+    assert f"2026年12月20日是星期日，已调整到 2026年12月18日（星期五）09:00（记录号 {number}）" in status.output
+    assert f"【主题党日】（theme-party-day，记录号 {number}）" in status.output
+    every = runner.invoke(main, ["status", "--date", "2026-12-20"])  # every reminder's: the same
+    assert f"（记录号 {number}）" in every.output and "没有需要确认的提醒记录" not in every.output
+

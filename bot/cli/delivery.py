@@ -40,7 +40,8 @@ def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
 
 
 def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: datetime) -> Due:
-    """The occurrence on a local date, or (no date) the next one from now."""
+    """The occurrence on a local date (or moved off it by the holiday rule, which is said), or (no
+    date) the next one from now."""
     if on is None:
         nxt = next_fire(reminder, calendar, now)
         while nxt is not None and nxt.stage != "due":
@@ -51,6 +52,13 @@ def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: d
         return nxt.due
     start = datetime.combine(on, datetime.min.time(), tzinfo=reminder.zone)
     dues = due_times(reminder, calendar, start, start + timedelta(days=1))
+    from bot.cli.schedule import moved_from, moved_text  # new to fire's path: imported where used
+
+    moved = None if dues else moved_from(reminder, calendar, on)
+    if moved is not None:  # the holiday rule moved that day's occurrence: that one, said so
+        click.echo(f"说明：“{reminder.title}”{moved_text(moved, on, reminder.zone)}。", err=moved.skipped)
+        if not moved.skipped:
+            return moved
     if not dues:
         later = due_times(reminder, calendar, start, start + timedelta(days=400))
         hint = f"此后最近的一次是 {when_text(later[0].due_at, reminder.zone)}。" if later else ""

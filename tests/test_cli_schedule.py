@@ -263,3 +263,13 @@ def test_preview_and_status_of_a_day_the_holiday_rule_moved_show_the_occurrence_
     every = runner.invoke(main, ["status", "--date", "2026-12-20"])  # every reminder's: the same
     assert f"（记录号 {number}）" in every.output and "没有需要确认的提醒记录" not in every.output
 
+
+def test_preview_for_someone_the_reminder_does_not_reach_says_whom_it_reaches(runner: CliRunner) -> None:
+    """Trial 10 #13: ``--person 王芳`` on the leaders' reminder printed 共 0 条消息."""
+    result = runner.invoke(main, ["preview", "one-post-two-duties", "--person", "王芳"])
+    assert result.exit_code == 1
+    assert ("王芳 不是此提醒（“一岗双责”党建工作提醒）的接收人：此提醒发给角色为 leader 的人，"
+            "共 3 人：李国强、赵明、孙丽。") in result.output
+    assert "共 0 条消息" not in result.output
+    reached = runner.invoke(main, ["preview", "one-post-two-duties", "--person", "赵明"])
+    assert reached.exit_code == 0 and "共 1 条消息" in reached.output

@@ -130,6 +130,9 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
         plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
+            if not plans:
+                click.echo(not_a_recipient(runtime.schedules, reminder, person), err=True)
+                sys.exit(1)
         click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage_words(stage)}），"
                    f"共 {len(plans)} 条消息\n")
         for plan in plans:
@@ -138,6 +141,33 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
                    "真正发送时按该次提醒为每人生成（已发出的提醒可用 remindbot link 查看某人的链接）。")
         if any(plan.context.get("figures") for plan in plans):  # a 通报 or a leader's brief: figures as of now
             click.echo("注意：以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计，可能与此不同。")
+
+
+RECIPIENTS_NAMED = 10  # recipients named when a preview's --person is not among them; more are counted
+
+
+def not_a_recipient(schedules: Schedules, reminder: Reminder, person_id: str) -> str:
+    """Why ``preview --person`` found no message: who this reminder's messages mention (the selector
+    in words, and the people it selects), or, when the person is among them, that none reaches them."""
+    chosen = schedules.select(reminder.recipients.mention)
+    name = schedules.people[person_id].name
+    if any(p.id == person_id for p in chosen):
+        return f"{name} 是此提醒（{reminder.title}）的接收人，但没有发给此人的消息（此人所在的群不在此提醒的频道中）。"
+    names = "、".join(p.name for p in chosen[:RECIPIENTS_NAMED]) + (" 等" if len(chosen) > RECIPIENTS_NAMED else "")
+    listed = f"，共 {len(chosen)} 人：{names}" if chosen else "，目前没有人"
+    words = selector_words(schedules, reminder)
+    whom = f"此提醒发给{words}{listed}" if words else "此提醒的消息不 @ 任何人（recipients 没有写 mention）"
+    return f"{name} 不是此提醒（{reminder.title}）的接收人：{whom}。"
+
+
+def selector_words(schedules: Schedules, reminder: Reminder) -> str:
+    """Whom a reminder's messages mention, in words: ``角色为 leader 的人``; "" for no one."""
+    sel = reminder.recipients.mention
+    units = "、".join(schedules.units[u].name if u in schedules.units else u for u in sel.units)
+    people = "、".join(schedules.people[p].name if p in schedules.people else p for p in sel.people)
+    rules = [*(["@所有人"] if sel.all else []), *([f"角色为 {'、'.join(sel.roles)} "] if sel.roles else []),
+             *([f"单位 {units}（含下级）"] if units else []), *([f"人员 {people} "] if people else [])]
+    return f"{'，'.join(rules)}的人" if rules else ""
 
 
 @click.command(name="fire")

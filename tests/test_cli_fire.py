@@ -29,6 +29,12 @@ def study_days(start: datetime, end: datetime) -> list[date]:
     return [d.due_at.date() for d in due_times(reminder, WorkCalendar(schedules.calendar), start, end)]
 
 
+def past_day() -> str:
+    """A study day whose confirmation deadline has passed, as ``--date`` takes it."""
+    now = datetime.now(BJ)
+    return f"{study_days(now - timedelta(days=70), now - timedelta(days=12))[-1]:%Y-%m-%d}"
+
+
 async def fire(env: dict[str, str], *args: str, answer: str = "") -> tuple[int, str, str]:
     """``remindbot fire`` as a process, ``answer`` typed at its question (none: end of input)."""
     proc = await asyncio.create_subprocess_exec(
@@ -51,8 +57,7 @@ def occurrences(tmp_path: Path) -> int:
 
 
 async def test_a_past_day_whose_deadline_passed_is_asked_about_and_then_sent_as_补发(tmp_path: Path) -> None:
-    now = datetime.now(BJ)
-    day = study_days(now - timedelta(days=70), now - timedelta(days=12))[-1]  # its deadline has passed
+    day = date.fromisoformat(past_day())
     env = base_env(tmp_path)
 
     code, out, err = await fire(env, "study-day", "--date", f"{day:%Y-%m-%d}")  # no answer: not sent
@@ -77,9 +82,7 @@ async def test_a_past_day_whose_deadline_passed_is_asked_about_and_then_sent_as_
 
 
 async def test_yes_fires_a_past_deadline_without_asking(tmp_path: Path) -> None:
-    now = datetime.now(BJ)
-    day = study_days(now - timedelta(days=70), now - timedelta(days=12))[-1]
-    code, out, err = await fire(base_env(tmp_path), "study-day", "--date", f"{day:%Y-%m-%d}", "--yes")
+    code, out, err = await fire(base_env(tmp_path), "study-day", "--date", past_day(), "--yes")
     assert code == 0, err
     assert "新排队 8 条消息" in out and "仍要发送吗" not in err
 
@@ -94,8 +97,6 @@ async def test_a_future_day_is_sent_without_asking_and_says_提前发送_with_it
 
 
 async def test_a_rehearsal_of_a_past_day_is_not_asked_about(tmp_path: Path) -> None:
-    now = datetime.now(BJ)
-    day = study_days(now - timedelta(days=70), now - timedelta(days=12))[-1]
-    code, out, err = await fire(base_env(tmp_path), "study-day", "--date", f"{day:%Y-%m-%d}", "--dry-run")
+    code, out, err = await fire(base_env(tmp_path), "study-day", "--date", past_day(), "--dry-run")
     assert code == 0, err
     assert "演练" in out and "仍要发送吗" not in err

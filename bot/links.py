@@ -3,7 +3,8 @@
 Personal confirmation links, leaders' pages and a report's chart and ranking are
 ``REMINDBOT_BASE_URL/...``. Left unset, that is ``http://127.0.0.1:<port>``: fine while every
 channel only records, but a real group or person receiving it gets a link no one can open (trial 9:
-it went out silently). ``serve`` logs :func:`base_url_warning` at start and ``validate`` prints it.
+it went out silently). ``serve`` logs :func:`base_url_warning` at start and ``validate`` prints it;
+``apps check`` prints :func:`callback_warning` under the callback URLs it lists.
 
 Light on purpose (``validate`` imports it): the settings, the schedules' models and the standard library.
 """
@@ -71,3 +72,18 @@ def base_url_warning(settings: Settings, schedules: Schedules, *, here: bool = F
     return (f"{where}REMINDBOT_BASE_URL 是本机地址 {settings.base_url}{default}，但发往 {names_shown(targets)} "
             "的消息带有指向本服务的链接（个人确认链接、领导页面、通报图表等），收到的人打不开。"
             "请把 REMINDBOT_BASE_URL 设为大家能访问的地址（建议 https:// 开头）后重启服务。")
+
+
+def callback_warning(settings: Settings, schedules: Schedules) -> str | None:
+    """One Chinese warning when the apps' callback URLs (``remindbot apps check``) are under a
+    local-only base URL, which no platform can reach; None when they are not, or no app needs one.
+    Said by a command: the sentence is about this command's environment."""
+    if not local_only(settings.base_url):
+        return None
+    apps = [app.label for app in schedules.apps.values() if app.needs_callback]
+    if not apps:
+        return None
+    default = "（未设置时的默认值）" if settings.base_url == f"http://127.0.0.1:{settings.port}" else ""
+    return (f"按本命令的环境，REMINDBOT_BASE_URL 是本机地址 {settings.base_url}{default}：平台访问不到上面 "
+            f"{names_shown(apps)} 的回调地址，群里回复确认、按钮都收不到。请把 REMINDBOT_BASE_URL 设为平台能访问的"
+            "公网地址（建议 https:// 开头），用那时列出的回调地址填到平台后台。")

@@ -92,6 +92,15 @@ async def test_part_of_a_name_offers_the_units_it_found(world: World, client: Te
     assert people(page) == {str(b) for b in BUREAUS}
 
 
+async def test_a_mistyped_unit_id_offers_the_ids_meant_as_the_command_line_does(world: World,
+                                                                                client: TestClient) -> None:
+    """Trial 10 #8: the web filter gave no hint where ``report --unit`` did."""
+    board = f"/admin/occurrences/{world.occurrence_id}"
+    page = await fetch(client, f"{board}?unit=u1b9")
+    assert "名单中没有名称或编号为“u1b9”的单位，是不是" in page
+    assert f'href="{board}?unit=u1b0">“u1b0”</a> 或 <a href="{board}?unit=u1b1">“u1b1”</a>？' in page
+
+
 async def test_the_units_page_filters_a_bureau_with_its_branches(world: World, client: TestClient) -> None:
     page = await fetch(client, "/admin/units?period=2025-03&unit=局1")
     assert sorted(units_shown(page)) == ["局1第0支部", "局1第1支部"]

@@ -295,6 +295,23 @@ async def test_apps_check_reports_each_app_in_plain_words_with_its_callback_url(
         assert secret not in out
 
 
+async def test_apps_check_under_a_local_base_url_warns_that_the_platform_cannot_call_back(tmp_path: Path) -> None:
+    """Trial 10 #14: ``回调地址：http://127.0.0.1:8080/callback/…`` was printed as if it could be pasted."""
+    async with FakeAppApi() as api:
+        stream = "  - {id: ding, platform: dingtalk, mode: stream, app_key: k, app_secret: s}\n"
+        apps_yaml = wecom_apps(api.url) + stream
+        settings = world_with_apps(tmp_path, apps_yaml, "wecom: ZhaoMing")
+        env = {"REMINDBOT_SCHEDULES_DIR": str(settings.schedules_dir), "REMINDBOT_VAR_DIR": str(settings.var_dir),
+               "REMINDBOT_BASE_URL": None, "PORT": None}
+        local = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+        env["REMINDBOT_BASE_URL"] = "https://dj.example.gov.cn"
+        public = await asyncio.to_thread(CliRunner().invoke, main, ["apps", "check"], env=env)
+    assert "回调地址：http://127.0.0.1:8080/callback/wecom/wx" in local.output
+    assert ("警告：按本命令的环境，REMINDBOT_BASE_URL 是本机地址 http://127.0.0.1:8080（未设置时的默认值）："
+            "平台访问不到上面 wx 的回调地址") in local.output  # not the Stream app: it needs none
+    assert "警告" not in public.output and "回调地址：https://dj.example.gov.cn/callback/wecom/wx" in public.output
+
+
 async def test_a_feishu_reply_is_answered_by_a_direct_message_from_the_app(tmp_path: Path) -> None:
     async with FakeAppApi() as api, aiohttp.ClientSession() as http:
         apps_yaml = f"""apps:

@@ -270,6 +270,17 @@ def test_status_says_a_unit_it_does_not_know_and_a_partial_match(cli: Cli) -> No
     assert "没有名称" not in exact.output and "名单中没有" not in exact.output
 
 
+def test_status_of_a_mistyped_unit_id_or_name_says_which_were_meant_as_report_does(cli: Cli) -> None:
+    """Trial 10 #8: ``status --unit fgw_b9`` gave no hint while ``report --unit fgw9`` did."""
+    typo = cli.run(status, "study", "--unit", "fgw_b9")
+    assert typo.exit_code == 0, typo.output
+    assert ("名单中没有名称或编号为“fgw_b9”的单位，是不是 “fgw_b1” 或 “fgw_b2”？"
+            "按提醒发出时记录的单位名称") in typo.output
+    assert "“fgw_b1” 或 “fgw_b2”" in cli.run(report, "--unit", "fgw_b9").output  # the same words
+    named = cli.run(status, "study", "--unit", "教育局第二党支部")
+    assert "是不是 “教育局第一党支部”？" in named.output
+
+
 def test_status_date_shows_the_occurrence_due_that_day(cli: Cli) -> None:
     settings_env = cli.env
     earlier_due = cli.study_due - timedelta(days=35)
@@ -314,5 +325,7 @@ def test_link_to_a_mistyped_person_names_the_one_meant(cli: Cli) -> None:
 
     by_id = cli.run(link, str(cli.study), "lui")
     assert by_id.exit_code == 1 and "找不到人员 “lui”，是不是 “liu”？" in by_id.output
-    stranger = cli.run(link, str(cli.study), "王五")  # two characters: another person as likely as a typo
-    assert stranger.exit_code == 1 and "找不到人员 “王五”：请写日程配置中的人员标识或姓名" in stranger.output
+    one_apart = cli.run(link, str(cli.study), "王五")  # two characters, one apart (trial 10 #8)
+    assert one_apart.exit_code == 1 and "找不到人员 “王五”，是不是 “王芳”？" in one_apart.output
+    stranger = cli.run(link, str(cli.study), "张三")
+    assert stranger.exit_code == 1 and "找不到人员 “张三”：请写日程配置中的人员标识或姓名" in stranger.output

@@ -199,7 +199,7 @@ def test_preview_and_upcoming_of_a_mistyped_reminder_name_the_one_meant(runner: 
         assert "没有标识为 “stduy-day” 的提醒，是不是 “study-day”？可用的有：" in result.output, command
 
 
-def test_an_unknown_person_is_hinted_by_a_close_id_or_a_close_name_of_three_characters() -> None:
+def test_an_unknown_person_is_hinted_by_a_close_id_or_a_close_name() -> None:
     from types import SimpleNamespace
 
     from bot.cli.unknown import unknown_person
@@ -207,7 +207,8 @@ def test_an_unknown_person_is_hinted_by_a_close_id_or_a_close_name_of_three_char
     people = {"wang_fang": SimpleNamespace(name="王芳"), "li_guoqiang": SimpleNamespace(name="李国强")}
     assert unknown_person(people, "wang_fnag") == "找不到人员 “wang_fnag”，是不是 “wang_fang”？"
     assert unknown_person(people, "李国张") == "找不到人员 “李国张”，是不是 “李国强”？"
-    assert unknown_person(people, "王方") == "找不到人员 “王方”：请写日程配置中的人员标识或姓名"
+    assert unknown_person(people, "王方") == "找不到人员 “王方”，是不是 “王芳”？"
+    assert unknown_person(people, "张三") == "找不到人员 “张三”：请写日程配置中的人员标识或姓名"
 
 
 @pytest.mark.parametrize("where", ["outside", "inside"])
@@ -229,3 +230,67 @@ def test_a_duplicate_id_shows_both_places_the_same_way(runner: CliRunner, tmp_pa
     assert mine.parent == first.parent == (Path("schedules") if where == "inside" else folder)
     assert f"{first}:{found[3]}" in {f"{first}:{n}" for n, line in enumerate(
         (folder / "organization.yaml").read_text(encoding="utf-8").splitlines(), 1) if "id: wang_fang" in line}
+
+
+def test_person_hints_on_the_shipped_people_trial_10() -> None:
+    """Trial 10 #8: zhao named a secretary (zheng_tao, as close as zhao_ming), liu and Chinese names none."""
+    from bot.cli.unknown import unknown_person
+
+    people = load_schedules(ROOT / "schedules", templates_dir=ROOT / "message_templates", env={}).people
+    assert unknown_person(people, "zhao") == "找不到人员 “zhao”，是不是 “zhao_ming”？"  # the id it begins
+    assert unknown_person(people, "liu") == "找不到人员 “liu”，是不是 “liu_yang”？"
+    assert unknown_person(people, "王方") == "找不到人员 “王方”，是不是 “王芳”？"  # two characters, one apart
+    assert unknown_person(people, "刘阳") == "找不到人员 “刘阳”，是不是 “刘洋”？"
+    assert unknown_person(people, "赵敏") == "找不到人员 “赵敏”，是不是 “赵明”？"  # not 吴敏: the surname first
+    assert unknown_person(people, "赵") == "找不到人员 “赵”，是不是 “赵明”？"  # a surname alone
+
+
+def test_a_surname_shared_by_a_few_is_listed_and_by_many_counted() -> None:
+    from types import SimpleNamespace
+
+    from bot.cli.unknown import unknown_person
+
+    few = {f"p{i}": SimpleNamespace(name=n) for i, n in enumerate(["王芳", "王伟", "李强"])}
+    assert unknown_person(few, "王") == "找不到人员 “王”，是不是 “王伟” 或 “王芳”？"
+    many = {f"p{i}": SimpleNamespace(name=f"王{c}") for i, c in enumerate("一二三四五")}
+    assert unknown_person(many, "王") == "找不到人员 “王”：姓王的有 5 人，请写全姓名或人员标识"
+    ids = {f"wang_{c}": SimpleNamespace(name="某") for c in "abcde"}
+    assert unknown_person(ids, "wang") == "找不到人员 “wang”：“wang”开头的有 5 人，请写全姓名或人员标识"
+
+
+def test_leader_link_of_a_part_of_an_id_names_the_leader(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["leader-link", "zhao"])
+    assert result.exit_code == 1
+    assert "找不到人员 “zhao”，是不是 “zhao_ming”？" in result.output and "zheng_tao" not in result.output
+
+
+def test_preview_and_status_of_a_day_the_holiday_rule_moved_show_the_occurrence_it_became(
+        runner: CliRunner) -> None:
+    """Trial 10 #9: December's 主题党日 (the 20th, a Sunday) is on the 18th; --date 2026-12-20 said
+    there was none and named January's."""
+    preview = runner.invoke(main, ["preview", "theme-party-day", "--date", "2026-12-20"])
+    assert preview.exit_code == 0, preview.output
+    assert "“主题党日”2026年12月20日是星期日，已调整到 2026年12月18日（星期五）09:00。" in preview.output
+    assert "主题党日：2026年12月18日（星期五）09:00（当天提醒），共" in preview.output
+    assert "2027年1月20日" not in preview.output
+
+    fired = runner.invoke(main, ["fire", "theme-party-day", "--date", "2026-12-20", "--yes"])
+    assert fired.exit_code == 0, fired.output
+    number = re.findall(r"记录号 (\d+)", fired.output)[0]
+    status = runner.invoke(main, ["status", "theme-party-day", "--date", "2026-12-20"])
+    assert status.exit_code == 0, status.output
+    assert f"2026年12月20日是星期日，已调整到 2026年12月18日（星期五）09:00（记录号 {number}）" in status.output
+    assert f"【主题党日】（theme-party-day，记录号 {number}）" in status.output
+    every = runner.invoke(main, ["status", "--date", "2026-12-20"])  # every reminder's: the same
+    assert f"（记录号 {number}）" in every.output and "没有需要确认的提醒记录" not in every.output
+
+
+def test_preview_for_someone_the_reminder_does_not_reach_says_whom_it_reaches(runner: CliRunner) -> None:
+    """Trial 10 #13: ``--person 王芳`` on the leaders' reminder printed 共 0 条消息."""
+    result = runner.invoke(main, ["preview", "one-post-two-duties", "--person", "王芳"])
+    assert result.exit_code == 1
+    assert ("王芳 不是此提醒（“一岗双责”党建工作提醒）的接收人：此提醒发给角色为 leader 的人，"
+            "共 3 人：李国强、赵明、孙丽。") in result.output
+    assert "共 0 条消息" not in result.output
+    reached = runner.invoke(main, ["preview", "one-post-two-duties", "--person", "赵明"])
+    assert reached.exit_code == 0 and "共 1 条消息" in reached.output

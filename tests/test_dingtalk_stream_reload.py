@@ -120,7 +120,7 @@ def robot_frame(gateway: Gateway, frame_id: str, staff: str, text: str) -> dict[
 def test_stream_apps_added_removed_and_rekeyed_by_a_reload_connect_and_disconnect(
         workspace: Workspace, gateway: tuple[LoopThread, Gateway]) -> None:
     loop, fake = gateway
-    fired = run(workspace, "fire", "study-day", "--date", "2026-11-06")
+    fired = run(workspace, "fire", "study-day", "--date", "2026-11-06", "--yes")
     assert fired.returncode == 0, fired.stderr
     workspace.replace("apps.yaml", apps_yaml(fake.url, ("ding-a", "key-a", "secret-a")))
 

@@ -165,7 +165,7 @@ async def test_a_past_dry_run_then_serve_sends_no_followup_or_escalation_and_rec
     code, out, err = await wired.cli("fire", "study-day", "--date", REHEARSED, "--dry-run")
     assert code == 0, err
     assert "演练" in out
-    code, _, err = await wired.cli("fire", "theme-party-day", "--date", CONTROL)  # real; no webhooks yet
+    code, _, err = await wired.cli("fire", "theme-party-day", "--date", CONTROL, "--yes")  # real; no webhooks yet
     assert code == 0, err
     occs = await occurrences(wired)
     rehearsal = next(o.id for o in occs.values() if o.reminder_id == "study-day")
@@ -201,7 +201,7 @@ async def test_a_later_real_fire_of_the_same_due_time_is_its_own_real_occurrence
     assert code == 0, err
     async with FakePlatforms(clock=time.time) as fakes:
         env, robots = webhooks(fakes)
-        code, out, err = await wired.cli("fire", "study-day", "--date", REHEARSED, **env)
+        code, out, err = await wired.cli("fire", "study-day", "--date", REHEARSED, "--yes", **env)
         assert code == 0, err
         assert "失败 0 条" in out
         assert len(robots[0].received) == 1 and REHEARSED_TEXT in robots[0].received[0].text
@@ -238,7 +238,7 @@ async def test_a_dry_run_link_shows_a_rehearsal_page_and_confirms_nothing(wired:
 
 
 async def test_remindbot_link_prints_a_link_that_confirms_a_real_occurrence(wired: Wired) -> None:
-    code, _, err = await wired.cli("fire", "study-day", "--date", REHEARSED)  # real, channels without webhook
+    code, _, err = await wired.cli("fire", "study-day", "--date", REHEARSED, "--yes")  # real, channels without webhook
     assert code == 0, err
     (occ,) = (await occurrences(wired)).values()
     code, out, err = await wired.cli("link", str(occ.id), "wang_fang")
@@ -304,7 +304,7 @@ async def test_status_report_and_admin_mark_a_rehearsal_and_leave_it_out_of_the_
 
 
 async def test_serve_dry_run_neither_sends_nor_uses_up_a_real_occurrences_follow_ups(wired: Wired) -> None:
-    code, _, err = await wired.cli("fire", "theme-party-day", "--date", CONTROL)  # real; no webhooks yet
+    code, _, err = await wired.cli("fire", "theme-party-day", "--date", CONTROL, "--yes")  # real; no webhooks yet
     assert code == 0, err
     async with FakePlatforms(clock=time.time) as fakes:
         env, robots = webhooks(fakes)

@@ -108,7 +108,7 @@ def test_an_excused_person_stays_out_of_follow_ups_escalations_and_late_figures_
     env = {"REMINDBOT_ADMINS": f"{ADMIN}:{hash_password(PASSWORD)}", "REMINDBOT_WORK_HOURS": "00:00-23:59"}
     due = (datetime.now(BJ) - timedelta(days=3)).replace(second=0, microsecond=0)
     write_schedules(workspace, group, due)
-    cli(workspace, env, "fire", "study", "--date", f"{due:%Y-%m-%d}")
+    cli(workspace, env, "fire", "study", "--date", f"{due:%Y-%m-%d}", "--yes")
     with sqlite3.connect(workspace.database) as db:
         [(occ,)] = db.execute("select id from occurrence").fetchall()
 

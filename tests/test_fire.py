@@ -129,8 +129,8 @@ async def test_preview_takes_a_persons_name_as_link_confirm_and_excuse_do(tmp_pa
     assert by_id[0] == by_name[0] == 0, by_name[2]
     assert by_name[1] == by_id[1] and "王芳" in by_name[1]
     code, _, err = await run_cli(base_env(tmp_path), "preview", "study-day", "--date", "2026-12-04",
-                                   "--person", "王五")
-    assert code == 1 and "找不到人员 “王五”：请写日程配置中的人员标识或姓名" in err
+                                   "--person", "张三")
+    assert code == 1 and "找不到人员 “张三”：请写日程配置中的人员标识或姓名" in err
 
 
 async def test_preview_on_a_day_without_the_reminder_says_when_it_is(tmp_path: Path) -> None:

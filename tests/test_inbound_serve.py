@@ -38,7 +38,7 @@ def run(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_serve_records_a_wecom_reply_and_status_shows_it(workspace: Workspace) -> None:
     (workspace.schedules / "apps.yaml").write_text(APPS, encoding="utf-8")
-    fired = run(workspace, "fire", "study-day", "--date", "2026-11-06")
+    fired = run(workspace, "fire", "study-day", "--date", "2026-11-06", "--yes")
     assert fired.returncode == 0, fired.stderr
     occurrence = int(re.findall(r"记录号 (\d+)", run(workspace, "status", "study-day").stdout)[0])
 

@@ -55,7 +55,7 @@ async def test_report_reminder_sends_the_table_then_the_chart_to_the_wecom_robot
     async with FakePlatforms(clock=time.time) as fakes:
         gw, leaders = fakes.wecom(), fakes.wecom()
         env = _fire_env(tmp_path, gw.url, leaders.url)
-        code, _, err = await run_cli(env, "fire", "study-day", "--date", "2026-11-06")  # November's figures
+        code, _, err = await run_cli(env, "fire", "study-day", "--date", "2026-11-06", "--yes")  # November's figures
         assert code == 0, err
         before = len(gw.received)
         code, out, err = await run_cli(env, "fire", "monthly-bulletin", "--date", "2026-12-02")
@@ -78,7 +78,7 @@ async def test_report_without_a_cjk_font_sends_the_text_table_alone_and_says_why
     async with FakePlatforms(clock=time.time) as fakes:
         gw, leaders = fakes.wecom(), fakes.wecom()
         env = _fire_env(tmp_path, gw.url, leaders.url) | {"REMINDBOT_CHART_FONTS": "No Such Font"}
-        code, _, err = await run_cli(env, "fire", "study-day", "--date", "2026-11-06")
+        code, _, err = await run_cli(env, "fire", "study-day", "--date", "2026-11-06", "--yes")
         assert code == 0, err
         before = len(gw.received)
         code, _, err = await run_cli(env, "fire", "monthly-bulletin", "--date", "2026-12-02")

@@ -11,6 +11,7 @@ import click
 
 from bot.cli.schedule import load_or_exit
 from bot.config.models import Schedules
+from bot.links import callback_warning
 from bot.platforms.appsend import AppChannel
 from bot.platforms.base import DeliveryError
 from bot.platforms.registry import APP_SENDERS, app_platform_title
@@ -46,6 +47,8 @@ async def _check_all(settings: Settings, schedules: Schedules) -> bool:
             click.echo(f"应用 {app.id}（{app_platform_title(app.platform)}{named}）")
             click.echo(f"  回调地址：{app.callback_text(settings.base_url)}")
             failed += not await _token_line(http, cache, app, timeout)
+    if warning := callback_warning(settings, schedules):
+        click.echo(f"警告：{warning}", err=True)
     sending = sum(1 for app in schedules.apps.values() if app.can_send)
     click.echo(f"共 {len(schedules.apps)} 个应用：{sending - failed} 个可以发私信，{failed} 个失败。")
     return failed == 0

@@ -100,9 +100,11 @@ def local_text(moment: datetime | None) -> str:
 # ---------------------------------------------------------------- status
 
 
-async def occurrences_on(runtime: Runtime, reminder_id: str | None, on: date) -> list[Occurrence]:
+async def occurrences_on(runtime: Runtime, reminder_id: str | None, on: date) -> tuple[list[Occurrence], list[str]]:
     """The occurrences with people owing a confirmation due on the local day ``on`` (the service's
-    zone), of one reminder or of each: real ones first, then rehearsals, by due time."""
+    zone), of one reminder or of each: real ones first, then rehearsals, by due time; with those the
+    holiday rule moved off ``on`` (``status --date 2026-12-20`` for the 12-18 it became), each said
+    in a note (a Chinese line, also for one skipped)."""
     s = runtime.schedules
     if reminder_id is not None and reminder_id not in s.reminders:
         from bot.cli.unknown import unknown_reminder  # difflib: only when an id is unknown
@@ -117,9 +119,43 @@ async def occurrences_on(runtime: Runtime, reminder_id: str | None, on: date) ->
     async with runtime.db.session() as session:
         found = list((await session.exec(stmt.order_by(col(Occurrence.dry_run), col(Occurrence.due_at),
                                                         col(Occurrence.reminder_id)))).all())
+    moved, notes = await moved_occurrences(runtime, reminder_id, on, {o.reminder_id for o in found})
+    found += moved
     if reminder_id is not None and not found:
-        raise CliError(f"“{s.reminders[reminder_id].title}”在 {date_text(on)} 没有需要确认的提醒记录。")
-    return found
+        none = f"“{s.reminders[reminder_id].title}”在 {date_text(on)} 没有需要确认的提醒记录。"
+        raise CliError("\n".join([*notes, none]) if notes else none)
+    return found, notes
+
+
+async def moved_occurrences(runtime: Runtime, reminder_id: str | None, on: date,
+                            seen: set[str]) -> tuple[list[Occurrence], list[str]]:
+    """The occurrences (with people owing) the holiday rule moved off the local day ``on``, of one
+    reminder or of each asking for confirmation (but those in ``seen``, found on the day itself), and
+    a note for each move: ``“主题党日”2026年12月20日是星期日，已调整到 2026年12月18日（星期五）09:00（记录号 6）。``"""
+    from bot.cli.schedule import moved_from, moved_text
+
+    s = runtime.schedules
+    reminders = ([s.reminders[reminder_id]] if reminder_id is not None
+                 else [r for r in s.reminders.values() if r.confirm is not None])
+    has_people = exists().where(Expectation.occurrence_id == Occurrence.id)
+    found: list[Occurrence] = []
+    notes: list[str] = []
+    for reminder in reminders:
+        due = None if reminder.id in seen else moved_from(reminder, runtime.calendar, on)
+        if due is None:
+            continue
+        said = f"“{reminder.title}”{moved_text(due, on, reminder.zone)}"
+        if due.skipped:
+            notes.append(f"{said}。")
+            continue
+        stmt = select(Occurrence).where(has_people, Occurrence.reminder_id == reminder.id,
+                                        Occurrence.due_at == due.due_at.astimezone(UTC))
+        async with runtime.db.session() as session:
+            occs = list((await session.exec(stmt.order_by(col(Occurrence.dry_run)))).all())
+        numbers = "、".join(str(o.id) for o in occs)
+        notes.append(f"{said}（记录号 {numbers}）。" if occs else f"{said}，还没有需要确认的提醒记录。")
+        found += occs
+    return found, notes
 
 
 async def latest_occurrences(runtime: Runtime, reminder_id: str | None) -> list[Occurrence]:
@@ -289,12 +325,13 @@ def status(reminder_id: str | None, unit: str, wanted: str | None, on: datetime 
         now = runtime.clock()
         outcomes = await fire_outcomes_text(runtime, now, reminder_id)
         try:
-            occs = await (latest_occurrences(runtime, reminder_id) if on is None
-                          else occurrences_on(runtime, reminder_id, on.date()))
+            occs, moves = (await latest_occurrences(runtime, reminder_id), []) if on is None \
+                else await occurrences_on(runtime, reminder_id, on.date())
         except CliError as exc:
             if not outcomes:
                 raise
             return f"{outcomes}\n\n{exc}"
+        outcomes = "\n\n".join(filter(None, [outcomes, *moves]))
         if not occs:
             none = "还没有需要确认的提醒记录。" if on is None else f"{date_text(on.date())}没有需要确认的提醒记录。"
             return "\n\n".join(filter(None, [outcomes, none]))

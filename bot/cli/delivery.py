@@ -40,7 +40,8 @@ def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
 
 
 def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: datetime) -> Due:
-    """The occurrence on a local date, or (no date) the next one from now."""
+    """The occurrence on a local date (or moved off it by the holiday rule, which is said), or (no
+    date) the next one from now."""
     if on is None:
         nxt = next_fire(reminder, calendar, now)
         while nxt is not None and nxt.stage != "due":
@@ -51,6 +52,13 @@ def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: d
         return nxt.due
     start = datetime.combine(on, datetime.min.time(), tzinfo=reminder.zone)
     dues = due_times(reminder, calendar, start, start + timedelta(days=1))
+    from bot.cli.schedule import moved_from, moved_text  # new to fire's path: imported where used
+
+    moved = None if dues else moved_from(reminder, calendar, on)
+    if moved is not None:  # the holiday rule moved that day's occurrence: that one, said so
+        click.echo(f"说明：“{reminder.title}”{moved_text(moved, on, reminder.zone)}。", err=moved.skipped)
+        if not moved.skipped:
+            return moved
     if not dues:
         later = due_times(reminder, calendar, start, start + timedelta(days=400))
         hint = f"此后最近的一次是 {when_text(later[0].due_at, reminder.zone)}。" if later else ""
@@ -122,6 +130,9 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
         plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
+            if not plans:
+                click.echo(not_a_recipient(runtime.schedules, reminder, person), err=True)
+                sys.exit(1)
         click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage_words(stage)}），"
                    f"共 {len(plans)} 条消息\n")
         for plan in plans:
@@ -132,6 +143,33 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             click.echo("注意：以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计，可能与此不同。")
 
 
+RECIPIENTS_NAMED = 10  # recipients named when a preview's --person is not among them; more are counted
+
+
+def not_a_recipient(schedules: Schedules, reminder: Reminder, person_id: str) -> str:
+    """Why ``preview --person`` found no message: who this reminder's messages mention (the selector
+    in words, and the people it selects), or, when the person is among them, that none reaches them."""
+    chosen = schedules.select(reminder.recipients.mention)
+    name = schedules.people[person_id].name
+    if any(p.id == person_id for p in chosen):
+        return f"{name} 是此提醒（{reminder.title}）的接收人，但没有发给此人的消息（此人所在的群不在此提醒的频道中）。"
+    names = "、".join(p.name for p in chosen[:RECIPIENTS_NAMED]) + (" 等" if len(chosen) > RECIPIENTS_NAMED else "")
+    listed = f"，共 {len(chosen)} 人：{names}" if chosen else "，目前没有人"
+    words = selector_words(schedules, reminder)
+    whom = f"此提醒发给{words}{listed}" if words else "此提醒的消息不 @ 任何人（recipients 没有写 mention）"
+    return f"{name} 不是此提醒（{reminder.title}）的接收人：{whom}。"
+
+
+def selector_words(schedules: Schedules, reminder: Reminder) -> str:
+    """Whom a reminder's messages mention, in words: ``角色为 leader 的人``; "" for no one."""
+    sel = reminder.recipients.mention
+    units = "、".join(schedules.units[u].name if u in schedules.units else u for u in sel.units)
+    people = "、".join(schedules.people[p].name if p in schedules.people else p for p in sel.people)
+    rules = [*(["@所有人"] if sel.all else []), *([f"角色为 {'、'.join(sel.roles)} "] if sel.roles else []),
+             *([f"单位 {units}（含下级）"] if units else []), *([f"人员 {people} "] if people else [])]
+    return f"{'，'.join(rules)}的人" if rules else ""
+
+
 @click.command(name="fire")
 @click.argument("reminder_id", metavar="提醒标识")
 @click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
@@ -139,18 +177,22 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
               help="演练：打印将要发送的内容并记为演练记录；不发送、不催办、不计入统计，不影响之后的正式发送")
 @click.option("--all", "every_line", is_flag=True,
               help="逐条列出每条消息的结果（默认消息多时只列出前 20 条，失败的排在前面，其余计数）")
-def fire_command(reminder_id: str, on: datetime | None, dry_run: bool, every_line: bool) -> None:
-    """立即发送某次提醒（同一次提醒重复执行只发送一次）。"""
+@click.option("--yes", is_flag=True, help="确认截止时间已过也发送，不再询问（发送后应确认的人立即全部记为逾期未确认）")
+def fire_command(reminder_id: str, on: datetime | None, dry_run: bool, every_line: bool, yes: bool) -> None:
+    """立即发送某次提醒（同一次提醒重复执行只发送一次）。
+
+    发送的不是当天的提醒时，消息中注明原定时间（补发或提前发送）；确认截止时间已过的，先询问（或加 --yes）。"""
     overrides = {"dry_run": True} if dry_run else {}
     asyncio.run(_fire(Settings(**overrides), reminder_id, on.date() if on else None,  # type: ignore[arg-type]
-                      limit=None if every_line else OUTCOME_LINES))
+                      limit=None if every_line else OUTCOME_LINES, yes=yes))
 
 
 OUTCOME_LINES = 20  # messages `fire` lists one by one without --all (a province's fire has 500 channels)
 STATUS_ORDER = {"dead": 0, "pending": 1, "dry_run": 2, "sent": 3}  # which lines a shortened list keeps first
 
 
-async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES) -> None:
+async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES,
+                yes: bool = False) -> None:
     with gcpause.no_gc():  # the database's modules: thousands of classes and functions, no cycles
         from bot.delivery.compose import shown_bodies
         from bot.logs import channel_secrets, set_secrets, setup_logging
@@ -164,9 +206,10 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())
+        by_hand = await another_day(runtime, reminder, due, ask=not (yes or settings.dry_run))
         shown_bodies.set(limit)  # the log shows the bodies of as many messages as the list below
         with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
-            result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None))
+            result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=by_hand)
         if settings.dry_run:
             _say_rehearsed(reminder.title, when_text(due.due_at, reminder.zone), result)
             # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
@@ -180,6 +223,42 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
         retried = await _send_pending(runtime, settings)
         await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
+
+
+async def another_day(runtime: Runtime, reminder: Reminder, due: Due, *, ask: bool) -> bool:
+    """Whether ``due`` is fired on another day than its own (its messages then say so: 补发, or
+    提前发送). ``ask``: when its confirmation deadline has passed and it was never fired, everyone
+    owing would be overdue at once: the admin confirms first (exit 1 unless they do)."""
+    now = runtime.clock()
+    zone = reminder.zone
+    by_hand = due.due_at.astimezone(zone).date() != now.astimezone(zone).date()
+    deadline = deadline_for(runtime, reminder, due.due_at)
+    if not ask or deadline is None or deadline > now or await _fired_before(runtime, reminder, due):
+        return by_hand
+    from bot.scheduling.planning import expected_people
+
+    owing = len(expected_people(runtime, reminder))
+    click.echo(f"“{reminder.title}”{when_text(due.due_at, zone)} 的确认截止时间 {when_text(deadline, zone)} 已过："
+               f"现在发送，应确认的 {owing} 人会立即全部记为逾期未确认（消息注明补发和原定时间）。", err=True)
+    if not click.confirm("仍要发送吗？（不再询问：加 --yes）", default=False, err=True):
+        click.echo("未发送。", err=True)
+        sys.exit(1)
+    return by_hand
+
+
+async def _fired_before(runtime: Runtime, reminder: Reminder, due: Due) -> bool:
+    """Whether the real occurrence of ``due`` exists (fired before: firing again changes no one's state)."""
+    from datetime import UTC
+
+    from sqlmodel import select
+
+    from storage.models import Occurrence
+
+    query = select(Occurrence.id).where(Occurrence.reminder_id == reminder.id,
+                                        Occurrence.due_at == due.due_at.astimezone(UTC),
+                                        Occurrence.dry_run == False)  # noqa: E712
+    async with runtime.db.session() as session:
+        return (await session.exec(query)).first() is not None
 
 
 def _say_rehearsed(title: str, when: str, result: FireResult) -> None:

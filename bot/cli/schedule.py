@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bot.config.issues import SOURCE_SUFFIXES, ConfigError, ConfigIssue, bounded
-from bot.config.models import DEFAULT_TZ, ScheduleFile, Schedules
+from bot.config.models import DEFAULT_TZ, Reminder, ScheduleFile, Schedules
 from bot.config.snapshot import check_for, load_for
 from bot.links import base_url_warning
 from bot.reporting.textable import table
@@ -130,6 +130,26 @@ def validate(path: Path | None, templates: Path | None) -> None:
         f"配置无误：{len(schedules.reminders)} 个提醒，{schedules.size('people')} 人，"
         f"{schedules.size('units')} 个单位，{len(schedules.channels)} 个频道。"
     )
+
+
+MOVE_REACH = timedelta(days=40)  # farthest a holiday rule moves an occurrence (the Spring Festival: about 10 days)
+
+
+def moved_from(reminder: Reminder, calendar: WorkCalendar, day: date) -> Due | None:
+    """The reminder's occurrence the holiday rule moved off the local date ``day`` (or skipped on
+    it: ``Due.skipped``), None when none was due there."""
+    start = datetime.combine(day, time.min, tzinfo=reminder.zone)
+    dues = due_times(reminder, calendar, start - MOVE_REACH, start + MOVE_REACH, include_skipped=True)
+    return next((d for d in dues if d.original_date == day
+                 or (d.skipped and d.due_at.astimezone(reminder.zone).date() == day)), None)
+
+
+def moved_text(due: Due, day: date, zone: ZoneInfo) -> str:
+    """``2026年12月20日是星期日，已调整到 2026年12月18日（星期五）09:00`` (or 跳过), for a :func:`moved_from` answer."""
+    why = due.holiday_name or weekday_text(day)
+    if due.skipped:
+        return f"{date_text(day)}是{why}，按节假日规则跳过，不提醒"
+    return f"{date_text(day)}是{why}，已调整到 {when_text(due.due_at, zone)}"
 
 
 def _note(due: Due) -> str:

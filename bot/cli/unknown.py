@@ -3,10 +3,10 @@ with a did-you-mean (``是不是 “study-day”？``) found as ``validate`` fin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.config.hints import Hints, did_you_mean
+from bot.config.hints import TIES_SHOWN, Hints, did_you_mean
 
 
 def unknown_reminder(reminders: Mapping[str, Any], value: str) -> str:
@@ -20,28 +20,58 @@ def unknown_reminder(reminders: Mapping[str, Any], value: str) -> str:
 
 
 def unknown_person(people: Mapping[str, Any], value: str) -> str:
-    """No person has ``value`` as id or name: the id or the name probably meant, or how to write one."""
-    hint = closest_person(people, value)
-    if hint:
-        return f"找不到人员 “{value}”，是不是 “{hint}”？"
+    """No person has ``value`` as id or name: the ids or names probably meant (at most
+    :data:`TIES_SHOWN`, else how many there are), or how to write one."""
+    meant, count = closest_people(people, value)
+    if meant:
+        return f"找不到人员 “{value}”" + did_you_mean(meant)
+    if count:
+        what = f"姓{value}的" if not value.isascii() and len(value) == 1 else f"“{value}”开头的"
+        return f"找不到人员 “{value}”：{what}有 {count} 人，请写全姓名或人员标识"
     return f"找不到人员 “{value}”：请写日程配置中的人员标识或姓名"
 
 
-NAME_HINT_CHARS = 3  # 王五 is one character from 王芳, but as likely another person as a typo of her
-
-
-def closest_person(people: Mapping[str, Any], value: str) -> str | None:
-    """A person id close to an ASCII ``value`` (among thousands, only a typo: see Hints), else a name
-    close to it. Names are read as a column from the snapshot's rows (no person model built)."""
+def closest_people(people: Mapping[str, Any], value: str) -> tuple[list[str], int]:
+    """The ids (for an ASCII ``value``) or names probably meant, and how many there are: the list is
+    empty when more than :data:`TIES_SHOWN` are equally likely. In this order: those beginning with
+    ``value`` (``zhao`` for zhao_ming, 赵 for 赵明: a surname alone), a name of two characters one
+    character from ``value`` (王方 for 王芳; the same surname first), else the closest (Hints, ties
+    named together). Names are read as a column from the snapshot's rows (no person model built)."""
+    if not value:
+        return [], 0
     if value.isascii():
-        found = Hints(people).closest(value)  # a mapping: its ids, looked up without a copy
+        found = _starting(people, value) or Hints(people).meant(value)  # a mapping: its ids, no copy
         if found:
-            return found
-    if len(value) < NAME_HINT_CHARS:
-        return None
+            return _bounded(found)
     column = getattr(people, "column", None)
     names = set(column("name") if column is not None else (p.name for p in people.values()))
-    return Hints(names).closest(value)
+    found = _starting(names, value) or _one_apart(names, value)
+    if not found and len(value) >= NAME_HINT_CHARS:
+        found = Hints(names).meant(value)
+    return _bounded(found)
+
+
+NAME_HINT_CHARS = 3  # from this length a name is compared as ids are (difflib); shorter ones by the rules above
+
+
+def _starting(words: Iterable[str], value: str) -> list[str]:
+    """The words longer than ``value`` that begin with it, sorted."""
+    return sorted(w for w in words if len(w) > len(value) and w.startswith(value))
+
+
+def _one_apart(names: Iterable[str], value: str) -> list[str]:
+    """Two-character names one character from a two-character ``value``: those with its surname
+    (the first character) if any, else those with its given name."""
+    if len(value) != 2:
+        return []
+    pairs = [n for n in names if len(n) == 2 and n != value and (n[0] == value[0] or n[1] == value[1])]
+    same_surname = sorted(n for n in pairs if n[0] == value[0])
+    return same_surname or sorted(pairs)
+
+
+def _bounded(found: list[str]) -> tuple[list[str], int]:
+    """``found`` if few enough to name, else none named; with how many there are."""
+    return (found if len(found) <= TIES_SHOWN else []), len(found)
 
 
 def unknown_unit(units: Mapping[str, Any], value: str) -> str:

@@ -49,6 +49,12 @@ class AppBase(BaseModel):
         """Whether this app has the credentials direct messages need."""
         return False
 
+    @property
+    def needs_callback(self) -> bool:
+        """Whether the platform calls the service back (a callback URL it must reach); DingTalk's
+        Stream mode connects out instead."""
+        return True
+
     def callback_text(self, base_url: str) -> str:
         """What ``remindbot apps check`` says to paste as this app's callback (Chinese): the URL."""
         return callback_url(base_url, self)

@@ -43,6 +43,7 @@ class UnitMatch:
     matched: tuple[tuple[str, str], ...] = ()  # (id, name) of the units matched themselves, schedules order
     partial: bool = False  # matched by part of their names only
     snapshot_partial: bool = field(default=False)  # no unit in the schedules: recorded names containing the words
+    meant: tuple[str, ...] = ()  # no unit in the schedules: the ids (or, for Chinese words, names) probably meant
 
     @property
     def choices(self) -> tuple[tuple[str, str], ...]:
@@ -80,8 +81,18 @@ def resolve(schedules: Schedules | None, query: str) -> UnitMatch:
         return UnitMatch(query, snapshot_partial=True)
     found, partial = named_units(schedules, query)
     if not found:
-        return UnitMatch(query, snapshot_partial=True)
+        return UnitMatch(query, snapshot_partial=True, meant=units_meant(schedules, query))
     return UnitMatch(query, frozenset(schedules.subtree({i for i, _ in found})), tuple(found), partial)
+
+
+def units_meant(schedules: Schedules, query: str) -> tuple[str, ...]:
+    """The unit ids (an ASCII ``query``) or names probably meant by words naming no unit, as ``report
+    --unit`` and ``validate`` find them (bot/config/hints.py: equally close ones together)."""
+    from bot.config.hints import Hints  # difflib: only when the words name no unit
+
+    if query.isascii():
+        return tuple(Hints(schedules.units).meant(query))
+    return tuple(Hints(set(columns(schedules.units, ("name",))[0])).meant(query))
 
 
 def match_note(match: UnitMatch) -> str:
@@ -91,7 +102,9 @@ def match_note(match: UnitMatch) -> str:
     if not match.query:
         return ""
     if match.snapshot_partial:
-        return (f"名单中没有名称或编号为“{match.query}”的单位，"
+        from bot.config.hints import did_you_mean
+
+        return (f"名单中没有名称或编号为“{match.query}”的单位{did_you_mean(list(match.meant)) or '，'}"
                 f"按提醒发出时记录的单位名称（含“{match.query}”）筛选。")
     if match.partial:
         more = f" 等（另有 {len(match.matched) - len(match.choices)} 个，请输入更完整的名称）" \

@@ -123,13 +123,14 @@ class FireResult:
 
 
 async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None,
-               late: bool = False) -> FireResult:
+               late: bool = False, by_hand: bool = False) -> FireResult:
     """Create the occurrence (once) and queue this fire's messages (once).
 
     With ``Settings.dry_run`` this is a rehearsal: it fires into its own occurrence row
     (``dry_run``), whose messages are recorded as never sendable, so nothing of it can become real.
     ``late``: the stage goes out after its time (catching up after downtime); the messages say
-    补发 with the original time (``fire.fire_at``). Raises whatever the database or the
+    补发 with the original time (``fire.fire_at``); ``by_hand``: an admin fires it on another day than
+    its own, said as such (补发, or 提前发送 before its time). Raises whatever the database or the
     templates raise; nothing is half-sent, since every write is idempotent and a retry completes it.
     """
     reminder = runtime.schedules.reminders[fire.reminder_id]
@@ -141,7 +142,8 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
             await snapshot_expectations(session, runtime, reminder, occ)
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
         done = await queued_keys(session, occ.id or 0, fire.stage)
-        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late, done=done)
+        plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late, by_hand=by_hand,
+                                done=done)
         queued = 0
         now = runtime.clock()
         admin_id = runtime.schedules.service.admin_channel

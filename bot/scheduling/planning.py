@@ -99,10 +99,21 @@ def lead_text(fire: Fire, zone: Any) -> str | None:
     return f"{days}天"
 
 
-def late_context(fire: Fire, zone: Any) -> dict[str, str]:
-    """The template's ``late`` for a stage sent after its time: its original time, ``11月6日 09:00``."""
+LATE_WORDS = {  # the template's ``late.label`` and ``late.why``, by how the stage came to go out at another time
+    "downtime": ("补发", "因服务中断延后补发"),  # the service catching up after an outage
+    "by_hand": ("补发", "由管理员手动补发"),  # `remindbot fire` of a day already past
+    "early": ("提前发送", "由管理员提前发出"),  # `remindbot fire` of a day still to come
+}
+
+
+def late_context(fire: Fire, zone: Any, *, by_hand: bool = False, now: datetime | None = None) -> dict[str, str]:
+    """The template's ``late`` for a stage sent at another time than its own: its original time,
+    ``11月6日 09:00``, with the line's ``label`` and ``why`` (:data:`LATE_WORDS`). ``by_hand``: an admin
+    fired it on another day (``remindbot fire --date``), before its time when ``now`` is earlier."""
     local = fire.fire_at.astimezone(zone)
-    return {"original": f"{local.month}月{local.day}日 {local:%H:%M}"}
+    kind = "downtime" if not by_hand else "early" if now is not None and now < fire.fire_at else "by_hand"
+    label, why = LATE_WORDS[kind]
+    return {"original": f"{local.month}月{local.day}日 {local:%H:%M}", "label": label, "why": why}
 
 
 def _reached(done: frozenset[str], *dedupe_keys: str) -> bool:
@@ -120,13 +131,16 @@ def _first_key(runtime: Runtime, channel: Any, dedupe_key: str) -> str:
 
 async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence_id: int | None,
                     deadline: datetime | None, figures_for: FiguresFor | None = None, *,
-                    late: bool = False, done: frozenset[str] = frozenset()) -> list[Planned]:
+                    late: bool = False, by_hand: bool = False,
+                    done: frozenset[str] = frozenset()) -> list[Planned]:
     """The messages of one fire, per channel: one per group, or one per person where personal.
 
     Without an occurrence (``preview``) there is nothing a link could confirm: personal links
     are shown as :data:`LINK_PLACEHOLDER`, never signed for a made-up id. ``done``: outbox keys
     already written (:func:`queued_keys`); a message whose first row is among them is left out
     (it was queued whole, in one transaction), so firing twice costs a query, not a rendering.
+    ``late``: the service sends the stage after its time (downtime); ``by_hand``: an admin fires it on
+    another day than its own; either way the messages carry the template's ``late`` line.
     """
     s = runtime.schedules
     zone = reminder.zone
@@ -140,7 +154,7 @@ async def plan_fire(runtime: Runtime, reminder: Reminder, fire: Fire, occurrence
         "deadline": when_text(deadline, zone) if deadline else None,
         "confirm": {"required": reminder.confirm is not None, "link": None, "code": None},
         "figures": None,
-        "late": late_context(fire, zone) if late else None,
+        "late": late_context(fire, zone, by_hand=by_hand, now=runtime.clock()) if late or by_hand else None,
     }
     mentioned = s.select(reminder.recipients.mention)
     unit_names = s.unit_names()

@@ -315,7 +315,8 @@ def match_words(match: UnitMatch) -> dict[str, Any] | None:
                                                                 if len(match.matched) > 3 else "")
     below = len(match.ids) - len(match.matched)
     return {"partial": match.partial, "named": named, "below": below, "choices": match.choices,
-            "more": max(0, len(match.matched) - len(match.choices)), "recorded_only": not match.matched}
+            "more": max(0, len(match.matched) - len(match.choices)), "recorded_only": not match.matched,
+            "meant": match.meant}
 
 
 def _filters(request: web.Request, statuses: dict[str, str]) -> tuple[str, str]:

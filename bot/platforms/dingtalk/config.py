@@ -38,6 +38,10 @@ class DingTalkApp(AppBase):
     oapi_base: str = Field(default="https://oapi.dingtalk.com",
                            description="钉钉旧版服务端接口地址（工作通知；专有钉钉可改）")
 
+    @property
+    def needs_callback(self) -> bool:
+        return self.mode != "stream"
+
     def callback_text(self, base_url: str) -> str:
         if self.mode == "stream":
             return "无需填写（Stream 模式，由本服务主动连接钉钉）"

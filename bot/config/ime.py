@@ -32,9 +32,9 @@ def ime_hint(value: str) -> str:
     return ""
 
 
-def without_ime(value: str) -> str:
-    """``value`` as meant: Chinese quotes around it dropped, the full-width colon, comma and space made ASCII."""
-    return value.strip("“”").replace("：", ":").replace("，", ",").replace(FULL_SPACE, " ")
+def quoted(value: str) -> str:
+    """``value`` in Chinese quotes for a message, once: a value the admin already put in them is shown as is."""
+    return value if value.startswith("“") and value.endswith("”") else f"“{value}”"
 
 
 def line_mistake(line: str) -> tuple[int, str] | None:

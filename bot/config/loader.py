@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
+from bot.config.ime import ime_hint
 from bot.config.issues import group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -341,7 +342,7 @@ def _pattern_message(path: Sequence[Any], value: Any, source: yaml.ScalarNode | 
     if field == "mobile":
         return f"应为 11 位手机号（如 13800000000），现在是 “{written[:40]}”{excel_number_hint(written)}"
     if field == "id":
-        return f"格式不对{got}：只能使用字母、数字和 _ . -{excel_number_hint(written)}"
+        return f"格式不对{got}{ime_hint(written)}：只能使用字母、数字和 _ . -{excel_number_hint(written)}"
     return f"格式不对{got}"
 
 
@@ -508,7 +509,7 @@ class _Refs:
                 folded += 1
                 continue
             named = self._named(known, what).get(value)
-            extra = "" if named else did_you_mean(self._hints(known).meant(value))
+            extra = "" if named else ime_hint(value) or did_you_mean(self._hints(known).meant(value))
             if named:
                 word = _KIND_WORD.get(_KIND_OF.get(what, ""), what)
                 extra = f"：这是{word} {named} 的名称，请填写{word}标识 “{named}”"

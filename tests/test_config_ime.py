@@ -1,0 +1,55 @@
+"""Values a Chinese input method spoils (the file parses, the value is wrong): the error names the
+character to retype, at the value's file:line:column."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.config.loader import check_schedules
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "schedules"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "schedules"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def refused(folder: Path, old: str, new: str) -> str:
+    """study.yaml with ``old`` replaced by ``new``: the one error the admin reads, as printed."""
+    path = folder / "study.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    schedules, issues = check_schedules(folder, env={})
+    errors = [i for i in issues if not i.warning]
+    assert schedules is None and len(errors) == 1, errors
+    return str(errors[0])
+
+
+def test_notices_split_by_a_chinese_comma_say_so_and_show_the_list_meant(folder: Path) -> None:
+    shown = refused(folder, "notices: [3d, 1d]", "notices: [3d，1d]")
+    assert shown.startswith("schedules/study.yaml:11:15: 错误 字段 reminders[0].notices[0]：")
+    assert "中文逗号 “，”" in shown and "英文逗号 “,”" in shown and "[3d, 1d]" in shown
+
+
+def test_a_time_in_chinese_quotes_says_so(folder: Path) -> None:
+    shown = refused(folder, 'at: "09:00"', "at: “09:00”")
+    assert shown.startswith("schedules/study.yaml:9:11: ")
+    assert "而不是 “09:00”（用了中文引号 “”，请改成英文引号 \"\"）" in shown
+
+
+def test_a_duration_in_chinese_quotes_says_so(folder: Path) -> None:
+    shown = refused(folder, "deadline: 3wd", "deadline: “3wd”")
+    assert "无法识别的时长 “3wd”（用了中文引号 “”" in shown
+
+
+def test_channels_split_by_a_chinese_comma_say_so(folder: Path) -> None:
+    shown = refused(folder, "channels: [gw_wecom, czj_dingtalk,", "channels: [gw_wecom，czj_dingtalk,")
+    assert "未知的频道 “gw_wecom，czj_dingtalk”（用了中文逗号 “，”，请改成英文逗号 “,”）" in shown

@@ -45,7 +45,8 @@ def parse_span(value: Any) -> Span:
     if isinstance(value, Span):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return Span(days=value)
+        # A bare number has no unit: days and working days are both meant in practice.
+        raise ValueError(f"时长 {value} 缺少单位：写成 {value}d（天）或 {value}wd（工作日）")
     if not isinstance(value, str):
         raise ValueError("应为时长，例如 3d（3天）、2h（2小时）、30m（30分钟）或 3wd（3个工作日）")
     m = _SPAN_RE.match(value.strip())

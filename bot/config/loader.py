@@ -23,6 +23,7 @@ from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selecto
 from bot.config.sense import check_sense
 from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_headings, sheet_location
 from bot.config.yamlsource import (
+    SOURCE_SUFFIXES,
     ConfigError,
     ConfigIssue,
     YamlDoc,
@@ -72,6 +73,8 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
+    if path.is_file() and path.suffix.lower() not in SOURCE_SUFFIXES:
+        return None, [ConfigIssue(file_label(path, path), 1, 1, "", not_schedules_message(path))]
     files = schedule_files(path)
     if not files:
         return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml（或人员、单位表格）文件")]
@@ -89,6 +92,12 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
+
+
+def not_schedules_message(path: Path) -> str:
+    """Why a file such as README.md is not read as schedules, and what is."""
+    return (f"“{path.name}” 不是日程文件：日程是一个文件夹（如 schedules/），或其中的 .yaml、.yml 文件，"
+            "或人员、单位表格（.csv、.xlsx）")
 
 
 def _parse_files(files: list[Path], base: Path, env: Mapping[str, str], limits: Limits, issues: list[ConfigIssue],

@@ -3,34 +3,15 @@ character to retype, at the value's file:line:column."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-
-from bot.config.loader import check_schedules
-
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "schedules"
+from test_yaml_errors import refused, shipped_copy
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    target = tmp_path / "schedules"
-    shutil.copytree(SHIPPED, target)
-    return target
-
-
-def refused(folder: Path, old: str, new: str) -> str:
-    """study.yaml with ``old`` replaced by ``new``: the one error the admin reads, as printed."""
-    path = folder / "study.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    schedules, issues = check_schedules(folder, env={})
-    errors = [i for i in issues if not i.warning]
-    assert schedules is None and len(errors) == 1, errors
-    return str(errors[0])
+    return shipped_copy(tmp_path)
 
 
 def test_notices_split_by_a_chinese_comma_say_so_and_show_the_list_meant(folder: Path) -> None:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from test_yaml_errors import shipped_copy
 
 from bot.config.loader import check_schedules
 from bot.config.yamlsource import ConfigIssue
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ROOT / "schedules"
-
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    target = tmp_path / "schedules"
-    shutil.copytree(SHIPPED, target)
-    return target
+    return shipped_copy(tmp_path)
 
 
 def check_edited(folder: Path, *edits: tuple[str, str]) -> tuple[bool, list[ConfigIssue]]:

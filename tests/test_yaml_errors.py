@@ -18,11 +18,16 @@ SHIPPED = ROOT / "schedules"
 PARSER_WORDS = re.compile(r"found|expected|could not|did not|not allowed|indicator|constructor|violates|tag:yaml")
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
+def shipped_copy(tmp_path: Path) -> Path:
+    """The shipped schedules/ copied under ``tmp_path``, to be spoilt by a test."""
     target = tmp_path / "schedules"
     shutil.copytree(SHIPPED, target)
     return target
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return shipped_copy(tmp_path)
 
 
 def refused(folder: Path, old: str, new: str) -> str:

@@ -34,3 +34,9 @@ def test_a_duration_in_chinese_quotes_says_so(folder: Path) -> None:
 def test_channels_split_by_a_chinese_comma_say_so(folder: Path) -> None:
     shown = refused(folder, "channels: [gw_wecom, czj_dingtalk,", "channels: [gw_wecom，czj_dingtalk,")
     assert "未知的频道 “gw_wecom，czj_dingtalk”（用了中文逗号 “，”，请改成英文逗号 “,”）" in shown
+
+
+def test_a_list_written_with_a_chinese_comma_and_no_brackets_says_so(folder: Path) -> None:
+    shown = refused(folder, "    title: 每月学习日\n", "    title: 每月学习日\n    checklist: 原文学习，交流研讨\n")
+    assert shown.startswith("schedules/study.yaml:7:16: 错误 字段 reminders[0].checklist：")
+    assert "应为列表（每项以 - 开头），而不是 原文学习，交流研讨（用了中文逗号 “，”，请改成英文逗号 “,”）" in shown

@@ -93,3 +93,11 @@ def test_an_unknown_problem_has_a_chinese_lead_and_the_parser_only_quoted() -> N
     words = in_words("some new complaint", "while doing something")
     assert words.startswith("无法解析这里，请检查缩进、冒号和引号")
     assert "“some new complaint”" in words
+
+
+def test_a_full_width_colon_or_comma_inside_braces_is_named(folder: Path) -> None:
+    shown = refused(folder, "mention: {roles: [secretary]}", "mention: {roles：[secretary]}")
+    assert shown.startswith("schedules/study.yaml:15:22: 错误 ") and "中文冒号 “：”" in shown
+    folder_again = shipped_copy(folder.parent / "again")
+    shown = refused(folder_again, "monthly: {weekday: fri, nth: 1}", "monthly: {weekday: fri，nth: 1}")
+    assert shown.startswith("schedules/study.yaml:8:29: 错误 ") and "中文逗号 “，”" in shown

@@ -351,7 +351,7 @@ def _pattern_message(path: Sequence[Any], value: Any, source: yaml.ScalarNode | 
     if field == "mobile":
         return f"应为 11 位手机号（如 13800000000），现在是 “{written[:40]}”{excel_number_hint(written)}"
     if field == "id":
-        return f"格式不对{got}{ime_hint(written)}：只能使用字母、数字和 _ . -{excel_number_hint(written)}"
+        return f"格式不对{got}：只能使用字母、数字和 _ . -{excel_number_hint(written)}"
     return f"格式不对{got}"
 
 
@@ -362,11 +362,11 @@ def _expected(text: str) -> str:
 def _shown(value: Any, source: yaml.ScalarNode | None = None) -> str:
     """", 而不是 …" quoting what the admin wrote (the file's text), not what YAML made of it."""
     if source is not None and source.value != "":
-        return f"，而不是 {source.value[:40]}"
+        return f"，而不是 {source.value[:40]}{ime_hint(source.value)}"
     if value is None or isinstance(value, (dict, list)):
         return ""
     text = str(value)
-    return f"，而不是 {text[:40]!r}"
+    return f"，而不是 {text[:40]!r}{ime_hint(text)}"
 
 
 def _quote_hint(written: str, value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import yaml
 
-from bot.config.ime import line_mistake
+from bot.config.ime import COMMA_WORDS, QUOTE_WORDS, line_mistake
 from bot.config.issues import ConfigIssue
 
 LEAD = "YAML 语法错误："
@@ -122,7 +122,7 @@ def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int
         if found is None:
             continue
         column, words = found
-        if "引号" in words and number != line:
-            continue  # a Chinese-quoted value parses; only on the problem's own line is it the cause
+        if words in (QUOTE_WORDS, COMMA_WORDS) and number != line:
+            continue  # such a value parses as text: only on the problem's own line is it the cause
         return number, column, words
     return None

@@ -101,3 +101,10 @@ def test_a_full_width_colon_or_comma_inside_braces_is_named(folder: Path) -> Non
     folder_again = shipped_copy(folder.parent / "again")
     shown = refused(folder_again, "monthly: {weekday: fri, nth: 1}", "monthly: {weekday: fri，nth: 1}")
     assert shown.startswith("schedules/study.yaml:8:29: 错误 ") and "中文逗号 “，”" in shown
+
+
+def test_an_unclosed_quote_is_named_where_it_opens(folder: Path) -> None:
+    (folder / "broken.yaml").write_text('reminders:\n  - id: x\n    title: "每月学习日\n', encoding="utf-8")
+    _, issues = check_schedules(folder, env={})
+    assert [str(i) for i in issues if not i.warning] == [
+        "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）"]

@@ -60,8 +60,9 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
     if found is not None:
         at_line, at_col, words = found
         return ConfigIssue(label, at_line + 1, at_col + 1, "", LEAD + words)
-    if "could not find expected ':'" in problem and exc.context_mark is not None:
-        mark = exc.context_mark  # where the key without its colon starts, not the next line
+    if exc.context_mark is not None and ("could not find expected ':'" in problem
+                                         or ("end of stream" in problem and "quoted" in (exc.context or ""))):
+        mark = exc.context_mark  # where the key without its colon, or the unclosed quote, starts
     words = in_words(problem, exc.context or "", _char_at(text, mark))
     return ConfigIssue(label, (mark.line if mark else 0) + 1, (mark.column if mark else 0) + 1, "", LEAD + words)
 

@@ -449,3 +449,25 @@ def test_errors_are_listed_in_file_and_row_order_with_a_file_that_failed_first(t
     assert [(i.file.rpartition("/")[2], i.line, i.column) for i in errors(issues)] == [
         ("people.csv", 1, 1), ("people.csv", 1, 2), ("aa.yaml", 2, 34), ("aa.yaml", 3, 36)], \
         [str(i) for i in issues]
+
+
+def test_a_misheaded_people_sheet_beside_an_instructions_sheet_gets_the_single_sheet_errors(
+        tmp_path: Path) -> None:
+    """Trial 10: the header's own mistakes, not 'no sheet has a header', when one sheet plainly holds the people."""
+    header = ["序号", "姓名", "单位", "角色", "手机", "钉钉号"]
+    row = [1, "甲", "gw", "secretary", "13800000000", "d1"]
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "beside").mkdir()
+    alone = folder_with(tmp_path / "alone")
+    xlsx([header, row], title="人员").save(alone / "people.xlsx")
+    book = xlsx([header, row], title="人员")
+    book.create_sheet("说明").append(["填写说明：标识为英文字母和数字"])
+    beside = folder_with(tmp_path / "beside")
+    book.save(beside / "people.xlsx")
+    said_alone = [str(i) for i in errors(check_schedules(alone)[1])]
+    said_beside = [str(i) for i in errors(check_schedules(beside)[1])]
+    assert said_beside == said_alone
+    assert any("未知的列 “序号”，是不是 “标识”？" in s for s in said_beside)
+    assert any("缺少必需的列：标识" in s for s in said_beside)
+    assert any("未知的列 “钉钉号”，是不是 “钉钉”？" in s for s in said_beside)
+    assert not any("没有找到列名" in s for s in said_beside)

@@ -128,7 +128,7 @@ def validate(path: Path | None, templates: Path | None) -> None:
         click.echo(f"警告：{warning}")
     click.echo(
         f"配置无误：{len(schedules.reminders)} 个提醒，{schedules.size('people')} 人，"
-        f"{schedules.size('units')} 个单位，{len(schedules.channels)} 个频道。"
+        f"{schedules.size('units')} 个单位，{len(schedules.channels)} 个频道，{len(schedules.apps)} 个应用。"
     )
 
 

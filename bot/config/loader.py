@@ -16,12 +16,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
+from bot.config.ime import ime_hint
 from bot.config.issues import group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
 from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_headings, sheet_location
 from bot.config.yamlsource import (
+    SOURCE_SUFFIXES,
     ConfigError,
     ConfigIssue,
     YamlDoc,
@@ -71,6 +73,8 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
+    if path.is_file() and path.suffix.lower() not in SOURCE_SUFFIXES:
+        return None, [ConfigIssue(file_label(path, path), 1, 1, "", not_schedules_message(path))]
     files = schedule_files(path)
     if not files:
         return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml（或人员、单位表格）文件")]
@@ -88,6 +92,12 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
+
+
+def not_schedules_message(path: Path) -> str:
+    """Why a file such as README.md is not read as schedules, and what is."""
+    return (f"“{path.name}” 不是日程文件：日程是一个文件夹（如 schedules/），或其中的 .yaml、.yml 文件，"
+            "或人员、单位表格（.csv、.xlsx）")
 
 
 def _parse_files(files: list[Path], base: Path, env: Mapping[str, str], limits: Limits, issues: list[ConfigIssue],
@@ -352,11 +362,11 @@ def _expected(text: str) -> str:
 def _shown(value: Any, source: yaml.ScalarNode | None = None) -> str:
     """", 而不是 …" quoting what the admin wrote (the file's text), not what YAML made of it."""
     if source is not None and source.value != "":
-        return f"，而不是 {source.value[:40]}"
+        return f"，而不是 {source.value[:40]}{ime_hint(source.value)}"
     if value is None or isinstance(value, (dict, list)):
         return ""
     text = str(value)
-    return f"，而不是 {text[:40]!r}"
+    return f"，而不是 {text[:40]!r}{ime_hint(text)}"
 
 
 def _quote_hint(written: str, value: Any) -> str:
@@ -508,7 +518,7 @@ class _Refs:
                 folded += 1
                 continue
             named = self._named(known, what).get(value)
-            extra = "" if named else did_you_mean(self._hints(known).meant(value))
+            extra = "" if named else ime_hint(value) or did_you_mean(self._hints(known).meant(value))
             if named:
                 word = _KIND_WORD.get(_KIND_OF.get(what, ""), what)
                 extra = f"：这是{word} {named} 的名称，请填写{word}标识 “{named}”"

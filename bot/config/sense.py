@@ -9,6 +9,7 @@ the last day of February).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ def check_sense(parsed: Sequence[Parsed], issues: list[ConfigIssue]) -> None:
     for p in parsed:
         for i, reminder in p.items("reminders"):
             _notices(p, ("reminders", i), reminder, issues)
+            _confirm_timing(p, ("reminders", i, "confirm"), reminder, issues)
             _day_beyond_month(p, ("reminders", i, "when"), reminder.when, issues)
         for i, channel in p.items("channels"):
             _webhook(p, ("channels", i), channel, issues)
@@ -76,6 +78,28 @@ def _notices(p: Parsed, at: tuple[Any, ...], r: Reminder, issues: list[ConfigIss
                                  f"提前通知 {lead}（{lead.describe()}）不短于提醒本身的周期"
                                  f"（{_PERIOD_WORDS[r.when.period]}，两次之间最短 {_gap_words(gap)}）：会在上一次提醒"
                                  f"之前就通知下一次；{_shorter(gap)}"))
+
+
+# Follow-ups more often than this are nagging, not reminding (they run in working hours, every interval).
+SHORTEST_FOLLOWUP = timedelta(hours=1)
+
+
+def _confirm_timing(p: Parsed, at: tuple[Any, ...], r: Reminder, issues: list[ConfigIssue]) -> None:
+    """Warnings for a deadline of nothing (everyone overdue the moment the reminder goes out, leaders
+    told at once) and for follow-ups less than an hour apart."""
+    confirm = r.confirm
+    if confirm is None:
+        return
+    every = confirm.remind_every
+    if not confirm.deadline.workdays and not confirm.deadline.delta:
+        nudged = f"，并且每 {every.describe()} 催办一次" if every is not None else ""
+        issues.append(_issue(p, (*at, "deadline"),
+                             f"截止时长为 0：提醒一发出，所有人就已逾期，立即告知领导{nudged}；"
+                             "请写留给大家的时间，例如 3d（3天）或 3wd（3个工作日）", warning=True))
+    if every is not None and not every.workdays and every.delta < SHORTEST_FOLLOWUP:
+        issues.append(_issue(p, (*at, "remind_every"),
+                             f"每 {every.describe()} 催办一次：未确认的人在工作时间内每 {every.describe()} 就收到一条"
+                             "催办，过于频繁；通常写 1d（每天一次）", warning=True))
 
 
 def _gap_words(days: float) -> str:

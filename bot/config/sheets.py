@@ -607,9 +607,11 @@ def _pick_sheet(book: Any, reading: _Reading) -> Any:
     known = SECTIONS[reading.section]
     words = {w.lower(): field for field, names in known.items() for w in names}
     with_header, with_data = [], []
+    known_words: dict[int, int] = {}  # id(sheet) -> how many of its first row's cells are our headings
     for sheet in sheets:
         first = next(sheet.iter_rows(max_row=1, values_only=True), ())
         fields = {words.get(_header_word(_cell_text(v))) for v in first}
+        known_words[id(sheet)] = len(fields - {None})
         if all(f in fields for f in REQUIRED):
             with_header.append(sheet)
         elif any(v not in (None, "") for v in first) or sheet.max_row not in (None, 0, 1):
@@ -617,6 +619,8 @@ def _pick_sheet(book: Any, reading: _Reading) -> Any:
     titles = _PREFIXES[reading.section] + (_SHEET_TITLES[reading.section],)
     named = [s for s in with_header if s.title.strip().lower() in titles]
     chosen = with_header[0] if len(with_header) == 1 else (named[0] if len(named) == 1 else None)
+    if chosen is None and not with_header:
+        chosen = _likeliest(with_data, known_words)
     if chosen is None and with_header:
         names = "、".join(f"“{s.title}”" for s in with_header)
         reading.error(1, 1, "", f"有多个工作表的第一行都是列名（{names}），只能读取一个："
@@ -633,6 +637,16 @@ def _pick_sheet(book: Any, reading: _Reading) -> Any:
         reading.error(1, 1, "", f"只读取了工作表 “{chosen.title}”；工作表 {names} 的第一行不是列名，未读取"
                                 "（若其中也有数据，请移到 “" + chosen.title + "” 或另存为单独的文件）", warning=True)
     return chosen
+
+
+def _likeliest(sheets: list[Any], known_words: dict[int, int]) -> Any:
+    """The sheet whose first row holds the most of our headings (a people sheet whose id column is
+    misnamed, beside an instructions sheet), so its header is checked as a single sheet's would be;
+    None when no sheet has one or two sheets tie."""
+    counts = sorted((known_words[id(s)] for s in sheets), reverse=True)
+    if not counts or counts[0] == 0 or (len(counts) > 1 and counts[1] == counts[0]):
+        return None
+    return next(s for s in sheets if known_words[id(s)] == counts[0])
 
 
 _MERGE = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')

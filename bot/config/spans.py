@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from bot.config.ime import ime_hint, quoted
+
 _SPAN_RE = re.compile(r"^(?:(?P<wd>\d+)wd|(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?)$")
 
 
@@ -43,14 +45,20 @@ def parse_span(value: Any) -> Span:
     if isinstance(value, Span):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return Span(days=value)
+        # A bare number has no unit: days and working days are both meant in practice.
+        raise ValueError(f"时长 {value} 缺少单位：写成 {value}d（天）或 {value}wd（工作日）")
     if not isinstance(value, str):
         raise ValueError("应为时长，例如 3d（3天）、2h（2小时）、30m（30分钟）或 3wd（3个工作日）")
     m = _SPAN_RE.match(value.strip())
     if not m or not any(m.groupdict().values()):
+        if any(comma in value for comma in "，、"):  # [3d，1d]: YAML saw one item
+            items = ", ".join(part.strip() for part in re.split("[，、]", value))
+            raise ValueError(f"无法识别的时长 “{value}”：列表的各项之间用了中文逗号 “，”，YAML 把它们读成了一项；"
+                             f"请改成英文逗号 “,”（写成 [{items}]）")
         weeks = re.fullmatch(r"\s*(\d+)\s*(w|周|星期)\s*", value)
         hint = f"；{weeks[1]} 周请写 {int(weeks[1]) * 7}d（或 {int(weeks[1]) * 5}wd，按工作日）" if weeks else ""
-        raise ValueError(f"无法识别的时长 “{value}”：应写成 3d、1d12h、2h、30m 或 3wd（3个工作日）{hint}")
+        raise ValueError(f"无法识别的时长 {quoted(value)}{ime_hint(value)}："
+                         f"应写成 3d、1d12h、2h、30m 或 3wd（3个工作日）{hint}")
     g = {k: int(v) for k, v in m.groupdict().items() if v}
     return Span(days=g.get("d", 0), hours=g.get("h", 0), minutes=g.get("m", 0), workdays=g.get("wd", 0))
 
@@ -67,7 +75,8 @@ def parse_time_of_day(value: Any) -> time:
         m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
         if m and int(m[1]) < 24 and int(m[2]) < 60:
             return time(int(m[1]), int(m[2]))
-    raise ValueError(f"应为一天中的时刻，写成 HH:MM，例如 \"09:00\"，而不是 {value!r}")
+    shown = f"{quoted(value)}{ime_hint(value)}" if isinstance(value, str) and ime_hint(value) else repr(value)
+    raise ValueError(f"应为一天中的时刻，写成 HH:MM，例如 \"09:00\"，而不是 {shown}")
 
 
 SpanField = Annotated[

@@ -20,6 +20,7 @@ from bot.config.issues import (  # noqa: F401  (re-exported: the loader, the CLI
     schedule_files,
 )
 from bot.config.limits import Limits, entries_message, scan, size_message
+from bot.config.yamlerrors import syntax_issue
 
 
 @dataclass
@@ -60,14 +61,10 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         tree = loader.get_single_node()
         data = loader.construct_document(tree) if tree is not None else {}
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        col = mark.column + 1 if mark else 1
-        problem = exc.problem or exc.context or "无法解析"
-        issues.append(ConfigIssue(label, line, col, "", f"YAML 语法错误：{_in_words(problem)}"))
+        issues.append(syntax_issue(label, text, exc))
         return None
     except yaml.YAMLError as exc:
-        issues.append(ConfigIssue(label, 1, 1, "", f"YAML 无法解析：{exc}"))
+        issues.append(ConfigIssue(label, 1, 1, "", f"YAML 无法解析，请检查缩进、冒号和引号（解析器的说明：“{exc}”）"))
         return None
     except (ValueError, TypeError, OverflowError):
         # A value the YAML types reject (e.g. the date 2026-13-01): name it and its line.
@@ -101,28 +98,6 @@ def _read_text(path: Path, label: str, limits: Limits, issues: list[ConfigIssue]
     except UnicodeDecodeError:
         issues.append(ConfigIssue(label, 1, 1, "", not_utf8_message(raw)))
         return None
-
-
-_PROBLEMS = (
-    ("mapping values are not allowed", "这里不能出现冒号（值里含冒号时请整体加引号）"),
-    ("could not find expected ':'", "缺少冒号（键: 值）"),
-    ("did not find expected ',' or ']'", "方括号列表没有写完（缺少 , 或 ]）"),
-    ("did not find expected ',' or '}'", "花括号映射没有写完（缺少 , 或 }）"),
-    ("that cannot start any token", "有不能识别的字符（不要用 Tab 缩进，请用空格）"),
-    ("tab character", "不能用 Tab 缩进，请用空格"),
-    ("expected <block end>", "缩进不一致（同一层的项要对齐）"),
-    ("did not find expected key", "缩进不一致或缺少 - （同一层的项要对齐）"),
-    ("found unexpected end of stream", "引号没有成对（缺少结束的引号）"),
-    ("found undefined alias", "引用了未定义的锚点（*名称）"),
-)
-
-
-def _in_words(problem: str) -> str:
-    """PyYAML's problem in Chinese, the original kept in brackets for searching."""
-    for fragment, words in _PROBLEMS:
-        if fragment in problem:
-            return f"{words}（{problem}）"
-    return f"{problem}（检查缩进、冒号和引号）"
 
 
 def _bad_values(label: str, tree: yaml.Node) -> list[ConfigIssue]:

@@ -1,0 +1,129 @@
+"""PyYAML's (libyaml's) syntax errors in Chinese, at the place the admin must change.
+
+The parser's own words are English and name its grammar ("did not find expected '-' indicator");
+an admin needs the mistake and the fix. A recognised problem is said in Chinese alone; an unknown
+one gets a Chinese lead-in with the parser's text as a quoted detail. Before that, the lines
+around the problem are searched for what a Chinese input method types where YAML wants ASCII
+(bot/config/ime.py): that character, at its own line and column, is the mistake to name.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from bot.config.ime import COMMA_WORDS, QUOTE_WORDS, line_mistake
+from bot.config.issues import ConfigIssue
+
+LEAD = "YAML 语法错误："
+# Lines above the problem searched for an input-method character: the parser notices a broken
+# key or indentation at the next token, which may be a line or two further down.
+_LINES_BEFORE = 3
+_YAML_TAG = "tag:yaml.org,2002:"
+
+# (fragment of the parser's problem, words); first match wins.
+_PROBLEMS = (
+    ("mapping values are not allowed",
+     "这里不能出现冒号：值里含 “: ” 时请给整个值加英文引号，否则检查这一行和上一行的缩进"),
+    ("could not find expected ':'", "缺少冒号：键和值之间应为英文冒号加空格（键: 值）"),
+    ("did not find expected ',' or ']'", "方括号列表没有写完（缺少 , 或 ]）"),
+    ("did not find expected ',' or '}'", "花括号映射没有写完（缺少 , 或 }）"),
+    ("did not find expected '-' indicator", "列表的缩进不一致：同一列表的每一项都以 - 开头，并且 - 要上下对齐"),
+    ("did not find expected key", "缩进不一致或缺少 - （同一层的项要对齐）"),
+    ("expected <block end>", "缩进不一致（同一层的项要对齐）"),
+    ("did not find expected node content", "这里缺少值（检查 - 或冒号后面的内容）"),
+    ("block sequence entries are not allowed", "这里不能开始一个列表：- 开头的列表项要另起一行并缩进"),
+    ("mapping keys are not allowed", "这里不能出现键（检查缩进和冒号）"),
+    ("found unexpected ':'", "这里不能出现冒号：值里含冒号时请给整个值加英文引号"),
+    ("tab character", "不能用 Tab 缩进，请用空格"),
+    ("found unknown escape character",
+     "双引号里有无法识别的转义（\\ 后面的字符）：含 \\ 的值（如 Windows 路径）请改用单引号"),
+    ("found unexpected end of stream", "文件在未写完的地方结束（检查引号、括号是否成对）"),
+    ("did not find expected comment or line break", "引号结束后同一行还有别的内容：引号应包住整个值"),
+    ("found unexpected document indicator", "--- 或 ... 只能单独占一行；值里有它们时请加引号"),
+    ("found undefined alias", "引用了未定义的锚点（*名称）"),
+    ("found duplicate anchor", "锚点（&名称）重复定义：同一文件中每个锚点名只能用一次"),
+    ("but found another document", "一个文件只能有一份内容：请删去多余的 ---（或分成两个文件）"),
+    ("control characters are not allowed", "文件中有不可见的控制字符，请删除（常见于从网页或文档复制的内容）"),
+    ("invalid Unicode character", "文件中有无效的字符，请删除"),
+    ("for merging", "合并（<<）只能引用映射（&名称 定义的键: 值）"),
+    ("found unhashable key", "键不能是列表或映射"),
+)
+
+
+def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssue:
+    """One issue for a file the parser refused: the input-method character that broke it when there
+    is one near the problem, else the problem in Chinese; always file:line:column (1-based)."""
+    problem = exc.problem or exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line if mark else 0
+    found = _ime_near(text, line, exc.context_mark)
+    if found is not None:
+        at_line, at_col, words = found
+        return ConfigIssue(label, at_line + 1, at_col + 1, "", LEAD + words)
+    if exc.context_mark is not None and ("could not find expected ':'" in problem
+                                         or ("end of stream" in problem and "quoted" in (exc.context or ""))):
+        mark = exc.context_mark  # where the key without its colon, or the unclosed quote, starts
+    words = in_words(problem, exc.context or "", _char_at(text, mark))
+    return ConfigIssue(label, (mark.line if mark else 0) + 1, (mark.column if mark else 0) + 1, "", LEAD + words)
+
+
+def in_words(problem: str, context: str = "", char: str = "") -> str:
+    """The parser's problem in Chinese (no English when recognised). ``context`` is the parser's
+    "while scanning …" and ``char`` the character at the problem, when known."""
+    if "could not determine a constructor for the tag" in problem or "undefined tag handle" in problem:
+        return _tag_words(problem)
+    if "cannot start any token" in problem:
+        return _bad_start(char)
+    if "found unexpected end of stream" in problem and "quoted" in context:
+        return "引号没有成对（缺少结束的引号）"
+    said = f"{context} {problem}"  # a duplicate anchor's problem is only "second occurrence"
+    for fragment, words in _PROBLEMS:
+        if fragment in said:
+            return words
+    return f"无法解析这里，请检查缩进、冒号和引号（解析器的说明：“{problem}”）" if problem \
+        else "无法解析这里，请检查缩进、冒号和引号"
+
+
+def _tag_words(problem: str) -> str:
+    """A ``!!python/...`` (or any ``!``) tag: refused by design, whatever it names."""
+    tag = problem.rpartition("tag ")[2].strip("'\"")
+    shown = "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+    named = f" “{shown}”" if shown.startswith("!") and len(shown) <= 80 else ""
+    return f"不允许使用标签{named}（以 ! 开头的写法）：请删去它，只写值本身；值以 ! 开头时请加引号"
+
+
+def _char_at(text: str, mark: yaml.Mark | None) -> str:
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    if mark.line >= len(lines) or mark.column >= len(lines[mark.line]):
+        return ""
+    return lines[mark.line][mark.column]
+
+
+def _bad_start(char: str) -> str:
+    """What to do about a character no YAML value may start with."""
+    if char == "\t":
+        return "不能用 Tab 缩进，请用空格"
+    if char in "@`%":
+        return f"值不能以 {char} 开头：请给整个值加英文引号（如 \"{char}…\"）"
+    return f"有不能识别的字符 “{char}”：请删除，或给整个值加英文引号" if char.isprintable() and char \
+        else "有不能识别的字符：请删除，或给整个值加英文引号"
+
+
+def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int, str] | None:
+    """(line, column, words), 0-based, of an input-method character on the problem's line or the few
+    above it (and the line the parser's context names), nearest the problem first."""
+    lines = text.splitlines()
+    candidates = list(range(min(line, len(lines) - 1), max(line - _LINES_BEFORE, 0) - 1, -1))
+    if context is not None and context.line not in candidates and 0 <= context.line < len(lines):
+        candidates.append(context.line)
+    for number in candidates:
+        found = line_mistake(lines[number])
+        if found is None:
+            continue
+        column, words = found
+        if words in (QUOTE_WORDS, COMMA_WORDS) and number != line:
+            continue  # such a value parses as text: only on the problem's own line is it the cause
+        return number, column, words
+    return None

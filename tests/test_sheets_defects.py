@@ -186,7 +186,7 @@ def test_a_comma_inside_an_unquoted_csv_cell_is_one_error_at_its_row_saying_so(t
 def test_a_spreadsheet_format_that_cannot_be_read_is_skipped_with_a_warning_saying_how_to_save_it(
         tmp_path: Path, name: str) -> None:
     # Trial 10: often a backup left beside the real file; it refused the whole folder (every reload).
-    folder = folder_with(tmp_path)
+    folder = folder_with(tmp_path, people_csv="标识,姓名\nwang_fang,王芳\n", units_csv="标识,名称\ngw,工委\n")
     (folder / name).write_bytes(b"\xd0\xcf\x11\xe0 not read")
     schedules, issues = check_schedules(folder)
     assert schedules is not None and errors(issues) == []
@@ -195,6 +195,19 @@ def test_a_spreadsheet_format_that_cannot_be_read_is_skipped_with_a_warning_sayi
     assert warning == (f"schedules/{name}:1:1: 警告 未读取 {name}：无法读取 .{suffix} 格式的表格，已跳过这个文件"
                        "（其余文件照常生效）。若要使用其中的人员或单位，请用 Excel 或 WPS 打开，"
                        "另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）；若是旧的备份，请把它移出日程文件夹")
+
+
+@pytest.mark.parametrize(("name", "word"), [("people.xls", "人员"), ("units.ods", "单位")])
+def test_an_unreadable_spreadsheet_that_is_the_only_list_is_an_error_not_skipped(
+        tmp_path: Path, name: str, word: str) -> None:
+    # Skipping it would leave schedules with nobody in them: the last good ones must keep running.
+    folder = folder_with(tmp_path)
+    (folder / name).write_bytes(b"\xd0\xcf\x11\xe0 the real list, saved as .xls")
+    schedules, issues = check_schedules(folder)
+    assert schedules is None
+    assert [str(i) for i in errors(issues)] == [
+        f"schedules/{name}:1:1: 错误 无法读取 {name}（.{name.rpartition('.')[2]} 格式），而日程中没有其他{word}："
+        "请用 Excel 或 WPS 打开，另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）"]
 
 
 def test_a_supported_spreadsheet_that_is_broken_is_still_an_error(tmp_path: Path) -> None:

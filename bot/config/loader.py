@@ -17,11 +17,11 @@ from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
 from bot.config.ime import ime_hint
-from bot.config.issues import group_repeats, with_headings
+from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
-from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, sheet_headings, sheet_location
+from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, section_of, sheet_headings, sheet_location
 from bot.config.yamlsource import (
     SOURCE_SUFFIXES,
     ConfigError,
@@ -81,6 +81,7 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     roots = Roots()
     parsed = _parse_files(files, path, os.environ if env is None else env, limits or Limits(), issues, roots, cache)
     merged = _merge(parsed, issues)
+    _unread_sheets_needed(files, path, merged, issues)
     _check_references(merged, parsed, issues, roots)
     check_sense(parsed, issues)
     if templates_dir is not None:
@@ -92,6 +93,23 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
+
+
+def _unread_sheets_needed(files: list[Path], base: Path, merged: Schedules, issues: list[ConfigIssue]) -> None:
+    """An unreadable sheet (.xls, .ods…) is skipped with a warning when it is a backup beside the real
+    list; when nothing else in the folder lists its people (or units), it was the real list: an error,
+    so the last good schedules keep running instead of schedules with nobody in them."""
+    for file in files:
+        section = section_of(file) if file.suffix.lower() in UNREADABLE_SHEET_SUFFIXES else None
+        if section is None or getattr(merged, section):
+            continue
+        label = file_label(file, base)
+        word = "人员" if section == "people" else "单位"
+        for n, issue in enumerate(issues):
+            if issue.file == label and issue.warning:
+                issues[n] = replace(issue, warning=False, message=(
+                    f"无法读取 {file.name}（{file.suffix} 格式），而日程中没有其他{word}：请用 Excel 或 WPS 打开，"
+                    "另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）"))
 
 
 def not_schedules_message(path: Path) -> str:

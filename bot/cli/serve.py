@@ -11,6 +11,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -114,7 +115,7 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         for line in [*map(str, shown), *([more] if more else [])]:
             logging.getLogger("bot.service").warning("%s", line)
         try:
-            asyncio.run(_run(s, schedules, [redact(str(w)) for w in warnings], sock, early))
+            asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings]))
         except CannotStart as exc:
             click.echo(f"错误：{exc}", err=True)
             sys.exit(1)
@@ -122,9 +123,10 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         gcpause.release()
 
 
-async def _run(s: Settings, schedules: Schedules, warnings: list[str], sock: socket.socket | None,
-               early: EarlyHealth | None) -> None:
-    """The service; the collector released (what the start made frozen) once it is ready."""
+async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, early: EarlyHealth | None,
+               warnings: Sequence[str] = ()) -> None:
+    """The service (``warnings``: the schedules' check's, as an admin reads them); the collector released
+    (what the start made frozen) once it is ready."""
     from bot.service import serve as run
 
     ready = asyncio.Event()

@@ -339,6 +339,28 @@ async def test_a_valid_post_to_a_record_that_does_not_exist_is_a_404_saying_so(s
     assert await site.audit() == []
 
 
+@pytest.mark.parametrize("number", ["2147483648", "999999999999999999"])  # int4's max + 1; 18 digits
+async def test_a_record_number_too_large_for_the_database_is_the_same_404(site: Site, number: str) -> None:
+    """Trial 10 #1: such a number reached the driver (SQLite: OverflowError; PostgreSQL: out of range
+    for type integer) and the admin got a 500."""
+    excuse = {"person": "liu", "kind": "出差", "reason": "学习"}
+    for action, data in (("confirm", {"person": "liu"}), ("excuse", excuse), ("followup", {})):
+        response = await site.post(f"/admin/occurrences/{number}/{action}", data)
+        text = await response.text()
+        assert response.status == 404 and f"找不到记录号为 {number} 的提醒记录" in text, (action, text[:300])
+    for path in (f"/admin/occurrences/{number}", f"/admin/occurrences/{number}/board.csv"):
+        board = await site.client.get(path, headers=auth())
+        assert board.status == 404 and "没有这条记录" in await board.text(), path
+    response = await site.post(f"/admin/outbox/{number}/resend", {}, page="/admin/outbox")
+    assert response.status == 404 and f"找不到编号为 {number} 的消息" in await response.text()
+    for query in (f"?page={number}", "?page=" + "9" * 5000, "?page=²"):
+        page = await site.client.get(f"/admin/outbox{query}", headers=auth())
+        assert page.status == 200, query
+    board = await site.client.get(f"/admin/occurrences/{site.occ}?page=" + "9" * 5000, headers=auth())
+    assert board.status == 200
+    assert await site.audit() == []
+
+
 async def test_a_confirmation_recorded_by_an_admin_says_代录_once_on_the_board(site: Site) -> None:
     await site.post(f"/admin/occurrences/{site.occ}/confirm", {"person": "liu", "note": "电话告知"})
     board = await site.page(f"/admin/occurrences/{site.occ}")

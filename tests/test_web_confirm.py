@@ -272,6 +272,16 @@ async def test_a_token_signed_with_another_key_is_refused(world: World, client: 
     assert await world.confirmations() == []
 
 
+@pytest.mark.parametrize("number", [2**31, 10**20])
+async def test_a_signed_link_to_a_record_number_beyond_the_database_is_a_chinese_400(
+        world: World, client: TestClient, number: int) -> None:
+    """Only the key's holder could sign one, but it must not reach the driver (trial 10 #1)."""
+    token = world.token("zhang", occurrence_id=number)
+    for response in (await client.get(f"/c/{token}"), await post(client, token)):
+        assert response.status == 400 and "链接无效" in await response.text()
+    assert await world.confirmations() == []
+
+
 def one_changed(text: str) -> str:
     """The text with its middle character replaced (not the last: base64's spare bits)."""
     i = len(text) // 2

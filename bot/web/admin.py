@@ -58,6 +58,7 @@ from bot.web.common import (
     moved_because,
     page_number,
     paged,
+    path_id,
     person_name,
     runtime_of,
     to_local,
@@ -286,7 +287,7 @@ def _no_such_record(request: web.Request) -> web.HTTPNotFound:
 
 async def _board_or_404(request: web.Request) -> Board:
     try:
-        return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
+        return await board(runtime_of(request).db, path_id(request), _now(request))
     except LookupError:
         raise _no_such_record(request) from None
 
@@ -353,7 +354,7 @@ async def board_page(request: web.Request) -> web.Response:
     unit, status = _filters(request, BOARD_STATUS)
     match = resolve(runtime.schedules, unit)
     async with runtime.db.session() as session:
-        occ = await session.get(Occurrence, int(request.match_info["id"]))
+        occ = await session.get(Occurrence, path_id(request))
         if occ is None:
             raise _no_such_record(request)
         # a rehearsal never counts, so has no chart; a real board's figures come with its chart (the

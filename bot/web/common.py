@@ -24,6 +24,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
+from storage.ids import row_id
 
 if TYPE_CHECKING:
     import jinja2
@@ -143,9 +144,15 @@ def runtime_of(request: web.Request) -> Runtime:
 
 
 def page_number(request: web.Request, param: str = "page") -> int:
-    """``?page=`` (or ``?<param>=``, from 1); anything unreadable is the first page."""
-    raw = request.query.get(param, "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+    """``?page=`` (or ``?<param>=``, from 1); anything unreadable (``²``, 5,000 digits) is the first page."""
+    number = row_id(request.query.get(param, "1"))
+    return number if 0 < number < 10**6 else 1
+
+
+def path_id(request: web.Request) -> int:
+    """The ``{id}`` of the path as a row id; 0 (no row: the page's own "not found") when it is too
+    large for the id columns (see :func:`storage.ids.row_id`)."""
+    return row_id(request.match_info["id"])
 
 
 def paged(request: web.Request, total: int, size: int, param: str = "page",

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import aiohttp
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.events import CallbackError, Pressed, Said, button_number
 from bot.platforms.slack.config import SlackApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
@@ -103,7 +103,7 @@ def _interaction(app: SlackApp, body: bytes) -> Inbound:
     if action is None or not user:
         return Inbound()
     try:
-        occurrence_id = int(action.get("value"))
+        occurrence_id = button_number(action.get("value"))
     except (TypeError, ValueError):
         raise CallbackError(400, "按钮数据不正确") from None
     press_id = str(payload.get("trigger_id") or action.get("action_ts") or "")

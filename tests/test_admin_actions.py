@@ -382,6 +382,9 @@ async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehears
     stats = stats[:stats.index("</section>")]
     assert "未配置 webhook（只记录）" in stats and "演练" not in stats
     assert f'action="/admin/outbox/{recorded[0].id}/resend"' in page
+    # trial 10 #2: the number `remindbot resend <消息编号>` takes is on each row
+    shown = re.findall(r"消息编号 (\d+)", page)
+    assert sorted(map(int, shown)) == sorted(r.id for r in recorded)
     response = await site.post(f"/admin/outbox/{recorded[0].id}/resend", {"reason": "先排队"}, page="/admin/outbox")
     assert response.status == 303
     done = await site.page(response.headers["Location"])

@@ -185,6 +185,19 @@ async def test_an_excused_person_gets_no_follow_ups_or_escalations_and_is_counte
     assert "2 人逾期未确认" in board  # Wang and Liu; Wu is not late
     listing = await site.page("/admin/occurrences")  # the list counts as the board does
     assert "0/2" in listing and "另 1 人免于确认" in listing and "0/3" not in listing
+    # trial 10 #3: the board's filter has 免于确认 and says 逾期确认, as `remindbot status --status` does
+    options = re.findall(r'<option value="(\w*)"[^>]*>([^<]+)</option>', board)
+    assert ("late", "逾期确认") in options and ("excused", "免于确认") in options and "逾期后确认" not in board
+    excused = await site.page(f"/admin/occurrences/{site.occ}?status=excused")
+    owing = await site.page(f"/admin/occurrences/{site.occ}?status=pending")
+    assert "吴敏" in _rows_of(excused) and "王芳" not in _rows_of(excused)
+    assert "吴敏" not in _rows_of(owing) and "王芳" in _rows_of(owing)  # 未确认: who still owes, as the CLI's
+
+
+def _rows_of(page: str) -> str:
+    """The board's table body (the people listed), without the forms and the chart."""
+    body = page[page.index("<tbody"):]
+    return body[:body.index("</tbody>")]
 
 
 async def test_follow_up_now_goes_at_once_within_working_hours(site: Site) -> None:

@@ -78,6 +78,8 @@ async def test_a_leader_sees_only_the_units_they_oversee_with_whos_overdue_since
     assert "教育局" not in zhao and "吴敏" not in zhao
     # Liu never confirmed October's (overdue since its deadline); November's came late: not overdue.
     assert zhao.count("刘洋") == 1 and "自 2026年10月16日（星期五）09:00 起逾期，已 35 天" in zhao
+    # Liu's late November confirmation is counted as 逾期确认 (trial 10 #3: “逾期 1” read as overdue)
+    assert "<th>逾期确认</th>" in zhao and '<td data-label="逾期确认">1</td>' in zhao and "<th>逾期</th>" not in zhao
 
     status, sun = await get(leaders, page_path(leader_url(leaders, "sun")))
     assert status == 200

@@ -297,7 +297,7 @@ async def _board_or_404(request: web.Request) -> Board:
 PAGE_ROWS = 100  # rows per page of the board and the units table: a page stays small on a phone
 BARS_SHOWN = 30  # units in a board's chart at most (the ones furthest behind); the CSV has all
 BOARD_STATUS = {"": "全部", "pending": "未确认", "overdue": "逾期未确认", "confirmed": "已确认",
-                "late": "逾期后确认"}
+                "late": "逾期确认", "excused": "免于确认"}  # the words of `remindbot status --status`
 UNIT_STATUS = {"": "全部", "behind": "有逾期未确认", "pending": "有待确认", "done": "已全部确认"}
 
 
@@ -633,7 +633,7 @@ def board_status(row: BoardRow) -> str:
     if row.excused:
         return "请假等免于确认"
     if row.confirmed:
-        return "逾期后确认" if row.late else "已确认"
+        return "逾期确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since else "未确认"
 
 

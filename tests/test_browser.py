@@ -235,3 +235,25 @@ async def test_every_admin_table_turns_into_cards_on_a_phone(
         ".map(td => td.getBoundingClientRect().width))")
     assert narrowest > 250
     await context.close()
+
+
+async def test_the_unit_chart_opened_on_its_own_shows_in_the_browsers_image_viewer_without_csp_errors(
+    browser: Any, served: tuple[World, str]
+) -> None:
+    """Trial 10 #4: the pages' ``style-src 'self'`` sent with the PNG blocked Chromium's own image
+    viewer styles (console errors; the image at the top left on black instead of centred)."""
+    world, url = served
+    await _fill_the_organisation(world)
+    context = await browser.new_context(viewport={"width": 1100, "height": 760}, locale="zh-CN",
+                                        http_credentials={"username": USER, "password": PASSWORD})
+    page = await context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    response = await page.goto(f"{url}/admin/units.png?period=2025-03")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"] == "image/png"
+    box = await page.locator("img").bounding_box()
+    await page.screenshot(path=str(SHOTS / "units-png-viewer.png"))
+    assert box is not None and box["x"] > 0 and box["y"] > 0, box  # centred by the viewer's own style
+    assert not [line for line in console if "Content Security Policy" in line], console
+    await context.close()

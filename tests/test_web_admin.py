@@ -457,3 +457,26 @@ async def test_links_that_only_open_on_this_machine_are_shown_on_every_admin_pag
     assert "REMINDBOT_BASE_URL 是本机地址" not in page
     metrics = await (await client.get("/metrics")).text()
     assert 'remindbot_config_warnings{kind="base_url"} 0.0' in metrics
+
+
+async def test_the_note_over_messages_only_recorded_follows_the_channels_current_webhooks(
+    world: World, client: TestClient
+) -> None:
+    """Trial 10 #5: the page kept saying 这些频道没有填写 webhook over old records once the webhook was set."""
+    from bot.platforms.wecom.config import WeComChannel
+
+    channels = world.runtime.schedules.channels
+    channels["quiet"] = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text")
+    async with world.db.session() as session:
+        session.add(Outbox(
+            dedupe_key="q/due/quiet", occurrence_id=world.occurrence_id, stage="due", channel_id="quiet",
+            platform="wecom", robot="r", body={}, summary="只记录的当天提醒", status="dry_run",
+            next_attempt_at=to_db_time(NOW), created_at=to_db_time(NOW),
+        ))
+        await session.commit()
+    page = await (await client.get("/admin/outbox", headers=AUTH)).text()
+    assert "未接通群（quiet） 现在仍没有填写 webhook" in page and "现已填写 webhook" not in page
+    channels["quiet"] = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text", webhook=WEBHOOK)
+    page = await (await client.get("/admin/outbox", headers=AUTH)).text()
+    assert "只记录的当天提醒" in page  # the old record stays, and can be sent again
+    assert "现已填写 webhook" in page and "没有填写 webhook，消息只记录" not in page

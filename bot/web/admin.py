@@ -555,9 +555,20 @@ async def outbox_page(request: web.Request) -> web.Response:
             "resendable": group == "no_webhook",
         })
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
-                  counts=counts, items=groups["unsent"],
+                  counts=counts, items=groups["unsent"], still_unset=_still_unset(runtime, groups["no_webhook"]),
                   rehearsed=groups["rehearsal"], unconfigured=groups["no_webhook"], doubles=doubles,
                   **await outbox_extras(request))
+
+
+def _still_unset(runtime: Any, items: list[dict[str, Any]]) -> list[str]:
+    """The names of the channels of ``items`` (messages only recorded) that still have no webhook now:
+    the page's note about them depends on the channels as they are, not as they were (trial 10 #5)."""
+    names: dict[str, None] = {}
+    for item in items:
+        channel = runtime.channel(item["row"].channel_id)
+        if channel is None or channel.dry_run:
+            names[item["channel"]] = None
+    return list(names)
 
 
 def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool | None) -> str:

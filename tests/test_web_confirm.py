@@ -243,8 +243,20 @@ async def test_a_late_confirmation_is_still_taken_and_the_page_says_it_is_late(
     world.clock.now = DEADLINE.replace(tzinfo=UTC) + timedelta(hours=1)
     token = world.token("li", now=NOW)
     assert "已逾期" in await (await client.get(f"/c/{token}")).text()
-    assert (await post(client, token)).status == 200
+    response = await post(client, token)
+    assert response.status == 200
     assert [c.person_id for c in await world.confirmations()] == ["li"]
+    # trial 10 #7: the page said only 已确认，谢谢; it says how it was recorded, and the deadline
+    said = "截止时间为 2025年3月10日（星期一）09:00，本次确认已记录为逾期确认。"
+    page = await response.text()
+    assert "已确认（逾期确认），谢谢" in page and said in page
+    again = await (await client.get(f"/c/{token}")).text()
+    assert "确认（逾期确认）</h1>" in again and said in again
+
+
+async def test_a_confirmation_in_time_is_not_called_late(world: World, client: TestClient) -> None:
+    page = await (await post(client, world.token("wang"))).text()
+    assert "已确认，谢谢" in page and "逾期确认" not in page
 
 
 async def test_racing_presses_of_one_link_record_one_confirmation_and_count_it_once(

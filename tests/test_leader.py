@@ -148,6 +148,9 @@ async def test_a_leader_steps_to_next_months_open_occurrence_and_no_further(lead
     status, page = await get(leaders, links["next"])
     assert status == 200 and "<h2>2026年12月</h2>" in page
     assert "（1 项未到截止）" in page  # Liu's December study day: open, not yet late
+    # trial 10 #8: 合计 said 100% with an unconfirmed item and no note; it has the rows' note too
+    foot = page[page.index("<tfoot>"):page.index("</tfoot>")]
+    assert '<td data-label="未确认">1<span class="muted small">（1 项未到截止）</span></td>' in foot
     assert "发改委第一党支部" in page and "教育局" not in page and "吴敏" not in page
     assert 'rel="next"' not in page  # nothing is due later than December
     bars = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)

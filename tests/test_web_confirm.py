@@ -259,6 +259,22 @@ async def test_a_confirmation_in_time_is_not_called_late(world: World, client: T
     assert "已确认，谢谢" in page and "逾期确认" not in page
 
 
+async def test_a_note_that_is_not_utf8_is_refused_in_chinese_and_records_nothing(
+    world: World, client: TestClient
+) -> None:
+    """Trial 10 #9: ``note=%ff%fe`` was stored as “��”."""
+    token = world.token("zhang")
+    response = await client.post(f"/c/{token}", data=f"token={token}&note=%E5%8F%82%E5%8A%A0%ff%fe".encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 400
+    assert "不是有效的 UTF-8 编码" in await response.text() and "本次提交未登记任何内容" in await response.text()
+    assert await world.confirmations() == []
+    fine = await client.post(f"/c/{token}", data=f"token={token}&note=%E5%8F%82%E5%8A%A0+23%E4%BA%BA".encode(),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert fine.status == 200
+    assert [c.note for c in await world.confirmations()] == ["参加 23人"]
+
+
 async def test_racing_presses_of_one_link_record_one_confirmation_and_count_it_once(
     world: World, client: TestClient
 ) -> None:

@@ -264,7 +264,7 @@ async def test_an_action_without_a_valid_csrf_token_or_from_another_site_is_refu
     good = await site.token(f"/admin/occurrences/{site.occ}")
     others = await site.token(f"/admin/occurrences/{site.occ}", name="李华")
     for path, data in _actions(site, outbox_id):
-        for token, headers in (("", {}), ("1700000000.forged", {}), (others, {}),
+        for token, headers in (("", {}), ("1700000000.forged", {}), ("².forged", {}), (others, {}),
                                (good, {"Origin": "https://evil.example"}), (good, {"Sec-Fetch-Site": "cross-site"}),
                                (good, {"Origin": "null"}), (good, {"Origin": "null", "Sec-Fetch-Site": "same-site"})):
             response = await site.post(path, data, token=token, headers=headers)

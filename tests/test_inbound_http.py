@@ -463,6 +463,19 @@ async def test_a_dingtalk_card_press_naming_a_number_beyond_the_records_is_answe
     assert await env.confirmations() == []
 
 
+@pytest.mark.parametrize("stamp", ["²", "9" * 5000])  # str.isdigit takes both; int() raises on both
+async def test_a_timestamp_of_digits_int_cannot_read_is_refused_in_chinese(env: Env, stamp: str) -> None:
+    body = chat.slack_message_event("UZHANG", "收到", "m-stamp")
+    headers = chat.slack_headers(SLACK_SECRET, stamp, body, "application/json")
+    async with env.http.post(f"{env.base}/callback/slack/slack", data=body, headers=headers) as resp:
+        assert resp.status == 403 and "时间戳" in await resp.text()
+    inner = chat.wecom_app_xml("zhangwei", "收到", "m-stamp", WECOM["corp"])
+    query, raw = chat.wecom_post(WECOM["token"], WECOM["key"], WECOM["corp"], inner, stamp)
+    async with env.http.post(f"{env.base}/callback/wecom/wecom-app?{query}", data=raw) as resp:
+        assert resp.status == 403 and "时间戳" in await resp.text()
+    assert await env.confirmations() == []
+
+
 # ---------------------------------------------------------------- handshakes and bad input
 
 

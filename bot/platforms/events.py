@@ -42,6 +42,13 @@ class Pressed:
     display_name: str | None = None
 
 
+def stamp_of(text: str) -> int | None:
+    """A request's timestamp header or parameter (seconds or milliseconds, ASCII digits) as an int;
+    None for anything else. ``str.isdigit`` takes ``²`` (a Latin-1 header byte) and 5,000 digits,
+    on which ``int()`` raises: a 500 before the signature was checked (Slack)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
 def button_number(raw: object) -> int:
     """A button's occurrence number as a card sends it back: an int, or its ASCII decimal digits.
 

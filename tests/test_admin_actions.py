@@ -185,6 +185,19 @@ async def test_an_excused_person_gets_no_follow_ups_or_escalations_and_is_counte
     assert "2 人逾期未确认" in board  # Wang and Liu; Wu is not late
     listing = await site.page("/admin/occurrences")  # the list counts as the board does
     assert "0/2" in listing and "另 1 人免于确认" in listing and "0/3" not in listing
+    # trial 10 #3: the board's filter has 免于确认 and says 逾期确认, as `remindbot status --status` does
+    options = re.findall(r'<option value="(\w*)"[^>]*>([^<]+)</option>', board)
+    assert ("late", "逾期确认") in options and ("excused", "免于确认") in options and "逾期后确认" not in board
+    excused = await site.page(f"/admin/occurrences/{site.occ}?status=excused")
+    owing = await site.page(f"/admin/occurrences/{site.occ}?status=pending")
+    assert "吴敏" in _rows_of(excused) and "王芳" not in _rows_of(excused)
+    assert "吴敏" not in _rows_of(owing) and "王芳" in _rows_of(owing)  # 未确认: who still owes, as the CLI's
+
+
+def _rows_of(page: str) -> str:
+    """The board's table body (the people listed), without the forms and the chart."""
+    body = page[page.index("<tbody"):]
+    return body[:body.index("</tbody>")]
 
 
 async def test_follow_up_now_goes_at_once_within_working_hours(site: Site) -> None:
@@ -251,7 +264,7 @@ async def test_an_action_without_a_valid_csrf_token_or_from_another_site_is_refu
     good = await site.token(f"/admin/occurrences/{site.occ}")
     others = await site.token(f"/admin/occurrences/{site.occ}", name="李华")
     for path, data in _actions(site, outbox_id):
-        for token, headers in (("", {}), ("1700000000.forged", {}), (others, {}),
+        for token, headers in (("", {}), ("1700000000.forged", {}), ("².forged", {}), (others, {}),
                                (good, {"Origin": "https://evil.example"}), (good, {"Sec-Fetch-Site": "cross-site"}),
                                (good, {"Origin": "null"}), (good, {"Origin": "null", "Sec-Fetch-Site": "same-site"})):
             response = await site.post(path, data, token=token, headers=headers)
@@ -339,6 +352,28 @@ async def test_a_valid_post_to_a_record_that_does_not_exist_is_a_404_saying_so(s
     assert await site.audit() == []
 
 
+@pytest.mark.parametrize("number", ["2147483648", "999999999999999999"])  # int4's max + 1; 18 digits
+async def test_a_record_number_too_large_for_the_database_is_the_same_404(site: Site, number: str) -> None:
+    """Trial 10 #1: such a number reached the driver (SQLite: OverflowError; PostgreSQL: out of range
+    for type integer) and the admin got a 500."""
+    excuse = {"person": "liu", "kind": "出差", "reason": "学习"}
+    for action, data in (("confirm", {"person": "liu"}), ("excuse", excuse), ("followup", {})):
+        response = await site.post(f"/admin/occurrences/{number}/{action}", data)
+        text = await response.text()
+        assert response.status == 404 and f"找不到记录号为 {number} 的提醒记录" in text, (action, text[:300])
+    for path in (f"/admin/occurrences/{number}", f"/admin/occurrences/{number}/board.csv"):
+        board = await site.client.get(path, headers=auth())
+        assert board.status == 404 and "没有这条记录" in await board.text(), path
+    response = await site.post(f"/admin/outbox/{number}/resend", {}, page="/admin/outbox")
+    assert response.status == 404 and f"找不到编号为 {number} 的消息" in await response.text()
+    for query in (f"?page={number}", "?page=" + "9" * 5000, "?page=²"):
+        page = await site.client.get(f"/admin/outbox{query}", headers=auth())
+        assert page.status == 200, query
+    board = await site.client.get(f"/admin/occurrences/{site.occ}?page=" + "9" * 5000, headers=auth())
+    assert board.status == 200
+    assert await site.audit() == []
+
+
 async def test_a_confirmation_recorded_by_an_admin_says_代录_once_on_the_board(site: Site) -> None:
     await site.post(f"/admin/occurrences/{site.occ}/confirm", {"person": "liu", "note": "电话告知"})
     board = await site.page(f"/admin/occurrences/{site.occ}")
@@ -360,6 +395,9 @@ async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehears
     stats = stats[:stats.index("</section>")]
     assert "未配置 webhook（只记录）" in stats and "演练" not in stats
     assert f'action="/admin/outbox/{recorded[0].id}/resend"' in page
+    # trial 10 #2: the number `remindbot resend <消息编号>` takes is on each row
+    shown = re.findall(r"消息编号 (\d+)", page)
+    assert sorted(map(int, shown)) == sorted(r.id for r in recorded)
     response = await site.post(f"/admin/outbox/{recorded[0].id}/resend", {"reason": "先排队"}, page="/admin/outbox")
     assert response.status == 303
     done = await site.page(response.headers["Location"])

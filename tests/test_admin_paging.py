@@ -193,7 +193,7 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
         assert occ is not None
         counts = await board_counts(session, occ, later)
         dialect = (await session.connection()).dialect.name
-        for status in ("", "pending", "overdue", "confirmed", "late"):
+        for status in ("", "pending", "overdue", "confirmed", "late", "excused"):
             for unit in ("", "x3", "第5支部", "支部"):
                 conditions = board_conditions(dialect, occ, later, unit, status)
                 wanted = [r.person_id for r in full.rows if _matches(r, unit, status)]
@@ -212,7 +212,7 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
         chart = await board_chart(session, occ, before, last=3)
         assert chart.counts == await board_counts(session, occ, before)
         assert (chart.counts.overdue, chart.counts.matching("overdue"), chart.counts.matching("late")) == (0, 0, 8)
-        for status in ("", "pending", "overdue", "confirmed", "late"):
+        for status in ("", "pending", "overdue", "confirmed", "late", "excused"):
             conditions = board_conditions(dialect, occ, before, "", status)
             assert chart.counts.matching(status) == await board_total(session, occ, conditions), status
         assert (units, by_sql[-3:]) == (len(by_sql), (await board_unit_figures(session, occ, later, last=3))[1])
@@ -254,8 +254,9 @@ async def test_board_and_unit_figures_counted_in_sql_agree_with_the_full_board(a
 def _matches(row: BoardRow, unit: str, status: str) -> bool:
     if unit and unit != row.unit_id and unit not in (row.unit_name or ""):
         return False
-    return {"": True, "pending": not row.confirmed, "overdue": row.overdue_since is not None,
-            "confirmed": row.confirmed and not row.late, "late": row.late}[status]
+    return {"": True, "pending": not row.confirmed and not row.excused, "overdue": row.overdue_since is not None,
+            "confirmed": row.confirmed and not row.late, "late": row.late,
+            "excused": row.excused and not row.confirmed}[status]
 
 
 def _unit_kept(row: UnitRow, match: UnitMatch, status: str) -> bool:

@@ -235,3 +235,45 @@ async def test_every_admin_table_turns_into_cards_on_a_phone(
         ".map(td => td.getBoundingClientRect().width))")
     assert narrowest > 250
     await context.close()
+
+
+async def test_the_unit_chart_opened_on_its_own_shows_in_the_browsers_image_viewer_without_csp_errors(
+    browser: Any, served: tuple[World, str]
+) -> None:
+    """Trial 10 #4: the pages' ``style-src 'self'`` sent with the PNG blocked Chromium's own image
+    viewer styles (console errors; the image at the top left on black instead of centred)."""
+    world, url = served
+    await _fill_the_organisation(world)
+    context = await browser.new_context(viewport={"width": 1100, "height": 760}, locale="zh-CN",
+                                        http_credentials={"username": USER, "password": PASSWORD})
+    page = await context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    response = await page.goto(f"{url}/admin/units.png?period=2025-03")
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"] == "image/png"
+    box = await page.locator("img").bounding_box()
+    await page.screenshot(path=str(SHOTS / "units-png-viewer.png"))
+    assert box is not None and box["x"] > 0 and box["y"] > 0, box  # centred by the viewer's own style
+    assert not [line for line in console if "Content Security Policy" in line], console
+    await context.close()
+
+
+async def test_the_closed_admin_page_shows_the_whole_setting_on_a_phone(
+    browser: Any, db: Database, tmp_path: Path
+) -> None:
+    """Trial 10 #6: ``REMINDBOT_ADMINS=名字:密码哈希,名字2:密…`` was cut at 390 px (no admin configured)."""
+    world = await build_world(db, tmp_path)
+    async with serve(make_app(world.runtime)) as url:
+        context = await browser.new_context(**PHONE)
+        page = await context.new_page()
+        response = await page.goto(f"{url}/admin/")
+        assert response is not None and response.status == 403
+        await page.screenshot(path=str(SHOTS / "admin-closed-phone.png"), full_page=True)
+        clipped = await page.evaluate("""() => [...document.querySelectorAll('pre')]
+            .filter(p => p.scrollWidth > p.clientWidth + 0.5).map(p => p.textContent)""")
+        assert clipped == []
+        assert "名字2:密码哈希2" in await page.locator("pre").first.inner_text()
+        layout = await page.evaluate(OVERFLOW)
+        assert layout["page"] <= layout["width"] and layout["wide"] == [], layout
+        await context.close()

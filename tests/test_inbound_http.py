@@ -12,6 +12,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +168,19 @@ class Env:
 
 @pytest.fixture
 async def env(db: Database, tmp_path: Path) -> AsyncIterator[Env]:
+    async with serve_env(db, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+async def any_env(any_db: Database, tmp_path: Path) -> AsyncIterator[Env]:
+    """:func:`env` on a SQLite file and on PostgreSQL."""
+    async with serve_env(any_db, tmp_path) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serve_env(db: Database, tmp_path: Path) -> AsyncIterator[Env]:
     world = await build_world(db, tmp_path)
     fake = Fake()
     fake_app = web.Application()
@@ -399,6 +413,67 @@ async def test_slack_button_press_records_by_card_and_answers_through_the_respon
     async with env.http.post(f"{env.base}/callback/slack/slack", data=forged, headers=headers) as resp:
         assert resp.status == 403
     assert await env.confirmations() == [(occ, "li", "card", None)]
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999", 99999999999999999999, 2**31, "0", 0, -5])
+async def test_a_feishu_press_naming_a_number_beyond_the_records_is_answered_not_on_your_list(
+        any_env: Env, number: Any) -> None:
+    """Trial 10 #1: a number too large for the id column crashed the callback (500, OverflowError)."""
+    env = any_env
+    press = chat.feishu_card_event(FEISHU["token"], "ou_zhang", number, f"ev-{number}")
+    headers, body = chat.feishu_request(FEISHU["key"], press, str(int(env.now.timestamp())))
+    async with env.http.post(f"{env.base}/callback/feishu/feishu", data=body, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        toast = (await resp.json())["toast"]
+    assert toast["type"] == "info" and "此事项不在需要您确认的名单中" in toast["content"]
+    assert await env.confirmations() == []
+
+
+@pytest.mark.parametrize("value", [1.5, float("inf"), True, "1e3", "١٢", " 7", None])
+async def test_a_feishu_press_whose_number_is_no_number_is_a_chinese_400(env: Env, value: Any) -> None:
+    """``int()`` took 1.5 for record 1 and raised OverflowError (a 500) on 1e400."""
+    press = chat.feishu_card_event(FEISHU["token"], "ou_zhang", value, "ev-bad")
+    headers, body = chat.feishu_request(FEISHU["key"], press, str(int(env.now.timestamp())))
+    async with env.http.post(f"{env.base}/callback/feishu/feishu", data=body, headers=headers) as resp:
+        assert resp.status == 400 and "按钮数据不正确" in await resp.text()
+    assert await env.confirmations() == []
+
+
+async def test_a_slack_press_naming_a_number_beyond_the_records_is_answered_not_on_your_list(env: Env) -> None:
+    body = chat.slack_press("ULI", "99999999999999999999", "trigger-big", f"{env.fake.url}/respond")  # type: ignore[arg-type]
+    headers = chat.slack_headers(SLACK_SECRET, str(int(env.now.timestamp())), body, "application/x-www-form-urlencoded")
+    async with env.http.post(f"{env.base}/callback/slack/slack", data=body, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+    [(path, sent)] = env.fake.received
+    assert path == "/respond" and "此事项不在需要您确认的名单中" in sent["text"]
+    assert await env.confirmations() == []
+
+
+async def test_a_dingtalk_card_press_naming_a_number_beyond_the_records_is_answered_not_on_your_list(
+        env: Env) -> None:
+    from bot.confirming.inbound import handle
+    from bot.platforms.dingtalk.inbound import read_card_press
+
+    app = env.world.runtime.schedules.apps["dingtalk"]
+    value = {"cardPrivateData": {"actionIds": ["confirm"], "params": {"occurrence": "99999999999999999999"}}}
+    pressed = read_card_press(app, {"userId": "staff-zhang", "value": json.dumps(value)}, "stream-1")  # type: ignore[arg-type]
+    assert pressed is not None
+    answer = await handle(env.world.runtime, pressed)
+    assert answer.outcome == "bad_code" and "此事项不在需要您确认的名单中" in (answer.text or "")
+    assert await env.confirmations() == []
+
+
+@pytest.mark.parametrize("stamp", ["²", "9" * 5000])  # str.isdigit takes both; int() raises on both
+async def test_a_timestamp_of_digits_int_cannot_read_is_refused_in_chinese(env: Env, stamp: str) -> None:
+    body = chat.slack_message_event("UZHANG", "收到", "m-stamp")
+    headers = chat.slack_headers(SLACK_SECRET, stamp, body, "application/json")
+    async with env.http.post(f"{env.base}/callback/slack/slack", data=body, headers=headers) as resp:
+        assert resp.status == 403 and "时间戳" in await resp.text()
+    inner = chat.wecom_app_xml("zhangwei", "收到", "m-stamp", WECOM["corp"])
+    query, raw = chat.wecom_post(WECOM["token"], WECOM["key"], WECOM["corp"], inner, stamp)
+    async with env.http.post(f"{env.base}/callback/wecom/wecom-app?{query}", data=raw) as resp:
+        assert resp.status == 403 and "时间戳" in await resp.text()
+    assert await env.confirmations() == []
 
 
 # ---------------------------------------------------------------- handshakes and bad input

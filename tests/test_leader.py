@@ -78,6 +78,8 @@ async def test_a_leader_sees_only_the_units_they_oversee_with_whos_overdue_since
     assert "教育局" not in zhao and "吴敏" not in zhao
     # Liu never confirmed October's (overdue since its deadline); November's came late: not overdue.
     assert zhao.count("刘洋") == 1 and "自 2026年10月16日（星期五）09:00 起逾期，已 35 天" in zhao
+    # Liu's late November confirmation is counted as 逾期确认 (trial 10 #3: “逾期 1” read as overdue)
+    assert "<th>逾期确认</th>" in zhao and '<td data-label="逾期确认">1</td>' in zhao and "<th>逾期</th>" not in zhao
 
     status, sun = await get(leaders, page_path(leader_url(leaders, "sun")))
     assert status == 200
@@ -146,6 +148,9 @@ async def test_a_leader_steps_to_next_months_open_occurrence_and_no_further(lead
     status, page = await get(leaders, links["next"])
     assert status == 200 and "<h2>2026年12月</h2>" in page
     assert "（1 项未到截止）" in page  # Liu's December study day: open, not yet late
+    # trial 10 #8: 合计 said 100% with an unconfirmed item and no note; it has the rows' note too
+    foot = page[page.index("<tfoot>"):page.index("</tfoot>")]
+    assert '<td data-label="未确认">1<span class="muted small">（1 项未到截止）</span></td>' in foot
     assert "发改委第一党支部" in page and "教育局" not in page and "吴敏" not in page
     assert 'rel="next"' not in page  # nothing is due later than December
     bars = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)

@@ -125,7 +125,11 @@ async def test_a_real_fire_into_channels_without_a_webhook_says_so_and_never_say
     recorded = int(result[2])
     assert recorded == out.count("｜未配置 webhook（只记录）") > 0
     assert "演练" not in out + err  # the log too: 演练 means --dry-run only
-    assert "remindbot resend" in out  # how to send them once a webhook is set
+    assert "remindbot resend <消息编号>" in out  # how to send them once a webhook is set
+    numbers = re.findall(r"^  · .*｜消息编号 (\d+)$", out, re.M)  # trial 10 #2: the number was shown nowhere
+    assert len(numbers) == out.count("  · ") and len(set(numbers)) == len(numbers)
+    code, said, err = await run_cli(base_env(tmp_path), "resend", numbers[0], "--by", "陈静")
+    assert code == 0 and "重新排队" in said, said + err
 
 
 async def test_firing_again_says_the_results_shown_are_the_earlier_ones(tmp_path: Path) -> None:

@@ -202,9 +202,9 @@ async def test_the_brief_reaches_each_leader_through_the_firing_pipeline(novembe
 
     rows = {r.body["mentions"][0]["person_id"]: r.body["markdown"] for r in await outbox(november, "due")
             if r.occurrence_id and r.body["mentions"] and r.summary.startswith("“一岗双责”")}
-    assert "发改委第二党支部：应确认 3 项，按时 1 项，逾期 1 项" in rows["zhao"]
+    assert "发改委第二党支部：应确认 3 项，按时 1 项，逾期确认 1 项" in rows["zhao"]
     assert "教育局" not in rows["zhao"]
-    assert "教育局第一党支部：应确认 3 项，按时 0 项，逾期 0 项，未确认 3 项" in rows["sun"]
+    assert "教育局第一党支部：应确认 3 项，按时 0 项，逾期确认 0 项，未确认 3 项" in rows["sun"]
 
 
 def _rows() -> list[UnitRow]:

@@ -120,7 +120,7 @@ async def test_the_board_shows_who_confirmed_when_how_and_who_is_overdue(
     assert response.status == 200
     page = await response.text()
     for text in ("每月学习日", "张伟", "链接", "参加 23 人", "3月7日 10:00",
-                 "李娜", "管理员代录（工委办公室）", "逾期后确认",
+                 "李娜", "管理员代录（工委办公室）", "逾期确认",
                  "王芳", "逾期未确认", "自 3月10日 09:00 起", "<strong>2</strong> / 3 人已确认"):
         assert text in page, text
 
@@ -211,7 +211,7 @@ async def test_the_board_chart_counts_like_the_report(world: World, client: Test
     assert chart.index("第一党支部") < chart.index("第二党支部")
     assert "已确认 1 项、已过截止未确认 1 项，按时 0 项 · 0.0%" in chart
     assert "第二党支部：应确认 2，按时确认 0，逾期确认 1，未确认 1（其中未到截止 0），催办次数 1" in chart
-    assert "未确认（已过截止）" in chart and "逾期后确认" not in chart
+    assert "未确认（已过截止）" in chart and "逾期后确认" not in page  # one term: 逾期确认 (trial 10 #3)
 
 
 async def test_board_csv_opens_in_excel_with_chinese_intact(world: World, client: TestClient) -> None:
@@ -226,7 +226,7 @@ async def test_board_csv_opens_in_excel_with_chinese_intact(world: World, client
     assert rows[0][:6] == ["提醒", "时间", "姓名", "人员标识", "单位", "状态"]
     by_name = {r[2]: r for r in rows[1:]}
     assert by_name["张伟"][5:9] == ["已确认", "2025年3月7日（星期五）10:00", "链接", "参加 23 人"]
-    assert by_name["李娜"][5] == "逾期后确认" and by_name["李娜"][9] == "工委办公室"
+    assert by_name["李娜"][5] == "逾期确认" and by_name["李娜"][9] == "工委办公室"
     assert by_name["王芳"][5] == "逾期未确认" and by_name["王芳"][10].startswith("2025年3月10日")
 
 
@@ -457,3 +457,26 @@ async def test_links_that_only_open_on_this_machine_are_shown_on_every_admin_pag
     assert "REMINDBOT_BASE_URL 是本机地址" not in page
     metrics = await (await client.get("/metrics")).text()
     assert 'remindbot_config_warnings{kind="base_url"} 0.0' in metrics
+
+
+async def test_the_note_over_messages_only_recorded_follows_the_channels_current_webhooks(
+    world: World, client: TestClient
+) -> None:
+    """Trial 10 #5: the page kept saying 这些频道没有填写 webhook over old records once the webhook was set."""
+    from bot.platforms.wecom.config import WeComChannel
+
+    channels = world.runtime.schedules.channels
+    channels["quiet"] = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text")
+    async with world.db.session() as session:
+        session.add(Outbox(
+            dedupe_key="q/due/quiet", occurrence_id=world.occurrence_id, stage="due", channel_id="quiet",
+            platform="wecom", robot="r", body={}, summary="只记录的当天提醒", status="dry_run",
+            next_attempt_at=to_db_time(NOW), created_at=to_db_time(NOW),
+        ))
+        await session.commit()
+    page = await (await client.get("/admin/outbox", headers=AUTH)).text()
+    assert "未接通群（quiet） 现在仍没有填写 webhook" in page and "现已填写 webhook" not in page
+    channels["quiet"] = WeComChannel(id="quiet", name="未接通群", platform="wecom", format="text", webhook=WEBHOOK)
+    page = await (await client.get("/admin/outbox", headers=AUTH)).text()
+    assert "只记录的当天提醒" in page  # the old record stays, and can be sent again
+    assert "现已填写 webhook" in page and "没有填写 webhook，消息只记录" not in page

@@ -243,8 +243,36 @@ async def test_a_late_confirmation_is_still_taken_and_the_page_says_it_is_late(
     world.clock.now = DEADLINE.replace(tzinfo=UTC) + timedelta(hours=1)
     token = world.token("li", now=NOW)
     assert "已逾期" in await (await client.get(f"/c/{token}")).text()
-    assert (await post(client, token)).status == 200
+    response = await post(client, token)
+    assert response.status == 200
     assert [c.person_id for c in await world.confirmations()] == ["li"]
+    # trial 10 #7: the page said only 已确认，谢谢; it says how it was recorded, and the deadline
+    said = "截止时间为 2025年3月10日（星期一）09:00，本次确认已记录为逾期确认。"
+    page = await response.text()
+    assert "已确认（逾期确认），谢谢" in page and said in page
+    again = await (await client.get(f"/c/{token}")).text()
+    assert "确认（逾期确认）</h1>" in again and said in again
+
+
+async def test_a_confirmation_in_time_is_not_called_late(world: World, client: TestClient) -> None:
+    page = await (await post(client, world.token("wang"))).text()
+    assert "已确认，谢谢" in page and "逾期确认" not in page
+
+
+async def test_a_note_that_is_not_utf8_is_refused_in_chinese_and_records_nothing(
+    world: World, client: TestClient
+) -> None:
+    """Trial 10 #9: ``note=%ff%fe`` was stored as “��”."""
+    token = world.token("zhang")
+    response = await client.post(f"/c/{token}", data=f"token={token}&note=%E5%8F%82%E5%8A%A0%ff%fe".encode(),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 400
+    assert "不是有效的 UTF-8 编码" in await response.text() and "本次提交未登记任何内容" in await response.text()
+    assert await world.confirmations() == []
+    fine = await client.post(f"/c/{token}", data=f"token={token}&note=%E5%8F%82%E5%8A%A0+23%E4%BA%BA".encode(),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert fine.status == 200
+    assert [c.note for c in await world.confirmations()] == ["参加 23人"]
 
 
 async def test_racing_presses_of_one_link_record_one_confirmation_and_count_it_once(
@@ -269,6 +297,16 @@ async def test_a_token_signed_with_another_key_is_refused(world: World, client: 
     for response in (await client.get(f"/c/{forged}"), await post(client, forged)):
         assert response.status == 403
         assert "链接无效" in await response.text()
+    assert await world.confirmations() == []
+
+
+@pytest.mark.parametrize("number", [2**31, 10**20])
+async def test_a_signed_link_to_a_record_number_beyond_the_database_is_a_chinese_400(
+        world: World, client: TestClient, number: int) -> None:
+    """Only the key's holder could sign one, but it must not reach the driver (trial 10 #1)."""
+    token = world.token("zhang", occurrence_id=number)
+    for response in (await client.get(f"/c/{token}"), await post(client, token)):
+        assert response.status == 400 and "链接无效" in await response.text()
     assert await world.confirmations() == []
 
 

@@ -305,7 +305,8 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     from storage.models import Outbox
 
     t = Outbox.__table__  # type: ignore[attr-defined]
-    columns = (t.c.status, t.c.channel_id, t.c.summary, t.c.sent_at, t.c.last_error, t.c.dedupe_key)  # not the bodies
+    columns = (t.c.id, t.c.status, t.c.channel_id, t.c.summary, t.c.sent_at, t.c.last_error,
+               t.c.dedupe_key)  # not the bodies
     async with runtime.db.engine.connect() as conn:
         rows = (await conn.execute(select(*columns).where(t.c.occurrence_id == occurrence_id)
                                    .order_by(t.c.id))).all()
@@ -320,7 +321,8 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     click.echo(f"{head}：成功 {count['sent']} 条，{recorded} {count['dry_run']} 条，"
                f"失败 {count['dead']} 条{waiting}，重试 {retried} 次。")
     if count["dry_run"] and not rehearsal:
-        click.echo("未配置 webhook 的频道只记录消息、不真正发送；填写 webhook 后可用 remindbot resend 重新发送。")
+        click.echo("未配置 webhook 的频道只记录消息、不真正发送；填写 webhook 后可用 "
+                   "remindbot resend <消息编号> 重新发送（编号见下列各条，也见管理页面“消息投递”）。")
     labels = {"sent": "已发送", "dry_run": "演练（未发送）" if rehearsal else "未配置 webhook（只记录）",
               "dead": "失败", "pending": "待发送"}
     shown = list(rows)
@@ -335,7 +337,7 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
             name = f"{name}（第 {part}/{parts[key]} 条）"
         when = f"，{when_text(from_db(row.sent_at), ZONE)}" if row.sent_at else ""
         reason = f"：{row.last_error}" if row.status != "sent" and row.last_error else ""
-        click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}")
+        click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}｜消息编号 {row.id}")
     if len(shown) < len(rows):
         rest = Counter(row.status for row in rows) - Counter(row.status for row in shown)
         order = sorted(rest.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 0))

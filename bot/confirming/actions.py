@@ -42,6 +42,7 @@ from bot.delivery.outbox import robot_key
 from bot.metrics import ADMIN_ACTIONS
 from bot.runtime import Runtime
 from bot.scheduling.workhours import WorkHours
+from storage.ids import row_id
 from storage.models import AdminAction, Confirmation, Expectation, Occurrence, Outbox
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _done(action: str, row: AdminAction, text: str) -> Done:
 
 async def _real_occurrence(runtime: Runtime, action: str, occurrence_id: int) -> Occurrence:
     async with runtime.db.session() as session:
-        occ = await session.get(Occurrence, occurrence_id)
+        occ = await session.get(Occurrence, occurrence_id) if row_id(occurrence_id) else None
     if occ is None:
         raise _refused(action, f"没有这条记录：找不到记录号为 {occurrence_id} 的提醒记录", 404)
     if occ.dry_run:
@@ -315,7 +316,7 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
     except ActionRefused as exc:
         raise _refused("resend", str(exc), exc.status) from None
     async with runtime.db.session() as session:
-        msg = await session.get(Outbox, outbox_id)
+        msg = await session.get(Outbox, outbox_id) if row_id(outbox_id) else None  # too large: no such row
         occ = await session.get(Occurrence, msg.occurrence_id) if msg and msg.occurrence_id else None
     if msg is None:
         raise _refused("resend", f"没有这条记录：找不到编号为 {outbox_id} 的消息", 404)

@@ -42,6 +42,7 @@ from bot.delivery.compose import when_text
 from bot.platforms.events import Answer, Pressed, Said
 from bot.platforms.registry import app_platform_title
 from bot.runtime import Runtime
+from storage.ids import row_id
 from storage.models import Confirmation, Expectation, InboundSeen, Occurrence
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,8 @@ async def _target(runtime: Runtime, person_id: str,
             .where(Expectation.person_id == person_id)
         )
         if wanted is not None:
+            if not row_id(wanted):  # beyond the id columns (a forged button): the driver would raise
+                return Answer("bad_code", None)
             row = (await session.exec(query.where(Occurrence.id == wanted))).first()
             return (row[0], row[1]) if row is not None else Answer("bad_code", None)
         rows = (await session.exec(

@@ -23,6 +23,8 @@ from itsdangerous import BadData, BadSignature, Signer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.timed import TimestampSigner
 
+from storage.ids import row_id
+
 SALT = "remindbot.confirm.v1"
 TokenProblem = Literal["forged", "expired", "malformed"]
 
@@ -161,7 +163,7 @@ def _unpack(payload: Any) -> tuple[int, str, int | None]:
         raise TokenError("malformed")
     occurrence_id, person_id = payload[0], payload[1]
     own_expiry = payload[2] if len(payload) == 3 else None
-    if type(occurrence_id) is not int or not isinstance(person_id, str) or not person_id:
+    if type(occurrence_id) is not int or not row_id(occurrence_id) or not isinstance(person_id, str) or not person_id:
         raise TokenError("malformed")
     if own_expiry is not None and type(own_expiry) is not int:
         raise TokenError("malformed")

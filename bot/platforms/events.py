@@ -42,6 +42,28 @@ class Pressed:
     display_name: str | None = None
 
 
+def stamp_of(text: str) -> int | None:
+    """A request's timestamp header or parameter (seconds or milliseconds, ASCII digits) as an int;
+    None for anything else. ``str.isdigit`` takes ``²`` (a Latin-1 header byte) and 5,000 digits,
+    on which ``int()`` raises: a 500 before the signature was checked (Slack)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
+def button_number(raw: object) -> int:
+    """A button's occurrence number as a card sends it back: an int, or its ASCII decimal digits.
+
+    Raises ValueError for anything else (``1.5``, ``1e400``, ``true``, ``"١"``), which the platform
+    refuses as bad button data. A number of any size is returned as it is (a run of more than 30
+    digits as 0): :func:`bot.confirming.inbound.handle` answers one beyond the id columns as
+    "not on your list", as for any number that names no record of the person's.
+    """
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        return int(raw) if len(raw) <= 30 else 0
+    raise ValueError(f"not a record number: {raw!r:.40}")
+
+
 Outcome = Literal["recorded", "already", "replay", "unknown_sender", "owes_nothing", "bad_code",
                   "refused", "ignored"]
 

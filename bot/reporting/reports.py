@@ -579,8 +579,8 @@ class BoardCounts:
     def matching(self, status: str) -> int:
         """How many board rows a ``status`` filter alone keeps (:func:`board_conditions`' rules):
         what :func:`board_total` would count, without another pass over the rows."""
-        return {"": self.expected, "pending": self.expected - self.confirmed, "overdue": self.overdue,
-                "confirmed": self.on_time, "late": self.late}[status]
+        return {"": self.expected, "pending": self.expected - self.confirmed - self.excused, "overdue": self.overdue,
+                "confirmed": self.on_time, "late": self.late, "excused": self.excused}[status]
 
     @classmethod
     def of(cls, occ: Occurrence, now: datetime, on_time: int, late: int, missing: int, excused: int) -> BoardCounts:
@@ -623,7 +623,8 @@ async def board_counts(session: AsyncSession, occ: Occurrence, now: datetime) ->
 def board_conditions(dialect: str, occ: Occurrence, now: datetime, unit: str | UnitMatch, status: str) -> list[Any]:
     """SQL conditions for a board's filters: ``unit`` (a unit and its sub-units, see
     :mod:`bot.reporting.unitmatch`; bare words match the recorded units only) and ``status``
-    (``pending``: not confirmed; ``overdue``; ``confirmed``: on time; ``late``: after the deadline)."""
+    (``pending``: not confirmed nor excused; ``overdue``; ``confirmed``: on time; ``late``: after the
+    deadline; ``excused``: excused and not confirmed: the filters split the board as its figures do)."""
     et, ct = _board_tables()
     conditions: list[Any] = [et.c.occurrence_id == occ.id]
     match = unit if isinstance(unit, UnitMatch) else resolve(None, unit)
@@ -632,7 +633,9 @@ def board_conditions(dialect: str, occ: Occurrence, now: datetime, unit: str | U
     confirmed = ct.c.person_id.is_not(None)
     deadline = db_time(utc(occ.deadline_at)) if occ.deadline_at is not None else None
     if status == "pending":
-        conditions.append(ct.c.person_id.is_(None))
+        conditions.append(and_(ct.c.person_id.is_(None), et.c.excused_at.is_(None)))
+    elif status == "excused":
+        conditions.append(and_(ct.c.person_id.is_(None), et.c.excused_at.is_not(None)))
     elif status == "overdue":
         overdue = and_(ct.c.person_id.is_(None), et.c.excused_at.is_(None))
         conditions.append(overdue if _passed(occ, now) is not None else false())

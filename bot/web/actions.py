@@ -62,7 +62,7 @@ def csrf_token(request: web.Request) -> str:
 def token_ok(key: str, admin: str, token: str, now: float) -> bool:
     """Whether ``token`` was issued for ``admin`` with ``key`` within the last :data:`TOKEN_TTL` seconds."""
     issued_text, _, signature = token.partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 12:
+    if not (issued_text.isascii() and issued_text.isdigit()) or len(issued_text) > 12:  # "²" is a digit to isdigit
         return False
     issued = int(issued_text)
     fresh = 0 <= now - issued <= TOKEN_TTL

@@ -58,6 +58,7 @@ from bot.web.common import (
     moved_because,
     page_number,
     paged,
+    path_id,
     person_name,
     runtime_of,
     to_local,
@@ -286,7 +287,7 @@ def _no_such_record(request: web.Request) -> web.HTTPNotFound:
 
 async def _board_or_404(request: web.Request) -> Board:
     try:
-        return await board(runtime_of(request).db, int(request.match_info["id"]), _now(request))
+        return await board(runtime_of(request).db, path_id(request), _now(request))
     except LookupError:
         raise _no_such_record(request) from None
 
@@ -296,7 +297,7 @@ async def _board_or_404(request: web.Request) -> Board:
 PAGE_ROWS = 100  # rows per page of the board and the units table: a page stays small on a phone
 BARS_SHOWN = 30  # units in a board's chart at most (the ones furthest behind); the CSV has all
 BOARD_STATUS = {"": "全部", "pending": "未确认", "overdue": "逾期未确认", "confirmed": "已确认",
-                "late": "逾期后确认"}
+                "late": "逾期确认", "excused": "免于确认"}  # the words of `remindbot status --status`
 UNIT_STATUS = {"": "全部", "behind": "有逾期未确认", "pending": "有待确认", "done": "已全部确认"}
 
 
@@ -353,7 +354,7 @@ async def board_page(request: web.Request) -> web.Response:
     unit, status = _filters(request, BOARD_STATUS)
     match = resolve(runtime.schedules, unit)
     async with runtime.db.session() as session:
-        occ = await session.get(Occurrence, int(request.match_info["id"]))
+        occ = await session.get(Occurrence, path_id(request))
         if occ is None:
             raise _no_such_record(request)
         # a rehearsal never counts, so has no chart; a real board's figures come with its chart (the
@@ -554,9 +555,20 @@ async def outbox_page(request: web.Request) -> web.Response:
             "resendable": group == "no_webhook",
         })
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
-                  counts=counts, items=groups["unsent"],
+                  counts=counts, items=groups["unsent"], still_unset=_still_unset(runtime, groups["no_webhook"]),
                   rehearsed=groups["rehearsal"], unconfigured=groups["no_webhook"], doubles=doubles,
                   **await outbox_extras(request))
+
+
+def _still_unset(runtime: Any, items: list[dict[str, Any]]) -> list[str]:
+    """The names of the channels of ``items`` (messages only recorded) that still have no webhook now:
+    the page's note about them depends on the channels as they are, not as they were (trial 10 #5)."""
+    names: dict[str, None] = {}
+    for item in items:
+        channel = runtime.channel(item["row"].channel_id)
+        if channel is None or channel.dry_run:
+            names[item["channel"]] = None
+    return list(names)
 
 
 def _outbox_group(runtime: Any, row: Outbox, rehearsal: bool | None) -> str:
@@ -632,7 +644,7 @@ def board_status(row: BoardRow) -> str:
     if row.excused:
         return "请假等免于确认"
     if row.confirmed:
-        return "逾期后确认" if row.late else "已确认"
+        return "逾期确认" if row.late else "已确认"
     return "逾期未确认" if row.overdue_since else "未确认"
 
 

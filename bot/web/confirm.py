@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -126,6 +126,7 @@ def _page(request: web.Request, target: Target, *, status: int = 200, note: str 
         moved_because=moved_because(runtime, occ.original_date),
         overdue=deadline is not None and now >= deadline and conf is None,
         confirmation=conf,
+        late=_late(conf, deadline),
         via_label=VIA_LABELS.get(conf.via, conf.via) if conf else "",
         # not ``person_name``: that is the page's person, a string here (the base context's function
         # of the same name would be shadowed)
@@ -137,6 +138,15 @@ def _page(request: web.Request, target: Target, *, status: int = 200, note: str 
         error=error,
         rehearsal=occ.dry_run,
     )
+
+
+def _late(conf: ConfirmationView | None, deadline: datetime | None) -> bool:
+    """Whether the confirmation came after the deadline (the board's and the figures' rule: later
+    than the deadline itself), so the page says it was recorded as 逾期确认."""
+    if conf is None or deadline is None:
+        return False
+    at = conf.confirmed_at if conf.confirmed_at.tzinfo else conf.confirmed_at.replace(tzinfo=UTC)
+    return bool(at > deadline)
 
 
 def _refusal_page(request: web.Request, refusal: Refusal) -> web.Response:

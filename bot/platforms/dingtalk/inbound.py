@@ -23,7 +23,7 @@ import aiohttp
 
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import CARD_TOPIC
-from bot.platforms.events import Answer, CallbackError, Pressed, Said
+from bot.platforms.events import Answer, CallbackError, Pressed, Said, button_number, stamp_of
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def check_headers(app: DingTalkApp, timestamp: str, given: str, now: datetime) -
     expected = sign(app.app_secret.get_secret_value(), timestamp)
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise CallbackError(403, "签名不正确")
-    if not timestamp.isdigit() or abs(now.timestamp() * 1000 - int(timestamp)) > MAX_SKEW_MS:
+    if (at := stamp_of(timestamp)) is None or abs(now.timestamp() * 1000 - at) > MAX_SKEW_MS:
         raise CallbackError(403, "时间戳已过期")
 
 
@@ -80,7 +80,7 @@ def read_card_press(app: DingTalkApp, data: dict[str, Any], message_id: str) -> 
         private = value.get("cardPrivateData") or {}
         if CONFIRM_ACTION not in (private.get("actionIds") or []):
             return None
-        occurrence_id = int((private.get("params") or {}).get("occurrence"))
+        occurrence_id = button_number((private.get("params") or {}).get("occurrence"))
     except (ValueError, TypeError, AttributeError):
         raise CallbackError(400, "卡片回调数据不正确") from None
     user = str(data.get("userId") or "")

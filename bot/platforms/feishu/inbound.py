@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of
 from bot.platforms.feishu.config import FeishuApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
@@ -109,7 +109,7 @@ def _check_signature(key: str, headers: dict[str, str], body: bytes, now: dateti
         raise CallbackError(403, "缺少签名请求头")
     if not hmac.compare_digest(signature(ts, nonce, key, body), given):
         raise CallbackError(403, "签名不正确")
-    if not ts.isdigit() or abs(now.timestamp() - int(ts)) > MAX_SKEW_SECONDS:
+    if (at := stamp_of(ts)) is None or abs(now.timestamp() - at) > MAX_SKEW_SECONDS:
         raise CallbackError(403, "时间戳已过期")
 
 
@@ -136,7 +136,7 @@ def _press(app: FeishuApp, event: dict[str, Any], event_id: str) -> Inbound:
     if not isinstance(value, dict) or value.get("action") != CONFIRM_ACTION or not open_id:
         return Inbound()
     try:
-        occurrence_id = int(value.get("occurrence"))  # type: ignore[arg-type]
+        occurrence_id = button_number(value.get("occurrence"))
     except (TypeError, ValueError):
         raise CallbackError(400, "按钮数据不正确") from None
     return Inbound(pressed=Pressed(app.platform, app.id, open_id, occurrence_id, event_id or "?"))

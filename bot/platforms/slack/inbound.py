@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import aiohttp
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from bot.platforms.events import CallbackError, Pressed, Said
+from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of
 from bot.platforms.slack.config import SlackApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
@@ -49,7 +49,7 @@ def check_signature(app: SlackApp, headers: dict[str, str], body: bytes, now: da
     except UnicodeDecodeError:
         raise CallbackError(400, "消息不是有效的 UTF-8 文本") from None
     verifier = SignatureVerifier(app.signing_secret.get_secret_value(), clock=_FixedClock(now))
-    if not ts.isdigit() or abs(now.timestamp() - int(ts)) > 300:
+    if (at := stamp_of(ts)) is None or abs(now.timestamp() - at) > 300:
         raise CallbackError(403, "时间戳已过期")
     if not verifier.is_valid(body, ts, given):
         raise CallbackError(403, "签名不正确")
@@ -103,7 +103,7 @@ def _interaction(app: SlackApp, body: bytes) -> Inbound:
     if action is None or not user:
         return Inbound()
     try:
-        occurrence_id = int(action.get("value"))
+        occurrence_id = button_number(action.get("value"))
     except (TypeError, ValueError):
         raise CallbackError(400, "按钮数据不正确") from None
     press_id = str(payload.get("trigger_id") or action.get("action_ts") or "")

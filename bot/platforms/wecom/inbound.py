@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.platforms.events import CallbackError, Said
+from bot.platforms.events import CallbackError, Said, stamp_of
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 from bot.platforms.wecom.config import WeComApp
 
@@ -87,7 +87,7 @@ def _check(app: WeComApp, query: dict[str, str], encrypted: str, now: datetime) 
     expected = signature(app.token.get_secret_value(), ts, nonce, encrypted)
     if not hmac.compare_digest(expected, sig.lower()):
         raise CallbackError(403, "签名不正确")
-    if not ts.isdigit() or abs(now.timestamp() - int(ts)) > MAX_SKEW_SECONDS:
+    if (at := stamp_of(ts)) is None or abs(now.timestamp() - at) > MAX_SKEW_SECONDS:
         raise CallbackError(403, "时间戳已过期")
 
 

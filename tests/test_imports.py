@@ -139,10 +139,11 @@ def test_a_command_process_ends_at_once_with_its_output_and_exit_code_kept(tmp_p
     writes all its output through a pipe; an error keeps its message and exit code; a non-daemon
     thread still running means the ordinary exit, which waits for it."""
     env = _env(tmp_path)
-    script = ("import atexit, sys, threading, time\n"
+    script = ("import atexit, sys, threading\n"
               "atexit.register(print, 'torn down', file=sys.stderr)\n"
               "if sys.argv[1] == 'thread':\n"
-              "    threading.Thread(target=time.sleep, args=(3,)).start()\n"  # outlives the command
+              # Outlives the command however slow it is: it ends when the interpreter's exit begins.
+              "    threading.Thread(target=threading.main_thread().join).start()\n"
               "sys.argv = ['remindbot', *sys.argv[2:]]\n"
               "from bot.cli import entry\n"
               "entry()\n")

@@ -320,8 +320,8 @@ def last_good(cache_dir: Path, path: Path) -> LastGood | None:
 def keep_last_good(cache_dir: Path, path: Path, key: str, *, now: datetime | None = None) -> None:
     """Make the snapshot ``key`` (just read or written in ``cache_dir``) the folder's last good entry,
     checked at ``now``; nothing to do when it already is (one small read per command)."""
-    name = cache_dir / _last_good_name(path, None)
-    target = cache_dir / _last_good_name(path, key)
+    folder = _folder_tag(path)
+    name, target = cache_dir / f"last-good-{folder}.json", cache_dir / f"last-good-{folder}-{key}.pickle"
     known = _pointer(name)
     if known is not None and known[0] == key and target.exists():
         return
@@ -335,15 +335,20 @@ def keep_last_good(cache_dir: Path, path: Path, key: str, *, now: datetime | Non
     except OSError as exc:
         log.warning("无法保存上一次有效的日程配置（%s）", exc.strerror or exc)
         return
-    for stale in cache_dir.glob(_last_good_name(path, "*")):
+    for stale in cache_dir.glob(f"last-good-{folder}-*.pickle"):
         if stale != target:
             stale.unlink(missing_ok=True)
 
 
 def _last_good_name(path: Path, key: str | None) -> str:
     """``last-good-<folder>.json`` (key None) or ``last-good-<folder>-<key>.pickle``."""
-    folder = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    folder = _folder_tag(path)
     return f"last-good-{folder}.json" if key is None else f"last-good-{folder}-{key}.pickle"
+
+
+def _folder_tag(path: Path) -> str:
+    """16 hex digits naming a schedules folder (by its resolved path) among the entries."""
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
 
 def _pointer(where: Path) -> tuple[str, datetime] | None:

@@ -48,6 +48,10 @@ CONFIRMATIONS = Counter(
 RELOAD_FAILURES = Counter(
     "remindbot_reload_failures_total", "Schedules reloads refused because the new files had errors.",
     registry=REGISTRY)
+RELOAD_REMOVALS = Counter(
+    "remindbot_reload_removals_total", "Schedules reloads applied that removed reminders or channels, emptied or "
+    "deleted a file, or removed people or units in bulk (named in the log, told to the admin channel).",
+    registry=REGISTRY)
 MESSAGES_CUT = Counter(
     "remindbot_messages_truncated_total", "Messages cut short to fit a platform's limit.",
     ["platform"], registry=REGISTRY)

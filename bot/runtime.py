@@ -39,6 +39,10 @@ class ReloadState:
     # the running schedules' warnings (a role one typo from a used one, a file left unread…), as an
     # admin reads them (secrets masked); logged by the check that found them
     warnings: list[str] = field(default_factory=list)
+    # what the last applied reload removed (reminders, channels, files emptied, people or units in
+    # bulk), as an admin reads it, and when: the admin pages show it until the next applied reload
+    removed: list[str] = field(default_factory=list)
+    removed_at: datetime | None = None
 
 
 @dataclass
@@ -64,6 +68,9 @@ class Runtime:
     _app_channels: dict[str, Any] = field(default_factory=dict)
     # Opens ``db`` when the runtime was opened without it (``open_runtime(database=False)``); then None.
     opener: Callable[[], Awaitable[None]] | None = None
+    # A command running on the last good schedules (``open_runtime(last_good=True)`` with errors in the
+    # folder): the errors and that entry, for the note it prints (``bot.config.snapshot.Refused``).
+    refused: Any = None
 
     async def ensure_database(self) -> None:
         """Open the database now if this runtime was opened without it (a no-op otherwise)."""
@@ -148,7 +155,8 @@ async def started_database(settings: Settings) -> AsyncIterator[tuple[Database, 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
-                       schedules: Schedules | None = None, database: bool = True) -> AsyncIterator[Runtime]:
+                       schedules: Schedules | None = None, database: bool = True,
+                       last_good: bool = False) -> AsyncIterator[Runtime]:
     """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
     for the CLI and the service (``bot.service`` re-exports it).
 
@@ -157,9 +165,18 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
     ``database=False`` (``remindbot preview``, which writes nothing): the database is neither imported
     nor opened until :meth:`Runtime.ensure_database` asks for it (figures for a report or a leader).
 
+    ``last_good`` (the read/record commands): when the folder has errors, the last schedules that
+    passed a check run instead, and ``runtime.reload`` says so (not ok: the errors, and when the
+    schedules in use were checked); without a last good entry, ConfigError as always.
+
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
     used within ``settings.db_start_timeout_seconds``.
     """
+    refused = None
+    if schedules is None and last_good:
+        from bot.config.snapshot import load_or_last_good
+
+        schedules, refused = load_or_last_good(settings)
     schedules, calendar, renderer = load_runtime_parts(settings, schedules)
     clock = clock or system_clock
     async with AsyncExitStack() as stack:
@@ -174,4 +191,8 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
             await runtime.ensure_database()
         loaded = clock()
         runtime.reload = ReloadState(ok=True, since=loaded, last_good_at=loaded)
+        if refused is not None:
+            runtime.reload = ReloadState(ok=False, since=loaded, errors=[str(i) for i in refused.errors],
+                                         last_good_at=refused.last.checked_at)
+            runtime.refused = refused
         yield runtime

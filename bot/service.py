@@ -13,7 +13,7 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -35,7 +35,7 @@ from bot.scheduling.timing import fires
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
 from bot.startup import bind_problem
-from bot.watch import Reloader, admin_notifier, watch_schedules
+from bot.watch import Reloader, admin_notifier, applied_notifier, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,14 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 schedules: Schedules | None = None, listen: socket.socket | None = None,
-                on_listening: Callable[[], None] | None = None, warnings: Sequence[str] = ()) -> None:
+                on_listening: Callable[[], None] | None = None, warnings: Sequence[str] = (),
+                refused: tuple[list[str], datetime] | None = None) -> None:
     """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first),
     with ``warnings``, their check's warnings as an admin reads them (logged already).
+
+    ``refused``: the schedules folder had these errors (as an admin reads them, logged already) and
+    ``schedules`` are the last good ones, checked at that time (aware UTC): shown as a refused reload
+    (/healthz, the admin pages' banner, the metric, the admin channel told once) until a fix applies.
 
     ``listen``: the listening socket, already bound (``bot/startup.py``: the command binds it first
     and answers "starting" on it until here the web site takes it over, then calls ``on_listening``).
@@ -103,7 +108,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
             streams.apply(schedules.apps.values())
 
         reloader = Reloader(settings, reloaded, current=lambda: runtime.schedules, state=runtime.reload,
-                            tell_admin=admin_notifier(runtime), clock=runtime.clock)
+                            tell_admin=admin_notifier(runtime), clock=runtime.clock,
+                            tell_applied=applied_notifier(runtime))
+        if refused is not None:
+            runtime.reload.last_good_at = refused[1]
+            await reloader.refused(refused[0])
         watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")
         stack.push_async_callback(_cancel, watcher)
 

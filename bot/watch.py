@@ -6,8 +6,11 @@ The folder is checked in a child process (:mod:`bot.config.worker`) within the l
 :class:`bot.config.limits.Limits`, so no file can stall the service. A refusal is never only logged:
 it is counted (``remindbot_reload_failures_total``), kept in :class:`bot.runtime.ReloadState` for
 ``/healthz`` and the admin pages' banner, and told once to the admin channel per distinct failure.
-A change that empties a file or removes reminders is logged as such, so a truncation is noticed;
-each reload says how many reminders, people, units and channels run now, and how that changed.
+A change that empties a file or removes reminders (channels, or people or units in bulk) is
+named in the log, told to the admin channel, shown on the admin pages until the next applied
+reload and counted (``remindbot_reload_removals_total``), so a truncation is noticed; a reload that
+applies after a refused one tells the admin channel 日程配置已恢复生效. Each reload says how many
+reminders, people, units and channels run now, and how that changed.
 A batch of file events that leaves every file as it was when last applied (a long copy's last
 events arriving while the check of its first ran) reloads nothing, so it is not logged twice.
 """
@@ -30,7 +33,7 @@ from bot.config.limits import Limits
 from bot.config.models import Schedules
 from bot.config.snapshot import cache_dir_for
 from bot.config.worker import check_in_worker
-from bot.metrics import RELOAD_FAILURES
+from bot.metrics import RELOAD_FAILURES, RELOAD_REMOVALS
 from bot.platforms.markup import redact
 from bot.runtime import ReloadState, system_clock
 from bot.settings import Settings
@@ -40,7 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TellAdmin = Callable[[list[str]], Awaitable[None]]
+# an applied reload's removals (lines, as an admin reads them) and whether it ended a refusal
+TellApplied = Callable[[list[str], bool], Awaitable[None]]
 NOTICE_ERRORS = 10  # errors quoted in the admin-channel notice (the rest are counted)
+BULK_SHARE = 0.1  # people or units fewer by at least this share (or any when fewer than 10) are a removal told
 
 
 @dataclass
@@ -49,7 +55,8 @@ class Reloader:
 
     ``apply`` receives valid schedules; ``current`` gives the running ones (to log what a change
     removes); ``state`` is updated on every attempt; ``tell_admin`` receives the errors of each
-    new, distinct failure.
+    new, distinct failure; ``tell_applied`` what an applied reload removed and whether it ended a
+    refusal, when either.
     """
 
     settings: Settings
@@ -58,6 +65,7 @@ class Reloader:
     state: ReloadState = field(default_factory=ReloadState)
     tell_admin: TellAdmin | None = None
     clock: Callable[[], datetime] = system_clock
+    tell_applied: TellApplied | None = None
     _told: tuple[str, ...] | None = field(default=None, init=False, repr=False)
 
     async def __call__(self) -> bool:
@@ -73,23 +81,32 @@ class Reloader:
         if more:
             log.warning("%s", more)
         if schedules is None:
-            await self._refused([redact(str(i)) for i in issues if not i.warning])
+            await self.refused([redact(str(i)) for i in issues if not i.warning])
             return False
         absent = before ^ set(folder_state(s)) | {f for f in before if not (s.schedules_dir / f).exists()}
         old = self.current()
-        for line in removals(old, schedules, s.schedules_dir, gone=absent):
+        removed = [redact(line) for line in removals(old, schedules, s.schedules_dir, gone=absent)]
+        for line in removed:
             log.warning("%s", line)
         self.state.warnings = [redact(str(i)) for i in issues if i.warning]  # before apply: it shows them
         self.apply(schedules)
         now = self.clock()
-        if not self.state.ok:
+        recovered = not self.state.ok
+        if recovered:
             self.state.since = now
         self.state.ok, self.state.errors, self.state.last_good_at = True, [], now
+        self.state.removed, self.state.removed_at = removed, now if removed else None
         self._told = None
         log.info("日程配置已重新加载：%s", counts_text(old, schedules))
+        if removed:
+            RELOAD_REMOVALS.inc()
+        if (removed or recovered) and self.tell_applied is not None:
+            await self.tell_applied(removed, recovered)
         return True
 
-    async def _refused(self, errors: list[str]) -> None:
+    async def refused(self, errors: list[str]) -> None:
+        """A check found ``errors`` (as an admin reads them; the service's start on the last good
+        schedules too): counted, kept in ``state``, told to the admin channel once per distinct failure."""
         RELOAD_FAILURES.inc()
         log.error("日程配置有 %d 处错误，未生效；继续使用上一次有效的配置", len(errors))
         if self.state.ok:
@@ -183,14 +200,29 @@ def removals(old: Schedules | None, new: Schedules, folder: Path, *, gone: set[s
     for label, counts in before.items():
         if label in after:
             continue
-        gone = "、".join(f"{counts[section]} {word}" for section, word in _COUNTED if counts[section])
+        what = "、".join(f"{counts[section]} {word}" for section, word in _COUNTED if counts[section])
         path = folder.resolve().parent / label
         deleted = not path.exists() or (gone is not None and _relative(path, folder) in gone)
         state = "已删除" if deleted else "变为空"
-        lines.append(f"{label} {state}，移除了 {gone}")
+        lines.append(f"{label} {state}，移除了 {what}")
     removed = [r for r in old.reminders.values() if r.id not in new.reminders]
     if removed:
         lines.append(f"移除了 {len(removed)} 个提醒：" + "、".join(f"{r.title}（{r.id}）" for r in removed))
+    channels = [c for c in old.channels.values() if c.id not in new.channels]
+    if channels:
+        lines.append(f"移除了 {len(channels)} 个频道：" + "、".join(f"{c.name}（{c.id}）" for c in channels))
+    return lines + bulk_removals(old, new)
+
+
+def bulk_removals(old: Schedules, new: Schedules) -> list[str]:
+    """``人员从 10010 人减少到 10 人``: people or units fewer by a tenth or more (any, under ten);
+    counted without building a person (``Schedules.size``)."""
+    lines = []
+    for section, word in (("people", "人员"), ("units", "单位")):
+        before, after = old.size(section), new.size(section)
+        if before - after >= max(1, before * BULK_SHARE):
+            unit = "人" if section == "people" else "个"
+            lines.append(f"{word}从 {before} {unit}减少到 {after} {unit}")
     return lines
 
 
@@ -215,33 +247,54 @@ def _entries_by_file(schedules: Schedules) -> dict[str, Counter[str]]:
 
 def admin_notifier(runtime: Runtime) -> TellAdmin:
     """Queue a notice of refused schedules to the running schedules' ``service.admin_channel``."""
+
+    async def tell(errors: list[str]) -> None:
+        digest = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
+        if await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors), key=f"schedules:{digest}",
+                                     summary=f"日程配置未生效通知（{len(errors)} 处错误）"):
+            log.info("已通知管理员频道：日程配置未生效（%d 处错误）", len(errors))
+
+    return tell
+
+
+def applied_notifier(runtime: Runtime) -> TellApplied:
+    """Queue a notice of an applied reload that removed things or ended a refusal to ``service.admin_channel``."""
+
+    async def tell(removed: list[str], recovered: bool) -> None:
+        title = "日程配置已恢复生效" if recovered else "日程配置已生效，有内容被移除"
+        key = "recovered" if recovered else "removed"
+        if await _tell_admin_channel(runtime, title, applied_text(removed, recovered), key=f"schedules-{key}",
+                                     summary=f"{title}通知" + (f"（{len(removed)} 项移除）" if removed else "")):
+            log.info("已通知管理员频道：%s", title)
+
+    return tell
+
+
+async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, key: str, summary: str) -> bool:
+    """Queue one message to the running schedules' admin channel (``admin:<key>:<now>``); whether it was."""
     from bot.delivery import outbox
     from bot.platforms.base import Message
     from bot.platforms.registry import platform_for
 
-    async def tell(errors: list[str]) -> None:
-        channel_id = runtime.schedules.service.admin_channel
-        channel = runtime.channel(channel_id) if channel_id else None
-        if channel is None:
-            return
-        now = runtime.clock()
-        try:
-            adapter = platform_for(channel)
-            bodies = adapter.build(channel, Message(title="日程配置未生效", markdown=notice_text(errors)))
-            digest = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
-            async with runtime.db.session() as session:
-                await outbox.enqueue(
-                    session, dedupe_key=f"admin:schedules:{digest}:{now.isoformat()}", channel=channel,
-                    platform=getattr(channel, "platform", adapter.name), bodies=bodies, stage="admin",
-                    summary=f"日程配置未生效通知（{len(errors)} 处错误）", now=now)
-                await session.commit()
-        except Exception as exc:  # the log, /healthz and the admin pages still show the failure
-            log.warning("无法通知管理员频道：%s", type(exc).__name__)
-            return
-        log.info("已通知管理员频道：日程配置未生效（%d 处错误）", len(errors))
-        runtime.wake_dispatcher()
-
-    return tell
+    channel_id = runtime.schedules.service.admin_channel
+    channel = runtime.channel(channel_id) if channel_id else None
+    if channel is None:
+        return False
+    now = runtime.clock()
+    try:
+        adapter = platform_for(channel)
+        bodies = adapter.build(channel, Message(title=title, markdown=markdown))
+        async with runtime.db.session() as session:
+            await outbox.enqueue(
+                session, dedupe_key=f"admin:{key}:{now.isoformat()}", channel=channel,
+                platform=getattr(channel, "platform", adapter.name), bodies=bodies, stage="admin",
+                summary=summary, now=now)
+            await session.commit()
+    except Exception as exc:  # the log, /healthz and the admin pages still show it
+        log.warning("无法通知管理员频道：%s", type(exc).__name__)
+        return False
+    runtime.wake_dispatcher()
+    return True
 
 
 def notice_text(errors: list[str]) -> str:
@@ -250,3 +303,14 @@ def notice_text(errors: list[str]) -> str:
     return (f"**日程配置有 {len(errors)} 处错误，未生效**\n\n{quoted}{more}\n\n"
             "服务继续使用上一次有效的配置。请修改后保存，改正后会自动生效"
             "（也可运行 remindbot validate 检查）。")
+
+
+def applied_text(removed: list[str], recovered: bool) -> str:
+    """The admin channel's notice of an applied reload: recovered, and what it removed."""
+    head = "**日程配置已恢复生效**：此前的错误已改正，服务按新的配置运行。" if recovered else "**日程配置已生效**。"
+    if not removed:
+        return head
+    quoted = "\n".join(f"> {line}" for line in removed[:NOTICE_ERRORS])
+    more = f"\n> ……另有 {len(removed) - NOTICE_ERRORS} 项" if len(removed) > NOTICE_ERRORS else ""
+    return (f"{head}\n\n这次修改移除了以下内容，被移除的提醒不再发送：\n\n{quoted}{more}\n\n"
+            "如果不是有意移除，请恢复相应的文件或条目后保存。")

@@ -61,7 +61,7 @@ def test_the_collector_comes_back_when_the_start_fails(monkeypatch: pytest.Monke
         raise bot.service.CannotStart("端口已被占用")
 
     monkeypatch.setattr(bot.service, "serve", failing)
-    monkeypatch.setattr("bot.cli.schedule.check_or_exit", lambda settings: (bot.service.Schedules(), []))
+    monkeypatch.setattr("bot.cli.schedule.start_or_exit", lambda settings: (bot.service.Schedules(), [], None))
     gc.enable()
     with pytest.raises(SystemExit):
         serve_command._serve(Settings(), None, None)

@@ -462,7 +462,7 @@ def test_a_refused_reload_shows_on_the_admin_pages_and_the_admin_channel_is_told
         service = Service.start(workspace)
         try:
             service.wait_ready()
-            notices = lambda: [t for t in admin_group.texts() if "日程配置" in t]  # noqa: E731
+            notices = lambda: [t for t in admin_group.texts() if "日程配置未生效" in t]  # noqa: E731
             assert "日程配置" not in service.upcoming_page()
 
             workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")

@@ -39,11 +39,17 @@ class CliError(Exception):
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """The service's runtime (schedules, calendar, renderer, database) for one command."""
+    """The service's runtime (schedules, calendar, renderer, database) for one command; when the
+    schedules have errors, the last good ones, said first on stderr (an admin records a confirmation
+    given by phone while a broken edit waits to be fixed)."""
     from bot.runtime import open_runtime as service_runtime
 
     try:
-        async with service_runtime(settings) as runtime:
+        async with service_runtime(settings, last_good=True) as runtime:
+            if runtime.refused is not None:
+                from bot.cli.schedule import say_last_good
+
+                say_last_good(runtime.refused)
             yield runtime
     except Exception as exc:
         from bot.config.issues import ConfigError, bounded

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bot.cli.people import NoSuchPerson, person_named
-from bot.cli.schedule import ZONE, load_or_exit
+from bot.cli.schedule import ZONE, load_or_exit, say_last_good
 from bot.config import gcpause
 from bot.config.models import Reminder, Schedules
 from bot.delivery.compose import Planned, build_bodies, date_text, when_text
@@ -100,7 +100,9 @@ def preview(reminder_id: str, on: datetime | None, person: str | None, stage: st
 
 async def _preview(reminder_id: str, on: date | None, person: str | None, stage: str) -> None:
     # A preview writes nothing: the database is opened only if a message needs its figures.
-    async with open_runtime(Settings(), database=False) as runtime:
+    async with open_runtime(Settings(), database=False, last_good=True) as runtime:
+        if runtime.refused is not None:
+            say_last_good(runtime.refused)
         reminder = _reminder(runtime, reminder_id)
         if person:  # an id or a name, as link, confirm and excuse take
             try:
@@ -202,7 +204,8 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
     setup_logging(settings.log_format, "INFO" if settings.dry_run else "WARNING")
     for noisy in ("bot.scheduling.scheduler", "bot.scheduling.occurrences"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    async with open_runtime(settings) as runtime:
+    # Never from the last good schedules: an admin fixing the files must not send from old ones.
+    async with open_runtime(settings, schedules=load_or_exit(settings)) as runtime:
         set_secrets(channel_secrets(runtime.schedules.channels.values()))
         reminder = _reminder(runtime, reminder_id)
         due = find_due(reminder, runtime.calendar, on, runtime.clock())

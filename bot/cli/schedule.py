@@ -14,7 +14,16 @@ import click
 
 from bot.config.issues import SOURCE_SUFFIXES, ConfigError, ConfigIssue, bounded
 from bot.config.models import DEFAULT_TZ, Reminder, ScheduleFile, Schedules
-from bot.config.snapshot import check_for, load_for
+from bot.config.snapshot import (
+    Refused,
+    check_for,
+    checked_text,
+    fallback_note,
+    last_good_checked_at,
+    last_good_for,
+    load_for,
+    load_or_last_good,
+)
 from bot.links import base_url_warning
 from bot.reporting.textable import table
 from bot.scheduling.datewords import date_text, weekday_text, when_text
@@ -31,18 +40,40 @@ def settings() -> Settings:
 
 
 def load_or_exit(s: Settings) -> Schedules:
+    """The schedules, or their errors printed and exit 1 (commands that send: never from old schedules)."""
     try:
         return load_for(s)
     except ConfigError as exc:
         _refuse(s, exc.issues)
 
 
-def check_or_exit(s: Settings) -> tuple[Schedules, list[ConfigIssue]]:
-    """As :func:`load_or_exit`, with the schedules' warnings (``serve`` shows them while it runs)."""
+def start_or_exit(s: Settings) -> tuple[Schedules, list[ConfigIssue], Refused | None]:
+    """``serve``'s schedules and their warnings; with errors, the last good ones (and the refusal: the
+    service shows it as a refused reload); with none to fall back on, the errors printed and exit 1."""
     schedules, issues = check_for(s)
-    if schedules is None:
-        _refuse(s, [i for i in issues if not i.warning])
-    return schedules, [i for i in issues if i.warning]
+    if schedules is not None:
+        return schedules, [i for i in issues if i.warning], None
+    errors = [i for i in issues if not i.warning]
+    last = last_good_for(s)
+    if last is None:
+        _refuse(s, errors)
+    return last.schedules, last.warnings, Refused(errors, last)
+
+
+def load_or_last_good_or_exit(s: Settings) -> Schedules:
+    """The schedules; with errors, the last good ones (said on stderr first), else as :func:`load_or_exit`."""
+    try:
+        schedules, refused = load_or_last_good(s)
+    except ConfigError as exc:
+        _refuse(s, exc.issues)
+    if refused is not None:
+        say_last_good(refused)
+    return schedules
+
+
+def say_last_good(refused: Refused) -> None:
+    """On stderr: the errors' count, where to see them, and which schedules the command runs on."""
+    click.echo(fallback_note(refused), err=True)
 
 
 def _refuse(s: Settings, errors: list[ConfigIssue]) -> NoReturn:
@@ -54,6 +85,9 @@ def _refuse(s: Settings, errors: list[ConfigIssue]) -> NoReturn:
     if more:
         click.echo(more, err=True)
     click.echo(f"日程配置有 {len(errors)} 处错误，请修改后再试。", err=True)
+    if (checked := last_good_checked_at(s)) is not None:
+        click.echo(f"正在运行的服务继续使用上一次有效的配置（{checked_text(checked)} 检查通过）；"
+                   "本命令不按旧配置执行。", err=True)
     sys.exit(1)
 
 
@@ -119,6 +153,9 @@ def validate(path: Path | None, templates: Path | None) -> None:
     if schedules is None:
         errors = sum(1 for i in issues if not i.warning)
         click.echo(f"\n共 {errors} 处错误，配置未通过检查。", err=True)
+        if (checked := last_good_checked_at(s, path)) is not None:
+            click.echo(f"正在运行的服务和查看、登记类命令（status、confirm、link、report 等）继续使用上一次有效的配置"
+                       f"（{checked_text(checked)} 检查通过）；发送类命令（fire、send-test）在改正前不执行。", err=True)
         sys.exit(1)
     calendar = WorkCalendar(schedules.calendar)
     now = datetime.now(tz=ZONE)
@@ -172,7 +209,7 @@ def _note(due: Due) -> str:
 def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datetime | None) -> None:
     """列出未来的提醒时间，标出因节假日调整的日期。"""
     s = settings()
-    schedules = load_or_exit(s)
+    schedules = load_or_last_good_or_exit(s)
     calendar = WorkCalendar(schedules.calendar)
     reminders = list(schedules.reminders.values())
     if reminder_id:

@@ -22,6 +22,8 @@ from bot.settings import Settings
 from bot.startup import CannotBind, EarlyHealth, bind
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.config.models import Schedules
 
 
@@ -102,20 +104,31 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
     """
     gcpause.pause()  # already paused by the CLI; not when called otherwise
     try:
-        from bot.cli.schedule import check_or_exit
+        from bot.cli.schedule import start_or_exit
         from bot.config.issues import bounded
+        from bot.config.snapshot import checked_text
         from bot.logs import channel_secrets, set_secrets
         from bot.platforms.markup import redact
         from bot.service import CannotStart
 
-        schedules, warnings = check_or_exit(s)
+        schedules, warnings, refused = start_or_exit(s)
         set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
                      *(v for app in schedules.apps.values() for v in app.secrets())])
+        service_log = logging.getLogger("bot.service")
+        errors: list[str] = []
+        if refused is not None:  # logged as a refused reload logs them; the service shows the refusal
+            errors = [redact(str(e)) for e in refused.errors]
+            shown, more = bounded(refused.errors)
+            for line in [*map(str, shown), *([more] if more else [])]:
+                service_log.warning("%s", line)
+            service_log.error("日程配置有 %d 处错误，按上一次有效的配置（%s 检查通过）启动", len(errors),
+                              checked_text(refused.last.checked_at))
         shown, more = bounded(warnings)  # logged as a reload logs them; shown on the admin pages
         for line in [*map(str, shown), *([more] if more else [])]:
-            logging.getLogger("bot.service").warning("%s", line)
+            service_log.warning("%s", line)
         try:
-            asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings]))
+            asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings],
+                             refused=(errors, refused.last.checked_at) if refused is not None else None))
         except CannotStart as exc:
             click.echo(f"错误：{exc}", err=True)
             sys.exit(1)
@@ -124,9 +137,10 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
 
 
 async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, early: EarlyHealth | None,
-               warnings: Sequence[str] = ()) -> None:
+               warnings: Sequence[str] = (), *, refused: tuple[list[str], datetime] | None = None) -> None:
     """The service (``warnings``: the schedules' check's, as an admin reads them); the collector released
-    (what the start made frozen) once it is ready."""
+    (what the start made frozen) once it is ready. ``refused``: the folder's errors (as an admin reads
+    them) and when ``schedules``, the last good ones, were checked."""
     from bot.service import serve as run
 
     ready = asyncio.Event()
@@ -138,6 +152,6 @@ async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, ea
     waiter = asyncio.create_task(collect_when_ready(), name="gc-after-start")
     try:
         await run(s, ready=ready, schedules=schedules, listen=sock, on_listening=early.stop if early else None,
-                  warnings=warnings)
+                  warnings=warnings, refused=refused)
     finally:
         waiter.cancel()

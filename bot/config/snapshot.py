@@ -20,18 +20,29 @@ Both are pickles written atomically (temporary file, then rename, mode 0600: the
 webhooks as substituted from the environment, like the database beside them). A cache entry that
 cannot be read (truncated, from other code, anything) is deleted and the folder is checked afresh:
 the cache can make a command faster, never wrong. ``REMINDBOT_SCHEDULES_CACHE=false`` turns it off.
+
+**Last good**: per schedules folder, the snapshot of the last check that passed without errors
+(validate, the service's start, a reload, any command), with the time of that check:
+``last-good-<folder>.json`` names it, ``last-good-<folder>-<key>.pickle`` is that snapshot (a hard
+link to it, a copy where links fail), both replaced atomically, mode 0600. When the folder has errors,
+``serve`` starts on it and the read/record commands run on it (:func:`load_or_last_good`), saying so;
+nothing that sends runs on it. Written by other code (a new version), it cannot be read: then there
+is none, as on a first start.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,16 +121,22 @@ def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] 
         return _check(path, env=env, templates_dir=templates_dir, limits=limits)
     where = cache_dir / f"snapshot-{key}.pickle"
     found = _read(where)
-    if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Schedules):
+    if _is_checked(found):
         STATS.snapshot_hits += 1
+        keep_last_good(cache_dir, path, key)
         return found
     files_cache = FileCache(cache_dir, env, limits)
     result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
     if result[0] is not None:
         _write(where, result)
+        keep_last_good(cache_dir, path, key)
         _prune(cache_dir, "snapshot-*.pickle", keep=KEEP_SNAPSHOTS)
     files_cache.prune()
     return result
+
+
+def _is_checked(found: Any) -> bool:
+    return isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Schedules)
 
 
 def _check(path: Path, **kwargs: Any) -> Checked:
@@ -135,6 +152,20 @@ def load_for(settings: Settings) -> Schedules:
     if schedules is None:
         raise ConfigError([i for i in issues if not i.warning] or issues)
     return schedules
+
+
+def load_or_last_good(settings: Settings) -> tuple[Schedules, Refused | None]:
+    """The schedules as :func:`load_for`; when the folder has errors, its last good schedules and the
+    refusal (for the read/record commands: they say so and go on). Raises ConfigError when there is
+    no last good entry (a first start, or written by other code)."""
+    schedules, issues = check_for(settings)
+    if schedules is not None:
+        return schedules, None
+    errors = [i for i in issues if not i.warning] or issues
+    last = last_good_for(settings)
+    if last is None:
+        raise ConfigError(errors)
+    return last.schedules, Refused(errors, last)
 
 
 def check_for(settings: Settings, path: Path | None = None, templates_dir: Path | None = None) -> Checked:
@@ -227,8 +258,142 @@ class FileCache:
                 continue
 
 
-def _read(where: Path) -> Any:
-    """A cache entry, or None when absent; an unreadable one is deleted and counted.
+# ---------------------------------------------------------------- the last good schedules
+
+
+@dataclass(frozen=True)
+class LastGood:
+    """A folder's last schedules that passed a check without errors, and when (aware UTC)."""
+
+    schedules: Schedules
+    warnings: list[ConfigIssue]
+    checked_at: datetime
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A check that found ``errors`` (ConfigIssues, no warnings), answered with ``last``."""
+
+    errors: list[ConfigIssue]
+    last: LastGood
+
+
+def last_good_for(settings: Settings, path: Path | None = None) -> LastGood | None:
+    """The last good schedules of ``path`` (default: the settings' schedules folder), or None: no
+    cache (``REMINDBOT_SCHEDULES_CACHE=false``), never checked good, or written by other code."""
+    cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
+    return last_good(cache_dir, path or settings.schedules_dir) if cache_dir is not None else None
+
+
+def last_good_checked_at(settings: Settings, path: Path | None = None) -> datetime | None:
+    """When the last good schedules of ``path`` (default: the schedules folder) were checked, or None
+    (as :func:`last_good_for`); reads the entry's first line, not the schedules."""
+    cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
+    folder = path or settings.schedules_dir
+    pointer = _pointer(cache_dir / _last_good_name(folder, None)) if cache_dir is not None else None
+    if cache_dir is None or pointer is None:
+        return None
+    try:
+        with (cache_dir / _last_good_name(folder, pointer[0])).open("rb") as handle:
+            readable = handle.readline() == code_version().encode() + b"\n"
+    except OSError:
+        return None
+    return pointer[1] if readable else None
+
+
+def last_good(cache_dir: Path, path: Path) -> LastGood | None:
+    """The last good entry of the folder ``path`` in ``cache_dir`` (None: there is none to read).
+    A second look when the entry was replaced between reading its pointer and its snapshot."""
+    with no_gc():
+        for _ in range(2):
+            pointer = _pointer(cache_dir / _last_good_name(path, None))
+            if pointer is None:
+                return None
+            where = cache_dir / _last_good_name(path, pointer[0])
+            if not where.exists():
+                continue
+            found = _read(where, quiet=True)
+            return LastGood(found[0], found[1], pointer[1]) if _is_checked(found) else None
+    return None
+
+
+def keep_last_good(cache_dir: Path, path: Path, key: str, *, now: datetime | None = None) -> None:
+    """Make the snapshot ``key`` (just read or written in ``cache_dir``) the folder's last good entry,
+    checked at ``now``; nothing to do when it already is (one small read per command)."""
+    folder = _folder_tag(path)
+    name, target = cache_dir / f"last-good-{folder}.json", cache_dir / f"last-good-{folder}-{key}.pickle"
+    known = _pointer(name)
+    if known is not None and known[0] == key and target.exists():
+        return
+    try:
+        _link_or_copy(cache_dir / f"snapshot-{key}.pickle", target)
+        stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+        with tempfile.NamedTemporaryFile("w", dir=cache_dir, prefix=".tmp-", delete=False) as handle:
+            json.dump({"key": key, "checked_at": stamp}, handle)
+        os.chmod(handle.name, 0o600)
+        os.replace(handle.name, name)
+    except OSError as exc:
+        log.warning("无法保存上一次有效的日程配置（%s）", exc.strerror or exc)
+        return
+    for stale in cache_dir.glob(f"last-good-{folder}-*.pickle"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
+
+
+def _last_good_name(path: Path, key: str | None) -> str:
+    """``last-good-<folder>.json`` (key None) or ``last-good-<folder>-<key>.pickle``."""
+    folder = _folder_tag(path)
+    return f"last-good-{folder}.json" if key is None else f"last-good-{folder}-{key}.pickle"
+
+
+def _folder_tag(path: Path) -> str:
+    """16 hex digits naming a schedules folder (by its resolved path) among the entries."""
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+
+
+def _pointer(where: Path) -> tuple[str, datetime] | None:
+    """(snapshot key, checked at) from a last-good pointer, or None when absent or unreadable."""
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+        return str(data["key"]), datetime.fromisoformat(data["checked_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` becomes ``source``'s content in one rename: a hard link (no copy of a province's
+    snapshot), or a copy (mode 0600) where the file system has none."""
+    temporary = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+        os.chmod(temporary, 0o600)
+    os.replace(temporary, target)
+
+
+def fallback_note(refused: Refused) -> str:
+    """What a command running on the last good schedules prints first (stderr): the errors' count,
+    where to see them, and the time of the check it runs on (the service's zone)."""
+    return (f"日程配置有 {len(refused.errors)} 处错误（运行 remindbot validate 查看）。\n"
+            f"以下按上一次有效的配置（{checked_text(refused.last.checked_at)} 检查通过）执行")
+
+
+def checked_text(checked_at: datetime) -> str:
+    """When the last good schedules were checked, in the service's zone: ``2026-11-30 22:40``."""
+    from zoneinfo import ZoneInfo
+
+    from bot.config.models import DEFAULT_TZ
+
+    return f"{checked_at.astimezone(ZoneInfo(DEFAULT_TZ)):%Y-%m-%d %H:%M}"
+
+
+# ---------------------------------------------------------------- cache files
+
+
+def _read(where: Path, *, quiet: bool = False) -> Any:
+    """A cache entry, or None when absent; an unreadable one is deleted and counted (``quiet``: not logged).
 
     Streamed from the file (not read into one bytes object first): 30 MB less at the peak."""
     try:
@@ -242,7 +407,8 @@ def _read(where: Path) -> Any:
             return pickle.load(handle)
     except Exception as exc:  # whatever is wrong with it, it is only a cache
         STATS.ignored += 1
-        log.warning("忽略无法读取的日程配置缓存 %s（%s），重新检查", where.name, type(exc).__name__)
+        if not quiet:
+            log.warning("忽略无法读取的日程配置缓存 %s（%s），重新检查", where.name, type(exc).__name__)
         where.unlink(missing_ok=True)
         return None
 

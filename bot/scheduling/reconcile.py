@@ -27,15 +27,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config.models import Reminder
+from bot.config.models import DEFAULT_TZ, Reminder
 from bot.metrics import FIRE_LATENESS, FIRES
 from bot.platforms.markup import redact
 from bot.runtime import Runtime
+from bot.scheduling.datewords import when_text
 from bot.scheduling.firelog import OPEN, lateness_text, tell_admin_missed
 from bot.scheduling.occurrences import FireResult, fire, from_db, get_or_create_occurrence
 from bot.scheduling.stages import stage_words
@@ -44,6 +46,7 @@ from storage.db import dialect_insert
 from storage.models import DueStage, SchedulerMark
 
 log = logging.getLogger(__name__)
+ZONE = ZoneInfo(DEFAULT_TZ)  # a removed reminder's stages are named in the service's zone
 
 ON_TIME = timedelta(seconds=30)  # queued later than this after its time: sent as 补发 (late)
 LOOK_AHEAD = timedelta(hours=24)  # stages are planned this far ahead
@@ -219,16 +222,29 @@ class Reconciler:
                 index_elements=["reminder_id", "stage", "due_at"])
             await session.exec(stmt)  # type: ignore[call-overload]
             result.planned = len(new)
-        gone = [row.id for row in open_rows if row_key(row) not in computed]
+        gone_rows = [row for row in open_rows if row_key(row) not in computed]
+        gone = [row.id for row in gone_rows]
         if gone:
             await session.exec(update(DueStage).where(  # type: ignore[call-overload]
                 col(DueStage.id).in_(gone), col(DueStage.status).in_(OPEN),
             ).values(status="cancelled", settled_at=now, claimed_by=None, claimed_until=None,
                      last_error="日程已修改或停用，此项不再发送"))
             result.cancelled = len(gone)
-            log.info("日程已修改：%d 项尚未发出的提醒不再发送", len(gone))
+            log.warning("日程已修改：%d 项尚未发出的提醒不再发送：%s", len(gone), self._named(gone_rows))
         await session.commit()
         return computed
+
+    def _named(self, rows: list[DueStage], most: int = 10) -> str:
+        """``每月学习日（study，当天 2026年12月4日（星期五）09:00）、……等 12 项``: the first ``most``
+        stages by fire time (a reminder removed from the schedules by its id only)."""
+        reminders = self.runtime.schedules.reminders
+        shown = []
+        for row in sorted(rows, key=lambda r: r.fire_at)[:most]:
+            reminder = reminders.get(row.reminder_id)
+            title = f"{reminder.title}（{row.reminder_id}，" if reminder is not None else f"{row.reminder_id}（"
+            zone = reminder.zone if reminder is not None else ZONE
+            shown.append(f"{title}{stage_words(row.stage)} {when_text(utc(row.fire_at), zone)}）")
+        return "、".join(shown) + (f"等 {len(rows)} 项" if len(rows) > most else "")
 
     async def _due_rows(self, session: AsyncSession, now: datetime) -> list[DueStage]:
         stmt = (select(DueStage).where(

@@ -1,0 +1,149 @@
+"""The last good schedules, kept on disk: the read/record commands go on with them while a broken edit
+waits to be fixed (saying so on stderr), the commands that send refuse, ``validate`` still fails.
+
+The commands run through click's CliRunner on a real SQLite file (the ``cli`` world of
+tests/test_cli_confirmations.py); the entry itself is read and written in a real ``var/cache``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from test_cli_confirmations import Cli, cli, confirmations  # noqa: F401 (cli: the fixture)
+
+from bot.cli.confirmations import confirm, link, report, status
+from bot.cli.delivery import fire_command, preview, send_test
+from bot.cli.schedule import upcoming, validate
+from bot.config.snapshot import check_cached, last_good, load_or_last_good
+from bot.settings import Settings
+
+
+@pytest.fixture
+def world(request: pytest.FixtureRequest) -> Cli:
+    """tests/test_cli_confirmations.py's world: its schedules, two occurrences, a confirmation."""
+    return request.getfixturevalue("cli")  # type: ignore[no-any-return]
+
+
+NOTE = re.compile(r"日程配置有 1 处错误（运行 remindbot validate 查看）。\n"
+                  r"以下按上一次有效的配置（\d{4}-\d\d-\d\d \d\d:\d\d 检查通过）执行\n")
+OLD_CONFIG = "正在运行的服务继续使用上一次有效的配置"
+
+
+def _world(world: Cli) -> Path:
+    return Path(world.env["REMINDBOT_SCHEDULES_DIR"]) / "world.yaml"
+
+
+def _break(world: Cli) -> None:
+    """The trial's typo: one unknown field in a reminder (one error)."""
+    path = _world(world)
+    text = path.read_text(encoding="utf-8")
+    assert "  - id: study\n" in text
+    path.write_text(text.replace("  - id: study\n", "  - id: study\n    templte: x\n", 1), encoding="utf-8")
+
+
+def _checked_good(world: Cli) -> None:
+    """A check that passes (as any command, validate or the service does), keeping the last good entry."""
+    assert world.run(validate).exit_code == 0
+
+
+def test_a_broken_edit_does_not_stop_recording_a_confirmation_given_by_phone(world: Cli) -> None:
+    _checked_good(world)
+    _break(world)
+
+    result = world.run(confirm, str(world.check), "吴敏", "--by", "chen")
+
+    assert result.exit_code == 0, result.output
+    assert NOTE.match(result.stderr), result.stderr
+    assert "wu" in [c.person_id for c in confirmations(world)]
+
+
+def test_the_read_commands_run_on_the_last_good_schedules_and_say_so_first(world: Cli) -> None:
+    _checked_good(world)
+    _break(world)
+
+    for command, args in [(status, []), (report, ["--period", "2026-12"]), (link, [str(world.check), "吴敏"]),
+                          (upcoming, ["--days", "40"]), (preview, ["study"])]:
+        result = world.run(command, *args)
+        assert result.exit_code == 0, (command.name, result.output)
+        assert NOTE.match(result.stderr), (command.name, result.stderr)
+        assert "请修改后再试" not in result.output
+
+
+def test_commands_that_send_refuse_and_say_the_service_keeps_the_last_good_schedules(world: Cli) -> None:
+    _checked_good(world)
+    _break(world)
+
+    for command, args in [(fire_command, ["study"]), (fire_command, ["study", "--dry-run"]), (send_test, ["group"])]:
+        result = world.run(command, *args)
+        assert result.exit_code == 1, (command.name, result.output)
+        assert "日程配置有 1 处错误，请修改后再试。" in result.stderr
+        assert OLD_CONFIG in result.stderr and "本命令不按旧配置执行" in result.stderr
+
+
+def test_validate_still_fails_and_says_what_runs_meanwhile(world: Cli) -> None:
+    _checked_good(world)
+    _break(world)
+
+    result = world.run(validate)
+
+    assert result.exit_code == 1
+    assert "共 1 处错误，配置未通过检查。" in result.stderr
+    assert re.search(r"继续使用上一次有效的配置（\d{4}-\d\d-\d\d \d\d:\d\d 检查通过）", result.stderr), result.stderr
+
+
+def test_without_a_last_good_entry_the_commands_refuse_as_before(world: Cli) -> None:
+    _break(world)  # never checked good in this var folder (the world was written, not checked)
+
+    result = world.run(status)
+
+    assert result.exit_code == 1
+    assert "日程配置有 1 处错误，请修改后再试。" in result.output
+    assert "以下按上一次有效的配置" not in result.output
+
+
+def test_the_entry_follows_the_last_good_check_is_private_and_not_read_by_other_code(tmp_path: Path) -> None:
+    folder, cache = tmp_path / "schedules", tmp_path / "var" / "cache"
+    folder.mkdir()
+    good = "channels:\n  - {id: g, name: 群, platform: wecom}\nreminders: []\n"
+    (folder / "a.yaml").write_text(good, encoding="utf-8")
+    assert check_cached(folder, cache_dir=cache)[0] is not None
+    first = last_good(cache, folder)
+    assert first is not None and list(first.schedules.channels) == ["g"]
+    entries = sorted(p.name for p in cache.glob("last-good-*"))
+    assert len(entries) == 2  # the pointer and the snapshot it names
+    assert all(os.stat(cache / name).st_mode & 0o777 == 0o600 for name in entries)
+
+    (folder / "a.yaml").write_text(good.replace("id: g,", "id: h,"), encoding="utf-8")
+    assert check_cached(folder, cache_dir=cache)[0] is not None
+    (folder / "a.yaml").write_text(good + "bogus: 1\n", encoding="utf-8")
+    assert check_cached(folder, cache_dir=cache)[0] is None
+    second = last_good(cache, folder)
+    assert second is not None and list(second.schedules.channels) == ["h"]
+    assert second.checked_at >= first.checked_at
+    assert len(list(cache.glob("last-good-*"))) == 2  # the earlier snapshot's entry is gone
+
+    # Written by other code (a new version of remindbot): none, as on a first start.
+    pointer = next(cache.glob("last-good-*.json"))
+    entry = cache / re.sub(r"\.json$", f"-{json.loads(pointer.read_text())['key']}.pickle", pointer.name)
+    entry.write_bytes(b"other-code-version\n" + entry.read_bytes().split(b"\n", 1)[1])
+    assert last_good(cache, folder) is None
+
+
+def test_a_second_folder_has_its_own_last_good_entry(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.yaml").write_text(
+            f"channels:\n  - {{id: {name}, name: 群, platform: wecom}}\n", encoding="utf-8")
+        check_cached(tmp_path / name, cache_dir=cache)
+    (tmp_path / "one" / "a.yaml").write_text("bogus: 1\n", encoding="utf-8")
+
+    settings = Settings(schedules_dir=tmp_path / "one", var_dir=tmp_path, database_url="sqlite+aiosqlite:///x.db")
+    schedules, refused = load_or_last_good(settings)
+    assert refused is not None and len(refused.errors) == 1
+    assert list(schedules.channels) == ["one"]
+

@@ -1,0 +1,97 @@
+"""``remindbot serve`` across a restart with a broken edit (trial 10 #3) and reloads that remove
+reminders (trial 10 #12): real ``serve`` processes, a fake WeCom admin group counting what arrives,
+a SQLite file.
+
+* With errors at start and a last good entry (any earlier check that passed), the service starts on
+  it, loudly: the errors in the log, /healthz "error since…", the admin pages' banner, the metric,
+  the admin group told once; a saved fix applies and the admin group hears 【日程配置已恢复生效】.
+* A reload that removes reminders names them in the log, to the admin group and on the admin pages,
+  and is counted.
+* Without a last good entry (a first start), ``serve`` exits with the errors as before
+  (tests/test_serve.py: ``test_serve_refuses_to_start_on_invalid_schedules_and_says_where``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from test_schedule_limits import _Workspace, failing, fake_platforms, poll_health
+
+from tests.servehelp import RELOADED, Service, Workspace, wait_until
+
+TYPO = ("    template: study_day", "    templte: study_day")
+
+
+def _metric(service: Service, name: str) -> float:
+    status, text = service.get("/metrics")
+    assert status == 200, text
+    found = re.search(rf"^{name} (\S+)$", text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def test_a_restart_with_a_broken_edit_runs_the_last_good_schedules_loudly_until_the_fix(tmp_path: Path) -> None:
+    with fake_platforms() as fakes:
+        admin_group = fakes.wecom()  # service.admin_channel is admin_wecom
+        workspace = _Workspace(**vars(Workspace.create(tmp_path)),
+                               extra={"REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url})
+        assert workspace.validate().returncode == 0  # the check that keeps the last good entry
+        workspace.edit("study.yaml", *TYPO)
+        checked = workspace.validate()
+        assert checked.returncode == 1 and "继续使用上一次有效的配置" in checked.stderr, checked.stderr
+
+        service = Service.start(workspace)
+        try:
+            service.wait_ready()
+            status, body = service.health()
+            assert status == 200 and failing(body) and body["schedule_errors"] == 1, body
+            assert body["reminders"] == 14  # the last good schedules run: every reminder is scheduled
+            assert "templte" in service.stdout and "按上一次有效的配置" in service.stdout, service.output()
+            page = service.upcoming_page()
+            assert "日程配置有 1 处错误，最近的修改未生效" in page and "服务继续使用上一次有效的配置" in page
+            assert "每月学习日" in page
+            wait_until(lambda: any("日程配置未生效" in t for t in admin_group.texts()), "the admin group told")
+            assert _metric(service, "remindbot_reload_failures_total") == 1.0
+
+            workspace.edit("study.yaml", *reversed(TYPO))
+            poll_health(service, lambda b: b["schedules"] == "ok", "the fix to apply")
+            wait_until(lambda: any("日程配置已恢复生效" in t for t in admin_group.texts()), "the recovery told")
+            assert "最近的修改未生效" not in service.upcoming_page()
+            told = [t for t in admin_group.texts() if "日程配置" in t]
+            assert len(told) == 2 and "未生效" in told[0] and "已恢复生效" in told[1], told
+
+            # A reload that removes reminders: named in the log, to the admin group, on the pages, counted.
+            workspace.replace("study.yaml", "")
+            service.wait_for_log(RELOADED, count=2)
+            assert "移除了 2 个提醒：每月学习日（study-day）、主题党日（theme-party-day）" in service.stdout
+            wait_until(lambda: any("有内容被移除" in t for t in admin_group.texts()), "the removal told")
+            removal = next(t for t in admin_group.texts() if "有内容被移除" in t)
+            assert "每月学习日（study-day）" in removal and "不再发送" in removal
+            page = service.upcoming_page()
+            assert "移除了以下内容" in page and "每月学习日（study-day）" in page
+            assert _metric(service, "remindbot_reload_removals_total") == 1.0
+            assert len([t for t in admin_group.texts() if "日程配置" in t]) == 3  # nothing told twice
+
+            # The next applied reload that removes nothing takes the banner away.
+            workspace.replace("zz-note.yaml", "# 备注\n")
+            service.wait_for_log(RELOADED, count=3)
+            assert "移除了以下内容" not in service.upcoming_page()
+        finally:
+            service.kill()
+
+
+def test_make_run_starts_the_service_after_a_failing_validate(tmp_path: Path) -> None:
+    """``make run``'s validate step says it failed and what happens next, and does not stop the start
+    (``serve`` decides): run with a stand-in ``remindbot`` whose validate fails."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "remindbot"
+    stand_in.write_text('#!/bin/sh\necho "ran $1"\n[ "$1" != validate ]\n', encoding="utf-8")
+    stand_in.chmod(0o755)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["make", "--no-print-directory", "-C", str(root), "run", f"BIN={bin_dir}"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] == "ran validate" and "日程配置未通过检查" in out[1] and out[-1] == "ran serve", out

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -27,6 +27,7 @@ from storage import migrate
 from storage.models import Instance  # also registers every table
 
 log = logging.getLogger(__name__)
+INSTANCE = Instance.__table__  # type: ignore[attr-defined]
 RETRY_FIRST_SECONDS = 0.5  # first pause between connection attempts at start; doubles
 RETRY_MAX_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 10.0  # one connection attempt at start
@@ -141,20 +142,24 @@ class Database:
         await self.engine.dispose()
 
     async def instance_nonce(self) -> str:
-        """This database's random value (made on first use; see ``storage.models.Instance``)."""
-        async with self.session() as session:
-            row = await session.get(Instance, 1)
-            if row is not None:
-                return row.nonce
-            session.add(Instance(id=1, nonce=secrets.token_urlsafe(16)))
+        """This database's random value (made on first use; see ``storage.models.Instance``).
+
+        Core statements, not the ORM: every command that opens the database reads it, and one row
+        is not worth configuring the 13 mappers (``fire`` uses none of them)."""
+        t = INSTANCE
+        query = select(t.c.nonce).where(t.c.id == 1)
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(query)
+            if found is not None:
+                return str(found)
             try:
-                await session.commit()
+                await conn.execute(insert(t).values(id=1, nonce=secrets.token_urlsafe(16)))
+                await conn.commit()
             except IntegrityError:  # another instance made it first
-                await session.rollback()
-        async with self.session() as session:
-            found = await session.get(Instance, 1)
-            assert found is not None
-            return found.nonce
+                await conn.rollback()
+            nonce = await conn.scalar(query)
+        assert nonce is not None
+        return str(nonce)
 
     async def create_schema(self) -> None:
         if self.schema:

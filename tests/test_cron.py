@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from bot.config.models import Reminder
 from bot.delivery.compose import when_text
-from bot.scheduling.timing import ReminderTrigger, due_times
+from bot.scheduling.timing import due_times
+from bot.scheduling.triggers import ReminderTrigger
 from bot.scheduling.workdays import WorkCalendar
 
 CAL = WorkCalendar()

@@ -9,14 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config.models import CalendarOverrides, Reminder
-from bot.scheduling.timing import (
-    ReminderTrigger,
-    cron_trigger,
-    due_times,
-    fires,
-    next_fire,
-    standard_weekdays,
-)
+from bot.scheduling.timing import due_times, fires, next_fire, standard_weekdays
+from bot.scheduling.triggers import ReminderTrigger, cron_trigger
 from bot.scheduling.workdays import WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")

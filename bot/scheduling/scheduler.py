@@ -19,7 +19,7 @@ from bot.config.models import Schedules
 from bot.platforms.markup import redact
 from bot.runtime import Runtime
 from bot.scheduling.reconcile import PassResult, Reconciler
-from bot.scheduling.timing import ReminderTrigger
+from bot.scheduling.triggers import ReminderTrigger
 from bot.scheduling.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)

@@ -92,14 +92,19 @@ class RobotLimiter:
         longest = max(range(len(rules)), key=lambda i: rules[i].window, default=-1)
         self.windows = [SlidingWindow(rule, as_text=i == longest) for i, rule in enumerate(rules)]
         self._longest = self.windows[longest] if rules else None
+        self._only = self.windows[0] if len(self.windows) == 1 else None  # the common case: one rule
         self._clock = clock
 
     def delay(self, now: float) -> float:
+        if self._only is not None:
+            return self._only.delay(now)
         return max((w.delay(now) for w in self.windows), default=0.0)
 
     def room(self) -> int:
         """Sends allowed right now, one after the other, without waiting (0 when a pause is due)."""
         now = self._clock()
+        if self._only is not None:
+            return self._only.room(now)
         return min((w.room(now) for w in self.windows), default=1 << 30)
 
     def pause(self) -> float:

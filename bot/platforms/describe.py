@@ -130,6 +130,8 @@ def http_failure(
     title: str, status: int, headers: Mapping[str, str], detail: str = "", *, only_retry: bool = False
 ) -> DeliveryError | None:
     """The failure an HTTP status alone shows, or None (2xx, or when ``only_retry`` and not 429/5xx)."""
+    if 200 <= status < 300:  # every success passes here twice: nothing to build
+        return None
     code = f"HTTP {status}"
     if status == 429:
         text = f"发送太频繁，被{title}限流"

@@ -125,7 +125,12 @@ def _no_such(self: click.exceptions.NoSuchOption | click.exceptions.NoSuchComman
     """``没有选项 “--dry”，是不是 “--dry-run”？`` (click: ``… '--dry'. Did you mean '--dry-run'?``)."""
     from bot.config.hints import did_you_mean
 
-    return f"{self.message}{did_you_mean(sorted(self.possibilities or [])) or '。'}"
+    possible = sorted(self.possibilities or [])
+    # An option the typed one begins (--dry of --dry-run) is what was meant; click's difflib also
+    # offers merely similar ones (--yes), which misleads next to it.
+    name = getattr(self, "option_name", None) or getattr(self, "name", None) or ""
+    possible = [p for p in possible if name and p.startswith(name)] or possible
+    return f"{self.message}{did_you_mean(possible) or '。'}"
 
 
 def _no_such_command(self: click.exceptions.NoSuchCommand) -> str:

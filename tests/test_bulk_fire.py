@@ -98,7 +98,11 @@ async def test_firing_many_people_writes_each_row_once_in_set_based_statements(
     links = await count(any_db, Outbox, col(Outbox.channel_id) == "oa", col(Outbox.status) == "pending")
     assert links == PEOPLE
 
+    rendered: list[object] = []
+    render = runtime.renderer.render
+    runtime.renderer.render = lambda *a, **k: rendered.append(a) or render(*a, **k)  # type: ignore[method-assign]
     assert await fire_study(runtime) == 0  # firing twice sends once
+    assert rendered == []  # and costs a query of what is queued, not a rendering of every message again
     assert await count(any_db, Expectation) == PEOPLE
     assert await count(any_db, Outbox) == queued
 

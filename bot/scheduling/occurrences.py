@@ -172,7 +172,7 @@ async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> 
     (another instance, a catch-up after a restart) renders only what is missing."""
     t = OUTBOX
     stmt = select(t.c.dedupe_key).where(t.c.occurrence_id == occurrence_id, t.c.stage == stage)
-    return frozenset((await session.exec(stmt)).all())  # type: ignore[call-overload]
+    return frozenset((await (await session.connection()).execute(stmt)).scalars())
 
 
 def due_from_date(runtime: Runtime, reminder: Reminder, day: date) -> Due | None:

@@ -211,7 +211,11 @@ def test_report_of_an_unknown_unit_or_reminder_says_which_was_meant(cli: Cli) ->
 
 
 def test_report_of_an_empty_last_month_says_how_to_see_this_month(cli: Cli) -> None:
-    result = cli.run(report)  # the default: last month (the admin pages open on this month: trial 9)
+    # A database with nothing in it, so last month is empty whatever today is (in a month's first five
+    # days the fixture's study day falls in last month).
+    empty = {**cli.env, "REMINDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{cli.tmp / 'empty.db'}"}
+    # The default: last month (the admin pages open on this month: trial 9).
+    result = CliRunner().invoke(report, [], env=empty, catch_exceptions=False)
 
     assert result.exit_code == 0
     assert "本期没有需要确认的事项。\n（默认统计上月；统计本月请加 --period current_month）" in result.output
@@ -229,7 +233,9 @@ def test_confirm_by_accepts_the_admin_s_name_as_the_person_argument_does(cli: Cl
 
 
 def test_report_total_tells_confirmations_not_yet_due_apart(cli: Cli) -> None:
-    month = f"{(cli.study_due + timedelta(days=5)).astimezone(BJ):%Y-%m}"  # the month of the check
+    # The month of the check, due an hour before the fixture's now (local time: at a month's first
+    # hour, the check is in the month before now's).
+    month = f"{(cli.study_due + timedelta(days=5, hours=-1)).astimezone(BJ):%Y-%m}"
     result = cli.run(report, "--period", month, "--reminder", "eve")
 
     assert result.exit_code == 0, result.output

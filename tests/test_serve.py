@@ -228,7 +228,7 @@ def test_the_start_up_line_of_channels_without_webhooks_names_ten_and_counts_the
         f"service: {{admin_channel: c0}}\nchannels:\n{chans}", encoding="utf-8")
     running = Service.start(workspace)
     try:
-        running.wait_for_log(STARTED)
+        running.wait_for_log("未配置 webhook 的频道")  # logged just after the start line: wait for it, not that
     finally:
         running.kill()
     line = next(x for x in running.stdout.splitlines() if "未配置 webhook 的频道" in x)
@@ -241,7 +241,7 @@ def test_the_start_says_where_the_admin_area_is_and_warns_of_links_to_this_machi
     webhook = "https://oa.example.invalid/push/secret-path-0042"
     running = Service.start(workspace, env={"REMINDBOT_OA_WEBHOOK": webhook})
     try:
-        running.wait_for_log(STARTED)
+        running.wait_for_log("REMINDBOT_BASE_URL 是本机地址")  # the warnings come just after the start line
     finally:
         running.kill()
     said = running.stdout

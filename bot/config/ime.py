@@ -40,6 +40,14 @@ def quoted(value: str) -> str:
     return value if value.startswith("“") and value.endswith("”") else f"“{value}”"
 
 
+def list_meant(value: str) -> str | None:
+    """``[a, b]`` for ``a，b`` (or ``a、b``): the flow list an admin meant when the input method typed
+    its comma; None when ``value`` has no such comma."""
+    if not any(comma in value for comma in "，、"):
+        return None
+    return "[" + ", ".join(part.strip() for part in re.split("[，、]", value)) + "]"
+
+
 QUOTE_WORDS = "值用了中文引号 “”，YAML 不把它当作引号：请改成英文引号 \"\"，或去掉引号"
 COMMA_WORDS = "括号里的各项之间用了中文逗号 “，”，YAML 不认：请改成英文逗号 “,”"
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
-from bot.config.ime import ime_hint
+from bot.config.ime import ime_hint, list_meant
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -338,7 +338,7 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
         "bool_type": f"应为 true 或 false{got}",
         "bool_parsing": f"应为 true 或 false{got}",
         "string_type": f"应为文本{got}",
-        "list_type": f"应为列表（每项以 - 开头）{got}",
+        "list_type": _list_message(got, source, secret),
         "dict_type": f"应为映射（键: 值）{got}",
         "model_type": f"应为映射（键: 值）{got}",
         "model_attributes_type": f"应为映射（键: 值）{got}",
@@ -360,6 +360,15 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error") or err["msg"]).removeprefix("Value error, ")
     return f"{err['msg']}{got}"
+
+
+def _list_message(got: str, source: yaml.ScalarNode | None, secret: bool) -> str:
+    """A list expected; a text with a Chinese comma is the list the admin meant, so show it written right."""
+    if secret or source is None or source.style or (meant := list_meant(source.value)) is None:
+        return f"应为列表（每项以 - 开头）{got}"
+    comma = "中文逗号 “，”" if "，" in source.value else "顿号 “、”"
+    return (f"应为列表，而不是 {source.value[:40]}：各项之间用了{comma}，YAML 把它们读成了一项；"
+            f"请改成英文逗号并加方括号，写成 {meant}（或每项一行，以 - 开头）")
 
 
 def _pattern_message(path: Sequence[Any], value: Any, source: yaml.ScalarNode | None, got: str) -> str:
@@ -619,6 +628,10 @@ RAW_REFERENCES: dict[str, tuple[tuple[tuple[str, ...], str, str], ...]] = {
 }
 
 
+# The raw references above that hold one value; the others are lists.
+_SINGLE_REFERENCES = frozenset({"parent", "unit"})
+
+
 def _check_invalid_entries(s: Schedules, p: Parsed, refs: _Refs, roles: set[str]) -> None:
     known = {"units": s.units, "people": s.people, "channels": s.channels, "roles": {r: r for r in roles}}
     for section, checks in RAW_REFERENCES.items():
@@ -633,6 +646,8 @@ def _check_invalid_entries(s: Schedules, p: Parsed, refs: _Refs, roles: set[str]
                 value: Any = entry
                 for key in path:
                     value = value.get(key) if isinstance(value, dict) else None
+                if isinstance(value, str) and path[-1] not in _SINGLE_REFERENCES and list_meant(value):
+                    continue  # a list written with a Chinese comma: its list error names the comma
                 if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                     refs.check((section, index, *path), value, known[kind], what)
 

@@ -108,3 +108,18 @@ def test_an_unclosed_quote_is_named_where_it_opens(folder: Path) -> None:
     _, issues = check_schedules(folder, env={})
     assert [str(i) for i in issues if not i.warning] == [
         "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）"]
+
+
+def test_a_quote_left_open_mid_file_is_named_where_it_opens_and_where_the_parser_stopped(folder: Path) -> None:
+    # The value runs on to the next quote (line 27's at: "09:00"), where the parser fails: line 9 is the fix.
+    shown = refused(folder, 'at: "09:00"\n    holiday: next_workday', 'at: "09:00\n    holiday: next_workday')
+    assert shown.startswith("schedules/study.yaml:9:11: 错误 YAML 语法错误：这里的引号没有在本行结束（缺少结束的引号）")
+    assert "第 27 行" in shown
+
+
+def test_a_value_quoted_over_several_lines_on_purpose_still_loads(folder: Path) -> None:
+    path = folder / "study.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("    title: 每月学习日", '    title: "每月\n      学习日"', 1), encoding="utf-8")
+    schedules, _ = check_schedules(folder, env={})
+    assert schedules is not None and schedules.reminders["study-day"].title == "每月 学习日"

@@ -9,6 +9,8 @@ around the problem are searched for what a Chinese input method types where YAML
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from bot.config.ime import COMMA_WORDS, QUOTE_WORDS, line_mistake
@@ -19,6 +21,9 @@ LEAD = "YAML 语法错误："
 # key or indentation at the next token, which may be a line or two further down.
 _LINES_BEFORE = 3
 _YAML_TAG = "tag:yaml.org,2002:"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A line inside a quoted value that reads as YAML structure: a key, or a list item.
+_KEYLIKE = re.compile(r"^[ ]*(?:- |[^\s:#'\"]+:(?: |$))")
 
 # (fragment of the parser's problem, words); first match wins.
 _PROBLEMS = (
@@ -56,6 +61,13 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
     problem = exc.problem or exc.context or ""
     mark = exc.problem_mark or exc.context_mark
     line = mark.line if mark else 0
+    opened = _quote_run_on(text, line)
+    if opened is not None:  # the quote the parser read on through the lines below
+        at_line, at_col, closed = opened
+        why = in_words(problem, exc.context or "", _char_at(text, mark))
+        return ConfigIssue(label, at_line + 1, at_col + 1, "", LEAD + (
+            f"这里的引号没有在本行结束（缺少结束的引号）：YAML 把后面直到第 {closed + 1} 行那个引号为止的内容"
+            f"都当成了这个值，因此在第 {line + 1} 行报错（{why}）"))
     found = _ime_near(text, line, exc.context_mark)
     if found is not None:
         at_line, at_col, words = found
@@ -109,6 +121,24 @@ def _bad_start(char: str) -> str:
         return f"值不能以 {char} 开头：请给整个值加英文引号（如 \"{char}…\"）"
     return f"有不能识别的字符 “{char}”：请删除，或给整个值加英文引号" if char.isprintable() and char \
         else "有不能识别的字符：请删除，或给整个值加英文引号"
+
+
+def _quote_run_on(text: str, line: int) -> tuple[int, int, int] | None:
+    """(line, column, line it closed on), 0-based, of a quoted value that opened above ``line`` and ran
+    on over lines that look like keys or list items (``at: "09:00`` missing its closing quote: the
+    value ends at the next quote, lines further down, where the parser fails). None when there is none."""
+    found = None
+    try:
+        for token in yaml.scan(text, Loader=_LOADER):
+            start, end = token.start_mark, token.end_mark
+            if start.line > line:
+                break
+            if (isinstance(token, yaml.ScalarToken) and token.style in ("'", '"') and start.line < end.line
+                    and any(_KEYLIKE.match(row) for row in text.splitlines()[start.line + 1:end.line + 1])):
+                found = (start.line, start.column, end.line)
+    except yaml.YAMLError:
+        pass  # the tokens up to the scanner's own error are the ones that matter
+    return found
 
 
 def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int, str] | None:

@@ -123,3 +123,36 @@ def test_a_value_quoted_over_several_lines_on_purpose_still_loads(folder: Path) 
     path.write_text(text.replace("    title: 每月学习日", '    title: "每月\n      学习日"', 1), encoding="utf-8")
     schedules, _ = check_schedules(folder, env={})
     assert schedules is not None and schedules.reminders["study-day"].title == "每月 学习日"
+
+
+def _loaded_with(folder: Path, old: str, new: str) -> tuple[object, list[str]]:
+    path = folder / "study.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    schedules, issues = check_schedules(folder, env={})
+    return schedules, [str(i) for i in issues if "全角空格" in i.message]
+
+
+def test_a_line_indented_with_full_width_spaces_that_still_parses_is_named(folder: Path) -> None:
+    # YAML glues the line to the title above: holiday becomes part of the title, silently until now.
+    schedules, named = _loaded_with(folder, "    title: 每月学习日\n",
+                                    "    title: 每月学习日\n      \u3000\u3000holiday：next_workday\n")
+    assert schedules is not None
+    assert named == ["schedules/study.yaml:7:7: 警告 字段 reminders[0].title："
+                     "这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："
+                     "这一行被接在了上一行的值后面，成了这个值的一部分；"
+                     "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进"]
+
+
+def test_full_width_spaces_inside_a_quoted_or_block_text_stay_silent(folder: Path) -> None:
+    schedules, named = _loaded_with(folder, "    title: 每月学习日\n",
+                                    '    title: "每月\n      \u3000\u3000学习日"\n    checklist:\n      - |\n'
+                                    "        \u3000\u3000各支部：\n        \u3000\u3000请按时组织学习。\n")
+    assert schedules is not None and named == []
+
+
+def test_a_key_indented_with_full_width_spaces_says_so(folder: Path) -> None:
+    shown = refused(folder, "    title: 每月学习日\n", "    title: 每月学习日\n    \u3000\u3000template: study_day\n")
+    assert shown.startswith("schedules/study.yaml:7:5: 错误 ")
+    assert "开头是全角空格（中文输入法的空格）" in shown and "（本意是 “template”）" in shown

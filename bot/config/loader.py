@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
-from bot.config.ime import ime_hint, list_meant
+from bot.config.ime import FULL_SPACE, ime_hint, list_meant
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -416,6 +416,11 @@ def _unknown_field_message(doc: YamlDoc, parent: Sequence[Any], key: str,
     allowed = _allowed_keys(parent, doc)
     hint = difflib.get_close_matches(key, allowed, n=1)
     text = f"未知字段 “{key}”"
+    if key.startswith(FULL_SPACE):  # indented with full-width spaces: YAML kept them in the key
+        meant = key.lstrip(FULL_SPACE + " ")
+        said = f"（本意是 “{meant}”）" if meant in allowed else ""
+        return (f"{text}：开头是全角空格（中文输入法的空格），YAML 不把它当作缩进，而是当作键的一部分；"
+                f"请删掉全角空格，用半角空格（英文输入法下的空格）缩进{said}")
     if hint:
         return f"{text}，是不是 “{hint[0]}”？"
     if allowed:

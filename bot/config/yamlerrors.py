@@ -13,7 +13,7 @@ import re
 
 import yaml
 
-from bot.config.ime import COMMA_WORDS, QUOTE_WORDS, line_mistake
+from bot.config.ime import COMMA_WORDS, FULL_SPACE, QUOTE_WORDS, line_mistake
 from bot.config.issues import ConfigIssue
 
 LEAD = "YAML 语法错误："
@@ -157,3 +157,41 @@ def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int
             continue  # such a value parses as text: only on the problem's own line is it the cause
         return number, column, words
     return None
+
+
+_LEADING_FULL_SPACE = re.compile(r"^[ ]*(\u3000)")
+
+
+def full_space_lines(label: str, text: str, tree: yaml.Node) -> list[ConfigIssue]:
+    """A warning for each line indented with full-width spaces that YAML nevertheless read: such a line
+    (``      　　holiday：next_workday``) is not indented to YAML, it is glued to the value above it
+    (a plain text over several lines), so a key becomes part of a value with no error. Lines inside
+    quoted or ``|`` / ``>`` texts are the admin's own text and stay silent."""
+    if FULL_SPACE not in text:
+        return []
+    lines = text.splitlines()
+    at = {n: m.start(1) for n, row in enumerate(lines) if (m := _LEADING_FULL_SPACE.match(row))}
+    if not at:
+        return []
+    from bot.config.yamlsource import dotted  # it imports this module
+
+    found: list[ConfigIssue] = []
+    stack: list[tuple[yaml.Node, tuple[object, ...]]] = [(tree, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:  # an alias: its anchor's node once
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((value, (*path, str(key.value))) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+        elif isinstance(node, yaml.ScalarNode) and not node.style:
+            for n in range(node.start_mark.line + 1, node.end_mark.line + 1):
+                if n in at:
+                    found.append(ConfigIssue(label, n + 1, at[n] + 1, dotted(path), (
+                        "这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："
+                        "这一行被接在了上一行的值后面，成了这个值的一部分；"
+                        "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进"), warning=True))
+    return sorted(found, key=lambda issue: issue.line)

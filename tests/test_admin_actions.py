@@ -194,6 +194,19 @@ async def test_an_excused_person_gets_no_follow_ups_or_escalations_and_is_counte
     assert "吴敏" not in _rows_of(owing) and "王芳" in _rows_of(owing)  # 未确认: who still owes, as the CLI's
 
 
+async def test_someone_excused_who_confirmed_anyway_reads_as_confirmed_with_a_note(site: Site) -> None:
+    excuse = {"person": "wu", "kind": "出差", "reason": "赴省委党校学习"}
+    assert (await site.post(f"/admin/occurrences/{site.occ}/excuse", excuse)).status == 303
+    await record_confirmation(site.runtime.db, site.occ, "wu", via="link", now=site.clock.now)
+    board = await site.page(f"/admin/occurrences/{site.occ}")
+    rows = _rows_of(board)
+    wu = rows[rows.index("吴敏"):]
+    wu = re.sub(r"\s+", " ", wu[:wu.index("</tr>")])
+    assert '<span class="tag ok">已确认</span>' in wu and "免于确认</span>" not in wu
+    assert "此前已登记免于确认（出差：赴省委党校学习），仍确认了" in wu
+    assert "1</strong> / 3 人已确认" in board and "人请假等免于确认" not in board
+
+
 def _rows_of(page: str) -> str:
     """The board's table body (the people listed), without the forms and the chart."""
     body = page[page.index("<tbody"):]

@@ -275,6 +275,27 @@ async def test_a_note_that_is_not_utf8_is_refused_in_chinese_and_records_nothing
     assert [c.note for c in await world.confirmations()] == ["参加 23人"]
 
 
+async def test_a_multipart_note_that_is_not_utf8_is_refused_in_the_same_chinese_words(
+    world: World, client: TestClient
+) -> None:
+    """A multipart form's text field with bytes that are not UTF-8 got the generic 400 page."""
+    token = world.token("zhang")
+
+    def multipart(note: bytes) -> bytes:
+        return (b'--zz\r\nContent-Disposition: form-data; name="token"\r\n\r\n' + token.encode()
+                + b'\r\n--zz\r\nContent-Disposition: form-data; name="note"\r\n\r\n' + note + b"\r\n--zz--\r\n")
+
+    headers = {"Content-Type": "multipart/form-data; boundary=zz"}
+    response = await client.post(f"/c/{token}", data=multipart(b"\xe5\x8f\x82\xff\xfe"), headers=headers)
+    assert response.status == 400
+    text = await response.text()
+    assert "不是有效的 UTF-8 编码" in text and "本次提交未登记任何内容" in text
+    assert await world.confirmations() == []
+    fine = await client.post(f"/c/{token}", data=multipart("参加 23人".encode()), headers=headers)
+    assert fine.status == 200
+    assert [c.note for c in await world.confirmations()] == ["参加 23人"]
+
+
 async def test_racing_presses_of_one_link_record_one_confirmation_and_count_it_once(
     world: World, client: TestClient
 ) -> None:

@@ -293,6 +293,12 @@ async def read_form(request: web.Request) -> Mapping[str, Any]:
         return form
     except web.HTTPException:
         raise
+    except UnicodeDecodeError as exc:
+        if exc.encoding.replace("-", "").lower() != "utf8":
+            log.info("无法读取提交的表单（%s）", type(exc).__name__)
+            raise web.HTTPBadRequest() from None
+        # A multipart field (or a raw urlencoded byte) that is not UTF-8: the same words as a bad %-escape.
+        raise _not_utf8() from None
     except (ValueError, LookupError, AssertionError, HttpProcessingError, RequestPayloadError,
             aiohttp.ClientPayloadError) as exc:
         log.info("无法读取提交的表单（%s）", type(exc).__name__)
@@ -307,8 +313,8 @@ NOT_UTF8 = ("提交的内容中有无法识别的字符（不是有效的 UTF-8 
 
 def _check_utf8(body: bytes) -> None:
     """Refuse a urlencoded body whose %-escapes are not UTF-8 (``note=%ff%fe``): aiohttp would store
-    each bad byte as U+FFFD (“��”) without a word (trial 10 #9). Raw bytes that are not UTF-8 already
-    fail in aiohttp's decode (a ValueError, the generic 400)."""
+    each bad byte as U+FFFD (“��”) without a word (trial 10 #9). Raw bytes that are not UTF-8 fail in
+    aiohttp's decode, in a urlencoded body and a multipart field alike (:func:`read_form` says the same)."""
     for pair in body.split(b"&"):
         for part in pair.partition(b"=")[::2]:
             if b"%" not in part:
@@ -316,9 +322,13 @@ def _check_utf8(body: bytes) -> None:
             try:
                 unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
             except UnicodeDecodeError:
-                log.info("提交的表单含有不是 UTF-8 的字符，已拒绝")
-                page = error_response(400, message=NOT_UTF8)
-                raise web.HTTPBadRequest(text=page.text, content_type="text/html") from None
+                raise _not_utf8() from None
+
+
+def _not_utf8() -> web.HTTPBadRequest:
+    log.info("提交的表单含有不是 UTF-8 的字符，已拒绝")
+    page = error_response(400, message=NOT_UTF8)
+    return web.HTTPBadRequest(text=page.text, content_type="text/html")
 
 
 class ClientGone(Exception):

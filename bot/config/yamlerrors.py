@@ -162,20 +162,22 @@ def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int
 _LEADING_FULL_SPACE = re.compile(r"^[ ]*(\u3000)")
 
 
-def full_space_lines(label: str, text: str, tree: yaml.Node) -> list[ConfigIssue]:
-    """A warning for each line indented with full-width spaces that YAML nevertheless read: such a line
-    (``      　　holiday：next_workday``) is not indented to YAML, it is glued to the value above it
-    (a plain text over several lines), so a key becomes part of a value with no error. Lines inside
-    quoted or ``|`` / ``>`` texts are the admin's own text and stay silent."""
+FULL_SPACE_LINE_WORDS = ("这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："
+                         "这一行被接在了上一行的值后面，成了这个值的一部分；"
+                         "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进")
+
+
+def full_space_lines(text: str, tree: yaml.Node) -> list[tuple[int, int, tuple[object, ...]]]:
+    """(line, column, path of the value), 0-based, of each line indented with full-width spaces that YAML
+    nevertheless read: such a line (``      　　holiday：next_workday``) is not indented to YAML, it
+    is glued to the value above it (a plain text over several lines), so a key becomes part of a value
+    with no error. Lines inside quoted or ``|`` / ``>`` texts are the admin's own text and stay silent."""
     if FULL_SPACE not in text:
         return []
-    lines = text.splitlines()
-    at = {n: m.start(1) for n, row in enumerate(lines) if (m := _LEADING_FULL_SPACE.match(row))}
+    at = {n: m.start(1) for n, row in enumerate(text.splitlines()) if (m := _LEADING_FULL_SPACE.match(row))}
     if not at:
         return []
-    from bot.config.yamlsource import dotted  # it imports this module
-
-    found: list[ConfigIssue] = []
+    found: list[tuple[int, int, tuple[object, ...]]] = []
     stack: list[tuple[yaml.Node, tuple[object, ...]]] = [(tree, ())]
     seen: set[int] = set()
     while stack:
@@ -188,10 +190,5 @@ def full_space_lines(label: str, text: str, tree: yaml.Node) -> list[ConfigIssue
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
         elif isinstance(node, yaml.ScalarNode) and not node.style:
-            for n in range(node.start_mark.line + 1, node.end_mark.line + 1):
-                if n in at:
-                    found.append(ConfigIssue(label, n + 1, at[n] + 1, dotted(path), (
-                        "这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："
-                        "这一行被接在了上一行的值后面，成了这个值的一部分；"
-                        "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进"), warning=True))
-    return sorted(found, key=lambda issue: issue.line)
+            found.extend((n, at[n], path) for n in range(node.start_mark.line + 1, node.end_mark.line + 1) if n in at)
+    return sorted(found, key=lambda hit: hit[0])

@@ -20,7 +20,7 @@ from bot.config.issues import (  # noqa: F401  (re-exported: the loader, the CLI
     schedule_files,
 )
 from bot.config.limits import Limits, entries_message, scan, size_message
-from bot.config.yamlerrors import full_space_lines, syntax_issue
+from bot.config.yamlerrors import FULL_SPACE_LINE_WORDS, full_space_lines, syntax_issue
 
 
 @dataclass
@@ -78,7 +78,8 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         issues.append(ConfigIssue(label, 1, 1, "", "文件顶层应为映射（例如 reminders: …），而不是列表或文本"))
         return None
     _duplicate_keys(tree, (), label, issues, set())
-    issues.extend(full_space_lines(label, text, tree))
+    issues.extend(ConfigIssue(label, line + 1, column + 1, dotted(path), FULL_SPACE_LINE_WORDS, warning=True)
+                  for line, column, path in full_space_lines(text, tree))
     data = _plain(data, (), _Conv(label, env, issues, tree))
     return YamlDoc(path, label, tree, data)
 

@@ -187,6 +187,14 @@ def test_report_written_to_a_csv_file_opens_in_excel(cli: Cli) -> None:
     assert target.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
 
 
+def test_report_to_a_path_that_cannot_be_written_is_a_chinese_error_naming_it(cli: Cli) -> None:
+    month = f"{cli.study_due.astimezone(BJ):%Y-%m}"
+    target = cli.tmp / "no-such-folder" / "report.txt"
+    result = cli.run(report, "--period", month, "-o", str(target))
+    assert result.exit_code == 1
+    assert result.output.strip() == f"无法写入 {target}：所在的文件夹不存在。请换一个可以写入的路径（-o/--output）。"
+
+
 def test_report_refuses_a_period_it_cannot_read(cli: Cli) -> None:
     result = cli.run(report, "--period", "last-month")
 

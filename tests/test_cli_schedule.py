@@ -294,3 +294,11 @@ def test_preview_for_someone_the_reminder_does_not_reach_says_whom_it_reaches(ru
     assert "共 0 条消息" not in result.output
     reached = runner.invoke(main, ["preview", "one-post-two-duties", "--person", "赵明"])
     assert reached.exit_code == 0 and "共 1 条消息" in reached.output
+
+
+def test_schema_to_a_folder_that_does_not_exist_is_a_chinese_error_naming_the_path(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "x.json"
+    result = CliRunner().invoke(main, ["schema", "-o", str(target)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"无法写入 {target}：所在的文件夹不存在。请换一个可以写入的路径（-o/--output）。"
+    assert "Traceback" not in result.output and not target.exists()

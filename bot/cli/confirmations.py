@@ -16,6 +16,7 @@ import click
 from sqlalchemy import exists
 from sqlmodel import col, select
 
+from bot.cli.output import write_output
 from bot.cli.people import NoSuchPerson, person_named
 from bot.config.models import DEFAULT_TZ, Schedules
 from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
@@ -569,12 +570,12 @@ def report(period_spec: str, fmt: str, reminders: tuple[str, ...], units: tuple[
         if output is None:
             click.echo(excel_bytes(text), nl=False)  # bytes go to the binary stream as they are
         else:
-            output.write_bytes(excel_bytes(text))
+            write_output(output, excel_bytes(text))
     elif output is None:
         click.echo(text.rstrip("\n"))
         return
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text.encode("utf-8"))
     if output is not None:
         click.echo(f"已写入 {output}")
 

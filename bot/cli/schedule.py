@@ -253,7 +253,9 @@ def schema(output: Path) -> None:
     if str(output) == "-":
         click.echo(text)
         return
-    output.write_text(text + "\n", encoding="utf-8")
+    from bot.cli.output import write_output
+
+    write_output(output, (text + "\n").encode("utf-8"))
     click.echo(f"已写入 {output}")
 
 

@@ -88,6 +88,13 @@ def test_help_reads_in_chinese(runner: CliRunner) -> None:
     assert "Usage" not in result.output and "Show this message" not in result.output
 
 
+@pytest.mark.parametrize("args", [["fire", "--help"], ["fire"], ["--help"]])
+def test_the_usage_line_has_no_space_after_the_full_width_colon(runner: CliRunner, args: list[str]) -> None:
+    output = runner.invoke(main, args).output
+    assert re.search(r"^用法：\S", output, re.M), output
+    assert "用法： " not in output
+
+
 @pytest.mark.parametrize(("source", "words"), [
     ("{% if person %}{{ person.name }}", "{% if %} 块没有结束：缺少 {% endif %}"),
     ("{% for p in people %}{{ p.name }}{% endif %}", "这里应为 {% endfor %}"),

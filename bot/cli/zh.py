@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 import click.exceptions
+import click.formatting
 import click.types
 
 CATALOG: dict[str, str] = {
@@ -161,8 +162,18 @@ def _invalid_choice(self: click.Choice, value: Any, ctx: click.Context | None) -
     return f"{quoted(value)} 不在可选值 {'、'.join(quoted(c) for c in self.choices)} 之中。"
 
 
+_write_usage = click.formatting.HelpFormatter.write_usage
+
+
+def _usage(self: click.formatting.HelpFormatter, prog: str, args: str = "", prefix: str | None = None) -> None:
+    """``用法：remindbot fire …``: click's prefix is ``"Usage:" + " "``, and after a full-width colon
+    that space is one too many."""
+    _write_usage(self, prog, args, gettext("Usage:") if prefix is None else prefix)
+
+
 # (owner, attribute, replacement): the messages click composes outside its catalog
 _REWORDED: tuple[tuple[Any, str, Any], ...] = (
+    (click.formatting.HelpFormatter, "write_usage", _usage),
     (click.exceptions, "_join_param_hints", _param_hints),
     (click.exceptions.NoSuchOption, "format_message", _no_such),
     (click.exceptions.NoSuchCommand, "format_message", _no_such_command),

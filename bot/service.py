@@ -35,7 +35,7 @@ from bot.scheduling.timing import fires
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
 from bot.startup import bind_problem
-from bot.watch import Reloader, admin_notifier, applied_notifier, watch_schedules
+from bot.watch import Reloader, admin_notifier, applied_notifier, tell_fixed_while_down, watch_schedules
 from bot.web.app import RedactingAccessLogger, SafeAppRunner, make_app
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         if refused is not None:
             runtime.reload.last_good_at = refused[1]
             await reloader.refused(refused[0])
+        else:
+            await tell_fixed_while_down(runtime)
         watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")
         stack.push_async_callback(_cancel, watcher)
 

@@ -250,11 +250,50 @@ def admin_notifier(runtime: Runtime) -> TellAdmin:
 
     async def tell(errors: list[str]) -> None:
         digest = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
-        if await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors), key=f"schedules:{digest}",
+        if await last_schedules_notice(runtime) == f"{ERRORS_KEY}:{digest}":
+            # A restart (a service in a restart loop) with the very errors the channel already has.
+            log.info("管理员频道此前已收到同样的日程配置错误通知，不再重复")
+            return
+        if await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors), key=f"{ERRORS_KEY}:{digest}",
                                      summary=f"日程配置未生效通知（{len(errors)} 处错误）"):
             log.info("已通知管理员频道：日程配置未生效（%d 处错误）", len(errors))
 
     return tell
+
+
+# The admin-channel notices about the schedules, as their outbox keys begin (admin:<key>:<time>): the
+# last of them says what the channel was last told — these errors, or that they were fixed.
+ERRORS_KEY = "schedules"
+RECOVERED_KEY = "schedules-recovered"
+
+
+async def last_schedules_notice(runtime: Runtime) -> str | None:
+    """``schedules:<digest>`` or ``schedules-recovered``: the last notice of refused or recovered
+    schedules queued to the admin channel (by any start of the service); None when none was, or the
+    last one failed (dead) or was only rehearsed. The database keeps it across restarts, so a service
+    in a restart loop tells each distinct problem once."""
+    from sqlmodel import col, or_, select
+
+    from storage.models import Outbox
+
+    keys = col(Outbox.dedupe_key)
+    query = (select(Outbox.dedupe_key, Outbox.status)
+             .where(or_(keys.startswith(f"admin:{ERRORS_KEY}:"), keys.startswith(f"admin:{RECOVERED_KEY}:")))
+             .order_by(col(Outbox.id).desc()).limit(1))
+    async with runtime.db.session() as session:
+        row = (await session.exec(query)).first()
+    if row is None or row[1] in ("dead", "dry_run"):
+        return None
+    kind, digest, _when = row[0].removeprefix("admin:").split(":", 2)
+    return RECOVERED_KEY if kind == RECOVERED_KEY else f"{kind}:{digest}"
+
+
+async def tell_fixed_while_down(runtime: Runtime) -> None:
+    """A start on valid schedules after the admin channel was last told of errors: they were fixed while
+    the service was down (or restarting), so say 已恢复生效 — and the next error, even the same one, is told again."""
+    last = await last_schedules_notice(runtime)
+    if last is not None and last.startswith(f"{ERRORS_KEY}:"):
+        await applied_notifier(runtime)([], True)
 
 
 def applied_notifier(runtime: Runtime) -> TellApplied:
@@ -262,8 +301,8 @@ def applied_notifier(runtime: Runtime) -> TellApplied:
 
     async def tell(removed: list[str], recovered: bool) -> None:
         title = "日程配置已恢复生效" if recovered else "日程配置已生效，有内容被移除"
-        key = "recovered" if recovered else "removed"
-        if await _tell_admin_channel(runtime, title, applied_text(removed, recovered), key=f"schedules-{key}",
+        key = RECOVERED_KEY if recovered else "schedules-removed"
+        if await _tell_admin_channel(runtime, title, applied_text(removed, recovered), key=key,
                                      summary=f"{title}通知" + (f"（{len(removed)} 项移除）" if removed else "")):
             log.info("已通知管理员频道：%s", title)
 

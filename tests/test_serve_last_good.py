@@ -95,3 +95,46 @@ def test_make_run_starts_the_service_after_a_failing_validate(tmp_path: Path) ->
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout.splitlines()
     assert out[0] == "ran validate" and "日程配置未通过检查" in out[1] and out[-1] == "ran serve", out
+
+
+def test_a_service_restarting_on_the_same_broken_edit_tells_the_admin_group_once_per_distinct_problem(
+        tmp_path: Path) -> None:
+    """A restart loop used to repeat 【日程配置未生效】 to the admin group on every start. The database keeps
+    what the group was last told: the same errors are not told again; other errors are; a start on
+    fixed schedules says 已恢复生效, after which the first errors are told again."""
+    with fake_platforms() as fakes:
+        admin_group = fakes.wecom()
+        workspace = _Workspace(**vars(Workspace.create(tmp_path)),
+                               extra={"REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url})
+        assert workspace.validate().returncode == 0  # the last good entry
+
+        def told() -> list[str]:
+            return [t for t in admin_group.texts() if "日程配置" in t]
+
+        def run_once(name: str, expect: int, log: str = "remindbot 已启动") -> Service:
+            service = Service.start(workspace, name=name)
+            try:
+                service.wait_for_log(log)
+                wait_until(lambda: len(told()) >= expect, f"{expect} notices in the admin group")
+                return service
+            finally:
+                assert service.stop() == 0, service.output()
+
+        workspace.edit("study.yaml", *TYPO)
+        run_once("first", 1)
+        assert "未生效" in told()[0] and "templte" in told()[0]
+        run_once("again", 1, log="此前已收到同样的日程配置错误通知")  # the same errors: not told again
+
+        workspace.edit("study.yaml", "    template: theme_day", "    templete: theme_day")  # one more error
+        run_once("other", 2)
+        assert "未生效" in told()[1] and "templete" in told()[1]
+
+        workspace.edit("study.yaml", *reversed(TYPO))
+        workspace.edit("study.yaml", "    templete: theme_day", "    template: theme_day")
+        run_once("fixed", 3)  # fixed while down: the group hears it
+        assert "已恢复生效" in told()[2]
+
+        workspace.edit("study.yaml", *TYPO)  # the first errors again: after a recovery, told again
+        run_once("broken-again", 4)
+        assert "未生效" in told()[3] and "templte" in told()[3]
+        assert len(told()) == 4, told()

@@ -60,7 +60,8 @@ ADMIN_LOGIN_FAILURES = Counter(
 CONFIG_WARNINGS = Gauge(
     "remindbot_config_warnings", "Warnings the service shows now (admin pages' banner, log), by kind: schedules "
     "(the running schedules' own: a role one typo from a used one, a file left unread…), base_url (links sent for "
-    "real under a local-only REMINDBOT_BASE_URL).", ["kind"], registry=REGISTRY)
+    "real under a local-only REMINDBOT_BASE_URL), host (every address listened on, links not https), holidays "
+    "(a year ahead whose holidays are only provisional).", ["kind"], registry=REGISTRY)
 WEB_ERRORS = Counter(
     "remindbot_web_errors_total", "Web requests answered with an error page, by HTTP status (500: a bug).",
     ["status"], registry=REGISTRY)

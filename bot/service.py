@@ -124,7 +124,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                  settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
         log_admin_area(settings)
         refresh_warnings(runtime)
-        log_coverage(runtime)
         log_coming(runtime)
         if ready is not None:
             ready.set()
@@ -134,17 +133,33 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
 
 
 def refresh_warnings(runtime: Runtime) -> None:
-    """Work out what the service warns of for the schedules in use: its own warnings
-    (:func:`bot.links.base_url_warning`; a new one is logged here) and the schedules' (kept by the
-    check that loaded them, which logged them: ``runtime.reload.warnings``). Every current one is
-    shown on the admin pages (``runtime.warnings``) and counted by kind (``remindbot_config_warnings``)."""
-    own = [w for w in (base_url_warning(runtime.settings, runtime.schedules),) if w]
-    for warning in own:
-        if warning not in runtime.warnings:
+    """Work out what the service warns of for the schedules in use: its own warnings (links under a
+    local-only base URL, :func:`bot.links.base_url_warning`; every address listened on without https,
+    ``Settings.exposure_warning``; holidays only provisional in the year ahead, :func:`holiday_warning`;
+    a new one is logged here) and the schedules' (kept by the check that loaded them, which logged them:
+    ``runtime.reload.warnings``). Every current one is shown on the admin pages (``runtime.warnings``)
+    and counted by kind (``remindbot_config_warnings``)."""
+    own = {"base_url": base_url_warning(runtime.settings, runtime.schedules),
+           "host": runtime.settings.exposure_warning(), "holidays": holiday_warning(runtime)}
+    for kind, warning in own.items():
+        # The exposure is logged by ``serve`` as soon as the port is bound, before the stack loads.
+        if warning and warning not in runtime.warnings and kind != "host":
             log.warning("%s", warning)
-    runtime.warnings = [*own, *runtime.reload.warnings]
-    CONFIG_WARNINGS.labels("base_url").set(len(own))
+    runtime.warnings = [*(w for w in own.values() if w), *runtime.reload.warnings]
+    for kind, warning in own.items():
+        CONFIG_WARNINGS.labels(kind).set(1 if warning else 0)
     CONFIG_WARNINGS.labels("schedules").set(len(runtime.reload.warnings))
+
+
+HOLIDAYS_AHEAD = timedelta(days=400)  # the years ahead whose holidays must be known (as `validate` looks)
+
+
+def holiday_warning(runtime: Runtime) -> str | None:
+    """The years ahead whose holidays are only provisional (rule-based until the State Council announces
+    them), in one sentence; None when every one is known."""
+    now = runtime.clock()
+    years = runtime.calendar.uncovered_years(now.date(), (now + HOLIDAYS_AHEAD).date())
+    return runtime.calendar.coverage_note(*years) if years else None
 
 
 class CannotStart(Exception):
@@ -179,14 +194,6 @@ def log_admin_area(settings: Settings) -> None:
         log.info("管理页面：%s/admin/", settings.base_url)
     else:
         log.info("管理页面：%s/admin/（未开启：设置 %s，重启服务后开启）", settings.base_url, ADMIN_SETTINGS)
-
-
-def log_coverage(runtime: Runtime, days: int = 400) -> None:
-    """Once at start-up (not on reloads): the years ahead whose holidays are only provisional."""
-    now = runtime.clock()
-    years = runtime.calendar.uncovered_years(now.date(), (now + timedelta(days=days)).date())
-    if years:
-        log.warning("%s", runtime.calendar.coverage_note(*years))
 
 
 def stream_pool(runtime: Runtime, http: aiohttp.ClientSession) -> StreamPool:

@@ -223,7 +223,10 @@ def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_unti
         service.wait_ready()
         wait_until(lambda: _config_warnings(service), "the warnings counted once the service has started")
         assert f"警告 字段 people[4].roles[0]：{warning}" in service.stdout, service.output()
-        assert _config_warnings(service) == {"base_url": 0.0, "schedules": 1.0}
+        counted = _config_warnings(service)
+        assert {k: counted[k] for k in ("base_url", "host", "schedules")} == {"base_url": 0.0, "host": 0.0,
+                                                                             "schedules": 1.0}
+        assert "holidays" in counted  # 1.0 when a year ahead is not yet announced: it depends on today
         assert "注意：</strong>schedules/organization.yaml:" in service.upcoming_page()
         assert warning in service.upcoming_page()
 

@@ -87,8 +87,12 @@ def test_serve_warns_when_listening_everywhere_without_an_https_base_url(workspa
     try:
         service.wait_ready()
         service.wait_for_log(STARTED)
-        assert "正在监听所有网络地址（0.0.0.0）" in service.stdout
+        assert service.stdout.count("正在监听所有网络地址（0.0.0.0）") == 1  # logged once, as soon as the port is bound
         assert "TLS 反向代理" in service.stdout
+        # Counted with the other configuration warnings, and shown under 注意 on the admin pages.
+        status, metrics = service.get("/metrics")
+        assert status == 200 and 'remindbot_config_warnings{kind="host"} 1.0' in metrics, metrics
+        assert "注意：</strong>正在监听所有网络地址（0.0.0.0）" in service.upcoming_page()
     finally:
         service.kill()
 
@@ -100,5 +104,6 @@ def test_serve_does_not_warn_behind_https_or_on_loopback(workspace: Workspace) -
             service.wait_ready()
             service.wait_for_log(STARTED)
             assert "正在监听所有网络地址" not in service.stdout
+            assert 'remindbot_config_warnings{kind="host"} 0.0' in service.get("/metrics")[1]
         finally:
             service.kill()

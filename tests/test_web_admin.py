@@ -459,6 +459,24 @@ async def test_links_that_only_open_on_this_machine_are_shown_on_every_admin_pag
     assert 'remindbot_config_warnings{kind="base_url"} 0.0' in metrics
 
 
+async def test_holidays_only_provisional_in_the_year_ahead_are_shown_under_notice_and_counted(
+    world: World, client: TestClient
+) -> None:
+    from bot.service import refresh_warnings
+
+    runtime = world.runtime
+    runtime.clock = lambda: datetime(2040, 3, 1, tzinfo=UTC)  # beyond any announced calendar
+    refresh_warnings(runtime)  # as at start and after each reload
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert "注意：</strong>2040、2041 年的法定节假日安排尚未收录" in page
+    assert 'remindbot_config_warnings{kind="holidays"} 1.0' in await (await client.get("/metrics")).text()
+
+    runtime.clock = lambda: datetime(2025, 1, 1, tzinfo=UTC)  # announced: 2025 (and this checkout's 2026)
+    refresh_warnings(runtime)
+    assert "法定节假日安排尚未收录" not in await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert 'remindbot_config_warnings{kind="holidays"} 0.0' in await (await client.get("/metrics")).text()
+
+
 async def test_the_note_over_messages_only_recorded_follows_the_channels_current_webhooks(
     world: World, client: TestClient
 ) -> None:

@@ -9,6 +9,7 @@ around the problem are searched for what a Chinese input method types where YAML
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import yaml
@@ -177,6 +178,7 @@ def full_space_lines(text: str, tree: yaml.Node) -> list[tuple[int, int, tuple[o
     at = {n: m.start(1) for n, row in enumerate(text.splitlines()) if (m := _LEADING_FULL_SPACE.match(row))}
     if not at:
         return []
+    lines = sorted(at)
     found: list[tuple[int, int, tuple[object, ...]]] = []
     stack: list[tuple[yaml.Node, tuple[object, ...]]] = [(tree, ())]
     seen: set[int] = set()
@@ -185,6 +187,9 @@ def full_space_lines(text: str, tree: yaml.Node) -> list[tuple[int, int, tuple[o
         if id(node) in seen:  # an alias: its anchor's node once
             continue
         seen.add(id(node))
+        first = bisect.bisect_right(lines, node.start_mark.line)
+        if first == len(lines) or lines[first] > node.end_mark.line:
+            continue  # no such line below this node's first: a large file is walked only where they are
         if isinstance(node, yaml.MappingNode):
             stack.extend((value, (*path, str(key.value))) for key, value in node.value)
         elif isinstance(node, yaml.SequenceNode):

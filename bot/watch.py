@@ -280,8 +280,12 @@ async def last_schedules_notice(runtime: Runtime) -> str | None:
     query = (select(Outbox.dedupe_key, Outbox.status)
              .where(or_(keys.startswith(f"admin:{ERRORS_KEY}:"), keys.startswith(f"admin:{RECOVERED_KEY}:")))
              .order_by(col(Outbox.id).desc()).limit(1))
-    async with runtime.db.session() as session:
-        row = (await session.exec(query)).first()
+    try:
+        async with runtime.db.session() as session:
+            row = (await session.exec(query)).first()
+    except Exception as exc:  # the notice matters more than its dedupe: tell rather than stay silent
+        log.warning("无法读取此前的管理员通知记录：%s", type(exc).__name__)
+        return None
     if row is None or row[1] in ("dead", "dry_run"):
         return None
     kind, digest, _when = row[0].removeprefix("admin:").split(":", 2)

@@ -79,20 +79,28 @@ def test_a_rule_without_room_is_refused_at_construction() -> None:
         SlidingWindow(Rule(0, 60.0))
 
 
-def test_the_stored_window_as_text_is_what_json_writes_for_it_through_seed_sends_and_forgetting() -> None:
-    """The window stored with each result is kept as text (each time encoded once): the text must
-    stay what ``json.dumps`` writes for the longest rule's times, whatever was seeded or dropped."""
+def test_the_stored_window_holds_each_time_to_the_millisecond_never_earlier_through_seed_sends_and_forgetting() -> None:
+    """The window stored with the results is kept as text (each time encoded once): it must stay the
+    longest rule's times, each to the millisecond and never earlier than the send (a later owner
+    seeded from it must not send sooner than the platform allows), whatever was seeded or dropped."""
     clock = [1_764_000_000.0]
     limiter = RobotLimiter([Rule(5, 1.0), Rule(3, 10.0), Rule(4, 10.0)], clock=lambda: clock[0])
     assert limiter.recent_json() == "[]"
     limiter.seed([clock[0] - 12, clock[0] - 3, 1_763_999_999])  # stored times, ints among them
-    for step in [0.1234567, 0.5, 2.0, 3.3333333, 9.75, 0.001, 0.25, 15.0]:
+    for step in [0.1234567, 0.0004, 0.0009, 0.5, 2.0, 3.3333333, 9.75, 0.001, 0.25, 15.0]:
         clock[0] += step
         limiter.pause()  # forgets what left the windows
         limiter.record()
-        assert limiter.recent_json() == json.dumps(limiter.recent())
-        assert json.loads(limiter.recent_json()) == limiter.recent()
+        stored = json.loads(limiter.recent_json())
+        assert len(stored) == len(limiter.recent())
+        for kept, exact in zip(stored, limiter.recent(), strict=True):
+            assert exact <= kept <= exact + 0.001 + 1e-6
+            assert kept == round(kept, 3)
         if step == 0.25:
             assert len(limiter.recent()) == 3  # the first longest rule (3 in 10 s) is the one stored
     assert len(limiter.recent()) == 1  # the others left the window
-    assert RobotLimiter([]).recent_json() == json.dumps(RobotLimiter([]).recent())
+    # A limiter seeded from what was stored waits at least as long as the one that stored it.
+    again = RobotLimiter([Rule(3, 10.0)], clock=lambda: clock[0])
+    again.seed(json.loads(limiter.recent_json()))
+    assert again.pause() >= RobotLimiter([Rule(3, 10.0)], clock=lambda: clock[0]).pause()
+    assert RobotLimiter([]).recent_json() == "[]"

@@ -587,7 +587,7 @@ class Dispatcher:
                 # Wall-clock seconds: the window is stored and read by other instances.
                 limiter = lane.limiter = RobotLimiter(rules_for(channel, adapter.limits, window), clock=time.time)
                 limiter.seed(lane.seed)
-            pause = limiter.pause() if self._alive() else 1.0
+            pause, room = limiter.pause_room() if self._alive() else (1.0, 0)
             if pause > 0:
                 # A hair over the exact time so the platform's own clock agrees the slot is free.
                 lane.busy = False
@@ -598,7 +598,8 @@ class Dispatcher:
             mark = lane.marks.pop(row.id, None)
             if mark is None:
                 mark = self._writer.begin(row.id, self._clock())
-            self._mark_ahead(lane, limiter.room())
+            if room > 1 and len(lane.rows) > 1:
+                self._mark_ahead(lane, room)
             if not await self._cleared(lane, row, mark):
                 return
             if lane.premark_timer is not None:  # the pause was cut short: the mark is written
@@ -723,9 +724,8 @@ class Dispatcher:
             POSSIBLE_DUPLICATES.labels(row.platform).inc()
             log.warning("消息 %s 在上一个发送实例中断时正在发送，已重发，群里可能看到两次（可能重复）", row.id)
             row.maybe_sent = None
-        if lane.limiter is not None:
-            limiter = lane.limiter
-            result.robot, result.window, result.window_json = lane.robot, limiter.recent(), limiter.recent_json()
+        if lane.limiter is not None:  # its window is read when the batch is written
+            result.robot, result.window_from = lane.robot, lane.limiter
 
     async def _finish(self, lane: _Lane, row: Claimed, result: Result, retry_in: float | None = None,
                       *, sent: bool = False) -> None:
@@ -740,28 +740,34 @@ class Dispatcher:
             return  # stopping: the writer still stores it
         self._recorded(lane, row, retry_in, ours)
 
-    def _stored(self, result: Result, ours: bool) -> None:
-        """The writer committed ``result`` (``ours``: the lease was still ours): budget, stats, metrics."""
-        if result.sent:
-            self._free_place()
-        if not ours:
-            self.stats.lost_lease += 1
-            log.warning("消息 %s 的租约已被其他实例接管，结果未写入", result.outbox_id)
-            if result.robot in self._mine:
-                self._lost(result.robot)
-            return
-        status = result.status
-        if status == SENT:
-            self.stats.sent += 1
-        elif status == DRY_RUN:
-            self.stats.dry_run += 1
-        # A rehearsal and a channel without a webhook both end as DRY_RUN rows; the metric tells
-        # them apart, so an operator never reads record-only real messages as rehearsals.
-        key = (result.platform, "record_only" if status == DRY_RUN and not self.settings.dry_run else status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = RETRIES.labels(key[0]) if status == PENDING else MESSAGES.labels(*key)
-        counter.inc()
+    def _stored(self, results: list[Result], marked: set[int]) -> None:
+        """The writer committed a batch (``marked``: the ids whose lease was still ours): budget,
+        stats, metrics (each counter moved once per batch, not once per message)."""
+        counts: dict[tuple[str, str], int] = {}
+        dry = self.settings.dry_run
+        for result in results:
+            if result.sent:
+                self._free_place()
+            if result.outbox_id not in marked:
+                self.stats.lost_lease += 1
+                log.warning("消息 %s 的租约已被其他实例接管，结果未写入", result.outbox_id)
+                if result.robot in self._mine:
+                    self._lost(result.robot)
+                continue
+            status = result.status
+            if status == SENT:
+                self.stats.sent += 1
+            elif status == DRY_RUN:
+                self.stats.dry_run += 1
+            # A rehearsal and a channel without a webhook both end as DRY_RUN rows; the metric tells
+            # them apart, so an operator never reads record-only real messages as rehearsals.
+            key = (result.platform, "record_only" if status == DRY_RUN and not dry else status)
+            counts[key] = counts.get(key, 0) + 1
+        for key, count in counts.items():
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = RETRIES.labels(key[0]) if key[1] == PENDING else MESSAGES.labels(*key)
+            counter.inc(count)
 
     def _recorded(self, lane: _Lane, row: Claimed, retry_in: float | None, ours: bool) -> None:
         if retry_in is None or not ours:

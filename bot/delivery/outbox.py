@@ -27,7 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import String, and_, bindparam, event, func, insert, literal, or_, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -497,6 +497,14 @@ async def unmark(db: Database, owner: str, ids: Sequence[int]) -> int:
     return result.rowcount or 0
 
 
+class WindowSource(Protocol):
+    """A robot's rate limiter as the writer reads it (:class:`bot.delivery.ratelimit.RobotLimiter`)."""
+
+    def recent(self) -> list[float]: ...
+
+    def recent_json(self) -> str: ...
+
+
 @dataclass(slots=True)
 class Result:
     """What happened to one claimed row: status sent, pending (a retry), dead or dry_run."""
@@ -509,9 +517,11 @@ class Result:
     http_status: int | None = None
     next_attempt_at: datetime | None = None  # for a retry
     possible_duplicate: bool = False  # a re-send of a message in flight at a crash
-    robot: str | None = None  # with ``window``: the robot's recent send times to store
+    robot: str | None = None  # with ``window`` or ``window_from``: the robot's recent send times to store
     window: list[float] | None = None
     window_json: str | None = None  # ``window`` as JSON text when the sender has it (RobotLimiter.recent_json)
+    # The robot's limiter, read when the batch is written: once per robot and batch, not at every send.
+    window_from: WindowSource | None = None
     sent: bool = False  # the platform was called for it (the dispatcher's budget of unrecorded sends)
     platform: str = ""  # for the metrics counted once it is stored
 
@@ -594,7 +604,8 @@ async def record_on(
     if sending:
         rows = await conn.execute(_MARK_SENDING, {"ids": list(sending), "owner": owner, "now": now})
         marked.update({row.id: 0 for row in rows})
-    windows = {r.robot: r.window for r in results if r.robot and r.window is not None}
+    windows = {r.robot: r.window if r.window is not None else r.window_from.recent()  # type: ignore[union-attr]
+               for r in results if r.robot and (r.window is not None or r.window_from is not None)}
     await save_windows(conn, owner, windows)  # type: ignore[arg-type]
     simple: dict[tuple[str, int | None], list[int]] = {}
     for r in results:
@@ -745,9 +756,19 @@ def _sqlite_mark(count: int) -> str:
 
 
 def _window_texts(results: Sequence[Result]) -> dict[str, str | None]:
-    """Each robot's last window in the batch, as the JSON text to store."""
-    return {r.robot: r.window_json if r.window_json is not None else json.dumps(r.window)
-            for r in results if r.robot and r.window is not None}
+    """Each robot's window as the JSON text to store: its limiter's, read once per robot (the
+    latest, which holds every send of the batch), else the last one given with a result."""
+    texts: dict[str, str | None] = {}
+    limiters: dict[str, WindowSource] = {}
+    for r in results:
+        if r.robot:
+            if r.window_from is not None:
+                limiters[r.robot] = r.window_from
+            elif r.window is not None:
+                texts[r.robot] = r.window_json if r.window_json is not None else json.dumps(r.window)
+    for robot, limiter in limiters.items():
+        texts[robot] = limiter.recent_json()
+    return texts
 
 
 def _sqlite_batch(conn: sqlite3.Connection, owner: str, sending: Sequence[int], now: datetime | None,
@@ -862,14 +883,15 @@ class ResultWriter:
     result) return futures that say, once committed, whether the lease was still ours; the
     dispatcher awaits a mark before its send but not a plain success, so its next send does not
     wait for that commit (its budget of unrecorded sends bounds what a crash can repeat).
-    ``on_stored(result, ours)`` is called for every result once its batch is committed.
+    ``on_stored(results, marked)`` is called once a batch is committed, with its results and the ids
+    whose lease was still ours (the rest were not written).
     One connection is kept for the batches (no pool checkout, ping or reset per batch); it is
     dropped and taken anew after an error. ``lock`` lets claims and result batches take turns
     (SQLite has one writer at a time).
     """
 
     def __init__(self, db: Database, owner: str, lock: asyncio.Lock,
-                 on_stored: Callable[[Result, bool], None] | None = None) -> None:
+                 on_stored: Callable[[list[Result], set[int]], None] | None = None) -> None:
         self._db, self._owner, self._lock, self._on_stored = db, owner, lock, on_stored
         self._results: list[tuple[Result, asyncio.Future[bool] | None]] = []
         self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
@@ -888,7 +910,7 @@ class ResultWriter:
 
     def queue(self, result: Result) -> None:
         """Queue one result nobody waits for (a plain success): :meth:`submit` without a future;
-        ``on_stored`` still says whether it was ours."""
+        ``on_stored`` still tells whether it was ours."""
         self._results.append((result, None))
         self._kick()
 
@@ -970,13 +992,11 @@ class ResultWriter:
                 self._releases = releases + self._releases
                 await asyncio.sleep(1.0)
                 continue
-            stored = self._on_stored
+            if self._on_stored is not None and results:
+                self._on_stored([result for result, _ in results], marked)
             for result, future in results:
-                ours = result.outbox_id in marked
-                if stored is not None:
-                    stored(result, ours)
                 if future is not None and not future.done():
-                    future.set_result(ours)
+                    future.set_result(result.outbox_id in marked)
             for outbox_id, _, future in begins:
                 if not future.done():
                     future.set_result(outbox_id in marked)

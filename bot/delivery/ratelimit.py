@@ -13,7 +13,6 @@ no later than that, so spacing recorded times by W spaces the platform's arrival
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,8 +31,10 @@ class SlidingWindow:
     """One exact sliding-window counter. Pure: every method takes ``now`` (monotonic seconds).
 
     ``as_text``: also keep each time's JSON text, made once when it is recorded, for :meth:`json`
-    (the window is stored with every result; encoding all its floats each time cost more than the
-    database write of it)."""
+    (the window is stored with the results; encoding all its floats each time cost more than the
+    database write of it). The text is the time to the millisecond, rounded up, so a stored time is
+    never earlier than the send: another owner seeded from it never sends sooner than allowed
+    (``%.3f`` costs a third of a float's shortest ``repr``)."""
 
     def __init__(self, rule: Rule, *, as_text: bool = False) -> None:
         if rule.limit < 1 or rule.window <= 0:
@@ -50,6 +51,14 @@ class SlidingWindow:
         # The send that is `limit` places back must leave the window first.
         return self._times[-self.rule.limit] + self.rule.window - now
 
+    def delay_room(self, now: float) -> tuple[float, int]:
+        """:meth:`delay` and :meth:`room` at ``now``, the window cleared of old times once."""
+        self._forget(now)
+        times, limit = self._times, self.rule.limit
+        if len(times) < limit:
+            return 0.0, limit - len(times)
+        return times[-limit] + self.rule.window - now, 0
+
     def room(self, now: float) -> int:
         """Sends allowed at once from ``now`` (without waiting)."""
         self._forget(now)
@@ -58,7 +67,7 @@ class SlidingWindow:
     def record(self, now: float) -> None:
         self._times.append(now)
         if self._texts is not None:
-            self._texts.append(repr(now))  # what json.dumps writes for a float (or an int)
+            self._texts.append(_ms_up(now))
         self._forget(now)
 
     def times(self) -> list[float]:
@@ -66,10 +75,9 @@ class SlidingWindow:
         return list(self._times)
 
     def json(self) -> str:
-        """:meth:`times` as JSON, exactly as ``json.dumps(self.times())`` (needs ``as_text``)."""
-        if self._texts is None:
-            return json.dumps(list(self._times))
-        return "[" + ", ".join(self._texts) + "]"
+        """:meth:`times` as a JSON list of epoch seconds, each to the millisecond, rounded up."""
+        texts = self._texts if self._texts is not None else map(_ms_up, self._times)
+        return "[" + ", ".join(texts) + "]"
 
     def _forget(self, now: float) -> None:
         # Keep at most `limit` times: older ones can no longer decide a delay.
@@ -79,6 +87,11 @@ class SlidingWindow:
             times.popleft()
             if texts is not None:
                 texts.popleft()
+
+
+def _ms_up(at: float) -> str:
+    """``at`` (seconds) as JSON to the millisecond, never below it (half a millisecond up, then rounded)."""
+    return "%.3f" % (at + 0.0005)
 
 
 class RobotLimiter:
@@ -111,6 +124,16 @@ class RobotLimiter:
         """Seconds to wait, from now, before the next send is allowed."""
         return self.delay(self._clock())
 
+    def pause_room(self) -> tuple[float, int]:
+        """(:meth:`pause`, :meth:`room`) at one reading of the clock: what a sender asks before each send."""
+        now = self._clock()
+        if self._only is not None:
+            return self._only.delay_room(now)
+        pairs = [w.delay_room(now) for w in self.windows]
+        if not pairs:
+            return 0.0, 1 << 30
+        return max(p for p, _ in pairs), min(r for _, r in pairs)
+
     async def wait(self) -> None:
         """Wait until one more send is allowed. Callers send one at a time per robot."""
         pause = self.delay(self._clock())
@@ -135,7 +158,8 @@ class RobotLimiter:
         return self._longest.times() if self._longest is not None else []
 
     def recent_json(self) -> str:
-        """:meth:`recent` as JSON text (``json.dumps(self.recent())``), without encoding every time anew."""
+        """:meth:`recent` as JSON text to store (each time to the millisecond, rounded up), without
+        encoding every time anew."""
         return self._longest.json() if self._longest is not None else "[]"
 
 

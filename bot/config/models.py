@@ -808,10 +808,15 @@ class Membership:
         return _columns(self._people, ("unit",))[0]
 
     def with_role(self, role: str) -> list[int]:
-        """Positions (ascending) of the people holding ``role``; one pass over the roles column per role."""
+        """Positions (ascending) of the people holding ``role``: from a snapshot's roles column as written
+        (``Rows.holding``), else one pass over the roles column per role."""
         found = self._with_role.get(role)
         if found is None:
-            found = self._with_role[role] = [i for i, held in enumerate(self.roles) if role in held]
+            people = self._people
+            found = people.holding("roles", role) if isinstance(people, Rows) else None
+            if found is None:
+                found = [i for i, held in enumerate(self.roles) if role in held]
+            self._with_role[role] = found
         return found
 
     @cached_property

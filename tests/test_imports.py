@@ -184,3 +184,29 @@ def test_a_first_fire_loads_neither_alembic_nor_the_metrics_and_its_record_only_
     assert loaded == "[]", done.stdout
     queued = next(line for line in said if "新排队" in line)
     assert f"新排队 {int(float(counted))} 条消息" in queued and float(counted) > 0, done.stdout
+
+
+def test_fire_imports_what_it_runs_and_nothing_of_the_other_commands(tmp_path: Path) -> None:
+    """``fire`` (channels without webhooks, as at a province's scale in bench/scale.py) imports no web
+    stack or HTTP client, no timer or reconciliation pass, no follow-ups, figures or chart, no
+    YAML parser or loader (the snapshot answers), no PostgreSQL dialect on SQLite, and no
+    holiday rules or did-you-mean for a reminder that exists: each of them was a fixed cost of
+    every fire at some point, and the goal is the bare script's time (issue 11)."""
+    env = _env(tmp_path)
+    warm = subprocess.run([sys.executable, "-m", "bot", "validate"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert warm.returncode == 0, warm.stderr
+    unused = ("aiohttp", "bot.web", "bot.service", "apscheduler", "bot.scheduling.triggers",
+              "bot.scheduling.scheduler", "bot.scheduling.reconcile", "bot.delivery.dispatch",
+              "bot.confirming.followup", "bot.confirming.inbound", "bot.reporting.reports", "bot.reporting.chart",
+              "yaml", "bot.config.loader", "bot.config.sheets", "openpyxl", "sqlalchemy.dialects.postgresql",
+              "asyncpg", "holidays", "difflib", "alembic", "prometheus_client")
+    code = ("import sys\n"
+            "from bot.cli import main\n"
+            "main(['fire', 'study-day', '--date', '2026-12-04'], standalone_mode=False)\n"
+            f"print(sorted(m for m in {unused!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "新排队" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

@@ -131,3 +131,28 @@ def test_unit_facts_give_what_unit_name_and_leaders_of_give(schedules: Schedules
             someone = Person(id="x", name="某人", unit=unit_id or None)
             expected = (each.unit_name(unit_id), [p.id for p in each.leaders_of(someone)])
             assert facts[unit_id] == expected, unit_id
+
+
+@pytest.mark.parametrize("kinds", [3, 300])  # distinct role lists: an index of a byte each, or of 4 bytes
+def test_people_holding_a_role_in_a_snapshots_rows_are_those_the_scan_finds(kinds: int) -> None:
+    """Read from the roles column as written (no list per person made), before and after models are
+    built and changed, and once people are added and removed: the same positions as scanning."""
+    import pickle
+
+    s = Schedules()
+    for i in range(1000):
+        roles = [f"r{i % kinds}", *(["secretary"] if i % 3 == 0 else []), *(["leader"] if i % kinds == 7 else [])]
+        s.people[f"p{i}"] = Person(id=f"p{i}", name=f"人{i}", roles=roles)
+    expected = {role: [i for i, p in enumerate(s.people.values()) if role in p.roles]
+                for role in ("secretary", "leader", "r1", "nobody")}
+    fresh = pickle.loads(pickle.dumps(s))
+    assert [fresh._indexes().with_role(role) for role in expected] == list(expected.values())
+    changed = pickle.loads(pickle.dumps(s))
+    changed.people["p3"].roles.remove("secretary")  # a model built and changed: its own list counts
+    changed.people["p4"].roles.append("secretary")
+    assert changed._indexes().with_role("secretary") == sorted({*expected["secretary"], 4} - {3})
+    grown = pickle.loads(pickle.dumps(s))
+    del grown.people["p0"]
+    grown.people["new"] = Person(id="new", name="新人", roles=["secretary"])
+    assert [grown.people[grown._indexes().ids[i]].id for i in grown._indexes().with_role("secretary")] == \
+        [p.id for p in grown.people.values() if "secretary" in p.roles]

@@ -28,7 +28,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, cast, false, func, literal, null, or_, true, union_all
+from sqlalchemy import BigInteger, Float, and_, case, cast, false, func, literal, null, or_, true, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -445,7 +445,7 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
         kept_units = sorted(within) if within is not None else None
-        u = _ranked_units(ids, now, dialect,
+        u = _ranked_units(ids, now,
                           (lambda c: in_ids(c, kept_units, dialect)) if kept_units is not None else None,
                           lambda n: and_(unit_condition(match, n.unit_id, n.name, dialect), _status_filter(n, status)))
         nudged_by = await nudges_by_unit(session, ids) if nudges else {}
@@ -467,23 +467,18 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
     return UnitTable(found.units, found.matched, total, rows)
 
 
-def _ranked_units(occurrence_ids: list[int], now: datetime, dialect: str, within: Any = None,
+def _ranked_units(occurrence_ids: list[int], now: datetime, within: Any = None,
                   kept: Callable[[Any], Any] | None = None) -> Any:
     """Per-unit figures (:func:`_unit_counts`; ``within`` keeps only some units) with what ranking
     them needs, as one CTE read by every part of :func:`_ranking`: the display ``name``, the ``rate``,
-    ``ranked`` (1: something is due, so the unit has a place), the name's :func:`natural_parts`
-    (``prefix``, ``number``) and ``kept`` (1: ``kept`` over these columns holds; the filters).
-
-    Each is computed once per unit: at a province's 20,000 units the name's parts cost more than
-    sorting by them, and numbering every unit in window functions cost more than both."""
+    ``ranked`` (1: something is due, so the unit has a place) and ``kept`` (1: ``kept`` over these
+    columns holds; the filters). Each is computed once per unit."""
     c = _unit_counts(occurrence_ids, now, within=within).subquery("per_unit").c
-    name = func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT))
     due = _due(c)
-    prefix, number = natural_parts(name)
-    named = select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
+    named = select(c.unit_id, func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT)).label("name"), c.on_time,
+                   c.late, c.missing, c.pending, c.excused,
                    case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float)).label("rate"),
-                   case((due > 0, 1), else_=0).label("ranked"), prefix.label("prefix"),
-                   number.label("number")).subquery("named")
+                   case((due > 0, 1), else_=0).label("ranked")).subquery("named")
     n = named.c
     flag = case((kept(n), 1), else_=0) if kept is not None else literal(1)
     return select(*n, flag.label("kept")).cte("ranked_units")
@@ -494,7 +489,7 @@ class _Ranking:
     """What one :func:`_ranking` statement read: the page, and the units per figures (rate, missing)."""
 
     page: list[Any]  # the page's rows, in the order asked for
-    classes: list[Any]  # per (ranked, rate, missing ``of``): how many units, how many kept, the kept ones' sums
+    classes: list[Any]  # per (ranked, rate, ``class_missing``): how many units, how many kept, the kept ones' sums
     kept: set[str | None]  # the kept units' ids, when asked for
 
     @property
@@ -515,8 +510,8 @@ class _Ranking:
         so equal figures share it (1, 2, 2, 4), as :func:`places` gives them."""
         out: dict[tuple[float, int], int] = {}
         ahead = 0
-        for c in sorted((c for c in self.classes if c.ranked), key=lambda c: (-c.rate, c.of)):
-            out[(c.rate, c.of)] = ahead + 1
+        for c in sorted((c for c in self.classes if c.ranked), key=lambda c: (-c.rate, c.class_missing)):
+            out[(c.rate, c.class_missing)] = ahead + 1
             ahead += int(c.units)
         return out
 
@@ -526,36 +521,73 @@ async def _ranking(connection: Any, units: Any, dialect: str, offset: int, limit
     """One statement over :func:`_ranked_units` ``units`` (counted once): the kept units from ``offset``
     (``limit`` of them, or all) in rank order (``reverse``: its exact reverse), one row per
     (ranked, rate, missing) with the units' count and the kept units' count and sums, from which
-    the places follow (no window numbers every unit), and with ``kept_ids`` the kept units' ids."""
+    the places follow (no window numbers every unit), and with ``kept_ids`` the kept units' ids.
+
+    Only the units whose figures the page can reach are sorted by name (:func:`_reach`): the name's
+    natural parts cost more than the sort itself, and a page's 100 rows need them for a few
+    thousand units, not a province's 20,000."""
     u = units.c
-    page = (select(u.unit_id, u.name, u.on_time, u.late, u.missing, u.pending, u.excused, u.rate, u.ranked,
-                   u.prefix, u.number).where(u.kept == 1).order_by(*_rank_order(u, dialect, reverse=reverse))
-            .offset(offset).limit(limit).subquery("page"))
     kept = u.kept == 1
-    sums = (func.sum(case((kept, u[name]), else_=0)) for name in UNIT_SUMS)
+    # integers on PostgreSQL too (its sum of bigints is numeric, and the union would make every page row's so)
+    sums = (cast(func.sum(case((kept, u[name]), else_=0)), BigInteger).label(name) for name in UNIT_SUMS)
+    classes = select(u.ranked, u.rate, u.missing.label("class_missing"), *sums, func.count().label("units"),
+                     func.sum(u.kept).label("matched")).group_by(u.ranked, u.rate, u.missing).cte("classes")
+    prefix, number = natural_parts(u.name)
+    page = (select(u.unit_id, u.name, u.on_time, u.late, u.missing, u.pending, u.excused, u.rate, u.ranked,
+                   prefix.label("prefix"), number.label("number"))
+            .where(kept, _reach(u, classes, offset, limit, reverse=reverse))
+            .order_by(*_rank_order(u, prefix, number, dialect, reverse=reverse))
+            .offset(offset).limit(limit).subquery("page"))
+    k = classes.c
     parts = [
-        select(literal(0).label("part"), *page.c, *(null().label(name) for name in ("of", "units", "matched"))),
-        select(literal(1), null(), null(), *sums, u.rate, u.ranked, null(), null(), u.missing, func.count(),
-               func.sum(u.kept)).group_by(u.ranked, u.rate, u.missing),
+        select(literal(0).label("part"), *page.c, *(null().label(c) for c in ("class_missing", "units", "matched"))),
+        select(literal(1), null(), null(), *(k[name] for name in UNIT_SUMS), k.rate, k.ranked, null(), null(),
+               k.class_missing, k.units, k.matched),
     ]
     if kept_ids:
         parts.append(select(literal(2), u.unit_id, *(null() for _ in range(13))).where(kept))
     every = union_all(*parts).subquery("parts")
-    rows = (await connection.execute(select(every).order_by(every.c.part,
-                                                            *_rank_order(every.c, dialect, reverse=reverse)))).all()
+    e = every.c
+    order = _rank_order(e, e.prefix, e.number, dialect, reverse=reverse)
+    rows = (await connection.execute(select(every).order_by(e.part, *order))).all()
     return _Ranking([r for r in rows if r.part == 0], [r for r in rows if r.part == 1],
                     {r.unit_id for r in rows if r.part == 2})
 
 
-def _rank_order(u: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
-    """:func:`rank`'s order over :func:`_ranked_units`' columns ``u`` (rate, then fewest missing, then
-    name in natural order, then id), or its exact reverse.
+def _reach(u: Any, classes: Any, offset: int, limit: int | None, *, reverse: bool) -> Any:
+    """A condition keeping the units (columns ``u``) whose figures (rate, missing) come no later, in rank
+    order (``reverse``: its reverse), than those of the ``offset + limit``-th kept unit: every row of
+    the page, and every row before it, so ``offset`` still counts from the first. Counted from the
+    ``classes`` (a few rows); with no ``limit``, or a page past the last unit, every unit."""
+    if limit is None:
+        return true()
+    k = classes.c
+    pairs = (select(k.rate, k.class_missing, func.sum(k.matched).label("kept"))
+             .group_by(k.rate, k.class_missing).subquery("pairs"))
+    p = pairs.c
+    order = (p.rate.asc(), p.class_missing.desc()) if reverse else (p.rate.desc(), p.class_missing.asc())
+    running = select(p.rate, p.class_missing, func.sum(p.kept).over(order_by=order).label("upto")).subquery("running")
+    r = running.c
+    cut = (select(r.rate, r.class_missing).where(r.upto >= offset + limit)
+           .order_by(*((r.rate.asc(), r.class_missing.desc()) if reverse else (r.rate.desc(), r.class_missing.asc())))
+           .limit(1).cte("cut"))
+    rate, missing = (select(column).scalar_subquery() for column in (cut.c.rate, cut.c.class_missing))
+    if reverse:
+        beyond = or_(u.rate < rate, and_(u.rate == rate, u.missing >= missing))
+    else:
+        beyond = or_(u.rate > rate, and_(u.rate == rate, u.missing <= missing))
+    return or_(~select(cut.c.rate).exists(), beyond)
+
+
+def _rank_order(u: Any, prefix: Any, number: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
+    """:func:`rank`'s order over per-unit columns ``u`` (rate, then fewest missing, then name in natural
+    order by its :func:`natural_parts` ``prefix`` and ``number``, then id), or its exact reverse.
 
     The reverse reverses every key, NULL ids included (PostgreSQL and SQLite each put NULLs at
     opposite ends for ASC and DESC), and ``unit_id`` is unique per row, so the last N rows in rank
     order are the first N in reverse order: a bounded sort instead of numbering every unit.
     """
-    by_name = natural_order(u.prefix, u.number, u.name, dialect)  # 局2 before 局10, code point order otherwise
+    by_name = natural_order(prefix, number, u.name, dialect)  # 局2 before 局10, code point order otherwise
     if reverse:
         return (u.rate.asc(), u.missing.desc(), *(k.desc() for k in by_name), u.unit_id.desc())
     return (u.rate.desc(), u.missing.asc(), *(k.asc() for k in by_name), u.unit_id.asc())
@@ -742,7 +774,7 @@ async def board_chart(session: AsyncSession, occ: Occurrence, now: datetime, *,
     """
     connection = await session.connection()
     dialect = connection.dialect.name
-    found = await _ranking(connection, _ranked_units([occ.id or 0], now, dialect), dialect, 0, last,
+    found = await _ranking(connection, _ranked_units([occ.id or 0], now), dialect, 0, last,
                            reverse=last is not None)
     page = found.page[::-1] if last is not None else found.page  # back to rank order
     sums = found.sums

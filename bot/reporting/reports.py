@@ -452,10 +452,11 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
         # a filtered total's 催办次数 are the kept units' own: their ids come back with the page
         kept_ids = bool(nudged_by) and bool(match.query or status or within is not None)
         connection = await session.connection()
-        found = await _ranking(connection, u, dialect, *(guess or (0, 0)), kept_ids=kept_ids)
+        options = {"kept_ids": kept_ids, "places": places, "filtered": bool(match.query or status)}
+        found = await _ranking(connection, u, dialect, *(guess or (0, 0)), **options)
         wanted = page_of(found.matched)
         if wanted != guess:
-            found = await _ranking(connection, u, dialect, *wanted, kept_ids=kept_ids)
+            found = await _ranking(connection, u, dialect, *wanted, **options)
     nudged = sum(n for uid, n in nudged_by.items() if uid in found.kept) if kept_ids else sum(nudged_by.values())
     on_time, late, missing, pending, excused = (found.sums[name] for name in UNIT_SUMS)
     total = UnitRow(None, "合计", on_time + late + missing, on_time, late, missing, nudged, pending, excused)
@@ -486,92 +487,87 @@ def _ranked_units(occurrence_ids: list[int], now: datetime, within: Any = None,
 
 @dataclass(frozen=True)
 class _Ranking:
-    """What one :func:`_ranking` statement read: the page, and the units per figures (rate, missing)."""
+    """What one :func:`_ranking` statement read: the page, and the units' counts and sums."""
 
     page: list[Any]  # the page's rows, in the order asked for
-    classes: list[Any]  # per (ranked, rate, ``class_missing``): how many units, how many kept, the kept ones' sums
+    classes: list[Any]  # per (``class_ranked``, ``class_rate``, ``class_missing``), or one row: how many
+    # units, how many kept (``matched``), the kept ones' sums (``kept_on_time``…)
     kept: set[str | None]  # the kept units' ids, when asked for
 
     @property
     def units(self) -> int:
-        return sum(int(c.units) for c in self.classes)
+        return sum(int(c.units or 0) for c in self.classes)
 
     @property
     def matched(self) -> int:
-        return sum(int(c.matched) for c in self.classes)
+        return sum(int(c.matched or 0) for c in self.classes)
 
     @property
     def sums(self) -> dict[str, int]:
         """:data:`UNIT_SUMS` over the kept units."""
-        return {name: sum(int(getattr(c, name) or 0) for c in self.classes) for name in UNIT_SUMS}
+        return {name: sum(int(getattr(c, f"kept_{name}") or 0) for c in self.classes) for name in UNIT_SUMS}
 
     def places(self) -> dict[tuple[float, int], int]:
         """The place of each (rate, missing) that ranks: one more than the units with better figures,
         so equal figures share it (1, 2, 2, 4), as :func:`places` gives them."""
         out: dict[tuple[float, int], int] = {}
         ahead = 0
-        for c in sorted((c for c in self.classes if c.ranked), key=lambda c: (-c.rate, c.class_missing)):
-            out[(c.rate, c.class_missing)] = ahead + 1
+        for c in sorted((c for c in self.classes if c.class_ranked), key=lambda c: (-c.class_rate, c.class_missing)):
+            out[(c.class_rate, c.class_missing)] = ahead + 1
             ahead += int(c.units)
         return out
 
 
 async def _ranking(connection: Any, units: Any, dialect: str, offset: int, limit: int | None, *,
-                   reverse: bool = False, kept_ids: bool = False) -> _Ranking:
+                   reverse: bool = False, kept_ids: bool = False, places: bool = True,
+                   filtered: bool = True) -> _Ranking:
     """One statement over :func:`_ranked_units` ``units`` (counted once): the kept units from ``offset``
-    (``limit`` of them, or all) in rank order (``reverse``: its exact reverse), one row per
-    (ranked, rate, missing) with the units' count and the kept units' count and sums, from which
-    the places follow (no window numbers every unit), and with ``kept_ids`` the kept units' ids.
+    (``limit`` of them, or all) in rank order (``reverse``: its exact reverse); the units' count and
+    the kept units' count and sums, per (ranked, rate, missing) when the ``places`` follow from them
+    (no window numbers every unit), else in one row; and with ``kept_ids`` the kept units' ids.
+    ``filtered=False``: every unit is kept (no condition on ``kept`` for SQLite to build an index for).
 
     Only the units whose figures the page can reach are sorted by name (:func:`_reach`): the name's
     natural parts cost more than the sort itself, and a page's 100 rows need them for a few
     thousand units, not a province's 20,000."""
     u = units.c
-    kept = u.kept == 1
+    kept = u.kept == 1 if filtered else true()
     # integers on PostgreSQL too (its sum of bigints is numeric, and the union would make every page row's so)
-    sums = (cast(func.sum(case((kept, u[name]), else_=0)), BigInteger).label(name) for name in UNIT_SUMS)
-    classes = select(u.ranked, u.rate, u.missing.label("class_missing"), *sums, func.count().label("units"),
-                     func.sum(u.kept).label("matched")).group_by(u.ranked, u.rate, u.missing).cte("classes")
+    sums = (cast(func.sum(case((kept, u[name]), else_=0)), BigInteger) for name in UNIT_SUMS)
     prefix, number = natural_parts(u.name)
     page = (select(u.unit_id, u.name, u.on_time, u.late, u.missing, u.pending, u.excused, u.rate, u.ranked,
                    prefix.label("prefix"), number.label("number"))
-            .where(kept, _reach(u, classes, offset, limit, reverse=reverse))
+            .where(kept, _reach(u, kept, offset, limit, reverse=reverse))
             .order_by(*_rank_order(u, prefix, number, dialect, reverse=reverse))
             .offset(offset).limit(limit).subquery("page"))
-    k = classes.c
-    parts = [
-        select(literal(0).label("part"), *page.c, *(null().label(c) for c in ("class_missing", "units", "matched"))),
-        select(literal(1), null(), null(), *(k[name] for name in UNIT_SUMS), k.rate, k.ranked, null(), null(),
-               k.class_missing, k.units, k.matched),
-    ]
+    keys = (u.ranked, u.rate, u.missing) if places else (null(), null(), null())
+    classes = select(literal(1), *(null() for _ in page.c), *keys, *sums, func.count(), func.sum(u.kept))
+    parts = [select(literal(0).label("part"), *page.c,
+                    *(null().label(c) for c in ("class_ranked", "class_rate", "class_missing")),
+                    *(null().label(f"kept_{n}") for n in UNIT_SUMS), null().label("units"), null().label("matched")),
+             classes.group_by(*keys) if places else classes]
     if kept_ids:
-        parts.append(select(literal(2), u.unit_id, *(null() for _ in range(13))).where(kept))
+        parts.append(select(literal(2), u.unit_id, *(null() for _ in range(len(page.c) + len(UNIT_SUMS) + 4)))
+                     .where(kept))
     every = union_all(*parts).subquery("parts")
     e = every.c
-    order = _rank_order(e, e.prefix, e.number, dialect, reverse=reverse)
-    rows = (await connection.execute(select(every).order_by(e.part, *order))).all()
+    rows = (await connection.execute(select(every).order_by(e.part, *_rank_order(e, e.prefix, e.number, dialect,
+                                                                                  reverse=reverse)))).all()
     return _Ranking([r for r in rows if r.part == 0], [r for r in rows if r.part == 1],
                     {r.unit_id for r in rows if r.part == 2})
 
 
-def _reach(u: Any, classes: Any, offset: int, limit: int | None, *, reverse: bool) -> Any:
+def _reach(u: Any, kept: Any, offset: int, limit: int | None, *, reverse: bool) -> Any:
     """A condition keeping the units (columns ``u``) whose figures (rate, missing) come no later, in rank
-    order (``reverse``: its reverse), than those of the ``offset + limit``-th kept unit: every row of
-    the page, and every row before it, so ``offset`` still counts from the first. Counted from the
-    ``classes`` (a few rows); with no ``limit``, or a page past the last unit, every unit."""
-    if limit is None:
+    order (``reverse``: its reverse), than those of the ``offset + limit``-th ``kept`` unit: every row
+    of the page, and every row before it, so ``offset`` still counts from the first. That unit is
+    found by a bounded sort on the two numbers; with no ``limit``, or a page past the last unit, every
+    unit is kept."""
+    if not limit:  # all of them, or none
         return true()
-    k = classes.c
-    pairs = (select(k.rate, k.class_missing, func.sum(k.matched).label("kept"))
-             .group_by(k.rate, k.class_missing).subquery("pairs"))
-    p = pairs.c
-    order = (p.rate.asc(), p.class_missing.desc()) if reverse else (p.rate.desc(), p.class_missing.asc())
-    running = select(p.rate, p.class_missing, func.sum(p.kept).over(order_by=order).label("upto")).subquery("running")
-    r = running.c
-    cut = (select(r.rate, r.class_missing).where(r.upto >= offset + limit)
-           .order_by(*((r.rate.asc(), r.class_missing.desc()) if reverse else (r.rate.desc(), r.class_missing.asc())))
-           .limit(1).cte("cut"))
-    rate, missing = (select(column).scalar_subquery() for column in (cut.c.rate, cut.c.class_missing))
+    order = (u.rate.asc(), u.missing.desc()) if reverse else (u.rate.desc(), u.missing.asc())
+    cut = select(u.rate, u.missing).where(kept).order_by(*order).offset(offset + limit - 1).limit(1).cte("cut")
+    rate, missing = (select(column).scalar_subquery() for column in (cut.c.rate, cut.c.missing))
     if reverse:
         beyond = or_(u.rate < rate, and_(u.rate == rate, u.missing >= missing))
     else:
@@ -775,7 +771,7 @@ async def board_chart(session: AsyncSession, occ: Occurrence, now: datetime, *,
     connection = await session.connection()
     dialect = connection.dialect.name
     found = await _ranking(connection, _ranked_units([occ.id or 0], now), dialect, 0, last,
-                           reverse=last is not None)
+                           reverse=last is not None, places=False, filtered=False)
     page = found.page[::-1] if last is not None else found.page  # back to rank order
     sums = found.sums
     counts = BoardCounts.of(occ, now, *(sums[k] for k in ("on_time", "late", "missing", "excused")))

@@ -57,10 +57,15 @@ class Expectation(TableBase, table=True):
     """Someone who owes a confirmation for an occurrence, as resolved when it fired."""
 
     __tablename__ = "expectation"
-    __table_args__ = (UniqueConstraint("occurrence_id", "person_id", name="uq_expectation"),)
+    __table_args__ = (
+        UniqueConstraint("occurrence_id", "person_id", name="uq_expectation"),
+        # a board's rows in its order (unit, then as fired): a page is read off the index, not sorted
+        # out of the occurrence's 20,000; it serves lookups by occurrence too, as ix_..._occurrence_id did
+        Index("ix_expectation_board", "occurrence_id", "unit_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id")
     person_id: str = Field(index=True)
     person_name: str
     unit_id: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from dataclasses import astuple
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -264,3 +265,53 @@ def _unit_kept(row: UnitRow, match: UnitMatch, status: str) -> bool:
         return False
     return {"": True, "behind": row.missing - row.pending > 0, "pending": row.missing > 0,
             "done": row.missing == 0}[status]
+
+
+NATURAL = ("局10", "局2", "局1", "局02", "局09", "局11", "局3", "局12", "第二支部", "局2")  # 局2 twice: two ids
+
+
+async def test_unit_pages_keep_the_full_rankings_places_and_natural_order_on_every_page(
+        any_db: Database, tmp_path: Path) -> None:
+    """The units page's places (equal figures share one: 1, 2, 2, 4; nothing due yet: none) and its order
+    (局2 before 局10, then by id) are the whole ranking's on every page and under every filter, and the
+    kept units' sums, 催办次数 included, are theirs alone: as Python ranks :func:`unit_figures`."""
+    world = await build_world(any_db, tmp_path, admin_user=USER, admin_password=PASSWORD)
+    await mixed_occurrence(any_db)  # 8 branches and the unitless, every state, 催办 reaching two people
+    later = DEADLINE.replace(tzinfo=UTC) + timedelta(days=1)
+    # 10 units of 1 to 3 people each, one or none confirmed: ties in rate and missing, names sorting naturally
+    people = tuple((f"n{i}-{k}", f"成员{i}{k}", f"n{i}", name) for i, name in enumerate(NATURAL)
+                   for k in range(1 + i % 3))
+    occ = await add_occurrence(any_db, people=people, title="自然排序", due_at=DUE + timedelta(days=3))
+    # two units whose only confirmations are not due yet: no place, listed among those with a rate of 0
+    await add_occurrence(any_db, people=(("w1", "王一", "w1", "局20"), ("w2", "王二", "w2", "局4")),
+                         title="尚未截止", due_at=DUE + timedelta(days=4), deadline_at=later + timedelta(days=9))
+    confs = [{"occurrence_id": occ, "person_id": f"n{i}-0", "confirmed_at": to_db_time(NOW), "via": "link"}
+             for i in range(len(NATURAL)) if i % 2 == 0]
+    async with any_db.engine.begin() as conn:
+        await conn.execute(insert(Confirmation.__table__), confs)  # type: ignore[attr-defined]
+    period = period_bounds("2025-03", later)
+    units = await unit_figures(world.runtime, period.start, period.end, now=later)
+    ranked = list(zip(places(units), units, strict=True))
+    assert [r.unit for _, r in ranked if r.unit in ("局2", "局12", "局02")] == ["局02", "局2", "局2", "局12"]
+    assert [p for p, r in ranked if r.unit in ("局20", "局4")] == [0, 0]
+    assert len({p for p, _ in ranked if p}) < len([p for p, _ in ranked if p])  # ties share places
+    for status in ("", "behind", "pending", "done"):
+        for unit in ("", "局2", "支部", "x3"):
+            match = resolve(world.runtime.schedules, unit)
+            kept = [(p, r) for p, r in ranked if _unit_kept(r, match, status)]
+            for window in ((0, 1000), (0, 4), (4, 4), (5, 3), (max(len(kept) - 1, 0), 2)):
+                table = await unit_table(world.runtime, period.start, period.end, now=later, unit=unit,
+                                         status=status, page_of=lambda n, w=window: w, guess=window)
+                start, size = window
+                assert (table.units, table.matched) == (len(ranked), len(kept)), (status, unit)
+                assert table.rows == kept[start:start + size], (status, unit, window)
+                assert table.total == totals(r for _, r in kept), (status, unit)
+                # integers, as the page prints them (a PostgreSQL numeric would print 100.00 for 100.0)
+                assert {type(v) for _, r in table.rows for v in astuple(r)[2:]} <= {int}, (status, unit)
+    async with any_db.session() as session:
+        occurrence = await session.get(Occurrence, occ)
+        assert occurrence is not None
+        full = board_figures(await board(any_db, occ, later), {}, later)
+        for last in (None, 1, 4, 100):
+            chart = await board_chart(session, occurrence, later, last=last)
+            assert chart.units == len(NATURAL) and chart.rows == (full if last is None else full[-last:]), last

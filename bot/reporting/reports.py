@@ -28,7 +28,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, cast, false, func, literal, or_, true
+from sqlalchemy import BigInteger, Float, and_, case, cast, false, func, literal, null, or_, true, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,7 +37,15 @@ from bot.confirming.confirmations import Board, BoardRow, board_row
 from bot.confirming.confirmations import to_db_time as db_time
 from bot.reporting.csvfile import csv_text
 from bot.reporting.textable import table
-from bot.reporting.unitmatch import UnitMatch, in_ids, natural_key, natural_order, resolve, unit_condition
+from bot.reporting.unitmatch import (
+    UnitMatch,
+    in_ids,
+    natural_key,
+    natural_order,
+    natural_parts,
+    resolve,
+    unit_condition,
+)
 from bot.runtime import Runtime
 from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
 
@@ -420,12 +428,12 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
     ``behind`` (missing past the deadline), ``pending`` (anything missing), ``done`` (nothing).
     ``page_of(matched)`` gives (offset, limit) once the number of matching units is known.
     ``guess``: the (offset, limit) expected before that number is known (the page asked for): when
-    ``page_of`` agrees, one statement (one pass over the period's rows) reads the page with the sums
-    as windows; otherwise (a page past the end, nothing kept) the sums are counted first.
+    ``page_of`` agrees, one statement (one pass over the period's rows, :func:`_ranking`) reads the
+    page, the places and the sums; otherwise (no guess, a page past the end) it is read again where
+    ``page_of`` says.
     ``within``: only these units are ranked at all (a leader's own; ``units`` counts them), bound as one
     array or JSON list however many. ``nudges=False`` leaves 催办次数 at 0 (a page not showing them
-    skips reading the follow-up messages); ``places=False`` leaves every place at 0 (a page not showing
-    them skips the second window sort).
+    skips reading the follow-up messages); ``places=False`` leaves every place at 0.
     Rehearsals never count. Names compare by code point on both databases, like Python's sort.
     """
     now = utc(now)
@@ -437,89 +445,153 @@ async def unit_table(runtime: Runtime, start: datetime, end: datetime, *, now: d
             return UnitTable(0, 0, UnitRow(None, "合计"), [])
         dialect = (await session.connection()).dialect.name
         kept_units = sorted(within) if within is not None else None
-        u = _named_units(ids, now, dialect,
-                         (lambda c: in_ids(c, kept_units, dialect)) if kept_units is not None else None).c
-        kept = and_(unit_condition(match, u.unit_id, u.name, dialect), _status_filter(u, status))
-        flag = case((kept, 1), else_=0)
-        kept_sums = [func.sum(case((kept, u[name]), else_=0)) for name in UNIT_SUMS]
-        order = _order(u, u.name, dialect)
-        # every unit in rank order, with its place (shared by equal figures; 0: nothing due yet), and
-        # the kept units' count and sums as windows over all of them
-        # (without places: no window sorts at all, and the page is the first rows of a bounded
-        # top-N sort instead of a numbering of every unit)
-        ranks = _due(u) > 0
-        place = case((ranks, func.rank().over(partition_by=case((ranks, 1), else_=0), order_by=order[:2])),
-                     else_=0) if places else literal(0)
-        numbered = [func.row_number().over(order_by=order).label("seq")] if places else []
-        ranked = select(*u, *numbered, place.label("place"),
-                        flag.label("kept"), func.count().over().label("units"), func.sum(flag).over().label("matched"),
-                        *(s.over().label(f"all_{n}") for s, n in zip(kept_sums, UNIT_SUMS, strict=True))
-                        ).subquery("ranked")
-        r = ranked.c
-        connection = await session.connection()
-
-        async def read(offset: int, limit: int) -> list[Any]:
-            stmt = (select(ranked).where(r.kept == 1).order_by(*((r.seq,) if places else _order(r, r.name, dialect)))
-                    .offset(offset).limit(limit))
-            return list((await connection.execute(stmt)).all())
-
-        page = await read(*guess) if guess is not None else []
-        if page:
-            units, matched, sums = page[0].units, page[0].matched, [getattr(page[0], f"all_{n}") for n in UNIT_SUMS]
-        else:  # no guess, or nothing at the guessed place: count first
-            summary = select(func.count(), func.sum(flag), *kept_sums)
-            units, matched, *sums = (await session.exec(summary)).one()  # type: ignore[call-overload]
-        wanted = page_of(int(matched or 0))
-        if wanted != guess:
-            page = await read(*wanted)
+        u = _ranked_units(ids, now,
+                          (lambda c: in_ids(c, kept_units, dialect)) if kept_units is not None else None,
+                          lambda n: and_(unit_condition(match, n.unit_id, n.name, dialect), _status_filter(n, status)))
         nudged_by = await nudges_by_unit(session, ids) if nudges else {}
-        if nudged_by and (match.query or status or within is not None):  # the kept units' 催办次数 for the total
-            kept_ids = set((await session.exec(select(u.unit_id).where(kept))).all())  # type: ignore[call-overload]
-            nudged = sum(n for uid, n in nudged_by.items() if uid in kept_ids)
-        else:
-            nudged = sum(nudged_by.values())
-    on_time, late, missing, pending, excused = (int(x or 0) for x in sums)
+        # a filtered total's 催办次数 are the kept units' own: their ids come back with the page
+        kept_ids = bool(nudged_by) and bool(match.query or status or within is not None)
+        connection = await session.connection()
+        options = {"kept_ids": kept_ids, "places": places, "filtered": bool(match.query or status)}
+        found = await _ranking(connection, u, dialect, *(guess or (0, 0)), **options)
+        wanted = page_of(found.matched)
+        if wanted != guess:
+            found = await _ranking(connection, u, dialect, *wanted, **options)
+    nudged = sum(n for uid, n in nudged_by.items() if uid in found.kept) if kept_ids else sum(nudged_by.values())
+    on_time, late, missing, pending, excused = (found.sums[name] for name in UNIT_SUMS)
     total = UnitRow(None, "合计", on_time + late + missing, on_time, late, missing, nudged, pending, excused)
-    rows = [(int(row.place), UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time,
-                                     row.late, row.missing, nudged_by.get(row.unit_id, 0), row.pending, row.excused))
-            for row in page]
-    return UnitTable(int(units or 0), int(matched or 0), total, rows)
+    place_of = found.places() if places else {}
+    rows = [(place_of.get((row.rate, row.missing), 0) if row.ranked else 0,
+             UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time, row.late, row.missing,
+                     nudged_by.get(row.unit_id, 0), row.pending, row.excused))
+            for row in found.page]
+    return UnitTable(found.units, found.matched, total, rows)
 
 
-def _rank_order(c: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, tuple[Any, ...]]:
-    """The unit's display name over per-unit counts ``c`` (:func:`_unit_counts`), and :func:`rank`'s
-    order over them (rate, then fewest missing, then name in natural order, then id), or its exact reverse.
+def _ranked_units(occurrence_ids: list[int], now: datetime, within: Any = None,
+                  kept: Callable[[Any], Any] | None = None) -> Any:
+    """Per-unit figures (:func:`_unit_counts`; ``within`` keeps only some units) with what ranking
+    them needs, as one CTE read by every part of :func:`_ranking`: the display ``name``, the ``rate``,
+    ``ranked`` (1: something is due, so the unit has a place) and ``kept`` (1: ``kept`` over these
+    columns holds; the filters). Each is computed once per unit."""
+    c = _unit_counts(occurrence_ids, now, within=within).subquery("per_unit").c
+    due = _due(c)
+    named = select(c.unit_id, func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT)).label("name"), c.on_time,
+                   c.late, c.missing, c.pending, c.excused,
+                   case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float)).label("rate"),
+                   case((due > 0, 1), else_=0).label("ranked")).subquery("named")
+    n = named.c
+    flag = case((kept(n), 1), else_=0) if kept is not None else literal(1)
+    return select(*n, flag.label("kept")).cte("ranked_units")
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """What one :func:`_ranking` statement read: the page, and the units' counts and sums."""
+
+    page: list[Any]  # the page's rows, in the order asked for
+    classes: list[Any]  # per (``class_ranked``, ``class_rate``, ``class_missing``), or one row: how many
+    # units, how many kept (``matched``), the kept ones' sums (``kept_on_time``…)
+    kept: set[str | None]  # the kept units' ids, when asked for
+
+    @property
+    def units(self) -> int:
+        return sum(int(c.units or 0) for c in self.classes)
+
+    @property
+    def matched(self) -> int:
+        return sum(int(c.matched or 0) for c in self.classes)
+
+    @property
+    def sums(self) -> dict[str, int]:
+        """:data:`UNIT_SUMS` over the kept units."""
+        return {name: sum(int(getattr(c, f"kept_{name}") or 0) for c in self.classes) for name in UNIT_SUMS}
+
+    def places(self) -> dict[tuple[float, int], int]:
+        """The place of each (rate, missing) that ranks: one more than the units with better figures,
+        so equal figures share it (1, 2, 2, 4), as :func:`places` gives them."""
+        out: dict[tuple[float, int], int] = {}
+        ahead = 0
+        for c in sorted((c for c in self.classes if c.class_ranked), key=lambda c: (-c.class_rate, c.class_missing)):
+            out[(c.class_rate, c.class_missing)] = ahead + 1
+            ahead += int(c.units)
+        return out
+
+
+async def _ranking(connection: Any, units: Any, dialect: str, offset: int, limit: int | None, *,
+                   reverse: bool = False, kept_ids: bool = False, places: bool = True,
+                   filtered: bool = True) -> _Ranking:
+    """One statement over :func:`_ranked_units` ``units`` (counted once): the kept units from ``offset``
+    (``limit`` of them, or all) in rank order (``reverse``: its exact reverse); the units' count and
+    the kept units' count and sums, per (ranked, rate, missing) when the ``places`` follow from them
+    (no window numbers every unit), else in one row; and with ``kept_ids`` the kept units' ids.
+    ``filtered=False``: every unit is kept (no condition on ``kept`` for SQLite to build an index for).
+
+    Only the units whose figures the page can reach are sorted by name (:func:`_reach`): the name's
+    natural parts cost more than the sort itself, and a page's 100 rows need them for a few
+    thousand units, not a province's 20,000."""
+    u = units.c
+    kept = u.kept == 1 if filtered else true()
+    # integers on PostgreSQL too (its sum of bigints is numeric, and the union would make every page row's so)
+    sums = (cast(func.sum(case((kept, u[name]), else_=0)), BigInteger) for name in UNIT_SUMS)
+    prefix, number = natural_parts(u.name)
+    page = (select(u.unit_id, u.name, u.on_time, u.late, u.missing, u.pending, u.excused, u.rate, u.ranked,
+                   prefix.label("prefix"), number.label("number"))
+            .where(kept, _reach(u, kept, offset, limit, reverse=reverse))
+            .order_by(*_rank_order(u, prefix, number, dialect, reverse=reverse))
+            .offset(offset).limit(limit).subquery("page"))
+    keys = (u.ranked, u.rate, u.missing) if places else (null(), null(), null())
+    classes = select(literal(1), *(null() for _ in page.c), *keys, *sums, func.count(), func.sum(u.kept))
+    parts = [select(literal(0).label("part"), *page.c,
+                    *(null().label(c) for c in ("class_ranked", "class_rate", "class_missing")),
+                    *(null().label(f"kept_{n}") for n in UNIT_SUMS), null().label("units"), null().label("matched")),
+             classes.group_by(*keys) if places else classes]
+    if kept_ids:
+        parts.append(select(literal(2), u.unit_id, *(null() for _ in range(len(page.c) + len(UNIT_SUMS) + 4)))
+                     .where(kept))
+    every = union_all(*parts).subquery("parts")
+    e = every.c
+    rows = (await connection.execute(select(every).order_by(e.part, *_rank_order(e, e.prefix, e.number, dialect,
+                                                                                  reverse=reverse)))).all()
+    return _Ranking([r for r in rows if r.part == 0], [r for r in rows if r.part == 1],
+                    {r.unit_id for r in rows if r.part == 2})
+
+
+def _reach(u: Any, kept: Any, offset: int, limit: int | None, *, reverse: bool) -> Any:
+    """A condition keeping the units (columns ``u``) whose figures (rate, missing) come no later, in rank
+    order (``reverse``: its reverse), than those of the ``offset + limit``-th ``kept`` unit: every row
+    of the page, and every row before it, so ``offset`` still counts from the first. That unit is
+    found by a bounded sort on the two numbers; with no ``limit``, or a page past the last unit, every
+    unit is kept."""
+    if not limit:  # all of them, or none
+        return true()
+    order = (u.rate.asc(), u.missing.desc()) if reverse else (u.rate.desc(), u.missing.asc())
+    cut = select(u.rate, u.missing).where(kept).order_by(*order).offset(offset + limit - 1).limit(1).cte("cut")
+    rate, missing = (select(column).scalar_subquery() for column in (cut.c.rate, cut.c.missing))
+    if reverse:
+        beyond = or_(u.rate < rate, and_(u.rate == rate, u.missing >= missing))
+    else:
+        beyond = or_(u.rate > rate, and_(u.rate == rate, u.missing <= missing))
+    return or_(~select(cut.c.rate).exists(), beyond)
+
+
+def _rank_order(u: Any, prefix: Any, number: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
+    """:func:`rank`'s order over per-unit columns ``u`` (rate, then fewest missing, then name in natural
+    order by its :func:`natural_parts` ``prefix`` and ``number``, then id), or its exact reverse.
 
     The reverse reverses every key, NULL ids included (PostgreSQL and SQLite each put NULLs at
     opposite ends for ASC and DESC), and ``unit_id`` is unique per row, so the last N rows in rank
     order are the first N in reverse order: a bounded sort instead of numbering every unit.
     """
-    name = func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT))
-    return name, _order(c, name, dialect, reverse=reverse)
-
-
-def _order(c: Any, name: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
-    """:func:`_rank_order`'s order over columns ``c`` (``on_time``, ``late``, ``missing``, ``pending``,
-    ``unit_id``) and the display ``name``."""
-    due = _due(c)
-    rate = case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float))
-    by_name = natural_order(name, dialect)  # 局2 before 局10, code point order otherwise, as Python sorts
+    by_name = natural_order(prefix, number, u.name, dialect)  # 局2 before 局10, code point order otherwise
     if reverse:
-        return (rate.asc(), c.missing.desc(), *(k.desc() for k in by_name), c.unit_id.desc())
-    return (rate.desc(), c.missing.asc(), *(k.asc() for k in by_name), c.unit_id.asc())
+        return (u.rate.asc(), u.missing.desc(), *(k.desc() for k in by_name), u.unit_id.desc())
+    return (u.rate.desc(), u.missing.asc(), *(k.asc() for k in by_name), u.unit_id.asc())
 
 
 def _due(c: Any) -> Any:
     """SQL for :attr:`UnitRow.due` over per-unit counts ``c``."""
     return c.on_time + c.late + c.missing - c.pending
-
-
-def _named_units(occurrence_ids: list[int], now: datetime, dialect: str, within: Any = None) -> Any:
-    """Per-unit figures with their display ``name``, unranked (for sums and filters that need no place);
-    ``within``: :func:`_unit_counts`' condition keeping only some units."""
-    c = _unit_counts(occurrence_ids, now, within=within).subquery("per_unit").c
-    name, _ = _rank_order(c, dialect)
-    return select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused).subquery("named")
 
 
 def _status_filter(r: Any, status: str) -> Any:
@@ -691,31 +763,24 @@ async def board_chart(session: AsyncSession, occ: Occurrence, now: datetime, *,
                       last: int | None = None) -> BoardChart:
     """The board's figures (:class:`BoardCounts`) and its units' figures (see :func:`board_unit_figures`).
 
-    One statement and one pass over the occurrence's rows: the per-unit counts, with the number of
-    units and the board's totals as windows over them, and the last units read as the first of the
+    One statement and one pass over the occurrence's rows (:func:`_ranking`): the per-unit counts,
+    the number of units and the board's totals, and the last units read as the first of the
     reverse order (a bounded sort; no unit is numbered). At a province's size (20,000 people in
     20,000 units) this replaced three passes: the board's counts, the units counted, the units ranked.
     """
-    dialect = (await session.connection()).dialect.name
-    c = _unit_counts([occ.id or 0], now).subquery("per_unit").c
-    name, order = _rank_order(c, dialect, reverse=last is not None)
-    whole = [func.sum(c[k]).over().label(f"all_{k}") for k in ("on_time", "late", "missing", "excused")]
-    stmt = select(c.unit_id, name.label("name"), c.on_time, c.late, c.missing, c.pending, c.excused,
-                  func.count().over().label("units"), *whole).order_by(*order)
-    if last is not None:
-        stmt = stmt.limit(last)
-    page = (await (await session.connection()).execute(stmt)).all()
-    if last is not None:
-        page.reverse()  # back to rank order
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    found = await _ranking(connection, _ranked_units([occ.id or 0], now), dialect, 0, last,
+                           reverse=last is not None, places=False, filtered=False)
+    page = found.page[::-1] if last is not None else found.page  # back to rank order
+    sums = found.sums
+    counts = BoardCounts.of(occ, now, *(sums[k] for k in ("on_time", "late", "missing", "excused")))
     if not page:
-        return BoardChart(BoardCounts.of(occ, now, 0, 0, 0, 0), 0, [])
-    top = page[0]
-    counts = BoardCounts.of(occ, now, *(int(getattr(top, f"all_{k}")) for k in ("on_time", "late", "missing",
-                                                                                   "excused")))
+        return BoardChart(counts, 0, [])
     nudges = await nudges_by_unit(session, [occ.id or 0], [row.unit_id for row in page])
     rows = [UnitRow(row.unit_id, row.name, row.on_time + row.late + row.missing, row.on_time, row.late,
                     row.missing, nudges.get(row.unit_id, 0), row.pending, row.excused) for row in page]
-    return BoardChart(counts, int(top.units), rows)
+    return BoardChart(counts, found.units, rows)
 
 
 def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:

@@ -153,10 +153,17 @@ def natural_key(name: str) -> tuple[str, int, str, str]:
     return prefix, len(number), number, name
 
 
-def natural_order(name: Any, dialect: str) -> tuple[Any, ...]:
-    """:func:`natural_key` in SQL over the column ``name`` (code point order, as Python compares)."""
+def natural_parts(name: Any) -> tuple[Any, Any]:
+    """:func:`natural_key`'s text before the trailing digits and its number without leading zeros, in
+    SQL over the column ``name``: computed once per row where a statement sorts by them
+    (:func:`natural_order`), as they cost more than the sort itself."""
     prefix = func.rtrim(name, "0123456789")
-    number = func.ltrim(func.substr(name, func.length(prefix) + 1), "0")
+    return prefix, func.ltrim(func.substr(name, func.length(prefix) + 1), "0")
+
+
+def natural_order(prefix: Any, number: Any, name: Any, dialect: str) -> tuple[Any, ...]:
+    """:func:`natural_key` in SQL over :func:`natural_parts` ``prefix`` and ``number`` and the column
+    ``name`` (code point order, as Python compares)."""
 
     def text(expr: Any) -> Any:
         return expr.collate("C") if dialect == "postgresql" else expr

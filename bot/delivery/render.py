@@ -41,10 +41,11 @@ always present; absent values are ``none``):
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,8 @@ class Renderer:
         self.folder = folder
         self._templates: dict[str, jinja2.Template] = {}
         self._globals: dict[str, dict[str, Any]] = {}  # each template's globals as one dict (a ChainMap in Jinja2)
+        self._probes: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}  # compiled for RenderMemo
+        self._unslotted: set[str] = set()  # templates that do more with a person's strings than print them
         self.env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
@@ -144,6 +147,7 @@ class Renderer:
             extensions=[InlineBlocksKeepLines],
             auto_reload=False,  # compiled once per renderer: see the class's docstring
         )
+        self._probe_env: _Probe | None = None
 
     def exists(self, name: str) -> bool:
         return (self.folder / f"{name}{SUFFIX}").is_file()
@@ -164,6 +168,22 @@ class Renderer:
         return Rendered(title=title, markdown=_tidy(text))
 
 
+    def memo(self) -> RenderMemo:
+        """A :class:`RenderMemo` for one batch of messages (a fire, a follow-up pass)."""
+        return RenderMemo(self)
+
+    def _render_probe(self, name: str, context: Mapping[str, Any]) -> str:
+        """The template rendered, untidied, by the probe environment (slots print as markers)."""
+        probe = self._probes.get(name)
+        if probe is None:
+            if self._probe_env is None:
+                self._probe_env = _Probe(self.env)
+            template = self._probe_env.get_template(f"{name}{SUFFIX}")
+            probe = self._probes[name] = (template, dict(template.globals))
+        template, globals_ = probe
+        context = template.new_context({**globals_, **_EMPTY, **context}, shared=True)
+        return self._probe_env.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return,union-attr]
+
     def _render(self, template: jinja2.Template, full: dict[str, Any]) -> str:
         """``template.render(full)`` for a context that already holds the template's globals: Jinja2
         would copy it twice more and merge its globals (a ChainMap) again, for every message."""
@@ -173,6 +193,178 @@ class Renderer:
         except Exception:
             self.env.handle_exception()  # raises, with the template's own lines in the traceback, as render does
         raise AssertionError("unreachable")
+
+
+class _Tainted(Exception):
+    """A template did more with a personal value than print it or test whether it is empty."""
+
+
+class _Slot:
+    """Stands for one person's non-empty string while a template is rendered once for many people.
+
+    Printing it (the probe environment's ``finalize``) gives its marker and testing it gives True,
+    as the string would; anything else (compare, filter, slice, join, ``~``, attribute) raises
+    :class:`_Tainted`, and the people are rendered one by one as before.
+    """
+
+    __slots__ = ("marker",)
+
+    def __init__(self, index: int) -> None:
+        self.marker = f"\x00{index}\x00"
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _taint(self, *args: Any, **kwargs: Any) -> Any:
+        raise _Tainted
+
+    __str__ = __repr__ = __format__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _taint
+    __hash__ = __len__ = __iter__ = __contains__ = __getitem__ = __call__ = _taint  # type: ignore[assignment]
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = __int__ = __float__ = __index__ = _taint
+
+
+def _finalize(value: Any) -> Any:
+    return value.marker if type(value) is _Slot else value
+
+
+def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter or test that refuses a :class:`_Slot` (keeps Jinja2's ``pass_context`` marks)."""
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if any(type(a) is _Slot for a in args) or any(type(v) is _Slot for v in kwargs.values()):
+            raise _Tainted
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+_SLOT_SAFE_FILTERS = frozenset({"default", "d"})  # return the value itself, or the default for undefined
+_SLOT_SAFE_TESTS = frozenset({"defined", "undefined", "none"})  # the same answer for the string and its slot
+
+
+class _Probe(_Sandbox):
+    """The renderer's sandbox for rendering with :class:`_Slot` values: slots print as markers."""
+
+    def __init__(self, base: _Sandbox) -> None:
+        super().__init__(loader=base.loader, undefined=base.undefined, autoescape=False, trim_blocks=True,
+                         lstrip_blocks=True, keep_trailing_newline=False, extensions=[InlineBlocksKeepLines],
+                         auto_reload=False, finalize=_finalize)
+        self.filters = {k: f if k in _SLOT_SAFE_FILTERS else _guarded(f) for k, f in base.filters.items()}
+        self.tests = {k: f if k in _SLOT_SAFE_TESTS else _guarded(f) for k, f in base.tests.items()}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is _Slot:
+            raise _Tainted
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(obj) is _Slot or type(argument) is _Slot:
+            raise _Tainted
+        return super().getitem(obj, argument)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_SLOTTED = object()  # in a memo key: a non-empty string that a slot stands for
+_MARKER = re.compile("\x00([0-9]+)\x00")
+
+
+class RenderMemo:
+    """Renders one template for many people once per kind of message, then fills in each person's values.
+
+    A fire or follow-up pass renders the same template for 20,000 people whose contexts differ only
+    in their own strings (``person``, ``people`` = [person], ``unit``, ``confirm.link``). The first
+    context of each shape (which values are empty, everything else the same objects) is rendered with
+    :class:`_Slot` markers for the person's strings; the others are that text with their strings put
+    in, then tidied as :meth:`Renderer.render` does: the same text, as the template only printed the
+    strings or tested them. A template that does more with them is rendered person by person.
+    Holds the contexts it saw (their objects' ids are its keys): make one per batch of messages.
+    """
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+        self._texts: dict[tuple[Any, ...], tuple[list[str | int], dict[str, Any]] | None] = {}
+
+    def render(self, name: str, context: Mapping[str, Any], title: str) -> Rendered:
+        split = None if name in self.renderer._unslotted else _personal(context)
+        if split is None:
+            return self.renderer.render(name, context, title)
+        shape, values, probe = split
+        key = (name, *shape)
+        if key not in self._texts:
+            self._texts[key] = self._probe(name, probe)
+        entry = self._texts[key]
+        if entry is None:
+            return self.renderer.render(name, context, title)
+        parts = entry[0]
+        text = "".join([p if type(p) is str else values[p] for p in parts])  # type: ignore[index]
+        return Rendered(title=title, markdown=_tidy(text))
+
+    def _probe(self, name: str, probe: dict[str, Any]) -> tuple[list[str | int], dict[str, Any]] | None:
+        try:
+            raw = self.renderer._render_probe(name, probe)
+        except _Tainted:
+            self.renderer._unslotted.add(name)
+            return None
+        except Exception:  # an error in the template: the plain render raises it as usual
+            return None
+        pieces = _MARKER.split(raw)
+        parts: list[str | int] = [int(p) if i % 2 else p for i, p in enumerate(pieces)]
+        return parts, probe  # the probe context keeps the key's objects alive (their ids stay theirs)
+
+
+def _personal(context: Mapping[str, Any]) -> tuple[tuple[Any, ...], list[str], dict[str, Any]] | None:
+    """(shape, the person's strings, a probe context with slots) for a one-person message; None otherwise."""
+    person = context.get("person")
+    people = context.get("people")
+    confirm = context.get("confirm")
+    if type(person) is not dict or type(people) is not list or len(people) != 1 or people[0] is not person \
+            or type(confirm) is not dict:
+        return None
+    values: list[str] = []
+    shape: list[Any] = []
+    slotted_person: dict[str, Any] = {}
+    for key, value in person.items():
+        slot = _slot_for(value, values)
+        if slot is None:
+            if type(value) is list and all(type(v) is str for v in value):
+                shape.append((key, tuple(value)))
+            elif type(value) in _SCALARS:
+                shape.append((key, value))
+            else:
+                return None
+            slotted_person[key] = value
+        else:
+            shape.append((key, _SLOTTED))
+            slotted_person[key] = slot
+    slotted_confirm: dict[str, Any] = {}
+    for key, value in confirm.items():
+        slot = _slot_for(value, values) if key == "link" else None
+        slotted_confirm[key] = value if slot is None else slot
+        kind = _SLOTTED if slot is not None else value if type(value) in _SCALARS else id(value)
+        shape.append(("confirm", key, kind))
+    probe: dict[str, Any] = {}
+    for key, value in context.items():
+        if key == "person" or key == "people" or key == "confirm":
+            continue
+        if key == "unit" and value is not None and value is person.get("unit"):
+            probe[key] = slotted_person["unit"]
+            shape.append((key, "person.unit"))
+            continue
+        probe[key] = value
+        shape.append((key, value if type(value) in _SCALARS else id(value)))
+    if any("\x00" in v for v in values):  # a marker's character in a real string: render it as it is
+        return None
+    probe.update(person=slotted_person, people=[slotted_person], confirm=slotted_confirm)
+    return tuple(shape), values, probe
+
+
+def _slot_for(value: Any, values: list[str]) -> _Slot | None:
+    """A new slot for a non-empty string (its value appended to ``values``); None for anything else."""
+    if type(value) is not str or not value:
+        return None
+    values.append(value)
+    return _Slot(len(values) - 1)
 
 
 def _tidy(text: str) -> str:

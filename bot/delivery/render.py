@@ -264,107 +264,123 @@ class _Probe(_Sandbox):
         return super().getitem(obj, argument)
 
 
-_SCALARS = (str, int, float, bool, type(None))
 _SLOTTED = object()  # in a memo key: a non-empty string that a slot stands for
+_OWN = frozenset({"person", "people", "unit", "confirm"})  # the context's keys that hold a person's strings
 _MARKER = re.compile("\x00([0-9]+)\x00")
+_Entry = tuple[list["str | int"], list["str | int"], dict[str, Any]]  # raw parts, tidied parts, probe context
 
 
 class RenderMemo:
-    """Renders one template for many people once per kind of message, then fills in each person's values.
+    """Renders one template for many people once per kind of message, then fills in each person's strings.
 
     A fire or follow-up pass renders the same template for 20,000 people whose contexts differ only
     in their own strings (``person``, ``people`` = [person], ``unit``, ``confirm.link``). The first
-    context of each shape (which values are empty, everything else the same objects) is rendered with
-    :class:`_Slot` markers for the person's strings; the others are that text with their strings put
-    in, then tidied as :meth:`Renderer.render` does: the same text, as the template only printed the
-    strings or tested them. A template that does more with them is rendered person by person.
-    Holds the contexts it saw (their objects' ids are its keys): make one per batch of messages.
+    context of each kind (which of those are empty; every other value the same object) is rendered
+    with :class:`_Slot` markers for them; the others are that text with their strings put in, tidied
+    as :meth:`Renderer.render` does: the same text, as the template only printed the strings or
+    tested them. A template that does more with them is rendered person by person.
+    Holds the contexts it saw (their values' ids are its keys): make one per batch of messages.
     """
 
     def __init__(self, renderer: Renderer) -> None:
         self.renderer = renderer
-        self._texts: dict[tuple[Any, ...], tuple[list[str | int], dict[str, Any]] | None] = {}
+        self._texts: dict[tuple[Any, ...], _Entry | None] = {}
 
     def render(self, name: str, context: Mapping[str, Any], title: str) -> Rendered:
-        split = None if name in self.renderer._unslotted else _personal(context)
-        if split is None:
+        found = None if name in self.renderer._unslotted else _personal(context)
+        if found is None:
             return self.renderer.render(name, context, title)
-        shape, values, probe = split
-        key = (name, *shape)
-        if key not in self._texts:
-            self._texts[key] = self._probe(name, probe)
-        entry = self._texts[key]
+        shape, values = found
+        key = (name, shape)
+        entry = self._texts.get(key, _SLOTTED)
+        if entry is _SLOTTED:
+            entry = self._texts[key] = self._probe(name, context)
         if entry is None:
             return self.renderer.render(name, context, title)
-        parts = entry[0]
-        text = "".join([p if type(p) is str else values[p] for p in parts])  # type: ignore[index]
-        return Rendered(title=title, markdown=_tidy(text))
+        raw, tidied, _ = entry  # type: ignore[misc]
+        if all(v.strip() == v and len(v.splitlines()) == 1 for v in values):
+            # strings with no line break and no space at either end tidy as their markers do
+            return Rendered(title=title, markdown="".join([p if type(p) is str else values[p] for p in tidied]))
+        return Rendered(title=title, markdown=_tidy("".join([p if type(p) is str else values[p] for p in raw])))
 
-    def _probe(self, name: str, probe: dict[str, Any]) -> tuple[list[str | int], dict[str, Any]] | None:
+    def _probe(self, name: str, context: Mapping[str, Any]) -> _Entry | None:
+        probe = _probe_context(context)
+        if probe is None:
+            return None
         try:
-            raw = self.renderer._render_probe(name, probe)
+            text = self.renderer._render_probe(name, probe)
         except _Tainted:
             self.renderer._unslotted.add(name)
             return None
         except Exception:  # an error in the template: the plain render raises it as usual
             return None
-        pieces = _MARKER.split(raw)
-        parts: list[str | int] = [int(p) if i % 2 else p for i, p in enumerate(pieces)]
-        return parts, probe  # the probe context keeps the key's objects alive (their ids stay theirs)
+        return _parts(text), _parts(_tidy(text)), probe  # the probe context keeps the key's ids valid
 
 
-def _personal(context: Mapping[str, Any]) -> tuple[tuple[Any, ...], list[str], dict[str, Any]] | None:
-    """(shape, the person's strings, a probe context with slots) for a one-person message; None otherwise."""
+def _parts(text: str) -> list[str | int]:
+    """Text with markers as literal pieces and slot numbers."""
+    return [int(p) if i % 2 else p for i, p in enumerate(_MARKER.split(text))]
+
+
+def _personal(context: Mapping[str, Any]) -> tuple[tuple[Any, ...], list[str]] | None:
+    """(kind of message, the person's strings in slot order) for a one-person message; None otherwise.
+
+    The kind: the person's and ``confirm``'s keys, which of their values are non-empty strings (slots)
+    and the others' values (ids for anything but ``link``'s siblings' scalars), and the ids of the
+    context's other values. Checked once per kind by :func:`_probe_context`.
+    """
     person = context.get("person")
     people = context.get("people")
     confirm = context.get("confirm")
     if type(person) is not dict or type(people) is not list or len(people) != 1 or people[0] is not person \
             or type(confirm) is not dict:
         return None
-    values: list[str] = []
-    shape: list[Any] = []
-    slotted_person: dict[str, Any] = {}
+    values = [v for v in person.values() if type(v) is str and v]
+    link = confirm.get("link")
+    if type(link) is str and link:
+        values.append(link)
+    if "\x00" in "".join(values):  # a marker's character in a real string: render it as it is
+        return None
+    unit = context.get("unit")
+    try:
+        shape = (
+            tuple(person), tuple([_SLOTTED if type(v) is str and v else tuple(v) if type(v) is list else v
+                                  for v in person.values()]),
+            tuple(confirm), tuple([_SLOTTED if k == "link" and type(v) is str and v else id(v)
+                                   for k, v in confirm.items()]),
+            tuple(context), tuple([id(v) for k, v in context.items() if k not in _OWN]),
+            True if unit is not None and unit is person.get("unit") else id(unit),
+        )
+        hash(shape)
+    except TypeError:  # a value that cannot be a key (a dict in ``person``): render as it is
+        return None
+    return shape, values
+
+
+def _probe_context(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The context with a :class:`_Slot` for each of the person's strings, numbered as :func:`_personal`
+    lists them; None where a person's value is neither a string, none, a scalar nor a list of strings."""
+    person, confirm = context["person"], context["confirm"]
+    count = 0
+    slotted: dict[str, Any] = {}
     for key, value in person.items():
-        slot = _slot_for(value, values)
-        if slot is None:
-            if type(value) is list and all(type(v) is str for v in value):
-                shape.append((key, tuple(value)))
-            elif type(value) in _SCALARS:
-                shape.append((key, value))
-            else:
-                return None
-            slotted_person[key] = value
+        if type(value) is str and value:
+            slotted[key] = _Slot(count)
+            count += 1
+        elif value is None or type(value) in (str, int, float, bool) or \
+                (type(value) is list and all(type(v) is str for v in value)):
+            slotted[key] = value
         else:
-            shape.append((key, _SLOTTED))
-            slotted_person[key] = slot
-    slotted_confirm: dict[str, Any] = {}
-    for key, value in confirm.items():
-        slot = _slot_for(value, values) if key == "link" else None
-        slotted_confirm[key] = value if slot is None else slot
-        kind = _SLOTTED if slot is not None else value if type(value) in _SCALARS else id(value)
-        shape.append(("confirm", key, kind))
-    probe: dict[str, Any] = {}
-    for key, value in context.items():
-        if key == "person" or key == "people" or key == "confirm":
-            continue
-        if key == "unit" and value is not None and value is person.get("unit"):
-            probe[key] = slotted_person["unit"]
-            shape.append((key, "person.unit"))
-            continue
-        probe[key] = value
-        shape.append((key, value if type(value) in _SCALARS else id(value)))
-    if any("\x00" in v for v in values):  # a marker's character in a real string: render it as it is
-        return None
-    probe.update(person=slotted_person, people=[slotted_person], confirm=slotted_confirm)
-    return tuple(shape), values, probe
-
-
-def _slot_for(value: Any, values: list[str]) -> _Slot | None:
-    """A new slot for a non-empty string (its value appended to ``values``); None for anything else."""
-    if type(value) is not str or not value:
-        return None
-    values.append(value)
-    return _Slot(len(values) - 1)
+            return None
+    link = confirm.get("link")
+    own_confirm = dict(confirm)
+    if type(link) is str and link:
+        own_confirm["link"] = _Slot(count)
+    probe = {k: v for k, v in context.items() if k not in _OWN}
+    unit = context.get("unit")
+    probe.update(person=slotted, people=[slotted], confirm=own_confirm,
+                 unit=slotted.get("unit") if unit is not None and unit is person.get("unit") else unit)
+    return probe
 
 
 def _tidy(text: str) -> str:

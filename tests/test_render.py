@@ -100,7 +100,7 @@ def test_a_template_rendered_once_for_many_people_gives_each_their_own_text(tmp_
     where empty, whatever characters the strings hold."""
     (tmp_path / "personal.md.j2").write_text(PERSONAL, encoding="utf-8")
     renderer = Renderer(tmp_path)
-    memo = renderer.memo()
+    memo = renderer.memo(probe_after=1)
     contexts = personal_contexts()
     renders: list[str] = []
     probe = renderer._render_probe
@@ -126,7 +126,7 @@ def test_a_template_that_works_on_a_persons_strings_still_gets_each_persons_own(
     """Comparing, filtering, slicing or joining a person's strings is rendered person by person: each text
     is the plain render's, never one person's result for everybody."""
     (tmp_path / "uses.md.j2").write_text(f"对象：{use}", encoding="utf-8")
-    memo = Renderer(tmp_path).memo()
+    memo = Renderer(tmp_path).memo(probe_after=1)
     contexts = personal_contexts()
     texts = [memo.render("uses", ctx, "学习日").markdown for ctx in contexts]
     assert texts == [Renderer(tmp_path).render("uses", ctx, "学习日").markdown for ctx in contexts]
@@ -137,5 +137,5 @@ def test_a_broken_template_fails_in_a_batch_as_it_does_alone(tmp_path: Path) -> 
     with pytest.raises(TemplateProblem) as alone:
         Renderer(tmp_path).render("broken", personal_contexts()[0], "学习日")
     with pytest.raises(TemplateProblem) as batch:
-        Renderer(tmp_path).memo().render("broken", personal_contexts()[0], "学习日")
+        Renderer(tmp_path).memo(probe_after=1).render("broken", personal_contexts()[0], "学习日")
     assert (batch.value.line, batch.value.message) == (alone.value.line, alone.value.message)

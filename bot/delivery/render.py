@@ -367,7 +367,7 @@ def _personal(context: Mapping[str, Any]) -> tuple[tuple[Any, ...], list[str]] |
 
 def _probe_context(context: Mapping[str, Any]) -> dict[str, Any] | None:
     """The context with a :class:`_Slot` for each of the person's strings, numbered as :func:`_personal`
-    lists them; None where a person's value is neither a string, none, a scalar nor a list of strings."""
+    lists them; None where a person's value is neither a string, none nor a list of strings."""
     person, confirm = context["person"], context["confirm"]
     count = 0
     slotted: dict[str, Any] = {}
@@ -375,8 +375,8 @@ def _probe_context(context: Mapping[str, Any]) -> dict[str, Any] | None:
         if type(value) is str and value:
             slotted[key] = _Slot(count)
             count += 1
-        elif value is None or type(value) in (str, int, float, bool) or \
-                (type(value) is list and all(type(v) is str for v in value)):
+        elif value is None or type(value) is str or (type(value) is list and all(type(v) is str for v in value)):
+            # only these: a key compares values, and 0 == False would print differently
             slotted[key] = value
         else:
             return None

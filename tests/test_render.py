@@ -78,7 +78,7 @@ PERSONAL = (
     "请确认{% if confirm.link %}：[点此确认]({{ confirm.link }}){% endif %}。\n"
 )
 # Strings a template might be tricked by: markup, Jinja syntax, format marks, edge spaces, a line break.
-NAMES = ("张三", "李四 ", " 王五", "赵**六**", "钱{{ 七 }}", "孙%s八", "周\n九", "吴[十](x)")
+NAMES = ("张三", "李四 ", " 王五", "赵**六**", "钱{{ 七 }}", "孙%s八", "周\n九", "吴[十](x)", "Zhang San")
 
 
 def personal_contexts() -> list[dict[str, object]]:
@@ -121,6 +121,10 @@ def test_a_template_rendered_once_for_many_people_gives_each_their_own_text(tmp_
     "{{ person.name | replace('三', '3') }}", "{{ confirm.link | urlencode }}", "{{ unit is sameas person.unit }}",
     "{{ person.name in ['张三'] }}", "{{ people | selectattr('name', 'equalto', '张三') | list | length }}",
     "{{ person.title | default('无职务') }}", "{{ person.name is defined }}|{{ person.title is none }}",
+    "{% filter upper %}{{ person.name }}{% endfilter %}",
+    "{% set x %}{{ person.name }}{% endset %}{{ x == 'Zhang San' }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{{ m(person.name) | upper }}|{{ m(person.name)[0] }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% set x = m(person.name) %}{{ x.lower() }}",
 ])
 def test_a_template_that_works_on_a_persons_strings_still_gets_each_persons_own(tmp_path: Path, use: str) -> None:
     """Comparing, filtering, slicing or joining a person's strings is rendered person by person: each text

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -181,6 +182,7 @@ class Renderer:
         if probe is None:
             if self._probe_env is None:
                 self._probe_env = _Probe(self.env)
+            self._probe_env.check_blocks(f"{name}{SUFFIX}")
             template = self._probe_env.get_template(f"{name}{SUFFIX}")
             probe = self._probes[name] = (template, dict(template.globals))
         template, globals_ = probe
@@ -235,11 +237,16 @@ def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if any(type(a) is _Slot for a in args) or any(type(v) is _Slot for v in kwargs.values()):
+        if any(map(_marked, args)) or any(map(_marked, kwargs.values())):
             raise _Tainted
         return func(*args, **kwargs)
 
     return guarded
+
+
+def _marked(value: Any) -> bool:
+    """A slot, or text holding one's marker (a macro's output, a ``{% filter %}`` block's body)."""
+    return type(value) is _Slot or (isinstance(value, str) and "\x00" in value)
 
 
 _SLOT_SAFE_FILTERS = frozenset({"default", "d"})  # return the value itself, or the default for undefined
@@ -257,14 +264,32 @@ class _Probe(_Sandbox):
         self.tests = {k: f if k in _SLOT_SAFE_TESTS else _guarded(f) for k, f in base.tests.items()}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is _Slot:
+        if _marked(obj):
             raise _Tainted
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        if type(obj) is _Slot or type(argument) is _Slot:
+        if _marked(obj) or _marked(argument):
             raise _Tainted
         return super().getitem(obj, argument)
+
+    def check_blocks(self, name: str, seen: set[str] | None = None) -> None:
+        """Raise :class:`_Tainted` where the template (or one it imports) captures output as text
+        (``{% set x %}…{% endset %}``, ``{% filter %}``, ``{% call %}``) or loads a template by a
+        computed name: such text could be compared as a whole, which no guard here can see."""
+        seen = set() if seen is None else seen
+        if name in seen:
+            return
+        seen.add(name)
+        source = self.loader.get_source(self, name)[0]  # type: ignore[union-attr]
+        tree = self.parse(source)
+        captures = (nodes.AssignBlock, nodes.FilterBlock, nodes.CallBlock)
+        if "\x00" in source or any(True for _ in tree.find_all(captures)):
+            raise _Tainted  # (a marker's character in the template's own text would be read as a slot)
+        for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
+            if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
+                raise _Tainted
+            self.check_blocks(node.template.value, seen)
 
 
 _SLOTTED = object()  # in a memo key: a non-empty string that a slot stands for
@@ -281,7 +306,10 @@ class RenderMemo:
     context of each kind (which of those are empty; every other value the same object) is rendered
     with :class:`_Slot` markers for them; the others are that text with their strings put in, tidied
     as :meth:`Renderer.render` does: the same text, as the template only printed the strings or
-    tested them. A template that does more with them is rendered person by person.
+    tested them. A template that does more with them is rendered person by person (the guards: the
+    probe environment's filters, tests and lookups, and no block that captures output as text). Not
+    seen: a macro's output kept in a variable and then compared as a whole (``{% set x = m(person.name)
+    %}{% if x == … %}``); no template does that, and nothing else can tell the two renderings apart.
     Holds the contexts it saw (their values' ids are its keys): make one per batch of messages.
     """
 

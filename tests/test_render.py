@@ -125,6 +125,12 @@ def test_a_template_rendered_once_for_many_people_gives_each_their_own_text(tmp_
     "{% set x %}{{ person.name }}{% endset %}{{ x == 'Zhang San' }}",
     "{% macro m(n) %}{{ n }}{% endmacro %}{{ m(person.name) | upper }}|{{ m(person.name)[0] }}",
     "{% macro m(n) %}{{ n }}{% endmacro %}{% set x = m(person.name) %}{{ x.lower() }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% if '李' in m(person.name) %}李{% endif %}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% set x = m(person.name) %}{% if x == '李四' %}本人{% endif %}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% for ch in m(person.name) %}{{ ch }}.{% endfor %}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% macro k(t) %}{% if t == '李四' %}本人{% endif %}{% endmacro %}"
+    "{{ k(m(person.name)) }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{{ m(person.name) == '李四' }}",
 ])
 def test_a_template_that_works_on_a_persons_strings_still_gets_each_persons_own(tmp_path: Path, use: str) -> None:
     """Comparing, filtering, slicing or joining a person's strings is rendered person by person: each text

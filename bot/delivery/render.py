@@ -286,10 +286,26 @@ class _Probe(_Sandbox):
         captures = (nodes.AssignBlock, nodes.FilterBlock, nodes.CallBlock)
         if "\x00" in source or any(True for _ in tree.find_all(captures)):
             raise _Tainted  # (a marker's character in the template's own text would be read as a slot)
+        if _calls_outside_output(tree):
+            raise _Tainted
         for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
             if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
                 raise _Tainted
             self.check_blocks(node.template.value, seen)
+
+
+def _calls_outside_output(tree: nodes.Template) -> bool:
+    """Whether a call (a macro's, a method's) is used other than printed (``{{ m(x) }}``, through filters):
+    its text may hold a marker, and ``in``, ``==``, a loop over it or an argument that receives it cannot
+    be guarded, so such a template is rendered person by person."""
+    printed: set[int] = set()
+    for output in tree.find_all(nodes.Output):
+        for node in output.nodes:
+            while isinstance(node, nodes.Filter) and node.node is not None:
+                node = node.node
+            if isinstance(node, nodes.Call):
+                printed.add(id(node))
+    return any(id(call) not in printed for call in tree.find_all(nodes.Call))
 
 
 _SLOTTED = object()  # in a memo key: a non-empty string that a slot stands for
@@ -307,9 +323,8 @@ class RenderMemo:
     with :class:`_Slot` markers for them; the others are that text with their strings put in, tidied
     as :meth:`Renderer.render` does: the same text, as the template only printed the strings or
     tested them. A template that does more with them is rendered person by person (the guards: the
-    probe environment's filters, tests and lookups, and no block that captures output as text). Not
-    seen: a macro's output kept in a variable and then compared as a whole (``{% set x = m(person.name)
-    %}{% if x == … %}``); no template does that, and nothing else can tell the two renderings apart.
+    probe environment's filters, tests and lookups, no block that captures output as text, and no call
+    whose result is used other than printed: ``{% if '李' in m(person.name) %}`` cannot be guarded).
     Holds the contexts it saw (their values' ids are its keys): make one per batch of messages.
     """
 

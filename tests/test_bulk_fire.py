@@ -164,3 +164,28 @@ async def test_firing_again_after_someone_joined_queues_only_their_message(any_d
 def settings_for_existing(folder: Path, url: str) -> Settings:
     return Settings(database_url=url, schedules_dir=folder / "schedules", var_dir=folder / "var",
                     secret_key=SECRET, base_url="https://dj.example.gov.cn")
+
+
+async def test_a_big_follow_up_round_gives_each_person_their_own_name_and_link(
+        any_db: Database, tmp_path: Path) -> None:
+    """The follow-up template is rendered once for all the personal messages of a round; each person's
+    message still names them, and its link confirms for them and no one else."""
+    from bot.confirming.tokens import read_token
+
+    runtime = await make_runtime(settings_for(tmp_path, any_db.url), Clock(bj(2026, 11, 3, 9, 0)), any_db)
+    await fire_study(runtime)
+    assert await FollowUps(runtime).run_once(bj(2026, 11, 4, 9, 0)) >= PEOPLE + 1
+    async with any_db.session() as session:
+        rows = (await session.exec(select(Outbox).where(col(Outbox.stage) == "followup:1",
+                                                        col(Outbox.channel_id) == "oa"))).all()
+    assert len(rows) == PEOPLE
+    links = set()
+    for row in rows:
+        person = row.dedupe_key.split("/")[-1].split("#")[0]
+        markdown = row.body["markdown"]
+        assert f"- 书记{person[1:]}（市直机关工委）\n" in markdown and markdown.count("- 书记") == 1
+        link = markdown.split("[点此确认](")[1].split(")")[0]
+        assert link == row.body["button"]["url"]
+        assert read_token(runtime.link_key, link.rsplit("/", 1)[1], 86400 * 30, now=bj(2026, 11, 4, 9, 0))[1] == person
+        links.add(link)
+    assert len(links) == PEOPLE

@@ -67,3 +67,85 @@ def test_the_sandbox_still_refuses_internals_and_names_a_missing_key(tmp_path: P
     with pytest.raises(TemplateProblem, match="nope"):
         renderer.render("missing", context, "学习日")
     assert renderer.render("methods", context, "学习日").markdown == "1·学习日"
+
+
+# --------------------------------------------------------------- one rendering for many people
+
+PERSONAL = (
+    "### 【催办】{{ reminder.title }}\n"
+    "{% if person.title %}{{ person.title }} {% endif %}{{ person.name }}（{{ unit or \"未设单位\" }}）：\n"
+    "{% for p in people %}- {{ p.name }}{% if p.unit %}，{{ p.unit }}{% endif %}\n{% endfor %}"
+    "请确认{% if confirm.link %}：[点此确认]({{ confirm.link }}){% endif %}。\n"
+)
+# Strings a template might be tricked by: markup, Jinja syntax, format marks, edge spaces, a line break.
+NAMES = ("张三", "李四 ", " 王五", "赵**六**", "钱{{ 七 }}", "孙%s八", "周\n九", "吴[十](x)", "Zhang San")
+
+
+def personal_contexts() -> list[dict[str, object]]:
+    """One message each, as a fire makes them: the base shared, each person's own strings."""
+    base = {"reminder": {"title": "学习日", "note": None}, "due": {"text": "12月4日 09:00"}}
+    contexts: list[dict[str, object]] = []
+    for i, name in enumerate(NAMES * 2):
+        person = {"id": f"p{i}", "name": name, "title": ("书记", None, "")[i % 3],
+                  "unit": (f"第{i}支部", None)[i % 5 == 4], "roles": ["secretary"]}
+        link = f"https://dj.example.gov.cn/c/{i}" if i % 4 else None
+        contexts.append(base | {"person": person, "people": [person], "unit": person["unit"],
+                                "confirm": {"required": True, "link": link, "code": None}})
+    return contexts
+
+
+def test_a_template_rendered_once_for_many_people_gives_each_their_own_text(tmp_path: Path) -> None:
+    """A batch renders each kind of message once and puts each person's strings in: the texts are those
+    of rendering person by person, each with their own name, unit and link, titles and links left out
+    where empty, whatever characters the strings hold."""
+    (tmp_path / "personal.md.j2").write_text(PERSONAL, encoding="utf-8")
+    renderer = Renderer(tmp_path)
+    memo = renderer.memo(probe_after=1)
+    contexts = personal_contexts()
+    renders: list[str] = []
+    probe = renderer._render_probe
+    renderer._render_probe = lambda *a: renders.append(a[0]) or probe(*a)  # type: ignore[method-assign]
+    texts = [memo.render("personal", ctx, "学习日").markdown for ctx in contexts]
+    assert texts == [Renderer(tmp_path).render("personal", ctx, "学习日").markdown for ctx in contexts]
+    assert len(renders) < len(contexts)  # rendered once per kind (which strings are empty), not per person
+    assert texts[1].splitlines()[1] == "李四 （第1支部）："
+    assert "- 周\n九，第6支部" in texts[6] and "[点此确认](https://dj.example.gov.cn/c/6)" in texts[6]
+    assert "点此确认" not in texts[0] and "钱{{ 七 }}" in texts[4] and "孙%s八（第5支部）" in texts[5]
+
+
+@pytest.mark.parametrize("use", [
+    "{{ person.name | upper }}", "{% if person.name == '张三' %}本人{% endif %}", "{{ person.name[0] }}",
+    "{{ person.name ~ '同志' }}", "{{ '%s同志' % person.name }}", "{{ person.name is string }}",
+    "{{ person.name.startswith('张') }}", "{{ people | map(attribute='name') | join('、') }}",
+    "{{ person.name | length }}", "{% for c in person.name %}{{ c }}.{% endfor %}", "{{ person }}",
+    "{{ person.name | replace('三', '3') }}", "{{ confirm.link | urlencode }}", "{{ unit is sameas person.unit }}",
+    "{{ person.name in ['张三'] }}", "{{ people | selectattr('name', 'equalto', '张三') | list | length }}",
+    "{{ person.title | default('无职务') }}", "{{ person.name is defined }}|{{ person.title is none }}",
+    "{% filter upper %}{{ person.name }}{% endfilter %}",
+    "{% set x %}{{ person.name }}{% endset %}{{ x == 'Zhang San' }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{{ m(person.name) | upper }}|{{ m(person.name)[0] }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% set x = m(person.name) %}{{ x.lower() }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% if '李' in m(person.name) %}李{% endif %}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% set x = m(person.name) %}{% if x == '李四' %}本人{% endif %}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% for ch in m(person.name) %}{{ ch }}.{% endfor %}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{% macro k(t) %}{% if t == '李四' %}本人{% endif %}{% endmacro %}"
+    "{{ k(m(person.name)) }}",
+    "{% macro m(n) %}{{ n }}{% endmacro %}{{ m(person.name) == '李四' }}",
+])
+def test_a_template_that_works_on_a_persons_strings_still_gets_each_persons_own(tmp_path: Path, use: str) -> None:
+    """Comparing, filtering, slicing or joining a person's strings is rendered person by person: each text
+    is the plain render's, never one person's result for everybody."""
+    (tmp_path / "uses.md.j2").write_text(f"对象：{use}", encoding="utf-8")
+    memo = Renderer(tmp_path).memo(probe_after=1)
+    contexts = personal_contexts()
+    texts = [memo.render("uses", ctx, "学习日").markdown for ctx in contexts]
+    assert texts == [Renderer(tmp_path).render("uses", ctx, "学习日").markdown for ctx in contexts]
+
+
+def test_a_broken_template_fails_in_a_batch_as_it_does_alone(tmp_path: Path) -> None:
+    (tmp_path / "broken.md.j2").write_text("{{ person.name }}{{ missing.key }}", encoding="utf-8")
+    with pytest.raises(TemplateProblem) as alone:
+        Renderer(tmp_path).render("broken", personal_contexts()[0], "学习日")
+    with pytest.raises(TemplateProblem) as batch:
+        Renderer(tmp_path).memo(probe_after=1).render("broken", personal_contexts()[0], "学习日")
+    assert (batch.value.line, batch.value.message) == (alone.value.line, alone.value.message)

@@ -25,7 +25,7 @@ from bot.scheduling.datewords import date_text, weekday_text, when_text
 if TYPE_CHECKING:  # the outbox and the database are imported where rows are written, not to plan or preview
     from sqlmodel.ext.asyncio.session import AsyncSession
 
-    from bot.delivery.render import Renderer
+    from bot.delivery.render import Renderer, RenderMemo
 
 _new = object.__new__
 BUTTON_TEXT = "确认已完成"
@@ -121,7 +121,7 @@ def build_bodies(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str,
     return _build(renderer, plan)[:2]
 
 
-def _build(renderer: Renderer, plan: Planned) -> tuple[str, list[dict[str, Any]], bool]:
+def _build(renderer: Renderer | RenderMemo, plan: Planned) -> tuple[str, list[dict[str, Any]], bool]:
     """Platform name, bodies, and whether the adapter cut the message to fit the platform."""
     rendered = renderer.render(plan.template, plan.context, plan.title)
     platform = platform_for(plan.channel)
@@ -244,7 +244,8 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
 async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[Planned]) -> int:
     """``queue`` for many plans in set-based inserts (:func:`bot.delivery.outbox.insert_rows`). Returns rows created.
 
-    Rendering stays per message; the rows are written together, ``ON CONFLICT DO NOTHING``, so
+    Messages that differ only in a person's own strings are rendered once (:class:`RenderMemo`); the
+    rows are written together, ``ON CONFLICT DO NOTHING``, so
     queueing the same plans twice writes them once. Cut messages are counted and told as by ``queue``.
     """
     from bot.delivery.outbox import insert_rows, outbox_rows, robot_key
@@ -253,8 +254,9 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
     cut_plans: list[tuple[Planned, str, str]] = []  # (plan, platform, first row's dedupe key)
     robots: dict[str, str] = {}
     room, unshown = shown_bodies.get(), 0  # bodies still to log in this fire (None: no bound)
+    memo = renderer.memo()
     for plan in plans:
-        platform, bodies, cut = _build(renderer, plan)
+        platform, bodies, cut = _build(memo, plan)
         dry = plan.dry_run or plan.channel.dry_run
         if dry:
             logged = _log_recorded(plan, bodies, room)

@@ -41,15 +41,17 @@ always present; absent values are ``none``):
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -64,6 +66,9 @@ CONTEXT_KEYS = ("reminder", "stage", "lead", "due", "deadline", "confirm", "peop
                 "unit", "overdue", "figures", "late")
 BUILTIN_TEMPLATES = ("followup", "escalation", "report", "test")
 _EMPTY: dict[str, Any] = dict.fromkeys(CONTEXT_KEYS)
+# Messages of one kind rendered as they are before RenderMemo renders the kind once with slots: its
+# environment compiles the template again (5–25 ms, what it saves over a few hundred messages).
+PROBE_AFTER = 300
 
 
 class TemplateProblem(Exception):
@@ -134,6 +139,8 @@ class Renderer:
         self.folder = folder
         self._templates: dict[str, jinja2.Template] = {}
         self._globals: dict[str, dict[str, Any]] = {}  # each template's globals as one dict (a ChainMap in Jinja2)
+        self._probes: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}  # compiled for RenderMemo
+        self._unslotted: set[str] = set()  # templates that do more with a person's strings than print them
         self.env = _Sandbox(
             loader=jinja2.FileSystemLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
@@ -144,6 +151,7 @@ class Renderer:
             extensions=[InlineBlocksKeepLines],
             auto_reload=False,  # compiled once per renderer: see the class's docstring
         )
+        self._probe_env: _Probe | None = None
 
     def exists(self, name: str) -> bool:
         return (self.folder / f"{name}{SUFFIX}").is_file()
@@ -164,6 +172,23 @@ class Renderer:
         return Rendered(title=title, markdown=_tidy(text))
 
 
+    def memo(self, probe_after: int = PROBE_AFTER) -> RenderMemo:
+        """A :class:`RenderMemo` for one batch of messages (a fire, a follow-up pass)."""
+        return RenderMemo(self, probe_after)
+
+    def _render_probe(self, name: str, context: Mapping[str, Any]) -> str:
+        """The template rendered, untidied, by the probe environment (slots print as markers)."""
+        probe = self._probes.get(name)
+        if probe is None:
+            if self._probe_env is None:
+                self._probe_env = _Probe(self.env)
+            self._probe_env.check_blocks(f"{name}{SUFFIX}")
+            template = self._probe_env.get_template(f"{name}{SUFFIX}")
+            probe = self._probes[name] = (template, dict(template.globals))
+        template, globals_ = probe
+        context = template.new_context({**globals_, **_EMPTY, **context}, shared=True)
+        return self._probe_env.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return,union-attr]
+
     def _render(self, template: jinja2.Template, full: dict[str, Any]) -> str:
         """``template.render(full)`` for a context that already holds the template's globals: Jinja2
         would copy it twice more and merge its globals (a ChainMap) again, for every message."""
@@ -173,6 +198,240 @@ class Renderer:
         except Exception:
             self.env.handle_exception()  # raises, with the template's own lines in the traceback, as render does
         raise AssertionError("unreachable")
+
+
+class _Tainted(Exception):
+    """A template did more with a personal value than print it or test whether it is empty."""
+
+
+class _Slot:
+    """Stands for one person's non-empty string while a template is rendered once for many people.
+
+    Printing it (the probe environment's ``finalize``) gives its marker and testing it gives True,
+    as the string would; anything else (compare, filter, slice, join, ``~``, attribute) raises
+    :class:`_Tainted`, and the people are rendered one by one as before.
+    """
+
+    __slots__ = ("marker",)
+
+    def __init__(self, index: int) -> None:
+        self.marker = f"\x00{index}\x00"
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _taint(self, *args: Any, **kwargs: Any) -> Any:
+        raise _Tainted
+
+    __str__ = __repr__ = __format__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _taint
+    __hash__ = __len__ = __iter__ = __contains__ = __getitem__ = __call__ = _taint  # type: ignore[assignment]
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = __int__ = __float__ = __index__ = _taint
+
+
+def _finalize(value: Any) -> Any:
+    return value.marker if type(value) is _Slot else value
+
+
+def _guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter or test that refuses a :class:`_Slot` (keeps Jinja2's ``pass_context`` marks)."""
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if any(map(_marked, args)) or any(map(_marked, kwargs.values())):
+            raise _Tainted
+        return func(*args, **kwargs)
+
+    return guarded
+
+
+def _marked(value: Any) -> bool:
+    """A slot, or text holding one's marker (a macro's output, a ``{% filter %}`` block's body)."""
+    return type(value) is _Slot or (isinstance(value, str) and "\x00" in value)
+
+
+_SLOT_SAFE_FILTERS = frozenset({"default", "d"})  # return the value itself, or the default for undefined
+_SLOT_SAFE_TESTS = frozenset({"defined", "undefined", "none"})  # the same answer for the string and its slot
+
+
+class _Probe(_Sandbox):
+    """The renderer's sandbox for rendering with :class:`_Slot` values: slots print as markers."""
+
+    def __init__(self, base: _Sandbox) -> None:
+        super().__init__(loader=base.loader, undefined=base.undefined, autoescape=False, trim_blocks=True,
+                         lstrip_blocks=True, keep_trailing_newline=False, extensions=[InlineBlocksKeepLines],
+                         auto_reload=False, finalize=_finalize)
+        self.filters = {k: f if k in _SLOT_SAFE_FILTERS else _guarded(f) for k, f in base.filters.items()}
+        self.tests = {k: f if k in _SLOT_SAFE_TESTS else _guarded(f) for k, f in base.tests.items()}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if _marked(obj):
+            raise _Tainted
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if _marked(obj) or _marked(argument):
+            raise _Tainted
+        return super().getitem(obj, argument)
+
+    def check_blocks(self, name: str, seen: set[str] | None = None) -> None:
+        """Raise :class:`_Tainted` where the template (or one it imports) captures output as text
+        (``{% set x %}…{% endset %}``, ``{% filter %}``, ``{% call %}``) or loads a template by a
+        computed name: such text could be compared as a whole, which no guard here can see."""
+        seen = set() if seen is None else seen
+        if name in seen:
+            return
+        seen.add(name)
+        source = self.loader.get_source(self, name)[0]  # type: ignore[union-attr]
+        tree = self.parse(source)
+        captures = (nodes.AssignBlock, nodes.FilterBlock, nodes.CallBlock)
+        if "\x00" in source or any(True for _ in tree.find_all(captures)):
+            raise _Tainted  # (a marker's character in the template's own text would be read as a slot)
+        if _calls_outside_output(tree):
+            raise _Tainted
+        for node in tree.find_all((nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)):
+            if not isinstance(node.template, nodes.Const) or not isinstance(node.template.value, str):
+                raise _Tainted
+            self.check_blocks(node.template.value, seen)
+
+
+def _calls_outside_output(tree: nodes.Template) -> bool:
+    """Whether a call (a macro's, a method's) is used other than printed (``{{ m(x) }}``, through filters):
+    its text may hold a marker, and ``in``, ``==``, a loop over it or an argument that receives it cannot
+    be guarded, so such a template is rendered person by person."""
+    printed: set[int] = set()
+    for output in tree.find_all(nodes.Output):
+        for node in output.nodes:
+            while isinstance(node, nodes.Filter) and node.node is not None:
+                node = node.node
+            if isinstance(node, nodes.Call):
+                printed.add(id(node))
+    return any(id(call) not in printed for call in tree.find_all(nodes.Call))
+
+
+_SLOTTED = object()  # in a memo key: a non-empty string that a slot stands for
+_OWN = frozenset({"person", "people", "unit", "confirm"})  # the context's keys that hold a person's strings
+_MARKER = re.compile("\x00([0-9]+)\x00")
+_Entry = tuple[list["str | int"], list["str | int"], dict[str, Any]]  # raw parts, tidied parts, probe context
+
+
+class RenderMemo:
+    """Renders one template for many people once per kind of message, then fills in each person's strings.
+
+    A fire or follow-up pass renders the same template for 20,000 people whose contexts differ only
+    in their own strings (``person``, ``people`` = [person], ``unit``, ``confirm.link``). The first
+    context of each kind (which of those are empty; every other value the same object) is rendered
+    with :class:`_Slot` markers for them; the others are that text with their strings put in, tidied
+    as :meth:`Renderer.render` does: the same text, as the template only printed the strings or
+    tested them. A template that does more with them is rendered person by person (the guards: the
+    probe environment's filters, tests and lookups, no block that captures output as text, and no call
+    whose result is used other than printed: ``{% if '李' in m(person.name) %}`` cannot be guarded).
+    Holds the contexts it saw (their values' ids are its keys): make one per batch of messages.
+    """
+
+    def __init__(self, renderer: Renderer, probe_after: int = PROBE_AFTER) -> None:
+        self.renderer = renderer
+        self.probe_after = probe_after
+        self._texts: dict[tuple[Any, ...], _Entry | None] = {}
+        self._seen: dict[tuple[Any, ...], int] = {}  # plain renders of each kind not yet probed
+
+    def render(self, name: str, context: Mapping[str, Any], title: str) -> Rendered:
+        found = None if name in self.renderer._unslotted else _personal(context)
+        if found is None:
+            return self.renderer.render(name, context, title)
+        shape, values = found
+        key = (name, shape)
+        entry = self._texts.get(key, _SLOTTED)
+        if entry is _SLOTTED:
+            seen = self._seen[key] = self._seen.get(key, 0) + 1
+            if seen < self.probe_after:  # a few messages: not worth compiling the template again
+                return self.renderer.render(name, context, title)
+            entry = self._texts[key] = self._probe(name, context)
+        if entry is None:
+            return self.renderer.render(name, context, title)
+        raw, tidied, _ = entry  # type: ignore[misc]
+        if all(v.strip() == v and len(v.splitlines()) == 1 for v in values):
+            # strings with no line break and no space at either end tidy as their markers do
+            return Rendered(title=title, markdown="".join([p if type(p) is str else values[p] for p in tidied]))
+        return Rendered(title=title, markdown=_tidy("".join([p if type(p) is str else values[p] for p in raw])))
+
+    def _probe(self, name: str, context: Mapping[str, Any]) -> _Entry | None:
+        probe = _probe_context(context)
+        if probe is None:
+            return None
+        try:
+            text = self.renderer._render_probe(name, probe)
+        except _Tainted:
+            self.renderer._unslotted.add(name)
+            return None
+        except Exception:  # an error in the template: the plain render raises it as usual
+            return None
+        return _parts(text), _parts(_tidy(text)), probe  # the probe context keeps the key's ids valid
+
+
+def _parts(text: str) -> list[str | int]:
+    """Text with markers as literal pieces and slot numbers."""
+    return [int(p) if i % 2 else p for i, p in enumerate(_MARKER.split(text))]
+
+
+def _personal(context: Mapping[str, Any]) -> tuple[tuple[Any, ...], list[str]] | None:
+    """(kind of message, the person's strings in slot order) for a one-person message; None otherwise.
+
+    The kind: the person's and ``confirm``'s keys, which of their values are non-empty strings (slots)
+    and the others' values (ids for anything but ``link``'s siblings' scalars), and the ids of the
+    context's other values. Checked once per kind by :func:`_probe_context`.
+    """
+    person = context.get("person")
+    people = context.get("people")
+    confirm = context.get("confirm")
+    if type(person) is not dict or type(people) is not list or len(people) != 1 or people[0] is not person \
+            or type(confirm) is not dict:
+        return None
+    values = [v for v in person.values() if type(v) is str and v]
+    link = confirm.get("link")
+    if type(link) is str and link:
+        values.append(link)
+    if "\x00" in "".join(values):  # a marker's character in a real string: render it as it is
+        return None
+    unit = context.get("unit")
+    try:
+        shape = (
+            tuple(person), tuple([_SLOTTED if type(v) is str and v else tuple(v) if type(v) is list else v
+                                  for v in person.values()]),
+            tuple(confirm), tuple([_SLOTTED if k == "link" and type(v) is str and v else id(v)
+                                   for k, v in confirm.items()]),
+            tuple(context), tuple([id(v) for k, v in context.items() if k not in _OWN]),
+            True if unit is not None and unit is person.get("unit") else id(unit),
+        )
+        hash(shape)
+    except TypeError:  # a value that cannot be a key (a dict in ``person``): render as it is
+        return None
+    return shape, values
+
+
+def _probe_context(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The context with a :class:`_Slot` for each of the person's strings, numbered as :func:`_personal`
+    lists them; None where a person's value is neither a string, none nor a list of strings."""
+    person, confirm = context["person"], context["confirm"]
+    count = 0
+    slotted: dict[str, Any] = {}
+    for key, value in person.items():
+        if type(value) is str and value:
+            slotted[key] = _Slot(count)
+            count += 1
+        elif value is None or type(value) is str or (type(value) is list and all(type(v) is str for v in value)):
+            # only these: a key compares values, and 0 == False would print differently
+            slotted[key] = value
+        else:
+            return None
+    link = confirm.get("link")
+    own_confirm = dict(confirm)
+    if type(link) is str and link:
+        own_confirm["link"] = _Slot(count)
+    probe = {k: v for k, v in context.items() if k not in _OWN}
+    unit = context.get("unit")
+    probe.update(person=slotted, people=[slotted], confirm=own_confirm,
+                 unit=slotted.get("unit") if unit is not None and unit is person.get("unit") else unit)
+    return probe
 
 
 def _tidy(text: str) -> str:

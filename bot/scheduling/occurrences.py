@@ -17,6 +17,7 @@ from sqlalchemy import Row, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.config.gcpause import no_gc
 from bot.config.models import Reminder
 from bot.delivery.compose import queue_all
 from bot.delivery.outbox import Columns, insert_ignoring
@@ -142,6 +143,14 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
     reminder = runtime.schedules.reminders[fire.reminder_id]
     figures_for = figures_for or report_figures(runtime)
     dry_run = runtime.settings.dry_run
+    # The collector paused: a province's fire makes 10⁵ short-lived dicts and no cycles, and each of its
+    # full collections would walk the whole heap (the schedules included) again.
+    with no_gc():
+        return await _fire(runtime, reminder, fire, figures_for, late=late, by_hand=by_hand, dry_run=dry_run)
+
+
+async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: FiguresFor, *,
+                late: bool, by_hand: bool, dry_run: bool) -> FireResult:
     async with runtime.db.session() as session:
         occ = await get_or_create_occurrence(session, runtime, reminder, fire.due, dry_run=dry_run)
         if fire.stage == "due":

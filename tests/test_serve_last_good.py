@@ -138,3 +138,29 @@ def test_a_service_restarting_on_the_same_broken_edit_tells_the_admin_group_once
         run_once("broken-again", 4)
         assert "未生效" in told()[3] and "templte" in told()[3]
         assert len(told()) == 4, told()
+
+
+def test_a_restart_loop_without_an_admin_webhook_records_the_notice_once_and_says_so(tmp_path: Path) -> None:
+    """The shipped default has no admin webhook: each start of a restart loop used to log 已通知管理员频道
+    and queue one more record-only row. Now: recorded once, logged as only recorded; the error count is
+    logged once per start; a webhook set in the environment since is named as not in the last good copy."""
+    workspace = Workspace.create(tmp_path)
+    assert workspace.validate().returncode == 0  # the last good entry, no admin webhook in it
+    workspace.edit("study.yaml", *TYPO)
+
+    def run_once(name: str, log: str) -> Service:
+        service = Service.start(workspace, name=name)
+        try:
+            service.wait_for_log(log)
+            return service
+        finally:
+            assert service.stop() == 0, service.output()
+
+    first = run_once("first", "通知只记录、不发送")
+    assert "管理员频道未配置 webhook，通知只记录、不发送：日程配置未生效（1 处错误）" in first.stdout, first.output()
+    assert "已通知管理员频道" not in first.output()
+    assert "日程配置有 1 处错误，按上一次有效的配置" in first.output()  # said once, by bot.service
+    assert "未生效；继续使用上一次有效的配置" not in first.output()  # not again by bot.watch
+    assert "仍是" in first.output() and "环境变量的值" in first.output()
+    again = run_once("again", "此前已收到同样的日程配置错误通知")
+    assert "通知只记录、不发送" not in again.output() and "已通知管理员频道" not in again.output(), again.output()

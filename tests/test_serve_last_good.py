@@ -39,7 +39,7 @@ def test_a_restart_with_a_broken_edit_runs_the_last_good_schedules_loudly_until_
         assert workspace.validate().returncode == 0  # the check that keeps the last good entry
         workspace.edit("study.yaml", *TYPO)
         checked = workspace.validate()
-        assert checked.returncode == 1 and "继续使用上一次有效的配置" in checked.stderr, checked.stderr
+        assert checked.returncode == 1 and "继续使用上一次有效的配置" in checked.stdout, checked.stdout
 
         service = Service.start(workspace)
         try:

@@ -123,10 +123,6 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
                 service_log.warning("%s", line)
             checked = checked_text(refused.last.checked_at)
             service_log.error("日程配置有 %d 处错误，按上一次有效的配置（%s 检查通过）启动", len(errors), checked)
-            # The last good copy holds each ${VAR} as it was at that check: a webhook set or rotated in
-            # the environment since is not in it (re-reading the broken folder cannot supply it).
-            service_log.warning("上一次有效的配置中，各频道的 webhook 和密钥仍是 %s 检查时环境变量的值；此后在环境中"
-                                "设置或更换的 webhook 要等日程配置修好、重新生效后才会使用", checked)
         shown, more = bounded(warnings)  # logged as a reload logs them; shown on the admin pages
         for line in [*map(str, shown), *([more] if more else [])]:
             service_log.warning("%s", line)

@@ -112,7 +112,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                             tell_applied=applied_notifier(runtime))
         if refused is not None:
             runtime.reload.last_good_at = refused[1]
-            await reloader.refused(refused[0])
+            await reloader.refused(refused[0], logged=True)  # serve logged the count
         else:
             await tell_fixed_while_down(runtime)
         watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")

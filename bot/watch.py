@@ -104,11 +104,13 @@ class Reloader:
             await self.tell_applied(removed, recovered)
         return True
 
-    async def refused(self, errors: list[str]) -> None:
+    async def refused(self, errors: list[str], *, logged: bool = False) -> None:
         """A check found ``errors`` (as an admin reads them; the service's start on the last good
-        schedules too): counted, kept in ``state``, told to the admin channel once per distinct failure."""
+        schedules too): counted, kept in ``state``, told to the admin channel once per distinct failure.
+        ``logged``: the caller already logged the count (``serve``'s start), so it is not said twice."""
         RELOAD_FAILURES.inc()
-        log.error("日程配置有 %d 处错误，未生效；继续使用上一次有效的配置", len(errors))
+        if not logged:
+            log.error("日程配置有 %d 处错误，未生效；继续使用上一次有效的配置", len(errors))
         if self.state.ok:
             self.state.since = self.clock()
         self.state.ok, self.state.errors = False, errors
@@ -254,9 +256,9 @@ def admin_notifier(runtime: Runtime) -> TellAdmin:
             # A restart (a service in a restart loop) with the very errors the channel already has.
             log.info("管理员频道此前已收到同样的日程配置错误通知，不再重复")
             return
-        if await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors), key=f"{ERRORS_KEY}:{digest}",
-                                     summary=f"日程配置未生效通知（{len(errors)} 处错误）"):
-            log.info("已通知管理员频道：日程配置未生效（%d 处错误）", len(errors))
+        how = await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors), key=f"{ERRORS_KEY}:{digest}",
+                                        summary=f"日程配置未生效通知（{len(errors)} 处错误）")
+        _log_told(how, f"日程配置未生效（{len(errors)} 处错误）")
 
     return tell
 
@@ -270,14 +272,15 @@ RECOVERED_KEY = "schedules-recovered"
 async def last_schedules_notice(runtime: Runtime) -> str | None:
     """``schedules:<digest>`` or ``schedules-recovered``: the last notice of refused or recovered
     schedules queued to the admin channel (by any start of the service); None when none was, or the
-    last one failed (dead) or was only rehearsed. The database keeps it across restarts, so a service
-    in a restart loop tells each distinct problem once."""
+    last one failed (dead) or was only rehearsed. A row only recorded because the admin channel has no
+    webhook (then and now) counts as told: a restart loop would otherwise queue one per start. The
+    database keeps it across restarts, so a service in a restart loop tells each distinct problem once."""
     from sqlmodel import col, or_, select
 
     from storage.models import Outbox
 
     keys = col(Outbox.dedupe_key)
-    query = (select(Outbox.dedupe_key, Outbox.status)
+    query = (select(Outbox.dedupe_key, Outbox.status, Outbox.robot)
              .where(or_(keys.startswith(f"admin:{ERRORS_KEY}:"), keys.startswith(f"admin:{RECOVERED_KEY}:")))
              .order_by(col(Outbox.id).desc()).limit(1))
     try:
@@ -286,7 +289,7 @@ async def last_schedules_notice(runtime: Runtime) -> str | None:
     except Exception as exc:  # the notice matters more than its dedupe: tell rather than stay silent
         log.warning("无法读取此前的管理员通知记录：%s", type(exc).__name__)
         return None
-    if row is None or row[1] in ("dead", "dry_run"):
+    if row is None or row[1] == "dead" or (row[1] == "dry_run" and not _recorded_only(runtime, row[2])):
         return None
     kind, digest, _when = row[0].removeprefix("admin:").split(":", 2)
     return RECOVERED_KEY if kind == RECOVERED_KEY else f"{kind}:{digest}"
@@ -306,15 +309,40 @@ def applied_notifier(runtime: Runtime) -> TellApplied:
     async def tell(removed: list[str], recovered: bool) -> None:
         title = "日程配置已恢复生效" if recovered else "日程配置已生效，有内容被移除"
         key = RECOVERED_KEY if recovered else "schedules-removed"
-        if await _tell_admin_channel(runtime, title, applied_text(removed, recovered), key=key,
-                                     summary=f"{title}通知" + (f"（{len(removed)} 项移除）" if removed else "")):
-            log.info("已通知管理员频道：%s", title)
+        how = await _tell_admin_channel(runtime, title, applied_text(removed, recovered), key=key,
+                                        summary=f"{title}通知" + (f"（{len(removed)} 项移除）" if removed else ""))
+        _log_told(how, title)
 
     return tell
 
 
-async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, key: str, summary: str) -> bool:
-    """Queue one message to the running schedules' admin channel (``admin:<key>:<now>``); whether it was."""
+def _recorded_only(runtime: Runtime, robot: str) -> bool:
+    """Whether a dry_run row of ``robot`` was only recorded for want of a webhook, which the admin channel
+    still lacks. Rehearsals are queued under ``dry/`` keys (never read back here); a webhook set since
+    means the admin has not seen the notice yet."""
+    from bot.delivery.outbox import robot_key
+
+    channel_id = runtime.schedules.service.admin_channel
+    channel = runtime.channel(channel_id) if channel_id else None
+    return channel is not None and robot.startswith("dry:") and robot_key(channel) == robot
+
+
+SENT, RECORDED, REHEARSED = "sent", "recorded", "rehearsed"  # how _tell_admin_channel queued a notice
+
+
+def _log_told(how: str | None, what: str) -> None:
+    if how == SENT:
+        log.info("已通知管理员频道：%s", what)
+    elif how == RECORDED:
+        log.info("管理员频道未配置 webhook，通知只记录、不发送：%s", what)
+    elif how == REHEARSED:
+        log.info("演练：管理员频道的通知只记录、不发送：%s", what)
+
+
+async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, key: str,
+                              summary: str) -> str | None:
+    """Queue one message to the running schedules' admin channel (``admin:<key>:<now>``); how
+    (:data:`SENT`, :data:`RECORDED`, :data:`REHEARSED`), or None when it was not queued."""
     from bot.delivery import outbox
     from bot.platforms.base import Message
     from bot.platforms.registry import platform_for
@@ -322,8 +350,9 @@ async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, ke
     channel_id = runtime.schedules.service.admin_channel
     channel = runtime.channel(channel_id) if channel_id else None
     if channel is None:
-        return False
+        return None
     now = runtime.clock()
+    rehearsal = bool(runtime.settings.dry_run)
     try:
         adapter = platform_for(channel)
         bodies = adapter.build(channel, Message(title=title, markdown=markdown))
@@ -331,13 +360,13 @@ async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, ke
             await outbox.enqueue(
                 session, dedupe_key=f"admin:{key}:{now.isoformat()}", channel=channel,
                 platform=getattr(channel, "platform", adapter.name), bodies=bodies, stage="admin",
-                summary=summary, now=now)
+                summary=summary, now=now, dry_run=rehearsal)  # a rehearsal's dry/ key never dedupes a real one
             await session.commit()
     except Exception as exc:  # the log, /healthz and the admin pages still show it
         log.warning("无法通知管理员频道：%s", type(exc).__name__)
-        return False
+        return None
     runtime.wake_dispatcher()
-    return True
+    return REHEARSED if rehearsal else RECORDED if channel.dry_run else SENT
 
 
 def notice_text(errors: list[str]) -> str:

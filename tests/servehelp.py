@@ -230,9 +230,9 @@ class Service:
             self.process.wait(timeout=10)
 
 
-def error_lines(validate_stderr: str) -> list[str]:
+def error_lines(validate_stdout: str) -> list[str]:
     """The per-issue lines ``remindbot validate`` printed (``file:line:col: 错误 …``)."""
-    return [line for line in validate_stderr.splitlines() if ": 错误" in line]
+    return [line for line in validate_stdout.splitlines() if ": 错误" in line]
 
 
 def where(path: Path, text: str) -> str:

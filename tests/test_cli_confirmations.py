@@ -202,6 +202,14 @@ def test_report_refuses_a_period_it_cannot_read(cli: Cli) -> None:
     assert "无法识别统计周期" in result.output
 
 
+def test_report_of_a_month_out_of_range_is_a_sentence_with_an_example(cli: Cli) -> None:
+    result = cli.run(report, "--period", "2026-13")
+
+    assert result.exit_code == 1
+    said = result.output.strip()
+    assert said.endswith("的月份应在 1–12 之间，应写成如 2026-11（月）、2026-Q4（季度）或 2026（年）。"), said
+
+
 def test_report_of_an_empty_period_says_there_was_nothing_to_confirm(cli: Cli) -> None:
     result = cli.run(report, "--period", "2020-01")
 

@@ -95,6 +95,12 @@ def test_the_usage_line_has_no_space_after_the_full_width_colon(runner: CliRunne
     assert "用法： " not in output
 
 
+def test_help_headings_end_with_the_full_width_colon_like_the_usage_line(runner: CliRunner) -> None:
+    output = runner.invoke(main, ["--help"]).output
+    assert re.search(r"^选项：$", output, re.M) and re.search(r"^命令：$", output, re.M), output
+    assert "选项:" not in output and "命令:" not in output
+
+
 @pytest.mark.parametrize(("source", "words"), [
     ("{% if person %}{{ person.name }}", "{% if %} 块没有结束：缺少 {% endif %}"),
     ("{% for p in people %}{{ p.name }}{% endif %}", "这里应为 {% endfor %}"),

@@ -61,3 +61,10 @@ def test_a_persons_roles_split_by_a_chinese_comma_are_one_error(folder: Path) ->
     assert schedules is None and len(errors) == 1, errors
     assert errors[0].startswith("schedules/organization.yaml:69:12: 错误 字段 people[3].roles：")
     assert "写成 [admin, worker]" in errors[0]
+
+
+@pytest.mark.parametrize(("written", "name"),
+                         [("［3d, 1d］", "全角方括号 “［］”"), ("｛3d, 1d｝", "全角花括号 “｛｝”")])
+def test_full_width_brackets_are_named_like_the_comma_and_colon(folder: Path, written: str, name: str) -> None:
+    shown = refused(folder, "notices: [3d, 1d]", f"notices: {written}")
+    assert f"而不是 {written}（用了{name}，请改成英文" in shown, shown

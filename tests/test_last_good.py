@@ -91,8 +91,8 @@ def test_validate_still_fails_and_says_what_runs_meanwhile(world: Cli) -> None:
     result = world.run(validate)
 
     assert result.exit_code == 1
-    assert "共 1 处错误，配置未通过检查。" in result.stderr
-    assert re.search(r"继续使用上一次有效的配置（\d{4}-\d\d-\d\d \d\d:\d\d 检查通过）", result.stderr), result.stderr
+    assert "共 1 处错误，配置未通过检查。" in result.stdout
+    assert re.search(r"继续使用上一次有效的配置（\d{4}-\d\d-\d\d \d\d:\d\d 检查通过）", result.stdout), result.stdout
 
 
 def test_without_a_last_good_entry_the_commands_refuse_as_before(world: Cli) -> None:

@@ -109,7 +109,7 @@ def test_an_invalid_change_is_refused_with_the_validate_messages_and_the_last_go
     workspace.edit(name, old, new)
 
     service.wait_for_log(REFUSED)
-    expected = error_lines(workspace.validate().stderr)
+    expected = error_lines(workspace.validate().stdout)
     assert expected, "validate found nothing wrong with the edit"
     assert _watch_errors(service) == expected, service.output()
     assert f"日程配置有 {len(expected)} 处错误，{REFUSED}" in service.stdout

@@ -168,8 +168,8 @@ def test_validate_refuses_an_alias_bomb_within_seconds_naming_the_alias_and_acce
     assert result.returncode == 1, result.stdout + result.stderr
     assert took < VALIDATE_BOUND_SECONDS
     # The alias whose expansion crosses the bound: a4's first *a3 (10 + 90 + 819 + 7380 + 7381 > 10 000).
-    assert f"bomb.yaml:{where(bomb, '*a3')}: 错误 别名 *a3 展开后的内容过多" in result.stderr, result.stderr
-    assert "别名炸弹" in result.stderr
+    assert f"bomb.yaml:{where(bomb, '*a3')}: 错误 别名 *a3 展开后的内容过多" in result.stdout, result.stdout
+    assert "别名炸弹" in result.stdout
 
     bomb.unlink()
     (workspace.schedules / "shared.yaml").write_text(MODERATE_ALIASES, encoding="utf-8")
@@ -185,11 +185,11 @@ def test_validate_refuses_a_20_mb_people_file_at_once_naming_the_file_and_the_li
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert took < VALIDATE_BOUND_SECONDS
-    assert f"people.yaml:1:1: 错误 文件过大（{size / 1024 / 1024:.1f} MB），超过上限 4.0 MB" in result.stderr
-    assert "REMINDBOT_MAX_SCHEDULE_FILE_BYTES" in result.stderr
+    assert f"people.yaml:1:1: 错误 文件过大（{size / 1024 / 1024:.1f} MB），超过上限 4.0 MB" in result.stdout
+    assert "REMINDBOT_MAX_SCHEDULE_FILE_BYTES" in result.stdout
     # The limit is the admin's to raise.
     small = validate(workspace, REMINDBOT_MAX_SCHEDULE_FILE_BYTES="1000")[0]
-    assert "超过上限 1000 字节" in small.stderr
+    assert "超过上限 1000 字节" in small.stdout
 
 
 # ---------------------------------------------------------------- the limits, in-process

@@ -95,7 +95,7 @@ def test_validate_exits_0_and_summarises_the_shipped_schedules(workspace: Worksp
     code, out, err = _run_validate(ROOT / "schedules", workspace)
     assert code == 0, err
     assert f"配置无误：{SHIPPED_REMINDERS} 个提醒" in out
-    assert error_lines(err) == []
+    assert error_lines(out) == []
 
 
 def test_validate_exits_1_and_lists_every_error_in_every_file(
@@ -104,10 +104,10 @@ def test_validate_exits_1_and_lists_every_error_in_every_file(
     workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")
     workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
     workspace.replace("broken.yaml", 'reminders:\n  - id: x\n    title: "unterminated\n')
-    code, _out, err = _run_validate(workspace.schedules, workspace)
+    code, out, _err = _run_validate(workspace.schedules, workspace)
     study, duties = workspace.schedules / "study.yaml", workspace.schedules / "duties.yaml"
     assert code == 1
-    assert error_lines(err) == [
+    assert error_lines(out) == [
         "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）",
         f"schedules/duties.yaml:{where(duties, 'leader_wecom]')}: 错误 字段 reminders[0].recipients.channels[0]："
         "未知的频道 “leader_wecom”，是不是 “leaders_wecom”？",
@@ -115,7 +115,7 @@ def test_validate_exits_1_and_lists_every_error_in_every_file(
         f"schedules/study.yaml:{where(study, 'titel:')}: 错误 字段 reminders[0].titel："
         "未知字段 “titel”，是不是 “title”？",
     ]
-    assert "共 4 处错误，配置未通过检查。" in err
+    assert "共 4 处错误，配置未通过检查。" in out
 
 
 def test_validate_run_from_elsewhere_prints_paths_that_open_from_there(
@@ -124,8 +124,8 @@ def test_validate_run_from_elsewhere_prints_paths_that_open_from_there(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    _, _, err = _run_validate(workspace.schedules, workspace)
-    [line] = error_lines(err)
+    _, out, _ = _run_validate(workspace.schedules, workspace)
+    [line] = error_lines(out)
     shown = line.split(":", 1)[0]
     assert Path(shown).is_absolute() and Path(shown).is_file(), line
 
@@ -135,8 +135,8 @@ def test_a_template_error_names_the_template_file_and_line(
     monkeypatch.chdir(workspace.root)
     template = workspace.templates / "study_day.md.j2"
     template.write_text("第一行\n{{ reminder.title }\n", encoding="utf-8")
-    _, _, err = _run_validate(workspace.schedules, workspace)
-    assert "message_templates/study_day.md.j2:2" in err, err
+    _, out, _ = _run_validate(workspace.schedules, workspace)
+    assert "message_templates/study_day.md.j2:2" in out, out
     assert Path(workspace.root / "message_templates/study_day.md.j2").is_file()
 
 
@@ -144,8 +144,8 @@ def test_validate_as_a_command_exits_1_on_a_broken_copy(workspace: Workspace) ->
     workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
     result = workspace.validate()
     assert result.returncode == 1
-    assert len(error_lines(result.stderr)) == 1
-    assert "未知的频道 “leader_wecom”" in result.stderr
+    assert len(error_lines(result.stdout)) == 1  # on stdout: `remindbot validate | less` shows them
+    assert "未知的频道 “leader_wecom”" in result.stdout
 
 
 def test_a_port_in_use_is_one_chinese_line_naming_it_and_exit_1_with_nothing_started(workspace: Workspace) -> None:

@@ -39,7 +39,7 @@ def test_a_restart_with_a_broken_edit_runs_the_last_good_schedules_loudly_until_
         assert workspace.validate().returncode == 0  # the check that keeps the last good entry
         workspace.edit("study.yaml", *TYPO)
         checked = workspace.validate()
-        assert checked.returncode == 1 and "继续使用上一次有效的配置" in checked.stderr, checked.stderr
+        assert checked.returncode == 1 and "继续使用上一次有效的配置" in checked.stdout, checked.stdout
 
         service = Service.start(workspace)
         try:
@@ -138,3 +138,69 @@ def test_a_service_restarting_on_the_same_broken_edit_tells_the_admin_group_once
         run_once("broken-again", 4)
         assert "未生效" in told()[3] and "templte" in told()[3]
         assert len(told()) == 4, told()
+
+
+def test_a_restart_loop_without_an_admin_webhook_records_the_notice_once_and_says_so(tmp_path: Path) -> None:
+    """The shipped default has no admin webhook: each start of a restart loop used to log 已通知管理员频道
+    and queue one more record-only row. Now: recorded once, logged as only recorded; the error count is
+    logged once per start."""
+    workspace = Workspace.create(tmp_path)
+    assert workspace.validate().returncode == 0  # the last good entry, no admin webhook in it
+    workspace.edit("study.yaml", *TYPO)
+
+    def run_once(name: str, log: str) -> Service:
+        service = Service.start(workspace, name=name)
+        try:
+            service.wait_for_log(log)
+            return service
+        finally:
+            assert service.stop() == 0, service.output()
+
+    first = run_once("first", "通知只记录、不发送")
+    assert "管理员频道未配置 webhook，通知只记录、不发送：日程配置未生效（1 处错误）" in first.stdout, first.output()
+    assert "已通知管理员频道" not in first.output()
+    assert "日程配置有 1 处错误，按上一次有效的配置" in first.output()  # said once, by bot.service
+    assert "未生效；继续使用上一次有效的配置" not in first.output()  # not again by bot.watch
+    again = run_once("again", "此前已收到同样的日程配置错误通知")
+    assert "通知只记录、不发送" not in again.output() and "已通知管理员频道" not in again.output(), again.output()
+
+
+def test_a_rehearsal_of_the_broken_edit_does_not_keep_the_real_notice_from_the_admin_group(tmp_path: Path) -> None:
+    """A dry run (REMINDBOT_DRY_RUN) only rehearses the notice: the next real start with the same errors
+    tells the admin group."""
+    with fake_platforms() as fakes:
+        admin_group = fakes.wecom()
+        workspace = _Workspace(**vars(Workspace.create(tmp_path)),
+                               extra={"REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url})
+        assert workspace.validate().returncode == 0
+        workspace.edit("study.yaml", *TYPO)
+        rehearsal = Service.start(workspace, name="rehearsal", env={"REMINDBOT_DRY_RUN": "true"})
+        try:
+            rehearsal.wait_for_log("演练：管理员频道的通知只记录、不发送：日程配置未生效（1 处错误）")
+        finally:
+            assert rehearsal.stop() == 0, rehearsal.output()
+        assert not admin_group.texts()
+        real = Service.start(workspace, name="real")
+        try:
+            wait_until(lambda: any("日程配置未生效" in t for t in admin_group.texts()), "the real notice")
+            assert "此前已收到同样的日程配置错误通知" not in real.output()
+        finally:
+            assert real.stop() == 0, real.output()
+
+
+def test_a_webhook_set_since_the_last_good_check_reaches_the_admin_group(tmp_path: Path) -> None:
+    """The last good copy keeps the ${VAR}s of when it was checked (no admin webhook then): a start on it
+    with REMINDBOT_ADMIN_WECOM_WEBHOOK set now uses the webhook of now, so the notice arrives."""
+    with fake_platforms() as fakes:
+        admin_group = fakes.wecom()
+        workspace = Workspace.create(tmp_path)
+        assert workspace.validate().returncode == 0  # the last good entry, without the webhook
+        workspace.edit("study.yaml", *TYPO)
+        service = Service.start(workspace, env={"REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url})
+        try:
+            wait_until(lambda: any("日程配置未生效" in t for t in admin_group.texts()), "the admin group told")
+            assert "只记录、不发送（未配置 webhook）：频道“机关工委" not in service.output(), service.output()
+            assert "1 个频道的 webhook 或密钥已按当前环境变量更新" in service.output()
+            assert admin_group.url not in service.output()
+        finally:
+            assert service.stop() == 0, service.output()

@@ -156,3 +156,18 @@ def test_a_key_indented_with_full_width_spaces_says_so(folder: Path) -> None:
     shown = refused(folder, "    title: 每月学习日\n", "    title: 每月学习日\n    \u3000\u3000template: study_day\n")
     assert shown.startswith("schedules/study.yaml:7:5: 错误 ")
     assert "开头是全角空格（中文输入法的空格）" in shown and "（本意是 “template”）" in shown
+
+
+def test_an_open_quote_names_the_cause_without_the_parsers_follow_on_hint(folder: Path) -> None:
+    shown = refused(folder, 'at: "09:00"\n    holiday: next_workday', 'at: "09:00\n    holiday: next_workday')
+    assert shown.endswith("因此在第 27 行报错"), shown  # not "…报错（缩进不一致或缺少 - （…））"
+
+
+def test_a_required_key_indented_with_a_full_width_space_is_one_error(folder: Path) -> None:
+    shown = refused(folder, "    title: 每月学习日", "    \u3000title: 每月学习日")  # refused() asserts one error
+    assert "未知字段 “\u3000title”" in shown and "（本意是 “title”）" in shown, shown
+
+
+def test_roles_split_by_a_chinese_comma_give_no_follow_on_confirm_error(folder: Path) -> None:
+    shown = refused(folder, "mention: {roles: [secretary]}", "mention: {roles: [secretary，worker]}")
+    assert "未知的角色 “secretary，worker”" in shown and "中文逗号" in shown, shown

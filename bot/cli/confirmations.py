@@ -509,6 +509,14 @@ def leader_link(person: str) -> None:
 # ---------------------------------------------------------------- report
 
 
+def _period_words(message: str) -> str:
+    """The period's error as a sentence with an example (``…的月份应在 1–12 之间`` shows none)."""
+    message = message.rstrip("。")
+    if "应写成" not in message:
+        message += "，应写成如 2026-11（月）、2026-Q4（季度）或 2026（年）"
+    return message + "。"
+
+
 async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple[str, ...],
                   units: tuple[str, ...], by_parent: bool) -> tuple[str, str]:
     s = runtime.schedules
@@ -522,7 +530,7 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
     try:
         period = period_bounds(period_spec, runtime.clock(), ZONE)
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(_period_words(str(exc))) from None
     rows = await unit_figures(runtime, period.start, period.end, reminder_ids=reminders or None,
                               unit_ids=units or None, by_parent=by_parent)
     title = f"党建工作确认情况统计（{period.label}）"

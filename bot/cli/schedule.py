@@ -145,17 +145,19 @@ def validate(path: Path | None, templates: Path | None) -> None:
     schedules, issues = check_for(s, path, templates)
     from bot.config.yamlsource import shown_issue
 
+    # The errors are this command's report, so stdout (``remindbot validate | less`` shows them);
+    # the exit code still says whether the check passed.
     shown, more = bounded(issues)
     for issue in shown:
-        click.echo(str(shown_issue(issue, path)), err=issue.warning is False)
+        click.echo(str(shown_issue(issue, path)))
     if more:
-        click.echo(more, err=True)
+        click.echo(more)
     if schedules is None:
         errors = sum(1 for i in issues if not i.warning)
-        click.echo(f"\n共 {errors} 处错误，配置未通过检查。", err=True)
+        click.echo(f"\n共 {errors} 处错误，配置未通过检查。")
         if (checked := last_good_checked_at(s, path)) is not None:
             click.echo(f"正在运行的服务和查看、登记类命令（status、confirm、link、report 等）继续使用上一次有效的配置"
-                       f"（{checked_text(checked)} 检查通过）；发送类命令（fire、send-test）在改正前不执行。", err=True)
+                       f"（{checked_text(checked)} 检查通过）；发送类命令（fire、send-test）在改正前不执行。")
         sys.exit(1)
     calendar = WorkCalendar(schedules.calendar)
     now = datetime.now(tz=ZONE)

@@ -121,8 +121,8 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
             shown, more = bounded(refused.errors)
             for line in [*map(str, shown), *([more] if more else [])]:
                 service_log.warning("%s", line)
-            service_log.error("日程配置有 %d 处错误，按上一次有效的配置（%s 检查通过）启动", len(errors),
-                              checked_text(refused.last.checked_at))
+            checked = checked_text(refused.last.checked_at)
+            service_log.error("日程配置有 %d 处错误，按上一次有效的配置（%s 检查通过）启动", len(errors), checked)
         shown, more = bounded(warnings)  # logged as a reload logs them; shown on the admin pages
         for line in [*map(str, shown), *([more] if more else [])]:
             service_log.warning("%s", line)

@@ -171,9 +171,15 @@ def _usage(self: click.formatting.HelpFormatter, prog: str, args: str = "", pref
     _write_usage(self, prog, args, gettext("Usage:") if prefix is None else prefix)
 
 
+def _heading(self: click.formatting.HelpFormatter, heading: str) -> None:
+    """``选项：`` like ``用法：`` (click ends a heading with an ASCII colon)."""
+    self.write(f"{'':>{self.current_indent}}{heading}：\n")
+
+
 # (owner, attribute, replacement): the messages click composes outside its catalog
 _REWORDED: tuple[tuple[Any, str, Any], ...] = (
     (click.formatting.HelpFormatter, "write_usage", _usage),
+    (click.formatting.HelpFormatter, "write_heading", _heading),
     (click.exceptions, "_join_param_hints", _param_hints),
     (click.exceptions.NoSuchOption, "format_message", _no_such),
     (click.exceptions.NoSuchCommand, "format_message", _no_such_command),

@@ -1,5 +1,5 @@
 """Punctuation a Chinese input method types where YAML wants ASCII: the full-width colon, comma,
-space and quotes. Named in words so the admin sees which character to retype, not only that a
+space, quotes and brackets. Named in words so the admin sees which character to retype, not only that a
 value or a line is wrong. Imports nothing of PyYAML: the value parsers (bot/config/spans.py) use it."""
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ _MARKS = {
     FULL_SPACE: ("全角空格", "半角空格（英文输入法下的空格）"),
     "“": ("中文引号 “”", "英文引号 \"\""),
     "”": ("中文引号 “”", "英文引号 \"\""),
+    "［": ("全角方括号 “［］”", "英文方括号 “[]”"),
+    "］": ("全角方括号 “［］”", "英文方括号 “[]”"),
+    "｛": ("全角花括号 “｛｝”", "英文花括号 “{}”"),
+    "｝": ("全角花括号 “｛｝”", "英文花括号 “{}”"),
 }
 # A line that starts (after ASCII spaces and an optional "- ") with a key ended by the full-width
 # colon, before any ASCII ": " — ``title：每月学习日``; a value such as ``note: 议题：学习`` is not one.

@@ -282,7 +282,14 @@ def _pydantic_issues(doc: YamlDoc, exc: ValidationError,
                      prefix: tuple[Any, ...]) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     seen: set[tuple[int, int, str]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # ``　title`` (a full-width space in the indent) is an unknown key whose error names the field meant:
+    # that field's "missing" is the same mistake, not a second one.
+    indented = {(*loc[:-1], str(loc[-1]).lstrip(FULL_SPACE + " ")) for err in errors
+                if err["type"] == "extra_forbidden" and str((loc := tuple(err["loc"]))[-1]).startswith(FULL_SPACE)}
+    for err in errors:
+        if err["type"] == "missing" and tuple(err["loc"]) in indented:
+            continue
         loc = [*prefix, *err["loc"]]
         kind = err["type"]
         path = _real_path(doc.data, loc)
@@ -660,13 +667,17 @@ def _check_invalid_entries(s: Schedules, p: Parsed, refs: _Refs, roles: set[str]
 def _check_reminder(s: Schedules, refs: _Refs, at: tuple[Any, ...], r: Reminder,
                     roles: set[str]) -> None:
     refs.check((*at, "recipients", "channels"), r.recipients.channels, s.channels, "频道")
+    before = len(refs.issues)
     folded = _check_selector(s, refs, (*at, "recipients", "mention"), r.recipients.mention, roles)
+    failed = len(refs.issues) > before  # the selector's own error (a role typed wrong) says it already
     if r.confirm is not None:
         if r.confirm.who is not None:
+            before = len(refs.issues)
             folded = _check_selector(s, refs, (*at, "confirm", "who"), r.confirm.who, roles)
+            failed = len(refs.issues) > before
         who = r.confirm.who or r.recipients.mention
         # Nobody selected because the people it names failed: that failure is the one to fix.
-        if not folded and (who.empty or (not who.all and not s.select(who))):
+        if not folded and not failed and (who.empty or (not who.all and not s.select(who))):
             refs.error((*at, "confirm"), "需要确认，但没有选中任何人（检查 confirm.who 或 recipients.mention）")
         targets = {**s.people, "unit_leaders": None}
         refs.check((*at, "confirm", "escalate_to"), r.confirm.escalate_to, targets,

@@ -168,6 +168,52 @@ def load_or_last_good(settings: Settings) -> tuple[Schedules, Refused | None]:
     return last.schedules, Refused(errors, last)
 
 
+def current_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str]) -> int:
+    """Give the last good ``schedules``' channels the webhooks and secrets of the current environment:
+    the copy holds each ``${VAR}`` as it was when it was checked, so a webhook set or rotated since
+    would be ignored until the folder is fixed. Reads ``channels:`` as written in the folder's YAML
+    files that still parse (the broken one is rarely the channels file); returns how many changed."""
+    import yaml
+
+    changed = 0
+    for file in schedule_files(folder):
+        if file.suffix not in (".yaml", ".yml"):
+            continue
+        try:
+            text = file.read_text(encoding="utf-8")
+            # Only files with a ${VAR} are parsed: a province's people file costs seconds and has none.
+            doc = yaml.safe_load(text) if "${" in text else None
+        except (OSError, UnicodeError, yaml.YAMLError):
+            continue
+        written = doc.get("channels") if isinstance(doc, dict) else None
+        for entry in written if isinstance(written, list) else []:
+            channel = schedules.channels.get(entry.get("id")) if isinstance(entry, dict) else None
+            if channel is None:
+                continue
+            update = {key: _resolved(value, env) for key, value in entry.items()
+                      if isinstance(value, str) and "${" in value and key in _SECRET_KEYS}
+            if not update:
+                continue
+            try:
+                fresh = type(channel).model_validate({**channel.model_dump(), **update})
+            except ValueError:  # the value in the environment is wrong: the reload will say so; keep the copy's
+                continue
+            if fresh != channel:
+                schedules.channels[channel.id] = fresh
+                changed += 1
+    if changed:
+        log.info("上一次有效的配置中 %d 个频道的 webhook 或密钥已按当前环境变量更新", changed)
+    return changed
+
+
+_SECRET_KEYS = frozenset({"webhook", "secret", "token"})
+
+
+def _resolved(text: str, env: Mapping[str, str]) -> str:
+    """``${VAR}`` / ``${VAR:-default}`` as the loader substitutes them (an unset one without default: "")."""
+    return _ENV_RE.sub(lambda m: env.get(m[1], m[2] if m[2] is not None else ""), text)
+
+
 def check_for(settings: Settings, path: Path | None = None, templates_dir: Path | None = None) -> Checked:
     from bot.scheduling.workdays import keep_rule_holidays_in
 
@@ -279,10 +325,14 @@ class Refused:
 
 
 def last_good_for(settings: Settings, path: Path | None = None) -> LastGood | None:
-    """The last good schedules of ``path`` (default: the settings' schedules folder), or None: no
+    """The last good schedules of ``path`` (default: the settings' schedules folder), with the current
+    environment's webhooks and secrets (:func:`current_secrets`), or None: no
     cache (``REMINDBOT_SCHEDULES_CACHE=false``), never checked good, or written by other code."""
     cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
-    return last_good(cache_dir, path or settings.schedules_dir) if cache_dir is not None else None
+    found = last_good(cache_dir, path or settings.schedules_dir) if cache_dir is not None else None
+    if found is not None:
+        current_secrets(found.schedules, path or settings.schedules_dir, os.environ)
+    return found
 
 
 def last_good_checked_at(settings: Settings, path: Path | None = None) -> datetime | None:

@@ -65,10 +65,10 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
     opened = _quote_run_on(text, line)
     if opened is not None:  # the quote the parser read on through the lines below
         at_line, at_col, closed = opened
-        why = in_words(problem, exc.context or "", _char_at(text, mark))
+        # The parser's own words for where it stopped (缩进不一致…) are a consequence, not the cause: left out.
         return ConfigIssue(label, at_line + 1, at_col + 1, "", LEAD + (
             f"这里的引号没有在本行结束（缺少结束的引号）：YAML 把后面直到第 {closed + 1} 行那个引号为止的内容"
-            f"都当成了这个值，因此在第 {line + 1} 行报错（{why}）"))
+            f"都当成了这个值，因此在第 {line + 1} 行报错"))
     found = _ime_near(text, line, exc.context_mark)
     if found is not None:
         at_line, at_col, words = found

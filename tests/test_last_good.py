@@ -147,3 +147,34 @@ def test_a_second_folder_has_its_own_last_good_entry(tmp_path: Path) -> None:
     assert refused is not None and len(refused.errors) == 1
     assert list(schedules.channels) == ["one"]
 
+
+
+def test_the_last_good_copy_takes_a_rotated_webhook_but_reads_no_file_past_the_loaders_bounds(tmp_path: Path) -> None:
+    """Re-reading the channels as written (for the current environment's webhooks) keeps the loader's
+    bounds: an alias bomb or an oversized file holding a ``${…}`` is skipped, not parsed, and the
+    channels file beside it still gives its channel the rotated webhook."""
+    from bot.config.limits import Limits
+    from bot.config.loader import load_schedules
+    from bot.config.snapshot import current_secrets
+
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    (folder / "channels.yaml").write_text(
+        "channels:\n  - id: group\n    name: 党务群\n    platform: wecom\n    webhook: ${HOOK}\n", encoding="utf-8")
+    old = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=old"
+    new = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=new"
+    schedules = load_schedules(folder, env={"HOOK": old})
+    assert schedules.channels["group"].webhook_url() == old
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(20))
+    elsewhere = "channels:\n  - id: group\n    webhook: ${ELSEWHERE}\n"
+    # After channels.yaml in the folder's order: parsed, they would win.
+    (folder / "z-bomb.yaml").write_text(bomb + elsewhere, encoding="utf-8")
+    (folder / "z-big.yaml").write_text(elsewhere + "# padding\n" * 2000, encoding="utf-8")
+    env = {"HOOK": new, "ELSEWHERE": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=elsewhere"}
+
+    changed = current_secrets(schedules, folder, env, Limits(file_bytes=10_000))
+
+    assert changed == 1
+    assert schedules.channels["group"].webhook_url() == new

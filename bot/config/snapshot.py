@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import bot
 from bot.config.gcpause import no_gc
 from bot.config.issues import _ENV_RE, ConfigError, ConfigIssue, schedule_files
-from bot.config.limits import Limits
+from bot.config.limits import Limits, scan
 from bot.config.models import Schedules
 
 if TYPE_CHECKING:
@@ -168,21 +168,26 @@ def load_or_last_good(settings: Settings) -> tuple[Schedules, Refused | None]:
     return last.schedules, Refused(errors, last)
 
 
-def current_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str]) -> int:
+def current_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str],
+                    limits: Limits | None = None) -> int:
     """Give the last good ``schedules``' channels the webhooks and secrets of the current environment:
     the copy holds each ``${VAR}`` as it was when it was checked, so a webhook set or rotated since
     would be ignored until the folder is fixed. Reads ``channels:`` as written in the folder's YAML
-    files that still parse (the broken one is rarely the channels file); returns how many changed."""
+    files that still parse within the loader's bounds (``limits``: size, aliases, nesting; the broken
+    file is rarely the channels file); returns how many changed."""
     import yaml
 
+    bounds = limits or Limits()
     changed = 0
     for file in schedule_files(folder):
         if file.suffix not in (".yaml", ".yml"):
             continue
         try:
+            if file.stat().st_size > bounds.file_bytes:
+                continue  # the check refuses it too: the copy's values stay
             text = file.read_text(encoding="utf-8")
             # Only files with a ${VAR} are parsed: a province's people file costs seconds and has none.
-            doc = yaml.safe_load(text) if "${" in text else None
+            doc = yaml.safe_load(text) if "${" in text and scan(text, bounds) is None else None
         except (OSError, UnicodeError, yaml.YAMLError):
             continue
         written = doc.get("channels") if isinstance(doc, dict) else None
@@ -331,7 +336,7 @@ def last_good_for(settings: Settings, path: Path | None = None) -> LastGood | No
     cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
     found = last_good(cache_dir, path or settings.schedules_dir) if cache_dir is not None else None
     if found is not None:
-        current_secrets(found.schedules, path or settings.schedules_dir, os.environ)
+        current_secrets(found.schedules, path or settings.schedules_dir, os.environ, Limits.from_settings(settings))
     return found
 
 

@@ -35,7 +35,10 @@ class ReloadState:
     ok: bool = True
     since: datetime | None = None  # aware UTC: when the current state (good or failing) began
     errors: list[str] = field(default_factory=list)  # the validation errors, as an admin reads them
-    last_good_at: datetime | None = None  # aware UTC: when the running schedules were loaded
+    # aware UTC: when the check that produced the running schedules passed, the time the folder's last
+    # good entry names (``bot.config.snapshot.last_good_checked_at``): the same time the log, the
+    # commands' notes and ``validate`` say; when the service loaded them where there is no entry (no cache)
+    last_good_at: datetime | None = None
     # the running schedules' warnings (a role one typo from a used one, a file left unread…), as an
     # admin reads them (secrets masked); logged by the check that found them
     warnings: list[str] = field(default_factory=list)

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.config.models import Schedules
+from bot.config.snapshot import last_good_checked_at
 from bot.confirming.followup import FollowUps
 from bot.delivery.compose import when_text
 from bot.delivery.dispatch import Dispatcher
@@ -73,6 +74,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(open_runtime(settings, schedules=schedules))
         runtime.reload.warnings = list(warnings)
+        if refused is None:  # unchanged schedules reuse an earlier check: its time, as every command says it
+            runtime.reload.last_good_at = last_good_checked_at(settings) or runtime.reload.last_good_at
         http = await stack.enter_async_context(aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.send_timeout_seconds)))
         # The web site first: a port in use must stop the start before any loop runs.

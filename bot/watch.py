@@ -31,7 +31,7 @@ from watchfiles import awatch
 from bot.config.issues import bounded
 from bot.config.limits import Limits
 from bot.config.models import Schedules
-from bot.config.snapshot import cache_dir_for
+from bot.config.snapshot import cache_dir_for, last_good_checked_at
 from bot.config.worker import check_in_worker
 from bot.metrics import RELOAD_FAILURES, RELOAD_REMOVALS
 from bot.platforms.markup import redact
@@ -94,7 +94,10 @@ class Reloader:
         recovered = not self.state.ok
         if recovered:
             self.state.since = now
-        self.state.ok, self.state.errors, self.state.last_good_at = True, [], now
+        # The check's time as the last good entry keeps it (an unchanged folder keeps its first check's):
+        # the banner then names the time ``validate`` and a restart on a broken edit name.
+        self.state.ok, self.state.errors = True, []
+        self.state.last_good_at = last_good_checked_at(s) or now
         self.state.removed, self.state.removed_at = removed, now if removed else None
         self._told = None
         log.info("日程配置已重新加载：%s", counts_text(old, schedules))

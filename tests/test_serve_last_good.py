@@ -204,3 +204,37 @@ def test_a_webhook_set_since_the_last_good_check_reaches_the_admin_group(tmp_pat
             assert admin_group.url not in service.output()
         finally:
             assert service.stop() == 0, service.output()
+
+
+def test_a_start_on_unchanged_schedules_names_the_same_check_time_everywhere(tmp_path: Path) -> None:
+    """A start on schedules unchanged since an earlier check reuses that check (the snapshot): the banner,
+    /healthz, ``validate`` and a restart on a broken edit all name that check's time, not the start's."""
+    import json
+
+    workspace = Workspace.create(tmp_path)
+    assert workspace.validate().returncode == 0
+    pointer = next((workspace.var / "cache").glob("last-good-*.json"))
+    entry = json.loads(pointer.read_text(encoding="utf-8"))
+    entry["checked_at"] = "2026-01-05T01:09:00+00:00"  # the earlier check (09:09 in Beijing)
+    pointer.write_text(json.dumps(entry), encoding="utf-8")
+
+    service = Service.start(workspace)
+    try:
+        service.wait_ready()
+        workspace.edit("study.yaml", *TYPO)
+        poll_health(service, failing, "the broken edit refused")
+        _status, body = service.health()
+        assert body["checks"]["reload"]["last_good_at"].startswith("2026-01-05T01:09:00"), body
+        page = service.upcoming_page()
+        assert "服务继续使用上一次有效的配置（2026年1月5日（星期一）09:09 检查通过）" in page, page
+    finally:
+        assert service.stop() == 0, service.output()
+    checked = workspace.validate()
+    assert "继续使用上一次有效的配置（2026-01-05 09:09 检查通过）" in checked.stdout, checked.stdout
+    again = Service.start(workspace, name="again")
+    try:
+        again.wait_ready()
+        assert "按上一次有效的配置（2026-01-05 09:09 检查通过）启动" in again.output(), again.output()
+        assert "2026年1月5日（星期一）09:09 检查通过" in again.upcoming_page()
+    finally:
+        assert again.stop() == 0, again.output()

@@ -178,3 +178,35 @@ def test_the_last_good_copy_takes_a_rotated_webhook_but_reads_no_file_past_the_l
 
     assert changed == 1
     assert schedules.channels["group"].webhook_url() == new
+
+
+def test_a_broken_channels_file_still_gives_the_last_good_channels_a_rotated_webhook(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channels file itself is the broken one (it no longer parses): the last good copy still knows
+    each channel's ``${VAR}`` as written when it was checked, so a webhook rotated in the environment since
+    is used, not the old one; a channel written without a ``${VAR}`` keeps its value."""
+    from bot.config.snapshot import last_good_for
+
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    channels = ("channels:\n  - id: group\n    name: 党务群\n    platform: wecom\n    webhook: ${HOOK}\n"
+                "  - id: fixed\n    name: 固定群\n    platform: wecom\n"
+                "    webhook: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=fixed\n")
+    (folder / "channels.yaml").write_text(channels, encoding="utf-8")
+    old = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=old"
+    new = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=new"
+    monkeypatch.setenv("HOOK", old)
+    settings = Settings(schedules_dir=folder, var_dir=tmp_path / "var", database_url="sqlite+aiosqlite:///x.db")
+    assert check_cached(folder, cache_dir=tmp_path / "var" / "cache")[0] is not None
+    (folder / "channels.yaml").write_text(channels.replace("    name: 党务群\n", "    name: [党务群\n"),
+                                          encoding="utf-8")  # an unclosed bracket: the file does not parse
+    assert check_cached(folder, cache_dir=tmp_path / "var" / "cache")[0] is None
+    monkeypatch.setenv("HOOK", new)
+
+    last = last_good_for(settings)
+
+    assert last is not None
+    assert last.schedules.channels["group"].webhook_url() == new
+    assert last.schedules.channels["fixed"].webhook_url().endswith("key=fixed")
+    pointer = next((tmp_path / "var" / "cache").glob("last-good-*.json")).read_text(encoding="utf-8")
+    assert "key=old" not in pointer and "${HOOK}" in pointer  # the names kept, not the values

@@ -238,3 +238,23 @@ def test_a_start_on_unchanged_schedules_names_the_same_check_time_everywhere(tmp
         assert "2026年1月5日（星期一）09:09 检查通过" in again.upcoming_page()
     finally:
         assert again.stop() == 0, again.output()
+
+
+def test_a_webhook_set_since_reaches_the_admin_group_when_the_channels_file_is_the_broken_one(
+        tmp_path: Path) -> None:
+    """The broken file is channels.yaml itself (it no longer parses): the last good copy still re-reads
+    the admin channel's ``${REMINDBOT_ADMIN_WECOM_WEBHOOK:-}`` kept from its check, so the webhook set now
+    is the one used — not the copy's (none then: the notice would only be recorded)."""
+    with fake_platforms() as fakes:
+        admin_group = fakes.wecom()
+        workspace = Workspace.create(tmp_path)
+        assert workspace.validate().returncode == 0  # the last good entry, without the webhook
+        workspace.edit("channels.yaml", "    name: 机关工委党建管理员群（政务微信）",
+                       "    name: [机关工委党建管理员群（政务微信）")  # unclosed: the file does not parse
+        service = Service.start(workspace, env={"REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url})
+        try:
+            wait_until(lambda: any("日程配置未生效" in t for t in admin_group.texts()), "the admin group told")
+            assert "1 个频道的 webhook 或密钥已按当前环境变量更新" in service.output()
+            assert admin_group.url not in service.output()
+        finally:
+            assert service.stop() == 0, service.output()

@@ -123,13 +123,13 @@ def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] 
     found = _read(where)
     if _is_checked(found):
         STATS.snapshot_hits += 1
-        keep_last_good(cache_dir, path, key)
+        keep_last_good(cache_dir, path, key, found[0], env=env, limits=limits)
         return found
     files_cache = FileCache(cache_dir, env, limits)
     result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
     if result[0] is not None:
         _write(where, result)
-        keep_last_good(cache_dir, path, key)
+        keep_last_good(cache_dir, path, key, result[0], env=env, limits=limits)
         _prune(cache_dir, "snapshot-*.pickle", keep=KEEP_SNAPSHOTS)
     files_cache.prune()
     return result
@@ -169,16 +169,59 @@ def load_or_last_good(settings: Settings) -> tuple[Schedules, Refused | None]:
 
 
 def current_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str],
-                    limits: Limits | None = None) -> int:
+                    limits: Limits | None = None, kept: Mapping[str, Mapping[str, str]] | None = None) -> int:
     """Give the last good ``schedules``' channels the webhooks and secrets of the current environment:
     the copy holds each ``${VAR}`` as it was when it was checked, so a webhook set or rotated since
     would be ignored until the folder is fixed. Reads ``channels:`` as written in the folder's YAML
-    files that still parse within the loader's bounds (``limits``: size, aliases, nesting; the broken
-    file is rarely the channels file); returns how many changed."""
+    files that still parse within the loader's bounds (``limits``: size, aliases, nesting); a channel
+    found in none of them (its file is the broken one) takes ``kept``, its ``${VAR}``s as written when
+    the copy was checked (:func:`written_secrets`). Returns how many changed."""
+    seen: set[str] = set()
+    changed = 0
+    for entry in _written_channels(folder, limits or Limits()):
+        channel = schedules.channels.get(entry.get("id"))  # type: ignore[arg-type]
+        if channel is None:
+            continue
+        seen.add(channel.id)
+        changed += _refresh(schedules, channel.id, _templates(entry), env)
+    for channel_id, templates in (kept or {}).items():
+        if channel_id not in seen and channel_id in schedules.channels:
+            changed += _refresh(schedules, channel_id, templates, env)
+    if changed:
+        log.info("上一次有效的配置中 %d 个频道的 webhook 或密钥已按当前环境变量更新", changed)
+    return changed
+
+
+def written_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str],
+                    limits: Limits | None = None) -> dict[str, dict[str, str]]:
+    """Channel id -> its webhook/secret/token as written (``${VAR}`` texts), read from the folder just
+    checked good into ``schedules``: kept with the last good entry, so a channel whose file is broken
+    later still takes the environment of then. Only a text that gives the checked value in ``env``
+    is kept (a file changed since the check is not trusted)."""
+    kept: dict[str, dict[str, str]] = {}
+    for entry in _written_channels(folder, limits or Limits()):
+        channel = schedules.channels.get(entry.get("id"))  # type: ignore[arg-type]
+        if channel is None:
+            continue
+        checked = channel.model_dump()
+        templates = {key: text for key, text in _templates(entry).items()
+                     if _same_secret(checked.get(key), _resolved(text, env))}
+        if templates:
+            kept[channel.id] = templates
+    return kept
+
+
+def _same_secret(checked: Any, resolved: str) -> bool:
+    value = checked.get_secret_value() if hasattr(checked, "get_secret_value") else checked
+    return value == resolved or (value is None and resolved == "")
+
+
+def _written_channels(folder: Path, bounds: Limits) -> list[dict[str, Any]]:
+    """The ``channels:`` entries (dicts, ``${VAR}``s unsubstituted) of the folder's YAML files that hold a
+    ``${`` and parse within the loader's bounds; the others are skipped (the check reports them)."""
     import yaml
 
-    bounds = limits or Limits()
-    changed = 0
+    entries: list[dict[str, Any]] = []
     for file in schedule_files(folder):
         if file.suffix not in (".yaml", ".yml"):
             continue
@@ -191,24 +234,29 @@ def current_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str],
         except (OSError, UnicodeError, yaml.YAMLError):
             continue
         written = doc.get("channels") if isinstance(doc, dict) else None
-        for entry in written if isinstance(written, list) else []:
-            channel = schedules.channels.get(entry.get("id")) if isinstance(entry, dict) else None
-            if channel is None:
-                continue
-            update = {key: _resolved(value, env) for key, value in entry.items()
-                      if isinstance(value, str) and "${" in value and key in _SECRET_KEYS}
-            if not update:
-                continue
-            try:
-                fresh = type(channel).model_validate({**channel.model_dump(), **update})
-            except ValueError:  # the value in the environment is wrong: the reload will say so; keep the copy's
-                continue
-            if fresh != channel:
-                schedules.channels[channel.id] = fresh
-                changed += 1
-    if changed:
-        log.info("上一次有效的配置中 %d 个频道的 webhook 或密钥已按当前环境变量更新", changed)
-    return changed
+        entries += [e for e in (written if isinstance(written, list) else []) if isinstance(e, dict)]
+    return entries
+
+
+def _templates(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {key: value for key, value in entry.items()
+            if isinstance(value, str) and "${" in value and key in _SECRET_KEYS}
+
+
+def _refresh(schedules: Schedules, channel_id: str, templates: Mapping[str, str], env: Mapping[str, str]) -> int:
+    """Substitute ``templates`` from ``env`` into the channel; 1 when that changed it."""
+    channel = schedules.channels[channel_id]
+    update = {key: _resolved(text, env) for key, text in templates.items()}
+    if not update:
+        return 0
+    try:
+        fresh = type(channel).model_validate({**channel.model_dump(), **update})
+    except ValueError:  # the value in the environment is wrong: the reload will say so; keep the copy's
+        return 0
+    if fresh == channel:
+        return 0
+    schedules.channels[channel_id] = fresh
+    return 1
 
 
 _SECRET_KEYS = frozenset({"webhook", "secret", "token"})
@@ -319,6 +367,8 @@ class LastGood:
     schedules: Schedules
     warnings: list[ConfigIssue]
     checked_at: datetime
+    # channel id -> its webhook/secret/token as written then (``${VAR}`` texts, :func:`written_secrets`)
+    written: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -336,7 +386,8 @@ def last_good_for(settings: Settings, path: Path | None = None) -> LastGood | No
     cache_dir = cache_dir_for(settings.var_dir, settings.schedules_cache)
     found = last_good(cache_dir, path or settings.schedules_dir) if cache_dir is not None else None
     if found is not None:
-        current_secrets(found.schedules, path or settings.schedules_dir, os.environ, Limits.from_settings(settings))
+        current_secrets(found.schedules, path or settings.schedules_dir, os.environ, Limits.from_settings(settings),
+                        kept=found.written)
     return found
 
 
@@ -368,13 +419,19 @@ def last_good(cache_dir: Path, path: Path) -> LastGood | None:
             if not where.exists():
                 continue
             found = _read(where, quiet=True)
-            return LastGood(found[0], found[1], pointer[1]) if _is_checked(found) else None
+            written = _pointer_data(cache_dir / _last_good_name(path, None)).get("written")
+            kept = {str(k): {str(n): str(t) for n, t in v.items()} for k, v in written.items()
+                    if isinstance(v, dict)} if isinstance(written, dict) else {}
+            return LastGood(found[0], found[1], pointer[1], kept) if _is_checked(found) else None
     return None
 
 
-def keep_last_good(cache_dir: Path, path: Path, key: str, *, now: datetime | None = None) -> None:
-    """Make the snapshot ``key`` (just read or written in ``cache_dir``) the folder's last good entry,
-    checked at ``now``; nothing to do when it already is (one small read per command)."""
+def keep_last_good(cache_dir: Path, path: Path, key: str, schedules: Schedules | None = None, *,
+                   env: Mapping[str, str] | None = None, limits: Limits | None = None,
+                   now: datetime | None = None) -> None:
+    """Make the snapshot ``key`` (just read or written in ``cache_dir``: ``schedules``) the folder's last
+    good entry, checked at ``now``, with its channels' ``${VAR}``s as written (:func:`written_secrets`,
+    read only when the entry changes); nothing to do when it already is (one small read per command)."""
     folder = _folder_tag(path)
     name, target = cache_dir / f"last-good-{folder}.json", cache_dir / f"last-good-{folder}-{key}.pickle"
     known = _pointer(name)
@@ -383,8 +440,9 @@ def keep_last_good(cache_dir: Path, path: Path, key: str, *, now: datetime | Non
     try:
         _link_or_copy(cache_dir / f"snapshot-{key}.pickle", target)
         stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+        written = written_secrets(schedules, path, os.environ if env is None else env, limits) if schedules else {}
         with tempfile.NamedTemporaryFile("w", dir=cache_dir, prefix=".tmp-", delete=False) as handle:
-            json.dump({"key": key, "checked_at": stamp}, handle)
+            json.dump({"key": key, "checked_at": stamp, "written": written}, handle)
         os.chmod(handle.name, 0o600)
         os.replace(handle.name, name)
     except OSError as exc:
@@ -409,10 +467,19 @@ def _folder_tag(path: Path) -> str:
 def _pointer(where: Path) -> tuple[str, datetime] | None:
     """(snapshot key, checked at) from a last-good pointer, or None when absent or unreadable."""
     try:
-        data = json.loads(where.read_text(encoding="utf-8"))
+        data = _pointer_data(where)
         return str(data["key"]), datetime.fromisoformat(data["checked_at"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
+
+
+def _pointer_data(where: Path) -> dict[str, Any]:
+    """A last-good pointer's JSON object ({} when absent or unreadable)."""
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

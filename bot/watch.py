@@ -255,11 +255,13 @@ def admin_notifier(runtime: Runtime) -> TellAdmin:
 
     async def tell(errors: list[str]) -> None:
         digest = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
-        if await last_schedules_notice(runtime) == f"{ERRORS_KEY}:{digest}":
+        last = await _last_notice(runtime)
+        if last.told == f"{ERRORS_KEY}:{digest}":
             # A restart (a service in a restart loop) with the very errors the channel already has.
             log.info("管理员频道此前已收到同样的日程配置错误通知，不再重复")
             return
-        how = await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors), key=f"{ERRORS_KEY}:{digest}",
+        how = await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors),
+                                        key=_once_key(f"{ERRORS_KEY}:{digest}", last),
                                         summary=f"日程配置未生效通知（{len(errors)} 处错误）")
         _log_told(how, f"日程配置未生效（{len(errors)} 处错误）")
 
@@ -272,30 +274,60 @@ ERRORS_KEY = "schedules"
 RECOVERED_KEY = "schedules-recovered"
 
 
+@dataclass(frozen=True)
+class LastNotice:
+    """The last admin-channel notice about the schedules, as the database keeps it."""
+
+    row_id: int | None  # its outbox row's id; 0 when there is none, None when it could not be read
+    told: str | None  # ``schedules:<digest>`` or ``schedules-recovered``; None when not told (see below)
+
+
 async def last_schedules_notice(runtime: Runtime) -> str | None:
     """``schedules:<digest>`` or ``schedules-recovered``: the last notice of refused or recovered
     schedules queued to the admin channel (by any start of the service); None when none was, or the
     last one failed (dead) or was only rehearsed. A row only recorded because the admin channel has no
     webhook (then and now) counts as told: a restart loop would otherwise queue one per start. The
     database keeps it across restarts, so a service in a restart loop tells each distinct problem once."""
-    from sqlmodel import col, or_, select
+    return (await _last_notice(runtime)).told
+
+
+async def _last_notice(runtime: Runtime) -> LastNotice:
+    """:func:`last_schedules_notice` and the id of the row it read (the next notice's key names it).
+
+    Rows of an earlier version keyed by time (``admin:schedules:<digest>:<time>``) that are still
+    pending and never tried are left out: that version queued a rehearsal's notice so (without
+    ``dry/``, and no dispatcher ran to send it), and such a row must not count as the admin told."""
+    from sqlmodel import and_, col, not_, or_, select
 
     from storage.models import Outbox
 
     keys = col(Outbox.dedupe_key)
-    query = (select(Outbox.dedupe_key, Outbox.status, Outbox.robot)
+    rehearsed_before = and_(col(Outbox.status) == "pending", col(Outbox.attempts) == 0, not_(keys.contains(":after-")))
+    query = (select(Outbox.id, Outbox.dedupe_key, Outbox.status, Outbox.robot)
              .where(or_(keys.startswith(f"admin:{ERRORS_KEY}:"), keys.startswith(f"admin:{RECOVERED_KEY}:")))
+             .where(not_(rehearsed_before))
              .order_by(col(Outbox.id).desc()).limit(1))
     try:
         async with runtime.db.session() as session:
             row = (await session.exec(query)).first()
     except Exception as exc:  # the notice matters more than its dedupe: tell rather than stay silent
         log.warning("无法读取此前的管理员通知记录：%s", type(exc).__name__)
-        return None
-    if row is None or row[1] == "dead" or (row[1] == "dry_run" and not _recorded_only(runtime, row[2])):
-        return None
-    kind, digest, _when = row[0].removeprefix("admin:").split(":", 2)
-    return RECOVERED_KEY if kind == RECOVERED_KEY else f"{kind}:{digest}"
+        return LastNotice(None, None)
+    if row is None:
+        return LastNotice(0, None)
+    row_id, key, status, robot = row
+    if status == "dead" or (status == "dry_run" and not _recorded_only(runtime, robot)):
+        return LastNotice(row_id, None)
+    kind, _, rest = key.removeprefix("admin:").partition(":")
+    return LastNotice(row_id, RECOVERED_KEY if kind == RECOVERED_KEY else f"{kind}:{rest.split(':', 1)[0]}")
+
+
+def _once_key(what: str, last: LastNotice) -> str:
+    """The notice's outbox key: ``<what>:after-<id of the last notice row>``. Two instances starting
+    together read the same last row, so they make the same key and the database's unique key lets one
+    in (``ON CONFLICT DO NOTHING``); the next notice after it names another row. When the last row could
+    not be read, the time (``<what>:<now>``, as before): told rather than silent."""
+    return f"{what}:after-{last.row_id}" if last.row_id is not None else what
 
 
 async def tell_fixed_while_down(runtime: Runtime) -> None:
@@ -311,7 +343,13 @@ def applied_notifier(runtime: Runtime) -> TellApplied:
 
     async def tell(removed: list[str], recovered: bool) -> None:
         title = "日程配置已恢复生效" if recovered else "日程配置已生效，有内容被移除"
-        key = RECOVERED_KEY if recovered else "schedules-removed"
+        key = "schedules-removed"
+        if recovered:
+            last = await _last_notice(runtime)
+            if last.told == RECOVERED_KEY and not removed:
+                log.info("管理员频道此前已收到日程配置已恢复生效的通知，不再重复")  # another instance told it
+                return
+            key = _once_key(RECOVERED_KEY, last)
         how = await _tell_admin_channel(runtime, title, applied_text(removed, recovered), key=key,
                                         summary=f"{title}通知" + (f"（{len(removed)} 项移除）" if removed else ""))
         _log_told(how, title)
@@ -330,7 +368,8 @@ def _recorded_only(runtime: Runtime, robot: str) -> bool:
     return channel is not None and robot.startswith("dry:") and robot_key(channel) == robot
 
 
-SENT, RECORDED, REHEARSED = "sent", "recorded", "rehearsed"  # how _tell_admin_channel queued a notice
+# how _tell_admin_channel queued a notice; ALREADY: its key was there (another instance queued it)
+SENT, RECORDED, REHEARSED, ALREADY = "sent", "recorded", "rehearsed", "already"
 
 
 def _log_told(how: str | None, what: str) -> None:
@@ -340,12 +379,15 @@ def _log_told(how: str | None, what: str) -> None:
         log.info("管理员频道未配置 webhook，通知只记录、不发送：%s", what)
     elif how == REHEARSED:
         log.info("演练：管理员频道的通知只记录、不发送：%s", what)
+    elif how == ALREADY:
+        log.info("同时启动的另一实例已通知管理员频道，不再重复：%s", what)
 
 
 async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, key: str,
                               summary: str) -> str | None:
-    """Queue one message to the running schedules' admin channel (``admin:<key>:<now>``); how
-    (:data:`SENT`, :data:`RECORDED`, :data:`REHEARSED`), or None when it was not queued."""
+    """Queue one message to the running schedules' admin channel (``admin:<key>``, a key made once
+    per notice by :func:`_once_key`, else ``admin:<key>:<now>``); how (:data:`SENT`, :data:`RECORDED`,
+    :data:`REHEARSED`, :data:`ALREADY`: the key was there), or None when it was not queued."""
     from bot.delivery import outbox
     from bot.platforms.base import Message
     from bot.platforms.registry import platform_for
@@ -359,15 +401,18 @@ async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, ke
     try:
         adapter = platform_for(channel)
         bodies = adapter.build(channel, Message(title=title, markdown=markdown))
+        once = ":after-" in key
         async with runtime.db.session() as session:
-            await outbox.enqueue(
-                session, dedupe_key=f"admin:{key}:{now.isoformat()}", channel=channel,
+            created = await outbox.enqueue(
+                session, dedupe_key=f"admin:{key}" if once else f"admin:{key}:{now.isoformat()}", channel=channel,
                 platform=getattr(channel, "platform", adapter.name), bodies=bodies, stage="admin",
                 summary=summary, now=now, dry_run=rehearsal)  # a rehearsal's dry/ key never dedupes a real one
             await session.commit()
     except Exception as exc:  # the log, /healthz and the admin pages still show it
         log.warning("无法通知管理员频道：%s", type(exc).__name__)
         return None
+    if not created:
+        return ALREADY
     runtime.wake_dispatcher()
     return REHEARSED if rehearsal else RECORDED if channel.dry_run else SENT
 

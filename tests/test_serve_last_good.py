@@ -17,6 +17,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+from test_migrations import PG_URL, fresh_pg_schema  # noqa: F401 (fresh_pg_schema: the fixture)
 from test_schedule_limits import _Workspace, failing, fake_platforms, poll_health
 
 from tests.servehelp import RELOADED, Service, Workspace, wait_until
@@ -258,3 +260,35 @@ def test_a_webhook_set_since_reaches_the_admin_group_when_the_channels_file_is_t
             assert admin_group.url not in service.output()
         finally:
             assert service.stop() == 0, service.output()
+
+
+@pytest.mark.postgres
+def test_two_services_starting_together_on_postgres_tell_the_admin_group_once(
+        tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two real ``serve`` processes start at the same moment on one PostgreSQL database with the same broken
+    edit: the admin group hears 【日程配置未生效】 once; the other instance says it was told already.
+    (Real starts rarely overlap within the milliseconds that matter: tests/test_admin_notices.py makes the
+    instances read before either writes, which is what failed before the notice's key was made once.)"""
+    import time
+
+    schema = request.getfixturevalue("fresh_pg_schema")  # tests/test_migrations.py's
+    with fake_platforms() as fakes:
+        admin_group = fakes.wecom()
+        workspace = _Workspace(**vars(Workspace.create(tmp_path)), extra={
+            "REMINDBOT_ADMIN_WECOM_WEBHOOK": admin_group.url, "REMINDBOT_DATABASE_URL": PG_URL,
+            "REMINDBOT_DATABASE_SCHEMA": schema, "REMINDBOT_SECRET_KEY": "shared-key"})
+        assert workspace.validate().returncode == 0
+        workspace.edit("study.yaml", *TYPO)
+        services = [Service.start(workspace, name=f"instance{n}") for n in range(2)]
+        try:
+            for service in services:
+                service.wait_for_log("remindbot 已启动")
+            outcomes = " ".join(s.stdout for s in services)
+            assert outcomes.count("已通知管理员频道：日程配置未生效") == 1, outcomes
+            assert outcomes.count("不再重复") == 1, outcomes  # told already, by the other (or just before it)
+            wait_until(lambda: any("日程配置未生效" in t for t in admin_group.texts()), "the admin group told")
+            time.sleep(2)  # both dispatchers have had their turn
+            assert len([t for t in admin_group.texts() if "日程配置未生效" in t]) == 1, admin_group.texts()
+        finally:
+            for service in services:
+                service.kill()

@@ -190,6 +190,7 @@ def counts_text(old: Schedules | None, new: Schedules) -> str:
 # ---------------------------------------------------------------- what a change removes
 
 _COUNTED = (("reminders", "个提醒"), ("people", "人"), ("units", "个单位"), ("channels", "个频道"))
+_FILE_COUNTED = (*_COUNTED, ("apps", "个应用"))  # what a file emptied or deleted took away
 
 
 def removals(old: Schedules | None, new: Schedules, folder: Path, *, gone: set[str] | None = None) -> list[str]:
@@ -205,17 +206,21 @@ def removals(old: Schedules | None, new: Schedules, folder: Path, *, gone: set[s
     for label, counts in before.items():
         if label in after:
             continue
-        what = "、".join(f"{counts[section]} {word}" for section, word in _COUNTED if counts[section])
+        what = "、".join(f"{counts[section]} {word}" for section, word in _FILE_COUNTED if counts[section])
         path = folder.resolve().parent / label
         deleted = not path.exists() or (gone is not None and _relative(path, folder) in gone)
         state = "已删除" if deleted else "变为空"
-        lines.append(f"{label} {state}，移除了 {what}")
+        lines.append(f"{label} {state}" + (f"，移除了 {what}" if what else ""))  # no "移除了 " with nothing after
     removed = [r for r in old.reminders.values() if r.id not in new.reminders]
     if removed:
         lines.append(f"移除了 {len(removed)} 个提醒：" + "、".join(f"{r.title}（{r.id}）" for r in removed))
     channels = [c for c in old.channels.values() if c.id not in new.channels]
     if channels:
         lines.append(f"移除了 {len(channels)} 个频道：" + "、".join(f"{c.name}（{c.id}）" for c in channels))
+    apps = [a for a in old.apps.values() if a.id not in new.apps]
+    if apps:  # their queued direct messages die with a reason naming the app (bot/delivery/dispatch.py)
+        lines.append(f"移除了 {len(apps)} 个应用：" + "、".join(f"{a.name or a.id}（{a.id}）" for a in apps)
+                     + "；其尚未发出的私信不再发送，记为投递失败（见“消息投递”页）")
     return lines + bulk_removals(old, new)
 
 

@@ -499,3 +499,35 @@ async def test_apps_check_names_the_host_when_a_wrong_api_host_answers_a_5xx_pag
     assert "暂时无法" not in out and "拒绝了" not in out and "不认这个" not in out
     for secret in (FEISHU["app_secret"], SLACK["bot_token"], "sig-secret-1"):
         assert secret not in out
+
+
+async def test_removing_an_app_kills_its_queued_direct_messages_loudly_naming_the_app(tmp_path: Path) -> None:
+    """An app removed from the schedules while its direct messages wait: the reload names the app and what
+    becomes of them; each message is recorded dead with a Chinese reason naming the app (the outbox page,
+    the admin digest) and counted in ``remindbot_messages_total{outcome="dead"}``."""
+    from bot.metrics import REGISTRY
+    from bot.watch import removals
+
+    settings = world_with_apps(tmp_path, wecom_apps("https://qyapi.weixin.qq.com"), "wecom: ZhaoMing")
+    runtime = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 0)))
+    try:
+        await fire_due(runtime, "duties", bj(2026, 1, 8, 10, 0))
+        [queued] = [r for r in await outbox(runtime, "due") if r.channel_id == "app:wx"]
+        (tmp_path / "schedules" / "apps.yaml").write_text("apps: []\n", encoding="utf-8")
+        later = await make_runtime(settings, Clock(bj(2026, 1, 8, 10, 1)), runtime.db)
+        said = removals(runtime.schedules, later.schedules, tmp_path / "schedules")
+        assert said[0] == "schedules/apps.yaml 变为空，移除了 1 个应用", said
+        assert said[1].startswith("移除了 1 个应用：") and "（wx）" in said[1] and "私信不再发送" in said[1], said
+        labels = {"platform": "wecom_app", "outcome": "dead"}
+        before = REGISTRY.get_sample_value("remindbot_messages_total", labels) or 0.0
+
+        async with aiohttp.ClientSession() as http:
+            await send_all(later, http)
+
+        async with runtime.db.session() as session:
+            row = (await session.exec(select(Outbox).where(Outbox.id == queued.id))).one()
+        assert row.status == "dead" and row.error_kind == "config"
+        assert row.last_error == "应用“wx”已从日程配置中移除（或已不能发送私信），这条私信未发出"
+        assert REGISTRY.get_sample_value("remindbot_messages_total", labels) == before + 1
+    finally:
+        await runtime.db.stop()

@@ -57,6 +57,7 @@ from bot.delivery.deadletters import DeadDigest
 from bot.delivery.outbox import DEAD, DRY_RUN, PENDING, RECORDED_ONLY, SENT, Claimed, Result
 from bot.delivery.ratelimit import RobotLimiter, rules_for
 from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
+from bot.platforms.appsend import CHANNEL_PREFIX as APP_PREFIX
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
 from bot.platforms.registry import platform_for as registry_platform_for
@@ -567,8 +568,7 @@ class Dispatcher:
             row = lane.rows[0]
             channel = self._channel_for(row.channel_id)
             if channel is None:
-                message = f"频道“{row.channel_id}”已不在配置中"
-                await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, message))
+                await self._failed(lane, row, DeliveryError(FailureKind.CONFIG, gone_reason(row.channel_id)))
                 return
             if self.settings.dry_run or channel.dry_run:
                 log.info(
@@ -837,6 +837,15 @@ class Dispatcher:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         delay *= 0.5 + self._rng() / 2
         return max(delay, retry_after or 0.0)
+
+
+def gone_reason(channel_id: str) -> str:
+    """Why a message whose channel left the schedules is dead (the outbox page, the admin digest, the log):
+    an app's direct messages (``app:<id>``) name the app, not a 频道 the admin never wrote."""
+    if channel_id.startswith(APP_PREFIX):
+        return (f"应用“{channel_id[len(APP_PREFIX):]}”已从日程配置中移除（或已不能发送私信），"
+                "这条私信未发出")
+    return f"频道“{channel_id}”已不在配置中"
 
 
 def _short_json(body: Any, limit: int = 2000) -> str:

@@ -149,3 +149,32 @@ def test_a_broken_template_fails_in_a_batch_as_it_does_alone(tmp_path: Path) -> 
     with pytest.raises(TemplateProblem) as batch:
         Renderer(tmp_path).memo(probe_after=1).render("broken", personal_contexts()[0], "学习日")
     assert (batch.value.line, batch.value.message) == (alone.value.line, alone.value.message)
+
+
+def test_validate_warns_of_an_admins_template_copy_keeping_the_old_words(tmp_path: Path) -> None:
+    """An admin's own copies of the templates made before the wording changed keep 逾期 … 项 and a
+    hard-coded 因服务中断延后补发: ``validate`` passes, with a warning at each such line (file and line)
+    giving the current wording; the shipped templates raise none."""
+    from tests.servehelp import Workspace
+
+    workspace = Workspace.create(tmp_path)
+    assert "模板沿用旧" not in workspace.validate().stdout  # the shipped templates
+    brief = workspace.templates / "duty_brief.md.j2"
+    brief.write_text(brief.read_text(encoding="utf-8").replace("逾期确认 {{ row.late }} 项", "逾期 {{ row.late }} 项"),
+                     encoding="utf-8")
+    common = workspace.templates / "_common.md.j2"
+    text = common.read_text(encoding="utf-8")
+    current = ('> **{{ late.label | default("补发") }}**：本条原定 {{ late.original }} 发送，'
+               '{{ late.why | default("因服务中断延后补发") }}。')
+    assert current in text
+    common.write_text(text.replace(current, "> **补发**：本条原定 {{ late.original }} 发送，因服务中断延后补发。"),
+                      encoding="utf-8")
+
+    checked = workspace.validate()
+
+    assert checked.returncode == 0, checked.stdout
+    lines = [line for line in checked.stdout.splitlines() if "模板沿用旧" in line]
+    assert len(lines) == 2, checked.stdout
+    assert lines[0].startswith("message_templates/_common.md.j2:7:") and "因服务中断延后补发" in lines[0]
+    assert 'late.why | default(\"因服务中断延后补发\")' in lines[0]
+    assert lines[1].startswith("message_templates/duty_brief.md.j2:17:") and "逾期确认 {{ row.late }} 项" in lines[1]

@@ -584,4 +584,37 @@ def check_templates(s: Schedules, parsed: list[Parsed], folder: Path) -> list[Co
             # An absolute path: shown_issue() makes it relative to the admin's folder when under it.
             issues.append(ConfigIssue(str((folder / f"{name}{SUFFIX}").resolve()), where, 1, "",
                                       problem.message))
+    return issues + old_wording(folder)
+
+
+# Words the shipped templates no longer use, as an admin's own copy may still have them: the pattern,
+# and (Chinese) what is wrong with it and the current wording to copy.
+_OLD_WORDING = (
+    (re.compile(r"逾期\s*\{\{-?\s*[\w.]*late\s*-?\}\}"),
+     "沿用旧的措辞“逾期 … 项”，现行模板写作“逾期确认 {{ row.late }} 项”"
+     "（与通报、领导页面、提醒记录一致），请照此修改"),
+    (re.compile(r"因服务中断(?!延后补发\"\))"),
+     "沿用旧的补发说明“因服务中断延后补发”：手动补发（remindbot fire）或提前发送时也会这样说；现行模板写作"
+     "“> **{{ late.label | default(\"补发\") }}**：本条原定 {{ late.original }} 发送，"
+     "{{ late.why | default(\"因服务中断延后补发\") }}。”，请照此修改"),
+)
+TEMPLATE_READ_BYTES = 1 << 20  # an admin's template read for old words (the shipped ones are a few KB)
+
+
+def old_wording(folder: Path) -> list[ConfigIssue]:
+    """Warnings at each line of the folder's templates (the admin's own copies) that keeps words the
+    shipped templates replaced, naming the file and line and the current wording; one per line and
+    kind. The shipped templates have none."""
+    issues: list[ConfigIssue] = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+        try:
+            with path.open("rb") as handle:
+                text = handle.read(TEMPLATE_READ_BYTES).decode("utf-8", "replace")
+        except OSError:
+            continue  # the render check says what is wrong with it
+        for number, line in enumerate(text.splitlines(), start=1):
+            for pattern, message in _OLD_WORDING:
+                if (found := pattern.search(line)) is not None:
+                    issues.append(ConfigIssue(str(path.resolve()), number, found.start() + 1, "",
+                                              f"模板{message}", warning=True))
     return issues

@@ -6,17 +6,25 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-# ASCII that prints, and the CJK Unified Ideographs assigned since Unicode 11 (every one wide):
+# ASCII that prints, the CJK Unified Ideographs assigned since Unicode 11 (every one wide) and the
+# em dash (narrow: 1 column for 3 UTF-8 bytes, the tables' "no figure" — a report's place and rate):
 # most cells of a Chinese table (names, units, statuses) are only these.
-_PLAIN_CJK = re.compile("[\x20-\x7e\u4e00-\u9fef]*")
+_PLAIN_CJK = re.compile("[\x20-\x7e\u4e00-\u9fef\u2014]*")
+_DASH = "\u2014"
+
+
+def _plain_width(text: str) -> int:
+    """Columns of a cell of :data:`_PLAIN_CJK`: 1 per ASCII character (1 UTF-8 byte), 2 per ideograph
+    (3 bytes), 1 per em dash (3 bytes), as wcswidth counts them."""
+    return (len(text.encode()) + len(text)) // 2 - text.count(_DASH)
 
 
 def width(text: str) -> int:
     """Columns the text takes in a terminal (wide characters count twice)."""
     if text.isascii():  # what wcswidth says for ASCII (control characters: its -1 falls back to len)
         return len(text)
-    if _PLAIN_CJK.fullmatch(text):  # what wcswidth says: 1 per ASCII character (1 UTF-8 byte), 2 per ideograph (3)
-        return (len(text.encode()) + len(text)) // 2
+    if _PLAIN_CJK.fullmatch(text):
+        return _plain_width(text)
     return _wide_width(text)
 
 
@@ -53,7 +61,7 @@ def _padded(column: list[str]) -> tuple[int, list[str]]:
     """The column's width, and its cells padded with spaces to it (the header's row included)."""
     distinct = list(set(column))
     if _PLAIN_CJK.fullmatch("".join(distinct)):  # one check for the column, as width() checks a cell
-        known = {text: (len(text.encode()) + len(text)) // 2 for text in distinct}
+        known = {text: _plain_width(text) for text in distinct}
     else:
         known = {text: width(text) for text in distinct}
     widths = list(map(known.__getitem__, column))

@@ -51,19 +51,27 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     # transposed at C speed; every row has a cell under each header
     by_column = list(zip(*rows, strict=True)) if rows else [() for _ in headers]
     columns = [[h, *map(str, cells)] for h, cells in zip(headers, by_column, strict=True)]
-    sized = [_padded(column) for column in columns]
-    lines = ["  ".join(line).rstrip() for line in zip(*(column for _, column in sized), strict=True)]
+    sized = [_sized(column) for column in columns]
+    # A column whose cells are one terminal column per character (ASCII, "—") is padded by the
+    # line's format itself; the others (Chinese) take each distinct cell padded once. One format
+    # per line, not a padded string per cell: a province's report is 200,000 cells.
+    fmt = "  ".join("{}" if padded else f"{{:<{size}}}" for size, padded in sized)
+    cells = [column if not padded else list(map(padded.__getitem__, column))
+             for column, (_, padded) in zip(columns, sized, strict=True)]
+    lines = [fmt.format(*line).rstrip() for line in zip(*cells, strict=True)]
     lines.insert(1, "  ".join("-" * size for size, _ in sized))
     return "\n".join(lines)
 
 
-def _padded(column: list[str]) -> tuple[int, list[str]]:
-    """The column's width, and its cells padded with spaces to it (the header's row included)."""
-    distinct = list(set(column))
+def _sized(column: list[str]) -> tuple[int, dict[str, str] | None]:
+    """The column's width (the header's cell included), and each distinct cell padded to it with
+    spaces where some cell's terminal width is not its length (None: padding by length is right)."""
+    distinct = set(column)
     if _PLAIN_CJK.fullmatch("".join(distinct)):  # one check for the column, as width() checks a cell
         known = {text: _plain_width(text) for text in distinct}
     else:
         known = {text: width(text) for text in distinct}
-    widths = list(map(known.__getitem__, column))
-    size = max(widths)
-    return size, [text + " " * (size - w) for text, w in zip(column, widths, strict=True)]
+    size = max(known.values())
+    if all(w == len(text) for text, w in known.items()):
+        return size, None
+    return size, {text: text + " " * (size - w) for text, w in known.items()}

@@ -256,12 +256,31 @@ class Figures:
     bare: dict[str, list[Run]] = field(default_factory=dict)
 
 
-def command(step: str) -> list[str]:
+def command(step: str, db: Path | None = None) -> list[str]:
     return {
         "validate-cold": ["validate"], "validate": ["validate"], "upcoming": ["upcoming", "--days", "31"],
-        "fire": ["fire", REMINDER], "status": ["status", REMINDER], "report": ["report", "--period", "current_month"],
+        "fire": ["fire", REMINDER], "status": ["status", REMINDER], "report": ["report", "--period", fired_month(db)],
         "preview": ["preview", REMINDER], "serve": ["serve"],
     }[step]
+
+
+def fired_month(db: Path | None) -> str:
+    """The month (service's zone) of the occurrence ``fire`` recorded: the report counts its 20,000
+    secretaries whatever the hour. ``current_month`` did only from the local 1st of the month to the
+    first Friday (before 16:00 UTC on the last day of a month: an empty report, half the CPU)."""
+    import sqlite3
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    if db is None or not db.exists():
+        return "current_month"
+    with sqlite3.connect(db) as con:
+        row = con.execute("SELECT due_at FROM occurrence WHERE reminder_id = ? AND dry_run = 0 "
+                          "ORDER BY id DESC LIMIT 1", (REMINDER,)).fetchone()
+    if row is None:
+        return "current_month"
+    due = datetime.fromisoformat(row[0]).replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+    return f"{due:%Y-%m}"
 
 
 def run_province(name: str, people: int, units: int, channels: int, secretaries: int, rounds: int,
@@ -299,7 +318,7 @@ def run_province(name: str, people: int, units: int, channels: int, secretaries:
             else:
                 if step == "validate-cold":
                     shutil.rmtree(var / "cache", ignore_errors=True)
-                tool = measure([PY, "-m", "bot", *command(step)], env)
+                tool = measure([PY, "-m", "bot", *command(step, db)], env)
                 base = measure([PY, __file__, "--bare", step, "--folder", str(folder), "--db", str(db),
                                 "--port", str(port)], env)
             figures.tool.setdefault(step, []).append(tool)

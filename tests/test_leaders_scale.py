@@ -274,6 +274,27 @@ async def test_a_leaders_units_are_ranked_by_the_database_as_the_reports_rank_th
     assert not ranked or max(ranked) <= 10, ranked
 
 
+async def test_a_province_report_ranks_3839_units_from_their_rows_without_building_a_unit(big: Province) -> None:
+    """``remindbot report``'s figures for every unit (its table, its CSV, a 通报's ranking): each row
+    is named as it fired, so none of the snapshot's units is built (before: one model per row,
+    ~0.1 s of a 20,000-unit report's CPU), and the ranking and the table are as before."""
+    period = period_bounds("2026-11", NOW)
+    rows = await reports.unit_figures(big.runtime, period.start, period.end, now=NOW)
+    assert len(rows) == UNITS - BUREAUS - 1
+    assert not big.schedules.units.built, len(big.schedules.units.built)
+    # every third branch confirmed on time (100%), ranked first in natural order; the rest 0%
+    assert [r.unit for r in rows[:3]] == ["支部162", "支部165", "支部168"]
+    assert (rows[0].expected, rows[0].on_time, rows[0].missing) == (1, 1, 0)
+    assert rows[-1].unit == "支部3998" and (rows[-1].on_time, rows[-1].missing) == (0, 1)
+    text = reports.format_rows(rows, "table", title="统计").splitlines()
+    assert len(text) == 2 + 2 + len(rows)
+    assert text[4].split() == ["1", "支部162", "1", "1", "0", "0", "0", "0", "100.0%", "0"]
+    behind = str(sum(1 for r in rows if r.on_time) + 1)  # every 0% unit shares the place after the 100% ones
+    assert text[-1].split() == [behind, "支部3998", "1", "0", "0", "1", "0", "0", "0.0%", "0"]
+    by_parent = await reports.unit_figures(big.runtime, period.start, period.end, now=NOW, by_parent=True)
+    assert len(by_parent) == BUREAUS and sum(r.expected for r in by_parent) == len(rows)
+
+
 # ---------------------------------------------------------------- the units page's picture
 
 

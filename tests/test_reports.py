@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,6 +239,28 @@ def test_text_tables_measure_plain_chinese_as_wcwidth_does() -> None:
     plain = table(["姓名", "备注"], [[c, "x"] for c in ("人员201", "", "Li Lei", "支部19997")]).splitlines()
     assert len({wcswidth(line[: line.index("x")]) for line in plain[2:]}) == 1
     assert plain[1] == "-" * max(wcswidth(c) for c in ("姓名", "人员201", "支部19997")) + "  ----"
+
+
+def test_a_report_table_with_dashes_lines_up_without_wcwidth() -> None:
+    """A report's "—" (no place, no rate yet) is measured as wcwidth measures it (one column), in a
+    table that lines up, without importing wcwidth: a province's report was the one table with
+    such cells, and importing wcwidth's tables cost it ~20 ms at every run."""
+    for cell in ("—", "支部—1", "—%", "a—b"):
+        assert width(cell) == wcswidth(cell), cell
+    code = ("import sys\n"
+            "from bot.reporting.reports import HEADERS, UnitRow, format_rows, rank\n"
+            "rows = rank([UnitRow('u1', '支部1', 2, 1, 0, 1), UnitRow('u2', '第二支部', 1, 0, 0, 1, pending=1),"
+            " UnitRow('u10', '局10', 3, 3)])\n"
+            "print(format_rows(rows, 'table'))\n"
+            "print('wcwidth' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120, check=True)
+    *lines, imported = done.stdout.splitlines()
+    assert imported == "False"
+    assert "—" in lines[-1] and lines[-1].split()[:2] == ["—", "第二支部"]
+    for n in (2, 8):  # the 3rd and the 9th column (应确认, 按时完成率) start at one terminal column on each line
+        starts = {wcswidth(re.match(rf"(\S+\s+){{{n}}}", line)[0]) for i, line in enumerate(lines) if i != 1}
+        assert len(starts) == 1, (n, starts, lines)
 
 
 def test_csv_and_markdown_carry_the_same_ranked_rows() -> None:

@@ -152,13 +152,15 @@ async def _claim_on(
 async def take(
     db: Database, owner: str, now: datetime, want: int, lease_seconds: float, stale_seconds: float,
     room: int, mark: Callable[[list[Claimed], dict[str, list[float]]], Sequence[int]] | None = None,
+    held: bool = True,
 ) -> tuple[dict[str, list[float]], bool, list[Claimed]]:
     """:func:`claim` then :func:`adopt` in one transaction (one commit before the first sends);
-    ``mark`` also gets the lanes won with their stored send times. Returns (won, more, rows)."""
+    ``mark`` also gets the lanes won with their stored send times. Returns (won, more, rows).
+    ``held=False``: the owner holds no lane from before, so only the lanes just won have rows to adopt."""
     async with db.engine.begin() as conn:
         won, more = await _claim_on(conn, owner, now, want, lease_seconds, stale_seconds) if want > 0 else ({}, True)
         chosen = (lambda rows: mark(rows, won)) if mark is not None else None
-        rows = await _adopt_on(conn, owner, list(won), room, chosen, now)
+        rows = await _adopt_on(conn, owner, list(won), room if held else 0, chosen, now)
     return won, more, rows
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -211,40 +210,3 @@ async def test_in_flight_marks_find_their_rows_by_primary_key_not_through_the_st
         for sql, params in statements:
             plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple(params))).all()
             assert [step[-1] for step in plan] == ["SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)"], sql
-
-
-async def test_a_batch_on_sqlite_never_holds_up_the_event_loop_while_another_writer_holds_the_lock(
-    db: Database,
-) -> None:
-    """The writer writes a plain batch on the loop's thread only when SQLite's lock is free at once: while
-    another process holds it, the loop keeps running (a web request, a heartbeat) and the batch is written
-    by aiosqlite's thread as soon as the lock is let go; once the lock is free, batches are written on
-    the loop's thread again. Either way the rows read as ``record`` leaves them."""
-    for i in range(4):
-        await put(db, f"m{i}")
-    mine = await outbox.claim(db, "w1", 4, NOW)
-    path = db.engine.url.database
-    assert path
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process's write transaction
-    writer = outbox.ResultWriter(db, "w1", asyncio.Lock())
-    try:
-        at = NOW + timedelta(seconds=2)
-        first = [writer.submit(outbox.Result(r.id, "sent", at, http_status=200)) for r in mine[:2]]
-        ticks = 0
-        for _ in range(20):  # the loop goes on: 20 turns of 10 ms while the batch waits for the lock
-            await asyncio.sleep(0.01)
-            ticks += 1
-        assert ticks == 20 and not any(f.done() for f in first)
-        other.execute("COMMIT")
-        assert [await asyncio.wait_for(f, 10) for f in first] == [True, True]
-        assert writer.inline_batches == 0  # written by aiosqlite's thread, which waited for the lock
-
-        second = [writer.submit(outbox.Result(r.id, "sent", at, http_status=200)) for r in mine[2:]]
-        assert [await asyncio.wait_for(f, 10) for f in second] == [True, True]
-        assert writer.inline_batches == 1
-    finally:
-        other.close()
-        await writer.close()
-    assert {(r.status, r.sent_at, r.attempts) for r in await rows(db)} == {("sent", at, 1)}
-    assert len(await attempts(db)) == 4

@@ -8,9 +8,8 @@ recent send times are stored with each result, so its rate window holds across o
 A fixed pool of ``send_concurrency`` workers takes ready lanes from a queue; a worker sends the
 lane's messages one after the other while the robot's rate window (kept in memory by the lane's
 owner, seeded from the stored one) allows, then the lane waits on a timer. Every write goes
-through the group-commit writer (:class:`bot.delivery.outbox.ResultWriter`: one transaction, on SQLite
-written on the loop's thread when the lock is free at once, else handed to aiosqlite's thread, and on
-PostgreSQL one statement, for every worker's items).
+through the group-commit writer (:class:`bot.delivery.outbox.ResultWriter`: one transaction, on SQLite one
+hand-over to its thread and on PostgreSQL one statement, for every worker's items).
 
 The duplicate bound: a row's in-flight mark (``sending_since``) is committed before the platform
 is called, and at most ``send_concurrency`` sends are *unrecorded* at any time (in flight, or

@@ -9,9 +9,8 @@ owner can mark a row, so a sender whose lane was taken over cannot overwrite the
 Writes are batched (:func:`record`, :class:`ResultWriter`): in-flight marks (``sending_since``),
 results with their :class:`DeliveryAttempt` rows, robots' send times and lanes let go, in one
 transaction; one statement per kind for the common cases. The dispatcher's common batch (marks, plain
-successes and the lanes they leave empty) is one statement on PostgreSQL (data-modifying CTEs); on SQLite it is
-written on the event loop's thread when SQLite's lock is free at once (a connection of the writer's that never
-waits), else in one hand-over to aiosqlite's thread, on a connection the writer keeps.
+successes and the lanes they leave empty) is one statement on PostgreSQL (data-modifying CTEs) and one hand-over to
+aiosqlite's thread on SQLite, on a connection the writer keeps.
 """
 
 from __future__ import annotations
@@ -738,17 +737,6 @@ def _plain_batch(results: Sequence[Result]) -> _Plain | None:
     return [r.outbox_id for r in results], first.status, first.at, first.http_status
 
 
-def _sqlite_file(db: Database) -> str | None:
-    """The SQLite database's file path, or None (in memory, or not SQLite)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(db.url)
-    name = url.database
-    if not url.drivername.startswith("sqlite") or not name or name == ":memory:" or name.startswith("file:"):
-        return None
-    return name
-
-
 def _sqlite_time(at: datetime | None) -> str | None:
     """An aware datetime as SQLModel's UTCDateTime stores it in SQLite: UTC, no offset.
 
@@ -912,9 +900,6 @@ class ResultWriter:
         self._driver: Any = None  # the driver's own connection under ``_conn`` (aiosqlite's, asyncpg's)
         self.task: asyncio.Task[None] | None = None
         self.batches = 0  # transactions written (for the benchmark)
-        self._sync: sqlite3.Connection | None = None  # SQLite: plain batches on the loop's thread (_inline_batch)
-        self._sync_failed = False
-        self.inline_batches = 0  # of them, written on the loop's thread (for tests and the benchmark)
 
     def submit(self, result: Result) -> asyncio.Future[bool]:
         """Queue one result; the future says (once stored) whether the lease was still ours."""
@@ -955,7 +940,6 @@ class ResultWriter:
         """Write what is queued, then give back the connection."""
         await self.flush()
         conn, self._conn, self._driver = self._conn, None, None
-        self._close_sync()
         if conn is not None:
             with suppress(Exception):
                 await conn.close()
@@ -974,11 +958,8 @@ class ResultWriter:
                 run = getattr(driver, "_execute", None)  # aiosqlite: a function on its thread
                 if run is not None:
                     windows = _window_texts(results)
-                    args = (self._owner, sending, now, windows, releasing, *plain)
-                    inline = self._inline_batch(args)
-                    if inline is not None:
-                        return inline
-                    return await run(_sqlite_batch, driver._conn, *args)  # type: ignore[no-any-return]
+                    return await run(_sqlite_batch, driver._conn, self._owner, sending, now,  # type: ignore[no-any-return]
+                                     windows, releasing, *plain)
             if plain is not None and self._conn.dialect.name == "postgresql":
                 return await _pg_batch(self._conn, driver, self._owner, results, sending, now, releasing, *plain)
             async with self._conn.begin():
@@ -991,47 +972,6 @@ class ResultWriter:
             with suppress(Exception):
                 await conn.close()
             raise
-
-    def _inline_batch(self, args: tuple[Any, ...]) -> set[int] | None:
-        """A plain SQLite batch written on the event loop's thread, on a connection of its own that never
-        waits for a lock (busy timeout 0) and never checkpoints (the service's other connections do):
-        a batch is a few hundred microseconds of work, and the hand-over to aiosqlite's thread cost
-        5–11 ms under load, for which every send in the budget of unrecorded sends waited. None when the
-        database is busy (another writer) or not a file: the caller takes aiosqlite's thread, which waits."""
-        conn = self._sync
-        if conn is None:
-            if self._sync_failed:
-                return None
-            path = _sqlite_file(self._db)
-            if path is None:
-                self._sync_failed = True
-                return None
-            try:
-                conn = self._sync = sqlite3.connect(path, timeout=0)
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    raise sqlite3.OperationalError("not in WAL mode")
-            except sqlite3.Error:
-                self._close_sync()
-                self._sync_failed = True
-                return None
-        try:
-            marked = _sqlite_batch(conn, *args)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                return None  # another writer holds the lock: wait for it on aiosqlite's thread
-            self._close_sync()
-            raise
-        self.inline_batches += 1
-        return marked
-
-    def _close_sync(self) -> None:
-        conn, self._sync = self._sync, None
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
 
     async def _drain(self) -> None:
         while self._results or self._begins or self._releases:

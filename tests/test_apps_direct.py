@@ -324,7 +324,8 @@ async def test_a_feishu_reply_is_answered_by_a_direct_message_from_the_app(tmp_p
         try:
             occ = await fire_due(runtime, "study", bj(2026, 11, 3, 9, 0))
             clock.now = bj(2026, 11, 3, 10, 0)
-            event = chat.feishu_message_event("vt-feishu", "ou_wang", f"收到 {short_code(occ)}", uuid.uuid4().hex)
+            event = chat.feishu_message_event("vt-feishu", "ou_wang", f"收到 {short_code(occ)}", uuid.uuid4().hex,
+                                             created_ms=str(int(clock.now.timestamp() * 1000)))
             async with serve(make_app(runtime)) as base:
                 async with http.post(f"{base}/callback/feishu/fs", json=event) as resp:
                     assert resp.status == 200

@@ -94,6 +94,25 @@ def test_status_shows_who_confirmed_when_and_how_and_who_is_overdue(cli: Cli) ->
     assert "（已过）" in result.output
 
 
+def test_a_note_with_line_breaks_stays_on_its_persons_line_of_the_status_table(cli: Cli) -> None:
+    async def record() -> None:
+        from storage.db import Database
+
+        db = Database(cli.env["REMINDBOT_DATABASE_URL"])
+        try:
+            await record_confirmation(db, cli.study, "liu", via="chat", note="第一行\n第二行\r\n第三行\t完",
+                                      now=cli.study_due + timedelta(hours=3))
+        finally:
+            await db.stop()
+
+    asyncio.run(record())
+    output = cli.run(status, "study").output
+    assert "第一行 第二行 第三行 完" in line_of(output, "刘洋")
+    table = output[output.index("状态"):].splitlines()
+    assert not any(line.startswith(("第二行", "第三行")) for line in table)
+    assert len(table) == 2 + 3  # header, rule, one line for each of the three people
+
+
 def test_status_without_an_id_shows_the_latest_of_every_reminder_asking_for_confirmation(cli: Cli) -> None:
     result = cli.run(status)
 

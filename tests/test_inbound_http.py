@@ -508,6 +508,57 @@ async def test_malformed_and_oversized_bodies_get_a_chinese_4xx(env: Env, path: 
     assert await env.confirmations() == []
 
 
+DEEP = ('{"a":' + "[" * 30000 + "]" * 30000 + "}").encode()  # 60 KB, under the 64 KB cap
+
+
+@pytest.mark.parametrize("path", ["dingtalk/dingtalk", "feishu/feishu", "feishu/feishu-plain", "slack/slack"])
+async def test_a_deeply_nested_body_is_a_chinese_400_counted_and_logged_once_without_a_traceback(
+        env: Env, path: str, caplog: pytest.LogCaptureFixture) -> None:
+    from bot import metrics
+
+    env.world.runtime.schedules.apps["feishu-plain"] = TypeAdapter(AppConfig).validate_python(
+        {"id": "feishu-plain", "platform": "feishu", "verification_token": FEISHU["token"]})
+    platform = path.split("/")[0]
+    before = metrics.INBOUND.labels(platform, "rejected")._value.get()
+    ts = str(int(env.now.timestamp()))
+    headers = {"timestamp": ts + "000", "sign": chat.dingtalk_sign(DING_SECRET, ts + "000")}
+    headers |= chat.slack_headers(SLACK_SECRET, ts, DEEP, "application/json")  # a valid signature
+    caplog.set_level("INFO")
+    async with env.http.post(f"{env.base}/callback/{path}", data=DEEP, headers=headers) as resp:
+        assert resp.status == 400 and "消息不是有效的 JSON" in await resp.text()
+    assert metrics.INBOUND.labels(platform, "rejected")._value.get() == before + 1
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+    assert [r.getMessage() for r in caplog.records if "拒绝了" in r.getMessage()] == [
+        f"拒绝了 {platform} 回调（应用 {path.split('/')[1]}）：消息不是有效的 JSON"]
+    assert await env.confirmations() == []
+
+
+async def test_an_encrypted_feishu_body_deeply_nested_inside_is_a_chinese_400(env: Env) -> None:
+    ts = str(int(env.now.timestamp()))
+    body = json.dumps({"encrypt": chat.feishu_encrypt(FEISHU["key"], '{"a":' + "[" * 20000 + "]" * 20000 + "}")})
+    headers = {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": "n",
+               "X-Lark-Signature": chat.feishu_signature(ts, "n", FEISHU["key"], body.encode())}
+    async with env.http.post(f"{env.base}/callback/feishu/feishu", data=body, headers=headers) as resp:
+        assert resp.status == 400 and "消息不是有效的 JSON" in await resp.text()
+    assert await env.confirmations() == []
+
+
+@pytest.mark.parametrize("where", ["header", "message"])
+async def test_feishu_token_only_mode_refuses_an_event_created_outside_the_window(env: Env, where: str) -> None:
+    env.world.runtime.schedules.apps["feishu-plain"] = TypeAdapter(AppConfig).validate_python(
+        {"id": "feishu-plain", "platform": "feishu", "verification_token": FEISHU["token"]})
+    now_ms = str(int(env.now.timestamp() * 1000))
+    stale = chat.feishu_message_event(FEISHU["token"], "ou_zhang", "已完成 参加23人", "ev-old", now_ms)
+    (stale["header"] if where == "header" else stale["event"]["message"])["create_time"] = "1"  # 1970
+    async with env.http.post(f"{env.base}/callback/feishu/feishu-plain", json=stale) as resp:
+        assert resp.status == 403 and "时间戳已过期" in await resp.text()
+    assert await env.confirmations() == []
+    fresh = chat.feishu_message_event(FEISHU["token"], "ou_zhang", "已完成 参加23人", "ev-new", now_ms)
+    async with env.http.post(f"{env.base}/callback/feishu/feishu-plain", json=fresh) as resp:
+        assert resp.status == 200
+    assert await env.confirmations() == [(env.world.occurrence_id, "zhang", "chat", "参加23人")]
+
+
 async def test_an_unknown_app_or_platform_mismatch_is_not_found(env: Env) -> None:
     for path in ("wecom/nope", "slack/dingtalk", "teams/slack"):
         async with env.http.post(f"{env.base}/callback/{path}", data=b"{}") as resp:

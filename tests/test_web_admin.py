@@ -230,6 +230,19 @@ async def test_board_csv_opens_in_excel_with_chinese_intact(world: World, client
     assert by_name["王芳"][5] == "逾期未确认" and by_name["王芳"][10].startswith("2025年3月10日")
 
 
+async def test_a_chat_notes_escape_and_override_characters_never_reach_board_csv(
+    world: World, client: TestClient
+) -> None:
+    await record_confirmation(world.db, world.occurrence_id, "zhang", via="chat",
+                              note="\x1b[31m红\u202e字\x9b", now=NOW)
+    raw = await (await client.get(f"/admin/occurrences/{world.occurrence_id}/board.csv",
+                                  headers=AUTH)).read()
+    text = raw.decode("utf-8-sig")
+    assert "\x1b" not in text and "\u202e" not in text and "\x9b" not in text
+    rows = list(csv.reader(io.StringIO(text)))
+    assert {r[2]: r for r in rows[1:]}["张伟"][8] == "[31m红字"
+
+
 async def test_a_note_that_looks_like_a_formula_is_defused_in_csv(
     world: World, client: TestClient
 ) -> None:

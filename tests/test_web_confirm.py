@@ -452,6 +452,15 @@ async def test_a_note_that_is_too_long_is_refused_and_kept_for_editing(
     assert await world.confirmations() == []
 
 
+async def test_a_notes_control_and_bidi_characters_are_dropped_and_the_rest_is_kept(
+    world: World, client: TestClient
+) -> None:
+    response = await post(client, world.token("zhang"), note="a\x00b\x1b[31mred\u202e反\u2066x\u2069\x85\n第二行\t完")
+    assert response.status == 200
+    [row] = await world.confirmations()
+    assert row.note == "ab[31mred反x\n第二行\t完"  # not cut at the NUL; newline and tab kept
+
+
 async def test_a_note_cannot_inject_markup_into_the_page(world: World, client: TestClient) -> None:
     token = world.token("zhang")
     await post(client, token, note="<script>alert(1)</script>")

@@ -23,7 +23,7 @@ from bot.config.models import DEFAULT_TZ, Schedules
 from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
 from bot.reporting.csvfile import excel_bytes
 from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
-from bot.reporting.textable import table
+from bot.reporting.textable import one_line, table
 from bot.reporting.unitmatch import UnitMatch, match_note, resolve
 from bot.runtime import Runtime
 from bot.scheduling.datewords import date_text, when_text
@@ -284,9 +284,9 @@ def board_cells(r: BoardRow, dry_run: bool, names: Mapping[str, str]) -> list[st
     """One line of the board's table."""
     if r.confirmed_at is None and r.excused_at is None:  # who still owes: most of a large board
         state = "演练" if dry_run else "逾期未确认" if r.overdue_since is not None else "未确认"
-        return [state, r.name, r.unit_name or "", "", "", r.note or ""]
+        return [state, r.name, r.unit_name or "", "", "", one_line(r.note or "")]
     return ["演练" if dry_run else row_state(r), r.name, r.unit_name or "", local_text(r.confirmed_at),
-            via_text(r, names), r.note or excused_text(r, names)]
+            via_text(r, names), one_line(r.note or excused_text(r, names))]
 
 
 class Number(click.ParamType):

@@ -7,6 +7,7 @@ person expected to confirm can, and confirming twice is harmless (the first one 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,11 +69,19 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
+# C0/C1 controls but tab and newline, and the bidi embeddings/overrides/isolates: a NUL cut the note
+# short in storage, ESC (terminal colours) and RLO (text shown reversed) reached board.csv and the
+# admin's terminal. Dropped, the rest of the text kept.
+_UNSAFE_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def clean_note(note: str | None) -> str | None:
-    """Strip a note; empty means none. Raises :class:`ConfirmationError` when it is too long."""
+    """Strip a note and drop its unsafe characters (:data:`_UNSAFE_IN_NOTE`; a lone CR is a line
+    break); empty means none. Raises :class:`ConfirmationError` when it is too long. Every way a
+    confirmation is recorded (link page, chat reply, 代为登记) passes its note through here."""
     if note is None:
         return None
-    note = note.replace("\r\n", "\n").strip()
+    note = _UNSAFE_IN_NOTE.sub("", note.replace("\r\n", "\n").replace("\r", "\n")).strip()
     if len(note) > NOTE_MAX:
         raise ConfirmationError(f"备注最多 {NOTE_MAX} 个字，现在有 {len(note)} 个字")
     return note or None

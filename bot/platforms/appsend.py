@@ -14,7 +14,6 @@ platform says the token is invalid, drops it, fetches a new one once and sends a
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field
 
+from bot import jsontext
 from bot.platforms.apps import AppBase
 from bot.platforms.base import (
     ChannelBase,
@@ -107,7 +107,7 @@ def recipient(message: Message, platform: str) -> str:
 
 def answer_json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body or b"{}")
+        data = jsontext.loads(body or b"{}")
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -126,7 +126,7 @@ async def token_answer(resp: aiohttp.ClientResponse, platform: str,
     """
     status, body = resp.status, await resp.read()
     try:
-        data = json.loads(body or b"null")
+        data = jsontext.loads(body or b"null")
     except ValueError:
         data = None
     host = resp.url.host or "平台接口"

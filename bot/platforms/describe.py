@@ -9,11 +9,11 @@ key, token or signing secret.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot import jsontext
 from bot.platforms.base import DeliveryError, FailureKind
 
 RETRY, CONFIG, REJECTED = FailureKind.RETRY, FailureKind.CONFIG, FailureKind.REJECTED
@@ -192,7 +192,7 @@ def read_coded_answer(
     if failure:
         raise failure
     try:
-        data = json.loads(text)
+        data = jsontext.loads(text)
     except ValueError:
         data = None
     code = _first(data, code_keys)

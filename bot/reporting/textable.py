@@ -38,6 +38,14 @@ def _wide_width(text: str) -> int:
     return w if w >= 0 else len(text)
 
 
+def one_line(text: str) -> str:
+    """Free text (a note) as one table cell: each line break and tab a space, which would otherwise
+    start a new line or jump a column in the middle of the table."""
+    if text.isprintable():  # nearly every note: no line break, no tab
+        return text
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
 def pad(text: str, size: int) -> str:
     return text + " " * max(0, size - width(text))
 

@@ -121,22 +121,24 @@ def feishu_request(encrypt_key: str, event: dict[str, Any], timestamp: str,
     return headers, body
 
 
-def feishu_message_event(token: str, open_id: str, text: str, event_id: str) -> dict[str, Any]:
+def feishu_message_event(token: str, open_id: str, text: str, event_id: str,
+                         created_ms: str = "1700000000000") -> dict[str, Any]:
     return {"schema": "2.0",
-            "header": {"event_id": event_id, "token": token, "create_time": "1700000000000",
+            "header": {"event_id": event_id, "token": token, "create_time": created_ms,
                        "event_type": "im.message.receive_v1", "tenant_key": "t", "app_id": "cli_a"},
             "event": {"sender": {"sender_id": {"open_id": open_id, "union_id": "on_x", "user_id": "u"},
                                  "sender_type": "user", "tenant_key": "t"},
                       "message": {"message_id": f"om_{event_id}", "chat_id": "oc_party", "chat_type": "group",
-                                  "message_type": "text", "create_time": "1700000000000",
+                                  "message_type": "text", "create_time": created_ms,
                                   "content": json.dumps({"text": f"@_user_1 {text}"}),
                                   "mentions": [{"key": "@_user_1", "id": {"open_id": "ou_bot"},
                                                 "name": "提醒机器人"}]}}}
 
 
-def feishu_card_event(token: str, open_id: str, occurrence_id: int, event_id: str) -> dict[str, Any]:
+def feishu_card_event(token: str, open_id: str, occurrence_id: int, event_id: str,
+                      created_ms: str = "1700000000000") -> dict[str, Any]:
     return {"schema": "2.0",
-            "header": {"event_id": event_id, "token": token, "create_time": "1700000000000",
+            "header": {"event_id": event_id, "token": token, "create_time": created_ms,
                        "event_type": "card.action.trigger", "tenant_key": "t", "app_id": "cli_a"},
             "event": {"operator": {"tenant_key": "t", "open_id": open_id, "user_id": "u"}, "token": "c-token",
                       "action": {"tag": "button", "value": {"action": "confirm", "occurrence": occurrence_id}},

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bot import jsontext
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import CARD_TOPIC
 from bot.platforms.events import Answer, CallbackError, Pressed, Said, button_number, stamp_of
@@ -76,7 +76,7 @@ CONFIRM_ACTION = "confirm"  # the card button's actionId; its params carry {"occ
 def read_card_press(app: DingTalkApp, data: dict[str, Any], message_id: str) -> Pressed | None:
     """A Stream card callback (``userId``, ``value``) as a press of the confirm button, or None."""
     try:
-        value = json.loads(data.get("value") or "{}")
+        value = jsontext.loads(data.get("value") or "{}")
         private = value.get("cardPrivateData") or {}
         if CONFIRM_ACTION not in (private.get("actionIds") or []):
             return None
@@ -97,7 +97,7 @@ def card_answer(text: str) -> dict[str, Any]:
 
 def parse_body(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsontext.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CallbackError(400, "消息不是有效的 JSON") from exc
 
@@ -114,7 +114,7 @@ async def answer(http: aiohttp.ClientSession, inbound: Inbound, text: str, now: 
     try:
         async with http.post(inbound.session_webhook, json=body,
                              timeout=aiohttp.ClientTimeout(total=5)) as resp:
-            data = await resp.json(content_type=None)
+            data = await resp.json(loads=jsontext.loads, content_type=None)
             ok = resp.status == 200 and isinstance(data, dict) and data.get("errcode", 0) == 0
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         log.warning("钉钉回复失败：%s", type(exc).__name__)

@@ -36,7 +36,7 @@ from urllib.parse import quote_plus
 
 import aiohttp
 
-from bot import metrics
+from bot import jsontext, metrics
 from bot.platforms.apps import AppBase
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.events import CallbackError
@@ -115,7 +115,7 @@ class StreamClient:
         }
         url = f"{self.app.api_base.rstrip('/')}/v1.0/gateway/connections/open"
         async with self.http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-            data = await resp.json(content_type=None)
+            data = await resp.json(loads=jsontext.loads, content_type=None)
             if resp.status != 200 or not isinstance(data, dict) or "endpoint" not in data:
                 raise ValueError(f"open connection: HTTP {resp.status}")
         return f"{data['endpoint']}?ticket={quote_plus(str(data['ticket']))}"
@@ -138,7 +138,7 @@ class StreamClient:
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse, raw: str) -> bool:
         """Handle and acknowledge one frame; False when the server asked us to reconnect."""
         try:
-            frame = json.loads(raw)
+            frame = jsontext.loads(raw)
             headers = frame.get("headers") or {}
             message_id = str(headers.get("messageId") or "")
             topic = str(headers.get("topic") or "")
@@ -158,7 +158,7 @@ class StreamClient:
             pass  # a repeated frame: acknowledge, do nothing
         elif kind == "CALLBACK" and topic in (ROBOT_TOPIC, CARD_TOPIC):
             try:
-                body = json.loads(frame.get("data") or "{}")
+                body = jsontext.loads(frame.get("data") or "{}")
                 if not isinstance(body, dict):
                     raise ValueError("data")
                 response = await whole(self.on_message(self.app, topic, body, message_id), "钉钉 Stream 消息处理")

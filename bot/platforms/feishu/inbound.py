@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bot import jsontext
 from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of
 from bot.platforms.feishu.config import FeishuApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
@@ -94,6 +94,8 @@ def read(app: FeishuApp, headers: dict[str, str], body: bytes, now: datetime) ->
     if not isinstance(header, dict) or not isinstance(event, dict):
         raise CallbackError(400, "消息格式不正确")
     kind, event_id = header.get("event_type"), str(header.get("event_id") or "")
+    if not key and kind in ("im.message.receive_v1", "card.action.trigger"):
+        _check_fresh(header, event, now)
     if kind == "im.message.receive_v1":
         return _message(app, event, event_id)
     if kind == "card.action.trigger":
@@ -113,6 +115,20 @@ def _check_signature(key: str, headers: dict[str, str], body: bytes, now: dateti
         raise CallbackError(403, "时间戳已过期")
 
 
+def _check_fresh(header: dict[str, Any], event: dict[str, Any], now: datetime) -> None:
+    """Token-only mode has no signed request timestamp, so a captured or forged event could be
+    replayed at any time: refuse one whose ``create_time`` (milliseconds; the header's, and the
+    message's when it has one) is outside the window the signed modes apply to their timestamp."""
+    message = event.get("message")
+    stamps = [header.get("create_time")]
+    if isinstance(message, dict) and "create_time" in message:
+        stamps.append(message.get("create_time"))
+    for raw in stamps:
+        at = stamp_of(raw) if isinstance(raw, str) else None
+        if at is None or abs(now.timestamp() - at / 1000) > MAX_SKEW_SECONDS:
+            raise CallbackError(403, "时间戳已过期")
+
+
 def _message(app: FeishuApp, event: dict[str, Any], event_id: str) -> Inbound:
     sender = event.get("sender") or {}
     message = event.get("message") or {}
@@ -120,7 +136,7 @@ def _message(app: FeishuApp, event: dict[str, Any], event_id: str) -> Inbound:
     if sender.get("sender_type") != "user" or message.get("message_type") != "text" or not open_id:
         return Inbound()
     try:
-        text = str(json.loads(message.get("content") or "{}").get("text", ""))
+        text = str(jsontext.loads(message.get("content") or "{}").get("text", ""))
     except (ValueError, AttributeError):
         raise CallbackError(400, "消息内容格式不正确") from None
     words = [w for w in text.split() if not w.startswith("@_user_")]
@@ -144,7 +160,7 @@ def _press(app: FeishuApp, event: dict[str, Any], event_id: str) -> Inbound:
 
 def _json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise CallbackError(400, "消息不是有效的 JSON") from None
     if not isinstance(data, dict):

@@ -10,7 +10,6 @@ answered through the payload's ``response_url``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs
 import aiohttp
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from bot import jsontext
 from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of
 from bot.platforms.slack.config import SlackApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
@@ -70,7 +70,7 @@ def read(app: SlackApp, headers: dict[str, str], body: bytes, now: datetime) -> 
     if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
         return _interaction(app, body)
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise CallbackError(400, "消息不是有效的 JSON") from None
     if not isinstance(data, dict):
@@ -92,7 +92,7 @@ def read(app: SlackApp, headers: dict[str, str], body: bytes, now: datetime) -> 
 
 def _interaction(app: SlackApp, body: bytes) -> Inbound:
     try:
-        payload = json.loads(parse_qs(body.decode())["payload"][0])
+        payload = jsontext.loads(parse_qs(body.decode())["payload"][0])
     except (KeyError, IndexError, ValueError, UnicodeDecodeError):
         raise CallbackError(400, "消息格式不正确") from None
     if not isinstance(payload, dict) or payload.get("type") != "block_actions":

@@ -177,9 +177,12 @@ def folder_state(settings: Settings, *, templates: bool = False) -> dict[str, tu
 
 
 def counts_text(old: Schedules | None, new: Schedules) -> str:
-    """``14 个提醒，10010 人（增加 10000 人），2000 个单位，3 个频道``: what runs now, and the change."""
+    """``14 个提醒，10010 人（增加 10000 人），2000 个单位，3 个频道，1 个应用``: what runs now, and the change.
+
+    Apps are counted as ``validate`` counts them, so the reload line and the check's line agree.
+    """
     parts = []
-    for section, word in _COUNTED:
+    for section, word in _FILE_COUNTED:
         n = new.size(section)
         change = n - old.size(section) if old is not None else 0
         said = f"（增加 {change} {word}）" if change > 0 else f"（减少 {-change} {word}）" if change < 0 else ""

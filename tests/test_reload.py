@@ -149,6 +149,8 @@ async def test_reload_schedules_applies_a_valid_folder(workspace: Workspace,
     assert len(applied) == 1
     assert applied[0].reminders["study-day"].title == NEW_TITLE
     assert f"{RELOADED}：{SHIPPED_REMINDERS} 个提醒" in caplog.text
+    # the apps are counted as `validate` counts them (trial 12: the reload line left them out)
+    assert re.search(r"个频道（?[^，]*，\d+ 个应用", caplog.text)
 
 
 @pytest.mark.parametrize("kind", list(INVALID_EDITS))

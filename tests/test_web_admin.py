@@ -430,6 +430,7 @@ async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_
             session.add(Outbox(
                 dedupe_key=f"x/due/{channel_id}", occurrence_id=None, stage="due", channel_id=channel_id,
                 platform="wecom", robot="r", body={}, summary=summary, status="dry_run",
+                attempts=1 if channel_id == "quiet" else 0,  # admin notices pass the dispatcher once
                 next_attempt_at=to_db_time(NOW), created_at=to_db_time(NOW),
             ))
         await session.commit()
@@ -441,6 +442,8 @@ async def test_outbox_page_shows_rehearsal_messages_apart_from_channels_without_
     assert "演练的当天提醒" in rehearsed and "只记录的当天提醒" not in rehearsed
     assert "只记录的当天提醒" in unconfigured and "未配置 webhook（只记录）" in unconfigured
     assert "演练的当天提醒" not in unconfigured
+    # nothing was sent, so no attempt count, whichever path recorded it (trial 12: 1 次 beside 0 次)
+    assert "已尝试" not in unconfigured and "已尝试" not in rehearsed
     stats = page[page.index('class="card stats"'):page.index("</section>")]  # one of each, each called so
     assert "演练（未发送）</span>" in stats and "未配置 webhook（只记录）</span>" in stats
 

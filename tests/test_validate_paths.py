@@ -44,3 +44,15 @@ def test_the_summary_counts_the_apps(here: Path) -> None:
     result = CliRunner().invoke(main, ["validate", "schedules"])
     assert result.exit_code == 0, result.output
     assert "个频道，1 个应用。" in result.output
+
+
+def test_from_the_root_folder_an_error_path_keeps_its_slash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # From "/" every path is "under" the current folder; "tmp/…/duties.yaml" read as a lost slash.
+    folder = tmp_path / "t12s"
+    folder.mkdir()
+    (folder / "duties.yaml").write_text("reminders:\n  - when:\n      once: 2026-13-08\n", encoding="utf-8")
+    monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.chdir("/")
+    result = CliRunner().invoke(main, ["validate", str(folder / "duties.yaml")])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"{folder}/duties.yaml:3:13: 错误")

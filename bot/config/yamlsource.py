@@ -269,11 +269,14 @@ def within_entries(docs: list[YamlDoc], limits: Limits, issues: list[ConfigIssue
 
 
 def openable(path: Path, cwd: Path | None = None) -> str:
-    """A path the admin can open from where they are: relative to the current folder when under it,
-    else absolute."""
+    """A path the admin can open from where they are: relative to the current folder when under it
+    (and that folder is not the root), else absolute."""
     full = path.resolve()
+    here = (cwd or Path.cwd()).resolve()
+    if here == Path(here.anchor):
+        return str(full)  # from "/" a relative "tmp/x.yaml" reads as a lost slash, not as a path
     try:
-        return str(full.relative_to((cwd or Path.cwd()).resolve()))
+        return str(full.relative_to(here))
     except ValueError:
         return str(full)
 

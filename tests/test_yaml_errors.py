@@ -171,3 +171,16 @@ def test_a_required_key_indented_with_a_full_width_space_is_one_error(folder: Pa
 def test_roles_split_by_a_chinese_comma_give_no_follow_on_confirm_error(folder: Path) -> None:
     shown = refused(folder, "mention: {roles: [secretary]}", "mention: {roles: [secretary，worker]}")
     assert "未知的角色 “secretary，worker”" in shown and "中文逗号" in shown, shown
+
+
+def test_a_field_indented_one_level_too_deep_says_where_it_belongs(folder: Path) -> None:
+    shown = refused(folder, 'at: "09:00"\n    holiday: next_workday', 'at: "09:00"\n      holiday: next_workday')
+    assert shown.startswith("schedules/study.yaml:10:7: 错误 "), shown
+    assert shown.endswith("未知字段 “holiday”：holiday 应与 when 对齐（缩进多了一级？）"), shown
+
+
+def test_a_field_indented_two_levels_too_deep_counts_them(folder: Path) -> None:
+    old = 'monthly: {weekday: fri, nth: 1}   # 每月第一个星期五\n      at: "09:00"\n    holiday: next_workday'
+    new = 'monthly:\n        weekday: fri\n        nth: 1\n        holiday: next_workday\n      at: "09:00"'
+    shown = refused(folder, old, new)
+    assert shown.endswith("holiday 应与 when 对齐（缩进多了 2 级？）"), shown

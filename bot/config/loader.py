@@ -428,11 +428,29 @@ def _unknown_field_message(doc: YamlDoc, parent: Sequence[Any], key: str,
         said = f"（本意是 “{meant}”）" if meant in allowed else ""
         return (f"{text}：开头是全角空格（中文输入法的空格），YAML 不把它当作缩进，而是当作键的一部分；"
                 f"请删掉全角空格，用半角空格（英文输入法下的空格）缩进{said}")
+    beside = _misindented_under(doc, parent, key)
+    if beside:  # an exact field further up beats a near spelling here
+        field, levels = beside
+        more = "一级" if levels == 1 else f" {levels} 级"
+        return f"{text}：{key} 应与 {field} 对齐（缩进多了{more}？）"
     if hint:
         return f"{text}，是不是 “{hint[0]}”？"
     if allowed:
         return f"{text}（可用字段：{'、'.join(sorted(allowed))}）"
     return text
+
+
+def _misindented_under(doc: YamlDoc, parent: Sequence[Any], key: str) -> tuple[str, int] | None:
+    """(the field ``key`` belongs beside, how many levels too deep) when ``key`` is a field of a mapping
+    further up (``holiday:`` indented under ``when:``); None otherwise."""
+    levels = 0
+    for depth in range(len(parent) - 1, -1, -1):
+        if isinstance(parent[depth], int):
+            continue  # a list item: its mapping is the level above
+        levels += 1
+        if key in _allowed_keys(parent[:depth], doc):
+            return str(parent[depth]), levels
+    return None
 
 
 def _allowed_keys(parent: Sequence[Any], doc: YamlDoc) -> list[str]:

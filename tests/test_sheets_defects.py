@@ -216,7 +216,7 @@ def test_a_supported_spreadsheet_that_is_broken_is_still_an_error(tmp_path: Path
     schedules, issues = check_schedules(folder)
     assert schedules is None
     assert [str(i) for i in errors(issues)] == [
-        "schedules/people.xlsx:1:1: 错误 无法读取 Excel 文件（BadZipFile）：请用 Excel 另存为 .xlsx"]
+        "schedules/people.xlsx:A1: 错误 无法读取 Excel 文件（BadZipFile）：请用 Excel 另存为 .xlsx"]
 
 
 def test_a_formula_without_its_saved_value_is_an_error_asking_to_save_in_excel(tmp_path: Path) -> None:
@@ -238,6 +238,20 @@ def test_a_formula_without_its_value_leaves_its_row_out_and_the_file_s_other_err
     _, issues = check_schedules(folder)
     found = sorted((i.line, i.column, i.message[:10]) for i in errors(issues))
     assert found == [(3, 3, "未知的单位 “b9”"), (4, 2, "单元格 B4 是公式")], found
+
+
+def test_an_excel_file_s_errors_name_cells_as_excel_does_and_a_csv_s_rows_and_columns(tmp_path: Path) -> None:
+    # Trial 12: ".xlsx:4:2: 错误 单元格 B4 是公式" named one cell two ways; in Excel it is B4 throughout.
+    book = xlsx([["标识", "姓名", "单位", "姓名"], ["g1", "李一", "b1"], ["g2", "李二", "b9"], ["g3", "=A1", "b1"]])
+    folder = folder_with(tmp_path, units_csv=UNITS, people_csv="标识,姓名,单位\ng4,李四,b9\n")
+    book.save(folder / "people2.xlsx")
+    _, issues = check_schedules(folder)
+    shown = sorted(str(i) for i in errors(issues))
+    assert shown == ["schedules/people.csv:2:3: 错误 列 “单位”：未知的单位 “b9”",
+                     "schedules/people2.xlsx:B4: 错误 单元格 B4 是公式，但文件中没有保存计算结果（文件由程序生成、"
+                     "未在 Excel 中保存过）：请用 Excel 或 WPS 打开后保存一次，或把这些格“选择性粘贴为数值”",
+                     "schedules/people2.xlsx:C3: 错误 列 “单位”：未知的单位 “b9”",
+                     "schedules/people2.xlsx:D1: 错误 列 “姓名” 重复，已在 B 列出现"], shown
 
 
 # ---------------------------------------------------------------- #6 bounded cells, no control characters
@@ -441,7 +455,8 @@ def test_a_template_of_the_other_kind_is_one_error_that_says_so(tmp_path: Path, 
     assert result.exit_code == 1
     words = {"people": "人员", "units": "单位"}
     [line] = [line for line in result.output.splitlines() if ": 错误 " in line]
-    assert line.endswith(f"/{name}{suffix}:1:1: 错误 “{name}{suffix}” 的第一行（{'、'.join(template_header(kind))}）"
+    at = "A1" if suffix == ".xlsx" else "1:1"
+    assert line.endswith(f"/{name}{suffix}:{at}: 错误 “{name}{suffix}” 的第一行（{'、'.join(template_header(kind))}）"
                          f"是{words[kind]}表的列名，但文件名表示这是{words[name]}表："
                          f"若这是{words[kind]}表，请把文件改名为 {kind}{suffix}（或以“{words[kind]}”开头）；"
                          f"若要填{words[name]}，请用{words[name]}模板（管理页面的 /admin/templates/{name}.xlsx）"), line
@@ -484,3 +499,10 @@ def test_a_misheaded_people_sheet_beside_an_instructions_sheet_gets_the_single_s
     assert any("缺少必需的列：标识" in s for s in said_beside)
     assert any("未知的列 “钉钉号”，是不是 “钉钉”？" in s for s in said_beside)
     assert not any("没有找到列名" in s for s in said_beside)
+
+
+def test_a_duplicate_id_first_in_an_excel_file_names_its_cell(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path, people_csv="标识,姓名\ng1,李一二\n")
+    xlsx([["姓名", "标识"], ["李一", "g1"]]).save(folder / "people-a.xlsx")  # read first: it is first seen there
+    _, issues = check_schedules(folder)
+    assert [i.message for i in errors(issues)] == ["标识 “g1” 重复，已在 schedules/people-a.xlsx:B2 定义"]

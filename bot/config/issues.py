@@ -39,9 +39,16 @@ class ConfigIssue:
     elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        where = f"{self.file}:{self.place()}"
         label = "警告" if self.warning else "错误"
         return f"{where}: {label}{self._field_shown()}{self.message}"
+
+    def place(self) -> str:
+        """Where in the file: ``line:column`` as editors take it; in an Excel file the cell (``B7``), as
+        the sheet's own letters and the messages (“单元格 B7”, “B 列”) name it."""
+        if self.file.lower().endswith(".xlsx"):
+            return f"{column_letters(self.column)}{self.line}"
+        return f"{self.line}:{self.column}"
 
     def _field_shown(self) -> str:
         """`` 字段 people[9].mobile：`` in YAML; in a spreadsheet the column as its header names it
@@ -56,6 +63,15 @@ class ConfigIssue:
 
             return f" 列 “{SECTIONS[column[0]][column[1]][0]}”："
         return f" 字段 {self.field}："
+
+
+def column_letters(column: int) -> str:
+    """Excel's letters for a 1-based column: 1 -> A, 27 -> AA (openpyxl not needed to show an issue)."""
+    letters = ""
+    while column > 0:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters or "A"
 
 
 _SHEET_FIELD = re.compile(r"(people|units)\[\d+\]\.(\w+)(?:\.(\w+))?")

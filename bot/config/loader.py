@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from string import ascii_uppercase
 from typing import TYPE_CHECKING, Any, get_args
 
 import yaml
@@ -510,7 +511,9 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
             for index, item in _in_file_order(p, section):
                 line, col = sheet_location(doc, index, "id") if doc.sheet \
                     else locate_path_in((section, index, "id"), doc.tree)
-                here = f"{doc.label}:{line}"
+                # An Excel file's place is its cell (B4), as its issues are shown; YAML's and CSV's the line.
+                here = f"{doc.label}:{ConfigIssue(doc.label, line, col, '', '').place()}" \
+                    if doc.label.lower().endswith(".xlsx") else f"{doc.label}:{line}"
                 item_id = item.id if item is not None else p.doc.data[section][index]["id"]
                 if item_id in target or (failed and (section, item_id) in failed):
                     where = first_seen.get((section, item_id)) or failed[(section, item_id)]
@@ -520,7 +523,8 @@ def _merge(parsed: list[Parsed], issues: list[ConfigIssue]) -> Schedules:
                     same = label == doc.label
                     issues.append(ConfigIssue(doc.label, line, col, f"{section}[{index}].id",
                                               f"标识 “{item_id}” 重复，已在"
-                                              + (f"本文件第 {at} 行" if same else f" {where} ") + "定义",
+                                              + (f"本文件第 {at.lstrip(ascii_uppercase)} 行" if same
+                                                 else f" {where} ") + "定义",
                                               elsewhere="" if same else label))
                     continue
                 if item is None:  # failed validation (reported there); its id still counts as taken

@@ -337,7 +337,8 @@ def _columns(header: list[str], known: dict[str, tuple[str, ...]], reading: _Rea
                 allowed = "、".join(names[0] for names in known.values())
                 reading.error(1, col + 1, "", f"未知的列 “{shown}”（可用的列：{allowed}）")
         elif field in columns:
-            reading.error(1, col + 1, "", f"列 “{shown}” 重复，已在第 {columns[field] + 1} 列出现")
+            reading.error(1, col + 1, "", f"列 “{shown}” 重复，已在{' ' if reading.letters else ''}"
+                                        f"{reading.column(columns[field] + 1)}出现")
         else:
             columns[field] = col
     missing = [known[f][0] for f in REQUIRED if f not in columns]

@@ -261,7 +261,7 @@ def test_an_impossible_once_date_is_one_error_among_the_others_of_its_file(folde
     """Trial 12: an impossible date hid every other error of its file (共 1 处错误)."""
     duties = folder / "duties.yaml"
     text = duties.read_text(encoding="utf-8")
-    for old, new in (("once: 2026-12-08", f"once: {bad}"), ("weekday: tue, nth: 2", "weekday: tues, nth: 2"),
+    for old, new in (("once: 2027-03-08", f"once: {bad}"), ("weekday: tue, nth: 2", "weekday: tues, nth: 2"),
                      ("    title: 组织生活抽查检查问题整改\n", "")):
         assert old in text
         text = text.replace(old, new)
@@ -287,7 +287,7 @@ def test_an_impossible_date_in_a_date_range_is_its_only_error(folder: Path) -> N
 def test_a_once_date_already_past_is_a_warning_naming_its_line(folder: Path) -> None:
     """Trial 12: ``once: 2025-12-08`` (a year typo) passed silently and never fired."""
     duties = folder / "duties.yaml"
-    duties.write_text(duties.read_text(encoding="utf-8").replace("once: 2026-12-08", "once: 2025-12-08"),
+    duties.write_text(duties.read_text(encoding="utf-8").replace("once: 2027-03-08", "once: 2025-12-08"),
                       encoding="utf-8")
     schedules, issues = check_schedules(folder, templates_dir=TEMPLATES, env={})
     assert schedules is not None  # a warning: a past one-off may be kept on purpose
@@ -300,11 +300,11 @@ def test_a_once_date_already_past_is_a_warning_naming_its_line(folder: Path) -> 
 def test_a_future_or_disabled_once_date_gives_no_past_warning(folder: Path) -> None:
     duties = folder / "duties.yaml"
     text = duties.read_text(encoding="utf-8")
-    duties.write_text(text.replace("once: 2026-12-08", "once: 2099-12-08"), encoding="utf-8")
+    duties.write_text(text.replace("once: 2027-03-08", "once: 2099-12-08"), encoding="utf-8")
     _, issues = check_schedules(folder, templates_dir=TEMPLATES, env={})
     assert not [i for i in issues if "已过" in i.message]
     title = "    title: 组织生活抽查检查问题整改\n"
-    duties.write_text(text.replace("once: 2026-12-08", "once: 2025-12-08").replace(
+    duties.write_text(text.replace("once: 2027-03-08", "once: 2025-12-08").replace(
         title, f"{title}    enabled: false\n"), encoding="utf-8")
     schedules, issues = check_schedules(folder, templates_dir=TEMPLATES, env={})
     assert schedules is not None and not [i for i in issues if "已过" in i.message]

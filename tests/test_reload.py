@@ -242,7 +242,7 @@ def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_unti
 
 def test_a_once_date_already_past_is_logged_and_counted_as_a_schedules_warning(workspace: Workspace) -> None:
     # Trial 12: ``once: 2025-12-08`` (a year typo) passed silently and never fired.
-    workspace.edit("duties.yaml", "once: 2026-12-08", "once: 2025-12-08")
+    workspace.edit("duties.yaml", "once: 2027-03-08", "once: 2025-12-08")
     service = Service.start(workspace)
     try:
         service.wait_ready()

@@ -7,19 +7,26 @@ In-process, against a real SQLite file, with a clock the tests move by hand (tri
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from bot.config.loader import load_schedules
+from bot.delivery.render import Renderer
 from bot.runtime import Runtime
 from bot.scheduling.occurrences import due_from_date, fire
 from bot.scheduling.reconcile import Reconciler
 from bot.scheduling.timing import Fire, fires
+from bot.scheduling.workdays import WorkCalendar
+from bot.settings import Settings
 from bot.web.admin import mark_fired_early, upcoming
 from bot.web.common import zh_datetime
+from storage.db import Database
 from storage.models import Occurrence
-from tests.test_scheduler import BJ, STUDY_DAY, clock, fires_counted, outbox, stage
+from tests.test_scheduler import BJ, ROOT, STUDY_DAY, Clock, clock, fires_counted, outbox, stage
 from tests.test_scheduler import runtime as runtime
 
 
@@ -111,3 +118,23 @@ async def test_the_admin_upcoming_list_marks_the_day_sent_early(runtime: Runtime
     await mark_fired_early(runtime.db, rows)
     [row] = rows
     assert row["fired_early"] == zh_datetime(datetime(2026, 11, 30, 20, 0, tzinfo=BJ), BJ)
+
+
+async def test_on_postgresql_a_notice_after_an_early_fire_queues_nothing(pg_db: Database, tmp_path: Path) -> None:
+    templates = tmp_path / "message_templates"
+    shutil.copytree(ROOT / "message_templates", templates)
+    schedules = load_schedules(ROOT / "schedules", templates_dir=templates, env={})
+    runtime = Runtime(settings=Settings(var_dir=tmp_path, secret_key="k", templates_dir=templates), db=pg_db,
+                      schedules=schedules, calendar=WorkCalendar(schedules.calendar), renderer=Renderer(templates),
+                      clock=Clock(datetime(2026, 11, 30, 20, 0, tzinfo=BJ)))
+    await fire_early(runtime)
+    notice_at = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
+    clock(runtime).now = notice_at
+    [notice] = [f for f in fires(schedules.reminders["study-day"], runtime.calendar, notice_at, STUDY_DAY)
+                if f.stage == "notice:3d"]
+    result = await fire(runtime, notice)
+    assert result.queued == 0 and result.fired_before == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    assert not await outbox(runtime, stage_prefix="notice:")
+    rows = [r for r in upcoming(runtime, notice_at, datetime(2026, 12, 10, tzinfo=BJ)) if r["reminder"].id == "study-day"]
+    await mark_fired_early(runtime.db, rows)
+    assert [r["fired_early"] for r in rows] == [zh_datetime(datetime(2026, 11, 30, 20, 0, tzinfo=BJ), BJ)]

@@ -135,6 +135,7 @@ async def test_on_postgresql_a_notice_after_an_early_fire_queues_nothing(pg_db: 
     result = await fire(runtime, notice)
     assert result.queued == 0 and result.fired_before == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     assert not await outbox(runtime, stage_prefix="notice:")
-    rows = [r for r in upcoming(runtime, notice_at, datetime(2026, 12, 10, tzinfo=BJ)) if r["reminder"].id == "study-day"]
+    rows = [r for r in upcoming(runtime, notice_at, datetime(2026, 12, 10, tzinfo=BJ))
+            if r["reminder"].id == "study-day"]
     await mark_fired_early(runtime.db, rows)
     assert [r["fired_early"] for r in rows] == [zh_datetime(datetime(2026, 11, 30, 20, 0, tzinfo=BJ), BJ)]

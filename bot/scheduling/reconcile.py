@@ -303,7 +303,8 @@ class Reconciler:
             await self._failed(row, reminder, exc, now, result)
             return
         done = utc(self.runtime.clock())
-        if fired.fired_before is not None and fired.queued == 0:
+        # Fired before this stage's own time (by hand, ahead): not a retry of this stage's own fire.
+        if fired.fired_before is not None and fired.queued == 0 and fired.fired_before < utc(row.fire_at):
             await self._skipped(row, fired, done, lateness, grace, result)
             return
         outcome = "late" if late else "on_time"

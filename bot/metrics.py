@@ -37,7 +37,8 @@ OLDEST_READY_AGE = Gauge(
 LANES_HELD = Gauge(
     "remindbot_lanes_held", "Robot lanes this instance holds a lease on.", registry=REGISTRY)
 FIRES = Counter(
-    "remindbot_fires_total", "Reminder stages fired, by outcome (on_time, late, missed, failed).",
+    "remindbot_fires_total",
+    "Reminder stages fired, by outcome (on_time, late, missed, failed; skipped: its day was fired ahead by hand).",
     ["outcome"], registry=REGISTRY)
 FIRE_LATENESS = Histogram(
     "remindbot_fire_lateness_seconds", "Seconds between a stage's due time and the moment it was queued.",

@@ -225,7 +225,7 @@ class DueStage(TableBase, table=True):
     stage: str = Field(description="due | notice:<span>")
     due_at: datetime = Field(description="UTC: the occurrence's due time")
     fire_at: datetime = Field(description="UTC: when this stage should go out")
-    status: str = Field(default="planned", description="planned | failed | fired | late | missed | cancelled")
+    status: str = Field(default="planned", description="planned | failed | fired | late | missed | cancelled | skipped")
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     next_try_at: datetime | None = None  # UTC; after a failure, not before this

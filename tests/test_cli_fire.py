@@ -90,8 +90,9 @@ async def test_yes_fires_a_past_deadline_without_asking(tmp_path: Path) -> None:
 async def test_a_future_day_is_sent_without_asking_and_says_提前发送_with_its_time(tmp_path: Path) -> None:
     now = datetime.now(BJ)
     day = study_days(now + timedelta(days=1), now + timedelta(days=70))[0]
-    code, _, err = await fire(base_env(tmp_path), "study-day", "--date", f"{day:%Y-%m-%d}")
+    code, out, err = await fire(base_env(tmp_path), "study-day", "--date", f"{day:%Y-%m-%d}")
     assert code == 0, err
+    assert "已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。" in out  # trial 12 #3
     [text] = group_texts(tmp_path)
     assert f"**提前发送**：本条原定 {day.month}月{day.day}日 09:00 发送，由管理员提前发出。" in text
 

@@ -302,3 +302,35 @@ def test_schema_to_a_folder_that_does_not_exist_is_a_chinese_error_naming_the_pa
     assert result.exit_code == 1
     assert result.output.strip() == f"无法写入 {target}：所在的文件夹不存在。请换一个可以写入的路径（-o/--output）。"
     assert "Traceback" not in result.output and not target.exists()
+
+
+def test_upcoming_marks_a_day_fired_ahead_and_drops_its_notices(runner: CliRunner, tmp_path: Path) -> None:
+    """Trial 12 #3: after `fire study-day --date 2026-12-04`, the day is no longer listed as to come."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from storage.db import Database
+    from storage.models import Occurrence
+
+    async def fired_ahead() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+        await db.start()
+        async with db.session() as session:
+            session.add(Occurrence(reminder_id="study-day", due_at=datetime(2026, 12, 4, 1, 0, tzinfo=UTC),
+                                   title="每月学习日", fired_at=datetime(2026, 11, 30, 12, 0, tzinfo=UTC)))
+            await session.commit()
+        await db.stop()
+
+    before = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
+    assert "提前3天通知" in before.output and "已提前发出" not in before.output
+    asyncio.run(fired_ahead())
+    result = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
+    assert result.exit_code == 0, result.output
+    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送" in result.output
+    assert "提前3天通知" not in result.output and "提前1天通知" not in result.output
+
+
+def test_upcoming_without_a_database_file_creates_none(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
+    assert result.exit_code == 0 and "提前3天通知" in result.output
+    assert not (tmp_path / "bot.db").exists()

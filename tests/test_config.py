@@ -254,3 +254,57 @@ def test_every_impossible_date_in_a_file_is_reported_not_only_the_first(folder: 
         "calendar:\n  holidays: [2026-02-30]\n  workdays: [2026-13-01]\n", encoding="utf-8")
     found = {(i.line, i.field) for i in issues_for(folder) if "日期不存在" in i.message}
     assert found == {(2, "calendar.holidays[0]"), (3, "calendar.workdays[0]")}
+
+
+@pytest.mark.parametrize("bad", ["2026-12-32", "2026-13-08", "2026-02-30"])
+def test_an_impossible_once_date_is_one_error_among_the_others_of_its_file(folder: Path, bad: str) -> None:
+    """Trial 12: an impossible date hid every other error of its file (共 1 处错误)."""
+    duties = folder / "duties.yaml"
+    text = duties.read_text(encoding="utf-8")
+    for old, new in (("once: 2027-03-08", f"once: {bad}"), ("weekday: tue, nth: 2", "weekday: tues, nth: 2"),
+                     ("    title: 组织生活抽查检查问题整改\n", "")):
+        assert old in text
+        text = text.replace(old, new)
+    duties.write_text(text, encoding="utf-8")
+    issues = issues_for(folder)
+    shown = {(i.file, i.line, i.field): i.message for i in issues}
+    assert len(issues) == 3, [str(i) for i in issues]
+    assert "tues" in shown[("schedules/duties.yaml", 19, "reminders[1].when.monthly.weekday")]
+    assert "缺少" in shown[("schedules/duties.yaml", 83, "reminders[6].title")]
+    date_error = shown[("schedules/duties.yaml", 85, "reminders[6].when.once")]
+    assert "日期不存在" in date_error and bad in date_error
+
+
+def test_an_impossible_date_in_a_date_range_is_its_only_error(folder: Path) -> None:
+    """Read on, the bad date must not make the range look like another form (未知字段 “from”…)."""
+    calendar = folder / "calendar.yaml"
+    calendar.write_text(calendar.read_text(encoding="utf-8").replace(
+        "  holidays: []", "  holidays:\n    - {from: 2026-02-30, to: 2026-03-02, name: 春节}"), encoding="utf-8")
+    issues = issues_for(folder)
+    assert [(i.line, i.field) for i in issues] == [(14, "calendar.holidays[0].from")], [str(i) for i in issues]
+
+
+def test_a_once_date_already_past_is_a_warning_naming_its_line(folder: Path) -> None:
+    """Trial 12: ``once: 2025-12-08`` (a year typo) passed silently and never fired."""
+    duties = folder / "duties.yaml"
+    duties.write_text(duties.read_text(encoding="utf-8").replace("once: 2027-03-08", "once: 2025-12-08"),
+                      encoding="utf-8")
+    schedules, issues = check_schedules(folder, templates_dir=TEMPLATES, env={})
+    assert schedules is not None  # a warning: a past one-off may be kept on purpose
+    past = [i for i in issues if "已过" in i.message]
+    assert len(past) == 1 and past[0].warning, [str(i) for i in issues]
+    assert (past[0].file, past[0].line, past[0].field) == ("schedules/duties.yaml", 86, "reminders[6].when.once")
+    assert "2025-12-08" in past[0].message and "不会再发出" in past[0].message
+
+
+def test_a_future_or_disabled_once_date_gives_no_past_warning(folder: Path) -> None:
+    duties = folder / "duties.yaml"
+    text = duties.read_text(encoding="utf-8")
+    duties.write_text(text.replace("once: 2027-03-08", "once: 2099-12-08"), encoding="utf-8")
+    _, issues = check_schedules(folder, templates_dir=TEMPLATES, env={})
+    assert not [i for i in issues if "已过" in i.message]
+    title = "    title: 组织生活抽查检查问题整改\n"
+    duties.write_text(text.replace("once: 2027-03-08", "once: 2025-12-08").replace(
+        title, f"{title}    enabled: false\n"), encoding="utf-8")
+    schedules, issues = check_schedules(folder, templates_dir=TEMPLATES, env={})
+    assert schedules is not None and not [i for i in issues if "已过" in i.message]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.config.loader import load_schedules
+from bot.config.loader import check_schedules, load_schedules
 from bot.confirming.confirmations import record_confirmation
 from bot.delivery import outbox
 from bot.delivery.render import Renderer
@@ -203,4 +204,26 @@ async def test_a_refused_reload_is_reported_but_sending_still_works(db: Database
     status, _, body = await get(runtime, "/healthz")
     assert status == 200
     assert json.loads(body)["checks"]["reload"] == {
-        "ok": False, "since": None, "errors": ["schedules/study.yaml:3:5: 错误 …"], "last_good_at": None}
+        "ok": False, "since": None, "error_count": 1, "last_good_at": None}
+
+
+async def test_healthz_counts_schedule_errors_without_quoting_them(db: Database, tmp_path: Path) -> None:
+    """/healthz needs no login: a broken mobile's error names the number (and may name the person);
+    it shows the count only, the text stays behind the admin login."""
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    org = folder / "organization.yaml"
+    org.write_text(org.read_text(encoding="utf-8").replace('mobile: "13800000002"', "mobile: 13800000002"),
+                   encoding="utf-8")
+    _, issues = check_schedules(folder, templates_dir=ROOT / "message_templates", env={})
+    errors = [str(i) for i in issues if not i.warning]
+    assert len(errors) == 1 and "13800000002" in errors[0], errors  # what the admin pages show
+    runtime = runtime_for(db, tmp_path)
+    runtime.ticks.update(scheduler=runtime.clock(), dispatcher=runtime.clock())
+    runtime.reload.ok, runtime.reload.errors = False, errors
+    status, _, body = await get(runtime, "/healthz")
+    data = json.loads(body)
+    assert status == 200 and data["schedules"].startswith("error since") and data["schedule_errors"] == 1
+    assert data["checks"]["reload"]["error_count"] == 1
+    assert "13800000002" not in body and "0000002" not in body and "赵明" not in body
+    assert "organization.yaml" not in body and "mobile" not in body

@@ -240,6 +240,18 @@ def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_unti
         service.kill()
 
 
+def test_a_once_date_already_past_is_logged_and_counted_as_a_schedules_warning(workspace: Workspace) -> None:
+    # Trial 12: ``once: 2025-12-08`` (a year typo) passed silently and never fired.
+    workspace.edit("duties.yaml", "once: 2027-03-08", "once: 2025-12-08")
+    service = Service.start(workspace)
+    try:
+        service.wait_ready()
+        wait_until(lambda: _config_warnings(service).get("schedules") == 1.0, "the past date counted")
+        assert "警告 字段 reminders[6].when.once：日期 2025-12-08 已过" in service.stdout, service.output()
+    finally:
+        service.kill()
+
+
 def test_a_spreadsheet_backup_left_in_the_folder_is_skipped_with_a_warning_not_refusing_the_reload(
         service: Service, workspace: Workspace) -> None:
     # Trial 10: a people.xls backup (a format the loader cannot read) refused every later change.

@@ -514,3 +514,22 @@ async def test_the_note_over_messages_only_recorded_follows_the_channels_current
     page = await (await client.get("/admin/outbox", headers=AUTH)).text()
     assert "只记录的当天提醒" in page  # the old record stays, and can be sent again
     assert "现已填写 webhook" in page and "没有填写 webhook，消息只记录" not in page
+
+
+async def test_upcoming_marks_an_occurrence_fired_ahead_of_its_day(
+    world: World, client: TestClient, db: Database
+) -> None:
+    """Trial 12 #3: after `fire --date` ahead of the day, the page no longer lists it as still to come."""
+    from storage.models import Occurrence
+
+    world.clock.now = datetime(2025, 9, 20, 0, 0, tzinfo=UTC)
+    [study] = [r for r in world.runtime.schedules.reminders.values() if r.title == "每月学习日"]
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert "已提前发出" not in page
+    async with db.session() as session:
+        session.add(Occurrence(reminder_id=study.id, due_at=datetime(2025, 10, 9, 1, 0, tzinfo=UTC),
+                               title=study.title, fired_at=datetime(2025, 9, 19, 12, 0, tzinfo=UTC)))
+        await session.commit()
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert '<span class="tag ok">已提前发出</span> 已于 2025年9月19日' in page
+    assert "届时不再发送预告和当天提醒" in page

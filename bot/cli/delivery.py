@@ -224,6 +224,9 @@ async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit:
                    f"记录号 {result.occurrence_id}（用于 remindbot link、confirm、excuse）。")
         if result.queued == 0:
             click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
+        elif due.due_at > runtime.clock():
+            # Sent ahead: the service skips its notices and its day (said here, before the admin wonders).
+            click.echo("已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。")
         retried = await _send_pending(runtime, settings)
         await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
 

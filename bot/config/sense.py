@@ -9,7 +9,7 @@ the last day of February).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -35,10 +35,13 @@ _PERIOD_WORDS = {"cron": "cron 表达式", "weekly": "每周", "monthly": "每�
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: non-leap years
 
 
-def check_sense(parsed: Sequence[Parsed], issues: list[ConfigIssue]) -> None:
-    """Append the errors and warnings for every valid reminder and channel of each file."""
+def check_sense(parsed: Sequence[Parsed], issues: list[ConfigIssue], *, now: datetime | None = None) -> None:
+    """Append the errors and warnings for every valid reminder and channel of each file
+    (``now``: when the check runs, for one-off dates already past; default the real time)."""
+    now = now or datetime.now(UTC)
     for p in parsed:
         for i, reminder in p.items("reminders"):
+            _past_once(p, ("reminders", i, "when", "once"), reminder, now, issues)
             _notices(p, ("reminders", i), reminder, issues)
             _confirm_timing(p, ("reminders", i, "confirm"), reminder, issues)
             _day_beyond_month(p, ("reminders", i, "when"), reminder.when, issues)
@@ -66,6 +69,18 @@ def shortest_gap_days(when: When) -> float | None:
 def _lead_days(span: Span) -> float:
     """A notice's lead in days, at least (a working day is at least a calendar day)."""
     return span.workdays or span.delta.total_seconds() / 86400
+
+
+def _past_once(p: Parsed, at: tuple[Any, ...], r: Reminder, now: datetime, issues: list[ConfigIssue]) -> None:
+    """A one-off dated before today (in its time zone) never fires: often a year typo (2025-12-08).
+    A warning, not an error: a past one-off may be kept on purpose (its records, its page)."""
+    once = r.when.once
+    if once is None or not r.enabled:
+        return
+    today = now.astimezone(r.zone).date()
+    if once < today:
+        issues.append(_issue(p, at, f"日期 {once.isoformat()} 已过（今天是 {today.isoformat()}），这个提醒不会再发出；"
+                                    "如果是写错了年份或日期，请改正；留作记录的可以不改", warning=True))
 
 
 def _notices(p: Parsed, at: tuple[Any, ...], r: Reminder, issues: list[ConfigIssue]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import re
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,9 @@ class YamlDoc:
     tree: yaml.Node
     data: Any
     sheet: bool = False  # a people/units spreadsheet (bot/config/sheets.py): rows and columns, not YAML
+    # Values YAML could not construct (2026-02-30), read as text so the rest is still checked; their
+    # errors are given where the file is validated, in place of the field's own (bot/config/loader.py).
+    bad_values: tuple[ConfigIssue, ...] = ()
 
 
 @dataclass
@@ -57,6 +61,7 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         issues.append(ConfigIssue(label, refusal.line, refusal.column, "", refusal.message))
         return None
     loader = _LOADER(text)
+    bad: list[ConfigIssue] = []
     try:
         tree = loader.get_single_node()
         data = loader.construct_document(tree) if tree is not None else {}
@@ -67,9 +72,11 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         issues.append(ConfigIssue(label, 1, 1, "", f"YAML 无法解析，请检查缩进、冒号和引号（解析器的说明：“{exc}”）"))
         return None
     except (ValueError, TypeError, OverflowError):
-        # A value the YAML types reject (e.g. the date 2026-13-01): name it and its line.
-        issues.extend(_bad_values(label, tree))
-        return None
+        # A value the YAML types reject (e.g. the date 2026-13-01): name it and its line, then read
+        # the file on with it as text, so the file's other errors are listed too, not hidden by it.
+        data = _without_bad_values(label, tree, issues, bad)
+        if data is None:
+            return None
     finally:
         loader.dispose()
     if tree is None:
@@ -81,7 +88,7 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
     issues.extend(ConfigIssue(label, line + 1, column + 1, dotted(path), FULL_SPACE_LINE_WORDS, warning=True)
                   for line, column, path in full_space_lines(text, tree))
     data = _plain(data, (), _Conv(label, env, issues, tree))
-    return YamlDoc(path, label, tree, data)
+    return YamlDoc(path, label, tree, data, bad_values=tuple(bad))
 
 
 def _read_text(path: Path, label: str, limits: Limits, issues: list[ConfigIssue]) -> str | None:
@@ -102,12 +109,44 @@ def _read_text(path: Path, label: str, limits: Limits, issues: list[ConfigIssue]
         return None
 
 
-def _bad_values(label: str, tree: yaml.Node) -> list[ConfigIssue]:
+def _without_bad_values(label: str, tree: yaml.Node, issues: list[ConfigIssue], bad: list[ConfigIssue]) -> Any:
+    """The file's data with each value YAML cannot construct (its error put in ``bad``) read as its
+    text; None when no such value is found (the file is then not used, the error in ``issues``)."""
+    found = _bad_values(label, tree)
+    if not found:
+        issues.append(ConfigIssue(label, 1, 1, "", "文件中有无法识别的值"))
+        return None
+    bad.extend(issue for issue, _ in found)
+    for _, node in found:
+        _stand_in(node)
+    try:
+        return yaml.constructor.SafeConstructor().construct_document(tree)
+    except (ValueError, TypeError, OverflowError, yaml.YAMLError):  # not expected: every bad scalar is text now
+        return None
+
+
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def _stand_in(node: yaml.Node) -> None:
+    """Make a bad scalar constructible; its error is already recorded. A date is moved to the nearest
+    real one (2026-02-30 → 2026-02-28), so the field still holds a date and the entry raises no
+    second, misleading error (a date range read as another form); anything else is read as text."""
+    match = _DATE.fullmatch(str(node.value).strip()) if node.tag.endswith("timestamp") else None
+    if match is not None and int(match[1]) >= 1:
+        year, month = int(match[1]), min(max(int(match[2]), 1), 12)
+        day = min(max(int(match[3]), 1), calendar.monthrange(year, month)[1])
+        node.value = f"{year:04d}-{month:02d}-{day:02d}"
+        return
+    node.tag = "tag:yaml.org,2002:str"
+
+
+def _bad_values(label: str, tree: yaml.Node) -> list[tuple[ConfigIssue, yaml.Node]]:
     """Every scalar YAML cannot construct (e.g. 2026-02-30), each named by its field like other errors."""
     constructor = yaml.constructor.SafeConstructor()
     stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(tree, ())]
     seen: set[int] = set()
-    found: list[ConfigIssue] = []
+    found: list[tuple[ConfigIssue, yaml.Node]] = []
     while stack:
         node, path = stack.pop()
         if id(node) in seen:  # an alias: its anchor's node is checked once
@@ -126,9 +165,9 @@ def _bad_values(label: str, tree: yaml.Node) -> list[ConfigIssue]:
                 what = "日期不存在或格式不对，应为真实的日期 YYYY-MM-DD" if node.tag.endswith("timestamp") \
                     else "无法识别的值"
                 mark = node.start_mark
-                found.append(ConfigIssue(label, mark.line + 1, mark.column + 1, dotted(path),
-                                         f"{what}：“{node.value}”"))
-    return found or [ConfigIssue(label, 1, 1, "", "文件中有无法识别的值")]
+                found.append((ConfigIssue(label, mark.line + 1, mark.column + 1, dotted(path),
+                                          f"{what}：“{node.value}”"), node))
+    return found
 
 
 def _duplicate_keys(node: yaml.Node, path: tuple[Any, ...], label: str, issues: list[ConfigIssue],

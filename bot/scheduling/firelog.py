@@ -29,7 +29,8 @@ from storage.models import DueStage
 log = logging.getLogger(__name__)
 
 OPEN = ("planned", "failed")  # not settled yet: the pass still fires them
-SETTLED_LABELS = {"fired": "按时发出", "late": "补发", "missed": "错过", "cancelled": "已取消"}
+SETTLED_LABELS = {"fired": "按时发出", "late": "补发", "missed": "错过", "cancelled": "已取消",
+                  "skipped": "已提前发出，未再发送"}
 TELL_LIMIT = 30  # missed stages listed in one admin notice (more are counted)
 
 
@@ -76,6 +77,8 @@ class StageLine:
         if r.status == "missed":
             why = f"，最后一次错误：{r.last_error}" if r.last_error else ""
             return f"{head}：超过补发时限 {span_text(r.grace_seconds)} 仍未发出，已记为错过{why}"
+        if r.status == "skipped":
+            return f"{head}：这次提醒已提前发出，此项未再发送"
         return f"{head}：晚 {lateness_text(r.lateness_seconds)} 补发"
 
 

@@ -22,6 +22,7 @@ from bot.config.models import Reminder
 from bot.delivery.compose import queue_all
 from bot.delivery.outbox import Columns, insert_ignoring
 from bot.runtime import Runtime
+from bot.scheduling.datewords import when_text
 from bot.scheduling.planning import LINK_PLACEHOLDER as LINK_PLACEHOLDER
 from bot.scheduling.planning import FiguresFor, deadline_for, expected_people, from_db, plan_fire, report_figures, to_db
 from bot.scheduling.planning import late_context as late_context
@@ -127,6 +128,9 @@ class FireResult:
     occurrence_id: int
     queued: int
     dry_run: bool = False  # the occurrence is a rehearsal's own
+    # When the real occurrence's day message had already been queued before this fire (``fire --date``
+    # ahead of the day): a notice then queues nothing, and the day's own stage has nothing left to send.
+    fired_before: datetime | None = None
 
 
 async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None,
@@ -153,6 +157,12 @@ async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: F
                 late: bool, by_hand: bool, dry_run: bool) -> FireResult:
     async with runtime.db.session() as session:
         occ = await get_or_create_occurrence(session, runtime, reminder, fire.due, dry_run=dry_run)
+        fired_before = await real_fired_at(session, occ)
+        if fired_before is not None and fire.stage.startswith("notice:"):
+            # Announcing a day whose message already went out would @ people who already confirmed.
+            log.info("%s（%s）已跳过：这次提醒已于 %s 提前发出，不再发送预告", reminder.title,
+                     stage_words(fire.stage), when_text(fired_before, reminder.zone))
+            return FireResult(occ.id, 0, dry_run, fired_before)
         if fire.stage == "due":
             await snapshot_expectations(session, runtime, reminder, occ)
         deadline = from_db(occ.deadline_at) if occ.deadline_at else None
@@ -173,7 +183,20 @@ async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: F
     if queued:
         runtime.wake_dispatcher()
     log.info("%s（%s）已%s %d 条消息", reminder.title, stage_words(fire.stage), "演练" if dry_run else "排队", queued)
-    return FireResult(occ.id, queued, dry_run)
+    return FireResult(occ.id, queued, dry_run, fired_before)
+
+
+async def real_fired_at(session: AsyncSession, occ: Row[Any]) -> datetime | None:
+    """When the real occurrence of ``occ``'s due time had its day message queued (None: not yet).
+
+    A rehearsal asks the real row too: it shows what the real pass would do, and its own
+    ``fired_at`` (a dry run's) must never stand for the real message having gone out."""
+    if not occ.dry_run:
+        return from_db(occ.fired_at) if occ.fired_at is not None else None
+    t = OCCURRENCE
+    found = (await (await session.connection()).execute(select(t.c.fired_at).where(
+        t.c.reminder_id == occ.reminder_id, t.c.due_at == occ.due_at, t.c.dry_run == False))).first()  # noqa: E712
+    return from_db(found.fired_at) if found is not None and found.fired_at is not None else None
 
 
 async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> frozenset[str]:

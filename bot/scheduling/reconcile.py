@@ -89,6 +89,7 @@ class PassResult:
     missed: int = 0
     failed: int = 0
     cancelled: int = 0
+    skipped: int = 0  # stages of an occurrence fired ahead of its day (``fire --date``): nothing sent
     next_retry_at: datetime | None = None  # aware UTC
     missed_rows: list[int] = field(default_factory=list)
 
@@ -302,12 +303,36 @@ class Reconciler:
             await self._failed(row, reminder, exc, now, result)
             return
         done = utc(self.runtime.clock())
+        # Fired before this stage's own time (by hand, ahead): not a retry of this stage's own fire.
+        if fired.fired_before is not None and fired.queued == 0 and fired.fired_before < utc(row.fire_at):
+            await self._skipped(row, fired, done, lateness, grace, result)
+            return
         outcome = "late" if late else "on_time"
         await self._record(row, status="late" if late else "fired", fired_at=done, settled_at=done,
                            lateness_seconds=lateness, grace_seconds=int(grace.total_seconds()),
                            occurrence_id=fired.occurrence_id, next_try_at=None)
         setattr(result, outcome, getattr(result, outcome) + 1)
         self._count(row, outcome, lateness, done, fired.queued)
+
+    async def _skipped(self, row: DueStage, fired: FireResult, done: datetime, lateness: float,
+                       grace: timedelta, result: PassResult) -> None:
+        """The occurrence's day message went out ahead of its day (``fire --date``): this stage sent
+        nothing, recorded as such (``skipped``) and said so — not as "按时发出，排队 0 条"."""
+        assert fired.fired_before is not None
+        await self._record(row, status="skipped", settled_at=done, lateness_seconds=lateness,
+                           grace_seconds=int(grace.total_seconds()), occurrence_id=fired.occurrence_id,
+                           next_try_at=None)
+        result.skipped += 1
+        FIRES.labels("skipped").inc()
+        reminder = self.runtime.schedules.reminders.get(row.reminder_id)
+        zone = reminder.zone if reminder is not None else ZONE
+        what = "不再发送预告" if row.stage.startswith("notice:") else "当天不再重复发送"
+        log.info("提醒“%s”（%s）已跳过：这次提醒已于 %s 提前发出，%s", self._title(row.reminder_id),
+                 stage_words(row.stage), when_text(fired.fired_before, zone), what,
+                 extra={"event": "fire", "reminder_id": row.reminder_id, "stage": row.stage,
+                        "due_at": utc(row.due_at).isoformat(), "fire_at": utc(row.fire_at).isoformat(),
+                        "fired_at": None, "outcome": "skipped", "lateness_seconds": round(lateness, 3),
+                        "queued": 0, "fired_early_at": fired.fired_before.isoformat()})
 
     async def _failed(self, row: DueStage, reminder: Reminder, exc: Exception, now: datetime,
                       result: PassResult) -> None:

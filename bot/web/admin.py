@@ -183,6 +183,7 @@ async def upcoming_page(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     now = _now(request)
     rows = upcoming(runtime, now, now + timedelta(days=UPCOMING_DAYS))
+    await mark_fired_early(runtime.db, rows)
     outcomes = lines_for(runtime, await settled(runtime.db, now - timedelta(days=OUTCOME_DAYS), now))
     from bot.web.ical import feed_search
 
@@ -259,9 +260,30 @@ def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any
                 # A skipped one stays on its own date; a moved one names where it came from.
                 "original": due.original_date or (local.date() if local else None),
                 "confirm": reminder.confirm is not None,
+                "fired_early": None,  # set from the database by mark_fired_early
             })
     rows.sort(key=lambda r: (r["due"].due_at.astimezone(UTC), r["reminder"].id))
     return rows
+
+
+async def mark_fired_early(db: Any, rows: list[dict[str, Any]]) -> None:
+    """Set ``fired_early`` on the rows whose day message an admin already sent ahead (``fire --date``):
+    listed as to come, they would read as still to be sent (and announced)."""
+    if not rows:
+        return
+    t = Occurrence.__table__  # type: ignore[attr-defined]
+    first, last = rows[0]["due"].due_at.astimezone(UTC), rows[-1]["due"].due_at.astimezone(UTC)
+    stmt = select(t.c.reminder_id, t.c.due_at, t.c.fired_at).where(
+        t.c.dry_run == False, t.c.fired_at.is_not(None), t.c.due_at >= first, t.c.due_at <= last)  # noqa: E712
+    async with db.engine.connect() as conn:
+        fired = {(rid, _utc(due)): _utc(at) for rid, due, at in (await conn.execute(stmt)).all()}
+    for row in rows:
+        at = fired.get((row["reminder"].id, row["due"].due_at.astimezone(UTC)))
+        row["fired_early"] = zh_datetime(at, row["reminder"].zone) if at is not None else None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def occurrences_page(request: web.Request) -> web.Response:

@@ -50,9 +50,11 @@ def test_from_the_root_folder_an_error_path_keeps_its_slash(tmp_path: Path, monk
     # From "/" every path is "under" the current folder; "tmp/…/duties.yaml" read as a lost slash.
     folder = tmp_path / "t12s"
     folder.mkdir()
-    (folder / "duties.yaml").write_text("reminders:\n  - when:\n      once: 2026-13-08\n", encoding="utf-8")
+    (folder / "duties.yaml").write_text("reminders:\n  - id: r1\n    when:\n      once: 2026-13-08\n", encoding="utf-8")
     monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.chdir("/")
     result = CliRunner().invoke(main, ["validate", str(folder / "duties.yaml")])
     assert result.exit_code == 1
-    assert result.output.startswith(f"{folder}/duties.yaml:3:13: 错误")
+    lines = [line for line in result.output.splitlines() if ": 错误 " in line]
+    assert lines and all(line.startswith(f"{folder}/duties.yaml:") for line in lines), result.output
+    assert f"{folder}/duties.yaml:4:13: 错误 字段 reminders[0].when.once" in result.output

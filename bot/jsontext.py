@@ -15,6 +15,15 @@ from typing import Any
 MAX_DEPTH = 64  # platform events and answers nest under 15 levels (a Slack payload's blocks the most)
 
 
+NOT_JSON = "消息不是有效的 JSON"
+TOO_DEEP = f"消息的 JSON 嵌套超过 {MAX_DEPTH} 层，不予处理"
+
+
+def refusal(exc: BaseException) -> str:
+    """The Chinese reason a caller answers (and logs) for a body :func:`loads` refused."""
+    return TOO_DEEP if isinstance(exc, TooDeepError) else NOT_JSON
+
+
 class TooDeepError(ValueError):
     """A JSON document nested deeper than :data:`MAX_DEPTH` (or than the parser's recursion limit)."""
 

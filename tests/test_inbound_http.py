@@ -530,11 +530,11 @@ async def test_a_deeply_nested_body_is_a_chinese_400_counted_and_logged_once_wit
     headers |= chat.slack_headers(SLACK_SECRET, ts, body, "application/json")  # a valid signature
     caplog.set_level("INFO")
     async with env.http.post(f"{env.base}/callback/{path}", data=body, headers=headers) as resp:
-        assert resp.status == 400 and "消息不是有效的 JSON" in await resp.text()
+        assert resp.status == 400 and "JSON 嵌套超过 64 层" in await resp.text()
     assert metrics.INBOUND.labels(platform, "rejected")._value.get() == before + 1
     assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
     assert [r.getMessage() for r in caplog.records if "拒绝了" in r.getMessage()] == [
-        f"拒绝了 {platform} 回调（应用 {path.split('/')[1]}）：消息不是有效的 JSON"]
+        f"拒绝了 {platform} 回调（应用 {path.split('/')[1]}）：消息的 JSON 嵌套超过 64 层，不予处理"]
     assert await env.confirmations() == []
 
 
@@ -544,7 +544,7 @@ async def test_an_encrypted_feishu_body_deeply_nested_inside_is_a_chinese_400(en
     headers = {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": "n",
                "X-Lark-Signature": chat.feishu_signature(ts, "n", FEISHU["key"], body.encode())}
     async with env.http.post(f"{env.base}/callback/feishu/feishu", data=body, headers=headers) as resp:
-        assert resp.status == 400 and "消息不是有效的 JSON" in await resp.text()
+        assert resp.status == 400 and "JSON 嵌套超过 64 层" in await resp.text()
     assert await env.confirmations() == []
 
 

@@ -405,7 +405,8 @@ async def _admin_confirm(runtime: Runtime, occurrence_id: int, who: str, admin_i
             f"登记时间 {local_text(done.row.at)}，代录人 {admin.name}。")
 
 
-BY_HELP = "管理员：管理后台的管理员名字（REMINDBOT_ADMINS），或日程配置中角色为 admin 的人员标识或姓名"
+BY_HELP = ("管理员：管理后台的管理员名字（REMINDBOT_ADMINS 或 REMINDBOT_ADMIN_USER，须在本命令的环境中设置），"
+           "或日程配置中角色为 admin 的人员标识或姓名")
 
 
 @dataclass(frozen=True)

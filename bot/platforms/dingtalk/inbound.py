@@ -99,7 +99,7 @@ def parse_body(body: bytes) -> Any:
     try:
         return jsontext.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CallbackError(400, "消息不是有效的 JSON") from exc
+        raise CallbackError(400, jsontext.refusal(exc)) from exc
 
 
 async def answer(http: aiohttp.ClientSession, inbound: Inbound, text: str, now: datetime) -> bool:

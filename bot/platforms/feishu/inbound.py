@@ -161,8 +161,8 @@ def _press(app: FeishuApp, event: dict[str, Any], event_id: str) -> Inbound:
 def _json(body: bytes) -> dict[str, Any]:
     try:
         data = jsontext.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackError(400, "消息不是有效的 JSON") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CallbackError(400, jsontext.refusal(exc)) from None
     if not isinstance(data, dict):
         raise CallbackError(400, "消息格式不正确")
     return data

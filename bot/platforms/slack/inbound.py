@@ -71,8 +71,8 @@ def read(app: SlackApp, headers: dict[str, str], body: bytes, now: datetime) -> 
         return _interaction(app, body)
     try:
         data = jsontext.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackError(400, "消息不是有效的 JSON") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CallbackError(400, jsontext.refusal(exc)) from None
     if not isinstance(data, dict):
         raise CallbackError(400, "消息格式不正确")
     if data.get("type") == "url_verification":

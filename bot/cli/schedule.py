@@ -251,26 +251,21 @@ def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datet
     click.echo(f"\n共 {len(rows)} 项，其中 {moved} 项因节假日调整或跳过。")
 
 
-FIRED_AHEAD_LIMIT = 10_000  # occurrences read at most (a window of 3660 days of every reminder)
-
-
 def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, datetime], datetime]:
     """The real occurrences due in [start, end) whose day message already went out (``fire --date``
     ahead of the day): (reminder id, due time in UTC) -> when. Read only: a SQLite file that does not
     exist yet is not created; a database that cannot be read is said on stderr, and nothing is marked."""
-    scheme, _, rest = s.database_url.partition("://")
-    sqlite = scheme.lower().startswith("sqlite")
-    # ``sqlite:///rel.db``, ``sqlite+aiosqlite:////abs/bot.db``: read without SQLAlchemy, whose import and
-    # the models' cost ~0.5 s of CPU (more than the rest of ``upcoming`` on the shipped schedules).
-    path = Path(rest[1:].partition("?")[0]) if sqlite and rest.startswith("/") else None
-    if sqlite and (path is None or not path.is_file()):
+    from storage import reads
+
+    # A SQLite file is read without SQLAlchemy, whose import and the models' cost ~0.5 s of CPU (more
+    # than the rest of ``upcoming`` on the shipped schedules).
+    path = reads.sqlite_file(s.database_url)
+    if reads.is_sqlite(s.database_url) and (path is None or not path.is_file()):
         return {}
     try:
-        if path is not None:
-            return _read_sqlite_fired_ahead(path, start, end)
         import asyncio
 
-        return asyncio.run(_read_fired_ahead(s, start, end))
+        return asyncio.run(_read_fired_ahead(s, path, start, end))
     except Exception as exc:  # upcoming still lists the schedules; the admin is told what is missing
         from bot.platforms.markup import redact
 
@@ -278,46 +273,21 @@ def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, 
         return {}
 
 
-def _read_sqlite_fired_ahead(path: Path, start: datetime, end: datetime) -> dict[tuple[str, datetime], datetime]:
-    """As :func:`_read_fired_ahead`, read-only through ``sqlite3``; SQLAlchemy stores UTC times there
-    as ``YYYY-MM-DD HH:MM:SS.ffffff`` text, which compares in time order."""
-    import sqlite3
+async def _read_fired_ahead(s: Settings, path: Path | None, start: datetime,
+                            end: datetime) -> dict[tuple[str, datetime], datetime]:
+    from storage import reads
 
-    def text(moment: datetime) -> str:
-        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"
-
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        found = conn.execute(
-            "SELECT reminder_id, due_at, fired_at FROM occurrence WHERE dry_run = 0 AND fired_at IS NOT NULL"
-            " AND due_at >= ? AND due_at < ? LIMIT ?", (text(start), text(end), FIRED_AHEAD_LIMIT)).fetchall()
-    finally:
-        conn.close()
-    return {(rid, _utc(datetime.fromisoformat(due))): _utc(datetime.fromisoformat(at)) for rid, due, at in found}
-
-
-async def _read_fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, datetime], datetime]:
-    from sqlalchemy import select
-
+    if path is not None:
+        async with reads.sqlite_reader(path) as reader:
+            return await reads.fired_ahead(reader, start, end, reads.FIRED_AHEAD_LIMIT)
     from storage.db import Database
-    from storage.models import Occurrence
 
-    t = Occurrence.__table__  # type: ignore[attr-defined]
-    stmt = (select(t.c.reminder_id, t.c.due_at, t.c.fired_at)
-            .where(t.c.dry_run == False, t.c.fired_at.is_not(None),  # noqa: E712
-                   t.c.due_at >= start.astimezone(UTC), t.c.due_at < end.astimezone(UTC))
-            .limit(FIRED_AHEAD_LIMIT))
     db = Database(s.database_url, schema=s.database_schema or None)
     try:
-        async with db.engine.connect() as conn:
-            found = (await conn.execute(stmt)).all()
+        async with reads.engine_reader(db.engine) as reader:
+            return await reads.fired_ahead(reader, start, end, reads.FIRED_AHEAD_LIMIT)
     finally:
         await db.stop()
-    return {(rid, _utc(due)): _utc(at) for rid, due, at in found}
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @click.command()

@@ -67,6 +67,7 @@ from bot.web.common import (
 )
 from bot.web.common import render as render_page
 from bot.web.login import LoginThrottle
+from storage import reads
 from storage.models import DeliveryAttempt, Occurrence, Outbox
 
 UPCOMING_DAYS = 60
@@ -271,19 +272,13 @@ async def mark_fired_early(db: Any, rows: list[dict[str, Any]]) -> None:
     listed as to come, they would read as still to be sent (and announced)."""
     if not rows:
         return
-    t = Occurrence.__table__  # type: ignore[attr-defined]
-    first, last = rows[0]["due"].due_at.astimezone(UTC), rows[-1]["due"].due_at.astimezone(UTC)
-    stmt = select(t.c.reminder_id, t.c.due_at, t.c.fired_at).where(
-        t.c.dry_run == False, t.c.fired_at.is_not(None), t.c.due_at >= first, t.c.due_at <= last)  # noqa: E712
-    async with db.engine.connect() as conn:
-        fired = {(rid, _utc(due)): _utc(at) for rid, due, at in (await conn.execute(stmt)).all()}
+    first, last = rows[0]["due"].due_at, rows[-1]["due"].due_at
+    async with reads.engine_reader(db.engine) as reader:  # the one text ``remindbot upcoming`` reads too
+        fired = await reads.fired_ahead(reader, first, last + timedelta(microseconds=1),
+                                         reads.FIRED_AHEAD_LIMIT)
     for row in rows:
         at = fired.get((row["reminder"].id, row["due"].due_at.astimezone(UTC)))
         row["fired_early"] = zh_datetime(at, row["reminder"].zone) if at is not None else None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def occurrences_page(request: web.Request) -> web.Response:

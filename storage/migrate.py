@@ -20,7 +20,6 @@ import alone is a tenth of a second, and SQLite's batch mode copies tables at ea
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,13 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers every table)
+from storage.revisions import SCRIPTS, cheap_head
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
-SCRIPTS = Path(__file__).resolve().parent / "migrations"
 BASELINE = "0001"  # the schema of every database made before migrations (create_all)
 VERSION_TABLE = "alembic_version"
 
@@ -65,31 +64,6 @@ def head() -> str:
     found = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert found is not None, "storage/migrations/versions has no revision"
     return found
-
-
-_REVISION_RE = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*['"]?([\w.-]+|None)['"]?\s*$""", re.M)
-
-
-@cache
-def cheap_head() -> str | None:
-    """The newest revision, read from the migration files without Alembic (a few small files).
-
-    The one revision no other names as its ``down_revision``; None when that is not exactly one
-    (branches, a file it cannot read): the caller then asks Alembic.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    try:
-        for path in (SCRIPTS / "versions").glob("*.py"):
-            found = dict((k, v) for k, v in _REVISION_RE.findall(path.read_text(encoding="utf-8")))
-            if "revision" in found:
-                revisions.add(found["revision"])
-                if found.get("down_revision", "None") != "None":
-                    parents.add(found["down_revision"])
-    except OSError:
-        return None
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 async def at_head(engine: AsyncEngine) -> str | None:

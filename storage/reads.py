@@ -13,11 +13,11 @@ is bound as that text, which compares in time order, and read back with :func:`m
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 FIRED_AHEAD_LIMIT = 10_000  # occurrences read at most (a window of 3660 days of every reminder)
 
@@ -147,3 +147,172 @@ async def fired_ahead(reader: Reader, start: datetime, end: datetime,
     [start, end) fired ahead of their day (at most ``limit``)."""
     found = await reader.rows(FIRED_AHEAD, {"start": start, "end": end, "limit": limit})
     return {(rid, moment(due)): moment(at) for rid, due, at in found}  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- which occurrences
+
+
+class Occurrences(NamedTuple):
+    """Which occurrences a figure covers: a subquery of their ids, and its parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def in_period(start: datetime, end: datetime, reminders: Sequence[str] | None = None) -> Occurrences:
+    """The real occurrences (rehearsals never count) due in [start, end), of these reminders or all."""
+    sql = "SELECT id FROM occurrence WHERE due_at >= :start AND due_at < :end AND dry_run = false"
+    params: dict[str, Any] = {"start": start, "end": end}
+    if reminders is not None:
+        sql += " AND reminder_id IN (:reminders)"
+        params["reminders"] = list(reminders)
+    return Occurrences(sql, params)
+
+
+def listed(ids: Sequence[int]) -> Occurrences:
+    """These occurrences (a board's one, a page's few)."""
+    return Occurrences("SELECT id FROM occurrence WHERE id IN (:occurrences)", {"occurrences": list(ids)})
+
+
+def rehearsals(start: datetime, end: datetime, reminders: Sequence[str] | None = None) -> Occurrences:
+    """The dry-run occurrences due in [start, end): left out of every figure, but counted for the report."""
+    real = in_period(start, end, reminders)
+    return Occurrences(real.sql.replace("dry_run = false", "dry_run = true"), real.params)
+
+
+# ---------------------------------------------------------------- figures (bot.reporting.figures)
+
+# Per snapshot unit, the owed confirmations as ``bot.reporting.figures.tally`` counts them: an excused
+# person who did not confirm is only ``excused``; on time means at or before the occurrence's deadline,
+# or no deadline; ``pending``: missing and the deadline still ahead of ``:now``.
+UNIT_COUNTS = """
+SELECT e.unit_id, max(e.unit_name) AS unit_name,
+  sum(CASE WHEN c.person_id IS NOT NULL AND (o.deadline_at IS NULL OR c.confirmed_at <= o.deadline_at)
+      THEN 1 ELSE 0 END) AS on_time,
+  sum(CASE WHEN c.person_id IS NOT NULL AND o.deadline_at IS NOT NULL AND c.confirmed_at > o.deadline_at
+      THEN 1 ELSE 0 END) AS late,
+  sum(CASE WHEN c.person_id IS NULL AND e.excused_at IS NULL THEN 1 ELSE 0 END) AS missing,
+  sum(CASE WHEN c.person_id IS NULL AND e.excused_at IS NULL AND (o.deadline_at IS NULL OR o.deadline_at > :now)
+      THEN 1 ELSE 0 END) AS pending,
+  sum(CASE WHEN c.person_id IS NULL AND e.excused_at IS NOT NULL THEN 1 ELSE 0 END) AS excused
+FROM expectation e JOIN occurrence o ON o.id = e.occurrence_id
+LEFT OUTER JOIN confirmation c ON c.occurrence_id = e.occurrence_id AND c.person_id = e.person_id
+WHERE e.occurrence_id IN ({occurrences}){units}
+GROUP BY e.unit_id"""
+
+# The follow-up rounds (催办) of the occurrences, each with the unit of the person it was for.
+NUDGE_ROUNDS = """
+SELECT n.occurrence_id, n.person_id, n.number, e.unit_id FROM nudge n
+JOIN expectation e ON e.occurrence_id = n.occurrence_id AND e.person_id = n.person_id
+WHERE n.occurrence_id IN ({occurrences}) AND n.kind = 'followup'{units}"""
+
+# Follow-up messages that went or wait to go. A personal one names its person in its dedupe key
+# (``…/<person>#<part>``); a group one (``…/group#<part>``, or a key without a part) its mentions,
+# of which only the list travels (``->``: JSON on PostgreSQL, JSON text on SQLite 3.38+), not the body.
+_FOLLOWUPS = ("FROM outbox WHERE occurrence_id IN ({occurrences}) AND stage LIKE 'followup:%'"
+              " AND status IN ('sent', 'pending') AND ")
+_GROUP = "(dedupe_key LIKE '%/group#%' OR dedupe_key NOT LIKE '%#%')"
+PERSONAL_FOLLOWUPS = f"SELECT occurrence_id, stage, dedupe_key {_FOLLOWUPS}NOT {_GROUP}"
+GROUP_FOLLOWUPS = f"SELECT occurrence_id, stage, body -> 'mentions' {_FOLLOWUPS}{_GROUP}"
+
+COUNT = "SELECT count(*) FROM occurrence WHERE id IN ({occurrences})"
+
+# Stages settled with these outcomes whose time fell in [start, end), newest first.
+SETTLED = """
+SELECT reminder_id, stage, fire_at, status, last_error, grace_seconds, lateness_seconds FROM due_stage
+WHERE status IN (:statuses) AND fire_at >= :start{end}{reminders}
+ORDER BY fire_at DESC LIMIT :limit"""
+
+
+def _units(column: str, units: Sequence[str | None] | None, params: dict[str, Any]) -> str:
+    """A condition keeping rows of these units (None: no unit recorded), or none at all."""
+    if units is None:
+        return ""
+    params["units"] = [u for u in units if u is not None]
+    return f" AND ({column} IN (:units){f' OR {column} IS NULL' if None in units else ''})"
+
+
+async def unit_counts(reader: Reader, occurrences: Occurrences, now: datetime,
+                      units: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+    """``unit_id, unit_name, on_time, late, missing, pending, excused`` per snapshot unit (:data:`UNIT_COUNTS`)."""
+    params = {**occurrences.params, "now": now}
+    sql = UNIT_COUNTS.format(occurrences=occurrences.sql, units=_units("e.unit_id", units, params))
+    return await reader.rows(sql, params)
+
+
+async def nudge_rounds(reader: Reader, occurrences: Occurrences,
+                       units: Sequence[str | None] | None = None) -> list[tuple[Any, ...]]:
+    """``occurrence_id, person_id, number, unit_id`` of each follow-up round (:data:`NUDGE_ROUNDS`)."""
+    params = dict(occurrences.params)
+    sql = NUDGE_ROUNDS.format(occurrences=occurrences.sql, units=_units("e.unit_id", units, params))
+    return await reader.rows(sql, params)
+
+
+async def reached(reader: Reader, occurrences: Occurrences) -> set[tuple[int | None, str, str]]:
+    """(occurrence, ``followup:N`` stage, person) of every follow-up message that went or is waiting to go."""
+    import json
+
+    found: set[tuple[int | None, str, str]] = set()
+    for occ_id, stage, key in await reader.rows(PERSONAL_FOLLOWUPS.format(occurrences=occurrences.sql),
+                                                occurrences.params):
+        found.add((occ_id, stage, key.rsplit("/", 1)[-1].partition("#")[0]))
+    for occ_id, stage, mentions in await reader.rows(GROUP_FOLLOWUPS.format(occurrences=occurrences.sql),
+                                                     occurrences.params):
+        listed = json.loads(mentions) if isinstance(mentions, str | bytes) else mentions
+        people = {m.get("person_id") for m in listed or [] if isinstance(m, dict)}
+        found.update((occ_id, stage, p) for p in people if p)
+    return found
+
+
+async def count(reader: Reader, occurrences: Occurrences) -> int:
+    """How many occurrences ``occurrences`` selects."""
+    [(n,)] = await reader.rows(COUNT.format(occurrences=occurrences.sql), occurrences.params)
+    return int(n)
+
+
+class Settled(NamedTuple):
+    """One settled stage (``due_stage``), as ``bot.scheduling.stagelines`` words it."""
+
+    reminder_id: str
+    stage: str
+    fire_at: datetime
+    status: str
+    last_error: str | None
+    grace_seconds: int | None
+    lateness_seconds: float | None
+
+
+async def settled(reader: Reader, statuses: Sequence[str], start: datetime, end: datetime | None = None, *,
+                  reminders: Sequence[str] = (), limit: int = 200) -> list[Settled]:
+    """Stages with these outcomes whose time fell in [start, end) (no ``end``: since ``start``), newest
+    first (:data:`SETTLED`)."""
+    params: dict[str, Any] = {"statuses": list(statuses), "start": start, "limit": limit}
+    if end is not None:
+        params["end"] = end
+    if reminders:
+        params["reminders"] = list(reminders)
+    sql = SETTLED.format(end=" AND fire_at < :end" if end is not None else "",
+                         reminders=" AND reminder_id IN (:reminders)" if reminders else "")
+    return [Settled(rid, stage, moment(at), status, error, grace, late)  # type: ignore[arg-type]
+            for rid, stage, at, status, error, grace, late in await reader.rows(sql, params)]
+
+
+def at_head(path: Path) -> bool:
+    """Whether the SQLite file ``path`` exists and has the newest schema (``storage.revisions``): then it
+    can be read as is; otherwise the migrating way opens it (and creates or upgrades it)."""
+    import sqlite3
+
+    from storage.revisions import cheap_head
+
+    newest = cheap_head()
+    if newest is None or not path.is_file():
+        return False
+    try:
+        connection = _read_only(path)
+        try:
+            found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return [r[0] for r in found] == [newest]

@@ -33,7 +33,7 @@ LAZY: dict[str, str] = {
     "status": "bot.cli.confirmations:status",
     "confirm": "bot.cli.confirmations:confirm",
     "link": "bot.cli.confirmations:link",
-    "report": "bot.cli.confirmations:report",
+    "report": "bot.cli.report:report",
     "leader-link": "bot.cli.confirmations:leader_link",
     "db": "bot.cli.database:db",
     "apps": "bot.cli.apps:apps",

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -16,13 +13,11 @@ import click
 from sqlalchemy import exists
 from sqlmodel import col, select
 
-from bot.cli.output import write_output
 from bot.cli.people import NoSuchPerson, person_named
-from bot.config import gcpause
+from bot.cli.report import _report, missed_text, report  # noqa: F401  (re-exported)
+from bot.cli.runner import CliError, open_runtime, run
 from bot.config.models import DEFAULT_TZ, Schedules
 from bot.confirming.confirmations import VIA_LABELS, Board, BoardRow, boards_for
-from bot.reporting.csvfile import excel_bytes
-from bot.reporting.reports import FORMATS, format_rows, percent, period_bounds, rehearsals, totals, unit_figures
 from bot.reporting.textable import one_line, table
 from bot.reporting.unitmatch import UnitMatch, match_note, resolve
 from bot.runtime import Runtime
@@ -33,34 +28,6 @@ from storage.models import Confirmation, Expectation, Occurrence
 
 ZONE = ZoneInfo(DEFAULT_TZ)
 T = TypeVar("T")
-
-
-class CliError(Exception):
-    """A problem the admin must fix; the message is Chinese and is printed as is."""
-
-
-@asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """The service's runtime (schedules, calendar, renderer, database) for one command; when the
-    schedules have errors, the last good ones, said first on stderr (an admin records a confirmation
-    given by phone while a broken edit waits to be fixed)."""
-    from bot.runtime import open_runtime as service_runtime
-
-    try:
-        async with service_runtime(settings, last_good=True) as runtime:
-            if runtime.refused is not None:
-                from bot.cli.schedule import say_last_good
-
-                say_last_good(runtime.refused)
-            yield runtime
-    except Exception as exc:
-        from bot.config.issues import ConfigError, bounded
-
-        if not isinstance(exc, ConfigError):
-            raise
-        shown, more = bounded(exc.issues)
-        lines = [str(issue) for issue in shown] + ([more] if more else [])
-        raise CliError("\n".join([*lines, f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。"])) from None
 
 
 class PeopleNames(Mapping[str, str]):
@@ -78,24 +45,6 @@ class PeopleNames(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.schedules.people)
-
-
-def run(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Open the runtime, do the work, print a CliError and exit 1."""
-
-    async def main() -> T:
-        async with open_runtime(Settings()) as runtime:
-            return await work(runtime)
-
-    try:
-        # A command that runs once and exits (gcpause.FREEZE) keeps the collector paused for its
-        # work, as while its schedules load: a province's report or board is 20,000 rows of tuples,
-        # lists and strings and no cycles worth a pass (its passes cost ``report`` ~0.1 s of ~1.2 s).
-        with gcpause.no_gc() if gcpause.FREEZE else nullcontext():
-            return asyncio.run(main())
-    except CliError as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(1) from None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -510,88 +459,6 @@ async def _leader_link(runtime: Runtime, who: str) -> str:
 def leader_link(person: str) -> None:
     """打印某位分管领导的个人页面链接（只读：分管单位的完成情况、逾期名单、近期趋势；人员写标识或姓名）。"""
     click.echo(run(lambda runtime: _leader_link(runtime, person)))
-
-
-# ---------------------------------------------------------------- report
-
-
-def _period_words(message: str) -> str:
-    """The period's error as a sentence with an example (``…的月份应在 1–12 之间`` shows none)."""
-    message = message.rstrip("。")
-    if "应写成" not in message:
-        message += "，应写成如 2026-11（月）、2026-Q4（季度）或 2026（年）"
-    return message + "。"
-
-
-async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple[str, ...],
-                  units: tuple[str, ...], by_parent: bool) -> tuple[str, str]:
-    s = runtime.schedules
-    unknown = [r for r in reminders if r not in s.reminders]
-    strange = [u for u in units if u not in s.units]
-    if unknown or strange:
-        from bot.cli.unknown import unknown_reminder, unknown_unit  # difflib: only when an id is unknown
-
-        raise CliError("；".join([unknown_reminder(s.reminders, r) for r in unknown]
-                                + [unknown_unit(s.units, u) for u in strange]))
-    try:
-        period = period_bounds(period_spec, runtime.clock(), ZONE)
-    except ValueError as exc:
-        raise CliError(_period_words(str(exc))) from None
-    rows = await unit_figures(runtime, period.start, period.end, reminder_ids=reminders or None,
-                              unit_ids=units or None, by_parent=by_parent)
-    title = f"党建工作确认情况统计（{period.label}）"
-    if fmt == "csv":
-        return format_rows(rows, "csv"), title
-    dry = await rehearsals(runtime, period.start, period.end, reminder_ids=reminders or None)
-    aside = f"\n另有 {dry} 次演练记录（演练未真正发送），不计入统计。" if dry else ""
-    missed = await missed_text(runtime, period.start, period.end, reminders)
-    if not rows:
-        other = "\n（默认统计上月；统计本月请加 --period current_month）" if period_spec == "previous_month" else ""
-        return f"{title}\n\n本期没有需要确认的事项。{other}{aside}{missed}", title
-    total = totals(rows)
-    waiting = f"（其中 {total.pending} 项未到截止，不计入完成率）" if total.pending else ""
-    footer = (f"合计：应确认 {total.expected} 项{waiting}，按时 {total.on_time} 项（{percent(total)}），"
-              f"逾期确认 {total.late} 项，未确认 {total.missing} 项，催办 {total.nudges} 次"
-              + (f"，请假等免于确认 {total.excused} 项（不计入应确认）。" if total.excused else "。")
-              + "按按时完成率排名。")
-    return f"{format_rows(rows, fmt, title=title)}\n\n{footer}{aside}{missed}", title
-
-
-async def missed_text(runtime: Runtime, start: datetime, end: datetime, reminders: tuple[str, ...]) -> str:
-    """The period's missed stages (never sent: downtime past the grace), as lines after the figures."""
-    rows = await settled(runtime.db, start, end, statuses=("missed",), reminder_ids=reminders)
-    if not rows:
-        return ""
-    lines = "\n".join(f"- {line.text}" for line in lines_for(runtime, rows))
-    return f"\n\n本期有 {len(rows)} 项提醒因服务中断超过补发时限而未发出（错过）：\n{lines}"
-
-
-@click.command()
-@click.option("--period", "period_spec", default="previous_month", show_default=True,
-              help="统计周期：2026-11（月）、2026-Q4（季度）、2026（年），或 previous_month、 current_month、 "
-                   "previous_quarter、 current_quarter、 previous_year")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="输出格式：table（对齐的表格）、csv、markdown")
-@click.option("--reminder", "reminders", multiple=True, help="只统计某个提醒（可多次使用）")
-@click.option("--unit", "units", multiple=True, help="只统计某个单位及其下级（可多次使用）")
-@click.option("--by-parent", is_flag=True, help="把支部合并到所属单位统计")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="写入文件而不是输出到屏幕")
-def report(period_spec: str, fmt: str, reminders: tuple[str, ...], units: tuple[str, ...], by_parent: bool,
-           output: Path | None) -> None:
-    """按单位统计确认情况（应确认、按时、逾期、未确认、催办次数），按按时完成率排名。"""
-    text, _ = run(lambda runtime: _report(runtime, period_spec, fmt, reminders, units, by_parent))
-    if fmt == "csv":  # the same bytes as the admin download: Excel needs the byte-order mark
-        if output is None:
-            click.echo(excel_bytes(text), nl=False)  # bytes go to the binary stream as they are
-        else:
-            write_output(output, excel_bytes(text))
-    elif output is None:
-        click.echo(text.rstrip("\n"))
-        return
-    else:
-        write_output(output, text.encode("utf-8"))
-    if output is not None:
-        click.echo(f"已写入 {output}")
 
 
 __all__ = ["confirm", "leader_link", "link", "open_runtime", "report", "status"]

@@ -20,230 +20,65 @@ tests check the SQL against :func:`tally` on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
-from operator import attrgetter
-from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Float, and_, case, cast, false, func, literal, null, or_, true, union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config.models import DEFAULT_TZ, REPORT_ROWS, Person, Reminder, ReportSpec, Schedules
+from bot.config.models import REPORT_ROWS, Person, Reminder, ReportSpec
 from bot.confirming.confirmations import Board, BoardRow, board_row
 from bot.confirming.confirmations import to_db_time as db_time
-from bot.reporting.csvfile import csv_text
-from bot.reporting.textable import table
+from bot.reporting import figures
+from bot.reporting.figures import (  # noqa: F401  (re-exported: the pages and tests import them from here)
+    COUNTS,
+    DEFAULT_ZONE,
+    FORMATS,
+    HEADERS,
+    MONTHLY_PERIODS,
+    NO_UNIT,
+    UNIT_SUMS,
+    UNITS_BOUND,
+    Owed,
+    Period,
+    UnitRow,
+    brief_period,
+    cell_row,
+    cells,
+    format_rows,
+    percent,
+    period_bounds,
+    rank,
+    shifted_spec,
+    shown_figures,
+    shown_indices,
+    shown_rows,
+    spec_of,
+    tally,
+    totals,
+    utc,
+)
 from bot.reporting.unitmatch import (
     UnitMatch,
     in_ids,
-    natural_key,
     natural_order,
     natural_parts,
     resolve,
     unit_condition,
 )
 from bot.runtime import Runtime
-from storage.models import Confirmation, Expectation, Nudge, Occurrence, Outbox
+from storage import reads
+from storage.models import Confirmation, Expectation, Nudge, Occurrence
 
-DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
-NO_UNIT = "未分配单位"
-QUARTER_ZH = ("一", "二", "三", "四")
-FORMATS = ("table", "csv", "markdown")
-MIN_YEAR, MAX_YEAR = 1970, 2999  # a period outside these years is a typo, not a report
-COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending", "excused")
-UNITS_BOUND = 2_000  # unit ids bound into one statement at most (SQLite and asyncpg cap one near 32,766)
-UNIT_SUMS = ("on_time", "late", "missing", "pending", "excused")  # a unit's counts as SQL sums them
-HEADERS = ("排名", "单位", "应确认", "按时确认", "逾期确认", "未确认", "其中未到截止", "催办次数", "按时完成率",
-           "请假等免于确认")
-# Briefs to leaders about a monthly reminder cover the month before; any other, the quarter before.
-MONTHLY_PERIODS = ("weekly", "monthly", "cron")
+places = figures.places  # re-exported (a parameter of the page functions below has its name)
 
 
-@dataclass(frozen=True)
-class UnitRow:
-    unit_id: str | None
-    unit: str
-    expected: int = 0
-    on_time: int = 0
-    late: int = 0
-    missing: int = 0
-    nudges: int = 0
-    pending: int = 0  # of ``missing``: deadline not passed yet (or none), so not overdue
-    excused: int = 0  # excused by an admin (请假、出差…) and not confirmed: apart from ``expected``
-
-    @property
-    def due(self) -> int:
-        """Confirmations whose deadline has passed or that came in: what the rate is judged on."""
-        return self.expected - self.pending
-
-    @property
-    def rate(self) -> float:
-        """On-time confirmations over those already due (0.0 when none is due yet).
-
-        A confirmation whose deadline is still ahead does not count against the unit.
-        """
-        return self.on_time / self.due if self.due else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The row as the templates' ``figures.rows`` items."""
-        return asdict(self) | {"rate": self.rate}
-
-
-class Period(NamedTuple):
-    start: datetime  # aware, local midnight; included
-    end: datetime  # excluded
-    label: str  # Chinese, e.g. "2026年11月"
-
-
-def spec_of(period: Period) -> str:
-    """The period as ``--period`` writes it: ``2026-11`` (a month), ``2026-Q4`` (a quarter), ``2026`` (a year)."""
-    start, end = period.start.date(), period.end.date()
-    months = (end.year - start.year) * 12 + end.month - start.month
-    if months == 1:
-        return f"{start.year}-{start.month:02d}"
-    return f"{start.year}-Q{(start.month - 1) // 3 + 1}" if months == 3 else str(start.year)
-
-
-def shifted_spec(spec: str, steps: int) -> str:
-    """The ``spec`` of the period of the same kind ``steps`` later (negative: earlier)."""
-    if "-Q" in spec:
-        index = int(spec[:4]) * 4 + int(spec[-1]) - 1 + steps
-        return f"{index // 4}-Q{index % 4 + 1}"
-    if "-" in spec:
-        index = int(spec[:4]) * 12 + int(spec[5:7]) - 1 + steps
-        return f"{index // 12}-{index % 12 + 1:02d}"
-    return str(int(spec) + steps)
-
-
-def utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-# ---------------------------------------------------------------- periods
-
-
-def _month(year: int, month: int) -> tuple[date, date]:
-    nxt = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
-    return date(year, month, 1), nxt
-
-
-def _quarter(year: int, q: int) -> tuple[date, date]:
-    start, _ = _month(year, 3 * q - 2)
-    _, end = _month(year, 3 * q)
-    return start, end
-
-
-def period_bounds(spec: str, now: datetime, zone: ZoneInfo = DEFAULT_ZONE) -> Period:
-    """``"2026-11"``, ``"2026-Q4"``, ``"2026"`` or a ``ReportSpec.period`` name, relative to ``now``."""
-    today = now.astimezone(zone).date() if now.tzinfo else now.date()
-    y, m = today.year, today.month
-    q = (m - 1) // 3 + 1
-    named: dict[str, tuple[int, str, int]] = {
-        "current_month": (y, "m", m),
-        "previous_month": (y - 1, "m", 12) if m == 1 else (y, "m", m - 1),
-        "current_quarter": (y, "q", q),
-        "previous_quarter": (y - 1, "q", 4) if q == 1 else (y, "q", q - 1),
-        "current_year": (y, "y", 0),
-        "previous_year": (y - 1, "y", 0),
-    }
-    text = spec.strip()
-    if text in named:
-        year, kind, n = named[text]
-    elif mm := re.fullmatch(r"(\d{4})-(\d{1,2})", text):
-        year, kind, n = int(mm[1]), "m", int(mm[2])
-    elif mq := re.fullmatch(r"(\d{4})-?[Qq]([1-4])", text):
-        year, kind, n = int(mq[1]), "q", int(mq[2])
-    elif re.fullmatch(r"\d{4}", text):
-        year, kind, n = int(text), "y", 0
-    else:
-        raise ValueError(f"无法识别统计周期 “{spec}”：应写成 2026-11（月）、2026-Q4（季度）、2026（年）"
-                         "或 previous_month、current_month、previous_quarter、current_quarter、previous_year")
-    if not MIN_YEAR <= year <= MAX_YEAR:
-        raise ValueError(f"统计周期 “{spec}” 的年份应在 {MIN_YEAR}–{MAX_YEAR} 之间")
-    if kind == "m" and not 1 <= n <= 12:
-        raise ValueError(f"统计周期 “{spec}” 的月份应在 1–12 之间")
-    if kind == "m":
-        (first, after), label = _month(year, n), f"{year}年{n}月"
-    elif kind == "q":
-        (first, after), label = _quarter(year, n), f"{year}年第{QUARTER_ZH[n - 1]}季度"
-    else:
-        (first, after), label = (date(year, 1, 1), date(year + 1, 1, 1)), f"{year}年"
-    start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
-    return Period(start, datetime.combine(after, datetime.min.time(), tzinfo=zone), label)
-
-
-# ---------------------------------------------------------------- figures
-
-
-def _top_unit(s: Schedules, unit_id: str | None) -> str | None:
-    """The unit's highest ancestor below the root: a branch rolls up to its organ."""
-    chain = s.unit_chain(unit_id)
-    return chain[-2].id if len(chain) >= 2 else unit_id
-
-
-class Owed(NamedTuple):
-    """One confirmation a person owes, as :func:`tally` counts it."""
-
-    unit_id: str | None
-    unit: str
-    confirmed_at: datetime | None  # UTC; naive means UTC
-    deadline: datetime | None  # UTC; naive means UTC
-    nudges: int = 0
-    excused: bool = False  # excused by an admin; a confirmation that came anyway still counts
-
-
-def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
-    """Add owed confirmations up per unit, ranked: the one definition of every unit figure.
-
-    On time means confirmed at or before the deadline, or with no deadline at all. ``now`` only
-    splits ``missing`` into overdue and ``pending``.
-    """
-    now = utc(now)
-    sums: dict[str | None, dict[str, int]] = {}
-    names: dict[str | None, str] = {}
-    for item in owed:
-        names[item.unit_id] = item.unit
-        t = sums.setdefault(item.unit_id, dict.fromkeys(COUNTS, 0))
-        t["nudges"] += item.nudges
-        if item.excused and item.confirmed_at is None:  # owes nothing: neither expected nor late
-            t["excused"] += 1
-            continue
-        t["expected"] += 1
-        deadline = utc(item.deadline) if item.deadline is not None else None
-        if item.confirmed_at is None:
-            t["missing"] += 1
-            t["pending"] += deadline is None or now < deadline
-        elif deadline is None or utc(item.confirmed_at) <= deadline:
-            t["on_time"] += 1
-        else:
-            t["late"] += 1
-    return rank(UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items())
-
-
-async def _reached(session: AsyncSession, occurrence_ids: list[int]) -> set[tuple[int | None, str, str]]:
-    """(occurrence, ``followup:N`` stage, person) of every follow-up message that went or is waiting to go.
-
-    A personal message (one person's link, or a direct message) names its person in its dedupe key
-    (``…/<person>#<part>``), so only the bodies of the others (group messages, ``…/group#<part>``,
-    and any key without a part) are read, for their mentions.
-    """
-    where = (col(Outbox.occurrence_id).in_(occurrence_ids), col(Outbox.stage).startswith("followup:"),
-             col(Outbox.status).in_(("sent", "pending")))
-    group = or_(col(Outbox.dedupe_key).contains("/group#"), ~col(Outbox.dedupe_key).contains("#"))
-    reached: set[tuple[int | None, str, str]] = set()
-    keys = select(Outbox.occurrence_id, Outbox.stage, Outbox.dedupe_key).where(*where, ~group)
-    for occ_id, stage, key in (await session.exec(keys)).all():
-        reached.add((occ_id, stage, key.rsplit("/", 1)[-1].partition("#")[0]))
-    # only the bodies' mention lists travel (JSON ``->`` / ``json_extract``), not their texts
-    bodies = select(Outbox.occurrence_id, Outbox.stage, col(Outbox.body)["mentions"]).where(*where, group)
-    for occ_id, stage, mentions in (await session.exec(bodies)).all():  # type: ignore[call-overload]
-        people = {m.get("person_id") for m in mentions or [] if isinstance(m, dict)}
-        reached.update((occ_id, stage, p) for p in people if p)
-    return reached
+async def _reader(session: AsyncSession) -> reads.Reader:
+    """A :mod:`storage.reads` reader on the session's connection (its transaction, its schema)."""
+    return reads.connection_reader(await session.connection())
 
 
 async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict[tuple[int, str], int]:
@@ -257,7 +92,7 @@ async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict
     """
     rounds = select(Nudge.occurrence_id, Nudge.person_id, Nudge.number).where(
         col(Nudge.occurrence_id).in_(occurrence_ids), Nudge.kind == "followup")
-    reached = await _reached(session, occurrence_ids)
+    reached = await reads.reached(await _reader(session), reads.listed(occurrence_ids))
     counts: dict[tuple[int, str], int] = {}
     for occ_id, person_id, number in (await session.exec(rounds)).all():
         if (occ_id, f"followup:{number}", person_id) in reached:
@@ -267,93 +102,23 @@ async def nudge_counts(session: AsyncSession, occurrence_ids: list[int]) -> dict
 
 async def nudges_by_unit(session: AsyncSession, occurrence_ids: list[int],
                          unit_ids: Iterable[str | None] | None = None) -> dict[str | None, int]:
-    """催办次数 summed per unit (the expectation's snapshot unit), counted as :func:`nudge_counts` does.
+    """催办次数 summed per unit of these occurrences (:func:`bot.reporting.figures.nudges_by_unit`).
 
     ``unit_ids``: only these units (a page's or a chart's), else all. One query over the follow-up
     rounds joined with their expectations' units; nothing per person is kept.
     """
     if not occurrence_ids:
         return {}
-    reached = await _reached(session, occurrence_ids)
-    if not reached:  # no follow-up went to a real channel: no round counts, whatever was recorded
-        return {}
-    et = Expectation.__table__  # type: ignore[attr-defined]
-    nt = Nudge.__table__  # type: ignore[attr-defined]
-    stmt = (select(nt.c.occurrence_id, nt.c.person_id, nt.c.number, et.c.unit_id)
-            .select_from(nt.join(et, and_(et.c.occurrence_id == nt.c.occurrence_id,
-                                          et.c.person_id == nt.c.person_id)))
-            .where(nt.c.occurrence_id.in_(occurrence_ids), nt.c.kind == "followup"))
-    if unit_ids is not None:
-        wanted = list(unit_ids)
-        named = [u for u in wanted if u is not None]
-        stmt = stmt.where(or_(et.c.unit_id.in_(named), et.c.unit_id.is_(None) if None in wanted else false()))
-    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
-    sums: dict[str | None, int] = {}
-    for occ_id, person_id, number, unit_id in rows:
-        if (occ_id, f"followup:{number}", person_id) in reached:
-            sums[unit_id] = sums.get(unit_id, 0) + 1
-    return sums
+    return await figures.nudges_by_unit(await _reader(session), reads.listed(occurrence_ids), unit_ids)
 
 
 async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
                        reminder_ids: Iterable[str] | None = None, unit_ids: Iterable[str] | None = None,
                        by_parent: bool = False, now: datetime | None = None) -> list[UnitRow]:
-    """Figures per unit for occurrences due in [start, end), best first.
-
-    ``unit_ids`` keeps those units and their sub-units; ``by_parent`` adds branches up under
-    the organ above them. ``now`` (default: the runtime's clock) only sets ``pending``.
-
-    Counted in the database (one ``GROUP BY`` over the snapshot units, with the same rules as
-    :func:`tally`), so a province's period of 100,000 expectations comes back as one row per unit.
-    """
-    s = runtime.schedules
-    now = utc(now or runtime.clock())
-    occ_q = _in_period(start, end, reminder_ids).where(col(Occurrence.dry_run).is_(False))  # rehearsals never count
-    async with runtime.db.session() as session:
-        ids = [i for i in (await session.exec(occ_q.with_only_columns(col(Occurrence.id)))).all() if i is not None]
-        if not ids:
-            return []
-        # a few units asked for (a bureau's, not a province's 20,000): with their sub-units, walked
-        # down once, and kept by the database already; many: each row not among them walks its chain up
-        wanted = set(unit_ids) if unit_ids is not None else None
-        closed = wanted is not None and len(wanted) <= UNITS_BOUND
-        if closed:
-            wanted = s.subtree(wanted)  # type: ignore[arg-type]
-        only = sorted(wanted) if closed and len(wanted) <= UNITS_BOUND else None  # type: ignore[arg-type]
-        per_unit = (await session.exec(_unit_counts(ids, now, only))).all()  # type: ignore[call-overload]
-        nudges = await nudges_by_unit(session, ids)
-    # a list of UNIT_SUMS and the nudges per unit: a province's 20,000 rows go through this loop
-    sums: dict[str | None, list[int]] = {}
-    names: dict[str | None, str] = {}
-    for unit_id, unit_name, on_time, late, missing, pending, excused in per_unit:
-        if wanted is not None and unit_id not in wanted and (
-                closed or not any(u.id in wanted for u in s.unit_chain(unit_id))):
-            continue
-        if by_parent:
-            key = _top_unit(s, unit_id)
-            unit = s.units.get(key or "")
-            names[key] = unit.name if unit is not None else unit_name or key or NO_UNIT
-        else:  # the name as it was when the occurrence fired
-            key = unit_id
-            names[key] = unit_name or _unit_name(s, key) or key or NO_UNIT
-        t = sums.get(key)
-        if t is None:
-            t = sums[key] = [0, 0, 0, 0, 0, 0]
-        t[0] += int(on_time or 0)
-        t[1] += int(late or 0)
-        t[2] += int(missing or 0)
-        t[3] += int(pending or 0)
-        t[4] += int(excused or 0)
-        t[5] += nudges.get(unit_id, 0)
-    return rank(UnitRow(k, names[k], t[0] + t[1] + t[2], t[0], t[1], t[2], t[5], t[3], t[4])
-                for k, t in sums.items())
-
-
-def _unit_name(s: Schedules, unit_id: str | None) -> str | None:
-    """The snapshot's name of a unit, for a row fired without one: reading a unit builds its model
-    (``bot.config.rows``), which for each of a province's 20,000 rows cost ``report`` ~0.1 s."""
-    unit = s.units.get(unit_id or "")
-    return unit.name if unit is not None else None
+    """:func:`bot.reporting.figures.unit_figures` on the runtime's database (``now`` default: its clock)."""
+    async with reads.engine_reader(runtime.db.engine) as reader:
+        return await figures.unit_figures(reader, runtime.schedules, start, end, now=now or runtime.clock(),
+                                          reminder_ids=reminder_ids, unit_ids=unit_ids, by_parent=by_parent)
 
 
 def _unit_counts(occurrence_ids: list[int], now: datetime, units: list[str] | None = None,
@@ -628,9 +393,9 @@ def _in_period(start: datetime, end: datetime, reminder_ids: Iterable[str] | Non
 async def rehearsals(runtime: Runtime, start: datetime, end: datetime, *,
                      reminder_ids: Iterable[str] | None = None) -> int:
     """Dry-run occurrences due in [start, end): left out of every figure, but said so."""
-    query = _in_period(start, end, reminder_ids).where(col(Occurrence.dry_run).is_(True))
-    async with runtime.db.session() as session:
-        return len((await session.exec(query)).all())
+    async with reads.engine_reader(runtime.db.engine) as reader:
+        return await reads.count(reader, reads.rehearsals(start, end,
+                                                            list(reminder_ids) if reminder_ids is not None else None))
 
 
 def board_figures(board: Board, nudges: Mapping[tuple[int, str], int], now: datetime) -> list[UnitRow]:
@@ -797,37 +562,6 @@ async def board_chart(session: AsyncSession, occ: Occurrence, now: datetime, *,
     return BoardChart(counts, found.units, rows)
 
 
-def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
-    """Best first: on-time rate, then fewest missing, then the name in natural order (局2 before 局10)."""
-    items = list(rows)
-    # the rate inline, not through the properties: a province's 20,000 units are ranked at once
-    keys = [(-(r.on_time / due) if (due := r.expected - r.pending) else 0.0, r.missing, natural_key(r.unit))
-            for r in items]
-    return [items[i] for i in sorted(range(len(items)), key=keys.__getitem__)]
-
-
-def places(rows: Iterable[UnitRow]) -> list[int]:
-    """Each ranked row's place: equal figures (rate and missing) share one, the next skips (1, 2, 2, 4);
-    a unit with nothing due yet (rate "—") has none: 0."""
-    out: list[int] = []
-    previous: tuple[float, int] | None = None
-    ranked = last = 0  # rows with a place so far, and the last place given
-    for r in rows:
-        if not r.due:
-            out.append(0)
-            continue
-        ranked += 1
-        figures = (r.rate, r.missing)
-        last = last if figures == previous else ranked
-        out.append(last)
-        previous = figures
-    return out
-
-
-def brief_period(reminder: Reminder) -> str:
-    return "previous_month" if reminder.when.period in MONTHLY_PERIODS else "previous_quarter"
-
-
 async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | None,
                       now: datetime) -> dict[str, Any] | None:
     """The template's ``figures``: a report's period and scope, or a leader's units' status.
@@ -864,89 +598,3 @@ async def figures_for(runtime: Runtime, reminder: Reminder, person: Person | Non
         figures["ranking"] = f"{runtime.settings.base_url.rstrip('/')}/admin/units?period={figures['spec']}"
     return figures
 
-
-def shown_rows(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> list[tuple[int, UnitRow]]:
-    """The ranked rows a message names, each with its place in the whole ranking (:func:`places`:
-    equal figures share one, 1, 2, 2, 4; 0 for a unit with nothing due yet, shown "—").
-
-    All of them when there are at most ``bound``; else the first third of ``bound`` (the best
-    ranked) and the rest from the end of the ranking among units with something due: the units
-    behind, which the 通报 asks to close the gap, are always named (30 → the first 10 and the last
-    20). A unit with nothing due yet is neither best nor behind: when the ranking is cut it is not
-    named (it counts in ``more``).
-    """
-    marks = places(rows)
-    return [(marks[i], rows[i]) for i in shown_indices(rows, bound, marks)]
-
-
-def shown_indices(rows: Sequence[UnitRow], bound: int = REPORT_ROWS, marks: Sequence[int] | None = None) -> list[int]:
-    """The indices into ranked ``rows`` of those :func:`shown_rows` names (``marks``: their
-    :func:`places`, computed when None)."""
-    if len(rows) <= bound:
-        return list(range(len(rows)))
-    marks = places(rows) if marks is None else marks
-    due = [i for i, place in enumerate(marks) if place]
-    head = due[:bound // 3]
-    return head + due[max(len(head), len(due) - (bound - len(head))):]
-
-
-def shown_figures(rows: Sequence[UnitRow], bound: int = REPORT_ROWS) -> dict[str, Any]:
-    """A template's bounded ``figures`` fields for ranked ``rows``.
-
-    ``rows``: at most ``bound`` row dicts (:meth:`UnitRow.as_dict` plus ``place``, the row's place
-    among all units, 0 when it has nothing due yet, and ``due``), see :func:`shown_rows`; ``more``:
-    units not listed (0: all are); ``head``: how many listed rows are the best ranked (the others
-    are the last ranked; all of them when every unit with something due is listed); ``waiting``: units
-    with nothing due yet; ``total_units``: all units; ``totals``: the 合计 row over all of them
-    (``unit`` is “合计”, ``rate`` and ``due`` over the whole); ``ranked``: whether a listed unit has something due
-    (a place), so the list names units behind and the 通报 asks them to close the gap.
-    """
-    shown = shown_rows(rows, bound)
-    more = len(rows) - len(shown)
-    waiting = sum(1 for r in rows if not r.due)
-    # all units with something due listed (the rest have nothing due yet): one block, no tail
-    head = min(bound // 3, len(shown)) if more and len(rows) - waiting > bound else len(shown)
-    whole = totals(rows)
-    return {"rows": [r.as_dict() | {"place": place, "due": r.due} for place, r in shown], "more": more,
-            "head": head, "waiting": waiting, "total_units": len(rows), "totals": whole.as_dict() | {"due": whole.due},
-            "ranked": any(place for place, _ in shown)}
-
-
-# ---------------------------------------------------------------- output
-
-
-def percent(row: UnitRow) -> str:
-    return f"{row.rate * 100:.1f}%" if row.due else "—"
-
-
-def cells(rows: Iterable[UnitRow]) -> list[list[str]]:
-    items = list(rows)
-    return [cell_row(place, r) for place, r in zip(places(items), items, strict=True)]
-
-
-def cell_row(place: int, r: UnitRow) -> list[str]:
-    """One ranked row's cells under :data:`HEADERS` (``place``: its rank, from 1; 0: none, shown "—")."""
-    due = r.expected - r.pending  # percent(r), inline: a cell of each of a province's 20,000 rows
-    return [str(place) if place else "—", r.unit, str(r.expected), str(r.on_time), str(r.late), str(r.missing),
-            str(r.pending), str(r.nudges), f"{r.on_time / due * 100:.1f}%" if due else "—", str(r.excused)]
-
-
-def totals(rows: Iterable[UnitRow]) -> UnitRow:
-    items = list(rows)
-    return UnitRow(None, "合计", *(sum(map(attrgetter(f), items)) for f in COUNTS))
-
-
-def format_rows(rows: list[UnitRow], fmt: str, *, title: str | None = None) -> str:
-    """Render ranked rows as an aligned text table, CSV or a markdown table."""
-    body = cells(rows)
-    if fmt == "csv":  # the same writer as the admin CSV downloads: formulas defused
-        return csv_text(HEADERS, body)
-    if fmt == "markdown":
-        lines = [f"### {title}", ""] if title else []
-        lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
-        return "\n".join(lines)
-    if fmt == "table":
-        text = table(HEADERS, body)
-        return f"{title}\n\n{text}" if title else text
-    raise ValueError(f"未知的输出格式 {fmt!r}，可选：{'、'.join(FORMATS)}")

@@ -29,6 +29,7 @@ from sqlalchemy import String, func, literal, or_, select, true
 
 from bot.config.models import Schedules
 from bot.config.models import _columns as columns
+from bot.reporting.figures import natural_key  # noqa: F401  (its SQL twins are below)
 
 CHOICES = 20  # units offered to choose from after a partial match, at most
 INLINE_IDS = 200  # up to this many ids are bound one by one (IN (...)); more go as one array
@@ -140,17 +141,6 @@ def in_ids(column: Any, ids: list[str], dialect: str) -> Any:
 
 
 _DIGITS = re.compile(r"\d+$")
-
-
-def natural_key(name: str) -> tuple[str, int, str, str]:
-    """A name's place in natural order: a trailing number compares by value (局2 before 局10).
-
-    (text before the trailing ASCII digits, length of the number without leading zeros, that
-    number, the name): the SQL twin is :func:`natural_order`, so pages and the CLI agree.
-    """
-    prefix = name.rstrip("0123456789")
-    number = name[len(prefix):].lstrip("0")
-    return prefix, len(number), number, name
 
 
 def natural_parts(name: Any) -> tuple[Any, Any]:

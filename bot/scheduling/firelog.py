@@ -10,102 +10,39 @@ Rehearsals (dry runs) never reach this record: only the reconciliation pass writ
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.config.models import DEFAULT_TZ
-from bot.config.spans import Span
 from bot.platforms.base import Message
 from bot.platforms.registry import platform_for
 from bot.runtime import Runtime
-from bot.scheduling.datewords import when_text
-from bot.scheduling.stages import stage_words
+from bot.scheduling.stagelines import (  # noqa: F401  (re-exported: the pages and commands import them here)
+    SETTLED_LABELS,
+    StageLine,
+    lateness_text,
+    lines_for,
+    span_text,
+    stage_label,
+)
+from storage import reads
 from storage.db import Database
 from storage.models import DueStage
 
 log = logging.getLogger(__name__)
 
 OPEN = ("planned", "failed")  # not settled yet: the pass still fires them
-SETTLED_LABELS = {"fired": "按时发出", "late": "补发", "missed": "错过", "cancelled": "已取消",
-                  "skipped": "已提前发出，未再发送"}
 TELL_LIMIT = 30  # missed stages listed in one admin notice (more are counted)
-
-
-def stage_label(stage: str) -> str:
-    """``due`` -> 当天提醒, ``notice:3d`` -> 提前3天通知 (see :func:`bot.scheduling.stages.stage_words`)."""
-    return stage_words(stage)
-
-
-def span_text(seconds: int | None) -> str:
-    """``21600`` -> ``6小时``."""
-    if not seconds:
-        return ""
-    days, rest = divmod(seconds, 86400)
-    return Span(days=days, hours=rest // 3600, minutes=rest % 3600 // 60).describe()
-
-
-def lateness_text(seconds: float | None) -> str:
-    """How late, in words: ``3分钟``, ``2天6小时``."""
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{max(seconds, 0):.0f}秒"
-    return span_text(int(seconds))
-
-
-@dataclass(frozen=True)
-class StageLine:
-    """One settled stage as admins read it."""
-
-    row: DueStage
-    title: str
-    zone_name: str
-
-    @property
-    def when(self) -> str:
-        from zoneinfo import ZoneInfo
-
-        return when_text(_utc(self.row.fire_at), ZoneInfo(self.zone_name))
-
-    @property
-    def text(self) -> str:
-        r = self.row
-        head = f"{self.title}（{stage_label(r.stage)}）原定 {self.when}"
-        if r.status == "missed":
-            why = f"，最后一次错误：{r.last_error}" if r.last_error else ""
-            return f"{head}：超过补发时限 {span_text(r.grace_seconds)} 仍未发出，已记为错过{why}"
-        if r.status == "skipped":
-            return f"{head}：这次提醒已提前发出，此项未再发送"
-        return f"{head}：晚 {lateness_text(r.lateness_seconds)} 补发"
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def lines_for(runtime: Runtime, rows: list[DueStage]) -> list[StageLine]:
-    out = []
-    for row in rows:
-        reminder = runtime.schedules.reminders.get(row.reminder_id)
-        out.append(StageLine(row, reminder.title if reminder else row.reminder_id,
-                             reminder.timezone if reminder else DEFAULT_TZ))
-    return out
 
 
 async def settled(db: Database, start: datetime, end: datetime | None = None, *,
                   statuses: tuple[str, ...] = ("missed", "late"), reminder_ids: tuple[str, ...] = (),
-                  limit: int = 200) -> list[DueStage]:
-    """Stages with those outcomes whose time fell in [start, end), newest first."""
-    stmt = select(DueStage).where(col(DueStage.status).in_(statuses), col(DueStage.fire_at) >= _utc(start))
-    if end is not None:
-        stmt = stmt.where(col(DueStage.fire_at) < _utc(end))
-    if reminder_ids:
-        stmt = stmt.where(col(DueStage.reminder_id).in_(reminder_ids))
-    async with db.session() as session:
-        return list((await session.exec(stmt.order_by(col(DueStage.fire_at).desc()).limit(limit))).all())
+                  limit: int = 200) -> list[reads.Settled]:
+    """Stages with those outcomes whose time fell in [start, end), newest first (``storage.reads.SETTLED``:
+    the text ``remindbot report`` reads a SQLite file with)."""
+    async with reads.engine_reader(db.engine) as reader:
+        return await reads.settled(reader, statuses, start, end, reminders=reminder_ids, limit=limit)
 
 
 async def stage_of_occurrence(db: Database, occurrence_id: int) -> DueStage | None:

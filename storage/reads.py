@@ -182,22 +182,28 @@ def rehearsals(start: datetime, end: datetime, reminders: Sequence[str] | None =
 
 # ---------------------------------------------------------------- figures (bot.reporting.figures)
 
-# Per snapshot unit, the owed confirmations as ``bot.reporting.figures.tally`` counts them: an excused
-# person who did not confirm is only ``excused``; on time means at or before the occurrence's deadline,
-# or no deadline; ``pending``: missing and the deadline still ahead of ``:now``.
-UNIT_COUNTS = """
+# The owed confirmations as ``bot.reporting.figures.tally`` counts them, over an expectation ``e``, its
+# occurrence ``o`` and its confirmation ``c`` (outer-joined): an excused person who did not confirm is only
+# ``excused``; on time means at or before the occurrence's deadline, or no deadline; ``pending``: missing
+# and the deadline still ahead of ``:now``. The one definition of these rules in SQL: the texts below and
+# the pages' SQLAlchemy statements (``bot.reporting.reports._owed_sums``) both sum these conditions.
+OWED = {
+    "on_time": "c.person_id IS NOT NULL AND (o.deadline_at IS NULL OR c.confirmed_at <= o.deadline_at)",
+    "late": "c.person_id IS NOT NULL AND o.deadline_at IS NOT NULL AND c.confirmed_at > o.deadline_at",
+    "missing": "c.person_id IS NULL AND e.excused_at IS NULL",
+    "pending": "c.person_id IS NULL AND e.excused_at IS NULL AND (o.deadline_at IS NULL OR o.deadline_at > :now)",
+    "excused": "c.person_id IS NULL AND e.excused_at IS NOT NULL",
+}
+OWED_FROM = """expectation e JOIN occurrence o ON o.id = e.occurrence_id
+LEFT OUTER JOIN confirmation c ON c.occurrence_id = e.occurrence_id AND c.person_id = e.person_id"""
+_SUMS = ",\n  ".join(f"sum(CASE WHEN {rule} THEN 1 ELSE 0 END) AS {name}" for name, rule in OWED.items())
+
+# Per snapshot unit, the owed confirmations summed by :data:`OWED`.
+UNIT_COUNTS = f"""
 SELECT e.unit_id, max(e.unit_name) AS unit_name,
-  sum(CASE WHEN c.person_id IS NOT NULL AND (o.deadline_at IS NULL OR c.confirmed_at <= o.deadline_at)
-      THEN 1 ELSE 0 END) AS on_time,
-  sum(CASE WHEN c.person_id IS NOT NULL AND o.deadline_at IS NOT NULL AND c.confirmed_at > o.deadline_at
-      THEN 1 ELSE 0 END) AS late,
-  sum(CASE WHEN c.person_id IS NULL AND e.excused_at IS NULL THEN 1 ELSE 0 END) AS missing,
-  sum(CASE WHEN c.person_id IS NULL AND e.excused_at IS NULL AND (o.deadline_at IS NULL OR o.deadline_at > :now)
-      THEN 1 ELSE 0 END) AS pending,
-  sum(CASE WHEN c.person_id IS NULL AND e.excused_at IS NOT NULL THEN 1 ELSE 0 END) AS excused
-FROM expectation e JOIN occurrence o ON o.id = e.occurrence_id
-LEFT OUTER JOIN confirmation c ON c.occurrence_id = e.occurrence_id AND c.person_id = e.person_id
-WHERE e.occurrence_id IN ({occurrences}){units}
+  {_SUMS}
+FROM {OWED_FROM}
+WHERE e.occurrence_id IN ({{occurrences}}){{units}}
 GROUP BY e.unit_id"""
 
 # The follow-up rounds (催办) of the occurrences, each with the unit of the person it was for.

@@ -25,7 +25,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, and_, case, cast, false, func, literal, null, or_, true, union_all
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    text,
+    true,
+    union_all,
+)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -124,35 +139,30 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
 def _unit_counts(occurrence_ids: list[int], now: datetime, units: list[str] | None = None,
                  within: Any = None) -> Any:
     """``unit_id, unit_name, on_time, late, missing, pending, excused`` per snapshot unit: :func:`tally`'s
-    rules in SQL (an excused person who did not confirm is only ``excused``; on time means at or before
-    the occurrence's deadline, or no deadline; ``pending``: missing and the deadline still ahead).
+    rules in SQL (``storage.reads.OWED``, as ``storage.reads.UNIT_COUNTS`` sums them for the command).
     ``within``: a condition on the expectation's ``unit_id`` column keeping only some units."""
-    et = Expectation.__table__  # type: ignore[attr-defined]
-    joined, sums = _owed_sums(now)
-    kept = [et.c.unit_id.in_(units)] if units is not None else []
+    joined, sums, e = _owed_sums(now)
+    kept = [e.c.unit_id.in_(units)] if units is not None else []
     if within is not None:
-        kept.append(within(et.c.unit_id))
-    return (select(et.c.unit_id, func.max(et.c.unit_name).label("unit_name"), *sums)
-            .select_from(joined).where(et.c.occurrence_id.in_(occurrence_ids), *kept)
-            .group_by(et.c.unit_id))
+        kept.append(within(e.c.unit_id))
+    return (select(e.c.unit_id, func.max(e.c.unit_name).label("unit_name"), *sums)
+            .select_from(joined).where(e.c.occurrence_id.in_(occurrence_ids), *kept)
+            .group_by(e.c.unit_id))
 
 
-def _owed_sums(now: datetime) -> tuple[Any, list[Any]]:
-    """The expectations joined with their occurrence and confirmation, and :data:`UNIT_SUMS` over them
-    as :func:`tally` counts (labelled by name): summed per unit or over a whole set of units."""
-    et, ct, ot = (m.__table__ for m in (Expectation, Confirmation, Occurrence))  # type: ignore[attr-defined]
-    confirmed = ct.c.person_id.is_not(None)
-    missing = and_(ct.c.person_id.is_(None), et.c.excused_at.is_(None))
-    excused = and_(ct.c.person_id.is_(None), et.c.excused_at.is_not(None))
-    no_deadline = ot.c.deadline_at.is_(None)
-    on_time = and_(confirmed, or_(no_deadline, ct.c.confirmed_at <= ot.c.deadline_at))
-    late = and_(confirmed, ~no_deadline, ct.c.confirmed_at > ot.c.deadline_at)
-    pending = and_(missing, or_(no_deadline, ot.c.deadline_at > db_time(now)))
-    sums = [func.sum(case((c, 1), else_=0)).label(name) for c, name in (
-        (on_time, "on_time"), (late, "late"), (missing, "missing"), (pending, "pending"), (excused, "excused"))]
-    joined = et.join(ot, ot.c.id == et.c.occurrence_id).outerjoin(
-        ct, and_(ct.c.occurrence_id == et.c.occurrence_id, ct.c.person_id == et.c.person_id))
-    return joined, sums
+def _owed_sums(now: datetime) -> tuple[Any, list[Any], Any]:
+    """The expectations joined with their occurrence and confirmation (aliased ``e``, ``o``, ``c``, as
+    ``storage.reads.OWED_FROM``), :data:`UNIT_SUMS` over them as :func:`tally` counts (labelled by name;
+    the conditions are ``storage.reads.OWED``'s text, the one definition) and the expectations' alias:
+    summed per unit or over a whole set of units."""
+    e, o, c = (m.__table__.alias(name) for m, name in (  # type: ignore[attr-defined]
+        (Expectation, "e"), (Occurrence, "o"), (Confirmation, "c")))
+    now_param = bindparam("now", db_time(now), type_=o.c.deadline_at.type)
+    sums = [func.sum(case((and_(text(reads.OWED[name]).bindparams(now_param) if name == "pending"
+                                else text(reads.OWED[name])), 1), else_=0)).label(name) for name in UNIT_SUMS]
+    joined = e.join(o, o.c.id == e.c.occurrence_id).outerjoin(
+        c, and_(c.c.occurrence_id == e.c.occurrence_id, c.c.person_id == e.c.person_id))
+    return joined, sums, e
 
 
 async def units_totals(runtime: Runtime, spans: Sequence[tuple[datetime, datetime]], *, now: datetime,
@@ -162,7 +172,7 @@ async def units_totals(runtime: Runtime, spans: Sequence[tuple[datetime, datetim
     per occurrence over their expectations, the unit ids bound as one array or JSON list however many
     (:func:`~bot.reporting.unitmatch.in_ids`). Without 催办次数 (``nudges`` 0): for a leader's page and
     its trend, which do not show them."""
-    et, ot = Expectation.__table__, Occurrence.__table__  # type: ignore[attr-defined]
+    ot = Occurrence.__table__  # type: ignore[attr-defined]
     sums = [dict.fromkeys(UNIT_SUMS, 0) for _ in spans]
     if spans:
         async with runtime.db.session() as session:
@@ -172,10 +182,10 @@ async def units_totals(runtime: Runtime, spans: Sequence[tuple[datetime, datetim
             within = {occ: [i for i, (start, end) in enumerate(spans) if start <= utc(due) < end] for occ, due in found}
             counted = [occ for occ, kept in within.items() if kept]
             if counted:
-                joined, columns = _owed_sums(utc(now))
-                kept = in_ids(et.c.unit_id, sorted(unit_ids), (await session.connection()).dialect.name)
-                stmt = (select(et.c.occurrence_id, *columns).select_from(joined)
-                        .where(et.c.occurrence_id.in_(counted), kept).group_by(et.c.occurrence_id))
+                joined, columns, e = _owed_sums(utc(now))
+                kept = in_ids(e.c.unit_id, sorted(unit_ids), (await session.connection()).dialect.name)
+                stmt = (select(e.c.occurrence_id, *columns).select_from(joined)
+                        .where(e.c.occurrence_id.in_(counted), kept).group_by(e.c.occurrence_id))
                 for occ, *values in (await session.exec(stmt)).all():  # type: ignore[call-overload]
                     for i in within[occ]:
                         for name, value in zip(UNIT_SUMS, values, strict=True):

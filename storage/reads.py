@@ -322,3 +322,66 @@ def at_head(path: Path) -> bool:
     except sqlite3.Error:
         return False
     return [r[0] for r in found] == [newest]
+
+
+# ---------------------------------------------------------------- boards (bot.confirming.board, remindbot status)
+
+# A board's rows: who owes (in the board's order: unit, then as fired), and the confirmations given.
+BOARD_EXPECTATIONS = """
+SELECT occurrence_id, person_id, person_name, unit_id, unit_name, excused_at, excused_by, excuse_reason
+FROM expectation WHERE occurrence_id IN (:occurrences) ORDER BY unit_id, id"""
+BOARD_CONFIRMATIONS = """
+SELECT occurrence_id, person_id, confirmed_at, via, note, recorded_by
+FROM confirmation WHERE occurrence_id IN (:occurrences)"""
+
+# Occurrences with people owing a confirmation, as ``remindbot status`` chooses them.
+_OCCURRENCE = ("SELECT id, reminder_id, due_at, title, deadline_at, dry_run FROM occurrence o"
+               " WHERE EXISTS (SELECT 1 FROM expectation e WHERE e.occurrence_id = o.id)")
+LATEST_OCCURRENCE = f"{_OCCURRENCE} AND reminder_id = :reminder AND dry_run = :dry_run ORDER BY due_at DESC LIMIT 1"
+OCCURRENCES_DUE = (f"{_OCCURRENCE} AND due_at >= :start AND due_at < :end{{reminder}}"
+                   " ORDER BY dry_run, due_at, reminder_id")
+OCCURRENCES_AT = f"{_OCCURRENCE} AND reminder_id = :reminder AND due_at = :due ORDER BY dry_run"
+
+
+class OccurrenceRow(NamedTuple):
+    """The fields of an occurrence a board and ``status`` show (``storage.models.Occurrence``'s names)."""
+
+    id: int
+    reminder_id: str
+    due_at: datetime
+    title: str
+    deadline_at: datetime | None
+    dry_run: bool
+
+
+def _occurrences(rows: list[tuple[Any, ...]]) -> list[OccurrenceRow]:
+    return [OccurrenceRow(i, rid, moment(due), title, moment(deadline), bool(dry))  # type: ignore[arg-type]
+            for i, rid, due, title, deadline, dry in rows]
+
+
+async def board_rows(reader: Reader, occurrence_ids: Sequence[int]) -> tuple[list[tuple[Any, ...]],
+                                                                              list[tuple[Any, ...]]]:
+    """The expectations (:data:`BOARD_EXPECTATIONS`) and confirmations of these occurrences, as read."""
+    params = {"occurrences": list(occurrence_ids)}
+    return await reader.rows(BOARD_EXPECTATIONS, params), await reader.rows(BOARD_CONFIRMATIONS, params)
+
+
+async def latest_occurrence(reader: Reader, reminder_id: str, dry_run: bool) -> OccurrenceRow | None:
+    """The reminder's latest real occurrence (or rehearsal) with people owing, if any."""
+    found = _occurrences(await reader.rows(LATEST_OCCURRENCE, {"reminder": reminder_id, "dry_run": dry_run}))
+    return found[0] if found else None
+
+
+async def occurrences_due(reader: Reader, start: datetime, end: datetime,
+                          reminder_id: str | None = None) -> list[OccurrenceRow]:
+    """Occurrences with people owing due in [start, end): real ones first, then by due time and reminder."""
+    params: dict[str, Any] = {"start": start, "end": end}
+    if reminder_id is not None:
+        params["reminder"] = reminder_id
+    sql = OCCURRENCES_DUE.format(reminder=" AND reminder_id = :reminder" if reminder_id is not None else "")
+    return _occurrences(await reader.rows(sql, params))
+
+
+async def occurrences_at(reader: Reader, reminder_id: str, due: datetime) -> list[OccurrenceRow]:
+    """The reminder's occurrences with people owing due at ``due``: the real one first."""
+    return _occurrences(await reader.rows(OCCURRENCES_AT, {"reminder": reminder_id, "due": due}))

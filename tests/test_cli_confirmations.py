@@ -292,7 +292,7 @@ def test_status_filters_by_a_unit_with_its_branches_and_by_status(cli: Cli) -> N
 
 def test_status_of_a_large_board_lists_a_bounded_number_of_rows_and_says_how_to_see_all(
         cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.cli.confirmations as module
+    import bot.cli.status as module
 
     monkeypatch.setattr(module, "STATUS_ROWS", 2)  # the three people of the study day stand for 20,000
     short = cli.run(status, "study")

@@ -238,18 +238,23 @@ def test_fire_imports_what_it_runs_and_nothing_of_the_other_commands(tmp_path: P
     assert done.stdout.strip().splitlines()[-2:] == ["[]", "None"], done.stdout
 
 
-def test_report_on_a_sqlite_file_reads_it_without_sqlalchemy(tmp_path: Path) -> None:
-    """``report`` on a SQLite file at the newest schema reads it through ``sqlite3`` (storage/reads.py):
-    SQLAlchemy, SQLModel and the table models are never imported (half of a province's report was
-    importing them), and the file is left as it was. A file not there yet is created as before."""
+def test_report_and_status_on_a_sqlite_file_read_it_without_sqlalchemy(tmp_path: Path) -> None:
+    """``report`` and ``status`` on a SQLite file at the newest schema read it through ``sqlite3``
+    (storage/reads.py): SQLAlchemy, SQLModel and the table models are never imported (half of a
+    province's report was importing them), and the file is left as it was. A file not there yet is
+    created as before."""
     env = _env(tmp_path)
     first = subprocess.run([sys.executable, "-m", "bot", "report", "--period", "current_month"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "bot.db").is_file() and "本期没有需要确认的事项" in first.stdout
+    fired = subprocess.run([sys.executable, "-m", "bot", "fire", "study-day", "--date", "2026-12-04"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert fired.returncode == 0, fired.stderr
     before = (tmp_path / "bot.db").stat().st_mtime_ns
     unused = ("sqlalchemy", "sqlmodel", "storage.models", "storage.db", "aiosqlite")
-    for argv in (["report", "--period", "current_month"], ["report", "--period", "2026-12", "--format", "csv"]):
+    for argv in (["report", "--period", "current_month"], ["report", "--period", "2026-12", "--format", "csv"],
+                 ["status"], ["status", "study-day", "--date", "2026-12-04", "--unit", "fgw"]):
         code = ("import sys\n"
                 "from bot.cli import main\n"
                 f"main({argv!r}, standalone_mode=False)\n"
@@ -257,5 +262,6 @@ def test_report_on_a_sqlite_file_reads_it_without_sqlalchemy(tmp_path: Path) -> 
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().splitlines()[-1] == "[]", (argv, done.stdout)
+        *said, loaded = done.stdout.strip().splitlines()
+        assert loaded == "[]" and ("每月学习日" in "".join(said) or argv[0] == "report"), (argv, done.stdout)
     assert (tmp_path / "bot.db").stat().st_mtime_ns == before

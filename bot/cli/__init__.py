@@ -30,7 +30,7 @@ LAZY: dict[str, str] = {
     "preview": "bot.cli.delivery:preview",
     "fire": "bot.cli.delivery:fire_command",
     "send-test": "bot.cli.delivery:send_test",
-    "status": "bot.cli.confirmations:status",
+    "status": "bot.cli.status:status",
     "confirm": "bot.cli.confirmations:confirm",
     "link": "bot.cli.confirmations:link",
     "report": "bot.cli.report:report",

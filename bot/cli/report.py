@@ -1,15 +1,13 @@
 """report: figures per unit over a period, ranked.
 
 On a SQLite file at the newest schema the figures are read through ``sqlite3`` (read-only, the file
-never written), with the same SQL texts the pages run through SQLAlchemy (``storage.reads``): neither
-SQLAlchemy, SQLModel nor the table models are imported, about half of a province's report.
-Elsewhere (PostgreSQL, a file still to create or upgrade) the database opens as for any command.
+never written), with the same SQL texts the pages run through SQLAlchemy (``storage.reads``,
+:func:`bot.cli.runner.reading`): neither SQLAlchemy, SQLModel nor the table models are imported,
+about half of a province's report.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,7 +15,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bot.cli.output import write_output
-from bot.cli.runner import CliError, run
+from bot.cli.runner import CliError, reading, run
 from bot.config.models import DEFAULT_TZ
 from bot.reporting.csvfile import excel_bytes
 from bot.reporting.figures import FORMATS, Period, format_rows, percent, period_bounds, totals, unit_figures
@@ -26,20 +24,6 @@ from bot.scheduling.stagelines import lines_for
 from storage import reads
 
 ZONE = ZoneInfo(DEFAULT_TZ)
-
-
-@asynccontextmanager
-async def reading(runtime: Runtime) -> AsyncIterator[reads.Reader]:
-    """A reader of the runtime's database: ``sqlite3`` on a SQLite file already at the newest schema,
-    else the database opened (created or upgraded first, as every command does) through SQLAlchemy."""
-    path = reads.sqlite_file(runtime.settings.database_url)
-    if path is not None and runtime.opener is not None and reads.at_head(path):
-        async with reads.sqlite_reader(path) as reader:
-            yield reader
-        return
-    await runtime.ensure_database()
-    async with reads.engine_reader(runtime.db.engine) as reader:
-        yield reader
 
 
 def _period_words(message: str) -> str:

@@ -1,7 +1,7 @@
 """How a command that reads or records opens the runtime, runs its work and reports a problem.
 
-Without SQLAlchemy: ``report`` on a SQLite file opens no engine (``storage.reads``), so neither this
-module nor the command's own imports it.
+Without SQLAlchemy: ``report`` and ``status`` on a SQLite file open no engine (:func:`reading`), so
+neither this module nor the commands' own import it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import click
 from bot.config import gcpause
 from bot.runtime import Runtime
 from bot.settings import Settings
+from storage import reads
 
 T = TypeVar("T")
 
@@ -65,3 +66,18 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, database: bool = True) -> T:
     except CliError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
+
+
+@asynccontextmanager
+async def reading(runtime: Runtime) -> AsyncIterator[reads.Reader]:
+    """A reader of the runtime's database (``storage.reads``): ``sqlite3``, read-only, on a SQLite file
+    already at the newest schema when the runtime was opened without its database; else the database
+    opened (created or upgraded first, as every command does) and read through SQLAlchemy."""
+    path = reads.sqlite_file(runtime.settings.database_url)
+    if path is not None and runtime.opener is not None and reads.at_head(path):
+        async with reads.sqlite_reader(path) as reader:
+            yield reader
+        return
+    await runtime.ensure_database()
+    async with reads.engine_reader(runtime.db.engine) as reader:
+        yield reader

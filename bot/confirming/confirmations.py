@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.confirming.board import (  # noqa: F401  (re-exported: pages and commands import them here)
+    VIA_LABELS,
+    Board,
+    BoardRow,
+    board_row,
+    boards_of,
+    owing_row,
+)
+from storage import reads
 from storage.db import Database
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -27,12 +36,6 @@ if TYPE_CHECKING:
     import sqlite3
 
 Via = Literal["link", "chat", "card", "admin"]
-VIA_LABELS: dict[str, str] = {
-    "link": "链接",
-    "chat": "群内回复",
-    "card": "卡片按钮",
-    "admin": "管理员代录",
-}
 NOTE_MAX = 200  # characters; enough for "参加人数 23，缺席 2 人（出差）" and the like
 
 
@@ -417,95 +420,6 @@ async def find_confirmation(db: Database, occurrence_id: int, person_id: str) ->
 # ---------------------------------------------------------------- the board
 
 
-@dataclass(slots=True)  # not frozen: a province's board builds 20,000 of them per page view
-class BoardRow:
-    """One expected person's line on the board. Times are aware UTC. (``board_row`` builds most of
-    them positionally: keep the fields' order.)"""
-
-    person_id: str
-    name: str
-    unit_id: str | None
-    unit_name: str | None
-    confirmed_at: datetime | None
-    via: str | None
-    note: str | None
-    recorded_by: str | None
-    overdue_since: datetime | None  # the deadline, when it passed without a confirmation (nor excusal)
-    late: bool = False  # confirmed, but after the deadline
-    excused_at: datetime | None = None  # an admin excused them (请假、出差…): owes nothing, never late
-    excused_by: str | None = None
-    excuse_reason: str | None = None
-
-    @property
-    def excused(self) -> bool:
-        """Excused and not confirmed (a confirmation that came anyway counts as one)."""
-        return self.excused_at is not None and self.confirmed_at is None
-
-    @property
-    def confirmed(self) -> bool:
-        return self.confirmed_at is not None
-
-    @property
-    def via_label(self) -> str:
-        return VIA_LABELS.get(self.via or "", self.via or "")
-
-
-@dataclass(frozen=True)
-class Board:
-    occurrence: Occurrence
-    rows: list[BoardRow] = field(default_factory=list)
-
-    @property
-    def expected(self) -> int:
-        return len(self.rows)
-
-    @property
-    def confirmed(self) -> int:
-        return sum(1 for r in self.rows if r.confirmed)
-
-    @property
-    def overdue(self) -> list[BoardRow]:
-        return [r for r in self.rows if r.overdue_since is not None]
-
-    @property
-    def excused(self) -> list[BoardRow]:
-        return [r for r in self.rows if r.excused]
-
-
-def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> BoardRow:
-    """One line from an expectation and its confirmation (ORM objects or Core rows with those columns)."""
-    if conf is None:
-        return owing_row(exp.person_id, exp.person_name, exp.unit_id, exp.unit_name, exp.excused_at, exp.excused_by,
-                         exp.excuse_reason, deadline, now)
-    excused_at = _aware(exp.excused_at)
-    confirmed_at = _aware(conf.confirmed_at)
-    return BoardRow(
-        person_id=exp.person_id,
-        name=exp.person_name,
-        unit_id=exp.unit_id,
-        unit_name=exp.unit_name,
-        confirmed_at=confirmed_at,
-        via=conf.via,
-        note=conf.note,
-        recorded_by=conf.recorded_by,
-        overdue_since=None,
-        late=bool(confirmed_at and deadline and confirmed_at > deadline),
-        excused_at=excused_at,
-        excused_by=exp.excused_by,
-        excuse_reason=exp.excuse_reason,
-    )
-
-
-def owing_row(person_id: str, name: str, unit_id: str | None, unit_name: str | None, excused_at: datetime | None,
-              excused_by: str | None, excuse_reason: str | None, deadline: datetime | None, now: datetime) -> BoardRow:
-    """The line of someone who has not confirmed (most lines of a large board): built positionally."""
-    if excused_at is not None and excused_at.tzinfo is None:
-        excused_at = excused_at.replace(tzinfo=UTC)
-    overdue = excused_at is None and deadline is not None and now >= deadline
-    return BoardRow(person_id, name, unit_id, unit_name, None, None, None, None, deadline if overdue else None, False,
-                    excused_at, excused_by, excuse_reason)
-
-
 async def board(db: Database, occurrence_id: int, now: datetime) -> Board:
     """Who owes a confirmation for the occurrence, who gave it (when, how, note), who is late."""
     boards = await boards_for(db, [occurrence_id], now)
@@ -515,40 +429,13 @@ async def board(db: Database, occurrence_id: int, now: datetime) -> Board:
 
 
 async def boards_for(db: Database, occurrence_ids: Iterable[int], now: datetime) -> list[Board]:
-    """Boards of several occurrences in three queries (the admin list and reports need many)."""
+    """Boards of several occurrences (the admin list and reports need many): the occurrences, then
+    their rows in two queries (``storage.reads.BOARD_ROWS``, the text ``remindbot status`` reads)."""
     ids = list(occurrence_ids)
     if not ids:
         return []
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     async with db.session() as session:
         occs = (await session.exec(select(Occurrence).where(col(Occurrence.id).in_(ids)))).all()
-        # Core rows with only the columns a board shows: a province's board has 20,000 of them.
-        exps = (
-            await session.exec(
-                select(EXP.c.occurrence_id, EXP.c.person_id, EXP.c.person_name, EXP.c.unit_id, EXP.c.unit_name,
-                       EXP.c.excused_at, EXP.c.excused_by, EXP.c.excuse_reason)
-                .where(EXP.c.occurrence_id.in_(ids))
-                .order_by(EXP.c.unit_id, EXP.c.id)
-            )
-        ).all()
-        confs = (
-            await session.exec(select(CONF.c.occurrence_id, CONF.c.person_id, CONF.c.confirmed_at, CONF.c.via,
-                                      CONF.c.note, CONF.c.recorded_by).where(CONF.c.occurrence_id.in_(ids)))
-        ).all()
-    by_key = {(c.occurrence_id, c.person_id): c for c in confs}
-    result: list[Board] = []
     order = {oid: i for i, oid in enumerate(ids)}
-    owed: dict[int, list[Any]] = {}
-    for e in exps:
-        owed.setdefault(e[0], []).append(e)  # occurrence_id
-    for occ in sorted(occs, key=lambda o: order[o.id or 0]):
-        deadline = _aware(occ.deadline_at)
-        rows = []
-        for e in owed.get(occ.id or 0, []):
-            # Unpacked: a Core row's fields by name cost a lookup each, 20,000 times over.
-            occurrence_id, person_id, name, unit_id, unit_name, excused_at, excused_by, reason = e
-            conf = by_key.get((occurrence_id, person_id))
-            rows.append(owing_row(person_id, name, unit_id, unit_name, excused_at, excused_by, reason, deadline, now)
-                        if conf is None else board_row(e, conf, deadline, now))
-        result.append(Board(occurrence=occ, rows=rows))
-    return result
+    async with reads.engine_reader(db.engine) as reader:
+        return await boards_of(reader, sorted(occs, key=lambda o: order[o.id or 0]), now)

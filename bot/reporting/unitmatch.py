@@ -25,8 +25,6 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, func, literal, or_, select, true
-
 from bot.config.models import Schedules
 from bot.config.models import _columns as columns
 from bot.reporting.figures import natural_key  # noqa: F401  (its SQL twins are below)
@@ -118,6 +116,8 @@ def match_note(match: UnitMatch) -> str:
 
 def unit_condition(match: UnitMatch, unit_id: Any, unit_name: Any, dialect: str) -> Any:
     """SQL keeping the rows whose recorded unit (columns ``unit_id``, ``unit_name``) ``match`` keeps."""
+    from sqlalchemy import func, or_, true  # here: ``status`` on a SQLite file resolves units without SQLAlchemy
+
     parts = [unit_id == match.query, unit_name == match.query]
     if match.ids:
         parts.append(in_ids(unit_id, sorted(match.ids), dialect))
@@ -132,6 +132,8 @@ def in_ids(column: Any, ids: list[str], dialect: str) -> Any:
     a leader's 20,000 units are one parameter, not 20,000)."""
     if len(ids) <= INLINE_IDS:
         return column.in_(ids)
+    from sqlalchemy import String, func, literal, select
+
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import ARRAY  # only on PostgreSQL: `status` on SQLite stays lean
 
@@ -147,6 +149,8 @@ def natural_parts(name: Any) -> tuple[Any, Any]:
     """:func:`natural_key`'s text before the trailing digits and its number without leading zeros, in
     SQL over the column ``name``: computed once per row where a statement sorts by them
     (:func:`natural_order`), as they cost more than the sort itself."""
+    from sqlalchemy import func
+
     prefix = func.rtrim(name, "0123456789")
     return prefix, func.ltrim(func.substr(name, func.length(prefix) + 1), "0")
 
@@ -154,6 +158,8 @@ def natural_parts(name: Any) -> tuple[Any, Any]:
 def natural_order(prefix: Any, number: Any, name: Any, dialect: str) -> tuple[Any, ...]:
     """:func:`natural_key` in SQL over :func:`natural_parts` ``prefix`` and ``number`` and the column
     ``name`` (code point order, as Python compares)."""
+
+    from sqlalchemy import func
 
     def text(expr: Any) -> Any:
         return expr.collate("C") if dialect == "postgresql" else expr

@@ -87,6 +87,15 @@ def clean_note(note: str | None) -> str | None:
     return note or None
 
 
+def shown_note(note: str | None) -> str | None:
+    """A stored note as every page, table and export shows it: cleaned like :func:`clean_note`
+    (a note stored before that cleaning existed may hold escapes or direction overrides), never
+    refused for its length. Nearly every note is printable and passes as it is."""
+    if not note or note.isprintable():
+        return note
+    return _UNSAFE_IN_NOTE.sub("", note.replace("\r\n", "\n").replace("\r", "\n")).strip() or None
+
+
 async def record_confirmation(
     db: Database,
     occurrence_id: int,
@@ -218,7 +227,7 @@ async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -
 
 def _link_view_of(row: Any) -> LinkView:
     """A :class:`LinkView` from a row with :data:`_LINK_QUERY_COLUMNS`."""
-    conf = (ConfirmationView(row.confirmed_at, row.via, row.note, row.recorded_by)
+    conf = (ConfirmationView(row.confirmed_at, row.via, shown_note(row.note), row.recorded_by)
             if row.confirmed_at is not None else None)
     return LinkView(row.id, row.reminder_id, row.title, row.due_at, row.original_date, bool(row.provisional),
                     row.deadline_at, bool(row.dry_run), row.expectation_id is not None, row.person_name or "",
@@ -486,7 +495,7 @@ def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> 
         unit_name=exp.unit_name,
         confirmed_at=confirmed_at,
         via=conf.via,
-        note=conf.note,
+        note=shown_note(conf.note),
         recorded_by=conf.recorded_by,
         overdue_since=None,
         late=bool(confirmed_at and deadline and confirmed_at > deadline),

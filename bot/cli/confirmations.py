@@ -481,8 +481,8 @@ async def links_base(runtime: Runtime) -> tuple[str, str]:
     if found:
         return found, f"（本命令的环境未设置 REMINDBOT_BASE_URL，链接地址 {found} 取自正在运行的服务）"
     # A service in --dry-run starts no dispatcher, so it leaves no heartbeat either: said so.
-    return s.base_url, (f"注意：没有找到正在运行的服务（演练模式的服务不记录地址），链接按默认地址 {s.base_url} 生成"
-                        "（未设置 REMINDBOT_BASE_URL 时"
+    return s.base_url, ("注意：没有找到正在运行的服务（以 --dry-run 启动的服务不记录地址），"
+                        f"链接按默认地址 {s.base_url} 生成（未设置 REMINDBOT_BASE_URL 时"
                         "为 http://127.0.0.1:端口，端口取 PORT，默认 8080）。服务用了别的地址或端口时，请在运行本命令的"
                         "环境中设置与服务相同的 REMINDBOT_BASE_URL（大家能访问的公开地址）后重新运行。")
 

@@ -590,8 +590,9 @@ def _resend_offer(runtime: Any, row: Outbox, group: str) -> dict[str, Any]:
     channel = runtime.channel(row.channel_id)
     if channel is None:
         return {"resendable": False, "no_resend": "该频道已不在日程配置中，无法重新发送"}
-    if channel.dry_run:
-        return {"resendable": False, "no_resend": "该频道未配置 Webhook，仅记录；填写 webhook 后可重新发送"}
+    if channel.dry_run:  # a failed row's channel lost its webhook since: "only recorded" would be untrue
+        why = "该频道现在未配置 Webhook" if row.status == "dead" else "该频道未配置 Webhook，仅记录"
+        return {"resendable": False, "no_resend": f"{why}；填写 webhook 后可重新发送"}
     return {"resendable": True, "no_resend": ""}
 
 

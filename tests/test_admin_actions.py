@@ -429,6 +429,15 @@ async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehears
         assert (await session.get(Outbox, recorded[0].id)).status == "pending"  # type: ignore[union-attr]
 
 
+async def test_a_failed_message_whose_channel_lost_its_webhook_offers_no_resend_and_says_why(site: Site) -> None:
+    dead = await dead_message(site)
+    assert f'action="/admin/outbox/{dead}/resend"' in await site.page("/admin/outbox")
+    channels = site.runtime.schedules.channels
+    channels["fake"] = channels["fake"].model_copy(update={"webhook": None})
+    page = await site.page("/admin/outbox")
+    assert "/resend" not in page and "该频道现在未配置 Webhook；填写 webhook 后可重新发送" in page
+
+
 async def test_outbox_rows_of_two_occurrences_of_one_reminder_say_which_occurrence_they_belong_to(
         site: Site) -> None:
     later = await fire_due(site.runtime, "study", bj(2026, 12, 1, 9, 0))

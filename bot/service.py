@@ -83,6 +83,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
         if on_listening is not None:
             on_listening()
         dispatcher = Dispatcher(runtime.db, settings, runtime.channel, http, clock=runtime.clock,
+                                base_url=settings.base_url,
                                 admin_channel=lambda: runtime.schedules.service.admin_channel,
                                 ticks=runtime.ticks)
         if settings.dry_run:

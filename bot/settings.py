@@ -188,6 +188,11 @@ class Settings(BaseModel):
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir.resolve() / 'remindbot.db'}"
         return self
 
+    @property
+    def base_url_is_default(self) -> bool:
+        """Whether ``base_url`` is the default for this ``port`` (REMINDBOT_BASE_URL left unset)."""
+        return self.base_url == f"http://127.0.0.1:{self.port}"
+
     @cached_property
     def signing_key(self) -> str:
         """The secret key, or one generated once and kept in var/secret_key."""

@@ -174,6 +174,9 @@ class InstanceHeartbeat(TableBase, table=True):
     pid: int
     started_at: datetime = Field(default_factory=utcnow)
     beat_at: datetime = Field(default_factory=utcnow, index=True)
+    # The serving instance's REMINDBOT_BASE_URL (None for a command's one-off send): ``remindbot link``
+    # in another terminal, whose environment may lack the service's PORT, builds links on it (0007).
+    base_url: str | None = None
 
 
 class Nudge(TableBase, table=True):

@@ -395,7 +395,7 @@ async def test_a_confirmation_recorded_by_an_admin_says_代录_once_on_the_board
     assert row.count("代录") == 1 and "管理员代录（陈明）" in row
 
 
-async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehearsals_and_can_be_sent_again(
+async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehearsals_nor_resent_while_it_lacks_one(
         site: Site) -> None:
     async with aiohttp.ClientSession() as http:  # the study day's messages to channels without a webhook
         dispatcher = Dispatcher(site.runtime.db, site.runtime.settings, site.runtime.channel, http,
@@ -407,16 +407,35 @@ async def test_a_real_messages_recorded_without_a_webhook_are_not_called_rehears
     stats = page[page.index('class="card stats"'):]
     stats = stats[:stats.index("</section>")]
     assert "未配置 webhook（只记录）" in stats and "演练" not in stats
-    assert f'action="/admin/outbox/{recorded[0].id}/resend"' in page
+    # trial 12: no 重新发送 while the channel has no webhook (it would only be recorded again); why instead
+    assert "/resend" not in page and page.count("该频道未配置 Webhook，仅记录") == len(recorded)
     # trial 10 #2: the number `remindbot resend <消息编号>` takes is on each row
     shown = re.findall(r"消息编号 (\d+)", page)
     assert sorted(map(int, shown)) == sorted(r.id for r in recorded)
-    response = await site.post(f"/admin/outbox/{recorded[0].id}/resend", {"reason": "先排队"}, page="/admin/outbox")
+    forged = await site.post(f"/admin/outbox/{recorded[0].id}/resend", {"reason": "先排队"}, page="/admin/outbox")
+    assert forged.status == 409 and "未配置 Webhook，仅记录" in await forged.text()
+    assert await site.audit() == []
+    async with site.runtime.db.session() as session:
+        assert (await session.get(Outbox, recorded[0].id)).status == "dry_run"  # type: ignore[union-attr]
+
+    channels = site.runtime.schedules.channels  # the webhook is filled in: now it may be sent again
+    channel_id = recorded[0].channel_id
+    channels[channel_id] = channels[channel_id].model_copy(update={"webhook": SecretStr("https://hook.example/x")})
+    page = await site.page("/admin/outbox")
+    assert f'action="/admin/outbox/{recorded[0].id}/resend"' in page
+    response = await site.post(f"/admin/outbox/{recorded[0].id}/resend", {"reason": "已填"}, page="/admin/outbox")
     assert response.status == 303
-    done = await site.page(response.headers["Location"])
-    assert "仍未配置 webhook" in done
     async with site.runtime.db.session() as session:
         assert (await session.get(Outbox, recorded[0].id)).status == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_failed_message_whose_channel_lost_its_webhook_offers_no_resend_and_says_why(site: Site) -> None:
+    dead = await dead_message(site)
+    assert f'action="/admin/outbox/{dead}/resend"' in await site.page("/admin/outbox")
+    channels = site.runtime.schedules.channels
+    channels["fake"] = channels["fake"].model_copy(update={"webhook": None})
+    page = await site.page("/admin/outbox")
+    assert "/resend" not in page and "该频道现在未配置 Webhook；填写 webhook 后可重新发送" in page
 
 
 async def test_outbox_rows_of_two_occurrences_of_one_reminder_say_which_occurrence_they_belong_to(

@@ -126,3 +126,17 @@ async def fill_more(db: Database, robot_id: str) -> None:
                              bodies=[{"msgtype": "text", "text": {"content": "later"}}], stage="due",
                              summary="三会一课提醒", now=NOW)
         await session.commit()
+
+
+async def test_the_running_services_base_url_is_read_from_its_live_heartbeat_only(any_db: Database) -> None:
+    """What ``remindbot link`` in another terminal builds links on (trial 12): a service's own, not a
+    command's one-off send (no base URL), not a stale or stopped instance's."""
+    now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    assert await lanes.service_base_url(any_db, now, 30) is None
+    await lanes.beat(any_db, "old", now - timedelta(minutes=5), now, "http://127.0.0.1:7000")  # killed long ago
+    await lanes.beat(any_db, "burst", now, now)  # `remindbot fire` sending: no base URL of its own
+    assert await lanes.service_base_url(any_db, now, 30) is None
+    await lanes.beat(any_db, "svc", now - timedelta(seconds=5), now, "http://127.0.0.1:9000")
+    assert await lanes.service_base_url(any_db, now, 30) == "http://127.0.0.1:9000"
+    await lanes.leave(any_db, "svc")  # a clean stop
+    assert await lanes.service_base_url(any_db, now, 30) is None

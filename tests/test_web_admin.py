@@ -243,6 +243,26 @@ async def test_a_chat_notes_escape_and_override_characters_never_reach_board_csv
     assert {r[2]: r for r in rows[1:]}["张伟"][8] == "[31m红字"
 
 
+async def test_a_note_stored_before_the_cleaning_is_shown_clean_on_the_board_csv_and_own_page(
+    world: World, client: TestClient
+) -> None:
+    """Trial 12: notes written before control characters were cleaned at the door were shown raw."""
+    from storage.models import Confirmation
+
+    async with world.db.session() as session:  # as an older version stored it: not through clean_note
+        session.add(Confirmation(occurrence_id=world.occurrence_id, person_id="zhang", via="chat",
+                                 note="\x1b[31m参加\u202e 23 人\x9b\r\n", confirmed_at=to_db_time(NOW)))
+        await session.commit()
+    board = await (await client.get(f"/admin/occurrences/{world.occurrence_id}", headers=AUTH)).text()
+    raw = await (await client.get(f"/admin/occurrences/{world.occurrence_id}/board.csv", headers=AUTH)).read()
+    own = await (await client.get(f"/c/{world.token('zhang')}")).text()
+    for shown in (board, raw.decode("utf-8-sig"), own):
+        assert "\x1b" not in shown and "\u202e" not in shown and "\x9b" not in shown
+        assert "[31m参加 23 人" in shown
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert {r[2]: r for r in rows[1:]}["张伟"][8] == "[31m参加 23 人"
+
+
 async def test_a_note_that_looks_like_a_formula_is_defused_in_csv(
     world: World, client: TestClient
 ) -> None:

@@ -152,10 +152,13 @@ async def client(world: World) -> AsyncIterator[TestClient]:
 
 @asynccontextmanager
 async def serve(app: web.Application, **runner_options: Any) -> AsyncIterator[str]:
-    """Serve the app for real on a free loopback port; yields its base URL."""
+    """Serve the app for real on a free loopback port, with the runner ``serve`` uses (its answers to
+    errors outside the handlers are part of what a client sees); yields its base URL."""
+    from bot.web.app import SafeAppRunner
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    runner = web.AppRunner(app, **runner_options)
+    runner = SafeAppRunner(app, **runner_options)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()

@@ -145,18 +145,47 @@ def confirm(occurrence_id: int, person: str, admin_id: str, note: str | None) ->
 # ---------------------------------------------------------------- link
 
 
+async def links_base(runtime: Runtime) -> tuple[str, str]:
+    """The base URL for links this command prints, and a Chinese line on where it came from ("" when
+    this command's environment sets it, or it is the running service's own).
+
+    Without REMINDBOT_BASE_URL here, the running service's (kept with its heartbeat): a service
+    started with another PORT in another terminal would otherwise get links to port 8080 (trial 12)."""
+    from bot.delivery.lanes import service_base_url
+
+    s = runtime.settings
+    if not s.base_url_is_default:
+        return s.base_url, ""
+    found = await service_base_url(runtime.db, runtime.clock(), s.heartbeat_stale_seconds)
+    if found == s.base_url:
+        return found, ""
+    if found:
+        return found, f"（本命令的环境未设置 REMINDBOT_BASE_URL，链接地址 {found} 取自正在运行的服务）"
+    # A service in --dry-run starts no dispatcher, so it leaves no heartbeat either: said so.
+    return s.base_url, ("注意：没有找到正在运行的服务（以 --dry-run 启动的服务不记录地址），"
+                        f"链接按默认地址 {s.base_url} 生成（未设置 REMINDBOT_BASE_URL 时"
+                        "为 http://127.0.0.1:端口，端口取 PORT，默认 8080）。服务用了别的地址或端口时，请在运行本命令的"
+                        "环境中设置与服务相同的 REMINDBOT_BASE_URL（大家能访问的公开地址）后重新运行。")
+
+
+def _with_note(text: str, note: str) -> str:
+    return f"{text}\n{note}" if note else text
+
+
 async def _link(runtime: Runtime, occurrence_id: int, who: str) -> str:
     from bot.confirming.tokens import confirm_url, make_token
 
     occ, exp = await expected_person(runtime, occurrence_id, who)
     token = make_token(runtime.link_key, occurrence_id, exp.person_id, now=runtime.clock())
-    url = confirm_url(runtime.settings.base_url, token)
+    base, note = await links_base(runtime)
+    url = confirm_url(base, token)
     head = f"{exp.person_name} 的个人确认链接（“{occ.title}”，记录号 {occurrence_id}）："
     days = runtime.settings.link_ttl_days
     if occ.dry_run:
-        return (f"{head}\n{url}\n注意：这是演练记录的链接，打开后只能查看确认页面的样子，不能登记确认。"
-                f"有效期 {days} 天。")
-    return (f"{head}\n{url}\n此链接可代表本人登记确认，有效期 {days} 天；请只交给本人，不要发到群里或写进日志。")
+        return _with_note(f"{head}\n{url}\n注意：这是演练记录的链接，打开后只能查看确认页面的样子，不能登记确认。"
+                          f"有效期 {days} 天。", note)
+    return _with_note(f"{head}\n{url}\n此链接可代表本人登记确认，有效期 {days} 天；"
+                      "请只交给本人，不要发到群里或写进日志。", note)
 
 
 @click.command()
@@ -181,9 +210,10 @@ async def _leader_link(runtime: Runtime, who: str) -> str:
         some = (f"。分管单位的领导有：{'、'.join(leaders)}" if leaders
                 else "。日程配置中还没有单位写明分管领导（leaders）")
         raise CliError(f"{person.name} 没有分管的单位（日程配置中没有单位把此人列为 leaders），没有领导页面{some}")
-    url = leader_url(runtime, person.id)
-    return (f"{person.name} 的领导页面（分管 {len(units)} 个单位，只读，无需登录）：\n{url}\n"
-            f"有效期 {runtime.settings.view_ttl_days} 天；请只交给本人，不要发到群里。")
+    base, note = await links_base(runtime)
+    url = leader_url(runtime, person.id, base=base)
+    return _with_note(f"{person.name} 的领导页面（分管 {len(units)} 个单位，只读，无需登录）：\n{url}\n"
+                      f"有效期 {runtime.settings.view_ttl_days} 天；请只交给本人，不要发到群里。", note)
 
 
 @click.command(name="leader-link")

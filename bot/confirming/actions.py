@@ -304,8 +304,8 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
     """Put a dead message back in the queue (after its channel was fixed): sent on the next pass.
 
     A real occurrence's message recorded without sending (status ``dry_run``: its channel had no
-    webhook) is queued again too; while the channel still has none it is recorded again, and the
-    answer says so. A rehearsal's (a dry-run occurrence's) message is refused.
+    webhook) is queued again too, once the channel has one: while it still has none the admin page
+    refuses (it would only be recorded again). A rehearsal's (a dry-run occurrence's) message is refused.
 
     ``command``: asked from the command line, whose environment (a webhook written ``${VAR}``) need
     not be the running service's, which sends the row: what its channels lack is said as this
@@ -337,12 +337,13 @@ async def resend(runtime: Runtime, outbox_id: int, *, admin: str, reason: str | 
         raise _refused("resend", f"按本命令的环境，频道 {channel.name} 没有配置 webhook：请先修正频道配置再重新发送"
                        "（webhook 写成 ${变量} 时，运行本命令也须设置该变量）" if command else
                        f"频道 {channel.name} 没有配置 webhook，请先修正频道配置再重新发送")
+    if channel.dry_run and not command:  # the service's own view: a resend would only record it again
+        raise _refused("resend", f"频道 {channel.name} 未配置 Webhook，仅记录：重新发送也只会再记录一次。"
+                       "请先在日程配置中填写该频道的 webhook，再重新发送")
     text = f"已重新排队：{msg.summary}（{channel.name}）"
     if channel.dry_run and command:
         text += (f"。按本命令的环境，频道 {channel.name} 未配置 webhook；若运行中的服务配置了 webhook，将由服务发送，"
                  "否则仍只记录")
-    elif channel.dry_run:
-        text += f"。频道 {channel.name} 仍未配置 webhook：这条消息仍只记录、不会真正发送，填写 webhook 后请再重新发送"
     row = AdminAction(occurrence_id=msg.occurrence_id, outbox_id=outbox_id, channel_id=msg.channel_id,
                       admin=admin, action="resend", reason=why, detail=text, at=to_db_time(now))
     async with runtime.db.session() as session:

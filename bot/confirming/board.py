@@ -6,6 +6,7 @@ through ``sqlite3``; the pages (``bot.confirming.confirmations.boards_for``) thr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,20 @@ VIA_LABELS: dict[str, str] = {
     "card": "卡片按钮",
     "admin": "管理员代录",
 }
+
+# C0/C1 controls but tab and newline, and the bidi embeddings/overrides/isolates: a NUL cut the note
+# short in storage, ESC (terminal colours) and RLO (text shown reversed) reached board.csv and the
+# admin's terminal. Dropped, the rest of the text kept.
+_UNSAFE_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown_note(note: str | None) -> str | None:
+    """A stored note as every page, table and export shows it: cleaned like :func:`clean_note`
+    (a note stored before that cleaning existed may hold escapes or direction overrides), never
+    refused for its length. Nearly every note is printable and passes as it is."""
+    if not note or note.isprintable():
+        return note
+    return _UNSAFE_IN_NOTE.sub("", note.replace("\r\n", "\n").replace("\r", "\n")).strip() or None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -94,7 +109,7 @@ def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> 
         unit_name=exp.unit_name,
         confirmed_at=confirmed_at,
         via=conf.via,
-        note=conf.note,
+        note=shown_note(conf.note),
         recorded_by=conf.recorded_by,
         overdue_since=None,
         late=bool(confirmed_at and deadline and confirmed_at > deadline),

@@ -7,7 +7,6 @@ person expected to confirm can, and confirming twice is harmless (the first one 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,12 +20,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.confirming.board import (  # noqa: F401  (re-exported: pages and commands import them here)
+    _UNSAFE_IN_NOTE,
     VIA_LABELS,
     Board,
     BoardRow,
     board_row,
     boards_of,
     owing_row,
+    shown_note,
 )
 from storage import reads
 from storage.db import Database
@@ -70,12 +71,6 @@ def to_db_time(moment: datetime) -> datetime:
 
 def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
-# C0/C1 controls but tab and newline, and the bidi embeddings/overrides/isolates: a NUL cut the note
-# short in storage, ESC (terminal colours) and RLO (text shown reversed) reached board.csv and the
-# admin's terminal. Dropped, the rest of the text kept.
-_UNSAFE_IN_NOTE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_note(note: str | None) -> str | None:
@@ -221,7 +216,7 @@ async def link_view(conn: AsyncConnection, occurrence_id: int, person_id: str) -
 
 def _link_view_of(row: Any) -> LinkView:
     """A :class:`LinkView` from a row with :data:`_LINK_QUERY_COLUMNS`."""
-    conf = (ConfirmationView(row.confirmed_at, row.via, row.note, row.recorded_by)
+    conf = (ConfirmationView(row.confirmed_at, row.via, shown_note(row.note), row.recorded_by)
             if row.confirmed_at is not None else None)
     return LinkView(row.id, row.reminder_id, row.title, row.due_at, row.original_date, bool(row.provisional),
                     row.deadline_at, bool(row.dry_run), row.expectation_id is not None, row.person_name or "",

@@ -135,6 +135,7 @@ class Dispatcher:
         platform_for: PlatformFor = registry_platform_for,
         admin_channel: Callable[[], str | None] = lambda: None,
         owner: str | None = None,
+        base_url: str | None = None,
         max_held: int | None = None,
         lease_seconds: float | None = None,
         poll_seconds: float | None = None,
@@ -147,6 +148,7 @@ class Dispatcher:
         self._channel_for, self._platform_for = channel_for, platform_for
         self._admin_channel, self._clock, self._rng = admin_channel, clock, rng
         self.owner = owner or lanes.instance_id()
+        self._base_url = base_url  # the service's, kept with its heartbeat for commands run elsewhere
         self.max_held = settings.claim_rows_max if max_held is None else max_held
         self.lease_seconds = settings.lane_lease_seconds if lease_seconds is None else lease_seconds
         self.poll_seconds = settings.claim_poll_seconds if poll_seconds is None else poll_seconds
@@ -367,7 +369,7 @@ class Dispatcher:
 
     async def _beat(self) -> None:
         now = self._clock()
-        await lanes.beat(self.db, self.owner, now, self._started_at)
+        await lanes.beat(self.db, self.owner, now, self._started_at, self._base_url)
         if not self._mine and not self._releasing:
             # Nothing held (a run's first beat): no lease to renew, none to lose. A claim in
             # progress sets its own lease; the next beat renews it.

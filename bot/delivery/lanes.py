@@ -58,17 +58,27 @@ def _free(now: datetime, stale_seconds: float) -> Any:
     )
 
 
-async def beat(db: Database, owner: str, now: datetime, started_at: datetime) -> None:
+async def beat(db: Database, owner: str, now: datetime, started_at: datetime, base_url: str | None = None) -> None:
     """Record that ``owner`` is alive at ``now`` (UTC); creates its row on the first beat.
 
+    ``base_url``: the service's REMINDBOT_BASE_URL, kept in the row for :func:`service_base_url`.
     Rows of instances silent for a day (killed, never stopped cleanly) are removed on the way.
     """
     async with db.engine.begin() as conn:
         values = {"id": owner, "host": socket.gethostname(), "pid": os.getpid(),
-                  "started_at": started_at, "beat_at": now}
+                  "started_at": started_at, "beat_at": now, "base_url": base_url}
         stmt = _insert(conn)(H).values(values)
         await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"beat_at": now}))
         await conn.execute(delete(H).where(H.c.beat_at < now - timedelta(days=1)))
+
+
+async def service_base_url(db: Database, now: datetime, stale_seconds: float) -> str | None:
+    """The base URL of the running service that beat last, or None when none runs (a clean stop
+    removes its row; a killed one's goes stale)."""
+    stmt = (select(H.c.base_url).where(H.c.base_url.is_not(None), H.c.beat_at >= now - timedelta(seconds=stale_seconds))
+            .order_by(H.c.beat_at.desc()).limit(1))
+    async with db.engine.connect() as conn:
+        return await conn.scalar(stmt)
 
 
 async def renew(db: Database, owner: str, now: datetime, lease_seconds: float) -> set[str]:

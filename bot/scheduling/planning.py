@@ -65,15 +65,16 @@ def expected_people(runtime: Runtime, reminder: Reminder) -> list[Person]:
     return runtime.schedules.select(reminder.confirm.who or reminder.recipients.mention)
 
 
-def leader_url(runtime: Runtime, person_id: str, period: str | None = None) -> str:
+def leader_url(runtime: Runtime, person_id: str, period: str | None = None, *, base: str | None = None) -> str:
     """A leader's own read-only page (``/l/<token>``), valid ``Settings.view_ttl_days``.
 
     ``period`` (``2026-Q3``, ``2026``, ``2026-11``): the brief's own period, which the page then
     shows (with the trend over periods of that kind); without it the page shows this month.
+    ``base``: the base URL, when not the settings' (a command building links for the running service).
     """
     payload: list[str | int] = [person_id, period] if period else [person_id]
     token = make_view_token(runtime.link_key, "leader", payload, now=runtime.clock())
-    return view_url(runtime.settings.base_url, "leader", token)
+    return view_url(base or runtime.settings.base_url, "leader", token)
 
 
 def report_figures(runtime: Runtime) -> FiguresFor:

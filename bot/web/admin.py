@@ -569,12 +569,26 @@ async def outbox_page(request: web.Request) -> web.Response:
             "status": NO_WEBHOOK if group == "no_webhook" else OUTBOX_STATUS.get(r.status, r.status),
             "stage": stage_label(r.stage),
             "error": redact(r.last_error),
-            "resendable": group == "no_webhook",
+            **_resend_offer(runtime, r, group),
         })
     return render(request, "admin_outbox.html", title="消息投递", nav="outbox",
                   counts=counts, items=groups["unsent"], still_unset=_still_unset(runtime, groups["no_webhook"]),
                   rehearsed=groups["rehearsal"], unconfigured=groups["no_webhook"], doubles=doubles,
                   **await outbox_extras(request))
+
+
+def _resend_offer(runtime: Any, row: Outbox, group: str) -> dict[str, Any]:
+    """Whether the row's 重新发送 is offered, else why not (``no_resend``): a failed or only-recorded
+    row's channel must have a webhook now, or a resend would only record it again (trial 12)."""
+    if row.status != "dead" and group != "no_webhook":
+        return {"resendable": False, "no_resend": ""}
+    channel = runtime.channel(row.channel_id)
+    if channel is None:
+        return {"resendable": False, "no_resend": "该频道已不在日程配置中，无法重新发送"}
+    if channel.dry_run:  # a failed row's channel lost its webhook since: "only recorded" would be untrue
+        why = "该频道现在未配置 Webhook" if row.status == "dead" else "该频道未配置 Webhook，仅记录"
+        return {"resendable": False, "no_resend": f"{why}；填写 webhook 后可重新发送"}
+    return {"resendable": True, "no_resend": ""}
 
 
 def _still_unset(runtime: Any, items: list[dict[str, Any]]) -> list[str]:

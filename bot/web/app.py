@@ -29,6 +29,7 @@ from bot.web.callbacks import add_callback_routes
 from bot.web.charts import add_admin_chart_routes, add_chart_routes
 from bot.web.common import (
     HERE,
+    OWN_ANSWER,
     RUNTIME,
     TEMPLATES,
     Templates,
@@ -141,7 +142,7 @@ class _ChineseErrors(RequestHandler):
     async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
         """Errors raised outside any middleware (an unknown ``Expect`` header) get our page too."""
-        if resp.status >= 400 and resp.content_type == "text/plain" and not resp.prepared:
+        if resp.status >= 400 and resp.content_type == "text/plain" and not resp.prepared and not resp.get(OWN_ANSWER):
             resp = replace_error(request, resp)
         return await super().finish_response(request, resp, start_time)
 

@@ -39,7 +39,7 @@ async def test_fired_ahead_reads_the_same_through_sqlalchemy_on_both_databases(a
 async def test_fired_ahead_reads_a_sqlite_file_read_only_as_sqlalchemy_does(db: Database, tmp_path: Path) -> None:
     await _occurrences(db)
     start, end = datetime(2026, 12, 3, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 12, 5, 0, 0, 0, 1, tzinfo=UTC)
-    path = reads.sqlite_file(db.url if isinstance(db.url, str) else db.url.render_as_string())
+    path = reads.sqlite_file(db.url)
     assert path is not None and path.is_file()
     async with reads.sqlite_reader(path) as plain, reads.engine_reader(db.engine) as engine:
         found = await reads.fired_ahead(plain, start, end, 10)

@@ -225,6 +225,27 @@ async def test_the_first_start_line_names_at_most_five_sends_and_counts_the_rest
     assert "第3项测试提醒（当天提醒，12月1日 08:53）等 8 项" in said[0] and "第2项测试提醒" not in said[0]
 
 
+async def test_the_start_up_list_marks_the_sends_of_a_day_fired_ahead_as_upcoming_does(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # Trial 13 #3: after `fire study-day --date 2026-12-04`, a restarted serve still listed the
+    # 1-day notice and the day itself as to come; upcoming and the admin page said 已提前发出.
+    from bot.scheduling.occurrences import fire
+    from bot.scheduling.timing import fires
+    from bot.service import log_coming
+
+    clock(runtime).now = datetime(2026, 12, 1, 10, 0, tzinfo=BJ)
+    study = runtime.schedules.reminders["study-day"]
+    [day] = [f for f in fires(study, runtime.calendar, STUDY_DAY, STUDY_DAY + timedelta(minutes=1)) if f.stage == "due"]
+    await fire(runtime, day, by_hand=True)
+    caplog.set_level(logging.INFO, logger="bot")
+    await log_coming(runtime)
+    coming = [m for r in caplog.records if (m := r.getMessage()).startswith("接下来：")]
+    ahead = "：已于 2026年12月1日（星期二）10:00 提前发出，届时不再发送"
+    assert f"接下来：2026年12月3日（星期四）09:00 每月学习日（提前1天通知）{ahead}" in coming, coming
+    assert f"接下来：2026年12月4日（星期五）09:00 每月学习日（当天提醒）{ahead}" in coming, coming
+    assert [m for m in coming if "每月学习日" not in m and "提前发出" in m] == []  # only that occurrence
+
+
 async def test_after_downtime_past_the_grace_it_is_missed_recorded_counted_and_told_once(runtime: Runtime) -> None:
     before = fires_counted("missed")
     await set_last_pass(runtime, STUDY_DAY - timedelta(days=1))

@@ -32,7 +32,7 @@ from bot.platforms.dingtalk.stream import StreamPool
 from bot.runtime import Runtime, open_runtime
 from bot.scheduling.scheduler import ReminderScheduler
 from bot.scheduling.stages import stage_words
-from bot.scheduling.timing import fires
+from bot.scheduling.timing import Fire, fires
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
 from bot.startup import bind_problem
@@ -128,7 +128,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                  settings.port, settings.base_url, len(runtime.schedules.reminders), caught)
         log_admin_area(settings)
         refresh_warnings(runtime)
-        log_coming(runtime)
+        await log_coming(runtime)
         if ready is not None:
             ready.set()
         await stop.wait()
@@ -211,8 +211,9 @@ def stream_pool(runtime: Runtime, http: aiohttp.ClientSession) -> StreamPool:
     return StreamPool(http, on_message)
 
 
-def log_coming(runtime: Runtime, count: int = 5) -> None:
-    """Tell the operator what will happen next, so a new user knows what to wait for."""
+async def log_coming(runtime: Runtime, count: int = 5) -> None:
+    """Tell the operator what will happen next, so a new user knows what to wait for; a send whose
+    occurrence an admin already fired ahead (``fire --date``) is marked as ``upcoming`` marks it."""
     now = runtime.clock()
     coming = sorted(
         (f for r in runtime.schedules.reminders.values() if r.enabled
@@ -224,9 +225,27 @@ def log_coming(runtime: Runtime, count: int = 5) -> None:
         log.info("演练模式：全部频道只记录、打印，不发送")
     elif dry:
         log.info("未配置 webhook 的频道（只记录、打印，不发送）：%s", names_shown(dry))
+    ahead = await fired_ahead_of(runtime, coming)
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
-        log.info("接下来：%s %s（%s）", when_text(f.fire_at, reminder.zone), reminder.title, stage_words(f.stage))
+        note = f"：已于 {ahead[id(f)]} 提前发出，届时不再发送" if id(f) in ahead else ""
+        log.info("接下来：%s %s（%s）%s", when_text(f.fire_at, reminder.zone), reminder.title,
+                 stage_words(f.stage), note)
+
+
+async def fired_ahead_of(runtime: Runtime, coming: Sequence[Fire]) -> dict[int, str]:
+    """``id(fire)`` -> when its occurrence went out ahead of its day, through the one query the admin
+    page's upcoming list uses; empty (nothing marked, the list still shown) when it cannot be read."""
+    from bot.web.admin import mark_fired_early
+
+    rows = sorted(({"reminder": runtime.schedules.reminders[f.reminder_id], "due": f.due, "fire": f} for f in coming),
+                  key=lambda row: row["due"].due_at)
+    try:
+        await mark_fired_early(runtime.db, rows)
+    except Exception as exc:  # the start goes on; only the marks are missing
+        log.warning("无法读取数据库（%s），“接下来”未标出已提前发出的提醒", type(exc).__name__)
+        return {}
+    return {id(row["fire"]): row["fired_early"] for row in rows if row["fired_early"]}
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

@@ -244,10 +244,11 @@ class DueStage(TableBase, table=True):
 
 
 class SchedulerMark(TableBase, table=True):
-    """One row: when the last reconciliation pass completed (any instance).
+    """Row 1: when the last reconciliation pass completed (any instance). Row 2: the first real start.
 
-    After downtime the next pass looks back from here (at most ``bot.scheduling.reconcile.MAX_LOOK_BACK``),
-    so what fell due while nothing ran is fired late or recorded as missed, never forgotten.
+    After downtime the next pass looks back from row 1 (at most ``bot.scheduling.reconcile.MAX_LOOK_BACK``),
+    so what fell due while nothing ran is fired late or recorded as missed, never forgotten; never before
+    row 2, so nothing due before the service first ran is sent (``serve --dry-run`` writes neither row).
     """
 
     __tablename__ = "scheduler_mark"

@@ -344,6 +344,23 @@ async def test_the_outbox_page_says_why_there_is_no_test_send_when_no_channel_ha
     assert "没有配置 webhook 的频道，无法发送测试消息；填写 webhook 后这里会出现发送测试" in page
 
 
+async def test_a_rehearsal_offers_no_test_send_and_refuses_one_posted_anyway(site: Site) -> None:
+    # Trial 13: `serve --dry-run`'s 发送测试消息 reached the group for real; a rehearsal never sends.
+    token = await site.token("/admin/outbox")
+    async with site.runtime.db.session() as session:
+        queued = len((await session.exec(select(Outbox))).all())
+    site.runtime.settings.dry_run = True
+    page = await site.page("/admin/outbox")
+    assert 'id="form-send-test"' not in page
+    assert ("演练模式下不发送测试消息：测试消息会真正发到群里，而演练从不真正发送。"
+            "去掉 --dry-run（或 REMINDBOT_DRY_RUN）重启服务后再试") in page
+    response = await site.post("/admin/send-test", {"channel": "fake"}, token=token)
+    assert response.status == 409 and "演练模式下不发送测试消息" in await response.text()
+    assert site.robot.requests == [] and await site.audit() == []
+    async with site.runtime.db.session() as session:
+        assert len((await session.exec(select(Outbox))).all()) == queued
+
+
 async def test_the_board_of_a_rehearsal_offers_no_action_forms(site: Site) -> None:
     site.runtime.settings.dry_run = True
     rehearsal = await fire_due(site.runtime, "study", bj(2026, 12, 1, 9, 0))

@@ -237,6 +237,19 @@ async def test_send_test_reports_success_and_the_platform_answer_in_plain_words(
         assert good.url.split("access_token=")[-1] not in out + err
 
 
+async def test_send_test_in_rehearsal_mode_is_refused_and_sends_nothing(tmp_path: Path) -> None:
+    # Trial 13: `REMINDBOT_DRY_RUN=true remindbot send-test` sent for real, saying nothing of rehearsal mode.
+    async with FakePlatforms(clock=time.time) as fakes:
+        good = fakes.dingtalk(secret=SECRETS["ding"])
+        env = base_env(tmp_path) | {"REMINDBOT_CZJ_DINGTALK_WEBHOOK": good.url,
+                                    "REMINDBOT_CZJ_DINGTALK_SECRET": SECRETS["ding"], "REMINDBOT_DRY_RUN": "true"}
+        code, out, err = await run_cli(env, "send-test", "czj_dingtalk")
+        assert code == 1 and good.requests == []
+        assert "演练模式（REMINDBOT_DRY_RUN）下不发送测试消息" in err
+        assert "去掉 REMINDBOT_DRY_RUN（或设为 false）后再试" in err
+        assert "发送成功" not in out + err
+
+
 async def test_send_test_to_an_unknown_channel_names_the_one_meant(tmp_path: Path) -> None:
     code, _, err = await run_cli(base_env(tmp_path), "send-test", "gw_wecon")
     assert code == 1 and "没有标识为 “gw_wecon” 的频道，是不是 “gw_wecom”？可用的有：admin_wecom、gw_wecom" in err

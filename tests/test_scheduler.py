@@ -170,11 +170,80 @@ async def test_a_first_start_sends_nothing_that_fell_due_before_it_and_says_so(
             DueStage.reminder_id == "study-day", DueStage.due_at == STUDY_DAY.astimezone(UTC)))).all()
     assert before == []
     said = [m for r in caplog.records if (m := r.getMessage()).startswith("首次启动")]
-    assert len(said) == 1 and "每月学习日" in said[0] and "不补发" in said[0], said
+    assert len(said) == 1 and "每月学习日（当天提醒，12月4日 09:00）" in said[0] and "不补发" in said[0], said
     # From then on the mark exists: a later downtime is caught up as before (the tests above).
     clock(runtime).advance(minutes=1)
     await Reconciler(runtime).run_pass()
     assert len([r for r in caplog.records if r.getMessage().startswith("首次启动")]) == 1
+
+
+async def test_a_first_start_minutes_after_a_due_time_never_sends_it_on_later_passes_or_after_a_restart(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # Trial 13: the first start at 10:38 said the 10:36 reminder would not be sent; the next pass,
+    # a minute on, looked back 10 minutes and sent it as 补发 "因服务中断" to every group.
+    caplog.set_level(logging.INFO, logger="bot")
+    notice_at = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)  # the study day's 3-day notice
+    clock(runtime).now = notice_at + timedelta(minutes=3)
+    await Reconciler(runtime).run_pass()
+    said = [m for r in caplog.records if (m := r.getMessage()).startswith("首次启动")]
+    assert len(said) == 1 and "不补发：每月学习日（提前3天通知，12月1日 09:00）" in said[0], said
+    reconciler = Reconciler(runtime)
+    for _ in range(2):  # the second and third passes
+        clock(runtime).advance(minutes=1)
+        result = await reconciler.run_pass()
+        assert (result.late, result.on_time, result.missed) == (0, 0, 0)
+    # A restart a minute later (its mark 1 minute old, the overlap 10) reaches back no further.
+    clock(runtime).advance(minutes=1)
+    result = await Reconciler(runtime, owner="restarted").run_pass()
+    assert (result.late, result.missed) == (0, 0)
+    assert await outbox(runtime) == []
+    async with runtime.db.session() as session:
+        assert (await session.exec(select(DueStage).where(DueStage.fire_at <= clock(runtime).now))).all() == []
+
+
+async def test_the_first_start_line_names_at_most_five_sends_and_counts_the_rest(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    stamp = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
+    titles = [f"第{n}项测试提醒" for n in range(7)]
+    extra = "".join(f"""  - id: t{n}
+    title: {title}
+    when: {{once: 2026-12-01, at: "08:{50 + n}"}}
+    recipients: {{channels: [{next(iter(runtime.schedules.channels))}]}}
+""" for n, title in enumerate(titles))
+    folder = Path(runtime.settings.var_dir) / "many"
+    shutil.copytree(ROOT / "schedules", folder)
+    (folder / "many.yaml").write_text(f"reminders:\n{extra}", encoding="utf-8")
+    runtime.schedules = load_schedules(folder, templates_dir=runtime.settings.templates_dir, env={})
+    clock(runtime).now = stamp + timedelta(minutes=1)
+    await Reconciler(runtime).run_pass()
+    said = [m for r in caplog.records if (m := r.getMessage()).startswith("首次启动")]
+    assert len(said) == 1, said
+    # The shipped 3-day notice (09:00) and these seven: the latest five named, then the count.
+    assert said[0].startswith("首次启动：启动前已到期的 8 项提醒不补发：每月学习日（提前3天通知，12月1日 09:00）、"
+                              "第6项测试提醒（当天提醒，12月1日 08:56）"), said
+    assert "第3项测试提醒（当天提醒，12月1日 08:53）等 8 项" in said[0] and "第2项测试提醒" not in said[0]
+
+
+async def test_the_start_up_list_marks_the_sends_of_a_day_fired_ahead_as_upcoming_does(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # Trial 13 #3: after `fire study-day --date 2026-12-04`, a restarted serve still listed the
+    # 1-day notice and the day itself as to come; upcoming and the admin page said 已提前发出.
+    from bot.scheduling.occurrences import fire
+    from bot.scheduling.timing import fires
+    from bot.service import log_coming
+
+    clock(runtime).now = datetime(2026, 12, 1, 10, 0, tzinfo=BJ)
+    study = runtime.schedules.reminders["study-day"]
+    [day] = [f for f in fires(study, runtime.calendar, STUDY_DAY, STUDY_DAY + timedelta(minutes=1)) if f.stage == "due"]
+    await fire(runtime, day, by_hand=True)
+    caplog.set_level(logging.INFO, logger="bot")
+    await log_coming(runtime)
+    coming = [m for r in caplog.records if (m := r.getMessage()).startswith("接下来：")]
+    ahead = "：已于 2026年12月1日（星期二）10:00 提前发出，届时不再发送"
+    assert f"接下来：2026年12月3日（星期四）09:00 每月学习日（提前1天通知）{ahead}" in coming, coming
+    assert f"接下来：2026年12月4日（星期五）09:00 每月学习日（当天提醒）{ahead}" in coming, coming
+    assert [m for m in coming if "每月学习日" not in m and "提前发出" in m] == []  # only that occurrence
 
 
 async def test_after_downtime_past_the_grace_it_is_missed_recorded_counted_and_told_once(runtime: Runtime) -> None:

@@ -374,6 +374,10 @@ def how_to_add_webhook(settings: Settings, schedules: Schedules, channel_id: str
 def send_test(channel_id: str) -> None:
     """向某个频道发送一条测试消息，并用通俗的话报告平台的答复。"""
     settings = Settings()
+    if settings.dry_run:  # a test message reaches the group for real; a rehearsal never sends
+        click.echo("演练模式（REMINDBOT_DRY_RUN）下不发送测试消息：测试消息会真正发到群里，而演练从不真正发送。"
+                   "去掉 REMINDBOT_DRY_RUN（或设为 false）后再试。", err=True)
+        sys.exit(1)
     schedules = load_or_exit(settings)
     channel = schedules.channels.get(channel_id)
     if channel is None:

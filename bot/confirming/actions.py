@@ -398,8 +398,15 @@ async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  #
     return True, "发送成功：平台已接受测试消息，请到群里（或个人消息中）查看。"
 
 
+# A test message reaches the group for real, and a rehearsal never sends: refused, not sent.
+REHEARSAL_NO_TEST = ("演练模式下不发送测试消息：测试消息会真正发到群里，而演练从不真正发送。"
+                     "去掉 --dry-run（或 REMINDBOT_DRY_RUN）重启服务后再试")
+
+
 async def send_test(runtime: Runtime, channel_id: str, *, admin: str, reason: str | None, now: datetime) -> Done:
     """Send a test message to a channel; the audit row records the platform's answer, good or bad."""
+    if runtime.settings.dry_run:
+        raise _refused("send_test", REHEARSAL_NO_TEST)
     try:
         why = clean_reason(reason)
     except ActionRefused as exc:

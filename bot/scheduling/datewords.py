@@ -26,3 +26,9 @@ def when_text(moment: datetime, zone: ZoneInfo) -> str:
     """``2026年12月4日（星期五）09:00`` in ``zone``."""
     local = moment.astimezone(zone)
     return f"{date_text(local.date())}（{weekday_text(local.date())}）{local:%H:%M}"
+
+
+def short_when(moment: datetime, zone: ZoneInfo) -> str:
+    """``12月1日 09:00`` in ``zone`` (as a 补发 message names its original time)."""
+    local = moment.astimezone(zone)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"

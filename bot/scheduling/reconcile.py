@@ -5,7 +5,8 @@ reconciliation pass (:meth:`Reconciler.run_pass`):
 
 1. reads when the last pass completed (``scheduler_mark``; after downtime it looks back from
    there, at most :data:`MAX_LOOK_BACK`; on a new database, from now: a first start sends
-   nothing due before it, and says so in one log line);
+   nothing due before it, and says so in one log line). The first start's time is kept too, and
+   no pass ever looks back before it (not the next pass's overlap, not a restart's catch-up);
 2. plans every enabled reminder's stages from there until :data:`LOOK_AHEAD` from now, and
    cancels open stages the schedules no longer name (a reminder edited, disabled or removed);
 3. settles each open stage whose time has come: claimed by one ``UPDATE`` that succeeds once
@@ -37,7 +38,7 @@ from bot.config.models import DEFAULT_TZ, Reminder
 from bot.metrics import FIRE_LATENESS, FIRES
 from bot.platforms.markup import redact
 from bot.runtime import Runtime
-from bot.scheduling.datewords import when_text
+from bot.scheduling.datewords import short_when, when_text
 from bot.scheduling.firelog import OPEN, lateness_text, tell_admin_missed
 from bot.scheduling.occurrences import FireResult, fire, from_db, get_or_create_occurrence
 from bot.scheduling.stages import stage_words
@@ -56,6 +57,8 @@ CLAIM_LEASE = timedelta(minutes=2)  # a claim by an instance that died lapses af
 RETRY_BASE_SECONDS = 5.0  # a failed stage is tried again after 5, 10, 20 … seconds
 RETRY_MAX_SECONDS = 300.0  # … at most 5 minutes apart
 SETTLE_LIMIT = 500  # stages settled per pass (the next pass takes the rest)
+LAST_PASS, FIRST_START = 1, 2  # the rows of ``scheduler_mark``: when the last pass completed; the first start
+NAMED_AT_START = 5  # stages the first start's line names (then 等 N 项)
 
 Key = tuple[str, str, datetime]  # reminder id, stage, due time (aware UTC)
 FireFn = Callable[[Fire, bool], Awaitable[FireResult]]
@@ -117,8 +120,10 @@ class Reconciler:
             await self._rehearse(now, result)
             return result
         async with self.runtime.db.session() as session:
-            mark = await self._mark(session)
-            computed = await self._plan(session, now, mark, result)
+            mark, first_start = await self._mark(session, LAST_PASS), await self._mark(session, FIRST_START)
+            if mark is None and first_start is None:
+                first_start = await self._write_first_start(session, now)
+            computed = await self._plan(session, now, mark, first_start, result)
             rows = await self._due_rows(session, now)
         for row in rows:
             await self._settle(row, computed, result)
@@ -145,16 +150,25 @@ class Reconciler:
                                 redact(str(exc))[:300])
         self._rehearsed_until = now + timedelta(microseconds=1)
 
-    async def _mark(self, session: AsyncSession) -> datetime | None:
-        row = await session.get(SchedulerMark, 1)
+    async def _mark(self, session: AsyncSession, which: int) -> datetime | None:
+        row = await session.get(SchedulerMark, which)
         return utc(row.last_pass_at) if row is not None else None
+
+    async def _write_first_start(self, session: AsyncSession, now: datetime) -> datetime:
+        """Record the first real start before anything is planned: a pass cut short, a restart and
+        the next pass's overlap all look back no further. ``serve --dry-run`` never gets here, so a
+        rehearsal's runs never stand for it. Two instances starting at once keep the first written."""
+        await session.exec(self._insert(session).values(id=FIRST_START, last_pass_at=now)  # type: ignore[call-overload]
+                           .on_conflict_do_nothing(index_elements=["id"]))
+        await session.commit()
+        return await self._mark(session, FIRST_START) or now
 
     async def _write_mark(self, session: AsyncSession, now: datetime) -> None:
         """Advance the mark to ``now`` (never backwards: another instance may be ahead)."""
-        stmt = (update(SchedulerMark).where(col(SchedulerMark.id) == 1, col(SchedulerMark.last_pass_at) < now)
+        stmt = (update(SchedulerMark).where(col(SchedulerMark.id) == LAST_PASS, col(SchedulerMark.last_pass_at) < now)
                 .values(last_pass_at=now))
         await session.exec(stmt)  # type: ignore[call-overload]
-        await session.exec(self._insert(session).values(id=1, last_pass_at=now)  # type: ignore[call-overload]
+        await session.exec(self._insert(session).values(id=LAST_PASS, last_pass_at=now)  # type: ignore[call-overload]
                            .on_conflict_do_nothing(index_elements=["id"]))
         await session.commit()
 
@@ -164,28 +178,38 @@ class Reconciler:
 
     # ------------------------------------------------------------ planning
 
-    def _start(self, reminder: Reminder, now: datetime, mark: datetime | None,
+    def _start(self, reminder: Reminder, now: datetime, mark: datetime | None, first_start: datetime | None,
                earliest_open: datetime | None) -> datetime:
         """Where this reminder's fires are looked for: the last pass, or now on a new database.
 
         A first start (no pass ever recorded) is not a return from downtime: sending what fell due
         before it would be 补发 "因服务中断" of an outage that never was (a fresh install at 17:29
-        sent the 15:00 reminder to every group)."""
-        start = mark - OVERLAP if mark is not None else now
+        sent the 15:00 reminder to every group). Nor may a later pass reach back before it: the
+        overlap of the second pass, a minute on, sent what the first had just said it would not."""
+        # A first pass cut short (recorded its start, not its end) is taken up from that start.
+        start = mark - OVERLAP if mark is not None else first_start or now
         if earliest_open is not None:
             start = min(start, earliest_open)
+        if first_start is not None:
+            start = max(start, first_start)
         return max(start, now - MAX_LOOK_BACK)
 
     def _say_not_caught_up(self, now: datetime) -> None:
-        """One line on a first start naming what fell due within its grace before it (not sent)."""
-        before = [(reminder, f) for reminder in self.runtime.schedules.reminders.values() if reminder.enabled
-                  for f in fires(reminder, self.runtime.calendar, now - reminder.grace.delta, now)]
-        if before:
-            names = "、".join(dict.fromkeys(f"“{reminder.title}”" for reminder, _ in before))
-            log.info("首次启动：启动前已到期的 %d 项提醒（%s）不补发，从现在起按时发送", len(before), names)
+        """One line on a first start naming what fell due within its grace before it (not sent):
+        which send and when (``每月学习日（提前3天通知，12月1日 09:00）``), the latest first, at most
+        :data:`NAMED_AT_START` (then 等 N 项)."""
+        before = sorted(((reminder, f) for reminder in self.runtime.schedules.reminders.values() if reminder.enabled
+                         for f in fires(reminder, self.runtime.calendar, now - reminder.grace.delta, now)),
+                        key=lambda pair: pair[1].fire_at, reverse=True)
+        if not before:
+            return
+        shown = "、".join(f"{reminder.title}（{stage_words(f.stage)}，{short_when(utc(f.fire_at), reminder.zone)}）"
+                         for reminder, f in before[:NAMED_AT_START])
+        more = f"等 {len(before)} 项" if len(before) > NAMED_AT_START else ""
+        log.info("首次启动：启动前已到期的 %d 项提醒不补发：%s%s；从现在起按时发送", len(before), shown, more)
 
     async def _plan(self, session: AsyncSession, now: datetime, mark: datetime | None,
-                    result: PassResult) -> dict[Key, Fire]:
+                    first_start: datetime | None, result: PassResult) -> dict[Key, Fire]:
         """Insert the stages the schedules name and the table lacks; cancel those it no longer names."""
         open_rows = (await session.exec(select(DueStage).where(col(DueStage.status).in_(OPEN)))).all()
         earliest: dict[str, datetime] = {}
@@ -199,7 +223,7 @@ class Reconciler:
         for reminder in self.runtime.schedules.reminders.values():
             if not reminder.enabled:
                 continue
-            start = self._start(reminder, now, mark, earliest.get(reminder.id))
+            start = self._start(reminder, now, mark, first_start, earliest.get(reminder.id))
             first = min(first, start)
             for f in fires(reminder, self.runtime.calendar, start, now + LOOK_AHEAD):
                 computed[key_of(f)] = f

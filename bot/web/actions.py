@@ -245,6 +245,7 @@ async def outbox_extras(request: web.Request) -> dict[str, Any]:
     return {
         "csrf": csrf_token(request),
         "test_channels": [c for c in runtime.schedules.channels.values() if not c.dry_run],
+        "test_refused": actions.REHEARSAL_NO_TEST if runtime.settings.dry_run else None,
         "audit": audit,
         "done": _done_row(request, rows),
     }

@@ -1,0 +1,163 @@
+"""A SQLite file written through the standard library's ``sqlite3``, without SQLAlchemy.
+
+``remindbot fire`` on a SQLite file spent ~0.5 s of ~1.2 s importing SQLAlchemy, its ORM, SQLModel and
+the 13 table models (docs/benchmarks.md). :func:`open_sqlite_writer` opens such a file the way
+``storage.db``'s engine does (WAL, ``synchronous=NORMAL``, foreign keys, a 30 s busy timeout; a file it
+creates readable by its owner only): one already at the newest revision as it is, a missing or empty
+one created from storage/schema_sqlite.sql with the newest revision recorded, under the write lock
+(``BEGIN IMMEDIATE``, as ``storage.migrate``). Anything else (an older revision, a migration due,
+tables it does not know): None, and the caller takes the migrating way (``storage.db``), which never
+half-migrates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from storage.reads import bound
+from storage.revisions import cheap_head
+
+SCHEMA_SQLITE = Path(__file__).resolve().parent / "schema_sqlite.sql"
+BUSY_TIMEOUT_SECONDS = 30.0  # as storage.db's engine (connect_args timeout)
+WAL_TRIES = 200  # × 10 ms, as storage.db._to_wal
+
+
+class SqliteWriter:
+    """Statements on one ``sqlite3`` connection (blocking: a command's one task), in one transaction
+    until :meth:`commit`; parameters bound as :func:`storage.reads.bound` does (times as SQLAlchemy's text)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        text, values = bound(sql, params or {}, self.dialect)
+        self.connection.execute(text, values)
+
+    async def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        text, values = bound(sql, params or {}, self.dialect)
+        return self.connection.execute(text, values).fetchall()
+
+    async def executemany(self, sql: str, values: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """One statement with positional ``?`` holes, values already as SQLite stores them; its rows."""
+        return self.connection.execute(sql, values).fetchall()
+
+    async def commit(self) -> None:
+        self.connection.commit()
+
+    async def rollback(self) -> None:
+        self.connection.rollback()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _to_wal(connection: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting while another connection switches it (see storage.db._to_wal)."""
+    for attempt in range(WAL_TRIES):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_TRIES - 1:
+                raise
+            time.sleep(0.01)
+
+
+def _private(path: Path) -> None:
+    for made in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(made, 0o600)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A connection as storage.db's engine makes one; a file it creates is made private (0600)."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level None: transactions are this module's own (BEGIN IMMEDIATE below, then BEGIN per write).
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        _to_wal(connection)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        connection.close()
+        raise
+    if new:
+        _private(path)
+    return connection
+
+
+def _revisions(connection: sqlite3.Connection) -> list[str] | None:
+    """The recorded revisions; None without a version table."""
+    try:
+        return [r[0] for r in connection.execute("SELECT version_num FROM alembic_version")]
+    except sqlite3.OperationalError:
+        return None
+
+
+def _ready(connection: sqlite3.Connection, newest: str) -> bool:
+    """At the newest revision, or empty and now created from the schema text (under the write lock)."""
+    if _revisions(connection) == [newest]:
+        return True
+    connection.execute("BEGIN IMMEDIATE")  # one creator at a time, as storage.migrate
+    try:
+        if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            script = SCHEMA_SQLITE.read_text(encoding="utf-8")
+            if f"VALUES ('{newest}')" not in script:  # the text lags the migrations: the migrating way
+                connection.execute("ROLLBACK")
+                return False
+            for statement in _statements(script):
+                connection.execute(statement)
+            connection.execute("COMMIT")
+            return True
+        ready = _revisions(connection) == [newest]  # another process made it meanwhile
+        connection.execute("ROLLBACK")
+        return ready
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    body = "\n".join(line for line in script.splitlines() if not line.startswith("--"))
+    return [s.strip("\n") for s in body.split(";\n") if s.strip()]
+
+
+def open_sqlite_writer(path: Path) -> SqliteWriter | None:
+    """A :class:`SqliteWriter` on ``path`` at the newest schema (created when missing or empty);
+    None when the file needs the migrating way (another revision, anything unusual)."""
+    newest = cheap_head()
+    if newest is None:
+        return None
+    connection = _connect(path)
+    try:
+        if not _ready(connection, newest):
+            connection.close()
+            return None
+    except BaseException:
+        connection.close()
+        raise
+    connection.isolation_level = ""  # from here, every write opens a transaction until commit (DEFERRED)
+    return SqliteWriter(connection)
+
+
+async def instance_nonce(writer: SqliteWriter) -> str:
+    """This database's random value (``storage.db.Database.instance_nonce``'s, on the writer)."""
+    found = await writer.rows("SELECT nonce FROM instance WHERE id = 1")
+    if found:
+        return str(found[0][0])
+    await writer.execute("INSERT INTO instance (id, nonce) VALUES (1, :nonce) ON CONFLICT (id) DO NOTHING",
+                         {"nonce": secrets.token_urlsafe(16)})
+    await writer.commit()
+    [(nonce,)] = await writer.rows("SELECT nonce FROM instance WHERE id = 1")
+    return str(nonce)

@@ -13,20 +13,74 @@ half-migrates.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from storage.reads import bound
+from storage.reads import bound, db_text
 from storage.revisions import cheap_head
 
 SCHEMA_SQLITE = Path(__file__).resolve().parent / "schema_sqlite.sql"
 BUSY_TIMEOUT_SECONDS = 30.0  # as storage.db's engine (connect_args timeout)
 WAL_TRIES = 200  # × 10 ms, as storage.db._to_wal
+
+
+# The JSON columns the firing path writes (SQLAlchemy's ``JSON`` stores ``json.dumps`` of the value);
+# tests/test_fire_sqlite.py checks these against storage/models.py.
+JSON_COLUMNS = {"expectation": frozenset({"leader_ids"}), "outbox": frozenset({"body"})}
+INSERT_BATCH = 1000  # rows per INSERT statement, as bot.delivery.outbox
+SQLITE_MAX_PARAMETERS = 32_766
+
+
+class Writer(Protocol):
+    """Runs the firing path's SQL texts (named ``:params``, valid on SQLite and PostgreSQL) in one
+    transaction until :meth:`commit`: :class:`SqliteWriter` on a SQLite file, ``bot.delivery.outbox.SessionWriter``
+    on a SQLAlchemy session (the service, PostgreSQL)."""
+
+    dialect: str
+
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    async def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    async def insert_ignoring(self, table: str, each: Mapping[str, list[Any]], same: Mapping[str, Any],
+                              conflict: Sequence[str], returning: str | None) -> set[Any]: ...
+
+    def after_commit(self, counts: Counter[tuple[str, str]], apply: Callable[[Counter[tuple[str, str]]], None]
+                     ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+def _value(value: Any, json_column: bool) -> Any:
+    """A value as SQLAlchemy's SQLite dialect stores it (times as its text, dates ISO, JSON as ``json.dumps``)."""
+    if json_column:
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return db_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def writer_bound(sql: str, params: Mapping[str, Any], dialect: str) -> tuple[str, dict[str, Any]]:
+    """:func:`storage.reads.bound`, and dates as SQLite keeps them (sqlite3's own date adapter is deprecated)."""
+    text, values = bound(sql, params, dialect)
+    if dialect == "sqlite":
+        values = {k: v.isoformat() if isinstance(v, date) and not isinstance(v, datetime) else v
+                  for k, v in values.items()}
+    return text, values
 
 
 class SqliteWriter:
@@ -37,24 +91,59 @@ class SqliteWriter:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
+        self._on_commit: list[tuple[Counter[tuple[str, str]], Callable[[Counter[tuple[str, str]]], None]]] = []
 
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        text, values = bound(sql, params or {}, self.dialect)
+        text, values = writer_bound(sql, params or {}, self.dialect)
         self.connection.execute(text, values)
 
     async def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        text, values = bound(sql, params or {}, self.dialect)
+        text, values = writer_bound(sql, params or {}, self.dialect)
         return self.connection.execute(text, values).fetchall()
 
-    async def executemany(self, sql: str, values: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-        """One statement with positional ``?`` holes, values already as SQLite stores them; its rows."""
-        return self.connection.execute(sql, values).fetchall()
+    async def insert_ignoring(self, table: str, each: Mapping[str, list[Any]], same: Mapping[str, Any],
+                              conflict: Sequence[str], returning: str | None) -> set[Any]:
+        """``INSERT … VALUES (…), (…) ON CONFLICT (conflict) DO NOTHING [RETURNING returning]`` in batches:
+        the statement SQLAlchemy's "insertmanyvalues" sends, values converted a column at a time."""
+        json_columns = JSON_COLUMNS.get(table, frozenset())
+        names = [*each, *same]
+        count = len(next(iter(each.values()), ()))
+        arrays: list[list[Any]] = []
+        for name in names:
+            is_json = name in json_columns
+            if name in same:
+                arrays.append([_value(same[name], is_json)] * count)
+                continue
+            done: dict[int, Any] = {}  # one value object shared by many rows (a unit's leaders) converted once
+            arrays.append([done[key] if (key := id(v)) in done else done.setdefault(key, _value(v, is_json))
+                           for v in each[name]])
+        head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+        tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" + (f" RETURNING {returning}" if returning else "")
+        one = f"({', '.join('?' * len(names))})"
+        batch = max(1, min(INSERT_BATCH, SQLITE_MAX_PARAMETERS // len(names)))
+        values = list(zip(*arrays, strict=True))
+        created: set[Any] = set()
+        for start in range(0, len(values), batch):
+            chunk = values[start:start + batch]
+            cursor = self.connection.execute(head + ", ".join([one] * len(chunk)) + tail,
+                                             tuple(chain.from_iterable(chunk)))
+            if returning:
+                created.update(r[0] for r in cursor.fetchall())
+        return created
+
+    def after_commit(self, counts: Counter[tuple[str, str]], apply: Callable[[Counter[tuple[str, str]]], None]
+                     ) -> None:
+        self._on_commit.append((counts, apply))
 
     async def commit(self) -> None:
         self.connection.commit()
+        done, self._on_commit = self._on_commit, []
+        for counts, apply in done:
+            apply(counts)
 
     async def rollback(self) -> None:
         self.connection.rollback()
+        self._on_commit = []
 
     def close(self) -> None:
         self.connection.close()
@@ -118,6 +207,8 @@ def _ready(connection: sqlite3.Connection, newest: str) -> bool:
             for statement in _statements(script):
                 connection.execute(statement)
             connection.execute("COMMIT")
+            # what storage.migrate says of the same step, under its name: the same line either way
+            logging.getLogger("storage.migrate").info("数据库结构已升级：空库 → %s。", newest)
             return True
         ready = _revisions(connection) == [newest]  # another process made it meanwhile
         connection.execute("ROLLBACK")
@@ -161,3 +252,4 @@ async def instance_nonce(writer: SqliteWriter) -> str:
     await writer.commit()
     [(nonce,)] = await writer.rows("SELECT nonce FROM instance WHERE id = 1")
     return str(nonce)
+

@@ -228,9 +228,14 @@ def _sqlite_writer(settings: Settings) -> SqliteWriter | None:
     path = sqlite_file(settings.database_url)
     if path is None:
         return None
+    import sqlite3
+
     from storage.writes import open_sqlite_writer
 
-    return open_sqlite_writer(path)
+    try:
+        return open_sqlite_writer(path)
+    except (sqlite3.Error, OSError):  # unreadable, not a database…: the migrating way says why, in Chinese
+        return None
 
 
 async def _fire_on(runtime: Runtime, settings: Settings, reminder_id: str, on: date | None, *,

@@ -149,8 +149,10 @@ class SqliteWriter:
         self.connection.close()
 
 
-def _to_wal(connection: sqlite3.Connection) -> None:
-    """``PRAGMA journal_mode=WAL``, waiting while another connection switches it (see storage.db._to_wal)."""
+def to_wal(connection: Any) -> None:
+    """``PRAGMA journal_mode=WAL`` on a connection or cursor, waiting while another connection holds the
+    lock: switching a new file's journal answers "database is locked" at once, without the busy timeout,
+    so instances starting together on one new file failed to start (1 run in 8 of four at once)."""
     for attempt in range(WAL_TRIES):
         try:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -158,10 +160,11 @@ def _to_wal(connection: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == WAL_TRIES - 1:
                 raise
-            time.sleep(0.01)
+            time.sleep(0.01)  # a command's one thread, or the driver's own: never the event loop
 
 
-def _private(path: Path) -> None:
+def make_private(path: Path) -> None:
+    """The file and its -wal and -shm readable by the owner only (0600): people's names, mobiles, notes."""
     for made in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(made, 0o600)
@@ -174,14 +177,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level None: transactions are this module's own (BEGIN IMMEDIATE below, then BEGIN per write).
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
-        _to_wal(connection)
+        to_wal(connection)
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
     except BaseException:
         connection.close()
         raise
     if new:
-        _private(path)
+        make_private(path)
     return connection
 
 

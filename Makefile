@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench setup browser screenshots
+.PHONY: run test lint bench setup browser screenshots schema
 
 $(BIN)/remindbot: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,3 +33,7 @@ bench: setup
 # Refresh the README's screenshots (the test suite itself writes them to a temporary folder).
 screenshots: setup
 	REMINDBOT_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q -m browser tests/test_browser.py tests/test_browser_leader.py tests/test_browser_actions.py
+
+# Regenerate storage/schema_sqlite.sql (a new SQLite file's tables, made without SQLAlchemy) after a migration.
+schema: setup
+	$(BIN)/python -m storage.schema

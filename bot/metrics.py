@@ -111,11 +111,11 @@ ADMIN_ACTIONS = Counter(
 
 
 def _count_earlier() -> None:
-    """Messages recorded without sending before this module was loaded (bot.delivery.outbox keeps
+    """Messages recorded without sending before this module was loaded (bot.delivery.rows keeps
     their counts until then, so a command that records them need not load prometheus_client)."""
-    outbox = sys.modules.get("bot.delivery.outbox")
-    if outbox is not None:
-        for (platform, outcome), n in outbox.take_uncounted().items():
+    rows = sys.modules.get("bot.delivery.rows")
+    if rows is not None:
+        for (platform, outcome), n in rows.take_uncounted().items():
             MESSAGES.labels(platform, outcome).inc(n)
 
 

@@ -74,6 +74,9 @@ class Runtime:
     # A command running on the last good schedules (``open_runtime(last_good=True)`` with errors in the
     # folder): the errors and that entry, for the note it prints (``bot.config.snapshot.Refused``).
     refused: Any = None
+    # A command's ``storage.writes.SqliteWriter`` on a SQLite file (``fire``): the firing path writes
+    # through it, without SQLAlchemy; None: through a session of ``db``.
+    writer: Any = None
 
     async def ensure_database(self) -> None:
         """Open the database now if this runtime was opened without it (a no-op otherwise)."""
@@ -83,7 +86,7 @@ class Runtime:
 
     @property
     def link_key(self) -> str:
-        if self.opener is not None:  # the nonce that signs links is the database's: never sign without it
+        if self.opener is not None and not self.link_secret:  # signed with the database's nonce, never without
             raise RuntimeError("数据库尚未打开：确认链接的签名需要数据库，先调用 Runtime.ensure_database()")
         return self.link_secret or self.settings.signing_key
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import secrets
 import socket
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import migrate
 from storage.models import Instance  # also registers every table
+from storage.writes import make_private  # a new file kept private, and WAL switched, as a command's sqlite3 writer
+from storage.writes import to_wal as _to_wal
 
 log = logging.getLogger(__name__)
 INSTANCE = Instance.__table__  # type: ignore[attr-defined]
@@ -198,23 +197,6 @@ def describe_url(url: str | URL) -> str:
     return f"{shown}（{parsed.host or 'localhost'}:{parsed.port or 5432}）"
 
 
-WAL_TRIES = 200  # × 10 ms: how long a new connection waits for another to finish switching to WAL
-
-
-def _to_wal(cur: Any) -> None:
-    """``PRAGMA journal_mode=WAL``, waiting while another connection holds the lock: switching a
-    new file's journal answers "database is locked" at once, without the busy timeout, so
-    instances starting together on one new file failed to start (1 run in 8 of four at once)."""
-    for attempt in range(WAL_TRIES):
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == WAL_TRIES - 1:
-                raise
-            time.sleep(0.01)  # the driver's own thread, not the event loop
-
-
 def _made_private(path: Path) -> Callable[[], None]:
     """What makes a SQLite file this process creates readable by its owner only (0600, as
     ``var/secret_key``): it holds people's names, mobiles and notes. Called after each connection's
@@ -226,9 +208,7 @@ def _made_private(path: Path) -> Callable[[], None]:
         nonlocal done
         if new and not done:
             done = True
-            for made in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
-                with contextlib.suppress(FileNotFoundError):
-                    os.chmod(made, 0o600)
+            make_private(path)
 
     return restrict
 

@@ -265,3 +265,29 @@ def test_report_and_status_on_a_sqlite_file_read_it_without_sqlalchemy(tmp_path:
         *said, loaded = done.stdout.strip().splitlines()
         assert loaded == "[]" and ("每月学习日" in "".join(said) or argv[0] == "report"), (argv, done.stdout)
     assert (tmp_path / "bot.db").stat().st_mtime_ns == before
+
+
+def test_fire_on_a_sqlite_file_writes_it_without_sqlalchemy(tmp_path: Path) -> None:
+    """``fire`` on a SQLite file, new (its tables made from storage/schema_sqlite.sql) or at the newest
+    schema, writes through ``sqlite3`` (storage/writes.py): SQLAlchemy, SQLModel, the table models and
+    aiosqlite are never imported (~0.5 s of a province's ~1.2 s fire was importing them). Its messages
+    are there for the next command, and fired again nothing is queued twice."""
+    env = _env(tmp_path)
+    unused = ("sqlalchemy", "sqlmodel", "storage.models", "storage.db", "aiosqlite", "alembic")
+    code = ("import sys\n"
+            "from bot.cli import main\n"
+            "main(['fire', 'study-day', '--date', '2026-12-04'], standalone_mode=False)\n"
+            f"print(sorted(m for m in {unused!r} if m in sys.modules))\n")
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+        outputs.append(done.stdout)
+    assert "新排队" in outputs[0] and "新排队 0 条消息" not in outputs[0]
+    assert "新排队 0 条消息" in outputs[1] and "此前已经排队或发送过" in outputs[1]
+    assert (tmp_path / "bot.db").stat().st_mode & 0o777 == 0o600
+    status = subprocess.run([sys.executable, "-m", "bot", "status", "study-day"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr

@@ -19,7 +19,7 @@ from bot.delivery.compose import Planned, build_bodies, date_text, when_text
 from bot.delivery.render import Renderer
 from bot.platforms.registry import platform_title, shown_webhook
 from bot.runtime import Runtime, open_runtime
-from bot.scheduling.planning import LINK_PLACEHOLDER, deadline_for, from_db, plan_fire, report_figures
+from bot.scheduling.planning import LINK_PLACEHOLDER, deadline_for, plan_fire, report_figures
 from bot.scheduling.stages import parse_stage, stage_words
 from bot.scheduling.timing import Due, Fire, due_times, fires, next_fire
 from bot.scheduling.workdays import WorkCalendar
@@ -27,6 +27,7 @@ from bot.settings import Settings
 
 if TYPE_CHECKING:  # firing is imported where it runs: preview loads no database code
     from bot.scheduling.occurrences import FireResult
+    from storage.writes import SqliteWriter
 
 
 def _reminder(runtime: Runtime, reminder_id: str) -> Reminder:
@@ -195,40 +196,77 @@ STATUS_ORDER = {"dead": 0, "pending": 1, "dry_run": 2, "sent": 3}  # which lines
 
 async def _fire(settings: Settings, reminder_id: str, on: date | None, *, limit: int | None = OUTCOME_LINES,
                 yes: bool = False) -> None:
-    with gcpause.no_gc():  # the database's modules: thousands of classes and functions, no cycles
-        from bot.delivery.compose import shown_bodies
-        from bot.logs import channel_secrets, set_secrets, setup_logging
-        from bot.scheduling.occurrences import fire
+    with gcpause.no_gc():  # the firing modules: thousands of classes and functions, no cycles
+        import bot.scheduling.occurrences  # noqa: F401  (used by _fire_on; imported with the collector paused)
+        from bot.logs import setup_logging
 
     # A dry run shows what would be sent (the log lines); a real one only the summary below.
     setup_logging(settings.log_format, "INFO" if settings.dry_run else "WARNING")
     for noisy in ("bot.scheduling.scheduler", "bot.scheduling.occurrences"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Never from the last good schedules: an admin fixing the files must not send from old ones.
-    async with open_runtime(settings, schedules=load_or_exit(settings)) as runtime:
-        set_secrets(channel_secrets(runtime.schedules.channels.values()))
-        reminder = _reminder(runtime, reminder_id)
-        due = find_due(reminder, runtime.calendar, on, runtime.clock())
-        by_hand = await another_day(runtime, reminder, due, ask=not (yes or settings.dry_run))
-        shown_bodies.set(limit)  # the log shows the bodies of as many messages as the list below
-        with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
-            result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=by_hand)
-        if settings.dry_run:
-            _say_rehearsed(reminder.title, when_text(due.due_at, reminder.zone), result)
-            # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
-            # dispatcher here would mark real messages waiting for a retry as rehearsed.
-            await _print_outcome(runtime, result.occurrence_id, rehearsal=True, earlier=result.queued == 0,
-                                 limit=limit)
-            return
-        click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。"
-                   f"记录号 {result.occurrence_id}（用于 remindbot link、confirm、excuse）。")
-        if result.queued == 0:
-            click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
-        elif due.due_at > runtime.clock():
-            # Sent ahead: the service skips its notices and its day (said here, before the admin wonders).
-            click.echo("已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。")
-        retried = await _send_pending(runtime, settings)
-        await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
+    schedules = load_or_exit(settings)
+    writer = _sqlite_writer(settings)  # None: the migrating way (PostgreSQL, a file not at the newest schema)
+    try:
+        async with open_runtime(settings, schedules=schedules, database=writer is None) as runtime:
+            if writer is not None:
+                from storage.writes import instance_nonce
+
+                runtime.writer = writer
+                runtime.link_secret = f"{settings.signing_key}:{await instance_nonce(writer)}"
+            await _fire_on(runtime, settings, reminder_id, on, limit=limit, yes=yes)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _sqlite_writer(settings: Settings) -> SqliteWriter | None:
+    """A ``sqlite3`` writer on the SQLite file of ``settings``, at the newest schema (made when new);
+    None for another database or a file that needs the migrating way (storage.writes)."""
+    from storage.reads import sqlite_file
+
+    path = sqlite_file(settings.database_url)
+    if path is None:
+        return None
+    import sqlite3
+
+    from storage.writes import open_sqlite_writer
+
+    try:
+        return open_sqlite_writer(path)
+    except (sqlite3.Error, OSError):  # unreadable, not a database…: the migrating way says why, in Chinese
+        return None
+
+
+async def _fire_on(runtime: Runtime, settings: Settings, reminder_id: str, on: date | None, *,
+                   limit: int | None, yes: bool) -> None:
+    from bot.delivery.compose import shown_bodies
+    from bot.logs import channel_secrets, set_secrets
+    from bot.scheduling.occurrences import fire
+
+    set_secrets(channel_secrets(runtime.schedules.channels.values()))
+    reminder = _reminder(runtime, reminder_id)
+    due = find_due(reminder, runtime.calendar, on, runtime.clock())
+    by_hand = await another_day(runtime, reminder, due, ask=not (yes or settings.dry_run))
+    shown_bodies.set(limit)  # the log shows the bodies of as many messages as the list below
+    with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
+        result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=by_hand)
+    if settings.dry_run:
+        _say_rehearsed(reminder.title, when_text(due.due_at, reminder.zone), result)
+        # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
+        # dispatcher here would mark real messages waiting for a retry as rehearsed.
+        await _print_outcome(runtime, result.occurrence_id, rehearsal=True, earlier=result.queued == 0,
+                             limit=limit)
+        return
+    click.echo(f"{reminder.title}（{when_text(due.due_at, reminder.zone)}）：新排队 {result.queued} 条消息。"
+               f"记录号 {result.occurrence_id}（用于 remindbot link、confirm、excuse）。")
+    if result.queued == 0:
+        click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
+    elif due.due_at > runtime.clock():
+        # Sent ahead: the service skips its notices and its day (said here, before the admin wonders).
+        click.echo("已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。")
+    retried = await _send_pending(runtime, settings)
+    await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
 
 
 async def another_day(runtime: Runtime, reminder: Reminder, due: Due, *, ask: bool) -> bool:
@@ -254,17 +292,11 @@ async def another_day(runtime: Runtime, reminder: Reminder, due: Due, *, ask: bo
 
 async def _fired_before(runtime: Runtime, reminder: Reminder, due: Due) -> bool:
     """Whether the real occurrence of ``due`` exists (fired before: firing again changes no one's state)."""
-    from datetime import UTC
+    from bot.scheduling.occurrences import REAL_FIRED_AT, writing
+    from bot.scheduling.planning import to_db
 
-    from sqlmodel import select
-
-    from storage.models import Occurrence
-
-    query = select(Occurrence.id).where(Occurrence.reminder_id == reminder.id,
-                                        Occurrence.due_at == due.due_at.astimezone(UTC),
-                                        Occurrence.dry_run == False)  # noqa: E712
-    async with runtime.db.session() as session:
-        return (await session.exec(query)).first() is not None
+    async with writing(runtime) as writer:
+        return bool(await writer.rows(REAL_FIRED_AT, {"reminder_id": reminder.id, "due_at": to_db(due.due_at)}))
 
 
 def _say_rehearsed(title: str, when: str, result: FireResult) -> None:
@@ -281,10 +313,13 @@ async def _send_pending(runtime: Runtime, settings: Settings) -> int:
     """Send what is pending in the outbox (this fire's messages and any others due), in one burst of
     the dispatcher; returns its retries. With no pending row at all (every channel without a webhook,
     or all sent before) the burst would do nothing: neither it nor the HTTP client is loaded."""
-    from bot.delivery.outbox import any_pending
+    from bot.delivery.rows import ANY_PENDING
+    from bot.scheduling.occurrences import writing
 
-    if not await any_pending(runtime.db):
-        return 0
+    async with writing(runtime) as writer:
+        if not await writer.rows(ANY_PENDING):
+            return 0
+    await runtime.ensure_database()  # the dispatcher's statements are SQLAlchemy's
     import aiohttp  # only a real send (preview and dry runs do not load the HTTP client)
 
     from bot.delivery.dispatch import Dispatcher
@@ -306,16 +341,12 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
     in a real one they went to a channel without a webhook (未配置 webhook（只记录）)."""
     from collections import Counter
 
-    from sqlalchemy import select
+    from bot.delivery.rows import OUTCOMES, Outcome
+    from bot.scheduling.occurrences import writing
+    from storage.reads import moment
 
-    from storage.models import Outbox
-
-    t = Outbox.__table__  # type: ignore[attr-defined]
-    columns = (t.c.id, t.c.status, t.c.channel_id, t.c.summary, t.c.sent_at, t.c.last_error,
-               t.c.dedupe_key)  # not the bodies
-    async with runtime.db.engine.connect() as conn:
-        rows = (await conn.execute(select(*columns).where(t.c.occurrence_id == occurrence_id)
-                                   .order_by(t.c.id))).all()
+    async with writing(runtime) as writer:
+        rows = [Outcome(*row) for row in await writer.rows(OUTCOMES, {"occurrence_id": occurrence_id})]
     count = Counter(row.status for row in rows)
     waiting = f"，待发送 {count['pending']} 条" if count["pending"] else ""
     recorded = "演练" if rehearsal else "未配置 webhook（只记录）"
@@ -341,7 +372,8 @@ async def _print_outcome(runtime: Runtime, occurrence_id: int, retried: int = 0,
         key, _, part = row.dedupe_key.rpartition("#")
         if parts[key] > 1:
             name = f"{name}（第 {part}/{parts[key]} 条）"
-        when = f"，{when_text(from_db(row.sent_at), ZONE)}" if row.sent_at else ""
+        sent_at = moment(row.sent_at)
+        when = f"，{when_text(sent_at, ZONE)}" if sent_at else ""
         reason = f"：{row.last_error}" if row.status != "sent" and row.last_error else ""
         click.echo(f"  · {name}｜{row.summary}｜{labels.get(row.status, row.status)}{when}{reason}｜消息编号 {row.id}")
     if len(shown) < len(rows):

@@ -63,7 +63,7 @@ from bot.delivery.compose import (
     when_text,
 )
 from bot.delivery.directs import direct_channel
-from bot.delivery.outbox import insert_all
+from bot.delivery.outbox import SessionWriter, insert_all
 from bot.platforms.base import Mention
 from bot.repeats import whole
 from bot.runtime import Runtime
@@ -416,7 +416,7 @@ class FollowUps:
                                      dedupe_key=f"{key}/group",
                                      summary=f"{reminder.title}·第{number}次催办（{len(here)}人）", **common))
             nudged.update(m.person_id for _, _, m in here)
-        return queued + await queue_all(session, self.runtime.renderer, plans), nudged
+        return queued + await queue_all(SessionWriter(session), self.runtime.renderer, plans), nudged
 
     async def _direct(self, session: AsyncSession, reminder: Reminder, occ: Occurrence, base: dict[str, Any],
                       direct: Any, ctx: dict[str, Any], mention: Mention, link: str, template: str, key: str,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the outbox and the database are imported where rows are wri
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from bot.delivery.render import Renderer, RenderMemo
+    from storage.writes import Writer
 
 _new = object.__new__
 BUTTON_TEXT = "确认已完成"
@@ -237,18 +238,21 @@ async def queue(session: AsyncSession, renderer: Renderer, plan: Planned) -> int
 
         MESSAGES_CUT.labels(platform=platform).inc()
         log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
-        await _tell_admin_cut(session, plan)
+        from bot.delivery.outbox import SessionWriter
+
+        await _tell_admin_cut(SessionWriter(session), plan)
     return created
 
 
-async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[Planned]) -> int:
-    """``queue`` for many plans in set-based inserts (:func:`bot.delivery.outbox.insert_rows`). Returns rows created.
+async def queue_all(writer: Writer, renderer: Renderer, plans: Sequence[Planned]) -> int:
+    """``queue`` for many plans in set-based inserts (:func:`bot.delivery.rows.insert_rows`), through
+    ``writer`` (a session's: ``bot.delivery.outbox.SessionWriter``). Returns rows created.
 
     Messages that differ only in a person's own strings are rendered once (:class:`RenderMemo`); the
     rows are written together, ``ON CONFLICT DO NOTHING``, so
     queueing the same plans twice writes them once. Cut messages are counted and told as by ``queue``.
     """
-    from bot.delivery.outbox import insert_rows, outbox_rows, robot_key
+    from bot.delivery.rows import insert_rows, outbox_rows, robot_key
 
     rows: list[dict[str, Any]] = []
     cut_plans: list[tuple[Planned, str, str]] = []  # (plan, platform, first row's dedupe key)
@@ -271,20 +275,20 @@ async def queue_all(session: AsyncSession, renderer: Renderer, plans: Sequence[P
             cut_plans.append((plan, platform, made[0]["dedupe_key"]))
         rows.extend(made)
     _log_unshown(plans, unshown)
-    created = await insert_rows(session, rows, rehearsal=any(plan.dry_run for plan in plans))
+    created = await insert_rows(writer, rows, rehearsal=any(plan.dry_run for plan in plans))
     for plan, platform, first in cut_plans:
         if first in created:
             from bot.metrics import MESSAGES_CUT  # only for a cut message: a command loads no metrics otherwise
 
             MESSAGES_CUT.labels(platform=platform).inc()
             log.warning("消息过长被截断：%s（频道“%s”）", plan.summary, plan.channel.name)
-            await _tell_admin_cut(session, plan)
+            await _tell_admin_cut(writer, plan)
     return len(created)
 
 
-async def _tell_admin_cut(session: AsyncSession, plan: Planned) -> None:
+async def _tell_admin_cut(writer: Writer, plan: Planned) -> None:
     """Queue one notice per occurrence (or message) to the admin channel about a cut message."""
-    from bot.delivery.outbox import enqueue
+    from bot.delivery.rows import insert_rows, outbox_rows
 
     admin = plan.admin
     if admin is None or admin.id == plan.channel.id:
@@ -298,8 +302,9 @@ async def _tell_admin_cut(session: AsyncSession, plan: Planned) -> None:
     bodies = adapter.build(admin, Message(title="消息过长被截断", markdown=text))
     key = f"occ{plan.occurrence_id}" if plan.occurrence_id is not None else plan.dedupe_key
     name = getattr(admin, "platform", adapter.name)
-    await enqueue(session, dedupe_key=f"admin:cut:{key}", channel=admin, platform=name, bodies=bodies,
-                  stage="admin", summary=f"截断通知：{plan.title}", now=plan.now, dry_run=plan.dry_run or admin.dry_run)
+    await insert_rows(writer, outbox_rows(dedupe_key=f"admin:cut:{key}", channel=admin, platform=name, bodies=bodies,
+                                          occurrence_id=None, stage="admin", summary=f"截断通知：{plan.title}",
+                                          now=plan.now, dry_run=plan.dry_run or admin.dry_run))
 
 
 async def queue_message(session: AsyncSession, renderer: Renderer, *, channel: ChannelBase, template: str,

@@ -16,15 +16,13 @@ aiosqlite's thread on SQLite, on a connection the writer keeps.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import sqlite3
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any, Protocol
@@ -34,9 +32,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.delivery.rows import (  # noqa: F401  (their home before bot.delivery.rows; imported from here)
+    ANY_PENDING,
+    RECORDED_ONLY,
+    Columns,
+    RecordedOnly,
+    count_recorded,
+    outbox_rows,
+    robot_key,
+    take_uncounted,
+)
+from bot.delivery.rows import insert_rows as _insert_rows
 from bot.platforms.base import ChannelBase
 from storage.db import Database, dialect_insert
-from storage.models import DeliveryAttempt, Outbox, RobotLane, utcnow
+from storage.models import DeliveryAttempt, Outbox, RobotLane
+from storage.writes import writer_bound
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +54,6 @@ PENDING, SENT, DEAD, DRY_RUN = "pending", "sent", "dead", "dry_run"
 T = Outbox.__table__  # type: ignore[attr-defined]
 LANE = RobotLane.__table__  # type: ignore[attr-defined]
 A = DeliveryAttempt.__table__  # type: ignore[attr-defined]
-
-
-def robot_key(channel: ChannelBase) -> str:
-    """The rate-limit key of a channel's robot: a short hash of the webhook, never the URL; an app's
-    direct messages share the app's lane (``app:<platform>:<id>``)."""
-    lane = getattr(channel, "lane", None)
-    if isinstance(lane, str):
-        return lane
-    if channel.webhook is None:
-        return f"dry:{channel.id}"
-    digest = hashlib.sha256(channel.webhook_url().encode()).hexdigest()
-    return f"r:{digest[:16]}"
 
 
 async def enqueue(
@@ -82,123 +80,27 @@ async def enqueue(
     return len(await insert_rows(session, rows))
 
 
-def outbox_rows(*, dedupe_key: str, channel: ChannelBase, platform: str, bodies: list[dict[str, Any]],
-                occurrence_id: int | None, stage: str, summary: str, now: datetime | None,
-                dry_run: bool, robot: str | None = None) -> list[dict[str, Any]]:
-    """The rows :func:`enqueue` writes, as plain dicts (for :func:`insert_rows` in bulk)."""
-    robot = robot or robot_key(channel)
-    moment = now or utcnow()
-    prefix = "dry/" if dry_run else ""
-    status = DRY_RUN if dry_run else PENDING
-    return [
-        {
-            "dedupe_key": f"{prefix}{dedupe_key}#{part}",
-            "occurrence_id": occurrence_id,
-            "stage": stage,
-            "channel_id": channel.id,
-            "platform": platform,
-            "robot": robot,
-            "body": body,
-            "summary": summary,
-            "status": status,
-            "attempts": 0,
-            "next_attempt_at": moment,
-            "created_at": moment,
-        }
-        for part, body in enumerate(bodies, start=1)
-    ]
-
-
+_RECORDED_KEY = "remindbot.recorded_only"  # a session's record-only counts, until its commit
 INSERT_BATCH = 1000  # rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits
 SQLITE_MAX_PARAMETERS = 32_766  # SQLite's limit since 3.32 (SQLAlchemy's insertmanyvalues uses the same)
 
 
 async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]], *,
                       rehearsal: bool = False) -> set[str]:
-    """Insert outbox rows in set-based statements, ``ON CONFLICT (dedupe_key) DO NOTHING``.
-
-    Every row must carry the same keys (see :func:`outbox_rows`). Returns the dedupe keys of the
-    rows created (those already there are skipped: firing twice sends once). Does not commit.
-    Rows recorded without sending are counted once committed (``remindbot_messages_total``,
-    outcome ``dry_run`` for a ``rehearsal``, else ``record_only``; and :data:`RECORDED_ONLY`).
-    """
-    created = await insert_ignoring(session, T, rows, ["dedupe_key"], T.c.dedupe_key)
-    if any(key.startswith("dry/") for key in created):  # see outbox_rows' prefix
-        counts: Counter[tuple[str, str]] = session.info.setdefault(_RECORDED_KEY, Counter())
-        outcome = DRY_RUN if rehearsal else "record_only"
-        for row in rows:
-            if row["dedupe_key"] in created and row["dedupe_key"].startswith("dry/"):
-                counts[(row["platform"], outcome)] += 1
-    return created
-
-
-@dataclass
-class RecordedOnly:
-    """Rows recorded without sending (status dry_run) that this process committed at queue time.
-
-    The dispatcher never handles them, so its stop summary adds the ones committed while it ran
-    to its own count. Counted at commit: a rolled-back fire recorded nothing.
-    """
-
-    rows: int = 0
-
-
-RECORDED_ONLY = RecordedOnly()
-_RECORDED_KEY = "remindbot.recorded_only"
-
-
-_UNCOUNTED: Counter[tuple[str, str]] = Counter()  # recorded while bot.metrics was not loaded
+    """:func:`bot.delivery.rows.insert_rows` in a session's transaction."""
+    return await _insert_rows(SessionWriter(session), rows, rehearsal=rehearsal)
 
 
 @event.listens_for(Session, "after_commit")
 def _count_recorded(session: Session) -> None:
     counts: Counter[tuple[str, str]] | None = session.info.pop(_RECORDED_KEY, None)
-    if not counts:
-        return
-    RECORDED_ONLY.rows += sum(counts.values())
-    # A command (``fire``) serves no /metrics: it does not load prometheus_client for them. The counts
-    # wait here; bot.metrics takes them when it is imported (take_uncounted), so none is lost.
-    messages = getattr(sys.modules.get("bot.metrics"), "MESSAGES", None)
-    if messages is None:
-        _UNCOUNTED.update(counts)
-        return
-    for (platform, outcome), n in counts.items():
-        messages.labels(platform, outcome).inc(n)
-
-
-def take_uncounted() -> Counter[tuple[str, str]]:
-    """The record-only counts committed before bot.metrics was loaded, (platform, outcome) → rows; cleared."""
-    taken = Counter(_UNCOUNTED)
-    _UNCOUNTED.clear()
-    return taken
+    if counts:
+        count_recorded(counts)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_recorded(session: Session) -> None:
     session.info.pop(_RECORDED_KEY, None)
-
-
-@dataclass(slots=True)
-class Columns:
-    """Rows given a column at a time, as the statements below send them: for a caller that has its
-    rows so (20,000 expectations), no dict per row to build and take apart again.
-
-    ``each``: per column, one value per row, in order; ``same``: per column, the one value of every row.
-    """
-
-    each: dict[str, list[Any]]
-    same: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(next(iter(self.each.values()), ()))
-
-    def names(self) -> list[str]:
-        return [*self.each, *self.same]
-
-    def rows(self) -> list[dict[str, Any]]:
-        names = list(self.each)
-        return [dict(zip(names, values, strict=True)) | self.same
-                for values in zip(*self.each.values(), strict=True)]
 
 
 Rows = Sequence[dict[str, Any]] | Columns
@@ -711,7 +613,7 @@ async def any_pending(db: Database) -> bool:
     """Whether any row waits to be sent (due now or after a retry): without one, a dispatcher's burst
     would claim nothing, send nothing and tell nothing. Read-only, one indexed lookup."""
     async with db.engine.connect() as conn:
-        return await conn.scalar(select(T.c.id).where(T.c.status == PENDING).limit(1)) is not None
+        return (await conn.execute(text(ANY_PENDING))).first() is not None
 
 
 async def counts(db: Database) -> dict[str, int]:
@@ -1003,3 +905,44 @@ class ResultWriter:
             for _, future in releases:
                 if not future.done():
                     future.set_result(True)
+
+
+class SessionWriter:
+    """:class:`Writer` on a SQLAlchemy ``AsyncSession`` (its connection and transaction; ``text()``)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.dialect = session.bind.dialect.name
+
+    async def _connection(self) -> Any:
+        return await self.session.connection()
+
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        query, values = writer_bound(sql, params or {}, self.dialect)
+        await (await self._connection()).execute(text(query), values)
+
+    async def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        query, values = writer_bound(sql, params or {}, self.dialect)
+        return [tuple(r) for r in (await (await self._connection()).execute(text(query), values)).all()]
+
+    async def insert_ignoring(self, table: str, each: Mapping[str, list[Any]], same: Mapping[str, Any],
+                              conflict: Sequence[str], returning: str | None) -> set[Any]:
+        """bot.delivery.outbox's set-based insert (PostgreSQL: one ``unnest`` statement; values through
+        the columns' own SQLAlchemy processing)."""
+        from sqlmodel import SQLModel
+
+        core = SQLModel.metadata.tables[table]
+        rows = Columns(each=dict(each), same=dict(same))
+        return await insert_ignoring(self.session, core, rows, list(conflict),
+                                     core.c[returning] if returning else None)
+
+    def after_commit(self, counts: Counter[tuple[str, str]], apply: Callable[[Counter[tuple[str, str]]], None]
+                     ) -> None:
+        """Counted by bot.delivery.outbox's listener on the session's commit (forgotten on rollback)."""
+        self.session.info.setdefault(_RECORDED_KEY, Counter()).update(counts)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()

@@ -9,18 +9,15 @@ re-exported here, where they lived before.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Any
-
-from sqlalchemy import Row, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bot.config.gcpause import no_gc
 from bot.config.models import Reminder
 from bot.delivery.compose import queue_all
-from bot.delivery.outbox import Columns, insert_ignoring
 from bot.runtime import Runtime
 from bot.scheduling.datewords import when_text
 from bot.scheduling.planning import LINK_PLACEHOLDER as LINK_PLACEHOLDER
@@ -31,45 +28,68 @@ from bot.scheduling.planning import leader_url as leader_url
 from bot.scheduling.planning import work_end as work_end
 from bot.scheduling.stages import stage_words
 from bot.scheduling.timing import Due, Fire
-from storage.models import Expectation, Occurrence, Outbox
+from storage.reads import moment
+
+if TYPE_CHECKING:
+    from storage.writes import Writer
 
 log = logging.getLogger(__name__)
-# The tables this module writes, as Core tables: no ORM object is made or read here.
-OCCURRENCE = Occurrence.__table__  # type: ignore[attr-defined]
-EXPECTATION = Expectation.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 ANALYZE_AFTER = 5_000  # expectations written at once, after which PostgreSQL's statistics are refreshed
 
+# The firing path's statements, one text each, valid on SQLite and PostgreSQL, run through a
+# ``storage.writes.Writer``: ``sqlite3`` for a command on a SQLite file (no SQLAlchemy imported), a
+# session's connection (``text()``) for the service and PostgreSQL.
+_OCCURRENCE_COLUMNS = "id, reminder_id, due_at, deadline_at, fired_at, dry_run"
+FIND_OCCURRENCE = f"""SELECT {_OCCURRENCE_COLUMNS} FROM occurrence
+WHERE reminder_id = :reminder_id AND due_at = :due_at AND dry_run = :dry_run"""
+# The columns' Python-side defaults (created_at) given as the model's; a row another instance made first wins.
+ADD_OCCURRENCE = """INSERT INTO occurrence (reminder_id, due_at, original_date, title, kind, deadline_at, provisional,
+  created_at, dry_run)
+VALUES (:reminder_id, :due_at, :original_date, :title, :kind, :deadline_at, :provisional, :created_at, :dry_run)
+ON CONFLICT (reminder_id, due_at, dry_run) DO NOTHING"""
+REAL_FIRED_AT = ("SELECT fired_at FROM occurrence"
+                 " WHERE reminder_id = :reminder_id AND due_at = :due_at AND dry_run = false")
+ANY_EXPECTATION = "SELECT id FROM expectation WHERE occurrence_id = :occurrence_id LIMIT 1"
+QUEUED_KEYS = "SELECT dedupe_key FROM outbox WHERE occurrence_id = :occurrence_id AND stage = :stage"
+MARK_FIRED = "UPDATE occurrence SET fired_at = :fired_at WHERE id = :id"
 
-async def get_or_create_occurrence(session: AsyncSession, runtime: Runtime, reminder: Reminder,
-                                   due: Due, *, dry_run: bool = False) -> Row[Any]:
-    """The occurrence of this due time, real or (``dry_run``) the rehearsal's own, made once: its
-    row as stored (every column of ``occurrence``, read by name: ``.id``, ``.deadline_at`` …).
 
-    Core statements on the occurrence table, not the ORM: a command that fires (``fire``, the
-    service's pass) never configures the 13 mappers for one row (~0.05 s of a province's ``fire``).
-    """
-    t = OCCURRENCE
-    due_db = to_db(due.due_at)
-    query = select(t).where(t.c.reminder_id == reminder.id, t.c.due_at == due_db, t.c.dry_run == dry_run)
-    connection = await session.connection()
-    found = (await connection.execute(query)).first()
-    if found is not None:
-        return found
+class Occurrence(NamedTuple):
+    """An occurrence's row, as the firing path reads it (times aware UTC)."""
+
+    id: int
+    reminder_id: str
+    due_at: datetime
+    deadline_at: datetime | None
+    fired_at: datetime | None
+    dry_run: bool
+
+
+def _occurrence(row: tuple[Any, ...]) -> Occurrence:
+    occ_id, reminder_id, due_at, deadline_at, fired_at, dry_run = row
+    return Occurrence(occ_id, reminder_id, moment(due_at), moment(deadline_at), moment(fired_at),  # type: ignore[arg-type]
+                      bool(dry_run))
+
+
+async def get_or_create_occurrence(writer: Writer, runtime: Runtime, reminder: Reminder,
+                                   due: Due, *, dry_run: bool = False) -> Occurrence:
+    """The occurrence of this due time, real or (``dry_run``) the rehearsal's own, made once (committed)."""
+    key = {"reminder_id": reminder.id, "due_at": to_db(due.due_at), "dry_run": dry_run}
+    found = await writer.rows(FIND_OCCURRENCE, key)
+    if found:
+        return _occurrence(found[0])
     deadline = deadline_for(runtime, reminder, due.due_at)
-    try:  # the columns' own defaults (created_at, …) as the model's
-        await connection.execute(insert(t).values(
-            reminder_id=reminder.id, due_at=due_db, original_date=due.original_date, title=reminder.title,
-            kind=reminder.kind, deadline_at=to_db(deadline) if deadline else None, provisional=due.provisional,
-            dry_run=dry_run))
-        await session.commit()
-    except IntegrityError:  # another instance created it first
-        await session.rollback()
-    return (await (await session.connection()).execute(query)).one()
+    await writer.execute(ADD_OCCURRENCE, {
+        **key, "original_date": due.original_date, "title": reminder.title, "kind": reminder.kind,
+        "deadline_at": to_db(deadline) if deadline else None, "provisional": due.provisional,
+        "created_at": datetime.now(UTC)})
+    await writer.commit()
+    [row] = await writer.rows(FIND_OCCURRENCE, key)
+    return _occurrence(row)
 
 
-async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminder: Reminder,
-                                occ: Row[Any]) -> None:
+async def snapshot_expectations(writer: Writer, runtime: Runtime, reminder: Reminder,
+                                occ: Occurrence) -> None:
     """Record who owes a confirmation, as the YAML says now (later edits do not rewrite history).
 
     A rehearsal's expectations only show the admin who would owe: they carry no follow-up or
@@ -77,11 +97,7 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     """
     if reminder.confirm is None:
         return
-    table = EXPECTATION
-    connection = await session.connection()
-    existing = (await connection.execute(select(table.c.id).where(  # one row tells: recorded already
-        table.c.occurrence_id == occ.id).limit(1))).first()
-    if existing is not None:
+    if await writer.rows(ANY_EXPECTATION, {"occurrence_id": occ.id}):  # one row tells: recorded already
         return
     s = runtime.schedules
     first_followup = None
@@ -103,24 +119,24 @@ async def snapshot_expectations(session: AsyncSession, runtime: Runtime, reminde
     facts = s.unit_facts(units)
     of_row = list(map(facts.__getitem__, units))
     names = [f[0] for f in of_row]
-    rows = Columns(  # a column at a time: no dict per row
-        each={"person_id": [p.id for p in people], "person_name": [p.name for p in people],
+    each = {  # a column at a time: no dict per row
+        "person_id": [p.id for p in people], "person_name": [p.name for p in people],
               "unit_id": [u if name is not None else None for u, name in zip(units, names, strict=True)],
-              "unit_name": names, "leader_ids": [f[1] for f in of_row]},
-        same={"occurrence_id": occ.id, "next_followup_at": first_followup, "next_escalation_at": escalation,
-              "followups": 0, "escalations": 0})
+              "unit_name": names, "leader_ids": [f[1] for f in of_row]}
+    same = {"occurrence_id": occ.id, "next_followup_at": first_followup, "next_escalation_at": escalation,
+            "followups": 0, "escalations": 0}
     # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails.
     # Only PostgreSQL reads back what was written (how many, for its statistics below): SQLite's
     # RETURNING of 20,000 ids cost 15 ms.
-    postgres = connection.dialect.name == "postgresql"
-    created = await insert_ignoring(session, table, rows, ["occurrence_id", "person_id"],
-                                    table.c.id if postgres else None)
-    await session.commit()
+    postgres = writer.dialect == "postgresql"
+    created = await writer.insert_ignoring("expectation", each, same, ["occurrence_id", "person_id"],
+                                           "id" if postgres else None)
+    await writer.commit()
     if postgres and len(created) >= ANALYZE_AFTER:
         # Fresh statistics at once: until autovacuum comes by (a minute or more), PostgreSQL would plan
         # the board's and the follow-ups' joins over these rows as if there were a handful of them.
-        await (await session.connection()).execute(text("ANALYZE expectation"))
-        await session.commit()
+        await writer.execute("ANALYZE expectation")
+        await writer.commit()
 
 
 @dataclass
@@ -155,18 +171,18 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
 
 async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: FiguresFor, *,
                 late: bool, by_hand: bool, dry_run: bool) -> FireResult:
-    async with runtime.db.session() as session:
-        occ = await get_or_create_occurrence(session, runtime, reminder, fire.due, dry_run=dry_run)
-        fired_before = await real_fired_at(session, occ)
+    async with writing(runtime) as writer:
+        occ = await get_or_create_occurrence(writer, runtime, reminder, fire.due, dry_run=dry_run)
+        fired_before = await real_fired_at(writer, occ)
         if fired_before is not None and fire.stage.startswith("notice:"):
             # Announcing a day whose message already went out would @ people who already confirmed.
             log.info("%s（%s）已跳过：这次提醒已于 %s 提前发出，不再发送预告", reminder.title,
                      stage_words(fire.stage), when_text(fired_before, reminder.zone))
             return FireResult(occ.id, 0, dry_run, fired_before)
         if fire.stage == "due":
-            await snapshot_expectations(session, runtime, reminder, occ)
-        deadline = from_db(occ.deadline_at) if occ.deadline_at else None
-        done = await queued_keys(session, occ.id, fire.stage)
+            await snapshot_expectations(writer, runtime, reminder, occ)
+        deadline = occ.deadline_at
+        done = await queued_keys(writer, occ.id, fire.stage)
         plans = await plan_fire(runtime, reminder, fire, occ.id, deadline, figures_for, late=late, by_hand=by_hand,
                                 done=done)
         queued = 0
@@ -175,36 +191,48 @@ async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: F
         admin = runtime.schedules.channels.get(admin_id) if admin_id else None
         for plan in plans:
             plan.now, plan.dry_run, plan.admin = now, dry_run, admin
-        queued += await queue_all(session, runtime.renderer, plans)
+        queued += await queue_all(writer, runtime.renderer, plans)
         if fire.stage == "due" and occ.fired_at is None:
-            await (await session.connection()).execute(
-                update(OCCURRENCE).where(OCCURRENCE.c.id == occ.id).values(fired_at=to_db(runtime.clock())))
-        await session.commit()
+            await writer.execute(MARK_FIRED, {"fired_at": to_db(runtime.clock()), "id": occ.id})
+        await writer.commit()
     if queued:
         runtime.wake_dispatcher()
     log.info("%s（%s）已%s %d 条消息", reminder.title, stage_words(fire.stage), "演练" if dry_run else "排队", queued)
     return FireResult(occ.id, queued, dry_run, fired_before)
 
 
-async def real_fired_at(session: AsyncSession, occ: Row[Any]) -> datetime | None:
+@asynccontextmanager
+async def writing(runtime: Runtime) -> AsyncIterator[Writer]:
+    """The runtime's own writer (``runtime.writer``: a command on a SQLite file), else a session's
+    (rolled back on leaving when not committed, as the session is)."""
+    if runtime.writer is not None:
+        try:
+            yield runtime.writer
+        except BaseException:
+            await runtime.writer.rollback()
+            raise
+        return
+    from bot.delivery.outbox import SessionWriter
+
+    async with runtime.db.session() as session:
+        yield SessionWriter(session)
+
+
+async def real_fired_at(writer: Writer, occ: Occurrence) -> datetime | None:
     """When the real occurrence of ``occ``'s due time had its day message queued (None: not yet).
 
     A rehearsal asks the real row too: it shows what the real pass would do, and its own
     ``fired_at`` (a dry run's) must never stand for the real message having gone out."""
     if not occ.dry_run:
-        return from_db(occ.fired_at) if occ.fired_at is not None else None
-    t = OCCURRENCE
-    found = (await (await session.connection()).execute(select(t.c.fired_at).where(
-        t.c.reminder_id == occ.reminder_id, t.c.due_at == occ.due_at, t.c.dry_run == False))).first()  # noqa: E712
-    return from_db(found.fired_at) if found is not None and found.fired_at is not None else None
+        return occ.fired_at
+    found = await writer.rows(REAL_FIRED_AT, {"reminder_id": occ.reminder_id, "due_at": occ.due_at})
+    return moment(found[0][0]) if found else None
 
 
-async def queued_keys(session: AsyncSession, occurrence_id: int, stage: str) -> frozenset[str]:
+async def queued_keys(writer: Writer, occurrence_id: int, stage: str) -> frozenset[str]:
     """The outbox keys (``…#<part>``) already written for this occurrence and stage: firing again
     (another instance, a catch-up after a restart) renders only what is missing."""
-    t = OUTBOX
-    stmt = select(t.c.dedupe_key).where(t.c.occurrence_id == occurrence_id, t.c.stage == stage)
-    return frozenset((await (await session.connection()).execute(stmt)).scalars())
+    return frozenset(r[0] for r in await writer.rows(QUEUED_KEYS, {"occurrence_id": occurrence_id, "stage": stage}))
 
 
 def due_from_date(runtime: Runtime, reminder: Reminder, day: date) -> Due | None:

@@ -377,8 +377,11 @@ class Reconciler:
         """Beyond the grace: record it (and, for the due stage, its occurrence), never send it."""
         occurrence_id = None
         if f.stage == "due":
+            from bot.delivery.outbox import SessionWriter
+
             async with self.runtime.db.session() as session:
-                occurrence_id = (await get_or_create_occurrence(session, self.runtime, reminder, f.due)).id
+                occurrence_id = (await get_or_create_occurrence(SessionWriter(session), self.runtime, reminder,
+                                                                f.due)).id
         await self._record(row, status="missed", settled_at=now, lateness_seconds=lateness,
                            grace_seconds=int(reminder.grace.delta.total_seconds()), occurrence_id=occurrence_id,
                            next_try_at=None)

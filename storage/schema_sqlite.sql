@@ -35,6 +35,7 @@ CREATE TABLE instance_heartbeat (
 	pid INTEGER NOT NULL, 
 	started_at DATETIME NOT NULL, 
 	beat_at DATETIME NOT NULL, 
+	base_url VARCHAR, 
 	PRIMARY KEY (id)
 );
 
@@ -226,4 +227,4 @@ CREATE TABLE alembic_version (
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
 
-INSERT INTO alembic_version (version_num) VALUES ('0006');
+INSERT INTO alembic_version (version_num) VALUES ('0007');

@@ -75,6 +75,9 @@ class Reloader:
         schedules, issues = await check_in_worker(s.schedules_dir, templates_dir=s.templates_dir,
                                                   limits=Limits.from_settings(s), timeout=s.reload_timeout_seconds,
                                                   cache_dir=cache_dir_for(s.var_dir, s.schedules_cache))
+        from bot.config.yamlsource import shown_issues  # paths as validate shows them (one rule)
+
+        issues = shown_issues(issues, s.schedules_dir, absolute=s.schedules_dir_absolute)
         shown, more = bounded(issues)
         for issue in shown:
             (log.warning if issue.warning or schedules is None else log.info)("%s", issue)

@@ -56,7 +56,7 @@ def test_a_mistyped_role_cell_is_one_warning_at_its_first_cell_counting_the_peop
         "x1,张三,fgw_b1,\"worker, secretry\"\n"
         "x2,李四,fgw_b1,secretry\n"
         "x3,王五,fgw_b1,amdin\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["validate", str(folder)])
+    result = CliRunner().invoke(main, ["validate", "schedules"])  # given relative: shown relative
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "没有任何提醒使用" in line]
     assert lines == [

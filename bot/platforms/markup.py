@@ -266,6 +266,17 @@ def with_title(message: Message) -> str:
     return f"### {message.title}\n\n{body}" if body else f"### {message.title}"
 
 
+def without_same_title(message: Message) -> str:
+    """For a body sent beside its title field as is (generic JSON): drop an opening heading or bold line
+    that is exactly the title, and nothing else (a ``### 【催办】…`` heading says more than the title)."""
+    body = message.markdown.strip("\n")
+    first = _first_line(body).strip()
+    match = _HEADING.match(first)
+    if (match and match[2].strip() == message.title) or first == f"**{message.title}**":
+        return _rest(body, first) or body
+    return body
+
+
 def without_title(message: Message) -> str:
     """For formats with a title field: drop an opening heading (or bold line) that repeats the title."""
     body = message.markdown.strip("\n")

@@ -329,8 +329,8 @@ def shown_issue(issue: ConfigIssue, base: Path, *, absolute: bool = False) -> Co
     relative to the current folder when under it (:func:`openable`)."""
     parent = base.resolve().parent
 
-    def shown(label: str) -> str:
-        return str(parent / label) if absolute else openable(parent / label)
+    def shown(label: str) -> str:  # a template's label is already absolute: openable, as before
+        return str(parent / label) if absolute and not Path(label).is_absolute() else openable(parent / label)
 
     message = issue.message
     if issue.elsewhere:

@@ -198,7 +198,10 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
         loaded = clock()
         runtime.reload = ReloadState(ok=True, since=loaded, last_good_at=loaded)
         if refused is not None:
-            runtime.reload = ReloadState(ok=False, since=loaded, errors=[str(i) for i in refused.errors],
+            from bot.config.yamlsource import shown_issues  # the admin banner's paths as validate shows them
+
+            shown = shown_issues(refused.errors, settings.schedules_dir, absolute=settings.schedules_dir_absolute)
+            runtime.reload = ReloadState(ok=False, since=loaded, errors=[str(i) for i in shown],
                                          last_good_at=refused.last.checked_at)
             runtime.refused = refused
         yield runtime

@@ -189,6 +189,12 @@ class Settings(BaseModel):
         return self
 
     @property
+    def schedules_dir_absolute(self) -> bool:
+        """Whether the admin gave the schedules folder as an absolute path (REMINDBOT_SCHEDULES_DIR=/srv/x):
+        then every command shows its files' paths absolute; the default folder's, relative to the current one."""
+        return "schedules_dir" in self.model_fields_set and self.schedules_dir.is_absolute()
+
+    @property
     def base_url_is_default(self) -> bool:
         """Whether ``base_url`` is the default for this ``port`` (REMINDBOT_BASE_URL left unset)."""
         return self.base_url == f"http://127.0.0.1:{self.port}"

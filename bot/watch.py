@@ -75,6 +75,9 @@ class Reloader:
         schedules, issues = await check_in_worker(s.schedules_dir, templates_dir=s.templates_dir,
                                                   limits=Limits.from_settings(s), timeout=s.reload_timeout_seconds,
                                                   cache_dir=cache_dir_for(s.var_dir, s.schedules_cache))
+        from bot.config.yamlsource import shown_issues  # paths as validate shows them (one rule)
+
+        issues = shown_issues(issues, s.schedules_dir, absolute=s.schedules_dir_absolute)
         shown, more = bounded(issues)
         for issue in shown:
             (log.warning if issue.warning or schedules is None else log.info)("%s", issue)
@@ -428,17 +431,19 @@ async def _tell_admin_channel(runtime: Runtime, title: str, markdown: str, *, ke
 def notice_text(errors: list[str]) -> str:
     quoted = "\n".join(f"> {e}" for e in errors[:NOTICE_ERRORS])
     more = f"\n> ……另有 {len(errors) - NOTICE_ERRORS} 处" if len(errors) > NOTICE_ERRORS else ""
-    return (f"**日程配置有 {len(errors)} 处错误，未生效**\n\n{quoted}{more}\n\n"
-            "服务继续使用上一次有效的配置。请修改后保存，改正后会自动生效"
-            "（也可运行 remindbot validate 检查）。")
+    # No heading of its own: the platform shows the title (日程配置未生效) once.
+    return (f"共 {len(errors)} 处错误，服务继续使用上一次有效的配置：\n\n{quoted}{more}\n\n"
+            "请修改后保存，改正后会自动生效（也可运行 remindbot validate 检查）。")
 
 
 def applied_text(removed: list[str], recovered: bool) -> str:
     """The admin channel's notice of an applied reload: recovered, and what it removed."""
-    head = "**日程配置已恢复生效**：此前的错误已改正，服务按新的配置运行。" if recovered else "**日程配置已生效**。"
+    # No heading of its own: the platform shows the title (日程配置已恢复生效 / …有内容被移除) once.
+    head = "此前的错误已改正，服务按新的配置运行。" if recovered else ""
     if not removed:
         return head
     quoted = "\n".join(f"> {line}" for line in removed[:NOTICE_ERRORS])
     more = f"\n> ……另有 {len(removed) - NOTICE_ERRORS} 项" if len(removed) > NOTICE_ERRORS else ""
-    return (f"{head}\n\n这次修改移除了以下内容，被移除的提醒不再发送：\n\n{quoted}{more}\n\n"
-            "如果不是有意移除，请恢复相应的文件或条目后保存。")
+    return (f"{head}\n\n" if head else "") + (
+        f"这次修改移除了以下内容，被移除的提醒不再发送：\n\n{quoted}{more}\n\n"
+        "如果不是有意移除，请恢复相应的文件或条目后保存。")

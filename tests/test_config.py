@@ -74,6 +74,35 @@ def test_unknown_field_is_an_error_with_a_suggestion(folder: Path) -> None:
     assert "未知字段" in issue.message and "template" in issue.message
 
 
+def test_a_misspelt_field_is_one_error_naming_the_field_meant_and_the_reminder_by_its_id(folder: Path) -> None:
+    text = GOOD_REMINDER.replace("    title: 测试提醒", "    titel: 测试提醒")
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+
+    issues = issues_for(folder)
+
+    assert [str(i) for i in issues] == [
+        "schedules/extra.yaml:3:5: 错误 字段 reminders[extra].titel：未知字段 “titel”，是不是 “title”？"]
+
+
+def test_a_field_that_is_really_missing_is_still_reported_beside_an_unrelated_unknown_one(folder: Path) -> None:
+    text = GOOD_REMINDER.replace("    title: 测试提醒", "    colour: red")
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+
+    shown = [str(i) for i in issues_for(folder)]
+
+    assert any("reminders[extra].title：缺少必填字段" in line for line in shown), shown
+    assert any("reminders[extra].colour：未知字段 “colour”" in line for line in shown), shown
+
+
+def test_an_entry_without_an_id_is_named_by_its_place(folder: Path) -> None:
+    text = GOOD_REMINDER.replace("  - id: extra\n    title: 测试提醒", "  - title: 测试提醒")
+    (folder / "extra.yaml").write_text(text, encoding="utf-8")
+
+    shown = [str(i) for i in issues_for(folder)]
+
+    assert any("字段 reminders[0].id：缺少必填字段" in line for line in shown), shown
+
+
 def test_wrong_type_says_what_was_expected(folder: Path) -> None:
     text = GOOD_REMINDER.replace("monthly: {day: 5}", "monthly: {day: five}")
     (folder / "extra.yaml").write_text(text, encoding="utf-8")
@@ -173,7 +202,7 @@ def test_environment_values_fill_secrets_and_never_appear_in_errors(folder: Path
     (folder / "ch.yaml").write_text(text, encoding="utf-8")
     _, issues = check_schedules(folder, templates_dir=TEMPLATES, env={"DINGTALK_URL": secret_url})
     rendered = "\n".join(str(i) for i in issues)
-    assert "channels[0].format" in rendered
+    assert "channels[ding].format" in rendered
     assert "supersecrettoken123" not in rendered
 
 

@@ -18,7 +18,7 @@ def folder(tmp_path: Path) -> Path:
 
 def test_notices_split_by_a_chinese_comma_say_so_and_show_the_list_meant(folder: Path) -> None:
     shown = refused(folder, "notices: [3d, 1d]", "notices: [3d，1d]")
-    assert shown.startswith("schedules/study.yaml:11:15: 错误 字段 reminders[0].notices[0]：")
+    assert shown.startswith("schedules/study.yaml:11:15: 错误 字段 reminders[study-day].notices[0]：")
     assert "中文逗号 “，”" in shown and "英文逗号 “,”" in shown and "[3d, 1d]" in shown
 
 
@@ -40,7 +40,7 @@ def test_channels_split_by_a_chinese_comma_say_so(folder: Path) -> None:
 
 def test_a_list_written_with_a_chinese_comma_and_no_brackets_says_so(folder: Path) -> None:
     shown = refused(folder, "    title: 每月学习日\n", "    title: 每月学习日\n    checklist: 原文学习，交流研讨\n")
-    assert shown.startswith("schedules/study.yaml:7:16: 错误 字段 reminders[0].checklist：")
+    assert shown.startswith("schedules/study.yaml:7:16: 错误 字段 reminders[study-day].checklist：")
     assert "应为列表，而不是 原文学习，交流研讨：各项之间用了中文逗号 “，”" in shown
     assert "写成 [原文学习, 交流研讨]（或每项一行，以 - 开头）" in shown
 
@@ -48,7 +48,7 @@ def test_a_list_written_with_a_chinese_comma_and_no_brackets_says_so(folder: Pat
 def test_roles_split_by_a_chinese_comma_are_one_error_showing_the_list_meant(folder: Path) -> None:
     # The unknown-role check used to read the whole text as one role and add a second error.
     shown = refused(folder, "mention: {roles: [secretary]}", "mention: {roles: secretary，worker}")
-    assert shown.startswith("schedules/study.yaml:15:24: 错误 字段 reminders[0].recipients.mention.roles：")
+    assert shown.startswith("schedules/study.yaml:15:24: 错误 字段 reminders[study-day].recipients.mention.roles：")
     assert "中文逗号 “，”" in shown and "英文逗号" in shown and "写成 [secretary, worker]" in shown
 
 
@@ -59,7 +59,7 @@ def test_a_persons_roles_split_by_a_chinese_comma_are_one_error(folder: Path) ->
     schedules, issues = check_schedules(folder, env={})
     errors = [str(i) for i in issues if not i.warning]
     assert schedules is None and len(errors) == 1, errors
-    assert errors[0].startswith("schedules/organization.yaml:69:12: 错误 字段 people[3].roles：")
+    assert errors[0].startswith("schedules/organization.yaml:69:12: 错误 字段 people[chen_jing].roles：")
     assert "写成 [admin, worker]" in errors[0]
 
 

@@ -70,7 +70,7 @@ async def test_fifteen_dead_messages_of_a_robot_with_a_wrong_secret_make_one_dig
 
     assert stats.dead == 15 and robot.received == []
     (notice,) = admin_robot.texts()
-    assert "钉钉群“财政局党支部群”的机器人签名错误，15 条消息未送达" in notice
+    assert "钉钉群“财政局党支部群”的机器人：签名错误，15 条消息未送达" in notice
     assert "另有 10 条" in notice and "SEC-" not in notice
 
 
@@ -123,8 +123,8 @@ async def test_two_broken_robots_make_one_digest_each(
 
     notices = sorted(admin_robot.texts())
     assert len(notices) == 2
-    assert "企业微信群“一支部群”的机器人Webhook 地址无效，4 条消息未送达" in notices[0]
-    assert "企业微信群“二支部群”的机器人Webhook 地址无效，2 条消息未送达" in notices[1]
+    assert "企业微信群“一支部群”的机器人：Webhook 地址无效，4 条消息未送达" in notices[0]
+    assert "企业微信群“二支部群”的机器人：Webhook 地址无效，2 条消息未送达" in notices[1]
 
 
 def test_the_headline_is_the_short_cause_of_a_reason() -> None:

@@ -7,6 +7,7 @@ the answers (DingTalk session webhooks, Slack response URLs). Every refusal reco
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -617,3 +618,32 @@ async def test_the_log_says_in_chinese_what_became_of_a_reply(env: Env, caplog: 
     await env.send("slack", "UZHANG", "确认")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("收到")]
     assert lines and all(line.startswith("收到群内回复（Slack）：") for line in lines), lines
+
+
+PEOPLE_PAGE = "请检查链接是否完整"  # the people-facing 400 text: never an answer to a platform
+
+
+@pytest.mark.parametrize("path", ["wecom/wecom-app?msg_signature=a&timestamp=1&nonce=n",
+                                  "wecom/wecom-robot?msg_signature=a&timestamp=1&nonce=n", "dingtalk/dingtalk",
+                                  "feishu/feishu", "slack/slack"])
+async def test_a_malformed_body_to_a_callback_is_answered_for_the_platform_not_for_people(
+        env: Env, path: str) -> None:
+    ts = str(int(env.now.timestamp()))
+    headers = {"timestamp": ts + "000", "sign": chat.dingtalk_sign(DING_SECRET, ts + "000")}
+    expected = "消息格式不正确" if path.startswith("wecom") else "消息不是有效的 JSON"
+    body = b"[1, 2"
+    headers |= chat.slack_headers(SLACK_SECRET, ts, body, "application/json")
+    async with env.http.post(f"{env.base}/callback/{path}", data=body, headers=headers) as resp:
+        text = await resp.text()
+        assert resp.status == 400 and expected in text and PEOPLE_PAGE not in text, text
+
+    # Broken HTTP framing (a chunk size that is no number): refused before routing, still no "check the link".
+    host, port = env.base.split("//")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST /callback/{path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "zz\r\n{}\r\n0\r\n\r\n".encode())
+    await writer.drain()
+    answer = (await asyncio.wait_for(reader.read(), 5)).decode()
+    writer.close()
+    assert " 400 " in answer.split("\r\n", 1)[0] and "HTTP 请求的格式不正确" in answer and PEOPLE_PAGE not in answer
+    assert await env.confirmations() == []

@@ -151,6 +151,8 @@ async def test_a_leader_steps_to_next_months_open_occurrence_and_no_further(lead
     # trial 10 #8: 合计 said 100% with an unconfirmed item and no note; it has the rows' note too
     foot = page[page.index("<tfoot>"):page.index("</tfoot>")]
     assert '<td data-label="未确认">1<span class="muted small">（1 项未到截止）</span></td>' in foot
+    # trial 13 #7: the rate over the one confirmed item says the other is still ahead (the many-units box too)
+    assert '<td data-label="按时完成率"><strong>100.0%（另有 1 项未到截止）</strong></td>' in foot
     assert "发改委第一党支部" in page and "教育局" not in page and "吴敏" not in page
     assert 'rel="next"' not in page  # nothing is due later than December
     bars = re.findall(r'<text [^>]*class="label">([^<]+)</text>', page)

@@ -27,6 +27,7 @@ from servehelp import (
 
 from bot.config.loader import check_schedules
 from bot.config.models import Schedules
+from bot.config.yamlsource import shown_issue
 from bot.settings import Settings
 from bot.watch import Reloader, reload_schedules, watch_schedules
 
@@ -165,7 +166,8 @@ async def test_reload_schedules_refuses_an_invalid_folder_and_logs_every_issue(
 
     assert applied == []
     _, issues = check_schedules(workspace.schedules, templates_dir=workspace.templates)
-    expected = [str(i) for i in issues if not i.warning]
+    # the folder was given absolute: so are the paths, as validate and serve show them
+    expected = [str(shown_issue(i, workspace.schedules, absolute=True)) for i in issues if not i.warning]
     assert expected
     assert [m for m in caplog.messages if ": 错误" in m] == expected
     assert f"日程配置有 {len(expected)} 处错误，{REFUSED}" in caplog.messages
@@ -224,7 +226,7 @@ def test_the_schedules_warnings_are_logged_shown_and_counted_from_the_start_unti
     try:
         service.wait_ready()
         wait_until(lambda: _config_warnings(service), "the warnings counted once the service has started")
-        assert f"警告 字段 people[4].roles[0]：{warning}" in service.stdout, service.output()
+        assert f"警告 字段 people[wang_fang].roles[0]：{warning}" in service.stdout, service.output()
         counted = _config_warnings(service)
         assert {k: counted[k] for k in ("base_url", "host", "schedules")} == {"base_url": 0.0, "host": 0.0,
                                                                              "schedules": 1.0}
@@ -247,7 +249,8 @@ def test_a_once_date_already_past_is_logged_and_counted_as_a_schedules_warning(w
     try:
         service.wait_ready()
         wait_until(lambda: _config_warnings(service).get("schedules") == 1.0, "the past date counted")
-        assert "警告 字段 reminders[6].when.once：日期 2025-12-08 已过" in service.stdout, service.output()
+        past = "警告 字段 reminders[spot-check-2027q1].when.once：日期 2025-12-08 已过"
+        assert past in service.stdout, service.output()
     finally:
         service.kill()
 
@@ -263,8 +266,8 @@ def test_a_spreadsheet_backup_left_in_the_folder_is_skipped_with_a_warning_not_r
     service.wait_for_log(RELOADED)
     wait_until(lambda: _shows(service, NEW_TITLE), "the new title applied beside the backup")
     skipped = "未读取 people_old.xls：无法读取 .xls 格式的表格，已跳过这个文件（其余文件照常生效）"
-    assert f"schedules/people_old.xls:1:1: 警告 {skipped}" in service.stdout, service.output()
+    assert f"{workspace.schedules}/people_old.xls:1:1: 警告 {skipped}" in service.stdout, service.output()
     page = service.upcoming_page()
-    assert f"注意：</strong>schedules/people_old.xls:1:1: 警告 {skipped}" in page
+    assert f"注意：</strong>{workspace.schedules}/people_old.xls:1:1: 警告 {skipped}" in page
     assert "~$people.xlsx" not in service.stdout + page and "people.xlsx.bak" not in service.stdout + page
     assert _config_warnings(service)["schedules"] == 1.0

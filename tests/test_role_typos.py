@@ -45,7 +45,7 @@ def test_a_mistyped_role_in_yaml_is_a_warning_at_the_person_naming_the_role_mean
     result = CliRunner().invoke(main, ["validate", str(folder)])
     assert result.exit_code == 0, result.output  # a warning: the schedules still load
     at = line_of(org, "secretry")
-    assert (f"schedules/organization.yaml:{at}:13: 警告 字段 people[4].roles[0]："
+    assert (f"schedules/organization.yaml:{at}:13: 警告 字段 people[wang_fang].roles[0]："
             "角色 “secretry” 没有任何提醒使用，是不是 “secretary”？") in result.output
     assert "配置无误" in result.output
 
@@ -56,7 +56,7 @@ def test_a_mistyped_role_cell_is_one_warning_at_its_first_cell_counting_the_peop
         "x1,张三,fgw_b1,\"worker, secretry\"\n"
         "x2,李四,fgw_b1,secretry\n"
         "x3,王五,fgw_b1,amdin\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["validate", str(folder)])
+    result = CliRunner().invoke(main, ["validate", "schedules"])  # given relative: shown relative
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "没有任何提醒使用" in line]
     assert lines == [

@@ -472,7 +472,7 @@ def test_a_refused_reload_shows_on_the_admin_pages_and_the_admin_channel_is_told
             assert f"日程配置有 {errors} 处错误，最近的修改未生效" in page
             assert f"schedules/study.yaml:{where(workspace.schedules / 'study.yaml', 'titel')}: 错误" in page
             wait_until(lambda: len(notices()) == 1, "the admin group to be told")
-            assert f"日程配置有 {errors} 处错误" in notices()[0] and "titel" in notices()[0]
+            assert f"共 {errors} 处错误" in notices()[0] and "titel" in notices()[0]
 
             # Saved again with the same mistake (another file touched): the admin group is not told twice.
             workspace.replace("zz-note.yaml", "# 备注\n")

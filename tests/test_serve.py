@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,8 +81,9 @@ def test_serve_refuses_to_start_on_invalid_schedules_and_says_where(workspace: W
         running.kill()
     assert code == 1
     at = where(workspace.schedules / "study.yaml", "titel:")
-    assert f"schedules/study.yaml:{at}: 错误 字段 reminders[0].titel：未知字段 “titel”，是不是 “title”？" \
-        in running.stderr
+    # REMINDBOT_SCHEDULES_DIR is absolute here: so is the path, whatever the current folder (as validate says it)
+    assert f"{workspace.schedules}/study.yaml:{at}: 错误 字段 reminders[study-day].titel：未知字段 “titel”，" \
+        "是不是 “title”？" in running.stderr
 
 
 # ---------------------------------------------------------------- validate
@@ -104,18 +107,17 @@ def test_validate_exits_1_and_lists_every_error_in_every_file(
     workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")
     workspace.edit("duties.yaml", "channels: [leaders_wecom]", "channels: [leader_wecom]")
     workspace.replace("broken.yaml", 'reminders:\n  - id: x\n    title: "unterminated\n')
-    code, out, _err = _run_validate(workspace.schedules, workspace)
+    code, out, _err = _run_validate(Path("schedules"), workspace)  # given relative: shown relative
     study, duties = workspace.schedules / "study.yaml", workspace.schedules / "duties.yaml"
     assert code == 1
     assert error_lines(out) == [
         "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）",
-        f"schedules/duties.yaml:{where(duties, 'leader_wecom]')}: 错误 字段 reminders[0].recipients.channels[0]："
-        "未知的频道 “leader_wecom”，是不是 “leaders_wecom”？",
-        f"schedules/study.yaml:{where(study, 'id: study-day')}: 错误 字段 reminders[0].title：缺少必填字段",
-        f"schedules/study.yaml:{where(study, 'titel:')}: 错误 字段 reminders[0].titel："
+        f"schedules/duties.yaml:{where(duties, 'leader_wecom]')}: 错误 字段 reminders[one-post-two-duties].recipients."
+        "channels[0]：未知的频道 “leader_wecom”，是不是 “leaders_wecom”？",
+        f"schedules/study.yaml:{where(study, 'titel:')}: 错误 字段 reminders[study-day].titel："
         "未知字段 “titel”，是不是 “title”？",
     ]
-    assert "共 4 处错误，配置未通过检查。" in out
+    assert "共 3 处错误，配置未通过检查。" in out
 
 
 def test_validate_run_from_elsewhere_prints_paths_that_open_from_there(
@@ -250,3 +252,24 @@ def test_the_start_says_where_the_admin_area_is_and_warns_of_links_to_this_machi
     assert "WARNING" in warning and "机关协同办公平台待办推送" in warning, warning
     assert "收到的人打不开" in warning and "市直机关党务工作群" not in warning  # that group got no webhook
     assert webhook not in said + running.stderr and "secret-path-0042" not in said
+
+
+def test_serve_and_validate_show_an_absolute_schedules_folder_the_same_way_from_any_folder(
+        workspace: Workspace, tmp_path: Path) -> None:
+    """Trial 13: with REMINDBOT_SCHEDULES_DIR=/tmp/x, serve said ``x/study.yaml:5:5`` wherever it ran, validate
+    ``/tmp/x/study.yaml`` from one folder and ``x/study.yaml`` from another. One rule now: absolute as given."""
+    workspace.edit("study.yaml", "    title: 每月学习日", "    titel: 每月学习日")
+    expected = f"{workspace.schedules}/study.yaml:{where(workspace.schedules / 'study.yaml', 'titel:')}: 错误"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd in (workspace.root, elsewhere):
+        checked = subprocess.run([sys.executable, "-m", "bot", "validate"], env=workspace.env(), cwd=cwd,
+                                 capture_output=True, text=True, timeout=60, check=False)
+        shown = [line.split(": 错误")[0] + ": 错误" for line in error_lines(checked.stdout)]
+        assert shown == [expected], checked.stdout
+    running = Service.start(workspace)
+    try:
+        assert running.process.wait(timeout=60) == 1
+    finally:
+        running.kill()
+    assert f"{expected} 字段 reminders[study-day].titel" in running.stderr, running.stderr

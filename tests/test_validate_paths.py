@@ -57,4 +57,4 @@ def test_from_the_root_folder_an_error_path_keeps_its_slash(tmp_path: Path, monk
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if ": 错误 " in line]
     assert lines and all(line.startswith(f"{folder}/duties.yaml:") for line in lines), result.output
-    assert f"{folder}/duties.yaml:4:13: 错误 字段 reminders[0].when.once" in result.output
+    assert f"{folder}/duties.yaml:4:13: 错误 字段 reminders[r1].when.once" in result.output

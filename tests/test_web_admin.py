@@ -165,6 +165,8 @@ async def test_the_unit_page_leaves_confirmations_still_within_their_deadline_gr
     assert "<td>第二党支部</td><td>2</td><td>0</td><td>0</td><td>2</td>" in page
     assert '<rect class="overdue" x="0.0" y="0" width="0.0"' in page
     assert "未确认 2（其中未到截止 2）" in page
+    foot = page[page.index("<tfoot>"):page.index("</tfoot>")]
+    assert re.search(r'<strong>—（\d+ 项均未到截止）</strong>', foot), foot  # not a bare —
 
 
 async def test_the_unit_page_offers_the_previous_period_and_other_months_quarters_and_years(

@@ -139,7 +139,7 @@ def test_a_line_indented_with_full_width_spaces_that_still_parses_is_named(folde
     schedules, named = _loaded_with(folder, "    title: 每月学习日\n",
                                     "    title: 每月学习日\n      \u3000\u3000holiday：next_workday\n")
     assert schedules is not None
-    assert named == ["schedules/study.yaml:7:7: 警告 字段 reminders[0].title："
+    assert named == ["schedules/study.yaml:7:7: 警告 字段 reminders[study-day].title："
                      "这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："
                      "这一行被接在了上一行的值后面，成了这个值的一部分；"
                      "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进"]

@@ -81,7 +81,7 @@ def _refuse(s: Settings, errors: list[ConfigIssue]) -> NoReturn:
 
     shown, more = bounded(errors)
     for issue in shown:
-        click.echo(str(shown_issue(issue, s.schedules_dir)), err=True)
+        click.echo(str(shown_issue(issue, s.schedules_dir, absolute=s.schedules_dir_absolute)), err=True)
     if more:
         click.echo(more, err=True)
     click.echo(f"日程配置有 {len(errors)} 处错误，请修改后再试。", err=True)
@@ -137,6 +137,8 @@ def validate(path: Path | None, templates: Path | None) -> None:
 
     同一错误出现在表格的多行时合并为一条（列出行号）；最多列出 200 条。"""
     s = settings()
+    # Paths as serve shows them: absolute when the folder was given so (here or in REMINDBOT_SCHEDULES_DIR).
+    absolute = path.is_absolute() if path is not None else s.schedules_dir_absolute
     path = path or s.schedules_dir
     folder = folder_to_check(path, s.schedules_dir)
     if folder != path:
@@ -149,7 +151,7 @@ def validate(path: Path | None, templates: Path | None) -> None:
     # the exit code still says whether the check passed.
     shown, more = bounded(issues)
     for issue in shown:
-        click.echo(str(shown_issue(issue, path)))
+        click.echo(str(shown_issue(issue, path, absolute=absolute)))
     if more:
         click.echo(more)
     if schedules is None:

@@ -117,8 +117,11 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         service_log = logging.getLogger("bot.service")
         errors: list[str] = []
         if refused is not None:  # logged as a refused reload logs them; the service shows the refusal
-            errors = [redact(str(e)) for e in refused.errors]
-            shown, more = bounded(refused.errors)
+            from bot.config.yamlsource import shown_issues
+
+            issues = shown_issues(refused.errors, s.schedules_dir, absolute=s.schedules_dir_absolute)
+            errors = [redact(str(e)) for e in issues]
+            shown, more = bounded(issues)
             for line in [*map(str, shown), *([more] if more else [])]:
                 service_log.warning("%s", line)
             checked = checked_text(refused.last.checked_at)

@@ -37,6 +37,7 @@ class ConfigIssue:
     warning: bool = False
     heading: str = ""  # a spreadsheet's issue: its column's heading as the file's first row writes it
     elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
+    named: str = ""  # ``field`` as shown, its entry named by id (``reminders[study-day].title``): with_entry_ids
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.place()}"
@@ -62,7 +63,7 @@ class ConfigIssue:
             from bot.config.columns import SECTIONS
 
             return f" 列 “{SECTIONS[column[0]][column[1]][0]}”："
-        return f" 字段 {self.field}："
+        return f" 字段 {self.named or self.field}："
 
 
 def column_letters(column: int) -> str:
@@ -95,6 +96,24 @@ def with_headings(issues: list[ConfigIssue], headings: dict[str, dict[str, str]]
         found = sheet_column(issue.file, issue.field) if issue.file in headings else None
         written = headings[issue.file].get(found[1], "") if found else ""
         out.append(replace(issue, heading=written) if written else issue)
+    return out
+
+
+_ENTRY = re.compile(r"^(\w+)\[(\d+)\]")
+
+
+def with_entry_ids(issues: list[ConfigIssue], ids: dict[str, dict[str, list[str | None]]]) -> list[ConfigIssue]:
+    """YAML issues with their entry named by its id where it has one (``reminders[study-day].title``, not
+    ``reminders[0].title``: the admin looks for the id, not a count of entries); ``ids`` is file label ->
+    section -> each entry's id (None when it has none). ``field`` keeps the index (grouping, tests)."""
+    out = []
+    for issue in issues:
+        found = _ENTRY.match(issue.field) if issue.file in ids else None
+        entries = ids[issue.file].get(found[1], []) if found else []
+        index = int(found[2]) if found else -1
+        entry_id = entries[index] if 0 <= index < len(entries) else None
+        out.append(replace(issue, named=f"{found[1]}[{entry_id}]{issue.field[found.end():]}")
+                   if found and entry_id else issue)
     return out
 
 

@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from bot.config.hints import Hints, did_you_mean
 from bot.config.ime import FULL_SPACE, ime_hint, list_meant
-from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_headings
+from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_entry_ids, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
 from bot.config.sense import check_sense
@@ -90,10 +90,24 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
 
         issues.extend(check_templates(merged, parsed, templates_dir))
     headings = {p.doc.label: sheet_headings(p.doc) for p in parsed if p.doc.sheet}
-    issues[:] = group_repeats(with_headings(roots.fold(issues), headings))
+    ids = {p.doc.label: _entry_ids(p.doc.data) for p in parsed if not p.doc.sheet}
+    issues[:] = group_repeats(with_entry_ids(with_headings(roots.fold(issues), headings), ids))
     if any(not i.warning for i in issues):
         return None, issues
     return merged, issues
+
+
+def _entry_ids(data: Any) -> dict[str, list[str | None]]:
+    """Each YAML list section's entries' ids (None for an entry without a usable one)."""
+    if not isinstance(data, dict):
+        return {}
+    return {section: [_usable_id(entry) for entry in entries]
+            for section, entries in data.items() if isinstance(entries, list)}
+
+
+def _usable_id(entry: Any) -> str | None:
+    value = entry.get("id") if isinstance(entry, dict) else None
+    return value if isinstance(value, str) and _ID_TOKEN.fullmatch(value) else None
 
 
 def _unread_sheets_needed(files: list[Path], base: Path, merged: Schedules, issues: list[ConfigIssue]) -> None:
@@ -318,8 +332,9 @@ def _pydantic_issues(doc: YamlDoc, exc: ValidationError,
     # that field's "missing" is the same mistake, not a second one.
     indented = {(*loc[:-1], str(loc[-1]).lstrip(FULL_SPACE + " ")) for err in errors
                 if err["type"] == "extra_forbidden" and str((loc := tuple(err["loc"]))[-1]).startswith(FULL_SPACE)}
+    meant = _meant_fields(doc, errors, prefix)
     for err in errors:
-        if err["type"] == "missing" and tuple(err["loc"]) in indented:
+        if err["type"] == "missing" and (tuple(err["loc"]) in indented or tuple(err["loc"]) in meant):
             continue
         loc = [*prefix, *err["loc"]]
         kind = err["type"]
@@ -341,6 +356,23 @@ def _pydantic_issues(doc: YamlDoc, exc: ValidationError,
         seen.add(mark)
         issues.append(ConfigIssue(doc.label, where[0], where[1], dotted(path), message))
     return issues
+
+
+def _meant_fields(doc: YamlDoc, errors: Sequence[Mapping[str, Any]], prefix: tuple[Any, ...]) -> set[tuple[Any, ...]]:
+    """The fields a misspelt key's hint names (``titel`` → ``title``), as error locations: that field's
+    "missing" is the same typo, told once by the unknown key's 是不是 “title”？."""
+    meant: set[tuple[Any, ...]] = set()
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] != "extra_forbidden" or str(loc[-1]).startswith(FULL_SPACE):
+            continue
+        key, parent = str(loc[-1]), _real_path(doc.data, [*prefix, *loc])[:-1]
+        if _misindented_under(doc, parent, key):
+            continue  # its message names the field it belongs beside, not a spelling
+        hint = difflib.get_close_matches(key, _allowed_keys(parent, doc), n=1)
+        if hint:
+            meant.add((*loc[:-1], hint[0]))
+    return meant
 
 
 def _real_path(data: Any, loc: Sequence[Any]) -> list[Any]:

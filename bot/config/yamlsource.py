@@ -320,14 +320,26 @@ def openable(path: Path, cwd: Path | None = None) -> str:
         return str(full)
 
 
-def shown_issue(issue: ConfigIssue, base: Path) -> ConfigIssue:
+def shown_issue(issue: ConfigIssue, base: Path, *, absolute: bool = False) -> ConfigIssue:
     """``issue`` with its file as an openable path (its label is relative to ``base``'s parent folder),
-    and so the other file its message names (:attr:`ConfigIssue.elsewhere`): both written one way."""
+    and so the other file its message names (:attr:`ConfigIssue.elsewhere`): both written one way.
+
+    One rule for every command (``validate``, ``serve``, reload lines, the admin banner): ``absolute``
+    (the folder was given as an absolute path) shows absolute paths, the same from any folder; else
+    relative to the current folder when under it (:func:`openable`)."""
     parent = base.resolve().parent
+
+    def shown(label: str) -> str:  # a template's label is already absolute: openable, as before
+        return str(parent / label) if absolute and not Path(label).is_absolute() else openable(parent / label)
+
     message = issue.message
     if issue.elsewhere:
-        message = message.replace(issue.elsewhere, openable(parent / issue.elsewhere), 1)
-    return replace(issue, file=openable(parent / issue.file), message=message)
+        message = message.replace(issue.elsewhere, shown(issue.elsewhere), 1)
+    return replace(issue, file=shown(issue.file), message=message)
+
+
+def shown_issues(issues: Sequence[ConfigIssue], base: Path, *, absolute: bool = False) -> list[ConfigIssue]:
+    return [shown_issue(issue, base, absolute=absolute) for issue in issues]
 
 
 def _label(path: Path, base: Path) -> str:

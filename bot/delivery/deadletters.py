@@ -3,7 +3,7 @@
 A robot with a wrong secret fails every message sent through it: a per-person reminder then
 kills fifteen messages within a minute, and one notice each would flood the admin group. The
 dispatcher hands each dead message to :meth:`DeadDigest.add`; the first one for a robot opens a
-batch, and the batch is sent as one notice ("钉钉群“X”的机器人签名错误，15 条消息未送达") when the
+batch, and the batch is sent as one notice ("钉钉群“X”的机器人：签名错误，15 条消息未送达") when the
 window (``REMINDBOT_DEAD_DIGEST_SECONDS``) has passed since it opened, or earlier when the
 dispatcher has nothing more to send (burst mode) or stops. The notice never goes to the robot that
 is failing: when the admin channel is that robot, or is a failing message's own channel, only the
@@ -22,7 +22,7 @@ from datetime import datetime
 
 from bot.delivery import outbox
 from bot.delivery.outbox import Claimed, robot_key
-from bot.platforms.base import ChannelBase, Message, Platform
+from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
 from bot.platforms.registry import edition_title
 from storage.db import Database
 
@@ -40,6 +40,7 @@ class _Batch:
     opened: datetime
     summaries: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
+    faults: dict[str, str] = field(default_factory=dict)  # reason -> FAULT_* (what the advice says)
     timer: asyncio.TimerHandle | None = None
 
     @property
@@ -63,21 +64,63 @@ def group_words(platform_title: str, channel_name: str) -> str:
     return f"{platform_title}群“{channel_name}”"
 
 
+# What was at fault, as the advice to the admin depends on it: only a permanent refusal of the robot
+# (bad key or signature, keyword, IP allowlist: FailureKind.CONFIG) is a matter of its settings.
+FAULT_SETTINGS, FAULT_GONE, FAULT_MESSAGE = "settings", "gone", "message"
+FAULT_SERVER, FAULT_NETWORK, FAULT_THROTTLED, FAULT_INTERNAL = "server", "network", "throttled", "internal"
+INTERNAL = "内部错误"  # the dispatcher's reason for an exception of its own
+
+
+def fault_of(err: DeliveryError | None, channel: ChannelBase | None) -> str:
+    """Which ``FAULT_*`` a dead message's last error shows (no error: a refusal of the settings)."""
+    if err is None or err.kind is FailureKind.CONFIG:
+        return FAULT_SETTINGS if channel is not None else FAULT_GONE
+    if err.kind is FailureKind.REJECTED:
+        return FAULT_MESSAGE
+    if err.message == INTERNAL:
+        return FAULT_INTERNAL
+    if err.code is None:  # no answer at all: a timeout or a connection that failed
+        return FAULT_NETWORK
+    if err.code == 429 or "限流" in err.message:  # every rate-limit text in describe.py says 限流
+        return FAULT_THROTTLED
+    return FAULT_SERVER  # HTTP 5xx, or the platform's "system busy"
+
+
+def advice(fault: str, platform_title: str) -> str:
+    """What the admin should make of it and do, fitting the cause."""
+    retried = "remindbot 已自动重试，仍未成功，这些消息不再自动重发；之后的消息照常发送。"
+    resend = "恢复后可在管理页面重发这些消息。"
+    if fault == FAULT_SERVER:
+        return f"问题出在{platform_title}服务器，不是机器人设置的问题：{retried}{resend}"
+    if fault == FAULT_NETWORK:
+        return f"问题出在网络或{platform_title}服务器（没有答复或连不上），不是机器人设置的问题：{retried}{resend}"
+    if fault == FAULT_THROTTLED:
+        return (f"发送太频繁，被{platform_title}限流，不是机器人设置的问题：{retried}"
+                "请避免让大量提醒在同一时刻发送；稍后可在管理页面重发这些消息。")
+    if fault == FAULT_INTERNAL:
+        return f"remindbot 内部出错（详见服务日志）：{retried}{resend}"
+    if fault == FAULT_MESSAGE:
+        return ("平台拒收的是这些消息本身，自动重试不会成功：请按上面的原因处理（例如精简内容），"
+                "改好后可在管理页面重发。")
+    if fault == FAULT_GONE:
+        return "这些消息所属的频道已不在日程配置中，不会再发送；如仍需发送，请恢复该频道的配置。"
+    return "请检查该群机器人的设置（Webhook、加签密钥、关键词、IP 白名单），改好后可在管理页面重发。"
+
+
 def digest_text(batch: _Batch) -> str:
-    """The notice's markdown: who failed, how many, why, which messages."""
+    """The notice's markdown: who failed, how many, why, which messages, what to do. No heading of its
+    own: the platform shows the notice's title (消息投递失败) once."""
     reason, _ = batch.reasons.most_common(1)[0]
     cause = headline(reason)
     lines = [
-        "**消息投递失败**",
-        "",
-        f"{group_words(batch.platform_title, batch.channel_name)}的机器人{cause}，{batch.count} 条消息未送达。",
+        f"{group_words(batch.platform_title, batch.channel_name)}的机器人：{cause}，{batch.count} 条消息未送达。",
         "",
         f"> 原因：{reason}",
     ]
     shown = "；".join(batch.summaries[:SHOWN_SUMMARIES])
     more = batch.count - SHOWN_SUMMARIES
     lines.append(f"> 内容：{shown}" + (f" 等（另有 {more} 条）" if more > 0 else ""))
-    lines += ["", "请检查该群机器人的设置（Webhook、加签密钥、关键词、IP 白名单），改好后可在管理页面重发。"]
+    lines += ["", advice(batch.faults.get(reason, FAULT_SETTINGS), batch.platform_title)]
     return "\n".join(lines)
 
 
@@ -101,8 +144,9 @@ class DeadDigest:
         self._batches: dict[str, _Batch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def add(self, row: Claimed, channel: ChannelBase | None, reason: str) -> None:
-        """Count one dead message of ``row``'s robot (admin notices themselves are not reported)."""
+    def add(self, row: Claimed, channel: ChannelBase | None, reason: str, err: DeliveryError | None = None) -> None:
+        """Count one dead message of ``row``'s robot (admin notices themselves are not reported);
+        ``err`` is its last error, which decides the advice."""
         if row.stage == "admin":
             return
         batch = self._batches.get(row.robot)
@@ -114,6 +158,7 @@ class DeadDigest:
             batch.timer = loop.call_later(self.window_seconds, self._flush_later, row.robot)
         batch.summaries.append(row.summary)
         batch.reasons[reason] += 1
+        batch.faults.setdefault(reason, fault_of(err, channel))
 
     def pending(self) -> int:
         """Robots with dead messages not yet told."""

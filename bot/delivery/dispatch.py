@@ -53,7 +53,7 @@ import aiohttp
 from yarl import URL
 
 from bot.delivery import gcyoung, lanes, outbox
-from bot.delivery.deadletters import DeadDigest
+from bot.delivery.deadletters import INTERNAL, DeadDigest
 from bot.delivery.outbox import DEAD, DRY_RUN, PENDING, RECORDED_ONLY, SENT, Claimed, Result
 from bot.delivery.ratelimit import RobotLimiter, rules_for
 from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
@@ -619,7 +619,7 @@ class Dispatcher:
                 return
             except Exception:
                 log.exception("发送消息 %s 时出现内部错误", row.id)
-                error = DeliveryError(FailureKind.RETRY, "内部错误")
+                error = DeliveryError(FailureKind.RETRY, INTERNAL)
                 await self._failed(lane, row, error, status, channel, sent=True)
                 return
             result = Result(row.id, SENT, self._clock(), http_status=status)
@@ -826,7 +826,7 @@ class Dispatcher:
                 "event": "message_dead", "outbox_id": row.id, "platform": row.platform,
                 "channel_id": row.channel_id, "stage": row.stage, "error_kind": err.kind.value,
                 "attempts": attempt})
-            self._dead.add(row, channel, reason)  # one digest per robot per window to the admin channel
+            self._dead.add(row, channel, reason, err)  # one digest per robot per window to the admin channel
             await self._finish(lane, row, Result(row.id, DEAD, now, reason, err.kind.value, status), sent=sent)
             return
         delay = self._backoff(attempt, err.retry_after)

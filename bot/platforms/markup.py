@@ -250,20 +250,39 @@ def _first_line(markdown: str) -> str:
     return next((line for line in markdown.splitlines() if line.strip()), "")
 
 
+def _rest(body: str, first: str) -> str:
+    return body.split(first, 1)[1].strip("\n")
+
+
 def with_title(message: Message) -> str:
-    """The markdown with ``### title`` on top, unless it already opens with a heading."""
+    """The markdown with ``### title`` on top, unless it already opens with a heading; an opening
+    line that is just the title in bold becomes that heading rather than a second one."""
     body = message.markdown.strip("\n")
-    if _HEADING.match(_first_line(body)):
+    first = _first_line(body)
+    if _HEADING.match(first):
         return body
-    return f"### {message.title}\n\n{body}"
+    if first.strip() == f"**{message.title}**":
+        body = _rest(body, first)
+    return f"### {message.title}\n\n{body}" if body else f"### {message.title}"
+
+
+def without_same_title(message: Message) -> str:
+    """For a body sent beside its title field as is (generic JSON): drop an opening heading or bold line
+    that is exactly the title, and nothing else (a ``### 【催办】…`` heading says more than the title)."""
+    body = message.markdown.strip("\n")
+    first = _first_line(body).strip()
+    match = _HEADING.match(first)
+    if (match and match[2].strip() == message.title) or first == f"**{message.title}**":
+        return _rest(body, first) or body
+    return body
 
 
 def without_title(message: Message) -> str:
-    """For formats with a title field: drop an opening heading that repeats the title."""
+    """For formats with a title field: drop an opening heading (or bold line) that repeats the title."""
     body = message.markdown.strip("\n")
     first = _first_line(body)
-    if (match := _HEADING.match(first)) and message.title in match[2]:
-        return body.split(first, 1)[1].strip("\n") or body
+    if ((match := _HEADING.match(first)) and message.title in match[2]) or first.strip() == f"**{message.title}**":
+        return _rest(body, first) or body
     return body
 
 

@@ -55,7 +55,8 @@ async def stage_of_occurrence(db: Database, occurrence_id: int) -> DueStage | No
 def missed_notice(lines: list[StageLine], more: int) -> str:
     body = "\n".join(f"> {line.text}" for line in lines)
     extra = f"\n> 另有 {more} 项，见 remindbot status" if more else ""
-    return ("**提醒未能发出（已错过）**\n\n服务中断等原因，以下提醒超过补发时限仍未发出，未再发送：\n"
+    # No heading of its own: the platform shows the title (提醒未能发出（已错过）) once.
+    return ("因服务中断等原因，以下提醒超过补发时限仍未发出，未再发送：\n"
             f"{body}{extra}\n\n请核实，如有需要请另行通知相关同志。")
 
 
@@ -91,7 +92,7 @@ async def tell_admin_missed(runtime: Runtime, now: datetime) -> int:
 
         platform = platform_for(channel)
         text = missed_notice(lines[:TELL_LIMIT], max(len(lines) - TELL_LIMIT, 0))
-        bodies = platform.build(channel, Message(title="提醒未能发出", markdown=text))
+        bodies = platform.build(channel, Message(title="提醒未能发出（已错过）", markdown=text))
         await enqueue(session, dedupe_key=f"admin:missed:{ids[0]}:{ids[-1]}:{len(ids)}", channel=channel,
                       platform=getattr(channel, "platform", platform.name), bodies=bodies, stage="admin",
                       summary=f"错过提醒通知（{len(ids)} 项）", now=now,

@@ -62,6 +62,7 @@ from bot.web.common import (
     person_name,
     runtime_of,
     to_local,
+    total_rate,
     zh_datetime,
     zone_for,
 )
@@ -516,7 +517,7 @@ async def units_page(request: web.Request) -> web.Response:
                   previous=_link(_shifted(period, -1)),
                   next=_link(later) if later is not None and later.start <= upto else None,
                   headers=HEADERS, cells=[c for _, c in shown], bars=bars([r for r, _ in shown]),
-                  total=total, total_rate=percent(total), pager=pager, unit=unit, wanted=status,
+                  total=total, total_rate=total_rate(total), pager=pager, unit=unit, wanted=status,
                   match=match_words(match), statuses=UNIT_STATUS, filtered=bool(unit or status),
                   any_rows=bool(table.units))
 

@@ -127,6 +127,10 @@ class _ChineseErrors(RequestHandler):
         text = None
         if isinstance(exc, LineTooLong):
             text = "请求的链接或请求头超过了允许的长度（8190 字节）。请从提醒消息中重新打开原始链接。"
+        elif isinstance(exc, HttpProcessingError) and status == 400:
+            # No browser sends broken HTTP, and the path is unknown here: a platform's callback may be the
+            # caller, so say what is wrong with the request, not "check the link" (meant for people).
+            text = "请求无法解析：HTTP 请求的格式不正确（请求头、Content-Length 或分块编码有误）。"
         response = error_response(status, message=text)
         response.force_close()
         return response

@@ -30,6 +30,8 @@ from storage.ids import row_id
 if TYPE_CHECKING:
     import jinja2
 
+    from bot.reporting.reports import UnitRow
+
 log = logging.getLogger(__name__)
 
 
@@ -106,6 +108,18 @@ def zh_short(moment: datetime | None, zone: ZoneInfo = DEFAULT_ZONE) -> str:
 
 def percent(value: float) -> str:
     return f"{value * 100:.0f}%"
+
+
+def total_rate(row: UnitRow) -> str:
+    """A total's 按时完成率 with how many are not yet due beside it: the rate counts only the due ones, so
+    ``100.0%`` over one confirmation while four are still ahead would read as "all done"."""
+    from bot.reporting.reports import percent as rate
+
+    if not row.pending:
+        return rate(row)
+    if not row.due:
+        return f"—（{row.pending} 项均未到截止）"
+    return f"{rate(row)}（另有 {row.pending} 项未到截止）"
 
 
 def make_templates() -> jinja2.Environment:

@@ -40,7 +40,16 @@ from bot.reporting.reports import (
     units_totals,
 )
 from bot.reporting.unitmatch import UnitMatch, in_ids, named_units
-from bot.web.common import DEFAULT_ZONE, page_number, paged, render, runtime_of, to_local, zh_datetime
+from bot.web.common import (
+    DEFAULT_ZONE,
+    page_number,
+    paged,
+    render,
+    runtime_of,
+    to_local,
+    total_rate,
+    zh_datetime,
+)
 from bot.web.views import Refused, not_found, read_view
 from storage.models import Confirmation, Expectation, Occurrence
 
@@ -322,7 +331,7 @@ async def leader_page(request: web.Request) -> web.StreamResponse:
                   # every expectation is on time, late, missing or excused: any at all means a unit row
                   any_rows=bool(current.expected or current.excused), unit_match=match,
                   shown_spec=spec_of(current_period) if "period" in request.query and not error else "",
-                  total=total, total_rate=percent(total), percent=percent, late=late, late_pager=late_pager["pager"],
+                  total=total, total_rate=total_rate(total), percent=percent, late=late, late_pager=late_pager["pager"],
                   trend=trend_bars(list(zip(periods, whole, strict=True))), now=now,
                   trend_unit={"m": "个月", "q": "个季度", "y": "年"}[_kind(current_period)])
 

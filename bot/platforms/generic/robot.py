@@ -53,7 +53,8 @@ class Generic:
     chart: ClassVar[ChartWay] = "link"
 
     def build(self, channel: ChannelBase, message: Message) -> list[dict[str, Any]]:
-        parts = markup.split_text(message.markdown.strip("\n"), MAX_BYTES, markup.utf8_len)
+        # The body carries the title in its own field: an opening line that only repeats it is dropped.
+        parts = markup.split_text(markup.without_same_title(message), MAX_BYTES, markup.utf8_len)
         return [self._body(message, part, index == 0) for index, part in enumerate(parts)]
 
     @staticmethod

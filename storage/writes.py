@@ -35,7 +35,7 @@ WAL_TRIES = 200  # × 10 ms, as storage.db._to_wal
 
 
 # The JSON columns the firing path writes (SQLAlchemy's ``JSON`` stores ``json.dumps`` of the value);
-# tests/test_fire_sqlite.py checks these against storage/models.py.
+# tests/test_schema_text.py checks these against storage/models.py.
 JSON_COLUMNS = {"expectation": frozenset({"leader_ids"}), "outbox": frozenset({"body"})}
 INSERT_BATCH = 1000  # rows per INSERT statement, as bot.delivery.outbox
 SQLITE_MAX_PARAMETERS = 32_766

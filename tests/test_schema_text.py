@@ -65,3 +65,17 @@ def test_a_file_with_other_tables_and_no_version_is_left_to_the_migrating_way(tm
     with sqlite3.connect(path) as connection:
         assert [r[0] for r in connection.execute("SELECT name FROM sqlite_master")] == ["something"]
     connection.close()
+
+
+def test_the_firing_path_knows_every_json_column_it_writes() -> None:
+    """sqlite3 stores what it is given: a JSON column the firing path writes but ``JSON_COLUMNS`` misses
+    would be stored as Python's repr of a list, unreadable by the service's SQLAlchemy."""
+    from sqlalchemy import JSON
+
+    from storage.models import Expectation, Outbox
+    from storage.writes import JSON_COLUMNS
+
+    for model in (Expectation, Outbox):
+        table = model.__table__  # type: ignore[attr-defined]
+        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+        assert JSON_COLUMNS.get(table.name, frozenset()) == json_columns, table.name

@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from itertools import chain
 from pathlib import Path
@@ -37,8 +37,24 @@ WAL_TRIES = 200  # × 10 ms, as storage.db._to_wal
 # The JSON columns the firing path writes (SQLAlchemy's ``JSON`` stores ``json.dumps`` of the value);
 # tests/test_schema_text.py checks these against storage/models.py.
 JSON_COLUMNS = {"expectation": frozenset({"leader_ids"}), "outbox": frozenset({"body"})}
-INSERT_BATCH = 1000  # rows per INSERT statement, as bot.delivery.outbox
-SQLITE_MAX_PARAMETERS = 32_766
+INSERT_BATCH = 1000  # rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits
+SQLITE_MAX_PARAMETERS = 32_766  # SQLite's limit since 3.32 (SQLAlchemy's insertmanyvalues uses the same)
+
+
+def insert_batches(table: str, names: Sequence[str], arrays: Sequence[Sequence[Any]], conflict: Sequence[str],
+                   returning: str | None = None) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """SQLite's multi-row ``INSERT INTO table (names) VALUES (…), (…) ON CONFLICT (conflict) DO NOTHING
+    [RETURNING returning]`` (what SQLAlchemy's "insertmanyvalues" sends), as (SQL, positional parameters)
+    per batch of at most ``INSERT_BATCH`` rows and ``SQLITE_MAX_PARAMETERS`` values. ``arrays``: one list
+    of already-converted values per name; names come quoted as the caller needs them."""
+    head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+    tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" + (f" RETURNING {returning}" if returning else "")
+    one = f"({', '.join('?' * len(names))})"
+    batch = max(1, min(INSERT_BATCH, SQLITE_MAX_PARAMETERS // len(names)))
+    values = list(zip(*arrays, strict=True))
+    for start in range(0, len(values), batch):
+        chunk = values[start:start + batch]
+        yield head + ", ".join([one] * len(chunk)) + tail, tuple(chain.from_iterable(chunk))  # flattened in C
 
 
 class Writer(Protocol):
@@ -117,16 +133,9 @@ class SqliteWriter:
             done: dict[int, Any] = {}  # one value object shared by many rows (a unit's leaders) converted once
             arrays.append([done[key] if (key := id(v)) in done else done.setdefault(key, _value(v, is_json))
                            for v in each[name]])
-        head = f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-        tail = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" + (f" RETURNING {returning}" if returning else "")
-        one = f"({', '.join('?' * len(names))})"
-        batch = max(1, min(INSERT_BATCH, SQLITE_MAX_PARAMETERS // len(names)))
-        values = list(zip(*arrays, strict=True))
         created: set[Any] = set()
-        for start in range(0, len(values), batch):
-            chunk = values[start:start + batch]
-            cursor = self.connection.execute(head + ", ".join([one] * len(chunk)) + tail,
-                                             tuple(chain.from_iterable(chunk)))
+        for sql, params in insert_batches(table, names, arrays, conflict, returning):
+            cursor = self.connection.execute(sql, params)
             if returning:
                 created.update(r[0] for r in cursor.fetchall())
         return created

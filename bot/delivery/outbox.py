@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Any, Protocol
 
 from sqlalchemy import String, and_, bindparam, event, func, insert, literal, or_, select, text, type_coerce, update
@@ -46,7 +45,7 @@ from bot.delivery.rows import insert_rows as _insert_rows
 from bot.platforms.base import ChannelBase
 from storage.db import Database, dialect_insert
 from storage.models import DeliveryAttempt, Outbox, RobotLane
-from storage.writes import writer_bound
+from storage.writes import INSERT_BATCH, insert_batches, writer_bound
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +80,6 @@ async def enqueue(
 
 
 _RECORDED_KEY = "remindbot.recorded_only"  # a session's record-only counts, until its commit
-INSERT_BATCH = 1000  # rows per INSERT statement: well under SQLite's and asyncpg's bound-parameter limits
-SQLITE_MAX_PARAMETERS = 32_766  # SQLite's limit since 3.32 (SQLAlchemy's insertmanyvalues uses the same)
 
 
 async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]], *,
@@ -239,20 +236,14 @@ async def _insert_values(connection: AsyncConnection, table: Any, rows: Rows,
     dialect = connection.dialect
     names, arrays = _processed_columns(dialect, table, rows, dialect_types=True)
     quote = dialect.identifier_preparer.quote
-    head = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES ")
-    tail = f" ON CONFLICT ({', '.join(quote(n) for n in conflict)}) DO NOTHING"
     process_result = None
     if returning is not None:
-        tail += f" RETURNING {quote(returning.name)}"
         process_result = returning.type.dialect_impl(dialect).result_processor(dialect, None)
-    one = f"({', '.join('?' * len(names))})"
-    batch = max(1, min(INSERT_BATCH, SQLITE_MAX_PARAMETERS // len(names)))
-    values = list(zip(*arrays, strict=True))
     created: set[Any] = set()
-    for start in range(0, len(values), batch):
-        chunk = values[start:start + batch]
-        params = tuple(chain.from_iterable(chunk))  # flattened in C: 200,000 values a fire
-        result = await connection.exec_driver_sql(head + ", ".join([one] * len(chunk)) + tail, params)
+    for sql, params in insert_batches(quote(table.name), [quote(n) for n in names], arrays,
+                                      [quote(n) for n in conflict],
+                                      quote(returning.name) if returning is not None else None):
+        result = await connection.exec_driver_sql(sql, params)
         if returning is not None:
             created.update(process_result(r[0]) if process_result else r[0] for r in result.fetchall())
     return created

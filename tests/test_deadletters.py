@@ -152,3 +152,26 @@ async def test_the_running_service_sends_the_digest_when_the_window_ends(
         await worker.stop()
     (notice,) = admin_robot.texts()
     assert "3 条消息未送达" in notice and worker.stats.dead == 3
+
+
+async def test_a_government_robot_failing_is_named_政务微信_throughout_the_notice(
+    db: Database, fakes: FakePlatforms, http: aiohttp.ClientSession, settings: Settings
+) -> None:
+    robot, admin_robot = fakes.wecom(), fakes.wecom()
+    failing = robot.channel("gw", name="市直机关党务工作群（政务微信）")
+    admin = admin_robot.channel("admin", name="工委管理群")
+    await enqueue(db, failing, 1)
+    robot.fail_next(10, status=500)
+
+    d = dispatcher(db, settings, http, "admin", failing, admin)
+    for _ in range(settings.max_attempts):
+        await d.run_once()
+        await asyncio.sleep(0.05)
+
+    (notice,) = admin_robot.texts()
+    assert "政务微信服务器暂时出错" in notice and "问题出在政务微信服务器" in notice
+    assert "企业微信" not in notice
+    async with db.session() as session:
+        (row,) = (await session.exec(select(Outbox).where(Outbox.channel_id == "gw"))).all()
+    error = row.last_error or ""
+    assert row.status == outbox.DEAD and "政务微信" in error and "企业微信" not in error

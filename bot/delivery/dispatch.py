@@ -60,6 +60,7 @@ from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
 from bot.platforms.appsend import CHANNEL_PREFIX as APP_PREFIX
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
+from bot.platforms.registry import edition_title
 from bot.platforms.registry import platform_for as registry_platform_for
 from bot.repeats import RepeatedFailure, whole
 from bot.settings import Settings
@@ -112,6 +113,16 @@ class _Lane:
     # at every send; a signed one (a timestamp in its query) differs each time and is parsed as it comes.
     url_text: str = ""
     url: URL | None = None
+
+
+def as_configured(message: str, channel: ChannelBase | None, platform_for: PlatformFor) -> str:
+    """An adapter's error names the platform by the adapter's title (企业微信); a channel on a government
+    deployment is 政务微信 to its admins, as the notices and pages call it (trial 13)."""
+    if channel is None:
+        return message
+    own = platform_for(channel).title
+    shown = edition_title(channel, own)
+    return message if shown == own else message.replace(own, shown)
 
 
 class Dispatcher:
@@ -816,7 +827,7 @@ class Dispatcher:
     ) -> None:
         attempt = row.attempts + 1
         now = self._clock()
-        reason = redact(err.message)
+        reason = redact(as_configured(err.message, channel, self._platform_for))
         if err.permanent or attempt >= self.settings.max_attempts:
             if not err.permanent:
                 reason = f"已尝试 {attempt} 次仍未成功，最后一次：{reason}"

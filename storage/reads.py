@@ -6,8 +6,9 @@ Each query below is written once, valid on SQLite and PostgreSQL (named ``:param
 (their import is ~0.6 s, half of ``report`` on a province); :func:`engine_reader` runs it through
 SQLAlchemy ``text()`` on the service's engine (PostgreSQL, the pages). The executors adapt what
 differs: SQLite keeps SQLAlchemy's ``DateTime`` as ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC text (so a time
-is bound as that text, which compares in time order, and read back with :func:`moment`), PostgreSQL as
-``timestamptz``; a list parameter (``IN (:ids)``) is expanded to one parameter per item.
+is bound as that text, which compares in time order, and read back with :func:`moment`) and its ``Date``
+as ISO text (a date is bound so), PostgreSQL as ``timestamptz`` and ``date``; a list parameter
+(``IN (:ids)``) is expanded to one parameter per item.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -66,7 +67,8 @@ def moment(value: Any) -> datetime | None:
 
 def bound(sql: str, params: Mapping[str, Any], dialect: str) -> tuple[str, dict[str, Any]]:
     """``sql`` and ``params`` as ``dialect`` takes them: lists expanded (``:ids`` -> ``:ids_0, :ids_1``,
-    an empty one -> ``NULL``, which matches nothing), times as text on SQLite."""
+    an empty one -> ``NULL``, which matches nothing), times and dates as text on SQLite (times as
+    SQLAlchemy's ``DateTime`` text, dates ISO as its ``Date``: sqlite3's own date adapter is deprecated)."""
     out: dict[str, Any] = {}
     for name, value in params.items():
         if isinstance(value, list | tuple | set | frozenset):
@@ -77,8 +79,17 @@ def bound(sql: str, params: Mapping[str, Any], dialect: str) -> tuple[str, dict[
         else:
             out[name] = value
     if dialect == "sqlite":
-        out = {k: db_text(v) if isinstance(v, datetime) else v for k, v in out.items()}
+        out = {k: sqlite_value(v) for k, v in out.items()}
     return sql, out
+
+
+def sqlite_value(value: Any) -> Any:
+    """A parameter as SQLite keeps it: a time as :func:`db_text`, a date ISO (``datetime`` is a ``date``)."""
+    if isinstance(value, datetime):
+        return db_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 class _Sqlite:

@@ -21,12 +21,11 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import date, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
-from storage.reads import bound, db_text
+from storage.reads import bound, sqlite_value
 from storage.revisions import cheap_head
 
 SCHEMA_SQLITE = Path(__file__).resolve().parent / "schema_sqlite.sql"
@@ -81,27 +80,13 @@ class Writer(Protocol):
 
 def _value(value: Any, json_column: bool) -> Any:
     """A value as SQLAlchemy's SQLite dialect stores it (times as its text, dates ISO, JSON as ``json.dumps``)."""
-    if json_column:
-        return json.dumps(value)
-    if isinstance(value, datetime):
-        return db_text(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def writer_bound(sql: str, params: Mapping[str, Any], dialect: str) -> tuple[str, dict[str, Any]]:
-    """:func:`storage.reads.bound`, and dates as SQLite keeps them (sqlite3's own date adapter is deprecated)."""
-    text, values = bound(sql, params, dialect)
-    if dialect == "sqlite":
-        values = {k: v.isoformat() if isinstance(v, date) and not isinstance(v, datetime) else v
-                  for k, v in values.items()}
-    return text, values
+    return json.dumps(value) if json_column else sqlite_value(value)
 
 
 class SqliteWriter:
     """Statements on one ``sqlite3`` connection (blocking: a command's one task), in one transaction
-    until :meth:`commit`; parameters bound as :func:`storage.reads.bound` does (times as SQLAlchemy's text)."""
+    until :meth:`commit`; parameters bound as :func:`storage.reads.bound` does (times as SQLAlchemy's
+    text, dates ISO)."""
 
     dialect = "sqlite"
 
@@ -110,11 +95,11 @@ class SqliteWriter:
         self._on_commit: list[tuple[Counter[tuple[str, str]], Callable[[Counter[tuple[str, str]]], None]]] = []
 
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        text, values = writer_bound(sql, params or {}, self.dialect)
+        text, values = bound(sql, params or {}, self.dialect)
         self.connection.execute(text, values)
 
     async def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        text, values = writer_bound(sql, params or {}, self.dialect)
+        text, values = bound(sql, params or {}, self.dialect)
         return self.connection.execute(text, values).fetchall()
 
     async def insert_ignoring(self, table: str, each: Mapping[str, list[Any]], same: Mapping[str, Any],

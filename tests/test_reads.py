@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -50,3 +50,12 @@ async def test_fired_ahead_reads_a_sqlite_file_read_only_as_sqlalchemy_does(db: 
         async with reads.sqlite_reader(missing) as reader:
             await reads.fired_ahead(reader, start, end, 10)
     assert not missing.exists()
+
+
+def test_the_read_path_binds_dates_and_times_as_sqlite_keeps_them_and_leaves_them_to_postgresql() -> None:
+    # One binder for reads and the firing path's writes (it was storage.writes.writer_bound for dates).
+    params = {"day": date(2026, 12, 1), "at": datetime(2026, 12, 1, 1, 2, 3, tzinfo=UTC), "ids": [1, 2]}
+    sql, values = reads.bound("SELECT :day, :at WHERE id IN (:ids)", params, "sqlite")
+    assert sql == "SELECT :day, :at WHERE id IN (:ids_0, :ids_1)"
+    assert values == {"day": "2026-12-01", "at": "2026-12-01 01:02:03.000000", "ids_0": 1, "ids_1": 2}
+    assert reads.bound("SELECT :day", {"day": params["day"]}, "postgresql")[1] == {"day": date(2026, 12, 1)}

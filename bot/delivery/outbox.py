@@ -45,7 +45,8 @@ from bot.delivery.rows import insert_rows as _insert_rows
 from bot.platforms.base import ChannelBase
 from storage.db import Database, dialect_insert
 from storage.models import DeliveryAttempt, Outbox, RobotLane
-from storage.writes import INSERT_BATCH, insert_batches, writer_bound
+from storage.reads import bound
+from storage.writes import INSERT_BATCH, insert_batches
 
 log = logging.getLogger(__name__)
 
@@ -909,11 +910,11 @@ class SessionWriter:
         return await self.session.connection()
 
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        query, values = writer_bound(sql, params or {}, self.dialect)
+        query, values = bound(sql, params or {}, self.dialect)
         await (await self._connection()).execute(text(query), values)
 
     async def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        query, values = writer_bound(sql, params or {}, self.dialect)
+        query, values = bound(sql, params or {}, self.dialect)
         return [tuple(r) for r in (await (await self._connection()).execute(text(query), values)).all()]
 
     async def insert_ignoring(self, table: str, each: Mapping[str, list[Any]], same: Mapping[str, Any],

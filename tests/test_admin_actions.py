@@ -361,6 +361,20 @@ async def test_a_rehearsal_offers_no_test_send_and_refuses_one_posted_anyway(sit
         assert len((await session.exec(select(Outbox))).all()) == queued
 
 
+async def test_the_rehearsal_refusal_of_a_test_send_ends_with_one_full_stop_on_the_page_and_the_409(
+        site: Site) -> None:
+    # The 409 page said "…重启服务后再试" with no full stop while the outbox page added one.
+    token = await site.token("/admin/outbox")
+    site.runtime.settings.dry_run = True
+    page = await site.page("/admin/outbox")
+    shown = re.search(r'id="no-test-rehearsal">([^<]*)</p>', page)
+    assert shown and shown.group(1).endswith("重启服务后再试。") and not shown.group(1).endswith("。。")
+    for accept in ("text/html", "application/json"):
+        response = await site.post("/admin/send-test", {"channel": "fake"}, token=token, headers={"Accept": accept})
+        body = await response.text()
+        assert response.status == 409 and "重启服务后再试。<" in body and "。。" not in body
+
+
 async def test_the_board_of_a_rehearsal_offers_no_action_forms(site: Site) -> None:
     site.runtime.settings.dry_run = True
     rehearsal = await fire_due(site.runtime, "study", bj(2026, 12, 1, 9, 0))

@@ -246,7 +246,7 @@ async def test_send_test_in_rehearsal_mode_is_refused_and_sends_nothing(tmp_path
         code, out, err = await run_cli(env, "send-test", "czj_dingtalk")
         assert code == 1 and good.requests == []
         assert "演练模式（REMINDBOT_DRY_RUN）下不发送测试消息" in err
-        assert "去掉 REMINDBOT_DRY_RUN（或设为 false）后再试" in err
+        assert err.rstrip().endswith("去掉 REMINDBOT_DRY_RUN（或设为 false）后再试。") and "。。" not in err
         assert "发送成功" not in out + err
 
 

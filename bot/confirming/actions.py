@@ -398,9 +398,10 @@ async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  #
     return True, "发送成功：平台已接受测试消息，请到群里（或个人消息中）查看。"
 
 
-# A test message reaches the group for real, and a rehearsal never sends: refused, not sent.
+# A test message reaches the group for real, and a rehearsal never sends: refused, not sent. Its full
+# stop is its own (the 409 page shows it as is, the outbox page adds none), unlike the short refusals.
 REHEARSAL_NO_TEST = ("演练模式下不发送测试消息：测试消息会真正发到群里，而演练从不真正发送。"
-                     "去掉 --dry-run（或 REMINDBOT_DRY_RUN）重启服务后再试")
+                     "去掉 --dry-run（或 REMINDBOT_DRY_RUN）重启服务后再试。")
 
 
 async def send_test(runtime: Runtime, channel_id: str, *, admin: str, reason: str | None, now: datetime) -> Done:

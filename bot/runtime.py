@@ -40,7 +40,8 @@ class ReloadState:
     # commands' notes and ``validate`` say; when the service loaded them where there is no entry (no cache)
     last_good_at: datetime | None = None
     # the running schedules' warnings (a role one typo from a used one, a file left unread…), as an
-    # admin reads them (secrets masked); logged by the check that found them
+    # admin reads them (secrets masked); logged by the check that found them. Not those of today's
+    # date (a one-off date past): :meth:`Runtime.dated_warnings` works them out whenever shown
     warnings: list[str] = field(default_factory=list)
     # what the last applied reload removed (reminders, channels, files emptied, people or units in
     # bulk), as an admin reads it, and when: the admin pages show it until the next applied reload
@@ -64,7 +65,8 @@ class Runtime:
     reload: ReloadState = field(default_factory=ReloadState)
     # What the service warns of at start and after each reload (a local-only base URL in links sent
     # for real, the schedules' own warnings): logged, shown on every admin page until the cause is
-    # gone, and counted by kind (remindbot_config_warnings); bot.service.refresh_warnings.
+    # gone, and counted by kind (remindbot_config_warnings); bot.service.refresh_warnings. The admin
+    # pages add :meth:`dated_warnings`, of the day they are shown on.
     warnings: list[str] = field(default_factory=list)
     # App access tokens, shared by every sender of this process (bot/platforms/tokens.py).
     tokens: TokenCache = field(default_factory=TokenCache)
@@ -83,6 +85,21 @@ class Runtime:
         opener, self.opener = self.opener, None
         if opener is not None:
             await opener()
+
+    def dated_warnings(self) -> list[str]:
+        """The running schedules' one-off dates already past at :attr:`clock`, as an admin reads them
+        (paths as ``validate`` shows them, secrets masked): worked out whenever they are shown, so a
+        date that passes while the folder stays unchanged is warned of that day (bot/config/dated.py)."""
+        from bot.config.dated import past_once
+        from bot.config.issues import group_repeats
+        from bot.config.yamlsource import shown_issues
+        from bot.platforms.markup import redact
+
+        found = group_repeats(past_once(self.schedules.dated, self.clock()))
+        if not found:
+            return []
+        s = self.settings
+        return [redact(str(i)) for i in shown_issues(found, s.schedules_dir, absolute=s.schedules_dir_absolute)]
 
     @property
     def link_key(self) -> str:

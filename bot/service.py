@@ -152,7 +152,7 @@ def refresh_warnings(runtime: Runtime) -> None:
     runtime.warnings = [*(w for w in own.values() if w), *runtime.reload.warnings]
     for kind, warning in own.items():
         CONFIG_WARNINGS.labels(kind).set(1 if warning else 0)
-    CONFIG_WARNINGS.labels("schedules").set(len(runtime.reload.warnings))
+    CONFIG_WARNINGS.labels("schedules").set(len(runtime.reload.warnings) + len(runtime.dated_warnings()))
 
 
 HOLIDAYS_AHEAD = timedelta(days=400)  # the years ahead whose holidays must be known (as `validate` looks)

@@ -91,7 +91,8 @@ class Reloader:
         removed = [redact(line) for line in removals(old, schedules, s.schedules_dir, gone=absent)]
         for line in removed:
             log.warning("%s", line)
-        self.state.warnings = [redact(str(i)) for i in issues if i.warning]  # before apply: it shows them
+        # Before apply: it shows them. Those of today's date are worked out when shown (Runtime.dated_warnings).
+        self.state.warnings = [redact(str(i)) for i in issues if i.warning and not i.dated]
         self.apply(schedules)
         now = self.clock()
         recovered = not self.state.ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,26 @@ def test_some_people_built_from_their_rows_equal_the_people_written() -> None:
     keys = list(people)
     assert rows.at(chosen, keys) == [people[keys[i]] for i in chosen]
     assert rows["p7"] == people["p7"] and dict(rows.items()) == people  # the rest as read whole
+
+
+def test_an_unchanged_folder_warns_of_a_one_off_date_once_it_has_passed_without_being_parsed_again(
+        folder: Path, tmp_path: Path) -> None:
+    # The warning came with the check and an unchanged folder reused it: a date passing later was warned
+    # of only after the next edit of the folder.
+    cache = tmp_path / "cache"
+    before, after = datetime(2027, 3, 7, 12, tzinfo=UTC), datetime(2027, 3, 10, 1, tzinfo=UTC)  # once: 2027-03-08
+    checked, issues = check_cached(folder, cache_dir=cache, env={}, templates_dir=TEMPLATES, now=before)
+    assert checked is not None and not [i for i in issues if "已过" in i.message]
+    STATS.parsed.clear()
+    hits = STATS.snapshot_hits
+    again, issues = check_cached(folder, cache_dir=cache, env={}, templates_dir=TEMPLATES, now=after)
+    assert again is not None and STATS.snapshot_hits == hits + 1 and STATS.parsed == []
+    past = [i for i in issues if "已过" in i.message]
+    assert [(i.file, i.line, i.field, i.warning) for i in past] == [
+        ("schedules/duties.yaml", 86, "reminders[6].when.once", True)]
+    assert "日期 2027-03-08 已过（今天是 2027-03-10）" in past[0].message
+    assert issues == check_schedules(folder, env={}, templates_dir=TEMPLATES, now=after)[1]  # as a fresh check
+    kept = snapshot.last_good(cache, folder, now=after)  # what serve starts on when the folder breaks
+    assert kept is not None and [str(i) for i in kept.warnings] == [str(i) for i in issues]
+    back, issues = check_cached(folder, cache_dir=cache, env={}, templates_dir=TEMPLATES, now=before)
+    assert back is not None and not [i for i in issues if "已过" in i.message]

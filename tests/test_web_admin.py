@@ -7,6 +7,7 @@ import base64
 import csv
 import io
 import re
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 AUTH = basic(USER, PASSWORD)
+SAMPLE = Path(__file__).resolve().parent.parent / "schedules"  # the shipped example
 
 
 def plain(page: str) -> str:
@@ -555,3 +557,23 @@ async def test_upcoming_marks_an_occurrence_fired_ahead_of_its_day(
     page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
     assert '<span class="tag ok">已提前发出</span> 已于 2025年9月19日' in page
     assert "届时不再发送预告和当天提醒" in page
+
+
+async def test_a_one_off_date_that_passes_while_the_folder_is_unchanged_is_warned_of_on_the_admin_pages(
+    world: World, client: TestClient, tmp_path: Path
+) -> None:
+    # The warning was the one the folder's check found: shown only after the next edit of the folder.
+    from bot.config.snapshot import check_cached
+
+    folder = tmp_path / "schedules"
+    shutil.copytree(SAMPLE, folder)  # once: 2027-03-08
+    world.clock.now = datetime(2027, 3, 7, 12, tzinfo=UTC)
+    checked, _ = check_cached(folder, cache_dir=tmp_path / "cache", env={}, now=world.clock.now)
+    assert checked is not None
+    world.runtime.schedules.dated = checked.dated  # as a reload applies them
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert "已过" not in page
+    world.clock.now = datetime(2027, 3, 10, 1, tzinfo=UTC)  # nothing checked or reloaded since
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    warned = "警告 字段 reminders[spot-check-2027q1].when.once：日期 2027-03-08 已过（今天是 2027-03-10）"
+    assert "注意：</strong>" in page and warned in page

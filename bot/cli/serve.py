@@ -130,7 +130,8 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         for line in [*map(str, shown), *([more] if more else [])]:
             service_log.warning("%s", line)
         try:
-            asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings],
+            # Those of today's date are worked out whenever shown (Runtime.dated_warnings), not kept.
+            asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings if not w.dated],
                              refused=(errors, refused.last.checked_at) if refused is not None else None))
         except CannotStart as exc:
             click.echo(f"错误：{exc}", err=True)

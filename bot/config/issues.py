@@ -38,6 +38,7 @@ class ConfigIssue:
     heading: str = ""  # a spreadsheet's issue: its column's heading as the file's first row writes it
     elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
     named: str = ""  # ``field`` as shown, its entry named by id (``reminders[study-day].title``): with_entry_ids
+    dated: bool = False  # true of today's date, not of the files (a one-off date past): bot/config/dated.py
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.place()}"

@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from string import ascii_uppercase
 from typing import TYPE_CHECKING, Any, get_args
@@ -16,12 +17,13 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from bot.config.dated import past_once
 from bot.config.hints import Hints, did_you_mean
 from bot.config.ime import FULL_SPACE, ime_hint, list_meant
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_entry_ids, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
-from bot.config.sense import check_sense
+from bot.config.sense import check_sense, once_dates
 from bot.config.sheets import excel_number_hint, is_sheet, read_sheet, section_of, sheet_headings, sheet_location
 from bot.config.yamlsource import (
     SOURCE_SUFFIXES,
@@ -66,11 +68,12 @@ def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,
 
 
 def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templates_dir: Path | None = None,
-                    limits: Limits | None = None,
-                    cache: FileCache | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
+                    limits: Limits | None = None, cache: FileCache | None = None,
+                    now: datetime | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
     """Validate within ``limits`` (default: the documented defaults); return the schedules (None when
-    invalid) and every issue, warnings included. ``cache`` (bot/config/snapshot.py) supplies files
-    unchanged since an earlier check, parsed and validated; only the others are read again."""
+    invalid) and every issue, warnings included (one-off dates already past at ``now``, default the
+    real time). ``cache`` (bot/config/snapshot.py) supplies files unchanged since an earlier check,
+    parsed and validated; only the others are read again."""
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
@@ -85,6 +88,8 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     _unread_sheets_needed(files, path, merged, issues)
     _check_references(merged, parsed, issues, roots)
     check_sense(parsed, issues)
+    dated = once_dates(parsed)
+    issues.extend(past_once(dated, now or datetime.now(UTC)))
     if templates_dir is not None:
         from bot.delivery.render import check_templates
 
@@ -94,6 +99,8 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     issues[:] = group_repeats(with_entry_ids(with_headings(roots.fold(issues), headings), ids))
     if any(not i.warning for i in issues):
         return None, issues
+    places = with_entry_ids([d.place for d in dated], ids)  # named as the warnings shown now are
+    merged.dated = [replace(d, place=place) for d, place in zip(dated, places, strict=True)]
     return merged, issues
 
 

@@ -420,6 +420,9 @@ class Schedules(BaseModel):
     apps: dict[str, Any] = Field(default_factory=dict)  # id -> AppConfig (bot/platforms/registry.py)
     reminders: dict[str, Reminder] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)  # "reminders:<id>" -> "file:line"
+    # The enabled one-off dates and where they are written, for the past-date warning as of whenever
+    # it is shown (bot/config/dated.py: a snapshot outlives the day it was checked on).
+    dated: list[Any] = Field(default_factory=list, exclude=True)  # OnceDate
     _index: Any = PrivateAttr(default=None)
     _selected: dict[tuple[tuple[str, ...], ...], list[Person]] = PrivateAttr(default_factory=dict)
     _by_channel: dict[tuple[tuple[str, ...], ...], ChannelMembers] = PrivateAttr(default_factory=dict)

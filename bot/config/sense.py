@@ -9,12 +9,13 @@ the last day of February).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bot.config import cron
+from bot.config.dated import OnceDate
 from bot.config.models import DayRule, Reminder, When
 from bot.config.spans import Span
 from bot.config.yamlsource import ConfigIssue, dotted, locate_path_in
@@ -35,13 +36,11 @@ _PERIOD_WORDS = {"cron": "cron 表达式", "weekly": "每周", "monthly": "每�
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February: non-leap years
 
 
-def check_sense(parsed: Sequence[Parsed], issues: list[ConfigIssue], *, now: datetime | None = None) -> None:
-    """Append the errors and warnings for every valid reminder and channel of each file
-    (``now``: when the check runs, for one-off dates already past; default the real time)."""
-    now = now or datetime.now(UTC)
+def check_sense(parsed: Sequence[Parsed], issues: list[ConfigIssue]) -> None:
+    """Append the errors and warnings for every valid reminder and channel of each file (a one-off
+    date already past depends on the day: :func:`once_dates`, bot/config/dated.py)."""
     for p in parsed:
         for i, reminder in p.items("reminders"):
-            _past_once(p, ("reminders", i, "when", "once"), reminder, now, issues)
             _notices(p, ("reminders", i), reminder, issues)
             _confirm_timing(p, ("reminders", i, "confirm"), reminder, issues)
             _day_beyond_month(p, ("reminders", i, "when"), reminder.when, issues)
@@ -71,16 +70,16 @@ def _lead_days(span: Span) -> float:
     return span.workdays or span.delta.total_seconds() / 86400
 
 
-def _past_once(p: Parsed, at: tuple[Any, ...], r: Reminder, now: datetime, issues: list[ConfigIssue]) -> None:
-    """A one-off dated before today (in its time zone) never fires: often a year typo (2025-12-08).
-    A warning, not an error: a past one-off may be kept on purpose (its records, its page)."""
-    once = r.when.once
-    if once is None or not r.enabled:
-        return
-    today = now.astimezone(r.zone).date()
-    if once < today:
-        issues.append(_issue(p, at, f"日期 {once.isoformat()} 已过（今天是 {today.isoformat()}），这个提醒不会再发出；"
-                                    "如果是写错了年份或日期，请改正；留作记录的可以不改", warning=True))
+def once_dates(parsed: Sequence[Parsed]) -> list[OnceDate]:
+    """Every enabled one-off reminder's date and where it is written: the past-date warning is worked
+    out from these whenever it is shown (:func:`bot.config.dated.as_of`), not once at the check."""
+    out = []
+    for p in parsed:
+        for i, reminder in p.items("reminders"):
+            if reminder.when.once is not None and reminder.enabled:
+                place = _issue(p, ("reminders", i, "when", "once"), "", warning=True)
+                out.append(OnceDate(place, reminder.when.once, reminder.zone))
+    return out
 
 
 def _notices(p: Parsed, at: tuple[Any, ...], r: Reminder, issues: list[ConfigIssue]) -> None:

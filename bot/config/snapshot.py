@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bot
+from bot.config.dated import as_of
 from bot.config.gcpause import no_gc
 from bot.config.issues import _ENV_RE, ConfigError, ConfigIssue, schedule_files
 from bot.config.limits import Limits, scan
@@ -100,25 +101,30 @@ def cache_dir_for(var_dir: Path, enabled: bool = True) -> Path | None:
 
 
 def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None = None,
-                 templates_dir: Path | None = None, limits: Limits | None = None) -> Checked:
-    """``check_schedules`` through the cache in ``cache_dir`` (None: no cache). Same result, same issues."""
+                 templates_dir: Path | None = None, limits: Limits | None = None,
+                 now: datetime | None = None) -> Checked:
+    """``check_schedules`` through the cache in ``cache_dir`` (None: no cache). Same result, same issues,
+    one-off dates already past at ``now`` (default the real time) included, whenever the snapshot was made."""
+    now = now or datetime.now(UTC)
     with no_gc():
-        return _check_cached(path, cache_dir=cache_dir, env=env, templates_dir=templates_dir, limits=limits)
+        schedules, issues = _check_cached(path, cache_dir=cache_dir, env=env, templates_dir=templates_dir,
+                                          limits=limits, now=now)
+    return schedules, as_of(issues, schedules, now)
 
 
 def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None,
-                  templates_dir: Path | None, limits: Limits | None) -> Checked:
+                  templates_dir: Path | None, limits: Limits | None, now: datetime) -> Checked:
     limits = limits or Limits()
     env = os.environ if env is None else env
     if cache_dir is None or not path.exists():
-        return _check(path, env=env, templates_dir=templates_dir, limits=limits)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits, now=now)
     files = schedule_files(path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         key = _snapshot_key(path, files, env, templates_dir, limits)
     except OSError as exc:
         log.warning("日程配置缓存不可用（%s），直接检查", exc.strerror or exc)
-        return _check(path, env=env, templates_dir=templates_dir, limits=limits)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits, now=now)
     where = cache_dir / f"snapshot-{key}.pickle"
     found = _read(where)
     if _is_checked(found):
@@ -126,7 +132,7 @@ def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] 
         keep_last_good(cache_dir, path, key, found[0], env=env, limits=limits)
         return found
     files_cache = FileCache(cache_dir, env, limits)
-    result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache)
+    result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache, now=now)
     if result[0] is not None:
         _write(where, result)
         keep_last_good(cache_dir, path, key, result[0], env=env, limits=limits)
@@ -407,8 +413,9 @@ def last_good_checked_at(settings: Settings, path: Path | None = None) -> dateti
     return pointer[1] if readable else None
 
 
-def last_good(cache_dir: Path, path: Path) -> LastGood | None:
-    """The last good entry of the folder ``path`` in ``cache_dir`` (None: there is none to read).
+def last_good(cache_dir: Path, path: Path, now: datetime | None = None) -> LastGood | None:
+    """The last good entry of the folder ``path`` in ``cache_dir`` (None: there is none to read), its
+    warnings as of ``now`` (one-off dates past by then; default the real time).
     A second look when the entry was replaced between reading its pointer and its snapshot."""
     with no_gc():
         for _ in range(2):
@@ -422,7 +429,9 @@ def last_good(cache_dir: Path, path: Path) -> LastGood | None:
             written = _pointer_data(cache_dir / _last_good_name(path, None)).get("written")
             kept = {str(k): {str(n): str(t) for n, t in v.items()} for k, v in written.items()
                     if isinstance(v, dict)} if isinstance(written, dict) else {}
-            return LastGood(found[0], found[1], pointer[1], kept) if _is_checked(found) else None
+            if not _is_checked(found):
+                return None
+            return LastGood(found[0], as_of(found[1], found[0], now), pointer[1], kept)
     return None
 
 

@@ -106,10 +106,10 @@ def make_admin_app() -> web.Application:
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """An admin page, with the banner of a refused schedules reload when there is one, and the service's
-    warnings (``Runtime.warnings``)."""
+    warnings (``Runtime.warnings``, and those of the day it is shown on: ``Runtime.dated_warnings``)."""
     runtime = runtime_of(request)
-    return render_page(request, template, status, schedules_state=runtime.reload, service_warnings=runtime.warnings,
-                       **context)
+    return render_page(request, template, status, schedules_state=runtime.reload,
+                       service_warnings=[*runtime.warnings, *runtime.dated_warnings()], **context)
 
 
 # ---------------------------------------------------------------- access

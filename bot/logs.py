@@ -46,6 +46,14 @@ def stamp(created: float, sep: str = " ") -> str:
     return datetime.fromtimestamp(created, ZONE).isoformat(sep=sep, timespec="milliseconds")
 
 
+def minute(moment: datetime) -> str:
+    """``2026-12-04 09:00``: a moment as a log stamp begins (the service's zone, to the minute). The times
+    an admin matches with the log are written so wherever shown (the terminal's lines, the commands'
+    notes, the admin pages' banners): when the running schedules were checked, since when a change is
+    refused, when a reload removed reminders."""
+    return f"{moment.astimezone(ZONE):%Y-%m-%d %H:%M}"
+
+
 class _Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))

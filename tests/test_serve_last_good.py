@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from test_migrations import PG_URL, fresh_pg_schema  # noqa: F401 (fresh_pg_sche
 from test_schedule_limits import _Workspace, failing, fake_platforms, poll_health
 
 from tests.servehelp import RELOADED, Service, Workspace, wait_until
+
+MINUTE = "%Y-%m-%d %H:%M"  # the log stamp's minute, as the banner writes its times
 
 TYPO = ("    template: study_day", "    templte: study_day")
 
@@ -228,7 +231,7 @@ def test_a_start_on_unchanged_schedules_names_the_same_check_time_everywhere(tmp
         _status, body = service.health()
         assert body["checks"]["reload"]["last_good_at"].startswith("2026-01-05T01:09:00"), body
         page = service.upcoming_page()
-        assert "服务继续使用上一次有效的配置（2026年1月5日（星期一）09:09 检查通过）" in page, page
+        assert "服务继续使用上一次有效的配置（2026-01-05 09:09 检查通过）" in page, page  # as the terminal says it
     finally:
         assert service.stop() == 0, service.output()
     checked = workspace.validate()
@@ -237,7 +240,15 @@ def test_a_start_on_unchanged_schedules_names_the_same_check_time_everywhere(tmp
     try:
         again.wait_ready()
         assert "按上一次有效的配置（2026-01-05 09:09 检查通过）启动" in again.output(), again.output()
-        assert "2026年1月5日（星期一）09:09 检查通过" in again.upcoming_page()
+        assert "（2026-01-05 09:09 检查通过）" in again.upcoming_page()
+        # Since when the change is refused: as the terminal's refusal line is stamped (the same minute,
+        # or the next when the start crossed one between the line and the state).
+        logged = re.search(r"^(\d{4}-\d\d-\d\d \d\d:\d\d):\d\d\.\d{3}\+08:00 ERROR bot\.service: 日程配置有 1 处错误",
+                           again.output(), re.MULTILINE)
+        since = re.search(r"（自 (\d{4}-\d\d-\d\d \d\d:\d\d) 起）", again.upcoming_page())
+        assert logged and since, again.output()
+        gap = datetime.strptime(since[1], MINUTE) - datetime.strptime(logged[1], MINUTE)
+        assert gap in (timedelta(0), timedelta(minutes=1)), (logged[1], since[1])
     finally:
         assert again.stop() == 0, again.output()
 

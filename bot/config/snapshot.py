@@ -512,12 +512,11 @@ def fallback_note(refused: Refused) -> str:
 
 
 def checked_text(checked_at: datetime) -> str:
-    """When the last good schedules were checked, in the service's zone: ``2026-11-30 22:40``."""
-    from zoneinfo import ZoneInfo
+    """When the last good schedules were checked, in the service's zone: ``2026-11-30 22:40``, as the
+    log's stamps and the admin pages' banner write it (:func:`bot.logs.minute`)."""
+    from bot.logs import minute
 
-    from bot.config.models import DEFAULT_TZ
-
-    return f"{checked_at.astimezone(ZoneInfo(DEFAULT_TZ)):%Y-%m-%d %H:%M}"
+    return minute(checked_at)
 
 
 # ---------------------------------------------------------------- cache files

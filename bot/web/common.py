@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from bot.logs import minute
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
@@ -133,7 +134,8 @@ def make_templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(zh_datetime=zh_datetime, zh_date=zh_date, zh_short=zh_short, percent=percent)
+    # log_minute: the times an admin matches with the terminal's log lines (the banners), written as they are
+    env.filters.update(zh_datetime=zh_datetime, zh_date=zh_date, zh_short=zh_short, percent=percent, log_minute=minute)
     return env
 
 

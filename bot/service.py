@@ -56,12 +56,13 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 schedules: Schedules | None = None, listen: socket.socket | None = None,
                 on_listening: Callable[[], None] | None = None, warnings: Sequence[str] = (),
-                refused: tuple[list[str], datetime] | None = None) -> None:
+                refused: tuple[list[str], datetime, str] | None = None) -> None:
     """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first),
     with ``warnings``, their check's warnings as an admin reads them (logged already).
 
-    ``refused``: the schedules folder had these errors (as an admin reads them, logged already) and
-    ``schedules`` are the last good ones, checked at that time (aware UTC): shown as a refused reload
+    ``refused``: the schedules folder had these errors (as an admin reads them, logged already),
+    ``schedules`` are the last good ones, checked at that time (aware UTC), and what is wrong
+    (:func:`bot.config.issues.problem_key`, the admin notice's key): shown as a refused reload
     (/healthz, the admin pages' banner, the metric, the admin channel told once) until a fix applies.
 
     ``listen``: the listening socket, already bound (``bot/startup.py``: the command binds it first
@@ -116,7 +117,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                             tell_applied=applied_notifier(runtime))
         if refused is not None:
             runtime.reload.last_good_at = refused[1]
-            await reloader.refused(refused[0], logged=True)  # serve logged the count
+            await reloader.refused(refused[0], refused[2], logged=True)  # serve logged the count
         else:
             await tell_fixed_while_down(runtime)
         watcher = asyncio.create_task(watch_schedules(reloader, settings), name="watch-schedules")

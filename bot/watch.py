@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from watchfiles import awatch
 
-from bot.config.issues import bounded
+from bot.config.issues import bounded, problem_key
 from bot.config.limits import Limits
 from bot.config.models import Schedules
 from bot.config.snapshot import cache_dir_for, last_good_checked_at
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-TellAdmin = Callable[[list[str]], Awaitable[None]]
+# a refusal's errors (as an admin reads them) and what is wrong (bot.config.issues.problem_key)
+TellAdmin = Callable[[list[str], str], Awaitable[None]]
 # an applied reload's removals (lines, as an admin reads them) and whether it ended a refusal
 TellApplied = Callable[[list[str], bool], Awaitable[None]]
 NOTICE_ERRORS = 10  # errors quoted in the admin-channel notice (the rest are counted)
@@ -77,6 +78,7 @@ class Reloader:
                                                   cache_dir=cache_dir_for(s.var_dir, s.schedules_cache))
         from bot.config.yamlsource import shown_issues  # paths as validate shows them (one rule)
 
+        wrong = problem_key(i for i in issues if not i.warning)  # the check's own labels, however shown
         issues = shown_issues(issues, s.schedules_dir, absolute=s.schedules_dir_absolute)
         shown, more = bounded(issues)
         for issue in shown:
@@ -84,7 +86,7 @@ class Reloader:
         if more:
             log.warning("%s", more)
         if schedules is None:
-            await self.refused([redact(str(i)) for i in issues if not i.warning])
+            await self.refused([redact(str(i)) for i in issues if not i.warning], wrong)
             return False
         absent = before ^ set(folder_state(s)) | {f for f in before if not (s.schedules_dir / f).exists()}
         old = self.current()
@@ -111,10 +113,11 @@ class Reloader:
             await self.tell_applied(removed, recovered)
         return True
 
-    async def refused(self, errors: list[str], *, logged: bool = False) -> None:
+    async def refused(self, errors: list[str], wrong: str, *, logged: bool = False) -> None:
         """A check found ``errors`` (as an admin reads them; the service's start on the last good
-        schedules too): counted, kept in ``state``, told to the admin channel once per distinct failure.
-        ``logged``: the caller already logged the count (``serve``'s start), so it is not said twice."""
+        schedules too), ``wrong`` naming them (:func:`bot.config.issues.problem_key`): counted, kept in
+        ``state``, told to the admin channel once per distinct failure. ``logged``: the caller already
+        logged the count (``serve``'s start), so it is not said twice."""
         RELOAD_FAILURES.inc()
         if not logged:
             log.error("日程配置有 %d 处错误，未生效；继续使用上一次有效的配置", len(errors))
@@ -125,7 +128,7 @@ class Reloader:
             return  # the admin channel already has exactly these
         self._told = tuple(errors)
         if self.tell_admin is not None:
-            await self.tell_admin(errors)
+            await self.tell_admin(errors, wrong)
 
 
 async def reload_schedules(settings: Settings, apply: Callable[[Schedules], None]) -> bool:
@@ -265,15 +268,17 @@ def _entries_by_file(schedules: Schedules) -> dict[str, Counter[str]]:
 def admin_notifier(runtime: Runtime) -> TellAdmin:
     """Queue a notice of refused schedules to the running schedules' ``service.admin_channel``."""
 
-    async def tell(errors: list[str]) -> None:
-        digest = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
+    async def tell(errors: list[str], wrong: str) -> None:
         last = await _last_notice(runtime)
-        if last.told == f"{ERRORS_KEY}:{digest}":
-            # A restart (a service in a restart loop) with the very errors the channel already has.
+        # An earlier version keyed the notice by the errors' words: the same words are the same errors.
+        worded = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
+        if last.told in (f"{ERRORS_KEY}:{wrong}", f"{ERRORS_KEY}:{worded}"):
+            # A restart (a service in a restart loop, or upgraded: its words may differ) with the very
+            # errors the channel already has.
             log.info("管理员频道此前已收到同样的日程配置错误通知，不再重复")
             return
         how = await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors),
-                                        key=_once_key(f"{ERRORS_KEY}:{digest}", last),
+                                        key=_once_key(f"{ERRORS_KEY}:{wrong}", last),
                                         summary=f"日程配置未生效通知（{len(errors)} 处错误）")
         _log_told(how, f"日程配置未生效（{len(errors)} 处错误）")
 

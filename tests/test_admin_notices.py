@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
-from bot.config.loader import load_schedules
+from bot.config.issues import ConfigIssue, problem_key
+from bot.config.loader import check_schedules, load_schedules
 from bot.delivery.render import Renderer
 from bot.runtime import Runtime
 from bot.scheduling.workdays import WorkCalendar
@@ -29,6 +32,7 @@ from storage.models import Outbox
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=admin"
 ERRORS = ["schedules/study.yaml:3:5: 错误 未知字段 templte"]
+WRONG = problem_key([ConfigIssue("schedules/study.yaml", 3, 5, "reminders[0].templte", "未知字段 templte")])
 
 
 @asynccontextmanager
@@ -60,7 +64,7 @@ async def test_instances_starting_together_tell_the_admin_channel_once_per_disti
         any_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async with instances(any_db, tmp_path, 3) as started:
         with caplog.at_level(logging.INFO, logger="bot.watch"):
-            await asyncio.gather(*(admin_notifier(rt)(ERRORS) for rt in started))
+            await asyncio.gather(*(admin_notifier(rt)(ERRORS, WRONG) for rt in started))
         told = await notices(any_db)
         assert len(told) == 1 and told[0].startswith("admin:schedules:"), told
         assert sum(r.getMessage().startswith("已通知管理员频道") for r in caplog.records) == 1
@@ -68,7 +72,7 @@ async def test_instances_starting_together_tell_the_admin_channel_once_per_disti
 
         # Fixed while they were down: 已恢复生效 once too; then the same errors again are told again, once.
         await asyncio.gather(*(tell_fixed_while_down(rt) for rt in started))
-        await asyncio.gather(*(admin_notifier(rt)(ERRORS) for rt in started))
+        await asyncio.gather(*(admin_notifier(rt)(ERRORS, WRONG) for rt in started))
         told = await notices(any_db)
         assert [k.split(":")[1] for k in told] == ["schedules", "schedules-recovered", "schedules"], told
 
@@ -92,7 +96,57 @@ async def test_a_rehearsal_notice_queued_by_an_earlier_version_does_not_hold_bac
                                  bodies=platform_for(admin).build(admin, Message(title="t", markdown="m")))
             await session.commit()
 
-        await admin_notifier(runtime)(ERRORS)
+        await admin_notifier(runtime)(ERRORS, WRONG)
 
         told = await notices(any_db)
         assert len(told) == 2 and ":after-" in told[1], told
+
+
+async def test_errors_reworded_by_an_upgrade_are_not_told_again_and_another_problem_is(
+        any_db: Database, tmp_path: Path) -> None:
+    """The notice was keyed by the errors' words: a release that reworded them told the admin channel
+    once more about the very errors it already had (as after the last session's rewording)."""
+    folder = tmp_path / "schedules"
+    shutil.copytree(ROOT / "schedules", folder)
+    study = folder / "study.yaml"
+    study.write_text(study.read_text(encoding="utf-8").replace("    title: 每月学习日", "    titel: 每月学习日"),
+                     encoding="utf-8")
+    _, issues = check_schedules(folder, env={})
+    errors = [i for i in issues if not i.warning]
+    reworded = [replace(i, message=f"（新版措辞）{i.message}") for i in errors]  # what the next release says
+    async with instances(any_db, tmp_path, 1) as (runtime,):
+        tell = admin_notifier(runtime)
+        await tell([str(i) for i in errors], problem_key(errors))
+        await tell([str(i) for i in reworded], problem_key(reworded))  # the upgraded service's start
+        assert len(await notices(any_db)) == 1
+
+        study.write_text(study.read_text(encoding="utf-8").replace("    titel: 每月学习日", "    title: 每月学习日")
+                         .replace("    template: study_day", "    templte: study_day"), encoding="utf-8")
+        _, issues = check_schedules(folder, env={})
+        other = [i for i in issues if not i.warning]
+        await tell([str(i) for i in other], problem_key(other))
+        assert len(await notices(any_db)) == 2
+
+
+async def test_errors_an_earlier_version_told_in_the_same_words_are_not_told_again(
+        any_db: Database, tmp_path: Path) -> None:
+    """That version keyed the notice by the words' digest; an upgrade that keeps the words tells no one."""
+    import hashlib
+
+    from bot.delivery import outbox
+    from bot.platforms.base import Message
+    from bot.platforms.registry import platform_for
+
+    digest = hashlib.sha256("\n".join(ERRORS).encode()).hexdigest()[:16]
+    async with instances(any_db, tmp_path, 1) as (runtime,):
+        admin = runtime.schedules.channels["admin_wecom"]
+        async with runtime.db.session() as session:  # told, and sent, by that version
+            await outbox.enqueue(session, dedupe_key=f"admin:schedules:{digest}:after-0",
+                                 channel=admin, platform="wecom", stage="admin", summary="日程配置未生效通知",
+                                 bodies=platform_for(admin).build(admin, Message(title="t", markdown="m")))
+            await session.exec(update(Outbox).values(status="sent", attempts=1))  # type: ignore[call-overload]
+            await session.commit()
+
+        await admin_notifier(runtime)(ERRORS, WRONG)
+
+        assert len(await notices(any_db)) == 1

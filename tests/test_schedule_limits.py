@@ -277,7 +277,7 @@ async def test_a_refused_reload_is_counted_kept_in_the_state_and_told_once_per_d
         workspace: Workspace) -> None:
     told: list[list[str]] = []
 
-    async def tell(errors: list[str]) -> None:
+    async def tell(errors: list[str], wrong: str) -> None:
         told.append(errors)
 
     applied: list[Schedules] = []

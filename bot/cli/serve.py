@@ -105,7 +105,7 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
     gcpause.pause()  # already paused by the CLI; not when called otherwise
     try:
         from bot.cli.schedule import start_or_exit
-        from bot.config.issues import bounded
+        from bot.config.issues import bounded, problem_key
         from bot.config.snapshot import checked_text
         from bot.logs import channel_secrets, set_secrets
         from bot.platforms.markup import redact
@@ -116,9 +116,11 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
                      *(v for app in schedules.apps.values() for v in app.secrets())])
         service_log = logging.getLogger("bot.service")
         errors: list[str] = []
+        wrong = ""
         if refused is not None:  # logged as a refused reload logs them; the service shows the refusal
             from bot.config.yamlsource import shown_issues
 
+            wrong = problem_key(refused.errors)  # what is wrong, not how it is worded: the admin notice's key
             issues = shown_issues(refused.errors, s.schedules_dir, absolute=s.schedules_dir_absolute)
             errors = [redact(str(e)) for e in issues]
             shown, more = bounded(issues)
@@ -132,7 +134,7 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         try:
             # Those of today's date are worked out whenever shown (Runtime.dated_warnings), not kept.
             asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings if not w.dated],
-                             refused=(errors, refused.last.checked_at) if refused is not None else None))
+                             refused=(errors, refused.last.checked_at, wrong) if refused is not None else None))
         except CannotStart as exc:
             click.echo(f"错误：{exc}", err=True)
             sys.exit(1)
@@ -141,10 +143,10 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
 
 
 async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, early: EarlyHealth | None,
-               warnings: Sequence[str] = (), *, refused: tuple[list[str], datetime] | None = None) -> None:
+               warnings: Sequence[str] = (), *, refused: tuple[list[str], datetime, str] | None = None) -> None:
     """The service (``warnings``: the schedules' check's, as an admin reads them); the collector released
     (what the start made frozen) once it is ready. ``refused``: the folder's errors (as an admin reads
-    them) and when ``schedules``, the last good ones, were checked."""
+    them), when ``schedules``, the last good ones, were checked, and what is wrong (``problem_key``)."""
     from bot.service import serve as run
 
     ready = asyncio.Event()

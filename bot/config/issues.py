@@ -3,7 +3,9 @@ too, without PyYAML (``bot/config/yamlsource.py`` reads the YAML and re-exports 
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -153,6 +155,18 @@ def group_repeats(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 
 def _group_key(issue: ConfigIssue) -> tuple[str, bool, str, str]:
     return issue.file, issue.warning, issue.message, _INDEX.sub("[]", issue.field)
+
+
+def problem_key(errors: Iterable[ConfigIssue]) -> str:
+    """16 hex digits naming what is wrong, not how it is worded: each error's file (as the check labels
+    it), line, column and field. The admin channel's notice of refused schedules is keyed by it, so a
+    release that rewords the messages tells no one again. An error of no field (a file that cannot be
+    read or parsed, a check that timed out or crashed) is known only by its words: they are its kind."""
+    digest = hashlib.sha256()
+    for issue in errors:
+        what = issue.field or issue.message
+        digest.update(f"{issue.file}\0{issue.line}\0{issue.column}\0{what}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 ISSUES_SHOWN = 200  # issues printed by a command or logged by a reload; the rest are counted

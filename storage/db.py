@@ -8,7 +8,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import migrate
 from storage.models import Instance  # also registers every table
-from storage.writes import make_private  # a new file kept private, and WAL switched, as a command's sqlite3 writer
+from storage.writes import create_private, make_private  # a new file private, as a command's sqlite3 writer
 from storage.writes import to_wal as _to_wal
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,13 @@ def describe_url(url: str | URL) -> str:
 
 def _made_private(path: Path) -> Callable[[], None]:
     """What makes a SQLite file this process creates readable by its owner only (0600, as
-    ``var/secret_key``): it holds people's names, mobiles and notes. Called after each connection's
+    ``var/secret_key``): it holds people's names, mobiles and notes. A new one is created so now, before SQLite
+    opens it (:func:`storage.writes.create_private`); what is returned is called after each connection's
     pragmas (WAL has made -wal and -shm by then); a file that existed keeps its owner's mode."""
     new = not path.exists()
+    if new:
+        with suppress(OSError):  # one that cannot be made: SQLite says why at its first connection
+            create_private(path)
     done = False
 
     def restrict() -> None:

@@ -157,6 +157,14 @@ def to_wal(connection: Any) -> None:
             time.sleep(0.01)  # a command's one thread, or the driver's own: never the event loop
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` empty and readable by its owner only, before SQLite opens it (SQLite gives -wal and -shm
+    the database file's mode). A mode changed after the open left a window: a process killed in it left a file
+    anyone could read, and every later run, finding the file there, kept it so."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_private(path: Path) -> None:
     """The file and its -wal and -shm readable by the owner only (0600): people's names, mobiles, notes."""
     for made in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
@@ -168,6 +176,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     """A connection as storage.db's engine makes one; a file it creates is made private (0600)."""
     new = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if new:
+        create_private(path)
     # isolation_level None: transactions are this module's own (BEGIN IMMEDIATE below, then BEGIN per write).
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:

@@ -1,5 +1,5 @@
 """Units in the admins' order everywhere (trial 12 #7): ``status``, the board (HTML and CSV, pages 1 and 2),
-the units page (pages 1 and 2) and ``report`` list units in the order the schedules write them (YAML
+the units page (pages 1 and 2), ``report`` and a 通报 (``kind: report``) list units in the order the schedules write them (YAML
 ``units:`` list, then a spreadsheet's rows), not by id, name or pinyin; a ranking keeps its ranking by rate,
 its ties in that order.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -58,6 +59,13 @@ reminders:
     when: {{once: {day}, at: "09:00"}}
     recipients: {{channels: [group], mention: {{roles: [secretary]}}}}
     confirm: {{deadline: 1d}}
+  - id: bulletin
+    title: 组织生活情况通报
+    kind: report
+    when: {{once: {day}, at: "16:00"}}
+    template: report
+    report: {{period: current_month}}
+    recipients: {{channels: [group]}}
 """
 
 
@@ -66,6 +74,7 @@ class World:
     env: dict[str, str]
     occurrence_id: int
     period: str  # the month of the occurrence, as --period and ?period= take it
+    day: str  # its day, as --date takes it
     client: TestClient
 
 
@@ -82,7 +91,7 @@ async def world(any_db: Database, tmp_path: Path) -> AsyncIterator[World]:
     code, out, err = await run_cli(env, "fire", "study", "--date", f"{due:%Y-%m-%d}", "--yes")
     assert code == 0, out + err
     async with any_db.engine.connect() as conn:
-        [occ] = (await conn.execute(text("SELECT id FROM occurrence"))).scalars().all()
+        [occ] = (await conn.execute(text("SELECT id FROM occurrence WHERE reminder_id = 'study'"))).scalars().all()
     for place in ON_TIME:
         await record_confirmation(any_db, occ, f"s{place:03d}", via="link", now=due + timedelta(hours=2))
     settings = Settings(database_url=any_db.url, database_schema=any_db.schema or "", schedules_dir=folder,
@@ -90,7 +99,7 @@ async def world(any_db: Database, tmp_path: Path) -> AsyncIterator[World]:
                         admin_password=PASSWORD, base_url="https://dj.example.gov.cn")
     runtime = await make_runtime(settings, Clock(datetime.now(BJ)), any_db)
     async with TestClient(TestServer(make_app(runtime), host="127.0.0.1")) as client:
-        yield World(env, occ, f"{due:%Y-%m}", client)
+        yield World(env, occ, f"{due:%Y-%m}", f"{due:%Y-%m-%d}", client)
 
 
 async def page(world: World, path: str) -> str:
@@ -125,6 +134,19 @@ async def test_report_ranks_by_rate_with_ties_in_the_admins_order(world: World) 
     rows = [row for row in csv.reader(io.StringIO(out)) if row and row[1] in ORDER]
     assert [row[1] for row in rows] == ranked(ORDER)
     assert [row[0] for row in rows[:3]] == ["1", "1", "3"]  # equal figures still share a place
+
+
+async def test_the_circulated_report_names_its_units_by_rate_with_ties_in_the_admins_order(
+        world: World, any_db: Database) -> None:
+    code, out, err = await run_cli(world.env, "fire", "bulletin", "--date", f"{world.day}", "--yes")
+    assert code == 0, out + err
+    async with any_db.engine.connect() as conn:
+        bodies = (await conn.execute(text("SELECT body FROM outbox WHERE stage = 'due' AND occurrence_id <> :study"
+                                          " ORDER BY id"), {"study": world.occurrence_id})).scalars().all()
+    said = "".join((json.loads(body) if isinstance(body, str) else body)["markdown"] for body in bodies)
+    named = re.findall(r"第[一二三十]支部|机关第\d{3}支部", said)
+    whole = ranked(ORDER)
+    assert named == whole[:6] + whole[-14:]  # 20 named: the best third, then those behind, in ranking order
 
 
 async def test_the_board_and_its_csv_list_units_in_the_admins_order_across_pages(world: World) -> None:

@@ -290,7 +290,8 @@ def _state_sync(conn: Connection, schema: str | None) -> SchemaState:
         missing = _missing(conn, schema)
     current = None if VERSION_TABLE in missing else _recorded(conn, schema)
     missing = [m for m in missing if m != VERSION_TABLE]
-    legacy = current is None and len(missing) < len(SQLModel.metadata.tables)
+    # some of the tables exist (missing columns, "table.column", do not count: each migration adds some)
+    legacy = current is None and len([m for m in missing if "." not in m]) < len(SQLModel.metadata.tables)
     conn.rollback()
     return SchemaState(current=current, head=cheap_head() or head(), legacy=legacy, missing=missing)
 

@@ -59,9 +59,10 @@ class Expectation(TableBase, table=True):
     __tablename__ = "expectation"
     __table_args__ = (
         UniqueConstraint("occurrence_id", "person_id", name="uq_expectation"),
-        # a board's rows in its order (unit, then as fired): a page is read off the index, not sorted
-        # out of the occurrence's 20,000; it serves lookups by occurrence too, as ix_..._occurrence_id did
-        Index("ix_expectation_board", "occurrence_id", "unit_id", "id"),
+        # a board's rows in its order (the unit's place in the schedules, then as fired; rows fired before
+        # 0008 have no place: unit id, then as fired): a page is read off the index, not sorted out of
+        # the occurrence's 20,000; it serves lookups by occurrence too, as ix_..._occurrence_id did
+        Index("ix_expectation_board", "occurrence_id", "unit_order", "unit_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -80,6 +81,10 @@ class Expectation(TableBase, table=True):
     excused_at: datetime | None = None
     excused_by: str | None = None  # the admin's name (web login) or person id (CLI --by)
     excuse_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # The unit's place in the schedules when it fired (YAML ``units:`` order, a spreadsheet's row order;
+    # no unit: after every unit), so units are listed in the admins' own order (第一支部, 第二支部…).
+    # None: fired before migration 0008. Last, where 0008 added it (tests/test_migrations.py).
+    unit_order: int | None = None
 
 
 class Confirmation(TableBase, table=True):

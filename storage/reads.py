@@ -209,10 +209,16 @@ OWED_FROM = """expectation e JOIN occurrence o ON o.id = e.occurrence_id
 LEFT OUTER JOIN confirmation c ON c.occurrence_id = e.occurrence_id AND c.person_id = e.person_id"""
 _SUMS = ",\n  ".join(f"sum(CASE WHEN {rule} THEN 1 ELSE 0 END) AS {name}" for name, rule in OWED.items())
 
-# Per snapshot unit, the owed confirmations summed by :data:`OWED`.
+# A unit's place in the admins' order (``expectation.unit_order``) where none was recorded (rows fired
+# before migration 0008): after every unit that has one; those then follow by name.
+NO_PLACE = 2_147_483_647
+
+# Per snapshot unit, the owed confirmations summed by :data:`OWED`, and the unit's place in the admins'
+# order (the first, should the period's occurrences have recorded several; None: none recorded).
 UNIT_COUNTS = f"""
 SELECT e.unit_id, max(e.unit_name) AS unit_name,
-  {_SUMS}
+  {_SUMS},
+  min(e.unit_order) AS unit_order
 FROM {OWED_FROM}
 WHERE e.occurrence_id IN ({{occurrences}}){{units}}
 GROUP BY e.unit_id"""
@@ -251,7 +257,8 @@ def _units(column: str, units: Sequence[str | None] | None, params: dict[str, An
 
 async def unit_counts(reader: Reader, occurrences: Occurrences, now: datetime,
                       units: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
-    """``unit_id, unit_name, on_time, late, missing, pending, excused`` per snapshot unit (:data:`UNIT_COUNTS`)."""
+    """``unit_id, unit_name, on_time, late, missing, pending, excused, unit_order`` per snapshot unit
+    (:data:`UNIT_COUNTS`)."""
     params = {**occurrences.params, "now": now}
     sql = UNIT_COUNTS.format(occurrences=occurrences.sql, units=_units("e.unit_id", units, params))
     return await reader.rows(sql, params)
@@ -337,10 +344,11 @@ def at_head(path: Path) -> bool:
 
 # ---------------------------------------------------------------- boards (bot.confirming.board, remindbot status)
 
-# A board's rows: who owes (in the board's order: unit, then as fired), and the confirmations given.
+# A board's rows: who owes (in the board's order: the unit's place in the admins' order, then as fired;
+# rows fired before migration 0008 have no place: unit id, then as fired), and the confirmations given.
 BOARD_EXPECTATIONS = """
-SELECT occurrence_id, person_id, person_name, unit_id, unit_name, excused_at, excused_by, excuse_reason
-FROM expectation WHERE occurrence_id IN (:occurrences) ORDER BY unit_id, id"""
+SELECT occurrence_id, person_id, person_name, unit_id, unit_name, excused_at, excused_by, excuse_reason, unit_order
+FROM expectation WHERE occurrence_id IN (:occurrences) ORDER BY unit_order, unit_id, id"""
 BOARD_CONFIRMATIONS = """
 SELECT occurrence_id, person_id, confirmed_at, via, note, recorded_by
 FROM confirmation WHERE occurrence_id IN (:occurrences)"""

@@ -80,12 +80,13 @@ CREATE TABLE expectation (
 	excused_at DATETIME, 
 	excused_by VARCHAR, 
 	excuse_reason TEXT, 
+	unit_order INTEGER, 
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_expectation UNIQUE (occurrence_id, person_id), 
 	FOREIGN KEY(occurrence_id) REFERENCES occurrence (id)
 );
 
-CREATE INDEX ix_expectation_board ON expectation (occurrence_id, unit_id, id);
+CREATE INDEX ix_expectation_board ON expectation (occurrence_id, unit_order, unit_id, id);
 
 CREATE INDEX ix_expectation_person_id ON expectation (person_id);
 
@@ -227,4 +228,4 @@ CREATE TABLE alembic_version (
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
 
-INSERT INTO alembic_version (version_num) VALUES ('0007');
+INSERT INTO alembic_version (version_num) VALUES ('0008');

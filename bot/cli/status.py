@@ -201,7 +201,8 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str], *, match: Unit
         head.append(f"筛选：{filters}，共 {len(kept)} 人")
     if not kept:
         return "\n".join([*head, "", "没有符合筛选条件的人员。"])
-    kept.sort(key=lambda r: (r.confirmed_at is not None, r.unit_id or "", r.person_id))
+    # who owes first; each part in the board's order (units in the admins' order, then as fired): a stable sort
+    kept.sort(key=lambda r: r.confirmed_at is not None)
     shown = kept if limit is None else kept[:limit]
     rows = [board_cells(r, occ.dry_run, names) for r in shown]
     text = "\n".join(head) + "\n\n" + table(["状态", "姓名", "单位", "确认时间", "方式", "备注"], rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import pickle
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -653,6 +653,11 @@ class Schedules(BaseModel):
         index = self._indexes()
         names, leaders = index.unit_names, index.leaders_of_units(unit_ids)
         return {unit_id: (names.get(unit_id) if unit_id else None, found) for unit_id, found in leaders.items()}
+
+    def unit_places(self) -> Mapping[str, int]:
+        """Each unit's place in the admins' order (YAML ``units:`` order, then spreadsheet rows), from 0:
+        the order units are listed in everywhere (read from the index: no unit model built)."""
+        return self._indexes().unit_position
 
     def units_overseen_by(self, person_id: str) -> list[Unit]:
         """Units a leader is in charge of, with their sub-units, in YAML order.

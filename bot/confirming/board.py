@@ -58,6 +58,7 @@ class BoardRow:
     excused_at: datetime | None = None  # an admin excused them (请假、出差…): owes nothing, never late
     excused_by: str | None = None
     excuse_reason: str | None = None
+    unit_order: int | None = None  # the unit's place in the admins' order (None: fired before it was kept)
 
     @property
     def excused(self) -> bool:
@@ -99,7 +100,7 @@ def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> 
     """One line from an expectation and its confirmation (ORM objects or Core rows with those columns)."""
     if conf is None:
         return owing_row(exp.person_id, exp.person_name, exp.unit_id, exp.unit_name, exp.excused_at, exp.excused_by,
-                         exp.excuse_reason, deadline, now)
+                         exp.excuse_reason, deadline, now, exp.unit_order)
     excused_at = _aware(exp.excused_at)
     confirmed_at = _aware(conf.confirmed_at)
     return BoardRow(
@@ -116,17 +117,19 @@ def board_row(exp: Any, conf: Any, deadline: datetime | None, now: datetime) -> 
         excused_at=excused_at,
         excused_by=exp.excused_by,
         excuse_reason=exp.excuse_reason,
+        unit_order=exp.unit_order,
     )
 
 
 def owing_row(person_id: str, name: str, unit_id: str | None, unit_name: str | None, excused_at: datetime | None,
-              excused_by: str | None, excuse_reason: str | None, deadline: datetime | None, now: datetime) -> BoardRow:
+              excused_by: str | None, excuse_reason: str | None, deadline: datetime | None, now: datetime,
+              unit_order: int | None = None) -> BoardRow:
     """The line of someone who has not confirmed (most lines of a large board): built positionally."""
     if excused_at is not None and excused_at.tzinfo is None:
         excused_at = excused_at.replace(tzinfo=UTC)
     overdue = excused_at is None and deadline is not None and now >= deadline
     return BoardRow(person_id, name, unit_id, unit_name, None, None, None, None, deadline if overdue else None, False,
-                    excused_at, excused_by, excuse_reason)
+                    excused_at, excused_by, excuse_reason, unit_order)
 
 
 class _Confirmation(NamedTuple):
@@ -147,6 +150,7 @@ class _Expectation(NamedTuple):
     excused_at: datetime | None
     excused_by: str | None
     excuse_reason: str | None
+    unit_order: int | None
 
 
 async def boards_of(reader: reads.Reader, occurrences: Sequence[Any], now: datetime) -> list[Board]:
@@ -167,15 +171,16 @@ async def boards_of(reader: reads.Reader, occurrences: Sequence[Any], now: datet
         rows = []
         for e in owed.get(occ.id or 0, []):
             # Unpacked: a row's fields by name cost a lookup each, 20,000 times over.
-            occurrence_id, person_id, name, unit_id, unit_name, excused_at, excused_by, reason = e
+            occurrence_id, person_id, name, unit_id, unit_name, excused_at, excused_by, reason, order = e
             if excused_at is not None:
                 excused_at = moment(excused_at)  # SQLite's text, PostgreSQL's datetime
             conf = by_key.get((occurrence_id, person_id))
             if conf is None:
                 rows.append(owing_row(person_id, name, unit_id, unit_name, excused_at, excused_by, reason, deadline,
-                                      now))
+                                      now, order))
             else:
-                exp = _Expectation(occurrence_id, person_id, name, unit_id, unit_name, excused_at, excused_by, reason)
+                exp = _Expectation(occurrence_id, person_id, name, unit_id, unit_name, excused_at, excused_by, reason,
+                                   order)
                 rows.append(board_row(exp, conf, deadline, now))
         result.append(Board(occurrence=occ, rows=rows))
     return result

@@ -11,7 +11,7 @@ this module, not :mod:`bot.reporting.reports` (SQLAlchemy's expressions for the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -168,6 +168,7 @@ class Owed(NamedTuple):
     deadline: datetime | None  # UTC; naive means UTC
     nudges: int = 0
     excused: bool = False  # excused by an admin; a confirmation that came anyway still counts
+    order: int | None = None  # the unit's place in the admins' order (``expectation.unit_order``)
 
 
 def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
@@ -179,8 +180,11 @@ def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
     now = utc(now)
     sums: dict[str | None, dict[str, int]] = {}
     names: dict[str | None, str] = {}
+    orders: dict[str | None, int] = {}
     for item in owed:
         names[item.unit_id] = item.unit
+        if item.order is not None and item.order < orders.get(item.unit_id, reads.NO_PLACE):
+            orders[item.unit_id] = item.order
         t = sums.setdefault(item.unit_id, dict.fromkeys(COUNTS, 0))
         t["nudges"] += item.nudges
         if item.excused and item.confirmed_at is None:  # owes nothing: neither expected nor late
@@ -195,7 +199,7 @@ def tally(owed: Iterable[Owed], now: datetime) -> list[UnitRow]:
             t["on_time"] += 1
         else:
             t["late"] += 1
-    return rank(UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items())
+    return rank((UnitRow(unit_id=k, unit=names[k], **t) for k, t in sums.items()), orders)
 
 
 def natural_key(name: str) -> tuple[str, int, str, str]:
@@ -254,7 +258,9 @@ async def unit_figures(reader: reads.Reader, s: Schedules, start: datetime, end:
     # a list of UNIT_SUMS and the nudges per unit: a province's 20,000 rows go through this loop
     sums: dict[str | None, list[int]] = {}
     names: dict[str | None, str] = {}
-    for unit_id, unit_name, on_time, late, missing, pending, excused in per_unit:
+    orders: dict[str | None, int] = {}
+    places = s.unit_places() if by_parent else {}
+    for unit_id, unit_name, on_time, late, missing, pending, excused, order in per_unit:
         if wanted is not None and unit_id not in wanted and (
                 closed or not any(u.id in wanted for u in s.unit_chain(unit_id))):
             continue
@@ -262,9 +268,12 @@ async def unit_figures(reader: reads.Reader, s: Schedules, start: datetime, end:
             key = _top_unit(s, unit_id)
             unit = s.units.get(key or "")
             names[key] = unit.name if unit is not None else unit_name or key or NO_UNIT
+            order = places.get(key or "", len(places))  # the organ's place in the schedules now
         else:  # the name as it was when the occurrence fired
             key = unit_id
             names[key] = unit_name or _unit_name(s, key) or key or NO_UNIT
+        if order is not None and order < orders.get(key, reads.NO_PLACE):
+            orders[key] = order
         t = sums.get(key)
         if t is None:
             t = sums[key] = [0, 0, 0, 0, 0, 0]
@@ -274,8 +283,8 @@ async def unit_figures(reader: reads.Reader, s: Schedules, start: datetime, end:
         t[3] += int(pending or 0)
         t[4] += int(excused or 0)
         t[5] += nudges.get(unit_id, 0)
-    return rank(UnitRow(k, names[k], t[0] + t[1] + t[2], t[0], t[1], t[2], t[5], t[3], t[4])
-                for k, t in sums.items())
+    return rank((UnitRow(k, names[k], t[0] + t[1] + t[2], t[0], t[1], t[2], t[5], t[3], t[4])
+                 for k, t in sums.items()), orders)
 
 
 def _unit_name(s: Schedules, unit_id: str | None) -> str | None:
@@ -285,12 +294,17 @@ def _unit_name(s: Schedules, unit_id: str | None) -> str | None:
     return unit.name if unit is not None else None
 
 
-def rank(rows: Iterable[UnitRow]) -> list[UnitRow]:
-    """Best first: on-time rate, then fewest missing, then the name in natural order (局2 before 局10)."""
+def rank(rows: Iterable[UnitRow], orders: Mapping[str | None, int] | None = None) -> list[UnitRow]:
+    """Best first: on-time rate, then fewest missing, then the admins' order (``orders``: each unit's place,
+    ``expectation.unit_order``; the organisation's own 第一支部, 第二支部…), then (units without a place:
+    fired before it was kept) the name in natural order (局2 before 局10). As the pages rank in SQL
+    (``bot.reporting.reports._rank_order``)."""
     items = list(rows)
+    orders = orders or {}
+    no_place = reads.NO_PLACE
     # the rate inline, not through the properties: a province's 20,000 units are ranked at once
-    keys = [(-(r.on_time / due) if (due := r.expected - r.pending) else 0.0, r.missing, natural_key(r.unit))
-            for r in items]
+    keys = [(-(r.on_time / due) if (due := r.expected - r.pending) else 0.0, r.missing,
+             orders.get(r.unit_id, no_place), natural_key(r.unit)) for r in items]
     return [items[i] for i in sorted(range(len(items)), key=keys.__getitem__)]
 
 

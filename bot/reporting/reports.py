@@ -138,14 +138,15 @@ async def unit_figures(runtime: Runtime, start: datetime, end: datetime, *,
 
 def _unit_counts(occurrence_ids: list[int], now: datetime, units: list[str] | None = None,
                  within: Any = None) -> Any:
-    """``unit_id, unit_name, on_time, late, missing, pending, excused`` per snapshot unit: :func:`tally`'s
+    """``unit_id, unit_name, on_time, late, missing, pending, excused, unit_order`` per snapshot unit: :func:`tally`'s
     rules in SQL (``storage.reads.OWED``, as ``storage.reads.UNIT_COUNTS`` sums them for the command).
     ``within``: a condition on the expectation's ``unit_id`` column keeping only some units."""
     joined, sums, e = _owed_sums(now)
     kept = [e.c.unit_id.in_(units)] if units is not None else []
     if within is not None:
         kept.append(within(e.c.unit_id))
-    return (select(e.c.unit_id, func.max(e.c.unit_name).label("unit_name"), *sums)
+    return (select(e.c.unit_id, func.max(e.c.unit_name).label("unit_name"), *sums,
+                   func.min(e.c.unit_order).label("unit_order"))
             .select_from(joined).where(e.c.occurrence_id.in_(occurrence_ids), *kept)
             .group_by(e.c.unit_id))
 
@@ -261,14 +262,16 @@ def _ranked_units(occurrence_ids: list[int], now: datetime, within: Any = None,
                   kept: Callable[[Any], Any] | None = None) -> Any:
     """Per-unit figures (:func:`_unit_counts`; ``within`` keeps only some units) with what ranking
     them needs, as one CTE read by every part of :func:`_ranking`: the display ``name``, the ``rate``,
-    ``ranked`` (1: something is due, so the unit has a place) and ``kept`` (1: ``kept`` over these
+    ``ranked`` (1: something is due, so the unit has a place), ``place`` (the unit's place in the admins'
+    order, ``storage.reads.NO_PLACE`` when none was recorded) and ``kept`` (1: ``kept`` over these
     columns holds; the filters). Each is computed once per unit."""
     c = _unit_counts(occurrence_ids, now, within=within).subquery("per_unit").c
     due = _due(c)
     named = select(c.unit_id, func.coalesce(c.unit_name, c.unit_id, literal(NO_UNIT)).label("name"), c.on_time,
                    c.late, c.missing, c.pending, c.excused,
                    case((due > 0, cast(c.on_time, Float) / due), else_=literal(0.0, Float)).label("rate"),
-                   case((due > 0, 1), else_=0).label("ranked")).subquery("named")
+                   case((due > 0, 1), else_=0).label("ranked"),
+                   func.coalesce(c.unit_order, literal(reads.NO_PLACE)).label("place")).subquery("named")
     n = named.c
     flag = case((kept(n), 1), else_=0) if kept is not None else literal(1)
     return select(*n, flag.label("kept")).cte("ranked_units")
@@ -325,7 +328,7 @@ async def _ranking(connection: Any, units: Any, dialect: str, offset: int, limit
     sums = (cast(func.sum(case((kept, u[name]), else_=0)), BigInteger) for name in UNIT_SUMS)
     prefix, number = natural_parts(u.name)
     page = (select(u.unit_id, u.name, u.on_time, u.late, u.missing, u.pending, u.excused, u.rate, u.ranked,
-                   prefix.label("prefix"), number.label("number"))
+                   u.place, prefix.label("prefix"), number.label("number"))
             .where(kept, _reach(u, kept, offset, limit, reverse=reverse))
             .order_by(*_rank_order(u, prefix, number, dialect, reverse=reverse))
             .offset(offset).limit(limit).subquery("page"))
@@ -365,8 +368,9 @@ def _reach(u: Any, kept: Any, offset: int, limit: int | None, *, reverse: bool) 
 
 
 def _rank_order(u: Any, prefix: Any, number: Any, dialect: str, *, reverse: bool = False) -> tuple[Any, ...]:
-    """:func:`rank`'s order over per-unit columns ``u`` (rate, then fewest missing, then name in natural
-    order by its :func:`natural_parts` ``prefix`` and ``number``, then id), or its exact reverse.
+    """:func:`rank`'s order over per-unit columns ``u`` (rate, then fewest missing, then the unit's ``place``
+    in the admins' order, then (units without one: fired before it was kept) name in natural order by its
+    :func:`natural_parts` ``prefix`` and ``number``, then id), or its exact reverse.
 
     The reverse reverses every key, NULL ids included (PostgreSQL and SQLite each put NULLs at
     opposite ends for ASC and DESC), and ``unit_id`` is unique per row, so the last N rows in rank
@@ -374,8 +378,8 @@ def _rank_order(u: Any, prefix: Any, number: Any, dialect: str, *, reverse: bool
     """
     by_name = natural_order(prefix, number, u.name, dialect)  # 局2 before 局10, code point order otherwise
     if reverse:
-        return (u.rate.asc(), u.missing.desc(), *(k.desc() for k in by_name), u.unit_id.desc())
-    return (u.rate.desc(), u.missing.asc(), *(k.asc() for k in by_name), u.unit_id.asc())
+        return (u.rate.asc(), u.missing.desc(), u.place.desc(), *(k.desc() for k in by_name), u.unit_id.desc())
+    return (u.rate.desc(), u.missing.asc(), u.place.asc(), *(k.asc() for k in by_name), u.unit_id.asc())
 
 
 def _due(c: Any) -> Any:
@@ -413,7 +417,8 @@ def board_figures(board: Board, nudges: Mapping[tuple[int, str], int], now: date
     by :func:`nudge_counts`)."""
     occ = board.occurrence
     return tally((Owed(r.unit_id, r.unit_name or r.unit_id or NO_UNIT, r.confirmed_at, occ.deadline_at,
-                       nudges.get((occ.id or 0, r.person_id), 0), r.excused_at is not None) for r in board.rows), now)
+                       nudges.get((occ.id or 0, r.person_id), 0), r.excused_at is not None, r.unit_order)
+                  for r in board.rows), now)
 
 
 # ---------------------------------------------------------------- one occurrence's board, counted in SQL
@@ -515,14 +520,15 @@ async def board_total(session: AsyncSession, occ: Occurrence, conditions: list[A
 
 async def board_page_rows(session: AsyncSession, occ: Occurrence, now: datetime, conditions: list[Any],
                           offset: int, limit: int) -> list[BoardRow]:
-    """``limit`` board rows matching ``conditions`` from ``offset``, in the board's order (unit, then as
-    fired). Only the page's rows are read."""
+    """``limit`` board rows matching ``conditions`` from ``offset``, in the board's order (the unit's place in
+    the admins' order, then as fired; ``storage.reads.BOARD_EXPECTATIONS``), read off ``ix_expectation_board``.
+    The order is total (``id`` last), so pages neither repeat nor skip a row. Only the page's rows are read."""
     et, ct = _board_tables()
     stmt = (select(et.c.person_id, et.c.person_name, et.c.unit_id, et.c.unit_name, et.c.excused_at,
-                   et.c.excused_by, et.c.excuse_reason, ct.c.person_id.label("confirmed_by"), ct.c.confirmed_at,
-                   ct.c.via, ct.c.note, ct.c.recorded_by)
+                   et.c.excused_by, et.c.excuse_reason, et.c.unit_order, ct.c.person_id.label("confirmed_by"),
+                   ct.c.confirmed_at, ct.c.via, ct.c.note, ct.c.recorded_by)
             .select_from(_board_from(occ.id or 0)).where(*conditions)
-            .order_by(et.c.unit_id, et.c.id).offset(offset).limit(limit))
+            .order_by(et.c.unit_order, et.c.unit_id, et.c.id).offset(offset).limit(limit))
     deadline = utc(occ.deadline_at) if occ.deadline_at is not None else None
     return [board_row(r, r if r.confirmed_by is not None else None, deadline, utc(now))
             for r in (await session.exec(stmt)).all()]  # type: ignore[call-overload]

@@ -119,10 +119,14 @@ async def snapshot_expectations(writer: Writer, runtime: Runtime, reminder: Remi
     facts = s.unit_facts(units)
     of_row = list(map(facts.__getitem__, units))
     names = [f[0] for f in of_row]
+    places = s.unit_places()
+    last = len(places)  # no unit (or one the schedules do not know): after every unit
     each = {  # a column at a time: no dict per row
         "person_id": [p.id for p in people], "person_name": [p.name for p in people],
               "unit_id": [u if name is not None else None for u, name in zip(units, names, strict=True)],
-              "unit_name": names, "leader_ids": [f[1] for f in of_row]}
+              "unit_name": names, "leader_ids": [f[1] for f in of_row],
+              "unit_order": [places.get(u, last) if u is not None and name is not None else last
+                             for u, name in zip(units, names, strict=True)]}
     same = {"occurrence_id": occ.id, "next_followup_at": first_followup, "next_escalation_at": escalation,
             "followups": 0, "escalations": 0}
     # set-based, ON CONFLICT DO NOTHING: another instance that recorded them first wins, nothing fails.

@@ -1,7 +1,7 @@
 """Units in the admins' order everywhere (trial 12 #7): ``status``, the board (HTML and CSV, pages 1 and 2),
-the units page (pages 1 and 2), ``report`` and a 通报 (``kind: report``) list units in the order the schedules write them (YAML
-``units:`` list, then a spreadsheet's rows), not by id, name or pinyin; a ranking keeps its ranking by rate,
-its ties in that order.
+the units page (pages 1 and 2), ``report`` and a 通报 (``kind: report``) list units in the order the schedules
+write them (YAML ``units:`` list, then a spreadsheet's rows), not by id, name or pinyin; a ranking keeps its
+ranking by rate, its ties in that order.
 
 A real fire (``remindbot fire`` as a process: the plain ``sqlite3`` writer on a SQLite file, the session
 on PostgreSQL) of 124 secretaries in 124 units whose ids, names (code points, natural order) and

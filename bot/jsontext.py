@@ -34,16 +34,8 @@ def loads(raw: str | bytes | bytearray) -> Any:
         value = json.loads(raw)
     except RecursionError:
         raise TooDeepError("JSON nested too deeply") from None
-    if _brackets(raw) > MAX_DEPTH:  # fewer cannot nest deeper (most answers: a platform's flat reply)
-        _check_depth(value)
+    _check_depth(value)
     return value
-
-
-def _brackets(raw: str | bytes | bytearray) -> int:
-    """Opening brackets in the text (inside strings too): a bound on the document's depth."""
-    if isinstance(raw, str):
-        return raw.count("{") + raw.count("[")
-    return raw.count(b"{") + raw.count(b"[")
 
 
 def _check_depth(value: Any) -> None:

@@ -104,11 +104,10 @@ class _Lane:
     busy: bool = False
     timer: asyncio.TimerHandle | None = None
     seed: list[float] = field(default_factory=list)  # stored send times (epoch s) for the limiter
-    # In-flight marks written ahead of their sends (row id -> the future of the writer's batch, shared
-    # by its marks, or the claim's, done): the rows the window lets go right after the current one, and
+    # In-flight marks written ahead of their sends (row id -> the writer's future, or a done one for
+    # marks committed with the claim): the rows the window lets go right after the current one, and
     # a paused lane's first rows shortly before its pause ends (``PREMARK_LEAD``, and its timer).
-    # Each future's result is the set of ids of its batch still ours.
-    marks: dict[int, asyncio.Future[frozenset[int]]] = field(default_factory=dict)
+    marks: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
     premark_timer: asyncio.TimerHandle | None = None
     # The robot's URL parsed once (``url`` is the text it was parsed from): a webhook's URL is the same
     # at every send; a signed one (a timestamp in its query) differs each time and is parsed as it comes.
@@ -488,17 +487,16 @@ class Dispatcher:
         return ids
 
     def _marked_at_claim(self, ids: list[int], robots: Iterable[str]) -> None:
-        """The in-flight marks committed with the claim: the turn finds them done (one future, done,
-        for all of them)."""
+        """The in-flight marks committed with the claim: the turn finds them done."""
         done = set(ids)
-        mark: asyncio.Future[frozenset[int]] = asyncio.get_running_loop().create_future()
-        mark.set_result(frozenset(ids))
         for robot in robots:
             lane = self._lanes.get(robot)
             if lane is None:
                 continue
             for row in islice(lane.rows, PREMARK_ROWS):
                 if row.id in done:
+                    mark: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+                    mark.set_result(True)
                     lane.marks[row.id] = mark
                     done.discard(row.id)
         self._premarked.extend(done)  # marked but not routed here: cleared at stop
@@ -582,7 +580,6 @@ class Dispatcher:
         for no commit the rate window does not need. What is unrecorded at a crash is bounded by
         the budget (``send_concurrency`` sends in flight or answered but not yet committed).
         """
-        last: datetime | None = None  # the previous send's answer: the time of the marks written after it
         while lane.rows:
             row = lane.rows[0]
             channel = self._channel_for(row.channel_id)
@@ -616,9 +613,9 @@ class Dispatcher:
                 return
             mark = lane.marks.pop(row.id, None)
             if mark is None:
-                mark = self._writer.begin(row.id, last or self._clock())
+                mark = self._writer.begin(row.id, self._clock())
             if room > 1 and len(lane.rows) > 1:
-                self._mark_ahead(lane, room, last)
+                self._mark_ahead(lane, room)
             if not await self._cleared(lane, row, mark):
                 return
             if lane.premark_timer is not None:  # the pause was cut short: the mark is written
@@ -636,8 +633,7 @@ class Dispatcher:
                 error = DeliveryError(FailureKind.RETRY, INTERNAL)
                 await self._failed(lane, row, error, status, channel, sent=True)
                 return
-            last = self._clock()
-            result = Result(row.id, SENT, last, http_status=status)
+            result = Result(row.id, SENT, self._clock(), http_status=status)
             self._stamp(lane, row, result)
             if lane.rows and lane.rows[0] is row:
                 lane.rows.popleft()
@@ -647,23 +643,21 @@ class Dispatcher:
                 break
         self._release(lane)
 
-    def _mark_ahead(self, lane: _Lane, room: int, at: datetime | None = None) -> None:
+    def _mark_ahead(self, lane: _Lane, room: int) -> None:
         """Mark the rows after the head that the window lets go right after it (``room`` sends
         now, ``PREMARK_ROWS`` at most, the head included), in the head's batch: none of those
         sends then waits for a commit of its own (a run's first window sends them one after the
-        other while the writer is still committing the first marks). ``at``: a time just before
-        (the lane's last answer), else the clock is read."""
+        other while the writer is still committing the first marks)."""
+        at: datetime | None = None
         for ahead in islice(lane.rows, 1, min(room, PREMARK_ROWS)):
             if ahead.id not in lane.marks:
                 at = at or self._clock()
                 lane.marks[ahead.id] = self._writer.begin(ahead.id, at)
 
-    async def _cleared(self, lane: _Lane, row: Claimed, mark: asyncio.Future[frozenset[int]]) -> bool:
+    async def _cleared(self, lane: _Lane, row: Claimed, mark: asyncio.Future[bool]) -> bool:
         """Wait for ``row``'s in-flight mark and a place in the budget; False: not to be sent now
         (the lane was taken over, or we are stopping), and the lane's turn is over."""
-        # The mark's future is its batch's, shared: shielded, so a worker cancelled at stop does
-        # not cancel it for the others.
-        ours = row.id in (mark.result() if mark.done() else await asyncio.shield(mark))
+        ours = mark.result() if mark.done() else await mark
         if not ours:
             self._lost(lane.robot)
             self._release(lane)
@@ -682,16 +676,14 @@ class Dispatcher:
             return False
         return True
 
-    def _free_place(self, count: int = 1) -> None:
-        """Sends' results are committed (or they were not sent): their places go to the next waiters
-        (one each, in turn), the rest back to the budget."""
-        waiting = self._waiting
-        while count and waiting:
-            turn = waiting.popleft()
+    def _free_place(self) -> None:
+        """A send's result is committed (or it was not sent): its place goes to the next waiter."""
+        while self._waiting:
+            turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
-                count -= 1
-        self._unrecorded -= count
+                return
+        self._unrecorded -= 1
 
     def _premark_later(self, lane: _Lane, row: Claimed, pause: float) -> None:
         """Write the in-flight marks of ``row`` and the rows after it that the window lets go at its
@@ -769,10 +761,9 @@ class Dispatcher:
         stats, metrics (each counter moved once per batch, not once per message)."""
         counts: dict[tuple[str, str], int] = {}
         dry = self.settings.dry_run
-        freed = 0
         for result in results:
             if result.sent:
-                freed += 1
+                self._free_place()
             if result.outbox_id not in marked:
                 self.stats.lost_lease += 1
                 log.warning("消息 %s 的租约已被其他实例接管，结果未写入", result.outbox_id)
@@ -793,8 +784,6 @@ class Dispatcher:
             if counter is None:
                 counter = self._counters[key] = RETRIES.labels(key[0]) if key[1] == PENDING else MESSAGES.labels(*key)
             counter.inc(count)
-        if freed:
-            self._free_place(freed)
 
     def _recorded(self, lane: _Lane, row: Claimed, retry_in: float | None, ours: bool) -> None:
         if retry_in is None or not ours:

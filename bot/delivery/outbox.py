@@ -788,11 +788,7 @@ class ResultWriter:
                  on_stored: Callable[[list[Result], set[int]], None] | None = None) -> None:
         self._db, self._owner, self._lock, self._on_stored = db, owner, lock, on_stored
         self._results: list[tuple[Result, asyncio.Future[bool] | None]] = []
-        # In-flight marks queued for the next batch: their ids, the latest time given, and one future
-        # shared by all of them (a mark per send made a future and a wake-up per row).
-        self._begins: list[int] = []
-        self._mark_at: datetime | None = None
-        self._marking: asyncio.Future[frozenset[int]] | None = None
+        self._begins: list[tuple[int, datetime, asyncio.Future[bool]]] = []
         self._releases: list[tuple[str, asyncio.Future[bool]]] = []
         self._conn: AsyncConnection | None = None
         self._driver: Any = None  # the driver's own connection under ``_conn`` (aiosqlite's, asyncpg's)
@@ -810,22 +806,13 @@ class ResultWriter:
         """Queue one result nobody waits for (a plain success): :meth:`submit` without a future;
         ``on_stored`` still tells whether it was ours."""
         self._results.append((result, None))
-        if self.task is None or self.task.done():  # mostly a drain is under way: no call
-            self._kick()
+        self._kick()
 
-    def begin(self, outbox_id: int, at: datetime) -> asyncio.Future[frozenset[int]]:
-        """Mark a row in flight (UTC ``at``; the batch stores the latest time given). The future is the
-        batch's, shared by every mark in it: once stored it holds the ids still ours (``id in
-        result``). Awaiting it from a task that may be cancelled needs :func:`asyncio.shield`, as a
-        cancelled waiter would cancel it for the others."""
-        future = self._marking
-        if future is None:
-            future = self._marking = asyncio.get_running_loop().create_future()
-        self._begins.append(outbox_id)
-        if self._mark_at is None or at > self._mark_at:
-            self._mark_at = at
-        if self.task is None or self.task.done():
-            self._kick()
+    def begin(self, outbox_id: int, at: datetime) -> asyncio.Future[bool]:
+        """Mark a row in flight (UTC ``at``); the future says (once stored) whether it is still ours."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._begins.append((outbox_id, at, future))
+        self._kick()
         return future
 
     def let_go(self, robot: str) -> asyncio.Future[bool]:
@@ -884,19 +871,18 @@ class ResultWriter:
         while self._results or self._begins or self._releases:
             results, self._results = self._results, []
             begins, self._begins = self._begins, []
-            at, self._mark_at = self._mark_at, None
-            marking, self._marking = self._marking, None
             releases, self._releases = self._releases, []
+            at = max((b[1] for b in begins), default=None)
             try:
                 async with self._lock:
-                    marked = await self._write([r for r, _ in results], begins,
+                    marked = await self._write([r for r, _ in results], [b[0] for b in begins],
                                                [r for r, _ in releases], at)
                 self.batches += 1
             except Exception as exc:
                 # A send that happened must still be recorded: keep the batch and try again.
                 log.warning("写入发送结果失败，1 秒后重试：%s", type(exc).__name__)
                 self._results = results + self._results
-                self._requeue_marks(begins, at, marking)
+                self._begins = begins + self._begins
                 self._releases = releases + self._releases
                 await asyncio.sleep(1.0)
                 continue
@@ -905,24 +891,12 @@ class ResultWriter:
             for result, future in results:
                 if future is not None and not future.done():
                     future.set_result(result.outbox_id in marked)
-            if marking is not None and not marking.done():
-                marking.set_result(frozenset(marked))
+            for outbox_id, _, future in begins:
+                if not future.done():
+                    future.set_result(outbox_id in marked)
             for _, future in releases:
                 if not future.done():
                     future.set_result(True)
-
-    def _requeue_marks(self, begins: list[int], at: datetime | None,
-                       marking: asyncio.Future[frozenset[int]] | None) -> None:
-        """A failed batch's marks go in the next one; their future is answered with it."""
-        self._begins = begins + self._begins
-        if at is not None and (self._mark_at is None or at > self._mark_at):
-            self._mark_at = at
-        if marking is None:
-            return
-        newer = self._marking
-        self._marking = marking
-        if newer is not None:  # marks queued meanwhile: their future follows the batch's
-            marking.add_done_callback(lambda done: newer.done() or newer.set_result(done.result()))
 
 
 class SessionWriter:

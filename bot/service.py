@@ -30,6 +30,7 @@ from bot.metrics import CONFIG_WARNINGS
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
 from bot.runtime import Runtime, open_runtime
+from bot.scheduling.datewords import ahead_text
 from bot.scheduling.scheduler import ReminderScheduler
 from bot.scheduling.stages import stage_words
 from bot.scheduling.timing import Fire, fires
@@ -229,13 +230,14 @@ async def log_coming(runtime: Runtime, count: int = 5) -> None:
     ahead = await fired_ahead_of(runtime, coming)
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
-        note = f"：已于 {ahead[id(f)]} 提前发出，届时不再发送" if id(f) in ahead else ""
+        note = f"：{ahead_text(*ahead[id(f)])}，届时不再发送" if id(f) in ahead else ""
         log.info("接下来：%s %s（%s）%s", when_text(f.fire_at, reminder.zone), reminder.title,
                  stage_words(f.stage), note)
 
 
-async def fired_ahead_of(runtime: Runtime, coming: Sequence[Fire]) -> dict[int, str]:
-    """``id(fire)`` -> when its occurrence went out ahead of its day, through the one query the admin
+async def fired_ahead_of(runtime: Runtime, coming: Sequence[Fire]) -> dict[int, tuple[str, str | None]]:
+    """``id(fire)`` -> when its occurrence went out ahead of its day, and who fired it (None: not
+    recorded), through the one query the admin
     page's upcoming list uses; empty (nothing marked, the list still shown) when it cannot be read."""
     from bot.web.admin import mark_fired_early
 
@@ -246,7 +248,7 @@ async def fired_ahead_of(runtime: Runtime, coming: Sequence[Fire]) -> dict[int, 
     except Exception as exc:  # the start goes on; only the marks are missing
         log.warning("无法读取数据库（%s），“接下来”未标出已提前发出的提醒", type(exc).__name__)
         return {}
-    return {id(row["fire"]): row["fired_early"] for row in rows if row["fired_early"]}
+    return {id(row["fire"]): (row["fired_early"], row["fired_early_by"]) for row in rows if row["fired_early"]}
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

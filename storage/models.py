@@ -51,6 +51,9 @@ class Occurrence(TableBase, table=True):
     fired_at: datetime | None = None  # when the due-day message was queued
     dry_run: bool = Field(default=False, sa_column_kwargs={"server_default": false()},
                           description="a rehearsal: never sent, nudged, counted or confirmed")
+    # who queued it by hand (``remindbot fire``: the OS user; None: the service on its own, or fired
+    # before 0009), named where a stage is skipped because it went out ahead of its day
+    fired_by: str | None = None
 
 
 class Expectation(TableBase, table=True):

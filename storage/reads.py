@@ -24,9 +24,16 @@ FIRED_AHEAD_LIMIT = 10_000  # occurrences read at most (a window of 3660 days of
 
 # The real occurrences due in [start, end) whose day message already went out (``fire --date``).
 FIRED_AHEAD = """
-SELECT reminder_id, due_at, fired_at FROM occurrence
+SELECT reminder_id, due_at, fired_at, {fired_by} FROM occurrence
 WHERE dry_run = false AND fired_at IS NOT NULL AND due_at >= :start AND due_at < :end
 LIMIT :limit"""
+# Whether the occurrence table has 0009's fired_by: ``upcoming`` reads a database the new code has not
+# migrated yet (read only, before the service restarts) and still marks what went out ahead there.
+HAS_FIRED_BY = {
+    "sqlite": "SELECT count(*) FROM pragma_table_info('occurrence') WHERE name = 'fired_by'",
+    "postgresql": "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema()"
+                  " AND table_name = 'occurrence' AND column_name = 'fired_by'",
+}
 
 
 class Reader(Protocol):
@@ -152,12 +159,25 @@ async def engine_reader(engine: Any) -> AsyncIterator[Reader]:
 # ---------------------------------------------------------------- queries
 
 
+class FiredAhead(NamedTuple):
+    """When an occurrence's day message went out, and who fired it by hand (None: not recorded)."""
+
+    at: datetime
+    by: str | None = None
+
+
 async def fired_ahead(reader: Reader, start: datetime, end: datetime,
-                      limit: int) -> dict[tuple[str, datetime], datetime]:
-    """(reminder id, due time in UTC) -> when its day message went, for the real occurrences due in
-    [start, end) fired ahead of their day (at most ``limit``)."""
-    found = await reader.rows(FIRED_AHEAD, {"start": start, "end": end, "limit": limit})
-    return {(rid, moment(due)): moment(at) for rid, due, at in found}  # type: ignore[misc]
+                      limit: int) -> dict[tuple[str, datetime], FiredAhead]:
+    """(reminder id, due time in UTC) -> when its day message went and who fired it, for the real
+    occurrences due in [start, end) fired ahead of their day (at most ``limit``)."""
+    by = "fired_by" if await _has_fired_by(reader) else "NULL"
+    found = await reader.rows(FIRED_AHEAD.format(fired_by=by), {"start": start, "end": end, "limit": limit})
+    return {(rid, moment(due)): FiredAhead(moment(at), who) for rid, due, at, who in found}  # type: ignore[misc]
+
+
+async def _has_fired_by(reader: Reader) -> bool:
+    sql = HAS_FIRED_BY.get(reader.dialect)
+    return sql is not None and bool((await reader.rows(sql, {}))[0][0])
 
 
 # ---------------------------------------------------------------- which occurrences

@@ -11,6 +11,7 @@ CREATE TABLE occurrence (
 	created_at DATETIME NOT NULL, 
 	fired_at DATETIME, 
 	dry_run BOOLEAN DEFAULT 0 NOT NULL, 
+	fired_by VARCHAR, 
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_occurrence_due UNIQUE (reminder_id, due_at, dry_run)
 );
@@ -228,4 +229,4 @@ CREATE TABLE alembic_version (
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
 
-INSERT INTO alembic_version (version_num) VALUES ('0008');
+INSERT INTO alembic_version (version_num) VALUES ('0009');

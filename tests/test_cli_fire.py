@@ -101,3 +101,25 @@ async def test_a_rehearsal_of_a_past_day_is_not_asked_about(tmp_path: Path) -> N
     code, out, err = await fire(base_env(tmp_path), "study-day", "--date", past_day(), "--dry-run")
     assert code == 0, err
     assert "演练" in out and "仍要发送吗" not in err
+
+
+async def test_a_future_day_fired_records_who_fired_it_and_upcoming_names_them(tmp_path: Path) -> None:
+    """Who fired an occurrence ahead is recorded (the OS user; the one who ran ``sudo`` when there is
+    one, a control character dropped, so a log line cannot be forged) by the command's own sqlite3
+    writer, and ``upcoming`` names them beside when."""
+    now = datetime.now(BJ)
+    day = study_days(now + timedelta(days=1), now + timedelta(days=70))[0]
+    env = {**base_env(tmp_path), "SUDO_USER": "wang\nli", "USER": "root", "LOGNAME": "root"}
+    code, _, err = await fire(env, "study-day", "--date", f"{day:%Y-%m-%d}")
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        [(fired_at, fired_by)] = db.execute("select fired_at, fired_by from occurrence").fetchall()
+    assert fired_by == "wangli" and fired_at is not None
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "upcoming", "--reminder", "study-day", "--days", "80", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    shown, problems = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, problems.decode()
+    [line] = [x for x in shown.decode().splitlines() if "提前发出" in x]
+    assert "由 wangli（命令行）提前发出，届时不再发送" in line and f"{day.month}月{day.day}日" in line

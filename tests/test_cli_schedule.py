@@ -331,6 +331,27 @@ def test_upcoming_marks_a_day_fired_ahead_and_drops_its_notices(runner: CliRunne
     assert "提前3天通知" not in result.output and "提前1天通知" not in result.output
 
 
+def test_upcoming_on_a_database_not_yet_migrated_to_0009_still_marks_a_day_fired_ahead(
+        runner: CliRunner, tmp_path: Path) -> None:
+    """After an upgrade and before the service restarts (it migrates), the file has no ``fired_by``:
+    ``upcoming`` reads it without (it only reads) and marks the day in the words of before."""
+    import sqlite3
+
+    path = tmp_path / "bot.db"
+    schema = (ROOT / "storage" / "schema_sqlite.sql").read_text(encoding="utf-8")
+    with sqlite3.connect(path) as db:
+        db.executescript(schema)
+        db.execute("ALTER TABLE occurrence DROP COLUMN fired_by")
+        db.execute("UPDATE alembic_version SET version_num = '0008'")
+        db.execute("INSERT INTO occurrence (reminder_id, due_at, title, kind, provisional, created_at, fired_at,"
+                   " dry_run) VALUES ('study-day', '2026-12-04 01:00:00.000000', '每月学习日', 'reminder', 0,"
+                   " '2026-11-30 12:00:00.000000', '2026-11-30 12:00:00.000000', 0)")
+    result = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
+    assert result.exit_code == 0, result.output
+    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送" in result.output
+    assert "无法读取数据库" not in result.output
+
+
 def test_upcoming_without_a_database_file_creates_none(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
     assert result.exit_code == 0 and "提前3天通知" in result.output

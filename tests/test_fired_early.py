@@ -139,3 +139,62 @@ async def test_on_postgresql_a_notice_after_an_early_fire_queues_nothing(pg_db: 
             if r["reminder"].id == "study-day"]
     await mark_fired_early(runtime.db, rows)
     assert [r["fired_early"] for r in rows] == [zh_datetime(datetime(2026, 11, 30, 20, 0, tzinfo=BJ), BJ)]
+
+
+async def fire_early_by(runtime: Runtime, who: str) -> int:
+    """As :func:`fire_early`, by ``remindbot fire`` run as ``who`` (what the command records)."""
+    clock(runtime).now = datetime(2026, 11, 30, 20, 0, tzinfo=BJ)
+    reminder = runtime.schedules.reminders["study-day"]
+    due = due_from_date(runtime, reminder, date(2026, 12, 4))
+    assert due is not None
+    result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=True, fired_by=who)
+    assert result.queued > 0
+    return result.occurrence_id
+
+
+async def test_the_skip_lines_and_the_admin_list_name_who_fired_it_ahead(
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    """The service's skip lines say who fired the occurrence ahead and when; the admin list too."""
+    caplog.set_level(logging.INFO, logger="bot")
+    occurrence_id = await fire_early_by(runtime, "zhangsan")
+    async with runtime.db.session() as session:
+        assert (await session.get(Occurrence, occurrence_id)).fired_by == "zhangsan"  # type: ignore[union-attr]
+    reconciler = Reconciler(runtime)
+    clock(runtime).now = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
+    await reconciler.run_pass()
+    [line] = said(caplog, "每月学习日”（提前3天通知）已跳过")
+    assert "这次提醒已于 2026年11月30日（星期一）20:00 由 zhangsan（命令行）提前发出，不再发送预告" in line
+    clock(runtime).now = STUDY_DAY
+    await reconciler.run_pass()
+    assert said(caplog, "每月学习日”（当天提醒）已跳过：这次提醒已于 2026年11月30日（星期一）20:00 "
+                        "由 zhangsan（命令行）提前发出，当天不再重复发送")
+    rows = [r for r in upcoming(runtime, datetime(2026, 12, 1, 9, 0, tzinfo=BJ), datetime(2026, 12, 10, tzinfo=BJ))
+            if r["reminder"].id == "study-day"]
+    await mark_fired_early(runtime.db, rows)
+    assert [(r["fired_early"], r["fired_early_by"]) for r in rows] == [
+        (zh_datetime(datetime(2026, 11, 30, 20, 0, tzinfo=BJ), BJ), "zhangsan")]
+
+
+async def test_on_postgresql_the_skipped_notice_names_who_fired_it_ahead(
+        pg_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The session path (the service, any command on PostgreSQL) records and reads it too."""
+    caplog.set_level(logging.INFO, logger="bot")
+    templates = tmp_path / "message_templates"
+    shutil.copytree(ROOT / "message_templates", templates)
+    schedules = load_schedules(ROOT / "schedules", templates_dir=templates, env={})
+    runtime = Runtime(settings=Settings(var_dir=tmp_path, secret_key="k", templates_dir=templates), db=pg_db,
+                      schedules=schedules, calendar=WorkCalendar(schedules.calendar), renderer=Renderer(templates),
+                      clock=Clock(datetime(2026, 11, 30, 20, 0, tzinfo=BJ)))
+    await fire_early_by(runtime, "lisi")
+    notice_at = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
+    clock(runtime).now = notice_at
+    [notice] = [f for f in fires(schedules.reminders["study-day"], runtime.calendar, notice_at, STUDY_DAY)
+                if f.stage == "notice:3d"]
+    result = await fire(runtime, notice)
+    assert result.queued == 0 and result.fired_before_by == "lisi"
+    [line] = said(caplog, "已跳过")
+    assert "由 lisi（命令行）提前发出，不再发送预告" in line
+    rows = [r for r in upcoming(runtime, notice_at, datetime(2026, 12, 10, tzinfo=BJ))
+            if r["reminder"].id == "study-day"]
+    await mark_fired_early(runtime.db, rows)
+    assert [r["fired_early_by"] for r in rows] == ["lisi"]

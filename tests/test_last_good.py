@@ -210,3 +210,42 @@ def test_a_broken_channels_file_still_gives_the_last_good_channels_a_rotated_web
     assert last.schedules.channels["fixed"].webhook_url().endswith("key=fixed")
     pointer = next((tmp_path / "var" / "cache").glob("last-good-*.json")).read_text(encoding="utf-8")
     assert "key=old" not in pointer and "${HOOK}" in pointer  # the names kept, not the values
+
+
+def test_a_broken_apps_file_still_gives_the_last_good_apps_their_rotated_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Not only channels: an app's secrets (a WeCom app's secret for direct messages, a Slack app's signing
+    secret) written as ``${VAR}`` in a file that is now the broken one take the current environment too,
+    as the channels' webhooks do; the values are never logged, and the entry keeps the names only."""
+    from bot.config.snapshot import last_good_for
+
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    apps = ("apps:\n  - id: gw-app\n    name: 政务微信应用\n    platform: wecom\n    corp_id: ww-corp\n"
+            "    token: ${WECOM_TOKEN}\n    encoding_aes_key: kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR\n"
+            "    agent_id: \"1000002\"\n    secret: ${WECOM_SECRET}\n"
+            "  - id: sl\n    platform: slack\n    signing_secret: ${SLACK_SIGNING}\n")
+    (folder / "apps.yaml").write_text(apps, encoding="utf-8")
+    monkeypatch.setenv("WECOM_TOKEN", "token-then")
+    monkeypatch.setenv("WECOM_SECRET", "app-secret-then")
+    monkeypatch.setenv("SLACK_SIGNING", "signing-then")
+    settings = Settings(schedules_dir=folder, var_dir=tmp_path / "var", database_url="sqlite+aiosqlite:///x.db")
+    assert check_cached(folder, cache_dir=tmp_path / "var" / "cache")[0] is not None
+    (folder / "apps.yaml").write_text(apps.replace("    name: 政务微信应用\n", "    name: [政务微信应用\n"),
+                                      encoding="utf-8")  # an unclosed bracket: the file does not parse
+    assert check_cached(folder, cache_dir=tmp_path / "var" / "cache")[0] is None
+    monkeypatch.setenv("WECOM_SECRET", "app-secret-now")
+    monkeypatch.setenv("SLACK_SIGNING", "signing-now")
+
+    with caplog.at_level("DEBUG"):
+        last = last_good_for(settings)
+
+    assert last is not None
+    wecom, slack = last.schedules.apps["gw-app"], last.schedules.apps["sl"]
+    assert wecom.secret.get_secret_value() == "app-secret-now"
+    assert wecom.token.get_secret_value() == "token-then"  # not rotated: as it was
+    assert slack.signing_secret.get_secret_value() == "signing-now"
+    assert "2 个应用的密钥已按当前环境变量更新" in caplog.text
+    assert "-now" not in caplog.text and "-then" not in caplog.text
+    pointer = next((tmp_path / "var" / "cache").glob("last-good-*.json")).read_text(encoding="utf-8")
+    assert "-then" not in pointer and "${SLACK_SIGNING}" in pointer and "${WECOM_SECRET}" in pointer

@@ -18,7 +18,7 @@ async def _occurrences(db: Database) -> None:
     fired = datetime(2026, 12, 1, 2, 3, 4, 567890, tzinfo=UTC)
     async with db.session() as session:
         session.add_all([
-            Occurrence(reminder_id="a", due_at=T, title="a", fired_at=fired),  # fired ahead: listed
+            Occurrence(reminder_id="a", due_at=T, title="a", fired_at=fired, fired_by="zhangsan"),  # fired ahead
             Occurrence(reminder_id="b", due_at=T, title="b"),  # not fired yet
             Occurrence(reminder_id="a", due_at=T, title="a", fired_at=fired, dry_run=True),  # a rehearsal
             Occurrence(reminder_id="c", due_at=datetime(2026, 12, 5, tzinfo=UTC), title="c", fired_at=fired),  # at end
@@ -33,7 +33,7 @@ async def test_fired_ahead_reads_the_same_through_sqlalchemy_on_both_databases(a
     start, end = datetime(2026, 12, 4, tzinfo=UTC), datetime(2026, 12, 5, tzinfo=UTC)
     async with reads.engine_reader(any_db.engine) as reader:
         found = await reads.fired_ahead(reader, start, end, 10)
-    assert found == {("a", T): datetime(2026, 12, 1, 2, 3, 4, 567890, tzinfo=UTC)}
+    assert found == {("a", T): reads.FiredAhead(datetime(2026, 12, 1, 2, 3, 4, 567890, tzinfo=UTC), "zhangsan")}
 
 
 async def test_fired_ahead_reads_a_sqlite_file_read_only_as_sqlalchemy_does(db: Database, tmp_path: Path) -> None:

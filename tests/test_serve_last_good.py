@@ -13,8 +13,12 @@ a SQLite file.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -303,3 +307,40 @@ def test_two_services_starting_together_on_postgres_tell_the_admin_group_once(
         finally:
             for service in services:
                 service.kill()
+
+
+def test_a_signing_secret_rotated_since_is_used_when_the_apps_file_is_the_broken_one(tmp_path: Path) -> None:
+    """A real ``serve`` starting on the last good copy while apps.yaml (a Slack app's
+    ``signing_secret: ${SLACK_SIGNING}``) no longer parses: the secret rotated in the environment since
+    the check is the one a callback is verified with (the old one is refused), and neither is logged."""
+    from tests.fakes import chat
+
+    old, new = "signing-secret-of-the-check", "signing-secret-rotated-since"
+    workspace = _Workspace(**vars(Workspace.create(tmp_path)), extra={"SLACK_SIGNING": old})
+    (workspace.schedules / "apps.yaml").write_text(
+        "apps:\n  - id: sl\n    name: Slack 应用\n    platform: slack\n    signing_secret: ${SLACK_SIGNING}\n",
+        encoding="utf-8")
+    assert workspace.validate().returncode == 0  # the last good entry, with the secret of then
+    workspace.edit("apps.yaml", "    name: Slack 应用", "    name: [Slack 应用")  # unclosed: does not parse
+    service = Service.start(workspace, env={"SLACK_SIGNING": new})
+    try:
+        service.wait_ready()
+        body = json.dumps({"type": "url_verification", "challenge": "c-1"}).encode()
+
+        def call(secret: str) -> int:
+            headers = chat.slack_headers(secret, str(int(time.time())), body, "application/json")
+            request = urllib.request.Request(f"http://127.0.0.1:{service.port}/callback/slack/sl", data=body,
+                                             headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    assert json.loads(response.read()) == {"challenge": "c-1"}
+                    return response.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert call(new) == 200, service.output()
+        assert call(old) in (401, 403)
+        assert "1 个应用的密钥已按当前环境变量更新" in service.output()
+        assert new not in service.output() and old not in service.output()
+    finally:
+        assert service.stop() == 0, service.output()

@@ -577,3 +577,18 @@ async def test_a_one_off_date_that_passes_while_the_folder_is_unchanged_is_warne
     page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
     warned = "警告 字段 reminders[spot-check-2027q1].when.once：日期 2027-03-08 已过（今天是 2027-03-10）"
     assert "注意：</strong>" in page and warned in page
+
+
+async def test_upcoming_names_who_fired_an_occurrence_ahead(world: World, client: TestClient, db: Database) -> None:
+    """Since 0009 the row records who fired it (``remindbot fire``: the OS user): the page names them."""
+    from storage.models import Occurrence
+
+    world.clock.now = datetime(2025, 9, 20, 0, 0, tzinfo=UTC)
+    [study] = [r for r in world.runtime.schedules.reminders.values() if r.title == "每月学习日"]
+    async with db.session() as session:
+        session.add(Occurrence(reminder_id=study.id, due_at=datetime(2025, 10, 9, 1, 0, tzinfo=UTC),
+                               title=study.title, fired_at=datetime(2025, 9, 19, 12, 0, tzinfo=UTC),
+                               fired_by="zhangsan"))
+        await session.commit()
+    page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
+    assert "已于 2025年9月19日（星期五）20:00 由 zhangsan（命令行）发出，届时不再发送预告和当天提醒" in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -250,7 +251,8 @@ async def _fire_on(runtime: Runtime, settings: Settings, reminder_id: str, on: d
     by_hand = await another_day(runtime, reminder, due, ask=not (yes or settings.dry_run))
     shown_bodies.set(limit)  # the log shows the bodies of as many messages as the list below
     with gcpause.no_gc():  # 20,000 expectations, mentions and contexts, no cycles (the send below keeps it on)
-        result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=by_hand)
+        result = await fire(runtime, Fire(reminder.id, "due", due.due_at, due, None), by_hand=by_hand,
+                            fired_by=os_user())
     if settings.dry_run:
         _say_rehearsed(reminder.title, when_text(due.due_at, reminder.zone), result)
         # Nothing to dispatch: a rehearsal's rows are never sendable, and running the
@@ -267,6 +269,26 @@ async def _fire_on(runtime: Runtime, settings: Settings, reminder_id: str, on: d
         click.echo("已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。")
     retried = await _send_pending(runtime, settings)
     await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
+
+
+OS_USER_CHARS = 64  # a login name is short; anything longer is cut, not stored whole
+
+
+def os_user() -> str | None:
+    """Who runs this command, recorded on the occurrence it fires (shown where a stage is skipped
+    because it went out ahead): the account that ran ``sudo`` when there is one (``root`` alone
+    says nothing on a shared server), else the login name; None when neither can be told.
+    Control characters are dropped: the name is written into log lines and pages."""
+    import getpass
+
+    name = os.environ.get("SUDO_USER") or ""
+    if not name:
+        try:
+            name = getpass.getuser()
+        except Exception:  # no such variable and no passwd entry (a bare container): nobody to name
+            return None
+    clean = "".join(ch for ch in name if ch.isprintable()).strip()[:OS_USER_CHARS]
+    return clean or None
 
 
 async def another_day(runtime: Runtime, reminder: Reminder, due: Due, *, ask: bool) -> bool:

@@ -7,7 +7,7 @@ import os
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
@@ -26,10 +26,13 @@ from bot.config.snapshot import (
 )
 from bot.links import base_url_warning
 from bot.reporting.textable import table
-from bot.scheduling.datewords import date_text, weekday_text, when_text
+from bot.scheduling.datewords import ahead_text, date_text, weekday_text, when_text
 from bot.scheduling.timing import Due, due_times, fires
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import ROOT, Settings
+
+if TYPE_CHECKING:
+    from storage.reads import FiredAhead
 
 SCHEMA_PATH = ROOT / "schedules" / "remindbot.schema.json"
 ZONE = ZoneInfo(DEFAULT_TZ)
@@ -235,7 +238,7 @@ def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datet
             ahead = fired.get((r.id, due.due_at.astimezone(UTC)))
             if ahead is not None:  # fired by hand before its day: the service sends it no more
                 stage = "已提前发出"
-            note = _note(due) if ahead is None else f"已于 {when_text(ahead, r.zone)} 提前发出，届时不再发送"
+            note = _note(due) if ahead is None else f"{ahead_text(when_text(ahead.at, r.zone), ahead.by)}，届时不再发送"
             rows.append((due.due_at, [when_text(due.due_at, r.zone), r.title, stage, note]))
         if notices:
             for f in fires(r, calendar, start, end):
@@ -253,9 +256,9 @@ def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datet
     click.echo(f"\n共 {len(rows)} 项，其中 {moved} 项因节假日调整或跳过。")
 
 
-def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, datetime], datetime]:
+def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, datetime], FiredAhead]:
     """The real occurrences due in [start, end) whose day message already went out (``fire --date``
-    ahead of the day): (reminder id, due time in UTC) -> when. Read only: a SQLite file that does not
+    ahead of the day): (reminder id, due time in UTC) -> when, and who fired it. Read only: a SQLite file that does not
     exist yet is not created; a database that cannot be read is said on stderr, and nothing is marked."""
     from storage import reads
 
@@ -276,7 +279,7 @@ def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, 
 
 
 async def _read_fired_ahead(s: Settings, path: Path | None, start: datetime,
-                            end: datetime) -> dict[tuple[str, datetime], datetime]:
+                            end: datetime) -> dict[tuple[str, datetime], FiredAhead]:
     from storage import reads
 
     if path is not None:

@@ -176,45 +176,72 @@ def load_or_last_good(settings: Settings) -> tuple[Schedules, Refused | None]:
 
 def current_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str],
                     limits: Limits | None = None, kept: Mapping[str, Mapping[str, str]] | None = None) -> int:
-    """Give the last good ``schedules``' channels the webhooks and secrets of the current environment:
-    the copy holds each ``${VAR}`` as it was when it was checked, so a webhook set or rotated since
-    would be ignored until the folder is fixed. Reads ``channels:`` as written in the folder's YAML
-    files that still parse within the loader's bounds (``limits``: size, aliases, nesting); a channel
-    found in none of them (its file is the broken one) takes ``kept``, its ``${VAR}``s as written when
-    the copy was checked (:func:`written_secrets`). Returns how many changed."""
+    """Give the last good ``schedules``' channels and apps the secrets of the current environment
+    (webhooks, signing secrets, app secrets: every ``SecretStr`` field): the copy holds each ``${VAR}``
+    as it was when it was checked, so a secret set or rotated since would be ignored until the folder
+    is fixed. Reads ``channels:`` and ``apps:`` as written in the folder's YAML files that still parse
+    within the loader's bounds (``limits``: size, aliases, nesting); an entry found in none of them (its
+    file is the broken one) takes ``kept``, its ``${VAR}``s as written when the copy was checked
+    (:func:`written_secrets`). Returns how many entries changed; never logs a value."""
     seen: set[str] = set()
-    changed = 0
-    for entry in _written_channels(folder, limits or Limits()):
-        channel = schedules.channels.get(entry.get("id"))  # type: ignore[arg-type]
-        if channel is None:
+    changed = dict.fromkeys(_SECTIONS, 0)
+    for section, entry in _written_entries(folder, limits or Limits()):
+        models = _models(schedules, section)
+        model = models.get(entry.get("id"))  # type: ignore[arg-type]
+        if model is None:
             continue
-        seen.add(channel.id)
-        changed += _refresh(schedules, channel.id, _templates(entry), env)
-    for channel_id, templates in (kept or {}).items():
-        if channel_id not in seen and channel_id in schedules.channels:
-            changed += _refresh(schedules, channel_id, templates, env)
-    if changed:
-        log.info("上一次有效的配置中 %d 个频道的 webhook 或密钥已按当前环境变量更新", changed)
-    return changed
+        seen.add(_kept_key(section, model.id))
+        changed[section] += _refresh(models, model.id, _templates(entry, type(model)), env)
+    for key, templates in (kept or {}).items():
+        section, ident = _kept_section(key)
+        if section not in _SECTIONS or key in seen:
+            continue
+        models = _models(schedules, section)
+        if ident in models:
+            changed[section] += _refresh(models, ident, templates, env)
+    if changed["channels"]:
+        log.info("上一次有效的配置中 %d 个频道的 webhook 或密钥已按当前环境变量更新", changed["channels"])
+    if changed["apps"]:
+        log.info("上一次有效的配置中 %d 个应用的密钥已按当前环境变量更新", changed["apps"])
+    return sum(changed.values())
 
 
 def written_secrets(schedules: Schedules, folder: Path, env: Mapping[str, str],
                     limits: Limits | None = None) -> dict[str, dict[str, str]]:
-    """Channel id -> its webhook/secret/token as written (``${VAR}`` texts), read from the folder just
-    checked good into ``schedules``: kept with the last good entry, so a channel whose file is broken
-    later still takes the environment of then. Only a text that gives the checked value in ``env``
-    is kept (a file changed since the check is not trusted)."""
+    """Entry key -> its secrets as written (``${VAR}`` texts), read from the folder just checked good
+    into ``schedules``: kept with the last good entry, so a channel or app whose file is broken later
+    still takes the environment of then. Keys: a channel's id (as before apps were kept too), an app's
+    ``apps:<id>`` (ids cannot hold a colon). Only a text that gives the checked value in ``env`` is
+    kept (a file changed since the check is not trusted)."""
     kept: dict[str, dict[str, str]] = {}
-    for entry in _written_channels(folder, limits or Limits()):
-        channel = schedules.channels.get(entry.get("id"))  # type: ignore[arg-type]
-        if channel is None:
+    for section, entry in _written_entries(folder, limits or Limits()):
+        model = _models(schedules, section).get(entry.get("id"))  # type: ignore[arg-type]
+        if model is None:
             continue
-        checked = channel.model_dump()
-        templates = {key: text for key, text in _templates(entry).items()
+        checked = model.model_dump()
+        templates = {key: text for key, text in _templates(entry, type(model)).items()
                      if _same_secret(checked.get(key), _resolved(text, env))}
         if templates:
-            kept[channel.id] = templates
+            kept[_kept_key(section, model.id)] = templates
     return kept
+
+
+# The sections whose entries can hold secrets written as ``${VAR}`` (channels first: a channel's kept
+# key is its bare id, as the entries of earlier versions were written).
+_SECTIONS = ("channels", "apps")
+
+
+def _models(schedules: Schedules, section: str) -> dict[str, Any]:
+    return schedules.channels if section == "channels" else schedules.apps
+
+
+def _kept_key(section: str, ident: str) -> str:
+    return ident if section == "channels" else f"{section}:{ident}"
+
+
+def _kept_section(key: str) -> tuple[str, str]:
+    section, _, ident = key.rpartition(":")
+    return (section or "channels"), ident
 
 
 def _same_secret(checked: Any, resolved: str) -> bool:
@@ -222,12 +249,13 @@ def _same_secret(checked: Any, resolved: str) -> bool:
     return value == resolved or (value is None and resolved == "")
 
 
-def _written_channels(folder: Path, bounds: Limits) -> list[dict[str, Any]]:
-    """The ``channels:`` entries (dicts, ``${VAR}``s unsubstituted) of the folder's YAML files that hold a
-    ``${`` and parse within the loader's bounds; the others are skipped (the check reports them)."""
+def _written_entries(folder: Path, bounds: Limits) -> list[tuple[str, dict[str, Any]]]:
+    """The ``channels:`` and ``apps:`` entries (section, dict with ``${VAR}``s unsubstituted) of the
+    folder's YAML files that hold a ``${`` and parse within the loader's bounds; the others are skipped
+    (the check reports them)."""
     import yaml
 
-    entries: list[dict[str, Any]] = []
+    entries: list[tuple[str, dict[str, Any]]] = []
     for file in schedule_files(folder):
         if file.suffix not in (".yaml", ".yml"):
             continue
@@ -239,29 +267,40 @@ def _written_channels(folder: Path, bounds: Limits) -> list[dict[str, Any]]:
             doc = yaml.safe_load(text) if "${" in text and scan(text, bounds) is None else None
         except (OSError, UnicodeError, yaml.YAMLError):
             continue
-        written = doc.get("channels") if isinstance(doc, dict) else None
-        entries += [e for e in (written if isinstance(written, list) else []) if isinstance(e, dict)]
+        for section in _SECTIONS:
+            written = doc.get(section) if isinstance(doc, dict) else None
+            entries += [(section, e) for e in (written if isinstance(written, list) else []) if isinstance(e, dict)]
     return entries
 
 
-def _templates(entry: Mapping[str, Any]) -> dict[str, str]:
+def _templates(entry: Mapping[str, Any], model: type[Any]) -> dict[str, str]:
+    secret = _secret_fields(model)
     return {key: value for key, value in entry.items()
-            if isinstance(value, str) and "${" in value and key in _SECRET_KEYS}
+            if isinstance(value, str) and "${" in value and key in secret}
 
 
-def _refresh(schedules: Schedules, channel_id: str, templates: Mapping[str, str], env: Mapping[str, str]) -> int:
-    """Substitute ``templates`` from ``env`` into the channel; 1 when that changed it."""
-    channel = schedules.channels[channel_id]
+@cache
+def _secret_fields(model: type[Any]) -> frozenset[str]:
+    """The fields of a channel or app class that hold secrets: every ``SecretStr`` one (webhook and
+    signing secret, an app's token, AES key, app secret…), so a platform's new secret is covered."""
+    fields = getattr(model, "model_fields", {})
+    return frozenset(name for name, info in fields.items() if "SecretStr" in str(info.annotation)) | (
+        _SECRET_KEYS & frozenset(fields))
+
+
+def _refresh(models: dict[str, Any], ident: str, templates: Mapping[str, str], env: Mapping[str, str]) -> int:
+    """Substitute ``templates`` from ``env`` into the channel or app ``ident``; 1 when that changed it."""
+    model = models[ident]
     update = {key: _resolved(text, env) for key, text in templates.items()}
     if not update:
         return 0
     try:
-        fresh = type(channel).model_validate({**channel.model_dump(), **update})
+        fresh = type(model).model_validate({**model.model_dump(), **update})
     except ValueError:  # the value in the environment is wrong: the reload will say so; keep the copy's
         return 0
-    if fresh == channel:
+    if fresh == model:
         return 0
-    schedules.channels[channel_id] = fresh
+    models[ident] = fresh
     return 1
 
 
@@ -373,7 +412,7 @@ class LastGood:
     schedules: Schedules
     warnings: list[ConfigIssue]
     checked_at: datetime
-    # channel id -> its webhook/secret/token as written then (``${VAR}`` texts, :func:`written_secrets`)
+    # channel id / ``apps:<id>`` -> its secrets as written then (``${VAR}`` texts, :func:`written_secrets`)
     written: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -439,7 +478,7 @@ def keep_last_good(cache_dir: Path, path: Path, key: str, schedules: Schedules |
                    env: Mapping[str, str] | None = None, limits: Limits | None = None,
                    now: datetime | None = None) -> None:
     """Make the snapshot ``key`` (just read or written in ``cache_dir``: ``schedules``) the folder's last
-    good entry, checked at ``now``, with its channels' ``${VAR}``s as written (:func:`written_secrets`,
+    good entry, checked at ``now``, with its channels' and apps' ``${VAR}``s as written (:func:`written_secrets`,
     read only when the entry changes); nothing to do when it already is (one small read per command)."""
     folder = _folder_tag(path)
     name, target = cache_dir / f"last-good-{folder}.json", cache_dir / f"last-good-{folder}-{key}.pickle"

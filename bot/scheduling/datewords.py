@@ -32,3 +32,9 @@ def short_when(moment: datetime, zone: ZoneInfo) -> str:
     """``12月1日 09:00`` in ``zone`` (as a 补发 message names its original time)."""
     local = moment.astimezone(zone)
     return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def ahead_text(when: str, by: str | None) -> str:
+    """``已于 <when> 提前发出``, naming who fired it when that was recorded (``remindbot fire``, since
+    0009: ``已于 <when> 由 zhangsan（命令行）提前发出``); older rows keep the words without a name."""
+    return f"已于 {when} 由 {by}（命令行）提前发出" if by else f"已于 {when} 提前发出"

@@ -19,7 +19,7 @@ from bot.config.gcpause import no_gc
 from bot.config.models import Reminder
 from bot.delivery.compose import queue_all
 from bot.runtime import Runtime
-from bot.scheduling.datewords import when_text
+from bot.scheduling.datewords import ahead_text, when_text
 from bot.scheduling.planning import LINK_PLACEHOLDER as LINK_PLACEHOLDER
 from bot.scheduling.planning import FiguresFor, deadline_for, expected_people, from_db, plan_fire, report_figures, to_db
 from bot.scheduling.planning import late_context as late_context
@@ -39,7 +39,7 @@ ANALYZE_AFTER = 5_000  # expectations written at once, after which PostgreSQL's 
 # The firing path's statements, one text each, valid on SQLite and PostgreSQL, run through a
 # ``storage.writes.Writer``: ``sqlite3`` for a command on a SQLite file (no SQLAlchemy imported), a
 # session's connection (``text()``) for the service and PostgreSQL.
-_OCCURRENCE_COLUMNS = "id, reminder_id, due_at, deadline_at, fired_at, dry_run"
+_OCCURRENCE_COLUMNS = "id, reminder_id, due_at, deadline_at, fired_at, dry_run, fired_by"
 FIND_OCCURRENCE = f"""SELECT {_OCCURRENCE_COLUMNS} FROM occurrence
 WHERE reminder_id = :reminder_id AND due_at = :due_at AND dry_run = :dry_run"""
 # The columns' Python-side defaults (created_at) given as the model's; a row another instance made first wins.
@@ -47,11 +47,11 @@ ADD_OCCURRENCE = """INSERT INTO occurrence (reminder_id, due_at, original_date, 
   created_at, dry_run)
 VALUES (:reminder_id, :due_at, :original_date, :title, :kind, :deadline_at, :provisional, :created_at, :dry_run)
 ON CONFLICT (reminder_id, due_at, dry_run) DO NOTHING"""
-REAL_FIRED_AT = ("SELECT fired_at FROM occurrence"
+REAL_FIRED_AT = ("SELECT fired_at, fired_by FROM occurrence"
                  " WHERE reminder_id = :reminder_id AND due_at = :due_at AND dry_run = false")
 ANY_EXPECTATION = "SELECT id FROM expectation WHERE occurrence_id = :occurrence_id LIMIT 1"
 QUEUED_KEYS = "SELECT dedupe_key FROM outbox WHERE occurrence_id = :occurrence_id AND stage = :stage"
-MARK_FIRED = "UPDATE occurrence SET fired_at = :fired_at WHERE id = :id"
+MARK_FIRED = "UPDATE occurrence SET fired_at = :fired_at, fired_by = :fired_by WHERE id = :id"
 
 
 class Occurrence(NamedTuple):
@@ -63,12 +63,13 @@ class Occurrence(NamedTuple):
     deadline_at: datetime | None
     fired_at: datetime | None
     dry_run: bool
+    fired_by: str | None = None  # who fired the day message by hand (``remindbot fire``), when recorded
 
 
 def _occurrence(row: tuple[Any, ...]) -> Occurrence:
-    occ_id, reminder_id, due_at, deadline_at, fired_at, dry_run = row
+    occ_id, reminder_id, due_at, deadline_at, fired_at, dry_run, fired_by = row
     return Occurrence(occ_id, reminder_id, moment(due_at), moment(deadline_at), moment(fired_at),  # type: ignore[arg-type]
-                      bool(dry_run))
+                      bool(dry_run), fired_by)
 
 
 async def get_or_create_occurrence(writer: Writer, runtime: Runtime, reminder: Reminder,
@@ -151,18 +152,21 @@ class FireResult:
     # When the real occurrence's day message had already been queued before this fire (``fire --date``
     # ahead of the day): a notice then queues nothing, and the day's own stage has nothing left to send.
     fired_before: datetime | None = None
+    fired_before_by: str | None = None  # who fired it then (``remindbot fire``: the OS user), if recorded
 
 
 async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None = None,
-               late: bool = False, by_hand: bool = False) -> FireResult:
+               late: bool = False, by_hand: bool = False, fired_by: str | None = None) -> FireResult:
     """Create the occurrence (once) and queue this fire's messages (once).
 
     With ``Settings.dry_run`` this is a rehearsal: it fires into its own occurrence row
     (``dry_run``), whose messages are recorded as never sendable, so nothing of it can become real.
     ``late``: the stage goes out after its time (catching up after downtime); the messages say
     补发 with the original time (``fire.fire_at``); ``by_hand``: an admin fires it on another day than
-    its own, said as such (补发, or 提前发送 before its time). Raises whatever the database or the
-    templates raise; nothing is half-sent, since every write is idempotent and a retry completes it.
+    its own, said as such (补发, or 提前发送 before its time). ``fired_by``: who fires it (``remindbot
+    fire``: the OS user), recorded with the day message's time, so a stage skipped later names them.
+    Raises whatever the database or the templates raise; nothing is half-sent, since every write is
+    idempotent and a retry completes it.
     """
     reminder = runtime.schedules.reminders[fire.reminder_id]
     figures_for = figures_for or report_figures(runtime)
@@ -170,19 +174,20 @@ async def fire(runtime: Runtime, fire: Fire, *, figures_for: FiguresFor | None =
     # The collector paused: a province's fire makes 10⁵ short-lived dicts and no cycles, and each of its
     # full collections would walk the whole heap (the schedules included) again.
     with no_gc():
-        return await _fire(runtime, reminder, fire, figures_for, late=late, by_hand=by_hand, dry_run=dry_run)
+        return await _fire(runtime, reminder, fire, figures_for, late=late, by_hand=by_hand, dry_run=dry_run,
+                           fired_by=fired_by)
 
 
 async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: FiguresFor, *,
-                late: bool, by_hand: bool, dry_run: bool) -> FireResult:
+                late: bool, by_hand: bool, dry_run: bool, fired_by: str | None) -> FireResult:
     async with writing(runtime) as writer:
         occ = await get_or_create_occurrence(writer, runtime, reminder, fire.due, dry_run=dry_run)
-        fired_before = await real_fired_at(writer, occ)
+        fired_before, before_by = await real_fired_at(writer, occ)
         if fired_before is not None and fire.stage.startswith("notice:"):
             # Announcing a day whose message already went out would @ people who already confirmed.
-            log.info("%s（%s）已跳过：这次提醒已于 %s 提前发出，不再发送预告", reminder.title,
-                     stage_words(fire.stage), when_text(fired_before, reminder.zone))
-            return FireResult(occ.id, 0, dry_run, fired_before)
+            log.info("%s（%s）已跳过：这次提醒%s，不再发送预告", reminder.title, stage_words(fire.stage),
+                     ahead_text(when_text(fired_before, reminder.zone), before_by))
+            return FireResult(occ.id, 0, dry_run, fired_before, before_by)
         if fire.stage == "due":
             await snapshot_expectations(writer, runtime, reminder, occ)
         deadline = occ.deadline_at
@@ -197,12 +202,12 @@ async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: F
             plan.now, plan.dry_run, plan.admin = now, dry_run, admin
         queued += await queue_all(writer, runtime.renderer, plans)
         if fire.stage == "due" and occ.fired_at is None:
-            await writer.execute(MARK_FIRED, {"fired_at": to_db(runtime.clock()), "id": occ.id})
+            await writer.execute(MARK_FIRED, {"fired_at": to_db(runtime.clock()), "fired_by": fired_by, "id": occ.id})
         await writer.commit()
     if queued:
         runtime.wake_dispatcher()
     log.info("%s（%s）已%s %d 条消息", reminder.title, stage_words(fire.stage), "演练" if dry_run else "排队", queued)
-    return FireResult(occ.id, queued, dry_run, fired_before)
+    return FireResult(occ.id, queued, dry_run, fired_before, before_by)
 
 
 @asynccontextmanager
@@ -222,15 +227,16 @@ async def writing(runtime: Runtime) -> AsyncIterator[Writer]:
         yield SessionWriter(session)
 
 
-async def real_fired_at(writer: Writer, occ: Occurrence) -> datetime | None:
-    """When the real occurrence of ``occ``'s due time had its day message queued (None: not yet).
+async def real_fired_at(writer: Writer, occ: Occurrence) -> tuple[datetime | None, str | None]:
+    """When the real occurrence of ``occ``'s due time had its day message queued (None: not yet), and
+    who fired it by hand (None: the service, or not recorded).
 
     A rehearsal asks the real row too: it shows what the real pass would do, and its own
     ``fired_at`` (a dry run's) must never stand for the real message having gone out."""
     if not occ.dry_run:
-        return occ.fired_at
+        return occ.fired_at, occ.fired_by
     found = await writer.rows(REAL_FIRED_AT, {"reminder_id": occ.reminder_id, "due_at": occ.due_at})
-    return moment(found[0][0]) if found else None
+    return (moment(found[0][0]), found[0][1]) if found else (None, None)
 
 
 async def queued_keys(writer: Writer, occurrence_id: int, stage: str) -> frozenset[str]:

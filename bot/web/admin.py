@@ -263,14 +263,16 @@ def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any
                 "original": due.original_date or (local.date() if local else None),
                 "confirm": reminder.confirm is not None,
                 "fired_early": None,  # set from the database by mark_fired_early
+                "fired_early_by": None,  # who fired it (``remindbot fire``), when recorded
             })
     rows.sort(key=lambda r: (r["due"].due_at.astimezone(UTC), r["reminder"].id))
     return rows
 
 
 async def mark_fired_early(db: Any, rows: list[dict[str, Any]]) -> None:
-    """Set ``fired_early`` on the rows whose day message an admin already sent ahead (``fire --date``):
-    listed as to come, they would read as still to be sent (and announced)."""
+    """Set ``fired_early`` (when) and ``fired_early_by`` (who, when recorded) on the rows whose day
+    message an admin already sent ahead (``fire --date``): listed as to come, they would read as still
+    to be sent (and announced)."""
     if not rows:
         return
     first, last = rows[0]["due"].due_at, rows[-1]["due"].due_at
@@ -278,8 +280,9 @@ async def mark_fired_early(db: Any, rows: list[dict[str, Any]]) -> None:
         fired = await reads.fired_ahead(reader, first, last + timedelta(microseconds=1),
                                          reads.FIRED_AHEAD_LIMIT)
     for row in rows:
-        at = fired.get((row["reminder"].id, row["due"].due_at.astimezone(UTC)))
-        row["fired_early"] = zh_datetime(at, row["reminder"].zone) if at is not None else None
+        ahead = fired.get((row["reminder"].id, row["due"].due_at.astimezone(UTC)))
+        row["fired_early"] = zh_datetime(ahead.at, row["reminder"].zone) if ahead is not None else None
+        row["fired_early_by"] = ahead.by if ahead is not None else None
 
 
 async def occurrences_page(request: web.Request) -> web.Response:

@@ -120,17 +120,22 @@ async def test_the_admin_upcoming_list_marks_the_day_sent_early(runtime: Runtime
     assert row["fired_early"] == zh_datetime(datetime(2026, 11, 30, 20, 0, tzinfo=BJ), BJ)
 
 
-async def test_on_postgresql_a_notice_after_an_early_fire_queues_nothing(pg_db: Database, tmp_path: Path) -> None:
+def pg_runtime(pg_db: Database, tmp_path: Path) -> Runtime:
+    """The shipped schedules on PostgreSQL (the session path), the evening before the day message."""
     templates = tmp_path / "message_templates"
     shutil.copytree(ROOT / "message_templates", templates)
     schedules = load_schedules(ROOT / "schedules", templates_dir=templates, env={})
-    runtime = Runtime(settings=Settings(var_dir=tmp_path, secret_key="k", templates_dir=templates), db=pg_db,
-                      schedules=schedules, calendar=WorkCalendar(schedules.calendar), renderer=Renderer(templates),
-                      clock=Clock(datetime(2026, 11, 30, 20, 0, tzinfo=BJ)))
+    return Runtime(settings=Settings(var_dir=tmp_path, secret_key="k", templates_dir=templates), db=pg_db,
+                   schedules=schedules, calendar=WorkCalendar(schedules.calendar), renderer=Renderer(templates),
+                   clock=Clock(datetime(2026, 11, 30, 20, 0, tzinfo=BJ)))
+
+
+async def test_on_postgresql_a_notice_after_an_early_fire_queues_nothing(pg_db: Database, tmp_path: Path) -> None:
+    runtime = pg_runtime(pg_db, tmp_path)
     await fire_early(runtime)
     notice_at = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
     clock(runtime).now = notice_at
-    [notice] = [f for f in fires(schedules.reminders["study-day"], runtime.calendar, notice_at, STUDY_DAY)
+    [notice] = [f for f in fires(runtime.schedules.reminders["study-day"], runtime.calendar, notice_at, STUDY_DAY)
                 if f.stage == "notice:3d"]
     result = await fire(runtime, notice)
     assert result.queued == 0 and result.fired_before == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -179,16 +184,11 @@ async def test_on_postgresql_the_skipped_notice_names_who_fired_it_ahead(
         pg_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The session path (the service, any command on PostgreSQL) records and reads it too."""
     caplog.set_level(logging.INFO, logger="bot")
-    templates = tmp_path / "message_templates"
-    shutil.copytree(ROOT / "message_templates", templates)
-    schedules = load_schedules(ROOT / "schedules", templates_dir=templates, env={})
-    runtime = Runtime(settings=Settings(var_dir=tmp_path, secret_key="k", templates_dir=templates), db=pg_db,
-                      schedules=schedules, calendar=WorkCalendar(schedules.calendar), renderer=Renderer(templates),
-                      clock=Clock(datetime(2026, 11, 30, 20, 0, tzinfo=BJ)))
+    runtime = pg_runtime(pg_db, tmp_path)
     await fire_early_by(runtime, "lisi")
     notice_at = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
     clock(runtime).now = notice_at
-    [notice] = [f for f in fires(schedules.reminders["study-day"], runtime.calendar, notice_at, STUDY_DAY)
+    [notice] = [f for f in fires(runtime.schedules.reminders["study-day"], runtime.calendar, notice_at, STUDY_DAY)
                 if f.stage == "notice:3d"]
     result = await fire(runtime, notice)
     assert result.queued == 0 and result.fired_before_by == "lisi"

@@ -41,6 +41,7 @@ class ConfigIssue:
     elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
     named: str = ""  # ``field`` as shown, its entry named by id (``reminders[study-day].title``): with_entry_ids
     dated: bool = False  # true of today's date, not of the files (a one-off date past): bot/config/dated.py
+    source: str = ""  # an issue of no field (a YAML syntax error): its line's text, stripped (problem_key)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.place()}"
@@ -158,15 +159,27 @@ def _group_key(issue: ConfigIssue) -> tuple[str, bool, str, str]:
 
 
 def problem_key(errors: Iterable[ConfigIssue]) -> str:
-    """16 hex digits naming what is wrong, not how it is worded: each error's file (as the check labels
-    it), line, column and field. The admin channel's notice of refused schedules is keyed by it, so a
-    release that rewords the messages tells no one again. An error of no field (a file that cannot be
-    read or parsed, a check that timed out or crashed) is known only by its words: they are its kind."""
+    """16 hex digits naming what is wrong, not how it is worded nor where it now sits: each error's
+    file (as the check labels it) and field, its entry named by id where it has one. The admin channel's
+    notice of refused schedules is keyed by it, so a release that rewords the messages, or an edit
+    elsewhere in the file that moves the error down a few lines, tells no one again. An error of no
+    field (a file that cannot be read or parsed, a check that timed out or crashed) is known by its
+    line's text (:attr:`ConfigIssue.source`, when known) and its words with their numbers left out
+    (“在第 12 行报错” names a line too): they are its kind."""
     digest = hashlib.sha256()
     for issue in errors:
-        what = issue.field or issue.message
-        digest.update(f"{issue.file}\0{issue.line}\0{issue.column}\0{what}\n".encode())
+        digest.update(f"{issue.file}\0{_problem(issue)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def _problem(issue: ConfigIssue) -> str:
+    """What is wrong in ``issue``'s file, with no line or column: see :func:`problem_key`."""
+    if issue.field:
+        return issue.named or issue.field
+    return f"{issue.source}\0{_NUMBERS.sub('#', issue.message)}"
 
 
 ISSUES_SHOWN = 200  # issues printed by a command or logged by a reload; the rest are counted

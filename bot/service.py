@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.config.issues import ProblemKey
 from bot.config.models import Schedules
 from bot.config.snapshot import last_good_checked_at
 from bot.confirming.followup import FollowUps
@@ -57,7 +58,7 @@ def apply_schedules(runtime: Runtime, schedules: Schedules) -> None:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
                 schedules: Schedules | None = None, listen: socket.socket | None = None,
                 on_listening: Callable[[], None] | None = None, warnings: Sequence[str] = (),
-                refused: tuple[list[str], datetime, str] | None = None) -> None:
+                refused: tuple[list[str], datetime, ProblemKey] | None = None) -> None:
     """Run until SIGTERM/SIGINT; ``schedules``: already loaded (``remindbot serve`` checks them first),
     with ``warnings``, their check's warnings as an admin reads them (logged already).
 

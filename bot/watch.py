@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from watchfiles import awatch
 
-from bot.config.issues import bounded, problem_key
+from bot.config.issues import ProblemKey, bounded, problem_key
 from bot.config.limits import Limits
 from bot.config.models import Schedules
 from bot.config.snapshot import cache_dir_for, last_good_checked_at
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # a refusal's errors (as an admin reads them) and what is wrong (bot.config.issues.problem_key)
-TellAdmin = Callable[[list[str], str], Awaitable[None]]
+TellAdmin = Callable[[list[str], ProblemKey], Awaitable[None]]
 # an applied reload's removals (lines, as an admin reads them) and whether it ended a refusal
 TellApplied = Callable[[list[str], bool], Awaitable[None]]
 NOTICE_ERRORS = 10  # errors quoted in the admin-channel notice (the rest are counted)
@@ -113,7 +113,7 @@ class Reloader:
             await self.tell_applied(removed, recovered)
         return True
 
-    async def refused(self, errors: list[str], wrong: str, *, logged: bool = False) -> None:
+    async def refused(self, errors: list[str], wrong: ProblemKey, *, logged: bool = False) -> None:
         """A check found ``errors`` (as an admin reads them; the service's start on the last good
         schedules too), ``wrong`` naming them (:func:`bot.config.issues.problem_key`): counted, kept in
         ``state``, told to the admin channel once per distinct failure. ``logged``: the caller already
@@ -268,17 +268,18 @@ def _entries_by_file(schedules: Schedules) -> dict[str, Counter[str]]:
 def admin_notifier(runtime: Runtime) -> TellAdmin:
     """Queue a notice of refused schedules to the running schedules' ``service.admin_channel``."""
 
-    async def tell(errors: list[str], wrong: str) -> None:
+    async def tell(errors: list[str], wrong: ProblemKey) -> None:
         last = await _last_notice(runtime)
-        # An earlier version keyed the notice by the errors' words: the same words are the same errors.
+        # Earlier versions keyed the notice by the errors' words (the same words are the same errors),
+        # then by their places (``wrong.earlier``).
         worded = hashlib.sha256("\n".join(errors).encode()).hexdigest()[:16]
-        if last.told in (f"{ERRORS_KEY}:{wrong}", f"{ERRORS_KEY}:{worded}"):
+        if last.told in (f"{ERRORS_KEY}:{wrong.key}", f"{ERRORS_KEY}:{wrong.earlier}", f"{ERRORS_KEY}:{worded}"):
             # A restart (a service in a restart loop, or upgraded: its words may differ) with the very
             # errors the channel already has.
             log.info("管理员频道此前已收到同样的日程配置错误通知，不再重复")
             return
         how = await _tell_admin_channel(runtime, "日程配置未生效", notice_text(errors),
-                                        key=_once_key(f"{ERRORS_KEY}:{wrong}", last),
+                                        key=_once_key(f"{ERRORS_KEY}:{wrong.key}", last),
                                         summary=f"日程配置未生效通知（{len(errors)} 处错误）")
         _log_told(how, f"日程配置未生效（{len(errors)} 处错误）")
 

@@ -262,9 +262,10 @@ COUNT = "SELECT count(*) FROM occurrence WHERE id IN ({occurrences})"
 
 # Stages settled with these outcomes whose time fell in [start, end), newest first.
 SETTLED = """
-SELECT reminder_id, stage, fire_at, status, last_error, grace_seconds, lateness_seconds FROM due_stage
-WHERE status IN (:statuses) AND fire_at >= :start{end}{reminders}
-ORDER BY fire_at DESC LIMIT :limit"""
+SELECT d.reminder_id, d.stage, d.fire_at, d.status, d.last_error, d.grace_seconds, d.lateness_seconds, {fired_by}
+FROM due_stage d LEFT JOIN occurrence o ON o.id = d.occurrence_id
+WHERE d.status IN (:statuses) AND d.fire_at >= :start{end}{reminders}
+ORDER BY d.fire_at DESC LIMIT :limit"""
 
 
 def _units(column: str, units: Sequence[str | None] | None, params: dict[str, Any]) -> str:
@@ -324,21 +325,25 @@ class Settled(NamedTuple):
     last_error: str | None
     grace_seconds: int | None
     lateness_seconds: float | None
+    fired_by: str | None = None  # a skipped stage's: who fired its occurrence ahead (``remindbot fire``), if recorded
 
 
 async def settled(reader: Reader, statuses: Sequence[str], start: datetime, end: datetime | None = None, *,
                   reminders: Sequence[str] = (), limit: int = 200) -> list[Settled]:
     """Stages with these outcomes whose time fell in [start, end) (no ``end``: since ``start``), newest
-    first (:data:`SETTLED`)."""
+    first (:data:`SETTLED`); a skipped stage with who fired its occurrence ahead (a database not yet
+    migrated to 0009 has no one to name)."""
     params: dict[str, Any] = {"statuses": list(statuses), "start": start, "limit": limit}
     if end is not None:
         params["end"] = end
     if reminders:
         params["reminders"] = list(reminders)
-    sql = SETTLED.format(end=" AND fire_at < :end" if end is not None else "",
-                         reminders=" AND reminder_id IN (:reminders)" if reminders else "")
-    return [Settled(rid, stage, moment(at), status, error, grace, late)  # type: ignore[arg-type]
-            for rid, stage, at, status, error, grace, late in await reader.rows(sql, params)]
+    named = "skipped" in statuses and await _has_fired_by(reader)
+    sql = SETTLED.format(end=" AND d.fire_at < :end" if end is not None else "",
+                         reminders=" AND d.reminder_id IN (:reminders)" if reminders else "",
+                         fired_by="o.fired_by" if named else "NULL")
+    return [Settled(rid, stage, moment(at), status, error, grace, late, by)  # type: ignore[arg-type]
+            for rid, stage, at, status, error, grace, late, by in await reader.rows(sql, params)]
 
 
 def at_head(path: Path) -> bool:

@@ -61,7 +61,9 @@ async def _figures_text(runtime: Runtime, reader: reads.Reader, period_spec: str
         return format_rows(rows, "csv"), title
     dry = await reads.count(reader, reads.rehearsals(period.start, period.end, list(reminders) or None))
     aside = f"\n另有 {dry} 次演练记录（演练未真正发送），不计入统计。" if dry else ""
-    missed = await missed_text(runtime, reader, period.start, period.end, reminders)
+    # Stages not sent as planned (missed, or gone out ahead): lines after the figures.
+    missed = (await missed_text(runtime, reader, period.start, period.end, reminders)
+              + await ahead_text(runtime, reader, period.start, period.end, reminders))
     if not rows:
         other = "\n（默认统计上月；统计本月请加 --period current_month）" if period_spec == "previous_month" else ""
         return f"{title}\n\n本期没有需要确认的事项。{other}{aside}{missed}", title
@@ -82,6 +84,17 @@ async def missed_text(runtime: Runtime, reader: reads.Reader, start: datetime, e
         return ""
     lines = "\n".join(f"- {line.text}" for line in lines_for(runtime, rows))
     return f"\n\n本期有 {len(rows)} 项提醒因服务中断超过补发时限而未发出（错过）：\n{lines}"
+
+
+async def ahead_text(runtime: Runtime, reader: reads.Reader, start: datetime, end: datetime,
+                     reminders: tuple[str, ...]) -> str:
+    """The period's stages not sent because their occurrence went out ahead (``remindbot fire``), naming
+    who fired it when recorded, as lines after the figures (and the missed ones)."""
+    rows = await reads.settled(reader, ("skipped",), start, end, reminders=reminders)
+    if not rows:
+        return ""
+    lines = "\n".join(f"- {line.text}" for line in lines_for(runtime, rows))
+    return f"\n\n本期有 {len(rows)} 项提醒因已提前发出而届时未再发送：\n{lines}"
 
 
 @click.command()

@@ -24,6 +24,7 @@ from bot.startup import CannotBind, EarlyHealth, bind
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from bot.config.issues import ProblemKey
     from bot.config.models import Schedules
 
 
@@ -115,12 +116,10 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
         set_secrets([*channel_secrets(schedules.channels.values()), s.signing_key,
                      *(v for app in schedules.apps.values() for v in app.secrets())])
         service_log = logging.getLogger("bot.service")
-        errors: list[str] = []
-        wrong = ""
+        refusal: tuple[list[str], datetime, ProblemKey] | None = None
         if refused is not None:  # logged as a refused reload logs them; the service shows the refusal
             from bot.config.yamlsource import shown_issues
 
-            wrong = problem_key(refused.errors)  # what is wrong, not how it is worded: the admin notice's key
             issues = shown_issues(refused.errors, s.schedules_dir, absolute=s.schedules_dir_absolute)
             errors = [redact(str(e)) for e in issues]
             shown, more = bounded(issues)
@@ -128,13 +127,15 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
                 service_log.warning("%s", line)
             checked = checked_text(refused.last.checked_at)
             service_log.error("日程配置有 %d 处错误，按上一次有效的配置（%s 检查通过）启动", len(errors), checked)
+            # what is wrong, not how it is worded nor on which line: the admin notice's key
+            refusal = (errors, refused.last.checked_at, problem_key(refused.errors))
         shown, more = bounded(warnings)  # logged as a reload logs them; shown on the admin pages
         for line in [*map(str, shown), *([more] if more else [])]:
             service_log.warning("%s", line)
         try:
             # Those of today's date are worked out whenever shown (Runtime.dated_warnings), not kept.
             asyncio.run(_run(s, schedules, sock, early, [redact(str(w)) for w in warnings if not w.dated],
-                             refused=(errors, refused.last.checked_at, wrong) if refused is not None else None))
+                             refused=refusal))
         except CannotStart as exc:
             click.echo(f"错误：{exc}", err=True)
             sys.exit(1)
@@ -143,7 +144,8 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
 
 
 async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, early: EarlyHealth | None,
-               warnings: Sequence[str] = (), *, refused: tuple[list[str], datetime, str] | None = None) -> None:
+               warnings: Sequence[str] = (), *,
+               refused: tuple[list[str], datetime, ProblemKey] | None = None) -> None:
     """The service (``warnings``: the schedules' check's, as an admin reads them); the collector released
     (what the start made frozen) once it is ready. ``refused``: the folder's errors (as an admin reads
     them), when ``schedules``, the last good ones, were checked, and what is wrong (``problem_key``)."""

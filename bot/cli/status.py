@@ -229,16 +229,24 @@ OUTCOME_DAYS = 30  # `status` lists stages missed or sent late this many days ba
 
 async def fire_outcomes_text(runtime: Runtime, now: datetime, reminder_id: str | None,
                              reader: reads.Reader | None = None) -> str:
-    """Stages missed (错过) or sent late (补发) in the last days, newest first; empty when none."""
+    """Stages missed (错过) or sent late (补发) in the last days, newest first, then those not sent because
+    their occurrence went out ahead (``remindbot fire``), naming who fired it; empty when none."""
     async with nullcontext(reader) if reader is not None else reading(runtime) as r:
-        rows = await reads.settled(r, ("missed", "late"), now - timedelta(days=OUTCOME_DAYS),
+        rows = await reads.settled(r, ("missed", "late", "skipped"), now - timedelta(days=OUTCOME_DAYS),
                                    now + timedelta(seconds=1), reminders=(reminder_id,) if reminder_id else ())
-    if not rows:
-        return ""
-    lines = [f"  【{SETTLED_LABELS[line.row.status]}】{line.text}" for line in lines_for(runtime, rows)]
-    missed = sum(1 for r in rows if r.status == "missed")
-    head = f"未能按时发出的提醒（最近 {OUTCOME_DAYS} 天）：错过 {missed} 项，补发 {len(rows) - missed} 项"
-    return "\n".join([head, *lines])
+    lines = lines_for(runtime, rows)
+    failed = [line for line in lines if line.row.status != "skipped"]
+    ahead = [line for line in lines if line.row.status == "skipped"]
+    parts = []
+    if failed:
+        missed = sum(1 for line in failed if line.row.status == "missed")
+        head = f"未能按时发出的提醒（最近 {OUTCOME_DAYS} 天）：错过 {missed} 项，补发 {len(failed) - missed} 项"
+        parts.append("\n".join([head,
+                                *(f"  【{SETTLED_LABELS[line.row.status]}】{line.text}" for line in failed)]))
+    if ahead:
+        parts.append("\n".join([f"已提前发出、届时未再发送的提醒（最近 {OUTCOME_DAYS} 天）：{len(ahead)} 项",
+                                *(f"  {line.text}" for line in ahead)]))
+    return "\n\n".join(parts)
 
 
 @click.command()

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -41,6 +42,7 @@ class ConfigIssue:
     elsewhere: str = ""  # another file's label the message names (a duplicate id's first place), as written there
     named: str = ""  # ``field`` as shown, its entry named by id (``reminders[study-day].title``): with_entry_ids
     dated: bool = False  # true of today's date, not of the files (a one-off date past): bot/config/dated.py
+    source: str = ""  # an issue of no field (a YAML syntax error): its line's text, stripped (problem_key)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.place()}"
@@ -157,16 +159,39 @@ def _group_key(issue: ConfigIssue) -> tuple[str, bool, str, str]:
     return issue.file, issue.warning, issue.message, _INDEX.sub("[]", issue.field)
 
 
-def problem_key(errors: Iterable[ConfigIssue]) -> str:
-    """16 hex digits naming what is wrong, not how it is worded: each error's file (as the check labels
-    it), line, column and field. The admin channel's notice of refused schedules is keyed by it, so a
-    release that rewords the messages tells no one again. An error of no field (a file that cannot be
-    read or parsed, a check that timed out or crashed) is known only by its words: they are its kind."""
-    digest = hashlib.sha256()
+class ProblemKey(NamedTuple):
+    """What is wrong, as :func:`problem_key` names it: the admin channel's notice is keyed by ``key``."""
+
+    key: str  # 16 hex digits
+    # The key as versions before it made it (file, line, column and field): a service upgraded while the
+    # folder is refused knows the notice that version sent, and tells no one again.
+    earlier: str
+
+
+def problem_key(errors: Iterable[ConfigIssue]) -> ProblemKey:
+    """16 hex digits naming what is wrong, not how it is worded nor where it now sits: each error's
+    file (as the check labels it) and field, its entry named by id where it has one. The admin channel's
+    notice of refused schedules is keyed by it, so a release that rewords the messages, or an edit
+    elsewhere in the file that moves the error down a few lines, tells no one again. An error of no
+    field (a file that cannot be read or parsed, a check that timed out or crashed) is known by its
+    line's text (:attr:`ConfigIssue.source`, when known) and its words with their numbers left out
+    (“在第 12 行报错” names a line too): they are its kind."""
+    errors = list(errors)
+    digest, earlier = hashlib.sha256(), hashlib.sha256()
     for issue in errors:
-        what = issue.field or issue.message
-        digest.update(f"{issue.file}\0{issue.line}\0{issue.column}\0{what}\n".encode())
-    return digest.hexdigest()[:16]
+        digest.update(f"{issue.file}\0{_problem(issue)}\n".encode())
+        earlier.update(f"{issue.file}\0{issue.line}\0{issue.column}\0{issue.field or issue.message}\n".encode())
+    return ProblemKey(digest.hexdigest()[:16], earlier.hexdigest()[:16])
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def _problem(issue: ConfigIssue) -> str:
+    """What is wrong in ``issue``'s file, with no line or column: see :func:`problem_key`."""
+    if issue.field:
+        return issue.named or issue.field
+    return f"{issue.source}\0{_NUMBERS.sub('#', issue.message)}"
 
 
 ISSUES_SHOWN = 200  # issues printed by a command or logged by a reload; the rest are counted

@@ -66,18 +66,26 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
     if opened is not None:  # the quote the parser read on through the lines below
         at_line, at_col, closed = opened
         # The parser's own words for where it stopped (缩进不一致…) are a consequence, not the cause: left out.
-        return ConfigIssue(label, at_line + 1, at_col + 1, "", LEAD + (
+        return issue_at(label, text, at_line, at_col, LEAD + (
             f"这里的引号没有在本行结束（缺少结束的引号）：YAML 把后面直到第 {closed + 1} 行那个引号为止的内容"
             f"都当成了这个值，因此在第 {line + 1} 行报错"))
     found = _ime_near(text, line, exc.context_mark)
     if found is not None:
         at_line, at_col, words = found
-        return ConfigIssue(label, at_line + 1, at_col + 1, "", LEAD + words)
+        return issue_at(label, text, at_line, at_col, LEAD + words)
     if exc.context_mark is not None and ("could not find expected ':'" in problem
                                          or ("end of stream" in problem and "quoted" in (exc.context or ""))):
         mark = exc.context_mark  # where the key without its colon, or the unclosed quote, starts
     words = in_words(problem, exc.context or "", _char_at(text, mark))
-    return ConfigIssue(label, (mark.line if mark else 0) + 1, (mark.column if mark else 0) + 1, "", LEAD + words)
+    return issue_at(label, text, mark.line if mark else 0, mark.column if mark else 0, LEAD + words)
+
+
+def issue_at(label: str, text: str, line: int, column: int, message: str) -> ConfigIssue:
+    """An issue of no field at ``line``, ``column`` (0-based) of ``text``, that line's text kept (stripped):
+    the admin notice knows the problem by it, not by a number an edit above it changes."""
+    lines = text.splitlines()
+    source = lines[line].strip() if 0 <= line < len(lines) else ""
+    return ConfigIssue(label, line + 1, column + 1, "", message, source=source)
 
 
 def in_words(problem: str, context: str = "", char: str = "") -> str:

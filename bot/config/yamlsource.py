@@ -21,7 +21,7 @@ from bot.config.issues import (  # noqa: F401  (re-exported: the loader, the CLI
     schedule_files,
 )
 from bot.config.limits import Limits, entries_message, scan, size_message
-from bot.config.yamlerrors import FULL_SPACE_LINE_WORDS, full_space_lines, syntax_issue
+from bot.config.yamlerrors import FULL_SPACE_LINE_WORDS, full_space_lines, issue_at, syntax_issue
 
 
 @dataclass
@@ -58,7 +58,7 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         return None
     refusal = scan(text, limits)
     if refusal is not None:
-        issues.append(ConfigIssue(label, refusal.line, refusal.column, "", refusal.message))
+        issues.append(issue_at(label, text, refusal.line - 1, refusal.column - 1, refusal.message))
         return None
     loader = _LOADER(text)
     bad: list[ConfigIssue] = []

@@ -52,6 +52,7 @@ class StageLine:
     row: Any  # a DueStage, or storage.reads.Settled: the same fields
     title: str
     zone_name: str
+    fired_by: str | None = None  # a skipped stage's: who fired its occurrence ahead, when recorded
 
     @property
     def when(self) -> str:
@@ -67,8 +68,14 @@ class StageLine:
             why = f"，最后一次错误：{r.last_error}" if r.last_error else ""
             return f"{head}：超过补发时限 {span_text(r.grace_seconds)} 仍未发出，已记为错过{why}"
         if r.status == "skipped":
-            return f"{head}：这次提醒已提前发出，此项未再发送"
+            return f"{head}：这次提醒{ahead_words(self.fired_by)}，此项未再发送"
         return f"{head}：晚 {lateness_text(r.lateness_seconds)} 补发"
+
+
+def ahead_words(by: str | None) -> str:
+    """``已由 zhangsan 提前发出（命令行）``, naming who fired it ahead when that was recorded (since 0009, as
+    the admin upcoming page names them); ``已提前发出`` for older rows."""
+    return f"已由 {by} 提前发出（命令行）" if by else "已提前发出"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -76,9 +83,10 @@ def _utc(moment: datetime) -> datetime:
 
 
 def lines_for(runtime: Runtime, rows: list[Any]) -> list[StageLine]:
+    """``rows`` (DueStage or Settled) as admins read them; a Settled row names who fired a skipped one ahead."""
     out = []
     for row in rows:
         reminder = runtime.schedules.reminders.get(row.reminder_id)
         out.append(StageLine(row, reminder.title if reminder else row.reminder_id,
-                             reminder.timezone if reminder else DEFAULT_TZ))
+                             reminder.timezone if reminder else DEFAULT_TZ, getattr(row, "fired_by", None)))
     return out

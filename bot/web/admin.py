@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import func
@@ -49,7 +49,15 @@ from bot.reporting.reports import (
     unit_table,
 )
 from bot.reporting.unitmatch import UnitMatch, named_units, resolve
-from bot.scheduling.firelog import SETTLED_LABELS, lateness_text, lines_for, settled, span_text, stage_of_occurrence
+from bot.scheduling.firelog import (
+    SETTLED_LABELS,
+    StageLine,
+    lateness_text,
+    lines_for,
+    settled,
+    span_text,
+    stage_of_occurrence,
+)
 from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
 from bot.web.common import (
@@ -69,7 +77,10 @@ from bot.web.common import (
 from bot.web.common import render as render_page
 from bot.web.login import LoginThrottle
 from storage import reads
-from storage.models import DeliveryAttempt, Occurrence, Outbox
+from storage.models import DeliveryAttempt, DueStage, Occurrence, Outbox
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 UPCOMING_DAYS = 60
 OUTCOME_DAYS = 30  # the landing page lists stages missed or sent late this many days back
@@ -400,8 +411,16 @@ async def board_page(request: web.Request) -> web.Response:
                   statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
                   zone=zone_for(runtime, occ.reminder_id), now=now,
                   moved_because=moved_because(runtime, occ.original_date),
-                  sent=lines_for(runtime, [sent])[0] if sent is not None else None,
+                  sent=sent_line(runtime, sent, occ.fired_by),
                   **await board_extras(request, b))
+
+
+def sent_line(runtime: Runtime, sent: DueStage | None, fired_by: str | None) -> StageLine | None:
+    """How the occurrence's day message went (its ``due`` stage), naming who fired it ahead (``fired_by``,
+    the occurrence's) when that stage was skipped for it; None when none is recorded."""
+    if sent is None:
+        return None
+    return replace(lines_for(runtime, [sent])[0], fired_by=fired_by)
 
 
 def _period(request: web.Request) -> tuple[Period, str | None]:

@@ -87,15 +87,16 @@ class Runtime:
             await opener()
 
     def dated_warnings(self) -> list[str]:
-        """The running schedules' one-off dates already past at :attr:`clock`, as an admin reads them
-        (paths as ``validate`` shows them, secrets masked): worked out whenever they are shown, so a
-        date that passes while the folder stays unchanged is warned of that day (bot/config/dated.py)."""
-        from bot.config.dated import past_once
+        """The running schedules' one-offs that will not fire as of :attr:`clock` (their day past, or
+        skipped by ``holiday: skip``), as an admin reads them (paths as ``validate`` shows them, secrets
+        masked): worked out whenever they are shown, so a date that passes while the folder stays
+        unchanged is warned of that day (bot/config/dated.py)."""
+        from bot.config.dated import unsent_once
         from bot.config.issues import group_repeats
         from bot.config.yamlsource import shown_issues
         from bot.platforms.markup import redact
 
-        found = group_repeats(past_once(self.schedules.dated, self.clock()))
+        found = group_repeats(unsent_once(self.schedules.dated, self.clock(), lambda: self.calendar))
         if not found:
             return []
         s = self.settings

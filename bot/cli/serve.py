@@ -24,7 +24,7 @@ from bot.startup import CannotBind, EarlyHealth, bind
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.config.issues import ProblemKey
+    from bot.config.issues import ConfigIssue, ProblemKey
     from bot.config.models import Schedules
 
 
@@ -129,6 +129,7 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
             service_log.error("日程配置有 %d 处错误，按上一次有效的配置（%s 检查通过）启动", len(errors), checked)
             # what is wrong, not how it is worded nor on which line: the admin notice's key
             refusal = (errors, refused.last.checked_at, problem_key(refused.errors))
+        warnings = _as_validate_shows(warnings, s)
         shown, more = bounded(warnings)  # logged as a reload logs them; shown on the admin pages
         for line in [*map(str, shown), *([more] if more else [])]:
             service_log.warning("%s", line)
@@ -141,6 +142,17 @@ def _serve(s: Settings, sock: socket.socket | None, early: EarlyHealth | None) -
             sys.exit(1)
     finally:
         gcpause.release()
+
+
+def _as_validate_shows(warnings: list[ConfigIssue], s: Settings) -> list[ConfigIssue]:
+    """The start's warnings with their paths as ``validate`` prints them (absolute when the schedules
+    folder is configured so), as the errors above and a reload's warnings are: the check names files
+    relative to the folder's parent, which is not where an admin starting the service runs from."""
+    if not warnings:
+        return warnings  # PyYAML (yamlsource) only when there is something to show
+    from bot.config.yamlsource import shown_issues
+
+    return shown_issues(warnings, s.schedules_dir, absolute=s.schedules_dir_absolute)
 
 
 async def _run(s: Settings, schedules: Schedules, sock: socket.socket | None, early: EarlyHealth | None,

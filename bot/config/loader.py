@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from bot.config.dated import past_once
+from bot.config.dated import calendar_of, unsent_once
 from bot.config.hints import Hints, did_you_mean
 from bot.config.ime import FULL_SPACE, ime_hint, list_meant
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_entry_ids, with_headings
@@ -89,7 +89,7 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     _check_references(merged, parsed, issues, roots)
     check_sense(parsed, issues)
     dated = once_dates(parsed)
-    issues.extend(past_once(dated, now or datetime.now(UTC)))
+    issues.extend(unsent_once(dated, now or datetime.now(UTC), calendar_of(merged.calendar)))
     if templates_dir is not None:
         from bot.delivery.render import check_templates
 

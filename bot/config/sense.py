@@ -71,14 +71,15 @@ def _lead_days(span: Span) -> float:
 
 
 def once_dates(parsed: Sequence[Parsed]) -> list[OnceDate]:
-    """Every enabled one-off reminder's date and where it is written: the past-date warning is worked
-    out from these whenever it is shown (:func:`bot.config.dated.as_of`), not once at the check."""
+    """Every enabled one-off reminder and where its date is written: the warnings of a one-off that will
+    not fire (its day past, or skipped) are worked out from these whenever shown
+    (:func:`bot.config.dated.as_of`), not once at the check."""
     out = []
     for p in parsed:
         for i, reminder in p.items("reminders"):
             if reminder.when.once is not None and reminder.enabled:
                 place = _issue(p, ("reminders", i, "when", "once"), "", warning=True)
-                out.append(OnceDate(place, reminder.when.once, reminder.zone))
+                out.append(OnceDate(place, reminder.when.once, reminder.zone, reminder))
     return out
 
 

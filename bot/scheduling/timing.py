@@ -176,16 +176,15 @@ def _cron_times(expr: str, zone: ZoneInfo, first: date, last: date) -> Iterator[
 
 def _candidates(reminder: Reminder, cal: WorkCalendar, first: date, last: date
                 ) -> Iterator[datetime]:
-    """Every time the rule names with a local date in [first, last], before the policy."""
+    """Every time the rule names with a local date in [first, last], before the policy (not ``once``:
+    :func:`once_due`)."""
     when, zone = reminder.when, reminder.zone
     if when.cron is not None:
         yield from _cron_times(when.cron, zone, first, last)
         return
     at = when.at or DEFAULT_AT
-    if when.once is not None:
-        days: list[date] | Iterator[date] = [when.once] if first <= when.once <= last else []
-    elif when.weekly is not None:
-        days = _weekly_dates(when, first, last)
+    if when.weekly is not None:
+        days: list[date] | Iterator[date] = _weekly_dates(when, first, last)
     else:
         rule = _day_rule(when)
         assert rule is not None
@@ -227,6 +226,18 @@ def _apply_policy(reminder: Reminder, cal: WorkCalendar, candidate: datetime) ->
     return Due(reminder.id, moved, day, False, _provisional(cal, day, target), info.holiday_name)
 
 
+def once_due(reminder: Reminder, cal: WorkCalendar) -> Due | None:
+    """A one-off reminder's only occurrence after the holiday policy (``due_at`` moved to a working
+    day, or ``skipped``), None for a reminder of another rule.
+
+    :func:`due_times` (so the service's timer) and the warnings of a one-off that will not fire
+    (bot/config/dated.py: its date past, or skipped) both take it from here, so they cannot disagree."""
+    once = reminder.when.once
+    if once is None:
+        return None
+    return _apply_policy(reminder, cal, _local(once, reminder.when.at or DEFAULT_AT, reminder.zone))
+
+
 def _without_duplicates(dues: list[Due]) -> list[Due]:
     """Drop moved dues landing on a date that already has an occurrence of the reminder."""
     taken = {d.due_at.date() for d in dues if d.original_date is None and not d.skipped}
@@ -253,7 +264,10 @@ def due_times(reminder: Reminder, cal: WorkCalendar, start: datetime, end: datet
         first -= DAY * cal.non_workday_run(first - DAY, -1)
     elif reminder.holiday is HolidayPolicy.previous_workday:
         last += DAY * cal.non_workday_run(last + DAY, 1)
-    dues = [_apply_policy(reminder, cal, c) for c in _candidates(reminder, cal, first, last)]
+    if reminder.when.once is not None:
+        dues = [d for d in [once_due(reminder, cal)] if d is not None]
+    else:
+        dues = [_apply_policy(reminder, cal, c) for c in _candidates(reminder, cal, first, last)]
     dues = _without_duplicates(dues)
     return sorted(
         (d for d in dues if start <= d.due_at < end and (include_skipped or not d.skipped)),

@@ -254,6 +254,10 @@ class WorkCalendar:
         name = rule.get(day)
         return DayInfo(day, name is None and not weekend, name, False, provisional=fallback)
 
+    def listed_holiday(self, day: date) -> bool:
+        """Whether ``day`` is off because the admin's ``calendar.holidays`` lists it (not the State Council)."""
+        return day in self._extra_holidays and day not in self._extra_workdays
+
     # ------------------------------------------------------------ arithmetic
 
     def next_workday(self, day: date, *, include_self: bool = False) -> date:

@@ -1,0 +1,84 @@
+"""A malformed schedules file of a few hundred KB is explained in Chinese within seconds, not minutes.
+
+The words for a YAML syntax error look around the problem for what a Chinese input method typed
+(bot/config/ime.py) and for a quote left open (bot/config/yamlerrors.py). On a long line of unclosed
+brackets, or a file of many quoted values over two lines, those searches used to take time growing
+with the square of the length: ``remindbot validate`` (and ``serve``'s start) ran for minutes. Each
+file below is checked by ``remindbot validate`` in a subprocess that must finish well within
+VALIDATE_BOUND_SECONDS (a generous bound: the check takes about a second, it took minutes before).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from servehelp import Workspace
+
+VALIDATE_BOUND_SECONDS = 20.0
+RUN = 400_000  # characters of brackets on one line: a few hundred KB, well under the 4 MB file limit
+HEAD = "reminders:\n  - id: broken\n"
+# A line indented less than the list above it: the parser stops there (line of HEAD + the lines before).
+BAD_INDENT = "   title: 缩进不对\n"
+
+
+def validate(workspace: Workspace, name: str, text: str) -> str:
+    """``remindbot validate`` on the shipped schedules plus ``name`` holding ``text``: what it prints.
+    Raises subprocess.TimeoutExpired (the test fails) when it runs past the bound."""
+    (workspace.schedules / name).write_text(text, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bot", "validate", str(workspace.schedules)],
+                            env=workspace.env(), capture_output=True, text=True,
+                            timeout=VALIDATE_BOUND_SECONDS, check=False)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    errors = [line for line in result.stdout.splitlines() if ": 错误 " in line]
+    assert len(errors) == 1, errors
+    return errors[0].removeprefix(f"{workspace.root}/")  # schedules/hostile.yaml:…
+
+
+@pytest.mark.parametrize("run", ["{" * RUN, "{[" * (RUN // 2)], ids=["braces", "brackets-and-braces"])
+def test_a_long_line_of_unclosed_brackets_is_explained_at_the_line_the_parser_stopped(
+        workspace: Workspace, run: str) -> None:
+    # In a plain value brackets are text: the parser stops only at the badly indented line below.
+    shown = validate(workspace, "hostile.yaml", HEAD + f"    note: x{run}\n" + BAD_INDENT)
+    assert shown.startswith("schedules/hostile.yaml:4:4: 错误 YAML 语法错误："), shown[:300]
+    assert "缩进" in shown and "中文" not in shown, shown[:300]
+
+
+def test_a_long_line_of_unfinished_flow_entries_is_explained_at_its_first_colon(workspace: Workspace) -> None:
+    shown = validate(workspace, "hostile.yaml", HEAD + f"    note: x{'[a, {b: ' * (RUN // 8)}\n")
+    assert shown.startswith("schedules/hostile.yaml:3:18: 错误 YAML 语法错误：这里不能出现冒号"), shown[:300]
+
+
+def test_many_long_lines_of_brackets_above_the_problem_are_explained_at_its_line(workspace: Workspace) -> None:
+    lines = "".join(f"    note{i}: x{'[{' * (RUN // 8)}\n" for i in range(4))
+    shown = validate(workspace, "hostile.yaml", HEAD + lines + BAD_INDENT)
+    assert shown.startswith("schedules/hostile.yaml:7:4: 错误 YAML 语法错误："), shown[:300]
+
+
+def test_a_full_width_comma_at_the_end_of_a_huge_bracket_line_is_named_at_its_column(workspace: Workspace) -> None:
+    line = f"    notices: [x{'{[' * (RUN // 2)}，\n"
+    shown = validate(workspace, "hostile.yaml", HEAD + line)
+    column = line.index("，") + 1
+    assert shown.startswith(f"schedules/hostile.yaml:3:{column}: 错误 YAML 语法错误："), shown[:300]
+    assert "中文逗号 “，”" in shown and "英文逗号 “,”" in shown
+
+
+def test_many_quoted_values_over_two_lines_and_one_left_open_are_explained_at_the_open_quote(
+        workspace: Workspace) -> None:
+    # About 1 MB of values each quoted over two lines (legal YAML), then one quote never closed.
+    values = "".join(f'  - id: "r{i}\n      x"\n' for i in range(45_000))
+    text = "reminders:\n" + values + '  - id: "open\n    title: y\n'
+    shown = validate(workspace, "hostile.yaml", text)
+    opened = text.count("\n", 0, text.index('"open')) + 1
+    assert shown.startswith(f"schedules/hostile.yaml:{opened}:9: 错误 YAML 语法错误：引号没有成对"), shown[:300]
+
+
+def test_a_small_full_width_colon_in_braces_is_still_named_where_it_is(workspace: Workspace) -> None:
+    study = workspace.schedules / "study.yaml"
+    text = study.read_text(encoding="utf-8")
+    assert "mention: {roles: [secretary]}" in text
+    study.write_text(text.replace("mention: {roles: [secretary]}", "mention: {roles：[secretary]}", 1),
+                     encoding="utf-8")
+    shown = validate(workspace, "other.yaml", "reminders: []\n")
+    assert shown.startswith("schedules/study.yaml:15:22: 错误 YAML 语法错误：键后面用了中文冒号 “：”"), shown

@@ -16,6 +16,8 @@ import sys
 import pytest
 from servehelp import Workspace
 
+from bot.config.ime import line_mistake
+
 VALIDATE_BOUND_SECONDS = 20.0
 RUN = 400_000  # characters of brackets on one line: a few hundred KB, well under the 4 MB file limit
 HEAD = "reminders:\n  - id: broken\n"
@@ -82,3 +84,27 @@ def test_a_small_full_width_colon_in_braces_is_still_named_where_it_is(workspace
                      encoding="utf-8")
     shown = validate(workspace, "other.yaml", "reminders: []\n")
     assert shown.startswith("schedules/study.yaml:15:22: 错误 YAML 语法错误：键后面用了中文冒号 “：”"), shown
+
+
+PERSON = """\
+  - id: p{i}
+    name: 人员{i}
+    roles: [secretary]
+    unit: fgw_b1
+    channels: [gw_wecom]
+"""
+
+
+def test_an_unknown_id_of_60_kb_among_thousands_of_people_is_refused_without_a_guess(workspace: Workspace) -> None:
+    # Beyond 2,000 candidates only one-typo neighbours are looked up: none can be 60,000 characters long.
+    people = "people:\n" + "".join(PERSON.format(i=i) for i in range(2_500))
+    unit = "units:\n  - id: hostile\n    name: 很长的领导\n    parent: gw\n    leaders: [" + "p" * 60_000 + "]\n"
+    shown = validate(workspace, "many.yaml", people + unit)
+    line = (people + unit).count("\n")  # the last line's, 1-based
+    assert shown.startswith(f"schedules/many.yaml:{line}:15: 错误 字段 units[hostile].leaders[0]：未知的人员 “ppp"), \
+        shown[:300]
+    assert "是不是" not in shown
+
+
+def test_of_two_keys_with_a_full_width_colon_in_braces_the_first_is_named() -> None:
+    assert line_mistake("    x: {a：1, b：2}") == (9, "键后面用了中文冒号 “：”，YAML 不认：请改成英文冒号和空格 “: ”")

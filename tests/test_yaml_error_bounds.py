@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from servehelp import Workspace
 
 from bot.config.ime import line_mistake
+from bot.config.limits import Limits
+from bot.config.worker import check_in_worker
 
 VALIDATE_BOUND_SECONDS = 20.0
 RUN = 400_000  # characters of brackets on one line: a few hundred KB, well under the 4 MB file limit
@@ -91,6 +94,7 @@ PERSON = """\
     name: 人员{i}
     roles: [secretary]
     unit: fgw_b1
+    mobile: "138{i:08d}"
     channels: [gw_wecom]
 """
 
@@ -108,3 +112,32 @@ def test_an_unknown_id_of_60_kb_among_thousands_of_people_is_refused_without_a_g
 
 def test_of_two_keys_with_a_full_width_colon_in_braces_the_first_is_named() -> None:
     assert line_mistake("    x: {a：1, b：2}") == (9, "键后面用了中文冒号 “：”，YAML 不认：请改成英文冒号和空格 “: ”")
+
+
+# ---------------------------------------------------------------- a reload's check that times out
+
+
+def slow_people_file(path: Path) -> float:
+    """A people file of 3.2 MB, one person with 1.6 million roles: seconds to read (each role is a YAML
+    node), under the default 4 MB limit but over 3/4 of it. Returns its size in MB."""
+    path.write_text("people:\n  - id: p0\n    name: 甲\n    unit: fgw_b1\n    roles: [" + "a," * 1_600_000 + "a]\n",
+                    encoding="utf-8")
+    return path.stat().st_size / 1024 / 1024
+
+
+async def test_a_reload_that_times_out_names_the_file_and_says_too_large_only_near_the_limit(
+        workspace: Workspace) -> None:
+    size = slow_people_file(workspace.schedules / "people.yaml")
+    # The child starts and reads the shipped files in under a second, then spends some 4 s on
+    # people.yaml: at 2.5 s it is reading that file.
+    _, issues = await check_in_worker(workspace.schedules, templates_dir=None, limits=Limits(), timeout=2.5)
+    assert [str(i) for i in issues] == [
+        f"schedules/people.yaml:1:1: 错误 检查这个文件超过 2.5 秒仍未完成，已放弃：文件过大（{size:.1f} MB，"
+        "接近上限 4.0 MB），请拆分或精简文件（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）"]
+
+    roomy = Limits(file_bytes=16 * 1024 * 1024)
+    _, issues = await check_in_worker(workspace.schedules, templates_dir=None, limits=roomy, timeout=2.5)
+    assert [str(i) for i in issues] == [
+        f"schedules/people.yaml:1:1: 错误 检查这个文件超过 2.5 秒仍未完成，已放弃（文件 {size:.1f} MB，"
+        "未接近上限 16.0 MB）：请检查其中是否有异常的内容，如极长的一行、大量未成对的括号或引号，"
+        "可运行 remindbot validate 查看（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）"]

@@ -136,6 +136,8 @@ def _quote_run_on(text: str, line: int) -> tuple[int, int, int] | None:
     """(line, column, line it closed on), 0-based, of a quoted value that opened above ``line`` and ran
     on over lines that look like keys or list items (``at: "09:00`` missing its closing quote: the
     value ends at the next quote, lines further down, where the parser fails). None when there is none."""
+    if "'" not in text and '"' not in text:
+        return None  # no quoted value at all: the file's tokens need not be walked
     found = None
     rows: list[str] | None = None  # split once, on the first quoted value over several lines
     try:

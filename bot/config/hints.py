@@ -23,6 +23,7 @@ class Hints:
     def __init__(self, known: Collection[str]) -> None:
         self.known = known
         self._alphabet: str | None = None
+        self._longest: int | None = None
 
     def closest(self, value: str, *, cutoff: float = 0.6) -> str | None:
         """The candidate the admin probably meant, or None (also for a value of another type)."""
@@ -60,6 +61,8 @@ class Hints:
         swapped, or another case), or None: closeness that does not depend on the words' length."""
         if not isinstance(value, str) or not value:
             return None
+        if len(value) > self.longest() + 1:
+            return None  # no candidate is one edit away; and the edits of a long value take time squared in it
         return next((c for c in self._one_edit(value) if c in self.known), None)
 
     def _one_edit(self, value: str) -> Iterator[str]:
@@ -77,6 +80,12 @@ class Hints:
         for i in range(len(value) + 1):
             for c in alphabet:
                 yield value[:i] + c + value[i:]
+
+    def longest(self) -> int:
+        """The length of the longest candidate (characters)."""
+        if self._longest is None:
+            self._longest = max((len(word) for word in self.known if isinstance(word, str)), default=0)
+        return self._longest
 
     def alphabet(self) -> str:
         """The commonest characters of the candidates (counted once)."""

@@ -23,9 +23,10 @@ _MARKS = {
 # A line that starts (after ASCII spaces and an optional "- ") with a key ended by the full-width
 # colon, before any ASCII ": " — ``title：每月学习日``; a value such as ``note: 议题：学习`` is not one.
 _KEY_COLON = re.compile(r"^[ ]*(?:-[ ]+)?[^\s:：#'\"“”\[\]{},]+(：)")
-# The same inside braces: ``{roles：[secretary]}``.
-_FLOW_KEY_COLON = re.compile(r"\{(?:[^}]*?,)?[ ]*[^\s:：#'\"“”\[\]{},]+(：)")
-_FLOW_COMMA = re.compile(r"[\[{][^\]}]*?(，)")
+# What may not be part of a key besides white space (the class ``[^\s:：#'"“”\[\]{},]`` of _KEY_COLON).
+_NOT_KEY = frozenset(":：#'\"“”[]{},")
+# The characters the flow scan (:func:`_flow_mistakes`) stops at; the rest of a line is skipped in C.
+_FLOW_MARKS = re.compile(r"[\[\]{}，：]")
 _LEADING_FULL_SPACE = re.compile(r"^[ ]*(\u3000)")
 _CHINESE_QUOTE = re.compile(r"(?:^|:[ ]+|-[ ]+|[\[,{][ ]*)([“”])")
 
@@ -66,10 +67,54 @@ def line_mistake(line: str) -> tuple[int, str] | None:
     if (m := _LEADING_FULL_SPACE.match(line)) is not None:
         return m.start(1), ("缩进用了全角空格（中文输入法的空格），YAML 不认："
                             "请删掉后用半角空格（英文输入法下的空格）重新缩进")
-    if (m := _KEY_COLON.match(line) or _FLOW_KEY_COLON.search(line)) is not None:
-        return m.start(1), "键后面用了中文冒号 “：”，YAML 不认：请改成英文冒号和空格 “: ”"
+    key_colon, flow_comma = _flow_mistakes(line)
+    if (m := _KEY_COLON.match(line)) is not None:
+        key_colon = m.start(1)  # a key at the line's start comes first, as the parser meets it
+    if key_colon is not None:
+        return key_colon, "键后面用了中文冒号 “：”，YAML 不认：请改成英文冒号和空格 “: ”"
     if (m := _CHINESE_QUOTE.search(line)) is not None:
         return m.start(1), QUOTE_WORDS
-    if (m := _FLOW_COMMA.search(line)) is not None:
-        return m.start(1), COMMA_WORDS
+    if flow_comma is not None:
+        return flow_comma, COMMA_WORDS
     return None
+
+
+def _flow_mistakes(line: str) -> tuple[int | None, int | None]:
+    """(column of the first key ended by "：" inside braces — ``{roles：[secretary]}``, ``{a: 1, b：2}`` —,
+    column of the first "，" inside brackets or braces — ``[3d，1d]``), 0-based; None for none.
+
+    One pass from left to right, remembering whether a bracket is open: time linear in the line's
+    length whatever it holds (searching from every "[" or "{" for what follows took minutes on a long
+    line of unclosed brackets). A "：" is looked at backwards only as far as its key and the spaces
+    before it, which no other "：" shares.
+    """
+    brace_open = False  # a "{" not yet closed by "}"
+    bracket_open = False  # a "[" or "{" not yet closed by "]" or "}"
+    key_colon = flow_comma = None
+    for m in _FLOW_MARKS.finditer(line):
+        char, at = m.group(), m.start()
+        if char in "[{":
+            bracket_open = True
+            brace_open = brace_open or char == "{"
+        elif char in "]}":
+            bracket_open = False
+            brace_open = brace_open and char == "]"
+        elif char == "，":
+            if bracket_open and flow_comma is None:
+                flow_comma = at
+        elif brace_open and key_colon is None and _after_flow_key(line, at):
+            key_colon = at
+            break  # it comes before any comma in what line_mistake says
+    return key_colon, flow_comma
+
+
+def _after_flow_key(line: str, colon: int) -> bool:
+    """Whether the "：" at ``colon`` ends a key that starts a flow entry: a key, spaces, then "{" or ","."""
+    at = colon
+    while at > 0 and not line[at - 1].isspace() and line[at - 1] not in _NOT_KEY:
+        at -= 1
+    if at == colon:
+        return False
+    while at > 0 and line[at - 1] == " ":
+        at -= 1
+    return at > 0 and line[at - 1] in "{,"

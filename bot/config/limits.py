@@ -48,7 +48,7 @@ class Limits:
 
 
 def size_message(size: int, limits: Limits) -> str:
-    return (f"文件过大（{_megabytes(size)}），超过上限 {_megabytes(limits.file_bytes)}；"
+    return (f"文件过大（{megabytes(size)}），超过上限 {megabytes(limits.file_bytes)}；"
             "请拆分或精简文件（上限可用 REMINDBOT_MAX_SCHEDULE_FILE_BYTES 调整）")
 
 
@@ -58,7 +58,7 @@ def entries_message(limits: Limits) -> str:
 
 
 def sheet_size_message(size: int, limits: Limits) -> str:
-    return (f"表格文件过大（{_megabytes(size)}），超过上限 {_megabytes(limits.sheet_bytes)}；"
+    return (f"表格文件过大（{megabytes(size)}），超过上限 {megabytes(limits.sheet_bytes)}；"
             "请拆分文件（上限可用 REMINDBOT_MAX_SHEET_BYTES 调整）")
 
 
@@ -67,7 +67,7 @@ def sheet_rows_message(limits: Limits) -> str:
             "请精简（上限可用 REMINDBOT_MAX_SHEET_ROWS 调整）")
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB" if size >= 100 * 1024 else f"{size} 字节"
 
 

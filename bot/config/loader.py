@@ -6,7 +6,7 @@ import difflib
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bot.config.snapshot import FileCache
 
 LIST_SECTIONS = ("units", "people", "channels", "apps", "reminders")
+Reading = Callable[[Path], None]  # told the file (or folder) the check turns to: check_schedules(reading=…)
 _ITEM_ADAPTERS = {
     "units": TypeAdapter(Unit),
     "people": TypeAdapter(Person),
@@ -69,11 +70,14 @@ def load_schedules(path: Path, *, env: Mapping[str, str] | None = None,
 
 def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templates_dir: Path | None = None,
                     limits: Limits | None = None, cache: FileCache | None = None,
-                    now: datetime | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
+                    now: datetime | None = None,
+                    reading: Reading | None = None) -> tuple[Schedules | None, list[ConfigIssue]]:
     """Validate within ``limits`` (default: the documented defaults); return the schedules (None when
     invalid) and every issue, warnings included (one-off dates already past at ``now``, default the
     real time). ``cache`` (bot/config/snapshot.py) supplies files unchanged since an earlier check,
-    parsed and validated; only the others are read again."""
+    parsed and validated; only the others are read again. ``reading`` is told each file before it is
+    read and before it is validated, then ``path`` itself for the checks across files: a check that
+    times out in a child process (bot/config/worker.py) names what it was doing."""
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
@@ -83,7 +87,10 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     if not files:
         return None, [ConfigIssue(str(path), 1, 1, "", "文件夹中没有 .yaml（或人员、单位表格）文件")]
     roots = Roots()
-    parsed = _parse_files(files, path, os.environ if env is None else env, limits or Limits(), issues, roots, cache)
+    told = reading or _not_told
+    parsed = _parse_files(files, path, os.environ if env is None else env, limits or Limits(), issues, roots, cache,
+                          told)
+    told(path)
     merged = _merge(parsed, issues)
     _unread_sheets_needed(files, path, merged, issues)
     _check_references(merged, parsed, issues, roots)
@@ -102,6 +109,10 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     places = with_entry_ids([d.place for d in dated], ids)  # named as the warnings shown now are
     merged.dated = [replace(d, place=place) for d, place in zip(dated, places, strict=True)]
     return merged, issues
+
+
+def _not_told(_: Path) -> None:
+    """No one follows the check's progress."""
 
 
 def _entry_ids(data: Any) -> dict[str, list[str | None]]:
@@ -141,12 +152,13 @@ def not_schedules_message(path: Path) -> str:
 
 
 def _parse_files(files: list[Path], base: Path, env: Mapping[str, str], limits: Limits, issues: list[ConfigIssue],
-                 roots: Roots, cache: FileCache | None) -> list[Parsed]:
+                 roots: Roots, cache: FileCache | None, reading: Reading) -> list[Parsed]:
     """Each file read and validated on its own (or taken from ``cache``), within the limits across files."""
     entries: list[tuple[Path | None, dict[str, Any]]] = []
     rows_left = limits.sheet_rows
     for file in files:
         label = file_label(file, base)
+        reading(file)
         # Spreadsheets are read afresh: csv reads 10⁵ rows faster than unpickling them would take.
         where = cache.key(file, label) if cache and not is_sheet(file) else None
         entry = cache.get(where, label) if cache else None
@@ -167,6 +179,7 @@ def _parse_files(files: list[Path], base: Path, env: Mapping[str, str], limits: 
         if id(entry["doc"]) not in kept:
             continue
         if entry["valid"] is None:
+            reading(entry["doc"].path)
             own: list[ConfigIssue] = []
             own_roots = Roots()
             entry["valid"] = (_validate_doc(entry["doc"], own, own_roots), own, own_roots.entries)

@@ -40,7 +40,7 @@ import pickle
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -102,29 +102,31 @@ def cache_dir_for(var_dir: Path, enabled: bool = True) -> Path | None:
 
 def check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None = None,
                  templates_dir: Path | None = None, limits: Limits | None = None,
-                 now: datetime | None = None) -> Checked:
+                 now: datetime | None = None, reading: Callable[[Path], None] | None = None) -> Checked:
     """``check_schedules`` through the cache in ``cache_dir`` (None: no cache). Same result, same issues,
-    one-off dates already past at ``now`` (default the real time) included, whenever the snapshot was made."""
+    one-off dates already past at ``now`` (default the real time) included, whenever the snapshot was made.
+    ``reading``: told each file the check turns to (``check_schedules``'s), not called on a snapshot hit."""
     now = now or datetime.now(UTC)
     with no_gc():
         schedules, issues = _check_cached(path, cache_dir=cache_dir, env=env, templates_dir=templates_dir,
-                                          limits=limits, now=now)
+                                          limits=limits, now=now, reading=reading)
     return schedules, as_of(issues, schedules, now)
 
 
 def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] | None,
-                  templates_dir: Path | None, limits: Limits | None, now: datetime) -> Checked:
+                  templates_dir: Path | None, limits: Limits | None, now: datetime,
+                  reading: Callable[[Path], None] | None) -> Checked:
     limits = limits or Limits()
     env = os.environ if env is None else env
     if cache_dir is None or not path.exists():
-        return _check(path, env=env, templates_dir=templates_dir, limits=limits, now=now)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits, now=now, reading=reading)
     files = schedule_files(path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         key = _snapshot_key(path, files, env, templates_dir, limits)
     except OSError as exc:
         log.warning("日程配置缓存不可用（%s），直接检查", exc.strerror or exc)
-        return _check(path, env=env, templates_dir=templates_dir, limits=limits, now=now)
+        return _check(path, env=env, templates_dir=templates_dir, limits=limits, now=now, reading=reading)
     where = cache_dir / f"snapshot-{key}.pickle"
     found = _read(where)
     if _is_checked(found):
@@ -132,7 +134,8 @@ def _check_cached(path: Path, *, cache_dir: Path | None, env: Mapping[str, str] 
         keep_last_good(cache_dir, path, key, found[0], env=env, limits=limits)
         return found
     files_cache = FileCache(cache_dir, env, limits)
-    result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache, now=now)
+    result = _check(path, env=env, templates_dir=templates_dir, limits=limits, cache=files_cache, now=now,
+                    reading=reading)
     if result[0] is not None:
         _write(where, result)
         keep_last_good(cache_dir, path, key, result[0], env=env, limits=limits)

@@ -136,15 +136,20 @@ def _quote_run_on(text: str, line: int) -> tuple[int, int, int] | None:
     """(line, column, line it closed on), 0-based, of a quoted value that opened above ``line`` and ran
     on over lines that look like keys or list items (``at: "09:00`` missing its closing quote: the
     value ends at the next quote, lines further down, where the parser fails). None when there is none."""
+    if "'" not in text and '"' not in text:
+        return None  # no quoted value at all: the file's tokens need not be walked
     found = None
+    rows: list[str] | None = None  # split once, on the first quoted value over several lines
     try:
         for token in yaml.scan(text, Loader=_LOADER):
             start, end = token.start_mark, token.end_mark
             if start.line > line:
                 break
-            if (isinstance(token, yaml.ScalarToken) and token.style in ("'", '"') and start.line < end.line
-                    and any(_KEYLIKE.match(row) for row in text.splitlines()[start.line + 1:end.line + 1])):
-                found = (start.line, start.column, end.line)
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"') and start.line < end.line:
+                rows = text.splitlines() if rows is None else rows
+                # Quoted values do not share lines below their first: each row is matched once at most.
+                if any(_KEYLIKE.match(row) for row in rows[start.line + 1:end.line + 1]):
+                    found = (start.line, start.column, end.line)
     except yaml.YAMLError:
         pass  # the tokens up to the scanner's own error are the ones that matter
     return found

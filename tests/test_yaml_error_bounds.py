@@ -108,6 +108,7 @@ def test_an_unknown_id_of_60_kb_among_thousands_of_people_is_refused_without_a_g
     assert shown.startswith(f"schedules/many.yaml:{line}:15: 错误 字段 units[hostile].leaders[0]：未知的人员 “ppp"), \
         shown[:300]
     assert "是不是" not in shown
+    assert "p" * 80 + "…”" in shown and len(shown) < 1_000, len(shown)  # named, not printed whole
 
 
 def test_of_two_keys_with_a_full_width_colon_in_braces_the_first_is_named() -> None:

@@ -212,6 +212,7 @@ _KIND_OF = {"频道": "channels", "人员": "people", "人员（或 unit_leaders
             "上级单位": "units", "角色": "roles", "提醒": "reminders"}
 _KIND_WORD = {"channels": "频道", "people": "人员", "units": "单位", "roles": "角色", "reminders": "提醒"}
 _ID_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
+_SHOWN_CHARS = 80  # of an unknown reference quoted back: a 60 KB value is named, not printed whole
 
 
 @dataclass
@@ -666,7 +667,8 @@ class _Refs:
                 word = _KIND_WORD.get(_KIND_OF.get(what, ""), what)
                 extra = f"：这是{word} {named} 的名称，请填写{word}标识 “{named}”"
             why = "（没有人具有此角色）" if what == "角色" else ""
-            self.error(path if single else (*path, i), f"未知的{what} “{value}”{why}{extra}")
+            shown = value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "…"
+            self.error(path if single else (*path, i), f"未知的{what} “{shown}”{why}{extra}")
         return folded
 
     def _hints(self, known: Mapping[str, Any]) -> Hints:

@@ -80,11 +80,15 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
     return issue_at(label, text, mark.line if mark else 0, mark.column if mark else 0, LEAD + words)
 
 
+_SOURCE_CHARS = 200
+
+
 def issue_at(label: str, text: str, line: int, column: int, message: str) -> ConfigIssue:
     """An issue of no field at ``line``, ``column`` (0-based) of ``text``, that line's text kept (stripped):
     the admin notice knows the problem by it, not by a number an edit above it changes."""
     lines = text.splitlines()
-    source = lines[line].strip() if 0 <= line < len(lines) else ""
+    # bounded: a 400 KB line is known by its start (the key is a digest; the issue is pickled and kept)
+    source = lines[line].strip()[:_SOURCE_CHARS] if 0 <= line < len(lines) else ""
     return ConfigIssue(label, line + 1, column + 1, "", message, source=source)
 
 

@@ -30,11 +30,14 @@ async def open_runtime(settings: Settings, *, database: bool = True) -> AsyncIte
     """The service's runtime (schedules, calendar, renderer, database) for one command; when the
     schedules have errors, the last good ones, said first on stderr (an admin records a confirmation
     given by phone while a broken edit waits to be fixed). ``database=False``: opened on first
-    :meth:`Runtime.ensure_database` (a command that may read a SQLite file without it)."""
+    :meth:`Runtime.ensure_database` (a command that may read a SQLite file without it).
+
+    These commands read or record in an existing database: a SQLite file that does not exist is
+    ``storage.db.DatabaseMissing`` (which file, how to make it), never an empty file made here."""
     from bot.runtime import open_runtime as service_runtime
 
     try:
-        async with service_runtime(settings, last_good=True, database=database) as runtime:
+        async with service_runtime(settings, last_good=True, database=database, create=False) as runtime:
             if runtime.refused is not None:
                 from bot.cli.schedule import say_last_good
 
@@ -72,7 +75,8 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, database: bool = True) -> T:
 async def reading(runtime: Runtime) -> AsyncIterator[reads.Reader]:
     """A reader of the runtime's database (``storage.reads``): ``sqlite3``, read-only, on a SQLite file
     already at the newest schema when the runtime was opened without its database; else the database
-    opened (created or upgraded first, as every command does) and read through SQLAlchemy."""
+    opened (upgraded first, as every command does; never created: see :func:`open_runtime`) and read
+    through SQLAlchemy."""
     path = reads.sqlite_file(runtime.settings.database_url)
     if path is not None and runtime.opener is not None and reads.at_head(path):
         async with reads.sqlite_reader(path) as reader:

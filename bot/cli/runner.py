@@ -22,7 +22,21 @@ T = TypeVar("T")
 
 
 class CliError(Exception):
-    """A problem the admin must fix; the message is Chinese and is printed as is."""
+    """A problem the admin must fix; the message is Chinese, printed as one :func:`sentence`."""
+
+
+# Marks that end a Chinese sentence by themselves: a question (是不是 “zhao_ming”？) takes no 。 after it.
+_ENDS = ("。", "？", "！", "?", "!", "…")
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop: 。 added when it has none, a doubled one made single,
+    none after ？ or ！. Refusals come from several places (the shared admin actions, which the web page
+    shows with its own punctuation, and this package's own), some with a 。 and some without."""
+    body = text.rstrip()
+    while body.endswith("。"):
+        body = body[:-1].rstrip()
+    return body if body.endswith(_ENDS) else f"{body}。"
 
 
 @asynccontextmanager
@@ -67,7 +81,7 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, database: bool = True) -> T:
         with gcpause.no_gc() if gcpause.FREEZE else nullcontext():
             return asyncio.run(main())
     except CliError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(sentence(str(exc)), err=True)
         raise SystemExit(1) from None
 
 

@@ -82,6 +82,6 @@ async def test_fire_still_makes_the_database_and_names_the_new_file(tmp_path: Pa
 
 async def test_leader_link_with_a_wrong_name_says_the_name_first_and_makes_no_file(tmp_path: Path) -> None:
     database = tmp_path / "remindbot.db"
-    code, out, err = await remindbot(env_for(tmp_path, database), "leader-link", "zhao")
+    code, _, err = await remindbot(env_for(tmp_path, database), "leader-link", "zhao")
     assert code == 1 and "找不到人员 “zhao”，是不是 “zhao_ming”？" in err and "不存在" not in err, err
     assert not database.exists()

@@ -158,14 +158,15 @@ class _NotOpened:
 
 
 @asynccontextmanager
-async def started_database(settings: Settings) -> AsyncIterator[tuple[Database, str]]:
+async def started_database(settings: Settings, *, create: bool = True) -> AsyncIterator[tuple[Database, str]]:
     """The database, started (waiting up to ``settings.db_start_timeout_seconds``), and the key that
-    signs links (secret key + the database's nonce); stopped on leaving.
+    signs links (secret key + the database's nonce); stopped on leaving. ``create``: as
+    :class:`storage.db.Database` (false: a SQLite file that does not exist is an error, never made).
 
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when it cannot be used."""
     from storage.db import Database
 
-    db = Database(settings.database_url, schema=settings.database_schema or None)
+    db = Database(settings.database_url, schema=settings.database_schema or None, create=create)
     try:
         await db.start(wait_seconds=settings.db_start_timeout_seconds)
     except BaseException:
@@ -180,7 +181,7 @@ async def started_database(settings: Settings) -> AsyncIterator[tuple[Database, 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
                        schedules: Schedules | None = None, database: bool = True,
-                       last_good: bool = False) -> AsyncIterator[Runtime]:
+                       last_good: bool = False, create: bool = True) -> AsyncIterator[Runtime]:
     """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
     for the CLI and the service (``bot.service`` re-exports it).
 
@@ -192,6 +193,9 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
     ``last_good`` (the read/record commands): when the folder has errors, the last schedules that
     passed a check run instead, and ``runtime.reload`` says so (not ok: the errors, and when the
     schedules in use were checked); without a last good entry, ConfigError as always.
+
+    ``create`` false (the commands that only read or record): a SQLite file that does not exist is
+    ``storage.db.DatabaseMissing`` when the database is opened, and no file is made.
 
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
     used within ``settings.db_start_timeout_seconds``.
@@ -208,7 +212,7 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
                           calendar=calendar, renderer=renderer, clock=clock)
 
         async def attach() -> None:
-            runtime.db, runtime.link_secret = await stack.enter_async_context(started_database(settings))
+            runtime.db, runtime.link_secret = await stack.enter_async_context(started_database(settings, create=create))
 
         runtime.opener = attach
         if database:

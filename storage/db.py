@@ -46,21 +46,54 @@ class DatabaseUnavailable(Exception):
     """The database cannot be used at start. ``str()`` is one Chinese sentence, without any password."""
 
 
+class DatabaseMissing(DatabaseUnavailable):
+    """A command that only reads or records was pointed at a SQLite file that does not exist: it makes
+    none (an empty file there would hide a mistyped path until the next command found nothing in it)."""
+
+
+def missing_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist yet; None for one that exists, an in-memory
+    database, PostgreSQL or a URL that cannot be parsed (the engine says why)."""
+    try:
+        parsed = make_url(async_url(url))
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+def missing_words(path: Path) -> str:
+    """What an admin reads when a reading command finds no SQLite file at ``path``: which file, and how
+    to make it (README: ``remindbot serve`` makes it at its first start, ``remindbot db upgrade`` too)."""
+    return (f"数据库文件 “{path.resolve()}” 不存在，本命令只读取或记录，不新建数据库。"
+            "请检查 REMINDBOT_DATABASE_URL（未设置时为 REMINDBOT_VAR_DIR 下的 remindbot.db）是否写对；"
+            "新安装时请先运行 remindbot serve（首次启动时创建数据库）或 remindbot db upgrade 创建它。")
+
+
 class Database:
     """Owns the engine. ``await db.start()`` migrates to the newest schema; ``await db.stop()`` disposes.
 
     ``schema`` (PostgreSQL only) keeps every table in that schema: tests and benchmarks use a
     fresh one each and drop it afterwards (``create_schema`` / ``drop_schema``).
 
-    Errors: ``DatabaseUnavailable`` for a URL that names no usable driver or cannot be parsed.
+    ``create`` (default): a SQLite file that does not exist is made, saying so in one warning line
+    (``say``: false for a scratch file of our own); false (the reading and recording commands):
+    ``DatabaseMissing`` instead, and nothing is made, not even its folder.
+
+    Errors: ``DatabaseUnavailable`` for a URL that names no usable driver or cannot be parsed;
+    ``DatabaseMissing`` as above.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, create: bool = True, say: bool = True) -> None:
+        if not create and (missing := missing_file(url)) is not None:
+            raise DatabaseMissing(missing_words(missing))
         url = async_url(url)
         self.url = url
         self.schema = schema
         try:
-            self.engine: AsyncEngine = _make_engine(url, schema)
+            self.engine: AsyncEngine = _make_engine(url, schema, say=say)
         except (ArgumentError, InvalidRequestError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise DatabaseUnavailable(
                 f"数据库地址 REMINDBOT_DATABASE_URL 无效（{type(exc).__name__}）；应为 "
@@ -197,15 +230,16 @@ def describe_url(url: str | URL) -> str:
     return f"{shown}（{parsed.host or 'localhost'}:{parsed.port or 5432}）"
 
 
-def _made_private(path: Path) -> Callable[[], None]:
+def _made_private(path: Path, *, say: bool = True) -> Callable[[], None]:
     """What makes a SQLite file this process creates readable by its owner only (0600, as
     ``var/secret_key``): it holds people's names, mobiles and notes. A new one is created so now, before SQLite
     opens it (:func:`storage.writes.create_private`); what is returned is called after each connection's
-    pragmas (WAL has made -wal and -shm by then); a file that existed keeps its owner's mode."""
+    pragmas (WAL has made -wal and -shm by then); a file that existed keeps its owner's mode. A new
+    file is named in one warning line unless ``say`` is false."""
     new = not path.exists()
     if new:
         with suppress(OSError):  # one that cannot be made: SQLite says why at its first connection
-            create_private(path)
+            create_private(path, say=say)
     done = False
 
     def restrict() -> None:
@@ -217,13 +251,13 @@ def _made_private(path: Path) -> Callable[[], None]:
     return restrict
 
 
-def _make_engine(url: str, schema: str | None = None) -> AsyncEngine:
+def _make_engine(url: str, schema: str | None = None, *, say: bool = True) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         private: Callable[[], None] | None = None  # None: in memory, no file
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            private = _made_private(Path(parsed.database))
+            private = _made_private(Path(parsed.database), say=say)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -157,12 +157,21 @@ def to_wal(connection: Any) -> None:
             time.sleep(0.01)  # a command's one thread, or the driver's own: never the event loop
 
 
-def create_private(path: Path) -> None:
+def create_private(path: Path, *, say: bool = True) -> bool:
     """Create ``path`` empty and readable by its owner only, before SQLite opens it (SQLite gives -wal and -shm
     the database file's mode). A mode changed after the open left a window: a process killed in it left a file
-    anyone could read, and every later run, finding the file there, kept it so."""
-    with contextlib.suppress(FileExistsError):
+    anyone could read, and every later run, finding the file there, kept it so.
+
+    Whether the file was made now; then, unless ``say`` is false, one warning line names it: a database
+    made where the admin expected an existing one is a mistyped path, and this line is where it shows
+    (every place that makes a SQLite file comes here: ``storage.db``'s engine and :func:`_connect`)."""
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    if say:
+        logging.getLogger("storage.db").warning("已新建数据库文件 “%s”（此前不存在）。", path.resolve())
+    return True
 
 
 def make_private(path: Path) -> None:

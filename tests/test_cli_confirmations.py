@@ -19,8 +19,10 @@ from click.testing import CliRunner, Result
 from sqlmodel import select
 from test_followup import BJ, Clock, fire_due, make_runtime, write_world
 
+from bot.cli import main
 from bot.cli.confirmations import confirm, report, status
-from bot.confirming.confirmations import record_confirmation
+from bot.cli.runner import sentence
+from bot.confirming.confirmations import NOTE_MAX, record_confirmation
 from storage.models import Confirmation
 
 
@@ -249,6 +251,8 @@ def test_report_of_an_empty_last_month_says_how_to_see_this_month(cli: Cli) -> N
     # A database with nothing in it, so last month is empty whatever today is (in a month's first five
     # days the fixture's study day falls in last month).
     empty = {**cli.env, "REMINDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{cli.tmp / 'empty.db'}"}
+    made = CliRunner().invoke(main, ["db", "upgrade"], env=empty, catch_exceptions=False)  # report makes none
+    assert made.exit_code == 0, made.output
     # The default: last month (the admin pages open on this month: trial 9).
     result = CliRunner().invoke(report, [], env=empty, catch_exceptions=False)
 
@@ -370,3 +374,28 @@ def test_link_to_a_mistyped_person_names_the_one_meant(cli: Cli) -> None:
     assert one_apart.exit_code == 1 and "找不到人员 “王五”，是不是 “王芳”？" in one_apart.output
     stranger = cli.run(link, str(cli.study), "张三")
     assert stranger.exit_code == 1 and "找不到人员 “张三”：请写日程配置中的人员标识或姓名" in stranger.output
+
+
+# ---------------------------------------------------------------- confirm refusals: one full stop (trial 15)
+
+
+def refusal(cli: Cli, *args: str) -> str:
+    result = cli.run(confirm, *args)
+    assert result.exit_code == 1, result.output
+    return result.output.rstrip("\n")
+
+
+def test_confirm_refusals_end_with_exactly_one_full_stop(cli: Cli) -> None:
+    assert refusal(cli, "999", "王芳", "--by", "陈静") == \
+        "找不到记录号为 999 的提醒记录（记录号见 remindbot status）。"
+    too_long = refusal(cli, str(cli.check), "吴敏", "--by", "陈静", "--note", "很" * (NOTE_MAX + 1))
+    assert too_long == f"备注最多 {NOTE_MAX} 个字，现在有 {NOTE_MAX + 1} 个字。"
+    assert refusal(cli, str(cli.check), "吴敏", "--by", "王芳").endswith("管理员名字（REMINDBOT_ADMINS、"
+                                                                   "REMINDBOT_ADMIN_USER）或日程配置中角色为 admin 的"
+                                                                   "人员标识或姓名。可以操作的有：陈静（chen）。")
+    asked = refusal(cli, str(cli.study), "wnag", "--by", "陈静")  # a question takes no 。 after it
+    assert asked.endswith("是不是 “wang”？"), asked
+
+def test_sentence_ends_with_exactly_one_full_stop() -> None:
+    assert [sentence(t) for t in ("无需确认", "无需确认。", "无需确认。。", "是不是 “wang”？", "再试。\n")] == \
+        ["无需确认。", "无需确认。", "无需确认。", "是不是 “wang”？", "再试。"]

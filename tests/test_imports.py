@@ -117,7 +117,8 @@ def test_status_and_report_import_only_what_they_use(tmp_path: Path) -> None:
     """On SQLite with the snapshot warm: no YAML parser, no metrics, no PostgreSQL dialect, no outbox,
     no wcwidth (plain Chinese is measured without it), no templates, no web stack, no Alembic."""
     env = _env(tmp_path)
-    for argv in (["validate"], ["status"]):  # the snapshot built, the database created (Alembic: only then)
+    # The snapshot built, the database created (Alembic: only then; a reading command makes none), read once.
+    for argv in (["validate"], ["db", "upgrade"], ["status"]):
         warm = subprocess.run([sys.executable, "-m", "bot", *argv], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=120)
         assert warm.returncode == 0, warm.stderr
@@ -140,7 +141,7 @@ def test_a_one_shot_command_runs_its_work_without_a_pass_of_the_collector(tmp_pa
     worth a pass (a province's report: passes over 20,000 rows, ~0.1 s). Run in-process, the
     collector is as it was afterwards."""
     env = _env(tmp_path)
-    for argv in (["validate"], ["status"]):
+    for argv in (["validate"], ["db", "upgrade"], ["status"]):
         warm = subprocess.run([sys.executable, "-m", "bot", *argv], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=120)
         assert warm.returncode == 0, warm.stderr
@@ -175,6 +176,7 @@ def test_a_command_process_ends_at_once_with_its_output_and_exit_code_kept(tmp_p
         return subprocess.run([sys.executable, "-c", script, *argv], cwd=ROOT, env=env, capture_output=True,
                               timeout=120)
 
+    assert run("-", "db", "upgrade").returncode == 0  # report reads an existing database, never makes one
     csv = run("-", "report", "--period", "current_month", "--format", "csv")
     assert csv.returncode == 0 and b"torn down" not in csv.stderr, csv.stderr
     inline = subprocess.run([sys.executable, "-m", "bot", "report", "--period", "current_month", "--format", "csv"],
@@ -242,12 +244,12 @@ def test_report_and_status_on_a_sqlite_file_read_it_without_sqlalchemy(tmp_path:
     """``report`` and ``status`` on a SQLite file at the newest schema read it through ``sqlite3``
     (storage/reads.py): SQLAlchemy, SQLModel and the table models are never imported (half of a
     province's report was importing them), and the file is left as it was. A file not there yet is
-    created as before."""
+    said and not made (trial 15); ``fire`` makes it."""
     env = _env(tmp_path)
     first = subprocess.run([sys.executable, "-m", "bot", "report", "--period", "current_month"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0, first.stderr
-    assert (tmp_path / "bot.db").is_file() and "本期没有需要确认的事项" in first.stdout
+    assert first.returncode == 1 and "不存在" in first.stderr, first.stderr
+    assert not (tmp_path / "bot.db").exists()
     fired = subprocess.run([sys.executable, "-m", "bot", "fire", "study-day", "--date", "2026-12-04"], cwd=ROOT,
                            env=env, capture_output=True, text=True, timeout=120)
     assert fired.returncode == 0, fired.stderr

@@ -276,6 +276,8 @@ async def test_db_check_says_in_chinese_when_behind_and_db_upgrade_brings_it_cur
 
 
 def test_db_check_on_an_empty_database_says_there_are_no_tables(workspace: Workspace) -> None:
+    workspace.database.parent.mkdir(parents=True, exist_ok=True)
+    workspace.database.touch()  # an empty SQLite file (one that does not exist: tests/test_missing_database.py)
     result = run_db(workspace, "check")
     assert result.returncode == 1
     assert "还没有 remindbot 的表" in result.stderr

@@ -210,6 +210,7 @@ async def _leader_link(runtime: Runtime, who: str) -> str:
         some = (f"。分管单位的领导有：{'、'.join(leaders)}" if leaders
                 else "。日程配置中还没有单位写明分管领导（leaders）")
         raise CliError(f"{person.name} 没有分管的单位（日程配置中没有单位把此人列为 leaders），没有领导页面{some}")
+    await runtime.ensure_database()  # only now: a name that is wrong is said first, whatever the database
     base, note = await links_base(runtime)
     url = leader_url(runtime, person.id, base=base)
     return _with_note(f"{person.name} 的领导页面（分管 {len(units)} 个单位，只读，无需登录）：\n{url}\n"
@@ -220,7 +221,7 @@ async def _leader_link(runtime: Runtime, who: str) -> str:
 @click.argument("person", metavar="人员")
 def leader_link(person: str) -> None:
     """打印某位分管领导的个人页面链接（只读：分管单位的完成情况、逾期名单、近期趋势；人员写标识或姓名）。"""
-    click.echo(run(lambda runtime: _leader_link(runtime, person)))
+    click.echo(run(lambda runtime: _leader_link(runtime, person), database=False))
 
 
 __all__ = ["confirm", "leader_link", "link", "open_runtime", "report", "status"]

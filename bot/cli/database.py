@@ -42,7 +42,8 @@ def check() -> None:
 
 
 async def _state(settings: Settings) -> migrate.SchemaState:
-    database = Database(settings.database_url, schema=settings.database_schema or None)
+    # A check reads: a SQLite file that does not exist is said (DatabaseMissing), not made empty.
+    database = Database(settings.database_url, schema=settings.database_schema or None, create=False)
     try:
         await database.wait_reachable(settings.db_start_timeout_seconds)
         return await migrate.state(database.engine, database.schema)
@@ -60,7 +61,7 @@ def revision(message: str) -> None:
 
 async def _revision(message: str) -> Path:
     with tempfile.TemporaryDirectory() as folder:
-        database = Database(f"sqlite+aiosqlite:///{Path(folder) / 'head.db'}")
+        database = Database(f"sqlite+aiosqlite:///{Path(folder) / 'head.db'}", say=False)  # scratch, ours
         try:
             await migrate.upgrade(database.engine, step_by_step=True)  # what the migrations build, not the models
             async with database.engine.connect() as conn:

@@ -22,7 +22,21 @@ T = TypeVar("T")
 
 
 class CliError(Exception):
-    """A problem the admin must fix; the message is Chinese and is printed as is."""
+    """A problem the admin must fix; the message is Chinese, printed as one :func:`sentence`."""
+
+
+# Marks that end a Chinese sentence by themselves: a question (是不是 “zhao_ming”？) takes no 。 after it.
+_ENDS = ("。", "？", "！", "?", "!", "…")
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop: 。 added when it has none, a doubled one made single,
+    none after ？ or ！. Refusals come from several places (the shared admin actions, which the web page
+    shows with its own punctuation, and this package's own), some with a 。 and some without."""
+    body = text.rstrip()
+    while body.endswith("。"):
+        body = body[:-1].rstrip()
+    return body if body.endswith(_ENDS) else f"{body}。"
 
 
 @asynccontextmanager
@@ -30,11 +44,14 @@ async def open_runtime(settings: Settings, *, database: bool = True) -> AsyncIte
     """The service's runtime (schedules, calendar, renderer, database) for one command; when the
     schedules have errors, the last good ones, said first on stderr (an admin records a confirmation
     given by phone while a broken edit waits to be fixed). ``database=False``: opened on first
-    :meth:`Runtime.ensure_database` (a command that may read a SQLite file without it)."""
+    :meth:`Runtime.ensure_database` (a command that may read a SQLite file without it).
+
+    These commands read or record in an existing database: a SQLite file that does not exist is
+    ``storage.db.DatabaseMissing`` (which file, how to make it), never an empty file made here."""
     from bot.runtime import open_runtime as service_runtime
 
     try:
-        async with service_runtime(settings, last_good=True, database=database) as runtime:
+        async with service_runtime(settings, last_good=True, database=database, create=False) as runtime:
             if runtime.refused is not None:
                 from bot.cli.schedule import say_last_good
 
@@ -64,7 +81,7 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, database: bool = True) -> T:
         with gcpause.no_gc() if gcpause.FREEZE else nullcontext():
             return asyncio.run(main())
     except CliError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(sentence(str(exc)), err=True)
         raise SystemExit(1) from None
 
 
@@ -72,7 +89,8 @@ def run(work: Callable[[Runtime], Awaitable[T]], *, database: bool = True) -> T:
 async def reading(runtime: Runtime) -> AsyncIterator[reads.Reader]:
     """A reader of the runtime's database (``storage.reads``): ``sqlite3``, read-only, on a SQLite file
     already at the newest schema when the runtime was opened without its database; else the database
-    opened (created or upgraded first, as every command does) and read through SQLAlchemy."""
+    opened (upgraded first, as every command does; never created: see :func:`open_runtime`) and read
+    through SQLAlchemy."""
     path = reads.sqlite_file(runtime.settings.database_url)
     if path is not None and runtime.opener is not None and reads.at_head(path):
         async with reads.sqlite_reader(path) as reader:

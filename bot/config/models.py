@@ -370,7 +370,7 @@ class Reminder(Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"未知时区 {value!r}，例如 Asia/Shanghai") from None
+            raise ValueError(f"未知时区 “{value}”，例如 Asia/Shanghai") from None
         return value
 
     @model_validator(mode="after")

@@ -75,7 +75,7 @@ def parse_time_of_day(value: Any) -> time:
         m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
         if m and int(m[1]) < 24 and int(m[2]) < 60:
             return time(int(m[1]), int(m[2]))
-    shown = f"{quoted(value)}{ime_hint(value)}" if isinstance(value, str) and ime_hint(value) else repr(value)
+    shown = f"{quoted(value)}{ime_hint(value)}" if isinstance(value, str) else str(value)  # a number: as is
     raise ValueError(f"应为一天中的时刻，写成 HH:MM，例如 \"09:00\"，而不是 {shown}")
 
 

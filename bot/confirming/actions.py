@@ -374,7 +374,7 @@ async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  #
     ``settings``: :class:`bot.settings.Settings`; ``renderer``: :class:`bot.delivery.render.Renderer`.
     """
     from bot.platforms.base import DeliveryError, Message
-    from bot.platforms.registry import platform_for
+    from bot.platforms.registry import as_configured, platform_for
 
     platform = platform_for(channel)
     rendered = renderer.render("test", {"stage": "test"}, "remindbot 测试消息")
@@ -388,7 +388,8 @@ async def send_test_message(settings, renderer, channel) -> tuple[bool, str]:  #
     except DeliveryError as exc:
         kinds = {"retry": "暂时失败，稍后重试可能成功", "config": "配置有误，需要修改",
                  "rejected": "平台拒收了这条消息"}
-        return False, f"发送失败（{kinds[exc.kind.value]}）：{exc.message}"
+        # The adapter names its platform (企业微信); the admin configured 政务微信 perhaps (trial 15).
+        return False, f"发送失败（{kinds[exc.kind.value]}）：{as_configured(exc.message, channel)}"
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         from urllib.parse import urlsplit
 

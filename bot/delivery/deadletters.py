@@ -23,7 +23,7 @@ from datetime import datetime
 from bot.delivery import outbox
 from bot.delivery.outbox import Claimed, robot_key
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Message, Platform
-from bot.platforms.registry import edition_title
+from bot.platforms.registry import platform_title
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class DeadDigest:
         if channel is None:
             return platform
         try:
-            return edition_title(channel, self._platform_for(channel).title)
+            return platform_title(channel, self._platform_for)
         except KeyError:
             return platform
 

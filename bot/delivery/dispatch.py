@@ -60,7 +60,7 @@ from bot.metrics import LANES_HELD, MESSAGES, POSSIBLE_DUPLICATES, RETRIES
 from bot.platforms.appsend import CHANNEL_PREFIX as APP_PREFIX
 from bot.platforms.base import ChannelBase, DeliveryError, FailureKind, Platform
 from bot.platforms.markup import redact
-from bot.platforms.registry import edition_title
+from bot.platforms.registry import PlatformFor, as_configured
 from bot.platforms.registry import platform_for as registry_platform_for
 from bot.repeats import RepeatedFailure, whole
 from bot.settings import Settings
@@ -80,7 +80,6 @@ PREMARK_ROWS = 4
 STOP_WRITE_SECONDS = 5.0  # the last write at stop (giving back lanes and rows), at most
 
 ChannelFor = Callable[[str], ChannelBase | None]
-PlatformFor = Callable[[ChannelBase], Platform]
 
 
 @dataclass
@@ -113,16 +112,6 @@ class _Lane:
     # at every send; a signed one (a timestamp in its query) differs each time and is parsed as it comes.
     url_text: str = ""
     url: URL | None = None
-
-
-def as_configured(message: str, channel: ChannelBase | None, platform_for: PlatformFor) -> str:
-    """An adapter's error names the platform by the adapter's title (企业微信); a channel on a government
-    deployment is 政务微信 to its admins, as the notices and pages call it (trial 13)."""
-    if channel is None:
-        return message
-    own = platform_for(channel).title
-    shown = edition_title(channel, own)
-    return message if shown == own else message.replace(own, shown)
 
 
 class Dispatcher:

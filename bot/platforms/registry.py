@@ -12,6 +12,7 @@ adapters and app senders, the callback handlers (bot/web/callbacks.py), the spre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Union
 
 from pydantic import Field
@@ -92,9 +93,25 @@ def edition_title(channel: ChannelBase, title: str) -> str:
     return edition() if callable(edition) else title
 
 
-def platform_title(channel: ChannelBase) -> str:
-    """The Chinese platform name an admin sees for this channel (see :func:`edition_title`)."""
-    return edition_title(channel, platform_for(channel).title)
+PlatformFor = Callable[[ChannelBase], Platform]  # :func:`platform_for`, or a test's stand-in for it
+
+
+def platform_title(channel: ChannelBase, adapter_for: PlatformFor = platform_for) -> str:
+    """The Chinese platform name an admin sees for this channel (see :func:`edition_title`);
+    ``adapter_for``: how the channel's adapter is found (the dispatcher's own, in tests a fake's)."""
+    return edition_title(channel, adapter_for(channel).title)
+
+
+def as_configured(message: str, channel: ChannelBase | None, adapter_for: PlatformFor = platform_for) -> str:
+    """``message`` (an adapter's error, which names the platform by the adapter's title: 企业微信) with the
+    platform named as the channel is configured: a channel on a government deployment is 政务微信 to its
+    admins, as the notices and pages call it (trials 13 and 15). The one place that renames it: the
+    dispatcher's failures, the dead-letter notices and ``send-test`` (command line and admin page)."""
+    if channel is None:
+        return message
+    own = adapter_for(channel).title
+    shown = edition_title(channel, own)
+    return message if shown == own else message.replace(own, shown)
 
 
 def shown_webhook(channel: ChannelBase) -> str:

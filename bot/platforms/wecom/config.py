@@ -21,7 +21,7 @@ class WeComChannel(ChannelBase):
     def webhook_problem(self) -> str | None:
         if parse_qs(urlsplit(self.webhook_url()).query).get("key"):
             return None
-        return ("企业微信机器人的 webhook 应含 key=…（形如 …/cgi-bin/webhook/send?key=…），"
+        return (f"{self.edition()}机器人的 webhook 应含 key=…（形如 …/cgi-bin/webhook/send?key=…），"
                 "现在没有：请从群机器人设置中完整复制")
 
     def edition(self) -> str:

@@ -1,0 +1,87 @@
+"""Trial 15: a command that only reads or records, pointed at a SQLite file that does not exist (a
+mistyped REMINDBOT_DATABASE_URL, or run before the first ``serve``), says which file is missing and how
+to make it, exits 1 and leaves nothing behind; the commands that make the database say when they do."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env_for(tmp_path: Path, database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REMINDBOT_")}
+    env.update({
+        "REMINDBOT_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "REMINDBOT_VAR_DIR": str(tmp_path / "var"),
+        "REMINDBOT_SECRET_KEY": "test-signing-key",
+        "REMINDBOT_ADMIN_USER": "admin",
+        "REMINDBOT_ADMIN_PASSWORD": "a-long-password-of-ours",
+    })
+    return env
+
+
+async def remindbot(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+READING = [
+    ("db", "check"),
+    ("status",),
+    ("report", "--period", "2026-12"),
+    ("confirm", "1", "王芳", "--by", "admin"),
+    ("link", "1", "王芳"),
+    ("leader-link", "李国强"),
+    ("excuse", "1", "王芳", "--by", "admin", "--reason", "出差"),
+    ("resend", "1", "--by", "admin"),
+]
+
+
+@pytest.mark.parametrize("args", READING, ids=[" ".join(a[:2]) for a in READING])
+async def test_a_reading_command_names_the_missing_file_and_makes_none(tmp_path: Path, args: tuple[str, ...]) -> None:
+    database = tmp_path / "wrong-folder" / "remindbot.db"
+    code, out, err = await remindbot(env_for(tmp_path, database), *args)
+    assert code == 1, out + err
+    assert f"数据库文件 “{database}” 不存在" in err, err
+    assert "remindbot serve" in err and "remindbot db upgrade" in err
+    assert not database.exists() and not database.parent.exists()  # not even its folder
+
+
+async def test_db_upgrade_makes_the_file_and_says_so_in_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "remindbot.db"
+    env = env_for(tmp_path, database)
+    code, out, err = await remindbot(env, "db", "upgrade")
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "新建" in line] == [f"已新建数据库文件 “{database}”（此前不存在）。"]
+    assert database.is_file()
+    # Now it exists: the reading commands read it, and nothing says it was made again.
+    code, out, err = await remindbot(env, "db", "check")
+    assert code == 0 and "新建" not in out + err, out + err
+    code, out, err = await remindbot(env, "status")
+    assert code == 0 and "不存在" not in out + err and "新建" not in out + err, out + err
+
+
+async def test_fire_still_makes_the_database_and_names_the_new_file(tmp_path: Path) -> None:
+    database = tmp_path / "new" / "remindbot.db"
+    code, out, err = await remindbot(env_for(tmp_path, database), "fire", "study-day", "--date", "2026-12-04",
+                                     "--dry-run")
+    assert code == 0, err
+    assert f"已新建数据库文件 “{database}”（此前不存在）。" in out + err  # the log: stdout or stderr
+    assert database.is_file()
+
+
+async def test_leader_link_with_a_wrong_name_says_the_name_first_and_makes_no_file(tmp_path: Path) -> None:
+    database = tmp_path / "remindbot.db"
+    code, _, err = await remindbot(env_for(tmp_path, database), "leader-link", "zhao")
+    assert code == 1 and "找不到人员 “zhao”，是不是 “zhao_ming”？" in err and "不存在" not in err, err
+    assert not database.exists()

@@ -85,3 +85,14 @@ async def test_leader_link_with_a_wrong_name_says_the_name_first_and_makes_no_fi
     code, _, err = await remindbot(env_for(tmp_path, database), "leader-link", "zhao")
     assert code == 1 and "找不到人员 “zhao”，是不是 “zhao_ming”？" in err and "不存在" not in err, err
     assert not database.exists()
+
+
+async def test_a_preview_of_a_bulletin_with_no_database_makes_none_and_says_its_figures_are_left_out(
+        tmp_path: Path) -> None:
+    # A preview writes nothing: the 通报's figures would need the database, which it does not make.
+    database = tmp_path / "nowhere" / "remindbot.db"
+    code, out, err = await remindbot(env_for(tmp_path, database), "preview", "monthly-bulletin")
+    assert code == 0, err
+    assert "党员参加组织生活情况通报" in out
+    assert f"数据库文件 “{database}” 不存在，以上消息未含统计数字（预览不新建数据库）。" in out
+    assert not database.exists() and not database.parent.exists()

@@ -59,10 +59,17 @@ def test_a_preview_neither_imports_nor_creates_the_database(tmp_path: Path) -> N
     assert not (tmp_path / "bot.db").exists()
 
 
+def _made(env: dict[str, str]) -> None:
+    """The database made as an admin makes it (a preview makes none: tests/test_missing_database.py)."""
+    done = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_report_preview_opens_the_database_for_its_figures(tmp_path: Path) -> None:
     env = _env(tmp_path)
+    _made(env)
     assert "storage.db" in _preview(env, "monthly-bulletin")  # kind: report: figures from the database
-    assert (tmp_path / "bot.db").exists()
 
 
 async def test_a_runtime_opened_without_the_database_signs_nothing_until_it_is_opened(tmp_path: Path) -> None:
@@ -211,6 +218,7 @@ def _preview_text(env: dict[str, str], *args: str) -> str:
 
 def test_a_preview_with_figures_says_they_are_as_of_now_not_as_of_the_send(tmp_path: Path) -> None:
     env = _env(tmp_path)
+    _made(env)
     note = "以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计"
     assert note in _preview_text(env, "monthly-bulletin", "--date", "2027-01-05").splitlines()[-1]
     assert note not in _preview_text(env, "study-day")  # no figures, no note

@@ -27,7 +27,11 @@ from bot.scheduling.workdays import WorkCalendar
 from bot.settings import Settings
 
 if TYPE_CHECKING:  # firing is imported where it runs: preview loads no database code
+    from typing import Any
+
+    from bot.config.models import Person
     from bot.scheduling.occurrences import FireResult
+    from bot.scheduling.planning import FiguresFor
     from storage.writes import SqliteWriter
 
 
@@ -102,7 +106,8 @@ def preview(reminder_id: str, on: datetime | None, person: str | None, stage: st
 
 async def _preview(reminder_id: str, on: date | None, person: str | None, stage: str) -> None:
     # A preview writes nothing: the database is opened only if a message needs its figures.
-    async with open_runtime(Settings(), database=False, last_good=True) as runtime:
+    # A preview writes nothing, a database file included: with none yet, figures are left out (said below).
+    async with open_runtime(Settings(), database=False, last_good=True, create=False) as runtime:
         if runtime.refused is not None:
             say_last_good(runtime.refused)
         reminder = _reminder(runtime, reminder_id)
@@ -131,7 +136,8 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             f = found[0]
         deadline = deadline_for(runtime, reminder, due.due_at)
         # No occurrence exists (a preview writes nothing): links show a placeholder, never a token.
-        plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=report_figures(runtime))
+        figures, missing = _figures_unless_missing(runtime)
+        plans = await plan_fire(runtime, reminder, f, None, deadline, figures_for=figures)
         if person:
             plans = [p for p in plans if any(m.person_id == person for m in p.mentions)]
             if not plans:
@@ -143,8 +149,31 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             _show(runtime.renderer, plan)
         click.echo(f"说明：加签（timestamp、sign）在发送时计算，不在此显示；个人确认链接显示为“{LINK_PLACEHOLDER}”，"
                    "真正发送时按该次提醒为每人生成（已发出的提醒可用 remindbot link 查看某人的链接）。")
-        if any(plan.context.get("figures") for plan in plans):  # a 通报 or a leader's brief: figures as of now
+        if missing:
+            click.echo(f"注意：{missing[0]}以上消息未含统计数字（预览不新建数据库）。")
+        elif any(plan.context.get("figures") for plan in plans):  # a 通报 or a leader's brief: figures as of now
             click.echo("注意：以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计，可能与此不同。")
+
+
+def _figures_unless_missing(runtime: Runtime) -> tuple[FiguresFor, list[str]]:
+    """``report_figures`` for a preview, and a list that holds, once a figure was asked for and the
+    SQLite file does not exist, what an admin reads about it: the figures are then None (no database
+    is made by a preview, nor asked for again)."""
+    asked = report_figures(runtime)
+    missing: list[str] = []
+
+    async def figures(reminder: Reminder, person: Person | None, at: datetime) -> dict[str, Any] | None:
+        from storage.db import DatabaseMissing  # the database's code only when a message has figures
+
+        if missing:
+            return None
+        try:
+            return await asked(reminder, person, at)
+        except DatabaseMissing as exc:
+            missing.append(f"{str(exc).split('，', 1)[0]}，")
+            return None
+
+    return figures, missing
 
 
 RECIPIENTS_NAMED = 10  # recipients named when a preview's --person is not among them; more are counted

@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.config.loader import check_schedules
 from bot.platforms.wecom.config import WeComChannel
 from tests.fakes.platforms import FakePlatforms
+from tests.test_config import GOOD_REMINDER
 from tests.test_fire import ROOT, base_env, run_cli
 
 # ---------------------------------------------------------------- the platform as configured
@@ -34,17 +35,6 @@ def test_a_政务微信_webhook_without_key_is_named_政务微信() -> None:
 
 # ---------------------------------------------------------------- Chinese quotes around what the admin wrote
 
-GOOD_REMINDER = """\
-reminders:
-  - id: extra
-    title: 测试提醒
-    when:
-      monthly: {day: 5}
-      at: "09:00"
-    recipients:
-      channels: [gw_wecom]
-      mention: {roles: [secretary]}
-"""
 
 
 def messages_for(tmp_path: Path, name: str, text: str) -> list[str]:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from stat import S_ISDIR
 from typing import TYPE_CHECKING
 
 from watchfiles import awatch
@@ -178,7 +179,7 @@ def folder_state(settings: Settings, *, templates: bool = False) -> dict[str, tu
             stat = path.stat()
         except OSError:  # gone meanwhile
             continue
-        if path.is_file():
+        if not S_ISDIR(stat.st_mode):  # a pipe or device named like a schedules file too: the check refuses it
             out[key] = (stat.st_size, stat.st_mtime_ns)
     return out
 

@@ -442,7 +442,9 @@ def how_to_add_webhook(settings: Settings, schedules: Schedules, channel_id: str
     if not label:
         return "请为该频道配置 webhook 后再试。"
     path = settings.schedules_dir.resolve().parent / label  # labels are relative to the folder's parent
-    written = written_field(path, "channels", channel_id, "webhook")
+    from bot.config.limits import Limits
+
+    written = written_field(path, "channels", channel_id, "webhook", Limits.from_settings(settings))
     if written is None:
         return f"请在 {openable(path)}:{line} 为该频道加上 webhook 后再试。"
     where = f"{openable(path)}:{written.start_mark.line + 1}"

@@ -21,11 +21,15 @@ SOURCE_SUFFIXES = (*YAML_SUFFIXES, ".csv", ".xlsx", *UNREADABLE_SHEET_SUFFIXES)
 
 
 def schedule_files(path: Path) -> list[Path]:
-    """The schedules' source files under ``path`` (or ``path`` itself), sorted; no lock files."""
-    if path.is_file():
+    """The schedules' source files under ``path`` (or ``path`` itself), sorted; no lock files.
+
+    Everything named like one but a folder is listed, pipes, devices and broken symlinks included: the
+    readers refuse those by name (``bot/config/sourcefile.py``) rather than skip them unsaid."""
+    if not path.is_dir():
         return [path]
-    return sorted(p for p in path.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES and p.is_file()
-                  and not p.name.startswith(("~$", ".~")))  # Excel's and LibreOffice's lock files
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in SOURCE_SUFFIXES and not p.is_dir()
+                  # Excel's, LibreOffice's and Emacs's lock files (Emacs's: a symlink to nowhere)
+                  and not p.name.startswith(("~$", ".~", ".#")))
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def check_schedules(path: Path, *, env: Mapping[str, str] | None = None, templat
     issues: list[ConfigIssue] = []
     if not path.exists():
         return None, [ConfigIssue(str(path), 1, 1, "", "找不到这个文件或文件夹")]
-    if path.is_file() and path.suffix.lower() not in SOURCE_SUFFIXES:
+    if not path.is_dir() and path.suffix.lower() not in SOURCE_SUFFIXES:
         return None, [ConfigIssue(file_label(path, path), 1, 1, "", not_schedules_message(path))]
     files = schedule_files(path)
     if not files:
@@ -172,7 +172,7 @@ def _parse_files(files: list[Path], base: Path, env: Mapping[str, str], limits: 
             rows_left -= sum(len(rows) for rows in entry["doc"].data.values())
         entries.append((where, entry))
     docs = within_entries([e["doc"] for _, e in entries if e["doc"] is not None], limits, issues)
-    roots.add_dropped_files(files, base, docs, issues)
+    roots.add_dropped_files(files, base, docs, issues, limits)
     kept = {id(doc) for doc in docs}
     parsed = []
     for where, entry in entries:
@@ -230,7 +230,7 @@ class Roots:
     folded: dict[int, tuple[ConfigIssue, Counter[str]]] = field(default_factory=dict)  # id(root) -> counts
 
     def add_dropped_files(self, files: list[Path], base: Path, docs: list[YamlDoc],
-                          issues: list[ConfigIssue]) -> None:
+                          issues: list[ConfigIssue], limits: Limits) -> None:
         loaded = {d.path for d in docs}
         for path in files:
             if path in loaded:
@@ -238,7 +238,10 @@ class Roots:
             label = file_label(path, base)
             root = next((i for i in issues if i.file == label and not i.warning), None)
             if root is not None:
-                self.files.append((set(_ID_TOKEN.findall(readable_text(path))), root))
+                # At most the file's size limit is read: an oversized file's ids there still fold
+                # the references to them; a pipe or device is not opened.
+                bound = limits.sheet_bytes if is_sheet(path) else limits.file_bytes
+                self.files.append((set(_ID_TOKEN.findall(readable_text(path, bound))), root))
 
     def add_entry(self, section: str, entry: Any, first_issue: ConfigIssue) -> None:
         if not isinstance(entry, dict):

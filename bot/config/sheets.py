@@ -35,6 +35,7 @@ import yaml
 from bot.config.columns import SECTIONS
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES
 from bot.config.limits import Limits, sheet_rows_message, sheet_size_message
+from bot.config.sourcefile import NotRead, read_source, regular_stat
 from bot.config.yamlsource import ConfigIssue, YamlDoc, guess_encoding
 from bot.platforms.registry import PERSON_ID_FIELDS
 
@@ -190,17 +191,17 @@ def read_sheet(path: Path, label: str, issues: list[ConfigIssue], limits: Limits
         issues.append(ConfigIssue(label, 1, 1, "", "表格文件名应以 people（或“人员”）或 units（或“单位”）开头，"
                                                    "以便知道它列的是人员还是单位"))
         return None
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        issues.append(ConfigIssue(label, 1, 1, "", f"无法读取文件（{exc.strerror or type(exc).__name__}）"))
+    try:  # looked at before it is read: a pipe or device is never opened, an oversized file never read
+        size = regular_stat(path).st_size
+    except NotRead as exc:
+        issues.append(ConfigIssue(label, 1, 1, "", str(exc)))
         return None
     if size > limits.sheet_bytes:
         issues.append(ConfigIssue(label, 1, 1, "", sheet_size_message(size, limits)))
         return None
     reading = _Reading(label, section, issues)
     try:
-        rows = _xlsx_rows(path, reading) if path.suffix.lower() == ".xlsx" else _csv_rows(path, reading)
+        rows = _xlsx_rows(path, reading) if path.suffix.lower() == ".xlsx" else _csv_rows(path, reading, limits)
         if rows is None:
             return None
         return _build(path, reading, rows, limits, rows_left)
@@ -436,12 +437,13 @@ def _checked(value: str, field: str, col: int, row: int, at: str, reading: _Read
 # ------------------------------------------------------------------ CSV
 
 
-def _csv_rows(path: Path, reading: _Reading) -> Iterator[_Row] | None:
-    """CSV in UTF-8 (with or without BOM) or, as Excel on Chinese Windows saves it, GBK/GB18030."""
+def _csv_rows(path: Path, reading: _Reading, limits: Limits) -> Iterator[_Row] | None:
+    """CSV in UTF-8 (with or without BOM) or, as Excel on Chinese Windows saves it, GBK/GB18030; no more
+    than ``limits.sheet_bytes`` read (the file may have grown since its size was looked at)."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reading.error(1, 1, "", f"无法读取文件（{exc.strerror or type(exc).__name__}）")
+        raw = read_source(path, limits.sheet_bytes, lambda size: sheet_size_message(size, limits))
+    except NotRead as exc:
+        reading.error(1, 1, "", str(exc))
         return None
     try:
         text = raw.decode("utf-8-sig")

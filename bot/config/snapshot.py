@@ -50,9 +50,10 @@ from typing import TYPE_CHECKING, Any
 import bot
 from bot.config.dated import as_of
 from bot.config.gcpause import no_gc
-from bot.config.issues import _ENV_RE, ConfigError, ConfigIssue, schedule_files
-from bot.config.limits import Limits, scan
+from bot.config.issues import _ENV_RE, YAML_SUFFIXES, ConfigError, ConfigIssue, schedule_files
+from bot.config.limits import DEFAULT_SHEET_BYTES, Limits, scan
 from bot.config.models import Schedules
+from bot.config.sourcefile import NotRead, open_source, read_source
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -263,12 +264,11 @@ def _written_entries(folder: Path, bounds: Limits) -> list[tuple[str, dict[str, 
         if file.suffix not in (".yaml", ".yml"):
             continue
         try:
-            if file.stat().st_size > bounds.file_bytes:
-                continue  # the check refuses it too: the copy's values stay
-            text = file.read_text(encoding="utf-8")
+            # An oversized file, a pipe or device: the check refuses it too, the copy's values stay.
+            text = read_source(file, bounds.file_bytes, str).decode("utf-8")
             # Only files with a ${VAR} are parsed: a province's people file costs seconds and has none.
             doc = yaml.safe_load(text) if "${" in text and scan(text, bounds) is None else None
-        except (OSError, UnicodeError, yaml.YAMLError):
+        except (NotRead, UnicodeError, yaml.YAMLError):
             continue
         for section in _SECTIONS:
             written = doc.get(section) if isinstance(doc, dict) else None
@@ -329,7 +329,8 @@ def _snapshot_key(path: Path, files: list[Path], env: Mapping[str, str], templat
     digest = hashlib.sha256(f"{code_version()}|{path.resolve()}|{sorted(asdict(limits).items())}".encode())
     buffer = bytearray(BLOCK)
     for file in files:
-        digest.update(f"|{file}|".encode() + _file_key(file, env, buffer).encode())
+        bound = limits.sheet_bytes if file.suffix.lower() not in YAML_SUFFIXES else limits.file_bytes
+        digest.update(f"|{file}|".encode() + _file_key(file, env, buffer, bound).encode())
     if templates_dir is not None:
         digest.update(f"|templates:{templates_dir.resolve()}".encode())
         if templates_dir.is_dir():
@@ -339,18 +340,32 @@ def _snapshot_key(path: Path, files: list[Path], env: Mapping[str, str], templat
     return digest.hexdigest()[:40]
 
 
-def _file_key(file: Path, env: Mapping[str, str], buffer: bytearray) -> str:
+def _file_key(file: Path, env: Mapping[str, str], buffer: bytearray, bound: int = DEFAULT_SHEET_BYTES) -> str:
     """:func:`_content_key` of a file's bytes, read a block at a time into ``buffer``: a province's 6 MB
     of sheets are hashed without a copy of each file in memory (its new pages cost more than the hash).
-    A file with a ``$`` anywhere is read whole, for the names of its ``${VAR}``s."""
+    A file with a ``$`` anywhere is read whole, for the names of its ``${VAR}``s. A file the check
+    will refuse unread (over ``bound`` bytes, a pipe or device, gone) is not read: its key is what
+    ``stat`` says of it (the check's result is not kept then, so no snapshot is found under it)."""
     digest = hashlib.sha256()
     view = memoryview(buffer)
-    with file.open("rb", buffering=0) as handle:
-        while size := handle.readinto(buffer):
-            if buffer.find(b"$", 0, size) >= 0:
-                return _content_key(file.read_bytes(), env)
-            digest.update(view[:size])
+    try:
+        with open_source(file, bound, str) as handle:
+            while size := handle.readinto(buffer):
+                if buffer.find(b"$", 0, size) >= 0:
+                    return _content_key(read_source(file, bound, str), env)
+                digest.update(view[:size])
+    except NotRead:
+        return _unread_key(file)
     return digest.hexdigest()
+
+
+def _unread_key(file: Path) -> str:
+    """A key for a file not read: its kind, size, inode and change times (or that it cannot be looked at)."""
+    try:
+        found = os.stat(file)
+    except OSError as exc:
+        return f"unread:{exc.errno}"
+    return f"unread:{found.st_mode}:{found.st_size}:{found.st_ino}:{found.st_mtime_ns}:{found.st_ctime_ns}"
 
 
 def _content_key(raw: bytes, env: Mapping[str, str]) -> str:
@@ -371,9 +386,11 @@ class FileCache:
         self.used: set[Path] = set()
 
     def key(self, path: Path, label: str, extra: str = "") -> Path | None:
+        """Where ``path``'s entry is kept; None (not kept: the check reads the file and says why) for a
+        file over the size limit, a pipe or device, or one that cannot be read."""
         try:
-            raw = path.read_bytes()
-        except OSError:
+            raw = read_source(path, self.limits.file_bytes, str)
+        except NotRead:
             return None
         text = f"{code_version()}|{label}|{sorted(asdict(self.limits).items())}|{extra}|{_content_key(raw, self.env)}"
         return self.folder / f"file-{hashlib.sha256(text.encode()).hexdigest()[:40]}.pickle"

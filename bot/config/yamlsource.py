@@ -21,6 +21,7 @@ from bot.config.issues import (  # noqa: F401  (re-exported: the loader, the CLI
     schedule_files,
 )
 from bot.config.limits import Limits, entries_message, scan, size_message
+from bot.config.sourcefile import NotRead, read_prefix, read_source
 from bot.config.yamlerrors import FULL_SPACE_LINE_WORDS, full_space_lines, issue_at, syntax_issue
 
 
@@ -92,15 +93,12 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
 
 
 def _read_text(path: Path, label: str, limits: Limits, issues: list[ConfigIssue]) -> str | None:
-    """The file's text, reading no more than the size limit allows (the file may grow meanwhile)."""
+    """The file's text: its size is looked at before it is read, and no more than the limit is read
+    (the file may grow meanwhile); a pipe or device is never opened (``bot/config/sourcefile.py``)."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(limits.file_bytes + 1)
-    except OSError as exc:  # removed or unreadable between listing and reading
-        issues.append(ConfigIssue(label, 1, 1, "", f"无法读取文件（{exc.strerror or type(exc).__name__}）"))
-        return None
-    if len(raw) > limits.file_bytes:
-        issues.append(ConfigIssue(label, 1, 1, "", size_message(max(len(raw), path.stat().st_size), limits)))
+        raw = read_source(path, limits.file_bytes, lambda size: size_message(size, limits))
+    except NotRead as exc:  # too large, not a regular file, removed or unreadable since listed
+        issues.append(ConfigIssue(label, 1, 1, "", str(exc)))
         return None
     try:
         return raw.decode("utf-8")
@@ -267,12 +265,10 @@ def not_utf8_message(raw: bytes) -> str:
     return f"文件不是 UTF-8 编码：看起来是 {guess[0]} 编码，请另存为 UTF-8"
 
 
-def readable_text(path: Path) -> str:
-    """A file's text as well as it can be read (UTF-8, else the guessed encoding), never raising."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return ""
+def readable_text(path: Path, limit: int) -> str:
+    """A file's text as well as it can be read (UTF-8, else the guessed encoding), never raising: its
+    first ``limit`` bytes (a file refused as too large is not read whole); "" for a pipe or device."""
+    raw = read_prefix(path, limit)
     guess = guess_encoding(raw) if not _is_utf8(raw) else None
     return raw.decode(guess[1] if guess else "utf-8", errors="replace")
 
@@ -310,7 +306,7 @@ def within_entries(docs: list[YamlDoc], limits: Limits, issues: list[ConfigIssue
 def openable(path: Path, cwd: Path | None = None) -> str:
     """A path the admin can open from where they are: relative to the current folder when under it
     (and that folder is not the root), else absolute."""
-    full = path.resolve()
+    full = _resolved_parent(path)
     here = (cwd or Path.cwd()).resolve()
     if here == Path(here.anchor):
         return str(full)  # from "/" a relative "tmp/x.yaml" reads as a lost slash, not as a path
@@ -327,7 +323,7 @@ def shown_issue(issue: ConfigIssue, base: Path, *, absolute: bool = False) -> Co
     One rule for every command (``validate``, ``serve``, reload lines, the admin banner): ``absolute``
     (the folder was given as an absolute path) shows absolute paths, the same from any folder; else
     relative to the current folder when under it (:func:`openable`)."""
-    parent = base.resolve().parent
+    parent = label_root(base)
 
     def shown(label: str) -> str:  # a template's label is already absolute: openable, as before
         return str(parent / label) if absolute and not Path(label).is_absolute() else openable(parent / label)
@@ -343,10 +339,27 @@ def shown_issues(issues: Sequence[ConfigIssue], base: Path, *, absolute: bool = 
 
 
 def _label(path: Path, base: Path) -> str:
+    """``path`` (``base`` or a file listed under it) as issues name it: relative to the folder's parent
+    (``schedules/people.yaml``). A symlink is named as it sits in the folder, not by its target: that is
+    the name the admin sees there (the target may be elsewhere, or another file of the folder)."""
     try:
-        return str(path.resolve().relative_to(base.resolve().parent))
+        return str(_resolved_parent(path).relative_to(label_root(base)))
     except ValueError:
         return str(path)
+
+
+def label_root(base: Path) -> Path:
+    """The folder labels are relative to: the schedules folder's parent (the folder resolved, as
+    always); for a single file given, its own folder (the file, maybe a symlink, keeps its name)."""
+    return base.resolve().parent if base.is_dir() else _resolved_parent(base).parent
+
+
+def _resolved_parent(path: Path) -> Path:
+    """``path`` absolute with its folders' symlinks resolved but not its own last part (a symlinked file
+    keeps its own name)."""
+    if path.name in ("", ".", ".."):
+        return path.resolve()
+    return path.absolute().parent.resolve() / path.name
 
 
 def dotted(path: Sequence[Any]) -> str:
@@ -412,11 +425,14 @@ def key_location(tree: yaml.Node, path: Sequence[Any], key: str) -> tuple[int, i
     return found[0].start_mark.line + 1, found[0].start_mark.column + 1
 
 
-def written_field(path: Path, section: str, entry_id: str, key: str) -> yaml.ScalarNode | None:
-    """An entry's field as written in its file, before ${VAR} substitution (None when absent)."""
+def written_field(path: Path, section: str, entry_id: str, key: str,
+                  limits: Limits | None = None) -> yaml.ScalarNode | None:
+    """An entry's field as written in its file, before ${VAR} substitution (None when absent, or the
+    file is now over ``limits``' size or not a regular file)."""
+    bound = (limits or Limits()).file_bytes
     try:
-        tree = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        tree = yaml.compose(read_source(path, bound, str).decode("utf-8"), Loader=yaml.SafeLoader)
+    except (NotRead, UnicodeDecodeError, yaml.YAMLError):
         return None
     items = _child(tree, section) if tree is not None else None
     if items is None or not isinstance(items[1], yaml.SequenceNode):

@@ -99,8 +99,11 @@ def foreign_tables(path: Path) -> list[str] | None:
     and none of storage/models.py's): [] for an empty file or database; None when it is remindbot's
     (of any schema version: the command upgrades an older one) or cannot be read (the engine says why).
     Read with plain ``sqlite3``, so nothing is written: no journal mode set, no table made."""
-    if path.stat().st_size == 0:
-        return []
+    try:
+        if path.stat().st_size == 0:
+            return []
+    except OSError:
+        return None  # gone meanwhile, or unreadable: the engine says why
     ours = {migrate.VERSION_TABLE, *(table.name for table in Instance.metadata.tables.values())}
     try:
         with closing(sqlite3.connect(path)) as conn:
@@ -118,21 +121,14 @@ def foreign_words(path: Path, tables: list[str]) -> str:
 
 
 def refusal(url: str, *, create: bool, ending: str) -> str | None:
-    """Why a command must not use the SQLite database at ``url``, or None: a missing file (``create``
-    false), a file that is not SQLite, or (``create`` false) one without remindbot's tables, which a
-    reading command would otherwise fill with every table (a mistyped path found out only later)."""
+    """Why a command must not open the SQLite database at ``url``, or None: a missing file (``create``
+    false), or a file that is not SQLite (``ending``: what the command gives up)."""
     path = sqlite_file(url)
     if path is None:
         return None
     if not path.exists():
         return None if create else missing_words(path)
-    if not path.is_file():
-        return None  # a folder: SQLite says why
-    if is_not_sqlite(path):
-        return not_sqlite_words(path, ending)
-    if not create and (tables := foreign_tables(path)) is not None:
-        return foreign_words(path, tables)
-    return None
+    return not_sqlite_words(path, ending) if path.is_file() and is_not_sqlite(path) else None
 
 
 class Database:
@@ -143,8 +139,9 @@ class Database:
 
     ``create`` (default): a SQLite file that does not exist is made, saying so in one warning line
     (``say``: false for a scratch file of our own); false (the reading and recording commands):
-    ``DatabaseMissing`` instead, and nothing is made, not even its folder; the same for an existing
-    file without remindbot's tables (an empty one), whose tables are not made either.
+    ``DatabaseMissing`` instead, and nothing is made, not even its folder; the same at :meth:`start`
+    for an existing file without remindbot's tables (an empty one), whose tables are not made either
+    (``db check``, which reads the schema without starting, says so in its own words).
 
     ``serving``: the service starts on it, and a refusal ends “放弃启动”; else “未执行” (a command).
 
@@ -157,6 +154,8 @@ class Database:
         self.ending = "放弃启动" if serving else "未执行"
         if (refused := refusal(url, create=create, ending=self.ending)) is not None:
             raise DatabaseMissing(refused)
+        self.create = create
+        self.file = sqlite_file(url)
         url = async_url(url)
         self.url = url
         self.schema = schema
@@ -189,8 +188,11 @@ class Database:
         """Wait for the server (up to ``wait_seconds``), then migrate the schema to the newest revision.
 
         Errors: ``DatabaseUnavailable`` (Chinese, naming host and port, no password, no traceback
-        needed) when the server stays unreachable, refuses us, or the schema cannot be upgraded.
+        needed) when the server stays unreachable, refuses us, or the schema cannot be upgraded;
+        ``DatabaseMissing`` (``create`` false) for a SQLite file without remindbot's tables, left as it was.
         """
+        if not self.create and self.file is not None and (tables := foreign_tables(self.file)) is not None:
+            raise DatabaseMissing(foreign_words(self.file, tables))
         await self.wait_reachable(wait_seconds)
         try:
             return await migrate.upgrade(self.engine, self.schema)

@@ -100,7 +100,8 @@ async def test_a_preview_of_a_bulletin_with_no_database_makes_none_and_says_its_
     assert not database.exists() and not database.parent.exists()
 
 
-@pytest.mark.parametrize("args", READING, ids=[" ".join(a[:2]) for a in READING])
+# db check (first in READING) says in its own words that an empty file has no tables yet
+@pytest.mark.parametrize("args", READING[1:], ids=[" ".join(a[:2]) for a in READING[1:]])
 async def test_a_reading_command_refuses_an_empty_file_and_makes_no_tables_in_it(tmp_path: Path,
                                                                                    args: tuple[str, ...]) -> None:
     # `: > remindbot.db`: an existing file, but no database of ours; status used to fill it (200 KB).

@@ -148,3 +148,22 @@ async def test_serve_and_db_upgrade_still_make_the_tables_in_an_empty_file(tmp_p
     assert code == 0 and "数据库结构已升级：空库" in out, out + err
     code, out, err = await remindbot(env, "status")
     assert code == 0 and "未执行" not in out + err, out + err
+
+
+async def test_a_reading_command_still_upgrades_a_database_of_an_older_schema(tmp_path: Path) -> None:
+    # Guard (passes on main too): the refusal is for files without remindbot's tables, not old ones.
+    from test_migrations import make_legacy_database
+
+    from storage.db import Database
+
+    database = tmp_path / "remindbot.db"
+    old = Database(f"sqlite+aiosqlite:///{database}", say=False)
+    try:
+        await make_legacy_database(old)
+    finally:
+        await old.stop()
+    env = env_for(tmp_path, database)
+    code, out, err = await remindbot(env, "status")
+    assert code == 0 and "未执行" not in out + err, out + err
+    code, out, err = await remindbot(env, "db", "check")
+    assert code == 0 and "最新" in out, out + err

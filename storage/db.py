@@ -212,7 +212,8 @@ class Database:
                 remaining = deadline - time.monotonic()
                 if self.is_sqlite or remaining <= 0:
                     waited = f"；已重试 {wait_seconds:g} 秒" if told else ""
-                    raise DatabaseUnavailable(f"无法连接数据库 {self.where}：{reason}{waited}，{self.ending}") from None
+                    gave_up = f"无法连接数据库 {self.where}：{reason}{waited}，{self.ending}。"
+                    raise DatabaseUnavailable(gave_up) from None
                 if not told:
                     log.warning("无法连接数据库 %s：%s；%g 秒内继续重试……", self.where, reason, wait_seconds)
                     told = True

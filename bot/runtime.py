@@ -158,15 +158,17 @@ class _NotOpened:
 
 
 @asynccontextmanager
-async def started_database(settings: Settings, *, create: bool = True) -> AsyncIterator[tuple[Database, str]]:
+async def started_database(settings: Settings, *, create: bool = True,
+                           serving: bool = False) -> AsyncIterator[tuple[Database, str]]:
     """The database, started (waiting up to ``settings.db_start_timeout_seconds``), and the key that
     signs links (secret key + the database's nonce); stopped on leaving. ``create``: as
-    :class:`storage.db.Database` (false: a SQLite file that does not exist is an error, never made).
+    :class:`storage.db.Database` (false: a SQLite file that does not exist is an error, never made);
+    ``serving``: as there (the service is starting: a refusal says “放弃启动”).
 
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when it cannot be used."""
     from storage.db import Database
 
-    db = Database(settings.database_url, schema=settings.database_schema or None, create=create)
+    db = Database(settings.database_url, schema=settings.database_schema or None, create=create, serving=serving)
     try:
         await db.start(wait_seconds=settings.db_start_timeout_seconds)
     except BaseException:
@@ -181,7 +183,7 @@ async def started_database(settings: Settings, *, create: bool = True) -> AsyncI
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | None = None,
                        schedules: Schedules | None = None, database: bool = True,
-                       last_good: bool = False, create: bool = True) -> AsyncIterator[Runtime]:
+                       last_good: bool = False, create: bool = True, serving: bool = False) -> AsyncIterator[Runtime]:
     """Schedules (``schedules`` when already loaded), calendar, renderer and a started database;
     for the CLI and the service (``bot.service`` re-exports it).
 
@@ -195,7 +197,8 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
     schedules in use were checked); without a last good entry, ConfigError as always.
 
     ``create`` false (the commands that only read or record): a SQLite file that does not exist is
-    ``storage.db.DatabaseMissing`` when the database is opened, and no file is made.
+    ``storage.db.DatabaseMissing`` when the database is opened, and no file is made; so is an existing
+    file without remindbot's tables, and none are made. ``serving``: the service's own start.
 
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
     used within ``settings.db_start_timeout_seconds``.
@@ -212,7 +215,8 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
                           calendar=calendar, renderer=renderer, clock=clock)
 
         async def attach() -> None:
-            runtime.db, runtime.link_secret = await stack.enter_async_context(started_database(settings, create=create))
+            opened = started_database(settings, create=create, serving=serving)
+            runtime.db, runtime.link_secret = await stack.enter_async_context(opened)
 
         runtime.opener = attach
         if database:

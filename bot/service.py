@@ -75,7 +75,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        runtime = await stack.enter_async_context(open_runtime(settings, schedules=schedules))
+        runtime = await stack.enter_async_context(open_runtime(settings, schedules=schedules, serving=True))
         runtime.reload.warnings = list(warnings)
         if refused is None:  # unchanged schedules reuse an earlier check: its time, as every command says it
             runtime.reload.last_good_at = last_good_checked_at(settings) or runtime.reload.last_good_at

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import secrets
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, closing, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,29 +48,87 @@ class DatabaseUnavailable(Exception):
 
 
 class DatabaseMissing(DatabaseUnavailable):
-    """A command that only reads or records was pointed at a SQLite file that does not exist: it makes
-    none (an empty file there would hide a mistyped path until the next command found nothing in it)."""
+    """A command that only reads or records was pointed at a SQLite file that does not exist, or at one
+    without remindbot's tables (an empty file): it makes neither the file nor the tables (they would
+    hide a mistyped path until the next command found nothing in it). Also a file that is not SQLite."""
 
 
-def missing_file(url: str) -> Path | None:
-    """The file of a SQLite URL when it does not exist yet; None for one that exists, an in-memory
-    database, PostgreSQL or a URL that cannot be parsed (the engine says why)."""
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+HOW_TO_MAKE = ("请检查 REMINDBOT_DATABASE_URL（未设置时为 REMINDBOT_VAR_DIR 下的 remindbot.db）是否写对；"
+               "新安装时请先运行 remindbot serve（首次启动时创建数据库）或 remindbot db upgrade 创建它。")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database, PostgreSQL or a URL that cannot be
+    parsed (the engine says why)."""
     try:
         parsed = make_url(async_url(url))
     except ArgumentError:
         return None
     if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
         return None
-    path = Path(parsed.database)
-    return None if path.exists() else path
+    return Path(parsed.database)
 
 
 def missing_words(path: Path) -> str:
     """What an admin reads when a reading command finds no SQLite file at ``path``: which file, and how
     to make it (README: ``remindbot serve`` makes it at its first start, ``remindbot db upgrade`` too)."""
-    return (f"数据库文件 “{path.resolve()}” 不存在，本命令只读取或记录，不新建数据库。"
-            "请检查 REMINDBOT_DATABASE_URL（未设置时为 REMINDBOT_VAR_DIR 下的 remindbot.db）是否写对；"
-            "新安装时请先运行 remindbot serve（首次启动时创建数据库）或 remindbot db upgrade 创建它。")
+    return f"数据库文件 “{path.resolve()}” 不存在，本命令只读取或记录，不新建数据库。{HOW_TO_MAKE}"
+
+
+def is_not_sqlite(path: Path) -> bool:
+    """Whether the existing file at ``path`` has content that is not a SQLite database (its first 16
+    bytes are not SQLite's header). An empty file is an empty SQLite database, so false; so is a file
+    that cannot be read (SQLite says why when it opens it)."""
+    try:
+        with path.open("rb") as file:
+            start = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return bool(start) and start != SQLITE_HEADER
+
+
+def not_sqlite_words(path: Path, ending: str) -> str:
+    """What an admin reads when ``path`` is not a SQLite file; ``ending``: what the command gave up."""
+    return (f"文件 “{path.resolve()}” 不是 SQLite 数据库（文件开头没有 SQLite 的标识），{ending}。"
+            "请检查 REMINDBOT_DATABASE_URL 是否指向了别的文件。")
+
+
+def foreign_tables(path: Path) -> list[str] | None:
+    """The tables of the SQLite file at ``path`` when none of them is remindbot's (no ``alembic_version``
+    and none of storage/models.py's): [] for an empty file or database; None when it is remindbot's
+    (of any schema version: the command upgrades an older one) or cannot be read (the engine says why).
+    Read with plain ``sqlite3``, so nothing is written: no journal mode set, no table made."""
+    try:
+        if path.stat().st_size == 0:
+            return []
+    except OSError:
+        return None  # gone meanwhile, or unreadable: the engine says why
+    ours = {migrate.VERSION_TABLE, *(table.name for table in Instance.metadata.tables.values())}
+    try:
+        with closing(sqlite3.connect(path)) as conn:
+            names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.Error:
+        return None
+    return None if ours & set(names) else names
+
+
+def foreign_words(path: Path, tables: list[str]) -> str:
+    """What an admin reads when a reading command finds a SQLite file without remindbot's tables."""
+    why = "没有任何表" if not tables else "其中没有 remindbot 的表"
+    return (f"数据库文件 “{path.resolve()}” 不是 remindbot 的数据库（{why}），本命令只读取或记录，"
+            f"不在其中建表，未执行。{HOW_TO_MAKE}")
+
+
+def refusal(url: str, *, create: bool, ending: str) -> str | None:
+    """Why a command must not open the SQLite database at ``url``, or None: a missing file (``create``
+    false), or a file that is not SQLite (``ending``: what the command gives up)."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    if not path.exists():
+        return None if create else missing_words(path)
+    return not_sqlite_words(path, ending) if path.is_file() and is_not_sqlite(path) else None
 
 
 class Database:
@@ -80,15 +139,23 @@ class Database:
 
     ``create`` (default): a SQLite file that does not exist is made, saying so in one warning line
     (``say``: false for a scratch file of our own); false (the reading and recording commands):
-    ``DatabaseMissing`` instead, and nothing is made, not even its folder.
+    ``DatabaseMissing`` instead, and nothing is made, not even its folder; the same at :meth:`start`
+    for an existing file without remindbot's tables (an empty one), whose tables are not made either
+    (``db check``, which reads the schema without starting, says so in its own words).
+
+    ``serving``: the service starts on it, and a refusal ends “放弃启动”; else “未执行” (a command).
 
     Errors: ``DatabaseUnavailable`` for a URL that names no usable driver or cannot be parsed;
-    ``DatabaseMissing`` as above.
+    ``DatabaseMissing`` as above, and for a file that is not a SQLite database.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None, create: bool = True, say: bool = True) -> None:
-        if not create and (missing := missing_file(url)) is not None:
-            raise DatabaseMissing(missing_words(missing))
+    def __init__(self, url: str, *, schema: str | None = None, create: bool = True, say: bool = True,
+                 serving: bool = False) -> None:
+        self.ending = "放弃启动" if serving else "未执行"
+        if (refused := refusal(url, create=create, ending=self.ending)) is not None:
+            raise DatabaseMissing(refused)
+        self.create = create
+        self.file = sqlite_file(url)
         url = async_url(url)
         self.url = url
         self.schema = schema
@@ -121,8 +188,11 @@ class Database:
         """Wait for the server (up to ``wait_seconds``), then migrate the schema to the newest revision.
 
         Errors: ``DatabaseUnavailable`` (Chinese, naming host and port, no password, no traceback
-        needed) when the server stays unreachable, refuses us, or the schema cannot be upgraded.
+        needed) when the server stays unreachable, refuses us, or the schema cannot be upgraded;
+        ``DatabaseMissing`` (``create`` false) for a SQLite file without remindbot's tables, left as it was.
         """
+        if not self.create and self.file is not None and (tables := foreign_tables(self.file)) is not None:
+            raise DatabaseMissing(foreign_words(self.file, tables))
         await self.wait_reachable(wait_seconds)
         try:
             return await migrate.upgrade(self.engine, self.schema)
@@ -142,7 +212,8 @@ class Database:
                 remaining = deadline - time.monotonic()
                 if self.is_sqlite or remaining <= 0:
                     waited = f"；已重试 {wait_seconds:g} 秒" if told else ""
-                    raise DatabaseUnavailable(f"无法连接数据库 {self.where}：{reason}{waited}，放弃启动") from None
+                    gave_up = f"无法连接数据库 {self.where}：{reason}{waited}，{self.ending}。"
+                    raise DatabaseUnavailable(gave_up) from None
                 if not told:
                     log.warning("无法连接数据库 %s：%s；%g 秒内继续重试……", self.where, reason, wait_seconds)
                     told = True
@@ -161,6 +232,8 @@ class Database:
             reason = "主机名无法解析"
         elif isinstance(exc, TimeoutError):
             reason = f"连接超时（{CONNECT_TIMEOUT_SECONDS:g} 秒内无答复）"
+        elif isinstance(exc, DBAPIError) and self.is_sqlite and "file is not a database" in str(exc.orig):
+            reason = "该文件不是 SQLite 数据库，或已损坏"  # a valid header over damaged pages
         elif isinstance(exc, DBAPIError):
             reason = f"数据库答复：{str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__}"
         elif isinstance(exc, OSError):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,72 @@ async def test_a_preview_of_a_bulletin_with_no_database_makes_none_and_says_its_
     assert "党员参加组织生活情况通报" in out
     assert f"数据库文件 “{database}” 不存在，以上消息未含统计数字（预览不新建数据库）。" in out
     assert not database.exists() and not database.parent.exists()
+
+
+# db check (first in READING) says in its own words that an empty file has no tables yet
+@pytest.mark.parametrize("args", READING[1:], ids=[" ".join(a[:2]) for a in READING[1:]])
+async def test_a_reading_command_refuses_an_empty_file_and_makes_no_tables_in_it(tmp_path: Path,
+                                                                                   args: tuple[str, ...]) -> None:
+    # `: > remindbot.db`: an existing file, but no database of ours; status used to fill it (200 KB).
+    database = tmp_path / "remindbot.db"
+    database.touch()
+    code, out, err = await remindbot(env_for(tmp_path, database), *args)
+    assert code == 1, out + err
+    assert f"数据库文件 “{database}” 不是 remindbot 的数据库（没有任何表）" in err and "未执行" in err, err
+    assert "remindbot serve" in err and "remindbot db upgrade" in err
+    assert database.read_bytes() == b""  # not even SQLite's header (WAL mode) written
+    assert not any(database.with_name(database.name + end).exists() for end in ("-wal", "-shm", "-journal"))
+
+
+async def test_a_reading_command_refuses_a_sqlite_file_of_another_program(tmp_path: Path) -> None:
+    database = tmp_path / "other.db"
+    with closing(sqlite3.connect(database)) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    code, _, err = await remindbot(env_for(tmp_path, database), "status")
+    assert code == 1 and "不是 remindbot 的数据库（其中没有 remindbot 的表）" in err, err
+    with closing(sqlite3.connect(database)) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+
+
+async def test_a_file_that_is_not_sqlite_is_named_in_chinese_and_the_refusal_says_what_was_given_up(
+        tmp_path: Path) -> None:
+    database = tmp_path / "notes.txt"
+    database.write_text("会议记录：不是数据库\n", encoding="utf-8")
+    env = env_for(tmp_path, database)
+    code, out, err = await remindbot(env, "status")
+    assert code == 1, out + err
+    assert f"文件 “{database}” 不是 SQLite 数据库" in err and "未执行。" in err, err
+    assert "file is not a database" not in err and "放弃启动" not in err
+    code, out, err = await remindbot(env, "serve", "--port", "0")
+    assert code == 1, out + err
+    assert f"文件 “{database}” 不是 SQLite 数据库" in out + err and "放弃启动。" in out + err, out + err
+    assert database.read_text(encoding="utf-8") == "会议记录：不是数据库\n"
+
+
+async def test_serve_and_db_upgrade_still_make_the_tables_in_an_empty_file(tmp_path: Path) -> None:
+    database = tmp_path / "remindbot.db"
+    database.touch()
+    env = env_for(tmp_path, database)
+    code, out, err = await remindbot(env, "db", "upgrade")
+    assert code == 0 and "数据库结构已升级：空库" in out, out + err
+    code, out, err = await remindbot(env, "status")
+    assert code == 0 and "未执行" not in out + err, out + err
+
+
+async def test_a_reading_command_still_upgrades_a_database_of_an_older_schema(tmp_path: Path) -> None:
+    # Guard (passes on main too): the refusal is for files without remindbot's tables, not old ones.
+    from test_migrations import make_legacy_database
+
+    from storage.db import Database
+
+    database = tmp_path / "remindbot.db"
+    old = Database(f"sqlite+aiosqlite:///{database}", say=False)
+    try:
+        await make_legacy_database(old)
+    finally:
+        await old.stop()
+    env = env_for(tmp_path, database)
+    code, out, err = await remindbot(env, "status")
+    assert code == 0 and "未执行" not in out + err, out + err
+    code, out, err = await remindbot(env, "db", "check")
+    assert code == 0 and "最新" in out, out + err

@@ -194,3 +194,20 @@ def test_a_one_off_on_a_day_the_calendar_lists_as_off_fires_when_skip_is_changed
     assert schedules is not None and not [i for i in issues if "one-off]" in str(i)], [str(i) for i in issues]
     fire = next_fire(schedules.reminders["skipped-one-off"], WorkCalendar(schedules.calendar), now)
     assert fire is not None and fire.fire_at.date() > date.fromisoformat(ahead)
+
+
+def test_a_one_off_for_today_whose_time_has_passed_is_warned_of_and_one_still_to_come_is_not(folder: Path) -> None:
+    """Written for today at 10:00 (``holiday: keep``): at 09:00 it is to come; checked at 18:18 it is not
+    sent today (the service plans what falls due from its start on), and the check says so."""
+    write_one_off(folder, "2026-12-01", "keep")
+    assert once_warnings(folder, datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)) == []
+    [passed] = once_warnings(folder, datetime(2026, 12, 1, 18, 18, tzinfo=SHANGHAI))
+    assert "发送时间 2026-12-01 10:00 已过（现在是 18:18），今天不会再发出（除非已发出）" in passed, passed
+
+
+def test_a_one_off_moved_to_today_by_its_holiday_rule_is_warned_of_once_its_time_has_passed(folder: Path) -> None:
+    """Written for Saturday 2026-10-03, moved to Thursday 10-08 at 10:00: at 11:00 that day it has passed."""
+    write_one_off(folder, "2026-10-03", "next_workday")
+    assert once_warnings(folder, datetime(2026, 10, 8, 9, 59, tzinfo=SHANGHAI)) == []
+    [passed] = once_warnings(folder, datetime(2026, 10, 8, 11, 0, tzinfo=SHANGHAI))
+    assert "发送时间 2026-10-08 10:00（2026-10-03 按节假日规则调整到今天）已过（现在是 11:00）" in passed, passed

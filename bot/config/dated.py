@@ -1,9 +1,11 @@
 """Warnings that depend on today's date: a one-off reminder that will not fire.
 
-Two reasons, both worked out from the day it really fires, after its holiday rule, by the scheduler's
+Three reasons, all worked out from when it really fires, after its holiday rule, by the scheduler's
 own code (:func:`bot.scheduling.timing.once_due`): that day is already past ("不会再发出"; a one-off
-written for a Saturday that moves to Monday is not past on Sunday), or the rule ``holiday: skip``
-drops it (its date is a statutory holiday or a rest day: it would never fire, silently).
+written for a Saturday that moves to Monday is not past on Sunday), it is today but its time has
+passed ("今天不会再发出（除非已发出）": a check reads no database, so it cannot know whether it was
+sent), or the rule ``holiday: skip`` drops it (its date is a statutory holiday or a rest day: it
+would never fire, silently).
 
 The check (``bot.config.loader.check_schedules``) records where each enabled one-off date is written
 (:class:`OnceDate`, kept on the schedules: ``Schedules.dated``), and the warnings are worked out from
@@ -65,6 +67,14 @@ def past_message(once: date, today: date, fires: date | None = None) -> str:
             "如果是写错了年份或日期，请改正；留作记录的可以不改")
 
 
+def passed_today_message(once: date, fires_at: datetime, now: datetime) -> str:
+    """A one-off due today (``fires_at``, local, after the holiday rule) whose time is before ``now``:
+    the service plans what falls due from its start on, so one written after its time is not sent."""
+    moved = f"（{once.isoformat()} 按节假日规则调整到今天）" if fires_at.date() != once else " "
+    return (f"发送时间 {fires_at:%Y-%m-%d %H:%M}{moved}已过（现在是 {now:%H:%M}），"
+            "今天不会再发出（除非已发出）；如果是写错了日期或时间，请改正；留作记录的可以不改")
+
+
 def skip_message(once: date, due: Due, *, listed: bool = False) -> str:
     """Why a one-off that ``holiday: skip`` drops never fires, and the ways to make it fire (``listed``:
     the day is off because the schedules' ``calendar.holidays`` lists it)."""
@@ -92,22 +102,30 @@ def unsent_once(dated: Sequence[OnceDate], now: datetime, calendar: CalendarSour
     is a year typo (2025-12-08), which never fires."""
     out = []
     for d in dated:
-        today = now.astimezone(d.zone).date()
+        local = now.astimezone(d.zone)
+        today = local.date()
         if d.reminder is None:
             message = past_message(d.once, today) if d.once < today else None
         else:
-            message = _unsent_message(d.reminder, today, calendar)
+            message = _unsent_message(d.reminder, local, calendar)
         if message is not None:
             out.append(replace(d.place, message=message, warning=True, dated=True))
     return out
 
 
-def _unsent_message(reminder: Reminder, today: date, calendar: CalendarSource) -> str | None:
-    """Why ``reminder`` (a one-off) will not fire, seen on ``today``; None when it will."""
+def _unsent_message(reminder: Reminder, now: datetime, calendar: CalendarSource) -> str | None:
+    """Why ``reminder`` (a one-off) will not fire, seen at ``now`` (in the reminder's zone); None when it will."""
     once = reminder.when.once
     assert once is not None
+    today = now.date()
     if not _needs_calendar(reminder, today):
-        return past_message(once, today) if once < today else None
+        if once != today:
+            return past_message(once, today) if once < today else None
+        from bot.scheduling.timing import once_written  # today, kept there by its rule: its time decides
+
+        written = once_written(reminder)
+        assert written is not None
+        return passed_today_message(once, written, now) if written <= now else None
     from bot.scheduling.timing import once_due
 
     cal = calendar()
@@ -115,18 +133,21 @@ def _unsent_message(reminder: Reminder, today: date, calendar: CalendarSource) -
     assert due is not None
     if due.skipped:
         return past_message(once, today) if once < today else skip_message(once, due, listed=cal.listed_holiday(once))
-    fires = due.due_at.astimezone(reminder.zone).date()
-    return past_message(once, today, fires) if fires < today else None
+    fires_at = due.due_at.astimezone(reminder.zone)
+    if fires_at.date() == today:
+        return passed_today_message(once, fires_at, now) if fires_at <= now else None
+    return past_message(once, today, fires_at.date()) if fires_at.date() < today else None
 
 
 def _needs_calendar(reminder: Reminder, today: date) -> bool:
     """Whether the holiday rule could change the answer for the written date: a skip of a date to come,
-    or a move across today (``next_workday`` only later, ``previous_workday`` only earlier, ``keep``
-    never). Otherwise the written date answers as :func:`once_due` would, without the calendar."""
+    or a move across or off today (``next_workday`` only later, ``previous_workday`` only earlier,
+    ``keep`` never). Otherwise the written date (and, today, its time) answers as :func:`once_due`
+    would, without the calendar."""
     once = reminder.when.once
     assert once is not None
     rule = reminder.holiday.value
-    return (rule == "skip" and once >= today) or (rule == "next_workday" and once < today) or (
+    return (rule == "skip" and once >= today) or (rule == "next_workday" and once <= today) or (
         rule == "previous_workday" and once >= today)
 
 

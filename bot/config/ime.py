@@ -40,6 +40,12 @@ def ime_hint(value: str) -> str:
     return ""
 
 
+def mark_words(char: str) -> str:
+    """``用了中文逗号 “，”，YAML 不认：请改成英文逗号 “,”`` for one of the characters above."""
+    name, instead = _MARKS[char]
+    return f"用了{name}，YAML 不认：请改成{instead}"
+
+
 def quoted(value: str) -> str:
     """``value`` in Chinese quotes for a message, once: a value the admin already put in them is shown as is."""
     return value if value.startswith("“") and value.endswith("”") else f"“{value}”"
@@ -53,6 +59,7 @@ def list_meant(value: str) -> str | None:
     return "[" + ", ".join(part.strip() for part in re.split("[，、]", value)) + "]"
 
 
+KEY_COLON_WORDS = "键后面用了中文冒号 “：”，YAML 不认：请改成英文冒号和空格 “: ”"
 QUOTE_WORDS = "值用了中文引号 “”，YAML 不把它当作引号：请改成英文引号 \"\"，或去掉引号"
 COMMA_WORDS = "括号里的各项之间用了中文逗号 “，”，YAML 不认：请改成英文逗号 “,”"
 
@@ -71,7 +78,7 @@ def line_mistake(line: str) -> tuple[int, str] | None:
     if (m := _KEY_COLON.match(line)) is not None:
         key_colon = m.start(1)  # a key at the line's start comes first, as the parser meets it
     if key_colon is not None:
-        return key_colon, "键后面用了中文冒号 “：”，YAML 不认：请改成英文冒号和空格 “: ”"
+        return key_colon, KEY_COLON_WORDS
     if (m := _CHINESE_QUOTE.search(line)) is not None:
         return m.start(1), QUOTE_WORDS
     if flow_comma is not None:

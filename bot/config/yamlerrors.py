@@ -14,8 +14,9 @@ import re
 
 import yaml
 
-from bot.config.ime import COMMA_WORDS, FULL_SPACE, QUOTE_WORDS, line_mistake
+from bot.config.ime import COMMA_WORDS, FULL_SPACE, QUOTE_WORDS, line_mistake, mark_words
 from bot.config.issues import ConfigIssue
+from bot.config.limits import MAX_DEPTH
 
 LEAD = "YAML 语法错误："
 # Lines above the problem searched for an input-method character: the parser notices a broken
@@ -26,13 +27,20 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A line inside a quoted value that reads as YAML structure: a key, or a list item.
 _KEYLIKE = re.compile(r"^[ ]*(?:- |[^\s:#'\"]+:(?: |$))")
 
+# An unfinished flow list or mapping: (the parser's problem, words, how it ends).
+_UNFINISHED = (("did not find expected ',' or ']'", "方括号列表没有写完（缺少 , 或 ]）", "列表要以 ] 结束"),
+               ("did not find expected ',' or '}'", "花括号映射没有写完（缺少 , 或 }）", "映射要以 } 结束"))
+# What an input method types inside brackets in place of a separator or the closing one.
+_FLOW_IME = re.compile("[，、］｝]")
+AFTER_QUOTE_WORDS = "引号结束后同一行还有别的内容：引号应包住整个值"
+
 # (fragment of the parser's problem, words); first match wins.
 _PROBLEMS = (
     ("mapping values are not allowed",
      "这里不能出现冒号：值里含 “: ” 时请给整个值加英文引号，否则检查这一行和上一行的缩进"),
     ("could not find expected ':'", "缺少冒号：键和值之间应为英文冒号加空格（键: 值）"),
-    ("did not find expected ',' or ']'", "方括号列表没有写完（缺少 , 或 ]）"),
-    ("did not find expected ',' or '}'", "花括号映射没有写完（缺少 , 或 }）"),
+    (_UNFINISHED[0][0], _UNFINISHED[0][1]),
+    (_UNFINISHED[1][0], _UNFINISHED[1][1]),
     ("did not find expected '-' indicator", "列表的缩进不一致：同一列表的每一项都以 - 开头，并且 - 要上下对齐"),
     ("did not find expected key", "缩进不一致或缺少 - （同一层的项要对齐）"),
     ("expected <block end>", "缩进不一致（同一层的项要对齐）"),
@@ -44,7 +52,9 @@ _PROBLEMS = (
     ("found unknown escape character",
      "双引号里有无法识别的转义（\\ 后面的字符）：含 \\ 的值（如 Windows 路径）请改用单引号"),
     ("found unexpected end of stream", "文件在未写完的地方结束（检查引号、括号是否成对）"),
-    ("did not find expected comment or line break", "引号结束后同一行还有别的内容：引号应包住整个值"),
+    ("did not find expected comment or line break", AFTER_QUOTE_WORDS),
+    # libyaml's own bound (1,000 levels, met before our MAX_DEPTH check sees the events): same words.
+    ("exceeded maximum nesting depth", f"嵌套超过 {MAX_DEPTH} 层，请检查缩进或括号"),
     ("found unexpected document indicator", "--- 或 ... 只能单独占一行；值里有它们时请加引号"),
     ("found undefined alias", "引用了未定义的锚点（*名称）"),
     ("found duplicate anchor", "锚点（&名称）重复定义：同一文件中每个锚点名只能用一次"),
@@ -69,7 +79,9 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
         return issue_at(label, text, at_line, at_col, LEAD + (
             f"这里的引号没有在本行结束（缺少结束的引号）：YAML 把后面直到第 {closed + 1} 行那个引号为止的内容"
             f"都当成了这个值，因此在第 {line + 1} 行报错"))
-    found = _ime_near(text, line, exc.context_mark)
+    found = _ime_in_unfinished_flow(text, problem, exc.context_mark) or _text_after_quote(text, mark)
+    if found is None:
+        found = _ime_near(text, line, exc.context_mark)
     if found is not None:
         at_line, at_col, words = found
         return issue_at(label, text, at_line, at_col, LEAD + words)
@@ -159,6 +171,48 @@ def _quote_run_on(text: str, line: int) -> tuple[int, int, int] | None:
     return found
 
 
+def _ime_in_unfinished_flow(text: str, problem: str, context: yaml.Mark | None) -> tuple[int, int, str] | None:
+    """(line, column, words), 0-based, of the input-method character (“，”, “、”, “］”, “｝”) on the line
+    where an unfinished flow list or mapping opens (``notify: [3d，1d`` with no "]"), after its bracket:
+    YAML reads ``3d，1d`` as one item and the list never ends, so that character is the one to retype."""
+    said = next(((words, end) for fragment, words, end in _UNFINISHED if fragment in problem), None)
+    if context is None or said is None:
+        return None
+    if (m := _FLOW_IME.search(_row(text, context.line), context.column)) is None:
+        return None
+    return context.line, m.start(), f"{said[0]}：其中{mark_words(m.group())}；{said[1]}"
+
+
+def _text_after_quote(text: str, mark: yaml.Mark | None) -> tuple[int, int, str] | None:
+    """(line, column, words), 0-based, when the parser stopped right after a closing quote on the same
+    line (``title: "a"a"a``): the text after the quote is the mistake, whatever the parser's problem.
+    One pass over the tokens up to that line (linear in the text)."""
+    if mark is None or ('"' not in text and "'" not in text):
+        return None
+    try:
+        for token in yaml.scan(text, Loader=_LOADER):
+            end = token.end_mark
+            if token.start_mark.line > mark.line:
+                break
+            if (isinstance(token, yaml.ScalarToken) and token.style in ("'", '"') and end.line == mark.line
+                    and end.column <= mark.column and not _row(text, mark.line)[end.column:mark.column].strip(" ")):
+                return mark.line, mark.column, AFTER_QUOTE_WORDS
+    except yaml.YAMLError:
+        pass  # the tokens up to the scanner's own error are the ones that matter
+    return None
+
+
+def _row(text: str, line: int) -> str:
+    """Line ``line`` (0-based) of ``text``, "" past its end; found without splitting the whole text."""
+    start = 0
+    for _ in range(line):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return ""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int, str] | None:
     """(line, column, words), 0-based, of an input-method character on the problem's line or the few
     above it (and the line the parser's context names), nearest the problem first."""
@@ -178,6 +232,21 @@ def _ime_near(text: str, line: int, context: yaml.Mark | None) -> tuple[int, int
 
 
 _LEADING_FULL_SPACE = re.compile(r"^[ ]*(\u3000)")
+TEXT_TOP_WORDS = "（因此整个文件被读成了一段文本，而不是 键: 值 的映射）"
+
+
+def text_top_mistake(text: str, tree: yaml.Node) -> tuple[int, int, str] | None:
+    """(line, column, words), 0-based, when the whole file parsed as one plain text because of an
+    input-method character (``units：`` then ``  - id： x``: no key at all, so no mapping): the first
+    key ended by “：” or line indented with full-width spaces in it. None otherwise. Linear in the text."""
+    if not isinstance(tree, yaml.ScalarNode) or tree.style:
+        return None
+    rows = text.splitlines()[tree.start_mark.line:tree.end_mark.line + 1]
+    for number, row in enumerate(rows, start=tree.start_mark.line):
+        found = line_mistake(row)
+        if found is not None and found[1] != QUOTE_WORDS and found[1] != COMMA_WORDS:
+            return number, found[0], found[1] + TEXT_TOP_WORDS
+    return None
 
 
 FULL_SPACE_LINE_WORDS = ("这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："

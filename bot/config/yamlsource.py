@@ -22,7 +22,14 @@ from bot.config.issues import (  # noqa: F401  (re-exported: the loader, the CLI
 )
 from bot.config.limits import Limits, entries_message, scan, size_message
 from bot.config.sourcefile import NotRead, read_prefix, read_source
-from bot.config.yamlerrors import FULL_SPACE_LINE_WORDS, full_space_lines, issue_at, syntax_issue
+from bot.config.yamlerrors import (
+    FULL_SPACE_LINE_WORDS,
+    LEAD,
+    full_space_lines,
+    issue_at,
+    syntax_issue,
+    text_top_mistake,
+)
 
 
 @dataclass
@@ -82,6 +89,9 @@ def read_yaml(path: Path, label: str, env: Mapping[str, str], issues: list[Confi
         loader.dispose()
     if tree is None:
         tree = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    if (mistake := text_top_mistake(text, tree)) is not None:
+        issues.append(issue_at(label, text, mistake[0], mistake[1], LEAD + mistake[2]))
+        return None
     if not isinstance(tree, yaml.MappingNode) or not isinstance(data, dict):
         issues.append(ConfigIssue(label, 1, 1, "", "文件顶层应为映射（例如 reminders: …），而不是列表或文本"))
         return None

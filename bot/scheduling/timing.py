@@ -232,10 +232,15 @@ def once_due(reminder: Reminder, cal: WorkCalendar) -> Due | None:
 
     :func:`due_times` (so the service's timer) and the warnings of a one-off that will not fire
     (bot/config/dated.py: its date past, or skipped) both take it from here, so they cannot disagree."""
+    written = once_written(reminder)
+    return None if written is None else _apply_policy(reminder, cal, written)
+
+
+def once_written(reminder: Reminder) -> datetime | None:
+    """A one-off reminder's instant as written (its date at its time, default 09:00, in its zone),
+    before the holiday policy; None for a reminder of another rule."""
     once = reminder.when.once
-    if once is None:
-        return None
-    return _apply_policy(reminder, cal, _local(once, reminder.when.at or DEFAULT_AT, reminder.zone))
+    return None if once is None else _local(once, reminder.when.at or DEFAULT_AT, reminder.zone)
 
 
 def _without_duplicates(dues: list[Due]) -> list[Due]:

@@ -348,26 +348,31 @@ def expected(field: str) -> str:
     if get_origin(kind) is Literal:
         *others, last = (f"“{choice}”" for choice in get_args(kind))
         return f"{'、'.join(others)} 或 {last}" if others else last
+    if kind is Path:
+        return "路径"
     if kind not in _KINDS:
         return "文本"
+    unit = next((words for suffix, words in _UNITS.items() if field.endswith(suffix)), "")
+    return _span(_KINDS[kind], kind is int, info.metadata) + unit
+
+
+def _span(words: str, whole: bool, bounds: list[Any]) -> str:
+    """``words`` (整数, 数字) within a field's bounds (annotated_types Ge, Gt, Le): ``1–65535 之间的整数``,
+    ``大于 0、不超过 86400 的数字``; ``whole``: an integer, whose ``gt=0`` is written ``不小于 1``."""
     low = high = None
-    above = False  # low excluded (gt), as for a duration
-    for bound in info.metadata:
+    above = False  # low itself excluded (gt on a number that need not be whole: a duration)
+    for bound in bounds:
         if isinstance(bound, annotated_types.Ge):
             low = bound.ge
         elif isinstance(bound, annotated_types.Gt):
-            low, above = (bound.gt + 1, False) if kind is int else (bound.gt, True)
+            low, above = (bound.gt + 1, False) if whole else (bound.gt, True)
         elif isinstance(bound, annotated_types.Le):
             high = bound.le
-    unit = next((words for suffix, words in _UNITS.items() if field.endswith(suffix)), "")
-    words = _KINDS[kind]
     if low is not None and high is not None:
-        span = f"大于 {low}、不超过 {high} 的{words}" if above else f"{low}–{high} 之间的{words}"
-    elif low is not None:
-        span = f"大于 {low} 的{words}" if above else f"不小于 {low} 的{words}"
-    else:
-        span = words
-    return span + unit
+        return f"大于 {low}、不超过 {high} 的{words}" if above else f"{low}–{high} 之间的{words}"
+    if low is not None:
+        return f"大于 {low} 的{words}" if above else f"不小于 {low} 的{words}"
+    return words
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -97,6 +97,10 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            problem = _settings_problem(exc)
+            if problem is not None:  # Settings() of whichever command: a bad environment variable
+                click.echo(f"错误：{problem}", err=True)
+                ctx.exit(1)
             db = sys.modules.get("storage.db")  # not imported: no command opened a database
             if db is None or not isinstance(exc, db.DatabaseUnavailable):
                 raise
@@ -107,6 +111,16 @@ class _Main(click.Group):
             if gcpause.FREEZE:  # run in-process (tests, scripts): the collector as it was
                 gcpause.FREEZE = False
                 gc.unfreeze()
+
+
+def _settings_problem(exc: Exception) -> str | None:
+    """The Chinese account of a bad environment when ``exc`` is the settings' validation error, else None."""
+    pydantic_core = sys.modules.get("pydantic_core")  # not imported: no settings were read
+    if pydantic_core is None or not isinstance(exc, pydantic_core.ValidationError) or exc.title != "Settings":
+        return None
+    from bot.settings import settings_problem
+
+    return settings_problem(exc)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})

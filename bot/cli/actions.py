@@ -13,7 +13,8 @@ import sys
 import click
 
 from bot.admins import MIN_PASSWORD, hash_password
-from bot.cli.confirmations import BY_HELP, RECORD_NUMBER, CliError, Number, _admin_named, expected_person, run
+from bot.cli.confirmations import BY_HELP, CliError, _admin_named, expected_person, run
+from bot.cli.values import MESSAGE_NUMBER, RECORD_NUMBER
 from bot.confirming import actions
 from bot.confirming.actions import EXCUSE_KINDS, ActionRefused
 from bot.runtime import Runtime
@@ -59,7 +60,7 @@ async def _resend(runtime: Runtime, outbox_id: int, admin_id: str, reason: str |
 
 
 @click.command()
-@click.argument("outbox_id", type=Number("消息编号", "见管理后台“消息投递”页"), metavar="消息编号")
+@click.argument("outbox_id", type=MESSAGE_NUMBER, metavar="消息编号")
 @click.option("--by", "admin_id", required=True, help=BY_HELP)
 @click.option("--reason", default=None, help="原因，例如 “已更换 webhook”")
 def resend(outbox_id: int, admin_id: str, reason: str | None) -> None:

@@ -13,6 +13,7 @@ from bot.cli.people import NoSuchPerson, person_named
 from bot.cli.report import _report, missed_text, report  # noqa: F401  (re-exported)
 from bot.cli.runner import CliError, open_runtime, run
 from bot.cli.status import PeopleNames, fire_outcomes_text, local_text, status  # noqa: F401  (re-exported)
+from bot.cli.values import RECORD_NUMBER
 from bot.config.models import DEFAULT_TZ
 from bot.confirming.confirmations import VIA_LABELS
 from bot.runtime import Runtime
@@ -21,22 +22,6 @@ from storage.models import Confirmation, Expectation, Occurrence
 
 ZONE = ZoneInfo(DEFAULT_TZ)
 T = TypeVar("T")
-
-
-class Number(click.ParamType):
-    """A number the admin reads somewhere (``where``), with a Chinese error naming it otherwise."""
-
-    def __init__(self, name: str, where: str) -> None:
-        self.name, self.where = name, where
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        try:
-            return int(str(value))
-        except ValueError:
-            self.fail(f"“{value}”不是{self.name}：{self.name}是数字，{self.where}", param, ctx)
-
-
-RECORD_NUMBER = Number("记录号", "可用 remindbot status 查看")  # as `remindbot status` prints it
 
 
 # ---------------------------------------------------------------- confirm

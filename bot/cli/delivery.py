@@ -14,6 +14,7 @@ import click
 
 from bot.cli.people import NoSuchPerson, person_named
 from bot.cli.schedule import ZONE, load_or_exit, say_last_good
+from bot.cli.values import DAY
 from bot.config import gcpause
 from bot.config.models import Reminder, Schedules
 from bot.delivery.compose import Planned, build_bodies, date_text, when_text
@@ -92,7 +93,7 @@ def _show(renderer: Renderer, plan: Planned) -> None:
 
 @click.command()
 @click.argument("reminder_id", metavar="提醒标识")
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
+@click.option("--date", "on", type=DAY, help="哪一天的提醒（默认下一次）")
 @click.option("--person", help="只看发给某人的消息（人员标识或姓名）")
 @click.option("--stage", default="due", show_default=True,
               help="哪一次：当天（due），或某个提前通知，写成 notices 里的写法，如 3d、notice:3d、提前3天")
@@ -205,7 +206,7 @@ def selector_words(schedules: Schedules, reminder: Reminder) -> str:
 
 @click.command(name="fire")
 @click.argument("reminder_id", metavar="提醒标识")
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="哪一天的提醒（默认下一次）")
+@click.option("--date", "on", type=DAY, help="哪一天的提醒（默认下一次）")
 @click.option("--dry-run", is_flag=True,
               help="演练：打印将要发送的内容并记为演练记录；不发送、不催办、不计入统计，不影响之后的正式发送")
 @click.option("--all", "every_line", is_flag=True,

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from bot.cli.values import DAY
 from bot.config.issues import SOURCE_SUFFIXES, ConfigError, ConfigIssue, bounded
 from bot.config.models import DEFAULT_TZ, Reminder, ScheduleFile, Schedules
 from bot.config.snapshot import (
@@ -212,7 +213,7 @@ def _note(due: Due) -> str:
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="查看未来多少天")
 @click.option("--reminder", "reminder_id", help="只看某个提醒（标识）")
 @click.option("--notices/--no-notices", default=True, show_default=True, help="是否列出提前通知")
-@click.option("--from", "start_day", type=click.DateTime(["%Y-%m-%d"]), help="从哪天开始（默认现在）")
+@click.option("--from", "start_day", type=DAY, help="从哪天开始（默认现在）")
 def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datetime | None) -> None:
     """列出未来的提醒时间，标出因节假日调整的日期。"""
     s = settings()

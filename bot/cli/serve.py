@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--port", type=int, help="HTTP 端口（默认读 PORT 环境变量，再默认 8080）")
+@click.option("--port", type=click.IntRange(1, 65535), help="HTTP 端口（默认读 PORT 环境变量，再默认 8080）")
 @click.option("--dry-run", is_flag=True, help="演练模式：只记录和打印消息，不真正发送")
 def serve(port: int | None, dry_run: bool) -> None:
     """启动服务：定时发送提醒、确认页面和管理后台（/healthz 健康检查）。"""

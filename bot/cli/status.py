@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bot.cli.runner import CliError, reading, run
+from bot.cli.values import DAY
 from bot.config.models import DEFAULT_TZ, Schedules
 from bot.confirming.board import Board, BoardRow, boards_of
 from bot.reporting.textable import one_line, table
@@ -255,7 +256,7 @@ async def fire_outcomes_text(runtime: Runtime, now: datetime, reminder_id: str |
               help="只看这个单位及其下级单位（单位标识或名称；名称不完整时按包含它的单位）。")
 @click.option("--status", "wanted", type=click.Choice(STATUS_CHOICES), default=None, metavar="状态",
               help=f"只看这种状态的人：{'、'.join(STATUS_CHOICES)}（未确认含逾期未确认）。")
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), default=None, metavar="YYYY-MM-DD",
+@click.option("--date", "on", type=DAY, default=None, metavar="YYYY-MM-DD",
               help="看这一天（北京时间）的那次提醒（默认最近一次）。")
 @click.option("--all", "everyone", is_flag=True,
               help=f"列出全部人员（默认每次提醒最多列出 {STATUS_ROWS} 人，其余只计数）。")

@@ -21,6 +21,9 @@ DEFAULT_ENTRIES = 20_000
 DEFAULT_SHEET_BYTES = 64 * 1024 * 1024  # a people/units spreadsheet (CSV or .xlsx)
 DEFAULT_SHEET_ROWS = 300_000
 MAX_DEPTH = 64  # the schedules' format needs about 8 levels; a deeper file is a mistake or an attack
+# The years a day or period an admin types may fall in (report's --period, every --date): outside them it is
+# a typo, and near year 1 or 9999 the calendar's arithmetic leaves the range of Python's dates.
+MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
 

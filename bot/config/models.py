@@ -21,13 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, fi
 from bot.config import cron, gcpause
 from bot.config.rows import Rows
 from bot.config.spans import Span, SpanField, TimeOfDay
+from bot.config.zone import DEFAULT_TZ  # re-exported: most modules take it from here
 from bot.platforms.registry import PERSON_ID_FIELDS, AppConfig, ChannelConfig
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 # A mainland mobile: 11 digits starting with 1 (what WeCom and DingTalk @-mention by), optionally
 # written with +86; anything shorter or longer could never be @-mentioned.
 MOBILE_PATTERN = r"^(\+86)?1\d{10}$"
-DEFAULT_TZ = "Asia/Shanghai"
 DEFERRED = ("people", "units", "sources")  # Schedules' sections an unpickled copy opens on first read
 DEFAULT_GRACE = Span(hours=6)  # how late a stage may still be sent (marked 补发) after downtime
 

@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from bot.config.limits import MAX_YEAR, MIN_YEAR
 from bot.config.models import DEFAULT_TZ, REPORT_ROWS, Reminder, Schedules
 from bot.reporting.csvfile import csv_text
 from bot.reporting.textable import table
@@ -27,7 +28,6 @@ DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
 NO_UNIT = "未分配单位"
 QUARTER_ZH = ("一", "二", "三", "四")
 FORMATS = ("table", "csv", "markdown")
-MIN_YEAR, MAX_YEAR = 1970, 2999  # a period outside these years is a typo, not a report
 COUNTS = ("expected", "on_time", "late", "missing", "nudges", "pending", "excused")
 UNITS_BOUND = 2_000  # unit ids bound into one statement at most (SQLite and asyncpg cap one near 32,766)
 UNIT_SUMS = ("on_time", "late", "missing", "pending", "excused")  # a unit's counts as SQL sums them

@@ -15,7 +15,7 @@ from itertools import pairwise
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.config.models import DEFAULT_TZ
+from bot.config.zone import DEFAULT_TZ
 
 DEFAULT_ZONE = ZoneInfo(DEFAULT_TZ)
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import sys
 from contextlib import closing
@@ -134,7 +135,10 @@ async def test_a_file_that_is_not_sqlite_is_named_in_chinese_and_the_refusal_say
     assert code == 1, out + err
     assert f"文件 “{database}” 不是 SQLite 数据库" in err and "未执行。" in err, err
     assert "file is not a database" not in err and "放弃启动" not in err
-    code, out, err = await remindbot(env, "serve", "--port", "0")
+    with socket.socket() as probe:  # a free port: serve takes 1–65535 (fix16a), and refuses before it serves
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, out, err = await remindbot(env, "serve", "--port", str(port))
     assert code == 1, out + err
     assert f"文件 “{database}” 不是 SQLite 数据库" in out + err and "放弃启动。" in out + err, out + err
     assert database.read_text(encoding="utf-8") == "会议记录：不是数据库\n"

@@ -216,7 +216,7 @@ def zone_for(runtime: Runtime, reminder_id: str | None) -> ZoneInfo:
 
 
 JSON_PATHS = frozenset({"/healthz"})
-# On a plain-text error a handler wrote for a machine caller (a platform's callback refused: 时间戳已过期,
+# On a plain-text error a handler wrote for a machine caller (a platform's callback refused: 时间戳已过期…,
 # 签名不正确…): kept as written, not replaced by the generic page (403 would say only 无权访问).
 OWN_ANSWER = web.ResponseKey("own_answer", bool)
 

@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from bot.config.dated import calendar_of, unsent_once
 from bot.config.hints import Hints, did_you_mean
-from bot.config.ime import FULL_SPACE, ime_hint, list_meant, quoted, shown_value
+from bot.config.ime import FULL_SPACE, ime_hint, list_meant, shown_value
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_entry_ids, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -441,7 +441,7 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
         "less_than_equal": f"应不大于 {ctx.get('le')}{got}",
         "too_short": "不能为空",
         "union_tag_invalid": f"应为 {_expected(str(ctx.get('expected_tags', '')))} 之一，"
-        f"而不是 {quoted(str(ctx.get('tag')))}",
+        f"而不是 {shown_value(str(ctx.get('tag')))}",
         "union_tag_not_found": "缺少 platform（wecom、dingtalk、feishu、lark、slack 或 generic）",
     }
     if kind in table:

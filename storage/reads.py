@@ -262,7 +262,8 @@ COUNT = "SELECT count(*) FROM occurrence WHERE id IN ({occurrences})"
 
 # Stages settled with these outcomes whose time fell in [start, end), newest first.
 SETTLED = """
-SELECT d.reminder_id, d.stage, d.fire_at, d.status, d.last_error, d.grace_seconds, d.lateness_seconds, {fired_by}
+SELECT d.reminder_id, d.stage, d.fire_at, d.status, d.last_error, d.grace_seconds, d.lateness_seconds, {fired_by},
+       o.fired_at
 FROM due_stage d LEFT JOIN occurrence o ON o.id = d.occurrence_id
 WHERE d.status IN (:statuses) AND d.fire_at >= :start{end}{reminders}
 ORDER BY d.fire_at DESC LIMIT :limit"""
@@ -326,6 +327,7 @@ class Settled(NamedTuple):
     grace_seconds: int | None
     lateness_seconds: float | None
     fired_by: str | None = None  # a skipped stage's: who fired its occurrence ahead (``remindbot fire``), if recorded
+    fired_at: datetime | None = None  # when its occurrence's day message went out (a skipped one's: ahead)
 
 
 async def settled(reader: Reader, statuses: Sequence[str], start: datetime, end: datetime | None = None, *,
@@ -342,8 +344,8 @@ async def settled(reader: Reader, statuses: Sequence[str], start: datetime, end:
     sql = SETTLED.format(end=" AND d.fire_at < :end" if end is not None else "",
                          reminders=" AND d.reminder_id IN (:reminders)" if reminders else "",
                          fired_by="o.fired_by" if named else "NULL")
-    return [Settled(rid, stage, moment(at), status, error, grace, late, by)  # type: ignore[arg-type]
-            for rid, stage, at, status, error, grace, late, by in await reader.rows(sql, params)]
+    return [Settled(rid, stage, moment(at), status, error, grace, late, by, moment(fired))  # type: ignore[arg-type]
+            for rid, stage, at, status, error, grace, late, by, fired in await reader.rows(sql, params)]
 
 
 def at_head(path: Path) -> bool:
@@ -379,7 +381,7 @@ SELECT occurrence_id, person_id, confirmed_at, via, note, recorded_by
 FROM confirmation WHERE occurrence_id IN (:occurrences)"""
 
 # Occurrences with people owing a confirmation, as ``remindbot status`` chooses them.
-_OCCURRENCE = ("SELECT id, reminder_id, due_at, title, deadline_at, dry_run FROM occurrence o"
+_OCCURRENCE = ("SELECT id, reminder_id, due_at, title, deadline_at, dry_run, fired_at, fired_by FROM occurrence o"
                " WHERE EXISTS (SELECT 1 FROM expectation e WHERE e.occurrence_id = o.id)")
 LATEST_OCCURRENCE = f"{_OCCURRENCE} AND reminder_id = :reminder AND dry_run = :dry_run ORDER BY due_at DESC LIMIT 1"
 OCCURRENCES_DUE = (f"{_OCCURRENCE} AND due_at >= :start AND due_at < :end{{reminder}}"
@@ -396,11 +398,13 @@ class OccurrenceRow(NamedTuple):
     title: str
     deadline_at: datetime | None
     dry_run: bool
+    fired_at: datetime | None = None  # when its day message went out (before ``due_at``: fired ahead)
+    fired_by: str | None = None  # who fired it by hand (``remindbot fire``), when recorded (since 0009)
 
 
 def _occurrences(rows: list[tuple[Any, ...]]) -> list[OccurrenceRow]:
-    return [OccurrenceRow(i, rid, moment(due), title, moment(deadline), bool(dry))  # type: ignore[arg-type]
-            for i, rid, due, title, deadline, dry in rows]
+    return [OccurrenceRow(i, rid, moment(due), title, moment(deadline), bool(dry), moment(fired), by)  # type: ignore[arg-type]
+            for i, rid, due, title, deadline, dry, fired, by in rows]
 
 
 async def board_rows(reader: Reader, occurrence_ids: Sequence[int]) -> tuple[list[tuple[Any, ...]],

@@ -326,6 +326,18 @@ async def test_refusals_are_in_chinese_and_record_nothing(site: Site, path: str,
     assert await site.audit() == []
 
 
+@pytest.mark.parametrize("path,data,said", [
+    ("confirm", {"person": "zhao"}, "的确认名单中"),
+    ("excuse", {"person": "liu", "kind": "旅游", "reason": "去三亚"}, "不在可选范围内"),
+])
+async def test_a_refusal_page_ends_its_sentence_with_one_full_stop_as_the_cli_does(
+        site: Site, path: str, data: dict[str, str], said: str) -> None:
+    # The pages showed "此人不在 “…” 的确认名单中" with no 。 where the CLI printed one.
+    response = await site.post(f"/admin/occurrences/{site.occ}/{path}", data)
+    shown = re.search(r"<p>([^<]*)</p>", await response.text())
+    assert shown and said in shown.group(1), shown
+    assert shown.group(1).endswith("。") and not shown.group(1).endswith("。。"), shown.group(1)
+
 async def test_a_message_that_is_not_dead_cannot_be_sent_again(site: Site) -> None:
     pending = await dead_message(site, status="sent")
     response = await site.post(f"/admin/outbox/{pending}/resend", {}, page="/admin/outbox")

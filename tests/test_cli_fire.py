@@ -122,4 +122,4 @@ async def test_a_future_day_fired_records_who_fired_it_and_upcoming_names_them(t
     shown, problems = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, problems.decode()
     [line] = [x for x in shown.decode().splitlines() if "提前发出" in x]
-    assert "由 wangli（命令行）提前发出，届时不再发送" in line and f"{day.month}月{day.day}日" in line
+    assert "由 wangli 在命令行提前发出，届时不再发送" in line and f"{day.month}月{day.day}日" in line

@@ -41,7 +41,7 @@ def test_channels_split_by_a_chinese_comma_say_so(folder: Path) -> None:
 def test_a_list_written_with_a_chinese_comma_and_no_brackets_says_so(folder: Path) -> None:
     shown = refused(folder, "    title: 每月学习日\n", "    title: 每月学习日\n    checklist: 原文学习，交流研讨\n")
     assert shown.startswith("schedules/study.yaml:7:16: 错误 字段 reminders[study-day].checklist：")
-    assert "应为列表，而不是 原文学习，交流研讨：各项之间用了中文逗号 “，”" in shown
+    assert "应为列表，而不是 “原文学习，交流研讨”：各项之间用了中文逗号 “，”" in shown
     assert "写成 [原文学习, 交流研讨]（或每项一行，以 - 开头）" in shown
 
 
@@ -67,4 +67,4 @@ def test_a_persons_roles_split_by_a_chinese_comma_are_one_error(folder: Path) ->
                          [("［3d, 1d］", "全角方括号 “［］”"), ("｛3d, 1d｝", "全角花括号 “｛｝”")])
 def test_full_width_brackets_are_named_like_the_comma_and_colon(folder: Path, written: str, name: str) -> None:
     shown = refused(folder, "notices: [3d, 1d]", f"notices: {written}")
-    assert f"而不是 {written}（用了{name}，请改成英文" in shown, shown
+    assert f"而不是 “{written}”（用了{name}，请改成英文" in shown, shown

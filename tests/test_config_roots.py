@@ -122,10 +122,10 @@ def test_unquoted_values_are_quoted_as_written_with_the_fix(folder: Path) -> Non
     edit(org, 'dingtalk: "0102030405"', "dingtalk: 0203040506")
     errors, _ = check(folder)
     by_field = {e.field.rsplit(".", 1)[-1]: e.message for e in errors}
-    assert "而不是 yes" in by_field["title"] and "True" not in by_field["title"]
+    assert "而不是 “yes”" in by_field["title"] and "True" not in by_field["title"]
     assert '请加引号："yes"' in by_field["title"]
     assert '请加引号："13800000101"' in by_field["mobile"]
-    assert "而不是 0203040506" in by_field["dingtalk"] and '请加引号："0203040506"' in by_field["dingtalk"]
+    assert "而不是 “0203040506”" in by_field["dingtalk"] and '请加引号："0203040506"' in by_field["dingtalk"]
     assert "34357574" not in by_field["dingtalk"].split("；")[1]  # the fix quotes the text, not the number
 
 

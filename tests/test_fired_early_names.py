@@ -1,8 +1,8 @@
 """Stages not sent because their occurrence went out ahead (``remindbot fire --date``) name who fired it.
 
 ``remindbot status``, ``remindbot report`` and the admin board of the occurrence say
-“已由 zhangsan 提前发出（命令行）” (``occurrence.fired_by``, since 0009), as the admin upcoming page does;
-rows fired before 0009 (no name) keep “已提前发出”. On SQLite and PostgreSQL, in-process with the
+“已于 <when> 由 zhangsan 在命令行提前发出” (``occurrence.fired_by``, since 0009), as the admin upcoming page
+does; rows fired before 0009 (no name) keep “已于 <when> 提前发出”. On SQLite and PostgreSQL, in-process with the
 tests' clock (as tests/test_fired_early.py), the admin board over loopback HTTP.
 """
 
@@ -57,7 +57,9 @@ async def fired_ahead_and_skipped(runtime: Runtime, who: str | None) -> int:
     return occurrence_id
 
 
-@pytest.mark.parametrize(("who", "ahead"), [("zhangsan", "已由 zhangsan 提前发出（命令行）"), (None, "已提前发出")])
+@pytest.mark.parametrize(("who", "ahead"), [
+    ("zhangsan", "已于 2026年11月30日（星期一）20:00 由 zhangsan 在命令行提前发出"),
+    (None, "已于 2026年11月30日（星期一）20:00 提前发出")])
 async def test_status_report_and_the_admin_board_name_who_fired_it_ahead(
         any_db: Database, tmp_path: Path, who: str | None, ahead: str) -> None:
     runtime = runtime_on(any_db, tmp_path)

@@ -568,6 +568,27 @@ async def test_feishu_token_only_mode_refuses_an_event_created_outside_the_windo
     assert await env.confirmations() == [(env.world.occurrence_id, "zhang", "chat", "参加23人")]
 
 
+async def test_a_feishu_event_stamped_ten_minutes_ahead_is_said_to_be_in_the_future_not_expired(env: Env) -> None:
+    """A clock 10 minutes fast is not a replay: the refusal says the time is ahead of the server's, by how much."""
+    env.world.runtime.schedules.apps["feishu-plain"] = TypeAdapter(AppConfig).validate_python(
+        {"id": "feishu-plain", "platform": "feishu", "verification_token": FEISHU["token"]})
+    ahead_ms = str(int((env.now.timestamp() + 600) * 1000))
+    event = chat.feishu_message_event(FEISHU["token"], "ou_zhang", "已完成 参加23人", "ev-ahead", ahead_ms)
+    async with env.http.post(f"{env.base}/callback/feishu/feishu-plain", json=event) as resp:
+        text = await resp.text()
+    assert resp.status == 403 and "已过期" not in text, text
+    assert "时间戳不在允许范围内：比服务器时间晚 600 秒，超出允许的 300 秒（请核对服务器时钟）" in text
+
+    ts = str(int(env.now.timestamp()) + 600)  # signed mode: the request's own timestamp header
+    plain = json.dumps(chat.feishu_message_event(FEISHU["token"], "ou_zhang", "已完成", "ev-signed", ahead_ms))
+    body = json.dumps({"encrypt": chat.feishu_encrypt(FEISHU["key"], plain)})
+    headers = {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": "n",
+               "X-Lark-Signature": chat.feishu_signature(ts, "n", FEISHU["key"], body.encode())}
+    async with env.http.post(f"{env.base}/callback/feishu/feishu", data=body, headers=headers) as resp:
+        text = await resp.text()
+    assert resp.status == 403 and "比服务器时间晚 600 秒" in text and "已过期" not in text, text
+    assert await env.confirmations() == []
+
 async def test_an_unknown_app_or_platform_mismatch_is_not_found(env: Env) -> None:
     for path in ("wecom/nope", "slack/dingtalk", "teams/slack"):
         async with env.http.post(f"{env.base}/callback/{path}", data=b"{}") as resp:

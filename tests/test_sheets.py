@@ -157,3 +157,23 @@ def test_a_bad_mobile_in_excel_says_what_a_mobile_looks_like(tmp_path: Path) -> 
     found = {(i.line, i.field, i.message) for i in issues}
     assert (2, "people[0].mobile", "应为 11 位手机号（如 13800000000），现在是 “abc”") in found
     assert (3, "people[1].mobile", "应为 11 位手机号（如 13800000000），现在是 “1380000”") in found
+
+
+def test_a_bad_id_in_a_csv_is_quoted_bounded_and_escaped_after_what_an_id_may_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``remindbot validate``: the id a cell holds (a formula, a pasted escape sequence, 60 characters)
+    is quoted in “…” after the rule, never read as the sentence's own words nor sent to the terminal raw."""
+    people = ('标识,姓名,单位,角色\n=cmd|"/c calc"!A1,李国强,gw,leader\n'
+              "p 2,张伟,b1,secretary\n" + "x" * 60 + "!,王芳,b1,secretary\n")
+    folder = folder_with(tmp_path, units_csv=UNITS_CSV.replace(",p001", ","), people_csv=people)
+    (folder / "main.yaml").write_text(YAML.replace('at: "09:00"}', 'at: "09:00"}\n    holiday: "keep\\n\\e[2J"'),
+                                      encoding="utf-8")  # a terminal's clear-screen sequence, as YAML escapes it
+    monkeypatch.setenv("REMINDBOT_VAR_DIR", str(tmp_path / "var"))
+    result = CliRunner().invoke(main, ["validate", str(folder)])
+    assert result.exit_code == 1
+    rule = "列 “标识”：格式不对，只能使用字母、数字和 _ . -，现在是"
+    assert f'people.csv:2:1: 错误 {rule} “=cmd|"/c calc"!A1”\n' in result.output, result.output
+    assert f"people.csv:3:1: 错误 {rule} “p 2”（" in result.output
+    assert f"people.csv:4:1: 错误 {rule} “{'x' * 40}…”\n" in result.output
+    assert "holiday：应为 next_workday、previous_workday、skip、keep 之一，而不是 “keep\\n\\x1b[2J”\n" in result.output
+    assert "\x1b" not in result.output

@@ -591,4 +591,4 @@ async def test_upcoming_names_who_fired_an_occurrence_ahead(world: World, client
                                fired_by="zhangsan"))
         await session.commit()
     page = await (await client.get("/admin/upcoming", headers=AUTH)).text()
-    assert "已于 2025年9月19日（星期五）20:00 由 zhangsan（命令行）发出，届时不再发送预告和当天提醒" in page
+    assert "已于 2025年9月19日（星期五）20:00 由 zhangsan 在命令行提前发出，届时不再发送预告和当天提醒" in page

@@ -455,6 +455,12 @@ async def test_a_note_that_is_too_long_is_refused_and_kept_for_editing(
     assert await world.confirmations() == []
 
 
+async def test_the_too_long_note_refusal_ends_with_one_full_stop_as_the_cli_s_does(
+    world: World, client: TestClient
+) -> None:
+    page = await (await post(client, world.token("zhang"), note="很" * 300)).text()
+    assert '<p class="alert" role="alert">备注最多 200 个字，现在有 300 个字。</p>' in page
+
 async def test_a_notes_control_and_bidi_characters_are_dropped_and_the_rest_is_kept(
     world: World, client: TestClient
 ) -> None:

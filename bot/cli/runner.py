@@ -15,6 +15,7 @@ import click
 
 from bot.config import gcpause
 from bot.runtime import Runtime
+from bot.sentences import sentence
 from bot.settings import Settings
 from storage import reads
 
@@ -22,21 +23,7 @@ T = TypeVar("T")
 
 
 class CliError(Exception):
-    """A problem the admin must fix; the message is Chinese, printed as one :func:`sentence`."""
-
-
-# Marks that end a Chinese sentence by themselves: a question (是不是 “zhao_ming”？) takes no 。 after it.
-_ENDS = ("。", "？", "！", "?", "!", "…")
-
-
-def sentence(text: str) -> str:
-    """``text`` ending with exactly one full stop: 。 added when it has none, a doubled one made single,
-    none after ？ or ！. Refusals come from several places (the shared admin actions, which the web page
-    shows with its own punctuation, and this package's own), some with a 。 and some without."""
-    body = text.rstrip()
-    while body.endswith("。"):
-        body = body[:-1].rstrip()
-    return body if body.endswith(_ENDS) else f"{body}。"
+    """A problem the admin must fix; the message is Chinese, printed as one :func:`bot.sentences.sentence`."""
 
 
 @asynccontextmanager

@@ -90,8 +90,8 @@ def skip_message(once: date, due: Due, *, listed: bool = False) -> str:
         why = f"法定节假日（{due.holiday_name}）"
     guessed = f"（{once.year} 年的放假安排尚未公布，按规则推算）" if due.provisional else ""
     return (f"日期 {once.isoformat()} 是{why}{guessed}，而这个提醒写了 “holiday: skip”（遇节假日、休息日跳过），"
-            "所以不会发出；要顺延到下一个工作日，请改为 “holiday: next_workday”，照常在这天发出请改为 "
-            "“holiday: keep”，或改正日期")
+            "所以不会发出；要顺延到下一个工作日，请改为 “holiday: next_workday”；要照常在这天发出，"
+            "请改为 “holiday: keep”；或者改正日期")
 
 
 def unsent_once(dated: Sequence[OnceDate], now: datetime, calendar: CalendarSource) -> list[ConfigIssue]:

@@ -51,6 +51,25 @@ def quoted(value: str) -> str:
     return value if value.startswith("“") and value.endswith("”") else f"“{value}”"
 
 
+VALUE_CHARS = 40  # characters of a wrong value a message quotes; the rest said as …
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown_value(value: str, chars: int = VALUE_CHARS) -> str:
+    """A wrong value as a message quotes it: at most ``chars`` characters (then …), a control character
+    written as an escape (``\\n``, ``\\x1b``: a terminal never runs it, a line never breaks), in Chinese
+    quotes (:func:`quoted`): ``“=cmd|"/c calc"!A1”``."""
+    cut = value if len(value) <= chars else value[:chars] + "…"
+    return quoted(_CONTROL.sub(_escape, cut))
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    code = ord(char)
+    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
 def list_meant(value: str) -> str | None:
     """``[a, b]`` for ``a，b`` (or ``a、b``): the flow list an admin meant when the input method typed
     its comma; None when ``value`` has no such comma."""

@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from bot.config.dated import calendar_of, unsent_once
 from bot.config.hints import Hints, did_you_mean
-from bot.config.ime import FULL_SPACE, ime_hint, list_meant, quoted
+from bot.config.ime import FULL_SPACE, ime_hint, list_meant, shown_value
 from bot.config.issues import UNREADABLE_SHEET_SUFFIXES, group_repeats, with_entry_ids, with_headings
 from bot.config.limits import Limits
 from bot.config.models import Person, Reminder, ScheduleFile, Schedules, Selector, Unit, compact
@@ -444,7 +444,7 @@ def _message(err: Mapping[str, Any], path: Sequence[Any], source: yaml.ScalarNod
         "less_than_equal": f"应不大于 {ctx.get('le')}{got}",
         "too_short": "不能为空",
         "union_tag_invalid": f"应为 {_expected(str(ctx.get('expected_tags', '')))} 之一，"
-        f"而不是 {quoted(str(ctx.get('tag')))}",
+        f"而不是 {shown_value(str(ctx.get('tag')))}",
         "union_tag_not_found": "缺少 platform（wecom、dingtalk、feishu、lark、slack 或 generic）",
     }
     if kind in table:
@@ -461,7 +461,7 @@ def _list_message(got: str, source: yaml.ScalarNode | None, secret: bool) -> str
     if secret or source is None or source.style or (meant := list_meant(source.value)) is None:
         return f"应为列表（每项以 - 开头）{got}"
     comma = "中文逗号 “，”" if "，" in source.value else "顿号 “、”"
-    return (f"应为列表，而不是 {source.value[:40]}：各项之间用了{comma}，YAML 把它们读成了一项；"
+    return (f"应为列表，而不是 {shown_value(source.value)}：各项之间用了{comma}，YAML 把它们读成了一项；"
             f"请改成英文逗号并加方括号，写成 {meant}（或每项一行，以 - 开头）")
 
 
@@ -470,9 +470,10 @@ def _pattern_message(path: Sequence[Any], value: Any, source: yaml.ScalarNode | 
     field = path[-1] if path else None
     written = source.value if source is not None and source.value != "" else str(value)
     if field == "mobile":
-        return f"应为 11 位手机号（如 13800000000），现在是 “{written[:40]}”{excel_number_hint(written)}"
+        return f"应为 11 位手机号（如 13800000000），现在是 {shown_value(written)}{excel_number_hint(written)}"
     if field == "id":
-        return f"格式不对{got}：只能使用字母、数字和 _ . -{excel_number_hint(written)}"
+        return (f"格式不对，只能使用字母、数字和 _ . -，现在是 {shown_value(written)}"
+                f"{ime_hint(written) or excel_number_hint(written)}")
     return f"格式不对{got}"
 
 
@@ -481,13 +482,14 @@ def _expected(text: str) -> str:
 
 
 def _shown(value: Any, source: yaml.ScalarNode | None = None) -> str:
-    """", 而不是 …" quoting what the admin wrote (the file's text), not what YAML made of it."""
+    """``，而不是 “…”`` quoting what the admin wrote (the file's text), not what YAML made of it: bounded,
+    control characters escaped (:func:`bot.config.ime.shown_value`)."""
     if source is not None and source.value != "":
-        return f"，而不是 {source.value[:40]}{ime_hint(source.value)}"
+        return f"，而不是 {shown_value(source.value)}{ime_hint(source.value)}"
     if value is None or isinstance(value, (dict, list)):
         return ""
     text = str(value)
-    return f"，而不是 {quoted(text[:40])}{ime_hint(text)}"
+    return f"，而不是 {shown_value(text)}{ime_hint(text)}"
 
 
 def _quote_hint(written: str, value: Any) -> str:

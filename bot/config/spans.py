@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-from bot.config.ime import ime_hint, quoted
+from bot.config.ime import ime_hint, shown_value
 
 _SPAN_RE = re.compile(r"^(?:(?P<wd>\d+)wd|(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?)$")
 
@@ -57,7 +57,7 @@ def parse_span(value: Any) -> Span:
                              f"请改成英文逗号 “,”（写成 [{items}]）")
         weeks = re.fullmatch(r"\s*(\d+)\s*(w|周|星期)\s*", value)
         hint = f"；{weeks[1]} 周请写 {int(weeks[1]) * 7}d（或 {int(weeks[1]) * 5}wd，按工作日）" if weeks else ""
-        raise ValueError(f"无法识别的时长 {quoted(value)}{ime_hint(value)}："
+        raise ValueError(f"无法识别的时长 {shown_value(value)}{ime_hint(value)}："
                          f"应写成 3d、1d12h、2h、30m 或 3wd（3个工作日）{hint}")
     g = {k: int(v) for k, v in m.groupdict().items() if v}
     return Span(days=g.get("d", 0), hours=g.get("h", 0), minutes=g.get("m", 0), workdays=g.get("wd", 0))
@@ -75,7 +75,7 @@ def parse_time_of_day(value: Any) -> time:
         m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
         if m and int(m[1]) < 24 and int(m[2]) < 60:
             return time(int(m[1]), int(m[2]))
-    shown = f"{quoted(value)}{ime_hint(value)}" if isinstance(value, str) else str(value)  # a number: as is
+    shown = f"{shown_value(value)}{ime_hint(value)}" if isinstance(value, str) else str(value)  # a number: as is
     raise ValueError(f"应为一天中的时刻，写成 HH:MM，例如 \"09:00\"，而不是 {shown}")
 
 

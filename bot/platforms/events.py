@@ -49,6 +49,20 @@ def stamp_of(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
+def stamp_refusal(at: float | None, now: float, window: float) -> str | None:
+    """Why a callback's timestamp is refused (None: it is within ``window`` of ``now``); all in seconds,
+    ``at`` None when it could not be read. An old one is 已过期; one ahead of the server's clock is said
+    to be in the future (a wrong clock on either side, not a replay), never 已过期."""
+    if at is None:
+        return "时间戳无法识别"
+    if abs(now - at) <= window:
+        return None
+    span = f"，超出允许的 {window:.0f} 秒"
+    if at > now:
+        return f"时间戳不在允许范围内：比服务器时间晚 {at - now:.0f} 秒{span}（请核对服务器时钟）"
+    return f"时间戳已过期：比服务器时间早 {now - at:.0f} 秒{span}"
+
+
 def button_number(raw: object) -> int:
     """A button's occurrence number as a card sends it back: an int, or its ASCII decimal digits.
 

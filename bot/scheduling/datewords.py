@@ -34,7 +34,11 @@ def short_when(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def ahead_text(when: str, by: str | None) -> str:
-    """``已于 <when> 提前发出``, naming who fired it when that was recorded (``remindbot fire``, since
-    0009: ``已于 <when> 由 zhangsan（命令行）提前发出``); older rows keep the words without a name."""
-    return f"已于 {when} 由 {by}（命令行）提前发出" if by else f"已于 {when} 提前发出"
+def ahead_text(when: str | None, by: str | None) -> str:
+    """How an occurrence fired ahead of its day (``remindbot fire --date``) is said everywhere (status,
+    boards, ``upcoming``, the admin pages, the logs): ``已于 <when> 由 zhangsan 在命令行提前发出``.
+
+    ``when``: the time it went out, already in words (None: not known, ``已由 zhangsan 在命令行提前发出``);
+    ``by``: who fired it (``occurrence.fired_by``, since 0009; None on older rows: no name, no way)."""
+    at = f"已于 {when} " if when else "已"
+    return f"{at}由 {by} 在命令行提前发出" if by else f"{at}提前发出"

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config.models import DEFAULT_TZ
 from bot.config.spans import Span
-from bot.scheduling.datewords import when_text
+from bot.scheduling.datewords import ahead_text, when_text
 from bot.scheduling.stages import stage_words
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from bot.runtime import Runtime
 
 SETTLED_LABELS = {"fired": "按时发出", "late": "补发", "missed": "错过", "cancelled": "已取消",
@@ -53,6 +55,7 @@ class StageLine:
     title: str
     zone_name: str
     fired_by: str | None = None  # a skipped stage's: who fired its occurrence ahead, when recorded
+    fired_at: datetime | None = None  # a skipped stage's: when its occurrence's day message went out
 
     @property
     def when(self) -> str:
@@ -68,14 +71,30 @@ class StageLine:
             why = f"，最后一次错误：{r.last_error}" if r.last_error else ""
             return f"{head}：超过补发时限 {span_text(r.grace_seconds)} 仍未发出，已记为错过{why}"
         if r.status == "skipped":
-            return f"{head}：这次提醒{ahead_words(self.fired_by)}，此项未再发送"
+            return f"{head}：这次提醒{self.ahead}，此项未再发送"
         return f"{head}：晚 {lateness_text(r.lateness_seconds)} 补发"
 
 
-def ahead_words(by: str | None) -> str:
-    """``已由 zhangsan 提前发出（命令行）``, naming who fired it ahead when that was recorded (since 0009, as
-    the admin upcoming page names them); ``已提前发出`` for older rows."""
-    return f"已由 {by} 提前发出（命令行）" if by else "已提前发出"
+    @property
+    def ahead(self) -> str:
+        """A skipped stage's occurrence fired ahead, in :func:`bot.scheduling.datewords.ahead_text`'s words:
+        ``已于 2026年12月1日（星期二）18:13 由 zhangsan 在命令行提前发出``."""
+        from zoneinfo import ZoneInfo
+
+        when = when_text(_utc(self.fired_at), ZoneInfo(self.zone_name)) if self.fired_at else None
+        return ahead_text(when, self.fired_by)
+
+
+def sent_ahead(occurrence: Any, zone: ZoneInfo) -> str | None:
+    """``已于 2026年12月1日（星期二）18:13 由 zhangsan 在命令行提前发出`` for a real occurrence whose day
+    message went out before its due time (``remindbot fire --date``), from that moment on; None for one
+    not fired yet, fired on time or late, or a rehearsal. ``occurrence``: a ``storage.models.Occurrence``
+    or a ``storage.reads.OccurrenceRow`` (``due_at``, ``fired_at``, ``fired_by``, ``dry_run``); its time
+    said in ``zone``."""
+    fired_at = getattr(occurrence, "fired_at", None)
+    if occurrence.dry_run or fired_at is None or _utc(fired_at) >= _utc(occurrence.due_at):
+        return None
+    return ahead_text(when_text(_utc(fired_at), zone), getattr(occurrence, "fired_by", None))
 
 
 def _utc(moment: datetime) -> datetime:
@@ -83,10 +102,12 @@ def _utc(moment: datetime) -> datetime:
 
 
 def lines_for(runtime: Runtime, rows: list[Any]) -> list[StageLine]:
-    """``rows`` (DueStage or Settled) as admins read them; a Settled row names who fired a skipped one ahead."""
+    """``rows`` (DueStage or Settled) as admins read them; a Settled row names who fired a skipped one
+    ahead, and when."""
     out = []
     for row in rows:
         reminder = runtime.schedules.reminders.get(row.reminder_id)
         out.append(StageLine(row, reminder.title if reminder else row.reminder_id,
-                             reminder.timezone if reminder else DEFAULT_TZ, getattr(row, "fired_by", None)))
+                             reminder.timezone if reminder else DEFAULT_TZ, getattr(row, "fired_by", None),
+                             getattr(row, "fired_at", None)))
     return out

@@ -49,6 +49,7 @@ from bot.reporting.reports import (
     unit_table,
 )
 from bot.reporting.unitmatch import UnitMatch, named_units, resolve
+from bot.scheduling.datewords import ahead_text
 from bot.scheduling.firelog import (
     SETTLED_LABELS,
     StageLine,
@@ -58,6 +59,7 @@ from bot.scheduling.firelog import (
     span_text,
     stage_of_occurrence,
 )
+from bot.scheduling.stagelines import sent_ahead
 from bot.scheduling.stages import stage_words
 from bot.web.actions import add_action_routes, board_extras, outbox_extras
 from bot.web.common import (
@@ -275,6 +277,7 @@ def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any
                 "confirm": reminder.confirm is not None,
                 "fired_early": None,  # set from the database by mark_fired_early
                 "fired_early_by": None,  # who fired it (``remindbot fire``), when recorded
+                "fired_early_text": None,  # both in words (``datewords.ahead_text``)
             })
     rows.sort(key=lambda r: (r["due"].due_at.astimezone(UTC), r["reminder"].id))
     return rows
@@ -294,6 +297,7 @@ async def mark_fired_early(db: Any, rows: list[dict[str, Any]]) -> None:
         ahead = fired.get((row["reminder"].id, row["due"].due_at.astimezone(UTC)))
         row["fired_early"] = zh_datetime(ahead.at, row["reminder"].zone) if ahead is not None else None
         row["fired_early_by"] = ahead.by if ahead is not None else None
+        row["fired_early_text"] = ahead_text(row["fired_early"], ahead.by) if ahead is not None else None
 
 
 async def occurrences_page(request: web.Request) -> web.Response:
@@ -306,7 +310,10 @@ async def occurrences_page(request: web.Request) -> web.Response:
             )
         ).all()
     boards = await boards_for(runtime.db, [o.id for o in occs if o.id is not None], now)
-    items = [{"board": b, "zone": zone_for(runtime, b.occurrence.reminder_id)} for b in boards]
+    items = []
+    for b in boards:
+        zone = zone_for(runtime, b.occurrence.reminder_id)
+        items.append({"board": b, "zone": zone, "ahead": sent_ahead(b.occurrence, zone)})
     return render(request, "admin_occurrences.html", title="提醒记录", nav="occurrences",
                   items=items, limit=OCCURRENCES_LIMIT, now=now)
 
@@ -411,16 +418,17 @@ async def board_page(request: web.Request) -> web.Response:
                   statuses=BOARD_STATUS, bars=bars(figures), bars_total=units,
                   zone=zone_for(runtime, occ.reminder_id), now=now,
                   moved_because=moved_because(runtime, occ.original_date),
-                  sent=sent_line(runtime, sent, occ.fired_by),
+                  sent=sent_line(runtime, sent, occ), ahead=sent_ahead(occ, zone_for(runtime, occ.reminder_id)),
                   **await board_extras(request, b))
 
 
-def sent_line(runtime: Runtime, sent: DueStage | None, fired_by: str | None) -> StageLine | None:
-    """How the occurrence's day message went (its ``due`` stage), naming who fired it ahead (``fired_by``,
-    the occurrence's) when that stage was skipped for it; None when none is recorded."""
+def sent_line(runtime: Runtime, sent: DueStage | None, occ: Occurrence) -> StageLine | None:
+    """How the occurrence's day message went (its ``due`` stage), naming who fired it ahead and when
+    (the occurrence's ``fired_by``, ``fired_at``) when that stage was skipped for it; None when none is
+    recorded."""
     if sent is None:
         return None
-    return replace(lines_for(runtime, [sent])[0], fired_by=fired_by)
+    return replace(lines_for(runtime, [sent])[0], fired_by=occ.fired_by, fired_at=occ.fired_at)
 
 
 def _period(request: web.Request) -> tuple[Period, str | None]:

@@ -26,6 +26,7 @@ from bot.logs import minute
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
 from bot.runtime import Runtime
+from bot.sentences import sentence
 from storage.ids import row_id
 
 if TYPE_CHECKING:
@@ -135,7 +136,9 @@ def make_templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     # log_minute: the times an admin matches with the terminal's log lines (the banners), written as they are
-    env.filters.update(zh_datetime=zh_datetime, zh_date=zh_date, zh_short=zh_short, percent=percent, log_minute=minute)
+    # sentence: a refusal or notice ends with one 。 as the CLI prints it, whichever place worded it
+    env.filters.update(zh_datetime=zh_datetime, zh_date=zh_date, zh_short=zh_short, percent=percent, log_minute=minute,
+                       sentence=sentence)
     return env
 
 
@@ -213,7 +216,7 @@ def zone_for(runtime: Runtime, reminder_id: str | None) -> ZoneInfo:
 
 
 JSON_PATHS = frozenset({"/healthz"})
-# On a plain-text error a handler wrote for a machine caller (a platform's callback refused: 时间戳已过期,
+# On a plain-text error a handler wrote for a machine caller (a platform's callback refused: 时间戳已过期…,
 # 签名不正确…): kept as written, not replaced by the generic page (403 would say only 无权访问).
 OWN_ANSWER = web.ResponseKey("own_answer", bool)
 

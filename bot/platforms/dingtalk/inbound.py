@@ -23,7 +23,7 @@ import aiohttp
 from bot import jsontext
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import CARD_TOPIC
-from bot.platforms.events import Answer, CallbackError, Pressed, Said, button_number, stamp_of
+from bot.platforms.events import Answer, CallbackError, Pressed, Said, button_number, stamp_of, stamp_refusal
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,9 @@ def check_headers(app: DingTalkApp, timestamp: str, given: str, now: datetime) -
     expected = sign(app.app_secret.get_secret_value(), timestamp)
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise CallbackError(403, "签名不正确")
-    if (at := stamp_of(timestamp)) is None or abs(now.timestamp() * 1000 - at) > MAX_SKEW_MS:
-        raise CallbackError(403, "时间戳已过期")
+    at = stamp_of(timestamp)  # milliseconds
+    if (why := stamp_refusal(None if at is None else at / 1000, now.timestamp(), MAX_SKEW_MS / 1000)) is not None:
+        raise CallbackError(403, why)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot import jsontext
-from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of
+from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of, stamp_refusal
 from bot.platforms.feishu.config import FeishuApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
@@ -111,8 +111,8 @@ def _check_signature(key: str, headers: dict[str, str], body: bytes, now: dateti
         raise CallbackError(403, "缺少签名请求头")
     if not hmac.compare_digest(signature(ts, nonce, key, body), given):
         raise CallbackError(403, "签名不正确")
-    if (at := stamp_of(ts)) is None or abs(now.timestamp() - at) > MAX_SKEW_SECONDS:
-        raise CallbackError(403, "时间戳已过期")
+    if (why := stamp_refusal(stamp_of(ts), now.timestamp(), MAX_SKEW_SECONDS)) is not None:
+        raise CallbackError(403, why)
 
 
 def _check_fresh(header: dict[str, Any], event: dict[str, Any], now: datetime) -> None:
@@ -125,8 +125,9 @@ def _check_fresh(header: dict[str, Any], event: dict[str, Any], now: datetime) -
         stamps.append(message.get("create_time"))
     for raw in stamps:
         at = stamp_of(raw) if isinstance(raw, str) else None
-        if at is None or abs(now.timestamp() - at / 1000) > MAX_SKEW_SECONDS:
-            raise CallbackError(403, "时间戳已过期")
+        why = stamp_refusal(None if at is None else at / 1000, now.timestamp(), MAX_SKEW_SECONDS)
+        if why is not None:
+            raise CallbackError(403, why)
 
 
 def _message(app: FeishuApp, event: dict[str, Any], event_id: str) -> Inbound:

@@ -21,7 +21,7 @@ import aiohttp
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot import jsontext
-from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of
+from bot.platforms.events import CallbackError, Pressed, Said, button_number, stamp_of, stamp_refusal
 from bot.platforms.slack.config import SlackApp
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 
@@ -49,8 +49,8 @@ def check_signature(app: SlackApp, headers: dict[str, str], body: bytes, now: da
     except UnicodeDecodeError:
         raise CallbackError(400, "消息不是有效的 UTF-8 文本") from None
     verifier = SignatureVerifier(app.signing_secret.get_secret_value(), clock=_FixedClock(now))
-    if (at := stamp_of(ts)) is None or abs(now.timestamp() - at) > 300:
-        raise CallbackError(403, "时间戳已过期")
+    if (why := stamp_refusal(stamp_of(ts), now.timestamp(), 300)) is not None:
+        raise CallbackError(403, why)
     if not verifier.is_valid(body, ts, given):
         raise CallbackError(403, "签名不正确")
 

@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.platforms.events import CallbackError, Said, stamp_of
+from bot.platforms.events import CallbackError, Said, stamp_of, stamp_refusal
 from bot.platforms.spec import CallbackReply, CallbackRequest, Inbox
 from bot.platforms.wecom.config import WeComApp
 
@@ -87,8 +87,8 @@ def _check(app: WeComApp, query: dict[str, str], encrypted: str, now: datetime) 
     expected = signature(app.token.get_secret_value(), ts, nonce, encrypted)
     if not hmac.compare_digest(expected, sig.lower()):
         raise CallbackError(403, "签名不正确")
-    if (at := stamp_of(ts)) is None or abs(now.timestamp() - at) > MAX_SKEW_SECONDS:
-        raise CallbackError(403, "时间戳已过期")
+    if (why := stamp_refusal(stamp_of(ts), now.timestamp(), MAX_SKEW_SECONDS)) is not None:
+        raise CallbackError(403, why)
 
 
 def _receive_id(app: WeComApp) -> str:

@@ -11,15 +11,13 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from sqlmodel import update
-from test_admin_notices import instances, notices
+from test_admin_notices import instances, notices, told_before
 from test_schedule_limits import _Workspace, failing, fake_platforms, poll_health
 
 from bot.config.issues import ConfigIssue, problem_key
 from bot.config.loader import check_schedules
 from bot.watch import admin_notifier
 from storage.db import Database
-from storage.models import Outbox
 from tests.servehelp import REFUSED, ROOT, Service, Workspace, wait_until
 
 TYPO = ("    title: 每月学习日", "    titel: 每月学习日")
@@ -115,10 +113,6 @@ async def test_errors_told_by_the_version_keyed_by_line_are_not_told_again_after
         any_db: Database, tmp_path: Path) -> None:
     """The version before keyed the notice by each error's file, line, column and field: a service upgraded
     while the folder is refused must know that notice, not tell the admin group a second time."""
-    from bot.delivery import outbox
-    from bot.platforms.base import Message
-    from bot.platforms.registry import platform_for
-
     folder = tmp_path / "schedules"
     shutil.copytree(ROOT / "schedules", folder)
     study = folder / "study.yaml"
@@ -127,13 +121,7 @@ async def test_errors_told_by_the_version_keyed_by_line_are_not_told_again_after
     by_line = hashlib.sha256("".join(f"{e.file}\0{e.line}\0{e.column}\0{e.field or e.message}\n"
                                      for e in errors).encode()).hexdigest()[:16]
     async with instances(any_db, tmp_path, 1) as (runtime,):
-        admin = runtime.schedules.channels["admin_wecom"]
-        async with runtime.db.session() as session:  # told, and sent, by that version
-            await outbox.enqueue(session, dedupe_key=f"admin:schedules:{by_line}:after-0",
-                                 channel=admin, platform="wecom", stage="admin", summary="日程配置未生效通知",
-                                 bodies=platform_for(admin).build(admin, Message(title="t", markdown="m")))
-            await session.exec(update(Outbox).values(status="sent", attempts=1))  # type: ignore[call-overload]
-            await session.commit()
+        await told_before(runtime, by_line)
 
         await admin_notifier(runtime)([str(e) for e in errors], problem_key(errors))
         assert len(await notices(any_db)) == 1

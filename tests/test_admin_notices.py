@@ -133,20 +133,25 @@ async def test_errors_an_earlier_version_told_in_the_same_words_are_not_told_aga
     """That version keyed the notice by the words' digest; an upgrade that keeps the words tells no one."""
     import hashlib
 
-    from bot.delivery import outbox
-    from bot.platforms.base import Message
-    from bot.platforms.registry import platform_for
-
     digest = hashlib.sha256("\n".join(ERRORS).encode()).hexdigest()[:16]
     async with instances(any_db, tmp_path, 1) as (runtime,):
-        admin = runtime.schedules.channels["admin_wecom"]
-        async with runtime.db.session() as session:  # told, and sent, by that version
-            await outbox.enqueue(session, dedupe_key=f"admin:schedules:{digest}:after-0",
-                                 channel=admin, platform="wecom", stage="admin", summary="日程配置未生效通知",
-                                 bodies=platform_for(admin).build(admin, Message(title="t", markdown="m")))
-            await session.exec(update(Outbox).values(status="sent", attempts=1))  # type: ignore[call-overload]
-            await session.commit()
+        await told_before(runtime, digest)
 
         await admin_notifier(runtime)(ERRORS, WRONG)
 
         assert len(await notices(any_db)) == 1
+
+
+async def told_before(runtime: Runtime, key: str) -> None:
+    """The 日程配置未生效 notice of ``key`` as an earlier version enqueued it, and sent."""
+    from bot.delivery import outbox
+    from bot.platforms.base import Message
+    from bot.platforms.registry import platform_for
+
+    admin = runtime.schedules.channels["admin_wecom"]
+    async with runtime.db.session() as session:
+        await outbox.enqueue(session, dedupe_key=f"admin:schedules:{key}:after-0",
+                             channel=admin, platform="wecom", stage="admin", summary="日程配置未生效通知",
+                             bodies=platform_for(admin).build(admin, Message(title="t", markdown="m")))
+        await session.exec(update(Outbox).values(status="sent", attempts=1))  # type: ignore[call-overload]
+        await session.commit()

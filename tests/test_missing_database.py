@@ -4,15 +4,15 @@ to make it, exits 1 and leaves nothing behind; the commands that make the databa
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sqlite3
-import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+
+from tests.test_fire import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,13 +29,7 @@ def env_for(tmp_path: Path, database: Path) -> dict[str, str]:
     return env
 
 
-async def remindbot(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode or 0, out.decode(), err.decode()
+remindbot = run_cli  # the CLI in a process of its own: (exit code, stdout, stderr)
 
 
 READING = [

@@ -7,13 +7,13 @@ import json
 import logging
 import os
 import sys
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
 
 from bot.cli.people import NoSuchPerson, person_named
-from bot.cli.schedule import ZONE, load_or_exit, say_last_good
+from bot.cli.schedule import ZONE, load_or_exit, read_fired_ahead, say_last_good
 from bot.cli.values import DAY
 from bot.config import gcpause
 from bot.config.models import Reminder, Schedules
@@ -21,6 +21,7 @@ from bot.delivery.compose import Planned, build_bodies, date_text, when_text
 from bot.delivery.render import Renderer
 from bot.platforms.registry import platform_title, shown_webhook
 from bot.runtime import Runtime, open_runtime
+from bot.scheduling.datewords import ahead_text
 from bot.scheduling.planning import LINK_PLACEHOLDER, deadline_for, plan_fire, report_figures
 from bot.scheduling.stages import parse_stage, stage_words
 from bot.scheduling.timing import Due, Fire, due_times, fires, next_fire
@@ -144,6 +145,8 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             if not plans:
                 click.echo(not_a_recipient(runtime.schedules, reminder, person), err=True)
                 sys.exit(1)
+        if note := await ahead_note(runtime.settings, reminder, f):  # before the bodies: they will not go out
+            click.echo(note)
         click.echo(f"{reminder.title}：{when_text(due.due_at, reminder.zone)}（{stage_words(stage)}），"
                    f"共 {len(plans)} 条消息\n")
         for plan in plans:
@@ -154,6 +157,28 @@ async def _preview(reminder_id: str, on: date | None, person: str | None, stage:
             click.echo(f"注意：{missing[0]}以上消息未含统计数字（预览不新建数据库）。")
         elif any(plan.context.get("figures") for plan in plans):  # a 通报 or a leader's brief: figures as of now
             click.echo("注意：以上统计数字是截至现在的数字；真正发送时按发送那一刻的数字统计，可能与此不同。")
+
+
+async def ahead_note(settings: Settings, reminder: Reminder, f: Fire) -> str | None:
+    """For a preview of ``f``: that its occurrence already went out ahead of its day (``fire --date``),
+    so the service sends this stage no more, in the words ``status`` and ``upcoming`` use; None when it
+    did not, or nothing can be read. Read only, as ``upcoming``: a SQLite file that does not exist is not
+    created (no note), an existing one is read through ``sqlite3`` (a preview loads no SQLAlchemy)."""
+    due_at = f.due.due_at
+    ahead = await read_fired_ahead(settings, due_at, due_at + timedelta(seconds=1),
+                                   unread="未能查看这次提醒是否已提前发出")
+    found = ahead.get((reminder.id, due_at.astimezone(UTC)))
+    if found is None or found.at >= due_at:  # not fired, or fired on its time or late: nothing ahead
+        return None
+    said = ahead_text(when_text(found.at, reminder.zone), found.by)
+    if f.stage == "due":
+        skipped = "当天不再重复发送"
+    elif f.fire_at > found.at:  # the service skips a notice whose occurrence already went out
+        skipped = f"届时不再发送{stage_words(f.stage)}"
+    else:  # the notice's time had come before the fire: it went (or was due) then, not now
+        return (f"注意：这次提醒{said}；{stage_words(f.stage)}的时间（{when_text(f.fire_at, reminder.zone)}）"
+                "在此之前，不受影响。")
+    return f"注意：这次提醒{said}，{skipped}；以下只是按现在的配置生成的预览。"
 
 
 def _figures_unless_missing(runtime: Runtime) -> tuple[FiguresFor, list[str]]:

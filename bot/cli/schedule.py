@@ -161,7 +161,9 @@ def validate(path: Path | None, templates: Path | None) -> None:
     if schedules is None:
         errors = sum(1 for i in issues if not i.warning)
         click.echo(f"\n共 {errors} 处错误，配置未通过检查。")
-        if (checked := last_good_checked_at(s, path)) is not None:
+        # The service runs on the configured folder only: of a copy or another folder, nothing is said
+        # (its last good entry, from an earlier validate, is no running service's).
+        if path.resolve() == s.schedules_dir.resolve() and (checked := last_good_checked_at(s, path)) is not None:
             click.echo(f"正在运行的服务和查看、登记类命令（status、confirm、link、report 等）继续使用上一次有效的配置"
                        f"（{checked_text(checked)} 检查通过）；发送类命令（fire、send-test）在改正前不执行。")
         sys.exit(1)
@@ -257,10 +259,22 @@ def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datet
     click.echo(f"\n共 {len(rows)} 项，其中 {moved} 项因节假日调整或跳过。")
 
 
+UNREAD_AHEAD = "未标出已提前发出的提醒"  # what ``upcoming`` lacks when the database cannot be read
+
+
 def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, datetime], FiredAhead]:
+    """:func:`read_fired_ahead` for a command without an event loop (``upcoming``)."""
+    import asyncio
+
+    return asyncio.run(read_fired_ahead(s, start, end))
+
+
+async def read_fired_ahead(s: Settings, start: datetime, end: datetime,
+                           unread: str = UNREAD_AHEAD) -> dict[tuple[str, datetime], FiredAhead]:
     """The real occurrences due in [start, end) whose day message already went out (``fire --date``
     ahead of the day): (reminder id, due time in UTC) -> when, and who fired it. Read only: a SQLite file that does not
-    exist yet is not created; a database that cannot be read is said on stderr, and nothing is marked."""
+    exist yet is not created; a database that cannot be read is said on stderr (with ``unread``: what the
+    command leaves out then), and nothing is marked."""
     from storage import reads
 
     # A SQLite file is read without SQLAlchemy, whose import and the models' cost ~0.5 s of CPU (more
@@ -269,13 +283,11 @@ def fired_ahead(s: Settings, start: datetime, end: datetime) -> dict[tuple[str, 
     if reads.is_sqlite(s.database_url) and (path is None or not path.is_file()):
         return {}
     try:
-        import asyncio
-
-        return asyncio.run(_read_fired_ahead(s, path, start, end))
-    except Exception as exc:  # upcoming still lists the schedules; the admin is told what is missing
+        return await _read_fired_ahead(s, path, start, end)
+    except Exception as exc:  # the command still shows the schedules; the admin is told what is missing
         from bot.platforms.markup import redact
 
-        click.echo(f"注意：无法读取数据库（{redact(type(exc).__name__)}），未标出已提前发出的提醒。", err=True)
+        click.echo(f"注意：无法读取数据库（{redact(type(exc).__name__)}），{unread}。", err=True)
         return {}
 
 

@@ -24,6 +24,7 @@ from bot.config.limits import (
     DEFAULT_SHEET_BYTES,
     DEFAULT_SHEET_ROWS,
 )
+from bot.sentences import sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 MIN_ADMIN_PASSWORD = 12  # characters
@@ -254,14 +255,17 @@ class Settings(BaseModel):
         """Why the admin password may not be used (Chinese, for ``serve`` to refuse to start), or None."""
         length = len(self.admin_password.get_secret_value())
         if 0 < length < MIN_ADMIN_PASSWORD:
-            return (f"REMINDBOT_ADMIN_PASSWORD 太短（{length} 个字符）："
+            return (f"错误：REMINDBOT_ADMIN_PASSWORD 太短（{length} 个字符）："
                     f"管理后台密码至少需要 {MIN_ADMIN_PASSWORD} 个字符。请设置更长的密码，或清空它以关闭管理后台。")
         from bot.admins import AdminConfigError, parse_admins
 
         try:
             parse_admins(self.admins.get_secret_value())
         except AdminConfigError as exc:
-            return str(exc)
+            # Worded as settings_problem words a bad variable; the message names the entry, never its hash.
+            why = str(exc).removeprefix("REMINDBOT_ADMINS").lstrip().removeprefix("中").lstrip()
+            return "\n".join((f"错误：{variable_problem(_variable('admins'), '（不显示：可能含密钥）', why)}",
+                              FIX_VARIABLES))
         return None
 
     def exposure_warning(self) -> str | None:
@@ -312,10 +316,20 @@ def settings_problem(exc: ValidationError) -> str:
             why = str((error.get("ctx") or {}).get("error") or error["msg"]).rstrip("。")
         else:
             wanted = expected(field)
-            why = f"应为{' ' if wanted[0].isascii() else ''}{wanted}"
-        lines.append(f"环境变量 {variable} 的值{shown}不可用：{why}。")
-    lines.append("请改正或删除这些环境变量（删除时用默认值）后再运行。")
+            # spaced before ASCII and before a quoted choice (“text”), as values are spaced elsewhere
+            why = f"应为{' ' if wanted[0].isascii() or wanted[0] == '“' else ''}{wanted}"
+        lines.append(variable_problem(variable, shown, why))
+    lines.append(FIX_VARIABLES)
     return "\n".join(lines)
+
+
+FIX_VARIABLES = "请改正或删除这些环境变量（删除时用默认值）后再运行。"
+
+
+def variable_problem(variable: str, shown: str, why: str) -> str:
+    """One bad variable's line: ``shown`` is its value quoted (`` “abc” ``) or a secret's stand-in
+    (``（不显示：可能含密钥）``), ``why`` what it should be (ended with one 。 here)."""
+    return sentence(f"环境变量 {variable} 的值{shown}不可用：{why}")
 
 
 def _written(variable: str, value: object) -> str:

@@ -90,13 +90,13 @@ def test_the_years_are_report_s_from_their_first_day_to_their_last(cli: Cli) -> 
     ({"REMINDBOT_LINK_TTL_DAYS": "0"}, ["link", "{study}", "liu"],
      "环境变量 REMINDBOT_LINK_TTL_DAYS 的值 “0” 不可用：应为 1–3650 之间的整数（单位：天）。"),
     ({"REMINDBOT_LOG_FORMAT": "xml"}, ["status"],
-     "环境变量 REMINDBOT_LOG_FORMAT 的值 “xml” 不可用：应为“text” 或 “json”。"),
+     "环境变量 REMINDBOT_LOG_FORMAT 的值 “xml” 不可用：应为 “text” 或 “json”。"),
     ({"REMINDBOT_SEND_TIMEOUT_SECONDS": "nan"}, ["preview", "study"],
      "环境变量 REMINDBOT_SEND_TIMEOUT_SECONDS 的值 “nan” 不可用：应为大于 0、不超过 86400 的数字（单位：秒）。"),
     ({"REMINDBOT_SEND_CONCURRENCY": "0"}, ["report"],
      "环境变量 REMINDBOT_SEND_CONCURRENCY 的值 “0” 不可用：应为 1–10000 之间的整数。"),
     ({"remindbot_log_level": "loud"}, ["upcoming"],
-     "环境变量 REMINDBOT_LOG_LEVEL 的值 “loud” 不可用：应为“DEBUG”、“INFO”、“WARNING”、“ERROR” 或 “CRITICAL”。"),
+     "环境变量 REMINDBOT_LOG_LEVEL 的值 “loud” 不可用：应为 “DEBUG”、“INFO”、“WARNING”、“ERROR” 或 “CRITICAL”。"),
     ({"REMINDBOT_WORK_HOURS": "9-18"}, ["confirm", "{study}", "liu", "--by", "chen"],
      "环境变量 REMINDBOT_WORK_HOURS 的值 “9-18” 不可用：无法识别工作时间 “9-18”：应写成 09:00-12:00,14:00-18:00。"),
 ], ids=["port", "link-ttl-word", "link-ttl-negative", "link-ttl-zero", "log-format", "timeout-nan", "concurrency",
@@ -129,3 +129,47 @@ def test_serve_with_a_bad_port_exits_at_once_with_the_chinese_line(tmp_path: Pat
     assert done.stderr.splitlines() == ["错误：环境变量 PORT 的值 “abc” 不可用：应为 1–65535 之间的整数。",
                                         "请改正或删除这些环境变量（删除时用默认值）后再运行。"]
     assert not (tmp_path / "var" / "remindbot.db").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("args", [["preview", "study", "--date", "2999-12-30"],
+                                  ["fire", "study", "--date", "2999-12-30", "--dry-run"]])
+def test_a_day_without_a_reminder_offers_no_later_one_past_the_last_year(cli: Cli, args: list[str]) -> None:  # noqa: F811
+    result = run(cli, *args)
+    assert result.exit_code == 1, result.output
+    assert "在 2999年12月30日 没有提醒" in result.output, result.output
+    assert "3000年" not in result.output and "此后到 2999 年底（可查询的最后一年）没有提醒。" in result.output
+
+
+def test_a_day_without_a_reminder_still_offers_the_next_one_within_the_years(cli: Cli) -> None:  # noqa: F811
+    result = run(cli, "preview", "study", "--date", "2999-11-30")
+    assert result.exit_code == 1, result.output
+    assert "此后最近的一次是 2999年12月" in result.output, result.output
+
+
+@pytest.mark.parametrize(("env", "lines"), [
+    ({"REMINDBOT_ADMINS": "admin:shortpw"},
+     ["错误：环境变量 REMINDBOT_ADMINS 的值（不显示：可能含密钥）不可用：admin 的密码不是 argon2 哈希："
+      "请用 remindbot admin hash-password 生成，切勿填写明文密码。",
+      "请改正或删除这些环境变量（删除时用默认值）后再运行。"]),
+    ({"REMINDBOT_ADMIN_USER": "admin", "REMINDBOT_ADMIN_PASSWORD": "shortpw"},
+     ["错误：REMINDBOT_ADMIN_PASSWORD 太短（7 个字符）：管理后台密码至少需要 12 个字符。"
+      "请设置更长的密码，或清空它以关闭管理后台。"]),
+], ids=["admins-plain-password", "admin-password-short"])
+def test_serve_with_a_plain_admin_password_is_refused_like_other_variables(
+        tmp_path: Path, env: dict[str, str], lines: list[str]) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.lower().startswith("remindbot_") and k.lower() != "port"}
+    done = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, timeout=60, capture_output=True,
+                          text=True, env=clean | env | {"PYTHONPATH": str(ROOT),
+                                                        "REMINDBOT_VAR_DIR": str(tmp_path / "var")})
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == lines
+    assert "shortpw" not in done.stderr + done.stdout  # the password, never
+
+
+def test_a_number_option_s_help_and_refusal_say_its_range_in_chinese(cli: Cli) -> None:  # noqa: F811
+    shown = run(cli, "upcoming", "--help")
+    assert shown.exit_code == 0 and "查看未来多少天  [默认：30；1–3660]" in shown.output, shown.output
+    assert "<=" not in shown.output and "; " not in shown.output
+    refused = run(cli, "upcoming", "--days", "0")
+    assert refused.exit_code == 2, refused.output
+    assert "错误：“--days” 的值无效：0 不在范围 1–3660 之内。" in refused.output, refused.output

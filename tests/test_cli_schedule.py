@@ -224,7 +224,8 @@ def test_a_duplicate_id_shows_both_places_the_same_way(runner: CliRunner, tmp_pa
     # given relative from its parent: relative paths; given absolute: absolute ones, from anywhere
     result = runner.invoke(main, ["validate", "schedules" if where == "inside" else str(folder)])
     assert result.exit_code == 1
-    found = re.search(r"^(\S+):2:1: 错误 列 “标识”：标识 “wang_fang” 重复，已在 (\S+):(\d+) 定义$", result.output, re.M)
+    found = re.search(r"^(\S+):2:1: 错误 列 “标识”：标识 “wang_fang” 重复，已在 (\S+):(\d+) 定义。$", result.output,
+                      re.M)
     assert found, result.output
     mine, first = Path(found[1]), Path(found[2])
     assert mine.name == "people-extra.csv" and first.name == "organization.yaml"

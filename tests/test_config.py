@@ -228,7 +228,16 @@ def test_load_schedules_raises_with_every_issue(folder: Path) -> None:
 
 def test_issue_text_reads_file_line_column_field_message() -> None:
     issue = ConfigIssue("schedules/a.yaml", 3, 7, "reminders[0].when", "缺少必填字段")
-    assert str(issue) == "schedules/a.yaml:3:7: 错误 字段 reminders[0].when：缺少必填字段"
+    assert str(issue) == "schedules/a.yaml:3:7: 错误 字段 reminders[0].when：缺少必填字段。"
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ("引号结束后同一行还有别的内容：引号应包住整个值", "引号结束后同一行还有别的内容：引号应包住整个值。"),
+    ("未知字段 “titel”，是不是 “title”？", "未知字段 “titel”，是不是 “title”？"),  # a question: no 。 after it
+    ("文件过大。", "文件过大。"),  # already ended: not doubled
+])
+def test_every_issue_ends_as_one_sentence_like_the_cli_refusals(message: str, shown: str) -> None:
+    assert str(ConfigIssue("zz.yaml", 1, 6, "", message)) == f"zz.yaml:1:6: 错误 {shown}"
 
 
 def test_selectors_combine_roles_and_units_including_sub_units() -> None:

@@ -33,7 +33,7 @@ def test_a_deadline_without_a_unit_is_refused_with_both_meanings(folder: Path) -
     assert not valid
     assert [str(i) for i in issues] == [
         "schedules/study.yaml:17:17: 错误 字段 reminders[study-day].confirm.deadline："
-        "时长 5 缺少单位：写成 5d（天）或 5wd（工作日）"]
+        "时长 5 缺少单位：写成 5d（天）或 5wd（工作日）。"]
 
 
 def test_notices_without_units_are_refused_too(folder: Path) -> None:
@@ -48,9 +48,9 @@ def test_a_zero_deadline_with_ten_minute_follow_ups_is_warned_about_both(folder:
     assert shown == [
         "schedules/study.yaml:17:17: 警告 字段 reminders[study-day].confirm.deadline："
         "截止时长为 0：提醒一发出，所有人就已逾期，立即告知领导，并且每 10分钟 催办一次；"
-        "请写留给大家的时间，例如 3d（3天）或 3wd（3个工作日）",
+        "请写留给大家的时间，例如 3d（3天）或 3wd（3个工作日）。",
         "schedules/study.yaml:18:21: 警告 字段 reminders[study-day].confirm.remind_every："
-        "每 10分钟 催办一次：未确认的人在工作时间内每 10分钟 就收到一条催办，过于频繁；通常写 1d（每天一次）",
+        "每 10分钟 催办一次：未确认的人在工作时间内每 10分钟 就收到一条催办，过于频繁；通常写 1d（每天一次）。",
     ]
 
 

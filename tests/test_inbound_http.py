@@ -587,19 +587,20 @@ async def test_a_feishu_event_stamped_ten_minutes_ahead_is_said_to_be_in_the_fut
     async with env.http.post(f"{env.base}/callback/feishu/feishu", data=body, headers=headers) as resp:
         text = await resp.text()
     assert resp.status == 403 and "比服务器时间晚 600 秒" in text and "已过期" not in text, text
+    assert text.endswith("（请核对服务器时钟）。") and not text.endswith("。。"), text
     assert await env.confirmations() == []
 
 async def test_an_unknown_app_or_platform_mismatch_is_not_found(env: Env) -> None:
-    for path in ("wecom/nope", "slack/dingtalk", "teams/slack"):
+    for path in ("wecom/nope", "slack/dingtalk", "teams/slack", "feishu/none"):
         async with env.http.post(f"{env.base}/callback/{path}", data=b"{}") as resp:
             assert resp.status == 404
-            assert "未配置" in await resp.text()
+            assert await resp.text() == "未配置此应用的回调。"  # a sentence, ended like the CLI's refusals
 
 
 @pytest.mark.parametrize("path", ["dingtalk/dingtalk", "feishu/feishu", "slack/slack"])
 async def test_only_wecom_answers_a_get_the_others_want_a_post(env: Env, path: str) -> None:
     async with env.http.get(f"{env.base}/callback/{path}") as resp:
-        assert resp.status == 405 and await resp.text() == "只接受 POST 请求"
+        assert resp.status == 405 and await resp.text() == "只接受 POST 请求。"
     async with env.http.get(f"{env.base}/callback/wecom/wecom-app?msg_signature=a&timestamp=1&nonce=n&echostr=x") \
             as resp:  # WeCom's URL verification is a GET: refused here for its signature, not its method
         assert resp.status != 405

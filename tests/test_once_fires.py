@@ -117,7 +117,7 @@ def test_the_skip_warning_gives_each_way_to_make_it_fire_its_own_clause(folder: 
     write_one_off(folder, "2026-10-03", "skip")
     [skipped] = once_warnings(folder, datetime(2026, 9, 1, 2, tzinfo=UTC))
     assert skipped.endswith("所以不会发出；要顺延到下一个工作日，请改为 “holiday: next_workday”；"
-                            "要照常在这天发出，请改为 “holiday: keep”；或者改正日期"), skipped
+                            "要照常在这天发出，请改为 “holiday: keep”；或者改正日期。"), skipped
 
 
 # ---------------------------------------------------------------- the CLI and serve, on today's date

@@ -246,7 +246,7 @@ def test_an_alias_inside_its_own_anchor_is_refused_with_its_line(tmp_path: Path)
 
     assert schedules is None
     at = where(folder / "loop.yaml", "*u")
-    assert [str(i) for i in issues] == [f"schedules/loop.yaml:{at}: 错误 别名 *u 引用了包含它自己的内容（循环引用）"]
+    assert [str(i) for i in issues] == [f"schedules/loop.yaml:{at}: 错误 别名 *u 引用了包含它自己的内容（循环引用）。"]
 
 
 def test_too_many_entries_are_refused_at_the_first_entry_past_the_bound() -> None:

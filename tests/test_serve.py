@@ -111,7 +111,7 @@ def test_validate_exits_1_and_lists_every_error_in_every_file(
     study, duties = workspace.schedules / "study.yaml", workspace.schedules / "duties.yaml"
     assert code == 1
     assert error_lines(out) == [
-        "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）",
+        "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）。",
         f"schedules/duties.yaml:{where(duties, 'leader_wecom]')}: 错误 字段 reminders[one-post-two-duties].recipients."
         "channels[0]：未知的频道 “leader_wecom”，是不是 “leaders_wecom”？",
         f"schedules/study.yaml:{where(study, 'titel:')}: 错误 字段 reminders[study-day].titel："

@@ -172,8 +172,9 @@ def test_a_bad_id_in_a_csv_is_quoted_bounded_and_escaped_after_what_an_id_may_ho
     result = CliRunner().invoke(main, ["validate", str(folder)])
     assert result.exit_code == 1
     rule = "列 “标识”：格式不对，只能使用字母、数字和 _ . -，现在是"
-    assert f'people.csv:2:1: 错误 {rule} “=cmd|"/c calc"!A1”\n' in result.output, result.output
+    assert f'people.csv:2:1: 错误 {rule} “=cmd|"/c calc"!A1”。\n' in result.output, result.output
     assert f"people.csv:3:1: 错误 {rule} “p 2”（" in result.output
-    assert f"people.csv:4:1: 错误 {rule} “{'x' * 40}…”\n" in result.output
-    assert "holiday：应为 next_workday、previous_workday、skip、keep 之一，而不是 “keep\\n\\x1b[2J”\n" in result.output
+    assert f"people.csv:4:1: 错误 {rule} “{'x' * 40}…”。\n" in result.output
+    assert ("holiday：应为 next_workday、previous_workday、skip、keep 之一，而不是 “keep\\n\\x1b[2J”。\n"
+            in result.output)
     assert "\x1b" not in result.output

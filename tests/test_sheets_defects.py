@@ -194,7 +194,7 @@ def test_a_spreadsheet_format_that_cannot_be_read_is_skipped_with_a_warning_sayi
     suffix = name.rpartition(".")[2]
     assert warning == (f"schedules/{name}:1:1: 警告 未读取 {name}：无法读取 .{suffix} 格式的表格，已跳过这个文件"
                        "（其余文件照常生效）。若要使用其中的人员或单位，请用 Excel 或 WPS 打开，"
-                       "另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）；若是旧的备份，请把它移出日程文件夹")
+                       "另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）；若是旧的备份，请把它移出日程文件夹。")
 
 
 @pytest.mark.parametrize(("name", "word"), [("people.xls", "人员"), ("units.ods", "单位")])
@@ -207,7 +207,7 @@ def test_an_unreadable_spreadsheet_that_is_the_only_list_is_an_error_not_skipped
     assert schedules is None
     assert [str(i) for i in errors(issues)] == [
         f"schedules/{name}:1:1: 错误 无法读取 {name}（.{name.rpartition('.')[2]} 格式），而日程中没有其他{word}："
-        "请用 Excel 或 WPS 打开，另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）"]
+        "请用 Excel 或 WPS 打开，另存为 .xlsx（Excel 工作簿）或 CSV UTF-8（逗号分隔）。"]
 
 
 def test_a_supported_spreadsheet_that_is_broken_is_still_an_error(tmp_path: Path) -> None:
@@ -216,7 +216,7 @@ def test_a_supported_spreadsheet_that_is_broken_is_still_an_error(tmp_path: Path
     schedules, issues = check_schedules(folder)
     assert schedules is None
     assert [str(i) for i in errors(issues)] == [
-        "schedules/people.xlsx:A1: 错误 无法读取 Excel 文件（BadZipFile）：请用 Excel 另存为 .xlsx"]
+        "schedules/people.xlsx:A1: 错误 无法读取 Excel 文件（BadZipFile）：请用 Excel 另存为 .xlsx。"]
 
 
 def test_a_formula_without_its_saved_value_is_an_error_asking_to_save_in_excel(tmp_path: Path) -> None:
@@ -247,11 +247,11 @@ def test_an_excel_file_s_errors_name_cells_as_excel_does_and_a_csv_s_rows_and_co
     book.save(folder / "people2.xlsx")
     _, issues = check_schedules(folder)
     shown = sorted(str(i) for i in errors(issues))
-    assert shown == ["schedules/people.csv:2:3: 错误 列 “单位”：未知的单位 “b9”",
+    assert shown == ["schedules/people.csv:2:3: 错误 列 “单位”：未知的单位 “b9”。",
                      "schedules/people2.xlsx:B4: 错误 单元格 B4 是公式，但文件中没有保存计算结果（文件由程序生成、"
-                     "未在 Excel 中保存过）：请用 Excel 或 WPS 打开后保存一次，或把这些格“选择性粘贴为数值”",
-                     "schedules/people2.xlsx:C3: 错误 列 “单位”：未知的单位 “b9”",
-                     "schedules/people2.xlsx:D1: 错误 列 “姓名” 重复，已在 B 列出现"], shown
+                     "未在 Excel 中保存过）：请用 Excel 或 WPS 打开后保存一次，或把这些格“选择性粘贴为数值”。",
+                     "schedules/people2.xlsx:C3: 错误 列 “单位”：未知的单位 “b9”。",
+                     "schedules/people2.xlsx:D1: 错误 列 “姓名” 重复，已在 B 列出现。"], shown
 
 
 # ---------------------------------------------------------------- #6 bounded cells, no control characters
@@ -459,7 +459,8 @@ def test_a_template_of_the_other_kind_is_one_error_that_says_so(tmp_path: Path, 
     assert line.endswith(f"/{name}{suffix}:{at}: 错误 “{name}{suffix}” 的第一行（{'、'.join(template_header(kind))}）"
                          f"是{words[kind]}表的列名，但文件名表示这是{words[name]}表："
                          f"若这是{words[kind]}表，请把文件改名为 {kind}{suffix}（或以“{words[kind]}”开头）；"
-                         f"若要填{words[name]}，请用{words[name]}模板（管理页面的 /admin/templates/{name}.xlsx）"), line
+                         f"若要填{words[name]}，请用{words[name]}模板"
+                         f"（管理页面的 /admin/templates/{name}.xlsx）。"), line
     assert "共 1 处错误" in result.output
 
 

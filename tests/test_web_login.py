@@ -51,8 +51,19 @@ async def test_a_failed_login_is_logged_with_user_and_address_but_never_the_pass
     assert await fail(client, 1, user="张三") == [401]
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.web.login"]
     assert len(lines) == 1
-    assert "管理后台登录失败" in lines[0] and "张三" in lines[0] and "127.0.0.1" in lines[0]
+    assert "管理后台登录失败" in lines[0] and "用户名 “张三”，" in lines[0] and "127.0.0.1" in lines[0]
     assert all(WRONG not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failed_login_names_the_user_in_chinese_quotes_on_one_line(
+    client: TestClient, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert await fail(client, 1, user="admin") == [401]
+    assert await fail(client, 1, user="ad\tmin") == [401]  # a tab typed in the name: escaped, as before
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.web.login"]
+    assert "用户名 “admin”，" in lines[0] and "'admin'" not in lines[0], lines
+    assert "用户名 “ad\\tmin”，" in lines[1] and "\t" not in lines[1], lines
 
 
 async def test_a_browsers_first_request_without_credentials_is_not_a_failure(

@@ -135,11 +135,11 @@ async def test_a_reload_that_times_out_names_the_file_and_says_too_large_only_ne
     _, issues = await check_in_worker(workspace.schedules, templates_dir=None, limits=Limits(), timeout=3.5)
     assert [str(i) for i in issues] == [
         f"schedules/people.yaml:1:1: 错误 检查这个文件超过 3.5 秒仍未完成，已放弃：文件过大（{size:.1f} MB，"
-        "接近上限 4.0 MB），请拆分或精简文件（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）"]
+        "接近上限 4.0 MB），请拆分或精简文件（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）。"]
 
     roomy = Limits(file_bytes=16 * 1024 * 1024)
     _, issues = await check_in_worker(workspace.schedules, templates_dir=None, limits=roomy, timeout=3.5)
     assert [str(i) for i in issues] == [
         f"schedules/people.yaml:1:1: 错误 检查这个文件超过 3.5 秒仍未完成，已放弃（文件 {size:.1f} MB，"
         "未接近上限 16.0 MB）：请检查其中是否有异常的内容，如极长的一行、大量未成对的括号或引号，"
-        "可运行 remindbot validate 查看（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）"]
+        "可运行 remindbot validate 查看（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）。"]

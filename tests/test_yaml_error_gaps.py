@@ -51,6 +51,23 @@ def test_brackets_nested_past_the_parsers_own_bound_are_worded_as_our_nesting_li
     assert "exceeded" not in shown
 
 
+DEEP = "schedules/deep.yaml:1:65: 错误 YAML 语法错误：嵌套超过 64 层，请检查缩进或括号。"
+
+
+@pytest.mark.parametrize("levels", [40, 100, 600, 200_000])
+def test_nesting_too_deep_is_one_syntax_error_at_the_65th_level_however_deep(folder: Path, levels: int) -> None:
+    # Trial 17: under 500 pairs our scan said “1:65 嵌套超过…” (no lead-in); past libyaml's own bound
+    # (1,000 levels) the parser's column (1:1001) with the lead-in. One mistake, one wording, one place.
+    assert the_error(folder, "deep.yaml", "{[" * levels + "\n") == DEEP
+
+
+def test_nesting_too_deep_under_a_key_is_named_where_its_65th_level_opens(folder: Path) -> None:
+    text = "units:\n  - id: x\n    name: " + "[" * 2_000 + "\n"
+    shown = the_error(folder, "deep.yaml", text)
+    # units (1), its list (2), the item's mapping (3): the 62nd bracket opens level 65, at column 11 + 61
+    assert shown == "schedules/deep.yaml:3:72: 错误 YAML 语法错误：嵌套超过 64 层，请检查缩进或括号。", shown
+
+
 def test_text_after_a_closing_quote_is_named_as_such(folder: Path) -> None:
     shown = refused(folder, "title: 每月学习日", 'title: "a"a"a')
     assert shown.startswith("schedules/study.yaml:6:15: 错误 YAML 语法错误：引号结束后同一行还有别的内容"), shown

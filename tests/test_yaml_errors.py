@@ -66,7 +66,7 @@ def test_a_value_in_chinese_quotes_that_breaks_the_line_is_named(folder: Path) -
 def test_a_ragged_list_is_said_in_chinese(folder: Path) -> None:
     shown = refused(folder, "  - id: theme-party-day", "   - id: theme-party-day")
     assert shown == ("schedules/study.yaml:23:4: 错误 YAML 语法错误：列表的缩进不一致："
-                     "同一列表的每一项都以 - 开头，并且 - 要上下对齐")
+                     "同一列表的每一项都以 - 开头，并且 - 要上下对齐。")
 
 
 def test_a_python_tag_is_refused_as_a_tag(folder: Path) -> None:
@@ -78,7 +78,7 @@ def test_a_python_tag_is_refused_as_a_tag(folder: Path) -> None:
 
 def test_a_tab_is_said_once_in_chinese(folder: Path) -> None:
     shown = refused(folder, "    title: 每月学习日", "\ttitle: 每月学习日")
-    assert shown == "schedules/study.yaml:6:1: 错误 YAML 语法错误：不能用 Tab 缩进，请用空格"
+    assert shown == "schedules/study.yaml:6:1: 错误 YAML 语法错误：不能用 Tab 缩进，请用空格。"
 
 
 def test_a_full_width_colon_inside_a_value_is_no_mistake(folder: Path) -> None:
@@ -107,7 +107,7 @@ def test_an_unclosed_quote_is_named_where_it_opens(folder: Path) -> None:
     (folder / "broken.yaml").write_text('reminders:\n  - id: x\n    title: "每月学习日\n', encoding="utf-8")
     _, issues = check_schedules(folder, env={})
     assert [str(i) for i in issues if not i.warning] == [
-        "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）"]
+        "schedules/broken.yaml:3:12: 错误 YAML 语法错误：引号没有成对（缺少结束的引号）。"]
 
 
 def test_a_quote_left_open_mid_file_is_named_where_it_opens_and_where_the_parser_stopped(folder: Path) -> None:
@@ -142,7 +142,7 @@ def test_a_line_indented_with_full_width_spaces_that_still_parses_is_named(folde
     assert named == ["schedules/study.yaml:7:7: 警告 字段 reminders[study-day].title："
                      "这一行开头用了全角空格（中文输入法的空格），YAML 不把它当作缩进："
                      "这一行被接在了上一行的值后面，成了这个值的一部分；"
-                     "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进"]
+                     "请删掉全角空格，用半角空格（英文输入法下的空格）重新缩进。"]
 
 
 def test_full_width_spaces_inside_a_quoted_or_block_text_stay_silent(folder: Path) -> None:
@@ -160,7 +160,7 @@ def test_a_key_indented_with_full_width_spaces_says_so(folder: Path) -> None:
 
 def test_an_open_quote_names_the_cause_without_the_parsers_follow_on_hint(folder: Path) -> None:
     shown = refused(folder, 'at: "09:00"\n    holiday: next_workday', 'at: "09:00\n    holiday: next_workday')
-    assert shown.endswith("因此在第 27 行报错"), shown  # not "…报错（缩进不一致或缺少 - （…））"
+    assert shown.endswith("因此在第 27 行报错。"), shown  # not "…报错（缩进不一致或缺少 - （…））"
 
 
 def test_a_required_key_indented_with_a_full_width_space_is_one_error(folder: Path) -> None:
@@ -176,11 +176,11 @@ def test_roles_split_by_a_chinese_comma_give_no_follow_on_confirm_error(folder: 
 def test_a_field_indented_one_level_too_deep_says_where_it_belongs(folder: Path) -> None:
     shown = refused(folder, 'at: "09:00"\n    holiday: next_workday', 'at: "09:00"\n      holiday: next_workday')
     assert shown.startswith("schedules/study.yaml:10:7: 错误 "), shown
-    assert shown.endswith("未知字段 “holiday”：holiday 应与 when 对齐（缩进多了一级？）"), shown
+    assert shown.endswith("未知字段 “holiday”：holiday 应与 when 对齐（缩进多了一级？）。"), shown
 
 
 def test_a_field_indented_two_levels_too_deep_counts_them(folder: Path) -> None:
     old = 'monthly: {weekday: fri, nth: 1}   # 每月第一个星期五\n      at: "09:00"\n    holiday: next_workday'
     new = 'monthly:\n        weekday: fri\n        nth: 1\n        holiday: next_workday\n      at: "09:00"'
     shown = refused(folder, old, new)
-    assert shown.endswith("holiday 应与 when 对齐（缩进多了 2 级？）"), shown
+    assert shown.endswith("holiday 应与 when 对齐（缩进多了 2 级？）。"), shown

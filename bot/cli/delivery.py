@@ -16,6 +16,7 @@ from bot.cli.people import NoSuchPerson, person_named
 from bot.cli.schedule import ZONE, load_or_exit, read_fired_ahead, say_last_good
 from bot.cli.values import DAY
 from bot.config import gcpause
+from bot.config.limits import MAX_YEAR
 from bot.config.models import Reminder, Schedules
 from bot.delivery.compose import Planned, build_bodies, date_text, when_text
 from bot.delivery.render import Renderer
@@ -69,10 +70,19 @@ def find_due(reminder: Reminder, calendar: WorkCalendar, on: date | None, now: d
             return moved
     if not dues:
         later = due_times(reminder, calendar, start, start + timedelta(days=400))
-        hint = f"此后最近的一次是 {when_text(later[0].due_at, reminder.zone)}。" if later else ""
-        click.echo(f"“{reminder.title}”在 {date_text(on)} 没有提醒（考虑节假日调整后）。{hint}", err=True)
+        click.echo(f"“{reminder.title}”在 {date_text(on)} 没有提醒（考虑节假日调整后）。{_later_hint(reminder, later)}",
+                   err=True)
         sys.exit(1)
     return dues[0]
+
+
+def _later_hint(reminder: Reminder, later: list[Due]) -> str:
+    """The next occurrence after a day with none, offered only in the years a date may be typed
+    (:data:`MAX_YEAR`): a date the command would refuse as input is no suggestion."""
+    within = [due for due in later if due.due_at.astimezone(reminder.zone).year <= MAX_YEAR]
+    if within:
+        return f"此后最近的一次是 {when_text(within[0].due_at, reminder.zone)}。"
+    return f"此后到 {MAX_YEAR} 年底（可查询的最后一年）没有提醒。" if later else ""
 
 
 def _show(renderer: Renderer, plan: Planned) -> None:

@@ -176,8 +176,40 @@ def _heading(self: click.formatting.HelpFormatter, heading: str) -> None:
     self.write(f"{'':>{self.current_indent}}{heading}：\n")
 
 
+def _range(self: click.types._NumberRangeBase) -> str:
+    """A number option's bounds in words, for its help (``[默认：30；1–3660]``) and its refusal
+    (``0 不在范围 1–3660 之内。``); click writes ``1<=x<=3660``."""
+    low = None if self.min is None else f"{'大于' if self.min_open else '不小于'} {self.min}"
+    high = None if self.max is None else f"{'小于' if self.max_open else '不超过'} {self.max}"
+    if low and high and not (self.min_open or self.max_open):
+        return f"{self.min}–{self.max}"
+    return "、".join(words for words in (low, high) if words)
+
+
+_click_help_record = click.Option.get_help_record
+
+
+def _help_record(self: click.Option, ctx: click.Context) -> tuple[str, str] | None:
+    """An option's help line, its extras (default, range, environment variable, required) joined by a
+    full-width semicolon as Chinese lists are: ``[默认：30；1–3660]`` (click joins them by ``; ``)."""
+    if not hasattr(self, "get_help_extra"):  # a click before 8.2: its own line, still translated
+        return _click_help_record(self, ctx)
+    if self.hidden:
+        return None
+    extra = self.get_help_extra(ctx)
+    items = [gettext("env var: {var}").format(var=", ".join(extra["envvars"]))] if "envvars" in extra else []
+    if "default" in extra:
+        items.append(gettext("default: {default}").format(default=extra["default"]))
+    items += [extra["range"]] if "range" in extra else []
+    items += [gettext(extra["required"])] if "required" in extra else []
+    shown = f"[{'；'.join(items)}]" if items else ""
+    return self.get_help_spec(ctx), "  ".join(part for part in (self.help or "", shown) if part)
+
+
 # (owner, attribute, replacement): the messages click composes outside its catalog
 _REWORDED: tuple[tuple[Any, str, Any], ...] = (
+    (click.types._NumberRangeBase, "_describe_range", _range),
+    (click.Option, "get_help_record", _help_record),
     (click.formatting.HelpFormatter, "write_usage", _usage),
     (click.formatting.HelpFormatter, "write_heading", _heading),
     (click.exceptions, "_join_param_hints", _param_hints),

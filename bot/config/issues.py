@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
+from bot.sentences import sentence
+
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -51,7 +53,8 @@ class ConfigIssue:
     def __str__(self) -> str:
         where = f"{self.file}:{self.place()}"
         label = "警告" if self.warning else "错误"
-        return f"{where}: {label}{self._field_shown()}{self.message}"
+        # Ended here, once, as the CLI's refusals are: the messages themselves are written without 。
+        return f"{where}: {label}{self._field_shown()}{sentence(self.message)}"
 
     def place(self) -> str:
         """Where in the file: ``line:column`` as editors take it; in an Excel file the cell (``B7``), as

@@ -24,6 +24,10 @@ MAX_DEPTH = 64  # the schedules' format needs about 8 levels; a deeper file is a
 # The years a day or period an admin types may fall in (report's --period, every --date): outside them it is
 # a typo, and near year 1 or 9999 the calendar's arithmetic leaves the range of Python's dates.
 MIN_YEAR, MAX_YEAR = 1970, 2999
+# How every YAML syntax error begins (bot/config/yamlerrors.py); nesting too deep is one, whichever
+# parser notices it (our scan at level 65, or libyaml's own bound at 1,000 flow levels).
+SYNTAX_LEAD = "YAML 语法错误："
+DEPTH_WORDS = f"嵌套超过 {MAX_DEPTH} 层，请检查缩进或括号"
 
 
 
@@ -115,7 +119,7 @@ def scan(text: str, limits: Limits) -> Refusal | None:
             if isinstance(event, opening):
                 stack.append(_Open(event.anchor))
                 if len(stack) > MAX_DEPTH:
-                    return refuse(event.start_mark, f"嵌套超过 {MAX_DEPTH} 层，请检查缩进或括号")
+                    return refuse(event.start_mark, SYNTAX_LEAD + DEPTH_WORDS)
                 continue
             nodes = 1
             if isinstance(event, closing):

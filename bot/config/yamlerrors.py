@@ -16,9 +16,9 @@ import yaml
 
 from bot.config.ime import COMMA_WORDS, FULL_SPACE, QUOTE_WORDS, line_mistake, mark_words
 from bot.config.issues import ConfigIssue
-from bot.config.limits import MAX_DEPTH
+from bot.config.limits import DEPTH_WORDS, SYNTAX_LEAD, Limits, scan
 
-LEAD = "YAML 语法错误："
+LEAD = SYNTAX_LEAD
 # Lines above the problem searched for an input-method character: the parser notices a broken
 # key or indentation at the next token, which may be a line or two further down.
 _LINES_BEFORE = 3
@@ -54,7 +54,7 @@ _PROBLEMS = (
     ("found unexpected end of stream", "文件在未写完的地方结束（检查引号、括号是否成对）"),
     ("did not find expected comment or line break", AFTER_QUOTE_WORDS),
     # libyaml's own bound (1,000 levels, met before our MAX_DEPTH check sees the events): same words.
-    ("exceeded maximum nesting depth", f"嵌套超过 {MAX_DEPTH} 层，请检查缩进或括号"),
+    ("exceeded maximum nesting depth", DEPTH_WORDS),
     ("found unexpected document indicator", "--- 或 ... 只能单独占一行；值里有它们时请加引号"),
     ("found undefined alias", "引用了未定义的锚点（*名称）"),
     ("found duplicate anchor", "锚点（&名称）重复定义：同一文件中每个锚点名只能用一次"),
@@ -85,11 +85,23 @@ def syntax_issue(label: str, text: str, exc: yaml.MarkedYAMLError) -> ConfigIssu
     if found is not None:
         at_line, at_col, words = found
         return issue_at(label, text, at_line, at_col, LEAD + words)
+    if "exceeded maximum nesting depth" in problem and mark is not None:
+        return _too_deep(label, text, mark)
     if exc.context_mark is not None and ("could not find expected ':'" in problem
                                          or ("end of stream" in problem and "quoted" in (exc.context or ""))):
         mark = exc.context_mark  # where the key without its colon, or the unclosed quote, starts
     words = in_words(problem, exc.context or "", _char_at(text, mark))
     return issue_at(label, text, mark.line if mark else 0, mark.column if mark else 0, LEAD + words)
+
+
+def _too_deep(label: str, text: str, mark: yaml.Mark) -> ConfigIssue:
+    """Nesting past libyaml's own bound (1,000 flow levels), which it meets before any event reaches our
+    scan: worded as our bound, at the place the level past it (65th) opens, like a file nested less deep.
+    The text before the parser's mark holds fewer levels than its bound, so the scan reads it (linear)."""
+    refusal = scan(text[:mark.index], Limits())
+    if refusal is not None and refusal.message == LEAD + DEPTH_WORDS:
+        return issue_at(label, text, refusal.line - 1, refusal.column - 1, refusal.message)
+    return issue_at(label, text, mark.line, mark.column, LEAD + DEPTH_WORDS)
 
 
 _SOURCE_CHARS = 200

@@ -38,6 +38,7 @@ from bot.platforms.events import Answer, CallbackError, Pressed, Said
 from bot.platforms.registry import CALLBACK_METHODS, CALLBACKS, platform_for
 from bot.platforms.spec import CallbackRequest, CardState
 from bot.runtime import Runtime
+from bot.sentences import sentence
 from bot.web.common import OWN_ANSWER, runtime_of
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
 
 def _refuse(platform: str, status: int, message: str) -> web.Response:
     metrics.INBOUND.labels(platform if platform in CALLBACKS else "other", "rejected").inc()
-    response = web.Response(status=status, text=message, content_type="text/plain", charset="utf-8")
+    # Ended once here, as the CLI's and the pages' refusals are: the platforms' messages come without 。
+    response = web.Response(status=status, text=sentence(message), content_type="text/plain", charset="utf-8")
     response[OWN_ANSWER] = True
     return response
 

@@ -70,8 +70,15 @@ class LoginThrottle:
             self._records.popitem(last=False)
         ADMIN_LOGIN_FAILURES.inc()
         shown = user[:64] + ("…" if len(user) > 64 else "")
-        log.warning("管理后台登录失败：用户名 %r，来自 %s（连续第 %d 次）%s", shown, address, record.failures,
+        log.warning("管理后台登录失败：用户名 “%s”，来自 %s（连续第 %d 次）%s", _printable(shown), address,
+                    record.failures,
                     f"，该地址暂停登录 {pause:.0f} 秒" if pause else "")
 
     def succeeded(self, address: str) -> None:
         self._records.pop(address, None)
+
+
+def _printable(text: str) -> str:
+    """``text`` with each unprintable character (a newline, an escape) written as Python escapes it
+    (``\\n``): a typed user name cannot forge or break a log line, and Chinese stays as typed."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

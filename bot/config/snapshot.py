@@ -335,8 +335,10 @@ def _snapshot_key(path: Path, files: list[Path], env: Mapping[str, str], templat
         digest.update(f"|templates:{templates_dir.resolve()}".encode())
         if templates_dir.is_dir():
             for template in sorted(templates_dir.rglob("*")):
-                if template.is_file():
-                    digest.update(f"|{template.relative_to(templates_dir)}|".encode() + template.read_bytes())
+                if template.is_file():  # hashed a block at a time: a huge file is not held whole
+                    digest.update(f"|{template.relative_to(templates_dir)}|".encode())
+                    with template.open("rb") as handle:
+                        digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:40]
 
 

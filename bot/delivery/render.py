@@ -79,6 +79,24 @@ class TemplateProblem(Exception):
         self.message = message
 
 
+TEMPLATE_BYTES = 1 << 20  # a template file's bound (the shipped ones are a few KB): read whole when used
+
+
+class _BoundedLoader(jinja2.FileSystemLoader):
+    """Jinja2's file loader, refusing a template file over :data:`TEMPLATE_BYTES` before reading it
+    (an admin's folder is outside input: a file of gigabytes would be read whole at the check). Jinja2
+    itself loads only regular files (``os.path.isfile``): a pipe named like a template is not found."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        for folder in self.searchpath:
+            path = Path(folder) / template
+            if path.is_file() and (size := path.stat().st_size) > TEMPLATE_BYTES:
+                name = template.removesuffix(SUFFIX)
+                raise TemplateProblem(name, None, f"模板文件 {template} 过大（{size / (1 << 20):.1f} MB），"
+                                                  f"超过上限 {TEMPLATE_BYTES >> 20} MB，未读取")
+        return super().get_source(environment, template)
+
+
 @dataclass(frozen=True)
 class Rendered:
     title: str
@@ -142,7 +160,7 @@ class Renderer:
         self._probes: dict[str, tuple[jinja2.Template, dict[str, Any]]] = {}  # compiled for RenderMemo
         self._unslotted: set[str] = set()  # templates that do more with a person's strings than print them
         self.env = _Sandbox(
-            loader=jinja2.FileSystemLoader(str(folder)),
+            loader=_BoundedLoader(str(folder)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # output is markdown for chat apps, not HTML
             trim_blocks=True,
@@ -607,6 +625,8 @@ def old_wording(folder: Path) -> list[ConfigIssue]:
     kind. The shipped templates have none."""
     issues: list[ConfigIssue] = []
     for path in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
+        if not path.is_file():
+            continue  # a pipe or a device named like a template: never opened (opening a pipe waits)
         try:
             with path.open("rb") as handle:
                 text = handle.read(TEMPLATE_READ_BYTES).decode("utf-8", "replace")

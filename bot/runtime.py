@@ -198,7 +198,8 @@ async def open_runtime(settings: Settings, *, clock: Callable[[], datetime] | No
 
     ``create`` false (the commands that only read or record): a SQLite file that does not exist is
     ``storage.db.DatabaseMissing`` when the database is opened, and no file is made; so is an existing
-    file without remindbot's tables, and none are made. ``serving``: the service's own start.
+    file without remindbot's tables, or a PostgreSQL database or schema without them, and none are
+    made (nor the schema). ``serving``: the service's own start.
 
     Errors: ``storage.db.DatabaseUnavailable`` (one Chinese sentence) when the database cannot be
     used within ``settings.db_start_timeout_seconds``.

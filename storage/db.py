@@ -49,8 +49,9 @@ class DatabaseUnavailable(Exception):
 
 class DatabaseMissing(DatabaseUnavailable):
     """A command that only reads or records was pointed at a SQLite file that does not exist, or at one
-    without remindbot's tables (an empty file): it makes neither the file nor the tables (they would
-    hide a mistyped path until the next command found nothing in it). Also a file that is not SQLite."""
+    without remindbot's tables (an empty file), or at a PostgreSQL database or schema without them (a
+    mistyped name on a shared server): it makes neither the file nor the tables (they would hide a
+    mistyped path until the next command found nothing in it). Also a file that is not SQLite."""
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -120,6 +121,25 @@ def foreign_words(path: Path, tables: list[str]) -> str:
             f"不在其中建表，未执行。{HOW_TO_MAKE}")
 
 
+SERVER_HOW_TO_MAKE = ("请检查 REMINDBOT_DATABASE_URL 中的库名（及 REMINDBOT_DATABASE_SCHEMA）是否写对；"
+                      "新安装时请先运行 remindbot serve（首次启动时建表）或 remindbot db upgrade 建表。")
+
+
+def server_foreign_words(where: str, schema: str | None, found: migrate.NotOurs, ending: str) -> str:
+    """What an admin reads when a reading command finds a PostgreSQL database (``where``: its URL,
+    password masked) or ``schema`` without remindbot's tables; ``ending``: what the command gave up."""
+    place = f"数据库 {where} 的 schema “{schema}”" if schema else f"数据库 {where}"
+    if not found.schema_exists:
+        why = "该 schema 不存在"
+    elif not found.tables:
+        why = "没有任何表"
+    else:
+        shown = "、".join(f"“{name}”" for name in found.tables[:5]) + ("等" if len(found.tables) > 5 else "")
+        why = f"只有别的表：{shown}"
+    return (f"{place} 中没有 remindbot 的表（{why}），本命令只读取或记录，不在其中建表，{ending}。"
+            f"{SERVER_HOW_TO_MAKE}")
+
+
 def refusal(url: str, *, create: bool, ending: str) -> str | None:
     """Why a command must not open the SQLite database at ``url``, or None: a missing file (``create``
     false), or a file that is not SQLite (``ending``: what the command gives up)."""
@@ -140,7 +160,8 @@ class Database:
     ``create`` (default): a SQLite file that does not exist is made, saying so in one warning line
     (``say``: false for a scratch file of our own); false (the reading and recording commands):
     ``DatabaseMissing`` instead, and nothing is made, not even its folder; the same at :meth:`start`
-    for an existing file without remindbot's tables (an empty one), whose tables are not made either
+    for an existing file without remindbot's tables (an empty one), whose tables are not made either,
+    and for a PostgreSQL database or schema without them, where nothing is made, not even the schema
     (``db check``, which reads the schema without starting, says so in its own words).
 
     ``serving``: the service starts on it, and a refusal ends “放弃启动”; else “未执行” (a command).
@@ -189,13 +210,17 @@ class Database:
 
         Errors: ``DatabaseUnavailable`` (Chinese, naming host and port, no password, no traceback
         needed) when the server stays unreachable, refuses us, or the schema cannot be upgraded;
-        ``DatabaseMissing`` (``create`` false) for a SQLite file without remindbot's tables, left as it was.
+        ``DatabaseMissing`` (``create`` false) for a SQLite file or a PostgreSQL database (or schema)
+        without remindbot's tables, left as it was (the file is checked before any connection: SQLite's
+        WAL pragma would write its header into an empty one).
         """
         if not self.create and self.file is not None and (tables := foreign_tables(self.file)) is not None:
             raise DatabaseMissing(foreign_words(self.file, tables))
         await self.wait_reachable(wait_seconds)
         try:
-            return await migrate.upgrade(self.engine, self.schema)
+            return await migrate.upgrade(self.engine, self.schema, create=self.create)
+        except migrate.NotOurs as found:
+            raise DatabaseMissing(server_foreign_words(self.where, self.schema, found, self.ending)) from None
         except (OSError, TimeoutError, DBAPIError, RuntimeError) as exc:
             raise DatabaseUnavailable(f"数据库 {self.where} 无法使用：{self._reason(exc)}") from None
 

@@ -170,7 +170,19 @@ def _lock_name(schema: str | None) -> str:
     return f"remindbot-migrate:{schema or ''}"
 
 
-async def upgrade(engine: AsyncEngine, schema: str | None = None, *, step_by_step: bool = False) -> Upgrade:
+class NotOurs(Exception):
+    """A database (PostgreSQL: its schema) without remindbot's tables, which ``upgrade(create=False)``
+    leaves as it is. ``tables``: the other tables found there ([] for none); ``schema_exists``: false
+    when the named schema itself is missing (nothing was made, not even the schema)."""
+
+    def __init__(self, tables: list[str], *, schema_exists: bool = True) -> None:
+        super().__init__(", ".join(tables))
+        self.tables = tables
+        self.schema_exists = schema_exists
+
+
+async def upgrade(engine: AsyncEngine, schema: str | None = None, *, step_by_step: bool = False,
+                  create: bool = True) -> Upgrade:
     """Bring the database to the newest revision.
 
     An empty database gets the newest schema in one step (:func:`_create_head`), unless
@@ -179,11 +191,18 @@ async def upgrade(engine: AsyncEngine, schema: str | None = None, *, step_by_ste
     A database at a revision newer than this code knows (a newer release migrated it) is left
     alone when every table and column this code uses is there.
 
+    ``create`` false (the commands that only read or record): a database with none of remindbot's
+    tables is ``NotOurs``, and nothing is made in it (on PostgreSQL not even the schema); one of an
+    older revision is upgraded as always. Checked only when the database is not at the newest
+    revision, so the usual start costs no extra query.
+
     Errors: connection errors as raised by the driver; ``RuntimeError`` (Chinese) when the database
-    is at a newer revision that lacks something this code uses.
+    is at a newer revision that lacks something this code uses; ``NotOurs`` as above.
     """
     if (current := await at_head(engine)) is not None:
         return Upgrade(current, current)  # nothing to do: Alembic is not even imported
+    if not create:
+        await refuse_foreign(engine, schema)
     async with engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
         if postgres:
@@ -215,6 +234,27 @@ async def upgrade(engine: AsyncEngine, schema: str | None = None, *, step_by_ste
     if result.changed:
         log.info(result.describe())
     return result
+
+
+async def refuse_foreign(engine: AsyncEngine, schema: str | None = None) -> None:
+    """``NotOurs`` when the database (``schema`` on PostgreSQL, else the connection's default schema)
+    holds neither ``alembic_version`` nor any of storage/models.py's tables. Reads only."""
+    async with engine.connect() as conn:
+        found = await conn.run_sync(_foreign_sync, schema)
+        await conn.rollback()
+    if found is not None:
+        raise found
+
+
+def _foreign_sync(conn: Connection, schema: str | None) -> NotOurs | None:
+    if schema and conn.dialect.name == "postgresql":
+        exists = conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": schema}).first()
+        if exists is None:
+            return NotOurs([], schema_exists=False)
+    names = inspect(conn).get_table_names(schema=schema)
+    if VERSION_TABLE in names or set(names) & set(SQLModel.metadata.tables):
+        return None
+    return NotOurs(sorted(names))
 
 
 async def _abandon(conn: AsyncConnection) -> None:
@@ -294,6 +334,13 @@ def _state_sync(conn: Connection, schema: str | None) -> SchemaState:
     legacy = current is None and len([m for m in missing if "." not in m]) < len(SQLModel.metadata.tables)
     conn.rollback()
     return SchemaState(current=current, head=cheap_head() or head(), legacy=legacy, missing=missing)
+
+
+def without_tables() -> SchemaState:
+    """The state of a database with none of remindbot's tables, known without opening it (an empty
+    SQLite file, which a connection would write to)."""
+    return SchemaState(current=None, head=cheap_head() or head(), legacy=False,
+                       missing=[table.name for table in SQLModel.metadata.sorted_tables])
 
 
 def _recorded(conn: Connection, schema: str | None) -> str | None:

@@ -165,3 +165,23 @@ async def test_a_reading_command_still_upgrades_a_database_of_an_older_schema(tm
     assert code == 0 and "未执行" not in out + err, out + err
     code, out, err = await remindbot(env, "db", "check")
     assert code == 0 and "最新" in out, out + err
+
+
+async def test_db_check_on_an_empty_file_says_it_has_no_tables_and_leaves_it_empty(tmp_path: Path) -> None:
+    # fix18a: its connection set WAL mode, which wrote SQLite's 4 KB header into the empty file.
+    database = tmp_path / "remindbot.db"
+    database.touch()
+    code, out, err = await remindbot(env_for(tmp_path, database), "db", "check")
+    assert code == 1 and "数据库中还没有 remindbot 的表" in err, out + err
+    assert database.read_bytes() == b""
+    assert not any(database.with_name(database.name + end).exists() for end in ("-wal", "-shm", "-journal"))
+
+
+async def test_db_check_on_a_sqlite_file_of_another_program_leaves_it_byte_for_byte(tmp_path: Path) -> None:
+    database = tmp_path / "other.db"
+    with closing(sqlite3.connect(database)) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    before = database.read_bytes()
+    code, out, err = await remindbot(env_for(tmp_path, database), "db", "check")
+    assert code == 1 and "还没有 remindbot 的表" in err, out + err
+    assert database.read_bytes() == before  # its journal mode not switched to WAL

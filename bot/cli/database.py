@@ -11,7 +11,7 @@ import click
 
 from bot.settings import Settings
 from storage import migrate
-from storage.db import Database
+from storage.db import Database, foreign_tables
 
 
 @click.group("db")
@@ -44,6 +44,11 @@ def check() -> None:
 async def _state(settings: Settings) -> migrate.SchemaState:
     # A check reads: a SQLite file that does not exist is said (DatabaseMissing), not made empty.
     database = Database(settings.database_url, schema=settings.database_schema or None, create=False)
+    if database.file is not None and foreign_tables(database.file) is not None:
+        # Empty, or another program's: said without connecting, since the engine's first connection
+        # sets WAL mode, which writes SQLite's header into an empty file (and changes another's).
+        await database.stop()
+        return migrate.without_tables()
     try:
         await database.wait_reachable(settings.db_start_timeout_seconds)
         return await migrate.state(database.engine, database.schema)

@@ -69,6 +69,7 @@ from bot.web.common import (
     page_number,
     paged,
     path_id,
+    period_param,
     person_name,
     runtime_of,
     to_local,
@@ -439,7 +440,7 @@ def _period(request: web.Request) -> tuple[Period, str | None]:
     """
     now = _now(request)
     try:
-        return period_bounds(request.query.get("period", "current_month"), now, DEFAULT_ZONE), None
+        return period_param(request.query.get("period", "current_month"), now), None
     except ValueError as exc:
         return period_bounds("current_month", now, DEFAULT_ZONE), str(exc)
 

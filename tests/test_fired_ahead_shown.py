@@ -81,7 +81,8 @@ async def test_the_occurrence_pages_and_status_say_it_went_out_ahead_before_any_
         board = await (await client.get(f"/admin/occurrences/{occurrence_id}", headers=AUTH)).text()
         coming = await (await client.get("/admin/upcoming", headers=AUTH)).text()
     assert f'<span class="tag ok">已提前发出</span> <span class="muted small">{ahead}</span>' in listing, listing
-    assert f'<dt>发送</dt><dd><span class="tag ok">已提前发出</span> 这次提醒{ahead}，届时不再发送预告和当天提醒</dd>' in board
+    assert (f'<dt>发送</dt><dd><span class="tag ok">已提前发出</span> 这次提醒{ahead}，届时不再发送预告和当天提醒</dd>'
+            in board)
     assert f"{ahead}，届时不再发送预告和当天提醒" in coming
     if who is None:
         assert "命令行" not in listing + board + coming + status

@@ -31,7 +31,7 @@ from bot.metrics import CONFIG_WARNINGS
 from bot.platforms.dingtalk.config import DingTalkApp
 from bot.platforms.dingtalk.stream import StreamPool
 from bot.runtime import Runtime, open_runtime
-from bot.scheduling.datewords import ahead_text
+from bot.scheduling.datewords import ahead_line
 from bot.scheduling.scheduler import ReminderScheduler
 from bot.scheduling.stages import stage_words
 from bot.scheduling.timing import Fire, fires
@@ -231,7 +231,7 @@ async def log_coming(runtime: Runtime, count: int = 5) -> None:
     ahead = await fired_ahead_of(runtime, coming)
     for f in coming:
         reminder = runtime.schedules.reminders[f.reminder_id]
-        note = f"：{ahead_text(*ahead[id(f)])}，届时不再发送" if id(f) in ahead else ""
+        note = f"：{ahead_line(*ahead[id(f)], f.stage)}" if id(f) in ahead else ""
         log.info("接下来：%s %s（%s）%s", when_text(f.fire_at, reminder.zone), reminder.title,
                  stage_words(f.stage), note)
 

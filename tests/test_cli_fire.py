@@ -92,7 +92,7 @@ async def test_a_future_day_is_sent_without_asking_and_says_提前发送_with_it
     day = study_days(now + timedelta(days=1), now + timedelta(days=70))[0]
     code, out, err = await fire(base_env(tmp_path), "study-day", "--date", f"{day:%Y-%m-%d}")
     assert code == 0, err
-    assert "已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。" in out  # trial 12 #3
+    assert "已提前发出：届时不再发送预告和当天提醒。" in out  # trial 12 #3
     [text] = group_texts(tmp_path)
     assert f"**提前发送**：本条原定 {day.month}月{day.day}日 09:00 发送，由管理员提前发出。" in text
 
@@ -122,4 +122,4 @@ async def test_a_future_day_fired_records_who_fired_it_and_upcoming_names_them(t
     shown, problems = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, problems.decode()
     [line] = [x for x in shown.decode().splitlines() if "提前发出" in x]
-    assert "由 wangli 在命令行提前发出，届时不再发送" in line and f"{day.month}月{day.day}日" in line
+    assert "由 wangli 在命令行提前发出，届时不再发送预告和当天提醒" in line and f"{day.month}月{day.day}日" in line

@@ -328,7 +328,7 @@ def test_upcoming_marks_a_day_fired_ahead_and_drops_its_notices(runner: CliRunne
     asyncio.run(fired_ahead())
     result = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
     assert result.exit_code == 0, result.output
-    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送" in result.output
+    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送预告和当天提醒" in result.output
     assert "提前3天通知" not in result.output and "提前1天通知" not in result.output
 
 
@@ -349,7 +349,7 @@ def test_upcoming_on_a_database_not_yet_migrated_to_0009_still_marks_a_day_fired
                    " '2026-11-30 12:00:00.000000', '2026-11-30 12:00:00.000000', 0)")
     result = runner.invoke(main, ["upcoming", "--days", "10", "--from", "2026-11-26", "--reminder", "study-day"])
     assert result.exit_code == 0, result.output
-    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送" in result.output
+    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送预告和当天提醒" in result.output
     assert "无法读取数据库" not in result.output
 
 

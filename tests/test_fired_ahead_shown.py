@@ -56,11 +56,11 @@ async def test_status_says_at_once_that_a_day_fired_ahead_went_out_in_upcoming_s
              + r"（星期.）\d\d:\d\d 由 wangli 在命令行提前发出")
 
     status = await cli(env, "status", "study-day")
-    assert re.search(f"\n这次提醒{ahead}，当天不再重复发送。\n", status), status
+    assert re.search(f"\n这次提醒{ahead}，届时不再发送预告和当天提醒。\n", status), status
     assert f"提醒时间：{day.year}年{day.month}月{day.day}日" in status
 
     upcoming = await cli(env, "upcoming", "--reminder", "study-day", "--days", "80")
-    assert re.search(f"{ahead}，届时不再发送", upcoming), upcoming
+    assert re.search(f"{ahead}，届时不再发送预告和当天提醒", upcoming), upcoming
     assert "（命令行）" not in status + upcoming
 
 
@@ -74,14 +74,15 @@ async def test_the_occurrence_pages_and_status_say_it_went_out_ahead_before_any_
     async with reads.engine_reader(any_db.engine) as reader:
         status = await _status(runtime, reader, "study-day", "", None, None, False)
     assert "提醒时间：2026年12月4日（星期五）09:00" in status
-    assert f"\n这次提醒{ahead}，当天不再重复发送。\n" in status, status
+    assert f"\n这次提醒{ahead}，届时不再发送预告和当天提醒。\n" in status, status
 
     async with TestClient(TestServer(make_app(runtime), host="127.0.0.1")) as client:
         listing = await (await client.get("/admin/occurrences", headers=AUTH)).text()
         board = await (await client.get(f"/admin/occurrences/{occurrence_id}", headers=AUTH)).text()
         coming = await (await client.get("/admin/upcoming", headers=AUTH)).text()
     assert f'<span class="tag ok">已提前发出</span> <span class="muted small">{ahead}</span>' in listing, listing
-    assert f'<dt>发送</dt><dd><span class="tag ok">已提前发出</span> 这次提醒{ahead}，当天不再重复发送</dd>' in board
+    assert (f'<dt>发送</dt><dd><span class="tag ok">已提前发出</span> 这次提醒{ahead}，届时不再发送预告和当天提醒</dd>'
+            in board)
     assert f"{ahead}，届时不再发送预告和当天提醒" in coming
     if who is None:
         assert "命令行" not in listing + board + coming + status

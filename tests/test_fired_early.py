@@ -59,7 +59,7 @@ async def test_notices_after_an_early_fire_queue_nothing_and_say_why(
     assert notice.status == "skipped" and notice.occurrence_id == occurrence_id
     assert not [r for r in await outbox(runtime, stage_prefix="notice:") if r.occurrence_id == occurrence_id]
     [line] = said(caplog, "每月学习日”（提前3天通知）已跳过")
-    assert "已于 2026年11月30日（星期一）20:00 提前发出，不再发送预告" in line
+    assert "已于 2026年11月30日（星期一）20:00 提前发出，届时不再发送提前3天通知" in line
 
     clock(runtime).now = datetime(2026, 12, 3, 9, 0, tzinfo=BJ)  # the 1-day notice's time
     await reconciler.run_pass()
@@ -71,7 +71,7 @@ async def test_notices_after_an_early_fire_queue_nothing_and_say_why(
     assert (await stage(runtime, "study-day", "due", STUDY_DAY)).status == "skipped"
     assert len(await outbox(runtime, stage_prefix="due")) == day_rows
     assert said(caplog, "每月学习日”（当天提醒）已跳过：这次提醒已于 2026年11月30日（星期一）20:00 提前发出，"
-                        "当天不再重复发送")
+                        "届时不再发送当天提醒")
     assert not said(caplog, "每月学习日”（当天提醒）按时发出")
     assert fires_counted("skipped") - skipped_before == 3
 
@@ -168,11 +168,11 @@ async def test_the_skip_lines_and_the_admin_list_name_who_fired_it_ahead(
     clock(runtime).now = datetime(2026, 12, 1, 9, 0, tzinfo=BJ)
     await reconciler.run_pass()
     [line] = said(caplog, "每月学习日”（提前3天通知）已跳过")
-    assert "这次提醒已于 2026年11月30日（星期一）20:00 由 zhangsan 在命令行提前发出，不再发送预告" in line
+    assert "这次提醒已于 2026年11月30日（星期一）20:00 由 zhangsan 在命令行提前发出，届时不再发送提前3天通知" in line
     clock(runtime).now = STUDY_DAY
     await reconciler.run_pass()
     assert said(caplog, "每月学习日”（当天提醒）已跳过：这次提醒已于 2026年11月30日（星期一）20:00 "
-                        "由 zhangsan 在命令行提前发出，当天不再重复发送")
+                        "由 zhangsan 在命令行提前发出，届时不再发送当天提醒")
     rows = [r for r in upcoming(runtime, datetime(2026, 12, 1, 9, 0, tzinfo=BJ), datetime(2026, 12, 10, tzinfo=BJ))
             if r["reminder"].id == "study-day"]
     await mark_fired_early(runtime.db, rows)
@@ -194,7 +194,7 @@ async def test_on_postgresql_the_skipped_notice_names_who_fired_it_ahead(
     result = await fire(runtime, notice)
     assert result.queued == 0 and result.fired_before_by == "lisi"
     [line] = said(caplog, "已跳过")
-    assert "由 lisi 在命令行提前发出，不再发送预告" in line
+    assert "由 lisi 在命令行提前发出，届时不再发送提前3天通知" in line
     rows = [r for r in upcoming(runtime, notice_at, datetime(2026, 12, 10, tzinfo=BJ))
             if r["reminder"].id == "study-day"]
     await mark_fired_early(runtime.db, rows)

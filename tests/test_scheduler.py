@@ -241,8 +241,8 @@ async def test_the_start_up_list_marks_the_sends_of_a_day_fired_ahead_as_upcomin
     await log_coming(runtime)
     coming = [m for r in caplog.records if (m := r.getMessage()).startswith("接下来：")]
     ahead = "：已于 2026年12月1日（星期二）10:00 提前发出，届时不再发送"
-    assert f"接下来：2026年12月3日（星期四）09:00 每月学习日（提前1天通知）{ahead}" in coming, coming
-    assert f"接下来：2026年12月4日（星期五）09:00 每月学习日（当天提醒）{ahead}" in coming, coming
+    assert f"接下来：2026年12月3日（星期四）09:00 每月学习日（提前1天通知）{ahead}提前1天通知" in coming, coming
+    assert f"接下来：2026年12月4日（星期五）09:00 每月学习日（当天提醒）{ahead}当天提醒" in coming, coming
     assert [m for m in coming if "每月学习日" not in m and "提前发出" in m] == []  # only that occurrence
 
 

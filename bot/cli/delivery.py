@@ -22,7 +22,7 @@ from bot.delivery.compose import Planned, build_bodies, date_text, when_text
 from bot.delivery.render import Renderer
 from bot.platforms.registry import platform_title, shown_webhook
 from bot.runtime import Runtime, open_runtime
-from bot.scheduling.datewords import ahead_text
+from bot.scheduling.datewords import ahead_text, unsent_text
 from bot.scheduling.planning import LINK_PLACEHOLDER, deadline_for, plan_fire, report_figures
 from bot.scheduling.stages import parse_stage, stage_words
 from bot.scheduling.timing import Due, Fire, due_times, fires, next_fire
@@ -181,14 +181,13 @@ async def ahead_note(settings: Settings, reminder: Reminder, f: Fire) -> str | N
     if found is None or found.at >= due_at:  # not fired, or fired on its time or late: nothing ahead
         return None
     said = ahead_text(when_text(found.at, reminder.zone), found.by)
-    if f.stage == "due":
-        skipped = "当天不再重复发送"
-    elif f.fire_at > found.at:  # the service skips a notice whose occurrence already went out
-        skipped = f"届时不再发送{stage_words(f.stage)}"
-    else:  # the notice's time had come before the fire: it went (or was due) then, not now
+    if f.stage != "due" and f.fire_at <= found.at:
+        # the notice's time had come before the fire: it went (or was due) then, not now
         return (f"注意：这次提醒{said}；{stage_words(f.stage)}的时间（{when_text(f.fire_at, reminder.zone)}）"
                 "在此之前，不受影响。")
-    return f"注意：这次提醒{said}，{skipped}；以下只是按现在的配置生成的预览。"
+    # the day's stage, or a notice still to come: the service skips it (it names the stage, as ``status``
+    # and ``upcoming`` name the whole occurrence)
+    return f"注意：这次提醒{said}，{unsent_text(f.stage)}；以下只是按现在的配置生成的预览。"
 
 
 def _figures_unless_missing(runtime: Runtime) -> tuple[FiguresFor, list[str]]:
@@ -331,7 +330,7 @@ async def _fire_on(runtime: Runtime, settings: Settings, reminder_id: str, on: d
         click.echo("这次提醒此前已经排队或发送过，不会重复发送。")
     elif due.due_at > runtime.clock():
         # Sent ahead: the service skips its notices and its day (said here, before the admin wonders).
-        click.echo("已提前发出：届时不再发送此次提醒的预告，当天也不再重复发送。")
+        click.echo(f"已提前发出：{unsent_text()}。")
     retried = await _send_pending(runtime, settings)
     await _print_outcome(runtime, result.occurrence_id, retried, earlier=result.queued == 0, limit=limit)
 

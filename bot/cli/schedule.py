@@ -27,7 +27,7 @@ from bot.config.snapshot import (
 )
 from bot.links import base_url_warning
 from bot.reporting.textable import table
-from bot.scheduling.datewords import ahead_text, date_text, weekday_text, when_text
+from bot.scheduling.datewords import ahead_line, date_text, weekday_text, when_text
 from bot.scheduling.timing import Due, due_times, fires
 from bot.scheduling.workdays import WorkCalendar
 from bot.settings import ROOT, Settings
@@ -241,7 +241,7 @@ def upcoming(days: int, reminder_id: str | None, notices: bool, start_day: datet
             ahead = fired.get((r.id, due.due_at.astimezone(UTC)))
             if ahead is not None:  # fired by hand before its day: the service sends it no more
                 stage = "已提前发出"
-            note = _note(due) if ahead is None else f"{ahead_text(when_text(ahead.at, r.zone), ahead.by)}，届时不再发送"
+            note = _note(due) if ahead is None else ahead_line(when_text(ahead.at, r.zone), ahead.by)
             rows.append((due.due_at, [when_text(due.due_at, r.zone), r.title, stage, note]))
         if notices:
             for f in fires(r, calendar, start, end):

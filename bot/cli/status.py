@@ -22,7 +22,7 @@ from bot.confirming.board import Board, BoardRow, boards_of
 from bot.reporting.textable import one_line, table
 from bot.reporting.unitmatch import UnitMatch, match_note, resolve
 from bot.runtime import Runtime
-from bot.scheduling.datewords import date_text, when_text
+from bot.scheduling.datewords import date_text, unsent_text, when_text
 from bot.scheduling.stagelines import SETTLED_LABELS, lines_for, sent_ahead
 from storage import reads
 
@@ -189,7 +189,7 @@ def board_text(b: Board, now: datetime, names: Mapping[str, str], *, match: Unit
         head[-1] += f"　确认截止：{when_text(deadline, ZONE)}{'（已过）' if deadline <= now else ''}"
     ahead = sent_ahead(occ, ZONE)
     if ahead:  # from the moment of ``fire --date``, not only once a skipped stage's time has passed
-        head.append(f"这次提醒{ahead}，当天不再重复发送。")
+        head.append(f"这次提醒{ahead}，{unsent_text()}。")
     if occ.dry_run:
         head.append(f"{REHEARSAL_NOTE}正式发送时应确认 {b.expected} 人。")
     else:

@@ -199,11 +199,20 @@ def _help_record(self: click.Option, ctx: click.Context) -> tuple[str, str] | No
     extra = self.get_help_extra(ctx)
     items = [gettext("env var: {var}").format(var=", ".join(extra["envvars"]))] if "envvars" in extra else []
     if "default" in extra:
-        items.append(gettext("default: {default}").format(default=extra["default"]))
+        items.append(gettext("default: {default}").format(default=_default_words(self, ctx, extra["default"])))
     items += [extra["range"]] if "range" in extra else []
     items += [gettext(extra["required"])] if "required" in extra else []
     shown = f"[{'；'.join(items)}]" if items else ""
     return self.get_help_spec(ctx), "  ".join(part for part in (self.help or "", shown) if part)
+
+
+def _default_words(option: click.Option, ctx: click.Context, shown: str) -> str:
+    """An option's default for its help: a yes/no flag's in Chinese, ``是`` or ``否`` (click shows a
+    ``--notices/--no-notices`` pair's default as the option's name, ``notices``, and a lone flag's as
+    ``True``); any other option's as click writes it (``shown``)."""
+    if not option.is_bool_flag:
+        return shown
+    return "是" if option.get_default(ctx, call=True) else "否"
 
 
 # (owner, attribute, replacement): the messages click composes outside its catalog

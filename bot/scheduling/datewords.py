@@ -10,6 +10,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot.config.models import WEEKDAY_ZH, Weekday
+from bot.scheduling.stages import stage_words
 
 
 def date_text(day: date) -> str:
@@ -42,3 +43,17 @@ def ahead_text(when: str | None, by: str | None) -> str:
     ``by``: who fired it (``occurrence.fired_by``, since 0009; None on older rows: no name, no way)."""
     at = f"已于 {when} " if when else "已"
     return f"{at}由 {by} 在命令行提前发出" if by else f"{at}提前发出"
+
+
+def unsent_text(stage: str | None = None) -> str:
+    """What the service no longer sends once an occurrence went out ahead of its day, in one wording
+    everywhere: for the whole occurrence (``stage`` None; status, boards, ``upcoming``)
+    ``届时不再发送预告和当天提醒``; for one stage (a preview, a log line about one fire) that stage named,
+    ``届时不再发送提前1天通知``, ``届时不再发送当天提醒``."""
+    return f"届时不再发送{stage_words(stage) if stage else '预告和当天提醒'}"
+
+
+def ahead_line(when: str | None, by: str | None, stage: str | None = None) -> str:
+    """:func:`ahead_text` then :func:`unsent_text`:
+    ``已于 <when> 由 zhangsan 在命令行提前发出，届时不再发送预告和当天提醒``."""
+    return f"{ahead_text(when, by)}，{unsent_text(stage)}"

@@ -19,7 +19,7 @@ from bot.config.gcpause import no_gc
 from bot.config.models import Reminder
 from bot.delivery.compose import queue_all
 from bot.runtime import Runtime
-from bot.scheduling.datewords import ahead_text, when_text
+from bot.scheduling.datewords import ahead_line, when_text
 from bot.scheduling.planning import LINK_PLACEHOLDER as LINK_PLACEHOLDER
 from bot.scheduling.planning import FiguresFor, deadline_for, expected_people, from_db, plan_fire, report_figures, to_db
 from bot.scheduling.planning import late_context as late_context
@@ -185,8 +185,8 @@ async def _fire(runtime: Runtime, reminder: Reminder, fire: Fire, figures_for: F
         fired_before, before_by = await real_fired_at(writer, occ)
         if fired_before is not None and fire.stage.startswith("notice:"):
             # Announcing a day whose message already went out would @ people who already confirmed.
-            log.info("%s（%s）已跳过：这次提醒%s，不再发送预告", reminder.title, stage_words(fire.stage),
-                     ahead_text(when_text(fired_before, reminder.zone), before_by))
+            log.info("%s（%s）已跳过：这次提醒%s", reminder.title, stage_words(fire.stage),
+                     ahead_line(when_text(fired_before, reminder.zone), before_by, fire.stage))
             return FireResult(occ.id, 0, dry_run, fired_before, before_by)
         if fire.stage == "due":
             await snapshot_expectations(writer, runtime, reminder, occ)

@@ -38,7 +38,7 @@ from bot.config.models import DEFAULT_TZ, Reminder
 from bot.metrics import FIRE_LATENESS, FIRES
 from bot.platforms.markup import redact
 from bot.runtime import Runtime
-from bot.scheduling.datewords import ahead_text, short_when, when_text
+from bot.scheduling.datewords import ahead_line, short_when, when_text
 from bot.scheduling.firelog import OPEN, lateness_text, tell_admin_missed
 from bot.scheduling.occurrences import FireResult, fire, from_db, get_or_create_occurrence
 from bot.scheduling.stages import stage_words
@@ -350,9 +350,8 @@ class Reconciler:
         FIRES.labels("skipped").inc()
         reminder = self.runtime.schedules.reminders.get(row.reminder_id)
         zone = reminder.zone if reminder is not None else ZONE
-        what = "不再发送预告" if row.stage.startswith("notice:") else "当天不再重复发送"
-        log.info("提醒“%s”（%s）已跳过：这次提醒%s，%s", self._title(row.reminder_id), stage_words(row.stage),
-                 ahead_text(when_text(fired.fired_before, zone), fired.fired_before_by), what,
+        log.info("提醒“%s”（%s）已跳过：这次提醒%s", self._title(row.reminder_id), stage_words(row.stage),
+                 ahead_line(when_text(fired.fired_before, zone), fired.fired_before_by, row.stage),
                  extra={"event": "fire", "reminder_id": row.reminder_id, "stage": row.stage,
                         "due_at": utc(row.due_at).isoformat(), "fire_at": utc(row.fire_at).isoformat(),
                         "fired_at": None, "outcome": "skipped", "lateness_seconds": round(lateness, 3),

@@ -49,7 +49,7 @@ from bot.reporting.reports import (
     unit_table,
 )
 from bot.reporting.unitmatch import UnitMatch, named_units, resolve
-from bot.scheduling.datewords import ahead_text
+from bot.scheduling.datewords import ahead_line, unsent_text
 from bot.scheduling.firelog import (
     SETTLED_LABELS,
     StageLine,
@@ -69,6 +69,7 @@ from bot.web.common import (
     page_number,
     paged,
     path_id,
+    period_param,
     person_name,
     runtime_of,
     to_local,
@@ -277,7 +278,7 @@ def upcoming(runtime: Any, start: datetime, end: datetime) -> list[dict[str, Any
                 "confirm": reminder.confirm is not None,
                 "fired_early": None,  # set from the database by mark_fired_early
                 "fired_early_by": None,  # who fired it (``remindbot fire``), when recorded
-                "fired_early_text": None,  # both in words (``datewords.ahead_text``)
+                "fired_early_text": None,  # both in words, and what is no longer sent (``datewords.ahead_line``)
             })
     rows.sort(key=lambda r: (r["due"].due_at.astimezone(UTC), r["reminder"].id))
     return rows
@@ -297,7 +298,7 @@ async def mark_fired_early(db: Any, rows: list[dict[str, Any]]) -> None:
         ahead = fired.get((row["reminder"].id, row["due"].due_at.astimezone(UTC)))
         row["fired_early"] = zh_datetime(ahead.at, row["reminder"].zone) if ahead is not None else None
         row["fired_early_by"] = ahead.by if ahead is not None else None
-        row["fired_early_text"] = ahead_text(row["fired_early"], ahead.by) if ahead is not None else None
+        row["fired_early_text"] = ahead_line(row["fired_early"], ahead.by) if ahead is not None else None
 
 
 async def occurrences_page(request: web.Request) -> web.Response:
@@ -419,6 +420,7 @@ async def board_page(request: web.Request) -> web.Response:
                   zone=zone_for(runtime, occ.reminder_id), now=now,
                   moved_because=moved_because(runtime, occ.original_date),
                   sent=sent_line(runtime, sent, occ), ahead=sent_ahead(occ, zone_for(runtime, occ.reminder_id)),
+                  unsent=unsent_text(),
                   **await board_extras(request, b))
 
 
@@ -438,7 +440,7 @@ def _period(request: web.Request) -> tuple[Period, str | None]:
     """
     now = _now(request)
     try:
-        return period_bounds(request.query.get("period", "current_month"), now, DEFAULT_ZONE), None
+        return period_param(request.query.get("period", "current_month"), now), None
     except ValueError as exc:
         return period_bounds("current_month", now, DEFAULT_ZONE), str(exc)
 

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.reporting.chart import figures_png, render_png_async
-from bot.reporting.reports import figures_for, period_bounds, unit_table
-from bot.web.common import DEFAULT_ZONE, error_response, paged, render, runtime_of
+from bot.reporting.reports import figures_for, unit_table
+from bot.web.common import error_response, paged, period_param, render, runtime_of
 from bot.web.views import Refused, not_found, read_view
 
 CHART_UNITS = 100  # units in one picture of the admin units page: its table's page (bot.web.admin.PAGE_ROWS)
@@ -62,9 +62,9 @@ async def units_png(request: web.Request) -> web.Response:
     draw, and no phone could show it."""
     runtime = runtime_of(request)
     try:
-        period = period_bounds(request.query.get("period", "current_month"), runtime.clock(), DEFAULT_ZONE)
+        period = period_param(request.query.get("period", "current_month"), runtime.clock())
     except ValueError as exc:
-        return error_response(400, message=str(exc))
+        return error_response(400, message=f"{exc}。")
     where: dict[str, Any] = {}
 
     def page(matched: int) -> tuple[int, int]:

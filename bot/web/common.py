@@ -25,6 +25,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from bot.logs import minute
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
+from bot.reporting.reports import Period, period_bounds
 from bot.runtime import Runtime
 from bot.sentences import sentence
 from storage.ids import row_id
@@ -58,6 +59,9 @@ TEMPLATES = web.AppKey("templates", Templates)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
+# The longest ``?period=`` worth reading: "previous_quarter" is 16 characters. A longer value is refused
+# unread, and never echoed whole into the page (the URL may carry 8 KB of it).
+PERIOD_CHARS = 20
 WEEKDAYS = "一二三四五六日"
 
 SECURITY_HEADERS = {
@@ -363,3 +367,19 @@ ADMIN_NAME = web.RequestKey("admin_name", str)  # the logged-in admin's name, fo
 def admin_name(request: web.Request) -> str:
     """The name of the admin who made this request (set by the admin area's login middleware)."""
     return str(request[ADMIN_NAME])
+
+
+def period_param(text: str, now: datetime) -> Period:
+    """The period a page's ``?period=`` names (as ``remindbot report --period`` reads it, years
+    1970–2999 in China's zone); ``now`` resolves ``current_month`` and the like.
+
+    Raises ValueError with a Chinese reason that names the parameter, without a final 。 (the pages
+    add what they show instead); a value over :data:`PERIOD_CHARS` characters is not quoted back.
+    """
+    if len(text) > PERIOD_CHARS:
+        raise ValueError(f"链接参数 period（统计周期）过长：{len(text):,} 个字符，"
+                         "应写成 2026-11（月）、2026-Q4（季度）或 2026（年）")
+    try:
+        return period_bounds(text, now, DEFAULT_ZONE)
+    except ValueError as exc:
+        raise ValueError(f"链接参数 period：{exc}") from None

@@ -64,7 +64,7 @@ async def test_a_preview_of_a_day_fired_ahead_says_first_it_went_out_and_will_no
 
     out = await _preview_out(env, "--date", day)
     first, second = out.splitlines()[:2]
-    assert re.fullmatch(f"{AHEAD}，届时不再发送当天提醒；以下只是按现在的配置生成的预览。", first), out
+    assert re.fullmatch(f"{AHEAD}，届时不再发送当天提醒；以下只是预览，不会发送。", first), out
     assert second.startswith("每月学习日：") and "（当天提醒），共 " in second
 
     notices = _notices(day)
@@ -72,7 +72,7 @@ async def test_a_preview_of_a_day_fired_ahead_says_first_it_went_out_and_will_no
     for stage in notices:
         words = stage_words(stage)
         out = await _preview_out(env, "--date", day, "--stage", stage)
-        assert re.fullmatch(f"{AHEAD}，届时不再发送{words}；以下只是按现在的配置生成的预览。",
+        assert re.fullmatch(f"{AHEAD}，届时不再发送{words}；以下只是预览，不会发送。",
                             out.splitlines()[0]), out
 
     later = study_days(datetime.fromisoformat(day).replace(tzinfo=BJ) + timedelta(days=1),
@@ -139,6 +139,6 @@ async def test_the_note_names_each_stage_skipped_and_leaves_a_notice_already_due
     assert before is None
     assert notes == {
         "notice:3d": f"{said}；提前3天通知的时间（2026年12月1日（星期二）09:00）在此之前，不受影响。",
-        "notice:1d": f"{said}，届时不再发送提前1天通知；以下只是按现在的配置生成的预览。",
-        "due": f"{said}，届时不再发送当天提醒；以下只是按现在的配置生成的预览。",
+        "notice:1d": f"{said}，届时不再发送提前1天通知；以下只是预览，不会发送。",
+        "due": f"{said}，届时不再发送当天提醒；以下只是预览，不会发送。",
     }

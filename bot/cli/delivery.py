@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bot.cli.people import NoSuchPerson, person_named
-from bot.cli.schedule import ZONE, load_or_exit, read_fired_ahead, say_last_good
+from bot.cli.schedule import ZONE, load_or_exit, read_fired_ahead, refuse, say_last_good
 from bot.cli.values import DAY
 from bot.config import gcpause
 from bot.config.limits import MAX_YEAR
@@ -112,8 +112,13 @@ def preview(reminder_id: str, on: datetime | None, person: str | None, stage: st
     """打印某个提醒将要发送的内容：每个频道一份，按平台的请求体格式。"""
     # A province's preview builds 20,000 mentions and contexts and no cycles: without the collector's
     # passes over them (a tenth of the command's time), as for loading the schedules.
+    from bot.config.issues import ConfigError
+
     with gcpause.no_gc():
-        asyncio.run(_preview(reminder_id, on.date() if on else None, person, stage))
+        try:
+            asyncio.run(_preview(reminder_id, on.date() if on else None, person, stage))
+        except ConfigError as exc:  # errors and no last good schedules to preview instead: as every command
+            refuse(Settings(), exc.issues)
 
 
 async def _preview(reminder_id: str, on: date | None, person: str | None, stage: str) -> None:
@@ -187,7 +192,7 @@ async def ahead_note(settings: Settings, reminder: Reminder, f: Fire) -> str | N
                 "在此之前，不受影响。")
     # the day's stage, or a notice still to come: the service skips it (it names the stage, as ``status``
     # and ``upcoming`` name the whole occurrence)
-    return f"注意：这次提醒{said}，{unsent_text(f.stage)}；以下只是按现在的配置生成的预览。"
+    return f"注意：这次提醒{said}，{unsent_text(f.stage)}；以下只是预览，不会发送。"
 
 
 def _figures_unless_missing(runtime: Runtime) -> tuple[FiguresFor, list[str]]:

@@ -49,8 +49,11 @@ async def open_runtime(settings: Settings, *, database: bool = True) -> AsyncIte
 
         if not isinstance(exc, ConfigError):
             raise
+        from bot.config.yamlsource import shown_issue  # paths as validate prints them
+
         shown, more = bounded(exc.issues)
-        lines = [str(issue) for issue in shown] + ([more] if more else [])
+        lines = [str(shown_issue(issue, settings.schedules_dir, absolute=settings.schedules_dir_absolute))
+                 for issue in shown] + ([more] if more else [])
         raise CliError("\n".join([*lines, f"日程配置有 {len(exc.issues)} 处错误，请修改后再试。"])) from None
 
 

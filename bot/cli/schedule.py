@@ -48,7 +48,7 @@ def load_or_exit(s: Settings) -> Schedules:
     try:
         return load_for(s)
     except ConfigError as exc:
-        _refuse(s, exc.issues)
+        refuse(s, exc.issues)
 
 
 def start_or_exit(s: Settings) -> tuple[Schedules, list[ConfigIssue], Refused | None]:
@@ -60,7 +60,7 @@ def start_or_exit(s: Settings) -> tuple[Schedules, list[ConfigIssue], Refused | 
     errors = [i for i in issues if not i.warning]
     last = last_good_for(s)
     if last is None:
-        _refuse(s, errors)
+        refuse(s, errors)
     return last.schedules, last.warnings, Refused(errors, last)
 
 
@@ -69,7 +69,7 @@ def load_or_last_good_or_exit(s: Settings) -> Schedules:
     try:
         schedules, refused = load_or_last_good(s)
     except ConfigError as exc:
-        _refuse(s, exc.issues)
+        refuse(s, exc.issues)
     if refused is not None:
         say_last_good(refused)
     return schedules
@@ -80,7 +80,8 @@ def say_last_good(refused: Refused) -> None:
     click.echo(fallback_note(refused), err=True)
 
 
-def _refuse(s: Settings, errors: list[ConfigIssue]) -> NoReturn:
+def refuse(s: Settings, errors: list[ConfigIssue]) -> NoReturn:
+    """The schedules' errors on stderr, with paths as ``validate`` prints them, then exit 1."""
     from bot.config.yamlsource import shown_issue  # PyYAML: only to show a broken file's lines
 
     shown, more = bounded(errors)

@@ -38,3 +38,16 @@ def test_a_template_over_its_bound_is_refused_unread_naming_it(tmp_path: Path) -
     done = _validate(tmp_path)
     assert done.returncode == 1
     assert "模板文件 study_day.md.j2 过大（1.9 MB），超过上限 1 MB，未读取" in done.stdout + done.stderr
+
+
+def test_a_template_that_is_missing_or_a_pipe_is_named_in_the_configured_folder(tmp_path: Path) -> None:
+    templates = _copies(tmp_path)
+    os.mkfifo(templates / "study_day.md.j2.new")
+    (templates / "study_day.md.j2").unlink()
+    os.rename(templates / "study_day.md.j2.new", templates / "study_day.md.j2")
+    (templates / "theme_day.md.j2").unlink()
+    said = (done := _validate(tmp_path)).stdout + done.stderr
+    assert done.returncode == 1
+    assert f"模板文件 “{templates / 'study_day.md.j2'}” 不是普通文件（命名管道、设备或失效的链接），未读取" in said
+    assert f"找不到模板文件 “{templates / 'theme_day.md.j2'}”" in said
+    assert "message_templates/theme_day" not in said.replace(str(templates), "")

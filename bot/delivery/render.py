@@ -553,9 +553,16 @@ def sample_contexts(reminder_title: str) -> list[dict[str, Any]]:
     return [ctx | {"stage": stage} for stage in stages for ctx in (full, short, bare)]
 
 
+def _missing_words(path: Path) -> str:
+    """Why the template file at ``path`` (in the configured templates folder) cannot be used."""
+    if path.exists() or path.is_symlink():  # there, but a pipe, device or broken link: never opened
+        return f"模板文件 “{path}” 不是普通文件（命名管道、设备或失效的链接），未读取"
+    return f"找不到模板文件 “{path}”"
+
+
 def check_template(renderer: Renderer, name: str, title: str) -> TemplateProblem | None:
     if not renderer.exists(name):
-        return TemplateProblem(name, None, f"找不到模板文件 message_templates/{name}{SUFFIX}")
+        return TemplateProblem(name, None, _missing_words(renderer.folder / f"{name}{SUFFIX}"))
     for ctx in sample_contexts(title):
         try:
             renderer.render(name, ctx, title)

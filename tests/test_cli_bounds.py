@@ -173,3 +173,11 @@ def test_a_number_option_s_help_and_refusal_say_its_range_in_chinese(cli: Cli) -
     refused = run(cli, "upcoming", "--days", "0")
     assert refused.exit_code == 2, refused.output
     assert "错误：“--days” 的值无效：0 不在范围 1–3660 之内。" in refused.output, refused.output
+
+
+def test_a_report_period_is_refused_as_an_error_naming_the_option_and_a_long_one_is_not_echoed(
+        cli: Cli) -> None:  # noqa: F811
+    said = run(cli, "report", "--period", "9999-12").output
+    assert said.startswith("错误：--period：统计周期 “9999-12” 的年份应在 1970–2999 之间"), said
+    long = run(cli, "report", "--period", "x" * 7_000)
+    assert long.exit_code == 1 and "--period 过长：7,000 个字符" in long.output and "x" * 30 not in long.output

@@ -18,7 +18,16 @@ from bot.cli.output import write_output
 from bot.cli.runner import CliError, reading, run
 from bot.config.models import DEFAULT_TZ
 from bot.reporting.csvfile import excel_bytes
-from bot.reporting.figures import FORMATS, Period, format_rows, percent, period_bounds, totals, unit_figures
+from bot.reporting.figures import (
+    FORMATS,
+    PERIOD_CHARS,
+    Period,
+    format_rows,
+    percent,
+    period_bounds,
+    totals,
+    unit_figures,
+)
 from bot.runtime import Runtime
 from bot.scheduling.stagelines import lines_for
 from storage import reads
@@ -44,10 +53,12 @@ async def _report(runtime: Runtime, period_spec: str, fmt: str, reminders: tuple
 
         raise CliError("；".join([unknown_reminder(s.reminders, r) for r in unknown]
                                 + [unknown_unit(s.units, u) for u in strange]))
+    if len(period_spec) > PERIOD_CHARS:  # not quoted back whole (as the admin pages' ?period=)
+        raise CliError(_period_words(f"错误：--period 过长：{len(period_spec):,} 个字符"))
     try:
         period = period_bounds(period_spec, runtime.clock(), ZONE)
     except ValueError as exc:
-        raise CliError(_period_words(str(exc))) from None
+        raise CliError(_period_words(f"错误：--period：{exc}")) from None
     async with reading(runtime) as reader:
         return await _figures_text(runtime, reader, period_spec, period, fmt, reminders, units, by_parent)
 

@@ -111,6 +111,11 @@ def _quarter(year: int, q: int) -> tuple[date, date]:
     return start, end
 
 
+# The longest period worth reading: "previous_quarter" is 16 characters. A longer value (a page's
+# ``?period=``, ``report --period``) is refused unread, and never echoed whole (a URL may carry 8 KB of it).
+PERIOD_CHARS = 20
+
+
 def period_bounds(spec: str, now: datetime, zone: ZoneInfo = DEFAULT_ZONE) -> Period:
     """``"2026-11"``, ``"2026-Q4"``, ``"2026"`` or a ``ReportSpec.period`` name, relative to ``now``."""
     today = now.astimezone(zone).date() if now.tzinfo else now.date()

@@ -25,6 +25,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from bot.logs import minute
 from bot.metrics import WEB_ERRORS
 from bot.platforms.markup import mask_links
+from bot.reporting.figures import PERIOD_CHARS
 from bot.reporting.reports import Period, period_bounds
 from bot.runtime import Runtime
 from bot.sentences import sentence
@@ -59,9 +60,6 @@ TEMPLATES = web.AppKey("templates", Templates)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
-# The longest ``?period=`` worth reading: "previous_quarter" is 16 characters. A longer value is refused
-# unread, and never echoed whole into the page (the URL may carry 8 KB of it).
-PERIOD_CHARS = 20
 WEEKDAYS = "一二三四五六日"
 
 SECURITY_HEADERS = {

@@ -129,3 +129,11 @@ def test_an_admin_password_needs_12_characters(password: str, refused: bool) -> 
 ])
 def test_listening_everywhere_without_https_is_warned(host: str, base_url: str, warned: bool) -> None:
     assert (Settings(host=host, base_url=base_url).exposure_warning() is not None) == warned
+
+
+async def test_a_wrong_password_is_said_to_be_wrong_and_a_first_visit_only_asked_to_log_in(client: TestClient) -> None:
+    first = await (await client.get("/admin/")).text()
+    assert "请输入管理后台的用户名和密码。" in first and "不对" not in first
+    wrong = await client.get("/admin/", headers=basic(USER, "not-the-password"))
+    assert wrong.status == 401
+    assert "用户名或密码不对，请重新输入管理后台的用户名和密码。" in await wrong.text()

@@ -177,10 +177,12 @@ async def basic_auth(request: web.Request, handler: Handler) -> web.StreamRespon
     header = request.headers.get("Authorization", "")
     given = _basic_credentials(header)
     if given is None or not accounts.check(*given):
-        if header:  # a browser's first request carries no credentials: not a failed attempt
+        # A browser's first request carries no credentials: not a failed attempt, and nothing was wrong yet.
+        words = "请输入管理后台的用户名和密码。"
+        if header:
             throttle.failed(address, given[0] if given else "（无法解析）")
-        response = render(request, "message.html", status=401, title="需要登录",
-                          message="请输入管理后台的用户名和密码。", tone="error")
+            words = "用户名或密码不对，请重新输入管理后台的用户名和密码。"
+        response = render(request, "message.html", status=401, title="需要登录", message=words, tone="error")
         response.headers["WWW-Authenticate"] = REALM
         return response
     throttle.succeeded(address)

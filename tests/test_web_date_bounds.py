@@ -41,3 +41,13 @@ async def test_an_odd_period_for_a_download_is_a_short_chinese_400(
     page = await response.text()
     assert "链接参数 period" in page and "1" * 100 not in page
 
+
+
+@pytest.mark.parametrize("path", ["/admin/units", "/admin/units.csv", "/admin/units.png"])
+async def test_an_empty_period_field_means_this_month_as_no_field_does(client: TestClient, path: str) -> None:  # noqa: F811
+    empty = await client.get(path, params={"period": ""}, headers=AUTH)
+    assert empty.status == 200, await empty.text()
+    none = await client.get(path, headers=AUTH)
+    assert empty.content_type == none.content_type
+    if path == "/admin/units":
+        assert alert(await empty.text()) == alert(await none.text())

@@ -442,7 +442,8 @@ def _period(request: web.Request) -> tuple[Period, str | None]:
     """
     now = _now(request)
     try:
-        return period_param(request.query.get("period", "current_month"), now), None
+        # An empty form field (?period=) means this month, as no field does.
+        return period_param(request.query.get("period") or "current_month", now), None
     except ValueError as exc:
         return period_bounds("current_month", now, DEFAULT_ZONE), str(exc)
 

@@ -62,7 +62,7 @@ async def units_png(request: web.Request) -> web.Response:
     draw, and no phone could show it."""
     runtime = runtime_of(request)
     try:
-        period = period_param(request.query.get("period", "current_month"), runtime.clock())
+        period = period_param(request.query.get("period") or "current_month", runtime.clock())
     except ValueError as exc:
         return error_response(400, message=f"{exc}。")
     where: dict[str, Any] = {}

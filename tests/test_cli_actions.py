@@ -38,6 +38,7 @@ def test_excuse_by_name_takes_the_person_out_and_status_shows_it(cli: Cli) -> No
     result = cli.run(excuse, str(cli.study), "刘洋", "--by", "陈静", "--reason", "出差：赴省委党校学习")
     assert result.exit_code == 0, result.output
     assert "已登记：刘洋 免于确认" in result.output and "登记人 陈静" in result.output
+    assert result.output.rstrip().endswith("赴省委党校学习。")  # one sentence, ended
     assert audit(cli) == [("chen", "excuse", "liu", "出差：赴省委党校学习")]
     shown = cli.run(status, "study").output
     line = next(line for line in shown.splitlines() if "刘洋" in line)

@@ -18,6 +18,7 @@ from bot.cli.values import MESSAGE_NUMBER, RECORD_NUMBER
 from bot.confirming import actions
 from bot.confirming.actions import EXCUSE_KINDS, ActionRefused
 from bot.runtime import Runtime
+from bot.sentences import sentence
 
 
 async def _excuse(runtime: Runtime, occurrence_id: int, who: str, admin_id: str, kind: str | None,
@@ -32,7 +33,7 @@ async def _excuse(runtime: Runtime, occurrence_id: int, who: str, admin_id: str,
                                     reason=reason, now=runtime.clock())
     except ActionRefused as exc:
         raise CliError(str(exc)) from None
-    return f"{done.text}。登记人 {admin.name}，原因：{done.row.reason}"
+    return sentence(f"{done.text}。登记人 {admin.name}，原因：{done.row.reason}")
 
 
 @click.command()

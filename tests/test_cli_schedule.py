@@ -148,7 +148,7 @@ def test_validate_of_one_file_checks_its_whole_folder_and_says_so(
     result = runner.invoke(main, ["validate", "schedules/study.yaml"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == ("检查的是 study.yaml 所在文件夹 schedules/ 中的全部日程文件"
-                                             "（频道、人员等可以定义在其他文件中，服务也是整个文件夹一起读取）")
+                                             "（频道、人员等可以定义在其他文件中，服务也是整个文件夹一起读取）。")
     assert "未知的频道" not in result.output and "配置无误：" in result.output
     text = (folder / "channels.yaml").read_text(encoding="utf-8")
     (folder / "channels.yaml").write_text(text.replace("platform: wecom", "platfrom: wecom", 1), encoding="utf-8")

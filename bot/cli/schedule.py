@@ -128,7 +128,7 @@ def checked_folder_line(path: Path, folder: Path) -> str:
     shown = openable(folder)
     where = "所在的当前文件夹" if shown == "." else f"所在文件夹 {shown}{os.sep} "
     return (f"检查的是 {path.name} {where}中的全部日程文件"
-            "（频道、人员等可以定义在其他文件中，服务也是整个文件夹一起读取）")
+            "（频道、人员等可以定义在其他文件中，服务也是整个文件夹一起读取）。")
 
 
 @click.command()

@@ -35,7 +35,13 @@ _DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$pNNCtf9fXSYh1fFAHCoOmw$DlHh5BLN6cyNxD6Q
 
 
 class AdminConfigError(ValueError):
-    """REMINDBOT_ADMINS cannot be read; the message is Chinese and never holds a hash."""
+    """REMINDBOT_ADMINS cannot be read; the message is Chinese and never holds a hash. ``why``: what is
+    wrong with its value, without the variable's name (``settings_problem`` words the variable itself)."""
+
+    def __init__(self, why: str, *, among: bool = True) -> None:
+        # among: "REMINDBOT_ADMINS 中 …" (an entry of it); else "REMINDBOT_ADMINS 第 N 项…"
+        super().__init__(f"REMINDBOT_ADMINS {'中' if among else ''}{why}")
+        self.why = why
 
 
 def hash_password(password: str) -> str:
@@ -54,13 +60,13 @@ def parse_admins(text: str) -> dict[str, str]:
         name, sep, hashed = entry.partition(":")
         name = name.strip()
         if not sep or not NAME.fullmatch(name):
-            raise AdminConfigError(f"REMINDBOT_ADMINS 第 {number} 项应写成 名字:密码哈希"
-                                   "（名字不含空格、冒号、逗号；哈希用 remindbot admin hash-password 生成）")
+            raise AdminConfigError(f"第 {number} 项应写成 名字:密码哈希（名字不含空格、冒号、逗号；"
+                                   "哈希用 remindbot admin hash-password 生成）", among=False)
         if not hashed.strip().startswith("$argon2"):
-            raise AdminConfigError(f"REMINDBOT_ADMINS 中 {name} 的密码不是 argon2 哈希：请用 "
+            raise AdminConfigError(f" {name} 的密码不是 argon2 哈希：请用 "
                                    "remindbot admin hash-password 生成，切勿填写明文密码")
         if name in admins:
-            raise AdminConfigError(f"REMINDBOT_ADMINS 中管理员 {name} 出现了两次")
+            raise AdminConfigError(f"管理员 {name} 出现了两次")
         admins[name] = hashed.strip()
     return admins
 

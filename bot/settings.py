@@ -263,7 +263,7 @@ class Settings(BaseModel):
             parse_admins(self.admins.get_secret_value())
         except AdminConfigError as exc:
             # Worded as settings_problem words a bad variable; the message names the entry, never its hash.
-            why = str(exc).removeprefix("REMINDBOT_ADMINS").lstrip().removeprefix("中").lstrip()
+            why = exc.why.lstrip()
             return "\n".join((f"错误：{variable_problem(_variable('admins'), '（不显示：可能含密钥）', why)}",
                               FIX_VARIABLES))
         return None

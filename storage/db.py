@@ -51,7 +51,14 @@ class DatabaseMissing(DatabaseUnavailable):
     """A command that only reads or records was pointed at a SQLite file that does not exist, or at one
     without remindbot's tables (an empty file), or at a PostgreSQL database or schema without them (a
     mistyped name on a shared server): it makes neither the file nor the tables (they would hide a
-    mistyped path until the next command found nothing in it). Also a file that is not SQLite."""
+    mistyped path until the next command found nothing in it). Also a file that is not SQLite.
+
+    ``str()`` is the whole refusal; ``what`` its first clause, what was found (``数据库文件 “…” 不存在``),
+    for a command that goes on without the database (``preview``) and says so in its own words."""
+
+    def __init__(self, what: str, rest: str) -> None:
+        super().__init__(f"{what}，{rest}")
+        self.what = what
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -71,10 +78,10 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def missing_words(path: Path) -> str:
+def missing_file(path: Path) -> DatabaseMissing:
     """What an admin reads when a reading command finds no SQLite file at ``path``: which file, and how
     to make it (README: ``remindbot serve`` makes it at its first start, ``remindbot db upgrade`` too)."""
-    return f"数据库文件 “{path.resolve()}” 不存在，本命令只读取或记录，不新建数据库。{HOW_TO_MAKE}"
+    return DatabaseMissing(f"数据库文件 “{path.resolve()}” 不存在", f"本命令只读取或记录，不新建数据库。{HOW_TO_MAKE}")
 
 
 def is_not_sqlite(path: Path) -> bool:
@@ -89,10 +96,10 @@ def is_not_sqlite(path: Path) -> bool:
     return bool(start) and start != SQLITE_HEADER
 
 
-def not_sqlite_words(path: Path, ending: str) -> str:
+def not_sqlite(path: Path, ending: str) -> DatabaseMissing:
     """What an admin reads when ``path`` is not a SQLite file; ``ending``: what the command gave up."""
-    return (f"文件 “{path.resolve()}” 不是 SQLite 数据库（文件开头没有 SQLite 的标识），{ending}。"
-            "请检查 REMINDBOT_DATABASE_URL 是否指向了别的文件。")
+    return DatabaseMissing(f"文件 “{path.resolve()}” 不是 SQLite 数据库（文件开头没有 SQLite 的标识）",
+                           f"{ending}。请检查 REMINDBOT_DATABASE_URL 是否指向了别的文件。")
 
 
 def foreign_tables(path: Path) -> list[str] | None:
@@ -105,27 +112,26 @@ def foreign_tables(path: Path) -> list[str] | None:
             return []
     except OSError:
         return None  # gone meanwhile, or unreadable: the engine says why
-    ours = {migrate.VERSION_TABLE, *(table.name for table in Instance.metadata.tables.values())}
     try:
         with closing(sqlite3.connect(path)) as conn:
             names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     except sqlite3.Error:
         return None
-    return None if ours & set(names) else names
+    return None if migrate.is_ours(names) else names
 
 
-def foreign_words(path: Path, tables: list[str]) -> str:
+def foreign_file(path: Path, tables: list[str]) -> DatabaseMissing:
     """What an admin reads when a reading command finds a SQLite file without remindbot's tables."""
     why = "没有任何表" if not tables else "其中没有 remindbot 的表"
-    return (f"数据库文件 “{path.resolve()}” 不是 remindbot 的数据库（{why}），本命令只读取或记录，"
-            f"不在其中建表，未执行。{HOW_TO_MAKE}")
+    return DatabaseMissing(f"数据库文件 “{path.resolve()}” 不是 remindbot 的数据库（{why}）",
+                           f"本命令只读取或记录，不在其中建表，未执行。{HOW_TO_MAKE}")
 
 
 SERVER_HOW_TO_MAKE = ("请检查 REMINDBOT_DATABASE_URL 中的库名（及 REMINDBOT_DATABASE_SCHEMA）是否写对；"
                       "新安装时请先运行 remindbot serve（首次启动时建表）或 remindbot db upgrade 建表。")
 
 
-def server_foreign_words(where: str, schema: str | None, found: migrate.NotOurs, ending: str) -> str:
+def server_foreign(where: str, schema: str | None, found: migrate.NotOurs, ending: str) -> DatabaseMissing:
     """What an admin reads when a reading command finds a PostgreSQL database (``where``: its URL,
     password masked) or ``schema`` without remindbot's tables; ``ending``: what the command gave up."""
     place = f"数据库 {where} 的 schema “{schema}”" if schema else f"数据库 {where}"
@@ -136,19 +142,19 @@ def server_foreign_words(where: str, schema: str | None, found: migrate.NotOurs,
     else:
         shown = "、".join(f"“{name}”" for name in found.tables[:5]) + ("等" if len(found.tables) > 5 else "")
         why = f"只有别的表：{shown}"
-    return (f"{place} 中没有 remindbot 的表（{why}），本命令只读取或记录，不在其中建表，{ending}。"
-            f"{SERVER_HOW_TO_MAKE}")
+    return DatabaseMissing(f"{place} 中没有 remindbot 的表（{why}）",
+                           f"本命令只读取或记录，不在其中建表，{ending}。{SERVER_HOW_TO_MAKE}")
 
 
-def refusal(url: str, *, create: bool, ending: str) -> str | None:
+def refusal(url: str, *, create: bool, ending: str) -> DatabaseMissing | None:
     """Why a command must not open the SQLite database at ``url``, or None: a missing file (``create``
     false), or a file that is not SQLite (``ending``: what the command gives up)."""
     path = sqlite_file(url)
     if path is None:
         return None
     if not path.exists():
-        return None if create else missing_words(path)
-    return not_sqlite_words(path, ending) if path.is_file() and is_not_sqlite(path) else None
+        return None if create else missing_file(path)
+    return not_sqlite(path, ending) if path.is_file() and is_not_sqlite(path) else None
 
 
 class Database:
@@ -174,7 +180,7 @@ class Database:
                  serving: bool = False) -> None:
         self.ending = "放弃启动" if serving else "未执行"
         if (refused := refusal(url, create=create, ending=self.ending)) is not None:
-            raise DatabaseMissing(refused)
+            raise refused
         self.create = create
         self.file = sqlite_file(url)
         url = async_url(url)
@@ -215,12 +221,12 @@ class Database:
         WAL pragma would write its header into an empty one).
         """
         if not self.create and self.file is not None and (tables := foreign_tables(self.file)) is not None:
-            raise DatabaseMissing(foreign_words(self.file, tables))
+            raise foreign_file(self.file, tables)
         await self.wait_reachable(wait_seconds)
         try:
             return await migrate.upgrade(self.engine, self.schema, create=self.create)
         except migrate.NotOurs as found:
-            raise DatabaseMissing(server_foreign_words(self.where, self.schema, found, self.ending)) from None
+            raise server_foreign(self.where, self.schema, found, self.ending) from None
         except (OSError, TimeoutError, DBAPIError, RuntimeError) as exc:
             raise DatabaseUnavailable(f"数据库 {self.where} 无法使用：{self._reason(exc)}") from None
 

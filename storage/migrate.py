@@ -20,6 +20,7 @@ import alone is a tenth of a second, and SQLite's batch mode copies tables at ea
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -252,9 +253,13 @@ def _foreign_sync(conn: Connection, schema: str | None) -> NotOurs | None:
         if exists is None:
             return NotOurs([], schema_exists=False)
     names = inspect(conn).get_table_names(schema=schema)
-    if VERSION_TABLE in names or set(names) & set(SQLModel.metadata.tables):
-        return None
-    return NotOurs(sorted(names))
+    return None if is_ours(names) else NotOurs(sorted(names))
+
+
+def is_ours(tables: Iterable[str]) -> bool:
+    """Whether a database holding ``tables`` is remindbot's (of any revision): the version table or
+    any of storage/models.py's is there."""
+    return not {VERSION_TABLE, *SQLModel.metadata.tables}.isdisjoint(tables)
 
 
 async def _abandon(conn: AsyncConnection) -> None:

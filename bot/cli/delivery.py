@@ -210,7 +210,7 @@ def _figures_unless_missing(runtime: Runtime) -> tuple[FiguresFor, list[str]]:
         try:
             return await asked(reminder, person, at)
         except DatabaseMissing as exc:
-            missing.append(f"{str(exc).split('，', 1)[0]}，")
+            missing.append(f"{exc.what}，")
             return None
 
     return figures, missing

@@ -118,22 +118,22 @@ def _unsent_message(reminder: Reminder, now: datetime, calendar: CalendarSource)
     once = reminder.when.once
     assert once is not None
     today = now.date()
-    if not _needs_calendar(reminder, today):
-        if once != today:
-            return past_message(once, today) if once < today else None
-        from bot.scheduling.timing import once_written  # today, kept there by its rule: its time decides
+    if _needs_calendar(reminder, today):
+        from bot.scheduling.timing import once_due
+
+        cal = calendar()
+        due = once_due(reminder, cal)
+        assert due is not None
+        if due.skipped:
+            listed = cal.listed_holiday(once)
+            return past_message(once, today) if once < today else skip_message(once, due, listed=listed)
+        fires_at = due.due_at.astimezone(reminder.zone)
+    else:
+        from bot.scheduling.timing import once_written  # the rule cannot change the answer: as written
 
         written = once_written(reminder)
         assert written is not None
-        return passed_today_message(once, written, now) if written <= now else None
-    from bot.scheduling.timing import once_due
-
-    cal = calendar()
-    due = once_due(reminder, cal)
-    assert due is not None
-    if due.skipped:
-        return past_message(once, today) if once < today else skip_message(once, due, listed=cal.listed_holiday(once))
-    fires_at = due.due_at.astimezone(reminder.zone)
+        fires_at = written
     if fires_at.date() == today:
         return passed_today_message(once, fires_at, now) if fires_at <= now else None
     return past_message(once, today, fires_at.date()) if fires_at.date() < today else None

@@ -31,6 +31,7 @@ from bot.config.yamlsource import (
     ConfigIssue,
     YamlDoc,
     dotted,
+    file_label,
     key_location,
     locate_path_in,
     read_yaml,
@@ -39,7 +40,6 @@ from bot.config.yamlsource import (
     schedule_files,
     within_entries,
 )
-from bot.config.yamlsource import _label as file_label
 from bot.platforms.registry import AppConfig, ChannelConfig
 
 if TYPE_CHECKING:

@@ -131,7 +131,9 @@ def timed_out(folder: Path, file: Path | None, timeout: float, limits: Limits) -
     raise_it = "（检查时限可用 REMINDBOT_RELOAD_TIMEOUT_SECONDS 调整）"
     if file is None or (file == folder and not folder.is_file()):
         return ConfigIssue(_label(folder), 1, 1, "", f"检查日程配置超过 {timeout:g} 秒仍未完成，已放弃{raise_it}")
-    label = _file_label(file, folder)
+    from bot.config.yamlsource import file_label  # PyYAML: only once a check has timed out
+
+    label = file_label(file, folder)  # as other issues name it (schedules/people.yaml)
     try:
         size = file.stat().st_size
     except OSError:  # removed meanwhile
@@ -147,13 +149,6 @@ def timed_out(folder: Path, file: Path | None, timeout: float, limits: Limits) -
     shown = f"（文件 {megabytes(size)}，未接近上限 {megabytes(bound)}）" if size is not None else ""
     return ConfigIssue(label, 1, 1, "", f"{said}{shown}：请检查其中是否有异常的内容，"
                        f"如极长的一行、大量未成对的括号或引号，可运行 remindbot validate 查看{raise_it}")
-
-
-def _file_label(file: Path, folder: Path) -> str:
-    """The file as other issues name it (``schedules/people.yaml``)."""
-    from bot.config.yamlsource import _label as file_label
-
-    return file_label(file, folder)
 
 
 def _label(path: Path) -> str:

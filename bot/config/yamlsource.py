@@ -348,7 +348,7 @@ def shown_issues(issues: Sequence[ConfigIssue], base: Path, *, absolute: bool = 
     return [shown_issue(issue, base, absolute=absolute) for issue in issues]
 
 
-def _label(path: Path, base: Path) -> str:
+def file_label(path: Path, base: Path) -> str:
     """``path`` (``base`` or a file listed under it) as issues name it: relative to the folder's parent
     (``schedules/people.yaml``). A symlink is named as it sits in the folder, not by its target: that is
     the name the admin sees there (the target may be elsewhere, or another file of the folder)."""

@@ -74,7 +74,6 @@ class StageLine:
             return f"{head}：这次提醒{self.ahead}，此项未再发送"
         return f"{head}：晚 {lateness_text(r.lateness_seconds)} 补发"
 
-
     @property
     def ahead(self) -> str:
         """A skipped stage's occurrence fired ahead, in :func:`bot.scheduling.datewords.ahead_text`'s words:
